@@ -1,0 +1,1 @@
+//! System calls, one safe function per call.

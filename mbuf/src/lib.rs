@@ -1,0 +1,1 @@
+//! Ferroplane mbuf (filled by its issue).

@@ -1,0 +1,1 @@
+//! Ferroplane mempool (filled by its issue).

@@ -1,0 +1,1 @@
+//! Ferroplane nvme (filled by its issue).

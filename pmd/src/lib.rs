@@ -1,0 +1,1 @@
+//! Ferroplane pmd (filled by its issue).

@@ -1,0 +1,1 @@
+//! Ferroplane ring (filled by its issue).
