@@ -48,6 +48,12 @@ pub enum Error {
     /// Another live process already holds this file prefix as primary.
     #[error("failed to become primary for file prefix '{prefix}': process {pid} holds {path}")]
     PrefixInUse { prefix: String, pid: i32, path: PathBuf },
+    /// A feature that a later issue delivers (e.g. `--proc-type secondary`).
+    #[error("failed to {what}: not supported yet")]
+    Unsupported { what: String },
+    /// An operation needs exclusive ownership but other handles are alive.
+    #[error("failed to {what}: {count} other handle(s) still alive")]
+    InUse { what: &'static str, count: usize },
 
     // ---- memzones and heap (memzone.rs, heap.rs) ----
     /// Name empty or longer than the limit.
@@ -85,6 +91,13 @@ pub enum Error {
     /// The job on a worker panicked; the process goes on.
     #[error("lcore {lcore} job panicked: {msg}")]
     LcorePanicked { lcore: u32, msg: String },
+    /// A worker thread could not be bound to its cpu (cpu offline, outside the allowed
+    /// cpuset, or the affinity call failed).
+    #[error("failed to pin lcore {lcore} to cpu {cpu}: {why}")]
+    LcorePin { lcore: u32, cpu: u32, why: String },
+    /// A file under /sys/devices/system/{cpu,node} did not parse.
+    #[error("failed to parse CPU topology file {path}: {why}")]
+    TopologyParse { path: PathBuf, why: String },
 
     // ---- PCI (pci.rs) ----
     /// A sysfs attribute of a PCI device did not parse.

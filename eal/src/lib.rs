@@ -1,12 +1,60 @@
-//! Ferroplane's environment abstraction layer (EAL).
+//! Ferroplane's environment abstraction layer (EAL): the process-level services every
+//! other crate builds on: hugepage memory with known IOVAs, named memzones, a heap,
+//! lcores (pinned worker threads), PCI discovery, and the files that let processes share
+//! all of it.
 //!
-//! (Module docs with the contracts are filled in as the modules land.)
+//! # Starting and stopping
+//!
+//! [`Eal::init`] (DPDK-style arguments) or [`Eal::init_with`] (parsed [`args::EalArgs`])
+//! runs, in order: argument parsing → runtime directory + primary lock → memory → shared
+//! config → lcores → PCI scan. Any failure unwinds every earlier step: no hugepage files,
+//! no shm file, no runtime directory are left behind. [`Eal`] is a cheap `Clone` handle
+//! (`Arc` inside) and is `Send + Sync`; when the last handle drops (or on
+//! [`Eal::cleanup`]) workers are joined, memory is unmapped, its files unlinked, and the
+//! runtime directory removed. Several `Eal`s with different `--file-prefix` may live in
+//! one process (tests do this); a second primary with the same prefix, in this process or
+//! another, is refused with [`Error::PrefixInUse`]. The leftovers of a primary that died
+//! (SIGKILL) are reclaimed by the next primary with the same prefix.
+//!
+//! # Threads
+//!
+//! - Every `&self` method of [`Eal`] may be called from any thread: the main lcore,
+//!   a worker job, or a thread the EAL does not know.
+//! - Memzone and heap calls take a process-shared spinlock in the shared config (see
+//!   [`config`]); they are **control path**: use them at set-up, not per packet. They
+//!   never block on I/O, but may spin while another thread or process holds the lock.
+//! - Lcore semantics (launch, wait, job panics) are in [`lcore`].
+//! - [`Memzone`] handles are plain `Copy` snapshots. The memory behind a memzone or a
+//!   heap allocation is raw shared memory: the EAL never hands out `&`/`&mut` to it, and
+//!   synchronising access to its contents is the caller's job.
+//!
+//! # What lives in shared memory
+//!
+//! - EAL memory itself (hugepage files, or one `/dev/shm` file with `--no-huge`), mapped
+//!   `MAP_SHARED` at one contiguous virtual range whose base is recorded, so another
+//!   process can map it at the same address. Heap block headers live inline in it and use
+//!   offsets, not pointers ([`heap`]).
+//! - The shared config `<runtime dir>/config` ([`config`]): `#[repr(C)]`, magic and
+//!   version, memseg lists and the files behind them, the memzone table, heap headers,
+//!   the lock. Its only addresses are EAL virtual addresses.
+//!
+//! Lcores, PCI scan results and everything else are per process. Attaching a secondary
+//! process (`--proc-type secondary`) is designed for but not implemented yet: it is
+//! refused with [`Error::Unsupported`].
+//!
+//! # Memory model
+//!
+//! See [`memory`] for how memory is reserved and mapped and how IOVAs are found (VA mode
+//! by default; PA with `--iova-mode pa`), [`hugepage`] for discovery and the
+//! `ferroplane-hugepages` tool, [`runtime`] for the directories and locks.
 
 pub mod addr;
 pub mod args;
+pub mod config;
 pub mod error;
 pub mod heap;
 pub mod hugepage;
+pub mod init;
 pub mod lcore;
 pub mod log;
 pub mod memory;
@@ -18,3 +66,39 @@ pub mod timer;
 
 pub use addr::{Iova, VirtAddr};
 pub use error::{Error, Result};
+pub use heap::HeapStats;
+pub use init::{Eal, EalOptions};
+pub use memory::Memseg;
+pub use memzone::{Memzone, MemzoneFlags};
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A temporary directory removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "fp-unit-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("create temp dir");
+            TempDir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

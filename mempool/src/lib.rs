@@ -1,1 +1,94 @@
-//! Ferroplane mempool (filled by its issue).
+//! Ferroplane mempool: named pools of fixed-size objects in EAL shared memory, with
+//! per-lcore caches and pluggable backends, in the class of DPDK's `rte_mempool`.
+//!
+//! # What lives in shared memory
+//!
+//! * Memzone `MP_<name>`: the pool header ([`#[repr(C)]`], magic + layout version, no
+//!   pointers: every address in it is an EAL virtual address, identical in every process
+//!   of the EAL group). It records sizes, flags, the backend's name and the address of
+//!   its state, the memory chunks, a private area for the pool's user (at most
+//!   [`PRIVATE_MAX`] bytes), per-lcore statistics and, if the pool has a cache, one
+//!   [`CacheShared`] per lcore id (`MAX_LCORE` of them).
+//! * Memzones `MP_<name>_<k>`: the objects, one or more chunks. Each object slot is a
+//!   header ([`ObjHeader`]: pool address, IOVA of the object; in debug builds a cookie
+//!   that says "free" or "in use"), the object, and a trailer (debug builds: a cookie that
+//!   catches overruns). Objects are cache-line aligned unless
+//!   [`PoolFlags::NO_CACHE_ALIGN`], and the stride between them is padded so object
+//!   starts rotate over the memory channels unless [`PoolFlags::NO_SPREAD`] (see
+//!   [`layout::spread_size`] for the reasoning, after DPDK).
+//! * Memzone `MPB_<name>`: the backend's state ([`ops`]: a ring by default, or a stack).
+//!
+//! A debug build and a release build lay objects out differently; each refuses the
+//! other's pools on lookup.
+//!
+//! # Who may call what
+//!
+//! * Create, lookup and free from any thread. A process must create or look up a pool
+//!   before it handles the pool's objects (the handle attaches the backend in this
+//!   process; [`Pool::from_addr`] finds it from an object's header).
+//! * [`Mempool`] is a cheap handle (`Clone`, `Send`, `Sync`) that derefs to [`Pool`];
+//!   every get/put method takes `&self`.
+//! * Gets and puts on an EAL lcore thread (`eal::lcore::lcore_id()` is `Some`) go through
+//!   that lcore's cache in the pool header. **Contract**: one thread per lcore id across
+//!   all processes using the pool (the EAL gives every process distinct lcores), and the
+//!   lcore ids are those of the EAL the pool was created or looked up in — a thread that is
+//!   an lcore of a *second* EAL instance in the same process must not use the pool with
+//!   the same id as a thread of the first.
+//! * Threads that are not EAL lcores go straight to the backend, or through a
+//!   [`MempoolCache`] they own ([`Mempool::cache_create`], used through `&mut`).
+//! * Put is `unsafe`: the pool cannot verify in release builds that an address is one of
+//!   its objects and not already free. Debug builds check both (object inside the pool's
+//!   chunks with the right stride, header naming this pool, cookie saying "in use",
+//!   trailer cookie intact) and refuse the whole bulk with [`Error::ForeignObject`],
+//!   [`Error::DoubleFree`] or [`Error::Corrupted`].
+//! * Bulk operations are all or nothing.
+//! * Pools on a single-thread backend (`ring_sp_sc`) are created and looked up with the
+//!   `unsafe` `*_unchecked` constructors: the caller promises one thread at a time.
+//! * [`Mempool::free`] refuses while objects are out or other handles exist in this
+//!   process; other processes must have stopped using the pool (they cannot be counted).
+//!
+//! # Cache policy
+//!
+//! See [`cache`]: flush threshold 1.5 x size (DPDK's), refill to half, flush the coldest
+//! objects down to half. Objects sitting in other lcores' caches are not reachable by a
+//! get on this lcore: a get can fail while [`Pool::avail_count`] is non-zero, as in DPDK.
+//!
+//! # Preemption
+//!
+//! Nothing here blocks in the kernel, but the default backend is a multi-producer/
+//! multi-consumer ring and the stack backend holds a spinlock: a thread preempted in the
+//! middle of a backend operation makes others spin until it runs again. Run lcores on
+//! dedicated cpus. The per-lcore cache is not reentrant: do not use a pool from a signal
+//! handler that interrupted a get or put on the same lcore.
+//!
+//! # Statistics
+//!
+//! Counted always (a few plain stores per call into lines the lcore owns), readable at
+//! any time from any process: [`Pool::stats`], [`Pool::lcore_stats`], [`Pool::dump`].
+
+pub mod cache;
+mod error;
+pub mod layout;
+pub mod ops;
+mod pool;
+pub mod stack;
+mod stats;
+
+pub use cache::{CacheShared, CACHE_MAX_SIZE};
+pub use error::{Error, Result};
+pub use layout::{ObjHeader, ObjSize};
+pub use ops::{register_ops, MempoolOps, OpsConfig, OpsHandle};
+pub use pool::{header_mz_name, Mempool, MempoolCache, Pool, PoolConfig, DEFAULT_CHANNELS, LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX};
+pub use stats::MempoolStats;
+
+bitflags::bitflags! {
+    /// Flags given at creation, with DPDK's bit values (`RTE_MEMPOOL_F_*`,
+    /// lib/mempool/rte_mempool.h v22.11).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct PoolFlags: u32 {
+        /// Do not pad objects to spread their starts over memory channels.
+        const NO_SPREAD = 0x0001;
+        /// Do not align objects to cache lines (8 bytes only); implies `NO_SPREAD`.
+        const NO_CACHE_ALIGN = 0x0002;
+    }
+}

@@ -1,1 +1,101 @@
-fn main() {}
+//! `eal-info`: initialise the EAL and print what it found: memory (memseg lists, IOVA
+//! mode), lcores and their CPUs/NUMA nodes, PCI devices, the heap and memzones.
+//!
+//! Runs anywhere: with no arguments and no usable hugepages (or no root) it falls back to
+//! `--no-huge` with a one-line notice. EAL arguments come first, as in DPDK.
+
+use std::process::ExitCode;
+
+use eal::{Eal, Error};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let explicit_mem = argv.iter().any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
+    let eal = match Eal::init(&argv) {
+        Ok((eal, _rest)) => eal,
+        Err(Error::HelpRequested) => {
+            println!("usage: eal-info [EAL options]\n\n{}", eal::args::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(Error::NoHugepages { why }) if !explicit_mem => {
+            eprintln!("eal-info: no usable hugepages ({why}); falling back to --no-huge");
+            let mut retry = argv.clone();
+            retry.insert(1, "--no-huge".into());
+            match Eal::init(&retry) {
+                Ok((eal, _)) => eal,
+                Err(e) => return fail(&e),
+            }
+        }
+        Err(e) => return fail(&e),
+    };
+    match print_info(&eal) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eal-info: failed to write report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    eprintln!("eal-info: {e}");
+    ExitCode::from(2)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn print_info(eal: &Eal) -> std::io::Result<()> {
+    use std::io::Write;
+    let out = std::io::stdout();
+    let mut w = out.lock();
+    writeln!(w, "== EAL")?;
+    writeln!(w, "file prefix    {}", eal.file_prefix())?;
+    writeln!(w, "runtime dir    {}", eal.runtime_dir().display())?;
+    writeln!(w, "memory         {} at {} ({})", human(eal.memory_len()), eal.base_virtaddr(),
+        if eal.no_huge() { "--no-huge: shared memory, no device DMA" } else { "hugepages" })?;
+    writeln!(w, "IOVA mode      {:?}, DMA capable: {}", eal.iova_mode(), eal.dma_capable())?;
+    writeln!(w, "TSC            {:.1} MHz", eal::timer::tsc_hz() as f64 / 1e6)?;
+
+    writeln!(w, "\n== memseg lists")?;
+    for (i, l) in eal.memseg_lists().iter().enumerate() {
+        writeln!(w, "list {i}: socket {} base {} len {} page {} segs {}", l.socket, l.base, human(l.len),
+            human(l.page_size), l.segs.len())?;
+    }
+    let segs = eal.memsegs();
+    for s in segs.iter().take(4) {
+        writeln!(w, "  seg va {} iova {} len {} socket {}", s.virt, s.iova, human(s.len), s.socket)?;
+    }
+    if segs.len() > 4 {
+        writeln!(w, "  ... {} more", segs.len() - 4)?;
+    }
+
+    writeln!(w, "\n== lcores ({}), main {}", eal.lcore_count(), eal.main_lcore())?;
+    for l in eal.lcore_ids() {
+        let role = if l == eal.main_lcore() { "main" } else { "worker" };
+        writeln!(w, "lcore {l:3}  {role:6}  socket {}", eal.lcore_socket(l).unwrap_or(0))?;
+    }
+
+    writeln!(w, "\n== PCI devices ({})", eal.pci_devices().len())?;
+    for d in eal.pci_devices() {
+        writeln!(w, "{}  {}  {:<14} numa {:>2}  driver {:<12} iommu group {}",
+            d.addr, d.id_string(), d.class_name(),
+            d.numa_node.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+            d.driver.as_deref().unwrap_or("-"),
+            d.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "-".into()))?;
+    }
+
+    writeln!(w, "\n== heap")?;
+    eal.heap_dump(&mut w)?;
+    writeln!(w, "\n== memzones ({})", eal.memzone_count())?;
+    eal.memzone_dump(&mut w)?;
+    Ok(())
+}

@@ -1,1 +1,4 @@
 //! System calls, one safe function per call.
+
+pub mod cpu;
+pub mod mem;

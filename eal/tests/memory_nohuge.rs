@@ -1,0 +1,268 @@
+//! `--no-huge` initialisation, clean-up, init failure unwinding, primary exclusion and
+//! reclaiming a SIGKILLed primary's leftovers. Each test uses its own `--file-prefix`, so
+//! they run in parallel.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use eal::args::{EalArgs, IovaMode, ProcType};
+use eal::{Eal, EalOptions, Error, Iova, VirtAddr};
+
+fn argv(v: &[&str]) -> Vec<String> {
+    std::iter::once("test").chain(v.iter().copied()).map(String::from).collect()
+}
+
+fn prefix(tag: &str) -> String {
+    format!("t-{tag}-{}", std::process::id())
+}
+
+fn shm_files(prefix: &str) -> Vec<PathBuf> {
+    let pat = format!("ferroplane-{prefix}-");
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&pat))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn runtime_dir_of(prefix: &str) -> Vec<PathBuf> {
+    eal::runtime::default_roots().into_iter().map(|r| r.join(prefix)).filter(|p| p.exists()).collect()
+}
+
+#[test]
+fn nohuge_init_and_clean_drop() {
+    let p = prefix("basic");
+    let (e, rest) = Eal::init(&argv(&["--no-huge", "-m", "16", "--no-pci", "--file-prefix", &p, "--", "app", "-x"])).unwrap();
+    assert_eq!(rest, vec!["app".to_string(), "-x".to_string()]);
+    assert!(e.no_huge());
+    assert!(!e.dma_capable());
+    assert_eq!(e.iova_mode(), IovaMode::Va);
+    assert_eq!(e.file_prefix(), p);
+    assert!(e.pci_devices().is_empty());
+    assert_eq!(e.memory_len(), 16 << 20);
+    // One contiguous area of 2 MiB memsegs, IOVA = VA.
+    let segs = e.memsegs();
+    assert_eq!(segs.len(), 8);
+    for (i, s) in segs.iter().enumerate() {
+        assert_eq!(s.virt, e.base_virtaddr().add(i as u64 * (2 << 20)));
+        assert_eq!(s.iova, Iova(s.virt.0));
+        assert_eq!(s.page_size, 4096);
+    }
+    assert_eq!(e.virt2iova(e.base_virtaddr().add(12345)), Some(Iova(e.base_virtaddr().0 + 12345)));
+    assert_eq!(e.virt2iova(VirtAddr(8)), None);
+    // Files exist while alive.
+    let files = shm_files(&p);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().contains(&std::process::id().to_string()));
+    let dir = e.runtime_dir().to_path_buf();
+    assert!(e.config_path().exists());
+    assert_eq!(std::fs::metadata(&dir).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o700);
+    // Lcores came up.
+    assert!(e.lcore_count() >= 1);
+    assert_eq!(e.lcore_ids()[0], e.main_lcore());
+    let e2 = e.clone();
+    drop(e);
+    assert!(dir.exists(), "a clone keeps everything alive");
+    drop(e2);
+    assert!(!dir.exists(), "runtime dir removed");
+    assert!(shm_files(&p).is_empty(), "shm file removed");
+}
+
+#[test]
+fn cleanup_reports_other_handles_then_succeeds() {
+    let p = prefix("cleanup");
+    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    let e2 = e.clone();
+    match e.cleanup() {
+        Err(Error::InUse { count: 1, .. }) => {}
+        r => panic!("expected InUse, got {r:?}"),
+    }
+    let dir = e2.runtime_dir().to_path_buf();
+    assert!(dir.exists(), "a refused cleanup changes nothing");
+    e2.cleanup().unwrap();
+    assert!(!dir.exists());
+    assert!(shm_files(&p).is_empty());
+}
+
+#[test]
+fn workers_run_jobs_with_eal_memory() {
+    let p = prefix("launch");
+    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    for w in e.worker_lcores() {
+        let e2 = e.clone();
+        e.remote_launch(w, move || {
+            let z = e2.zmalloc(100, 0).unwrap();
+            // SAFETY: fresh 100-byte allocation.
+            let ok = unsafe { std::slice::from_raw_parts(z.as_ptr(), 100) }.iter().all(|&b| b == 0);
+            // SAFETY: allocated above, not used afterwards.
+            unsafe { e2.free(z.as_ptr()).unwrap() };
+            if ok {
+                7
+            } else {
+                -1
+            }
+        })
+        .unwrap();
+    }
+    for (l, r) in e.mp_wait_lcore() {
+        assert_eq!(r.unwrap(), 7, "lcore {l}");
+    }
+    if let Some(&w) = e.worker_lcores().first() {
+        assert_eq!(e.lcore_socket(w).unwrap(), e.lcore_socket(e.main_lcore()).unwrap());
+    }
+}
+
+#[test]
+fn secondary_is_refused_clearly() {
+    let p = prefix("secondary");
+    let args = EalArgs { no_huge: true, no_pci: true, file_prefix: p.clone(), proc_type: ProcType::Secondary, ..EalArgs::default() };
+    let err = Eal::init_with(args).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("secondary"));
+    assert!(runtime_dir_of(&p).is_empty());
+}
+
+#[test]
+fn second_primary_same_prefix_refused_in_process() {
+    let p = prefix("twice");
+    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    let err = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap_err();
+    match &err {
+        Error::PrefixInUse { prefix, pid, .. } => {
+            assert_eq!(prefix, &p);
+            assert_eq!(*pid, std::process::id() as i32);
+        }
+        other => panic!("expected PrefixInUse, got {other}"),
+    }
+    // The refused attempt must not have disturbed the live one.
+    assert!(e.config_path().exists());
+    assert_eq!(shm_files(&p).len(), 1);
+    let z = e.memzone_reserve("still-works", 64, None, Default::default()).unwrap();
+    assert_eq!(e.memzone_lookup("still-works"), Some(z));
+    // Auto mode would attach as secondary: not supported yet, and says so.
+    let auto = EalArgs { no_huge: true, no_pci: true, file_prefix: p.clone(), proc_type: ProcType::Auto, ..EalArgs::default() };
+    assert!(matches!(Eal::init_with(auto), Err(Error::Unsupported { .. })));
+    drop(e);
+    // Free again after the first one is gone.
+    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    drop(e);
+    assert!(runtime_dir_of(&p).is_empty());
+}
+
+#[test]
+fn init_failure_in_memory_leaves_nothing() {
+    let p = prefix("nomem");
+    // /dev/shm cannot hold 1 PiB: fails in the memory step, after the runtime dir exists.
+    let err = Eal::init(&argv(&["--no-huge", "-m", &(1u64 << 30).to_string(), "--no-pci", "--file-prefix", &p])).unwrap_err();
+    assert!(matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }), "{err}");
+    assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
+    assert!(shm_files(&p).is_empty(), "shm file left behind");
+}
+
+#[test]
+fn init_failure_without_hugepages_names_the_fix() {
+    // A fake /proc with no hugetlbfs mount: the hugepage path must refuse with the fix.
+    let tmp = std::env::temp_dir().join(format!("fp-nohp-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("proc")).unwrap();
+    std::fs::write(tmp.join("proc/mounts"), "proc /proc proc rw 0 0\n").unwrap();
+    let p = prefix("nohp");
+    let mut opts = EalOptions::default();
+    opts.roots.proc = tmp.join("proc");
+    let args = EalArgs { no_pci: true, file_prefix: p.clone(), ..EalArgs::default() };
+    let err = Eal::init_with_options(args, opts).unwrap_err();
+    assert!(matches!(err, Error::NoHugepages { .. }), "{err}");
+    assert!(err.to_string().contains("ferroplane-hugepages --setup 256M"), "{err}");
+    assert!(runtime_dir_of(&p).is_empty());
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// Fake sysfs whose topology claims cpu 63 is online: arguments validate, memory and the
+/// shared config are set up, then pinning a worker to cpu 63 fails. Everything made before
+/// must be gone.
+#[test]
+fn init_failure_after_memory_unwinds_everything() {
+    let tmp = std::env::temp_dir().join(format!("fp-badcpu-{}", std::process::id()));
+    let cpu = tmp.join("sys/devices/system/cpu");
+    std::fs::create_dir_all(&cpu).unwrap();
+    std::fs::write(cpu.join("online"), "0,63\n").unwrap();
+    let p = prefix("unwind");
+    let mut opts = EalOptions::default();
+    opts.roots.sys = tmp.join("sys");
+    let args = EalArgs { no_huge: true, no_pci: true, mem_mb: Some(4), file_prefix: p.clone(), ..EalArgs::default() };
+    let args = EalArgs { lcores: vec![(0, 0), (1, 63)], ..args };
+    let r = Eal::init_with_options(args, opts);
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let err = r.unwrap_err();
+    assert!(matches!(err, Error::LcorePin { .. } | Error::Os { .. }), "unexpected error {err}");
+    assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
+    assert!(shm_files(&p).is_empty(), "shm file left behind");
+}
+
+/// Helper process for `stale_primary_is_reclaimed` (run only by that test).
+#[test]
+#[ignore = "helper process for stale_primary_is_reclaimed"]
+fn child_hold_prefix() {
+    let Ok(p) = std::env::var("FP_CHILD_PREFIX") else {
+        println!("child_hold_prefix: not started by stale_primary_is_reclaimed, nothing to do");
+        return;
+    };
+    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "-l", "0", "--file-prefix", &p])).unwrap();
+    println!("READY {}", e.runtime_dir().display());
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn stale_primary_is_reclaimed() {
+    let p = prefix("stale");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_hold_prefix", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("FP_CHILD_PREFIX", &p)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut dir = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(d) = line.trim().strip_prefix("READY ") {
+            dir = Some(PathBuf::from(d));
+            break;
+        }
+        line.clear();
+    }
+    let Some(dir) = dir else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("child never became ready");
+    };
+    let child_pid = child.id();
+
+    // A live primary in another process: refused, naming its pid.
+    match Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])) {
+        Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, child_pid),
+        other => {
+            let _ = child.kill();
+            panic!("expected PrefixInUse, got {other:?}");
+        }
+    }
+
+    // SIGKILL: no clean-up runs in the child.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.join("config").exists(), "the dead child's config is left behind");
+    let stale_shm = Path::new("/dev/shm").join(format!("ferroplane-{p}-{child_pid}.mem"));
+    assert!(stale_shm.exists(), "the dead child's memory file is left behind");
+
+    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    assert!(!stale_shm.exists(), "stale memory file reclaimed");
+    assert_eq!(shm_files(&p).len(), 1, "only our own file remains");
+    assert_eq!(e.runtime_dir(), dir);
+    drop(e);
+    assert!(!dir.exists());
+    assert!(shm_files(&p).is_empty());
+}

@@ -1,0 +1,372 @@
+//! Pluggable backends ("mempool ops") that hold the free objects, and the process-local
+//! table that finds them by name.
+//!
+//! A backend keeps its state in shared memory it allocates itself ([`MempoolOps::alloc`]
+//! returns its address, recorded in the pool header as `pool_data` with the ops name);
+//! every process then makes its own handle to it with [`MempoolOps::attach`]. The
+//! built-in backends:
+//!
+//! | name | state | thread rule |
+//! |------|-------|-------------|
+//! | `ring_mp_mc` (default) | a `ring::Ring<VirtAddr>` in memzone `MPB_<pool>`, multi-producer/multi-consumer | any threads, any processes |
+//! | `ring_sp_sc` | the same ring with `SP_ENQ \| SC_DEQ` | one thread at a time uses the whole pool (creation is `unsafe`) |
+//! | `stack` | a spinlock-protected LIFO in memzone `MPB_<pool>` ([`crate::stack`]) | any threads, any processes |
+//!
+//! Further backends are registered with [`register_ops`]; a process that attaches to a pool
+//! must have registered the pool's backend under the same name first. The built-ins get
+//! static dispatch on the hot path; registered ones are called through a trait object, as
+//! DPDK calls its ops through a function table.
+
+use std::sync::Mutex;
+
+use eal::{Eal, VirtAddr};
+use ring::{Ring, RingFlags};
+
+use crate::cache::BulkBackend;
+use crate::stack::{stack_memsize, StackShared};
+use crate::{Error, PoolFlags, Result};
+
+/// Longest backend name.
+pub const OPS_NAME_MAX: usize = 31;
+/// How many backends (built-in plus registered) one process can know.
+pub const OPS_MAX: usize = 16;
+
+/// What [`MempoolOps::alloc`] is told about the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct OpsConfig<'a> {
+    /// The pool's name (backends derive their memzone names from it).
+    pub pool_name: &'a str,
+    /// Number of objects the backend must be able to hold at once.
+    pub n: u32,
+    /// NUMA socket for the backend's memory, `None` for any.
+    pub socket: Option<u32>,
+    /// The pool's flags.
+    pub flags: PoolFlags,
+}
+
+/// A backend type: allocates, attaches to and frees the shared state that holds free objects.
+///
+/// # Safety
+/// The pool's correctness (no object handed out twice, none lost) rests on the handles
+/// this trait makes: [`OpsHandle::enqueue_bulk`] and [`OpsHandle::dequeue_bulk`] must be
+/// all-or-nothing, must hand out exactly the objects enqueued (no duplicates, no
+/// inventions), must be safe to call from every thread and process that the backend's
+/// [`thread_safe`](MempoolOps::thread_safe) answer allows, and the state must hold at
+/// least `OpsConfig::n` objects.
+pub unsafe trait MempoolOps: Send + Sync + 'static {
+    /// The name pools select the backend by (at most [`OPS_NAME_MAX`] bytes).
+    fn name(&self) -> &'static str;
+
+    /// False if only one thread at a time may use a pool on this backend (then creating
+    /// or looking up such a pool is `unsafe`).
+    fn thread_safe(&self) -> bool {
+        true
+    }
+
+    /// Create the shared state for a new pool; return its address (recorded in the pool
+    /// header) and length in bytes.
+    fn alloc(&self, eal: &Eal, cfg: &OpsConfig<'_>) -> Result<(VirtAddr, u64)>;
+
+    /// Make this process's handle to state made by `alloc` (here or in another process).
+    ///
+    /// # Safety
+    /// `pool_data`/`len` are what `alloc` of this backend returned, for a pool that is
+    /// not freed while the handle lives.
+    unsafe fn attach(&self, eal: &Eal, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Box<dyn OpsHandle>>;
+
+    /// Release the shared state. No handle to it is used afterwards (any process).
+    ///
+    /// # Safety
+    /// As `attach`, and the state is not used by anyone any more.
+    unsafe fn free(&self, eal: &Eal, pool_name: &str, pool_data: VirtAddr) -> Result<()>;
+}
+
+/// A process's handle to one backend state (see [`MempoolOps`] for the rules).
+pub trait OpsHandle: Send + Sync {
+    /// Enqueue all of `objs` or none; true on success.
+    fn enqueue_bulk(&self, objs: &[VirtAddr]) -> bool;
+    /// Dequeue exactly `out.len()` objects or none; true on success.
+    fn dequeue_bulk(&self, out: &mut [VirtAddr]) -> bool;
+    /// Objects held now (a snapshot).
+    fn count(&self) -> u32;
+}
+
+// ------------------------------------------------------------------------------------
+// Built-ins
+// ------------------------------------------------------------------------------------
+
+/// Memzone name of a backend's state.
+pub(crate) fn backend_mz_name(pool: &str) -> String {
+    format!("MPB_{pool}")
+}
+
+fn reserve_backend(eal: &Eal, ops: &str, cfg: &OpsConfig<'_>, len: usize, align: usize) -> Result<eal::memzone::Memzone> {
+    crate::pool::mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(|e| {
+        Error::BackendSource { op: "allocate", ops: ops.into(), name: cfg.pool_name.into(), source: Box::new(e) }
+    })
+}
+
+fn free_backend(eal: &Eal, ops: &str, pool: &str) -> Result<()> {
+    crate::pool::mz_free(eal, &backend_mz_name(pool))
+        .map_err(|e| Error::BackendSource { op: "free", ops: ops.into(), name: pool.into(), source: Box::new(e) })
+}
+
+/// The ring backends (`ring_mp_mc`, `ring_sp_sc`).
+#[derive(Debug)]
+pub struct RingOps {
+    single: bool,
+}
+
+/// `ring_mp_mc`: multi-producer/multi-consumer ring (the default backend).
+pub static RING_MP_MC: RingOps = RingOps { single: false };
+/// `ring_sp_sc`: single-producer/single-consumer ring.
+pub static RING_SP_SC: RingOps = RingOps { single: true };
+/// `stack`: spinlock-protected LIFO.
+pub static STACK: StackOps = StackOps;
+
+impl RingOps {
+    fn flags(&self) -> RingFlags {
+        if self.single {
+            RingFlags::EXACT_SZ | RingFlags::SP_ENQ | RingFlags::SC_DEQ
+        } else {
+            RingFlags::EXACT_SZ
+        }
+    }
+
+    /// # Safety
+    /// As [`MempoolOps::attach`].
+    unsafe fn attach_ring(&self, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Ring<VirtAddr>> {
+        // SAFETY: forwarded: the memory is the live ring made by `alloc` for `VirtAddr`
+        // elements; the single-side contract was accepted by whoever created or looked up
+        // the pool (the `unsafe` constructors, since `thread_safe` is false for sp/sc).
+        unsafe { Ring::<VirtAddr>::attach(pool_data.as_ptr::<u8>(), len as usize) }.map_err(|e| {
+            Error::BackendSource { op: "attach", ops: self.name().into(), name: pool_name.into(), source: Box::new(e) }
+        })
+    }
+}
+
+// SAFETY: a ring bulk operation is all-or-nothing and moves exactly the elements enqueued;
+// the multi-producer/consumer ring is safe from any thread and process; the sp/sc one
+// reports `thread_safe() == false`; EXACT_SZ gives capacity exactly `n`.
+unsafe impl MempoolOps for RingOps {
+    fn name(&self) -> &'static str {
+        if self.single {
+            "ring_sp_sc"
+        } else {
+            "ring_mp_mc"
+        }
+    }
+
+    fn thread_safe(&self) -> bool {
+        !self.single
+    }
+
+    fn alloc(&self, eal: &Eal, cfg: &OpsConfig<'_>) -> Result<(VirtAddr, u64)> {
+        let flags = self.flags();
+        let len = Ring::<VirtAddr>::memsize(cfg.n, flags).map_err(|e| Error::BackendSource {
+            op: "size",
+            ops: self.name().into(),
+            name: cfg.pool_name.into(),
+            source: Box::new(e),
+        })?;
+        let mz = reserve_backend(eal, self.name(), cfg, len, ring::RING_ALIGN)?;
+        // SAFETY: the memzone is fresh, 128-aligned, `len` bytes, and lives until `free`.
+        // Single-side contract: see `attach_ring`.
+        let r = unsafe { Ring::<VirtAddr>::init_in(mz.as_ptr::<u8>(), len, &backend_mz_name(cfg.pool_name), cfg.n, flags) };
+        match r {
+            Ok(_) => Ok((mz.addr(), len as u64)),
+            Err(e) => {
+                let _ = free_backend(eal, self.name(), cfg.pool_name);
+                Err(Error::BackendSource { op: "initialise", ops: self.name().into(), name: cfg.pool_name.into(), source: Box::new(e) })
+            }
+        }
+    }
+
+    unsafe fn attach(&self, _eal: &Eal, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Box<dyn OpsHandle>> {
+        // SAFETY: forwarded contract.
+        let r = unsafe { self.attach_ring(pool_name, pool_data, len) }?;
+        Ok(Box::new(RingHandle(r)))
+    }
+
+    unsafe fn free(&self, eal: &Eal, pool_name: &str, _pool_data: VirtAddr) -> Result<()> {
+        free_backend(eal, self.name(), pool_name)
+    }
+}
+
+struct RingHandle(Ring<VirtAddr>);
+
+impl OpsHandle for RingHandle {
+    fn enqueue_bulk(&self, objs: &[VirtAddr]) -> bool {
+        self.0.enqueue_bulk(objs).n != 0 || objs.is_empty()
+    }
+    fn dequeue_bulk(&self, out: &mut [VirtAddr]) -> bool {
+        self.0.dequeue_bulk(out).n != 0 || out.is_empty()
+    }
+    fn count(&self) -> u32 {
+        self.0.count()
+    }
+}
+
+/// The `stack` backend.
+#[derive(Debug)]
+pub struct StackOps;
+
+impl StackOps {
+    fn check(pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<&'static StackShared> {
+        let bad = |why: String| Error::Backend { op: "attach", ops: "stack".into(), name: pool_name.into(), why };
+        if pool_data.0 % 64 != 0 || (len as usize) < core::mem::size_of::<StackShared>() {
+            return Err(bad(format!("state at {pool_data:?} of {len} bytes is misaligned or short")));
+        }
+        // SAFETY: caller of `attach` guarantees the state is live for the pool's lifetime;
+        // aligned and long enough for the header (checked above).
+        let s = unsafe { &*pool_data.as_ptr::<StackShared>() };
+        s.validate().map_err(bad)?;
+        if (stack_memsize(s.capacity()) as u64) > len {
+            return Err(bad("capacity larger than the memory".into()));
+        }
+        Ok(s)
+    }
+}
+
+// SAFETY: push/pop are all-or-nothing under one lock shared by every process (the lock
+// word is in the shared state); capacity is exactly `n`.
+unsafe impl MempoolOps for StackOps {
+    fn name(&self) -> &'static str {
+        "stack"
+    }
+
+    fn alloc(&self, eal: &Eal, cfg: &OpsConfig<'_>) -> Result<(VirtAddr, u64)> {
+        let len = stack_memsize(cfg.n);
+        let mz = reserve_backend(eal, self.name(), cfg, len, 64)?;
+        // SAFETY: fresh 64-aligned memzone of `len` bytes, unshared until the pool is
+        // published.
+        unsafe { StackShared::init_in(mz.as_ptr::<u8>(), cfg.n) };
+        Ok((mz.addr(), len as u64))
+    }
+
+    unsafe fn attach(&self, _eal: &Eal, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Box<dyn OpsHandle>> {
+        let s = Self::check(pool_name, pool_data, len)?;
+        Ok(Box::new(StackHandle(s)))
+    }
+
+    unsafe fn free(&self, eal: &Eal, pool_name: &str, _pool_data: VirtAddr) -> Result<()> {
+        free_backend(eal, self.name(), pool_name)
+    }
+}
+
+struct StackHandle(&'static StackShared);
+
+impl OpsHandle for StackHandle {
+    fn enqueue_bulk(&self, objs: &[VirtAddr]) -> bool {
+        self.0.push_bulk(objs)
+    }
+    fn dequeue_bulk(&self, out: &mut [VirtAddr]) -> bool {
+        self.0.pop_bulk(out)
+    }
+    fn count(&self) -> u32 {
+        self.0.count()
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Process-local table
+// ------------------------------------------------------------------------------------
+
+static BUILTIN: [&dyn MempoolOps; 3] = [&RING_MP_MC, &RING_SP_SC, &STACK];
+static REGISTERED: Mutex<Vec<&'static dyn MempoolOps>> = Mutex::new(Vec::new());
+
+/// Register a backend under its [`name`](MempoolOps::name) in this process.
+///
+/// Every process that uses pools on this backend must register it before creating or
+/// looking them up. Refused if the name is taken, too long, or the table is full.
+pub fn register_ops(ops: &'static dyn MempoolOps) -> Result<()> {
+    let name = ops.name();
+    let err = |why| Error::OpsRegister { name: name.into(), why };
+    if name.is_empty() || name.len() > OPS_NAME_MAX {
+        return Err(err("name must be 1..=31 bytes"));
+    }
+    let mut reg = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    if BUILTIN.iter().chain(reg.iter()).any(|o| o.name() == name) {
+        return Err(err("name already registered"));
+    }
+    if BUILTIN.len() + reg.len() >= OPS_MAX {
+        return Err(err("ops table full"));
+    }
+    reg.push(ops);
+    Ok(())
+}
+
+/// The backend registered under `name` in this process.
+pub fn ops_by_name(name: &str) -> Result<&'static dyn MempoolOps> {
+    if let Some(o) = BUILTIN.iter().find(|o| o.name() == name) {
+        return Ok(*o);
+    }
+    let reg = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    reg.iter().find(|o| o.name() == name).copied().ok_or_else(|| Error::UnknownOps(name.into()))
+}
+
+/// Names of every backend known to this process, built-ins first.
+pub fn ops_names() -> Vec<&'static str> {
+    let reg = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    BUILTIN.iter().chain(reg.iter()).map(|o| o.name()).collect()
+}
+
+/// This process's handle to a pool's backend: static dispatch for the built-ins.
+pub(crate) enum Backend {
+    Ring(Ring<VirtAddr>),
+    Stack(&'static StackShared),
+    Custom(Box<dyn OpsHandle>),
+}
+
+impl Backend {
+    /// # Safety
+    /// As [`MempoolOps::attach`].
+    pub(crate) unsafe fn attach(
+        ops: &'static dyn MempoolOps,
+        eal: &Eal,
+        pool_name: &str,
+        pool_data: VirtAddr,
+        len: u64,
+    ) -> Result<Backend> {
+        let name = ops.name();
+        // SAFETY (all arms): forwarded contract.
+        if name == RING_MP_MC.name() {
+            Ok(Backend::Ring(unsafe { RING_MP_MC.attach_ring(pool_name, pool_data, len) }?))
+        } else if name == RING_SP_SC.name() {
+            Ok(Backend::Ring(unsafe { RING_SP_SC.attach_ring(pool_name, pool_data, len) }?))
+        } else if name == STACK.name() {
+            Ok(Backend::Stack(StackOps::check(pool_name, pool_data, len)?))
+        } else {
+            Ok(Backend::Custom(unsafe { ops.attach(eal, pool_name, pool_data, len) }?))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count(&self) -> u32 {
+        match self {
+            Backend::Ring(r) => r.count(),
+            Backend::Stack(s) => s.count(),
+            Backend::Custom(h) => h.count(),
+        }
+    }
+}
+
+impl BulkBackend for Backend {
+    #[inline(always)]
+    fn enqueue(&self, objs: &[VirtAddr]) -> bool {
+        match self {
+            Backend::Ring(r) => r.enqueue_bulk(objs).n != 0 || objs.is_empty(),
+            Backend::Stack(s) => s.push_bulk(objs),
+            Backend::Custom(h) => h.enqueue_bulk(objs),
+        }
+    }
+
+    #[inline(always)]
+    fn dequeue(&self, out: &mut [VirtAddr]) -> bool {
+        match self {
+            Backend::Ring(r) => r.dequeue_bulk(out).n != 0 || out.is_empty(),
+            Backend::Stack(s) => s.pop_bulk(out),
+            Backend::Custom(h) => h.dequeue_bulk(out),
+        }
+    }
+}

@@ -1,0 +1,1276 @@
+//! The pool: shared header, creation/lookup/free, get/put through caches, statistics.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::io::Write;
+use std::sync::Mutex;
+
+use eal::lcore::MAX_LCORE;
+use eal::{Eal, Iova, VirtAddr};
+
+use crate::cache::{flush_threshold, BulkBackend, CacheShared, GetOutcome, PutOutcome, CACHE_MAX_SIZE};
+use crate::layout::{self, calc_obj_size, ObjSize, DEBUG_LAYOUT};
+use crate::ops::{self, Backend, OpsConfig, OPS_NAME_MAX};
+use crate::stats::{MempoolStats, StatsShared, StatsSlot};
+use crate::{Error, PoolFlags, Result};
+
+/// Longest pool name. Memzone names hold 31 bytes; the longest we derive is the chunk
+/// memzone `MP_<name>_<k>` (k < 100): 3 + 24 + 3 = 30.
+pub const NAME_MAX: usize = 24;
+/// Most memory chunks (memzones) the objects of one pool can be spread over.
+pub const MAX_CHUNKS: usize = 32;
+/// Bytes of private data a pool header can carry for its user (the mbuf layer keeps its
+/// data room and private size there).
+pub const PRIVATE_MAX: usize = 64;
+/// Memory channels assumed for spreading when the EAL was not told (`-n`), as DPDK does.
+pub const DEFAULT_CHANNELS: u32 = 4;
+
+/// "FPMEMPL" + format byte.
+const MAGIC: u64 = u64::from_le_bytes(*b"FPMEMPL\x01");
+/// Bumped whenever the shared layout changes.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Memzone name of a pool's header.
+pub fn header_mz_name(pool: &str) -> String {
+    format!("MP_{pool}")
+}
+
+fn chunk_mz_name(pool: &str, k: usize) -> String {
+    format!("MP_{pool}_{k}")
+}
+
+// ------------------------------------------------------------------------------------
+// EAL memzone glue (the only place that calls the EAL's memory API)
+// ------------------------------------------------------------------------------------
+
+pub(crate) fn mz_reserve(
+    eal: &Eal,
+    name: &str,
+    len: usize,
+    socket: Option<u32>,
+    align: usize,
+) -> eal::Result<eal::memzone::Memzone> {
+    eal.memzone_reserve_aligned(name, len, socket, eal::memzone::MemzoneFlags::empty(), align)
+}
+
+pub(crate) fn mz_free(eal: &Eal, name: &str) -> eal::Result<()> {
+    match eal.memzone_lookup(name) {
+        Some(mz) => eal.memzone_free(&mz),
+        None => Err(eal::Error::NotFound(name.into())),
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Shared header
+// ------------------------------------------------------------------------------------
+
+/// One memory chunk holding objects, as recorded in the header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkDesc {
+    /// First byte of the chunk (first object slot).
+    addr: VirtAddr,
+    /// IOVA of `addr` if the chunk is IOVA-contiguous, else [`Iova::BAD`].
+    iova: Iova,
+    /// Bytes of the chunk.
+    len: u64,
+    /// Index of the chunk's first object over the whole pool.
+    first: u32,
+    /// Objects in the chunk.
+    nb_objs: u32,
+}
+
+/// The pool header, at the start of memzone `MP_<name>`. No pointers: every address is an
+/// EAL virtual address, the same in every process. Read-only after creation except the
+/// statistics and the caches that follow it.
+#[repr(C, align(128))]
+pub(crate) struct PoolHeader {
+    /// [`MAGIC`] once the pool is fully built (release store; lookups acquire it).
+    magic: AtomicU64,
+    version: u32,
+    /// Bit 0: debug object layout (cookies).
+    layout: u32,
+    /// Distinguishes two pools created at the same address one after the other.
+    serial: u64,
+    name: [u8; 32],
+    ops_name: [u8; 32],
+    flags: u32,
+    size: u32,
+    elt_size: u32,
+    header_size: u32,
+    trailer_size: u32,
+    total_size: u32,
+    cache_size: u32,
+    flush_threshold: u32,
+    /// NUMA socket asked for, -1 for any.
+    socket: i32,
+    nb_chunks: u32,
+    /// Backend state address and length (see [`MempoolOps::alloc`](crate::MempoolOps::alloc)).
+    pool_data: VirtAddr,
+    pool_data_len: u64,
+    private_len: u32,
+    channels: u32,
+    /// `size_of::<PoolHeader>()` of the creator, a cheap layout check.
+    header_len: u32,
+    /// Offset of the cache array from the header start, 0 if no cache.
+    caches_off: u32,
+    chunks: [ChunkDesc; MAX_CHUNKS],
+    private: [u8; PRIVATE_MAX],
+    /// Per-lcore counters, plus one shared slot for non-EAL threads (see [`crate::stats`]).
+    stats: [StatsShared; MAX_LCORE + 1],
+}
+
+const _: () = assert!(core::mem::size_of::<PoolHeader>() % 128 == 0);
+const _: () = assert!(core::mem::offset_of!(PoolHeader, stats) % 128 == 0);
+const _: () = assert!(core::mem::size_of::<ChunkDesc>() == 32);
+
+fn name_bytes(s: &str) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+fn name_str(b: &[u8; 32]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > NAME_MAX || !name.bytes().all(|c| c.is_ascii_graphic()) {
+        return Err(Error::BadName { name: name.into(), max: NAME_MAX });
+    }
+    Ok(())
+}
+
+fn new_serial() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let c = COUNTER.fetch_add(1, Ordering::Relaxed);
+    eal::timer::rdtsc() ^ (u64::from(std::process::id()) << 40) ^ c.rotate_left(20)
+}
+
+// ------------------------------------------------------------------------------------
+// Process-local registry: header address -> this process's Pool
+// ------------------------------------------------------------------------------------
+
+const REG_SLOTS: usize = 256;
+
+struct RegSlot {
+    addr: AtomicU64,
+    pool: AtomicPtr<Pool>,
+}
+
+static REG: [RegSlot; REG_SLOTS] = [const { RegSlot { addr: AtomicU64::new(0), pool: AtomicPtr::new(core::ptr::null_mut()) } }; REG_SLOTS];
+/// Serialises inserts and removals (lookups are lock-free).
+static REG_LOCK: Mutex<()> = Mutex::new(());
+
+fn reg_start(addr: VirtAddr) -> usize {
+    ((addr.0 >> 7) as usize).wrapping_mul(0x9E37_79B9) % REG_SLOTS
+}
+
+/// Lock-free lookup. Slots are never emptied once used (a freed pool leaves its address
+/// with a null pointer), so a probe chain is never broken.
+fn reg_find(addr: VirtAddr) -> Option<&'static Pool> {
+    let start = reg_start(addr);
+    for i in 0..REG_SLOTS {
+        let s = &REG[(start + i) % REG_SLOTS];
+        // R1 (acquire): pairs with R2; a slot's address is published after its pointer.
+        let a = s.addr.load(Ordering::Acquire);
+        if a == 0 {
+            return None;
+        }
+        if a == addr.0 {
+            // R3 (acquire): pairs with R4, so the Pool behind the pointer is initialised.
+            let p = s.pool.load(Ordering::Acquire);
+            // SAFETY: non-null pointers in the registry come from Box::leak and are
+            // never deallocated.
+            return (!p.is_null()).then(|| unsafe { &*p });
+        }
+    }
+    None
+}
+
+fn reg_insert(pool: &'static Pool) -> Result<()> {
+    let _g = REG_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let start = reg_start(pool.addr);
+    for i in 0..REG_SLOTS {
+        let s = &REG[(start + i) % REG_SLOTS];
+        let a = s.addr.load(Ordering::Relaxed);
+        if a == 0 || a == pool.addr.0 {
+            // R4 (release): pairs with R3.
+            s.pool.store(pool as *const Pool as *mut Pool, Ordering::Release);
+            // R2 (release): pairs with R1.
+            s.addr.store(pool.addr.0, Ordering::Release);
+            return Ok(());
+        }
+    }
+    Err(Error::InUse { name: pool.name.clone(), why: format!("more than {REG_SLOTS} pools attached in this process") })
+}
+
+fn reg_remove(pool: &Pool) {
+    let _g = REG_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let start = reg_start(pool.addr);
+    for i in 0..REG_SLOTS {
+        let s = &REG[(start + i) % REG_SLOTS];
+        let a = s.addr.load(Ordering::Relaxed);
+        if a == 0 {
+            return;
+        }
+        if a == pool.addr.0 && core::ptr::eq(s.pool.load(Ordering::Relaxed), pool) {
+            // Relaxed: a null pointer carries no data to publish.
+            s.pool.store(core::ptr::null_mut(), Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Pool (process-local view) and Mempool (handle)
+// ------------------------------------------------------------------------------------
+
+/// Parameters of a new pool. `Default` gives the default backend and no cache; set at
+/// least `n` and `elt_size`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig<'a> {
+    /// Number of objects.
+    pub n: u32,
+    /// Bytes per object.
+    pub elt_size: u32,
+    /// Per-lcore cache size, 0 for none; at most [`CACHE_MAX_SIZE`] and `n / 1.5`.
+    pub cache_size: u32,
+    /// NUMA socket, `None` for any.
+    pub socket: Option<u32>,
+    /// Layout flags.
+    pub flags: PoolFlags,
+    /// Backend name (see [`crate::ops`]).
+    pub ops: &'a str,
+    /// Private data stored in the header (at most [`PRIVATE_MAX`] bytes).
+    pub private: &'a [u8],
+}
+
+impl Default for PoolConfig<'_> {
+    fn default() -> Self {
+        PoolConfig {
+            n: 0,
+            elt_size: 0,
+            cache_size: 0,
+            socket: None,
+            flags: PoolFlags::empty(),
+            ops: "ring_mp_mc",
+            private: &[],
+        }
+    }
+}
+
+/// This process's view of one pool. Reached through a [`Mempool`] handle (`Deref`), or
+/// from an object's pool address with [`Pool::from_addr`]. All methods take `&self` and
+/// may be called from any thread (see the crate docs for the cache rules).
+pub struct Pool {
+    hdr: NonNull<PoolHeader>,
+    caches: *const CacheShared,
+    eal: Eal,
+    backend: Backend,
+    name: String,
+    addr: VirtAddr,
+    serial: u64,
+    size: u32,
+    elt_size: u32,
+    header_size: u32,
+    total_size: u32,
+    /// Live [`Mempool`] handles in this process.
+    handles: AtomicUsize,
+}
+
+// SAFETY: `hdr` and `caches` point into EAL shared memory that stays mapped while the
+// pool exists; everything mutable in it is atomic or owned by one lcore thread (the
+// cache rules); the backend handle is Send + Sync.
+unsafe impl Send for Pool {}
+// SAFETY: as above.
+unsafe impl Sync for Pool {}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pool").field("name", &self.name).field("addr", &self.addr).field("size", &self.size).finish()
+    }
+}
+
+/// A handle to a pool in this process. Cheap to clone; derefs to [`Pool`] for gets, puts
+/// and queries. Dropping handles never frees the pool: [`Mempool::free`] does.
+pub struct Mempool {
+    pool: &'static Pool,
+}
+
+impl Clone for Mempool {
+    fn clone(&self) -> Self {
+        // Relaxed: a count, as Arc's increment.
+        self.pool.handles.fetch_add(1, Ordering::Relaxed);
+        Mempool { pool: self.pool }
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // Release: pairs with the acquire load in `free`, so a handle's last uses happen
+        // before the pool is torn down.
+        self.pool.handles.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl core::ops::Deref for Mempool {
+    type Target = Pool;
+    fn deref(&self) -> &Pool {
+        self.pool
+    }
+}
+
+impl core::fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.pool.fmt(f)
+    }
+}
+
+impl Mempool {
+    /// Create a pool named `name` (see [`PoolConfig`]); its objects are zeroed.
+    pub fn create(eal: &Eal, name: &str, cfg: &PoolConfig<'_>) -> Result<Mempool> {
+        Self::create_with_init(eal, name, cfg, |_, _| {})
+    }
+
+    /// As [`Mempool::create`], calling `init(index, obj)` once on every object (zeroed
+    /// first) before the pool is published.
+    pub fn create_with_init(
+        eal: &Eal,
+        name: &str,
+        cfg: &PoolConfig<'_>,
+        init: impl FnMut(u32, VirtAddr),
+    ) -> Result<Mempool> {
+        let ops = ops::ops_by_name(cfg.ops)?;
+        if !ops.thread_safe() {
+            return Err(Error::Backend {
+                op: "create",
+                ops: cfg.ops.into(),
+                name: name.into(),
+                why: "backend is single-thread; use the unsafe Mempool::create_unchecked".into(),
+            });
+        }
+        // SAFETY: the backend is thread safe, so there is no single-thread contract.
+        unsafe { Self::create_unchecked(eal, name, cfg, init) }
+    }
+
+    /// Create a pool on any backend, including single-thread ones (`ring_sp_sc`).
+    ///
+    /// # Safety
+    /// If the backend is not [`thread_safe`](crate::MempoolOps::thread_safe), at most one thread
+    /// at a time (over all processes) uses the pool: gets, puts, cache flushes, frees.
+    pub unsafe fn create_unchecked(
+        eal: &Eal,
+        name: &str,
+        cfg: &PoolConfig<'_>,
+        mut init: impl FnMut(u32, VirtAddr),
+    ) -> Result<Mempool> {
+        check_name(name)?;
+        let zero = |what| Err(Error::ZeroSize { name: name.into(), what });
+        if cfg.n == 0 {
+            return zero("number of objects");
+        }
+        if cfg.elt_size == 0 {
+            return zero("element size");
+        }
+        if cfg.cache_size > CACHE_MAX_SIZE || flush_threshold(cfg.cache_size) > cfg.n {
+            let max = CACHE_MAX_SIZE.min(cfg.n * 2 / 3);
+            return Err(Error::CacheTooLarge { name: name.into(), cache_size: cfg.cache_size, n: cfg.n, max });
+        }
+        if PoolFlags::from_bits(cfg.flags.bits()).is_none() {
+            return Err(Error::BadFlags { name: name.into(), bits: cfg.flags.bits() });
+        }
+        if cfg.private.len() > PRIVATE_MAX {
+            return Err(Error::Incompatible {
+                name: name.into(),
+                why: format!("private data of {} bytes exceeds {PRIVATE_MAX}", cfg.private.len()),
+            });
+        }
+        let ops = ops::ops_by_name(cfg.ops)?;
+        if ops.name().len() > OPS_NAME_MAX {
+            return Err(Error::UnknownOps(cfg.ops.into()));
+        }
+        let channels = eal.args().mem_channels.filter(|&c| c > 0).unwrap_or(DEFAULT_CHANNELS);
+        let sz = calc_obj_size(cfg.elt_size, cfg.flags, channels, 1)
+            .ok_or_else(|| Error::EltTooLarge { name: name.into(), elt_size: cfg.elt_size as usize })?;
+        let total = u64::from(cfg.n) * u64::from(sz.total_size);
+        if total > isize::MAX as u64 / 2 {
+            return Err(Error::TooLarge { name: name.into(), n: cfg.n, total_size: sz.total_size });
+        }
+        let hname = header_mz_name(name);
+        if eal.memzone_lookup(&hname).is_some() {
+            return Err(Error::Exists(name.into()));
+        }
+
+        // 1. Header (plus caches).
+        let hdr_len = core::mem::size_of::<PoolHeader>();
+        let caches_off = if cfg.cache_size > 0 { hdr_len } else { 0 };
+        let mz_len = hdr_len + if cfg.cache_size > 0 { MAX_LCORE * core::mem::size_of::<CacheShared>() } else { 0 };
+        let hmz = mz_reserve(eal, &hname, mz_len, cfg.socket, 128).map_err(|e| match e {
+            eal::Error::Exists(_) => Error::Exists(name.into()),
+            e => Error::Memory { op: "reserve", name: name.into(), source: e },
+        })?;
+        let hdr = hmz.as_ptr::<PoolHeader>();
+        let addr = hmz.addr();
+        let serial = new_serial();
+        // SAFETY: fresh memzone of at least size_of::<PoolHeader>() bytes, 128-aligned,
+        // not published (magic still 0), so no one else reads it.
+        unsafe {
+            core::ptr::write_bytes(hdr.cast::<u8>(), 0, mz_len);
+            let h = &mut *hdr;
+            h.version = LAYOUT_VERSION;
+            h.layout = u32::from(DEBUG_LAYOUT);
+            h.serial = serial;
+            h.name = name_bytes(name);
+            h.ops_name = name_bytes(ops.name());
+            h.flags = cfg.flags.bits();
+            h.size = cfg.n;
+            h.elt_size = sz.elt_size;
+            h.header_size = sz.header_size;
+            h.trailer_size = sz.trailer_size;
+            h.total_size = sz.total_size;
+            h.cache_size = cfg.cache_size;
+            h.flush_threshold = flush_threshold(cfg.cache_size);
+            h.socket = cfg.socket.map_or(-1, |s| s as i32);
+            h.private[..cfg.private.len()].copy_from_slice(cfg.private);
+            h.private_len = cfg.private.len() as u32;
+            h.channels = channels;
+            h.header_len = hdr_len as u32;
+            h.caches_off = caches_off as u32;
+            if cfg.cache_size > 0 {
+                let caches = hdr.cast::<u8>().add(caches_off).cast::<CacheShared>();
+                for l in 0..MAX_LCORE {
+                    CacheShared::init(caches.add(l), cfg.cache_size, VirtAddr(0));
+                }
+            }
+        }
+        let cleanup_hdr = || {
+            let _ = eal.memzone_free(&hmz);
+        };
+
+        // 2. Backend.
+        let ocfg = OpsConfig { pool_name: name, n: cfg.n, socket: cfg.socket, flags: cfg.flags };
+        let (pool_data, pool_data_len) = match ops.alloc(eal, &ocfg) {
+            Ok(x) => x,
+            Err(e) => {
+                cleanup_hdr();
+                return Err(e);
+            }
+        };
+        // SAFETY: unpublished header, exclusively ours.
+        unsafe {
+            (*hdr).pool_data = pool_data;
+            (*hdr).pool_data_len = pool_data_len;
+        }
+        // SAFETY: state just made by this backend's alloc; freed only by Mempool::free.
+        let backend = match unsafe { Backend::attach(ops, eal, name, pool_data, pool_data_len) } {
+            Ok(b) => b,
+            Err(e) => {
+                // SAFETY: nobody else knows the state.
+                let _ = unsafe { ops.free(eal, name, pool_data) };
+                cleanup_hdr();
+                return Err(e);
+            }
+        };
+
+        // 3. Object memory and objects.
+        let populated = populate(eal, name, cfg, &sz, hdr, addr, &backend, &mut init);
+        if let Err(e) = populated {
+            // SAFETY: unpublished header; chunk descriptors written by populate.
+            let nb = unsafe { (*hdr).nb_chunks } as usize;
+            for k in 0..nb {
+                let _ = mz_free(eal, &chunk_mz_name(name, k));
+            }
+            drop(backend);
+            // SAFETY: nobody else knows the state.
+            let _ = unsafe { ops.free(eal, name, pool_data) };
+            cleanup_hdr();
+            return Err(e);
+        }
+
+        let pool = Box::leak(Box::new(Pool {
+            // SAFETY: memzone addresses are non-null.
+            hdr: unsafe { NonNull::new_unchecked(hdr) },
+            caches: if caches_off > 0 {
+                // SAFETY: inside the header memzone (sized for the caches above).
+                unsafe { hdr.cast::<u8>().add(caches_off).cast::<CacheShared>() }
+            } else {
+                core::ptr::null()
+            },
+            eal: eal.clone(),
+            backend,
+            name: name.into(),
+            addr,
+            serial,
+            size: cfg.n,
+            elt_size: sz.elt_size,
+            header_size: sz.header_size,
+            total_size: sz.total_size,
+            handles: AtomicUsize::new(1),
+        }));
+        // P1 (release): publishes every header, cache, chunk and object write above;
+        // pairs with P2 in `lookup`.
+        // SAFETY: header memzone is live.
+        unsafe { (*hdr).magic.store(MAGIC, Ordering::Release) };
+        if let Err(e) = reg_insert(pool) {
+            // Leave the pool created but unusable from this process? No: undo it.
+            let m = Mempool { pool };
+            let _ = m.free_inner();
+            return Err(e);
+        }
+        Ok(Mempool { pool })
+    }
+
+    /// Find a pool by name (created by this or another process of the EAL group).
+    pub fn lookup(eal: &Eal, name: &str) -> Result<Mempool> {
+        // SAFETY: `false` = refuse single-thread backends, so there is no contract.
+        unsafe { Self::lookup_inner(eal, name, false) }
+    }
+
+    /// As [`Mempool::lookup`], also for pools on single-thread backends.
+    ///
+    /// # Safety
+    /// As [`Mempool::create_unchecked`].
+    pub unsafe fn lookup_unchecked(eal: &Eal, name: &str) -> Result<Mempool> {
+        // SAFETY: forwarded.
+        unsafe { Self::lookup_inner(eal, name, true) }
+    }
+
+    unsafe fn lookup_inner(eal: &Eal, name: &str, allow_single: bool) -> Result<Mempool> {
+        check_name(name)?;
+        let mz = eal.memzone_lookup(&header_mz_name(name)).ok_or_else(|| Error::NotFound(name.into()))?;
+        let bad = |why: String| Error::Incompatible { name: name.into(), why };
+        if (mz.len() as usize) < core::mem::size_of::<PoolHeader>() || mz.addr().0 % 128 != 0 {
+            return Err(bad(format!("memzone of {} bytes cannot hold a pool header", mz.len())));
+        }
+        let hdr = mz.as_ptr::<PoolHeader>();
+        // SAFETY: the memzone is mapped, aligned and large enough (checked).
+        let h = unsafe { &*hdr };
+        // P2 (acquire): pairs with P1 in create: the rest of the header is initialised.
+        let magic = h.magic.load(Ordering::Acquire);
+        if magic != MAGIC {
+            return Err(bad(format!("bad magic {magic:#x} (not a mempool, or still being created)")));
+        }
+        if h.version != LAYOUT_VERSION {
+            return Err(bad(format!("layout version {}, expected {LAYOUT_VERSION}", h.version)));
+        }
+        if h.layout != u32::from(DEBUG_LAYOUT) || h.header_len as usize != core::mem::size_of::<PoolHeader>() {
+            return Err(bad("created by a build with another object layout (debug vs release)".into()));
+        }
+        let ops_name = name_str(&h.ops_name);
+        let ops = ops::ops_by_name(&ops_name)?;
+        if !ops.thread_safe() && !allow_single {
+            return Err(Error::Backend {
+                op: "attach",
+                ops: ops_name,
+                name: name.into(),
+                why: "backend is single-thread; use the unsafe Mempool::lookup_unchecked".into(),
+            });
+        }
+        if let Some(p) = reg_find(mz.addr()) {
+            if p.serial == h.serial {
+                // Relaxed: as Clone.
+                p.handles.fetch_add(1, Ordering::Relaxed);
+                return Ok(Mempool { pool: p });
+            }
+        }
+        // SAFETY: the header records the state this backend made for this pool; the pool
+        // lives until Mempool::free, which refuses while handles exist in this process
+        // (other processes: crate contract).
+        let backend = unsafe { Backend::attach(ops, eal, name, h.pool_data, h.pool_data_len) }?;
+        let pool = Box::leak(Box::new(Pool {
+            // SAFETY: memzone addresses are non-null.
+            hdr: unsafe { NonNull::new_unchecked(hdr) },
+            caches: if h.caches_off > 0 {
+                // SAFETY: inside the header memzone.
+                unsafe { hdr.cast::<u8>().add(h.caches_off as usize).cast::<CacheShared>() }
+            } else {
+                core::ptr::null()
+            },
+            eal: eal.clone(),
+            backend,
+            name: name.into(),
+            addr: mz.addr(),
+            serial: h.serial,
+            size: h.size,
+            elt_size: h.elt_size,
+            header_size: h.header_size,
+            total_size: h.total_size,
+            handles: AtomicUsize::new(1),
+        }));
+        reg_insert(pool)?;
+        Ok(Mempool { pool })
+    }
+
+    /// Free the pool and its memory. Refused (the pool stays intact) while objects are
+    /// handed out (counting objects held in user caches), or while other handles to it
+    /// exist in this process. Other processes must have stopped using it (crate contract).
+    pub fn free(self) -> Result<()> {
+        // Acquire: pairs with the release decrement in other handles' Drop.
+        let h = self.pool.handles.load(Ordering::Acquire);
+        if h != 1 {
+            return Err(Error::InUse { name: self.name.clone(), why: format!("{} other handles exist in this process", h - 1) });
+        }
+        let in_use = self.in_use_count();
+        if in_use != 0 {
+            return Err(Error::InUse { name: self.name.clone(), why: format!("{in_use} objects are still in use") });
+        }
+        self.free_inner()
+    }
+
+    fn free_inner(self) -> Result<()> {
+        let p = self.pool;
+        let h = p.hdr();
+        reg_remove(p);
+        // Unpublish first so concurrent lookups fail cleanly.
+        // Relaxed: nothing is published by a zero magic.
+        h.magic.store(0, Ordering::Relaxed);
+        let mut first_err = None;
+        for k in 0..h.nb_chunks as usize {
+            if let Err(e) = mz_free(&p.eal, &chunk_mz_name(&p.name, k)) {
+                first_err.get_or_insert(Error::Memory { op: "free", name: p.name.clone(), source: e });
+            }
+        }
+        match ops::ops_by_name(&name_str(&h.ops_name)) {
+            // SAFETY: the pool is unpublished and no object is out; nobody uses the state.
+            Ok(ops) => {
+                if let Err(e) = unsafe { ops.free(&p.eal, &p.name, h.pool_data) } {
+                    first_err.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = mz_free(&p.eal, &header_mz_name(&p.name)) {
+            first_err.get_or_insert(Error::Memory { op: "free", name: p.name.clone(), source: e });
+        }
+        // The leaked `Pool` stays allocated (a few hundred bytes) so stale raw lookups can
+        // never dangle in this process; it is unreachable from the registry.
+        drop(self);
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// A user-owned cache of `size` objects (1..=512) bound to this pool, for threads that
+    /// are not EAL lcores (or to bypass the lcore cache). See [`MempoolCache`].
+    pub fn cache_create(&self, size: u32) -> Result<MempoolCache> {
+        if size == 0 || size > CACHE_MAX_SIZE {
+            return Err(Error::BadCacheSize { size, max: CACHE_MAX_SIZE });
+        }
+        Ok(MempoolCache { cache: CacheShared::new_boxed(size, self.addr), pool: self.clone() })
+    }
+}
+
+/// Lay out the object memory in chunks, write every object header, run `init`, and
+/// enqueue all objects into the backend.
+#[allow(clippy::too_many_arguments)]
+fn populate(
+    eal: &Eal,
+    name: &str,
+    cfg: &PoolConfig<'_>,
+    sz: &ObjSize,
+    hdr: *mut PoolHeader,
+    pool_addr: VirtAddr,
+    backend: &Backend,
+    init: &mut impl FnMut(u32, VirtAddr),
+) -> Result<()> {
+    let total = sz.total_size as usize;
+    let mut remaining = cfg.n as usize;
+    let mut first = 0u32;
+    let mut want = remaining;
+    let mut k = 0usize;
+    let mut batch: Vec<VirtAddr> = Vec::with_capacity(256);
+    while remaining > 0 {
+        if k == MAX_CHUNKS {
+            return Err(Error::TooFragmented { name: name.into(), max: MAX_CHUNKS });
+        }
+        // Smallest chunk that can still finish within MAX_CHUNKS.
+        let min_objs = remaining.div_ceil(MAX_CHUNKS - k);
+        let want_n = want.min(remaining);
+        let mz = match mz_reserve(eal, &chunk_mz_name(name, k), want_n * total, cfg.socket, layout::CACHE_LINE) {
+            Ok(mz) => mz,
+            Err(eal::Error::OutOfMemory { .. } | eal::Error::NotEnoughMemory { .. }) if want_n / 2 >= min_objs.max(1) => {
+                want = want_n / 2;
+                continue;
+            }
+            Err(e) => return Err(Error::Memory { op: "reserve", name: name.into(), source: e }),
+        };
+        let base = mz.addr();
+        let contig_iova = if mz.is_iova_contig() && mz.iova().is_valid() { Some(mz.iova()) } else { None };
+        // SAFETY: unpublished header, exclusively ours; k < MAX_CHUNKS.
+        unsafe {
+            (*hdr).chunks[k] = ChunkDesc {
+                addr: base,
+                iova: contig_iova.unwrap_or(Iova::BAD),
+                len: (want_n * total) as u64,
+                first,
+                nb_objs: want_n as u32,
+            };
+            (*hdr).nb_chunks = k as u32 + 1;
+        }
+        // SAFETY: fresh memzone of want_n * total bytes.
+        unsafe { core::ptr::write_bytes(mz.as_ptr::<u8>(), 0, want_n * total) };
+        for i in 0..want_n {
+            let off = (i * total) as u64 + u64::from(sz.header_size);
+            let obj = base.add(off);
+            let iova = match contig_iova {
+                Some(io) => io.add(off),
+                None => eal.virt2iova(obj).unwrap_or(Iova::BAD),
+            };
+            // SAFETY: the slot lies inside the fresh chunk, laid out by calc_obj_size.
+            unsafe { layout::init_obj(obj, pool_addr, iova, sz.elt_size) };
+            init(first + i as u32, obj);
+            batch.push(obj);
+            if batch.len() == batch.capacity() {
+                if !backend.enqueue(&batch) {
+                    return Err(Error::BackendFull { name: name.into(), n: batch.len() });
+                }
+                batch.clear();
+            }
+        }
+        first += want_n as u32;
+        remaining -= want_n;
+        k += 1;
+    }
+    if !backend.enqueue(&batch) {
+        return Err(Error::BackendFull { name: name.into(), n: batch.len() });
+    }
+    Ok(())
+}
+
+impl Pool {
+    #[inline(always)]
+    fn hdr(&self) -> &PoolHeader {
+        // SAFETY: the header memzone stays mapped while the pool exists; fields other
+        // than magic/stats are read-only after publication; those are atomics.
+        unsafe { self.hdr.as_ref() }
+    }
+
+    /// The pool that owns objects whose header names pool address `addr`, if this process
+    /// holds a handle to it (created or looked up here).
+    ///
+    /// # Safety
+    /// The pool must not be freed while the returned reference is used: hold an object
+    /// of the pool (a pool with objects out cannot be freed) or a handle.
+    pub unsafe fn from_addr<'a>(addr: VirtAddr) -> Option<&'a Pool> {
+        let p = reg_find(addr)?;
+        // Relaxed: serial is immutable after publication, which the registry insert
+        // ordered before us (R3/R4).
+        (p.hdr().serial == p.serial).then_some(p)
+    }
+
+    /// The pool address recorded in an object's header.
+    ///
+    /// # Safety
+    /// `obj` is an object of a live pool.
+    pub unsafe fn obj_pool_addr(obj: VirtAddr) -> VirtAddr {
+        // SAFETY: forwarded: the header precedes the object.
+        unsafe { (*layout::obj_header(obj)).pool }
+    }
+
+    /// The IOVA recorded in an object's header (`Iova::BAD` if the EAL had none).
+    ///
+    /// # Safety
+    /// `obj` is an object of a live pool.
+    pub unsafe fn obj_iova(obj: VirtAddr) -> Iova {
+        // SAFETY: forwarded: the header precedes the object.
+        unsafe { (*layout::obj_header(obj)).iova }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Address of the shared header (what object headers record as their pool).
+    pub fn addr(&self) -> VirtAddr {
+        self.addr
+    }
+
+    /// Number of objects.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Bytes per object (as asked for).
+    pub fn elt_size(&self) -> u32 {
+        self.elt_size
+    }
+
+    /// Slot sizes (header, element, trailer, total stride).
+    pub fn obj_size(&self) -> ObjSize {
+        let h = self.hdr();
+        ObjSize { header_size: h.header_size, elt_size: h.elt_size, trailer_size: h.trailer_size, total_size: h.total_size }
+    }
+
+    /// Per-lcore cache size (0: no cache).
+    pub fn cache_size(&self) -> u32 {
+        self.hdr().cache_size
+    }
+
+    /// Flags given at creation.
+    pub fn flags(&self) -> PoolFlags {
+        PoolFlags::from_bits_retain(self.hdr().flags)
+    }
+
+    /// Backend name.
+    pub fn ops_name(&self) -> String {
+        name_str(&self.hdr().ops_name)
+    }
+
+    /// The private data given at creation.
+    pub fn private(&self) -> &[u8] {
+        let h = self.hdr();
+        &h.private[..(h.private_len as usize).min(PRIVATE_MAX)]
+    }
+
+    /// The EAL the pool lives in.
+    pub fn eal(&self) -> &Eal {
+        &self.eal
+    }
+
+    /// The calling lcore's cache, if the pool has caches and the thread is an EAL lcore.
+    #[inline(always)]
+    fn lcore_slot(&self) -> (Option<&CacheShared>, StatsSlot<'_>) {
+        match eal::lcore::lcore_id() {
+            Some(l) if (l as usize) < MAX_LCORE => {
+                let cache = if self.caches.is_null() {
+                    None
+                } else {
+                    // SAFETY: the cache array has MAX_LCORE entries; l < MAX_LCORE.
+                    Some(unsafe { &*self.caches.add(l as usize) })
+                };
+                (cache, StatsSlot { slot: &self.hdr().stats[l as usize], shared: false })
+            }
+            _ => (None, StatsSlot { slot: &self.hdr().stats[MAX_LCORE], shared: true }),
+        }
+    }
+
+    fn shared_slot(&self) -> StatsSlot<'_> {
+        match eal::lcore::lcore_id() {
+            Some(l) if (l as usize) < MAX_LCORE => StatsSlot { slot: &self.hdr().stats[l as usize], shared: false },
+            _ => StatsSlot { slot: &self.hdr().stats[MAX_LCORE], shared: true },
+        }
+    }
+
+    /// Get `objs.len()` objects, all or nothing, through the calling lcore's cache (or
+    /// straight from the backend on a non-EAL thread or a pool without cache).
+    #[inline]
+    pub fn get_bulk(&self, objs: &mut [VirtAddr]) -> Result<()> {
+        let (cache, st) = self.lcore_slot();
+        self.get_impl(objs, cache, st)
+    }
+
+    /// Get one object.
+    #[inline]
+    pub fn get(&self) -> Result<VirtAddr> {
+        let mut o = [VirtAddr(0)];
+        self.get_bulk(&mut o)?;
+        Ok(o[0])
+    }
+
+    /// Get through a user-owned cache (`None`: straight from the backend).
+    #[inline]
+    pub fn get_bulk_with(&self, objs: &mut [VirtAddr], cache: Option<&mut MempoolCache>) -> Result<()> {
+        let st = self.shared_slot();
+        match cache {
+            Some(c) => {
+                if c.cache.owner != self.addr {
+                    return Err(Error::ForeignCache { name: self.name.clone() });
+                }
+                self.get_impl(objs, Some(&c.cache), st)
+            }
+            None => self.get_impl(objs, None, st),
+        }
+    }
+
+    /// Put objects back through the calling lcore's cache (or straight to the backend).
+    ///
+    /// Debug builds check every object first (it belongs to this pool, was handed out,
+    /// its cookies are intact) and put none if one fails.
+    ///
+    /// # Safety
+    /// Every object was handed out by a get on this pool and not put back since, and no
+    /// reference into it is used afterwards.
+    #[inline]
+    pub unsafe fn put_bulk(&self, objs: &[VirtAddr]) -> Result<()> {
+        let (cache, st) = self.lcore_slot();
+        // SAFETY: forwarded.
+        unsafe { self.put_impl(objs, cache, st) }
+    }
+
+    /// Put one object.
+    ///
+    /// # Safety
+    /// As [`Pool::put_bulk`].
+    #[inline]
+    pub unsafe fn put(&self, obj: VirtAddr) -> Result<()> {
+        // SAFETY: forwarded.
+        unsafe { self.put_bulk(&[obj]) }
+    }
+
+    /// Put through a user-owned cache (`None`: straight to the backend).
+    ///
+    /// # Safety
+    /// As [`Pool::put_bulk`].
+    #[inline]
+    pub unsafe fn put_bulk_with(&self, objs: &[VirtAddr], cache: Option<&mut MempoolCache>) -> Result<()> {
+        let st = self.shared_slot();
+        match cache {
+            Some(c) => {
+                if c.cache.owner != self.addr {
+                    return Err(Error::ForeignCache { name: self.name.clone() });
+                }
+                // SAFETY: forwarded; `&mut MempoolCache` makes us its only user.
+                unsafe { self.put_impl(objs, Some(&c.cache), st) }
+            }
+            // SAFETY: forwarded.
+            None => unsafe { self.put_impl(objs, None, st) },
+        }
+    }
+
+    #[inline(always)]
+    fn get_impl(&self, objs: &mut [VirtAddr], cache: Option<&CacheShared>, st: StatsSlot<'_>) -> Result<()> {
+        let n = objs.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let s = st.slot;
+        let ok = match cache {
+            // SAFETY: a per-lcore cache is used only by the thread holding that lcore id
+            // (crate contract); a user cache is borrowed `&mut` by the caller.
+            Some(c) => match unsafe { c.get(&self.backend, objs) } {
+                GetOutcome::Hit => {
+                    st.add(&s.cache_hits, 1);
+                    true
+                }
+                GetOutcome::Refill { refill: r } | GetOutcome::Direct { direct: r } => {
+                    st.add(&s.cache_misses, 1);
+                    st.add(&s.backend_dequeue_bulk, 1);
+                    st.add(&s.backend_dequeue_objs, u64::from(r));
+                    true
+                }
+                GetOutcome::Fail => false,
+            },
+            None => {
+                let ok = self.backend.dequeue(objs);
+                if ok {
+                    st.add(&s.backend_dequeue_bulk, 1);
+                    st.add(&s.backend_dequeue_objs, n as u64);
+                }
+                ok
+            }
+        };
+        if !ok {
+            st.add(&s.get_fail_bulk, 1);
+            st.add(&s.get_fail_objs, n as u64);
+            return Err(Error::Empty { n });
+        }
+        st.add(&s.get_success_bulk, 1);
+        st.add(&s.get_success_objs, n as u64);
+        #[cfg(debug_assertions)]
+        self.debug_mark_used(objs)?;
+        Ok(())
+    }
+
+    /// # Safety
+    /// As [`Pool::put_bulk`]; `cache` as in `get_impl`.
+    #[inline(always)]
+    unsafe fn put_impl(&self, objs: &[VirtAddr], cache: Option<&CacheShared>, st: StatsSlot<'_>) -> Result<()> {
+        let n = objs.len();
+        if n == 0 {
+            return Ok(());
+        }
+        #[cfg(debug_assertions)]
+        self.debug_mark_free(objs)?;
+        let s = st.slot;
+        let outcome = match cache {
+            // SAFETY: cache ownership as in get_impl.
+            Some(c) => unsafe { c.put(&self.backend, objs) },
+            None => {
+                if self.backend.enqueue(objs) {
+                    PutOutcome::Direct
+                } else {
+                    PutOutcome::Fail
+                }
+            }
+        };
+        match outcome {
+            PutOutcome::Cached => {}
+            PutOutcome::Flushed { flushed } => {
+                st.add(&s.backend_enqueue_bulk, 1);
+                st.add(&s.backend_enqueue_objs, u64::from(flushed));
+            }
+            PutOutcome::Direct => {
+                st.add(&s.backend_enqueue_bulk, 1);
+                st.add(&s.backend_enqueue_objs, n as u64);
+            }
+            PutOutcome::Fail => {
+                #[cfg(debug_assertions)]
+                for &o in objs {
+                    // SAFETY: just checked and flipped by debug_mark_free; flip back.
+                    let _ = unsafe {
+                        layout::check_and_flip(o, self.addr, self.elt_size, layout::COOKIE_FREE, layout::COOKIE_USED)
+                    };
+                }
+                return Err(Error::BackendFull { name: self.name.clone(), n });
+            }
+        }
+        st.add(&s.put_bulk, 1);
+        st.add(&s.put_objs, n as u64);
+        Ok(())
+    }
+
+    /// True if `obj` is the address of one of this pool's objects.
+    pub fn contains(&self, obj: VirtAddr) -> bool {
+        let h = self.hdr();
+        h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)].iter().any(|c| {
+            obj.0 >= c.addr.0 + u64::from(self.header_size)
+                && obj.0 < c.addr.0 + c.len
+                && (obj.0 - c.addr.0 - u64::from(self.header_size)) % u64::from(self.total_size) == 0
+        })
+    }
+
+    #[cfg(debug_assertions)]
+    fn debug_mark_used(&self, objs: &[VirtAddr]) -> Result<()> {
+        for (i, &o) in objs.iter().enumerate() {
+            // SAFETY: the object came from our backend or cache, so it is one of our slots.
+            let r = unsafe { layout::check_and_flip(o, self.addr, self.elt_size, layout::COOKIE_FREE, layout::COOKIE_USED) };
+            if let Err(f) = r {
+                // Undo and give back everything but the bad object (which stays out).
+                for &p in &objs[..i] {
+                    // SAFETY: flipped just above.
+                    let _ = unsafe { layout::check_and_flip(p, self.addr, self.elt_size, layout::COOKIE_USED, layout::COOKIE_FREE) };
+                }
+                let good: Vec<VirtAddr> = objs.iter().copied().filter(|&p| p != o).collect();
+                let _ = self.backend.enqueue(&good);
+                return Err(self.fault_error("get", o, f));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(debug_assertions)]
+    fn debug_mark_free(&self, objs: &[VirtAddr]) -> Result<()> {
+        for (i, &o) in objs.iter().enumerate() {
+            let r = if self.contains(o) {
+                // SAFETY: `contains` proved it is one of our slots.
+                unsafe { layout::check_and_flip(o, self.addr, self.elt_size, layout::COOKIE_USED, layout::COOKIE_FREE) }
+            } else {
+                Err(layout::CookieFault::Foreign)
+            };
+            if let Err(f) = r {
+                for &p in &objs[..i] {
+                    // SAFETY: flipped just above.
+                    let _ = unsafe { layout::check_and_flip(p, self.addr, self.elt_size, layout::COOKIE_FREE, layout::COOKIE_USED) };
+                }
+                return Err(self.fault_error("put", o, f));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(debug_assertions)]
+    fn fault_error(&self, op: &'static str, addr: VirtAddr, f: layout::CookieFault) -> Error {
+        use layout::CookieFault::*;
+        let name = self.name.clone();
+        match f {
+            Foreign => Error::ForeignObject { name, addr },
+            DoubleFree => Error::DoubleFree { name, addr },
+            NotFree => Error::Corrupted { op, name, addr, which: "header (object in use while in the free list)", found: layout::COOKIE_USED },
+            HeaderSmashed(v) => Error::Corrupted { op, name, addr, which: "header", found: v },
+            TrailerSmashed(v) => Error::Corrupted { op, name, addr, which: "trailer", found: v },
+        }
+    }
+
+    /// Objects available: in the backend plus in every lcore cache (a snapshot; objects in
+    /// user caches count as in use until flushed).
+    pub fn avail_count(&self) -> u32 {
+        let mut n = self.backend.count();
+        if !self.caches.is_null() {
+            for l in 0..MAX_LCORE {
+                // SAFETY: l < MAX_LCORE entries; `len` is atomic.
+                n += unsafe { &*self.caches.add(l) }.len();
+            }
+        }
+        n.min(self.size)
+    }
+
+    /// Objects handed out (a snapshot): `size - avail_count`.
+    pub fn in_use_count(&self) -> u32 {
+        self.size - self.avail_count()
+    }
+
+    /// True if every object is available.
+    pub fn is_full(&self) -> bool {
+        self.avail_count() == self.size
+    }
+
+    /// True if no object is available.
+    pub fn is_empty(&self) -> bool {
+        self.avail_count() == 0
+    }
+
+    /// Objects in lcore `lcore`'s cache (`None` without caches or for a bad id).
+    pub fn lcore_cache_len(&self, lcore: u32) -> Option<u32> {
+        if self.caches.is_null() || lcore as usize >= MAX_LCORE {
+            return None;
+        }
+        // SAFETY: lcore < MAX_LCORE entries.
+        Some(unsafe { &*self.caches.add(lcore as usize) }.len())
+    }
+
+    /// Flush the calling lcore's cache to the backend (no-op on a non-EAL thread).
+    pub fn flush_lcore_cache(&self) -> Result<()> {
+        let (cache, _) = self.lcore_slot();
+        if let Some(c) = cache {
+            // SAFETY: the calling thread holds this lcore id (crate contract).
+            if !unsafe { c.drain(&self.backend) } {
+                return Err(Error::BackendFull { name: self.name.clone(), n: c.len() as usize });
+            }
+        }
+        Ok(())
+    }
+
+    /// Statistics summed over all lcores (and non-EAL threads).
+    pub fn stats(&self) -> MempoolStats {
+        let mut t = MempoolStats::default();
+        for s in &self.hdr().stats {
+            t += s.snapshot();
+        }
+        t
+    }
+
+    /// Statistics of lcore `lcore`; `MAX_LCORE` gives the non-EAL-thread slot.
+    pub fn lcore_stats(&self, lcore: u32) -> Option<MempoolStats> {
+        self.hdr().stats.get(lcore as usize).map(StatsShared::snapshot)
+    }
+
+    /// Call `f(index, obj)` for every object (in use or not), in address order within each
+    /// chunk; returns the number of objects.
+    pub fn obj_iter(&self, mut f: impl FnMut(u32, VirtAddr)) -> u32 {
+        let h = self.hdr();
+        let mut n = 0;
+        for c in &h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)] {
+            for i in 0..c.nb_objs {
+                let obj = c.addr.add(u64::from(i) * u64::from(self.total_size) + u64::from(self.header_size));
+                f(c.first + i, obj);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of memory chunks holding the objects.
+    pub fn nb_chunks(&self) -> u32 {
+        self.hdr().nb_chunks
+    }
+
+    /// Write a human-readable description to `w`.
+    pub fn dump(&self, w: &mut dyn Write) -> Result<()> {
+        self.dump_inner(w).map_err(|e| Error::Dump { name: self.name.clone(), source: e })
+    }
+
+    fn dump_inner(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let h = self.hdr();
+        writeln!(w, "mempool <{}>@{}", self.name, self.addr)?;
+        writeln!(w, "  flags={:#x} ({:?})", h.flags, self.flags())?;
+        writeln!(w, "  ops={} pool_data={} ({} bytes)", self.ops_name(), h.pool_data, h.pool_data_len)?;
+        writeln!(w, "  socket={}", h.socket)?;
+        writeln!(w, "  size={}", h.size)?;
+        writeln!(
+            w,
+            "  header_size={} elt_size={} trailer_size={} total_obj_size={} (channels={})",
+            h.header_size, h.elt_size, h.trailer_size, h.total_size, h.channels
+        )?;
+        writeln!(w, "  debug_cookies={}", h.layout & 1 != 0)?;
+        writeln!(w, "  nb_mem_chunks={}", h.nb_chunks)?;
+        for c in &h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)] {
+            writeln!(w, "    chunk va={} iova={} len={} objs={}+{}", c.addr, c.iova, c.len, c.first, c.nb_objs)?;
+        }
+        writeln!(w, "  private_data_size={}", h.private_len)?;
+        writeln!(w, "  cache_size={} flush_threshold={}", h.cache_size, h.flush_threshold)?;
+        let mut cached = 0;
+        if !self.caches.is_null() {
+            for l in 0..MAX_LCORE as u32 {
+                if let Some(len) = self.lcore_cache_len(l).filter(|&n| n > 0) {
+                    writeln!(w, "    cache_count[{l}]={len}")?;
+                    cached += len;
+                }
+            }
+        }
+        writeln!(w, "    total_cache_count={cached}")?;
+        writeln!(w, "  common_pool_count={}", self.backend.count())?;
+        writeln!(w, "  avail_count={} in_use_count={}", self.avail_count(), self.in_use_count())?;
+        let s = self.stats();
+        writeln!(w, "  stats:")?;
+        writeln!(w, "    get_success_bulk={} get_success_objs={}", s.get_success_bulk, s.get_success_objs)?;
+        writeln!(w, "    get_fail_bulk={} get_fail_objs={}", s.get_fail_bulk, s.get_fail_objs)?;
+        writeln!(w, "    put_bulk={} put_objs={}", s.put_bulk, s.put_objs)?;
+        writeln!(w, "    cache_hits={} cache_misses={}", s.cache_hits, s.cache_misses)?;
+        writeln!(w, "    backend_dequeue_bulk={} backend_dequeue_objs={}", s.backend_dequeue_bulk, s.backend_dequeue_objs)?;
+        writeln!(w, "    backend_enqueue_bulk={} backend_enqueue_objs={}", s.backend_enqueue_bulk, s.backend_enqueue_objs)?;
+        Ok(())
+    }
+}
+
+/// A cache owned by the user (DPDK's `rte_mempool_cache_create`), for threads that are not
+/// EAL lcores or want their own. Bound to one pool (it holds a handle, so the pool cannot
+/// be freed under it); used through `&mut`, so by one thread at a time. Dropping it flushes
+/// its objects back to the pool.
+pub struct MempoolCache {
+    cache: Box<CacheShared>,
+    pool: Mempool,
+}
+
+impl MempoolCache {
+    /// Objects cached now.
+    pub fn len(&self) -> u32 {
+        self.cache.len()
+    }
+
+    /// True if nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Nominal size.
+    pub fn size(&self) -> u32 {
+        self.cache.size()
+    }
+
+    /// Flush threshold (1.5 x size).
+    pub fn flush_threshold(&self) -> u32 {
+        self.cache.flush_threshold()
+    }
+
+    /// The pool this cache belongs to.
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
+    /// Move every cached object back to the pool's backend.
+    pub fn flush(&mut self) -> Result<()> {
+        // SAFETY: `&mut self`: we are the only user.
+        if unsafe { self.cache.drain(&self.pool.backend) } {
+            Ok(())
+        } else {
+            Err(Error::BackendFull { name: self.pool.name.clone(), n: self.cache.len() as usize })
+        }
+    }
+}
+
+impl Drop for MempoolCache {
+    fn drop(&mut self) {
+        // A failure means the backend is corrupt (it cannot be full of our own objects);
+        // the objects then stay out of the pool, which `in_use_count` shows.
+        let _ = self.flush();
+    }
+}
+
+impl core::fmt::Debug for MempoolCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MempoolCache").field("pool", &self.pool.name).field("size", &self.size()).field("len", &self.len()).finish()
+    }
+}

@@ -1,0 +1,116 @@
+//! Per-lcore statistics counters, in the pool header in shared memory.
+//!
+//! Slot `i < MAX_LCORE` belongs to EAL lcore `i` (in whichever process holds that lcore):
+//! only that thread writes it, with a relaxed load and a relaxed store (no atomic
+//! read-modify-write on the fast path). The extra slot `MAX_LCORE` is shared by every
+//! thread that is not an EAL lcore and is updated with relaxed `fetch_add`. Readers (a
+//! dump, [`Mempool::stats`](crate::Mempool::stats)) load with relaxed ordering at any time:
+//! each counter is exact, the set of counters is a snapshot only when the pool is quiet.
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Statistics of one lcore, or the sum over all lcores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MempoolStats {
+    /// Successful get calls.
+    pub get_success_bulk: u64,
+    /// Objects handed out by successful gets.
+    pub get_success_objs: u64,
+    /// Failed get calls (not enough objects).
+    pub get_fail_bulk: u64,
+    /// Objects asked for by failed gets.
+    pub get_fail_objs: u64,
+    /// Put calls.
+    pub put_bulk: u64,
+    /// Objects put.
+    pub put_objs: u64,
+    /// Gets served entirely from a cache.
+    pub cache_hits: u64,
+    /// Gets through a cache that had to go to the backend (refill or direct).
+    pub cache_misses: u64,
+    /// Backend dequeue calls that succeeded (refills and direct gets).
+    pub backend_dequeue_bulk: u64,
+    /// Objects dequeued from the backend.
+    pub backend_dequeue_objs: u64,
+    /// Backend enqueue calls (flushes and direct puts).
+    pub backend_enqueue_bulk: u64,
+    /// Objects enqueued to the backend.
+    pub backend_enqueue_objs: u64,
+}
+
+impl core::ops::AddAssign for MempoolStats {
+    fn add_assign(&mut self, o: MempoolStats) {
+        self.get_success_bulk += o.get_success_bulk;
+        self.get_success_objs += o.get_success_objs;
+        self.get_fail_bulk += o.get_fail_bulk;
+        self.get_fail_objs += o.get_fail_objs;
+        self.put_bulk += o.put_bulk;
+        self.put_objs += o.put_objs;
+        self.cache_hits += o.cache_hits;
+        self.cache_misses += o.cache_misses;
+        self.backend_dequeue_bulk += o.backend_dequeue_bulk;
+        self.backend_dequeue_objs += o.backend_dequeue_objs;
+        self.backend_enqueue_bulk += o.backend_enqueue_bulk;
+        self.backend_enqueue_objs += o.backend_enqueue_objs;
+    }
+}
+
+/// The shared-memory counters of one slot (see the module docs for who writes).
+#[repr(C, align(128))]
+#[derive(Default)]
+pub(crate) struct StatsShared {
+    pub get_success_bulk: AtomicU64,
+    pub get_success_objs: AtomicU64,
+    pub get_fail_bulk: AtomicU64,
+    pub get_fail_objs: AtomicU64,
+    pub put_bulk: AtomicU64,
+    pub put_objs: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub backend_dequeue_bulk: AtomicU64,
+    pub backend_dequeue_objs: AtomicU64,
+    pub backend_enqueue_bulk: AtomicU64,
+    pub backend_enqueue_objs: AtomicU64,
+}
+
+const _: () = assert!(core::mem::size_of::<StatsShared>() == 128);
+
+/// A counter slot plus how to update it.
+#[derive(Clone, Copy)]
+pub(crate) struct StatsSlot<'a> {
+    pub slot: &'a StatsShared,
+    /// True for the shared non-lcore slot: use `fetch_add`.
+    pub shared: bool,
+}
+
+impl StatsSlot<'_> {
+    #[inline(always)]
+    pub fn add(&self, c: &AtomicU64, v: u64) {
+        if self.shared {
+            c.fetch_add(v, Relaxed);
+        } else {
+            // Single writer (the lcore owning the slot): a plain load + store suffices and
+            // avoids a locked instruction. Relaxed: statistics order nothing.
+            c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        }
+    }
+}
+
+impl StatsShared {
+    pub fn snapshot(&self) -> MempoolStats {
+        MempoolStats {
+            get_success_bulk: self.get_success_bulk.load(Relaxed),
+            get_success_objs: self.get_success_objs.load(Relaxed),
+            get_fail_bulk: self.get_fail_bulk.load(Relaxed),
+            get_fail_objs: self.get_fail_objs.load(Relaxed),
+            put_bulk: self.put_bulk.load(Relaxed),
+            put_objs: self.put_objs.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_misses: self.cache_misses.load(Relaxed),
+            backend_dequeue_bulk: self.backend_dequeue_bulk.load(Relaxed),
+            backend_dequeue_objs: self.backend_dequeue_objs.load(Relaxed),
+            backend_enqueue_bulk: self.backend_enqueue_bulk.load(Relaxed),
+            backend_enqueue_objs: self.backend_enqueue_objs.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Creation flags and per-side synchronisation modes.
+
+bitflags::bitflags! {
+    /// Flags given at creation, with DPDK's bit values (rte_ring_core.h, `RING_F_*`), so a
+    /// dump reads the same. No flag for a side means multi-thread safe with the classic
+    /// CAS head and ordered tail ([`SyncMode::Multi`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct RingFlags: u32 {
+        /// Single producer: at most one thread (in any process) enqueues at a time.
+        const SP_ENQ = 0x0001;
+        /// Single consumer: at most one thread (in any process) dequeues at a time.
+        const SC_DEQ = 0x0002;
+        /// Capacity is exactly the count asked for; the slot array is rounded up to the
+        /// next power of two (count + 1 rounded) behind the scenes.
+        const EXACT_SZ = 0x0004;
+        /// Multi producer, relaxed tail sync (RTS).
+        const MP_RTS_ENQ = 0x0008;
+        /// Multi consumer, relaxed tail sync (RTS).
+        const MC_RTS_DEQ = 0x0010;
+        /// Multi producer, head/tail sync (HTS): one enqueue in flight at a time.
+        const MP_HTS_ENQ = 0x0020;
+        /// Multi consumer, head/tail sync (HTS): one dequeue in flight at a time.
+        const MC_HTS_DEQ = 0x0040;
+    }
+}
+
+/// How one side (producers or consumers) synchronises, fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SyncMode {
+    /// Multi-thread safe: CAS on the head, tails updated in reservation order (a thread
+    /// waits for the one before it). Not preemption safe.
+    Multi = 0,
+    /// Single thread: plain head and tail stores, cached copy of the other side's tail.
+    Single = 1,
+    /// Relaxed tail sync: head and tail are (position, count) pairs; the tail moves when
+    /// the last thread in flight finishes, no thread waits for a particular other one.
+    /// The head may run at most `htd_max` ahead of the tail.
+    Rts = 2,
+    /// Head/tail sync: head and tail in one 64-bit word, one operation in flight at a
+    /// time; allows peek and zero-copy.
+    Hts = 3,
+}
+
+impl SyncMode {
+    pub(crate) fn from_u32(v: u32) -> Option<SyncMode> {
+        match v {
+            0 => Some(SyncMode::Multi),
+            1 => Some(SyncMode::Single),
+            2 => Some(SyncMode::Rts),
+            3 => Some(SyncMode::Hts),
+            _ => None,
+        }
+    }
+}
+
+/// Split flags into the producer and consumer modes, refusing contradictions.
+pub(crate) fn sync_modes(flags: RingFlags, raw: u32) -> crate::Result<(SyncMode, SyncMode)> {
+    if RingFlags::from_bits(raw).is_none() {
+        return Err(crate::Error::BadFlags { flags: raw, why: "unknown bits set" });
+    }
+    let pick = |s: RingFlags, rts: RingFlags, hts: RingFlags, side| {
+        match (flags.contains(s), flags.contains(rts), flags.contains(hts)) {
+            (false, false, false) => Ok(SyncMode::Multi),
+            (true, false, false) => Ok(SyncMode::Single),
+            (false, true, false) => Ok(SyncMode::Rts),
+            (false, false, true) => Ok(SyncMode::Hts),
+            _ => Err(crate::Error::BadFlags { flags: raw, why: side }),
+        }
+    };
+    let prod = pick(
+        RingFlags::SP_ENQ,
+        RingFlags::MP_RTS_ENQ,
+        RingFlags::MP_HTS_ENQ,
+        "more than one producer sync mode",
+    )?;
+    let cons = pick(
+        RingFlags::SC_DEQ,
+        RingFlags::MC_RTS_DEQ,
+        RingFlags::MC_HTS_DEQ,
+        "more than one consumer sync mode",
+    )?;
+    Ok((prod, cons))
+}

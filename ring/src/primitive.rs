@@ -1,0 +1,76 @@
+//! The synchronisation primitives the ring uses, in one place so that the loom models in
+//! `tests/loom.rs` can swap them: under `cfg(loom)` the atomics, the spin hint and the
+//! slot-access tracker come from [loom](https://docs.rs/loom); otherwise they are `std`'s
+//! and the tracker compiles to nothing. (The crossbeam pattern.)
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64};
+
+pub(crate) use std::sync::atomic::Ordering;
+
+/// Busy-wait hint inside a spin loop. Under loom it yields so that the model checker can
+/// schedule the thread we are waiting for.
+#[inline(always)]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}
+
+/// Shadow cells for the slots, so that loom sees every slot read and write and reports
+/// two accesses that are not ordered by happens-before (the slots themselves are plain
+/// memory that loom cannot observe). Outside loom this is a zero-sized no-op.
+#[cfg(loom)]
+pub(crate) struct SlotTracker {
+    cells: std::sync::Arc<Vec<loom::cell::UnsafeCell<()>>>,
+}
+
+#[cfg(loom)]
+impl SlotTracker {
+    pub(crate) fn new(size: u32) -> Self {
+        let cells = (0..size).map(|_| loom::cell::UnsafeCell::new(())).collect();
+        SlotTracker { cells: std::sync::Arc::new(cells) }
+    }
+
+    /// Record a write of `n` slots from index `idx` (masked by the caller).
+    pub(crate) fn write(&self, idx: u32, n: u32) {
+        let len = self.cells.len() as u32;
+        for i in 0..n {
+            self.cells[((idx + i) % len) as usize].with_mut(|_| ());
+        }
+    }
+
+    /// Record a read of `n` slots from index `idx`.
+    pub(crate) fn read(&self, idx: u32, n: u32) {
+        let len = self.cells.len() as u32;
+        for i in 0..n {
+            self.cells[((idx + i) % len) as usize].with(|_| ());
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Clone for SlotTracker {
+    fn clone(&self) -> Self {
+        SlotTracker { cells: self.cells.clone() }
+    }
+}
+
+#[cfg(not(loom))]
+#[derive(Clone, Copy)]
+pub(crate) struct SlotTracker;
+
+#[cfg(not(loom))]
+impl SlotTracker {
+    #[inline(always)]
+    pub(crate) fn new(_size: u32) -> Self {
+        SlotTracker
+    }
+    #[inline(always)]
+    pub(crate) fn write(&self, _idx: u32, _n: u32) {}
+    #[inline(always)]
+    pub(crate) fn read(&self, _idx: u32, _n: u32) {}
+}

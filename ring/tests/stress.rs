@@ -1,0 +1,254 @@
+//! Stress harness (after the idea of DPDK's test_ring_stress_impl.h, no code taken):
+//! N producers and M consumers on one ring, every element tagged (producer id, sequence)
+//! and checked exactly once; each consumer must see each producer's sequence increasing
+//! (true in every mode: producers reserve increasing positions, consumers claim
+//! increasing positions). Run for every mode combination, for bulk, burst and (where the
+//! consumer side allows it) zero-copy dequeue, with 8- and 16-byte elements, starting the
+//! indices just below the u32 wrap.
+//!
+//! `cargo test -p ferroplane-ring --release --test stress` (a few seconds on 2 cores).
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Barrier};
+
+use ring::{Ring, RingFlags, SyncMode, RING_ALIGN};
+
+trait Elem: Copy + Send + Sync + 'static {
+    fn make(producer: u32, seq: u64) -> Self;
+    /// (producer, seq); panics on a torn or corrupt element.
+    fn decode(self) -> (u32, u64);
+}
+
+impl Elem for u64 {
+    fn make(p: u32, seq: u64) -> Self {
+        (u64::from(p) << 48) | seq
+    }
+    fn decode(self) -> (u32, u64) {
+        ((self >> 48) as u32, self & ((1 << 48) - 1))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct E16 {
+    tag: u64,
+    check: u64,
+}
+
+impl Elem for E16 {
+    fn make(p: u32, seq: u64) -> Self {
+        let tag = (u64::from(p) << 48) | seq;
+        E16 { tag, check: !tag.rotate_left(17) }
+    }
+    fn decode(self) -> (u32, u64) {
+        assert_eq!(self.check, !self.tag.rotate_left(17), "torn 16-byte element");
+        ((self.tag >> 48) as u32, self.tag & ((1 << 48) - 1))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Api {
+    Bulk,
+    Burst,
+    /// Producers burst, consumers zero-copy burst (consumer side Single or Hts only).
+    ZeroCopy,
+}
+
+struct Mem(*mut u8, Layout);
+// SAFETY: a raw heap block handed to the ring; the ring synchronises access to it.
+unsafe impl Send for Mem {}
+// SAFETY: as above.
+unsafe impl Sync for Mem {}
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this layout in `run`.
+        unsafe { dealloc(self.0, self.1) }
+    }
+}
+
+fn flags_for(p: SyncMode, c: SyncMode) -> RingFlags {
+    let pf = match p {
+        SyncMode::Single => RingFlags::SP_ENQ,
+        SyncMode::Multi => RingFlags::empty(),
+        SyncMode::Rts => RingFlags::MP_RTS_ENQ,
+        SyncMode::Hts => RingFlags::MP_HTS_ENQ,
+    };
+    let cf = match c {
+        SyncMode::Single => RingFlags::SC_DEQ,
+        SyncMode::Multi => RingFlags::empty(),
+        SyncMode::Rts => RingFlags::MC_RTS_DEQ,
+        SyncMode::Hts => RingFlags::MC_HTS_DEQ,
+    };
+    pf | cf
+}
+
+fn threads(m: SyncMode) -> u32 {
+    if m == SyncMode::Single {
+        1
+    } else {
+        2
+    }
+}
+
+fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
+    let flags = flags_for(pm, cm);
+    let count = 256;
+    let len = Ring::<T>::memsize(count, flags).unwrap();
+    let layout = Layout::from_size_align(len, RING_ALIGN).unwrap();
+    // SAFETY: non-zero size.
+    let mem = Arc::new(Mem(unsafe { alloc_zeroed(layout) }, layout));
+    assert!(!mem.0.is_null());
+    // SAFETY: fresh exclusive block that `mem` keeps alive until every thread is joined
+    // (the ring handle is dropped before `mem`); single sides get exactly one thread.
+    let r = Arc::new(unsafe { Ring::<T>::init_in(mem.0, len, "stress", count, flags) }.unwrap());
+    // SAFETY: empty, not shared yet. Start 1000 positions before the u32 wrap.
+    unsafe { r.reset_at(u32::MAX - 1000) };
+
+    let np = threads(pm);
+    let nc = threads(cm);
+    let total = per_producer * u64::from(np);
+    let seen: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
+    let consumed = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new((np + nc) as usize));
+    let mut hs = Vec::new();
+
+    for p in 0..np {
+        let (r, start, failed) = (r.clone(), start.clone(), failed.clone());
+        hs.push(std::thread::spawn(move || {
+            start.wait();
+            let mut seq = 0u64;
+            let mut batch = Vec::with_capacity(32);
+            let mut k = p as usize;
+            while seq < per_producer && !failed.load(Ordering::Relaxed) {
+                k = k.wrapping_mul(1103515245).wrapping_add(12345);
+                let want = (1 + (k >> 8) % 32).min((per_producer - seq) as usize);
+                batch.clear();
+                batch.extend((0..want as u64).map(|i| T::make(p, seq + i)));
+                let n = match api {
+                    Api::Bulk => r.enqueue_bulk(&batch).n,
+                    Api::Burst | Api::ZeroCopy => r.enqueue_burst(&batch).n,
+                };
+                if api == Api::Bulk {
+                    assert!(n == 0 || n as usize == want, "bulk enqueue returned {n} of {want}");
+                }
+                seq += u64::from(n);
+                if n == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        }));
+    }
+    for _ in 0..nc {
+        let (r, start, failed, seen, consumed) =
+            (r.clone(), start.clone(), failed.clone(), seen.clone(), consumed.clone());
+        hs.push(std::thread::spawn(move || {
+            start.wait();
+            let mut last = vec![None::<u64>; np as usize];
+            let mut out = vec![T::make(0, 0); 32];
+            let mut k = 7usize;
+            let mut check = |v: T| {
+                let (p, s) = v.decode();
+                assert!(p < np && s < per_producer, "garbage element p={p} s={s}");
+                if let Some(prev) = last[p as usize] {
+                    assert!(s > prev, "producer {p}: seq {s} after {prev}");
+                }
+                last[p as usize] = Some(s);
+                let idx = (u64::from(p) * per_producer + s) as usize;
+                let was = seen[idx].swap(1, Ordering::Relaxed);
+                assert_eq!(was, 0, "element p={p} s={s} dequeued twice");
+            };
+            while consumed.load(Ordering::Relaxed) < total {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                k = k.wrapping_mul(1103515245).wrapping_add(12345);
+                let want = 1 + (k >> 8) % 32;
+                let n = match api {
+                    Api::Bulk => {
+                        let n = r.dequeue_bulk(&mut out[..want]).n;
+                        assert!(n == 0 || n as usize == want);
+                        out[..n as usize].iter().for_each(|&v| check(v));
+                        n
+                    }
+                    Api::Burst => {
+                        let n = r.dequeue_burst(&mut out[..want]).n;
+                        out[..n as usize].iter().for_each(|&v| check(v));
+                        n
+                    }
+                    Api::ZeroCopy => {
+                        let z = r.dequeue_zc_burst_start(want as u32).unwrap();
+                        let (a, b) = z.slots();
+                        a.iter().chain(b).for_each(|&v| check(v));
+                        let n = z.len();
+                        assert_eq!(z.finish(n), n);
+                        n
+                    }
+                };
+                if n == 0 {
+                    std::thread::yield_now();
+                } else {
+                    consumed.fetch_add(u64::from(n), Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut panicked = false;
+    for h in hs {
+        if h.join().is_err() {
+            panicked = true;
+            failed.store(true, Ordering::Relaxed);
+        }
+    }
+    assert!(!panicked, "a thread failed: {pm:?}/{cm:?} {api:?}");
+    assert_eq!(consumed.load(Ordering::Relaxed), total);
+    let missing = seen.iter().filter(|s| s.load(Ordering::Relaxed) == 0).count();
+    assert_eq!(missing, 0, "{pm:?}/{cm:?} {api:?}: elements never dequeued");
+    assert!(r.empty());
+    drop(r);
+}
+
+const COMBOS: [(SyncMode, SyncMode); 10] = [
+    (SyncMode::Single, SyncMode::Single),
+    (SyncMode::Multi, SyncMode::Multi),
+    (SyncMode::Rts, SyncMode::Rts),
+    (SyncMode::Hts, SyncMode::Hts),
+    (SyncMode::Single, SyncMode::Multi),
+    (SyncMode::Multi, SyncMode::Single),
+    (SyncMode::Rts, SyncMode::Hts),
+    (SyncMode::Hts, SyncMode::Rts),
+    (SyncMode::Multi, SyncMode::Rts),
+    (SyncMode::Hts, SyncMode::Single),
+];
+
+fn per_producer() -> u64 {
+    // Debug builds are ~20x slower; keep them short.
+    if cfg!(debug_assertions) {
+        20_000
+    } else {
+        200_000
+    }
+}
+
+fn all<T: Elem>() {
+    for (pm, cm) in COMBOS {
+        for api in [Api::Bulk, Api::Burst, Api::ZeroCopy] {
+            if api == Api::ZeroCopy && !matches!(cm, SyncMode::Single | SyncMode::Hts) {
+                continue;
+            }
+            let t = std::time::Instant::now();
+            run::<T>(pm, cm, api, per_producer());
+            eprintln!("{pm:?}/{cm:?} {api:?} {}B: ok in {:?}", std::mem::size_of::<T>(), t.elapsed());
+        }
+    }
+}
+
+#[test]
+fn stress_8_byte() {
+    all::<u64>();
+}
+
+#[test]
+fn stress_16_byte() {
+    all::<E16>();
+}
