@@ -103,6 +103,52 @@ pub enum Error {
     /// A sysfs attribute of a PCI device did not parse.
     #[error("failed to parse PCI attribute {path}: {why}")]
     PciParse { path: PathBuf, why: String },
+
+    // ---- device access (device/, sys/dev.rs) ----
+    /// The device is not bound to a driver Ferroplane can drive it through.
+    #[error("failed to open PCI device {addr}: it is bound to {}, not vfio-pci or uio_pci_generic; bind it with `ferroplane-devbind --bind=vfio-pci {addr}`", .driver.as_deref().unwrap_or("no driver"))]
+    DeviceNotBound { addr: String, driver: Option<String> },
+    /// No device with this address in sysfs.
+    #[error("failed to find PCI device {addr}: no such device in {path}")]
+    NoSuchDevice { addr: String, path: PathBuf },
+    /// A VFIO device without an IOMMU group.
+    #[error("failed to open {addr} through VFIO: it has no IOMMU group; boot with the IOMMU on (intel_iommu=on / amd_iommu=on) or bind it to uio_pci_generic and run with --iova-mode pa")]
+    NoIommuGroup { addr: String },
+    /// `/dev/vfio/vfio` (or the group file) is absent.
+    #[error("failed to open {path}: {why}; load VFIO with `modprobe vfio-pci`")]
+    VfioMissing { path: PathBuf, why: String },
+    /// A VFIO ioctl failed (through the vfio-ioctls crate).
+    #[error("failed to {op} for {addr} through VFIO: {source}")]
+    Vfio {
+        op: &'static str,
+        addr: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A BAR could not be mapped.
+    #[error("failed to map BAR {bar} of {addr}: {why}")]
+    BarMap { addr: String, bar: u32, why: String },
+    /// The device went away while in use (unbound, removed, or reads all-ones).
+    #[error("failed to access PCI device {addr}: device gone ({why})")]
+    DeviceGone { addr: String, why: String },
+    /// A register or config access outside the region or misaligned.
+    #[error("failed to access {what} at offset {offset:#x} width {width}: region is {len:#x} bytes (offset must be in range and aligned)")]
+    MmioOutOfBounds { what: String, offset: u64, width: u64, len: u64 },
+    /// IOVA = VA does not fit the IOMMU's address width.
+    #[error("failed to map DMA memory at IOVA {iova:#x} for {addr}: the IOMMU's address width is {width} bits; restart with --iova-mode pa")]
+    IommuWidth { addr: String, iova: u64, width: u32 },
+    /// A UIO-bound device needs physical addresses but the EAL has none.
+    #[error("failed to open {addr} through uio_pci_generic: it needs IOVA = physical address but {why}; restart with --iova-mode pa (as root, with hugepages) or bind it to vfio-pci")]
+    NeedPhysAddr { addr: String, why: String },
+    /// A driver change refused because the device is in use.
+    #[error("failed to change the driver of {addr}: device is in use ({why}); stop using it first or pass --force")]
+    DeviceInUse { addr: String, why: String },
+    /// The target driver is not loaded.
+    #[error("failed to bind {addr} to {driver}: driver not loaded (no {path}); load it with `modprobe {driver}`")]
+    DriverNotLoaded { addr: String, driver: String, path: PathBuf },
+    /// The kernel did not bind the device to the requested driver.
+    #[error("failed to bind {addr} to {driver}: {why}")]
+    BindFailed { addr: String, driver: String, why: String },
 }
 
 impl Error {

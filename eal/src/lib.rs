@@ -51,6 +51,7 @@
 pub mod addr;
 pub mod args;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod heap;
 pub mod hugepage;

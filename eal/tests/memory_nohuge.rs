@@ -225,20 +225,25 @@ fn stale_primary_is_reclaimed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut dir = None;
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        if let Some(d) = line.trim().strip_prefix("READY ") {
-            dir = Some(PathBuf::from(d));
-            break;
+    // Read the child's stdout on a thread so a hung child cannot hang the test forever.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest prints "test child_hold_prefix ... " on the same line first.
+            if let Some(i) = line.find("READY ") {
+                let _ = tx.send(PathBuf::from(line[i + 6..].trim()));
+                return;
+            }
         }
-        line.clear();
-    }
-    let Some(dir) = dir else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("child never became ready");
+    });
+    let dir = match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child never became ready: {e}");
+        }
     };
     let child_pid = child.id();
 

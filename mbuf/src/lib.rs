@@ -1,1 +1,56 @@
-//! Ferroplane mbuf (filled by its issue).
+//! Ferroplane mbuf: packet buffers in mempools, in the class of DPDK's `rte_mbuf`.
+//!
+//! # What lives in shared memory
+//!
+//! Every mbuf is one object of a [`mempool`] pool (created by [`pktmbuf_pool_create`]):
+//!
+//! ```text
+//!  | MbufHeader (128 bytes, two cache lines) | private area (priv_size) | buffer (data_room) |
+//!                                                                        ^ buf_addr
+//!                                            headroom (128) | data (data_len) | tailroom
+//! ```
+//!
+//! The header is `#[repr(C)]` with DPDK v22.11's field offsets ([`header`]); it holds no
+//! pointers, only EAL virtual addresses and IOVAs (the same in every process): the
+//! buffer, the next segment, the pool (its header address), and for a clone the direct
+//! mbuf. The pool's private area records the data room and private size with a magic.
+//!
+//! # Ownership and threads
+//!
+//! * [`Mbuf`] is the owned handle of a packet (its first segment and the chain behind
+//!   it): `Send` and `Sync`, not `Clone`. Dropping it frees every segment; moving it to
+//!   another thread or, through [`Mbuf::into_raw`]/[`Mbuf::from_raw`] and a ring, to
+//!   another process is how packets travel. A process must hold a handle to a pool
+//!   (create or [`PktmbufPool::lookup`]) before it frees that pool's mbufs; freeing one
+//!   of an unknown pool panics with a message saying so.
+//! * Each buffer has a reference count (`refcnt`). [`Mbuf::clone_in`] makes indirect
+//!   mbufs that share the buffers of the original (zero copy) and raise their counts; a
+//!   buffer goes back to its pool when its last user drops it, and an indirect mbuf is
+//!   detached (and returned to its own pool) when freed. The count is the only field
+//!   touched by several threads; its decrements are release, the final one acquire, so a
+//!   recycled buffer is never still in use.
+//! * A shared buffer (count > 1, or borrowed by an indirect mbuf) is read-only: every
+//!   write path refuses with [`Error::Shared`] and `DerefMut` panics (use
+//!   [`Mbuf::try_data_mut`]). Headroom/tailroom moves that only change this handle's own
+//!   window ([`Mbuf::adj`], [`Mbuf::trim`]) are allowed.
+//! * Every operation that would overflow the headroom, tailroom, `data_len` (u16),
+//!   `pkt_len` (u32) or the segment count (u16) returns an error and leaves the mbuf as it
+//!   was.
+//! * Allocation and free go through the pool's per-lcore cache on EAL lcores (see the
+//!   mempool crate's contracts), so the same preemption caveats apply: do not share an
+//!   lcore id between threads, do not run lcores on shared cpus.
+
+mod error;
+pub mod flags;
+pub mod header;
+mod mbuf;
+mod pool;
+
+pub use error::{ChainError, Error, Result};
+pub use flags::{OlFlags, TxOffload};
+pub use header::{
+    MbufHeader, MAX_NB_SEGS, MBUF_DEFAULT_BUF_SIZE, MBUF_DEFAULT_DATAROOM, MBUF_HEADER_LEN,
+    PKTMBUF_HEADROOM, PORT_INVALID, PRIV_ALIGN,
+};
+pub use mbuf::Mbuf;
+pub use pool::{pktmbuf_pool_create, PktmbufPool};

@@ -167,8 +167,12 @@ impl CacheShared {
     ///
     /// # Safety
     /// The calling thread must be the cache's only user right now (type docs).
-    #[inline]
-    pub unsafe fn get<B: BulkBackend + ?Sized>(&self, backend: &B, out: &mut [VirtAddr]) -> GetOutcome {
+    #[inline(always)]
+    pub unsafe fn get<B: BulkBackend + ?Sized>(
+        &self,
+        backend: &B,
+        out: &mut [VirtAddr],
+    ) -> GetOutcome {
         let n = out.len();
         let len = self.len.load(Relaxed) as usize;
         let slots = self.slots();
@@ -218,12 +222,20 @@ impl CacheShared {
     ///
     /// # Safety
     /// The calling thread must be the cache's only user right now (type docs).
-    #[inline]
-    pub unsafe fn put<B: BulkBackend + ?Sized>(&self, backend: &B, objs: &[VirtAddr]) -> PutOutcome {
+    #[inline(always)]
+    pub unsafe fn put<B: BulkBackend + ?Sized>(
+        &self,
+        backend: &B,
+        objs: &[VirtAddr],
+    ) -> PutOutcome {
         let n = objs.len();
         let size = self.size as usize;
         if n > size {
-            return if backend.enqueue(objs) { PutOutcome::Direct } else { PutOutcome::Fail };
+            return if backend.enqueue(objs) {
+                PutOutcome::Direct
+            } else {
+                PutOutcome::Fail
+            };
         }
         let mut len = self.len.load(Relaxed) as usize;
         let slots = self.slots();
@@ -240,11 +252,17 @@ impl CacheShared {
             // SAFETY: both ranges lie within 0..len; `copy` handles the overlap.
             unsafe { core::ptr::copy(slots.add(flush), slots, keep) };
             len = keep;
-            outcome = PutOutcome::Flushed { flushed: flush as u32 };
+            outcome = PutOutcome::Flushed {
+                flushed: flush as u32,
+            };
         }
-        // SAFETY: len + n <= flush_threshold <= CACHE_OBJS (module invariant); the source
-        // is the caller's slice, which cannot alias the cache's private array.
-        unsafe { core::ptr::copy_nonoverlapping(objs.as_ptr(), slots.add(len), n) };
+        // An element loop, not `copy_nonoverlapping`: bulks are small and a `memcpy` call
+        // costs more than the copy.
+        for (i, &o) in objs.iter().enumerate() {
+            // SAFETY: len + n <= flush_threshold <= CACHE_OBJS (module invariant); the
+            // source is the caller's slice, which cannot alias the cache's private array.
+            unsafe { *slots.add(len + i) = o };
+        }
         self.len.store((len + n) as u32, Relaxed);
         outcome
     }
@@ -391,7 +409,10 @@ mod tests {
             assert_eq!(c.len(), 96);
             // one more: flush 96 - 32 = 64 coldest, then add 1
             let deq_before = *b.enq_calls.borrow();
-            assert_eq!(c.put(&b, &held[64..65]), PutOutcome::Flushed { flushed: 64 });
+            assert_eq!(
+                c.put(&b, &held[64..65]),
+                PutOutcome::Flushed { flushed: 64 }
+            );
             assert_eq!(*b.enq_calls.borrow(), deq_before + 1);
             assert_eq!(c.len(), 33);
             // the hottest stayed: the top is the object just put, then the last of the 64

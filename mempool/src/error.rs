@@ -21,7 +21,12 @@ pub enum Error {
     /// Cache larger than [`CACHE_MAX_SIZE`](crate::CACHE_MAX_SIZE), or whose flush threshold
     /// (1.5 x size) exceeds the number of objects.
     #[error("failed to create mempool '{name}': cache size {cache_size} too large (max {max} for {n} objects: min(512, n / 1.5))")]
-    CacheTooLarge { name: String, cache_size: u32, n: u32, max: u32 },
+    CacheTooLarge {
+        name: String,
+        cache_size: u32,
+        n: u32,
+        max: u32,
+    },
     /// A user-owned cache size outside 1..=512.
     #[error("failed to create mempool cache: size {size} not in 1..={max}")]
     BadCacheSize { size: u32, max: u32 },
@@ -29,8 +34,14 @@ pub enum Error {
     #[error("failed to create mempool '{name}': unknown flag bits {bits:#x}")]
     BadFlags { name: String, bits: u32 },
     /// Total memory for the objects overflows or is absurd before even asking the EAL.
-    #[error("failed to create mempool '{name}': {n} objects of {total_size} bytes do not fit in memory")]
-    TooLarge { name: String, n: u32, total_size: u32 },
+    #[error(
+        "failed to create mempool '{name}': {n} objects of {total_size} bytes do not fit in memory"
+    )]
+    TooLarge {
+        name: String,
+        n: u32,
+        total_size: u32,
+    },
     /// The EAL could not provide memory (or a memzone operation failed).
     #[error("failed to {op} memory for mempool '{name}': {source}")]
     Memory {
@@ -59,7 +70,12 @@ pub enum Error {
     OpsRegister { name: String, why: &'static str },
     /// The backend refused to create or attach its shared state.
     #[error("failed to {op} backend '{ops}' of mempool '{name}': {why}")]
-    Backend { op: &'static str, ops: String, name: String, why: String },
+    Backend {
+        op: &'static str,
+        ops: String,
+        name: String,
+        why: String,
+    },
     /// The backend failed with an error from a lower layer (ring, EAL).
     #[error("failed to {op} backend '{ops}' of mempool '{name}'")]
     BackendSource {
@@ -85,9 +101,17 @@ pub enum Error {
     DoubleFree { name: String, addr: VirtAddr },
     /// Debug builds: a cookie was overwritten (buffer overrun or underrun).
     #[error("failed to {op} object {addr:?} of mempool '{name}': {which} cookie overwritten ({found:#x})")]
-    Corrupted { op: &'static str, name: String, addr: VirtAddr, which: &'static str, found: u64 },
+    Corrupted {
+        op: &'static str,
+        name: String,
+        addr: VirtAddr,
+        which: &'static str,
+        found: u64,
+    },
     /// A user cache made for one pool was used with another.
-    #[error("failed to use mempool cache with mempool '{name}': the cache belongs to another pool")]
+    #[error(
+        "failed to use mempool cache with mempool '{name}': the cache belongs to another pool"
+    )]
     ForeignCache { name: String },
     /// `free` while objects are still out, or while other handles exist in this process.
     #[error("failed to free mempool '{name}': {why}")]

@@ -113,11 +113,24 @@ pub fn spread_size(size: usize, channels: u32, ranks: u32) -> usize {
 /// `NO_CACHE_ALIGN`); the trailer holds the debug cookie after the object (8-byte aligned);
 /// the whole slot is rounded to a cache line (8 bytes with `NO_CACHE_ALIGN`) and, unless
 /// `NO_SPREAD` (implied by `NO_CACHE_ALIGN`), padded by [`spread_size`].
-pub fn calc_obj_size(elt_size: u32, flags: PoolFlags, channels: u32, ranks: u32) -> Option<ObjSize> {
-    let align = if flags.contains(PoolFlags::NO_CACHE_ALIGN) { 8 } else { CACHE_LINE };
+pub fn calc_obj_size(
+    elt_size: u32,
+    flags: PoolFlags,
+    channels: u32,
+    ranks: u32,
+) -> Option<ObjSize> {
+    let align = if flags.contains(PoolFlags::NO_CACHE_ALIGN) {
+        8
+    } else {
+        CACHE_LINE
+    };
     let header = round_up(OBJ_HEADER_LEN, align);
     let elt = elt_size as usize;
-    let body = if TRAILER_COOKIE_LEN > 0 { round_up(elt, 8) + TRAILER_COOKIE_LEN } else { elt };
+    let body = if TRAILER_COOKIE_LEN > 0 {
+        round_up(elt, 8) + TRAILER_COOKIE_LEN
+    } else {
+        elt
+    };
     let mut total = round_up(header.checked_add(body)?, align);
     if !flags.intersects(PoolFlags::NO_SPREAD | PoolFlags::NO_CACHE_ALIGN) {
         total = spread_size(total, channels, ranks);
@@ -138,14 +151,18 @@ pub fn calc_obj_size(elt_size: u32, flags: PoolFlags, channels: u32, ranks: u32)
 /// [`ObjHeader`] precedes it in mapped memory).
 #[inline]
 pub unsafe fn obj_header(obj: VirtAddr) -> *mut ObjHeader {
-    obj.as_ptr::<u8>().wrapping_sub(OBJ_HEADER_LEN).cast::<ObjHeader>()
+    obj.as_ptr::<u8>()
+        .wrapping_sub(OBJ_HEADER_LEN)
+        .cast::<ObjHeader>()
 }
 
 /// Address of the trailer cookie of `obj` (`elt_size` bytes long).
 #[cfg(debug_assertions)]
 #[inline]
 pub(crate) fn trailer_cookie(obj: VirtAddr, elt_size: u32) -> *mut u64 {
-    obj.as_ptr::<u8>().wrapping_add(round_up(elt_size as usize, 8)).cast::<u64>()
+    obj.as_ptr::<u8>()
+        .wrapping_add(round_up(elt_size as usize, 8))
+        .cast::<u64>()
 }
 
 /// Which debug check failed for an object.
@@ -292,12 +309,21 @@ mod tests {
             // put: used -> free
             check_and_flip(obj, pool, ELT, COOKIE_USED, COOKIE_FREE).unwrap();
             // put again: double free
-            assert_eq!(check_and_flip(obj, pool, ELT, COOKIE_USED, COOKIE_FREE), Err(CookieFault::DoubleFree));
+            assert_eq!(
+                check_and_flip(obj, pool, ELT, COOKIE_USED, COOKIE_FREE),
+                Err(CookieFault::DoubleFree)
+            );
             // get of an object whose cookie says used
             check_and_flip(obj, pool, ELT, COOKIE_FREE, COOKIE_USED).unwrap();
-            assert_eq!(check_and_flip(obj, pool, ELT, COOKIE_FREE, COOKIE_USED), Err(CookieFault::NotFree));
+            assert_eq!(
+                check_and_flip(obj, pool, ELT, COOKIE_FREE, COOKIE_USED),
+                Err(CookieFault::NotFree)
+            );
             // foreign pool
-            assert_eq!(check_and_flip(obj, VirtAddr(0x2000), ELT, COOKIE_USED, COOKIE_FREE), Err(CookieFault::Foreign));
+            assert_eq!(
+                check_and_flip(obj, VirtAddr(0x2000), ELT, COOKIE_USED, COOKIE_FREE),
+                Err(CookieFault::Foreign)
+            );
             // a write into the padding is not an overrun the cookie can see
             obj_ptr.add(ELT as usize).write(0xff);
             check_and_flip(obj, pool, ELT, COOKIE_USED, COOKIE_FREE).unwrap();
@@ -310,7 +336,10 @@ mod tests {
             ));
             // a smashed header cookie
             (*obj_header(obj)).cookie = 7;
-            assert_eq!(check_and_flip(obj, pool, ELT, COOKIE_USED, COOKIE_FREE), Err(CookieFault::HeaderSmashed(7)));
+            assert_eq!(
+                check_and_flip(obj, pool, ELT, COOKIE_USED, COOKIE_FREE),
+                Err(CookieFault::HeaderSmashed(7))
+            );
         }
         drop(buf);
     }

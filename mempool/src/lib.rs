@@ -78,7 +78,10 @@ pub use cache::{CacheShared, CACHE_MAX_SIZE};
 pub use error::{Error, Result};
 pub use layout::{ObjHeader, ObjSize};
 pub use ops::{register_ops, MempoolOps, OpsConfig, OpsHandle};
-pub use pool::{header_mz_name, Mempool, MempoolCache, Pool, PoolConfig, DEFAULT_CHANNELS, LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX};
+pub use pool::{
+    header_mz_name, Mempool, MempoolCache, Pool, PoolConfig, DEFAULT_CHANNELS, LAYOUT_VERSION,
+    MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
+};
 pub use stats::MempoolStats;
 
 bitflags::bitflags! {

@@ -72,7 +72,13 @@ pub unsafe trait MempoolOps: Send + Sync + 'static {
     /// # Safety
     /// `pool_data`/`len` are what `alloc` of this backend returned, for a pool that is
     /// not freed while the handle lives.
-    unsafe fn attach(&self, eal: &Eal, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Box<dyn OpsHandle>>;
+    unsafe fn attach(
+        &self,
+        eal: &Eal,
+        pool_name: &str,
+        pool_data: VirtAddr,
+        len: u64,
+    ) -> Result<Box<dyn OpsHandle>>;
 
     /// Release the shared state. No handle to it is used afterwards (any process).
     ///
@@ -100,15 +106,30 @@ pub(crate) fn backend_mz_name(pool: &str) -> String {
     format!("MPB_{pool}")
 }
 
-fn reserve_backend(eal: &Eal, ops: &str, cfg: &OpsConfig<'_>, len: usize, align: usize) -> Result<eal::memzone::Memzone> {
-    crate::pool::mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(|e| {
-        Error::BackendSource { op: "allocate", ops: ops.into(), name: cfg.pool_name.into(), source: Box::new(e) }
-    })
+fn reserve_backend(
+    eal: &Eal,
+    ops: &str,
+    cfg: &OpsConfig<'_>,
+    len: usize,
+    align: usize,
+) -> Result<eal::memzone::Memzone> {
+    crate::pool::mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(
+        |e| Error::BackendSource {
+            op: "allocate",
+            ops: ops.into(),
+            name: cfg.pool_name.into(),
+            source: Box::new(e),
+        },
+    )
 }
 
 fn free_backend(eal: &Eal, ops: &str, pool: &str) -> Result<()> {
-    crate::pool::mz_free(eal, &backend_mz_name(pool))
-        .map_err(|e| Error::BackendSource { op: "free", ops: ops.into(), name: pool.into(), source: Box::new(e) })
+    crate::pool::mz_free(eal, &backend_mz_name(pool)).map_err(|e| Error::BackendSource {
+        op: "free",
+        ops: ops.into(),
+        name: pool.into(),
+        source: Box::new(e),
+    })
 }
 
 /// The ring backends (`ring_mp_mc`, `ring_sp_sc`).
@@ -135,12 +156,22 @@ impl RingOps {
 
     /// # Safety
     /// As [`MempoolOps::attach`].
-    unsafe fn attach_ring(&self, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Ring<VirtAddr>> {
+    unsafe fn attach_ring(
+        &self,
+        pool_name: &str,
+        pool_data: VirtAddr,
+        len: u64,
+    ) -> Result<Ring<VirtAddr>> {
         // SAFETY: forwarded: the memory is the live ring made by `alloc` for `VirtAddr`
         // elements; the single-side contract was accepted by whoever created or looked up
         // the pool (the `unsafe` constructors, since `thread_safe` is false for sp/sc).
         unsafe { Ring::<VirtAddr>::attach(pool_data.as_ptr::<u8>(), len as usize) }.map_err(|e| {
-            Error::BackendSource { op: "attach", ops: self.name().into(), name: pool_name.into(), source: Box::new(e) }
+            Error::BackendSource {
+                op: "attach",
+                ops: self.name().into(),
+                name: pool_name.into(),
+                source: Box::new(e),
+            }
         })
     }
 }
@@ -172,17 +203,36 @@ unsafe impl MempoolOps for RingOps {
         let mz = reserve_backend(eal, self.name(), cfg, len, ring::RING_ALIGN)?;
         // SAFETY: the memzone is fresh, 128-aligned, `len` bytes, and lives until `free`.
         // Single-side contract: see `attach_ring`.
-        let r = unsafe { Ring::<VirtAddr>::init_in(mz.as_ptr::<u8>(), len, &backend_mz_name(cfg.pool_name), cfg.n, flags) };
+        let r = unsafe {
+            Ring::<VirtAddr>::init_in(
+                mz.as_ptr::<u8>(),
+                len,
+                &backend_mz_name(cfg.pool_name),
+                cfg.n,
+                flags,
+            )
+        };
         match r {
             Ok(_) => Ok((mz.addr(), len as u64)),
             Err(e) => {
                 let _ = free_backend(eal, self.name(), cfg.pool_name);
-                Err(Error::BackendSource { op: "initialise", ops: self.name().into(), name: cfg.pool_name.into(), source: Box::new(e) })
+                Err(Error::BackendSource {
+                    op: "initialise",
+                    ops: self.name().into(),
+                    name: cfg.pool_name.into(),
+                    source: Box::new(e),
+                })
             }
         }
     }
 
-    unsafe fn attach(&self, _eal: &Eal, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Box<dyn OpsHandle>> {
+    unsafe fn attach(
+        &self,
+        _eal: &Eal,
+        pool_name: &str,
+        pool_data: VirtAddr,
+        len: u64,
+    ) -> Result<Box<dyn OpsHandle>> {
         // SAFETY: forwarded contract.
         let r = unsafe { self.attach_ring(pool_name, pool_data, len) }?;
         Ok(Box::new(RingHandle(r)))
@@ -213,9 +263,16 @@ pub struct StackOps;
 
 impl StackOps {
     fn check(pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<&'static StackShared> {
-        let bad = |why: String| Error::Backend { op: "attach", ops: "stack".into(), name: pool_name.into(), why };
-        if pool_data.0 % 64 != 0 || (len as usize) < core::mem::size_of::<StackShared>() {
-            return Err(bad(format!("state at {pool_data:?} of {len} bytes is misaligned or short")));
+        let bad = |why: String| Error::Backend {
+            op: "attach",
+            ops: "stack".into(),
+            name: pool_name.into(),
+            why,
+        };
+        if !pool_data.0.is_multiple_of(64) || (len as usize) < core::mem::size_of::<StackShared>() {
+            return Err(bad(format!(
+                "state at {pool_data:?} of {len} bytes is misaligned or short"
+            )));
         }
         // SAFETY: caller of `attach` guarantees the state is live for the pool's lifetime;
         // aligned and long enough for the header (checked above).
@@ -244,7 +301,13 @@ unsafe impl MempoolOps for StackOps {
         Ok((mz.addr(), len as u64))
     }
 
-    unsafe fn attach(&self, _eal: &Eal, pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Box<dyn OpsHandle>> {
+    unsafe fn attach(
+        &self,
+        _eal: &Eal,
+        pool_name: &str,
+        pool_data: VirtAddr,
+        len: u64,
+    ) -> Result<Box<dyn OpsHandle>> {
         let s = Self::check(pool_name, pool_data, len)?;
         Ok(Box::new(StackHandle(s)))
     }
@@ -281,7 +344,10 @@ static REGISTERED: Mutex<Vec<&'static dyn MempoolOps>> = Mutex::new(Vec::new());
 /// looking them up. Refused if the name is taken, too long, or the table is full.
 pub fn register_ops(ops: &'static dyn MempoolOps) -> Result<()> {
     let name = ops.name();
-    let err = |why| Error::OpsRegister { name: name.into(), why };
+    let err = |why| Error::OpsRegister {
+        name: name.into(),
+        why,
+    };
     if name.is_empty() || name.len() > OPS_NAME_MAX {
         return Err(err("name must be 1..=31 bytes"));
     }
@@ -302,7 +368,10 @@ pub fn ops_by_name(name: &str) -> Result<&'static dyn MempoolOps> {
         return Ok(*o);
     }
     let reg = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
-    reg.iter().find(|o| o.name() == name).copied().ok_or_else(|| Error::UnknownOps(name.into()))
+    reg.iter()
+        .find(|o| o.name() == name)
+        .copied()
+        .ok_or_else(|| Error::UnknownOps(name.into()))
 }
 
 /// Names of every backend known to this process, built-ins first.
@@ -329,15 +398,23 @@ impl Backend {
         len: u64,
     ) -> Result<Backend> {
         let name = ops.name();
-        // SAFETY (all arms): forwarded contract.
         if name == RING_MP_MC.name() {
-            Ok(Backend::Ring(unsafe { RING_MP_MC.attach_ring(pool_name, pool_data, len) }?))
+            // SAFETY: forwarded contract.
+            Ok(Backend::Ring(unsafe {
+                RING_MP_MC.attach_ring(pool_name, pool_data, len)
+            }?))
         } else if name == RING_SP_SC.name() {
-            Ok(Backend::Ring(unsafe { RING_SP_SC.attach_ring(pool_name, pool_data, len) }?))
+            // SAFETY: forwarded contract.
+            Ok(Backend::Ring(unsafe {
+                RING_SP_SC.attach_ring(pool_name, pool_data, len)
+            }?))
         } else if name == STACK.name() {
             Ok(Backend::Stack(StackOps::check(pool_name, pool_data, len)?))
         } else {
-            Ok(Backend::Custom(unsafe { ops.attach(eal, pool_name, pool_data, len) }?))
+            // SAFETY: forwarded contract.
+            Ok(Backend::Custom(unsafe {
+                ops.attach(eal, pool_name, pool_data, len)
+            }?))
         }
     }
 

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use eal::lcore::MAX_LCORE;
 use eal::{Eal, Iova, VirtAddr};
 
-use crate::cache::{flush_threshold, BulkBackend, CacheShared, GetOutcome, PutOutcome, CACHE_MAX_SIZE};
+use crate::cache::{
+    flush_threshold, BulkBackend, CacheShared, GetOutcome, PutOutcome, CACHE_MAX_SIZE,
+};
 use crate::layout::{self, calc_obj_size, ObjSize, DEBUG_LAYOUT};
 use crate::ops::{self, Backend, OpsConfig, OPS_NAME_MAX};
 use crate::stats::{MempoolStats, StatsShared, StatsSlot};
@@ -50,7 +52,13 @@ pub(crate) fn mz_reserve(
     socket: Option<u32>,
     align: usize,
 ) -> eal::Result<eal::memzone::Memzone> {
-    eal.memzone_reserve_aligned(name, len, socket, eal::memzone::MemzoneFlags::empty(), align)
+    eal.memzone_reserve_aligned(
+        name,
+        len,
+        socket,
+        eal::memzone::MemzoneFlags::empty(),
+        align,
+    )
 }
 
 pub(crate) fn mz_free(eal: &Eal, name: &str) -> eal::Result<()> {
@@ -120,7 +128,7 @@ pub(crate) struct PoolHeader {
     stats: [StatsShared; MAX_LCORE + 1],
 }
 
-const _: () = assert!(core::mem::size_of::<PoolHeader>() % 128 == 0);
+const _: () = assert!(core::mem::size_of::<PoolHeader>().is_multiple_of(128));
 const _: () = assert!(core::mem::offset_of!(PoolHeader, stats) % 128 == 0);
 const _: () = assert!(core::mem::size_of::<ChunkDesc>() == 32);
 
@@ -137,7 +145,10 @@ fn name_str(b: &[u8; 32]) -> String {
 
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > NAME_MAX || !name.bytes().all(|c| c.is_ascii_graphic()) {
-        return Err(Error::BadName { name: name.into(), max: NAME_MAX });
+        return Err(Error::BadName {
+            name: name.into(),
+            max: NAME_MAX,
+        });
     }
     Ok(())
 }
@@ -159,7 +170,12 @@ struct RegSlot {
     pool: AtomicPtr<Pool>,
 }
 
-static REG: [RegSlot; REG_SLOTS] = [const { RegSlot { addr: AtomicU64::new(0), pool: AtomicPtr::new(core::ptr::null_mut()) } }; REG_SLOTS];
+static REG: [RegSlot; REG_SLOTS] = [const {
+    RegSlot {
+        addr: AtomicU64::new(0),
+        pool: AtomicPtr::new(core::ptr::null_mut()),
+    }
+}; REG_SLOTS];
 /// Serialises inserts and removals (lookups are lock-free).
 static REG_LOCK: Mutex<()> = Mutex::new(());
 
@@ -197,13 +213,17 @@ fn reg_insert(pool: &'static Pool) -> Result<()> {
         let a = s.addr.load(Ordering::Relaxed);
         if a == 0 || a == pool.addr.0 {
             // R4 (release): pairs with R3.
-            s.pool.store(pool as *const Pool as *mut Pool, Ordering::Release);
+            s.pool
+                .store(pool as *const Pool as *mut Pool, Ordering::Release);
             // R2 (release): pairs with R1.
             s.addr.store(pool.addr.0, Ordering::Release);
             return Ok(());
         }
     }
-    Err(Error::InUse { name: pool.name.clone(), why: format!("more than {REG_SLOTS} pools attached in this process") })
+    Err(Error::InUse {
+        name: pool.name.clone(),
+        why: format!("more than {REG_SLOTS} pools attached in this process"),
+    })
 }
 
 fn reg_remove(pool: &Pool) {
@@ -289,7 +309,11 @@ unsafe impl Sync for Pool {}
 
 impl core::fmt::Debug for Pool {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Pool").field("name", &self.name).field("addr", &self.addr).field("size", &self.size).finish()
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -367,7 +391,12 @@ impl Mempool {
         mut init: impl FnMut(u32, VirtAddr),
     ) -> Result<Mempool> {
         check_name(name)?;
-        let zero = |what| Err(Error::ZeroSize { name: name.into(), what });
+        let zero = |what| {
+            Err(Error::ZeroSize {
+                name: name.into(),
+                what,
+            })
+        };
         if cfg.n == 0 {
             return zero("number of objects");
         }
@@ -376,27 +405,50 @@ impl Mempool {
         }
         if cfg.cache_size > CACHE_MAX_SIZE || flush_threshold(cfg.cache_size) > cfg.n {
             let max = CACHE_MAX_SIZE.min(cfg.n * 2 / 3);
-            return Err(Error::CacheTooLarge { name: name.into(), cache_size: cfg.cache_size, n: cfg.n, max });
+            return Err(Error::CacheTooLarge {
+                name: name.into(),
+                cache_size: cfg.cache_size,
+                n: cfg.n,
+                max,
+            });
         }
         if PoolFlags::from_bits(cfg.flags.bits()).is_none() {
-            return Err(Error::BadFlags { name: name.into(), bits: cfg.flags.bits() });
+            return Err(Error::BadFlags {
+                name: name.into(),
+                bits: cfg.flags.bits(),
+            });
         }
         if cfg.private.len() > PRIVATE_MAX {
             return Err(Error::Incompatible {
                 name: name.into(),
-                why: format!("private data of {} bytes exceeds {PRIVATE_MAX}", cfg.private.len()),
+                why: format!(
+                    "private data of {} bytes exceeds {PRIVATE_MAX}",
+                    cfg.private.len()
+                ),
             });
         }
         let ops = ops::ops_by_name(cfg.ops)?;
         if ops.name().len() > OPS_NAME_MAX {
             return Err(Error::UnknownOps(cfg.ops.into()));
         }
-        let channels = eal.args().mem_channels.filter(|&c| c > 0).unwrap_or(DEFAULT_CHANNELS);
-        let sz = calc_obj_size(cfg.elt_size, cfg.flags, channels, 1)
-            .ok_or_else(|| Error::EltTooLarge { name: name.into(), elt_size: cfg.elt_size as usize })?;
+        let channels = eal
+            .args()
+            .mem_channels
+            .filter(|&c| c > 0)
+            .unwrap_or(DEFAULT_CHANNELS);
+        let sz = calc_obj_size(cfg.elt_size, cfg.flags, channels, 1).ok_or_else(|| {
+            Error::EltTooLarge {
+                name: name.into(),
+                elt_size: cfg.elt_size as usize,
+            }
+        })?;
         let total = u64::from(cfg.n) * u64::from(sz.total_size);
         if total > isize::MAX as u64 / 2 {
-            return Err(Error::TooLarge { name: name.into(), n: cfg.n, total_size: sz.total_size });
+            return Err(Error::TooLarge {
+                name: name.into(),
+                n: cfg.n,
+                total_size: sz.total_size,
+            });
         }
         let hname = header_mz_name(name);
         if eal.memzone_lookup(&hname).is_some() {
@@ -406,10 +458,19 @@ impl Mempool {
         // 1. Header (plus caches).
         let hdr_len = core::mem::size_of::<PoolHeader>();
         let caches_off = if cfg.cache_size > 0 { hdr_len } else { 0 };
-        let mz_len = hdr_len + if cfg.cache_size > 0 { MAX_LCORE * core::mem::size_of::<CacheShared>() } else { 0 };
+        let mz_len = hdr_len
+            + if cfg.cache_size > 0 {
+                MAX_LCORE * core::mem::size_of::<CacheShared>()
+            } else {
+                0
+            };
         let hmz = mz_reserve(eal, &hname, mz_len, cfg.socket, 128).map_err(|e| match e {
             eal::Error::Exists(_) => Error::Exists(name.into()),
-            e => Error::Memory { op: "reserve", name: name.into(), source: e },
+            e => Error::Memory {
+                op: "reserve",
+                name: name.into(),
+                source: e,
+            },
         })?;
         let hdr = hmz.as_ptr::<PoolHeader>();
         let addr = hmz.addr();
@@ -450,7 +511,12 @@ impl Mempool {
         };
 
         // 2. Backend.
-        let ocfg = OpsConfig { pool_name: name, n: cfg.n, socket: cfg.socket, flags: cfg.flags };
+        let ocfg = OpsConfig {
+            pool_name: name,
+            n: cfg.n,
+            socket: cfg.socket,
+            flags: cfg.flags,
+        };
         let (pool_data, pool_data_len) = match ops.alloc(eal, &ocfg) {
             Ok(x) => x,
             Err(e) => {
@@ -539,10 +605,18 @@ impl Mempool {
 
     unsafe fn lookup_inner(eal: &Eal, name: &str, allow_single: bool) -> Result<Mempool> {
         check_name(name)?;
-        let mz = eal.memzone_lookup(&header_mz_name(name)).ok_or_else(|| Error::NotFound(name.into()))?;
-        let bad = |why: String| Error::Incompatible { name: name.into(), why };
+        let mz = eal
+            .memzone_lookup(&header_mz_name(name))
+            .ok_or_else(|| Error::NotFound(name.into()))?;
+        let bad = |why: String| Error::Incompatible {
+            name: name.into(),
+            why,
+        };
         if (mz.len() as usize) < core::mem::size_of::<PoolHeader>() || mz.addr().0 % 128 != 0 {
-            return Err(bad(format!("memzone of {} bytes cannot hold a pool header", mz.len())));
+            return Err(bad(format!(
+                "memzone of {} bytes cannot hold a pool header",
+                mz.len()
+            )));
         }
         let hdr = mz.as_ptr::<PoolHeader>();
         // SAFETY: the memzone is mapped, aligned and large enough (checked).
@@ -550,13 +624,22 @@ impl Mempool {
         // P2 (acquire): pairs with P1 in create: the rest of the header is initialised.
         let magic = h.magic.load(Ordering::Acquire);
         if magic != MAGIC {
-            return Err(bad(format!("bad magic {magic:#x} (not a mempool, or still being created)")));
+            return Err(bad(format!(
+                "bad magic {magic:#x} (not a mempool, or still being created)"
+            )));
         }
         if h.version != LAYOUT_VERSION {
-            return Err(bad(format!("layout version {}, expected {LAYOUT_VERSION}", h.version)));
+            return Err(bad(format!(
+                "layout version {}, expected {LAYOUT_VERSION}",
+                h.version
+            )));
         }
-        if h.layout != u32::from(DEBUG_LAYOUT) || h.header_len as usize != core::mem::size_of::<PoolHeader>() {
-            return Err(bad("created by a build with another object layout (debug vs release)".into()));
+        if h.layout != u32::from(DEBUG_LAYOUT)
+            || h.header_len as usize != core::mem::size_of::<PoolHeader>()
+        {
+            return Err(bad(
+                "created by a build with another object layout (debug vs release)".into(),
+            ));
         }
         let ops_name = name_str(&h.ops_name);
         let ops = ops::ops_by_name(&ops_name)?;
@@ -584,7 +667,11 @@ impl Mempool {
             hdr: unsafe { NonNull::new_unchecked(hdr) },
             caches: if h.caches_off > 0 {
                 // SAFETY: inside the header memzone.
-                unsafe { hdr.cast::<u8>().add(h.caches_off as usize).cast::<CacheShared>() }
+                unsafe {
+                    hdr.cast::<u8>()
+                        .add(h.caches_off as usize)
+                        .cast::<CacheShared>()
+                }
             } else {
                 core::ptr::null()
             },
@@ -610,11 +697,17 @@ impl Mempool {
         // Acquire: pairs with the release decrement in other handles' Drop.
         let h = self.pool.handles.load(Ordering::Acquire);
         if h != 1 {
-            return Err(Error::InUse { name: self.name.clone(), why: format!("{} other handles exist in this process", h - 1) });
+            return Err(Error::InUse {
+                name: self.name.clone(),
+                why: format!("{} other handles exist in this process", h - 1),
+            });
         }
         let in_use = self.in_use_count();
         if in_use != 0 {
-            return Err(Error::InUse { name: self.name.clone(), why: format!("{in_use} objects are still in use") });
+            return Err(Error::InUse {
+                name: self.name.clone(),
+                why: format!("{in_use} objects are still in use"),
+            });
         }
         self.free_inner()
     }
@@ -629,12 +722,16 @@ impl Mempool {
         let mut first_err = None;
         for k in 0..h.nb_chunks as usize {
             if let Err(e) = mz_free(&p.eal, &chunk_mz_name(&p.name, k)) {
-                first_err.get_or_insert(Error::Memory { op: "free", name: p.name.clone(), source: e });
+                first_err.get_or_insert(Error::Memory {
+                    op: "free",
+                    name: p.name.clone(),
+                    source: e,
+                });
             }
         }
         match ops::ops_by_name(&name_str(&h.ops_name)) {
-            // SAFETY: the pool is unpublished and no object is out; nobody uses the state.
             Ok(ops) => {
+                // SAFETY: the pool is unpublished and no object is out; nobody uses the state.
                 if let Err(e) = unsafe { ops.free(&p.eal, &p.name, h.pool_data) } {
                     first_err.get_or_insert(e);
                 }
@@ -644,7 +741,11 @@ impl Mempool {
             }
         }
         if let Err(e) = mz_free(&p.eal, &header_mz_name(&p.name)) {
-            first_err.get_or_insert(Error::Memory { op: "free", name: p.name.clone(), source: e });
+            first_err.get_or_insert(Error::Memory {
+                op: "free",
+                name: p.name.clone(),
+                source: e,
+            });
         }
         // The leaked `Pool` stays allocated (a few hundred bytes) so stale raw lookups can
         // never dangle in this process; it is unreachable from the registry.
@@ -656,9 +757,15 @@ impl Mempool {
     /// are not EAL lcores (or to bypass the lcore cache). See [`MempoolCache`].
     pub fn cache_create(&self, size: u32) -> Result<MempoolCache> {
         if size == 0 || size > CACHE_MAX_SIZE {
-            return Err(Error::BadCacheSize { size, max: CACHE_MAX_SIZE });
+            return Err(Error::BadCacheSize {
+                size,
+                max: CACHE_MAX_SIZE,
+            });
         }
-        Ok(MempoolCache { cache: CacheShared::new_boxed(size, self.addr), pool: self.clone() })
+        Ok(MempoolCache {
+            cache: CacheShared::new_boxed(size, self.addr),
+            pool: self.clone(),
+        })
     }
 }
 
@@ -683,21 +790,42 @@ fn populate(
     let mut batch: Vec<VirtAddr> = Vec::with_capacity(256);
     while remaining > 0 {
         if k == MAX_CHUNKS {
-            return Err(Error::TooFragmented { name: name.into(), max: MAX_CHUNKS });
+            return Err(Error::TooFragmented {
+                name: name.into(),
+                max: MAX_CHUNKS,
+            });
         }
         // Smallest chunk that can still finish within MAX_CHUNKS.
         let min_objs = remaining.div_ceil(MAX_CHUNKS - k);
         let want_n = want.min(remaining);
-        let mz = match mz_reserve(eal, &chunk_mz_name(name, k), want_n * total, cfg.socket, layout::CACHE_LINE) {
+        let mz = match mz_reserve(
+            eal,
+            &chunk_mz_name(name, k),
+            want_n * total,
+            cfg.socket,
+            layout::CACHE_LINE,
+        ) {
             Ok(mz) => mz,
-            Err(eal::Error::OutOfMemory { .. } | eal::Error::NotEnoughMemory { .. }) if want_n / 2 >= min_objs.max(1) => {
+            Err(eal::Error::OutOfMemory { .. } | eal::Error::NotEnoughMemory { .. })
+                if want_n / 2 >= min_objs.max(1) =>
+            {
                 want = want_n / 2;
                 continue;
             }
-            Err(e) => return Err(Error::Memory { op: "reserve", name: name.into(), source: e }),
+            Err(e) => {
+                return Err(Error::Memory {
+                    op: "reserve",
+                    name: name.into(),
+                    source: e,
+                })
+            }
         };
         let base = mz.addr();
-        let contig_iova = if mz.is_iova_contig() && mz.iova().is_valid() { Some(mz.iova()) } else { None };
+        let contig_iova = if mz.is_iova_contig() && mz.iova().is_valid() {
+            Some(mz.iova())
+        } else {
+            None
+        };
         // SAFETY: unpublished header, exclusively ours; k < MAX_CHUNKS.
         unsafe {
             (*hdr).chunks[k] = ChunkDesc {
@@ -724,7 +852,10 @@ fn populate(
             batch.push(obj);
             if batch.len() == batch.capacity() {
                 if !backend.enqueue(&batch) {
-                    return Err(Error::BackendFull { name: name.into(), n: batch.len() });
+                    return Err(Error::BackendFull {
+                        name: name.into(),
+                        n: batch.len(),
+                    });
                 }
                 batch.clear();
             }
@@ -734,7 +865,10 @@ fn populate(
         k += 1;
     }
     if !backend.enqueue(&batch) {
-        return Err(Error::BackendFull { name: name.into(), n: batch.len() });
+        return Err(Error::BackendFull {
+            name: name.into(),
+            n: batch.len(),
+        });
     }
     Ok(())
 }
@@ -801,7 +935,12 @@ impl Pool {
     /// Slot sizes (header, element, trailer, total stride).
     pub fn obj_size(&self) -> ObjSize {
         let h = self.hdr();
-        ObjSize { header_size: h.header_size, elt_size: h.elt_size, trailer_size: h.trailer_size, total_size: h.total_size }
+        ObjSize {
+            header_size: h.header_size,
+            elt_size: h.elt_size,
+            trailer_size: h.trailer_size,
+            total_size: h.total_size,
+        }
     }
 
     /// Per-lcore cache size (0: no cache).
@@ -841,16 +980,34 @@ impl Pool {
                     // SAFETY: the cache array has MAX_LCORE entries; l < MAX_LCORE.
                     Some(unsafe { &*self.caches.add(l as usize) })
                 };
-                (cache, StatsSlot { slot: &self.hdr().stats[l as usize], shared: false })
+                (
+                    cache,
+                    StatsSlot {
+                        slot: &self.hdr().stats[l as usize],
+                        shared: false,
+                    },
+                )
             }
-            _ => (None, StatsSlot { slot: &self.hdr().stats[MAX_LCORE], shared: true }),
+            _ => (
+                None,
+                StatsSlot {
+                    slot: &self.hdr().stats[MAX_LCORE],
+                    shared: true,
+                },
+            ),
         }
     }
 
     fn shared_slot(&self) -> StatsSlot<'_> {
         match eal::lcore::lcore_id() {
-            Some(l) if (l as usize) < MAX_LCORE => StatsSlot { slot: &self.hdr().stats[l as usize], shared: false },
-            _ => StatsSlot { slot: &self.hdr().stats[MAX_LCORE], shared: true },
+            Some(l) if (l as usize) < MAX_LCORE => StatsSlot {
+                slot: &self.hdr().stats[l as usize],
+                shared: false,
+            },
+            _ => StatsSlot {
+                slot: &self.hdr().stats[MAX_LCORE],
+                shared: true,
+            },
         }
     }
 
@@ -872,12 +1029,18 @@ impl Pool {
 
     /// Get through a user-owned cache (`None`: straight from the backend).
     #[inline]
-    pub fn get_bulk_with(&self, objs: &mut [VirtAddr], cache: Option<&mut MempoolCache>) -> Result<()> {
+    pub fn get_bulk_with(
+        &self,
+        objs: &mut [VirtAddr],
+        cache: Option<&mut MempoolCache>,
+    ) -> Result<()> {
         let st = self.shared_slot();
         match cache {
             Some(c) => {
                 if c.cache.owner != self.addr {
-                    return Err(Error::ForeignCache { name: self.name.clone() });
+                    return Err(Error::ForeignCache {
+                        name: self.name.clone(),
+                    });
                 }
                 self.get_impl(objs, Some(&c.cache), st)
             }
@@ -915,12 +1078,18 @@ impl Pool {
     /// # Safety
     /// As [`Pool::put_bulk`].
     #[inline]
-    pub unsafe fn put_bulk_with(&self, objs: &[VirtAddr], cache: Option<&mut MempoolCache>) -> Result<()> {
+    pub unsafe fn put_bulk_with(
+        &self,
+        objs: &[VirtAddr],
+        cache: Option<&mut MempoolCache>,
+    ) -> Result<()> {
         let st = self.shared_slot();
         match cache {
             Some(c) => {
                 if c.cache.owner != self.addr {
-                    return Err(Error::ForeignCache { name: self.name.clone() });
+                    return Err(Error::ForeignCache {
+                        name: self.name.clone(),
+                    });
                 }
                 // SAFETY: forwarded; `&mut MempoolCache` makes us its only user.
                 unsafe { self.put_impl(objs, Some(&c.cache), st) }
@@ -931,7 +1100,12 @@ impl Pool {
     }
 
     #[inline(always)]
-    fn get_impl(&self, objs: &mut [VirtAddr], cache: Option<&CacheShared>, st: StatsSlot<'_>) -> Result<()> {
+    fn get_impl(
+        &self,
+        objs: &mut [VirtAddr],
+        cache: Option<&CacheShared>,
+        st: StatsSlot<'_>,
+    ) -> Result<()> {
         let n = objs.len();
         if n == 0 {
             return Ok(());
@@ -977,7 +1151,12 @@ impl Pool {
     /// # Safety
     /// As [`Pool::put_bulk`]; `cache` as in `get_impl`.
     #[inline(always)]
-    unsafe fn put_impl(&self, objs: &[VirtAddr], cache: Option<&CacheShared>, st: StatsSlot<'_>) -> Result<()> {
+    unsafe fn put_impl(
+        &self,
+        objs: &[VirtAddr],
+        cache: Option<&CacheShared>,
+        st: StatsSlot<'_>,
+    ) -> Result<()> {
         let n = objs.len();
         if n == 0 {
             return Ok(());
@@ -1011,10 +1190,19 @@ impl Pool {
                 for &o in objs {
                     // SAFETY: just checked and flipped by debug_mark_free; flip back.
                     let _ = unsafe {
-                        layout::check_and_flip(o, self.addr, self.elt_size, layout::COOKIE_FREE, layout::COOKIE_USED)
+                        layout::check_and_flip(
+                            o,
+                            self.addr,
+                            self.elt_size,
+                            layout::COOKIE_FREE,
+                            layout::COOKIE_USED,
+                        )
                     };
                 }
-                return Err(Error::BackendFull { name: self.name.clone(), n });
+                return Err(Error::BackendFull {
+                    name: self.name.clone(),
+                    n,
+                });
             }
         }
         st.add(&s.put_bulk, 1);
@@ -1025,23 +1213,42 @@ impl Pool {
     /// True if `obj` is the address of one of this pool's objects.
     pub fn contains(&self, obj: VirtAddr) -> bool {
         let h = self.hdr();
-        h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)].iter().any(|c| {
-            obj.0 >= c.addr.0 + u64::from(self.header_size)
-                && obj.0 < c.addr.0 + c.len
-                && (obj.0 - c.addr.0 - u64::from(self.header_size)) % u64::from(self.total_size) == 0
-        })
+        h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)]
+            .iter()
+            .any(|c| {
+                obj.0 >= c.addr.0 + u64::from(self.header_size)
+                    && obj.0 < c.addr.0 + c.len
+                    && (obj.0 - c.addr.0 - u64::from(self.header_size))
+                        .is_multiple_of(u64::from(self.total_size))
+            })
     }
 
     #[cfg(debug_assertions)]
     fn debug_mark_used(&self, objs: &[VirtAddr]) -> Result<()> {
         for (i, &o) in objs.iter().enumerate() {
             // SAFETY: the object came from our backend or cache, so it is one of our slots.
-            let r = unsafe { layout::check_and_flip(o, self.addr, self.elt_size, layout::COOKIE_FREE, layout::COOKIE_USED) };
+            let r = unsafe {
+                layout::check_and_flip(
+                    o,
+                    self.addr,
+                    self.elt_size,
+                    layout::COOKIE_FREE,
+                    layout::COOKIE_USED,
+                )
+            };
             if let Err(f) = r {
                 // Undo and give back everything but the bad object (which stays out).
                 for &p in &objs[..i] {
                     // SAFETY: flipped just above.
-                    let _ = unsafe { layout::check_and_flip(p, self.addr, self.elt_size, layout::COOKIE_USED, layout::COOKIE_FREE) };
+                    let _ = unsafe {
+                        layout::check_and_flip(
+                            p,
+                            self.addr,
+                            self.elt_size,
+                            layout::COOKIE_USED,
+                            layout::COOKIE_FREE,
+                        )
+                    };
                 }
                 let good: Vec<VirtAddr> = objs.iter().copied().filter(|&p| p != o).collect();
                 let _ = self.backend.enqueue(&good);
@@ -1056,14 +1263,30 @@ impl Pool {
         for (i, &o) in objs.iter().enumerate() {
             let r = if self.contains(o) {
                 // SAFETY: `contains` proved it is one of our slots.
-                unsafe { layout::check_and_flip(o, self.addr, self.elt_size, layout::COOKIE_USED, layout::COOKIE_FREE) }
+                unsafe {
+                    layout::check_and_flip(
+                        o,
+                        self.addr,
+                        self.elt_size,
+                        layout::COOKIE_USED,
+                        layout::COOKIE_FREE,
+                    )
+                }
             } else {
                 Err(layout::CookieFault::Foreign)
             };
             if let Err(f) = r {
                 for &p in &objs[..i] {
                     // SAFETY: flipped just above.
-                    let _ = unsafe { layout::check_and_flip(p, self.addr, self.elt_size, layout::COOKIE_FREE, layout::COOKIE_USED) };
+                    let _ = unsafe {
+                        layout::check_and_flip(
+                            p,
+                            self.addr,
+                            self.elt_size,
+                            layout::COOKIE_FREE,
+                            layout::COOKIE_USED,
+                        )
+                    };
                 }
                 return Err(self.fault_error("put", o, f));
             }
@@ -1078,9 +1301,27 @@ impl Pool {
         match f {
             Foreign => Error::ForeignObject { name, addr },
             DoubleFree => Error::DoubleFree { name, addr },
-            NotFree => Error::Corrupted { op, name, addr, which: "header (object in use while in the free list)", found: layout::COOKIE_USED },
-            HeaderSmashed(v) => Error::Corrupted { op, name, addr, which: "header", found: v },
-            TrailerSmashed(v) => Error::Corrupted { op, name, addr, which: "trailer", found: v },
+            NotFree => Error::Corrupted {
+                op,
+                name,
+                addr,
+                which: "header (object in use while in the free list)",
+                found: layout::COOKIE_USED,
+            },
+            HeaderSmashed(v) => Error::Corrupted {
+                op,
+                name,
+                addr,
+                which: "header",
+                found: v,
+            },
+            TrailerSmashed(v) => Error::Corrupted {
+                op,
+                name,
+                addr,
+                which: "trailer",
+                found: v,
+            },
         }
     }
 
@@ -1127,7 +1368,10 @@ impl Pool {
         if let Some(c) = cache {
             // SAFETY: the calling thread holds this lcore id (crate contract).
             if !unsafe { c.drain(&self.backend) } {
-                return Err(Error::BackendFull { name: self.name.clone(), n: c.len() as usize });
+                return Err(Error::BackendFull {
+                    name: self.name.clone(),
+                    n: c.len() as usize,
+                });
             }
         }
         Ok(())
@@ -1144,7 +1388,10 @@ impl Pool {
 
     /// Statistics of lcore `lcore`; `MAX_LCORE` gives the non-EAL-thread slot.
     pub fn lcore_stats(&self, lcore: u32) -> Option<MempoolStats> {
-        self.hdr().stats.get(lcore as usize).map(StatsShared::snapshot)
+        self.hdr()
+            .stats
+            .get(lcore as usize)
+            .map(StatsShared::snapshot)
     }
 
     /// Call `f(index, obj)` for every object (in use or not), in address order within each
@@ -1154,7 +1401,9 @@ impl Pool {
         let mut n = 0;
         for c in &h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)] {
             for i in 0..c.nb_objs {
-                let obj = c.addr.add(u64::from(i) * u64::from(self.total_size) + u64::from(self.header_size));
+                let obj = c
+                    .addr
+                    .add(u64::from(i) * u64::from(self.total_size) + u64::from(self.header_size));
                 f(c.first + i, obj);
                 n += 1;
             }
@@ -1169,14 +1418,23 @@ impl Pool {
 
     /// Write a human-readable description to `w`.
     pub fn dump(&self, w: &mut dyn Write) -> Result<()> {
-        self.dump_inner(w).map_err(|e| Error::Dump { name: self.name.clone(), source: e })
+        self.dump_inner(w).map_err(|e| Error::Dump {
+            name: self.name.clone(),
+            source: e,
+        })
     }
 
     fn dump_inner(&self, w: &mut dyn Write) -> std::io::Result<()> {
         let h = self.hdr();
         writeln!(w, "mempool <{}>@{}", self.name, self.addr)?;
         writeln!(w, "  flags={:#x} ({:?})", h.flags, self.flags())?;
-        writeln!(w, "  ops={} pool_data={} ({} bytes)", self.ops_name(), h.pool_data, h.pool_data_len)?;
+        writeln!(
+            w,
+            "  ops={} pool_data={} ({} bytes)",
+            self.ops_name(),
+            h.pool_data,
+            h.pool_data_len
+        )?;
         writeln!(w, "  socket={}", h.socket)?;
         writeln!(w, "  size={}", h.size)?;
         writeln!(
@@ -1187,10 +1445,18 @@ impl Pool {
         writeln!(w, "  debug_cookies={}", h.layout & 1 != 0)?;
         writeln!(w, "  nb_mem_chunks={}", h.nb_chunks)?;
         for c in &h.chunks[..(h.nb_chunks as usize).min(MAX_CHUNKS)] {
-            writeln!(w, "    chunk va={} iova={} len={} objs={}+{}", c.addr, c.iova, c.len, c.first, c.nb_objs)?;
+            writeln!(
+                w,
+                "    chunk va={} iova={} len={} objs={}+{}",
+                c.addr, c.iova, c.len, c.first, c.nb_objs
+            )?;
         }
         writeln!(w, "  private_data_size={}", h.private_len)?;
-        writeln!(w, "  cache_size={} flush_threshold={}", h.cache_size, h.flush_threshold)?;
+        writeln!(
+            w,
+            "  cache_size={} flush_threshold={}",
+            h.cache_size, h.flush_threshold
+        )?;
         let mut cached = 0;
         if !self.caches.is_null() {
             for l in 0..MAX_LCORE as u32 {
@@ -1202,15 +1468,40 @@ impl Pool {
         }
         writeln!(w, "    total_cache_count={cached}")?;
         writeln!(w, "  common_pool_count={}", self.backend.count())?;
-        writeln!(w, "  avail_count={} in_use_count={}", self.avail_count(), self.in_use_count())?;
+        writeln!(
+            w,
+            "  avail_count={} in_use_count={}",
+            self.avail_count(),
+            self.in_use_count()
+        )?;
         let s = self.stats();
         writeln!(w, "  stats:")?;
-        writeln!(w, "    get_success_bulk={} get_success_objs={}", s.get_success_bulk, s.get_success_objs)?;
-        writeln!(w, "    get_fail_bulk={} get_fail_objs={}", s.get_fail_bulk, s.get_fail_objs)?;
+        writeln!(
+            w,
+            "    get_success_bulk={} get_success_objs={}",
+            s.get_success_bulk, s.get_success_objs
+        )?;
+        writeln!(
+            w,
+            "    get_fail_bulk={} get_fail_objs={}",
+            s.get_fail_bulk, s.get_fail_objs
+        )?;
         writeln!(w, "    put_bulk={} put_objs={}", s.put_bulk, s.put_objs)?;
-        writeln!(w, "    cache_hits={} cache_misses={}", s.cache_hits, s.cache_misses)?;
-        writeln!(w, "    backend_dequeue_bulk={} backend_dequeue_objs={}", s.backend_dequeue_bulk, s.backend_dequeue_objs)?;
-        writeln!(w, "    backend_enqueue_bulk={} backend_enqueue_objs={}", s.backend_enqueue_bulk, s.backend_enqueue_objs)?;
+        writeln!(
+            w,
+            "    cache_hits={} cache_misses={}",
+            s.cache_hits, s.cache_misses
+        )?;
+        writeln!(
+            w,
+            "    backend_dequeue_bulk={} backend_dequeue_objs={}",
+            s.backend_dequeue_bulk, s.backend_dequeue_objs
+        )?;
+        writeln!(
+            w,
+            "    backend_enqueue_bulk={} backend_enqueue_objs={}",
+            s.backend_enqueue_bulk, s.backend_enqueue_objs
+        )?;
         Ok(())
     }
 }
@@ -1256,7 +1547,10 @@ impl MempoolCache {
         if unsafe { self.cache.drain(&self.pool.backend) } {
             Ok(())
         } else {
-            Err(Error::BackendFull { name: self.pool.name.clone(), n: self.cache.len() as usize })
+            Err(Error::BackendFull {
+                name: self.pool.name.clone(),
+                n: self.cache.len() as usize,
+            })
         }
     }
 }
@@ -1271,6 +1565,10 @@ impl Drop for MempoolCache {
 
 impl core::fmt::Debug for MempoolCache {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MempoolCache").field("pool", &self.pool.name).field("size", &self.size()).field("len", &self.len()).finish()
+        f.debug_struct("MempoolCache")
+            .field("pool", &self.pool.name)
+            .field("size", &self.size())
+            .field("len", &self.len())
+            .finish()
     }
 }

@@ -68,7 +68,10 @@ impl StackShared {
             return Err(format!("bad stack magic {:#x}", self.magic));
         }
         if self.version != STACK_VERSION {
-            return Err(format!("stack layout version {}, expected {STACK_VERSION}", self.version));
+            return Err(format!(
+                "stack layout version {}, expected {STACK_VERSION}",
+                self.version
+            ));
         }
         Ok(())
     }
@@ -76,7 +79,11 @@ impl StackShared {
     #[inline(always)]
     fn objs(&self) -> *mut VirtAddr {
         // The array follows the 64-byte header in the same allocation (init_in contract).
-        (self as *const StackShared).cast::<u8>().wrapping_add(64).cast::<VirtAddr>().cast_mut()
+        (self as *const StackShared)
+            .cast::<u8>()
+            .wrapping_add(64)
+            .cast::<VirtAddr>()
+            .cast_mut()
     }
 
     #[inline(always)]
@@ -84,7 +91,11 @@ impl StackShared {
         loop {
             // L1 (acquire): pairs with U1 below, so the previous holder's writes to `len`
             // and the array are visible once we own the lock.
-            if self.lock.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if self
+                .lock
+                .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 return;
             }
             // Spin on a plain load so the line stays shared while the holder works.
@@ -110,7 +121,9 @@ impl StackShared {
             // SAFETY: len + objs.len() <= capacity slots follow the header (init_in
             // contract); we hold the lock, so nobody else touches the array; the source
             // is the caller's slice, disjoint from the array.
-            unsafe { core::ptr::copy_nonoverlapping(objs.as_ptr(), self.objs().add(len), objs.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(objs.as_ptr(), self.objs().add(len), objs.len())
+            };
             // Relaxed: ordered for other users by U1; lock-free readers (`count`) only
             // want a snapshot.
             self.len.store((len + objs.len()) as u32, Ordering::Relaxed);

@@ -7,15 +7,29 @@ use eal::{Eal, VirtAddr};
 use mempool::{Error, Mempool, PoolConfig, PoolFlags, CACHE_MAX_SIZE};
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = ["test", "--no-huge", "-m", "128", "--file-prefix", &format!("mp-{tag}-{}", std::process::id()), "-l", "0-1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "test",
+        "--no-huge",
+        "-m",
+        "128",
+        "--file-prefix",
+        &format!("mp-{tag}-{}", std::process::id()),
+        "-l",
+        "0-1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 
 fn cfg(n: u32, elt_size: u32, cache_size: u32) -> PoolConfig<'static> {
-    PoolConfig { n, elt_size, cache_size, ..Default::default() }
+    PoolConfig {
+        n,
+        elt_size,
+        cache_size,
+        ..Default::default()
+    }
 }
 
 /// Index written into the first 4 bytes of every object at creation.
@@ -58,8 +72,14 @@ fn create_lookup_iterate_dump_free() {
 
     let q = Mempool::lookup(&e, "basic").expect("lookup");
     assert_eq!(q.addr(), p.addr());
-    assert!(matches!(Mempool::lookup(&e, "nope"), Err(Error::NotFound(_))));
-    assert!(matches!(Mempool::create(&e, "basic", &cfg(10, 8, 0)), Err(Error::Exists(_))));
+    assert!(matches!(
+        Mempool::lookup(&e, "nope"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        Mempool::create(&e, "basic", &cfg(10, 8, 0)),
+        Err(Error::Exists(_))
+    ));
 
     let o = q.get().unwrap();
     assert_eq!(p.in_use_count(), 1);
@@ -77,7 +97,10 @@ fn create_lookup_iterate_dump_free() {
     // SAFETY: `o` came from this pool and is not used after.
     unsafe { q.put(o).unwrap() };
     q.free().expect("free");
-    assert!(matches!(Mempool::lookup(&e, "basic"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        Mempool::lookup(&e, "basic"),
+        Err(Error::NotFound(_))
+    ));
     assert_eq!(e.memzone_count(), zones, "memzones leaked");
 }
 
@@ -86,35 +109,95 @@ fn bad_inputs_are_refused_cleanly() {
     let e = eal("bad");
     let zones = e.memzone_count();
     let err = |r: mempool::Result<Mempool>| r.expect_err("must fail");
-    assert!(matches!(err(Mempool::create(&e, "z", &cfg(0, 8, 0))), Error::ZeroSize { .. }));
-    assert!(matches!(err(Mempool::create(&e, "z", &cfg(8, 0, 0))), Error::ZeroSize { .. }));
-    assert!(matches!(err(Mempool::create(&e, "z", &cfg(4096, 8, CACHE_MAX_SIZE + 1))), Error::CacheTooLarge { .. }));
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &cfg(0, 8, 0))),
+        Error::ZeroSize { .. }
+    ));
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &cfg(8, 0, 0))),
+        Error::ZeroSize { .. }
+    ));
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &cfg(4096, 8, CACHE_MAX_SIZE + 1))),
+        Error::CacheTooLarge { .. }
+    ));
     // cache 100 needs a flush threshold of 150 <= n
-    assert!(matches!(err(Mempool::create(&e, "z", &cfg(149, 8, 100))), Error::CacheTooLarge { .. }));
-    Mempool::create(&e, "z150", &cfg(150, 8, 100)).unwrap().free().unwrap();
-    assert!(matches!(err(Mempool::create(&e, "", &cfg(8, 8, 0))), Error::BadName { .. }));
-    assert!(matches!(err(Mempool::create(&e, &"x".repeat(25), &cfg(8, 8, 0))), Error::BadName { .. }));
-    assert!(matches!(err(Mempool::create(&e, "a b", &cfg(8, 8, 0))), Error::BadName { .. }));
-    assert!(matches!(err(Mempool::create(&e, "z", &cfg(8, u32::MAX, 0))), Error::EltTooLarge { .. }));
-    let c = PoolConfig { ops: "no_such_ops", ..cfg(8, 8, 0) };
-    assert!(matches!(err(Mempool::create(&e, "z", &c)), Error::UnknownOps(_)));
-    let c = PoolConfig { ops: "ring_sp_sc", ..cfg(8, 8, 0) };
-    assert!(matches!(err(Mempool::create(&e, "z", &c)), Error::Backend { .. }));
-    let c = PoolConfig { flags: PoolFlags::from_bits_retain(0x80), ..cfg(8, 8, 0) };
-    assert!(matches!(err(Mempool::create(&e, "z", &c)), Error::BadFlags { .. }));
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &cfg(149, 8, 100))),
+        Error::CacheTooLarge { .. }
+    ));
+    Mempool::create(&e, "z150", &cfg(150, 8, 100))
+        .unwrap()
+        .free()
+        .unwrap();
+    assert!(matches!(
+        err(Mempool::create(&e, "", &cfg(8, 8, 0))),
+        Error::BadName { .. }
+    ));
+    assert!(matches!(
+        err(Mempool::create(&e, &"x".repeat(25), &cfg(8, 8, 0))),
+        Error::BadName { .. }
+    ));
+    assert!(matches!(
+        err(Mempool::create(&e, "a b", &cfg(8, 8, 0))),
+        Error::BadName { .. }
+    ));
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &cfg(8, u32::MAX, 0))),
+        Error::EltTooLarge { .. }
+    ));
+    let c = PoolConfig {
+        ops: "no_such_ops",
+        ..cfg(8, 8, 0)
+    };
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &c)),
+        Error::UnknownOps(_)
+    ));
+    let c = PoolConfig {
+        ops: "ring_sp_sc",
+        ..cfg(8, 8, 0)
+    };
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &c)),
+        Error::Backend { .. }
+    ));
+    let c = PoolConfig {
+        flags: PoolFlags::from_bits_retain(0x80),
+        ..cfg(8, 8, 0)
+    };
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &c)),
+        Error::BadFlags { .. }
+    ));
     let big = [0u8; 65];
-    let c = PoolConfig { private: &big, ..cfg(8, 8, 0) };
-    assert!(matches!(err(Mempool::create(&e, "z", &c)), Error::Incompatible { .. }));
+    let c = PoolConfig {
+        private: &big,
+        ..cfg(8, 8, 0)
+    };
+    assert!(matches!(
+        err(Mempool::create(&e, "z", &c)),
+        Error::Incompatible { .. }
+    ));
     // 4 Mi objects of 64 KiB (256 GiB) in a 128 MiB EAL
     let r = err(Mempool::create(&e, "huge", &cfg(4 << 20, 64 << 10, 0)));
-    assert!(matches!(r, Error::Memory { .. } | Error::TooFragmented { .. }), "{r:?}");
+    assert!(
+        matches!(r, Error::Memory { .. } | Error::TooFragmented { .. }),
+        "{r:?}"
+    );
     // nothing left behind by any of these
     assert_eq!(e.memzone_count(), zones, "memzones leaked");
-    assert!(matches!(Mempool::lookup(&e, "huge"), Err(Error::NotFound(_))));
+    assert!(matches!(
+        Mempool::lookup(&e, "huge"),
+        Err(Error::NotFound(_))
+    ));
     // user cache sizes
     let p = Mempool::create(&e, "okpool", &cfg(64, 8, 0)).unwrap();
     assert!(matches!(p.cache_create(0), Err(Error::BadCacheSize { .. })));
-    assert!(matches!(p.cache_create(513), Err(Error::BadCacheSize { .. })));
+    assert!(matches!(
+        p.cache_create(513),
+        Err(Error::BadCacheSize { .. })
+    ));
     p.free().unwrap();
     assert_eq!(e.memzone_count(), zones);
 }
@@ -150,7 +233,10 @@ fn every_backend_hands_out_each_object_once() {
     for ops in ["ring_mp_mc", "stack", "ring_sp_sc"] {
         for cache in [0u32, 16] {
             let name = format!("be_{ops}_{cache}");
-            let c = PoolConfig { ops, ..cfg(300, 32, cache) };
+            let c = PoolConfig {
+                ops,
+                ..cfg(300, 32, cache)
+            };
             // SAFETY: only this thread uses the pool (needed for ring_sp_sc).
             let p = unsafe { Mempool::create_unchecked(&e, &name, &c, |_, _| {}) }.expect("create");
             assert_eq!(p.ops_name(), ops);
@@ -161,7 +247,10 @@ fn every_backend_hands_out_each_object_once() {
             assert_eq!(s.put_objs, 600);
             assert_eq!(s.get_fail_bulk, 2);
             if ops == "ring_sp_sc" {
-                assert!(matches!(Mempool::lookup(&e, &name), Err(Error::Backend { .. })));
+                assert!(matches!(
+                    Mempool::lookup(&e, &name),
+                    Err(Error::Backend { .. })
+                ));
                 // SAFETY: still only this thread.
                 drop(unsafe { Mempool::lookup_unchecked(&e, &name) }.unwrap());
             }
@@ -173,7 +262,11 @@ fn every_backend_hands_out_each_object_once() {
 #[test]
 fn lcore_cache_hits_misses_flush_and_refill() {
     let e = eal("cache");
-    assert_eq!(eal::lcore::lcore_id(), Some(0), "the test thread is the main lcore");
+    assert_eq!(
+        eal::lcore::lcore_id(),
+        Some(0),
+        "the test thread is the main lcore"
+    );
     let p = Mempool::create(&e, "cachepool", &cfg(1024, 64, 64)).unwrap();
     let s0 = p.lcore_stats(0).unwrap();
     assert_eq!(s0, Default::default());
@@ -200,13 +293,21 @@ fn lcore_cache_hits_misses_flush_and_refill() {
     assert_eq!(held.len(), 96);
     // SAFETY: from this pool, not used after.
     unsafe { p.put_bulk(&held[..64]).unwrap() };
-    assert_eq!(p.lcore_cache_len(0), Some(96), "up to the threshold stays cached");
+    assert_eq!(
+        p.lcore_cache_len(0),
+        Some(96),
+        "up to the threshold stays cached"
+    );
     let s = p.lcore_stats(0).unwrap();
     assert_eq!(s.backend_enqueue_bulk, 0);
     // SAFETY: as above.
     unsafe { p.put_bulk(&held[64..]).unwrap() };
     let s = p.lcore_stats(0).unwrap();
-    assert_eq!((s.backend_enqueue_bulk, s.backend_enqueue_objs), (1, 64), "flushed to half");
+    assert_eq!(
+        (s.backend_enqueue_bulk, s.backend_enqueue_objs),
+        (1, 64),
+        "flushed to half"
+    );
     assert_eq!(p.lcore_cache_len(0), Some(32 + 32));
     assert_eq!(p.avail_count(), 1024);
     // bulk bigger than the cache bypasses it
@@ -215,7 +316,11 @@ fn lcore_cache_hits_misses_flush_and_refill() {
     assert_eq!(p.lcore_cache_len(0), Some(0));
     // SAFETY: as above.
     unsafe { p.put_bulk(&big).unwrap() };
-    assert_eq!(p.lcore_cache_len(0), Some(0), "put > size goes to the backend");
+    assert_eq!(
+        p.lcore_cache_len(0),
+        Some(0),
+        "put > size goes to the backend"
+    );
     // a non-EAL thread goes straight to the backend and counts in the shared slot
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -226,7 +331,10 @@ fn lcore_cache_hits_misses_flush_and_refill() {
         });
     });
     let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
-    assert_eq!((shared.get_success_objs, shared.put_objs, shared.cache_hits), (1, 1, 0));
+    assert_eq!(
+        (shared.get_success_objs, shared.put_objs, shared.cache_hits),
+        (1, 1, 0)
+    );
     let total = p.stats();
     assert_eq!(total.get_success_objs, total.put_objs);
     p.flush_lcore_cache().unwrap();
@@ -245,12 +353,22 @@ fn user_cache_binds_to_its_pool_and_flushes_on_drop() {
     let mut objs = [VirtAddr(0); 10];
     p.get_bulk_with(&mut objs, Some(&mut c)).unwrap();
     assert_eq!(c.len(), 32, "refilled to half");
-    assert_eq!(p.avail_count(), 512 - 42, "objects in a user cache count as in use");
-    assert!(matches!(q.get_bulk_with(&mut objs, Some(&mut c)), Err(Error::ForeignCache { .. })));
+    assert_eq!(
+        p.avail_count(),
+        512 - 42,
+        "objects in a user cache count as in use"
+    );
+    assert!(matches!(
+        q.get_bulk_with(&mut objs, Some(&mut c)),
+        Err(Error::ForeignCache { .. })
+    ));
     // SAFETY: from pool p, not used after.
     unsafe { p.put_bulk_with(&objs, Some(&mut c)).unwrap() };
     assert_eq!(c.len(), 42);
-    assert!(matches!(p.clone().free(), Err(Error::InUse { .. })), "the cache holds a handle");
+    assert!(
+        matches!(p.clone().free(), Err(Error::InUse { .. })),
+        "the cache holds a handle"
+    );
     drop(c);
     assert_eq!(p.avail_count(), 512);
     p.free().unwrap();
@@ -264,13 +382,26 @@ fn user_cache_binds_to_its_pool_and_flushes_on_drop() {
 fn stress_lcores_and_threads_account_for_every_object() {
     let e = eal("stress");
     const N: u32 = 2048;
-    for ops in ["ring_mp_mc", "stack"] {
+    for ops in ["stack", "ring_mp_mc"] {
         let name = format!("st_{ops}");
-        let p = create_indexed(&e, &name, &PoolConfig { ops, ..cfg(N, 64, 128) });
+        let p = create_indexed(
+            &e,
+            &name,
+            &PoolConfig {
+                ops,
+                ..cfg(N, 64, 128)
+            },
+        );
         let out: Arc<Vec<AtomicBool>> = Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
         let ops_done = Arc::new(AtomicU64::new(0));
 
-        fn worker(p: Mempool, out: Arc<Vec<AtomicBool>>, done: Arc<AtomicU64>, seed: u32, mode: u8) -> i32 {
+        fn worker(
+            p: Mempool,
+            out: Arc<Vec<AtomicBool>>,
+            done: Arc<AtomicU64>,
+            seed: u32,
+            mode: u8,
+        ) -> i32 {
             let mut cache = (mode == 1).then(|| p.cache_create(64).unwrap());
             let mut held: Vec<VirtAddr> = Vec::new();
             let mut x = seed | 1;
@@ -286,6 +417,9 @@ fn stress_lcores_and_threads_account_for_every_object() {
                         1 => p.get_bulk_with(&mut buf[..k], cache.as_mut()),
                         _ => p.get_bulk_with(&mut buf[..k], None),
                     };
+                    if let Err(e) = &r {
+                        assert!(matches!(e, Error::Empty { .. }), "get failed with {e}");
+                    }
                     if r.is_ok() {
                         for &o in &buf[..k] {
                             let was = out[obj_index(o)].swap(true, Ordering::Relaxed);
@@ -327,7 +461,8 @@ fn stress_lcores_and_threads_account_for_every_object() {
         assert!(!workers.is_empty(), "-l 0-1 gives one worker");
         for &w in &workers {
             let (p, o, d) = (p.clone(), out.clone(), ops_done.clone());
-            e.remote_launch(w, move || worker(p, o, d, 0x9e37_79b9 ^ w, 0)).unwrap();
+            e.remote_launch(w, move || worker(p, o, d, 0x9e37_79b9 ^ w, 0))
+                .unwrap();
         }
         std::thread::scope(|s| {
             for mode in [1u8, 2] {
@@ -340,8 +475,16 @@ fn stress_lcores_and_threads_account_for_every_object() {
         for &w in &workers {
             assert_eq!(e.wait_lcore(w).expect("worker finished without panic"), 0);
         }
-        assert_eq!(ops_done.load(Ordering::Relaxed), 30_000 * (3 + workers.len() as u64));
+        assert_eq!(
+            ops_done.load(Ordering::Relaxed),
+            30_000 * (3 + workers.len() as u64)
+        );
         assert!(out.iter().all(|b| !b.load(Ordering::Relaxed)));
+        if p.avail_count() != N {
+            let mut d = Vec::new();
+            p.dump(&mut d).unwrap();
+            eprintln!("{}", String::from_utf8_lossy(&d));
+        }
         assert_eq!(p.avail_count(), N, "{ops}: every object back");
         let s = p.stats();
         assert_eq!(s.get_success_objs, s.put_objs, "{s:?}");
@@ -357,7 +500,7 @@ fn debug_cookies_catch_double_free_foreign_and_overrun() {
     let p = Mempool::create(&e, "ck", &cfg(16, 40, 0)).unwrap();
     let q = Mempool::create(&e, "ck2", &cfg(16, 40, 0)).unwrap();
     let o = p.get().unwrap();
-    // SAFETY (this block): deliberately breaks the put contract to see it caught; the
+    // SAFETY: deliberately breaks the put contract to see it caught; the
     // debug checks refuse before anything is enqueued.
     unsafe {
         p.put(o).unwrap();
@@ -380,7 +523,16 @@ fn debug_cookies_catch_double_free_foreign_and_overrun() {
         let b = p.get().unwrap();
         b.as_ptr::<u8>().add(40).write(0x55);
         let r = p.put(b);
-        assert!(matches!(r, Err(Error::Corrupted { which: "trailer", .. })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::Corrupted {
+                    which: "trailer",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
         assert_eq!(p.avail_count(), 15, "the corrupted object stays out");
     }
     q.free().unwrap();

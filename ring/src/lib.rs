@@ -78,6 +78,7 @@
 pub mod error;
 pub mod flags;
 mod layout;
+mod memzone;
 mod primitive;
 mod ring;
 

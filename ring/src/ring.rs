@@ -36,9 +36,12 @@ pub struct Dequeued {
 }
 
 /// Where the ring's memory came from, and what keeps it alive.
+#[allow(dead_code)] // fields only keep things alive
 pub(crate) enum Backing {
     /// Caller-owned memory ([`Ring::init_in`], [`Ring::attach`]); the caller keeps it alive.
     Caller,
+    /// An EAL memzone; the EAL handle (an `Arc` inside) keeps the memory mapped.
+    Memzone { eal: eal::Eal, mz: eal::Memzone },
 }
 
 /// A handle to a fixed-size FIFO of `T` in memory it does not own (see the crate docs
@@ -75,6 +78,7 @@ impl<T: Copy> Clone for Ring<T> {
             capacity: self.capacity,
             prod_mode: self.prod_mode,
             cons_mode: self.cons_mode,
+            #[allow(clippy::clone_on_copy)] // Copy only outside loom
             tracker: self.tracker.clone(),
             backing: self.backing.clone(),
             _t: PhantomData,
@@ -514,7 +518,7 @@ impl<T: Copy> Ring<T> {
     fn tail_multi(&self, me: &HeadTail, old: u32, n: u32) {
         // A3: pairs with R3 of the thread that reserved just before us. Waiting for it is
         // what makes MP/MC not preemption safe.
-        while pos(me.tail.load(Ordering::Acquire)) != old && false {
+        while pos(me.tail.load(Ordering::Acquire)) != old {
             spin_loop();
         }
         // R1 + R3.
@@ -641,15 +645,19 @@ impl<T: Copy> Ring<T> {
     #[inline(always)]
     unsafe fn write_slots(&self, head: u32, src: *const T, n: u32) {
         let idx = head & self.mask;
-        let first = n.min(self.size - idx);
         self.tracker.write(idx, n);
-        // SAFETY: idx + first <= size and n - first <= idx, so both ranges are inside the
-        // slot array; the claim makes them ours; `src` cannot overlap ring memory that the
-        // caller does not own (it is a `&[T]` the caller holds).
+        let dst = self.slots.as_ptr();
+        // SAFETY: idx < size; if idx + n <= size the run is inside the slot array,
+        // otherwise it splits into idx..size and 0..n-first (n <= capacity < size); the
+        // claim makes these slots ours; `src` is caller memory holding n values, which
+        // cannot overlap slots we own.
         unsafe {
-            ptr::copy_nonoverlapping(src, self.slots.as_ptr().add(idx as usize), first as usize);
-            if first < n {
-                ptr::copy_nonoverlapping(src.add(first as usize), self.slots.as_ptr(), (n - first) as usize);
+            if idx + n <= self.size {
+                copy_run(src, dst.add(idx as usize), n as usize);
+            } else {
+                let first = (self.size - idx) as usize;
+                copy_run(src, dst.add(idx as usize), first);
+                copy_run(src.add(first), dst, n as usize - first);
             }
         }
     }
@@ -660,13 +668,16 @@ impl<T: Copy> Ring<T> {
     #[inline(always)]
     unsafe fn read_slots(&self, head: u32, dst: *mut T, n: u32) {
         let idx = head & self.mask;
-        let first = n.min(self.size - idx);
         self.tracker.read(idx, n);
+        let src = self.slots.as_ptr();
         // SAFETY: as in write_slots, with the roles reversed.
         unsafe {
-            ptr::copy_nonoverlapping(self.slots.as_ptr().add(idx as usize), dst, first as usize);
-            if first < n {
-                ptr::copy_nonoverlapping(self.slots.as_ptr(), dst.add(first as usize), (n - first) as usize);
+            if idx + n <= self.size {
+                copy_run(src.add(idx as usize), dst, n as usize);
+            } else {
+                let first = (self.size - idx) as usize;
+                copy_run(src.add(idx as usize), dst, first);
+                copy_run(src, dst.add(first), n as usize - first);
             }
         }
     }
@@ -1154,6 +1165,41 @@ impl<T: Copy> ZcDequeue<'_, T> {
     }
 }
 
+/// Copy `n` elements. Short runs (the common burst sizes) are copied by an unrolled
+/// loop, which beats a call into `memcpy` for a few dozen bytes; long runs use
+/// `copy_nonoverlapping`.
+///
+/// # Safety
+/// `src` is valid for `n` reads, `dst` for `n` writes, and they do not overlap.
+#[inline(always)]
+unsafe fn copy_run<T: Copy>(src: *const T, dst: *mut T, n: usize) {
+    // SAFETY: forwarded from the caller; every index below is < n.
+    unsafe {
+        if n == 1 {
+            dst.write(src.read());
+        } else if n * size_of::<T>() <= 256 {
+            let mut i = 0;
+            while i + 4 <= n {
+                let a = src.add(i).read();
+                let b = src.add(i + 1).read();
+                let c = src.add(i + 2).read();
+                let d = src.add(i + 3).read();
+                dst.add(i).write(a);
+                dst.add(i + 1).write(b);
+                dst.add(i + 2).write(c);
+                dst.add(i + 3).write(d);
+                i += 4;
+            }
+            while i < n {
+                dst.add(i).write(src.add(i).read());
+                i += 1;
+            }
+        } else {
+            ptr::copy_nonoverlapping(src, dst, n);
+        }
+    }
+}
+
 fn set_htd(side: &HeadTail, mode: SyncMode, v: u32, cap: u32) -> bool {
     if mode != SyncMode::Rts || v == 0 || v > cap {
         return false;
@@ -1180,7 +1226,7 @@ fn check_mem(mem: *mut u8, len: usize, need: usize) -> Result<()> {
     if mem.is_null() {
         return Err(bad("null pointer"));
     }
-    if (mem as usize) % RING_ALIGN != 0 {
+    if (mem as usize) & (RING_ALIGN - 1) != 0 {
         return Err(bad("not aligned to 128 bytes"));
     }
     if len < need {

@@ -86,8 +86,8 @@ fn geometry_and_errors() {
 fn bad_flags_names_and_memory() {
     let mem = Mem::new(4096);
     let len = mem.layout.size();
-    // SAFETY (all calls below): `mem` is a fresh exclusive 4096-byte block; every call
-    // is expected to fail before or after writing a header into it, never used after.
+    // SAFETY: (all calls below) `mem` is a fresh exclusive 4096-byte block; each ring
+    // made in it is used only while `mem` lives and by this thread only.
     unsafe {
         let e = Ring::<u64>::init_in(mem.ptr, len, "x", 8, RingFlags::SP_ENQ | RingFlags::MP_RTS_ENQ);
         assert!(matches!(e, Err(Error::BadFlags { .. })), "{:?}", e.err());

@@ -145,7 +145,7 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
         hs.push(std::thread::spawn(move || {
             start.wait();
             let mut last = vec![None::<u64>; np as usize];
-            let mut out = vec![T::make(0, 0); 32];
+            let mut out = [T::make(0, 0); 32];
             let mut k = 7usize;
             let mut check = |v: T| {
                 let (p, s) = v.decode();
@@ -193,6 +193,19 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
             }
         }));
     }
+    // Watchdog: a protocol bug usually shows as a stall (a tail that never reaches a
+    // waiter, elements that never become visible), so fail instead of hanging.
+    let mut last = (0, std::time::Instant::now());
+    while !hs.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = consumed.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
+            failed.store(true, Ordering::Relaxed);
+            panic!("{pm:?}/{cm:?} {api:?}: no progress for 20 s at {now} of {total} elements");
+        }
+    }
     let mut panicked = false;
     for h in hs {
         if h.join().is_err() {
@@ -222,11 +235,14 @@ const COMBOS: [(SyncMode, SyncMode); 10] = [
 ];
 
 fn per_producer() -> u64 {
+    if let Some(n) = std::env::var("RING_STRESS_N").ok().and_then(|v| v.parse().ok()) {
+        return n;
+    }
     // Debug builds are ~20x slower; keep them short.
     if cfg!(debug_assertions) {
         20_000
     } else {
-        200_000
+        1_000_000
     }
 }
 

@@ -1,4 +1,5 @@
 //! System calls, one safe function per call.
 
 pub mod cpu;
+pub mod dev;
 pub mod mem;

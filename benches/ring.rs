@@ -1,0 +1,214 @@
+//! Criterion comparison of Ferroplane's ring with crossbeam-queue's `ArrayQueue` (MP/MC)
+//! and `rtrb` (SP/SC), same workloads, same run:
+//! - `single`: one push + one pop per iteration on one thread;
+//! - `burst32`: 32 pushes + 32 pops per iteration on one thread (our burst API; rtrb's
+//!   chunk API; ArrayQueue has no batch API, so 32 single calls);
+//! - `two_thread`: 1M u64s from a producer thread to a consumer thread (throughput).
+//!
+//! `cargo bench --bench ring` (LTO, codegen-units 1 from [profile.bench]).
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
+use ring::{Ring, RingFlags, RING_ALIGN};
+
+const CAP: u32 = 4096;
+const MOVE: u64 = 1_000_000;
+
+/// A ring on the heap; the block is freed when the last clone of the owner drops.
+struct HeapRing {
+    ring: Ring<u64>,
+    _mem: Arc<Block>,
+}
+
+struct Block(*mut u8, Layout);
+// SAFETY: a raw heap block only reached through the ring.
+unsafe impl Send for Block {}
+// SAFETY: as above.
+unsafe impl Sync for Block {}
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `heap_ring` with this layout.
+        unsafe { dealloc(self.0, self.1) }
+    }
+}
+
+fn heap_ring(flags: RingFlags) -> HeapRing {
+    let len = Ring::<u64>::memsize(CAP, flags).unwrap();
+    let layout = Layout::from_size_align(len, RING_ALIGN).unwrap();
+    // SAFETY: non-zero size.
+    let p = unsafe { alloc_zeroed(layout) };
+    assert!(!p.is_null());
+    // SAFETY: fresh exclusive block kept alive by `_mem` as long as the ring; the
+    // benchmarks use single sides from one thread at a time.
+    let ring = unsafe { Ring::<u64>::init_in(p, len, "bench", CAP, flags) }.unwrap();
+    HeapRing { ring, _mem: Arc::new(Block(p, layout)) }
+}
+
+fn spsc_flags() -> RingFlags {
+    RingFlags::SP_ENQ | RingFlags::SC_DEQ
+}
+
+fn single(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ring/single");
+    g.throughput(Throughput::Elements(1));
+    let r = heap_ring(spsc_flags());
+    g.bench_function("ferroplane_spsc", |b| {
+        b.iter(|| {
+            let _ = r.ring.enqueue(black_box(1));
+            black_box(r.ring.dequeue())
+        })
+    });
+    let (mut p, mut q) = rtrb::RingBuffer::<u64>::new(CAP as usize);
+    g.bench_function("rtrb", |b| {
+        b.iter(|| {
+            let _ = p.push(black_box(1));
+            black_box(q.pop().ok())
+        })
+    });
+    let r = heap_ring(RingFlags::empty());
+    g.bench_function("ferroplane_mpmc", |b| {
+        b.iter(|| {
+            let _ = r.ring.enqueue(black_box(1));
+            black_box(r.ring.dequeue())
+        })
+    });
+    let aq = ArrayQueue::<u64>::new(CAP as usize);
+    g.bench_function("crossbeam_arrayqueue", |b| {
+        b.iter(|| {
+            let _ = aq.push(black_box(1));
+            black_box(aq.pop())
+        })
+    });
+    g.finish();
+}
+
+fn burst32(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ring/burst32");
+    g.throughput(Throughput::Elements(32));
+    let src: Vec<u64> = (0..32).collect();
+    let mut dst = [0u64; 32];
+    let r = heap_ring(spsc_flags());
+    g.bench_function("ferroplane_spsc", |b| {
+        b.iter(|| {
+            r.ring.enqueue_burst(black_box(&src));
+            black_box(r.ring.dequeue_burst(&mut dst));
+        })
+    });
+    let (mut p, mut q) = rtrb::RingBuffer::<u64>::new(CAP as usize);
+    g.bench_function("rtrb", |b| {
+        b.iter(|| {
+            if let Ok(ch) = p.write_chunk_uninit(32) {
+                ch.fill_from_iter(black_box(&src).iter().copied());
+            }
+            if let Ok(ch) = q.read_chunk(32) {
+                let (a, bb) = ch.as_slices();
+                dst[..a.len()].copy_from_slice(a);
+                dst[a.len()..a.len() + bb.len()].copy_from_slice(bb);
+                ch.commit_all();
+            }
+            black_box(&dst);
+        })
+    });
+    let r = heap_ring(RingFlags::empty());
+    g.bench_function("ferroplane_mpmc", |b| {
+        b.iter(|| {
+            r.ring.enqueue_burst(black_box(&src));
+            black_box(r.ring.dequeue_burst(&mut dst));
+        })
+    });
+    let aq = ArrayQueue::<u64>::new(CAP as usize);
+    g.bench_function("crossbeam_arrayqueue", |b| {
+        b.iter(|| {
+            for &v in black_box(&src) {
+                let _ = aq.push(v);
+            }
+            for d in dst.iter_mut() {
+                *d = aq.pop().unwrap_or(0);
+            }
+            black_box(&dst);
+        })
+    });
+    g.finish();
+}
+
+/// Time moving MOVE elements producer -> consumer thread with `push`/`pop` closures.
+fn two_thread_run<P, Q>(iters: u64, mut make: impl FnMut() -> (P, Q)) -> Duration
+where
+    P: FnMut(u64) -> bool + Send + 'static,
+    Q: FnMut() -> Option<u64> + Send + 'static,
+{
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let (mut push, mut pop) = make();
+        let t = Instant::now();
+        let prod = std::thread::spawn(move || {
+            for i in 0..MOVE {
+                while !push(i) {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let mut sum = 0u64;
+        let mut got = 0;
+        while got < MOVE {
+            if let Some(v) = pop() {
+                sum = sum.wrapping_add(v);
+                got += 1;
+            }
+        }
+        prod.join().unwrap();
+        total += t.elapsed();
+        assert_eq!(sum, MOVE * (MOVE - 1) / 2);
+    }
+    total
+}
+
+fn two_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ring/two_thread");
+    g.throughput(Throughput::Elements(MOVE));
+    g.sample_size(10);
+    g.bench_function("ferroplane_spsc", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || {
+                let r = Arc::new(heap_ring(spsc_flags()));
+                let r2 = r.clone();
+                (move |v| r.ring.enqueue(v).is_ok(), move || r2.ring.dequeue())
+            })
+        })
+    });
+    g.bench_function("rtrb", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || {
+                let (mut p, mut q) = rtrb::RingBuffer::<u64>::new(CAP as usize);
+                (move |v| p.push(v).is_ok(), move || q.pop().ok())
+            })
+        })
+    });
+    g.bench_function("ferroplane_mpmc", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || {
+                let r = Arc::new(heap_ring(RingFlags::empty()));
+                let r2 = r.clone();
+                (move |v| r.ring.enqueue(v).is_ok(), move || r2.ring.dequeue())
+            })
+        })
+    });
+    g.bench_function("crossbeam_arrayqueue", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || {
+                let q = Arc::new(ArrayQueue::<u64>::new(CAP as usize));
+                let q2 = q.clone();
+                (move |v| q.push(v).is_ok(), move || q2.pop())
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single, burst32, two_thread);
+criterion_main!(benches);

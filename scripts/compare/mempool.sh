@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Compare Ferroplane's mempool with DPDK 22.11's on this machine, in one invocation:
+# runs `echo mempool_perf_autotest | dpdk-test --no-pci -l 0-1` and our
+# `mempool_perf -l 0-1 -- --full` back to back and prints one table of rates
+# (objects per second, DPDK's `rate_persec`) with the ratio ours / DPDK per case.
+#
+# Duration: DPDK's test runs 720 cases (4 pool configurations x cores 1, 2, max x
+# 60 bulk/keep combinations) of TIME_S = 5 s each: about 60 minutes, plus ours.
+# It cannot be told to run fewer, so the options shorten each case instead:
+#   --time-s T   seconds per case for both sides (0 < T <= 5, default 5). For T < 5,
+#                DPDK is run with a small LD_PRELOAD shim that reports the TSC frequency
+#                as hz * T / 5, so its fixed 5 "seconds" last T real seconds; its printed
+#                rates are then multiplied by 5 / T (the shim is built with cc). Shorter
+#                cases are noisier.
+#   --subset     print (and run on our side) only n_keep 32/128, bulk 1/4/32, with and
+#                without cache, 1 and 2 cores.
+#   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
+# Needs root (hugepages). Installs Debian's `dpdk` package if dpdk-test is missing.
+# Example (about 7 minutes for DPDK): scripts/compare/mempool.sh --time-s 0.5 --subset
+set -euo pipefail
+
+TIME_S=5
+SUBSET=0
+KEEP_HP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --time-s) TIME_S="${2:?--time-s needs a value}"; shift ;;
+        --subset) SUBSET=1 ;;
+        --keep-hugepages) KEEP_HP=1 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "mempool.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if ! awk -v t="$TIME_S" 'BEGIN { exit !(t > 0 && t <= 5) }'; then
+    echo "mempool.sh: invalid value '$TIME_S' for --time-s: must be in (0, 5]" >&2
+    exit 2
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "mempool.sh: needs root to reserve hugepages (run with sudo)" >&2
+    exit 1
+fi
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK="$(mktemp -d /tmp/fp-cmp-mempool.XXXXXX)"
+HP=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+OLD_HP="$(cat "$HP")"
+MOUNTED=0
+
+cleanup() {
+    if [ "$KEEP_HP" = 0 ]; then
+        if [ "$MOUNTED" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
+        echo "$OLD_HP" > "$HP" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# 1. DPDK's test binary.
+if ! command -v dpdk-test >/dev/null 2>&1; then
+    echo "== dpdk-test missing: installing Debian's dpdk package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null
+fi
+DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
+
+# 2. Hugepages: 512 x 2 MiB reserved and hugetlbfs on /dev/hugepages (DPDK's default).
+if [ "$OLD_HP" -lt 512 ]; then echo 512 > "$HP"; fi
+if [ "$(cat "$HP")" -lt 256 ]; then
+    echo "mempool.sh: could only reserve $(cat "$HP") hugepages (need 256); free memory and retry" >&2
+    exit 1
+fi
+if ! mount | grep -q " /dev/hugepages type hugetlbfs"; then
+    mkdir -p /dev/hugepages
+    mount -t hugetlbfs nodev /dev/hugepages
+    MOUNTED=1
+fi
+
+# 3. Our benchmark, release build.
+echo "== building mempool_perf (release)"
+(cd "$ROOT" && cargo build --release -q -p ferroplane-apps --bin mempool_perf)
+OURS_BIN="$ROOT/target/release/mempool_perf"
+
+# 4. DPDK, time-scaled if asked.
+PRELOAD=""
+SCALE=1
+if awk -v t="$TIME_S" 'BEGIN { exit !(t < 5) }'; then
+    cat > "$WORK/tsc_scale.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdlib.h>
+/* Report the TSC frequency scaled by FP_TSC_SCALE so dpdk-test's fixed TIME_S
+ * "seconds" last TIME_S * FP_TSC_SCALE real seconds. Only rte_get_tsc_hz is changed. */
+uint64_t rte_get_tsc_hz(void) {
+    static uint64_t (*real)(void);
+    if (!real) real = (uint64_t (*)(void))dlsym(RTLD_NEXT, "rte_get_tsc_hz");
+    const char *s = getenv("FP_TSC_SCALE");
+    double k = s ? atof(s) : 1.0;
+    return (uint64_t)((double)real() * k);
+}
+EOF
+    cc -O2 -shared -fPIC -o "$WORK/tsc_scale.so" "$WORK/tsc_scale.c" -ldl
+    PRELOAD="$WORK/tsc_scale.so"
+    SCALE="$(awk -v t="$TIME_S" 'BEGIN { printf "%.6f", t / 5 }')"
+fi
+NCASES=720
+EST=$(awk -v t="$TIME_S" -v n="$NCASES" 'BEGIN { printf "%d", t * n / 60 + 1 }')
+echo "== DPDK $DPDK_VER mempool_perf_autotest: $NCASES cases x ${TIME_S} s = about $EST minutes"
+if [ "$EST" -gt 3 ]; then
+    echo "   (long: DPDK's test has no subset option; use --time-s 0.5 for ~7 minutes)"
+fi
+T0=$(date +%s)
+if [ -n "$PRELOAD" ]; then
+    echo mempool_perf_autotest | FP_TSC_SCALE="$SCALE" LD_PRELOAD="$PRELOAD" \
+        dpdk-test --no-pci -l 0-1 --file-prefix "fpcmp$$" > "$WORK/dpdk.txt" 2>&1 || true
+else
+    echo mempool_perf_autotest | dpdk-test --no-pci -l 0-1 --file-prefix "fpcmp$$" > "$WORK/dpdk.txt" 2>&1 || true
+fi
+T1=$(date +%s)
+echo "   took $((T1 - T0)) s"
+if ! grep -q "rate_persec" "$WORK/dpdk.txt"; then
+    echo "mempool.sh: dpdk-test printed no results; its output:" >&2
+    tail -20 "$WORK/dpdk.txt" >&2
+    exit 1
+fi
+
+# 5. Ours, same cases and duration.
+OURS_ARGS=(--time-s "$TIME_S" --full)
+if [ "$SUBSET" = 1 ]; then
+    OURS_ARGS=(--time-s "$TIME_S" --keep 32,128 --bulk 1,4,32 --cores 1,2 --sections nocache,cache)
+fi
+echo "== Ferroplane mempool_perf ${OURS_ARGS[*]}"
+if ! "$OURS_BIN" -l 0-1 --file-prefix "fpcmpours$$" -- "${OURS_ARGS[@]}" > "$WORK/ours.txt" 2> "$WORK/ours.err"; then
+    echo "   hugepage EAL failed ($(head -1 "$WORK/ours.err")); retrying with --no-huge -m 512"
+    "$OURS_BIN" -l 0-1 --no-huge -m 512 --file-prefix "fpcmpours$$" -- "${OURS_ARGS[@]}" > "$WORK/ours.txt"
+fi
+T2=$(date +%s)
+echo "   took $((T2 - T1)) s"
+
+# 6. Table. Key: section|cache|cores|get|put|keep|const; repeated keys (cores=max is 2
+# here, as cores=2) are averaged on both sides.
+parse() { # file scale
+    awk -v scale="$2" '
+        /start performance test for/ { sec = "default"; next }
+        /start performance test \(without cache\)/ { sec = "nocache"; next }
+        /start performance test \(with cache\)/ { sec = "cache"; next }
+        /start performance test \(with user-owned cache\)/ { sec = "user"; next }
+        /mempool_autotest cache=/ && /rate_persec=/ {
+            line = substr($0, index($0, "mempool_autotest"))
+            n = split(line, f, " ")
+            key = sec
+            for (i = 2; i <= n; i++) {
+                split(f[i], kv, "=")
+                if (kv[1] == "rate_persec") rate = kv[2]; else key = key "|" kv[2]
+            }
+            sum[key] += rate / scale; cnt[key]++
+            if (!(key in seen)) { seen[key] = 1; order[++m] = key }
+        }
+        END { for (i = 1; i <= m; i++) printf "%s %.0f\n", order[i], sum[order[i]] / cnt[order[i]] }
+    ' "$1"
+}
+parse "$WORK/dpdk.txt" "$SCALE" > "$WORK/dpdk.tab"
+parse "$WORK/ours.txt" 1 > "$WORK/ours.tab"
+
+echo
+echo "mempool rates (objects/s), DPDK $DPDK_VER vs Ferroplane, ${TIME_S} s per case, same machine, same run"
+printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s\n" section cache cores get put keep const dpdk ours ratio
+awk -v subset="$SUBSET" '
+    NR == FNR { ours[$1] = $2; next }
+    {
+        split($1, k, "|")
+        if (subset == 1 && !((k[1] == "nocache" || k[1] == "cache") && (k[6] == 32 || k[6] == 128) &&
+            (k[4] == 1 || k[4] == 4 || k[4] == 32) && (k[5] == 1 || k[5] == 4 || k[5] == 32))) next
+        o = ($1 in ours) ? ours[$1] : "-"
+        r = ($1 in ours && $2 > 0) ? sprintf("%.2f", ours[$1] / $2) : "-"
+        if (r != "-") { n++; lr += log(ours[$1] / $2); if (ours[$1] < $2) below++ }
+        printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s\n", k[1], k[2], k[3], k[4], k[5], k[6], k[7], $2, o, r
+    }
+    END {
+        if (n > 0) printf "\n%d cases compared; geometric mean ratio ours/DPDK = %.2f; %d cases below DPDK\n", n, exp(lr / n), below
+    }
+' "$WORK/ours.tab" "$WORK/dpdk.tab"
