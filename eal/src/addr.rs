@@ -26,6 +26,7 @@ impl Iova {
     }
 
     /// `self + off`.
+    #[allow(clippy::should_implement_trait)] // offset by a byte count, not Iova + Iova
     pub fn add(self, off: u64) -> Iova {
         Iova(self.0 + off)
     }
@@ -43,6 +44,7 @@ impl VirtAddr {
     }
 
     /// `self + off`.
+    #[allow(clippy::should_implement_trait)] // offset by a byte count, not VirtAddr + VirtAddr
     pub fn add(self, off: u64) -> VirtAddr {
         VirtAddr(self.0 + off)
     }

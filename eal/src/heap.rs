@@ -147,14 +147,14 @@ impl<'a> Arena<'a> {
     }
 
     fn read(&self, off: u64) -> BlockHdr {
-        debug_assert!(off + HDR <= self.hdr.len && off % HDR == 0);
+        debug_assert!(off + HDR <= self.hdr.len && off.is_multiple_of(HDR));
         // SAFETY: `off` is a block offset inside the arena (new's contract), 64-aligned;
         // the lock is held so nobody writes it concurrently.
         unsafe { std::ptr::read(self.base.add(off).as_ptr::<BlockHdr>()) }
     }
 
     fn write(&mut self, off: u64, b: BlockHdr) {
-        debug_assert!(off + HDR <= self.hdr.len && off % HDR == 0);
+        debug_assert!(off + HDR <= self.hdr.len && off.is_multiple_of(HDR));
         // SAFETY: as in `read`; we hold the lock exclusively.
         unsafe { std::ptr::write(self.base.add(off).as_ptr::<BlockHdr>(), b) }
     }

@@ -269,7 +269,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// `2097152` → `2M`, `1073741824` → `1G`; non-round sizes in bytes.
 pub fn format_size(b: u64) -> String {
     for (shift, s) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if b >= 1 << shift && b % (1 << shift) == 0 {
+        if b >= 1 << shift && b.is_multiple_of(1 << shift) {
             return format!("{}{s}", b >> shift);
         }
     }

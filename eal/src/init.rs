@@ -148,6 +148,14 @@ impl Eal {
         if !stale.is_empty() {
             crate::log_notice!("reclaimed {} stale file(s) of a dead primary with prefix '{}'", stale.len(), args.file_prefix);
         }
+        if let Some(root) = runtime.path().parent() {
+            let swept = crate::runtime::reclaim_dead_prefixes(root, &args.file_prefix, |p| {
+                memory::reclaim_stale(p, &opts.roots, &opts.shm_dir)
+            });
+            if !swept.is_empty() {
+                crate::log_notice!("reclaimed the leftovers of {} dead primaries: {}", swept.len(), swept.join(", "));
+            }
+        }
 
         // 2. Memory.
         let req = MemoryRequest {

@@ -14,7 +14,9 @@
 //! runtime directory removed. Several `Eal`s with different `--file-prefix` may live in
 //! one process (tests do this); a second primary with the same prefix, in this process or
 //! another, is refused with [`Error::PrefixInUse`]. The leftovers of a primary that died
-//! (SIGKILL) are reclaimed by the next primary with the same prefix.
+//! (SIGKILL) are reclaimed by the next primary with the same prefix, and every primary
+//! also sweeps the runtime directories and memory files of other prefixes whose primary
+//! is dead (their `config` lock is free).
 //!
 //! # Threads
 //!

@@ -181,7 +181,7 @@ impl MemCore {
         let lists: Vec<usize> = self
             .list_order(z.socket, preferred)
             .into_iter()
-            .filter(|&i| want_ps.map_or(true, |p| mem.lists()[i].page_size == p))
+            .filter(|&i| want_ps.is_none_or(|p| mem.lists()[i].page_size == p))
             .collect();
         let accept_contig = |u: VirtAddr, l: u64| mem.iova_break(u, l);
         let accept_any = |_: VirtAddr, _: u64| None;

@@ -96,10 +96,11 @@ impl RuntimeDir {
 
     fn lock_in(dir: PathBuf, prefix: &str) -> Result<RuntimeDir> {
         let path = dir.join("config");
+        let mut last_pid = 0;
         for _ in 0..64 {
             // The directory may have been removed by an exiting primary between attempts.
             make_dir(&dir)?;
-            let f = match OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(&path) {
+            let f = match OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
@@ -110,6 +111,14 @@ impl RuntimeDir {
                     Ok(()) => i32::from_ne_bytes(b),
                     Err(_) => 0,
                 };
+                if pid == 0 || !sys::process_exists(pid) {
+                    // No pid yet (a primary between lock and write_pid) or a dead one (the
+                    // lock is then held briefly by a process sweeping its leftovers, see
+                    // `reclaim_dead_prefixes`): look again shortly.
+                    last_pid = pid;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
                 return Err(Error::PrefixInUse { prefix: prefix.into(), pid, path });
             }
             // Still the file at `path`? (see module doc)
@@ -125,7 +134,7 @@ impl RuntimeDir {
             rd.write_pid()?;
             return Ok(rd);
         }
-        Err(Error::io("lock", path.display().to_string(), std::io::Error::other("file keeps being replaced")))
+        Err(Error::PrefixInUse { prefix: prefix.into(), pid: last_pid, path })
     }
 
     fn write_pid(&self) -> Result<()> {
@@ -199,6 +208,44 @@ impl Drop for RuntimeDir {
     }
 }
 
+/// Remove the runtime directories (and, through `reclaim`, the memory files) of every
+/// *other* prefix under `root` whose primary is dead, i.e. whose `config` lock can be
+/// taken. Directories without a `config` file are skipped (a primary may be between
+/// `mkdir` and `open`). Returns the prefixes swept. Errors on one prefix are skipped.
+pub fn reclaim_dead_prefixes(
+    root: &Path,
+    own: &str,
+    mut reclaim: impl FnMut(&str) -> Result<Vec<PathBuf>>,
+) -> Vec<String> {
+    let mut swept = Vec::new();
+    let Ok(rd) = fs::read_dir(root) else { return swept };
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if name == own || validate_prefix(&name).is_err() || !ent.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = ent.path();
+        let cfg = dir.join("config");
+        let Ok(f) = OpenOptions::new().read(true).write(true).open(&cfg) else { continue };
+        if !matches!(sys::try_flock(f.as_fd(), true, &cfg), Ok(true)) {
+            continue;
+        }
+        // Still the directory's config (not unlinked by an exiting primary)?
+        let same = match (f.metadata(), fs::metadata(&cfg)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        if reclaim(&name).is_ok() && fs::remove_dir_all(&dir).is_ok() {
+            swept.push(name);
+        }
+        drop(f);
+    }
+    swept
+}
+
 fn make_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -253,5 +300,29 @@ mod tests {
         let d = RuntimeDir::acquire_primary("p1", Some(&root)).unwrap();
         assert!(!dir.join("stale").exists());
         drop(d);
+    }
+
+    #[test]
+    fn sweeps_only_dead_prefixes() {
+        let t = TempDir::new("rt-sweep");
+        let root = t.path().join("run");
+        let own = RuntimeDir::acquire_primary("own", Some(&root)).unwrap();
+        let live = RuntimeDir::acquire_primary("live", Some(&root)).unwrap();
+        // A dead primary: config exists, nobody holds its lock.
+        fs::create_dir_all(root.join("dead")).unwrap();
+        fs::write(root.join("dead/config"), b"").unwrap();
+        fs::write(root.join("dead/other"), b"").unwrap();
+        // Being created: no config yet.
+        fs::create_dir_all(root.join("young")).unwrap();
+        let mut asked = Vec::new();
+        let swept = reclaim_dead_prefixes(&root, "own", |p| {
+            asked.push(p.to_string());
+            Ok(Vec::new())
+        });
+        assert_eq!(swept, vec!["dead".to_string()]);
+        assert_eq!(asked, vec!["dead".to_string()]);
+        assert!(!root.join("dead").exists());
+        assert!(root.join("young").exists() && live.path().exists() && own.path().exists());
+        assert!(live.config_path().exists());
     }
 }

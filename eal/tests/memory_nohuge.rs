@@ -1,10 +1,7 @@
-//! `--no-huge` initialisation, clean-up, init failure unwinding, primary exclusion and
-//! reclaiming a SIGKILLed primary's leftovers. Each test uses its own `--file-prefix`, so
+//! `--no-huge` initialisation, clean-up, init failure unwinding and primary exclusion. Each test uses its own `--file-prefix`, so
 //! they run in parallel.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use eal::args::{EalArgs, IovaMode, ProcType};
 use eal::{Eal, EalOptions, Error, Iova, VirtAddr};
@@ -198,76 +195,4 @@ fn init_failure_after_memory_unwinds_everything() {
     assert!(matches!(err, Error::LcorePin { .. } | Error::Os { .. }), "unexpected error {err}");
     assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
     assert!(shm_files(&p).is_empty(), "shm file left behind");
-}
-
-/// Helper process for `stale_primary_is_reclaimed` (run only by that test).
-#[test]
-#[ignore = "helper process for stale_primary_is_reclaimed"]
-fn child_hold_prefix() {
-    let Ok(p) = std::env::var("FP_CHILD_PREFIX") else {
-        println!("child_hold_prefix: not started by stale_primary_is_reclaimed, nothing to do");
-        return;
-    };
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "-l", "0", "--file-prefix", &p])).unwrap();
-    println!("READY {}", e.runtime_dir().display());
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-}
-
-#[test]
-fn stale_primary_is_reclaimed() {
-    let p = prefix("stale");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_hold_prefix", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("FP_CHILD_PREFIX", &p)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Read the child's stdout on a thread so a hung child cannot hang the test forever.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // libtest prints "test child_hold_prefix ... " on the same line first.
-            if let Some(i) = line.find("READY ") {
-                let _ = tx.send(PathBuf::from(line[i + 6..].trim()));
-                return;
-            }
-        }
-    });
-    let dir = match rx.recv_timeout(std::time::Duration::from_secs(120)) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child never became ready: {e}");
-        }
-    };
-    let child_pid = child.id();
-
-    // A live primary in another process: refused, naming its pid.
-    match Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])) {
-        Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, child_pid),
-        other => {
-            let _ = child.kill();
-            panic!("expected PrefixInUse, got {other:?}");
-        }
-    }
-
-    // SIGKILL: no clean-up runs in the child.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(dir.join("config").exists(), "the dead child's config is left behind");
-    let stale_shm = Path::new("/dev/shm").join(format!("ferroplane-{p}-{child_pid}.mem"));
-    assert!(stale_shm.exists(), "the dead child's memory file is left behind");
-
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
-    assert!(!stale_shm.exists(), "stale memory file reclaimed");
-    assert_eq!(shm_files(&p).len(), 1, "only our own file remains");
-    assert_eq!(e.runtime_dir(), dir);
-    drop(e);
-    assert!(!dir.exists());
-    assert!(shm_files(&p).is_empty());
 }

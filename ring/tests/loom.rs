@@ -7,7 +7,9 @@
 //! LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" \
 //!     cargo test -p ferroplane-ring --test loom --release
 //! ```
-//! (about a minute on 2 cores; LOOM_MAX_PREEMPTIONS=3 explores more and takes longer.)
+//! The models run in under a second with 2 preemptions and ~3 s with 3 (plus ~15 s to
+//! compile). Mutation-checked: making the Multi or Single tail store Relaxed fails them
+//! with a causality violation on a slot.
 #![cfg(loom)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};

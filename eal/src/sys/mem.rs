@@ -261,3 +261,13 @@ pub fn set_mempolicy(node: Option<u32>) -> Result<()> {
     }
     Ok(())
 }
+
+/// True if a process with this pid exists (`kill(pid, 0)`; EPERM counts as existing).
+pub fn process_exists(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
