@@ -189,8 +189,9 @@ QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -machine q35,kernel-irqchip=spl
 if [ $INTERACTIVE = 1 ]; then
     # stdin/stdout are the guest console; the caller logs and drives it.
     say "booting (interactive, timeout ${TIMEOUT}s, sockets in $NETDIR)"
-    timeout -k 10 "$TIMEOUT" "${QEMU[@]}"
-    exit $?
+    # --foreground keeps QEMU in the caller's process group, so the caller can end the
+    # whole guest by that group's id.
+    exec timeout --foreground -k 10 "$TIMEOUT" "${QEMU[@]}"
 fi
 
 say "booting (timeout ${TIMEOUT}s, console log $LOG)"

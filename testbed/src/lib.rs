@@ -271,7 +271,10 @@ impl Guest {
     }
 
     fn stop(&mut self, grace: Duration) -> Result<()> {
-        drop(self.stdin.take()); // EOF ends the guest's command loop → poweroff
+        // A serial line has no end-of-file: ask the guest to power off, then close.
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"sync; poweroff -f\n").and_then(|_| s.flush());
+        }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -115,6 +115,9 @@ fn group_of(d: &PciDevice) -> usize {
     }
 }
 
+/// Which devices of a group a status section lists.
+type Section = Box<dyn Fn(&PciDevice) -> bool>;
+
 const GROUPS: [&str; 4] = ["Network", "Crypto", "Storage", "Other"];
 
 fn modules_alias(roots: &SysRoots) -> Option<String> {
@@ -151,7 +154,7 @@ fn status(roots: &SysRoots) -> Result<String, String> {
         if in_group.is_empty() {
             continue;
         }
-        let sections: [(&str, Box<dyn Fn(&PciDevice) -> bool>); 3] = [
+        let sections: [(&str, Section); 3] = [
             ("using a user-space driver", Box::new(|d| d.driver.as_deref().is_some_and(bind::is_userspace_driver))),
             ("using a kernel driver", Box::new(|d| d.driver.as_deref().is_some_and(|x| !bind::is_userspace_driver(x)))),
             ("with no driver", Box::new(|d| d.driver.is_none())),
