@@ -149,6 +149,36 @@ pub enum Error {
     /// The kernel did not bind the device to the requested driver.
     #[error("failed to bind {addr} to {driver}: {why}")]
     BindFailed { addr: String, driver: String, why: String },
+
+    // ---- multi-process (init.rs, runtime.rs, config.rs, memory.rs, mp/) ----
+    /// A secondary found no live primary for its file prefix.
+    #[error("failed to attach as a secondary process: no primary process running for file prefix '{prefix}' (start one first){}", if .why.is_empty() { String::new() } else { format!("; {}", .why) })]
+    NoPrimary { prefix: String, why: String },
+    /// The shared config was written by another layout version.
+    #[error("failed to attach to {path}: the primary's shared config has layout version {found}, this process understands version {expected}; build the primary and the secondary from the same Ferroplane version")]
+    VersionMismatch { path: PathBuf, found: u32, expected: u32 },
+    /// The shared config does not start with the magic (not a Ferroplane config, or
+    /// corrupt).
+    #[error("failed to attach to {path}: bad magic {found:#018x} (not a Ferroplane shared config)")]
+    BadConfig { path: PathBuf, found: u64 },
+    /// The shared config or a memory file is inconsistent with what the header says.
+    #[error("failed to attach to the primary's {what}: {why}")]
+    AttachFailed { what: String, why: String },
+    /// The primary's virtual range is already used in this process.
+    #[error("failed to map the primary's memory at {addr:#x}..{end:#x} in this process: the range is already in use; start secondaries before they map other memory there, or start the primary with another base address")]
+    AddressTaken { addr: u64, end: u64 },
+    /// A new primary was refused because secondaries of a dead primary still map its files.
+    #[error("failed to become primary for file prefix '{prefix}': the previous primary is dead but its secondary process(es) {pids:?} are still attached; stop them first")]
+    SecondariesAlive { prefix: String, pids: Vec<i32> },
+    /// A live process table entry could not be added.
+    #[error("failed to register process {pid} in the shared config: the process table ({max} entries) is full")]
+    ProcTableFull { pid: i32, max: usize },
+    /// An IPC message broke a limit (name, param or fd count).
+    #[error("failed to build IPC message '{name}': {why}")]
+    BadMessage { name: String, why: String },
+    /// An IPC operation failed.
+    #[error("failed to {op} IPC message '{name}': {why}")]
+    Ipc { op: &'static str, name: String, why: String },
 }
 
 impl Error {

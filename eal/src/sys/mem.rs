@@ -271,3 +271,46 @@ pub fn process_exists(pid: i32) -> bool {
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// Reserve exactly `[addr, addr+len)` with no access (`PROT_NONE`, anonymous,
+/// `MAP_FIXED_NOREPLACE`): a secondary process claims the primary's virtual range. Fails
+/// with [`Error::AddressTaken`] if any part of the range is already mapped (`EEXIST`, or a
+/// kernel older than 4.17 that ignores the flag and placed the mapping elsewhere).
+pub fn mmap_reserve_exact(addr: VirtAddr, len: u64) -> Result<()> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is
+    // checked against MAP_FAILED and against the requested address.
+    let p = unsafe {
+        libc::mmap(
+            addr.as_ptr(),
+            len as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            return Err(Error::AddressTaken { addr: addr.0, end: addr.0 + len });
+        }
+        return Err(Error::io("reserve", format!("{len} bytes of address space at {addr}"), e));
+    }
+    if p as usize as u64 != addr.0 {
+        // An old kernel treated the flag as a hint: give the range back.
+        // SAFETY: `p` is the fresh anonymous mapping we just made, unreferenced.
+        unsafe { libc::munmap(p, len as usize) };
+        return Err(Error::AddressTaken { addr: addr.0, end: addr.0 + len });
+    }
+    Ok(())
+}
+
+/// `flock(fd, LOCK_UN)`: drop this open file description's lock.
+pub fn funlock(fd: BorrowedFd<'_>, what: &Path) -> Result<()> {
+    // SAFETY: flock on a valid borrowed fd has no memory-safety preconditions.
+    let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+    if r != 0 {
+        return Err(Error::last_os("unlock", what.display().to_string()));
+    }
+    Ok(())
+}

@@ -2,4 +2,5 @@
 
 pub mod cpu;
 pub mod dev;
+pub mod ipc;
 pub mod mem;
