@@ -180,9 +180,9 @@ QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -machine q35,kernel-irqchip=spl
       -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
       -append "console=ttyS0 intel_iommu=on iommu=pt quiet panic=-1"
       -device "nvme,id=nvme0,serial=$SERIAL"
-      -drive "file=$NVME_IMG,if=none,id=nvm1,format=raw"
+      -drive "file=$NVME_IMG,if=none,id=nvm1,format=raw,discard=unmap"
       -device "nvme-ns,drive=nvm1,bus=nvme0,nsid=1,logical_block_size=512,physical_block_size=512"
-      -drive "file=$NVME_IMG2,if=none,id=nvm2,format=raw"
+      -drive "file=$NVME_IMG2,if=none,id=nvm2,format=raw,discard=unmap"
       -device "nvme-ns,drive=nvm2,bus=nvme0,nsid=2,logical_block_size=4096,physical_block_size=4096"
       "${NET[@]}" ${FP_TESTBED_QEMU_ARGS:-})
 

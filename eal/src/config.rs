@@ -1,32 +1,56 @@
 //! The shared configuration: one `#[repr(C)]` file per file prefix, `<runtime dir>/config`,
-//! mapped `MAP_SHARED` by the primary (and, in the multi-process issue, by secondaries).
+//! mapped `MAP_SHARED` by the primary and by every secondary process of the group.
 //!
 //! # Layout (version [`VERSION`])
 //!
 //! ```text
-//! offset 0        ConfigHeader   magic, version, primary pid, sizes, the lock (own line)
+//! offset 0        ConfigHeader   magic, version, primary pid, sizes, the lock, the
+//!                                readiness state (one cache line)
 //! offset 64       ConfigBody     IOVA mode, flags, VA area, memseg lists (with the file
 //!                                paths behind them and each list's heap header), the
-//!                                memzone table (RTE_MAX_MEMZONE = 2560 entries)
+//!                                memzone table (RTE_MAX_MEMZONE = 2560 entries), the
+//!                                process table (pid, role, lcores of every live process)
 //! body end        [Memseg; n]    one entry per page (hugepages) or 2 MiB chunk (--no-huge)
 //! ```
 //!
 //! Rules: no pointers anywhere except EAL-memory virtual addresses (identical in every
 //! process that maps the EAL area at its recorded base); no `String`/`Vec`; names and
-//! paths are NUL-padded byte arrays. A process that maps the file checks [`MAGIC`],
-//! [`VERSION`] and `body_size` and refuses a mismatch.
+//! paths are NUL-padded byte arrays. `magic` (offset 0) and `version` (offset 8) keep
+//! their offsets in every version, so a process always reads them and refuses a
+//! mismatch with both versions named ([`Error::VersionMismatch`]).
 //!
-//! # The lock
+//! # Publication
 //!
-//! [`ShmLock`] is a test-and-set spinlock on an `AtomicU32` in the header, process-shared
-//! because it lives in the `MAP_SHARED` file. It guards every mutable field of
-//! [`ConfigBody`] and every heap block header in EAL memory (memzone and heap changes).
-//! Waiters spin briefly, then `yield`. It is not robust: a process that dies while holding
-//! it (a few microseconds of control-path work, no user code runs under it) leaves it held,
-//! and the holder's pid is recorded for diagnosis. The body is only ever touched through
-//! [`ConfigGuard`], so no `&`/`&mut` into the body exists without the lock held; the lock
-//! word itself sits outside the body, in the header, so references to the body never
-//! overlap it.
+//! The primary writes the body, then `magic` (release), then, once the heaps are set up
+//! and it has registered itself, `state = READY` (release, [`SharedConfig::publish`]). A
+//! secondary reads the header with `pread` first ([`peek`]) and maps the file only when
+//! it sees `READY` written by a live primary; it never sees a half-built config.
+//!
+//! # Concurrency policy: locks in shared memory, any process may write
+//!
+//! Every mutable field of [`ConfigBody`] and every heap block header in EAL memory is
+//! guarded by one lock, [`ShmLock`], a spinlock on an `AtomicU32` in the header. It is
+//! process-shared because it lives in the `MAP_SHARED` file: **any thread of any process
+//! of the group (primary or secondary) may take it and change memzones, the heap or the
+//! process table**; there is no "only the primary writes" rule. The body is only touched
+//! through [`ConfigGuard`], so no `&`/`&mut` into the body exists without the lock held;
+//! the lock word sits outside the body, in the header, so references to the body never
+//! overlap it. Critical sections are short control-path work (a table scan, a free-list
+//! walk); no user code and no blocking system call runs under the lock (the process
+//! table's clean-up of dead entries does a `kill(pid, 0)` per entry).
+//!
+//! **Dying holders.** The lock word holds the holder's pid (0 = free). A waiter that has
+//! spun for a while (about a millisecond of yields) checks the holder with `kill(pid, 0)`;
+//! if the holder is gone (`ESRCH`) it takes the lock over with a compare-and-swap from the
+//! dead pid to its own (only one waiter can win), counts the steal in the header
+//! ([`ShmLock::steals`]) and logs a warning. Caveats, stated plainly:
+//! - the dead holder may have been in the middle of an update: the memzone table or a
+//!   heap free list can be half changed. The thief proceeds; run
+//!   [`crate::Eal::heap_check`] to find out, and restart the group if it fails;
+//! - pids are compared, so all processes of a group must share a pid namespace, and a
+//!   holder whose pid was reused by an unrelated process in the meantime looks alive
+//!   (the lock then stays held, as before; the pid is shown for diagnosis);
+//! - a process that is merely stopped (SIGSTOP, a debugger) is alive: waiters spin.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -65,41 +89,80 @@ pub const BACKING_HUGETLBFS: u32 = 1;
 /// `MemsegListDesc::backing`: one regular shared file `<dir>/<stem>` (offset `file_off`).
 pub const BACKING_SHM: u32 = 2;
 
-/// Process-shared spinlock. See the module doc.
+/// Process-shared spinlock with holder pid and dead-holder takeover. See the module doc.
 #[repr(C)]
 pub struct ShmLock {
-    state: AtomicU32,
-    holder: AtomicU32,
+    /// Pid of the holder, 0 when free.
+    owner: AtomicU32,
+    /// Times the lock was taken over from a dead holder.
+    steals: AtomicU32,
 }
 
+/// Waiting iterations (after the first spins) between two liveness checks of the holder.
+const CHECK_EVERY: u32 = 1024;
+
 impl ShmLock {
-    fn lock(&self) {
+    /// A free lock (for tests and fresh files; a zero-filled file is the same).
+    pub const fn new() -> ShmLock {
+        ShmLock { owner: AtomicU32::new(0), steals: AtomicU32::new(0) }
+    }
+
+    /// Take the lock; spins, then yields; takes it over from a dead holder (module doc).
+    pub fn lock(&self) {
+        let me = std::process::id();
         let mut spins = 0u32;
         loop {
             // A1 acquire: pairs with R1 in `unlock`; makes the previous holder's writes to
             // the body and to heap headers visible before we read them.
-            if self.state.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                self.holder.store(std::process::id(), Ordering::Relaxed);
-                return;
-            }
-            spins += 1;
+            let cur = match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(cur) => cur,
+            };
+            spins = spins.wrapping_add(1);
             if spins < 128 {
                 std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+                continue;
+            }
+            std::thread::yield_now();
+            if spins % CHECK_EVERY == 0 && cur != 0 && cur != me && !crate::sys::mem::process_exists(cur as i32) {
+                // A2 acquire: the dead holder's last release (if any) is what we build
+                // on; there is no R1 to pair with, see the module doc's caveats.
+                if self.owner.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    self.steals.fetch_add(1, Ordering::Relaxed);
+                    crate::log_warn!(
+                        "took over the shared-config lock from dead process {cur}; shared tables may be half updated (check with Eal::heap_check)"
+                    );
+                    return;
+                }
             }
         }
     }
 
     fn unlock(&self) {
-        self.holder.store(0, Ordering::Relaxed);
         // R1 release: pairs with A1; publishes everything written under the lock.
-        self.state.store(0, Ordering::Release);
+        self.owner.store(0, Ordering::Release);
     }
 
     /// Pid of the current holder, 0 if free (diagnostics only).
     pub fn holder(&self) -> u32 {
-        self.holder.load(Ordering::Relaxed)
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// How often the lock was taken over from a dead holder.
+    pub fn steals(&self) -> u32 {
+        self.steals.load(Ordering::Relaxed)
+    }
+
+    /// Test hook: mark the lock held by `pid` (as if that process had died holding it).
+    #[doc(hidden)]
+    pub fn force_holder(&self, pid: u32) {
+        self.owner.store(pid, Ordering::Release);
+    }
+}
+
+impl Default for ShmLock {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -118,11 +181,21 @@ pub struct ConfigHeader {
     pub file_size: u64,
     /// Guards the body and the heap headers.
     pub lock: ShmLock,
+    /// [`STATE_READY`] once the primary has finished initialising (0 before).
+    pub state: AtomicU32,
+    /// Reserved, zero.
+    pub _rsvd: [u32; 5],
 }
 const_assert_eq!(std::mem::size_of::<ConfigHeader>(), 64);
 
+/// Byte offset of `version` in the file (the same in every layout version).
+pub const VERSION_OFFSET: u64 = 8;
 /// Byte offset of `primary_pid` in the file (read by a refused would-be primary).
 pub const PRIMARY_PID_OFFSET: u64 = 12;
+/// Byte offset of `state`.
+pub const STATE_OFFSET: u64 = 40;
+/// `ConfigHeader::state`: the primary has published the config.
+pub const STATE_READY: u32 = 0x5EAD_1E55;
 
 /// Heap bookkeeping of one memseg list. Offsets are relative to the list's base address;
 /// [`NONE`] marks "no block".
@@ -201,6 +274,42 @@ pub struct MemzoneEntry {
 }
 const_assert_eq!(std::mem::size_of::<MemzoneEntry>(), 88);
 
+/// Most processes (primary and secondaries) registered at once.
+pub const MAX_PROCS: usize = 64;
+/// `ProcEntry::role`: slot free.
+pub const ROLE_FREE: u32 = 0;
+/// `ProcEntry::role`: the primary.
+pub const ROLE_PRIMARY: u32 = 1;
+/// `ProcEntry::role`: a secondary.
+pub const ROLE_SECONDARY: u32 = 2;
+
+/// One process of the group and the lcores it runs (a bitmap of lcore ids).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcEntry {
+    /// Pid (0 for a free slot).
+    pub pid: i32,
+    /// `ROLE_*`.
+    pub role: u32,
+    /// Main lcore id.
+    pub main_lcore: u32,
+    /// Number of lcores.
+    pub n_lcores: u32,
+    /// Bit `i` of word `i / 64` set = lcore `i` is used (`MAX_LCORE` = 128 bits).
+    pub lcores: [u64; 2],
+    /// Registration order (a serial from `ConfigBody::next_serial`).
+    pub serial: u64,
+}
+const_assert_eq!(std::mem::size_of::<ProcEntry>(), 40);
+const_assert_eq!(crate::lcore::MAX_LCORE, 128);
+
+impl ProcEntry {
+    /// Lcore ids in the bitmap, ascending.
+    pub fn lcore_ids(&self) -> Vec<u32> {
+        (0..128u32).filter(|&i| self.lcores[(i / 64) as usize] >> (i % 64) & 1 == 1).collect()
+    }
+}
+
 /// Everything the lock guards.
 #[repr(C)]
 pub struct ConfigBody {
@@ -226,6 +335,46 @@ pub struct ConfigBody {
     pub lists: [MemsegListDesc; MAX_MEMSEG_LISTS],
     /// Memzone table.
     pub memzones: [MemzoneEntry; MAX_MEMZONE],
+    /// Live entries of `procs` (free slots have `pid == 0`).
+    pub n_procs: u32,
+    /// Reserved, zero.
+    pub _rsvd: u32,
+    /// Process table: every process attached to the group.
+    pub procs: [ProcEntry; MAX_PROCS],
+}
+
+impl ConfigBody {
+    /// Live entries of the process table (entries of dead pids are skipped).
+    pub fn live_procs(&self) -> Vec<ProcEntry> {
+        self.procs.iter().filter(|e| e.pid > 0 && crate::sys::mem::process_exists(e.pid)).copied().collect()
+    }
+
+    /// Add `e` (its `serial` is assigned here), first freeing the entries of dead
+    /// processes and any older entry of the same pid. [`Error::ProcTableFull`] if every
+    /// slot belongs to a live process.
+    pub fn proc_register(&mut self, mut e: ProcEntry) -> Result<()> {
+        for slot in self.procs.iter_mut() {
+            if slot.pid != 0 && (slot.pid == e.pid || !crate::sys::mem::process_exists(slot.pid)) {
+                *slot = ProcEntry::default();
+            }
+        }
+        let Some(i) = self.procs.iter().position(|p| p.pid == 0) else {
+            return Err(Error::ProcTableFull { pid: e.pid, max: MAX_PROCS });
+        };
+        e.serial = self.next_serial;
+        self.next_serial += 1;
+        self.procs[i] = e;
+        self.n_procs = self.procs.iter().filter(|p| p.pid != 0).count() as u32;
+        Ok(())
+    }
+
+    /// Remove the entry of `pid` (if any).
+    pub fn proc_unregister(&mut self, pid: i32) {
+        for slot in self.procs.iter_mut().filter(|p| p.pid == pid) {
+            *slot = ProcEntry::default();
+        }
+        self.n_procs = self.procs.iter().filter(|p| p.pid != 0).count() as u32;
+    }
 }
 
 /// Body offset in the file.
@@ -326,6 +475,122 @@ impl SharedConfig {
     }
 }
 
+/// The header fields a process reads (with `pread`) before it maps a config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderSnapshot {
+    /// `magic` (0 while the primary is still writing the file).
+    pub magic: u64,
+    /// Layout version.
+    pub version: u32,
+    /// The primary's pid.
+    pub primary_pid: i32,
+    /// `size_of::<ConfigBody>()` of the writer.
+    pub body_size: u64,
+    /// Total file size as written.
+    pub file_size: u64,
+    /// `STATE_READY` once published.
+    pub state: u32,
+}
+
+/// Read the header of the config file with `pread` (no mapping). A file shorter than a
+/// header reads as all zero (a primary between `truncate` and its first write).
+pub fn peek(file: &File) -> Result<HeaderSnapshot> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; BODY_OFFSET];
+    let mut got = 0;
+    while got < b.len() {
+        match file.read_at(&mut b[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", "shared config header", e)),
+        }
+    }
+    if got < b.len() {
+        b = [0u8; BODY_OFFSET];
+    }
+    let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+    Ok(HeaderSnapshot {
+        magic: u64_at(0),
+        version: u32_at(VERSION_OFFSET as usize),
+        primary_pid: u32_at(PRIMARY_PID_OFFSET as usize) as i32,
+        body_size: u64_at(16),
+        file_size: u64_at(24),
+        state: u32_at(STATE_OFFSET as usize),
+    })
+}
+
+impl HeaderSnapshot {
+    /// Refuse a foreign or other-version file; `Ok(false)` if the primary has not
+    /// published it yet (magic or state not written), `Ok(true)` if it is ready.
+    pub fn check(&self, path: &std::path::Path) -> Result<bool> {
+        if self.magic == 0 {
+            return Ok(false);
+        }
+        if self.magic != MAGIC {
+            return Err(Error::BadConfig { path: path.to_path_buf(), found: self.magic });
+        }
+        if self.version != VERSION {
+            return Err(Error::VersionMismatch { path: path.to_path_buf(), found: self.version, expected: VERSION });
+        }
+        if self.body_size != std::mem::size_of::<ConfigBody>() as u64 {
+            return Err(Error::AttachFailed {
+                what: format!("shared config {}", path.display()),
+                why: format!(
+                    "body is {} bytes, this build expects {} (same version, different build options?)",
+                    self.body_size,
+                    std::mem::size_of::<ConfigBody>()
+                ),
+            });
+        }
+        Ok(self.state == STATE_READY)
+    }
+}
+
+impl SharedConfig {
+    /// Primary: mark the config ready for secondaries (after heaps and the process
+    /// table are set up).
+    pub fn publish(&self) {
+        // R2 release: pairs with the secondary's acquire read of `state` in `attach`;
+        // everything written before (body, heaps, process table) is visible to it.
+        self.header().state.store(STATE_READY, Ordering::Release);
+    }
+
+    /// Secondary: map the config a live primary published (`snap.check()` said ready).
+    /// Re-checks the header through the mapping and the file size against the memseg
+    /// count; never writes anything.
+    pub fn attach(file: &File, path: &std::path::Path, snap: &HeaderSnapshot) -> Result<SharedConfig> {
+        let bad = |why: String| Error::AttachFailed { what: format!("shared config {}", path.display()), why };
+        let actual = file.metadata().map_err(|e| Error::io("stat", path.display().to_string(), e))?.len();
+        if actual != snap.file_size || actual < Self::file_size(0) {
+            return Err(bad(format!("file is {actual} bytes, header says {}", snap.file_size)));
+        }
+        let map = sys::mmap_shared(actual, file.as_fd())?;
+        let hdr = NonNull::new(map.as_ptr::<ConfigHeader>()).ok_or_else(|| bad("null mapping".into()))?;
+        let mut cfg = SharedConfig { map, len: actual, hdr, n_memsegs: 0 };
+        // A2 acquire: pairs with R2 in `publish`.
+        if cfg.header().state.load(Ordering::Acquire) != STATE_READY {
+            return Err(bad("the primary un-published it while we attached (primary restarting?)".into()));
+        }
+        let h = cfg.header();
+        if h.magic != MAGIC || h.version != VERSION || h.primary_pid != snap.primary_pid {
+            return Err(bad("header changed while we attached (primary restarting?)".into()));
+        }
+        let n = cfg.lock().n_memsegs;
+        if Self::file_size(n as usize) != actual {
+            return Err(bad(format!("{n} memsegs do not fit a file of {actual} bytes")));
+        }
+        cfg.n_memsegs = n as usize;
+        Ok(cfg)
+    }
+
+    /// Whole file length (for tests and diagnostics).
+    pub fn mapped_len(&self) -> u64 {
+        self.len
+    }
+}
+
 impl Drop for SharedConfig {
     fn drop(&mut self) {
         // SAFETY: we own the mapping and no ConfigGuard can outlive `self`.
@@ -367,9 +632,43 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         assert_eq!(std::mem::offset_of!(ConfigHeader, primary_pid) as u64, PRIMARY_PID_OFFSET);
+        assert_eq!(std::mem::offset_of!(ConfigHeader, version) as u64, VERSION_OFFSET);
+        assert_eq!(std::mem::offset_of!(ConfigHeader, state) as u64, STATE_OFFSET);
         assert_eq!(std::mem::align_of::<ConfigBody>(), 8);
         assert_eq!(BODY_OFFSET, 64);
         assert_eq!(std::mem::size_of::<Memseg>(), 40);
+    }
+
+    #[test]
+    fn lock_is_taken_over_from_a_dead_holder_only() {
+        let l = ShmLock::new();
+        l.lock();
+        assert_eq!(l.holder(), std::process::id());
+        l.unlock();
+        // A pid that certainly is dead: a child we reaped.
+        let mut c = std::process::Command::new("true").spawn().expect("spawn true");
+        let dead = c.id();
+        c.wait().expect("wait");
+        l.force_holder(dead);
+        l.lock();
+        assert_eq!(l.holder(), std::process::id());
+        assert_eq!(l.steals(), 1);
+        l.unlock();
+        // A live holder (our parent, pid 1 is as good: always alive) is never robbed:
+        // a thread waits, then gets the lock once it is released.
+        l.force_holder(1);
+        let l = std::sync::Arc::new(l);
+        let l2 = l.clone();
+        let t = std::thread::spawn(move || {
+            l2.lock();
+            l2.unlock();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(l.holder(), 1, "a live holder keeps the lock");
+        assert_eq!(l.steals(), 1);
+        l.unlock();
+        t.join().unwrap();
+        assert_eq!(l.holder(), 0);
     }
 
     #[test]

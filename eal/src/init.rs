@@ -1,10 +1,51 @@
-//! The [`Eal`] handle: initialisation, accessors, memzones, heap, lcores, clean-up.
+//! The [`Eal`] handle: initialisation (primary or secondary), accessors, memzones,
+//! heap, lcores, multi-process state, clean-up.
+//!
+//! # Primary and secondary processes
+//!
+//! `--proc-type primary` (default) reserves memory and publishes the shared config;
+//! `--proc-type secondary` attaches to the live primary of the same `--file-prefix`;
+//! `--proc-type auto` is secondary if a live primary holds the prefix, else primary.
+//!
+//! A secondary, in order: finds the runtime directory and takes its shared attach lock
+//! (refused with [`Error::NoPrimary`] if there is no config or the primary lock is
+//! free) → waits (up to [`EalOptions::attach_timeout`]) for the primary to publish the
+//! config, checking magic and version ([`Error::VersionMismatch`] names both) → maps the
+//! config, then every memory file at the primary's addresses ([`Memory::attach`];
+//! [`Error::AddressTaken`] if the range is used in this process) → registers in the
+//! process table with its lcores → starts its lcores, IPC endpoint ([`crate::mp`]) and a
+//! watcher thread that polls the primary lock every [`EalOptions::primary_poll`].
+//! Memory options (`-m`, `--no-huge`, `--huge-dir`, `--socket-mem`, `--iova-mode`) are
+//! the primary's; a secondary's are ignored. A secondary never reclaims, creates or
+//! deletes shared files; on exit it unmaps, removes its socket and its process-table
+//! entry, and releases its locks.
+//!
+//! # Lcores of several processes
+//!
+//! Every process runs the lcores its own `-l`/`--lcores` gives; ids may overlap another
+//! process's. But mempool caches (and other per-lcore state in shared memory) are indexed
+//! by lcore id, so **processes that use the same cached mempool must use distinct lcore
+//! ids** (as DPDK requires): e.g. primary `-l 0-1`, secondary `--lcores 2@0,3@1`. The
+//! process table records every process's lcores ([`Eal::processes`]); a secondary whose
+//! lcores overlap a live process's gets a warning in the log.
+//!
+//! # When the primary dies
+//!
+//! [`Eal::primary_alive`] asks the kernel (the primary's `flock` is released when it
+//! dies, even by SIGKILL). The watcher thread of a secondary notices within one poll
+//! interval and runs the callbacks given to [`Eal::on_primary_exit`] (once, on the
+//! watcher thread); applications use them to stop cleanly. Shared memory stays mapped
+//! and usable in the secondary; the files stay until the next primary reclaims them,
+//! which it only does once every secondary has exited (see [`crate::runtime`]).
 
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::addr::{Iova, VirtAddr};
 use crate::args::{EalArgs, IovaMode, ProcType};
@@ -13,8 +54,9 @@ use crate::error::{Error, Result};
 use crate::heap::{HeapStats, MemCore};
 use crate::hugepage::SysRoots;
 use crate::lcore::{self, CpuTopology, LcoreSet};
-use crate::memory::{self, Backing, Memory, MemoryRequest, Memseg, MemsegList};
+use crate::memory::{self, AttachRequest, Backing, Memory, MemoryRequest, Memseg, MemsegList};
 use crate::memzone::{Memzone, MemzoneFlags, ZoneReq};
+use crate::mp::{Message, Mp, Peer, Replies};
 use crate::pci::{self, PciDevice};
 use crate::runtime::RuntimeDir;
 
@@ -30,6 +72,10 @@ pub struct EalOptions {
     pub roots: SysRoots,
     /// Where `--no-huge` memory files go (`/dev/shm`).
     pub shm_dir: PathBuf,
+    /// Secondary: how long to wait for a live primary to publish its config.
+    pub attach_timeout: Duration,
+    /// Secondary: how often the watcher checks that the primary is alive.
+    pub primary_poll: Duration,
 }
 
 impl Default for EalOptions {
@@ -39,18 +85,119 @@ impl Default for EalOptions {
             runtime_root: None,
             roots: SysRoots::default(),
             shm_dir: PathBuf::from("/dev/shm"),
+            attach_timeout: Duration::from_secs(30),
+            primary_poll: Duration::from_millis(100),
         }
     }
 }
 
+/// One process of the group, from the shared process table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Pid.
+    pub pid: i32,
+    /// Primary or secondary.
+    pub role: ProcType,
+    /// Its main lcore id.
+    pub main_lcore: u32,
+    /// Its lcore ids, ascending.
+    pub lcores: Vec<u32>,
+}
+
+type ExitCallback = Box<dyn FnOnce() + Send>;
+
+/// What the watcher shares with the handle: the "primary alive" flag and callbacks.
+#[derive(Default)]
+struct ExitState {
+    dead: AtomicBool,
+    callbacks: Mutex<Vec<ExitCallback>>,
+}
+
+impl ExitState {
+    fn fire(&self) {
+        self.dead.store(true, Ordering::Release);
+        let cbs = std::mem::take(&mut *self.callbacks.lock().unwrap_or_else(|p| p.into_inner()));
+        for cb in cbs {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(cb)).is_err() {
+                crate::log_err!("an on_primary_exit callback panicked");
+            }
+        }
+    }
+}
+
+/// The secondary's watcher thread: polls the primary lock.
+struct Watcher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(config: std::fs::File, path: PathBuf, every: Duration, state: Arc<ExitState>) -> Result<Watcher> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let s2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("fp-watch".into())
+            .spawn(move || loop {
+                {
+                    let (m, cv) = &*s2;
+                    let g = m.lock().unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = cv.wait_timeout_while(g, every, |stop| !*stop).unwrap_or_else(|p| p.into_inner());
+                    if *g {
+                        return;
+                    }
+                }
+                if !config_lock_free(&config, &path) {
+                    continue;
+                }
+                crate::log_warn!("the primary process exited (its lock on {} is free)", path.display());
+                state.fire();
+                return;
+            })
+            .map_err(|e| Error::io("start", "primary watcher thread", e))?;
+        Ok(Watcher { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.stop;
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            // A callback that dropped the last handle runs on the watcher itself.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// True if a shared lock on the config can be taken, i.e. no primary holds it; the lock
+/// is dropped again at once.
+fn config_lock_free(f: &std::fs::File, path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    match crate::sys::mem::try_flock(f.as_fd(), false, path) {
+        Ok(true) => {
+            let _ = crate::sys::mem::funlock(f.as_fd(), path);
+            true
+        }
+        _ => false,
+    }
+}
+
 struct Inner {
-    // Field order is drop order: workers stop before memory goes away, memory goes away
-    // before the runtime directory and the primary lock.
+    // Field order is drop order: workers and the IPC and watcher threads stop before
+    // memory goes away, memory goes away before the runtime directory and the locks.
     lcores: Option<LcoreSet>,
+    mp: Option<Mp>,
+    watcher: Option<Watcher>,
     core: Option<MemCore>,
     runtime: RuntimeDir,
     args: EalArgs,
     pci: Vec<PciDevice>,
+    secondary: bool,
+    primary_pid: i32,
+    exit: Arc<ExitState>,
 }
 
 impl Inner {
@@ -62,18 +209,39 @@ impl Inner {
         self.lcores.as_ref().expect("lcores live until teardown, which needs the last handle")
     }
 
+    fn mp(&self) -> &Mp {
+        self.mp.as_ref().expect("IPC lives until teardown, which needs the last handle")
+    }
+
     fn teardown(&mut self) -> Result<()> {
         if let Some(mut l) = self.lcores.take() {
             l.shutdown();
         }
+        if let Some(m) = self.mp.take() {
+            m.shutdown();
+        }
+        drop(self.watcher.take());
         let mut first = None;
+        // Primary with secondaries still attached: leave the files to them.
+        let keep = !self.secondary && self.core.is_some() && !self.runtime.begin_exit();
         if let Some(mut c) = self.core.take() {
+            c.config.lock().proc_unregister(std::process::id() as i32);
+            if keep {
+                c.memory.disown_files();
+                crate::log_notice!(
+                    "secondary process(es) {:?} still attached to prefix '{}': leaving the shared files to them",
+                    self.runtime.secondary_pids(),
+                    self.args.file_prefix
+                );
+            }
             if let Err(e) = c.memory.release() {
                 first.get_or_insert(e);
             }
             drop(c);
         }
-        if let Err(e) = self.runtime.remove() {
+        if keep {
+            self.runtime.release_keep_files();
+        } else if let Err(e) = self.runtime.remove() {
             first.get_or_insert(e);
         }
         first.map_or(Ok(()), Err)
@@ -118,31 +286,29 @@ impl Eal {
         Eal::init_with_options(args, EalOptions::default())
     }
 
-    /// Initialise. Order: runtime dir + primary lock → memory → shared config → lcores →
-    /// PCI scan. Any failure unwinds every earlier step (RAII): no hugepage files, shm
-    /// files or runtime directory are left behind.
+    /// Initialise. Primary order: runtime dir + primary lock → memory → shared config →
+    /// lcores → PCI scan → IPC → publish. Secondary: module doc. Any failure unwinds
+    /// every earlier step (RAII): no hugepage files, shm files or runtime directory are
+    /// left behind, and a secondary leaves the primary's files alone.
     pub fn init_with_options(args: EalArgs, opts: EalOptions) -> Result<Eal> {
-        match args.proc_type {
-            ProcType::Primary => {}
-            ProcType::Secondary => {
-                return Err(Error::Unsupported { what: "start as a secondary process (--proc-type secondary)".into() })
-            }
-            ProcType::Auto => {}
-        }
         crate::log::set_level(args.log_level);
         let topo = CpuTopology::read(&opts.roots.sys)?;
         let (lcore_list, main_lcore) = args.resolve_lcores(&topo)?;
         let main_cpu = lcore_list.iter().find(|l| l.0 == main_lcore).map(|l| l.1).unwrap_or(0);
         let main_socket = topo.get(main_cpu).map(|c| c.numa_node).unwrap_or(0);
 
-        // 1. Runtime directory and the primary lock.
-        let runtime = match RuntimeDir::acquire_primary(&args.file_prefix, opts.runtime_root.as_deref()) {
-            Err(Error::PrefixInUse { .. }) if args.proc_type == ProcType::Auto => {
-                return Err(Error::Unsupported {
-                    what: format!("attach as secondary to the live primary of '{}' (--proc-type auto)", args.file_prefix),
-                });
-            }
-            r => r?,
+        // 1. Runtime directory and the primary lock (or attach as secondary).
+        let runtime = match args.proc_type {
+            ProcType::Secondary => None,
+            ProcType::Primary => Some(RuntimeDir::acquire_primary(&args.file_prefix, opts.runtime_root.as_deref())?),
+            ProcType::Auto => match RuntimeDir::acquire_primary(&args.file_prefix, opts.runtime_root.as_deref()) {
+                Ok(r) => Some(r),
+                Err(Error::PrefixInUse { .. }) => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let Some(runtime) = runtime else {
+            return Self::init_secondary(args, opts, &topo, lcore_list, main_lcore);
         };
         let stale = memory::reclaim_stale(&args.file_prefix, &opts.roots, &opts.shm_dir)?;
         if !stale.is_empty() {
@@ -179,6 +345,7 @@ impl Eal {
         let cfg = SharedConfig::create(file, memory.memsegs(), |b| fill_config(b, &memory, &args.file_prefix))?;
         let core = MemCore { memory, config: cfg };
         core.init_heaps();
+        core.config.lock().proc_register(proc_entry(config::ROLE_PRIMARY, &lcore_list, main_lcore))?;
 
         // 4. Lcores.
         let lcores = LcoreSet::start(&lcore_list, main_lcore, &topo)?;
@@ -186,8 +353,12 @@ impl Eal {
         // 5. PCI.
         let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
 
+        // 6. IPC, then let secondaries in.
+        let mp = Mp::start(runtime.path(), true)?;
+        core.config.publish();
+
         crate::log_info!(
-            "EAL: prefix '{}', {} MiB at {} ({}), IOVA {:?}, {} lcores, {} PCI devices",
+            "EAL: primary, prefix '{}', {} MiB at {} ({}), IOVA {:?}, {} lcores, {} PCI devices",
             args.file_prefix,
             core.memory.len() >> 20,
             core.memory.base(),
@@ -196,7 +367,102 @@ impl Eal {
             lcores.count(),
             pci.len()
         );
-        Ok(Eal { inner: Arc::new(Inner { lcores: Some(lcores), core: Some(core), runtime, args, pci }) })
+        Ok(Eal {
+            inner: Arc::new(Inner {
+                lcores: Some(lcores),
+                mp: Some(mp),
+                watcher: None,
+                core: Some(core),
+                runtime,
+                args,
+                pci,
+                secondary: false,
+                primary_pid: std::process::id() as i32,
+                exit: Arc::new(ExitState::default()),
+            }),
+        })
+    }
+
+    fn init_secondary(
+        args: EalArgs,
+        opts: EalOptions,
+        topo: &CpuTopology,
+        lcore_list: Vec<(u32, u32)>,
+        main_lcore: u32,
+    ) -> Result<Eal> {
+        let prefix = args.file_prefix.clone();
+        let runtime = RuntimeDir::attach_secondary(&prefix, opts.runtime_root.as_deref())?;
+        let path = runtime.config_path();
+        let file = runtime
+            .config_file()
+            .ok_or_else(|| Error::io("use", "shared config", std::io::Error::other("not open")))?;
+
+        // Wait for the primary to publish (it may still be initialising).
+        let deadline = Instant::now() + opts.attach_timeout;
+        let snap = loop {
+            let snap = config::peek(file)?;
+            if snap.check(&path)? && crate::sys::mem::process_exists(snap.primary_pid) {
+                break snap;
+            }
+            if !runtime.primary_alive() {
+                return Err(Error::NoPrimary { prefix, why: "the primary exited while we attached".into() });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::AttachFailed {
+                    what: format!("shared config {}", path.display()),
+                    why: format!("the primary (pid {}) did not publish it within {:?}", snap.primary_pid, opts.attach_timeout),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let cfg = SharedConfig::attach(file, &path, &snap)?;
+        let req = attach_request(&cfg)?;
+        let memory = Memory::attach(&req)?;
+        let core = MemCore { memory, config: cfg };
+        {
+            let mut g = core.config.lock();
+            let me = proc_entry(config::ROLE_SECONDARY, &lcore_list, main_lcore);
+            for other in g.live_procs().iter().filter(|p| p.pid != me.pid) {
+                let shared: Vec<u32> = other.lcore_ids().into_iter().filter(|l| lcore_list.iter().any(|x| x.0 == *l)).collect();
+                if !shared.is_empty() {
+                    crate::log_warn!(
+                        "lcore id(s) {shared:?} are also used by process {} ({}); per-lcore state such as mempool caches must not be shared: give each process distinct lcore ids",
+                        other.pid,
+                        if other.role == config::ROLE_PRIMARY { "primary" } else { "secondary" }
+                    );
+                }
+            }
+            g.proc_register(me)?;
+        }
+        let lcores = LcoreSet::start(&lcore_list, main_lcore, topo)?;
+        let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
+        let mp = Mp::start(runtime.path(), false)?;
+        let exit = Arc::new(ExitState::default());
+        let watch_fd = file.try_clone().map_err(|e| Error::io("duplicate", path.display().to_string(), e))?;
+        let watcher = Watcher::start(watch_fd, path.clone(), opts.primary_poll, exit.clone())?;
+        crate::log_info!(
+            "EAL: secondary of pid {}, prefix '{}', {} MiB at {} ({}), {} lcores",
+            snap.primary_pid,
+            prefix,
+            core.memory.len() >> 20,
+            core.memory.base(),
+            if core.memory.no_huge() { "no-huge" } else { "hugepages" },
+            lcores.count()
+        );
+        Ok(Eal {
+            inner: Arc::new(Inner {
+                lcores: Some(lcores),
+                mp: Some(mp),
+                watcher: Some(watcher),
+                core: Some(core),
+                runtime,
+                args,
+                pci,
+                secondary: true,
+                primary_pid: snap.primary_pid,
+                exit,
+            }),
+        })
     }
 
     /// Tear everything down now and report the first clean-up error. Fails with
@@ -228,6 +494,104 @@ impl Eal {
     /// The shared config file.
     pub fn config_path(&self) -> PathBuf {
         self.inner.runtime.config_path()
+    }
+
+    // ---- multi-process ----
+
+    /// [`ProcType::Primary`] or [`ProcType::Secondary`] (`auto` resolved).
+    pub fn proc_type(&self) -> ProcType {
+        if self.inner.secondary {
+            ProcType::Secondary
+        } else {
+            ProcType::Primary
+        }
+    }
+
+    /// True in the primary process.
+    pub fn is_primary(&self) -> bool {
+        !self.inner.secondary
+    }
+
+    /// Pid of the primary process (this process's own pid in the primary).
+    pub fn primary_pid(&self) -> i32 {
+        self.inner.primary_pid
+    }
+
+    /// Is the primary alive? Always true in the primary. In a secondary, asks the kernel
+    /// now (the primary's lock is free once it died).
+    pub fn primary_alive(&self) -> bool {
+        !self.inner.exit.dead.load(Ordering::Acquire) && self.inner.runtime.primary_alive()
+    }
+
+    /// Run `f` once when the secondary's watcher sees the primary gone (on the watcher
+    /// thread; within one poll interval of the death). If that happened already, `f` runs
+    /// now, on this thread. In the primary `f` is kept and never run.
+    pub fn on_primary_exit<F: FnOnce() + Send + 'static>(&self, f: F) {
+        let st = &self.inner.exit;
+        {
+            let mut cbs = st.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+            if !st.dead.load(Ordering::Acquire) {
+                cbs.push(Box::new(f));
+                return;
+            }
+        }
+        f();
+    }
+
+    /// Every live process of the group (primary first), from the shared process table.
+    pub fn processes(&self) -> Vec<ProcInfo> {
+        let mut v: Vec<ProcInfo> = self
+            .inner
+            .core()
+            .config
+            .lock()
+            .live_procs()
+            .iter()
+            .map(|p| ProcInfo {
+                pid: p.pid,
+                role: if p.role == config::ROLE_PRIMARY { ProcType::Primary } else { ProcType::Secondary },
+                main_lcore: p.main_lcore,
+                lcores: p.lcore_ids(),
+            })
+            .collect();
+        v.sort_by_key(|p| (p.role != ProcType::Primary, p.pid));
+        v
+    }
+
+    /// Test hook: mark the shared-config lock as held by `pid` (as if that process had
+    /// died holding it). Only for tests of the dead-holder takeover.
+    #[doc(hidden)]
+    pub fn debug_force_config_lock_holder(&self, pid: u32) {
+        self.inner.core().config.header().lock.force_holder(pid);
+    }
+
+    /// Times the shared-config lock was taken over from a dead holder (see [`config`]).
+    pub fn config_lock_steals(&self) -> u32 {
+        self.inner.core().config.header().lock.steals()
+    }
+
+    /// This process's IPC endpoint ([`crate::mp`]).
+    pub fn mp(&self) -> &Mp {
+        self.inner.mp()
+    }
+
+    /// [`Mp::action_register`]: bind IPC action `name` to `handler`.
+    pub fn mp_action_register<F>(&self, name: &str, handler: F) -> Result<()>
+    where
+        F: Fn(&Message, &Peer) -> Option<Message> + Send + Sync + 'static,
+    {
+        self.mp().action_register(name, handler)
+    }
+
+    /// [`Mp::sendmsg`]: one-way message to the primary (from a secondary) or to every
+    /// secondary (from the primary); returns how many received it.
+    pub fn mp_sendmsg(&self, msg: &Message) -> Result<usize> {
+        self.mp().sendmsg(msg)
+    }
+
+    /// [`Mp::request_sync`]: request with replies, waiting at most `timeout`.
+    pub fn mp_request_sync(&self, msg: &Message, timeout: Duration) -> Result<Replies> {
+        self.mp().request_sync(msg, timeout)
     }
 
     // ---- memory ----
@@ -471,6 +835,55 @@ impl Eal {
     pub fn heap_check(&self) -> std::result::Result<(), String> {
         self.inner.core().check()
     }
+}
+
+fn proc_entry(role: u32, lcores: &[(u32, u32)], main: u32) -> config::ProcEntry {
+    let mut e = config::ProcEntry { pid: std::process::id() as i32, role, main_lcore: main, ..Default::default() };
+    for &(l, _) in lcores {
+        if (l as usize) < crate::lcore::MAX_LCORE {
+            e.lcores[(l / 64) as usize] |= 1 << (l % 64);
+            e.n_lcores += 1;
+        }
+    }
+    e
+}
+
+/// Secondary: what to map, from the primary's config (validated, never trusted blindly).
+fn attach_request(cfg: &SharedConfig) -> Result<AttachRequest> {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = |why: String| Error::AttachFailed { what: "memory layout in the shared config".into(), why };
+    let memsegs = cfg.memsegs().to_vec();
+    let g = cfg.lock();
+    let n = g.n_lists as usize;
+    if n == 0 || n > config::MAX_MEMSEG_LISTS {
+        return Err(bad(format!("{n} memseg lists")));
+    }
+    let mut lists = Vec::with_capacity(n);
+    for (i, d) in g.lists[..n].iter().enumerate() {
+        let segs = d.first_seg as usize..(d.first_seg + d.n_segs) as usize;
+        if segs.end > memsegs.len() || segs.start > segs.end {
+            return Err(bad(format!("list {i}: memsegs {segs:?} outside the {} recorded", memsegs.len())));
+        }
+        let dir = PathBuf::from(std::ffi::OsStr::from_bytes(config::get_str(&d.file_dir)));
+        let stem = String::from_utf8_lossy(config::get_str(&d.file_stem)).into_owned();
+        if dir.as_os_str().is_empty() || stem.is_empty() {
+            return Err(bad(format!("list {i}: the path of its files did not fit the config (primary's paths too long)")));
+        }
+        let backing = match d.backing {
+            config::BACKING_HUGETLBFS => Backing::Hugetlbfs { dir, stem, first: d.first_file, count: d.n_files },
+            config::BACKING_SHM => Backing::Shm { path: dir.join(stem), offset: d.file_off },
+            other => return Err(bad(format!("list {i}: unknown backing {other}"))),
+        };
+        lists.push(MemsegList { base: VirtAddr(d.base_va), len: d.len, page_size: d.page_size, socket: d.socket, segs, backing });
+    }
+    Ok(AttachRequest {
+        base: VirtAddr(g.base_va),
+        len: g.va_len,
+        lists,
+        memsegs,
+        iova_mode: if g.iova_mode == 0 { IovaMode::Pa } else { IovaMode::Va },
+        no_huge: g.flags & config::FLAG_NO_HUGE != 0,
+    })
 }
 
 fn fill_config(b: &mut config::ConfigBody, memory: &Memory, prefix: &str) {

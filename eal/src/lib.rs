@@ -62,6 +62,7 @@ pub mod lcore;
 pub mod log;
 pub mod memory;
 pub mod memzone;
+pub mod mp;
 pub mod pci;
 pub mod runtime;
 pub mod sys;

@@ -39,6 +39,18 @@
 //! [`Memory`] owns the mapping and the files; dropping it (or [`Memory::release`])
 //! unmaps and unlinks them. A crash leaves them behind: the next primary with the same
 //! prefix removes them in [`reclaim_stale`] after it has taken the primary lock.
+//!
+//! # Secondary processes
+//!
+//! [`Memory::attach`] maps the files a primary recorded in the shared config at the
+//! **same** virtual addresses: the whole area is first claimed `PROT_NONE` with
+//! `MAP_FIXED_NOREPLACE` (so nothing already mapped in this process is ever replaced; a
+//! taken range fails with [`Error::AddressTaken`]), then each hugepage file (or the one
+//! `--no-huge` file) is mapped over its slot with `MAP_FIXED | MAP_SHARED`. Hugepages are
+//! `mlock`ed as in the primary. The files are opened, never created, resized or
+//! unlinked: a secondary's `Memory` does not own them ([`Memory::owns_files`] is false)
+//! and only unmaps on release. A primary that exits while secondaries are attached
+//! disowns its files the same way ([`Memory::disown_files`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsFd;
@@ -174,6 +186,25 @@ pub struct Memory {
     no_huge: bool,
     files: Vec<PathBuf>,
     mapped: bool,
+    /// Unlink `files` on release (primary only).
+    owns_files: bool,
+}
+
+/// What a secondary maps: the primary's area as recorded in the shared config.
+#[derive(Clone, Debug)]
+pub struct AttachRequest {
+    /// Base of the area.
+    pub base: VirtAddr,
+    /// Length of the area.
+    pub len: u64,
+    /// Memseg lists with their backing files (ascending address, inside the area).
+    pub lists: Vec<MemsegList>,
+    /// Every memseg.
+    pub memsegs: Vec<Memseg>,
+    /// IOVA mode of the primary.
+    pub iova_mode: IovaMode,
+    /// The primary runs with `--no-huge`.
+    pub no_huge: bool,
 }
 
 /// Name stem of hugepage files: `<prefix>map_`.
@@ -311,6 +342,7 @@ impl Memory {
             no_huge: true,
             files: Vec::new(),
             mapped: false,
+            owns_files: true,
         };
         let f = create_excl(&path)?;
         mem.files.push(path.clone());
@@ -418,6 +450,7 @@ impl Memory {
             no_huge: false,
             files: Vec::new(),
             mapped: false,
+            owns_files: true,
         };
         let va = VaReservation::new(req.base_hint.unwrap_or(DEFAULT_BASE_VIRTADDR), len, ps)?;
         // Allocate and map every page.
@@ -560,6 +593,77 @@ impl Memory {
         Ok(mem)
     }
 
+    /// Secondary: map the primary's files at the primary's addresses (module doc). On
+    /// error nothing stays mapped. Never creates, resizes or unlinks a file.
+    pub fn attach(req: &AttachRequest) -> Result<Memory> {
+        let bad = |why: String| Error::AttachFailed { what: "memory".into(), why };
+        if req.len == 0 || req.lists.is_empty() {
+            return Err(bad("the primary recorded no memory".into()));
+        }
+        for l in &req.lists {
+            if l.base.0 < req.base.0 || l.base.0 + l.len > req.base.0 + req.len || l.page_size == 0 {
+                return Err(bad(format!("memseg list at {} (+{:#x}) lies outside the area", l.base, l.len)));
+            }
+        }
+        sys::mmap_reserve_exact(req.base, req.len)?;
+        let va = VaReservation { base: req.base, len: req.len };
+        let mut paths = Vec::new();
+        for l in &req.lists {
+            match &l.backing {
+                Backing::Shm { path, offset } => {
+                    let f = open_existing(path)?;
+                    let size = f.metadata().map_err(|e| Error::io("stat", path.display().to_string(), e))?.len();
+                    if size < offset + l.len {
+                        return Err(bad(format!("{} is {size} bytes, the primary mapped {:#x}", path.display(), offset + l.len)));
+                    }
+                    // SAFETY: inside our fresh PROT_NONE reservation, unreferenced.
+                    unsafe { sys::mmap_fixed_shared(l.base, l.len, f.as_fd(), *offset)? };
+                    paths.push(path.clone());
+                }
+                Backing::Hugetlbfs { dir, stem, first, count } => {
+                    if u64::from(*count) * l.page_size != l.len {
+                        return Err(bad(format!("{count} pages of {} do not make {:#x} bytes", l.page_size, l.len)));
+                    }
+                    for k in 0..u64::from(*count) {
+                        let path = dir.join(format!("{stem}{}", u64::from(*first) + k));
+                        let f = open_existing(&path)?;
+                        // SAFETY: slot `k` of the list, inside our reservation, unreferenced.
+                        unsafe { sys::mmap_fixed_shared(l.base.add(k * l.page_size), l.page_size, f.as_fd(), 0)? };
+                        paths.push(path);
+                    }
+                }
+            }
+        }
+        std::mem::forget(va);
+        if !req.no_huge {
+            // Pin as the primary does; a refusal only costs the pinning (pages of a
+            // hugetlbfs file do not move anyway).
+            let _ = sys::mlock(req.base, req.len);
+        }
+        Ok(Memory {
+            base: req.base,
+            len: req.len,
+            lists: req.lists.clone(),
+            memsegs: req.memsegs.clone(),
+            iova_mode: req.iova_mode,
+            no_huge: req.no_huge,
+            files: paths,
+            mapped: true,
+            owns_files: false,
+        })
+    }
+
+    /// True if release unlinks the files (a primary that has not disowned them).
+    pub fn owns_files(&self) -> bool {
+        self.owns_files
+    }
+
+    /// Keep the files on release (secondaries still map them; the next primary
+    /// reclaims them).
+    pub fn disown_files(&mut self) {
+        self.owns_files = false;
+    }
+
     /// Base of the EAL virtual area.
     pub fn base(&self) -> VirtAddr {
         self.base
@@ -657,7 +761,8 @@ impl Memory {
             }
             self.mapped = false;
         }
-        for p in self.files.drain(..) {
+        let files: Vec<PathBuf> = self.files.drain(..).collect();
+        for p in files.into_iter().filter(|_| self.owns_files) {
             if let Err(e) = fs::remove_file(&p) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     first.get_or_insert(Error::io("remove", p.display().to_string(), e));
@@ -672,6 +777,14 @@ impl Drop for Memory {
     fn drop(&mut self) {
         let _ = self.release();
     }
+}
+
+fn open_existing(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::AttachFailed { what: format!("memory file {}", path.display()), why: e.to_string() })
 }
 
 fn create_excl(path: &Path) -> Result<File> {

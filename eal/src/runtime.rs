@@ -1,26 +1,54 @@
-//! The runtime directory and the primary lock.
+//! The runtime directory, the primary lock and the secondaries' attach lock.
 //!
 //! Each file prefix has one runtime directory, mode 0700, at the first usable of
 //! 1. `/var/run/ferroplane/<prefix>` (root),
 //! 2. `$XDG_RUNTIME_DIR/ferroplane/<prefix>`,
 //! 3. `/tmp/ferroplane-<uid>/<prefix>`,
 //!
-//! or `<root>/<prefix>` when the caller passes a root explicitly (tests).
+//! or `<root>/<prefix>` when the caller passes a root explicitly (tests). It holds:
 //!
-//! The primary holds an exclusive `flock` on `<dir>/config` (the shared configuration
-//! file, see [`crate::config`]) for its whole life. `flock` locks belong to the open file
-//! description, so a second primary is refused both in another process and in the same
-//! process ([`Error::PrefixInUse`]). Because the kernel drops the lock when the holder
-//! dies (even by SIGKILL), a lock we can take means every file left under this prefix is
-//! stale: the directory's other entries are removed here, and stale hugepage and shm files
-//! by [`crate::memory::reclaim_stale`].
+//! | file | who | what |
+//! |---|---|---|
+//! | `config` | primary creates | the shared config ([`crate::config`]); the primary holds an exclusive `flock` on it for its life |
+//! | `attach` | primary creates | every secondary holds a shared `flock` on it for its life |
+//! | `mp_socket` | primary | its IPC socket ([`crate::mp`]) |
+//! | `mp_socket_<pid>` | each secondary | its IPC socket |
 //!
-//! After taking the lock we check that `<dir>/config` is still the inode we locked: a
-//! primary exiting concurrently unlinks it, and locking an unlinked file would let two
-//! primaries coexist.
+//! # The primary lock
 //!
-//! [`RuntimeDir::remove`] (also on drop) removes the files, the directory, and its parent
-//! if that became empty, and only then releases the lock.
+//! `flock` locks belong to the open file description, so a second primary is refused
+//! both in another process and in the same process ([`Error::PrefixInUse`]). Because the
+//! kernel drops the lock when the holder dies (even by SIGKILL), a lock we can take means
+//! the previous primary is dead. After taking the lock we check that `<dir>/config` is
+//! still the inode we locked: a primary exiting concurrently unlinks it, and locking an
+//! unlinked file would let two primaries coexist.
+//!
+//! # Secondaries of a dead primary (our choice; DPDK does not handle this)
+//!
+//! A new primary reclaims a dead primary's files (this directory's entries, its hugepage
+//! and shm files, see [`crate::memory::reclaim_stale`]) and rewrites `config` in place.
+//! Secondaries of the dead primary may still be running and mapping all of that, so a
+//! new primary first tries an exclusive lock on `attach`: if a secondary still holds its
+//! shared lock, the new primary is **refused** with [`Error::SecondariesAlive`] (naming
+//! their pids) and changes nothing; it can start once they have exited (they notice the
+//! primary's death, see [`crate::Eal::primary_alive`]). The same check keeps the sweep of
+//! other dead prefixes ([`reclaim_dead_prefixes`]) away from directories that secondaries
+//! still use. Likewise a primary that exits while secondaries are attached (after
+//! waiting [`EXIT_GRACE`] for them to detach) leaves its files (memory and directory)
+//! for them, releasing only its lock; the next primary reclaims them after the
+//! secondaries are gone.
+//!
+//! # Secondaries
+//!
+//! [`RuntimeDir::attach_secondary`] finds the directory, opens `config` (no lock: the
+//! primary has it) and takes a shared lock on `attach`; "the primary is alive" is
+//! checked by trying a shared lock on `config`: it fails exactly while the primary holds
+//! its exclusive lock ([`RuntimeDir::primary_alive`], also what the secondary's watcher
+//! polls). A secondary never removes anything here but its own socket.
+//!
+//! [`RuntimeDir::remove`] (also on drop) removes the primary's files, the directory and
+//! its parent if that became empty, and only then releases the lock; for a secondary it
+//! only releases its locks.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsFd;
@@ -66,12 +94,28 @@ pub fn default_roots() -> Vec<PathBuf> {
     v
 }
 
-/// A runtime directory this process owns as primary.
+/// Name of the file secondaries hold a shared lock on.
+pub const ATTACH_FILE: &str = "attach";
+
+/// How long a would-be primary retries the attach lock before refusing (a secondary
+/// attaching or giving up holds it briefly), and how long a secondary retries it while a
+/// primary checks or exits.
+const ATTACH_RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// How long an exiting primary waits for attached secondaries to detach before it
+/// leaves its files to them.
+pub const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A runtime directory this process uses, as primary or as secondary.
 #[derive(Debug)]
 pub struct RuntimeDir {
     dir: PathBuf,
     prefix: String,
+    /// The config file: locked exclusively (primary) or just open (secondary).
     lock: Option<File>,
+    /// The attach file: open, unlocked (primary) or locked shared (secondary).
+    attach: Option<File>,
+    secondary: bool,
 }
 
 impl RuntimeDir {
@@ -129,9 +173,19 @@ impl RuntimeDir {
             if !same {
                 continue;
             }
-            let rd = RuntimeDir { dir, prefix: prefix.into(), lock: Some(f) };
+            // Secondaries of a dead primary still attached? (module doc) Dropping `f`
+            // on the error path releases the lock and removes nothing.
+            let attach = open_attach(&dir, true)?;
+            if !lock_retry(&attach, true, &dir.join(ATTACH_FILE))? {
+                return Err(Error::SecondariesAlive { prefix: prefix.into(), pids: live_secondaries(&dir) });
+            }
+            let rd = RuntimeDir { dir, prefix: prefix.into(), lock: Some(f), attach: Some(attach), secondary: false };
             rd.remove_stale_entries()?;
             rd.write_pid()?;
+            // Secondaries may attach from now on; they wait for the config to be published.
+            if let Some(a) = &rd.attach {
+                sys::funlock(a.as_fd(), &rd.dir.join(ATTACH_FILE))?;
+            }
             return Ok(rd);
         }
         Err(Error::PrefixInUse { prefix: prefix.into(), pid: last_pid, path })
@@ -147,7 +201,7 @@ impl RuntimeDir {
     fn remove_stale_entries(&self) -> Result<()> {
         let rd = fs::read_dir(&self.dir).map_err(|e| Error::io("read", self.dir.display().to_string(), e))?;
         for ent in rd.flatten() {
-            if ent.file_name() == "config" {
+            if ent.file_name() == "config" || ent.file_name() == ATTACH_FILE {
                 continue;
             }
             let p = ent.path();
@@ -181,9 +235,63 @@ impl RuntimeDir {
         self.lock.as_ref()
     }
 
-    /// Remove every file, the directory, the parent if empty; then drop the lock.
-    /// Idempotent.
+    /// True for a secondary's handle.
+    pub fn is_secondary(&self) -> bool {
+        self.secondary
+    }
+
+    /// Secondary: is the primary still holding its lock? (A failed shared lock on
+    /// `config` means yes; a taken one is released at once.) Always true for a primary.
+    pub fn primary_alive(&self) -> bool {
+        let (Some(f), true) = (&self.lock, self.secondary) else { return true };
+        let p = self.config_path();
+        match sys::try_flock(f.as_fd(), false, &p) {
+            Ok(false) => true,
+            Ok(true) => {
+                let _ = sys::funlock(f.as_fd(), &p);
+                false
+            }
+            // Cannot tell: say alive rather than stop an application by mistake.
+            Err(_) => true,
+        }
+    }
+
+    /// Primary, at exit: take the attach lock exclusively if no secondary holds it (and
+    /// keep it, so none attaches while we remove files), giving secondaries that are
+    /// just exiting [`EXIT_GRACE`] to detach. `false` = secondaries are still attached:
+    /// leave the files for them (module doc).
+    pub fn begin_exit(&self) -> bool {
+        let (Some(a), false) = (&self.attach, self.secondary) else { return false };
+        let p = self.dir.join(ATTACH_FILE);
+        let until = std::time::Instant::now() + EXIT_GRACE;
+        loop {
+            match sys::try_flock(a.as_fd(), true, &p) {
+                Ok(true) => return true,
+                Ok(false) if std::time::Instant::now() < until => std::thread::sleep(std::time::Duration::from_millis(5)),
+                _ => return false,
+            }
+        }
+    }
+
+    /// Primary: release the lock but leave every file in place (secondaries still use
+    /// them; the next primary reclaims them). Secondary: same as [`RuntimeDir::remove`].
+    pub fn release_keep_files(&mut self) {
+        self.attach = None;
+        self.lock = None;
+    }
+
+    /// Pids of live secondaries with a socket in this directory.
+    pub fn secondary_pids(&self) -> Vec<i32> {
+        live_secondaries(&self.dir)
+    }
+
+    /// Primary: remove every file, the directory, the parent if empty; then drop the
+    /// lock. Secondary: drop the locks only. Idempotent.
     pub fn remove(&mut self) -> Result<()> {
+        if self.secondary {
+            self.release_keep_files();
+            return Ok(());
+        }
         if self.lock.is_none() {
             return Ok(());
         }
@@ -198,8 +306,89 @@ impl RuntimeDir {
             let _ = fs::remove_dir(parent);
         }
         self.lock = None;
+        self.attach = None;
         first_err.map_or(Ok(()), Err)
     }
+
+    /// Find the runtime directory of `prefix` (under `root`, or the default roots) and
+    /// attach to its live primary as a secondary. Errors: [`Error::NoPrimary`] if there
+    /// is no directory, no config, or the primary lock is free.
+    pub fn attach_secondary(prefix: &str, root: Option<&Path>) -> Result<RuntimeDir> {
+        validate_prefix(prefix)?;
+        let roots = match root {
+            Some(r) => vec![r.to_path_buf()],
+            None => default_roots(),
+        };
+        let no = |why: String| Error::NoPrimary { prefix: prefix.into(), why };
+        let Some(dir) = roots.iter().map(|r| r.join(prefix)).find(|d| d.join("config").exists()) else {
+            let looked: Vec<String> = roots.iter().map(|r| r.join(prefix).join("config").display().to_string()).collect();
+            return Err(no(format!("no shared config at {}", looked.join(" or "))));
+        };
+        let path = dir.join("config");
+        let f = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no(format!("{} vanished", path.display()))),
+            Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
+        };
+        let attach = match open_attach(&dir, false) {
+            Ok(a) => a,
+            Err(_) => return Err(no(format!("no {} (the primary is exiting or crashed)", dir.join(ATTACH_FILE).display()))),
+        };
+        if !lock_retry(&attach, false, &dir.join(ATTACH_FILE))? {
+            return Err(no("the primary is exiting".into()));
+        }
+        let rd = RuntimeDir { dir, prefix: prefix.into(), lock: Some(f), attach: Some(attach), secondary: true };
+        if !rd.primary_alive() {
+            return Err(no(format!("the primary lock on {} is free (its primary exited or crashed)", path.display())));
+        }
+        let same = match (rd.lock.as_ref().map(File::metadata), fs::metadata(&path)) {
+            (Some(Ok(a)), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if !same {
+            return Err(no("the primary is exiting (its config was just removed)".into()));
+        }
+        Ok(rd)
+    }
+}
+
+fn open_attach(dir: &Path, create: bool) -> Result<File> {
+    let p = dir.join(ATTACH_FILE);
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .open(&p)
+        .map_err(|e| Error::io("open", p.display().to_string(), e))
+}
+
+/// Try a non-blocking `flock` for up to [`ATTACH_RETRY`].
+fn lock_retry(f: &File, exclusive: bool, what: &Path) -> Result<bool> {
+    let until = std::time::Instant::now() + ATTACH_RETRY;
+    loop {
+        if sys::try_flock(f.as_fd(), exclusive, what)? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Pids of `mp_socket_<pid>` entries in `dir` whose process exists.
+fn live_secondaries(dir: &Path) -> Vec<i32> {
+    let mut v: Vec<i32> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("mp_socket_")?.parse::<i32>().ok())
+        .filter(|&pid| sys::process_exists(pid))
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 impl Drop for RuntimeDir {
@@ -237,6 +426,11 @@ pub fn reclaim_dead_prefixes(
         };
         if !same {
             continue;
+        }
+        // Secondaries of that dead primary still attached: leave everything to them.
+        match open_attach(&dir, false) {
+            Ok(a) if !matches!(sys::try_flock(a.as_fd(), true, &dir.join(ATTACH_FILE)), Ok(true)) => continue,
+            _ => {}
         }
         if reclaim(&name).is_ok() && fs::remove_dir_all(&dir).is_ok() {
             swept.push(name);
@@ -294,7 +488,7 @@ mod tests {
         // Simulate a dead holder: forget the lock without removing files.
         let dir = c.path().to_path_buf();
         let mut c = c;
-        c.lock = None;
+        c.release_keep_files();
         drop(c);
         assert!(dir.join("stale").exists());
         let d = RuntimeDir::acquire_primary("p1", Some(&root)).unwrap();

@@ -116,8 +116,8 @@ fn secondary_is_refused_clearly() {
     let p = prefix("secondary");
     let args = EalArgs { no_huge: true, no_pci: true, file_prefix: p.clone(), proc_type: ProcType::Secondary, ..EalArgs::default() };
     let err = Eal::init_with(args).unwrap_err();
-    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-    assert!(err.to_string().contains("secondary"));
+    assert!(matches!(err, Error::NoPrimary { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("no primary process running for file prefix '{p}' (start one first)")), "{err}");
     assert!(runtime_dir_of(&p).is_empty());
 }
 
@@ -138,9 +138,14 @@ fn second_primary_same_prefix_refused_in_process() {
     assert_eq!(shm_files(&p).len(), 1);
     let z = e.memzone_reserve("still-works", 64, None, Default::default()).unwrap();
     assert_eq!(e.memzone_lookup("still-works"), Some(z));
-    // Auto mode would attach as secondary: not supported yet, and says so.
+    // Auto mode attaches as secondary; in the primary's own process the primary's
+    // address range is taken, which is refused clearly (real secondaries are separate
+    // processes, see tests/multiprocess.rs).
     let auto = EalArgs { no_huge: true, no_pci: true, file_prefix: p.clone(), proc_type: ProcType::Auto, ..EalArgs::default() };
-    assert!(matches!(Eal::init_with(auto), Err(Error::Unsupported { .. })));
+    let err = Eal::init_with(auto).unwrap_err();
+    assert!(matches!(err, Error::AddressTaken { .. }), "{err}");
+    assert!(e.config_path().exists(), "a failed secondary removes nothing");
+    assert_eq!(e.memzone_lookup("still-works"), Some(z));
     drop(e);
     // Free again after the first one is gone.
     let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();

@@ -1,1 +1,52 @@
-//! Ferroplane nvme (filled by its issue).
+//! Ferroplane's NVMe driver: a user-space, polled NVMe driver in the class of SPDK's,
+//! over `eal::device` (vfio-pci or uio_pci_generic), plus kernel I/O back ends
+//! ([`kernel`]: io_uring, libaio, psync) so `nvme-perf` can compare the two stacks.
+//!
+//! # Layers
+//! * [`spec`]: registers, queue entries, identify structures, status codes (NVMe 1.4).
+//! * [`prp`]: PRP lists, built per 4 KiB page through an [`prp::IovaMapper`].
+//! * [`Controller`] (control path, any thread): bring-up state machine, admin queue,
+//!   identify data, [`Namespace`]s, reset, removal detection. `Send + Sync`, `Clone`.
+//! * [`QPair`] (data path, one thread): lock-free, no system calls, no allocation for the
+//!   raw/tagged submit APIs; submissions doorbelled once per batch, completions found by
+//!   phase tag.
+//!
+//! # Threads
+//! Create one queue pair per thread with [`Controller::alloc_io_qpair`]; a `QPair` is
+//! `Send` but not `Sync`. Admin operations (identify, reset, queue creation and deletion,
+//! aborts) serialise on one mutex inside the controller and may run from any thread while
+//! others do I/O.
+//!
+//! # Buffers
+//! The device reads and writes data buffers asynchronously. The safe submit APIs take an
+//! owned [`IoBuf`] and give it back in the callback; the `_raw` APIs are `unsafe` and make
+//! the caller promise the memory outlives the request (see [`qpair`]). Memory the device
+//! writes (completion queues, identify data) is read only with volatile loads; memory it
+//! reads (submission queues, PRP lists) is written with volatile stores.
+//!
+//! # Errors
+//! One enum, [`Error`]: completion statuses decode to typed variants
+//! ([`Error::LbaOutOfRange`], [`Error::CompareFailure`], [`Error::MediaError`], ...),
+//! plus [`Error::QueueFull`], [`Error::Reset`], [`Error::DeviceGone`],
+//! [`Error::ControllerFatal`], [`Error::CommandTimeout`].
+//!
+//! # Not done
+//! Interrupt-driven completion, SGLs, metadata/protection information, shadow doorbells
+//! (Doorbell Buffer Config) and multiple controllers per process sharing one IOMMU
+//! container are not implemented.
+
+pub mod buf;
+pub mod ctrlr;
+pub mod error;
+pub mod kernel;
+pub mod prp;
+pub mod qpair;
+pub mod queue;
+pub mod spec;
+pub mod sys;
+
+pub use buf::IoBuf;
+pub use ctrlr::{Controller, ControllerOptions, InitState, Namespace};
+pub use error::{Error, Result};
+pub use qpair::{QPair, QPairOptions, Rejected};
+pub use queue::{Completion, Done};

@@ -46,10 +46,10 @@ pub enum Error {
     BadPcap { path: String, why: String },
     /// An EAL call failed.
     #[error("failed to {op} {what}: {source}")]
-    Eal { op: &'static str, what: String, #[source] source: eal::Error },
+    Eal { op: &'static str, what: String, #[source] source: Box<eal::Error> },
     /// A ring call failed.
     #[error("failed to {op} ring '{what}': {source}")]
-    Ring { op: &'static str, what: String, #[source] source: ring::Error },
+    Ring { op: &'static str, what: String, #[source] source: Box<ring::Error> },
     /// Shared port data is missing or does not match this build.
     #[error("failed to read shared data of port {port}: {why}")]
     Shared { port: u16, why: String },

@@ -1,1 +1,101 @@
-//! Ferroplane pmd (filled by its issue).
+//! Ferroplane pmd: the ethdev layer (ports, queues, bursts, stats, link) and software
+//! poll-mode drivers, in the class of DPDK's `rte_ethdev` and its `net_null`,
+//! `net_ring`, `net_af_packet`, `net_tap` and `net_pcap` drivers.
+//!
+//! # Ports and drivers
+//!
+//! A port is a `u16` id (at most [`MAX_PORTS`], ids are process-wide and reused after
+//! [`close`]) bound to one driver. Ports come from
+//! * `--vdev name,key=value,...` strings: [`probe_vdevs`] makes one port per `--vdev` the
+//!   EAL was given, [`vdev_create`] one from a string. The driver is the one whose name
+//!   prefixes the device name (`net_null0` → `net_null`; `eth_*` aliases too). Unknown
+//!   names and keys are refused with an error that names them.
+//! * PCI drivers registered with [`register_pci_driver`] (a name, an id table of
+//!   (vendor, device), a probe): [`probe_pci`] walks `eal.pci_devices()`.
+//! * [`eth_from_rings`]: a `net_ring` port over existing named rings.
+//!
+//! Drivers implement the small [`EthDriver`] trait (info, configure, queue setup,
+//! start/stop, link, and optional MAC/MTU/mode hooks) and hand out per-queue objects
+//! ([`RxQueueOps`], [`TxQueueOps`]); their structs are private to their modules.
+//!
+//! | driver | keys |
+//! |---|---|
+//! | `net_null` | `size` (64), `copy` (0), `no-rx` (0) |
+//! | `net_ring` | none: creates 16 rings `ETH_RXTX<i>_<name>` (1024, SP/SC); TX queue i feeds RX queue i (DPDK's CREATE mode) |
+//! | `net_af_packet` | `iface` (required), `qpairs` (1), `blocksz` (page), `framesz` (2048), `framecnt` (512), `qdisc_bypass` (0) |
+//! | `net_tap` | `iface` (`dtap<port>`), `mac` |
+//! | `net_pcap` | `rx_pcap`, `tx_pcap` (repeatable, one queue each), `rx_iface`, `tx_iface`, `iface`, `infinite_rx` |
+//!
+//! # Control path and data path
+//!
+//! * **Control path** (any thread, serialised per port by a mutex; may make system
+//!   calls, allocate, sleep): probe, [`dev_info`], [`configure`], [`rx_queue_setup`],
+//!   [`tx_queue_setup`], [`start`], [`stop`], [`close`], stats, link, promiscuous,
+//!   MAC, MTU, [`rx_queue`]/[`tx_queue`].
+//! * **Data path** (per lcore, no lock, no allocation beyond the `Vec` the caller
+//!   passes): [`rx_burst`]/[`tx_burst`] by (port, queue), or through a queue handle
+//!   [`RxQueue`]/[`TxQueue`] taken once. Each queue is used by one thread at a time: the
+//!   (port, queue) functions take the queue with one uncontended atomic compare-exchange
+//!   per call (a queue in use by another thread or held by a handle makes them return
+//!   0); a handle holds the queue for its life and bursts through it touch no shared
+//!   word except the port's started flag. Handles are `Send`, not `Clone`.
+//! * Ownership moves in batches: `rx_burst` appends received mbufs to the caller's
+//!   `Vec<Mbuf>`; `tx_burst` takes packets from the front of the caller's `Vec<Mbuf>`,
+//!   removes the ones it consumed and leaves the rest there, in order, still owned by the
+//!   caller. A burst on a stopped port, an unknown port or queue, or a queue that is not
+//!   set up returns 0 and moves nothing. Nothing here panics on such input.
+//! * MTU policy: frames longer than MTU + 14 (Ethernet header) given to `tx_burst` are
+//!   freed, counted in `oerrors`, and included in the returned count (consumed).
+//! * `stop` makes later bursts return 0; a burst already running may finish. `close`
+//!   (and `configure`/queue setup, which replace queues) drop the driver's queues, which
+//!   return every mbuf they hold to its pool; they fail with [`Error::QueueBusy`] while
+//!   a handle is alive.
+//!
+//! # Threads inside drivers
+//!
+//! None. Every driver is poll-mode: bursts are nonblocking system calls (AF_PACKET and
+//! TAP: PACKET_MMAP ring memory or nonblocking `read`/`writev`; pcap: file I/O on
+//! the polling thread) or plain memory (null, ring).
+//!
+//! # Shared memory
+//!
+//! Each port owns the EAL memzone `ETH_P<port>` ([`shared::PortShared`], `#[repr(C)]`,
+//! magic + version, no pointers): name, driver, MAC, link, MTU, queue counts and the
+//! per-queue counters (one 128-byte block per queue, written only by the lcore polling
+//! the queue with `Relaxed` stores). [`shared::read_port_stats`] reads it from any
+//! process of the EAL group (a secondary's `proc-info`) with nothing but the memzone.
+//! `net_ring` rings are EAL memzones too (`RG_ETH_RXTX<i>_<name>`); mbufs travel through
+//! them as EAL virtual addresses, valid in every process of the group.
+
+pub mod driver;
+mod drivers;
+mod error;
+mod ethdev;
+pub mod pcapfile;
+pub mod shared;
+pub mod sys;
+mod types;
+
+pub use driver::{
+    register_pci_driver, unregister_pci_driver, DriverInfo, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps,
+    TxQueueOps, VdevArgs,
+};
+pub use drivers::ring::eth_from_rings;
+pub use error::{Error, Result};
+pub use ethdev::{
+    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, fmt_mac, link_get, link_wait_up,
+    mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name, ports, probe_pci, probe_pci_devices,
+    probe_vdevs, promiscuous_get, promiscuous_set, rx_burst, rx_queue, rx_queue_setup, set_link_up, start, stats_get,
+    stats_reset, stop, tx_burst, tx_queue, tx_queue_setup, vdev_create, xstats, xstats_by_name, xstats_names, RxQueue,
+    TxQueue,
+};
+pub use types::*;
+
+/// Port ids available (DPDK's `RTE_MAX_ETHPORTS` default).
+pub const MAX_PORTS: usize = 32;
+/// Queues per direction per port.
+pub const MAX_QUEUES: usize = 16;
+
+pub(crate) fn log(args: std::fmt::Arguments<'_>) {
+    eal::log_info!("pmd: {}", args);
+}

@@ -22,6 +22,7 @@ pub const PACKET_TX_RING: i32 = 13;
 pub const PACKET_LOSS: i32 = 14;
 pub const PACKET_FANOUT: i32 = 18;
 pub const PACKET_QDISC_BYPASS: i32 = 20;
+pub const PACKET_IGNORE_OUTGOING: i32 = 23;
 /// `enum tpacket_versions`.
 pub const TPACKET_V2: i32 = 1;
 /// Fanout mode: by flow hash; flag: defragment first.
@@ -233,6 +234,10 @@ impl Mapping {
     /// Bytes mapped.
     pub fn len(&self) -> usize {
         self.len
+    }
+    /// True for an empty mapping (never: mmap refuses length 0).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 

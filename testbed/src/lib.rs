@@ -320,6 +320,13 @@ impl FrameSocket {
         Ok(())
     }
 
+    /// Limit how long [`send`](Self::send) blocks when the guest NIC takes no frames
+    /// (QEMU stops reading while the NIC cannot receive); `None` (the default) blocks
+    /// until it does.
+    pub fn set_send_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.sock.set_write_timeout(timeout).map_err(io("set a socket send timeout"))
+    }
+
     /// Receive one frame the guest sent, waiting up to `timeout`; `None` if none came.
     pub fn recv(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
         self.sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).map_err(io("set a socket timeout"))?;

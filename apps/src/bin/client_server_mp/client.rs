@@ -1,0 +1,160 @@
+//! `mp_client`: a client of `mp_server` (DPDK's `examples/multi_process/client_server_mp`
+//! client, without ports): a secondary process that takes mbufs from its ring
+//! `MProc_Client_RX_<id>`, checks every payload (sequence number in order, client id,
+//! check word, pattern), counts, and frees each mbuf back to the pool.
+//!
+//! ```text
+//! mp_client [EAL options] -- -n CLIENT_ID
+//! ```
+//!
+//! `--proc-type secondary` is implied. The pool has per-lcore caches, so the client must
+//! run on lcore ids no other process of the group uses (`--lcores 1@0`); it refuses to
+//! start otherwise. It stops when the server is done and its ring is empty, or when the
+//! primary process dies.
+//!
+//! Exit status: 0 every mbuf of its share arrived intact, 1 payload errors or a missing
+//! share, 2 bad arguments or setup error, 3 the primary process exited.
+
+#[path = "common.rs"]
+mod common;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::{Info, BURST, INFO, INFO_MAGIC, INFO_VERSION, POOL};
+use eal::{Eal, Error};
+use mbuf::{Mbuf, MbufHeader, PktmbufPool};
+use ring::Ring;
+
+fn usage() -> String {
+    format!("usage: mp_client [EAL options] -- -n CLIENT_ID\n\n{}", eal::args::usage())
+}
+
+fn main() -> ExitCode {
+    let mut argv: Vec<String> = std::env::args().collect();
+    let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    if !argv[..eal_part].iter().any(|a| a == "--proc-type" || a.starts_with("--proc-type=")) {
+        argv.splice(1..1, ["--proc-type".to_string(), "secondary".to_string()]);
+    }
+    let (eal, rest) = match Eal::init(&argv) {
+        Ok(x) => x,
+        Err(Error::HelpRequested) => {
+            println!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("mp_client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let id = match rest.as_slice() {
+        [n, v] if n == "-n" => match v.parse::<u32>() {
+            Ok(v) => v,
+            Err(_) => {
+                eprintln!("mp_client: invalid value '{v}' for '-n': not a client number\n{}", usage());
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("mp_client: missing '-n CLIENT_ID'\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match run(&eal, id) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("mp_client {id}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(eal: &Eal, id: u32) -> Result<u8, String> {
+    let pool = PktmbufPool::lookup(eal, POOL).map_err(|e| format!("failed to find the mbuf pool (is mp_server running?): {e}"))?;
+    if pool.mempool().cache_size() > 0 {
+        let mine = eal.lcore_ids();
+        for p in eal.processes().iter().filter(|p| p.pid != std::process::id() as i32) {
+            if let Some(l) = p.lcores.iter().find(|l| mine.contains(l)) {
+                return Err(format!(
+                    "lcore {l} is also used by process {} ({:?}); the pool's caches are per lcore id, so give this client its own, e.g. --lcores {}@0",
+                    p.pid,
+                    p.role,
+                    id + 1
+                ));
+            }
+        }
+    }
+    let mz = eal.memzone_lookup(INFO).ok_or_else(|| format!("failed to find {INFO} (is mp_server running?)"))?;
+    if (mz.len() as usize) < std::mem::size_of::<Info>() {
+        return Err(format!("{INFO} is too small"));
+    }
+    // SAFETY: the memzone holds an Info (size checked; magic and version checked next);
+    // every field another process changes is atomic.
+    let info: &Info = unsafe { &*mz.as_ptr::<Info>() };
+    if info.magic.load(Ordering::Acquire) != INFO_MAGIC || info.version != INFO_VERSION {
+        return Err(format!("{INFO} has a bad magic or version"));
+    }
+    if id >= info.n_clients {
+        return Err(format!("client id {id} out of range: the server runs {} client(s)", info.n_clients));
+    }
+    // SAFETY: the ring was created for u64 with a single consumer side; this process's
+    // main thread is that one consumer (one client per id).
+    let ring = unsafe { Ring::<u64>::lookup(eal, &common::ring_name(id)) }.map_err(|e| format!("failed to find my ring: {e}"))?;
+    let gone = Arc::new(AtomicBool::new(false));
+    let g2 = gone.clone();
+    eal.on_primary_exit(move || g2.store(true, Ordering::Release));
+    let stat = &info.clients[id as usize];
+    stat.pid.store(std::process::id(), Ordering::Relaxed);
+    println!("mp_client {id}: attached to pid {}, receiving", eal.primary_pid());
+    let _ = std::io::stdout().flush();
+
+    let mut raw = [0u64; BURST];
+    let mut batch: Vec<Mbuf> = Vec::with_capacity(BURST);
+    let (mut rx, mut errors, mut expect) = (0u64, 0u64, 0u64);
+    loop {
+        let n = ring.dequeue_burst(&mut raw).n as usize;
+        if n == 0 {
+            if info.is_done() && ring.empty() {
+                break;
+            }
+            if gone.load(Ordering::Acquire) {
+                eprintln!("mp_client {id}: the primary process exited; stopping after {rx} mbufs");
+                return Ok(3);
+            }
+            std::thread::yield_now();
+            continue;
+        }
+        for &a in &raw[..n] {
+            let Some(p) = NonNull::new(a as *mut MbufHeader) else {
+                errors += 1;
+                continue;
+            };
+            // SAFETY: the server enqueued mbufs it gave up with `into_raw`, each once, to
+            // this ring only; we are its single consumer and hold a handle to the pool.
+            let m = unsafe { Mbuf::from_raw(p) };
+            if let Err(why) = common::verify(m.data(), expect, id) {
+                if errors < 5 {
+                    eprintln!("mp_client {id}: {why}");
+                }
+                errors += 1;
+            }
+            expect += 1;
+            batch.push(m);
+        }
+        rx += n as u64;
+        Mbuf::free_bulk(batch.drain(..));
+        stat.rx.store(rx, Ordering::Relaxed);
+        stat.errors.store(errors, Ordering::Relaxed);
+    }
+    let sent = stat.sent.load(Ordering::Relaxed);
+    stat.rx.store(rx, Ordering::Relaxed);
+    stat.errors.store(errors, Ordering::Relaxed);
+    // Release: pairs with the server's acquire; our frees happened before.
+    stat.finished.store(1, Ordering::Release);
+    println!("mp_client {id}: received {rx} of {sent} mbufs, {errors} errors");
+    let _ = std::io::stdout().flush();
+    Ok(if errors == 0 && rx == sent { 0 } else { 1 })
+}

@@ -1,0 +1,323 @@
+//! Every system call of the crate, one safe function each, returning `Result`: the
+//! kernel I/O back ends ([`crate::kernel`]: io_uring, Linux AIO, pread/pwrite), block
+//! device size, and per-thread CPU usage. The NVMe driver itself makes no system calls
+//! on its data path (device access goes through `eal::device`).
+//!
+//! io_uring and Linux AIO are used through their raw system calls (no liburing/libaio
+//! and no extra crate): the structures below follow `include/uapi/linux/io_uring.h` and
+//! `include/uapi/linux/aio_abi.h`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+fn os(op: &'static str, what: impl Into<String>) -> Error {
+    Error::Os { op, what: what.into(), source: std::io::Error::last_os_error() }
+}
+
+/// Open a file or block device with `O_DIRECT` (read-write if `write`).
+pub fn open_direct(path: &str, write: bool) -> Result<OwnedFd> {
+    let c = CString::new(path).map_err(|_| Error::BadArgument { what: format!("open {path:?}"), why: "NUL in path".into() })?;
+    let flags = if write { libc::O_RDWR } else { libc::O_RDONLY } | libc::O_DIRECT | libc::O_CLOEXEC;
+    // SAFETY: `c` is a valid NUL-terminated string; open has no other preconditions.
+    let fd = unsafe { libc::open(c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(os("open", format!("{path} (O_DIRECT)")));
+    }
+    // SAFETY: `fd` was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Size in bytes of a block device (BLKGETSIZE64) or regular file.
+pub fn device_size(fd: BorrowedFd<'_>, what: &str) -> Result<u64> {
+    // SAFETY: fstat writes into a zeroed stat struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(os("stat", what.to_string()));
+    }
+    if st.st_mode & libc::S_IFMT == libc::S_IFBLK {
+        let mut size: u64 = 0;
+        // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
+        const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+        // SAFETY: the ioctl writes one u64 into `size`.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) } != 0 {
+            return Err(os("get the size of", what.to_string()));
+        }
+        Ok(size)
+    } else {
+        Ok(st.st_size as u64)
+    }
+}
+
+/// `pread` into `buf` at `off`; returns the bytes read.
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
+    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
+    if n < 0 {
+        return Err(os("pread", format!("{} bytes at {off}", buf.len())));
+    }
+    Ok(n as usize)
+}
+
+/// `pwrite` of `buf` at `off`; returns the bytes written.
+pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], off: u64) -> Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
+    let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as libc::off_t) };
+    if n < 0 {
+        return Err(os("pwrite", format!("{} bytes at {off}", buf.len())));
+    }
+    Ok(n as usize)
+}
+
+/// CPU time (user, system) of the calling thread (`getrusage(RUSAGE_THREAD)`).
+pub fn thread_cpu_time() -> Result<(Duration, Duration)> {
+    // SAFETY: getrusage writes into a zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return Err(os("getrusage", "this thread"));
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok((tv(ru.ru_utime), tv(ru.ru_stime)))
+}
+
+// ---- io_uring (include/uapi/linux/io_uring.h) ----
+
+/// `struct io_sqring_offsets`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SqringOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub flags: u32,
+    pub dropped: u32,
+    pub array: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
+}
+
+/// `struct io_cqring_offsets`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CqringOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub overflow: u32,
+    pub cqes: u32,
+    pub flags: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
+}
+
+/// `struct io_uring_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UringParams {
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub flags: u32,
+    pub sq_thread_cpu: u32,
+    pub sq_thread_idle: u32,
+    pub features: u32,
+    pub wq_fd: u32,
+    pub resv: [u32; 3],
+    pub sq_off: SqringOffsets,
+    pub cq_off: CqringOffsets,
+}
+const _: () = assert!(std::mem::size_of::<UringParams>() == 120);
+
+/// `struct io_uring_sqe` (the read/write subset).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UringSqe {
+    pub opcode: u8,
+    pub flags: u8,
+    pub ioprio: u16,
+    pub fd: i32,
+    pub off: u64,
+    pub addr: u64,
+    pub len: u32,
+    pub rw_flags: u32,
+    pub user_data: u64,
+    pub buf_index: u16,
+    pub personality: u16,
+    pub splice_fd_in: i32,
+    pub pad: [u64; 2],
+}
+const _: () = assert!(std::mem::size_of::<UringSqe>() == 64);
+
+/// `struct io_uring_cqe`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UringCqe {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
+}
+const _: () = assert!(std::mem::size_of::<UringCqe>() == 16);
+
+/// `IORING_OFF_SQ_RING`, `IORING_OFF_CQ_RING`, `IORING_OFF_SQES`.
+pub const IORING_OFF_SQ_RING: u64 = 0;
+pub const IORING_OFF_CQ_RING: u64 = 0x800_0000;
+pub const IORING_OFF_SQES: u64 = 0x1000_0000;
+/// `IORING_FEAT_SINGLE_MMAP`.
+pub const IORING_FEAT_SINGLE_MMAP: u32 = 1;
+/// `IORING_ENTER_GETEVENTS`.
+pub const IORING_ENTER_GETEVENTS: u32 = 1;
+/// `IORING_OP_READ`, `IORING_OP_WRITE`.
+pub const IORING_OP_READ: u8 = 22;
+pub const IORING_OP_WRITE: u8 = 23;
+
+/// `io_uring_setup(2)`.
+pub fn io_uring_setup(entries: u32, p: &mut UringParams) -> Result<OwnedFd> {
+    // SAFETY: `p` is a valid, writable io_uring_params.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, p as *mut UringParams) };
+    if fd < 0 {
+        return Err(os("set up", format!("an io_uring of {entries} entries")));
+    }
+    // SAFETY: a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `io_uring_enter(2)`: submit `to_submit`, wait for `min_complete`.
+pub fn io_uring_enter(fd: BorrowedFd<'_>, to_submit: u32, min_complete: u32, flags: u32) -> Result<u32> {
+    loop {
+        // SAFETY: no sigset (null, size 0); the ring memory was set up by io_uring_setup.
+        let r = unsafe {
+            libc::syscall(libc::SYS_io_uring_enter, fd.as_raw_fd(), to_submit, min_complete, flags, std::ptr::null::<u8>(), 0usize)
+        };
+        if r >= 0 {
+            return Ok(r as u32);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(os("enter", "the io_uring"));
+        }
+    }
+}
+
+/// A shared mapping of a kernel object (io_uring rings); unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    pub ptr: *mut u8,
+    pub len: usize,
+}
+
+// SAFETY: a plain memory mapping; synchronisation of its contents is the user's job.
+unsafe impl Send for Mapping {}
+
+/// `mmap(MAP_SHARED | MAP_POPULATE)` of `len` bytes of `fd` at `off`.
+pub fn mmap_shared(fd: BorrowedFd<'_>, len: usize, off: u64, what: &str) -> Result<Mapping> {
+    // SAFETY: a fresh mapping at a kernel-chosen address; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            off as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(os("map", what.to_string()));
+    }
+    Ok(Mapping { ptr: p.cast(), len })
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; its users are gone (they borrow it).
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+// ---- Linux AIO (include/uapi/linux/aio_abi.h) ----
+
+/// `struct iocb` (little endian layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Iocb {
+    pub aio_data: u64,
+    pub aio_key: u32,
+    pub aio_rw_flags: i32,
+    pub aio_lio_opcode: u16,
+    pub aio_reqprio: i16,
+    pub aio_fildes: u32,
+    pub aio_buf: u64,
+    pub aio_nbytes: u64,
+    pub aio_offset: i64,
+    pub aio_reserved2: u64,
+    pub aio_flags: u32,
+    pub aio_resfd: u32,
+}
+const _: () = assert!(std::mem::size_of::<Iocb>() == 64);
+
+/// `struct io_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IoEvent {
+    pub data: u64,
+    pub obj: u64,
+    pub res: i64,
+    pub res2: i64,
+}
+
+/// `IOCB_CMD_PREAD`, `IOCB_CMD_PWRITE`.
+pub const IOCB_CMD_PREAD: u16 = 0;
+pub const IOCB_CMD_PWRITE: u16 = 1;
+
+/// `io_setup(2)`: a context for `nr` requests.
+pub fn io_setup(nr: u32) -> Result<u64> {
+    let mut ctx: u64 = 0;
+    // SAFETY: `ctx` is a valid out pointer initialised to 0 as the call requires.
+    if unsafe { libc::syscall(libc::SYS_io_setup, nr, &mut ctx as *mut u64) } != 0 {
+        return Err(os("set up", format!("an AIO context of {nr} requests")));
+    }
+    Ok(ctx)
+}
+
+/// `io_destroy(2)`.
+pub fn io_destroy(ctx: u64) -> Result<()> {
+    // SAFETY: destroying a context we created; waits for its requests.
+    if unsafe { libc::syscall(libc::SYS_io_destroy, ctx) } != 0 {
+        return Err(os("destroy", "an AIO context"));
+    }
+    Ok(())
+}
+
+/// `io_submit(2)`; returns how many were queued.
+///
+/// # Safety
+/// Each pointer must point to a live `Iocb` whose buffer stays valid until its event is
+/// reaped.
+pub unsafe fn io_submit(ctx: u64, iocbs: &[*mut Iocb]) -> Result<usize> {
+    // SAFETY: forwarded caller contract.
+    let r = unsafe { libc::syscall(libc::SYS_io_submit, ctx, iocbs.len() as libc::c_long, iocbs.as_ptr()) };
+    if r < 0 {
+        return Err(os("submit", format!("{} AIO requests", iocbs.len())));
+    }
+    Ok(r as usize)
+}
+
+/// `io_getevents(2)`: wait for at least `min` events, fill `out`.
+pub fn io_getevents(ctx: u64, min: usize, out: &mut [IoEvent]) -> Result<usize> {
+    loop {
+        // SAFETY: `out` is writable for `out.len()` events; no timeout.
+        let r = unsafe {
+            libc::syscall(libc::SYS_io_getevents, ctx, min as libc::c_long, out.len() as libc::c_long, out.as_mut_ptr(), std::ptr::null::<u8>())
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(os("reap", "AIO events"));
+        }
+    }
+}

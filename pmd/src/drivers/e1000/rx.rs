@@ -1,0 +1,236 @@
+//! The RX queue: a ring of legacy receive descriptors (SDM 3.2), each holding one mbuf.
+//!
+//! Invariants (`n` descriptors, indices mod `n`):
+//! * every descriptor always has an mbuf posted (`sw[i]` is `Some`) with its buffer IOVA
+//!   in `addr`, except inside `rx_burst` between taking a completed mbuf and posting its
+//!   replacement;
+//! * `next` is the next descriptor to complete; the device owns `[RDH, RDT)` and
+//!   `RDT == next - 1` after every burst, so one descriptor (the one at RDT) is always
+//!   held back and the ring never looks empty to the device when it is full (SDM 3.2.6).
+
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
+
+use super::regs::{self, rxd, RxDesc};
+use super::{Hw, Ring, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use crate::driver::{QueueStats, RxQueueOps};
+use crate::{Error, Result};
+
+/// Descriptors examined per refill batch: the replacement mbufs come from one bulk get.
+const BATCH: usize = 32;
+
+pub(super) struct RxQueue {
+    hw: Arc<Hw>,
+    ring: Ring<RxDesc>,
+    sw: Vec<Option<Mbuf>>,
+    next: u16,
+    pool: PktmbufPool,
+    stats: QueueStats,
+    /// Dropping the rest of a frame that spans descriptors (never with 2048-byte buffers
+    /// and no LPE, but a device may do it).
+    discard: bool,
+    empty_polls: u32,
+    fresh: [Option<Mbuf>; BATCH],
+    hi: [u64; BATCH],
+}
+
+/// Check that every mbuf of `pool` has a buffer whose IOVA range is contiguous and
+/// matches what the EAL records (PA mode: hugepages need not be physically adjacent).
+fn check_pool_iova(pool: &PktmbufPool) -> std::result::Result<(), String> {
+    let mut bad = None;
+    let mp = pool.mempool();
+    let e = mp.eal().clone();
+    mp.obj_iter(|_, obj| {
+        if bad.is_some() {
+            return;
+        }
+        // SAFETY: `obj` is an object of the live pool, i.e. an initialised mbuf header;
+        // we only read fields fixed at pool creation (buffer address, IOVA, length).
+        let h = unsafe { &*obj.as_ptr::<mbuf::MbufHeader>() };
+        let len = u64::from(h.buf_len);
+        if len == 0 {
+            return;
+        }
+        let first = e.virt2iova(h.buf_addr);
+        let last = e.virt2iova(h.buf_addr.add(len - 1));
+        if first != Some(h.buf_iova) || last != Some(h.buf_iova.add(len - 1)) {
+            bad = Some(format!("mbuf buffer at {} (IOVA {}) is not IOVA-contiguous over {len} bytes", h.buf_addr, h.buf_iova));
+        }
+    });
+    bad.map_or(Ok(()), Err)
+}
+
+impl RxQueue {
+    pub(super) fn new(hw: Arc<Hw>, q: u16, nb_desc: u16, pool: &PktmbufPool, stats: QueueStats) -> Result<RxQueue> {
+        let qerr = |why: String| Error::BadQueue { op: "set up", dir: "RX", port: PORT_UNKNOWN, queue: q, why: format!("e1000 {}: {why}", hw.addr) };
+        let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
+        if room < regs::RX_BUF_SIZE {
+            return Err(qerr(format!(
+                "pool '{}' has {room} bytes of data room after the headroom; the device writes up to {} per buffer",
+                pool.mempool().name(),
+                regs::RX_BUF_SIZE
+            )));
+        }
+        if pool.size() < u32::from(nb_desc) + BATCH as u32 {
+            return Err(qerr(format!(
+                "pool '{}' has {} mbufs; {nb_desc} descriptors need at least {}",
+                pool.mempool().name(),
+                pool.size(),
+                u32::from(nb_desc) + BATCH as u32
+            )));
+        }
+        if pool.mempool().eal().iova_mode() == eal::args::IovaMode::Pa {
+            check_pool_iova(pool).map_err(qerr)?;
+        }
+        // Disable receive while the ring changes (a previous queue may have left it on).
+        hw.rctl_update(0, regs::rctl::EN);
+        let ring = Ring::<RxDesc>::new(&hw, nb_desc, "RX ring")?;
+        let mut sw: Vec<Option<Mbuf>> = (0..nb_desc).map(|_| None).collect();
+        Mbuf::alloc_bulk(pool, &mut sw).map_err(|_| {
+            qerr(format!("pool '{}' has fewer than {nb_desc} free mbufs", pool.mempool().name()))
+        })?;
+        for (i, m) in sw.iter().enumerate() {
+            let iova = m.as_ref().map(|m| m.data_iova()).unwrap_or(eal::Iova::BAD);
+            if !iova.is_valid() {
+                return Err(qerr(format!("pool '{}' has mbufs without an IOVA (not DMA memory)", pool.mempool().name())));
+            }
+            ring.write(i as u16, RxDesc { addr: iova.0, ..RxDesc::default() });
+        }
+        // SDM 14.4: base, length, head 0, tail = last descriptor (n - 1 posted).
+        let base = ring.iova().0;
+        hw.wr(regs::RDBAL, base as u32);
+        hw.wr(regs::RDBAH, (base >> 32) as u32);
+        hw.wr(regs::RDLEN, ring.bytes());
+        hw.wr(regs::RDH, 0);
+        // Release: the descriptor writes above are visible before the tail publishes
+        // them (pairs with the device's descriptor fetch after it sees RDT).
+        fence(Ordering::Release);
+        hw.wr(regs::RDT, u32::from(nb_desc - 1));
+        hw.rx_ring.store(true, Ordering::Relaxed);
+        Ok(RxQueue {
+            hw,
+            ring,
+            sw,
+            next: 0,
+            pool: pool.clone(),
+            stats,
+            discard: false,
+            empty_polls: 0,
+            fresh: [const { None }; BATCH],
+            hi: [0; BATCH],
+        })
+    }
+
+    #[inline(always)]
+    fn wrap(&self, i: u32) -> u16 {
+        (i % u32::from(self.ring.n)) as u16
+    }
+
+    #[cold]
+    fn idle_check(&mut self) {
+        self.empty_polls = 0;
+        let _ = self.hw.status(); // marks the device gone on all-ones
+    }
+}
+
+impl RxQueueOps for RxQueue {
+    fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        if self.hw.is_gone() {
+            return 0;
+        }
+        let mut delivered = 0usize;
+        let mut bytes = 0u64;
+        let mut errors = 0u64;
+        let mut refilled = false;
+        while delivered < max {
+            let want = (max - delivered).min(BATCH);
+            // 1. How many descriptors are done (DD), reading each write-back half once.
+            let mut n = 0;
+            while n < want {
+                let i = self.wrap(u32::from(self.next) + n as u32);
+                let hi = self.ring.load_hi(i);
+                if (hi >> 32) as u8 & rxd::STAT_DD == 0 {
+                    break;
+                }
+                self.hi[n] = hi;
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            // 2. Replacements for all of them, or none (the frames then stay in the ring
+            //    and are retried on the next burst).
+            if Mbuf::alloc_bulk(&self.pool, &mut self.fresh[..n]).is_err() {
+                self.stats.add_nombuf(n as u64);
+                break;
+            }
+            // 3. Hand the filled mbufs out, post the fresh ones.
+            for k in 0..n {
+                let i = self.wrap(u32::from(self.next) + k as u32);
+                let hi = self.hi[k];
+                let len = hi as u16;
+                let status = (hi >> 32) as u8;
+                let errs = (hi >> 40) as u8;
+                let fresh = self.fresh[k].take().expect("filled by alloc_bulk");
+                self.ring.write(i, RxDesc { addr: fresh.data_iova().0, ..RxDesc::default() });
+                let Some(mut m) = self.sw[i as usize].replace(fresh) else { continue };
+                let eop = status & rxd::STAT_EOP != 0;
+                if self.discard || !eop || errs & rxd::ERR_FRAME != 0 || len == 0 || len > regs::RX_BUF_SIZE {
+                    // A frame spanning buffers (its pieces up to EOP), a bad frame, or a
+                    // length we cannot trust: drop it, count one error per frame.
+                    if !self.discard {
+                        errors += 1; // pieces after the first belong to a counted frame
+                    }
+                    self.discard = !eop;
+                    drop(m);
+                    continue;
+                }
+                if m.append(len).is_err() {
+                    errors += 1;
+                    continue;
+                }
+                bytes += u64::from(len);
+                out.push(m);
+                delivered += 1;
+            }
+            self.next = self.wrap(u32::from(self.next) + n as u32);
+            refilled = true;
+        }
+        if refilled {
+            // Release: the descriptors posted above are visible before the tail moves
+            // (pairs with the device's descriptor fetch after it sees RDT).
+            fence(Ordering::Release);
+            self.hw.wr(regs::RDT, u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)));
+            self.empty_polls = 0;
+        } else {
+            self.empty_polls += 1;
+            if self.empty_polls >= GONE_CHECK_EVERY {
+                self.idle_check();
+            }
+        }
+        if delivered > 0 {
+            self.stats.add(delivered as u64, bytes);
+        }
+        if errors > 0 {
+            self.stats.add_errors(errors);
+        }
+        delivered
+    }
+}
+
+impl Drop for RxQueue {
+    fn drop(&mut self) {
+        // Stop the receiver before the ring and the posted mbufs are freed (fields drop
+        // after this body). A frame being written when EN clears completes within
+        // microseconds; wait well past that.
+        self.hw.rx_ring.store(false, Ordering::Relaxed);
+        if !self.hw.is_gone() {
+            self.hw.rctl_update(0, regs::rctl::EN);
+            self.hw.wr(regs::RDLEN, 0);
+            let _ = self.hw.rd(regs::STATUS); // flush the posted writes
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}

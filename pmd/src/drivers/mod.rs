@@ -1,0 +1,9 @@
+//! The built-in drivers (private structs; the registry in [`crate::driver`] picks them).
+
+pub mod af_packet;
+pub mod e1000;
+pub mod netif;
+pub mod null;
+pub mod pcap;
+pub mod ring;
+pub mod tap;

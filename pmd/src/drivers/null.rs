@@ -1,0 +1,143 @@
+//! `net_null`: RX makes packets of `size` bytes out of the RX pool (data untouched unless
+//! `copy=1`, which copies a template into each), TX frees (after copying the data out if
+//! `copy=1`). `no-rx=1` makes RX return nothing. As DPDK's null PMD (drivers/net/null).
+
+use mbuf::{Mbuf, PktmbufPool};
+
+use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::{Error, Result, RssHf, RxConf, TxConf, TxOffloads};
+
+pub const DRIVER: VdevDriver = VdevDriver {
+    name: "net_null",
+    aliases: &["eth_null"],
+    keys: &["size", "copy", "no-rx"],
+    create,
+};
+
+/// Largest `size=` (what one 64 KiB mbuf could carry).
+const MAX_SIZE: u64 = 65535 - mbuf::PKTMBUF_HEADROOM as u64;
+const CHUNK: usize = 64;
+
+struct Null {
+    size: u16,
+    copy: bool,
+    no_rx: bool,
+    port: u16,
+}
+
+fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
+    let a = ctx.args;
+    Ok(Box::new(Null {
+        size: a.num("size", 64, 1, MAX_SIZE)? as u16,
+        copy: a.flag("copy")?,
+        no_rx: a.flag("no-rx")?,
+        port: ctx.port_id,
+    }))
+}
+
+impl EthDriver for Null {
+    fn name(&self) -> &'static str {
+        "net_null"
+    }
+
+    fn info(&self) -> DriverInfo {
+        DriverInfo {
+            max_rx_queues: crate::MAX_QUEUES as u16,
+            max_tx_queues: crate::MAX_QUEUES as u16,
+            tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
+            flow_type_rss_offloads: RssHf::all(),
+            ..DriverInfo::default()
+        }
+    }
+
+    fn rx_queue_setup(&mut self, q: u16, _n: u16, _c: &RxConf, pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
+        let room = pool.data_room_size().saturating_sub(mbuf::PKTMBUF_HEADROOM);
+        if room < self.size {
+            return Err(Error::BadQueue {
+                op: "set up",
+                dir: "RX",
+                port: self.port,
+                queue: q,
+                why: format!("packet size {} exceeds the pool's data room of {room} bytes", self.size),
+            });
+        }
+        Ok(Box::new(NullRx {
+            pool: pool.clone(),
+            size: self.size,
+            template: if self.copy { vec![0u8; self.size as usize] } else { Vec::new() },
+            no_rx: self.no_rx,
+            port: self.port,
+            stats,
+        }))
+    }
+
+    fn tx_queue_setup(&mut self, _q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
+        Ok(Box::new(NullTx { copy: self.copy, sink: vec![0u8; self.size as usize], stats }))
+    }
+}
+
+struct NullRx {
+    pool: PktmbufPool,
+    size: u16,
+    /// Data copied into every packet with `copy=1` (empty otherwise).
+    template: Vec<u8>,
+    no_rx: bool,
+    port: u16,
+    stats: QueueStats,
+}
+
+impl RxQueueOps for NullRx {
+    fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        if self.no_rx {
+            return 0;
+        }
+        let mut tmp: [Option<Mbuf>; CHUNK] = [const { None }; CHUNK];
+        let mut done = 0;
+        while done < max {
+            let k = (max - done).min(CHUNK);
+            if Mbuf::alloc_bulk(&self.pool, &mut tmp[..k]).is_err() {
+                self.stats.add_nombuf(k as u64);
+                break;
+            }
+            out.reserve(k);
+            for slot in &mut tmp[..k] {
+                let Some(mut m) = slot.take() else { continue };
+                // Room was checked at setup, the mbuf is fresh: append cannot fail, but
+                // a failure would only leave an empty packet, never a panic.
+                if let Ok(d) = m.append(self.size) {
+                    if !self.template.is_empty() {
+                        d.copy_from_slice(&self.template);
+                    }
+                }
+                m.set_port(self.port);
+                out.push(m);
+            }
+            done += k;
+        }
+        self.stats.add(done as u64, done as u64 * u64::from(self.size));
+        done
+    }
+}
+
+struct NullTx {
+    copy: bool,
+    sink: Vec<u8>,
+    stats: QueueStats,
+}
+
+impl TxQueueOps for NullTx {
+    fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
+        let mut bytes = 0u64;
+        for m in &pkts[..max] {
+            bytes += u64::from(m.pkt_len());
+            if self.copy {
+                let d = m.data();
+                let k = d.len().min(self.sink.len());
+                self.sink[..k].copy_from_slice(&d[..k]);
+            }
+        }
+        Mbuf::free_bulk(pkts.drain(..max));
+        self.stats.add(max as u64, bytes);
+        max
+    }
+}

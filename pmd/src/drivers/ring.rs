@@ -1,0 +1,216 @@
+//! `net_ring`: ports over `ring::Ring<usize>` holding mbuf addresses (EAL virtual
+//! addresses of mbuf headers, valid in every process of the group).
+//!
+//! * `--vdev net_ringN` creates 16 rings `ETH_RXTX<i>_<name>` of 1024 slots, single
+//!   producer / single consumer, and uses ring i for both RX queue i and TX queue i, so
+//!   what a port sends on queue i it receives on queue i. This is DPDK's CREATE mode
+//!   (drivers/net/ring/rte_eth_ring.c, v22.11: `eth_dev_ring_create` passes the same
+//!   `rxtx` array as RX and TX rings). Closing the port frees the packets left in its
+//!   rings and the rings.
+//! * [`eth_from_rings`] makes a port over rings the caller made (DPDK's
+//!   `rte_eth_from_rings`); closing it leaves the rings and their contents alone.
+
+use eal::Eal;
+use mbuf::header::MbufHeader;
+use mbuf::{Mbuf, PktmbufPool};
+use ring::{Ring, RingFlags};
+
+use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::{Error, Result, RxConf, TxConf, TxOffloads};
+
+pub const DRIVER: VdevDriver = VdevDriver { name: "net_ring", aliases: &["eth_ring"], keys: &[], create };
+
+/// Rings a `net_ring` vdev creates (DPDK's `RTE_PMD_RING_MAX_RX_RINGS`).
+pub const VDEV_RINGS: usize = 16;
+/// Slots per ring a vdev creates.
+pub const VDEV_RING_SIZE: u32 = 1024;
+const CHUNK: usize = 64;
+
+struct RingPort {
+    rx: Vec<Ring<usize>>,
+    tx: Vec<Ring<usize>>,
+    /// True if the port created the rings (vdev): it drains and frees them at close.
+    owned: bool,
+    port: u16,
+}
+
+fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
+    let name = &ctx.args.name;
+    let mut rings: Vec<Ring<usize>> = Vec::with_capacity(VDEV_RINGS);
+    for i in 0..VDEV_RINGS {
+        let rn = format!("ETH_RXTX{i}_{name}");
+        // SAFETY: SP/SC: ring i is produced only by TX queue i and consumed only by RX
+        // queue i of this port, each used by one thread at a time (the ethdev queue
+        // claim); the elements are mbuf addresses (usize).
+        let r = unsafe { Ring::<usize>::create(ctx.eal, &rn, VDEV_RING_SIZE, None, RingFlags::SP_ENQ | RingFlags::SC_DEQ) };
+        match r {
+            Ok(r) => rings.push(r),
+            Err(source) => {
+                for r in rings {
+                    // SAFETY: fresh rings nobody else has seen.
+                    let _ = unsafe { r.free() };
+                }
+                return Err(Error::Ring { op: "create", what: rn, source: Box::new(source) });
+            }
+        }
+    }
+    Ok(Box::new(RingPort { rx: rings.clone(), tx: rings, owned: true, port: ctx.port_id }))
+}
+
+/// Make a `net_ring` port named `name` whose RX queue i dequeues from `rx[i]` and TX
+/// queue i enqueues to `tx[i]` (DPDK's `rte_eth_from_rings`). The same ring may appear
+/// in both lists (loopback) or in another port's lists (a pair of ports wired together).
+///
+/// # Safety
+/// Every element anyone puts in these rings is the address of an mbuf header handed
+/// over with [`Mbuf::into_raw`] (the port takes ownership with `Mbuf::from_raw` on RX),
+/// in a pool this process has a handle to; and while the port lives the rings' single
+/// sides (if any) are used only through this port's queues.
+pub unsafe fn eth_from_rings(eal: &Eal, name: &str, rx: &[Ring<usize>], tx: &[Ring<usize>]) -> Result<u16> {
+    if rx.is_empty() && tx.is_empty() {
+        return Err(Error::BadArg { dev: name.into(), key: "rings".into(), value: String::new(), why: "no rings given".into() });
+    }
+    if rx.len() > crate::MAX_QUEUES || tx.len() > crate::MAX_QUEUES {
+        return Err(Error::BadArg {
+            dev: name.into(),
+            key: "rings".into(),
+            value: format!("{}/{}", rx.len(), tx.len()),
+            why: format!("at most {} rings per direction", crate::MAX_QUEUES),
+        });
+    }
+    crate::attach_port(eal, name, |port| {
+        Ok(Box::new(RingPort { rx: rx.to_vec(), tx: tx.to_vec(), owned: false, port }) as Box<dyn EthDriver>)
+    })
+}
+
+impl EthDriver for RingPort {
+    fn name(&self) -> &'static str {
+        "net_ring"
+    }
+
+    fn info(&self) -> DriverInfo {
+        DriverInfo {
+            max_rx_queues: self.rx.len() as u16,
+            max_tx_queues: self.tx.len() as u16,
+            tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
+            max_rx_pktlen: u32::MAX,
+            max_mtu: 65535,
+            ..DriverInfo::default()
+        }
+    }
+
+    fn rx_queue_setup(&mut self, q: u16, _n: u16, _c: &RxConf, _pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
+        let r = self.rx.get(q as usize).cloned().ok_or_else(|| Error::BadQueue {
+            op: "set up",
+            dir: "RX",
+            port: self.port,
+            queue: q,
+            why: "no ring for it".into(),
+        })?;
+        Ok(Box::new(RingRx { r, port: self.port, stats }))
+    }
+
+    fn tx_queue_setup(&mut self, q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
+        let r = self.tx.get(q as usize).cloned().ok_or_else(|| Error::BadQueue {
+            op: "set up",
+            dir: "TX",
+            port: self.port,
+            queue: q,
+            why: "no ring for it".into(),
+        })?;
+        Ok(Box::new(RingTx { r, stats }))
+    }
+
+    fn close(&mut self) {
+        if !self.owned {
+            return;
+        }
+        for r in self.rx.drain(..) {
+            let mut buf = [0usize; CHUNK];
+            loop {
+                let n = r.dequeue_burst(&mut buf).n as usize;
+                if n == 0 {
+                    break;
+                }
+                // SAFETY: our TX put only `into_raw` mbuf addresses in our own rings.
+                Mbuf::free_bulk(buf[..n].iter().map(|&a| unsafe { to_mbuf(a) }));
+            }
+            // SAFETY: every queue (the only other handles) was dropped before close.
+            let _ = unsafe { r.free() };
+        }
+        self.tx.clear();
+    }
+}
+
+/// # Safety
+/// `a` is an mbuf address released with `into_raw` (the `eth_from_rings` contract).
+#[inline(always)]
+unsafe fn to_mbuf(a: usize) -> Mbuf {
+    // SAFETY: forwarded; a non-zero address of a valid header.
+    unsafe { Mbuf::from_raw(std::ptr::NonNull::new_unchecked(a as *mut MbufHeader)) }
+}
+
+struct RingRx {
+    r: Ring<usize>,
+    port: u16,
+    stats: QueueStats,
+}
+
+impl RxQueueOps for RingRx {
+    fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        let mut buf = [0usize; CHUNK];
+        let mut done = 0;
+        let mut bytes = 0u64;
+        while done < max {
+            let k = (max - done).min(CHUNK);
+            let n = self.r.dequeue_burst(&mut buf[..k]).n as usize;
+            out.reserve(n);
+            for &a in &buf[..n] {
+                // SAFETY: ring contents are `into_raw` mbufs (module contract).
+                let mut m = unsafe { to_mbuf(a) };
+                bytes += u64::from(m.pkt_len());
+                m.set_port(self.port);
+                out.push(m);
+            }
+            done += n;
+            if n < k {
+                break;
+            }
+        }
+        self.stats.add(done as u64, bytes);
+        done
+    }
+}
+
+struct RingTx {
+    r: Ring<usize>,
+    stats: QueueStats,
+}
+
+impl TxQueueOps for RingTx {
+    fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
+        let mut buf = [0usize; CHUNK];
+        let mut done = 0;
+        let mut bytes = 0u64;
+        while done < max {
+            let k = (max - done).min(CHUNK);
+            for (b, m) in buf.iter_mut().zip(&pkts[done..done + k]) {
+                *b = m.addr().0 as usize;
+            }
+            let n = self.r.enqueue_burst(&buf[..k]).n as usize;
+            for m in &pkts[done..done + n] {
+                bytes += u64::from(m.pkt_len());
+            }
+            done += n;
+            if n < k {
+                break;
+            }
+        }
+        // The ring owns the first `done` now: release the handles without freeing.
+        for m in pkts.drain(..done) {
+            let _ = m.into_raw();
+        }
+        self.stats.add(done as u64, bytes);
+        done
+    }
+}

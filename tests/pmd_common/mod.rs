@@ -1,0 +1,184 @@
+//! Helpers shared by the `pmd_*` integration tests.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use eal::Eal;
+use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
+
+/// A `--no-huge` EAL with a unique prefix.
+pub fn eal(tag: &str) -> Eal {
+    let argv: Vec<String> = ["test", "--no-huge", "-m", "64", "--file-prefix", &format!("pmd-{tag}-{}", std::process::id()), "-l", "0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Eal::init(&argv).expect("EAL init (--no-huge)").0
+}
+
+pub fn pool(e: &Eal, name: &str, n: u32) -> PktmbufPool {
+    pktmbuf_pool_create(e, name, n, 0, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("pool")
+}
+
+/// An mbuf holding `bytes`.
+pub fn mbuf_of(p: &PktmbufPool, bytes: &[u8]) -> Mbuf {
+    let mut m = Mbuf::alloc(p).expect("alloc");
+    m.append(bytes.len() as u16).expect("room").copy_from_slice(bytes);
+    m
+}
+
+/// All bytes of a packet.
+pub fn bytes_of(m: &Mbuf) -> Vec<u8> {
+    let mut v = Vec::new();
+    for s in m.segments() {
+        v.extend_from_slice(s);
+    }
+    v
+}
+
+/// An Ethernet frame: broadcast destination, source 02:..:src, `ethertype`, then `len`
+/// payload bytes derived from `seed`.
+pub fn frame(ethertype: u16, src: u8, seed: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend([0x02, 0x00, 0x00, 0x00, 0x00, src]);
+    f.extend(ethertype.to_be_bytes());
+    f.extend((0..len).map(|i| seed.wrapping_add(i as u8).wrapping_mul(7)));
+    f
+}
+
+/// Configure `port` with one RX and one TX queue (as asked) and start it.
+pub fn setup(port: u16, p: &PktmbufPool, nrx: u16, ntx: u16) {
+    pmd::configure(port, nrx, ntx, &pmd::EthConf::default()).expect("configure");
+    for q in 0..nrx {
+        pmd::rx_queue_setup(port, q, 512, None, &pmd::RxConf::default(), p).expect("rx setup");
+    }
+    for q in 0..ntx {
+        pmd::tx_queue_setup(port, q, 512, None, &pmd::TxConf::default()).expect("tx setup");
+    }
+    pmd::start(port).expect("start");
+}
+
+/// Poll RX queue 0 of `port` until `want` packets that `keep` accepts arrived or `limit`
+/// passed (a bound, not a timing assertion); other packets are freed.
+pub fn rx_until(port: u16, want: usize, limit: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut v = Vec::new();
+    while got.len() < want && t0.elapsed() < limit {
+        pmd::rx_burst(port, 0, &mut v, 32);
+        for m in v.drain(..) {
+            let b = bytes_of(&m);
+            if keep(&b) {
+                got.push(b);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got
+}
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: plain query.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A private network namespace, deleted on drop (also when the test fails).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// `ip netns add fp-test-<pid>-<tag>`; `None` (with the reason printed) if not root
+    /// or `ip` is missing.
+    pub fn new(tag: &str) -> Option<Netns> {
+        if !is_root() {
+            eprintln!("SKIP: needs root to create a network namespace");
+            return None;
+        }
+        if !have("ip") {
+            eprintln!("SKIP: the `ip` command (iproute2) is missing");
+            return None;
+        }
+        let name = format!("fp-test-{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let o = Command::new("ip").args(["netns", "add", &name]).output().expect("run ip");
+        if !o.status.success() {
+            eprintln!("SKIP: ip netns add failed: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        let ns = Netns { name };
+        ns.sh("ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
+        Some(ns)
+    }
+
+    /// Run a shell command inside the namespace; panics with its stderr if it fails.
+    pub fn sh(&self, cmd: &str) -> Output {
+        let o = Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", cmd]).output().expect("run ip netns exec");
+        assert!(o.status.success(), "`{cmd}` in {} failed: {}", self.name, String::from_utf8_lossy(&o.stderr));
+        o
+    }
+
+    /// Run `f` on a new thread that has entered the namespace (setns CLONE_NEWNET), so
+    /// every socket, TAP device and ioctl it makes lives there.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("open netns file");
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid namespace fd; affects only this thread.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A raw AF_PACKET socket bound to `iface` (in the calling thread's namespace).
+pub struct RawSock(std::os::fd::OwnedFd);
+
+impl RawSock {
+    pub fn bind(iface: &str) -> RawSock {
+        let ctl = pmd::sys::ctl_socket().expect("ctl socket");
+        let idx = pmd::sys::if_index(&ctl, iface).expect("ifindex");
+        let fd = pmd::sys::packet_socket(pmd::sys::ETH_P_ALL).expect("packet socket");
+        pmd::sys::bind_packet(&fd, idx, pmd::sys::ETH_P_ALL).expect("bind");
+        RawSock(fd)
+    }
+
+    pub fn send(&self, b: &[u8]) {
+        use std::os::fd::AsRawFd;
+        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b).expect("send").expect("sent");
+        assert_eq!(n, b.len());
+    }
+
+    /// Frames `keep` accepts, until `want` or `limit`.
+    pub fn recv_until(&self, want: usize, limit: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        use std::os::fd::AsRawFd;
+        let t0 = Instant::now();
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while got.len() < want && t0.elapsed() < limit {
+            if !pmd::sys::poll_in(self.0.as_raw_fd(), 50).expect("poll") {
+                continue;
+            }
+            while let Some(n) = pmd::sys::recv_nb(self.0.as_raw_fd(), &mut buf).expect("recv") {
+                if keep(&buf[..n]) {
+                    got.push(buf[..n].to_vec());
+                }
+            }
+        }
+        got
+    }
+}
