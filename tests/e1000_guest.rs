@@ -10,11 +10,14 @@
 //!   order (checked here);
 //! * the software counters and the hardware counters (GPRC, GORC, GPTC, GOTC, MPC) match
 //!   what moved (checked in the guest, values echoed and re-checked here);
+//! * a chained (two-segment) packet is consumed, dropped and counted in `oerrors`;
+//! * the 256-descriptor rings wrap (200 + 64 frames in on A, 300 out of each NIC) and
+//!   TX reclaims done descriptors as it goes;
 //! * every mbuf is back in its pool after close;
 //! * unbinding a NIC under the running program makes it stop with exit status 3 ("device
 //!   gone"), bursts on the gone port move nothing, and nothing crashes.
 //!
-//! Then forwarding (over UIO): the host sends N frames into NIC A and receives all N out
+//! Then forwarding (over UIO): the host sends N = 600 frames into NIC A and receives all N out
 //! of NIC B with dst 02:00:00:00:00:01 and src = NIC B's MAC, the rest of each frame
 //! unchanged (`fp-e1000test fwd`; `l2fwd` if apps has one, see the report).
 //!
@@ -39,12 +42,12 @@ const S_FOREIGN2: u8 = 4;
 const S_TXA: u8 = 5;
 const S_TXB: u8 = 6;
 const S_FWD: u8 = 7;
-const N_OWN1: u32 = 64;
+const N_OWN1: u32 = 200;
 const N_FOREIGN1: u32 = 32;
 const N_OWN2: u32 = 32;
 const N_FOREIGN2: u32 = 32;
-const N_TX: u32 = 100;
-const N_FWD: u32 = 200;
+const N_TX: u32 = 300;
+const N_FWD: u32 = 600;
 
 /// The frame generator of fp-e1000test (see there): header, seq (u32 LE), stream, then
 /// byte j = seq*7 + j*13 + stream; length 60 + (seq*37 + stream*11) mod 1455.
@@ -185,6 +188,7 @@ fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     assert_eq!(field(&out, "STATS a", "ipackets"), rx_frames);
     assert_eq!(field(&out, "STATS a", "ibytes"), rx_bytes);
     assert_eq!(field(&out, "STATS a", "obytes"), tx_bytes);
+    assert_eq!(field(&out, "STATS a", "oerrors"), 1, "the chained packet is dropped and counted");
     assert_eq!(field(&out, "XSTATS a", "hw_gprc"), rx_frames);
     assert_eq!(field(&out, "XSTATS a", "hw_gorc"), rx_bytes + 4 * rx_frames);
     assert_eq!(field(&out, "XSTATS a", "hw_gptc"), u64::from(N_TX));

@@ -124,7 +124,7 @@ impl ShmLock {
                 continue;
             }
             std::thread::yield_now();
-            if spins % CHECK_EVERY == 0 && cur != 0 && cur != me && !crate::sys::mem::process_exists(cur as i32) {
+            if spins.is_multiple_of(CHECK_EVERY) && cur != 0 && cur != me && !crate::sys::mem::process_exists(cur as i32) {
                 // A2 acquire: the dead holder's last release (if any) is what we build
                 // on; there is no R1 to pair with, see the module doc's caveats.
                 if self.owner.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {

@@ -7,13 +7,14 @@
 //!
 //! [`Eal::init`] (DPDK-style arguments) or [`Eal::init_with`] (parsed [`args::EalArgs`])
 //! runs, in order: argument parsing → runtime directory + primary lock → memory → shared
-//! config → lcores → PCI scan. Any failure unwinds every earlier step: no hugepage files,
+//! config → lcores → PCI scan → IPC (a secondary attaches instead, see [`init`]). Any failure unwinds every earlier step: no hugepage files,
 //! no shm file, no runtime directory are left behind. [`Eal`] is a cheap `Clone` handle
 //! (`Arc` inside) and is `Send + Sync`; when the last handle drops (or on
 //! [`Eal::cleanup`]) workers are joined, memory is unmapped, its files unlinked, and the
 //! runtime directory removed. Several `Eal`s with different `--file-prefix` may live in
 //! one process (tests do this); a second primary with the same prefix, in this process or
-//! another, is refused with [`Error::PrefixInUse`]. The leftovers of a primary that died
+//! another, is refused with [`Error::PrefixInUse`]; a primary that exits while
+//! secondaries are still attached leaves the shared files to them. The leftovers of a primary that died
 //! (SIGKILL) are reclaimed by the next primary with the same prefix, and every primary
 //! also sweeps the runtime directories and memory files of other prefixes whose primary
 //! is dead (their `config` lock is free).
@@ -40,9 +41,20 @@
 //!   version, memseg lists and the files behind them, the memzone table, heap headers,
 //!   the lock. Its only addresses are EAL virtual addresses.
 //!
-//! Lcores, PCI scan results and everything else are per process. Attaching a secondary
-//! process (`--proc-type secondary`) is designed for but not implemented yet: it is
-//! refused with [`Error::Unsupported`].
+//! Lcores, PCI scan results and everything else are per process.
+//!
+//! # Several processes
+//!
+//! DPDK's multi-process model: one primary (`--proc-type primary`, the default) owns
+//! the memory; secondaries (`--proc-type secondary`, or `auto`) attach to the live
+//! primary of the same `--file-prefix`, map its memory at the same addresses, and find
+//! memzones, rings and mempools by name. Shared tables take the process-shared lock in
+//! the config: any process may change them ([`config`]). Secondaries notice the
+//! primary's death ([`Eal::primary_alive`], [`Eal::on_primary_exit`]); a new primary is
+//! refused while secondaries of a dead one still run ([`runtime`]). Processes talk
+//! through named IPC messages with file descriptors ([`mp`]). The contracts are in
+//! [`init`] (attach sequence, lcores of several processes), [`config`], [`runtime`],
+//! [`memory`] and [`mp`].
 //!
 //! # Memory model
 //!
@@ -71,7 +83,7 @@ pub mod timer;
 pub use addr::{Iova, VirtAddr};
 pub use error::{Error, Result};
 pub use heap::HeapStats;
-pub use init::{Eal, EalOptions};
+pub use init::{Eal, EalOptions, ProcInfo};
 pub use memory::Memseg;
 pub use memzone::{Memzone, MemzoneFlags};
 

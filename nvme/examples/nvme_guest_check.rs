@@ -400,7 +400,7 @@ fn check(eal: &Eal, addr: &str, serial: &str, ns1_bytes: &str, ns2_bytes: &str) 
             let va = bufs[slot].va();
             // SAFETY: `bufs` outlives the loop, and slot `slot` is not reused until its
             // completion is seen (at most `depth` in flight, round robin).
-            unsafe { qp.read_raw(&n1, (submitted as u64 * 8) % 100_000, 8, va, Done::Tag(slot as u64)) }
+            unsafe { qp.read_raw(&n1, (submitted as u64 * 8) % (n1.size_blocks - 8), 8, va, Done::Tag(slot as u64)) }
                 .map_err(|e| format!("raw read: {e}"))?;
             submitted += 1;
         }

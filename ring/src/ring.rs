@@ -464,21 +464,24 @@ impl<T: Copy> Ring<T> {
             me.cached.store(u64::from(t), Ordering::Relaxed);
             avail = self.avail::<PROD>(head, t);
         }
-        let n = take(avail, n, b);
-        if n != 0 {
-            // Relaxed: read back only by this thread (and dump).
-            me.head.store(pack(head.wrapping_add(n), 0), Ordering::Relaxed);
-        }
-        Claim { old: head, n, avail }
+        // The head word is not moved here: between the head and the tail move nobody but
+        // this thread may use the side (single contract), and nobody reads a single
+        // side's head in that window (the other side reads only tails; `dump` is a
+        // snapshot). `tail_single` moves head and tail together, so one store per word
+        // per operation, and a peek/zero-copy reservation that commits fewer slots than
+        // it claimed needs nothing undone.
+        Claim { old: head, n: take(avail, n, b), avail }
     }
 
     #[inline(always)]
     fn tail_single(&self, me: &HeadTail, old: u32, n: u32) {
-        let new = old.wrapping_add(n);
-        // Relaxed: single writer (see head_single); also undoes a longer peek reservation.
-        me.head.store(pack(new, 0), Ordering::Relaxed);
+        let new = pack(old.wrapping_add(n), 0);
+        // Relaxed: single writer (see head_single); read back by this thread, and by the
+        // multi paths of this side only after whatever ordered them after this call
+        // (the single contract).
+        me.head.store(new, Ordering::Relaxed);
         // R1: pairs with A1 on the other side.
-        me.tail.store(pack(new, 0), Ordering::Release);
+        me.tail.store(new, Ordering::Release);
     }
 
     #[inline(always)]
@@ -652,7 +655,10 @@ impl<T: Copy> Ring<T> {
         // claim makes these slots ours; `src` is caller memory holding n values, which
         // cannot overlap slots we own.
         unsafe {
-            if idx + n <= self.size {
+            // `mask + 1` (== size) in usize rather than `size`: the compiler knows
+            // `idx <= mask` and nothing overflows, so a constant `n == 1` (single-object
+            // calls) compiles to no wrap check at all.
+            if idx as usize + n as usize <= self.mask as usize + 1 {
                 copy_run(src, dst.add(idx as usize), n as usize);
             } else {
                 let first = (self.size - idx) as usize;
@@ -672,7 +678,7 @@ impl<T: Copy> Ring<T> {
         let src = self.slots.as_ptr();
         // SAFETY: as in write_slots, with the roles reversed.
         unsafe {
-            if idx + n <= self.size {
+            if idx as usize + n as usize <= self.mask as usize + 1 {
                 copy_run(src.add(idx as usize), dst, n as usize);
             } else {
                 let first = (self.size - idx) as usize;

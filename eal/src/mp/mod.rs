@@ -6,9 +6,9 @@
 //! Every process of a group binds one Unix `SOCK_DGRAM` socket in the runtime directory
 //! ([`crate::runtime`]): the primary `mp_socket`, each secondary `mp_socket_<pid>`. A
 //! background thread per process (`fp-mp`) receives on it and dispatches. Sockets are
-//! removed when the EAL is torn down; a secondary's socket left by a crash is removed by
-//! the primary the first time a send to it is refused and its pid is dead (and by the
-//! next primary's start-up clean-up).
+//! removed when the EAL is torn down; a secondary's socket left behind (a crash, or an
+//! EAL that was never torn down) is removed by the primary when it lists its peers and
+//! the pid is dead (and by the next primary's start-up clean-up).
 //!
 //! # Messages
 //!
