@@ -335,6 +335,10 @@ impl Shared {
         if self.gone.load(Ordering::Acquire) {
             return Err(self.gone_error());
         }
+        if let Err(e) = self.hw.dev.check_alive() {
+            self.mark_gone(&e.to_string());
+            return Err(self.gone_error());
+        }
         self.state.store(STATE_RESETTING, Ordering::Release);
         // R2: publishes "the device queues are gone"; pairs with A2 in QPair::sync.
         self.generation.fetch_add(1, Ordering::AcqRel);

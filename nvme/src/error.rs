@@ -214,7 +214,8 @@ mod tests {
 
     #[test]
     fn status_decoding() {
-        let cases: [(u8, u8, fn(&Error) -> bool); 9] = [
+        type Case = (u8, u8, fn(&Error) -> bool);
+        let cases: [Case; 9] = [
             (0, 0x80, |e| matches!(e, Error::LbaOutOfRange { .. })),
             (0, 0x02, |e| matches!(e, Error::InvalidField { .. })),
             (0, 0x01, |e| matches!(e, Error::InvalidOpcode { .. })),

@@ -268,11 +268,16 @@ impl KernelDev {
                 a.pending.push(p);
             }
             Inner::Psync(done) => {
-                // SAFETY: caller contract: the buffer is valid for `len` bytes and ours.
                 let r = if write {
-                    sys::pwrite(self.file.as_fd(), unsafe { std::slice::from_raw_parts(buf, len) }, off)
+                    // SAFETY: caller contract: the buffer is valid for `len` bytes and not
+                    // written by anyone while the request is outstanding.
+                    let b = unsafe { std::slice::from_raw_parts(buf, len) };
+                    sys::pwrite(self.file.as_fd(), b, off)
                 } else {
-                    sys::pread(self.file.as_fd(), unsafe { std::slice::from_raw_parts_mut(buf, len) }, off)
+                    // SAFETY: caller contract: valid for `len` bytes and untouched until
+                    // reaped, so this is the only reference.
+                    let b = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+                    sys::pread(self.file.as_fd(), b, off)
                 };
                 done.push((tag, r.map(|n| n as i64).unwrap_or(-1)));
             }

@@ -243,7 +243,7 @@ impl QPair {
         buf: IoBuf,
         cb: impl FnOnce(Result<Completion>, IoBuf) + Send + 'static,
     ) -> std::result::Result<(), Rejected> {
-        if buf.len() as u64 % ns.block_size != 0 {
+        if !(buf.len() as u64).is_multiple_of(ns.block_size) {
             let error = Error::BadBuffer {
                 why: format!("{} bytes is not a multiple of namespace {}'s {}-byte blocks", buf.len(), ns.id, ns.block_size),
             };
@@ -418,11 +418,14 @@ impl QPair {
             Err(_) => return,
         };
         let mut gone = None;
-        if v == u32::MAX {
-            gone = Some(match sh.hw.dev.check_alive() {
-                Err(e) => e.to_string(),
-                Ok(()) => "CSTS reads all-ones".to_string(),
-            });
+        if v == u32::MAX || v & csts::CFS != 0 {
+            // All-ones, or a fatal status (what a device shows when it is unbound under
+            // us and loses bus mastering): ask the kernel before resetting anything.
+            match sh.hw.dev.check_alive() {
+                Err(e) => gone = Some(e.to_string()),
+                Ok(()) if v == u32::MAX => gone = Some("CSTS reads all-ones".to_string()),
+                Ok(()) => {}
+            }
         } else if now >= self.next_alive {
             self.next_alive = now + self.alive_ticks;
             if let Err(e) = sh.hw.dev.check_alive() {

@@ -692,8 +692,33 @@ impl<T: Copy> Ring<T> {
     // The two generic operations every entry point funnels into.
     // ------------------------------------------------------------------------------
 
+    /// One dispatch on the mode per call, into a body specialised for that mode (`M` is
+    /// a [`SyncMode`] as `u8`), so the head move, the copy and the tail move of one mode
+    /// are straight-line code rather than two matches with all four protocols
+    /// interleaved in between.
     #[inline(always)]
     fn enq(&self, mode: SyncMode, src: *const T, n: u32, b: Behavior) -> Enqueued {
+        match mode {
+            SyncMode::Single => self.enq_m::<{ SyncMode::Single as u8 }>(src, n, b),
+            SyncMode::Multi => self.enq_m::<{ SyncMode::Multi as u8 }>(src, n, b),
+            SyncMode::Rts => self.enq_m::<{ SyncMode::Rts as u8 }>(src, n, b),
+            SyncMode::Hts => self.enq_m::<{ SyncMode::Hts as u8 }>(src, n, b),
+        }
+    }
+
+    #[inline(always)]
+    fn deq(&self, mode: SyncMode, dst: *mut T, n: u32, b: Behavior) -> Dequeued {
+        match mode {
+            SyncMode::Single => self.deq_m::<{ SyncMode::Single as u8 }>(dst, n, b),
+            SyncMode::Multi => self.deq_m::<{ SyncMode::Multi as u8 }>(dst, n, b),
+            SyncMode::Rts => self.deq_m::<{ SyncMode::Rts as u8 }>(dst, n, b),
+            SyncMode::Hts => self.deq_m::<{ SyncMode::Hts as u8 }>(dst, n, b),
+        }
+    }
+
+    #[inline(always)]
+    fn enq_m<const M: u8>(&self, src: *const T, n: u32, b: Behavior) -> Enqueued {
+        let mode = mode_of(M);
         let c = self.head::<true>(mode, n, b);
         if c.n == 0 {
             return Enqueued { n: 0, free_space: c.avail };
@@ -705,7 +730,8 @@ impl<T: Copy> Ring<T> {
     }
 
     #[inline(always)]
-    fn deq(&self, mode: SyncMode, dst: *mut T, n: u32, b: Behavior) -> Dequeued {
+    fn deq_m<const M: u8>(&self, dst: *mut T, n: u32, b: Behavior) -> Dequeued {
+        let mode = mode_of(M);
         let c = self.head::<false>(mode, n, b);
         if c.n == 0 {
             return Dequeued { n: 0, available: c.avail };
@@ -1171,38 +1197,46 @@ impl<T: Copy> ZcDequeue<'_, T> {
     }
 }
 
-/// Copy `n` elements. Short runs (the common burst sizes) are copied by an unrolled
-/// loop, which beats a call into `memcpy` for a few dozen bytes; long runs use
-/// `copy_nonoverlapping`.
+/// Copy `n` elements. Short runs (the common burst sizes) are copied in blocks of four
+/// elements and a 0..=3 element rest, all fixed-size copies, which the compiler turns into
+/// plain (vector) loads and stores (no call into `memcpy`, no spills); long runs use
+/// one `copy_nonoverlapping`.
 ///
 /// # Safety
 /// `src` is valid for `n` reads, `dst` for `n` writes, and they do not overlap.
 #[inline(always)]
 unsafe fn copy_run<T: Copy>(src: *const T, dst: *mut T, n: usize) {
-    // SAFETY: forwarded from the caller; every index below is < n.
+    // SAFETY: forwarded from the caller; every block below lies inside 0..n.
     unsafe {
         if n == 1 {
             dst.write(src.read());
         } else if n * size_of::<T>() <= 256 {
+            let blocks = n & !3;
             let mut i = 0;
-            while i + 4 <= n {
-                let a = src.add(i).read();
-                let b = src.add(i + 1).read();
-                let c = src.add(i + 2).read();
-                let d = src.add(i + 3).read();
-                dst.add(i).write(a);
-                dst.add(i + 1).write(b);
-                dst.add(i + 2).write(c);
-                dst.add(i + 3).write(d);
+            while i < blocks {
+                ptr::copy_nonoverlapping(src.add(i), dst.add(i), 4);
                 i += 4;
             }
-            while i < n {
-                dst.add(i).write(src.add(i).read());
-                i += 1;
+            match n & 3 {
+                3 => ptr::copy_nonoverlapping(src.add(i), dst.add(i), 3),
+                2 => ptr::copy_nonoverlapping(src.add(i), dst.add(i), 2),
+                1 => ptr::copy_nonoverlapping(src.add(i), dst.add(i), 1),
+                _ => {}
             }
         } else {
             ptr::copy_nonoverlapping(src, dst, n);
         }
+    }
+}
+
+/// The [`SyncMode`] a const `M` of `enq_m`/`deq_m` stands for (folds at compile time).
+#[inline(always)]
+const fn mode_of(m: u8) -> SyncMode {
+    match m {
+        x if x == SyncMode::Single as u8 => SyncMode::Single,
+        x if x == SyncMode::Multi as u8 => SyncMode::Multi,
+        x if x == SyncMode::Rts as u8 => SyncMode::Rts,
+        _ => SyncMode::Hts,
     }
 }
 

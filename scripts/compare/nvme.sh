@@ -21,6 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SECS=${1:-5}
 die() { echo "nvme.sh: $*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is needed to build the table (apt-get install -y python3)"
@@ -62,7 +63,7 @@ EOF
 LOG=$TMP/console.log
 echo "nvme.sh: booting the guest (fio and nvme-perf, ${SECS} s per run)" >&2
 set +e
-testbed/run.sh --no-build --nvme-img "$TMP/ns1.img" --bin "$(command -v fio)" --bin "$ROOT/target/release/nvme-perf" \
+testbed/run.sh --no-build --nvme-img "$TMP/ns1.img" --bin "$(command -v fio)" --bin "$TARGET/release/nvme-perf" \
     --bin "$TMP/guest.sh" --timeout 900 --log "$LOG" -- "sh /fp/bin/guest.sh" >/dev/null 2>"$TMP/run.err"
 rc=$?
 set -e

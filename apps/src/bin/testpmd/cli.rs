@@ -36,7 +36,6 @@ Commands (testpmd's names):
   show port stats all|N         NIC statistics and throughput since the last show
   clear port stats all|N        reset the NIC statistics
   show fwd stats all            forward statistics (per stream, port, accumulated)
-  clear fwd stats all           reset the forward statistics of the running session's base
   show config fwd               the forwarding configuration (streams per lcore)
   set fwd MODE                  io|mac|macswap|rxonly|txonly|csum|flowgen
   set burst N                   packets per burst (1..=512)
@@ -280,10 +279,6 @@ fn clear(app: &mut App, w: &[&str]) -> Flow {
                     Err(e) => println!("{e}"),
                 }
             }
-        }
-        ["fwd", "stats", "all"] => {
-            app.last = None;
-            println!("Forward statistics cleared");
         }
         _ => return bad("clear port stats all|PORT"),
     }

@@ -55,11 +55,6 @@ impl Mode {
     pub fn names() -> String {
         Mode::ALL.map(|m| m.name()).join("|")
     }
-
-    /// True if the mode makes its own packets.
-    pub fn generates(self) -> bool {
-        matches!(self, Mode::TxOnly | Mode::FlowGen)
-    }
 }
 
 /// Counters of one stream, on a cache line of their own.

@@ -39,6 +39,7 @@ pub fn quit_requested() -> bool {
 }
 
 /// Ask the pollers to stop as a signal would (e.g. on a run-time or packet limit).
+#[allow(dead_code)] // used by l2fwd, which includes this file too
 pub fn request_quit() {
     QUIT.store(true, Ordering::Relaxed);
 }
