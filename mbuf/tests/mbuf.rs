@@ -133,6 +133,41 @@ fn alloc_until_empty_and_bulk_all_or_nothing() {
 }
 
 #[test]
+fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
+    let e = eal("bulkinto");
+    // data room 512 - 128 headroom = 384 bytes usable
+    let p = pktmbuf_pool_create(&e, "bulkinto", 150, 0, 0, 512, None).unwrap();
+    let mut out: Vec<Mbuf> = vec![filled(&p, &[7; 10])];
+    // more than one internal chunk (64)
+    Mbuf::alloc_bulk_into(&p, &mut out, 100, 60, 3).unwrap();
+    assert_eq!(out.len(), 101);
+    assert_eq!((out[0].pkt_len(), out[0].data()[0]), (10, 7), "existing entries untouched");
+    for m in &out[1..] {
+        assert_eq!((m.pkt_len(), m.data_len(), m.nb_segs(), m.port()), (60, 60, 1, 3));
+        assert_eq!(m.headroom(), mbuf::PKTMBUF_HEADROOM);
+        assert_eq!(m.data().len(), 60);
+    }
+    assert_eq!(p.avail_count(), 49);
+    // too long for the room: refused before taking anything
+    assert!(matches!(
+        Mbuf::alloc_bulk_into(&p, &mut out, 1, 385, 0),
+        Err(Error::NoTailroom { need: 385, have: 384 })
+    ));
+    // pool short by one: nothing appended, nothing kept
+    assert!(matches!(
+        Mbuf::alloc_bulk_into(&p, &mut out, 50, 1, 0),
+        Err(Error::NoMbufs { n: 50 })
+    ));
+    assert_eq!(out.len(), 101);
+    assert_eq!(p.avail_count(), 49, "a failed bulk leaves nothing allocated");
+    Mbuf::alloc_bulk_into(&p, &mut out, 49, 384, 0).unwrap();
+    assert_eq!(p.avail_count(), 0);
+    Mbuf::free_bulk(out);
+    assert_eq!(p.avail_count(), 150);
+    p.free().unwrap();
+}
+
+#[test]
 fn chains_linearize_and_every_segment_returns() {
     let e = eal("chains");
     let p = pktmbuf_pool_create(&e, "chains", 64, 8, 0, 256, None).unwrap();

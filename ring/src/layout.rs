@@ -25,6 +25,9 @@
 //! | Rts    | `pos << 32 \| count`   | `pos << 32 \| count`                  |
 //! | Hts    | unused (0)             | `tail_pos << 32 \| head_pos` (one word)|
 //!
+//! A single side stores head and tail together when its operation ends (head == tail
+//! between operations; the claim in between lives in the calling thread only).
+//!
 //! Invariant (all modes, at any instant): `cons.tail <= cons.head <= prod.tail <=
 //! prod.head <= cons.tail + capacity`, in wrapping arithmetic.
 

@@ -64,10 +64,14 @@ LOG=$TMP/console.log
 echo "nvme.sh: booting the guest (fio and nvme-perf, ${SECS} s per run)" >&2
 set +e
 testbed/run.sh --no-build --nvme-img "$TMP/ns1.img" --bin "$(command -v fio)" --bin "$TARGET/release/nvme-perf" \
-    --bin "$TMP/guest.sh" --timeout 900 --log "$LOG" -- "sh /fp/bin/guest.sh" >/dev/null 2>"$TMP/run.err"
+    --timeout 900 --log "$LOG" -- "$(cat "$TMP/guest.sh")" >/dev/null 2>"$TMP/run.err"
 rc=$?
 set -e
-grep -q "@@BENCH end" "$LOG" || { cat "$TMP/run.err" >&2; tail -40 "$LOG" >&2; die "the guest run did not finish (run.sh status $rc)"; }
+if ! grep -q "@@BENCH end" "$LOG" 2>/dev/null; then
+    cat "$TMP/run.err" >&2
+    [ -f "$LOG" ] && tail -40 "$LOG" >&2
+    die "the guest run did not finish (run.sh status $rc)"
+fi
 
 python3 - "$LOG" <<'PY'
 import json, re, sys

@@ -265,7 +265,7 @@ impl Stats {
 
 /// One target a worker drives.
 enum Target {
-    Pcie { qp: QPair, ns: Namespace, addr: String },
+    Pcie { qp: Box<QPair>, ns: Namespace, addr: String },
     Kernel(KernelDev),
 }
 
@@ -407,8 +407,7 @@ fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
                 continue;
             }
             if !stop {
-                for i in 0..done_slots.len() {
-                    let s = done_slots[i];
+                for &s in done_slots.iter() {
                     if let Err(e) = submit_one(w, s, a) {
                         if matches!(e, Error::DeviceGone { .. }) {
                             w.stats.gone = true;
@@ -532,7 +531,7 @@ fn main() -> ExitCode {
         for (addr, c, want) in &ctrlrs {
             for ns in c.namespaces() {
                 if want.is_none_or(|w| w == ns.id) {
-                    if a.io_size as u64 % ns.block_size != 0 {
+                    if !(a.io_size as u64).is_multiple_of(ns.block_size) {
                         eprintln!("nvme-perf: -o {} is not a multiple of NSID {}'s {}-byte blocks", a.io_size, ns.id, ns.block_size);
                         return ExitCode::from(2);
                     }
@@ -575,7 +574,7 @@ fn main() -> ExitCode {
                         let cmds = (a2.io_size as u64).div_ceil(c.max_transfer()) as usize;
                         let size = (a2.depth * cmds + 1).min(4096) as u16;
                         match c.alloc_io_qpair(QPairOptions { size, ..Default::default() }) {
-                            Ok(qp) => Target::Pcie { qp, ns, addr },
+                            Ok(qp) => Target::Pcie { qp: Box::new(qp), ns, addr },
                             Err(e) => {
                                 eprintln!("nvme-perf: lcore {l}: {e}");
                                 return 1;
@@ -672,7 +671,7 @@ fn report(all: &[Stats], a: &Args) {
         let secs = (s.elapsed_tsc as f64 / hz).max(1e-9);
         let iops = s.ios as f64 / secs;
         let mib = s.bytes as f64 / secs / (1 << 20) as f64;
-        let avg = if s.ios > 0 { us(s.lat_sum / s.ios) } else { 0.0 };
+        let avg = s.lat_sum.checked_div(s.ios).map_or(0.0, us);
         let min = if s.ios > 0 { us(s.lat_min) } else { 0.0 };
         let label = format!("{} from core {:>2}", s.name, s.core);
         println!("{label:<55}: {iops:>10.2} {mib:>10.2} {avg:>10.2} {min:>10.2} {:>10.2}", us(s.lat_max));
@@ -690,7 +689,7 @@ fn report(all: &[Stats], a: &Args) {
         cores.insert(s.core);
     }
     println!("========================================================");
-    let avg = if t_ios > 0 { us(t_lat / t_ios) } else { 0.0 };
+    let avg = t_lat.checked_div(t_ios).map_or(0.0, us);
     let min = if t_ios > 0 { us(t_min) } else { 0.0 };
     println!("{:<55}: {t_iops:>10.2} {t_mib:>10.2} {avg:>10.2} {min:>10.2} {:>10.2}", "Total", us(t_max));
     // Each worker's thread CPU time was split evenly over its targets; summing over the

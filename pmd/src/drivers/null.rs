@@ -91,26 +91,22 @@ impl RxQueueOps for NullRx {
         if self.no_rx {
             return 0;
         }
-        let mut tmp: [Option<Mbuf>; CHUNK] = [const { None }; CHUNK];
         let mut done = 0;
         while done < max {
             let k = (max - done).min(CHUNK);
-            if Mbuf::alloc_bulk(&self.pool, &mut tmp[..k]).is_err() {
+            let start = out.len();
+            // Room was checked at setup, so only an empty pool fails here.
+            if Mbuf::alloc_bulk_into(&self.pool, out, k, self.size, self.port).is_err() {
                 self.stats.add_nombuf(k as u64);
                 break;
             }
-            out.reserve(k);
-            for slot in &mut tmp[..k] {
-                let Some(mut m) = slot.take() else { continue };
-                // Room was checked at setup, the mbuf is fresh: append cannot fail, but
-                // a failure would only leave an empty packet, never a panic.
-                if let Ok(d) = m.append(self.size) {
-                    if !self.template.is_empty() {
+            if !self.template.is_empty() {
+                for m in &mut out[start..] {
+                    // A fresh mbuf is never shared; `None` would only leave the data as it is.
+                    if let Some(d) = m.try_data_mut() {
                         d.copy_from_slice(&self.template);
                     }
                 }
-                m.set_port(self.port);
-                out.push(m);
             }
             done += k;
         }
