@@ -1,0 +1,316 @@
+//! Helpers for the testpmd and l2fwd end-to-end tests: a child process whose output is
+//! collected on a thread (stdin piped for the interactive tests), a private network
+//! namespace deleted on drop, a raw AF_PACKET socket, kernel interface counters.
+//! Every wait is a hang guard with a generous bound, never a timing assertion.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const GUARD: Duration = Duration::from_secs(60);
+
+pub fn testpmd() -> &'static str {
+    env!("CARGO_BIN_EXE_testpmd")
+}
+
+pub fn l2fwd() -> &'static str {
+    env!("CARGO_BIN_EXE_l2fwd")
+}
+
+pub fn prefix(tag: &str) -> String {
+    format!("t-{tag}-{}", std::process::id())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: plain query.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
+}
+
+/// A running child with its stdout (and stderr) gathered into one string.
+pub struct Proc {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<String>>,
+    sync: u32,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let out = Arc::new(Mutex::new(String::new()));
+        let so = child.stdout.take().unwrap();
+        let o2 = out.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(so).lines().map_while(Result::ok) {
+                let mut g = o2.lock().unwrap();
+                g.push_str(&l);
+                g.push('\n');
+            }
+        });
+        let se = child.stderr.take().unwrap();
+        let o3 = out.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(se).lines().map_while(Result::ok) {
+                let mut g = o3.lock().unwrap();
+                g.push_str("[stderr] ");
+                g.push_str(&l);
+                g.push('\n');
+            }
+        });
+        let stdin = child.stdin.take();
+        Proc { child, stdin, out, sync: 0 }
+    }
+
+    pub fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Wait until the output contains `pat`; panics with the output after `limit`.
+    pub fn wait_for(&self, pat: &str, limit: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let o = self.output();
+            if o.contains(pat) {
+                return o;
+            }
+            if t0.elapsed() > limit {
+                panic!("no '{pat}' within {limit:?}; output so far:\n{o}");
+            }
+            if let Ok(Some(st)) = self.child_status() {
+                // exited: one last look
+                let o = self.output();
+                if o.contains(pat) {
+                    return o;
+                }
+                panic!("process exited ({st}) without printing '{pat}':\n{o}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn child_status(&self) -> std::io::Result<Option<ExitStatus>> {
+        // `try_wait` needs `&mut self`; an exited, unreaped child is a zombie ('Z' in
+        // /proc/PID/stat), which is all this needs to know.
+        let p = format!("/proc/{}/stat", self.child.id());
+        match std::fs::read_to_string(p) {
+            Ok(s) if s.split_whitespace().nth(2) == Some("Z") => Ok(Some(ExitStatus::default())),
+            Ok(_) => Ok(None),
+            Err(_) => Ok(Some(ExitStatus::default())),
+        }
+    }
+
+    /// Send one command line and wait until it has been processed; returns the output
+    /// it produced (testpmd echoes each piped line after its prompt; a comment line
+    /// after the command marks its end).
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.sync += 1;
+        let marker = format!("# sync {}", self.sync);
+        let before = self.output().len();
+        let w = self.stdin.as_mut().expect("stdin open");
+        writeln!(w, "{line}\n{marker}").expect("write to testpmd");
+        w.flush().unwrap();
+        let o = self.wait_for(&format!("testpmd> {marker}\n"), GUARD);
+        let start = o[before..].find(&format!("testpmd> {line}\n")).map(|i| before + i).unwrap_or(before);
+        let end = o.rfind(&format!("testpmd> {marker}")).unwrap();
+        o[start..end].to_string()
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: a pid of our own child, which has not been reaped yet.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Wait for exit (killing it after `limit`); returns the status and all output.
+    pub fn finish(mut self, limit: Duration) -> (ExitStatus, String) {
+        self.stdin = None;
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                // let the reader threads drain the pipes
+                std::thread::sleep(Duration::from_millis(100));
+                return (st, self.output());
+            }
+            if t0.elapsed() > limit {
+                let _ = self.child.kill();
+                let st = self.child.wait().expect("wait");
+                panic!("process did not exit within {limit:?} ({st}); output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The numbers after `key` in `text`, in order (`key: N` or `key N`).
+pub fn numbers_after(text: &str, key: &str) -> Vec<u64> {
+    let mut v = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(key) {
+        rest = &rest[i + key.len()..];
+        let t = rest.trim_start_matches([':', ' ']);
+        let n: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if let Ok(x) = n.parse() {
+            v.push(x);
+        }
+    }
+    v
+}
+
+/// A private network namespace, deleted on drop (also when the test fails).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// `None` (with the reason printed) if not root or `ip` is missing.
+    pub fn new(tag: &str) -> Option<Netns> {
+        if !is_root() {
+            eprintln!("SKIP: needs root to create a network namespace");
+            return None;
+        }
+        if !have("ip") {
+            eprintln!("SKIP: the `ip` command (iproute2) is missing");
+            return None;
+        }
+        let name = format!("fp-app-{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let o = Command::new("ip").args(["netns", "add", &name]).output().expect("run ip");
+        if !o.status.success() {
+            eprintln!("SKIP: ip netns add failed: {}", String::from_utf8_lossy(&o.stderr));
+            return None;
+        }
+        let ns = Netns { name };
+        // No IPv6 on interfaces made from now on: no router solicitations or DAD noise.
+        ns.sh("ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
+        Some(ns)
+    }
+
+    pub fn sh(&self, cmd: &str) -> Output {
+        let o = Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", cmd]).output().expect("run ip netns exec");
+        assert!(o.status.success(), "`{cmd}` in {} failed: {}", self.name, String::from_utf8_lossy(&o.stderr));
+        o
+    }
+
+    /// A veth pair `a`<->`b`, both up.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.sh(&format!("ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"));
+    }
+
+    pub fn mac(&self, ifname: &str) -> [u8; 6] {
+        let o = self.sh(&format!("cat /sys/class/net/{ifname}/address"));
+        let s = String::from_utf8_lossy(&o.stdout);
+        let mut m = [0u8; 6];
+        for (b, p) in m.iter_mut().zip(s.trim().split(':')) {
+            *b = u8::from_str_radix(p, 16).expect("mac byte");
+        }
+        m
+    }
+
+    /// A kernel interface counter (`/sys/class/net/IF/statistics/NAME`).
+    pub fn counter(&self, ifname: &str, name: &str) -> u64 {
+        let o = self.sh(&format!("cat /sys/class/net/{ifname}/statistics/{name}"));
+        String::from_utf8_lossy(&o.stdout).trim().parse().expect("counter")
+    }
+
+    /// A command run inside the namespace (`ip netns exec NS prog args...`).
+    pub fn command(&self, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, prog]);
+        c
+    }
+
+    /// Run `f` on a thread that has entered the namespace.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("open netns file");
+            // SAFETY: a valid namespace fd; affects only this thread.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A raw AF_PACKET socket bound to an interface of the calling thread's namespace.
+pub struct RawSock(OwnedFd);
+
+impl RawSock {
+    pub fn bind(iface: &str) -> RawSock {
+        let ctl = pmd::sys::ctl_socket().expect("ctl socket");
+        let idx = pmd::sys::if_index(&ctl, iface).expect("ifindex");
+        let fd = pmd::sys::packet_socket(pmd::sys::ETH_P_ALL).expect("packet socket");
+        pmd::sys::bind_packet(&fd, idx, pmd::sys::ETH_P_ALL).expect("bind");
+        RawSock(fd)
+    }
+
+    pub fn send(&self, b: &[u8]) {
+        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b).expect("send").expect("sent");
+        assert_eq!(n, b.len());
+    }
+
+    /// Frames `keep` accepts, until `want` of them or `limit`.
+    pub fn recv_until(&self, want: usize, limit: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        let t0 = Instant::now();
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while got.len() < want && t0.elapsed() < limit {
+            if !pmd::sys::poll_in(self.0.as_raw_fd(), 50).expect("poll") {
+                continue;
+            }
+            while let Some(n) = pmd::sys::recv_nb(self.0.as_raw_fd(), &mut buf).expect("recv") {
+                if keep(&buf[..n]) {
+                    got.push(buf[..n].to_vec());
+                }
+            }
+        }
+        got
+    }
+}
+
+/// Internet checksum (RFC 1071), written independently of testpmd's.
+pub fn inet_sum(chunks: &[&[u8]]) -> u16 {
+    let mut s: u32 = 0;
+    let mut bytes = chunks.iter().flat_map(|c| c.iter().copied());
+    loop {
+        match (bytes.next(), bytes.next()) {
+            (Some(a), Some(b)) => s += u32::from(u16::from_be_bytes([a, b])),
+            (Some(a), None) => {
+                s += u32::from(a) << 8;
+                break;
+            }
+            _ => break,
+        }
+    }
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
