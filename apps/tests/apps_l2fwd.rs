@@ -23,7 +23,8 @@ fn frame(seq: u32, len: usize) -> Vec<u8> {
 }
 
 fn ours(b: &[u8]) -> Option<u32> {
-    (b.len() >= 26 && b[12..14] == ETHERTYPE.to_be_bytes() && &b[14..22] == MARK).then(|| u32::from_be_bytes([b[22], b[23], b[24], b[25]]))
+    (b.len() >= 26 && b[12..14] == ETHERTYPE.to_be_bytes() && &b[14..22] == MARK)
+        .then(|| u32::from_be_bytes([b[22], b[23], b[24], b[25]]))
 }
 
 /// "Packets sent/received/dropped" of `port` in the last statistics table of `out`.
@@ -73,7 +74,7 @@ fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
     l2.signal(libc::SIGINT);
     let (st, out) = l2.finish(GUARD);
 
-    assert_eq!(got.len(), N as usize, "all frames arrive on b0; l2fwd output:\n{out}");
+    assert_eq!(got.len(), N as usize, "all frames arrive on b0 (got {}); l2fwd output:\n{out}", got.len());
     let mut seqs: Vec<u32> = got.iter().map(|b| ours(b).unwrap()).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "each frame exactly once");
@@ -100,14 +101,25 @@ fn l2fwd_max_packets_and_run_time_stop_it() {
     // the TX buffers are drained, so every packet received was sent (null TX takes all).
     let pfx = prefix("l2max");
     let p = Proc::spawn(std::process::Command::new(l2fwd()).args([
-        "--no-huge", "--file-prefix", &pfx, "--vdev=net_null0", "--vdev=net_null1", "--", "-p", "3", "-T", "0",
-        "--max-packets", "100000",
+        "--no-huge",
+        "--file-prefix",
+        &pfx,
+        "--vdev=net_null0",
+        "--vdev=net_null1",
+        "--",
+        "-p",
+        "3",
+        "-T",
+        "0",
+        "--max-packets",
+        "100000",
     ]));
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");
     assert!(out.contains("(--max-packets 100000), preparing to exit"), "{out}");
     let total = |k: &str| numbers_after(&out[out.rfind("Aggregate statistics").unwrap()..], k)[0];
-    let (sent, recv, dropped) = (total("Total packets sent:"), total("Total packets received:"), total("Total packets dropped:"));
+    let (sent, recv, dropped) =
+        (total("Total packets sent:"), total("Total packets received:"), total("Total packets dropped:"));
     assert!(recv >= 100_000, "{out}");
     assert_eq!((sent, dropped), (recv, 0), "{out}");
     assert!(!out.contains("Warning"), "{out}");
@@ -115,8 +127,19 @@ fn l2fwd_max_packets_and_run_time_stop_it() {
     // Two net_ring ports: nothing arrives, --run-time ends the run; an explicit portmap.
     let pfx = prefix("l2rt");
     let p = Proc::spawn(std::process::Command::new(l2fwd()).args([
-        "--no-huge", "--file-prefix", &pfx, "--vdev=net_ring0", "--vdev=net_ring1", "--", "-p", "3", "-T", "0",
-        "--portmap=(0,1)", "--run-time", "0.5",
+        "--no-huge",
+        "--file-prefix",
+        &pfx,
+        "--vdev=net_ring0",
+        "--vdev=net_ring1",
+        "--",
+        "-p",
+        "3",
+        "-T",
+        "0",
+        "--portmap=(0,1)",
+        "--run-time",
+        "0.5",
     ]));
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");

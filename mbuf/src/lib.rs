@@ -21,8 +21,12 @@
 //!   it): `Send` and `Sync`, not `Clone`. Dropping it frees every segment; moving it to
 //!   another thread or, through [`Mbuf::into_raw`]/[`Mbuf::from_raw`] and a ring, to
 //!   another process is how packets travel. A process must hold a handle to a pool
-//!   (create or [`PktmbufPool::lookup`]) before it frees that pool's mbufs; freeing one
-//!   of an unknown pool panics with a message saying so.
+//!   (create or [`PktmbufPool::lookup`]) while it holds that pool's mbufs: an mbuf must
+//!   not outlive the process's last [`PktmbufPool`] handle to its pool. Freeing an mbuf of
+//!   a pool that is not attached in this process (never looked up, or detached after its
+//!   last handle went with no mbuf out) panics with a message saying so. Dropping the last
+//!   handle while mbufs are out keeps the pool attached and the EAL alive (no teardown at
+//!   exit; see the mempool crate's "Attachment" section).
 //! * Each buffer has a reference count (`refcnt`). [`Mbuf::clone_in`] makes indirect
 //!   mbufs that share the buffers of the original (zero copy) and raise their counts; a
 //!   buffer goes back to its pool when its last user drops it, and an indirect mbuf is

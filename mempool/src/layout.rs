@@ -126,7 +126,7 @@ pub fn calc_obj_size(
     };
     let header = round_up(OBJ_HEADER_LEN, align);
     let elt = elt_size as usize;
-    let body = if TRAILER_COOKIE_LEN > 0 {
+    let body = if DEBUG_LAYOUT {
         round_up(elt, 8) + TRAILER_COOKIE_LEN
     } else {
         elt

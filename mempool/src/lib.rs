@@ -47,6 +47,28 @@
 //! * [`Mempool::free`] refuses while objects are out or other handles exist in this
 //!   process; other processes must have stopped using the pool (they cannot be counted).
 //!
+//! # Attachment (who keeps the EAL alive)
+//!
+//! A process's view of a pool ([`Pool`]) holds a clone of the process's [`eal::Eal`]
+//! while it is *attached*, so the pool's memory stays mapped. It detaches, dropping that
+//! clone, when the pool is freed, and when the process's last [`Mempool`] handle to it is
+//! dropped while no object of the pool is out ([`Pool::in_use_count`] is 0). Once every
+//! pool is detached and the user's own `Eal` handles are gone, the EAL tears down (files
+//! removed; [`eal::Eal::cleanup`] succeeds). A later lookup re-attaches the same view.
+//!
+//! **Rule**: an object (and so an mbuf) of a pool must not outlive the process's last
+//! handle to that pool. Put every object back before dropping the last handle. If objects
+//! are still out then, the pool stays attached, so their memory stays mapped and they can
+//! still be put back, but this process keeps its EAL alive until it exits (no teardown,
+//! files left behind) and a notice is logged. [`Pool::from_addr`] returns `None` for a
+//! detached pool and never reads its (possibly unmapped) memory; the detached view stays
+//! allocated for that reason (a few hundred bytes per pool).
+//!
+//! In a multi-process group, "objects out" counts every process's objects: a process
+//! whose last handle drops while another process holds objects stays attached.
+//! Backends registered with [`register_ops`] must not keep an `Eal` clone in their
+//! [`OpsHandle`]: a view keeps its backend handle for the life of the process.
+//!
 //! # Cache policy
 //!
 //! See [`cache`]: flush threshold 1.5 x size (DPDK's), refill to half, flush the coldest

@@ -68,6 +68,8 @@ pub unsafe trait MempoolOps: Send + Sync + 'static {
     fn alloc(&self, eal: &Eal, cfg: &OpsConfig<'_>) -> Result<(VirtAddr, u64)>;
 
     /// Make this process's handle to state made by `alloc` (here or in another process).
+    /// The handle lives as long as the process (a detached pool keeps it): it must not
+    /// keep an [`Eal`] clone, or the EAL could never tear down.
     ///
     /// # Safety
     /// `pool_data`/`len` are what `alloc` of this backend returned, for a pool that is

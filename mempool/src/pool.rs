@@ -1,7 +1,8 @@
 //! The pool: shared header, creation/lookup/free, get/put through caches, statistics.
 
+use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -184,7 +185,8 @@ fn reg_start(addr: VirtAddr) -> usize {
 }
 
 /// Lock-free lookup. Slots are never emptied once used (a freed pool leaves its address
-/// with a null pointer), so a probe chain is never broken.
+/// with a null pointer), so a probe chain is never broken. The pool found may be
+/// detached (see [`Pool::attached`]): its memory may be unmapped.
 fn reg_find(addr: VirtAddr) -> Option<&'static Pool> {
     let start = reg_start(addr);
     for i in 0..REG_SLOTS {
@@ -287,7 +289,16 @@ impl Default for PoolConfig<'_> {
 pub struct Pool {
     hdr: NonNull<PoolHeader>,
     caches: *const CacheShared,
-    eal: Eal,
+    /// This process's EAL handle while the pool is attached (see "Attachment" in the crate
+    /// docs). Written only under `attach_lock`: set by create/lookup (no one else can see
+    /// the pool yet, or `handles` is 0 and it is detached), taken by [`Pool::detach_if_idle`]
+    /// (`handles` 0, no object out) and by `free_inner` (the only handle). Read by
+    /// [`Pool::eal`] through a handle or an object, which rule out a concurrent take.
+    eal: UnsafeCell<Option<Eal>>,
+    /// True while `eal` is `Some` and the pool's memory is therefore mapped here.
+    attached: AtomicBool,
+    /// Serialises attach, detach and free of this process's view.
+    attach_lock: Mutex<()>,
     backend: Backend,
     name: String,
     addr: VirtAddr,
@@ -301,8 +312,9 @@ pub struct Pool {
 }
 
 // SAFETY: `hdr` and `caches` point into EAL shared memory that stays mapped while the
-// pool exists; everything mutable in it is atomic or owned by one lcore thread (the
-// cache rules); the backend handle is Send + Sync.
+// pool is attached; everything mutable in it is atomic or owned by one lcore thread (the
+// cache rules); the backend handle is Send + Sync; `eal` is written only under
+// `attach_lock` when no handle or object can read it (see the field).
 unsafe impl Send for Pool {}
 // SAFETY: as above.
 unsafe impl Sync for Pool {}
@@ -318,7 +330,9 @@ impl core::fmt::Debug for Pool {
 }
 
 /// A handle to a pool in this process. Cheap to clone; derefs to [`Pool`] for gets, puts
-/// and queries. Dropping handles never frees the pool: [`Mempool::free`] does.
+/// and queries. Dropping handles never frees the pool ([`Mempool::free`] does); dropping
+/// the process's last one detaches the pool from this process and releases its EAL
+/// handle if no object is out (see "Attachment" in the crate docs).
 pub struct Mempool {
     pool: &'static Pool,
 }
@@ -333,9 +347,11 @@ impl Clone for Mempool {
 
 impl Drop for Mempool {
     fn drop(&mut self) {
-        // Release: pairs with the acquire load in `free`, so a handle's last uses happen
-        // before the pool is torn down.
-        self.pool.handles.fetch_sub(1, Ordering::Release);
+        // H1 (release): pairs with H2 in `free` and `detach_if_idle`, so a handle's last
+        // uses happen before the pool is torn down or detached.
+        if self.pool.handles.fetch_sub(1, Ordering::Release) == 1 {
+            self.pool.detach_if_idle();
+        }
     }
 }
 
@@ -564,7 +580,9 @@ impl Mempool {
             } else {
                 core::ptr::null()
             },
-            eal: eal.clone(),
+            eal: UnsafeCell::new(Some(eal.clone())),
+            attached: AtomicBool::new(true),
+            attach_lock: Mutex::new(()),
             backend,
             name: name.into(),
             addr,
@@ -653,8 +671,19 @@ impl Mempool {
         }
         if let Some(p) = reg_find(mz.addr()) {
             if p.serial == h.serial {
-                // Relaxed: as Clone.
+                // Same pool (serials are unique), so the same addresses: the view (header,
+                // caches, backend handle) is valid again once this EAL maps the memory,
+                // which it does (we just read the header through it).
+                let _g = p.attach_lock.lock().unwrap_or_else(|e| e.into_inner());
+                // Relaxed: under attach_lock, which orders it against detach.
                 p.handles.fetch_add(1, Ordering::Relaxed);
+                if !p.attached.load(Ordering::Relaxed) {
+                    // SAFETY: under attach_lock with the pool detached: no handle or
+                    // object existed, so nobody reads `eal`.
+                    unsafe { *p.eal.get() = Some(eal.clone()) };
+                    // A1 (release): pairs with A2 in `from_addr`.
+                    p.attached.store(true, Ordering::Release);
+                }
                 return Ok(Mempool { pool: p });
             }
         }
@@ -675,7 +704,9 @@ impl Mempool {
             } else {
                 core::ptr::null()
             },
-            eal: eal.clone(),
+            eal: UnsafeCell::new(Some(eal.clone())),
+            attached: AtomicBool::new(true),
+            attach_lock: Mutex::new(()),
             backend,
             name: name.into(),
             addr: mz.addr(),
@@ -694,7 +725,10 @@ impl Mempool {
     /// handed out (counting objects held in user caches), or while other handles to it
     /// exist in this process. Other processes must have stopped using it (crate contract).
     pub fn free(self) -> Result<()> {
-        // Acquire: pairs with the release decrement in other handles' Drop.
+        let pool = self.pool;
+        let g = pool.attach_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // H2 (acquire): pairs with H1 in other handles' Drop. Under attach_lock, so no
+        // lookup in this process adds a handle until we are done.
         let h = self.pool.handles.load(Ordering::Acquire);
         if h != 1 {
             return Err(Error::InUse {
@@ -709,19 +743,24 @@ impl Mempool {
                 why: format!("{in_use} objects are still in use"),
             });
         }
-        self.free_inner()
+        let r = self.free_inner();
+        drop(g);
+        r
     }
 
+    /// Tear the pool down. The caller holds `attach_lock` or is the only one who can see
+    /// the pool (failed create); `self` is the only handle in this process.
     fn free_inner(self) -> Result<()> {
         let p = self.pool;
         let h = p.hdr();
+        let eal = p.eal().clone();
         reg_remove(p);
         // Unpublish first so concurrent lookups fail cleanly.
         // Relaxed: nothing is published by a zero magic.
         h.magic.store(0, Ordering::Relaxed);
         let mut first_err = None;
         for k in 0..h.nb_chunks as usize {
-            if let Err(e) = mz_free(&p.eal, &chunk_mz_name(&p.name, k)) {
+            if let Err(e) = mz_free(&eal, &chunk_mz_name(&p.name, k)) {
                 first_err.get_or_insert(Error::Memory {
                     op: "free",
                     name: p.name.clone(),
@@ -732,7 +771,7 @@ impl Mempool {
         match ops::ops_by_name(&name_str(&h.ops_name)) {
             Ok(ops) => {
                 // SAFETY: the pool is unpublished and no object is out; nobody uses the state.
-                if let Err(e) = unsafe { ops.free(&p.eal, &p.name, h.pool_data) } {
+                if let Err(e) = unsafe { ops.free(&eal, &p.name, h.pool_data) } {
                     first_err.get_or_insert(e);
                 }
             }
@@ -740,16 +779,26 @@ impl Mempool {
                 first_err.get_or_insert(e);
             }
         }
-        if let Err(e) = mz_free(&p.eal, &header_mz_name(&p.name)) {
+        if let Err(e) = mz_free(&eal, &header_mz_name(&p.name)) {
             first_err.get_or_insert(Error::Memory {
                 op: "free",
                 name: p.name.clone(),
                 source: e,
             });
         }
-        // The leaked `Pool` stays allocated (a few hundred bytes) so stale raw lookups can
-        // never dangle in this process; it is unreachable from the registry.
-        drop(self);
+        // Detach: the leaked `Pool` stays allocated (a few hundred bytes) so stale raw
+        // lookups can never dangle in this process, but it no longer owns an EAL handle.
+        // Relaxed: `from_addr` callers hold no object or handle of a freed pool.
+        p.attached.store(false, Ordering::Relaxed);
+        // SAFETY: `self` is the only handle and no object is out (checked by `free`, or a
+        // failed create that handed out nothing), so nobody reads `eal`.
+        let own = unsafe { (*p.eal.get()).take() };
+        // Retire our handle without its Drop (which would take `attach_lock`, possibly
+        // held by our caller `free`). Relaxed: the pool is gone; nothing to order.
+        core::mem::forget(self);
+        p.handles.fetch_sub(1, Ordering::Relaxed);
+        drop(own);
+        drop(eal);
         first_err.map_or(Ok(()), Err)
     }
 
@@ -889,9 +938,51 @@ impl Pool {
     /// of the pool (a pool with objects out cannot be freed) or a handle.
     pub unsafe fn from_addr<'a>(addr: VirtAddr) -> Option<&'a Pool> {
         let p = reg_find(addr)?;
-        // Relaxed: serial is immutable after publication, which the registry insert
-        // ordered before us (R3/R4).
+        // A2 (acquire): pairs with A1 in lookup (a re-attach); create publishes through
+        // the registry (R3/R4). A detached pool's memory may be unmapped: do not read it.
+        if !p.attached.load(Ordering::Acquire) {
+            return None;
+        }
+        // Serial is immutable after publication, ordered before us as above.
         (p.hdr().serial == p.serial).then_some(p)
+    }
+
+    /// True while this process's view of the pool holds an EAL handle (the pool's memory is
+    /// mapped here). False once the pool is freed, or once the process's last handle was
+    /// dropped with no object out, until the next lookup.
+    pub fn attached(&self) -> bool {
+        // Relaxed: a snapshot.
+        self.attached.load(Ordering::Relaxed)
+    }
+
+    /// Called when the process's last handle is dropped: release the EAL handle if no
+    /// object of the pool is out. With objects out the pool stays attached (their memory
+    /// must stay mapped) and the EAL cannot tear down until a later lookup and drop.
+    fn detach_if_idle(&self) {
+        let g = self.attach_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // H2 (acquire): pairs with H1, so other handles' last uses happen before.
+        if self.handles.load(Ordering::Acquire) != 0 || !self.attached.load(Ordering::Relaxed) {
+            return;
+        }
+        // Still attached, so the header is mapped.
+        let out = self.in_use_count();
+        if out != 0 {
+            eal::log_notice!(
+                "mempool {}: last handle in this process dropped with {out} object(s) out; \
+                 the pool stays attached and keeps the EAL alive (put objects back before \
+                 dropping the last handle)",
+                self.name
+            );
+            return;
+        }
+        // Relaxed: nobody in this process may use the pool now (no handle, no object).
+        self.attached.store(false, Ordering::Relaxed);
+        // SAFETY: under attach_lock with no handle and no object in this process, so no
+        // reader of `eal` exists (`lookup` writes it only under the same lock).
+        let own = unsafe { (*self.eal.get()).take() };
+        drop(g);
+        // Possibly the EAL's last handle: its teardown runs here, outside our lock.
+        drop(own);
     }
 
     /// The pool address recorded in an object's header.
@@ -965,8 +1056,17 @@ impl Pool {
     }
 
     /// The EAL the pool lives in.
+    ///
+    /// # Panics
+    /// On a detached pool, which only a broken [`Pool::from_addr`] contract can reach
+    /// (a handle or an object of the pool keeps it attached).
     pub fn eal(&self) -> &Eal {
-        &self.eal
+        // SAFETY: `eal` is only written under `attach_lock` while no handle or object
+        // exists in this process (field docs); our caller holds one of them.
+        match unsafe { &*self.eal.get() } {
+            Some(e) => e,
+            None => panic!("mempool {}: used after it was detached or freed", self.name),
+        }
     }
 
     /// The calling lcore's cache, if the pool has caches and the thread is an EAL lcore.

@@ -92,7 +92,15 @@ fn parse_portmap(v: &str) -> Result<Vec<(u16, u16)>, String> {
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { portmask: 0, nq: 1, period: 10, mac_updating: true, portmap: Vec::new(), max_packets: None, run_time: None };
+    let mut o = Opts {
+        portmask: 0,
+        nq: 1,
+        period: 10,
+        mac_updating: true,
+        portmap: Vec::new(),
+        max_packets: None,
+        run_time: None,
+    };
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -100,7 +108,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         let (name, inline) = match a.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
             _ => match a {
-                s if s.len() > 2 && s.starts_with('-') && !s.starts_with("--") => (s[..2].to_string(), Some(s[2..].to_string())),
+                s if s.len() > 2 && s.starts_with('-') && !s.starts_with("--") => {
+                    (s[..2].to_string(), Some(s[2..].to_string()))
+                }
                 s => (s.to_string(), None),
             },
         };
@@ -134,11 +144,17 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 }
             }
             "-q" => {
-                o.nq = v.parse().ok().filter(|n| (1..=MAX_RX_PER_LCORE).contains(n)).ok_or_else(|| badv(&format!("must be 1..={MAX_RX_PER_LCORE}")))?
+                o.nq = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_RX_PER_LCORE).contains(n))
+                    .ok_or_else(|| badv(&format!("must be 1..={MAX_RX_PER_LCORE}")))?
             }
             "-T" => o.period = v.parse().ok().filter(|n| *n <= 86_400).ok_or_else(|| badv("seconds, 0..=86400"))?,
             "--portmap" => o.portmap = parse_portmap(&v)?,
-            "--max-packets" => o.max_packets = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| badv("a count above 0"))?),
+            "--max-packets" => {
+                o.max_packets = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| badv("a count above 0"))?)
+            }
             "--run-time" => {
                 let s: f64 = v.parse().map_err(|_| badv("seconds"))?;
                 if !s.is_finite() || s <= 0.0 || s > 1e6 {
@@ -413,10 +429,16 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     let lcores = eal.lcore_ids();
     let need = enabled.len().div_ceil(usize::from(o.nq));
     if need > lcores.len() {
-        return Err((2, format!("{} ports at -q {} need {need} lcores, the EAL has {}", enabled.len(), o.nq, lcores.len())));
+        return Err((
+            2,
+            format!("{} ports at -q {} need {need} lcores, the EAL has {}", enabled.len(), o.nq, lcores.len()),
+        ));
     }
-    let nb_mbufs = (enabled.len() as u32 * (u32::from(RX_DESC) + u32::from(TX_DESC) + MAX_PKT_BURST as u32 + lcores.len() as u32 * MEMPOOL_CACHE)).max(8192);
-    let pool = pktmbuf_pool_create(eal, "mbuf_pool", nb_mbufs, MEMPOOL_CACHE, 0, MBUF_DEFAULT_BUF_SIZE, None).map_err(f1)?;
+    let nb_mbufs = (enabled.len() as u32
+        * (u32::from(RX_DESC) + u32::from(TX_DESC) + MAX_PKT_BURST as u32 + lcores.len() as u32 * MEMPOOL_CACHE))
+        .max(8192);
+    let pool =
+        pktmbuf_pool_create(eal, "mbuf_pool", nb_mbufs, MEMPOOL_CACHE, 0, MBUF_DEFAULT_BUF_SIZE, None).map_err(f1)?;
 
     let mut macs = std::collections::HashMap::new();
     for &p in &enabled {
@@ -442,7 +464,10 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     }
     println!("\ndone");
 
-    let shared = Arc::new(Shared { stats: (0..pmd::MAX_PORTS).map(|_| PortStats::default()).collect(), stop: AtomicBool::new(false) });
+    let shared = Arc::new(Shared {
+        stats: (0..pmd::MAX_PORTS).map(|_| PortStats::default()).collect(),
+        stop: AtomicBool::new(false),
+    });
     // Ports to lcores, in id order, NQ per lcore.
     let mut works: Vec<(u32, LcoreWork)> = Vec::new();
     for (li, chunk) in enabled.chunks(usize::from(o.nq)).enumerate() {
@@ -564,7 +589,8 @@ mod tests {
 
     #[test]
     fn options() {
-        let o = p(&["-p", "0x3", "-q", "2", "-T", "0", "--no-mac-updating", "--portmap=(0,1)", "--max-packets", "10"]).unwrap();
+        let o = p(&["-p", "0x3", "-q", "2", "-T", "0", "--no-mac-updating", "--portmap=(0,1)", "--max-packets", "10"])
+            .unwrap();
         assert_eq!(o.portmask, 3);
         assert_eq!((o.nq, o.period, o.mac_updating), (2, 0, false));
         assert_eq!(o.portmap, vec![(0, 1)]);

@@ -122,6 +122,13 @@ impl Proc {
         o[start..end].to_string()
     }
 
+    /// Send `quit` (no end marker: the process exits).
+    pub fn quit(&mut self) {
+        let w = self.stdin.as_mut().expect("stdin open");
+        writeln!(w, "quit").expect("write to testpmd");
+        w.flush().unwrap();
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -205,7 +212,10 @@ impl Netns {
     }
 
     pub fn sh(&self, cmd: &str) -> Output {
-        let o = Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", cmd]).output().expect("run ip netns exec");
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
+            .output()
+            .expect("run ip netns exec");
         assert!(o.status.success(), "`{cmd}` in {} failed: {}", self.name, String::from_utf8_lossy(&o.stderr));
         o
     }
@@ -268,6 +278,20 @@ impl RawSock {
         let idx = pmd::sys::if_index(&ctl, iface).expect("ifindex");
         let fd = pmd::sys::packet_socket(pmd::sys::ETH_P_ALL).expect("packet socket");
         pmd::sys::bind_packet(&fd, idx, pmd::sys::ETH_P_ALL).expect("bind");
+        // A large receive buffer (SO_RCVBUFFORCE: we are root), so a burst of forwarded
+        // frames is not dropped by the socket before the test reads it.
+        let sz: libc::c_int = 8 << 20;
+        // SAFETY: a valid socket and a c_int option value of the stated size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&sz as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
         RawSock(fd)
     }
 

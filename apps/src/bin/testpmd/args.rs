@@ -214,7 +214,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--txpkts" => o.txpkts = parse_txpkts(&v)?,
             "--stats-period" => o.stats_period = ranged(n, &v, 0, 86_400)?,
             "--eth-peer" => {
-                let (p, m) = v.split_once(',').ok_or_else(|| format!("invalid value '{v}' for --eth-peer: expected N,XX:XX:XX:XX:XX:XX"))?;
+                let (p, m) = v
+                    .split_once(',')
+                    .ok_or_else(|| format!("invalid value '{v}' for --eth-peer: expected N,XX:XX:XX:XX:XX:XX"))?;
                 let p = ranged(n, p, 0, pmd::MAX_PORTS as u64 - 1)? as u16;
                 let m = parse_mac(m).ok_or_else(|| format!("invalid value '{v}' for --eth-peer: bad MAC address"))?;
                 o.eth_peers.push((p, m));
@@ -245,7 +247,16 @@ mod tests {
 
     #[test]
     fn dpdk_style_options() {
-        let o = p(&["-i", "--forward-mode=macswap", "--nb-cores", "2", "--txpkts=40,24", "--eth-peer=1,02:00:00:00:00:09", "--burst=64"]).unwrap();
+        let o = p(&[
+            "-i",
+            "--forward-mode=macswap",
+            "--nb-cores",
+            "2",
+            "--txpkts=40,24",
+            "--eth-peer=1,02:00:00:00:00:09",
+            "--burst=64",
+        ])
+        .unwrap();
         assert!(o.interactive);
         assert_eq!(o.mode, Mode::MacSwap);
         assert_eq!(o.nb_cores, 2);

@@ -75,10 +75,10 @@ pub fn run(app: &mut App) {
                 }
                 let f = exec(app, &l);
                 let _ = std::io::stdout().flush();
-                let _ = ack_tx.send(());
                 if let Flow::Quit = f {
-                    break;
+                    break; // no ack: the reader must not prompt again
                 }
+                let _ = ack_tx.send(());
             }
             Ok(Input::Eof) => {
                 println!();
@@ -148,11 +148,7 @@ fn read_tty(tx: mpsc::Sender<Input>, ack: mpsc::Receiver<()>) {
 /// `all` or a port id that exists (closed ones included when `closed_ok`).
 fn port_sel(app: &App, w: Option<&&str>, closed_ok: bool) -> Option<Vec<u16>> {
     match w.copied() {
-        Some("all") => Some(if closed_ok {
-            app.ports.iter().map(|p| p.id).collect()
-        } else {
-            app.open_ports()
-        }),
+        Some("all") => Some(if closed_ok { app.ports.iter().map(|p| p.id).collect() } else { app.open_ports() }),
         Some(n) => {
             let id: u16 = n.parse().ok()?;
             app.ports.iter().find(|p| p.id == id && (closed_ok || p.state != PState::Closed)).map(|p| vec![p.id])

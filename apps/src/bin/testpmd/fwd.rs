@@ -34,7 +34,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [Mode::Io, Mode::Mac, Mode::MacSwap, Mode::RxOnly, Mode::TxOnly, Mode::Csum, Mode::FlowGen];
+    pub const ALL: [Mode; 7] =
+        [Mode::Io, Mode::Mac, Mode::MacSwap, Mode::RxOnly, Mode::TxOnly, Mode::Csum, Mode::FlowGen];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -134,7 +135,18 @@ impl LcoreJob {
             };
             let rx = pmd::rx_queue(d.rx_port, d.rx_queue)?;
             let tmpl = FlowTemplate::new(total.max(HDRS), d.peer_mac, d.tx_mac);
-            streams.push(Running { def: d, rx, tx, tmpl, next_flow: 0, n_rx: 0, n_tx: 0, n_drop: 0, n_bad_ip: 0, n_bad_l4: 0 });
+            streams.push(Running {
+                def: d,
+                rx,
+                tx,
+                tmpl,
+                next_flow: 0,
+                n_rx: 0,
+                n_tx: 0,
+                n_drop: 0,
+                n_bad_ip: 0,
+                n_bad_l4: 0,
+            });
         }
         Ok(LcoreJob { streams, txqs, set, stop })
     }
@@ -348,7 +360,15 @@ mod tests {
     use super::*;
 
     fn def(rx: u16, rq: u16, tx: u16, tq: u16) -> StreamDef {
-        StreamDef { rx_port: rx, rx_queue: rq, tx_port: tx, tx_queue: tq, peer_mac: [0; 6], tx_mac: [0; 6], stats: Arc::default() }
+        StreamDef {
+            rx_port: rx,
+            rx_queue: rq,
+            tx_port: tx,
+            tx_queue: tq,
+            peer_mac: [0; 6],
+            tx_mac: [0; 6],
+            stats: Arc::default(),
+        }
     }
 
     #[test]

@@ -106,10 +106,9 @@ fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
                 print!("{}\n{}", args::usage(), eal::args::usage());
                 return Err(ExitCode::SUCCESS);
             }
-            Err(EalError::NoHugepages { why }) if !explicit_mem && !tried_nohuge => {
-                println!("testpmd: no usable hugepages ({why}); falling back to --no-huge");
-                args.insert(1, "--no-huge".into());
-                tried_nohuge = true;
+            Err(e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_))) => {
+                eprintln!("testpmd: {e}");
+                return Err(ExitCode::from(2));
             }
             Err(EalError::PrefixInUse { prefix, pid, .. }) if no_args && !tried_prefix => {
                 let p = format!("testpmd-{}", std::process::id());
@@ -117,9 +116,15 @@ fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
                 args.extend(["--file-prefix".to_string(), p]);
                 tried_prefix = true;
             }
-            Err(e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_))) => {
-                eprintln!("testpmd: {e}");
-                return Err(ExitCode::from(2));
+            // No hugepages, or (not root) hugepages we may not use: anonymous memory.
+            Err(e) if !explicit_mem && !tried_nohuge && (matches!(e, EalError::NoHugepages { .. }) || !is_root()) => {
+                let why = match e {
+                    EalError::NoHugepages { why } => why,
+                    e => format!("not root: {e}"),
+                };
+                println!("testpmd: no usable hugepages ({why}); falling back to --no-huge");
+                args.insert(1, "--no-huge".into());
+                tried_nohuge = true;
             }
             Err(e) => {
                 eprintln!("testpmd: failed to initialise the EAL: {e}");
@@ -127,6 +132,11 @@ fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
             }
         }
     }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 type Fail = (u8, String);
@@ -175,6 +185,15 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
         tput: Throughput::default(),
     };
     app.allow_main = !app.opts.interactive;
+    if !app.workers.is_empty() && usize::from(app.opts.nb_cores) > app.workers.len() {
+        println!(
+            "testpmd: --nb-cores={} but only {} worker lcore(s): forwarding on {}",
+            app.opts.nb_cores,
+            app.workers.len(),
+            app.workers.len()
+        );
+        app.opts.nb_cores = app.workers.len() as u16;
+    }
     for &p in &ids {
         app.ports.push(PortEntry { id: p, state: PState::Stopped });
     }
@@ -215,7 +234,8 @@ fn setup_port(app: &App, p: u16) -> Result<(), Fail> {
     let clamp = |n: u16, l: pmd::DescLim| n.clamp(l.min, l.max);
     pmd::configure(p, o.rxq, o.txq, &pmd::EthConf::default()).map_err(fail1)?;
     for q in 0..o.rxq {
-        pmd::rx_queue_setup(p, q, clamp(o.rxd, info.rx_desc_lim), None, &pmd::RxConf::default(), &app.pool).map_err(fail1)?;
+        pmd::rx_queue_setup(p, q, clamp(o.rxd, info.rx_desc_lim), None, &pmd::RxConf::default(), &app.pool)
+            .map_err(fail1)?;
     }
     for q in 0..o.txq {
         pmd::tx_queue_setup(p, q, clamp(o.txd, info.tx_desc_lim), None, &pmd::TxConf::default()).map_err(fail1)?;

@@ -108,6 +108,7 @@ pub fn l4_checksum_v6(ip: &[u8], l4: &[u8], proto: u8) -> u16 {
 /// source address and source port change with two folds, not a pass over the payload.
 #[derive(Clone)]
 pub struct FlowTemplate {
+    /// The txonly packet (UDP 9 -> 9 from 198.18.0.1), checksums correct.
     pub bytes: Vec<u8>,
     /// IPv4 header sum without source address and checksum.
     ip_sum: u64,
@@ -118,7 +119,8 @@ pub struct FlowTemplate {
 
 impl FlowTemplate {
     pub fn new(len: usize, dst: [u8; 6], src: [u8; 6]) -> FlowTemplate {
-        let mut bytes = udp_packet(len, dst, src);
+        let packet = udp_packet(len, dst, src);
+        let mut bytes = packet.clone();
         let u = ETH_LEN + IP4_LEN;
         bytes[ETH_LEN + 10..ETH_LEN + 12].fill(0);
         bytes[ETH_LEN + 12..ETH_LEN + 16].fill(0);
@@ -128,7 +130,7 @@ impl FlowTemplate {
         let mut udp_sum = sum16(&bytes[ETH_LEN + 16..ETH_LEN + 20], 0);
         udp_sum += u64::from(PROTO_UDP) + (len - u) as u64;
         udp_sum = sum16(&bytes[u..], udp_sum);
-        FlowTemplate { bytes, ip_sum, udp_sum }
+        FlowTemplate { bytes: packet, ip_sum, udp_sum }
     }
 
     /// Write the headers of flow `flow` into `hdr` (the first [`HDRS`] bytes).
@@ -250,6 +252,7 @@ mod tests {
         assert_eq!(r, CsumResult { bad_ip: false, bad_l4: false, fixed: true });
         assert_eq!(p, q, "correct checksums are kept");
         let t = FlowTemplate::new(100, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        assert_eq!(t.bytes, udp_packet(100, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]));
         for flow in [0u32, 1, 77, 59_999, 60_000, 1 << 20] {
             let mut h = [0u8; HDRS];
             t.headers(flow, &mut h);

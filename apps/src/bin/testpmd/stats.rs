@@ -40,7 +40,8 @@ impl Throughput {
     }
 
     fn rates(&mut self, p: u16, s: &pmd::EthStats) -> Rates {
-        let now = Snap { at: Instant::now(), ipackets: s.ipackets, opackets: s.opackets, ibytes: s.ibytes, obytes: s.obytes };
+        let now =
+            Snap { at: Instant::now(), ipackets: s.ipackets, opackets: s.opackets, ibytes: s.ibytes, obytes: s.obytes };
         let r = match self.last.get(&p) {
             Some(l) => {
                 let dt = now.at.duration_since(l.at).as_secs_f64();
@@ -178,17 +179,34 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
             st.dropped.load(Relaxed)
         );
         if csum {
-            let _ = writeln!(o, "  RX- bad IP checksum: {:<14} Rx- bad L4 checksum: {}", st.bad_ip.load(Relaxed), st.bad_l4.load(Relaxed));
+            let _ = writeln!(
+                o,
+                "  RX- bad IP checksum: {:<14} Rx- bad L4 checksum: {}",
+                st.bad_ip.load(Relaxed),
+                st.bad_l4.load(Relaxed)
+            );
         }
     }
     let mut acc = PortFwd::default();
     for (p, f) in per_port {
         let _ = writeln!(o, "\n  ---------------------- Forward statistics for port {p:<2} ----------------------");
-        let _ = writeln!(o, "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", f.rx, f.rx_dropped, f.rx + f.rx_dropped);
+        let _ = writeln!(
+            o,
+            "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
+            f.rx,
+            f.rx_dropped,
+            f.rx + f.rx_dropped
+        );
         if csum {
             let _ = writeln!(o, "  Bad-ipcsum: {:<14} Bad-l4csum: {:<14}", f.bad_ip, f.bad_l4);
         }
-        let _ = writeln!(o, "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", f.tx, f.tx_dropped, f.tx + f.tx_dropped);
+        let _ = writeln!(
+            o,
+            "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
+            f.tx,
+            f.tx_dropped,
+            f.tx + f.tx_dropped
+        );
         let _ = writeln!(o, "  ----------------------------------------------------------------------------");
         acc.rx += f.rx;
         acc.rx_dropped += f.rx_dropped;
@@ -196,8 +214,20 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
         acc.tx_dropped += f.tx_dropped;
     }
     let _ = writeln!(o, "\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++");
-    let _ = writeln!(o, "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}", acc.rx, acc.rx_dropped, acc.rx + acc.rx_dropped);
-    let _ = writeln!(o, "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}", acc.tx, acc.tx_dropped, acc.tx + acc.tx_dropped);
+    let _ = writeln!(
+        o,
+        "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
+        acc.rx,
+        acc.rx_dropped,
+        acc.rx + acc.rx_dropped
+    );
+    let _ = writeln!(
+        o,
+        "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
+        acc.tx,
+        acc.tx_dropped,
+        acc.tx + acc.tx_dropped
+    );
     let _ = writeln!(o, "  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
     o
 }
