@@ -163,6 +163,35 @@ impl CacheShared {
         self.objs.get().cast::<VirtAddr>()
     }
 
+    /// The hit path of [`CacheShared::get`]: if the cache holds `out.len()` objects, move
+    /// the top ones (hottest first) to `out` and return true; else touch nothing and
+    /// return false.
+    ///
+    /// # Safety
+    /// The calling thread must be the cache's only user right now (type docs).
+    #[inline(always)]
+    pub unsafe fn try_get_hit(&self, out: &mut [VirtAddr]) -> bool {
+        let n = out.len();
+        let len = self.len.load(Relaxed) as usize;
+        if n > len {
+            return false;
+        }
+        let top = len - n;
+        // SAFETY: top + n = len <= CACHE_OBJS (module invariant), so the n slots from
+        // `top` are in the array; single owner (contract), and `out` is the caller's own
+        // slice, which cannot alias the cache's private array.
+        unsafe {
+            let src = self.slots().add(top);
+            let dst = out.as_mut_ptr();
+            // An element loop with raw pointers: no bounds checks, no `memcpy` call.
+            for i in 0..n {
+                *dst.add(i) = *src.add(n - 1 - i);
+            }
+        }
+        self.len.store(top as u32, Relaxed);
+        true
+    }
+
     /// Get `out.len()` objects, all or nothing, through the cache.
     ///
     /// # Safety
@@ -173,15 +202,32 @@ impl CacheShared {
         backend: &B,
         out: &mut [VirtAddr],
     ) -> GetOutcome {
+        // SAFETY: forwarded.
+        if unsafe { self.try_get_hit(out) } {
+            GetOutcome::Hit
+        } else {
+            // SAFETY: forwarded.
+            unsafe { self.get_miss(backend, out) }
+        }
+    }
+
+    /// [`CacheShared::get`] when the cache holds fewer than `out.len()` objects.
+    ///
+    /// # Safety
+    /// As [`CacheShared::get`].
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn get_miss<B: BulkBackend + ?Sized>(
+        &self,
+        backend: &B,
+        out: &mut [VirtAddr],
+    ) -> GetOutcome {
         let n = out.len();
         let len = self.len.load(Relaxed) as usize;
         let slots = self.slots();
-        if n <= len {
-            for (i, o) in out.iter_mut().enumerate() {
-                // SAFETY: len - 1 - i < len <= CACHE_OBJS; single owner (contract).
-                *o = unsafe { *slots.add(len - 1 - i) };
-            }
-            self.len.store((len - n) as u32, Relaxed);
+        // Called directly on a cache that can serve the get: a hit after all.
+        // SAFETY: forwarded.
+        if n <= len && unsafe { self.try_get_hit(out) } {
             return GetOutcome::Hit;
         }
         // Hand out everything cached (hot objects first), then find `r` more.
@@ -218,12 +264,62 @@ impl CacheShared {
         GetOutcome::Fail
     }
 
+    /// The common path of [`CacheShared::put`]: if `objs` fit under the flush threshold
+    /// (and are not more than the cache size), push them on top and return true; else
+    /// touch nothing and return false.
+    ///
+    /// # Safety
+    /// The calling thread must be the cache's only user right now (type docs).
+    #[inline(always)]
+    pub unsafe fn try_put_cached(&self, objs: &[VirtAddr]) -> bool {
+        let n = objs.len();
+        let len = self.len.load(Relaxed) as usize;
+        // `|`, not `||`: one branch. n <= size is the policy's bypass rule (module docs).
+        if (len + n > self.flush_threshold as usize) | (n > self.size as usize) {
+            return false;
+        }
+        // SAFETY: len + n <= flush_threshold <= CACHE_OBJS (module invariant); single
+        // owner (contract); `objs` is the caller's slice, which cannot alias the cache's
+        // private array.
+        unsafe {
+            let dst = self.slots().add(len);
+            let src = objs.as_ptr();
+            // An element loop: bulks are small and a `memcpy` call costs more than the copy.
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
+            }
+        }
+        self.len.store((len + n) as u32, Relaxed);
+        true
+    }
+
     /// Put all of `objs` through the cache.
     ///
     /// # Safety
     /// The calling thread must be the cache's only user right now (type docs).
     #[inline(always)]
     pub unsafe fn put<B: BulkBackend + ?Sized>(
+        &self,
+        backend: &B,
+        objs: &[VirtAddr],
+    ) -> PutOutcome {
+        // SAFETY: forwarded.
+        if unsafe { self.try_put_cached(objs) } {
+            PutOutcome::Cached
+        } else {
+            // SAFETY: forwarded.
+            unsafe { self.put_slow(backend, objs) }
+        }
+    }
+
+    /// [`CacheShared::put`] when the objects do not simply fit: flush first, or bypass the
+    /// cache for a bulk larger than its size.
+    ///
+    /// # Safety
+    /// As [`CacheShared::put`].
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn put_slow<B: BulkBackend + ?Sized>(
         &self,
         backend: &B,
         objs: &[VirtAddr],

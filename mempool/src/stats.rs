@@ -6,6 +6,18 @@
 //! thread that is not an EAL lcore and is updated with relaxed `fetch_add`. Readers (a
 //! dump, [`Mempool::stats`](crate::Mempool::stats)) load with relaxed ordering at any time:
 //! each counter is exact, the set of counters is a snapshot only when the pool is quiet.
+//!
+//! Cost on the hot path: a get served from a cache updates two counters
+//! (`get_success_bulk`, `get_success_objs`), a put into a cache two (`put_bulk`,
+//! `put_objs`). `cache_hits` is not stored but derived when read: every successful get is
+//! a cache hit, a cache miss, or a get without cache, and the last two each made exactly
+//! one successful backend dequeue, so `cache_hits = get_success_bulk -
+//! backend_dequeue_bulk` (per slot; clamped at 0 for a racy read).
+//!
+//! With the `stats` cargo feature off (it is on by default) no counter is updated at all,
+//! as in a DPDK build without `RTE_LIBRTE_MEMPOOL_STATS`: every statistic reads 0. The
+//! shared layout is the same either way, so builds with and without the feature can share
+//! a pool.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -24,7 +36,8 @@ pub struct MempoolStats {
     pub put_bulk: u64,
     /// Objects put.
     pub put_objs: u64,
-    /// Gets served entirely from a cache.
+    /// Gets served entirely from a cache (derived: `get_success_bulk -
+    /// backend_dequeue_bulk`, see the module docs).
     pub cache_hits: u64,
     /// Gets through a cache that had to go to the backend (refill or direct).
     pub cache_misses: u64,
@@ -65,7 +78,9 @@ pub(crate) struct StatsShared {
     pub get_fail_objs: AtomicU64,
     pub put_bulk: AtomicU64,
     pub put_objs: AtomicU64,
-    pub cache_hits: AtomicU64,
+    /// Was `cache_hits`; no longer written (derived on read). Kept so the layout, and
+    /// [`LAYOUT_VERSION`](crate::LAYOUT_VERSION), stay as they were.
+    pub _reserved: AtomicU64,
     pub cache_misses: AtomicU64,
     pub backend_dequeue_bulk: AtomicU64,
     pub backend_dequeue_objs: AtomicU64,
@@ -84,6 +99,8 @@ pub(crate) struct StatsSlot<'a> {
 }
 
 impl StatsSlot<'_> {
+    /// Add `v` to counter `c` of this slot (nothing without the `stats` feature).
+    #[cfg(feature = "stats")]
     #[inline(always)]
     pub fn add(&self, c: &AtomicU64, v: u64) {
         if self.shared {
@@ -94,20 +111,27 @@ impl StatsSlot<'_> {
             c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
         }
     }
+
+    /// Add `v` to counter `c` of this slot (nothing without the `stats` feature).
+    #[cfg(not(feature = "stats"))]
+    #[inline(always)]
+    pub fn add(&self, _c: &AtomicU64, _v: u64) {}
 }
 
 impl StatsShared {
     pub fn snapshot(&self) -> MempoolStats {
+        let get_success_bulk = self.get_success_bulk.load(Relaxed);
+        let backend_dequeue_bulk = self.backend_dequeue_bulk.load(Relaxed);
         MempoolStats {
-            get_success_bulk: self.get_success_bulk.load(Relaxed),
+            get_success_bulk,
             get_success_objs: self.get_success_objs.load(Relaxed),
             get_fail_bulk: self.get_fail_bulk.load(Relaxed),
             get_fail_objs: self.get_fail_objs.load(Relaxed),
             put_bulk: self.put_bulk.load(Relaxed),
             put_objs: self.put_objs.load(Relaxed),
-            cache_hits: self.cache_hits.load(Relaxed),
+            cache_hits: get_success_bulk.saturating_sub(backend_dequeue_bulk),
             cache_misses: self.cache_misses.load(Relaxed),
-            backend_dequeue_bulk: self.backend_dequeue_bulk.load(Relaxed),
+            backend_dequeue_bulk,
             backend_dequeue_objs: self.backend_dequeue_objs.load(Relaxed),
             backend_enqueue_bulk: self.backend_enqueue_bulk.load(Relaxed),
             backend_enqueue_objs: self.backend_enqueue_objs.load(Relaxed),
