@@ -457,18 +457,15 @@ fn another_process_reads_a_running_testpmds_port_stats() {
     assert!(text.contains("name=ETH_P0") && text.contains("name=ETH_P1"), "{text}");
     assert!(text.contains("mempool name=mb_pool_0"), "{text}");
     let help = Command::new(pi).args(["--", "--help"]).output().unwrap();
-    let help = format!("{}{}", String::from_utf8_lossy(&help.stdout), String::from_utf8_lossy(&help.stderr));
-    if help.contains("--stats") {
-        let out = Command::new(pi).args(["--file-prefix", &pfx, "--", "--stats"]).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text}");
-        assert!(
-            text.contains(&rx[0].to_string()) && text.contains(&tx[1].to_string()),
-            "proc-info --stats shows testpmd's counters:\n{text}"
-        );
-    } else {
-        eprintln!("PENDING: proc-info has no --stats (port statistics) yet; checked through pmd::shared instead");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--stats"), "proc-info --help lists --stats");
+    let out = Command::new(pi).args(["--file-prefix", &pfx, "--", "--stats"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for port in 0..2usize {
+        let want = format!("ipackets={} opackets={}", rx[port], tx[port]);
+        assert!(text.contains(&want), "proc-info --stats shows testpmd's port {port} counters ({want}):\n{text}");
     }
+    assert!(text.contains("name=net_null0 driver=net_null") && text.contains("name=net_null1"), "{text}");
     p.quit();
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");

@@ -1199,8 +1199,47 @@ impl Pool {
         }
     }
 
+    /// The inlined part of a get: a cache hit (see "Hot path" in the crate docs).
     #[inline(always)]
     fn get_impl(
+        &self,
+        objs: &mut [VirtAddr],
+        cache: Option<&CacheShared>,
+        st: StatsSlot<'_>,
+    ) -> Result<()> {
+        let n = objs.len();
+        if let Some(c) = cache {
+            // SAFETY: a per-lcore cache is used only by the thread holding that lcore id
+            // (crate contract); a user cache is borrowed `&mut` by the caller.
+            if n != 0 && unsafe { c.try_get_hit(objs) } {
+                // cache_hits is derived from these two (see `stats`).
+                st.add(&st.slot.get_success_bulk, 1);
+                st.add(&st.slot.get_success_objs, n as u64);
+                #[cfg(debug_assertions)]
+                self.debug_mark_used(objs)?;
+                return Ok(());
+            }
+            return self.get_miss(objs, c, st);
+        }
+        // No cache: straight to the backend, inlined as before.
+        self.get_backend(objs, None, st)
+    }
+
+    /// A get through a cache that missed (or asked for nothing): out of line.
+    #[cold]
+    #[inline(never)]
+    fn get_miss(
+        &self,
+        objs: &mut [VirtAddr],
+        cache: &CacheShared,
+        st: StatsSlot<'_>,
+    ) -> Result<()> {
+        self.get_backend(objs, Some(cache), st)
+    }
+
+    /// Every get that is not a cache hit: empty, miss, no cache, failure.
+    #[inline(always)]
+    fn get_backend(
         &self,
         objs: &mut [VirtAddr],
         cache: Option<&CacheShared>,
@@ -1212,13 +1251,10 @@ impl Pool {
         }
         let s = st.slot;
         let ok = match cache {
-            // SAFETY: a per-lcore cache is used only by the thread holding that lcore id
-            // (crate contract); a user cache is borrowed `&mut` by the caller.
+            // SAFETY: as in `get_impl`.
             Some(c) => match unsafe { c.get(&self.backend, objs) } {
-                GetOutcome::Hit => {
-                    st.add(&s.cache_hits, 1);
-                    true
-                }
+                // Possible only if the caller skipped `try_get_hit`; counted as in `get_impl`.
+                GetOutcome::Hit => true,
                 GetOutcome::Refill { refill: r } | GetOutcome::Direct { direct: r } => {
                     st.add(&s.cache_misses, 1);
                     st.add(&s.backend_dequeue_bulk, 1);
@@ -1248,6 +1284,8 @@ impl Pool {
         Ok(())
     }
 
+    /// The inlined part of a put: into the cache without a flush.
+    ///
     /// # Safety
     /// As [`Pool::put_bulk`]; `cache` as in `get_impl`.
     #[inline(always)]
@@ -1263,6 +1301,50 @@ impl Pool {
         }
         #[cfg(debug_assertions)]
         self.debug_mark_free(objs)?;
+        if let Some(c) = cache {
+            // SAFETY: cache ownership as in get_impl.
+            if unsafe { c.try_put_cached(objs) } {
+                st.add(&st.slot.put_bulk, 1);
+                st.add(&st.slot.put_objs, n as u64);
+                return Ok(());
+            }
+            // SAFETY: forwarded.
+            return unsafe { self.put_flush(objs, c, st) };
+        }
+        // No cache: straight to the backend, inlined as before.
+        // SAFETY: forwarded.
+        unsafe { self.put_backend(objs, None, st) }
+    }
+
+    /// A put through a cache that must flush first or be bypassed: out of line.
+    ///
+    /// # Safety
+    /// As `put_impl`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn put_flush(
+        &self,
+        objs: &[VirtAddr],
+        cache: &CacheShared,
+        st: StatsSlot<'_>,
+    ) -> Result<()> {
+        // SAFETY: forwarded.
+        unsafe { self.put_backend(objs, Some(cache), st) }
+    }
+
+    /// Every put that does not simply go into the cache: flush, bypass, no cache, failure.
+    /// The objects have been checked (debug builds) by `put_impl`.
+    ///
+    /// # Safety
+    /// As `put_impl`.
+    #[inline(always)]
+    unsafe fn put_backend(
+        &self,
+        objs: &[VirtAddr],
+        cache: Option<&CacheShared>,
+        st: StatsSlot<'_>,
+    ) -> Result<()> {
+        let n = objs.len();
         let s = st.slot;
         let outcome = match cache {
             // SAFETY: cache ownership as in get_impl.

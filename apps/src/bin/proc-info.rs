@@ -1,9 +1,10 @@
 //! `proc-info`: attach to a running primary as a secondary process and print what it
-//! shares, like DPDK's `dpdk-proc-info`: the processes of the group, memzones, rings and
-//! mempools (port statistics once ports exist).
+//! shares, like DPDK's `dpdk-proc-info`: the processes of the group, memzones, rings,
+//! mempools and the ethdev ports' statistics and link (read from the ports' shared
+//! memzones `ETH_P<id>`, see `pmd::shared`).
 //!
 //! ```text
-//! proc-info [EAL options] -- [--processes] [--memzones] [--rings] [--mempools]
+//! proc-info [EAL options] -- [--processes] [--memzones] [--rings] [--mempools] [--stats]
 //! ```
 //!
 //! With no selection everything is printed. `--proc-type secondary` is implied (as in
@@ -15,6 +16,8 @@
 //! memzone name=RG_PRI_2_SEC addr=0x100000000 iova=0x100000000 len=1408 socket=0 page_size=4K
 //! ring name=PRI_2_SEC size=64 capacity=63 used=0 free=63 elem_size=8 prod=Multi cons=Multi
 //! mempool name=MSG_POOL size=1023 elt_size=128 cache_size=0 avail=1023 in_use=0 ops=ring_mp_mc
+//! port id=0 name=net_null0 driver=net_null mac=02:00:00:00:00:00 link=up speed=10000 mtu=1500
+//!   ipackets=123 opackets=123 ibytes=7872 obytes=7872 imissed=0 ierrors=0 oerrors=0 rx_nombuf=0
 //! ```
 //!
 //! Rings are the memzones named `RG_<name>`, mempools those named `MP_<name>` whose
@@ -33,11 +36,12 @@ struct Sel {
     memzones: bool,
     rings: bool,
     mempools: bool,
+    stats: bool,
 }
 
 fn usage() -> String {
     format!(
-        "usage: proc-info [EAL options] -- [--processes] [--memzones] [--rings] [--mempools]\n\n{}",
+        "usage: proc-info [EAL options] -- [--processes] [--memzones] [--rings] [--mempools] [--stats]\n\n{}",
         eal::args::usage()
     )
 }
@@ -45,6 +49,10 @@ fn usage() -> String {
 fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args().collect();
     let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    if argv[eal_part..].iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
     let given = |names: &[&str]| argv[..eal_part].iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
     let mut inject = Vec::new();
     if !given(&["--proc-type"]) {
@@ -69,21 +77,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut sel = Sel { procs: false, memzones: false, rings: false, mempools: false };
+    let mut sel = Sel { procs: false, memzones: false, rings: false, mempools: false, stats: false };
     for a in &rest {
         match a.as_str() {
             "--processes" => sel.procs = true,
             "--memzones" => sel.memzones = true,
             "--rings" => sel.rings = true,
             "--mempools" => sel.mempools = true,
+            "--stats" => sel.stats = true,
             other => {
                 eprintln!("proc-info: unknown argument '{other}'\n{}", usage());
                 return ExitCode::from(2);
             }
         }
     }
-    if !(sel.procs || sel.memzones || sel.rings || sel.mempools) {
-        sel = Sel { procs: true, memzones: true, rings: true, mempools: true };
+    if !(sel.procs || sel.memzones || sel.rings || sel.mempools || sel.stats) {
+        sel = Sel { procs: true, memzones: true, rings: true, mempools: true, stats: true };
     }
     let zones = eal.memzone_walk();
     if sel.procs {
@@ -128,7 +137,41 @@ fn main() -> ExitCode {
             println!("{p}");
         }
     }
+    if sel.stats {
+        let ports: Vec<u16> = zones.iter().filter_map(|z| z.name().strip_prefix("ETH_P")?.parse().ok()).collect();
+        println!("== ports ({}) ==", ports.len());
+        for port in ports {
+            match pmd::shared::read_port_stats(&eal, port) {
+                Ok(p) => print_port(&p),
+                Err(e) => println!("port id={port} error=\"{e}\""),
+            }
+        }
+    }
     ExitCode::SUCCESS
+}
+
+fn print_port(p: &pmd::shared::SharedPortInfo) {
+    let s = &p.stats;
+    println!(
+        "port id={} name={} driver={} mac={} link={} speed={} mtu={}",
+        p.port_id,
+        p.name,
+        p.driver,
+        pmd::fmt_mac(&p.mac),
+        if p.link.up { "up" } else { "down" },
+        p.link.speed_mbps,
+        p.mtu
+    );
+    println!(
+        "  ipackets={} opackets={} ibytes={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+        s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+    );
+    for (q, n) in s.q_ipackets.iter().enumerate() {
+        println!("  rxq={q} packets={n} bytes={}", s.q_ibytes.get(q).copied().unwrap_or(0));
+    }
+    for (q, n) in s.q_opackets.iter().enumerate() {
+        println!("  txq={q} packets={n} bytes={}", s.q_obytes.get(q).copied().unwrap_or(0));
+    }
 }
 
 fn ring_line<T: Copy>(eal: &Eal, name: &str) -> Result<String, ring::Error> {
