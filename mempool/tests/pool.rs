@@ -242,10 +242,13 @@ fn every_backend_hands_out_each_object_once() {
             assert_eq!(p.ops_name(), ops);
             drain_and_refill(&p);
             drain_and_refill(&p);
-            let s = p.stats();
-            assert_eq!(s.get_success_objs, 600, "{ops}: {s:?}");
-            assert_eq!(s.put_objs, 600);
-            assert_eq!(s.get_fail_bulk, 2);
+            #[cfg(feature = "stats")]
+            {
+                let s = p.stats();
+                assert_eq!(s.get_success_objs, 600, "{ops}: {s:?}");
+                assert_eq!(s.put_objs, 600);
+                assert_eq!(s.get_fail_bulk, 2);
+            }
             if ops == "ring_sp_sc" {
                 assert!(matches!(
                     Mempool::lookup(&e, &name),
@@ -272,9 +275,12 @@ fn lcore_cache_hits_misses_flush_and_refill() {
     assert_eq!(s0, Default::default());
     // first get misses and refills half the cache (32) plus what was asked
     let a = p.get().unwrap();
-    let s = p.lcore_stats(0).unwrap();
-    assert_eq!((s.cache_misses, s.cache_hits), (1, 0));
-    assert_eq!((s.backend_dequeue_bulk, s.backend_dequeue_objs), (1, 33));
+    #[cfg(feature = "stats")]
+    {
+        let s = p.lcore_stats(0).unwrap();
+        assert_eq!((s.cache_misses, s.cache_hits), (1, 0));
+        assert_eq!((s.backend_dequeue_bulk, s.backend_dequeue_objs), (1, 33));
+    }
     assert_eq!(p.lcore_cache_len(0), Some(32));
     assert_eq!(p.avail_count(), 1023);
     // next 32 gets hit
@@ -282,8 +288,12 @@ fn lcore_cache_hits_misses_flush_and_refill() {
     for _ in 0..32 {
         held.push(p.get().unwrap());
     }
-    let s = p.lcore_stats(0).unwrap();
-    assert_eq!((s.cache_misses, s.cache_hits), (1, 32));
+    #[cfg(feature = "stats")]
+    {
+        let s = p.lcore_stats(0).unwrap();
+        assert_eq!((s.cache_misses, s.cache_hits), (1, 32));
+        assert_eq!((s.get_success_bulk, s.get_success_objs), (33, 33));
+    }
     assert_eq!(p.lcore_cache_len(0), Some(0));
     // get 63 more (miss: refill 32 + 63), then put 96 back: 32 + 96 > 96 flushes
     let mut more = vec![VirtAddr(0); 63];
@@ -298,16 +308,20 @@ fn lcore_cache_hits_misses_flush_and_refill() {
         Some(96),
         "up to the threshold stays cached"
     );
-    let s = p.lcore_stats(0).unwrap();
-    assert_eq!(s.backend_enqueue_bulk, 0);
+    #[cfg(feature = "stats")]
+    assert_eq!(p.lcore_stats(0).unwrap().backend_enqueue_bulk, 0);
     // SAFETY: as above.
     unsafe { p.put_bulk(&held[64..]).unwrap() };
-    let s = p.lcore_stats(0).unwrap();
-    assert_eq!(
-        (s.backend_enqueue_bulk, s.backend_enqueue_objs),
-        (1, 64),
-        "flushed to half"
-    );
+    #[cfg(feature = "stats")]
+    {
+        let s = p.lcore_stats(0).unwrap();
+        assert_eq!(
+            (s.backend_enqueue_bulk, s.backend_enqueue_objs),
+            (1, 64),
+            "flushed to half"
+        );
+        assert_eq!((s.put_bulk, s.put_objs), (2, 96));
+    }
     assert_eq!(p.lcore_cache_len(0), Some(32 + 32));
     assert_eq!(p.avail_count(), 1024);
     // bulk bigger than the cache bypasses it
@@ -330,13 +344,18 @@ fn lcore_cache_hits_misses_flush_and_refill() {
             unsafe { p.put(o).unwrap() };
         });
     });
-    let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
-    assert_eq!(
-        (shared.get_success_objs, shared.put_objs, shared.cache_hits),
-        (1, 1, 0)
-    );
-    let total = p.stats();
-    assert_eq!(total.get_success_objs, total.put_objs);
+    #[cfg(feature = "stats")]
+    {
+        let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
+        assert_eq!(
+            (shared.get_success_objs, shared.put_objs, shared.cache_hits),
+            (1, 1, 0)
+        );
+        let total = p.stats();
+        assert_eq!(total.get_success_objs, total.put_objs);
+    }
+    #[cfg(not(feature = "stats"))]
+    assert_eq!(p.stats(), Default::default(), "nothing counted without `stats`");
     p.flush_lcore_cache().unwrap();
     assert_eq!(p.lcore_cache_len(0), Some(0));
     assert_eq!(p.avail_count(), 1024);
@@ -486,9 +505,12 @@ fn stress_lcores_and_threads_account_for_every_object() {
             eprintln!("{}", String::from_utf8_lossy(&d));
         }
         assert_eq!(p.avail_count(), N, "{ops}: every object back");
-        let s = p.stats();
-        assert_eq!(s.get_success_objs, s.put_objs, "{s:?}");
-        assert!(s.cache_hits > 0 && s.cache_misses > 0, "{s:?}");
+        #[cfg(feature = "stats")]
+        {
+            let s = p.stats();
+            assert_eq!(s.get_success_objs, s.put_objs, "{s:?}");
+            assert!(s.cache_hits > 0 && s.cache_misses > 0, "{s:?}");
+        }
         p.free().unwrap();
     }
 }
