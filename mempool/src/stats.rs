@@ -95,6 +95,7 @@ const _: () = assert!(core::mem::size_of::<StatsShared>() == 128);
 pub(crate) struct StatsSlot<'a> {
     pub slot: &'a StatsShared,
     /// True for the shared non-lcore slot: use `fetch_add`.
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub shared: bool,
 }
 

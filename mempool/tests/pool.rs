@@ -355,7 +355,11 @@ fn lcore_cache_hits_misses_flush_and_refill() {
         assert_eq!(total.get_success_objs, total.put_objs);
     }
     #[cfg(not(feature = "stats"))]
-    assert_eq!(p.stats(), Default::default(), "nothing counted without `stats`");
+    assert_eq!(
+        p.stats(),
+        Default::default(),
+        "nothing counted without `stats`"
+    );
     p.flush_lcore_cache().unwrap();
     assert_eq!(p.lcore_cache_len(0), Some(0));
     assert_eq!(p.avail_count(), 1024);
