@@ -19,7 +19,14 @@
 //!
 //! Then forwarding (over UIO): the host sends N = 600 frames into NIC A and receives all N out
 //! of NIC B with dst 02:00:00:00:00:01 and src = NIC B's MAC, the rest of each frame
-//! unchanged (`fp-e1000test fwd`; `l2fwd` if apps has one, see the report).
+//! unchanged (`fp-e1000test fwd`).
+//!
+//! And the sample application: `l2fwd -l 0-1 -a A -a B -- -p 0x3 -T 0 --max-packets N`
+//! runs in the guest over VFIO and again over UIO (`--iova-mode pa`) while the host sends
+//! N = 600 frames into NIC A; the host receives every one of them exactly once out of NIC
+//! B with dst 02:00:00:00:00:<B's port id> (01 here) and src = NIC B's MAC, the rest of
+//! each frame unchanged; l2fwd then exits 0 and its final statistics show N received on
+//! A's port and N sent (none dropped) on B's port, and no mbuf left out of its pool.
 //!
 //! Runs when QEMU can be used or installed (root); prints the reason and returns
 //! otherwise. `FP_TESTBED=0` skips. `cargo test --test e1000_guest -- --nocapture`.
@@ -42,12 +49,14 @@ const S_FOREIGN2: u8 = 4;
 const S_TXA: u8 = 5;
 const S_TXB: u8 = 6;
 const S_FWD: u8 = 7;
+const S_L2FWD: u8 = 8;
 const N_OWN1: u32 = 200;
 const N_FOREIGN1: u32 = 32;
 const N_OWN2: u32 = 32;
 const N_FOREIGN2: u32 = 32;
 const N_TX: u32 = 300;
 const N_FWD: u32 = 600;
+const N_L2FWD: u32 = 600;
 
 /// The frame generator of fp-e1000test (see there): header, seq (u32 LE), stream, then
 /// byte j = seq*7 + j*13 + stream; length 60 + (seq*37 + stream*11) mod 1455.
@@ -234,6 +243,112 @@ fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     eprintln!("e1000_guest: forwarded {N_FWD} frames A -> B over {tag}");
 }
 
+/// The port id l2fwd gave the NIC with `mac` (its "Port P, MAC address: M" line).
+fn l2fwd_port(out: &str, mac: [u8; 6]) -> u16 {
+    let want = mac.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+    out.lines()
+        .find_map(|l| {
+            let (p, m) = l.strip_prefix("Port ")?.split_once(", MAC address: ")?;
+            if m.trim().eq_ignore_ascii_case(&want) {
+                p.trim().parse().ok()
+            } else {
+                None
+            }
+        })
+        .unwrap_or_else(|| panic!("l2fwd printed no port with MAC {want}:\n{out}"))
+}
+
+/// "Packets `key`:" of `port` in l2fwd's last statistics table.
+fn l2fwd_stat(out: &str, port: u16, key: &str) -> u64 {
+    let head = format!("Statistics for port {port} ");
+    let at = out.rfind(&head).unwrap_or_else(|| panic!("no '{head}' block:\n{out}"));
+    let prefix = format!("Packets {key}:");
+    out[at..]
+        .lines()
+        .skip(1)
+        .take(3)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no '{prefix}' for port {port}:\n{}", &out[at..]))
+}
+
+/// The l2fwd sample forwards N frames A -> B: each arrives once at the host with the MACs
+/// rewritten and the rest intact; l2fwd exits 0 and its final statistics agree.
+fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
+    let t0 = Instant::now();
+    drain(&n.s0);
+    drain(&n.s1);
+    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
+    // The subshell appends l2fwd's exit status to the log (so an early exit is seen while
+    // waiting) and exits with it (so `wait` returns it).
+    run_ok(
+        g,
+        &format!(
+            "( l2fwd -l 0-1 -m 64 --file-prefix {tag} -a {} -a {} {extra} -- -p 0x3 -T 0 --max-packets {N_L2FWD} \
+             > {log} 2>&1; rc=$?; echo L2FWD-EXIT rc=$rc >> {log}; exit $rc ) & echo $! > {pid}",
+            n.a, n.b
+        ),
+    );
+    // Forwarding starts right after the lcore assignment is printed; frames sent before
+    // the loop runs wait in the RX ring.
+    let out = wait_log(g, &log, "Lcore 1: RX port", 180);
+    assert!(!out.contains("L2FWD-EXIT"), "l2fwd ended before forwarding:\n{out}");
+    assert!(!out.contains("skipping PCI device"), "a NIC was not probed:\n{out}");
+    let (pa, pb) = (l2fwd_port(&out, MAC_A), l2fwd_port(&out, MAC_B));
+    assert_ne!(pa, pb);
+    let dst = [0x02, 0, 0, 0, 0, pb as u8];
+    let got = std::thread::scope(|sc| {
+        let rx = sc.spawn(|| {
+            let mut got = Vec::new();
+            while got.len() < N_L2FWD as usize {
+                match n.s1.recv(Duration::from_secs(60)).unwrap() {
+                    Some(f) => got.push(f),
+                    None => break,
+                }
+            }
+            got
+        });
+        for k in 0..N_L2FWD {
+            n.s0.send(&test_frame(MAC_A, HOST, S_L2FWD, k)).unwrap();
+        }
+        rx.join().unwrap()
+    });
+    let (_, log_now) = g.run(&format!("cat {log}")).unwrap();
+    assert_eq!(got.len(), N_L2FWD as usize, "l2fwd: frames received out of NIC B\n{log_now}");
+    let mut seen = vec![false; N_L2FWD as usize];
+    for (i, f) in got.iter().enumerate() {
+        assert!(f.len() >= 19 && f[18] == S_L2FWD, "l2fwd: frame {i} out of NIC B is not one we sent");
+        let seq = u32::from_le_bytes([f[14], f[15], f[16], f[17]]);
+        assert!(seq < N_L2FWD, "l2fwd: frame {i} has seq {seq}");
+        assert!(!seen[seq as usize], "l2fwd: frame {seq} arrived twice");
+        seen[seq as usize] = true;
+        let mut want = test_frame(MAC_A, HOST, S_L2FWD, seq);
+        want[0..6].copy_from_slice(&dst);
+        want[6..12].copy_from_slice(&MAC_B);
+        assert_eq!(&f[0..6], &dst, "l2fwd: frame {seq} destination MAC");
+        assert_eq!(&f[6..12], &MAC_B, "l2fwd: frame {seq} source MAC is not NIC B's");
+        assert!(*f == want, "l2fwd: frame {seq} differs beyond the MACs (length {} vs {})", f.len(), want.len());
+    }
+    let rc = wait_exit(g, &pid);
+    let (_, out) = g.run(&format!("cat {log}")).unwrap();
+    assert_eq!(rc, 0, "l2fwd exit status:\n{out}");
+    assert!(out.contains("L2FWD-EXIT rc=0") && out.contains("Bye..."), "{out}");
+    assert!(!out.contains("mbufs not returned"), "l2fwd leaked mbufs:\n{out}");
+    assert_eq!(drain(&n.s1), 0, "l2fwd sent more than N frames out of NIC B");
+    assert_eq!(drain(&n.s0), 0, "l2fwd sent frames out of NIC A (nothing came into B)");
+    let n64 = u64::from(N_L2FWD);
+    assert_eq!(l2fwd_stat(&out, pa, "received"), n64, "rx on A's port {pa}:\n{out}");
+    assert_eq!(l2fwd_stat(&out, pb, "sent"), n64, "tx on B's port {pb}:\n{out}");
+    assert_eq!(l2fwd_stat(&out, pb, "dropped"), 0, "{out}");
+    assert_eq!(l2fwd_stat(&out, pb, "received"), 0, "{out}");
+    assert_eq!(l2fwd_stat(&out, pa, "sent"), 0, "{out}");
+    eprintln!(
+        "e1000_guest: l2fwd over {tag} forwarded {N_L2FWD} frames port {pa} (A) -> port {pb} (B), dst {} src = B, in {:?}",
+        dst.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+        t0.elapsed()
+    );
+}
+
 /// Unbind NIC A under a polling program: exit 3, "device gone", bursts move nothing.
 fn unbind_under_poll(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let cmd = format!(
@@ -257,13 +372,13 @@ fn build_guest_bins() -> Vec<PathBuf> {
     let root = repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = std::process::Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "ferroplane-apps", "--bin", "fp-e1000test"])
+        .args(["build", "--release", "-q", "-p", "ferroplane-apps", "--bin", "fp-e1000test", "--bin", "l2fwd"])
         .current_dir(&root)
         .status()
         .expect("run cargo build");
-    assert!(st.success(), "building fp-e1000test failed");
+    assert!(st.success(), "building fp-e1000test and l2fwd failed");
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    vec![target.join("release/fp-e1000test")]
+    vec![target.join("release/fp-e1000test"), target.join("release/l2fwd")]
 }
 
 #[test]
@@ -303,6 +418,7 @@ fn e1000_guest() {
     bind(&mut g, &n.a, "vfio-pci");
     bind(&mut g, &n.b, "vfio-pci");
     suite(&mut g, &n, "ev", "");
+    l2fwd(&mut g, &n, "lv", "");
     unbind_under_poll(&mut g, &n, "pv", "");
 
     // --- UIO, IOVA = PA ---
@@ -313,6 +429,7 @@ fn e1000_guest() {
     assert!(out.contains("--iova-mode pa"), "the error names the fix:\n{out}");
     suite(&mut g, &n, "eu", "--iova-mode pa");
     forward(&mut g, &n, "fu", "--iova-mode pa");
+    l2fwd(&mut g, &n, "lu", "--iova-mode pa");
     unbind_under_poll(&mut g, &n, "pu", "--iova-mode pa");
 
     // Leave the NICs to the kernel again.

@@ -847,11 +847,20 @@ fn populate(
         // Smallest chunk that can still finish within MAX_CHUNKS.
         let min_objs = remaining.div_ceil(MAX_CHUNKS - k);
         let want_n = want.min(remaining);
-        let mz = match mz_reserve(
-            eal,
+        // In IOVA = PA mode with hugepages, a chunk must be IOVA-contiguous: objects are
+        // laid out back to back, and one straddling two physically distant pages would give
+        // a device a buffer that is not contiguous at its IOVA. If no contiguous run is
+        // that large, the reservation fails and the chunk is halved below.
+        let flags = if eal.iova_mode() == eal::args::IovaMode::Pa && !eal.no_huge() {
+            eal::MemzoneFlags::IOVA_CONTIG
+        } else {
+            eal::MemzoneFlags::empty()
+        };
+        let mz = match eal.memzone_reserve_aligned(
             &chunk_mz_name(name, k),
             want_n * total,
             cfg.socket,
+            flags,
             layout::CACHE_LINE,
         ) {
             Ok(mz) => mz,

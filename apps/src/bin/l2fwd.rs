@@ -23,6 +23,9 @@
 //! SIGINT/SIGTERM stop forwarding cleanly; the final statistics table is printed, ports
 //! are closed, and the exit status is 0 (2 for a bad argument, 1 for other failures).
 //! Falls back to `--no-huge` with a notice when hugepages are unusable.
+//!
+//! Ports: the `--vdev` devices first, then the PCI devices the EAL found (`-a`/`-b`),
+//! in address order; a PCI device that fails to open is skipped with a warning line.
 
 #[path = "testpmd/sig.rs"]
 mod sig;
@@ -412,12 +415,21 @@ fn pairs(enabled: &[u16], portmap: &[(u16, u16)]) -> Result<Vec<(u16, u16)>, Fai
 
 fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     let mut all = pmd::probe_vdevs(eal).map_err(|e| (2, e.to_string()))?;
-    match pmd::probe_pci(eal) {
-        Ok(p) => all.extend(p),
-        Err(e) => println!("l2fwd: PCI probe skipped a device: {e}"),
+    // PCI devices one by one (after the vdevs), so one that cannot be opened is skipped
+    // with a warning and the others still become ports.
+    for dev in eal.pci_devices() {
+        match pmd::probe_pci_devices(eal, std::slice::from_ref(dev)) {
+            Ok(p) => all.extend(p),
+            Err(e) => println!("l2fwd: warning: skipping PCI device {}: {e}", dev.addr),
+        }
     }
     if all.is_empty() {
-        return Err((1, "no Ethernet ports: give some with --vdev (e.g. --vdev=net_af_packet0,iface=eth0)".into()));
+        return Err((
+            1,
+            "no Ethernet ports: bind a NIC to vfio-pci/uio_pci_generic (-a ADDR) or give a --vdev \
+             (e.g. --vdev=net_af_packet0,iface=eth0)"
+                .into(),
+        ));
     }
     for bit in 0..64u16 {
         if o.portmask & (1 << bit) != 0 && !all.contains(&bit) {
