@@ -9,11 +9,20 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use eal::{Eal, MemzoneFlags};
 
 fn eal() -> Eal {
-    let argv: Vec<String> =
-        ["bench", "--no-huge", "--no-pci", "-m", "64", "-l", "0", "--file-prefix", &format!("bench-eal-{}", std::process::id())]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let argv: Vec<String> = [
+        "bench",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "64",
+        "-l",
+        "0",
+        "--file-prefix",
+        &format!("bench-eal-{}", std::process::id()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 
@@ -21,13 +30,19 @@ fn benches(c: &mut Criterion) {
     let e = eal();
     c.bench_function("memzone_reserve_free", |b| {
         b.iter(|| {
-            let z = e.memzone_reserve("bench-zone", 4096, None, MemzoneFlags::empty()).unwrap();
+            let z = e
+                .memzone_reserve("bench-zone", 4096, None, MemzoneFlags::empty())
+                .unwrap();
             e.memzone_free(black_box(&z)).unwrap();
         })
     });
 
-    let zones: Vec<_> =
-        (0..1000).map(|i| e.memzone_reserve(&format!("lookup-{i}"), 64, None, MemzoneFlags::empty()).unwrap()).collect();
+    let zones: Vec<_> = (0..1000)
+        .map(|i| {
+            e.memzone_reserve(&format!("lookup-{i}"), 64, None, MemzoneFlags::empty())
+                .unwrap()
+        })
+        .collect();
     c.bench_function("memzone_lookup_1000", |b| {
         b.iter(|| black_box(e.memzone_lookup(black_box("lookup-999"))).unwrap())
     });

@@ -8,13 +8,22 @@ use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
 fn setup() -> (Eal, PktmbufPool) {
-    let argv: Vec<String> =
-        ["bench", "--no-huge", "-m", "256", "--file-prefix", &format!("bench-pmd-{}", std::process::id()), "-l", "0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let argv: Vec<String> = [
+        "bench",
+        "--no-huge",
+        "-m",
+        "256",
+        "--file-prefix",
+        &format!("bench-pmd-{}", std::process::id()),
+        "-l",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let (eal, _) = Eal::init(&argv).expect("EAL init (--no-huge)");
-    let pool = pktmbuf_pool_create(&eal, "bench_pmd", 8191, 256, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("mbuf pool");
+    let pool = pktmbuf_pool_create(&eal, "bench_pmd", 8191, 256, 0, MBUF_DEFAULT_BUF_SIZE, None)
+        .expect("mbuf pool");
     (eal, pool)
 }
 
@@ -32,7 +41,10 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("pmd");
     g.throughput(Throughput::Elements(32));
 
-    let (a, b) = (port(&eal, &pool, "net_null_ba"), port(&eal, &pool, "net_null_bb"));
+    let (a, b) = (
+        port(&eal, &pool, "net_null_ba"),
+        port(&eal, &pool, "net_null_bb"),
+    );
     let mut v: Vec<Mbuf> = Vec::with_capacity(64);
     g.bench_function("null_fwd32_by_id", |it| {
         it.iter(|| {

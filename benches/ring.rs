@@ -46,7 +46,10 @@ fn heap_ring(flags: RingFlags) -> HeapRing {
     // SAFETY: fresh exclusive block kept alive by `_mem` as long as the ring; the
     // benchmarks use single sides from one thread at a time.
     let ring = unsafe { Ring::<u64>::init_in(p, len, "bench", CAP, flags) }.unwrap();
-    HeapRing { ring, _mem: Arc::new(Block(p, layout)) }
+    HeapRing {
+        ring,
+        _mem: Arc::new(Block(p, layout)),
+    }
 }
 
 fn spsc_flags() -> RingFlags {
@@ -177,7 +180,10 @@ fn two_thread(c: &mut Criterion) {
             two_thread_run(n, || {
                 let r = Arc::new(heap_ring(spsc_flags()));
                 let r2 = r.clone();
-                (move |v| r.ring.enqueue(v).is_ok(), move || r2.ring.dequeue())
+                (
+                    move |v| r.ring.enqueue(v).is_ok(),
+                    move || r2.ring.dequeue(),
+                )
             })
         })
     });
@@ -194,7 +200,10 @@ fn two_thread(c: &mut Criterion) {
             two_thread_run(n, || {
                 let r = Arc::new(heap_ring(RingFlags::empty()));
                 let r2 = r.clone();
-                (move |v| r.ring.enqueue(v).is_ok(), move || r2.ring.dequeue())
+                (
+                    move |v| r.ring.enqueue(v).is_ok(),
+                    move || r2.ring.dequeue(),
+                )
             })
         })
     });

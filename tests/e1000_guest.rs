@@ -81,12 +81,19 @@ fn run_ok(g: &mut Guest, cmd: &str) -> String {
 }
 
 fn driver_of(g: &mut Guest, addr: &str) -> String {
-    let (_, out) = g.run(&format!("basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none")).unwrap();
+    let (_, out) = g
+        .run(&format!(
+            "basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none"
+        ))
+        .unwrap();
     out.trim().to_string()
 }
 
 fn bind(g: &mut Guest, addr: &str, drv: &str) {
-    run_ok(g, &format!("ferroplane-devbind --force --bind={drv} {addr}"));
+    run_ok(
+        g,
+        &format!("ferroplane-devbind --force --bind={drv} {addr}"),
+    );
     assert_eq!(driver_of(g, addr), drv);
 }
 
@@ -99,16 +106,30 @@ fn wait_log(g: &mut Guest, log: &str, marker: &str, secs: u64) -> String {
         if out.lines().any(|l| l.contains(marker)) {
             return out;
         }
-        assert!(!out.contains("FAIL "), "guest program failed while waiting for '{marker}':\n{out}");
-        assert!(t0.elapsed() < Duration::from_secs(secs), "no '{marker}' after {secs} s:\n{out}");
+        assert!(
+            !out.contains("FAIL "),
+            "guest program failed while waiting for '{marker}':\n{out}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "no '{marker}' after {secs} s:\n{out}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
 
 /// Wait for the background program whose pid is in `pidfile`; its exit status.
 fn wait_exit(g: &mut Guest, pidfile: &str) -> i32 {
-    let (_, out) = g.run_timeout(&format!("wait $(cat {pidfile}); echo rc=$?"), Duration::from_secs(120)).unwrap();
-    out.split("rc=").nth(1).and_then(|s| s.trim().parse().ok()).unwrap_or(-1)
+    let (_, out) = g
+        .run_timeout(
+            &format!("wait $(cat {pidfile}); echo rc=$?"),
+            Duration::from_secs(120),
+        )
+        .unwrap();
+    out.split("rc=")
+        .nth(1)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(-1)
 }
 
 fn drain(s: &FrameSocket) -> usize {
@@ -135,7 +156,10 @@ fn send_interleaved(s: &FrameSocket, own_s: u8, own: u32, other_s: u8, other: u3
 /// Receive `n` frames on `s` and compare them, in order, with `want(seq)`.
 fn expect_frames(s: &FrameSocket, n: u32, what: &str, want: impl Fn(u32) -> Vec<u8>) {
     for seq in 0..n {
-        let f = s.recv(Duration::from_secs(60)).unwrap().unwrap_or_else(|| panic!("{what}: frame {seq} of {n} never arrived"));
+        let f = s
+            .recv(Duration::from_secs(60))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{what}: frame {seq} of {n} never arrived"));
         let w = want(seq);
         assert_eq!(f.len(), w.len(), "{what}: frame {seq} length");
         assert!(f == w, "{what}: frame {seq} differs from what was sent");
@@ -143,7 +167,10 @@ fn expect_frames(s: &FrameSocket, n: u32, what: &str, want: impl Fn(u32) -> Vec<
 }
 
 fn field(out: &str, line: &str, key: &str) -> u64 {
-    let l = out.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no '{line}' line:\n{out}"));
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(line))
+        .unwrap_or_else(|| panic!("no '{line}' line:\n{out}"));
     l.split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.parse().ok())
@@ -158,7 +185,10 @@ struct Nics {
 }
 
 fn eal(tag: &str, n: &Nics, extra: &str) -> String {
-    format!("fp-e1000test -l 0 -m 64 --file-prefix {tag} -a {} -a {} {extra}", n.a, n.b)
+    format!(
+        "fp-e1000test -l 0 -m 64 --file-prefix {tag} -a {} -a {} {extra}",
+        n.a, n.b
+    )
 }
 
 /// The suite (RX bytes, promiscuous off/on, TX bytes, stats, mbufs) through one backend.
@@ -167,22 +197,40 @@ fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     drain(&n.s0);
     drain(&n.s1);
     let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
-    run_ok(g, &format!("{} -- suite > {log} 2>&1 & echo $! > {pid}", eal(tag, n, extra)));
+    run_ok(
+        g,
+        &format!(
+            "{} -- suite > {log} 2>&1 & echo $! > {pid}",
+            eal(tag, n, extra)
+        ),
+    );
     let out = wait_log(g, &log, "READY", 180);
     assert!(out.contains("driver=net_e1000_em"), "{out}");
 
     send_interleaved(&n.s0, S_OWN1, N_OWN1, S_FOREIGN1, N_FOREIGN1);
     let out = wait_log(g, &log, "STEP1 OK", 180);
     assert_eq!(field(&out, "STEP1 OK", "own"), u64::from(N_OWN1));
-    assert_eq!(field(&out, "STEP1 OK", "foreign"), 0, "promiscuous off let foreign frames in");
+    assert_eq!(
+        field(&out, "STEP1 OK", "foreign"),
+        0,
+        "promiscuous off let foreign frames in"
+    );
 
     wait_log(g, &log, "STEP2 READY", 60);
     send_interleaved(&n.s0, S_OWN2, N_OWN2, S_FOREIGN2, N_FOREIGN2);
     let out = wait_log(g, &log, "STEP2 OK", 180);
-    assert_eq!(field(&out, "STEP2 OK", "foreign"), u64::from(N_FOREIGN2), "promiscuous on lost foreign frames");
+    assert_eq!(
+        field(&out, "STEP2 OK", "foreign"),
+        u64::from(N_FOREIGN2),
+        "promiscuous on lost foreign frames"
+    );
 
-    expect_frames(&n.s0, N_TX, "TX out of NIC A", |s| test_frame(HOST, MAC_A, S_TXA, s));
-    expect_frames(&n.s1, N_TX, "TX out of NIC B", |s| test_frame(HOST, MAC_B, S_TXB, s));
+    expect_frames(&n.s0, N_TX, "TX out of NIC A", |s| {
+        test_frame(HOST, MAC_A, S_TXA, s)
+    });
+    expect_frames(&n.s1, N_TX, "TX out of NIC B", |s| {
+        test_frame(HOST, MAC_B, S_TXB, s)
+    });
     assert_eq!(drain(&n.s0) + drain(&n.s1), 0, "more frames than were sent");
 
     let out = wait_log(g, &log, "DONE", 120);
@@ -197,13 +245,24 @@ fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     assert_eq!(field(&out, "STATS a", "ipackets"), rx_frames);
     assert_eq!(field(&out, "STATS a", "ibytes"), rx_bytes);
     assert_eq!(field(&out, "STATS a", "obytes"), tx_bytes);
-    assert_eq!(field(&out, "STATS a", "oerrors"), 1, "the chained packet is dropped and counted");
+    assert_eq!(
+        field(&out, "STATS a", "oerrors"),
+        1,
+        "the chained packet is dropped and counted"
+    );
     assert_eq!(field(&out, "XSTATS a", "hw_gprc"), rx_frames);
     assert_eq!(field(&out, "XSTATS a", "hw_gorc"), rx_bytes + 4 * rx_frames);
     assert_eq!(field(&out, "XSTATS a", "hw_gptc"), u64::from(N_TX));
-    assert_eq!(field(&out, "XSTATS a", "hw_gotc"), tx_bytes + 4 * u64::from(N_TX));
+    assert_eq!(
+        field(&out, "XSTATS a", "hw_gotc"),
+        tx_bytes + 4 * u64::from(N_TX)
+    );
     assert_eq!(field(&out, "XSTATS a", "hw_mpc"), 0);
-    assert_eq!(field(&out, "pool", "avail"), field(&out, "pool", "size"), "mbufs leaked");
+    assert_eq!(
+        field(&out, "pool", "avail"),
+        field(&out, "pool", "size"),
+        "mbufs leaked"
+    );
     eprintln!("e1000_guest: suite over {tag} passed in {:?}", t0.elapsed());
 }
 
@@ -212,7 +271,13 @@ fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     drain(&n.s0);
     drain(&n.s1);
     let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
-    run_ok(g, &format!("{} -- fwd {N_FWD} > {log} 2>&1 & echo $! > {pid}", eal(tag, n, extra)));
+    run_ok(
+        g,
+        &format!(
+            "{} -- fwd {N_FWD} > {log} 2>&1 & echo $! > {pid}",
+            eal(tag, n, extra)
+        ),
+    );
     wait_log(g, &log, "FWD READY", 180);
     // Send and receive together: the guest forwards while we send.
     let got = std::thread::scope(|sc| {
@@ -231,12 +296,19 @@ fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
         }
         rx.join().unwrap()
     });
-    assert_eq!(got.len(), N_FWD as usize, "forwarded frames received out of NIC B");
+    assert_eq!(
+        got.len(),
+        N_FWD as usize,
+        "forwarded frames received out of NIC B"
+    );
     for (k, f) in got.iter().enumerate() {
         let mut want = test_frame(MAC_A, HOST, S_FWD, k as u32);
         want[0..6].copy_from_slice(&FWD_DST);
         want[6..12].copy_from_slice(&MAC_B);
-        assert!(*f == want, "forwarded frame {k} differs (MACs rewritten, rest unchanged expected)");
+        assert!(
+            *f == want,
+            "forwarded frame {k} differs (MACs rewritten, rest unchanged expected)"
+        );
     }
     let out = wait_log(g, &log, "DONE", 120);
     assert_eq!(wait_exit(g, &pid), 0, "{out}");
@@ -245,7 +317,11 @@ fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
 
 /// The port id l2fwd gave the NIC with `mac` (its "Port P, MAC address: M" line).
 fn l2fwd_port(out: &str, mac: [u8; 6]) -> u16 {
-    let want = mac.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+    let want = mac
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
     out.lines()
         .find_map(|l| {
             let (p, m) = l.strip_prefix("Port ")?.split_once(", MAC address: ")?;
@@ -261,7 +337,9 @@ fn l2fwd_port(out: &str, mac: [u8; 6]) -> u16 {
 /// "Packets `key`:" of `port` in l2fwd's last statistics table.
 fn l2fwd_stat(out: &str, port: u16, key: &str) -> u64 {
     let head = format!("Statistics for port {port} ");
-    let at = out.rfind(&head).unwrap_or_else(|| panic!("no '{head}' block:\n{out}"));
+    let at = out
+        .rfind(&head)
+        .unwrap_or_else(|| panic!("no '{head}' block:\n{out}"));
     let prefix = format!("Packets {key}:");
     out[at..]
         .lines()
@@ -292,8 +370,14 @@ fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     // Forwarding starts right after the lcore assignment is printed; frames sent before
     // the loop runs wait in the RX ring.
     let out = wait_log(g, &log, "Lcore 1: RX port", 180);
-    assert!(!out.contains("L2FWD-EXIT"), "l2fwd ended before forwarding:\n{out}");
-    assert!(!out.contains("skipping PCI device"), "a NIC was not probed:\n{out}");
+    assert!(
+        !out.contains("L2FWD-EXIT"),
+        "l2fwd ended before forwarding:\n{out}"
+    );
+    assert!(
+        !out.contains("skipping PCI device"),
+        "a NIC was not probed:\n{out}"
+    );
     let (pa, pb) = (l2fwd_port(&out, MAC_A), l2fwd_port(&out, MAC_B));
     assert_ne!(pa, pb);
     let dst = [0x02, 0, 0, 0, 0, pb as u8];
@@ -314,10 +398,17 @@ fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
         rx.join().unwrap()
     });
     let (_, log_now) = g.run(&format!("cat {log}")).unwrap();
-    assert_eq!(got.len(), N_L2FWD as usize, "l2fwd: frames received out of NIC B\n{log_now}");
+    assert_eq!(
+        got.len(),
+        N_L2FWD as usize,
+        "l2fwd: frames received out of NIC B\n{log_now}"
+    );
     let mut seen = vec![false; N_L2FWD as usize];
     for (i, f) in got.iter().enumerate() {
-        assert!(f.len() >= 19 && f[18] == S_L2FWD, "l2fwd: frame {i} out of NIC B is not one we sent");
+        assert!(
+            f.len() >= 19 && f[18] == S_L2FWD,
+            "l2fwd: frame {i} out of NIC B is not one we sent"
+        );
         let seq = u32::from_le_bytes([f[14], f[15], f[16], f[17]]);
         assert!(seq < N_L2FWD, "l2fwd: frame {i} has seq {seq}");
         assert!(!seen[seq as usize], "l2fwd: frame {seq} arrived twice");
@@ -326,19 +417,50 @@ fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
         want[0..6].copy_from_slice(&dst);
         want[6..12].copy_from_slice(&MAC_B);
         assert_eq!(&f[0..6], &dst, "l2fwd: frame {seq} destination MAC");
-        assert_eq!(&f[6..12], &MAC_B, "l2fwd: frame {seq} source MAC is not NIC B's");
-        assert!(*f == want, "l2fwd: frame {seq} differs beyond the MACs (length {} vs {})", f.len(), want.len());
+        assert_eq!(
+            &f[6..12],
+            &MAC_B,
+            "l2fwd: frame {seq} source MAC is not NIC B's"
+        );
+        assert!(
+            *f == want,
+            "l2fwd: frame {seq} differs beyond the MACs (length {} vs {})",
+            f.len(),
+            want.len()
+        );
     }
     let rc = wait_exit(g, &pid);
     let (_, out) = g.run(&format!("cat {log}")).unwrap();
     assert_eq!(rc, 0, "l2fwd exit status:\n{out}");
-    assert!(out.contains("L2FWD-EXIT rc=0") && out.contains("Bye..."), "{out}");
-    assert!(!out.contains("mbufs not returned"), "l2fwd leaked mbufs:\n{out}");
-    assert_eq!(drain(&n.s1), 0, "l2fwd sent more than N frames out of NIC B");
-    assert_eq!(drain(&n.s0), 0, "l2fwd sent frames out of NIC A (nothing came into B)");
+    assert!(
+        out.contains("L2FWD-EXIT rc=0") && out.contains("Bye..."),
+        "{out}"
+    );
+    assert!(
+        !out.contains("mbufs not returned"),
+        "l2fwd leaked mbufs:\n{out}"
+    );
+    assert_eq!(
+        drain(&n.s1),
+        0,
+        "l2fwd sent more than N frames out of NIC B"
+    );
+    assert_eq!(
+        drain(&n.s0),
+        0,
+        "l2fwd sent frames out of NIC A (nothing came into B)"
+    );
     let n64 = u64::from(N_L2FWD);
-    assert_eq!(l2fwd_stat(&out, pa, "received"), n64, "rx on A's port {pa}:\n{out}");
-    assert_eq!(l2fwd_stat(&out, pb, "sent"), n64, "tx on B's port {pb}:\n{out}");
+    assert_eq!(
+        l2fwd_stat(&out, pa, "received"),
+        n64,
+        "rx on A's port {pa}:\n{out}"
+    );
+    assert_eq!(
+        l2fwd_stat(&out, pb, "sent"),
+        n64,
+        "tx on B's port {pb}:\n{out}"
+    );
     assert_eq!(l2fwd_stat(&out, pb, "dropped"), 0, "{out}");
     assert_eq!(l2fwd_stat(&out, pb, "received"), 0, "{out}");
     assert_eq!(l2fwd_stat(&out, pa, "sent"), 0, "{out}");
@@ -360,10 +482,20 @@ fn unbind_under_poll(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     );
     let (_, out) = g.run_timeout(&cmd, Duration::from_secs(300)).unwrap();
     assert!(out.contains("POLLING"), "poller never started:\n{out}");
-    assert!(out.contains("poll-rc=3"), "poller did not stop with exit 3 (device gone):\n{out}");
+    assert!(
+        out.contains("poll-rc=3"),
+        "poller did not stop with exit 3 (device gone):\n{out}"
+    );
     assert!(out.contains("device gone"), "{out}");
-    assert!(out.contains("rx=0 tx=0 kept=1"), "bursts on the gone port:\n{out}");
-    assert_eq!(field(&out, "pool", "avail"), field(&out, "pool", "size"), "mbufs leaked:\n{out}");
+    assert!(
+        out.contains("rx=0 tx=0 kept=1"),
+        "bursts on the gone port:\n{out}"
+    );
+    assert_eq!(
+        field(&out, "pool", "avail"),
+        field(&out, "pool", "size"),
+        "mbufs leaked:\n{out}"
+    );
     assert_eq!(driver_of(g, &n.a), "none");
     eprintln!("e1000_guest: unbind under a running poller over {tag}: exit 3, no crash");
 }
@@ -372,13 +504,28 @@ fn build_guest_bins() -> Vec<PathBuf> {
     let root = repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = std::process::Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "ferroplane-apps", "--bin", "fp-e1000test", "--bin", "l2fwd"])
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "ferroplane-apps",
+            "--bin",
+            "fp-e1000test",
+            "--bin",
+            "l2fwd",
+        ])
         .current_dir(&root)
         .status()
         .expect("run cargo build");
     assert!(st.success(), "building fp-e1000test and l2fwd failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    vec![target.join("release/fp-e1000test"), target.join("release/l2fwd")]
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    vec![
+        target.join("release/fp-e1000test"),
+        target.join("release/l2fwd"),
+    ]
 }
 
 #[test]
@@ -389,9 +536,16 @@ fn e1000_guest() {
     }
     let t0 = Instant::now();
     let bins = build_guest_bins();
-    let opts = GuestOptions { bins, log: repo_root().join(".testbed-cache/e1000-console.log"), ..Default::default() };
+    let opts = GuestOptions {
+        bins,
+        log: repo_root().join(".testbed-cache/e1000-console.log"),
+        ..Default::default()
+    };
     let mut g = Guest::boot(&opts).expect("boot the testbed guest");
-    eprintln!("e1000_guest: guest ready after {:?} (build included)", g.booted_in());
+    eprintln!(
+        "e1000_guest: guest ready after {:?} (build included)",
+        g.booted_in()
+    );
 
     let status = run_ok(&mut g, "ferroplane-devbind --status");
     let mut nics: Vec<String> = status
@@ -406,13 +560,31 @@ fn e1000_guest() {
     s0.set_send_timeout(Some(Duration::from_secs(60))).unwrap();
     // Which PCI address is NIC A (socket 0) is decided by MAC inside the guest; both are
     // passed to the program, so the order here does not matter.
-    let n = Nics { a: nics[0].clone(), b: nics[1].clone(), s0, s1 };
+    let n = Nics {
+        a: nics[0].clone(),
+        b: nics[1].clone(),
+        s0,
+        s1,
+    };
     // NIC A for the unbind test must be the one with MAC_A: find it by the kernel's view.
     let mac_of = |g: &mut Guest, addr: &str| {
-        let (_, o) = g.run(&format!("cat /sys/bus/pci/devices/{addr}/net/*/address 2>/dev/null")).unwrap();
+        let (_, o) = g
+            .run(&format!(
+                "cat /sys/bus/pci/devices/{addr}/net/*/address 2>/dev/null"
+            ))
+            .unwrap();
         o.trim().to_string()
     };
-    let n = if mac_of(&mut g, &n.a) == "52:54:00:fe:00:01" { Nics { a: n.b, b: n.a, s0: n.s0, s1: n.s1 } } else { n };
+    let n = if mac_of(&mut g, &n.a) == "52:54:00:fe:00:01" {
+        Nics {
+            a: n.b,
+            b: n.a,
+            s0: n.s0,
+            s1: n.s1,
+        }
+    } else {
+        n
+    };
 
     // --- VFIO, IOVA = VA ---
     bind(&mut g, &n.a, "vfio-pci");
@@ -426,7 +598,10 @@ fn e1000_guest() {
     bind(&mut g, &n.b, "uio_pci_generic");
     let (st, out) = g.run(&format!("{} -- suite", eal("eu0", &n, ""))).unwrap();
     assert_ne!(st, 0, "UIO in VA mode must be refused:\n{out}");
-    assert!(out.contains("--iova-mode pa"), "the error names the fix:\n{out}");
+    assert!(
+        out.contains("--iova-mode pa"),
+        "the error names the fix:\n{out}"
+    );
     suite(&mut g, &n, "eu", "--iova-mode pa");
     forward(&mut g, &n, "fu", "--iova-mode pa");
     l2fwd(&mut g, &n, "lu", "--iova-mode pa");

@@ -29,7 +29,18 @@ fn child_ring() {
         println!("child_ring: not started by ring_across_two_processes, nothing to do");
         return;
     };
-    let argv: Vec<String> = ["t", "--proc-type", "secondary", "--no-pci", "--lcores", "1@0", "--file-prefix", &p].map(String::from).to_vec();
+    let argv: Vec<String> = [
+        "t",
+        "--proc-type",
+        "secondary",
+        "--no-pci",
+        "--lcores",
+        "1@0",
+        "--file-prefix",
+        &p,
+    ]
+    .map(String::from)
+    .to_vec();
     let (e, _) = Eal::init(&argv).unwrap();
     // SAFETY: created by the primary for u64, multi-producer and multi-consumer.
     let r = unsafe { Ring::<u64>::lookup(&e, "xproc") }.unwrap();
@@ -65,12 +76,30 @@ fn child_ring() {
 #[test]
 fn ring_across_two_processes() {
     let p = format!("t-ring-xproc-{}", std::process::id());
-    let argv: Vec<String> = ["t", "--no-huge", "-m", "16", "--no-pci", "-l", "0", "--file-prefix", &p].map(String::from).to_vec();
+    let argv: Vec<String> = [
+        "t",
+        "--no-huge",
+        "-m",
+        "16",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        &p,
+    ]
+    .map(String::from)
+    .to_vec();
     let (e, _) = Eal::init(&argv).unwrap();
     // SAFETY: multi on both sides; both processes use T = u64.
     let r = unsafe { Ring::<u64>::create(&e, "xproc", 1024, None, RingFlags::empty()) }.unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_ring", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_ring",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FP_RING_PREFIX", &p)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,7 +130,10 @@ fn ring_across_two_processes() {
                             continue;
                         }
                         if last[pid as usize].is_some_and(|l| seq <= l) {
-                            errors.push(format!("producer {pid}: seq {seq} after {:?}", last[pid as usize]));
+                            errors.push(format!(
+                                "producer {pid}: seq {seq} after {:?}",
+                                last[pid as usize]
+                            ));
                         }
                         last[pid as usize] = Some(seq);
                         mine.push(pid * PER_PRODUCER + seq);
@@ -127,14 +159,28 @@ fn ring_across_two_processes() {
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);
-    let errors: Vec<String> = consumers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let errors: Vec<String> = consumers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "child: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("PRODUCED {total}")));
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(10)]);
     assert_eq!(got.load(Ordering::Relaxed), total);
     let seen = seen.lock().unwrap();
-    let bad: Vec<usize> = seen.iter().enumerate().filter(|(_, &c)| c != 1).map(|(i, _)| i).take(10).collect();
+    let bad: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c != 1)
+        .map(|(i, _)| i)
+        .take(10)
+        .collect();
     assert!(bad.is_empty(), "elements not seen exactly once: {bad:?}");
     assert!(r.empty());
     // SAFETY: the child has exited, the consumers are joined.

@@ -40,13 +40,19 @@ fn build(args: &[&str]) {
 }
 
 fn run_ok(g: &mut Guest, cmd: &str) -> String {
-    let (st, out) = g.run_timeout(cmd, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let (st, out) = g
+        .run_timeout(cmd, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert_eq!(st, 0, "'{cmd}' failed with {st}:\n{out}");
     out
 }
 
 fn driver_of(g: &mut Guest, addr: &str) -> String {
-    let (_, out) = g.run(&format!("basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none")).unwrap();
+    let (_, out) = g
+        .run(&format!(
+            "basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none"
+        ))
+        .unwrap();
     out.trim().to_string()
 }
 
@@ -66,9 +72,15 @@ fn checks_pass(out: &str, backend: &str) {
         "reset",
         "raw-tagged",
     ] {
-        assert!(out.contains(&format!("CHECK {name} ok")), "check {name} missing over {backend}:\n{out}");
+        assert!(
+            out.contains(&format!("CHECK {name} ok")),
+            "check {name} missing over {backend}:\n{out}"
+        );
     }
-    assert!(out.contains(&format!("ALL-CHECKS-PASSED backend={backend}")), "{out}");
+    assert!(
+        out.contains(&format!("ALL-CHECKS-PASSED backend={backend}")),
+        "{out}"
+    );
 }
 
 /// Start nvme-perf for a long run, unbind the device under it, expect exit 3 + "device gone".
@@ -79,8 +91,14 @@ fn hot_unbind(g: &mut Guest, nvme: &str, extra: &str) {
          echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $PP; echo perf-rc=$?; cat /tmp/p.log"
     );
     let (_, out) = g.run_timeout(&cmd, Duration::from_secs(200)).unwrap();
-    assert!(out.contains("Launching workers"), "nvme-perf never started:\n{out}");
-    assert!(out.contains("perf-rc=3"), "nvme-perf did not end with exit 3 (device gone):\n{out}");
+    assert!(
+        out.contains("Launching workers"),
+        "nvme-perf never started:\n{out}"
+    );
+    assert!(
+        out.contains("perf-rc=3"),
+        "nvme-perf did not end with exit 3 (device gone):\n{out}"
+    );
     assert!(out.contains("device gone"), "{out}");
     assert_eq!(driver_of(g, nvme), "none");
 }
@@ -99,11 +117,79 @@ fn nvme_perf_bad_args_exit_2() {
     build(&["-p", "ferroplane-apps", "--bin", "nvme-perf"]);
     let bin = repo_root().join("target/release/nvme-perf");
     for (args, word) in [
-        (vec!["-q", "8", "-o", "4096", "-w", "bogus", "-t", "1", "-r", "trtype:PCIe traddr:0000:00:02.0"], "-w"),
-        (vec!["-o", "4096", "-w", "read", "-t", "1", "-r", "trtype:PCIe traddr:0000:00:02.0"], "-q"),
-        (vec!["-q", "8", "-o", "4096", "-w", "rw", "-t", "1", "-r", "trtype:PCIe traddr:0000:00:02.0"], "-M"),
-        (vec!["-q", "8", "-o", "4096", "-w", "read", "-t", "1", "-r", "trtype:PCIe traddr:zz"], "zz"),
-        (vec!["-q", "8", "-o", "4096", "-w", "read", "-t", "1", "-r", "trtype:kernel path:/x engine:aio"], "aio"),
+        (
+            vec![
+                "-q",
+                "8",
+                "-o",
+                "4096",
+                "-w",
+                "bogus",
+                "-t",
+                "1",
+                "-r",
+                "trtype:PCIe traddr:0000:00:02.0",
+            ],
+            "-w",
+        ),
+        (
+            vec![
+                "-o",
+                "4096",
+                "-w",
+                "read",
+                "-t",
+                "1",
+                "-r",
+                "trtype:PCIe traddr:0000:00:02.0",
+            ],
+            "-q",
+        ),
+        (
+            vec![
+                "-q",
+                "8",
+                "-o",
+                "4096",
+                "-w",
+                "rw",
+                "-t",
+                "1",
+                "-r",
+                "trtype:PCIe traddr:0000:00:02.0",
+            ],
+            "-M",
+        ),
+        (
+            vec![
+                "-q",
+                "8",
+                "-o",
+                "4096",
+                "-w",
+                "read",
+                "-t",
+                "1",
+                "-r",
+                "trtype:PCIe traddr:zz",
+            ],
+            "zz",
+        ),
+        (
+            vec![
+                "-q",
+                "8",
+                "-o",
+                "4096",
+                "-w",
+                "read",
+                "-t",
+                "1",
+                "-r",
+                "trtype:kernel path:/x engine:aio",
+            ],
+            "aio",
+        ),
     ] {
         let o = Command::new(&bin).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -120,16 +206,34 @@ fn nvme_driver_in_guest() {
         return;
     }
     let t0 = Instant::now();
-    build(&["-p", "ferroplane-apps", "--bin", "nvme-perf", "--bin", "nvme-identify"]);
+    build(&[
+        "-p",
+        "ferroplane-apps",
+        "--bin",
+        "nvme-perf",
+        "--bin",
+        "nvme-identify",
+    ]);
     build(&["-p", "ferroplane-nvme", "--example", "nvme_guest_check"]);
     let root = repo_root();
     let img = std::env::temp_dir().join(format!("fp-nvme-test-{}.img", std::process::id()));
-    std::fs::File::create(&img).and_then(|f| f.set_len(NS1_BYTES)).expect("create namespace image");
-    let bins: Vec<PathBuf> = ["target/release/nvme-perf", "target/release/nvme-identify", "target/release/examples/nvme_guest_check"]
-        .iter()
-        .map(|p| root.join(p))
-        .collect();
-    let opts = GuestOptions { nvme_serial: SERIAL.into(), nvme_img: Some(img.clone()), bins, ..Default::default() };
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(NS1_BYTES))
+        .expect("create namespace image");
+    let bins: Vec<PathBuf> = [
+        "target/release/nvme-perf",
+        "target/release/nvme-identify",
+        "target/release/examples/nvme_guest_check",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .collect();
+    let opts = GuestOptions {
+        nvme_serial: SERIAL.into(),
+        nvme_img: Some(img.clone()),
+        bins,
+        ..Default::default()
+    };
     let mut g = Guest::boot(&opts).expect("boot the testbed guest");
     eprintln!("nvme: guest ready after {:?}", g.booted_in());
 
@@ -140,7 +244,9 @@ fn nvme_driver_in_guest() {
         .and_then(|l| l.split_whitespace().next())
         .expect("NVMe controller listed")
         .to_string();
-    let chk = |extra: &str, pfx: &str| format!("nvme_guest_check -l 0 -m 96 --file-prefix {pfx} {extra} --");
+    let chk = |extra: &str, pfx: &str| {
+        format!("nvme_guest_check -l 0 -m 96 --file-prefix {pfx} {extra} --")
+    };
 
     // --- 1. kernel driver: peer data, kernel back end of nvme-perf ---
     run_ok(
@@ -150,21 +256,66 @@ fn nvme_driver_in_guest() {
          dd if=/tmp/k.bin of=/dev/nvme0n1 bs=4096 seek=1000 conv=fsync 2>/dev/null && sync",
     );
     let out = run_ok(&mut g, "nvme-perf -q 4 -o 4096 -w randread -t 1 -s 32 -r 'trtype:kernel path:/dev/nvme0n1 engine:io_uring'");
-    assert!(out.contains("KERNEL (/dev/nvme0n1 IoUring) from core  0") && out.contains("CPU time per I/O"), "{out}");
+    assert!(
+        out.contains("KERNEL (/dev/nvme0n1 IoUring) from core  0")
+            && out.contains("CPU time per I/O"),
+        "{out}"
+    );
     assert!(perf_total_iops(&out) > 0.0, "{out}");
 
     // --- 2. VFIO ---
-    run_ok(&mut g, &format!("ferroplane-devbind --bind=vfio-pci {nvme}"));
-    let out = run_ok(&mut g, &format!("nvme-identify -s 32 -r 'trtype:PCIe traddr:{nvme}'"));
-    assert!(out.contains(&format!("Serial Number:                         {SERIAL}")), "{out}");
-    assert!(out.contains("Model Number:                          QEMU NVMe Ctrl"), "{out}");
-    assert!(out.contains(&format!("Size (NSZE):                         {} blocks", NS1_BYTES / 512)), "{out}");
-    assert!(out.contains(&format!("Size (NSZE):                         {} blocks", NS2_BYTES / 4096)), "{out}");
-    assert!(out.contains("Data Size:   512") && out.contains("Data Size:  4096") && out.contains("(in use)"), "{out}");
-    let out = run_ok(&mut g, &format!("{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}", chk("", "c1")));
+    run_ok(
+        &mut g,
+        &format!("ferroplane-devbind --bind=vfio-pci {nvme}"),
+    );
+    let out = run_ok(
+        &mut g,
+        &format!("nvme-identify -s 32 -r 'trtype:PCIe traddr:{nvme}'"),
+    );
+    assert!(
+        out.contains(&format!("Serial Number:                         {SERIAL}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Model Number:                          QEMU NVMe Ctrl"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Size (NSZE):                         {} blocks",
+            NS1_BYTES / 512
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Size (NSZE):                         {} blocks",
+            NS2_BYTES / 4096
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("Data Size:   512")
+            && out.contains("Data Size:  4096")
+            && out.contains("(in use)"),
+        "{out}"
+    );
+    let out = run_ok(
+        &mut g,
+        &format!(
+            "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
+            chk("", "c1")
+        ),
+    );
     checks_pass(&out, "Vfio");
     // Peer, kernel -> ours: 64 x 4 KiB written by the kernel at byte 4096000 = LBA 8000.
-    run_ok(&mut g, &format!("{} read-file {nvme} 1 8000 262144 /tmp/ours.bin && cmp /tmp/ours.bin /tmp/k.bin", chk("", "c2")));
+    run_ok(
+        &mut g,
+        &format!(
+            "{} read-file {nvme} 1 8000 262144 /tmp/ours.bin && cmp /tmp/ours.bin /tmp/k.bin",
+            chk("", "c2")
+        ),
+    );
     // Ours writes data for the kernel to read later: LBA 30000 = byte 15360000 = 4 KiB block 3750.
     run_ok(
         &mut g,
@@ -175,22 +326,49 @@ fn nvme_driver_in_guest() {
     let out = run_ok(&mut g, &format!("nvme-perf -q 8 -o 4096 -w randread -t 1 -c 0x3 -s 64 -L -r 'trtype:PCIe traddr:{nvme}'"));
     for ns in [1, 2] {
         for core in [0, 1] {
-            assert!(out.contains(&format!("PCIE ({nvme}) NSID {ns} from core  {core}")), "ns {ns} core {core}:\n{out}");
+            assert!(
+                out.contains(&format!("PCIE ({nvme}) NSID {ns} from core  {core}")),
+                "ns {ns} core {core}:\n{out}"
+            );
         }
     }
-    assert!(out.contains("Summary latency data") && out.contains("CPU time per I/O"), "{out}");
+    assert!(
+        out.contains("Summary latency data") && out.contains("CPU time per I/O"),
+        "{out}"
+    );
     assert!(perf_total_iops(&out) > 0.0, "{out}");
     hot_unbind(&mut g, &nvme, "");
 
     // --- 3. UIO (physical addresses) ---
-    run_ok(&mut g, &format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"));
-    let out = run_ok(&mut g, &format!("nvme-identify --iova-mode pa -s 32 {nvme}"));
+    run_ok(
+        &mut g,
+        &format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"),
+    );
+    let out = run_ok(
+        &mut g,
+        &format!("nvme-identify --iova-mode pa -s 32 {nvme}"),
+    );
     assert!(out.contains("(Uio)") && out.contains(SERIAL), "{out}");
-    let out = run_ok(&mut g, &format!("{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}", chk("--iova-mode pa", "c4")));
+    let out = run_ok(
+        &mut g,
+        &format!(
+            "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
+            chk("--iova-mode pa", "c4")
+        ),
+    );
     checks_pass(&out, "Uio");
-    run_ok(&mut g, &format!("{} read-file {nvme} 1 30000 262144 /tmp/ours2.bin && cmp /tmp/ours2.bin /tmp/o.bin", chk("--iova-mode pa", "c5")));
+    run_ok(
+        &mut g,
+        &format!(
+            "{} read-file {nvme} 1 30000 262144 /tmp/ours2.bin && cmp /tmp/ours2.bin /tmp/o.bin",
+            chk("--iova-mode pa", "c5")
+        ),
+    );
     let out = run_ok(&mut g, &format!("nvme-perf -q 16 -o 8192 -w randrw -M 50 -t 1 -s 48 --iova-mode pa -r 'trtype:PCIe traddr:{nvme} ns:2'"));
-    assert!(out.contains(&format!("PCIE ({nvme}) NSID 2 from core  0")) && !out.contains("NSID 1 from"), "{out}");
+    assert!(
+        out.contains(&format!("PCIE ({nvme}) NSID 2 from core  0")) && !out.contains("NSID 1 from"),
+        "{out}"
+    );
     hot_unbind(&mut g, &nvme, "--iova-mode pa");
 
     // --- 4. the kernel reads what our driver wrote ---

@@ -20,14 +20,19 @@ fn af_packet_on_veth_both_directions() {
         let (e, p) = (e2, p2);
         let port = pmd::vdev_create(&e, "net_af_packet_t,iface=fpa,qpairs=2,framecnt=256").unwrap();
         let info = pmd::dev_info(port).unwrap();
-        assert_eq!((info.max_rx_queues, info.if_name.as_deref()), (2, Some("fpa")));
+        assert_eq!(
+            (info.max_rx_queues, info.if_name.as_deref()),
+            (2, Some("fpa"))
+        );
         setup(port, &p, 2, 2);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
         let peer = RawSock::bind("fpb");
 
         // kernel side -> ours, over a fanout group of two sockets: every frame arrives
         // once, on one of the two queues, intact (one flow: all on the same queue).
-        let sent: Vec<Vec<u8>> = (0..6).map(|i| frame(0x88b5, 9, i as u8, 50 + 200 * i)).collect();
+        let sent: Vec<Vec<u8>> = (0..6)
+            .map(|i| frame(0x88b5, 9, i as u8, 50 + 200 * i))
+            .collect();
         for f in &sent {
             peer.send(f);
         }
@@ -37,14 +42,21 @@ fn af_packet_on_veth_both_directions() {
         while per_q.iter().map(Vec::len).sum::<usize>() < sent.len() && t0.elapsed() < LIMIT {
             for (q, got) in per_q.iter_mut().enumerate() {
                 pmd::rx_burst(port, q as u16, &mut v, 32);
-                got.extend(v.drain(..).map(|m| bytes_of(&m)).filter(|b| b.len() > 13 && b[12..14] == [0x88, 0xb5]));
+                got.extend(
+                    v.drain(..)
+                        .map(|m| bytes_of(&m))
+                        .filter(|b| b.len() > 13 && b[12..14] == [0x88, 0xb5]),
+                );
             }
         }
         let mut all: Vec<Vec<u8>> = per_q.concat();
         all.sort();
         let mut want = sent.clone();
         want.sort();
-        assert_eq!(all, want, "frames from the kernel side arrive intact, each once");
+        assert_eq!(
+            all, want,
+            "frames from the kernel side arrive intact, each once"
+        );
         pmd::close(port).unwrap();
 
         let port = pmd::vdev_create(&e, "net_af_packet_u,iface=fpa").unwrap();
@@ -53,14 +65,20 @@ fn af_packet_on_veth_both_directions() {
         for f in &sent {
             peer.send(f);
         }
-        let got = rx_until(port, sent.len(), LIMIT, |b| b.len() > 13 && b[12..14] == [0x88, 0xb5]);
+        let got = rx_until(port, sent.len(), LIMIT, |b| {
+            b.len() > 13 && b[12..14] == [0x88, 0xb5]
+        });
         assert_eq!(got, sent, "frames from the kernel side arrive intact");
 
         // ours -> kernel side
-        let ours: Vec<Vec<u8>> = (0..6).map(|i| frame(0x88b6, 10, i as u8, 46 + 150 * i)).collect();
+        let ours: Vec<Vec<u8>> = (0..6)
+            .map(|i| frame(0x88b6, 10, i as u8, 46 + 150 * i))
+            .collect();
         let mut v: Vec<mbuf::Mbuf> = ours.iter().map(|f| mbuf_of(&p, f)).collect();
         assert_eq!(pmd::tx_burst(port, 0, &mut v), 6);
-        let rcv = peer.recv_until(ours.len(), LIMIT, |b| b.len() > 13 && b[12..14] == [0x88, 0xb6]);
+        let rcv = peer.recv_until(ours.len(), LIMIT, |b| {
+            b.len() > 13 && b[12..14] == [0x88, 0xb6]
+        });
         assert_eq!(rcv, ours, "our frames reach the kernel side intact");
         let s = pmd::stats_get(port).unwrap();
         assert!(s.ipackets >= 6 && s.opackets == 6, "{s:?}");
@@ -91,30 +109,60 @@ fn tap_frames_and_ping() {
     ns.run(move || {
         let (e, p) = (e2, p2);
         let port = pmd::vdev_create(&e, "net_tap_t,iface=fptap0,mac=02:00:00:aa:bb:cc").unwrap();
-        assert_eq!(pmd::mac_addr_get(port).unwrap(), [2, 0, 0, 0xaa, 0xbb, 0xcc]);
+        assert_eq!(
+            pmd::mac_addr_get(port).unwrap(),
+            [2, 0, 0, 0xaa, 0xbb, 0xcc]
+        );
         setup(port, &p, 1, 1);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
-        let o = std::process::Command::new("ip").args(["addr", "add", "10.201.0.1/24", "dev", "fptap0"]).output().unwrap();
+        let o = std::process::Command::new("ip")
+            .args(["addr", "add", "10.201.0.1/24", "dev", "fptap0"])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let peer = RawSock::bind("fptap0");
 
         // kernel -> ours: a raw frame sent on the TAP interface comes out of our RX
         let f = frame(0x88b5, 5, 1, 300);
         peer.send(&f);
-        let got = rx_until(port, 1, LIMIT, |b| b.len() > 13 && b[12..14] == [0x88, 0xb5]);
+        let got = rx_until(port, 1, LIMIT, |b| {
+            b.len() > 13 && b[12..14] == [0x88, 0xb5]
+        });
         assert_eq!(got, vec![f]);
 
         // ping makes the kernel ARP for 10.201.0.2 through the TAP: we see the request
         let mut ping = std::process::Command::new("ip")
-            .args(["netns", "exec", &nsname, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.201.0.2"])
+            .args([
+                "netns",
+                "exec",
+                &nsname,
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "10.201.0.2",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let arp = rx_until(port, 1, LIMIT, |b| b.len() >= 42 && b[12..14] == [0x08, 0x06] && b[38..42] == [10, 201, 0, 2]);
+        let arp = rx_until(port, 1, LIMIT, |b| {
+            b.len() >= 42 && b[12..14] == [0x08, 0x06] && b[38..42] == [10, 201, 0, 2]
+        });
         let _ = ping.wait();
-        assert_eq!(arp.len(), 1, "no ARP request for 10.201.0.2 seen on the TAP");
-        assert_eq!(&arp[0][28..32], &[10, 201, 0, 1], "sender IP of the ARP request");
+        assert_eq!(
+            arp.len(),
+            1,
+            "no ARP request for 10.201.0.2 seen on the TAP"
+        );
+        assert_eq!(
+            &arp[0][28..32],
+            &[10, 201, 0, 1],
+            "sender IP of the ARP request"
+        );
 
         // ours -> kernel
         let ours = frame(0x88b6, 6, 2, 500);
@@ -141,11 +189,18 @@ fn pcap_live_iface_on_veth() {
         let peer = RawSock::bind("fpd");
         let f = frame(0x88b5, 3, 3, 700);
         peer.send(&f);
-        assert_eq!(rx_until(port, 1, LIMIT, |b| b.len() > 13 && b[12..14] == [0x88, 0xb5]), vec![f]);
+        assert_eq!(
+            rx_until(port, 1, LIMIT, |b| b.len() > 13
+                && b[12..14] == [0x88, 0xb5]),
+            vec![f]
+        );
         let g = frame(0x88b6, 3, 4, 90);
         let mut v = vec![mbuf_of(&p, &g)];
         assert_eq!(pmd::tx_burst(port, 0, &mut v), 1);
-        assert_eq!(peer.recv_until(1, LIMIT, |b| b.len() > 13 && b[12..14] == [0x88, 0xb6]), vec![g]);
+        assert_eq!(
+            peer.recv_until(1, LIMIT, |b| b.len() > 13 && b[12..14] == [0x88, 0xb6]),
+            vec![g]
+        );
         pmd::close(port).unwrap();
     });
     assert_eq!(p.avail_count(), 255);

@@ -26,14 +26,19 @@ fn null_rx_tx_stats_and_no_leak() {
     assert_eq!(v.len(), 32);
     assert!(v.iter().all(|m| m.pkt_len() == 100 && m.port() == a));
     assert_eq!(pmd::rx_burst(b, 0, &mut v, 8), 8);
-    assert!(v[32..].iter().all(|m| m.pkt_len() == 64 && m.data() == [0u8; 64]));
+    assert!(v[32..]
+        .iter()
+        .all(|m| m.pkt_len() == 64 && m.data() == [0u8; 64]));
     // io forward a -> b
     assert_eq!(pmd::tx_burst(b, 0, &mut v), 40);
     assert!(v.is_empty());
     let sa = pmd::stats_get(a).unwrap();
     let sb = pmd::stats_get(b).unwrap();
     assert_eq!((sa.ipackets, sa.ibytes), (32, 3200));
-    assert_eq!((sb.ipackets, sb.opackets, sb.obytes), (8, 40, 32 * 100 + 8 * 64));
+    assert_eq!(
+        (sb.ipackets, sb.opackets, sb.obytes),
+        (8, 40, 32 * 100 + 8 * 64)
+    );
     assert_eq!(sb.q_opackets, vec![40]);
     // xstats names line up with values
     let names = pmd::xstats_names(b).unwrap();
@@ -43,18 +48,34 @@ fn null_rx_tx_stats_and_no_leak() {
     assert_eq!(vals[i].value, 40);
     // the shared memzone says the same
     let sh = pmd::shared::read_port_stats(&e, b).unwrap();
-    assert_eq!((sh.name.as_str(), sh.driver.as_str(), sh.stats.opackets), ("net_null_b", "net_null", 40));
+    assert_eq!(
+        (sh.name.as_str(), sh.driver.as_str(), sh.stats.opackets),
+        ("net_null_b", "net_null", 40)
+    );
     assert!(sh.link.up);
     pmd::stats_reset(b).unwrap();
     assert_eq!(pmd::stats_get(b).unwrap().opackets, 0);
-    assert_eq!(pmd::shared::read_port_stats(&e, b).unwrap().stats.opackets, 0);
+    assert_eq!(
+        pmd::shared::read_port_stats(&e, b).unwrap().stats.opackets,
+        0
+    );
 
     // handles
     let mut rxq = pmd::rx_queue(a, 0).unwrap();
     let mut txq = pmd::tx_queue(b, 0).unwrap();
-    assert!(matches!(pmd::rx_queue(a, 0), Err(pmd::Error::QueueBusy { .. })));
-    assert_eq!(pmd::rx_burst(a, 0, &mut v, 4), 0, "the handle holds the queue");
-    assert!(pmd::configure(a, 1, 1, &EthConf::default()).is_err(), "started");
+    assert!(matches!(
+        pmd::rx_queue(a, 0),
+        Err(pmd::Error::QueueBusy { .. })
+    ));
+    assert_eq!(
+        pmd::rx_burst(a, 0, &mut v, 4),
+        0,
+        "the handle holds the queue"
+    );
+    assert!(
+        pmd::configure(a, 1, 1, &EthConf::default()).is_err(),
+        "started"
+    );
     pmd::stop(a).unwrap();
     let err = pmd::rx_queue_setup(a, 0, 512, None, &pmd::RxConf::default(), &p);
     assert!(matches!(err, Err(pmd::Error::QueueBusy { .. })), "{err:?}");
@@ -80,7 +101,9 @@ fn stopped_port_and_bad_queues_keep_mbufs() {
     let p = pool(&e, "stp", 255);
     let a = pmd::vdev_create(&e, "net_null_s").unwrap();
     // not configured: bursts return 0
-    let mut v: Vec<Mbuf> = (0..4).map(|i| mbuf_of(&p, &frame(0x88b5, 1, i, 50))).collect();
+    let mut v: Vec<Mbuf> = (0..4)
+        .map(|i| mbuf_of(&p, &frame(0x88b5, 1, i, 50)))
+        .collect();
     assert_eq!(pmd::tx_burst(a, 0, &mut v), 0);
     assert_eq!(pmd::rx_burst(a, 0, &mut v, 4), 0);
     assert!(pmd::start(a).is_err());
@@ -88,7 +111,11 @@ fn stopped_port_and_bad_queues_keep_mbufs() {
     pmd::stop(a).unwrap();
     assert!(!pmd::link_get(a).unwrap().up);
     assert_eq!(pmd::tx_burst(a, 0, &mut v), 0);
-    assert_eq!(v.len(), 4, "a stopped port leaves the packets with the caller");
+    assert_eq!(
+        v.len(),
+        4,
+        "a stopped port leaves the packets with the caller"
+    );
     assert_eq!(pmd::rx_burst(a, 0, &mut v, 8), 0);
     pmd::start(a).unwrap();
     // out-of-range ids
@@ -96,10 +123,19 @@ fn stopped_port_and_bad_queues_keep_mbufs() {
     assert_eq!(pmd::tx_burst(999, 0, &mut v), 0);
     assert_eq!(pmd::rx_burst(a, 16, &mut v, 8), 0);
     assert_eq!(v.len(), 4);
-    assert!(matches!(pmd::rx_queue(a, 3), Err(pmd::Error::BadQueue { .. })));
-    assert!(matches!(pmd::dev_info(999), Err(pmd::Error::NoSuchPort { .. })));
+    assert!(matches!(
+        pmd::rx_queue(a, 3),
+        Err(pmd::Error::BadQueue { .. })
+    ));
+    assert!(matches!(
+        pmd::dev_info(999),
+        Err(pmd::Error::NoSuchPort { .. })
+    ));
     pmd::stop(a).unwrap();
-    assert!(matches!(pmd::rx_queue_setup(a, 7, 512, None, &pmd::RxConf::default(), &p), Err(pmd::Error::BadQueue { .. })));
+    assert!(matches!(
+        pmd::rx_queue_setup(a, 7, 512, None, &pmd::RxConf::default(), &p),
+        Err(pmd::Error::BadQueue { .. })
+    ));
     pmd::start(a).unwrap();
 
     // MTU policy: frames over MTU + 14 are freed, counted in oerrors, and consumed.
@@ -125,14 +161,30 @@ fn stopped_port_and_bad_queues_keep_mbufs() {
 fn configure_checks_queues_offloads_rss() {
     let e = eal("conf");
     let a = pmd::vdev_create(&e, "net_null_c,no-rx=1").unwrap();
-    assert!(matches!(pmd::configure(a, 17, 1, &EthConf::default()), Err(pmd::Error::Unsupported { .. })));
+    assert!(matches!(
+        pmd::configure(a, 17, 1, &EthConf::default()),
+        Err(pmd::Error::Unsupported { .. })
+    ));
     assert!(pmd::configure(a, 0, 0, &EthConf::default()).is_err());
-    let bad = EthConf { rx_offloads: RxOffloads::TCP_LRO, ..Default::default() };
+    let bad = EthConf {
+        rx_offloads: RxOffloads::TCP_LRO,
+        ..Default::default()
+    };
     let err = pmd::configure(a, 1, 1, &bad).unwrap_err().to_string();
     assert!(err.contains("TCP_LRO"), "{err}");
-    let bad = EthConf { tx_offloads: TxOffloads::TCP_TSO, ..Default::default() };
+    let bad = EthConf {
+        tx_offloads: TxOffloads::TCP_TSO,
+        ..Default::default()
+    };
     assert!(pmd::configure(a, 1, 1, &bad).is_err());
-    let rss = EthConf { mq_mode: MqMode::Rss, rss: pmd::RssConf { key: None, hf: RssHf::IPV4 }, ..Default::default() };
+    let rss = EthConf {
+        mq_mode: MqMode::Rss,
+        rss: pmd::RssConf {
+            key: None,
+            hf: RssHf::IPV4,
+        },
+        ..Default::default()
+    };
     pmd::configure(a, 4, 4, &rss).unwrap();
     assert_eq!(pmd::dev_info(a).unwrap().nb_rx_queues, 4);
     let p = pool(&e, "confp", 127);
@@ -151,11 +203,18 @@ fn configure_checks_queues_offloads_rss() {
     pmd::mac_addr_set(a, [0x02, 1, 2, 3, 4, 5]).unwrap();
     assert_eq!(pmd::mac_addr_get(a).unwrap(), [0x02, 1, 2, 3, 4, 5]);
     assert!(pmd::mac_addr_set(a, [0x01, 0, 0, 0, 0, 1]).is_err());
-    assert_eq!(pmd::shared::read_port_stats(&e, a).unwrap().mac, [0x02, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        pmd::shared::read_port_stats(&e, a).unwrap().mac,
+        [0x02, 1, 2, 3, 4, 5]
+    );
     pmd::set_link_up(a, false).unwrap();
     assert!(!pmd::link_get(a).unwrap().up);
     pmd::set_link_up(a, true).unwrap();
-    assert!(pmd::link_wait_up(a, std::time::Duration::from_secs(1)).unwrap().up);
+    assert!(
+        pmd::link_wait_up(a, std::time::Duration::from_secs(1))
+            .unwrap()
+            .up
+    );
     pmd::close(a).unwrap();
     assert_eq!(p.avail_count(), 127);
 }
@@ -164,22 +223,40 @@ fn configure_checks_queues_offloads_rss() {
 fn bad_vdev_strings_are_named() {
     let e = eal("badvdev");
     let err = pmd::vdev_create(&e, "net_bogus0").unwrap_err().to_string();
-    assert!(err.contains("net_bogus0") && err.contains("net_null"), "{err}");
-    let err = pmd::vdev_create(&e, "net_null9,sizee=3").unwrap_err().to_string();
+    assert!(
+        err.contains("net_bogus0") && err.contains("net_null"),
+        "{err}"
+    );
+    let err = pmd::vdev_create(&e, "net_null9,sizee=3")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("'sizee'") && err.contains("size"), "{err}");
-    let err = pmd::vdev_create(&e, "net_null9,size=0").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_null9,size=0")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("size"), "{err}");
-    let err = pmd::vdev_create(&e, "net_null9,size=abc").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_null9,size=abc")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a number"), "{err}");
-    let err = pmd::vdev_create(&e, "net_null9,copy").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_null9,copy")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("key=value"), "{err}");
-    let err = pmd::vdev_create(&e, "net_af_packet9,iface=fp-no-such-if0").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_af_packet9,iface=fp-no-such-if0")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("fp-no-such-if0"), "{err}");
-    let err = pmd::vdev_create(&e, "net_af_packet9").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_af_packet9")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("iface"), "{err}");
     // a name in use
     let a = pmd::vdev_create(&e, "net_null_dup").unwrap();
-    assert!(matches!(pmd::vdev_create(&e, "net_null_dup"), Err(pmd::Error::NameInUse(_))));
+    assert!(matches!(
+        pmd::vdev_create(&e, "net_null_dup"),
+        Err(pmd::Error::NameInUse(_))
+    ));
     // rx pool too small for size
     let p = pktmbuf_small(&e);
     let b = pmd::vdev_create(&e, "net_null_big,size=2000").unwrap();
@@ -196,8 +273,17 @@ fn pktmbuf_small(e: &eal::Eal) -> mbuf::PktmbufPool {
 #[test]
 fn probe_vdevs_from_eal_args() {
     let argv: Vec<String> = [
-        "test", "--no-huge", "-m", "64", "--file-prefix", &format!("pmd-probe-{}", std::process::id()), "-l", "0",
-        "--vdev", "net_null_p0,size=128", "--vdev=net_ring_p1",
+        "test",
+        "--no-huge",
+        "-m",
+        "64",
+        "--file-prefix",
+        &format!("pmd-probe-{}", std::process::id()),
+        "-l",
+        "0",
+        "--vdev",
+        "net_null_p0,size=128",
+        "--vdev=net_ring_p1",
     ]
     .iter()
     .map(|s| s.to_string())

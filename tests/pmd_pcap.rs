@@ -8,7 +8,11 @@ use pmd_common::*;
 use std::process::Command;
 
 fn tmp(name: &str) -> String {
-    format!("{}/fp-pmd-{}-{name}", std::env::temp_dir().display(), std::process::id())
+    format!(
+        "{}/fp-pmd-{}-{name}",
+        std::env::temp_dir().display(),
+        std::process::id()
+    )
 }
 
 /// Frames of `tcpdump -r F -xx` (full frames in hex).
@@ -16,8 +20,15 @@ fn tcpdump_frames(path: &str) -> Option<Vec<Vec<u8>>> {
     if !have("tcpdump") {
         return None;
     }
-    let o = Command::new("tcpdump").args(["-nn", "-r", path, "-xx"]).output().ok()?;
-    assert!(o.status.success(), "tcpdump -r {path}: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("tcpdump")
+        .args(["-nn", "-r", path, "-xx"])
+        .output()
+        .ok()?;
+    assert!(
+        o.status.success(),
+        "tcpdump -r {path}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut frames = Vec::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         let t = line.trim_start();
@@ -44,7 +55,9 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
     let path = tmp("tx.pcap");
     let port = pmd::vdev_create(&e, &format!("net_pcap_tx,tx_pcap={path}")).unwrap();
     setup(port, &p, 0, 1);
-    let frames: Vec<Vec<u8>> = (0..12).map(|i| frame(0x88b5, 4, i as u8, 46 + 37 * i)).collect();
+    let frames: Vec<Vec<u8>> = (0..12)
+        .map(|i| frame(0x88b5, 4, i as u8, 46 + 37 * i))
+        .collect();
     let mut v: Vec<mbuf::Mbuf> = frames.iter().map(|f| mbuf_of(&p, f)).collect();
     // one chained packet too
     let mut chained = mbuf_of(&p, &frames[0][..20]);
@@ -58,16 +71,43 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
     let mut want = frames.clone();
     want.push(frames[0].clone());
     let c = pmd::pcapfile::parse(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(c.records.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), want);
+    assert_eq!(
+        c.records.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        want
+    );
     match tcpdump_frames(&path) {
         Some(f) => assert_eq!(f, want, "tcpdump -xx shows other bytes"),
-        None => eprintln!("SKIP (tcpdump part): tcpdump not installed (scripts/test.sh installs it)"),
+        None => {
+            eprintln!("SKIP (tcpdump part): tcpdump not installed (scripts/test.sh installs it)")
+        }
     }
     if have("tshark") {
-        let o = Command::new("tshark").args(["-r", &path, "-T", "fields", "-e", "frame.len", "-e", "eth.type"]).output().unwrap();
-        assert!(o.status.success(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
-        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
-        let expect: Vec<String> = want.iter().map(|f| format!("{}\t0x88b5", f.len())).collect();
+        let o = Command::new("tshark")
+            .args([
+                "-r",
+                &path,
+                "-T",
+                "fields",
+                "-e",
+                "frame.len",
+                "-e",
+                "eth.type",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let expect: Vec<String> = want
+            .iter()
+            .map(|f| format!("{}\t0x88b5", f.len()))
+            .collect();
         assert_eq!(lines, expect);
     } else {
         eprintln!("SKIP (tshark part): tshark not installed");
@@ -81,7 +121,9 @@ fn text2pcap_file_replays_with_same_bytes() {
         eprintln!("SKIP: text2pcap (Wireshark) not installed; scripts/test.sh installs tshark");
         return;
     }
-    let frames: Vec<Vec<u8>> = (0..5).map(|i| frame(0x0800, 7, i as u8, 30 + 100 * i)).collect();
+    let frames: Vec<Vec<u8>> = (0..5)
+        .map(|i| frame(0x0800, 7, i as u8, 30 + 100 * i))
+        .collect();
     let mut txt = String::new();
     for f in &frames {
         for (i, chunk) in f.chunks(16).enumerate() {
@@ -95,11 +137,21 @@ fn text2pcap_file_replays_with_same_bytes() {
     }
     let (tpath, ppath) = (tmp("t2p.txt"), tmp("t2p.pcap"));
     std::fs::write(&tpath, txt).unwrap();
-    let mut o = Command::new("text2pcap").args(["-F", "pcap", &tpath, &ppath]).output().unwrap();
+    let mut o = Command::new("text2pcap")
+        .args(["-F", "pcap", &tpath, &ppath])
+        .output()
+        .unwrap();
     if !o.status.success() {
-        o = Command::new("text2pcap").args([&tpath, &ppath]).output().unwrap();
+        o = Command::new("text2pcap")
+            .args([&tpath, &ppath])
+            .output()
+            .unwrap();
     }
-    assert!(o.status.success(), "text2pcap: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "text2pcap: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let e = eal("pcaprx");
     let p = pool(&e, "pcaprxp", 63);
@@ -107,14 +159,19 @@ fn text2pcap_file_replays_with_same_bytes() {
     setup(port, &p, 1, 0);
     let mut v = Vec::new();
     assert_eq!(pmd::rx_burst(port, 0, &mut v, 32), 5);
-    assert_eq!(pmd::rx_burst(port, 0, &mut v, 32), 0, "no infinite_rx: the file ends");
+    assert_eq!(
+        pmd::rx_burst(port, 0, &mut v, 32),
+        0,
+        "no infinite_rx: the file ends"
+    );
     let got: Vec<Vec<u8>> = v.iter().map(bytes_of).collect();
     assert_eq!(got, frames);
     drop(v);
     pmd::close(port).unwrap();
 
     // infinite_rx wraps around
-    let port = pmd::vdev_create(&e, &format!("net_pcap_inf,rx_pcap={ppath},infinite_rx=1")).unwrap();
+    let port =
+        pmd::vdev_create(&e, &format!("net_pcap_inf,rx_pcap={ppath},infinite_rx=1")).unwrap();
     setup(port, &p, 1, 0);
     let mut v = Vec::new();
     assert_eq!(pmd::rx_burst(port, 0, &mut v, 12), 12);
@@ -145,21 +202,41 @@ fn malformed_pcaps_are_refused_at_probe() {
     }
     drop(w);
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("trunc", good[..good.len() - 10].to_vec(), "truncated record"),
-        ("trunchdr", good[..24 + 130 + 5].to_vec(), "truncated record header"),
+        (
+            "trunc",
+            good[..good.len() - 10].to_vec(),
+            "truncated record",
+        ),
+        (
+            "trunchdr",
+            good[..24 + 130 + 5].to_vec(),
+            "truncated record header",
+        ),
         ("short", good[..10].to_vec(), "shorter than the 24-byte"),
-        ("garbage", b"this is not a capture file at all".to_vec(), "bad magic"),
+        (
+            "garbage",
+            b"this is not a capture file at all".to_vec(),
+            "bad magic",
+        ),
     ];
     for (tag, bytes, want) in cases {
         let path = tmp(&format!("{tag}.pcap"));
         std::fs::write(&path, bytes).unwrap();
-        let err = pmd::vdev_create(&e, &format!("net_pcap_{tag},rx_pcap={path}")).unwrap_err().to_string();
+        let err = pmd::vdev_create(&e, &format!("net_pcap_{tag},rx_pcap={path}"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(want) && err.contains(&path), "{tag}: {err}");
         let _ = std::fs::remove_file(&path);
     }
-    let err = pmd::vdev_create(&e, "net_pcap_nofile,rx_pcap=/nonexistent/x.pcap").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_pcap_nofile,rx_pcap=/nonexistent/x.pcap")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/nonexistent/x.pcap"), "{err}");
-    let err = pmd::vdev_create(&e, "net_pcap_none").unwrap_err().to_string();
+    let err = pmd::vdev_create(&e, "net_pcap_none")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rx_pcap"), "{err}");
-    assert!(pmd::ports().iter().all(|&p| !pmd::port_name(p).unwrap().starts_with("net_pcap_")));
+    assert!(pmd::ports()
+        .iter()
+        .all(|&p| !pmd::port_name(p).unwrap().starts_with("net_pcap_")));
 }

@@ -27,17 +27,35 @@ impl EthDriver for Fake {
     fn info(&self) -> pmd::DriverInfo {
         pmd::DriverInfo::default()
     }
-    fn rx_queue_setup(&mut self, _q: u16, _n: u16, _c: &RxConf, _p: &PktmbufPool, _s: QueueStats) -> pmd::Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(
+        &mut self,
+        _q: u16,
+        _n: u16,
+        _c: &RxConf,
+        _p: &PktmbufPool,
+        _s: QueueStats,
+    ) -> pmd::Result<Box<dyn RxQueueOps>> {
         Ok(Box::new(FakeQ))
     }
-    fn tx_queue_setup(&mut self, _q: u16, _n: u16, _c: &TxConf, _s: QueueStats) -> pmd::Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(
+        &mut self,
+        _q: u16,
+        _n: u16,
+        _c: &TxConf,
+        _s: QueueStats,
+    ) -> pmd::Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(FakeQ))
     }
 }
 
 fn dev(bus: u8, vendor: u16, device: u16) -> PciDevice {
     PciDevice {
-        addr: PciAddr { domain: 0, bus, dev: 0, func: 0 },
+        addr: PciAddr {
+            domain: 0,
+            bus,
+            dev: 0,
+            func: 0,
+        },
         vendor_id: vendor,
         device_id: device,
         subsystem_vendor_id: 0,
@@ -51,16 +69,33 @@ fn dev(bus: u8, vendor: u16, device: u16) -> PciDevice {
 }
 
 // Ids no real driver takes (0xfeed is not an assigned vendor id).
-static IDS: [PciId; 2] = [PciId { vendor: 0xfeed, device: 0x0001 }, PciId { vendor: 0xfeee, device: PciId::ANY }];
+static IDS: [PciId; 2] = [
+    PciId {
+        vendor: 0xfeed,
+        device: 0x0001,
+    },
+    PciId {
+        vendor: 0xfeee,
+        device: PciId::ANY,
+    },
+];
 
 #[test]
 fn fake_pci_driver_matches_by_id_table() {
     let e = eal("pci");
-    pmd::register_pci_driver(PciDriver { name: "net_fake_pci", id_table: &IDS, probe: |_, _| Ok(Box::new(Fake)) });
+    pmd::register_pci_driver(PciDriver {
+        name: "net_fake_pci",
+        id_table: &IDS,
+        probe: |_, _| Ok(Box::new(Fake)),
+    });
     assert!(IDS[0].matches(&dev(1, 0xfeed, 0x0001)));
     assert!(!IDS[0].matches(&dev(1, 0xfeed, 0x0002)));
     assert!(IDS[1].matches(&dev(1, 0xfeee, 0x1041)));
-    let devs = [dev(1, 0xfeed, 0x0001), dev(2, 0xfeed, 0x0002), dev(3, 0xfeee, 0x1000)];
+    let devs = [
+        dev(1, 0xfeed, 0x0001),
+        dev(2, 0xfeed, 0x0002),
+        dev(3, 0xfeee, 0x1000),
+    ];
     let ports = pmd::probe_pci_devices(&e, &devs).unwrap();
     assert_eq!(ports.len(), 2, "feed:0002 is not in the table");
     assert_eq!(pmd::port_name(ports[0]).unwrap(), "0000:01:00.0");

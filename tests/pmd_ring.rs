@@ -17,7 +17,11 @@ fn vdev_ring_loops_tx_to_rx_per_queue() {
     let mut v: Vec<mbuf::Mbuf> = frames.iter().map(|f| mbuf_of(&p, f)).collect();
     assert_eq!(pmd::tx_burst(a, 1, &mut v), 40);
     let mut out = Vec::new();
-    assert_eq!(pmd::rx_burst(a, 0, &mut out, 64), 0, "queue 0 is a different ring");
+    assert_eq!(
+        pmd::rx_burst(a, 0, &mut out, 64),
+        0,
+        "queue 0 is a different ring"
+    );
     assert_eq!(pmd::rx_burst(a, 1, &mut out, 64), 40);
     for (m, f) in out.iter().zip(&frames) {
         assert_eq!(&bytes_of(m), f);
@@ -28,7 +32,10 @@ fn vdev_ring_loops_tx_to_rx_per_queue() {
     assert_eq!(n, 1023);
     assert_eq!(many.len(), 1100 - 1023);
     let s = pmd::stats_get(a).unwrap();
-    assert_eq!((s.opackets, s.ipackets, s.q_ipackets[1]), (40 + 1023, 40, 40));
+    assert_eq!(
+        (s.opackets, s.ipackets, s.q_ipackets[1]),
+        (40 + 1023, 40, 40)
+    );
     drop(out);
     drop(many);
     // close frees what is left in the rings (1023 packets) and the rings
@@ -49,9 +56,25 @@ fn eth_from_rings_wires_two_ports() {
         )
     };
     // SAFETY: the rings carry only `into_raw` mbufs of `p`.
-    let a = unsafe { pmd::eth_from_rings(&e, "ringA", std::slice::from_ref(&r1), std::slice::from_ref(&r2)).unwrap() };
+    let a = unsafe {
+        pmd::eth_from_rings(
+            &e,
+            "ringA",
+            std::slice::from_ref(&r1),
+            std::slice::from_ref(&r2),
+        )
+        .unwrap()
+    };
     // SAFETY: as above.
-    let b = unsafe { pmd::eth_from_rings(&e, "ringB", std::slice::from_ref(&r2), std::slice::from_ref(&r1)).unwrap() };
+    let b = unsafe {
+        pmd::eth_from_rings(
+            &e,
+            "ringB",
+            std::slice::from_ref(&r2),
+            std::slice::from_ref(&r1),
+        )
+        .unwrap()
+    };
     setup(a, &p, 1, 1);
     setup(b, &p, 1, 1);
     let f = frame(0x88b5, 3, 9, 200);

@@ -35,12 +35,20 @@ fn find(status: &str, pats: &[&str]) -> Vec<(String, String)> {
     status
         .lines()
         .filter(|l| pats.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.split_whitespace().next().map(|a| (a.to_string(), l.to_string())))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .next()
+                .map(|a| (a.to_string(), l.to_string()))
+        })
         .collect()
 }
 
 fn driver_of(g: &mut Guest, addr: &str) -> String {
-    let (_, out) = g.run(&format!("basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none")).unwrap();
+    let (_, out) = g
+        .run(&format!(
+            "basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none"
+        ))
+        .unwrap();
     out.trim().to_string()
 }
 
@@ -53,7 +61,10 @@ fn unbind_under_reader(g: &mut Guest, nvme: &str, eal_args: &str) {
     );
     let (_, out) = g.run_timeout(&cmd, Duration::from_secs(180)).unwrap();
     assert!(out.contains("watching"), "watcher never started:\n{out}");
-    assert!(out.contains("watch-rc=3"), "watcher did not report the device gone with exit 3:\n{out}");
+    assert!(
+        out.contains("watch-rc=3"),
+        "watcher did not report the device gone with exit 3:\n{out}"
+    );
     assert!(out.contains("device gone"), "{out}");
     assert_eq!(driver_of(g, nvme), "none");
 }
@@ -65,9 +76,15 @@ fn testbed_devices() {
         return;
     }
     let t0 = Instant::now();
-    let opts = GuestOptions { nvme_serial: SERIAL.into(), ..Default::default() };
+    let opts = GuestOptions {
+        nvme_serial: SERIAL.into(),
+        ..Default::default()
+    };
     let mut g = Guest::boot(&opts).expect("boot the testbed guest");
-    eprintln!("testbed: guest ready after {:?} (build included)", g.booted_in());
+    eprintln!(
+        "testbed: guest ready after {:?} (build included)",
+        g.booted_in()
+    );
 
     // --- status: find devices by class and id ---
     let status = run_ok(&mut g, "ferroplane-devbind --status");
@@ -76,11 +93,22 @@ fn testbed_devices() {
     assert_eq!(nvmes.len(), 1, "NVMe controller not listed:\n{status}");
     assert_eq!(nics.len(), 2, "two e1000 not listed:\n{status}");
     let nvme = nvmes[0].0.clone();
-    assert!(nvmes[0].1.contains("drv=nvme") && nvmes[0].1.contains("vfio-pci"), "{status}");
-    assert!(status.contains("Storage devices using a kernel driver") && status.contains("Network devices"), "{status}");
+    assert!(
+        nvmes[0].1.contains("drv=nvme") && nvmes[0].1.contains("vfio-pci"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Storage devices using a kernel driver")
+            && status.contains("Network devices"),
+        "{status}"
+    );
 
     // --- bad arguments: one line naming it, exit 2 ---
-    for (args, word) in [("--bogus", "--bogus"), ("--bind=vfio-pci 00:zz.0", "00:zz.0"), ("--bind=vfio-pci", "no PCI address")] {
+    for (args, word) in [
+        ("--bogus", "--bogus"),
+        ("--bind=vfio-pci 00:zz.0", "00:zz.0"),
+        ("--bind=vfio-pci", "no PCI address"),
+    ] {
         let (st, out) = g.run(&format!("ferroplane-devbind {args}")).unwrap();
         assert_eq!(st, 2, "{args}: {out}");
         assert_eq!(out.trim().lines().count(), 1, "{args}: {out}");
@@ -90,50 +118,108 @@ fn testbed_devices() {
     // --- not bound: the error names the fix ---
     let (st, out) = g.run(&format!("{} regs {nvme}", eal("t0", ""))).unwrap();
     assert_ne!(st, 0);
-    assert!(out.contains(&format!("ferroplane-devbind --bind=vfio-pci {nvme}")), "{out}");
+    assert!(
+        out.contains(&format!("ferroplane-devbind --bind=vfio-pci {nvme}")),
+        "{out}"
+    );
 
     // --- in-use NIC refused unless --force, then back to e1000 ---
     let nic = nics[0].0.clone();
-    let iface = nics[0].1.split("if=").nth(1).and_then(|s| s.split_whitespace().next()).expect("NIC interface name").to_string();
-    run_ok(&mut g, &format!("ip link set {iface} up && ip route add 192.0.2.0/24 dev {iface}"));
-    let (st, out) = g.run(&format!("ferroplane-devbind --bind=vfio-pci {nic}")).unwrap();
+    let iface = nics[0]
+        .1
+        .split("if=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("NIC interface name")
+        .to_string();
+    run_ok(
+        &mut g,
+        &format!("ip link set {iface} up && ip route add 192.0.2.0/24 dev {iface}"),
+    );
+    let (st, out) = g
+        .run(&format!("ferroplane-devbind --bind=vfio-pci {nic}"))
+        .unwrap();
     assert_eq!(st, 1, "{out}");
-    assert!(out.contains("in use") && out.contains("--force") && out.contains(&iface), "{out}");
+    assert!(
+        out.contains("in use") && out.contains("--force") && out.contains(&iface),
+        "{out}"
+    );
     assert_eq!(driver_of(&mut g, &nic), "e1000");
-    run_ok(&mut g, &format!("ferroplane-devbind --force --bind=vfio-pci {nic}"));
+    run_ok(
+        &mut g,
+        &format!("ferroplane-devbind --force --bind=vfio-pci {nic}"),
+    );
     assert_eq!(driver_of(&mut g, &nic), "vfio-pci");
     run_ok(&mut g, &format!("ferroplane-devbind --bind=e1000 {nic}"));
     assert_eq!(driver_of(&mut g, &nic), "e1000");
 
     // --- VFIO ---
-    let out = run_ok(&mut g, &format!("ferroplane-devbind --bind=vfio-pci {nvme}"));
+    let out = run_ok(
+        &mut g,
+        &format!("ferroplane-devbind --bind=vfio-pci {nvme}"),
+    );
     assert!(out.contains("bound to vfio-pci (was nvme)"), "{out}");
     assert_eq!(driver_of(&mut g, &nvme), "vfio-pci");
-    let out = run_ok(&mut g, &format!("ferroplane-devbind --bind=vfio-pci {nvme}"));
+    let out = run_ok(
+        &mut g,
+        &format!("ferroplane-devbind --bind=vfio-pci {nvme}"),
+    );
     assert!(out.contains("already bound"), "{out}");
     let out = run_ok(&mut g, &format!("{} regs {nvme}", eal("t1", "")));
-    assert!(out.contains("backend=Vfio") && out.contains("version=1.4.0"), "{out}");
+    assert!(
+        out.contains("backend=Vfio") && out.contains("version=1.4.0"),
+        "{out}"
+    );
     let out = run_ok(&mut g, &format!("{} identify {nvme} --irq", eal("t1", "")));
-    assert!(out.contains(&format!("serial='{SERIAL}'")) && out.contains("model='QEMU NVMe Ctrl'"), "{out}");
-    let irqs: u64 = out.split("irq=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap_or(0);
-    assert!(irqs >= 1, "no MSI-X interrupt seen through the eventfd:\n{out}");
+    assert!(
+        out.contains(&format!("serial='{SERIAL}'")) && out.contains("model='QEMU NVMe Ctrl'"),
+        "{out}"
+    );
+    let irqs: u64 = out
+        .split("irq=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        irqs >= 1,
+        "no MSI-X interrupt seen through the eventfd:\n{out}"
+    );
     // PA mode through VFIO works too (IOVA = physical address mapped 1:1).
-    let out = run_ok(&mut g, &format!("{} identify {nvme}", eal("t1", "--iova-mode pa")));
+    let out = run_ok(
+        &mut g,
+        &format!("{} identify {nvme}", eal("t1", "--iova-mode pa")),
+    );
     assert!(out.contains(&format!("serial='{SERIAL}'")), "{out}");
     let out = run_ok(&mut g, &format!("{} reset {nvme}", eal("t1", "")));
     assert!(out.contains("reset="), "{out}");
     unbind_under_reader(&mut g, &nvme, &eal("w1", ""));
 
     // --- UIO ---
-    run_ok(&mut g, &format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"));
+    run_ok(
+        &mut g,
+        &format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"),
+    );
     assert_eq!(driver_of(&mut g, &nvme), "uio_pci_generic");
     let (st, out) = g.run(&format!("{} regs {nvme}", eal("t2", ""))).unwrap();
     assert_ne!(st, 0, "{out}");
     assert!(out.contains("--iova-mode pa"), "{out}");
-    let out = run_ok(&mut g, &format!("{} regs {nvme}", eal("t2", "--iova-mode pa")));
-    assert!(out.contains("backend=Uio") && out.contains("version=1.4.0"), "{out}");
-    let out = run_ok(&mut g, &format!("{} identify {nvme}", eal("t2", "--iova-mode pa")));
-    assert!(out.contains(&format!("serial='{SERIAL}'")) && out.contains("model='QEMU NVMe Ctrl'"), "{out}");
+    let out = run_ok(
+        &mut g,
+        &format!("{} regs {nvme}", eal("t2", "--iova-mode pa")),
+    );
+    assert!(
+        out.contains("backend=Uio") && out.contains("version=1.4.0"),
+        "{out}"
+    );
+    let out = run_ok(
+        &mut g,
+        &format!("{} identify {nvme}", eal("t2", "--iova-mode pa")),
+    );
+    assert!(
+        out.contains(&format!("serial='{SERIAL}'")) && out.contains("model='QEMU NVMe Ctrl'"),
+        "{out}"
+    );
     unbind_under_reader(&mut g, &nvme, &eal("w2", "--iova-mode pa"));
 
     // --- back to the kernel driver; both namespaces with their block sizes ---
@@ -148,7 +234,13 @@ fn testbed_devices() {
     assert_eq!(sizes, ["512", "4096"], "{out}");
 
     // --- frames through a NIC's datagram socket, both ways ---
-    let iface1 = nics[1].1.split("if=").nth(1).and_then(|s| s.split_whitespace().next()).expect("NIC 1 interface").to_string();
+    let iface1 = nics[1]
+        .1
+        .split("if=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("NIC 1 interface")
+        .to_string();
     let sock = FrameSocket::open(g.net_dir(), 1).expect("bind host socket of NIC 1");
     run_ok(&mut g, &format!("ip link set {iface1} up"));
     // The guest kernel sends IPv6 neighbour/router solicitations on its own once up.
@@ -159,9 +251,17 @@ fn testbed_devices() {
     }
     let frame = got.expect("no frame from the guest NIC within 30 s");
     assert!(frame.len() >= 14);
-    assert_eq!(&frame[6..12], &[0x52, 0x54, 0x00, 0xfe, 0x00, 0x01], "source MAC of NIC 1");
+    assert_eq!(
+        &frame[6..12],
+        &[0x52, 0x54, 0x00, 0xfe, 0x00, 0x01],
+        "source MAC of NIC 1"
+    );
     let rx = |g: &mut Guest| -> u64 {
-        let (_, o) = g.run(&format!("cat /sys/class/net/{iface1}/statistics/rx_packets")).unwrap();
+        let (_, o) = g
+            .run(&format!(
+                "cat /sys/class/net/{iface1}/statistics/rx_packets"
+            ))
+            .unwrap();
         o.trim().parse().unwrap_or(0)
     };
     let before = rx(&mut g);
@@ -179,7 +279,10 @@ fn testbed_devices() {
         std::thread::sleep(Duration::from_millis(500));
         after = rx(&mut g);
     }
-    assert!(after >= before + 3, "guest NIC counted {before} -> {after} received frames");
+    assert!(
+        after >= before + 3,
+        "guest NIC counted {before} -> {after} received frames"
+    );
 
     g.shutdown().unwrap();
     eprintln!("testbed: testbed_devices took {:?}", t0.elapsed());

@@ -29,16 +29,29 @@ fn ours(b: &[u8]) -> Option<u32> {
 
 /// "Packets sent/received/dropped" of `port` in the last statistics table of `out`.
 fn final_stats(out: &str, port: u16) -> (u64, u64, u64) {
-    let last = &out[out.rfind("Port statistics ====").expect("a statistics table")..];
-    let blk = &last[last.find(&format!("Statistics for port {port} ")).expect("port block")..];
-    let blk = &blk[..blk[1..].find("Statistics").map(|i| i + 1).unwrap_or(blk.len())];
+    let last = &out[out
+        .rfind("Port statistics ====")
+        .expect("a statistics table")..];
+    let blk = &last[last
+        .find(&format!("Statistics for port {port} "))
+        .expect("port block")..];
+    let blk = &blk[..blk[1..]
+        .find("Statistics")
+        .map(|i| i + 1)
+        .unwrap_or(blk.len())];
     let g = |k: &str| numbers_after(blk, k)[0];
-    (g("Packets sent:"), g("Packets received:"), g("Packets dropped:"))
+    (
+        g("Packets sent:"),
+        g("Packets received:"),
+        g("Packets dropped:"),
+    )
 }
 
 #[test]
 fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
-    let Some(ns) = Netns::new("l2fwd") else { return };
+    let Some(ns) = Netns::new("l2fwd") else {
+        return;
+    };
     ns.veth("a0", "a1");
     ns.veth("b0", "b1");
     let b1_mac = ns.mac("b1");
@@ -74,14 +87,23 @@ fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
     l2.signal(libc::SIGINT);
     let (st, out) = l2.finish(GUARD);
 
-    assert_eq!(got.len(), N as usize, "all frames arrive on b0 (got {}); l2fwd output:\n{out}", got.len());
+    assert_eq!(
+        got.len(),
+        N as usize,
+        "all frames arrive on b0 (got {}); l2fwd output:\n{out}",
+        got.len()
+    );
     let mut seqs: Vec<u32> = got.iter().map(|b| ours(b).unwrap()).collect();
     seqs.sort_unstable();
     assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "each frame exactly once");
     for b in &got {
         let seq = ours(b).unwrap();
         let want = frame(seq, 40 + (seq as usize * 7) % 600);
-        assert_eq!(&b[0..6], &[0x02, 0, 0, 0, 0, 0x01], "destination 02:00:00:00:00:<tx port>");
+        assert_eq!(
+            &b[0..6],
+            &[0x02, 0, 0, 0, 0, 0x01],
+            "destination 02:00:00:00:00:<tx port>"
+        );
         assert_eq!(&b[6..12], &b1_mac, "source = b1's MAC");
         assert_eq!(&b[12..], &want[12..], "payload untouched");
     }
@@ -92,7 +114,10 @@ fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
     assert_eq!(rx0, u64::from(N), "port 0 received N:\n{out}");
     assert_eq!(tx1, u64::from(N), "port 1 sent N:\n{out}");
     assert_eq!((drop0, drop1), (0, 0));
-    assert!(!out.contains("Warning"), "every mbuf back in the pool:\n{out}");
+    assert!(
+        !out.contains("Warning"),
+        "every mbuf back in the pool:\n{out}"
+    );
 }
 
 #[test]
@@ -116,10 +141,16 @@ fn l2fwd_max_packets_and_run_time_stop_it() {
     ]));
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");
-    assert!(out.contains("(--max-packets 100000), preparing to exit"), "{out}");
+    assert!(
+        out.contains("(--max-packets 100000), preparing to exit"),
+        "{out}"
+    );
     let total = |k: &str| numbers_after(&out[out.rfind("Aggregate statistics").unwrap()..], k)[0];
-    let (sent, recv, dropped) =
-        (total("Total packets sent:"), total("Total packets received:"), total("Total packets dropped:"));
+    let (sent, recv, dropped) = (
+        total("Total packets sent:"),
+        total("Total packets received:"),
+        total("Total packets dropped:"),
+    );
     assert!(recv >= 100_000, "{out}");
     assert_eq!((sent, dropped), (recv, 0), "{out}");
     assert!(!out.contains("Warning"), "{out}");
@@ -152,11 +183,23 @@ fn l2fwd_bad_arguments_exit_2_naming_them() {
     for (args, name) in [
         (vec!["--no-huge", "--", "-q", "1"], "-p"),
         (vec!["--no-huge", "--", "-p", "xyz"], "-p"),
-        (vec!["--no-huge", "--", "-p", "3", "--portmap=(0,"], "--portmap"),
-        (vec!["--no-huge", "--", "-p", "3", "--frobnicate"], "--frobnicate"),
-        (vec!["--no-huge", "--bogus-eal", "--", "-p", "3"], "--bogus-eal"),
+        (
+            vec!["--no-huge", "--", "-p", "3", "--portmap=(0,"],
+            "--portmap",
+        ),
+        (
+            vec!["--no-huge", "--", "-p", "3", "--frobnicate"],
+            "--frobnicate",
+        ),
+        (
+            vec!["--no-huge", "--bogus-eal", "--", "-p", "3"],
+            "--bogus-eal",
+        ),
     ] {
-        let o = std::process::Command::new(l2fwd()).args(&args).output().unwrap();
+        let o = std::process::Command::new(l2fwd())
+            .args(&args)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(name), "{args:?}: {err}");
@@ -164,7 +207,15 @@ fn l2fwd_bad_arguments_exit_2_naming_them() {
     // A portmask naming a port that does not exist.
     let pfx = prefix("l2bad");
     let o = std::process::Command::new(l2fwd())
-        .args(["--no-huge", "--file-prefix", &pfx, "--vdev=net_null0", "--", "-p", "0x3"])
+        .args([
+            "--no-huge",
+            "--file-prefix",
+            &pfx,
+            "--vdev=net_null0",
+            "--",
+            "-p",
+            "0x3",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

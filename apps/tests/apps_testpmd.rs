@@ -14,13 +14,19 @@ use std::time::{Duration, Instant};
 
 /// The number after `key` in the last "Accumulated forward statistics" block.
 fn accumulated(out: &str, key: &str) -> u64 {
-    let i = out.rfind("Accumulated forward statistics").unwrap_or_else(|| panic!("no accumulated block:\n{out}"));
+    let i = out
+        .rfind("Accumulated forward statistics")
+        .unwrap_or_else(|| panic!("no accumulated block:\n{out}"));
     numbers_after(&out[i..], key)[0]
 }
 
 fn throughput_mpps(out: &str) -> Option<f64> {
     let l = out.lines().find(|l| l.starts_with("Throughput: RX "))?;
-    l["Throughput: RX ".len()..].split_whitespace().next()?.parse().ok()
+    l["Throughput: RX ".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -37,7 +43,10 @@ fn no_arguments_runs_the_main_job() {
         accumulated(&out, "TX-packets:"),
         "io over null ports sends all it receives"
     );
-    assert!(!out.contains("Warning"), "every mbuf back in its pool:\n{out}");
+    assert!(
+        !out.contains("Warning"),
+        "every mbuf back in its pool:\n{out}"
+    );
     assert!(out.contains("Bye..."));
 }
 
@@ -71,19 +80,29 @@ fn interactive_session_over_stdin() {
     let mut p = spawn_interactive("tpi", &["net_null0", "net_null1"], &["--nb-cores=1"]);
 
     let o = p.cmd("show port info all");
-    assert!(o.contains("Infos for port 0") && o.contains("Infos for port 1"), "{o}");
-    assert!(o.contains("Driver name: net_null") && o.contains("Link status: up"), "{o}");
+    assert!(
+        o.contains("Infos for port 0") && o.contains("Infos for port 1"),
+        "{o}"
+    );
+    assert!(
+        o.contains("Driver name: net_null") && o.contains("Link status: up"),
+        "{o}"
+    );
 
     let o = p.cmd("set fwd mac");
     assert!(o.contains("Set mac packet forwarding mode"), "{o}");
     let o = p.cmd("show config fwd");
     assert!(
-        o.contains("mac packet forwarding") && o.contains("RX P=0/Q=0 -> TX P=1/Q=0 peer=02:00:00:00:00:01"),
+        o.contains("mac packet forwarding")
+            && o.contains("RX P=0/Q=0 -> TX P=1/Q=0 peer=02:00:00:00:00:01"),
         "{o}"
     );
 
     let o = p.cmd("start");
-    assert!(o.contains("mac packet forwarding - ports=2 - cores=1 - streams=2"), "{o}");
+    assert!(
+        o.contains("mac packet forwarding - ports=2 - cores=1 - streams=2"),
+        "{o}"
+    );
     let o = p.cmd("start");
     assert!(o.contains("already started"), "{o}");
     let o = p.cmd("set fwd io");
@@ -92,21 +111,33 @@ fn interactive_session_over_stdin() {
     stats_until(&mut p, 1, "TX-packets:", 1000);
     let o = p.cmd("show port stats all");
     assert!(
-        o.contains("NIC statistics for port 0") && o.contains("Throughput (since last show)") && o.contains("Rx-pps:"),
+        o.contains("NIC statistics for port 0")
+            && o.contains("Throughput (since last show)")
+            && o.contains("Rx-pps:"),
         "{o}"
     );
 
     let o = p.cmd("stop");
     assert!(
-        o.contains("Forward statistics for port 0") && o.contains("Accumulated forward statistics for all ports"),
+        o.contains("Forward statistics for port 0")
+            && o.contains("Accumulated forward statistics for all ports"),
         "{o}"
     );
     let rx = accumulated(&o, "RX-packets:");
     let tx = accumulated(&o, "TX-packets:");
-    assert!(rx > 0 && tx == rx, "null TX takes every packet: rx {rx} tx {tx}\n{o}");
+    assert!(
+        rx > 0 && tx == rx,
+        "null TX takes every packet: rx {rx} tx {tx}\n{o}"
+    );
     // The same numbers again from "show fwd stats all" after the stop.
     let o = p.cmd("show fwd stats all");
-    assert_eq!((accumulated(&o, "RX-packets:"), accumulated(&o, "TX-packets:")), (rx, tx));
+    assert_eq!(
+        (
+            accumulated(&o, "RX-packets:"),
+            accumulated(&o, "TX-packets:")
+        ),
+        (rx, tx)
+    );
 
     let o = p.cmd("clear port stats all");
     assert!(o.contains("NIC statistics for port 0 cleared"), "{o}");
@@ -156,7 +187,10 @@ fn interactive_session_over_stdin() {
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "quit exits 0 ({st}):\n{out}");
     assert!(out.contains("Bye..."), "{out}");
-    assert!(!out.contains("Warning"), "every mbuf back in its pool:\n{out}");
+    assert!(
+        !out.contains("Warning"),
+        "every mbuf back in its pool:\n{out}"
+    );
 }
 
 #[test]
@@ -167,7 +201,10 @@ fn interactive_tx_first_over_ring_ports_and_eof_exit() {
     p.cmd("start tx_first");
     stats_until(&mut p, 0, "RX-packets:", 10_000);
     let o = p.cmd("stop");
-    let (rx, tx) = (accumulated(&o, "RX-packets:"), accumulated(&o, "TX-packets:"));
+    let (rx, tx) = (
+        accumulated(&o, "RX-packets:"),
+        accumulated(&o, "TX-packets:"),
+    );
     assert!(rx >= 10_000, "{o}");
     // Every packet received was sent on; the 2 x 16 primed ones are sent but may still
     // wait in a ring at the stop.
@@ -175,7 +212,10 @@ fn interactive_tx_first_over_ring_ports_and_eof_exit() {
     p.close_stdin();
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");
-    assert!(!out.contains("Warning"), "packets left in the rings go back to the pool at close:\n{out}");
+    assert!(
+        !out.contains("Warning"),
+        "packets left in the rings go back to the pool at close:\n{out}"
+    );
 }
 
 #[test]
@@ -204,7 +244,10 @@ fn sigint_stops_batch_forwarding_with_final_stats() {
 #[test]
 fn bad_arguments_exit_2_naming_them() {
     for (args, name) in [
-        (vec!["--no-huge", "--", "--forward-mode=warp"], "--forward-mode"),
+        (
+            vec!["--no-huge", "--", "--forward-mode=warp"],
+            "--forward-mode",
+        ),
         (vec!["--no-huge", "--", "--burst=0"], "--burst"),
         (vec!["--no-huge", "--", "--txpkts=20"], "--txpkts"),
         (vec!["--no-huge", "--", "--eth-peer=0,01:02"], "--eth-peer"),
@@ -239,22 +282,38 @@ fn check_udp(b: &[u8]) -> (u32, u16) {
     let len = (udp.len() as u16).to_be_bytes();
     let pseudo = [&ip[12..20], &[0, 17], &len[..]].concat();
     assert_eq!(inet_sum(&[&pseudo, udp]), 0xffff, "UDP checksum");
-    (u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]), u16::from_be_bytes([udp[0], udp[1]]))
+    (
+        u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]),
+        u16::from_be_bytes([udp[0], udp[1]]),
+    )
 }
 
 fn is_udp_from_testpmd(b: &[u8]) -> bool {
-    b.len() >= 42 && b[12..14] == [0x08, 0x00] && b[14 + 9] == 17 && b[14 + 16..14 + 20] == [198, 18, 0, 2]
+    b.len() >= 42
+        && b[12..14] == [0x08, 0x00]
+        && b[14 + 9] == 17
+        && b[14 + 16..14 + 20] == [198, 18, 0, 2]
 }
 
 #[test]
 fn txonly_and_flowgen_packets_are_valid_on_the_wire() {
-    let Some(ns) = Netns::new("tpgen") else { return };
+    let Some(ns) = Netns::new("tpgen") else {
+        return;
+    };
     ns.veth("g0", "g1");
     let g1 = ns.mac("g1");
     for (mode, txpkts) in [("txonly", "30,34"), ("flowgen", "100")] {
         let pfx = prefix(&format!("tpg-{mode}"));
         let mut c = ns.command(testpmd());
-        c.args(["--no-huge", "--file-prefix", &pfx, "-l", "0-1", "--vdev=net_af_packet0,iface=g1", "--"]);
+        c.args([
+            "--no-huge",
+            "--file-prefix",
+            &pfx,
+            "-l",
+            "0-1",
+            "--vdev=net_af_packet0,iface=g1",
+            "--",
+        ]);
         c.args([
             format!("--forward-mode={mode}"),
             format!("--txpkts={txpkts}"),
@@ -263,11 +322,16 @@ fn txonly_and_flowgen_packets_are_valid_on_the_wire() {
         c.args(["--run-time=2", "--flowgen-flows=64"]);
         let p = Proc::spawn(&mut c);
         p.wait_for("packet forwarding - ports=1", GUARD);
-        let got = ns.run(|| RawSock::bind("g0").recv_until(300, Duration::from_secs(20), is_udp_from_testpmd));
+        let got = ns.run(|| {
+            RawSock::bind("g0").recv_until(300, Duration::from_secs(20), is_udp_from_testpmd)
+        });
         let (st, out) = p.finish(GUARD);
         assert!(st.success(), "{out}");
         assert!(!out.contains("Warning"), "{out}");
-        assert!(got.len() >= 300, "{mode}: generated frames reach the kernel side:\n{out}");
+        assert!(
+            got.len() >= 300,
+            "{mode}: generated frames reach the kernel side:\n{out}"
+        );
         let mut flows = std::collections::HashSet::new();
         let want_len: usize = txpkts.split(',').map(|l| l.parse::<usize>().unwrap()).sum();
         for b in &got {
@@ -316,7 +380,9 @@ fn csum_mode_counts_and_fixes_bad_checksums() {
             let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
             let payload: Vec<u8> = (0..30).map(|k| (k * 3 + i) as u8).collect();
             let udp_len = 8 + payload.len() as u16;
-            let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, i as u8];
+            let mut ip = vec![
+                0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, i as u8,
+            ];
             ip[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
             let c = !inet_sum(&[&ip]);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -338,14 +404,21 @@ fn csum_mode_counts_and_fixes_bad_checksums() {
             s.send(&f);
         }
         s.recv_until(N, Duration::from_secs(20), |b| {
-            b.len() > 34 && b[12..14] == [8, 0] && b[26..29] == [10, 0, 0] && b[6..12] != [2, 0, 0, 0, 0, 2]
+            b.len() > 34
+                && b[12..14] == [8, 0]
+                && b[26..29] == [10, 0, 0]
+                && b[6..12] != [2, 0, 0, 0, 0, 2]
         })
     });
     let o = p.cmd("stop");
     p.quit();
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");
-    assert_eq!(got.len(), N, "every frame comes back out of the csum stream, once:\n{out}");
+    assert_eq!(
+        got.len(),
+        N,
+        "every frame comes back out of the csum stream, once:\n{out}"
+    );
     for b in &got {
         check_udp(b);
     }
@@ -362,7 +435,17 @@ fn txonly_to_rxonly_across_a_veth_pair() {
     let spawn = |tag: &str, iface: &str, mode: &str, main: &str| {
         let pfx = prefix(tag);
         let mut c = ns.command(testpmd());
-        c.args(["--no-huge", "-m", "128", "--file-prefix", &pfx, "-l", "0-1", "--main-lcore", main]);
+        c.args([
+            "--no-huge",
+            "-m",
+            "128",
+            "--file-prefix",
+            &pfx,
+            "-l",
+            "0-1",
+            "--main-lcore",
+            main,
+        ]);
         c.arg(format!("--vdev=net_af_packet0,iface={iface}"));
         c.args(["--", "-i", &format!("--forward-mode={mode}")]);
         Proc::spawn(&mut c)
@@ -396,8 +479,12 @@ fn txonly_to_rxonly_across_a_veth_pair() {
     assert!(!out_rx.contains("Warning") && !out_tx.contains("Warning"));
 
     let k = |i: &str, c: &str| ns.counter(i, c);
-    let (v0_tx, v0_txdrop, v1_rx, v1_rxdrop) =
-        (k("v0", "tx_packets"), k("v0", "tx_dropped"), k("v1", "rx_packets"), k("v1", "rx_dropped"));
+    let (v0_tx, v0_txdrop, v1_rx, v1_rxdrop) = (
+        k("v0", "tx_packets"),
+        k("v0", "tx_dropped"),
+        k("v1", "rx_packets"),
+        k("v1", "rx_dropped"),
+    );
     let report = format!(
         "txonly sent {sent}; rxonly got {got}, socket drops {missed}; kernel v0 tx {v0_tx} (dropped {v0_txdrop}), v1 rx {v1_rx} (dropped {v1_rxdrop})"
     );
@@ -435,37 +522,81 @@ fn another_process_reads_a_running_testpmds_port_stats() {
     stats_until(&mut p, 1, "TX-packets:", 1000);
     p.cmd("stop");
     let o = p.cmd("show port stats all");
-    let (rx, tx) = (numbers_after(&o, "RX-packets:"), numbers_after(&o, "TX-packets:"));
+    let (rx, tx) = (
+        numbers_after(&o, "RX-packets:"),
+        numbers_after(&o, "TX-packets:"),
+    );
 
-    let argv: Vec<String> = ["t", "--proc-type", "secondary", "--file-prefix", &pfx, "--lcores", "127@0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "t",
+        "--proc-type",
+        "secondary",
+        "--file-prefix",
+        &pfx,
+        "--lcores",
+        "127@0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let (eal, _) = eal::Eal::init(&argv).expect("attach to testpmd as a secondary");
     for port in 0..2u16 {
         let s = pmd::shared::read_port_stats(&eal, port).expect("shared port data");
-        assert_eq!((s.name.as_str(), s.driver.as_str()), (["net_null0", "net_null1"][port as usize], "net_null"));
-        assert_eq!((s.stats.ipackets, s.stats.opackets), (rx[port as usize], tx[port as usize]), "port {port}:\n{o}");
+        assert_eq!(
+            (s.name.as_str(), s.driver.as_str()),
+            (["net_null0", "net_null1"][port as usize], "net_null")
+        );
+        assert_eq!(
+            (s.stats.ipackets, s.stats.opackets),
+            (rx[port as usize], tx[port as usize]),
+            "port {port}:\n{o}"
+        );
         assert!(s.stats.ipackets > 0);
     }
     drop(eal);
 
     let pi = env!("CARGO_BIN_EXE_proc-info");
-    let out = Command::new(pi).args(["--file-prefix", &pfx, "--", "--memzones", "--mempools"]).output().unwrap();
+    let out = Command::new(pi)
+        .args(["--file-prefix", &pfx, "--", "--memzones", "--mempools"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("name=ETH_P0") && text.contains("name=ETH_P1"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("name=ETH_P0") && text.contains("name=ETH_P1"),
+        "{text}"
+    );
     assert!(text.contains("mempool name=mb_pool_0"), "{text}");
     let help = Command::new(pi).args(["--", "--help"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--stats"), "proc-info --help lists --stats");
-    let out = Command::new(pi).args(["--file-prefix", &pfx, "--", "--stats"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("--stats"),
+        "proc-info --help lists --stats"
+    );
+    let out = Command::new(pi)
+        .args(["--file-prefix", &pfx, "--", "--stats"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for port in 0..2usize {
         let want = format!("ipackets={} opackets={}", rx[port], tx[port]);
-        assert!(text.contains(&want), "proc-info --stats shows testpmd's port {port} counters ({want}):\n{text}");
+        assert!(
+            text.contains(&want),
+            "proc-info --stats shows testpmd's port {port} counters ({want}):\n{text}"
+        );
     }
-    assert!(text.contains("name=net_null0 driver=net_null") && text.contains("name=net_null1"), "{text}");
+    assert!(
+        text.contains("name=net_null0 driver=net_null") && text.contains("name=net_null1"),
+        "{text}"
+    );
     p.quit();
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");

@@ -104,7 +104,10 @@ const CHECK_EVERY: u32 = 1024;
 impl ShmLock {
     /// A free lock (for tests and fresh files; a zero-filled file is the same).
     pub const fn new() -> ShmLock {
-        ShmLock { owner: AtomicU32::new(0), steals: AtomicU32::new(0) }
+        ShmLock {
+            owner: AtomicU32::new(0),
+            steals: AtomicU32::new(0),
+        }
     }
 
     /// Take the lock; spins, then yields; takes it over from a dead holder (module doc).
@@ -114,20 +117,32 @@ impl ShmLock {
         loop {
             // A1 acquire: pairs with R1 in `unlock`; makes the previous holder's writes to
             // the body and to heap headers visible before we read them.
-            let cur = match self.owner.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(cur) => cur,
-            };
+            let cur =
+                match self
+                    .owner
+                    .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => return,
+                    Err(cur) => cur,
+                };
             spins = spins.wrapping_add(1);
             if spins < 128 {
                 std::hint::spin_loop();
                 continue;
             }
             std::thread::yield_now();
-            if spins.is_multiple_of(CHECK_EVERY) && cur != 0 && cur != me && !crate::sys::mem::process_exists(cur as i32) {
+            if spins.is_multiple_of(CHECK_EVERY)
+                && cur != 0
+                && cur != me
+                && !crate::sys::mem::process_exists(cur as i32)
+            {
                 // A2 acquire: the dead holder's last release (if any) is what we build
                 // on; there is no R1 to pair with, see the module doc's caveats.
-                if self.owner.compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                if self
+                    .owner
+                    .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
                     self.steals.fetch_add(1, Ordering::Relaxed);
                     crate::log_warn!(
                         "took over the shared-config lock from dead process {cur}; shared tables may be half updated (check with Eal::heap_check)"
@@ -306,7 +321,9 @@ const_assert_eq!(crate::lcore::MAX_LCORE, 128);
 impl ProcEntry {
     /// Lcore ids in the bitmap, ascending.
     pub fn lcore_ids(&self) -> Vec<u32> {
-        (0..128u32).filter(|&i| self.lcores[(i / 64) as usize] >> (i % 64) & 1 == 1).collect()
+        (0..128u32)
+            .filter(|&i| self.lcores[(i / 64) as usize] >> (i % 64) & 1 == 1)
+            .collect()
     }
 }
 
@@ -346,7 +363,11 @@ pub struct ConfigBody {
 impl ConfigBody {
     /// Live entries of the process table (entries of dead pids are skipped).
     pub fn live_procs(&self) -> Vec<ProcEntry> {
-        self.procs.iter().filter(|e| e.pid > 0 && crate::sys::mem::process_exists(e.pid)).copied().collect()
+        self.procs
+            .iter()
+            .filter(|e| e.pid > 0 && crate::sys::mem::process_exists(e.pid))
+            .copied()
+            .collect()
     }
 
     /// Add `e` (its `serial` is assigned here), first freeing the entries of dead
@@ -359,7 +380,10 @@ impl ConfigBody {
             }
         }
         let Some(i) = self.procs.iter().position(|p| p.pid == 0) else {
-            return Err(Error::ProcTableFull { pid: e.pid, max: MAX_PROCS });
+            return Err(Error::ProcTableFull {
+                pid: e.pid,
+                max: MAX_PROCS,
+            });
         };
         e.serial = self.next_serial;
         self.next_serial += 1;
@@ -414,18 +438,37 @@ unsafe impl Sync for SharedConfig {}
 impl SharedConfig {
     /// Size of the file for `n_memsegs` memsegs.
     pub fn file_size(n_memsegs: usize) -> u64 {
-        (BODY_OFFSET + std::mem::size_of::<ConfigBody>() + n_memsegs * std::mem::size_of::<Memseg>()) as u64
+        (BODY_OFFSET
+            + std::mem::size_of::<ConfigBody>()
+            + n_memsegs * std::mem::size_of::<Memseg>()) as u64
     }
 
     /// Primary: size `file` (the locked config file), map it, write header and body via
     /// `init`, and the memseg array. The file's previous contents are discarded.
-    pub fn create(file: &File, memsegs: &[Memseg], init: impl FnOnce(&mut ConfigBody)) -> Result<SharedConfig> {
+    pub fn create(
+        file: &File,
+        memsegs: &[Memseg],
+        init: impl FnOnce(&mut ConfigBody),
+    ) -> Result<SharedConfig> {
         let size = Self::file_size(memsegs.len());
-        file.set_len(0).map_err(|e| Error::io("truncate", "shared config", e))?;
-        file.set_len(size).map_err(|e| Error::io("size", "shared config", e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate", "shared config", e))?;
+        file.set_len(size)
+            .map_err(|e| Error::io("size", "shared config", e))?;
         let map = sys::mmap_shared(size, file.as_fd())?;
-        let hdr = NonNull::new(map.as_ptr()).ok_or_else(|| Error::io("map", "shared config", std::io::Error::other("null mapping")))?;
-        let cfg = SharedConfig { map, len: size, hdr, n_memsegs: memsegs.len() };
+        let hdr = NonNull::new(map.as_ptr()).ok_or_else(|| {
+            Error::io(
+                "map",
+                "shared config",
+                std::io::Error::other("null mapping"),
+            )
+        })?;
+        let cfg = SharedConfig {
+            map,
+            len: size,
+            hdr,
+            n_memsegs: memsegs.len(),
+        };
         // SAFETY: the mapping is `size` bytes, page aligned, zero filled (fresh sparse
         // file) and private to us until this function returns: nobody else holds the
         // primary lock, and secondaries check the magic written last.
@@ -433,7 +476,9 @@ impl SharedConfig {
             let body = map.add(BODY_OFFSET as u64).as_ptr::<ConfigBody>();
             init(&mut *body);
             (*body).n_memsegs = memsegs.len() as u64;
-            let segs = map.add((BODY_OFFSET + std::mem::size_of::<ConfigBody>()) as u64).as_ptr::<Memseg>();
+            let segs = map
+                .add((BODY_OFFSET + std::mem::size_of::<ConfigBody>()) as u64)
+                .as_ptr::<Memseg>();
             std::ptr::copy_nonoverlapping(memsegs.as_ptr(), segs, memsegs.len());
             let h = cfg.hdr.as_ptr();
             (*h).version = VERSION;
@@ -443,7 +488,10 @@ impl SharedConfig {
         }
         // Written last with release so a reader that sees MAGIC (acquire) sees the rest.
         // SAFETY: `magic` is a plain u64 at offset 0 of our mapping, aligned.
-        let magic = unsafe { &*(std::ptr::addr_of_mut!((*cfg.hdr.as_ptr()).magic) as *const std::sync::atomic::AtomicU64) };
+        let magic = unsafe {
+            &*(std::ptr::addr_of_mut!((*cfg.hdr.as_ptr()).magic)
+                as *const std::sync::atomic::AtomicU64)
+        };
         magic.store(MAGIC, Ordering::Release);
         Ok(cfg)
     }
@@ -468,7 +516,9 @@ impl SharedConfig {
         // inside our mapping (file size checked at creation).
         unsafe {
             std::slice::from_raw_parts(
-                self.map.add((BODY_OFFSET + std::mem::size_of::<ConfigBody>()) as u64).as_ptr::<Memseg>(),
+                self.map
+                    .add((BODY_OFFSET + std::mem::size_of::<ConfigBody>()) as u64)
+                    .as_ptr::<Memseg>(),
                 n,
             )
         }
@@ -529,10 +579,17 @@ impl HeaderSnapshot {
             return Ok(false);
         }
         if self.magic != MAGIC {
-            return Err(Error::BadConfig { path: path.to_path_buf(), found: self.magic });
+            return Err(Error::BadConfig {
+                path: path.to_path_buf(),
+                found: self.magic,
+            });
         }
         if self.version != VERSION {
-            return Err(Error::VersionMismatch { path: path.to_path_buf(), found: self.version, expected: VERSION });
+            return Err(Error::VersionMismatch {
+                path: path.to_path_buf(),
+                found: self.version,
+                expected: VERSION,
+            });
         }
         if self.body_size != std::mem::size_of::<ConfigBody>() as u64 {
             return Err(Error::AttachFailed {
@@ -560,26 +617,51 @@ impl SharedConfig {
     /// Secondary: map the config a live primary published (`snap.check()` said ready).
     /// Re-checks the header through the mapping and the file size against the memseg
     /// count; never writes anything.
-    pub fn attach(file: &File, path: &std::path::Path, snap: &HeaderSnapshot) -> Result<SharedConfig> {
-        let bad = |why: String| Error::AttachFailed { what: format!("shared config {}", path.display()), why };
-        let actual = file.metadata().map_err(|e| Error::io("stat", path.display().to_string(), e))?.len();
+    pub fn attach(
+        file: &File,
+        path: &std::path::Path,
+        snap: &HeaderSnapshot,
+    ) -> Result<SharedConfig> {
+        let bad = |why: String| Error::AttachFailed {
+            what: format!("shared config {}", path.display()),
+            why,
+        };
+        let actual = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path.display().to_string(), e))?
+            .len();
         if actual != snap.file_size || actual < Self::file_size(0) {
-            return Err(bad(format!("file is {actual} bytes, header says {}", snap.file_size)));
+            return Err(bad(format!(
+                "file is {actual} bytes, header says {}",
+                snap.file_size
+            )));
         }
         let map = sys::mmap_shared(actual, file.as_fd())?;
-        let hdr = NonNull::new(map.as_ptr::<ConfigHeader>()).ok_or_else(|| bad("null mapping".into()))?;
-        let mut cfg = SharedConfig { map, len: actual, hdr, n_memsegs: 0 };
+        let hdr =
+            NonNull::new(map.as_ptr::<ConfigHeader>()).ok_or_else(|| bad("null mapping".into()))?;
+        let mut cfg = SharedConfig {
+            map,
+            len: actual,
+            hdr,
+            n_memsegs: 0,
+        };
         // A2 acquire: pairs with R2 in `publish`.
         if cfg.header().state.load(Ordering::Acquire) != STATE_READY {
-            return Err(bad("the primary un-published it while we attached (primary restarting?)".into()));
+            return Err(bad(
+                "the primary un-published it while we attached (primary restarting?)".into(),
+            ));
         }
         let h = cfg.header();
         if h.magic != MAGIC || h.version != VERSION || h.primary_pid != snap.primary_pid {
-            return Err(bad("header changed while we attached (primary restarting?)".into()));
+            return Err(bad(
+                "header changed while we attached (primary restarting?)".into(),
+            ));
         }
         let n = cfg.lock().n_memsegs;
         if Self::file_size(n as usize) != actual {
-            return Err(bad(format!("{n} memsegs do not fit a file of {actual} bytes")));
+            return Err(bad(format!(
+                "{n} memsegs do not fit a file of {actual} bytes"
+            )));
         }
         cfg.n_memsegs = n as usize;
         Ok(cfg)
@@ -631,9 +713,18 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(std::mem::offset_of!(ConfigHeader, primary_pid) as u64, PRIMARY_PID_OFFSET);
-        assert_eq!(std::mem::offset_of!(ConfigHeader, version) as u64, VERSION_OFFSET);
-        assert_eq!(std::mem::offset_of!(ConfigHeader, state) as u64, STATE_OFFSET);
+        assert_eq!(
+            std::mem::offset_of!(ConfigHeader, primary_pid) as u64,
+            PRIMARY_PID_OFFSET
+        );
+        assert_eq!(
+            std::mem::offset_of!(ConfigHeader, version) as u64,
+            VERSION_OFFSET
+        );
+        assert_eq!(
+            std::mem::offset_of!(ConfigHeader, state) as u64,
+            STATE_OFFSET
+        );
         assert_eq!(std::mem::align_of::<ConfigBody>(), 8);
         assert_eq!(BODY_OFFSET, 64);
         assert_eq!(std::mem::size_of::<Memseg>(), 40);
@@ -646,7 +737,9 @@ mod tests {
         assert_eq!(l.holder(), std::process::id());
         l.unlock();
         // A pid that certainly is dead: a child we reaped.
-        let mut c = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut c = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
         let dead = c.id();
         c.wait().expect("wait");
         l.force_holder(dead);

@@ -17,7 +17,11 @@ pub enum Error {
     UnknownArg(String),
     /// A known argument with a value that does not parse or makes no sense.
     #[error("invalid value '{value}' for EAL argument '{arg}': {why}")]
-    BadArg { arg: String, value: String, why: String },
+    BadArg {
+        arg: String,
+        value: String,
+        why: String,
+    },
     /// A known argument given without its value.
     #[error("EAL argument '{0}' needs a value")]
     MissingValue(String),
@@ -41,13 +45,21 @@ pub enum Error {
     NoHugepages { why: String },
     /// More memory was asked for than can be reserved.
     #[error("failed to reserve {requested} bytes of {kind} memory: only {available} available")]
-    NotEnoughMemory { kind: &'static str, requested: u64, available: u64 },
+    NotEnoughMemory {
+        kind: &'static str,
+        requested: u64,
+        available: u64,
+    },
     /// A DMA-capable allocation was requested but the memory cannot be addressed by devices.
     #[error("failed to provide DMA memory: {why}")]
     NoDma { why: String },
     /// Another live process already holds this file prefix as primary.
     #[error("failed to become primary for file prefix '{prefix}': process {pid} holds {path}")]
-    PrefixInUse { prefix: String, pid: i32, path: PathBuf },
+    PrefixInUse {
+        prefix: String,
+        pid: i32,
+        path: PathBuf,
+    },
     /// A feature that a later issue delivers (e.g. `--proc-type secondary`).
     #[error("failed to {what}: not supported yet")]
     Unsupported { what: String },
@@ -70,7 +82,11 @@ pub enum Error {
     BadSize { len: usize, why: &'static str },
     /// Alignment or boundary not a power of two, or boundary smaller than the length.
     #[error("failed to allocate with align {align} / bound {bound}: {why}")]
-    BadAlign { align: usize, bound: usize, why: &'static str },
+    BadAlign {
+        align: usize,
+        bound: usize,
+        why: &'static str,
+    },
     /// No free block fits the request.
     #[error("failed to allocate {len} bytes on socket {socket:?}: out of memory")]
     OutOfMemory { len: usize, socket: Option<u32> },
@@ -107,7 +123,10 @@ pub enum Error {
     // ---- device access (device/, sys/dev.rs) ----
     /// The device is not bound to a driver Ferroplane can drive it through.
     #[error("failed to open PCI device {addr}: it is bound to {}, not vfio-pci or uio_pci_generic; bind it with `ferroplane-devbind --bind=vfio-pci {addr}`", .driver.as_deref().unwrap_or("no driver"))]
-    DeviceNotBound { addr: String, driver: Option<String> },
+    DeviceNotBound {
+        addr: String,
+        driver: Option<String>,
+    },
     /// No device with this address in sysfs.
     #[error("failed to find PCI device {addr}: no such device in {path}")]
     NoSuchDevice { addr: String, path: PathBuf },
@@ -133,7 +152,12 @@ pub enum Error {
     DeviceGone { addr: String, why: String },
     /// A register or config access outside the region or misaligned.
     #[error("failed to access {what} at offset {offset:#x} width {width}: region is {len:#x} bytes (offset must be in range and aligned)")]
-    MmioOutOfBounds { what: String, offset: u64, width: u64, len: u64 },
+    MmioOutOfBounds {
+        what: String,
+        offset: u64,
+        width: u64,
+        len: u64,
+    },
     /// IOVA = VA does not fit the IOMMU's address width.
     #[error("failed to map DMA memory at IOVA {iova:#x} for {addr}: the IOMMU's address width is {width} bits; restart with --iova-mode pa")]
     IommuWidth { addr: String, iova: u64, width: u32 },
@@ -145,10 +169,18 @@ pub enum Error {
     DeviceInUse { addr: String, why: String },
     /// The target driver is not loaded.
     #[error("failed to bind {addr} to {driver}: driver not loaded (no {path}); load it with `modprobe {driver}`")]
-    DriverNotLoaded { addr: String, driver: String, path: PathBuf },
+    DriverNotLoaded {
+        addr: String,
+        driver: String,
+        path: PathBuf,
+    },
     /// The kernel did not bind the device to the requested driver.
     #[error("failed to bind {addr} to {driver}: {why}")]
-    BindFailed { addr: String, driver: String, why: String },
+    BindFailed {
+        addr: String,
+        driver: String,
+        why: String,
+    },
 
     // ---- multi-process (init.rs, runtime.rs, config.rs, memory.rs, mp/) ----
     /// A secondary found no live primary for its file prefix.
@@ -156,10 +188,16 @@ pub enum Error {
     NoPrimary { prefix: String, why: String },
     /// The shared config was written by another layout version.
     #[error("failed to attach to {path}: the primary's shared config has layout version {found}, this process understands version {expected}; build the primary and the secondary from the same Ferroplane version")]
-    VersionMismatch { path: PathBuf, found: u32, expected: u32 },
+    VersionMismatch {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     /// The shared config does not start with the magic (not a Ferroplane config, or
     /// corrupt).
-    #[error("failed to attach to {path}: bad magic {found:#018x} (not a Ferroplane shared config)")]
+    #[error(
+        "failed to attach to {path}: bad magic {found:#018x} (not a Ferroplane shared config)"
+    )]
     BadConfig { path: PathBuf, found: u64 },
     /// The shared config or a memory file is inconsistent with what the header says.
     #[error("failed to attach to the primary's {what}: {why}")]
@@ -178,17 +216,29 @@ pub enum Error {
     BadMessage { name: String, why: String },
     /// An IPC operation failed.
     #[error("failed to {op} IPC message '{name}': {why}")]
-    Ipc { op: &'static str, name: String, why: String },
+    Ipc {
+        op: &'static str,
+        name: String,
+        why: String,
+    },
 }
 
 impl Error {
     /// Build an [`Error::Os`] from the last OS error.
     pub fn last_os(op: &'static str, what: impl Into<String>) -> Self {
-        Error::Os { op, what: what.into(), source: io::Error::last_os_error() }
+        Error::Os {
+            op,
+            what: what.into(),
+            source: io::Error::last_os_error(),
+        }
     }
 
     /// Build an [`Error::Os`] from an `io::Error`.
     pub fn io(op: &'static str, what: impl Into<String>, source: io::Error) -> Self {
-        Error::Os { op, what: what.into(), source }
+        Error::Os {
+            op,
+            what: what.into(),
+            source,
+        }
     }
 }

@@ -85,10 +85,15 @@ impl BlockHdr {
         self.check = Self::check_of(self);
     }
     fn check_of(b: &BlockHdr) -> u64 {
-        (b.magic as u64) ^ b.size.rotate_left(17) ^ b.self_off.rotate_left(41) ^ 0x5EA1_5EA1_5EA1_5EA1
+        (b.magic as u64)
+            ^ b.size.rotate_left(17)
+            ^ b.self_off.rotate_left(41)
+            ^ 0x5EA1_5EA1_5EA1_5EA1
     }
     fn valid(&self, off: u64) -> bool {
-        (self.magic == MAGIC_USED || self.magic == MAGIC_FREE) && self.self_off == off && self.check == Self::check_of(self)
+        (self.magic == MAGIC_USED || self.magic == MAGIC_FREE)
+            && self.self_off == off
+            && self.check == Self::check_of(self)
     }
 }
 
@@ -139,8 +144,17 @@ impl<'a> Arena<'a> {
     pub fn init(&mut self, len: u64) {
         self.hdr.len = len;
         self.hdr.alloc_count = 0;
-        let mut b =
-            BlockHdr { magic: MAGIC_FREE, kind: 0, size: len, prev_size: 0, next_free: NONE, prev_free: NONE, self_off: 0, req_len: 0, check: 0 };
+        let mut b = BlockHdr {
+            magic: MAGIC_FREE,
+            kind: 0,
+            size: len,
+            prev_size: 0,
+            next_free: NONE,
+            prev_free: NONE,
+            self_off: 0,
+            req_len: 0,
+            check: 0,
+        };
         b.seal();
         self.write(0, b);
         self.hdr.free_head = 0;
@@ -223,7 +237,9 @@ impl<'a> Arena<'a> {
             let mut u = (blk_start + HDR).checked_next_multiple_of(align)?;
             let found = loop {
                 if r.bound != 0 && (u ^ (u + r.len - 1)) & !(r.bound - 1) != 0 {
-                    u = u.checked_next_multiple_of(r.bound)?.checked_next_multiple_of(align)?;
+                    u = u
+                        .checked_next_multiple_of(r.bound)?
+                        .checked_next_multiple_of(align)?;
                     continue;
                 }
                 let lead = u - HDR - blk_start;
@@ -238,7 +254,10 @@ impl<'a> Arena<'a> {
                     None => break Some(u),
                     Some(next) if next.0 > u => {
                         // Payload must start at or after `next`, header before it.
-                        u = next.0.max(blk_start + HDR).checked_next_multiple_of(align)?;
+                        u = next
+                            .0
+                            .max(blk_start + HDR)
+                            .checked_next_multiple_of(align)?;
                     }
                     Some(_) => break None,
                 }
@@ -257,7 +276,11 @@ impl<'a> Arena<'a> {
         let lead = used_off - off;
         let used_end = used_off + HDR + len_r;
         let tail = blk_end - used_end;
-        let used_size = if tail >= MIN_BLOCK { used_end - used_off } else { blk_end - used_off };
+        let used_size = if tail >= MIN_BLOCK {
+            used_end - used_off
+        } else {
+            blk_end - used_off
+        };
         if lead == 0 {
             self.list_remove(off, &f);
         } else {
@@ -309,7 +332,8 @@ impl<'a> Arena<'a> {
         }
         let h = off_u - HDR;
         let b = self.read(h);
-        (b.valid(h) && b.magic == MAGIC_USED && b.kind == kind as u32 && b.size <= self.hdr.len - h).then_some((h, b))
+        (b.valid(h) && b.magic == MAGIC_USED && b.kind == kind as u32 && b.size <= self.hdr.len - h)
+            .then_some((h, b))
     }
 
     /// Requested length of the live block at `user`.
@@ -319,7 +343,9 @@ impl<'a> Arena<'a> {
 
     /// Free the block whose payload is `user`. `false` if it is not a live block of `kind`.
     pub fn free(&mut self, user: VirtAddr, kind: Kind) -> bool {
-        let Some((mut h, mut b)) = self.used_block(user, kind) else { return false };
+        let Some((mut h, mut b)) = self.used_block(user, kind) else {
+            return false;
+        };
         b.magic = MAGIC_FREE;
         b.kind = 0;
         b.req_len = 0;
@@ -409,7 +435,10 @@ impl<'a> Arena<'a> {
             if !b.valid(off) {
                 err = Some(format!("bad header at {off:#x}: {b:?}"));
             } else if b.prev_size != prev_size {
-                err = Some(format!("prev_size {} != {} at {off:#x}", b.prev_size, prev_size));
+                err = Some(format!(
+                    "prev_size {} != {} at {off:#x}",
+                    b.prev_size, prev_size
+                ));
             } else if b.magic == MAGIC_FREE && prev_free {
                 err = Some(format!("adjacent free blocks at {off:#x}"));
             } else if b.size < MIN_BLOCK.min(self.hdr.len) || b.size % CACHE_LINE != 0 {
@@ -431,7 +460,10 @@ impl<'a> Arena<'a> {
             return Err(format!("blocks cover {total} of {} bytes", self.hdr.len));
         }
         if used != self.hdr.alloc_count {
-            return Err(format!("{used} used blocks, alloc_count {}", self.hdr.alloc_count));
+            return Err(format!(
+                "{used} used blocks, alloc_count {}",
+                self.hdr.alloc_count
+            ));
         }
         let mut list = Vec::new();
         let (mut cur, mut prev) = (self.hdr.free_head, NONE);
@@ -459,31 +491,59 @@ pub(crate) struct MemCore {
 
 impl fmt::Debug for MemCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemCore").field("memory", &self.memory).finish_non_exhaustive()
+        f.debug_struct("MemCore")
+            .field("memory", &self.memory)
+            .finish_non_exhaustive()
     }
 }
 
 /// Check `size`, `align`, `bound`; returns the effective alignment.
 pub(crate) fn check_layout(len: usize, align: usize, bound: usize) -> Result<u64> {
     if len == 0 {
-        return Err(Error::BadSize { len, why: "size is zero" });
+        return Err(Error::BadSize {
+            len,
+            why: "size is zero",
+        });
     }
     if len as u64 > (1u64 << 56) {
-        return Err(Error::BadSize { len, why: "size too large" });
+        return Err(Error::BadSize {
+            len,
+            why: "size too large",
+        });
     }
-    let align = if align == 0 { CACHE_LINE as usize } else { align };
+    let align = if align == 0 {
+        CACHE_LINE as usize
+    } else {
+        align
+    };
     if !align.is_power_of_two() {
-        return Err(Error::BadAlign { align, bound, why: "alignment is not a power of two" });
+        return Err(Error::BadAlign {
+            align,
+            bound,
+            why: "alignment is not a power of two",
+        });
     }
     if align as u64 > (1u64 << 40) {
-        return Err(Error::BadAlign { align, bound, why: "alignment too large" });
+        return Err(Error::BadAlign {
+            align,
+            bound,
+            why: "alignment too large",
+        });
     }
     if bound != 0 {
         if !bound.is_power_of_two() {
-            return Err(Error::BadAlign { align, bound, why: "boundary is not a power of two" });
+            return Err(Error::BadAlign {
+                align,
+                bound,
+                why: "boundary is not a power of two",
+            });
         }
         if bound < len {
-            return Err(Error::BadAlign { align, bound, why: "boundary is smaller than the length" });
+            return Err(Error::BadAlign {
+                align,
+                bound,
+                why: "boundary is smaller than the length",
+            });
         }
     }
     Ok(align as u64)
@@ -516,7 +576,12 @@ impl MemCore {
     }
 
     /// Allocate a block under the held lock `g`, trying `lists` in order.
-    pub fn alloc_locked(&self, g: &mut ConfigGuard<'_>, lists: &[usize], r: &Request<'_>) -> Option<(usize, VirtAddr)> {
+    pub fn alloc_locked(
+        &self,
+        g: &mut ConfigGuard<'_>,
+        lists: &[usize],
+        r: &Request<'_>,
+    ) -> Option<(usize, VirtAddr)> {
         for &i in lists {
             let base = VirtAddr(g.lists[i].base_va);
             // SAFETY: list `i` is EAL memory managed by this arena; the lock is held (g).
@@ -530,12 +595,17 @@ impl MemCore {
 
     /// Index of the list holding `va`.
     pub fn list_of(&self, va: VirtAddr) -> Option<usize> {
-        self.memory.lists().iter().position(|l| va.0 >= l.base.0 && va.0 < l.base.0 + l.len)
+        self.memory
+            .lists()
+            .iter()
+            .position(|l| va.0 >= l.base.0 && va.0 < l.base.0 + l.len)
     }
 
     /// Free a block of `kind` under the held lock.
     pub fn free_locked(&self, g: &mut ConfigGuard<'_>, user: VirtAddr, kind: Kind) -> bool {
-        let Some(i) = self.list_of(user) else { return false };
+        let Some(i) = self.list_of(user) else {
+            return false;
+        };
         let base = VirtAddr(g.lists[i].base_va);
         // SAFETY: as in alloc_locked.
         let mut a = unsafe { Arena::new(&mut g.lists[i].heap, base) };
@@ -543,11 +613,24 @@ impl MemCore {
     }
 
     /// `malloc` on `socket` (any socket, `preferred` first, if None).
-    pub fn malloc(&self, len: usize, align: usize, socket: Option<u32>, preferred: Option<u32>, zero: bool) -> Result<NonNull<u8>> {
+    pub fn malloc(
+        &self,
+        len: usize,
+        align: usize,
+        socket: Option<u32>,
+        preferred: Option<u32>,
+        zero: bool,
+    ) -> Result<NonNull<u8>> {
         let align = check_layout(len, align, 0)?;
         let lists = self.list_order(socket, preferred);
         let accept = |_: VirtAddr, _: u64| None;
-        let r = Request { len: len as u64, align, bound: 0, kind: Kind::Heap, accept: &accept };
+        let r = Request {
+            len: len as u64,
+            align,
+            bound: 0,
+            kind: Kind::Heap,
+            accept: &accept,
+        };
         let got = {
             let mut g = self.config.lock();
             self.alloc_locked(&mut g, &lists, &r)
@@ -562,15 +645,29 @@ impl MemCore {
     }
 
     /// A DMA-able allocation: IOVA-contiguous, on hugepages.
-    pub fn malloc_dma(&self, len: usize, align: usize, socket: Option<u32>, preferred: Option<u32>) -> Result<NonNull<u8>> {
+    pub fn malloc_dma(
+        &self,
+        len: usize,
+        align: usize,
+        socket: Option<u32>,
+        preferred: Option<u32>,
+    ) -> Result<NonNull<u8>> {
         if !self.memory.dma_capable() {
-            return Err(Error::NoDma { why: "EAL memory is not DMA-capable (--no-huge)".into() });
+            return Err(Error::NoDma {
+                why: "EAL memory is not DMA-capable (--no-huge)".into(),
+            });
         }
         let align = check_layout(len, align, 0)?;
         let lists = self.list_order(socket, preferred);
         let mem = &self.memory;
         let accept = |u: VirtAddr, l: u64| mem.iova_break(u, l);
-        let r = Request { len: len as u64, align, bound: 0, kind: Kind::Heap, accept: &accept };
+        let r = Request {
+            len: len as u64,
+            align,
+            bound: 0,
+            kind: Kind::Heap,
+            accept: &accept,
+        };
         let got = {
             let mut g = self.config.lock();
             self.alloc_locked(&mut g, &lists, &r)
@@ -674,7 +771,10 @@ mod tests {
     impl Fixture {
         fn new(len: usize) -> Self {
             // Over-allocate to align the base to 4096.
-            Fixture { buf: vec![0u8; len + 4096], hdr: HeapHeader::default() }
+            Fixture {
+                buf: vec![0u8; len + 4096],
+                hdr: HeapHeader::default(),
+            }
         }
         fn arena(&mut self) -> Arena<'_> {
             let p = self.buf.as_mut_ptr() as u64;
@@ -686,7 +786,13 @@ mod tests {
     }
 
     fn req(len: u64, align: u64, bound: u64) -> Request<'static> {
-        Request { len, align, bound, kind: Kind::Heap, accept: &|_, _| None }
+        Request {
+            len,
+            align,
+            bound,
+            kind: Kind::Heap,
+            accept: &|_, _| None,
+        }
     }
 
     #[test]
@@ -713,7 +819,10 @@ mod tests {
         a.check().unwrap();
         let mut s = HeapStats::default();
         a.add_stats(&mut s);
-        assert_eq!((s.free_count, s.alloc_count, s.free_bytes, s.largest_free), (1, 0, 1 << 16, (1 << 16) - HDR));
+        assert_eq!(
+            (s.free_count, s.alloc_count, s.free_bytes, s.largest_free),
+            (1, 0, 1 << 16, (1 << 16) - HDR)
+        );
     }
 
     #[test]
@@ -737,7 +846,13 @@ mod tests {
         assert!(a.free(q, Kind::Heap));
         a.check().unwrap();
         // Wrong kind and bogus pointers are refused.
-        let m = Request { len: 64, align: 64, bound: 0, kind: Kind::Memzone, accept: &|_, _| None };
+        let m = Request {
+            len: 64,
+            align: 64,
+            bound: 0,
+            kind: Kind::Memzone,
+            accept: &|_, _| None,
+        };
         let z = a.alloc(&m).unwrap();
         assert!(!a.free(z, Kind::Heap));
         assert!(!a.free(z.add(64), Kind::Memzone));
@@ -785,8 +900,20 @@ mod tests {
         let base = a.base.0;
         // Pretend an IOVA break at base + 8192: placements crossing it must move past it.
         let brk = base + 8192;
-        let accept = move |u: VirtAddr, l: u64| if u.0 < brk && u.0 + l > brk { Some(VirtAddr(brk)) } else { None };
-        let r1 = Request { len: 6000, align: 64, bound: 0, kind: Kind::Heap, accept: &accept };
+        let accept = move |u: VirtAddr, l: u64| {
+            if u.0 < brk && u.0 + l > brk {
+                Some(VirtAddr(brk))
+            } else {
+                None
+            }
+        };
+        let r1 = Request {
+            len: 6000,
+            align: 64,
+            bound: 0,
+            kind: Kind::Heap,
+            accept: &accept,
+        };
         let p = a.alloc(&r1).unwrap();
         assert!(p.0 + 6000 <= brk);
         let p2 = a.alloc(&r1).unwrap();

@@ -33,14 +33,20 @@ pub struct SysRoots {
 
 impl Default for SysRoots {
     fn default() -> Self {
-        SysRoots { proc: PathBuf::from("/proc"), sys: PathBuf::from("/sys") }
+        SysRoots {
+            proc: PathBuf::from("/proc"),
+            sys: PathBuf::from("/sys"),
+        }
     }
 }
 
 impl SysRoots {
     /// `<root>/proc` and `<root>/sys`: a fake tree for tests.
     pub fn under(root: &Path) -> Self {
-        SysRoots { proc: root.join("proc"), sys: root.join("sys") }
+        SysRoots {
+            proc: root.join("proc"),
+            sys: root.join("sys"),
+        }
     }
 
     /// True for the real `/proc` + `/sys`.
@@ -49,11 +55,17 @@ impl SysRoots {
     }
 
     fn global_dir(&self, page_size: u64) -> PathBuf {
-        self.sys.join(format!("kernel/mm/hugepages/hugepages-{}kB", page_size / 1024))
+        self.sys.join(format!(
+            "kernel/mm/hugepages/hugepages-{}kB",
+            page_size / 1024
+        ))
     }
 
     fn node_dir(&self, node: u32, page_size: u64) -> PathBuf {
-        self.sys.join(format!("devices/system/node/node{node}/hugepages/hugepages-{}kB", page_size / 1024))
+        self.sys.join(format!(
+            "devices/system/node/node{node}/hugepages/hugepages-{}kB",
+            page_size / 1024
+        ))
     }
 }
 
@@ -103,7 +115,11 @@ impl PageSizeInfo {
         if self.nodes.is_empty() {
             return self.available();
         }
-        self.nodes.iter().find(|n| n.node == node).map(|n| n.free).unwrap_or(0)
+        self.nodes
+            .iter()
+            .find(|n| n.node == node)
+            .map(|n| n.free)
+            .unwrap_or(0)
     }
 }
 
@@ -121,10 +137,12 @@ pub struct HugepageInfo {
 impl HugepageInfo {
     /// Read mounts, sizes and per-node counts under `roots`.
     pub fn discover(roots: &SysRoots) -> Result<HugepageInfo> {
-        let default_size = fs::read_to_string(roots.proc.join("meminfo")).ok().and_then(|t| parse_meminfo_default(&t));
+        let default_size = fs::read_to_string(roots.proc.join("meminfo"))
+            .ok()
+            .and_then(|t| parse_meminfo_default(&t));
         let mounts_path = roots.proc.join("mounts");
-        let mounts_text =
-            fs::read_to_string(&mounts_path).map_err(|e| Error::io("read", mounts_path.display().to_string(), e))?;
+        let mounts_text = fs::read_to_string(&mounts_path)
+            .map_err(|e| Error::io("read", mounts_path.display().to_string(), e))?;
         let mounts = parse_mounts(&mounts_text, default_size);
 
         let mut sizes = Vec::new();
@@ -132,7 +150,9 @@ impl HugepageInfo {
         if let Ok(rd) = fs::read_dir(&gdir) {
             for ent in rd.flatten() {
                 let name = ent.file_name();
-                let Some(ps) = parse_size_dir(&name.to_string_lossy()) else { continue };
+                let Some(ps) = parse_size_dir(&name.to_string_lossy()) else {
+                    continue;
+                };
                 let p = ent.path();
                 sizes.push(PageSizeInfo {
                     page_size: ps,
@@ -149,7 +169,12 @@ impl HugepageInfo {
         if let Ok(rd) = fs::read_dir(&ndir) {
             let mut nodes: Vec<u32> = rd
                 .flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("node")).and_then(|n| n.parse().ok()))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix("node"))
+                        .and_then(|n| n.parse().ok())
+                })
                 .collect();
             nodes.sort_unstable();
             for node in nodes {
@@ -166,7 +191,11 @@ impl HugepageInfo {
                 }
             }
         }
-        Ok(HugepageInfo { default_size, sizes, mounts })
+        Ok(HugepageInfo {
+            default_size,
+            sizes,
+            mounts,
+        })
     }
 
     /// Pool info for `page_size`.
@@ -177,14 +206,20 @@ impl HugepageInfo {
     /// The hugetlbfs mount holding `dir` (exact mount point match).
     pub fn mount_at(&self, dir: &Path) -> Option<&HugeMount> {
         let canon = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        self.mounts.iter().find(|m| m.path == canon || m.path == dir)
+        self.mounts
+            .iter()
+            .find(|m| m.path == canon || m.path == dir)
     }
 }
 
 fn read_u64(p: &Path) -> Result<u64> {
     let t = fs::read_to_string(p).map_err(|e| Error::io("read", p.display().to_string(), e))?;
     t.trim().parse().map_err(|_| {
-        Error::io("parse", p.display().to_string(), std::io::Error::new(std::io::ErrorKind::InvalidData, "not a number"))
+        Error::io(
+            "parse",
+            p.display().to_string(),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not a number"),
+        )
     })
 }
 
@@ -194,7 +229,11 @@ fn write_u64(p: &Path, v: u64) -> Result<()> {
 
 /// `hugepages-2048kB` → 2 MiB.
 fn parse_size_dir(name: &str) -> Option<u64> {
-    let kb: u64 = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+    let kb: u64 = name
+        .strip_prefix("hugepages-")?
+        .strip_suffix("kB")?
+        .parse()
+        .ok()?;
     kb.checked_mul(1024)
 }
 
@@ -216,7 +255,10 @@ fn unescape_mount(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4]).ok().and_then(|o| u8::from_str_radix(o, 8).ok()) {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -237,9 +279,16 @@ pub fn parse_mounts(text: &str, default_size: Option<u64>) -> Vec<HugeMount> {
         if f.len() < 4 || f[2] != "hugetlbfs" {
             continue;
         }
-        let ps = f[3].split(',').find_map(|o| o.strip_prefix("pagesize=")).and_then(parse_size).or(default_size);
+        let ps = f[3]
+            .split(',')
+            .find_map(|o| o.strip_prefix("pagesize="))
+            .and_then(parse_size)
+            .or(default_size);
         if let Some(page_size) = ps {
-            out.push(HugeMount { path: PathBuf::from(unescape_mount(f[1])), page_size });
+            out.push(HugeMount {
+                path: PathBuf::from(unescape_mount(f[1])),
+                page_size,
+            });
         }
     }
     out
@@ -254,7 +303,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
     let (num, suf) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
     let suf = suf.to_ascii_lowercase();
-    let suf = suf.strip_suffix("ib").or_else(|| suf.strip_suffix('b')).unwrap_or(&suf);
+    let suf = suf
+        .strip_suffix("ib")
+        .or_else(|| suf.strip_suffix('b'))
+        .unwrap_or(&suf);
     let mul: u64 = match suf {
         "" => 1,
         "k" => 1 << 10,
@@ -279,7 +331,12 @@ pub fn format_size(b: u64) -> String {
 /// Set the pool of `page_size` pages (on `node`, or system-wide) to `count` pages and
 /// read back what the kernel granted. Fails with [`Error::NotEnoughMemory`] when the
 /// kernel granted fewer.
-pub fn reserve_pages(roots: &SysRoots, page_size: u64, node: Option<u32>, count: u64) -> Result<u64> {
+pub fn reserve_pages(
+    roots: &SysRoots,
+    page_size: u64,
+    node: Option<u32>,
+    count: u64,
+) -> Result<u64> {
     let dir = match node {
         Some(n) => roots.node_dir(n, page_size),
         None => roots.global_dir(page_size),
@@ -288,7 +345,10 @@ pub fn reserve_pages(roots: &SysRoots, page_size: u64, node: Option<u32>, count:
         return Err(Error::BadArg {
             arg: "--pagesize".into(),
             value: format_size(page_size),
-            why: format!("{} does not exist (page size or node not supported)", dir.display()),
+            why: format!(
+                "{} does not exist (page size or node not supported)",
+                dir.display()
+            ),
         });
     }
     let f = dir.join("nr_hugepages");
@@ -306,23 +366,35 @@ pub fn reserve_pages(roots: &SysRoots, page_size: u64, node: Option<u32>, count:
 
 /// Reserve `bytes` of hugepages (rounded up to whole pages) of `page_size` (default: the
 /// default hugepage size) on `node` or system-wide. Sets the pool to that size.
-pub fn reserve(roots: &SysRoots, bytes: u64, page_size: Option<u64>, node: Option<u32>) -> Result<u64> {
+pub fn reserve(
+    roots: &SysRoots,
+    bytes: u64,
+    page_size: Option<u64>,
+    node: Option<u32>,
+) -> Result<u64> {
     let info = HugepageInfo::discover(roots)?;
     let ps = pick_page_size(&info, page_size)?;
     reserve_pages(roots, ps, node, bytes.div_ceil(ps))
 }
 
 fn pick_page_size(info: &HugepageInfo, page_size: Option<u64>) -> Result<u64> {
-    let ps = page_size.or(info.default_size).or(info.sizes.first().map(|s| s.page_size)).ok_or_else(|| {
-        Error::NoHugepages { why: "the kernel lists no hugepage sizes".into() }
-    })?;
+    let ps = page_size
+        .or(info.default_size)
+        .or(info.sizes.first().map(|s| s.page_size))
+        .ok_or_else(|| Error::NoHugepages {
+            why: "the kernel lists no hugepage sizes".into(),
+        })?;
     if info.size(ps).is_none() {
         return Err(Error::BadArg {
             arg: "--pagesize".into(),
             value: format_size(ps),
             why: format!(
                 "not supported here (supported: {})",
-                info.sizes.iter().map(|s| format_size(s.page_size)).collect::<Vec<_>>().join(", ")
+                info.sizes
+                    .iter()
+                    .map(|s| format_size(s.page_size))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
@@ -371,7 +443,12 @@ pub const DEFAULT_MOUNT: &str = "/dev/hugepages";
 
 /// `--setup SIZE`: clear all pools, reserve `bytes` of `page_size` pages, mount at
 /// [`DEFAULT_MOUNT`].
-pub fn setup(roots: &SysRoots, bytes: u64, page_size: Option<u64>, node: Option<u32>) -> Result<()> {
+pub fn setup(
+    roots: &SysRoots,
+    bytes: u64,
+    page_size: Option<u64>,
+    node: Option<u32>,
+) -> Result<()> {
     clear(roots)?;
     let ps = pick_page_size(&HugepageInfo::discover(roots)?, page_size)?;
     reserve_pages(roots, ps, node, bytes.div_ceil(ps))?;
@@ -385,10 +462,23 @@ pub fn show(roots: &SysRoots) -> Result<String> {
     let _ = writeln!(s, "Node Pages Free Size");
     for ps in &info.sizes {
         if ps.nodes.is_empty() {
-            let _ = writeln!(s, "-    {} {} {}", ps.nr, ps.free, format_size(ps.page_size));
+            let _ = writeln!(
+                s,
+                "-    {} {} {}",
+                ps.nr,
+                ps.free,
+                format_size(ps.page_size)
+            );
         }
         for n in &ps.nodes {
-            let _ = writeln!(s, "{:<4} {} {} {}", n.node, n.nr, n.free, format_size(ps.page_size));
+            let _ = writeln!(
+                s,
+                "{:<4} {} {} {}",
+                n.node,
+                n.nr,
+                n.free,
+                format_size(ps.page_size)
+            );
         }
     }
     if let Some(d) = info.default_size {
@@ -398,7 +488,12 @@ pub fn show(roots: &SysRoots) -> Result<String> {
         let _ = writeln!(s, "Hugepages mounted on: (none)");
     } else {
         for m in &info.mounts {
-            let _ = writeln!(s, "Hugepages mounted on {} (pagesize {})", m.path.display(), format_size(m.page_size));
+            let _ = writeln!(
+                s,
+                "Hugepages mounted on {} (pagesize {})",
+                m.path.display(),
+                format_size(m.page_size)
+            );
         }
     }
     Ok(s)
@@ -448,7 +543,11 @@ impl ToolArgs {
             let v = v.ok_or_else(|| Error::MissingValue(arg.to_string()))?;
             match parse_size(v) {
                 Some(n) if n > 0 => Ok(n),
-                _ => Err(Error::BadArg { arg: arg.into(), value: v.clone(), why: "expected a size like 256M or 2G".into() }),
+                _ => Err(Error::BadArg {
+                    arg: arg.into(),
+                    value: v.clone(),
+                    why: "expected a size like 256M or 2G".into(),
+                }),
             }
         };
         while i < args.len() {
@@ -501,7 +600,11 @@ impl ToolArgs {
                 why: "cannot be combined with --reserve".into(),
             });
         }
-        if t == (ToolArgs { page_size: t.page_size, node: t.node, ..ToolArgs::default() }) {
+        if t == (ToolArgs {
+            page_size: t.page_size,
+            node: t.node,
+            ..ToolArgs::default()
+        }) {
             t.show = true;
         }
         Ok(t)
@@ -509,7 +612,11 @@ impl ToolArgs {
 
     /// True if any action changes system state (needs root on a real system).
     pub fn changes_state(&self) -> bool {
-        self.clear || self.unmount || self.reserve.is_some() || self.mount.is_some() || self.setup.is_some()
+        self.clear
+            || self.unmount
+            || self.reserve.is_some()
+            || self.mount.is_some()
+            || self.setup.is_some()
     }
 
     /// Run the actions in order (unmount, clear, reserve/setup, mount, show); returns
@@ -527,7 +634,11 @@ impl ToolArgs {
         }
         if let Some(b) = self.setup {
             setup(roots, b, self.page_size, self.node)?;
-            let _ = writeln!(out, "reserved {} and mounted hugetlbfs at {DEFAULT_MOUNT}", format_size(b));
+            let _ = writeln!(
+                out,
+                "reserved {} and mounted hugetlbfs at {DEFAULT_MOUNT}",
+                format_size(b)
+            );
         }
         if let Some(b) = self.reserve {
             let n = reserve(roots, b, self.page_size, self.node)?;
@@ -553,7 +664,11 @@ mod tests {
     fn fake_tree(t: &TempDir) -> SysRoots {
         let r = SysRoots::under(t.path());
         fs::create_dir_all(&r.proc).unwrap();
-        fs::write(r.proc.join("meminfo"), "MemTotal: 100 kB\nHugepagesize:       2048 kB\n").unwrap();
+        fs::write(
+            r.proc.join("meminfo"),
+            "MemTotal: 100 kB\nHugepagesize:       2048 kB\n",
+        )
+        .unwrap();
         fs::write(
             r.proc.join("mounts"),
             "proc /proc proc rw 0 0\n\
@@ -569,10 +684,16 @@ mod tests {
             fs::write(g.join("free_hugepages"), format!("{free}\n")).unwrap();
             fs::write(g.join("resv_hugepages"), format!("{resv}\n")).unwrap();
             for node in 0..2u32 {
-                let n = r.sys.join(format!("devices/system/node/node{node}/hugepages/hugepages-{kb}kB"));
+                let n = r.sys.join(format!(
+                    "devices/system/node/node{node}/hugepages/hugepages-{kb}kB"
+                ));
                 fs::create_dir_all(&n).unwrap();
                 fs::write(n.join("nr_hugepages"), format!("{}\n", nr / 2)).unwrap();
-                fs::write(n.join("free_hugepages"), format!("{}\n", free / 2 - node as u64)).unwrap();
+                fs::write(
+                    n.join("free_hugepages"),
+                    format!("{}\n", free / 2 - node as u64),
+                )
+                .unwrap();
             }
         }
         r
@@ -604,15 +725,38 @@ mod tests {
         assert_eq!(
             info.mounts,
             vec![
-                HugeMount { path: "/dev/hugepages".into(), page_size: 2 << 20 },
-                HugeMount { path: "/mnt/huge 1g".into(), page_size: 1 << 30 },
-                HugeMount { path: "/mnt/dflt".into(), page_size: 2 << 20 },
+                HugeMount {
+                    path: "/dev/hugepages".into(),
+                    page_size: 2 << 20
+                },
+                HugeMount {
+                    path: "/mnt/huge 1g".into(),
+                    page_size: 1 << 30
+                },
+                HugeMount {
+                    path: "/mnt/dflt".into(),
+                    page_size: 2 << 20
+                },
             ]
         );
         assert_eq!(info.sizes.len(), 2);
         let s2 = info.size(2 << 20).unwrap();
         assert_eq!((s2.nr, s2.free, s2.resv, s2.available()), (64, 60, 4, 56));
-        assert_eq!(s2.nodes, vec![NodeCount { node: 0, nr: 32, free: 30 }, NodeCount { node: 1, nr: 32, free: 29 }]);
+        assert_eq!(
+            s2.nodes,
+            vec![
+                NodeCount {
+                    node: 0,
+                    nr: 32,
+                    free: 30
+                },
+                NodeCount {
+                    node: 1,
+                    nr: 32,
+                    free: 29
+                }
+            ]
+        );
         assert_eq!(s2.free_on(1), 29);
         assert_eq!(s2.free_on(7), 0);
         assert_eq!(info.size(1 << 30).unwrap().nr, 2);
@@ -623,9 +767,21 @@ mod tests {
 
     #[test]
     fn mount_without_default_size_is_skipped() {
-        let m = parse_mounts("x /a hugetlbfs rw 0 0\nx /b hugetlbfs rw,pagesize=1G 0 0\nx /c tmpfs rw 0 0\n", None);
-        assert_eq!(m, vec![HugeMount { path: "/b".into(), page_size: 1 << 30 }]);
-        assert_eq!(parse_meminfo_default("Hugepagesize: 1048576 kB\n"), Some(1 << 30));
+        let m = parse_mounts(
+            "x /a hugetlbfs rw 0 0\nx /b hugetlbfs rw,pagesize=1G 0 0\nx /c tmpfs rw 0 0\n",
+            None,
+        );
+        assert_eq!(
+            m,
+            vec![HugeMount {
+                path: "/b".into(),
+                page_size: 1 << 30
+            }]
+        );
+        assert_eq!(
+            parse_meminfo_default("Hugepagesize: 1048576 kB\n"),
+            Some(1 << 30)
+        );
         assert_eq!(parse_meminfo_default("nothing\n"), None);
     }
 
@@ -635,18 +791,36 @@ mod tests {
         let r = fake_tree(&t);
         // 10M of default 2M pages → 5 pages system-wide.
         assert_eq!(reserve(&r, 10 << 20, None, None).unwrap(), 5);
-        assert_eq!(read_u64(&r.global_dir(2 << 20).join("nr_hugepages")).unwrap(), 5);
+        assert_eq!(
+            read_u64(&r.global_dir(2 << 20).join("nr_hugepages")).unwrap(),
+            5
+        );
         // Rounds up; per node.
-        assert_eq!(reserve(&r, (1 << 30) + 1, Some(1 << 30), Some(1)).unwrap(), 2);
-        assert_eq!(read_u64(&r.node_dir(1, 1 << 30).join("nr_hugepages")).unwrap(), 2);
+        assert_eq!(
+            reserve(&r, (1 << 30) + 1, Some(1 << 30), Some(1)).unwrap(),
+            2
+        );
+        assert_eq!(
+            read_u64(&r.node_dir(1, 1 << 30).join("nr_hugepages")).unwrap(),
+            2
+        );
         // Unsupported page size and node.
-        assert!(matches!(reserve(&r, 1 << 20, Some(64 << 10), None), Err(Error::BadArg { .. })));
-        assert!(matches!(reserve(&r, 1 << 20, None, Some(9)), Err(Error::BadArg { .. })));
+        assert!(matches!(
+            reserve(&r, 1 << 20, Some(64 << 10), None),
+            Err(Error::BadArg { .. })
+        ));
+        assert!(matches!(
+            reserve(&r, 1 << 20, None, Some(9)),
+            Err(Error::BadArg { .. })
+        ));
         clear(&r).unwrap();
         for ps in [2u64 << 20, 1 << 30] {
             assert_eq!(read_u64(&r.global_dir(ps).join("nr_hugepages")).unwrap(), 0);
             for n in 0..2 {
-                assert_eq!(read_u64(&r.node_dir(n, ps).join("nr_hugepages")).unwrap(), 0);
+                assert_eq!(
+                    read_u64(&r.node_dir(n, ps).join("nr_hugepages")).unwrap(),
+                    0
+                );
             }
         }
     }
@@ -654,20 +828,48 @@ mod tests {
     #[test]
     fn tool_args() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(ToolArgs::parse(&[]).unwrap(), ToolArgs { show: true, ..Default::default() });
+        assert_eq!(
+            ToolArgs::parse(&[]).unwrap(),
+            ToolArgs {
+                show: true,
+                ..Default::default()
+            }
+        );
         let t = ToolArgs::parse(&s(&["--setup", "256M", "-p", "2M", "-n", "0"])).unwrap();
-        assert_eq!((t.setup, t.page_size, t.node, t.show), (Some(256 << 20), Some(2 << 20), Some(0), false));
+        assert_eq!(
+            (t.setup, t.page_size, t.node, t.show),
+            (Some(256 << 20), Some(2 << 20), Some(0), false)
+        );
         assert!(t.changes_state());
         let t = ToolArgs::parse(&s(&["--mount", "--show"])).unwrap();
         assert_eq!(t.mount, Some(None));
         let t = ToolArgs::parse(&s(&["--mount", "/mnt/x", "--reserve=1G"])).unwrap();
-        assert_eq!((t.mount, t.reserve), (Some(Some("/mnt/x".into())), Some(1 << 30)));
-        assert!(matches!(ToolArgs::parse(&s(&["--bogus"])), Err(Error::UnknownArg(a)) if a == "--bogus"));
-        assert!(matches!(ToolArgs::parse(&s(&["--reserve"])), Err(Error::MissingValue(_))));
-        assert!(matches!(ToolArgs::parse(&s(&["--reserve", "lots"])), Err(Error::BadArg { arg, .. }) if arg == "--reserve"));
-        assert!(matches!(ToolArgs::parse(&s(&["-n", "x"])), Err(Error::BadArg { .. })));
-        assert!(matches!(ToolArgs::parse(&s(&["-h"])), Err(Error::HelpRequested)));
-        assert!(matches!(ToolArgs::parse(&s(&["--setup", "1G", "--reserve", "1G"])), Err(Error::BadArg { .. })));
+        assert_eq!(
+            (t.mount, t.reserve),
+            (Some(Some("/mnt/x".into())), Some(1 << 30))
+        );
+        assert!(
+            matches!(ToolArgs::parse(&s(&["--bogus"])), Err(Error::UnknownArg(a)) if a == "--bogus")
+        );
+        assert!(matches!(
+            ToolArgs::parse(&s(&["--reserve"])),
+            Err(Error::MissingValue(_))
+        ));
+        assert!(
+            matches!(ToolArgs::parse(&s(&["--reserve", "lots"])), Err(Error::BadArg { arg, .. }) if arg == "--reserve")
+        );
+        assert!(matches!(
+            ToolArgs::parse(&s(&["-n", "x"])),
+            Err(Error::BadArg { .. })
+        ));
+        assert!(matches!(
+            ToolArgs::parse(&s(&["-h"])),
+            Err(Error::HelpRequested)
+        ));
+        assert!(matches!(
+            ToolArgs::parse(&s(&["--setup", "1G", "--reserve", "1G"])),
+            Err(Error::BadArg { .. })
+        ));
     }
 
     #[test]
@@ -675,9 +877,18 @@ mod tests {
         let t = TempDir::new("hp-tool");
         let r = fake_tree(&t);
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let out = ToolArgs::parse(&s(&["--clear", "--reserve", "8M", "--show"])).unwrap().run(&r).unwrap();
+        let out = ToolArgs::parse(&s(&["--clear", "--reserve", "8M", "--show"]))
+            .unwrap()
+            .run(&r)
+            .unwrap();
         assert!(out.contains("reserved 4 pages"), "{out}");
-        assert_eq!(read_u64(&r.global_dir(2 << 20).join("nr_hugepages")).unwrap(), 4);
-        assert_eq!(read_u64(&r.global_dir(1 << 30).join("nr_hugepages")).unwrap(), 0);
+        assert_eq!(
+            read_u64(&r.global_dir(2 << 20).join("nr_hugepages")).unwrap(),
+            4
+        );
+        assert_eq!(
+            read_u64(&r.global_dir(1 << 30).join("nr_hugepages")).unwrap(),
+            0
+        );
     }
 }

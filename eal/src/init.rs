@@ -132,7 +132,12 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn start(config: std::fs::File, path: PathBuf, every: Duration, state: Arc<ExitState>) -> Result<Watcher> {
+    fn start(
+        config: std::fs::File,
+        path: PathBuf,
+        every: Duration,
+        state: Arc<ExitState>,
+    ) -> Result<Watcher> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let s2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -141,7 +146,9 @@ impl Watcher {
                 {
                     let (m, cv) = &*s2;
                     let g = m.lock().unwrap_or_else(|p| p.into_inner());
-                    let (g, _) = cv.wait_timeout_while(g, every, |stop| !*stop).unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = cv
+                        .wait_timeout_while(g, every, |stop| !*stop)
+                        .unwrap_or_else(|p| p.into_inner());
                     if *g {
                         return;
                     }
@@ -149,12 +156,18 @@ impl Watcher {
                 if !config_lock_free(&config, &path) {
                     continue;
                 }
-                crate::log_warn!("the primary process exited (its lock on {} is free)", path.display());
+                crate::log_warn!(
+                    "the primary process exited (its lock on {} is free)",
+                    path.display()
+                );
                 state.fire();
                 return;
             })
             .map_err(|e| Error::io("start", "primary watcher thread", e))?;
-        Ok(Watcher { stop, thread: Some(thread) })
+        Ok(Watcher {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -202,15 +215,21 @@ struct Inner {
 
 impl Inner {
     fn core(&self) -> &MemCore {
-        self.core.as_ref().expect("core lives until teardown, which needs the last handle")
+        self.core
+            .as_ref()
+            .expect("core lives until teardown, which needs the last handle")
     }
 
     fn lcores(&self) -> &LcoreSet {
-        self.lcores.as_ref().expect("lcores live until teardown, which needs the last handle")
+        self.lcores
+            .as_ref()
+            .expect("lcores live until teardown, which needs the last handle")
     }
 
     fn mp(&self) -> &Mp {
-        self.mp.as_ref().expect("IPC lives until teardown, which needs the last handle")
+        self.mp
+            .as_ref()
+            .expect("IPC lives until teardown, which needs the last handle")
     }
 
     fn teardown(&mut self) -> Result<()> {
@@ -294,32 +313,49 @@ impl Eal {
         crate::log::set_level(args.log_level);
         let topo = CpuTopology::read(&opts.roots.sys)?;
         let (lcore_list, main_lcore) = args.resolve_lcores(&topo)?;
-        let main_cpu = lcore_list.iter().find(|l| l.0 == main_lcore).map(|l| l.1).unwrap_or(0);
+        let main_cpu = lcore_list
+            .iter()
+            .find(|l| l.0 == main_lcore)
+            .map(|l| l.1)
+            .unwrap_or(0);
         let main_socket = topo.get(main_cpu).map(|c| c.numa_node).unwrap_or(0);
 
         // 1. Runtime directory and the primary lock (or attach as secondary).
         let runtime = match args.proc_type {
             ProcType::Secondary => None,
-            ProcType::Primary => Some(RuntimeDir::acquire_primary(&args.file_prefix, opts.runtime_root.as_deref())?),
-            ProcType::Auto => match RuntimeDir::acquire_primary(&args.file_prefix, opts.runtime_root.as_deref()) {
-                Ok(r) => Some(r),
-                Err(Error::PrefixInUse { .. }) => None,
-                Err(e) => return Err(e),
-            },
+            ProcType::Primary => Some(RuntimeDir::acquire_primary(
+                &args.file_prefix,
+                opts.runtime_root.as_deref(),
+            )?),
+            ProcType::Auto => {
+                match RuntimeDir::acquire_primary(&args.file_prefix, opts.runtime_root.as_deref()) {
+                    Ok(r) => Some(r),
+                    Err(Error::PrefixInUse { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let Some(runtime) = runtime else {
             return Self::init_secondary(args, opts, &topo, lcore_list, main_lcore);
         };
         let stale = memory::reclaim_stale(&args.file_prefix, &opts.roots, &opts.shm_dir)?;
         if !stale.is_empty() {
-            crate::log_notice!("reclaimed {} stale file(s) of a dead primary with prefix '{}'", stale.len(), args.file_prefix);
+            crate::log_notice!(
+                "reclaimed {} stale file(s) of a dead primary with prefix '{}'",
+                stale.len(),
+                args.file_prefix
+            );
         }
         if let Some(root) = runtime.path().parent() {
             let swept = crate::runtime::reclaim_dead_prefixes(root, &args.file_prefix, |p| {
                 memory::reclaim_stale(p, &opts.roots, &opts.shm_dir)
             });
             if !swept.is_empty() {
-                crate::log_notice!("reclaimed the leftovers of {} dead primaries: {}", swept.len(), swept.join(", "));
+                crate::log_notice!(
+                    "reclaimed the leftovers of {} dead primaries: {}",
+                    swept.len(),
+                    swept.join(", ")
+                );
             }
         }
 
@@ -327,7 +363,10 @@ impl Eal {
         let req = MemoryRequest {
             prefix: args.file_prefix.clone(),
             total: args.mem_mb.map(|m| m << 20),
-            socket_mem: args.socket_mem.as_ref().map(|v| v.iter().map(|m| m << 20).collect()),
+            socket_mem: args
+                .socket_mem
+                .as_ref()
+                .map(|v| v.iter().map(|m| m << 20).collect()),
             huge_dir: args.huge_dir.clone(),
             no_huge: args.no_huge,
             iova_mode: args.iova_mode,
@@ -339,13 +378,26 @@ impl Eal {
         let memory = Memory::reserve(&req)?;
 
         // 3. Shared config.
-        let file = runtime
-            .config_file()
-            .ok_or_else(|| Error::io("use", "shared config", std::io::Error::other("lock not held")))?;
-        let cfg = SharedConfig::create(file, memory.memsegs(), |b| fill_config(b, &memory, &args.file_prefix))?;
-        let core = MemCore { memory, config: cfg };
+        let file = runtime.config_file().ok_or_else(|| {
+            Error::io(
+                "use",
+                "shared config",
+                std::io::Error::other("lock not held"),
+            )
+        })?;
+        let cfg = SharedConfig::create(file, memory.memsegs(), |b| {
+            fill_config(b, &memory, &args.file_prefix)
+        })?;
+        let core = MemCore {
+            memory,
+            config: cfg,
+        };
         core.init_heaps();
-        core.config.lock().proc_register(proc_entry(config::ROLE_PRIMARY, &lcore_list, main_lcore))?;
+        core.config.lock().proc_register(proc_entry(
+            config::ROLE_PRIMARY,
+            &lcore_list,
+            main_lcore,
+        ))?;
 
         // 4. Lcores.
         let lcores = LcoreSet::start(&lcore_list, main_lcore, &topo)?;
@@ -362,7 +414,11 @@ impl Eal {
             args.file_prefix,
             core.memory.len() >> 20,
             core.memory.base(),
-            if core.memory.no_huge() { "no-huge" } else { "hugepages" },
+            if core.memory.no_huge() {
+                "no-huge"
+            } else {
+                "hugepages"
+            },
             core.memory.iova_mode(),
             lcores.count(),
             pci.len()
@@ -405,12 +461,18 @@ impl Eal {
                 break snap;
             }
             if !runtime.primary_alive() {
-                return Err(Error::NoPrimary { prefix, why: "the primary exited while we attached".into() });
+                return Err(Error::NoPrimary {
+                    prefix,
+                    why: "the primary exited while we attached".into(),
+                });
             }
             if Instant::now() >= deadline {
                 return Err(Error::AttachFailed {
                     what: format!("shared config {}", path.display()),
-                    why: format!("the primary (pid {}) did not publish it within {:?}", snap.primary_pid, opts.attach_timeout),
+                    why: format!(
+                        "the primary (pid {}) did not publish it within {:?}",
+                        snap.primary_pid, opts.attach_timeout
+                    ),
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -418,12 +480,19 @@ impl Eal {
         let cfg = SharedConfig::attach(file, &path, &snap)?;
         let req = attach_request(&cfg)?;
         let memory = Memory::attach(&req)?;
-        let core = MemCore { memory, config: cfg };
+        let core = MemCore {
+            memory,
+            config: cfg,
+        };
         {
             let mut g = core.config.lock();
             let me = proc_entry(config::ROLE_SECONDARY, &lcore_list, main_lcore);
             for other in g.live_procs().iter().filter(|p| p.pid != me.pid) {
-                let shared: Vec<u32> = other.lcore_ids().into_iter().filter(|l| lcore_list.iter().any(|x| x.0 == *l)).collect();
+                let shared: Vec<u32> = other
+                    .lcore_ids()
+                    .into_iter()
+                    .filter(|l| lcore_list.iter().any(|x| x.0 == *l))
+                    .collect();
                 if !shared.is_empty() {
                     crate::log_warn!(
                         "lcore id(s) {shared:?} are also used by process {} ({}); per-lcore state such as mempool caches must not be shared: give each process distinct lcore ids",
@@ -438,7 +507,9 @@ impl Eal {
         let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
         let mp = Mp::start(runtime.path(), false)?;
         let exit = Arc::new(ExitState::default());
-        let watch_fd = file.try_clone().map_err(|e| Error::io("duplicate", path.display().to_string(), e))?;
+        let watch_fd = file
+            .try_clone()
+            .map_err(|e| Error::io("duplicate", path.display().to_string(), e))?;
         let watcher = Watcher::start(watch_fd, path.clone(), opts.primary_poll, exit.clone())?;
         crate::log_info!(
             "EAL: secondary of pid {}, prefix '{}', {} MiB at {} ({}), {} lcores",
@@ -446,7 +517,11 @@ impl Eal {
             prefix,
             core.memory.len() >> 20,
             core.memory.base(),
-            if core.memory.no_huge() { "no-huge" } else { "hugepages" },
+            if core.memory.no_huge() {
+                "no-huge"
+            } else {
+                "hugepages"
+            },
             lcores.count()
         );
         Ok(Eal {
@@ -470,7 +545,10 @@ impl Eal {
     pub fn cleanup(self) -> Result<()> {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => inner.teardown(),
-            Err(arc) => Err(Error::InUse { what: "clean up the EAL", count: Arc::strong_count(&arc) - 1 }),
+            Err(arc) => Err(Error::InUse {
+                what: "clean up the EAL",
+                count: Arc::strong_count(&arc) - 1,
+            }),
         }
     }
 
@@ -549,7 +627,11 @@ impl Eal {
             .iter()
             .map(|p| ProcInfo {
                 pid: p.pid,
-                role: if p.role == config::ROLE_PRIMARY { ProcType::Primary } else { ProcType::Secondary },
+                role: if p.role == config::ROLE_PRIMARY {
+                    ProcType::Primary
+                } else {
+                    ProcType::Secondary
+                },
                 main_lcore: p.main_lcore,
                 lcores: p.lcore_ids(),
             })
@@ -701,7 +783,13 @@ impl Eal {
     // ---- memzones ----
 
     /// Reserve a memzone (cache-line aligned, no boundary).
-    pub fn memzone_reserve(&self, name: &str, len: usize, socket: Option<u32>, flags: MemzoneFlags) -> Result<Memzone> {
+    pub fn memzone_reserve(
+        &self,
+        name: &str,
+        len: usize,
+        socket: Option<u32>,
+        flags: MemzoneFlags,
+    ) -> Result<Memzone> {
         self.memzone_reserve_bounded(name, len, socket, flags, 0, 0)
     }
 
@@ -728,7 +816,17 @@ impl Eal {
         align: usize,
         bound: usize,
     ) -> Result<Memzone> {
-        self.inner.core().memzone_reserve(ZoneReq { name, len, socket, flags, align, bound }, self.preferred_socket())
+        self.inner.core().memzone_reserve(
+            ZoneReq {
+                name,
+                len,
+                socket,
+                flags,
+                align,
+                bound,
+            },
+            self.preferred_socket(),
+        )
     }
 
     /// Find a memzone by name.
@@ -761,29 +859,57 @@ impl Eal {
     /// Allocate `size` bytes aligned to `align` (0 = 64), preferably on the calling
     /// lcore's socket.
     pub fn malloc(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
-        self.inner.core().malloc(size, align, None, self.preferred_socket(), false)
+        self.inner
+            .core()
+            .malloc(size, align, None, self.preferred_socket(), false)
     }
 
     /// [`malloc`](Self::malloc), zero-filled.
     pub fn zmalloc(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
-        self.inner.core().malloc(size, align, None, self.preferred_socket(), true)
+        self.inner
+            .core()
+            .malloc(size, align, None, self.preferred_socket(), true)
     }
 
     /// Allocate on `socket` (any socket if `None`).
-    pub fn malloc_socket(&self, size: usize, align: usize, socket: Option<u32>) -> Result<NonNull<u8>> {
-        self.inner.core().malloc(size, align, socket, self.preferred_socket(), false)
+    pub fn malloc_socket(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+    ) -> Result<NonNull<u8>> {
+        self.inner
+            .core()
+            .malloc(size, align, socket, self.preferred_socket(), false)
     }
 
     /// Zero-filled [`malloc_socket`](Self::malloc_socket).
-    pub fn zmalloc_socket(&self, size: usize, align: usize, socket: Option<u32>) -> Result<NonNull<u8>> {
-        self.inner.core().malloc(size, align, socket, self.preferred_socket(), true)
+    pub fn zmalloc_socket(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+    ) -> Result<NonNull<u8>> {
+        self.inner
+            .core()
+            .malloc(size, align, socket, self.preferred_socket(), true)
     }
 
     /// Zero-filled, IOVA-contiguous memory a device may DMA to; returns the pointer and
     /// its IOVA. [`Error::NoDma`] under `--no-huge`. Free with [`free`](Self::free).
-    pub fn malloc_dma(&self, size: usize, align: usize, socket: Option<u32>) -> Result<(NonNull<u8>, Iova)> {
-        let p = self.inner.core().malloc_dma(size, align, socket, self.preferred_socket())?;
-        let iova = self.virt2iova(VirtAddr::from_ptr(p.as_ptr())).unwrap_or(Iova::BAD);
+    pub fn malloc_dma(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+    ) -> Result<(NonNull<u8>, Iova)> {
+        let p = self
+            .inner
+            .core()
+            .malloc_dma(size, align, socket, self.preferred_socket())?;
+        let iova = self
+            .virt2iova(VirtAddr::from_ptr(p.as_ptr()))
+            .unwrap_or(Iova::BAD);
         Ok((p, iova))
     }
 
@@ -796,7 +922,9 @@ impl Eal {
         if ptr.is_null() {
             return self.malloc(size, align);
         }
-        let old = self.inner.core().alloc_len(ptr).ok_or(Error::BadFree { addr: ptr as usize as u64 })?;
+        let old = self.inner.core().alloc_len(ptr).ok_or(Error::BadFree {
+            addr: ptr as usize as u64,
+        })?;
         let new = self.malloc(size, align)?;
         // SAFETY: both are live, distinct heap blocks of at least `min(old, size)` bytes.
         unsafe { std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), (old as usize).min(size)) };
@@ -838,7 +966,12 @@ impl Eal {
 }
 
 fn proc_entry(role: u32, lcores: &[(u32, u32)], main: u32) -> config::ProcEntry {
-    let mut e = config::ProcEntry { pid: std::process::id() as i32, role, main_lcore: main, ..Default::default() };
+    let mut e = config::ProcEntry {
+        pid: std::process::id() as i32,
+        role,
+        main_lcore: main,
+        ..Default::default()
+    };
     for &(l, _) in lcores {
         if (l as usize) < crate::lcore::MAX_LCORE {
             e.lcores[(l / 64) as usize] |= 1 << (l % 64);
@@ -851,7 +984,10 @@ fn proc_entry(role: u32, lcores: &[(u32, u32)], main: u32) -> config::ProcEntry 
 /// Secondary: what to map, from the primary's config (validated, never trusted blindly).
 fn attach_request(cfg: &SharedConfig) -> Result<AttachRequest> {
     use std::os::unix::ffi::OsStrExt;
-    let bad = |why: String| Error::AttachFailed { what: "memory layout in the shared config".into(), why };
+    let bad = |why: String| Error::AttachFailed {
+        what: "memory layout in the shared config".into(),
+        why,
+    };
     let memsegs = cfg.memsegs().to_vec();
     let g = cfg.lock();
     let n = g.n_lists as usize;
@@ -862,26 +998,50 @@ fn attach_request(cfg: &SharedConfig) -> Result<AttachRequest> {
     for (i, d) in g.lists[..n].iter().enumerate() {
         let segs = d.first_seg as usize..(d.first_seg + d.n_segs) as usize;
         if segs.end > memsegs.len() || segs.start > segs.end {
-            return Err(bad(format!("list {i}: memsegs {segs:?} outside the {} recorded", memsegs.len())));
+            return Err(bad(format!(
+                "list {i}: memsegs {segs:?} outside the {} recorded",
+                memsegs.len()
+            )));
         }
         let dir = PathBuf::from(std::ffi::OsStr::from_bytes(config::get_str(&d.file_dir)));
         let stem = String::from_utf8_lossy(config::get_str(&d.file_stem)).into_owned();
         if dir.as_os_str().is_empty() || stem.is_empty() {
-            return Err(bad(format!("list {i}: the path of its files did not fit the config (primary's paths too long)")));
+            return Err(bad(format!(
+                "list {i}: the path of its files did not fit the config (primary's paths too long)"
+            )));
         }
         let backing = match d.backing {
-            config::BACKING_HUGETLBFS => Backing::Hugetlbfs { dir, stem, first: d.first_file, count: d.n_files },
-            config::BACKING_SHM => Backing::Shm { path: dir.join(stem), offset: d.file_off },
+            config::BACKING_HUGETLBFS => Backing::Hugetlbfs {
+                dir,
+                stem,
+                first: d.first_file,
+                count: d.n_files,
+            },
+            config::BACKING_SHM => Backing::Shm {
+                path: dir.join(stem),
+                offset: d.file_off,
+            },
             other => return Err(bad(format!("list {i}: unknown backing {other}"))),
         };
-        lists.push(MemsegList { base: VirtAddr(d.base_va), len: d.len, page_size: d.page_size, socket: d.socket, segs, backing });
+        lists.push(MemsegList {
+            base: VirtAddr(d.base_va),
+            len: d.len,
+            page_size: d.page_size,
+            socket: d.socket,
+            segs,
+            backing,
+        });
     }
     Ok(AttachRequest {
         base: VirtAddr(g.base_va),
         len: g.va_len,
         lists,
         memsegs,
-        iova_mode: if g.iova_mode == 0 { IovaMode::Pa } else { IovaMode::Va },
+        iova_mode: if g.iova_mode == 0 {
+            IovaMode::Pa
+        } else {
+            IovaMode::Va
+        },
         no_huge: g.flags & config::FLAG_NO_HUGE != 0,
     })
 }
@@ -891,7 +1051,11 @@ fn fill_config(b: &mut config::ConfigBody, memory: &Memory, prefix: &str) {
         IovaMode::Pa => 0,
         IovaMode::Va => 1,
     };
-    b.flags = if memory.no_huge() { config::FLAG_NO_HUGE } else { config::FLAG_DMA_CAPABLE };
+    b.flags = if memory.no_huge() {
+        config::FLAG_NO_HUGE
+    } else {
+        config::FLAG_DMA_CAPABLE
+    };
     b.base_va = memory.base().0;
     b.va_len = memory.len();
     b.next_serial = 1;
@@ -905,7 +1069,12 @@ fn fill_config(b: &mut config::ConfigBody, memory: &Memory, prefix: &str) {
         d.first_seg = l.segs.start as u64;
         d.n_segs = l.segs.len() as u64;
         let (dir, stem) = match &l.backing {
-            Backing::Hugetlbfs { dir, stem, first, count } => {
+            Backing::Hugetlbfs {
+                dir,
+                stem,
+                first,
+                count,
+            } => {
                 d.backing = config::BACKING_HUGETLBFS;
                 d.first_file = *first;
                 d.n_files = *count;
@@ -915,7 +1084,10 @@ fn fill_config(b: &mut config::ConfigBody, memory: &Memory, prefix: &str) {
                 d.backing = config::BACKING_SHM;
                 d.file_off = *offset;
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 (dir, name)
             }
         };

@@ -218,7 +218,8 @@ pub fn shm_name(prefix: &str, pid: u32) -> String {
 }
 
 fn is_stale_huge(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(&huge_stem(prefix)).is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix(&huge_stem(prefix))
+        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_stale_shm(name: &str, prefix: &str) -> bool {
@@ -241,10 +242,15 @@ pub fn reclaim_stale(prefix: &str, roots: &SysRoots, shm_dir: &Path) -> Result<V
         for ent in rd.flatten() {
             let name = ent.file_name();
             let name = name.to_string_lossy();
-            let stale = if huge { is_stale_huge(&name, prefix) } else { is_stale_shm(&name, prefix) };
+            let stale = if huge {
+                is_stale_huge(&name, prefix)
+            } else {
+                is_stale_shm(&name, prefix)
+            };
             if stale {
                 let p = ent.path();
-                fs::remove_file(&p).map_err(|e| Error::io("remove stale", p.display().to_string(), e))?;
+                fs::remove_file(&p)
+                    .map_err(|e| Error::io("remove stale", p.display().to_string(), e))?;
                 removed.push(p);
             }
         }
@@ -255,14 +261,27 @@ pub fn reclaim_stale(prefix: &str, roots: &SysRoots, shm_dir: &Path) -> Result<V
 /// Bytes per socket to reserve: `(socket, bytes)`, `socket = None` for "any".
 fn wanted(req: &MemoryRequest) -> Result<Vec<(Option<u32>, u64)>> {
     if let Some(sm) = &req.socket_mem {
-        let v: Vec<_> = sm.iter().enumerate().filter(|(_, &b)| b > 0).map(|(s, &b)| (Some(s as u32), b)).collect();
+        let v: Vec<_> = sm
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b > 0)
+            .map(|(s, &b)| (Some(s as u32), b))
+            .collect();
         if v.is_empty() {
-            return Err(Error::BadArg { arg: "--socket-mem".into(), value: "0".into(), why: "asks for no memory".into() });
+            return Err(Error::BadArg {
+                arg: "--socket-mem".into(),
+                value: "0".into(),
+                why: "asks for no memory".into(),
+            });
         }
         return Ok(v);
     }
     match req.total {
-        Some(0) => Err(Error::BadArg { arg: "-m".into(), value: "0".into(), why: "asks for no memory".into() }),
+        Some(0) => Err(Error::BadArg {
+            arg: "-m".into(),
+            value: "0".into(),
+            why: "asks for no memory".into(),
+        }),
         Some(b) => Ok(vec![(None, b)]),
         None => Ok(vec![(None, 0)]), // 0 = default, resolved once the page size is known
     }
@@ -330,7 +349,10 @@ impl Memory {
                 why: "physical addresses need hugepages (drop --no-huge)".into(),
             });
         }
-        let want: u64 = wanted(req)?.iter().map(|&(_, b)| if b == 0 { DEFAULT_MEM } else { b }).sum();
+        let want: u64 = wanted(req)?
+            .iter()
+            .map(|&(_, b)| if b == 0 { DEFAULT_MEM } else { b })
+            .sum();
         let len = want.next_multiple_of(NOHUGE_SEG);
         let path = req.shm_dir.join(shm_name(&req.prefix, std::process::id()));
         let mut mem = Memory {
@@ -346,16 +368,25 @@ impl Memory {
         };
         let f = create_excl(&path)?;
         mem.files.push(path.clone());
-        f.set_len(len).map_err(|e| Error::io("size", path.display().to_string(), e))?;
+        f.set_len(len)
+            .map_err(|e| Error::io("size", path.display().to_string(), e))?;
         if let Err(e) = sys::fallocate(f.as_fd(), 0, len, &path) {
             if let Error::Os { source, .. } = &e {
                 if source.raw_os_error() == Some(libc::ENOSPC) {
-                    return Err(Error::NotEnoughMemory { kind: "shared (--no-huge)", requested: len, available: 0 });
+                    return Err(Error::NotEnoughMemory {
+                        kind: "shared (--no-huge)",
+                        requested: len,
+                        available: 0,
+                    });
                 }
             }
             return Err(e);
         }
-        let va = VaReservation::new(req.base_hint.unwrap_or(DEFAULT_BASE_VIRTADDR), len, NOHUGE_SEG)?;
+        let va = VaReservation::new(
+            req.base_hint.unwrap_or(DEFAULT_BASE_VIRTADDR),
+            len,
+            NOHUGE_SEG,
+        )?;
         // SAFETY: the target is our fresh PROT_NONE reservation, unreferenced.
         unsafe { sys::mmap_fixed_shared(va.base, len, f.as_fd(), 0)? };
         mem.base = va.base;
@@ -365,7 +396,14 @@ impl Memory {
         let socket = req.default_socket;
         for i in 0..len / NOHUGE_SEG {
             let virt = mem.base.add(i * NOHUGE_SEG);
-            mem.memsegs.push(Memseg { virt, iova: Iova(virt.0), len: NOHUGE_SEG, page_size: NOHUGE_PAGE, socket, _rsvd: 0 });
+            mem.memsegs.push(Memseg {
+                virt,
+                iova: Iova(virt.0),
+                len: NOHUGE_SEG,
+                page_size: NOHUGE_PAGE,
+                socket,
+                _rsvd: 0,
+            });
         }
         mem.lists.push(MemsegList {
             base: mem.base,
@@ -378,12 +416,18 @@ impl Memory {
         Ok(mem)
     }
 
-    fn pick_mount(req: &MemoryRequest, info: &HugepageInfo, want: &[(Option<u32>, u64)]) -> Result<(HugeMount, u64)> {
+    fn pick_mount(
+        req: &MemoryRequest,
+        info: &HugepageInfo,
+        want: &[(Option<u32>, u64)],
+    ) -> Result<(HugeMount, u64)> {
         let candidates: Vec<HugeMount> = match &req.huge_dir {
             Some(d) => match info.mount_at(d) {
                 Some(m) => vec![m.clone()],
                 None => {
-                    return Err(Error::NoHugepages { why: format!("--huge-dir {} is not a hugetlbfs mount point", d.display()) })
+                    return Err(Error::NoHugepages {
+                        why: format!("--huge-dir {} is not a hugetlbfs mount point", d.display()),
+                    })
                 }
             },
             None => {
@@ -394,11 +438,15 @@ impl Memory {
             }
         };
         if candidates.is_empty() {
-            return Err(Error::NoHugepages { why: "no hugetlbfs is mounted".into() });
+            return Err(Error::NoHugepages {
+                why: "no hugetlbfs is mounted".into(),
+            });
         }
         let mut best_avail = 0u64;
         for m in &candidates {
-            let Some(ps) = info.size(m.page_size) else { continue };
+            let Some(ps) = info.size(m.page_size) else {
+                continue;
+            };
             let fits = want.iter().all(|&(s, b)| {
                 let have = match s {
                     Some(node) => ps.free_on(node).min(ps.available()),
@@ -419,11 +467,24 @@ impl Memory {
             let pools: Vec<String> = info
                 .sizes
                 .iter()
-                .map(|s| format!("{}: {} free of {}", crate::hugepage::format_size(s.page_size), s.available(), s.nr))
+                .map(|s| {
+                    format!(
+                        "{}: {} free of {}",
+                        crate::hugepage::format_size(s.page_size),
+                        s.available(),
+                        s.nr
+                    )
+                })
                 .collect();
-            return Err(Error::NoHugepages { why: format!("no free hugepages ({})", pools.join(", ")) });
+            return Err(Error::NoHugepages {
+                why: format!("no free hugepages ({})", pools.join(", ")),
+            });
         }
-        Err(Error::NotEnoughMemory { kind: "hugepage", requested: want.iter().map(|w| w.1).sum(), available: best_avail })
+        Err(Error::NotEnoughMemory {
+            kind: "hugepage",
+            requested: want.iter().map(|w| w.1).sum(),
+            available: best_avail,
+        })
     }
 
     fn reserve_huge(req: &MemoryRequest) -> Result<Memory> {
@@ -436,7 +497,8 @@ impl Memory {
                 w.1 = DEFAULT_MEM.min(avail * ps).max(ps);
             }
         }
-        let npages: Vec<(Option<u32>, u64)> = want.iter().map(|&(s, b)| (s, b.div_ceil(ps))).collect();
+        let npages: Vec<(Option<u32>, u64)> =
+            want.iter().map(|&(s, b)| (s, b.div_ceil(ps))).collect();
         let total_pages: u64 = npages.iter().map(|p| p.1).sum();
         let len = total_pages * ps;
         let stem = huge_stem(&req.prefix);
@@ -469,7 +531,8 @@ impl Memory {
                     let path = mount.path.join(format!("{stem}{idx}"));
                     let f = create_excl(&path)?;
                     mem.files.push(path.clone());
-                    f.set_len(ps).map_err(|e| Error::io("size", path.display().to_string(), e))?;
+                    f.set_len(ps)
+                        .map_err(|e| Error::io("size", path.display().to_string(), e))?;
                     if let Err(e) = sys::fallocate(f.as_fd(), 0, ps, &path) {
                         if let Error::Os { source, .. } = &e {
                             if source.raw_os_error() == Some(libc::ENOSPC) {
@@ -515,7 +578,9 @@ impl Memory {
             // file again elsewhere keeps its (pinned) page and contents.
             for (slot, &i) in order.iter().enumerate() {
                 // SAFETY: inside our area; nothing references EAL memory yet.
-                unsafe { sys::mmap_fixed_shared(mem.base.add(slot as u64 * ps), ps, files[i].as_fd(), 0)? };
+                unsafe {
+                    sys::mmap_fixed_shared(mem.base.add(slot as u64 * ps), ps, files[i].as_fd(), 0)?
+                };
             }
             let _ = sys::mlock(mem.base, len);
             let paths = mem.files.clone();
@@ -527,10 +592,13 @@ impl Memory {
         // IOVA.
         let iova_mode = req.iova_mode.unwrap_or(IovaMode::Va);
         let iovas: Vec<Iova> = match iova_mode {
-            IovaMode::Va => (0..total_pages).map(|i| Iova(mem.base.0 + i * ps)).collect(),
+            IovaMode::Va => (0..total_pages)
+                .map(|i| Iova(mem.base.0 + i * ps))
+                .collect(),
             IovaMode::Pa => {
                 let pm = req.roots.proc.join("self/pagemap");
-                let f = File::open(&pm).map_err(|e| Error::io("open", pm.display().to_string(), e))?;
+                let f =
+                    File::open(&pm).map_err(|e| Error::io("open", pm.display().to_string(), e))?;
                 let mut v = Vec::with_capacity(total_pages as usize);
                 for i in 0..total_pages {
                     match virt_to_phys(&f, mem.base.add(i * ps))? {
@@ -550,7 +618,14 @@ impl Memory {
         // Memsegs and lists (runs of equal node).
         for i in 0..total_pages as usize {
             let virt = mem.base.add(i as u64 * ps);
-            mem.memsegs.push(Memseg { virt, iova: iovas[i], len: ps, page_size: ps, socket: nodes[i], _rsvd: 0 });
+            mem.memsegs.push(Memseg {
+                virt,
+                iova: iovas[i],
+                len: ps,
+                page_size: ps,
+                socket: nodes[i],
+                _rsvd: 0,
+            });
         }
         let mut start = 0usize;
         for i in 1..=mem.memsegs.len() {
@@ -572,11 +647,18 @@ impl Memory {
             }
         }
         if mem.lists.len() > crate::config::MAX_MEMSEG_LISTS {
-            return Err(Error::NoHugepages { why: "pages spread over too many NUMA nodes".into() });
+            return Err(Error::NoHugepages {
+                why: "pages spread over too many NUMA nodes".into(),
+            });
         }
         // Files were re-ordered above, rename so `<stem><n>` backs slot n (what the
         // shared config records for secondaries).
-        if mem.files.iter().enumerate().any(|(n, p)| *p != mount.path.join(format!("{stem}{n}"))) {
+        if mem
+            .files
+            .iter()
+            .enumerate()
+            .any(|(n, p)| *p != mount.path.join(format!("{stem}{n}")))
+        {
             let tmp: Vec<PathBuf> = mem.files.iter().map(|p| p.with_extension("tmp")).collect();
             for (a, b) in mem.files.iter().zip(&tmp) {
                 fs::rename(a, b).map_err(|e| Error::io("rename", a.display().to_string(), e))?;
@@ -596,39 +678,71 @@ impl Memory {
     /// Secondary: map the primary's files at the primary's addresses (module doc). On
     /// error nothing stays mapped. Never creates, resizes or unlinks a file.
     pub fn attach(req: &AttachRequest) -> Result<Memory> {
-        let bad = |why: String| Error::AttachFailed { what: "memory".into(), why };
+        let bad = |why: String| Error::AttachFailed {
+            what: "memory".into(),
+            why,
+        };
         if req.len == 0 || req.lists.is_empty() {
             return Err(bad("the primary recorded no memory".into()));
         }
         for l in &req.lists {
-            if l.base.0 < req.base.0 || l.base.0 + l.len > req.base.0 + req.len || l.page_size == 0 {
-                return Err(bad(format!("memseg list at {} (+{:#x}) lies outside the area", l.base, l.len)));
+            if l.base.0 < req.base.0 || l.base.0 + l.len > req.base.0 + req.len || l.page_size == 0
+            {
+                return Err(bad(format!(
+                    "memseg list at {} (+{:#x}) lies outside the area",
+                    l.base, l.len
+                )));
             }
         }
         sys::mmap_reserve_exact(req.base, req.len)?;
-        let va = VaReservation { base: req.base, len: req.len };
+        let va = VaReservation {
+            base: req.base,
+            len: req.len,
+        };
         let mut paths = Vec::new();
         for l in &req.lists {
             match &l.backing {
                 Backing::Shm { path, offset } => {
                     let f = open_existing(path)?;
-                    let size = f.metadata().map_err(|e| Error::io("stat", path.display().to_string(), e))?.len();
+                    let size = f
+                        .metadata()
+                        .map_err(|e| Error::io("stat", path.display().to_string(), e))?
+                        .len();
                     if size < offset + l.len {
-                        return Err(bad(format!("{} is {size} bytes, the primary mapped {:#x}", path.display(), offset + l.len)));
+                        return Err(bad(format!(
+                            "{} is {size} bytes, the primary mapped {:#x}",
+                            path.display(),
+                            offset + l.len
+                        )));
                     }
                     // SAFETY: inside our fresh PROT_NONE reservation, unreferenced.
                     unsafe { sys::mmap_fixed_shared(l.base, l.len, f.as_fd(), *offset)? };
                     paths.push(path.clone());
                 }
-                Backing::Hugetlbfs { dir, stem, first, count } => {
+                Backing::Hugetlbfs {
+                    dir,
+                    stem,
+                    first,
+                    count,
+                } => {
                     if u64::from(*count) * l.page_size != l.len {
-                        return Err(bad(format!("{count} pages of {} do not make {:#x} bytes", l.page_size, l.len)));
+                        return Err(bad(format!(
+                            "{count} pages of {} do not make {:#x} bytes",
+                            l.page_size, l.len
+                        )));
                     }
                     for k in 0..u64::from(*count) {
                         let path = dir.join(format!("{stem}{}", u64::from(*first) + k));
                         let f = open_existing(&path)?;
                         // SAFETY: slot `k` of the list, inside our reservation, unreferenced.
-                        unsafe { sys::mmap_fixed_shared(l.base.add(k * l.page_size), l.page_size, f.as_fd(), 0)? };
+                        unsafe {
+                            sys::mmap_fixed_shared(
+                                l.base.add(k * l.page_size),
+                                l.page_size,
+                                f.as_fd(),
+                                0,
+                            )?
+                        };
                         paths.push(path);
                     }
                 }
@@ -711,11 +825,18 @@ impl Memory {
 
     /// True if `[va, va+len)` lies inside EAL memory.
     pub fn contains(&self, va: VirtAddr, len: u64) -> bool {
-        va.0 >= self.base.0 && va.0.checked_add(len).is_some_and(|e| e <= self.base.0 + self.len)
+        va.0 >= self.base.0
+            && va
+                .0
+                .checked_add(len)
+                .is_some_and(|e| e <= self.base.0 + self.len)
     }
 
     fn seg_index(&self, va: VirtAddr) -> Option<usize> {
-        let i = self.memsegs.partition_point(|m| m.virt.0 <= va.0).checked_sub(1)?;
+        let i = self
+            .memsegs
+            .partition_point(|m| m.virt.0 <= va.0)
+            .checked_sub(1)?;
         let m = &self.memsegs[i];
         (va.0 < m.virt.0 + m.len).then_some(i)
     }
@@ -734,14 +855,18 @@ impl Memory {
     /// If `[va, va+len)` is not IOVA-contiguous, the address of the first memseg after
     /// the first discontinuity (a candidate to retry at); `None` if contiguous.
     pub fn iova_break(&self, va: VirtAddr, len: u64) -> Option<VirtAddr> {
-        let Some(mut i) = self.seg_index(va) else { return Some(VirtAddr(u64::MAX)) };
+        let Some(mut i) = self.seg_index(va) else {
+            return Some(VirtAddr(u64::MAX));
+        };
         let end = va.0 + len;
         loop {
             let m = self.memsegs[i];
             if m.virt.0 + m.len >= end {
                 return None;
             }
-            let Some(n) = self.memsegs.get(i + 1) else { return Some(VirtAddr(u64::MAX)) };
+            let Some(n) = self.memsegs.get(i + 1) else {
+                return Some(VirtAddr(u64::MAX));
+            };
             if n.virt.0 != m.virt.0 + m.len || n.iova.0 != m.iova.0.wrapping_add(m.len) {
                 return Some(n.virt);
             }
@@ -784,7 +909,10 @@ fn open_existing(path: &Path) -> Result<File> {
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| Error::AttachFailed { what: format!("memory file {}", path.display()), why: e.to_string() })
+        .map_err(|e| Error::AttachFailed {
+            what: format!("memory file {}", path.display()),
+            why: e.to_string(),
+        })
 }
 
 fn create_excl(path: &Path) -> Result<File> {
@@ -850,7 +978,10 @@ mod tests {
         let p = mem.base().add(3 << 20).as_ptr::<u64>();
         // SAFETY: inside the mapping we just made, nothing else uses it.
         unsafe { p.write_volatile(0xfeed) };
-        assert_eq!(mem.virt2iova(mem.base().add(3 << 20)), Some(Iova(mem.base().0 + (3 << 20))));
+        assert_eq!(
+            mem.virt2iova(mem.base().add(3 << 20)),
+            Some(Iova(mem.base().0 + (3 << 20)))
+        );
         assert_eq!(mem.virt2iova(VirtAddr(mem.base().0 + mem.len())), None);
         assert!(mem.iova_break(mem.base(), mem.len()).is_none());
         drop(mem);
@@ -879,9 +1010,15 @@ mod tests {
         req.roots = r.clone();
         let e = Memory::reserve(&req).unwrap_err();
         assert!(matches!(e, Error::NoHugepages { .. }));
-        assert!(e.to_string().contains("ferroplane-hugepages --setup 256M"), "{e}");
+        assert!(
+            e.to_string().contains("ferroplane-hugepages --setup 256M"),
+            "{e}"
+        );
         req.huge_dir = Some(t.path().to_path_buf());
-        assert!(matches!(Memory::reserve(&req), Err(Error::NoHugepages { .. })));
+        assert!(matches!(
+            Memory::reserve(&req),
+            Err(Error::NoHugepages { .. })
+        ));
     }
 
     #[test]
@@ -893,16 +1030,28 @@ mod tests {
         fs::create_dir_all(&r.proc).unwrap();
         fs::create_dir_all(&huge).unwrap();
         fs::create_dir_all(&shm).unwrap();
-        fs::write(r.proc.join("mounts"), format!("nodev {} hugetlbfs rw,pagesize=2M 0 0\n", huge.display())).unwrap();
+        fs::write(
+            r.proc.join("mounts"),
+            format!("nodev {} hugetlbfs rw,pagesize=2M 0 0\n", huge.display()),
+        )
+        .unwrap();
         for n in ["pmap_0", "pmap_7", "pmap_x", "qmap_0", "pmap_"] {
             fs::write(huge.join(n), b"").unwrap();
         }
-        for n in ["ferroplane-p-99.mem", "ferroplane-q-99.mem", "ferroplane-p-99.memx"] {
+        for n in [
+            "ferroplane-p-99.mem",
+            "ferroplane-q-99.mem",
+            "ferroplane-p-99.memx",
+        ] {
             fs::write(shm.join(n), b"").unwrap();
         }
         let mut got = reclaim_stale("p", &r, &shm).unwrap();
         got.sort();
-        let mut exp = vec![huge.join("pmap_0"), huge.join("pmap_7"), shm.join("ferroplane-p-99.mem")];
+        let mut exp = vec![
+            huge.join("pmap_0"),
+            huge.join("pmap_7"),
+            shm.join("ferroplane-p-99.mem"),
+        ];
         exp.sort();
         assert_eq!(got, exp);
         assert!(huge.join("pmap_x").exists() && huge.join("qmap_0").exists());

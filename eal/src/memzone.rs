@@ -144,7 +144,10 @@ impl fmt::Debug for Memzone {
 fn check_name(name: &str) -> Result<[u8; MEMZONE_NAMESIZE]> {
     let mut b = [0u8; MEMZONE_NAMESIZE];
     if name.is_empty() || !put_str(&mut b, name.as_bytes()) {
-        return Err(Error::BadName { name: name.into(), max: MEMZONE_NAME_MAX });
+        return Err(Error::BadName {
+            name: name.into(),
+            max: MEMZONE_NAME_MAX,
+        });
     }
     Ok(b)
 }
@@ -168,7 +171,12 @@ impl MemCore {
         let mem = &self.memory;
         let dma = z.flags.contains(MemzoneFlags::DMA);
         if dma && !mem.dma_capable() {
-            return Err(Error::NoDma { why: format!("memzone '{}' asks for DMA memory but EAL runs with --no-huge", z.name) });
+            return Err(Error::NoDma {
+                why: format!(
+                    "memzone '{}' asks for DMA memory but EAL runs with --no-huge",
+                    z.name
+                ),
+            });
         }
         let contig = dma || z.flags.contains(MemzoneFlags::IOVA_CONTIG);
         let want_ps = if z.flags.contains(MemzoneFlags::SIZE_1GB) {
@@ -185,8 +193,15 @@ impl MemCore {
             .collect();
         let accept_contig = |u: VirtAddr, l: u64| mem.iova_break(u, l);
         let accept_any = |_: VirtAddr, _: u64| None;
-        let accept: &dyn Fn(VirtAddr, u64) -> Option<VirtAddr> = if contig { &accept_contig } else { &accept_any };
-        let r = Request { len: z.len as u64, align, bound: z.bound as u64, kind: Kind::Memzone, accept };
+        let accept: &dyn Fn(VirtAddr, u64) -> Option<VirtAddr> =
+            if contig { &accept_contig } else { &accept_any };
+        let r = Request {
+            len: z.len as u64,
+            align,
+            bound: z.bound as u64,
+            kind: Kind::Memzone,
+            accept,
+        };
 
         let mut g = self.config.lock();
         let mut free_slot = None;
@@ -197,9 +212,14 @@ impl MemCore {
                 return Err(Error::Exists(z.name.into()));
             }
         }
-        let Some(slot) = free_slot else { return Err(Error::TableFull(z.name.into())) };
+        let Some(slot) = free_slot else {
+            return Err(Error::TableFull(z.name.into()));
+        };
         let Some((li, u)) = self.alloc_locked(&mut g, &lists, &r) else {
-            return Err(Error::OutOfMemory { len: z.len, socket: z.socket });
+            return Err(Error::OutOfMemory {
+                len: z.len,
+                socket: z.socket,
+            });
         };
         let len = (z.len as u64).next_multiple_of(crate::heap::CACHE_LINE);
         let l = &mem.lists()[li];
@@ -229,7 +249,10 @@ impl MemCore {
             return None;
         }
         let g = self.config.lock();
-        g.memzones.iter().position(|e| e.name[0] != 0 && e.name == b).map(|i| Memzone::from_entry(i, &g.memzones[i]))
+        g.memzones
+            .iter()
+            .position(|e| e.name[0] != 0 && e.name == b)
+            .map(|i| Memzone::from_entry(i, &g.memzones[i]))
     }
 
     /// Free a memzone; refuses stale handles with [`Error::NotFound`].
@@ -247,7 +270,10 @@ impl MemCore {
             // Table and heap disagree: a bug, not user input. Keep the entry.
             return Err(Error::NotFound(z.name().into()));
         }
-        g.memzones[i] = MemzoneEntry { name: [0; MEMZONE_NAMESIZE], ..g.memzones[i] };
+        g.memzones[i] = MemzoneEntry {
+            name: [0; MEMZONE_NAMESIZE],
+            ..g.memzones[i]
+        };
         g.n_memzones -= 1;
         Ok(())
     }
@@ -255,7 +281,12 @@ impl MemCore {
     /// All memzones, in table order.
     pub fn memzone_walk(&self) -> Vec<Memzone> {
         let g = self.config.lock();
-        g.memzones.iter().enumerate().filter(|(_, e)| e.name[0] != 0).map(|(i, e)| Memzone::from_entry(i, e)).collect()
+        g.memzones
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name[0] != 0)
+            .map(|(i, e)| Memzone::from_entry(i, e))
+            .collect()
     }
 
     /// Number of memzones.

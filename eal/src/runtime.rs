@@ -69,7 +69,9 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
         && prefix.len() <= MAX_PREFIX_LEN
         && prefix != "."
         && prefix != ".."
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -135,7 +137,13 @@ impl RuntimeDir {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| Error::io("create", "runtime directory", std::io::Error::other("no candidate"))))
+        Err(last_err.unwrap_or_else(|| {
+            Error::io(
+                "create",
+                "runtime directory",
+                std::io::Error::other("no candidate"),
+            )
+        }))
     }
 
     fn lock_in(dir: PathBuf, prefix: &str) -> Result<RuntimeDir> {
@@ -144,7 +152,14 @@ impl RuntimeDir {
         for _ in 0..64 {
             // The directory may have been removed by an exiting primary between attempts.
             make_dir(&dir)?;
-            let f = match OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path) {
+            let f = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+            {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
@@ -163,7 +178,11 @@ impl RuntimeDir {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                     continue;
                 }
-                return Err(Error::PrefixInUse { prefix: prefix.into(), pid, path });
+                return Err(Error::PrefixInUse {
+                    prefix: prefix.into(),
+                    pid,
+                    path,
+                });
             }
             // Still the file at `path`? (see module doc)
             let same = match (f.metadata(), fs::metadata(&path)) {
@@ -177,9 +196,18 @@ impl RuntimeDir {
             // on the error path releases the lock and removes nothing.
             let attach = open_attach(&dir, true)?;
             if !lock_retry(&attach, true, &dir.join(ATTACH_FILE))? {
-                return Err(Error::SecondariesAlive { prefix: prefix.into(), pids: live_secondaries(&dir) });
+                return Err(Error::SecondariesAlive {
+                    prefix: prefix.into(),
+                    pids: live_secondaries(&dir),
+                });
             }
-            let rd = RuntimeDir { dir, prefix: prefix.into(), lock: Some(f), attach: Some(attach), secondary: false };
+            let rd = RuntimeDir {
+                dir,
+                prefix: prefix.into(),
+                lock: Some(f),
+                attach: Some(attach),
+                secondary: false,
+            };
             rd.remove_stale_entries()?;
             rd.write_pid()?;
             // Secondaries may attach from now on; they wait for the config to be published.
@@ -188,18 +216,27 @@ impl RuntimeDir {
             }
             return Ok(rd);
         }
-        Err(Error::PrefixInUse { prefix: prefix.into(), pid: last_pid, path })
+        Err(Error::PrefixInUse {
+            prefix: prefix.into(),
+            pid: last_pid,
+            path,
+        })
     }
 
     fn write_pid(&self) -> Result<()> {
         let f = self.lock.as_ref().expect("held until remove");
-        f.set_len(0).map_err(|e| Error::io("truncate", "shared config", e))?;
-        f.write_all_at(&(std::process::id() as i32).to_ne_bytes(), PRIMARY_PID_OFFSET)
-            .map_err(|e| Error::io("write", "primary pid", e))
+        f.set_len(0)
+            .map_err(|e| Error::io("truncate", "shared config", e))?;
+        f.write_all_at(
+            &(std::process::id() as i32).to_ne_bytes(),
+            PRIMARY_PID_OFFSET,
+        )
+        .map_err(|e| Error::io("write", "primary pid", e))
     }
 
     fn remove_stale_entries(&self) -> Result<()> {
-        let rd = fs::read_dir(&self.dir).map_err(|e| Error::io("read", self.dir.display().to_string(), e))?;
+        let rd = fs::read_dir(&self.dir)
+            .map_err(|e| Error::io("read", self.dir.display().to_string(), e))?;
         for ent in rd.flatten() {
             if ent.file_name() == "config" || ent.file_name() == ATTACH_FILE {
                 continue;
@@ -243,7 +280,9 @@ impl RuntimeDir {
     /// Secondary: is the primary still holding its lock? (A failed shared lock on
     /// `config` means yes; a taken one is released at once.) Always true for a primary.
     pub fn primary_alive(&self) -> bool {
-        let (Some(f), true) = (&self.lock, self.secondary) else { return true };
+        let (Some(f), true) = (&self.lock, self.secondary) else {
+            return true;
+        };
         let p = self.config_path();
         match sys::try_flock(f.as_fd(), false, &p) {
             Ok(false) => true,
@@ -261,13 +300,17 @@ impl RuntimeDir {
     /// just exiting [`EXIT_GRACE`] to detach. `false` = secondaries are still attached:
     /// leave the files for them (module doc).
     pub fn begin_exit(&self) -> bool {
-        let (Some(a), false) = (&self.attach, self.secondary) else { return false };
+        let (Some(a), false) = (&self.attach, self.secondary) else {
+            return false;
+        };
         let p = self.dir.join(ATTACH_FILE);
         let until = std::time::Instant::now() + EXIT_GRACE;
         loop {
             match sys::try_flock(a.as_fd(), true, &p) {
                 Ok(true) => return true,
-                Ok(false) if std::time::Instant::now() < until => std::thread::sleep(std::time::Duration::from_millis(5)),
+                Ok(false) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
                 _ => return false,
             }
         }
@@ -319,34 +362,62 @@ impl RuntimeDir {
             Some(r) => vec![r.to_path_buf()],
             None => default_roots(),
         };
-        let no = |why: String| Error::NoPrimary { prefix: prefix.into(), why };
-        let Some(dir) = roots.iter().map(|r| r.join(prefix)).find(|d| d.join("config").exists()) else {
-            let looked: Vec<String> = roots.iter().map(|r| r.join(prefix).join("config").display().to_string()).collect();
+        let no = |why: String| Error::NoPrimary {
+            prefix: prefix.into(),
+            why,
+        };
+        let Some(dir) = roots
+            .iter()
+            .map(|r| r.join(prefix))
+            .find(|d| d.join("config").exists())
+        else {
+            let looked: Vec<String> = roots
+                .iter()
+                .map(|r| r.join(prefix).join("config").display().to_string())
+                .collect();
             return Err(no(format!("no shared config at {}", looked.join(" or "))));
         };
         let path = dir.join("config");
         let f = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no(format!("{} vanished", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(no(format!("{} vanished", path.display())))
+            }
             Err(e) => return Err(Error::io("open", path.display().to_string(), e)),
         };
         let attach = match open_attach(&dir, false) {
             Ok(a) => a,
-            Err(_) => return Err(no(format!("no {} (the primary is exiting or crashed)", dir.join(ATTACH_FILE).display()))),
+            Err(_) => {
+                return Err(no(format!(
+                    "no {} (the primary is exiting or crashed)",
+                    dir.join(ATTACH_FILE).display()
+                )))
+            }
         };
         if !lock_retry(&attach, false, &dir.join(ATTACH_FILE))? {
             return Err(no("the primary is exiting".into()));
         }
-        let rd = RuntimeDir { dir, prefix: prefix.into(), lock: Some(f), attach: Some(attach), secondary: true };
+        let rd = RuntimeDir {
+            dir,
+            prefix: prefix.into(),
+            lock: Some(f),
+            attach: Some(attach),
+            secondary: true,
+        };
         if !rd.primary_alive() {
-            return Err(no(format!("the primary lock on {} is free (its primary exited or crashed)", path.display())));
+            return Err(no(format!(
+                "the primary lock on {} is free (its primary exited or crashed)",
+                path.display()
+            )));
         }
         let same = match (rd.lock.as_ref().map(File::metadata), fs::metadata(&path)) {
             (Some(Ok(a)), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
             _ => false,
         };
         if !same {
-            return Err(no("the primary is exiting (its config was just removed)".into()));
+            return Err(no(
+                "the primary is exiting (its config was just removed)".into()
+            ));
         }
         Ok(rd)
     }
@@ -384,7 +455,13 @@ fn live_secondaries(dir: &Path) -> Vec<i32> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("mp_socket_")?.parse::<i32>().ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("mp_socket_")?
+                .parse::<i32>()
+                .ok()
+        })
         .filter(|&pid| sys::process_exists(pid))
         .collect();
     v.sort_unstable();
@@ -407,15 +484,22 @@ pub fn reclaim_dead_prefixes(
     mut reclaim: impl FnMut(&str) -> Result<Vec<PathBuf>>,
 ) -> Vec<String> {
     let mut swept = Vec::new();
-    let Ok(rd) = fs::read_dir(root) else { return swept };
+    let Ok(rd) = fs::read_dir(root) else {
+        return swept;
+    };
     for ent in rd.flatten() {
         let name = ent.file_name().to_string_lossy().into_owned();
-        if name == own || validate_prefix(&name).is_err() || !ent.file_type().is_ok_and(|t| t.is_dir()) {
+        if name == own
+            || validate_prefix(&name).is_err()
+            || !ent.file_type().is_ok_and(|t| t.is_dir())
+        {
             continue;
         }
         let dir = ent.path();
         let cfg = dir.join("config");
-        let Ok(f) = OpenOptions::new().read(true).write(true).open(&cfg) else { continue };
+        let Ok(f) = OpenOptions::new().read(true).write(true).open(&cfg) else {
+            continue;
+        };
         if !matches!(sys::try_flock(f.as_fd(), true, &cfg), Ok(true)) {
             continue;
         }
@@ -429,7 +513,14 @@ pub fn reclaim_dead_prefixes(
         }
         // Secondaries of that dead primary still attached: leave everything to them.
         match open_attach(&dir, false) {
-            Ok(a) if !matches!(sys::try_flock(a.as_fd(), true, &dir.join(ATTACH_FILE)), Ok(true)) => continue,
+            Ok(a)
+                if !matches!(
+                    sys::try_flock(a.as_fd(), true, &dir.join(ATTACH_FILE)),
+                    Ok(true)
+                ) =>
+            {
+                continue
+            }
             _ => {}
         }
         if reclaim(&name).is_ok() && fs::remove_dir_all(&dir).is_ok() {
@@ -458,7 +549,10 @@ mod tests {
         assert!(validate_prefix("ferroplane").is_ok());
         assert!(validate_prefix("t-1.a_b+c").is_ok());
         for bad in ["", ".", "..", "a/b", "a b", &"x".repeat(MAX_PREFIX_LEN + 1)] {
-            assert!(matches!(validate_prefix(bad), Err(Error::BadArg { .. })), "{bad:?}");
+            assert!(
+                matches!(validate_prefix(bad), Err(Error::BadArg { .. })),
+                "{bad:?}"
+            );
         }
     }
 

@@ -4,10 +4,18 @@
 use eal::{Eal, Error, VirtAddr};
 
 fn eal(tag: &str, mb: u32) -> Eal {
-    let argv: Vec<String> = ["test", "--no-huge", "--no-pci", "-m", &mb.to_string(), "--file-prefix", &format!("hp-{tag}-{}", std::process::id())]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "test",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        &mb.to_string(),
+        "--file-prefix",
+        &format!("hp-{tag}-{}", std::process::id()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 
@@ -30,7 +38,9 @@ fn malloc_zmalloc_aligned_free_stats() {
     let z = e.zmalloc(1000, 0).unwrap();
     assert_eq!(z, p, "first fit reuses the block");
     // SAFETY: 1000 bytes we own.
-    assert!(unsafe { std::slice::from_raw_parts(z.as_ptr(), 1000) }.iter().all(|&b| b == 0));
+    assert!(unsafe { std::slice::from_raw_parts(z.as_ptr(), 1000) }
+        .iter()
+        .all(|&b| b == 0));
     for align in [64usize, 128, 4096, 1 << 20] {
         let a = e.malloc(100, align).unwrap();
         assert_eq!(a.as_ptr() as usize % align, 0, "align {align}");
@@ -45,17 +55,28 @@ fn malloc_zmalloc_aligned_free_stats() {
     assert_eq!(s.free_bytes + s.alloc_bytes, s.heap_size);
     assert!(s.largest_free <= s.free_bytes);
     let on0 = e.malloc_socket(64, 0, Some(0)).unwrap();
-    assert!(matches!(e.malloc_socket(64, 0, Some(7)), Err(Error::OutOfMemory { socket: Some(7), .. })));
+    assert!(matches!(
+        e.malloc_socket(64, 0, Some(7)),
+        Err(Error::OutOfMemory {
+            socket: Some(7),
+            ..
+        })
+    ));
     // SAFETY: ours.
     unsafe {
         e.free(on0.as_ptr()).unwrap();
         e.free(z.as_ptr()).unwrap();
     }
     let s = e.heap_stats(0).unwrap();
-    assert_eq!((s.alloc_count, s.free_count, s.largest_free), (0, 1, (8 << 20) - 64));
+    assert_eq!(
+        (s.alloc_count, s.free_count, s.largest_free),
+        (0, 1, (8 << 20) - 64)
+    );
     let mut out = Vec::new();
     e.heap_dump(&mut out).unwrap();
-    assert!(String::from_utf8(out).unwrap().contains("heap socket 0: size 8388608"));
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("heap socket 0: size 8388608"));
     e.heap_check().unwrap();
 }
 
@@ -63,23 +84,52 @@ fn malloc_zmalloc_aligned_free_stats() {
 fn bad_requests_and_bad_frees() {
     let e = eal("bad", 4);
     assert!(matches!(e.malloc(0, 0), Err(Error::BadSize { len: 0, .. })));
-    assert!(matches!(e.malloc(64, 3), Err(Error::BadAlign { align: 3, .. })));
-    assert!(matches!(e.malloc(5 << 20, 0), Err(Error::OutOfMemory { .. })));
-    assert!(matches!(e.malloc_dma(64, 0, None), Err(Error::NoDma { .. })));
+    assert!(matches!(
+        e.malloc(64, 3),
+        Err(Error::BadAlign { align: 3, .. })
+    ));
+    assert!(matches!(
+        e.malloc(5 << 20, 0),
+        Err(Error::OutOfMemory { .. })
+    ));
+    assert!(matches!(
+        e.malloc_dma(64, 0, None),
+        Err(Error::NoDma { .. })
+    ));
     let p = e.malloc(256, 0).unwrap();
     // SAFETY: every free below is either refused by the heap without touching memory, or
     // frees our own live allocation once.
     unsafe {
         let mut on_stack = 0u64;
-        assert!(matches!(e.free(&mut on_stack as *mut u64 as *mut u8), Err(Error::BadFree { .. })));
-        assert!(matches!(e.free(p.as_ptr().add(64)), Err(Error::BadFree { .. })), "interior pointer");
-        assert!(matches!(e.free(p.as_ptr().add(1)), Err(Error::BadFree { .. })), "unaligned pointer");
-        let z = e.memzone_reserve("mz", 64, None, Default::default()).unwrap();
-        assert!(matches!(e.free(z.as_ptr()), Err(Error::BadFree { addr }) if addr == z.addr().0), "memzone via free");
+        assert!(matches!(
+            e.free(&mut on_stack as *mut u64 as *mut u8),
+            Err(Error::BadFree { .. })
+        ));
+        assert!(
+            matches!(e.free(p.as_ptr().add(64)), Err(Error::BadFree { .. })),
+            "interior pointer"
+        );
+        assert!(
+            matches!(e.free(p.as_ptr().add(1)), Err(Error::BadFree { .. })),
+            "unaligned pointer"
+        );
+        let z = e
+            .memzone_reserve("mz", 64, None, Default::default())
+            .unwrap();
+        assert!(
+            matches!(e.free(z.as_ptr()), Err(Error::BadFree { addr }) if addr == z.addr().0),
+            "memzone via free"
+        );
         e.free(std::ptr::null_mut()).unwrap();
         e.free(p.as_ptr()).unwrap();
-        assert!(matches!(e.free(p.as_ptr()), Err(Error::BadFree { .. })), "double free");
-        assert!(e.memzone_lookup("mz").is_some(), "refused frees changed nothing");
+        assert!(
+            matches!(e.free(p.as_ptr()), Err(Error::BadFree { .. })),
+            "double free"
+        );
+        assert!(
+            e.memzone_lookup("mz").is_some(),
+            "refused frees changed nothing"
+        );
     }
     e.heap_check().unwrap();
     assert_eq!(e.heap_stats(0).unwrap().alloc_count, 1);
@@ -102,7 +152,10 @@ fn realloc_keeps_contents() {
         for i in 0..10 {
             assert_eq!(*r.as_ptr().add(i), i as u8);
         }
-        assert!(matches!(e.realloc(0x10 as *mut u8, 10, 0), Err(Error::BadFree { .. })));
+        assert!(matches!(
+            e.realloc(0x10 as *mut u8, 10, 0),
+            Err(Error::BadFree { .. })
+        ));
         e.free(r.as_ptr()).unwrap();
         let n = e.realloc(std::ptr::null_mut(), 64, 0).unwrap();
         e.free(n.as_ptr()).unwrap();
@@ -128,7 +181,9 @@ fn concurrent_alloc_free_on_lcores_and_threads() {
                 if i % 2 == 1 {
                     let (a, l) = live.swap_remove((i * 7) % live.len());
                     // SAFETY: our block, still live.
-                    let ok = unsafe { std::slice::from_raw_parts(a as *const u8, l) }.iter().all(|&b| b == tag);
+                    let ok = unsafe { std::slice::from_raw_parts(a as *const u8, l) }
+                        .iter()
+                        .all(|&b| b == tag);
                     if !ok {
                         return -1;
                     }
@@ -147,7 +202,9 @@ fn concurrent_alloc_free_on_lcores_and_threads() {
     for (n, &w) in workers.iter().enumerate() {
         e.remote_launch(w, job(e.clone(), 1 + n as u8)).unwrap();
     }
-    let threads: Vec<_> = (0..2u8).map(|t| std::thread::spawn(job(e.clone(), 100 + t))).collect();
+    let threads: Vec<_> = (0..2u8)
+        .map(|t| std::thread::spawn(job(e.clone(), 100 + t)))
+        .collect();
     for t in threads {
         assert_eq!(t.join().unwrap(), 0);
     }

@@ -36,7 +36,10 @@ impl Drop for Restore {
 }
 
 fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test").chain(v.iter().copied()).map(String::from).collect()
+    std::iter::once("test")
+        .chain(v.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 fn files_with(dir: &Path, prefix: &str) -> Vec<String> {
@@ -63,14 +66,24 @@ fn real_hugepages_pa_and_va() {
         return;
     };
     // Serialise with every other test that changes the hugepage pool.
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open("/tmp/ferroplane-hugepage-tests.lock").unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/ferroplane-hugepage-tests.lock")
+        .unwrap();
     // SAFETY: flock on a valid fd; blocking until the other test is done.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
 
     let orig_nr = HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().nr;
     let _ = s2;
     let mnt = std::env::temp_dir().join(format!("fp-huge-{}", std::process::id()));
-    let mut restore = Restore { roots: roots.clone(), orig_nr, mnt: mnt.clone(), mounted: false };
+    let mut restore = Restore {
+        roots: roots.clone(),
+        orig_nr,
+        mnt: mnt.clone(),
+        mounted: false,
+    };
     if let Err(e) = hugepage::reserve_pages(&roots, PS, None, orig_nr + EXTRA) {
         println!("SKIP real_hugepages_pa_and_va: kernel would not grow the 2 MiB pool: {e}");
         return;
@@ -78,7 +91,11 @@ fn real_hugepages_pa_and_va() {
     hugepage::mount(&roots, &mnt, Some(PS)).unwrap();
     restore.mounted = true;
     let info = HugepageInfo::discover(&roots).unwrap();
-    assert_eq!(info.mount_at(&mnt).map(|m| m.page_size), Some(PS), "our mount is discovered");
+    assert_eq!(
+        info.mount_at(&mnt).map(|m| m.page_size),
+        Some(PS),
+        "our mount is discovered"
+    );
     let free_before = info.size(PS).unwrap().free;
     assert!(free_before >= EXTRA);
 
@@ -89,7 +106,18 @@ fn real_hugepages_pa_and_va() {
     fs::write(mnt.join(format!("{p}map_99")), b"").unwrap();
 
     // ---- PA mode ----
-    let (e, _) = Eal::init(&argv(&["--huge-dir", mnt_s, "-m", "16", "--iova-mode", "pa", "--no-pci", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--huge-dir",
+        mnt_s,
+        "-m",
+        "16",
+        "--iova-mode",
+        "pa",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     assert!(!e.no_huge());
     assert!(e.dma_capable());
     assert_eq!(e.iova_mode(), IovaMode::Pa);
@@ -101,7 +129,11 @@ fn real_hugepages_pa_and_va() {
     for (i, s) in segs.iter().enumerate() {
         assert_eq!(s.page_size, PS);
         assert_eq!(s.len, PS);
-        assert_eq!(s.virt, e.base_virtaddr().add(i as u64 * PS), "one contiguous VA area");
+        assert_eq!(
+            s.virt,
+            e.base_virtaddr().add(i as u64 * PS),
+            "one contiguous VA area"
+        );
         assert!(s.iova.is_valid() && s.iova.0 != 0, "PA of page {i} known");
         assert_eq!(s.iova.0 % PS, 0, "hugepage PA is page aligned");
         assert!(iovas.insert(s.iova.0), "distinct physical pages");
@@ -109,16 +141,28 @@ fn real_hugepages_pa_and_va() {
     }
     let files = files_with(&mnt, &p);
     assert_eq!(files.len(), 8, "{files:?}");
-    assert!(!files.contains(&format!("{p}map_99")), "stale file reclaimed");
+    assert!(
+        !files.contains(&format!("{p}map_99")),
+        "stale file reclaimed"
+    );
     assert!(files.iter().all(|f| f.starts_with(&format!("{p}map_"))));
-    let free_during = HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().free;
+    let free_during = HugepageInfo::discover(&roots)
+        .unwrap()
+        .size(PS)
+        .unwrap()
+        .free;
     assert_eq!(free_during, free_before - 8, "8 pages taken from the pool");
 
     // DMA memzone: IOVA-contiguous by construction; check against the memsegs.
-    let z = e.memzone_reserve("dma", 64 << 10, None, MemzoneFlags::DMA).unwrap();
+    let z = e
+        .memzone_reserve("dma", 64 << 10, None, MemzoneFlags::DMA)
+        .unwrap();
     assert!(z.is_iova_contig());
     assert_eq!(z.iova(), e.virt2iova(z.addr()).unwrap());
-    assert_eq!(e.virt2iova(z.addr().add(z.len() - 1)), Some(z.iova().add(z.len() - 1)));
+    assert_eq!(
+        e.virt2iova(z.addr().add(z.len() - 1)),
+        Some(z.iova().add(z.len() - 1))
+    );
     // A 3 MiB contiguous zone spans two pages: possible only if two adjacent pages are
     // physically adjacent.
     let adjacent = segs.windows(2).any(|w| w[1].iova.0 == w[0].iova.0 + PS);
@@ -130,21 +174,46 @@ fn real_hugepages_pa_and_va() {
             let last = e.virt2iova(b.addr().add(b.len() - 1)).unwrap();
             assert_eq!(last.0 - first.0, b.len() - 1, "physically contiguous");
         }
-        Err(Error::OutOfMemory { .. }) => assert!(!adjacent, "an adjacent pair exists but was not used"),
+        Err(Error::OutOfMemory { .. }) => {
+            assert!(!adjacent, "an adjacent pair exists but was not used")
+        }
         Err(other) => panic!("unexpected {other}"),
     }
     let (ptr, iova) = e.malloc_dma(10_000, 4096, None).unwrap();
     assert_eq!(ptr.as_ptr() as u64 % 4096, 0);
-    assert_eq!(Some(iova), e.virt2iova(eal::VirtAddr::from_ptr(ptr.as_ptr())));
+    assert_eq!(
+        Some(iova),
+        e.virt2iova(eal::VirtAddr::from_ptr(ptr.as_ptr()))
+    );
     // SAFETY: ours, freed once.
     unsafe { e.free(ptr.as_ptr()).unwrap() };
     e.heap_check().unwrap();
     drop(e);
-    assert!(files_with(&mnt, &p).is_empty(), "page files removed on drop");
-    assert_eq!(HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().free, free_before, "pages returned");
+    assert!(
+        files_with(&mnt, &p).is_empty(),
+        "page files removed on drop"
+    );
+    assert_eq!(
+        HugepageInfo::discover(&roots)
+            .unwrap()
+            .size(PS)
+            .unwrap()
+            .free,
+        free_before,
+        "pages returned"
+    );
 
     // ---- VA mode (default) ----
-    let (e, _) = Eal::init(&argv(&["--huge-dir", mnt_s, "-m", "8", "--no-pci", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--huge-dir",
+        mnt_s,
+        "-m",
+        "8",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     assert_eq!(e.iova_mode(), IovaMode::Va);
     for s in e.memsegs() {
         assert_eq!(s.iova.0, s.virt.0);
@@ -152,12 +221,30 @@ fn real_hugepages_pa_and_va() {
     drop(e);
 
     // ---- more than the pool has: refused, nothing left ----
-    let err = Eal::init(&argv(&["--huge-dir", mnt_s, "-m", "100000", "--no-pci", "--file-prefix", &p])).unwrap_err();
+    let err = Eal::init(&argv(&[
+        "--huge-dir",
+        mnt_s,
+        "-m",
+        "100000",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap_err();
     assert!(matches!(err, Error::NotEnoughMemory { .. }), "{err}");
     assert!(files_with(&mnt, &p).is_empty());
 
     // ---- a directory that is not hugetlbfs ----
-    let err = Eal::init(&argv(&["--huge-dir", "/tmp", "-m", "8", "--no-pci", "--file-prefix", &p])).unwrap_err();
+    let err = Eal::init(&argv(&[
+        "--huge-dir",
+        "/tmp",
+        "-m",
+        "8",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap_err();
     assert!(matches!(err, Error::NoHugepages { .. }), "{err}");
 
     drop(restore);

@@ -7,7 +7,10 @@ use eal::args::{EalArgs, IovaMode, ProcType};
 use eal::{Eal, EalOptions, Error, Iova, VirtAddr};
 
 fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test").chain(v.iter().copied()).map(String::from).collect()
+    std::iter::once("test")
+        .chain(v.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 fn prefix(tag: &str) -> String {
@@ -25,13 +28,28 @@ fn shm_files(prefix: &str) -> Vec<PathBuf> {
 }
 
 fn runtime_dir_of(prefix: &str) -> Vec<PathBuf> {
-    eal::runtime::default_roots().into_iter().map(|r| r.join(prefix)).filter(|p| p.exists()).collect()
+    eal::runtime::default_roots()
+        .into_iter()
+        .map(|r| r.join(prefix))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 #[test]
 fn nohuge_init_and_clean_drop() {
     let p = prefix("basic");
-    let (e, rest) = Eal::init(&argv(&["--no-huge", "-m", "16", "--no-pci", "--file-prefix", &p, "--", "app", "-x"])).unwrap();
+    let (e, rest) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "16",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+        "--",
+        "app",
+        "-x",
+    ]))
+    .unwrap();
     assert_eq!(rest, vec!["app".to_string(), "-x".to_string()]);
     assert!(e.no_huge());
     assert!(!e.dma_capable());
@@ -47,15 +65,25 @@ fn nohuge_init_and_clean_drop() {
         assert_eq!(s.iova, Iova(s.virt.0));
         assert_eq!(s.page_size, 4096);
     }
-    assert_eq!(e.virt2iova(e.base_virtaddr().add(12345)), Some(Iova(e.base_virtaddr().0 + 12345)));
+    assert_eq!(
+        e.virt2iova(e.base_virtaddr().add(12345)),
+        Some(Iova(e.base_virtaddr().0 + 12345))
+    );
     assert_eq!(e.virt2iova(VirtAddr(8)), None);
     // Files exist while alive.
     let files = shm_files(&p);
     assert_eq!(files.len(), 1, "{files:?}");
-    assert!(files[0].to_string_lossy().contains(&std::process::id().to_string()));
+    assert!(files[0]
+        .to_string_lossy()
+        .contains(&std::process::id().to_string()));
     let dir = e.runtime_dir().to_path_buf();
     assert!(e.config_path().exists());
-    assert_eq!(std::fs::metadata(&dir).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o700
+    );
     // Lcores came up.
     assert!(e.lcore_count() >= 1);
     assert_eq!(e.lcore_ids()[0], e.main_lcore());
@@ -70,7 +98,15 @@ fn nohuge_init_and_clean_drop() {
 #[test]
 fn cleanup_reports_other_handles_then_succeeds() {
     let p = prefix("cleanup");
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     let e2 = e.clone();
     match e.cleanup() {
         Err(Error::InUse { count: 1, .. }) => {}
@@ -86,13 +122,23 @@ fn cleanup_reports_other_handles_then_succeeds() {
 #[test]
 fn workers_run_jobs_with_eal_memory() {
     let p = prefix("launch");
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     for w in e.worker_lcores() {
         let e2 = e.clone();
         e.remote_launch(w, move || {
             let z = e2.zmalloc(100, 0).unwrap();
             // SAFETY: fresh 100-byte allocation.
-            let ok = unsafe { std::slice::from_raw_parts(z.as_ptr(), 100) }.iter().all(|&b| b == 0);
+            let ok = unsafe { std::slice::from_raw_parts(z.as_ptr(), 100) }
+                .iter()
+                .all(|&b| b == 0);
             // SAFETY: allocated above, not used afterwards.
             unsafe { e2.free(z.as_ptr()).unwrap() };
             if ok {
@@ -107,25 +153,55 @@ fn workers_run_jobs_with_eal_memory() {
         assert_eq!(r.unwrap(), 7, "lcore {l}");
     }
     if let Some(&w) = e.worker_lcores().first() {
-        assert_eq!(e.lcore_socket(w).unwrap(), e.lcore_socket(e.main_lcore()).unwrap());
+        assert_eq!(
+            e.lcore_socket(w).unwrap(),
+            e.lcore_socket(e.main_lcore()).unwrap()
+        );
     }
 }
 
 #[test]
 fn secondary_is_refused_clearly() {
     let p = prefix("secondary");
-    let args = EalArgs { no_huge: true, no_pci: true, file_prefix: p.clone(), proc_type: ProcType::Secondary, ..EalArgs::default() };
+    let args = EalArgs {
+        no_huge: true,
+        no_pci: true,
+        file_prefix: p.clone(),
+        proc_type: ProcType::Secondary,
+        ..EalArgs::default()
+    };
     let err = Eal::init_with(args).unwrap_err();
     assert!(matches!(err, Error::NoPrimary { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("no primary process running for file prefix '{p}' (start one first)")), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "no primary process running for file prefix '{p}' (start one first)"
+        )),
+        "{err}"
+    );
     assert!(runtime_dir_of(&p).is_empty());
 }
 
 #[test]
 fn second_primary_same_prefix_refused_in_process() {
     let p = prefix("twice");
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
-    let err = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap_err();
+    let (e, _) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
+    let err = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap_err();
     match &err {
         Error::PrefixInUse { prefix, pid, .. } => {
             assert_eq!(prefix, &p);
@@ -136,19 +212,38 @@ fn second_primary_same_prefix_refused_in_process() {
     // The refused attempt must not have disturbed the live one.
     assert!(e.config_path().exists());
     assert_eq!(shm_files(&p).len(), 1);
-    let z = e.memzone_reserve("still-works", 64, None, Default::default()).unwrap();
+    let z = e
+        .memzone_reserve("still-works", 64, None, Default::default())
+        .unwrap();
     assert_eq!(e.memzone_lookup("still-works"), Some(z));
     // Auto mode attaches as secondary; in the primary's own process the primary's
     // address range is taken, which is refused clearly (real secondaries are separate
     // processes, see tests/multiprocess.rs).
-    let auto = EalArgs { no_huge: true, no_pci: true, file_prefix: p.clone(), proc_type: ProcType::Auto, ..EalArgs::default() };
+    let auto = EalArgs {
+        no_huge: true,
+        no_pci: true,
+        file_prefix: p.clone(),
+        proc_type: ProcType::Auto,
+        ..EalArgs::default()
+    };
     let err = Eal::init_with(auto).unwrap_err();
     assert!(matches!(err, Error::AddressTaken { .. }), "{err}");
-    assert!(e.config_path().exists(), "a failed secondary removes nothing");
+    assert!(
+        e.config_path().exists(),
+        "a failed secondary removes nothing"
+    );
     assert_eq!(e.memzone_lookup("still-works"), Some(z));
     drop(e);
     // Free again after the first one is gone.
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     drop(e);
     assert!(runtime_dir_of(&p).is_empty());
 }
@@ -157,8 +252,19 @@ fn second_primary_same_prefix_refused_in_process() {
 fn init_failure_in_memory_leaves_nothing() {
     let p = prefix("nomem");
     // /dev/shm cannot hold 1 PiB: fails in the memory step, after the runtime dir exists.
-    let err = Eal::init(&argv(&["--no-huge", "-m", &(1u64 << 30).to_string(), "--no-pci", "--file-prefix", &p])).unwrap_err();
-    assert!(matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }), "{err}");
+    let err = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        &(1u64 << 30).to_string(),
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }),
+        "{err}"
+    );
     assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
     assert!(shm_files(&p).is_empty(), "shm file left behind");
 }
@@ -172,10 +278,18 @@ fn init_failure_without_hugepages_names_the_fix() {
     let p = prefix("nohp");
     let mut opts = EalOptions::default();
     opts.roots.proc = tmp.join("proc");
-    let args = EalArgs { no_pci: true, file_prefix: p.clone(), ..EalArgs::default() };
+    let args = EalArgs {
+        no_pci: true,
+        file_prefix: p.clone(),
+        ..EalArgs::default()
+    };
     let err = Eal::init_with_options(args, opts).unwrap_err();
     assert!(matches!(err, Error::NoHugepages { .. }), "{err}");
-    assert!(err.to_string().contains("ferroplane-hugepages --setup 256M"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("ferroplane-hugepages --setup 256M"),
+        "{err}"
+    );
     assert!(runtime_dir_of(&p).is_empty());
     std::fs::remove_dir_all(&tmp).unwrap();
 }
@@ -192,12 +306,24 @@ fn init_failure_after_memory_unwinds_everything() {
     let p = prefix("unwind");
     let mut opts = EalOptions::default();
     opts.roots.sys = tmp.join("sys");
-    let args = EalArgs { no_huge: true, no_pci: true, mem_mb: Some(4), file_prefix: p.clone(), ..EalArgs::default() };
-    let args = EalArgs { lcores: vec![(0, 0), (1, 63)], ..args };
+    let args = EalArgs {
+        no_huge: true,
+        no_pci: true,
+        mem_mb: Some(4),
+        file_prefix: p.clone(),
+        ..EalArgs::default()
+    };
+    let args = EalArgs {
+        lcores: vec![(0, 0), (1, 63)],
+        ..args
+    };
     let r = Eal::init_with_options(args, opts);
     std::fs::remove_dir_all(&tmp).unwrap();
     let err = r.unwrap_err();
-    assert!(matches!(err, Error::LcorePin { .. } | Error::Os { .. }), "unexpected error {err}");
+    assert!(
+        matches!(err, Error::LcorePin { .. } | Error::Os { .. }),
+        "unexpected error {err}"
+    );
     assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
     assert!(shm_files(&p).is_empty(), "shm file left behind");
 }

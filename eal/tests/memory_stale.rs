@@ -9,7 +9,10 @@ use std::process::{Command, Stdio};
 use eal::{Eal, Error};
 
 fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test").chain(v.iter().copied()).map(String::from).collect()
+    std::iter::once("test")
+        .chain(v.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 fn shm_files(prefix: &str) -> Vec<PathBuf> {
@@ -30,7 +33,17 @@ fn child_hold_prefix() {
         println!("child_hold_prefix: not started by stale_primary_is_reclaimed, nothing to do");
         return;
     };
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "-l", "0", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     println!("READY {}", e.runtime_dir().display());
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -41,7 +54,13 @@ fn child_hold_prefix() {
 fn stale_primary_is_reclaimed() {
     let p = format!("t-stale-{}", std::process::id());
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_hold_prefix", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_hold_prefix",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FP_CHILD_PREFIX", &p)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -70,7 +89,14 @@ fn stale_primary_is_reclaimed() {
     let child_pid = child.id();
 
     // A live primary in another process: refused, naming its pid.
-    match Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])) {
+    match Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ])) {
         Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, child_pid),
         other => {
             let _ = child.kill();
@@ -81,11 +107,25 @@ fn stale_primary_is_reclaimed() {
     // SIGKILL: no clean-up runs in the child.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(dir.join("config").exists(), "the dead child's config is left behind");
+    assert!(
+        dir.join("config").exists(),
+        "the dead child's config is left behind"
+    );
     let stale_shm = Path::new("/dev/shm").join(format!("ferroplane-{p}-{child_pid}.mem"));
-    assert!(stale_shm.exists(), "the dead child's memory file is left behind");
+    assert!(
+        stale_shm.exists(),
+        "the dead child's memory file is left behind"
+    );
 
-    let (e, _) = Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     assert!(!stale_shm.exists(), "stale memory file reclaimed");
     assert_eq!(shm_files(&p).len(), 1, "only our own file remains");
     assert_eq!(e.runtime_dir(), dir);

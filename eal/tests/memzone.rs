@@ -7,10 +7,18 @@ use eal::memzone::MEMZONE_NAME_MAX;
 use eal::{Eal, Error, MemzoneFlags};
 
 fn eal(tag: &str, mb: u32) -> Eal {
-    let argv: Vec<String> = ["test", "--no-huge", "--no-pci", "-m", &mb.to_string(), "--file-prefix", &format!("mz-{tag}-{}", std::process::id())]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "test",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        &mb.to_string(),
+        "--file-prefix",
+        &format!("mz-{tag}-{}", std::process::id()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 
@@ -20,7 +28,9 @@ const NONE: MemzoneFlags = MemzoneFlags::empty();
 fn reserve_lookup_walk_dump_free() {
     let e = eal("basic", 8);
     let a = e.memzone_reserve("zone-a", 1000, None, NONE).unwrap();
-    let b = e.memzone_reserve_aligned("zone-b", 100, Some(0), NONE, 4096).unwrap();
+    let b = e
+        .memzone_reserve_aligned("zone-b", 100, Some(0), NONE, 4096)
+        .unwrap();
     assert_eq!(a.name(), "zone-a");
     assert_eq!(a.len(), 1024, "rounded to cache lines");
     assert_eq!(a.addr().0 % 64, 0);
@@ -28,11 +38,17 @@ fn reserve_lookup_walk_dump_free() {
     assert_eq!(b.socket(), 0);
     assert_eq!(a.page_size(), 4096);
     assert_eq!(a.iova(), e.virt2iova(a.addr()).unwrap());
-    assert!(a.is_iova_contig(), "VA mode: virtually contiguous = IOVA contiguous");
+    assert!(
+        a.is_iova_contig(),
+        "VA mode: virtually contiguous = IOVA contiguous"
+    );
     // Disjoint and inside EAL memory.
     assert!(a.addr().0 + a.len() <= b.addr().0 || b.addr().0 + b.len() <= a.addr().0);
     for z in [a, b] {
-        assert!(z.addr().0 >= e.base_virtaddr().0 && z.addr().0 + z.len() <= e.base_virtaddr().0 + e.memory_len());
+        assert!(
+            z.addr().0 >= e.base_virtaddr().0
+                && z.addr().0 + z.len() <= e.base_virtaddr().0 + e.memory_len()
+        );
     }
     // Usable memory.
     // SAFETY: the zone is 1024 bytes, ours, not shared with anyone in this test.
@@ -45,14 +61,21 @@ fn reserve_lookup_walk_dump_free() {
     assert_eq!(e.memzone_lookup("zone-c"), None);
     assert_eq!(e.memzone_lookup(""), None);
     assert_eq!(e.memzone_lookup(&"x".repeat(100)), None);
-    let names: Vec<String> = e.memzone_walk().iter().map(|z| z.name().to_string()).collect();
+    let names: Vec<String> = e
+        .memzone_walk()
+        .iter()
+        .map(|z| z.name().to_string())
+        .collect();
     assert_eq!(names, vec!["zone-a", "zone-b"]);
     assert_eq!(e.memzone_count(), 2);
     let mut out = Vec::new();
     e.memzone_dump(&mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(out.starts_with("2 memzones"), "{out}");
-    assert!(out.contains("name:<zone-a>") && out.contains("name:<zone-b>"), "{out}");
+    assert!(
+        out.contains("name:<zone-a>") && out.contains("name:<zone-b>"),
+        "{out}"
+    );
     e.memzone_free(&a).unwrap();
     assert_eq!(e.memzone_lookup("zone-a"), None);
     // A stale handle is refused, even after the name is reused.
@@ -65,7 +88,11 @@ fn reserve_lookup_walk_dump_free() {
     assert!(e.memzone_walk().is_empty());
     e.heap_check().unwrap();
     let s = e.heap_stats(0).unwrap();
-    assert_eq!((s.alloc_count, s.free_count), (0, 1), "everything coalesced back");
+    assert_eq!(
+        (s.alloc_count, s.free_count),
+        (0, 1),
+        "everything coalesced back"
+    );
 }
 
 #[test]
@@ -74,24 +101,65 @@ fn names_sizes_alignments_are_checked() {
     let max = "n".repeat(MEMZONE_NAME_MAX);
     assert_eq!(MEMZONE_NAME_MAX, 31);
     e.memzone_reserve(&max, 64, None, NONE).unwrap();
-    assert!(matches!(e.memzone_reserve(&"n".repeat(32), 64, None, NONE), Err(Error::BadName { max: 31, .. })));
-    assert!(matches!(e.memzone_reserve("", 64, None, NONE), Err(Error::BadName { .. })));
-    assert!(matches!(e.memzone_reserve("nul\0x", 64, None, NONE), Err(Error::BadName { .. })));
+    assert!(matches!(
+        e.memzone_reserve(&"n".repeat(32), 64, None, NONE),
+        Err(Error::BadName { max: 31, .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve("", 64, None, NONE),
+        Err(Error::BadName { .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve("nul\0x", 64, None, NONE),
+        Err(Error::BadName { .. })
+    ));
     assert!(matches!(e.memzone_reserve(&max, 64, None, NONE), Err(Error::Exists(n)) if n == max));
-    assert!(matches!(e.memzone_reserve("zero", 0, None, NONE), Err(Error::BadSize { len: 0, .. })));
-    assert!(matches!(e.memzone_reserve_aligned("al", 64, None, NONE, 96), Err(Error::BadAlign { align: 96, .. })));
-    assert!(matches!(e.memzone_reserve_bounded("bd", 4096, None, NONE, 64, 1024), Err(Error::BadAlign { bound: 1024, .. })));
-    assert!(matches!(e.memzone_reserve_bounded("bd", 100, None, NONE, 64, 1000), Err(Error::BadAlign { .. })));
-    assert!(matches!(e.memzone_reserve("huge", usize::MAX, None, NONE), Err(Error::BadSize { .. })));
+    assert!(matches!(
+        e.memzone_reserve("zero", 0, None, NONE),
+        Err(Error::BadSize { len: 0, .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve_aligned("al", 64, None, NONE, 96),
+        Err(Error::BadAlign { align: 96, .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve_bounded("bd", 4096, None, NONE, 64, 1024),
+        Err(Error::BadAlign { bound: 1024, .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve_bounded("bd", 100, None, NONE, 64, 1000),
+        Err(Error::BadAlign { .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve("huge", usize::MAX, None, NONE),
+        Err(Error::BadSize { .. })
+    ));
     // Exhaustion: more than the 8 MiB there is.
-    assert!(matches!(e.memzone_reserve("big", 9 << 20, None, NONE), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        e.memzone_reserve("big", 9 << 20, None, NONE),
+        Err(Error::OutOfMemory { .. })
+    ));
     // No memory on socket 5.
-    assert!(matches!(e.memzone_reserve("s5", 64, Some(5), NONE), Err(Error::OutOfMemory { socket: Some(5), .. })));
+    assert!(matches!(
+        e.memzone_reserve("s5", 64, Some(5), NONE),
+        Err(Error::OutOfMemory {
+            socket: Some(5),
+            ..
+        })
+    ));
     // --no-huge: no DMA, and no 2M/1G pages.
-    assert!(matches!(e.memzone_reserve("dma", 64, None, MemzoneFlags::DMA), Err(Error::NoDma { .. })));
-    assert!(matches!(e.memzone_reserve("2m", 64, None, MemzoneFlags::SIZE_2MB), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        e.memzone_reserve("dma", 64, None, MemzoneFlags::DMA),
+        Err(Error::NoDma { .. })
+    ));
+    assert!(matches!(
+        e.memzone_reserve("2m", 64, None, MemzoneFlags::SIZE_2MB),
+        Err(Error::OutOfMemory { .. })
+    ));
     // IOVA_CONTIG is satisfiable (VA mode).
-    let c = e.memzone_reserve("contig", 3 << 20, None, MemzoneFlags::IOVA_CONTIG).unwrap();
+    let c = e
+        .memzone_reserve("contig", 3 << 20, None, MemzoneFlags::IOVA_CONTIG)
+        .unwrap();
     assert!(c.is_iova_contig());
     assert_eq!(c.flags(), MemzoneFlags::IOVA_CONTIG);
     // Failed attempts left nothing behind.
@@ -103,11 +171,23 @@ fn names_sizes_alignments_are_checked() {
 fn bounded_zones_do_not_cross() {
     let e = eal("bound", 8);
     for i in 0..200 {
-        let z = e.memzone_reserve_bounded(&format!("b{i}"), 3000, None, NONE, 64, 4096).unwrap();
-        assert_eq!(z.addr().0 / 4096, (z.addr().0 + 2999) / 4096, "{z:?} crosses a 4 KiB boundary");
+        let z = e
+            .memzone_reserve_bounded(&format!("b{i}"), 3000, None, NONE, 64, 4096)
+            .unwrap();
+        assert_eq!(
+            z.addr().0 / 4096,
+            (z.addr().0 + 2999) / 4096,
+            "{z:?} crosses a 4 KiB boundary"
+        );
     }
-    let big = e.memzone_reserve_bounded("b-big", 1 << 20, None, NONE, 0, 1 << 20).unwrap();
-    assert_eq!(big.addr().0 % (1 << 20), 0, "a zone as large as its bound must start on it");
+    let big = e
+        .memzone_reserve_bounded("b-big", 1 << 20, None, NONE, 0, 1 << 20)
+        .unwrap();
+    assert_eq!(
+        big.addr().0 % (1 << 20),
+        0,
+        "a zone as large as its bound must start on it"
+    );
     e.heap_check().unwrap();
 }
 
@@ -129,17 +209,23 @@ fn exhaustion_then_free_makes_room() {
     e.heap_check().unwrap();
     e.memzone_free(&zones[10]).unwrap();
     e.memzone_reserve("again", 64 << 10, None, NONE).unwrap();
-    assert!(matches!(e.memzone_reserve("more", 64 << 10, None, NONE), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        e.memzone_reserve("more", 64 << 10, None, NONE),
+        Err(Error::OutOfMemory { .. })
+    ));
 }
 
 #[test]
 fn table_full_at_max_memzone() {
     let e = eal("full", 4);
     for i in 0..MAX_MEMZONE {
-        e.memzone_reserve(&format!("t{i}"), 64, None, NONE).unwrap_or_else(|err| panic!("zone {i}: {err}"));
+        e.memzone_reserve(&format!("t{i}"), 64, None, NONE)
+            .unwrap_or_else(|err| panic!("zone {i}: {err}"));
     }
     assert_eq!(e.memzone_count(), 2560);
-    assert!(matches!(e.memzone_reserve("one-more", 64, None, NONE), Err(Error::TableFull(n)) if n == "one-more"));
+    assert!(
+        matches!(e.memzone_reserve("one-more", 64, None, NONE), Err(Error::TableFull(n)) if n == "one-more")
+    );
     let z = e.memzone_lookup("t100").unwrap();
     e.memzone_free(&z).unwrap();
     e.memzone_reserve("one-more", 64, None, NONE).unwrap();
@@ -155,7 +241,9 @@ fn concurrent_reservations_are_distinct() {
             std::thread::spawn(move || {
                 let mut v = Vec::new();
                 for i in 0..200 {
-                    let z = e.memzone_reserve(&format!("th{t}-{i}"), 64 + i * 8, None, NONE).unwrap();
+                    let z = e
+                        .memzone_reserve(&format!("th{t}-{i}"), 64 + i * 8, None, NONE)
+                        .unwrap();
                     v.push(z);
                     if i % 3 == 0 {
                         let z = v.pop().unwrap();
@@ -176,7 +264,10 @@ fn concurrent_reservations_are_distinct() {
     for z in &all {
         assert!(names.contains(z.name()), "{} missing from walk", z.name());
     }
-    let mut ranges: Vec<(u64, u64)> = walked.iter().map(|z| (z.addr().0, z.addr().0 + z.len())).collect();
+    let mut ranges: Vec<(u64, u64)> = walked
+        .iter()
+        .map(|z| (z.addr().0, z.addr().0 + z.len()))
+        .collect();
     ranges.sort();
     for w in ranges.windows(2) {
         assert!(w[0].1 <= w[1].0, "overlapping zones {w:?}");

@@ -20,7 +20,10 @@ use eal::{Eal, Error, MemzoneFlags};
 const GUARD: Duration = Duration::from_secs(120);
 
 fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test").chain(v.iter().copied()).map(String::from).collect()
+    std::iter::once("test")
+        .chain(v.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 fn prefix(tag: &str) -> String {
@@ -28,11 +31,30 @@ fn prefix(tag: &str) -> String {
 }
 
 fn primary(p: &str) -> Eal {
-    Eal::init(&argv(&["--no-huge", "-m", "16", "--no-pci", "-l", "0", "--file-prefix", p])).unwrap().0
+    Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "16",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        p,
+    ]))
+    .unwrap()
+    .0
 }
 
 fn secondary_argv(p: &str) -> Vec<String> {
-    argv(&["--proc-type", "secondary", "--no-pci", "--lcores", "1@0", "--file-prefix", p])
+    argv(&[
+        "--proc-type",
+        "secondary",
+        "--no-pci",
+        "--lcores",
+        "1@0",
+        "--file-prefix",
+        p,
+    ])
 }
 
 fn shm_files(prefix: &str) -> Vec<PathBuf> {
@@ -56,12 +78,18 @@ struct Kid {
 impl Kid {
     fn spawn(role: &str, p: &str, env: &[(&str, String)]) -> Kid {
         let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args(["--exact", "child_main", "--ignored", "--nocapture", "--test-threads=1"])
-            .env("FP_MP_ROLE", role)
-            .env("FP_MP_PREFIX", p)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args([
+            "--exact",
+            "child_main",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FP_MP_ROLE", role)
+        .env("FP_MP_PREFIX", p)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -83,7 +111,12 @@ impl Kid {
             let _ = err.read_to_string(&mut s);
             e2.lock().unwrap().push_str(&s);
         });
-        Kid { child, lines: rx, seen: Vec::new(), stderr }
+        Kid {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            stderr,
+        }
     }
 
     /// Wait for a stdout line containing `tag`; returns the text after it.
@@ -101,7 +134,11 @@ impl Kid {
                 Err(_) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    panic!("child never printed {tag:?}; stdout {:?}; stderr {}", self.seen, self.stderr.lock().unwrap());
+                    panic!(
+                        "child never printed {tag:?}; stdout {:?}; stderr {}",
+                        self.seen,
+                        self.stderr.lock().unwrap()
+                    );
                 }
             }
         }
@@ -125,7 +162,11 @@ impl Kid {
             if Instant::now() > until {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("child did not exit; stdout {:?}; stderr {}", self.seen, self.stderr.lock().unwrap());
+                panic!(
+                    "child did not exit; stdout {:?}; stderr {}",
+                    self.seen,
+                    self.stderr.lock().unwrap()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -193,14 +234,28 @@ fn child_main() {
             }
         },
         "auto" => {
-            let (e, _) = Eal::init(&argv(&["--proc-type", "auto", "--no-huge", "-m", "4", "--no-pci", "--lcores", "1@0", "--file-prefix", &p])).unwrap();
+            let (e, _) = Eal::init(&argv(&[
+                "--proc-type",
+                "auto",
+                "--no-huge",
+                "-m",
+                "4",
+                "--no-pci",
+                "--lcores",
+                "1@0",
+                "--file-prefix",
+                &p,
+            ]))
+            .unwrap();
             println!("ROLE {:?}", e.proc_type());
             0
         }
         "sec_ipc" => sec_ipc(&p),
         "pri_hold" => {
             let e = primary(&p);
-            let z = e.memzone_reserve("held", 4096, None, MemzoneFlags::empty()).unwrap();
+            let z = e
+                .memzone_reserve("held", 4096, None, MemzoneFlags::empty())
+                .unwrap();
             fill(z.as_ptr(), 4096, 9);
             println!("READY {}", e.memory_files()[0].display());
             loop {
@@ -237,7 +292,9 @@ fn child_main() {
         "sec_huge" => {
             let (e, _) = Eal::init(&secondary_argv(&p)).unwrap();
             let z = e.memzone_lookup("huge_mz").unwrap();
-            let ok = !e.no_huge() && check(z.as_ptr(), z.len() as usize, 77) && e.memsegs().iter().all(|m| m.page_size == 2 << 20);
+            let ok = !e.no_huge()
+                && check(z.as_ptr(), z.len() as usize, 77)
+                && e.memsegs().iter().all(|m| m.page_size == 2 << 20);
             fill(z.as_ptr(), z.len() as usize, 78);
             println!("HUGE {ok}");
             0
@@ -255,7 +312,11 @@ fn sec_basic(p: &str) -> i32 {
     assert!(!e.is_primary());
     assert_eq!(e.primary_pid(), std::os::unix::process::parent_id() as i32);
     assert!(e.primary_alive());
-    assert_eq!(e.base_virtaddr().0, want_base, "mapped at the primary's address");
+    assert_eq!(
+        e.base_virtaddr().0,
+        want_base,
+        "mapped at the primary's address"
+    );
     assert_eq!(e.lcore_ids(), vec![1]);
     // The primary's memzone, at the same address, with the primary's bytes.
     let z = e.memzone_lookup("from_primary").expect("memzone visible");
@@ -263,7 +324,9 @@ fn sec_basic(p: &str) -> i32 {
     assert!(check(z.as_ptr(), 8192, 3), "primary's pattern");
     // Write through: the primary checks this after we exit.
     fill(z.as_ptr(), 8192, 4);
-    let z2 = e.memzone_reserve("from_secondary", 4096, None, MemzoneFlags::empty()).unwrap();
+    let z2 = e
+        .memzone_reserve("from_secondary", 4096, None, MemzoneFlags::empty())
+        .unwrap();
     fill(z2.as_ptr(), 4096, 5);
     // The heap works here too (same lock, same arenas).
     let m = e.zmalloc(1000, 0).unwrap();
@@ -273,8 +336,14 @@ fn sec_basic(p: &str) -> i32 {
     // The process table shows both, the primary on lcore 0 and us on lcore 1.
     let procs = e.processes();
     assert_eq!(procs.len(), 2, "{procs:?}");
-    assert_eq!((procs[0].role, procs[0].lcores.clone()), (ProcType::Primary, vec![0]));
-    assert_eq!((procs[1].pid, procs[1].lcores.clone()), (std::process::id() as i32, vec![1]));
+    assert_eq!(
+        (procs[0].role, procs[0].lcores.clone()),
+        (ProcType::Primary, vec![0])
+    );
+    assert_eq!(
+        (procs[1].pid, procs[1].lcores.clone()),
+        (std::process::id() as i32, vec![1])
+    );
     // Left allocated on purpose: the primary frees it by address.
     println!("HEAP {}", m.as_ptr() as usize);
     println!("OK");
@@ -294,7 +363,12 @@ fn sec_ipc(p: &str) -> i32 {
         let mut f = fs::File::from(m.fds()[0].try_clone().unwrap());
         let mut s = String::new();
         f.read_to_string(&mut s).unwrap();
-        Some(Message::new("readfd").unwrap().with_param(s.as_bytes()).unwrap())
+        Some(
+            Message::new("readfd")
+                .unwrap()
+                .with_param(s.as_bytes())
+                .unwrap(),
+        )
     })
     .unwrap();
     e.mp_action_register("note", |m, _| {
@@ -303,7 +377,12 @@ fn sec_ipc(p: &str) -> i32 {
     })
     .unwrap();
     // Secondary → primary request.
-    let r = e.mp_request_sync(&Message::new("ping").unwrap().with_param(b"abc").unwrap(), GUARD).unwrap();
+    let r = e
+        .mp_request_sync(
+            &Message::new("ping").unwrap().with_param(b"abc").unwrap(),
+            GUARD,
+        )
+        .unwrap();
     assert_eq!((r.nb_sent, r.replies.len()), (1, 1));
     assert!(r.replies[0].peer.is_primary());
     println!("PONG {}", String::from_utf8_lossy(r.replies[0].msg.param()));
@@ -320,20 +399,30 @@ fn sec_ipc(p: &str) -> i32 {
 fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
     let p = prefix("basic");
     let e = primary(&p);
-    let z = e.memzone_reserve("from_primary", 8192, None, MemzoneFlags::empty()).unwrap();
+    let z = e
+        .memzone_reserve("from_primary", 8192, None, MemzoneFlags::empty())
+        .unwrap();
     fill(z.as_ptr(), 8192, 3);
     let files_before = e.memory_files().to_vec();
     let mut k = Kid::spawn(
         "sec_basic",
         &p,
-        &[("FP_MZ_ADDR", z.addr().0.to_string()), ("FP_BASE", e.base_virtaddr().0.to_string())],
+        &[
+            ("FP_MZ_ADDR", z.addr().0.to_string()),
+            ("FP_BASE", e.base_virtaddr().0.to_string()),
+        ],
     );
     let heap_ptr: usize = k.expect("HEAP").parse().unwrap();
     k.expect("OK");
     let st = k.wait();
     assert!(st.success(), "{st:?}: {}", k.stderr());
-    assert!(check(z.as_ptr(), 8192, 4), "the secondary's writes are visible");
-    let z2 = e.memzone_lookup("from_secondary").expect("secondary's memzone");
+    assert!(
+        check(z.as_ptr(), 8192, 4),
+        "the secondary's writes are visible"
+    );
+    let z2 = e
+        .memzone_lookup("from_secondary")
+        .expect("secondary's memzone");
     assert!(check(z2.as_ptr(), 4096, 5));
     // The secondary's heap allocation is a real block of the shared heap.
     // SAFETY: the secondary allocated it and exited; nobody else uses it.
@@ -342,7 +431,10 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
     // Its exit removed only its own traces.
     assert_eq!(e.processes().len(), 1);
     assert_eq!(e.memory_files(), files_before.as_slice());
-    assert!(files_before.iter().all(|f| f.exists()), "secondary left the primary's files");
+    assert!(
+        files_before.iter().all(|f| f.exists()),
+        "secondary left the primary's files"
+    );
     assert!(e.config_path().exists());
     let sockets: Vec<String> = fs::read_dir(e.runtime_dir())
         .unwrap()
@@ -350,7 +442,11 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
         .map(|d| d.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("mp_socket"))
         .collect();
-    assert_eq!(sockets, vec!["mp_socket".to_string()], "the secondary removed its socket");
+    assert_eq!(
+        sockets,
+        vec!["mp_socket".to_string()],
+        "the secondary removed its socket"
+    );
     let dir = e.runtime_dir().to_path_buf();
     drop(e);
     assert!(!dir.exists());
@@ -372,7 +468,15 @@ fn ipc_between_processes_with_fds() {
     assert_eq!(k.expect("PONG"), "pong:abc");
     k.expect("READY");
     // Primary → all secondaries (one here).
-    let r = e.mp_request_sync(&Message::new("reverse").unwrap().with_param(b"12345").unwrap(), GUARD).unwrap();
+    let r = e
+        .mp_request_sync(
+            &Message::new("reverse")
+                .unwrap()
+                .with_param(b"12345")
+                .unwrap(),
+            GUARD,
+        )
+        .unwrap();
     assert_eq!((r.nb_sent, r.replies.len()), (1, 1), "{r:?}");
     assert_eq!(r.replies[0].msg.param(), b"54321");
     assert_eq!(r.replies[0].peer.pid(), k.child.id() as i32);
@@ -386,10 +490,21 @@ fn ipc_between_processes_with_fds() {
     let r = e.mp_request_sync(&m, GUARD).unwrap();
     assert_eq!(r.replies[0].msg.param(), b"sent as SCM_RIGHTS");
     // No handler → "ignore", not a wait for the timeout.
-    let r = e.mp_request_sync(&Message::new("unknown").unwrap(), GUARD).unwrap();
+    let r = e
+        .mp_request_sync(&Message::new("unknown").unwrap(), GUARD)
+        .unwrap();
     assert_eq!((r.nb_sent, r.replies.len(), r.nb_ignored), (1, 0, 1));
     // One-way.
-    assert_eq!(e.mp_sendmsg(&Message::new("note").unwrap().with_param(b"one-way").unwrap()).unwrap(), 1);
+    assert_eq!(
+        e.mp_sendmsg(
+            &Message::new("note")
+                .unwrap()
+                .with_param(b"one-way")
+                .unwrap()
+        )
+        .unwrap(),
+        1
+    );
     assert_eq!(k.expect("NOTE"), "one-way");
     k.close_stdin();
     assert!(k.wait().success(), "{}", k.stderr());
@@ -404,29 +519,49 @@ fn secondary_without_primary_fails_clearly() {
     let st = k.wait();
     assert_eq!(st.code(), Some(3), "{}", k.stdout());
     let err = k.stderr();
-    assert!(err.contains(&format!("no primary process running for file prefix '{p}' (start one first)")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no primary process running for file prefix '{p}' (start one first)"
+        )),
+        "{err}"
+    );
     // And after a primary has come and gone (its config left behind by nobody).
     drop(primary(&p));
     let mut k = Kid::spawn("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
-    assert!(k.stderr().contains("no primary process running"), "{}", k.stderr());
+    assert!(
+        k.stderr().contains("no primary process running"),
+        "{}",
+        k.stderr()
+    );
 }
 
 #[test]
 fn version_mismatch_is_refused_naming_both_versions() {
     let p = prefix("ver");
     let e = primary(&p);
-    let cfg = fs::OpenOptions::new().read(true).write(true).open(e.config_path()).unwrap();
+    let cfg = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(e.config_path())
+        .unwrap();
     let mut orig = [0u8; 4];
-    cfg.read_exact_at(&mut orig, eal::config::VERSION_OFFSET).unwrap();
+    cfg.read_exact_at(&mut orig, eal::config::VERSION_OFFSET)
+        .unwrap();
     assert_eq!(u32::from_ne_bytes(orig), eal::config::VERSION);
-    cfg.write_all_at(&99u32.to_ne_bytes(), eal::config::VERSION_OFFSET).unwrap();
+    cfg.write_all_at(&99u32.to_ne_bytes(), eal::config::VERSION_OFFSET)
+        .unwrap();
     let mut k = Kid::spawn("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     let err = k.stderr();
-    assert!(err.contains("layout version 99") && err.contains(&format!("version {}", eal::config::VERSION)), "{err}");
+    assert!(
+        err.contains("layout version 99")
+            && err.contains(&format!("version {}", eal::config::VERSION)),
+        "{err}"
+    );
     // Restored: attaching works.
-    cfg.write_all_at(&orig, eal::config::VERSION_OFFSET).unwrap();
+    cfg.write_all_at(&orig, eal::config::VERSION_OFFSET)
+        .unwrap();
     let mut k = Kid::spawn("sec_try", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ATTACHED Secondary"), "{}", k.stdout());
@@ -466,18 +601,46 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     let mut watch = Kid::spawn("sec_wait", &p, &[]);
     watch.expect("READY");
     // A second primary while the first lives: refused.
-    match Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "-l", "0", "--file-prefix", &p])) {
+    match Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        &p,
+    ])) {
         Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, pri.child.id()),
         other => panic!("expected PrefixInUse, got {other:?}"),
     }
     pri.child.kill().unwrap(); // SIGKILL
     pri.child.wait().unwrap();
     let st = watch.wait();
-    assert_eq!(st.code(), Some(42), "stdout {} stderr {}", watch.stdout(), watch.stderr());
-    assert!(watch.stdout().contains("PRIMARY GONE memory still readable: true"));
+    assert_eq!(
+        st.code(),
+        Some(42),
+        "stdout {} stderr {}",
+        watch.stdout(),
+        watch.stderr()
+    );
+    assert!(watch
+        .stdout()
+        .contains("PRIMARY GONE memory still readable: true"));
     // The lingering secondary still maps the dead primary's files: a new primary refuses.
-    match Eal::init(&argv(&["--no-huge", "-m", "4", "--no-pci", "-l", "0", "--file-prefix", &p])) {
-        Err(Error::SecondariesAlive { pids, .. }) => assert_eq!(pids, vec![linger.child.id() as i32]),
+    match Eal::init(&argv(&[
+        "--no-huge",
+        "-m",
+        "4",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        &p,
+    ])) {
+        Err(Error::SecondariesAlive { pids, .. }) => {
+            assert_eq!(pids, vec![linger.child.id() as i32])
+        }
         other => panic!("expected SecondariesAlive, got {other:?}"),
     }
     assert!(dead_file.exists(), "the refused primary reclaimed nothing");
@@ -500,7 +663,9 @@ fn dead_lock_holder_is_taken_over() {
     c.wait().unwrap();
     e.debug_force_config_lock_holder(dead);
     // Would spin forever without the takeover.
-    let z = e.memzone_reserve("after_steal", 64, None, MemzoneFlags::empty()).unwrap();
+    let z = e
+        .memzone_reserve("after_steal", 64, None, MemzoneFlags::empty())
+        .unwrap();
     assert_eq!(e.memzone_lookup("after_steal"), Some(z));
     assert_eq!(e.config_lock_steals(), 1);
     e.heap_check().unwrap();
@@ -517,13 +682,21 @@ fn secondary_on_real_hugepages() {
         return;
     }
     let roots = SysRoots::default();
-    let Some(s) = HugepageInfo::discover(&roots).ok().and_then(|i| i.size(PS).cloned()) else {
+    let Some(s) = HugepageInfo::discover(&roots)
+        .ok()
+        .and_then(|i| i.size(PS).cloned())
+    else {
         println!("SKIP secondary_on_real_hugepages: kernel has no 2 MiB hugepages");
         return;
     };
     let _ = s;
     // Serialise with every other test that changes the hugepage pool.
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open("/tmp/ferroplane-hugepage-tests.lock").unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/ferroplane-hugepage-tests.lock")
+        .unwrap();
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a valid fd; blocks until the other test is done.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
@@ -544,7 +717,12 @@ fn secondary_on_real_hugepages() {
     }
     let nr = HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().nr;
     let mnt = std::env::temp_dir().join(format!("fp-mp-huge-{}", std::process::id()));
-    let mut restore = Restore { roots: roots.clone(), nr, mnt: mnt.clone(), mounted: false };
+    let mut restore = Restore {
+        roots: roots.clone(),
+        nr,
+        mnt: mnt.clone(),
+        mounted: false,
+    };
     if let Err(e) = hugepage::reserve_pages(&roots, PS, None, nr + 8) {
         println!("SKIP secondary_on_real_hugepages: kernel would not grow the 2 MiB pool: {e}");
         return;
@@ -553,14 +731,30 @@ fn secondary_on_real_hugepages() {
     restore.mounted = true;
     let p = prefix("huge");
     let mnt_s = mnt.display().to_string();
-    let (e, _) = Eal::init(&argv(&["-m", "8", "--huge-dir", &mnt_s, "--no-pci", "-l", "0", "--file-prefix", &p])).unwrap();
+    let (e, _) = Eal::init(&argv(&[
+        "-m",
+        "8",
+        "--huge-dir",
+        &mnt_s,
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap();
     assert!(!e.no_huge());
-    let z = e.memzone_reserve("huge_mz", 3 << 20, None, MemzoneFlags::empty()).unwrap();
+    let z = e
+        .memzone_reserve("huge_mz", 3 << 20, None, MemzoneFlags::empty())
+        .unwrap();
     fill(z.as_ptr(), z.len() as usize, 77);
     let mut k = Kid::spawn("sec_huge", &p, &[]);
     assert_eq!(k.expect("HUGE"), "true", "{}", k.stderr());
     assert!(k.wait().success(), "{}", k.stderr());
-    assert!(check(z.as_ptr(), z.len() as usize, 78), "the secondary wrote through its hugepage mapping");
+    assert!(
+        check(z.as_ptr(), z.len() as usize, 78),
+        "the secondary wrote through its hugepage mapping"
+    );
     let files = e.memory_files().to_vec();
     assert!(files.iter().all(|f| f.starts_with(&mnt) && f.exists()));
     drop(e);

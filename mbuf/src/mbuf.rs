@@ -199,11 +199,20 @@ impl Mbuf {
     /// Fails with [`Error::NoTailroom`] if `data_len` exceeds the pool's data room after
     /// the default headroom, and with [`Error::NoMbufs`] if the pool cannot supply `n`;
     /// `out` is unchanged then.
-    pub fn alloc_bulk_into(pool: &PktmbufPool, out: &mut Vec<Mbuf>, n: usize, data_len: u16, port: u16) -> Result<()> {
+    pub fn alloc_bulk_into(
+        pool: &PktmbufPool,
+        out: &mut Vec<Mbuf>,
+        n: usize,
+        data_len: u16,
+        port: u16,
+    ) -> Result<()> {
         const CHUNK: usize = 64;
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if data_len > room {
-            return Err(Error::NoTailroom { need: data_len.into(), have: room.into() });
+            return Err(Error::NoTailroom {
+                need: data_len.into(),
+                have: room.into(),
+            });
         }
         out.reserve(n);
         let start = out.len();
@@ -215,7 +224,8 @@ impl Mbuf {
                 t.write(VirtAddr(0));
             }
             // SAFETY: the first `k` entries were just initialised.
-            let objs = unsafe { core::slice::from_raw_parts_mut(tmp.as_mut_ptr().cast::<VirtAddr>(), k) };
+            let objs =
+                unsafe { core::slice::from_raw_parts_mut(tmp.as_mut_ptr().cast::<VirtAddr>(), k) };
             if pool.mempool().get_bulk(objs).is_err() {
                 // Dropping what this call appended returns it to the pool.
                 out.truncate(start);
@@ -237,7 +247,11 @@ impl Mbuf {
                 }
                 // SAFETY: `reserve(n)` left room for n >= done + k elements past
                 // `start`; `len + i` is inside it. Non-null object address.
-                unsafe { dst.add(len + i).write(Mbuf { ptr: NonNull::new_unchecked(h) }) };
+                unsafe {
+                    dst.add(len + i).write(Mbuf {
+                        ptr: NonNull::new_unchecked(h),
+                    })
+                };
             }
             // SAFETY: the `k` elements after `len` were just written.
             unsafe { out.set_len(len + k) };
@@ -952,7 +966,8 @@ impl Pending {
         }
         let p = pool_ref(self.pool);
         // SAFETY: the first `n` entries were written by `push`.
-        let objs = unsafe { core::slice::from_raw_parts(self.objs.as_ptr().cast::<VirtAddr>(), self.n) };
+        let objs =
+            unsafe { core::slice::from_raw_parts(self.objs.as_ptr().cast::<VirtAddr>(), self.n) };
         // SAFETY: each object is an mbuf of that pool whose last reference we dropped.
         let r = unsafe { p.put_bulk(objs) };
         if let Err(e) = r {

@@ -141,9 +141,16 @@ fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
     // more than one internal chunk (64)
     Mbuf::alloc_bulk_into(&p, &mut out, 100, 60, 3).unwrap();
     assert_eq!(out.len(), 101);
-    assert_eq!((out[0].pkt_len(), out[0].data()[0]), (10, 7), "existing entries untouched");
+    assert_eq!(
+        (out[0].pkt_len(), out[0].data()[0]),
+        (10, 7),
+        "existing entries untouched"
+    );
     for m in &out[1..] {
-        assert_eq!((m.pkt_len(), m.data_len(), m.nb_segs(), m.port()), (60, 60, 1, 3));
+        assert_eq!(
+            (m.pkt_len(), m.data_len(), m.nb_segs(), m.port()),
+            (60, 60, 1, 3)
+        );
         assert_eq!(m.headroom(), mbuf::PKTMBUF_HEADROOM);
         assert_eq!(m.data().len(), 60);
     }
@@ -151,7 +158,10 @@ fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
     // too long for the room: refused before taking anything
     assert!(matches!(
         Mbuf::alloc_bulk_into(&p, &mut out, 1, 385, 0),
-        Err(Error::NoTailroom { need: 385, have: 384 })
+        Err(Error::NoTailroom {
+            need: 385,
+            have: 384
+        })
     ));
     // pool short by one: nothing appended, nothing kept
     assert!(matches!(
@@ -159,7 +169,11 @@ fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
         Err(Error::NoMbufs { n: 50 })
     ));
     assert_eq!(out.len(), 101);
-    assert_eq!(p.avail_count(), 49, "a failed bulk leaves nothing allocated");
+    assert_eq!(
+        p.avail_count(),
+        49,
+        "a failed bulk leaves nothing allocated"
+    );
     Mbuf::alloc_bulk_into(&p, &mut out, 49, 384, 0).unwrap();
     assert_eq!(p.avail_count(), 0);
     Mbuf::free_bulk(out);

@@ -29,7 +29,11 @@ fn files_of(e: &Eal) -> Vec<PathBuf> {
     assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
     f.push(e.runtime_dir().to_path_buf());
     for p in &f {
-        assert!(p.exists(), "{} should exist while the EAL lives", p.display());
+        assert!(
+            p.exists(),
+            "{} should exist while the EAL lives",
+            p.display()
+        );
     }
     f
 }
@@ -61,8 +65,8 @@ fn exercise(p: &PktmbufPool) {
 fn freed_pktmbuf_pool_leaves_no_files() {
     let e = eal("freed");
     let files = files_of(&e);
-    let p = pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None)
-        .expect("create");
+    let p =
+        pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("create");
     let l = PktmbufPool::lookup(&e, "tdmb").expect("lookup");
     exercise(&l);
     drop(l);
@@ -75,12 +79,13 @@ fn freed_pktmbuf_pool_leaves_no_files() {
 fn unfreed_pktmbuf_pool_releases_the_eal_when_handles_drop() {
     let e = eal("unfreed");
     let files = files_of(&e);
-    let p = pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None)
-        .expect("create");
+    let p =
+        pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("create");
     let q = p.clone();
     exercise(&q);
     drop(p);
     drop(q);
-    e.cleanup().expect("cleanup with the pool never freed but every handle dropped");
+    e.cleanup()
+        .expect("cleanup with the pool never freed but every handle dropped");
     assert_gone(&files);
 }

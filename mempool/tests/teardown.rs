@@ -30,7 +30,11 @@ fn files_of(e: &Eal) -> Vec<PathBuf> {
     assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
     f.push(e.runtime_dir().to_path_buf());
     for p in &f {
-        assert!(p.exists(), "{} should exist while the EAL lives", p.display());
+        assert!(
+            p.exists(),
+            "{} should exist while the EAL lives",
+            p.display()
+        );
     }
     f
 }
@@ -118,7 +122,8 @@ fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
     exercise(&e, &again);
     drop(again);
     drop(s);
-    e.cleanup().expect("cleanup with pools never freed but every handle dropped");
+    e.cleanup()
+        .expect("cleanup with pools never freed but every handle dropped");
     assert_gone(&files);
 }
 
@@ -144,6 +149,7 @@ fn objects_out_at_last_drop_keep_the_pool_attached() {
     unsafe { pool.put(o) }.expect("put back");
     // Re-look up and drop with nothing out: the pool detaches and the EAL can go.
     drop(Mempool::lookup(&e2, "out0").expect("lookup"));
-    e2.cleanup().expect("cleanup once every object is back and handles dropped");
+    e2.cleanup()
+        .expect("cleanup once every object is back and handles dropped");
     assert_gone(&files);
 }

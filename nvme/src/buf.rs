@@ -31,7 +31,10 @@ unsafe impl Sync for IoBuf {}
 
 impl std::fmt::Debug for IoBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IoBuf").field("va", &self.va()).field("len", &self.len).finish()
+        f.debug_struct("IoBuf")
+            .field("va", &self.va())
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -44,10 +47,17 @@ impl IoBuf {
     /// `len` zeroed bytes aligned to `align` (a power of two, at least 4).
     pub fn alloc_aligned(eal: &Eal, len: usize, align: usize) -> Result<IoBuf> {
         if len == 0 {
-            return Err(Error::BadBuffer { why: "zero-length buffer".into() });
+            return Err(Error::BadBuffer {
+                why: "zero-length buffer".into(),
+            });
         }
         let p = eal.zmalloc(len, align.max(4))?;
-        Ok(IoBuf { base: p, ptr: p, len, eal: eal.clone() })
+        Ok(IoBuf {
+            base: p,
+            ptr: p,
+            len,
+            eal: eal.clone(),
+        })
     }
 
     /// `len` zeroed bytes placed so that a multiple of `boundary` (e.g. 2 MiB, the
@@ -55,7 +65,9 @@ impl IoBuf {
     /// testing that transfers across hugepage boundaries are described correctly.
     pub fn alloc_crossing(eal: &Eal, len: usize, boundary: usize) -> Result<IoBuf> {
         if len < 2 || !boundary.is_power_of_two() {
-            return Err(Error::BadBuffer { why: format!("cannot straddle a {boundary}-byte boundary with {len} bytes") });
+            return Err(Error::BadBuffer {
+                why: format!("cannot straddle a {boundary}-byte boundary with {len} bytes"),
+            });
         }
         let total = len + boundary;
         let base = eal.zmalloc(total, 4096)?;
@@ -66,7 +78,12 @@ impl IoBuf {
         // `start >= base` because `cross >= base + half`; `start + len <= base + total`
         // because `cross < base + half + boundary`.
         let ptr = NonNull::new(start as *mut u8).unwrap_or(base);
-        Ok(IoBuf { base, ptr, len, eal: eal.clone() })
+        Ok(IoBuf {
+            base,
+            ptr,
+            len,
+            eal: eal.clone(),
+        })
     }
 
     /// Virtual address of the first byte.

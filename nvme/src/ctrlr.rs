@@ -35,8 +35,8 @@ use crate::prp::{IovaMapper, PAGE_SIZE};
 use crate::qpair::{QPair, QPairOptions};
 use crate::queue::{Cmds, Completion, Done, DoneInner, QueueCore, QueueMem};
 use crate::spec::{
-    self, admin_opc, cc, cns, csts, feat, read_volatile_bytes, reg, Cap, DeallocRead, IdentifyController,
-    IdentifyNamespace, LbaFormat, Sqe,
+    self, admin_opc, cc, cns, csts, feat, read_volatile_bytes, reg, Cap, DeallocRead,
+    IdentifyController, IdentifyNamespace, LbaFormat, Sqe,
 };
 
 /// Controller options.
@@ -141,9 +141,17 @@ impl Hw {
         let v = self.bar.read32(reg::CSTS)?;
         if v == u32::MAX {
             match self.dev.check_alive() {
-                Err(e) => return Err(Error::DeviceGone { addr: self.addr.clone(), why: e.to_string() }),
+                Err(e) => {
+                    return Err(Error::DeviceGone {
+                        addr: self.addr.clone(),
+                        why: e.to_string(),
+                    })
+                }
                 Ok(()) => {
-                    return Err(Error::DeviceGone { addr: self.addr.clone(), why: "CSTS reads all-ones".into() });
+                    return Err(Error::DeviceGone {
+                        addr: self.addr.clone(),
+                        why: "CSTS reads all-ones".into(),
+                    });
                 }
             }
         }
@@ -162,7 +170,10 @@ impl Hw {
                 return Err(Error::ControllerFatal { what: what.into() });
             }
             if start.elapsed() > Duration::from_millis(ms) {
-                return Err(Error::Timeout { what: format!("{what} on {} (CSTS={v:#x})", self.addr), ms });
+                return Err(Error::Timeout {
+                    what: format!("{what} on {} (CSTS={v:#x})", self.addr),
+                    ms,
+                });
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -175,9 +186,26 @@ pub(crate) struct Admin {
 
 impl Admin {
     /// Run one admin command synchronously.
-    pub fn exec(&mut self, hw: &Hw, sqe: Sqe, data: Option<(VirtAddr, u64)>, timeout: Duration) -> Result<Completion> {
-        let cmds = Cmds::Single { sqe, data, payload: None };
-        self.q.submit(&cmds, DoneInner::User(Done::Tag(0)), None, eal::timer::rdtsc()).map_err(|e| e.0)?;
+    pub fn exec(
+        &mut self,
+        hw: &Hw,
+        sqe: Sqe,
+        data: Option<(VirtAddr, u64)>,
+        timeout: Duration,
+    ) -> Result<Completion> {
+        let cmds = Cmds::Single {
+            sqe,
+            data,
+            payload: None,
+        };
+        self.q
+            .submit(
+                &cmds,
+                DoneInner::User(Done::Tag(0)),
+                None,
+                eal::timer::rdtsc(),
+            )
+            .map_err(|e| e.0)?;
         self.q.flush();
         let start = Instant::now();
         let mut next_check = Duration::from_millis(1);
@@ -191,11 +219,17 @@ impl Admin {
             if el >= next_check {
                 next_check = el + Duration::from_millis(1);
                 if hw.csts()? & csts::CFS != 0 {
-                    return Err(Error::ControllerFatal { what: format!("run admin command {:#04x}", sqe.opcode()) });
+                    return Err(Error::ControllerFatal {
+                        what: format!("run admin command {:#04x}", sqe.opcode()),
+                    });
                 }
                 if el > timeout {
                     return Err(Error::Timeout {
-                        what: format!("complete admin command {:#04x} on {}", sqe.opcode(), hw.addr),
+                        what: format!(
+                            "complete admin command {:#04x} on {}",
+                            sqe.opcode(),
+                            hw.addr
+                        ),
                         ms: timeout.as_millis() as u64,
                     });
                 }
@@ -230,13 +264,20 @@ pub(crate) fn alloc_queue_mem(dev: &Device, eal: &Eal, entries: u16) -> Result<Q
     let sq: DmaBuf = dev.dma_alloc(n * 64)?;
     let cq: DmaBuf = dev.dma_alloc(n * 16)?;
     let pages = eal.zmalloc((n - 1) * PAGE_SIZE as usize, PAGE_SIZE as usize)?;
-    let block = HeapBlock { ptr: pages.as_ptr(), eal: eal.clone() };
+    let block = HeapBlock {
+        ptr: pages.as_ptr(),
+        eal: eal.clone(),
+    };
     let mut page_iovas = Vec::with_capacity(n - 1);
     for i in 0..n - 1 {
         let va = VirtAddr::from_ptr(pages.as_ptr()).add(i as u64 * PAGE_SIZE);
         match eal.iova(va) {
             Some(io) => page_iovas.push(io),
-            None => return Err(Error::BadBuffer { why: format!("PRP page {va} has no IOVA") }),
+            None => {
+                return Err(Error::BadBuffer {
+                    why: format!("PRP page {va} has no IOVA"),
+                })
+            }
         }
     }
     Ok(QueueMem {
@@ -284,8 +325,16 @@ impl Shared {
     }
 
     pub fn gone_error(&self) -> Error {
-        let why = self.gone_why.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
-        Error::DeviceGone { addr: self.hw.addr.clone(), why }
+        let why = self
+            .gone_why
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        Error::DeviceGone {
+            addr: self.hw.addr.clone(),
+            why,
+        }
     }
 
     /// Record `e` if it says the device is gone; return it.
@@ -347,7 +396,12 @@ impl Shared {
         match r {
             Ok(up) => {
                 if up.cdata.serial() != self.cdata.serial() {
-                    eal::log_warn!("nvme {}: serial changed across reset ({} -> {})", self.hw.addr, self.cdata.serial(), up.cdata.serial());
+                    eal::log_warn!(
+                        "nvme {}: serial changed across reset ({} -> {})",
+                        self.hw.addr,
+                        self.cdata.serial(),
+                        up.cdata.serial()
+                    );
                 }
                 self.granted.store(up.granted, Ordering::Release);
                 self.state.store(STATE_READY, Ordering::Release);
@@ -369,7 +423,14 @@ pub(crate) struct BroughtUp {
     pub max_xfer: u64,
 }
 
-fn identify(hw: &Hw, admin: &mut Admin, buf: &DmaBuf, cns_: u32, nsid: u32, t: Duration) -> Result<()> {
+fn identify(
+    hw: &Hw,
+    admin: &mut Admin,
+    buf: &DmaBuf,
+    cns_: u32,
+    nsid: u32,
+    t: Duration,
+) -> Result<()> {
     // SAFETY: 4 KiB of our DMA buffer, no command in flight on it.
     unsafe { std::ptr::write_bytes(buf.as_ptr(), 0, 4096) };
     let mut s = Sqe::new(admin_opc::IDENTIFY, 0, nsid);
@@ -380,7 +441,12 @@ fn identify(hw: &Hw, admin: &mut Admin, buf: &DmaBuf, cns_: u32, nsid: u32, t: D
 
 /// The bring-up state machine. With `full` false (reset), stops after Set Features (plus
 /// Identify Controller to check the identity).
-pub(crate) fn bring_up(hw: &Hw, admin: &mut Admin, opts: &ControllerOptions, full: bool) -> Result<BroughtUp> {
+pub(crate) fn bring_up(
+    hw: &Hw,
+    admin: &mut Admin,
+    opts: &ControllerOptions,
+    full: bool,
+) -> Result<BroughtUp> {
     let t = opts.admin_timeout;
     let buf = hw.dev.dma_alloc(4096)?;
     let mut st = InitState::Disable;
@@ -399,7 +465,9 @@ pub(crate) fn bring_up(hw: &Hw, admin: &mut Admin, opts: &ControllerOptions, ful
                 InitState::WaitNotReady
             }
             InitState::WaitNotReady => {
-                hw.wait_csts("disable the controller (wait for CSTS.RDY=0)", true, |v| v & csts::RDY == 0)?;
+                hw.wait_csts("disable the controller (wait for CSTS.RDY=0)", true, |v| {
+                    v & csts::RDY == 0
+                })?;
                 InitState::ConfigureAdminQueue
             }
             InitState::ConfigureAdminQueue => {
@@ -413,11 +481,16 @@ pub(crate) fn bring_up(hw: &Hw, admin: &mut Admin, opts: &ControllerOptions, ful
             }
             InitState::Enable => {
                 if hw.cap.css() & 1 == 0 {
-                    return Err(Error::Unsupported { what: "use the NVM command set (CAP.CSS bit 0 clear)".into() });
+                    return Err(Error::Unsupported {
+                        what: "use the NVM command set (CAP.CSS bit 0 clear)".into(),
+                    });
                 }
                 if hw.cap.mps_min() > PAGE_SIZE {
                     return Err(Error::Unsupported {
-                        what: format!("use 4 KiB memory pages (CAP.MPSMIN is {} bytes)", hw.cap.mps_min()),
+                        what: format!(
+                            "use 4 KiB memory pages (CAP.MPSMIN is {} bytes)",
+                            hw.cap.mps_min()
+                        ),
                     });
                 }
                 let v = cc::EN | cc::CSS_NVM | cc::AMS_RR | cc::IOSQES_64 | cc::IOCQES_16;
@@ -425,7 +498,9 @@ pub(crate) fn bring_up(hw: &Hw, admin: &mut Admin, opts: &ControllerOptions, ful
                 InitState::WaitReady
             }
             InitState::WaitReady => {
-                hw.wait_csts("enable the controller (wait for CSTS.RDY=1)", false, |v| v & csts::RDY != 0)?;
+                hw.wait_csts("enable the controller (wait for CSTS.RDY=1)", false, |v| {
+                    v & csts::RDY != 0
+                })?;
                 InitState::IdentifyController
             }
             InitState::IdentifyController => {
@@ -476,7 +551,11 @@ pub(crate) fn bring_up(hw: &Hw, admin: &mut Admin, opts: &ControllerOptions, ful
                     let f = d.lba_format();
                     let bs = f.block_size();
                     if bs == 0 {
-                        eal::log_warn!("nvme {}: namespace {id} has an unusable LBA format {:#x}; skipped", hw.addr, f.0);
+                        eal::log_warn!(
+                            "nvme {}: namespace {id} has an unusable LBA format {:#x}; skipped",
+                            hw.addr,
+                            f.0
+                        );
                         continue;
                     }
                     let nlbaf = (d.nlbaf as usize + 1).min(16);
@@ -502,8 +581,15 @@ pub(crate) fn bring_up(hw: &Hw, admin: &mut Admin, opts: &ControllerOptions, ful
         eal::log_debug!("nvme {}: {st:?} -> {next:?}", hw.addr);
         st = next;
     }
-    let cdata = cdata.ok_or_else(|| Error::NotReady { why: "bring-up ended without identify data".into() })?;
-    Ok(BroughtUp { cdata, granted, namespaces, max_xfer })
+    let cdata = cdata.ok_or_else(|| Error::NotReady {
+        why: "bring-up ended without identify data".into(),
+    })?;
+    Ok(BroughtUp {
+        cdata,
+        granted,
+        namespaces,
+        max_xfer,
+    })
 }
 
 /// Write a 64-bit register as two 32-bit halves, low first (NVMe 1.4 section 3.1 allows
@@ -523,7 +609,10 @@ pub struct Controller {
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Controller").field("addr", &self.sh.hw.addr).field("cdata", &self.sh.cdata).finish_non_exhaustive()
+        f.debug_struct("Controller")
+            .field("addr", &self.sh.hw.addr)
+            .field("cdata", &self.sh.cdata)
+            .finish_non_exhaustive()
     }
 }
 
@@ -539,22 +628,42 @@ impl Controller {
     pub fn from_device(eal: &Eal, dev: Device, opts: ControllerOptions) -> Result<Controller> {
         let addr = dev.addr().to_string();
         if !eal.dma_capable() {
-            return Err(Error::NotReady { why: "the EAL runs with --no-huge: no DMA memory; run with hugepages".into() });
+            return Err(Error::NotReady {
+                why: "the EAL runs with --no-huge: no DMA memory; run with hugepages".into(),
+            });
         }
         dev.enable_bus_master()?;
         let bar = dev.bar(0)?;
         let cap_lo = bar.read32(reg::CAP)?;
         let cap_hi = bar.read32(reg::CAP + 4)?;
         if cap_lo == u32::MAX && cap_hi == u32::MAX {
-            return Err(Error::DeviceGone { addr, why: "CAP reads all-ones".into() });
+            return Err(Error::DeviceGone {
+                addr,
+                why: "CAP reads all-ones".into(),
+            });
         }
         let cap = Cap(cap_lo as u64 | ((cap_hi as u64) << 32));
         let vs = bar.read32(reg::VS)?;
-        let hw = Hw { dev, bar, cap, addr: addr.clone() };
-        let aqs = opts.admin_queue_size.clamp(2, 4096).min(cap.max_queue_entries().min(4096) as u16);
+        let hw = Hw {
+            dev,
+            bar,
+            cap,
+            addr: addr.clone(),
+        };
+        let aqs = opts
+            .admin_queue_size
+            .clamp(2, 4096)
+            .min(cap.max_queue_entries().min(4096) as u16);
         let mapper: Arc<dyn IovaMapper> = Arc::new(eal.clone());
         let mem = alloc_queue_mem(&hw.dev, eal, aqs)?;
-        let q = QueueCore::new(0, mem, &hw.bar, cap.sq_doorbell(0), cap.cq_doorbell(0), mapper.clone())?;
+        let q = QueueCore::new(
+            0,
+            mem,
+            &hw.bar,
+            cap.sq_doorbell(0),
+            cap.cq_doorbell(0),
+            mapper.clone(),
+        )?;
         let mut admin = Admin { q };
         let up = bring_up(&hw, &mut admin, &opts, true)?;
         let (maj, min, ter) = spec::version(vs);
@@ -660,7 +769,8 @@ impl Controller {
             return Err(self.sh.gone_error());
         }
         let mut a = self.sh.admin();
-        a.exec(&self.sh.hw, sqe, data, self.sh.opts.admin_timeout).map_err(|e| self.sh.note(e))
+        a.exec(&self.sh.hw, sqe, data, self.sh.opts.admin_timeout)
+            .map_err(|e| self.sh.note(e))
     }
 
     /// Get Features `fid` (dword 0 of the completion).
@@ -700,9 +810,10 @@ impl Controller {
         let hw = &self.sh.hw;
         let c = hw.bar.read32(reg::CC)?;
         hw.bar.write32(reg::CC, (c & !(3 << 14)) | cc::SHN_NORMAL)?;
-        hw.wait_csts("shut down the controller", true, |v| v & csts::SHST_MASK == csts::SHST_COMPLETE)
+        hw.wait_csts("shut down the controller", true, |v| {
+            v & csts::SHST_MASK == csts::SHST_COMPLETE
+        })
     }
-
 }
 
 impl Drop for Shared {
@@ -716,6 +827,8 @@ impl Drop for Shared {
         }
         // Disable so the device stops using the admin queue memory we are about to free.
         let _ = self.hw.bar.write32(reg::CC, 0);
-        let _ = self.hw.wait_csts("disable the controller", true, |v| v & csts::RDY == 0);
+        let _ = self
+            .hw
+            .wait_csts("disable the controller", true, |v| v & csts::RDY == 0);
     }
 }

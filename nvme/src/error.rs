@@ -133,7 +133,9 @@ pub enum Error {
         what: String,
     },
     /// No more I/O queue ids (the controller granted fewer).
-    #[error("failed to allocate an I/O queue pair: all {max} queues the controller granted are in use")]
+    #[error(
+        "failed to allocate an I/O queue pair: all {max} queues the controller granted are in use"
+    )]
     NoQueues {
         /// How many were granted.
         max: u16,
@@ -164,7 +166,9 @@ impl Error {
             ) => Error::Aborted { status },
             (sct::MEDIA, media::COMPARE_FAILURE) => Error::CompareFailure { status },
             (sct::MEDIA, _) => Error::MediaError { status },
-            (sct::COMMAND_SPECIFIC, specific::CONFLICTING_ATTRIBUTES) => Error::InvalidField { status },
+            (sct::COMMAND_SPECIFIC, specific::CONFLICTING_ATTRIBUTES) => {
+                Error::InvalidField { status }
+            }
             _ => Error::Command { status },
         }
     }
@@ -188,15 +192,24 @@ impl Error {
     /// are flattened into their message).
     pub fn duplicate(&self) -> Error {
         match self {
-            Error::Timeout { what, ms } => Error::Timeout { what: what.clone(), ms: *ms },
+            Error::Timeout { what, ms } => Error::Timeout {
+                what: what.clone(),
+                ms: *ms,
+            },
             Error::ControllerFatal { what } => Error::ControllerFatal { what: what.clone() },
-            Error::DeviceGone { addr, why } => Error::DeviceGone { addr: addr.clone(), why: why.clone() },
+            Error::DeviceGone { addr, why } => Error::DeviceGone {
+                addr: addr.clone(),
+                why: why.clone(),
+            },
             Error::QueueFull { depth } => Error::QueueFull { depth: *depth },
             Error::Reset => Error::Reset,
             Error::QpairDeleted => Error::QpairDeleted,
             Error::CommandTimeout { ms } => Error::CommandTimeout { ms: *ms },
             Error::BadBuffer { why } => Error::BadBuffer { why: why.clone() },
-            Error::BadArgument { what, why } => Error::BadArgument { what: what.clone(), why: why.clone() },
+            Error::BadArgument { what, why } => Error::BadArgument {
+                what: what.clone(),
+                why: why.clone(),
+            },
             Error::Unsupported { what } => Error::Unsupported { what: what.clone() },
             Error::NoQueues { max } => Error::NoQueues { max: *max },
             Error::NotReady { why } => Error::NotReady { why: why.clone() },

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, Iocb, IoEvent, Mapping, UringCqe, UringParams, UringSqe};
+use crate::sys::{self, IoEvent, Iocb, Mapping, UringCqe, UringParams, UringSqe};
 
 /// Which kernel interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +59,25 @@ impl Uring {
         let mut p = UringParams::default();
         let fd = sys::io_uring_setup(entries.next_power_of_two().max(2), &mut p)?;
         let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
-        let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<UringCqe>();
+        let cq_len =
+            p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<UringCqe>();
         let single = p.features & sys::IORING_FEAT_SINGLE_MMAP != 0;
-        let sq_map = sys::mmap_shared(fd.as_fd(), if single { sq_len.max(cq_len) } else { sq_len }, sys::IORING_OFF_SQ_RING, "the io_uring SQ ring")?;
-        let cq_map = if single { None } else { Some(sys::mmap_shared(fd.as_fd(), cq_len, sys::IORING_OFF_CQ_RING, "the io_uring CQ ring")?) };
+        let sq_map = sys::mmap_shared(
+            fd.as_fd(),
+            if single { sq_len.max(cq_len) } else { sq_len },
+            sys::IORING_OFF_SQ_RING,
+            "the io_uring SQ ring",
+        )?;
+        let cq_map = if single {
+            None
+        } else {
+            Some(sys::mmap_shared(
+                fd.as_fd(),
+                cq_len,
+                sys::IORING_OFF_CQ_RING,
+                "the io_uring CQ ring",
+            )?)
+        };
         let sqe_map = sys::mmap_shared(
             fd.as_fd(),
             p.sq_entries as usize * std::mem::size_of::<UringSqe>(),
@@ -74,7 +89,12 @@ impl Uring {
         // Offsets come from the kernel and lie inside the mappings it sized.
         let at = |base: *mut u8, off: u32| base.wrapping_add(off as usize);
         // SAFETY: the masks are u32 fields inside the ring mappings.
-        let (sq_mask, cq_mask) = unsafe { (*at(sq, p.sq_off.ring_mask).cast::<u32>(), *at(cq, p.cq_off.ring_mask).cast::<u32>()) };
+        let (sq_mask, cq_mask) = unsafe {
+            (
+                *at(sq, p.sq_off.ring_mask).cast::<u32>(),
+                *at(cq, p.cq_off.ring_mask).cast::<u32>(),
+            )
+        };
         Ok(Uring {
             sq_head: at(sq, p.sq_off.head).cast(),
             sq_tail: at(sq, p.sq_off.tail).cast(),
@@ -87,7 +107,9 @@ impl Uring {
             cq_mask,
             cqes: at(cq, p.cq_off.cqes).cast(),
             // SAFETY: sq_tail is an aligned u32 the kernel shares with us.
-            local_tail: unsafe { (*at(sq, p.sq_off.tail).cast::<AtomicU32>()).load(Ordering::Acquire) },
+            local_tail: unsafe {
+                (*at(sq, p.sq_off.tail).cast::<AtomicU32>()).load(Ordering::Acquire)
+            },
             unsubmitted: 0,
             fd,
             _sq_map: sq_map,
@@ -122,7 +144,11 @@ impl Uring {
         if self.unsubmitted == 0 && wait == 0 {
             return Ok(());
         }
-        let flags = if wait > 0 { sys::IORING_ENTER_GETEVENTS } else { 0 };
+        let flags = if wait > 0 {
+            sys::IORING_ENTER_GETEVENTS
+        } else {
+            0
+        };
         let n = sys::io_uring_enter(self.fd.as_fd(), self.unsubmitted, wait, flags)?;
         self.unsubmitted -= n.min(self.unsubmitted);
         Ok(())
@@ -203,7 +229,15 @@ impl KernelDev {
             }),
             Engine::Psync => Inner::Psync(Vec::with_capacity(depth)),
         };
-        Ok(KernelDev { file, path: path.into(), size, depth, inflight: 0, engine, inner })
+        Ok(KernelDev {
+            file,
+            path: path.into(),
+            size,
+            depth,
+            inflight: 0,
+            engine,
+            inner,
+        })
     }
 
     /// Size in bytes.
@@ -232,15 +266,28 @@ impl KernelDev {
     /// # Safety
     /// `[buf, buf+len)` must stay valid (and, for reads, untouched) until the request is
     /// reaped.
-    pub unsafe fn submit(&mut self, write: bool, off: u64, buf: *mut u8, len: usize, tag: u64) -> Result<()> {
+    pub unsafe fn submit(
+        &mut self,
+        write: bool,
+        off: u64,
+        buf: *mut u8,
+        len: usize,
+        tag: u64,
+    ) -> Result<()> {
         if self.inflight >= self.depth {
-            return Err(Error::QueueFull { depth: self.inflight });
+            return Err(Error::QueueFull {
+                depth: self.inflight,
+            });
         }
         let fd = self.file.as_raw_fd();
         match &mut self.inner {
             Inner::Uring(u) => {
                 let sqe = UringSqe {
-                    opcode: if write { sys::IORING_OP_WRITE } else { sys::IORING_OP_READ },
+                    opcode: if write {
+                        sys::IORING_OP_WRITE
+                    } else {
+                        sys::IORING_OP_READ
+                    },
                     fd,
                     off,
                     addr: buf as u64,
@@ -249,14 +296,24 @@ impl KernelDev {
                     ..Default::default()
                 };
                 if !u.push(sqe) {
-                    return Err(Error::QueueFull { depth: self.inflight });
+                    return Err(Error::QueueFull {
+                        depth: self.inflight,
+                    });
                 }
             }
             Inner::Aio(a) => {
-                let Some(slot) = a.free.pop() else { return Err(Error::QueueFull { depth: self.inflight }) };
+                let Some(slot) = a.free.pop() else {
+                    return Err(Error::QueueFull {
+                        depth: self.inflight,
+                    });
+                };
                 a.iocbs[slot] = Iocb {
                     aio_data: slot as u64,
-                    aio_lio_opcode: if write { sys::IOCB_CMD_PWRITE } else { sys::IOCB_CMD_PREAD },
+                    aio_lio_opcode: if write {
+                        sys::IOCB_CMD_PWRITE
+                    } else {
+                        sys::IOCB_CMD_PREAD
+                    },
                     aio_fildes: fd as u32,
                     aio_buf: buf as u64,
                     aio_nbytes: len as u64,
@@ -311,7 +368,11 @@ impl KernelDev {
         let path = &self.path;
         let res = |r: i64| -> Result<usize> {
             if r < 0 {
-                Err(Error::Os { op: "complete", what: format!("I/O on {path}"), source: std::io::Error::from_raw_os_error((-r) as i32) })
+                Err(Error::Os {
+                    op: "complete",
+                    what: format!("I/O on {path}"),
+                    source: std::io::Error::from_raw_os_error((-r) as i32),
+                })
             } else {
                 Ok(r as usize)
             }
@@ -335,7 +396,18 @@ impl KernelDev {
             }
             Inner::Psync(done) => {
                 for (t, r) in done.drain(..) {
-                    f(t, if r < 0 { Err(Error::Os { op: "complete", what: format!("I/O on {path}"), source: std::io::Error::other("pread/pwrite failed") }) } else { Ok(r as usize) });
+                    f(
+                        t,
+                        if r < 0 {
+                            Err(Error::Os {
+                                op: "complete",
+                                what: format!("I/O on {path}"),
+                                source: std::io::Error::other("pread/pwrite failed"),
+                            })
+                        } else {
+                            Ok(r as usize)
+                        },
+                    );
                     n += 1;
                 }
             }
@@ -372,7 +444,13 @@ mod tests {
             // Write 8 blocks of 4 KiB with distinct bytes, then read them into other slots.
             for i in 0..8u64 {
                 // SAFETY: slot i of our 64-page allocation.
-                unsafe { std::ptr::write_bytes(mem.add(i as usize * 4096), (i as u8) + 1 + engine as u8 * 16, 4096) };
+                unsafe {
+                    std::ptr::write_bytes(
+                        mem.add(i as usize * 4096),
+                        (i as u8) + 1 + engine as u8 * 16,
+                        4096,
+                    )
+                };
                 // SAFETY: the slot stays valid and untouched until reaped below.
                 unsafe { d.submit(true, i * 4096, mem.add(i as usize * 4096), 4096, i) }.unwrap();
             }
@@ -384,11 +462,22 @@ mod tests {
             d.flush().unwrap();
             let mut seen = 0u64;
             while seen < 8 {
-                seen += d.reap(1, |t, r| assert_eq!((t < 8, r.unwrap()), (true, 4096))).unwrap() as u64;
+                seen += d
+                    .reap(1, |t, r| assert_eq!((t < 8, r.unwrap()), (true, 4096)))
+                    .unwrap() as u64;
             }
             for i in 0..8u64 {
                 // SAFETY: slots 16.. are not used by anything else.
-                unsafe { d.submit(false, i * 4096, mem.add((16 + i) as usize * 4096), 4096, 100 + i) }.unwrap();
+                unsafe {
+                    d.submit(
+                        false,
+                        i * 4096,
+                        mem.add((16 + i) as usize * 4096),
+                        4096,
+                        100 + i,
+                    )
+                }
+                .unwrap();
             }
             d.flush().unwrap();
             let mut seen = 0;

@@ -62,16 +62,23 @@ pub fn build_prps(
     mut put: impl FnMut(usize, u64),
 ) -> Result<Prps> {
     if len == 0 {
-        return Err(Error::BadBuffer { why: "zero-length transfer".into() });
+        return Err(Error::BadBuffer {
+            why: "zero-length transfer".into(),
+        });
     }
     if va.0 & 3 != 0 {
-        return Err(Error::BadBuffer { why: format!("buffer at {va} is not dword (4-byte) aligned, as PRP entries require") });
+        return Err(Error::BadBuffer {
+            why: format!("buffer at {va} is not dword (4-byte) aligned, as PRP entries require"),
+        });
     }
     let off = va.0 % PAGE_SIZE;
     let pages = (off + len).div_ceil(PAGE_SIZE);
     if pages > MAX_LIST_ENTRIES as u64 + 1 {
         return Err(Error::BadBuffer {
-            why: format!("{len} bytes span {pages} pages; one command takes at most {}", MAX_LIST_ENTRIES + 1),
+            why: format!(
+                "{len} bytes span {pages} pages; one command takes at most {}",
+                MAX_LIST_ENTRIES + 1
+            ),
         });
     }
     let page_iova = |i: u64| -> Result<u64> {
@@ -86,8 +93,16 @@ pub fn build_prps(
     };
     let prp1 = page_iova(0)? + off;
     match pages {
-        1 => Ok(Prps { prp1, prp2: 0, list_entries: 0 }),
-        2 => Ok(Prps { prp1, prp2: page_iova(1)?, list_entries: 0 }),
+        1 => Ok(Prps {
+            prp1,
+            prp2: 0,
+            list_entries: 0,
+        }),
+        2 => Ok(Prps {
+            prp1,
+            prp2: page_iova(1)?,
+            list_entries: 0,
+        }),
         n => {
             // Translate everything first so a failure writes nothing.
             let mut first_err = None;
@@ -103,7 +118,11 @@ pub fn build_prps(
             for i in 1..n {
                 put((i - 1) as usize, page_iova(i)?);
             }
-            Ok(Prps { prp1, prp2: list_iova.0, list_entries: (n - 1) as usize })
+            Ok(Prps {
+                prp1,
+                prp2: list_iova.0,
+                list_entries: (n - 1) as usize,
+            })
         }
     }
 }
@@ -121,18 +140,27 @@ mod tests {
     impl IovaMapper for Fake {
         fn iova(&self, va: VirtAddr) -> Option<Iova> {
             let k = va.0.checked_sub(self.base)? / PAGE_SIZE;
-            self.iovas.get(k as usize).map(|p| Iova(p + va.0 % PAGE_SIZE))
+            self.iovas
+                .get(k as usize)
+                .map(|p| Iova(p + va.0 % PAGE_SIZE))
         }
     }
 
     fn fake(n: usize) -> Fake {
         // Scrambled, non-contiguous page IOVAs: every page elsewhere.
-        Fake { base: 0x7000_0000, iovas: (0..n as u64).map(|k| 0x10_0000_0000 + ((k * 7919) % 1009) * 0x20_0000).collect() }
+        Fake {
+            base: 0x7000_0000,
+            iovas: (0..n as u64)
+                .map(|k| 0x10_0000_0000 + ((k * 7919) % 1009) * 0x20_0000)
+                .collect(),
+        }
     }
 
     fn run(m: &Fake, off: u64, len: u64) -> Result<(Prps, Vec<(usize, u64)>)> {
         let mut list = Vec::new();
-        let p = build_prps(VirtAddr(m.base + off), len, m, Iova(0xabc000), |i, v| list.push((i, v)))?;
+        let p = build_prps(VirtAddr(m.base + off), len, m, Iova(0xabc000), |i, v| {
+            list.push((i, v))
+        })?;
         Ok((p, list))
     }
 
@@ -140,7 +168,14 @@ mod tests {
     fn single_page() {
         let m = fake(4);
         let (p, l) = run(&m, 0, 4096).unwrap();
-        assert_eq!(p, Prps { prp1: m.iovas[0], prp2: 0, list_entries: 0 });
+        assert_eq!(
+            p,
+            Prps {
+                prp1: m.iovas[0],
+                prp2: 0,
+                list_entries: 0
+            }
+        );
         assert!(l.is_empty());
         let (p, _) = run(&m, 512, 3584).unwrap();
         assert_eq!(p.prp1, m.iovas[0] + 512);
@@ -161,7 +196,13 @@ mod tests {
     #[test]
     fn lists_hold_page_iovas_in_order() {
         let m = fake(600);
-        for (off, len) in [(0u64, 12288u64), (100 * 4, 8192), (0, 1 << 20), (2048, (1 << 20) + 4096), (0, MAX_PRP_TRANSFER)] {
+        for (off, len) in [
+            (0u64, 12288u64),
+            (100 * 4, 8192),
+            (0, 1 << 20),
+            (2048, (1 << 20) + 4096),
+            (0, MAX_PRP_TRANSFER),
+        ] {
             let (p, l) = run(&m, off, len).unwrap();
             let pages = (off % 4096 + len).div_ceil(4096) as usize;
             assert_eq!(p.prp1, m.iovas[0] + off % 4096);
@@ -183,14 +224,24 @@ mod tests {
         assert!(run(&m, 4, MAX_PRP_TRANSFER + 4096).is_err()); // 514 pages
         assert!(run(&m, 0, MAX_PRP_TRANSFER + 8192).is_err());
         assert!(run(&m, 4, MAX_PRP_TRANSFER).is_ok()); // 513 pages: PRP1 + a full list
-        // Last page unmapped: no list entries written.
+                                                       // Last page unmapped: no list entries written.
         let short = fake(3);
         let mut wrote = 0;
-        let e = build_prps(VirtAddr(short.base), 4 * 4096, &short, Iova(0x1000), |_, _| wrote += 1).unwrap_err();
+        let e = build_prps(
+            VirtAddr(short.base),
+            4 * 4096,
+            &short,
+            Iova(0x1000),
+            |_, _| wrote += 1,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::BadBuffer { .. }), "{e}");
         assert_eq!(wrote, 0);
         // Unaligned IOVA from the mapper.
-        let bad = Fake { base: 0x7000_0000, iovas: vec![0x1000, 0x2010] };
+        let bad = Fake {
+            base: 0x7000_0000,
+            iovas: vec![0x1000, 0x2010],
+        };
         assert!(build_prps(VirtAddr(bad.base), 8192, &bad, Iova(0), |_, _| ()).is_err());
     }
 }

@@ -59,7 +59,10 @@ pub struct QPairOptions {
 
 impl Default for QPairOptions {
     fn default() -> Self {
-        QPairOptions { size: 256, timeout: Some(Duration::from_secs(30)) }
+        QPairOptions {
+            size: 256,
+            timeout: Some(Duration::from_secs(30)),
+        }
     }
 }
 
@@ -105,7 +108,10 @@ pub struct QPair {
 
 impl std::fmt::Debug for QPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QPair").field("qid", &self.core.qid).field("entries", &self.core.entries()).finish_non_exhaustive()
+        f.debug_struct("QPair")
+            .field("qid", &self.core.qid)
+            .field("entries", &self.core.entries())
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +120,10 @@ impl QPair {
         if sh.gone.load(Ordering::Acquire) {
             return Err(sh.gone_error());
         }
-        let entries = opts.size.clamp(2, 4096).min(sh.hw.cap.max_queue_entries().min(4096) as u16);
+        let entries = opts
+            .size
+            .clamp(2, 4096)
+            .min(sh.hw.cap.max_queue_entries().min(4096) as u16);
         let qid = {
             let mut q = sh.qids.lock().unwrap_or_else(|p| p.into_inner());
             let granted = sh.granted.load(Ordering::Acquire) as usize;
@@ -126,20 +135,34 @@ impl QPair {
                     q[i] = true;
                     i as u16 + 1
                 }
-                None => return Err(Error::NoQueues { max: granted as u16 }),
+                None => {
+                    return Err(Error::NoQueues {
+                        max: granted as u16,
+                    })
+                }
             }
         };
         let r = (|| {
             let mem = alloc_queue_mem(&sh.hw.dev, &sh.eal, entries)?;
             let cap = sh.hw.cap;
-            let mut core = QueueCore::new(qid, mem, &sh.hw.bar, cap.sq_doorbell(qid), cap.cq_doorbell(qid), sh.mapper.clone())?;
+            let mut core = QueueCore::new(
+                qid,
+                mem,
+                &sh.hw.bar,
+                cap.sq_doorbell(qid),
+                cap.cq_doorbell(qid),
+                sh.mapper.clone(),
+            )?;
             let hz = eal::timer::tsc_hz();
             core.timeout_ms = opts.timeout.map(|d| d.as_millis() as u64).unwrap_or(0);
             let mut admin = sh.admin();
             if sh.state.load(Ordering::Acquire) != STATE_READY {
-                return Err(Error::NotReady { why: "the controller failed its last reset".into() });
+                return Err(Error::NotReady {
+                    why: "the controller failed its last reset".into(),
+                });
             }
-            sh.create_io_queues(&mut admin, &core).map_err(|e| sh.note(e))?;
+            sh.create_io_queues(&mut admin, &core)
+                .map_err(|e| sh.note(e))?;
             let gen = sh.generation.load(Ordering::Acquire);
             drop(admin);
             let now = eal::timer::rdtsc();
@@ -147,7 +170,10 @@ impl QPair {
                 core,
                 gen,
                 dead: None,
-                timeout_ticks: opts.timeout.map(|d| (d.as_nanos() as u64).saturating_mul(hz) / 1_000_000_000).unwrap_or(0),
+                timeout_ticks: opts
+                    .timeout
+                    .map(|d| (d.as_nanos() as u64).saturating_mul(hz) / 1_000_000_000)
+                    .unwrap_or(0),
                 check_ticks: hz / 100,
                 next_check: now + hz / 100,
                 alive_ticks: hz,
@@ -212,7 +238,11 @@ impl QPair {
         }
         match self.sh.create_io_queues(&mut admin, &self.core) {
             Ok(()) => {
-                eal::log_info!("nvme {}: queue pair {} re-created after a reset", self.sh.hw.addr, self.core.qid);
+                eal::log_info!(
+                    "nvme {}: queue pair {} re-created after a reset",
+                    self.sh.hw.addr,
+                    self.core.qid
+                );
                 self.gen = g;
                 self.dead = None;
                 Ok(())
@@ -227,11 +257,20 @@ impl QPair {
     }
 
     #[allow(clippy::result_large_err)]
-    fn submit_inner(&mut self, cmds: &Cmds<'_>, done: DoneInner, buf: Option<IoBuf>) -> std::result::Result<(), (Error, DoneInner, Option<IoBuf>)> {
+    fn submit_inner(
+        &mut self,
+        cmds: &Cmds<'_>,
+        done: DoneInner,
+        buf: Option<IoBuf>,
+    ) -> std::result::Result<(), (Error, DoneInner, Option<IoBuf>)> {
         if let Err(e) = self.sync() {
             return Err((e, done, buf));
         }
-        let now = if self.timeout_ticks != 0 { eal::timer::rdtsc() } else { 0 };
+        let now = if self.timeout_ticks != 0 {
+            eal::timer::rdtsc()
+        } else {
+            0
+        };
         self.core.submit(cmds, done, buf, now)
     }
 
@@ -245,9 +284,17 @@ impl QPair {
     ) -> std::result::Result<(), Rejected> {
         if !(buf.len() as u64).is_multiple_of(ns.block_size) {
             let error = Error::BadBuffer {
-                why: format!("{} bytes is not a multiple of namespace {}'s {}-byte blocks", buf.len(), ns.id, ns.block_size),
+                why: format!(
+                    "{} bytes is not a multiple of namespace {}'s {}-byte blocks",
+                    buf.len(),
+                    ns.id,
+                    ns.block_size
+                ),
             };
-            return Err(Rejected { error, buf: Some(buf) });
+            return Err(Rejected {
+                error,
+                buf: Some(buf),
+            });
         }
         let cmds = Cmds::Blocks {
             sqe: Sqe::new(opc, 0, ns.id),
@@ -257,7 +304,8 @@ impl QPair {
             max_nlb: ns.max_xfer_blocks,
             data: Some(buf.va()),
         };
-        self.submit_inner(&cmds, DoneInner::WithBuf(Box::new(cb)), Some(buf)).map_err(|(error, _, buf)| Rejected { error, buf })
+        self.submit_inner(&cmds, DoneInner::WithBuf(Box::new(cb)), Some(buf))
+            .map_err(|(error, _, buf)| Rejected { error, buf })
     }
 
     /// Read `buf.len()` bytes (a multiple of the block size) from block `lba` into
@@ -295,10 +343,25 @@ impl QPair {
         self.submit_buf(io_opc::COMPARE, ns, lba, buf, cb)
     }
 
-    fn raw(&mut self, opc: u8, ns: &Namespace, lba: u64, nlb: u64, va: VirtAddr, done: Done) -> Result<()> {
-        let cmds =
-            Cmds::Blocks { sqe: Sqe::new(opc, 0, ns.id), slba: lba, nlb, bs: ns.block_size, max_nlb: ns.max_xfer_blocks, data: Some(va) };
-        self.submit_inner(&cmds, DoneInner::User(done), None).map_err(|e| e.0)
+    fn raw(
+        &mut self,
+        opc: u8,
+        ns: &Namespace,
+        lba: u64,
+        nlb: u64,
+        va: VirtAddr,
+        done: Done,
+    ) -> Result<()> {
+        let cmds = Cmds::Blocks {
+            sqe: Sqe::new(opc, 0, ns.id),
+            slba: lba,
+            nlb,
+            bs: ns.block_size,
+            max_nlb: ns.max_xfer_blocks,
+            data: Some(va),
+        };
+        self.submit_inner(&cmds, DoneInner::User(done), None)
+            .map_err(|e| e.0)
     }
 
     /// Read `nlb` blocks at `lba` into the memory at `va`.
@@ -307,7 +370,14 @@ impl QPair {
     /// `[va, va + nlb * block size)` must be EAL memory that stays allocated, and is
     /// neither read nor written through references, until this request's completion has
     /// been delivered (the device writes it at any time until then).
-    pub unsafe fn read_raw(&mut self, ns: &Namespace, lba: u64, nlb: u64, va: VirtAddr, done: Done) -> Result<()> {
+    pub unsafe fn read_raw(
+        &mut self,
+        ns: &Namespace,
+        lba: u64,
+        nlb: u64,
+        va: VirtAddr,
+        done: Done,
+    ) -> Result<()> {
         self.raw(io_opc::READ, ns, lba, nlb, va, done)
     }
 
@@ -315,7 +385,14 @@ impl QPair {
     ///
     /// # Safety
     /// As [`read_raw`](Self::read_raw); the memory must not be written meanwhile.
-    pub unsafe fn write_raw(&mut self, ns: &Namespace, lba: u64, nlb: u64, va: VirtAddr, done: Done) -> Result<()> {
+    pub unsafe fn write_raw(
+        &mut self,
+        ns: &Namespace,
+        lba: u64,
+        nlb: u64,
+        va: VirtAddr,
+        done: Done,
+    ) -> Result<()> {
         self.raw(io_opc::WRITE, ns, lba, nlb, va, done)
     }
 
@@ -323,7 +400,14 @@ impl QPair {
     ///
     /// # Safety
     /// As [`write_raw`](Self::write_raw).
-    pub unsafe fn compare_raw(&mut self, ns: &Namespace, lba: u64, nlb: u64, va: VirtAddr, done: Done) -> Result<()> {
+    pub unsafe fn compare_raw(
+        &mut self,
+        ns: &Namespace,
+        lba: u64,
+        nlb: u64,
+        va: VirtAddr,
+        done: Done,
+    ) -> Result<()> {
         self.raw(io_opc::COMPARE, ns, lba, nlb, va, done)
     }
 
@@ -337,18 +421,26 @@ impl QPair {
             max_nlb: MAX_WRITE_ZEROES_BLOCKS,
             data: None,
         };
-        self.submit_inner(&cmds, DoneInner::User(done), None).map_err(|e| e.0)
+        self.submit_inner(&cmds, DoneInner::User(done), None)
+            .map_err(|e| e.0)
     }
 
     /// Dataset Management with the Deallocate attribute (trim) over up to 256 ranges of
     /// `(lba, blocks)`.
     pub fn deallocate(&mut self, ns: &Namespace, ranges: &[(u64, u32)], done: Done) -> Result<()> {
         if ranges.is_empty() || ranges.len() > 256 {
-            return Err(Error::BadArgument { what: "deallocate".into(), why: format!("{} ranges (1..=256 allowed)", ranges.len()) });
+            return Err(Error::BadArgument {
+                what: "deallocate".into(),
+                why: format!("{} ranges (1..=256 allowed)", ranges.len()),
+            });
         }
         let mut payload = Vec::with_capacity(ranges.len() * 16);
         for &(slba, nlb) in ranges {
-            let r = DsmRange { cattr: 0, nlb, slba };
+            let r = DsmRange {
+                cattr: 0,
+                nlb,
+                slba,
+            };
             payload.extend_from_slice(&r.cattr.to_le_bytes());
             payload.extend_from_slice(&r.nlb.to_le_bytes());
             payload.extend_from_slice(&r.slba.to_le_bytes());
@@ -356,14 +448,24 @@ impl QPair {
         let mut sqe = Sqe::new(io_opc::DATASET_MANAGEMENT, 0, ns.id);
         sqe.cdw10 = ranges.len() as u32 - 1;
         sqe.cdw11 = DSM_ATTR_DEALLOCATE;
-        let cmds = Cmds::Single { sqe, data: None, payload: Some(&payload) };
-        self.submit_inner(&cmds, DoneInner::User(done), None).map_err(|e| e.0)
+        let cmds = Cmds::Single {
+            sqe,
+            data: None,
+            payload: Some(&payload),
+        };
+        self.submit_inner(&cmds, DoneInner::User(done), None)
+            .map_err(|e| e.0)
     }
 
     /// Flush the namespace's volatile write cache.
     pub fn flush(&mut self, ns: &Namespace, done: Done) -> Result<()> {
-        let cmds = Cmds::Single { sqe: Sqe::new(io_opc::FLUSH, 0, ns.id), data: None, payload: None };
-        self.submit_inner(&cmds, DoneInner::User(done), None).map_err(|e| e.0)
+        let cmds = Cmds::Single {
+            sqe: Sqe::new(io_opc::FLUSH, 0, ns.id),
+            data: None,
+            payload: None,
+        };
+        self.submit_inner(&cmds, DoneInner::User(done), None)
+            .map_err(|e| e.0)
     }
 
     /// Ring the SQ tail doorbell for everything queued since the last ring.
@@ -380,7 +482,11 @@ impl QPair {
 
     /// [`process_completions`](Self::process_completions), handing tagged results
     /// (including failures found since the last call) to `f`.
-    pub fn process_completions_with(&mut self, max: usize, mut f: impl FnMut(u64, Result<Completion>)) -> usize {
+    pub fn process_completions_with(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(u64, Result<Completion>),
+    ) -> usize {
         let mut n = 0;
         if !self.pending.is_empty() {
             for (t, r) in self.pending.drain(..) {
@@ -444,7 +550,9 @@ impl QPair {
                 let _ = sh.reset_from(Some(self.gen));
                 let _ = self.sync();
             } else {
-                let e = Error::ControllerFatal { what: "process completions".into() };
+                let e = Error::ControllerFatal {
+                    what: "process completions".into(),
+                };
                 self.dead = Some(e.to_string());
                 let pending = &mut self.pending;
                 self.core.fail_all(&e, &mut |t, r| pending.push((t, r)));
@@ -461,7 +569,11 @@ impl QPair {
                 need_reset = true;
                 continue;
             }
-            eal::log_warn!("nvme {}: command {cid} on queue {} timed out; aborting it", sh.hw.addr, self.core.qid);
+            eal::log_warn!(
+                "nvme {}: command {cid} on queue {} timed out; aborting it",
+                sh.hw.addr,
+                self.core.qid
+            );
             let mut s = Sqe::new(admin_opc::ABORT, 0, 0);
             s.cdw10 = self.core.qid as u32 | ((cid as u32) << 16);
             let r = sh.admin().exec(&sh.hw, s, None, sh.opts.admin_timeout);
@@ -472,7 +584,10 @@ impl QPair {
             self.core.mark_abort_sent(cid, now);
         }
         if need_reset && sh.opts.auto_reset {
-            eal::log_warn!("nvme {}: timed-out command not aborted; resetting the controller", sh.hw.addr);
+            eal::log_warn!(
+                "nvme {}: timed-out command not aborted; resetting the controller",
+                sh.hw.addr
+            );
             let _ = sh.reset_from(Some(self.gen));
             let _ = self.sync();
         }
@@ -484,7 +599,10 @@ impl QPair {
 fn stop_dma(sh: &Shared) {
     if let Ok(cmd) = sh.hw.dev.config_read16(eal::device::PCI_COMMAND) {
         if cmd != u16::MAX {
-            let _ = sh.hw.dev.config_write16(eal::device::PCI_COMMAND, cmd & !eal::device::PCI_COMMAND_MASTER);
+            let _ = sh.hw.dev.config_write16(
+                eal::device::PCI_COMMAND,
+                cmd & !eal::device::PCI_COMMAND_MASTER,
+            );
         }
     }
 }
@@ -514,7 +632,8 @@ impl Drop for QPair {
             let mut admin = sh.admin();
             let mut d = Sqe::new(admin_opc::DELETE_SQ, 0, 0);
             d.cdw10 = qid as u32;
-            sh.generation.load(Ordering::Acquire) != self.gen || admin.exec(&sh.hw, d, None, t).is_ok()
+            sh.generation.load(Ordering::Acquire) != self.gen
+                || admin.exec(&sh.hw, d, None, t).is_ok()
         };
         // Deleting the SQ aborts its commands; their completions are in the CQ now.
         self.core.process(usize::MAX, &mut none);
@@ -522,10 +641,14 @@ impl Drop for QPair {
             let mut admin = sh.admin();
             let mut d = Sqe::new(admin_opc::DELETE_CQ, 0, 0);
             d.cdw10 = qid as u32;
-            ok = sh.generation.load(Ordering::Acquire) != self.gen || admin.exec(&sh.hw, d, None, t).is_ok();
+            ok = sh.generation.load(Ordering::Acquire) != self.gen
+                || admin.exec(&sh.hw, d, None, t).is_ok();
         }
         if !ok {
-            eal::log_warn!("nvme {}: could not delete queue pair {qid}; leaking its memory", sh.hw.addr);
+            eal::log_warn!(
+                "nvme {}: could not delete queue pair {qid}; leaking its memory",
+                sh.hw.addr
+            );
             self.core.leak_buffers();
             self.core.fail_all(&Error::QpairDeleted, &mut none);
             self.core.leak_memory();

@@ -91,10 +91,21 @@ pub(crate) struct QueueMem {
 pub(crate) enum Cmds<'a> {
     /// One command; optional data buffer (PRPs) or a payload copied into the tracker's
     /// page (used as PRP1).
-    Single { sqe: Sqe, data: Option<(VirtAddr, u64)>, payload: Option<&'a [u8]> },
+    Single {
+        sqe: Sqe,
+        data: Option<(VirtAddr, u64)>,
+        payload: Option<&'a [u8]>,
+    },
     /// A block range split into commands of at most `max_nlb` blocks each; `data` is the
     /// buffer of the whole range (none for Write Zeroes).
-    Blocks { sqe: Sqe, slba: u64, nlb: u64, bs: u64, max_nlb: u64, data: Option<VirtAddr> },
+    Blocks {
+        sqe: Sqe,
+        slba: u64,
+        nlb: u64,
+        bs: u64,
+        max_nlb: u64,
+        data: Option<VirtAddr>,
+    },
 }
 
 #[derive(Clone, Copy, Default)]
@@ -146,10 +157,20 @@ unsafe impl Send for QueueCore {}
 
 impl QueueCore {
     /// A queue over `mem`, doorbells at `sq_db`/`cq_db` in `bar`.
-    pub fn new(qid: u16, mem: QueueMem, bar: &MmioRegion, sq_db: u64, cq_db: u64, mapper: Arc<dyn IovaMapper>) -> Result<QueueCore> {
+    pub fn new(
+        qid: u16,
+        mem: QueueMem,
+        bar: &MmioRegion,
+        sq_db: u64,
+        cq_db: u64,
+        mapper: Arc<dyn IovaMapper>,
+    ) -> Result<QueueCore> {
         let entries = mem.entries;
         if entries < 2 || mem.page_iovas.len() < entries as usize - 1 {
-            return Err(Error::BadArgument { what: "set up a queue".into(), why: format!("{entries} entries") });
+            return Err(Error::BadArgument {
+                what: "set up a queue".into(),
+                why: format!("{entries} entries"),
+            });
         }
         for off in [sq_db, cq_db] {
             // Validates the doorbell offsets once; the hot path then stores directly.
@@ -212,7 +233,10 @@ impl QueueCore {
             Cmds::Single { .. } => Ok(1),
             Cmds::Blocks { nlb, max_nlb, .. } => {
                 if *nlb == 0 || *max_nlb == 0 {
-                    return Err(Error::BadArgument { what: "submit an I/O".into(), why: "zero blocks".into() });
+                    return Err(Error::BadArgument {
+                        what: "submit an I/O".into(),
+                        why: "zero blocks".into(),
+                    });
                 }
                 Ok(nlb.div_ceil(*max_nlb))
             }
@@ -237,14 +261,29 @@ impl QueueCore {
             if n > self.trk.len() as u64 {
                 let e = Error::BadArgument {
                     what: "submit an I/O".into(),
-                    why: format!("it needs {n} commands, more than the queue's {} slots", self.trk.len()),
+                    why: format!(
+                        "it needs {n} commands, more than the queue's {} slots",
+                        self.trk.len()
+                    ),
                 };
                 return Err((e, done, buf));
             }
-            return Err((Error::QueueFull { depth: self.outstanding_cmds() }, done, buf));
+            return Err((
+                Error::QueueFull {
+                    depth: self.outstanding_cmds(),
+                },
+                done,
+                buf,
+            ));
         }
         let Some(&req) = self.free_reqs.last() else {
-            return Err((Error::QueueFull { depth: self.outstanding_cmds() }, done, buf));
+            return Err((
+                Error::QueueFull {
+                    depth: self.outstanding_cmds(),
+                },
+                done,
+                buf,
+            ));
         };
         // Write the SQEs beyond the doorbelled tail; commit only if all of them built.
         let start_tail = self.sq_tail;
@@ -252,14 +291,20 @@ impl QueueCore {
         let mut tail = self.sq_tail;
         let mut k = 0usize;
         let r: Result<()> = (|| {
-            let mut each = |mut sqe: Sqe, data: Option<(VirtAddr, u64)>, payload: Option<&[u8]>| -> Result<()> {
+            let mut each = |mut sqe: Sqe,
+                            data: Option<(VirtAddr, u64)>,
+                            payload: Option<&[u8]>|
+             -> Result<()> {
                 let cid = self.free_cids[used - 1 - k];
                 sqe.set_cid(cid);
                 let page = self.page(cid);
                 let page_iova = self.mem.page_iovas[cid as usize];
                 if let Some(p) = payload {
                     if p.len() as u64 > PAGE_SIZE {
-                        return Err(Error::BadArgument { what: "submit a command".into(), why: "payload over 4 KiB".into() });
+                        return Err(Error::BadArgument {
+                            what: "submit a command".into(),
+                            why: "payload over 4 KiB".into(),
+                        });
                     }
                     for (i, b) in p.iter().enumerate() {
                         // SAFETY: `page` is this tracker's 4 KiB page, i < 4096; the
@@ -281,13 +326,24 @@ impl QueueCore {
                 // SAFETY: `tail < entries`; the slot is free (at most entries-1 commands
                 // are outstanding) and invisible to the device until the doorbell.
                 unsafe { write_volatile_pod(self.mem.sq.add(tail as usize), sqe) };
-                tail = if tail + 1 == self.entries { 0 } else { tail + 1 };
+                tail = if tail + 1 == self.entries {
+                    0
+                } else {
+                    tail + 1
+                };
                 k += 1;
                 Ok(())
             };
             match cmds {
                 Cmds::Single { sqe, data, payload } => each(*sqe, *data, *payload),
-                Cmds::Blocks { sqe, slba, nlb, bs, max_nlb, data } => {
+                Cmds::Blocks {
+                    sqe,
+                    slba,
+                    nlb,
+                    bs,
+                    max_nlb,
+                    data,
+                } => {
                     let mut done_blocks = 0u64;
                     while done_blocks < *nlb {
                         let c = (*nlb - done_blocks).min(*max_nlb);
@@ -308,7 +364,12 @@ impl QueueCore {
         // Commit: take the cids and the request slot.
         for _ in 0..k {
             let cid = self.free_cids.pop().unwrap_or_default();
-            self.trk[cid as usize] = Tracker { req, active: true, abort_sent: false, tsc: now };
+            self.trk[cid as usize] = Tracker {
+                req,
+                active: true,
+                abort_sent: false,
+                tsc: now,
+            };
         }
         self.free_reqs.pop();
         self.reqs[req as usize] = Req {
@@ -327,7 +388,9 @@ impl QueueCore {
 
     fn page(&self, cid: u16) -> *mut u8 {
         // SAFETY (of the arithmetic): cid < entries-1 pages were allocated.
-        self.mem.pages.wrapping_add(cid as usize * PAGE_SIZE as usize)
+        self.mem
+            .pages
+            .wrapping_add(cid as usize * PAGE_SIZE as usize)
     }
 
     /// Ring the SQ tail doorbell if anything was queued since the last ring.
@@ -355,12 +418,21 @@ impl QueueCore {
         self.process_inner(self.entries as usize, f, false)
     }
 
-    fn process_inner(&mut self, max: usize, f: &mut dyn FnMut(u64, Result<Completion>), ring: bool) -> usize {
+    fn process_inner(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(u64, Result<Completion>),
+        ring: bool,
+    ) -> usize {
         let mut n = 0;
         while n < max {
             // SAFETY: cq_head < entries; CQ memory lives in `mem`. Read the status word
             // first, volatile, as the device writes it.
-            let st = unsafe { read_volatile_pod(std::ptr::addr_of!((*self.mem.cq.add(self.cq_head as usize)).status)) };
+            let st = unsafe {
+                read_volatile_pod(std::ptr::addr_of!(
+                    (*self.mem.cq.add(self.cq_head as usize)).status
+                ))
+            };
             if (st & 1 != 0) != self.phase {
                 break;
             }
@@ -390,7 +462,10 @@ impl QueueCore {
         }
         let cid = cqe.cid as usize;
         let Some(t) = self.trk.get(cid).copied().filter(|t| t.active) else {
-            eal::log_warn!("nvme: queue {}: completion for unknown command id {cid} ignored", self.qid);
+            eal::log_warn!(
+                "nvme: queue {}: completion for unknown command id {cid} ignored",
+                self.qid
+            );
             return;
         };
         self.trk[cid].active = false;
@@ -399,11 +474,15 @@ impl QueueCore {
         let r = &mut self.reqs[t.req as usize];
         r.remaining = r.remaining.saturating_sub(1);
         if !status.is_success() && r.err.is_none() {
-            r.err = Some(if t.abort_sent && matches!(Error::from_status(status), Error::Aborted { .. }) {
-                Error::CommandTimeout { ms: self.timeout_ms }
-            } else {
-                Error::from_status(status)
-            });
+            r.err = Some(
+                if t.abort_sent && matches!(Error::from_status(status), Error::Aborted { .. }) {
+                    Error::CommandTimeout {
+                        ms: self.timeout_ms,
+                    }
+                } else {
+                    Error::from_status(status)
+                },
+            );
         }
         r.cdw0 = cqe.dw0;
         r.status = status.0;
@@ -413,12 +492,21 @@ impl QueueCore {
     }
 
     /// Deliver request `req`'s result (its own error, or `forced`) and free its slot.
-    fn finish_req(&mut self, req: u16, forced: Option<&Error>, f: &mut dyn FnMut(u64, Result<Completion>)) {
+    fn finish_req(
+        &mut self,
+        req: u16,
+        forced: Option<&Error>,
+        f: &mut dyn FnMut(u64, Result<Completion>),
+    ) {
         let r = &mut self.reqs[req as usize];
         let res = match (forced, r.err.take()) {
             (_, Some(e)) => Err(e),
             (Some(e), None) => Err(e.duplicate()),
-            (None, None) => Ok(Completion { cdw0: r.cdw0, status: Status(r.status), commands: r.commands }),
+            (None, None) => Ok(Completion {
+                cdw0: r.cdw0,
+                status: Status(r.status),
+                commands: r.commands,
+            }),
         };
         let done = r.done.take();
         let buf = r.buf.take();
@@ -543,7 +631,9 @@ pub(crate) mod tests {
         let sqp = sq.as_mut_ptr();
         let cqp = cq.as_mut_ptr();
         let pp = pages.as_mut_ptr().cast::<u8>();
-        let page_iovas = (0..n - 1).map(|i| Iova(pp as u64 + i as u64 * 4096)).collect();
+        let page_iovas = (0..n - 1)
+            .map(|i| Iova(pp as u64 + i as u64 * 4096))
+            .collect();
         let mem = QueueMem {
             sq: sqp,
             sq_iova: Iova(sqp as u64),
@@ -557,9 +647,19 @@ pub(crate) mod tests {
         let mut bar = Box::new([0u32; 2048]);
         // SAFETY: the boxed array outlives the region (both live in `Fake`, the queue is
         // dropped first as it is declared first).
-        let region = unsafe { MmioRegion::from_raw(VirtAddr::from_ptr(bar.as_mut_ptr()), 8192, "fake BAR") };
+        let region =
+            unsafe { MmioRegion::from_raw(VirtAddr::from_ptr(bar.as_mut_ptr()), 8192, "fake BAR") };
         let q = QueueCore::new(1, mem, &region, 0x1008, 0x100c, Arc::new(Identity)).unwrap();
-        Fake { q, sq: sqp, cq: cqp, pages: pp, bar, dev_sq_head: 0, dev_cq_tail: 0, dev_phase: true }
+        Fake {
+            q,
+            sq: sqp,
+            cq: cqp,
+            pages: pp,
+            bar,
+            dev_sq_head: 0,
+            dev_cq_tail: 0,
+            dev_phase: true,
+        }
     }
 
     impl Fake {
@@ -577,7 +677,9 @@ pub(crate) mod tests {
             let mut out = Vec::new();
             while self.dev_sq_head != tail {
                 // SAFETY: in range of the SQ ring.
-                out.push(unsafe { std::ptr::read_volatile(self.sq.add(self.dev_sq_head as usize)) });
+                out.push(unsafe {
+                    std::ptr::read_volatile(self.sq.add(self.dev_sq_head as usize))
+                });
                 self.dev_sq_head = (self.dev_sq_head + 1) % self.q.entries();
             }
             out
@@ -606,11 +708,20 @@ pub(crate) mod tests {
 
     fn cb(log: &Log, tag: u64) -> DoneInner {
         let l = log.clone();
-        DoneInner::User(Done::callback(move |r| l.lock().unwrap().push((tag, r.map_err(|e| e.to_string())))))
+        DoneInner::User(Done::callback(move |r| {
+            l.lock().unwrap().push((tag, r.map_err(|e| e.to_string())))
+        }))
     }
 
     fn read_cmd(slba: u64, nlb: u64, max: u64, va: u64) -> Cmds<'static> {
-        Cmds::Blocks { sqe: Sqe::new(io_opc::READ, 0, 1), slba, nlb, bs: 512, max_nlb: max, data: Some(VirtAddr(va)) }
+        Cmds::Blocks {
+            sqe: Sqe::new(io_opc::READ, 0, 1),
+            slba,
+            nlb,
+            bs: 512,
+            max_nlb: max,
+            data: Some(VirtAddr(va)),
+        }
     }
 
     #[test]
@@ -624,7 +735,9 @@ pub(crate) mod tests {
         let mut tag = 0;
         for round in 0..5 {
             for _ in 0..3 {
-                f.q.submit(&read_cmd(tag, 1, 8, va), cb(&log, tag), None, 0).map_err(|e| e.0).unwrap();
+                f.q.submit(&read_cmd(tag, 1, 8, va), cb(&log, tag), None, 0)
+                    .map_err(|e| e.0)
+                    .unwrap();
                 tag += 1;
             }
             // Not visible before the flush.
@@ -635,7 +748,10 @@ pub(crate) mod tests {
             let cmds = f.fetch();
             assert_eq!(cmds.len(), 3);
             // Queue full: all 3 slots busy.
-            let e = f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 99), None, 0).map_err(|e| e.0).unwrap_err();
+            let e =
+                f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 99), None, 0)
+                    .map_err(|e| e.0)
+                    .unwrap_err();
             assert!(matches!(e, Error::QueueFull { depth: 3 }), "{e}");
             for c in &cmds {
                 assert_eq!(c.opcode(), io_opc::READ);
@@ -663,7 +779,16 @@ pub(crate) mod tests {
         let mut none = |_: u64, _: Result<Completion>| {};
         // An entry with the wrong phase (as left by a previous lap) is not a completion.
         // SAFETY: slot 0 of the CQ.
-        unsafe { std::ptr::write_volatile(f.cq, Cqe { cid: 0, status: 0, ..Default::default() }) };
+        unsafe {
+            std::ptr::write_volatile(
+                f.cq,
+                Cqe {
+                    cid: 0,
+                    status: 0,
+                    ..Default::default()
+                },
+            )
+        };
         assert_eq!(f.q.process(8, &mut none), 0);
         // A completion for a command id nobody submitted is ignored, not a crash.
         f.post(5, Status::SUCCESS, 0);
@@ -678,7 +803,9 @@ pub(crate) mod tests {
         let mut buf = vec![0u8; 64 * 1024 + 8192];
         let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
         // 100 blocks of 512 B, at most 16 blocks (8 KiB) per command: 7 commands.
-        f.q.submit(&read_cmd(1000, 100, 16, va), cb(&log, 1), None, 0).map_err(|e| e.0).unwrap();
+        f.q.submit(&read_cmd(1000, 100, 16, va), cb(&log, 1), None, 0)
+            .map_err(|e| e.0)
+            .unwrap();
         f.q.flush();
         let cmds = f.fetch();
         assert_eq!(cmds.len(), 7);
@@ -699,13 +826,25 @@ pub(crate) mod tests {
         let mut none = |_: u64, _: Result<Completion>| {};
         // Complete out of order, one with LBA out of range.
         for (i, c) in cmds.iter().enumerate().rev() {
-            let st = if i == 3 { Status::new(0, 0x80) } else { Status::SUCCESS };
+            let st = if i == 3 {
+                Status::new(0, 0x80)
+            } else {
+                Status::SUCCESS
+            };
             f.post(c.cid(), st, 0);
             f.q.process(1, &mut none);
-            assert_eq!(log.lock().unwrap().len(), usize::from(i == 0), "callback only after the last");
+            assert_eq!(
+                log.lock().unwrap().len(),
+                usize::from(i == 0),
+                "callback only after the last"
+            );
         }
         let l = log.lock().unwrap();
-        assert!(l[0].1.as_ref().unwrap_err().contains("LBA out of range"), "{:?}", l[0]);
+        assert!(
+            l[0].1.as_ref().unwrap_err().contains("LBA out of range"),
+            "{:?}",
+            l[0]
+        );
     }
 
     #[test]
@@ -715,7 +854,9 @@ pub(crate) mod tests {
         let mut buf = vec![0u8; 5 * 4096];
         let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
         // 16 KiB read: PRP1 + list of 3.
-        f.q.submit(&read_cmd(0, 32, 1024, va), cb(&log, 1), None, 0).map_err(|e| e.0).unwrap();
+        f.q.submit(&read_cmd(0, 32, 1024, va), cb(&log, 1), None, 0)
+            .map_err(|e| e.0)
+            .unwrap();
         f.q.flush();
         let c = f.fetch()[0];
         assert_eq!(c.prp1, va);
@@ -735,16 +876,24 @@ pub(crate) mod tests {
         let mut buf = vec![0u8; 8192];
         let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
         // Misaligned buffer: refused, nothing queued.
-        let e = f.q.submit(&read_cmd(0, 1, 8, va + 2), cb(&log, 1), None, 0).map_err(|e| e.0).unwrap_err();
+        let e =
+            f.q.submit(&read_cmd(0, 1, 8, va + 2), cb(&log, 1), None, 0)
+                .map_err(|e| e.0)
+                .unwrap_err();
         assert!(matches!(e, Error::BadBuffer { .. }));
         // More commands than the queue holds: refused as a bad argument, not "full".
-        let e = f.q.submit(&read_cmd(0, 100, 1, va), cb(&log, 1), None, 0).map_err(|e| e.0).unwrap_err();
+        let e =
+            f.q.submit(&read_cmd(0, 100, 1, va), cb(&log, 1), None, 0)
+                .map_err(|e| e.0)
+                .unwrap_err();
         assert!(matches!(e, Error::BadArgument { .. }), "{e}");
         f.q.flush();
         assert_eq!(f.fetch().len(), 0);
         assert_eq!(f.q.outstanding_cmds(), 0);
         for t in 0..3 {
-            f.q.submit(&read_cmd(t, 1, 8, va), cb(&log, t), None, 0).map_err(|e| e.0).unwrap();
+            f.q.submit(&read_cmd(t, 1, 8, va), cb(&log, t), None, 0)
+                .map_err(|e| e.0)
+                .unwrap();
         }
         let mut none = |_: u64, _: Result<Completion>| {};
         assert_eq!(f.q.fail_all(&Error::Reset, &mut none), 3);
@@ -752,7 +901,9 @@ pub(crate) mod tests {
         assert_eq!(f.q.outstanding_cmds(), 0);
         let l = log.lock().unwrap();
         assert_eq!(l.len(), 3);
-        assert!(l.iter().all(|(_, r)| r.as_ref().unwrap_err().contains("reset")));
+        assert!(l
+            .iter()
+            .all(|(_, r)| r.as_ref().unwrap_err().contains("reset")));
     }
 
     #[test]
@@ -762,8 +913,12 @@ pub(crate) mod tests {
         let mut buf = vec![0u8; 8192];
         let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
         f.q.timeout_ms = 5;
-        f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 1), None, 100).map_err(|e| e.0).unwrap();
-        f.q.submit(&read_cmd(1, 1, 8, va), cb(&log, 2), None, 500).map_err(|e| e.0).unwrap();
+        f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 1), None, 100)
+            .map_err(|e| e.0)
+            .unwrap();
+        f.q.submit(&read_cmd(1, 1, 8, va), cb(&log, 2), None, 500)
+            .map_err(|e| e.0)
+            .unwrap();
         assert!(f.q.expired(150, 100).is_empty());
         let ex = f.q.expired(250, 100);
         assert_eq!(ex.len(), 1);
@@ -778,6 +933,10 @@ pub(crate) mod tests {
         let mut none = |_: u64, _: Result<Completion>| {};
         f.q.process(8, &mut none);
         let l = log.lock().unwrap();
-        assert!(l[0].1.as_ref().unwrap_err().contains("within 5 ms"), "{:?}", l[0]);
+        assert!(
+            l[0].1.as_ref().unwrap_err().contains("within 5 ms"),
+            "{:?}",
+            l[0]
+        );
     }
 }

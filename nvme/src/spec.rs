@@ -218,7 +218,11 @@ unsafe impl Pod for Sqe {}
 impl Sqe {
     /// A command with `opcode`, command id `cid` and namespace `nsid`; other fields 0.
     pub fn new(opcode: u8, cid: u16, nsid: u32) -> Sqe {
-        Sqe { cdw0: opcode as u32 | ((cid as u32) << 16), nsid, ..Default::default() }
+        Sqe {
+            cdw0: opcode as u32 | ((cid as u32) << 16),
+            nsid,
+            ..Default::default()
+        }
     }
     /// The opcode.
     pub fn opcode(&self) -> u8 {
@@ -314,7 +318,13 @@ impl Status {
 
 impl std::fmt::Debug for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SCT {:#x} SC {:#04x} ({})", self.sct(), self.sc(), self.name())
+        write!(
+            f,
+            "SCT {:#x} SC {:#04x} ({})",
+            self.sct(),
+            self.sc(),
+            self.name()
+        )
     }
 }
 
@@ -449,12 +459,20 @@ fn status_name(sct_: u8, sc: u8) -> &'static str {
         (sct::COMMAND_SPECIFIC, specific::INVALID_QID) => "invalid queue identifier",
         (sct::COMMAND_SPECIFIC, specific::INVALID_QUEUE_SIZE) => "invalid queue size",
         (sct::COMMAND_SPECIFIC, specific::ABORT_LIMIT_EXCEEDED) => "abort command limit exceeded",
-        (sct::COMMAND_SPECIFIC, specific::AER_LIMIT_EXCEEDED) => "asynchronous event request limit exceeded",
-        (sct::COMMAND_SPECIFIC, specific::FEATURE_NOT_SAVEABLE) => "feature identifier not saveable",
+        (sct::COMMAND_SPECIFIC, specific::AER_LIMIT_EXCEEDED) => {
+            "asynchronous event request limit exceeded"
+        }
+        (sct::COMMAND_SPECIFIC, specific::FEATURE_NOT_SAVEABLE) => {
+            "feature identifier not saveable"
+        }
         (sct::COMMAND_SPECIFIC, specific::FEATURE_NOT_CHANGEABLE) => "feature not changeable",
         (sct::COMMAND_SPECIFIC, specific::CONFLICTING_ATTRIBUTES) => "conflicting attributes",
-        (sct::COMMAND_SPECIFIC, specific::INVALID_PROTECTION_INFO) => "invalid protection information",
-        (sct::COMMAND_SPECIFIC, specific::WRITE_TO_READ_ONLY) => "attempted write to read only range",
+        (sct::COMMAND_SPECIFIC, specific::INVALID_PROTECTION_INFO) => {
+            "invalid protection information"
+        }
+        (sct::COMMAND_SPECIFIC, specific::WRITE_TO_READ_ONLY) => {
+            "attempted write to read only range"
+        }
         (sct::MEDIA, media::WRITE_FAULT) => "write fault",
         (sct::MEDIA, media::UNRECOVERED_READ) => "unrecovered read error",
         (sct::MEDIA, media::GUARD_CHECK) => "end-to-end guard check error",
@@ -692,7 +710,9 @@ unsafe impl Pod for IdentifyController {}
 
 /// Trim the space/NUL padding of an ASCII identify field.
 pub fn ascii_field(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).trim_end_matches([' ', '\0']).to_string()
+    String::from_utf8_lossy(b)
+        .trim_end_matches([' ', '\0'])
+        .to_string()
 }
 
 impl IdentifyController {
@@ -934,7 +954,10 @@ mod tests {
 
     #[test]
     fn status_fields() {
-        let cqe = Cqe { status: (0x0285 << 1) | 1 | (1 << 15), ..Default::default() };
+        let cqe = Cqe {
+            status: (0x0285 << 1) | 1 | (1 << 15),
+            ..Default::default()
+        };
         assert!(cqe.phase());
         let st = cqe.status();
         assert_eq!((st.sct(), st.sc()), (2, 0x85));

@@ -14,13 +14,21 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 fn os(op: &'static str, what: impl Into<String>) -> Error {
-    Error::Os { op, what: what.into(), source: std::io::Error::last_os_error() }
+    Error::Os {
+        op,
+        what: what.into(),
+        source: std::io::Error::last_os_error(),
+    }
 }
 
 /// Open a file or block device with `O_DIRECT` (read-write if `write`).
 pub fn open_direct(path: &str, write: bool) -> Result<OwnedFd> {
-    let c = CString::new(path).map_err(|_| Error::BadArgument { what: format!("open {path:?}"), why: "NUL in path".into() })?;
-    let flags = if write { libc::O_RDWR } else { libc::O_RDONLY } | libc::O_DIRECT | libc::O_CLOEXEC;
+    let c = CString::new(path).map_err(|_| Error::BadArgument {
+        what: format!("open {path:?}"),
+        why: "NUL in path".into(),
+    })?;
+    let flags =
+        if write { libc::O_RDWR } else { libc::O_RDONLY } | libc::O_DIRECT | libc::O_CLOEXEC;
     // SAFETY: `c` is a valid NUL-terminated string; open has no other preconditions.
     let fd = unsafe { libc::open(c.as_ptr(), flags) };
     if fd < 0 {
@@ -55,7 +63,14 @@ pub fn device_size(fd: BorrowedFd<'_>, what: &str) -> Result<u64> {
 /// `pread` into `buf` at `off`; returns the bytes read.
 pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) };
+    let n = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            off as libc::off_t,
+        )
+    };
     if n < 0 {
         return Err(os("pread", format!("{} bytes at {off}", buf.len())));
     }
@@ -65,7 +80,14 @@ pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> Result<usize> {
 /// `pwrite` of `buf` at `off`; returns the bytes written.
 pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], off: u64) -> Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
-    let n = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as libc::off_t) };
+    let n = unsafe {
+        libc::pwrite(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            off as libc::off_t,
+        )
+    };
     if n < 0 {
         return Err(os("pwrite", format!("{} bytes at {off}", buf.len())));
     }
@@ -187,11 +209,24 @@ pub fn io_uring_setup(entries: u32, p: &mut UringParams) -> Result<OwnedFd> {
 }
 
 /// `io_uring_enter(2)`: submit `to_submit`, wait for `min_complete`.
-pub fn io_uring_enter(fd: BorrowedFd<'_>, to_submit: u32, min_complete: u32, flags: u32) -> Result<u32> {
+pub fn io_uring_enter(
+    fd: BorrowedFd<'_>,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+) -> Result<u32> {
     loop {
         // SAFETY: no sigset (null, size 0); the ring memory was set up by io_uring_setup.
         let r = unsafe {
-            libc::syscall(libc::SYS_io_uring_enter, fd.as_raw_fd(), to_submit, min_complete, flags, std::ptr::null::<u8>(), 0usize)
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd.as_raw_fd(),
+                to_submit,
+                min_complete,
+                flags,
+                std::ptr::null::<u8>(),
+                0usize,
+            )
         };
         if r >= 0 {
             return Ok(r as u32);
@@ -299,7 +334,14 @@ pub fn io_destroy(ctx: u64) -> Result<()> {
 /// reaped.
 pub unsafe fn io_submit(ctx: u64, iocbs: &[*mut Iocb]) -> Result<usize> {
     // SAFETY: forwarded caller contract.
-    let r = unsafe { libc::syscall(libc::SYS_io_submit, ctx, iocbs.len() as libc::c_long, iocbs.as_ptr()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_submit,
+            ctx,
+            iocbs.len() as libc::c_long,
+            iocbs.as_ptr(),
+        )
+    };
     if r < 0 {
         return Err(os("submit", format!("{} AIO requests", iocbs.len())));
     }
@@ -311,7 +353,14 @@ pub fn io_getevents(ctx: u64, min: usize, out: &mut [IoEvent]) -> Result<usize> 
     loop {
         // SAFETY: `out` is writable for `out.len()` events; no timeout.
         let r = unsafe {
-            libc::syscall(libc::SYS_io_getevents, ctx, min as libc::c_long, out.len() as libc::c_long, out.as_mut_ptr(), std::ptr::null::<u8>())
+            libc::syscall(
+                libc::SYS_io_getevents,
+                ctx,
+                min as libc::c_long,
+                out.len() as libc::c_long,
+                out.as_mut_ptr(),
+                std::ptr::null::<u8>(),
+            )
         };
         if r >= 0 {
             return Ok(r as usize);

@@ -9,7 +9,9 @@ use eal::Eal;
 use mbuf::{Mbuf, PktmbufPool};
 
 use crate::shared::QueueCounters;
-use crate::{DescLim, DevCapa, EthConf, Error, Link, Result, RssHf, RxConf, RxOffloads, TxConf, TxOffloads};
+use crate::{
+    DescLim, DevCapa, Error, EthConf, Link, Result, RssHf, RxConf, RxOffloads, TxConf, TxOffloads,
+};
 
 /// Static facts a driver reports (the ethdev layer adds queue counts and MTU).
 #[derive(Debug, Clone)]
@@ -100,7 +102,12 @@ pub trait EthDriver: Send {
     fn info(&self) -> DriverInfo;
     /// Check and apply a configuration (the ethdev layer already checked queue counts
     /// and offloads against [`info`](Self::info)). `Err` carries the reason.
-    fn configure(&mut self, _nb_rxq: u16, _nb_txq: u16, _conf: &EthConf) -> std::result::Result<(), String> {
+    fn configure(
+        &mut self,
+        _nb_rxq: u16,
+        _nb_txq: u16,
+        _conf: &EthConf,
+    ) -> std::result::Result<(), String> {
         Ok(())
     }
     /// Make RX queue `q`.
@@ -113,7 +120,13 @@ pub trait EthDriver: Send {
         stats: QueueStats,
     ) -> Result<Box<dyn RxQueueOps>>;
     /// Make TX queue `q`.
-    fn tx_queue_setup(&mut self, q: u16, nb_desc: u16, conf: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>>;
+    fn tx_queue_setup(
+        &mut self,
+        q: u16,
+        nb_desc: u16,
+        conf: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>>;
     /// Start the device.
     fn start(&mut self) -> Result<()> {
         Ok(())
@@ -182,7 +195,12 @@ impl VdevArgs {
         let mut it = s.split(',');
         let name = it.next().unwrap_or("").trim().to_string();
         if name.is_empty() {
-            return Err(Error::BadArg { dev: s.into(), key: "name".into(), value: String::new(), why: "empty device name".into() });
+            return Err(Error::BadArg {
+                dev: s.into(),
+                key: "name".into(),
+                value: String::new(),
+                why: "empty device name".into(),
+            });
         }
         let mut kv = Vec::new();
         for item in it {
@@ -191,7 +209,12 @@ impl VdevArgs {
                 continue;
             }
             let Some((k, v)) = item.split_once('=') else {
-                return Err(Error::BadArg { dev: name, key: item.into(), value: String::new(), why: "expected key=value".into() });
+                return Err(Error::BadArg {
+                    dev: name,
+                    key: item.into(),
+                    value: String::new(),
+                    why: "expected key=value".into(),
+                });
             };
             kv.push((k.trim().to_string(), v.trim().to_string()));
         }
@@ -205,7 +228,11 @@ impl VdevArgs {
                 return Err(Error::UnknownKey {
                     dev: self.name.clone(),
                     key: k.clone(),
-                    valid: if valid.is_empty() { "none".into() } else { valid.join(", ") },
+                    valid: if valid.is_empty() {
+                        "none".into()
+                    } else {
+                        valid.join(", ")
+                    },
                 });
             }
         }
@@ -214,18 +241,32 @@ impl VdevArgs {
 
     /// Last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.kv.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.kv
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in order.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.kv.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.kv
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Parse `key` as a number in `lo..=hi` (decimal or 0x hex), `default` if absent.
     pub fn num(&self, key: &str, default: u64, lo: u64, hi: u64) -> Result<u64> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        let parsed = if let Some(h) = v.strip_prefix("0x") { u64::from_str_radix(h, 16) } else { v.parse::<u64>() };
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
+        let parsed = if let Some(h) = v.strip_prefix("0x") {
+            u64::from_str_radix(h, 16)
+        } else {
+            v.parse::<u64>()
+        };
         match parsed {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n),
             Ok(_) => Err(self.bad(key, v, &format!("must be in {lo}..={hi}"))),
@@ -245,7 +286,12 @@ impl VdevArgs {
 
     /// A [`Error::BadArg`] for `key`.
     pub fn bad(&self, key: &str, value: &str, why: &str) -> Error {
-        Error::BadArg { dev: self.name.clone(), key: key.into(), value: value.into(), why: why.into() }
+        Error::BadArg {
+            dev: self.name.clone(),
+            key: key.into(),
+            value: value.into(),
+            why: why.into(),
+        }
     }
 }
 
@@ -309,7 +355,8 @@ impl PciId {
 
     /// True if `dev` is matched.
     pub fn matches(&self, dev: &PciDevice) -> bool {
-        (self.vendor == Self::ANY || self.vendor == dev.vendor_id) && (self.device == Self::ANY || self.device == dev.device_id)
+        (self.vendor == Self::ANY || self.vendor == dev.vendor_id)
+            && (self.device == Self::ANY || self.device == dev.device_id)
     }
 }
 
@@ -348,5 +395,8 @@ pub(crate) fn builtin_pci_drivers() -> &'static [PciDriver] {
 /// The first registered driver whose id table matches `dev`, else the first built-in one.
 pub fn match_pci_driver(dev: &PciDevice) -> Option<PciDriver> {
     let v = PCI_DRIVERS.lock().unwrap_or_else(|e| e.into_inner());
-    v.iter().chain(builtin_pci_drivers()).find(|d| d.id_table.iter().any(|id| id.matches(dev))).copied()
+    v.iter()
+        .chain(builtin_pci_drivers())
+        .find(|d| d.id_table.iter().any(|id| id.matches(dev)))
+        .copied()
 }

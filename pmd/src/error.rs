@@ -10,10 +10,19 @@ pub enum Error {
     UnknownDriver { name: String, known: String },
     /// A `--vdev` string has a key the driver does not take.
     #[error("failed to probe vdev '{dev}': unknown key '{key}' (valid keys: {valid})")]
-    UnknownKey { dev: String, key: String, valid: String },
+    UnknownKey {
+        dev: String,
+        key: String,
+        valid: String,
+    },
     /// A `--vdev` key has a value the driver cannot use.
     #[error("failed to probe vdev '{dev}': bad value '{value}' for '{key}': {why}")]
-    BadArg { dev: String, key: String, value: String, why: String },
+    BadArg {
+        dev: String,
+        key: String,
+        value: String,
+        why: String,
+    },
     /// A port name is already in use.
     #[error("failed to create port '{0}': a port with that name exists")]
     NameInUse(String),
@@ -25,42 +34,80 @@ pub enum Error {
     NoSuchPort { op: &'static str, port: u16 },
     /// The queue id is outside what the port was configured with.
     #[error("failed to {op} {dir} queue {queue} of port {port}: {why}")]
-    BadQueue { op: &'static str, dir: &'static str, port: u16, queue: u16, why: String },
+    BadQueue {
+        op: &'static str,
+        dir: &'static str,
+        port: u16,
+        queue: u16,
+        why: String,
+    },
     /// The call does not fit the port's state (e.g. configure while started).
     #[error("failed to {op} port {port}: {why}")]
-    BadState { op: &'static str, port: u16, why: String },
+    BadState {
+        op: &'static str,
+        port: u16,
+        why: String,
+    },
     /// The configuration asks for something the driver cannot do.
     #[error("failed to configure port {port}: {why}")]
     Unsupported { port: u16, why: String },
     /// A queue is held by a handle (or a burst) and cannot be changed now.
     #[error("failed to {op} port {port}: {dir} queue {queue} is in use by a queue handle")]
-    QueueBusy { op: &'static str, dir: &'static str, port: u16, queue: u16 },
+    QueueBusy {
+        op: &'static str,
+        dir: &'static str,
+        port: u16,
+        queue: u16,
+    },
     /// A network interface does not exist.
     #[error("failed to open interface '{iface}': no such interface in this network namespace")]
     NoSuchInterface { iface: String },
     /// A system call failed.
     #[error("failed to {op} {what}: {source}")]
-    Os { op: &'static str, what: String, #[source] source: io::Error },
+    Os {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
     /// A pcap file is malformed or truncated.
     #[error("failed to read pcap '{path}': {why}")]
     BadPcap { path: String, why: String },
     /// An EAL call failed.
     #[error("failed to {op} {what}: {source}")]
-    Eal { op: &'static str, what: String, #[source] source: Box<eal::Error> },
+    Eal {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: Box<eal::Error>,
+    },
     /// A ring call failed.
     #[error("failed to {op} ring '{what}': {source}")]
-    Ring { op: &'static str, what: String, #[source] source: Box<ring::Error> },
+    Ring {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: Box<ring::Error>,
+    },
     /// Shared port data is missing or does not match this build.
     #[error("failed to read shared data of port {port}: {why}")]
     Shared { port: u16, why: String },
     /// A PCI driver's probe failed.
     #[error("failed to probe PCI device {addr} with driver '{driver}': {why}")]
-    PciProbe { addr: String, driver: String, why: String },
+    PciProbe {
+        addr: String,
+        driver: String,
+        why: String,
+    },
 }
 
 impl Error {
     pub(crate) fn os(op: &'static str, what: impl Into<String>, source: io::Error) -> Error {
-        Error::Os { op, what: what.into(), source }
+        Error::Os {
+            op,
+            what: what.into(),
+            source,
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use mbuf::{Mbuf, PktmbufPool};
 use crate::driver::{self, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevArgs, VdevCtx};
 use crate::shared::{self, PortShared};
 use crate::{
-    DevInfo, Error, EthConf, EthStats, Link, MqMode, Result, RxConf, TxConf, XStat, DEFAULT_MTU, ETHER_HDR_LEN, MAX_PORTS,
-    MAX_QUEUES,
+    DevInfo, Error, EthConf, EthStats, Link, MqMode, Result, RxConf, TxConf, XStat, DEFAULT_MTU,
+    ETHER_HDR_LEN, MAX_PORTS, MAX_QUEUES,
 };
 
 // ------------------------------------------------------------------------------------
@@ -41,14 +41,20 @@ unsafe impl<T: ?Sized + Send> Sync for QSlot<T> {}
 
 impl<T: ?Sized> QSlot<T> {
     const fn new() -> Self {
-        QSlot { claim: AtomicU8::new(FREE), q: UnsafeCell::new(None), stats: UnsafeCell::new(None) }
+        QSlot {
+            claim: AtomicU8::new(FREE),
+            q: UnsafeCell::new(None),
+            stats: UnsafeCell::new(None),
+        }
     }
 
     /// C1: take the slot for `how`. Acquire pairs with C2 of the previous holder, so its
     /// writes to the queue object are visible.
     #[inline(always)]
     fn try_claim(&self, how: u8) -> bool {
-        self.claim.compare_exchange(FREE, how, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.claim
+            .compare_exchange(FREE, how, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// C2: give the slot back; Release publishes our writes to the queue object.
@@ -60,7 +66,10 @@ impl<T: ?Sized> QSlot<T> {
     /// Claim for the control path: spin past bursts in flight, fail if a handle holds it.
     fn claim_ctl(&self) -> std::result::Result<(), ()> {
         loop {
-            match self.claim.compare_exchange(FREE, CTL, Ordering::Acquire, Ordering::Relaxed) {
+            match self
+                .claim
+                .compare_exchange(FREE, CTL, Ordering::Acquire, Ordering::Relaxed)
+            {
                 Ok(_) => return Ok(()),
                 Err(HANDLE) => return Err(()),
                 Err(_) => std::hint::spin_loop(),
@@ -137,7 +146,10 @@ fn slot(port: u16) -> Option<&'static PortSlot> {
     PORTS.get(port as usize)
 }
 
-fn lock(port: u16, op: &'static str) -> Result<(&'static PortSlot, MutexGuard<'static, Option<PortCtl>>)> {
+fn lock(
+    port: u16,
+    op: &'static str,
+) -> Result<(&'static PortSlot, MutexGuard<'static, Option<PortCtl>>)> {
     let s = slot(port).ok_or(Error::NoSuchPort { op, port })?;
     let g = s.ctl.lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {
@@ -162,11 +174,22 @@ macro_rules! with_port {
 fn default_mac(port: u16) -> [u8; 6] {
     // Locally administered, unicast; distinct per process and port.
     let pid = std::process::id();
-    [0x02, 0xf0, (pid >> 8) as u8, pid as u8, (port >> 8) as u8, port as u8]
+    [
+        0x02,
+        0xf0,
+        (pid >> 8) as u8,
+        pid as u8,
+        (port >> 8) as u8,
+        port as u8,
+    ]
 }
 
 /// Attach a driver as a new port named `name`; returns its id. Control path.
-pub fn attach_port(eal: &Eal, name: &str, make: impl FnOnce(u16) -> Result<Box<dyn EthDriver>>) -> Result<u16> {
+pub fn attach_port(
+    eal: &Eal,
+    name: &str,
+    make: impl FnOnce(u16) -> Result<Box<dyn EthDriver>>,
+) -> Result<u16> {
     let _a = ALLOC.lock().unwrap_or_else(|e| e.into_inner());
     let mut free = None;
     for (i, s) in PORTS.iter().enumerate() {
@@ -181,8 +204,18 @@ pub fn attach_port(eal: &Eal, name: &str, make: impl FnOnce(u16) -> Result<Box<d
     let mut driver = make(port)?;
     let mzname = shared::memzone_name(port);
     let mz = eal
-        .memzone_reserve_aligned(&mzname, std::mem::size_of::<PortShared>(), None, MemzoneFlags::empty(), 64)
-        .map_err(|source| Error::Eal { op: "reserve", what: format!("memzone {mzname}"), source: Box::new(source) })?;
+        .memzone_reserve_aligned(
+            &mzname,
+            std::mem::size_of::<PortShared>(),
+            None,
+            MemzoneFlags::empty(),
+            64,
+        )
+        .map_err(|source| Error::Eal {
+            op: "reserve",
+            what: format!("memzone {mzname}"),
+            source: Box::new(source),
+        })?;
     let p = mz.as_ptr::<PortShared>();
     let mac = driver.mac().unwrap_or_else(|| default_mac(port));
     // SAFETY: a fresh memzone of at least size_of::<PortShared>() bytes, 64-aligned,
@@ -201,7 +234,8 @@ pub fn attach_port(eal: &Eal, name: &str, make: impl FnOnce(u16) -> Result<Box<d
     }
     let s = &PORTS[port as usize];
     s.started.store(false, Ordering::Relaxed);
-    s.frame_max.store(DEFAULT_MTU + ETHER_HDR_LEN, Ordering::Relaxed);
+    s.frame_max
+        .store(DEFAULT_MTU + ETHER_HDR_LEN, Ordering::Relaxed);
     let mut g = s.ctl.lock().unwrap_or_else(|e| e.into_inner());
     *g = Some(PortCtl {
         eal: eal.clone(),
@@ -229,13 +263,23 @@ pub fn vdev_create(eal: &Eal, spec: &str) -> Result<u16> {
     let args = VdevArgs::parse(spec)?;
     let d = driver::find_vdev_driver(&args.name)?;
     args.check_keys(d.keys)?;
-    attach_port(eal, &args.name, |port| (d.create)(&VdevCtx { eal, args: &args, port_id: port }))
+    attach_port(eal, &args.name, |port| {
+        (d.create)(&VdevCtx {
+            eal,
+            args: &args,
+            port_id: port,
+        })
+    })
 }
 
 /// Create a port for every `--vdev` the EAL was given, in order; returns their ids.
 /// Stops at the first failure (ports made before it stay).
 pub fn probe_vdevs(eal: &Eal) -> Result<Vec<u16>> {
-    eal.args().vdevs.iter().map(|v| vdev_create(eal, v)).collect()
+    eal.args()
+        .vdevs
+        .iter()
+        .map(|v| vdev_create(eal, v))
+        .collect()
 }
 
 /// Probe every PCI device of `eal` that a registered driver's id table matches; returns
@@ -251,7 +295,11 @@ pub fn probe_pci_devices(eal: &Eal, devs: &[eal::pci::PciDevice]) -> Result<Vec<
         if let Some(d) = driver::match_pci_driver(dev) {
             let name = dev.addr.to_string();
             let port = attach_port(eal, &name, |_| {
-                (d.probe)(eal, dev).map_err(|e| Error::PciProbe { addr: name.clone(), driver: d.name.into(), why: e.to_string() })
+                (d.probe)(eal, dev).map_err(|e| Error::PciProbe {
+                    addr: name.clone(),
+                    driver: d.name.into(),
+                    why: e.to_string(),
+                })
             })?;
             ports.push(port);
         }
@@ -262,14 +310,26 @@ pub fn probe_pci_devices(eal: &Eal, devs: &[eal::pci::PciDevice]) -> Result<Vec<
 /// Port ids in use, ascending.
 pub fn ports() -> Vec<u16> {
     (0..MAX_PORTS as u16)
-        .filter(|&p| PORTS[p as usize].ctl.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+        .filter(|&p| {
+            PORTS[p as usize]
+                .ctl
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+        })
         .collect()
 }
 
 /// The id of the port named `name`.
 pub fn port_by_name(name: &str) -> Option<u16> {
-    (0..MAX_PORTS as u16)
-        .find(|&p| PORTS[p as usize].ctl.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|c| c.name == name))
+    (0..MAX_PORTS as u16).find(|&p| {
+        PORTS[p as usize]
+            .ctl
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|c| c.name == name)
+    })
 }
 
 /// The name of a port.
@@ -312,21 +372,42 @@ pub fn dev_info(port: u16) -> Result<DevInfo> {
 fn check_no_handles(s: &PortSlot, op: &'static str, port: u16) -> Result<()> {
     for (q, qs) in s.rx.iter().enumerate() {
         if qs.claim.load(Ordering::Relaxed) == HANDLE {
-            return Err(Error::QueueBusy { op, dir: "RX", port, queue: q as u16 });
+            return Err(Error::QueueBusy {
+                op,
+                dir: "RX",
+                port,
+                queue: q as u16,
+            });
         }
     }
     for (q, qs) in s.tx.iter().enumerate() {
         if qs.claim.load(Ordering::Relaxed) == HANDLE {
-            return Err(Error::QueueBusy { op, dir: "TX", port, queue: q as u16 });
+            return Err(Error::QueueBusy {
+                op,
+                dir: "TX",
+                port,
+                queue: q as u16,
+            });
         }
     }
     Ok(())
 }
 
 /// Drop queue objects from index `from` on (control path, slots claimed one by one).
-fn drop_queues(s: &PortSlot, op: &'static str, port: u16, rx_from: usize, tx_from: usize) -> Result<()> {
+fn drop_queues(
+    s: &PortSlot,
+    op: &'static str,
+    port: u16,
+    rx_from: usize,
+    tx_from: usize,
+) -> Result<()> {
     for (q, qs) in s.rx.iter().enumerate().skip(rx_from) {
-        qs.claim_ctl().map_err(|_| Error::QueueBusy { op, dir: "RX", port, queue: q as u16 })?;
+        qs.claim_ctl().map_err(|_| Error::QueueBusy {
+            op,
+            dir: "RX",
+            port,
+            queue: q as u16,
+        })?;
         // SAFETY: claimed (C1 in claim_ctl).
         unsafe {
             *qs.q.get() = None;
@@ -335,7 +416,12 @@ fn drop_queues(s: &PortSlot, op: &'static str, port: u16, rx_from: usize, tx_fro
         qs.release();
     }
     for (q, qs) in s.tx.iter().enumerate().skip(tx_from) {
-        qs.claim_ctl().map_err(|_| Error::QueueBusy { op, dir: "TX", port, queue: q as u16 })?;
+        qs.claim_ctl().map_err(|_| Error::QueueBusy {
+            op,
+            dir: "TX",
+            port,
+            queue: q as u16,
+        })?;
         // SAFETY: claimed.
         unsafe {
             *qs.q.get() = None;
@@ -351,10 +437,17 @@ fn drop_queues(s: &PortSlot, op: &'static str, port: u16, rx_from: usize, tx_fro
 pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<()> {
     with_port!(port, "configure", |s, c| {
         if c.state == State::Started {
-            return Err(Error::BadState { op: "configure", port, why: "port is started; stop it first".into() });
+            return Err(Error::BadState {
+                op: "configure",
+                port,
+                why: "port is started; stop it first".into(),
+            });
         }
         let i = c.driver.info();
-        let (mrx, mtx) = (i.max_rx_queues.min(MAX_QUEUES as u16), i.max_tx_queues.min(MAX_QUEUES as u16));
+        let (mrx, mtx) = (
+            i.max_rx_queues.min(MAX_QUEUES as u16),
+            i.max_tx_queues.min(MAX_QUEUES as u16),
+        );
         if nb_rxq > mrx || nb_txq > mtx || (nb_rxq == 0 && nb_txq == 0) {
             return Err(Error::Unsupported {
                 port,
@@ -363,19 +456,40 @@ pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<
         }
         let bad_rx = conf.rx_offloads - i.rx_offload_capa;
         if !bad_rx.is_empty() {
-            return Err(Error::Unsupported { port, why: format!("RX offloads {bad_rx:?} not supported (capable of {:?})", i.rx_offload_capa) });
+            return Err(Error::Unsupported {
+                port,
+                why: format!(
+                    "RX offloads {bad_rx:?} not supported (capable of {:?})",
+                    i.rx_offload_capa
+                ),
+            });
         }
         let bad_tx = conf.tx_offloads - i.tx_offload_capa;
         if !bad_tx.is_empty() {
-            return Err(Error::Unsupported { port, why: format!("TX offloads {bad_tx:?} not supported (capable of {:?})", i.tx_offload_capa) });
+            return Err(Error::Unsupported {
+                port,
+                why: format!(
+                    "TX offloads {bad_tx:?} not supported (capable of {:?})",
+                    i.tx_offload_capa
+                ),
+            });
         }
         if conf.mq_mode == MqMode::Rss {
             let bad = conf.rss.hf - i.flow_type_rss_offloads;
             if !bad.is_empty() || i.flow_type_rss_offloads.is_empty() {
-                return Err(Error::Unsupported { port, why: format!("RSS hash {:?} not supported (capable of {:?})", conf.rss.hf, i.flow_type_rss_offloads) });
+                return Err(Error::Unsupported {
+                    port,
+                    why: format!(
+                        "RSS hash {:?} not supported (capable of {:?})",
+                        conf.rss.hf, i.flow_type_rss_offloads
+                    ),
+                });
             }
             if conf.rss.key.is_some() {
-                return Err(Error::Unsupported { port, why: "driver takes no RSS key".into() });
+                return Err(Error::Unsupported {
+                    port,
+                    why: "driver takes no RSS key".into(),
+                });
             }
         }
         if let Some(m) = conf.mtu {
@@ -383,13 +497,31 @@ pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<
         }
         // Queues above the new counts are released below: refuse before changing
         // anything if a handle holds one of them.
-        if let Some(q) = s.rx[nb_rxq as usize..].iter().position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE) {
-            return Err(Error::QueueBusy { op: "configure", dir: "RX", port, queue: nb_rxq + q as u16 });
+        if let Some(q) = s.rx[nb_rxq as usize..]
+            .iter()
+            .position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE)
+        {
+            return Err(Error::QueueBusy {
+                op: "configure",
+                dir: "RX",
+                port,
+                queue: nb_rxq + q as u16,
+            });
         }
-        if let Some(q) = s.tx[nb_txq as usize..].iter().position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE) {
-            return Err(Error::QueueBusy { op: "configure", dir: "TX", port, queue: nb_txq + q as u16 });
+        if let Some(q) = s.tx[nb_txq as usize..]
+            .iter()
+            .position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE)
+        {
+            return Err(Error::QueueBusy {
+                op: "configure",
+                dir: "TX",
+                port,
+                queue: nb_txq + q as u16,
+            });
         }
-        c.driver.configure(nb_rxq, nb_txq, conf).map_err(|why| Error::Unsupported { port, why })?;
+        c.driver
+            .configure(nb_rxq, nb_txq, conf)
+            .map_err(|why| Error::Unsupported { port, why })?;
         drop_queues(s, "configure", port, nb_rxq as usize, nb_txq as usize)?;
         if let Some(m) = conf.mtu {
             apply_mtu(port, s, c, m)?;
@@ -398,8 +530,12 @@ pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<
         c.nb_txq = nb_txq;
         c.conf = conf.clone();
         c.state = State::Configured;
-        c.shared().nb_rxq.store(u32::from(nb_rxq), Ordering::Relaxed);
-        c.shared().nb_txq.store(u32::from(nb_txq), Ordering::Relaxed);
+        c.shared()
+            .nb_rxq
+            .store(u32::from(nb_rxq), Ordering::Relaxed);
+        c.shared()
+            .nb_txq
+            .store(u32::from(nb_txq), Ordering::Relaxed);
         Ok(())
     })
 }
@@ -411,7 +547,10 @@ fn check_desc(port: u16, dir: &'static str, q: u16, n: u16, l: crate::DescLim) -
             dir,
             port,
             queue: q,
-            why: format!("{n} descriptors, driver takes {}..={} in multiples of {}", l.min, l.max, l.align),
+            why: format!(
+                "{n} descriptors, driver takes {}..={} in multiples of {}",
+                l.min, l.max, l.align
+            ),
         });
     }
     Ok(())
@@ -419,23 +558,48 @@ fn check_desc(port: u16, dir: &'static str, q: u16, n: u16, l: crate::DescLim) -
 
 /// Set up RX queue `q` with `nb_desc` descriptors, filling from `pool`. `socket` is a
 /// placement hint (software drivers ignore it). Only while stopped and configured.
-pub fn rx_queue_setup(port: u16, q: u16, nb_desc: u16, socket: Option<u32>, conf: &RxConf, pool: &PktmbufPool) -> Result<()> {
+pub fn rx_queue_setup(
+    port: u16,
+    q: u16,
+    nb_desc: u16,
+    socket: Option<u32>,
+    conf: &RxConf,
+    pool: &PktmbufPool,
+) -> Result<()> {
     let _ = socket;
     with_port!(port, "set up RX queue of", |s, c| {
         if c.state != State::Configured {
-            return Err(Error::BadState { op: "set up an RX queue of", port, why: "port must be configured and stopped".into() });
+            return Err(Error::BadState {
+                op: "set up an RX queue of",
+                port,
+                why: "port must be configured and stopped".into(),
+            });
         }
         if q >= c.nb_rxq {
-            return Err(Error::BadQueue { op: "set up", dir: "RX", port, queue: q, why: format!("port has {} RX queues", c.nb_rxq) });
+            return Err(Error::BadQueue {
+                op: "set up",
+                dir: "RX",
+                port,
+                queue: q,
+                why: format!("port has {} RX queues", c.nb_rxq),
+            });
         }
         let i = c.driver.info();
         check_desc(port, "RX", q, nb_desc, i.rx_desc_lim)?;
         let bad = conf.offloads - i.rx_offload_capa;
         if !bad.is_empty() {
-            return Err(Error::Unsupported { port, why: format!("RX queue offloads {bad:?} not supported") });
+            return Err(Error::Unsupported {
+                port,
+                why: format!("RX queue offloads {bad:?} not supported"),
+            });
         }
         let qs = &s.rx[q as usize];
-        qs.claim_ctl().map_err(|_| Error::QueueBusy { op: "set up RX queue of", dir: "RX", port, queue: q })?;
+        qs.claim_ctl().map_err(|_| Error::QueueBusy {
+            op: "set up RX queue of",
+            dir: "RX",
+            port,
+            queue: q,
+        })?;
         let mut conf = conf.clone();
         conf.offloads |= c.conf.rx_offloads;
         let stats = QueueStats::new(&c.shared().rxq[q as usize]);
@@ -459,23 +623,47 @@ pub fn rx_queue_setup(port: u16, q: u16, nb_desc: u16, socket: Option<u32>, conf
 }
 
 /// Set up TX queue `q` with `nb_desc` descriptors. Only while stopped and configured.
-pub fn tx_queue_setup(port: u16, q: u16, nb_desc: u16, socket: Option<u32>, conf: &TxConf) -> Result<()> {
+pub fn tx_queue_setup(
+    port: u16,
+    q: u16,
+    nb_desc: u16,
+    socket: Option<u32>,
+    conf: &TxConf,
+) -> Result<()> {
     let _ = socket;
     with_port!(port, "set up TX queue of", |s, c| {
         if c.state != State::Configured {
-            return Err(Error::BadState { op: "set up a TX queue of", port, why: "port must be configured and stopped".into() });
+            return Err(Error::BadState {
+                op: "set up a TX queue of",
+                port,
+                why: "port must be configured and stopped".into(),
+            });
         }
         if q >= c.nb_txq {
-            return Err(Error::BadQueue { op: "set up", dir: "TX", port, queue: q, why: format!("port has {} TX queues", c.nb_txq) });
+            return Err(Error::BadQueue {
+                op: "set up",
+                dir: "TX",
+                port,
+                queue: q,
+                why: format!("port has {} TX queues", c.nb_txq),
+            });
         }
         let i = c.driver.info();
         check_desc(port, "TX", q, nb_desc, i.tx_desc_lim)?;
         let bad = conf.offloads - i.tx_offload_capa;
         if !bad.is_empty() {
-            return Err(Error::Unsupported { port, why: format!("TX queue offloads {bad:?} not supported") });
+            return Err(Error::Unsupported {
+                port,
+                why: format!("TX queue offloads {bad:?} not supported"),
+            });
         }
         let qs = &s.tx[q as usize];
-        qs.claim_ctl().map_err(|_| Error::QueueBusy { op: "set up TX queue of", dir: "TX", port, queue: q })?;
+        qs.claim_ctl().map_err(|_| Error::QueueBusy {
+            op: "set up TX queue of",
+            dir: "TX",
+            port,
+            queue: q,
+        })?;
         let mut conf = conf.clone();
         conf.offloads |= c.conf.tx_offloads;
         let stats = QueueStats::new(&c.shared().txq[q as usize]);
@@ -503,7 +691,13 @@ pub fn start(port: u16) -> Result<()> {
     with_port!(port, "start", |s, c| {
         match c.state {
             State::Started => return Ok(()),
-            State::Attached => return Err(Error::BadState { op: "start", port, why: "port is not configured".into() }),
+            State::Attached => {
+                return Err(Error::BadState {
+                    op: "start",
+                    port,
+                    why: "port is not configured".into(),
+                })
+            }
             State::Configured => {}
         }
         for q in 0..c.nb_rxq {
@@ -521,7 +715,13 @@ pub fn start(port: u16) -> Result<()> {
                 }
             };
             if !ok {
-                return Err(Error::BadQueue { op: "start with", dir: "RX", port, queue: q, why: "queue is not set up".into() });
+                return Err(Error::BadQueue {
+                    op: "start with",
+                    dir: "RX",
+                    port,
+                    queue: q,
+                    why: "queue is not set up".into(),
+                });
             }
         }
         for q in 0..c.nb_txq {
@@ -538,7 +738,13 @@ pub fn start(port: u16) -> Result<()> {
                 }
             };
             if !ok {
-                return Err(Error::BadQueue { op: "start with", dir: "TX", port, queue: q, why: "queue is not set up".into() });
+                return Err(Error::BadQueue {
+                    op: "start with",
+                    dir: "TX",
+                    port,
+                    queue: q,
+                    why: "queue is not set up".into(),
+                });
             }
         }
         c.driver.start()?;
@@ -582,23 +788,40 @@ pub fn close(port: u16) -> Result<()> {
         c.driver.close();
     }
     let c = g.take().expect("checked by lock");
-    let PortCtl { eal, mz, shared: sp, driver, .. } = c;
+    let PortCtl {
+        eal,
+        mz,
+        shared: sp,
+        driver,
+        ..
+    } = c;
     drop(driver);
     // SAFETY: the memzone is still mapped (eal alive); clearing the magic tells readers
     // in other processes that the port is gone.
     unsafe { (*sp.0.as_ptr()).magic = 0 };
-    let r = eal.memzone_free(&mz).map_err(|source| Error::Eal { op: "free", what: format!("memzone {}", mz.name()), source: Box::new(source) });
+    let r = eal.memzone_free(&mz).map_err(|source| Error::Eal {
+        op: "free",
+        what: format!("memzone {}", mz.name()),
+        source: Box::new(source),
+    });
     crate::log(format_args!("port {port}: closed"));
     r
 }
 
 fn software_link(c: &PortCtl, started: bool) -> Link {
-    Link { speed_mbps: 10_000, full_duplex: true, autoneg: false, up: started && c.link_admin_up }
+    Link {
+        speed_mbps: 10_000,
+        full_duplex: true,
+        autoneg: false,
+        up: started && c.link_admin_up,
+    }
 }
 
 fn update_link(c: &mut PortCtl, started: bool) -> Link {
     let l = c.driver.link().unwrap_or_else(|| software_link(c, started));
-    c.shared().link.store(PortShared::link_word(&l), Ordering::Relaxed);
+    c.shared()
+        .link
+        .store(PortShared::link_word(&l), Ordering::Relaxed);
     l
 }
 
@@ -670,7 +893,11 @@ pub fn mac_addr_get(port: u16) -> Result<[u8; 6]> {
 pub fn mac_addr_set(port: u16, mac: [u8; 6]) -> Result<()> {
     with_port!(port, "set MAC of", |_s, c| {
         if mac[0] & 1 != 0 || mac == [0; 6] {
-            return Err(Error::BadState { op: "set MAC of", port, why: format!("{} is not a unicast address", fmt_mac(&mac)) });
+            return Err(Error::BadState {
+                op: "set MAC of",
+                port,
+                why: format!("{} is not a unicast address", fmt_mac(&mac)),
+            });
         }
         c.driver.set_mac(mac)?;
         c.mac = mac;
@@ -681,12 +908,18 @@ pub fn mac_addr_set(port: u16, mac: [u8; 6]) -> Result<()> {
 
 /// Format a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn check_mtu(port: u16, i: &driver::DriverInfo, mtu: u32) -> Result<()> {
     if mtu < i.min_mtu || mtu > i.max_mtu {
-        return Err(Error::Unsupported { port, why: format!("MTU {mtu} outside {}..={}", i.min_mtu, i.max_mtu) });
+        return Err(Error::Unsupported {
+            port,
+            why: format!("MTU {mtu} outside {}..={}", i.min_mtu, i.max_mtu),
+        });
     }
     Ok(())
 }
@@ -720,7 +953,8 @@ pub fn stats_get(port: u16) -> Result<EthStats> {
     with_port!(port, "get stats of", |_s, c| {
         let m = c.driver.take_missed();
         let sh = c.shared();
-        sh.imissed.store(sh.imissed.load(Ordering::Relaxed) + m, Ordering::Relaxed);
+        sh.imissed
+            .store(sh.imissed.load(Ordering::Relaxed) + m, Ordering::Relaxed);
         Ok(sh.stats())
     })
 }
@@ -730,7 +964,8 @@ pub fn stats_reset(port: u16) -> Result<()> {
     with_port!(port, "reset stats of", |_s, c| {
         let m = c.driver.take_missed();
         let sh = c.shared();
-        sh.imissed.store(sh.imissed.load(Ordering::Relaxed) + m, Ordering::Relaxed);
+        sh.imissed
+            .store(sh.imissed.load(Ordering::Relaxed) + m, Ordering::Relaxed);
         sh.reset();
         Ok(())
     })
@@ -748,7 +983,13 @@ fn xstats_all(port: u16) -> Result<Vec<(String, u64)>> {
         ("tx_errors".to_string(), st.oerrors),
         ("rx_mbuf_allocation_errors".to_string(), st.rx_nombuf),
     ];
-    for (q, ((p, b), e)) in st.q_ipackets.iter().zip(&st.q_ibytes).zip(&st.q_errors).enumerate() {
+    for (q, ((p, b), e)) in st
+        .q_ipackets
+        .iter()
+        .zip(&st.q_ibytes)
+        .zip(&st.q_errors)
+        .enumerate()
+    {
         v.push((format!("rx_q{q}_packets"), *p));
         v.push((format!("rx_q{q}_bytes"), *b));
         v.push((format!("rx_q{q}_errors"), *e));
@@ -769,7 +1010,14 @@ pub fn xstats_names(port: u16) -> Result<Vec<String>> {
 
 /// Extended statistics: the basic ones by name, per queue, and driver-specific ones.
 pub fn xstats(port: u16) -> Result<Vec<XStat>> {
-    Ok(xstats_all(port)?.into_iter().enumerate().map(|(i, (_, v))| XStat { id: i as u64, value: v }).collect())
+    Ok(xstats_all(port)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, v))| XStat {
+            id: i as u64,
+            value: v,
+        })
+        .collect())
 }
 
 /// Extended statistics as (name, value) pairs.
@@ -800,7 +1048,9 @@ fn tx_on(s: &PortSlot, qs: &QSlot<dyn TxQueueOps>, pkts: &mut Vec<Mbuf>) -> u16 
         return 0;
     }
     // SAFETY: the caller holds the slot's claim.
-    let Some(q) = (unsafe { &mut *qs.q.get() }) else { return 0 };
+    let Some(q) = (unsafe { &mut *qs.q.get() }) else {
+        return 0;
+    };
     let max = pkts.len().min(u16::MAX as usize);
     let lim = s.frame_max.load(Ordering::Relaxed);
     let mut dropped = 0usize;
@@ -833,7 +1083,9 @@ fn drop_oversize(pkts: &mut Vec<Mbuf>, max: usize, lim: u32) -> usize {
 #[inline]
 pub fn rx_burst(port: u16, queue: u16, out: &mut Vec<Mbuf>, nb_pkts: u16) -> u16 {
     let Some(s) = slot(port) else { return 0 };
-    let Some(qs) = s.rx.get(queue as usize) else { return 0 };
+    let Some(qs) = s.rx.get(queue as usize) else {
+        return 0;
+    };
     if !qs.try_claim(BURST) {
         return 0;
     }
@@ -850,7 +1102,9 @@ pub fn rx_burst(port: u16, queue: u16, out: &mut Vec<Mbuf>, nb_pkts: u16) -> u16
 #[inline]
 pub fn tx_burst(port: u16, queue: u16, pkts: &mut Vec<Mbuf>) -> u16 {
     let Some(s) = slot(port) else { return 0 };
-    let Some(qs) = s.tx.get(queue as usize) else { return 0 };
+    let Some(qs) = s.tx.get(queue as usize) else {
+        return 0;
+    };
     if !qs.try_claim(BURST) {
         return 0;
     }
@@ -878,12 +1132,22 @@ pub struct TxQueue {
     qs: &'static QSlot<dyn TxQueueOps>,
 }
 
-fn handle_check(port: u16, queue: u16, dir: &'static str) -> Result<(&'static PortSlot, MutexGuard<'static, Option<PortCtl>>)> {
+fn handle_check(
+    port: u16,
+    queue: u16,
+    dir: &'static str,
+) -> Result<(&'static PortSlot, MutexGuard<'static, Option<PortCtl>>)> {
     let (s, g) = lock(port, "get a queue handle of")?;
     let c = g.as_ref().expect("checked by lock");
     let n = if dir == "RX" { c.nb_rxq } else { c.nb_txq };
     if queue >= n {
-        return Err(Error::BadQueue { op: "get a handle to", dir, port, queue, why: format!("port has {n} {dir} queues") });
+        return Err(Error::BadQueue {
+            op: "get a handle to",
+            dir,
+            port,
+            queue,
+            why: format!("port has {n} {dir} queues"),
+        });
     }
     Ok((s, g))
 }
@@ -894,12 +1158,23 @@ pub fn rx_queue(port: u16, queue: u16) -> Result<RxQueue> {
     let (s, _g) = handle_check(port, queue, "RX")?;
     let qs = &s.rx[queue as usize];
     if !qs.try_claim(HANDLE) {
-        return Err(Error::QueueBusy { op: "get a queue handle of", dir: "RX", port, queue });
+        return Err(Error::QueueBusy {
+            op: "get a queue handle of",
+            dir: "RX",
+            port,
+            queue,
+        });
     }
     // SAFETY: claimed.
     if unsafe { (*qs.q.get()).is_none() } {
         qs.release();
-        return Err(Error::BadQueue { op: "get a handle to", dir: "RX", port, queue, why: "queue is not set up".into() });
+        return Err(Error::BadQueue {
+            op: "get a handle to",
+            dir: "RX",
+            port,
+            queue,
+            why: "queue is not set up".into(),
+        });
     }
     Ok(RxQueue { port, queue, s, qs })
 }
@@ -909,12 +1184,23 @@ pub fn tx_queue(port: u16, queue: u16) -> Result<TxQueue> {
     let (s, _g) = handle_check(port, queue, "TX")?;
     let qs = &s.tx[queue as usize];
     if !qs.try_claim(HANDLE) {
-        return Err(Error::QueueBusy { op: "get a queue handle of", dir: "TX", port, queue });
+        return Err(Error::QueueBusy {
+            op: "get a queue handle of",
+            dir: "TX",
+            port,
+            queue,
+        });
     }
     // SAFETY: claimed.
     if unsafe { (*qs.q.get()).is_none() } {
         qs.release();
-        return Err(Error::BadQueue { op: "get a handle to", dir: "TX", port, queue, why: "queue is not set up".into() });
+        return Err(Error::BadQueue {
+            op: "get a handle to",
+            dir: "TX",
+            port,
+            queue,
+            why: "queue is not set up".into(),
+        });
     }
     Ok(TxQueue { port, queue, s, qs })
 }

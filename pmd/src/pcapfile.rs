@@ -44,7 +44,10 @@ pub struct Capture {
 /// whose text says what and where; nothing panics.
 pub fn parse(b: &[u8]) -> Result<Capture, String> {
     if b.len() < 24 {
-        return Err(format!("file is {} bytes, shorter than the 24-byte pcap header", b.len()));
+        return Err(format!(
+            "file is {} bytes, shorter than the 24-byte pcap header",
+            b.len()
+        ));
     }
     let m_le = u32::from_le_bytes(b[0..4].try_into().expect("4"));
     let (big, ns) = match m_le {
@@ -57,11 +60,19 @@ pub fn parse(b: &[u8]) -> Result<Capture, String> {
     };
     let u16_at = |o: usize| {
         let v = [b[o], b[o + 1]];
-        if big { u16::from_be_bytes(v) } else { u16::from_le_bytes(v) }
+        if big {
+            u16::from_be_bytes(v)
+        } else {
+            u16::from_le_bytes(v)
+        }
     };
     let u32_at = |o: usize| {
         let v: [u8; 4] = b[o..o + 4].try_into().expect("4");
-        if big { u32::from_be_bytes(v) } else { u32::from_le_bytes(v) }
+        if big {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        }
     };
     let (major, minor) = (u16_at(4), u16_at(6));
     if major != 2 {
@@ -73,19 +84,34 @@ pub fn parse(b: &[u8]) -> Result<Capture, String> {
     let mut off = 24usize;
     while off < b.len() {
         if b.len() - off < 16 {
-            return Err(format!("truncated record header at offset {off} ({} of 16 bytes)", b.len() - off));
+            return Err(format!(
+                "truncated record header at offset {off} ({} of 16 bytes)",
+                b.len() - off
+            ));
         }
-        let (sec, sub, incl, orig) = (u32_at(off), u32_at(off + 4), u32_at(off + 8), u32_at(off + 12));
+        let (sec, sub, incl, orig) = (
+            u32_at(off),
+            u32_at(off + 4),
+            u32_at(off + 8),
+            u32_at(off + 12),
+        );
         if incl > MAX_RECORD {
-            return Err(format!("record at offset {off} claims {incl} bytes (more than {MAX_RECORD})"));
+            return Err(format!(
+                "record at offset {off} claims {incl} bytes (more than {MAX_RECORD})"
+            ));
         }
         if ns && sub >= 1_000_000_000 || !ns && sub >= 1_000_000 {
-            return Err(format!("record at offset {off} has a sub-second timestamp of {sub} (out of range)"));
+            return Err(format!(
+                "record at offset {off} has a sub-second timestamp of {sub} (out of range)"
+            ));
         }
         let start = off + 16;
         let end = start + incl as usize;
         if end > b.len() {
-            return Err(format!("truncated record at offset {off}: {incl} bytes claimed, {} present", b.len() - start));
+            return Err(format!(
+                "truncated record at offset {off}: {incl} bytes claimed, {} present",
+                b.len() - start
+            ));
         }
         records.push(Record {
             ts_sec: sec,
@@ -95,7 +121,13 @@ pub fn parse(b: &[u8]) -> Result<Capture, String> {
         });
         off = end;
     }
-    Ok(Capture { nanosecond: ns, big_endian: big, snaplen, linktype, records })
+    Ok(Capture {
+        nanosecond: ns,
+        big_endian: big,
+        snaplen,
+        linktype,
+        records,
+    })
 }
 
 /// Writes a little-endian, microsecond pcap stream.
@@ -167,7 +199,10 @@ mod tests {
         for be in [false, true] {
             for ns in [false, true] {
                 let c = parse(&file(be, ns, &[(b"abc", 5), (b"defgh", 999)])).unwrap();
-                assert_eq!((c.big_endian, c.nanosecond, c.linktype, c.snaplen), (be, ns, 1, 65535));
+                assert_eq!(
+                    (c.big_endian, c.nanosecond, c.linktype, c.snaplen),
+                    (be, ns, 1, 65535)
+                );
                 assert_eq!(c.records.len(), 2);
                 assert_eq!(c.records[0].data, b"abc");
                 assert_eq!(c.records[1].data, b"defgh");
@@ -180,8 +215,12 @@ mod tests {
     fn malformed_inputs_are_errors() {
         assert!(parse(b"").unwrap_err().contains("shorter"));
         let mut b = file(false, false, &[(b"abcdef", 0)]);
-        assert!(parse(&b[..b.len() - 2]).unwrap_err().contains("truncated record at offset 24"));
-        assert!(parse(&b[..24 + 7]).unwrap_err().contains("truncated record header"));
+        assert!(parse(&b[..b.len() - 2])
+            .unwrap_err()
+            .contains("truncated record at offset 24"));
+        assert!(parse(&b[..24 + 7])
+            .unwrap_err()
+            .contains("truncated record header"));
         b[0] = 0;
         assert!(parse(&b).unwrap_err().contains("bad magic"));
         let mut ng = file(false, false, &[]);

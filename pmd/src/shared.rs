@@ -55,7 +55,8 @@ const _: () = assert!(std::mem::size_of::<QueueCounters>() == 128);
 
 /// Value of a counter net of its reset base.
 fn net(c: &AtomicU64, b: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed).wrapping_sub(b.load(Ordering::Relaxed))
+    c.load(Ordering::Relaxed)
+        .wrapping_sub(b.load(Ordering::Relaxed))
 }
 
 impl QueueCounters {
@@ -63,26 +64,41 @@ impl QueueCounters {
     #[inline(always)]
     pub fn add(&self, pkts: u64, bytes: u64) {
         // Relaxed load+store: single writer (the polling lcore); readers want a recent value.
-        self.packets.store(self.packets.load(Ordering::Relaxed).wrapping_add(pkts), Ordering::Relaxed);
-        self.bytes.store(self.bytes.load(Ordering::Relaxed).wrapping_add(bytes), Ordering::Relaxed);
+        self.packets.store(
+            self.packets.load(Ordering::Relaxed).wrapping_add(pkts),
+            Ordering::Relaxed,
+        );
+        self.bytes.store(
+            self.bytes.load(Ordering::Relaxed).wrapping_add(bytes),
+            Ordering::Relaxed,
+        );
     }
 
     /// Add to `errors` (owner lcore only).
     #[inline]
     pub fn add_errors(&self, n: u64) {
-        self.errors.store(self.errors.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.errors.store(
+            self.errors.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Add to `nombuf` (owner lcore only).
     #[inline]
     pub fn add_nombuf(&self, n: u64) {
-        self.nombuf.store(self.nombuf.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.nombuf.store(
+            self.nombuf.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Add to `missed` (owner lcore only).
     #[inline]
     pub fn add_missed(&self, n: u64) {
-        self.missed.store(self.missed.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.missed.store(
+            self.missed.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     fn reset(&self) {
@@ -128,12 +144,20 @@ pub struct PortShared {
 impl PortShared {
     /// Encode a link.
     pub fn link_word(l: &Link) -> u64 {
-        u64::from(l.up) | u64::from(l.full_duplex) << 1 | u64::from(l.autoneg) << 2 | u64::from(l.speed_mbps) << 32
+        u64::from(l.up)
+            | u64::from(l.full_duplex) << 1
+            | u64::from(l.autoneg) << 2
+            | u64::from(l.speed_mbps) << 32
     }
 
     /// Decode a link word.
     pub fn link_of(w: u64) -> Link {
-        Link { up: w & 1 != 0, full_duplex: w & 2 != 0, autoneg: w & 4 != 0, speed_mbps: (w >> 32) as u32 }
+        Link {
+            up: w & 1 != 0,
+            full_duplex: w & 2 != 0,
+            autoneg: w & 4 != 0,
+            speed_mbps: (w >> 32) as u32,
+        }
     }
 
     /// Current statistics, net of the last reset.
@@ -142,7 +166,11 @@ impl PortShared {
         let ntx = (self.nb_txq.load(Ordering::Relaxed) as usize).min(MAX_QUEUES);
         let mut s = EthStats::default();
         for q in &self.rxq[..nrx] {
-            let (p, b, e) = (net(&q.packets, &q.base_packets), net(&q.bytes, &q.base_bytes), net(&q.errors, &q.base_errors));
+            let (p, b, e) = (
+                net(&q.packets, &q.base_packets),
+                net(&q.bytes, &q.base_bytes),
+                net(&q.errors, &q.base_errors),
+            );
             s.ipackets += p;
             s.ibytes += b;
             s.ierrors += e;
@@ -153,7 +181,11 @@ impl PortShared {
             s.q_errors.push(e);
         }
         for q in &self.txq[..ntx] {
-            let (p, b, e) = (net(&q.packets, &q.base_packets), net(&q.bytes, &q.base_bytes), net(&q.errors, &q.base_errors));
+            let (p, b, e) = (
+                net(&q.packets, &q.base_packets),
+                net(&q.bytes, &q.base_bytes),
+                net(&q.errors, &q.base_errors),
+            );
             s.opackets += p;
             s.obytes += b;
             s.oerrors += e;
@@ -169,7 +201,8 @@ impl PortShared {
         for q in self.rxq.iter().chain(self.txq.iter()) {
             q.reset();
         }
-        self.base_imissed.store(self.imissed.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.base_imissed
+            .store(self.imissed.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Port name.
@@ -224,19 +257,31 @@ pub struct SharedPortInfo {
 /// The returned reference points into EAL memory, which stays mapped while `eal` lives;
 /// the caller must not keep it beyond that (the lifetime ties it to `eal`).
 pub fn attach(eal: &eal::Eal, port: u16) -> Result<&PortShared> {
-    let mz = eal.memzone_lookup(&memzone_name(port)).ok_or_else(|| crate::Error::Shared {
-        port,
-        why: format!("no memzone '{}' (no such port in this EAL group)", memzone_name(port)),
-    })?;
+    let mz = eal
+        .memzone_lookup(&memzone_name(port))
+        .ok_or_else(|| crate::Error::Shared {
+            port,
+            why: format!(
+                "no memzone '{}' (no such port in this EAL group)",
+                memzone_name(port)
+            ),
+        })?;
     if (mz.len() as usize) < std::mem::size_of::<PortShared>() {
         return Err(crate::Error::Shared {
             port,
-            why: format!("memzone is {} bytes, need {}", mz.len(), std::mem::size_of::<PortShared>()),
+            why: format!(
+                "memzone is {} bytes, need {}",
+                mz.len(),
+                std::mem::size_of::<PortShared>()
+            ),
         });
     }
     let p = mz.as_ptr::<PortShared>();
     if !(p as usize).is_multiple_of(std::mem::align_of::<PortShared>()) {
-        return Err(crate::Error::Shared { port, why: "memzone is misaligned".into() });
+        return Err(crate::Error::Shared {
+            port,
+            why: "memzone is misaligned".into(),
+        });
     }
     // SAFETY: the memzone is mapped for as long as `eal` lives (the borrow ties the
     // reference to it), is large enough and aligned; every field that changes after
@@ -244,12 +289,18 @@ pub fn attach(eal: &eal::Eal, port: u16) -> Result<&PortShared> {
     // (the memzone table lock orders it) — we check the magic before trusting anything.
     let s = unsafe { &*p };
     if s.magic != MAGIC {
-        return Err(crate::Error::Shared { port, why: format!("bad magic {:#x}", s.magic) });
+        return Err(crate::Error::Shared {
+            port,
+            why: format!("bad magic {:#x}", s.magic),
+        });
     }
     if s.version != VERSION {
         return Err(crate::Error::Shared {
             port,
-            why: format!("layout version {} but this build reads {}", s.version, VERSION),
+            why: format!(
+                "layout version {} but this build reads {}",
+                s.version, VERSION
+            ),
         });
     }
     Ok(s)

@@ -113,9 +113,15 @@ const _: () = assert!(std::mem::size_of::<IfReq>() == 40);
 fn ifreq(name: &str) -> io::Result<IfReq> {
     let b = name.as_bytes();
     if b.is_empty() || b.len() >= IFNAMSIZ || b.contains(&0) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad interface name '{name}'")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name '{name}'"),
+        ));
     }
-    let mut r = IfReq { name: [0; IFNAMSIZ], data: [0; 24] };
+    let mut r = IfReq {
+        name: [0; IFNAMSIZ],
+        data: [0; 24],
+    };
     r.name[..b.len()].copy_from_slice(b);
     Ok(r)
 }
@@ -143,7 +149,13 @@ fn cvt_size(r: isize) -> io::Result<Option<usize>> {
 /// `socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(proto))`.
 pub fn packet_socket(proto: u16) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; a non-negative result is a new fd we own.
-    let fd = cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto.to_be())) })?;
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto.to_be()),
+        )
+    })?;
     // SAFETY: fresh fd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -191,7 +203,15 @@ pub fn packet_statistics(fd: RawFd) -> io::Result<(u32, u32)> {
     let mut v = [0u32; 2];
     let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
     // SAFETY: `v` is writable for `len` bytes; `len` is updated by the kernel.
-    cvt(unsafe { libc::getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, v.as_mut_ptr().cast(), &mut len) })?;
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            SOL_PACKET,
+            PACKET_STATISTICS,
+            v.as_mut_ptr().cast(),
+            &mut len,
+        )
+    })?;
     Ok((v[0], v[1]))
 }
 
@@ -266,7 +286,10 @@ pub fn mmap_shared(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    Ok(Mapping { ptr: NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?, len })
+    Ok(Mapping {
+        ptr: NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?,
+        len,
+    })
 }
 
 fn ioctl_ifreq(fd: RawFd, req: u64, r: &mut IfReq) -> io::Result<()> {
@@ -328,7 +351,12 @@ pub fn set_if_mtu(fd: &OwnedFd, name: &str, mtu: u32) -> io::Result<()> {
 pub fn tun_open() -> io::Result<OwnedFd> {
     let path = c"/dev/net/tun";
     // SAFETY: valid NUL-terminated path; a non-negative result is a new fd we own.
-    let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    let fd = cvt(unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    })?;
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -345,7 +373,11 @@ pub fn tun_set_iff(fd: &OwnedFd, name: &str, flags: u16) -> io::Result<String> {
 
 /// `poll` one fd for input; true if readable before `timeout_ms`.
 pub fn poll_in(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let n = cvt(unsafe { libc::poll(&mut p, 1, timeout_ms) })?;
     Ok(n > 0 && p.revents & libc::POLLIN != 0)
@@ -368,7 +400,14 @@ pub fn writev_nb(fd: RawFd, bufs: &[std::io::IoSlice<'_>]) -> io::Result<Option<
 /// `buf.len()`, then the copy was truncated); `Ok(None)` when nothing is queued.
 pub fn recv_nb(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
     // SAFETY: `buf` is writable for its length.
-    cvt_size(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) })
+    cvt_size(unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+        )
+    })
 }
 
 /// `send(fd, buf, MSG_DONTWAIT)`; `Ok(None)` when the socket would block.
@@ -381,7 +420,16 @@ pub fn send_nb(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
 /// marked `TP_STATUS_SEND_REQUEST` in a PACKET_MMAP TX ring.
 pub fn kick_tx(fd: RawFd) -> io::Result<()> {
     // SAFETY: no buffers are passed.
-    let r = unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
     match cvt_size(r) {
         Ok(_) => Ok(()),
         // ENOBUFS: the qdisc is full; the frames stay requested and go with the next kick.
@@ -403,6 +451,8 @@ pub fn page_size() -> usize {
 
 /// `clock_gettime(CLOCK_REALTIME)` as (seconds, nanoseconds), for pcap timestamps.
 pub fn realtime() -> (u64, u32) {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs(), d.subsec_nanos())
 }

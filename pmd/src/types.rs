@@ -112,7 +112,11 @@ pub struct DescLim {
 
 impl DescLim {
     /// Any count from 1 to 65535.
-    pub const ANY: DescLim = DescLim { min: 1, max: u16::MAX, align: 1 };
+    pub const ANY: DescLim = DescLim {
+        min: 1,
+        max: u16::MAX,
+        align: 1,
+    };
 }
 
 /// What a port is and can do ([`dev_info`](crate::dev_info)).

@@ -32,20 +32,37 @@ pub enum Error {
     /// The memory handed to [`Ring::init_in`](crate::Ring::init_in) is too small or
     /// misaligned, or a looked-up memzone is smaller than the ring it claims to hold.
     #[error("failed to place ring in memory at {addr:#x} of {len} bytes: {why}")]
-    BadMemory { addr: usize, len: usize, why: &'static str },
+    BadMemory {
+        addr: usize,
+        len: usize,
+        why: &'static str,
+    },
     /// The memory does not hold a ring (magic mismatch).
     #[error("failed to attach ring '{name}': bad magic {found:#x}")]
     BadMagic { name: String, found: u64 },
     /// The ring was laid out by an incompatible version of this crate.
     #[error("failed to attach ring '{name}': layout version {found}, expected {expected}")]
-    BadVersion { name: String, found: u32, expected: u32 },
+    BadVersion {
+        name: String,
+        found: u32,
+        expected: u32,
+    },
     /// The ring holds elements of another size than the `T` asked for.
     #[error("failed to attach ring '{name}': element size {found}, expected {expected}")]
-    ElemSizeMismatch { name: String, found: u32, expected: u32 },
+    ElemSizeMismatch {
+        name: String,
+        found: u32,
+        expected: u32,
+    },
     /// Peek (start/finish) or zero-copy asked on a side whose sync mode cannot support it
     /// (only single and HTS sides can).
     #[error("failed to {op} on ring '{name}': the {side} side is {mode:?}, needs Single or Hts")]
-    ModeUnsupported { op: &'static str, name: String, side: &'static str, mode: crate::SyncMode },
+    ModeUnsupported {
+        op: &'static str,
+        name: String,
+        side: &'static str,
+        mode: crate::SyncMode,
+    },
     /// The EAL refused a memzone operation.
     #[error("failed to {op} memzone for ring '{name}'")]
     Eal {

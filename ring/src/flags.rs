@@ -57,16 +57,24 @@ impl SyncMode {
 /// Split flags into the producer and consumer modes, refusing contradictions.
 pub(crate) fn sync_modes(flags: RingFlags, raw: u32) -> crate::Result<(SyncMode, SyncMode)> {
     if RingFlags::from_bits(raw).is_none() {
-        return Err(crate::Error::BadFlags { flags: raw, why: "unknown bits set" });
+        return Err(crate::Error::BadFlags {
+            flags: raw,
+            why: "unknown bits set",
+        });
     }
-    let pick = |s: RingFlags, rts: RingFlags, hts: RingFlags, side| {
-        match (flags.contains(s), flags.contains(rts), flags.contains(hts)) {
-            (false, false, false) => Ok(SyncMode::Multi),
-            (true, false, false) => Ok(SyncMode::Single),
-            (false, true, false) => Ok(SyncMode::Rts),
-            (false, false, true) => Ok(SyncMode::Hts),
-            _ => Err(crate::Error::BadFlags { flags: raw, why: side }),
-        }
+    let pick = |s: RingFlags, rts: RingFlags, hts: RingFlags, side| match (
+        flags.contains(s),
+        flags.contains(rts),
+        flags.contains(hts),
+    ) {
+        (false, false, false) => Ok(SyncMode::Multi),
+        (true, false, false) => Ok(SyncMode::Single),
+        (false, true, false) => Ok(SyncMode::Rts),
+        (false, false, true) => Ok(SyncMode::Hts),
+        _ => Err(crate::Error::BadFlags {
+            flags: raw,
+            why: side,
+        }),
     };
     let prod = pick(
         RingFlags::SP_ENQ,

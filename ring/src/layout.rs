@@ -139,16 +139,26 @@ pub(crate) fn geometry(count: u32, exact: bool) -> crate::Result<Geometry> {
         u64::from(count)
     };
     if size > u64::from(RING_SZ_MASK) {
-        return Err(Error::TooLarge { count, size, max: RING_SZ_MASK });
+        return Err(Error::TooLarge {
+            count,
+            size,
+            max: RING_SZ_MASK,
+        });
     }
     let size = size as u32;
     let capacity = if exact { count } else { size - 1 };
-    Ok(Geometry { size, mask: size - 1, capacity })
+    Ok(Geometry {
+        size,
+        mask: size - 1,
+        capacity,
+    })
 }
 
 /// Bytes for header plus `size` slots of `elem` bytes, rounded up to [`RING_ALIGN`].
 pub(crate) fn memsize_for(size: u32, elem: usize) -> Option<usize> {
     let slots = (size as usize).checked_mul(elem)?;
     let total = core::mem::size_of::<RingHeader>().checked_add(slots)?;
-    total.checked_add(RING_ALIGN - 1).map(|t| t & !(RING_ALIGN - 1))
+    total
+        .checked_add(RING_ALIGN - 1)
+        .map(|t| t & !(RING_ALIGN - 1))
 }

@@ -24,10 +24,20 @@ impl<T: Copy> Ring<T> {
         crate::flags::sync_modes(flags, flags.bits())?;
         let mz_name = format!("{MZ_PREFIX}{name}");
         let mz = eal
-            .memzone_reserve_aligned(&mz_name, len, socket, eal::MemzoneFlags::empty(), RING_ALIGN)
+            .memzone_reserve_aligned(
+                &mz_name,
+                len,
+                socket,
+                eal::MemzoneFlags::empty(),
+                RING_ALIGN,
+            )
             .map_err(|e| match e {
                 eal::Error::Exists(_) => Error::Exists(name.to_string()),
-                source => Error::Eal { op: "reserve", name: name.to_string(), source },
+                source => Error::Eal {
+                    op: "reserve",
+                    name: name.to_string(),
+                    source,
+                },
             })?;
         let mem = mz.as_ptr::<u8>();
         // SAFETY: the memzone is fresh, `len` bytes, 128-aligned and ours alone until
@@ -35,7 +45,10 @@ impl<T: Copy> Ring<T> {
         let r = unsafe { Ring::<T>::init_in(mem, mz.len() as usize, name, count, flags) };
         match r {
             Ok(mut r) => {
-                r.backing = std::sync::Arc::new(Backing::Memzone { eal: eal.clone(), mz });
+                r.backing = std::sync::Arc::new(Backing::Memzone {
+                    eal: eal.clone(),
+                    mz,
+                });
                 Ok(r)
             }
             Err(e) => {
@@ -62,7 +75,10 @@ impl<T: Copy> Ring<T> {
             Ring::<T>::from_initialised(
                 mz.as_ptr::<u8>(),
                 mz.len() as usize,
-                Backing::Memzone { eal: eal.clone(), mz },
+                Backing::Memzone {
+                    eal: eal.clone(),
+                    mz,
+                },
             )
         }
     }
@@ -75,9 +91,11 @@ impl<T: Copy> Ring<T> {
     pub unsafe fn free(self) -> Result<()> {
         match &*self.backing {
             Backing::Caller => Ok(()),
-            Backing::Memzone { eal, mz } => eal
-                .memzone_free(mz)
-                .map_err(|source| Error::Eal { op: "free", name: self.name(), source }),
+            Backing::Memzone { eal, mz } => eal.memzone_free(mz).map_err(|source| Error::Eal {
+                op: "free",
+                name: self.name(),
+                source,
+            }),
         }
     }
 }

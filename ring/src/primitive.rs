@@ -35,7 +35,9 @@ impl SlotTracker {
         // Only touched through `Ring`, whose Send/Sync impls state the contract; loom
         // checks the accesses themselves.
         #[allow(clippy::arc_with_non_send_sync)]
-        SlotTracker { cells: std::sync::Arc::new(cells) }
+        SlotTracker {
+            cells: std::sync::Arc::new(cells),
+        }
     }
 
     /// Record a write of `n` slots from index `idx` (masked by the caller).
@@ -58,7 +60,9 @@ impl SlotTracker {
 #[cfg(loom)]
 impl Clone for SlotTracker {
     fn clone(&self) -> Self {
-        SlotTracker { cells: self.cells.clone() }
+        SlotTracker {
+            cells: self.cells.clone(),
+        }
     }
 }
 

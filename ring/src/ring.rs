@@ -120,7 +120,9 @@ fn len_u32(len: usize) -> u32 {
 
 impl<T: Copy> Ring<T> {
     const ELEM_OK: () = assert!(
-        size_of::<T>() > 0 && size_of::<T>() <= MAX_ELEM_SIZE && core::mem::align_of::<T>() <= RING_ALIGN,
+        size_of::<T>() > 0
+            && size_of::<T>() <= MAX_ELEM_SIZE
+            && core::mem::align_of::<T>() <= RING_ALIGN,
         "ring elements must be 1..=128 bytes"
     );
 
@@ -210,7 +212,11 @@ impl<T: Copy> Ring<T> {
 
     /// # Safety
     /// As [`Ring::attach`].
-    pub(crate) unsafe fn from_initialised(mem: *mut u8, len: usize, backing: Backing) -> Result<Ring<T>> {
+    pub(crate) unsafe fn from_initialised(
+        mem: *mut u8,
+        len: usize,
+        backing: Backing,
+    ) -> Result<Ring<T>> {
         #[allow(clippy::let_unit_value)]
         let () = Self::ELEM_OK;
         check_mem(mem, len, size_of::<RingHeader>())?;
@@ -220,19 +226,41 @@ impl<T: Copy> Ring<T> {
         let h = unsafe { &*hdr_ptr };
         let name = String::from_utf8_lossy(name_bytes(&h.name)).into_owned();
         if h.magic != MAGIC {
-            return Err(Error::BadMagic { name, found: h.magic });
+            return Err(Error::BadMagic {
+                name,
+                found: h.magic,
+            });
         }
         if h.version != LAYOUT_VERSION {
-            return Err(Error::BadVersion { name, found: h.version, expected: LAYOUT_VERSION });
+            return Err(Error::BadVersion {
+                name,
+                found: h.version,
+                expected: LAYOUT_VERSION,
+            });
         }
         if h.elem_size != size_of::<T>() as u32 {
-            return Err(Error::ElemSizeMismatch { name, found: h.elem_size, expected: size_of::<T>() as u32 });
+            return Err(Error::ElemSizeMismatch {
+                name,
+                found: h.elem_size,
+                expected: size_of::<T>() as u32,
+            });
         }
-        let bad = |why| Error::BadMemory { addr: mem as usize, len, why };
-        let (Some(pm), Some(cm)) = (SyncMode::from_u32(h.prod.sync), SyncMode::from_u32(h.cons.sync)) else {
+        let bad = |why| Error::BadMemory {
+            addr: mem as usize,
+            len,
+            why,
+        };
+        let (Some(pm), Some(cm)) = (
+            SyncMode::from_u32(h.prod.sync),
+            SyncMode::from_u32(h.cons.sync),
+        ) else {
             return Err(bad("corrupt ring header: unknown sync mode"));
         };
-        if !h.size.is_power_of_two() || h.mask != h.size - 1 || h.capacity > h.mask || h.size > crate::RING_SZ_MASK {
+        if !h.size.is_power_of_two()
+            || h.mask != h.size - 1
+            || h.capacity > h.mask
+            || h.size > crate::RING_SZ_MASK
+        {
             return Err(bad("corrupt ring header: inconsistent size/mask/capacity"));
         }
         match memsize_for(h.size, size_of::<T>()) {
@@ -375,7 +403,10 @@ impl<T: Copy> Ring<T> {
         writeln!(w, "  capacity={}", h.capacity)?;
         writeln!(w, "  elem_size={}", h.elem_size)?;
         writeln!(w, "  memsize={}", h.memsize)?;
-        for (label, side, mode) in [("prod", &h.prod, self.prod_mode), ("cons", &h.cons, self.cons_mode)] {
+        for (label, side, mode) in [
+            ("prod", &h.prod, self.prod_mode),
+            ("cons", &h.cons, self.cons_mode),
+        ] {
             // Relaxed: diagnostics only.
             let hw = side.head.load(Ordering::Relaxed);
             let tw = side.tail.load(Ordering::Relaxed);
@@ -451,13 +482,23 @@ impl<T: Copy> Ring<T> {
     }
 
     #[inline(always)]
-    fn head_single<const PROD: bool>(&self, me: &HeadTail, other: &HeadTail, n: u32, b: Behavior) -> Claim {
+    fn head_single<const PROD: bool>(
+        &self,
+        me: &HeadTail,
+        other: &HeadTail,
+        n: u32,
+        b: Behavior,
+    ) -> Claim {
         // Relaxed: only this (single) thread writes this side's head.
         let head = pos(me.head.load(Ordering::Relaxed));
         // Relaxed: `cached` is this thread's own note; the value in it was loaded with
         // Acquire (A1) when it was stored.
         let c = me.cached.load(Ordering::Relaxed);
-        let mut avail = if c == NO_CACHE { 0 } else { self.avail::<PROD>(head, lo(c)) };
+        let mut avail = if c == NO_CACHE {
+            0
+        } else {
+            self.avail::<PROD>(head, lo(c))
+        };
         if avail < n || c == NO_CACHE {
             // A1: pairs with R1 of the other side.
             let t = pos(other.tail.load(Ordering::Acquire));
@@ -470,7 +511,11 @@ impl<T: Copy> Ring<T> {
         // snapshot). `tail_single` moves head and tail together, so one store per word
         // per operation, and a peek/zero-copy reservation that commits fewer slots than
         // it claimed needs nothing undone.
-        Claim { old: head, n: take(avail, n, b), avail }
+        Claim {
+            old: head,
+            n: take(avail, n, b),
+            avail,
+        }
     }
 
     #[inline(always)]
@@ -485,7 +530,13 @@ impl<T: Copy> Ring<T> {
     }
 
     #[inline(always)]
-    fn head_multi<const PROD: bool>(&self, me: &HeadTail, other: &HeadTail, n: u32, b: Behavior) -> Claim {
+    fn head_multi<const PROD: bool>(
+        &self,
+        me: &HeadTail,
+        other: &HeadTail,
+        n: u32,
+        b: Behavior,
+    ) -> Claim {
         // A2: pairs with R2.
         let mut old = me.head.load(Ordering::Acquire);
         loop {
@@ -495,7 +546,11 @@ impl<T: Copy> Ring<T> {
             let avail = self.avail::<PROD>(oh, t);
             let k = take(avail, n, b);
             if k == 0 {
-                return Claim { old: oh, n: 0, avail };
+                return Claim {
+                    old: oh,
+                    n: 0,
+                    avail,
+                };
             }
             // R2 on success / A2 on failure.
             match me.head.compare_exchange_weak(
@@ -510,7 +565,11 @@ impl<T: Copy> Ring<T> {
                     if me.cached.load(Ordering::Relaxed) != NO_CACHE {
                         me.cached.store(NO_CACHE, Ordering::Relaxed);
                     }
-                    return Claim { old: oh, n: k, avail };
+                    return Claim {
+                        old: oh,
+                        n: k,
+                        avail,
+                    };
                 }
                 Err(cur) => old = cur,
             }
@@ -525,11 +584,18 @@ impl<T: Copy> Ring<T> {
             spin_loop();
         }
         // R1 + R3.
-        me.tail.store(pack(old.wrapping_add(n), 0), Ordering::Release);
+        me.tail
+            .store(pack(old.wrapping_add(n), 0), Ordering::Release);
     }
 
     #[inline(always)]
-    fn head_rts<const PROD: bool>(&self, me: &HeadTail, other: &HeadTail, n: u32, b: Behavior) -> Claim {
+    fn head_rts<const PROD: bool>(
+        &self,
+        me: &HeadTail,
+        other: &HeadTail,
+        n: u32,
+        b: Behavior,
+    ) -> Claim {
         // A2: pairs with R2.
         let mut old = me.head.load(Ordering::Acquire);
         loop {
@@ -546,12 +612,25 @@ impl<T: Copy> Ring<T> {
             let avail = self.avail::<PROD>(oh, t);
             let k = take(avail, n, b);
             if k == 0 {
-                return Claim { old: oh, n: 0, avail };
+                return Claim {
+                    old: oh,
+                    n: 0,
+                    avail,
+                };
             }
             let new = pack(oh.wrapping_add(k), lo(old).wrapping_add(1));
             // R2 on success / A2 on failure.
-            match me.head.compare_exchange_weak(old, new, Ordering::Release, Ordering::Acquire) {
-                Ok(_) => return Claim { old: oh, n: k, avail },
+            match me
+                .head
+                .compare_exchange_weak(old, new, Ordering::Release, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    return Claim {
+                        old: oh,
+                        n: k,
+                        avail,
+                    }
+                }
                 Err(cur) => old = cur,
             }
         }
@@ -568,7 +647,12 @@ impl<T: Copy> Ring<T> {
             let cnt = lo(ot).wrapping_add(1);
             let p = if cnt == lo(h) { pos(h) } else { pos(ot) };
             // R1 + R4 on success / A4 on failure.
-            match me.tail.compare_exchange_weak(ot, pack(p, cnt), Ordering::Release, Ordering::Acquire) {
+            match me.tail.compare_exchange_weak(
+                ot,
+                pack(p, cnt),
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return,
                 Err(cur) => ot = cur,
             }
@@ -576,7 +660,13 @@ impl<T: Copy> Ring<T> {
     }
 
     #[inline(always)]
-    fn head_hts<const PROD: bool>(&self, me: &HeadTail, other: &HeadTail, n: u32, b: Behavior) -> Claim {
+    fn head_hts<const PROD: bool>(
+        &self,
+        me: &HeadTail,
+        other: &HeadTail,
+        n: u32,
+        b: Behavior,
+    ) -> Claim {
         // A5: pairs with R5.
         let mut old = me.tail.load(Ordering::Acquire);
         loop {
@@ -592,7 +682,11 @@ impl<T: Copy> Ring<T> {
             let avail = self.avail::<PROD>(oh, t);
             let k = take(avail, n, b);
             if k == 0 {
-                return Claim { old: oh, n: 0, avail };
+                return Claim {
+                    old: oh,
+                    n: 0,
+                    avail,
+                };
             }
             // Relaxed on success: nobody synchronises on the reservation itself; the
             // other side reading this word still gets the previous R5 through the release
@@ -603,7 +697,13 @@ impl<T: Copy> Ring<T> {
                 Ordering::Relaxed,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Claim { old: oh, n: k, avail },
+                Ok(_) => {
+                    return Claim {
+                        old: oh,
+                        n: k,
+                        avail,
+                    }
+                }
                 Err(cur) => old = cur,
             }
         }
@@ -619,7 +719,11 @@ impl<T: Copy> Ring<T> {
 
     #[inline(always)]
     fn head<const PROD: bool>(&self, mode: SyncMode, n: u32, b: Behavior) -> Claim {
-        let (me, other) = if PROD { (self.prod(), self.cons()) } else { (self.cons(), self.prod()) };
+        let (me, other) = if PROD {
+            (self.prod(), self.cons())
+        } else {
+            (self.cons(), self.prod())
+        };
         match mode {
             SyncMode::Single => self.head_single::<PROD>(me, other, n, b),
             SyncMode::Multi => self.head_multi::<PROD>(me, other, n, b),
@@ -721,12 +825,18 @@ impl<T: Copy> Ring<T> {
         let mode = mode_of(M);
         let c = self.head::<true>(mode, n, b);
         if c.n == 0 {
-            return Enqueued { n: 0, free_space: c.avail };
+            return Enqueued {
+                n: 0,
+                free_space: c.avail,
+            };
         }
         // SAFETY: the head move gave us slots c.old..c.old+c.n; src holds >= n >= c.n.
         unsafe { self.write_slots(c.old, src, c.n) };
         self.tail::<true>(mode, c.old, c.n);
-        Enqueued { n: c.n, free_space: c.avail - c.n }
+        Enqueued {
+            n: c.n,
+            free_space: c.avail - c.n,
+        }
     }
 
     #[inline(always)]
@@ -734,12 +844,18 @@ impl<T: Copy> Ring<T> {
         let mode = mode_of(M);
         let c = self.head::<false>(mode, n, b);
         if c.n == 0 {
-            return Dequeued { n: 0, available: c.avail };
+            return Dequeued {
+                n: 0,
+                available: c.avail,
+            };
         }
         // SAFETY: the head move gave us published slots c.old..c.old+c.n; dst has room.
         unsafe { self.read_slots(c.old, dst, c.n) };
         self.tail::<false>(mode, c.old, c.n);
-        Dequeued { n: c.n, available: c.avail - c.n }
+        Dequeued {
+            n: c.n,
+            available: c.avail - c.n,
+        }
     }
 
     /// Mode for an explicit single-thread entry point: RTS/HTS sides keep their own
@@ -778,20 +894,33 @@ impl<T: Copy> Ring<T> {
     /// Enqueue all of `objs` or none.
     #[inline]
     pub fn enqueue_bulk(&self, objs: &[T]) -> Enqueued {
-        self.enq(self.prod_mode, objs.as_ptr(), len_u32(objs.len()), Behavior::Bulk)
+        self.enq(
+            self.prod_mode,
+            objs.as_ptr(),
+            len_u32(objs.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// Enqueue as many of `objs` (from the front) as fit.
     #[inline]
     pub fn enqueue_burst(&self, objs: &[T]) -> Enqueued {
-        self.enq(self.prod_mode, objs.as_ptr(), len_u32(objs.len()), Behavior::Burst)
+        self.enq(
+            self.prod_mode,
+            objs.as_ptr(),
+            len_u32(objs.len()),
+            Behavior::Burst,
+        )
     }
 
     /// Dequeue one object, `None` if the ring is empty.
     #[inline]
     pub fn dequeue(&self) -> Option<T> {
         let mut v = MaybeUninit::<T>::uninit();
-        match self.deq(self.cons_mode, v.as_mut_ptr(), 1, Behavior::Bulk).n {
+        match self
+            .deq(self.cons_mode, v.as_mut_ptr(), 1, Behavior::Bulk)
+            .n
+        {
             0 => None,
             // SAFETY: one element was copied into `v`.
             _ => Some(unsafe { v.assume_init() }),
@@ -801,27 +930,47 @@ impl<T: Copy> Ring<T> {
     /// Dequeue exactly `out.len()` objects into `out`, or none.
     #[inline]
     pub fn dequeue_bulk(&self, out: &mut [T]) -> Dequeued {
-        self.deq(self.cons_mode, out.as_mut_ptr(), len_u32(out.len()), Behavior::Bulk)
+        self.deq(
+            self.cons_mode,
+            out.as_mut_ptr(),
+            len_u32(out.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// Dequeue up to `out.len()` objects into the front of `out`.
     #[inline]
     pub fn dequeue_burst(&self, out: &mut [T]) -> Dequeued {
-        self.deq(self.cons_mode, out.as_mut_ptr(), len_u32(out.len()), Behavior::Burst)
+        self.deq(
+            self.cons_mode,
+            out.as_mut_ptr(),
+            len_u32(out.len()),
+            Behavior::Burst,
+        )
     }
 
     /// [`Ring::dequeue_bulk`] into uninitialised storage; on `n > 0` the first `n`
     /// elements of `out` are initialised.
     #[inline]
     pub fn dequeue_bulk_uninit(&self, out: &mut [MaybeUninit<T>]) -> Dequeued {
-        self.deq(self.cons_mode, out.as_mut_ptr().cast(), len_u32(out.len()), Behavior::Bulk)
+        self.deq(
+            self.cons_mode,
+            out.as_mut_ptr().cast(),
+            len_u32(out.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// [`Ring::dequeue_burst`] into uninitialised storage; the first `n` elements of
     /// `out` are initialised.
     #[inline]
     pub fn dequeue_burst_uninit(&self, out: &mut [MaybeUninit<T>]) -> Dequeued {
-        self.deq(self.cons_mode, out.as_mut_ptr().cast(), len_u32(out.len()), Behavior::Burst)
+        self.deq(
+            self.cons_mode,
+            out.as_mut_ptr().cast(),
+            len_u32(out.len()),
+            Behavior::Burst,
+        )
     }
 
     // ------------------------------------------------------------------------------
@@ -832,7 +981,10 @@ impl<T: Copy> Ring<T> {
     /// Multi-producer enqueue of one object.
     #[inline]
     pub fn mp_enqueue(&self, obj: T) -> Result<(), T> {
-        match self.enq(Self::as_multi(self.prod_mode), &obj, 1, Behavior::Bulk).n {
+        match self
+            .enq(Self::as_multi(self.prod_mode), &obj, 1, Behavior::Bulk)
+            .n
+        {
             0 => Err(obj),
             _ => Ok(()),
         }
@@ -841,20 +993,38 @@ impl<T: Copy> Ring<T> {
     /// Multi-producer bulk enqueue.
     #[inline]
     pub fn mp_enqueue_bulk(&self, objs: &[T]) -> Enqueued {
-        self.enq(Self::as_multi(self.prod_mode), objs.as_ptr(), len_u32(objs.len()), Behavior::Bulk)
+        self.enq(
+            Self::as_multi(self.prod_mode),
+            objs.as_ptr(),
+            len_u32(objs.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// Multi-producer burst enqueue.
     #[inline]
     pub fn mp_enqueue_burst(&self, objs: &[T]) -> Enqueued {
-        self.enq(Self::as_multi(self.prod_mode), objs.as_ptr(), len_u32(objs.len()), Behavior::Burst)
+        self.enq(
+            Self::as_multi(self.prod_mode),
+            objs.as_ptr(),
+            len_u32(objs.len()),
+            Behavior::Burst,
+        )
     }
 
     /// Multi-consumer dequeue of one object.
     #[inline]
     pub fn mc_dequeue(&self) -> Option<T> {
         let mut v = MaybeUninit::<T>::uninit();
-        match self.deq(Self::as_multi(self.cons_mode), v.as_mut_ptr(), 1, Behavior::Bulk).n {
+        match self
+            .deq(
+                Self::as_multi(self.cons_mode),
+                v.as_mut_ptr(),
+                1,
+                Behavior::Bulk,
+            )
+            .n
+        {
             0 => None,
             // SAFETY: one element was copied into `v`.
             _ => Some(unsafe { v.assume_init() }),
@@ -864,13 +1034,23 @@ impl<T: Copy> Ring<T> {
     /// Multi-consumer bulk dequeue.
     #[inline]
     pub fn mc_dequeue_bulk(&self, out: &mut [T]) -> Dequeued {
-        self.deq(Self::as_multi(self.cons_mode), out.as_mut_ptr(), len_u32(out.len()), Behavior::Bulk)
+        self.deq(
+            Self::as_multi(self.cons_mode),
+            out.as_mut_ptr(),
+            len_u32(out.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// Multi-consumer burst dequeue.
     #[inline]
     pub fn mc_dequeue_burst(&self, out: &mut [T]) -> Dequeued {
-        self.deq(Self::as_multi(self.cons_mode), out.as_mut_ptr(), len_u32(out.len()), Behavior::Burst)
+        self.deq(
+            Self::as_multi(self.cons_mode),
+            out.as_mut_ptr(),
+            len_u32(out.len()),
+            Behavior::Burst,
+        )
     }
 
     // ------------------------------------------------------------------------------
@@ -883,7 +1063,10 @@ impl<T: Copy> Ring<T> {
     /// No other thread (in any process) enqueues on this ring during the call.
     #[inline]
     pub unsafe fn sp_enqueue(&self, obj: T) -> Result<(), T> {
-        match self.enq(Self::as_single(self.prod_mode), &obj, 1, Behavior::Bulk).n {
+        match self
+            .enq(Self::as_single(self.prod_mode), &obj, 1, Behavior::Bulk)
+            .n
+        {
             0 => Err(obj),
             _ => Ok(()),
         }
@@ -895,7 +1078,12 @@ impl<T: Copy> Ring<T> {
     /// As [`Ring::sp_enqueue`].
     #[inline]
     pub unsafe fn sp_enqueue_bulk(&self, objs: &[T]) -> Enqueued {
-        self.enq(Self::as_single(self.prod_mode), objs.as_ptr(), len_u32(objs.len()), Behavior::Bulk)
+        self.enq(
+            Self::as_single(self.prod_mode),
+            objs.as_ptr(),
+            len_u32(objs.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// Single-producer burst enqueue.
@@ -904,7 +1092,12 @@ impl<T: Copy> Ring<T> {
     /// As [`Ring::sp_enqueue`].
     #[inline]
     pub unsafe fn sp_enqueue_burst(&self, objs: &[T]) -> Enqueued {
-        self.enq(Self::as_single(self.prod_mode), objs.as_ptr(), len_u32(objs.len()), Behavior::Burst)
+        self.enq(
+            Self::as_single(self.prod_mode),
+            objs.as_ptr(),
+            len_u32(objs.len()),
+            Behavior::Burst,
+        )
     }
 
     /// Single-consumer dequeue of one object.
@@ -914,7 +1107,15 @@ impl<T: Copy> Ring<T> {
     #[inline]
     pub unsafe fn sc_dequeue(&self) -> Option<T> {
         let mut v = MaybeUninit::<T>::uninit();
-        match self.deq(Self::as_single(self.cons_mode), v.as_mut_ptr(), 1, Behavior::Bulk).n {
+        match self
+            .deq(
+                Self::as_single(self.cons_mode),
+                v.as_mut_ptr(),
+                1,
+                Behavior::Bulk,
+            )
+            .n
+        {
             0 => None,
             // SAFETY: one element was copied into `v`.
             _ => Some(unsafe { v.assume_init() }),
@@ -927,7 +1128,12 @@ impl<T: Copy> Ring<T> {
     /// As [`Ring::sc_dequeue`].
     #[inline]
     pub unsafe fn sc_dequeue_bulk(&self, out: &mut [T]) -> Dequeued {
-        self.deq(Self::as_single(self.cons_mode), out.as_mut_ptr(), len_u32(out.len()), Behavior::Bulk)
+        self.deq(
+            Self::as_single(self.cons_mode),
+            out.as_mut_ptr(),
+            len_u32(out.len()),
+            Behavior::Bulk,
+        )
     }
 
     /// Single-consumer burst dequeue.
@@ -936,7 +1142,12 @@ impl<T: Copy> Ring<T> {
     /// As [`Ring::sc_dequeue`].
     #[inline]
     pub unsafe fn sc_dequeue_burst(&self, out: &mut [T]) -> Dequeued {
-        self.deq(Self::as_single(self.cons_mode), out.as_mut_ptr(), len_u32(out.len()), Behavior::Burst)
+        self.deq(
+            Self::as_single(self.cons_mode),
+            out.as_mut_ptr(),
+            len_u32(out.len()),
+            Behavior::Burst,
+        )
     }
 
     // ------------------------------------------------------------------------------
@@ -944,35 +1155,61 @@ impl<T: Copy> Ring<T> {
     // ------------------------------------------------------------------------------
 
     fn peek_mode(&self, prod: bool, op: &'static str) -> Result<SyncMode> {
-        let (mode, side) = if prod { (self.prod_mode, "producer") } else { (self.cons_mode, "consumer") };
+        let (mode, side) = if prod {
+            (self.prod_mode, "producer")
+        } else {
+            (self.cons_mode, "consumer")
+        };
         match mode {
             SyncMode::Single | SyncMode::Hts => Ok(mode),
-            _ => Err(Error::ModeUnsupported { op, name: self.name(), side, mode }),
+            _ => Err(Error::ModeUnsupported {
+                op,
+                name: self.name(),
+                side,
+                mode,
+            }),
         }
     }
 
     fn enq_start(&self, n: u32, b: Behavior, op: &'static str) -> Result<Reservation<'_, T, true>> {
         let mode = self.peek_mode(true, op)?;
         let c = self.head::<true>(mode, n, b);
-        Ok(Reservation { ring: self, mode, claim: c, done: false })
+        Ok(Reservation {
+            ring: self,
+            mode,
+            claim: c,
+            done: false,
+        })
     }
 
-    fn deq_start(&self, n: u32, b: Behavior, op: &'static str) -> Result<Reservation<'_, T, false>> {
+    fn deq_start(
+        &self,
+        n: u32,
+        b: Behavior,
+        op: &'static str,
+    ) -> Result<Reservation<'_, T, false>> {
         let mode = self.peek_mode(false, op)?;
         let c = self.head::<false>(mode, n, b);
-        Ok(Reservation { ring: self, mode, claim: c, done: false })
+        Ok(Reservation {
+            ring: self,
+            mode,
+            claim: c,
+            done: false,
+        })
     }
 
     /// Reserve room for exactly `n` objects (or nothing); write them with
     /// [`EnqueuePeek::finish`]. Single or HTS producer side only. Until the reservation
     /// is finished or dropped, no other enqueue may run on this ring (HTS ones wait).
     pub fn enqueue_bulk_start(&self, n: u32) -> Result<EnqueuePeek<'_, T>> {
-        self.enq_start(n, Behavior::Bulk, "start a peek enqueue").map(EnqueuePeek)
+        self.enq_start(n, Behavior::Bulk, "start a peek enqueue")
+            .map(EnqueuePeek)
     }
 
     /// Reserve room for up to `n` objects; see [`Ring::enqueue_bulk_start`].
     pub fn enqueue_burst_start(&self, n: u32) -> Result<EnqueuePeek<'_, T>> {
-        self.enq_start(n, Behavior::Burst, "start a peek enqueue").map(EnqueuePeek)
+        self.enq_start(n, Behavior::Burst, "start a peek enqueue")
+            .map(EnqueuePeek)
     }
 
     /// Copy exactly `out.len()` objects (or none) out of the ring without consuming
@@ -997,23 +1234,27 @@ impl<T: Copy> Ring<T> {
     /// Zero-copy enqueue: reserve exactly `n` slots (or none) and get them as up to two
     /// slices to write in place. Single or HTS producer side only.
     pub fn enqueue_zc_bulk_start(&self, n: u32) -> Result<ZcEnqueue<'_, T>> {
-        self.enq_start(n, Behavior::Bulk, "start a zero-copy enqueue").map(ZcEnqueue)
+        self.enq_start(n, Behavior::Bulk, "start a zero-copy enqueue")
+            .map(ZcEnqueue)
     }
 
     /// Zero-copy enqueue of up to `n` slots; see [`Ring::enqueue_zc_bulk_start`].
     pub fn enqueue_zc_burst_start(&self, n: u32) -> Result<ZcEnqueue<'_, T>> {
-        self.enq_start(n, Behavior::Burst, "start a zero-copy enqueue").map(ZcEnqueue)
+        self.enq_start(n, Behavior::Burst, "start a zero-copy enqueue")
+            .map(ZcEnqueue)
     }
 
     /// Zero-copy dequeue: claim exactly `n` entries (or none) and read them in place.
     /// Single or HTS consumer side only.
     pub fn dequeue_zc_bulk_start(&self, n: u32) -> Result<ZcDequeue<'_, T>> {
-        self.deq_start(n, Behavior::Bulk, "start a zero-copy dequeue").map(ZcDequeue)
+        self.deq_start(n, Behavior::Bulk, "start a zero-copy dequeue")
+            .map(ZcDequeue)
     }
 
     /// Zero-copy dequeue of up to `n` entries; see [`Ring::dequeue_zc_bulk_start`].
     pub fn dequeue_zc_burst_start(&self, n: u32) -> Result<ZcDequeue<'_, T>> {
-        self.deq_start(n, Behavior::Burst, "start a zero-copy dequeue").map(ZcDequeue)
+        self.deq_start(n, Behavior::Burst, "start a zero-copy dequeue")
+            .map(ZcDequeue)
     }
 
     /// The two slot runs `head..head+n` (split at the wrap) as raw parts.
@@ -1022,7 +1263,10 @@ impl<T: Copy> Ring<T> {
         let first = n.min(self.size - idx);
         // SAFETY: idx < size, so the offset stays inside the slot array.
         let p1 = unsafe { self.slots.as_ptr().add(idx as usize) };
-        ((p1, first as usize), (self.slots.as_ptr(), (n - first) as usize))
+        (
+            (p1, first as usize),
+            (self.slots.as_ptr(), (n - first) as usize),
+        )
     }
 }
 
@@ -1138,7 +1382,10 @@ impl<T: Copy> ZcEnqueue<'_, T> {
     /// the reservation wraps).
     pub fn slots(&mut self) -> (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) {
         let ((p1, n1), (p2, n2)) = self.0.ring.runs(self.0.claim.old, self.0.claim.n);
-        self.0.ring.tracker.write(self.0.claim.old & self.0.ring.mask, self.0.claim.n);
+        self.0
+            .ring
+            .tracker
+            .write(self.0.claim.old & self.0.ring.mask, self.0.claim.n);
         // SAFETY: the two runs are disjoint, inside the slot array and owned by this
         // reservation until it is finished; `&mut self` keeps them unaliased.
         unsafe {
@@ -1183,10 +1430,18 @@ impl<T: Copy> ZcDequeue<'_, T> {
     /// The claimed entries, in ring order, as up to two runs.
     pub fn slots(&self) -> (&[T], &[T]) {
         let ((p1, n1), (p2, n2)) = self.0.ring.runs(self.0.claim.old, self.0.claim.n);
-        self.0.ring.tracker.read(self.0.claim.old & self.0.ring.mask, self.0.claim.n);
+        self.0
+            .ring
+            .tracker
+            .read(self.0.claim.old & self.0.ring.mask, self.0.claim.n);
         // SAFETY: published slots owned by this claim until finish; nobody writes them
         // before the consumer tail moves past them.
-        unsafe { (core::slice::from_raw_parts(p1, n1), core::slice::from_raw_parts(p2, n2)) }
+        unsafe {
+            (
+                core::slice::from_raw_parts(p1, n1),
+                core::slice::from_raw_parts(p2, n2),
+            )
+        }
     }
 
     /// Consume the first `min(n, len())` claimed entries; returns how many.
@@ -1250,19 +1505,30 @@ fn set_htd(side: &HeadTail, mode: SyncMode, v: u32, cap: u32) -> bool {
 }
 
 fn name_bytes(buf: &[u8; 32]) -> &[u8] {
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len()).min(NAME_MAX);
+    let end = buf
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(buf.len())
+        .min(NAME_MAX);
     &buf[..end]
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > NAME_MAX || name.as_bytes().contains(&0) {
-        return Err(Error::BadName { name: name.to_string(), max: NAME_MAX });
+        return Err(Error::BadName {
+            name: name.to_string(),
+            max: NAME_MAX,
+        });
     }
     Ok(())
 }
 
 fn check_mem(mem: *mut u8, len: usize, need: usize) -> Result<()> {
-    let bad = |why| Error::BadMemory { addr: mem as usize, len, why };
+    let bad = |why| Error::BadMemory {
+        addr: mem as usize,
+        len,
+        why,
+    };
     if mem.is_null() {
         return Err(bad("null pointer"));
     }

@@ -35,15 +35,22 @@ fn make<T: Copy>(count: u32, flags: RingFlags) -> (Mem, Ring<T>) {
     // tuple is destructured as (_mem, r) and `r` drops first... both drop at scope end;
     // the ring handle owns nothing, so order does not matter for safety as long as the
     // handle is not used after).
-    let r = unsafe { Ring::<T>::init_in(mem.ptr, mem.layout.size(), "test", count, flags) }.unwrap();
+    let r =
+        unsafe { Ring::<T>::init_in(mem.ptr, mem.layout.size(), "test", count, flags) }.unwrap();
     (mem, r)
 }
 
 const ALL_MODES: [(RingFlags, SyncMode); 4] = [
     (RingFlags::empty(), SyncMode::Multi),
     (RingFlags::SP_ENQ.union(RingFlags::SC_DEQ), SyncMode::Single),
-    (RingFlags::MP_RTS_ENQ.union(RingFlags::MC_RTS_DEQ), SyncMode::Rts),
-    (RingFlags::MP_HTS_ENQ.union(RingFlags::MC_HTS_DEQ), SyncMode::Hts),
+    (
+        RingFlags::MP_RTS_ENQ.union(RingFlags::MC_RTS_DEQ),
+        SyncMode::Rts,
+    ),
+    (
+        RingFlags::MP_HTS_ENQ.union(RingFlags::MC_HTS_DEQ),
+        SyncMode::Hts,
+    ),
 ];
 
 /// Starting points for the indices: zero and just before the u32 wrap.
@@ -64,15 +71,42 @@ fn with_rings<T: Copy>(count: u32, extra: RingFlags, f: impl Fn(&Ring<T>, SyncMo
 
 #[test]
 fn geometry_and_errors() {
-    assert!(matches!(Ring::<usize>::memsize(0, RingFlags::empty()), Err(Error::ZeroSize)));
-    assert!(matches!(Ring::<usize>::memsize(3, RingFlags::empty()), Err(Error::NotPowerOfTwo(3))));
-    assert!(matches!(Ring::<usize>::memsize(1 << 31, RingFlags::empty()), Err(Error::TooLarge { .. })));
-    assert!(matches!(Ring::<usize>::memsize(u32::MAX, RingFlags::EXACT_SZ), Err(Error::TooLarge { .. })));
-    assert!(matches!(Ring::<usize>::memsize(1 << 30, RingFlags::EXACT_SZ), Err(Error::TooLarge { .. })));
-    assert_eq!(Ring::<usize>::memsize(1 << 30, RingFlags::empty()).unwrap(), 384 + (8 << 30));
-    assert_eq!(Ring::<u64>::memsize(4, RingFlags::empty()).unwrap(), 384 + 128);
-    assert_eq!(Ring::<[u8; 16]>::memsize(5, RingFlags::EXACT_SZ).unwrap(), 384 + 128);
-    assert_eq!(Ring::<u8>::memsize(1, RingFlags::empty()).unwrap(), 384 + 128);
+    assert!(matches!(
+        Ring::<usize>::memsize(0, RingFlags::empty()),
+        Err(Error::ZeroSize)
+    ));
+    assert!(matches!(
+        Ring::<usize>::memsize(3, RingFlags::empty()),
+        Err(Error::NotPowerOfTwo(3))
+    ));
+    assert!(matches!(
+        Ring::<usize>::memsize(1 << 31, RingFlags::empty()),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        Ring::<usize>::memsize(u32::MAX, RingFlags::EXACT_SZ),
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        Ring::<usize>::memsize(1 << 30, RingFlags::EXACT_SZ),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(
+        Ring::<usize>::memsize(1 << 30, RingFlags::empty()).unwrap(),
+        384 + (8 << 30)
+    );
+    assert_eq!(
+        Ring::<u64>::memsize(4, RingFlags::empty()).unwrap(),
+        384 + 128
+    );
+    assert_eq!(
+        Ring::<[u8; 16]>::memsize(5, RingFlags::EXACT_SZ).unwrap(),
+        384 + 128
+    );
+    assert_eq!(
+        Ring::<u8>::memsize(1, RingFlags::empty()).unwrap(),
+        384 + 128
+    );
 
     let (_m, r) = make::<u64>(8, RingFlags::empty());
     assert_eq!((r.size(), r.capacity()), (8, 7));
@@ -89,17 +123,44 @@ fn bad_flags_names_and_memory() {
     // SAFETY: (all calls below) `mem` is a fresh exclusive 4096-byte block; each ring
     // made in it is used only while `mem` lives and by this thread only.
     unsafe {
-        let e = Ring::<u64>::init_in(mem.ptr, len, "x", 8, RingFlags::SP_ENQ | RingFlags::MP_RTS_ENQ);
+        let e = Ring::<u64>::init_in(
+            mem.ptr,
+            len,
+            "x",
+            8,
+            RingFlags::SP_ENQ | RingFlags::MP_RTS_ENQ,
+        );
         assert!(matches!(e, Err(Error::BadFlags { .. })), "{:?}", e.err());
-        let e = Ring::<u64>::init_in(mem.ptr, len, "x", 8, RingFlags::MC_HTS_DEQ | RingFlags::MC_RTS_DEQ);
+        let e = Ring::<u64>::init_in(
+            mem.ptr,
+            len,
+            "x",
+            8,
+            RingFlags::MC_HTS_DEQ | RingFlags::MC_RTS_DEQ,
+        );
         assert!(matches!(e, Err(Error::BadFlags { .. })));
-        assert!(matches!(Ring::<u64>::init_in(mem.ptr, len, "", 8, RingFlags::empty()), Err(Error::BadName { .. })));
+        assert!(matches!(
+            Ring::<u64>::init_in(mem.ptr, len, "", 8, RingFlags::empty()),
+            Err(Error::BadName { .. })
+        ));
         let long = "a".repeat(29);
-        assert!(matches!(Ring::<u64>::init_in(mem.ptr, len, &long, 8, RingFlags::empty()), Err(Error::BadName { .. })));
+        assert!(matches!(
+            Ring::<u64>::init_in(mem.ptr, len, &long, 8, RingFlags::empty()),
+            Err(Error::BadName { .. })
+        ));
         assert!(Ring::<u64>::init_in(mem.ptr, len, &long[..28], 8, RingFlags::empty()).is_ok());
-        assert!(matches!(Ring::<u64>::init_in(mem.ptr, 100, "x", 8, RingFlags::empty()), Err(Error::BadMemory { .. })));
-        assert!(matches!(Ring::<u64>::init_in(mem.ptr.add(8), len - 8, "x", 8, RingFlags::empty()), Err(Error::BadMemory { .. })));
-        assert!(matches!(Ring::<u64>::init_in(core::ptr::null_mut(), len, "x", 8, RingFlags::empty()), Err(Error::BadMemory { .. })));
+        assert!(matches!(
+            Ring::<u64>::init_in(mem.ptr, 100, "x", 8, RingFlags::empty()),
+            Err(Error::BadMemory { .. })
+        ));
+        assert!(matches!(
+            Ring::<u64>::init_in(mem.ptr.add(8), len - 8, "x", 8, RingFlags::empty()),
+            Err(Error::BadMemory { .. })
+        ));
+        assert!(matches!(
+            Ring::<u64>::init_in(core::ptr::null_mut(), len, "x", 8, RingFlags::empty()),
+            Err(Error::BadMemory { .. })
+        ));
 
         // attach: good, wrong element size, wrong magic, too short.
         let r = Ring::<u64>::init_in(mem.ptr, len, "att", 8, RingFlags::SP_ENQ).unwrap();
@@ -109,10 +170,23 @@ fn bad_flags_names_and_memory() {
         assert_eq!(r2.prod_sync(), SyncMode::Single);
         assert_eq!(r2.cons_sync(), SyncMode::Multi);
         assert_eq!(r2.dequeue(), Some(42));
-        assert!(matches!(Ring::<u32>::attach(mem.ptr, len), Err(Error::ElemSizeMismatch { found: 8, expected: 4, .. })));
-        assert!(matches!(Ring::<u64>::attach(mem.ptr, 400), Err(Error::BadMemory { .. })));
+        assert!(matches!(
+            Ring::<u32>::attach(mem.ptr, len),
+            Err(Error::ElemSizeMismatch {
+                found: 8,
+                expected: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Ring::<u64>::attach(mem.ptr, 400),
+            Err(Error::BadMemory { .. })
+        ));
         mem.ptr.write(0xff);
-        assert!(matches!(Ring::<u64>::attach(mem.ptr, len), Err(Error::BadMagic { .. })));
+        assert!(matches!(
+            Ring::<u64>::attach(mem.ptr, len),
+            Err(Error::BadMagic { .. })
+        ));
     }
 }
 
@@ -234,7 +308,10 @@ fn single_side_cache_is_a_lower_bound() {
     let (_m, r) = make::<u64>(8, RingFlags::SP_ENQ | RingFlags::SC_DEQ);
     assert_eq!(r.enqueue_bulk(&[1, 2, 3, 4, 5]).free_space, 2);
     let mut out = [0; 4];
-    assert_eq!(r.dequeue_bulk(&mut out), crate::Dequeued { n: 4, available: 1 });
+    assert_eq!(
+        r.dequeue_bulk(&mut out),
+        crate::Dequeued { n: 4, available: 1 }
+    );
     // The producer's cached consumer tail is stale: it reports less room than there is,
     // never more, and refreshes when it runs short.
     let e = r.enqueue_bulk(&[6]);
@@ -282,7 +359,11 @@ fn sixteen_byte_and_odd_elements() {
     });
     with_rings::<[u8; 3]>(4, RingFlags::EXACT_SZ, |r, _, _| {
         for k in 0..10u8 {
-            assert_eq!(r.enqueue_burst(&[[k, 1, 2], [k, 3, 4], [k, 5, 6], [k, 7, 8], [9; 3]]).n, 4);
+            assert_eq!(
+                r.enqueue_burst(&[[k, 1, 2], [k, 3, 4], [k, 5, 6], [k, 7, 8], [9; 3]])
+                    .n,
+                4
+            );
             let mut out = [[0u8; 3]; 5];
             assert_eq!(r.dequeue_burst(&mut out).n, 4);
             assert_eq!(out[3], [k, 7, 8]);
@@ -302,7 +383,10 @@ fn uninit_dequeue() {
     let d = r.dequeue_burst_uninit(&mut out);
     assert_eq!(d.n, 3);
     // SAFETY: the first three were written.
-    let got: Vec<u64> = out[..3].iter().map(|v| unsafe { v.assume_init() }).collect();
+    let got: Vec<u64> = out[..3]
+        .iter()
+        .map(|v| unsafe { v.assume_init() })
+        .collect();
     assert_eq!(got, [1, 2, 3]);
     r.enqueue_bulk(&[4, 5]);
     assert_eq!(r.dequeue_bulk_uninit(&mut out[..2]).n, 2);
@@ -316,9 +400,18 @@ fn peek_start_finish() {
         if !peekable {
             assert!(matches!(res, Err(Error::ModeUnsupported { .. })));
             let mut out = [0u32; 1];
-            assert!(matches!(r.dequeue_bulk_start(&mut out), Err(Error::ModeUnsupported { .. })));
-            assert!(matches!(r.enqueue_zc_bulk_start(1), Err(Error::ModeUnsupported { .. })));
-            assert!(matches!(r.dequeue_zc_burst_start(1), Err(Error::ModeUnsupported { .. })));
+            assert!(matches!(
+                r.dequeue_bulk_start(&mut out),
+                Err(Error::ModeUnsupported { .. })
+            ));
+            assert!(matches!(
+                r.enqueue_zc_bulk_start(1),
+                Err(Error::ModeUnsupported { .. })
+            ));
+            assert!(matches!(
+                r.dequeue_zc_burst_start(1),
+                Err(Error::ModeUnsupported { .. })
+            ));
             return;
         }
         let p = res.unwrap();
@@ -421,7 +514,10 @@ fn dump_text() {
     let s = String::from_utf8(out).unwrap();
     assert!(s.contains("ring <test>"), "{s}");
     assert!(s.contains("capacity=15"), "{s}");
-    assert!(s.contains("prod: sync=Rts head=3 tail=3 head_cnt=1 tail_cnt=1"), "{s}");
+    assert!(
+        s.contains("prod: sync=Rts head=3 tail=3 head_cnt=1 tail_cnt=1"),
+        "{s}"
+    );
     assert!(s.contains("cons: sync=Hts head=0 tail=0"), "{s}");
     assert!(s.contains("used=3"), "{s}");
 }

@@ -59,7 +59,10 @@ fn model<F: Fn() + Sync + Send + 'static>(f: F) {
         f()
     });
     // Tests run in parallel, so the count may include other models' executions.
-    eprintln!("loom: ~{} executions", RUNS.load(std::sync::atomic::Ordering::Relaxed) - before);
+    eprintln!(
+        "loom: ~{} executions",
+        RUNS.load(std::sync::atomic::Ordering::Relaxed) - before
+    );
 }
 
 /// Work around loom issue #392 (a spawned thread whose first atomic operation is a load
@@ -171,7 +174,10 @@ fn two_consumers(flags: RingFlags) {
         kicked(&go);
         r.enqueue(1).unwrap();
         r.enqueue(2).unwrap();
-        let mut got: Vec<u64> = [c1.join().unwrap(), c2.join().unwrap()].into_iter().flatten().collect();
+        let mut got: Vec<u64> = [c1.join().unwrap(), c2.join().unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
         drain(&r, &mut got);
         got.sort_unstable();
         assert_eq!(got, [1, 2]);

@@ -5,8 +5,17 @@
 use ring::{Error, Ring, RingFlags};
 
 fn eal(prefix: &str) -> Option<eal::Eal> {
-    let argv: Vec<String> =
-        ["ring-test", "--no-huge", "-m", "64", "--file-prefix", prefix].iter().map(|s| s.to_string()).collect();
+    let argv: Vec<String> = [
+        "ring-test",
+        "--no-huge",
+        "-m",
+        "64",
+        "--file-prefix",
+        prefix,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     match eal::Eal::init(&argv) {
         Ok((e, _)) => Some(e),
         Err(e) => {
@@ -18,7 +27,9 @@ fn eal(prefix: &str) -> Option<eal::Eal> {
 
 #[test]
 fn create_lookup_free() {
-    let Some(eal) = eal(&format!("ringmz{}", std::process::id())) else { return };
+    let Some(eal) = eal(&format!("ringmz{}", std::process::id())) else {
+        return;
+    };
     // SAFETY: multi-producer/consumer ring, no single-side contract; u64 everywhere.
     unsafe {
         let r = Ring::<u64>::create(&eal, "mz_a", 1024, None, RingFlags::empty()).unwrap();
@@ -32,12 +43,30 @@ fn create_lookup_free() {
             Ring::<u64>::create(&eal, &"n".repeat(29), 64, None, RingFlags::empty()),
             Err(Error::BadName { .. })
         ));
-        assert!(Ring::<u64>::create(&eal, &"n".repeat(28), 64, None, RingFlags::empty()).unwrap().free().is_ok());
-        assert!(matches!(Ring::<u64>::create(&eal, "bad", 100, None, RingFlags::empty()), Err(Error::NotPowerOfTwo(100))));
+        assert!(
+            Ring::<u64>::create(&eal, &"n".repeat(28), 64, None, RingFlags::empty())
+                .unwrap()
+                .free()
+                .is_ok()
+        );
+        assert!(matches!(
+            Ring::<u64>::create(&eal, "bad", 100, None, RingFlags::empty()),
+            Err(Error::NotPowerOfTwo(100))
+        ));
         assert!(eal.memzone_lookup("RG_bad").is_none());
 
-        assert!(matches!(Ring::<u64>::lookup(&eal, "nope"), Err(Error::NotFound(_))));
-        assert!(matches!(Ring::<[u64; 2]>::lookup(&eal, "mz_a"), Err(Error::ElemSizeMismatch { found: 8, expected: 16, .. })));
+        assert!(matches!(
+            Ring::<u64>::lookup(&eal, "nope"),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            Ring::<[u64; 2]>::lookup(&eal, "mz_a"),
+            Err(Error::ElemSizeMismatch {
+                found: 8,
+                expected: 16,
+                ..
+            })
+        ));
         let l = Ring::<u64>::lookup(&eal, "mz_a").unwrap();
         assert_eq!(l.as_ptr(), r.as_ptr());
 
@@ -47,7 +76,10 @@ fn create_lookup_free() {
             std::thread::spawn(move || {
                 let mut i = 0;
                 while i < n {
-                    i += u64::from(r.enqueue_burst(&[i, i + 1, i + 2, i + 3][..(n - i).min(4) as usize]).n);
+                    i += u64::from(
+                        r.enqueue_burst(&[i, i + 1, i + 2, i + 3][..(n - i).min(4) as usize])
+                            .n,
+                    );
                 }
             })
         };
@@ -67,6 +99,9 @@ fn create_lookup_free() {
         drop(l);
         r.free().unwrap();
         assert!(eal.memzone_lookup("RG_mz_a").is_none());
-        assert!(matches!(Ring::<u64>::lookup(&eal, "mz_a"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            Ring::<u64>::lookup(&eal, "mz_a"),
+            Err(Error::NotFound(_))
+        ));
     }
 }

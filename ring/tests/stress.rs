@@ -38,10 +38,17 @@ struct E16 {
 impl Elem for E16 {
     fn make(p: u32, seq: u64) -> Self {
         let tag = (u64::from(p) << 48) | seq;
-        E16 { tag, check: !tag.rotate_left(17) }
+        E16 {
+            tag,
+            check: !tag.rotate_left(17),
+        }
     }
     fn decode(self) -> (u32, u64) {
-        assert_eq!(self.check, !self.tag.rotate_left(17), "torn 16-byte element");
+        assert_eq!(
+            self.check,
+            !self.tag.rotate_left(17),
+            "torn 16-byte element"
+        );
         ((self.tag >> 48) as u32, self.tag & ((1 << 48) - 1))
     }
 }
@@ -130,7 +137,10 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
                     Api::Burst | Api::ZeroCopy => r.enqueue_burst(&batch).n,
                 };
                 if api == Api::Bulk {
-                    assert!(n == 0 || n as usize == want, "bulk enqueue returned {n} of {want}");
+                    assert!(
+                        n == 0 || n as usize == want,
+                        "bulk enqueue returned {n} of {want}"
+                    );
                 }
                 seq += u64::from(n);
                 if n == 0 {
@@ -140,8 +150,13 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
         }));
     }
     for _ in 0..nc {
-        let (r, start, failed, seen, consumed) =
-            (r.clone(), start.clone(), failed.clone(), seen.clone(), consumed.clone());
+        let (r, start, failed, seen, consumed) = (
+            r.clone(),
+            start.clone(),
+            failed.clone(),
+            seen.clone(),
+            consumed.clone(),
+        );
         hs.push(std::thread::spawn(move || {
             start.wait();
             let mut last = vec![None::<u64>; np as usize];
@@ -215,7 +230,10 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
     }
     assert!(!panicked, "a thread failed: {pm:?}/{cm:?} {api:?}");
     assert_eq!(consumed.load(Ordering::Relaxed), total);
-    let missing = seen.iter().filter(|s| s.load(Ordering::Relaxed) == 0).count();
+    let missing = seen
+        .iter()
+        .filter(|s| s.load(Ordering::Relaxed) == 0)
+        .count();
     assert_eq!(missing, 0, "{pm:?}/{cm:?} {api:?}: elements never dequeued");
     assert!(r.empty());
     drop(r);
@@ -235,7 +253,10 @@ const COMBOS: [(SyncMode, SyncMode); 10] = [
 ];
 
 fn per_producer() -> u64 {
-    if let Some(n) = std::env::var("RING_STRESS_N").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("RING_STRESS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         return n;
     }
     // Debug builds are ~20x slower; keep them short.
@@ -254,7 +275,11 @@ fn all<T: Elem>() {
             }
             let t = std::time::Instant::now();
             run::<T>(pm, cm, api, per_producer());
-            eprintln!("{pm:?}/{cm:?} {api:?} {}B: ok in {:?}", std::mem::size_of::<T>(), t.elapsed());
+            eprintln!(
+                "{pm:?}/{cm:?} {api:?} {}B: ok in {:?}",
+                std::mem::size_of::<T>(),
+                t.elapsed()
+            );
         }
     }
 }

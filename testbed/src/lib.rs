@@ -37,7 +37,11 @@ pub enum Error {
     },
     /// The guest did not answer in time.
     #[error("failed to {what}: no answer within {secs} s; output so far:\n{output}")]
-    Timeout { what: String, secs: u64, output: String },
+    Timeout {
+        what: String,
+        secs: u64,
+        output: String,
+    },
     /// The guest (QEMU) ended.
     #[error("failed to {what}: the guest ended; output so far:\n{output}")]
     Ended { what: String, output: String },
@@ -92,7 +96,10 @@ impl Default for GuestOptions {
 
 /// The workspace root (parent of this crate).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn on_path(cmd: &str) -> bool {
@@ -116,7 +123,10 @@ pub fn can_boot() -> Result<(), String> {
     if root && on_path("apt-get") {
         return Ok(());
     }
-    Err("qemu-system-x86_64/cpio/busybox-static missing and not root with apt-get to install them".into())
+    Err(
+        "qemu-system-x86_64/cpio/busybox-static missing and not root with apt-get to install them"
+            .into(),
+    )
 }
 
 /// A running guest. See the crate docs.
@@ -166,7 +176,11 @@ impl Guest {
         if !opts.build {
             cmd.arg("--no-build");
         }
-        cmd.current_dir(&root).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
+        cmd.current_dir(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0);
         let mut child = cmd.spawn().map_err(io("start testbed/run.sh"))?;
         let stdout = child.stdout.take().ok_or_else(|| Error::Io {
             what: "take the guest console".into(),
@@ -189,7 +203,9 @@ impl Guest {
                 match r.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).replace('\r', "");
+                        let line = String::from_utf8_lossy(&buf)
+                            .trim_end_matches(['\n', '\r'])
+                            .replace('\r', "");
                         let _ = writeln!(log, "{line}");
                         if tx.send(line).is_err() {
                             break;
@@ -199,8 +215,18 @@ impl Guest {
             }
         });
         let stdin = child.stdin.take();
-        let mut g = Guest { child, stdin, lines: rx, next_id: 1, net_dir, _tmp: tmp, booted_in: Duration::ZERO };
-        g.wait_for("boot the guest", opts.boot_timeout, |l| l.starts_with("@@FP-READY"))?;
+        let mut g = Guest {
+            child,
+            stdin,
+            lines: rx,
+            next_id: 1,
+            net_dir,
+            _tmp: tmp,
+            booted_in: Duration::ZERO,
+        };
+        g.wait_for("boot the guest", opts.boot_timeout, |l| {
+            l.starts_with("@@FP-READY")
+        })?;
         g.booted_in = start.elapsed();
         Ok(g)
     }
@@ -215,7 +241,12 @@ impl Guest {
         &self.net_dir
     }
 
-    fn wait_for(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&str) -> bool) -> Result<Vec<String>> {
+    fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<String>> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         loop {
@@ -229,10 +260,17 @@ impl Guest {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(Error::Timeout { what: what.into(), secs: timeout.as_secs(), output: out.join("\n") })
+                    return Err(Error::Timeout {
+                        what: what.into(),
+                        secs: timeout.as_secs(),
+                        output: out.join("\n"),
+                    })
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Ended { what: what.into(), output: out.join("\n") })
+                    return Err(Error::Ended {
+                        what: what.into(),
+                        output: out.join("\n"),
+                    })
                 }
             }
         }
@@ -252,8 +290,14 @@ impl Guest {
         let id = self.next_id;
         self.next_id += 1;
         let line = format!("{{ {cmd} ; }} </dev/null 2>&1; printf '@@FP-DONE %s %s\\n' {id} $?\n");
-        let stdin = self.stdin.as_mut().ok_or_else(|| Error::Ended { what: "send a command".into(), output: String::new() })?;
-        stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()).map_err(io("send a command to the guest"))?;
+        let stdin = self.stdin.as_mut().ok_or_else(|| Error::Ended {
+            what: "send a command".into(),
+            output: String::new(),
+        })?;
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| stdin.flush())
+            .map_err(io("send a command to the guest"))?;
         let marker = format!("@@FP-DONE {id} ");
         let mut lines = self.wait_for(&format!("run '{cmd}'"), timeout, |l| l.contains(&marker))?;
         let last = lines.pop().unwrap_or_default();
@@ -311,12 +355,17 @@ impl FrameSocket {
         let host = dir.join(format!("host{n}.sock"));
         let _ = std::fs::remove_file(&host);
         let sock = UnixDatagram::bind(&host).map_err(io(format!("bind {}", host.display())))?;
-        Ok(FrameSocket { sock, guest: dir.join(format!("guest{n}.sock")) })
+        Ok(FrameSocket {
+            sock,
+            guest: dir.join(format!("guest{n}.sock")),
+        })
     }
 
     /// Send one Ethernet frame to the guest NIC.
     pub fn send(&self, frame: &[u8]) -> Result<()> {
-        self.sock.send_to(frame, &self.guest).map_err(io(format!("send a frame to {}", self.guest.display())))?;
+        self.sock
+            .send_to(frame, &self.guest)
+            .map_err(io(format!("send a frame to {}", self.guest.display())))?;
         Ok(())
     }
 
@@ -324,20 +373,34 @@ impl FrameSocket {
     /// (QEMU stops reading while the NIC cannot receive); `None` (the default) blocks
     /// until it does.
     pub fn set_send_timeout(&self, timeout: Option<Duration>) -> Result<()> {
-        self.sock.set_write_timeout(timeout).map_err(io("set a socket send timeout"))
+        self.sock
+            .set_write_timeout(timeout)
+            .map_err(io("set a socket send timeout"))
     }
 
     /// Receive one frame the guest sent, waiting up to `timeout`; `None` if none came.
     pub fn recv(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
-        self.sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).map_err(io("set a socket timeout"))?;
+        self.sock
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .map_err(io("set a socket timeout"))?;
         let mut buf = vec![0u8; 65536];
         match self.sock.recv(&mut buf) {
             Ok(n) => {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(None),
-            Err(e) => Err(Error::Io { what: "receive a frame".into(), source: e }),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::Io {
+                what: "receive a frame".into(),
+                source: e,
+            }),
         }
     }
 }

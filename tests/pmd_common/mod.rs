@@ -9,10 +9,19 @@ use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
 /// A `--no-huge` EAL with a unique prefix.
 pub fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = ["test", "--no-huge", "-m", "64", "--file-prefix", &format!("pmd-{tag}-{}", std::process::id()), "-l", "0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let argv: Vec<String> = [
+        "test",
+        "--no-huge",
+        "-m",
+        "64",
+        "--file-prefix",
+        &format!("pmd-{tag}-{}", std::process::id()),
+        "-l",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 
@@ -23,7 +32,9 @@ pub fn pool(e: &Eal, name: &str, n: u32) -> PktmbufPool {
 /// An mbuf holding `bytes`.
 pub fn mbuf_of(p: &PktmbufPool, bytes: &[u8]) -> Mbuf {
     let mut m = Mbuf::alloc(p).expect("alloc");
-    m.append(bytes.len() as u16).expect("room").copy_from_slice(bytes);
+    m.append(bytes.len() as u16)
+        .expect("room")
+        .copy_from_slice(bytes);
     m
 }
 
@@ -60,7 +71,12 @@ pub fn setup(port: u16, p: &PktmbufPool, nrx: u16, ntx: u16) {
 
 /// Poll RX queue 0 of `port` until `want` packets that `keep` accepts arrived or `limit`
 /// passed (a bound, not a timing assertion); other packets are freed.
-pub fn rx_until(port: u16, want: usize, limit: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+pub fn rx_until(
+    port: u16,
+    want: usize,
+    limit: Duration,
+    keep: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
     let t0 = Instant::now();
     let mut got = Vec::new();
     let mut v = Vec::new();
@@ -78,7 +94,11 @@ pub fn rx_until(port: u16, want: usize, limit: Duration, keep: impl Fn(&[u8]) ->
 }
 
 pub fn have(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 pub fn is_root() -> bool {
@@ -105,9 +125,15 @@ impl Netns {
         }
         let name = format!("fp-test-{}-{tag}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let o = Command::new("ip").args(["netns", "add", &name]).output().expect("run ip");
+        let o = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("run ip");
         if !o.status.success() {
-            eprintln!("SKIP: ip netns add failed: {}", String::from_utf8_lossy(&o.stderr));
+            eprintln!(
+                "SKIP: ip netns add failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             return None;
         }
         let ns = Netns { name };
@@ -117,8 +143,16 @@ impl Netns {
 
     /// Run a shell command inside the namespace; panics with its stderr if it fails.
     pub fn sh(&self, cmd: &str) -> Output {
-        let o = Command::new("ip").args(["netns", "exec", &self.name, "sh", "-c", cmd]).output().expect("run ip netns exec");
-        assert!(o.status.success(), "`{cmd}` in {} failed: {}", self.name, String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
+            .output()
+            .expect("run ip netns exec");
+        assert!(
+            o.status.success(),
+            "`{cmd}` in {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
         o
     }
 
@@ -141,7 +175,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -159,12 +195,19 @@ impl RawSock {
 
     pub fn send(&self, b: &[u8]) {
         use std::os::fd::AsRawFd;
-        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b).expect("send").expect("sent");
+        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b)
+            .expect("send")
+            .expect("sent");
         assert_eq!(n, b.len());
     }
 
     /// Frames `keep` accepts, until `want` or `limit`.
-    pub fn recv_until(&self, want: usize, limit: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    pub fn recv_until(
+        &self,
+        want: usize,
+        limit: Duration,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Vec<Vec<u8>> {
         use std::os::fd::AsRawFd;
         let t0 = Instant::now();
         let mut buf = vec![0u8; 65536];

@@ -19,7 +19,8 @@ use eal::device::bind;
 use eal::hugepage::SysRoots;
 use eal::pci::{self, PciAddr, PciDevice, PciFilter};
 
-const USAGE: &str = "usage: ferroplane-devbind [--status | --bind=DRIVER ADDR... | -u ADDR...] [--force]
+const USAGE: &str =
+    "usage: ferroplane-devbind [--status | --bind=DRIVER ADDR... | -u ADDR...] [--force]
   -s, --status           list network, crypto, storage and other PCI devices with their drivers
   -b, --bind=DRIVER      bind ADDR... to DRIVER (vfio-pci, uio_pci_generic or a kernel driver)
   -u, --unbind           unbind ADDR... from their drivers
@@ -51,7 +52,10 @@ fn parse(args: &[String]) -> Result<Cli, (String, u8)> {
     let mut i = 0;
     let set = |a: &mut Option<Action>, v: Action, name: &str| -> Result<(), (String, u8)> {
         if a.is_some() {
-            return Err((format!("ferroplane-devbind: '{name}' conflicts with an earlier action"), 2));
+            return Err((
+                format!("ferroplane-devbind: '{name}' conflicts with an earlier action"),
+                2,
+            ));
         }
         *a = Some(v);
         Ok(())
@@ -67,7 +71,9 @@ fn parse(args: &[String]) -> Result<Cli, (String, u8)> {
                 return Ok(v);
             }
             i += 1;
-            args.get(i).cloned().ok_or_else(|| (format!("ferroplane-devbind: '{name}' needs a value"), 2))
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| (format!("ferroplane-devbind: '{name}' needs a value"), 2))
         };
         match key {
             "-h" | "--help" => return Err((USAGE.to_string(), 0)),
@@ -75,7 +81,9 @@ fn parse(args: &[String]) -> Result<Cli, (String, u8)> {
             "-b" | "--bind" => {
                 let d = value(key)?;
                 if d.is_empty() || d.contains('/') {
-                    return bad(format!("ferroplane-devbind: invalid driver name '{d}' for --bind"));
+                    return bad(format!(
+                        "ferroplane-devbind: invalid driver name '{d}' for --bind"
+                    ));
                 }
                 set(&mut action, Action::Bind(d), key)?
             }
@@ -83,7 +91,11 @@ fn parse(args: &[String]) -> Result<Cli, (String, u8)> {
             "--force" => force = true,
             "--sysfs-root" => roots.sys = PathBuf::from(value(key)?),
             "--proc-root" => roots.proc = PathBuf::from(value(key)?),
-            s if s.starts_with('-') => return bad(format!("ferroplane-devbind: unknown option '{a}' (see --help)")),
+            s if s.starts_with('-') => {
+                return bad(format!(
+                    "ferroplane-devbind: unknown option '{a}' (see --help)"
+                ))
+            }
             s => match s.parse::<PciAddr>() {
                 Ok(p) => addrs.push(p),
                 Err(e) => return bad(format!("ferroplane-devbind: {e}")),
@@ -92,18 +104,29 @@ fn parse(args: &[String]) -> Result<Cli, (String, u8)> {
         i += 1;
     }
     let Some(action) = action else {
-        return bad("ferroplane-devbind: no action given: use --status, --bind=DRIVER or -u (see --help)".into());
+        return bad(
+            "ferroplane-devbind: no action given: use --status, --bind=DRIVER or -u (see --help)"
+                .into(),
+        );
     };
     match action {
         Action::Status if !addrs.is_empty() => {
-            return bad(format!("ferroplane-devbind: unexpected address '{}' with --status", addrs[0]))
+            return bad(format!(
+                "ferroplane-devbind: unexpected address '{}' with --status",
+                addrs[0]
+            ))
         }
         Action::Bind(_) | Action::Unbind if addrs.is_empty() => {
             return bad("ferroplane-devbind: no PCI address given to bind or unbind".into())
         }
         _ => {}
     }
-    Ok(Cli { action, addrs, force, roots })
+    Ok(Cli {
+        action,
+        addrs,
+        force,
+        roots,
+    })
 }
 
 fn group_of(d: &PciDevice) -> usize {
@@ -126,7 +149,13 @@ fn modules_alias(roots: &SysRoots) -> Option<String> {
 }
 
 fn line(roots: &SysRoots, d: &PciDevice, aliases: Option<&str>) -> String {
-    let mut s = format!("{} '{} {}' {}", d.addr, d.class_name(), d.id_string(), format_args!("class={:06x}", d.class));
+    let mut s = format!(
+        "{} '{} {}' {}",
+        d.addr,
+        d.class_name(),
+        d.id_string(),
+        format_args!("class={:06x}", d.class)
+    );
     if let Ok(ifs) = bind::net_interfaces(&roots.sys, d.addr) {
         if !ifs.is_empty() {
             s.push_str(&format!(" if={}", ifs.join(",")));
@@ -155,8 +184,18 @@ fn status(roots: &SysRoots) -> Result<String, String> {
             continue;
         }
         let sections: [(&str, Section); 3] = [
-            ("using a user-space driver", Box::new(|d| d.driver.as_deref().is_some_and(bind::is_userspace_driver))),
-            ("using a kernel driver", Box::new(|d| d.driver.as_deref().is_some_and(|x| !bind::is_userspace_driver(x)))),
+            (
+                "using a user-space driver",
+                Box::new(|d| d.driver.as_deref().is_some_and(bind::is_userspace_driver)),
+            ),
+            (
+                "using a kernel driver",
+                Box::new(|d| {
+                    d.driver
+                        .as_deref()
+                        .is_some_and(|x| !bind::is_userspace_driver(x))
+                }),
+            ),
             ("with no driver", Box::new(|d| d.driver.is_none())),
         ];
         for (title, pred) in sections.iter() {
@@ -208,7 +247,10 @@ fn main() -> ExitCode {
                 match bind::bind(&cli.roots, *a, drv, cli.force) {
                     Ok(bind::BindOutcome::AlreadyBound) => println!("{a}: already bound to {drv}"),
                     Ok(bind::BindOutcome::Bound { previous }) => {
-                        println!("{a}: bound to {drv} (was {})", previous.as_deref().unwrap_or("no driver"))
+                        println!(
+                            "{a}: bound to {drv} (was {})",
+                            previous.as_deref().unwrap_or("no driver")
+                        )
                     }
                     Err(e) => {
                         eprintln!("ferroplane-devbind: {e}");

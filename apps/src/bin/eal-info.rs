@@ -10,7 +10,9 @@ use eal::{Eal, Error};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let explicit_mem = argv.iter().any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
+    let explicit_mem = argv
+        .iter()
+        .any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
     let eal = match Eal::init(&argv) {
         Ok((eal, _rest)) => eal,
         Err(Error::HelpRequested) => {
@@ -60,37 +62,91 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
     writeln!(w, "== EAL")?;
     writeln!(w, "file prefix    {}", eal.file_prefix())?;
     writeln!(w, "runtime dir    {}", eal.runtime_dir().display())?;
-    writeln!(w, "memory         {} at {} ({})", human(eal.memory_len()), eal.base_virtaddr(),
-        if eal.no_huge() { "--no-huge: shared memory, no device DMA" } else { "hugepages" })?;
-    writeln!(w, "IOVA mode      {:?}, DMA capable: {}", eal.iova_mode(), eal.dma_capable())?;
-    writeln!(w, "TSC            {:.1} MHz", eal::timer::tsc_hz() as f64 / 1e6)?;
+    writeln!(
+        w,
+        "memory         {} at {} ({})",
+        human(eal.memory_len()),
+        eal.base_virtaddr(),
+        if eal.no_huge() {
+            "--no-huge: shared memory, no device DMA"
+        } else {
+            "hugepages"
+        }
+    )?;
+    writeln!(
+        w,
+        "IOVA mode      {:?}, DMA capable: {}",
+        eal.iova_mode(),
+        eal.dma_capable()
+    )?;
+    writeln!(
+        w,
+        "TSC            {:.1} MHz",
+        eal::timer::tsc_hz() as f64 / 1e6
+    )?;
 
     writeln!(w, "\n== memseg lists")?;
     for (i, l) in eal.memseg_lists().iter().enumerate() {
-        writeln!(w, "list {i}: socket {} base {} len {} page {} segs {}", l.socket, l.base, human(l.len),
-            human(l.page_size), l.segs.len())?;
+        writeln!(
+            w,
+            "list {i}: socket {} base {} len {} page {} segs {}",
+            l.socket,
+            l.base,
+            human(l.len),
+            human(l.page_size),
+            l.segs.len()
+        )?;
     }
     let segs = eal.memsegs();
     for s in segs.iter().take(4) {
-        writeln!(w, "  seg va {} iova {} len {} socket {}", s.virt, s.iova, human(s.len), s.socket)?;
+        writeln!(
+            w,
+            "  seg va {} iova {} len {} socket {}",
+            s.virt,
+            s.iova,
+            human(s.len),
+            s.socket
+        )?;
     }
     if segs.len() > 4 {
         writeln!(w, "  ... {} more", segs.len() - 4)?;
     }
 
-    writeln!(w, "\n== lcores ({}), main {}", eal.lcore_count(), eal.main_lcore())?;
+    writeln!(
+        w,
+        "\n== lcores ({}), main {}",
+        eal.lcore_count(),
+        eal.main_lcore()
+    )?;
     for l in eal.lcore_ids() {
-        let role = if l == eal.main_lcore() { "main" } else { "worker" };
-        writeln!(w, "lcore {l:3}  {role:6}  socket {}", eal.lcore_socket(l).unwrap_or(0))?;
+        let role = if l == eal.main_lcore() {
+            "main"
+        } else {
+            "worker"
+        };
+        writeln!(
+            w,
+            "lcore {l:3}  {role:6}  socket {}",
+            eal.lcore_socket(l).unwrap_or(0)
+        )?;
     }
 
     writeln!(w, "\n== PCI devices ({})", eal.pci_devices().len())?;
     for d in eal.pci_devices() {
-        writeln!(w, "{}  {}  {:<14} numa {:>2}  driver {:<12} iommu group {}",
-            d.addr, d.id_string(), d.class_name(),
-            d.numa_node.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+        writeln!(
+            w,
+            "{}  {}  {:<14} numa {:>2}  driver {:<12} iommu group {}",
+            d.addr,
+            d.id_string(),
+            d.class_name(),
+            d.numa_node
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
             d.driver.as_deref().unwrap_or("-"),
-            d.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "-".into()))?;
+            d.iommu_group
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "-".into())
+        )?;
     }
 
     writeln!(w, "\n== heap")?;

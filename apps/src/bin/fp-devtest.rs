@@ -37,7 +37,9 @@ fn main() -> ExitCode {
     let (eal, rest) = match Eal::init(&argv) {
         Ok(x) => x,
         Err(Error::HelpRequested) => {
-            println!("usage: fp-devtest [EAL args] -- regs|identify|watch|reset ADDR [--irq] [SECS]");
+            println!(
+                "usage: fp-devtest [EAL args] -- regs|identify|watch|reset ADDR [--irq] [SECS]"
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -76,7 +78,9 @@ fn main() -> ExitCode {
                 r => r,
             }
         }
-        "reset" => dev.reset().map(|ok| println!("reset={}", if ok { "done" } else { "unsupported" })),
+        "reset" => dev
+            .reset()
+            .map(|ok| println!("reset={}", if ok { "done" } else { "unsupported" })),
         other => {
             eprintln!("fp-devtest: unknown command '{other}'");
             return ExitCode::from(2);
@@ -108,18 +112,28 @@ fn regs(dev: &Device) -> eal::Result<()> {
     Ok(())
 }
 
-fn wait_until(bar: &MmioRegion, what: &str, timeout: Duration, f: impl Fn(u32) -> bool) -> eal::Result<()> {
+fn wait_until(
+    bar: &MmioRegion,
+    what: &str,
+    timeout: Duration,
+    f: impl Fn(u32) -> bool,
+) -> eal::Result<()> {
     let start = Instant::now();
     loop {
         let v = bar.read32(CSTS)?;
         if v == u32::MAX {
-            return Err(Error::DeviceGone { addr: bar.name().into(), why: "CSTS reads all-ones".into() });
+            return Err(Error::DeviceGone {
+                addr: bar.name().into(),
+                why: "CSTS reads all-ones".into(),
+            });
         }
         if f(v) {
             return Ok(());
         }
         if start.elapsed() > timeout {
-            return Err(Error::Unsupported { what: format!("wait for {what} (CSTS={v:#x}) within {timeout:?}") });
+            return Err(Error::Unsupported {
+                what: format!("wait for {what} (CSTS={v:#x}) within {timeout:?}"),
+            });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -144,7 +158,11 @@ fn identify(dev: &Device, want_irq: bool) -> eal::Result<()> {
     let sq = dev.dma_alloc(64 * QDEPTH as usize)?;
     let cq = dev.dma_alloc(16 * QDEPTH as usize)?;
     let data = dev.dma_alloc(4096)?;
-    let irqs = if want_irq { Some(dev.enable_irq(IrqKind::Msix, 1)?) } else { None };
+    let irqs = if want_irq {
+        Some(dev.enable_irq(IrqKind::Msix, 1)?)
+    } else {
+        None
+    };
     bar.write32(AQA, ((QDEPTH - 1) << 16) | (QDEPTH - 1))?;
     write64(&bar, ASQ, sq.iova().0)?;
     write64(&bar, ACQ, cq.iova().0)?;
@@ -176,7 +194,10 @@ fn identify(dev: &Device, want_irq: bool) -> eal::Result<()> {
             break v;
         }
         if start.elapsed() > Duration::from_secs(10) {
-            return Err(Error::Unsupported { what: "complete Identify within 10 s (no completion: DMA not reaching memory?)".into() });
+            return Err(Error::Unsupported {
+                what: "complete Identify within 10 s (no completion: DMA not reaching memory?)"
+                    .into(),
+            });
         }
         std::hint::spin_loop();
     };
@@ -193,11 +214,17 @@ fn identify(dev: &Device, want_irq: bool) -> eal::Result<()> {
         None => "off".to_string(),
     };
     if status != 0 {
-        return Err(Error::Unsupported { what: format!("Identify Controller: status {status:#x}") });
+        return Err(Error::Unsupported {
+            what: format!("Identify Controller: status {status:#x}"),
+        });
     }
     let mut id = [0u8; 64];
     data.read_bytes(0, &mut id);
-    let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end_matches([' ', '\0']).to_string();
+    let text = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .trim_end_matches([' ', '\0'])
+            .to_string()
+    };
     let vid = u16::from_le_bytes([id[0], id[1]]);
     println!(
         "backend={:?} vid={vid:#06x} serial='{}' model='{}' cid={} irq={irq}",
@@ -226,7 +253,10 @@ fn watch(dev: &Device, secs: u64) -> eal::Result<()> {
             dev.check_alive()?;
         }
         if vs == 0 {
-            return Err(Error::DeviceGone { addr: dev.addr().to_string(), why: "VS reads 0".into() });
+            return Err(Error::DeviceGone {
+                addr: dev.addr().to_string(),
+                why: "VS reads 0".into(),
+            });
         }
         std::thread::sleep(Duration::from_millis(2));
     }

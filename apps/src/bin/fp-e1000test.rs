@@ -83,7 +83,12 @@ fn setup(eal: &Eal) -> Result<Ports, String> {
     for &p in &ports {
         let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
         let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
-        println!("port {p} {} driver={} mac={}", info.device_name, info.driver_name, pmd::fmt_mac(&mac));
+        println!(
+            "port {p} {} driver={} mac={}",
+            info.device_name,
+            info.driver_name,
+            pmd::fmt_mac(&mac)
+        );
         if info.driver_name != "net_e1000_em" {
             continue;
         }
@@ -94,20 +99,36 @@ fn setup(eal: &Eal) -> Result<Ports, String> {
         }
     }
     let (Some(a), Some(b)) = (a, b) else {
-        return Err(format!("need the two testbed e1000s ({} and {}); probed ports {ports:?}", pmd::fmt_mac(&MAC_A), pmd::fmt_mac(&MAC_B)));
+        return Err(format!(
+            "need the two testbed e1000s ({} and {}); probed ports {ports:?}",
+            pmd::fmt_mac(&MAC_A),
+            pmd::fmt_mac(&MAC_B)
+        ));
     };
-    let pool = mbuf::pktmbuf_pool_create(eal, "e1000test", 2047, 32, 0, mbuf::MBUF_DEFAULT_BUF_SIZE, None)
-        .map_err(|e| format!("pool: {e}"))?;
+    let pool = mbuf::pktmbuf_pool_create(
+        eal,
+        "e1000test",
+        2047,
+        32,
+        0,
+        mbuf::MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| format!("pool: {e}"))?;
     for p in [a, b] {
         pmd::configure(p, 1, 1, &EthConf::default()).map_err(|e| e.to_string())?;
-        pmd::rx_queue_setup(p, 0, NB_DESC, None, &RxConf::default(), &pool).map_err(|e| e.to_string())?;
+        pmd::rx_queue_setup(p, 0, NB_DESC, None, &RxConf::default(), &pool)
+            .map_err(|e| e.to_string())?;
         pmd::tx_queue_setup(p, 0, NB_DESC, None, &TxConf::default()).map_err(|e| e.to_string())?;
         pmd::start(p).map_err(|e| e.to_string())?;
         let l = pmd::link_wait_up(p, Duration::from_secs(10)).map_err(|e| e.to_string())?;
         if !l.up {
             return Err(format!("port {p}: link did not come up: {l:?}"));
         }
-        println!("port {p} link up speed={} full_duplex={}", l.speed_mbps, l.full_duplex);
+        println!(
+            "port {p} link up speed={} full_duplex={}",
+            l.speed_mbps, l.full_duplex
+        );
     }
     Ok(Ports { a, b, pool })
 }
@@ -128,14 +149,23 @@ fn close(p: Ports) -> Result<(), String> {
 /// Receive on `port` until `own` frames of stream `own_stream` arrived (the host sends
 /// the other stream's frames before the last own frame, so by then every frame the NIC
 /// accepted has arrived). Checks every frame byte for byte; returns (own, other, bytes).
-fn receive_step(port: u16, mac: [u8; 6], own_stream: u8, own: u32, other_stream: u8) -> Result<(u32, u32, u64), String> {
+fn receive_step(
+    port: u16,
+    mac: [u8; 6],
+    own_stream: u8,
+    own: u32,
+    other_stream: u8,
+) -> Result<(u32, u32, u64), String> {
     let t0 = Instant::now();
     let mut seen_own = vec![false; own as usize];
     let (mut n_own, mut n_other, mut bytes) = (0u32, 0u32, 0u64);
     let mut v = Vec::with_capacity(32);
     while n_own < own {
         if t0.elapsed() > STEP_TIMEOUT {
-            return Err(format!("stream {own_stream}: {n_own} of {own} frames after {:?}", STEP_TIMEOUT));
+            return Err(format!(
+                "stream {own_stream}: {n_own} of {own} frames after {:?}",
+                STEP_TIMEOUT
+            ));
         }
         v.clear();
         if pmd::rx_burst(port, 0, &mut v, 32) == 0 {
@@ -145,14 +175,22 @@ fn receive_step(port: u16, mac: [u8; 6], own_stream: u8, own: u32, other_stream:
         for m in v.drain(..) {
             let d = m.data();
             if m.nb_segs() != 1 || d.len() < 19 || d[12..14] != [0x88, 0xb5] {
-                return Err(format!("unexpected frame of {} bytes: {:02x?}", d.len(), &d[..d.len().min(20)]));
+                return Err(format!(
+                    "unexpected frame of {} bytes: {:02x?}",
+                    d.len(),
+                    &d[..d.len().min(20)]
+                ));
             }
             let seq = u32::from_le_bytes([d[14], d[15], d[16], d[17]]);
             let stream = d[18];
             let dst = if stream == own_stream { mac } else { FOREIGN };
             let want = test_frame(dst, HOST, stream, seq);
             if d != want.as_slice() {
-                return Err(format!("stream {stream} frame {seq}: {} bytes differ from the {} sent", d.len(), want.len()));
+                return Err(format!(
+                    "stream {stream} frame {seq}: {} bytes differ from the {} sent",
+                    d.len(),
+                    want.len()
+                ));
             }
             bytes += d.len() as u64;
             if stream == own_stream && seq < own && !seen_own[seq as usize] {
@@ -161,7 +199,9 @@ fn receive_step(port: u16, mac: [u8; 6], own_stream: u8, own: u32, other_stream:
             } else if stream == other_stream {
                 n_other += 1;
             } else {
-                return Err(format!("frame {seq} of stream {stream} unexpected or duplicated"));
+                return Err(format!(
+                    "frame {seq} of stream {stream} unexpected or duplicated"
+                ));
             }
         }
     }
@@ -169,7 +209,10 @@ fn receive_step(port: u16, mac: [u8; 6], own_stream: u8, own: u32, other_stream:
     std::thread::sleep(Duration::from_millis(200));
     v.clear();
     if pmd::rx_burst(port, 0, &mut v, 32) != 0 {
-        return Err(format!("{} extra frames after stream {own_stream} ended", v.len()));
+        return Err(format!(
+            "{} extra frames after stream {own_stream} ended",
+            v.len()
+        ));
     }
     Ok((n_own, n_other, bytes))
 }
@@ -178,14 +221,19 @@ fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(), Str
     let mut pkts = Vec::with_capacity(frames.len());
     for f in frames {
         let mut m = Mbuf::alloc(pool).ok_or("pool empty")?;
-        m.append(f.len() as u16).map_err(|e| e.to_string())?.copy_from_slice(f);
+        m.append(f.len() as u16)
+            .map_err(|e| e.to_string())?
+            .copy_from_slice(f);
         pkts.push(m);
     }
     let t0 = Instant::now();
     while !pkts.is_empty() {
         if pmd::tx_burst(port, 0, &mut pkts) == 0 {
             if t0.elapsed() > STEP_TIMEOUT {
-                return Err(format!("port {port}: {} frames not taken by tx_burst", pkts.len()));
+                return Err(format!(
+                    "port {port}: {} frames not taken by tx_burst",
+                    pkts.len()
+                ));
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -195,7 +243,10 @@ fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(), Str
 
 fn xstat(port: u16, name: &str) -> Result<u64, String> {
     let x = pmd::xstats_by_name(port).map_err(|e| e.to_string())?;
-    x.iter().find(|(n, _)| n == name).map(|(_, v)| *v).ok_or_else(|| format!("no xstat {name}"))
+    x.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| format!("no xstat {name}"))
 }
 
 fn check_eq(what: &str, got: u64, want: u64) -> Result<(), String> {
@@ -213,7 +264,9 @@ fn suite(eal: &Eal) -> Result<(), String> {
     pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
     let (own1, other1, bytes1) = receive_step(p.a, MAC_A, S_OWN1, N_OWN1, S_FOREIGN1)?;
     if other1 != 0 {
-        return Err(format!("promiscuous off: {other1} frames to a foreign MAC were received"));
+        return Err(format!(
+            "promiscuous off: {other1} frames to a foreign MAC were received"
+        ));
     }
     println!("STEP1 OK own={own1} foreign={other1}");
 
@@ -221,7 +274,11 @@ fn suite(eal: &Eal) -> Result<(), String> {
     pmd::promiscuous_set(p.a, true).map_err(|e| e.to_string())?;
     println!("STEP2 READY");
     let (own2, other2, bytes2) = receive_step(p.a, MAC_A, S_OWN2, N_OWN2, S_FOREIGN2)?;
-    check_eq("promiscuous on: foreign frames received", u64::from(other2), u64::from(N_FOREIGN2))?;
+    check_eq(
+        "promiscuous on: foreign frames received",
+        u64::from(other2),
+        u64::from(N_FOREIGN2),
+    )?;
     println!("STEP2 OK own={own2} foreign={other2}");
     pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
 
@@ -233,9 +290,17 @@ fn suite(eal: &Eal) -> Result<(), String> {
     tail.append(60).map_err(|e| e.to_string())?.fill(0);
     chained.chain(tail).map_err(|_| "chain two mbufs")?;
     let mut one = vec![chained];
-    check_eq("tx_burst of a chained packet", u64::from(pmd::tx_burst(p.a, 0, &mut one)), 1)?;
-    let fa: Vec<Vec<u8>> = (0..N_TX).map(|s| test_frame(HOST, MAC_A, S_TXA, s)).collect();
-    let fb: Vec<Vec<u8>> = (0..N_TX).map(|s| test_frame(HOST, MAC_B, S_TXB, s)).collect();
+    check_eq(
+        "tx_burst of a chained packet",
+        u64::from(pmd::tx_burst(p.a, 0, &mut one)),
+        1,
+    )?;
+    let fa: Vec<Vec<u8>> = (0..N_TX)
+        .map(|s| test_frame(HOST, MAC_A, S_TXA, s))
+        .collect();
+    let fb: Vec<Vec<u8>> = (0..N_TX)
+        .map(|s| test_frame(HOST, MAC_B, S_TXB, s))
+        .collect();
     send_all(p.a, &fa, &p.pool)?;
     send_all(p.b, &fb, &p.pool)?;
     println!("STEP3 SENT {N_TX} {N_TX}");
@@ -252,8 +317,18 @@ fn suite(eal: &Eal) -> Result<(), String> {
         "STATS a ipackets={} ibytes={} opackets={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
         sa.ipackets, sa.ibytes, sa.opackets, sa.obytes, sa.imissed, sa.ierrors, sa.oerrors, sa.rx_nombuf
     );
-    let hw: Vec<(String, u64)> = pmd::xstats_by_name(p.a).map_err(|e| e.to_string())?.into_iter().filter(|(n, _)| n.starts_with("hw_")).collect();
-    println!("XSTATS a {}", hw.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" "));
+    let hw: Vec<(String, u64)> = pmd::xstats_by_name(p.a)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("hw_"))
+        .collect();
+    println!(
+        "XSTATS a {}",
+        hw.iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     check_eq("a ipackets", sa.ipackets, rx_frames)?;
     check_eq("a ibytes", sa.ibytes, rx_bytes)?;
     check_eq("a opackets", sa.opackets, u64::from(N_TX))?;
@@ -268,15 +343,31 @@ fn suite(eal: &Eal) -> Result<(), String> {
     // Hardware: good packets, and octets from the destination address through the CRC
     // (4 bytes per frame; SDM 13.7.31/13.7.32).
     check_eq("a hw_gprc", xstat(p.a, "hw_gprc")?, rx_frames)?;
-    check_eq("a hw_gorc", xstat(p.a, "hw_gorc")?, rx_bytes + 4 * rx_frames)?;
+    check_eq(
+        "a hw_gorc",
+        xstat(p.a, "hw_gorc")?,
+        rx_bytes + 4 * rx_frames,
+    )?;
     check_eq("a hw_gptc", xstat(p.a, "hw_gptc")?, u64::from(N_TX))?;
-    check_eq("a hw_gotc", xstat(p.a, "hw_gotc")?, tx_bytes_a + 4 * u64::from(N_TX))?;
+    check_eq(
+        "a hw_gotc",
+        xstat(p.a, "hw_gotc")?,
+        tx_bytes_a + 4 * u64::from(N_TX),
+    )?;
     check_eq("b hw_gptc", xstat(p.b, "hw_gptc")?, u64::from(N_TX))?;
-    check_eq("b hw_gotc", xstat(p.b, "hw_gotc")?, tx_bytes_b + 4 * u64::from(N_TX))?;
+    check_eq(
+        "b hw_gotc",
+        xstat(p.b, "hw_gotc")?,
+        tx_bytes_b + 4 * u64::from(N_TX),
+    )?;
     check_eq("b hw_gprc", xstat(p.b, "hw_gprc")?, 0)?;
     check_eq("a hw_mpc", xstat(p.a, "hw_mpc")?, 0)?;
     // Reading again adds nothing (the counters cleared on the first read).
-    check_eq("a hw_gprc after a second read", xstat(p.a, "hw_gprc")?, rx_frames)?;
+    check_eq(
+        "a hw_gprc after a second read",
+        xstat(p.a, "hw_gprc")?,
+        rx_frames,
+    )?;
     println!("STATS OK rx_frames={rx_frames} rx_bytes={rx_bytes} tx_bytes_a={tx_bytes_a} tx_bytes_b={tx_bytes_b}");
 
     // 5. Every mbuf back after close.
@@ -312,7 +403,10 @@ fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(500));
     let sa = pmd::stats_get(p.a).map_err(|e| e.to_string())?;
     let sb = pmd::stats_get(p.b).map_err(|e| e.to_string())?;
-    println!("FWD forwarded={done} a_ipackets={} b_opackets={}", sa.ipackets, sb.opackets);
+    println!(
+        "FWD forwarded={done} a_ipackets={} b_opackets={}",
+        sa.ipackets, sb.opackets
+    );
     check_eq("a ipackets", sa.ipackets, n)?;
     check_eq("b opackets", sb.opackets, n)?;
     close(p)?;

@@ -82,7 +82,10 @@ fn parse_portmap(v: &str) -> Result<Vec<(u16, u16)>, String> {
         let a: u16 = a.trim().parse().map_err(|_| bad())?;
         let b: u16 = b.trim().parse().map_err(|_| bad())?;
         if usize::from(a.max(b)) >= pmd::MAX_PORTS {
-            return Err(format!("invalid value '{v}' for --portmap: port ids are 0..{}", pmd::MAX_PORTS));
+            return Err(format!(
+                "invalid value '{v}' for --portmap: port ids are 0..{}",
+                pmd::MAX_PORTS
+            ));
         }
         out.push((a, b));
         rest = tail.trim_start();
@@ -132,7 +135,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         let v = match inline {
             Some(v) => v,
             None => {
-                let v = args.get(i).ok_or_else(|| format!("argument {name} needs a value"))?.clone();
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| format!("argument {name} needs a value"))?
+                    .clone();
                 i += 1;
                 v
             }
@@ -153,10 +159,21 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     .filter(|n| (1..=MAX_RX_PER_LCORE).contains(n))
                     .ok_or_else(|| badv(&format!("must be 1..={MAX_RX_PER_LCORE}")))?
             }
-            "-T" => o.period = v.parse().ok().filter(|n| *n <= 86_400).ok_or_else(|| badv("seconds, 0..=86400"))?,
+            "-T" => {
+                o.period = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 86_400)
+                    .ok_or_else(|| badv("seconds, 0..=86400"))?
+            }
             "--portmap" => o.portmap = parse_portmap(&v)?,
             "--max-packets" => {
-                o.max_packets = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| badv("a count above 0"))?)
+                o.max_packets = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| badv("a count above 0"))?,
+                )
             }
             "--run-time" => {
                 let s: f64 = v.parse().map_err(|_| badv("seconds"))?;
@@ -256,7 +273,9 @@ impl LcoreWork {
                 if n == 0 {
                     continue;
                 }
-                st[usize::from(r.port)].rx.fetch_add(u64::from(n), Ordering::Relaxed);
+                st[usize::from(r.port)]
+                    .rx
+                    .fetch_add(u64::from(n), Ordering::Relaxed);
                 let t = &mut self.tx[r.dst];
                 for mut m in pkts.drain(..) {
                     if self.mac_updating {
@@ -291,7 +310,11 @@ fn print_stats(ports: &[u16], st: &[PortStats]) {
     let _ = write!(o, "\nPort statistics ====================================");
     for &p in ports {
         let s = &st[usize::from(p)];
-        let (t, r, d) = (s.tx.load(Ordering::Relaxed), s.rx.load(Ordering::Relaxed), s.dropped.load(Ordering::Relaxed));
+        let (t, r, d) = (
+            s.tx.load(Ordering::Relaxed),
+            s.rx.load(Ordering::Relaxed),
+            s.dropped.load(Ordering::Relaxed),
+        );
         let _ = write!(
             o,
             "\nStatistics for port {p} ------------------------------\nPackets sent: {t:>24}\nPackets received: {r:>20}\nPackets dropped: {d:>21}"
@@ -309,7 +332,9 @@ fn print_stats(ports: &[u16], st: &[PortStats]) {
 
 fn init_eal(argv: &[String]) -> Result<(Eal, Vec<String>), ExitCode> {
     let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    let explicit_mem = argv[..eal_part].iter().any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
+    let explicit_mem = argv[..eal_part]
+        .iter()
+        .any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
     match Eal::init(argv) {
         Ok(r) => Ok(r),
         Err(EalError::HelpRequested) => {
@@ -325,7 +350,9 @@ fn init_eal(argv: &[String]) -> Result<(Eal, Vec<String>), ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Err(e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_))) => {
+        Err(
+            e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_)),
+        ) => {
             eprintln!("l2fwd: {e}");
             Err(ExitCode::from(2))
         }
@@ -338,7 +365,11 @@ fn init_eal(argv: &[String]) -> Result<(Eal, Vec<String>), ExitCode> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let app_args: Vec<String> = argv.iter().position(|a| a == "--").map(|i| argv[i + 1..].to_vec()).unwrap_or_default();
+    let app_args: Vec<String> = argv
+        .iter()
+        .position(|a| a == "--")
+        .map(|i| argv[i + 1..].to_vec())
+        .unwrap_or_default();
     let opts = match parse(&app_args) {
         Ok(o) => o,
         Err(e) if e.is_empty() => {
@@ -382,7 +413,9 @@ fn pairs(enabled: &[u16], portmap: &[(u16, u16)]) -> Result<Vec<(u16, u16)>, Fai
             match *c {
                 [a, b] => out.extend([(a, b), (b, a)]),
                 [a] => {
-                    println!("Notice: odd number of ports in portmask: port {a} forwards to itself.");
+                    println!(
+                        "Notice: odd number of ports in portmask: port {a} forwards to itself."
+                    );
                     out.push((a, a));
                 }
                 _ => unreachable!("chunks of 2"),
@@ -394,10 +427,16 @@ fn pairs(enabled: &[u16], portmap: &[(u16, u16)]) -> Result<Vec<(u16, u16)>, Fai
     for &(a, b) in portmap {
         for p in [a, b] {
             if !enabled.contains(&p) {
-                return Err((2, format!("invalid value for --portmap: port {p} is not enabled in the portmask")));
+                return Err((
+                    2,
+                    format!("invalid value for --portmap: port {p} is not enabled in the portmask"),
+                ));
             }
             if out.iter().any(|(s, _)| *s == p) {
-                return Err((2, format!("invalid value for --portmap: port {p} appears twice")));
+                return Err((
+                    2,
+                    format!("invalid value for --portmap: port {p} appears twice"),
+                ));
             }
         }
         out.push((a, b));
@@ -407,7 +446,10 @@ fn pairs(enabled: &[u16], portmap: &[(u16, u16)]) -> Result<Vec<(u16, u16)>, Fai
     }
     for &p in enabled {
         if !out.iter().any(|(s, _)| *s == p) {
-            return Err((2, format!("invalid value for --portmap: enabled port {p} is in no pair")));
+            return Err((
+                2,
+                format!("invalid value for --portmap: enabled port {p} is in no pair"),
+            ));
         }
     }
     Ok(out)
@@ -433,24 +475,47 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     }
     for bit in 0..64u16 {
         if o.portmask & (1 << bit) != 0 && !all.contains(&bit) {
-            return Err((2, format!("invalid value for -p: port {bit} does not exist (ports: {all:?})")));
+            return Err((
+                2,
+                format!("invalid value for -p: port {bit} does not exist (ports: {all:?})"),
+            ));
         }
     }
-    let enabled: Vec<u16> = all.iter().copied().filter(|&p| p < 64 && o.portmask & (1 << p) != 0).collect();
+    let enabled: Vec<u16> = all
+        .iter()
+        .copied()
+        .filter(|&p| p < 64 && o.portmask & (1 << p) != 0)
+        .collect();
     let dst = pairs(&enabled, &o.portmap)?;
     let lcores = eal.lcore_ids();
     let need = enabled.len().div_ceil(usize::from(o.nq));
     if need > lcores.len() {
         return Err((
             2,
-            format!("{} ports at -q {} need {need} lcores, the EAL has {}", enabled.len(), o.nq, lcores.len()),
+            format!(
+                "{} ports at -q {} need {need} lcores, the EAL has {}",
+                enabled.len(),
+                o.nq,
+                lcores.len()
+            ),
         ));
     }
     let nb_mbufs = (enabled.len() as u32
-        * (u32::from(RX_DESC) + u32::from(TX_DESC) + MAX_PKT_BURST as u32 + lcores.len() as u32 * MEMPOOL_CACHE))
+        * (u32::from(RX_DESC)
+            + u32::from(TX_DESC)
+            + MAX_PKT_BURST as u32
+            + lcores.len() as u32 * MEMPOOL_CACHE))
         .max(8192);
-    let pool =
-        pktmbuf_pool_create(eal, "mbuf_pool", nb_mbufs, MEMPOOL_CACHE, 0, MBUF_DEFAULT_BUF_SIZE, None).map_err(f1)?;
+    let pool = pktmbuf_pool_create(
+        eal,
+        "mbuf_pool",
+        nb_mbufs,
+        MEMPOOL_CACHE,
+        0,
+        MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(f1)?;
 
     let mut macs = std::collections::HashMap::new();
     for &p in &enabled {
@@ -466,13 +531,23 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
             println!("l2fwd: port {p}: promiscuous mode not set: {e}");
         }
         let mac = pmd::mac_addr_get(p).map_err(f1)?;
-        println!("Port {p}, MAC address: {}", pmd::fmt_mac(&mac).to_uppercase());
+        println!(
+            "Port {p}, MAC address: {}",
+            pmd::fmt_mac(&mac).to_uppercase()
+        );
         macs.insert(p, mac);
     }
     print!("\nChecking link status");
     for &p in &enabled {
         let l = pmd::link_wait_up(p, Duration::from_secs(3)).map_err(f1)?;
-        print!("\nPort {p} Link {}", if l.up { format!("up at {} Mbps", l.speed_mbps) } else { "down".into() });
+        print!(
+            "\nPort {p} Link {}",
+            if l.up {
+                format!("up at {} Mbps", l.speed_mbps)
+            } else {
+                "down".into()
+            }
+        );
     }
     println!("\ndone");
 
@@ -484,9 +559,18 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     let mut works: Vec<(u32, LcoreWork)> = Vec::new();
     for (li, chunk) in enabled.chunks(usize::from(o.nq)).enumerate() {
         let lc = lcores[li];
-        let mut w = LcoreWork { rx: Vec::new(), tx: Vec::new(), mac_updating: o.mac_updating, shared: shared.clone() };
+        let mut w = LcoreWork {
+            rx: Vec::new(),
+            tx: Vec::new(),
+            mac_updating: o.mac_updating,
+            shared: shared.clone(),
+        };
         for &p in chunk {
-            let d = dst.iter().find(|(s, _)| *s == p).map(|(_, d)| *d).expect("every enabled port has a pair");
+            let d = dst
+                .iter()
+                .find(|(s, _)| *s == p)
+                .map(|(_, d)| *d)
+                .expect("every enabled port has a pair");
             let ti = match w.tx.iter().position(|t| t.port == d) {
                 Some(i) => i,
                 None => {
@@ -500,7 +584,11 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
                     w.tx.len() - 1
                 }
             };
-            w.rx.push(RxPort { port: p, rx: pmd::rx_queue(p, 0).map_err(f1)?, dst: ti });
+            w.rx.push(RxPort {
+                port: p,
+                rx: pmd::rx_queue(p, 0).map_err(f1)?,
+                dst: ti,
+            });
             println!("Lcore {lc}: RX port {p} TX port {d}");
         }
         works.push((lc, w));
@@ -534,11 +622,17 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
             next = now + period;
         }
         if sig::quit_requested() {
-            println!("\n\nSignal {} received, preparing to exit...", sig::last_signal());
+            println!(
+                "\n\nSignal {} received, preparing to exit...",
+                sig::last_signal()
+            );
             return true;
         }
         if let Some(m) = max_packets {
-            let rx: u64 = ports.iter().map(|&p| st.stats[usize::from(p)].rx.load(Ordering::Relaxed)).sum();
+            let rx: u64 = ports
+                .iter()
+                .map(|&p| st.stats[usize::from(p)].rx.load(Ordering::Relaxed))
+                .sum();
             if rx >= m {
                 println!("\n\nReceived {rx} packets (--max-packets {m}), preparing to exit...");
                 return true;
@@ -582,7 +676,10 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     }
     let (size, avail) = (pool.size(), pool.avail_count());
     if avail != size {
-        println!("Warning: {} of {size} mbufs not returned to pool 'mbuf_pool'", size - avail);
+        println!(
+            "Warning: {} of {size} mbufs not returned to pool 'mbuf_pool'",
+            size - avail
+        );
     }
     println!("Bye...");
     match failed {
@@ -601,8 +698,19 @@ mod tests {
 
     #[test]
     fn options() {
-        let o = p(&["-p", "0x3", "-q", "2", "-T", "0", "--no-mac-updating", "--portmap=(0,1)", "--max-packets", "10"])
-            .unwrap();
+        let o = p(&[
+            "-p",
+            "0x3",
+            "-q",
+            "2",
+            "-T",
+            "0",
+            "--no-mac-updating",
+            "--portmap=(0,1)",
+            "--max-packets",
+            "10",
+        ])
+        .unwrap();
         assert_eq!(o.portmask, 3);
         assert_eq!((o.nq, o.period, o.mac_updating), (2, 0, false));
         assert_eq!(o.portmap, vec![(0, 1)]);
@@ -617,15 +725,26 @@ mod tests {
         assert!(p(&[]).unwrap_err().contains("-p"));
         assert!(p(&["-p", "zz"]).unwrap_err().contains("-p"));
         assert!(p(&["-p", "3", "-q", "0"]).unwrap_err().contains("-q"));
-        assert!(p(&["-p", "3", "--portmap=(0;1)"]).unwrap_err().contains("--portmap"));
+        assert!(p(&["-p", "3", "--portmap=(0;1)"])
+            .unwrap_err()
+            .contains("--portmap"));
         assert!(p(&["-p", "3", "--bogus"]).unwrap_err().contains("--bogus"));
     }
 
     #[test]
     fn pairing() {
-        assert_eq!(pairs(&[0, 1, 2, 3], &[]).unwrap(), vec![(0, 1), (1, 0), (2, 3), (3, 2)]);
-        assert_eq!(pairs(&[0, 1, 2], &[]).unwrap(), vec![(0, 1), (1, 0), (2, 2)]);
-        assert_eq!(pairs(&[0, 1, 2, 3], &[(0, 3), (1, 2)]).unwrap(), vec![(0, 3), (3, 0), (1, 2), (2, 1)]);
+        assert_eq!(
+            pairs(&[0, 1, 2, 3], &[]).unwrap(),
+            vec![(0, 1), (1, 0), (2, 3), (3, 2)]
+        );
+        assert_eq!(
+            pairs(&[0, 1, 2], &[]).unwrap(),
+            vec![(0, 1), (1, 0), (2, 2)]
+        );
+        assert_eq!(
+            pairs(&[0, 1, 2, 3], &[(0, 3), (1, 2)]).unwrap(),
+            vec![(0, 3), (3, 0), (1, 2), (2, 1)]
+        );
         assert!(pairs(&[0, 1], &[(0, 2)]).is_err());
         assert!(pairs(&[0, 1, 2], &[(0, 1)]).is_err());
     }

@@ -80,7 +80,12 @@ fn main() -> ExitCode {
     let addrs = if addrs.is_empty() {
         eal.pci_devices()
             .iter()
-            .filter(|d| d.is_nvme() && d.driver.as_deref().is_some_and(eal::device::bind::is_userspace_driver))
+            .filter(|d| {
+                d.is_nvme()
+                    && d.driver
+                        .as_deref()
+                        .is_some_and(eal::device::bind::is_userspace_driver)
+            })
             .map(|d| d.addr)
             .collect()
     } else {
@@ -108,7 +113,13 @@ fn print_ctrlr(c: &Controller) {
     let cap = c.cap();
     let (maj, min, ter) = c.version();
     println!("=====================================================");
-    println!("NVMe Controller at {} [{:04x}:{:04x}] ({:?})", c.addr(), c.device().info().vendor_id, c.device().info().device_id, c.device().backend());
+    println!(
+        "NVMe Controller at {} [{:04x}:{:04x}] ({:?})",
+        c.addr(),
+        c.device().info().vendor_id,
+        c.device().info().device_id,
+        c.device().backend()
+    );
     println!("=====================================================");
     println!("Controller Capabilities/Features");
     println!("================================");
@@ -121,39 +132,121 @@ fn print_ctrlr(c: &Controller) {
     println!("Controller ID:                         {}", d.cntlid);
     println!("Subsystem NQN:                         {}", d.subnqn());
     match d.max_transfer(cap.mps_min()) {
-        Some(m) => println!("Max Data Transfer Size:                {m} (MDTS {})", d.mdts),
+        Some(m) => println!(
+            "Max Data Transfer Size:                {m} (MDTS {})",
+            d.mdts
+        ),
         None => println!("Max Data Transfer Size:                Unlimited"),
     }
     println!("Number of Namespaces (NN):             {}", d.nn);
-    println!("Max Queue Entries (CAP.MQES+1):        {}", cap.max_queue_entries());
-    println!("Doorbell Stride:                       {} bytes", 4u32 << cap.dstrd());
-    println!("Timeout (CAP.TO):                      {} ms", cap.timeout_ms());
-    println!("Memory Page Size Min/Max:              {} / {} bytes", cap.mps_min(), cap.mps_max());
-    println!("I/O Queue Pairs granted:               {}", c.io_queues_granted());
+    println!(
+        "Max Queue Entries (CAP.MQES+1):        {}",
+        cap.max_queue_entries()
+    );
+    println!(
+        "Doorbell Stride:                       {} bytes",
+        4u32 << cap.dstrd()
+    );
+    println!(
+        "Timeout (CAP.TO):                      {} ms",
+        cap.timeout_ms()
+    );
+    println!(
+        "Memory Page Size Min/Max:              {} / {} bytes",
+        cap.mps_min(),
+        cap.mps_max()
+    );
+    println!(
+        "I/O Queue Pairs granted:               {}",
+        c.io_queues_granted()
+    );
     println!("Optional Admin Command Support (OACS): {:#06x}", d.oacs);
-    println!("  Security Send/Receive:               {}", yes(d.oacs & 1 != 0));
-    println!("  Format NVM:                          {}", yes(d.oacs & 2 != 0));
-    println!("  Firmware Activate/Download:          {}", yes(d.oacs & 4 != 0));
-    println!("  Namespace Management:                {}", yes(d.oacs & 8 != 0));
-    println!("  Doorbell Buffer Config:              {}", yes(d.oacs & nvme::spec::OACS_DBBUF != 0));
+    println!(
+        "  Security Send/Receive:               {}",
+        yes(d.oacs & 1 != 0)
+    );
+    println!(
+        "  Format NVM:                          {}",
+        yes(d.oacs & 2 != 0)
+    );
+    println!(
+        "  Firmware Activate/Download:          {}",
+        yes(d.oacs & 4 != 0)
+    );
+    println!(
+        "  Namespace Management:                {}",
+        yes(d.oacs & 8 != 0)
+    );
+    println!(
+        "  Doorbell Buffer Config:              {}",
+        yes(d.oacs & nvme::spec::OACS_DBBUF != 0)
+    );
     println!("Optional NVM Command Support (ONCS):   {:#06x}", d.oncs);
-    println!("  Compare:                             {}", yes(d.oncs & nvme::spec::oncs::COMPARE != 0));
-    println!("  Dataset Management:                  {}", yes(d.oncs & nvme::spec::oncs::DSM != 0));
-    println!("  Write Zeroes:                        {}", yes(d.oncs & nvme::spec::oncs::WRITE_ZEROES != 0));
-    println!("Volatile Write Cache:                  {}", if d.vwc & 1 != 0 { "Present" } else { "Not Present" });
-    println!("SQ/CQ entry size (required):           {} / {} bytes", 1u32 << (d.sqes & 15), 1u32 << (d.cqes & 15));
-    println!("Abort Command Limit:                   {}", d.acl as u32 + 1);
-    println!("Total NVM Capacity:                    {} bytes", d.tnvmcap());
+    println!(
+        "  Compare:                             {}",
+        yes(d.oncs & nvme::spec::oncs::COMPARE != 0)
+    );
+    println!(
+        "  Dataset Management:                  {}",
+        yes(d.oncs & nvme::spec::oncs::DSM != 0)
+    );
+    println!(
+        "  Write Zeroes:                        {}",
+        yes(d.oncs & nvme::spec::oncs::WRITE_ZEROES != 0)
+    );
+    println!(
+        "Volatile Write Cache:                  {}",
+        if d.vwc & 1 != 0 {
+            "Present"
+        } else {
+            "Not Present"
+        }
+    );
+    println!(
+        "SQ/CQ entry size (required):           {} / {} bytes",
+        1u32 << (d.sqes & 15),
+        1u32 << (d.cqes & 15)
+    );
+    println!(
+        "Abort Command Limit:                   {}",
+        d.acl as u32 + 1
+    );
+    println!(
+        "Total NVM Capacity:                    {} bytes",
+        d.tnvmcap()
+    );
     println!();
     for ns in c.namespaces() {
         println!("Namespace ID:{}", ns.id);
-        println!("  Size (NSZE):                         {} blocks ({} MiB)", ns.size_blocks, ns.size_bytes() >> 20);
-        println!("  Capacity (NCAP):                     {} blocks", ns.capacity_blocks);
-        println!("  Utilization (NUSE):                  {} blocks", ns.used_blocks);
-        println!("  Deallocated blocks read as:          {:?} (DLFEAT {:#x})", ns.dealloc_read, ns.dlfeat);
-        println!("  Max blocks per command:              {}", ns.max_xfer_blocks);
-        println!("  Number of LBA Formats:               {}", ns.formats.len());
-        println!("  Current LBA Format:                  LBA Format #{:02}", ns.format_index);
+        println!(
+            "  Size (NSZE):                         {} blocks ({} MiB)",
+            ns.size_blocks,
+            ns.size_bytes() >> 20
+        );
+        println!(
+            "  Capacity (NCAP):                     {} blocks",
+            ns.capacity_blocks
+        );
+        println!(
+            "  Utilization (NUSE):                  {} blocks",
+            ns.used_blocks
+        );
+        println!(
+            "  Deallocated blocks read as:          {:?} (DLFEAT {:#x})",
+            ns.dealloc_read, ns.dlfeat
+        );
+        println!(
+            "  Max blocks per command:              {}",
+            ns.max_xfer_blocks
+        );
+        println!(
+            "  Number of LBA Formats:               {}",
+            ns.formats.len()
+        );
+        println!(
+            "  Current LBA Format:                  LBA Format #{:02}",
+            ns.format_index
+        );
         for (i, f) in ns.formats.iter().enumerate() {
             if f.block_size() == 0 {
                 continue;

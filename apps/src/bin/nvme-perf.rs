@@ -62,22 +62,39 @@ fn usage() -> &'static str {
 fn parse_trid(s: &str) -> Result<Trid, String> {
     let mut kv = std::collections::HashMap::new();
     for part in s.split_whitespace() {
-        let (k, v) = part.split_once(':').ok_or_else(|| format!("bad -r '{s}': '{part}' is not key:value"))?;
+        let (k, v) = part
+            .split_once(':')
+            .ok_or_else(|| format!("bad -r '{s}': '{part}' is not key:value"))?;
         kv.insert(k.to_ascii_lowercase(), v.to_string());
     }
     match kv.get("trtype").map(|t| t.to_ascii_lowercase()).as_deref() {
         Some("pcie") => {
-            let addr = kv.get("traddr").ok_or_else(|| format!("bad -r '{s}': trtype:PCIe needs traddr:"))?.clone();
-            addr.parse::<eal::pci::PciAddr>().map_err(|e| format!("bad -r '{s}': {e}"))?;
+            let addr = kv
+                .get("traddr")
+                .ok_or_else(|| format!("bad -r '{s}': trtype:PCIe needs traddr:"))?
+                .clone();
+            addr.parse::<eal::pci::PciAddr>()
+                .map_err(|e| format!("bad -r '{s}': {e}"))?;
             let ns = match kv.get("ns") {
-                Some(n) => Some(n.parse().map_err(|_| format!("bad -r '{s}': ns:{n} is not a number"))?),
+                Some(n) => Some(
+                    n.parse()
+                        .map_err(|_| format!("bad -r '{s}': ns:{n} is not a number"))?,
+                ),
                 None => None,
             };
             Ok(Trid::Pcie { addr, ns })
         }
         Some("kernel") => {
-            let path = kv.get("path").ok_or_else(|| format!("bad -r '{s}': trtype:kernel needs path:"))?.clone();
-            let engine = kv.get("engine").map(String::as_str).unwrap_or("io_uring").parse().map_err(|e| format!("bad -r '{s}': {e}"))?;
+            let path = kv
+                .get("path")
+                .ok_or_else(|| format!("bad -r '{s}': trtype:kernel needs path:"))?
+                .clone();
+            let engine = kv
+                .get("engine")
+                .map(String::as_str)
+                .unwrap_or("io_uring")
+                .parse()
+                .map_err(|e| format!("bad -r '{s}': {e}"))?;
             Ok(Trid::Kernel { path, engine })
         }
         _ => Err(format!("bad -r '{s}': trtype must be PCIe or kernel")),
@@ -112,21 +129,53 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         let a = argv[i].as_str();
         let mut val = || -> Result<String, String> {
             i += 1;
-            argv.get(i).cloned().ok_or_else(|| format!("option {a} needs a value"))
+            argv.get(i)
+                .cloned()
+                .ok_or_else(|| format!("option {a} needs a value"))
         };
         match a {
-            "-q" => depth = Some(val()?.parse::<usize>().map_err(|_| "-q: not a number".to_string())?),
-            "-o" => io_size = Some(parse_size(&val()?).ok_or("-o: not a size (bytes, or with k/m)")?),
+            "-q" => {
+                depth = Some(
+                    val()?
+                        .parse::<usize>()
+                        .map_err(|_| "-q: not a number".to_string())?,
+                )
+            }
+            "-o" => {
+                io_size = Some(parse_size(&val()?).ok_or("-o: not a size (bytes, or with k/m)")?)
+            }
             "-w" => workload = Some(val()?),
-            "-M" => read_pct = Some(val()?.parse::<u32>().map_err(|_| "-M: not a number".to_string())?),
-            "-t" => secs = Some(val()?.parse::<u64>().map_err(|_| "-t: not a number of seconds".to_string())?),
-            "-a" => warmup = val()?.parse::<u64>().map_err(|_| "-a: not a number of seconds".to_string())?,
+            "-M" => {
+                read_pct = Some(
+                    val()?
+                        .parse::<u32>()
+                        .map_err(|_| "-M: not a number".to_string())?,
+                )
+            }
+            "-t" => {
+                secs = Some(
+                    val()?
+                        .parse::<u64>()
+                        .map_err(|_| "-t: not a number of seconds".to_string())?,
+                )
+            }
+            "-a" => {
+                warmup = val()?
+                    .parse::<u64>()
+                    .map_err(|_| "-a: not a number of seconds".to_string())?
+            }
             "-c" => mask = val()?,
             "-r" => trids.push(parse_trid(&val()?)?),
             "-L" => latency = 1,
             "-LL" => latency = 2,
             "--iova-mode" => iova_mode = Some(val()?),
-            "-s" => mem_mb = Some(val()?.parse::<u64>().map_err(|_| "-s: not a number of MiB".to_string())?),
+            "-s" => {
+                mem_mb = Some(
+                    val()?
+                        .parse::<u64>()
+                        .map_err(|_| "-s: not a number of MiB".to_string())?,
+                )
+            }
             "--file-prefix" => prefix = val()?,
             "--no-huge" => no_huge = true,
             "-h" | "--help" => return Err("help".into()),
@@ -157,9 +206,20 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             if p > 100 {
                 return Err(format!("-M {p}: must be 0..=100"));
             }
-            (if w == "rw" { Pattern::Seq } else { Pattern::Rand }, p)
+            (
+                if w == "rw" {
+                    Pattern::Seq
+                } else {
+                    Pattern::Rand
+                },
+                p,
+            )
         }
-        other => return Err(format!("-w '{other}': must be read, write, randread, randwrite, rw or randrw")),
+        other => {
+            return Err(format!(
+                "-w '{other}': must be read, write, randread, randwrite, rw or randrw"
+            ))
+        }
     };
     if trids.is_empty() {
         return Err("missing -r (transport id)".into());
@@ -169,7 +229,21 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             return Err(format!("--iova-mode '{m}': must be pa or va"));
         }
     }
-    Ok(Args { depth, io_size, pattern, read_pct: pct, secs, warmup, mask, trids, latency, iova_mode, mem_mb, prefix, no_huge })
+    Ok(Args {
+        depth,
+        io_size,
+        pattern,
+        read_pct: pct,
+        secs,
+        warmup,
+        mask,
+        trids,
+        latency,
+        iova_mode,
+        mem_mb,
+        prefix,
+        no_huge,
+    })
 }
 
 /// Log-linear latency histogram in nanoseconds: 16 sub-buckets per power of two.
@@ -180,7 +254,9 @@ struct Hist {
 
 impl Hist {
     fn new() -> Hist {
-        Hist { b: vec![0; 64 * 16] }
+        Hist {
+            b: vec![0; 64 * 16],
+        }
     }
     fn idx(v: u64) -> usize {
         if v < 16 {
@@ -265,7 +341,11 @@ impl Stats {
 
 /// One target a worker drives.
 enum Target {
-    Pcie { qp: Box<QPair>, ns: Namespace, addr: String },
+    Pcie {
+        qp: Box<QPair>,
+        ns: Namespace,
+        addr: String,
+    },
     Kernel(KernelDev),
 }
 
@@ -479,7 +559,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut eal_argv = vec!["nvme-perf".to_string(), "-c".into(), a.mask.clone(), "--file-prefix".into(), a.prefix.clone()];
+    let mut eal_argv = vec![
+        "nvme-perf".to_string(),
+        "-c".into(),
+        a.mask.clone(),
+        "--file-prefix".into(),
+        a.prefix.clone(),
+    ];
     if let Some(m) = &a.iova_mode {
         eal_argv.extend(["--iova-mode".into(), m.clone()]);
     }
@@ -532,7 +618,10 @@ fn main() -> ExitCode {
             for ns in c.namespaces() {
                 if want.is_none_or(|w| w == ns.id) {
                     if !(a.io_size as u64).is_multiple_of(ns.block_size) {
-                        eprintln!("nvme-perf: -o {} is not a multiple of NSID {}'s {}-byte blocks", a.io_size, ns.id, ns.block_size);
+                        eprintln!(
+                            "nvme-perf: -o {} is not a multiple of NSID {}'s {}-byte blocks",
+                            a.io_size, ns.id, ns.block_size
+                        );
                         return ExitCode::from(2);
                     }
                     per.push(Plan::Pcie(addr.clone(), c.clone(), ns.clone()));
@@ -551,8 +640,12 @@ fn main() -> ExitCode {
     for (l, per) in &plans {
         for p in per {
             match p {
-                Plan::Pcie(addr, _, ns) => println!("Associating PCIE ({addr}) NSID {} with lcore {l}", ns.id),
-                Plan::Kernel(path, e) => println!("Associating KERNEL ({path} {e:?}) with lcore {l}"),
+                Plan::Pcie(addr, _, ns) => {
+                    println!("Associating PCIE ({addr}) NSID {} with lcore {l}", ns.id)
+                }
+                Plan::Kernel(path, e) => {
+                    println!("Associating KERNEL ({path} {e:?}) with lcore {l}")
+                }
             }
         }
     }
@@ -573,8 +666,15 @@ fn main() -> ExitCode {
                     Plan::Pcie(addr, c, ns) => {
                         let cmds = (a2.io_size as u64).div_ceil(c.max_transfer()) as usize;
                         let size = (a2.depth * cmds + 1).min(4096) as u16;
-                        match c.alloc_io_qpair(QPairOptions { size, ..Default::default() }) {
-                            Ok(qp) => Target::Pcie { qp: Box::new(qp), ns, addr },
+                        match c.alloc_io_qpair(QPairOptions {
+                            size,
+                            ..Default::default()
+                        }) {
+                            Ok(qp) => Target::Pcie {
+                                qp: Box::new(qp),
+                                ns,
+                                addr,
+                            },
                             Err(e) => {
                                 eprintln!("nvme-perf: lcore {l}: {e}");
                                 return 1;
@@ -664,8 +764,12 @@ fn report(all: &[Stats], a: &Args) {
     let hz = tsc_hz() as f64;
     println!("========================================================");
     println!("{:>91}", "Latency(us)");
-    println!("{:<55}: {:>10} {:>10} {:>10} {:>10} {:>10}", "Device Information", "IOPS", "MiB/s", "Average", "min", "max");
-    let (mut t_iops, mut t_mib, mut t_ios, mut t_lat, mut t_min, mut t_max) = (0.0, 0.0, 0u64, 0u64, u64::MAX, 0u64);
+    println!(
+        "{:<55}: {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "Device Information", "IOPS", "MiB/s", "Average", "min", "max"
+    );
+    let (mut t_iops, mut t_mib, mut t_ios, mut t_lat, mut t_min, mut t_max) =
+        (0.0, 0.0, 0u64, 0u64, u64::MAX, 0u64);
     let mut cores = std::collections::BTreeSet::new();
     for s in all {
         let secs = (s.elapsed_tsc as f64 / hz).max(1e-9);
@@ -674,7 +778,10 @@ fn report(all: &[Stats], a: &Args) {
         let avg = s.lat_sum.checked_div(s.ios).map_or(0.0, us);
         let min = if s.ios > 0 { us(s.lat_min) } else { 0.0 };
         let label = format!("{} from core {:>2}", s.name, s.core);
-        println!("{label:<55}: {iops:>10.2} {mib:>10.2} {avg:>10.2} {min:>10.2} {:>10.2}", us(s.lat_max));
+        println!(
+            "{label:<55}: {iops:>10.2} {mib:>10.2} {avg:>10.2} {min:>10.2} {:>10.2}",
+            us(s.lat_max)
+        );
         if let Some(e) = &s.error {
             println!("  error: {e}");
         }
@@ -691,7 +798,11 @@ fn report(all: &[Stats], a: &Args) {
     println!("========================================================");
     let avg = t_lat.checked_div(t_ios).map_or(0.0, us);
     let min = if t_ios > 0 { us(t_min) } else { 0.0 };
-    println!("{:<55}: {t_iops:>10.2} {t_mib:>10.2} {avg:>10.2} {min:>10.2} {:>10.2}", "Total", us(t_max));
+    println!(
+        "{:<55}: {t_iops:>10.2} {t_mib:>10.2} {avg:>10.2} {min:>10.2} {:>10.2}",
+        "Total",
+        us(t_max)
+    );
     // Each worker's thread CPU time was split evenly over its targets; summing over the
     // distinct cores above gives the whole.
     let cpu_total: Duration = all.iter().map(|s| s.cpu).sum();
@@ -709,9 +820,17 @@ fn report(all: &[Stats], a: &Args) {
         for s in all {
             println!();
             println!("Summary latency data for {} from core {}:", s.name, s.core);
-            println!("=================================================================================");
-            for p in [1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 99.99, 99.999] {
-                println!("{:>10.5}% : {:>12.3}us", p, s.hist.percentile(p) as f64 / 1000.0);
+            println!(
+                "================================================================================="
+            );
+            for p in [
+                1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 99.99, 99.999,
+            ] {
+                println!(
+                    "{:>10.5}% : {:>12.3}us",
+                    p,
+                    s.hist.percentile(p) as f64 / 1000.0
+                );
             }
         }
     }
@@ -719,8 +838,13 @@ fn report(all: &[Stats], a: &Args) {
         for s in all {
             println!();
             println!("Latency histogram for {} from core {}:", s.name, s.core);
-            println!("==============================================================================");
-            println!("{:>12} - {:>12}: {:>11}  {:>12}", "Range in us", "", "Cumulative", "IO count");
+            println!(
+                "=============================================================================="
+            );
+            println!(
+                "{:>12} - {:>12}: {:>11}  {:>12}",
+                "Range in us", "", "Cumulative", "IO count"
+            );
             let total: u64 = s.hist.b.iter().sum();
             let mut cum = 0;
             for (i, n) in s.hist.b.iter().enumerate() {
@@ -745,26 +869,70 @@ mod tests {
     use super::*;
 
     fn args(s: &str) -> Result<Args, String> {
-        let v: Vec<String> = std::iter::once("nvme-perf").chain(s.split(' ')).map(String::from).collect();
+        let v: Vec<String> = std::iter::once("nvme-perf")
+            .chain(s.split(' '))
+            .map(String::from)
+            .collect();
         parse_args(&v)
     }
 
     #[test]
     fn parses_spdk_style_flags() {
-        let a = args("-q 32 -o 4096 -w randrw -M 70 -t 5 -a 1 -c 0x3 -LL -r trtype:PCIe_traddr:0000:00:02.0").err();
+        let a = args(
+            "-q 32 -o 4096 -w randrw -M 70 -t 5 -a 1 -c 0x3 -LL -r trtype:PCIe_traddr:0000:00:02.0",
+        )
+        .err();
         assert!(a.is_some(), "underscore-joined trid must be refused");
-        let v: Vec<String> = ["nvme-perf", "-q", "32", "-o", "4k", "-w", "randrw", "-M", "70", "-t", "5", "-c", "0x3", "-LL", "-r", "trtype:PCIe traddr:0000:00:02.0 ns:2"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let v: Vec<String> = [
+            "nvme-perf",
+            "-q",
+            "32",
+            "-o",
+            "4k",
+            "-w",
+            "randrw",
+            "-M",
+            "70",
+            "-t",
+            "5",
+            "-c",
+            "0x3",
+            "-LL",
+            "-r",
+            "trtype:PCIe traddr:0000:00:02.0 ns:2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let a = parse_args(&v).unwrap();
-        assert_eq!((a.depth, a.io_size, a.read_pct, a.secs, a.latency), (32, 4096, 70, 5, 2));
+        assert_eq!(
+            (a.depth, a.io_size, a.read_pct, a.secs, a.latency),
+            (32, 4096, 70, 5, 2)
+        );
         assert!(matches!(&a.trids[0], Trid::Pcie { addr, ns: Some(2) } if addr == "0000:00:02.0"));
-        let v: Vec<String> = ["nvme-perf", "-q", "1", "-o", "512", "-w", "read", "-t", "1", "-r", "trtype:kernel path:/dev/nvme0n1 engine:libaio"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert!(matches!(&parse_args(&v).unwrap().trids[0], Trid::Kernel { engine: Engine::Libaio, .. }));
+        let v: Vec<String> = [
+            "nvme-perf",
+            "-q",
+            "1",
+            "-o",
+            "512",
+            "-w",
+            "read",
+            "-t",
+            "1",
+            "-r",
+            "trtype:kernel path:/dev/nvme0n1 engine:libaio",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert!(matches!(
+            &parse_args(&v).unwrap().trids[0],
+            Trid::Kernel {
+                engine: Engine::Libaio,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -788,7 +956,12 @@ mod tests {
         let mut h = Hist::new();
         for v in [1u64, 15, 16, 17, 100, 1000, 10_000, 123_456, 10_000_000] {
             let i = Hist::idx(v);
-            assert!(Hist::low(i) <= v && v < Hist::low(i + 1), "{v}: [{}, {})", Hist::low(i), Hist::low(i + 1));
+            assert!(
+                Hist::low(i) <= v && v < Hist::low(i + 1),
+                "{v}: [{}, {})",
+                Hist::low(i),
+                Hist::low(i + 1)
+            );
             h.add(v);
         }
         assert!(h.percentile(50.0) >= 100 && h.percentile(50.0) <= 1100);

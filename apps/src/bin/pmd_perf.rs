@@ -30,16 +30,41 @@ struct Opts {
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { seconds: 5.0, burst: 32, tx_first: false, nb_mbuf: 8191 };
+    let mut o = Opts {
+        seconds: 5.0,
+        burst: 32,
+        tx_first: false,
+        nb_mbuf: 8191,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut val = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
-            "--seconds" => o.seconds = val("--seconds")?.parse().map_err(|_| "--seconds: not a number".to_string())?,
-            "--burst" => o.burst = val("--burst")?.parse().map_err(|_| "--burst: not a number 1..=512".to_string())?,
-            "--nb-mbuf" => o.nb_mbuf = val("--nb-mbuf")?.parse().map_err(|_| "--nb-mbuf: not a number".to_string())?,
+            "--seconds" => {
+                o.seconds = val("--seconds")?
+                    .parse()
+                    .map_err(|_| "--seconds: not a number".to_string())?
+            }
+            "--burst" => {
+                o.burst = val("--burst")?
+                    .parse()
+                    .map_err(|_| "--burst: not a number 1..=512".to_string())?
+            }
+            "--nb-mbuf" => {
+                o.nb_mbuf = val("--nb-mbuf")?
+                    .parse()
+                    .map_err(|_| "--nb-mbuf: not a number".to_string())?
+            }
             "--tx-first" => o.tx_first = true,
-            x => return Err(format!("unknown argument '{x}' (see the usage in the source header)")),
+            x => {
+                return Err(format!(
+                    "unknown argument '{x}' (see the usage in the source header)"
+                ))
+            }
         }
     }
     if !o.seconds.is_finite() || o.seconds <= 0.0 || o.burst == 0 || o.burst > 512 {
@@ -54,24 +79,48 @@ fn run() -> Result<(), String> {
     let o = parse(&rest)?;
     let ports = pmd::probe_vdevs(&eal).map_err(|e| e.to_string())?;
     if ports.len() < 2 || ports.len() % 2 != 0 {
-        return Err(format!("give an even number (>= 2) of --vdev ports, got {}", ports.len()));
+        return Err(format!(
+            "give an even number (>= 2) of --vdev ports, got {}",
+            ports.len()
+        ));
     }
-    let pool = pktmbuf_pool_create(&eal, "pmd_perf", o.nb_mbuf, 256, 0, MBUF_DEFAULT_BUF_SIZE, None).map_err(|e| e.to_string())?;
+    let pool = pktmbuf_pool_create(
+        &eal,
+        "pmd_perf",
+        o.nb_mbuf,
+        256,
+        0,
+        MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     for &p in &ports {
         pmd::configure(p, 1, 1, &pmd::EthConf::default()).map_err(|e| e.to_string())?;
-        pmd::rx_queue_setup(p, 0, 1024, None, &pmd::RxConf::default(), &pool).map_err(|e| e.to_string())?;
-        pmd::tx_queue_setup(p, 0, 1024, None, &pmd::TxConf::default()).map_err(|e| e.to_string())?;
+        pmd::rx_queue_setup(p, 0, 1024, None, &pmd::RxConf::default(), &pool)
+            .map_err(|e| e.to_string())?;
+        pmd::tx_queue_setup(p, 0, 1024, None, &pmd::TxConf::default())
+            .map_err(|e| e.to_string())?;
         pmd::start(p).map_err(|e| e.to_string())?;
         let _ = pmd::link_wait_up(p, Duration::from_secs(2));
         pmd::promiscuous_set(p, true).map_err(|e| e.to_string())?;
     }
-    let mut rxq: Vec<pmd::RxQueue> = ports.iter().map(|&p| pmd::rx_queue(p, 0)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    let mut txq: Vec<pmd::TxQueue> = ports.iter().map(|&p| pmd::tx_queue(p, 0)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let mut rxq: Vec<pmd::RxQueue> = ports
+        .iter()
+        .map(|&p| pmd::rx_queue(p, 0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut txq: Vec<pmd::TxQueue> = ports
+        .iter()
+        .map(|&p| pmd::tx_queue(p, 0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     if o.tx_first {
         for t in txq.iter_mut() {
             let mut v: Vec<Mbuf> = Vec::new();
             for i in 0..o.burst {
-                let Some(mut m) = Mbuf::alloc(&pool) else { break };
+                let Some(mut m) = Mbuf::alloc(&pool) else {
+                    break;
+                };
                 if let Ok(d) = m.append(64) {
                     d.fill(0);
                     d[..6].copy_from_slice(&[0xff; 6]);
@@ -84,7 +133,9 @@ fn run() -> Result<(), String> {
         }
     }
     let n = ports.len();
-    let mut bufs: Vec<Vec<Mbuf>> = (0..n).map(|_| Vec::with_capacity(o.burst as usize * 2)).collect();
+    let mut bufs: Vec<Vec<Mbuf>> = (0..n)
+        .map(|_| Vec::with_capacity(o.burst as usize * 2))
+        .collect();
     let mut fwd = 0u64;
     let mut last_fwd = 0u64;
     let t0 = Instant::now();
@@ -121,9 +172,15 @@ fn run() -> Result<(), String> {
         pmd::close(p).map_err(|e| e.to_string())?;
     }
     for (p, s) in ports.iter().zip(&st) {
-        println!("port {p}: ipackets={} opackets={} imissed={} oerrors={} rx_nombuf={}", s.ipackets, s.opackets, s.imissed, s.oerrors, s.rx_nombuf);
+        println!(
+            "port {p}: ipackets={} opackets={} imissed={} oerrors={} rx_nombuf={}",
+            s.ipackets, s.opackets, s.imissed, s.oerrors, s.rx_nombuf
+        );
     }
-    println!("pmd_perf: ports={n} forwarded={fwd} seconds={secs:.3} mpps={:.3}", fwd as f64 / secs / 1e6);
+    println!(
+        "pmd_perf: ports={n} forwarded={fwd} seconds={secs:.3} mpps={:.3}",
+        fwd as f64 / secs / 1e6
+    );
     Ok(())
 }
 

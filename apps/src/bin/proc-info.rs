@@ -53,7 +53,13 @@ fn main() -> ExitCode {
         println!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    let given = |names: &[&str]| argv[..eal_part].iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
+    let given = |names: &[&str]| {
+        argv[..eal_part].iter().any(|a| {
+            names
+                .iter()
+                .any(|n| a == n || a.starts_with(&format!("{n}=")))
+        })
+    };
     let mut inject = Vec::new();
     if !given(&["--proc-type"]) {
         inject.extend(["--proc-type".to_string(), "secondary".to_string()]);
@@ -77,7 +83,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut sel = Sel { procs: false, memzones: false, rings: false, mempools: false, stats: false };
+    let mut sel = Sel {
+        procs: false,
+        memzones: false,
+        rings: false,
+        mempools: false,
+        stats: false,
+    };
     for a in &rest {
         match a.as_str() {
             "--processes" => sel.procs = true,
@@ -92,7 +104,13 @@ fn main() -> ExitCode {
         }
     }
     if !(sel.procs || sel.memzones || sel.rings || sel.mempools || sel.stats) {
-        sel = Sel { procs: true, memzones: true, rings: true, mempools: true, stats: true };
+        sel = Sel {
+            procs: true,
+            memzones: true,
+            rings: true,
+            mempools: true,
+            stats: true,
+        };
     }
     let zones = eal.memzone_walk();
     if sel.procs {
@@ -103,7 +121,11 @@ fn main() -> ExitCode {
             println!(
                 "process pid={} role={} main_lcore={} lcores={}",
                 p.pid,
-                if p.role == eal::args::ProcType::Primary { "primary" } else { "secondary" },
+                if p.role == eal::args::ProcType::Primary {
+                    "primary"
+                } else {
+                    "secondary"
+                },
                 p.main_lcore,
                 ids.join(",")
             );
@@ -124,7 +146,11 @@ fn main() -> ExitCode {
         }
     }
     if sel.rings {
-        let rings: Vec<String> = zones.iter().filter_map(|z| z.name().strip_prefix(ring::MZ_PREFIX)).map(|n| ring_info(&eal, n)).collect();
+        let rings: Vec<String> = zones
+            .iter()
+            .filter_map(|z| z.name().strip_prefix(ring::MZ_PREFIX))
+            .map(|n| ring_info(&eal, n))
+            .collect();
         println!("== rings ({}) ==", rings.len());
         for r in rings {
             println!("{r}");
@@ -138,7 +164,10 @@ fn main() -> ExitCode {
         }
     }
     if sel.stats {
-        let ports: Vec<u16> = zones.iter().filter_map(|z| z.name().strip_prefix("ETH_P")?.parse().ok()).collect();
+        let ports: Vec<u16> = zones
+            .iter()
+            .filter_map(|z| z.name().strip_prefix("ETH_P")?.parse().ok())
+            .collect();
         println!("== ports ({}) ==", ports.len());
         for port in ports {
             match pmd::shared::read_port_stats(&eal, port) {
@@ -167,10 +196,16 @@ fn print_port(p: &pmd::shared::SharedPortInfo) {
         s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
     );
     for (q, n) in s.q_ipackets.iter().enumerate() {
-        println!("  rxq={q} packets={n} bytes={}", s.q_ibytes.get(q).copied().unwrap_or(0));
+        println!(
+            "  rxq={q} packets={n} bytes={}",
+            s.q_ibytes.get(q).copied().unwrap_or(0)
+        );
     }
     for (q, n) in s.q_opackets.iter().enumerate() {
-        println!("  txq={q} packets={n} bytes={}", s.q_obytes.get(q).copied().unwrap_or(0));
+        println!(
+            "  txq={q} packets={n} bytes={}",
+            s.q_obytes.get(q).copied().unwrap_or(0)
+        );
     }
 }
 
@@ -199,7 +234,9 @@ fn ring_info(eal: &Eal, name: &str) -> String {
     };
     match r {
         Ok(s) => s,
-        Err(ring::Error::ElemSizeMismatch { found, .. }) => format!("ring name={name} elem_size={found} (size not inspectable)"),
+        Err(ring::Error::ElemSizeMismatch { found, .. }) => {
+            format!("ring name={name} elem_size={found} (size not inspectable)")
+        }
         Err(e) => format!("ring name={name} error=\"{e}\""),
     }
 }

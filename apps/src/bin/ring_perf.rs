@@ -104,7 +104,11 @@ fn single<T: Copy + Default>(prefix: &str, r: &Ring<T>, s: Sync2, iters: u64) {
         }
     }
     let end = rdtsc();
-    println!("{prefix}: {}: single: {:.2}", s.label(), (end - start) as f64 / iters as f64);
+    println!(
+        "{prefix}: {}: single: {:.2}",
+        s.label(),
+        (end - start) as f64 / iters as f64
+    );
 }
 
 fn burst_bulk<T: Copy + Default>(prefix: &str, r: &Ring<T>, s: Sync2, bulk: bool, iters: u64) {
@@ -139,12 +143,22 @@ fn empty_dequeue<T: Copy + Default>(prefix: &str, r: &Ring<T>, s: Sync2, iters: 
         black_box(deq_bulk(r, s, black_box(&mut buf[..sz])));
     }
     let end = rdtsc();
-    println!("{prefix}: {}: bulk (size: {sz}): {:.2}", s.label(), (end - start) as f64 / iters as f64);
+    println!(
+        "{prefix}: {}: bulk (size: {sz}): {:.2}",
+        s.label(),
+        (end - start) as f64 / iters as f64
+    );
 }
 
 /// One side of the two-lcore case: SP/SC loop then MP/MC loop, each `iters` bulk calls
 /// of `sz`, retrying while the ring is full/empty. Returns cycles per element for each.
-fn two_core_side<T: Copy + Default>(r: &Ring<T>, producer: bool, sz: usize, iters: u64, ready: &AtomicU32) -> (f64, f64) {
+fn two_core_side<T: Copy + Default>(
+    r: &Ring<T>,
+    producer: bool,
+    sz: usize,
+    iters: u64,
+    ready: &AtomicU32,
+) -> (f64, f64) {
     ready.fetch_add(1, Ordering::Relaxed);
     while ready.load(Ordering::Relaxed) != 2 {
         std::hint::spin_loop();
@@ -155,7 +169,11 @@ fn two_core_side<T: Copy + Default>(r: &Ring<T>, producer: bool, sz: usize, iter
         let start = rdtsc();
         for _ in 0..iters {
             loop {
-                let n = if producer { enq_bulk(r, s, &buf[..sz]) } else { deq_bulk(r, s, &mut buf[..sz]) };
+                let n = if producer {
+                    enq_bulk(r, s, &buf[..sz])
+                } else {
+                    deq_bulk(r, s, &mut buf[..sz])
+                };
                 if n != 0 {
                     break;
                 }
@@ -169,7 +187,13 @@ fn two_core_side<T: Copy + Default>(r: &Ring<T>, producer: bool, sz: usize, iter
     out.into()
 }
 
-fn two_cores<T: Copy + Default + Send + 'static>(prefix: &str, eal: &eal::Eal, r: &Ring<T>, worker: u32, iters: u64) {
+fn two_cores<T: Copy + Default + Send + 'static>(
+    prefix: &str,
+    eal: &eal::Eal,
+    r: &Ring<T>,
+    worker: u32,
+    iters: u64,
+) {
     for sz in BULK_SIZES {
         let ready = Arc::new(AtomicU32::new(0));
         let res = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
@@ -198,12 +222,23 @@ fn two_cores<T: Copy + Default + Send + 'static>(prefix: &str, eal: &eal::Eal, r
 }
 
 fn siblings(a: u32, b: u32) -> bool {
-    std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu{a}/topology/thread_siblings_list"))
-        .map(|s| s.trim().split(',').any(|p| p.split('-').any(|x| x.trim() == b.to_string())))
-        .unwrap_or(false)
+    std::fs::read_to_string(format!(
+        "/sys/devices/system/cpu/cpu{a}/topology/thread_siblings_list"
+    ))
+    .map(|s| {
+        s.trim()
+            .split(',')
+            .any(|p| p.split('-').any(|x| x.trim() == b.to_string()))
+    })
+    .unwrap_or(false)
 }
 
-fn run<T: Copy + Default + Send + 'static>(prefix: &str, name: &str, eal: &eal::Eal, it: Iters) -> Result<(), String> {
+fn run<T: Copy + Default + Send + 'static>(
+    prefix: &str,
+    name: &str,
+    eal: &eal::Eal,
+    it: Iters,
+) -> Result<(), String> {
     // SAFETY: MP/MC ring (no flags); the explicit SP/SC calls below are each made by one
     // thread at a time.
     let r = unsafe { Ring::<T>::create(eal, name, RING_SIZE, None, RingFlags::empty()) }
@@ -253,17 +288,32 @@ fn main() {
                 return;
             }
             other => {
-                eprintln!("ring_perf: unknown argument '{other}' (usage: ring_perf [--full] [--no-huge])");
+                eprintln!(
+                    "ring_perf: unknown argument '{other}' (usage: ring_perf [--full] [--no-huge])"
+                );
                 std::process::exit(2);
             }
         }
     }
     let div = if full { 1 } else { 8 };
-    let it = Iters { single: (1 << 24) / div, burst: (1 << 23) / div, empty: (1 << 26) / div, two_core: 1 << 15 };
+    let it = Iters {
+        single: (1 << 24) / div,
+        burst: (1 << 23) / div,
+        empty: (1 << 26) / div,
+        two_core: 1 << 15,
+    };
 
     let prefix = format!("ring_perf{}", std::process::id());
     let mk = |huge: bool| {
-        let mut argv = vec!["ring_perf", "-l", "0-1", "--file-prefix", &prefix, "-m", "64"];
+        let mut argv = vec![
+            "ring_perf",
+            "-l",
+            "0-1",
+            "--file-prefix",
+            &prefix,
+            "-m",
+            "64",
+        ];
         if !huge {
             argv.push("--no-huge");
         }
@@ -286,7 +336,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("ring_perf: TSC {} MHz; numbers in cycles per element (empty deq: per call)", eal::timer::tsc_hz() / 1_000_000);
+    println!(
+        "ring_perf: TSC {} MHz; numbers in cycles per element (empty deq: per call)",
+        eal::timer::tsc_hz() / 1_000_000
+    );
     let res = run::<usize>("legacy APIs", "RING_PERF", &eal, it)
         .and_then(|()| run::<[u64; 2]>("elem APIs: element size 16B", "RING_PERF", &eal, it));
     if let Err(e) = res {

@@ -55,12 +55,17 @@ fn usage() -> String {
 }
 
 fn parse(rest: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { send: None, expect: None, timeout: Duration::from_secs(60) };
+    let mut o = Opts {
+        send: None,
+        expect: None,
+        timeout: Duration::from_secs(60),
+    };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| -> Result<u64, String> {
             let v = it.next().ok_or_else(|| format!("'{name}' needs a value"))?;
-            v.parse().map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
+            v.parse()
+                .map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
         };
         match a.as_str() {
             "--send" => o.send = Some(val("--send")?),
@@ -86,24 +91,44 @@ impl Link {
         let (send, recv, pool) = if eal.is_primary() {
             // SAFETY: both sides of both rings are multi-producer/consumer (no single-side
             // contract) and every process uses them with T = u64.
-            let a = unsafe { Ring::<u64>::create(eal, PRI_2_SEC, RING_SIZE, None, RingFlags::empty()) }
-                .map_err(|e| err("create ring PRI_2_SEC", &e))?;
+            let a =
+                unsafe { Ring::<u64>::create(eal, PRI_2_SEC, RING_SIZE, None, RingFlags::empty()) }
+                    .map_err(|e| err("create ring PRI_2_SEC", &e))?;
             // SAFETY: as above.
-            let b = unsafe { Ring::<u64>::create(eal, SEC_2_PRI, RING_SIZE, None, RingFlags::empty()) }
-                .map_err(|e| err("create ring SEC_2_PRI", &e))?;
-            let cfg = PoolConfig { n: POOL_SIZE - 1, elt_size: MSG_SIZE, ..Default::default() };
-            let p = Mempool::create(eal, MSG_POOL, &cfg).map_err(|e| err("create mempool MSG_POOL", &e))?;
+            let b =
+                unsafe { Ring::<u64>::create(eal, SEC_2_PRI, RING_SIZE, None, RingFlags::empty()) }
+                    .map_err(|e| err("create ring SEC_2_PRI", &e))?;
+            let cfg = PoolConfig {
+                n: POOL_SIZE - 1,
+                elt_size: MSG_SIZE,
+                ..Default::default()
+            };
+            let p = Mempool::create(eal, MSG_POOL, &cfg)
+                .map_err(|e| err("create mempool MSG_POOL", &e))?;
             (a, b, p)
         } else {
             // SAFETY: as above: created by the primary for u64, multi on both sides.
-            let a = unsafe { Ring::<u64>::lookup(eal, SEC_2_PRI) }.map_err(|e| err("look up ring SEC_2_PRI", &e))?;
+            let a = unsafe { Ring::<u64>::lookup(eal, SEC_2_PRI) }
+                .map_err(|e| err("look up ring SEC_2_PRI", &e))?;
             // SAFETY: as above.
-            let b = unsafe { Ring::<u64>::lookup(eal, PRI_2_SEC) }.map_err(|e| err("look up ring PRI_2_SEC", &e))?;
-            let p = Mempool::lookup(eal, MSG_POOL).map_err(|e| err("look up mempool MSG_POOL", &e))?;
+            let b = unsafe { Ring::<u64>::lookup(eal, PRI_2_SEC) }
+                .map_err(|e| err("look up ring PRI_2_SEC", &e))?;
+            let p =
+                Mempool::lookup(eal, MSG_POOL).map_err(|e| err("look up mempool MSG_POOL", &e))?;
             (a, b, p)
         };
-        let (role, peer) = if eal.is_primary() { ("primary", "secondary") } else { ("secondary", "primary") };
-        Ok(Link { send, recv, pool, role, peer })
+        let (role, peer) = if eal.is_primary() {
+            ("primary", "secondary")
+        } else {
+            ("secondary", "primary")
+        };
+        Ok(Link {
+            send,
+            recv,
+            pool,
+            role,
+            peer,
+        })
     }
 
     /// Put `text` in a buffer and on the send ring. `Ok(false)`: no buffer or ring full
@@ -111,9 +136,14 @@ impl Link {
     fn try_send(&self, text: &str) -> Result<bool, String> {
         let b = text.as_bytes();
         if b.len() > MAX_TEXT {
-            return Err(format!("message of {} bytes is longer than {MAX_TEXT}", b.len()));
+            return Err(format!(
+                "message of {} bytes is longer than {MAX_TEXT}",
+                b.len()
+            ));
         }
-        let Ok(buf) = self.pool.get() else { return Ok(false) };
+        let Ok(buf) = self.pool.get() else {
+            return Ok(false);
+        };
         let p = buf.as_ptr::<u8>();
         // SAFETY: `buf` is a pool object of MSG_SIZE bytes that we own until the peer
         // takes it off the ring; 2 + b.len() <= MSG_SIZE.
@@ -132,10 +162,14 @@ impl Link {
 
     /// Take one message off the receive ring, copy its text, give the buffer back.
     fn try_recv(&self) -> Result<Option<String>, String> {
-        let Some(addr) = self.recv.dequeue() else { return Ok(None) };
+        let Some(addr) = self.recv.dequeue() else {
+            return Ok(None);
+        };
         let buf = VirtAddr(addr);
         if !self.pool.contains(buf) {
-            return Err(format!("received {buf}, which is not a buffer of {MSG_POOL}"));
+            return Err(format!(
+                "received {buf}, which is not a buffer of {MSG_POOL}"
+            ));
         }
         let p = buf.as_ptr::<u8>();
         // SAFETY: the sender wrote the buffer before its enqueue (release), our dequeue
@@ -176,14 +210,25 @@ fn main() -> ExitCode {
     let link = match Link::setup(&eal) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("simple_mp: {e}{}", if eal.is_primary() { "" } else { " (is the primary a simple_mp?)" });
+            eprintln!(
+                "simple_mp: {e}{}",
+                if eal.is_primary() {
+                    ""
+                } else {
+                    " (is the primary a simple_mp?)"
+                }
+            );
             return ExitCode::from(2);
         }
     };
     let primary_gone = Arc::new(AtomicBool::new(false));
     let g2 = primary_gone.clone();
     eal.on_primary_exit(move || g2.store(true, Ordering::Release));
-    println!("simple_mp: {} ready (pid {})", link.role, std::process::id());
+    println!(
+        "simple_mp: {} ready (pid {})",
+        link.role,
+        std::process::id()
+    );
     let _ = std::io::stdout().flush();
     let code = if opts.send.is_some() || opts.expect.is_some() {
         run_batch(&eal, &link, &opts, &primary_gone)
@@ -194,7 +239,9 @@ fn main() -> ExitCode {
         // Free the rings and the pool so the EAL can remove its files at exit once
         // nothing holds it (refused while buffers are out; and today the mempool crate
         // keeps an `Eal` clone even after free: the next primary reclaims the files).
-        let Link { send, recv, pool, .. } = link;
+        let Link {
+            send, recv, pool, ..
+        } = link;
         // SAFETY: we are exiting; the secondary stops using them (it notices our exit).
         let _ = unsafe { send.free() };
         // SAFETY: as above.
@@ -248,7 +295,9 @@ fn run_batch(eal: &Eal, link: &Link, o: &Opts, gone: &AtomicBool) -> u8 {
                 return 3;
             }
             if Instant::now() > deadline {
-                eprintln!("simple_mp: timed out after {sent}/{to_send} sent, {got}/{to_recv} received");
+                eprintln!(
+                    "simple_mp: timed out after {sent}/{to_send} sent, {got}/{to_recv} received"
+                );
                 return 1;
             }
             std::thread::yield_now();
@@ -257,10 +306,16 @@ fn run_batch(eal: &Eal, link: &Link, o: &Opts, gone: &AtomicBool) -> u8 {
     println!("simple_mp: {} sent {sent}, received {got}", link.role);
     if eal.is_primary() {
         // Our messages consumed and every buffer back (the secondary puts them back).
-        while !(link.send.empty() && link.pool.avail_count() == link.pool.size()) && Instant::now() < deadline {
+        while !(link.send.empty() && link.pool.avail_count() == link.pool.size())
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
-        println!("pool: {}/{} buffers free", link.pool.avail_count(), link.pool.size());
+        println!(
+            "pool: {}/{} buffers free",
+            link.pool.avail_count(),
+            link.pool.size()
+        );
         if link.pool.avail_count() != link.pool.size() {
             return 1;
         }
@@ -326,4 +381,3 @@ fn run_interactive(link: &Link, gone: &AtomicBool) -> u8 {
         let _ = std::io::stdout().flush();
     }
 }
-

@@ -30,7 +30,11 @@ pub fn is_root() -> bool {
 }
 
 pub fn have(cmd: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// A running child with its stdout (and stderr) gathered into one string.
@@ -43,7 +47,12 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         let out = Arc::new(Mutex::new(String::new()));
         let so = child.stdout.take().unwrap();
         let o2 = out.clone();
@@ -65,7 +74,12 @@ impl Proc {
             }
         });
         let stdin = child.stdin.take();
-        Proc { child, stdin, out, sync: 0 }
+        Proc {
+            child,
+            stdin,
+            out,
+            sync: 0,
+        }
     }
 
     pub fn output(&self) -> String {
@@ -117,7 +131,10 @@ impl Proc {
         writeln!(w, "{line}\n{marker}").expect("write to testpmd");
         w.flush().unwrap();
         let o = self.wait_for(&format!("testpmd> {marker}\n"), GUARD);
-        let start = o[before..].find(&format!("testpmd> {line}\n")).map(|i| before + i).unwrap_or(before);
+        let start = o[before..]
+            .find(&format!("testpmd> {line}\n"))
+            .map(|i| before + i)
+            .unwrap_or(before);
         let end = o.rfind(&format!("testpmd> {marker}")).unwrap();
         o[start..end].to_string()
     }
@@ -151,7 +168,10 @@ impl Proc {
             if t0.elapsed() > limit {
                 let _ = self.child.kill();
                 let st = self.child.wait().expect("wait");
-                panic!("process did not exit within {limit:?} ({st}); output:\n{}", self.output());
+                panic!(
+                    "process did not exit within {limit:?} ({st}); output:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -200,9 +220,15 @@ impl Netns {
         }
         let name = format!("fp-app-{}-{tag}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let o = Command::new("ip").args(["netns", "add", &name]).output().expect("run ip");
+        let o = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("run ip");
         if !o.status.success() {
-            eprintln!("SKIP: ip netns add failed: {}", String::from_utf8_lossy(&o.stderr));
+            eprintln!(
+                "SKIP: ip netns add failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             return None;
         }
         let ns = Netns { name };
@@ -216,13 +242,20 @@ impl Netns {
             .args(["netns", "exec", &self.name, "sh", "-c", cmd])
             .output()
             .expect("run ip netns exec");
-        assert!(o.status.success(), "`{cmd}` in {} failed: {}", self.name, String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "`{cmd}` in {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&o.stderr)
+        );
         o
     }
 
     /// A veth pair `a`<->`b`, both up.
     pub fn veth(&self, a: &str, b: &str) {
-        self.sh(&format!("ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"));
+        self.sh(&format!(
+            "ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"
+        ));
     }
 
     pub fn mac(&self, ifname: &str) -> [u8; 6] {
@@ -238,7 +271,10 @@ impl Netns {
     /// A kernel interface counter (`/sys/class/net/IF/statistics/NAME`).
     pub fn counter(&self, ifname: &str, name: &str) -> u64 {
         let o = self.sh(&format!("cat /sys/class/net/{ifname}/statistics/{name}"));
-        String::from_utf8_lossy(&o.stdout).trim().parse().expect("counter")
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .expect("counter")
     }
 
     /// A command run inside the namespace (`ip netns exec NS prog args...`).
@@ -265,7 +301,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -296,12 +334,19 @@ impl RawSock {
     }
 
     pub fn send(&self, b: &[u8]) {
-        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b).expect("send").expect("sent");
+        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b)
+            .expect("send")
+            .expect("sent");
         assert_eq!(n, b.len());
     }
 
     /// Frames `keep` accepts, until `want` of them or `limit`.
-    pub fn recv_until(&self, want: usize, limit: Duration, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    pub fn recv_until(
+        &self,
+        want: usize,
+        limit: Duration,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Vec<Vec<u8>> {
         let t0 = Instant::now();
         let mut buf = vec![0u8; 65536];
         let mut got = Vec::new();

@@ -64,7 +64,10 @@ fn link_name(p: &Path) -> Result<Option<String>> {
 fn require_device(sys: &Path, addr: PciAddr) -> Result<PathBuf> {
     let d = device_dir(sys, addr);
     if !d.exists() {
-        return Err(Error::NoSuchDevice { addr: addr.to_string(), path: sys.join("bus/pci/devices") });
+        return Err(Error::NoSuchDevice {
+            addr: addr.to_string(),
+            path: sys.join("bus/pci/devices"),
+        });
     }
     Ok(d)
 }
@@ -85,7 +88,13 @@ fn class_members(sys: &Path, addr: PciAddr, class: &str) -> Result<Vec<String>> 
     let dev = match fs::canonicalize(device_dir(sys, addr)) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("resolve", device_dir(sys, addr).display().to_string(), e)),
+        Err(e) => {
+            return Err(Error::io(
+                "resolve",
+                device_dir(sys, addr).display().to_string(),
+                e,
+            ))
+        }
     };
     let dir = sys.join("class").join(class);
     let rd = match fs::read_dir(&dir) {
@@ -155,7 +164,10 @@ fn unescape_mount(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -177,9 +189,11 @@ pub fn in_use(roots: &SysRoots, addr: PciAddr) -> Result<Vec<String>> {
             let up = match read_opt(&fp)? {
                 Some(t) => {
                     let t = t.trim();
-                    u64::from_str_radix(t.trim_start_matches("0x"), 16).map_err(|_| Error::PciParse {
-                        path: fp.clone(),
-                        why: format!("'{t}' is not hex interface flags"),
+                    u64::from_str_radix(t.trim_start_matches("0x"), 16).map_err(|_| {
+                        Error::PciParse {
+                            path: fp.clone(),
+                            why: format!("'{t}' is not hex interface flags"),
+                        }
                     })? & IFF_UP
                         != 0
                 }
@@ -195,16 +209,25 @@ pub fn in_use(roots: &SysRoots, addr: PciAddr) -> Result<Vec<String>> {
         let mounts = read_opt(&roots.proc.join("mounts"))?.unwrap_or_default();
         for line in mounts.lines() {
             let mut f = line.split_whitespace();
-            let (Some(src), Some(dst)) = (f.next(), f.next()) else { continue };
+            let (Some(src), Some(dst)) = (f.next(), f.next()) else {
+                continue;
+            };
             if let Some(name) = src.strip_prefix("/dev/") {
                 if blocks.iter().any(|b| b == name) {
-                    why.push(format!("block device {name} is mounted on {}", unescape_mount(dst)));
+                    why.push(format!(
+                        "block device {name} is mounted on {}",
+                        unescape_mount(dst)
+                    ));
                 }
             }
         }
         let swaps = read_opt(&roots.proc.join("swaps"))?.unwrap_or_default();
         for line in swaps.lines().skip(1) {
-            if let Some(name) = line.split_whitespace().next().and_then(|s| s.strip_prefix("/dev/")) {
+            if let Some(name) = line
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.strip_prefix("/dev/"))
+            {
                 if blocks.iter().any(|b| b == name) {
                     why.push(format!("block device {name} is used as swap"));
                 }
@@ -215,7 +238,13 @@ pub fn in_use(roots: &SysRoots, addr: PciAddr) -> Result<Vec<String>> {
 }
 
 fn write_attr(p: &Path, value: &str) -> Result<()> {
-    fs::write(p, value).map_err(|e| Error::io("write", format!("'{}' to {}", value.trim_end(), p.display()), e))
+    fs::write(p, value).map_err(|e| {
+        Error::io(
+            "write",
+            format!("'{}' to {}", value.trim_end(), p.display()),
+            e,
+        )
+    })
 }
 
 /// What [`bind`] did.
@@ -231,11 +260,16 @@ pub enum BindOutcome {
 /// nothing was written). Refuses a device in use unless `force`.
 pub fn unbind(roots: &SysRoots, addr: PciAddr, force: bool) -> Result<Option<String>> {
     let dev = require_device(&roots.sys, addr)?;
-    let Some(drv) = link_name(&dev.join("driver"))? else { return Ok(None) };
+    let Some(drv) = link_name(&dev.join("driver"))? else {
+        return Ok(None);
+    };
     if !force {
         let why = in_use(roots, addr)?;
         if !why.is_empty() {
-            return Err(Error::DeviceInUse { addr: addr.to_string(), why: why.join("; ") });
+            return Err(Error::DeviceInUse {
+                addr: addr.to_string(),
+                why: why.join("; "),
+            });
         }
     }
     write_attr(&dev.join("driver/unbind"), &addr.to_string())?;
@@ -274,7 +308,11 @@ pub fn bind_with_settle(
     let sys = &roots.sys;
     let dev = require_device(sys, addr)?;
     if driver.is_empty() || driver.contains('/') || driver.contains(char::is_whitespace) {
-        return Err(Error::BindFailed { addr: addr.to_string(), driver: driver.into(), why: "not a driver name".into() });
+        return Err(Error::BindFailed {
+            addr: addr.to_string(),
+            driver: driver.into(),
+            why: "not a driver name".into(),
+        });
     }
     let previous = link_name(&dev.join("driver"))?;
     if previous.as_deref() == Some(driver) {
@@ -282,7 +320,11 @@ pub fn bind_with_settle(
     }
     let drv_dir = sys.join("bus/pci/drivers").join(driver);
     if !drv_dir.is_dir() {
-        return Err(Error::DriverNotLoaded { addr: addr.to_string(), driver: driver.into(), path: drv_dir });
+        return Err(Error::DriverNotLoaded {
+            addr: addr.to_string(),
+            driver: driver.into(),
+            path: drv_dir,
+        });
     }
     if previous.is_some() {
         unbind(roots, addr, force)?;
@@ -294,12 +336,25 @@ pub fn bind_with_settle(
         write_attr(&ovr, driver)?;
         write_attr(&sys.join("bus/pci/drivers_probe"), &a)?;
     }
-    let mut bound = wait_for_driver(sys, addr, driver, if have_override { settle } else { Duration::ZERO })?;
+    let mut bound = wait_for_driver(
+        sys,
+        addr,
+        driver,
+        if have_override {
+            settle
+        } else {
+            Duration::ZERO
+        },
+    )?;
     if !bound && !have_override {
         // Pre-3.16 kernels: teach the driver the id, then bind explicitly.
         let vendor = fs::read_to_string(dev.join("vendor")).unwrap_or_default();
         let device = fs::read_to_string(dev.join("device")).unwrap_or_default();
-        let id = format!("{} {}", vendor.trim().trim_start_matches("0x"), device.trim().trim_start_matches("0x"));
+        let id = format!(
+            "{} {}",
+            vendor.trim().trim_start_matches("0x"),
+            device.trim().trim_start_matches("0x")
+        );
         // new_id may already know the id (EEXIST) and new_id itself may probe: both fine.
         let _ = write_attr(&drv_dir.join("new_id"), &id);
         if !wait_for_driver(sys, addr, driver, Duration::ZERO)? {
@@ -357,7 +412,9 @@ pub fn matching_modules(modules_alias: &str, modalias: &str) -> Vec<String> {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             match (f.next(), f.next(), f.next()) {
-                (Some("alias"), Some(pat), Some(module)) if glob(pat.as_bytes(), modalias.as_bytes()) => {
+                (Some("alias"), Some(pat), Some(module))
+                    if glob(pat.as_bytes(), modalias.as_bytes()) =>
+                {
                     Some(module.to_string())
                 }
                 _ => None,
@@ -373,7 +430,11 @@ pub fn matching_modules(modules_alias: &str, modalias: &str) -> Vec<String> {
 /// `ferroplane-devbind --status`): the loaded user-space drivers, plus the kernel modules
 /// whose alias matches the device's `modalias` (from `modules_alias`, the text of
 /// `/lib/modules/$(uname -r)/modules.alias`, when available).
-pub fn candidate_drivers(sys: &Path, addr: PciAddr, modules_alias: Option<&str>) -> Result<Vec<String>> {
+pub fn candidate_drivers(
+    sys: &Path,
+    addr: PciAddr,
+    modules_alias: Option<&str>,
+) -> Result<Vec<String>> {
     let dev = require_device(sys, addr)?;
     let cur = link_name(&dev.join("driver"))?;
     let mut out: Vec<String> = Vec::new();
@@ -440,20 +501,41 @@ pub(crate) mod tests {
             t.add_dev(NIC0, "0x8086", "0x100e", "0x020000", Some("e1000"));
             t.add_dev(NIC1, "0x8086", "0x100e", "0x020000", Some("e1000"));
             let nv = format!("../../devices/pci0000:00/{NVME}/nvme/nvme0/nvme0n1");
-            fs::create_dir_all(sys.join("devices/pci0000:00").join(NVME).join("nvme/nvme0/nvme0n1/nvme0n1p1")).unwrap();
+            fs::create_dir_all(
+                sys.join("devices/pci0000:00")
+                    .join(NVME)
+                    .join("nvme/nvme0/nvme0n1/nvme0n1p1"),
+            )
+            .unwrap();
             symlink(&nv, sys.join("class/block/nvme0n1")).unwrap();
             symlink(format!("{nv}/nvme0n1p1"), sys.join("class/block/nvme0n1p1")).unwrap();
             // A block device of another controller must not count.
             fs::create_dir_all(sys.join("devices/virtual/block/loop0")).unwrap();
-            symlink("../../devices/virtual/block/loop0", sys.join("class/block/loop0")).unwrap();
+            symlink(
+                "../../devices/virtual/block/loop0",
+                sys.join("class/block/loop0"),
+            )
+            .unwrap();
             for (a, i) in [(NIC0, "eth0"), (NIC1, "eth1")] {
                 let nd = sys.join("devices/pci0000:00").join(a).join("net").join(i);
                 fs::create_dir_all(&nd).unwrap();
                 fs::write(nd.join("flags"), "0x1002\n").unwrap();
-                symlink(format!("../../devices/pci0000:00/{a}/net/{i}"), sys.join("class/net").join(i)).unwrap();
+                symlink(
+                    format!("../../devices/pci0000:00/{a}/net/{i}"),
+                    sys.join("class/net").join(i),
+                )
+                .unwrap();
             }
-            fs::write(t.roots.proc.join("mounts"), "proc /proc proc rw 0 0\n/dev/loop0 /mnt/x ext4 rw 0 0\n").unwrap();
-            fs::write(t.roots.proc.join("swaps"), "Filename Type Size Used Priority\n").unwrap();
+            fs::write(
+                t.roots.proc.join("mounts"),
+                "proc /proc proc rw 0 0\n/dev/loop0 /mnt/x ext4 rw 0 0\n",
+            )
+            .unwrap();
+            fs::write(
+                t.roots.proc.join("swaps"),
+                "Filename Type Size Used Priority\n",
+            )
+            .unwrap();
             fs::write(
                 t.roots.proc.join("net/route"),
                 "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n",
@@ -462,7 +544,14 @@ pub(crate) mod tests {
             t
         }
 
-        pub(crate) fn add_dev(&self, addr: &str, vendor: &str, device: &str, class: &str, driver: Option<&str>) {
+        pub(crate) fn add_dev(
+            &self,
+            addr: &str,
+            vendor: &str,
+            device: &str,
+            class: &str,
+            driver: Option<&str>,
+        ) {
             let sys = &self.roots.sys;
             let real = sys.join("devices/pci0000:00").join(addr);
             fs::create_dir_all(&real).unwrap();
@@ -485,7 +574,11 @@ pub(crate) mod tests {
                 &class[6..8]
             );
             fs::write(real.join("modalias"), ma).unwrap();
-            symlink(format!("../../../devices/pci0000:00/{addr}"), sys.join("bus/pci/devices").join(addr)).unwrap();
+            symlink(
+                format!("../../../devices/pci0000:00/{addr}"),
+                sys.join("bus/pci/devices").join(addr),
+            )
+            .unwrap();
             if let Some(d) = driver {
                 self.set_driver(addr, Some(d));
             }
@@ -493,7 +586,12 @@ pub(crate) mod tests {
 
         /// What the kernel does when a driver takes or drops a device.
         pub(crate) fn set_driver(&self, addr: &str, driver: Option<&str>) {
-            let link = self.roots.sys.join("devices/pci0000:00").join(addr).join("driver");
+            let link = self
+                .roots
+                .sys
+                .join("devices/pci0000:00")
+                .join(addr)
+                .join("driver");
             let _ = fs::remove_file(&link);
             if let Some(d) = driver {
                 symlink(format!("../../../bus/pci/drivers/{d}"), link).unwrap();
@@ -513,13 +611,24 @@ pub(crate) mod tests {
     fn driver_and_members() {
         let t = FakeTree::new();
         let sys = &t.roots.sys;
-        assert_eq!(current_driver(sys, FakeTree::addr(NVME)).unwrap().as_deref(), Some("nvme"));
-        assert_eq!(block_devices(sys, FakeTree::addr(NVME)).unwrap(), ["nvme0n1", "nvme0n1p1"]);
+        assert_eq!(
+            current_driver(sys, FakeTree::addr(NVME))
+                .unwrap()
+                .as_deref(),
+            Some("nvme")
+        );
+        assert_eq!(
+            block_devices(sys, FakeTree::addr(NVME)).unwrap(),
+            ["nvme0n1", "nvme0n1p1"]
+        );
         assert!(block_devices(sys, FakeTree::addr(NIC0)).unwrap().is_empty());
         assert_eq!(net_interfaces(sys, FakeTree::addr(NIC0)).unwrap(), ["eth0"]);
         assert_eq!(net_interfaces(sys, FakeTree::addr(NIC1)).unwrap(), ["eth1"]);
         let missing = FakeTree::addr("0000:00:1f.0");
-        assert!(matches!(current_driver(sys, missing), Err(Error::NoSuchDevice { .. })));
+        assert!(matches!(
+            current_driver(sys, missing),
+            Err(Error::NoSuchDevice { .. })
+        ));
         assert!(in_use(&t.roots, FakeTree::addr(NVME)).unwrap().is_empty());
         assert!(in_use(&t.roots, FakeTree::addr(NIC0)).unwrap().is_empty());
     }
@@ -527,37 +636,67 @@ pub(crate) mod tests {
     #[test]
     fn mounted_partition_is_in_use() {
         let t = FakeTree::new();
-        fs::write(t.roots.proc.join("mounts"), "/dev/nvme0n1p1 /mnt/my\\040data ext4 rw 0 0\n").unwrap();
+        fs::write(
+            t.roots.proc.join("mounts"),
+            "/dev/nvme0n1p1 /mnt/my\\040data ext4 rw 0 0\n",
+        )
+        .unwrap();
         let why = in_use(&t.roots, FakeTree::addr(NVME)).unwrap();
         assert_eq!(why, ["block device nvme0n1p1 is mounted on /mnt/my data"]);
         // Refused without force, nothing written.
         fs::create_dir_all(t.roots.sys.join("devices/pci0000:00").join(NVME)).unwrap();
-        let e = bind_with_settle(&t.roots, FakeTree::addr(NVME), "vfio-pci", false, Duration::ZERO).unwrap_err();
+        let e = bind_with_settle(
+            &t.roots,
+            FakeTree::addr(NVME),
+            "vfio-pci",
+            false,
+            Duration::ZERO,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::DeviceInUse { .. }), "{e}");
         assert!(e.to_string().contains("--force"));
         assert_eq!(t.read("bus/pci/drivers/nvme/unbind"), "");
-        assert_eq!(t.read(&format!("bus/pci/devices/{NVME}/driver_override")), "(null)\n");
+        assert_eq!(
+            t.read(&format!("bus/pci/devices/{NVME}/driver_override")),
+            "(null)\n"
+        );
         let e = unbind(&t.roots, FakeTree::addr(NVME), false).unwrap_err();
         assert!(matches!(e, Error::DeviceInUse { .. }));
         // Swap counts too.
         fs::write(t.roots.proc.join("mounts"), "").unwrap();
-        fs::write(t.roots.proc.join("swaps"), "Filename Type Size Used Priority\n/dev/nvme0n1 partition 1 0 -2\n").unwrap();
-        assert_eq!(in_use(&t.roots, FakeTree::addr(NVME)).unwrap(), ["block device nvme0n1 is used as swap"]);
+        fs::write(
+            t.roots.proc.join("swaps"),
+            "Filename Type Size Used Priority\n/dev/nvme0n1 partition 1 0 -2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            in_use(&t.roots, FakeTree::addr(NVME)).unwrap(),
+            ["block device nvme0n1 is used as swap"]
+        );
         // Forced unbind writes the address to the driver's unbind file.
-        assert_eq!(unbind(&t.roots, FakeTree::addr(NVME), true).unwrap().as_deref(), Some("nvme"));
+        assert_eq!(
+            unbind(&t.roots, FakeTree::addr(NVME), true)
+                .unwrap()
+                .as_deref(),
+            Some("nvme")
+        );
         assert_eq!(t.read("bus/pci/drivers/nvme/unbind"), NVME);
     }
 
     #[test]
     fn routed_up_interface_is_in_use() {
         let t = FakeTree::new();
-        let route = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+        let route =
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
                      eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         fs::write(t.roots.proc.join("net/route"), route).unwrap();
         // Routes but down: free.
         assert!(in_use(&t.roots, FakeTree::addr(NIC0)).unwrap().is_empty());
         fs::write(t.roots.sys.join("class/net/eth0/flags"), "0x1003\n").unwrap();
-        assert_eq!(in_use(&t.roots, FakeTree::addr(NIC0)).unwrap(), ["network interface eth0 is up and has routes"]);
+        assert_eq!(
+            in_use(&t.roots, FakeTree::addr(NIC0)).unwrap(),
+            ["network interface eth0 is up and has routes"]
+        );
         // The other NIC is unaffected.
         assert!(in_use(&t.roots, FakeTree::addr(NIC1)).unwrap().is_empty());
         // Up with only an IPv6 route.
@@ -581,13 +720,22 @@ pub(crate) mod tests {
         // No kernel answers in a fake tree: the writes happen, then the bind is reported
         // as failed because the driver link never changes.
         let e = bind_with_settle(&t.roots, a, "vfio-pci", false, Duration::ZERO).unwrap_err();
-        assert!(matches!(&e, Error::BindFailed { why, .. } if why.contains("now bound to nvme")), "{e}");
+        assert!(
+            matches!(&e, Error::BindFailed { why, .. } if why.contains("now bound to nvme")),
+            "{e}"
+        );
         assert_eq!(t.read("bus/pci/drivers/nvme/unbind"), NVME);
-        assert_eq!(t.read(&format!("bus/pci/devices/{NVME}/driver_override")), "vfio-pci");
+        assert_eq!(
+            t.read(&format!("bus/pci/devices/{NVME}/driver_override")),
+            "vfio-pci"
+        );
         assert_eq!(t.read("bus/pci/drivers_probe"), NVME);
         // Had the kernel bound it, a second bind is a no-op.
         t.set_driver(NVME, Some("vfio-pci"));
-        assert_eq!(bind_with_settle(&t.roots, a, "vfio-pci", false, Duration::ZERO).unwrap(), BindOutcome::AlreadyBound);
+        assert_eq!(
+            bind_with_settle(&t.roots, a, "vfio-pci", false, Duration::ZERO).unwrap(),
+            BindOutcome::AlreadyBound
+        );
         // Unknown driver: names the modprobe.
         let e = bind_with_settle(&t.roots, a, "ixgbe", false, Duration::ZERO).unwrap_err();
         assert!(e.to_string().contains("modprobe ixgbe"), "{e}");
@@ -600,7 +748,15 @@ pub(crate) mod tests {
         let t = FakeTree::new();
         let a = FakeTree::addr(NVME);
         t.set_driver(NVME, Some("vfio-pci"));
-        fs::write(t.roots.sys.join("devices/pci0000:00").join(NVME).join("driver_override"), "vfio-pci").unwrap();
+        fs::write(
+            t.roots
+                .sys
+                .join("devices/pci0000:00")
+                .join(NVME)
+                .join("driver_override"),
+            "vfio-pci",
+        )
+        .unwrap();
         // Simulate the kernel: bind as soon as drivers_probe is written. A helper thread
         // plays the kernel's part.
         let sys = t.roots.sys.clone();
@@ -619,21 +775,43 @@ pub(crate) mod tests {
         });
         let r = bind_with_settle(&t.roots, a, "nvme", false, Duration::from_secs(5)).unwrap();
         assert!(kernel.join().unwrap());
-        assert_eq!(r, BindOutcome::Bound { previous: Some("vfio-pci".into()) });
+        assert_eq!(
+            r,
+            BindOutcome::Bound {
+                previous: Some("vfio-pci".into())
+            }
+        );
         assert_eq!(t.read("bus/pci/drivers/vfio-pci/unbind"), NVME);
-        assert_eq!(t.read(&format!("bus/pci/devices/{NVME}/driver_override")), "\n");
-        assert_eq!(current_driver(&t.roots.sys, a).unwrap().as_deref(), Some("nvme"));
+        assert_eq!(
+            t.read(&format!("bus/pci/devices/{NVME}/driver_override")),
+            "\n"
+        );
+        assert_eq!(
+            current_driver(&t.roots.sys, a).unwrap().as_deref(),
+            Some("nvme")
+        );
     }
 
     #[test]
     fn new_id_fallback_without_override() {
         let t = FakeTree::new();
         let a = FakeTree::addr(NIC1);
-        fs::remove_file(t.roots.sys.join("devices/pci0000:00").join(NIC1).join("driver_override")).unwrap();
-        let e = bind_with_settle(&t.roots, a, "uio_pci_generic", false, Duration::ZERO).unwrap_err();
+        fs::remove_file(
+            t.roots
+                .sys
+                .join("devices/pci0000:00")
+                .join(NIC1)
+                .join("driver_override"),
+        )
+        .unwrap();
+        let e =
+            bind_with_settle(&t.roots, a, "uio_pci_generic", false, Duration::ZERO).unwrap_err();
         assert!(matches!(e, Error::BindFailed { .. }));
         assert_eq!(t.read("bus/pci/drivers/e1000/unbind"), NIC1);
-        assert_eq!(t.read("bus/pci/drivers/uio_pci_generic/new_id"), "8086 100e");
+        assert_eq!(
+            t.read("bus/pci/drivers/uio_pci_generic/new_id"),
+            "8086 100e"
+        );
         assert_eq!(t.read("bus/pci/drivers/uio_pci_generic/bind"), NIC1);
     }
 
@@ -647,8 +825,14 @@ pub(crate) mod tests {
 
     #[test]
     fn globs_and_candidates() {
-        assert!(glob(b"pci:v00008086d0000100Esv*sd*bc*sc*i*", b"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"));
-        assert!(!glob(b"pci:v00008086d0000100Fsv*", b"pci:v00008086d0000100Esv00001AF4"));
+        assert!(glob(
+            b"pci:v00008086d0000100Esv*sd*bc*sc*i*",
+            b"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"
+        ));
+        assert!(!glob(
+            b"pci:v00008086d0000100Fsv*",
+            b"pci:v00008086d0000100Esv00001AF4"
+        ));
         assert!(glob(b"a?c*", b"abcdef"));
         assert!(glob(b"*", b""));
         assert!(!glob(b"?", b""));
@@ -667,7 +851,13 @@ pub(crate) mod tests {
         assert_eq!(c, ["nvme", "uio_pci_generic"]);
         let c = candidate_drivers(sys, FakeTree::addr(NVME), None).unwrap();
         assert_eq!(c, ["uio_pci_generic"]);
-        assert_eq!(matching_modules(aliases, "pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"), ["nvme", "vfio_pci"]);
+        assert_eq!(
+            matching_modules(
+                aliases,
+                "pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"
+            ),
+            ["nvme", "vfio_pci"]
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ pub fn units(sys_root: &Path) -> Result<Vec<IommuUnit>> {
             path: cap.clone(),
             why: format!("'{}' is not a hex capability register", text.trim()),
         })?;
-        out.push(IommuUnit { name: ent.file_name().to_string_lossy().into_owned(), width });
+        out.push(IommuUnit {
+            name: ent.file_name().to_string_lossy().into_owned(),
+            width,
+        });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
@@ -82,7 +85,9 @@ pub fn fits(width: u32, iova: u64, len: u64) -> bool {
     if width >= 64 {
         return true;
     }
-    let Some(last) = iova.checked_add(len.saturating_sub(1)) else { return false };
+    let Some(last) = iova.checked_add(len.saturating_sub(1)) else {
+        return false;
+    };
     last >> width == 0
 }
 
@@ -90,7 +95,11 @@ pub fn fits(width: u32, iova: u64, len: u64) -> bool {
 /// does not fit `width`; `None` width passes.
 pub fn check_fits(addr: &str, width: Option<u32>, iova: u64, len: u64) -> Result<()> {
     match width {
-        Some(w) if !fits(w, iova, len) => Err(Error::IommuWidth { addr: addr.to_string(), iova: iova + len - 1, width: w }),
+        Some(w) if !fits(w, iova, len) => Err(Error::IommuWidth {
+            addr: addr.to_string(),
+            iova: iova + len - 1,
+            width: w,
+        }),
         _ => Ok(()),
     }
 }
@@ -137,7 +146,10 @@ mod tests {
         assert!(fits(64, u64::MAX - 10, 11));
         let e = check_fits("0000:00:02.0", Some(39), 0x7f00_0000_0000, 0x1000).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("39 bits") && msg.contains("--iova-mode pa"), "{msg}");
+        assert!(
+            msg.contains("39 bits") && msg.contains("--iova-mode pa"),
+            "{msg}"
+        );
         assert!(check_fits("x", None, u64::MAX - 1, 2).is_ok());
     }
 
@@ -155,10 +167,22 @@ mod tests {
         fs::create_dir_all(sys.join("class/iommu/ivhd0")).unwrap();
         let u = units(sys).unwrap();
         assert_eq!(u.len(), 2);
-        assert_eq!(u[0], IommuUnit { name: "dmar0".into(), width: 48 });
+        assert_eq!(
+            u[0],
+            IommuUnit {
+                name: "dmar0".into(),
+                width: 48
+            }
+        );
         assert_eq!(address_width(sys).unwrap(), Some(39));
-        assert_eq!(recommended_iova_mode(sys, 0x7fff_ffff_ffff).unwrap(), IovaMode::Pa);
-        assert_eq!(recommended_iova_mode(sys, 0x2_0000_0000).unwrap(), IovaMode::Va);
+        assert_eq!(
+            recommended_iova_mode(sys, 0x7fff_ffff_ffff).unwrap(),
+            IovaMode::Pa
+        );
+        assert_eq!(
+            recommended_iova_mode(sys, 0x2_0000_0000).unwrap(),
+            IovaMode::Va
+        );
         fs::write(sys.join("class/iommu/dmar1/intel-iommu/cap"), "garbage").unwrap();
         assert!(units(sys).is_err());
     }

@@ -120,7 +120,11 @@ macro_rules! mmio_rw {
 impl MmioRegion {
     /// Wrap a mapping this crate made. `len` ≤ `map_len`.
     fn new(base: VirtAddr, len: u64, map_len: u64, name: String) -> MmioRegion {
-        MmioRegion { map: Arc::new(Mapping { base, map_len }), len, name: name.into() }
+        MmioRegion {
+            map: Arc::new(Mapping { base, map_len }),
+            len,
+            name: name.into(),
+        }
     }
 
     /// Size of the region in bytes.
@@ -148,7 +152,12 @@ impl MmioRegion {
     fn check(&self, offset: u64, width: u64) -> Result<()> {
         match offset.checked_add(width) {
             Some(end) if end <= self.len && offset.is_multiple_of(width) => Ok(()),
-            _ => Err(Error::MmioOutOfBounds { what: self.name.to_string(), offset, width, len: self.len }),
+            _ => Err(Error::MmioOutOfBounds {
+                what: self.name.to_string(),
+                offset,
+                width,
+                len: self.len,
+            }),
         }
     }
 
@@ -165,7 +174,11 @@ impl MmioRegion {
     /// does not unmap it (it is not `map_len`-owned): pass memory that outlives it.
     pub unsafe fn from_raw(base: VirtAddr, len: u64, name: &str) -> MmioRegion {
         // map_len 0 marks a mapping the region does not own: never unmapped.
-        MmioRegion { map: Arc::new(Mapping { base, map_len: 0 }), len, name: name.into() }
+        MmioRegion {
+            map: Arc::new(Mapping { base, map_len: 0 }),
+            len,
+            name: name.into(),
+        }
     }
 }
 
@@ -183,7 +196,12 @@ impl ConfigSpace {
     fn check(&self, offset: u64, n: usize) -> Result<()> {
         match offset.checked_add(n as u64) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(Error::MmioOutOfBounds { what: self.what.clone(), offset, width: n as u64, len: self.len }),
+            _ => Err(Error::MmioOutOfBounds {
+                what: self.what.clone(),
+                offset,
+                width: n as u64,
+                len: self.len,
+            }),
         }
     }
 
@@ -322,7 +340,10 @@ pub struct Device {
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device").field("addr", &self.addr).field("backend", &self.backend()).finish_non_exhaustive()
+        f.debug_struct("Device")
+            .field("addr", &self.addr)
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
     }
 }
 
@@ -337,17 +358,32 @@ impl Device {
     pub fn open_with(eal: &Eal, addr: PciAddr, roots: &SysRoots) -> Result<Device> {
         let dir = bind::device_dir(&roots.sys, addr);
         if !dir.exists() {
-            return Err(Error::NoSuchDevice { addr: addr.to_string(), path: roots.sys.join("bus/pci/devices") });
+            return Err(Error::NoSuchDevice {
+                addr: addr.to_string(),
+                path: roots.sys.join("bus/pci/devices"),
+            });
         }
         let info = crate::pci::read_device(&dir, addr)?;
         let inner = match info.driver.as_deref() {
-            Some("vfio-pci") => Inner::Vfio(Box::new(vfio::VfioDev::open(eal, &info, &dir, roots)?)),
+            Some("vfio-pci") => {
+                Inner::Vfio(Box::new(vfio::VfioDev::open(eal, &info, &dir, roots)?))
+            }
             Some("uio_pci_generic") => Inner::Uio(uio::UioDev::open(eal, &info, &dir)?),
             other => {
-                return Err(Error::DeviceNotBound { addr: addr.to_string(), driver: other.map(str::to_string) })
+                return Err(Error::DeviceNotBound {
+                    addr: addr.to_string(),
+                    driver: other.map(str::to_string),
+                })
             }
         };
-        Ok(Device { addr, info, eal: eal.clone(), roots: roots.clone(), bars: Mutex::new(Default::default()), inner })
+        Ok(Device {
+            addr,
+            info,
+            eal: eal.clone(),
+            roots: roots.clone(),
+            bars: Mutex::new(Default::default()),
+            inner,
+        })
     }
 
     /// The device's address.
@@ -376,7 +412,11 @@ impl Device {
     /// Memory BAR `i` (0..=5), mapped on first use; clones share the mapping.
     pub fn bar(&self, i: u32) -> Result<MmioRegion> {
         if i > 5 {
-            return Err(Error::BarMap { addr: self.addr.to_string(), bar: i, why: "BAR index must be 0..=5".into() });
+            return Err(Error::BarMap {
+                addr: self.addr.to_string(),
+                bar: i,
+                why: "BAR index must be 0..=5".into(),
+            });
         }
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = &bars[i as usize] {
@@ -452,15 +492,25 @@ impl Device {
     /// `len` zeroed bytes of DMA memory aligned to 4 KiB (IOVA-contiguous), from the EAL.
     pub fn dma_alloc(&self, len: usize) -> Result<DmaBuf> {
         if len == 0 {
-            return Err(Error::BadSize { len, why: "DMA buffer of zero bytes" });
+            return Err(Error::BadSize {
+                len,
+                why: "DMA buffer of zero bytes",
+            });
         }
         let (ptr, iova) = self.eal.malloc_dma(len, 4096, self.info.numa_node)?;
         if !iova.is_valid() {
             // SAFETY: just allocated from this heap, not shared with anyone.
             let _ = unsafe { self.eal.free(ptr.as_ptr()) };
-            return Err(Error::NoDma { why: "the EAL has no IOVA for its memory".into() });
+            return Err(Error::NoDma {
+                why: "the EAL has no IOVA for its memory".into(),
+            });
         }
-        Ok(DmaBuf { ptr, iova, len, eal: self.eal.clone() })
+        Ok(DmaBuf {
+            ptr,
+            iova,
+            len,
+            eal: self.eal.clone(),
+        })
     }
 
     /// Make `[va, va+len)` reachable by the device at `iova`: the hook for memory added
@@ -478,7 +528,9 @@ impl Device {
             Inner::Vfio(v) => unsafe { v.dma_map(va, iova, len) },
             Inner::Uio(_) => match self.eal.virt2iova(va) {
                 Some(i) if i == iova => Ok(()),
-                _ => Err(Error::NoDma { why: format!("{va} is not EAL memory with IOVA {iova}; UIO cannot translate") }),
+                _ => Err(Error::NoDma {
+                    why: format!("{va} is not EAL memory with IOVA {iova}; UIO cannot translate"),
+                }),
             },
         }
     }
@@ -505,7 +557,9 @@ impl Device {
     pub fn enable_irq(&self, kind: IrqKind, count: u32) -> Result<Vec<IrqEvent>> {
         match &self.inner {
             Inner::Vfio(v) => v.enable_irq(kind, count),
-            Inner::Uio(_) => Err(Error::Unsupported { what: "route interrupts to eventfds with uio_pci_generic (use vfio-pci)".into() }),
+            Inner::Uio(_) => Err(Error::Unsupported {
+                what: "route interrupts to eventfds with uio_pci_generic (use vfio-pci)".into(),
+            }),
         }
     }
 
@@ -529,10 +583,15 @@ impl Device {
     /// back (VFIO release request), it is no longer bound to the driver it was opened
     /// through, its config space cannot be read, or it reads all-ones.
     pub fn check_alive(&self) -> Result<()> {
-        let gone = |why: String| Error::DeviceGone { addr: self.addr.to_string(), why };
+        let gone = |why: String| Error::DeviceGone {
+            addr: self.addr.to_string(),
+            why,
+        };
         if let Inner::Vfio(v) = &self.inner {
             if v.release_requested()? {
-                return Err(gone("the kernel asked to release it (driver unbind or removal)".into()));
+                return Err(gone(
+                    "the kernel asked to release it (driver unbind or removal)".into(),
+                ));
             }
         }
         let want = match self.inner {
@@ -541,12 +600,19 @@ impl Device {
         };
         match bind::current_driver(&self.roots.sys, self.addr) {
             Ok(Some(d)) if d == want => {}
-            Ok(d) => return Err(gone(format!("no longer bound to {want} (now {})", d.as_deref().unwrap_or("no driver")))),
+            Ok(d) => {
+                return Err(gone(format!(
+                    "no longer bound to {want} (now {})",
+                    d.as_deref().unwrap_or("no driver")
+                )))
+            }
             Err(e) => return Err(gone(format!("sysfs entry unreadable: {e}"))),
         }
         let mut b = [0u8; 2];
         match self.config_read(0, &mut b) {
-            Ok(()) if u16::from_le_bytes(b) == 0xffff => Err(gone("config space reads all-ones".into())),
+            Ok(()) if u16::from_le_bytes(b) == 0xffff => {
+                Err(gone("config space reads all-ones".into()))
+            }
             Ok(()) => Ok(()),
             Err(e) => Err(gone(format!("config space unreadable: {e}"))),
         }
@@ -584,14 +650,24 @@ mod tests {
         r.write64(120, u64::MAX).unwrap();
         assert_eq!(r.read32(124).unwrap(), u32::MAX);
         // Past the end, straddling the end, misaligned, overflowing offsets.
-        for (off, w) in [(128u64, 4u64), (126, 4), (125, 4), (121, 8), (2, 4), (u64::MAX - 1, 4), (128, 1)] {
+        for (off, w) in [
+            (128u64, 4u64),
+            (126, 4),
+            (125, 4),
+            (121, 8),
+            (2, 4),
+            (u64::MAX - 1, 4),
+            (128, 1),
+        ] {
             let e = match w {
                 1 => r.read8(off).map(|_| ()),
                 4 => r.read32(off).map(|_| ()),
                 _ => r.read64(off).map(|_| ()),
             }
             .unwrap_err();
-            assert!(matches!(e, Error::MmioOutOfBounds { offset, width, len: 128, .. } if offset == off && width == w));
+            assert!(
+                matches!(e, Error::MmioOutOfBounds { offset, width, len: 128, .. } if offset == off && width == w)
+            );
             assert!(e.to_string().contains("test window"));
         }
         assert!(r.write32(128, 1).is_err());
@@ -612,14 +688,26 @@ mod tests {
         let mut img = vec![0u8; 256];
         img[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());
         std::fs::write(&p, &img).unwrap();
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
-        let c = ConfigSpace { file, base: 0, len: 256, what: "config of test".into() };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let c = ConfigSpace {
+            file,
+            base: 0,
+            len: 256,
+            what: "config of test".into(),
+        };
         let mut b = [0u8; 2];
         c.read(0, &mut b).unwrap();
         assert_eq!(u16::from_le_bytes(b), 0x1b36);
         c.write(4, &[0x06, 0x00]).unwrap();
         assert_eq!(std::fs::read(&p).unwrap()[4], 6);
-        assert!(matches!(c.read(255, &mut b), Err(Error::MmioOutOfBounds { .. })));
+        assert!(matches!(
+            c.read(255, &mut b),
+            Err(Error::MmioOutOfBounds { .. })
+        ));
         assert!(c.write(u64::MAX, &[1]).is_err());
     }
 }

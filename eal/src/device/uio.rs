@@ -34,10 +34,16 @@ impl UioDev {
     pub(crate) fn open(eal: &Eal, info: &PciDevice, dir: &Path) -> Result<UioDev> {
         let addr = info.addr.to_string();
         if eal.no_huge() {
-            return Err(Error::NeedPhysAddr { addr, why: "the EAL runs with --no-huge (no physical addresses)".into() });
+            return Err(Error::NeedPhysAddr {
+                addr,
+                why: "the EAL runs with --no-huge (no physical addresses)".into(),
+            });
         }
         if eal.iova_mode() != IovaMode::Pa {
-            return Err(Error::NeedPhysAddr { addr, why: "the EAL runs with IOVA = VA".into() });
+            return Err(Error::NeedPhysAddr {
+                addr,
+                why: "the EAL runs with IOVA = VA".into(),
+            });
         }
         let cfg_path = dir.join("config");
         let file = OpenOptions::new()
@@ -45,9 +51,20 @@ impl UioDev {
             .write(true)
             .open(&cfg_path)
             .map_err(|e| Error::io("open", cfg_path.display().to_string(), e))?;
-        let len = file.metadata().map_err(|e| Error::io("stat", cfg_path.display().to_string(), e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", cfg_path.display().to_string(), e))?
+            .len();
         let len = if len == 0 { 256 } else { len };
-        Ok(UioDev { dir: dir.to_path_buf(), config: ConfigSpace { file, base: 0, len, what: format!("config space of {addr}") } })
+        Ok(UioDev {
+            dir: dir.to_path_buf(),
+            config: ConfigSpace {
+                file,
+                base: 0,
+                len,
+                what: format!("config space of {addr}"),
+            },
+        })
     }
 
     pub(crate) fn config(&self) -> &ConfigSpace {
@@ -57,10 +74,18 @@ impl UioDev {
     /// Map BAR `i`: `(base, len, mapped len)`.
     pub(crate) fn map_bar(&self, info: &PciDevice, i: u32) -> Result<(VirtAddr, u64, u64)> {
         let addr = info.addr.to_string();
-        let err = |why: String| Error::BarMap { addr: addr.clone(), bar: i, why };
-        let res = info.bar(i).ok_or_else(|| err("the device has no such BAR".into()))?;
+        let err = |why: String| Error::BarMap {
+            addr: addr.clone(),
+            bar: i,
+            why,
+        };
+        let res = info
+            .bar(i)
+            .ok_or_else(|| err("the device has no such BAR".into()))?;
         if !res.is_mem() {
-            return Err(err("it is an I/O-port BAR; only memory BARs can be mapped".into()));
+            return Err(err(
+                "it is an I/O-port BAR; only memory BARs can be mapped".into()
+            ));
         }
         let path = self.dir.join(format!("resource{i}"));
         let f: File = OpenOptions::new()
@@ -84,6 +109,7 @@ pub(crate) fn reset(dir: &Path) -> Result<bool> {
     if !p.exists() {
         return Ok(false);
     }
-    std::fs::write(&p, "1").map_err(|e| Error::io("write", format!("'1' to {}", p.display()), e))?;
+    std::fs::write(&p, "1")
+        .map_err(|e| Error::io("write", format!("'1' to {}", p.display()), e))?;
     Ok(true)
 }

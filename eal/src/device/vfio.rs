@@ -48,7 +48,11 @@ const IRQ_REQ: u32 = 4;
 pub const VFIO_CONTAINER: &str = "/dev/vfio/vfio";
 
 fn vfio_err<'a>(op: &'static str, addr: &'a str) -> impl Fn(vfio_ioctls::VfioError) -> Error + 'a {
-    move |e| Error::Vfio { op, addr: addr.to_string(), source: Box::new(e) }
+    move |e| Error::Vfio {
+        op,
+        addr: addr.to_string(),
+        source: Box::new(e),
+    }
 }
 
 /// An IOVA-contiguous and VA-contiguous run of memsegs: one DMA mapping.
@@ -72,7 +76,11 @@ pub fn dma_runs(segs: &[Memseg]) -> Vec<DmaRun> {
                 continue;
             }
         }
-        out.push(DmaRun { va: m.virt, iova: m.iova, len: m.len });
+        out.push(DmaRun {
+            va: m.virt,
+            iova: m.iova,
+            len: m.len,
+        });
     }
     out
 }
@@ -93,13 +101,23 @@ pub(crate) struct VfioDev {
 }
 
 impl VfioDev {
-    pub(crate) fn open(eal: &Eal, info: &PciDevice, dir: &Path, roots: &SysRoots) -> Result<VfioDev> {
+    pub(crate) fn open(
+        eal: &Eal,
+        info: &PciDevice,
+        dir: &Path,
+        roots: &SysRoots,
+    ) -> Result<VfioDev> {
         let addr = info.addr.to_string();
         let cpath = Path::new(VFIO_CONTAINER);
         if !cpath.exists() {
-            return Err(Error::VfioMissing { path: cpath.into(), why: "no such file".into() });
+            return Err(Error::VfioMissing {
+                path: cpath.into(),
+                why: "no such file".into(),
+            });
         }
-        let group = info.iommu_group.ok_or_else(|| Error::NoIommuGroup { addr: addr.clone() })?;
+        let group = info
+            .iommu_group
+            .ok_or_else(|| Error::NoIommuGroup { addr: addr.clone() })?;
         let gpath = Path::new("/dev/vfio").join(group.to_string());
         if !gpath.exists() {
             return Err(Error::VfioMissing {
@@ -108,11 +126,16 @@ impl VfioDev {
             });
         }
         let width = iommu::address_width(&roots.sys)?;
-        let runs = if eal.dma_capable() { dma_runs(eal.memsegs()) } else { Vec::new() };
+        let runs = if eal.dma_capable() {
+            dma_runs(eal.memsegs())
+        } else {
+            Vec::new()
+        };
         for r in &runs {
             iommu::check_fits(&addr, width, r.iova.0, r.len)?;
         }
-        let container = Arc::new(VfioContainer::new(None).map_err(vfio_err("open the VFIO container", &addr))?);
+        let container =
+            Arc::new(VfioContainer::new(None).map_err(vfio_err("open the VFIO container", &addr))?);
         let device = VfioDevice::new(dir, container.clone(), false).map_err(vfio_err(
             "open the device (every device in its IOMMU group must be bound to vfio-pci or unbound)",
             &addr,
@@ -145,7 +168,11 @@ impl VfioDev {
             // never hands out references to it (raw pointers only).
             unsafe { me.dma_map(r.va, r.iova, r.len)? };
         }
-        if me.device.get_irq_info(IRQ_REQ).is_some_and(|i| i.count >= 1) {
+        if me
+            .device
+            .get_irq_info(IRQ_REQ)
+            .is_some_and(|i| i.count >= 1)
+        {
             let ev = IrqEvent::new()?;
             // A kernel without the request channel just blocks unbinds until we close:
             // not fatal.
@@ -162,7 +189,11 @@ impl VfioDev {
 
     /// Map BAR `i`: `(base, len, mapped len)`.
     pub(crate) fn map_bar(&self, i: u32) -> Result<(VirtAddr, u64, u64)> {
-        let err = |why: String| Error::BarMap { addr: self.addr.clone(), bar: i, why };
+        let err = |why: String| Error::BarMap {
+            addr: self.addr.clone(),
+            bar: i,
+            why,
+        };
         let size = self.device.get_region_size(i);
         if size == 0 {
             return Err(err("the device has no such BAR".into()));
@@ -177,7 +208,8 @@ impl VfioDev {
         let map_len = size.next_multiple_of(4096);
         // SAFETY: fd owned by `self.device`, alive for the call.
         let fd = unsafe { BorrowedFd::borrow_raw(self.device.as_raw_fd()) };
-        let base = sys::mmap_device(fd, map_len, off, &format!("BAR {i} of {}", self.addr)).map_err(|e| err(e.to_string()))?;
+        let base = sys::mmap_device(fd, map_len, off, &format!("BAR {i} of {}", self.addr))
+            .map_err(|e| err(e.to_string()))?;
         Ok((base, size, map_len))
     }
 
@@ -185,11 +217,18 @@ impl VfioDev {
     /// See [`super::Device::dma_map`].
     pub(crate) unsafe fn dma_map(&self, va: VirtAddr, iova: Iova, len: u64) -> Result<()> {
         iommu::check_fits(&self.addr, self.width, iova.0, len)?;
-        let size = usize::try_from(len).map_err(|_| Error::BadSize { len: usize::MAX, why: "DMA mapping too large" })?;
+        let size = usize::try_from(len).map_err(|_| Error::BadSize {
+            len: usize::MAX,
+            why: "DMA mapping too large",
+        })?;
         // SAFETY: forwarded caller contract (the range stays mapped, pinned and is only
         // accessed through raw pointers while mapped).
-        unsafe { self.container.vfio_dma_map(iova.0, size, va.as_ptr()) }.map_err(vfio_err("DMA-map memory", &self.addr))?;
-        self.dma.lock().unwrap_or_else(|p| p.into_inner()).push((iova.0, len));
+        unsafe { self.container.vfio_dma_map(iova.0, size, va.as_ptr()) }
+            .map_err(vfio_err("DMA-map memory", &self.addr))?;
+        self.dma
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((iova.0, len));
         Ok(())
     }
 
@@ -198,7 +237,9 @@ impl VfioDev {
         let Some(pos) = d.iter().position(|&(i, l)| i == iova.0 && l == len) else {
             return Err(Error::NotFound(format!("DMA mapping {iova}+{len:#x}")));
         };
-        self.container.vfio_dma_unmap(iova.0, len as usize).map_err(vfio_err("DMA-unmap memory", &self.addr))?;
+        self.container
+            .vfio_dma_unmap(iova.0, len as usize)
+            .map_err(vfio_err("DMA-unmap memory", &self.addr))?;
         d.remove(pos);
         Ok(())
     }
@@ -226,22 +267,34 @@ impl VfioDev {
         let have = self.device.get_irq_info(idx).map(|i| i.count).unwrap_or(0);
         if count == 0 || count > have {
             return Err(Error::Unsupported {
-                what: format!("enable {count} {kind:?} vector(s) on {} (it has {have})", self.addr),
+                what: format!(
+                    "enable {count} {kind:?} vector(s) on {} (it has {have})",
+                    self.addr
+                ),
             });
         }
-        let evs = (0..count).map(|_| IrqEvent::new()).collect::<Result<Vec<_>>>()?;
+        let evs = (0..count)
+            .map(|_| IrqEvent::new())
+            .collect::<Result<Vec<_>>>()?;
         self.device
             .enable_irq(idx, evs.iter().map(IrqEvent::eventfd).collect())
-            .map_err(vfio_err("enable interrupts (VFIO_DEVICE_SET_IRQS)", &self.addr))?;
+            .map_err(vfio_err(
+                "enable interrupts (VFIO_DEVICE_SET_IRQS)",
+                &self.addr,
+            ))?;
         Ok(evs)
     }
 
     pub(crate) fn disable_irq(&self, kind: IrqKind) -> Result<()> {
-        self.device.disable_irq(Self::irq_index(kind)).map_err(vfio_err("disable interrupts", &self.addr))
+        self.device
+            .disable_irq(Self::irq_index(kind))
+            .map_err(vfio_err("disable interrupts", &self.addr))
     }
 
     pub(crate) fn unmask_intx(&self) -> Result<()> {
-        self.device.unmask_irq(IRQ_INTX).map_err(vfio_err("unmask INTx", &self.addr))
+        self.device
+            .unmask_irq(IRQ_INTX)
+            .map_err(vfio_err("unmask INTx", &self.addr))
     }
 
     pub(crate) fn release_requested(&self) -> Result<bool> {
@@ -261,7 +314,10 @@ impl Drop for VfioDev {
             unsafe { ManuallyDrop::drop(&mut self.device) };
         } else {
             // The crate's Drop would panic without the sysfs entry (device removed).
-            crate::log_warn!("VFIO device {} vanished from sysfs; leaving its handle to process exit", self.addr);
+            crate::log_warn!(
+                "VFIO device {} vanished from sysfs; leaving its handle to process exit",
+                self.addr
+            );
         }
     }
 }
@@ -271,16 +327,37 @@ mod tests {
     use super::*;
 
     fn seg(v: u64, i: u64) -> Memseg {
-        Memseg { virt: VirtAddr(v), iova: Iova(i), len: 0x20_0000, page_size: 0x20_0000, socket: 0, _rsvd: 0 }
+        Memseg {
+            virt: VirtAddr(v),
+            iova: Iova(i),
+            len: 0x20_0000,
+            page_size: 0x20_0000,
+            socket: 0,
+            _rsvd: 0,
+        }
     }
 
     #[test]
     fn runs_coalesce_only_when_both_contiguous() {
         // VA mode: one run.
-        let va: Vec<Memseg> = (0..4).map(|k| seg(0x1_0000_0000 + k * 0x20_0000, 0x1_0000_0000 + k * 0x20_0000)).collect();
-        assert_eq!(dma_runs(&va), [DmaRun { va: VirtAddr(0x1_0000_0000), iova: Iova(0x1_0000_0000), len: 0x80_0000 }]);
+        let va: Vec<Memseg> = (0..4)
+            .map(|k| seg(0x1_0000_0000 + k * 0x20_0000, 0x1_0000_0000 + k * 0x20_0000))
+            .collect();
+        assert_eq!(
+            dma_runs(&va),
+            [DmaRun {
+                va: VirtAddr(0x1_0000_0000),
+                iova: Iova(0x1_0000_0000),
+                len: 0x80_0000
+            }]
+        );
         // PA mode: physical pages 2,3 contiguous, then a jump, then descending.
-        let pa = [seg(0x1000_0000, 0x4_0000), seg(0x1020_0000, 0x24_0000), seg(0x1040_0000, 0x90_0000), seg(0x1060_0000, 0x70_0000)];
+        let pa = [
+            seg(0x1000_0000, 0x4_0000),
+            seg(0x1020_0000, 0x24_0000),
+            seg(0x1040_0000, 0x90_0000),
+            seg(0x1060_0000, 0x70_0000),
+        ];
         let r = dma_runs(&pa);
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].len, 0x40_0000);

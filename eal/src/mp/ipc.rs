@@ -10,7 +10,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::{secondary_socket, Message, Peer, Replies, Reply, MAX_FDS, MAX_NAME_LEN, MAX_PARAM_LEN, PRIMARY_SOCKET};
+use super::{
+    secondary_socket, Message, Peer, Replies, Reply, MAX_FDS, MAX_NAME_LEN, MAX_PARAM_LEN,
+    PRIMARY_SOCKET,
+};
 use crate::error::{Error, Result};
 use crate::sys::ipc as sys;
 
@@ -76,7 +79,10 @@ struct Decoded {
 
 fn decode(b: &[u8]) -> std::result::Result<Decoded, String> {
     if b.len() != WIRE_LEN {
-        return Err(format!("datagram of {} bytes, expected {WIRE_LEN}", b.len()));
+        return Err(format!(
+            "datagram of {} bytes, expected {WIRE_LEN}",
+            b.len()
+        ));
     }
     let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
     let u16_at = |o: usize| u16::from_ne_bytes(b[o..o + 2].try_into().expect("2 bytes"));
@@ -84,7 +90,10 @@ fn decode(b: &[u8]) -> std::result::Result<Decoded, String> {
         return Err("bad magic".into());
     }
     if u16_at(4) != WIRE_VERSION {
-        return Err(format!("wire version {}, expected {WIRE_VERSION}", u16_at(4)));
+        return Err(format!(
+            "wire version {}, expected {WIRE_VERSION}",
+            u16_at(4)
+        ));
     }
     let kind = Kind::from_u16(u16_at(6)).ok_or_else(|| format!("unknown kind {}", u16_at(6)))?;
     let seq = u64::from_ne_bytes(b[8..16].try_into().expect("8 bytes"));
@@ -92,12 +101,26 @@ fn decode(b: &[u8]) -> std::result::Result<Decoded, String> {
     let nfds = u32_at(20) as usize;
     let plen = u32_at(24) as usize;
     if plen > MAX_PARAM_LEN || nfds > MAX_FDS {
-        return Err(format!("param length {plen} or fd count {nfds} out of range"));
+        return Err(format!(
+            "param length {plen} or fd count {nfds} out of range"
+        ));
     }
     let raw = &b[OFF_NAME..OFF_PARAM];
-    let n = raw.iter().position(|&c| c == 0).ok_or("name not NUL terminated")?;
-    let name = std::str::from_utf8(&raw[..n]).map_err(|_| "name not UTF-8")?.to_string();
-    Ok(Decoded { kind, seq, pid, name, param: b[OFF_PARAM..OFF_PARAM + plen].to_vec(), nfds })
+    let n = raw
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or("name not NUL terminated")?;
+    let name = std::str::from_utf8(&raw[..n])
+        .map_err(|_| "name not UTF-8")?
+        .to_string();
+    Ok(Decoded {
+        kind,
+        seq,
+        pid,
+        name,
+        param: b[OFF_PARAM..OFF_PARAM + plen].to_vec(),
+        nfds,
+    })
 }
 
 // ---- the channel -------------------------------------------------------------------
@@ -131,7 +154,10 @@ pub struct Mp {
 
 impl std::fmt::Debug for Mp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mp").field("socket", &self.shared.path).field("primary", &self.shared.primary).finish()
+        f.debug_struct("Mp")
+            .field("socket", &self.shared.path)
+            .field("primary", &self.shared.primary)
+            .finish()
     }
 }
 
@@ -151,7 +177,11 @@ impl Mp {
     /// binds `mp_socket`, a secondary `mp_socket_<pid>` (a stale file of that name, left
     /// by a crashed process whose pid we now have, is replaced).
     pub(crate) fn start(dir: &Path, primary: bool) -> Result<Mp> {
-        let name = if primary { PRIMARY_SOCKET.to_string() } else { secondary_socket(std::process::id()) };
+        let name = if primary {
+            PRIMARY_SOCKET.to_string()
+        } else {
+            secondary_socket(std::process::id())
+        };
         let path = dir.join(name);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -159,7 +189,8 @@ impl Mp {
             }
             _ => {}
         }
-        let sock = UnixDatagram::bind(&path).map_err(|e| Error::io("bind", format!("IPC socket {}", path.display()), e))?;
+        let sock = UnixDatagram::bind(&path)
+            .map_err(|e| Error::io("bind", format!("IPC socket {}", path.display()), e))?;
         // Backstop for the wake-up datagram sent at shutdown.
         sock.set_read_timeout(Some(Duration::from_millis(500)))
             .map_err(|e| Error::io("configure", format!("IPC socket {}", path.display()), e))?;
@@ -176,12 +207,18 @@ impl Mp {
             thread_id: OnceLock::new(),
         });
         let s2 = shared.clone();
-        let t = std::thread::Builder::new().name("fp-mp".into()).spawn(move || handler_loop(&s2)).map_err(|e| {
-            let _ = std::fs::remove_file(&path);
-            Error::io("start", "IPC handler thread", e)
-        })?;
+        let t = std::thread::Builder::new()
+            .name("fp-mp".into())
+            .spawn(move || handler_loop(&s2))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&path);
+                Error::io("start", "IPC handler thread", e)
+            })?;
         let _ = shared.thread_id.set(t.thread().id());
-        Ok(Mp { shared, thread: Mutex::new(Some(t)) })
+        Ok(Mp {
+            shared,
+            thread: Mutex::new(Some(t)),
+        })
     }
 
     /// This process's socket path.
@@ -223,7 +260,12 @@ impl Mp {
             .flatten()
             .filter_map(|e| {
                 let n = e.file_name();
-                let pid = n.to_str()?.strip_prefix(PRIMARY_SOCKET)?.strip_prefix('_')?.parse::<i32>().ok()?;
+                let pid = n
+                    .to_str()?
+                    .strip_prefix(PRIMARY_SOCKET)?
+                    .strip_prefix('_')?
+                    .parse::<i32>()
+                    .ok()?;
                 if !crate::sys::mem::process_exists(pid) {
                     // Left by a secondary that exited without tearing down its EAL.
                     let _ = std::fs::remove_file(e.path());
@@ -238,11 +280,12 @@ impl Mp {
 
     /// One-way message to one peer.
     pub fn sendmsg_to(&self, peer: &Peer, msg: &Message) -> Result<()> {
-        self.send_raw(peer.path(), Kind::Msg, 0, msg).map_err(|e| Error::Ipc {
-            op: "send",
-            name: msg.name().into(),
-            why: format!("to {}: {e}", peer.path().display()),
-        })
+        self.send_raw(peer.path(), Kind::Msg, 0, msg)
+            .map_err(|e| Error::Ipc {
+                op: "send",
+                name: msg.name().into(),
+                why: format!("to {}: {e}", peer.path().display()),
+            })
     }
 
     /// One-way message to the primary (from a secondary) or to every secondary (from
@@ -254,7 +297,13 @@ impl Mp {
             match self.send_raw(p.path(), Kind::Msg, 0, msg) {
                 Ok(()) => n += 1,
                 Err(e) if is_gone(&e) => self.forget_peer(&p),
-                Err(e) => return Err(Error::Ipc { op: "send", name: msg.name().into(), why: e.to_string() }),
+                Err(e) => {
+                    return Err(Error::Ipc {
+                        op: "send",
+                        name: msg.name().into(),
+                        why: e.to_string(),
+                    })
+                }
             }
         }
         Ok(n)
@@ -271,7 +320,13 @@ impl Mp {
             });
         }
         let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-        lock(&self.shared.pending).insert(seq, Pending { replies: Vec::new(), ignored: 0 });
+        lock(&self.shared.pending).insert(
+            seq,
+            Pending {
+                replies: Vec::new(),
+                ignored: 0,
+            },
+        );
         let mut sent = 0;
         let mut failure = None;
         for p in self.peers() {
@@ -288,20 +343,38 @@ impl Mp {
         let mut g = lock(&self.shared.pending);
         if failure.is_none() {
             loop {
-                let done = g.get(&seq).is_some_and(|p| p.replies.len() + p.ignored >= sent);
+                let done = g
+                    .get(&seq)
+                    .is_some_and(|p| p.replies.len() + p.ignored >= sent);
                 let now = Instant::now();
                 if done || now >= deadline {
                     break;
                 }
-                g = self.shared.answered.wait_timeout(g, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+                g = self
+                    .shared
+                    .answered
+                    .wait_timeout(g, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
         }
-        let p = g.remove(&seq).unwrap_or(Pending { replies: Vec::new(), ignored: 0 });
+        let p = g.remove(&seq).unwrap_or(Pending {
+            replies: Vec::new(),
+            ignored: 0,
+        });
         drop(g);
         if let Some(e) = failure {
-            return Err(Error::Ipc { op: "request", name: msg.name().into(), why: e.to_string() });
+            return Err(Error::Ipc {
+                op: "request",
+                name: msg.name().into(),
+                why: e.to_string(),
+            });
         }
-        Ok(Replies { nb_sent: sent, replies: p.replies, nb_ignored: p.ignored })
+        Ok(Replies {
+            nb_sent: sent,
+            replies: p.replies,
+            nb_ignored: p.ignored,
+        })
     }
 
     fn send_raw(&self, to: &Path, kind: Kind, seq: u64, msg: &Message) -> Result<()> {
@@ -317,7 +390,9 @@ impl Mp {
 
     /// Stop the handler thread and remove the socket. Idempotent.
     pub(crate) fn shutdown(&self) {
-        let Some(t) = lock(&self.thread).take() else { return };
+        let Some(t) = lock(&self.thread).take() else {
+            return;
+        };
         self.shared.stop.store(true, Ordering::Release);
         let wake = encode(Kind::Wake, 0, "", &[], 0);
         let _ = sys::send_with_fds(self.shared.sock.as_fd(), &self.shared.path, &wake, &[]);
@@ -346,7 +421,10 @@ fn handler_loop(s: &Shared) {
         let r = match sys::recv_with_fds(s.sock.as_fd(), &mut buf) {
             Ok(r) => r,
             Err(Error::Os { source, .. })
-                if matches!(source.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) =>
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EAGAIN) | Some(libc::EINTR)
+                ) =>
             {
                 continue
             }
@@ -359,7 +437,9 @@ fn handler_loop(s: &Shared) {
         let d = match decode(&buf[..r.len]) {
             Ok(d) if !r.truncated && d.nfds == r.fds.len() => d,
             Ok(_) => {
-                crate::log_warn!("IPC: dropped a datagram with a truncated body or missing descriptors");
+                crate::log_warn!(
+                    "IPC: dropped a datagram with a truncated body or missing descriptors"
+                );
                 continue;
             }
             Err(why) => {
@@ -382,10 +462,20 @@ fn handler_loop(s: &Shared) {
                 }
                 let res = match reply {
                     Some(rep) => send(s, peer.path(), Kind::Reply, d.seq, &rep),
-                    None => send(s, peer.path(), Kind::Ignore, d.seq, &Message::from_parts(msg.name().into(), Vec::new(), Vec::new())),
+                    None => send(
+                        s,
+                        peer.path(),
+                        Kind::Ignore,
+                        d.seq,
+                        &Message::from_parts(msg.name().into(), Vec::new(), Vec::new()),
+                    ),
                 };
                 if let Err(e) = res {
-                    crate::log_warn!("IPC: could not answer request '{}' from pid {}: {e}", msg.name(), peer.pid());
+                    crate::log_warn!(
+                        "IPC: could not answer request '{}' from pid {}: {e}",
+                        msg.name(),
+                        peer.pid()
+                    );
                 }
             }
             Kind::Reply | Kind::Ignore => {
@@ -413,7 +503,10 @@ fn run_action(s: &Shared, msg: &Message, peer: &Peer) -> Option<Message> {
     match catch_unwind(AssertUnwindSafe(|| h(msg, peer))) {
         Ok(r) => r,
         Err(_) => {
-            crate::log_err!("IPC: handler of '{}' panicked; answered 'ignore'", msg.name());
+            crate::log_err!(
+                "IPC: handler of '{}' panicked; answered 'ignore'",
+                msg.name()
+            );
             None
         }
     }
@@ -427,7 +520,10 @@ mod tests {
     fn wire_round_trip_and_rejects() {
         let b = encode(Kind::Req, 77, "act", b"xyz", 2);
         let d = decode(&b).unwrap();
-        assert_eq!((d.kind, d.seq, d.name.as_str(), d.param.as_slice(), d.nfds), (Kind::Req, 77, "act", &b"xyz"[..], 2));
+        assert_eq!(
+            (d.kind, d.seq, d.name.as_str(), d.param.as_slice(), d.nfds),
+            (Kind::Req, 77, "act", &b"xyz"[..], 2)
+        );
         assert_eq!(d.pid, std::process::id() as i32);
         assert!(decode(&b[..100]).is_err());
         let mut bad = b;
@@ -469,11 +565,16 @@ mod tests {
         let got = Arc::new(Mutex::new(Vec::new()));
         let g2 = got.clone();
         sec.action_register("note", move |m, p| {
-            g2.lock().unwrap().push((m.param().to_vec(), p.is_primary()));
+            g2.lock()
+                .unwrap()
+                .push((m.param().to_vec(), p.is_primary()));
             None
         })
         .unwrap();
-        assert!(matches!(sec.action_register("note", |_, _| None), Err(Error::Exists(_))));
+        assert!(matches!(
+            sec.action_register("note", |_, _| None),
+            Err(Error::Exists(_))
+        ));
         sec.action_register("double", |m, _| {
             let v: Vec<u8> = m.param().iter().map(|b| b * 2).collect();
             Some(Message::new("double").unwrap().with_param(&v).unwrap())
@@ -485,17 +586,36 @@ mod tests {
             let mut s = String::new();
             f.rewind().unwrap();
             f.read_to_string(&mut s).unwrap();
-            Some(Message::new("readfd").unwrap().with_param(s.as_bytes()).unwrap())
+            Some(
+                Message::new("readfd")
+                    .unwrap()
+                    .with_param(s.as_bytes())
+                    .unwrap(),
+            )
         })
         .unwrap();
-        assert_eq!(pri.sendmsg(&Message::new("note").unwrap().with_param(b"hi").unwrap()).unwrap(), 1);
-        let r = pri.request_sync(&Message::new("double").unwrap().with_param(&[1, 2, 3]).unwrap(), Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            pri.sendmsg(&Message::new("note").unwrap().with_param(b"hi").unwrap())
+                .unwrap(),
+            1
+        );
+        let r = pri
+            .request_sync(
+                &Message::new("double")
+                    .unwrap()
+                    .with_param(&[1, 2, 3])
+                    .unwrap(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
         assert_eq!((r.nb_sent, r.nb_received(), r.nb_ignored), (1, 1, 0));
         assert_eq!(r.replies[0].msg.param(), &[2, 4, 6]);
         assert_eq!(r.replies[0].peer.pid(), std::process::id() as i32);
         assert!(r.complete());
         // Unknown action: answered "ignore", counted as such, no wait for the timeout.
-        let r = pri.request_sync(&Message::new("nobody").unwrap(), Duration::from_secs(30)).unwrap();
+        let r = pri
+            .request_sync(&Message::new("nobody").unwrap(), Duration::from_secs(30))
+            .unwrap();
         assert_eq!((r.nb_sent, r.nb_received(), r.nb_ignored), (1, 0, 1));
         // Descriptor passing.
         let mut tmp = tempfile_in(t.path());
@@ -505,7 +625,9 @@ mod tests {
         let r = pri.request_sync(&m, Duration::from_secs(10)).unwrap();
         assert_eq!(r.replies[0].msg.param(), b"through SCM_RIGHTS");
         // Secondary → primary with no handler there.
-        let r = sec.request_sync(&Message::new("double").unwrap(), Duration::from_secs(10)).unwrap();
+        let r = sec
+            .request_sync(&Message::new("double").unwrap(), Duration::from_secs(10))
+            .unwrap();
         assert_eq!((r.nb_sent, r.nb_ignored), (1, 1));
         assert_eq!(got.lock().unwrap().as_slice(), &[(b"hi".to_vec(), true)]);
 
@@ -526,12 +648,17 @@ mod tests {
         assert!(pri.action_unregister("reenter"));
 
         // Socket files go away with the endpoints.
-        let (pp, sp) = (pri.socket_path().to_path_buf(), sec.socket_path().to_path_buf());
+        let (pp, sp) = (
+            pri.socket_path().to_path_buf(),
+            sec.socket_path().to_path_buf(),
+        );
         drop(sec);
         assert!(!sp.exists());
         // With the secondary gone the broadcast reaches nobody.
         assert_eq!(pri.sendmsg(&Message::new("note").unwrap()).unwrap(), 0);
-        let r = pri.request_sync(&Message::new("double").unwrap(), Duration::from_secs(1)).unwrap();
+        let r = pri
+            .request_sync(&Message::new("double").unwrap(), Duration::from_secs(1))
+            .unwrap();
         assert_eq!(r.nb_sent, 0);
         drop(pri);
         assert!(!pp.exists());
@@ -539,7 +666,13 @@ mod tests {
 
     fn tempfile_in(dir: &Path) -> std::fs::File {
         let p = dir.join("payload");
-        let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&p).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
         std::fs::remove_file(&p).unwrap();
         f
     }

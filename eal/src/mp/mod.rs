@@ -88,7 +88,11 @@ impl Message {
                 why: format!("name must be 1..={} bytes without NUL", MAX_NAME_LEN - 1),
             });
         }
-        Ok(Message { name: name.into(), param: Vec::new(), fds: Vec::new() })
+        Ok(Message {
+            name: name.into(),
+            param: Vec::new(),
+            fds: Vec::new(),
+        })
     }
 
     /// Set the parameter (at most [`MAX_PARAM_LEN`] bytes).
@@ -106,7 +110,10 @@ impl Message {
     /// Attach a file descriptor (at most [`MAX_FDS`]); it is sent with `SCM_RIGHTS`.
     pub fn push_fd(&mut self, fd: OwnedFd) -> Result<()> {
         if self.fds.len() >= MAX_FDS {
-            return Err(Error::BadMessage { name: self.name.clone(), why: format!("more than {MAX_FDS} file descriptors") });
+            return Err(Error::BadMessage {
+                name: self.name.clone(),
+                why: format!("more than {MAX_FDS} file descriptors"),
+            });
         }
         self.fds.push(fd);
         Ok(())
@@ -114,7 +121,10 @@ impl Message {
 
     /// [`push_fd`](Self::push_fd) with a duplicate of a borrowed descriptor.
     pub fn push_fd_dup(&mut self, fd: impl AsFd) -> Result<()> {
-        let owned = fd.as_fd().try_clone_to_owned().map_err(|e| Error::io("duplicate", "file descriptor", e))?;
+        let owned = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("duplicate", "file descriptor", e))?;
         self.push_fd(owned)
     }
 

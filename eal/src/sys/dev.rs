@@ -65,7 +65,10 @@ pub unsafe fn munmap_device(addr: VirtAddr, len: u64) -> Result<()> {
     // SAFETY: the caller owns the range and guarantees no further use.
     let r = unsafe { libc::munmap(addr.as_ptr(), len as usize) };
     if r != 0 {
-        return Err(Error::last_os("unmap", format!("{len} bytes of device memory at {addr}")));
+        return Err(Error::last_os(
+            "unmap",
+            format!("{len} bytes of device memory at {addr}"),
+        ));
     }
     Ok(())
 }
@@ -75,7 +78,14 @@ pub unsafe fn munmap_device(addr: VirtAddr, len: u64) -> Result<()> {
 /// device is present.
 pub fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
     // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes for the whole call.
-    let r = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
+    let r = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
     if r < 0 {
         return Err(Error::last_os("read", what.to_string()));
     }
@@ -83,7 +93,10 @@ pub fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64, what: &str) 
         return Err(Error::io(
             "read",
             what.to_string(),
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("short read: {r} of {} bytes", buf.len())),
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("short read: {r} of {} bytes", buf.len()),
+            ),
         ));
     }
     Ok(())
@@ -92,7 +105,14 @@ pub fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64, what: &str) 
 /// `pwrite` exactly `buf.len()` bytes at `offset`; a short write is an error.
 pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64, what: &str) -> Result<()> {
     // SAFETY: `buf` is a valid readable buffer of `buf.len()` bytes for the whole call.
-    let r = unsafe { libc::pwrite(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), offset as libc::off_t) };
+    let r = unsafe {
+        libc::pwrite(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
     if r < 0 {
         return Err(Error::last_os("write", what.to_string()));
     }
@@ -100,7 +120,10 @@ pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64, what: &str) -> Re
         return Err(Error::io(
             "write",
             what.to_string(),
-            std::io::Error::new(std::io::ErrorKind::WriteZero, format!("short write: {r} of {} bytes", buf.len())),
+            std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                format!("short write: {r} of {} bytes", buf.len()),
+            ),
         ));
     }
     Ok(())
@@ -109,12 +132,24 @@ pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64, what: &str) -> Re
 /// `VFIO_DEVICE_GET_INFO` on a VFIO device fd: the `flags` word
 /// (`VFIO_DEVICE_FLAGS_*`).
 pub fn vfio_device_flags(device: BorrowedFd<'_>) -> Result<u32> {
-    let mut info = VfioDeviceInfo { argsz: std::mem::size_of::<VfioDeviceInfo>() as u32, ..Default::default() };
+    let mut info = VfioDeviceInfo {
+        argsz: std::mem::size_of::<VfioDeviceInfo>() as u32,
+        ..Default::default()
+    };
     // SAFETY: VFIO_DEVICE_GET_INFO writes at most `argsz` bytes into `info`, a valid
     // `struct vfio_device_info` that lives for the whole call.
-    let r = unsafe { libc::ioctl(device.as_raw_fd(), VFIO_DEVICE_GET_INFO as _, &mut info as *mut VfioDeviceInfo) };
+    let r = unsafe {
+        libc::ioctl(
+            device.as_raw_fd(),
+            VFIO_DEVICE_GET_INFO as _,
+            &mut info as *mut VfioDeviceInfo,
+        )
+    };
     if r < 0 {
-        return Err(Error::last_os("query", "VFIO device info (VFIO_DEVICE_GET_INFO)"));
+        return Err(Error::last_os(
+            "query",
+            "VFIO device info (VFIO_DEVICE_GET_INFO)",
+        ));
     }
     Ok(info.flags)
 }
@@ -133,7 +168,11 @@ pub fn vfio_device_reset(device: BorrowedFd<'_>) -> Result<()> {
 /// Wait until `fd` is readable or `timeout_ms` passes (`poll(2)`; negative = forever).
 /// Returns true if readable. `EINTR` counts as "not yet".
 pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: `p` is one valid pollfd for the whole call.
     let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
     if r < 0 {
@@ -160,7 +199,11 @@ pub fn eventfd_read(fd: BorrowedFd<'_>) -> Result<Option<u64>> {
         return Err(Error::io("read", "event fd", e));
     }
     if r != 8 {
-        return Err(Error::io("read", "event fd", std::io::Error::other(format!("short read of {r} bytes"))));
+        return Err(Error::io(
+            "read",
+            "event fd",
+            std::io::Error::other(format!("short read of {r} bytes")),
+        ));
     }
     Ok(Some(u64::from_ne_bytes(v)))
 }

@@ -17,7 +17,10 @@ pub const MAX_FDS: usize = 8;
 
 /// Space for `MAX_FDS` descriptors of control data, u64-aligned as `cmsghdr` needs.
 const CMSG_WORDS: usize = 8;
-const _: () = assert!(CMSG_WORDS * 8 >= 16 + MAX_FDS * 4, "control buffer too small");
+const _: () = assert!(
+    CMSG_WORDS * 8 >= 16 + MAX_FDS * 4,
+    "control buffer too small"
+);
 
 fn sockaddr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain old data; all-zero is valid.
@@ -30,7 +33,10 @@ fn sockaddr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen_t)> {
             path.display().to_string(),
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("socket path longer than {} bytes or contains NUL", a.sun_path.len() - 1),
+                format!(
+                    "socket path longer than {} bytes or contains NUL",
+                    a.sun_path.len() - 1
+                ),
             ),
         ));
     }
@@ -43,16 +49,27 @@ fn sockaddr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen_t)> {
 
 /// Send `data` as one datagram to the socket bound at `to`, with `fds` as `SCM_RIGHTS`
 /// (at most [`MAX_FDS`]). The descriptors stay open in this process.
-pub fn send_with_fds(sock: BorrowedFd<'_>, to: &Path, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    to: &Path,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<()> {
     if fds.len() > MAX_FDS {
         return Err(Error::io(
             "send",
             format!("datagram to {}", to.display()),
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("more than {MAX_FDS} descriptors")),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("more than {MAX_FDS} descriptors"),
+            ),
         ));
     }
     let (mut addr, alen) = sockaddr(to)?;
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     let mut cbuf = [0u64; CMSG_WORDS];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -88,7 +105,11 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, to: &Path, data: &[u8], fds: &[Borrow
         }
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::io("send", format!("datagram to {}", to.display()), e));
+            return Err(Error::io(
+                "send",
+                format!("datagram to {}", to.display()),
+                e,
+            ));
         }
     }
 }
@@ -112,7 +133,10 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received> {
     // SAFETY: sockaddr_un / msghdr are plain old data; all-zero is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     let mut cbuf = [0u64; CMSG_WORDS];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     // SAFETY: as above.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_name = &mut addr as *mut libc::sockaddr_un as *mut libc::c_void;
@@ -158,5 +182,10 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received> {
             .collect();
         PathBuf::from(std::ffi::OsStr::from_bytes(&raw))
     });
-    Ok(Received { len: n, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, fds, from })
+    Ok(Received {
+        len: n,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        fds,
+        from,
+    })
 }

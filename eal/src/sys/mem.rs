@@ -49,7 +49,10 @@ pub fn mmap_reserve(hint: Option<VirtAddr>, len: u64) -> Result<VirtAddr> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(Error::last_os("reserve", format!("{len} bytes of address space")));
+        return Err(Error::last_os(
+            "reserve",
+            format!("{len} bytes of address space"),
+        ));
     }
     Ok(VirtAddr(p as usize as u64))
 }
@@ -60,7 +63,12 @@ pub fn mmap_reserve(hint: Option<VirtAddr>, len: u64) -> Result<VirtAddr> {
 /// `[addr, addr+len)` must lie inside an address range the caller owns (for example one
 /// returned by [`mmap_reserve`]) and nothing may hold a reference into it: the old
 /// mapping there is replaced.
-pub unsafe fn mmap_fixed_shared(addr: VirtAddr, len: u64, fd: BorrowedFd<'_>, offset: u64) -> Result<()> {
+pub unsafe fn mmap_fixed_shared(
+    addr: VirtAddr,
+    len: u64,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+) -> Result<()> {
     // SAFETY: the caller guarantees the target range is theirs and unreferenced; the
     // result is checked.
     let p = unsafe {
@@ -100,7 +108,10 @@ pub fn mmap_shared(len: u64, fd: BorrowedFd<'_>) -> Result<VirtAddr> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(Error::last_os("map", format!("{len} bytes of a shared file")));
+        return Err(Error::last_os(
+            "map",
+            format!("{len} bytes of a shared file"),
+        ));
     }
     Ok(VirtAddr(p as usize as u64))
 }
@@ -124,7 +135,10 @@ pub fn mlock(addr: VirtAddr, len: u64) -> Result<()> {
     // range only yields ENOMEM.
     let r = unsafe { libc::mlock(addr.as_ptr::<libc::c_void>(), len as usize) };
     if r != 0 {
-        return Err(Error::last_os("lock", format!("{len} bytes at {addr} in memory")));
+        return Err(Error::last_os(
+            "lock",
+            format!("{len} bytes at {addr} in memory"),
+        ));
     }
     Ok(())
 }
@@ -132,7 +146,11 @@ pub fn mlock(addr: VirtAddr, len: u64) -> Result<()> {
 /// `flock(fd, LOCK_EX|LOCK_NB)` or `LOCK_SH|LOCK_NB`. Returns `Ok(false)` if another open
 /// file description holds a conflicting lock.
 pub fn try_flock(fd: BorrowedFd<'_>, exclusive: bool, what: &Path) -> Result<bool> {
-    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH } | libc::LOCK_NB;
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    } | libc::LOCK_NB;
     // SAFETY: flock on a valid borrowed fd has no memory-safety preconditions.
     let r = unsafe { libc::flock(fd.as_raw_fd(), op) };
     if r == 0 {
@@ -164,7 +182,10 @@ pub fn statfs(path: &Path) -> Result<(i64, u64)> {
     // SAFETY: `c` is a valid C string and `st` a valid out pointer.
     let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
     if r != 0 {
-        return Err(Error::last_os("stat filesystem", path.display().to_string()));
+        return Err(Error::last_os(
+            "stat filesystem",
+            path.display().to_string(),
+        ));
     }
     #[allow(clippy::unnecessary_cast)]
     Ok((st.f_type as i64, st.f_bsize as u64))
@@ -179,11 +200,17 @@ pub fn mount_hugetlbfs(dir: &Path, page_size: Option<u64>) -> Result<()> {
     let src = CString::new("nodev").expect("static");
     let fstype = CString::new("hugetlbfs").expect("static");
     let data = page_size.map(|p| CString::new(format!("pagesize={p}")).expect("digits"));
-    let dptr = data.as_ref().map(|d| d.as_ptr() as *const libc::c_void).unwrap_or(std::ptr::null());
+    let dptr = data
+        .as_ref()
+        .map(|d| d.as_ptr() as *const libc::c_void)
+        .unwrap_or(std::ptr::null());
     // SAFETY: all pointers are valid NUL-terminated strings or null for `data`.
     let r = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, dptr) };
     if r != 0 {
-        return Err(Error::last_os("mount", format!("hugetlbfs at {}", dir.display())));
+        return Err(Error::last_os(
+            "mount",
+            format!("hugetlbfs at {}", dir.display()),
+        ));
     }
     Ok(())
 }
@@ -243,10 +270,18 @@ pub fn set_mempolicy(node: Option<u32>) -> Result<()> {
         Some(n) => {
             let bits = libc::c_ulong::BITS;
             if n as usize >= mask.len() * bits as usize {
-                return Err(Error::io("bind", format!("memory to node {n}"), std::io::Error::other("node id too large")));
+                return Err(Error::io(
+                    "bind",
+                    format!("memory to node {n}"),
+                    std::io::Error::other("node id too large"),
+                ));
             }
             mask[(n / bits) as usize] |= 1 << (n % bits);
-            (MPOL_BIND, mask.as_ptr(), (mask.len() as u32 * bits + 1) as libc::c_ulong)
+            (
+                MPOL_BIND,
+                mask.as_ptr(),
+                (mask.len() as u32 * bits + 1) as libc::c_ulong,
+            )
         }
         None => (MPOL_DEFAULT, std::ptr::null(), 0),
     };
@@ -257,7 +292,11 @@ pub fn set_mempolicy(node: Option<u32>) -> Result<()> {
         if e.raw_os_error() == Some(libc::ENOSYS) && node.is_none() {
             return Ok(());
         }
-        return Err(Error::io("set", format!("memory policy (node {node:?})"), e));
+        return Err(Error::io(
+            "set",
+            format!("memory policy (node {node:?})"),
+            e,
+        ));
     }
     Ok(())
 }
@@ -284,7 +323,10 @@ pub fn mmap_reserve_exact(addr: VirtAddr, len: u64) -> Result<()> {
             addr.as_ptr(),
             len as usize,
             libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
             -1,
             0,
         )
@@ -292,15 +334,25 @@ pub fn mmap_reserve_exact(addr: VirtAddr, len: u64) -> Result<()> {
     if p == libc::MAP_FAILED {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EEXIST) {
-            return Err(Error::AddressTaken { addr: addr.0, end: addr.0 + len });
+            return Err(Error::AddressTaken {
+                addr: addr.0,
+                end: addr.0 + len,
+            });
         }
-        return Err(Error::io("reserve", format!("{len} bytes of address space at {addr}"), e));
+        return Err(Error::io(
+            "reserve",
+            format!("{len} bytes of address space at {addr}"),
+            e,
+        ));
     }
     if p as usize as u64 != addr.0 {
         // An old kernel treated the flag as a hint: give the range back.
         // SAFETY: `p` is the fresh anonymous mapping we just made, unreferenced.
         unsafe { libc::munmap(p, len as usize) };
-        return Err(Error::AddressTaken { addr: addr.0, end: addr.0 + len });
+        return Err(Error::AddressTaken {
+            addr: addr.0,
+            end: addr.0 + len,
+        });
     }
     Ok(())
 }

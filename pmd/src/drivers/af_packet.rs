@@ -18,14 +18,23 @@ use std::sync::Arc;
 use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{copy_out, mbuf_from, NetIf, RxDrop};
-use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::driver::{
+    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+};
 use crate::sys::{self, Tpacket2Hdr, TpacketReq};
 use crate::{DevCapa, Error, Link, Result, RssHf, RxConf, RxOffloads, TxConf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_af_packet",
     aliases: &["eth_af_packet"],
-    keys: &["iface", "qpairs", "blocksz", "framesz", "framecnt", "qdisc_bypass"],
+    keys: &[
+        "iface",
+        "qpairs",
+        "blocksz",
+        "framesz",
+        "framecnt",
+        "qdisc_bypass",
+    ],
     create,
 };
 
@@ -77,7 +86,10 @@ struct AfPacket {
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let a = ctx.args;
-    let iface = a.get("iface").ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?.to_string();
+    let iface = a
+        .get("iface")
+        .ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?
+        .to_string();
     let qpairs = a.num("qpairs", 1, 1, crate::MAX_QUEUES as u64)? as usize;
     let page = sys::page_size() as u64;
     let blocksz = a.num("blocksz", page, page, 1 << 26)? as u32;
@@ -85,26 +97,55 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let framecnt = a.num("framecnt", 512, 1, 1 << 20)? as u32;
     let bypass = a.flag("qdisc_bypass")?;
     if u64::from(blocksz) % page != 0 {
-        return Err(a.bad("blocksz", &blocksz.to_string(), &format!("must be a multiple of the page size {page}")));
+        return Err(a.bad(
+            "blocksz",
+            &blocksz.to_string(),
+            &format!("must be a multiple of the page size {page}"),
+        ));
     }
     if !framesz.is_multiple_of(16) {
-        return Err(a.bad("framesz", &framesz.to_string(), "must be a multiple of 16 (TPACKET_ALIGNMENT)"));
+        return Err(a.bad(
+            "framesz",
+            &framesz.to_string(),
+            "must be a multiple of 16 (TPACKET_ALIGNMENT)",
+        ));
     }
     let fpb = blocksz / framesz;
     if !framecnt.is_multiple_of(fpb) {
-        return Err(a.bad("framecnt", &framecnt.to_string(), &format!("must be a multiple of blocksz/framesz = {fpb}")));
+        return Err(a.bad(
+            "framecnt",
+            &framecnt.to_string(),
+            &format!("must be a multiple of blocksz/framesz = {fpb}"),
+        ));
     }
     let netif = NetIf::open(&iface)?;
-    let req = TpacketReq { block_size: blocksz, block_nr: framecnt / fpb, frame_size: framesz, frame_nr: framecnt };
+    let req = TpacketReq {
+        block_size: blocksz,
+        block_nr: framecnt / fpb,
+        frame_size: framesz,
+        frame_nr: framecnt,
+    };
     let fanout_id = (std::process::id() as u16) ^ ctx.port_id.rotate_left(8);
     let mut socks = Vec::with_capacity(qpairs);
     for q in 0..qpairs {
-        socks.push(Arc::new(open_sock(&netif, &req, bypass, fanout_id).map_err(|e| match e {
-            Error::Os { op, what, source } => Error::Os { op, what: format!("{what} (queue pair {q} on {iface})"), source },
-            e => e,
-        })?));
+        socks.push(Arc::new(
+            open_sock(&netif, &req, bypass, fanout_id).map_err(|e| match e {
+                Error::Os { op, what, source } => Error::Os {
+                    op,
+                    what: format!("{what} (queue pair {q} on {iface})"),
+                    source,
+                },
+                e => e,
+            })?,
+        ));
     }
-    Ok(Box::new(AfPacket { netif, socks, port: ctx.port_id, framesz, kernel_packets: 0 }))
+    Ok(Box::new(AfPacket {
+        netif,
+        socks,
+        port: ctx.port_id,
+        framesz,
+        kernel_packets: 0,
+    }))
 }
 
 fn open_sock(netif: &NetIf, req: &TpacketReq, bypass: bool, fanout_id: u16) -> Result<PacketSock> {
@@ -115,18 +156,26 @@ fn open_sock(netif: &NetIf, req: &TpacketReq, bypass: bool, fanout_id: u16) -> R
     // Protocol 0: receive nothing until bound with ETH_P_ALL below, so no frame of
     // another interface slips into the ring first.
     let fd = sys::packet_socket(0).map_err(os("open", "an AF_PACKET socket"))?;
-    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V2).map_err(os("set", "PACKET_VERSION"))?;
-    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_LOSS, &1i32).map_err(os("set", "PACKET_LOSS"))?;
+    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_VERSION, &sys::TPACKET_V2)
+        .map_err(os("set", "PACKET_VERSION"))?;
+    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_LOSS, &1i32)
+        .map_err(os("set", "PACKET_LOSS"))?;
     if bypass {
-        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_QDISC_BYPASS, &1i32).map_err(os("set", "PACKET_QDISC_BYPASS"))?;
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_QDISC_BYPASS, &1i32)
+            .map_err(os("set", "PACKET_QDISC_BYPASS"))?;
     }
-    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, req).map_err(os("set up", "the PACKET_RX_RING"))?;
-    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, req).map_err(os("set up", "the PACKET_TX_RING"))?;
+    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, req)
+        .map_err(os("set up", "the PACKET_RX_RING"))?;
+    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, req)
+        .map_err(os("set up", "the PACKET_TX_RING"))?;
     let ring_len = req.block_size as usize * req.block_nr as usize;
     let map = sys::mmap_shared(&fd, 2 * ring_len).map_err(os("map", "the packet rings"))?;
-    sys::bind_packet(&fd, netif.index, sys::ETH_P_ALL).map_err(os("bind", &format!("to {}", netif.name)))?;
-    let fanout = u32::from(fanout_id) | (sys::PACKET_FANOUT_HASH | sys::PACKET_FANOUT_FLAG_DEFRAG) << 16;
-    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &fanout).map_err(os("join", "the PACKET_FANOUT group"))?;
+    sys::bind_packet(&fd, netif.index, sys::ETH_P_ALL)
+        .map_err(os("bind", &format!("to {}", netif.name)))?;
+    let fanout =
+        u32::from(fanout_id) | (sys::PACKET_FANOUT_HASH | sys::PACKET_FANOUT_FLAG_DEFRAG) << 16;
+    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_FANOUT, &fanout)
+        .map_err(os("join", "the PACKET_FANOUT group"))?;
     Ok(PacketSock {
         fd,
         map,
@@ -151,8 +200,12 @@ impl EthDriver for AfPacket {
             capa: DevCapa::MAC_SET | DevCapa::MTU_SET | DevCapa::PROMISC | DevCapa::LINK_SET,
             rx_offload_capa: RxOffloads::VLAN_STRIP,
             tx_offload_capa: TxOffloads::MULTI_SEGS,
-            flow_type_rss_offloads: RssHf::IPV4 | RssHf::IPV6 | RssHf::NONFRAG_IPV4_TCP | RssHf::NONFRAG_IPV4_UDP
-                | RssHf::NONFRAG_IPV6_TCP | RssHf::NONFRAG_IPV6_UDP,
+            flow_type_rss_offloads: RssHf::IPV4
+                | RssHf::IPV6
+                | RssHf::NONFRAG_IPV4_TCP
+                | RssHf::NONFRAG_IPV4_UDP
+                | RssHf::NONFRAG_IPV6_TCP
+                | RssHf::NONFRAG_IPV6_UDP,
             max_rx_pktlen: self.framesz - RX_DATA_OFF,
             max_mtu: self.framesz - RX_DATA_OFF - crate::ETHER_HDR_LEN,
             if_name: Some(self.netif.name.clone()),
@@ -160,14 +213,39 @@ impl EthDriver for AfPacket {
         }
     }
 
-    fn rx_queue_setup(&mut self, q: u16, _n: u16, c: &RxConf, pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        c: &RxConf,
+        pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> Result<Box<dyn RxQueueOps>> {
         let s = self.socks[q as usize].clone();
-        Ok(Box::new(AfRx { s, next: 0, pool: pool.clone(), port: self.port, vlan_strip: c.offloads.contains(RxOffloads::VLAN_STRIP), stats }))
+        Ok(Box::new(AfRx {
+            s,
+            next: 0,
+            pool: pool.clone(),
+            port: self.port,
+            vlan_strip: c.offloads.contains(RxOffloads::VLAN_STRIP),
+            stats,
+        }))
     }
 
-    fn tx_queue_setup(&mut self, q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>> {
         let s = self.socks[q as usize].clone();
-        Ok(Box::new(AfTx { s, next: 0, kick_errors: 0, stats }))
+        Ok(Box::new(AfTx {
+            s,
+            next: 0,
+            kick_errors: 0,
+            stats,
+        }))
     }
 
     fn start(&mut self) -> Result<()> {
@@ -246,7 +324,10 @@ impl RxQueueOps for AfRx {
             let mut give_back = true;
             if pkttype == PACKET_OUTGOING {
                 // A frame this host sent on the interface (not one it received): skip.
-            } else if mac + snap > self.s.frame_size as usize || hdr.tp_len as usize > snap || snap < 14 {
+            } else if mac + snap > self.s.frame_size as usize
+                || hdr.tp_len as usize > snap
+                || snap < 14
+            {
                 errs += 1; // truncated to the frame size, or nonsense offsets
             } else {
                 // SAFETY: bounds checked against the frame; the kernel does not write a frame
@@ -254,7 +335,12 @@ impl RxQueueOps for AfRx {
                 let d = unsafe { std::slice::from_raw_parts(f.add(mac), snap) };
                 let vlan = st & sys::TP_STATUS_VLAN_VALID != 0 && hdr.tp_vlan_tci != 0;
                 let r = if vlan && !self.vlan_strip {
-                    let tpid = if st & sys::TP_STATUS_VLAN_TPID_VALID != 0 && hdr.tp_vlan_tpid != 0 { hdr.tp_vlan_tpid } else { 0x8100 };
+                    let tpid = if st & sys::TP_STATUS_VLAN_TPID_VALID != 0 && hdr.tp_vlan_tpid != 0
+                    {
+                        hdr.tp_vlan_tpid
+                    } else {
+                        0x8100
+                    };
                     let mut tag = [0u8; 4];
                     tag[..2].copy_from_slice(&tpid.to_be_bytes());
                     tag[2..].copy_from_slice(&hdr.tp_vlan_tci.to_be_bytes());
@@ -266,7 +352,11 @@ impl RxQueueOps for AfRx {
                     Ok(mut m) => {
                         if vlan && self.vlan_strip {
                             m.set_vlan_tci(hdr.tp_vlan_tci);
-                            m.set_ol_flags(m.ol_flags() | mbuf::OlFlags::RX_VLAN | mbuf::OlFlags::RX_VLAN_STRIPPED);
+                            m.set_ol_flags(
+                                m.ol_flags()
+                                    | mbuf::OlFlags::RX_VLAN
+                                    | mbuf::OlFlags::RX_VLAN_STRIPPED,
+                            );
                         }
                         bytes += u64::from(m.pkt_len());
                         out.push(m);
@@ -285,7 +375,11 @@ impl RxQueueOps for AfRx {
             }
             // Release: our reads of the frame happen before the kernel reuses it.
             status(h).store(sys::TP_STATUS_KERNEL, Ordering::Release);
-            self.next = if self.next + 1 == self.s.frame_nr { 0 } else { self.next + 1 };
+            self.next = if self.next + 1 == self.s.frame_nr {
+                0
+            } else {
+                self.next + 1
+            };
         }
         self.stats.add(n as u64, bytes);
         if errs > 0 {
@@ -316,7 +410,8 @@ impl TxQueueOps for AfTx {
             n += 1;
             // SAFETY: the frame is ours (status AVAILABLE); `room` bytes after the data offset
             // lie inside it.
-            let dst = unsafe { std::slice::from_raw_parts_mut(f.add(sys::TPACKET2_TX_DATA_OFF), room) };
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(f.add(sys::TPACKET2_TX_DATA_OFF), room) };
             let Some(len) = copy_out(m, dst) else {
                 errs += 1; // larger than a ring frame: dropped
                 continue;
@@ -326,7 +421,11 @@ impl TxQueueOps for AfTx {
             // Release: the frame contents are written before the kernel sees the request.
             status(h).store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
             bytes += len as u64;
-            self.next = if self.next + 1 == self.s.frame_nr { 0 } else { self.next + 1 };
+            self.next = if self.next + 1 == self.s.frame_nr {
+                0
+            } else {
+                self.next + 1
+            };
         }
         // A failed kick (link down, device gone) leaves the frames requested: they go
         // with a later kick.

@@ -25,14 +25,21 @@ impl NetIf {
         let ctl = sys::ctl_socket().map_err(|e| Error::os("open", "a control socket", e))?;
         let index = match sys::if_index(&ctl, name) {
             Ok(i) => i,
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Err(Error::NoSuchInterface { iface: name.into() }),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+                return Err(Error::NoSuchInterface { iface: name.into() })
+            }
             Err(e) => return Err(Error::os("look up", format!("interface {name}"), e)),
         };
-        Ok(NetIf { ctl, name: name.into(), index })
+        Ok(NetIf {
+            ctl,
+            name: name.into(),
+            index,
+        })
     }
 
     fn flags(&self) -> Result<u16> {
-        sys::if_flags(&self.ctl, &self.name).map_err(|e| Error::os("get flags of", self.name.clone(), e))
+        sys::if_flags(&self.ctl, &self.name)
+            .map_err(|e| Error::os("get flags of", self.name.clone(), e))
     }
 
     /// Set or clear interface flag bits.
@@ -40,7 +47,8 @@ impl NetIf {
         let f = self.flags()?;
         let nf = if on { f | bit } else { f & !bit };
         if nf != f {
-            sys::set_if_flags(&self.ctl, &self.name, nf).map_err(|e| Error::os("set flags of", self.name.clone(), e))?;
+            sys::set_if_flags(&self.ctl, &self.name, nf)
+                .map_err(|e| Error::os("set flags of", self.name.clone(), e))?;
         }
         Ok(())
     }
@@ -49,19 +57,27 @@ impl NetIf {
     /// Speed is reported as 10 Gb/s (virtual interfaces have none).
     pub fn link(&self) -> Link {
         let f = self.flags().unwrap_or(0);
-        Link { speed_mbps: 10_000, full_duplex: true, autoneg: false, up: f & sys::IFF_UP != 0 && f & sys::IFF_RUNNING != 0 }
+        Link {
+            speed_mbps: 10_000,
+            full_duplex: true,
+            autoneg: false,
+            up: f & sys::IFF_UP != 0 && f & sys::IFF_RUNNING != 0,
+        }
     }
 
     pub fn mac(&self) -> Result<[u8; 6]> {
-        sys::if_hwaddr(&self.ctl, &self.name).map_err(|e| Error::os("get MAC of", self.name.clone(), e))
+        sys::if_hwaddr(&self.ctl, &self.name)
+            .map_err(|e| Error::os("get MAC of", self.name.clone(), e))
     }
 
     pub fn set_mac(&self, m: [u8; 6]) -> Result<()> {
-        sys::set_if_hwaddr(&self.ctl, &self.name, m).map_err(|e| Error::os("set MAC of", self.name.clone(), e))
+        sys::set_if_hwaddr(&self.ctl, &self.name, m)
+            .map_err(|e| Error::os("set MAC of", self.name.clone(), e))
     }
 
     pub fn set_mtu(&self, m: u32) -> Result<()> {
-        sys::set_if_mtu(&self.ctl, &self.name, m).map_err(|e| Error::os("set MTU of", self.name.clone(), e))
+        sys::set_if_mtu(&self.ctl, &self.name, m)
+            .map_err(|e| Error::os("set MTU of", self.name.clone(), e))
     }
 }
 
@@ -75,7 +91,11 @@ pub enum RxDrop {
 
 /// Copy the concatenation of `parts` into a fresh mbuf (chaining more segments if it
 /// does not fit in one), tagged with `port`.
-pub fn mbuf_from(pool: &PktmbufPool, port: u16, parts: &[&[u8]]) -> std::result::Result<Mbuf, RxDrop> {
+pub fn mbuf_from(
+    pool: &PktmbufPool,
+    port: u16,
+    parts: &[&[u8]],
+) -> std::result::Result<Mbuf, RxDrop> {
     let mut head = Mbuf::alloc(pool).ok_or(RxDrop::NoMbuf)?;
     head.set_port(port);
     let mut cur: Option<Mbuf> = None; // segment being filled when not the head

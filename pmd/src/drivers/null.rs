@@ -4,7 +4,9 @@
 
 use mbuf::{Mbuf, PktmbufPool};
 
-use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::driver::{
+    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+};
 use crate::{Error, Result, RssHf, RxConf, TxConf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
@@ -50,7 +52,14 @@ impl EthDriver for Null {
         }
     }
 
-    fn rx_queue_setup(&mut self, q: u16, _n: u16, _c: &RxConf, pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &RxConf,
+        pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> Result<Box<dyn RxQueueOps>> {
         let room = pool.data_room_size().saturating_sub(mbuf::PKTMBUF_HEADROOM);
         if room < self.size {
             return Err(Error::BadQueue {
@@ -58,21 +67,38 @@ impl EthDriver for Null {
                 dir: "RX",
                 port: self.port,
                 queue: q,
-                why: format!("packet size {} exceeds the pool's data room of {room} bytes", self.size),
+                why: format!(
+                    "packet size {} exceeds the pool's data room of {room} bytes",
+                    self.size
+                ),
             });
         }
         Ok(Box::new(NullRx {
             pool: pool.clone(),
             size: self.size,
-            template: if self.copy { vec![0u8; self.size as usize] } else { Vec::new() },
+            template: if self.copy {
+                vec![0u8; self.size as usize]
+            } else {
+                Vec::new()
+            },
             no_rx: self.no_rx,
             port: self.port,
             stats,
         }))
     }
 
-    fn tx_queue_setup(&mut self, _q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
-        Ok(Box::new(NullTx { copy: self.copy, sink: vec![0u8; self.size as usize], stats }))
+    fn tx_queue_setup(
+        &mut self,
+        _q: u16,
+        _n: u16,
+        _c: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>> {
+        Ok(Box::new(NullTx {
+            copy: self.copy,
+            sink: vec![0u8; self.size as usize],
+            stats,
+        }))
     }
 }
 
@@ -110,7 +136,8 @@ impl RxQueueOps for NullRx {
             }
             done += k;
         }
-        self.stats.add(done as u64, done as u64 * u64::from(self.size));
+        self.stats
+            .add(done as u64, done as u64 * u64::from(self.size));
         done
     }
 }

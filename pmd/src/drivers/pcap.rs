@@ -14,14 +14,23 @@ use std::sync::Arc;
 use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{copy_out, mbuf_from, NetIf, RxDrop};
-use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::driver::{
+    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+};
 use crate::pcapfile::{self, Capture, Writer};
 use crate::{sys, Error, Result, RxConf, TxConf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_pcap",
     aliases: &["eth_pcap"],
-    keys: &["rx_pcap", "tx_pcap", "rx_iface", "tx_iface", "iface", "infinite_rx"],
+    keys: &[
+        "rx_pcap",
+        "tx_pcap",
+        "rx_iface",
+        "tx_iface",
+        "iface",
+        "infinite_rx",
+    ],
     create,
 };
 
@@ -51,7 +60,8 @@ fn live_socket(iface: &str) -> Result<Arc<OwnedFd>> {
     let fd = sys::packet_socket(0).map_err(|e| Error::os("open", "an AF_PACKET socket", e))?;
     sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, &1i32)
         .map_err(|e| Error::os("set", "PACKET_IGNORE_OUTGOING", e))?;
-    sys::bind_packet(&fd, netif.index, sys::ETH_P_ALL).map_err(|e| Error::os("bind", format!("to {iface}"), e))?;
+    sys::bind_packet(&fd, netif.index, sys::ETH_P_ALL)
+        .map_err(|e| Error::os("bind", format!("to {iface}"), e))?;
     Ok(Arc::new(fd))
 }
 
@@ -62,10 +72,17 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     for (k, v) in &a.kv {
         match k.as_str() {
             "rx_pcap" => {
-                let b = std::fs::read(v).map_err(|e| Error::os("open", format!("pcap file {v}"), e))?;
-                let c = pcapfile::parse(&b).map_err(|why| Error::BadPcap { path: v.clone(), why })?;
+                let b =
+                    std::fs::read(v).map_err(|e| Error::os("open", format!("pcap file {v}"), e))?;
+                let c = pcapfile::parse(&b).map_err(|why| Error::BadPcap {
+                    path: v.clone(),
+                    why,
+                })?;
                 if c.linktype != pcapfile::LINKTYPE_ETHERNET {
-                    return Err(Error::BadPcap { path: v.clone(), why: format!("link type {} is not Ethernet (1)", c.linktype) });
+                    return Err(Error::BadPcap {
+                        path: v.clone(),
+                        why: format!("link type {} is not Ethernet (1)", c.linktype),
+                    });
                 }
                 rx.push(RxSrc::File(Arc::new(c)));
             }
@@ -86,12 +103,25 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         }
     }
     if rx.len() > crate::MAX_QUEUES || tx.len() > crate::MAX_QUEUES {
-        return Err(a.bad("rx_pcap", "", &format!("at most {} sources/sinks per direction", crate::MAX_QUEUES)));
+        return Err(a.bad(
+            "rx_pcap",
+            "",
+            &format!("at most {} sources/sinks per direction", crate::MAX_QUEUES),
+        ));
     }
     if rx.is_empty() && tx.is_empty() {
-        return Err(a.bad("rx_pcap", "", "give at least one of rx_pcap, tx_pcap, rx_iface, tx_iface, iface"));
+        return Err(a.bad(
+            "rx_pcap",
+            "",
+            "give at least one of rx_pcap, tx_pcap, rx_iface, tx_iface, iface",
+        ));
     }
-    Ok(Box::new(Pcap { rx, tx, infinite: a.flag("infinite_rx")?, port: ctx.port_id }))
+    Ok(Box::new(Pcap {
+        rx,
+        tx,
+        infinite: a.flag("infinite_rx")?,
+        port: ctx.port_id,
+    }))
 }
 
 impl EthDriver for Pcap {
@@ -110,16 +140,39 @@ impl EthDriver for Pcap {
         }
     }
 
-    fn rx_queue_setup(&mut self, q: u16, _n: u16, _c: &RxConf, pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &RxConf,
+        pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> Result<Box<dyn RxQueueOps>> {
         let src = self.rx[q as usize].clone();
-        Ok(Box::new(PcapRx { src, next: 0, infinite: self.infinite, pool: pool.clone(), port: self.port, buf: Vec::new(), stats }))
+        Ok(Box::new(PcapRx {
+            src,
+            next: 0,
+            infinite: self.infinite,
+            pool: pool.clone(),
+            port: self.port,
+            buf: Vec::new(),
+            stats,
+        }))
     }
 
-    fn tx_queue_setup(&mut self, _q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(
+        &mut self,
+        _q: u16,
+        _n: u16,
+        _c: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>> {
         let dst = match &self.tx[_q as usize] {
             TxDst::File(p) => {
-                let f = File::create(p).map_err(|e| Error::os("create", format!("pcap file {p}"), e))?;
-                let w = Writer::new(BufWriter::with_capacity(1 << 16, f)).map_err(|e| Error::os("write", format!("pcap file {p}"), e))?;
+                let f = File::create(p)
+                    .map_err(|e| Error::os("create", format!("pcap file {p}"), e))?;
+                let w = Writer::new(BufWriter::with_capacity(1 << 16, f))
+                    .map_err(|e| Error::os("write", format!("pcap file {p}"), e))?;
                 Sink::File(w)
             }
             TxDst::Iface(fd) => Sink::Iface(fd.clone(), vec![0; MAX_FRAME]),
@@ -162,7 +215,9 @@ impl RxQueueOps for PcapRx {
                         self.buf = vec![0; MAX_FRAME];
                     }
                     match sys::recv_nb(fd.as_raw_fd(), &mut self.buf) {
-                        Ok(Some(len)) if len <= MAX_FRAME => mbuf_from(&self.pool, self.port, &[&self.buf[..len]]),
+                        Ok(Some(len)) if len <= MAX_FRAME => {
+                            mbuf_from(&self.pool, self.port, &[&self.buf[..len]])
+                        }
                         Ok(Some(_)) => Err(RxDrop::TooBig),
                         Ok(None) => break,
                         Err(_) => {

@@ -17,10 +17,17 @@ use mbuf::header::MbufHeader;
 use mbuf::{Mbuf, PktmbufPool};
 use ring::{Ring, RingFlags};
 
-use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::driver::{
+    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+};
 use crate::{Error, Result, RxConf, TxConf, TxOffloads};
 
-pub const DRIVER: VdevDriver = VdevDriver { name: "net_ring", aliases: &["eth_ring"], keys: &[], create };
+pub const DRIVER: VdevDriver = VdevDriver {
+    name: "net_ring",
+    aliases: &["eth_ring"],
+    keys: &[],
+    create,
+};
 
 /// Rings a `net_ring` vdev creates (DPDK's `RTE_PMD_RING_MAX_RX_RINGS`).
 pub const VDEV_RINGS: usize = 16;
@@ -44,7 +51,15 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         // SAFETY: SP/SC: ring i is produced only by TX queue i and consumed only by RX
         // queue i of this port, each used by one thread at a time (the ethdev queue
         // claim); the elements are mbuf addresses (usize).
-        let r = unsafe { Ring::<usize>::create(ctx.eal, &rn, VDEV_RING_SIZE, None, RingFlags::SP_ENQ | RingFlags::SC_DEQ) };
+        let r = unsafe {
+            Ring::<usize>::create(
+                ctx.eal,
+                &rn,
+                VDEV_RING_SIZE,
+                None,
+                RingFlags::SP_ENQ | RingFlags::SC_DEQ,
+            )
+        };
         match r {
             Ok(r) => rings.push(r),
             Err(source) => {
@@ -52,11 +67,20 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
                     // SAFETY: fresh rings nobody else has seen.
                     let _ = unsafe { r.free() };
                 }
-                return Err(Error::Ring { op: "create", what: rn, source: Box::new(source) });
+                return Err(Error::Ring {
+                    op: "create",
+                    what: rn,
+                    source: Box::new(source),
+                });
             }
         }
     }
-    Ok(Box::new(RingPort { rx: rings.clone(), tx: rings, owned: true, port: ctx.port_id }))
+    Ok(Box::new(RingPort {
+        rx: rings.clone(),
+        tx: rings,
+        owned: true,
+        port: ctx.port_id,
+    }))
 }
 
 /// Make a `net_ring` port named `name` whose RX queue i dequeues from `rx[i]` and TX
@@ -68,9 +92,19 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
 /// over with [`Mbuf::into_raw`] (the port takes ownership with `Mbuf::from_raw` on RX),
 /// in a pool this process has a handle to; and while the port lives the rings' single
 /// sides (if any) are used only through this port's queues.
-pub unsafe fn eth_from_rings(eal: &Eal, name: &str, rx: &[Ring<usize>], tx: &[Ring<usize>]) -> Result<u16> {
+pub unsafe fn eth_from_rings(
+    eal: &Eal,
+    name: &str,
+    rx: &[Ring<usize>],
+    tx: &[Ring<usize>],
+) -> Result<u16> {
     if rx.is_empty() && tx.is_empty() {
-        return Err(Error::BadArg { dev: name.into(), key: "rings".into(), value: String::new(), why: "no rings given".into() });
+        return Err(Error::BadArg {
+            dev: name.into(),
+            key: "rings".into(),
+            value: String::new(),
+            why: "no rings given".into(),
+        });
     }
     if rx.len() > crate::MAX_QUEUES || tx.len() > crate::MAX_QUEUES {
         return Err(Error::BadArg {
@@ -81,7 +115,12 @@ pub unsafe fn eth_from_rings(eal: &Eal, name: &str, rx: &[Ring<usize>], tx: &[Ri
         });
     }
     crate::attach_port(eal, name, |port| {
-        Ok(Box::new(RingPort { rx: rx.to_vec(), tx: tx.to_vec(), owned: false, port }) as Box<dyn EthDriver>)
+        Ok(Box::new(RingPort {
+            rx: rx.to_vec(),
+            tx: tx.to_vec(),
+            owned: false,
+            port,
+        }) as Box<dyn EthDriver>)
     })
 }
 
@@ -101,25 +140,50 @@ impl EthDriver for RingPort {
         }
     }
 
-    fn rx_queue_setup(&mut self, q: u16, _n: u16, _c: &RxConf, _pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
-        let r = self.rx.get(q as usize).cloned().ok_or_else(|| Error::BadQueue {
-            op: "set up",
-            dir: "RX",
+    fn rx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &RxConf,
+        _pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> Result<Box<dyn RxQueueOps>> {
+        let r = self
+            .rx
+            .get(q as usize)
+            .cloned()
+            .ok_or_else(|| Error::BadQueue {
+                op: "set up",
+                dir: "RX",
+                port: self.port,
+                queue: q,
+                why: "no ring for it".into(),
+            })?;
+        Ok(Box::new(RingRx {
+            r,
             port: self.port,
-            queue: q,
-            why: "no ring for it".into(),
-        })?;
-        Ok(Box::new(RingRx { r, port: self.port, stats }))
+            stats,
+        }))
     }
 
-    fn tx_queue_setup(&mut self, q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
-        let r = self.tx.get(q as usize).cloned().ok_or_else(|| Error::BadQueue {
-            op: "set up",
-            dir: "TX",
-            port: self.port,
-            queue: q,
-            why: "no ring for it".into(),
-        })?;
+    fn tx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>> {
+        let r = self
+            .tx
+            .get(q as usize)
+            .cloned()
+            .ok_or_else(|| Error::BadQueue {
+                op: "set up",
+                dir: "TX",
+                port: self.port,
+                queue: q,
+                why: "no ring for it".into(),
+            })?;
         Ok(Box::new(RingTx { r, stats }))
     }
 

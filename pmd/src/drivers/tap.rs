@@ -11,10 +11,17 @@ use std::sync::Arc;
 use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{mbuf_from, NetIf, RxDrop};
-use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver};
+use crate::driver::{
+    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+};
 use crate::{sys, DevCapa, Error, Link, Result, RxConf, TxConf, TxOffloads};
 
-pub const DRIVER: VdevDriver = VdevDriver { name: "net_tap", aliases: &["eth_tap"], keys: &["iface", "mac"], create };
+pub const DRIVER: VdevDriver = VdevDriver {
+    name: "net_tap",
+    aliases: &["eth_tap"],
+    keys: &["iface", "mac"],
+    create,
+};
 
 const FLAGS: u16 = sys::IFF_TAP | sys::IFF_NO_PI | sys::IFF_MULTI_QUEUE;
 /// Largest frame read (the kernel's TAP limit is 64 KiB).
@@ -29,33 +36,59 @@ struct Tap {
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let v: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16)).collect::<std::result::Result<_, _>>().ok()?;
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
     v.try_into().ok()
 }
 
 fn open_queue(name: &str) -> Result<OwnedFd> {
     let fd = sys::tun_open().map_err(|e| Error::os("open", "/dev/net/tun", e))?;
-    sys::tun_set_iff(&fd, name, FLAGS).map_err(|e| Error::os("attach", format!("a queue to TAP interface {name}"), e))?;
+    sys::tun_set_iff(&fd, name, FLAGS)
+        .map_err(|e| Error::os("attach", format!("a queue to TAP interface {name}"), e))?;
     Ok(fd)
 }
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let a = ctx.args;
-    let name = a.get("iface").map(str::to_string).unwrap_or_else(|| format!("dtap{}", ctx.port_id));
-    if name.is_empty() || name.len() >= sys::IFNAMSIZ || name.contains('/') || name.contains(char::is_whitespace) {
-        return Err(a.bad("iface", &name, &format!("interface names are 1..{} characters without '/' or spaces", sys::IFNAMSIZ)));
+    let name = a
+        .get("iface")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("dtap{}", ctx.port_id));
+    if name.is_empty()
+        || name.len() >= sys::IFNAMSIZ
+        || name.contains('/')
+        || name.contains(char::is_whitespace)
+    {
+        return Err(a.bad(
+            "iface",
+            &name,
+            &format!(
+                "interface names are 1..{} characters without '/' or spaces",
+                sys::IFNAMSIZ
+            ),
+        ));
     }
-    let mac = match a.get("mac") {
-        None => None,
-        Some("fixed") => Some([0x00, 0x64, 0x74, 0x61, 0x70, ctx.port_id as u8]),
-        Some(m) => Some(parse_mac(m).filter(|m| m[0] & 1 == 0).ok_or_else(|| a.bad("mac", m, "expected a unicast aa:bb:cc:dd:ee:ff or 'fixed'"))?),
-    };
+    let mac =
+        match a.get("mac") {
+            None => None,
+            Some("fixed") => Some([0x00, 0x64, 0x74, 0x61, 0x70, ctx.port_id as u8]),
+            Some(m) => Some(parse_mac(m).filter(|m| m[0] & 1 == 0).ok_or_else(|| {
+                a.bad("mac", m, "expected a unicast aa:bb:cc:dd:ee:ff or 'fixed'")
+            })?),
+        };
     let fd = open_queue(&name)?;
     let netif = NetIf::open(&name)?;
     if let Some(m) = mac {
         netif.set_mac(m)?;
     }
-    Ok(Box::new(Tap { netif, fds: vec![Arc::new(fd)], port: ctx.port_id }))
+    Ok(Box::new(Tap {
+        netif,
+        fds: vec![Arc::new(fd)],
+        port: ctx.port_id,
+    }))
 }
 
 impl EthDriver for Tap {
@@ -76,20 +109,49 @@ impl EthDriver for Tap {
         }
     }
 
-    fn configure(&mut self, nb_rxq: u16, nb_txq: u16, _c: &crate::EthConf) -> std::result::Result<(), String> {
+    fn configure(
+        &mut self,
+        nb_rxq: u16,
+        nb_txq: u16,
+        _c: &crate::EthConf,
+    ) -> std::result::Result<(), String> {
         let want = usize::from(nb_rxq.max(nb_txq)).max(1);
         while self.fds.len() < want {
-            self.fds.push(Arc::new(open_queue(&self.netif.name).map_err(|e| e.to_string())?));
+            self.fds.push(Arc::new(
+                open_queue(&self.netif.name).map_err(|e| e.to_string())?,
+            ));
         }
         Ok(())
     }
 
-    fn rx_queue_setup(&mut self, q: u16, _n: u16, _c: &RxConf, pool: &PktmbufPool, stats: QueueStats) -> Result<Box<dyn RxQueueOps>> {
-        Ok(Box::new(TapRx { fd: self.fds[q as usize].clone(), pool: pool.clone(), port: self.port, buf: vec![0; MAX_FRAME], stats }))
+    fn rx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &RxConf,
+        pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> Result<Box<dyn RxQueueOps>> {
+        Ok(Box::new(TapRx {
+            fd: self.fds[q as usize].clone(),
+            pool: pool.clone(),
+            port: self.port,
+            buf: vec![0; MAX_FRAME],
+            stats,
+        }))
     }
 
-    fn tx_queue_setup(&mut self, q: u16, _n: u16, _c: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
-        Ok(Box::new(TapTx { fd: self.fds[q as usize].clone(), stats }))
+    fn tx_queue_setup(
+        &mut self,
+        q: u16,
+        _n: u16,
+        _c: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>> {
+        Ok(Box::new(TapTx {
+            fd: self.fds[q as usize].clone(),
+            stats,
+        }))
     }
 
     fn start(&mut self) -> Result<()> {
@@ -196,7 +258,7 @@ impl TxQueueOps for TapTx {
             }
             match sys::writev_nb(self.fd.as_raw_fd(), &iov[..k]) {
                 Ok(Some(_)) => bytes += u64::from(m.pkt_len()),
-                Ok(None) => break, // queue full: the rest stay with the caller
+                Ok(None) => break,   // queue full: the rest stay with the caller
                 Err(_) => errs += 1, // refused by the kernel (e.g. link down): dropped
             }
             n += 1;

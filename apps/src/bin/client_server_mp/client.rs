@@ -30,13 +30,19 @@ use mbuf::{Mbuf, MbufHeader, PktmbufPool};
 use ring::Ring;
 
 fn usage() -> String {
-    format!("usage: mp_client [EAL options] -- -n CLIENT_ID\n\n{}", eal::args::usage())
+    format!(
+        "usage: mp_client [EAL options] -- -n CLIENT_ID\n\n{}",
+        eal::args::usage()
+    )
 }
 
 fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args().collect();
     let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    if !argv[..eal_part].iter().any(|a| a == "--proc-type" || a.starts_with("--proc-type=")) {
+    if !argv[..eal_part]
+        .iter()
+        .any(|a| a == "--proc-type" || a.starts_with("--proc-type="))
+    {
         argv.splice(1..1, ["--proc-type".to_string(), "secondary".to_string()]);
     }
     let (eal, rest) = match Eal::init(&argv) {
@@ -54,7 +60,10 @@ fn main() -> ExitCode {
         [n, v] if n == "-n" => match v.parse::<u32>() {
             Ok(v) => v,
             Err(_) => {
-                eprintln!("mp_client: invalid value '{v}' for '-n': not a client number\n{}", usage());
+                eprintln!(
+                    "mp_client: invalid value '{v}' for '-n': not a client number\n{}",
+                    usage()
+                );
                 return ExitCode::from(2);
             }
         },
@@ -73,10 +82,15 @@ fn main() -> ExitCode {
 }
 
 fn run(eal: &Eal, id: u32) -> Result<u8, String> {
-    let pool = PktmbufPool::lookup(eal, POOL).map_err(|e| format!("failed to find the mbuf pool (is mp_server running?): {e}"))?;
+    let pool = PktmbufPool::lookup(eal, POOL)
+        .map_err(|e| format!("failed to find the mbuf pool (is mp_server running?): {e}"))?;
     if pool.mempool().cache_size() > 0 {
         let mine = eal.lcore_ids();
-        for p in eal.processes().iter().filter(|p| p.pid != std::process::id() as i32) {
+        for p in eal
+            .processes()
+            .iter()
+            .filter(|p| p.pid != std::process::id() as i32)
+        {
             if let Some(l) = p.lcores.iter().find(|l| mine.contains(l)) {
                 return Err(format!(
                     "lcore {l} is also used by process {} ({:?}); the pool's caches are per lcore id, so give this client its own, e.g. --lcores {}@0",
@@ -87,7 +101,9 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
             }
         }
     }
-    let mz = eal.memzone_lookup(INFO).ok_or_else(|| format!("failed to find {INFO} (is mp_server running?)"))?;
+    let mz = eal
+        .memzone_lookup(INFO)
+        .ok_or_else(|| format!("failed to find {INFO} (is mp_server running?)"))?;
     if (mz.len() as usize) < std::mem::size_of::<Info>() {
         return Err(format!("{INFO} is too small"));
     }
@@ -98,17 +114,24 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
         return Err(format!("{INFO} has a bad magic or version"));
     }
     if id >= info.n_clients {
-        return Err(format!("client id {id} out of range: the server runs {} client(s)", info.n_clients));
+        return Err(format!(
+            "client id {id} out of range: the server runs {} client(s)",
+            info.n_clients
+        ));
     }
     // SAFETY: the ring was created for u64 with a single consumer side; this process's
     // main thread is that one consumer (one client per id).
-    let ring = unsafe { Ring::<u64>::lookup(eal, &common::ring_name(id)) }.map_err(|e| format!("failed to find my ring: {e}"))?;
+    let ring = unsafe { Ring::<u64>::lookup(eal, &common::ring_name(id)) }
+        .map_err(|e| format!("failed to find my ring: {e}"))?;
     let gone = Arc::new(AtomicBool::new(false));
     let g2 = gone.clone();
     eal.on_primary_exit(move || g2.store(true, Ordering::Release));
     let stat = &info.clients[id as usize];
     stat.pid.store(std::process::id(), Ordering::Relaxed);
-    println!("mp_client {id}: attached to pid {}, receiving", eal.primary_pid());
+    println!(
+        "mp_client {id}: attached to pid {}, receiving",
+        eal.primary_pid()
+    );
     let _ = std::io::stdout().flush();
 
     let mut raw = [0u64; BURST];

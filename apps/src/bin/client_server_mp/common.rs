@@ -93,13 +93,19 @@ pub fn verify(p: &[u8], seq: u64, client: u32) -> Result<(), String> {
     let got_client = u32::from_le_bytes(p[8..12].try_into().expect("4 bytes"));
     let got_check = u32::from_le_bytes(p[12..16].try_into().expect("4 bytes"));
     if got_seq != seq || got_client != client {
-        return Err(format!("got seq {got_seq} for client {got_client}, expected seq {seq} for client {client}"));
+        return Err(format!(
+            "got seq {got_seq} for client {got_client}, expected seq {seq} for client {client}"
+        ));
     }
     if got_check != check_word(seq, client) {
         return Err(format!("seq {seq}: bad check word {got_check:#x}"));
     }
     let s = seq as u8;
-    if let Some(i) = p[16..].iter().enumerate().position(|(i, &b)| b != s.wrapping_add(i as u8)) {
+    if let Some(i) = p[16..]
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != s.wrapping_add(i as u8))
+    {
         return Err(format!("seq {seq}: pattern byte {} wrong", 16 + i));
     }
     Ok(())

@@ -49,12 +49,19 @@ fn usage() -> String {
 }
 
 fn parse(rest: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { clients: 0, total: 0, pool_size: 8191, ring_size: 1024, wait: Duration::from_secs(600) };
+    let mut o = Opts {
+        clients: 0,
+        total: 0,
+        pool_size: 8191,
+        ring_size: 1024,
+        wait: Duration::from_secs(600),
+    };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| -> Result<u64, String> {
             let v = it.next().ok_or_else(|| format!("'{name}' needs a value"))?;
-            v.parse().map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
+            v.parse()
+                .map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
         };
         match a.as_str() {
             "-n" => o.clients = val("-n")? as u32,
@@ -66,7 +73,10 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
         }
     }
     if o.clients == 0 || o.clients as usize > MAX_CLIENTS {
-        return Err(format!("invalid value '{}' for '-n': need 1..={MAX_CLIENTS} clients", o.clients));
+        return Err(format!(
+            "invalid value '{}' for '-n': need 1..={MAX_CLIENTS} clients",
+            o.clients
+        ));
     }
     Ok(o)
 }
@@ -114,10 +124,23 @@ struct Client {
 }
 
 fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
-    let pool = mbuf::pktmbuf_pool_create(eal, POOL, o.pool_size, 256, 0, mbuf::MBUF_DEFAULT_BUF_SIZE, None)
-        .map_err(|e| format!("failed to create mbuf pool {POOL}: {e}"))?;
+    let pool = mbuf::pktmbuf_pool_create(
+        eal,
+        POOL,
+        o.pool_size,
+        256,
+        0,
+        mbuf::MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| format!("failed to create mbuf pool {POOL}: {e}"))?;
     let mz = eal
-        .memzone_reserve(INFO, std::mem::size_of::<Info>(), None, MemzoneFlags::empty())
+        .memzone_reserve(
+            INFO,
+            std::mem::size_of::<Info>(),
+            None,
+            MemzoneFlags::empty(),
+        )
         .map_err(|e| format!("failed to reserve {INFO}: {e}"))?;
     let info_ptr = mz.as_ptr::<Info>();
     // SAFETY: a fresh memzone of size_of::<Info>() bytes, 64-aligned; all-zero is a valid
@@ -132,10 +155,28 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
     for i in 0..o.clients {
         // SAFETY: single producer = this thread only; single consumer = the one client
         // process `i` (its main thread), as documented; T = u64 on both sides.
-        let ring = unsafe { Ring::<u64>::create(eal, &common::ring_name(i), o.ring_size, None, RingFlags::SP_ENQ | RingFlags::SC_DEQ) }
-            .map_err(|e| format!("failed to create ring for client {i}: {e}"))?;
-        let quota = if o.total == 0 { u64::MAX } else { o.total / u64::from(o.clients) + u64::from(u64::from(i) < o.total % u64::from(o.clients)) };
-        clients.push(Client { ring, pending: Vec::with_capacity(BURST), next_seq: 0, quota });
+        let ring = unsafe {
+            Ring::<u64>::create(
+                eal,
+                &common::ring_name(i),
+                o.ring_size,
+                None,
+                RingFlags::SP_ENQ | RingFlags::SC_DEQ,
+            )
+        }
+        .map_err(|e| format!("failed to create ring for client {i}: {e}"))?;
+        let quota = if o.total == 0 {
+            u64::MAX
+        } else {
+            o.total / u64::from(o.clients)
+                + u64::from(u64::from(i) < o.total % u64::from(o.clients))
+        };
+        clients.push(Client {
+            ring,
+            pending: Vec::with_capacity(BURST),
+            next_seq: 0,
+            quota,
+        });
     }
     // Release: pairs with the clients' acquire load of the magic.
     info.magic.store(INFO_MAGIC, Ordering::Release);
@@ -144,7 +185,11 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
         pool.size(),
         o.clients,
         o.ring_size,
-        if o.total == 0 { "until killed".to_string() } else { format!("{} mbufs", o.total) }
+        if o.total == 0 {
+            "until killed".to_string()
+        } else {
+            format!("{} mbufs", o.total)
+        }
     );
     let _ = std::io::stdout().flush();
 
@@ -160,7 +205,9 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
                 if Mbuf::alloc_bulk(&pool, &mut batch[..n]).is_ok() {
                     for slot in &mut batch[..n] {
                         let mut m = slot.take().expect("alloc_bulk filled every slot");
-                        let p = m.append(PAYLOAD).map_err(|e| format!("failed to append payload: {e}"))?;
+                        let p = m
+                            .append(PAYLOAD)
+                            .map_err(|e| format!("failed to append payload: {e}"))?;
                         common::fill(p, c.next_seq, i as u32);
                         c.next_seq += 1;
                         c.pending.push(m.into_raw().as_ptr() as u64);
@@ -176,7 +223,9 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
                     progressed = true;
                 }
             }
-            info.clients[i].sent.store(c.next_seq - c.pending.len() as u64, Ordering::Relaxed);
+            info.clients[i]
+                .sent
+                .store(c.next_seq - c.pending.len() as u64, Ordering::Relaxed);
             if !(c.pending.is_empty() && c.next_seq >= c.quota) {
                 all_done = false;
             }
@@ -189,8 +238,15 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             last_report = Instant::now();
-            let sent: u64 = clients.iter().map(|c| c.next_seq - c.pending.len() as u64).sum();
-            let rx: u64 = info.clients.iter().map(|c| c.rx.load(Ordering::Relaxed)).sum();
+            let sent: u64 = clients
+                .iter()
+                .map(|c| c.next_seq - c.pending.len() as u64)
+                .sum();
+            let rx: u64 = info
+                .clients
+                .iter()
+                .map(|c| c.rx.load(Ordering::Relaxed))
+                .sum();
             println!("mp_server: sent {sent}, clients received {rx}");
             let _ = std::io::stdout().flush();
         }
@@ -198,18 +254,25 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
     // Release: pairs with Info::is_done; every `sent` and enqueue above is visible.
     info.done.store(1, Ordering::Release);
     let total: u64 = clients.iter().map(|c| c.next_seq).sum();
-    println!("mp_server: all {total} mbufs enqueued in {:.2?}; waiting for the clients", start.elapsed());
+    println!(
+        "mp_server: all {total} mbufs enqueued in {:.2?}; waiting for the clients",
+        start.elapsed()
+    );
     let _ = std::io::stdout().flush();
 
     let deadline = Instant::now() + o.wait;
     let mut ok = true;
     loop {
-        let finished = info.clients[..o.clients as usize].iter().all(|c| c.finished.load(Ordering::Acquire) == 1);
+        let finished = info.clients[..o.clients as usize]
+            .iter()
+            .all(|c| c.finished.load(Ordering::Acquire) == 1);
         let dead: Vec<usize> = (0..o.clients as usize)
             .filter(|&i| {
                 let c = &info.clients[i];
                 let pid = c.pid.load(Ordering::Relaxed) as i32;
-                c.finished.load(Ordering::Acquire) == 0 && pid > 0 && !eal::sys::mem::process_exists(pid)
+                c.finished.load(Ordering::Acquire) == 0
+                    && pid > 0
+                    && !eal::sys::mem::process_exists(pid)
             })
             .collect();
         if finished {
@@ -228,7 +291,11 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     for (i, c) in info.clients[..o.clients as usize].iter().enumerate() {
-        let (sent, rx, err) = (c.sent.load(Ordering::Relaxed), c.rx.load(Ordering::Relaxed), c.errors.load(Ordering::Relaxed));
+        let (sent, rx, err) = (
+            c.sent.load(Ordering::Relaxed),
+            c.rx.load(Ordering::Relaxed),
+            c.errors.load(Ordering::Relaxed),
+        );
         println!("client {i}: sent={sent} rx={rx} errors={err}");
         ok &= sent == rx && err == 0;
     }

@@ -96,7 +96,11 @@ impl App {
     }
 
     pub fn open_ports(&self) -> Vec<u16> {
-        self.ports.iter().filter(|p| p.state != PState::Closed).map(|p| p.id).collect()
+        self.ports
+            .iter()
+            .filter(|p| p.state != PState::Closed)
+            .map(|p| p.id)
+            .collect()
     }
 
     pub fn entry(&mut self, id: u16) -> Option<&mut PortEntry> {
@@ -114,7 +118,12 @@ impl App {
 
     /// The streams and their lcores, from the started ports and the settings.
     pub fn plan(&self) -> Result<Plan, String> {
-        let ports: Vec<u16> = self.ports.iter().filter(|p| p.state == PState::Started).map(|p| p.id).collect();
+        let ports: Vec<u16> = self
+            .ports
+            .iter()
+            .filter(|p| p.state == PState::Started)
+            .map(|p| p.id)
+            .collect();
         if ports.is_empty() {
             return Err("no started port to forward on (port start all)".into());
         }
@@ -122,7 +131,10 @@ impl App {
         for (i, &p) in ports.iter().enumerate() {
             let peer = ports[fwd::peer_index(i, ports.len())];
             let nrx = pmd::dev_info(p).map_err(|e| e.to_string())?.nb_rx_queues;
-            let ntx = pmd::dev_info(peer).map_err(|e| e.to_string())?.nb_tx_queues.max(1);
+            let ntx = pmd::dev_info(peer)
+                .map_err(|e| e.to_string())?
+                .nb_tx_queues
+                .max(1);
             let tx_mac = pmd::mac_addr_get(peer).map_err(|e| e.to_string())?;
             for q in 0..nrx {
                 defs.push(StreamDef {
@@ -138,7 +150,14 @@ impl App {
         }
         let lc = self.fwd_lcores();
         let groups = fwd::assign(defs, lc.len());
-        Ok(Plan { lcores: lc.into_iter().zip(groups).filter(|(_, g)| !g.is_empty()).collect(), ports })
+        Ok(Plan {
+            lcores: lc
+                .into_iter()
+                .zip(groups)
+                .filter(|(_, g)| !g.is_empty())
+                .collect(),
+            ports,
+        })
     }
 
     /// Start forwarding (optionally one generated burst per stream first).
@@ -156,8 +175,11 @@ impl App {
             pool: self.pool.clone(),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let base: Vec<(u16, pmd::EthStats)> =
-            plan.ports.iter().filter_map(|&p| pmd::stats_get(p).ok().map(|s| (p, s))).collect();
+        let base: Vec<(u16, pmd::EthStats)> = plan
+            .ports
+            .iter()
+            .filter_map(|&p| pmd::stats_get(p).ok().map(|s| (p, s)))
+            .collect();
         // Take every handle first, so a failure launches nothing.
         let mut jobs = Vec::new();
         let mut streams = Vec::new();
@@ -209,7 +231,14 @@ impl App {
                 ""
             }
         );
-        self.session = Some(Session { stop, runners, streams, ports: plan.ports, base, t0: Instant::now() });
+        self.session = Some(Session {
+            stop,
+            runners,
+            streams,
+            ports: plan.ports,
+            base,
+            t0: Instant::now(),
+        });
         Ok(())
     }
 
@@ -234,7 +263,9 @@ impl App {
             let per = stats::port_fwd(&s.ports, &s.base, &s.streams);
             return Some(stats::fwd_stats_block(&per, &s.streams, csum));
         }
-        self.last.as_ref().map(|f| stats::fwd_stats_block(&f.per_port, &f.streams, f.mode == Mode::Csum))
+        self.last
+            .as_ref()
+            .map(|f| stats::fwd_stats_block(&f.per_port, &f.streams, f.mode == Mode::Csum))
     }
 
     /// Stop forwarding, wait for the lcores, print the forward statistics.
@@ -264,9 +295,17 @@ impl App {
         }
         let seconds = s.t0.elapsed().as_secs_f64();
         let per_port = stats::port_fwd(&s.ports, &s.base, &s.streams);
-        print!("{}", stats::fwd_stats_block(&per_port, &s.streams, self.opts.mode == Mode::Csum));
+        print!(
+            "{}",
+            stats::fwd_stats_block(&per_port, &s.streams, self.opts.mode == Mode::Csum)
+        );
         println!("\nDone.");
-        self.last = Some(Finished { streams: s.streams, per_port, seconds, mode: self.opts.mode });
+        self.last = Some(Finished {
+            streams: s.streams,
+            per_port,
+            seconds,
+            mode: self.opts.mode,
+        });
         if failed.is_empty() {
             Ok(())
         } else {
@@ -318,7 +357,12 @@ impl App {
     pub fn check_mbufs(&self) -> u32 {
         let (size, avail) = (self.pool.size(), self.pool.avail_count());
         if avail != size {
-            println!("Warning: {} of {} mbufs not returned to pool '{}'", size - avail, size, POOL_NAME);
+            println!(
+                "Warning: {} of {} mbufs not returned to pool '{}'",
+                size - avail,
+                size,
+                POOL_NAME
+            );
         }
         size - avail
     }

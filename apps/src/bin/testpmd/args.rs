@@ -92,13 +92,17 @@ pub fn usage() -> String {
 }
 
 fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
-    v.trim().parse::<T>().map_err(|_| format!("invalid value '{v}' for {name}: not a number in range"))
+    v.trim()
+        .parse::<T>()
+        .map_err(|_| format!("invalid value '{v}' for {name}: not a number in range"))
 }
 
 fn ranged(name: &str, v: &str, lo: u64, hi: u64) -> Result<u64, String> {
     let n: u64 = num(name, v)?;
     if n < lo || n > hi {
-        return Err(format!("invalid value '{v}' for {name}: must be in {lo}..={hi}"));
+        return Err(format!(
+            "invalid value '{v}' for {name}: must be in {lo}..={hi}"
+        ));
     }
     Ok(n)
 }
@@ -127,7 +131,9 @@ pub fn parse_txpkts(v: &str) -> Result<Vec<u16>, String> {
         segs.push(n);
     }
     if segs.len() > MAX_TXSEGS {
-        return Err(format!("invalid value '{v}' for --txpkts: at most {MAX_TXSEGS} segments"));
+        return Err(format!(
+            "invalid value '{v}' for --txpkts: at most {MAX_TXSEGS} segments"
+        ));
     }
     let total: u32 = segs.iter().map(|&s| u32::from(s)).sum();
     if total < MIN_TXPKT {
@@ -165,7 +171,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
         };
         if flag(&mut o).is_some() {
             if let Some(v) = inline {
-                return Err(format!("invalid value '{v}' for {name}: this option takes no value"));
+                return Err(format!(
+                    "invalid value '{v}' for {name}: this option takes no value"
+                ));
             }
             continue;
         }
@@ -186,7 +194,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--flowgen-flows",
         ];
         if !known.contains(&name.as_str()) {
-            return Err(format!("unknown argument '{a}' (testpmd -- --help lists the options)"));
+            return Err(format!(
+                "unknown argument '{a}' (testpmd -- --help lists the options)"
+            ));
         }
         let v = match inline {
             Some(v) => v,
@@ -202,7 +212,10 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
         match n {
             "--forward-mode" => {
                 o.mode = Mode::parse(&v).ok_or_else(|| {
-                    format!("invalid value '{v}' for --forward-mode: expected one of {}", Mode::names())
+                    format!(
+                        "invalid value '{v}' for --forward-mode: expected one of {}",
+                        Mode::names()
+                    )
                 })?
             }
             "--nb-cores" => o.nb_cores = ranged(n, &v, 1, 128)? as u16,
@@ -214,11 +227,13 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--txpkts" => o.txpkts = parse_txpkts(&v)?,
             "--stats-period" => o.stats_period = ranged(n, &v, 0, 86_400)?,
             "--eth-peer" => {
-                let (p, m) = v
-                    .split_once(',')
-                    .ok_or_else(|| format!("invalid value '{v}' for --eth-peer: expected N,XX:XX:XX:XX:XX:XX"))?;
+                let (p, m) = v.split_once(',').ok_or_else(|| {
+                    format!("invalid value '{v}' for --eth-peer: expected N,XX:XX:XX:XX:XX:XX")
+                })?;
                 let p = ranged(n, p, 0, pmd::MAX_PORTS as u64 - 1)? as u16;
-                let m = parse_mac(m).ok_or_else(|| format!("invalid value '{v}' for --eth-peer: bad MAC address"))?;
+                let m = parse_mac(m).ok_or_else(|| {
+                    format!("invalid value '{v}' for --eth-peer: bad MAC address")
+                })?;
                 o.eth_peers.push((p, m));
             }
             "--total-num-mbufs" => o.total_num_mbufs = Some(ranged(n, &v, 1024, 16 << 20)? as u32),
@@ -226,7 +241,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--run-time" => {
                 let s: f64 = num(n, &v)?;
                 if !s.is_finite() || s <= 0.0 || s > 1e6 {
-                    return Err(format!("invalid value '{v}' for --run-time: seconds, more than 0"));
+                    return Err(format!(
+                        "invalid value '{v}' for --run-time: seconds, more than 0"
+                    ));
                 }
                 o.run_time = Some(Duration::from_secs_f64(s));
             }
@@ -267,7 +284,9 @@ mod tests {
 
     #[test]
     fn bad_arguments_name_themselves() {
-        assert!(p(&["--forward-mode=bogus"]).unwrap_err().contains("--forward-mode"));
+        assert!(p(&["--forward-mode=bogus"])
+            .unwrap_err()
+            .contains("--forward-mode"));
         assert!(p(&["--burst=0"]).unwrap_err().contains("--burst"));
         assert!(p(&["--burst"]).unwrap_err().contains("--burst"));
         assert!(p(&["--txpkts=10,10"]).unwrap_err().contains("--txpkts"));

@@ -52,20 +52,25 @@ pub fn run(app: &mut App) {
     let tty = sig::isatty(0);
     let (tx, rx) = mpsc::channel::<Input>();
     let (ack_tx, ack_rx) = mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new().name("testpmd-cli".into()).spawn(move || {
-        if tty {
-            read_tty(tx, ack_rx)
-        } else {
-            read_pipe(tx, ack_rx)
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("testpmd-cli".into())
+        .spawn(move || {
+            if tty {
+                read_tty(tx, ack_rx)
+            } else {
+                read_pipe(tx, ack_rx)
+            }
+        });
     if let Err(e) = spawned {
         eprintln!("testpmd: failed to start the command reader: {e}");
         return;
     }
     loop {
         if sig::quit_requested() {
-            println!("\nSignal {} received, preparing to exit...", sig::last_signal());
+            println!(
+                "\nSignal {} received, preparing to exit...",
+                sig::last_signal()
+            );
             break;
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
@@ -106,7 +111,11 @@ fn read_pipe(tx: mpsc::Sender<Input>, ack: mpsc::Receiver<()>) {
                 return;
             }
             Ok(_) => {
-                if tx.send(Input::Line(l.trim_end_matches(['\n', '\r']).to_string())).is_err() || ack.recv().is_err() {
+                if tx
+                    .send(Input::Line(l.trim_end_matches(['\n', '\r']).to_string()))
+                    .is_err()
+                    || ack.recv().is_err()
+                {
                     return;
                 }
             }
@@ -148,10 +157,17 @@ fn read_tty(tx: mpsc::Sender<Input>, ack: mpsc::Receiver<()>) {
 /// `all` or a port id that exists (closed ones included when `closed_ok`).
 fn port_sel(app: &App, w: Option<&&str>, closed_ok: bool) -> Option<Vec<u16>> {
     match w.copied() {
-        Some("all") => Some(if closed_ok { app.ports.iter().map(|p| p.id).collect() } else { app.open_ports() }),
+        Some("all") => Some(if closed_ok {
+            app.ports.iter().map(|p| p.id).collect()
+        } else {
+            app.open_ports()
+        }),
         Some(n) => {
             let id: u16 = n.parse().ok()?;
-            app.ports.iter().find(|p| p.id == id && (closed_ok || p.state != PState::Closed)).map(|p| vec![p.id])
+            app.ports
+                .iter()
+                .find(|p| p.id == id && (closed_ok || p.state != PState::Closed))
+                .map(|p| vec![p.id])
         }
         None => None,
     }
@@ -200,7 +216,9 @@ pub fn exec(app: &mut App, line: &str) -> Flow {
 fn show(app: &mut App, w: &[&str]) -> Flow {
     match w {
         ["port", "stats", sel] => {
-            let Some(ps) = port_sel(app, Some(sel), false) else { return bad("show port stats all|PORT") };
+            let Some(ps) = port_sel(app, Some(sel), false) else {
+                return bad("show port stats all|PORT");
+            };
             for p in ps {
                 match app.tput.port_stats_block(p) {
                     Ok(s) => print!("{s}"),
@@ -209,9 +227,16 @@ fn show(app: &mut App, w: &[&str]) -> Flow {
             }
         }
         ["port", "info", sel] => {
-            let Some(ps) = port_sel(app, Some(sel), false) else { return bad("show port info all|PORT") };
+            let Some(ps) = port_sel(app, Some(sel), false) else {
+                return bad("show port info all|PORT");
+            };
             for p in ps {
-                let st = app.ports.iter().find(|e| e.id == p).map(|e| e.state.name()).unwrap_or("?");
+                let st = app
+                    .ports
+                    .iter()
+                    .find(|e| e.id == p)
+                    .map(|e| e.state.name())
+                    .unwrap_or("?");
                 match stats::port_info_block(p, st) {
                     Ok(s) => print!("{s}"),
                     Err(e) => println!("{e}"),
@@ -241,7 +266,10 @@ fn show(app: &mut App, w: &[&str]) -> Flow {
                             app.eal.lcore_socket(*l).unwrap_or(0),
                             defs.len()
                         ),
-                        None => println!("Main thread (no worker lcore) forwards packets on {} streams:", defs.len()),
+                        None => println!(
+                            "Main thread (no worker lcore) forwards packets on {} streams:",
+                            defs.len()
+                        ),
                     }
                     for d in defs {
                         println!(
@@ -265,7 +293,9 @@ fn show(app: &mut App, w: &[&str]) -> Flow {
 fn clear(app: &mut App, w: &[&str]) -> Flow {
     match w {
         ["port", "stats", sel] => {
-            let Some(ps) = port_sel(app, Some(sel), false) else { return bad("clear port stats all|PORT") };
+            let Some(ps) = port_sel(app, Some(sel), false) else {
+                return bad("clear port stats all|PORT");
+            };
             for p in ps {
                 match pmd::stats_reset(p) {
                     Ok(()) => {
@@ -312,7 +342,11 @@ fn set(app: &mut App, w: &[&str]) -> Flow {
             Ok(v) => {
                 let total: u32 = v.iter().map(|&x| u32::from(x)).sum();
                 app.opts.txpkts = v;
-                println!("Generated packets: {} segments, {} bytes", app.opts.txpkts.len(), total);
+                println!(
+                    "Generated packets: {} segments, {} bytes",
+                    app.opts.txpkts.len(),
+                    total
+                );
             }
             Err(e) => {
                 println!("Bad arguments");
@@ -330,7 +364,11 @@ fn set(app: &mut App, w: &[&str]) -> Flow {
                         println!("Number of forwarding cores set to {k}");
                     }
                 }
-                _ => return bad(&format!("set nbcore 1..={max} (forwarding lcores available)")),
+                _ => {
+                    return bad(&format!(
+                        "set nbcore 1..={max} (forwarding lcores available)"
+                    ))
+                }
             }
         }
         _ => return bad("set fwd MODE | set burst N | set txpkts L[,L...] | set nbcore N"),
@@ -343,7 +381,9 @@ fn port(app: &mut App, w: &[&str]) -> Flow {
         [op @ ("stop" | "start" | "close"), sel] => (*op, *sel),
         _ => return bad("port stop|start|close all|PORT"),
     };
-    let Some(ps) = port_sel(app, Some(&sel), op == "start") else { return bad("port stop|start|close all|PORT") };
+    let Some(ps) = port_sel(app, Some(&sel), op == "start") else {
+        return bad("port stop|start|close all|PORT");
+    };
     if app.session.is_some() {
         println!("Please stop forwarding first");
         return Flow::Continue;
@@ -362,7 +402,9 @@ fn port(app: &mut App, w: &[&str]) -> Flow {
                 PState::Started
             }),
             ("stop", _) => pmd::stop(p).map(|()| PState::Stopped),
-            _ => pmd::stop(p).and_then(|()| pmd::close(p)).map(|()| PState::Closed),
+            _ => pmd::stop(p)
+                .and_then(|()| pmd::close(p))
+                .map(|()| PState::Closed),
         };
         match r {
             Ok(s) => {

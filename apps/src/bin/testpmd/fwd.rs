@@ -34,8 +34,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] =
-        [Mode::Io, Mode::Mac, Mode::MacSwap, Mode::RxOnly, Mode::TxOnly, Mode::Csum, Mode::FlowGen];
+    pub const ALL: [Mode; 7] = [
+        Mode::Io,
+        Mode::Mac,
+        Mode::MacSwap,
+        Mode::RxOnly,
+        Mode::TxOnly,
+        Mode::Csum,
+        Mode::FlowGen,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -121,7 +128,11 @@ pub struct LcoreJob {
 impl LcoreJob {
     /// Take the queue handles of `defs` (streams sharing a TX queue must all be in
     /// `defs`). Fails if a handle is held elsewhere.
-    pub fn new(defs: Vec<StreamDef>, set: FwdSettings, stop: Arc<AtomicBool>) -> Result<LcoreJob, pmd::Error> {
+    pub fn new(
+        defs: Vec<StreamDef>,
+        set: FwdSettings,
+        stop: Arc<AtomicBool>,
+    ) -> Result<LcoreJob, pmd::Error> {
         let total: usize = set.txpkts.iter().map(|&l| usize::from(l)).sum();
         let mut txqs: Vec<pmd::TxQueue> = Vec::new();
         let mut streams = Vec::with_capacity(defs.len());
@@ -148,7 +159,12 @@ impl LcoreJob {
                 n_bad_l4: 0,
             });
         }
-        Ok(LcoreJob { streams, txqs, set, stop })
+        Ok(LcoreJob {
+            streams,
+            txqs,
+            set,
+            stop,
+        })
     }
 
     /// The forwarding loop; returns 0 when the stop flag is seen.
@@ -342,7 +358,10 @@ pub fn peer_index(i: usize, n: usize) -> usize {
 pub fn assign(defs: Vec<StreamDef>, nb_lcores: usize) -> Vec<Vec<StreamDef>> {
     let mut groups: Vec<Vec<StreamDef>> = Vec::new();
     for d in defs {
-        match groups.iter_mut().find(|g| g[0].tx_port == d.tx_port && g[0].tx_queue == d.tx_queue) {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].tx_port == d.tx_port && g[0].tx_queue == d.tx_queue)
+        {
             Some(g) => g.push(d),
             None => groups.push(vec![d]),
         }
@@ -373,20 +392,33 @@ mod tests {
 
     #[test]
     fn pairing() {
-        assert_eq!((0..4).map(|i| peer_index(i, 4)).collect::<Vec<_>>(), vec![1, 0, 3, 2]);
-        assert_eq!((0..3).map(|i| peer_index(i, 3)).collect::<Vec<_>>(), vec![1, 0, 2]);
+        assert_eq!(
+            (0..4).map(|i| peer_index(i, 4)).collect::<Vec<_>>(),
+            vec![1, 0, 3, 2]
+        );
+        assert_eq!(
+            (0..3).map(|i| peer_index(i, 3)).collect::<Vec<_>>(),
+            vec![1, 0, 2]
+        );
         assert_eq!(peer_index(0, 1), 0);
     }
 
     #[test]
     fn shared_tx_queues_stay_on_one_lcore() {
         // two RX queues on port 0 feeding the single TX queue of port 1, and the reverse
-        let defs = vec![def(0, 0, 1, 0), def(0, 1, 1, 0), def(1, 0, 0, 0), def(1, 1, 0, 0)];
+        let defs = vec![
+            def(0, 0, 1, 0),
+            def(0, 1, 1, 0),
+            def(1, 0, 0, 0),
+            def(1, 1, 0, 0),
+        ];
         let a = assign(defs, 2);
         assert_eq!(a.len(), 2);
         for l in &a {
             assert_eq!(l.len(), 2);
-            assert!(l.iter().all(|d| (d.tx_port, d.tx_queue) == (l[0].tx_port, l[0].tx_queue)));
+            assert!(l
+                .iter()
+                .all(|d| (d.tx_port, d.tx_queue) == (l[0].tx_port, l[0].tx_queue)));
         }
         let a = assign(vec![def(0, 0, 1, 0)], 3);
         assert_eq!(a.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 0, 0]);

@@ -53,7 +53,11 @@ const DEFAULT_RUN_TIME: Duration = Duration::from_secs(5);
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let no_args = argv.len() == 1;
-    let app_args: Vec<String> = argv.iter().position(|a| a == "--").map(|i| argv[i + 1..].to_vec()).unwrap_or_default();
+    let app_args: Vec<String> = argv
+        .iter()
+        .position(|a| a == "--")
+        .map(|i| argv[i + 1..].to_vec())
+        .unwrap_or_default();
     let mut opts = match args::parse(&app_args) {
         Ok(o) => o,
         Err(e) => {
@@ -95,7 +99,9 @@ fn main() -> ExitCode {
 /// default one is held by another live process.
 fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
     let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    let explicit_mem = argv[..eal_part].iter().any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
+    let explicit_mem = argv[..eal_part]
+        .iter()
+        .any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
     let mut args = argv[..eal_part].to_vec();
     let mut tried_prefix = false;
     let mut tried_nohuge = false;
@@ -106,7 +112,9 @@ fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
                 print!("{}\n{}", args::usage(), eal::args::usage());
                 return Err(ExitCode::SUCCESS);
             }
-            Err(e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_))) => {
+            Err(
+                e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_)),
+            ) => {
                 eprintln!("testpmd: {e}");
                 return Err(ExitCode::from(2));
             }
@@ -117,7 +125,11 @@ fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
                 tried_prefix = true;
             }
             // No hugepages, or (not root) hugepages we may not use: anonymous memory.
-            Err(e) if !explicit_mem && !tried_nohuge && (matches!(e, EalError::NoHugepages { .. }) || !is_root()) => {
+            Err(e)
+                if !explicit_mem
+                    && !tried_nohuge
+                    && (matches!(e, EalError::NoHugepages { .. }) || !is_root()) =>
+            {
                 let why = match e {
                     EalError::NoHugepages { why } => why,
                     e => format!("not root: {e}"),
@@ -156,7 +168,9 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
         if !eal.args().vdevs.is_empty() {
             return Err(fail1("no port was created"));
         }
-        println!("testpmd: no port given: using two net_null ports (--vdev net_null0 --vdev net_null1)");
+        println!(
+            "testpmd: no port given: using two net_null ports (--vdev net_null0 --vdev net_null1)"
+        );
         for n in ["net_null0", "net_null1"] {
             ids.push(pmd::vdev_create(&eal, n).map_err(fail1)?);
         }
@@ -166,7 +180,8 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
     let per_port: u32 = u32::from(opts.rxq) * u32::from(opts.rxd)
         + u32::from(opts.txq) * u32::from(opts.txd)
         + 2 * u32::from(opts.burst) * u32::from(opts.rxq.max(opts.txq));
-    let want = ids.len() as u32 * per_port + nb_lcores * (opts.mbcache + u32::from(opts.burst)) + 1024;
+    let want =
+        ids.len() as u32 * per_port + nb_lcores * (opts.mbcache + u32::from(opts.burst)) + 1024;
     let n = opts.total_num_mbufs.unwrap_or_else(|| want.max(8191));
     let cache = opts.mbcache.min(n * 2 / 3).min(512);
     let pool = pktmbuf_pool_create(&eal, POOL_NAME, n, cache, 0, MBUF_DEFAULT_BUF_SIZE, None)
@@ -195,7 +210,10 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
         app.opts.nb_cores = app.workers.len() as u16;
     }
     for &p in &ids {
-        app.ports.push(PortEntry { id: p, state: PState::Stopped });
+        app.ports.push(PortEntry {
+            id: p,
+            state: PState::Stopped,
+        });
     }
     let setup = (|| {
         for &p in &ids {
@@ -204,17 +222,29 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
                 e.state = PState::Started;
             }
             let mac = pmd::mac_addr_get(p).map_err(fail1)?;
-            println!("Port {p}: {} ({})", pmd::fmt_mac(&mac).to_uppercase(), pmd::port_name(p).unwrap_or_default());
+            println!(
+                "Port {p}: {} ({})",
+                pmd::fmt_mac(&mac).to_uppercase(),
+                pmd::port_name(p).unwrap_or_default()
+            );
         }
         Ok::<(), Fail>(())
     })();
-    let r = setup.and_then(|()| if app.opts.interactive { interactive(&mut app) } else { batch(&mut app) });
+    let r = setup.and_then(|()| {
+        if app.opts.interactive {
+            interactive(&mut app)
+        } else {
+            batch(&mut app)
+        }
+    });
     app.shutdown();
     let leaked = app.check_mbufs();
     println!("Bye...");
     r?;
     if leaked > 0 {
-        return Err(fail1(format!("{leaked} mbufs were not returned to the pool")));
+        return Err(fail1(format!(
+            "{leaked} mbufs were not returned to the pool"
+        )));
     }
     Ok(())
 }
@@ -234,11 +264,25 @@ fn setup_port(app: &App, p: u16) -> Result<(), Fail> {
     let clamp = |n: u16, l: pmd::DescLim| n.clamp(l.min, l.max);
     pmd::configure(p, o.rxq, o.txq, &pmd::EthConf::default()).map_err(fail1)?;
     for q in 0..o.rxq {
-        pmd::rx_queue_setup(p, q, clamp(o.rxd, info.rx_desc_lim), None, &pmd::RxConf::default(), &app.pool)
-            .map_err(fail1)?;
+        pmd::rx_queue_setup(
+            p,
+            q,
+            clamp(o.rxd, info.rx_desc_lim),
+            None,
+            &pmd::RxConf::default(),
+            &app.pool,
+        )
+        .map_err(fail1)?;
     }
     for q in 0..o.txq {
-        pmd::tx_queue_setup(p, q, clamp(o.txd, info.tx_desc_lim), None, &pmd::TxConf::default()).map_err(fail1)?;
+        pmd::tx_queue_setup(
+            p,
+            q,
+            clamp(o.txd, info.tx_desc_lim),
+            None,
+            &pmd::TxConf::default(),
+        )
+        .map_err(fail1)?;
     }
     pmd::start(p).map_err(fail1)?;
     if let Err(e) = pmd::promiscuous_set(p, true) {
@@ -266,14 +310,20 @@ fn batch(app: &mut App) -> Result<(), Fail> {
         println!("Press enter to exit");
         let e = enter.clone();
         // The reader may stay blocked on stdin until exit; it only sets a flag.
-        let _ = std::thread::Builder::new().name("testpmd-enter".into()).spawn(move || {
-            let mut l = String::new();
-            let _ = std::io::stdin().read_line(&mut l);
-            e.store(true, Ordering::Relaxed);
-        });
+        let _ = std::thread::Builder::new()
+            .name("testpmd-enter".into())
+            .spawn(move || {
+                let mut l = String::new();
+                let _ = std::io::stdin().read_line(&mut l);
+                e.store(true, Ordering::Relaxed);
+            });
     }
     app.start_fwd(app.opts.tx_first).map_err(fail1)?;
-    let ports: Vec<u16> = app.session.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
+    let ports: Vec<u16> = app
+        .session
+        .as_ref()
+        .map(|s| s.ports.clone())
+        .unwrap_or_default();
     let wait = move || wait_batch(deadline, period, &enter, &ports);
     if let Some(job) = app.take_main_job() {
         let stop = app.stop_flag().expect("session started above");
@@ -302,7 +352,10 @@ fn wait_batch(deadline: Option<Instant>, period: u64, enter: &AtomicBool, ports:
     let mut next_stats = (period > 0).then(|| Instant::now() + Duration::from_secs(period));
     loop {
         if sig::quit_requested() {
-            println!("\nSignal {} received, preparing to exit...", sig::last_signal());
+            println!(
+                "\nSignal {} received, preparing to exit...",
+                sig::last_signal()
+            );
             return;
         }
         if enter.load(Ordering::Relaxed) {
@@ -314,7 +367,8 @@ fn wait_batch(deadline: Option<Instant>, period: u64, enter: &AtomicBool, ports:
         }
         if let Some(t) = next_stats {
             if now >= t {
-                let mut out = String::from("\nPort statistics ====================================");
+                let mut out =
+                    String::from("\nPort statistics ====================================");
                 for &p in ports {
                     match tput.port_stats_block(p) {
                         Ok(s) => out.push_str(&s),

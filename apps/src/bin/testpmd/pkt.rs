@@ -130,7 +130,11 @@ impl FlowTemplate {
         let mut udp_sum = sum16(&bytes[ETH_LEN + 16..ETH_LEN + 20], 0);
         udp_sum += u64::from(PROTO_UDP) + (len - u) as u64;
         udp_sum = sum16(&bytes[u..], udp_sum);
-        FlowTemplate { bytes: packet, ip_sum, udp_sum }
+        FlowTemplate {
+            bytes: packet,
+            ip_sum,
+            udp_sum,
+        }
     }
 
     /// Write the headers of flow `flow` into `hdr` (the first [`HDRS`] bytes).
@@ -241,7 +245,10 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2 (folded).
-        assert_eq!(fold(sum16(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0)), 0xddf2);
+        assert_eq!(
+            fold(sum16(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7], 0)),
+            0xddf2
+        );
     }
 
     #[test]
@@ -249,10 +256,20 @@ mod tests {
         let p = udp_packet(64, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
         let mut q = p.clone();
         let r = csum_fix(&mut q);
-        assert_eq!(r, CsumResult { bad_ip: false, bad_l4: false, fixed: true });
+        assert_eq!(
+            r,
+            CsumResult {
+                bad_ip: false,
+                bad_l4: false,
+                fixed: true
+            }
+        );
         assert_eq!(p, q, "correct checksums are kept");
         let t = FlowTemplate::new(100, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-        assert_eq!(t.bytes, udp_packet(100, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]));
+        assert_eq!(
+            t.bytes,
+            udp_packet(100, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        );
         for flow in [0u32, 1, 77, 59_999, 60_000, 1 << 20] {
             let mut h = [0u8; HDRS];
             t.headers(flow, &mut h);

@@ -40,8 +40,13 @@ impl Throughput {
     }
 
     fn rates(&mut self, p: u16, s: &pmd::EthStats) -> Rates {
-        let now =
-            Snap { at: Instant::now(), ipackets: s.ipackets, opackets: s.opackets, ibytes: s.ibytes, obytes: s.obytes };
+        let now = Snap {
+            at: Instant::now(),
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+        };
         let r = match self.last.get(&p) {
             Some(l) => {
                 let dt = now.at.duration_since(l.at).as_secs_f64();
@@ -68,15 +73,37 @@ impl Throughput {
         let s = pmd::stats_get(p)?;
         let r = self.rates(p, &s);
         let mut o = String::new();
-        let _ = writeln!(o, "\n  ######################## NIC statistics for port {p:<2} ########################");
-        let _ = writeln!(o, "  RX-packets: {:<10} RX-missed: {:<10} RX-bytes:  {}", s.ipackets, s.imissed, s.ibytes);
+        let _ = writeln!(
+            o,
+            "\n  ######################## NIC statistics for port {p:<2} ########################"
+        );
+        let _ = writeln!(
+            o,
+            "  RX-packets: {:<10} RX-missed: {:<10} RX-bytes:  {}",
+            s.ipackets, s.imissed, s.ibytes
+        );
         let _ = writeln!(o, "  RX-errors: {}", s.ierrors);
         let _ = writeln!(o, "  RX-nombuf:  {:<10}", s.rx_nombuf);
-        let _ = writeln!(o, "  TX-packets: {:<10} TX-errors: {:<10} TX-bytes:  {}", s.opackets, s.oerrors, s.obytes);
+        let _ = writeln!(
+            o,
+            "  TX-packets: {:<10} TX-errors: {:<10} TX-bytes:  {}",
+            s.opackets, s.oerrors, s.obytes
+        );
         let _ = writeln!(o, "\n  Throughput (since last show)");
-        let _ = writeln!(o, "  Rx-pps: {:>12}          Rx-bps: {:>12}", r.rx_pps, r.rx_bps);
-        let _ = writeln!(o, "  Tx-pps: {:>12}          Tx-bps: {:>12}", r.tx_pps, r.tx_bps);
-        let _ = writeln!(o, "  ############################################################################");
+        let _ = writeln!(
+            o,
+            "  Rx-pps: {:>12}          Rx-bps: {:>12}",
+            r.rx_pps, r.rx_bps
+        );
+        let _ = writeln!(
+            o,
+            "  Tx-pps: {:>12}          Tx-bps: {:>12}",
+            r.tx_pps, r.tx_bps
+        );
+        let _ = writeln!(
+            o,
+            "  ############################################################################"
+        );
         Ok(o)
     }
 }
@@ -88,7 +115,10 @@ pub fn port_info_block(p: u16, state: &str) -> Result<String, pmd::Error> {
     let l = pmd::link_get(p)?;
     let on = |b: bool| if b { "enabled" } else { "disabled" };
     let mut o = String::new();
-    let _ = writeln!(o, "\n********************* Infos for port {p:<2} *********************");
+    let _ = writeln!(
+        o,
+        "\n********************* Infos for port {p:<2} *********************"
+    );
     let _ = writeln!(o, "MAC address: {}", pmd::fmt_mac(&mac).to_uppercase());
     let _ = writeln!(o, "Device name: {}", i.device_name);
     let _ = writeln!(o, "Driver name: {}", i.driver_name);
@@ -103,19 +133,47 @@ pub fn port_info_block(p: u16, state: &str) -> Result<String, pmd::Error> {
         format!("{} Mbps", l.speed_mbps)
     };
     let _ = writeln!(o, "Link speed: {speed}");
-    let _ = writeln!(o, "Link duplex: {}", if l.full_duplex { "full-duplex" } else { "half-duplex" });
-    let _ = writeln!(o, "Autoneg status: {}", if l.autoneg { "On" } else { "Off" });
+    let _ = writeln!(
+        o,
+        "Link duplex: {}",
+        if l.full_duplex {
+            "full-duplex"
+        } else {
+            "half-duplex"
+        }
+    );
+    let _ = writeln!(
+        o,
+        "Autoneg status: {}",
+        if l.autoneg { "On" } else { "Off" }
+    );
     let _ = writeln!(o, "MTU: {}", pmd::mtu_get(p)?);
     let _ = writeln!(o, "Promiscuous mode: {}", on(pmd::promiscuous_get(p)?));
     let _ = writeln!(o, "Allmulticast mode: {}", on(pmd::allmulticast_get(p)?));
     let _ = writeln!(o, "Max possible RX queues: {}", i.max_rx_queues);
     let _ = writeln!(o, "Current number of RX queues: {}", i.nb_rx_queues);
-    let _ = writeln!(o, "Max possible number of RXDs per queue: {}", i.rx_desc_lim.max);
-    let _ = writeln!(o, "Min possible number of RXDs per queue: {}", i.rx_desc_lim.min);
+    let _ = writeln!(
+        o,
+        "Max possible number of RXDs per queue: {}",
+        i.rx_desc_lim.max
+    );
+    let _ = writeln!(
+        o,
+        "Min possible number of RXDs per queue: {}",
+        i.rx_desc_lim.min
+    );
     let _ = writeln!(o, "Max possible TX queues: {}", i.max_tx_queues);
     let _ = writeln!(o, "Current number of TX queues: {}", i.nb_tx_queues);
-    let _ = writeln!(o, "Max possible number of TXDs per queue: {}", i.tx_desc_lim.max);
-    let _ = writeln!(o, "Min possible number of TXDs per queue: {}", i.tx_desc_lim.min);
+    let _ = writeln!(
+        o,
+        "Max possible number of TXDs per queue: {}",
+        i.tx_desc_lim.max
+    );
+    let _ = writeln!(
+        o,
+        "Min possible number of TXDs per queue: {}",
+        i.tx_desc_lim.min
+    );
     let _ = writeln!(o, "Max RX packet length: {}", i.max_rx_pktlen);
     let _ = writeln!(o, "MTU range: {}..={}", i.min_mtu, i.max_mtu);
     Ok(o)
@@ -135,13 +193,21 @@ pub struct PortFwd {
 /// Per-port forward statistics: RX/TX packets and RX drops from the port counters since
 /// the session started, TX drops (packets the TX queue refused) and bad checksums from
 /// the streams.
-pub fn port_fwd(ports: &[u16], base: &[(u16, pmd::EthStats)], streams: &[StreamDef]) -> Vec<(u16, PortFwd)> {
+pub fn port_fwd(
+    ports: &[u16],
+    base: &[(u16, pmd::EthStats)],
+    streams: &[StreamDef],
+) -> Vec<(u16, PortFwd)> {
     ports
         .iter()
         .map(|&p| {
             let mut f = PortFwd::default();
             if let Ok(now) = pmd::stats_get(p) {
-                let b = base.iter().find(|(q, _)| *q == p).map(|(_, s)| s.clone()).unwrap_or_default();
+                let b = base
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default();
                 f.rx = now.ipackets.saturating_sub(b.ipackets);
                 f.rx_dropped = now.imissed.saturating_sub(b.imissed);
                 f.tx = now.opackets.saturating_sub(b.opackets);
@@ -189,7 +255,10 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
     }
     let mut acc = PortFwd::default();
     for (p, f) in per_port {
-        let _ = writeln!(o, "\n  ---------------------- Forward statistics for port {p:<2} ----------------------");
+        let _ = writeln!(
+            o,
+            "\n  ---------------------- Forward statistics for port {p:<2} ----------------------"
+        );
         let _ = writeln!(
             o,
             "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
@@ -198,7 +267,11 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
             f.rx + f.rx_dropped
         );
         if csum {
-            let _ = writeln!(o, "  Bad-ipcsum: {:<14} Bad-l4csum: {:<14}", f.bad_ip, f.bad_l4);
+            let _ = writeln!(
+                o,
+                "  Bad-ipcsum: {:<14} Bad-l4csum: {:<14}",
+                f.bad_ip, f.bad_l4
+            );
         }
         let _ = writeln!(
             o,
@@ -207,13 +280,19 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
             f.tx_dropped,
             f.tx + f.tx_dropped
         );
-        let _ = writeln!(o, "  ----------------------------------------------------------------------------");
+        let _ = writeln!(
+            o,
+            "  ----------------------------------------------------------------------------"
+        );
         acc.rx += f.rx;
         acc.rx_dropped += f.rx_dropped;
         acc.tx += f.tx;
         acc.tx_dropped += f.tx_dropped;
     }
-    let _ = writeln!(o, "\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++");
+    let _ = writeln!(
+        o,
+        "\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++"
+    );
     let _ = writeln!(
         o,
         "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
@@ -228,6 +307,9 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
         acc.tx_dropped,
         acc.tx + acc.tx_dropped
     );
-    let _ = writeln!(o, "  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
+    let _ = writeln!(
+        o,
+        "  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++"
+    );
     o
 }

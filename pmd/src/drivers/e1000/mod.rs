@@ -92,10 +92,17 @@ use regs::DmaPod;
 pub const NAME: &str = "net_e1000_em";
 
 /// PCI ids handled: the 82540EM (QEMU's default `e1000` model).
-pub const PCI_IDS: &[PciId] = &[PciId { vendor: 0x8086, device: 0x100e }];
+pub const PCI_IDS: &[PciId] = &[PciId {
+    vendor: 0x8086,
+    device: 0x100e,
+}];
 
 /// The registry entry.
-pub const DRIVER: PciDriver = PciDriver { name: NAME, id_table: PCI_IDS, probe };
+pub const DRIVER: PciDriver = PciDriver {
+    name: NAME,
+    id_table: PCI_IDS,
+    probe,
+};
 
 /// Port id used in errors: the PCI probe does not learn the port id, so errors name the
 /// PCI address in their text instead.
@@ -145,7 +152,10 @@ impl Hw {
 
     fn mark_gone(&self, why: &str) {
         if !self.gone.swap(true, Ordering::Relaxed) {
-            eal::log_notice!("{NAME} {}: device gone ({why}); bursts return 0 from now on", self.addr);
+            eal::log_notice!(
+                "{NAME} {}: device gone ({why}); bursts return 0 from now on",
+                self.addr
+            );
         }
     }
 
@@ -166,7 +176,11 @@ impl Hw {
         Error::Eal {
             op,
             what: format!("e1000 {}", self.addr),
-            source: eal::Error::DeviceGone { addr: self.addr.clone(), why: "the device stopped answering".into() }.into(),
+            source: eal::Error::DeviceGone {
+                addr: self.addr.clone(),
+                why: "the device stopped answering".into(),
+            }
+            .into(),
         }
     }
 
@@ -191,7 +205,11 @@ impl Hw {
 
     fn eal_err(&self, op: &'static str, what: &str) -> impl FnOnce(eal::Error) -> Error {
         let what = format!("{what} of e1000 {}", self.addr);
-        move |source: eal::Error| Error::Eal { op, what, source: source.into() }
+        move |source: eal::Error| Error::Eal {
+            op,
+            what,
+            source: source.into(),
+        }
     }
 }
 
@@ -212,15 +230,25 @@ pub(crate) struct Ring<T: DmaPod> {
 impl<T: DmaPod> Ring<T> {
     fn new(hw: &Hw, n: u16, what: &str) -> Result<Ring<T>> {
         let bytes = usize::from(n) * std::mem::size_of::<T>();
-        let mem = hw.dev.dma_alloc(bytes).map_err(hw.eal_err("allocate", what))?;
+        let mem = hw
+            .dev
+            .dma_alloc(bytes)
+            .map_err(hw.eal_err("allocate", what))?;
         if !(mem.as_ptr() as usize).is_multiple_of(regs::RING_ALIGN) || mem.len() < bytes {
             return Err(Error::Eal {
                 op: "allocate",
                 what: format!("{what} of e1000 {}", hw.addr),
-                source: eal::Error::NoDma { why: format!("ring memory is not {}-byte aligned", regs::RING_ALIGN) }.into(),
+                source: eal::Error::NoDma {
+                    why: format!("ring memory is not {}-byte aligned", regs::RING_ALIGN),
+                }
+                .into(),
             });
         }
-        Ok(Ring { mem, n, _t: std::marker::PhantomData })
+        Ok(Ring {
+            mem,
+            n,
+            _t: std::marker::PhantomData,
+        })
     }
 
     #[inline(always)]
@@ -249,7 +277,10 @@ impl<T: DmaPod> Ring<T> {
         // SAFETY: bytes 8..16 of an in-bounds 16-byte descriptor in a ring aligned to
         // 128: 8-byte aligned, alive while `self` is. Every access to it is atomic or
         // volatile (never `&`), and our own volatile writes happen on this same thread.
-        unsafe { AtomicU64::from_ptr(self.slot(i).cast::<u8>().add(8).cast::<u64>()).load(Ordering::Acquire) }
+        unsafe {
+            AtomicU64::from_ptr(self.slot(i).cast::<u8>().add(8).cast::<u64>())
+                .load(Ordering::Acquire)
+        }
     }
 
     fn iova(&self) -> eal::Iova {
@@ -309,28 +340,43 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
     let what = format!("e1000 {addr}");
     let err = |op: &'static str| {
         let what = what.clone();
-        move |source: eal::Error| Error::Eal { op, what, source: source.into() }
+        move |source: eal::Error| Error::Eal {
+            op,
+            what,
+            source: source.into(),
+        }
     };
     if !eal.dma_capable() {
         return Err(Error::Eal {
             op: "probe",
             what,
-            source: eal::Error::NoDma { why: "the EAL runs without hugepages (--no-huge); a NIC needs pinned DMA memory".into() }.into(),
+            source: eal::Error::NoDma {
+                why: "the EAL runs without hugepages (--no-huge); a NIC needs pinned DMA memory"
+                    .into(),
+            }
+            .into(),
         });
     }
     let dev = Device::open(eal, pci.addr).map_err(err("open"))?;
     // Registers answer only with memory decoding on; bus mastering comes after the
     // device is quiesced (below).
-    let cmd = dev.config_read16(PCI_COMMAND).map_err(err("read the command register of"))?;
+    let cmd = dev
+        .config_read16(PCI_COMMAND)
+        .map_err(err("read the command register of"))?;
     if cmd & PCI_COMMAND_MEMORY == 0 {
-        dev.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY).map_err(err("enable memory decoding of"))?;
+        dev.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY)
+            .map_err(err("enable memory decoding of"))?;
     }
     let bar = dev.bar(0).map_err(err("map BAR 0 of"))?;
     if bar.len() < regs::BAR0_MIN_LEN {
         return Err(Error::PciProbe {
             addr,
             driver: NAME.into(),
-            why: format!("BAR 0 is {:#x} bytes, an 8254x has at least {:#x}", bar.len(), regs::BAR0_MIN_LEN),
+            why: format!(
+                "BAR 0 is {:#x} bytes, an 8254x has at least {:#x}",
+                bar.len(),
+                regs::BAR0_MIN_LEN
+            ),
         });
     }
     let hw = Arc::new(Hw {
@@ -343,10 +389,23 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
         tx_ring: AtomicBool::new(false),
     });
     init_hw(&hw)?;
-    hw.dev.enable_bus_master().map_err(err("enable bus mastering of"))?;
+    hw.dev
+        .enable_bus_master()
+        .map_err(err("enable bus mastering of"))?;
     let mac = read_mac(&hw)?;
-    eal::log_info!("{NAME} {addr}: MAC {} via {:?}", crate::fmt_mac(&mac), hw.dev.backend());
-    Ok(Box::new(E1000 { hw, mac, promisc: false, allmulti: false, totals: [0; HW_COUNTERS.len()], missed_taken: 0 }))
+    eal::log_info!(
+        "{NAME} {addr}: MAC {} via {:?}",
+        crate::fmt_mac(&mac),
+        hw.dev.backend()
+    );
+    Ok(Box::new(E1000 {
+        hw,
+        mac,
+        promisc: false,
+        allmulti: false,
+        totals: [0; HW_COUNTERS.len()],
+        missed_taken: 0,
+    }))
 }
 
 /// Quiesce, reset and set up the device (SDM 14.3 general configuration). Runs before
@@ -377,7 +436,11 @@ fn init_hw(hw: &Hw) -> Result<()> {
             break;
         }
         if t0.elapsed() > Duration::from_millis(100) {
-            return Err(Error::PciProbe { addr: hw.addr.clone(), driver: NAME.into(), why: "CTRL.RST did not clear within 100 ms".into() });
+            return Err(Error::PciProbe {
+                addr: hw.addr.clone(),
+                driver: NAME.into(),
+                why: "CTRL.RST did not clear within 100 ms".into(),
+            });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -388,9 +451,10 @@ fn init_hw(hw: &Hw) -> Result<()> {
     // we rely on into a known state explicitly.
     hw.wr(regs::RCTL, 0);
     hw.wr(regs::TCTL, 0);
-    for (base, len, head, tail) in
-        [(regs::RDBAL, regs::RDLEN, regs::RDH, regs::RDT), (regs::TDBAL, regs::TDLEN, regs::TDH, regs::TDT)]
-    {
+    for (base, len, head, tail) in [
+        (regs::RDBAL, regs::RDLEN, regs::RDH, regs::RDT),
+        (regs::TDBAL, regs::TDLEN, regs::TDH, regs::TDT),
+    ] {
         hw.wr(base, 0);
         hw.wr(base + 4, 0);
         hw.wr(len, 0);
@@ -408,8 +472,16 @@ fn init_hw(hw: &Hw) -> Result<()> {
     // Link: set link up, let the MAC follow the PHY's speed (SDM 14.3, 8.6.x: SLU with
     // ASDE for copper), no forced speed/duplex, no resets, no VLAN mode.
     let c = hw.rd(regs::CTRL);
-    let clear = regs::ctrl::LRST | regs::ctrl::PHY_RST | regs::ctrl::ILOS | regs::ctrl::FRCSPD | regs::ctrl::FRCDPLX | regs::ctrl::VME;
-    hw.wr(regs::CTRL, (c & !clear) | regs::ctrl::SLU | regs::ctrl::ASDE);
+    let clear = regs::ctrl::LRST
+        | regs::ctrl::PHY_RST
+        | regs::ctrl::ILOS
+        | regs::ctrl::FRCSPD
+        | regs::ctrl::FRCDPLX
+        | regs::ctrl::VME;
+    hw.wr(
+        regs::CTRL,
+        (c & !clear) | regs::ctrl::SLU | regs::ctrl::ASDE,
+    );
 
     // Empty multicast table (SDM 14.4), then clear the statistics by reading them.
     for i in 0..regs::MTA_LEN {
@@ -425,7 +497,10 @@ fn init_hw(hw: &Hw) -> Result<()> {
 
 /// Read one EEPROM word through EERD (SDM 13.4.4, 5.3.1).
 fn eeprom_word(hw: &Hw, word: u32) -> Option<u16> {
-    hw.wr(regs::EERD, (word << regs::eerd::ADDR_SHIFT) | regs::eerd::START);
+    hw.wr(
+        regs::EERD,
+        (word << regs::eerd::ADDR_SHIFT) | regs::eerd::START,
+    );
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_millis(10) {
         let v = hw.rd(regs::EERD);
@@ -480,7 +555,8 @@ impl E1000 {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set the receive filter of"));
         }
-        self.hw.rctl_update(self.mode_bits(), regs::rctl::UPE | regs::rctl::MPE);
+        self.hw
+            .rctl_update(self.mode_bits(), regs::rctl::UPE | regs::rctl::MPE);
         Ok(())
     }
 
@@ -517,7 +593,11 @@ impl EthDriver for E1000 {
     }
 
     fn info(&self) -> DriverInfo {
-        let lim = DescLim { min: regs::DESC_MIN, max: regs::DESC_MAX, align: regs::DESC_ALIGN };
+        let lim = DescLim {
+            min: regs::DESC_MIN,
+            max: regs::DESC_MAX,
+            align: regs::DESC_ALIGN,
+        };
         DriverInfo {
             max_rx_queues: 1,
             max_tx_queues: 1,
@@ -542,14 +622,31 @@ impl EthDriver for E1000 {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set up an RX queue of"));
         }
-        Ok(Box::new(rx::RxQueue::new(self.hw.clone(), q, nb_desc, pool, stats)?))
+        Ok(Box::new(rx::RxQueue::new(
+            self.hw.clone(),
+            q,
+            nb_desc,
+            pool,
+            stats,
+        )?))
     }
 
-    fn tx_queue_setup(&mut self, q: u16, nb_desc: u16, _conf: &TxConf, stats: QueueStats) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(
+        &mut self,
+        q: u16,
+        nb_desc: u16,
+        _conf: &TxConf,
+        stats: QueueStats,
+    ) -> Result<Box<dyn TxQueueOps>> {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set up a TX queue of"));
         }
-        Ok(Box::new(tx::TxQueue::new(self.hw.clone(), q, nb_desc, stats)?))
+        Ok(Box::new(tx::TxQueue::new(
+            self.hw.clone(),
+            q,
+            nb_desc,
+            stats,
+        )?))
     }
 
     fn start(&mut self) -> Result<()> {
@@ -570,7 +667,8 @@ impl EthDriver for E1000 {
         }
         if self.hw.rx_ring.load(Ordering::Relaxed) {
             // SDM 14.4: EN, broadcast accept, strip CRC, 2048-byte buffers, filter modes.
-            let base = regs::rctl::EN | regs::rctl::BAM | regs::rctl::SECRC | regs::rctl::BSIZE_2048;
+            let base =
+                regs::rctl::EN | regs::rctl::BAM | regs::rctl::SECRC | regs::rctl::BSIZE_2048;
             let mut r = self.hw.rctl.lock().unwrap_or_else(|e| e.into_inner());
             *r = base | self.mode_bits();
             self.hw.wr(regs::RCTL, *r);
@@ -645,7 +743,11 @@ impl EthDriver for E1000 {
 
     fn xstats(&mut self) -> Vec<(String, u64)> {
         self.refresh_counters();
-        let mut v: Vec<(String, u64)> = HW_COUNTERS.iter().zip(self.totals).map(|(&(n, _, _), t)| (n.to_string(), t)).collect();
+        let mut v: Vec<(String, u64)> = HW_COUNTERS
+            .iter()
+            .zip(self.totals)
+            .map(|(&(n, _, _), t)| (n.to_string(), t))
+            .collect();
         v.push(("hw_device_gone".to_string(), u64::from(self.hw.is_gone())));
         v
     }
@@ -698,7 +800,10 @@ mod tests {
             iommu_group: None,
         };
         assert!(PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x100e))));
-        assert!(!PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x10d3))), "e1000e is another driver");
+        assert!(
+            !PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x10d3))),
+            "e1000e is another driver"
+        );
         assert!(!PCI_IDS.iter().any(|id| id.matches(&mk(0x1af4, 0x1000))));
     }
 }

@@ -56,15 +56,30 @@ fn check_pool_iova(pool: &PktmbufPool) -> std::result::Result<(), String> {
         let first = e.virt2iova(h.buf_addr);
         let last = e.virt2iova(h.buf_addr.add(len - 1));
         if first != Some(h.buf_iova) || last != Some(h.buf_iova.add(len - 1)) {
-            bad = Some(format!("mbuf buffer at {} (IOVA {}) is not IOVA-contiguous over {len} bytes", h.buf_addr, h.buf_iova));
+            bad = Some(format!(
+                "mbuf buffer at {} (IOVA {}) is not IOVA-contiguous over {len} bytes",
+                h.buf_addr, h.buf_iova
+            ));
         }
     });
     bad.map_or(Ok(()), Err)
 }
 
 impl RxQueue {
-    pub(super) fn new(hw: Arc<Hw>, q: u16, nb_desc: u16, pool: &PktmbufPool, stats: QueueStats) -> Result<RxQueue> {
-        let qerr = |why: String| Error::BadQueue { op: "set up", dir: "RX", port: PORT_UNKNOWN, queue: q, why: format!("e1000 {}: {why}", hw.addr) };
+    pub(super) fn new(
+        hw: Arc<Hw>,
+        q: u16,
+        nb_desc: u16,
+        pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> Result<RxQueue> {
+        let qerr = |why: String| Error::BadQueue {
+            op: "set up",
+            dir: "RX",
+            port: PORT_UNKNOWN,
+            queue: q,
+            why: format!("e1000 {}: {why}", hw.addr),
+        };
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < regs::RX_BUF_SIZE {
             return Err(qerr(format!(
@@ -89,14 +104,26 @@ impl RxQueue {
         let ring = Ring::<RxDesc>::new(&hw, nb_desc, "RX ring")?;
         let mut sw: Vec<Option<Mbuf>> = (0..nb_desc).map(|_| None).collect();
         Mbuf::alloc_bulk(pool, &mut sw).map_err(|_| {
-            qerr(format!("pool '{}' has fewer than {nb_desc} free mbufs", pool.mempool().name()))
+            qerr(format!(
+                "pool '{}' has fewer than {nb_desc} free mbufs",
+                pool.mempool().name()
+            ))
         })?;
         for (i, m) in sw.iter().enumerate() {
             let iova = m.as_ref().map(|m| m.data_iova()).unwrap_or(eal::Iova::BAD);
             if !iova.is_valid() {
-                return Err(qerr(format!("pool '{}' has mbufs without an IOVA (not DMA memory)", pool.mempool().name())));
+                return Err(qerr(format!(
+                    "pool '{}' has mbufs without an IOVA (not DMA memory)",
+                    pool.mempool().name()
+                )));
             }
-            ring.write(i as u16, RxDesc { addr: iova.0, ..RxDesc::default() });
+            ring.write(
+                i as u16,
+                RxDesc {
+                    addr: iova.0,
+                    ..RxDesc::default()
+                },
+            );
         }
         // SDM 14.4: base, length, head 0, tail = last descriptor (n - 1 posted).
         let base = ring.iova().0;
@@ -174,10 +201,23 @@ impl RxQueueOps for RxQueue {
                 let status = (hi >> 32) as u8;
                 let errs = (hi >> 40) as u8;
                 let fresh = self.fresh[k].take().expect("filled by alloc_bulk");
-                self.ring.write(i, RxDesc { addr: fresh.data_iova().0, ..RxDesc::default() });
-                let Some(mut m) = self.sw[i as usize].replace(fresh) else { continue };
+                self.ring.write(
+                    i,
+                    RxDesc {
+                        addr: fresh.data_iova().0,
+                        ..RxDesc::default()
+                    },
+                );
+                let Some(mut m) = self.sw[i as usize].replace(fresh) else {
+                    continue;
+                };
                 let eop = status & rxd::STAT_EOP != 0;
-                if self.discard || !eop || errs & rxd::ERR_FRAME != 0 || len == 0 || len > regs::RX_BUF_SIZE {
+                if self.discard
+                    || !eop
+                    || errs & rxd::ERR_FRAME != 0
+                    || len == 0
+                    || len > regs::RX_BUF_SIZE
+                {
                     // A frame spanning buffers (its pieces up to EOP), a bad frame, or a
                     // length we cannot trust: drop it, count one error per frame.
                     if !self.discard {
@@ -202,7 +242,10 @@ impl RxQueueOps for RxQueue {
             // Release: the descriptors posted above are visible before the tail moves
             // (pairs with the device's descriptor fetch after it sees RDT).
             fence(Ordering::Release);
-            self.hw.wr(regs::RDT, u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)));
+            self.hw.wr(
+                regs::RDT,
+                u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)),
+            );
             self.empty_polls = 0;
         } else {
             self.empty_polls += 1;

@@ -78,7 +78,11 @@ impl TxQueue {
             if let Some(m) = self.sw[self.clean as usize].take() {
                 self.done.push(m);
             }
-            self.clean = if self.clean + 1 == self.ring.n { 0 } else { self.clean + 1 };
+            self.clean = if self.clean + 1 == self.ring.n {
+                0
+            } else {
+                self.clean + 1
+            };
             self.in_flight -= 1;
         }
         if !self.done.is_empty() {
@@ -124,10 +128,19 @@ impl TxQueueOps for TxQueue {
             }
             self.ring.write(
                 self.tail,
-                TxDesc { addr: iova.0, length: len as u16, cmd: txd::CMD_EOP | txd::CMD_IFCS | txd::CMD_RS, ..TxDesc::default() },
+                TxDesc {
+                    addr: iova.0,
+                    length: len as u16,
+                    cmd: txd::CMD_EOP | txd::CMD_IFCS | txd::CMD_RS,
+                    ..TxDesc::default()
+                },
             );
             self.sw[self.tail as usize] = Some(m);
-            self.tail = if self.tail + 1 == self.ring.n { 0 } else { self.tail + 1 };
+            self.tail = if self.tail + 1 == self.ring.n {
+                0
+            } else {
+                self.tail + 1
+            };
             self.in_flight += 1;
             sent += 1;
             bytes += u64::from(len);
