@@ -67,6 +67,10 @@ fi
 stage "build (warnings are errors)"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --workspace --all-targets
 
+stage "format"
+rustup component add rustfmt >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+
 stage "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

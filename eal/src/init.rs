@@ -300,6 +300,45 @@ impl Eal {
         Ok((Eal::init_with(args)?, rest))
     }
 
+    /// [`Eal::init`] for applications that must run anywhere (the sample apps' contract):
+    /// when no hugepages are usable, or a non-root user may not use them, and `argv` did not
+    /// choose the memory itself (`--no-huge`, `--huge-dir`), initialise again with
+    /// `--no-huge`. Returns the reason when it fell back, for the caller's one-line notice.
+    /// Argument errors, `-h`, a live primary on the prefix and every other error are
+    /// returned as they are.
+    pub fn init_or_no_huge(argv: &[String]) -> Result<(Eal, Vec<String>, Option<String>)> {
+        let (args, rest) = EalArgs::parse(argv)?;
+        let chose_memory = args.no_huge || args.huge_dir.is_some();
+        match Eal::init_with(args.clone()) {
+            Ok(eal) => Ok((eal, rest, None)),
+            Err(e) if !chose_memory && Self::hugepages_unusable(&e) => {
+                let why = match e {
+                    Error::NoHugepages { why } => why,
+                    e => format!("not root: {e}"),
+                };
+                let mut args = args;
+                args.no_huge = true;
+                args.socket_mem = None;
+                Ok((Eal::init_with(args)?, rest, Some(why)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when `e` means "hugepage memory cannot be had here" rather than a usage error
+    /// or a conflict with another process.
+    fn hugepages_unusable(e: &Error) -> bool {
+        match e {
+            Error::NoHugepages { .. } => true,
+            Error::HelpRequested
+            | Error::UnknownArg(_)
+            | Error::BadArg { .. }
+            | Error::MissingValue(_)
+            | Error::PrefixInUse { .. } => false,
+            _ => crate::sys::mem::geteuid() != 0,
+        }
+    }
+
     /// Initialise from parsed arguments with default [`EalOptions`].
     pub fn init_with(args: EalArgs) -> Result<Eal> {
         Eal::init_with_options(args, EalOptions::default())

@@ -327,3 +327,47 @@ fn init_failure_after_memory_unwinds_everything() {
     assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
     assert!(shm_files(&p).is_empty(), "shm file left behind");
 }
+
+#[test]
+fn init_or_no_huge_falls_back_only_when_memory_was_not_chosen() {
+    // Whatever this machine has: either hugepages work (no fallback, hugepage memory) or
+    // they do not (fallback with a reason, --no-huge memory). Small -m so a root run with
+    // the test script's 512 pages does not exhaust the pool.
+    let p = prefix("fallback");
+    let (eal, rest, why) =
+        Eal::init_or_no_huge(&argv(&["-m", "16", "--file-prefix", &p, "--", "app"])).unwrap();
+    assert_eq!(rest, vec!["app".to_string()]);
+    match &why {
+        Some(w) => {
+            assert!(!w.is_empty());
+            assert!(eal.no_huge(), "fell back, so memory must be --no-huge");
+        }
+        None => assert!(!eal.no_huge(), "no fallback, so hugepages were used"),
+    }
+    eal.cleanup().unwrap();
+
+    // The user chose the memory: no fallback, the error comes back as it is.
+    let p = prefix("fallback-dir");
+    let e = Eal::init_or_no_huge(&argv(&[
+        "--huge-dir",
+        "/nonexistent-fp",
+        "--file-prefix",
+        &p,
+    ]))
+    .unwrap_err();
+    assert!(
+        !matches!(e, Error::BadArg { .. } | Error::UnknownArg(_)),
+        "a missing huge dir is a memory error, not an argument error: {e}"
+    );
+    assert!(
+        runtime_dir_of(&p).is_empty() && shm_files(&p).is_empty(),
+        "nothing left behind"
+    );
+
+    // Argument errors are never papered over.
+    let e = Eal::init_or_no_huge(&argv(&["--bogus"])).unwrap_err();
+    assert!(
+        matches!(e, Error::UnknownArg(ref a) if a == "--bogus"),
+        "{e}"
+    );
+}

@@ -31,10 +31,8 @@ impl Drop for Mem {
 fn make<T: Copy>(count: u32, flags: RingFlags) -> (Mem, Ring<T>) {
     let len = Ring::<T>::memsize(count, flags).unwrap();
     let mem = Mem::new(len);
-    // SAFETY: fresh exclusive block of `len` bytes, outlives the ring in every test (the
-    // tuple is destructured as (_mem, r) and `r` drops first... both drop at scope end;
-    // the ring handle owns nothing, so order does not matter for safety as long as the
-    // handle is not used after).
+    // SAFETY: a fresh, exclusive, suitably aligned block of `len` bytes; it is returned
+    // with the ring and the tests never use the ring after dropping the block.
     let r =
         unsafe { Ring::<T>::init_in(mem.ptr, mem.layout.size(), "test", count, flags) }.unwrap();
     (mem, r)

@@ -10,23 +10,16 @@ use eal::{Eal, Error};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let explicit_mem = argv
-        .iter()
-        .any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
-    let eal = match Eal::init(&argv) {
-        Ok((eal, _rest)) => eal,
+    let eal = match Eal::init_or_no_huge(&argv) {
+        Ok((eal, _rest, fallback)) => {
+            if let Some(why) = fallback {
+                eprintln!("eal-info: no usable hugepages ({why}); falling back to --no-huge");
+            }
+            eal
+        }
         Err(Error::HelpRequested) => {
             println!("usage: eal-info [EAL options]\n\n{}", eal::args::usage());
             return ExitCode::SUCCESS;
-        }
-        Err(Error::NoHugepages { why }) if !explicit_mem => {
-            eprintln!("eal-info: no usable hugepages ({why}); falling back to --no-huge");
-            let mut retry = argv.clone();
-            retry.insert(1, "--no-huge".into());
-            match Eal::init(&retry) {
-                Ok((eal, _)) => eal,
-                Err(e) => return fail(&e),
-            }
         }
         Err(e) => return fail(&e),
     };

@@ -331,24 +331,16 @@ fn print_stats(ports: &[u16], st: &[PortStats]) {
 }
 
 fn init_eal(argv: &[String]) -> Result<(Eal, Vec<String>), ExitCode> {
-    let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    let explicit_mem = argv[..eal_part]
-        .iter()
-        .any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
-    match Eal::init(argv) {
-        Ok(r) => Ok(r),
+    match Eal::init_or_no_huge(argv) {
+        Ok((eal, rest, fallback)) => {
+            if let Some(why) = fallback {
+                println!("l2fwd: no usable hugepages ({why}); falling back to --no-huge");
+            }
+            Ok((eal, rest))
+        }
         Err(EalError::HelpRequested) => {
             print!("{}", usage());
             Err(ExitCode::SUCCESS)
-        }
-        Err(EalError::NoHugepages { why }) if !explicit_mem => {
-            println!("l2fwd: no usable hugepages ({why}); falling back to --no-huge");
-            let mut a = argv.to_vec();
-            a.insert(1, "--no-huge".into());
-            Eal::init(&a).map_err(|e| {
-                eprintln!("l2fwd: failed to initialise the EAL: {e}");
-                ExitCode::FAILURE
-            })
         }
         Err(
             e @ (EalError::BadArg { .. } | EalError::UnknownArg(_) | EalError::MissingValue(_)),

@@ -99,15 +99,16 @@ fn main() -> ExitCode {
 /// default one is held by another live process.
 fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
     let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    let explicit_mem = argv[..eal_part]
-        .iter()
-        .any(|a| a == "--no-huge" || a.starts_with("--huge-dir"));
     let mut args = argv[..eal_part].to_vec();
     let mut tried_prefix = false;
-    let mut tried_nohuge = false;
     loop {
-        match Eal::init(&args) {
-            Ok((e, _)) => return Ok(e),
+        match Eal::init_or_no_huge(&args) {
+            Ok((e, _, fallback)) => {
+                if let Some(why) = fallback {
+                    println!("testpmd: no usable hugepages ({why}); falling back to --no-huge");
+                }
+                return Ok(e);
+            }
             Err(EalError::HelpRequested) => {
                 print!("{}\n{}", args::usage(), eal::args::usage());
                 return Err(ExitCode::SUCCESS);
@@ -124,31 +125,12 @@ fn init_eal(argv: &[String], no_args: bool) -> Result<Eal, ExitCode> {
                 args.extend(["--file-prefix".to_string(), p]);
                 tried_prefix = true;
             }
-            // No hugepages, or (not root) hugepages we may not use: anonymous memory.
-            Err(e)
-                if !explicit_mem
-                    && !tried_nohuge
-                    && (matches!(e, EalError::NoHugepages { .. }) || !is_root()) =>
-            {
-                let why = match e {
-                    EalError::NoHugepages { why } => why,
-                    e => format!("not root: {e}"),
-                };
-                println!("testpmd: no usable hugepages ({why}); falling back to --no-huge");
-                args.insert(1, "--no-huge".into());
-                tried_nohuge = true;
-            }
             Err(e) => {
                 eprintln!("testpmd: failed to initialise the EAL: {e}");
                 return Err(ExitCode::FAILURE);
             }
         }
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 type Fail = (u8, String);
