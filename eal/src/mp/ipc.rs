@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(got.lock().unwrap().as_slice(), &[(b"hi".to_vec(), true)]);
 
         // A request from a handler is refused instead of deadlocking.
-        let pri = Arc::new(pri);
+        let mut pri = Arc::new(pri);
         let p2 = pri.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let tx = Mutex::new(tx);
@@ -644,8 +644,24 @@ mod tests {
         .unwrap();
         sec.sendmsg(&Message::new("reenter").unwrap()).unwrap();
         assert!(rx.recv_timeout(Duration::from_secs(20)).unwrap());
-        // The closure holds an Arc to `pri`: break the cycle before dropping.
+        // The closure holds an Arc to `pri`: break the cycle before dropping. The
+        // handler thread may still hold its clone of the closure for a moment after
+        // the reply was sent, so wait for that clone to go before taking `pri` back.
         assert!(pri.action_unregister("reenter"));
+        let t0 = std::time::Instant::now();
+        let pri = loop {
+            match Arc::try_unwrap(pri) {
+                Ok(p) => break p,
+                Err(back) => {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(20),
+                        "handler closure never released"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                    pri = back;
+                }
+            }
+        };
 
         // Socket files go away with the endpoints.
         let (pp, sp) = (
