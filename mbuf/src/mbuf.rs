@@ -20,9 +20,17 @@ use crate::{ChainError, Error, OlFlags, Result, TxOffload};
 /// It derefs to the first segment's data (`&[u8]`). `DerefMut` gives `&mut [u8]` and
 /// **panics if that buffer is shared** (a clone exists, or this mbuf is itself a clone):
 /// use [`Mbuf::try_data_mut`] to ask instead.
+///
+/// `#[repr(transparent)]`: an `Mbuf` has the layout of its header's address, so drivers
+/// may move slices of them to and from rings of addresses without a per-packet step
+/// (the [`Mbuf::into_raw`] / [`Mbuf::from_raw`] contract applies to every element).
+#[repr(transparent)]
 pub struct Mbuf {
     ptr: NonNull<MbufHeader>,
 }
+
+// Drivers rely on this (see the type docs).
+const _: () = assert!(core::mem::size_of::<Mbuf>() == core::mem::size_of::<usize>());
 
 // SAFETY: an Mbuf owns its chain; the only state other threads touch is `refcnt` of a
 // shared buffer (atomic) and the immutable data of a shared buffer.

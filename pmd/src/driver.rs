@@ -28,6 +28,11 @@ pub struct DriverInfo {
     pub min_mtu: u32,
     pub max_mtu: u32,
     pub if_name: Option<String>,
+    /// Whether the ethdev layer drops TX frames longer than MTU + Ethernet header
+    /// (counted in `oerrors`) before the driver sees them. On for drivers with a wire or
+    /// a file behind them; `net_ring` turns it off, as DPDK's net_ring does not check
+    /// either, so its data path never reads an mbuf header.
+    pub tx_mtu_check: bool,
 }
 
 impl Default for DriverInfo {
@@ -45,6 +50,7 @@ impl Default for DriverInfo {
             min_mtu: 68,
             max_mtu: 9600,
             if_name: None,
+            tx_mtu_check: true,
         }
     }
 }

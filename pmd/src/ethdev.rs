@@ -21,6 +21,18 @@ use crate::{
 // Queue slots
 // ------------------------------------------------------------------------------------
 
+/// `frame_max` value that turns the per-packet TX length check off.
+const NO_TX_CHECK: u32 = u32::MAX;
+
+/// The TX length limit for a port of this driver at this MTU.
+fn frame_limit(i: &driver::DriverInfo, mtu: u32) -> u32 {
+    if i.tx_mtu_check {
+        mtu + ETHER_HDR_LEN
+    } else {
+        NO_TX_CHECK
+    }
+}
+
 const FREE: u8 = 0;
 const BURST: u8 = 1;
 const HANDLE: u8 = 2;
@@ -84,7 +96,8 @@ struct PortSlot {
     ctl: Mutex<Option<PortCtl>>,
     /// Data-path gate: true between start and stop. S1 (Release at start) pairs with S2.
     started: AtomicBool,
-    /// Largest frame accepted on TX (MTU + Ethernet header).
+    /// Largest frame accepted on TX (MTU + Ethernet header), or [`NO_TX_CHECK`] for
+    /// drivers that opt out (`DriverInfo::tx_mtu_check`).
     frame_max: AtomicU32,
     rx: [QSlot<dyn RxQueueOps>; MAX_QUEUES],
     tx: [QSlot<dyn TxQueueOps>; MAX_QUEUES],
@@ -235,7 +248,7 @@ pub fn attach_port(
     let s = &PORTS[port as usize];
     s.started.store(false, Ordering::Relaxed);
     s.frame_max
-        .store(DEFAULT_MTU + ETHER_HDR_LEN, Ordering::Relaxed);
+        .store(frame_limit(&driver.info(), DEFAULT_MTU), Ordering::Relaxed);
     let mut g = s.ctl.lock().unwrap_or_else(|e| e.into_inner());
     *g = Some(PortCtl {
         eal: eal.clone(),
@@ -928,7 +941,8 @@ fn apply_mtu(_port: u16, s: &PortSlot, c: &mut PortCtl, mtu: u32) -> Result<()> 
     c.driver.set_mtu(mtu)?;
     c.mtu = mtu;
     c.shared().mtu.store(mtu, Ordering::Relaxed);
-    s.frame_max.store(mtu + ETHER_HDR_LEN, Ordering::Relaxed);
+    s.frame_max
+        .store(frame_limit(&c.driver.info(), mtu), Ordering::Relaxed);
     Ok(())
 }
 
@@ -939,7 +953,8 @@ pub fn mtu_get(port: u16) -> Result<u32> {
 
 /// Set the MTU. TX frames longer than MTU + 14 (Ethernet header; VLAN-tagged frames need
 /// an MTU 4 higher) are dropped by `tx_burst`: freed, counted in `oerrors`, and counted
-/// as consumed in its return value.
+/// as consumed in its return value. Drivers without a wire may opt out of that check
+/// (`DriverInfo::tx_mtu_check`; only `net_ring` does, like DPDK's).
 pub fn mtu_set(port: u16, mtu: u32) -> Result<()> {
     with_port!(port, "set MTU of", |s, c| {
         let i = c.driver.info();
@@ -1054,7 +1069,7 @@ fn tx_on(s: &PortSlot, qs: &QSlot<dyn TxQueueOps>, pkts: &mut Vec<Mbuf>) -> u16 
     let max = pkts.len().min(u16::MAX as usize);
     let lim = s.frame_max.load(Ordering::Relaxed);
     let mut dropped = 0usize;
-    if pkts[..max].iter().any(|m| m.pkt_len() > lim) {
+    if lim != NO_TX_CHECK && pkts[..max].iter().any(|m| m.pkt_len() > lim) {
         dropped = drop_oversize(pkts, max, lim);
         // SAFETY: claimed; set with the queue.
         if let Some(st) = unsafe { &*qs.stats.get() } {
@@ -1095,7 +1110,8 @@ pub fn rx_burst(port: u16, queue: u16, out: &mut Vec<Mbuf>, nb_pkts: u16) -> u16
 }
 
 /// Send packets from the front of `pkts` on queue `queue` of `port`. Returns how many
-/// were consumed (sent, or dropped as over the MTU and counted in `oerrors`); those are
+/// were consumed (sent, or dropped as over the MTU and counted in `oerrors`, see
+/// [`mtu_set`]); those are
 /// removed from `pkts`, and the rest stay there in order, still owned by the caller.
 /// Returns 0 with `pkts` untouched if the port is stopped, the ids are out of range, the
 /// queue is not set up, or a [`TxQueue`] handle holds it.

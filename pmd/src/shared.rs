@@ -74,6 +74,15 @@ impl QueueCounters {
         );
     }
 
+    /// Add packets only, for drivers that do not count bytes (owner lcore only).
+    #[inline(always)]
+    pub fn add_packets(&self, pkts: u64) {
+        self.packets.store(
+            self.packets.load(Ordering::Relaxed).wrapping_add(pkts),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Add to `errors` (owner lcore only).
     #[inline]
     pub fn add_errors(&self, n: u64) {

@@ -9,6 +9,13 @@
 //!   rings and the rings.
 //! * [`eth_from_rings`] makes a port over rings the caller made (DPDK's
 //!   `rte_eth_from_rings`); closing it leaves the rings and their contents alone.
+//!
+//! The data path moves addresses only and never reads or writes an mbuf header, as
+//! DPDK's net_ring: a burst is one ring copy between the caller's `Vec<Mbuf>` and the
+//! ring (an `Mbuf` is laid out as its address). So, like DPDK's, it counts packets but
+//! not bytes (`ibytes`/`obytes` stay 0), leaves `Mbuf::port` as the sender set it, and
+//! opts out of the ethdev layer's TX MTU check (`DriverInfo::tx_mtu_check`): frames
+//! between rings never meet a wire.
 
 use core::mem::MaybeUninit;
 
@@ -136,6 +143,7 @@ impl EthDriver for RingPort {
             tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
             max_rx_pktlen: u32::MAX,
             max_mtu: 65535,
+            tx_mtu_check: false,
             ..DriverInfo::default()
         }
     }
@@ -159,11 +167,7 @@ impl EthDriver for RingPort {
                 queue: q,
                 why: "no ring for it".into(),
             })?;
-        Ok(Box::new(RingRx {
-            r,
-            port: self.port,
-            stats,
-        }))
+        Ok(Box::new(RingRx { r, stats }))
     }
 
     fn tx_queue_setup(
@@ -218,42 +222,29 @@ unsafe fn to_mbuf(a: usize) -> Mbuf {
 
 struct RingRx {
     r: Ring<usize>,
-    port: u16,
     stats: QueueStats,
 }
 
 impl RxQueueOps for RingRx {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        // Uninitialised staging: the ring writes the first `n` of it. (A zeroed array
-        // here was a 512-byte memset per call, more than the packets themselves cost.)
-        let mut buf = [MaybeUninit::<usize>::uninit(); CHUNK];
         out.reserve(max);
-        let mut done = 0;
-        let mut bytes = 0u64;
-        while done < max {
-            let k = (max - done).min(CHUNK);
-            let n = self.r.dequeue_burst_uninit(&mut buf[..k]).n as usize;
-            let len = out.len();
-            let dst = out.as_mut_ptr();
-            for (i, a) in buf[..n].iter().enumerate() {
-                // SAFETY: the dequeue initialised the first `n` entries; ring contents
-                // are `into_raw` mbufs (module contract).
-                let mut m = unsafe { to_mbuf(a.assume_init()) };
-                bytes += u64::from(m.pkt_len());
-                m.set_port(self.port);
-                // SAFETY: `reserve(max)` above left room for `max` >= done + n more
-                // elements past the length we started with; `len + i` is in that room.
-                unsafe { dst.add(len + i).write(m) };
-            }
-            // SAFETY: the `n` slots after `len` were just written.
-            unsafe { out.set_len(len + n) };
-            done += n;
-            if n < k {
-                break;
-            }
-        }
-        self.stats.add(done as u64, bytes);
-        done
+        let len = out.len();
+        // SAFETY: `reserve(max)` left room for `max` more elements after `len`; an
+        // `Mbuf` is one non-null pointer (`#[repr(transparent)]`), so the spare capacity
+        // viewed as `usize` slots is what the ring writes mbuf addresses into. The ring
+        // initialises the first `n` of them and nothing else reads the rest.
+        let spare = unsafe {
+            core::slice::from_raw_parts_mut(
+                out.as_mut_ptr().add(len).cast::<MaybeUninit<usize>>(),
+                max,
+            )
+        };
+        let n = self.r.dequeue_burst_uninit(spare).n as usize;
+        // SAFETY: the `n` slots after `len` now hold `into_raw` mbuf addresses (module
+        // contract), which is exactly the representation of an owned `Mbuf`.
+        unsafe { out.set_len(len + n) };
+        self.stats.add_packets(n as u64);
+        n
     }
 }
 
@@ -264,31 +255,12 @@ struct RingTx {
 
 impl TxQueueOps for RingTx {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
-        let mut buf = [MaybeUninit::<usize>::uninit(); CHUNK];
         let max = max.min(pkts.len());
-        let mut done = 0;
-        let mut bytes = 0u64;
-        while done < max {
-            let k = (max - done).min(CHUNK);
-            let mut b = 0u64;
-            for (slot, m) in buf[..k].iter_mut().zip(&pkts[done..done + k]) {
-                slot.write(m.addr().0 as usize);
-                b += u64::from(m.pkt_len());
-            }
-            // SAFETY: the loop above initialised the first `k` entries.
-            let addrs = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<usize>(), k) };
-            let n = self.r.enqueue_burst(addrs).n as usize;
-            if n < k {
-                for m in &pkts[done + n..done + k] {
-                    b -= u64::from(m.pkt_len());
-                }
-            }
-            bytes += b;
-            done += n;
-            if n < k {
-                break;
-            }
-        }
+        // SAFETY: an `Mbuf` is one non-null pointer (`#[repr(transparent)]`), so the
+        // first `max` handles read as `usize` are their mbuf addresses; the ring copies
+        // them and does not keep the borrow.
+        let addrs = unsafe { core::slice::from_raw_parts(pkts.as_ptr().cast::<usize>(), max) };
+        let done = self.r.enqueue_burst(addrs).n as usize;
         // The ring owns the first `done` now: take them out of `pkts` without dropping
         // (freeing) them, and move the rest to the front.
         let rest = pkts.len() - done;
@@ -303,7 +275,7 @@ impl TxQueueOps for RingTx {
             }
             pkts.set_len(rest);
         }
-        self.stats.add(done as u64, bytes);
+        self.stats.add_packets(done as u64);
         done
     }
 }
