@@ -85,17 +85,19 @@
 //!
 //! # Statistics
 //!
-//! With the default cargo feature `stats`: two plain load+store updates per cached get or
-//! put, into a line the lcore owns (see [`stats`](crate::MempoolStats) for what is derived
-//! rather than stored); readable at any time from any process: [`Pool::stats`],
-//! [`Pool::lcore_stats`], [`Pool::dump`]. Without the feature nothing is counted and every
-//! statistic reads 0, as in DPDK builds without `RTE_LIBRTE_MEMPOOL_STATS`.
+//! Per pool, chosen at creation with [`PoolFlags::STATS`]: two plain load+store updates
+//! per cached get or put, into a line the lcore owns (see [`MempoolStats`] for what is
+//! derived rather than stored); readable at any time from any process: [`Pool::stats`],
+//! [`Pool::lcore_stats`], [`Pool::dump`]. Without the flag (the default) nothing is counted
+//! and every statistic reads 0, as in DPDK builds without `RTE_LIBRTE_MEMPOOL_STATS`.
 //!
 //! # Hot path
 //!
 //! A get or put of a few objects that the calling lcore's cache can serve is inlined into
 //! the caller: one thread-local read (the lcore id), the cache address, a length check, an
-//! element copy (no `memcpy` call) and the counters above. Refills, flushes, backend
+//! element copy (no `memcpy` call) and the counters above. Loops that get and put many
+//! times resolve the cache once with [`Pool::lcore_cache`] (DPDK's
+//! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two. Refills, flushes, backend
 //! access and failures are out of line (`#[cold]`), so they cost the caller neither code
 //! size nor registers.
 
@@ -112,8 +114,8 @@ pub use error::{Error, Result};
 pub use layout::{ObjHeader, ObjSize};
 pub use ops::{register_ops, MempoolOps, OpsConfig, OpsHandle};
 pub use pool::{
-    header_mz_name, Mempool, MempoolCache, Pool, PoolConfig, DEFAULT_CHANNELS, LAYOUT_VERSION,
-    MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
+    header_mz_name, CacheRef, Mempool, MempoolCache, Pool, PoolConfig, DEFAULT_CHANNELS,
+    LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
 };
 pub use stats::MempoolStats;
 
@@ -126,5 +128,9 @@ bitflags::bitflags! {
         const NO_SPREAD = 0x0001;
         /// Do not align objects to cache lines (8 bytes only); implies `NO_SPREAD`.
         const NO_CACHE_ALIGN = 0x0002;
+        /// Count gets, puts, cache hits and misses and backend calls in the per-lcore
+        /// statistics ([`Pool::stats`]). Ferroplane's own bit (DPDK decides this at build
+        /// time with `RTE_LIBRTE_MEMPOOL_STATS`). Costs two counter updates per get or put.
+        const STATS = 0x1000_0000;
     }
 }

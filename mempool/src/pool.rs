@@ -307,6 +307,8 @@ pub struct Pool {
     elt_size: u32,
     header_size: u32,
     total_size: u32,
+    /// [`PoolFlags::STATS`], read once from the header.
+    stats_on: bool,
     /// Live [`Mempool`] handles in this process.
     handles: AtomicUsize,
 }
@@ -591,6 +593,7 @@ impl Mempool {
             elt_size: sz.elt_size,
             header_size: sz.header_size,
             total_size: sz.total_size,
+            stats_on: cfg.flags.contains(PoolFlags::STATS),
             handles: AtomicUsize::new(1),
         }));
         // P1 (release): publishes every header, cache, chunk and object write above;
@@ -715,6 +718,7 @@ impl Mempool {
             elt_size: h.elt_size,
             header_size: h.header_size,
             total_size: h.total_size,
+            stats_on: PoolFlags::from_bits_retain(h.flags).contains(PoolFlags::STATS),
             handles: AtomicUsize::new(1),
         }));
         reg_insert(pool)?;
@@ -1091,33 +1095,17 @@ impl Pool {
                 };
                 (
                     cache,
-                    StatsSlot {
-                        slot: &self.hdr().stats[l as usize],
-                        shared: false,
-                    },
+                    StatsSlot::new(&self.hdr().stats[l as usize], self.stats_on, false),
                 )
             }
-            _ => (
-                None,
-                StatsSlot {
-                    slot: &self.hdr().stats[MAX_LCORE],
-                    shared: true,
-                },
-            ),
+            _ => (None, self.shared_slot()),
         }
     }
 
+    /// The statistics slot of threads that are not EAL lcores (and of user caches).
+    #[inline(always)]
     fn shared_slot(&self) -> StatsSlot<'_> {
-        match eal::lcore::lcore_id() {
-            Some(l) if (l as usize) < MAX_LCORE => StatsSlot {
-                slot: &self.hdr().stats[l as usize],
-                shared: false,
-            },
-            _ => StatsSlot {
-                slot: &self.hdr().stats[MAX_LCORE],
-                shared: true,
-            },
-        }
+        StatsSlot::new(&self.hdr().stats[MAX_LCORE], self.stats_on, true)
     }
 
     /// Get `objs.len()` objects, all or nothing, through the calling lcore's cache (or
@@ -1208,6 +1196,43 @@ impl Pool {
         }
     }
 
+    /// The calling thread's cache for this pool, resolved once: the lcore's cache on an
+    /// EAL lcore of a pool with caches, otherwise none (the handle then goes straight to
+    /// the backend). This is DPDK's `rte_mempool_default_cache` followed by
+    /// `rte_mempool_generic_get/put` with that cache: a loop that gets and puts many
+    /// times saves the thread-local lookup and the slot computation of every
+    /// [`get_bulk`](Self::get_bulk) / [`put_bulk`](Self::put_bulk) call.
+    ///
+    /// The handle is neither `Send` nor `Sync`: it belongs to the thread (lcore) that
+    /// made it. Several handles on one thread, and plain get/put calls between them, are
+    /// fine (each call reads the cache's state afresh).
+    #[inline]
+    pub fn lcore_cache(&self) -> CacheRef<'_> {
+        let (cache, st) = self.lcore_slot();
+        CacheRef {
+            pool: self,
+            cache,
+            st,
+            _thread: core::marker::PhantomData,
+        }
+    }
+
+    /// A handle that gets and puts through the user-owned `cache` (checked once, here,
+    /// to belong to this pool: [`Error::ForeignCache`] otherwise). See [`Pool::lcore_cache`].
+    pub fn user_cache<'a>(&'a self, cache: &'a mut MempoolCache) -> Result<CacheRef<'a>> {
+        if cache.cache.owner != self.addr {
+            return Err(Error::ForeignCache {
+                name: self.name.clone(),
+            });
+        }
+        Ok(CacheRef {
+            pool: self,
+            cache: Some(&cache.cache),
+            st: self.shared_slot(),
+            _thread: core::marker::PhantomData,
+        })
+    }
+
     /// The inlined part of a get: a cache hit (see "Hot path" in the crate docs).
     #[inline(always)]
     fn get_impl(
@@ -1222,8 +1247,11 @@ impl Pool {
             // (crate contract); a user cache is borrowed `&mut` by the caller.
             if n != 0 && unsafe { c.try_get_hit(objs) } {
                 // cache_hits is derived from these two (see `stats`).
-                st.add(&st.slot.get_success_bulk, 1);
-                st.add(&st.slot.get_success_objs, n as u64);
+                st.op(
+                    &st.slot.get_success_bulk,
+                    &st.slot.get_success_objs,
+                    n as u64,
+                );
                 #[cfg(debug_assertions)]
                 self.debug_mark_used(objs)?;
                 return Ok(());
@@ -1266,8 +1294,11 @@ impl Pool {
                 GetOutcome::Hit => true,
                 GetOutcome::Refill { refill: r } | GetOutcome::Direct { direct: r } => {
                     st.add(&s.cache_misses, 1);
-                    st.add(&s.backend_dequeue_bulk, 1);
-                    st.add(&s.backend_dequeue_objs, u64::from(r));
+                    st.op(
+                        &s.backend_dequeue_bulk,
+                        &s.backend_dequeue_objs,
+                        u64::from(r),
+                    );
                     true
                 }
                 GetOutcome::Fail => false,
@@ -1275,19 +1306,16 @@ impl Pool {
             None => {
                 let ok = self.backend.dequeue(objs);
                 if ok {
-                    st.add(&s.backend_dequeue_bulk, 1);
-                    st.add(&s.backend_dequeue_objs, n as u64);
+                    st.op(&s.backend_dequeue_bulk, &s.backend_dequeue_objs, n as u64);
                 }
                 ok
             }
         };
         if !ok {
-            st.add(&s.get_fail_bulk, 1);
-            st.add(&s.get_fail_objs, n as u64);
+            st.op(&s.get_fail_bulk, &s.get_fail_objs, n as u64);
             return Err(Error::Empty { n });
         }
-        st.add(&s.get_success_bulk, 1);
-        st.add(&s.get_success_objs, n as u64);
+        st.op(&s.get_success_bulk, &s.get_success_objs, n as u64);
         #[cfg(debug_assertions)]
         self.debug_mark_used(objs)?;
         Ok(())
@@ -1313,8 +1341,7 @@ impl Pool {
         if let Some(c) = cache {
             // SAFETY: cache ownership as in get_impl.
             if unsafe { c.try_put_cached(objs) } {
-                st.add(&st.slot.put_bulk, 1);
-                st.add(&st.slot.put_objs, n as u64);
+                st.op(&st.slot.put_bulk, &st.slot.put_objs, n as u64);
                 return Ok(());
             }
             // SAFETY: forwarded.
@@ -1369,12 +1396,14 @@ impl Pool {
         match outcome {
             PutOutcome::Cached => {}
             PutOutcome::Flushed { flushed } => {
-                st.add(&s.backend_enqueue_bulk, 1);
-                st.add(&s.backend_enqueue_objs, u64::from(flushed));
+                st.op(
+                    &s.backend_enqueue_bulk,
+                    &s.backend_enqueue_objs,
+                    u64::from(flushed),
+                );
             }
             PutOutcome::Direct => {
-                st.add(&s.backend_enqueue_bulk, 1);
-                st.add(&s.backend_enqueue_objs, n as u64);
+                st.op(&s.backend_enqueue_bulk, &s.backend_enqueue_objs, n as u64);
             }
             PutOutcome::Fail => {
                 #[cfg(debug_assertions)]
@@ -1396,8 +1425,7 @@ impl Pool {
                 });
             }
         }
-        st.add(&s.put_bulk, 1);
-        st.add(&s.put_objs, n as u64);
+        st.op(&s.put_bulk, &s.put_objs, n as u64);
         Ok(())
     }
 
@@ -1666,6 +1694,10 @@ impl Pool {
             self.in_use_count()
         )?;
         let s = self.stats();
+        if !self.stats_on {
+            writeln!(w, "  stats: off (create with PoolFlags::STATS to count)")?;
+            return Ok(());
+        }
         writeln!(w, "  stats:")?;
         writeln!(
             w,
@@ -1694,6 +1726,65 @@ impl Pool {
             s.backend_enqueue_bulk, s.backend_enqueue_objs
         )?;
         Ok(())
+    }
+}
+
+/// A pool plus the cache its gets and puts go through, resolved once ([`Pool::lcore_cache`],
+/// [`Pool::user_cache`]); the batch-loop form of [`Pool::get_bulk`] / [`Pool::put_bulk`],
+/// with the same semantics (all or nothing; statistics; debug-build checks).
+pub struct CacheRef<'a> {
+    pool: &'a Pool,
+    cache: Option<&'a CacheShared>,
+    st: StatsSlot<'a>,
+    /// Not `Send`/`Sync`: a per-lcore cache may only be used by its lcore's thread.
+    _thread: core::marker::PhantomData<*const ()>,
+}
+
+impl<'a> CacheRef<'a> {
+    /// The pool.
+    pub fn pool(&self) -> &'a Pool {
+        self.pool
+    }
+
+    /// Objects in the cache now (0 without a cache).
+    pub fn cache_len(&self) -> u32 {
+        self.cache.map_or(0, |c| c.len())
+    }
+
+    /// Get `objs.len()` objects, all or nothing.
+    #[inline(always)]
+    pub fn get_bulk(&self, objs: &mut [VirtAddr]) -> Result<()> {
+        // The cache is the calling thread's: a per-lcore cache of this thread's lcore
+        // (the handle is not Send), or a user cache borrowed `&mut` for 'a.
+        self.pool.get_impl(objs, self.cache, self.st)
+    }
+
+    /// Get one object.
+    #[inline(always)]
+    pub fn get(&self) -> Result<VirtAddr> {
+        let mut o = [VirtAddr(0)];
+        self.get_bulk(&mut o)?;
+        Ok(o[0])
+    }
+
+    /// Put objects back.
+    ///
+    /// # Safety
+    /// As [`Pool::put_bulk`].
+    #[inline(always)]
+    pub unsafe fn put_bulk(&self, objs: &[VirtAddr]) -> Result<()> {
+        // SAFETY: forwarded; cache ownership as in `get_bulk`.
+        unsafe { self.pool.put_impl(objs, self.cache, self.st) }
+    }
+
+    /// Put one object.
+    ///
+    /// # Safety
+    /// As [`Pool::put_bulk`].
+    #[inline(always)]
+    pub unsafe fn put(&self, obj: VirtAddr) -> Result<()> {
+        // SAFETY: forwarded.
+        unsafe { self.put_bulk(&[obj]) }
     }
 }
 

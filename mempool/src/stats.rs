@@ -14,10 +14,11 @@
 //! one successful backend dequeue, so `cache_hits = get_success_bulk -
 //! backend_dequeue_bulk` (per slot; clamped at 0 for a racy read).
 //!
-//! With the `stats` cargo feature off (it is on by default) no counter is updated at all,
-//! as in a DPDK build without `RTE_LIBRTE_MEMPOOL_STATS`: every statistic reads 0. The
-//! shared layout is the same either way, so builds with and without the feature can share
-//! a pool.
+//! Statistics are per pool and off unless the pool is created with
+//! [`PoolFlags::STATS`](crate::PoolFlags::STATS): without it no counter is updated at all
+//! and every statistic reads 0, as in a DPDK build without `RTE_LIBRTE_MEMPOOL_STATS`
+//! (Debian's). The flag lives in the pool header, so every process agrees on it; the
+//! counters are in the header either way.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -90,33 +91,72 @@ pub(crate) struct StatsShared {
 
 const _: () = assert!(core::mem::size_of::<StatsShared>() == 128);
 
+/// How a [`StatsSlot`] is updated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Update {
+    /// Statistics are off for the pool: nothing is written.
+    Off,
+    /// The slot of the calling EAL lcore: single writer, plain load + store.
+    Owned,
+    /// The slot shared by threads that are not EAL lcores: `fetch_add`.
+    Shared,
+}
+
 /// A counter slot plus how to update it.
 #[derive(Clone, Copy)]
 pub(crate) struct StatsSlot<'a> {
     pub slot: &'a StatsShared,
-    /// True for the shared non-lcore slot: use `fetch_add`.
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
-    pub shared: bool,
+    how: Update,
 }
 
-impl StatsSlot<'_> {
-    /// Add `v` to counter `c` of this slot (nothing without the `stats` feature).
-    #[cfg(feature = "stats")]
+impl<'a> StatsSlot<'a> {
+    /// The slot `slot`; `on` is the pool's [`PoolFlags::STATS`](crate::PoolFlags::STATS),
+    /// `shared` says whether threads other than one lcore write it.
+    #[inline(always)]
+    pub fn new(slot: &'a StatsShared, on: bool, shared: bool) -> StatsSlot<'a> {
+        let how = match (on, shared) {
+            (false, _) => Update::Off,
+            (true, false) => Update::Owned,
+            (true, true) => Update::Shared,
+        };
+        StatsSlot { slot, how }
+    }
+
+    /// Add `v` to counter `c` of this slot (nothing when the pool's statistics are off).
     #[inline(always)]
     pub fn add(&self, c: &AtomicU64, v: u64) {
-        if self.shared {
-            c.fetch_add(v, Relaxed);
-        } else {
-            // Single writer (the lcore owning the slot): a plain load + store suffices and
-            // avoids a locked instruction. Relaxed: statistics order nothing.
-            c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        match self.how {
+            Update::Off => {}
+            Update::Owned => bump(c, v),
+            Update::Shared => {
+                c.fetch_add(v, Relaxed);
+            }
         }
     }
 
-    /// Add `v` to counter `c` of this slot (nothing without the `stats` feature).
-    #[cfg(not(feature = "stats"))]
+    /// Count one operation on `n` objects: 1 to `calls`, `n` to `objs` (one test of the
+    /// update mode for the pair: this is on every get and put).
     #[inline(always)]
-    pub fn add(&self, _c: &AtomicU64, _v: u64) {}
+    pub fn op(&self, calls: &AtomicU64, objs: &AtomicU64, n: u64) {
+        match self.how {
+            Update::Off => {}
+            Update::Owned => {
+                bump(calls, 1);
+                bump(objs, n);
+            }
+            Update::Shared => {
+                calls.fetch_add(1, Relaxed);
+                objs.fetch_add(n, Relaxed);
+            }
+        }
+    }
+}
+
+/// Single-writer add (the lcore owning the slot): a plain load + store suffices and
+/// avoids a locked instruction. Relaxed: statistics order nothing.
+#[inline(always)]
+fn bump(c: &AtomicU64, v: u64) {
+    c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
 }
 
 impl StatsShared {

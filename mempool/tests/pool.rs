@@ -28,6 +28,8 @@ fn cfg(n: u32, elt_size: u32, cache_size: u32) -> PoolConfig<'static> {
         n,
         elt_size,
         cache_size,
+        // Counted, so the tests can check the statistics (off by default).
+        flags: PoolFlags::STATS,
         ..Default::default()
     }
 }
@@ -242,7 +244,6 @@ fn every_backend_hands_out_each_object_once() {
             assert_eq!(p.ops_name(), ops);
             drain_and_refill(&p);
             drain_and_refill(&p);
-            #[cfg(feature = "stats")]
             {
                 let s = p.stats();
                 assert_eq!(s.get_success_objs, 600, "{ops}: {s:?}");
@@ -275,7 +276,6 @@ fn lcore_cache_hits_misses_flush_and_refill() {
     assert_eq!(s0, Default::default());
     // first get misses and refills half the cache (32) plus what was asked
     let a = p.get().unwrap();
-    #[cfg(feature = "stats")]
     {
         let s = p.lcore_stats(0).unwrap();
         assert_eq!((s.cache_misses, s.cache_hits), (1, 0));
@@ -288,7 +288,6 @@ fn lcore_cache_hits_misses_flush_and_refill() {
     for _ in 0..32 {
         held.push(p.get().unwrap());
     }
-    #[cfg(feature = "stats")]
     {
         let s = p.lcore_stats(0).unwrap();
         assert_eq!((s.cache_misses, s.cache_hits), (1, 32));
@@ -308,11 +307,9 @@ fn lcore_cache_hits_misses_flush_and_refill() {
         Some(96),
         "up to the threshold stays cached"
     );
-    #[cfg(feature = "stats")]
     assert_eq!(p.lcore_stats(0).unwrap().backend_enqueue_bulk, 0);
     // SAFETY: as above.
     unsafe { p.put_bulk(&held[64..]).unwrap() };
-    #[cfg(feature = "stats")]
     {
         let s = p.lcore_stats(0).unwrap();
         assert_eq!(
@@ -344,7 +341,6 @@ fn lcore_cache_hits_misses_flush_and_refill() {
             unsafe { p.put(o).unwrap() };
         });
     });
-    #[cfg(feature = "stats")]
     {
         let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
         assert_eq!(
@@ -354,12 +350,6 @@ fn lcore_cache_hits_misses_flush_and_refill() {
         let total = p.stats();
         assert_eq!(total.get_success_objs, total.put_objs);
     }
-    #[cfg(not(feature = "stats"))]
-    assert_eq!(
-        p.stats(),
-        Default::default(),
-        "nothing counted without `stats`"
-    );
     p.flush_lcore_cache().unwrap();
     assert_eq!(p.lcore_cache_len(0), Some(0));
     assert_eq!(p.avail_count(), 1024);
@@ -509,7 +499,6 @@ fn stress_lcores_and_threads_account_for_every_object() {
             eprintln!("{}", String::from_utf8_lossy(&d));
         }
         assert_eq!(p.avail_count(), N, "{ops}: every object back");
-        #[cfg(feature = "stats")]
         {
             let s = p.stats();
             assert_eq!(s.get_success_objs, s.put_objs, "{s:?}");
@@ -569,4 +558,94 @@ fn debug_cookies_catch_double_free_foreign_and_overrun() {
 #[test]
 fn debug_cookies_catch_double_free_foreign_and_overrun() {
     eprintln!("SKIP: cookie checks exist only in debug builds (cfg(debug_assertions))");
+}
+
+#[test]
+fn cache_ref_resolves_the_cache_once() {
+    let e = eal("cref");
+    let p = Mempool::create(&e, "crefpool", &cfg(1024, 64, 64)).unwrap();
+    let c = p.lcore_cache(); // the test thread is the main lcore, 0
+    let a = c.get().unwrap();
+    assert_eq!((c.cache_len(), p.lcore_cache_len(0)), (32, Some(32)));
+    let mut v = vec![VirtAddr(0); 8];
+    c.get_bulk(&mut v).unwrap();
+    assert_eq!(c.cache_len(), 24);
+    // The plain calls use the same cache, and the handle sees what they did.
+    let b = p.get().unwrap();
+    assert_eq!(c.cache_len(), 23);
+    // SAFETY: all from this pool, each put once, not used after.
+    unsafe {
+        c.put_bulk(&v).unwrap();
+        c.put(a).unwrap();
+        p.put(b).unwrap();
+    }
+    assert_eq!(c.cache_len(), 33);
+    let s = p.lcore_stats(0).unwrap();
+    assert_eq!(
+        (s.get_success_objs, s.put_objs, s.cache_misses),
+        (10, 10, 1)
+    );
+    // All or nothing through the handle too.
+    let mut huge = vec![VirtAddr(0); 2000];
+    assert!(matches!(
+        c.get_bulk(&mut huge),
+        Err(Error::Empty { n: 2000 })
+    ));
+    assert_eq!(p.avail_count(), 1024);
+    // On a thread that is not an EAL lcore the handle goes straight to the backend and
+    // counts in the shared slot.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let c = p.lcore_cache();
+            let o = c.get().unwrap();
+            assert_eq!(c.cache_len(), 0);
+            // SAFETY: as above.
+            unsafe { c.put(o).unwrap() };
+        });
+    });
+    let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
+    assert_eq!((shared.get_success_objs, shared.put_objs), (1, 1));
+    // A user cache is checked once, when the handle is made.
+    let q = Mempool::create(&e, "crefother", &cfg(64, 64, 0)).unwrap();
+    let mut uc = p.cache_create(32).unwrap();
+    assert!(matches!(
+        q.user_cache(&mut uc),
+        Err(Error::ForeignCache { .. })
+    ));
+    {
+        let h = p.user_cache(&mut uc).unwrap();
+        let o = h.get().unwrap();
+        assert_eq!(h.cache_len(), 16, "refilled to half of 32");
+        // SAFETY: as above.
+        unsafe { h.put(o).unwrap() };
+    }
+    assert_eq!(uc.len(), 17);
+    uc.flush().unwrap();
+    drop(uc);
+    p.flush_lcore_cache().unwrap();
+    assert_eq!(p.avail_count(), 1024);
+    q.free().unwrap();
+    p.free().unwrap();
+}
+
+#[test]
+fn statistics_are_off_unless_asked_for() {
+    let e = eal("nostats");
+    let c = PoolConfig {
+        flags: PoolFlags::empty(),
+        ..cfg(256, 64, 32)
+    };
+    let p = Mempool::create(&e, "nostats", &c).unwrap();
+    assert!(!p.flags().contains(PoolFlags::STATS));
+    let mut v = vec![VirtAddr(0); 100];
+    p.get_bulk(&mut v).unwrap();
+    // SAFETY: from this pool, put once.
+    unsafe { p.put_bulk(&v).unwrap() };
+    assert_eq!(p.stats(), Default::default(), "nothing counted");
+    let mut d = Vec::new();
+    p.dump(&mut d).unwrap();
+    let d = String::from_utf8(d).unwrap();
+    assert!(d.contains("stats: off"), "{d}");
+    p.flush_lcore_cache().unwrap();
+    p.free().unwrap();
 }

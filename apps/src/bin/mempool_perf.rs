@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eal::{Eal, VirtAddr};
-use mempool::{Mempool, MempoolCache, PoolConfig, CACHE_MAX_SIZE};
+use mempool::{CacheRef, Mempool, PoolConfig, CACHE_MAX_SIZE};
 
 const N: u32 = 65536;
 const ELT_SIZE: u32 = 2048;
@@ -159,30 +159,21 @@ fn parse_opts(rest: &[String], lcores: u32) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// Where one lcore takes objects from.
-enum Src<'a> {
-    Lcore(&'a Mempool),
-    User(&'a Mempool, &'a mut MempoolCache),
-}
+/// Where one lcore takes objects from: the pool with its cache resolved once per lcore,
+/// as DPDK's test does (`rte_mempool_default_cache` or a user cache, then
+/// `rte_mempool_generic_get/put` with it).
+struct Src<'a>(CacheRef<'a>);
 
 impl Src<'_> {
     #[inline(always)]
     fn get(&mut self, objs: &mut [VirtAddr]) -> bool {
-        match self {
-            Src::Lcore(p) => p.get_bulk(objs).is_ok(),
-            Src::User(p, c) => p.get_bulk_with(objs, Some(&mut **c)).is_ok(),
-        }
+        self.0.get_bulk(objs).is_ok()
     }
 
     #[inline(always)]
     fn put(&mut self, objs: &[VirtAddr]) {
         // SAFETY: every object was got from this pool in the same cycle and is put once.
-        let r = unsafe {
-            match self {
-                Src::Lcore(p) => p.put_bulk(objs),
-                Src::User(p, c) => p.put_bulk_with(objs, Some(&mut **c)),
-            }
-        };
+        let r = unsafe { self.0.put_bulk(objs) };
         debug_assert!(r.is_ok());
     }
 }
@@ -196,18 +187,17 @@ fn round(
     gb: usize,
     pb: usize,
 ) -> bool {
+    // `keep` is a multiple of both bulk sizes (the case list skips the others), so the
+    // exact chunks cover the table with no per-call bound check.
+    let table = &mut table[..keep];
     for _ in 0..(N as usize / keep) {
-        let mut i = 0;
-        while i < keep {
-            if !src.get(&mut table[i..i + gb]) {
+        for objs in table.chunks_exact_mut(gb) {
+            if !src.get(objs) {
                 return false;
             }
-            i += gb;
         }
-        let mut i = 0;
-        while i < keep {
-            src.put(&table[i..i + pb]);
-            i += pb;
+        for objs in table.chunks_exact(pb) {
+            src.put(objs);
         }
     }
     true
@@ -239,10 +229,10 @@ fn per_lcore(p: &Mempool, c: Case, time_s: f64, start: &AtomicBool) -> Result<u6
         None
     };
     let count = {
-        let mut src = match user.as_mut() {
-            Some(u) => Src::User(p, u),
-            None => Src::Lcore(p),
-        };
+        let mut src = Src(match user.as_mut() {
+            Some(u) => p.user_cache(u).map_err(|e| e.to_string())?,
+            None => p.lcore_cache(),
+        });
         let mut table = [VirtAddr(0); MAX_KEEP];
         let (keep, gb, pb) = (c.keep as usize, c.get_bulk as usize, c.put_bulk as usize);
         // Acquire: pairs with the release store that starts every lcore at once.
