@@ -177,6 +177,9 @@ impl CacheShared {
             return false;
         }
         let top = len - n;
+        // The new length first (as DPDK does): the next call's read of it then does not
+        // wait behind this copy.
+        self.len.store(top as u32, Relaxed);
         // SAFETY: top + n = len <= CACHE_OBJS (module invariant), so the n slots from
         // `top` are in the array; single owner (contract), and `out` is the caller's own
         // slice, which cannot alias the cache's private array.
@@ -188,7 +191,6 @@ impl CacheShared {
                 *dst.add(i) = *src.add(n - 1 - i);
             }
         }
-        self.len.store(top as u32, Relaxed);
         true
     }
 
@@ -278,6 +280,8 @@ impl CacheShared {
         if (len + n > self.flush_threshold as usize) | (n > self.size as usize) {
             return false;
         }
+        // The new length first, as in `try_get_hit`.
+        self.len.store((len + n) as u32, Relaxed);
         // SAFETY: len + n <= flush_threshold <= CACHE_OBJS (module invariant); single
         // owner (contract); `objs` is the caller's slice, which cannot alias the cache's
         // private array.
@@ -289,7 +293,6 @@ impl CacheShared {
                 *dst.add(i) = *src.add(i);
             }
         }
-        self.len.store((len + n) as u32, Relaxed);
         true
     }
 
