@@ -96,7 +96,8 @@ fn fake_pci_driver_matches_by_id_table() {
         dev(2, 0xfeed, 0x0002),
         dev(3, 0xfeee, 0x1000),
     ];
-    let ports = pmd::probe_pci_devices(&e, &devs).unwrap();
+    let (ports, failed) = pmd::probe_pci_devices(&e, &devs);
+    assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(ports.len(), 2, "feed:0002 is not in the table");
     assert_eq!(pmd::port_name(ports[0]).unwrap(), "0000:01:00.0");
     assert_eq!(pmd::dev_info(ports[1]).unwrap().driver_name, "net_fake_pci");
@@ -104,5 +105,79 @@ fn fake_pci_driver_matches_by_id_table() {
         pmd::close(p).unwrap();
     }
     assert!(pmd::unregister_pci_driver("net_fake_pci"));
-    assert!(pmd::probe_pci_devices(&e, &devs).unwrap().is_empty());
+    assert!(pmd::probe_pci_devices(&e, &devs).0.is_empty());
+}
+
+static IDS_FLAKY: [PciId; 1] = [PciId {
+    vendor: 0xfeef,
+    device: PciId::ANY,
+}];
+
+#[test]
+fn a_failing_pci_probe_does_not_stop_the_others() {
+    let e = eal("pcifail");
+    pmd::register_pci_driver(PciDriver {
+        name: "net_flaky_pci",
+        id_table: &IDS_FLAKY,
+        probe: |_, d| {
+            if d.addr.bus == 0x12 {
+                Err(pmd::Error::Unsupported {
+                    port: 0,
+                    why: "device 0x12 is broken".into(),
+                })
+            } else {
+                Ok(Box::new(Fake))
+            }
+        },
+    });
+    let devs = [
+        dev(0x11, 0xfeef, 1),
+        dev(0x12, 0xfeef, 1),
+        dev(0x13, 0xfeef, 1),
+    ];
+    let (ports, failed) = pmd::probe_pci_devices(&e, &devs);
+    assert_eq!(
+        ports.len(),
+        2,
+        "the devices before and after the broken one"
+    );
+    assert_eq!(pmd::port_name(ports[1]).unwrap(), "0000:13:00.0");
+    assert_eq!(failed.len(), 1);
+    let msg = failed[0].to_string();
+    assert!(
+        msg.contains("0000:12:00.0") && msg.contains("device 0x12 is broken"),
+        "{msg}"
+    );
+    assert_eq!(pmd::port_by_name("0000:12:00.0"), None, "no half-made port");
+    for p in ports {
+        pmd::close(p).unwrap();
+    }
+    assert!(pmd::unregister_pci_driver("net_flaky_pci"));
+}
+
+#[test]
+fn vdev_probe_is_all_or_nothing() {
+    let argv: Vec<String> = [
+        "test",
+        "--no-huge",
+        "-m",
+        "64",
+        "--file-prefix",
+        &format!("pmd-vdevs-{}", std::process::id()),
+        "-l",
+        "0",
+        "--vdev=net_null_allornothing",
+        "--vdev=net_bogus7",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let e = eal::Eal::init(&argv).expect("EAL init").0;
+    let err = pmd::probe_vdevs(&e).unwrap_err().to_string();
+    assert!(err.contains("net_bogus7"), "{err}");
+    assert_eq!(
+        pmd::port_by_name("net_null_allornothing"),
+        None,
+        "the port made before the bad vdev is closed again"
+    );
 }

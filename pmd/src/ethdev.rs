@@ -288,36 +288,53 @@ pub fn vdev_create(eal: &Eal, spec: &str) -> Result<u16> {
 /// Create a port for every `--vdev` the EAL was given, in order; returns their ids.
 /// Stops at the first failure (ports made before it stay).
 pub fn probe_vdevs(eal: &Eal) -> Result<Vec<u16>> {
-    eal.args()
-        .vdevs
-        .iter()
-        .map(|v| vdev_create(eal, v))
-        .collect()
+    let mut made = Vec::new();
+    for v in &eal.args().vdevs {
+        match vdev_create(eal, v) {
+            Ok(p) => made.push(p),
+            Err(e) => {
+                // All or nothing: the ports made so far go again.
+                for p in made {
+                    let _ = close(p);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(made)
 }
 
 /// Probe every PCI device of `eal` that a registered driver's id table matches; returns
-/// the ports made. Devices no driver matches are skipped.
-pub fn probe_pci(eal: &Eal) -> Result<Vec<u16>> {
+/// the ports made and the devices that failed (see [`probe_pci_devices`]). Devices no
+/// driver matches are skipped.
+pub fn probe_pci(eal: &Eal) -> (Vec<u16>, Vec<Error>) {
     probe_pci_devices(eal, eal.pci_devices())
 }
 
-/// [`probe_pci`] over an explicit device list (tests give fake devices).
-pub fn probe_pci_devices(eal: &Eal, devs: &[eal::pci::PciDevice]) -> Result<Vec<u16>> {
+/// [`probe_pci`] over an explicit device list (tests give fake devices). Every device
+/// with a matching driver is probed, in order; one that fails does not stop the others
+/// (as DPDK's bus probe). Returns the ports made and one error per device that failed
+/// ([`Error::PciProbe`] naming it, or the port table's error).
+pub fn probe_pci_devices(eal: &Eal, devs: &[eal::pci::PciDevice]) -> (Vec<u16>, Vec<Error>) {
     let mut ports = Vec::new();
+    let mut errors = Vec::new();
     for dev in devs {
         if let Some(d) = driver::match_pci_driver(dev) {
             let name = dev.addr.to_string();
-            let port = attach_port(eal, &name, |_| {
+            let made = attach_port(eal, &name, |_| {
                 (d.probe)(eal, dev).map_err(|e| Error::PciProbe {
                     addr: name.clone(),
                     driver: d.name.into(),
                     why: e.to_string(),
                 })
-            })?;
-            ports.push(port);
+            });
+            match made {
+                Ok(port) => ports.push(port),
+                Err(e) => errors.push(e),
+            }
         }
     }
-    Ok(ports)
+    (ports, errors)
 }
 
 /// Port ids in use, ascending.

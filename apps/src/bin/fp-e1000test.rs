@@ -77,7 +77,10 @@ struct Ports {
 }
 
 fn setup(eal: &Eal) -> Result<Ports, String> {
-    let ports = pmd::probe_pci(eal).map_err(|e| format!("probe: {e}"))?;
+    let (ports, failed) = pmd::probe_pci(eal);
+    if let Some(e) = failed.first() {
+        return Err(format!("probe: {e}"));
+    }
     let mut a = None;
     let mut b = None;
     for &p in &ports {

@@ -449,13 +449,12 @@ fn pairs(enabled: &[u16], portmap: &[(u16, u16)]) -> Result<Vec<(u16, u16)>, Fai
 
 fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     let mut all = pmd::probe_vdevs(eal).map_err(|e| (2, e.to_string()))?;
-    // PCI devices one by one (after the vdevs), so one that cannot be opened is skipped
-    // with a warning and the others still become ports.
-    for dev in eal.pci_devices() {
-        match pmd::probe_pci_devices(eal, std::slice::from_ref(dev)) {
-            Ok(p) => all.extend(p),
-            Err(e) => println!("l2fwd: warning: skipping PCI device {}: {e}", dev.addr),
-        }
+    // PCI devices after the vdevs; one that cannot be opened is skipped with a warning
+    // and the others still become ports.
+    let (pci, failed) = pmd::probe_pci(eal);
+    all.extend(pci);
+    for e in failed {
+        println!("l2fwd: warning: skipping a PCI device: {e}");
     }
     if all.is_empty() {
         return Err((

@@ -142,9 +142,10 @@ fn fail1(e: impl std::fmt::Display) -> Fail {
 fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
     // Ports: --vdev ones (a bad vdev string is a bad argument), PCI ones, else two nulls.
     let mut ids = pmd::probe_vdevs(&eal).map_err(|e| (2, e.to_string()))?;
-    match pmd::probe_pci(&eal) {
-        Ok(p) => ids.extend(p),
-        Err(e) => println!("testpmd: PCI probe skipped a device: {e}"),
+    let (pci, failed) = pmd::probe_pci(&eal);
+    ids.extend(pci);
+    for e in failed {
+        println!("testpmd: PCI probe skipped a device: {e}");
     }
     if ids.is_empty() {
         if !eal.args().vdevs.is_empty() {
