@@ -50,15 +50,11 @@ fi
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$(mktemp -d /tmp/fp-cmp-mempool.XXXXXX)"
-HP=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-OLD_HP="$(cat "$HP")"
-MOUNTED=0
+# shellcheck source=scripts/compare/lib.sh
+. "$ROOT/scripts/compare/lib.sh"
 
 cleanup() {
-    if [ "$KEEP_HP" = 0 ]; then
-        if [ "$MOUNTED" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
-        echo "$OLD_HP" > "$HP" 2>/dev/null || true
-    fi
+    hp_restore
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -70,17 +66,8 @@ if ! command -v dpdk-test >/dev/null 2>&1; then
 fi
 DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
 
-# 2. Hugepages: 512 x 2 MiB reserved and hugetlbfs on /dev/hugepages (DPDK's default).
-if [ "$OLD_HP" -lt 512 ]; then echo 512 > "$HP"; fi
-if [ "$(cat "$HP")" -lt 256 ]; then
-    echo "mempool.sh: could only reserve $(cat "$HP") hugepages (need 256); free memory and retry" >&2
-    exit 1
-fi
-if ! mount | grep -q " /dev/hugepages type hugetlbfs"; then
-    mkdir -p /dev/hugepages
-    mount -t hugetlbfs nodev /dev/hugepages
-    MOUNTED=1
-fi
+# 2. Hugepages: 256 free 2 MiB pages and hugetlbfs on /dev/hugepages (DPDK's default).
+hp_reserve mempool.sh 256 || exit 1
 
 # 3. Our benchmark, release build.
 echo "== building mempool_perf (release)"

@@ -41,17 +41,13 @@ fi
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$(mktemp -d /tmp/fp-cmp-pmd.XXXXXX)"
-HP=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-OLD_HP="$(cat "$HP")"
-MOUNTED=0
+# shellcheck source=scripts/compare/lib.sh
+. "$ROOT/scripts/compare/lib.sh"
 NS="fp-cmp-pmd-$$"
 
 cleanup() {
     ip netns del "$NS" 2>/dev/null || true
-    if [ "$KEEP_HP" = 0 ]; then
-        if [ "$MOUNTED" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
-        echo "$OLD_HP" > "$HP" 2>/dev/null || true
-    fi
+    hp_restore
     if [ -n "${FP_KEEP_WORK:-}" ]; then echo "work files kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -62,16 +58,7 @@ if ! command -v dpdk-testpmd >/dev/null 2>&1; then
 fi
 DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
 
-if [ "$OLD_HP" -lt 512 ]; then echo 512 > "$HP"; fi
-if [ "$(cat "$HP")" -lt 256 ]; then
-    echo "pmd.sh: could only reserve $(cat "$HP") hugepages (need 256); free memory and retry" >&2
-    exit 1
-fi
-if ! mount | grep -q " /dev/hugepages type hugetlbfs"; then
-    mkdir -p /dev/hugepages
-    mount -t hugetlbfs nodev /dev/hugepages
-    MOUNTED=1
-fi
+hp_reserve pmd.sh 256 || exit 1
 
 echo "== building pmd_perf (release)"
 (cd "$ROOT" && cargo build --release -q -p ferroplane-apps --bin pmd_perf)

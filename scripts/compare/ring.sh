@@ -32,30 +32,17 @@ if ! command -v dpdk-test >/dev/null; then
     } || die "failed to install dpdk (apt-get install -y dpdk)"
 fi
 
-# ---- hugepages: want 256 free 2 MiB pages and hugetlbfs on /dev/hugepages ----
-HP=/sys/kernel/mm/hugepages/hugepages-2048kB
-NEED=256
-OLD_NR=$(cat "$HP/nr_hugepages")
-MOUNTED_BY_US=0
+# ---- hugepages: 256 free 2 MiB pages and hugetlbfs on /dev/hugepages ----
+# shellcheck source=scripts/compare/lib.sh
+. scripts/compare/lib.sh
 restore() {
     set +e
-    if [[ $MOUNTED_BY_US -eq 1 ]]; then umount /dev/hugepages; fi
-    echo "$OLD_NR" > "$HP/nr_hugepages"
+    hp_restore
     rm -rf "$TMP"
 }
 TMP=$(mktemp -d)
 trap restore EXIT
-FREE=$(cat "$HP/free_hugepages")
-if (( FREE < NEED )); then
-    echo $(( OLD_NR + NEED - FREE )) > "$HP/nr_hugepages"
-    FREE=$(cat "$HP/free_hugepages")
-    (( FREE >= NEED )) || die "could only get $FREE free 2 MiB hugepages (need $NEED)"
-fi
-if ! mountpoint -q /dev/hugepages; then
-    mkdir -p /dev/hugepages
-    mount -t hugetlbfs nodev /dev/hugepages
-    MOUNTED_BY_US=1
-fi
+hp_reserve ring.sh 256 || exit 1
 
 echo "ring.sh: building ring_perf (release)" >&2
 cargo build --release -q -p ferroplane-apps --bin ring_perf

@@ -45,17 +45,13 @@ fi
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$(mktemp -d /tmp/fp-cmp-testpmd.XXXXXX)"
-HP=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-OLD_HP="$(cat "$HP")"
-MOUNTED=0
+# shellcheck source=scripts/compare/lib.sh
+. "$ROOT/scripts/compare/lib.sh"
 NS="fp-cmp-tpmd-$$"
 
 cleanup() {
     ip netns del "$NS" 2>/dev/null || true
-    if [ "$KEEP_HP" = 0 ]; then
-        if [ "$MOUNTED" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
-        echo "$OLD_HP" > "$HP" 2>/dev/null || true
-    fi
+    hp_restore
     if [ -n "${FP_KEEP_WORK:-}" ]; then echo "work files kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -66,16 +62,7 @@ if ! command -v dpdk-testpmd >/dev/null 2>&1; then
 fi
 DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
 
-if [ "$OLD_HP" -lt 512 ]; then echo 512 > "$HP"; fi
-if [ "$(cat "$HP")" -lt 300 ]; then
-    echo "testpmd.sh: could only reserve $(cat "$HP") hugepages (need 300); free memory and retry" >&2
-    exit 1
-fi
-if ! mount | grep -q " /dev/hugepages type hugetlbfs"; then
-    mkdir -p /dev/hugepages
-    mount -t hugetlbfs nodev /dev/hugepages
-    MOUNTED=1
-fi
+hp_reserve testpmd.sh 300 || exit 1
 
 echo "== building testpmd (release)"
 (cd "$ROOT" && cargo build --release -q -p ferroplane-apps --bin testpmd)

@@ -1,0 +1,39 @@
+# Shared by the compare scripts (sourced): 2 MiB hugepages and a hugetlbfs mount on
+# /dev/hugepages for DPDK (its default), given back afterwards.
+#
+#   hp_reserve WHO NEED   make sure NEED 2 MiB pages are free (raising nr_hugepages by
+#                         what is missing) and hugetlbfs is mounted; on failure prints
+#                         "WHO: ..." and returns 1.
+#   hp_restore            put nr_hugepages back and unmount what hp_reserve mounted;
+#                         does nothing if hp_reserve never ran or KEEP_HP=1. Call it from
+#                         the script's EXIT trap.
+
+HP_DIR=/sys/kernel/mm/hugepages/hugepages-2048kB
+HP_OLD=""
+HP_MOUNTED=0
+
+hp_reserve() {
+    local who=$1 need=$2 free
+    HP_OLD="$(cat "$HP_DIR/nr_hugepages")"
+    free="$(cat "$HP_DIR/free_hugepages")"
+    if [ "$free" -lt "$need" ]; then
+        echo $((HP_OLD + need - free)) > "$HP_DIR/nr_hugepages" 2>/dev/null || true
+        free="$(cat "$HP_DIR/free_hugepages")"
+    fi
+    if [ "$free" -lt "$need" ]; then
+        echo "$who: could only get $free free 2 MiB hugepages (need $need); free memory and retry" >&2
+        return 1
+    fi
+    if ! mountpoint -q /dev/hugepages; then
+        mkdir -p /dev/hugepages
+        mount -t hugetlbfs nodev /dev/hugepages
+        HP_MOUNTED=1
+    fi
+}
+
+hp_restore() {
+    [ "${KEEP_HP:-0}" = 0 ] || return 0
+    [ -n "$HP_OLD" ] || return 0
+    if [ "$HP_MOUNTED" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
+    echo "$HP_OLD" > "$HP_DIR/nr_hugepages" 2>/dev/null || true
+}
