@@ -60,10 +60,15 @@ fn single(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring/single");
     g.throughput(Throughput::Elements(1));
     let r = heap_ring(spsc_flags());
+    // The explicit single-thread entry points: rtrb is single-producer/single-consumer
+    // by type, these are the same contract as a call.
     g.bench_function("ferroplane_spsc", |b| {
         b.iter(|| {
-            let _ = r.ring.enqueue(black_box(1));
-            black_box(r.ring.dequeue())
+            // SAFETY: one thread is the only producer and consumer of this ring.
+            unsafe {
+                let _ = r.ring.sp_enqueue(black_box(1));
+                black_box(r.ring.sc_dequeue())
+            }
         })
     });
     let (mut p, mut q) = rtrb::RingBuffer::<u64>::new(CAP as usize);
@@ -98,8 +103,11 @@ fn burst32(c: &mut Criterion) {
     let r = heap_ring(spsc_flags());
     g.bench_function("ferroplane_spsc", |b| {
         b.iter(|| {
-            r.ring.enqueue_burst(black_box(&src));
-            black_box(r.ring.dequeue_burst(&mut dst));
+            // SAFETY: one thread is the only producer and consumer of this ring.
+            unsafe {
+                r.ring.sp_enqueue_burst(black_box(&src));
+                black_box(r.ring.sc_dequeue_burst(&mut dst));
+            }
         })
     });
     let (mut p, mut q) = rtrb::RingBuffer::<u64>::new(CAP as usize);
@@ -181,8 +189,11 @@ fn two_thread(c: &mut Criterion) {
                 let r = Arc::new(heap_ring(spsc_flags()));
                 let r2 = r.clone();
                 (
-                    move |v| r.ring.enqueue(v).is_ok(),
-                    move || r2.ring.dequeue(),
+                    // SAFETY: the producer closure runs on one thread only, the
+                    // consumer closure on one other thread only.
+                    move |v| unsafe { r.ring.sp_enqueue(v) }.is_ok(),
+                    // SAFETY: as above.
+                    move || unsafe { r2.ring.sc_dequeue() },
                 )
             })
         })
