@@ -598,24 +598,8 @@ pub fn rx_queue_setup(
 ) -> Result<()> {
     let _ = socket;
     with_port!(port, "set up RX queue of", |s, c| {
-        if c.state != State::Configured {
-            return Err(Error::BadState {
-                op: "set up an RX queue of",
-                port,
-                why: "port must be configured and stopped".into(),
-            });
-        }
-        if q >= c.nb_rxq {
-            return Err(Error::BadQueue {
-                op: "set up",
-                dir: "RX",
-                port,
-                queue: q,
-                why: format!("port has {} RX queues", c.nb_rxq),
-            });
-        }
         let i = c.driver.info();
-        check_desc(port, "RX", q, nb_desc, i.rx_desc_lim)?;
+        check_queue_setup(port, c, "RX", q, c.nb_rxq, nb_desc, i.rx_desc_lim)?;
         let bad = conf.offloads - i.rx_offload_capa;
         if !bad.is_empty() {
             return Err(Error::Unsupported {
@@ -623,32 +607,12 @@ pub fn rx_queue_setup(
                 why: format!("RX queue offloads {bad:?} not supported"),
             });
         }
-        let qs = &s.rx[q as usize];
-        qs.claim_ctl().map_err(|_| Error::QueueBusy {
-            op: "set up RX queue of",
-            dir: "RX",
-            port,
-            queue: q,
-        })?;
         let mut conf = conf.clone();
         conf.offloads |= c.conf.rx_offloads;
         let stats = QueueStats::new(&c.shared().rxq[q as usize]);
-        // SAFETY: claimed above. Drop any old queue first (its mbufs go back).
-        unsafe { *qs.q.get() = None };
-        let r = c.driver.rx_queue_setup(q, nb_desc, &conf, pool, stats);
-        let res = match r {
-            Ok(b) => {
-                // SAFETY: claimed.
-                unsafe {
-                    *qs.q.get() = Some(b);
-                    *qs.stats.get() = Some(stats);
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-        qs.release();
-        res
+        install_queue(&s.rx[q as usize], port, "RX", q, stats, |st| {
+            c.driver.rx_queue_setup(q, nb_desc, &conf, pool, st)
+        })
     })
 }
 
@@ -662,24 +626,8 @@ pub fn tx_queue_setup(
 ) -> Result<()> {
     let _ = socket;
     with_port!(port, "set up TX queue of", |s, c| {
-        if c.state != State::Configured {
-            return Err(Error::BadState {
-                op: "set up a TX queue of",
-                port,
-                why: "port must be configured and stopped".into(),
-            });
-        }
-        if q >= c.nb_txq {
-            return Err(Error::BadQueue {
-                op: "set up",
-                dir: "TX",
-                port,
-                queue: q,
-                why: format!("port has {} TX queues", c.nb_txq),
-            });
-        }
         let i = c.driver.info();
-        check_desc(port, "TX", q, nb_desc, i.tx_desc_lim)?;
+        check_queue_setup(port, c, "TX", q, c.nb_txq, nb_desc, i.tx_desc_lim)?;
         let bad = conf.offloads - i.tx_offload_capa;
         if !bad.is_empty() {
             return Err(Error::Unsupported {
@@ -687,33 +635,81 @@ pub fn tx_queue_setup(
                 why: format!("TX queue offloads {bad:?} not supported"),
             });
         }
-        let qs = &s.tx[q as usize];
-        qs.claim_ctl().map_err(|_| Error::QueueBusy {
-            op: "set up TX queue of",
-            dir: "TX",
-            port,
-            queue: q,
-        })?;
         let mut conf = conf.clone();
         conf.offloads |= c.conf.tx_offloads;
         let stats = QueueStats::new(&c.shared().txq[q as usize]);
-        // SAFETY: claimed.
-        unsafe { *qs.q.get() = None };
-        let r = c.driver.tx_queue_setup(q, nb_desc, &conf, stats);
-        let res = match r {
-            Ok(b) => {
-                // SAFETY: claimed.
-                unsafe {
-                    *qs.q.get() = Some(b);
-                    *qs.stats.get() = Some(stats);
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-        qs.release();
-        res
+        install_queue(&s.tx[q as usize], port, "TX", q, stats, |st| {
+            c.driver.tx_queue_setup(q, nb_desc, &conf, st)
+        })
     })
+}
+
+/// What both queue setups check first: the port is configured and stopped, the queue id
+/// is below the configured count `nb_q`, the descriptor count is within the driver's `lim`.
+fn check_queue_setup(
+    port: u16,
+    c: &PortCtl,
+    dir: &'static str,
+    q: u16,
+    nb_q: u16,
+    nb_desc: u16,
+    lim: crate::DescLim,
+) -> Result<()> {
+    if c.state != State::Configured {
+        return Err(Error::BadState {
+            op: if dir == "RX" {
+                "set up an RX queue of"
+            } else {
+                "set up a TX queue of"
+            },
+            port,
+            why: "port must be configured and stopped".into(),
+        });
+    }
+    if q >= nb_q {
+        return Err(Error::BadQueue {
+            op: "set up",
+            dir,
+            port,
+            queue: q,
+            why: format!("port has {nb_q} {dir} queues"),
+        });
+    }
+    check_desc(port, dir, q, nb_desc, lim)
+}
+
+/// Put the queue `make` returns into slot `qs`, under the control claim: the old queue
+/// is dropped first (its mbufs go back to their pools), and on error the slot stays
+/// empty. Refused with [`Error::QueueBusy`] while a queue handle holds the slot.
+fn install_queue<T: ?Sized>(
+    qs: &QSlot<T>,
+    port: u16,
+    dir: &'static str,
+    q: u16,
+    stats: QueueStats,
+    make: impl FnOnce(QueueStats) -> Result<Box<T>>,
+) -> Result<()> {
+    qs.claim_ctl().map_err(|_| Error::QueueBusy {
+        op: if dir == "RX" {
+            "set up RX queue of"
+        } else {
+            "set up TX queue of"
+        },
+        dir,
+        port,
+        queue: q,
+    })?;
+    // SAFETY: claimed above; nobody else touches the slot until `release`.
+    unsafe { *qs.q.get() = None };
+    let res = make(stats).map(|b| {
+        // SAFETY: claimed.
+        unsafe {
+            *qs.q.get() = Some(b);
+            *qs.stats.get() = Some(stats);
+        }
+    });
+    qs.release();
+    res
 }
 
 /// Start the port: bursts begin to move packets. Every configured queue must be set up.
