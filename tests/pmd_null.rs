@@ -272,23 +272,10 @@ fn pktmbuf_small(e: &eal::Eal) -> mbuf::PktmbufPool {
 
 #[test]
 fn probe_vdevs_from_eal_args() {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &format!("pmd-probe-{}", std::process::id()),
-        "-l",
-        "0",
-        "--vdev",
-        "net_null_p0,size=128",
-        "--vdev=net_ring_p1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (e, _) = eal::Eal::init(&argv).unwrap();
+    let e = eal_with(
+        "probe",
+        &["--vdev", "net_null_p0,size=128", "--vdev=net_ring_p1"],
+    );
     let ports = pmd::probe_vdevs(&e).unwrap();
     assert_eq!(ports.len(), 2);
     assert_eq!(pmd::dev_info(ports[0]).unwrap().driver_name, "net_null");

@@ -157,22 +157,10 @@ fn a_failing_pci_probe_does_not_stop_the_others() {
 
 #[test]
 fn vdev_probe_is_all_or_nothing() {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &format!("pmd-vdevs-{}", std::process::id()),
-        "-l",
-        "0",
-        "--vdev=net_null_allornothing",
-        "--vdev=net_bogus7",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let e = eal::Eal::init(&argv).expect("EAL init").0;
+    let e = eal_with(
+        "vdevs",
+        &["--vdev=net_null_allornothing", "--vdev=net_bogus7"],
+    );
     let err = pmd::probe_vdevs(&e).unwrap_err().to_string();
     assert!(err.contains("net_bogus7"), "{err}");
     assert_eq!(

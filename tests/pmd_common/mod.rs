@@ -9,17 +9,24 @@ use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
 /// A `--no-huge` EAL with a unique prefix.
 pub fn eal(tag: &str) -> Eal {
+    eal_with(tag, &[])
+}
+
+/// As [`eal`], with more EAL arguments (e.g. `--vdev=...`).
+pub fn eal_with(tag: &str, extra: &[&str]) -> Eal {
+    let pfx = format!("pmd-{tag}-{}", std::process::id());
     let argv: Vec<String> = [
         "test",
         "--no-huge",
         "-m",
         "64",
         "--file-prefix",
-        &format!("pmd-{tag}-{}", std::process::id()),
+        &pfx,
         "-l",
         "0",
     ]
     .iter()
+    .chain(extra)
     .map(|s| s.to_string())
     .collect();
     Eal::init(&argv).expect("EAL init (--no-huge)").0
