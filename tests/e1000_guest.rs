@@ -474,9 +474,9 @@ fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
 /// Unbind NIC A under a polling program: exit 3, "device gone", bursts move nothing.
 fn unbind_under_poll(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let cmd = format!(
-        "{} -- poll 150 > /tmp/{tag}.log 2>&1 & WP=$!; k=0; \
-         until grep -q POLLING /tmp/{tag}.log || [ $k -ge 1500 ]; do sleep 0.1; k=$((k+1)); done; \
-         echo {a} > /sys/bus/pci/devices/{a}/driver/unbind; wait $WP; echo poll-rc=$?; cat /tmp/{tag}.log",
+        "L=$(mktemp /tmp/{tag}.XXXXXX); {} -- poll 150 > $L 2>&1 & WP=$!; k=0; \
+         until grep -q POLLING $L || [ $k -ge 1500 ]; do sleep 0.1; k=$((k+1)); done; \
+         echo {a} > /sys/bus/pci/devices/{a}/driver/unbind; wait $WP; echo poll-rc=$?; cat $L; rm -f $L",
         eal(tag, n, extra),
         a = n.a
     );

@@ -85,10 +85,12 @@ fn checks_pass(out: &str, backend: &str) {
 
 /// Start nvme-perf for a long run, unbind the device under it, expect exit 3 + "device gone".
 fn hot_unbind(g: &mut Guest, nvme: &str, extra: &str) {
+    // A fresh log per call, created before nvme-perf starts (see testbed_devices.rs:
+    // a reused name lets the wait match the previous run's marker).
     let cmd = format!(
-        "nvme-perf -q 8 -o 4096 -w randread -t 120 -s 48 --file-prefix hu {extra} -r 'trtype:PCIe traddr:{nvme}' > /tmp/p.log 2>&1 & PP=$!; n=0; \
-         until grep -q 'Launching workers' /tmp/p.log || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; sleep 1; \
-         echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $PP; echo perf-rc=$?; cat /tmp/p.log"
+        "L=$(mktemp /tmp/p.XXXXXX); nvme-perf -q 8 -o 4096 -w randread -t 120 -s 48 --file-prefix hu {extra} -r 'trtype:PCIe traddr:{nvme}' > $L 2>&1 & PP=$!; n=0; \
+         until grep -q 'Launching workers' $L || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; sleep 1; \
+         echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $PP; echo perf-rc=$?; cat $L; rm -f $L"
     );
     let (_, out) = g.run_timeout(&cmd, Duration::from_secs(200)).unwrap();
     assert!(

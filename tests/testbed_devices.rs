@@ -54,10 +54,14 @@ fn driver_of(g: &mut Guest, addr: &str) -> String {
 
 /// Start a register watcher, unbind the device under it, expect exit 3 with "device gone".
 fn unbind_under_reader(g: &mut Guest, nvme: &str, eal_args: &str) {
+    // A fresh log each time, created before the watcher starts: the background child
+    // truncates its log only once it runs, so with a reused name the wait below could
+    // match the previous watcher's "watching" and unbind before this one opened the
+    // device (seen under load).
     let cmd = format!(
-        "{eal_args} watch {nvme} 120 > /tmp/w.log 2>&1 & WP=$!; n=0; \
-         until grep -q watching /tmp/w.log || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; \
-         echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $WP; echo watch-rc=$?; cat /tmp/w.log"
+        "L=$(mktemp /tmp/w.XXXXXX); {eal_args} watch {nvme} 120 > $L 2>&1 & WP=$!; n=0; \
+         until grep -q watching $L || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; \
+         echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $WP; echo watch-rc=$?; cat $L; rm -f $L"
     );
     let (_, out) = g.run_timeout(&cmd, Duration::from_secs(180)).unwrap();
     assert!(out.contains("watching"), "watcher never started:\n{out}");
