@@ -3,7 +3,10 @@
 //! - `single`: one push + one pop per iteration on one thread;
 //! - `burst32`: 32 pushes + 32 pops per iteration on one thread (our burst API; rtrb's
 //!   chunk API; ArrayQueue has no batch API, so 32 single calls);
-//! - `two_thread`: 1M u64s from a producer thread to a consumer thread (throughput).
+//! - `two_thread`: 1M u64s from a producer thread to a consumer thread (throughput); the
+//!   consumer (the bench thread) is pinned to the first cpu and the producer to the
+//!   second, as `ring_perf`'s two-core cases are, so the scheduler does not decide the
+//!   result (skipped pinning on a one-cpu machine).
 //!
 //! `cargo bench --bench ring` (LTO, codegen-units 1 from [profile.bench]).
 
@@ -153,11 +156,22 @@ where
     P: FnMut(u64) -> bool + Send + 'static,
     Q: FnMut() -> Option<u64> + Send + 'static,
 {
+    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    let (cons_cpu, prod_cpu) = match cpus.as_slice() {
+        [a, b, ..] => (Some(*a), Some(*b)),
+        _ => (None, None),
+    };
+    if let Some(c) = cons_cpu {
+        core_affinity::set_for_current(c);
+    }
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let (mut push, mut pop) = make();
         let t = Instant::now();
         let prod = std::thread::spawn(move || {
+            if let Some(c) = prod_cpu {
+                core_affinity::set_for_current(c);
+            }
             for i in 0..MOVE {
                 while !push(i) {
                     std::hint::spin_loop();
