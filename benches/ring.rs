@@ -156,7 +156,11 @@ where
     P: FnMut(u64) -> bool + Send + 'static,
     Q: FnMut() -> Option<u64> + Send + 'static,
 {
-    let cpus = core_affinity::get_core_ids().unwrap_or_default();
+    // Read once, before any pinning: afterwards the process's own mask (which
+    // `get_core_ids` reports) would hold only the consumer's cpu, and a thread spawned
+    // from a pinned thread inherits its mask.
+    static CPUS: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
+    let cpus = CPUS.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default());
     let (cons_cpu, prod_cpu) = match cpus.as_slice() {
         [a, b, ..] => (Some(*a), Some(*b)),
         _ => (None, None),
