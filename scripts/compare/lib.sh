@@ -4,6 +4,9 @@
 #   hp_reserve WHO NEED   make sure NEED 2 MiB pages are free (raising nr_hugepages by
 #                         what is missing) and hugetlbfs is mounted; on failure prints
 #                         "WHO: ..." and returns 1.
+#   dpdk_need WHO TOOL    install Debian's `dpdk` package if TOOL (dpdk-test,
+#                         dpdk-testpmd) is missing; sets DPDK_VER; on failure prints
+#                         "WHO: ..." and returns 1.
 #   hp_restore            put nr_hugepages back and unmount what hp_reserve mounted;
 #                         does nothing if hp_reserve never ran or KEEP_HP=1. Call it from
 #                         the script's EXIT trap.
@@ -36,4 +39,17 @@ hp_restore() {
     [ -n "$HP_OLD" ] || return 0
     if [ "$HP_MOUNTED" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
     echo "$HP_OLD" > "$HP_DIR/nr_hugepages" 2>/dev/null || true
+}
+
+dpdk_need() {
+    local who=$1 tool=$2
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "== $who: $tool missing: installing Debian's dpdk package" >&2
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null 2>&1 ||
+          { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null; }; } || {
+            echo "$who: failed to install dpdk (apt-get install -y dpdk)" >&2
+            return 1
+        }
+    fi
+    DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
 }

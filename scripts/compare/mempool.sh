@@ -60,11 +60,7 @@ cleanup() {
 trap cleanup EXIT
 
 # 1. DPDK's test binary.
-if ! command -v dpdk-test >/dev/null 2>&1; then
-    echo "== dpdk-test missing: installing Debian's dpdk package"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null
-fi
-DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
+dpdk_need mempool.sh dpdk-test || exit 1
 
 # 2. Hugepages: 256 free 2 MiB pages and hugetlbfs on /dev/hugepages (DPDK's default).
 hp_reserve mempool.sh 256 || exit 1

@@ -52,11 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v dpdk-testpmd >/dev/null 2>&1; then
-    echo "== dpdk-testpmd missing: installing Debian's dpdk package"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null
-fi
-DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
+dpdk_need pmd.sh dpdk-testpmd || exit 1
 
 hp_reserve pmd.sh 256 || exit 1
 

@@ -25,16 +25,11 @@ die() { echo "ring.sh: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root (hugepages for dpdk-test); try: sudo $0"
 command -v python3 >/dev/null || die "python3 is needed to build the table (apt-get install -y python3)"
 
-if ! command -v dpdk-test >/dev/null; then
-    echo "ring.sh: dpdk-test missing, installing Debian's dpdk package" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y dpdk >/dev/null || {
-        apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y dpdk >/dev/null
-    } || die "failed to install dpdk (apt-get install -y dpdk)"
-fi
-
-# ---- hugepages: 256 free 2 MiB pages and hugetlbfs on /dev/hugepages ----
 # shellcheck source=scripts/compare/lib.sh
 . scripts/compare/lib.sh
+dpdk_need ring.sh dpdk-test || exit 1
+
+# ---- hugepages: 256 free 2 MiB pages and hugetlbfs on /dev/hugepages ----
 restore() {
     set +e
     hp_restore

@@ -56,11 +56,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v dpdk-testpmd >/dev/null 2>&1; then
-    echo "== dpdk-testpmd missing: installing Debian's dpdk package"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null
-fi
-DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
+dpdk_need testpmd.sh dpdk-testpmd || exit 1
 
 hp_reserve testpmd.sh 300 || exit 1
 
