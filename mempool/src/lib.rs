@@ -97,9 +97,9 @@
 //! the caller: one thread-local read (the lcore id), the cache address, a length check, an
 //! element copy (no `memcpy` call) and the counters above. Loops that get and put many
 //! times resolve the cache once with [`Pool::lcore_cache`] (DPDK's
-//! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two. Refills, flushes, backend
-//! access and failures are out of line (`#[cold]`), so they cost the caller neither code
-//! size nor registers.
+//! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two.
+//! Refills, flushes, backend access and failures are out of line (`#[cold]`), so they
+//! cost the caller neither code size nor registers.
 
 pub mod cache;
 mod error;

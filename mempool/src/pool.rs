@@ -1131,17 +1131,9 @@ impl Pool {
         objs: &mut [VirtAddr],
         cache: Option<&mut MempoolCache>,
     ) -> Result<()> {
-        let st = self.shared_slot();
         match cache {
-            Some(c) => {
-                if c.cache.owner != self.addr {
-                    return Err(Error::ForeignCache {
-                        name: self.name.clone(),
-                    });
-                }
-                self.get_impl(objs, Some(&c.cache), st)
-            }
-            None => self.get_impl(objs, None, st),
+            Some(c) => self.user_cache(c)?.get_bulk(objs),
+            None => self.get_impl(objs, None, self.shared_slot()),
         }
     }
 
@@ -1180,19 +1172,12 @@ impl Pool {
         objs: &[VirtAddr],
         cache: Option<&mut MempoolCache>,
     ) -> Result<()> {
-        let st = self.shared_slot();
         match cache {
-            Some(c) => {
-                if c.cache.owner != self.addr {
-                    return Err(Error::ForeignCache {
-                        name: self.name.clone(),
-                    });
-                }
-                // SAFETY: forwarded; `&mut MempoolCache` makes us its only user.
-                unsafe { self.put_impl(objs, Some(&c.cache), st) }
-            }
+            // SAFETY: forwarded; `user_cache` borrows the cache `&mut`, so we are its
+            // only user.
+            Some(c) => unsafe { self.user_cache(c)?.put_bulk(objs) },
             // SAFETY: forwarded.
-            None => unsafe { self.put_impl(objs, None, st) },
+            None => unsafe { self.put_impl(objs, None, self.shared_slot()) },
         }
     }
 
@@ -1693,11 +1678,11 @@ impl Pool {
             self.avail_count(),
             self.in_use_count()
         )?;
-        let s = self.stats();
         if !self.stats_on {
             writeln!(w, "  stats: off (create with PoolFlags::STATS to count)")?;
             return Ok(());
         }
+        let s = self.stats();
         writeln!(w, "  stats:")?;
         writeln!(
             w,
