@@ -286,14 +286,14 @@ pub fn vdev_create(eal: &Eal, spec: &str) -> Result<u16> {
 }
 
 /// Create a port for every `--vdev` the EAL was given, in order; returns their ids.
-/// Stops at the first failure (ports made before it stay).
+/// All or nothing: at the first failure the ports made before it are closed again and
+/// that error is returned.
 pub fn probe_vdevs(eal: &Eal) -> Result<Vec<u16>> {
     let mut made = Vec::new();
     for v in &eal.args().vdevs {
         match vdev_create(eal, v) {
             Ok(p) => made.push(p),
             Err(e) => {
-                // All or nothing: the ports made so far go again.
                 for p in made {
                     let _ = close(p);
                 }
