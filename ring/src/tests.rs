@@ -302,6 +302,53 @@ fn explicit_entry_points() {
 }
 
 #[test]
+fn multi_call_on_single_side_drops_its_cache() {
+    // A side created single caches the other side's tail; an explicit multi call that
+    // moves the side must drop that cache, or the next single call computes its room from
+    // a tail older than the head and wraps into "plenty".
+    let (_m, r) = make::<u64>(8, RingFlags::SP_ENQ | RingFlags::SC_DEQ);
+    assert_eq!(r.enqueue(1), Ok(())); // caches cons tail 0
+    assert_eq!(r.dequeue(), Some(1));
+    assert_eq!(r.mp_enqueue_bulk(&[2, 3, 4, 5, 6, 7, 8]).n, 7);
+    assert!(r.full());
+    assert_eq!(r.enqueue(9), Err(9));
+    let mut out = [0; 8];
+    assert_eq!(r.dequeue_burst(&mut out).n, 7);
+    assert_eq!(&out[..7], &[2, 3, 4, 5, 6, 7, 8]);
+}
+
+#[test]
+fn single_call_on_multi_side_reads_the_tail() {
+    // A side created multi keeps no cached tail: an explicit single call sees the other
+    // side's latest tail every time.
+    let (_m, r) = make::<u64>(8, RingFlags::empty());
+    // SAFETY: this test is the only thread using the ring.
+    unsafe {
+        assert_eq!(r.sp_enqueue_bulk(&[1, 2, 3, 4, 5, 6, 7]).n, 7);
+        let mut out = [0; 3];
+        assert_eq!(r.mc_dequeue_bulk(&mut out).n, 3);
+        let e = r.sp_enqueue_bulk(&[8]);
+        assert_eq!(
+            e,
+            crate::Enqueued {
+                n: 1,
+                free_space: 2
+            }
+        );
+        assert_eq!(r.sc_dequeue_bulk(&mut out).n, 3);
+        assert_eq!(out, [4, 5, 6]);
+        let e = r.sp_enqueue_bulk(&[9, 10]);
+        assert_eq!(
+            e,
+            crate::Enqueued {
+                n: 2,
+                free_space: 3
+            }
+        );
+    }
+}
+
+#[test]
 fn single_side_cache_is_a_lower_bound() {
     let (_m, r) = make::<u64>(8, RingFlags::SP_ENQ | RingFlags::SC_DEQ);
     assert_eq!(r.enqueue_bulk(&[1, 2, 3, 4, 5]).free_space, 2);
