@@ -186,6 +186,50 @@ fn two_consumers(flags: RingFlags) {
     });
 }
 
+/// The no-cache mempool pattern: a full ring (3 tokens, capacity 3) and two threads (the
+/// spawned one and the main one) that each take a token and put it back, twice, so the
+/// ring wraps under both heads: every put must find room (the thread holds a token, so
+/// there is), every slot access must be ordered (the slot tracker), and every token must
+/// end up in the ring exactly once.
+fn get_put_churn(flags: RingFlags) {
+    model(move || {
+        let (b, r) = ring(4, flags);
+        assert_eq!(r.enqueue_bulk(&[1, 2, 3]).n, 3);
+        let go = Arc::new(AtomicU64::new(0));
+        let churn = |r: &Ring<u64>| {
+            for _ in 0..2 {
+                if let Some(v) = r.dequeue() {
+                    assert_eq!(
+                        r.enqueue(v),
+                        Ok(()),
+                        "no room for a token taken from the ring"
+                    );
+                }
+            }
+        };
+        let t = {
+            let (r, go) = (r.clone(), go.clone());
+            thread::spawn(move || {
+                kick(&go);
+                churn(&r);
+            })
+        };
+        kicked(&go);
+        churn(&r);
+        t.join().unwrap();
+        let mut got = Vec::new();
+        drain(&r, &mut got);
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3]);
+        free(b, r);
+    });
+}
+
+#[test]
+fn mpmc_get_put_churn() {
+    get_put_churn(RingFlags::empty());
+}
+
 #[test]
 fn spsc() {
     one_to_one(RingFlags::SP_ENQ | RingFlags::SC_DEQ);
