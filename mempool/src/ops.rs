@@ -20,7 +20,7 @@
 use std::sync::Mutex;
 
 use eal::{Eal, VirtAddr};
-use ring::{Ring, RingFlags};
+use ring::{MpMcRing, Ring, RingFlags};
 
 use crate::cache::BulkBackend;
 use crate::stack::{stack_memsize, Stack, StackShared};
@@ -387,6 +387,9 @@ pub fn ops_names() -> Vec<&'static str> {
 
 /// This process's handle to a pool's backend: static dispatch for the built-ins.
 pub(crate) enum Backend {
+    /// `ring_mp_mc`: the MP/MC calls compiled in (no per-call mode dispatch).
+    RingMpMc(MpMcRing<VirtAddr>),
+    /// `ring_sp_sc`: mode-following calls.
     Ring(Ring<VirtAddr>),
     Stack(Stack),
     Custom(Box<dyn OpsHandle>),
@@ -405,9 +408,13 @@ impl Backend {
         let name = ops.name();
         if name == RING_MP_MC.name() {
             // SAFETY: forwarded contract.
-            Ok(Backend::Ring(unsafe {
-                RING_MP_MC.attach_ring(pool_name, pool_data, len)
-            }?))
+            let r = unsafe { RING_MP_MC.attach_ring(pool_name, pool_data, len) }?;
+            // A ring_mp_mc backend made by any version of this crate has both sides multi;
+            // anything else is treated as a plain ring (still correct, one dispatch more).
+            Ok(match r.into_mp_mc() {
+                Ok(m) => Backend::RingMpMc(m),
+                Err(r) => Backend::Ring(r),
+            })
         } else if name == RING_SP_SC.name() {
             // SAFETY: forwarded contract.
             Ok(Backend::Ring(unsafe {
@@ -426,6 +433,7 @@ impl Backend {
     #[inline]
     pub(crate) fn count(&self) -> u32 {
         match self {
+            Backend::RingMpMc(r) => r.count(),
             Backend::Ring(r) => r.count(),
             Backend::Stack(s) => s.count(),
             Backend::Custom(h) => h.count(),
@@ -437,6 +445,7 @@ impl BulkBackend for Backend {
     #[inline(always)]
     fn enqueue(&self, objs: &[VirtAddr]) -> bool {
         match self {
+            Backend::RingMpMc(r) => r.enqueue_bulk(objs).n != 0 || objs.is_empty(),
             Backend::Ring(r) => r.enqueue_bulk(objs).n != 0 || objs.is_empty(),
             Backend::Stack(s) => s.push_bulk(objs),
             Backend::Custom(h) => h.enqueue_bulk(objs),
@@ -446,6 +455,7 @@ impl BulkBackend for Backend {
     #[inline(always)]
     fn dequeue(&self, out: &mut [VirtAddr]) -> bool {
         match self {
+            Backend::RingMpMc(r) => r.dequeue_bulk(out).n != 0 || out.is_empty(),
             Backend::Ring(r) => r.dequeue_bulk(out).n != 0 || out.is_empty(),
             Backend::Stack(s) => s.pop_bulk(out),
             Backend::Custom(h) => h.dequeue_bulk(out),

@@ -26,6 +26,8 @@
 //!
 //! * Mode-following entry points ([`Ring::enqueue_bulk`], [`Ring::dequeue_burst`], ...)
 //!   dispatch once per call on the mode stored at creation.
+//! * [`MpMcRing`] (from [`Ring::into_mp_mc`], for a ring created with both sides multi)
+//!   runs the MP/MC protocol with no per-call dispatch.
 //! * `mp_*` / `mc_*` are safe from any thread; on an RTS or HTS side they use that
 //!   side's protocol. On a single side they use the multi protocol, which is only correct
 //!   if no `sp_*`/single-mode call runs at the same time (the single contract below).
@@ -85,7 +87,9 @@ mod ring;
 pub use error::{Error, Result};
 pub use flags::{RingFlags, SyncMode};
 pub use layout::{LAYOUT_VERSION, MAX_ELEM_SIZE, MZ_PREFIX, NAME_MAX, RING_ALIGN, RING_SZ_MASK};
-pub use ring::{DequeuePeek, Dequeued, EnqueuePeek, Enqueued, Ring, ZcDequeue, ZcEnqueue};
+pub use ring::{
+    DequeuePeek, Dequeued, EnqueuePeek, Enqueued, MpMcRing, Ring, ZcDequeue, ZcEnqueue,
+};
 
 #[cfg(test)]
 mod tests;

@@ -566,3 +566,38 @@ fn dump_text() {
     assert!(s.contains("cons: sync=Hts head=0 tail=0"), "{s}");
     assert!(s.contains("used=3"), "{s}");
 }
+
+#[test]
+fn mp_mc_handle_only_for_multi_rings() {
+    let (_m, r) = make::<u64>(8, RingFlags::empty());
+    let m = r.clone().into_mp_mc().ok().expect("both sides multi");
+    assert_eq!(m.enqueue_bulk(&[1, 2, 3, 4, 5, 6, 7, 8]).n, 0);
+    assert_eq!(
+        m.enqueue_burst(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        crate::Enqueued {
+            n: 7,
+            free_space: 0
+        }
+    );
+    let mut out = [0u64; 8];
+    assert_eq!(m.dequeue_bulk(&mut out).n, 0);
+    assert_eq!(m.dequeue_bulk(&mut out[..3]).n, 3);
+    assert_eq!(&out[..3], &[1, 2, 3]);
+    // The plain handle sees the same ring.
+    assert_eq!(r.count(), 4);
+    assert_eq!(
+        m.dequeue_burst(&mut out),
+        crate::Dequeued { n: 4, available: 0 }
+    );
+    assert_eq!(&out[..4], &[4, 5, 6, 7]);
+    assert!(m.into_inner().empty());
+    for flags in [
+        RingFlags::SP_ENQ,
+        RingFlags::SC_DEQ,
+        RingFlags::MP_RTS_ENQ,
+        RingFlags::MC_HTS_DEQ,
+    ] {
+        let (_m, r) = make::<u64>(8, flags);
+        assert!(r.into_mp_mc().is_err(), "{flags:?}");
+    }
+}
