@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# In-process A/B of our MP/MC ring against DPDK 22.11's rte_ring: two pinned threads run
+# the no-cache mempool pattern (dequeue N, enqueue them back) on each ring in alternating
+# rounds, so both see the same vCPU placement (see scripts/compare/ring_ab/src/main.rs for
+# why that matters on a small VM). Prints per-round rates and the geometric mean of
+# ours / DPDK per bulk size (above 1: ours faster).
+#
+# Builds scripts/compare/ring_ab (not a workspace member: it links Debian's DPDK through
+# a small C shim) into target/ring_ab. Installs dpdk-dev and pkg-config if missing (root).
+# No hugepages needed: both rings live in ordinary memory.
+#
+# Usage: scripts/compare/ring_ab.sh [--bulk 1,4,32] [--rounds 20] [--ms 200]
+#                                   [--cpus 0,1] [--single]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+if ! pkg-config --exists libdpdk 2>/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "ring_ab.sh: DPDK's headers are missing: run as root to install dpdk-dev, or apt-get install dpdk-dev pkg-config" >&2
+        exit 1
+    fi
+    echo "== ring_ab.sh: installing dpdk-dev and pkg-config" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev pkg-config >/dev/null 2>&1 ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev pkg-config >/dev/null; }; } || {
+        echo "ring_ab.sh: failed to install dpdk-dev" >&2
+        exit 1
+    }
+fi
+echo "== building ring-ab (release)" >&2
+CARGO_TARGET_DIR="$ROOT/target/ring_ab" cargo build --release -q \
+    --manifest-path "$ROOT/scripts/compare/ring_ab/Cargo.toml"
+echo "== DPDK $(pkg-config --modversion libdpdk), $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+exec "$ROOT/target/ring_ab/release/ring-ab" "$@"
