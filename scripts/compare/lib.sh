@@ -7,6 +7,10 @@
 #   dpdk_need WHO TOOL    install Debian's `dpdk` package if TOOL (dpdk-test,
 #                         dpdk-testpmd) is missing; sets DPDK_VER; on failure prints
 #                         "WHO: ..." and returns 1.
+#   dpdk_dev_need WHO     install `dpdk-dev` and `pkg-config` (headers and flags for
+#                         code linked against DPDK) unless `pkg-config libdpdk` works;
+#                         needs root to install; on failure prints "WHO: ..." and
+#                         returns 1.
 #   hp_restore            put nr_hugepages back and unmount what hp_reserve mounted;
 #                         does nothing if hp_reserve never ran or KEEP_HP=1. Call it from
 #                         the script's EXIT trap.
@@ -45,11 +49,29 @@ dpdk_need() {
     local who=$1 tool=$2
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "== $who: $tool missing: installing Debian's dpdk package" >&2
-        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null 2>&1 ||
-          { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk >/dev/null; }; } || {
-            echo "$who: failed to install dpdk (apt-get install -y dpdk)" >&2
-            return 1
-        }
+        apt_install "$who" dpdk || return 1
     fi
     DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
+}
+
+# apt_install WHO PKG...: quiet install, with one `apt-get update` if the first try fails.
+apt_install() {
+    local who=$1
+    shift
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }; } || {
+        echo "$who: failed to install $* (apt-get install -y $*)" >&2
+        return 1
+    }
+}
+
+dpdk_dev_need() {
+    local who=$1
+    pkg-config --exists libdpdk 2>/dev/null && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "$who: DPDK's headers are missing: run as root to install them, or apt-get install dpdk-dev pkg-config" >&2
+        return 1
+    fi
+    echo "== $who: installing dpdk-dev and pkg-config" >&2
+    apt_install "$who" dpdk-dev pkg-config
 }

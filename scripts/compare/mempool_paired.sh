@@ -49,14 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 dpdk_need mempool_paired.sh dpdk-test || exit 1
-if ! pkg-config --exists libdpdk 2>/dev/null; then
-    echo "== mempool_paired.sh: installing dpdk-dev and pkg-config" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev pkg-config >/dev/null 2>&1 ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev pkg-config >/dev/null; } || {
-        echo "mempool_paired.sh: failed to install dpdk-dev" >&2
-        exit 1
-    }
-fi
+dpdk_dev_need mempool_paired.sh || exit 1
 hp_reserve mempool_paired.sh 256 || exit 1
 
 echo "== building mempool_case (DPDK $(pkg-config --modversion libdpdk)) and mempool_perf (release)"

@@ -14,18 +14,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-if ! pkg-config --exists libdpdk 2>/dev/null; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "ring_ab.sh: DPDK's headers are missing: run as root to install dpdk-dev, or apt-get install dpdk-dev pkg-config" >&2
-        exit 1
-    fi
-    echo "== ring_ab.sh: installing dpdk-dev and pkg-config" >&2
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev pkg-config >/dev/null 2>&1 ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpdk-dev pkg-config >/dev/null; }; } || {
-        echo "ring_ab.sh: failed to install dpdk-dev" >&2
-        exit 1
-    }
-fi
+# shellcheck source=scripts/compare/lib.sh
+. "$ROOT/scripts/compare/lib.sh"
+dpdk_dev_need ring_ab.sh || exit 1
 echo "== building ring-ab (release)" >&2
 CARGO_TARGET_DIR="$ROOT/target/ring_ab" cargo build --release -q \
     --manifest-path "$ROOT/scripts/compare/ring_ab/Cargo.toml"
