@@ -97,7 +97,9 @@
 //! the caller: one thread-local read (the lcore id), the cache address, a length check, an
 //! element copy (no `memcpy` call) and the counters above. Loops that get and put many
 //! times resolve the cache once with [`Pool::lcore_cache`] (DPDK's
-//! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two.
+//! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two;
+//! [`CacheRef::split`] also settles once whether there is a cache, so such a loop holds
+//! only the path it takes.
 //! Refills, flushes, backend access and failures are out of line (`#[cold]`), so they
 //! cost the caller neither code size nor registers.
 
@@ -114,8 +116,8 @@ pub use error::{Error, Result};
 pub use layout::{ObjHeader, ObjSize};
 pub use ops::{register_ops, MempoolOps, OpsConfig, OpsHandle};
 pub use pool::{
-    header_mz_name, CacheRef, Mempool, MempoolCache, Pool, PoolConfig, DEFAULT_CHANNELS,
-    LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
+    header_mz_name, BulkGetPut, CacheRef, CachedRef, DirectRef, Mempool, MempoolCache, Pool,
+    PoolConfig, SplitRef, DEFAULT_CHANNELS, LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
 };
 pub use stats::MempoolStats;
 

@@ -22,11 +22,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eal::{Eal, VirtAddr};
-use mempool::{CacheRef, Mempool, PoolConfig, CACHE_MAX_SIZE};
+use mempool::{Mempool, PoolConfig, CACHE_MAX_SIZE};
 
-const N: u32 = 65536;
+mod workload;
+use workload::{run_round, Src, Table, MAX_KEEP, N};
+
 const ELT_SIZE: u32 = 2048;
-const MAX_KEEP: usize = 512;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Section {
@@ -159,59 +160,6 @@ fn parse_opts(rest: &[String], lcores: u32) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// Where one lcore takes objects from: the pool with its cache resolved once per lcore,
-/// as DPDK's test does (`rte_mempool_default_cache` or a user cache, then
-/// `rte_mempool_generic_get/put` with it).
-struct Src<'a>(CacheRef<'a>);
-
-impl Src<'_> {
-    #[inline(always)]
-    fn get(&mut self, objs: &mut [VirtAddr]) -> bool {
-        self.0.get_bulk(objs).is_ok()
-    }
-
-    #[inline(always)]
-    fn put(&mut self, objs: &[VirtAddr]) {
-        // SAFETY: every object was got from this pool in the same cycle and is put once.
-        let r = unsafe { self.0.put_bulk(objs) };
-        debug_assert!(r.is_ok());
-    }
-}
-
-/// One round: N / keep cycles of (get keep in bulks of gb, put keep in bulks of pb).
-#[inline(always)]
-fn round(
-    src: &mut Src<'_>,
-    table: &mut [VirtAddr; MAX_KEEP],
-    keep: usize,
-    gb: usize,
-    pb: usize,
-) -> bool {
-    // `keep` is a multiple of both bulk sizes (the case list skips the others), so the
-    // exact chunks cover the table with no per-call bound check.
-    let table = &mut table[..keep];
-    for _ in 0..(N as usize / keep) {
-        for objs in table.chunks_exact_mut(gb) {
-            if !src.get(objs) {
-                return false;
-            }
-        }
-        for objs in table.chunks_exact(pb) {
-            src.put(objs);
-        }
-    }
-    true
-}
-
-#[inline(never)]
-fn round_const<const B: usize>(
-    src: &mut Src<'_>,
-    table: &mut [VirtAddr; MAX_KEEP],
-    keep: usize,
-) -> bool {
-    round(src, table, keep, B, B)
-}
-
 #[derive(Clone, Copy)]
 struct Case {
     keep: u32,
@@ -229,11 +177,11 @@ fn per_lcore(p: &Mempool, c: Case, time_s: f64, start: &AtomicBool) -> Result<u6
         None
     };
     let count = {
-        let mut src = Src(match user.as_mut() {
+        let src = Src::new(match user.as_mut() {
             Some(u) => p.user_cache(u).map_err(|e| e.to_string())?,
             None => p.lcore_cache(),
         });
-        let mut table = [VirtAddr(0); MAX_KEEP];
+        let mut table = Table::new();
         let (keep, gb, pb) = (c.keep as usize, c.get_bulk as usize, c.put_bulk as usize);
         // Acquire: pairs with the release store that starts every lcore at once.
         while !start.load(Ordering::Acquire) {
@@ -243,17 +191,7 @@ fn per_lcore(p: &Mempool, c: Case, time_s: f64, start: &AtomicBool) -> Result<u6
         let t0 = eal::timer::rdtsc();
         let mut count = 0u64;
         while eal::timer::rdtsc() - t0 < cycles {
-            let ok = if !c.constant {
-                round(&mut src, &mut table, keep, gb, pb)
-            } else {
-                match gb {
-                    1 => round_const::<1>(&mut src, &mut table, keep),
-                    4 => round_const::<4>(&mut src, &mut table, keep),
-                    8 => round_const::<8>(&mut src, &mut table, keep),
-                    32 => round_const::<32>(&mut src, &mut table, keep),
-                    _ => round(&mut src, &mut table, keep, gb, pb),
-                }
-            };
+            let ok = run_round(&src, &mut table, keep, gb, pb, c.constant);
             if !ok {
                 let mut d = Vec::new();
                 let _ = p.dump(&mut d);
