@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eal::{Eal, VirtAddr};
-use mempool::{Error, Mempool, PoolConfig, PoolFlags, CACHE_MAX_SIZE};
+use mempool::{BulkGetPut, Error, Mempool, PoolConfig, PoolFlags, SplitRef, CACHE_MAX_SIZE};
 
 fn eal(tag: &str) -> Eal {
     let argv: Vec<String> = [
@@ -625,6 +625,69 @@ fn cache_ref_resolves_the_cache_once() {
     p.flush_lcore_cache().unwrap();
     assert_eq!(p.avail_count(), 1024);
     q.free().unwrap();
+    p.free().unwrap();
+}
+
+#[test]
+fn split_handles_take_the_path_their_type_says() {
+    let e = eal("split");
+    let p = Mempool::create(&e, "splitpool", &cfg(1024, 64, 64)).unwrap();
+    let nc = Mempool::create(&e, "splitnc", &cfg(256, 64, 0)).unwrap();
+    // A pool with a cache, on an lcore: the cached half, sharing the lcore's cache with
+    // the plain calls.
+    let SplitRef::Cached(mut c) = p.lcore_cache().split() else {
+        panic!("pool with cache on lcore 0 split into the direct half");
+    };
+    let mut v = vec![VirtAddr(0); 8];
+    c.get_bulk(&mut v).unwrap();
+    assert_eq!(
+        p.lcore_cache_len(0),
+        Some(32),
+        "a miss refills to half of 64"
+    );
+    let o = p.get().unwrap();
+    assert_eq!(p.lcore_cache_len(0), Some(31));
+    // SAFETY: all from this pool, each put once, not used after.
+    unsafe {
+        c.put_bulk(&v).unwrap();
+        c.put_bulk(&[o]).unwrap();
+    }
+    assert_eq!(p.lcore_cache_len(0), Some(40));
+    // All or nothing.
+    let mut huge = vec![VirtAddr(0); 2000];
+    assert!(matches!(
+        c.get_bulk(&mut huge),
+        Err(Error::Empty { n: 2000 })
+    ));
+    let s = p.lcore_stats(0).unwrap();
+    assert_eq!((s.get_success_objs, s.put_objs, s.cache_misses), (9, 9, 1));
+    // No cache: the direct half, and the objects move in the backend.
+    let SplitRef::Direct(mut d) = nc.lcore_cache().split() else {
+        panic!("pool without cache split into the cached half");
+    };
+    let mut w = vec![VirtAddr(0); 100];
+    d.get_bulk(&mut w).unwrap();
+    assert_eq!(nc.avail_count(), 156);
+    // SAFETY: as above.
+    unsafe { d.put_bulk(&w).unwrap() };
+    assert_eq!(nc.avail_count(), 256);
+    // Off an lcore a pool with a cache has no cache to use: direct, shared counters.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let SplitRef::Direct(mut d) = p.lcore_cache().split() else {
+                panic!("non-EAL thread got a cached handle");
+            };
+            let mut x = [VirtAddr(0); 4];
+            d.get_bulk(&mut x).unwrap();
+            // SAFETY: as above.
+            unsafe { d.put_bulk(&x).unwrap() };
+        });
+    });
+    let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
+    assert_eq!((shared.get_success_objs, shared.put_objs), (4, 4));
+    p.flush_lcore_cache().unwrap();
+    assert_eq!(p.avail_count(), 1024);
+    nc.free().unwrap();
     p.free().unwrap();
 }
 

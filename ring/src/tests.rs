@@ -260,6 +260,27 @@ fn bulk_all_or_nothing_and_burst_partial_across_wrap() {
     });
 }
 
+/// Every run length the pointer-sized copy splits into steps of four and a rest of
+/// 0..=3, at every slot offset, so each piece also meets the end of the slot array.
+#[test]
+fn pointer_sized_runs_of_every_length_at_every_offset() {
+    let (_mem, r) = make::<u64>(64, RingFlags::empty());
+    let mut next = 0u64;
+    for n in 1..=63u64 {
+        for offset in 0..64u32 {
+            // SAFETY: empty and not shared.
+            unsafe { r.reset_at(offset) };
+            let objs: Vec<u64> = (next..next + n).collect();
+            assert_eq!(r.enqueue_bulk(&objs).n, n as u32);
+            let mut out = vec![u64::MAX; n as usize + 1];
+            assert_eq!(r.dequeue_bulk(&mut out[..n as usize]).n, n as u32);
+            assert_eq!(&out[..n as usize], &objs[..], "n {n} offset {offset}");
+            assert_eq!(out[n as usize], u64::MAX, "wrote past the run (n {n})");
+            next += n;
+        }
+    }
+}
+
 #[test]
 fn explicit_entry_points() {
     with_rings::<u64>(8, RingFlags::empty(), |r, _, _| {

@@ -147,9 +147,6 @@ impl Thread {
                     pool.lcore_cache()
                 };
                 let src = Src::new(cref);
-                if std::env::var_os("AB_SHOW_ALIGN").is_some() {
-                    eprintln!("table at {:p} (mod 64 = {})", self.table.0.as_ptr(), self.table.0.as_ptr() as usize % 64);
-                }
                 let (keep, gb, pb) = (c.keep as usize, c.gb as usize, c.pb as usize);
                 let t0 = eal::timer::rdtsc();
                 let mut n = 0u64;
