@@ -635,7 +635,7 @@ fn split_handles_take_the_path_their_type_says() {
     let nc = Mempool::create(&e, "splitnc", &cfg(256, 64, 0)).unwrap();
     // A pool with a cache, on an lcore: the cached half, sharing the lcore's cache with
     // the plain calls.
-    let SplitRef::Cached(mut c) = p.lcore_cache().split() else {
+    let SplitRef::Cached(c) = p.lcore_cache().split() else {
         panic!("pool with cache on lcore 0 split into the direct half");
     };
     let mut v = vec![VirtAddr(0); 8];
@@ -662,7 +662,7 @@ fn split_handles_take_the_path_their_type_says() {
     let s = p.lcore_stats(0).unwrap();
     assert_eq!((s.get_success_objs, s.put_objs, s.cache_misses), (9, 9, 1));
     // No cache: the direct half, and the objects move in the backend.
-    let SplitRef::Direct(mut d) = nc.lcore_cache().split() else {
+    let SplitRef::Direct(d) = nc.lcore_cache().split() else {
         panic!("pool without cache split into the cached half");
     };
     let mut w = vec![VirtAddr(0); 100];
@@ -674,7 +674,7 @@ fn split_handles_take_the_path_their_type_says() {
     // Off an lcore a pool with a cache has no cache to use: direct, shared counters.
     std::thread::scope(|s| {
         s.spawn(|| {
-            let SplitRef::Direct(mut d) = p.lcore_cache().split() else {
+            let SplitRef::Direct(d) = p.lcore_cache().split() else {
                 panic!("non-EAL thread got a cached handle");
             };
             let mut x = [VirtAddr(0); 4];
