@@ -100,8 +100,10 @@
 //! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two;
 //! [`CacheRef::split`] also settles once whether there is a cache, so such a loop holds
 //! only the path it takes.
-//! Refills, flushes, backend access and failures are out of line (`#[cold]`), so they
-//! cost the caller neither code size nor registers.
+//! A cached get or put's refills, flushes and failures are out of line (`#[cold]`), so
+//! they cost the caller neither code size nor registers; a pool without cache inlines
+//! its backend call (the ring's head move and copy; DPDK calls its backend through the ops
+//! table's function pointer).
 
 pub mod cache;
 mod error;

@@ -23,8 +23,7 @@
 #include <rte_cycles.h>
 #include <rte_mempool.h>
 
-#define N 65536
-#define MAX_KEEP 512
+#include "mempool_loop.h"
 
 static struct rte_mempool *mp;
 static unsigned keep, gbulk, pbulk, use_const, cores;
@@ -35,14 +34,7 @@ static uint64_t counts[RTE_MAX_LCORE];
 static __rte_always_inline int
 round_n(struct rte_mempool_cache *c, void **tbl, unsigned gb, unsigned pb)
 {
-	for (unsigned i = 0; i < N / keep; i++) {
-		for (unsigned idx = 0; idx < keep; idx += gb)
-			if (rte_mempool_generic_get(mp, &tbl[idx], gb, c) < 0)
-				return -1;
-		for (unsigned idx = 0; idx < keep; idx += pb)
-			rte_mempool_generic_put(mp, &tbl[idx], pb, c);
-	}
-	return 0;
+	return fp_round(mp, c, tbl, keep, gb, pb);
 }
 
 static __rte_noinline int round_var(struct rte_mempool_cache *c, void **tbl)

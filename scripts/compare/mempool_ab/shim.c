@@ -8,8 +8,7 @@
 #include <rte_cycles.h>
 #include <rte_mempool.h>
 
-#define N 65536
-#define MAX_KEEP 512
+#include "../mempool_loop.h"
 
 int ab_eal_init(int argc, char **argv)
 {
@@ -48,25 +47,11 @@ void ab_cache_free(void *c, void *mp)
 	}
 }
 
-static __rte_always_inline int
-round_n(struct rte_mempool *mp, struct rte_mempool_cache *c, void **tbl, unsigned keep,
-	unsigned gb, unsigned pb)
-{
-	for (unsigned i = 0; i < N / keep; i++) {
-		for (unsigned idx = 0; idx < keep; idx += gb)
-			if (rte_mempool_generic_get(mp, &tbl[idx], gb, c) < 0)
-				return -1;
-		for (unsigned idx = 0; idx < keep; idx += pb)
-			rte_mempool_generic_put(mp, &tbl[idx], pb, c);
-	}
-	return 0;
-}
-
 static __rte_noinline int
 round_var(struct rte_mempool *mp, struct rte_mempool_cache *c, void **tbl, unsigned keep,
 	  unsigned gb, unsigned pb)
 {
-	return round_n(mp, c, tbl, keep, gb, pb);
+	return fp_round(mp, c, tbl, keep, gb, pb);
 }
 
 #define ROUND_C(B)                                                                      \
@@ -74,7 +59,7 @@ round_var(struct rte_mempool *mp, struct rte_mempool_cache *c, void **tbl, unsig
 					     struct rte_mempool_cache *c, void **tbl,    \
 					     unsigned keep)                              \
 	{                                                                                \
-		return round_n(mp, c, tbl, keep, B, B);                                  \
+		return fp_round(mp, c, tbl, keep, B, B);                                  \
 	}
 ROUND_C(1)
 ROUND_C(4)

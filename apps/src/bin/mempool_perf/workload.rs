@@ -78,8 +78,8 @@ fn round_const<S: BulkGetPut, const B: usize>(src: &S, table: &mut Table, keep: 
     round(src, table, keep, B, B)
 }
 
-/// [`round`] with run-time bulk sizes, out of line as DPDK's test has it
-/// (`__rte_noinline`): the loop then compiles the same whatever code surrounds the call.
+/// [`round`] with run-time bulk sizes, out of line (as `mempool_case.c` and the A/B shim
+/// have DPDK's loop): it then compiles the same whatever code surrounds the call.
 #[inline(never)]
 fn round_var<S: BulkGetPut>(src: &S, table: &mut Table, keep: usize, gb: usize, pb: usize) -> bool {
     round(src, table, keep, gb, pb)

@@ -29,6 +29,10 @@
 #[path = "../../../../apps/src/bin/mempool_perf/workload.rs"]
 mod workload;
 
+#[path = "../../ab_common.rs"]
+mod ab_common;
+use ab_common::pin;
+
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier, Mutex};
@@ -183,24 +187,10 @@ struct Ctl {
     result: Mutex<Result<u64, String>>,
 }
 
-fn pin(cpu: usize) -> Result<(), String> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call reads it only.
-    unsafe {
-        let mut s: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut s);
-        if libc::sched_setaffinity(0, std::mem::size_of_val(&s), &s) != 0 {
-            return Err(format!(
-                "cannot pin to cpu {cpu}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn helper(p: Pools, ctl: Arc<Ctl>, cpu: usize) -> Result<(), String> {
-    pin(cpu)?;
-    let mut t = Thread::new(&p)?;
+    // A failed setup is reported through every job instead of returning at once: the main
+    // thread waits on the barriers and would hang.
+    let mut t = pin(cpu).and_then(|()| Thread::new(&p));
     loop {
         ctl.start.wait();
         let job = match &*ctl.msg.lock().unwrap() {
@@ -210,15 +200,15 @@ fn helper(p: Pools, ctl: Arc<Ctl>, cpu: usize) -> Result<(), String> {
         let Some((side, case, cycles)) = job else {
             break;
         };
-        let r = if case.cores >= 2 {
-            t.run(&p, side, case, cycles)
-        } else {
-            Ok(0)
+        let r = match &mut t {
+            Err(e) => Err(format!("helper thread: {e}")),
+            Ok(t) if case.cores >= 2 => t.run(&p, side, case, cycles),
+            Ok(_) => Ok(0),
         };
         *ctl.result.lock().unwrap() = r;
         ctl.done.wait();
     }
-    t.flush(&p)
+    t?.flush(&p)
 }
 
 struct Opts {
@@ -284,7 +274,9 @@ fn parse() -> Result<Option<Opts>, String> {
             "--cpus" => {
                 let c = list(v, "--cpus", |c| c < 1024)?;
                 if c.len() != 2 || c[0] == c[1] {
-                    return Err(format!("invalid value '{v}' for --cpus: two different cpus"));
+                    return Err(format!(
+                        "invalid value '{v}' for --cpus: two different cpus"
+                    ));
                 }
                 o.cpus = (c[0] as usize, c[1] as usize);
             }
@@ -436,11 +428,7 @@ fn real_main() -> Result<(), String> {
     let mut me = Thread::new(&pools)?;
     let cycles = eal::timer::tsc_hz() / 1000 * o.ms;
     let mut slice = |side: Side, case: Case| -> Result<f64, String> {
-        *ctl.msg.lock().unwrap() = Msg::Run {
-            side,
-            case,
-            cycles,
-        };
+        *ctl.msg.lock().unwrap() = Msg::Run { side, case, cycles };
         ctl.start.wait();
         let mine = me.run(&pools, side, case, cycles);
         ctl.done.wait();
@@ -457,7 +445,9 @@ fn real_main() -> Result<(), String> {
         POOL_SIZE,
         ELT_SIZE
     );
-    println!("section  cache cores  get  put  keep const   dpdk median   ours median   ratio  ahead");
+    println!(
+        "section  cache cores  get  put  keep const   dpdk median   ours median   ratio  ahead"
+    );
     let mut ratios_all = Vec::new();
     // (label, ratios) per group: section x cores.
     let mut groups: Vec<(String, Vec<f64>)> = Vec::new();

@@ -18,6 +18,10 @@
 //! Output per bulk size: every round's DPDK and our rate and their ratio (ours / DPDK,
 //! above 1 means ours is faster), then the geometric mean of the ratios.
 
+#[path = "../../ab_common.rs"]
+mod ab_common;
+use ab_common::pin;
+
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -85,21 +89,6 @@ impl Rings {
             self.ours.mc_dequeue_bulk(objs).n != 0
         }
     }
-}
-
-fn pin(cpu: usize) -> Result<(), String> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call reads it only.
-    unsafe {
-        let mut s: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut s);
-        if libc::sched_setaffinity(0, std::mem::size_of_val(&s), &s) != 0 {
-            return Err(format!(
-                "cannot pin to cpu {cpu}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The two-thread loop of one round on one ring; returns tokens moved.
