@@ -4,7 +4,8 @@
 # DPDK's pool and on ours in alternating slices on the same pinned threads (see
 # scripts/compare/mempool_ab/src/main.rs for why that matters on a small VM). Prints per
 # case the medians, the geometric mean of the same-round ratios ours/DPDK (above 1: ours
-# faster) and how many rounds ours was ahead; then per-group summaries.
+# faster), how many rounds ours was ahead, a 95% confidence interval of the ratio with a
+# verdict (ahead / level / behind); then per-group summaries.
 #
 # Builds scripts/compare/mempool_ab (not a workspace member: it links Debian's DPDK) into
 # target/mempool_ab. Needs root: reserves 256 2 MiB hugepages for the two EALs (and gives

@@ -22,9 +22,12 @@
 //! At the end every user cache is flushed and both sides' pools must hold all their
 //! objects again, or the program fails.
 //!
-//! Output per case: medians of the per-slice rates (objects/s, all threads), the
+//! Output per case: medians of the per-slice rates (objects/s, summed over the threads, each
+//! over the time its own rounds took), the
 //! geometric mean over rounds of ours / DPDK from the same round (above 1: ours faster),
-//! and in how many rounds ours was ahead; then summaries.
+//! in how many rounds ours was ahead, the 95% confidence interval of the ratio (a t
+//! interval over the rounds) and a verdict: "ahead" or "behind" when the interval lies
+//! wholly above or below 1, "level" otherwise; then summaries.
 
 #[path = "../../../../apps/src/bin/mempool_perf/workload.rs"]
 mod workload;
@@ -55,6 +58,7 @@ extern "C" {
         pb: c_uint,
         constant: c_int,
         cycles: u64,
+        elapsed: *mut u64,
     ) -> i64;
 }
 
@@ -118,8 +122,12 @@ impl Thread {
         })
     }
 
-    /// Run `c` on one side for `cycles` TSC cycles; objects moved.
-    fn run(&mut self, p: &Pools, side: Side, c: Case, cycles: u64) -> Result<u64, String> {
+    /// Run `c` on one side in whole rounds until `cycles` TSC cycles have passed; this
+    /// thread's rate in objects per second, over the time its rounds really took (the last
+    /// round ends past the deadline: dividing by the nominal slice instead would count up
+    /// to a round too many, ±2% at the two-core no-cache rates).
+    fn run(&mut self, p: &Pools, side: Side, c: Case, cycles: u64) -> Result<f64, String> {
+        let mut elapsed = 0u64;
         let k = usize::from(c.cache);
         match side {
             Side::Dpdk => {
@@ -138,9 +146,11 @@ impl Thread {
                         c.pb,
                         c_int::from(c.constant),
                         cycles,
+                        &mut elapsed,
                     )
                 };
-                u64::try_from(n).map_err(|_| "DPDK: a get failed".to_string())
+                let n = u64::try_from(n).map_err(|_| "DPDK: a get failed".to_string())?;
+                Ok(rate(n, elapsed))
             }
             Side::Ours => {
                 let pool = &p.ours[k];
@@ -160,7 +170,8 @@ impl Thread {
                     }
                     n += u64::from(N);
                 }
-                Ok(n)
+                elapsed = eal::timer::rdtsc() - t0;
+                Ok(rate(n, elapsed))
             }
         }
     }
@@ -184,7 +195,7 @@ struct Ctl {
     msg: Mutex<Msg>,
     start: Barrier,
     done: Barrier,
-    result: Mutex<Result<u64, String>>,
+    result: Mutex<Result<f64, String>>,
 }
 
 fn helper(p: Pools, ctl: Arc<Ctl>, cpu: usize) -> Result<(), String> {
@@ -203,7 +214,7 @@ fn helper(p: Pools, ctl: Arc<Ctl>, cpu: usize) -> Result<(), String> {
         let r = match &mut t {
             Err(e) => Err(format!("helper thread: {e}")),
             Ok(t) if case.cores >= 2 => t.run(&p, side, case, cycles),
-            Ok(_) => Ok(0),
+            Ok(_) => Ok(0.0),
         };
         *ctl.result.lock().unwrap() = r;
         ctl.done.wait();
@@ -371,9 +382,56 @@ fn dpdk_init(cpus: (usize, usize)) -> Result<[DpdkPool; 2], String> {
     Ok(pools)
 }
 
+/// Objects per second for `n` objects in `cycles` TSC cycles.
+fn rate(n: u64, cycles: u64) -> f64 {
+    n as f64 * eal::timer::tsc_hz() as f64 / cycles.max(1) as f64
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// Two-sided 95% quantile of Student's t with `df` degrees of freedom (standard table;
+/// the next lower tabulated df above 10, so the interval errs wide).
+fn t95(df: usize) -> f64 {
+    const T: [f64; 10] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=10 => T[df - 1],
+        11..=14 => 2.179,
+        15..=19 => 2.131,
+        20..=29 => 2.086,
+        30..=59 => 2.042,
+        _ => 2.0,
+    }
+}
+
+/// 95% confidence interval of the geometric-mean ratio, from the per-round ratios (a t
+/// interval on their logarithms: the rounds are independent paired measurements).
+fn ci95(v: &[f64]) -> (f64, f64) {
+    let k = v.len();
+    if k < 2 {
+        return (0.0, f64::INFINITY);
+    }
+    let logs: Vec<f64> = v.iter().map(|x| x.ln()).collect();
+    let m = logs.iter().sum::<f64>() / k as f64;
+    let var = logs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (k - 1) as f64;
+    let h = t95(k - 1) * (var / k as f64).sqrt();
+    ((m - h).exp(), (m + h).exp())
+}
+
+/// "ahead" / "behind" when the 95% interval lies wholly above / below 1, else "level".
+fn verdict((lo, hi): (f64, f64)) -> &'static str {
+    if lo > 1.0 {
+        "ahead"
+    } else if hi < 1.0 {
+        "behind"
+    } else {
+        "level"
+    }
 }
 
 fn gmean(v: &[f64]) -> f64 {
@@ -419,7 +477,7 @@ fn real_main() -> Result<(), String> {
         msg: Mutex::new(Msg::Quit),
         start: Barrier::new(2),
         done: Barrier::new(2),
-        result: Mutex::new(Ok(0)),
+        result: Mutex::new(Ok(0.0)),
     });
     let h = {
         let (p, ctl, cpu) = (pools.clone(), ctl.clone(), o.cpus.1);
@@ -432,8 +490,8 @@ fn real_main() -> Result<(), String> {
         ctl.start.wait();
         let mine = me.run(&pools, side, case, cycles);
         ctl.done.wait();
-        let other = std::mem::replace(&mut *ctl.result.lock().unwrap(), Ok(0));
-        Ok((mine? + other?) as f64 * 1000.0 / o.ms as f64)
+        let other = std::mem::replace(&mut *ctl.result.lock().unwrap(), Ok(0.0));
+        Ok(mine? + other?)
     };
 
     let all = cases(&o);
@@ -446,11 +504,11 @@ fn real_main() -> Result<(), String> {
         ELT_SIZE
     );
     println!(
-        "section  cache cores  get  put  keep const   dpdk median   ours median   ratio  ahead"
+        "section  cache cores  get  put  keep const   dpdk median   ours median   ratio  ahead     95% CI    verdict"
     );
     let mut ratios_all = Vec::new();
     // (label, ratios) per group: section x cores.
-    let mut groups: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<(f64, &str)>)> = Vec::new();
     let mut out = Ok(());
     for (ci, &c) in all.iter().enumerate() {
         let (mut d, mut u, mut r) = (Vec::new(), Vec::new(), Vec::new());
@@ -491,8 +549,9 @@ fn real_main() -> Result<(), String> {
         }
         let g = gmean(&r);
         let ahead = r.iter().filter(|&&x| x > 1.0).count();
+        let ci = ci95(&r);
         println!(
-            "{:<8} {:>5} {:>5} {:>4} {:>4} {:>5} {:>5} {:>13.0} {:>13.0} {:>7.2}  {}/{}",
+            "{:<8} {:>5} {:>5} {:>4} {:>4} {:>5} {:>5} {:>13.0} {:>13.0} {:>7.2}  {:>2}/{:<2}  {:.2}-{:<5.2} {}",
             if c.cache { "cache" } else { "nocache" },
             if c.cache { CACHE_MAX_SIZE } else { 0 },
             c.cores,
@@ -504,9 +563,12 @@ fn real_main() -> Result<(), String> {
             median(&mut u),
             g,
             ahead,
-            r.len()
+            r.len(),
+            ci.0,
+            ci.1.min(99.0),
+            verdict(ci)
         );
-        ratios_all.push(g);
+        ratios_all.push((g, verdict(ci)));
         let label = format!(
             "{}, {} core{}",
             if c.cache { "cache 512" } else { "no cache" },
@@ -514,8 +576,8 @@ fn real_main() -> Result<(), String> {
             if c.cores == 1 { "" } else { "s" }
         );
         match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, v)) => v.push(g),
-            None => groups.push((label, vec![g])),
+            Some((_, v)) => v.push((g, verdict(ci))),
+            None => groups.push((label, vec![(g, verdict(ci))])),
         }
     }
     *ctl.msg.lock().unwrap() = Msg::Quit;
@@ -535,22 +597,29 @@ fn real_main() -> Result<(), String> {
         }
     }
     println!();
-    for (label, v) in &groups {
-        let below = v.iter().filter(|&&x| x < 1.0).count();
-        let (lo, hi) = v
+    // Per group and overall: geometric mean, range, cases whose ratio is below 1, and
+    // cases significantly behind (95% interval wholly below 1).
+    let summary = |v: &[(f64, &str)]| {
+        let g: Vec<f64> = v.iter().map(|x| x.0).collect();
+        let below = g.iter().filter(|&&x| x < 1.0).count();
+        let behind = v.iter().filter(|x| x.1 == "behind").count();
+        let ahead = v.iter().filter(|x| x.1 == "ahead").count();
+        let (lo, hi) = g
             .iter()
             .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
-        println!(
-            "{label:<20} gm {:.2}  range {lo:.2}-{hi:.2}  below 1.0: {below} of {}",
-            gmean(v),
-            v.len()
-        );
+        format!(
+            "gm {:.2}  range {lo:.2}-{hi:.2}  below 1.0: {below} of {}  significantly behind: {behind}, ahead: {ahead}",
+            gmean(&g),
+            g.len()
+        )
+    };
+    for (label, v) in &groups {
+        println!("{label:<20} {}", summary(v));
     }
     println!(
-        "{} cases; geometric mean of the paired ratios ours/DPDK = {:.2}; {} cases below 1.0; every object back in every pool",
+        "{} cases, all: {}; every object back in every pool",
         ratios_all.len(),
-        gmean(&ratios_all),
-        ratios_all.iter().filter(|&&x| x < 1.0).count()
+        summary(&ratios_all)
     );
     Ok(())
 }
