@@ -73,9 +73,23 @@ fn round<S: BulkGetPut>(src: &S, table: &mut Table, keep: usize, gb: usize, pb: 
     true
 }
 
+/// [`round`] with both bulk sizes the constant `B`. The table is walked in exact chunks
+/// of `B`: with `B` a compile-time power of two the chunk count is a shift, and the chunks
+/// need no bounds checks (the index-stepped loop of `round` checks each slice).
 #[inline(never)]
 fn round_const<S: BulkGetPut, const B: usize>(src: &S, table: &mut Table, keep: usize) -> bool {
-    round(src, table, keep, B, B)
+    let table = &mut table.0[..keep];
+    for _ in 0..(N as usize / keep) {
+        for objs in table.chunks_exact_mut(B) {
+            if !get(src, objs) {
+                return false;
+            }
+        }
+        for objs in table.chunks_exact(B) {
+            put(src, objs);
+        }
+    }
+    true
 }
 
 /// [`round`] with run-time bulk sizes, out of line (as `mempool_case.c` and the A/B shim
