@@ -67,7 +67,8 @@ ROUND_C(8)
 ROUND_C(32)
 
 /* Whole rounds until `cycles` TSC cycles have passed; objects moved, or -1 if a get
- * failed. *elapsed: the TSC cycles the rounds took (the last round ends past `cycles`). constant: bulk sizes as compile-time constants (gb == pb in 1, 4, 8, 32). */
+ * failed. *elapsed: the TSC cycles the rounds took (the last round ends past `cycles`).
+ * constant: bulk sizes as compile-time constants (gb == pb in 1, 4, 8, 32). */
 int64_t ab_run(void *mp, void *cache, unsigned keep, unsigned gb, unsigned pb, int constant,
 	       uint64_t cycles, uint64_t *elapsed)
 {

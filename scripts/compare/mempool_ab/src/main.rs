@@ -423,14 +423,31 @@ fn ci95(v: &[f64]) -> (f64, f64) {
     ((m - h).exp(), (m + h).exp())
 }
 
-/// "ahead" / "behind" when the 95% interval lies wholly above / below 1, else "level".
-fn verdict((lo, hi): (f64, f64)) -> &'static str {
-    if lo > 1.0 {
-        "ahead"
-    } else if hi < 1.0 {
-        "behind"
-    } else {
-        "level"
+/// Where a case's 95% interval lies: wholly above 1, wholly below 1, or across it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ahead,
+    Level,
+    Behind,
+}
+
+impl Verdict {
+    fn of((lo, hi): (f64, f64)) -> Verdict {
+        if lo > 1.0 {
+            Verdict::Ahead
+        } else if hi < 1.0 {
+            Verdict::Behind
+        } else {
+            Verdict::Level
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ahead => "ahead",
+            Verdict::Level => "level",
+            Verdict::Behind => "behind",
+        }
     }
 }
 
@@ -508,7 +525,7 @@ fn real_main() -> Result<(), String> {
     );
     let mut ratios_all = Vec::new();
     // (label, ratios) per group: section x cores.
-    let mut groups: Vec<(String, Vec<(f64, &str)>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<(f64, Verdict)>)> = Vec::new();
     let mut out = Ok(());
     for (ci, &c) in all.iter().enumerate() {
         let (mut d, mut u, mut r) = (Vec::new(), Vec::new(), Vec::new());
@@ -550,6 +567,7 @@ fn real_main() -> Result<(), String> {
         let g = gmean(&r);
         let ahead = r.iter().filter(|&&x| x > 1.0).count();
         let ci = ci95(&r);
+        let v = Verdict::of(ci);
         println!(
             "{:<8} {:>5} {:>5} {:>4} {:>4} {:>5} {:>5} {:>13.0} {:>13.0} {:>7.2}  {:>2}/{:<2}  {:.2}-{:<5.2} {}",
             if c.cache { "cache" } else { "nocache" },
@@ -566,9 +584,9 @@ fn real_main() -> Result<(), String> {
             r.len(),
             ci.0,
             ci.1.min(99.0),
-            verdict(ci)
+            v.as_str()
         );
-        ratios_all.push((g, verdict(ci)));
+        ratios_all.push((g, v));
         let label = format!(
             "{}, {} core{}",
             if c.cache { "cache 512" } else { "no cache" },
@@ -576,8 +594,8 @@ fn real_main() -> Result<(), String> {
             if c.cores == 1 { "" } else { "s" }
         );
         match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, v)) => v.push((g, verdict(ci))),
-            None => groups.push((label, vec![(g, verdict(ci))])),
+            Some((_, list)) => list.push((g, v)),
+            None => groups.push((label, vec![(g, v)])),
         }
     }
     *ctl.msg.lock().unwrap() = Msg::Quit;
@@ -599,11 +617,11 @@ fn real_main() -> Result<(), String> {
     println!();
     // Per group and overall: geometric mean, range, cases whose ratio is below 1, and
     // cases significantly behind (95% interval wholly below 1).
-    let summary = |v: &[(f64, &str)]| {
+    let summary = |v: &[(f64, Verdict)]| {
         let g: Vec<f64> = v.iter().map(|x| x.0).collect();
         let below = g.iter().filter(|&&x| x < 1.0).count();
-        let behind = v.iter().filter(|x| x.1 == "behind").count();
-        let ahead = v.iter().filter(|x| x.1 == "ahead").count();
+        let behind = v.iter().filter(|x| x.1 == Verdict::Behind).count();
+        let ahead = v.iter().filter(|x| x.1 == Verdict::Ahead).count();
         let (lo, hi) = g
             .iter()
             .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
