@@ -3,8 +3,7 @@
 //! ```text
 //!  offset 0    RingHeader metadata (magic, version, name, flags, geometry)  read-only after init
 //!  offset 128  prod: HeadTail   written by producers, tail read by consumers
-//!               +0   head, cached, htd_max, sync   (the head move's line)
-//!               +64  tail                          (the publication line)
+//!               +0   head, cached, htd_max, sync, tail   (one line, as DPDK's)
 //!  offset 256  cons: HeadTail   written by consumers, tail read by producers
 //!  offset 384  slots[size]      elements, size a power of two
 //! ```
@@ -13,14 +12,15 @@
 //! in 128-byte aligned pairs, so two 64-byte lines written by different cores still bounce
 //! together (DPDK later added `RTE_CACHE_GUARD` for the same reason).
 //!
-//! Within a side, the head and the tail are on separate 64-byte lines (DPDK keeps them
-//! on one). A multi thread that finished its copy spins reading the tail until the
-//! threads that reserved before it have published; on one line those reads took the
-//! line away from the thread whose head CAS or tail store came next, and each wait cost
-//! that thread another transfer. Measured with `scripts/compare/mempool_ab.sh`, no cache,
-//! two cores, against DPDK in the same process: the split together with the back-off
-//! after a failed head CAS (`Ring::head_multi`) took the group from 0.99 to 1.17 of DPDK's
-//! rate (fifth session; DESIGN.md has the variants tried).
+//! Within a side, head and tail share one 64-byte line, as in DPDK. Layout version 2 put
+//! the tail on the side's second line so that a multi thread spinning on the tail would
+//! not take the head line from the next thread to reserve; on this VM that was the
+//! better layout in one session's measurements (1.17 against 1.04 of DPDK's rate, two
+//! cores, no mempool cache) and the worse one in the next session's (1.02-1.07 against
+//! 1.10-1.18 over five alternating pairs of runs, `scripts/compare/mempool_ab.sh`), with
+//! the same code: which one wins depends on how the host places the two vCPUs. The one
+//! line is kept (version 3) because its worst case over both sessions is the better one
+//! (1.04 against 0.97-1.02). DESIGN.md has the numbers.
 //!
 //! ## Index encoding
 //!
@@ -45,8 +45,9 @@ use crate::primitive::{AtomicU32, AtomicU64};
 
 /// "FPRING" + two bytes of zero + format marker, little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FPRING\x00\x01");
-/// Bumped whenever the shared layout changes (2: the tail moved to its own line).
-pub const LAYOUT_VERSION: u32 = 2;
+/// Bumped whenever the shared layout changes (2: the tail moved to its own line; 3: back
+/// on the head line).
+pub const LAYOUT_VERSION: u32 = 3;
 /// Longest ring name in bytes: a memzone name holds 31 bytes, of which "RG_" takes 3
 /// (DPDK's `RTE_RING_NAMESIZE` - 1).
 pub const NAME_MAX: usize = 28;
@@ -61,8 +62,8 @@ pub const RING_ALIGN: usize = 128;
 /// `cached` value meaning "no cached copy of the other side's tail".
 pub(crate) const NO_CACHE: u64 = u64::MAX;
 
-/// One side's synchronisation state, alone on its 128-byte block: what a head move
-/// writes on the first line, the tail on the second (module docs).
+/// One side's synchronisation state, alone on its 128-byte block, all of it on the
+/// block's first line (module docs).
 #[repr(C, align(128))]
 pub(crate) struct HeadTail {
     /// Reservation front (see the table in the module docs).
@@ -75,11 +76,10 @@ pub(crate) struct HeadTail {
     pub htd_max: AtomicU32,
     /// The side's [`SyncMode`](crate::SyncMode) as `u32`, fixed at creation.
     pub sync: u32,
-    /// Zero; fills the head line.
-    pub _pad: [u64; 5],
-    /// Publication front; high 32 bits = tail position in every mode. Alone on the
-    /// side's second line.
+    /// Publication front; high 32 bits = tail position in every mode.
     pub tail: AtomicU64,
+    /// Zero; fills the block.
+    pub _pad: [u64; 12],
 }
 
 /// The ring header at the start of the ring's memory.
@@ -108,7 +108,7 @@ pub(crate) struct RingHeader {
 #[cfg(not(loom))]
 const _: () = {
     assert!(core::mem::size_of::<HeadTail>() == 128);
-    assert!(core::mem::offset_of!(HeadTail, tail) == 64);
+    assert!(core::mem::offset_of!(HeadTail, tail) == 24);
     assert!(core::mem::offset_of!(RingHeader, prod) == 128);
     assert!(core::mem::offset_of!(RingHeader, cons) == 256);
     assert!(core::mem::size_of::<RingHeader>() == 384);
