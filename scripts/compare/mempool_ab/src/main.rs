@@ -34,7 +34,7 @@ mod workload;
 
 #[path = "../../ab_common.rs"]
 mod ab_common;
-use ab_common::pin;
+use ab_common::{pin, round_trip_ns};
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::process::ExitCode;
@@ -463,6 +463,11 @@ fn real_main() -> Result<(), String> {
         );
         return Ok(());
     };
+    let rt_start = round_trip_ns(o.cpus)?;
+    println!(
+        "core-to-core round trip cpu {} <-> {}: {rt_start:.0} ns at the start",
+        o.cpus.0, o.cpus.1
+    );
     let dpdk = dpdk_init(o.cpus)?;
     let eal_args: Vec<String> = vec![
         "mempool_ab".into(),
@@ -638,6 +643,12 @@ fn real_main() -> Result<(), String> {
         "{} cases, all: {}; every object back in every pool",
         ratios_all.len(),
         summary(&ratios_all)
+    );
+    println!(
+        "core-to-core round trip cpu {} <-> {}: {rt_start:.0} ns at the start, {:.0} ns at the end",
+        o.cpus.0,
+        o.cpus.1,
+        round_trip_ns(o.cpus)?
     );
     Ok(())
 }

@@ -20,7 +20,7 @@
 
 #[path = "../../ab_common.rs"]
 mod ab_common;
-use ab_common::pin;
+use ab_common::{pin, round_trip_ns};
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -307,6 +307,11 @@ fn check_tokens(r: &Rings) -> Result<(), String> {
 
 fn run() -> Result<(), String> {
     let o = parse()?;
+    let rt = round_trip_ns(o.cpus)?;
+    println!(
+        "core-to-core round trip cpu {} <-> {}: {rt:.0} ns at the start",
+        o.cpus.0, o.cpus.1
+    );
     pin(o.cpus.0)?;
     let rings = Arc::new(Rings::new()?);
     let all: Vec<usize> = (1..=TOKENS).collect();
@@ -325,6 +330,12 @@ fn run() -> Result<(), String> {
             );
         }
     }
+    println!(
+        "core-to-core round trip cpu {} <-> {}: {:.0} ns at the end",
+        o.cpus.0,
+        o.cpus.1,
+        round_trip_ns(o.cpus)?
+    );
     Ok(())
 }
 
