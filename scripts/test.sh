@@ -22,7 +22,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 stage "tools"
 if [ "$(id -u)" = 0 ] && have apt-get; then
     need=()
-    for pair in ip:iproute2 tcpdump:tcpdump tshark:tshark; do
+    for pair in ip:iproute2 ping:iputils-ping tcpdump:tcpdump tshark:tshark; do
         have "${pair%%:*}" || need+=("${pair#*:}")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -146,13 +146,20 @@ fn tap_frames_and_ping() {
                 "10.201.0.2",
             ])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let arp = rx_until(port, 1, LIMIT, |b| {
             b.len() >= 42 && b[12..14] == [0x08, 0x06] && b[38..42] == [10, 201, 0, 2]
         });
-        let _ = ping.wait();
+        // `ip netns exec` exits 1 both when ping gets no reply (expected: nothing answers
+        // the ARP) and when ping cannot be run; its stderr tells them apart.
+        let pinged = ping.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&pinged.stderr);
+        assert!(
+            !err.contains("exec of"),
+            "ping did not run in the namespace (scripts/test.sh installs iputils-ping): {err}"
+        );
         assert_eq!(
             arp.len(),
             1,
