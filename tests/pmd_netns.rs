@@ -131,7 +131,7 @@ fn tap_frames_and_ping() {
         assert_eq!(got, vec![f]);
 
         // ping makes the kernel ARP for 10.201.0.2 through the TAP: we see the request
-        let mut ping = std::process::Command::new("ip")
+        let ping = std::process::Command::new("ip")
             .args([
                 "netns",
                 "exec",
