@@ -25,6 +25,7 @@ pub fn round_trip_ns(cpus: (usize, usize)) -> Result<f64, String> {
     use std::sync::atomic::{AtomicU64, Ordering};
     const ITERS: u64 = 20_000;
     const BURSTS: usize = 5;
+    const NO_ECHO: &str = "round trip: the echo thread could not pin";
     let flag = AtomicU64::new(0);
     std::thread::scope(|s| {
         let echo = s.spawn(|| -> Result<(), String> {
@@ -56,7 +57,7 @@ pub fn round_trip_ns(cpus: (usize, usize)) -> Result<f64, String> {
                     for _ in 0..ITERS {
                         // Release/Acquire: pair with the echo thread's.
                         if flag.swap(v + 1, Ordering::AcqRel) == u64::MAX {
-                            return Err("round trip: the echo thread could not pin".into());
+                            return Err(NO_ECHO.into());
                         }
                         loop {
                             let f = flag.load(Ordering::Acquire);
@@ -64,7 +65,7 @@ pub fn round_trip_ns(cpus: (usize, usize)) -> Result<f64, String> {
                                 break;
                             }
                             if f == u64::MAX {
-                                return Err("round trip: the echo thread could not pin".into());
+                                return Err(NO_ECHO.into());
                             }
                             std::hint::spin_loop();
                         }
