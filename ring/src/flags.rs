@@ -21,6 +21,11 @@ bitflags::bitflags! {
         const MP_HTS_ENQ = 0x0020;
         /// Multi consumer, head/tail sync (HTS): one dequeue in flight at a time.
         const MC_HTS_DEQ = 0x0040;
+        /// Ferroplane's own bit (DPDK has no such layout): both sides' head/tail words
+        /// on one cache line, for rings whose threads all both enqueue and dequeue, such
+        /// as a mempool's free list. Faster there, slower for a producer/consumer
+        /// pipeline (see the layout in the crate's `layout` module and DESIGN.md).
+        const ONE_LINE = 0x1000_0000;
     }
 }
 

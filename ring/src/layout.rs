@@ -1,26 +1,30 @@
-//! What lives in shared memory: the ring header and the per-side head/tail lines.
+//! What lives in shared memory: the ring header and the per-side head/tail words.
 //!
 //! ```text
 //!  offset 0    RingHeader metadata (magic, version, name, flags, geometry)  read-only after init
-//!  offset 128  prod: HeadTail   written by producers, tail read by consumers
-//!               +0   head, cached, htd_max, sync, tail   (one line, as DPDK's)
-//!  offset 256  cons: HeadTail   written by consumers, tail read by producers
+//!  offset 128  sync[0..8]: eight 32-byte HeadTail places, two of them used
+//!               prod = sync[0] (offset 128): head, cached, htd_max, sync, tail
+//!               cons = sync[4] (offset 256), or sync[1] (offset 160) with ONE_LINE
 //!  offset 384  slots[size]      elements, size a power of two
 //! ```
 //!
-//! Every side gets 128 bytes, not 64: Intel's L2 "spatial prefetcher" fetches cache lines
-//! in 128-byte aligned pairs, so two 64-byte lines written by different cores still bounce
-//! together (DPDK later added `RTE_CACHE_GUARD` for the same reason).
+//! **Default (DPDK's arrangement).** Each side is alone on its 128-byte block: written by
+//! that side's threads, its tail read by the other side. 128 bytes, not 64: Intel's L2
+//! "spatial prefetcher" fetches cache lines in 128-byte aligned pairs, so two 64-byte
+//! lines written by different cores still bounce together (DPDK later added
+//! `RTE_CACHE_GUARD` for the same reason). Within a side, head and tail share one line, as
+//! in DPDK (layout version 2 had the tail on a line of its own; DESIGN.md has why it went
+//! back).
 //!
-//! Within a side, head and tail share one 64-byte line, as in DPDK. Layout version 2 put
-//! the tail on the side's second line so that a multi thread spinning on the tail would
-//! not take the head line from the next thread to reserve; on this VM that was the
-//! better layout in one session's measurements (1.17 against 1.04 of DPDK's rate, two
-//! cores, no mempool cache) and the worse one in the next session's (1.02-1.07 against
-//! 1.10-1.18 over five alternating pairs of runs, `scripts/compare/mempool_ab.sh`), with
-//! the same code: which one wins depends on how the host places the two vCPUs. The one
-//! line is kept (version 3) because its worst case over both sessions is the better one
-//! (1.04 against 0.97-1.02). DESIGN.md has the numbers.
+//! **[`RingFlags::ONE_LINE`](crate::RingFlags::ONE_LINE).** Both sides on one 64-byte
+//! line. Every operation reads its own head and the other side's tail and writes its own
+//! head and tail, so on the default layout it needs two lines, one of them exclusively;
+//! on one line it needs one. That is the better layout when every thread both enqueues
+//! and dequeues (a mempool's free list): two threads dequeuing and enqueuing 1/4/32 at a
+//! time on an MP/MC ring moved 1.44 / 1.33 / 1.27 times DPDK's rate with it, against
+//! 1.08 / 1.01 / 0.98 with the default (seventh session, `scripts/compare/ring_ab.sh`).
+//! For a producer/consumer pipeline it gives away what the default is built for: sides
+//! that never write each other's line.
 //!
 //! ## Index encoding
 //!
@@ -46,8 +50,8 @@ use crate::primitive::{AtomicU32, AtomicU64};
 /// "FPRING" + two bytes of zero + format marker, little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"FPRING\x00\x01");
 /// Bumped whenever the shared layout changes (2: the tail moved to its own line; 3: back
-/// on the head line).
-pub const LAYOUT_VERSION: u32 = 3;
+/// on the head line; 4: 32-byte sides in eight places, `ONE_LINE`).
+pub const LAYOUT_VERSION: u32 = 4;
 /// Longest ring name in bytes: a memzone name holds 31 bytes, of which "RG_" takes 3
 /// (DPDK's `RTE_RING_NAMESIZE` - 1).
 pub const NAME_MAX: usize = 28;
@@ -62,9 +66,20 @@ pub const RING_ALIGN: usize = 128;
 /// `cached` value meaning "no cached copy of the other side's tail".
 pub(crate) const NO_CACHE: u64 = u64::MAX;
 
-/// One side's synchronisation state, alone on its 128-byte block, all of it on the
-/// block's first line (module docs).
-#[repr(C, align(128))]
+/// Where the producer side lives in [`RingHeader::sync`].
+pub(crate) const PROD_AT: usize = 0;
+/// Where the consumer side lives: its own 128-byte block by default, the producer's line
+/// with `ONE_LINE` (module docs).
+pub(crate) const fn cons_at(one_line: bool) -> usize {
+    if one_line {
+        1
+    } else {
+        4
+    }
+}
+
+/// One side's synchronisation state, 32 bytes (module docs for where it sits).
+#[repr(C, align(32))]
 pub(crate) struct HeadTail {
     /// Reservation front (see the table in the module docs).
     pub head: AtomicU64,
@@ -78,12 +93,10 @@ pub(crate) struct HeadTail {
     pub sync: u32,
     /// Publication front; high 32 bits = tail position in every mode.
     pub tail: AtomicU64,
-    /// Zero; fills the block.
-    pub _pad: [u64; 12],
 }
 
 /// The ring header at the start of the ring's memory.
-#[repr(C)]
+#[repr(C, align(128))]
 pub(crate) struct RingHeader {
     pub magic: u64,
     pub version: u32,
@@ -101,16 +114,21 @@ pub(crate) struct RingHeader {
     pub elem_size: u32,
     /// Bytes the ring occupies from its start (header plus slots).
     pub memsize: u64,
-    pub prod: HeadTail,
-    pub cons: HeadTail,
+    /// Zero; the metadata keeps its own 128-byte block.
+    pub _gap: [u64; 7],
+    /// The two sides' places ([`PROD_AT`], [`cons_at`]); unused places stay zero.
+    pub sync: [HeadTail; 8],
 }
 
 #[cfg(not(loom))]
 const _: () = {
-    assert!(core::mem::size_of::<HeadTail>() == 128);
+    assert!(core::mem::size_of::<HeadTail>() == 32);
     assert!(core::mem::offset_of!(HeadTail, tail) == 24);
-    assert!(core::mem::offset_of!(RingHeader, prod) == 128);
-    assert!(core::mem::offset_of!(RingHeader, cons) == 256);
+    assert!(core::mem::offset_of!(RingHeader, sync) == 128);
+    // Default: each side at the start of its own 128-byte block. ONE_LINE: both sides in
+    // the first 64 bytes of the producer's block.
+    assert!(128 + PROD_AT * 32 == 128 && 128 + cons_at(false) * 32 == 256);
+    assert!(128 + cons_at(true) * 32 + 32 <= 192);
     assert!(core::mem::size_of::<RingHeader>() == 384);
     assert!(core::mem::align_of::<RingHeader>() == RING_ALIGN);
 };

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 
 use crate::flags::{sync_modes, RingFlags, SyncMode};
 use crate::layout::{
-    geometry, lo, memsize_for, pack, pos, HeadTail, RingHeader, LAYOUT_VERSION, MAGIC,
-    MAX_ELEM_SIZE, NAME_MAX, NO_CACHE, RING_ALIGN,
+    cons_at, geometry, lo, memsize_for, pack, pos, HeadTail, RingHeader, LAYOUT_VERSION, MAGIC,
+    MAX_ELEM_SIZE, NAME_MAX, NO_CACHE, PROD_AT, RING_ALIGN,
 };
 use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering, SlotTracker};
 use crate::{Error, Result};
@@ -48,6 +48,8 @@ pub(crate) enum Backing {
 /// for the contracts). Cheap to clone; every clone addresses the same ring.
 pub struct Ring<T: Copy = usize> {
     hdr: NonNull<RingHeader>,
+    /// The consumer side inside the header (where depends on `ONE_LINE`).
+    cons: NonNull<HeadTail>,
     slots: NonNull<T>,
     // Copies of the read-only geometry, so the hot paths do not touch the header line.
     size: u32,
@@ -72,6 +74,7 @@ impl<T: Copy> Clone for Ring<T> {
     fn clone(&self) -> Self {
         Ring {
             hdr: self.hdr,
+            cons: self.cons,
             slots: self.slots,
             size: self.size,
             mask: self.mask,
@@ -169,14 +172,21 @@ impl<T: Copy> Ring<T> {
         check_mem(mem, len, need)?;
         let mut name_buf = [0u8; 32];
         name_buf[..name.len()].copy_from_slice(name.as_bytes());
-        let side = |mode: SyncMode| HeadTail {
-            head: AtomicU64::new(0),
-            tail: AtomicU64::new(0),
-            cached: AtomicU64::new(NO_CACHE),
-            // DPDK's default: an eighth of the capacity (rte_ring_rts.h, HTD_MAX_DEF).
-            htd_max: AtomicU32::new((g.capacity / 8).max(1)),
-            sync: mode as u32,
-            _pad: [0; 12],
+        let cons = cons_at(flags.contains(RingFlags::ONE_LINE));
+        let side = |i: usize| {
+            let (mode, used) = match i {
+                PROD_AT => (prod_mode, true),
+                _ if i == cons => (cons_mode, true),
+                _ => (SyncMode::Multi, false),
+            };
+            HeadTail {
+                head: AtomicU64::new(0),
+                tail: AtomicU64::new(0),
+                cached: AtomicU64::new(if used { NO_CACHE } else { 0 }),
+                // DPDK's default: an eighth of the capacity (rte_ring_rts.h, HTD_MAX_DEF).
+                htd_max: AtomicU32::new(if used { (g.capacity / 8).max(1) } else { 0 }),
+                sync: mode as u32,
+            }
         };
         let hdr = RingHeader {
             magic: MAGIC,
@@ -188,8 +198,8 @@ impl<T: Copy> Ring<T> {
             capacity: g.capacity,
             elem_size: size_of::<T>() as u32,
             memsize: need as u64,
-            prod: side(prod_mode),
-            cons: side(cons_mode),
+            _gap: [0; 7],
+            sync: core::array::from_fn(side),
         };
         // SAFETY: `check_mem` proved `mem` non-null, 128-aligned and at least `need` >=
         // size_of::<RingHeader>() bytes long; the caller guarantees it is writable and
@@ -251,9 +261,13 @@ impl<T: Copy> Ring<T> {
             len,
             why,
         };
+        let Some(flags) = RingFlags::from_bits(h.flags) else {
+            return Err(bad("corrupt ring header: unknown flag bits"));
+        };
+        let cons_i = cons_at(flags.contains(RingFlags::ONE_LINE));
         let (Some(pm), Some(cm)) = (
-            SyncMode::from_u32(h.prod.sync),
-            SyncMode::from_u32(h.cons.sync),
+            SyncMode::from_u32(h.sync[PROD_AT].sync),
+            SyncMode::from_u32(h.sync[cons_i].sync),
         ) else {
             return Err(bad("corrupt ring header: unknown sync mode"));
         };
@@ -273,6 +287,7 @@ impl<T: Copy> Ring<T> {
         Ok(Ring {
             // SAFETY: `mem` is non-null (checked by check_mem).
             hdr: unsafe { NonNull::new_unchecked(hdr_ptr) },
+            cons: NonNull::from(&h.sync[cons_i]),
             // SAFETY: derived from a non-null pointer by an in-bounds offset.
             slots: unsafe { NonNull::new_unchecked(slots) },
             size: h.size,
@@ -299,12 +314,14 @@ impl<T: Copy> Ring<T> {
 
     #[inline(always)]
     fn prod(&self) -> &HeadTail {
-        &self.hdr().prod
+        &self.hdr().sync[PROD_AT]
     }
 
     #[inline(always)]
     fn cons(&self) -> &HeadTail {
-        &self.hdr().cons
+        // SAFETY: points into the verified header (set by the constructor from the
+        // header's own flags), which outlives the handle like `hdr`.
+        unsafe { self.cons.as_ref() }
     }
 
     /// The ring's name.
@@ -405,8 +422,8 @@ impl<T: Copy> Ring<T> {
         writeln!(w, "  elem_size={}", h.elem_size)?;
         writeln!(w, "  memsize={}", h.memsize)?;
         for (label, side, mode) in [
-            ("prod", &h.prod, self.prod_mode),
-            ("cons", &h.cons, self.cons_mode),
+            ("prod", self.prod(), self.prod_mode),
+            ("cons", self.cons(), self.cons_mode),
         ] {
             // Relaxed: diagnostics only.
             let hw = side.head.load(Ordering::Relaxed);

@@ -54,16 +54,56 @@ const ALL_MODES: [(RingFlags, SyncMode); 4] = [
 /// Starting points for the indices: zero and just before the u32 wrap.
 const STARTS: [u32; 3] = [0, u32::MAX - 5, u32::MAX];
 
+/// Every mode, every start, and both header layouts (DPDK's and `ONE_LINE`).
 fn with_rings<T: Copy>(count: u32, extra: RingFlags, f: impl Fn(&Ring<T>, SyncMode, u32)) {
     for (flags, mode) in ALL_MODES {
-        for start in STARTS {
-            let (_mem, r) = make::<T>(count, flags | extra);
-            assert_eq!(r.prod_sync(), mode);
-            assert_eq!(r.cons_sync(), mode);
-            // SAFETY: empty and not shared.
-            unsafe { r.reset_at(start) };
-            f(&r, mode, start);
+        for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
+            for start in STARTS {
+                let (_mem, r) = make::<T>(count, flags | extra | layout);
+                assert_eq!(r.prod_sync(), mode);
+                assert_eq!(r.cons_sync(), mode);
+                assert_eq!(r.flags().contains(RingFlags::ONE_LINE), !layout.is_empty());
+                // SAFETY: empty and not shared.
+                unsafe { r.reset_at(start) };
+                f(&r, mode, start);
+            }
         }
+    }
+}
+
+#[test]
+fn one_line_puts_both_sides_on_the_producer_line() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // (layout, consumer side's offset, the place it does not use)
+    for (layout, cons, unused) in [
+        (RingFlags::empty(), 256usize, 160usize),
+        (RingFlags::ONE_LINE, 160, 256),
+    ] {
+        let (mem, r) = make::<u64>(8, layout);
+        for i in 0..3 {
+            r.enqueue(i).unwrap();
+        }
+        assert_eq!(r.dequeue(), Some(0));
+        // Position of the head (+0) or tail (+24) word at `off`: the high 32 bits.
+        // SAFETY: 8-byte aligned words inside the ring's header, which stays alive; this
+        // thread is the only user.
+        let word =
+            |off: usize| unsafe { (*mem.ptr.add(off).cast::<AtomicU64>()).load(Ordering::Relaxed) };
+        assert_eq!(word(128) >> 32, 3, "{layout:?}: producer head");
+        assert_eq!(word(128 + 24) >> 32, 3, "{layout:?}: producer tail");
+        assert_eq!(word(cons) >> 32, 1, "{layout:?}: consumer head");
+        assert_eq!(word(cons + 24) >> 32, 1, "{layout:?}: consumer tail");
+        assert_eq!(
+            (word(unused), word(unused + 24)),
+            (0, 0),
+            "{layout:?}: unused place"
+        );
+        // Another handle finds the consumer side from the header's flags alone.
+        // SAFETY: the same live ring, same element type, no single sides.
+        let r2 = unsafe { Ring::<u64>::attach(mem.ptr, mem.layout.size()) }.unwrap();
+        assert_eq!(r2.dequeue(), Some(1));
+        assert_eq!(r.dequeue(), Some(2));
+        assert_eq!(r2.dequeue(), None);
     }
 }
 

@@ -97,8 +97,8 @@ fn threads(m: SyncMode) -> u32 {
     }
 }
 
-fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64) {
-    let flags = flags_for(pm, cm);
+fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout: RingFlags) {
+    let flags = flags_for(pm, cm) | layout;
     let count = 256;
     let len = Ring::<T>::memsize(count, flags).unwrap();
     let layout = Layout::from_size_align(len, RING_ALIGN).unwrap();
@@ -273,13 +273,16 @@ fn all<T: Elem>() {
             if api == Api::ZeroCopy && !matches!(cm, SyncMode::Single | SyncMode::Hts) {
                 continue;
             }
-            let t = std::time::Instant::now();
-            run::<T>(pm, cm, api, per_producer());
-            eprintln!(
-                "{pm:?}/{cm:?} {api:?} {}B: ok in {:?}",
-                std::mem::size_of::<T>(),
-                t.elapsed()
-            );
+            // Both header layouts: DPDK's (a block per side) and both sides on one line.
+            for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
+                let t = std::time::Instant::now();
+                run::<T>(pm, cm, api, per_producer(), layout);
+                eprintln!(
+                    "{pm:?}/{cm:?} {api:?} {}B {layout:?}: ok in {:?}",
+                    std::mem::size_of::<T>(),
+                    t.elapsed()
+                );
+            }
         }
     }
 }
