@@ -245,6 +245,35 @@ fn two_thread(c: &mut Criterion) {
             })
         })
     });
+    // The same two rings with both sides' head/tail on one line (`RingFlags::ONE_LINE`,
+    // the mempool's MP/MC layout): the price of that layout in a pipeline (DESIGN.md).
+    g.bench_function("ferroplane_spsc_one_line", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || {
+                let r = Arc::new(heap_ring(spsc_flags() | RingFlags::ONE_LINE));
+                let r2 = r.clone();
+                (
+                    // SAFETY: the producer closure runs on one thread only, the
+                    // consumer closure on one other thread only.
+                    move |v| unsafe { r.ring.sp_enqueue(v) }.is_ok(),
+                    // SAFETY: as above.
+                    move || unsafe { r2.ring.sc_dequeue() },
+                )
+            })
+        })
+    });
+    g.bench_function("ferroplane_mpmc_one_line", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || {
+                let r = Arc::new(heap_ring(RingFlags::ONE_LINE));
+                let r2 = r.clone();
+                (
+                    move |v| r.ring.enqueue(v).is_ok(),
+                    move || r2.ring.dequeue(),
+                )
+            })
+        })
+    });
     g.finish();
 }
 

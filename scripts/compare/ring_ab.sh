@@ -10,7 +10,7 @@
 # No hugepages needed: both rings live in ordinary memory.
 #
 # Usage: scripts/compare/ring_ab.sh [--bulk 1,4,32] [--rounds 20] [--ms 200]
-#                                   [--cpus 0,1] [--single]
+#                                   [--cpus 0,1] [--single] [--one-line]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"

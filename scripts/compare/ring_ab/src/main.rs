@@ -15,6 +15,9 @@
 //! `--single`: one thread, enqueue `bulk` + dequeue `bulk` on an empty ring, per round,
 //! reported as speed ratio too.
 //!
+//! `--one-line`: our ring is created with `RingFlags::ONE_LINE` (both sides' head/tail on
+//! one cache line, as the mempool's `ring_mp_mc` backend has it) instead of DPDK's layout.
+//!
 //! Output per bulk size: every round's DPDK and our rate and their ratio (ours / DPDK,
 //! above 1 means ours is faster), then the geometric mean of the ratios.
 
@@ -51,13 +54,13 @@ unsafe impl Send for Rings {}
 unsafe impl Sync for Rings {}
 
 impl Rings {
-    fn new() -> Result<Rings, String> {
+    fn new(flags: RingFlags) -> Result<Rings, String> {
         // SAFETY: plain constructor; NULL is checked.
         let dpdk = unsafe { ab_dpdk_ring_new(SLOTS) };
         if dpdk.is_null() {
             return Err("rte_ring_init failed".into());
         }
-        let len = Ring::<usize>::memsize(SLOTS, RingFlags::empty()).map_err(|e| e.to_string())?;
+        let len = Ring::<usize>::memsize(SLOTS, flags).map_err(|e| e.to_string())?;
         let layout = std::alloc::Layout::from_size_align(len, 4096).map_err(|e| e.to_string())?;
         // SAFETY: non-zero size.
         let mem = unsafe { std::alloc::alloc_zeroed(layout) };
@@ -65,7 +68,7 @@ impl Rings {
             return Err("out of memory".into());
         }
         // SAFETY: fresh, 4096-aligned, `len` bytes, leaked for the life of the process.
-        let ours = unsafe { Ring::init_in(mem, len, "ab", SLOTS, RingFlags::empty()) }
+        let ours = unsafe { Ring::init_in(mem, len, "ab", SLOTS, flags) }
             .map_err(|e| e.to_string())?;
         Ok(Rings { dpdk, ours })
     }
@@ -113,6 +116,7 @@ struct Opts {
     ms: u64,
     cpus: (usize, usize),
     single: bool,
+    layout: RingFlags,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -122,6 +126,7 @@ fn parse() -> Result<Opts, String> {
         ms: 200,
         cpus: (0, 1),
         single: false,
+        layout: RingFlags::empty(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -168,8 +173,10 @@ fn parse() -> Result<Opts, String> {
                 i += 1;
             }
             "--single" => o.single = true,
+            "--one-line" => o.layout = RingFlags::ONE_LINE,
             "-h" | "--help" => return Err(
-                "usage: ring-ab [--bulk 1,4,32] [--rounds 20] [--ms 200] [--cpus 0,1] [--single]"
+                "usage: ring-ab [--bulk 1,4,32] [--rounds 20] [--ms 200] [--cpus 0,1] [--single] \
+                 [--one-line]"
                     .into(),
             ),
             a => return Err(format!("unknown argument '{a}' (see --help)")),
@@ -252,7 +259,7 @@ fn two_threads(o: &Opts, rings: &Arc<Rings>, bulk: usize) -> Result<Vec<(f64, f6
 
 /// One thread: enqueue + dequeue `bulk` on an empty ring.
 fn single_thread(o: &Opts, bulk: usize) -> Result<Vec<(f64, f64)>, String> {
-    let r = Rings::new()?;
+    let r = Rings::new(o.layout)?;
     let mut t: Vec<usize> = (0..bulk).collect();
     let iters = 4_000_000 / bulk;
     let mut out = Vec::new();
@@ -312,8 +319,16 @@ fn run() -> Result<(), String> {
         "core-to-core round trip cpu {} <-> {}: {rt:.0} ns at the start",
         o.cpus.0, o.cpus.1
     );
+    println!(
+        "our ring's header layout: {}",
+        if o.layout.contains(RingFlags::ONE_LINE) {
+            "ONE_LINE (both sides on one line)"
+        } else {
+            "default (DPDK's: a 128-byte block per side)"
+        }
+    );
     pin(o.cpus.0)?;
-    let rings = Arc::new(Rings::new()?);
+    let rings = Arc::new(Rings::new(o.layout)?);
     let all: Vec<usize> = (1..=TOKENS).collect();
     if !rings.enq(true, &all) || !rings.enq(false, &all) {
         return Err("initial fill failed".into());
