@@ -5,9 +5,10 @@
 //!
 //! A ring is one contiguous block (see [`Ring::memsize`]): a `#[repr(C)]` header with
 //! magic, layout version ([`LAYOUT_VERSION`]), name, flags, size/mask/capacity and element
-//! size; the producer head/tail and the consumer head/tail, each side on its own 128-byte
-//! block (two cache lines, against the adjacent-line prefetcher; head and tail on the
-//! first); then the slot array.
+//! size; the producer head/tail and the consumer head/tail, by default each side on its
+//! own 128-byte block (two cache lines, against the adjacent-line prefetcher; head and
+//! tail on the first), or with [`RingFlags::ONE_LINE`] both sides on one line (for rings
+//! whose every thread both enqueues and dequeues); then the slot array.
 //! There are no pointers in it, so any process that maps the block can use it (EAL
 //! memzones map at the same address in every process; nothing here depends on that).
 //! The block is either caller-owned ([`Ring::init_in`], [`Ring::attach`]) or an EAL
