@@ -197,24 +197,35 @@ where
     total
 }
 
+/// Producer and consumer closures over one SP/SC ring created with `flags`.
+fn spsc_pair(flags: RingFlags) -> (impl FnMut(u64) -> bool, impl FnMut() -> Option<u64>) {
+    let r = Arc::new(heap_ring(spsc_flags() | flags));
+    let r2 = r.clone();
+    (
+        // SAFETY: two_thread_run calls the producer closure on one thread only and the
+        // consumer closure on one other thread only.
+        move |v| unsafe { r.ring.sp_enqueue(v) }.is_ok(),
+        // SAFETY: as above.
+        move || unsafe { r2.ring.sc_dequeue() },
+    )
+}
+
+/// Producer and consumer closures over one MP/MC ring created with `flags`.
+fn mpmc_pair(flags: RingFlags) -> (impl FnMut(u64) -> bool, impl FnMut() -> Option<u64>) {
+    let r = Arc::new(heap_ring(flags));
+    let r2 = r.clone();
+    (
+        move |v| r.ring.enqueue(v).is_ok(),
+        move || r2.ring.dequeue(),
+    )
+}
+
 fn two_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring/two_thread");
     g.throughput(Throughput::Elements(MOVE));
     g.sample_size(10);
     g.bench_function("ferroplane_spsc", |b| {
-        b.iter_custom(|n| {
-            two_thread_run(n, || {
-                let r = Arc::new(heap_ring(spsc_flags()));
-                let r2 = r.clone();
-                (
-                    // SAFETY: the producer closure runs on one thread only, the
-                    // consumer closure on one other thread only.
-                    move |v| unsafe { r.ring.sp_enqueue(v) }.is_ok(),
-                    // SAFETY: as above.
-                    move || unsafe { r2.ring.sc_dequeue() },
-                )
-            })
-        })
+        b.iter_custom(|n| two_thread_run(n, || spsc_pair(RingFlags::empty())))
     });
     g.bench_function("rtrb", |b| {
         b.iter_custom(|n| {
@@ -225,16 +236,7 @@ fn two_thread(c: &mut Criterion) {
         })
     });
     g.bench_function("ferroplane_mpmc", |b| {
-        b.iter_custom(|n| {
-            two_thread_run(n, || {
-                let r = Arc::new(heap_ring(RingFlags::empty()));
-                let r2 = r.clone();
-                (
-                    move |v| r.ring.enqueue(v).is_ok(),
-                    move || r2.ring.dequeue(),
-                )
-            })
-        })
+        b.iter_custom(|n| two_thread_run(n, || mpmc_pair(RingFlags::empty())))
     });
     g.bench_function("crossbeam_arrayqueue", |b| {
         b.iter_custom(|n| {
@@ -248,31 +250,10 @@ fn two_thread(c: &mut Criterion) {
     // The same two rings with both sides' head/tail on one line (`RingFlags::ONE_LINE`,
     // the mempool's MP/MC layout): the price of that layout in a pipeline (DESIGN.md).
     g.bench_function("ferroplane_spsc_one_line", |b| {
-        b.iter_custom(|n| {
-            two_thread_run(n, || {
-                let r = Arc::new(heap_ring(spsc_flags() | RingFlags::ONE_LINE));
-                let r2 = r.clone();
-                (
-                    // SAFETY: the producer closure runs on one thread only, the
-                    // consumer closure on one other thread only.
-                    move |v| unsafe { r.ring.sp_enqueue(v) }.is_ok(),
-                    // SAFETY: as above.
-                    move || unsafe { r2.ring.sc_dequeue() },
-                )
-            })
-        })
+        b.iter_custom(|n| two_thread_run(n, || spsc_pair(RingFlags::ONE_LINE)))
     });
     g.bench_function("ferroplane_mpmc_one_line", |b| {
-        b.iter_custom(|n| {
-            two_thread_run(n, || {
-                let r = Arc::new(heap_ring(RingFlags::ONE_LINE));
-                let r2 = r.clone();
-                (
-                    move |v| r.ring.enqueue(v).is_ok(),
-                    move || r2.ring.dequeue(),
-                )
-            })
-        })
+        b.iter_custom(|n| two_thread_run(n, || mpmc_pair(RingFlags::ONE_LINE)))
     });
     g.finish();
 }

@@ -84,11 +84,13 @@ fn one_line_puts_both_sides_on_the_producer_line() {
             r.enqueue(i).unwrap();
         }
         assert_eq!(r.dequeue(), Some(0));
-        // Position of the head (+0) or tail (+24) word at `off`: the high 32 bits.
-        // SAFETY: 8-byte aligned words inside the ring's header, which stays alive; this
-        // thread is the only user.
-        let word =
-            |off: usize| unsafe { (*mem.ptr.add(off).cast::<AtomicU64>()).load(Ordering::Relaxed) };
+        // The head (+0) or tail (+24) word at `off`; its high 32 bits are the position.
+        let word = |off: usize| {
+            let w = mem.ptr.wrapping_add(off).cast::<AtomicU64>();
+            // SAFETY: an 8-byte aligned word inside the ring's header, which stays alive;
+            // this thread is the only user.
+            unsafe { (*w).load(Ordering::Relaxed) }
+        };
         assert_eq!(word(128) >> 32, 3, "{layout:?}: producer head");
         assert_eq!(word(128 + 24) >> 32, 3, "{layout:?}: producer tail");
         assert_eq!(word(cons) >> 32, 1, "{layout:?}: consumer head");
