@@ -1780,16 +1780,34 @@ impl<'a> CacheRef<'a> {
     /// and the inlined backend path, and the two compete for registers (measured in
     /// `scripts/compare/mempool_ab`: the cached bulk cases moved by 10-20% with the code
     /// around the loop). Same semantics as the [`CacheRef`] it came from.
+    ///
+    /// The pool's statistics switch is decided here too: the uncounted halves
+    /// ([`SplitRef::Cached`], [`SplitRef::Direct`]) have no counter code at all, where a
+    /// [`CacheRef`] tests the switch on every call. That test cost the cached loops of
+    /// `mempool_ab.sh` 15-35% (three alternating runs: geometric mean 1.44 of DPDK's rate
+    /// with it, 1.74 without; DESIGN.md, "Mempool hot path").
     #[inline]
     pub fn split(self) -> SplitRef<'a> {
-        match self.cache {
-            Some(cache) => SplitRef::Cached(CachedRef {
+        let counted = self.st.counted();
+        match (self.cache, counted) {
+            (Some(cache), false) => SplitRef::Cached(CachedRef {
                 pool: self.pool,
                 cache,
                 st: self.st,
                 _thread: core::marker::PhantomData,
             }),
-            None => SplitRef::Direct(DirectRef {
+            (Some(cache), true) => SplitRef::CachedCounted(CachedRef {
+                pool: self.pool,
+                cache,
+                st: self.st,
+                _thread: core::marker::PhantomData,
+            }),
+            (None, false) => SplitRef::Direct(DirectRef {
+                pool: self.pool,
+                st: self.st,
+                _thread: core::marker::PhantomData,
+            }),
+            (None, true) => SplitRef::DirectCounted(DirectRef {
                 pool: self.pool,
                 st: self.st,
                 _thread: core::marker::PhantomData,
@@ -1798,12 +1816,17 @@ impl<'a> CacheRef<'a> {
     }
 }
 
-/// A [`CacheRef`] split by [`CacheRef::split`].
+/// A [`CacheRef`] split by [`CacheRef::split`]: cache or not, statistics or not.
 pub enum SplitRef<'a> {
-    /// Gets and puts go through a cache (hits inline, refills and flushes out of line).
-    Cached(CachedRef<'a>),
-    /// No cache: every get and put goes straight to the backend.
-    Direct(DirectRef<'a>),
+    /// Gets and puts go through a cache (hits inline, refills and flushes out of line);
+    /// the pool counts no statistics.
+    Cached(CachedRef<'a, false>),
+    /// As `Cached`, on a pool created with [`PoolFlags::STATS`](crate::PoolFlags::STATS).
+    CachedCounted(CachedRef<'a, true>),
+    /// No cache: every get and put goes straight to the backend; no statistics.
+    Direct(DirectRef<'a, false>),
+    /// As `Direct`, on a pool with statistics.
+    DirectCounted(DirectRef<'a, true>),
 }
 
 /// Bulk get and put on a pool through a choice of cache made once: [`CacheRef`] (checked
@@ -1833,47 +1856,53 @@ impl BulkGetPut for CacheRef<'_> {
     }
 }
 
-/// A [`CacheRef`] known to have a cache (from [`CacheRef::split`]). Not `Send`/`Sync`,
-/// as the handle it came from.
-pub struct CachedRef<'a> {
+/// A [`CacheRef`] known to have a cache (from [`CacheRef::split`]); `COUNTED` says
+/// whether the pool keeps statistics, fixed by type so the other case compiles away. Not
+/// `Send`/`Sync`, as the handle it came from.
+pub struct CachedRef<'a, const COUNTED: bool = false> {
     pool: &'a Pool,
     cache: &'a CacheShared,
     st: StatsSlot<'a>,
     _thread: core::marker::PhantomData<*const ()>,
 }
 
-impl BulkGetPut for CachedRef<'_> {
+impl<const COUNTED: bool> BulkGetPut for CachedRef<'_, COUNTED> {
     #[inline(always)]
     fn get_bulk(&self, objs: &mut [VirtAddr]) -> Result<()> {
         // The cache is the calling thread's, as for the CacheRef this came from.
-        self.pool.get_impl(objs, Some(self.cache), self.st)
+        self.pool
+            .get_impl(objs, Some(self.cache), self.st.fixed(COUNTED))
     }
 
     #[inline(always)]
     unsafe fn put_bulk(&self, objs: &[VirtAddr]) -> Result<()> {
         // SAFETY: forwarded; cache ownership as in `get_bulk`.
-        unsafe { self.pool.put_impl(objs, Some(self.cache), self.st) }
+        unsafe {
+            self.pool
+                .put_impl(objs, Some(self.cache), self.st.fixed(COUNTED))
+        }
     }
 }
 
 /// A [`CacheRef`] known to have no cache (from [`CacheRef::split`]): gets and puts go to
-/// the backend, inlined. Not `Send`/`Sync`: its statistics slot may be the lcore's.
-pub struct DirectRef<'a> {
+/// the backend, inlined; `COUNTED` as for [`CachedRef`]. Not `Send`/`Sync`: its
+/// statistics slot may be the lcore's.
+pub struct DirectRef<'a, const COUNTED: bool = false> {
     pool: &'a Pool,
     st: StatsSlot<'a>,
     _thread: core::marker::PhantomData<*const ()>,
 }
 
-impl BulkGetPut for DirectRef<'_> {
+impl<const COUNTED: bool> BulkGetPut for DirectRef<'_, COUNTED> {
     #[inline(always)]
     fn get_bulk(&self, objs: &mut [VirtAddr]) -> Result<()> {
-        self.pool.get_impl(objs, None, self.st)
+        self.pool.get_impl(objs, None, self.st.fixed(COUNTED))
     }
 
     #[inline(always)]
     unsafe fn put_bulk(&self, objs: &[VirtAddr]) -> Result<()> {
         // SAFETY: forwarded.
-        unsafe { self.pool.put_impl(objs, None, self.st) }
+        unsafe { self.pool.put_impl(objs, None, self.st.fixed(COUNTED)) }
     }
 }
 

@@ -122,6 +122,27 @@ impl<'a> StatsSlot<'a> {
         StatsSlot { slot, how }
     }
 
+    /// True when the pool counts statistics (the slot is written).
+    #[inline(always)]
+    pub fn counted(&self) -> bool {
+        self.how != Update::Off
+    }
+
+    /// This slot with its mode narrowed by a compile-time `counted`: `false` gives `Off`
+    /// as a constant (no counter code is generated); `true` keeps the run-time mode,
+    /// which the caller knows is `Owned` or `Shared` ([`SplitRef`](crate::SplitRef)).
+    #[inline(always)]
+    pub fn fixed(self, counted: bool) -> StatsSlot<'a> {
+        if counted {
+            self
+        } else {
+            StatsSlot {
+                slot: self.slot,
+                how: Update::Off,
+            }
+        }
+    }
+
     /// Add `v` to counter `c` of this slot (nothing when the pool's statistics are off).
     #[inline(always)]
     pub fn add(&self, c: &AtomicU64, v: u64) {

@@ -635,8 +635,8 @@ fn split_handles_take_the_path_their_type_says() {
     let nc = Mempool::create(&e, "splitnc", &cfg(256, 64, 0)).unwrap();
     // A pool with a cache, on an lcore: the cached half, sharing the lcore's cache with
     // the plain calls.
-    let SplitRef::Cached(c) = p.lcore_cache().split() else {
-        panic!("pool with cache on lcore 0 split into the direct half");
+    let SplitRef::CachedCounted(c) = p.lcore_cache().split() else {
+        panic!("counted pool with cache on lcore 0 split into another half");
     };
     let mut v = vec![VirtAddr(0); 8];
     c.get_bulk(&mut v).unwrap();
@@ -662,8 +662,8 @@ fn split_handles_take_the_path_their_type_says() {
     let s = p.lcore_stats(0).unwrap();
     assert_eq!((s.get_success_objs, s.put_objs, s.cache_misses), (9, 9, 1));
     // No cache: the direct half, and the objects move in the backend.
-    let SplitRef::Direct(d) = nc.lcore_cache().split() else {
-        panic!("pool without cache split into the cached half");
+    let SplitRef::DirectCounted(d) = nc.lcore_cache().split() else {
+        panic!("counted pool without cache split into another half");
     };
     let mut w = vec![VirtAddr(0); 100];
     d.get_bulk(&mut w).unwrap();
@@ -674,8 +674,8 @@ fn split_handles_take_the_path_their_type_says() {
     // Off an lcore a pool with a cache has no cache to use: direct, shared counters.
     std::thread::scope(|s| {
         s.spawn(|| {
-            let SplitRef::Direct(d) = p.lcore_cache().split() else {
-                panic!("non-EAL thread got a cached handle");
+            let SplitRef::DirectCounted(d) = p.lcore_cache().split() else {
+                panic!("non-EAL thread got a cached or uncounted handle");
             };
             let mut x = [VirtAddr(0); 4];
             d.get_bulk(&mut x).unwrap();
@@ -687,6 +687,39 @@ fn split_handles_take_the_path_their_type_says() {
     assert_eq!((shared.get_success_objs, shared.put_objs), (4, 4));
     p.flush_lcore_cache().unwrap();
     assert_eq!(p.avail_count(), 1024);
+    // Without STATS the halves are the uncounted ones, and they count nothing.
+    let plain = PoolConfig {
+        flags: PoolFlags::empty(),
+        ..cfg(256, 64, 32)
+    };
+    let q = Mempool::create(&e, "splitplain", &plain).unwrap();
+    let SplitRef::Cached(c) = q.lcore_cache().split() else {
+        panic!("uncounted pool with cache on lcore 0 split into another half");
+    };
+    let mut y = [VirtAddr(0); 8];
+    c.get_bulk(&mut y).unwrap();
+    assert_eq!(q.avail_count(), 248);
+    // SAFETY: as above.
+    unsafe { c.put_bulk(&y).unwrap() };
+    let qs = q.lcore_stats(0).unwrap();
+    assert_eq!(
+        (qs.get_success_objs, qs.put_objs, qs.cache_misses),
+        (0, 0, 0)
+    );
+    let qnc = Mempool::create(
+        &e,
+        "splitplainnc",
+        &PoolConfig {
+            cache_size: 0,
+            ..plain
+        },
+    )
+    .unwrap();
+    assert!(matches!(qnc.lcore_cache().split(), SplitRef::Direct(_)));
+    q.flush_lcore_cache().unwrap();
+    assert_eq!(q.avail_count(), 256);
+    qnc.free().unwrap();
+    q.free().unwrap();
     nc.free().unwrap();
     p.free().unwrap();
 }

@@ -134,6 +134,8 @@ pub fn run_round(
 ) -> bool {
     match &src.0 {
         SplitRef::Cached(c) => run(c, table, keep, gb, pb, constant),
+        SplitRef::CachedCounted(c) => run(c, table, keep, gb, pb, constant),
         SplitRef::Direct(d) => run(d, table, keep, gb, pb, constant),
+        SplitRef::DirectCounted(d) => run(d, table, keep, gb, pb, constant),
     }
 }
