@@ -1783,9 +1783,9 @@ impl<'a> CacheRef<'a> {
     ///
     /// The pool's statistics switch is decided here too: the uncounted halves
     /// ([`SplitRef::Cached`], [`SplitRef::Direct`]) have no counter code at all, where a
-    /// [`CacheRef`] tests the switch on every call. That test cost the cached loops of
-    /// `mempool_ab.sh` 15-35% (three alternating runs: geometric mean 1.44 of DPDK's rate
-    /// with it, 1.74 without; DESIGN.md, "Mempool hot path").
+    /// [`CacheRef`] tests the switch on every call. Fixing it here took the cached cases
+    /// of `mempool_ab.sh` from a geometric mean of 1.38-1.41 of DPDK's rate to 1.63-1.65
+    /// (three alternating pairs of runs; DESIGN.md, "Mempool hot path").
     #[inline]
     pub fn split(self) -> SplitRef<'a> {
         let counted = self.st.counted();
