@@ -76,6 +76,11 @@ pub struct EalOptions {
     pub attach_timeout: Duration,
     /// Secondary: how often the watcher checks that the primary is alive.
     pub primary_poll: Duration,
+    /// Pin the calling thread (the main lcore) to the main lcore's cpu at the end of
+    /// init, as `rte_eal_init` does; its earlier affinity comes back when the EAL is torn
+    /// down on the same thread. Default true; false leaves the caller's affinity alone
+    /// (for a library embedded in a program that manages its own threads).
+    pub pin_main: bool,
 }
 
 impl Default for EalOptions {
@@ -87,6 +92,7 @@ impl Default for EalOptions {
             shm_dir: PathBuf::from("/dev/shm"),
             attach_timeout: Duration::from_secs(30),
             primary_poll: Duration::from_millis(100),
+            pin_main: true,
         }
     }
 }
@@ -439,13 +445,17 @@ impl Eal {
         ))?;
 
         // 4. Lcores.
-        let lcores = LcoreSet::start(&lcore_list, main_lcore, &topo)?;
+        let mut lcores = LcoreSet::start(&lcore_list, main_lcore, &topo)?;
 
         // 5. PCI.
         let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
 
         // 6. IPC, then let secondaries in.
         let mp = Mp::start(runtime.path(), true)?;
+        // 7. Pin the main lcore, after the control threads above took the whole cpu set.
+        if opts.pin_main {
+            lcores.pin_main()?;
+        }
         core.config.publish();
 
         crate::log_info!(
@@ -542,7 +552,7 @@ impl Eal {
             }
             g.proc_register(me)?;
         }
-        let lcores = LcoreSet::start(&lcore_list, main_lcore, topo)?;
+        let mut lcores = LcoreSet::start(&lcore_list, main_lcore, topo)?;
         let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
         let mp = Mp::start(runtime.path(), false)?;
         let exit = Arc::new(ExitState::default());
@@ -550,6 +560,9 @@ impl Eal {
             .try_clone()
             .map_err(|e| Error::io("duplicate", path.display().to_string(), e))?;
         let watcher = Watcher::start(watch_fd, path.clone(), opts.primary_poll, exit.clone())?;
+        if opts.pin_main {
+            lcores.pin_main()?;
+        }
         crate::log_info!(
             "EAL: secondary of pid {}, prefix '{}', {} MiB at {} ({}), {} lcores",
             snap.primary_pid,

@@ -3,9 +3,12 @@
 //! # Model
 //!
 //! An *lcore* is an id in `0..MAX_LCORE` mapped to one cpu. One lcore is the *main* lcore:
-//! it is the thread that called [`LcoreSet::start`] (it keeps running the application and
-//! is **not** pinned by `start`; pin it yourself with
-//! [`crate::sys::cpu::pin_current_thread`] if wanted). Every
+//! it is the thread that called [`LcoreSet::start`] (it keeps running the application).
+//! `start` does not pin it; [`LcoreSet::pin_main`] does, as `rte_eal_init` pins its
+//! caller, and [`crate::Eal::init`] calls it last, once the EAL's own control threads
+//! (IPC, primary watcher) have started with the process's whole cpu set. The thread's
+//! earlier affinity is put back by [`LcoreSet::shutdown`] when that runs on the same
+//! thread. Every
 //! other lcore is a *worker*: an OS thread named `lcore-N`, pinned to its cpu before `start`
 //! returns, that sleeps on a condition variable until a job is launched on it.
 //!
@@ -349,6 +352,8 @@ pub struct LcoreSet {
     /// Sorted by lcore id.
     workers: Vec<Worker>,
     starter: ThreadId,
+    /// The starter thread's affinity before [`LcoreSet::pin_main`], to put back.
+    main_prev_affinity: Option<Vec<u32>>,
     shut_down: bool,
 }
 
@@ -434,6 +439,7 @@ impl LcoreSet {
             lcores: infos.clone(),
             workers: Vec::new(),
             starter: thread::current().id(),
+            main_prev_affinity: None,
             shut_down: false,
         };
         let (tx, rx) = mpsc::channel::<(u32, Result<()>)>();
@@ -495,6 +501,35 @@ impl LcoreSet {
         }
         set_lcore_id(main_lcore);
         Ok(set)
+    }
+
+    /// Pin the calling thread, which must be the one that called [`start`](Self::start),
+    /// to the main lcore's cpu, remembering its affinity so that
+    /// [`shutdown`](Self::shutdown) on this thread puts it back. Calling it again is a
+    /// no-op.
+    ///
+    /// Errors: [`Error::LcorePin`] if called from another thread, or if the affinity
+    /// cannot be read or the kernel refuses the cpu (the thread's affinity is then
+    /// unchanged).
+    pub fn pin_main(&mut self) -> Result<()> {
+        let cpu = self.info(self.main)?.cpu;
+        let err = |why: String| Error::LcorePin {
+            lcore: self.main,
+            cpu,
+            why,
+        };
+        if thread::current().id() != self.starter {
+            return Err(err(
+                "pin_main called from a thread other than the main lcore's".into(),
+            ));
+        }
+        if self.main_prev_affinity.is_some() {
+            return Ok(());
+        }
+        let prev = sys::cpu::sched_getaffinity_current().map_err(|e| err(e.to_string()))?;
+        sys::cpu::pin_current_thread(cpu).map_err(|e| err(e.to_string()))?;
+        self.main_prev_affinity = Some(prev);
+        Ok(())
     }
 
     fn worker(&self, lcore: u32) -> Result<&Worker> {
@@ -666,6 +701,16 @@ impl LcoreSet {
         if me == self.starter && lcore_id() == Some(self.main) {
             set_lcore_id(NO_LCORE);
         }
+        if me == self.starter {
+            if let Some(prev) = self.main_prev_affinity.take() {
+                // Best effort: the set was the thread's own a moment ago, so the kernel
+                // refuses it only if the process's cpuset shrank meanwhile; the thread
+                // then stays on the main lcore's cpu, which is still a valid state.
+                if let Err(e) = sys::cpu::set_affinity_current(&prev) {
+                    crate::log_warn!("main lcore affinity not restored: {e}");
+                }
+            }
+        }
     }
 }
 
@@ -771,6 +816,40 @@ mod tests {
             })
         ));
         assert_eq!(lcore_id(), None);
+    }
+
+    #[test]
+    fn pin_main_pins_and_shutdown_restores() {
+        std::thread::spawn(|| {
+            let before = sys::cpu::sched_getaffinity_current().unwrap();
+            let cpu = before[before.len() - 1];
+            let t = CpuTopology::flat(&before);
+            let mut s = LcoreSet::start(&[(0, cpu)], 0, &t).unwrap();
+            // start alone leaves the caller as it was.
+            assert_eq!(sys::cpu::sched_getaffinity_current().unwrap(), before);
+            s.pin_main().unwrap();
+            assert_eq!(sys::cpu::sched_getaffinity_current().unwrap(), vec![cpu]);
+            assert_eq!(sys::cpu::sched_getcpu().unwrap(), cpu);
+            s.pin_main().unwrap(); // again: no-op, the first affinity is still the one kept
+                                   // From another thread: refused, and that thread is left alone.
+            let s = std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    let mut s = s;
+                    let other = sys::cpu::sched_getaffinity_current().unwrap();
+                    let e = s.pin_main().unwrap_err();
+                    assert!(matches!(e, Error::LcorePin { lcore: 0, .. }), "{e:?}");
+                    assert_eq!(sys::cpu::sched_getaffinity_current().unwrap(), other);
+                    s
+                })
+                .join()
+                .unwrap()
+            });
+            let mut s = s;
+            s.shutdown();
+            assert_eq!(sys::cpu::sched_getaffinity_current().unwrap(), before);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -371,3 +371,106 @@ fn init_or_no_huge_falls_back_only_when_memory_was_not_chosen() {
         "{e}"
     );
 }
+
+/// The cpus each thread of this process named `name` may run on, from
+/// `/proc/self/task/TID/status`.
+fn task_cpus(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let Ok(st) = std::fs::read_to_string(t.path().join("status")) else {
+                continue; // the thread exited meanwhile
+            };
+            if let Some(v) = st
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            {
+                out.push(v.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The calling thread's `Cpus_allowed_list`, as the kernel reports it to other readers.
+fn own_cpus() -> String {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let st = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn main_lcore_is_pinned_and_released() {
+    // On a fresh thread so the harness thread's affinity is never touched.
+    std::thread::Builder::new()
+        .name("pin-test".into())
+        .spawn(|| {
+            let before = eal::sys::cpu::sched_getaffinity_current().unwrap();
+            let main_cpu = before[before.len() - 1];
+            let before_list = own_cpus();
+            let p = prefix("pin");
+            let l = main_cpu.to_string();
+            let (e, _) = Eal::init(&argv(&[
+                "--no-huge",
+                "-m",
+                "8",
+                "--no-pci",
+                "-l",
+                &l,
+                "--file-prefix",
+                &p,
+            ]))
+            .unwrap();
+            // Pinned like rte_eal_init's caller...
+            assert_eq!(
+                eal::sys::cpu::sched_getaffinity_current().unwrap(),
+                vec![main_cpu]
+            );
+            assert_eq!(own_cpus(), main_cpu.to_string());
+            // ...while the IPC threads (ours and those of the tests running beside this
+            // one, none of which starts an EAL from a pinned thread) kept the whole set.
+            // A new thread names itself once it runs, so give the handler a moment.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut mp = task_cpus("fp-mp");
+            while mp.is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                mp = task_cpus("fp-mp");
+            }
+            assert!(!mp.is_empty(), "no IPC thread found");
+            assert!(
+                mp.iter().all(|c| *c == before_list),
+                "{mp:?} vs {before_list}"
+            );
+            drop(e);
+            assert_eq!(eal::sys::cpu::sched_getaffinity_current().unwrap(), before);
+
+            // pin_main = false leaves the caller alone.
+            let (args, _) = EalArgs::parse(&argv(&[
+                "--no-huge",
+                "-m",
+                "8",
+                "--no-pci",
+                "-l",
+                &l,
+                "--file-prefix",
+                &p,
+            ]))
+            .unwrap();
+            let opts = EalOptions {
+                pin_main: false,
+                ..EalOptions::default()
+            };
+            let e = Eal::init_with_options(args, opts).unwrap();
+            assert_eq!(eal::sys::cpu::sched_getaffinity_current().unwrap(), before);
+            drop(e);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

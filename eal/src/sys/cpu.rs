@@ -44,6 +44,36 @@ pub fn sched_getaffinity_current() -> Result<Vec<u32>> {
     Ok(cpus)
 }
 
+/// Let the calling thread run on exactly `cpus` (`sched_setaffinity(2)` with pid 0): how
+/// a thread's earlier affinity, read with [`sched_getaffinity_current`], is put back.
+/// Fails without a syscall for an empty list or a cpu beyond [`CPU_SETSIZE`], and with the
+/// OS error when the kernel refuses the set.
+pub fn set_affinity_current(cpus: &[u32]) -> Result<()> {
+    let what = || format!("current thread to cpus {cpus:?}");
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= CPU_SETSIZE) {
+        return Err(Error::io(
+            "pin",
+            what(),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("empty set or cpu number beyond CPU_SETSIZE ({CPU_SETSIZE})"),
+            ),
+        ));
+    }
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        // SAFETY: `c` < CPU_SETSIZE (checked above), so CPU_SET indexes inside the set.
+        unsafe { libc::CPU_SET(c as usize, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size we pass; pid 0 is the calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        return Err(Error::last_os("pin", what()));
+    }
+    Ok(())
+}
+
 /// Bind the calling thread to exactly `cpu` (through `core_affinity`, which calls
 /// `sched_setaffinity(2)` with pid 0). Fails with the OS error when the cpu is offline or
 /// outside the cpuset the process is allowed, and without a syscall when `cpu` is beyond
@@ -85,6 +115,23 @@ mod tests {
             pin_current_thread(cpu).unwrap();
             assert_eq!(sched_getaffinity_current().unwrap(), vec![cpu]);
             assert_eq!(sched_getcpu().unwrap(), cpu);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn affinity_is_put_back() {
+        std::thread::spawn(|| {
+            let before = sched_getaffinity_current().unwrap();
+            pin_current_thread(before[before.len() - 1]).unwrap();
+            assert_eq!(sched_getaffinity_current().unwrap().len(), 1);
+            set_affinity_current(&before).unwrap();
+            assert_eq!(sched_getaffinity_current().unwrap(), before);
+            assert!(set_affinity_current(&[]).is_err());
+            assert!(set_affinity_current(&[CPU_SETSIZE]).is_err());
+            // The failed calls changed nothing.
+            assert_eq!(sched_getaffinity_current().unwrap(), before);
         })
         .join()
         .unwrap();
