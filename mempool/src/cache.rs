@@ -190,8 +190,8 @@ impl CacheShared {
             // overlap for n = 1 and 3 (same value written twice). A loop for n < 4 ran
             // its vector-loop test, then a one-element loop with reloaded addresses:
             // loops that get 1 or 4 at a time went from 1.0-1.4 to 1.4-2.2 of DPDK's rate
-            // in `mempool_ab.sh` (DESIGN.md, "Mempool hot path"). Larger bulks: an element
-            // loop with raw pointers (no bounds checks, no `memcpy` call).
+            // in `mempool_ab.sh` (DESIGN.md, "Mempool hot path"). Larger bulks: 64-byte
+            // blocks (no bounds checks, no `memcpy` call, no element tail loop).
             if n <= 2 {
                 if n != 0 {
                     let (a, b) = (*src.add(n - 1), *src);
@@ -205,8 +205,31 @@ impl CacheShared {
                 *dst.add(n - 2) = c;
                 *dst.add(n - 1) = d;
             } else {
-                for i in 0..n {
-                    *dst.add(i) = *src.add(n - 1 - i);
+                // 5 and more: blocks of eight objects (64 bytes), the last block ending at
+                // `n` and overlapping the one before it when n is not a multiple of
+                // eight; below eight, the first and last four, overlapping.
+                let rev8 = |from: usize, to: usize| {
+                    let b = core::ptr::read_unaligned(src.add(from).cast::<[VirtAddr; 8]>());
+                    let mut r = [VirtAddr(0); 8];
+                    for k in 0..8 {
+                        r[k] = b[7 - k];
+                    }
+                    core::ptr::write_unaligned(dst.add(to).cast::<[VirtAddr; 8]>(), r);
+                };
+                if n < 8 {
+                    let a = core::ptr::read_unaligned(src.add(n - 4).cast::<[VirtAddr; 4]>());
+                    let b = core::ptr::read_unaligned(src.cast::<[VirtAddr; 4]>());
+                    core::ptr::write_unaligned(dst.cast(), [a[3], a[2], a[1], a[0]]);
+                    core::ptr::write_unaligned(dst.add(n - 4).cast(), [b[3], b[2], b[1], b[0]]);
+                } else {
+                    let mut i = 0;
+                    while i + 8 <= n {
+                        rev8(n - 8 - i, i);
+                        i += 8;
+                    }
+                    if i != n {
+                        rev8(0, n - 8);
+                    }
                 }
             }
         }
@@ -308,7 +331,7 @@ impl CacheShared {
             let dst = self.slots().add(len);
             let src = objs.as_ptr();
             // As in `try_get_hit`: up to four objects as the first and last one or two;
-            // larger bulks in an element loop (a `memcpy` call costs more than the copy).
+            // larger bulks in 64-byte blocks (a `memcpy` call costs more than the copy).
             if n <= 2 {
                 if n != 0 {
                     let (a, b) = (*src, *src.add(n - 1));
@@ -322,8 +345,25 @@ impl CacheShared {
                 *dst.add(n - 2) = c;
                 *dst.add(n - 1) = d;
             } else {
-                for i in 0..n {
-                    *dst.add(i) = *src.add(i);
+                // As in `try_get_hit`: blocks of eight, the last one overlapping.
+                let cp = |at: usize| {
+                    let b = core::ptr::read_unaligned(src.add(at).cast::<[VirtAddr; 8]>());
+                    core::ptr::write_unaligned(dst.add(at).cast::<[VirtAddr; 8]>(), b);
+                };
+                if n < 8 {
+                    let a = core::ptr::read_unaligned(src.cast::<[VirtAddr; 4]>());
+                    let b = core::ptr::read_unaligned(src.add(n - 4).cast::<[VirtAddr; 4]>());
+                    core::ptr::write_unaligned(dst.cast(), a);
+                    core::ptr::write_unaligned(dst.add(n - 4).cast(), b);
+                } else {
+                    let mut i = 0;
+                    while i + 8 <= n {
+                        cp(i);
+                        i += 8;
+                    }
+                    if i != n {
+                        cp(n - 8);
+                    }
                 }
             }
         }
@@ -562,11 +602,13 @@ mod tests {
 
     #[test]
     fn every_small_bulk_copies_exactly() {
-        // The hit and put copies special-case n <= 2 and n <= 4 (overlapping moves):
-        // check every size around those edges for order and for the slots around them.
-        for n in 0..=9usize {
+        // The hit and put copies special-case n <= 2 and n <= 4 (overlapping moves), 5-7
+        // (two overlapping halves) and move larger bulks in blocks of eight, the last one
+        // overlapping: check every size up to the cache size for order and for the slots
+        // around them.
+        for n in 0..=64usize {
             let b = VecBackend::new(0);
-            let c = CacheShared::new_boxed(32, VirtAddr(0));
+            let c = CacheShared::new_boxed(64, VirtAddr(0));
             let base: Vec<VirtAddr> = (1..=5).map(|i| VirtAddr(i * 8)).collect();
             let objs: Vec<VirtAddr> = (0..n as u64).map(|i| VirtAddr(0x1000 + i * 8)).collect();
             // SAFETY: this test thread is the cache's only user.
