@@ -698,10 +698,10 @@ impl LcoreSet {
                 let _ = h.join();
             }
         }
-        if me == self.starter && lcore_id() == Some(self.main) {
-            set_lcore_id(NO_LCORE);
-        }
         if me == self.starter {
+            if lcore_id() == Some(self.main) {
+                set_lcore_id(NO_LCORE);
+            }
             if let Some(prev) = self.main_prev_affinity.take() {
                 // Best effort: the set was the thread's own a moment ago, so the kernel
                 // refuses it only if the process's cpuset shrank meanwhile; the thread
@@ -830,8 +830,9 @@ mod tests {
             s.pin_main().unwrap();
             assert_eq!(sys::cpu::sched_getaffinity_current().unwrap(), vec![cpu]);
             assert_eq!(sys::cpu::sched_getcpu().unwrap(), cpu);
-            s.pin_main().unwrap(); // again: no-op, the first affinity is still the one kept
-                                   // From another thread: refused, and that thread is left alone.
+            // Again: a no-op, the first affinity is still the one kept.
+            s.pin_main().unwrap();
+            // From another thread: refused, and that thread is left alone.
             let s = std::thread::scope(|sc| {
                 sc.spawn(|| {
                     let mut s = s;

@@ -416,7 +416,7 @@ fn main_lcore_is_pinned_and_released() {
             let before_list = own_cpus();
             let p = prefix("pin");
             let l = main_cpu.to_string();
-            let (e, _) = Eal::init(&argv(&[
+            let av = argv(&[
                 "--no-huge",
                 "-m",
                 "8",
@@ -425,8 +425,8 @@ fn main_lcore_is_pinned_and_released() {
                 &l,
                 "--file-prefix",
                 &p,
-            ]))
-            .unwrap();
+            ]);
+            let (e, _) = Eal::init(&av).unwrap();
             // Pinned like rte_eal_init's caller...
             assert_eq!(
                 eal::sys::cpu::sched_getaffinity_current().unwrap(),
@@ -451,17 +451,7 @@ fn main_lcore_is_pinned_and_released() {
             assert_eq!(eal::sys::cpu::sched_getaffinity_current().unwrap(), before);
 
             // pin_main = false leaves the caller alone.
-            let (args, _) = EalArgs::parse(&argv(&[
-                "--no-huge",
-                "-m",
-                "8",
-                "--no-pci",
-                "-l",
-                &l,
-                "--file-prefix",
-                &p,
-            ]))
-            .unwrap();
+            let (args, _) = EalArgs::parse(&av).unwrap();
             let opts = EalOptions {
                 pin_main: false,
                 ..EalOptions::default()

@@ -182,7 +182,9 @@ impl CacheShared {
         self.len.store(top as u32, Relaxed);
         // SAFETY: top + n = len <= CACHE_OBJS (module invariant), so the n slots from
         // `top` are in the array; single owner (contract), and `out` is the caller's own
-        // slice, which cannot alias the cache's private array.
+        // slice, which cannot alias the cache's private array. Every move below stays in
+        // 0..n of both sides: blocks of eight only when n >= 8, halves of four when n >= 5,
+        // and the unaligned reads and writes need no alignment.
         unsafe {
             let src = self.slots().add(top);
             let dst = out.as_mut_ptr();
@@ -326,7 +328,8 @@ impl CacheShared {
         self.len.store((len + n) as u32, Relaxed);
         // SAFETY: len + n <= flush_threshold <= CACHE_OBJS (module invariant); single
         // owner (contract); `objs` is the caller's slice, which cannot alias the cache's
-        // private array.
+        // private array. Every move below stays in 0..n of both sides, as in
+        // `try_get_hit`.
         unsafe {
             let dst = self.slots().add(len);
             let src = objs.as_ptr();
