@@ -8,7 +8,7 @@
 //!
 //! | name | state | thread rule |
 //! |------|-------|-------------|
-//! | `ring_mp_mc` (default) | a `ring::Ring<VirtAddr>` in memzone `MPB_<pool>`, multi-producer/multi-consumer | any threads, any processes |
+//! | `ring_mp_mc` (default) | a `ring::Ring<VirtAddr>` in memzone `MPB_<pool>`, multi-producer/optimistic multi-consumer, both sides on one line | any threads, any processes |
 //! | `ring_sp_sc` | the same ring with `SP_ENQ \| SC_DEQ` | one thread at a time uses the whole pool (creation is `unsafe`) |
 //! | `stack` | a spinlock-protected LIFO in memzone `MPB_<pool>` ([`crate::stack`]) | any threads, any processes |
 //!
@@ -20,7 +20,7 @@
 use std::sync::Mutex;
 
 use eal::{Eal, VirtAddr};
-use ring::{MpMcRing, Ring, RingFlags};
+use ring::{MpMcRing, MpOptRing, Ring, RingFlags};
 
 use crate::cache::BulkBackend;
 use crate::stack::{stack_memsize, Stack, StackShared};
@@ -151,14 +151,18 @@ impl RingOps {
     /// The multi ring keeps both sides on one cache line (`RingFlags::ONE_LINE`): every
     /// thread of a pool both gets and puts, and a multi side reads the other side's tail
     /// on every call anyway, so one line per operation instead of two (two cores without
-    /// a cache: about 1.3 times the default layout's rate, DESIGN.md). The single ring
+    /// a cache: about 1.3 times the default layout's rate, DESIGN.md). Its consumers are
+    /// optimistic (`RingFlags::MC_OPT_DEQ`): a get copies the free objects it sees and
+    /// claims them with one CAS, with no in-flight window another getter must wait out
+    /// (two cores without a cache: gets of 1 or 4 at 1.3-4 times the Multi consumer's
+    /// rate, DESIGN.md), and a getter that is preempted blocks nobody. The single ring
     /// keeps DPDK's layout: its sides cache the other tail, and a pool that one thread
     /// fills and another drains is a pipeline, where the one line costs (0.6 at bulk 1).
     fn flags(&self) -> RingFlags {
         if self.single {
             RingFlags::EXACT_SZ | RingFlags::SP_ENQ | RingFlags::SC_DEQ
         } else {
-            RingFlags::EXACT_SZ | RingFlags::ONE_LINE
+            RingFlags::EXACT_SZ | RingFlags::ONE_LINE | RingFlags::MC_OPT_DEQ
         }
     }
 
@@ -210,7 +214,8 @@ unsafe impl MempoolOps for RingOps {
         })?;
         let mz = reserve_backend(eal, self.name(), cfg, len, ring::RING_ALIGN)?;
         // SAFETY: the memzone is fresh, 128-aligned, `len` bytes, and lives until `free`.
-        // Single-side contract: see `attach_ring`.
+        // Single-side contract: see `attach_ring`. `VirtAddr` is a `repr(transparent)`
+        // u64, so it has no padding, as `MC_OPT_DEQ` requires.
         let r = unsafe {
             Ring::<VirtAddr>::init_in(
                 mz.as_ptr::<u8>(),
@@ -393,7 +398,10 @@ pub fn ops_names() -> Vec<&'static str> {
 
 /// This process's handle to a pool's backend: static dispatch for the built-ins.
 pub(crate) enum Backend {
-    /// `ring_mp_mc`: the MP/MC calls compiled in (no per-call mode dispatch).
+    /// `ring_mp_mc` as this crate makes it: multi producers, optimistic consumers, both
+    /// protocols compiled in (no per-call mode dispatch).
+    RingMpOpt(MpOptRing<VirtAddr>),
+    /// `ring_mp_mc` with a plain multi consumer side (made by an older version).
     RingMpMc(MpMcRing<VirtAddr>),
     /// `ring_sp_sc`: mode-following calls.
     Ring(Ring<VirtAddr>),
@@ -415,11 +423,15 @@ impl Backend {
         if name == RING_MP_MC.name() {
             // SAFETY: forwarded contract.
             let r = unsafe { RING_MP_MC.attach_ring(pool_name, pool_data, len) }?;
-            // A ring_mp_mc backend made by any version of this crate has both sides multi;
-            // anything else is treated as a plain ring (still correct, one dispatch more).
-            Ok(match r.into_mp_mc() {
-                Ok(m) => Backend::RingMpMc(m),
-                Err(r) => Backend::Ring(r),
+            // A ring_mp_mc backend made by any version of this crate has a multi producer
+            // side and a multi or optimistic consumer side; anything else is treated as a
+            // plain ring (still correct, one dispatch more).
+            Ok(match r.into_mp_opt() {
+                Ok(m) => Backend::RingMpOpt(m),
+                Err(r) => match r.into_mp_mc() {
+                    Ok(m) => Backend::RingMpMc(m),
+                    Err(r) => Backend::Ring(r),
+                },
             })
         } else if name == RING_SP_SC.name() {
             // SAFETY: forwarded contract.
@@ -439,6 +451,7 @@ impl Backend {
     #[inline]
     pub(crate) fn count(&self) -> u32 {
         match self {
+            Backend::RingMpOpt(r) => r.count(),
             Backend::RingMpMc(r) => r.count(),
             Backend::Ring(r) => r.count(),
             Backend::Stack(s) => s.count(),
@@ -451,6 +464,7 @@ impl BulkBackend for Backend {
     #[inline(always)]
     fn enqueue(&self, objs: &[VirtAddr]) -> bool {
         match self {
+            Backend::RingMpOpt(r) => r.enqueue_bulk(objs).n != 0 || objs.is_empty(),
             Backend::RingMpMc(r) => r.enqueue_bulk(objs).n != 0 || objs.is_empty(),
             Backend::Ring(r) => r.enqueue_bulk(objs).n != 0 || objs.is_empty(),
             Backend::Stack(s) => s.push_bulk(objs),
@@ -461,6 +475,7 @@ impl BulkBackend for Backend {
     #[inline(always)]
     fn dequeue(&self, out: &mut [VirtAddr]) -> bool {
         match self {
+            Backend::RingMpOpt(r) => r.dequeue_bulk(out).n != 0 || out.is_empty(),
             Backend::RingMpMc(r) => r.dequeue_bulk(out).n != 0 || out.is_empty(),
             Backend::Ring(r) => r.dequeue_bulk(out).n != 0 || out.is_empty(),
             Backend::Stack(s) => s.pop_bulk(out),

@@ -26,6 +26,13 @@ bitflags::bitflags! {
         /// as a mempool's free list. Faster there, slower for a producer/consumer
         /// pipeline (see the layout in the crate's `layout` module and DESIGN.md).
         const ONE_LINE = 0x1000_0000;
+        /// Ferroplane's own bit (DPDK has no such mode): optimistic multi consumer
+        /// ([`SyncMode::Optimistic`]). Consumers copy the slots first and claim them with
+        /// one CAS of the consumer tail; no dequeue is ever in flight, so consumers never
+        /// wait for each other and are preemption safe. Needs 8-byte, 8-aligned elements
+        /// with no padding (the constructors check the size and alignment; the caller of
+        /// the `unsafe` constructor vouches for the rest).
+        const MC_OPT_DEQ = 0x2000_0000;
     }
 }
 
@@ -45,6 +52,13 @@ pub enum SyncMode {
     /// Head/tail sync: head and tail in one 64-bit word, one operation in flight at a
     /// time; allows peek and zero-copy.
     Hts = 3,
+    /// Consumer side only (`MC_OPT_DEQ`): a dequeue reads the tail, copies the entries it
+    /// saw published, then moves the tail past them with one CAS; if another consumer
+    /// moved it first, the copy is discarded and the dequeue starts again. The head word
+    /// is unused. One read-modify-write per dequeue, no wait for another consumer; slots
+    /// are read and written with 8-byte atomic accesses, because a consumer that loses
+    /// the race may read a slot while a producer of the next lap writes it.
+    Optimistic = 4,
 }
 
 impl SyncMode {
@@ -54,6 +68,7 @@ impl SyncMode {
             1 => Some(SyncMode::Single),
             2 => Some(SyncMode::Rts),
             3 => Some(SyncMode::Hts),
+            4 => Some(SyncMode::Optimistic),
             _ => None,
         }
     }
@@ -67,15 +82,17 @@ pub(crate) fn sync_modes(flags: RingFlags, raw: u32) -> crate::Result<(SyncMode,
             why: "unknown bits set",
         });
     }
-    let pick = |s: RingFlags, rts: RingFlags, hts: RingFlags, side| match (
+    let pick = |s: RingFlags, rts: RingFlags, hts: RingFlags, opt: RingFlags, side| match (
         flags.contains(s),
         flags.contains(rts),
         flags.contains(hts),
+        !opt.is_empty() && flags.contains(opt),
     ) {
-        (false, false, false) => Ok(SyncMode::Multi),
-        (true, false, false) => Ok(SyncMode::Single),
-        (false, true, false) => Ok(SyncMode::Rts),
-        (false, false, true) => Ok(SyncMode::Hts),
+        (false, false, false, false) => Ok(SyncMode::Multi),
+        (true, false, false, false) => Ok(SyncMode::Single),
+        (false, true, false, false) => Ok(SyncMode::Rts),
+        (false, false, true, false) => Ok(SyncMode::Hts),
+        (false, false, false, true) => Ok(SyncMode::Optimistic),
         _ => Err(crate::Error::BadFlags {
             flags: raw,
             why: side,
@@ -85,12 +102,14 @@ pub(crate) fn sync_modes(flags: RingFlags, raw: u32) -> crate::Result<(SyncMode,
         RingFlags::SP_ENQ,
         RingFlags::MP_RTS_ENQ,
         RingFlags::MP_HTS_ENQ,
+        RingFlags::empty(),
         "more than one producer sync mode",
     )?;
     let cons = pick(
         RingFlags::SC_DEQ,
         RingFlags::MC_RTS_DEQ,
         RingFlags::MC_HTS_DEQ,
+        RingFlags::MC_OPT_DEQ,
         "more than one consumer sync mode",
     )?;
     Ok((prod, cons))

@@ -25,11 +25,13 @@
 //! | [`SyncMode::Multi`]  | none (default)      | any number of threads/processes   | no  |
 //! | [`SyncMode::Rts`]    | `MP_RTS_ENQ` / `MC_RTS_DEQ` | any number          | no  |
 //! | [`SyncMode::Hts`]    | `MP_HTS_ENQ` / `MC_HTS_DEQ` | any number, serialised | yes |
+//! | [`SyncMode::Optimistic`] | `MC_OPT_DEQ` (consumers only, 8-byte elements) | any number | no |
 //!
 //! * Mode-following entry points ([`Ring::enqueue_bulk`], [`Ring::dequeue_burst`], ...)
 //!   dispatch once per call on the mode stored at creation.
 //! * [`MpMcRing`] (from [`Ring::into_mp_mc`], for a ring created with both sides multi)
-//!   runs the MP/MC protocol with no per-call dispatch.
+//!   runs the MP/MC protocol with no per-call dispatch; [`MpOptRing`] (from
+//!   [`Ring::into_mp_opt`]) the same with optimistic consumers.
 //! * `mp_*` / `mc_*` are safe from any thread; on an RTS or HTS side they use that
 //!   side's protocol. On a single side they use the multi protocol, which is only correct
 //!   if no `sp_*`/single-mode call runs at the same time (the single contract below).
@@ -56,7 +58,10 @@
 //! HTS are the remedy: with RTS no thread waits for a particular other one (the tail
 //! moves when the last thread in flight finishes, and the head may run at most
 //! `htd_max` ahead), with HTS at most one operation per side is in flight, so a
-//! preempted thread delays but the wait is bounded by one operation. Peek and
+//! preempted thread delays but the wait is bounded by one operation. Optimistic consumers
+//! (`MC_OPT_DEQ`) never hold a reservation: a dequeue copies what it saw published and
+//! claims it with one CAS of the consumer tail, starting again if another consumer won,
+//! so a preempted consumer delays nobody (its producers still follow their own mode). Peek and
 //! zero-copy reservations hold the side until finished or dropped; on an HTS side every
 //! other operation of that side waits for them, on a single side none may start.
 //!
@@ -66,8 +71,11 @@
 //! stored (or CASed) with Release after the slot copies and loaded by the other side with
 //! Acquire before its slot copies; head CASes are Release on success and their loads
 //! Acquire, so a thread that starts from another's head never pairs it with an older
-//! tail of the other side. Every pair is labelled at both ends in `ring.rs` (R1..R5,
-//! A1..A6).
+//! tail of the other side. Every pair is labelled at both ends in `ring.rs` (R1..R6,
+//! A1..A7). On a ring with optimistic consumers the slots are read and written with
+//! 8-byte relaxed atomics: a consumer that loses its CAS may have read a slot while a
+//! producer of the next lap wrote it, and only atomic accesses make that race defined
+//! (its copy is thrown away).
 //!
 //! # Checking it
 //!
@@ -90,7 +98,7 @@ pub use error::{Error, Result};
 pub use flags::{RingFlags, SyncMode};
 pub use layout::{LAYOUT_VERSION, MAX_ELEM_SIZE, MZ_PREFIX, NAME_MAX, RING_ALIGN, RING_SZ_MASK};
 pub use ring::{
-    DequeuePeek, Dequeued, EnqueuePeek, Enqueued, MpMcRing, Ring, ZcDequeue, ZcEnqueue,
+    DequeuePeek, Dequeued, EnqueuePeek, Enqueued, MpMcRing, MpOptRing, Ring, ZcDequeue, ZcEnqueue,
 };
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ impl<T: Copy> Ring<T> {
     ///
     /// # Safety
     /// If `flags` make a side single (`SP_ENQ`, `SC_DEQ`), at most one thread at a time,
-    /// over every process and every handle to this ring, uses that side.
+    /// over every process and every handle to this ring, uses that side. With
+    /// `MC_OPT_DEQ`, `T` has no padding (see [`Ring::init_in`]).
     pub unsafe fn create(
         eal: &eal::Eal,
         name: &str,

@@ -252,61 +252,76 @@ fn single_elements_fill_and_drain() {
 #[test]
 fn bulk_all_or_nothing_and_burst_partial_across_wrap() {
     with_rings::<u32>(16, RingFlags::empty(), |r, _, start| {
-        let mut next_in = 0u32;
-        let mut next_out = 0u32;
-        // Many rounds with odd sizes so that copies wrap around the slot array and the
-        // u32 positions wrap around zero.
-        for round in 0..40u32 {
-            let want = 1 + (round * 7) % 15;
-            let objs: Vec<u32> = (next_in..next_in + want).collect();
-            let before = r.count();
-            let e = r.enqueue_bulk(&objs);
-            if before + want <= 15 {
-                assert_eq!(e.n, want, "start {start} round {round}");
-                next_in += want;
-                assert!(e.free_space <= r.free_count());
-            } else {
-                assert_eq!(e.n, 0);
-                assert_eq!(r.count(), before, "bulk failure must not change the ring");
-                let e = r.enqueue_burst(&objs);
-                assert_eq!(e.n, 15 - before);
-                assert_eq!(e.free_space, 0);
-                next_in += e.n;
-            }
-            let take = 1 + (round * 5) % 11;
-            let mut out = vec![0u32; take as usize];
-            let have = r.count();
-            let d = r.dequeue_bulk(&mut out);
-            if have >= take {
-                assert_eq!(d.n, take);
-                assert!(d.available <= r.count());
-            } else {
-                assert_eq!(d.n, 0);
-                let d = r.dequeue_burst(&mut out);
-                assert_eq!(d.n, have);
-                assert_eq!(d.available, 0);
-            }
-            let got = if have >= take { take } else { have };
-            for (i, &v) in out[..got as usize].iter().enumerate() {
-                assert_eq!(v, next_out + i as u32, "start {start} round {round}");
-            }
-            next_out += got;
-        }
-        let mut rest = vec![0u32; 16];
-        let d = r.dequeue_burst(&mut rest);
-        for (i, &v) in rest[..d.n as usize].iter().enumerate() {
-            assert_eq!(v, next_out + i as u32);
-        }
-        assert_eq!(next_out + d.n, next_in);
-        assert!(r.empty());
+        bulk_burst_rounds(r, start)
     });
+}
+
+/// Odd-sized bulk and burst rounds on a 16-slot ring (capacity 15), checking counts,
+/// all-or-nothing failures and FIFO order; the copies wrap around the slot array and the
+/// positions around zero.
+fn bulk_burst_rounds<T: Copy + From<u32> + PartialEq + std::fmt::Debug>(r: &Ring<T>, start: u32) {
+    let mut next_in = 0u32;
+    let mut next_out = 0u32;
+    // Many rounds with odd sizes so that copies wrap around the slot array and the
+    // u32 positions wrap around zero.
+    for round in 0..40u32 {
+        let want = 1 + (round * 7) % 15;
+        let objs: Vec<T> = (next_in..next_in + want).map(T::from).collect();
+        let before = r.count();
+        let e = r.enqueue_bulk(&objs);
+        if before + want <= 15 {
+            assert_eq!(e.n, want, "start {start} round {round}");
+            next_in += want;
+            assert!(e.free_space <= r.free_count());
+        } else {
+            assert_eq!(e.n, 0);
+            assert_eq!(r.count(), before, "bulk failure must not change the ring");
+            let e = r.enqueue_burst(&objs);
+            assert_eq!(e.n, 15 - before);
+            assert_eq!(e.free_space, 0);
+            next_in += e.n;
+        }
+        let take = 1 + (round * 5) % 11;
+        let mut out = vec![T::from(0); take as usize];
+        let have = r.count();
+        let d = r.dequeue_bulk(&mut out);
+        if have >= take {
+            assert_eq!(d.n, take);
+            assert!(d.available <= r.count());
+        } else {
+            assert_eq!(d.n, 0);
+            let d = r.dequeue_burst(&mut out);
+            assert_eq!(d.n, have);
+            assert_eq!(d.available, 0);
+        }
+        let got = if have >= take { take } else { have };
+        for (i, &v) in out[..got as usize].iter().enumerate() {
+            assert_eq!(
+                v,
+                T::from(next_out + i as u32),
+                "start {start} round {round}"
+            );
+        }
+        next_out += got;
+    }
+    let mut rest = vec![T::from(0); 16];
+    let d = r.dequeue_burst(&mut rest);
+    for (i, &v) in rest[..d.n as usize].iter().enumerate() {
+        assert_eq!(v, T::from(next_out + i as u32));
+    }
+    assert_eq!(next_out + d.n, next_in);
+    assert!(r.empty());
 }
 
 /// Every run length the pointer-sized copy splits into steps of four and a rest of
 /// 0..=3, at every slot offset, so each piece also meets the end of the slot array.
 #[test]
 fn pointer_sized_runs_of_every_length_at_every_offset() {
-    let (_mem, r) = make::<u64>(64, RingFlags::empty());
+    pointer_sized_runs(RingFlags::empty());
+}
+
+fn pointer_sized_runs(flags: RingFlags) {
+    let (_mem, r) = make::<u64>(64, flags);
     let mut next = 0u64;
     for n in 1..=63u64 {
         for offset in 0..64u32 {
@@ -661,6 +676,118 @@ fn mp_mc_handle_only_for_multi_rings() {
         RingFlags::MC_HTS_DEQ,
     ] {
         let (_m, r) = make::<u64>(8, flags);
+        assert!(r.clone().into_mp_opt().is_err(), "{flags:?}");
         assert!(r.into_mp_mc().is_err(), "{flags:?}");
     }
+}
+
+/// Producer modes an optimistic consumer side is tested with, and what they are.
+const OPT_PRODUCERS: [(RingFlags, SyncMode); 4] = [
+    (RingFlags::empty(), SyncMode::Multi),
+    (RingFlags::SP_ENQ, SyncMode::Single),
+    (RingFlags::MP_RTS_ENQ, SyncMode::Rts),
+    (RingFlags::MP_HTS_ENQ, SyncMode::Hts),
+];
+
+#[test]
+fn optimistic_consumer_bulk_burst_across_wrap() {
+    for (pf, pm) in OPT_PRODUCERS {
+        for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
+            for start in STARTS {
+                let (_mem, r) = make::<u64>(16, pf | layout | RingFlags::MC_OPT_DEQ);
+                assert_eq!(r.prod_sync(), pm);
+                assert_eq!(r.cons_sync(), SyncMode::Optimistic);
+                // SAFETY: empty and not shared.
+                unsafe { r.reset_at(start) };
+                bulk_burst_rounds(&r, start);
+            }
+        }
+    }
+}
+
+#[test]
+fn optimistic_consumer_runs_of_every_length_at_every_offset() {
+    pointer_sized_runs(RingFlags::MC_OPT_DEQ);
+    pointer_sized_runs(RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
+}
+
+#[test]
+fn optimistic_consumer_entry_points_and_handles() {
+    let (_m, r) = make::<u64>(8, RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
+    assert_eq!(r.enqueue_burst(&[1, 2, 3, 4, 5]).n, 5);
+    assert_eq!(r.dequeue(), Some(1));
+    assert_eq!(r.mc_dequeue(), Some(2));
+    // SAFETY: this test is the only thread using the ring.
+    assert_eq!(unsafe { r.sc_dequeue() }, Some(3));
+    // The MP/MC handles: the optimistic one only.
+    assert!(r.clone().into_mp_mc().is_err());
+    let m = r
+        .clone()
+        .into_mp_opt()
+        .ok()
+        .expect("multi producer, optimistic consumer");
+    let mut out = [0u64; 3];
+    assert_eq!(m.dequeue_bulk(&mut out).n, 0, "only two entries left");
+    assert_eq!(
+        m.dequeue_burst(&mut out),
+        crate::Dequeued { n: 2, available: 0 }
+    );
+    assert_eq!(&out[..2], &[4, 5]);
+    assert!(r.empty());
+    // Peek and zero-copy need a claim held across calls, which this mode never has.
+    assert!(matches!(
+        r.dequeue_bulk_start(&mut out),
+        Err(Error::ModeUnsupported {
+            mode: SyncMode::Optimistic,
+            ..
+        })
+    ));
+    assert!(matches!(
+        r.dequeue_zc_burst_start(1),
+        Err(Error::ModeUnsupported { .. })
+    ));
+    r.enqueue_bulk(&[7, 8, 9]);
+    assert_eq!(r.dequeue(), Some(7));
+    let mut text = Vec::new();
+    r.dump(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("cons: sync=Optimistic head=6 tail=6"),
+        "{text}"
+    );
+    assert!(text.contains("prod: sync=Multi head=8 tail=8"), "{text}");
+    assert!(text.contains("used=2"), "{text}");
+}
+
+#[test]
+fn optimistic_consumer_refuses_other_shapes_and_modes() {
+    fn refused<T: Copy>(flags: RingFlags) {
+        let len = Ring::<u64>::memsize(8, RingFlags::empty()).unwrap() * 2;
+        let mem = Mem::new(len);
+        // SAFETY: a fresh exclusive block; the call fails before using it.
+        let r = unsafe { Ring::<T>::init_in(mem.ptr, len, "opt", 8, flags) };
+        assert!(
+            matches!(r, Err(Error::BadFlags { .. })),
+            "{flags:?} with {} bytes: {:?}",
+            std::mem::size_of::<T>(),
+            r.err()
+        );
+    }
+    // Not one aligned 8-byte word.
+    refused::<u32>(RingFlags::MC_OPT_DEQ);
+    refused::<[u32; 2]>(RingFlags::MC_OPT_DEQ);
+    refused::<[u64; 2]>(RingFlags::MC_OPT_DEQ);
+    // Two consumer modes at once.
+    refused::<u64>(RingFlags::MC_OPT_DEQ | RingFlags::SC_DEQ);
+    refused::<u64>(RingFlags::MC_OPT_DEQ | RingFlags::MC_RTS_DEQ);
+    refused::<u64>(RingFlags::MC_OPT_DEQ | RingFlags::MC_HTS_DEQ);
+    // Attaching with a misaligned 8-byte type is refused too (the size check passes).
+    let (m, r) = make::<u64>(8, RingFlags::MC_OPT_DEQ);
+    // SAFETY: the block holds a live ring; the attach is refused before any access.
+    let a = unsafe { Ring::<[u32; 2]>::attach(m.ptr, m.layout.size()) };
+    assert!(matches!(a, Err(Error::BadFlags { .. })), "{:?}", a.err());
+    // SAFETY: as above, and `u64` is the type the ring was made for.
+    let b = unsafe { Ring::<u64>::attach(m.ptr, m.layout.size()) }.unwrap();
+    assert_eq!(b.cons_sync(), SyncMode::Optimistic);
+    drop((b, r));
 }

@@ -270,6 +270,27 @@ fn hts_two_consumers() {
     two_consumers(RingFlags::MC_HTS_DEQ);
 }
 
+/// Optimistic consumers (`MC_OPT_DEQ`): two of them race for the same entries while the
+/// main thread produces; a consumer whose CAS loses must throw its copy away.
+#[test]
+fn opt_two_consumers() {
+    two_consumers(RingFlags::SP_ENQ | RingFlags::MC_OPT_DEQ);
+}
+
+/// Optimistic consumer behind two multi producers.
+#[test]
+fn opt_two_producers() {
+    two_producers(RingFlags::MC_OPT_DEQ);
+}
+
+/// The no-cache mempool pattern on the ring the `ring_mp_mc` backend makes (one line,
+/// optimistic consumers): the ring wraps under both threads, so a consumer that loses its
+/// CAS has copied slots that the other thread may be refilling.
+#[test]
+fn opt_get_put_churn() {
+    get_put_churn(RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
+}
+
 /// HTS zero-copy dequeue against a concurrent producer.
 #[test]
 fn hts_zero_copy() {

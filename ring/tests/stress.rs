@@ -59,6 +59,9 @@ enum Api {
     Burst,
     /// Producers burst, consumers zero-copy burst (consumer side Single or Hts only).
     ZeroCopy,
+    /// Bulk through [`ring::MpMcRing`] handles (producer side Multi, consumer side Multi
+    /// or Optimistic: `MpOptRing`).
+    MpMc,
 }
 
 struct Mem(*mut u8, Layout);
@@ -73,18 +76,47 @@ impl Drop for Mem {
     }
 }
 
+/// An MP/MC handle with the consumer protocol of the ring compiled in.
+enum MpHandle<T: Copy> {
+    Multi(ring::MpMcRing<T>),
+    Opt(ring::MpOptRing<T>),
+}
+
+impl<T: Copy> MpHandle<T> {
+    fn new(r: &Ring<T>) -> Self {
+        match r.clone().into_mp_mc() {
+            Ok(m) => MpHandle::Multi(m),
+            Err(r) => MpHandle::Opt(r.into_mp_opt().ok().expect("an MP/MC or MP/opt ring")),
+        }
+    }
+    fn enqueue_bulk(&self, objs: &[T]) -> ring::Enqueued {
+        match self {
+            MpHandle::Multi(m) => m.enqueue_bulk(objs),
+            MpHandle::Opt(m) => m.enqueue_bulk(objs),
+        }
+    }
+    fn dequeue_bulk(&self, out: &mut [T]) -> ring::Dequeued {
+        match self {
+            MpHandle::Multi(m) => m.dequeue_bulk(out),
+            MpHandle::Opt(m) => m.dequeue_bulk(out),
+        }
+    }
+}
+
 fn flags_for(p: SyncMode, c: SyncMode) -> RingFlags {
     let pf = match p {
         SyncMode::Single => RingFlags::SP_ENQ,
         SyncMode::Multi => RingFlags::empty(),
         SyncMode::Rts => RingFlags::MP_RTS_ENQ,
         SyncMode::Hts => RingFlags::MP_HTS_ENQ,
+        SyncMode::Optimistic => panic!("no optimistic producers"),
     };
     let cf = match c {
         SyncMode::Single => RingFlags::SC_DEQ,
         SyncMode::Multi => RingFlags::empty(),
         SyncMode::Rts => RingFlags::MC_RTS_DEQ,
         SyncMode::Hts => RingFlags::MC_HTS_DEQ,
+        SyncMode::Optimistic => RingFlags::MC_OPT_DEQ,
     };
     pf | cf
 }
@@ -122,6 +154,7 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
 
     for p in 0..np {
         let (r, start, failed) = (r.clone(), start.clone(), failed.clone());
+        let mpmc = (api == Api::MpMc).then(|| MpHandle::new(&r));
         hs.push(std::thread::spawn(move || {
             start.wait();
             let mut seq = 0u64;
@@ -134,9 +167,10 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
                 batch.extend((0..want as u64).map(|i| T::make(p, seq + i)));
                 let n = match api {
                     Api::Bulk => r.enqueue_bulk(&batch).n,
+                    Api::MpMc => mpmc.as_ref().unwrap().enqueue_bulk(&batch).n,
                     Api::Burst | Api::ZeroCopy => r.enqueue_burst(&batch).n,
                 };
-                if api == Api::Bulk {
+                if matches!(api, Api::Bulk | Api::MpMc) {
                     assert!(
                         n == 0 || n as usize == want,
                         "bulk enqueue returned {n} of {want}"
@@ -157,6 +191,7 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
             seen.clone(),
             consumed.clone(),
         );
+        let mpmc = (api == Api::MpMc).then(|| MpHandle::new(&r));
         hs.push(std::thread::spawn(move || {
             start.wait();
             let mut last = vec![None::<u64>; np as usize];
@@ -182,6 +217,12 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
                 let n = match api {
                     Api::Bulk => {
                         let n = r.dequeue_bulk(&mut out[..want]).n;
+                        assert!(n == 0 || n as usize == want);
+                        out[..n as usize].iter().for_each(|&v| check(v));
+                        n
+                    }
+                    Api::MpMc => {
+                        let n = mpmc.as_ref().unwrap().dequeue_bulk(&mut out[..want]).n;
                         assert!(n == 0 || n as usize == want);
                         out[..n as usize].iter().for_each(|&v| check(v));
                         n
@@ -295,4 +336,32 @@ fn stress_8_byte() {
 #[test]
 fn stress_16_byte() {
     all::<E16>();
+}
+
+/// Optimistic consumers (`MC_OPT_DEQ`, 8-byte elements only) against every producer mode,
+/// and both MP/MC protocols through `MpMcRing`. The 256-entry ring wraps every few
+/// hundred elements, so consumers that lose their CAS have often copied slots that a
+/// producer of the next lap was writing; the exactly-once and order checks catch a copy
+/// that was kept anyway.
+#[test]
+fn stress_optimistic_consumers() {
+    let cases = [
+        (SyncMode::Multi, SyncMode::Optimistic, Api::Bulk),
+        (SyncMode::Multi, SyncMode::Optimistic, Api::Burst),
+        (SyncMode::Single, SyncMode::Optimistic, Api::Bulk),
+        (SyncMode::Rts, SyncMode::Optimistic, Api::Burst),
+        (SyncMode::Hts, SyncMode::Optimistic, Api::Bulk),
+        (SyncMode::Multi, SyncMode::Optimistic, Api::MpMc),
+        (SyncMode::Multi, SyncMode::Multi, Api::MpMc),
+    ];
+    for (pm, cm, api) in cases {
+        for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
+            let t = std::time::Instant::now();
+            run::<u64>(pm, cm, api, per_producer(), layout);
+            eprintln!(
+                "{pm:?}/{cm:?} {api:?} 8B {layout:?}: ok in {:?}",
+                t.elapsed()
+            );
+        }
+    }
 }

@@ -4,9 +4,10 @@
 #   hp_reserve WHO NEED   make sure NEED 2 MiB pages are free (raising nr_hugepages by
 #                         what is missing) and hugetlbfs is mounted; on failure prints
 #                         "WHO: ..." and returns 1.
-#   dpdk_need WHO TOOL    install Debian's `dpdk` package if TOOL (dpdk-test,
-#                         dpdk-testpmd) is missing; sets DPDK_VER; on failure prints
-#                         "WHO: ..." and returns 1.
+#   dpdk_need WHO TOOL    install Debian's `dpdk-dev` package (which ships dpdk-test
+#                         and dpdk-testpmd; `dpdk` alone has only the libraries and
+#                         the python tools) if TOOL is missing; sets DPDK_VER; on
+#                         failure prints "WHO: ..." and returns 1.
 #   dpdk_dev_need WHO     install `dpdk-dev` and `pkg-config` (headers and flags for
 #                         code linked against DPDK) unless `pkg-config libdpdk` works;
 #                         needs root to install; on failure prints "WHO: ..." and
@@ -48,8 +49,12 @@ hp_restore() {
 dpdk_need() {
     local who=$1 tool=$2
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "== $who: $tool missing: installing Debian's dpdk package" >&2
-        apt_install "$who" dpdk || return 1
+        echo "== $who: $tool missing: installing Debian's dpdk-dev package" >&2
+        apt_install "$who" dpdk-dev || return 1
+    fi
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "$who: $tool is still missing after installing dpdk-dev" >&2
+        return 1
     fi
     DPDK_VER="$(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown)"
 }

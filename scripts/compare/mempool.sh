@@ -19,7 +19,7 @@
 #                machine single runs of the same binary differ by tens of percent; the best
 #                of a few is the least disturbed one, and both sides get the same treatment.
 #   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
-# Needs root (hugepages). Installs Debian's `dpdk` package if dpdk-test is missing.
+# Needs root (hugepages). Installs Debian's `dpdk-dev` package if dpdk-test is missing.
 # Example (about 7 minutes for DPDK): scripts/compare/mempool.sh --time-s 0.5 --subset
 set -euo pipefail
 

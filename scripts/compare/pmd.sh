@@ -14,7 +14,7 @@
 #
 # Options: --seconds S (per side per scenario, default 5), --only null|ring|afpacket,
 #          --keep-hugepages (do not restore the hugepage reservation/mount).
-# Needs root (hugepages for DPDK, network namespace). Installs Debian's `dpdk` if
+# Needs root (hugepages for DPDK, network namespace). Installs Debian's `dpdk-dev` if
 # dpdk-testpmd is missing. Total time about 3 x 2 x S seconds plus the build.
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compare Ferroplane's ring with DPDK's rte_ring, same machine, same invocation.
 #
-# Runs DPDK 22.11's ring_perf_autotest (Debian package `dpdk`, binary dpdk-test) and our
+# Runs DPDK 22.11's ring_perf_autotest (Debian package `dpdk-dev`, binary dpdk-test) and our
 # apps/src/bin/ring_perf.rs (release build), normalises DPDK's units to cycles per element
 # and prints one table: case, DPDK, ours, ratio (ours/DPDK; below 1.0 means we are faster).
 #

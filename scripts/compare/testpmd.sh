@@ -16,7 +16,7 @@
 #
 # Options: --seconds S (measuring window, default 5), --only null|afpacket,
 #          --keep-hugepages (do not restore the hugepage reservation/mount).
-# Needs root (hugepages for DPDK, a network namespace). Installs Debian's `dpdk` if
+# Needs root (hugepages for DPDK, a network namespace). Installs Debian's `dpdk-dev` if
 # dpdk-testpmd is missing; reserves 512 x 2 MiB hugepages and mounts /dev/hugepages if
 # needed, and restores both at exit. Both sides use the hugepages (-m 256) and
 # --total-num-mbufs=16384. The machine is shared: the script prints the load average.
