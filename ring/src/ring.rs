@@ -1937,8 +1937,11 @@ unsafe fn copy_words(
     n: usize,
     one: impl Fn(*const u64, *mut u64) + Copy,
 ) {
-    // SAFETY (for every `add` below): i < n, inside both runs by the caller's contract.
-    let at = |i: usize| unsafe { one(src.add(i), dst.add(i)) };
+    let at = |i: usize| {
+        // SAFETY: every call below has i < n, inside both runs by the caller's contract.
+        let (s, d) = unsafe { (src.add(i), dst.add(i)) };
+        one(s, d)
+    };
     let blocks = n & !3;
     let mut i = 0;
     while i < blocks {
