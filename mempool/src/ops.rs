@@ -8,8 +8,7 @@
 //!
 //! | name | state | thread rule |
 //! |------|-------|-------------|
-//! | `ring_mp_mc` (default) | a `ring::Ring<VirtAddr>` in memzone `MPB_<pool>`, multi-producer/multi-consumer, both sides on one line | any threads, any processes |
-//! | `ring_mp_opt` | the same ring with optimistic consumers (`MC_OPT_DEQ`: a get copies, then claims with one CAS) | any threads, any processes |
+//! | `ring_mp_mc` (default) | a `ring::Ring<VirtAddr>` in memzone `MPB_<pool>`, multi-producer/multi-consumer (optimistic consumers, `MC_OPT_DEQ`), both sides on one line | any threads, any processes |
 //! | `ring_sp_sc` | the same ring with `SP_ENQ \| SC_DEQ` | one thread at a time uses the whole pool (creation is `unsafe`) |
 //! | `stack` | a spinlock-protected LIFO in memzone `MPB_<pool>` ([`crate::stack`]) | any threads, any processes |
 //!
@@ -135,29 +134,16 @@ fn free_backend(eal: &Eal, ops: &str, pool: &str) -> Result<()> {
     })
 }
 
-/// The ring backends (`ring_mp_mc`, `ring_mp_opt`, `ring_sp_sc`).
+/// The ring backends (`ring_mp_mc`, `ring_sp_sc`).
 #[derive(Debug)]
 pub struct RingOps {
     single: bool,
-    /// Optimistic consumers (`RingFlags::MC_OPT_DEQ`).
-    opt: bool,
 }
 
 /// `ring_mp_mc`: multi-producer/multi-consumer ring (the default backend).
-pub static RING_MP_MC: RingOps = RingOps {
-    single: false,
-    opt: false,
-};
-/// `ring_mp_opt`: multi producers, optimistic multi consumers (ours, not DPDK's).
-pub static RING_MP_OPT: RingOps = RingOps {
-    single: false,
-    opt: true,
-};
+pub static RING_MP_MC: RingOps = RingOps { single: false };
 /// `ring_sp_sc`: single-producer/single-consumer ring.
-pub static RING_SP_SC: RingOps = RingOps {
-    single: true,
-    opt: false,
-};
+pub static RING_SP_SC: RingOps = RingOps { single: true };
 /// `stack`: spinlock-protected LIFO.
 pub static STACK: StackOps = StackOps;
 
@@ -165,26 +151,18 @@ impl RingOps {
     /// The multi ring keeps both sides on one cache line (`RingFlags::ONE_LINE`): every
     /// thread of a pool both gets and puts, and a multi side reads the other side's tail
     /// on every call anyway, so one line per operation instead of two (two cores without
-    /// a cache: about 1.3 times the default layout's rate, DESIGN.md). `ring_mp_opt` is the
-    /// same ring with optimistic consumers (`RingFlags::MC_OPT_DEQ`): a get copies the
-    /// free objects it sees and claims them with one CAS, with no in-flight window another
-    /// getter must wait out, and a getter that is preempted blocks nobody. Two cores
-    /// without a cache, gets of 1 or 4 run at 1.2-4 times `ring_mp_mc`'s rate, but gets
-    /// of 32 can fall to 0.6 of it (the 32-object copy sits inside the claim's window and
-    /// loses more races; DESIGN.md), so it is not the default. The single ring
+    /// a cache: about 1.3 times the default layout's rate, DESIGN.md). Its consumers are
+    /// optimistic (`RingFlags::MC_OPT_DEQ`): a get of up to four objects copies them
+    /// before it claims them, so nothing sits between its claim and its tail store
+    /// (two cores without a cache, dpdk-test's autotest: that group from 1.26 to 1.58 of
+    /// DPDK's rate, DESIGN.md); larger gets claim first, as before. The single ring
     /// keeps DPDK's layout: its sides cache the other tail, and a pool that one thread
     /// fills and another drains is a pipeline, where the one line costs (0.6 at bulk 1).
     fn flags(&self) -> RingFlags {
         if self.single {
             RingFlags::EXACT_SZ | RingFlags::SP_ENQ | RingFlags::SC_DEQ
         } else {
-            RingFlags::EXACT_SZ
-                | RingFlags::ONE_LINE
-                | if self.opt {
-                    RingFlags::MC_OPT_DEQ
-                } else {
-                    RingFlags::empty()
-                }
+            RingFlags::EXACT_SZ | RingFlags::ONE_LINE | RingFlags::MC_OPT_DEQ
         }
     }
 
@@ -215,10 +193,10 @@ impl RingOps {
 // reports `thread_safe() == false`; EXACT_SZ gives capacity exactly `n`.
 unsafe impl MempoolOps for RingOps {
     fn name(&self) -> &'static str {
-        match (self.single, self.opt) {
-            (true, _) => "ring_sp_sc",
-            (false, false) => "ring_mp_mc",
-            (false, true) => "ring_mp_opt",
+        if self.single {
+            "ring_sp_sc"
+        } else {
+            "ring_mp_mc"
         }
     }
 
@@ -373,7 +351,7 @@ impl OpsHandle for StackHandle {
 // Process-local table
 // ------------------------------------------------------------------------------------
 
-static BUILTIN: [&dyn MempoolOps; 4] = [&RING_MP_MC, &RING_MP_OPT, &RING_SP_SC, &STACK];
+static BUILTIN: [&dyn MempoolOps; 3] = [&RING_MP_MC, &RING_SP_SC, &STACK];
 static REGISTERED: Mutex<Vec<&'static dyn MempoolOps>> = Mutex::new(Vec::new());
 
 /// Register a backend under its [`name`](MempoolOps::name) in this process.
@@ -420,10 +398,11 @@ pub fn ops_names() -> Vec<&'static str> {
 
 /// This process's handle to a pool's backend: static dispatch for the built-ins.
 pub(crate) enum Backend {
-    /// `ring_mp_opt`: multi producers, optimistic consumers, both protocols compiled in
-    /// (no per-call mode dispatch).
+    /// `ring_mp_mc` as this version makes it: multi producers, optimistic consumers,
+    /// both protocols compiled in (no per-call mode dispatch).
     RingMpOpt(MpOptRing<VirtAddr>),
-    /// `ring_mp_mc`: the MP/MC calls compiled in.
+    /// `ring_mp_mc` with a plain multi consumer side (a ring laid out by hand, or by a
+    /// build before the optimistic consumer), MP/MC compiled in.
     RingMpMc(MpMcRing<VirtAddr>),
     /// `ring_sp_sc`: mode-following calls.
     Ring(Ring<VirtAddr>),
@@ -442,12 +421,12 @@ impl Backend {
         len: u64,
     ) -> Result<Backend> {
         let name = ops.name();
-        if name == RING_MP_MC.name() || name == RING_MP_OPT.name() {
+        if name == RING_MP_MC.name() {
             // SAFETY: forwarded contract.
             let r = unsafe { RING_MP_MC.attach_ring(pool_name, pool_data, len) }?;
-            // Either ring has a multi producer side and a multi (`ring_mp_mc`) or optimistic
-            // (`ring_mp_opt`) consumer side; anything else is treated as a plain ring
-            // (still correct, one dispatch more).
+            // A multi producer side and an optimistic (this version) or multi consumer
+            // side; anything else is treated as a plain ring (still correct, one dispatch
+            // more).
             Ok(match r.into_mp_opt() {
                 Ok(m) => Backend::RingMpOpt(m),
                 Err(r) => match r.into_mp_mc() {

@@ -232,7 +232,7 @@ fn drain_and_refill(p: &Mempool) {
 #[test]
 fn every_backend_hands_out_each_object_once() {
     let e = eal("backends");
-    for ops in ["ring_mp_mc", "ring_mp_opt", "stack", "ring_sp_sc"] {
+    for ops in ["ring_mp_mc", "stack", "ring_sp_sc"] {
         for cache in [0u32, 16] {
             let name = format!("be_{ops}_{cache}");
             let c = PoolConfig {

@@ -27,11 +27,11 @@ bitflags::bitflags! {
         /// pipeline (see the layout in the crate's `layout` module and DESIGN.md).
         const ONE_LINE = 0x1000_0000;
         /// Ferroplane's own bit (DPDK has no such mode): optimistic multi consumer
-        /// ([`SyncMode::Optimistic`]). Consumers copy the slots first and claim them with
-        /// one CAS of the consumer tail; no dequeue is ever in flight, so consumers never
-        /// wait for each other and are preemption safe. Needs 8-byte, 8-aligned elements
-        /// with no padding (the constructors check the size and alignment; the caller of
-        /// the `unsafe` constructor vouches for the rest).
+        /// ([`SyncMode::Optimistic`]). A dequeue of up to four entries copies them first
+        /// and then claims them with the head CAS, so nothing sits between its claim and
+        /// its tail store; larger ones run the multi protocol. Needs 8-byte, 8-aligned
+        /// elements with no padding (the constructors check the size and alignment; the
+        /// caller of the `unsafe` constructor vouches for the rest).
         const MC_OPT_DEQ = 0x2000_0000;
     }
 }
@@ -52,12 +52,15 @@ pub enum SyncMode {
     /// Head/tail sync: head and tail in one 64-bit word, one operation in flight at a
     /// time; allows peek and zero-copy.
     Hts = 3,
-    /// Consumer side only (`MC_OPT_DEQ`): a dequeue reads the tail, copies the entries it
-    /// saw published, then moves the tail past them with one CAS; if another consumer
-    /// moved it first, the copy is discarded and the dequeue starts again. The head word
-    /// is unused. One read-modify-write per dequeue, no wait for another consumer; slots
-    /// are read and written with 8-byte atomic accesses, because a consumer that loses
-    /// the race may read a slot while a producer of the next lap writes it.
+    /// Consumer side only (`MC_OPT_DEQ`): a dequeue of up to four entries loads the head
+    /// and the producer tail, copies the entries it saw published, then claims them with
+    /// one CAS of the head (if another consumer claimed first, the copy is discarded and
+    /// it starts again) and publishes the tail as [`SyncMode::Multi`] does; larger
+    /// dequeues are [`SyncMode::Multi`]'s claim, copy, publish. Same head and tail words
+    /// as Multi, so the two paths mix on one ring. Slots are read and written with 8-byte
+    /// atomic accesses, because a consumer that loses the race may read a slot while a
+    /// producer of the next lap writes it. Not preemption safe (the tail is still
+    /// published in claim order).
     Optimistic = 4,
 }
 

@@ -38,7 +38,7 @@
 //! | Multi  | `pos << 32`            | `pos << 32`                           |
 //! | Rts    | `pos << 32 \| count`   | `pos << 32 \| count`                  |
 //! | Hts    | unused (0)             | `tail_pos << 32 \| head_pos` (one word)|
-//! | Optimistic (consumer) | unused | `pos << 32` (a dequeue CASes it)   |
+//! | Optimistic (consumer) | `pos << 32` | `pos << 32` (as Multi)      |
 //!
 //! A single side stores head and tail together when its operation ends (head == tail
 //! between operations; the claim in between lives in the calling thread only).

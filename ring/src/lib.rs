@@ -59,9 +59,9 @@
 //! moves when the last thread in flight finishes, and the head may run at most
 //! `htd_max` ahead), with HTS at most one operation per side is in flight, so a
 //! preempted thread delays but the wait is bounded by one operation. Optimistic consumers
-//! (`MC_OPT_DEQ`) never hold a reservation: a dequeue copies what it saw published and
-//! claims it with one CAS of the consumer tail, starting again if another consumer won,
-//! so a preempted consumer delays nobody (its producers still follow their own mode). Peek and
+//! (`MC_OPT_DEQ`) copy small dequeues before claiming them, which shortens the window
+//! between claim and publication but does not remove it: they are not preemption safe
+//! either. Peek and
 //! zero-copy reservations hold the side until finished or dropped; on an HTS side every
 //! other operation of that side waits for them, on a single side none may start.
 //!
@@ -71,8 +71,8 @@
 //! stored (or CASed) with Release after the slot copies and loaded by the other side with
 //! Acquire before its slot copies; head CASes are Release on success and their loads
 //! Acquire, so a thread that starts from another's head never pairs it with an older
-//! tail of the other side. Every pair is labelled at both ends in `ring.rs` (R1..R6,
-//! A1..A7). On a ring with optimistic consumers the slots are read and written with
+//! tail of the other side. Every pair is labelled at both ends in `ring.rs` (R1..R5,
+//! A1..A6). On a ring with optimistic consumers the slots are read and written with
 //! 8-byte relaxed atomics: a consumer that loses its CAS may have read a slot while a
 //! producer of the next lap wrote it, and only atomic accesses make that race defined
 //! (its copy is thrown away).

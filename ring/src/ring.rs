@@ -451,8 +451,6 @@ impl<T: Copy> Ring<T> {
             let tw = side.tail.load(Ordering::Relaxed);
             let (head, tail) = match mode {
                 SyncMode::Hts => (lo(tw), pos(tw)),
-                // No head: a dequeue claims by moving the tail.
-                SyncMode::Optimistic => (pos(tw), pos(tw)),
                 _ => (pos(hw), pos(tw)),
             };
             write!(w, "  {label}: sync={mode:?} head={head} tail={tail}")?;
@@ -511,10 +509,9 @@ impl<T: Copy> Ring<T> {
     //      that finally moves the tail position sees every head reservation counted.
     //   R5 HTS tail store (R1 too) -> A5 same-side word load: the next operation starts
     //      after the previous one's slot accesses and with its view of the other side.
-    //   R6 optimistic consumer's tail CAS success (R1 too) -> A7 the next consumer's tail
-    //      load or failed CAS: it starts from this tail with a producer tail at least as
-    //      new as the one this consumer saw. As R1 it orders this consumer's slot copy
-    //      before any producer's overwrite of those slots.
+    //   The optimistic consumer (`deq_opt`) uses R1/R2/R3 and A1/A2/A3 as a multi
+    //      consumer does; its early slot copy is ordered before a producer's overwrite by
+    //      R1, its tail store.
     // ------------------------------------------------------------------------------
 
     #[inline(always)]
@@ -858,9 +855,14 @@ impl<T: Copy> Ring<T> {
     /// # Safety
     /// Slots `head..head+n` are claimed by the caller for writing; `src` holds `n` values.
     #[inline(always)]
-    unsafe fn write_slots(&self, head: u32, src: *const T, n: u32) {
+    unsafe fn write_slots<const SLOTS: u8>(&self, head: u32, src: *const T, n: u32) {
         let idx = head & self.mask;
-        if Self::WORD && self.cons_mode == SyncMode::Optimistic {
+        let atomic = match SLOTS {
+            SLOTS_PLAIN => false,
+            SLOTS_ATOMIC => true,
+            _ => self.cons_mode == SyncMode::Optimistic,
+        };
+        if Self::WORD && atomic {
             // SAFETY: forwarded (same claim); the consumer mode is Optimistic, so `T` is
             // a padding-free 8-byte word (checked size and alignment, the constructors'
             // contract for the rest).
@@ -920,6 +922,11 @@ impl<T: Copy> Ring<T> {
         let base = self.slots.as_ptr().cast::<u64>();
         let src = src.cast::<u64>();
         let (idx, n) = (idx as usize, n as usize);
+        if n == 1 {
+            // SAFETY: as below, for the one slot `idx < size`.
+            unsafe { StdAtomicU64::from_ptr(base.add(idx)).store(src.read(), Ordering::Relaxed) };
+            return;
+        }
         // SAFETY: `src` holds n values of T, each one initialised u64 (no padding, the
         // caller's contract); idx < size, and the runs idx..idx+first and 0..n-first
         // (n <= capacity < size) stay inside the 8-aligned slot array; the claim makes
@@ -938,62 +945,38 @@ impl<T: Copy> Ring<T> {
         }
     }
 
-    /// The optimistic consumer's copy: 8-byte atomic loads (see `write_slots_atomic`).
-    /// The values may be from a later lap if another consumer took these entries first;
-    /// the caller's CAS then fails and they are thrown away.
+    /// Optimistic dequeue (`MC_OPT_DEQ`). Up to four entries: copy them (into registers),
+    /// then claim them with the head CAS, then publish the tail as a multi consumer does
+    /// (usually at once: the copy is already done, so nothing sits between the claim and
+    /// the tail store). More than four: the multi consumer's claim, copy, publish, so a
+    /// large copy never sits inside the claim's window.
     ///
-    /// # Safety
-    /// `dst` has room for `n` values; `n <= capacity`; `T` as in `write_slots_atomic`;
-    /// positions `head..head+n` were published once (so the slots hold whole values).
-    #[inline(always)]
-    unsafe fn read_slots_atomic(&self, head: u32, dst: *mut T, n: u32) {
-        let base = self.slots.as_ptr().cast::<u64>();
-        let dst = dst.cast::<u64>();
-        let (idx, n) = ((head & self.mask) as usize, n as usize);
-        // SAFETY: as in write_slots_atomic: both runs stay inside the slot array, every
-        // access to a slot of this ring is atomic; `dst` is caller memory with room for
-        // n values of T, 8-aligned since T is. Each value is a whole T some producer
-        // stored (a one-word element cannot tear).
-        unsafe {
-            let load = |s: *const u64, d: *mut u64| {
-                d.write(StdAtomicU64::from_ptr(s.cast_mut()).load(Ordering::Relaxed))
-            };
-            if idx + n <= self.mask as usize + 1 {
-                copy_words(base.add(idx), dst, n, load);
-            } else {
-                let first = self.mask as usize + 1 - idx;
-                copy_words(base.add(idx), dst, first, load);
-                copy_words(base, dst.add(first), n - first, load);
-            }
-        }
-    }
-
-    /// Optimistic dequeue (`MC_OPT_DEQ`): copy, then claim with one CAS of the tail.
-    ///
-    /// Why a successful CAS means the copy was good: a producer writes slot `p & mask`
-    /// for position `p + size` only after it has seen the consumer tail beyond `p`, and
-    /// the tail moves only by a CAS like ours. If ours from `old` succeeds, no consumer
-    /// moved the tail past `old` before it, so no producer could have overwritten the
-    /// positions `old..old+k` we copied: R6 (our release) is what that producer's A1
-    /// would have had to see first, and the copy is sequenced before R6.
+    /// Why a successful head CAS means the early copy was good: a producer writes a slot
+    /// for position `p + size` only after it has seen the consumer tail beyond `p`, the
+    /// tail never passes the head, and our CAS from `old` succeeds only if no consumer
+    /// moved the head since we loaded it; so the positions `old..old+k` we copied were
+    /// claimed by nobody and overwritten by nobody. R1 (our tail store, after the copy)
+    /// is what a producer of the next lap must see first.
     #[inline(always)]
     fn deq_opt(&self, dst: *mut T, n: u32, b: Behavior) -> Dequeued {
+        if !Self::WORD || n > 4 {
+            return self.deq_m::<MULTI>(dst, n, b);
+        }
         let (me, other) = self.sides::<false>();
-        // A7: pairs with R6 of the consumer that moved the tail here, so the producer
-        // tail we load next is not older than the one it saw (the difference cannot
-        // wrap).
-        let mut old = me.tail.load(Ordering::Acquire);
+        let base = self.slots.as_ptr().cast::<u64>().cast_const();
+        // A2: pairs with R2.
+        let mut old = me.head.load(Ordering::Acquire);
         loop {
             let oh = pos(old);
             // A1: pairs with R1 of the producers: the slots before their tail are written.
             let t = pos(other.tail.load(Ordering::Acquire));
             let avail = t.wrapping_sub(oh);
             if avail > self.capacity {
-                // Only possible if `old` was overtaken by other consumers and producers
-                // between our two loads; reload rather than copy more than a lap.
+                // A head overtaken between our two loads; reload rather than copy a
+                // slot that was never published.
                 spin_loop();
-                // A7.
-                old = me.tail.load(Ordering::Acquire);
+                // A2.
+                old = me.head.load(Ordering::Acquire);
                 continue;
             }
             let k = take(avail, n, b);
@@ -1003,85 +986,54 @@ impl<T: Copy> Ring<T> {
                     available: avail,
                 };
             }
-            if Self::WORD && k <= 4 {
-                // Up to four entries are held in registers across the CAS and stored to
-                // `dst` after it: a store issued right before a locked instruction makes
-                // it wait for the store to commit (one core, gets of one at a time: about
-                // 15% of the call). Indices first, second, second-to-last and last
-                // (overlapping below four).
-                let (last, base) = (k - 1, self.slots.as_ptr().cast::<u64>().cast_const());
-                let (i1, i2) = (last.min(1), last.saturating_sub(1));
-                let slot = |i: u32| {
-                    // SAFETY: masked, so inside the 8-aligned slot array; every access to
-                    // a slot of this ring is atomic; positions oh..oh+k are before the
-                    // producer tail, so each slot holds a whole value.
-                    unsafe {
-                        StdAtomicU64::from_ptr(
-                            base.add((oh.wrapping_add(i) & self.mask) as usize)
-                                .cast_mut(),
-                        )
-                        .load(Ordering::Relaxed)
-                    }
-                };
-                // One entry (the commonest get) is one load and one store, not four.
-                let v = if k == 1 {
-                    let v0 = slot(0);
-                    [v0; 4]
-                } else {
-                    [slot(0), slot(i1), slot(i2), slot(last)]
-                };
-                // R6 on success (R1 for the producers: our copy is done) / A7 on failure.
-                match me.tail.compare_exchange_weak(
-                    old,
-                    pack(oh.wrapping_add(k), 0),
-                    Ordering::Release,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        let dst = dst.cast::<u64>();
-                        // SAFETY: `dst` holds >= n >= k values of T (8-aligned u64 words,
-                        // since T is one); every index is < k.
-                        unsafe {
-                            dst.write(v[0]);
-                            if k > 1 {
-                                dst.add(i1 as usize).write(v[1]);
-                                dst.add(i2 as usize).write(v[2]);
-                                dst.add(last as usize).write(v[3]);
-                            }
-                        }
-                        return Dequeued {
-                            n: k,
-                            available: avail - k,
-                        };
-                    }
-                    Err(cur) => {
-                        spin_loop();
-                        old = cur;
-                        continue;
-                    }
+            // Indices first, second, second-to-last and last (overlapping below four);
+            // one entry is one load.
+            let (last, i1, i2) = (k - 1, (k - 1).min(1), (k - 1).saturating_sub(1));
+            let slot = |i: u32| {
+                // SAFETY: masked, so inside the 8-aligned slot array; every access to a
+                // slot of an optimistic ring is atomic (write_slots_atomic); positions
+                // oh..oh+k are before the producer tail, so each slot holds a whole value.
+                unsafe {
+                    StdAtomicU64::from_ptr(
+                        base.add((oh.wrapping_add(i) & self.mask) as usize)
+                            .cast_mut(),
+                    )
+                    .load(Ordering::Relaxed)
                 }
-            }
-            if Self::WORD {
-                // SAFETY: k <= avail <= capacity; `dst` holds >= n >= k; positions
-                // oh..oh+k are before the producer tail, so published at least once; the
-                // ring was made optimistic only for padding-free 8-byte T (see WORD).
-                unsafe { self.read_slots_atomic(oh, dst, k) };
-            }
-            // R6 on success (R1 for the producers: our copy is done) / A7 on failure.
-            match me.tail.compare_exchange_weak(
+            };
+            let v = if k == 1 {
+                [slot(0); 4]
+            } else {
+                [slot(0), slot(i1), slot(i2), slot(last)]
+            };
+            // R2 on success / A2 on failure.
+            match me.head.compare_exchange_weak(
                 old,
                 pack(oh.wrapping_add(k), 0),
                 Ordering::Release,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    // R1 + R3 (waits for earlier multi-path consumers, if any).
+                    self.tail_multi(me, oh, k);
+                    let dst = dst.cast::<u64>();
+                    // SAFETY: `dst` holds >= n >= k values of T (8-aligned u64 words,
+                    // since T is one); every index is < k.
+                    unsafe {
+                        dst.write(v[0]);
+                        if k > 1 {
+                            dst.add(i1 as usize).write(v[1]);
+                            dst.add(i2 as usize).write(v[2]);
+                            dst.add(last as usize).write(v[3]);
+                        }
+                    }
                     return Dequeued {
                         n: k,
                         available: avail - k,
-                    }
+                    };
                 }
                 Err(cur) => {
-                    // Another consumer took entries first; our copy is stale.
+                    // Another consumer claimed first; our copy may be stale.
                     spin_loop();
                     old = cur;
                 }
@@ -1122,6 +1074,13 @@ impl<T: Copy> Ring<T> {
 
     #[inline(always)]
     fn enq_m<const M: u8>(&self, src: *const T, n: u32, b: Behavior) -> Enqueued {
+        self.enq_ms::<M, SLOTS_BY_MODE>(src, n, b)
+    }
+
+    /// `enq_m` with the slot-copy kind fixed (`SLOTS_*`): the typed MP/MC handles know
+    /// whether their ring's slots are atomic, so their puts carry no test for it.
+    #[inline(always)]
+    fn enq_ms<const M: u8, const SLOTS: u8>(&self, src: *const T, n: u32, b: Behavior) -> Enqueued {
         let mode = mode_of(M);
         // The side references are taken once, before the copy: the copy writes through a
         // raw pointer, after which the compiler must assume the handle's fields changed
@@ -1136,7 +1095,7 @@ impl<T: Copy> Ring<T> {
             };
         }
         // SAFETY: the head move gave us slots c.old..c.old+c.n; src holds >= n >= c.n.
-        unsafe { self.write_slots(c.old, src, c.n) };
+        unsafe { self.write_slots::<SLOTS>(c.old, src, c.n) };
         self.tail_on(me, mode, c.old, c.n);
         Enqueued {
             n: c.n,
@@ -1612,6 +1571,12 @@ impl<T: Copy, const OPT: bool> core::ops::Deref for MpMcRing<T, OPT> {
 
 const MULTI: u8 = SyncMode::Multi as u8;
 
+/// Slot copy kinds for `write_slots`: follow the ring's consumer mode (atomic words on an
+/// optimistic ring), or fixed by a typed handle.
+const SLOTS_BY_MODE: u8 = 0;
+const SLOTS_PLAIN: u8 = 1;
+const SLOTS_ATOMIC: u8 = 2;
+
 impl<T: Copy> Ring<T> {
     /// This handle as an [`MpMcRing`] if both sides were created [`SyncMode::Multi`];
     /// otherwise the handle back unchanged.
@@ -1644,15 +1609,13 @@ impl<T: Copy, const OPT: bool> MpMcRing<T, OPT> {
     /// Enqueue all of `objs` or none.
     #[inline]
     pub fn enqueue_bulk(&self, objs: &[T]) -> Enqueued {
-        self.0
-            .enq_m::<MULTI>(objs.as_ptr(), len_u32(objs.len()), Behavior::Bulk)
+        self.put(objs.as_ptr(), len_u32(objs.len()), Behavior::Bulk)
     }
 
     /// Enqueue as many of `objs` as fit, from the front.
     #[inline]
     pub fn enqueue_burst(&self, objs: &[T]) -> Enqueued {
-        self.0
-            .enq_m::<MULTI>(objs.as_ptr(), len_u32(objs.len()), Behavior::Burst)
+        self.put(objs.as_ptr(), len_u32(objs.len()), Behavior::Burst)
     }
 
     /// Dequeue `out.len()` objects or none. (On an optimistic consumer side, entries
@@ -1666,6 +1629,17 @@ impl<T: Copy, const OPT: bool> MpMcRing<T, OPT> {
     #[inline]
     pub fn dequeue_burst(&self, out: &mut [T]) -> Dequeued {
         self.deq(out.as_mut_ptr(), len_u32(out.len()), Behavior::Burst)
+    }
+
+    /// The MP put, with the slot copy of the handle's ring kind fixed (atomic words on an
+    /// optimistic ring; `OPT` is a constant, so the branch folds).
+    #[inline(always)]
+    fn put(&self, src: *const T, n: u32, b: Behavior) -> Enqueued {
+        if OPT {
+            self.0.enq_ms::<MULTI, SLOTS_ATOMIC>(src, n, b)
+        } else {
+            self.0.enq_ms::<MULTI, SLOTS_PLAIN>(src, n, b)
+        }
     }
 
     /// The consumer protocol the handle was made for (a constant).
@@ -1732,7 +1706,11 @@ impl<T: Copy> EnqueuePeek<'_, T> {
     pub fn finish(mut self, objs: &[T]) -> u32 {
         let n = len_u32(objs.len()).min(self.0.claim.n);
         // SAFETY: the reservation owns slots claim.old..+claim.n >= n; objs holds n.
-        unsafe { self.0.ring.write_slots(self.0.claim.old, objs.as_ptr(), n) };
+        unsafe {
+            self.0
+                .ring
+                .write_slots::<SLOTS_BY_MODE>(self.0.claim.old, objs.as_ptr(), n)
+        };
         self.0.commit(n);
         n
     }
