@@ -1618,8 +1618,7 @@ impl<T: Copy, const OPT: bool> MpMcRing<T, OPT> {
         self.put(objs.as_ptr(), len_u32(objs.len()), Behavior::Burst)
     }
 
-    /// Dequeue `out.len()` objects or none. (On an optimistic consumer side, entries
-    /// of `out` past the count returned may have been overwritten.)
+    /// Dequeue `out.len()` objects or none.
     #[inline]
     pub fn dequeue_bulk(&self, out: &mut [T]) -> Dequeued {
         self.deq(out.as_mut_ptr(), len_u32(out.len()), Behavior::Bulk)
