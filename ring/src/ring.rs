@@ -11,9 +11,9 @@ use crate::layout::{
     MAX_ELEM_SIZE, NAME_MAX, NO_CACHE, PROD_AT, RING_ALIGN,
 };
 use crate::primitive::{spin_loop, AtomicU32, AtomicU64, Ordering, SlotTracker};
+use crate::{Error, Result};
 // Slots of an optimistic ring are accessed as plain std atomics on raw memory (loom does
 // not model them; its models cover the head/tail words).
-use crate::{Error, Result};
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
 /// Outcome of an enqueue: how many objects went in and how much room is left after them.
@@ -822,12 +822,11 @@ impl<T: Copy> Ring<T> {
     ) -> Claim {
         match mode {
             SyncMode::Single => self.head_single::<PROD>(me, other, n, b),
-            SyncMode::Multi => self.head_multi::<PROD>(me, other, n, b),
+            // An optimistic side's words are a multi side's (its large dequeues are
+            // multi ones; `deq_opt`).
+            SyncMode::Multi | SyncMode::Optimistic => self.head_multi::<PROD>(me, other, n, b),
             SyncMode::Rts => self.head_rts::<PROD>(me, other, n, b),
             SyncMode::Hts => self.head_hts::<PROD>(me, other, n, b),
-            // An optimistic side claims and copies in one step (`deq_opt`); `deq_m`
-            // diverts before getting here, and peek/zero-copy refuse the mode.
-            SyncMode::Optimistic => unreachable!("optimistic consumers hold no claim"),
         }
     }
 
@@ -841,10 +840,9 @@ impl<T: Copy> Ring<T> {
     fn tail_on(&self, me: &HeadTail, mode: SyncMode, old: u32, n: u32) {
         match mode {
             SyncMode::Single => self.tail_single(me, old, n),
-            SyncMode::Multi => self.tail_multi(me, old, n),
+            SyncMode::Multi | SyncMode::Optimistic => self.tail_multi(me, old, n),
             SyncMode::Rts => self.tail_rts(me),
             SyncMode::Hts => self.tail_hts(me, old, n),
-            SyncMode::Optimistic => unreachable!("optimistic consumers hold no claim"),
         }
     }
 
@@ -1106,9 +1104,6 @@ impl<T: Copy> Ring<T> {
     #[inline(always)]
     fn deq_m<const M: u8>(&self, dst: *mut T, n: u32, b: Behavior) -> Dequeued {
         let mode = mode_of(M);
-        if mode == SyncMode::Optimistic {
-            return self.deq_opt(dst, n, b);
-        }
         // Sides taken once, before the copy (see enq_m).
         let (me, other) = self.sides::<false>();
         let c = self.head_on::<false>(me, other, mode, n, b);
@@ -1503,14 +1498,31 @@ impl<T: Copy> Ring<T> {
     /// Zero-copy enqueue: reserve exactly `n` slots (or none) and get them as up to two
     /// slices to write in place. Single or HTS producer side only.
     pub fn enqueue_zc_bulk_start(&self, n: u32) -> Result<ZcEnqueue<'_, T>> {
+        self.zc_enq_allowed()?;
         self.enq_start(n, Behavior::Bulk, "start a zero-copy enqueue")
             .map(ZcEnqueue)
     }
 
     /// Zero-copy enqueue of up to `n` slots; see [`Ring::enqueue_zc_bulk_start`].
     pub fn enqueue_zc_burst_start(&self, n: u32) -> Result<ZcEnqueue<'_, T>> {
+        self.zc_enq_allowed()?;
         self.enq_start(n, Behavior::Burst, "start a zero-copy enqueue")
             .map(ZcEnqueue)
+    }
+
+    /// Zero-copy enqueue hands the slots to the caller, who writes them with plain
+    /// stores; on a ring with optimistic consumers a losing consumer may be reading those
+    /// slots at the same time, which only atomic writes make defined. Refused there.
+    fn zc_enq_allowed(&self) -> Result<()> {
+        if self.cons_mode == SyncMode::Optimistic {
+            return Err(Error::ModeUnsupported {
+                op: "start a zero-copy enqueue",
+                name: self.name(),
+                side: "consumer",
+                mode: SyncMode::Optimistic,
+            });
+        }
+        Ok(())
     }
 
     /// Zero-copy dequeue: claim exactly `n` entries (or none) and read them in place.
@@ -1859,6 +1871,7 @@ unsafe fn copy_run<T: Copy>(src: *const T, dst: *mut T, n: usize) {
         } else if size_of::<T>() <= 8 && n * size_of::<T>() <= 256 {
             // Four per step and a 0..=3 rest, as DPDK's 64-bit element copy does: a run of
             // four (a common burst) is one straight block with no per-element branch.
+            // (The same shape as `copy_words`, written out: this is the form measured.)
             let one = |i: usize| dst.add(i).write_volatile(src.add(i).read_volatile());
             let blocks = n & !3;
             let mut i = 0;
@@ -1950,8 +1963,7 @@ const fn mode_of(m: u8) -> SyncMode {
         x if x == SyncMode::Single as u8 => SyncMode::Single,
         x if x == SyncMode::Multi as u8 => SyncMode::Multi,
         x if x == SyncMode::Rts as u8 => SyncMode::Rts,
-        x if x == SyncMode::Hts as u8 => SyncMode::Hts,
-        _ => SyncMode::Optimistic,
+        _ => SyncMode::Hts,
     }
 }
 

@@ -746,6 +746,25 @@ fn optimistic_consumer_entry_points_and_handles() {
         r.dequeue_zc_burst_start(1),
         Err(Error::ModeUnsupported { .. })
     ));
+    // A zero-copy enqueue would write slots with plain stores that a losing optimistic
+    // consumer may be reading; refused even where the producer side allows it.
+    let (_m2, sp) = make::<u64>(8, RingFlags::SP_ENQ | RingFlags::MC_OPT_DEQ);
+    assert!(matches!(
+        sp.enqueue_zc_burst_start(1),
+        Err(Error::ModeUnsupported {
+            side: "consumer",
+            mode: SyncMode::Optimistic,
+            ..
+        })
+    ));
+    assert!(matches!(
+        sp.enqueue_zc_bulk_start(1),
+        Err(Error::ModeUnsupported { .. })
+    ));
+    // A peek enqueue copies through the ring, atomically: allowed.
+    let p = sp.enqueue_bulk_start(2).unwrap();
+    assert_eq!(p.finish(&[11, 12]), 2);
+    assert_eq!(sp.dequeue(), Some(11));
     r.enqueue_bulk(&[7, 8, 9]);
     assert_eq!(r.dequeue(), Some(7));
     let mut text = Vec::new();
