@@ -5,22 +5,27 @@
 # (objects per second, DPDK's `rate_persec`) with the ratio ours / DPDK per case.
 #
 # Duration: DPDK's test runs 720 cases (4 pool configurations x cores 1, 2, max x
-# 60 bulk/keep combinations) of TIME_S = 5 s each: about 60 minutes, plus ours.
+# 60 bulk/keep combinations) of TIME_S = 5 s each: about 60 minutes, and ours as long.
 # It cannot be told to run fewer, so the options shorten each case instead:
 #   --time-s T   seconds per case for both sides (0 < T <= 5, default 5). For T < 5,
 #                DPDK is run with a small LD_PRELOAD shim that reports the TSC frequency
 #                as hz * T / 5, so its fixed 5 "seconds" last T real seconds; its printed
 #                rates are then multiplied by 5 / T (the shim is built with cc). Shorter
 #                cases are noisier.
-#   --subset     print (and run on our side) only n_keep 32/128, bulk 1/4/32, with and
-#                without cache, 1 and 2 cores.
+#   --subset     print only n_keep 32/128, bulk 1/4/32, with and without cache, 1 and 2
+#                cores. Both sides still run all 720 cases in DPDK's order, so each case
+#                is measured at the same point of its side's run (the host's placement
+#                of the vCPUs changes over minutes; a shorter run of ours would put all
+#                its cases in one placement while DPDK's spread over several).
 #   --repeat N   run both sides N times, alternating (DPDK, ours, DPDK, ours, ...), and
 #                keep each case's best rate per side (default 1). On a shared or virtual
 #                machine single runs of the same binary differ by tens of percent; the best
 #                of a few is the least disturbed one, and both sides get the same treatment.
+#                Each run line shows the cache-line round trip between cpus 0 and 1
+#                (scripts/compare/rtt.c) before and after it: the host's placement.
 #   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
 # Needs root (hugepages). Installs Debian's `dpdk-dev` package if dpdk-test is missing.
-# Example (about 7 minutes for DPDK): scripts/compare/mempool.sh --time-s 0.5 --subset
+# Example (about 15 minutes): scripts/compare/mempool.sh --time-s 0.2 --subset --repeat 3
 set -euo pipefail
 
 TIME_S=5
@@ -33,7 +38,7 @@ while [ $# -gt 0 ]; do
         --subset) SUBSET=1 ;;
         --repeat) REPEAT="${2:?--repeat needs a value}"; shift ;;
         --keep-hugepages) KEEP_HP=1 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "mempool.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -94,16 +99,16 @@ EOF
     SCALE="$(awk -v t="$TIME_S" 'BEGIN { printf "%.6f", t / 5 }')"
 fi
 NCASES=720
-EST=$(awk -v t="$TIME_S" -v n="$NCASES" -v r="$REPEAT" 'BEGIN { printf "%d", t * n * r / 60 + 1 }')
-echo "== DPDK $DPDK_VER mempool_perf_autotest: $NCASES cases x ${TIME_S} s x $REPEAT run(s) = about $EST minutes"
+EST=$(awk -v t="$TIME_S" -v n="$NCASES" -v r="$REPEAT" 'BEGIN { printf "%d", 2 * t * n * r / 60 + 1 }')
+echo "== DPDK $DPDK_VER mempool_perf_autotest and ours: $NCASES cases x ${TIME_S} s x 2 sides x $REPEAT run(s) = about $EST minutes"
 if [ "$EST" -gt 3 ]; then
-    echo "   (long: DPDK's test has no subset option; use --time-s 0.5 for ~7 minutes per run)"
+    echo "   (long: DPDK's test has no subset option; use --time-s 0.2 for ~5 minutes per run)"
 fi
 OURS_ARGS=(--time-s "$TIME_S" --full)
-if [ "$SUBSET" = 1 ]; then
-    OURS_ARGS=(--time-s "$TIME_S" --keep 32,128 --bulk 1,4,32 --cores 1,2 --sections nocache,cache)
-fi
+cc -O2 -pthread -o "$WORK/rtt" "$ROOT/scripts/compare/rtt.c"
+rtt() { "$WORK/rtt" 0 1 2>/dev/null || echo "?"; }
 for run in $(seq 1 "$REPEAT"); do
+    R0=$(rtt)
     T0=$(date +%s)
     if [ -n "$PRELOAD" ]; then
         echo mempool_perf_autotest | FP_TSC_SCALE="$SCALE" LD_PRELOAD="$PRELOAD" \
@@ -112,7 +117,8 @@ for run in $(seq 1 "$REPEAT"); do
         echo mempool_perf_autotest | dpdk-test --no-pci -l 0-1 --file-prefix "fpcmp$$" > "$WORK/dpdk.$run.txt" 2>&1 || true
     fi
     T1=$(date +%s)
-    echo "   run $run: DPDK took $((T1 - T0)) s"
+    R1=$(rtt)
+    echo "   run $run: DPDK took $((T1 - T0)) s; round trip cpu 0-1 before/after: $R0/$R1 ns"
     if ! grep -q "rate_persec" "$WORK/dpdk.$run.txt"; then
         echo "mempool.sh: dpdk-test printed no results; its output:" >&2
         tail -20 "$WORK/dpdk.$run.txt" >&2
@@ -124,7 +130,8 @@ for run in $(seq 1 "$REPEAT"); do
         "$OURS_BIN" -l 0-1 --no-huge -m 512 --file-prefix "fpcmpours$$" -- "${OURS_ARGS[@]}" > "$WORK/ours.$run.txt"
     fi
     T2=$(date +%s)
-    echo "   run $run: Ferroplane mempool_perf ${OURS_ARGS[*]} took $((T2 - T1)) s"
+    R2=$(rtt)
+    echo "   run $run: Ferroplane mempool_perf ${OURS_ARGS[*]} took $((T2 - T1)) s; round trip before/after: $R1/$R2 ns"
 done
 
 # 6. Table. Key: section|cache|cores|get|put|keep|const; repeated keys (cores=max is 2
