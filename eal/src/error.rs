@@ -1,4 +1,4 @@
-//! The EAL's one error type. Messages read "failed to <verb> <what>: <why>" and, where a
+//! The EAL's one error type. Messages read "failed to `verb` `what`: `why`" and, where a
 //! setup step is missing, name the command that fixes it.
 
 use std::io;

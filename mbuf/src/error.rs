@@ -1,4 +1,4 @@
-//! The mbuf crate's one error type. Messages read "failed to <verb> <what>: <why>".
+//! The mbuf crate's one error type. Messages read "failed to `verb` `what`: `why`".
 
 /// Result alias for the mbuf crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,4 +1,4 @@
-//! The mempool's one error type. Messages read "failed to <verb> <what>: <why>".
+//! The mempool's one error type. Messages read "failed to `verb` `what`: `why`".
 
 use eal::VirtAddr;
 

@@ -44,7 +44,7 @@ pub struct ObjHeader {
     pub pool: VirtAddr,
     /// IOVA of the object's first byte.
     pub iova: Iova,
-    /// [`COOKIE_FREE`] or [`COOKIE_USED`].
+    /// `COOKIE_FREE` or `COOKIE_USED`.
     #[cfg(debug_assertions)]
     pub cookie: u64,
 }

@@ -18,7 +18,7 @@
 //! timed-out command whose abort did not help) holds the admin mutex throughout, bumps the
 //! controller's *generation*, and re-runs the register part of the bring-up and Set
 //! Features. Disabling the controller deletes every I/O queue on the device side. Each
-//! [`QPair`](crate::QPair) notices the new generation on its next call, reaps what the
+//! [`QPair`] notices the new generation on its next call, reaps what the
 //! device completed before the reset, fails the rest with [`Error::Reset`], and re-creates
 //! its queues with the same id (the admin mutex orders that after the reset).
 

@@ -1,5 +1,5 @@
 //! The crate's one error type. Device status codes are decoded into typed variants by
-//! [`Error::from_status`]; messages read "failed to <verb> <what>: <why>".
+//! [`Error::from_status`]; messages read "failed to `verb` `what`: `why`".
 
 use crate::spec::{generic, media, sct, specific, Status};
 

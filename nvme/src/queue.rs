@@ -7,7 +7,7 @@
 //!   tracker per command id `0..entries-1`), so the SQ tail never catches the device's
 //!   head and "queue full" is simply "no free command id".
 //! * SQ entries between the last doorbelled tail (`db_tail`) and `sq_tail` are written
-//!   but invisible to the device until [`QueueCore::flush`] rings the doorbell (once per
+//!   but invisible to the device until `QueueCore::flush` rings the doorbell (once per
 //!   batch). A failed multi-command submit therefore never advances `sq_tail`.
 //! * A CQ slot belongs to the host when its phase tag equals `phase`; `phase` flips each
 //!   time `cq_head` wraps. The CQ head doorbell is written once per processed batch.

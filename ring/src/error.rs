@@ -1,4 +1,4 @@
-//! The ring's one error type. Messages read "failed to <verb> <what>: <why>".
+//! The ring's one error type. Messages read "failed to `verb` `what`: `why`".
 
 /// Result alias for the ring crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,7 +1,7 @@
 //! `l2fwd`: the layer-2 forwarding sample, as DPDK's `l2fwd`. Each enabled port's
 //! packets leave on its paired port (1st↔2nd, 3rd↔4th enabled port, or `--portmap`; an
 //! odd last port forwards to itself), with the MAC addresses rewritten: destination
-//! 02:00:00:00:00:<TX port id>, source the TX port's own MAC (`--no-mac-updating`
+//! `02:00:00:00:00:<TX port id>`, source the TX port's own MAC (`--no-mac-updating`
 //! keeps them). Packets wait in a per-port TX buffer until it holds a burst (32) or
 //! 100 µs have passed (`BURST_TX_DRAIN_US`, timed with the TSC); packets the TX queue
 //! refuses are freed and counted as dropped.

@@ -15,7 +15,7 @@
 //! [`super::Device::check_alive`] sees an unbind coming and the process can let go.
 //!
 //! Known limit of the crate used: `vfio_ioctls::VfioDevice`'s own `Drop` panics if the
-//! device's sysfs entry has vanished (hot removal); [`VfioDev`]'s `Drop` checks for that
+//! device's sysfs entry has vanished (hot removal); `VfioDev`'s `Drop` checks for that
 //! and leaks the handle instead (the kernel closes it at exit).
 
 use std::mem::ManuallyDrop;

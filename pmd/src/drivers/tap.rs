@@ -2,7 +2,7 @@
 //! IFF_MULTI_QUEUE`), one nonblocking file descriptor per queue pair: RX reads frames
 //! the kernel sends out of the interface, TX writes frames the kernel receives on it.
 //! Keys: `iface` (default `dtap<port>`), `mac` (`aa:bb:cc:dd:ee:ff`, or `fixed` for
-//! DPDK's fixed 00:64:74:61:70:<port>).
+//! DPDK's fixed `00:64:74:61:70:<port>`).
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};

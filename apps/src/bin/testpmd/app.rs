@@ -40,7 +40,7 @@ enum Runner {
     Lcore(u32),
     /// A plain thread (interactive mode with no worker lcore).
     Thread(std::thread::JoinHandle<i32>),
-    /// The main lcore; the caller runs it with [`App::run_main_job`].
+    /// The main lcore: the caller takes the job with [`App::take_main_job`] and runs it itself.
     Main(Option<LcoreJob>),
 }
 
@@ -84,7 +84,7 @@ pub struct Plan {
 
 impl App {
     /// Destination MAC for packets sent on `port`: its `--eth-peer`, else
-    /// 02:00:00:00:00:<port> (DPDK's default peer addresses).
+    /// `02:00:00:00:00:<port>` (DPDK's default peer addresses).
     pub fn peer_mac(&self, port: u16) -> [u8; 6] {
         self.opts
             .eth_peers
