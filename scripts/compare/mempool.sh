@@ -23,6 +23,8 @@
 #                of a few is the least disturbed one, and both sides get the same treatment.
 #                Each run line shows the cache-line round trip between cpus 0 and 1
 #                (scripts/compare/rtt.c) before and after it: the host's placement.
+#   --save DIR   keep every run's raw output (dpdk.N.txt, ours.N.txt) and the two best-of
+#                tables in DIR (created if missing), to see which run gave a case its best.
 #   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
 # Needs root (hugepages). Installs Debian's `dpdk-dev` package if dpdk-test is missing.
 # Example (about 15 minutes): scripts/compare/mempool.sh --time-s 0.2 --subset --repeat 3
@@ -32,13 +34,15 @@ TIME_S=5
 SUBSET=0
 REPEAT=1
 KEEP_HP=0
+SAVE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --time-s) TIME_S="${2:?--time-s needs a value}"; shift ;;
         --subset) SUBSET=1 ;;
         --repeat) REPEAT="${2:?--repeat needs a value}"; shift ;;
         --keep-hugepages) KEEP_HP=1 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        --save) SAVE="${2:?--save needs a directory}"; shift ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "mempool.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -48,6 +52,10 @@ if ! awk -v t="$TIME_S" 'BEGIN { exit !(t > 0 && t <= 5) }'; then
     exit 2
 fi
 case "$REPEAT" in ''|*[!0-9]*|0) echo "mempool.sh: invalid value '$REPEAT' for --repeat: a whole number >= 1" >&2; exit 2 ;; esac
+if [ -n "$SAVE" ] && ! mkdir -p "$SAVE"; then
+    echo "mempool.sh: cannot create '$SAVE' for --save" >&2
+    exit 2
+fi
 if [ "$(id -u)" != 0 ]; then
     echo "mempool.sh: needs root to reserve hugepages (run with sudo)" >&2
     exit 1
@@ -161,6 +169,9 @@ best() { awk '{ if (!($1 in v)) { o[++m] = $1; v[$1] = $2 } else if ($2 > v[$1])
               END { for (i = 1; i <= m; i++) print o[i], v[o[i]] }'; }
 for run in $(seq 1 "$REPEAT"); do parse "$WORK/dpdk.$run.txt" "$SCALE"; done | best > "$WORK/dpdk.tab"
 for run in $(seq 1 "$REPEAT"); do parse "$WORK/ours.$run.txt" 1; done | best > "$WORK/ours.tab"
+if [ -n "$SAVE" ]; then
+    cp "$WORK"/dpdk.*.txt "$WORK"/ours.*.txt "$WORK/dpdk.tab" "$WORK/ours.tab" "$SAVE"/
+fi
 
 echo
 echo "mempool rates (objects/s), DPDK $DPDK_VER vs Ferroplane, ${TIME_S} s per case, best of $REPEAT alternating run(s) per side, same machine, same invocation"
