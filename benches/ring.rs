@@ -88,6 +88,13 @@ fn single(c: &mut Criterion) {
             black_box(r.ring.dequeue())
         })
     });
+    let o = heap_ring(RingFlags::MC_OPT_DEQ);
+    g.bench_function("ferroplane_mp_opt", |b| {
+        b.iter(|| {
+            let _ = o.ring.enqueue(black_box(1));
+            black_box(o.ring.dequeue())
+        })
+    });
     let aq = ArrayQueue::<u64>::new(CAP as usize);
     g.bench_function("crossbeam_arrayqueue", |b| {
         b.iter(|| {
@@ -254,6 +261,16 @@ fn two_thread(c: &mut Criterion) {
     });
     g.bench_function("ferroplane_mpmc_one_line", |b| {
         b.iter_custom(|n| two_thread_run(n, || mpmc_pair(RingFlags::ONE_LINE)))
+    });
+    // MP/MC with optimistic consumers (`RingFlags::MC_OPT_DEQ`, DESIGN.md), on the default
+    // layout and on the mempool's (`ONE_LINE` too).
+    g.bench_function("ferroplane_mp_opt", |b| {
+        b.iter_custom(|n| two_thread_run(n, || mpmc_pair(RingFlags::MC_OPT_DEQ)))
+    });
+    g.bench_function("ferroplane_mp_opt_one_line", |b| {
+        b.iter_custom(|n| {
+            two_thread_run(n, || mpmc_pair(RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE))
+        })
     });
     g.finish();
 }
