@@ -22,7 +22,7 @@
 #                machine single runs of the same binary differ by tens of percent; the best
 #                of a few is the least disturbed one, and both sides get the same treatment.
 #                Each run line shows the cache-line round trip between cpus 0 and 1
-#                (scripts/compare/rtt.c) before and after it: the host's placement.
+#                (scripts/compare/rtt) before and after it: the host's placement.
 #   --save DIR   keep every run's raw output (dpdk.N.txt, ours.N.txt) and the two best-of
 #                tables in DIR (created if missing), to see which run gave a case its best.
 #   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
@@ -113,8 +113,8 @@ if [ "$EST" -gt 3 ]; then
     echo "   (long: DPDK's test has no subset option; use --time-s 0.2 for ~5 minutes per run)"
 fi
 OURS_ARGS=(--time-s "$TIME_S" --full)
-cc -O2 -pthread -o "$WORK/rtt" "$ROOT/scripts/compare/rtt.c"
-rtt() { "$WORK/rtt" 0 1 2>/dev/null || echo "?"; }
+CARGO_TARGET_DIR="$ROOT/target/rtt" cargo build --release -q --manifest-path "$ROOT/scripts/compare/rtt/Cargo.toml"
+rtt() { "$ROOT/target/rtt/release/rtt" 0 1 2>/dev/null || echo "?"; }
 for run in $(seq 1 "$REPEAT"); do
     R0=$(rtt)
     T0=$(date +%s)
