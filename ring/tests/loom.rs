@@ -291,6 +291,38 @@ fn opt_get_put_churn() {
     get_put_churn(RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
 }
 
+/// Optimistic consumers of both sizes on one ring: a dequeue of five (the multi
+/// protocol: claim, copy, publish) and one of one (copy, then claim) at the same time.
+/// When the small one claims behind the large claim in flight it must publish behind it;
+/// every entry must come out once, and afterwards the consumer tail must have reached the
+/// head (a full-capacity enqueue fits).
+#[test]
+fn opt_mixed_sizes() {
+    model(|| {
+        let (b, r) = ring(8, RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
+        assert_eq!(r.enqueue_bulk(&[1, 2, 3, 4, 5, 6]).n, 6);
+        let go = Arc::new(AtomicU64::new(0));
+        let big = {
+            let (r, go) = (r.clone(), go.clone());
+            thread::spawn(move || {
+                kick(&go);
+                let mut out = [0u64; 5];
+                let n = r.dequeue_bulk(&mut out).n as usize;
+                out[..n].to_vec()
+            })
+        };
+        kicked(&go);
+        let mut got: Vec<u64> = r.dequeue().into_iter().collect();
+        got.extend(big.join().unwrap());
+        drain(&r, &mut got);
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+        assert!(r.empty());
+        assert_eq!(r.enqueue_bulk(&[7; 7]).n, 7, "consumer tail behind its head");
+        free(b, r);
+    });
+}
+
 /// HTS zero-copy dequeue against a concurrent producer.
 #[test]
 fn hts_zero_copy() {
