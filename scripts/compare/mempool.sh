@@ -23,9 +23,13 @@
 #                of a few is the least disturbed one, and both sides get the same treatment.
 #                Each run line shows the cache-line round trip between cpus 0 and 1
 #                (scripts/compare/rtt) before and after it: the host's placement.
-#   --save DIR   keep every run's raw output (dpdk.N.txt, ours.N.txt) and the two best-of
-#                tables in DIR (created if missing), to see which run gave a case its best.
+#   --save DIR   keep every run's raw output (dpdk.N.txt, ours.N.txt), the per-run and
+#                best-of tables in DIR (created if missing), to see which run gave a case
+#                its best.
 #   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
+# Table columns: each side's best rate, their ratio; then, pairing run N of ours with run
+# N of DPDK (the run just before it), in how many runs ours was ahead and the range of
+# those per-run ratios.
 # Needs root (hugepages). Installs Debian's `dpdk-dev` package if dpdk-test is missing.
 # Example (about 15 minutes): scripts/compare/mempool.sh --time-s 0.2 --subset --repeat 3
 set -euo pipefail
@@ -167,16 +171,30 @@ parse() { # file scale
 # Best of the runs per case, first-seen order kept.
 best() { awk '{ if (!($1 in v)) { o[++m] = $1; v[$1] = $2 } else if ($2 > v[$1]) v[$1] = $2 }
               END { for (i = 1; i <= m; i++) print o[i], v[o[i]] }'; }
-for run in $(seq 1 "$REPEAT"); do parse "$WORK/dpdk.$run.txt" "$SCALE"; done | best > "$WORK/dpdk.tab"
-for run in $(seq 1 "$REPEAT"); do parse "$WORK/ours.$run.txt" 1; done | best > "$WORK/ours.tab"
+for run in $(seq 1 "$REPEAT"); do
+    parse "$WORK/dpdk.$run.txt" "$SCALE" > "$WORK/dpdk.$run.tab"
+    parse "$WORK/ours.$run.txt" 1 > "$WORK/ours.$run.tab"
+done
+for run in $(seq 1 "$REPEAT"); do cat "$WORK/dpdk.$run.tab"; done | best > "$WORK/dpdk.tab"
+for run in $(seq 1 "$REPEAT"); do cat "$WORK/ours.$run.tab"; done | best > "$WORK/ours.tab"
+# Per-run ratios (run N of ours against run N of DPDK, the run just before it): in how
+# many runs ours was ahead, and the lowest and highest ratio. A case behind in the best-of
+# table but ahead in some runs is one the host's placement decides; one behind in every
+# run is behind.
+for run in $(seq 1 "$REPEAT"); do
+    awk -v run="$run" 'NR == FNR { d[$1] = $2; next } ($1 in d) && d[$1] > 0 { print $1, run, $2 / d[$1] }' \
+        "$WORK/dpdk.$run.tab" "$WORK/ours.$run.tab"
+done | awk '{ n[$1]++; if ($3 >= 1) up[$1]++; if (!($1 in lo) || $3 < lo[$1]) lo[$1] = $3; if (!($1 in hi) || $3 > hi[$1]) hi[$1] = $3 }
+            END { for (k in n) printf "%s %d/%d %.2f-%.2f\n", k, up[k] + 0, n[k], lo[k], hi[k] }' > "$WORK/runs.tab"
 if [ -n "$SAVE" ]; then
-    cp "$WORK"/dpdk.*.txt "$WORK"/ours.*.txt "$WORK/dpdk.tab" "$WORK/ours.tab" "$SAVE"/
+    cp "$WORK"/dpdk.*.txt "$WORK"/ours.*.txt "$WORK"/*.tab "$SAVE"/
 fi
 
 echo
 echo "mempool rates (objects/s), DPDK $DPDK_VER vs Ferroplane, ${TIME_S} s per case, best of $REPEAT alternating run(s) per side, same machine, same invocation"
-printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s\n" section cache cores get put keep const dpdk ours ratio
+printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s %6s %11s\n" section cache cores get put keep const dpdk ours ratio ahead "run ratios"
 awk -v subset="$SUBSET" '
+    FILENAME ~ /runs.tab$/ { ahead[$1] = $2; range[$1] = $3; split($2, a, "/"); if (a[1] == 0) never[$1] = 1; next }
     NR == FNR { ours[$1] = $2; next }
     {
         split($1, k, "|")
@@ -184,10 +202,10 @@ awk -v subset="$SUBSET" '
             (k[4] == 1 || k[4] == 4 || k[4] == 32) && (k[5] == 1 || k[5] == 4 || k[5] == 32))) next
         o = ($1 in ours) ? ours[$1] : "-"
         r = ($1 in ours && $2 > 0) ? sprintf("%.2f", ours[$1] / $2) : "-"
-        if (r != "-") { n++; lr += log(ours[$1] / $2); if (ours[$1] < $2) below++ }
-        printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s\n", k[1], k[2], k[3], k[4], k[5], k[6], k[7], $2, o, r
+        if (r != "-") { n++; lr += log(ours[$1] / $2); if (ours[$1] < $2) below++; if ($1 in never) behind++ }
+        printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s %6s %11s\n", k[1], k[2], k[3], k[4], k[5], k[6], k[7], $2, o, r, ahead[$1], range[$1]
     }
     END {
-        if (n > 0) printf "\n%d cases compared; geometric mean ratio ours/DPDK = %.2f; %d cases below DPDK\n", n, exp(lr / n), below
+        if (n > 0) printf "\n%d cases compared; geometric mean ratio ours/DPDK = %.2f; %d cases below DPDK (best of runs); %d cases below DPDK in every run\n", n, exp(lr / n), below, behind
     }
-' "$WORK/ours.tab" "$WORK/dpdk.tab"
+' "$WORK/ours.tab" "$WORK/runs.tab" "$WORK/dpdk.tab"
