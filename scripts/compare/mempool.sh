@@ -27,6 +27,8 @@
 #                best-of tables in DIR (created if missing), to see which run gave a case
 #                its best.
 #   --keep-hugepages  do not restore the hugepage reservation/mount afterwards.
+#   --from DIR   run nothing: print the table from the raw outputs a --save run left in
+#                DIR (give the same --time-s and --subset; the runs found there count).
 # Table columns: each side's best rate, their ratio; then, pairing run N of ours with run
 # N of DPDK (the run just before it), in how many runs ours was ahead and the range of
 # those per-run ratios.
@@ -39,6 +41,7 @@ SUBSET=0
 REPEAT=1
 KEEP_HP=0
 SAVE=""
+FROM=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --time-s) TIME_S="${2:?--time-s needs a value}"; shift ;;
@@ -46,7 +49,8 @@ while [ $# -gt 0 ]; do
         --repeat) REPEAT="${2:?--repeat needs a value}"; shift ;;
         --keep-hugepages) KEEP_HP=1 ;;
         --save) SAVE="${2:?--save needs a directory}"; shift ;;
-        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+        --from) FROM="${2:?--from needs a directory}"; shift ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "mempool.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -60,7 +64,15 @@ if [ -n "$SAVE" ] && ! mkdir -p "$SAVE"; then
     echo "mempool.sh: cannot create '$SAVE' for --save" >&2
     exit 2
 fi
-if [ "$(id -u)" != 0 ]; then
+if [ -n "$FROM" ] && [ -n "$SAVE" ]; then
+    echo "mempool.sh: --from and --save do not go together (--from only reads)" >&2
+    exit 2
+fi
+if [ -n "$FROM" ] && [ ! -f "$FROM/dpdk.1.txt" ]; then
+    echo "mempool.sh: no saved run in '$FROM' (dpdk.1.txt missing)" >&2
+    exit 2
+fi
+if [ -z "$FROM" ] && [ "$(id -u)" != 0 ]; then
     echo "mempool.sh: needs root to reserve hugepages (run with sudo)" >&2
     exit 1
 fi
@@ -75,6 +87,19 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+if [ -n "$FROM" ]; then
+    # Saved runs: every N with both dpdk.N.txt and ours.N.txt.
+    REPEAT=0
+    while [ -f "$FROM/dpdk.$((REPEAT + 1)).txt" ] && [ -f "$FROM/ours.$((REPEAT + 1)).txt" ]; do
+        REPEAT=$((REPEAT + 1))
+        cp "$FROM/dpdk.$REPEAT.txt" "$FROM/ours.$REPEAT.txt" "$WORK/"
+    done
+    SCALE="$(awk -v t="$TIME_S" 'BEGIN { printf "%.6f", (t < 5 ? t / 5 : 1) }')"
+    DPDK_VER="(saved run)"
+    echo "== tabulating $REPEAT saved run(s) from $FROM"
+else
+# Steps 1-5 measure (not indented: the shim's here-document must start in column 0).
 
 # 1. DPDK's test binary.
 dpdk_need mempool.sh dpdk-test || exit 1
@@ -145,9 +170,13 @@ for run in $(seq 1 "$REPEAT"); do
     R2=$(rtt)
     echo "   run $run: Ferroplane mempool_perf ${OURS_ARGS[*]} took $((T2 - T1)) s; round trip before/after: $R1/$R2 ns"
 done
+fi
 
 # 6. Table. Key: section|cache|cores|get|put|keep|const; repeated keys (cores=max is 2
-# here, as cores=2) are averaged on both sides.
+# here, as cores=2) are two samples of one case: each run keeps the better of them, on
+# both sides. (Until the thirteenth session they were averaged; but the host moves the
+# vCPUs within seconds and the two samples run 12 s apart, so an average mixed a fast and a
+# slow placement: a two-core case then read about 20 M/s where its samples were 8 and 32.)
 parse() { # file scale
     awk -v scale="$2" '
         /start performance test for/ { sec = "default"; next }
@@ -162,10 +191,11 @@ parse() { # file scale
                 split(f[i], kv, "=")
                 if (kv[1] == "rate_persec") rate = kv[2]; else key = key "|" kv[2]
             }
-            sum[key] += rate / scale; cnt[key]++
+            r = rate / scale
+            if (!(key in best) || r > best[key]) best[key] = r
             if (!(key in seen)) { seen[key] = 1; order[++m] = key }
         }
-        END { for (i = 1; i <= m; i++) printf "%s %.0f\n", order[i], sum[order[i]] / cnt[order[i]] }
+        END { for (i = 1; i <= m; i++) printf "%s %.0f\n", order[i], best[order[i]] }
     ' "$1"
 }
 # Best of the runs per case, first-seen order kept.
@@ -191,7 +221,7 @@ if [ -n "$SAVE" ]; then
 fi
 
 echo
-echo "mempool rates (objects/s), DPDK $DPDK_VER vs Ferroplane, ${TIME_S} s per case, best of $REPEAT alternating run(s) per side, same machine, same invocation"
+echo "mempool rates (objects/s), DPDK $DPDK_VER vs Ferroplane, ${TIME_S} s per case, best of $REPEAT alternating run(s) per side (two samples per run: cores=2 and cores=max), same machine"
 printf "%-8s %5s %5s %4s %4s %5s %5s %15s %15s %7s %6s %11s\n" section cache cores get put keep const dpdk ours ratio ahead "run ratios"
 awk -v subset="$SUBSET" '
     FILENAME ~ /runs.tab$/ { ahead[$1] = $2; range[$1] = $3; split($2, a, "/"); if (a[1] == 0) never[$1] = 1; next }
