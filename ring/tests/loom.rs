@@ -318,7 +318,11 @@ fn opt_mixed_sizes() {
         got.sort_unstable();
         assert_eq!(got, [1, 2, 3, 4, 5, 6]);
         assert!(r.empty());
-        assert_eq!(r.enqueue_bulk(&[7; 7]).n, 7, "consumer tail behind its head");
+        assert_eq!(
+            r.enqueue_bulk(&[7; 7]).n,
+            7,
+            "consumer tail behind its head"
+        );
         free(b, r);
     });
 }
