@@ -60,16 +60,16 @@ if ! awk -v t="$TIME_S" 'BEGIN { exit !(t > 0 && t <= 5) }'; then
     exit 2
 fi
 case "$REPEAT" in ''|*[!0-9]*|0) echo "mempool.sh: invalid value '$REPEAT' for --repeat: a whole number >= 1" >&2; exit 2 ;; esac
-if [ -n "$SAVE" ] && ! mkdir -p "$SAVE"; then
-    echo "mempool.sh: cannot create '$SAVE' for --save" >&2
-    exit 2
-fi
 if [ -n "$FROM" ] && [ -n "$SAVE" ]; then
     echo "mempool.sh: --from and --save do not go together (--from only reads)" >&2
     exit 2
 fi
-if [ -n "$FROM" ] && [ ! -f "$FROM/dpdk.1.txt" ]; then
-    echo "mempool.sh: no saved run in '$FROM' (dpdk.1.txt missing)" >&2
+if [ -n "$FROM" ] && { [ ! -f "$FROM/dpdk.1.txt" ] || [ ! -f "$FROM/ours.1.txt" ]; }; then
+    echo "mempool.sh: no saved run in '$FROM' (dpdk.1.txt or ours.1.txt missing)" >&2
+    exit 2
+fi
+if [ -n "$SAVE" ] && ! mkdir -p "$SAVE"; then
+    echo "mempool.sh: cannot create '$SAVE' for --save" >&2
     exit 2
 fi
 if [ -z "$FROM" ] && [ "$(id -u)" != 0 ]; then

@@ -2,8 +2,9 @@
 //! nanoseconds ([`ab_common::round_trip_ns`], the probe the A/B harnesses print too).
 //!
 //! On a VM the host decides where the vCPUs run, and the two-core mempool and ring rates
-//! move with this number (on the development VM about 50-65 ns or about 300-345 ns,
-//! flipping on a scale of minutes), for DPDK and Ferroplane alike. `mempool.sh` prints it
+//! move with this number (on the development VM mostly about 60 ns or about 330 ns, at
+//! times 36 ns or several microseconds, changing within seconds or after minutes), for
+//! DPDK and Ferroplane alike. `mempool.sh` prints it
 //! before and after each side's run so a table says which placement each run had.
 //! Exit status: 0, 1 if a thread cannot be pinned, 2 for bad arguments.
 
