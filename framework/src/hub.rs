@@ -23,7 +23,7 @@ pub(crate) struct Port {
     pub(crate) idle_tsc: AtomicU64,
     /// TSC ticks spent asleep in epoll (part of `idle_tsc`).
     pub(crate) sleep_tsc: AtomicU64,
-    /// How many times the reactor went to sleep.
+    /// How many times the reactor went to sleep (counted on entry).
     pub(crate) sleeps: AtomicU64,
     /// Whether the reactor may sleep when idle (interrupt mode).
     pub(crate) interrupt_mode: AtomicBool,

@@ -236,12 +236,13 @@ impl Reactor {
             }
             let timeout = deadline.map_or(-1, |d| ms_until(now, d));
             let mut ready = std::mem::take(&mut self.ready);
+            // Counted on entry, so a reactor in its first, still unfinished, sleep shows.
+            port.sleeps.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = port.wake.wait(timeout, &mut ready) {
                 eal::log_err!("reactor {}: {e}", port.lcore);
             }
             slept = eal::timer::rdtsc().wrapping_sub(now);
             port.sleep_tsc.fetch_add(slept, Ordering::Relaxed);
-            port.sleeps.fetch_add(1, Ordering::Relaxed);
             port.wake.finish_sleep();
             self.dispatch(&mut ready);
             self.ready = ready;
