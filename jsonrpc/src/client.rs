@@ -26,8 +26,10 @@ impl Client {
     /// Connects to the server at `path`; `timeout` bounds each later call.
     pub fn connect(path: impl AsRef<Path>, timeout: Duration) -> Result<Client, Error> {
         let path = path.as_ref();
-        let stream =
-            UnixStream::connect(path).map_err(|source| Error::Connect { path: path.into(), source })?;
+        let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
+            path: path.into(),
+            source,
+        })?;
         Ok(Client {
             stream,
             path: path.into(),
@@ -76,26 +78,45 @@ impl Client {
     }
 
     fn send_value(&mut self, v: &Value, method: &str) -> Result<(), Error> {
-        let mut bytes = serde_json::to_vec(v)
-            .map_err(|e| Error::BadResponse { method: method.into(), why: e.to_string() })?;
+        let mut bytes = serde_json::to_vec(v).map_err(|e| Error::BadResponse {
+            method: method.into(),
+            why: e.to_string(),
+        })?;
         bytes.push(b'\n');
-        self.stream.set_write_timeout(Some(self.timeout)).map_err(|source| Error::Io { what: "set a timeout", source })?;
-        self.stream.write_all(&bytes).map_err(|source| match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                Error::Timeout { method: method.into(), secs: self.timeout.as_secs_f64() }
-            }
-            _ => Error::Io { what: "send a request", source },
-        })
+        self.stream
+            .set_write_timeout(Some(self.timeout))
+            .map_err(|source| Error::Io {
+                what: "set a timeout",
+                source,
+            })?;
+        self.stream
+            .write_all(&bytes)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout {
+                    method: method.into(),
+                    secs: self.timeout.as_secs_f64(),
+                },
+                _ => Error::Io {
+                    what: "send a request",
+                    source,
+                },
+            })
     }
 
     fn recv_value(&mut self, method: &str, deadline: Instant) -> Result<Value, Error> {
-        let timeout = || Error::Timeout { method: method.into(), secs: self.timeout.as_secs_f64() };
+        let timeout = || Error::Timeout {
+            method: method.into(),
+            secs: self.timeout.as_secs_f64(),
+        };
         loop {
             if let Some((s, e)) = self.framer.next_frame(&self.buf) {
                 let v = serde_json::from_slice::<Value>(&self.buf[s..e]);
                 self.buf.drain(..e);
                 self.framer.consumed(e);
-                return v.map_err(|err| Error::BadResponse { method: method.into(), why: err.to_string() });
+                return v.map_err(|err| Error::BadResponse {
+                    method: method.into(),
+                    why: err.to_string(),
+                });
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -103,16 +124,33 @@ impl Client {
             }
             self.stream
                 .set_read_timeout(Some(left))
-                .map_err(|source| Error::Io { what: "set a timeout", source })?;
+                .map_err(|source| Error::Io {
+                    what: "set a timeout",
+                    source,
+                })?;
             let mut chunk = [0u8; 64 << 10];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(Error::Closed { method: method.into() }),
+                Ok(0) => {
+                    return Err(Error::Closed {
+                        method: method.into(),
+                    })
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(timeout())
                 }
-                Err(source) => return Err(Error::Io { what: "read a response", source }),
+                Err(source) => {
+                    return Err(Error::Io {
+                        what: "read a response",
+                        source,
+                    })
+                }
             }
         }
     }
@@ -121,12 +159,21 @@ impl Client {
 /// A response object's result, or its error as `Error::Rpc`.
 fn decode_response(method: &str, mut resp: Value) -> Result<Value, Error> {
     if let Some(err) = resp.get_mut("error") {
-        let error: RpcError = serde_json::from_value(err.take())
-            .map_err(|e| Error::BadResponse { method: method.into(), why: format!("bad error object: {e}") })?;
-        return Err(Error::Rpc { method: method.into(), error });
+        let error: RpcError =
+            serde_json::from_value(err.take()).map_err(|e| Error::BadResponse {
+                method: method.into(),
+                why: format!("bad error object: {e}"),
+            })?;
+        return Err(Error::Rpc {
+            method: method.into(),
+            error,
+        });
     }
     match resp.get_mut("result") {
         Some(r) => Ok(r.take()),
-        None => Err(Error::BadResponse { method: method.into(), why: "neither result nor error".into() }),
+        None => Err(Error::BadResponse {
+            method: method.into(),
+            why: "neither result nor error".into(),
+        }),
     }
 }

@@ -44,8 +44,10 @@ impl JsonConfig {
 
     /// Reads and parses the config file at `path`.
     pub fn load(path: &Path) -> Result<JsonConfig, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ConfigRead { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.into(),
+            source,
+        })?;
         Self::from_str_named(&text, path)
     }
 
@@ -65,14 +67,19 @@ impl JsonConfig {
 
     /// Writes the config to `path` (pretty, 2-space indent).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        std::fs::write(path, self.to_string_indent(2))
-            .map_err(|source| Error::ConfigWrite { path: path.into(), source })
+        std::fs::write(path, self.to_string_indent(2)).map_err(|source| Error::ConfigWrite {
+            path: path.into(),
+            source,
+        })
     }
 
     /// Every call in file order, with its subsystem.
     pub fn calls(&self) -> impl Iterator<Item = (&str, &MethodCall)> {
-        self.subsystems
-            .iter()
-            .flat_map(|s| s.config.iter().flatten().map(move |c| (s.subsystem.as_str(), c)))
+        self.subsystems.iter().flat_map(|s| {
+            s.config
+                .iter()
+                .flatten()
+                .map(move |c| (s.subsystem.as_str(), c))
+        })
     }
 }

@@ -147,13 +147,24 @@ impl Conn {
     pub fn begin_batch(&mut self, n: usize) -> u64 {
         let key = self.next_batch;
         self.next_batch += 1;
-        self.batches.insert(key, Batch { responses: vec![None; n], remaining: n });
+        self.batches.insert(
+            key,
+            Batch {
+                responses: vec![None; n],
+                remaining: n,
+            },
+        );
         key
     }
 
     /// Records one answer: queued at once, or into its batch. `id` is `None`
     /// for a notification.
-    pub fn answer(&mut self, id: Option<&Value>, slot: Option<(u64, usize)>, result: &Result<Value, RpcError>) {
+    pub fn answer(
+        &mut self,
+        id: Option<&Value>,
+        slot: Option<(u64, usize)>,
+        result: &Result<Value, RpcError>,
+    ) {
         match slot {
             None => {
                 if let Some(id) = id {
@@ -161,13 +172,19 @@ impl Conn {
                 }
             }
             Some((key, index)) => {
-                let Some(b) = self.batches.get_mut(&key) else { return };
+                let Some(b) = self.batches.get_mut(&key) else {
+                    return;
+                };
                 if let Some(id) = id {
                     b.responses[index] = Some(protocol::response_value(id, result));
                 }
                 b.remaining -= 1;
                 if b.remaining == 0 {
-                    let b = self.batches.remove(&key).map(|b| b.responses).unwrap_or_default();
+                    let b = self
+                        .batches
+                        .remove(&key)
+                        .map(|b| b.responses)
+                        .unwrap_or_default();
                     let answers: Vec<Value> = b.into_iter().flatten().collect();
                     // A batch of notifications only gets no answer at all.
                     if !answers.is_empty() {

@@ -109,7 +109,10 @@ impl RpcError {
     pub const INVALID_STATE: i32 = -1;
 
     pub fn new(code: i32, message: impl Into<String>) -> RpcError {
-        RpcError { code, message: message.into() }
+        RpcError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn parse_error(msg: impl fmt::Display) -> RpcError {

@@ -121,7 +121,10 @@ pub struct Call {
 /// answer it with (`None`: a notification, do not answer).
 pub fn parse_call(v: Value) -> Result<Call, (RpcError, Option<Value>)> {
     let Value::Object(mut obj) = v else {
-        return Err((RpcError::invalid_request("not an object"), Some(Value::Null)));
+        return Err((
+            RpcError::invalid_request("not an object"),
+            Some(Value::Null),
+        ));
     };
     // An id of any JSON type is echoed back; a missing id makes a notification.
     let id = obj.remove("id");
@@ -129,12 +132,20 @@ pub fn parse_call(v: Value) -> Result<Call, (RpcError, Option<Value>)> {
     match obj.get("jsonrpc") {
         Some(Value::String(s)) if s == "2.0" => {}
         _ => {
-            return Err((RpcError::invalid_request("\"jsonrpc\" must be \"2.0\""), answer_id));
+            return Err((
+                RpcError::invalid_request("\"jsonrpc\" must be \"2.0\""),
+                answer_id,
+            ));
         }
     }
     let method = match obj.remove("method") {
         Some(Value::String(s)) => s,
-        _ => return Err((RpcError::invalid_request("\"method\" must be a string"), answer_id)),
+        _ => {
+            return Err((
+                RpcError::invalid_request("\"method\" must be a string"),
+                answer_id,
+            ))
+        }
     };
     let params = match obj.remove("params") {
         None => None,
@@ -162,8 +173,18 @@ struct Response<'a> {
 /// The response object for `id`, as a JSON value (used inside batches).
 pub fn response_value(id: &Value, result: &Result<Value, RpcError>) -> Value {
     let r = match result {
-        Ok(v) => Response { jsonrpc: "2.0", id, result: Some(v), error: None },
-        Err(e) => Response { jsonrpc: "2.0", id, result: None, error: Some(e) },
+        Ok(v) => Response {
+            jsonrpc: "2.0",
+            id,
+            result: Some(v),
+            error: None,
+        },
+        Err(e) => Response {
+            jsonrpc: "2.0",
+            id,
+            result: None,
+            error: Some(e),
+        },
     };
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
@@ -171,8 +192,18 @@ pub fn response_value(id: &Value, result: &Result<Value, RpcError>) -> Value {
 /// Appends the response object for `id` and a newline to `out`.
 pub fn encode_response(out: &mut Vec<u8>, id: &Value, result: &Result<Value, RpcError>) {
     let r = match result {
-        Ok(v) => Response { jsonrpc: "2.0", id, result: Some(v), error: None },
-        Err(e) => Response { jsonrpc: "2.0", id, result: None, error: Some(e) },
+        Ok(v) => Response {
+            jsonrpc: "2.0",
+            id,
+            result: Some(v),
+            error: None,
+        },
+        Err(e) => Response {
+            jsonrpc: "2.0",
+            id,
+            result: None,
+            error: Some(e),
+        },
     };
     // Serialising a Value tree into a Vec cannot fail (no I/O, string keys).
     if serde_json::to_writer(&mut *out, &r).is_ok() {
@@ -209,13 +240,24 @@ mod tests {
 
     #[test]
     fn split_and_joined_values() {
-        let got = frames(&[b"{\"a\":\"}\\\"\"", b",\"b\":[1,{}]}  [1,2]", b"{}\n{\"x\"", b":1}"]);
-        assert_eq!(got, vec!["{\"a\":\"}\\\"\",\"b\":[1,{}]}", "[1,2]", "{}", "{\"x\":1}"]);
+        let got = frames(&[
+            b"{\"a\":\"}\\\"\"",
+            b",\"b\":[1,{}]}  [1,2]",
+            b"{}\n{\"x\"",
+            b":1}",
+        ]);
+        assert_eq!(
+            got,
+            vec!["{\"a\":\"}\\\"\",\"b\":[1,{}]}", "[1,2]", "{}", "{\"x\":1}"]
+        );
     }
 
     #[test]
     fn bare_scalars_end_at_delimiters() {
-        assert_eq!(frames(&[b"12 true{}", b"\"s\" "]), vec!["12", "true", "{}", "\"s\""]);
+        assert_eq!(
+            frames(&[b"12 true{}", b"\"s\" "]),
+            vec!["12", "true", "{}", "\"s\""]
+        );
         // An unterminated scalar stays pending.
         assert!(frames(&[b"123"]).is_empty());
     }
@@ -224,12 +266,14 @@ mod tests {
     fn call_checks() {
         let c = parse_call(serde_json::json!({"jsonrpc":"2.0","method":"m","id":[1]})).unwrap();
         assert_eq!(c.id, Some(serde_json::json!([1])));
-        let (e, id) = parse_call(serde_json::json!({"jsonrpc":"2.0","method":1,"id":"x"})).unwrap_err();
+        let (e, id) =
+            parse_call(serde_json::json!({"jsonrpc":"2.0","method":1,"id":"x"})).unwrap_err();
         assert_eq!(e.code, RpcError::INVALID_REQUEST);
         assert_eq!(id, Some(serde_json::json!("x")));
         let (e, _) = parse_call(serde_json::json!({"method":"m"})).unwrap_err();
         assert_eq!(e.code, RpcError::INVALID_REQUEST);
-        let (e, _) = parse_call(serde_json::json!({"jsonrpc":"2.0","method":"m","params":3})).unwrap_err();
+        let (e, _) =
+            parse_call(serde_json::json!({"jsonrpc":"2.0","method":"m","params":3})).unwrap_err();
         assert_eq!(e.code, RpcError::INVALID_REQUEST);
         let n = parse_call(serde_json::json!({"jsonrpc":"2.0","method":"m"})).unwrap();
         assert!(n.id.is_none());

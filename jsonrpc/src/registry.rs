@@ -63,7 +63,10 @@ struct Entry {
 
 /// What a lookup found.
 pub enum Lookup {
-    Found { allowed: StateMask, handler: Handler },
+    Found {
+        allowed: StateMask,
+        handler: Handler,
+    },
     NotFound,
 }
 
@@ -75,12 +78,23 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn register(&mut self, method: &str, allowed: StateMask, handler: Handler) -> Result<(), Error> {
+    pub fn register(
+        &mut self,
+        method: &str,
+        allowed: StateMask,
+        handler: Handler,
+    ) -> Result<(), Error> {
         if method.is_empty() {
-            return Err(Error::Register { method: method.into(), why: "empty name" });
+            return Err(Error::Register {
+                method: method.into(),
+                why: "empty name",
+            });
         }
         if self.index.contains_key(method) {
-            return Err(Error::Register { method: method.into(), why: "already registered" });
+            return Err(Error::Register {
+                method: method.into(),
+                why: "already registered",
+            });
         }
         self.index.insert(method.into(), self.entries.len());
         self.entries.push(Entry {
@@ -96,15 +110,27 @@ impl Registry {
     /// Makes `alias` another (deprecated) name of the existing method `method`.
     pub fn register_alias(&mut self, alias: &str, method: &str) -> Result<(), Error> {
         let Some(&base) = self.index.get(method) else {
-            return Err(Error::Register { method: alias.into(), why: "aliased method does not exist" });
+            return Err(Error::Register {
+                method: alias.into(),
+                why: "aliased method does not exist",
+            });
         };
         if self.entries[base].alias_of.is_some() {
-            return Err(Error::Register { method: alias.into(), why: "cannot alias an alias" });
+            return Err(Error::Register {
+                method: alias.into(),
+                why: "cannot alias an alias",
+            });
         }
         if alias.is_empty() || self.index.contains_key(alias) {
-            return Err(Error::Register { method: alias.into(), why: "name empty or already registered" });
+            return Err(Error::Register {
+                method: alias.into(),
+                why: "name empty or already registered",
+            });
         }
-        let (allowed, handler) = (self.entries[base].allowed, self.entries[base].handler.clone());
+        let (allowed, handler) = (
+            self.entries[base].allowed,
+            self.entries[base].handler.clone(),
+        );
         self.index.insert(alias.into(), self.entries.len());
         self.entries.push(Entry {
             name: alias.into(),
@@ -130,7 +156,10 @@ impl Registry {
                 );
             }
         }
-        Lookup::Found { allowed: e.allowed, handler: e.handler.clone() }
+        Lookup::Found {
+            allowed: e.allowed,
+            handler: e.handler.clone(),
+        }
     }
 
     /// Names in registration order; aliases only if asked; only those allowed
@@ -166,7 +195,9 @@ mod tests {
         assert_eq!(r.names(None, true), ["a", "b", "old_b"]);
         assert_eq!(r.names(Some(State::Runtime), true), ["b", "old_b"]);
         assert!((StateMask::STARTUP | StateMask::RUNTIME) == StateMask::ALL);
-        assert!(matches!(r.lookup("old_b"), Lookup::Found { allowed, .. } if allowed == StateMask::ALL));
+        assert!(
+            matches!(r.lookup("old_b"), Lookup::Found { allowed, .. } if allowed == StateMask::ALL)
+        );
         assert!(matches!(r.lookup("zz"), Lookup::NotFound));
     }
 }

@@ -21,10 +21,17 @@ pub type LocalDone = Box<dyn FnOnce(Result<Value, RpcError>) + Send>;
 pub(crate) enum Target {
     /// A request from connection `conn`; `slot` is `(batch, index)` for a
     /// member of a batch.
-    Conn { conn: u64, id: Value, slot: Option<(u64, usize)> },
+    Conn {
+        conn: u64,
+        id: Value,
+        slot: Option<(u64, usize)>,
+    },
     /// A notification: the answer is dropped, but the connection still
     /// counts it as pending until it comes.
-    Notification { conn: u64, slot: Option<(u64, usize)> },
+    Notification {
+        conn: u64,
+        slot: Option<(u64, usize)>,
+    },
     /// A call from inside the process.
     Local(LocalDone),
 }
@@ -42,7 +49,10 @@ pub(crate) struct Completions {
 
 impl Completions {
     pub fn new(doorbell: EventFd) -> Completions {
-        Completions { queue: Mutex::new(Vec::new()), doorbell }
+        Completions {
+            queue: Mutex::new(Vec::new()),
+            doorbell,
+        }
     }
 
     pub fn push(&self, c: Completion) {
@@ -78,7 +88,9 @@ pub struct Responder {
 
 impl Responder {
     pub(crate) fn new(queue: Arc<Completions>, target: Target) -> Responder {
-        Responder { inner: Some((queue, target)) }
+        Responder {
+            inner: Some((queue, target)),
+        }
     }
 
     /// Sends the answer (a result, or an error object).
@@ -100,7 +112,9 @@ impl Drop for Responder {
         if let Some((q, target)) = self.inner.take() {
             q.push(Completion {
                 target,
-                result: Err(RpcError::internal("the method dropped the request without answering")),
+                result: Err(RpcError::internal(
+                    "the method dropped the request without answering",
+                )),
             });
         }
     }
@@ -115,7 +129,11 @@ pub struct Request {
 
 impl Request {
     pub(crate) fn new(method: String, params: Option<Value>, responder: Responder) -> Request {
-        Request { method, params, responder }
+        Request {
+            method,
+            params,
+            responder,
+        }
     }
 
     /// The method name as called (an alias stays the alias).
@@ -158,12 +176,17 @@ impl Request {
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request").field("method", &self.method).field("params", &self.params).finish()
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("params", &self.params)
+            .finish()
     }
 }
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Responder").field("answered", &self.inner.is_none()).finish()
+        f.debug_struct("Responder")
+            .field("answered", &self.inner.is_none())
+            .finish()
     }
 }

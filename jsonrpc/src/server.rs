@@ -90,7 +90,10 @@ impl Server {
     /// answers or where a non-socket file lies; removes a stale socket file.
     /// The server starts in [`State::Startup`] with `rpc_get_methods` built in.
     pub fn listen(path: &Path) -> Result<Server, Error> {
-        let listen_err = |source| Error::Listen { path: path.into(), source };
+        let listen_err = |source| Error::Listen {
+            path: path.into(),
+            source,
+        };
         if sys::socket_file_id(path).map_err(listen_err)?.is_some() {
             match UnixStream::connect(path) {
                 Ok(_) => return Err(Error::AddrInUse { path: path.into() }),
@@ -106,8 +109,12 @@ impl Server {
         let setup = |what| move |source| Error::Setup { what, source };
         let epoll = Epoll::new().map_err(setup("epoll fd"))?;
         let doorbell = EventFd::new().map_err(setup("eventfd"))?;
-        epoll.add(listener.as_raw_fd(), sys::EPOLLIN, TOKEN_LISTENER).map_err(setup("epoll fd"))?;
-        epoll.add(doorbell.raw(), sys::EPOLLIN, TOKEN_DOORBELL).map_err(setup("epoll fd"))?;
+        epoll
+            .add(listener.as_raw_fd(), sys::EPOLLIN, TOKEN_LISTENER)
+            .map_err(setup("epoll fd"))?;
+        epoll
+            .add(doorbell.raw(), sys::EPOLLIN, TOKEN_DOORBELL)
+            .map_err(setup("epoll fd"))?;
         let server = Server {
             path: path.into(),
             file_id,
@@ -116,7 +123,11 @@ impl Server {
             completions: Arc::new(Completions::new(doorbell)),
             registry: Arc::new(RwLock::new(Registry::default())),
             state: Arc::new(AtomicU8::new(state_to(State::Startup))),
-            table: Mutex::new(Table { conns: HashMap::new(), next_id: 0, events: Vec::new() }),
+            table: Mutex::new(Table {
+                conns: HashMap::new(),
+                next_id: 0,
+                events: Vec::new(),
+            }),
             max_request: AtomicUsize::new(DEFAULT_MAX_REQUEST),
         };
         server.register_builtins()?;
@@ -252,8 +263,15 @@ impl Server {
         work += dispatch.len();
         for d in dispatch {
             let target = match d.call.id {
-                Some(id) => Target::Conn { conn: d.conn, id, slot: d.slot },
-                None => Target::Notification { conn: d.conn, slot: d.slot },
+                Some(id) => Target::Conn {
+                    conn: d.conn,
+                    id,
+                    slot: d.slot,
+                },
+                None => Target::Notification {
+                    conn: d.conn,
+                    slot: d.slot,
+                },
             };
             let responder = Responder::new(self.completions.clone(), target);
             self.invoke(d.call.method, d.call.params, responder);
@@ -299,7 +317,11 @@ impl Server {
                     let id = t.next_id;
                     t.next_id += 1;
                     let conn = Conn::new(stream);
-                    if self.epoll.add(conn.stream.as_raw_fd(), conn.interest, id).is_ok() {
+                    if self
+                        .epoll
+                        .add(conn.stream.as_raw_fd(), conn.interest, id)
+                        .is_ok()
+                    {
                         t.conns.insert(id, conn);
                     }
                 }
@@ -313,7 +335,9 @@ impl Server {
 
     fn read_conn(&self, t: &mut Table, id: u64, events: u32, dispatch: &mut Vec<Dispatch>) {
         let cap = self.max_request.load(Ordering::Relaxed);
-        let Some(conn) = t.conns.get_mut(&id) else { return };
+        let Some(conn) = t.conns.get_mut(&id) else {
+            return;
+        };
         if events & (sys::EPOLLIN | sys::EPOLLRDHUP | sys::EPOLLHUP | sys::EPOLLERR) != 0 {
             let mut frames = Vec::new();
             conn.read_frames(cap, &mut frames);
@@ -383,9 +407,11 @@ impl Server {
 /// Sorts one received value into requests to run and errors to answer.
 fn route(conn: &mut Conn, id: u64, v: Value, dispatch: &mut Vec<Dispatch>) {
     match v {
-        Value::Array(items) if items.is_empty() => {
-            conn.answer(Some(&Value::Null), None, &Err(RpcError::invalid_request("empty batch")))
-        }
+        Value::Array(items) if items.is_empty() => conn.answer(
+            Some(&Value::Null),
+            None,
+            &Err(RpcError::invalid_request("empty batch")),
+        ),
         Value::Array(items) => {
             let key = conn.begin_batch(items.len());
             for (i, item) in items.into_iter().enumerate() {
@@ -396,11 +422,21 @@ fn route(conn: &mut Conn, id: u64, v: Value, dispatch: &mut Vec<Dispatch>) {
     }
 }
 
-fn one(conn: &mut Conn, id: u64, v: Value, slot: Option<(u64, usize)>, dispatch: &mut Vec<Dispatch>) {
+fn one(
+    conn: &mut Conn,
+    id: u64,
+    v: Value,
+    slot: Option<(u64, usize)>,
+    dispatch: &mut Vec<Dispatch>,
+) {
     match protocol::parse_call(v) {
         Ok(call) => {
             conn.pending += 1;
-            dispatch.push(Dispatch { call, conn: id, slot });
+            dispatch.push(Dispatch {
+                call,
+                conn: id,
+                slot,
+            });
         }
         Err((e, answer_id)) => conn.answer(answer_id.as_ref(), slot, &Err(e)),
     }
@@ -419,7 +455,10 @@ impl Drop for Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("path", &self.path).field("state", &self.state()).finish()
+        f.debug_struct("Server")
+            .field("path", &self.path)
+            .field("state", &self.state())
+            .finish()
     }
 }
 

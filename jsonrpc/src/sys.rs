@@ -40,7 +40,8 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -90,7 +91,10 @@ impl Epoll {
             return Err(e);
         }
         for ev in &evs[..n as usize] {
-            out.push(Ready { token: ev.u64, events: ev.events });
+            out.push(Ready {
+                token: ev.u64,
+                events: ev.events,
+            });
         }
         Ok(())
     }
@@ -115,7 +119,8 @@ impl EventFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
     }
 
     /// Adds one to the counter (makes the fd readable). A full counter
@@ -124,7 +129,11 @@ impl EventFd {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64.
         let n = unsafe {
-            libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), size_of::<u64>())
+            libc::write(
+                self.fd.as_raw_fd(),
+                (&one as *const u64).cast(),
+                size_of::<u64>(),
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -139,8 +148,13 @@ impl EventFd {
     pub fn clear(&self) -> io::Result<bool> {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64.
-        let n =
-            unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), size_of::<u64>()) };
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                (&mut v as *mut u64).cast(),
+                size_of::<u64>(),
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::WouldBlock {
@@ -161,7 +175,12 @@ impl EventFd {
 pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes for the duration of the call.
     let n = unsafe {
-        libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
     };
     if n < 0 {
         return Err(io::Error::last_os_error());

@@ -31,11 +31,20 @@ fn record(ts: &TestServer, log: &Log, names: &[&str], mask: StateMask, answer: V
 fn rpc(ts: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferroplane-rpc"));
     cmd.arg("-s").arg(&ts.path).args(args);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -48,78 +57,242 @@ fn text(b: &[u8]) -> String {
 fn rpc_py_arguments_give_rpc_py_params() {
     let ts = TestServer::start("cli-args");
     let log: Log = Arc::default();
-    record(&ts, &log, &["bdev_malloc_create", "bdev_null_create"], StateMask::ALL, json!("Malloc0"));
+    record(
+        &ts,
+        &log,
+        &["bdev_malloc_create", "bdev_null_create"],
+        StateMask::ALL,
+        json!("Malloc0"),
+    );
     record(
         &ts,
         &log,
         &[
-            "bdev_malloc_delete", "bdev_null_delete", "bdev_get_bdevs", "bdev_get_iostat",
-            "nvmf_create_transport", "nvmf_create_subsystem", "nvmf_subsystem_add_ns",
-            "nvmf_subsystem_add_listener", "nvmf_subsystem_add_host", "nvmf_subsystem_allow_any_host",
-            "nvmf_get_subsystems", "nvmf_delete_subsystem", "vhost_create_blk_controller",
-            "vhost_get_controllers", "vhost_delete_controller", "framework_set_scheduler",
-            "framework_get_scheduler", "framework_start_init", "framework_wait_init", "raw_thing",
+            "bdev_malloc_delete",
+            "bdev_null_delete",
+            "bdev_get_bdevs",
+            "bdev_get_iostat",
+            "nvmf_create_transport",
+            "nvmf_create_subsystem",
+            "nvmf_subsystem_add_ns",
+            "nvmf_subsystem_add_listener",
+            "nvmf_subsystem_add_host",
+            "nvmf_subsystem_allow_any_host",
+            "nvmf_get_subsystems",
+            "nvmf_delete_subsystem",
+            "vhost_create_blk_controller",
+            "vhost_get_controllers",
+            "vhost_delete_controller",
+            "framework_set_scheduler",
+            "framework_get_scheduler",
+            "framework_start_init",
+            "framework_wait_init",
+            "raw_thing",
         ],
         StateMask::ALL,
         json!(true),
     );
     let nqn = "nqn.2016-06.io.spdk:cnode1";
     let cases: Vec<(Vec<&str>, Value)> = vec![
-        (vec!["bdev_malloc_create", "-b", "Malloc0", "64", "512"], json!({"name": "Malloc0", "num_blocks": 131072, "block_size": 512})),
-        (vec!["bdev_malloc_create", "0.5", "4096", "-u", "e0a1b2c3-0000-4000-8000-000000000001"],
-            json!({"num_blocks": 128, "block_size": 4096, "uuid": "e0a1b2c3-0000-4000-8000-000000000001"})),
-        (vec!["bdev_malloc_delete", "Malloc0"], json!({"name": "Malloc0"})),
-        (vec!["bdev_null_create", "Null0", "8", "4096", "-m", "8", "-t", "1"],
-            json!({"name": "Null0", "num_blocks": 2048, "block_size": 4096, "md_size": 8, "dif_type": 1})),
+        (
+            vec!["bdev_malloc_create", "-b", "Malloc0", "64", "512"],
+            json!({"name": "Malloc0", "num_blocks": 131072, "block_size": 512}),
+        ),
+        (
+            vec![
+                "bdev_malloc_create",
+                "0.5",
+                "4096",
+                "-u",
+                "e0a1b2c3-0000-4000-8000-000000000001",
+            ],
+            json!({"num_blocks": 128, "block_size": 4096, "uuid": "e0a1b2c3-0000-4000-8000-000000000001"}),
+        ),
+        (
+            vec!["bdev_malloc_delete", "Malloc0"],
+            json!({"name": "Malloc0"}),
+        ),
+        (
+            vec![
+                "bdev_null_create",
+                "Null0",
+                "8",
+                "4096",
+                "-m",
+                "8",
+                "-t",
+                "1",
+            ],
+            json!({"name": "Null0", "num_blocks": 2048, "block_size": 4096, "md_size": 8, "dif_type": 1}),
+        ),
         (vec!["bdev_null_delete", "Null0"], json!({"name": "Null0"})),
-        (vec!["bdev_get_bdevs", "-b", "Malloc0"], json!({"name": "Malloc0"})),
+        (
+            vec!["bdev_get_bdevs", "-b", "Malloc0"],
+            json!({"name": "Malloc0"}),
+        ),
         (vec!["bdev_get_bdevs"], Value::Null),
-        (vec!["bdev_get_iostat", "-b", "Malloc0"], json!({"name": "Malloc0"})),
-        (vec!["bdev_get_iostat", "--names", "a,b", "-c"], json!({"names": ["a", "b"], "per_channel": true})),
-        (vec!["nvmf_create_transport", "-t", "TCP", "-u", "16384", "-m", "8", "-c", "8192", "-o"],
-            json!({"trtype": "TCP", "io_unit_size": 16384, "max_io_qpairs_per_ctrlr": 8, "in_capsule_data_size": 8192, "c2h_success": false})),
-        (vec!["nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000001", "-m", "32", "-d", "Ferroplane Ctrl"],
-            json!({"nqn": nqn, "allow_any_host": true, "serial_number": "SPDK00000000000001", "max_namespaces": 32, "model_number": "Ferroplane Ctrl"})),
-        (vec!["nvmf_subsystem_add_ns", nqn, "Malloc0", "-n", "1"], json!({"nqn": nqn, "namespace": {"bdev_name": "Malloc0", "nsid": 1}})),
-        (vec!["nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", "4420", "-f", "ipv4"],
-            json!({"nqn": nqn, "listen_address": {"trtype": "tcp", "traddr": "127.0.0.1", "trsvcid": "4420", "adrfam": "ipv4"}})),
-        (vec!["nvmf_subsystem_add_listener", "discovery", "-t", "tcp", "-a", "127.0.0.1"],
-            json!({"nqn": "nqn.2014-08.org.nvmexpress.discovery", "listen_address": {"trtype": "tcp", "traddr": "127.0.0.1"}})),
-        (vec!["nvmf_subsystem_add_host", nqn, "nqn.2014-08.org.nvmexpress:uuid:1"], json!({"nqn": nqn, "host": "nqn.2014-08.org.nvmexpress:uuid:1"})),
-        (vec!["nvmf_subsystem_allow_any_host", nqn, "-e"], json!({"nqn": nqn, "allow_any_host": true})),
-        (vec!["nvmf_subsystem_allow_any_host", "-d", nqn], json!({"nqn": nqn, "allow_any_host": false})),
-        (vec!["nvmf_subsystem_allow_any_host", nqn, "--no-allow-any-host"], json!({"nqn": nqn, "allow_any_host": false})),
+        (
+            vec!["bdev_get_iostat", "-b", "Malloc0"],
+            json!({"name": "Malloc0"}),
+        ),
+        (
+            vec!["bdev_get_iostat", "--names", "a,b", "-c"],
+            json!({"names": ["a", "b"], "per_channel": true}),
+        ),
+        (
+            vec![
+                "nvmf_create_transport",
+                "-t",
+                "TCP",
+                "-u",
+                "16384",
+                "-m",
+                "8",
+                "-c",
+                "8192",
+                "-o",
+            ],
+            json!({"trtype": "TCP", "io_unit_size": 16384, "max_io_qpairs_per_ctrlr": 8, "in_capsule_data_size": 8192, "c2h_success": false}),
+        ),
+        (
+            vec![
+                "nvmf_create_subsystem",
+                nqn,
+                "-a",
+                "-s",
+                "SPDK00000000000001",
+                "-m",
+                "32",
+                "-d",
+                "Ferroplane Ctrl",
+            ],
+            json!({"nqn": nqn, "allow_any_host": true, "serial_number": "SPDK00000000000001", "max_namespaces": 32, "model_number": "Ferroplane Ctrl"}),
+        ),
+        (
+            vec!["nvmf_subsystem_add_ns", nqn, "Malloc0", "-n", "1"],
+            json!({"nqn": nqn, "namespace": {"bdev_name": "Malloc0", "nsid": 1}}),
+        ),
+        (
+            vec![
+                "nvmf_subsystem_add_listener",
+                nqn,
+                "-t",
+                "tcp",
+                "-a",
+                "127.0.0.1",
+                "-s",
+                "4420",
+                "-f",
+                "ipv4",
+            ],
+            json!({"nqn": nqn, "listen_address": {"trtype": "tcp", "traddr": "127.0.0.1", "trsvcid": "4420", "adrfam": "ipv4"}}),
+        ),
+        (
+            vec![
+                "nvmf_subsystem_add_listener",
+                "discovery",
+                "-t",
+                "tcp",
+                "-a",
+                "127.0.0.1",
+            ],
+            json!({"nqn": "nqn.2014-08.org.nvmexpress.discovery", "listen_address": {"trtype": "tcp", "traddr": "127.0.0.1"}}),
+        ),
+        (
+            vec![
+                "nvmf_subsystem_add_host",
+                nqn,
+                "nqn.2014-08.org.nvmexpress:uuid:1",
+            ],
+            json!({"nqn": nqn, "host": "nqn.2014-08.org.nvmexpress:uuid:1"}),
+        ),
+        (
+            vec!["nvmf_subsystem_allow_any_host", nqn, "-e"],
+            json!({"nqn": nqn, "allow_any_host": true}),
+        ),
+        (
+            vec!["nvmf_subsystem_allow_any_host", "-d", nqn],
+            json!({"nqn": nqn, "allow_any_host": false}),
+        ),
+        (
+            vec!["nvmf_subsystem_allow_any_host", nqn, "--no-allow-any-host"],
+            json!({"nqn": nqn, "allow_any_host": false}),
+        ),
         (vec!["nvmf_get_subsystems"], Value::Null),
         (vec!["nvmf_get_subsystems", nqn], json!({"nqn": nqn})),
         (vec!["nvmf_delete_subsystem", nqn], json!({"nqn": nqn})),
-        (vec!["vhost_create_blk_controller", "vhost.0", "Malloc0", "--cpumask", "0x1", "-r"],
-            json!({"ctrlr": "vhost.0", "dev_name": "Malloc0", "cpumask": "0x1", "readonly": true})),
-        (vec!["vhost_get_controllers", "-n", "vhost.0"], json!({"name": "vhost.0"})),
-        (vec!["vhost_delete_controller", "vhost.0"], json!({"ctrlr": "vhost.0"})),
-        (vec!["framework_set_scheduler", "dynamic", "-p", "500000", "--load-limit", "20", "--core-busy", "95"],
-            json!({"name": "dynamic", "period": 500000, "load_limit": 20, "core_busy": 95})),
+        (
+            vec![
+                "vhost_create_blk_controller",
+                "vhost.0",
+                "Malloc0",
+                "--cpumask",
+                "0x1",
+                "-r",
+            ],
+            json!({"ctrlr": "vhost.0", "dev_name": "Malloc0", "cpumask": "0x1", "readonly": true}),
+        ),
+        (
+            vec!["vhost_get_controllers", "-n", "vhost.0"],
+            json!({"name": "vhost.0"}),
+        ),
+        (
+            vec!["vhost_delete_controller", "vhost.0"],
+            json!({"ctrlr": "vhost.0"}),
+        ),
+        (
+            vec![
+                "framework_set_scheduler",
+                "dynamic",
+                "-p",
+                "500000",
+                "--load-limit",
+                "20",
+                "--core-busy",
+                "95",
+            ],
+            json!({"name": "dynamic", "period": 500000, "load_limit": 20, "core_busy": 95}),
+        ),
         (vec!["framework_get_scheduler"], Value::Null),
         (vec!["framework_start_init"], Value::Null),
         (vec!["framework_wait_init"], Value::Null),
-        (vec!["call", "raw_thing", r#"{"x": [1, {"y": null}]}"#], json!({"x": [1, {"y": null}]})),
+        (
+            vec!["call", "raw_thing", r#"{"x": [1, {"y": null}]}"#],
+            json!({"x": [1, {"y": null}]}),
+        ),
     ];
     for (args, want) in &cases {
         let out = rpc(&ts, args, None);
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        let (method, got) = log.lock().unwrap().pop().unwrap_or_else(|| panic!("{args:?} made no call"));
+        let (method, got) = log
+            .lock()
+            .unwrap()
+            .pop()
+            .unwrap_or_else(|| panic!("{args:?} made no call"));
         let called = if args[0] == "call" { args[1] } else { args[0] };
         assert_eq!(method, called);
         assert_eq!(&got, want, "params of {args:?}");
     }
     // Output as rpc.py prints it: a bare string, nothing, or pretty JSON.
-    let out = rpc(&ts, &["bdev_malloc_create", "-b", "Malloc0", "64", "512"], None);
+    let out = rpc(
+        &ts,
+        &["bdev_malloc_create", "-b", "Malloc0", "64", "512"],
+        None,
+    );
     assert_eq!(text(&out.stdout), "Malloc0\n");
     let out = rpc(&ts, &["framework_start_init"], None);
     assert_eq!(text(&out.stdout), "");
     let out = rpc(&ts, &["rpc_get_methods", "--current"], None);
     let listed: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(listed.contains(&"startup_only".to_string()) && !listed.contains(&"runtime_only".to_string()));
-    assert!(text(&out.stdout).starts_with("[\n  \""), "not pretty: {}", text(&out.stdout));
+    assert!(
+        listed.contains(&"startup_only".to_string())
+            && !listed.contains(&"runtime_only".to_string())
+    );
+    assert!(
+        text(&out.stdout).starts_with("[\n  \""),
+        "not pretty: {}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -129,7 +302,10 @@ fn errors_and_exit_codes() {
     let out = rpc(&ts, &["call", "fail"], None);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("-32602") && err.contains("Invalid parameters: no"), "{err}");
+    assert!(
+        err.contains("-32602") && err.contains("Invalid parameters: no"),
+        "{err}"
+    );
     let out = rpc(&ts, &["call", "no_such_method", "{}"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("-32601"));
@@ -138,11 +314,20 @@ fn errors_and_exit_codes() {
     assert!(text(&out.stderr).contains(&format!("\"code\": {}", RpcError::INVALID_STATE)));
     // Bad arguments: one line naming the argument, exit 2, no call made.
     for (args, names) in [
-        (vec!["bdev_malloc_create", "-b", "M", "64", "abc"], "block_size"),
+        (
+            vec!["bdev_malloc_create", "-b", "M", "64", "abc"],
+            "block_size",
+        ),
         (vec!["bdev_malloc_create", "-b", "M"], "block_size"),
-        (vec!["nvmf_subsystem_add_listener", "nqn.x", "-t", "tcp"], "-a/--traddr"),
+        (
+            vec!["nvmf_subsystem_add_listener", "nqn.x", "-t", "tcp"],
+            "-a/--traddr",
+        ),
         (vec!["bdev_get_bdevs", "--bogus"], "--bogus"),
-        (vec!["bdev_malloc_create", "64", "512", "-t", "7"], "-t/--dif-type"),
+        (
+            vec!["bdev_malloc_create", "64", "512", "-t", "7"],
+            "-t/--dif-type",
+        ),
         (vec!["no_such_command"], "no_such_command"),
         (vec!["call", "m", "[1"], "PARAMS"),
         (vec!["-t", "soon", "spdk_get_version"], "-t"),
@@ -156,7 +341,12 @@ fn errors_and_exit_codes() {
     // No server: exit 1 and the socket named.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferroplane-rpc"));
     let missing = ts.path.with_extension("absent");
-    let out = cmd.arg("-s").arg(&missing).arg("spdk_get_version").output().unwrap();
+    let out = cmd
+        .arg("-s")
+        .arg(&missing)
+        .arg("spdk_get_version")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains(&missing.display().to_string()));
 }
@@ -166,10 +356,18 @@ fn timeout_gives_up() {
     let ts = TestServer::start("cli-timeout");
     let held: Arc<Mutex<Vec<jsonrpc::Responder>>> = Arc::default();
     let h = held.clone();
-    ts.server.register("never", StateMask::ALL, move |r| h.lock().unwrap().push(r.into_responder())).unwrap();
+    ts.server
+        .register("never", StateMask::ALL, move |r| {
+            h.lock().unwrap().push(r.into_responder())
+        })
+        .unwrap();
     let out = rpc(&ts, &["-t", "0.3", "call", "never"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no answer within"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no answer within"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(held.lock().unwrap().len(), 1);
 }
 
@@ -202,24 +400,46 @@ fn save_and_load_config_like_rpc_py() {
     let saved = text(&out.stdout);
     let cfg: Value = serde_json::from_str(&saved).unwrap();
     assert_eq!(cfg["subsystems"].as_array().unwrap().len(), 3);
-    assert_eq!(cfg["subsystems"][2], json!({"subsystem": "nvmf", "config": null}));
+    assert_eq!(
+        cfg["subsystems"][2],
+        json!({"subsystem": "nvmf", "config": null})
+    );
     assert!(saved.starts_with("{\n  \"subsystems\""));
     // -s keeps the named subsystems and their dependencies; -i -1 is compact.
     let out = rpc(&ts, &["save_config", "-s", "nvmf", "-i", "-1"], None);
     let part: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = part["subsystems"].as_array().unwrap().iter().map(|s| s["subsystem"].as_str().unwrap()).collect();
+    let names: Vec<&str> = part["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subsystem"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["bdev", "nvmf"]);
     assert_eq!(text(&out.stdout).lines().count(), 1);
 
     // Load it back into a server at startup: startup methods first, then
     // framework_start_init, then runtime methods.
-    record(&ts, &log, &["framework_set_scheduler"], StateMask::STARTUP, Value::Null);
-    record(&ts, &log, &["bdev_malloc_create"], StateMask::RUNTIME, json!("M0"));
+    record(
+        &ts,
+        &log,
+        &["framework_set_scheduler"],
+        StateMask::STARTUP,
+        Value::Null,
+    );
+    record(
+        &ts,
+        &log,
+        &["bdev_malloc_create"],
+        StateMask::RUNTIME,
+        json!("M0"),
+    );
     let srv = ts.server.clone();
     let l = log.clone();
     ts.server
         .register("framework_start_init", StateMask::STARTUP, move |r| {
-            l.lock().unwrap().push(("framework_start_init".into(), Value::Null));
+            l.lock()
+                .unwrap()
+                .push(("framework_start_init".into(), Value::Null));
             srv.set_state(State::Runtime);
             r.respond(Ok(Value::Bool(true)))
         })
@@ -227,8 +447,18 @@ fn save_and_load_config_like_rpc_py() {
     let out = rpc(&ts, &["load_config"], Some(&saved));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let calls: Vec<String> = log.lock().unwrap().iter().map(|c| c.0.clone()).collect();
-    assert_eq!(calls, ["framework_set_scheduler", "framework_start_init", "bdev_malloc_create"]);
-    assert_eq!(log.lock().unwrap()[2].1, json!({"name": "M0", "num_blocks": 8, "block_size": 512}));
+    assert_eq!(
+        calls,
+        [
+            "framework_set_scheduler",
+            "framework_start_init",
+            "bdev_malloc_create"
+        ]
+    );
+    assert_eq!(
+        log.lock().unwrap()[2].1,
+        json!({"name": "M0", "num_blocks": 8, "block_size": 512})
+    );
     assert_eq!(ts.server.state(), State::Runtime);
     // A config naming an unknown method is refused before any call.
     let bad = r#"{"subsystems": [{"subsystem": "x", "config": [{"method": "nope"}]}]}"#;
@@ -238,23 +468,39 @@ fn save_and_load_config_like_rpc_py() {
     // A config that is not JSON names where it failed.
     let out = rpc(&ts, &["load_config"], Some("{\"subsystems\": [}"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("<stdin> at line 1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("<stdin> at line 1"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn script_mode_runs_stdin_lines_over_one_connection() {
     let ts = TestServer::start("cli-script");
     let log: Log = Arc::default();
-    record(&ts, &log, &["bdev_malloc_create", "bdev_malloc_delete"], StateMask::ALL, json!("M1"));
+    record(
+        &ts,
+        &log,
+        &["bdev_malloc_create", "bdev_malloc_delete"],
+        StateMask::ALL,
+        json!("M1"),
+    );
     let script = "# make and remove\nbdev_malloc_create -b M1 1 512\n\nbdev_malloc_delete 'M1'\n";
     let out = rpc(&ts, &[], Some(script));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "M1\n");
     let calls = log.lock().unwrap().clone();
-    assert_eq!(calls, [
-        ("bdev_malloc_create".to_string(), json!({"name": "M1", "num_blocks": 2048, "block_size": 512})),
-        ("bdev_malloc_delete".to_string(), json!({"name": "M1"})),
-    ]);
+    assert_eq!(
+        calls,
+        [
+            (
+                "bdev_malloc_create".to_string(),
+                json!({"name": "M1", "num_blocks": 2048, "block_size": 512})
+            ),
+            ("bdev_malloc_delete".to_string(), json!({"name": "M1"})),
+        ]
+    );
     // The first failing line stops the script with its line number.
     let out = rpc(&ts, &[], Some("call fail\nbdev_malloc_delete M1\n"));
     assert_eq!(out.status.code(), Some(1));

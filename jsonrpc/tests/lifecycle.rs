@@ -18,7 +18,10 @@ use serde_json::{json, Value};
 fn poll_until(s: &Server, what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         if s.poll() == 0 {
             wait_readable(s.as_raw_fd(), 10);
         }
@@ -31,22 +34,33 @@ fn responder_from_another_thread_wakes_the_epoll_fd() {
     let s = Server::listen(&path).unwrap();
     let held: Arc<Mutex<Option<jsonrpc::Responder>>> = Arc::default();
     let h = held.clone();
-    s.register("hold", StateMask::ALL, move |r| *h.lock().unwrap() = Some(r.into_responder())).unwrap();
+    s.register("hold", StateMask::ALL, move |r| {
+        *h.lock().unwrap() = Some(r.into_responder())
+    })
+    .unwrap();
     let p = path.clone();
     let caller = std::thread::spawn(move || {
         let mut c = Client::connect(&p, Duration::from_secs(20)).unwrap();
         c.call("hold", Some(json!([1])))
     });
-    poll_until(&s, "the request to arrive", || held.lock().unwrap().is_some());
+    poll_until(&s, "the request to arrive", || {
+        held.lock().unwrap().is_some()
+    });
     // Drain everything else: the server is idle and its fd quiet.
     while s.poll() > 0 {}
-    assert!(!wait_readable(s.as_raw_fd(), 50), "idle server's epoll fd is readable");
+    assert!(
+        !wait_readable(s.as_raw_fd(), 50),
+        "idle server's epoll fd is readable"
+    );
     let resp = held.lock().unwrap().take().unwrap();
     let answerer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         resp.respond(Ok(json!("late")));
     });
-    assert!(wait_readable(s.as_raw_fd(), 10_000), "answer from another thread did not wake the epoll fd");
+    assert!(
+        wait_readable(s.as_raw_fd(), 10_000),
+        "answer from another thread did not wake the epoll fd"
+    );
     answerer.join().unwrap();
     let mut done = false;
     poll_until(&s, "the answer to reach the client", || {
@@ -62,21 +76,34 @@ fn call_local_runs_with_state_checks_and_answers_in_poll() {
     let s = Server::listen(&path).unwrap();
     register_test_methods(&s, Arc::new(AtomicUsize::new(0)));
     let results: Arc<Mutex<Vec<Result<Value, RpcError>>>> = Arc::default();
-    for (m, p) in [("echo", Some(json!({"a": 1}))), ("nope", None), ("runtime_only", None), ("echo_later", Some(json!([3])))] {
+    for (m, p) in [
+        ("echo", Some(json!({"a": 1}))),
+        ("nope", None),
+        ("runtime_only", None),
+        ("echo_later", Some(json!([3]))),
+    ] {
         let r = results.clone();
         s.call_local(m, p, move |res| r.lock().unwrap().push(res));
     }
     assert!(results.lock().unwrap().is_empty(), "done ran before poll");
-    poll_until(&s, "four local answers", || results.lock().unwrap().len() == 4);
+    poll_until(&s, "four local answers", || {
+        results.lock().unwrap().len() == 4
+    });
     let r = results.lock().unwrap();
     assert!(r.contains(&Ok(json!({"a": 1}))));
     assert!(r.contains(&Ok(json!([3]))));
-    assert!(r.iter().any(|x| matches!(x, Err(e) if e.code == RpcError::METHOD_NOT_FOUND)));
-    assert!(r.iter().any(|x| matches!(x, Err(e) if e.code == RpcError::INVALID_STATE)));
+    assert!(r
+        .iter()
+        .any(|x| matches!(x, Err(e) if e.code == RpcError::METHOD_NOT_FOUND)));
+    assert!(r
+        .iter()
+        .any(|x| matches!(x, Err(e) if e.code == RpcError::INVALID_STATE)));
     drop(r);
     s.set_state(State::Runtime);
     let r2 = results.clone();
-    s.call_local("runtime_only", None, move |res| r2.lock().unwrap().push(res));
+    s.call_local("runtime_only", None, move |res| {
+        r2.lock().unwrap().push(res)
+    });
     poll_until(&s, "runtime answer", || results.lock().unwrap().len() == 5);
     assert_eq!(results.lock().unwrap()[4], Ok(json!("r")));
 }
@@ -85,7 +112,10 @@ fn call_local_runs_with_state_checks_and_answers_in_poll() {
 fn listen_refuses_live_path_replaces_stale_and_cleans_up() {
     let path = sock_path("life");
     let s = Server::listen(&path).unwrap();
-    assert!(matches!(Server::listen(&path), Err(Error::AddrInUse { .. })));
+    assert!(matches!(
+        Server::listen(&path),
+        Err(Error::AddrInUse { .. })
+    ));
     drop(s);
     assert!(!path.exists(), "socket file left after drop");
     // A stale socket file (bound, then its listener gone) is replaced.
@@ -121,18 +151,29 @@ fn config_round_trip_and_errors_name_the_file() {
                 config: Some(vec![
                     MethodCall {
                         method: "bdev_malloc_create".into(),
-                        params: Some(json!({"name": "Malloc0", "num_blocks": 131072, "block_size": 512})),
+                        params: Some(
+                            json!({"name": "Malloc0", "num_blocks": 131072, "block_size": 512}),
+                        ),
                     },
-                    MethodCall { method: "bdev_wait_for_examine".into(), params: None },
+                    MethodCall {
+                        method: "bdev_wait_for_examine".into(),
+                        params: None,
+                    },
                 ]),
             },
-            SubsystemConfig { subsystem: "scsi".into(), config: None },
+            SubsystemConfig {
+                subsystem: "scsi".into(),
+                config: None,
+            },
         ],
     };
     let path = sock_path("cfg").with_extension("json");
     cfg.save(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("{\n  \"subsystems\": [\n"), "not pretty: {text}");
+    assert!(
+        text.starts_with("{\n  \"subsystems\": [\n"),
+        "not pretty: {text}"
+    );
     assert!(text.contains("\"config\": null"));
     let back = JsonConfig::load(&path).unwrap();
     assert_eq!(back, cfg);
@@ -142,7 +183,8 @@ fn config_round_trip_and_errors_name_the_file() {
     assert_eq!(back.calls().count(), 2);
 
     let mut f = std::fs::File::create(&path).unwrap();
-    f.write_all(b"{\n  \"subsystems\": [\n    {\"subsystem\": 5}\n  ]\n}\n").unwrap();
+    f.write_all(b"{\n  \"subsystems\": [\n    {\"subsystem\": 5}\n  ]\n}\n")
+        .unwrap();
     let e = JsonConfig::load(&path).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains(&path.display().to_string()), "{msg}");

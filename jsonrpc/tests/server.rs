@@ -15,7 +15,9 @@ fn client(ts: &TestServer) -> Client {
 }
 
 fn err_code(v: &Value) -> i64 {
-    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error in {v}"))
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error in {v}"))
 }
 
 #[test]
@@ -26,13 +28,19 @@ fn malformed_json_gets_parse_error_and_close_then_server_serves() {
     let v = r.next().unwrap();
     assert_eq!(err_code(&v), -32700);
     assert_eq!(v["id"], Value::Null);
-    assert!(r.next().is_none(), "connection must close after a parse error");
+    assert!(
+        r.next().is_none(),
+        "connection must close after a parse error"
+    );
     // A stray closing bracket is malformed too.
     let mut r = Reader::new(ts.connect());
     r.send(b"] ");
     assert_eq!(err_code(&r.next().unwrap()), -32700);
     assert!(r.next().is_none());
-    assert_eq!(client(&ts).call("echo", Some(json!({"a": 1}))).unwrap(), json!({"a": 1}));
+    assert_eq!(
+        client(&ts).call("echo", Some(json!({"a": 1}))).unwrap(),
+        json!({"a": 1})
+    );
 }
 
 #[test]
@@ -63,7 +71,14 @@ fn invalid_request_objects_get_32600_with_their_id() {
 fn ids_of_any_type_are_echoed() {
     let ts = TestServer::start("ids");
     let mut r = Reader::new(ts.connect());
-    for id in [json!(1), json!(-2.5), json!("abc"), json!(null), json!({"k": [1]}), json!([true])] {
+    for id in [
+        json!(1),
+        json!(-2.5),
+        json!("abc"),
+        json!(null),
+        json!({"k": [1]}),
+        json!([true]),
+    ] {
         let v = r.call(&json!({"jsonrpc": "2.0", "method": "echo", "params": {"x": 1}, "id": id}));
         assert_eq!(v["id"], id);
         assert_eq!(v["result"], json!({"x": 1}));
@@ -76,17 +91,22 @@ fn client_closing_mid_request_is_dropped_cleanly() {
     let ts = TestServer::start("truncated");
     {
         let mut s = ts.connect();
-        s.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"a\":\"xxxx").unwrap();
+        s.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"a\":\"xxxx")
+            .unwrap();
         ts.wait_connections(1);
     }
     ts.wait_connections(0);
     // A client that leaves with an answer still pending is dropped too.
     {
         let mut s = ts.connect();
-        s.write_all(br#"{"jsonrpc":"2.0","method":"echo_later","params":[1],"id":1}"#).unwrap();
+        s.write_all(br#"{"jsonrpc":"2.0","method":"echo_later","params":[1],"id":1}"#)
+            .unwrap();
     }
     ts.wait_connections(0);
-    assert_eq!(client(&ts).call("echo", Some(json!([2]))).unwrap(), json!([2]));
+    assert_eq!(
+        client(&ts).call("echo", Some(json!([2]))).unwrap(),
+        json!([2])
+    );
 }
 
 #[test]
@@ -104,13 +124,19 @@ fn request_past_the_cap_gets_an_error_and_close() {
     let ts = TestServer::start("cap");
     ts.server.set_max_request_size(1 << 20);
     let mut r = Reader::new(ts.connect());
-    let big = format!(r#"{{"jsonrpc":"2.0","method":"echo","params":["{}"],"id":1}}"#, "y".repeat(2 << 20));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","method":"echo","params":["{}"],"id":1}}"#,
+        "y".repeat(2 << 20)
+    );
     // The server may close while we still write: ignore a write error.
     let _ = r.stream.write_all(big.as_bytes());
     let v = r.next().unwrap();
     assert_eq!((err_code(&v), v["id"].clone()), (-32600, Value::Null));
     assert!(r.next().is_none());
-    assert_eq!(client(&ts).call("echo", Some(json!([1]))).unwrap(), json!([1]));
+    assert_eq!(
+        client(&ts).call("echo", Some(json!([1]))).unwrap(),
+        json!([1])
+    );
 }
 
 #[test]
@@ -131,7 +157,12 @@ fn batches() {
     assert_eq!(by_id(json!("a"))["result"], json!([1]));
     assert_eq!(err_code(&by_id(json!("c"))), -32601);
     assert_eq!(by_id(json!("d"))["result"], json!([2]));
-    assert_eq!(arr.iter().filter(|m| m["id"].is_null() && err_code(m) == -32600).count(), 2);
+    assert_eq!(
+        arr.iter()
+            .filter(|m| m["id"].is_null() && err_code(m) == -32600)
+            .count(),
+        2
+    );
     // An empty batch is one invalid request, not an array.
     let v = r.call(&json!([]));
     assert_eq!(err_code(&v), -32600);
@@ -152,7 +183,10 @@ fn notification_gets_no_response_but_runs() {
     assert_eq!(ts.notified.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A null id is a request, not a notification.
     let v = r.call(&json!({"jsonrpc": "2.0", "method": "echo", "params": [2], "id": null}));
-    assert_eq!((v["id"].clone(), v["result"].clone()), (Value::Null, json!([2])));
+    assert_eq!(
+        (v["id"].clone(), v["result"].clone()),
+        (Value::Null, json!([2]))
+    );
 }
 
 #[test]
@@ -161,13 +195,15 @@ fn pipelined_and_split_requests() {
     let mut r = Reader::new(ts.connect());
     let mut all = String::new();
     for i in 0..100 {
-        all.push_str(&format!(r#"{{"jsonrpc":"2.0","method":"echo","params":[{i}],"id":{i}}}"#));
+        all.push_str(&format!(
+            r#"{{"jsonrpc":"2.0","method":"echo","params":[{i}],"id":{i}}}"#
+        ));
         if i % 3 == 0 {
             all.push('\n');
         }
     }
     r.send(all.as_bytes());
-    let mut seen = vec![false; 100];
+    let mut seen = [false; 100];
     for _ in 0..100 {
         let v = r.next().unwrap();
         let id = v["id"].as_u64().unwrap() as usize;
@@ -182,7 +218,10 @@ fn pipelined_and_split_requests() {
         std::thread::sleep(Duration::from_micros(200));
     }
     let v = r.next().unwrap();
-    assert_eq!((v["id"].clone(), v["result"].clone()), (json!("z"), json!({"k": "a}\"b"})));
+    assert_eq!(
+        (v["id"].clone(), v["result"].clone()),
+        (json!("z"), json!({"k": "a}\"b"}))
+    );
 }
 
 #[test]
@@ -205,7 +244,7 @@ fn concurrent_32_clients_200_requests_each() {
                     ));
                 }
                 r.send(out.as_bytes());
-                let mut seen = vec![false; 200];
+                let mut seen = [false; 200];
                 for _ in 0..200 {
                     let v = r.next().unwrap();
                     let i = v["result"]["i"].as_u64().unwrap() as usize;
@@ -236,7 +275,9 @@ fn slow_client_does_not_block_others() {
             // 200 x 64 KiB of answers, far more than the socket buffers and
             // the server's 2 MiB output cap; this blocks until the client reads.
             for i in 0..200 {
-                let req = format!(r#"{{"jsonrpc":"2.0","method":"echo","params":["{payload}"],"id":{i}}}"#);
+                let req = format!(
+                    r#"{{"jsonrpc":"2.0","method":"echo","params":["{payload}"],"id":{i}}}"#
+                );
                 w.write_all(req.as_bytes()).unwrap();
             }
         })
@@ -244,7 +285,10 @@ fn slow_client_does_not_block_others() {
     std::thread::sleep(Duration::from_millis(300));
     // Others are served while the slow client reads nothing.
     for i in 0..20 {
-        assert_eq!(client(&ts).call("echo", Some(json!([i]))).unwrap(), json!([i]));
+        assert_eq!(
+            client(&ts).call("echo", Some(json!([i]))).unwrap(),
+            json!([i])
+        );
     }
     // Now the slow client reads: every answer arrives.
     let mut buf = Vec::new();
@@ -275,12 +319,18 @@ fn state_gating() {
     let e = c.call("runtime_only", None).unwrap_err();
     let e = e.rpc_error().unwrap();
     assert_eq!(e.code, RpcError::INVALID_STATE);
-    assert!(e.message.starts_with("Method may only be called after framework is initialized"));
+    assert!(e
+        .message
+        .starts_with("Method may only be called after framework is initialized"));
     ts.server.set_state(State::Runtime);
     assert_eq!(c.call("runtime_only", None).unwrap(), json!("r"));
     let e = c.call("startup_only", None).unwrap_err();
     assert_eq!(e.rpc_error().unwrap().code, -1);
-    assert!(e.rpc_error().unwrap().message.starts_with("Method may only be called before"));
+    assert!(e
+        .rpc_error()
+        .unwrap()
+        .message
+        .starts_with("Method may only be called before"));
 }
 
 #[test]
@@ -289,15 +339,32 @@ fn rpc_get_methods_and_aliases() {
     ts.server.register_alias("echo_old", "echo").unwrap();
     let mut c = client(&ts);
     let all = c.call("rpc_get_methods", None).unwrap();
-    let names: Vec<&str> = all.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(names.contains(&"rpc_get_methods") && names.contains(&"runtime_only"));
     assert!(!names.contains(&"echo_old"));
-    let cur = c.call("rpc_get_methods", Some(json!({"current": true, "include_aliases": true}))).unwrap();
-    let cur: Vec<&str> = cur.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let cur = c
+        .call(
+            "rpc_get_methods",
+            Some(json!({"current": true, "include_aliases": true})),
+        )
+        .unwrap();
+    let cur: Vec<&str> = cur
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(cur.contains(&"echo_old") && cur.contains(&"startup_only"));
     assert!(!cur.contains(&"runtime_only"));
     assert_eq!(c.call("echo_old", Some(json!([5]))).unwrap(), json!([5]));
-    let e = c.call("rpc_get_methods", Some(json!({"bogus": 1}))).unwrap_err();
+    let e = c
+        .call("rpc_get_methods", Some(json!({"bogus": 1})))
+        .unwrap_err();
     assert_eq!(e.rpc_error().unwrap().code, -32602);
     let m = ts.server.methods(Some(State::Runtime));
     assert!(m.contains(&"runtime_only".to_string()) && !m.contains(&"startup_only".to_string()));

@@ -21,7 +21,11 @@ pub fn sock_path(name: &str) -> PathBuf {
 
 /// Waits until `fd` is readable or `ms` pass; returns whether it became readable.
 pub fn wait_readable(fd: i32, ms: i32) -> bool {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd for the duration of the call.
     let n = unsafe { libc::poll(&mut p, 1, ms) };
     n == 1 && p.revents & libc::POLLIN != 0
@@ -54,9 +58,18 @@ pub fn register_test_methods(s: &Server, notified: Arc<AtomicUsize>) {
     })
     .unwrap();
     s.register("drop", StateMask::ALL, drop).unwrap();
-    s.register("fail", StateMask::ALL, |r| r.respond(Err(RpcError::invalid_params("no")))).unwrap();
-    s.register("startup_only", StateMask::STARTUP, |r| r.respond(Ok(Value::from("s")))).unwrap();
-    s.register("runtime_only", StateMask::RUNTIME, |r| r.respond(Ok(Value::from("r")))).unwrap();
+    s.register("fail", StateMask::ALL, |r| {
+        r.respond(Err(RpcError::invalid_params("no")))
+    })
+    .unwrap();
+    s.register("startup_only", StateMask::STARTUP, |r| {
+        r.respond(Ok(Value::from("s")))
+    })
+    .unwrap();
+    s.register("runtime_only", StateMask::RUNTIME, |r| {
+        r.respond(Ok(Value::from("r")))
+    })
+    .unwrap();
     s.register("count", StateMask::ALL, move |r| {
         notified.fetch_add(1, Ordering::SeqCst);
         r.respond(Ok(Value::Null))
@@ -79,7 +92,13 @@ impl TestServer {
                 }
             }
         });
-        TestServer { server, path, notified, stop, thread: Some(thread) }
+        TestServer {
+            server,
+            path,
+            notified,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn connect(&self) -> UnixStream {
@@ -92,7 +111,11 @@ impl TestServer {
     pub fn wait_connections(&self, n: usize) {
         let t0 = Instant::now();
         while self.server.connections() != n {
-            assert!(t0.elapsed() < Duration::from_secs(10), "connections stayed {} (want {n})", self.server.connections());
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "connections stayed {} (want {n})",
+                self.server.connections()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -115,7 +138,10 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(stream: UnixStream) -> Reader {
-        Reader { stream, buf: Vec::new() }
+        Reader {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -136,9 +162,15 @@ impl Reader {
                 _ => {}
             }
             let mut chunk = vec![0u8; 1 << 16];
-            let n = self.stream.read(&mut chunk).expect("read timed out or failed");
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .expect("read timed out or failed");
             if n == 0 {
-                assert!(self.buf.iter().all(|b| b.is_ascii_whitespace()), "EOF inside a response");
+                assert!(
+                    self.buf.iter().all(|b| b.is_ascii_whitespace()),
+                    "EOF inside a response"
+                );
                 return None;
             }
             self.buf.extend_from_slice(&chunk[..n]);

@@ -53,22 +53,56 @@ pub struct Arg {
 
 /// A positional argument (required).
 pub const fn pos(dest: &'static str, kind: Kind, help: &'static str) -> Arg {
-    Arg { names: &[], dest, kind, required: true, help }
+    Arg {
+        names: &[],
+        dest,
+        kind,
+        required: true,
+        help,
+    }
 }
 
 /// An optional positional argument (argparse `nargs="?"`).
 pub const fn pos_opt(dest: &'static str, kind: Kind, help: &'static str) -> Arg {
-    Arg { names: &[], dest, kind, required: false, help }
+    Arg {
+        names: &[],
+        dest,
+        kind,
+        required: false,
+        help,
+    }
 }
 
 /// An option.
-pub const fn opt(names: &'static [&'static str], dest: &'static str, kind: Kind, help: &'static str) -> Arg {
-    Arg { names, dest, kind, required: false, help }
+pub const fn opt(
+    names: &'static [&'static str],
+    dest: &'static str,
+    kind: Kind,
+    help: &'static str,
+) -> Arg {
+    Arg {
+        names,
+        dest,
+        kind,
+        required: false,
+        help,
+    }
 }
 
 /// A required option.
-pub const fn req(names: &'static [&'static str], dest: &'static str, kind: Kind, help: &'static str) -> Arg {
-    Arg { names, dest, kind, required: true, help }
+pub const fn req(
+    names: &'static [&'static str],
+    dest: &'static str,
+    kind: Kind,
+    help: &'static str,
+) -> Arg {
+    Arg {
+        names,
+        dest,
+        kind,
+        required: true,
+        help,
+    }
 }
 
 /// A parse failure: the argument it concerns and why.
@@ -77,7 +111,11 @@ pub struct ArgError(pub String);
 
 /// A positional's name as shown: the last part of its dest.
 fn pos_name(a: &Arg) -> &str {
-    a.dest.trim_start_matches('_').rsplit('.').next().unwrap_or(a.dest)
+    a.dest
+        .trim_start_matches('_')
+        .rsplit('.')
+        .next()
+        .unwrap_or(a.dest)
 }
 
 fn arg_label(a: &Arg) -> String {
@@ -89,7 +127,12 @@ fn arg_label(a: &Arg) -> String {
 }
 
 fn convert(a: &Arg, text: &str) -> Result<Value, ArgError> {
-    let bad = |what: &str| ArgError(format!("argument {}: invalid {what} value: '{text}'", arg_label(a)));
+    let bad = |what: &str| {
+        ArgError(format!(
+            "argument {}: invalid {what} value: '{text}'",
+            arg_label(a)
+        ))
+    };
     Ok(match a.kind {
         Kind::Str => Value::from(text),
         Kind::Int => Value::from(text.trim().parse::<i64>().map_err(|_| bad("int"))?),
@@ -133,7 +176,9 @@ fn looks_negative_number(t: &str) -> bool {
 pub fn parse(args: &[Arg], tokens: &[String]) -> Result<Option<Map<String, Value>>, ArgError> {
     let mut out = Map::new();
     let mut seen = vec![false; args.len()];
-    let positionals: Vec<usize> = (0..args.len()).filter(|&i| args[i].names.is_empty()).collect();
+    let positionals: Vec<usize> = (0..args.len())
+        .filter(|&i| args[i].names.is_empty())
+        .collect();
     let mut next_pos = 0;
     let mut only_positional = false;
     let mut i = 0;
@@ -149,13 +194,14 @@ pub fn parse(args: &[Arg], tokens: &[String]) -> Result<Option<Map<String, Value
                 return Ok(None);
             }
             // --long=value, -xVALUE, or a bare option name.
-            let (name, inline) = if let Some((n, v)) = t.split_once('=').filter(|_| t.starts_with("--")) {
-                (n.to_string(), Some(v.to_string()))
-            } else if !t.starts_with("--") && t.len() > 2 {
-                (t[..2].to_string(), Some(t[2..].to_string()))
-            } else {
-                (t.to_string(), None)
-            };
+            let (name, inline) =
+                if let Some((n, v)) = t.split_once('=').filter(|_| t.starts_with("--")) {
+                    (n.to_string(), Some(v.to_string()))
+                } else if !t.starts_with("--") && t.len() > 2 {
+                    (t[..2].to_string(), Some(t[2..].to_string()))
+                } else {
+                    (t.to_string(), None)
+                };
             let Some(k) = args.iter().position(|a| a.names.contains(&name.as_str())) else {
                 return Err(ArgError(format!("unrecognized argument: {t}")));
             };
@@ -164,9 +210,14 @@ pub fn parse(args: &[Arg], tokens: &[String]) -> Result<Option<Map<String, Value
                 let text = match inline {
                     Some(v) => v,
                     None => {
-                        let next = tokens.get(i).filter(|n| !n.starts_with('-') || looks_negative_number(n));
+                        let next = tokens
+                            .get(i)
+                            .filter(|n| !n.starts_with('-') || looks_negative_number(n));
                         let Some(next) = next else {
-                            return Err(ArgError(format!("argument {}: expected one argument", arg_label(a))));
+                            return Err(ArgError(format!(
+                                "argument {}: expected one argument",
+                                arg_label(a)
+                            )));
                         };
                         i += 1;
                         next.clone()
@@ -175,7 +226,10 @@ pub fn parse(args: &[Arg], tokens: &[String]) -> Result<Option<Map<String, Value
                 convert(a, &text)?
             } else {
                 if inline.is_some() {
-                    return Err(ArgError(format!("argument {}: ignored explicit argument", arg_label(a))));
+                    return Err(ArgError(format!(
+                        "argument {}: ignored explicit argument",
+                        arg_label(a)
+                    )));
                 }
                 convert(a, "")?
             };
@@ -190,10 +244,15 @@ pub fn parse(args: &[Arg], tokens: &[String]) -> Result<Option<Map<String, Value
         seen[k] = true;
         out.insert(args[k].dest.to_string(), convert(&args[k], t)?);
     }
-    let missing: Vec<String> =
-        (0..args.len()).filter(|&k| args[k].required && !seen[k]).map(|k| arg_label(&args[k])).collect();
+    let missing: Vec<String> = (0..args.len())
+        .filter(|&k| args[k].required && !seen[k])
+        .map(|k| arg_label(&args[k]))
+        .collect();
     if !missing.is_empty() {
-        return Err(ArgError(format!("the following arguments are required: {}", missing.join(", "))));
+        return Err(ArgError(format!(
+            "the following arguments are required: {}",
+            missing.join(", ")
+        )));
     }
     Ok(Some(out))
 }
@@ -208,7 +267,9 @@ pub fn nest(flat: Map<String, Value>) -> Map<String, Value> {
         }
         match k.split_once('.') {
             Some((outer, inner)) => {
-                let slot = out.entry(outer.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let slot = out
+                    .entry(outer.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = slot {
                     m.insert(inner.to_string(), v);
                 }
@@ -244,7 +305,11 @@ pub fn usage(method: &str, help: &str, args: &[Arg]) -> String {
         s.push('\n');
     }
     for a in args {
-        let label = if a.names.is_empty() { pos_name(a).to_string() } else { a.names.join(", ") };
+        let label = if a.names.is_empty() {
+            pos_name(a).to_string()
+        } else {
+            a.names.join(", ")
+        };
         s.push_str(&format!("  {label:<32} {}\n", a.help));
     }
     s
@@ -270,8 +335,13 @@ mod tests {
 
     #[test]
     fn forms() {
-        let m = p(&["-bM0", "64", "--flag", "512", "-t", "tcp", "--off"]).unwrap().unwrap();
-        assert_eq!(Value::Object(nest(m)), json!({"name": "M0", "block_size": 512, "flag": true, "addr": {"trtype": "tcp"}, "on": false}));
+        let m = p(&["-bM0", "64", "--flag", "512", "-t", "tcp", "--off"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Value::Object(nest(m)),
+            json!({"name": "M0", "block_size": 512, "flag": true, "addr": {"trtype": "tcp"}, "on": false})
+        );
         let m = p(&["--name=x", "--", "-1.5", "4"]).unwrap().unwrap();
         assert_eq!(m["_size"], json!(-1.5));
         assert_eq!(p(&["-h"]).unwrap(), None);
@@ -280,10 +350,25 @@ mod tests {
     #[test]
     fn errors_name_the_argument() {
         assert!(p(&["64"]).unwrap_err().0.contains("required: block_size"));
-        assert!(p(&["64", "x"]).unwrap_err().0.contains("block_size: invalid int value: 'x'"));
-        assert!(p(&["64", "1", "-b"]).unwrap_err().0.contains("-b/--name: expected one argument"));
-        assert!(p(&["64", "1", "-q"]).unwrap_err().0.contains("unrecognized argument: -q"));
-        assert!(p(&["64", "1", "3"]).unwrap_err().0.contains("unrecognized arguments: 3"));
-        assert!(p(&["64", "1", "-t", "fc"]).unwrap_err().0.contains("invalid choice: 'fc'"));
+        assert!(p(&["64", "x"])
+            .unwrap_err()
+            .0
+            .contains("block_size: invalid int value: 'x'"));
+        assert!(p(&["64", "1", "-b"])
+            .unwrap_err()
+            .0
+            .contains("-b/--name: expected one argument"));
+        assert!(p(&["64", "1", "-q"])
+            .unwrap_err()
+            .0
+            .contains("unrecognized argument: -q"));
+        assert!(p(&["64", "1", "3"])
+            .unwrap_err()
+            .0
+            .contains("unrecognized arguments: 3"));
+        assert!(p(&["64", "1", "-t", "fc"])
+            .unwrap_err()
+            .0
+            .contains("invalid choice: 'fc'"));
     }
 }

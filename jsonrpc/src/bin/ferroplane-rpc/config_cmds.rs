@@ -25,8 +25,9 @@ fn bad_answer(method: &str, e: impl std::fmt::Display) -> Fail {
 
 pub fn save_config(conn: &mut Conn<'_>, params: &Map<String, Value>) -> Result<(), Fail> {
     let indent = params.get("indent").and_then(Value::as_i64).unwrap_or(2);
-    let subs: Vec<SubsystemInfo> = serde_json::from_value(conn.call("framework_get_subsystems", None)?)
-        .map_err(|e| bad_answer("framework_get_subsystems", e))?;
+    let subs: Vec<SubsystemInfo> =
+        serde_json::from_value(conn.call("framework_get_subsystems", None)?)
+            .map_err(|e| bad_answer("framework_get_subsystems", e))?;
     // Each subsystem with all it depends on (the list is in init order).
     let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
     for s in &subs {
@@ -44,9 +45,11 @@ pub fn save_config(conn: &mut Conn<'_>, params: &Map<String, Value>) -> Result<(
         Some(list) => {
             let mut set = BTreeSet::new();
             for name in list.split(',') {
-                let d = deps
-                    .get(name)
-                    .ok_or_else(|| Fail::Usage(format!("argument -s/--subsystems: unknown subsystem '{name}'")))?;
+                let d = deps.get(name).ok_or_else(|| {
+                    Fail::Usage(format!(
+                        "argument -s/--subsystems: unknown subsystem '{name}'"
+                    ))
+                })?;
                 set.extend(d.iter().copied());
             }
             Some(set)
@@ -54,13 +57,19 @@ pub fn save_config(conn: &mut Conn<'_>, params: &Map<String, Value>) -> Result<(
     };
     let mut cfg = JsonConfig::default();
     for s in &subs {
-        if wanted.as_ref().is_some_and(|w| !w.contains(s.subsystem.as_str())) {
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.contains(s.subsystem.as_str()))
+        {
             continue;
         }
         let c = conn.call("framework_get_config", Some(json!({"name": s.subsystem})))?;
         let config: Option<Vec<MethodCall>> =
             serde_json::from_value(c).map_err(|e| bad_answer("framework_get_config", e))?;
-        cfg.subsystems.push(SubsystemConfig { subsystem: s.subsystem.clone(), config });
+        cfg.subsystems.push(SubsystemConfig {
+            subsystem: s.subsystem.clone(),
+            config,
+        });
     }
     if indent < 0 {
         println!("{}", serde_json::to_string(&cfg).unwrap_or_default());
@@ -74,7 +83,9 @@ fn read_config(params: &Map<String, Value>) -> Result<JsonConfig, Fail> {
     let load_err = |e: jsonrpc::Error| Fail::Call(e.to_string());
     match params.get("json_conf").and_then(Value::as_str) {
         Some(arg) if Path::new(arg).exists() => JsonConfig::load(Path::new(arg)).map_err(load_err),
-        Some(text) => JsonConfig::from_str_named(text, Path::new("<-j argument>")).map_err(load_err),
+        Some(text) => {
+            JsonConfig::from_str_named(text, Path::new("<-j argument>")).map_err(load_err)
+        }
         None => {
             let mut text = String::new();
             std::io::stdin()
@@ -86,15 +97,25 @@ fn read_config(params: &Map<String, Value>) -> Result<JsonConfig, Fail> {
 }
 
 fn methods(conn: &mut Conn<'_>, current: bool, aliases: bool) -> Result<BTreeSet<String>, Fail> {
-    let v = conn.call("rpc_get_methods", Some(json!({"current": current, "include_aliases": aliases})))?;
+    let v = conn.call(
+        "rpc_get_methods",
+        Some(json!({"current": current, "include_aliases": aliases})),
+    )?;
     serde_json::from_value(v).map_err(|e| bad_answer("rpc_get_methods", e))
 }
 
 pub fn load_config(conn: &mut Conn<'_>, params: &Map<String, Value>) -> Result<(), Fail> {
-    let aliases = params.get("include_aliases").and_then(Value::as_bool).unwrap_or(false);
+    let aliases = params
+        .get("include_aliases")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let cfg = read_config(params)?;
-    let mut pending: Vec<Vec<MethodCall>> =
-        cfg.subsystems.into_iter().filter_map(|s| s.config).filter(|c| !c.is_empty()).collect();
+    let mut pending: Vec<Vec<MethodCall>> = cfg
+        .subsystems
+        .into_iter()
+        .filter_map(|s| s.config)
+        .filter(|c| !c.is_empty())
+        .collect();
     let known = methods(conn, false, aliases)?;
     if pending.is_empty() {
         if known.contains("framework_start_init") {
@@ -102,8 +123,15 @@ pub fn load_config(conn: &mut Conn<'_>, params: &Map<String, Value>) -> Result<(
         }
         return Ok(());
     }
-    if let Some(c) = pending.iter().flatten().find(|c| !known.contains(&c.method)) {
-        return Err(Fail::Call(format!("unknown method {} was included in the config", c.method)));
+    if let Some(c) = pending
+        .iter()
+        .flatten()
+        .find(|c| !known.contains(&c.method))
+    {
+        return Err(Fail::Call(format!(
+            "unknown method {} was included in the config",
+            c.method
+        )));
     }
     while !pending.is_empty() {
         let allowed = methods(conn, true, aliases)?;

@@ -39,7 +39,8 @@ pub enum Fail {
     Call(String),
 }
 
-const USAGE: &str = "usage: ferroplane-rpc [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v] [--dry-run] METHOD [args]
+const USAGE: &str =
+    "usage: ferroplane-rpc [-s SOCK] [-t TIMEOUT] [-r RETRIES] [-v] [--dry-run] METHOD [args]
        ferroplane-rpc [options] call METHOD ['<json params>']
        ferroplane-rpc [options] < script   (one command per line)
        ferroplane-rpc METHOD -h            (the method's arguments)";
@@ -56,7 +57,9 @@ fn parse_global(argv: &[String]) -> Result<(Global, usize), Fail> {
     while i < argv.len() {
         let t = argv[i].as_str();
         let value = |i: usize| {
-            argv.get(i + 1).cloned().ok_or_else(|| Fail::Usage(format!("argument {t}: expected one argument")))
+            argv.get(i + 1)
+                .cloned()
+                .ok_or_else(|| Fail::Usage(format!("argument {t}: expected one argument")))
         };
         match t {
             "-s" => g.socket = value(i)?,
@@ -66,12 +69,15 @@ fn parse_global(argv: &[String]) -> Result<(Global, usize), Fail> {
                     .parse::<f64>()
                     .ok()
                     .filter(|t| *t > 0.0 && t.is_finite())
-                    .ok_or_else(|| Fail::Usage(format!("argument -t: invalid timeout: '{v}' (seconds > 0)")))?;
+                    .ok_or_else(|| {
+                        Fail::Usage(format!("argument -t: invalid timeout: '{v}' (seconds > 0)"))
+                    })?;
             }
             "-r" => {
                 let v = value(i)?;
-                g.retries =
-                    v.parse().map_err(|_| Fail::Usage(format!("argument -r: invalid int value: '{v}'")))?;
+                g.retries = v
+                    .parse()
+                    .map_err(|_| Fail::Usage(format!("argument -r: invalid int value: '{v}'")))?;
             }
             // rpc.py's TCP port: meaningless for a Unix socket, accepted for scripts.
             "-p" => {
@@ -93,12 +99,14 @@ fn parse_global(argv: &[String]) -> Result<(Global, usize), Fail> {
             }
             "-h" | "--help" => {
                 println!("{USAGE}\n\nmethods:");
-                for m in table::METHODS {
+                for m in table::all() {
                     println!("  {:<32} {}", m.name, m.help);
                 }
                 std::process::exit(0);
             }
-            _ if t.starts_with('-') => return Err(Fail::Usage(format!("unrecognized argument: {t}"))),
+            _ if t.starts_with('-') => {
+                return Err(Fail::Usage(format!("unrecognized argument: {t}")))
+            }
             _ => return Ok((g, i)),
         }
         i += 2;
@@ -129,9 +137,15 @@ impl Conn<'_> {
                 }
             });
         }
-        let client = self.client.as_mut().ok_or_else(|| Fail::Call("not connected".into()))?;
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| Fail::Call("not connected".into()))?;
         if self.g.verbose {
-            eprintln!("request: {method} {}", params.as_ref().map(Value::to_string).unwrap_or_default());
+            eprintln!(
+                "request: {method} {}",
+                params.as_ref().map(Value::to_string).unwrap_or_default()
+            );
         }
         let shown = params.clone();
         match client.call(method, params) {
@@ -178,13 +192,19 @@ pub fn run_command(g: &Global, conn: &mut Conn<'_>, words: &[String]) -> Result<
     };
     if method == "call" {
         let Some(name) = words.get(1) else {
-            return Err(Fail::Usage("argument METHOD: call needs a method name".into()));
+            return Err(Fail::Usage(
+                "argument METHOD: call needs a method name".into(),
+            ));
         };
         let params = match words.get(2) {
             None => None,
             Some(text) => match serde_json::from_str::<Value>(text) {
                 Ok(v @ (Value::Object(_) | Value::Array(_))) => Some(v),
-                Ok(_) => return Err(Fail::Usage("argument PARAMS: must be a JSON object or array".into())),
+                Ok(_) => {
+                    return Err(Fail::Usage(
+                        "argument PARAMS: must be a JSON object or array".into(),
+                    ))
+                }
                 Err(e) => return Err(Fail::Usage(format!("argument PARAMS: invalid JSON: {e}"))),
             },
         };
@@ -221,7 +241,13 @@ pub fn run_command(g: &Global, conn: &mut Conn<'_>, words: &[String]) -> Result<
     }
 }
 
-fn send(g: &Global, conn: &mut Conn<'_>, method: &str, params: Option<Value>, print: Print) -> Result<(), Fail> {
+fn send(
+    g: &Global,
+    conn: &mut Conn<'_>,
+    method: &str,
+    params: Option<Value>,
+    print: Print,
+) -> Result<(), Fail> {
     if g.dry_run {
         let mut req = serde_json::json!({"method": method});
         if let Some(p) = params {
@@ -255,7 +281,10 @@ fn main() {
         Ok(x) => x,
         Err(e) => finish(Err(e)),
     };
-    let mut conn = Conn { g: &g, client: None };
+    let mut conn = Conn {
+        g: &g,
+        client: None,
+    };
     if at >= argv.len() {
         if std::io::stdin().is_terminal() {
             eprintln!("{USAGE}");

@@ -71,17 +71,25 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 pub fn run(g: &Global, conn: &mut Conn<'_>) -> Result<(), Fail> {
     let stdin = std::io::stdin();
     for (n, line) in stdin.lock().lines().enumerate() {
-        let line = line.map_err(|e| Fail::Call(format!("failed to read commands from stdin: {e}")))?;
-        let words = split_words(&line).map_err(|e| Fail::Usage(format!("stdin line {}: {e}", n + 1)))?;
+        let line =
+            line.map_err(|e| Fail::Call(format!("failed to read commands from stdin: {e}")))?;
+        let words =
+            split_words(&line).map_err(|e| Fail::Usage(format!("stdin line {}: {e}", n + 1)))?;
         if words.is_empty() || words[0].starts_with('#') {
             continue;
         }
         match run_command(g, conn, &words) {
             Ok(()) => {}
             Err(Fail::Call(msg)) => {
-                return Err(Fail::Call(format!("stdin line {}: {}\n{msg}", n + 1, line.trim())))
+                return Err(Fail::Call(format!(
+                    "stdin line {}: {}\n{msg}",
+                    n + 1,
+                    line.trim()
+                )))
             }
-            Err(Fail::Usage(msg)) => return Err(Fail::Usage(format!("stdin line {}: {msg}", n + 1))),
+            Err(Fail::Usage(msg)) => {
+                return Err(Fail::Usage(format!("stdin line {}: {msg}", n + 1)))
+            }
         }
     }
     Ok(())
@@ -93,7 +101,10 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(split_words(r#"call m '{"a": 1}'  x\ y "q\"z""#).unwrap(), ["call", "m", "{\"a\": 1}", "x y", "q\"z"]);
+        assert_eq!(
+            split_words(r#"call m '{"a": 1}'  x\ y "q\"z""#).unwrap(),
+            ["call", "m", "{\"a\": 1}", "x y", "q\"z"]
+        );
         assert!(split_words("a 'b").is_err());
         assert!(split_words("   ").unwrap().is_empty());
     }
