@@ -33,6 +33,7 @@
 //!
 //! Nothing here lives in shared memory; a framework is per process.
 
+pub mod app;
 pub mod error;
 pub mod interrupt;
 pub mod io_channel;
@@ -40,6 +41,7 @@ pub mod poller;
 pub mod reactor;
 pub mod runtime;
 pub mod scheduler;
+pub mod subsystem;
 pub mod thread;
 
 mod hub;
