@@ -25,6 +25,9 @@ pub struct AppOpts {
     pub wait_for_rpc: bool,
     /// Sleep when idle (default) or poll (`--poll-mode`).
     pub interrupt_mode: bool,
+    /// How long exiting threads may take at stop before their leftovers are dropped
+    /// (ms; not a command-line option).
+    pub exit_timeout_ms: u64,
 }
 
 /// The default RPC socket: `jsonrpc::DEFAULT_SOCKET` (/var/tmp/ferroplane.sock), where
@@ -82,6 +85,7 @@ impl AppOpts {
             json_config: None,
             wait_for_rpc: false,
             interrupt_mode: true,
+            exit_timeout_ms: 5000,
         };
         let mut seen_mask = false;
         let mut i = 1;

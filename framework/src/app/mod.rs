@@ -132,6 +132,7 @@ impl App {
         })?;
         let fw_opts = FrameworkOpts {
             interrupt_mode: self.opts.interrupt_mode,
+            exit_timeout_ms: self.opts.exit_timeout_ms,
             ..FrameworkOpts::default()
         };
         let opts = self.opts.clone();
