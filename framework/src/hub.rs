@@ -34,6 +34,8 @@ pub(crate) struct Hub {
     pub(crate) ports: Box<[Port]>,
     /// Set once: every reactor leaves its loop when it has no thread left.
     pub(crate) stopping: AtomicBool,
+    /// Set when a reactor died (a callback panicked): every reactor leaves at once.
+    pub(crate) aborted: AtomicBool,
 }
 
 impl Hub {
@@ -56,6 +58,7 @@ impl Hub {
         Ok(Hub {
             ports: ports.into_boxed_slice(),
             stopping: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
         })
     }
 
@@ -88,6 +91,12 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Make every reactor leave its loop now (a reactor is unwinding from a panic).
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.stop();
     }
 
     /// Ask every reactor to stop once its threads are gone.

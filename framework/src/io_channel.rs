@@ -144,6 +144,10 @@ impl<C: Send + 'static> IoDevice<C> {
         let owner = thread::current().ok_or(Error::NotOnThread {
             what: "get an I/O channel",
         })?;
+        // As SPDK: no channel at all (not even an existing one) once unregistering.
+        if self.0.lock().unregistered {
+            return Err(Error::DeviceUnregistered(self.0.name.clone()));
+        }
         if let Some(p) = find::<C>(self.0.id) {
             // SAFETY: the entry lives in the current thread's channel list, which only
             // this OS thread touches while the thread is current.

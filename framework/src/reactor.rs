@@ -91,6 +91,18 @@ impl Reactor {
 
     /// Run until the hub stops and no thread is left.
     pub(crate) fn run(mut self) {
+        /// A callback that panics unwinds out of this loop: stop the other reactors too,
+        /// so the framework returns (the panic then reaches the caller) instead of
+        /// hanging.
+        struct AbortOnUnwind(Arc<Hub>);
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.abort();
+                }
+            }
+        }
+        let _guard = AbortOnUnwind(self.hub.clone());
         HUB.with(|h| *h.borrow_mut() = Some(self.hub.clone()));
         let mut next_intr_check = 0u64;
         let mut idle_since: Option<u64> = None;
@@ -117,6 +129,10 @@ impl Reactor {
             let end = eal::timer::rdtsc();
             self.account(busy, end.wrapping_sub(last));
             last = end;
+            if self.hub.aborted.load(Ordering::Acquire) {
+                eal::log_err!("reactor {}: leaving, another reactor died", self.port_lcore());
+                break;
+            }
             if self.hub.stopping.load(Ordering::Acquire)
                 && self.threads.is_empty()
                 && self.hub.ports[self.idx].events.is_empty()
