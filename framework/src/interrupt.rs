@@ -68,7 +68,9 @@ impl Interrupt {
                 });
             }
             let mut intrs = t.intrs.borrow_mut();
-            let e = intrs.get_mut(self.slot, self.gen).ok_or(Error::Gone(what))?;
+            let e = intrs
+                .get_mut(self.slot, self.gen)
+                .ok_or(Error::Gone(what))?;
             let epoll = t.host_epoll.get();
             if epoll >= 0 {
                 let _ = crate::sys::epoll_del(epoll, e.fd);

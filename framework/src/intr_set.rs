@@ -12,6 +12,8 @@ pub(crate) const SLOT_BITS: u32 = 16;
 pub(crate) const MAX_INTRS: usize = 1 << SLOT_BITS;
 
 pub(crate) struct IntrEntry {
+    /// For diagnostics.
+    #[allow(dead_code)]
     pub(crate) name: String,
     pub(crate) fd: RawFd,
     /// `None` while the handler runs.

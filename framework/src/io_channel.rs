@@ -99,7 +99,6 @@ struct ChannelInner<C: Send + 'static> {
     dev: Arc<Device<C>>,
     ctx: C,
     refs: Cell<usize>,
-    owner: ThreadHandle,
 }
 
 impl<C: Send + 'static> ChannelEntry for ChannelInner<C> {
@@ -172,7 +171,6 @@ impl<C: Send + 'static> IoDevice<C> {
             dev: self.0.clone(),
             ctx,
             refs: Cell::new(1),
-            owner: owner.clone(),
         });
         let p = NonNull::from(&*b);
         thread::with_current(|t| t.channels.borrow_mut().push(b));
@@ -305,7 +303,9 @@ fn put<C: Send + 'static>(p: NonNull<ChannelInner<C>>, owner: ThreadHandle) {
     let m: Msg = Box::new(move || {
         let entry = thread::with_current(|t| {
             let mut chans = t.channels.borrow_mut();
-            let pos = chans.iter().position(|c| c.device_id() == id && c.refs() == 0)?;
+            let pos = chans
+                .iter()
+                .position(|c| c.device_id() == id && c.refs() == 0)?;
             Some(chans.swap_remove(pos))
         })
         .flatten();

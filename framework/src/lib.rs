@@ -55,4 +55,4 @@ pub use error::{Error, Result};
 pub use msg::Msg;
 pub use poller::{PollStatus, Poller};
 pub use runtime::{Framework, FrameworkOpts};
-pub use thread::{SendError, ThreadHandle};
+pub use thread::{SendError, SendFailure, ThreadHandle};

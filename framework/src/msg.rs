@@ -75,18 +75,28 @@ impl MsgRing {
     pub(crate) fn new(name: &str, count: u32) -> Result<MsgRing> {
         let flags = RingFlags::MP_RTS_ENQ | RingFlags::SC_DEQ;
         let len = Ring::<RawMsg>::memsize(count, flags)?;
-        let layout = Layout::from_size_align(len, ring::RING_ALIGN).map_err(|e| Error::BadValue {
-            what: "message ring size",
-            why: e.to_string(),
-        })?;
+        let layout =
+            Layout::from_size_align(len, ring::RING_ALIGN).map_err(|e| Error::BadValue {
+                what: "message ring size",
+                why: e.to_string(),
+            })?;
         // SAFETY: `layout` has a non-zero size (memsize includes the header).
-        let mem = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })
-            .ok_or_else(|| Error::BadValue {
+        let mem = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or_else(|| {
+            Error::BadValue {
                 what: "message ring size",
                 why: format!("out of memory for {len} bytes"),
-            })?;
-        let name: String = name.chars().filter(|c| c.is_ascii_graphic()).take(ring::NAME_MAX - 1).collect();
-        let name = if name.is_empty() { "msg".to_string() } else { name };
+            }
+        })?;
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(ring::NAME_MAX - 1)
+            .collect();
+        let name = if name.is_empty() {
+            "msg".to_string()
+        } else {
+            name
+        };
         // SAFETY: `mem` is a fresh, exclusive, 128-aligned block of `len` bytes that lives
         // until Drop, after the ring handle is last used. The consumer side is single:
         // every dequeue goes through the `unsafe` methods below, whose callers promise one
@@ -193,7 +203,9 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         for i in 0..5 {
             let s = seen.clone();
-            r.push(Box::new(move || s.lock().unwrap().push(i))).map_err(|_| ()).unwrap();
+            r.push(Box::new(move || s.lock().unwrap().push(i)))
+                .map_err(|_| ())
+                .unwrap();
         }
         assert_eq!(r.len(), 5);
         // SAFETY: single-threaded test: the only consumer.
@@ -211,6 +223,10 @@ mod tests {
         assert!(refused > 0, "an 8-slot ring took 20 messages");
         assert_eq!(drops.load(Ordering::Relaxed), refused);
         drop(r);
-        assert_eq!(drops.load(Ordering::Relaxed), 20, "leftover messages not dropped");
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            20,
+            "leftover messages not dropped"
+        );
     }
 }

@@ -112,7 +112,9 @@ impl PollerSet {
     fn arm(&mut self, slot: u32, deadline: u64) {
         let seq = self.seq;
         self.seq += 1;
-        let e = self.slots[slot as usize].as_mut().expect("armed slot exists");
+        let e = self.slots[slot as usize]
+            .as_mut()
+            .expect("armed slot exists");
         e.epoch = e.epoch.wrapping_add(1);
         self.timers.push(Reverse((deadline, seq, slot, e.epoch)));
     }
@@ -256,8 +258,12 @@ impl PollerSet {
                 return None;
             }
             self.timers.pop();
-            let Some(gen) = self.gens.get(slot as usize).copied() else { continue };
-            let Some(e) = self.entry(slot, gen) else { continue };
+            let Some(gen) = self.gens.get(slot as usize).copied() else {
+                continue;
+            };
+            let Some(e) = self.entry(slot, gen) else {
+                continue;
+            };
             if e.epoch != epoch || e.state != State::Running {
                 continue;
             }
@@ -354,7 +360,11 @@ impl PollerSet {
             .filter(|e| e.state != State::Unregistered)
             .map(|e| PollerInfo {
                 name: e.name.clone(),
-                state: if e.state == State::Paused { "paused" } else { "running" },
+                state: if e.state == State::Paused {
+                    "paused"
+                } else {
+                    "running"
+                },
                 run_count: e.runs,
                 busy_count: e.busy,
                 period_us: e.period_us,
@@ -390,7 +400,10 @@ mod tests {
         assert!(s.put_back(slot, gen, f, PollStatus::Busy, far).is_none());
         let (slot, gen, f) = s.take_due(far).unwrap();
         assert_eq!((slot, gen), a);
-        assert!(s.unregister(a.0, a.1).unwrap().is_none(), "running: dropped on return");
+        assert!(
+            s.unregister(a.0, a.1).unwrap().is_none(),
+            "running: dropped on return"
+        );
         assert!(s.put_back(slot, gen, f, PollStatus::Idle, far).is_some());
         assert!(s.unregister(a.0, a.1).is_err(), "stale handle refused");
         assert_eq!(s.len(), 1);
@@ -407,6 +420,9 @@ mod tests {
         assert!(s.pause(b.0, b.1).is_err());
         s.pause(c.0, c.1).unwrap();
         assert!(!s.keeps_awake());
-        assert!(s.take_active(0).is_none(), "paused active poller is not taken");
+        assert!(
+            s.take_active(0).is_none(),
+            "paused active poller is not taken"
+        );
     }
 }

@@ -43,9 +43,9 @@ thread_local! {
 /// Run `f` on the reactor of `lcore`, outside any thread (SPDK's `spdk_event_call`).
 /// Must be called from inside the framework (a reactor's OS thread).
 pub fn event_call<F: FnOnce() + Send + 'static>(lcore: u32, f: F) -> Result<()> {
-    let hub = HUB
-        .with(|h| h.borrow().clone())
-        .ok_or(Error::NotOnThread { what: "send an event" })?;
+    let hub = HUB.with(|h| h.borrow().clone()).ok_or(Error::NotOnThread {
+        what: "send an event",
+    })?;
     let idx = hub.index_of(lcore)?;
     hub.send_event(idx, Box::new(f))
         .map_err(|_| Error::QueueFull(format!("reactor {lcore} events")))
@@ -130,7 +130,10 @@ impl Reactor {
             self.account(busy, end.wrapping_sub(last));
             last = end;
             if self.hub.aborted.load(Ordering::Acquire) {
-                eal::log_err!("reactor {}: leaving, another reactor died", self.port_lcore());
+                eal::log_err!(
+                    "reactor {}: leaving, another reactor died",
+                    self.port_lcore()
+                );
                 break;
             }
             if self.hub.stopping.load(Ordering::Acquire)
@@ -186,7 +189,9 @@ impl Reactor {
         }
         let moves = MOVES.with(|m| std::mem::take(&mut *m.borrow_mut()));
         for (id, dst) in moves {
-            let Some(pos) = self.threads.iter().position(|t| t.id() == id) else { continue };
+            let Some(pos) = self.threads.iter().position(|t| t.id() == id) else {
+                continue;
+            };
             if dst == self.idx {
                 continue;
             }

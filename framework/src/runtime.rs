@@ -232,7 +232,8 @@ impl Framework {
 
     /// Select the scheduler by name (`static`, `dynamic`) and, if given, its period.
     pub fn set_scheduler(&self, name: &str, period_us: Option<u64>) -> Result<()> {
-        let policy = scheduler::by_name(name).ok_or_else(|| Error::UnknownScheduler(name.into()))?;
+        let policy =
+            scheduler::by_name(name).ok_or_else(|| Error::UnknownScheduler(name.into()))?;
         if period_us == Some(0) {
             return Err(Error::BadValue {
                 what: "scheduler period",
@@ -247,7 +248,9 @@ impl Framework {
             }
         }
         let fw = self.clone();
-        let _ = self.app_thread().send_reliable(Box::new(move || fw.arm_scheduler()));
+        let _ = self
+            .app_thread()
+            .send_reliable(Box::new(move || fw.arm_scheduler()));
         Ok(())
     }
 
@@ -289,7 +292,12 @@ impl Framework {
         let cores_now: Vec<(u64, u64)> = hub
             .ports
             .iter()
-            .map(|p| (p.busy_tsc.load(Ordering::Relaxed), p.idle_tsc.load(Ordering::Relaxed)))
+            .map(|p| {
+                (
+                    p.busy_tsc.load(Ordering::Relaxed),
+                    p.idle_tsc.load(Ordering::Relaxed),
+                )
+            })
             .collect();
         let cores: Vec<CoreLoad> = hub
             .ports

@@ -184,24 +184,56 @@ mod tests {
     #[test]
     fn dynamic_packs_idle_and_spreads_busy() {
         let cores = [
-            CoreLoad { lcore: 0, busy: 100, idle: 0 },
-            CoreLoad { lcore: 1, busy: 5, idle: 95 },
-            CoreLoad { lcore: 2, busy: 0, idle: 100 },
+            CoreLoad {
+                lcore: 0,
+                busy: 100,
+                idle: 0,
+            },
+            CoreLoad {
+                lcore: 1,
+                busy: 5,
+                idle: 95,
+            },
+            CoreLoad {
+                lcore: 2,
+                busy: 0,
+                idle: 100,
+            },
         ];
         // Two idle threads on 1 and 2 go to main (0); two busy threads on 0 are split.
-        let threads = [t(1, 1, 5, 95), t(2, 2, 0, 100), t(3, 0, 60, 40), t(4, 0, 50, 50)];
+        let threads = [
+            t(1, 1, 5, 95),
+            t(2, 2, 0, 100),
+            t(3, 0, 60, 40),
+            t(4, 0, 50, 50),
+        ];
         let moves = Dynamic::default().balance(0, &cores, &threads);
         assert!(moves.contains(&Move { thread: 1, to: 0 }));
         assert!(moves.contains(&Move { thread: 2, to: 0 }));
         let moved_busy: Vec<_> = moves.iter().filter(|m| m.thread >= 3).collect();
-        assert_eq!(moved_busy.len(), 1, "one of the two busy threads leaves core 0: {moves:?}");
+        assert_eq!(
+            moved_busy.len(),
+            1,
+            "one of the two busy threads leaves core 0: {moves:?}"
+        );
         assert_ne!(moved_busy[0].to, 0);
         assert!(Static.balance(0, &cores, &threads).is_empty());
     }
 
     #[test]
     fn cpumask_is_respected() {
-        let cores = [CoreLoad { lcore: 0, busy: 0, idle: 100 }, CoreLoad { lcore: 1, busy: 0, idle: 100 }];
+        let cores = [
+            CoreLoad {
+                lcore: 0,
+                busy: 0,
+                idle: 100,
+            },
+            CoreLoad {
+                lcore: 1,
+                busy: 0,
+                idle: 100,
+            },
+        ];
         let mut pinned = t(7, 1, 0, 100);
         pinned.cpumask = vec![1];
         assert!(Dynamic::default().balance(0, &cores, &[pinned]).is_empty());

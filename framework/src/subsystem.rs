@@ -97,7 +97,10 @@ impl Subsystems {
     /// Add one; a second subsystem with the same name is refused.
     pub fn add(&mut self, s: Arc<dyn Subsystem>) -> Result<()> {
         if self.list.iter().any(|x| x.name() == s.name()) {
-            return Err(Error::Subsystem(format!("subsystem '{}' registered twice", s.name())));
+            return Err(Error::Subsystem(format!(
+                "subsystem '{}' registered twice",
+                s.name()
+            )));
         }
         self.list.push(s);
         Ok(())
@@ -111,8 +114,12 @@ impl Subsystems {
     /// Dependency order (dependencies first; otherwise registration order). Unknown
     /// dependencies and cycles are refused, naming the subsystems involved.
     pub fn ordered(&self) -> Result<Vec<Arc<dyn Subsystem>>> {
-        let by_name: HashMap<&str, usize> =
-            self.list.iter().enumerate().map(|(i, s)| (s.name(), i)).collect();
+        let by_name: HashMap<&str, usize> = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name(), i))
+            .collect();
         let deps: Vec<Vec<usize>> = self
             .list
             .iter()
@@ -241,7 +248,10 @@ mod tests {
         c.add(Arc::new(S("a", &["b"]))).unwrap();
         c.add(Arc::new(S("b", &["a"]))).unwrap();
         let e = names(&c).unwrap_err().to_string();
-        assert!(e.contains("cycle") && e.contains('a') && e.contains('b'), "{e}");
+        assert!(
+            e.contains("cycle") && e.contains('a') && e.contains('b'),
+            "{e}"
+        );
         let mut u = Subsystems::default();
         u.add(Arc::new(S("a", &["zz"]))).unwrap();
         assert!(names(&u).unwrap_err().to_string().contains("'zz'"));

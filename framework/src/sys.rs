@@ -40,12 +40,24 @@ fn epoll_ctl(epfd: RawFd, op: i32, fd: RawFd, token: u64, what: &'static str) ->
 
 /// Watch `fd` for readability (level-triggered) in `epfd`, reporting `token`.
 pub(crate) fn epoll_add(epfd: RawFd, fd: RawFd, token: u64) -> Result<()> {
-    epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, token, "add a descriptor to epoll")
+    epoll_ctl(
+        epfd,
+        libc::EPOLL_CTL_ADD,
+        fd,
+        token,
+        "add a descriptor to epoll",
+    )
 }
 
 /// Stop watching `fd` in `epfd`.
 pub(crate) fn epoll_del(epfd: RawFd, fd: RawFd) -> Result<()> {
-    epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, "remove a descriptor from epoll")
+    epoll_ctl(
+        epfd,
+        libc::EPOLL_CTL_DEL,
+        fd,
+        0,
+        "remove a descriptor from epoll",
+    )
 }
 
 /// Wait up to `timeout_ms` (-1 = forever, 0 = poll) and append the ready tokens to `out`.
@@ -165,7 +177,13 @@ pub(crate) fn signalfd_read(fd: &OwnedFd) -> Result<Option<i32>> {
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let len = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: reads at most `len` bytes into `info`, which is that large.
-    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), len) };
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            len,
+        )
+    };
     if n < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::WouldBlock {

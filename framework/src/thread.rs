@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::intr_set::{self, IntrSet};
 use crate::msg::{Msg, MsgRing};
-use crate::poller_set::{PollStatus, PollerInfo, PollerSet};
+use crate::poller_set::{PollStatus, PollerSet};
 
 /// `host` before the first adoption.
 const NO_HOST: usize = usize::MAX;
@@ -82,7 +82,10 @@ impl Registry {
 
     /// Every live thread, in creation order.
     pub(crate) fn threads(&self) -> Vec<ThreadHandle> {
-        self.threads.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn remove(&self, id: u64) {
@@ -194,23 +197,35 @@ impl std::fmt::Debug for ThreadHandle {
     }
 }
 
+/// Why a message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The thread has exited.
+    Exited,
+    /// Its ring is full (try again later).
+    Full,
+}
+
 /// A message that could not be sent, handed back to the sender.
 pub struct SendError {
-    /// Why ([`Error::ThreadExited`] or [`Error::QueueFull`]).
-    pub reason: Error,
+    /// Why.
+    pub reason: SendFailure,
     /// The message, not run; dropping it runs its destructor.
     pub msg: Msg,
 }
 
 impl std::fmt::Debug for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SendError({})", self.reason)
+        write!(f, "SendError({:?})", self.reason)
     }
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.reason.fmt(f)
+        match self.reason {
+            SendFailure::Exited => f.write_str("failed to send a message: the thread has exited"),
+            SendFailure::Full => f.write_str("failed to send a message: its ring is full"),
+        }
     }
 }
 
@@ -282,15 +297,14 @@ impl ThreadHandle {
         }
     }
 
-    pub(crate) fn registry(&self) -> &Arc<Registry> {
-        &self.0.registry
-    }
-
     /// Run `f` on the thread. Messages from one sender run in the order sent. No lock,
     /// no allocation beyond the closure's box. A full ring or an exited thread hands the
     /// message back.
     #[inline]
-    pub fn send_msg<F: FnOnce() + Send + 'static>(&self, f: F) -> std::result::Result<(), SendError> {
+    pub fn send_msg<F: FnOnce() + Send + 'static>(
+        &self,
+        f: F,
+    ) -> std::result::Result<(), SendError> {
         self.send_boxed(Box::new(f))
     }
 
@@ -300,13 +314,13 @@ impl ThreadHandle {
         let s = &*self.0;
         if s.state.load(Ordering::Acquire) == EXITED {
             return Err(SendError {
-                reason: Error::ThreadExited(s.id),
+                reason: SendFailure::Exited,
                 msg: m,
             });
         }
         if let Err(m) = s.ring.push(m) {
             return Err(SendError {
-                reason: Error::QueueFull(s.name.clone()),
+                reason: SendFailure::Full,
                 msg: m,
             });
         }
@@ -319,7 +333,7 @@ impl ThreadHandle {
     pub(crate) fn send_reliable(&self, m: Msg) -> std::result::Result<(), SendError> {
         match self.send_boxed(m) {
             Err(SendError {
-                reason: Error::QueueFull(_),
+                reason: SendFailure::Full,
                 msg,
             }) => {
                 self.0
@@ -411,14 +425,17 @@ pub fn exit() -> Result<()> {
             t.exit_since.set(Some(eal::timer::rdtsc()));
         }
     })
-    .ok_or(Error::NotOnThread { what: "exit a thread" })
+    .ok_or(Error::NotOnThread {
+        what: "exit a thread",
+    })
 }
 
 /// Create a thread from inside the framework; `cpumask` lists the lcores it may run on
 /// (empty = any).
 pub fn spawn(name: &str, cpumask: &[u32]) -> Result<ThreadHandle> {
-    let reg = with_current(|t| t.shared.0.registry.clone())
-        .ok_or(Error::NotOnThread { what: "create a thread" })?;
+    let reg = with_current(|t| t.shared.0.registry.clone()).ok_or(Error::NotOnThread {
+        what: "create a thread",
+    })?;
     reg.spawn(name, cpumask)
 }
 
@@ -530,7 +547,9 @@ impl Thread {
         let now = eal::timer::rdtsc();
         loop {
             let taken = t.pollers.borrow_mut().take_due(now);
-            let Some((slot, gen, mut f)) = taken else { break };
+            let Some((slot, gen, mut f)) = taken else {
+                break;
+            };
             let started = eal::timer::rdtsc();
             let st = f();
             busy |= st == PollStatus::Busy;
@@ -572,7 +591,9 @@ impl Thread {
                 _ => None,
             }
         };
-        let Some((gen, mut f)) = taken else { return false };
+        let Some((gen, mut f)) = taken else {
+            return false;
+        };
         let st = f();
         let dropped = {
             let mut intrs = t.intrs.borrow_mut();
@@ -602,7 +623,9 @@ impl Thread {
     /// no running keep-awake poller.
     pub(crate) fn may_sleep(&self) -> bool {
         let s = &self.0.shared.0;
-        s.ring.is_empty() && !s.has_overflow.load(Ordering::Acquire) && !self.0.pollers.borrow().keeps_awake()
+        s.ring.is_empty()
+            && !s.has_overflow.load(Ordering::Acquire)
+            && !self.0.pollers.borrow().keeps_awake()
     }
 
     /// Whether active pollers exist (they run again only after a wake-up while asleep).
@@ -614,7 +637,10 @@ impl Thread {
         let s = &self.0.shared.0;
         // Single writer: only the hosting reactor updates the counters.
         let c = if busy { &s.busy_tsc } else { &s.idle_tsc };
-        c.store(c.load(Ordering::Relaxed).wrapping_add(ticks), Ordering::Relaxed);
+        c.store(
+            c.load(Ordering::Relaxed).wrapping_add(ticks),
+            Ordering::Relaxed,
+        );
     }
 
     /// Whether an exiting thread is done (or overdue, `now` past its timeout).
@@ -674,11 +700,6 @@ impl Thread {
         let more = std::mem::take(&mut *s.overflow.lock().unwrap_or_else(|e| e.into_inner()));
         drop(more);
         s.registry.remove(s.id);
-    }
-
-    /// Pollers of this thread (statistics).
-    pub(crate) fn poller_infos(&self) -> Vec<PollerInfo> {
-        self.0.pollers.borrow().infos()
     }
 }
 

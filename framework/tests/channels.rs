@@ -17,7 +17,9 @@ struct Ctx {
 
 #[test]
 fn channel_lifecycle() {
-    let Some(eal) = common::eal("channel_lifecycle", "0-1") else { return };
+    let Some(eal) = common::eal("channel_lifecycle", "0-1") else {
+        return;
+    };
     let creates = Arc::new(Mutex::new(Vec::<u64>::new()));
     let destroys = Arc::new(Mutex::new(Vec::<(u64, u64)>::new()));
     let events = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -28,11 +30,16 @@ fn channel_lifecycle() {
             move || {
                 let t = thread::current().unwrap().id();
                 c2.lock().unwrap().push(t);
-                Ctx { thread: t, hits: Cell::new(0) }
+                Ctx {
+                    thread: t,
+                    hits: Cell::new(0),
+                }
             },
             move |ctx: Ctx| {
                 // (thread the context belongs to, thread the destroy runs on)
-                d2.lock().unwrap().push((ctx.thread, thread::current().unwrap().id()));
+                d2.lock()
+                    .unwrap()
+                    .push((ctx.thread, thread::current().unwrap().id()));
             },
         );
         let t1 = fw.spawn_thread("t1", &[1]).unwrap();
@@ -44,11 +51,20 @@ fn channel_lifecycle() {
             let a = dev1.get_channel().unwrap();
             let b = dev1.get_channel().unwrap();
             a.ctx().hits.set(1);
-            assert_eq!(b.ctx().hits.get(), 1, "two gets on one thread share the channel");
+            assert_eq!(
+                b.ctx().hits.get(),
+                1,
+                "two gets on one thread share the channel"
+            );
             drop(b);
             h1.lock().unwrap().push(a);
             e3.lock().unwrap().push("t1 has a channel".into());
-            let (h2, dev2, e4, t1h) = (h1.clone(), dev1.clone(), e3.clone(), thread::current().unwrap());
+            let (h2, dev2, e4, t1h) = (
+                h1.clone(),
+                dev1.clone(),
+                e3.clone(),
+                thread::current().unwrap(),
+            );
             t2b.send_msg(move || {
                 let c = dev2.get_channel().unwrap();
                 h2.lock().unwrap().push(c);
@@ -57,12 +73,22 @@ fn channel_lifecycle() {
                 let me = thread::current().unwrap();
                 let (dev3, h3, e5) = (dev2.clone(), h2.clone(), e4.clone());
                 dev2.for_each_channel(
-                    move |ctx: &Ctx| s2.lock().unwrap().push((ctx.thread, thread::current().unwrap().id())),
+                    move |ctx: &Ctx| {
+                        s2.lock()
+                            .unwrap()
+                            .push((ctx.thread, thread::current().unwrap().id()))
+                    },
                     move || {
-                        assert!(thread::current().unwrap().same(&me), "completion off the caller");
+                        assert!(
+                            thread::current().unwrap().same(&me),
+                            "completion off the caller"
+                        );
                         let mut v = seen.lock().unwrap().clone();
                         v.sort();
-                        e5.lock().unwrap().push(format!("visited {}", v.iter().filter(|(a, b)| a == b).count()));
+                        e5.lock().unwrap().push(format!(
+                            "visited {}",
+                            v.iter().filter(|(a, b)| a == b).count()
+                        ));
                         // Put both: t1's is dropped off its thread (forwarded), t2's here.
                         let all: Vec<_> = h3.lock().unwrap().drain(..).collect();
                         assert_eq!(all.len(), 2);
@@ -114,7 +140,9 @@ fn channel_lifecycle() {
 
 #[test]
 fn moved_thread_keeps_pollers_and_channels() {
-    let Some(eal) = common::eal("moved_thread_keeps_pollers_and_channels", "0-1") else { return };
+    let Some(eal) = common::eal("moved_thread_keeps_pollers_and_channels", "0-1") else {
+        return;
+    };
     let lcores_seen = Arc::new(Mutex::new(Vec::<(u32, u64)>::new()));
     let creates = Arc::new(AtomicUsize::new(0));
     let (l2, c2) = (lcores_seen.clone(), creates.clone());
@@ -166,7 +194,17 @@ fn moved_thread_keeps_pollers_and_channels() {
     assert!(seen.len() >= 20);
     let first = seen[0].0;
     let switch = seen.iter().position(|s| s.0 != first).expect("never moved");
-    assert!(seen[switch..].iter().all(|s| s.0 != first), "ran on the old reactor after the move");
-    assert!(seen.iter().map(|s| s.1).eq(1..=seen.len() as u64), "channel context lost or reset: {seen:?}");
-    assert_eq!(creates.load(Ordering::Relaxed), 1, "the channel was re-created by the move");
+    assert!(
+        seen[switch..].iter().all(|s| s.0 != first),
+        "ran on the old reactor after the move"
+    );
+    assert!(
+        seen.iter().map(|s| s.1).eq(1..=seen.len() as u64),
+        "channel context lost or reset: {seen:?}"
+    );
+    assert_eq!(
+        creates.load(Ordering::Relaxed),
+        1,
+        "the channel was re-created by the move"
+    );
 }

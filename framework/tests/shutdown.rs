@@ -12,7 +12,19 @@ fn sigterm_under_load_accounts_for_every_message() {
     let sock = dir.join("load.sock");
     let prefix = format!("fpload{}", std::process::id());
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferroplane-fw-load"))
-        .args(["-m", "0x3", "--no-huge", "-s", "32", "--no-pci", "--log-level", "4", "--file-prefix", &prefix, "-r"])
+        .args([
+            "-m",
+            "0x3",
+            "--no-huge",
+            "-s",
+            "32",
+            "--no-pci",
+            "--log-level",
+            "4",
+            "--file-prefix",
+            &prefix,
+            "-r",
+        ])
         .arg(&sock)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -36,7 +48,11 @@ fn sigterm_under_load_accounts_for_every_message() {
     line.clear();
     out.read_line(&mut line).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(status.code(), Some(0), "exit {status:?}, last line {line:?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit {status:?}, last line {line:?}"
+    );
     let nums: Vec<u64> = line
         .trim()
         .split(' ')

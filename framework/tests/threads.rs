@@ -32,7 +32,8 @@ fn messages_in_order_exactly_once_many_senders() {
     const FW_SENDERS: usize = 2;
     const SENDERS: usize = OS_SENDERS + FW_SENDERS;
     const PER: u64 = 20_000;
-    let log: Arc<Vec<Mutex<Vec<u64>>>> = Arc::new((0..SENDERS).map(|_| Mutex::new(Vec::new())).collect());
+    let log: Arc<Vec<Mutex<Vec<u64>>>> =
+        Arc::new((0..SENDERS).map(|_| Mutex::new(Vec::new())).collect());
     let joins = Arc::new(Mutex::new(Vec::new()));
     let (log2, joins2) = (log.clone(), joins.clone());
     let rc = Framework::run(&eal, common::opts(), move |fw| {
@@ -226,7 +227,9 @@ fn for_each_thread_completes_on_caller() {
     let ok = Arc::new(AtomicBool::new(false));
     let (v2, e2, ok2) = (visited.clone(), expected.clone(), ok.clone());
     let rc = Framework::run(&eal, common::opts(), move |fw| {
-        let ts: Vec<_> = (0..3).map(|i| fw.spawn_thread(&format!("w{i}"), &[]).unwrap()).collect();
+        let ts: Vec<_> = (0..3)
+            .map(|i| fw.spawn_thread(&format!("w{i}"), &[]).unwrap())
+            .collect();
         let origin = ts[0].clone();
         let fw2 = fw.clone();
         origin
@@ -247,7 +250,10 @@ fn for_each_thread_completes_on_caller() {
     })
     .unwrap();
     assert_eq!(rc, 0);
-    assert!(ok.load(Ordering::Relaxed), "completion not on the calling thread");
+    assert!(
+        ok.load(Ordering::Relaxed),
+        "completion not on the calling thread"
+    );
     let v = visited.lock().unwrap();
     let set: HashSet<u64> = v.iter().copied().collect();
     assert_eq!(set.len(), v.len(), "a thread visited twice");
@@ -279,7 +285,11 @@ fn dynamic_scheduler_packs_idle_threads_on_main() {
         let slot = Arc::new(Mutex::new(None::<framework::Poller>));
         let s2 = slot.clone();
         let p = poller::register("check", 10_000, move || {
-            let f = fw2.threads().into_iter().find(|t| t.name() == "free").unwrap();
+            let f = fw2
+                .threads()
+                .into_iter()
+                .find(|t| t.name() == "free")
+                .unwrap();
             let pinned_stay = fw2
                 .threads()
                 .iter()
@@ -299,7 +309,10 @@ fn dynamic_scheduler_packs_idle_threads_on_main() {
     })
     .unwrap();
     assert_eq!(rc, 0);
-    assert!(packed.load(Ordering::Relaxed), "idle free thread not packed onto the main lcore within 10 s (or a pinned thread moved)");
+    assert!(
+        packed.load(Ordering::Relaxed),
+        "idle free thread not packed onto the main lcore within 10 s (or a pinned thread moved)"
+    );
 }
 
 #[test]
@@ -318,7 +331,8 @@ fn idle_reactors_sleep_and_wake_on_message() {
             let woke = Arc::new(AtomicBool::new(false));
             let w2 = woke.clone();
             let sent = Instant::now();
-            t.send_msg(move || w2.store(true, Ordering::Release)).unwrap();
+            t.send_msg(move || w2.store(true, Ordering::Release))
+                .unwrap();
             while !woke.load(Ordering::Acquire) && sent.elapsed() < Duration::from_secs(10) {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -329,8 +343,15 @@ fn idle_reactors_sleep_and_wake_on_message() {
     .unwrap();
     assert_eq!(rc, 0);
     let (before, woke) = out.lock().unwrap().take().unwrap();
-    assert!(woke, "a message to a sleeping reactor's thread was not run within 10 s");
+    assert!(
+        woke,
+        "a message to a sleeping reactor's thread was not run within 10 s"
+    );
     for r in &before {
-        assert!(r.sleeps > 0, "reactor {} never slept while idle: {r:?}", r.lcore);
+        assert!(
+            r.sleeps > 0,
+            "reactor {} never slept while idle: {r:?}",
+            r.lcore
+        );
     }
 }

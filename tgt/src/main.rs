@@ -13,7 +13,10 @@ fn subsystems(_app: &mut App) -> framework::Result<()> {
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
-    let program = argv.first().cloned().unwrap_or_else(|| "ferroplane-tgt".into());
+    let program = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "ferroplane-tgt".into());
     let opts = match AppOpts::parse(&argv) {
         Ok(o) => o,
         Err(Error::HelpRequested) => {

@@ -36,7 +36,17 @@ fn start(tag: &str, extra: &[&str]) -> Tgt {
     let sock = dir.join("tgt.sock");
     let prefix = format!("fptgt-{tag}-{}", std::process::id());
     let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
-        .args(["-m", "0x3", "--no-huge", "-s", "32", "--no-pci", "--file-prefix", &prefix, "-r"])
+        .args([
+            "-m",
+            "0x3",
+            "--no-huge",
+            "-s",
+            "32",
+            "--no-pci",
+            "--file-prefix",
+            &prefix,
+            "-r",
+        ])
         .arg(&sock)
         .args(extra)
         .stdin(Stdio::null())
@@ -47,7 +57,10 @@ fn start(tag: &str, extra: &[&str]) -> Tgt {
     let t = Tgt { child, sock, dir };
     let deadline = Instant::now() + Duration::from_secs(30);
     while UnixStream::connect(&t.sock).is_err() {
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not listen within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not listen within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     t
@@ -76,7 +89,9 @@ fn call(sock: &Path, method: &str, params: Option<Value>) -> Value {
 
 fn result(sock: &Path, method: &str, params: Option<Value>) -> Value {
     let v = call(sock, method, params);
-    v.get("result").cloned().unwrap_or_else(|| panic!("{method} failed: {v}"))
+    v.get("result")
+        .cloned()
+        .unwrap_or_else(|| panic!("{method} failed: {v}"))
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -95,7 +110,10 @@ fn wait_exit(t: &mut Tgt, within: Duration) -> std::process::ExitStatus {
         if let Some(st) = t.child.try_wait().unwrap() {
             return st;
         }
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -106,6 +124,7 @@ fn idle_target_sleeps_and_wakes_on_rpc() {
     assert_eq!(result(&t.sock, "framework_wait_init", None), json!(true));
     std::thread::sleep(Duration::from_millis(500));
     let pid = t.child.id();
+    // SAFETY: sysconf takes no pointers.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     let before = cpu_ticks(pid);
     let window = Duration::from_secs(3);
@@ -114,19 +133,26 @@ fn idle_target_sleeps_and_wakes_on_rpc() {
     // Two polling reactors would burn ~2 x 3 s = 600 ticks at 100 Hz; allow 2% of one
     // cpu (a few wake-ups of the 1 s scheduler poller and timer slack).
     let limit = hz * window.as_secs() / 50;
-    assert!(used <= limit, "idle ferroplane-tgt used {used} ticks in {window:?} (limit {limit})");
+    assert!(
+        used <= limit,
+        "idle ferroplane-tgt used {used} ticks in {window:?} (limit {limit})"
+    );
     // It wakes on an RPC, and its reactors report having slept.
     let v = result(&t.sock, "framework_get_reactors", None);
     let reactors = v["reactors"].as_array().unwrap();
     assert_eq!(reactors.len(), 2);
     for r in reactors {
-        assert!(r["sleeps"].as_u64().unwrap() > 0, "reactor never slept: {r}");
+        assert!(
+            r["sleeps"].as_u64().unwrap() > 0,
+            "reactor never slept: {r}"
+        );
         assert_eq!(r["in_interrupt"], json!(true));
     }
     assert_eq!(
         result(&t.sock, "spdk_get_version", None)["version"],
         result(&t.sock, "ferroplane_get_version", None)["version"]
     );
+    // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let st = wait_exit(&mut t, Duration::from_secs(30));
     assert_eq!(st.code(), Some(0), "exit status {st:?}");
@@ -155,6 +181,7 @@ fn json_config_save_config_round_trip() {
         std::fs::write(&out, saved.to_string()).unwrap();
         saves.push(saved);
         next = out;
+        // SAFETY: signalling our own child by PID.
         unsafe { libc::kill(t.child.id() as i32, libc::SIGINT) };
         assert_eq!(wait_exit(&mut t, Duration::from_secs(30)).code(), Some(0));
     }
@@ -170,16 +197,28 @@ fn wait_for_rpc_then_start_init() {
     let mut t = start("wait", &["--wait-for-rpc"]);
     // Runtime-only methods are refused before init; startup ones work.
     let v = call(&t.sock, "framework_get_reactors", None);
-    assert!(v.get("error").is_some(), "runtime method answered before init: {v}");
+    assert!(
+        v.get("error").is_some(),
+        "runtime method answered before init: {v}"
+    );
     assert_eq!(
-        result(&t.sock, "framework_set_scheduler", Some(json!({"name": "dynamic"}))),
+        result(
+            &t.sock,
+            "framework_set_scheduler",
+            Some(json!({"name": "dynamic"}))
+        ),
         json!(true)
     );
     assert_eq!(result(&t.sock, "framework_start_init", None), json!(true));
     assert_eq!(result(&t.sock, "framework_wait_init", None), json!(true));
     assert!(result(&t.sock, "framework_get_reactors", None)["reactors"].is_array());
-    let bad = call(&t.sock, "framework_set_scheduler", Some(json!({"name": "bogus"})));
+    let bad = call(
+        &t.sock,
+        "framework_set_scheduler",
+        Some(json!({"name": "bogus"})),
+    );
     assert!(bad.get("error").is_some(), "{bad}");
+    // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
     assert_eq!(wait_exit(&mut t, Duration::from_secs(30)).code(), Some(0));
 }
@@ -196,6 +235,7 @@ fn bad_arguments_fail_cleanly() {
     assert!(err.contains("-m"), "{err}");
     // Startup output names the reactors, as spdk_tgt's does.
     let mut t = start("lines", &[]);
+    // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
     assert_eq!(wait_exit(&mut t, Duration::from_secs(30)).code(), Some(0));
     let mut text = String::new();

@@ -67,7 +67,8 @@ fn core_mask_to_eal(v: &str) -> Result<Vec<String>> {
         let list = list
             .strip_suffix(']')
             .ok_or_else(|| bad("-m", v, "a core list must end with ']'"))?;
-        eal::lcore::parse_id_list(list, eal::lcore::MAX_LCORE as u32).map_err(|e| bad("-m", v, e))?;
+        eal::lcore::parse_id_list(list, eal::lcore::MAX_LCORE as u32)
+            .map_err(|e| bad("-m", v, e))?;
         return Ok(vec!["-l".into(), list.into()]);
     }
     eal::args::parse_coremask(v).map_err(|e| bad("-m", v, e))?;
@@ -153,13 +154,28 @@ mod tests {
     use super::*;
 
     fn p(a: &[&str]) -> Result<AppOpts> {
-        let v: Vec<String> = std::iter::once("tgt").chain(a.iter().copied()).map(String::from).collect();
+        let v: Vec<String> = std::iter::once("tgt")
+            .chain(a.iter().copied())
+            .map(String::from)
+            .collect();
         AppOpts::parse(&v)
     }
 
     #[test]
     fn spdk_options_map_to_eal() {
-        let o = p(&["-m", "0x3", "-r", "/tmp/x.sock", "--json", "c.json", "--wait-for-rpc", "--no-huge", "-s", "64"]).unwrap();
+        let o = p(&[
+            "-m",
+            "0x3",
+            "-r",
+            "/tmp/x.sock",
+            "--json",
+            "c.json",
+            "--wait-for-rpc",
+            "--no-huge",
+            "-s",
+            "64",
+        ])
+        .unwrap();
         assert_eq!(o.eal_argv, ["tgt", "-c", "0x3", "--no-huge", "-m", "64"]);
         assert_eq!(o.rpc_addr, PathBuf::from("/tmp/x.sock"));
         assert_eq!(o.json_config, Some(PathBuf::from("c.json")));
@@ -184,6 +200,9 @@ mod tests {
             assert!(e.contains(want), "{args:?}: {e}");
         }
         assert!(matches!(p(&["-h"]), Err(Error::HelpRequested)));
-        assert!(p(&["--bogus"]).is_err(), "unknown options reach the EAL parser");
+        assert!(
+            p(&["--bogus"]).is_err(),
+            "unknown options reach the EAL parser"
+        );
     }
 }

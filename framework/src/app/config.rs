@@ -16,7 +16,10 @@ pub(super) fn load(ctx: AppCtx, path: &Path) {
     let cfg = match JsonConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eal::log_err!("failed to load the JSON configuration {}: {e}", path.display());
+            eal::log_err!(
+                "failed to load the JSON configuration {}: {e}",
+                path.display()
+            );
             ctx.stop(1);
             return;
         }
@@ -33,7 +36,7 @@ fn step(ctx: AppCtx, calls: Arc<[MethodCall]>, i: usize) {
         return;
     };
     if server.state() == State::Startup
-        && !server.methods(Some(State::Startup)).iter().any(|m| *m == call.method)
+        && !server.methods(Some(State::Startup)).contains(&call.method)
     {
         let c2 = ctx.clone();
         ctx.init_then(Box::new(move |r| {

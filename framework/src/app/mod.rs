@@ -53,7 +53,9 @@ impl Subsystem for SchedulerSubsystem {
         "scheduler"
     }
     fn write_config(&self) -> Vec<ConfigCall> {
-        let Some(fw) = self.0.get() else { return Vec::new() };
+        let Some(fw) = self.0.get() else {
+            return Vec::new();
+        };
         let (name, period) = fw.scheduler();
         vec![ConfigCall {
             method: "framework_set_scheduler".into(),
@@ -224,7 +226,9 @@ impl AppCtx {
         let w = self.weak();
         let fd = self.0.sigfd.as_raw_fd();
         match interrupt::register("signals", fd, move || {
-            let Some(ctx) = AppCtx::from_weak(&w) else { return PollStatus::Idle };
+            let Some(ctx) = AppCtx::from_weak(&w) else {
+                return PollStatus::Idle;
+            };
             let mut any = false;
             while let Ok(Some(sig)) = sys::signalfd_read(&ctx.0.sigfd) {
                 eal::log_notice!("Received signal {sig}: shutting down");
@@ -266,7 +270,9 @@ impl AppCtx {
             let mut st = self.lock();
             if st.init_started || st.stopping {
                 drop(st);
-                then(Err("subsystems are already initialised or initialising".into()));
+                then(Err(
+                    "subsystems are already initialised or initialising".into()
+                ));
                 return;
             }
             st.init_started = true;

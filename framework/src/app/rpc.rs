@@ -29,7 +29,7 @@ impl RpcRegistrar for Registrar {
             StateMask::RUNTIME
         };
         self.0
-            .register(method, mask, move |r| handler(r))
+            .register(method, mask, handler)
             .map_err(|e| Error::Rpc {
                 what: "register an RPC method",
                 why: e.to_string(),
@@ -38,7 +38,10 @@ impl RpcRegistrar for Registrar {
 }
 
 fn mask_hex(lcores: &[u32]) -> String {
-    let m: u128 = lcores.iter().filter(|&&l| l < 128).fold(0, |m, &l| m | (1u128 << l));
+    let m: u128 = lcores
+        .iter()
+        .filter(|&&l| l < 128)
+        .fold(0, |m, &l| m | (1u128 << l));
     format!("0x{m:x}")
 }
 
@@ -46,7 +49,10 @@ fn no_params(r: &Request) -> std::result::Result<(), RpcError> {
     match r.raw_params() {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Object(m)) if m.is_empty() => Ok(()),
-        Some(_) => Err(RpcError::invalid_params(format!("{} takes no parameters", r.method()))),
+        Some(_) => Err(RpcError::invalid_params(format!(
+            "{} takes no parameters",
+            r.method()
+        ))),
     }
 }
 
@@ -58,9 +64,11 @@ struct SetScheduler {
     period: Option<u64>,
 }
 
+type Handler = Box<dyn Fn(&AppCtx, Request) + Send + Sync>;
+
 /// Register the framework's methods on `server`.
 pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
-    let reg = |name: &str, mask: StateMask, f: Box<dyn Fn(&AppCtx, Request) + Send + Sync>| {
+    let reg = |name: &str, mask: StateMask, f: Handler| {
         let w = ctx.weak();
         server
             .register(name, mask, move |r| match AppCtx::from_weak(&w) {
@@ -76,7 +84,9 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
         if let Err(e) = no_params(&r) {
             return r.respond(Err(e));
         }
-        let mut it = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+        let mut it = env!("CARGO_PKG_VERSION")
+            .split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0));
         r.respond(Ok(json!({
             "version": super::VERSION,
             "fields": {
@@ -157,7 +167,9 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                     })
                 })
                 .collect();
-            r.respond(Ok(json!({ "tick_rate": eal::timer::tsc_hz(), "threads": threads })));
+            r.respond(Ok(
+                json!({ "tick_rate": eal::timer::tsc_hz(), "threads": threads }),
+            ));
         }),
     )?;
 
@@ -184,7 +196,9 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                 return r.respond(Err(e));
             }
             let (name, period) = ctx.framework().scheduler();
-            r.respond(Ok(json!({ "scheduler_name": name, "scheduler_period": period })));
+            r.respond(Ok(
+                json!({ "scheduler_name": name, "scheduler_period": period }),
+            ));
         }),
     )?;
 

@@ -25,7 +25,10 @@ struct Token {
 impl Token {
     fn new(c: &Arc<Counts>) -> Token {
         c.created.fetch_add(1, Ordering::Relaxed);
-        Token { c: c.clone(), ran: false }
+        Token {
+            c: c.clone(),
+            ran: false,
+        }
     }
     fn run(mut self) {
         self.ran = true;
@@ -112,7 +115,10 @@ fn main() {
     );
     println!("created={cr} ran={ran} dropped={dr}");
     if cr != ran + dr {
-        eprintln!("ferroplane-fw-load: {} message(s) neither ran nor dropped", cr - ran - dr);
+        eprintln!(
+            "ferroplane-fw-load: {} message(s) neither ran nor dropped",
+            cr - ran - dr
+        );
         std::process::exit(3);
     }
     std::process::exit(rc);
