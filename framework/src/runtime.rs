@@ -97,8 +97,8 @@ impl Framework {
     {
         let policy = scheduler::by_name(&opts.scheduler)
             .ok_or_else(|| Error::UnknownScheduler(opts.scheduler.clone()))?;
-        let lcores = eal.lcore_ids();
-        let main = eal.main_lcore();
+        let lcores = eal.lcores().lcore_ids();
+        let main = eal.lcores().main_lcore();
         let hub = Arc::new(Hub::new(&lcores, opts.interrupt_mode)?);
         let exit_tsc = crate::poller_set::us_to_tsc(opts.exit_timeout_ms.saturating_mul(1000));
         let registry = Arc::new(Registry::new(hub.clone(), opts.msg_ring_size, exit_tsc));
@@ -124,13 +124,13 @@ impl Framework {
             }
             let r = Reactor::new(hub.clone(), idx);
             eal::log_notice!("Reactor started on core {lcore}");
-            if let Err(e) = eal.remote_launch(lcore, move || {
+            if let Err(e) = eal.lcores().remote_launch(lcore, move || {
                 r.run();
                 0
             }) {
                 hub.stop();
                 for l in launched {
-                    let _ = eal.wait_lcore(l);
+                    let _ = eal.lcores().wait_lcore(l);
                 }
                 return Err(e.into());
             }
@@ -146,7 +146,7 @@ impl Framework {
         }));
         Reactor::new(hub.clone(), main_idx).run();
         for l in launched {
-            if let Err(e) = eal.wait_lcore(l) {
+            if let Err(e) = eal.lcores().wait_lcore(l) {
                 eal::log_err!("reactor on lcore {l} failed: {e}");
             }
         }

@@ -127,7 +127,7 @@ impl App {
         if let Some(why) = fell_back {
             eprintln!("NOTICE: hugepages unavailable ({why}); running with --no-huge");
         }
-        eal::log_notice!("Total cores available: {}", eal.lcore_count());
+        eal::log_notice!("Total cores available: {}", eal.lcores().count());
         let server = Server::listen(&self.opts.rpc_addr).map_err(|e| Error::Rpc {
             what: "start the RPC server",
             why: e.to_string(),
