@@ -135,7 +135,7 @@ pub(crate) struct BdevShared {
     pub(crate) info: Arc<BdevInfo>,
     pub(crate) module: Arc<dyn BdevModule>,
     pub(crate) io_device: IoDevice<BdevChannel>,
-    pub(crate) qos: QosLimits,
+    pub(crate) qos: Arc<QosLimits>,
     state: Mutex<BdevState>,
 }
 
@@ -214,6 +214,29 @@ impl Bdev {
         Ok(())
     }
 
+    /// Each live channel's statistics with its thread id, then `done` on the calling
+    /// thread (a framework thread).
+    pub fn get_channel_iostats<D>(&self, done: D) -> Result<()>
+    where
+        D: FnOnce(Vec<(u64, IoStats)>) + Send + 'static,
+    {
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let a2 = all.clone();
+        self.0.io_device.for_each_channel(
+            move |ch: &BdevChannel| {
+                let tid = thread::current().map(|t| t.id()).unwrap_or(0);
+                a2.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((tid, ch.stats()));
+            },
+            move || {
+                let v = std::mem::take(&mut *all.lock().unwrap_or_else(|e| e.into_inner()));
+                done(v)
+            },
+        )?;
+        Ok(())
+    }
+
     pub(crate) fn retire_stats(&self, s: &IoStats) {
         self.0.lock().retired.add(s);
     }
@@ -239,12 +262,14 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
             return Err(Error::Exists(n.clone()));
         }
     }
+    let qos = Arc::new(QosLimits::default());
     let shared = Arc::new_cyclic(|weak: &Weak<BdevShared>| {
-        let (w1, w2) = (weak.clone(), weak.clone());
+        let w2 = weak.clone();
+        let q1 = qos.clone();
         let (info1, m1) = (info.clone(), module.clone());
         let io_device = io_channel::register(
             &info.name,
-            move || BdevChannel::new(info1.clone(), w1.clone(), m1.create_channel()),
+            move || BdevChannel::new(info1.clone(), q1.clone(), m1.create_channel()),
             move |ch: BdevChannel| {
                 let stats = ch.retire();
                 if let Some(b) = w2.upgrade() {
@@ -256,7 +281,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
             info: info.clone(),
             module,
             io_device,
-            qos: QosLimits::default(),
+            qos,
             state: Mutex::new(BdevState {
                 removing: false,
                 descs: Vec::new(),
@@ -320,6 +345,7 @@ pub(crate) fn finish_unregister(b: &Bdev) {
     let m = move || {
         let b3 = b2.clone();
         let r = b2.0.io_device.unregister(move || {
+            crate::qos::stop(&b3.0.qos);
             b3.0.module.destruct();
             registry().retain(|x| !Arc::ptr_eq(&x.0, &b3.0));
             done(Ok(()));

@@ -28,14 +28,15 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use framework::io_channel::IoChannel;
-use framework::thread;
+use framework::{poller, thread, PollStatus, Poller};
 
-use crate::bdev::{BdevInfo, BdevShared, ModuleChannel};
+use crate::bdev::{BdevInfo, ModuleChannel};
 use crate::error::{Error, Result};
 use crate::io::{iovs_slice, BdevIo, IoInner, IoStatus, IoType, IoVec, Notify};
+use crate::qos::{QosLimits, TIMESLICE_US};
 use crate::stats::IoStats;
 
 /// Outstanding I/O objects one channel may have (SPDK's default `bdev_io_pool_size`
@@ -50,6 +51,10 @@ struct ChState {
     in_use: usize,
     free: Vec<Box<IoInner>>,
     nomem: VecDeque<Box<IoInner>>,
+    /// Pieces waiting for QoS budget, in order.
+    qos_queue: VecDeque<Box<IoInner>>,
+    /// Drains `qos_queue` each slice while it is not empty.
+    qos_poller: Option<Poller>,
     retrying: bool,
     nomem_in_retry: bool,
     retry_msg_pending: bool,
@@ -59,7 +64,7 @@ struct ChState {
 /// A thread's channel context for one bdev.
 pub(crate) struct BdevChannel {
     info: Arc<BdevInfo>,
-    _bdev: Weak<BdevShared>,
+    qos: Arc<QosLimits>,
     module: std::result::Result<Box<dyn ModuleChannel>, String>,
     st: RefCell<ChState>,
 }
@@ -84,12 +89,12 @@ pub(crate) struct Request {
 impl BdevChannel {
     pub(crate) fn new(
         info: Arc<BdevInfo>,
-        bdev: Weak<BdevShared>,
+        qos: Arc<QosLimits>,
         module: std::result::Result<Box<dyn ModuleChannel>, String>,
     ) -> BdevChannel {
         BdevChannel {
             info,
-            _bdev: bdev,
+            qos,
             module,
             st: RefCell::new(ChState::default()),
         }
@@ -113,6 +118,11 @@ impl BdevChannel {
     pub(crate) fn depth(&self) -> (usize, usize) {
         let st = self.st.borrow();
         (st.outstanding, st.nomem.len())
+    }
+
+    /// Pieces waiting for QoS budget.
+    pub(crate) fn qos_queued(&self) -> usize {
+        self.st.borrow().qos_queue.len()
     }
 
     fn alloc(&self, n: usize) -> Result<Vec<Box<IoInner>>> {
@@ -211,6 +221,73 @@ pub(crate) fn submit(
 
 impl BdevChannel {
     fn dispatch(&self, io: Box<IoInner>) {
+        let limited = matches!(
+            io.io_type,
+            IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
+        );
+        if limited && (self.qos.active() || !self.st.borrow().qos_queue.is_empty()) {
+            let behind = !self.st.borrow().qos_queue.is_empty();
+            let bytes = io.num_blocks * u64::from(io.block_size);
+            if behind || !self.qos.try_admit(io.io_type, bytes) {
+                self.qos_park(io);
+                return;
+            }
+        }
+        self.dispatch_admitted(io);
+    }
+
+    /// Queue a piece for QoS budget; make sure the drain poller runs.
+    fn qos_park(&self, io: Box<IoInner>) {
+        let ch = io.ch.as_ref().and_then(|c| c.try_clone());
+        let mut st = self.st.borrow_mut();
+        st.qos_queue.push_back(io);
+        if st.qos_poller.is_some() {
+            return;
+        }
+        let Some(ch) = ch else {
+            return;
+        };
+        // The poller holds a channel reference while it exists, so the channel (and
+        // this state) outlives it; it unregisters itself once the queue is empty.
+        let r = poller::register("bdev_qos_drain", TIMESLICE_US, move || {
+            let ctx = ch.ctx();
+            ctx.qos_drain();
+            let mut st = ctx.st.borrow_mut();
+            if st.qos_queue.is_empty() {
+                if let Some(p) = st.qos_poller.take() {
+                    drop(st);
+                    let _ = p.unregister();
+                }
+            }
+            PollStatus::Busy
+        });
+        match r {
+            Ok(p) => st.qos_poller = Some(p),
+            Err(e) => eal::log_err!("bdev '{}': no QoS drain poller: {e}", self.info.name),
+        }
+    }
+
+    /// Submit queued pieces while the budget allows (all of them once QoS is off).
+    fn qos_drain(&self) {
+        loop {
+            let io = {
+                let mut st = self.st.borrow_mut();
+                let Some(front) = st.qos_queue.front() else {
+                    return;
+                };
+                let bytes = front.num_blocks * u64::from(front.block_size);
+                if !self.qos.try_admit(front.io_type, bytes) {
+                    return;
+                }
+                st.qos_queue.pop_front()
+            };
+            if let Some(io) = io {
+                self.dispatch_admitted(io);
+            }
+        }
+    }
+
+    fn dispatch_admitted(&self, io: Box<IoInner>) {
         {
             let mut st = self.st.borrow_mut();
             if !st.nomem.is_empty() && !st.retrying {

@@ -85,6 +85,11 @@ impl BdevIoChannel {
         self.ch.ctx().depth()
     }
 
+    /// Pieces waiting for QoS budget on this channel.
+    pub fn qos_queued(&self) -> usize {
+        self.ch.ctx().qos_queued()
+    }
+
     /// The thread the channel belongs to.
     pub fn thread(&self) -> &ThreadHandle {
         self.ch.thread()

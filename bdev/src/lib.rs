@@ -29,7 +29,9 @@ pub mod error;
 pub mod io;
 pub mod modules;
 pub mod qos;
+pub mod rpc;
 pub mod stats;
+pub mod subsystem;
 pub mod uuid;
 
 pub use bdev::{Bdev, BdevEvent, BdevInfo, BdevModule, ModuleChannel};
@@ -37,4 +39,5 @@ pub use desc::{open, BdevIoChannel, Descriptor};
 pub use error::{Error, Result};
 pub use io::{BdevIo, IoStatus, IoType, IoVec};
 pub use stats::IoStats;
+pub use subsystem::BdevSubsystem;
 pub use uuid::Uuid;
