@@ -6,11 +6,13 @@
 //!
 //! Each limit has a budget per time slice (`limit / 1000` per millisecond) and a
 //! shared remaining count. A timed poller on the *QoS thread* (the thread that set the
-//! limits) starts every slice by refilling the remaining counts: to the full budget if
-//! the last slice ended with budget left, or by one budget if it ended in debt (so an
-//! I/O admitted on the last unit of budget is paid for in the next slice, and the
-//! long-run rate equals the limit). Slices the poller missed (a busy reactor) are
-//! refilled on its next run; unused budget does not accumulate beyond one slice.
+//! limits) adds one budget per elapsed slice to each remaining count: a token bucket,
+//! debt paid first, unused budget carried over up to [`MAX_BURST_SLICES`] budgets.
+//! SPDK instead resets the budget every slice; here the queues are drained by pollers
+//! of other threads whose timers do not line up with the refill, and a reset would
+//! drop budget that a drain had not reached yet. Over any interval T the admitted
+//! amount is at most `limit x T`, plus the burst, plus the I/Os admitted on the last
+//! unit of budget (one per channel, paid as debt in the next slice).
 //!
 //! A channel admits a read, write, compare or compare-and-write piece when every limit
 //! that applies to it has budget left (> 0), and charges it (one I/O, its bytes);
@@ -34,6 +36,9 @@ use crate::io::IoType;
 
 /// Length of a QoS time slice (SPDK's `SPDK_BDEV_QOS_TIMESLICE_IN_USEC`).
 pub const TIMESLICE_US: u64 = 1000;
+
+/// Budgets a limit may hold at once (the largest burst, in slices).
+pub const MAX_BURST_SLICES: u64 = 10;
 
 /// I/O-per-second limits must be multiples of this (SPDK's
 /// `SPDK_BDEV_QOS_MIN_IOS_PER_SEC`).
@@ -128,8 +133,8 @@ impl QosLimits {
                 continue;
             }
             let r = self.remaining[i].load(Ordering::Relaxed);
-            let add = max.saturating_mul(n.min(1 << 20) as i64);
-            let new = if r > 0 { max } else { (r + add).min(max) };
+            let add = max.saturating_mul(n.min(MAX_BURST_SLICES) as i64);
+            let new = r.saturating_add(add).min(max * MAX_BURST_SLICES as i64);
             self.remaining[i].store(new, Ordering::Relaxed);
         }
     }
