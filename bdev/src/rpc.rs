@@ -54,11 +54,19 @@ fn auto_name(prefix: &str) -> String {
     }
 }
 
-/// Metadata and protection parameters rpc.py may send: accepted only at their
-/// "none" values (this layer has no metadata yet).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoMetadata {
+struct MallocCreate {
+    #[serde(default)]
+    name: Option<String>,
+    num_blocks: u64,
+    block_size: u32,
+    #[serde(default)]
+    uuid: Option<String>,
+    #[serde(default)]
+    optimal_io_boundary: u32,
+    // rpc.py's metadata and placement parameters: accepted at their "none" values
+    // only (this layer has no metadata yet).
     #[serde(default)]
     md_size: u32,
     #[serde(default)]
@@ -75,39 +83,30 @@ struct NoMetadata {
     numa_id: Option<i64>,
 }
 
-impl NoMetadata {
-    fn check(&self, block_size: u32) -> Result<(), RpcError> {
+impl MallocCreate {
+    fn check(&self) -> Result<(), RpcError> {
         if self.physical_block_size != 0
-            && (self.physical_block_size < block_size
+            && (self.physical_block_size < self.block_size
                 || !self.physical_block_size.is_power_of_two())
         {
             return Err(RpcError::invalid_params(format!(
-                "invalid physical_block_size: {} is not a power of two >= block_size {block_size}",
-                self.physical_block_size
+                "invalid physical_block_size: {} is not a power of two >= block_size {}",
+                self.physical_block_size, self.block_size
             )));
         }
-        if self.md_size != 0 || self.md_interleave || self.dif_type != 0 {
+        if self.md_size != 0 || self.md_interleave || self.dif_type != 0 || self.dif_is_head_of_md
+        {
             return Err(RpcError::invalid_params(
                 "invalid md_size/dif_type: metadata and protection information are not supported",
             ));
         }
-        let _ = (self.dif_is_head_of_md, self.dif_pi_format, self.numa_id);
+        if self.dif_pi_format != 0 || self.numa_id.is_some_and(|n| n >= 0) {
+            return Err(RpcError::invalid_params(
+                "invalid dif_pi_format/numa_id: not supported (leave them out)",
+            ));
+        }
         Ok(())
     }
-}
-
-#[derive(Deserialize)]
-struct MallocCreate {
-    #[serde(default)]
-    name: Option<String>,
-    num_blocks: u64,
-    block_size: u32,
-    #[serde(default)]
-    uuid: Option<String>,
-    #[serde(default)]
-    optimal_io_boundary: u32,
-    #[serde(flatten)]
-    md: NoMetadata,
 }
 
 #[derive(Deserialize)]
@@ -349,7 +348,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
                     Err(e) => return r.respond(Err(e)),
                 };
                 let res = (|| {
-                    p.md.check(p.block_size)?;
+                    p.check()?;
                     let uuid = parse_uuid(p.uuid.as_deref())?;
                     let name = p.name.clone().unwrap_or_else(|| auto_name("Malloc"));
                     malloc::create(MallocOpts {
