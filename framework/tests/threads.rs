@@ -355,3 +355,43 @@ fn idle_reactors_sleep_and_wake_on_message() {
         );
     }
 }
+
+#[test]
+fn full_ring_flood_from_inside_a_message() {
+    // A 64-slot ring: the sender keeps finding it full and retrying.
+    let Some(eal) = common::eal("full_ring_flood_from_inside_a_message", "0-1") else {
+        return;
+    };
+    const N: u64 = 200_000;
+    let got = Arc::new(AtomicU64::new(0));
+    let g2 = got.clone();
+    let opts = framework::FrameworkOpts {
+        msg_ring_size: 64,
+        ..common::opts()
+    };
+    let rc = Framework::run(&eal, opts, move |fw| {
+        let a = fw.spawn_thread("a", &[0]).unwrap();
+        let b = fw.spawn_thread("b", &[1]).unwrap();
+        let fw2 = fw.clone();
+        a.send_msg(move || {
+            for i in 0..N {
+                let (g, fw3) = (g2.clone(), fw2.clone());
+                send_retry(
+                    &b,
+                    Box::new(move || {
+                        // Per-sender order holds through a full ring too.
+                        let n = g.fetch_add(1, Ordering::Relaxed);
+                        assert_eq!(n, i, "message {i} ran as number {n}");
+                        if n + 1 == N {
+                            fw3.shutdown(0);
+                        }
+                    }),
+                );
+            }
+        })
+        .unwrap();
+    })
+    .unwrap();
+    assert_eq!(rc, 0);
+    assert_eq!(got.load(Ordering::Relaxed), N);
+}
