@@ -18,7 +18,7 @@ pub enum Error {
     #[error("failed to create a message ring: {0}")]
     Ring(#[from] ring::Error),
     /// The EAL refused.
-    #[error("failed to initialise the EAL: {0}")]
+    #[error("failed in the EAL: {0}")]
     Eal(#[from] eal::Error),
     /// The call must be made from a framework thread (inside a poller, message or
     /// start callback) and was not.

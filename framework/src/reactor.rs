@@ -259,16 +259,20 @@ impl Reactor {
             let mut ready = std::mem::take(&mut self.ready);
             // Counted on entry, so a reactor in its first, still unfinished, sleep shows.
             port.sleeps.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = port.wake.wait(timeout, &mut ready) {
-                eal::log_err!("reactor {}: {e}", port.lcore);
-            }
+            let efd = match port.wake.wait(timeout, &mut ready) {
+                Ok(k) => k,
+                Err(e) => {
+                    eal::log_err!("reactor {}: {e}", port.lcore);
+                    true
+                }
+            };
             slept = eal::timer::rdtsc().wrapping_sub(now);
             port.sleep_tsc.fetch_add(slept, Ordering::Relaxed);
-            port.wake.finish_sleep();
+            port.wake.finish_sleep(efd);
             self.dispatch(&mut ready);
             self.ready = ready;
         } else {
-            port.wake.finish_sleep();
+            port.wake.finish_sleep(false);
         }
         slept
     }

@@ -91,6 +91,10 @@ pub struct ReactorStats {
 impl Framework {
     /// Start reactors on every lcore of `eal`, run `start` on the app thread, and return
     /// the exit code given to [`Framework::shutdown`] once every thread has exited.
+    ///
+    /// A callback that panics kills its reactor; the others then leave at once, and the
+    /// run fails (a worker's panic as [`Error::Eal`] with `LcorePanicked`, the main
+    /// reactor's by unwinding out of this call).
     pub fn run<F>(eal: &eal::Eal, opts: FrameworkOpts, start: F) -> Result<i32>
     where
         F: FnOnce(Framework) + Send + 'static,
@@ -145,12 +149,18 @@ impl Framework {
             start(fw2);
         }));
         Reactor::new(hub.clone(), main_idx).run();
+        let mut failed = None;
         for l in launched {
             if let Err(e) = eal.lcores().wait_lcore(l) {
                 eal::log_err!("reactor on lcore {l} failed: {e}");
+                failed.get_or_insert(e);
             }
         }
-        Ok(fw.0.rc.load(Ordering::Acquire))
+        // A reactor that died (a callback panicked) fails the run.
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(fw.0.rc.load(Ordering::Acquire)),
+        }
     }
 
     /// The app thread (pinned to the main lcore; runs the start function, the RPC server

@@ -21,10 +21,14 @@
 //! the other, which needs the store-load order only SeqCst fences provide.
 //!
 //! `kicked` keeps many senders from all writing the eventfd for one sleep: the first
-//! sender that sees `sleeping` sets it (K1, AcqRel swap) and writes; the reactor clears it
-//! after waking (K2, Acquire swap), which reads the last sender's K1 (an RMW always reads
-//! the latest value), so every message pushed before a sender's K1 is visible to the
-//! reactor's next poll.
+//! sender that sees `sleeping` sets it (K1, AcqRel swap) and writes; the reactor drains
+//! the eventfd and then clears `kicked` after waking (K2, Acquire swap, which reads the
+//! last sender's K1: an RMW always reads the latest value), so every message pushed
+//! before a sender's K1 is visible to the reactor's next poll. Drain before clear, never
+//! the other way round (see [`Wake::reset`]): the invariant is "`kicked` set ⇒ a write
+//! is done or coming and not yet drained". A sender may read `sleeping` late (a sleep
+//! attempt that was already called off): that costs one spurious wake-up, never a lost
+//! one.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
@@ -97,20 +101,35 @@ impl Wake {
     }
 
     /// Sleep in epoll for at most `timeout_ms` (-1 = until woken), collecting the ready
-    /// interrupt tokens (the eventfd's own token is filtered out).
-    pub(crate) fn wait(&self, timeout_ms: i32, ready: &mut Vec<u64>) -> Result<()> {
+    /// interrupt tokens (the eventfd's own token is filtered out). Returns whether the
+    /// eventfd was readable.
+    pub(crate) fn wait(&self, timeout_ms: i32, ready: &mut Vec<u64>) -> Result<bool> {
         sys::epoll_wait(self.epoll.as_raw_fd(), timeout_ms, ready)?;
+        let kicked = ready.contains(&EVENTFD_TOKEN);
         ready.retain(|&t| t != EVENTFD_TOKEN);
-        Ok(())
+        Ok(kicked)
     }
 
-    /// Leave the sleeping state.
-    pub(crate) fn finish_sleep(&self) {
+    /// Leave the sleeping state; `eventfd_ready` is what [`Wake::wait`] returned.
+    pub(crate) fn finish_sleep(&self, eventfd_ready: bool) {
         self.sleeping.store(false, Ordering::Relaxed);
-        // K2: pairs with K1 in `kick`.
-        if self.kicked.swap(false, Ordering::Acquire) {
+        self.reset(eventfd_ready);
+    }
+
+    /// Drain the eventfd, then clear `kicked` (K2). The order matters: a sender writes
+    /// the eventfd only after winning `kicked` (false → true), so a write that this drain
+    /// removes came from a win before the clear below, which the clear then undoes.
+    /// Clearing first would let a sender win `kicked`, write, and have its write drained:
+    /// `kicked` would stay true over an empty eventfd, and every later sender would skip
+    /// the write while the reactor sleeps (a lost wake-up). A write that lands after the
+    /// clear only causes one spurious wake-up.
+    fn reset(&self, eventfd_ready: bool) {
+        if eventfd_ready || self.kicked.load(Ordering::Relaxed) {
             sys::eventfd_drain(&self.efd);
         }
+        // K2: pairs with K1 in `kick`: messages of senders that found `kicked` set and
+        // skipped the write are visible after this.
+        self.kicked.swap(false, Ordering::Acquire);
     }
 
     /// Poll the epoll set without sleeping (busy reactors check interrupt descriptors
@@ -119,10 +138,9 @@ impl Wake {
         sys::epoll_wait(self.epoll.as_raw_fd(), 0, ready)?;
         if ready.contains(&EVENTFD_TOKEN) {
             ready.retain(|&t| t != EVENTFD_TOKEN);
-            // A write left over from a sleep that a sender saw late: clear it (K2 as in
-            // `finish_sleep`) so the next sleep does not return at once.
-            self.kicked.swap(false, Ordering::Acquire);
-            sys::eventfd_drain(&self.efd);
+            // A write from a sender that saw an earlier sleep late: clear it, so the
+            // next sleep does not return at once.
+            self.reset(true);
         }
         Ok(())
     }

@@ -355,3 +355,104 @@ fn idle_reactors_sleep_and_wake_on_message() {
         );
     }
 }
+
+#[test]
+fn full_ring_flood_from_inside_a_message() {
+    // A 64-slot ring: the sender keeps finding it full and retrying.
+    let Some(eal) = common::eal("full_ring_flood_from_inside_a_message", "0-1") else {
+        return;
+    };
+    const N: u64 = 200_000;
+    let got = Arc::new(AtomicU64::new(0));
+    let g2 = got.clone();
+    let opts = framework::FrameworkOpts {
+        msg_ring_size: 64,
+        ..common::opts()
+    };
+    let rc = Framework::run(&eal, opts, move |fw| {
+        let a = fw.spawn_thread("a", &[0]).unwrap();
+        let b = fw.spawn_thread("b", &[1]).unwrap();
+        let fw2 = fw.clone();
+        a.send_msg(move || {
+            for i in 0..N {
+                let (g, fw3) = (g2.clone(), fw2.clone());
+                send_retry(
+                    &b,
+                    Box::new(move || {
+                        // Per-sender order holds through a full ring too.
+                        let n = g.fetch_add(1, Ordering::Relaxed);
+                        assert_eq!(n, i, "message {i} ran as number {n}");
+                        if n + 1 == N {
+                            fw3.shutdown(0);
+                        }
+                    }),
+                );
+            }
+        })
+        .unwrap();
+    })
+    .unwrap();
+    assert_eq!(rc, 0);
+    assert_eq!(got.load(Ordering::Relaxed), N);
+}
+
+/// Bursts from one reactor's thread to another's, the receiver idling (and so going to
+/// sleep) between them: a lost wake-up shows as a round that never completes.
+#[test]
+fn bursts_between_sleeps_always_wake_the_receiver() {
+    let Some(eal) = common::eal("bursts_between_sleeps_always_wake_the_receiver", "0-1") else {
+        return;
+    };
+    const ROUNDS: u64 = 300;
+    let result = Arc::new(Mutex::new(None::<std::result::Result<(), String>>));
+    let r2 = result.clone();
+    let rc = Framework::run(&eal, common::opts(), move |fw| {
+        let a = fw.spawn_thread("a", &[0]).unwrap();
+        let b = fw.spawn_thread("b", &[1]).unwrap();
+        let fw2 = fw.clone();
+        std::thread::spawn(move || {
+            let got = Arc::new(AtomicU64::new(0));
+            let mut outcome = Ok(());
+            for round in 0..ROUNDS {
+                let burst = 1 + (round * 7919) % 3000;
+                let target = got.load(Ordering::Relaxed) + burst;
+                let (b2, g2) = (b.clone(), got.clone());
+                a.send_msg(move || {
+                    for _ in 0..burst {
+                        let g = g2.clone();
+                        send_retry(
+                            &b2,
+                            Box::new(move || {
+                                g.fetch_add(1, Ordering::Relaxed);
+                            }),
+                        );
+                    }
+                })
+                .unwrap();
+                let t0 = Instant::now();
+                while got.load(Ordering::Relaxed) < target {
+                    if t0.elapsed() > Duration::from_secs(20) {
+                        outcome = Err(format!(
+                            "round {round}: {} of {target} ran after 20 s (lost wake-up)",
+                            got.load(Ordering::Relaxed)
+                        ));
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                if outcome.is_err() {
+                    break;
+                }
+                // Let both reactors go to sleep now and then.
+                if round % 3 == 0 {
+                    std::thread::sleep(Duration::from_micros(300 + (round % 5) * 200));
+                }
+            }
+            *r2.lock().unwrap() = Some(outcome);
+            fw2.shutdown(0);
+        });
+    })
+    .unwrap();
+    assert_eq!(rc, 0);
+    result.lock().unwrap().take().unwrap().unwrap();
+}

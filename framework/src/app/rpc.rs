@@ -108,6 +108,7 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                 return r.respond(Err(e));
             }
             let fw = ctx.framework();
+            let all = fw.lcores();
             let threads = fw.thread_stats();
             let reactors: Vec<Value> = fw
                 .reactor_stats()
@@ -120,7 +121,7 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                             json!({
                                 "name": t.name,
                                 "id": t.id,
-                                "cpumask": mask_hex(if t.cpumask.is_empty() { &[] } else { &t.cpumask }),
+                                "cpumask": mask_hex(if t.cpumask.is_empty() { &all } else { &t.cpumask }),
                                 "elapsed": t.busy + t.idle,
                             })
                         })
