@@ -72,30 +72,24 @@ mod drivers;
 mod error;
 mod ethdev;
 pub mod pcapfile;
+pub mod registry;
 pub mod shared;
 pub mod sys;
 mod types;
+mod vdev;
 
 pub use driver::{
-    register_pci_driver, unregister_pci_driver, DriverInfo, EthDriver, PciDriver, PciId,
-    QueueStats, RxQueueOps, TxQueueOps, VdevArgs,
+    DevControl, DriverInfo, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps,
+    Tally, TxQueueOps, VdevCtx, VdevDriver,
 };
-pub use drivers::ring::eth_from_rings;
 pub use error::{Error, Result};
 pub use ethdev::{
-    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, fmt_mac, link_get,
-    link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name, ports,
-    probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get, promiscuous_set, rx_burst,
+    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, eth_from_rings,
+    link_get, link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name,
+    ports, probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get, promiscuous_set, rx_burst,
     rx_queue, rx_queue_setup, set_link_up, start, stats_get, stats_reset, stop, tx_burst, tx_queue,
     tx_queue_setup, vdev_create, xstats, xstats_by_name, xstats_names, RxQueue, TxQueue,
 };
+pub use registry::{match_pci_driver, register_pci_driver, unregister_pci_driver};
 pub use types::*;
-
-/// Port ids available (DPDK's `RTE_MAX_ETHPORTS` default).
-pub const MAX_PORTS: usize = 32;
-/// Queues per direction per port.
-pub const MAX_QUEUES: usize = 16;
-
-pub(crate) fn log(args: std::fmt::Arguments<'_>) {
-    eal::log_info!("pmd: {}", args);
-}
+pub use vdev::VdevArgs;

@@ -15,7 +15,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::{EthStats, Link, Result, MAX_QUEUES};
+use crate::error::Result;
+use crate::types::{EthStats, Link, MAX_QUEUES};
 
 /// "FPETHDEV".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FPETHDEV");

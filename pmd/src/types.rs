@@ -193,3 +193,16 @@ pub struct XStat {
     pub id: u64,
     pub value: u64,
 }
+
+/// Port ids available (DPDK's `RTE_MAX_ETHPORTS` default).
+pub const MAX_PORTS: usize = 32;
+/// Queues per direction per port.
+pub const MAX_QUEUES: usize = 16;
+
+/// Format a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}

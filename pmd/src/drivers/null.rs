@@ -7,7 +7,8 @@ use mbuf::{Mbuf, PktmbufPool};
 use crate::driver::{
     DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
 };
-use crate::{Error, Result, RssHf, RxConf, TxConf, TxOffloads};
+use crate::error::{Error, Result};
+use crate::types::{RssHf, RxConf, TxConf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_null",
@@ -44,8 +45,8 @@ impl EthDriver for Null {
 
     fn info(&self) -> DriverInfo {
         DriverInfo {
-            max_rx_queues: crate::MAX_QUEUES as u16,
-            max_tx_queues: crate::MAX_QUEUES as u16,
+            max_rx_queues: crate::types::MAX_QUEUES as u16,
+            max_tx_queues: crate::types::MAX_QUEUES as u16,
             tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
             flow_type_rss_offloads: RssHf::all(),
             ..DriverInfo::default()

@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool};
 
-use super::netif::{copy_out, mbuf_from, NetIf, RxDrop};
+use super::netif::{copy_out, mbuf_from, rx_take, NetIf, RxDrop};
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    DriverInfo, EthDriver, QueueStats, RxQueueOps, Tally, TxQueueOps, VdevCtx, VdevDriver,
 };
+use crate::error::{Error, Result};
 use crate::pcapfile::{self, Capture, Writer};
-use crate::{sys, Error, Result, RxConf, TxConf, TxOffloads};
+use crate::sys;
+use crate::types::{RxConf, TxConf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_pcap",
@@ -102,11 +104,14 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             _ => {}
         }
     }
-    if rx.len() > crate::MAX_QUEUES || tx.len() > crate::MAX_QUEUES {
+    if rx.len() > crate::types::MAX_QUEUES || tx.len() > crate::types::MAX_QUEUES {
         return Err(a.bad(
             "rx_pcap",
             "",
-            &format!("at most {} sources/sinks per direction", crate::MAX_QUEUES),
+            &format!(
+                "at most {} sources/sinks per direction",
+                crate::types::MAX_QUEUES
+            ),
         ));
     }
     if rx.is_empty() && tx.is_empty() {
@@ -193,8 +198,8 @@ struct PcapRx {
 
 impl RxQueueOps for PcapRx {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
-        while n < max {
+        let mut t = Tally::default();
+        while t.n < max {
             let r = match &self.src {
                 RxSrc::File(c) => {
                     if self.next >= c.records.len() {
@@ -221,30 +226,18 @@ impl RxQueueOps for PcapRx {
                         Ok(Some(_)) => Err(RxDrop::TooBig),
                         Ok(None) => break,
                         Err(_) => {
-                            errs += 1;
+                            t.errs += 1;
                             break;
                         }
                     }
                 }
             };
-            match r {
-                Ok(m) => {
-                    bytes += u64::from(m.pkt_len());
-                    out.push(m);
-                    n += 1;
-                }
-                Err(RxDrop::NoMbuf) => {
-                    self.stats.add_nombuf(1);
-                    break;
-                }
-                Err(RxDrop::TooBig) => errs += 1,
+            if !rx_take(r, out, &mut t, &self.stats) {
+                break;
             }
         }
-        self.stats.add(n as u64, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        self.stats.add_rx(&t);
+        t.n
     }
 }
 
@@ -260,7 +253,7 @@ struct PcapTx {
 
 impl TxQueueOps for PcapTx {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
+        let mut t = Tally::default();
         match &mut self.dst {
             Sink::File(w) => {
                 let (sec, nsec) = sys::realtime();
@@ -276,39 +269,36 @@ impl TxQueueOps for PcapTx {
                         parts[k] = s;
                         k += 1;
                     }
-                    n += 1;
+                    t.n += 1;
                     if !ok || w.write_parts(sec, nsec / 1000, &parts[..k]).is_err() {
-                        errs += 1;
+                        t.errs += 1;
                         continue;
                     }
-                    bytes += u64::from(m.pkt_len());
+                    t.bytes += u64::from(m.pkt_len());
                 }
                 if w.flush().is_err() {
-                    errs += 1;
+                    t.errs += 1;
                 }
             }
             Sink::Iface(fd, buf) => {
                 for m in &pkts[..max] {
                     let Some(len) = copy_out(m, buf) else {
-                        errs += 1;
-                        n += 1;
+                        t.errs += 1;
+                        t.n += 1;
                         continue;
                     };
                     match sys::send_nb(fd.as_raw_fd(), &buf[..len]) {
-                        Ok(Some(_)) => bytes += len as u64,
+                        Ok(Some(_)) => t.bytes += len as u64,
                         Ok(None) => break,
-                        Err(_) => errs += 1,
+                        Err(_) => t.errs += 1,
                     }
-                    n += 1;
+                    t.n += 1;
                 }
             }
         }
-        Mbuf::free_bulk(pkts.drain(..n));
-        let errs = errs.min(n as u64);
-        self.stats.add(n as u64 - errs, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        Mbuf::free_bulk(pkts.drain(..t.n));
+        t.errs = t.errs.min(t.n as u64);
+        self.stats.add_tx(&t);
+        t.n
     }
 }

@@ -10,11 +10,14 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool};
 
-use super::netif::{mbuf_from, NetIf, RxDrop};
+use super::netif::{mbuf_from, rx_take, NetIf};
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    DevControl, DriverInfo, EthDriver, QueueStats, RxQueueOps, Tally, TxQueueOps, VdevCtx,
+    VdevDriver,
 };
-use crate::{sys, DevCapa, Error, Link, Result, RxConf, TxConf, TxOffloads};
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::types::{DevCapa, Link, RxConf, TxConf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_tap",
@@ -98,8 +101,8 @@ impl EthDriver for Tap {
 
     fn info(&self) -> DriverInfo {
         DriverInfo {
-            max_rx_queues: crate::MAX_QUEUES as u16,
-            max_tx_queues: crate::MAX_QUEUES as u16,
+            max_rx_queues: crate::types::MAX_QUEUES as u16,
+            max_tx_queues: crate::types::MAX_QUEUES as u16,
             capa: DevCapa::MAC_SET | DevCapa::MTU_SET | DevCapa::PROMISC | DevCapa::LINK_SET,
             tx_offload_capa: TxOffloads::MULTI_SEGS,
             max_rx_pktlen: MAX_FRAME as u32,
@@ -113,7 +116,7 @@ impl EthDriver for Tap {
         &mut self,
         nb_rxq: u16,
         nb_txq: u16,
-        _c: &crate::EthConf,
+        _c: &crate::types::EthConf,
     ) -> std::result::Result<(), String> {
         let want = usize::from(nb_rxq.max(nb_txq)).max(1);
         while self.fds.len() < want {
@@ -166,28 +169,8 @@ impl EthDriver for Tap {
         Some(self.netif.link())
     }
 
-    fn set_link(&mut self, up: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_UP, up)
-    }
-
-    fn set_promiscuous(&mut self, on: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_PROMISC, on)
-    }
-
-    fn set_allmulticast(&mut self, on: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_ALLMULTI, on)
-    }
-
-    fn mac(&mut self) -> Option<[u8; 6]> {
-        self.netif.mac().ok()
-    }
-
-    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
-        self.netif.set_mac(mac)
-    }
-
-    fn set_mtu(&mut self, mtu: u32) -> Result<()> {
-        self.netif.set_mtu(mtu)
+    fn control(&mut self) -> Option<&mut dyn DevControl> {
+        Some(&mut self.netif)
     }
 }
 
@@ -201,34 +184,23 @@ struct TapRx {
 
 impl RxQueueOps for TapRx {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
-        while n < max {
+        let mut t = Tally::default();
+        while t.n < max {
             let len = match sys::read_nb(self.fd.as_raw_fd(), &mut self.buf) {
                 Ok(Some(l)) if l > 0 => l,
                 Ok(_) => break,
                 Err(_) => {
-                    errs += 1;
+                    t.errs += 1;
                     break;
                 }
             };
-            match mbuf_from(&self.pool, self.port, &[&self.buf[..len]]) {
-                Ok(m) => {
-                    bytes += len as u64;
-                    out.push(m);
-                    n += 1;
-                }
-                Err(RxDrop::NoMbuf) => {
-                    self.stats.add_nombuf(1);
-                    break;
-                }
-                Err(RxDrop::TooBig) => errs += 1,
+            let r = mbuf_from(&self.pool, self.port, &[&self.buf[..len]]);
+            if !rx_take(r, out, &mut t, &self.stats) {
+                break;
             }
         }
-        self.stats.add(n as u64, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        self.stats.add_rx(&t);
+        t.n
     }
 }
 
@@ -239,7 +211,7 @@ struct TapTx {
 
 impl TxQueueOps for TapTx {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
+        let mut t = Tally::default();
         for m in &pkts[..max] {
             let mut iov = [IoSlice::new(&[]); MAX_SEGS];
             let mut k = 0;
@@ -252,22 +224,19 @@ impl TxQueueOps for TapTx {
                 k += 1;
             }
             if k > MAX_SEGS {
-                errs += 1; // more segments than one writev takes here: dropped
-                n += 1;
+                t.errs += 1; // more segments than one writev takes here: dropped
+                t.n += 1;
                 continue;
             }
             match sys::writev_nb(self.fd.as_raw_fd(), &iov[..k]) {
-                Ok(Some(_)) => bytes += u64::from(m.pkt_len()),
-                Ok(None) => break,   // queue full: the rest stay with the caller
-                Err(_) => errs += 1, // refused by the kernel (e.g. link down): dropped
+                Ok(Some(_)) => t.bytes += u64::from(m.pkt_len()),
+                Ok(None) => break,     // queue full: the rest stay with the caller
+                Err(_) => t.errs += 1, // refused by the kernel (e.g. link down): dropped
             }
-            n += 1;
+            t.n += 1;
         }
-        Mbuf::free_bulk(pkts.drain(..n));
-        self.stats.add(n as u64 - errs, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        Mbuf::free_bulk(pkts.drain(..t.n));
+        self.stats.add_tx(&t);
+        t.n
     }
 }
