@@ -35,18 +35,25 @@
 //! (Doorbell Buffer Config) and multiple controllers per process sharing one IOMMU
 //! container are not implemented.
 
+mod admin;
 pub mod buf;
 pub mod ctrlr;
 pub mod error;
+mod hw;
+mod init;
 pub mod kernel;
+mod namespace;
 pub mod prp;
 pub mod qpair;
 pub mod queue;
+mod shared;
 pub mod spec;
 pub mod sys;
 
 pub use buf::IoBuf;
-pub use ctrlr::{Controller, ControllerOptions, InitState, Namespace};
+pub use ctrlr::Controller;
 pub use error::{Error, Result};
+pub use init::{ControllerOptions, InitState};
+pub use namespace::Namespace;
 pub use qpair::{QPair, QPairOptions, Rejected};
 pub use queue::{Completion, Done};

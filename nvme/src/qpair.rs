@@ -43,9 +43,10 @@ use std::time::Duration;
 use eal::VirtAddr;
 
 use crate::buf::IoBuf;
-use crate::ctrlr::{alloc_queue_mem, Namespace, Shared, STATE_READY};
 use crate::error::{Error, Result};
-use crate::queue::{Cmds, Completion, Done, DoneInner, QueueCore};
+use crate::namespace::Namespace;
+use crate::queue::{alloc_queue_mem, Cmds, Completion, Done, DoneInner, QueueCore};
+use crate::shared::{Shared, STATE_READY};
 use crate::spec::{admin_opc, csts, io_opc, reg, DsmRange, Sqe, DSM_ATTR_DEALLOCATE};
 
 /// Queue pair options.
