@@ -11,7 +11,7 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn af_packet_on_veth_both_directions() {
-    let Some(ns) = Netns::new("afp") else { return };
+    let Some(ns) = Netns::new("af_packet_on_veth_both_directions", "afp") else { return };
     ns.sh("ip link add fpa type veth peer name fpb && ip link set fpa up && ip link set fpb up");
     let e = eal("afp");
     let p = pool(&e, "afpp", 1023);
@@ -101,7 +101,11 @@ fn af_packet_on_veth_both_directions() {
 
 #[test]
 fn tap_frames_and_ping() {
-    let Some(ns) = Netns::new("tap") else { return };
+    let test = "tap_frames_and_ping";
+    if !testkit::need_tool(test, "ping") {
+        return;
+    }
+    let Some(ns) = Netns::new(test, "tap") else { return };
     let e = eal("tap");
     let p = pool(&e, "tapp", 511);
     let (e2, p2) = (e.clone(), p.clone());
@@ -184,7 +188,7 @@ fn tap_frames_and_ping() {
 
 #[test]
 fn pcap_live_iface_on_veth() {
-    let Some(ns) = Netns::new("pcl") else { return };
+    let Some(ns) = Netns::new("pcap_live_iface_on_veth", "pcl") else { return };
     ns.sh("ip link add fpc type veth peer name fpd && ip link set fpc up && ip link set fpd up");
     let e = eal("pcl");
     let p = pool(&e, "pclp", 255);

@@ -15,9 +15,10 @@ fn tmp(name: &str) -> String {
     )
 }
 
-/// Frames of `tcpdump -r F -xx` (full frames in hex).
-fn tcpdump_frames(path: &str) -> Option<Vec<Vec<u8>>> {
-    if !have("tcpdump") {
+/// Frames of `tcpdump -r F -xx` (full frames in hex); `None`, after reporting the skip
+/// of `test`'s tcpdump part, if tcpdump is not installed.
+fn tcpdump_frames(test: &str, path: &str) -> Option<Vec<Vec<u8>>> {
+    if !testkit::need_tool(&format!("{test}[tcpdump]"), "tcpdump") {
         return None;
     }
     let o = Command::new("tcpdump")
@@ -75,13 +76,11 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
         c.records.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
         want
     );
-    match tcpdump_frames(&path) {
-        Some(f) => assert_eq!(f, want, "tcpdump -xx shows other bytes"),
-        None => {
-            eprintln!("SKIP (tcpdump part): tcpdump not installed (scripts/test.sh installs it)")
-        }
+    let test = "tx_pcap_is_read_back_by_tcpdump_and_tshark";
+    if let Some(f) = tcpdump_frames(test, &path) {
+        assert_eq!(f, want, "tcpdump -xx shows other bytes");
     }
-    if have("tshark") {
+    if testkit::need_tool(&format!("{test}[tshark]"), "tshark") {
         let o = Command::new("tshark")
             .args([
                 "-r",
@@ -109,16 +108,13 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
             .map(|f| format!("{}\t0x88b5", f.len()))
             .collect();
         assert_eq!(lines, expect);
-    } else {
-        eprintln!("SKIP (tshark part): tshark not installed");
     }
     let _ = std::fs::remove_file(&path);
 }
 
 #[test]
 fn text2pcap_file_replays_with_same_bytes() {
-    if !have("text2pcap") {
-        eprintln!("SKIP: text2pcap (Wireshark) not installed; scripts/test.sh installs tshark");
+    if !testkit::need_tool("text2pcap_file_replays_with_same_bytes", "text2pcap") {
         return;
     }
     let frames: Vec<Vec<u8>> = (0..5)

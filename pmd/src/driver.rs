@@ -14,51 +14,33 @@ use mbuf::{Mbuf, PktmbufPool};
 
 use crate::error::Result;
 use crate::shared::QueueCounters;
-use crate::types::{
-    DescLim, DevCapa, EthConf, Link, RssHf, RxConf, RxOffloads, TxConf, TxOffloads,
-};
+use crate::types::{DevInfo, EthConf, Link, RxConf, TxConf};
 use crate::vdev::VdevArgs;
 
-/// Static facts a driver reports (the ethdev layer adds queue counts and MTU).
-#[derive(Debug, Clone)]
-pub struct DriverInfo {
-    pub max_rx_queues: u16,
-    pub max_tx_queues: u16,
-    pub rx_desc_lim: DescLim,
-    pub tx_desc_lim: DescLim,
-    pub capa: DevCapa,
-    pub rx_offload_capa: RxOffloads,
-    pub tx_offload_capa: TxOffloads,
-    pub flow_type_rss_offloads: RssHf,
-    pub max_rx_pktlen: u32,
-    pub min_mtu: u32,
-    pub max_mtu: u32,
-    pub if_name: Option<String>,
-    /// Whether the ethdev layer drops TX frames longer than MTU + Ethernet header
-    /// (counted in `oerrors`) before the driver sees them. On for drivers with a wire or
-    /// a file behind them; `net_ring` turns it off, as DPDK's net_ring does not check
-    /// either, so its data path never reads an mbuf header.
-    pub tx_mtu_check: bool,
+/// What RX queue setup hands a driver.
+pub struct RxSetup<'a> {
+    /// Queue id.
+    pub queue: u16,
+    /// Descriptors asked for (within the driver's `rx_desc_lim`).
+    pub nb_desc: u16,
+    /// Queue configuration, port-wide offloads folded in.
+    pub conf: &'a RxConf,
+    /// The pool received packets come from.
+    pub pool: &'a PktmbufPool,
+    /// The queue's counters.
+    pub stats: QueueStats,
 }
 
-impl Default for DriverInfo {
-    fn default() -> Self {
-        DriverInfo {
-            max_rx_queues: 1,
-            max_tx_queues: 1,
-            rx_desc_lim: DescLim::ANY,
-            tx_desc_lim: DescLim::ANY,
-            capa: DevCapa::empty(),
-            rx_offload_capa: RxOffloads::empty(),
-            tx_offload_capa: TxOffloads::empty(),
-            flow_type_rss_offloads: RssHf::empty(),
-            max_rx_pktlen: 9618,
-            min_mtu: 68,
-            max_mtu: 9600,
-            if_name: None,
-            tx_mtu_check: true,
-        }
-    }
+/// What TX queue setup hands a driver.
+pub struct TxSetup<'a> {
+    /// Queue id.
+    pub queue: u16,
+    /// Descriptors asked for (within the driver's `tx_desc_lim`).
+    pub nb_desc: u16,
+    /// Queue configuration, port-wide offloads folded in.
+    pub conf: &'a TxConf,
+    /// The queue's counters.
+    pub stats: QueueStats,
 }
 
 /// A queue's counters in the port's shared memzone. Handed to a queue at setup; only the
@@ -139,10 +121,17 @@ pub trait TxQueueOps: Send {
 /// Methods must not touch queue objects they handed out (those belong to the ethdev
 /// layer's queue slots and may be in use on an lcore).
 pub trait EthDriver: Send {
-    /// Driver name (`net_null`, ...).
-    fn name(&self) -> &'static str;
-    /// Static facts.
-    fn info(&self) -> DriverInfo;
+    /// What the device is and can do: the driver fills [`DevInfo::new`]'s defaults in;
+    /// the ethdev layer sets the device name, the configured queue counts and the
+    /// default MTU, and caps the queue counts at [`MAX_QUEUES`](crate::MAX_QUEUES).
+    fn info(&self) -> DevInfo;
+    /// Whether the ethdev layer drops TX frames longer than MTU + Ethernet header
+    /// (counted in `oerrors`) before the driver sees them. On for drivers with a wire or
+    /// a file behind them; `net_ring` turns it off, as DPDK's net_ring does not check
+    /// either, so its data path never reads an mbuf header.
+    fn tx_mtu_check(&self) -> bool {
+        true
+    }
     /// Check and apply a configuration (the ethdev layer already checked queue counts
     /// and offloads against [`info`](Self::info)). `Err` carries the reason.
     fn configure(
@@ -153,23 +142,10 @@ pub trait EthDriver: Send {
     ) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// Make RX queue `q`.
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        conf: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>>;
-    /// Make TX queue `q`.
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        conf: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>>;
+    /// Make an RX queue.
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>>;
+    /// Make a TX queue.
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>>;
     /// Start the device.
     fn start(&mut self) -> Result<()> {
         Ok(())
@@ -261,8 +237,13 @@ impl PciId {
 
     /// True if `dev` is matched.
     pub fn matches(&self, dev: &PciDevice) -> bool {
-        (self.vendor == Self::ANY || self.vendor == dev.vendor_id)
-            && (self.device == Self::ANY || self.device == dev.device_id)
+        self.matches_ids(dev.vendor_id, dev.device_id)
+    }
+
+    /// True if a device with these ids is matched.
+    pub fn matches_ids(&self, vendor: u16, device: u16) -> bool {
+        (self.vendor == Self::ANY || self.vendor == vendor)
+            && (self.device == Self::ANY || self.device == device)
     }
 }
 

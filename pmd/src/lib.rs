@@ -79,8 +79,8 @@ mod types;
 mod vdev;
 
 pub use driver::{
-    DevControl, DriverInfo, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps,
-    Tally, TxQueueOps, VdevCtx, VdevDriver,
+    DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps, RxSetup, Tally,
+    TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 pub use error::{Error, Result};
 pub use ethdev::{

@@ -100,34 +100,17 @@ pub fn rx_until(
     got
 }
 
-pub fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: plain query.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// A private network namespace, deleted on drop (also when the test fails).
 pub struct Netns {
     pub name: String,
 }
 
 impl Netns {
-    /// `ip netns add fp-test-<pid>-<tag>`; `None` (with the reason printed) if not root
-    /// or `ip` is missing.
-    pub fn new(tag: &str) -> Option<Netns> {
-        if !is_root() {
-            eprintln!("SKIP: needs root to create a network namespace");
-            return None;
-        }
-        if !have("ip") {
-            eprintln!("SKIP: the `ip` command (iproute2) is missing");
+    /// `ip netns add fp-test-<pid>-<tag>` for `test`; `None`, after reporting the skip
+    /// through `testkit::skip`, if not root, `ip` is missing or the namespace cannot be
+    /// made.
+    pub fn new(test: &str, tag: &str) -> Option<Netns> {
+        if !testkit::need_root(test) || !testkit::need_tool(test, "ip") {
             return None;
         }
         let name = format!("fp-test-{}-{tag}", std::process::id());
@@ -137,9 +120,10 @@ impl Netns {
             .output()
             .expect("run ip");
         if !o.status.success() {
-            eprintln!(
-                "SKIP: ip netns add failed: {}",
-                String::from_utf8_lossy(&o.stderr)
+            testkit::skip(
+                test,
+                testkit::Need::Netns,
+                format!("ip netns add failed: {}", String::from_utf8_lossy(&o.stderr)),
             );
             return None;
         }

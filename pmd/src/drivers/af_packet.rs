@@ -19,12 +19,12 @@ use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{copy_out, mbuf_from, NetIf, RxDrop};
 use crate::driver::{
-    DevControl, DriverInfo, DriverStats, EthDriver, QueueStats, RxQueueOps, Tally, TxQueueOps,
-    VdevCtx, VdevDriver,
+    DevControl, DriverStats, EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps,
+    TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::sys::{self, Tpacket2Hdr, TpacketReq};
-use crate::types::{DevCapa, Link, RssHf, RxConf, RxOffloads, TxConf, TxOffloads};
+use crate::types::{DevCapa, DevInfo, Link, RssHf, RxOffloads, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_af_packet",
@@ -190,15 +190,9 @@ fn open_sock(netif: &NetIf, req: &TpacketReq, bypass: bool, fanout_id: u16) -> R
 }
 
 impl EthDriver for AfPacket {
-    fn name(&self) -> &'static str {
-        "net_af_packet"
-    }
-
-    fn info(&self) -> DriverInfo {
+    fn info(&self) -> DevInfo {
         let n = self.socks.len() as u16;
-        DriverInfo {
-            max_rx_queues: n,
-            max_tx_queues: n,
+        DevInfo {
             capa: DevCapa::MAC_SET | DevCapa::MTU_SET | DevCapa::PROMISC | DevCapa::LINK_SET,
             rx_offload_capa: RxOffloads::VLAN_STRIP,
             tx_offload_capa: TxOffloads::MULTI_SEGS,
@@ -211,42 +205,27 @@ impl EthDriver for AfPacket {
             max_rx_pktlen: self.framesz - RX_DATA_OFF,
             max_mtu: self.framesz - RX_DATA_OFF - crate::types::ETHER_HDR_LEN,
             if_name: Some(self.netif.name.clone()),
-            ..DriverInfo::default()
+            ..DevInfo::new(DRIVER.name, n, n)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let s = self.socks[q as usize].clone();
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         Ok(Box::new(AfRx {
-            s,
+            s: self.socks[s.queue as usize].clone(),
             next: 0,
-            pool: pool.clone(),
+            pool: s.pool.clone(),
             port: self.port,
-            vlan_strip: c.offloads.contains(RxOffloads::VLAN_STRIP),
-            stats,
+            vlan_strip: s.conf.offloads.contains(RxOffloads::VLAN_STRIP),
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
-        let s = self.socks[q as usize].clone();
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(AfTx {
-            s,
+            s: self.socks[s.queue as usize].clone(),
             next: 0,
             kick_errors: 0,
-            stats,
+            stats: s.stats,
         }))
     }
 

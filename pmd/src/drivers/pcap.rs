@@ -15,12 +15,12 @@ use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{copy_out, mbuf_from, rx_take, NetIf, RxDrop};
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, Tally, TxQueueOps, VdevCtx, VdevDriver,
+    EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::pcapfile::{self, Capture, Writer};
 use crate::sys;
-use crate::types::{RxConf, TxConf, TxOffloads};
+use crate::types::{DevInfo, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_pcap",
@@ -130,49 +130,30 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
 }
 
 impl EthDriver for Pcap {
-    fn name(&self) -> &'static str {
-        "net_pcap"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: self.rx.len() as u16,
-            max_tx_queues: self.tx.len() as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             tx_offload_capa: TxOffloads::MULTI_SEGS,
             max_rx_pktlen: MAX_FRAME as u32,
             max_mtu: 65521,
-            ..DriverInfo::default()
+            ..DevInfo::new(DRIVER.name, self.rx.len() as u16, self.tx.len() as u16)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let src = self.rx[q as usize].clone();
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
+        let src = self.rx[s.queue as usize].clone();
         Ok(Box::new(PcapRx {
             src,
             next: 0,
             infinite: self.infinite,
-            pool: pool.clone(),
+            pool: s.pool.clone(),
             port: self.port,
             buf: Vec::new(),
-            stats,
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        _q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
-        let dst = match &self.tx[_q as usize] {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
+        let dst = match &self.tx[s.queue as usize] {
             TxDst::File(p) => {
                 let f = File::create(p)
                     .map_err(|e| Error::os("create", format!("pcap file {p}"), e))?;
@@ -182,7 +163,10 @@ impl EthDriver for Pcap {
             }
             TxDst::Iface(fd) => Sink::Iface(fd.clone(), vec![0; MAX_FRAME]),
         };
-        Ok(Box::new(PcapTx { dst, stats }))
+        Ok(Box::new(PcapTx {
+            dst,
+            stats: s.stats,
+        }))
     }
 }
 

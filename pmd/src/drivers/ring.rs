@@ -20,14 +20,14 @@
 use core::mem::MaybeUninit;
 
 use mbuf::header::MbufHeader;
-use mbuf::{Mbuf, PktmbufPool};
+use mbuf::Mbuf;
 use ring::{Ring, RingFlags};
 
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    EthDriver, QueueStats, RxQueueOps, RxSetup, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
-use crate::types::{RxConf, TxConf, TxOffloads, MAX_QUEUES};
+use crate::types::{DevInfo, TxOffloads, MAX_QUEUES};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_ring",
@@ -130,63 +130,27 @@ pub unsafe fn from_rings(
 }
 
 impl EthDriver for RingPort {
-    fn name(&self) -> &'static str {
-        "net_ring"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: self.rx.len() as u16,
-            max_tx_queues: self.tx.len() as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
             max_rx_pktlen: u32::MAX,
             max_mtu: 65535,
-            tx_mtu_check: false,
-            ..DriverInfo::default()
+            ..DevInfo::new(DRIVER.name, self.rx.len() as u16, self.tx.len() as u16)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        _pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let r = self
-            .rx
-            .get(q as usize)
-            .cloned()
-            .ok_or_else(|| Error::BadQueue {
-                op: "set up",
-                dir: "RX",
-                port: self.port,
-                queue: q,
-                why: "no ring for it".into(),
-            })?;
-        Ok(Box::new(RingRx { r, stats }))
+    fn tx_mtu_check(&self) -> bool {
+        false
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
-        let r = self
-            .tx
-            .get(q as usize)
-            .cloned()
-            .ok_or_else(|| Error::BadQueue {
-                op: "set up",
-                dir: "TX",
-                port: self.port,
-                queue: q,
-                why: "no ring for it".into(),
-            })?;
-        Ok(Box::new(RingTx { r, stats }))
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
+        let r = ring_for(&self.rx, s.queue, "RX", self.port)?;
+        Ok(Box::new(RingRx { r, stats: s.stats }))
+    }
+
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
+        let r = ring_for(&self.tx, s.queue, "TX", self.port)?;
+        Ok(Box::new(RingTx { r, stats: s.stats }))
     }
 
     fn close(&mut self) {
@@ -208,6 +172,20 @@ impl EthDriver for RingPort {
         }
         self.tx.clear();
     }
+}
+
+/// The ring of queue `q` in one direction's list.
+fn ring_for(rings: &[Ring<usize>], q: u16, dir: &'static str, port: u16) -> Result<Ring<usize>> {
+    rings
+        .get(q as usize)
+        .cloned()
+        .ok_or_else(|| Error::BadQueue {
+            op: "set up",
+            dir,
+            port,
+            queue: q,
+            why: "no ring for it".into(),
+        })
 }
 
 /// # Safety

@@ -12,12 +12,12 @@ use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{mbuf_from, rx_take, NetIf};
 use crate::driver::{
-    DevControl, DriverInfo, EthDriver, QueueStats, RxQueueOps, Tally, TxQueueOps, VdevCtx,
+    DevControl, EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx,
     VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::sys;
-use crate::types::{DevCapa, Link, RxConf, TxConf, TxOffloads};
+use crate::types::{DevCapa, DevInfo, Link, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_tap",
@@ -95,20 +95,18 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
 }
 
 impl EthDriver for Tap {
-    fn name(&self) -> &'static str {
-        "net_tap"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: crate::types::MAX_QUEUES as u16,
-            max_tx_queues: crate::types::MAX_QUEUES as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             capa: DevCapa::MAC_SET | DevCapa::MTU_SET | DevCapa::PROMISC | DevCapa::LINK_SET,
             tx_offload_capa: TxOffloads::MULTI_SEGS,
             max_rx_pktlen: MAX_FRAME as u32,
             max_mtu: 65521,
             if_name: Some(self.netif.name.clone()),
-            ..DriverInfo::default()
+            ..DevInfo::new(
+                DRIVER.name,
+                crate::types::MAX_QUEUES as u16,
+                crate::types::MAX_QUEUES as u16,
+            )
         }
     }
 
@@ -127,33 +125,20 @@ impl EthDriver for Tap {
         Ok(())
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         Ok(Box::new(TapRx {
-            fd: self.fds[q as usize].clone(),
-            pool: pool.clone(),
+            fd: self.fds[s.queue as usize].clone(),
+            pool: s.pool.clone(),
             port: self.port,
             buf: vec![0; MAX_FRAME],
-            stats,
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(TapTx {
-            fd: self.fds[q as usize].clone(),
-            stats,
+            fd: self.fds[s.queue as usize].clone(),
+            stats: s.stats,
         }))
     }
 

@@ -79,7 +79,7 @@ pub fn attach_port(
         let s = &mut *p;
         s.port_id = port;
         shared::put_cstr(&mut s.name, name);
-        shared::put_cstr(&mut s.driver, driver.name());
+        shared::put_cstr(&mut s.driver, driver.info().driver_name);
         s.set_mac(mac);
         s.mtu.store(DEFAULT_MTU, Ordering::Relaxed);
         s.version = shared::VERSION;
@@ -87,8 +87,10 @@ pub fn attach_port(
     }
     let s = &PORTS[port as usize];
     s.started.store(false, Ordering::Relaxed);
-    s.frame_max
-        .store(frame_limit(&driver.info(), DEFAULT_MTU), Ordering::Relaxed);
+    s.frame_max.store(
+        frame_limit(driver.tx_mtu_check(), DEFAULT_MTU),
+        Ordering::Relaxed,
+    );
     let mut g = s.ctl.lock().unwrap_or_else(|e| e.into_inner());
     *g = Some(PortCtl {
         eal: eal.clone(),

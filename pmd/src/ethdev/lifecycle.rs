@@ -5,11 +5,9 @@ use std::sync::atomic::Ordering;
 use bitflags::Flags;
 use mbuf::PktmbufPool;
 
-use super::port::{
-    check_no_handles, check_set_up, drop_queues, lock, with_port, PortCtl, QSlot, State,
-};
+use super::port::{lock, with_port, PortCtl, State};
 use super::settings::{apply_mtu, check_mtu, update_link};
-use crate::driver::QueueStats;
+use crate::driver::{QueueStats, RxSetup, TxSetup};
 use crate::error::{Error, Result};
 use crate::types::{DescLim, DevInfo, EthConf, MqMode, RxConf, TxConf, DEFAULT_MTU, MAX_QUEUES};
 
@@ -18,23 +16,13 @@ pub fn dev_info(port: u16) -> Result<DevInfo> {
     with_port!(port, "get info of", |_s, c| {
         let i = c.driver.info();
         Ok(DevInfo {
-            driver_name: c.driver.name(),
             device_name: c.name.clone(),
-            if_name: i.if_name,
             max_rx_queues: i.max_rx_queues.min(MAX_QUEUES as u16),
             max_tx_queues: i.max_tx_queues.min(MAX_QUEUES as u16),
-            rx_desc_lim: i.rx_desc_lim,
-            tx_desc_lim: i.tx_desc_lim,
-            capa: i.capa,
-            rx_offload_capa: i.rx_offload_capa,
-            tx_offload_capa: i.tx_offload_capa,
-            flow_type_rss_offloads: i.flow_type_rss_offloads,
-            max_rx_pktlen: i.max_rx_pktlen,
-            min_mtu: i.min_mtu,
-            max_mtu: i.max_mtu,
             default_mtu: DEFAULT_MTU,
             nb_rx_queues: c.nb_rxq,
             nb_tx_queues: c.nb_txq,
+            ..i
         })
     })
 }
@@ -58,7 +46,7 @@ pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<
         if nb_rxq > mrx || nb_txq > mtx || (nb_rxq == 0 && nb_txq == 0) {
             return Err(Error::Unsupported {
                 port,
-                why: format!("{nb_rxq} RX / {nb_txq} TX queues asked, driver {} takes 0..={mrx} / 0..={mtx} (not both 0)", c.driver.name()),
+                why: format!("{nb_rxq} RX / {nb_txq} TX queues asked, driver {} takes 0..={mrx} / 0..={mtx} (not both 0)", i.driver_name),
             });
         }
         check_offloads(port, "RX offloads", conf.rx_offloads, i.rx_offload_capa)?;
@@ -86,13 +74,13 @@ pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<
         }
         // Queues above the new counts are released below: refuse before changing
         // anything if a handle holds one of them.
-        check_no_handles(&s.rx, nb_rxq as usize, "configure", "RX", port)?;
-        check_no_handles(&s.tx, nb_txq as usize, "configure", "TX", port)?;
+        s.rxq(port).check_no_handles(nb_rxq as usize, "configure")?;
+        s.txq(port).check_no_handles(nb_txq as usize, "configure")?;
         c.driver
             .configure(nb_rxq, nb_txq, conf)
             .map_err(|why| Error::Unsupported { port, why })?;
-        drop_queues(&s.rx, nb_rxq as usize, "configure", "RX", port)?;
-        drop_queues(&s.tx, nb_txq as usize, "configure", "TX", port)?;
+        s.rxq(port).drop_from(nb_rxq as usize, "configure")?;
+        s.txq(port).drop_from(nb_txq as usize, "configure")?;
         if let Some(m) = conf.mtu {
             apply_mtu(s, c, m)?;
         }
@@ -161,8 +149,14 @@ pub fn rx_queue_setup(
         let mut conf = conf.clone();
         conf.offloads |= c.conf.rx_offloads;
         let stats = QueueStats::new(&c.shared().rxq[q as usize]);
-        install_queue(&s.rx[q as usize], port, "RX", q, stats, |st| {
-            c.driver.rx_queue_setup(q, nb_desc, &conf, pool, st)
+        s.rxq(port).install(q, stats, |st| {
+            c.driver.rx_queue_setup(RxSetup {
+                queue: q,
+                nb_desc,
+                conf: &conf,
+                pool,
+                stats: st,
+            })
         })
     })
 }
@@ -183,8 +177,13 @@ pub fn tx_queue_setup(
         let mut conf = conf.clone();
         conf.offloads |= c.conf.tx_offloads;
         let stats = QueueStats::new(&c.shared().txq[q as usize]);
-        install_queue(&s.tx[q as usize], port, "TX", q, stats, |st| {
-            c.driver.tx_queue_setup(q, nb_desc, &conf, st)
+        s.txq(port).install(q, stats, |st| {
+            c.driver.tx_queue_setup(TxSetup {
+                queue: q,
+                nb_desc,
+                conf: &conf,
+                stats: st,
+            })
         })
     })
 }
@@ -223,40 +222,6 @@ fn check_queue_setup(
     check_desc(port, dir, q, nb_desc, lim)
 }
 
-/// Put the queue `make` returns into slot `qs`, under the control claim: the old queue
-/// is dropped first (its mbufs go back to their pools), and on error the slot stays
-/// empty. Refused with [`Error::QueueBusy`] while a queue handle holds the slot.
-fn install_queue<T: ?Sized>(
-    qs: &QSlot<T>,
-    port: u16,
-    dir: &'static str,
-    q: u16,
-    stats: QueueStats,
-    make: impl FnOnce(QueueStats) -> Result<Box<T>>,
-) -> Result<()> {
-    qs.claim_ctl().map_err(|_| Error::QueueBusy {
-        op: if dir == "RX" {
-            "set up RX queue of"
-        } else {
-            "set up TX queue of"
-        },
-        dir,
-        port,
-        queue: q,
-    })?;
-    // SAFETY: claimed above; nobody else touches the slot until `release`.
-    unsafe { *qs.q.get() = None };
-    let res = make(stats).map(|b| {
-        // SAFETY: claimed.
-        unsafe {
-            *qs.q.get() = Some(b);
-            *qs.stats.get() = Some(stats);
-        }
-    });
-    qs.release();
-    res
-}
-
 /// Start the port: bursts begin to move packets. Every configured queue must be set up.
 pub fn start(port: u16) -> Result<()> {
     with_port!(port, "start", |s, c| {
@@ -271,8 +236,8 @@ pub fn start(port: u16) -> Result<()> {
             }
             State::Configured => {}
         }
-        check_set_up(&s.rx, c.nb_rxq, "RX", port)?;
-        check_set_up(&s.tx, c.nb_txq, "TX", port)?;
+        s.rxq(port).check_set_up(c.nb_rxq)?;
+        s.txq(port).check_set_up(c.nb_txq)?;
         c.driver.start()?;
         c.state = State::Started;
         // S1: Release pairs with S2 in the bursts.
@@ -302,8 +267,8 @@ pub fn stop(port: u16) -> Result<()> {
 /// queue handle is alive.
 pub fn close(port: u16) -> Result<()> {
     let (s, mut g) = lock(port, "close")?;
-    check_no_handles(&s.rx, 0, "close", "RX", port)?;
-    check_no_handles(&s.tx, 0, "close", "TX", port)?;
+    s.rxq(port).check_no_handles(0, "close")?;
+    s.txq(port).check_no_handles(0, "close")?;
     {
         let c = g.as_mut().expect("checked by lock");
         s.started.store(false, Ordering::Release);
@@ -311,8 +276,8 @@ pub fn close(port: u16) -> Result<()> {
             let _ = c.driver.stop();
             c.state = State::Configured;
         }
-        drop_queues(&s.rx, 0, "close", "RX", port)?;
-        drop_queues(&s.tx, 0, "close", "TX", port)?;
+        s.rxq(port).drop_from(0, "close")?;
+        s.txq(port).drop_from(0, "close")?;
         c.driver.close();
     }
     let c = g.take().expect("checked by lock");

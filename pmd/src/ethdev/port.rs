@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use eal::{Eal, Memzone};
 
-use crate::driver::{DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps};
+use crate::driver::{DevControl, EthDriver, QueueStats, RxQueueOps, TxQueueOps};
 use crate::error::{Error, Result};
 use crate::shared::PortShared;
 use crate::types::{EthConf, DEFAULT_MTU, ETHER_HDR_LEN};
@@ -18,8 +18,8 @@ use crate::{MAX_PORTS, MAX_QUEUES};
 pub(super) const NO_TX_CHECK: u32 = u32::MAX;
 
 /// The TX length limit for a port of this driver at this MTU.
-pub(super) fn frame_limit(i: &DriverInfo, mtu: u32) -> u32 {
-    if i.tx_mtu_check {
+pub(super) fn frame_limit(check: bool, mtu: u32) -> u32 {
+    if check {
         mtu + ETHER_HDR_LEN
     } else {
         NO_TX_CHECK
@@ -92,7 +92,7 @@ pub(super) struct PortSlot {
     /// Data-path gate: true between start and stop. S1 (Release at start) pairs with S2.
     pub(super) started: AtomicBool,
     /// Largest frame accepted on TX (MTU + Ethernet header), or [`NO_TX_CHECK`] for
-    /// drivers that opt out (`DriverInfo::tx_mtu_check`).
+    /// drivers that opt out (`EthDriver::tx_mtu_check`).
     pub(super) frame_max: AtomicU32,
     pub(super) rx: [QSlot<dyn RxQueueOps>; MAX_QUEUES],
     pub(super) tx: [QSlot<dyn TxQueueOps>; MAX_QUEUES],
@@ -144,6 +144,19 @@ pub(super) struct PortCtl {
 }
 
 impl PortCtl {
+    /// Apply a setting to the device, if the driver has device settings (software
+    /// ports keep them in the port state only).
+    pub(super) fn on_device(
+        &mut self,
+        f: impl FnOnce(&mut dyn DevControl) -> Result<()>,
+    ) -> Result<()> {
+        match self.driver.control() {
+            Some(d) => f(d),
+            None => Ok(()),
+        }
+    }
+
+    /// The port's shared block.
     pub(super) fn shared(&self) -> &PortShared {
         // SAFETY: see `SharedPtr`.
         unsafe { self.shared.0.as_ref() }
@@ -178,86 +191,127 @@ macro_rules! with_port {
 }
 pub(super) use with_port;
 
-/// The mirror name of a queue direction in messages ("RX" / "TX").
+/// The name of a queue direction in messages ("RX" / "TX").
 pub(super) type Dir = &'static str;
 
-/// Refuse with [`Error::QueueBusy`] if a handle holds one of `slots[from..]`. Handles
-/// are only made under the port's control lock, which the caller holds.
-pub(super) fn check_no_handles<T: ?Sized>(
-    slots: &[QSlot<T>],
-    from: usize,
-    op: &'static str,
+/// One direction's queue slots of a port, with what errors about them name.
+pub(super) struct Queues<'a, T: ?Sized> {
+    slots: &'a [QSlot<T>],
     dir: Dir,
     port: u16,
-) -> Result<()> {
-    match slots[from..]
-        .iter()
-        .position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE)
-    {
-        Some(q) => Err(Error::QueueBusy {
-            op,
-            dir,
+}
+
+impl PortSlot {
+    /// The RX queue slots of port `port` (this slot).
+    pub(super) fn rxq(&self, port: u16) -> Queues<'_, dyn RxQueueOps> {
+        Queues {
+            slots: &self.rx,
+            dir: "RX",
             port,
-            queue: (from + q) as u16,
-        }),
-        None => Ok(()),
+        }
+    }
+
+    /// The TX queue slots of port `port` (this slot).
+    pub(super) fn txq(&self, port: u16) -> Queues<'_, dyn TxQueueOps> {
+        Queues {
+            slots: &self.tx,
+            dir: "TX",
+            port,
+        }
     }
 }
 
-/// Drop the queue objects of `slots[from..]` (control path, slots claimed one by one);
-/// their mbufs go back to their pools.
-pub(super) fn drop_queues<T: ?Sized>(
-    slots: &[QSlot<T>],
-    from: usize,
-    op: &'static str,
-    dir: Dir,
-    port: u16,
-) -> Result<()> {
-    for (q, qs) in slots.iter().enumerate().skip(from) {
-        qs.claim_ctl().map_err(|_| Error::QueueBusy {
+impl<T: ?Sized> Queues<'_, T> {
+    fn busy(&self, op: &'static str, q: usize) -> Error {
+        Error::QueueBusy {
             op,
-            dir,
-            port,
+            dir: self.dir,
+            port: self.port,
             queue: q as u16,
-        })?;
-        // SAFETY: claimed (C1 in claim_ctl); nobody else touches the slot until release.
-        unsafe {
-            *qs.q.get() = None;
-            *qs.stats.get() = None;
         }
-        qs.release();
     }
-    Ok(())
-}
 
-/// Check that each of the first `n` slots holds a queue (for `start`).
-pub(super) fn check_set_up<T: ?Sized>(
-    slots: &[QSlot<T>],
-    n: u16,
-    dir: Dir,
-    port: u16,
-) -> Result<()> {
-    for (q, qs) in slots.iter().enumerate().take(n as usize) {
-        // A queue held by a handle is set up (handles need it, setup is refused while
-        // one lives).
-        let ok = match qs.claim_ctl() {
-            Err(()) => true,
-            Ok(()) => {
-                // SAFETY: claimed.
-                let ok = unsafe { (*qs.q.get()).is_some() };
-                qs.release();
-                ok
-            }
-        };
-        if !ok {
-            return Err(Error::BadQueue {
-                op: "start with",
-                dir,
-                port,
-                queue: q as u16,
-                why: "queue is not set up".into(),
-            });
+    /// Refuse with [`Error::QueueBusy`] if a handle holds one of the slots from `from`
+    /// on. Handles are only made under the port's control lock, which the caller holds.
+    pub(super) fn check_no_handles(&self, from: usize, op: &'static str) -> Result<()> {
+        match self.slots[from..]
+            .iter()
+            .position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE)
+        {
+            Some(q) => Err(self.busy(op, from + q)),
+            None => Ok(()),
         }
     }
-    Ok(())
+
+    /// Drop the queue objects from slot `from` on (control path, slots claimed one by
+    /// one); their mbufs go back to their pools.
+    pub(super) fn drop_from(&self, from: usize, op: &'static str) -> Result<()> {
+        for (q, qs) in self.slots.iter().enumerate().skip(from) {
+            qs.claim_ctl().map_err(|_| self.busy(op, q))?;
+            // SAFETY: claimed (C1 in claim_ctl); nobody else touches the slot until
+            // release.
+            unsafe {
+                *qs.q.get() = None;
+                *qs.stats.get() = None;
+            }
+            qs.release();
+        }
+        Ok(())
+    }
+
+    /// Put the queue `make` returns into slot `q`, under the control claim: the old
+    /// queue is dropped first (its mbufs go back to their pools), and on error the slot
+    /// stays empty. Refused with [`Error::QueueBusy`] while a queue handle holds the slot.
+    pub(super) fn install(
+        &self,
+        q: u16,
+        stats: QueueStats,
+        make: impl FnOnce(QueueStats) -> Result<Box<T>>,
+    ) -> Result<()> {
+        let qs = &self.slots[q as usize];
+        let op = if self.dir == "RX" {
+            "set up RX queue of"
+        } else {
+            "set up TX queue of"
+        };
+        qs.claim_ctl().map_err(|_| self.busy(op, q as usize))?;
+        // SAFETY: claimed above; nobody else touches the slot until `release`.
+        unsafe { *qs.q.get() = None };
+        let res = make(stats).map(|b| {
+            // SAFETY: claimed.
+            unsafe {
+                *qs.q.get() = Some(b);
+                *qs.stats.get() = Some(stats);
+            }
+        });
+        qs.release();
+        res
+    }
+
+    /// Check that each of the first `n` slots holds a queue (for `start`).
+    pub(super) fn check_set_up(&self, n: u16) -> Result<()> {
+        for (q, qs) in self.slots.iter().enumerate().take(n as usize) {
+            // A queue held by a handle is set up (handles need it, setup is refused
+            // while one lives).
+            let ok = match qs.claim_ctl() {
+                Err(()) => true,
+                Ok(()) => {
+                    // SAFETY: claimed.
+                    let ok = unsafe { (*qs.q.get()).is_some() };
+                    qs.release();
+                    ok
+                }
+            };
+            if !ok {
+                return Err(Error::BadQueue {
+                    op: "start with",
+                    dir: self.dir,
+                    port: self.port,
+                    queue: q as u16,
+                    why: "queue is not set up".into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }

@@ -4,10 +4,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::port::{frame_limit, with_port, PortCtl, PortSlot, State};
-use crate::driver::DriverInfo;
 use crate::error::{Error, Result};
 use crate::shared::PortShared;
-use crate::types::{fmt_mac, Link};
+use crate::types::{fmt_mac, DevInfo, Link};
 
 fn software_link(c: &PortCtl, started: bool) -> Link {
     Link {
@@ -49,9 +48,7 @@ pub fn link_wait_up(port: u16, timeout: Duration) -> Result<Link> {
 /// Set the link up or down (devices: the interface flag; software ports: a flag).
 pub fn set_link_up(port: u16, up: bool) -> Result<()> {
     with_port!(port, "set link of", |_s, c| {
-        if let Some(d) = c.driver.control() {
-            d.set_link(up)?;
-        }
+        c.on_device(|d| d.set_link(up))?;
         c.link_admin_up = up;
         let started = c.state == State::Started;
         update_link(c, started);
@@ -62,9 +59,7 @@ pub fn set_link_up(port: u16, up: bool) -> Result<()> {
 /// Promiscuous mode on/off.
 pub fn promiscuous_set(port: u16, on: bool) -> Result<()> {
     with_port!(port, "set promiscuous mode of", |_s, c| {
-        if let Some(d) = c.driver.control() {
-            d.set_promiscuous(on)?;
-        }
+        c.on_device(|d| d.set_promiscuous(on))?;
         c.promisc = on;
         Ok(())
     })
@@ -78,9 +73,7 @@ pub fn promiscuous_get(port: u16) -> Result<bool> {
 /// All-multicast mode on/off.
 pub fn allmulticast_set(port: u16, on: bool) -> Result<()> {
     with_port!(port, "set all-multicast mode of", |_s, c| {
-        if let Some(d) = c.driver.control() {
-            d.set_allmulticast(on)?;
-        }
+        c.on_device(|d| d.set_allmulticast(on))?;
         c.allmulti = on;
         Ok(())
     })
@@ -106,16 +99,14 @@ pub fn mac_addr_set(port: u16, mac: [u8; 6]) -> Result<()> {
                 why: format!("{} is not a unicast address", fmt_mac(&mac)),
             });
         }
-        if let Some(d) = c.driver.control() {
-            d.set_mac(mac)?;
-        }
+        c.on_device(|d| d.set_mac(mac))?;
         c.mac = mac;
         c.shared().set_mac(mac);
         Ok(())
     })
 }
 
-pub(super) fn check_mtu(port: u16, i: &DriverInfo, mtu: u32) -> Result<()> {
+pub(super) fn check_mtu(port: u16, i: &DevInfo, mtu: u32) -> Result<()> {
     if mtu < i.min_mtu || mtu > i.max_mtu {
         return Err(Error::Unsupported {
             port,
@@ -126,13 +117,11 @@ pub(super) fn check_mtu(port: u16, i: &DriverInfo, mtu: u32) -> Result<()> {
 }
 
 pub(super) fn apply_mtu(s: &PortSlot, c: &mut PortCtl, mtu: u32) -> Result<()> {
-    if let Some(d) = c.driver.control() {
-        d.set_mtu(mtu)?;
-    }
+    c.on_device(|d| d.set_mtu(mtu))?;
     c.mtu = mtu;
     c.shared().mtu.store(mtu, Ordering::Relaxed);
     s.frame_max
-        .store(frame_limit(&c.driver.info(), mtu), Ordering::Relaxed);
+        .store(frame_limit(c.driver.tx_mtu_check(), mtu), Ordering::Relaxed);
     Ok(())
 }
 
@@ -144,7 +133,7 @@ pub fn mtu_get(port: u16) -> Result<u32> {
 /// Set the MTU. TX frames longer than MTU + 14 (Ethernet header; VLAN-tagged frames need
 /// an MTU 4 higher) are dropped by `tx_burst`: freed, counted in `oerrors`, and counted
 /// as consumed in its return value. Drivers without a wire may opt out of that check
-/// (`DriverInfo::tx_mtu_check`; only `net_ring` does, like DPDK's).
+/// (`EthDriver::tx_mtu_check`; only `net_ring` does, like DPDK's).
 pub fn mtu_set(port: u16, mtu: u32) -> Result<()> {
     with_port!(port, "set MTU of", |s, c| {
         let i = c.driver.info();

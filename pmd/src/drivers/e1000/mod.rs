@@ -84,14 +84,12 @@ use std::time::Duration;
 use eal::device::{Device, PCI_COMMAND, PCI_COMMAND_MEMORY};
 use eal::pci::PciDevice;
 use eal::Eal;
-use mbuf::PktmbufPool;
 
 use crate::driver::{
-    DevControl, DriverInfo, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps,
-    TxQueueOps,
+    DevControl, DriverStats, EthDriver, PciDriver, PciId, RxQueueOps, RxSetup, TxQueueOps, TxSetup,
 };
 use crate::error::{Error, Result};
-use crate::types::{fmt_mac, DescLim, DevCapa, Link, RxConf, TxConf};
+use crate::types::{fmt_mac, DescLim, DevCapa, DevInfo, Link};
 
 use hw::Hw;
 use init::{init_hw, read_mac};
@@ -277,64 +275,45 @@ impl E1000 {
 }
 
 impl EthDriver for E1000 {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn info(&self) -> DriverInfo {
+    fn info(&self) -> DevInfo {
         let lim = DescLim {
             min: regs::DESC_MIN,
             max: regs::DESC_MAX,
             align: regs::DESC_ALIGN,
         };
-        DriverInfo {
-            max_rx_queues: 1,
-            max_tx_queues: 1,
+        DevInfo {
             rx_desc_lim: lim,
             tx_desc_lim: lim,
             capa: DevCapa::MAC_SET | DevCapa::PROMISC,
             max_rx_pktlen: regs::MAX_FRAME,
             min_mtu: 68,
             max_mtu: regs::MAX_FRAME - 18,
-            ..DriverInfo::default()
+            ..DevInfo::new(NAME, 1, 1)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        _conf: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set up an RX queue of"));
         }
         Ok(Box::new(rx::RxQueue::new(
             self.hw.clone(),
-            q,
-            nb_desc,
-            pool,
-            stats,
+            s.queue,
+            s.nb_desc,
+            s.pool,
+            s.stats,
         )?))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        _conf: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set up a TX queue of"));
         }
         Ok(Box::new(tx::TxQueue::new(
             self.hw.clone(),
-            q,
-            nb_desc,
-            stats,
+            s.queue,
+            s.nb_desc,
+            s.stats,
         )?))
     }
 
@@ -482,23 +461,11 @@ mod tests {
 
     #[test]
     fn id_table_matches_the_82540em_only() {
-        let mk = |vendor, device| PciDevice {
-            addr: "0000:00:03.0".parse().unwrap(),
-            vendor_id: vendor,
-            device_id: device,
-            subsystem_vendor_id: 0,
-            subsystem_device_id: 0,
-            class: 0x020000,
-            numa_node: None,
-            resources: Vec::new(),
-            driver: None,
-            iommu_group: None,
-        };
-        assert!(PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x100e))));
+        assert!(PCI_IDS.iter().any(|id| id.matches_ids(0x8086, 0x100e)));
         assert!(
-            !PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x10d3))),
+            !PCI_IDS.iter().any(|id| id.matches_ids(0x8086, 0x10d3)),
             "e1000e is another driver"
         );
-        assert!(!PCI_IDS.iter().any(|id| id.matches(&mk(0x1af4, 0x1000))));
+        assert!(!PCI_IDS.iter().any(|id| id.matches_ids(0x1af4, 0x1000)));
     }
 }
