@@ -11,8 +11,10 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn af_packet_on_veth_both_directions() {
-    let Some(ns) = Netns::new("af_packet_on_veth_both_directions", "afp") else { return };
-    ns.sh("ip link add fpa type veth peer name fpb && ip link set fpa up && ip link set fpb up");
+    let Some(ns) = Netns::new("af_packet_on_veth_both_directions", "afp") else {
+        return;
+    };
+    ns.veth("fpa", "fpb");
     let e = eal("afp");
     let p = pool(&e, "afpp", 1023);
     let (e2, p2) = (e.clone(), p.clone());
@@ -105,7 +107,9 @@ fn tap_frames_and_ping() {
     if !testkit::need_tool(test, "ping") {
         return;
     }
-    let Some(ns) = Netns::new(test, "tap") else { return };
+    let Some(ns) = Netns::new(test, "tap") else {
+        return;
+    };
     let e = eal("tap");
     let p = pool(&e, "tapp", 511);
     let (e2, p2) = (e.clone(), p.clone());
@@ -188,8 +192,10 @@ fn tap_frames_and_ping() {
 
 #[test]
 fn pcap_live_iface_on_veth() {
-    let Some(ns) = Netns::new("pcap_live_iface_on_veth", "pcl") else { return };
-    ns.sh("ip link add fpc type veth peer name fpd && ip link set fpc up && ip link set fpd up");
+    let Some(ns) = Netns::new("pcap_live_iface_on_veth", "pcl") else {
+        return;
+    };
+    ns.veth("fpc", "fpd");
     let e = eal("pcl");
     let p = pool(&e, "pclp", 255);
     let (e2, p2) = (e.clone(), p.clone());

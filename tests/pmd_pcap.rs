@@ -21,15 +21,7 @@ fn tcpdump_frames(test: &str, path: &str) -> Option<Vec<Vec<u8>>> {
     if !testkit::need_tool(&format!("{test}[tcpdump]"), "tcpdump") {
         return None;
     }
-    let o = Command::new("tcpdump")
-        .args(["-nn", "-r", path, "-xx"])
-        .output()
-        .ok()?;
-    assert!(
-        o.status.success(),
-        "tcpdump -r {path}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = run_ok("tcpdump", &["-nn", "-r", path, "-xx"]);
     let mut frames = Vec::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         let t = line.trim_start();
@@ -81,8 +73,9 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
         assert_eq!(f, want, "tcpdump -xx shows other bytes");
     }
     if testkit::need_tool(&format!("{test}[tshark]"), "tshark") {
-        let o = Command::new("tshark")
-            .args([
+        let o = run_ok(
+            "tshark",
+            &[
                 "-r",
                 &path,
                 "-T",
@@ -91,13 +84,7 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
                 "frame.len",
                 "-e",
                 "eth.type",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&o.stderr)
+            ],
         );
         let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -218,19 +205,13 @@ fn malformed_pcaps_are_refused_at_probe() {
     for (tag, bytes, want) in cases {
         let path = tmp(&format!("{tag}.pcap"));
         std::fs::write(&path, bytes).unwrap();
-        let err = pmd::vdev_create(&e, &format!("net_pcap_{tag},rx_pcap={path}"))
-            .unwrap_err()
-            .to_string();
+        let err = vdev_err(&e, &format!("net_pcap_{tag},rx_pcap={path}"));
         assert!(err.contains(want) && err.contains(&path), "{tag}: {err}");
         let _ = std::fs::remove_file(&path);
     }
-    let err = pmd::vdev_create(&e, "net_pcap_nofile,rx_pcap=/nonexistent/x.pcap")
-        .unwrap_err()
-        .to_string();
+    let err = vdev_err(&e, "net_pcap_nofile,rx_pcap=/nonexistent/x.pcap");
     assert!(err.contains("/nonexistent/x.pcap"), "{err}");
-    let err = pmd::vdev_create(&e, "net_pcap_none")
-        .unwrap_err()
-        .to_string();
+    let err = vdev_err(&e, "net_pcap_none");
     assert!(err.contains("rx_pcap"), "{err}");
     assert!(pmd::ports()
         .iter()

@@ -100,6 +100,28 @@ pub fn rx_until(
     got
 }
 
+/// The error `pmd::vdev_create` gives for `spec`, as text (panics if it succeeds).
+pub fn vdev_err(e: &Eal, spec: &str) -> String {
+    match pmd::vdev_create(e, spec) {
+        Ok(port) => panic!("{spec} was accepted as port {port}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+/// Run `prog` with `args`; panics with its stderr unless it exits 0.
+pub fn run_ok(prog: &str, args: &[&str]) -> Output {
+    let o = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 /// A private network namespace, deleted on drop (also when the test fails).
 pub struct Netns {
     pub name: String,
@@ -123,13 +145,23 @@ impl Netns {
             testkit::skip(
                 test,
                 testkit::Need::Netns,
-                format!("ip netns add failed: {}", String::from_utf8_lossy(&o.stderr)),
+                format!(
+                    "ip netns add failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
             );
             return None;
         }
         let ns = Netns { name };
         ns.sh("ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
         Some(ns)
+    }
+
+    /// Make a veth pair `a`/`b` inside the namespace, both up.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.sh(&format!(
+            "ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"
+        ));
     }
 
     /// Run a shell command inside the namespace; panics with its stderr if it fails.
