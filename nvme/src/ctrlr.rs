@@ -6,7 +6,7 @@
 //! admin CQ with a timeout) and serialised by one mutex, so any thread may call any
 //! method of [`Controller`] (it is `Send + Sync`, a cheap `Clone`).
 //!
-//! # Bring-up ([`InitState`])
+//! # Bring-up ([`InitState`](crate::InitState), in `init`)
 //! Disable (CC.EN=0) → wait CSTS.RDY=0 → program AQA/ASQ/ACQ → enable → wait RDY=1 (both
 //! waits bounded by CAP.TO) → Identify Controller → Set Features Number of Queues →
 //! Identify Active Namespace list (CNS 02h) → Identify Namespace (CNS 00h) for each →

@@ -14,9 +14,19 @@
 //!   (vendor, device), a probe): [`probe_pci`] walks `eal.pci_devices()`.
 //! * [`eth_from_rings`]: a `net_ring` port over existing named rings.
 //!
-//! Drivers implement the small [`EthDriver`] trait (info, configure, queue setup,
-//! start/stop, link, and optional MAC/MTU/mode hooks) and hand out per-queue objects
-//! ([`RxQueueOps`], [`TxQueueOps`]); their structs are private to their modules.
+//! Drivers implement the small [`EthDriver`] trait (`info`, `link`, `stats`, queue
+//! setup, start/stop; device settings behind the optional [`DevControl`]) and hand out
+//! per-queue objects ([`RxQueueOps::rx_burst`], [`TxQueueOps::tx_burst`]); their structs
+//! are private to their modules. The [`registry`] is the factory that picks one by vdev
+//! name prefix or PCI id.
+//!
+//! # Modules
+//!
+//! One way, bottom up: `types`, `error`, [`sys`] (every system call), [`shared`] (the
+//! per-port memzone), `vdev` (argument strings) ← [`driver`] (the trait and registry
+//! entry types) ← the drivers (`null`, `ring`, `af_packet`, `tap`, `pcap`, `e1000`,
+//! with `netif` shared by the kernel-interface ones) ← [`registry`] ← `ethdev` (port
+//! table `port`, data path `burst`, `settings`, `stats`, `lifecycle`, `create`).
 //!
 //! | driver | keys |
 //! |---|---|

@@ -99,6 +99,15 @@ impl QueueCounters {
         bump(&self.missed, n);
     }
 
+    /// Packets, bytes and errors since the last reset.
+    fn net_counts(&self) -> (u64, u64, u64) {
+        (
+            net(&self.packets, &self.base_packets),
+            net(&self.bytes, &self.base_bytes),
+            net(&self.errors, &self.base_errors),
+        )
+    }
+
     fn reset(&self) {
         for (c, b) in [
             (&self.packets, &self.base_packets),
@@ -164,11 +173,7 @@ impl PortShared {
         let ntx = (self.nb_txq.load(Ordering::Relaxed) as usize).min(MAX_QUEUES);
         let mut s = EthStats::default();
         for q in &self.rxq[..nrx] {
-            let (p, b, e) = (
-                net(&q.packets, &q.base_packets),
-                net(&q.bytes, &q.base_bytes),
-                net(&q.errors, &q.base_errors),
-            );
+            let (p, b, e) = q.net_counts();
             s.ipackets += p;
             s.ibytes += b;
             s.ierrors += e;
@@ -179,11 +184,7 @@ impl PortShared {
             s.q_errors.push(e);
         }
         for q in &self.txq[..ntx] {
-            let (p, b, e) = (
-                net(&q.packets, &q.base_packets),
-                net(&q.bytes, &q.base_bytes),
-                net(&q.errors, &q.base_errors),
-            );
+            let (p, b, e) = q.net_counts();
             s.opackets += p;
             s.obytes += b;
             s.oerrors += e;

@@ -12,7 +12,7 @@ use crate::spec::{Sqe, Status};
 pub struct Completion {
     /// Dword 0 of the (last) completion entry: command specific.
     pub cdw0: u32,
-    /// The status (success, since errors are delivered as [`Error`]).
+    /// The status (success, since errors are delivered as [`Error`](crate::Error)).
     pub status: Status,
     /// How many device commands the request took (more than 1 when split by MDTS).
     pub commands: u32,

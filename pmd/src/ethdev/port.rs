@@ -11,8 +11,7 @@ use eal::{Eal, Memzone};
 use crate::driver::{DevControl, EthDriver, QueueStats, RxQueueOps, TxQueueOps};
 use crate::error::{Error, Result};
 use crate::shared::PortShared;
-use crate::types::{EthConf, DEFAULT_MTU, ETHER_HDR_LEN};
-use crate::{MAX_PORTS, MAX_QUEUES};
+use crate::types::{EthConf, DEFAULT_MTU, ETHER_HDR_LEN, MAX_PORTS, MAX_QUEUES};
 
 /// `frame_max` value that turns the per-packet TX length check off.
 pub(super) const NO_TX_CHECK: u32 = u32::MAX;
