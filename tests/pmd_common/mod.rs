@@ -196,6 +196,19 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// [`run`](Self::run) `f` with clones of the EAL and the pool.
+    pub fn run_with<R: Send + 'static>(
+        &self,
+        e: &Eal,
+        p: &PktmbufPool,
+        f: impl FnOnce(Eal, PktmbufPool) -> R + Send + 'static,
+    ) -> R {
+        let (e, p) = (e.clone(), p.clone());
+        self.run(move || f(e, p))
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
