@@ -127,10 +127,10 @@ impl Uring {
         }
         let idx = self.local_tail & self.sq_mask;
         // SAFETY: idx < sq_entries: inside the SQE array and the index array; the slot
-        // is ours (between head and tail).
+        // is ours (between head and tail). Volatile: the kernel reads this memory.
         unsafe {
-            self.sqes.add(idx as usize).write(sqe);
-            self.sq_array.add(idx as usize).write(idx);
+            self.sqes.add(idx as usize).write_volatile(sqe);
+            self.sq_array.add(idx as usize).write_volatile(idx);
         }
         self.local_tail = self.local_tail.wrapping_add(1);
         self.unsubmitted += 1;
@@ -163,7 +163,8 @@ impl Uring {
         let mut n = 0;
         while head != tail {
             // SAFETY: the entry at head & mask is inside the CQE array and published.
-            let c = unsafe { self.cqes.add((head & self.cq_mask) as usize).read() };
+            // Volatile: the kernel writes this memory.
+            let c = unsafe { self.cqes.add((head & self.cq_mask) as usize).read_volatile() };
             f(c.user_data, c.res);
             head = head.wrapping_add(1);
             n += 1;
