@@ -164,7 +164,11 @@ impl Uring {
         while head != tail {
             // SAFETY: the entry at head & mask is inside the CQE array and published.
             // Volatile: the kernel writes this memory.
-            let c = unsafe { self.cqes.add((head & self.cq_mask) as usize).read_volatile() };
+            let c = unsafe {
+                self.cqes
+                    .add((head & self.cq_mask) as usize)
+                    .read_volatile()
+            };
             f(c.user_data, c.res);
             head = head.wrapping_add(1);
             n += 1;
