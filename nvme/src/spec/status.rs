@@ -56,6 +56,24 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// Defines the codes of one status code type as constants in a module, documented with
+/// their spec names, and the table of those names [`Status::name`] reads.
+macro_rules! status_codes {
+    ($(#[$doc:meta])* $module:ident, $names:ident {
+        $($code:ident = $value:literal, $name:literal;)*
+    }) => {
+        $(#[$doc])*
+        pub mod $module {
+            $(
+                #[doc = $name]
+                pub const $code: u8 = $value;
+            )*
+        }
+
+        const $names: &[(u8, &str)] = &[$(($value, $name)),*];
+    };
+}
+
 /// Status Code Types (section 4.6.1.1, figure 127).
 pub mod sct {
     /// Generic Command Status.
@@ -70,141 +88,92 @@ pub mod sct {
     pub const VENDOR: u8 = 7;
 }
 
-/// Generic Command Status codes (section 4.6.1.2.1, figures 128 and 129).
-pub mod generic {
-    /// Successful Completion.
-    pub const SUCCESS: u8 = 0x00;
-    /// Invalid Command Opcode.
-    pub const INVALID_OPCODE: u8 = 0x01;
-    /// Invalid Field in Command.
-    pub const INVALID_FIELD: u8 = 0x02;
-    /// Command ID Conflict.
-    pub const CID_CONFLICT: u8 = 0x03;
-    /// Data Transfer Error.
-    pub const DATA_TRANSFER_ERROR: u8 = 0x04;
-    /// Commands Aborted due to Power Loss Notification.
-    pub const ABORTED_POWER_LOSS: u8 = 0x05;
-    /// Internal Error.
-    pub const INTERNAL_ERROR: u8 = 0x06;
-    /// Command Abort Requested.
-    pub const ABORT_REQUESTED: u8 = 0x07;
-    /// Command Aborted due to SQ Deletion.
-    pub const ABORTED_SQ_DELETION: u8 = 0x08;
-    /// Command Aborted due to Failed Fused Command.
-    pub const ABORTED_FAILED_FUSED: u8 = 0x09;
-    /// Command Aborted due to Missing Fused Command.
-    pub const ABORTED_MISSING_FUSED: u8 = 0x0a;
-    /// Invalid Namespace or Format.
-    pub const INVALID_NAMESPACE: u8 = 0x0b;
-    /// Command Sequence Error.
-    pub const COMMAND_SEQUENCE_ERROR: u8 = 0x0c;
-    /// PRP Offset Invalid.
-    pub const INVALID_PRP_OFFSET: u8 = 0x13;
-    /// LBA Out of Range (NVM command set).
-    pub const LBA_OUT_OF_RANGE: u8 = 0x80;
-    /// Capacity Exceeded.
-    pub const CAPACITY_EXCEEDED: u8 = 0x81;
-    /// Namespace Not Ready.
-    pub const NAMESPACE_NOT_READY: u8 = 0x82;
-    /// Reservation Conflict.
-    pub const RESERVATION_CONFLICT: u8 = 0x83;
-    /// Format In Progress.
-    pub const FORMAT_IN_PROGRESS: u8 = 0x84;
+status_codes! {
+    /// Generic Command Status codes (section 4.6.1.2.1, figures 128 and 129).
+    generic, GENERIC_NAMES {
+        SUCCESS = 0x00, "successful completion";
+        INVALID_OPCODE = 0x01, "invalid command opcode";
+        INVALID_FIELD = 0x02, "invalid field in command";
+        CID_CONFLICT = 0x03, "command ID conflict";
+        DATA_TRANSFER_ERROR = 0x04, "data transfer error";
+        ABORTED_POWER_LOSS = 0x05, "aborted due to power loss notification";
+        INTERNAL_ERROR = 0x06, "internal error";
+        ABORT_REQUESTED = 0x07, "command abort requested";
+        ABORTED_SQ_DELETION = 0x08, "aborted due to SQ deletion";
+        ABORTED_FAILED_FUSED = 0x09, "aborted due to failed fused command";
+        ABORTED_MISSING_FUSED = 0x0a, "aborted due to missing fused command";
+        INVALID_NAMESPACE = 0x0b, "invalid namespace or format";
+        COMMAND_SEQUENCE_ERROR = 0x0c, "command sequence error";
+        INVALID_PRP_OFFSET = 0x13, "PRP offset invalid";
+        LBA_OUT_OF_RANGE = 0x80, "LBA out of range";
+        CAPACITY_EXCEEDED = 0x81, "capacity exceeded";
+        NAMESPACE_NOT_READY = 0x82, "namespace not ready";
+        RESERVATION_CONFLICT = 0x83, "reservation conflict";
+        FORMAT_IN_PROGRESS = 0x84, "format in progress";
+    }
 }
 
-/// Command Specific Status codes (section 4.6.1.2.2, figure 130, and NVM command set).
-pub mod specific {
-    /// Completion Queue Invalid.
-    pub const INVALID_CQ: u8 = 0x00;
-    /// Invalid Queue Identifier.
-    pub const INVALID_QID: u8 = 0x01;
-    /// Invalid Queue Size.
-    pub const INVALID_QUEUE_SIZE: u8 = 0x02;
-    /// Abort Command Limit Exceeded.
-    pub const ABORT_LIMIT_EXCEEDED: u8 = 0x03;
-    /// Asynchronous Event Request Limit Exceeded.
-    pub const AER_LIMIT_EXCEEDED: u8 = 0x05;
-    /// Feature Identifier Not Saveable.
-    pub const FEATURE_NOT_SAVEABLE: u8 = 0x0d;
-    /// Feature Not Changeable.
-    pub const FEATURE_NOT_CHANGEABLE: u8 = 0x0e;
-    /// Conflicting Attributes (Dataset Management, read, write).
-    pub const CONFLICTING_ATTRIBUTES: u8 = 0x80;
-    /// Invalid Protection Information.
-    pub const INVALID_PROTECTION_INFO: u8 = 0x81;
-    /// Attempted Write to Read Only Range.
-    pub const WRITE_TO_READ_ONLY: u8 = 0x82;
+status_codes! {
+    /// Command Specific Status codes (section 4.6.1.2.2, figure 130, and NVM command set).
+    specific, SPECIFIC_NAMES {
+        INVALID_CQ = 0x00, "completion queue invalid";
+        INVALID_QID = 0x01, "invalid queue identifier";
+        INVALID_QUEUE_SIZE = 0x02, "invalid queue size";
+        ABORT_LIMIT_EXCEEDED = 0x03, "abort command limit exceeded";
+        AER_LIMIT_EXCEEDED = 0x05, "asynchronous event request limit exceeded";
+        FEATURE_NOT_SAVEABLE = 0x0d, "feature identifier not saveable";
+        FEATURE_NOT_CHANGEABLE = 0x0e, "feature not changeable";
+        CONFLICTING_ATTRIBUTES = 0x80, "conflicting attributes";
+        INVALID_PROTECTION_INFO = 0x81, "invalid protection information";
+        WRITE_TO_READ_ONLY = 0x82, "attempted write to read only range";
+    }
 }
 
-/// Media and Data Integrity Errors (section 4.6.1.2.3, figure 131).
-pub mod media {
-    /// Write Fault.
-    pub const WRITE_FAULT: u8 = 0x80;
-    /// Unrecovered Read Error.
-    pub const UNRECOVERED_READ: u8 = 0x81;
-    /// End-to-end Guard Check Error.
-    pub const GUARD_CHECK: u8 = 0x82;
-    /// End-to-end Application Tag Check Error.
-    pub const APP_TAG_CHECK: u8 = 0x83;
-    /// End-to-end Reference Tag Check Error.
-    pub const REF_TAG_CHECK: u8 = 0x84;
-    /// Compare Failure.
-    pub const COMPARE_FAILURE: u8 = 0x85;
-    /// Access Denied.
-    pub const ACCESS_DENIED: u8 = 0x86;
-    /// Deallocated or Unwritten Logical Block.
-    pub const DEALLOCATED_OR_UNWRITTEN: u8 = 0x87;
+status_codes! {
+    /// Media and Data Integrity Errors (section 4.6.1.2.3, figure 131).
+    media, MEDIA_NAMES {
+        WRITE_FAULT = 0x80, "write fault";
+        UNRECOVERED_READ = 0x81, "unrecovered read error";
+        GUARD_CHECK = 0x82, "end-to-end guard check error";
+        APP_TAG_CHECK = 0x83, "end-to-end application tag check error";
+        REF_TAG_CHECK = 0x84, "end-to-end reference tag check error";
+        COMPARE_FAILURE = 0x85, "compare failure";
+        ACCESS_DENIED = 0x86, "access denied";
+        DEALLOCATED_OR_UNWRITTEN = 0x87, "deallocated or unwritten logical block";
+    }
 }
 
 fn status_name(sct_: u8, sc: u8) -> &'static str {
-    match (sct_, sc) {
-        (sct::GENERIC, generic::SUCCESS) => "successful completion",
-        (sct::GENERIC, generic::INVALID_OPCODE) => "invalid command opcode",
-        (sct::GENERIC, generic::INVALID_FIELD) => "invalid field in command",
-        (sct::GENERIC, generic::CID_CONFLICT) => "command ID conflict",
-        (sct::GENERIC, generic::DATA_TRANSFER_ERROR) => "data transfer error",
-        (sct::GENERIC, generic::ABORTED_POWER_LOSS) => "aborted due to power loss notification",
-        (sct::GENERIC, generic::INTERNAL_ERROR) => "internal error",
-        (sct::GENERIC, generic::ABORT_REQUESTED) => "command abort requested",
-        (sct::GENERIC, generic::ABORTED_SQ_DELETION) => "aborted due to SQ deletion",
-        (sct::GENERIC, generic::ABORTED_FAILED_FUSED) => "aborted due to failed fused command",
-        (sct::GENERIC, generic::ABORTED_MISSING_FUSED) => "aborted due to missing fused command",
-        (sct::GENERIC, generic::INVALID_NAMESPACE) => "invalid namespace or format",
-        (sct::GENERIC, generic::COMMAND_SEQUENCE_ERROR) => "command sequence error",
-        (sct::GENERIC, generic::INVALID_PRP_OFFSET) => "PRP offset invalid",
-        (sct::GENERIC, generic::LBA_OUT_OF_RANGE) => "LBA out of range",
-        (sct::GENERIC, generic::CAPACITY_EXCEEDED) => "capacity exceeded",
-        (sct::GENERIC, generic::NAMESPACE_NOT_READY) => "namespace not ready",
-        (sct::GENERIC, generic::RESERVATION_CONFLICT) => "reservation conflict",
-        (sct::GENERIC, generic::FORMAT_IN_PROGRESS) => "format in progress",
-        (sct::COMMAND_SPECIFIC, specific::INVALID_CQ) => "completion queue invalid",
-        (sct::COMMAND_SPECIFIC, specific::INVALID_QID) => "invalid queue identifier",
-        (sct::COMMAND_SPECIFIC, specific::INVALID_QUEUE_SIZE) => "invalid queue size",
-        (sct::COMMAND_SPECIFIC, specific::ABORT_LIMIT_EXCEEDED) => "abort command limit exceeded",
-        (sct::COMMAND_SPECIFIC, specific::AER_LIMIT_EXCEEDED) => {
-            "asynchronous event request limit exceeded"
+    let table = match sct_ {
+        sct::GENERIC => GENERIC_NAMES,
+        sct::COMMAND_SPECIFIC => SPECIFIC_NAMES,
+        sct::MEDIA => MEDIA_NAMES,
+        sct::PATH => return "path related status",
+        sct::VENDOR => return "vendor specific",
+        _ => return "unknown status",
+    };
+    table
+        .iter()
+        .find(|&&(code, _)| code == sc)
+        .map_or("unknown status", |&(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_code_decodes_to_its_name() {
+        for (t, table) in [
+            (sct::GENERIC, GENERIC_NAMES),
+            (sct::COMMAND_SPECIFIC, SPECIFIC_NAMES),
+            (sct::MEDIA, MEDIA_NAMES),
+        ] {
+            for &(code, name) in table {
+                assert_eq!(Status::new(t, code).name(), name);
+            }
         }
-        (sct::COMMAND_SPECIFIC, specific::FEATURE_NOT_SAVEABLE) => {
-            "feature identifier not saveable"
-        }
-        (sct::COMMAND_SPECIFIC, specific::FEATURE_NOT_CHANGEABLE) => "feature not changeable",
-        (sct::COMMAND_SPECIFIC, specific::CONFLICTING_ATTRIBUTES) => "conflicting attributes",
-        (sct::COMMAND_SPECIFIC, specific::INVALID_PROTECTION_INFO) => {
-            "invalid protection information"
-        }
-        (sct::COMMAND_SPECIFIC, specific::WRITE_TO_READ_ONLY) => {
-            "attempted write to read only range"
-        }
-        (sct::MEDIA, media::WRITE_FAULT) => "write fault",
-        (sct::MEDIA, media::UNRECOVERED_READ) => "unrecovered read error",
-        (sct::MEDIA, media::GUARD_CHECK) => "end-to-end guard check error",
-        (sct::MEDIA, media::APP_TAG_CHECK) => "end-to-end application tag check error",
-        (sct::MEDIA, media::REF_TAG_CHECK) => "end-to-end reference tag check error",
-        (sct::MEDIA, media::COMPARE_FAILURE) => "compare failure",
-        (sct::MEDIA, media::ACCESS_DENIED) => "access denied",
-        (sct::MEDIA, media::DEALLOCATED_OR_UNWRITTEN) => "deallocated or unwritten logical block",
-        (sct::PATH, _) => "path related status",
-        (sct::VENDOR, _) => "vendor specific",
-        _ => "unknown status",
+        assert_eq!(Status::new(sct::GENERIC, 0x7f).name(), "unknown status");
+        assert_eq!(Status::new(sct::PATH, 0).name(), "path related status");
     }
 }
