@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::port::{frame_limit, with_port, PortCtl, PortSlot, State};
+use crate::driver::DevControl;
 use crate::error::{Error, Result};
 use crate::shared::PortShared;
 use crate::types::{fmt_mac, DevInfo, Link};
@@ -56,13 +57,30 @@ pub fn set_link_up(port: u16, up: bool) -> Result<()> {
     })
 }
 
-/// Promiscuous mode on/off.
-pub fn promiscuous_set(port: u16, on: bool) -> Result<()> {
-    with_port!(port, "set promiscuous mode of", |_s, c| {
-        c.on_device(|d| d.set_promiscuous(on))?;
-        c.promisc = on;
+/// Switch a receive mode: on the device first (`dev`), then in the port state (`flag`).
+fn set_mode(
+    port: u16,
+    op: &'static str,
+    on: bool,
+    dev: fn(&mut dyn DevControl, bool) -> Result<()>,
+    flag: fn(&mut PortCtl) -> &mut bool,
+) -> Result<()> {
+    with_port!(port, op, |_s, c| {
+        c.on_device(|d| dev(d, on))?;
+        *flag(c) = on;
         Ok(())
     })
+}
+
+/// Promiscuous mode on/off.
+pub fn promiscuous_set(port: u16, on: bool) -> Result<()> {
+    set_mode(
+        port,
+        "set promiscuous mode of",
+        on,
+        |d, on| d.set_promiscuous(on),
+        |c| &mut c.promisc,
+    )
 }
 
 /// Promiscuous mode state.
@@ -72,11 +90,13 @@ pub fn promiscuous_get(port: u16) -> Result<bool> {
 
 /// All-multicast mode on/off.
 pub fn allmulticast_set(port: u16, on: bool) -> Result<()> {
-    with_port!(port, "set all-multicast mode of", |_s, c| {
-        c.on_device(|d| d.set_allmulticast(on))?;
-        c.allmulti = on;
-        Ok(())
-    })
+    set_mode(
+        port,
+        "set all-multicast mode of",
+        on,
+        |d, on| d.set_allmulticast(on),
+        |c| &mut c.allmulti,
+    )
 }
 
 /// All-multicast mode state.
