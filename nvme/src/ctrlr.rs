@@ -67,7 +67,7 @@ impl Controller {
     /// Bring up an already opened device.
     pub fn from_device(eal: &Eal, dev: Device, opts: ControllerOptions) -> Result<Controller> {
         let addr = dev.addr().to_string();
-        if !eal.dma_capable() {
+        if !eal.memory().dma_capable() {
             return Err(Error::NotReady {
                 why: "the EAL runs with --no-huge: no DMA memory; run with hugepages".into(),
             });

@@ -11,7 +11,7 @@
 //!   prefixes the device name (`net_null0` → `net_null`; `eth_*` aliases too). Unknown
 //!   names and keys are refused with an error that names them.
 //! * PCI drivers registered with [`register_pci_driver`] (a name, an id table of
-//!   (vendor, device), a probe): [`probe_pci`] walks `eal.pci_devices()`.
+//!   (vendor, device), a probe): [`probe_pci`] walks `eal.pci().devices()`.
 //! * [`eth_from_rings`]: a `net_ring` port over existing named rings.
 //!
 //! Drivers implement the small [`EthDriver`] trait (`info`, `link`, `stats`, queue

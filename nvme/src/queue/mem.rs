@@ -35,7 +35,7 @@ impl Drop for HeapBlock {
     fn drop(&mut self) {
         // SAFETY: allocated from this EAL's heap, owned by us alone; the owner (a queue)
         // guarantees the device no longer uses it (or leaks us instead).
-        let _ = unsafe { self.eal.free(self.ptr) };
+        let _ = unsafe { self.eal.heap().free(self.ptr) };
     }
 }
 
@@ -44,7 +44,9 @@ pub(crate) fn alloc_queue_mem(dev: &Device, eal: &Eal, entries: u16) -> Result<Q
     let n = entries as usize;
     let sq: DmaBuf = dev.dma_alloc(n * 64)?;
     let cq: DmaBuf = dev.dma_alloc(n * 16)?;
-    let pages = eal.zmalloc((n - 1) * PAGE_SIZE as usize, PAGE_SIZE as usize)?;
+    let pages = eal
+        .heap()
+        .zmalloc((n - 1) * PAGE_SIZE as usize, PAGE_SIZE as usize)?;
     let block = HeapBlock {
         ptr: pages.as_ptr(),
         eal: eal.clone(),

@@ -54,7 +54,8 @@ pub fn attach_port(
     let mut driver = make(port)?;
     let mzname = shared::memzone_name(port);
     let mz = eal
-        .memzone_reserve_aligned(
+        .memzones()
+        .reserve_aligned(
             &mzname,
             std::mem::size_of::<PortShared>(),
             None,
@@ -150,7 +151,7 @@ pub fn probe_vdevs(eal: &Eal) -> Result<Vec<u16>> {
 /// the ports made and the devices that failed (see [`probe_pci_devices`]). Devices no
 /// driver matches are skipped.
 pub fn probe_pci(eal: &Eal) -> (Vec<u16>, Vec<Error>) {
-    probe_pci_devices(eal, eal.pci_devices())
+    probe_pci_devices(eal, eal.pci().devices())
 }
 
 /// [`probe_pci`] over an explicit device list (tests give fake devices). Every device

@@ -292,7 +292,7 @@ pub fn close(port: u16) -> Result<()> {
     // SAFETY: the memzone is still mapped (eal alive); clearing the magic tells readers
     // in other processes that the port is gone.
     unsafe { (*sp.0.as_ptr()).magic = 0 };
-    let r = eal.memzone_free(&mz).map_err(|source| Error::Eal {
+    let r = eal.memzones().free(&mz).map_err(|source| Error::Eal {
         op: "free",
         what: format!("memzone {}", mz.name()),
         source: Box::new(source),
