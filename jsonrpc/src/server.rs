@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::conn::{Conn, Frame};
 use crate::error::{Error, RpcError};
 use crate::protocol::{self, Call};
-use crate::registry::{Handler, Lookup, Registry, State, StateMask};
+use crate::registry::{Handler, Lookup, Registry, State, StateHandle, StateMask};
 use crate::request::{Completions, Request, Responder, Target};
 use crate::sys::{self, Epoll, EventFd, Ready};
 
@@ -56,24 +56,9 @@ pub struct Server {
     epoll: Epoll,
     completions: Arc<Completions>,
     registry: Arc<RwLock<Registry>>,
-    state: Arc<AtomicU8>,
+    state: StateHandle,
     table: Mutex<Table>,
     max_request: AtomicUsize,
-}
-
-fn state_from(v: u8) -> State {
-    if v == 0 {
-        State::Startup
-    } else {
-        State::Runtime
-    }
-}
-
-fn state_to(s: State) -> u8 {
-    match s {
-        State::Startup => 0,
-        State::Runtime => 1,
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -122,7 +107,7 @@ impl Server {
             epoll,
             completions: Arc::new(Completions::new(doorbell)),
             registry: Arc::new(RwLock::new(Registry::default())),
-            state: Arc::new(AtomicU8::new(state_to(State::Startup))),
+            state: StateHandle::default(),
             table: Mutex::new(Table {
                 conns: HashMap::new(),
                 next_id: 0,
@@ -146,8 +131,7 @@ impl Server {
             let Some(reg) = reg.upgrade() else {
                 return req.respond(Err(RpcError::internal("server is shutting down")));
             };
-            // Relaxed: the state is a plain flag read for a listing.
-            let cur = p.current.then(|| state_from(state.load(Ordering::Relaxed)));
+            let cur = p.current.then(|| state.get());
             let names = read(&reg).names(cur, p.include_aliases);
             req.respond(Ok(Value::from(names)));
         })
@@ -172,14 +156,17 @@ impl Server {
 
     /// Sets the state that methods are checked against.
     pub fn set_state(&self, state: State) {
-        // Relaxed: the flag orders nothing else; a request dispatched
-        // concurrently with the change sees one state or the other.
-        self.state.store(state_to(state), Ordering::Relaxed);
+        self.state.set(state);
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        state_from(self.state.load(Ordering::Relaxed))
+        self.state.get()
+    }
+
+    /// A handle on the state for handlers that change it.
+    pub fn state_handle(&self) -> StateHandle {
+        self.state.clone()
     }
 
     /// Sets the per-connection cap (default 64 MiB) on a request still being

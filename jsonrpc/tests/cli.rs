@@ -433,14 +433,14 @@ fn save_and_load_config_like_rpc_py() {
         StateMask::RUNTIME,
         json!("M0"),
     );
-    let srv = ts.server.clone();
+    let state = ts.server.state_handle();
     let l = log.clone();
     ts.server
         .register("framework_start_init", StateMask::STARTUP, move |r| {
             l.lock()
                 .unwrap()
                 .push(("framework_start_init".into(), Value::Null));
-            srv.set_state(State::Runtime);
+            state.set(State::Runtime);
             r.respond(Ok(Value::Bool(true)))
         })
         .unwrap();
