@@ -13,6 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -37,7 +38,14 @@ struct Table {
     conns: HashMap<u64, Conn>,
     next_id: u64,
     events: Vec<Ready>,
+    /// Out of descriptors: the listener is out of the epoll set since then,
+    /// so a pending connection does not make every poll spin. It comes back
+    /// when a connection closes or `LISTEN_RETRY` later.
+    listen_paused: Option<Instant>,
 }
+
+/// How long accepting stays paused after running out of descriptors.
+const LISTEN_RETRY: Duration = Duration::from_millis(100);
 
 /// A request checked and ready for its method.
 struct Dispatch {
@@ -112,6 +120,7 @@ impl Server {
                 conns: HashMap::new(),
                 next_id: 0,
                 events: Vec::new(),
+                listen_paused: None,
             }),
             max_request: AtomicUsize::new(DEFAULT_MAX_REQUEST),
         };
@@ -233,6 +242,11 @@ impl Server {
         let mut dispatch = Vec::new();
         {
             let mut t = lock(&self.table);
+            if t.listen_paused
+                .is_some_and(|at| at.elapsed() >= LISTEN_RETRY)
+            {
+                self.resume_listener(&mut t);
+            }
             let mut events = std::mem::take(&mut t.events);
             // An epoll_wait failure on our own fd (EBADF/EINVAL) cannot occur;
             // with no events the rest of poll still runs.
@@ -313,10 +327,30 @@ impl Server {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock: all accepted. Other errors (EMFILE, ECONNABORTED)
-                // leave the pending connection for a later poll.
+                Err(e) if sys::is_resource_exhaustion(&e) => {
+                    if self
+                        .epoll
+                        .modify(self.listener.as_raw_fd(), 0, TOKEN_LISTENER)
+                        .is_ok()
+                    {
+                        t.listen_paused = Some(Instant::now());
+                    }
+                    break;
+                }
+                // WouldBlock: all accepted. ECONNABORTED and the like: that
+                // one connection is gone; the rest wait for the next poll.
                 Err(_) => break,
             }
+        }
+    }
+
+    fn resume_listener(&self, t: &mut Table) {
+        if self
+            .epoll
+            .modify(self.listener.as_raw_fd(), sys::EPOLLIN, TOKEN_LISTENER)
+            .is_ok()
+        {
+            t.listen_paused = None;
         }
     }
 
@@ -380,12 +414,16 @@ impl Server {
                 c.interest = want;
             }
         }
+        let closed = !gone.is_empty();
         for id in gone {
             if let Some(c) = t.conns.remove(&id) {
                 if !c.detached {
                     let _ = self.epoll.delete(c.stream.as_raw_fd());
                 }
             }
+        }
+        if closed && t.listen_paused.is_some() {
+            self.resume_listener(t);
         }
         work
     }
