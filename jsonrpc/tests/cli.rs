@@ -303,7 +303,7 @@ fn errors_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("-32602") && err.contains("Invalid parameters: no"),
+        err.contains("-32602") && err.contains("\"message\": \"no\""),
         "{err}"
     );
     let out = rpc(&ts, &["call", "no_such_method", "{}"], None);
