@@ -71,7 +71,10 @@ impl BdevInfo {
             .checked_mul(u64::from(self.block_size))
             .ok_or_else(|| Error::Invalid {
                 what: "num_blocks",
-                why: format!("{} blocks of {} bytes overflow", self.num_blocks, self.block_size),
+                why: format!(
+                    "{} blocks of {} bytes overflow",
+                    self.num_blocks, self.block_size
+                ),
             })?;
         Ok(())
     }
@@ -151,7 +154,9 @@ pub struct Bdev(pub(crate) Arc<BdevShared>);
 
 impl std::fmt::Debug for Bdev {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bdev").field("name", &self.0.info.name).finish()
+        f.debug_struct("Bdev")
+            .field("name", &self.0.info.name)
+            .finish()
     }
 }
 
@@ -351,7 +356,10 @@ pub(crate) fn finish_unregister(b: &Bdev) {
             done(Ok(()));
         });
         if let Err(e) = r {
-            eal::log_err!("bdev '{}': unregistering its I/O device failed: {e}", b2.name());
+            eal::log_err!(
+                "bdev '{}': unregistering its I/O device failed: {e}",
+                b2.name()
+            );
         }
     };
     if let Err(e) = t.send_msg(m) {

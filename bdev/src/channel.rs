@@ -49,6 +49,8 @@ struct ChState {
     outstanding: usize,
     /// I/O objects in use (at the module, queued, or being completed).
     in_use: usize,
+    // Boxed on purpose: an I/O body travels to the module and back as one allocation.
+    #[allow(clippy::vec_box)]
     free: Vec<Box<IoInner>>,
     nomem: VecDeque<Box<IoInner>>,
     /// Pieces waiting for QoS budget, in order.
@@ -69,12 +71,15 @@ pub(crate) struct BdevChannel {
     st: RefCell<ChState>,
 }
 
+type UserCb = Box<dyn FnOnce(IoStatus) + Send>;
+
 /// The parent of split children.
 pub(crate) struct SplitParent {
     io_type: IoType,
     bytes: u64,
     start_tsc: u64,
-    st: Mutex<(usize, IoStatus, Option<Box<dyn FnOnce(IoStatus) + Send>>)>,
+    /// (children left, first failure, the caller's callback)
+    st: Mutex<(usize, IoStatus, Option<UserCb>)>,
 }
 
 /// One request as the descriptor checked it.
@@ -125,6 +130,7 @@ impl BdevChannel {
         self.st.borrow().qos_queue.len()
     }
 
+    #[allow(clippy::vec_box)] // the boxes are the free-list entries handed out as is
     fn alloc(&self, n: usize) -> Result<Vec<Box<IoInner>>> {
         let mut st = self.st.borrow_mut();
         if st.in_use + n > CHANNEL_IO_MAX {
@@ -374,10 +380,12 @@ impl BdevChannel {
                 };
                 if let Some((cb, st)) = last {
                     let ticks = eal::timer::rdtsc().wrapping_sub(p.start_tsc);
-                    self.st
-                        .borrow_mut()
-                        .stats
-                        .account(p.io_type, p.bytes, ticks, st == IoStatus::Success);
+                    self.st.borrow_mut().stats.account(
+                        p.io_type,
+                        p.bytes,
+                        ticks,
+                        st == IoStatus::Success,
+                    );
                     cb(st);
                 }
             }

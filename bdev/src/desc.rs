@@ -240,7 +240,11 @@ impl Descriptor {
         if !Arc::ptr_eq(&ch.bdev.0, &b.0) {
             return Err(Error::Invalid {
                 what: "channel",
-                why: format!("it belongs to bdev '{}', not '{}'", ch.bdev.name(), b.name()),
+                why: format!(
+                    "it belongs to bdev '{}', not '{}'",
+                    ch.bdev.name(),
+                    b.name()
+                ),
             });
         }
         if b.is_removing() {
@@ -356,7 +360,15 @@ impl Descriptor {
         num_blocks: u64,
         cb: F,
     ) -> Result<()> {
-        self.submit(ch, IoType::Compare, offset_blocks, num_blocks, iovs, &[], cb)
+        self.submit(
+            ch,
+            IoType::Compare,
+            offset_blocks,
+            num_blocks,
+            iovs,
+            &[],
+            cb,
+        )
     }
 
     /// If the blocks equal `cmp_iovs`, write `write_iovs` over them, atomically.
@@ -391,7 +403,15 @@ impl Descriptor {
         num_blocks: u64,
         cb: F,
     ) -> Result<()> {
-        self.submit(ch, IoType::WriteZeroes, offset_blocks, num_blocks, &[], &[], cb)
+        self.submit(
+            ch,
+            IoType::WriteZeroes,
+            offset_blocks,
+            num_blocks,
+            &[],
+            &[],
+            cb,
+        )
     }
 
     /// Deallocate `num_blocks` at `offset_blocks`.

@@ -154,7 +154,7 @@ fn budgets(v: &QosValues) -> [i64; 4] {
 /// Set `b`'s limits (0 clears one; all 0 turns QoS off), on a framework thread; that
 /// thread becomes the QoS thread if QoS was off.
 pub fn set_limits(b: &Bdev, v: QosValues) -> Result<()> {
-    if v.rw_ios_per_sec % MIN_IOS_PER_SEC != 0 {
+    if !v.rw_ios_per_sec.is_multiple_of(MIN_IOS_PER_SEC) {
         return Err(Error::Invalid {
             what: "rw_ios_per_sec",
             why: format!(

@@ -34,9 +34,8 @@ pub fn rpc_error(e: &Error) -> RpcError {
 
 fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>, RpcError> {
     s.map(|u| {
-        Uuid::parse(u).ok_or_else(|| {
-            RpcError::invalid_params(format!("invalid uuid: '{u}' is not a UUID"))
-        })
+        Uuid::parse(u)
+            .ok_or_else(|| RpcError::invalid_params(format!("invalid uuid: '{u}' is not a UUID")))
     })
     .transpose()
 }
@@ -94,8 +93,7 @@ impl MallocCreate {
                 self.physical_block_size, self.block_size
             )));
         }
-        if self.md_size != 0 || self.md_interleave || self.dif_type != 0 || self.dif_is_head_of_md
-        {
+        if self.md_size != 0 || self.md_interleave || self.dif_type != 0 || self.dif_is_head_of_md {
             return Err(RpcError::invalid_params(
                 "invalid md_size/dif_type: metadata and protection information are not supported",
             ));
@@ -214,7 +212,15 @@ pub fn bdev_json(b: &Bdev) -> Value {
     for t in IoType::ALL {
         types.insert(t.name().into(), json!(b.io_type_supported(t)));
     }
-    for t in ["nvme_admin", "nvme_io", "zcopy", "abort", "seek_hole", "seek_data", "copy"] {
+    for t in [
+        "nvme_admin",
+        "nvme_io",
+        "zcopy",
+        "abort",
+        "seek_hole",
+        "seek_data",
+        "copy",
+    ] {
         types.insert(t.into(), json!(false));
     }
     json!({
@@ -303,12 +309,7 @@ fn iostat(r: Request) {
 }
 
 /// Visit the bdevs one after another (each visit is asynchronous), then answer.
-fn next_iostat(
-    list: Vec<Bdev>,
-    i: usize,
-    out: Arc<Mutex<Vec<Value>>>,
-    resp: jsonrpc::Responder,
-) {
+fn next_iostat(list: Vec<Bdev>, i: usize, out: Arc<Mutex<Vec<Value>>>, resp: jsonrpc::Responder) {
     let Some(b) = list.get(i).cloned() else {
         let bdevs = std::mem::take(&mut *out.lock().unwrap_or_else(|e| e.into_inner()));
         return resp.respond(Ok(json!({

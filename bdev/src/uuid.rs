@@ -45,7 +45,7 @@ impl Uuid {
                 continue;
             }
             let v = (c as char).to_digit(16)? as u8;
-            out[nib / 2] |= if nib % 2 == 0 { v << 4 } else { v };
+            out[nib / 2] |= if nib.is_multiple_of(2) { v << 4 } else { v };
             nib += 1;
         }
         Some(Uuid(out))

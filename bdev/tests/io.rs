@@ -105,15 +105,23 @@ fn malloc_every_io_type() {
         let d = bdev::open("io_m0", true, |_| {}).unwrap();
         let c = d.get_io_channel().unwrap();
         // Bad requests are refused before submission.
-        let e = d.read_buf(&c, vec![0; BS], 64, 1, |_, _| panic!("ran")).unwrap_err();
+        let e = d
+            .read_buf(&c, vec![0; BS], 64, 1, |_, _| panic!("ran"))
+            .unwrap_err();
         assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
-        let e = d.read_buf(&c, vec![0; BS], 0, 0, |_, _| panic!("ran")).unwrap_err();
+        let e = d
+            .read_buf(&c, vec![0; BS], 0, 0, |_, _| panic!("ran"))
+            .unwrap_err();
         assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
-        let e = d.read_buf(&c, vec![0; BS], 0, 2, |_, _| panic!("ran")).unwrap_err();
+        let e = d
+            .read_buf(&c, vec![0; BS], 0, 2, |_, _| panic!("ran"))
+            .unwrap_err();
         assert!(matches!(e, Error::ShortBuffer { .. }), "{e}");
         let ro = bdev::open("io_m0", false, |_| {}).unwrap();
         let rc = ro.get_io_channel().unwrap();
-        let e = ro.write_buf(&rc, vec![0; BS], 0, 1, |_, _| panic!("ran")).unwrap_err();
+        let e = ro
+            .write_buf(&rc, vec![0; BS], 0, 1, |_, _| panic!("ran"))
+            .unwrap_err();
         assert!(matches!(e, Error::ReadOnly { .. }), "{e}");
         let e = ro.unmap(&rc, 0, 1, |_| panic!("ran")).unwrap_err();
         assert!(matches!(e, Error::ReadOnly { .. }), "{e}");
@@ -196,7 +204,9 @@ fn malloc_every_io_type() {
     steps.push(status_step(&s, &log, "flush", |d, c, cb| {
         d.flush(c, 0, 64, cb).unwrap()
     }));
-    steps.push(status_step(&s, &log, "reset", |d, c, cb| d.reset(c, cb).unwrap()));
+    steps.push(status_step(&s, &log, "reset", |d, c, cb| {
+        d.reset(c, cb).unwrap()
+    }));
     steps.push(read_step(&s, &log, "read_final", 0, 8));
     let (s3, st3) = (s.clone(), stats.clone());
     steps.push(step(move |next| {
@@ -307,7 +317,10 @@ fn null_every_io_type() {
         };
         let r = rec("read");
         d.read_buf(c, vec![7u8; 8192], 100, 2, move |st, buf| {
-            assert!(buf.iter().all(|&b| b == 7), "null leaves read buffers alone");
+            assert!(
+                buf.iter().all(|&b| b == 7),
+                "null leaves read buffers alone"
+            );
             r(st)
         })
         .unwrap();

@@ -148,7 +148,7 @@ fn expected_pieces(off: u64, n: u64, boundary: u64, max: u64) -> Vec<(u64, u64)>
     let mut piece_start = off;
     while cur < off + n {
         cur += 1;
-        let at_boundary = boundary > 0 && cur % boundary == 0;
+        let at_boundary = boundary > 0 && cur.is_multiple_of(boundary);
         if cur == off + n || at_boundary || cur - piece_start == max {
             out.push((piece_start, cur - piece_start));
             piece_start = cur;
@@ -176,39 +176,45 @@ fn split_on_boundary_and_max_transfer() {
         let c = Arc::new(Mutex::new(d.get_io_channel().unwrap()));
         let d = Arc::new(d);
         let (d2, c2, disk2) = (d.clone(), c.clone(), disk.clone());
-        d.write_buf(&c.lock().unwrap(), pattern(0x10, 5, 20, BS), 5, 20, move |st, _| {
-            assert_eq!(st, IoStatus::Success);
-            *sa.lock().unwrap() = std::mem::take(&mut *disk2.seen.lock().unwrap());
-            // Block by block, then the whole range (split again) in one read.
-            let (d3, c3) = (d2.clone(), c2.clone());
-            let latch = Latch::new(21, move || {
-                drop((c3, d3));
-                next.go();
-            });
-            for blk in 5..25 {
-                let (rd, la) = (rd.clone(), latch.clone());
-                d2.read_buf(&c2.lock().unwrap(), vec![0; BS], blk, 1, move |st, buf| {
-                    assert_eq!(st, IoStatus::Success);
-                    rd.lock().unwrap().push((blk, buf));
-                    la.hit();
-                })
+        d.write_buf(
+            &c.lock().unwrap(),
+            pattern(0x10, 5, 20, BS),
+            5,
+            20,
+            move |st, _| {
+                assert_eq!(st, IoStatus::Success);
+                *sa.lock().unwrap() = std::mem::take(&mut *disk2.seen.lock().unwrap());
+                // Block by block, then the whole range (split again) in one read.
+                let (d3, c3) = (d2.clone(), c2.clone());
+                let latch = Latch::new(21, move || {
+                    drop((c3, d3));
+                    next.go();
+                });
+                for blk in 5..25 {
+                    let (rd, la) = (rd.clone(), latch.clone());
+                    d2.read_buf(&c2.lock().unwrap(), vec![0; BS], blk, 1, move |st, buf| {
+                        assert_eq!(st, IoStatus::Success);
+                        rd.lock().unwrap().push((blk, buf));
+                        la.hit();
+                    })
+                    .unwrap();
+                }
+                let la = latch.clone();
+                let mut buf = vec![0u8; 20 * BS];
+                // Two iovecs of uneven size, so children straddle iovec edges.
+                let (a, b) = buf.split_at_mut(7 * BS + 100);
+                let iovs = [bdev::IoVec::from_slice(a), bdev::IoVec::from_slice(b)];
+                // SAFETY: `buf` moves into the callback and is untouched until then.
+                unsafe {
+                    d2.readv(&c2.lock().unwrap(), &iovs, 5, 20, move |st| {
+                        assert_eq!(st, IoStatus::Success);
+                        *wh.lock().unwrap() = buf;
+                        la.hit();
+                    })
+                }
                 .unwrap();
-            }
-            let la = latch.clone();
-            let mut buf = vec![0u8; 20 * BS];
-            // Two iovecs of uneven size, so children straddle iovec edges.
-            let (a, b) = buf.split_at_mut(7 * BS + 100);
-            let iovs = [bdev::IoVec::from_slice(a), bdev::IoVec::from_slice(b)];
-            // SAFETY: `buf` moves into the callback and is untouched until then.
-            unsafe {
-                d2.readv(&c2.lock().unwrap(), &iovs, 5, 20, move |st| {
-                    assert_eq!(st, IoStatus::Success);
-                    *wh.lock().unwrap() = buf;
-                    la.hit();
-                })
-            }
-            .unwrap();
-        })
+            },
+        )
         .unwrap();
     })];
     assert_eq!(common::run_steps(&eal, steps), 0);
@@ -256,20 +262,32 @@ fn nomem_queued_and_retried() {
             *da.lock().unwrap() = c2.lock().unwrap().depth();
             // Read everything back in one request.
             let (d3, c3) = (d2.clone(), c2.clone());
-            d2.read_buf(&c2.lock().unwrap(), vec![0; N as usize * BS], 0, N, move |st, buf| {
-                assert_eq!(st, IoStatus::Success);
-                *bk.lock().unwrap() = buf;
-                drop((c3, d3));
-                next.go();
-            })
+            d2.read_buf(
+                &c2.lock().unwrap(),
+                vec![0; N as usize * BS],
+                0,
+                N,
+                move |st, buf| {
+                    assert_eq!(st, IoStatus::Success);
+                    *bk.lock().unwrap() = buf;
+                    drop((c3, d3));
+                    next.go();
+                },
+            )
             .unwrap();
         });
         for blk in 0..N {
             let (sts, la) = (sts.clone(), latch.clone());
-            d.write_buf(&c.lock().unwrap(), pattern(0x55, blk, 1, BS), blk, 1, move |st, _| {
-                sts.lock().unwrap().push(st);
-                la.hit();
-            })
+            d.write_buf(
+                &c.lock().unwrap(),
+                pattern(0x55, blk, 1, BS),
+                blk,
+                1,
+                move |st, _| {
+                    sts.lock().unwrap().push(st);
+                    la.hit();
+                },
+            )
             .unwrap();
         }
         let (at_module, queued) = c.lock().unwrap().depth();
@@ -395,7 +413,10 @@ fn claims_are_exclusive_writes() {
         assert!(d1.writable(), "a claim makes the descriptor read-write");
         assert_eq!(d1.bdev().claimed_by().as_deref(), Some("raid"));
         let e = bdev::open("claim0", true, |_| {}).unwrap_err();
-        assert!(matches!(e, Error::Claimed { ref module, .. } if module == "raid"), "{e}");
+        assert!(
+            matches!(e, Error::Claimed { ref module, .. } if module == "raid"),
+            "{e}"
+        );
         let d2 = bdev::open("claim0", false, |_| {}).unwrap();
         assert!(matches!(d2.claim("lvol"), Err(Error::Claimed { .. })));
         d1.release_claim();
@@ -417,7 +438,10 @@ fn claims_are_exclusive_writes() {
         let d4 = bdev::open("claim0", true, |_| {}).unwrap();
         drop(d4);
         // Bad names and duplicates are refused.
-        assert!(matches!(bdev::open("nope", false, |_| {}), Err(Error::NotFound(_))));
+        assert!(matches!(
+            bdev::open("nope", false, |_| {}),
+            Err(Error::NotFound(_))
+        ));
         let dup = malloc::create(MallocOpts {
             name: "claim0".into(),
             num_blocks: 8,

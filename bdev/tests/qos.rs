@@ -68,7 +68,9 @@ fn run_phase(
         let done = Latch::new(QD, move || {
             let drv = s2.lock().unwrap().take().unwrap();
             let el = start.elapsed();
-            out.lock().unwrap().push((drv.ops.load(Ordering::Relaxed), el));
+            out.lock()
+                .unwrap()
+                .push((drv.ops.load(Ordering::Relaxed), el));
             // Drop the channel and descriptor here, then go on from the app thread.
             let me = thread::current().unwrap();
             me.send_msg(move || {
@@ -186,7 +188,10 @@ fn qos_limits_hold() {
         ops as f64 <= allowed * 1.05 + slack(IOPS as f64) + QD as f64,
         "{ops} reads exceed the {IOPS}/s limit over {el:?}"
     );
-    assert!(ops as f64 >= allowed * 0.8, "{ops} reads: far below the limit");
+    assert!(
+        ops as f64 >= allowed * 0.8,
+        "{ops} reads: far below the limit"
+    );
 
     let (ops, el) = res[1];
     let bytes = ops * BS as u64;
@@ -199,7 +204,10 @@ fn qos_limits_hold() {
         bytes as f64 <= allowed * 1.05 + slack((WMB << 20) as f64) + (QD * BS) as f64,
         "{bytes} bytes exceed {WMB} MB/s over {el:?}"
     );
-    assert!(bytes as f64 >= allowed * 0.8, "{bytes} bytes: far below the limit");
+    assert!(
+        bytes as f64 >= allowed * 0.8,
+        "{bytes} bytes: far below the limit"
+    );
 
     let (ops, el) = res[2];
     let rate = ops as f64 / el.as_secs_f64();

@@ -34,7 +34,17 @@ fn start(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
     let sock = dir.join(format!("{tag}.sock"));
     let prefix = format!("fpbdev-{tag}-{}", std::process::id());
     let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
-        .args(["-m", "0x3", "--no-huge", "-s", "64", "--no-pci", "--file-prefix", &prefix, "-r"])
+        .args([
+            "-m",
+            "0x3",
+            "--no-huge",
+            "-s",
+            "64",
+            "--no-pci",
+            "--file-prefix",
+            &prefix,
+            "-r",
+        ])
         .arg(&sock)
         .args(extra)
         .stdin(Stdio::null())
@@ -45,7 +55,10 @@ fn start(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
     let t = Tgt { child, sock };
     let deadline = Instant::now() + Duration::from_secs(30);
     while UnixStream::connect(&t.sock).is_err() {
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not listen within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not listen within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     t
@@ -81,9 +94,16 @@ fn rpc_bin() -> PathBuf {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let profile_release = tgt.parent().is_some_and(|p| p.ends_with("release"));
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "ferroplane-jsonrpc", "--bin", "ferroplane-rpc"])
-            .arg("--manifest-path")
-            .arg(&manifest);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "ferroplane-jsonrpc",
+            "--bin",
+            "ferroplane-rpc",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest);
         if profile_release {
             cmd.arg("--release");
         }
@@ -124,7 +144,11 @@ fn rpc_fails(sock: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(1), "ferroplane-rpc {args:?} should fail: {text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ferroplane-rpc {args:?} should fail: {text}"
+    );
     text
 }
 
@@ -150,7 +174,20 @@ fn bdev_methods_and_config_round_trip() {
 
     // Create: rpc.py's arguments (size in MiB), names back.
     assert_eq!(
-        rpc_json(&s, &["bdev_malloc_create", "-b", "Malloc0", "-u", UUID, "-o", "16", "8", "512"]),
+        rpc_json(
+            &s,
+            &[
+                "bdev_malloc_create",
+                "-b",
+                "Malloc0",
+                "-u",
+                UUID,
+                "-o",
+                "16",
+                "8",
+                "512"
+            ]
+        ),
         json!("Malloc0")
     );
     assert_eq!(
@@ -175,7 +212,10 @@ fn bdev_methods_and_config_round_trip() {
     let n = &rpc_json(&s, &["bdev_get_bdevs", "-b", "Null0"])[0];
     assert_eq!(n["num_blocks"], 16 * 256);
     assert_eq!(n["supported_io_types"]["compare"], false);
-    assert_eq!(rpc_json(&s, &["bdev_get_bdevs"]).as_array().unwrap().len(), 3);
+    assert_eq!(
+        rpc_json(&s, &["bdev_get_bdevs"]).as_array().unwrap().len(),
+        3
+    );
 
     // Bad parameters: clear errors, nothing created.
     let e = rpc_fails(&s, &["bdev_malloc_create", "-b", "Malloc0", "8", "512"]);
@@ -190,28 +230,76 @@ fn bdev_methods_and_config_round_trip() {
     assert!(e.contains("-19"), "{e}");
     let e = rpc_fails(&s, &["bdev_null_delete", "Malloc0"]);
     assert!(e.contains("not a null bdev"), "{e}");
-    let e = rpc_fails(&s, &["bdev_set_qos_limit", "Malloc0", "--rw_ios_per_sec", "1500"]);
+    let e = rpc_fails(
+        &s,
+        &["bdev_set_qos_limit", "Malloc0", "--rw_ios_per_sec", "1500"],
+    );
     assert!(e.contains("multiple of 1000"), "{e}");
-    let e = rpc_fails(&s, &["bdev_set_qos_limit", "nope", "--rw_ios_per_sec", "1000"]);
+    let e = rpc_fails(
+        &s,
+        &["bdev_set_qos_limit", "nope", "--rw_ios_per_sec", "1000"],
+    );
     assert!(e.contains("-19"), "{e}");
     for (method, params, what) in [
-        ("bdev_malloc_create", json!({"name": "Z", "num_blocks": 0, "block_size": 512}), "num_blocks"),
-        ("bdev_malloc_create", json!({"name": "Z", "num_blocks": 8, "block_size": 512, "uuid": "xyz"}), "uuid"),
-        ("bdev_malloc_create", json!({"name": "Z", "num_blocks": 8}), "block_size"),
-        ("bdev_malloc_create", json!({"name": "Z", "num_blocks": 8, "block_size": 512, "bogus": 1}), "bogus"),
-        ("bdev_null_create", json!({"name": "Z", "num_blocks": 0, "block_size": 512}), "num_blocks"),
-        ("bdev_set_qos_limit", json!({"name": "Malloc0"}), "at least one"),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 0, "block_size": 512}),
+            "num_blocks",
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 8, "block_size": 512, "uuid": "xyz"}),
+            "uuid",
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 8}),
+            "block_size",
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 8, "block_size": 512, "bogus": 1}),
+            "bogus",
+        ),
+        (
+            "bdev_null_create",
+            json!({"name": "Z", "num_blocks": 0, "block_size": 512}),
+            "num_blocks",
+        ),
+        (
+            "bdev_set_qos_limit",
+            json!({"name": "Malloc0"}),
+            "at least one",
+        ),
         ("bdev_get_iostat", json!({"name": "nope"}), "nope"),
     ] {
         let v = call(&s, method, Some(params.clone()));
-        let err = v.get("error").unwrap_or_else(|| panic!("{method} {params} accepted: {v}"));
-        assert!(err["message"].as_str().unwrap().contains(what), "{method} {params}: {err}");
+        let err = v
+            .get("error")
+            .unwrap_or_else(|| panic!("{method} {params} accepted: {v}"));
+        assert!(
+            err["message"].as_str().unwrap().contains(what),
+            "{method} {params}: {err}"
+        );
     }
-    assert_eq!(rpc_json(&s, &["bdev_get_bdevs"]).as_array().unwrap().len(), 3);
+    assert_eq!(
+        rpc_json(&s, &["bdev_get_bdevs"]).as_array().unwrap().len(),
+        3
+    );
 
     // QoS set at run time, shown by bdev_get_bdevs.
     assert_eq!(
-        rpc_json(&s, &["bdev_set_qos_limit", "Malloc0", "--rw_ios_per_sec", "20000", "--w_mbytes_per_sec", "100"]),
+        rpc_json(
+            &s,
+            &[
+                "bdev_set_qos_limit",
+                "Malloc0",
+                "--rw_ios_per_sec",
+                "20000",
+                "--w_mbytes_per_sec",
+                "100"
+            ]
+        ),
         Value::String(String::new())
     );
     let lim = &rpc_json(&s, &["bdev_get_bdevs", "-b", "Malloc0"])[0]["assigned_rate_limits"];
@@ -234,7 +322,10 @@ fn bdev_methods_and_config_round_trip() {
     assert_eq!(one["bdevs"].as_array().unwrap().len(), 1);
 
     // Delete the unnamed one; save; load into a new target; same bdevs come back.
-    assert_eq!(rpc_json(&s, &["bdev_malloc_delete", &auto]), Value::String(String::new()));
+    assert_eq!(
+        rpc_json(&s, &["bdev_malloc_delete", &auto]),
+        Value::String(String::new())
+    );
     let saved = call(&s, "save_config", None)["result"].clone();
     let bdev_cfg = saved["subsystems"]
         .as_array()
@@ -249,7 +340,14 @@ fn bdev_methods_and_config_round_trip() {
         .iter()
         .map(|c| c["method"].as_str().unwrap())
         .collect();
-    assert_eq!(methods, ["bdev_malloc_create", "bdev_set_qos_limit", "bdev_null_create"]);
+    assert_eq!(
+        methods,
+        [
+            "bdev_malloc_create",
+            "bdev_set_qos_limit",
+            "bdev_null_create"
+        ]
+    );
     let cfg = dir.join("saved.json");
     std::fs::write(&cfg, saved.to_string()).unwrap();
     // SAFETY: signalling our own child by PID.
@@ -258,7 +356,10 @@ fn bdev_methods_and_config_round_trip() {
 
     let mut t2 = start(&dir, "b", &["--json", cfg.to_str().unwrap()]);
     let s2 = t2.sock.clone();
-    assert_eq!(call(&s2, "framework_wait_init", None)["result"], json!(true));
+    assert_eq!(
+        call(&s2, "framework_wait_init", None)["result"],
+        json!(true)
+    );
     let again = rpc_json(&s2, &["bdev_get_bdevs"]);
     let again = again.as_array().unwrap();
     assert_eq!(again.len(), 2);
@@ -271,8 +372,14 @@ fn bdev_methods_and_config_round_trip() {
     let saved2 = call(&s2, "save_config", None)["result"].clone();
     assert_eq!(saved, saved2, "save → load → save changed the config");
 
-    assert_eq!(rpc_json(&s2, &["bdev_malloc_delete", "Malloc0"]), Value::String(String::new()));
-    assert_eq!(rpc_json(&s2, &["bdev_null_delete", "Null0"]), Value::String(String::new()));
+    assert_eq!(
+        rpc_json(&s2, &["bdev_malloc_delete", "Malloc0"]),
+        Value::String(String::new())
+    );
+    assert_eq!(
+        rpc_json(&s2, &["bdev_null_delete", "Null0"]),
+        Value::String(String::new())
+    );
     assert_eq!(rpc_json(&s2, &["bdev_get_bdevs"]), json!([]));
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(t2.child.id() as i32, libc::SIGINT) };

@@ -28,7 +28,10 @@ impl Deferred {
         let l2 = list.clone();
         let mut batch = Vec::new();
         let p = poller::register(name, 0, move || {
-            std::mem::swap(&mut *l2.lock().unwrap_or_else(|e| e.into_inner()), &mut batch);
+            std::mem::swap(
+                &mut *l2.lock().unwrap_or_else(|e| e.into_inner()),
+                &mut batch,
+            );
             if batch.is_empty() {
                 return PollStatus::Idle;
             }
