@@ -187,6 +187,20 @@ pub(crate) fn submit(
     let ctx = ch.ctx();
     let bs = u64::from(ctx.info.block_size);
     let pieces = ctx.pieces(&r);
+    if pieces.len() > CHANNEL_IO_MAX {
+        // Children are all submitted at once; a request this fragmented could never
+        // get its objects, so it is refused rather than failed with NoMem forever.
+        return Err(Error::Invalid {
+            what: "request",
+            why: format!(
+                "{} blocks split into {} pieces at boundary {} / max transfer {}; at most {CHANNEL_IO_MAX}",
+                r.num_blocks,
+                pieces.len(),
+                ctx.info.optimal_io_boundary,
+                ctx.info.max_transfer_blocks
+            ),
+        });
+    }
     let mut ios = ctx.alloc(pieces.len())?;
     let now = eal::timer::rdtsc();
     let mut cb = Some(cb);

@@ -359,6 +359,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
                         uuid,
                         optimal_io_boundary: p.optimal_io_boundary,
                         max_transfer_blocks: 0,
+                        eal: None,
                     })
                     .map(|b| json!(b.name()))
                     .map_err(|e| rpc_error(&e))

@@ -100,6 +100,7 @@ fn malloc_every_io_type() {
             uuid: None,
             optimal_io_boundary: 0,
             max_transfer_blocks: 0,
+            eal: None,
         })
         .unwrap();
         let d = bdev::open("io_m0", true, |_| {}).unwrap();

@@ -405,6 +405,7 @@ fn claims_are_exclusive_writes() {
             uuid: None,
             optimal_io_boundary: 0,
             max_transfer_blocks: 0,
+            eal: None,
         })
         .unwrap();
         let d1 = bdev::open("claim0", false, |_| {}).unwrap();
@@ -449,6 +450,7 @@ fn claims_are_exclusive_writes() {
             uuid: None,
             optimal_io_boundary: 0,
             max_transfer_blocks: 0,
+            eal: None,
         });
         assert!(matches!(dup, Err(Error::Exists(_))));
         for bs in [0, 100, 256, 513, 1000] {
@@ -459,6 +461,7 @@ fn claims_are_exclusive_writes() {
                 uuid: None,
                 optimal_io_boundary: 0,
                 max_transfer_blocks: 0,
+                eal: None,
             });
             assert!(matches!(r, Err(Error::Invalid { .. })), "block size {bs}");
         }

@@ -2,10 +2,14 @@
 //! supported; unmap and write-zeroes zero the blocks, compare-and-write holds the disk's
 //! lock across both halves (so it is atomic against every other I/O of the disk).
 //!
-//! Memory: anonymous private pages from the kernel (zero-filled, page aligned). The
-//! framework app does not hand subsystems its EAL yet, so the disk is not placed in EAL
-//! heap memory with IOVAs; a device cannot DMA to it (see the crate docs).
+//! Memory: given an EAL with hugepage memory ([`MallocOpts::eal`]), the disk is one
+//! IOVA-contiguous block of the EAL heap ([`eal::Heap::malloc_dma`]), so a device can
+//! DMA to and from it. Without one (or under `--no-huge`, where the heap has no IOVAs)
+//! it is anonymous private pages from the kernel, zero-filled and page aligned. The
+//! framework app does not hand its EAL to subsystems yet, so bdevs made through RPC
+//! use the anonymous pages.
 
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use framework::subsystem::ConfigCall;
@@ -19,7 +23,7 @@ use crate::modules::Deferred;
 use crate::uuid::Uuid;
 
 /// What `bdev_malloc_create` takes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct MallocOpts {
     /// Bdev name.
     pub name: String,
@@ -34,14 +38,92 @@ pub struct MallocOpts {
     /// Largest request in blocks (0 = none); not an SPDK parameter, for tests of
     /// splitting and for modules layered on top.
     pub max_transfer_blocks: u32,
+    /// The EAL whose heap holds the blocks (DMA-able) when it has hugepage memory.
+    pub eal: Option<eal::Eal>,
+}
+
+/// Where a disk's blocks live.
+enum Backing {
+    /// Anonymous pages.
+    Anon(MmapMut),
+    /// EAL heap memory with an IOVA.
+    Heap {
+        eal: eal::Eal,
+        ptr: NonNull<u8>,
+        len: usize,
+        iova: eal::Iova,
+    },
+}
+
+// SAFETY: `Heap` owns its allocation exclusively (freed only in Drop); the pointer is
+// only dereferenced through `&mut self` (under the disk's mutex).
+unsafe impl Send for Backing {}
+
+impl Backing {
+    fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            Backing::Anon(m) => &mut m[..],
+            // SAFETY: `ptr` is a live heap block of `len` bytes owned by this Backing,
+            // and `&mut self` makes this the only reference to it.
+            Backing::Heap { ptr, len, .. } => unsafe {
+                std::slice::from_raw_parts_mut(ptr.as_ptr(), *len)
+            },
+        }
+    }
+
+    fn iova(&self) -> Option<eal::Iova> {
+        match self {
+            Backing::Anon(_) => None,
+            Backing::Heap { iova, .. } => Some(*iova),
+        }
+    }
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        if let Backing::Heap { eal, ptr, .. } = self {
+            // SAFETY: the block came from this EAL's heap and nothing uses it any more
+            // (the disk is destructed after its last channel went).
+            if let Err(e) = unsafe { eal.heap().free(ptr.as_ptr()) } {
+                eal::log_err!("malloc bdev: freeing its heap memory failed: {e}");
+            }
+        }
+    }
+}
+
+fn allocate(name: &str, len: usize, eal: Option<&eal::Eal>) -> Result<Backing> {
+    if let Some(eal) = eal.filter(|e| !e.memory().no_huge()) {
+        match eal.heap().malloc_dma(len, 4096, None) {
+            Ok((ptr, iova)) => {
+                return Ok(Backing::Heap {
+                    eal: eal.clone(),
+                    ptr,
+                    len,
+                    iova,
+                })
+            }
+            Err(e) => {
+                return Err(Error::Create {
+                    name: name.to_string(),
+                    why: format!("{len} bytes of DMA memory from the EAL heap: {e}"),
+                })
+            }
+        }
+    }
+    MmapMut::map_anon(len)
+        .map(Backing::Anon)
+        .map_err(|e| Error::Create {
+            name: name.to_string(),
+            why: format!("{len} bytes of memory: {e}"),
+        })
 }
 
 struct MallocDisk {
-    mem: Arc<Mutex<MmapMut>>,
+    mem: Arc<Mutex<Backing>>,
 }
 
 struct MallocChannel {
-    mem: Arc<Mutex<MmapMut>>,
+    mem: Arc<Mutex<Backing>>,
     done: Deferred,
 }
 
@@ -56,7 +138,7 @@ impl ModuleChannel for MallocChannel {
         let st = {
             let mut m = self.mem.lock().unwrap_or_else(|e| e.into_inner());
             // The layer checked the range against the disk's size.
-            let blocks = &mut m[off..off + len];
+            let blocks = &mut m.bytes()[off..off + len];
             match io.io_type() {
                 IoType::Read => {
                     io.copy_in(blocks);
@@ -109,6 +191,10 @@ impl BdevModule for MallocDisk {
             done: Deferred::new("bdev_malloc")?,
         }))
     }
+    fn info_json(&self) -> Option<serde_json::Value> {
+        let m = self.mem.lock().unwrap_or_else(|e| e.into_inner());
+        Some(json!({ "malloc": { "dma": m.iova().is_some() } }))
+    }
     fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
         Some(ConfigCall {
             method: "bdev_malloc_create".into(),
@@ -145,10 +231,7 @@ pub fn create(opts: MallocOpts) -> Result<Bdev> {
         what: "num_blocks",
         why: format!("{bytes} bytes do not fit in memory"),
     })?;
-    let mem = MmapMut::map_anon(len).map_err(|e| Error::Create {
-        name: info.name.clone(),
-        why: format!("{len} bytes of memory: {e}"),
-    })?;
+    let mem = allocate(&info.name, len, opts.eal.as_ref())?;
     bdev::register(
         info,
         Arc::new(MallocDisk {
