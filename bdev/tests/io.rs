@@ -348,3 +348,134 @@ fn null_every_io_type() {
         ]
     );
 }
+
+/// Per-channel counters on two threads, their sum per bdev, and the sum kept after the
+/// channels are gone.
+#[test]
+fn per_channel_statistics() {
+    let Some(eal) = common::eal("per_channel_statistics", "0-1") else {
+        return;
+    };
+    type Chans = Vec<(u64, IoStats)>;
+    let chans: Arc<Mutex<Chans>> = Arc::new(Mutex::new(Vec::new()));
+    let totals = Arc::new(Mutex::new(Vec::<IoStats>::new()));
+    let tids = Arc::new(Mutex::new(Vec::<(u64, &'static str)>::new()));
+    let held: Arc<Mutex<Vec<(Descriptor, BdevIoChannel)>>> = Arc::new(Mutex::new(Vec::new()));
+    let (ch1, to1, ti1, h1) = (chans.clone(), totals.clone(), tids.clone(), held.clone());
+    let steps: Vec<Step> = vec![
+        step(move |next| {
+            malloc::create(MallocOpts {
+                name: "pcs0".into(),
+                num_blocks: 64,
+                block_size: BS as u32,
+                ..Default::default()
+            })
+            .unwrap();
+            let fw = next.fw().clone();
+            let app = framework::thread::current().unwrap();
+            let next = Arc::new(Mutex::new(Some(next)));
+            let latch = Latch::new(8, move || {
+                let n = next.lock().unwrap().take().unwrap();
+                app.send_msg(move || n.go()).unwrap();
+            });
+            for (lcore, kind, count) in [(1u32, "writes", 3u64), (0, "reads", 5)] {
+                let t = fw.spawn_thread(kind, &[lcore]).unwrap();
+                let (la, ti, h) = (latch.clone(), ti1.clone(), h1.clone());
+                t.send_msg(move || {
+                    ti.lock()
+                        .unwrap()
+                        .push((framework::thread::current().unwrap().id(), kind));
+                    let d = bdev::open("pcs0", true, |_| {}).unwrap();
+                    let c = d.get_io_channel().unwrap();
+                    for i in 0..count {
+                        let la = la.clone();
+                        let cb = move |st: IoStatus, _| {
+                            assert_eq!(st, IoStatus::Success);
+                            la.hit()
+                        };
+                        if kind == "writes" {
+                            d.write_buf(&c, vec![1; 2 * BS], i * 2, 2, cb).unwrap();
+                        } else {
+                            d.read_buf(&c, vec![0; BS], i, 1, cb).unwrap();
+                        }
+                    }
+                    h.lock().unwrap().push((d, c));
+                })
+                .unwrap();
+            }
+        }),
+        step(move |next| {
+            let b = bdev::bdev::get("pcs0").unwrap();
+            let b2 = b.clone();
+            b.get_channel_iostats(move |v| {
+                *ch1.lock().unwrap() = v;
+                b2.get_iostat(move |t| {
+                    to1.lock().unwrap().push(t);
+                    next.go()
+                })
+                .unwrap();
+            })
+            .unwrap();
+        }),
+        step(move |next| {
+            // Drop every channel (each is put on its own thread), then read the total
+            // again: the destroyed channels' counters moved to the bdev.
+            let v = std::mem::take(&mut *held.lock().unwrap());
+            drop(v);
+            next.go()
+        }),
+        step(|next| {
+            // Channel destruction runs from messages; give them a moment by reading
+            // until no channel is left.
+            fn wait(next: Next, n: u32) {
+                let b = bdev::bdev::get("pcs0").unwrap();
+                b.get_channel_iostats(move |v| {
+                    if v.is_empty() {
+                        next.go()
+                    } else {
+                        assert!(n > 0, "the channels were never destroyed");
+                        wait(next, n - 1)
+                    }
+                })
+                .unwrap();
+            }
+            wait(next, 1000)
+        }),
+        {
+            let to2 = totals.clone();
+            step(move |next| {
+                let b = bdev::bdev::get("pcs0").unwrap();
+                b.get_iostat(move |t| {
+                    to2.lock().unwrap().push(t);
+                    bdev::bdev::unregister("pcs0", move |r| {
+                        r.unwrap();
+                        next.go()
+                    })
+                    .unwrap();
+                })
+                .unwrap();
+            })
+        },
+    ];
+    assert_eq!(common::run_steps(&eal, steps), 0);
+    let tids = tids.lock().unwrap().clone();
+    let mut chans = chans.lock().unwrap().clone();
+    chans.sort_by_key(|c| c.0);
+    assert_eq!(chans.len(), 2, "one channel per thread");
+    for (tid, st) in &chans {
+        let kind = tids.iter().find(|t| t.0 == *tid).expect("a known thread").1;
+        if kind == "writes" {
+            assert_eq!((st.num_write_ops, st.bytes_written), (3, 3 * 2 * BS as u64));
+            assert_eq!(st.num_read_ops, 0);
+        } else {
+            assert_eq!((st.num_read_ops, st.bytes_read), (5, 5 * BS as u64));
+            assert_eq!(st.num_write_ops, 0);
+        }
+    }
+    let totals = totals.lock().unwrap().clone();
+    assert_eq!(totals.len(), 2);
+    for t in &totals {
+        assert_eq!((t.num_write_ops, t.num_read_ops), (3, 5));
+        assert_eq!(t.bytes_written + t.bytes_read, (6 + 5) * BS as u64);
+    }
+}
