@@ -58,10 +58,13 @@ impl Client {
         let deadline = Instant::now() + self.timeout;
         loop {
             let resp = self.recv_value(method, deadline)?;
-            if resp.get("id") != Some(&Value::from(id)) {
-                continue;
+            let this = resp.get("id") == Some(&Value::from(id));
+            // An error with a null id is the server failing to read our
+            // request (parse error, oversized): it is the answer.
+            let unreadable = resp.get("id") == Some(&Value::Null) && resp.get("error").is_some();
+            if this || unreadable {
+                return decode_response(method, resp);
             }
-            return decode_response(method, resp);
         }
     }
 

@@ -127,12 +127,15 @@ impl RpcError {
         RpcError::new(Self::METHOD_NOT_FOUND, format!("Method not found: {name}"))
     }
 
+    /// -32602 with `msg` as the message, verbatim (SPDK handlers send either
+    /// "Invalid parameters" or a specific reason such as an errno string).
     pub fn invalid_params(msg: impl fmt::Display) -> RpcError {
-        RpcError::new(Self::INVALID_PARAMS, format!("Invalid parameters: {msg}"))
+        RpcError::new(Self::INVALID_PARAMS, msg.to_string())
     }
 
+    /// -32603 with `msg` as the message, verbatim.
     pub fn internal(msg: impl fmt::Display) -> RpcError {
-        RpcError::new(Self::INTERNAL_ERROR, format!("Internal error: {msg}"))
+        RpcError::new(Self::INTERNAL_ERROR, msg.to_string())
     }
 
     /// The error SPDK gives for a method called in the wrong state (the

@@ -33,7 +33,7 @@ pub mod config;
 
 pub use client::Client;
 pub use error::{ClientError, Error, RpcError};
-pub use registry::{State, StateMask};
+pub use registry::{State, StateHandle, StateMask};
 pub use request::{Request, Responder};
 pub use server::{Server, DEFAULT_MAX_REQUEST};
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::BitOr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -13,8 +13,8 @@ use crate::request::Request;
 /// before `framework_start_init` the target is in `Startup`, after it in `Runtime`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
-    Startup,
-    Runtime,
+    Startup = 0,
+    Runtime = 1,
 }
 
 impl State {
@@ -22,6 +22,31 @@ impl State {
         match self {
             State::Startup => StateMask::STARTUP.0,
             State::Runtime => StateMask::RUNTIME.0,
+        }
+    }
+}
+
+/// A shared handle on the server's state, for handlers that change it (e.g.
+/// `framework_start_init`) without holding the server itself (a handler
+/// owning an `Arc<Server>` would be a reference cycle: the server would
+/// never drop nor remove its socket file).
+#[derive(Clone, Debug, Default)]
+pub struct StateHandle(Arc<AtomicU8>);
+
+impl StateHandle {
+    /// Sets the state that methods are checked against.
+    pub fn set(&self, state: State) {
+        // Relaxed: the flag orders no other data; a request dispatched
+        // concurrently with the change sees one state or the other.
+        self.0.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// The current state.
+    pub fn get(&self) -> State {
+        if self.0.load(Ordering::Relaxed) == State::Startup as u8 {
+            State::Startup
+        } else {
+            State::Runtime
         }
     }
 }

@@ -113,7 +113,7 @@ impl Drop for Responder {
             q.push(Completion {
                 target,
                 result: Err(RpcError::internal(
-                    "the method dropped the request without answering",
+                    "Internal error: the method dropped the request without answering",
                 )),
             });
         }
@@ -146,10 +146,13 @@ impl Request {
     /// that, as `{}` (fits a struct whose fields all have defaults).
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
         match &self.params {
-            Some(v) => T::deserialize(v).map_err(RpcError::invalid_params),
+            Some(v) => T::deserialize(v)
+                .map_err(|e| RpcError::invalid_params(format!("Invalid parameters: {e}"))),
             None => T::deserialize(&Value::Null)
                 .or_else(|_| T::deserialize(&Value::Object(Default::default())))
-                .map_err(|_| RpcError::invalid_params("this method requires params")),
+                .map_err(|_| {
+                    RpcError::invalid_params("Invalid parameters: this method requires params")
+                }),
         }
     }
 

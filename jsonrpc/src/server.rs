@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -20,7 +21,7 @@ use serde_json::Value;
 use crate::conn::{Conn, Frame};
 use crate::error::{Error, RpcError};
 use crate::protocol::{self, Call};
-use crate::registry::{Handler, Lookup, Registry, State, StateMask};
+use crate::registry::{Handler, Lookup, Registry, State, StateHandle, StateMask};
 use crate::request::{Completions, Request, Responder, Target};
 use crate::sys::{self, Epoll, EventFd, Ready};
 
@@ -37,7 +38,14 @@ struct Table {
     conns: HashMap<u64, Conn>,
     next_id: u64,
     events: Vec<Ready>,
+    /// Out of descriptors: the listener is out of the epoll set since then,
+    /// so a pending connection does not make every poll spin. It comes back
+    /// when a connection closes or `LISTEN_RETRY` later.
+    listen_paused: Option<Instant>,
 }
+
+/// How long accepting stays paused after running out of descriptors.
+const LISTEN_RETRY: Duration = Duration::from_millis(100);
 
 /// A request checked and ready for its method.
 struct Dispatch {
@@ -56,24 +64,9 @@ pub struct Server {
     epoll: Epoll,
     completions: Arc<Completions>,
     registry: Arc<RwLock<Registry>>,
-    state: Arc<AtomicU8>,
+    state: StateHandle,
     table: Mutex<Table>,
     max_request: AtomicUsize,
-}
-
-fn state_from(v: u8) -> State {
-    if v == 0 {
-        State::Startup
-    } else {
-        State::Runtime
-    }
-}
-
-fn state_to(s: State) -> u8 {
-    match s {
-        State::Startup => 0,
-        State::Runtime => 1,
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -122,11 +115,12 @@ impl Server {
             epoll,
             completions: Arc::new(Completions::new(doorbell)),
             registry: Arc::new(RwLock::new(Registry::default())),
-            state: Arc::new(AtomicU8::new(state_to(State::Startup))),
+            state: StateHandle::default(),
             table: Mutex::new(Table {
                 conns: HashMap::new(),
                 next_id: 0,
                 events: Vec::new(),
+                listen_paused: None,
             }),
             max_request: AtomicUsize::new(DEFAULT_MAX_REQUEST),
         };
@@ -146,8 +140,7 @@ impl Server {
             let Some(reg) = reg.upgrade() else {
                 return req.respond(Err(RpcError::internal("server is shutting down")));
             };
-            // Relaxed: the state is a plain flag read for a listing.
-            let cur = p.current.then(|| state_from(state.load(Ordering::Relaxed)));
+            let cur = p.current.then(|| state.get());
             let names = read(&reg).names(cur, p.include_aliases);
             req.respond(Ok(Value::from(names)));
         })
@@ -172,14 +165,17 @@ impl Server {
 
     /// Sets the state that methods are checked against.
     pub fn set_state(&self, state: State) {
-        // Relaxed: the flag orders nothing else; a request dispatched
-        // concurrently with the change sees one state or the other.
-        self.state.store(state_to(state), Ordering::Relaxed);
+        self.state.set(state);
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        state_from(self.state.load(Ordering::Relaxed))
+        self.state.get()
+    }
+
+    /// A handle on the state for handlers that change it.
+    pub fn state_handle(&self) -> StateHandle {
+        self.state.clone()
     }
 
     /// Sets the per-connection cap (default 64 MiB) on a request still being
@@ -246,6 +242,11 @@ impl Server {
         let mut dispatch = Vec::new();
         {
             let mut t = lock(&self.table);
+            if t.listen_paused
+                .is_some_and(|at| at.elapsed() >= LISTEN_RETRY)
+            {
+                self.resume_listener(&mut t);
+            }
             let mut events = std::mem::take(&mut t.events);
             // An epoll_wait failure on our own fd (EBADF/EINVAL) cannot occur;
             // with no events the rest of poll still runs.
@@ -326,10 +327,30 @@ impl Server {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock: all accepted. Other errors (EMFILE, ECONNABORTED)
-                // leave the pending connection for a later poll.
+                Err(e) if sys::is_resource_exhaustion(&e) => {
+                    if self
+                        .epoll
+                        .modify(self.listener.as_raw_fd(), 0, TOKEN_LISTENER)
+                        .is_ok()
+                    {
+                        t.listen_paused = Some(Instant::now());
+                    }
+                    break;
+                }
+                // WouldBlock: all accepted. ECONNABORTED and the like: that
+                // one connection is gone; the rest wait for the next poll.
                 Err(_) => break,
             }
+        }
+    }
+
+    fn resume_listener(&self, t: &mut Table) {
+        if self
+            .epoll
+            .modify(self.listener.as_raw_fd(), sys::EPOLLIN, TOKEN_LISTENER)
+            .is_ok()
+        {
+            t.listen_paused = None;
         }
     }
 
@@ -393,12 +414,16 @@ impl Server {
                 c.interest = want;
             }
         }
+        let closed = !gone.is_empty();
         for id in gone {
             if let Some(c) = t.conns.remove(&id) {
                 if !c.detached {
                     let _ = self.epoll.delete(c.stream.as_raw_fd());
                 }
             }
+        }
+        if closed && t.listen_paused.is_some() {
+            self.resume_listener(t);
         }
         work
     }

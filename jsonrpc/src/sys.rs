@@ -201,3 +201,12 @@ pub fn socket_file_id(path: &Path) -> io::Result<Option<(u64, u64)>> {
         Err(e) => Err(e),
     }
 }
+
+/// Whether an `accept` failure means the process or system is out of
+/// descriptors or memory (retrying at once would fail the same way).
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

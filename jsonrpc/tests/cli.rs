@@ -303,7 +303,7 @@ fn errors_and_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("-32602") && err.contains("Invalid parameters: no"),
+        err.contains("-32602") && err.contains("\"message\": \"no\""),
         "{err}"
     );
     let out = rpc(&ts, &["call", "no_such_method", "{}"], None);
@@ -433,14 +433,14 @@ fn save_and_load_config_like_rpc_py() {
         StateMask::RUNTIME,
         json!("M0"),
     );
-    let srv = ts.server.clone();
+    let state = ts.server.state_handle();
     let l = log.clone();
     ts.server
         .register("framework_start_init", StateMask::STARTUP, move |r| {
             l.lock()
                 .unwrap()
                 .push(("framework_start_init".into(), Value::Null));
-            srv.set_state(State::Runtime);
+            state.set(State::Runtime);
             r.respond(Ok(Value::Bool(true)))
         })
         .unwrap();
