@@ -105,23 +105,37 @@
 //! its backend call (the ring's head move and copy; DPDK calls its backend through the ops
 //! table's function pointer).
 
-pub mod cache;
+// Modules in dependency order: each uses only those above it.
 mod error;
 pub mod layout;
-pub mod ops;
-mod pool;
-pub mod stack;
+pub mod cache;
 mod stats;
+pub mod stack;
+mod memzone;
+mod header;
+pub mod ops;
+mod registry;
+mod pool;
+mod user_cache;
+#[cfg(debug_assertions)]
+mod debug;
+mod getput;
+mod cache_ref;
+mod populate;
+mod create;
+mod dump;
 
 pub use cache::{CacheShared, CACHE_MAX_SIZE};
+pub use cache_ref::{BulkGetPut, CacheRef, GetPutLoop};
+pub use create::{PoolConfig, DEFAULT_CHANNELS};
 pub use error::{Error, Result};
+pub use header::{LAYOUT_VERSION, MAX_CHUNKS, PRIVATE_MAX};
 pub use layout::{ObjHeader, ObjSize};
+pub use memzone::{header_mz_name, NAME_MAX};
 pub use ops::{register_ops, MempoolOps, OpsConfig, OpsHandle};
-pub use pool::{
-    header_mz_name, BulkGetPut, CacheRef, CachedRef, DirectRef, Mempool, MempoolCache, Pool,
-    PoolConfig, SplitRef, DEFAULT_CHANNELS, LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
-};
+pub use pool::{Mempool, Pool};
 pub use stats::MempoolStats;
+pub use user_cache::MempoolCache;
 
 bitflags::bitflags! {
     /// Flags given at creation, with DPDK's bit values (`RTE_MEMPOOL_F_*`,
