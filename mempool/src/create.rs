@@ -243,7 +243,7 @@ impl Mempool {
         };
 
         // 3. Object memory and objects.
-        let populated = populate(eal, name, cfg, &sz, hdr, addr, &backend, &mut init);
+        let populated = populate(eal, name, cfg.n, cfg.socket, &sz, hdr, addr, &backend, &mut init);
         if let Err(e) = populated {
             // SAFETY: unpublished header; chunk descriptors written by populate.
             let nb = unsafe { (*hdr).nb_chunks } as usize;

@@ -4,20 +4,20 @@
 use eal::{Eal, Iova, VirtAddr};
 
 use crate::cache::BulkBackend;
-use crate::create::PoolConfig;
 use crate::header::{ChunkDesc, PoolHeader, MAX_CHUNKS};
 use crate::layout::{self, ObjSize};
 use crate::memzone::chunk_mz_name;
 use crate::ops::Backend;
 use crate::{Error, Result};
 
-/// Lay out the object memory in chunks, write every object header, run `init`, and
+/// Lay out the object memory for `n` objects of size `sz` in chunks, write every object header, run `init`, and
 /// enqueue all objects into the backend.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn populate(
     eal: &Eal,
     name: &str,
-    cfg: &PoolConfig<'_>,
+    n: u32,
+    socket: Option<u32>,
     sz: &ObjSize,
     hdr: *mut PoolHeader,
     pool_addr: VirtAddr,
@@ -25,7 +25,7 @@ pub(crate) fn populate(
     init: &mut impl FnMut(u32, VirtAddr),
 ) -> Result<()> {
     let total = sz.total_size as usize;
-    let mut remaining = cfg.n as usize;
+    let mut remaining = n as usize;
     let mut first = 0u32;
     let mut want = remaining;
     let mut k = 0usize;
@@ -52,7 +52,7 @@ pub(crate) fn populate(
         let mz = match eal.memzone_reserve_aligned(
             &chunk_mz_name(name, k),
             want_n * total,
-            cfg.socket,
+            socket,
             flags,
             layout::CACHE_LINE,
         ) {
