@@ -44,11 +44,18 @@
 //!   mempool crate's contracts), so the same preemption caveats apply: do not share an
 //!   lcore id between threads, do not run lcores on shared cpus.
 
+// Modules in dependency order: each uses only those above it.
 mod error;
 pub mod flags;
 pub mod header;
-mod mbuf;
 mod pool;
+mod free;
+mod mbuf;
+mod alloc;
+mod data;
+mod chain;
+mod clone;
+mod meta;
 
 pub use error::{ChainError, Error, Result};
 pub use flags::{OlFlags, TxOffload};
