@@ -7,8 +7,8 @@ use core::ptr::NonNull;
 use eal::VirtAddr;
 
 use crate::free::{free_chain, Pending};
-use crate::header::{MbufHeader, PKTMBUF_HEADROOM, PORT_INVALID};
 use crate::header::hp;
+use crate::header::{MbufHeader, PKTMBUF_HEADROOM, PORT_INVALID};
 use crate::pool::PktmbufPool;
 use crate::{Error, Mbuf, OlFlags, Result};
 
@@ -154,5 +154,4 @@ impl Mbuf {
         }
         pending.flush();
     }
-
 }

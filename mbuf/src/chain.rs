@@ -3,8 +3,8 @@
 use eal::VirtAddr;
 
 use crate::free::free_chain_now;
-use crate::header::MAX_NB_SEGS;
 use crate::header::hp;
+use crate::header::MAX_NB_SEGS;
 use crate::{ChainError, Error, Mbuf, Result};
 
 impl Mbuf {
@@ -94,5 +94,4 @@ impl Mbuf {
         }
         Ok(())
     }
-
 }

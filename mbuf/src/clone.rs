@@ -3,8 +3,8 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::header::MbufHeader;
 use crate::header::hp;
+use crate::header::MbufHeader;
 use crate::pool::PktmbufPool;
 use crate::{Mbuf, OlFlags};
 
@@ -71,5 +71,4 @@ impl Mbuf {
         unsafe { (*head.h()).pkt_len = self.pkt_len() };
         Some(head)
     }
-
 }

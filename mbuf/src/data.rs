@@ -258,7 +258,6 @@ impl Mbuf {
         }
         Ok(())
     }
-
 }
 
 impl core::ops::Deref for Mbuf {

@@ -12,7 +12,6 @@ use crate::header::{hp, MbufHeader, MBUF_HEADER_LEN};
 use crate::pool::data_room_of;
 use crate::OlFlags;
 
-
 /// Objects waiting to go back to one pool, put in bulk.
 pub(crate) struct Pending {
     pool: VirtAddr,

@@ -45,17 +45,17 @@
 //!   lcore id between threads, do not run lcores on shared cpus.
 
 // Modules in dependency order: each uses only those above it.
-mod error;
-pub mod flags;
-pub mod header;
-mod pool;
-mod free;
-mod mbuf;
 mod alloc;
-mod data;
 mod chain;
 mod clone;
+mod data;
+mod error;
+pub mod flags;
+mod free;
+pub mod header;
+mod mbuf;
 mod meta;
+mod pool;
 
 pub use error::{ChainError, Error, Result};
 pub use flags::{OlFlags, TxOffload};

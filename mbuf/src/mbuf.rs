@@ -125,7 +125,6 @@ impl Mbuf {
         }
     }
 
-
     // ------------------------------------------------------------------------------
     // Lengths and rooms
     // ------------------------------------------------------------------------------
@@ -177,7 +176,6 @@ impl Mbuf {
         // Relaxed: a snapshot for inspection.
         self.header().refcnt.load(Ordering::Relaxed)
     }
-
 }
 
 impl Drop for Mbuf {

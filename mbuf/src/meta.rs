@@ -5,8 +5,8 @@ use core::sync::atomic::Ordering;
 use std::io::Write;
 
 use crate::free::free_chain_now;
-use crate::header::MBUF_HEADER_LEN;
 use crate::header::hp;
+use crate::header::MBUF_HEADER_LEN;
 use crate::{Error, Mbuf, OlFlags, Result, TxOffload};
 
 impl Mbuf {

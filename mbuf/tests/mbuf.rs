@@ -5,20 +5,8 @@ use mbuf::{pktmbuf_pool_create, Error, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE}
 use mempool::{Mempool, PoolConfig};
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &format!("mb-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    let args = testkit::eal_env::no_huge_args(&format!("mb-{tag}"), 128, "0-1");
+    Eal::init(&args).expect("EAL init (--no-huge)").0
 }
 
 fn filled(pool: &PktmbufPool, bytes: &[u8]) -> Mbuf {
@@ -340,5 +328,9 @@ fn double_free_through_from_raw_is_caught() {
 #[cfg(not(debug_assertions))]
 #[test]
 fn double_free_through_from_raw_is_caught() {
-    eprintln!("SKIP: cookie checks exist only in debug builds (cfg(debug_assertions))");
+    testkit::skip(
+        "double_free_through_from_raw_is_caught",
+        testkit::Need::Build,
+        "cookie checks exist only in debug builds (cfg(debug_assertions))",
+    );
 }

@@ -8,40 +8,18 @@ use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &format!("mbtd-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    let args = testkit::eal_env::no_huge_args(&format!("mbtd-{tag}"), 64, "0-1");
+    Eal::init(&args).expect("EAL init (--no-huge)").0
 }
 
+/// The runtime directory and memory files of `e`, which must exist now.
 fn files_of(e: &Eal) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = e.memory_files().to_vec();
-    assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
-    f.push(e.runtime_dir().to_path_buf());
-    for p in &f {
-        assert!(
-            p.exists(),
-            "{} should exist while the EAL lives",
-            p.display()
-        );
-    }
-    f
-}
-
-fn assert_gone(files: &[PathBuf]) {
-    for p in files {
-        assert!(!p.exists(), "{} left behind after cleanup", p.display());
-    }
+    assert!(
+        !e.memory_files().is_empty(),
+        "an EAL under --no-huge has a /dev/shm file"
+    );
+    let mem = e.memory_files().iter().map(PathBuf::as_path);
+    testkit::eal_env::existing(mem.chain([e.runtime_dir()]))
 }
 
 /// Allocate single mbufs, a chain and clones, write into them, and free them all.
@@ -72,7 +50,7 @@ fn freed_pktmbuf_pool_leaves_no_files() {
     drop(l);
     p.free().expect("free");
     e.cleanup().expect("cleanup after the pool was freed");
-    assert_gone(&files);
+    testkit::eal_env::assert_gone(&files);
 }
 
 #[test]
@@ -87,5 +65,5 @@ fn unfreed_pktmbuf_pool_releases_the_eal_when_handles_drop() {
     drop(q);
     e.cleanup()
         .expect("cleanup with the pool never freed but every handle dropped");
-    assert_gone(&files);
+    testkit::eal_env::assert_gone(&files);
 }

@@ -9,12 +9,14 @@ use eal::lcore::MAX_LCORE;
 use eal::{Eal, VirtAddr};
 
 use crate::cache::{flush_threshold, CacheShared, CACHE_MAX_SIZE};
-use crate::header::{name_bytes, name_str, new_serial, PoolHeader, LAYOUT_VERSION, MAGIC, PRIVATE_MAX};
+use crate::header::{
+    name_bytes, name_str, new_serial, PoolHeader, LAYOUT_VERSION, MAGIC, PRIVATE_MAX,
+};
 use crate::layout::{calc_obj_size, DEBUG_LAYOUT};
 use crate::memzone::{check_name, chunk_mz_name, header_mz_name, mz_free, mz_reserve};
 use crate::ops::{self, Backend, OpsConfig, OPS_NAME_MAX};
-use crate::populate::populate;
 use crate::pool::REGISTRY;
+use crate::populate::populate;
 use crate::{Error, Mempool, Pool, PoolFlags, Result};
 
 /// Memory channels assumed for spreading when the EAL was not told (`-n`), as DPDK does.
@@ -243,7 +245,9 @@ impl Mempool {
         };
 
         // 3. Object memory and objects.
-        let populated = populate(eal, name, cfg.n, cfg.socket, &sz, hdr, addr, &backend, &mut init);
+        let populated = populate(
+            eal, name, cfg.n, cfg.socket, &sz, hdr, addr, &backend, &mut init,
+        );
         if let Err(e) = populated {
             // SAFETY: unpublished header; chunk descriptors written by populate.
             let nb = unsafe { (*hdr).nb_chunks } as usize;

@@ -13,7 +13,12 @@ impl Pool {
     ///
     /// # Safety
     /// `obj` is one of this pool's object slots, not checked by another thread now.
-    unsafe fn flip(&self, obj: VirtAddr, from: u64, to: u64) -> core::result::Result<(), CookieFault> {
+    unsafe fn flip(
+        &self,
+        obj: VirtAddr,
+        from: u64,
+        to: u64,
+    ) -> core::result::Result<(), CookieFault> {
         // SAFETY: forwarded: a slot of this pool, laid out for `elt_size`.
         unsafe { layout::check_and_flip(obj, self.addr, self.elt_size, from, to) }
     }

@@ -9,7 +9,6 @@ use crate::stats::{MempoolStats, StatsShared};
 use crate::{Error, Pool, Result};
 
 impl Pool {
-
     /// Statistics summed over all lcores (and non-EAL threads).
     pub fn stats(&self) -> MempoolStats {
         let mut t = MempoolStats::default();

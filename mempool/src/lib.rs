@@ -118,24 +118,24 @@
 
 // Modules in dependency order: each uses only those above it (and the root's
 // `PoolFlags`).
-mod error;
-pub mod layout;
 pub mod cache;
-mod stats;
-pub mod stack;
-mod memzone;
-mod header;
-pub mod ops;
-mod registry;
-mod pool;
-mod user_cache;
+mod cache_ref;
+mod create;
 #[cfg(debug_assertions)]
 mod debug;
-mod getput;
-mod cache_ref;
-mod populate;
-mod create;
 mod dump;
+mod error;
+mod getput;
+mod header;
+pub mod layout;
+mod memzone;
+pub mod ops;
+mod pool;
+mod populate;
+mod registry;
+pub mod stack;
+mod stats;
+mod user_cache;
 
 pub use cache::{CacheShared, CACHE_MAX_SIZE};
 pub use cache_ref::{BulkGetPut, CacheRef, GetPutLoop};

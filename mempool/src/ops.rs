@@ -111,14 +111,14 @@ fn reserve_backend(
     len: usize,
     align: usize,
 ) -> Result<eal::memzone::Memzone> {
-    mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(
-        |e| Error::BackendSource {
+    mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(|e| {
+        Error::BackendSource {
             op: "allocate",
             ops: ops.into(),
             name: cfg.pool_name.into(),
             source: Box::new(e),
-        },
-    )
+        }
+    })
 }
 
 fn free_backend(eal: &Eal, ops: &str, pool: &str) -> Result<()> {

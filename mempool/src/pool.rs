@@ -323,11 +323,11 @@ impl Pool {
     /// True if `obj` is the address of one of this pool's objects.
     pub fn contains(&self, obj: VirtAddr) -> bool {
         self.hdr().chunks().iter().any(|c| {
-                obj.0 >= c.addr.0 + u64::from(self.header_size)
-                    && obj.0 < c.addr.0 + c.len
-                    && (obj.0 - c.addr.0 - u64::from(self.header_size))
-                        .is_multiple_of(u64::from(self.total_size))
-            })
+            obj.0 >= c.addr.0 + u64::from(self.header_size)
+                && obj.0 < c.addr.0 + c.len
+                && (obj.0 - c.addr.0 - u64::from(self.header_size))
+                    .is_multiple_of(u64::from(self.total_size))
+        })
     }
 
     /// The per-lcore caches (`MAX_LCORE` of them; none if the pool has no cache).
@@ -366,6 +366,8 @@ impl Pool {
 
     /// Objects in lcore `lcore`'s cache (`None` without caches or for a bad id).
     pub fn lcore_cache_len(&self, lcore: u32) -> Option<u32> {
-        self.lcore_caches().get(lcore as usize).map(CacheShared::len)
+        self.lcore_caches()
+            .get(lcore as usize)
+            .map(CacheShared::len)
     }
 }

@@ -128,7 +128,11 @@ mod tests {
         assert_eq!(REG.find(b), Some(&2));
         REG.remove(a, &A);
         assert!(REG.find(a).is_none());
-        assert_eq!(REG.find(b), Some(&2), "removing a must not break b's probe chain");
+        assert_eq!(
+            REG.find(b),
+            Some(&2),
+            "removing a must not break b's probe chain"
+        );
         REG.remove(b, &A); // not b's entry: ignored
         assert_eq!(REG.find(b), Some(&2));
     }

@@ -9,20 +9,8 @@ use mempool::{
 };
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &format!("mp-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    let args = testkit::eal_env::no_huge_args(&format!("mp-{tag}"), 128, "0-1");
+    Eal::init(&args).expect("EAL init (--no-huge)").0
 }
 
 fn cfg(n: u32, elt_size: u32, cache_size: u32) -> PoolConfig<'static> {
@@ -559,7 +547,11 @@ fn debug_cookies_catch_double_free_foreign_and_overrun() {
 #[cfg(not(debug_assertions))]
 #[test]
 fn debug_cookies_catch_double_free_foreign_and_overrun() {
-    eprintln!("SKIP: cookie checks exist only in debug builds (cfg(debug_assertions))");
+    testkit::skip(
+        "debug_cookies_catch_double_free_foreign_and_overrun",
+        testkit::Need::Build,
+        "cookie checks exist only in debug builds (cfg(debug_assertions))",
+    );
 }
 
 #[test]
@@ -670,7 +662,11 @@ fn run_takes_the_path_the_handle_has() {
     // A pool with a cache, on an lcore: the cached path, sharing the lcore's cache with
     // the plain calls.
     let c = p.lcore_cache();
-    assert_eq!(path(&c), "Cached<'_, true>", "counted pool with cache on lcore 0");
+    assert_eq!(
+        path(&c),
+        "Cached<'_, true>",
+        "counted pool with cache on lcore 0"
+    );
     let mut v = vec![VirtAddr(0); 8];
     c.run(Get(&mut v)).unwrap();
     assert_eq!(
@@ -720,7 +716,11 @@ fn run_takes_the_path_the_handle_has() {
     };
     let q = Mempool::create(&e, "splitplain", &plain).unwrap();
     let c = q.lcore_cache();
-    assert_eq!(path(&c), "Cached<'_, false>", "uncounted pool with cache on lcore 0");
+    assert_eq!(
+        path(&c),
+        "Cached<'_, false>",
+        "uncounted pool with cache on lcore 0"
+    );
     let mut y = [VirtAddr(0); 8];
     c.run(Get(&mut y)).unwrap();
     assert_eq!(q.avail_count(), 248);

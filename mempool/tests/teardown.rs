@@ -8,41 +8,18 @@ use eal::{Eal, VirtAddr};
 use mempool::{Mempool, Pool, PoolConfig};
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &format!("mptd-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    let args = testkit::eal_env::no_huge_args(&format!("mptd-{tag}"), 64, "0-1");
+    Eal::init(&args).expect("EAL init (--no-huge)").0
 }
 
 /// The runtime directory and memory files of `e`, which must exist now.
 fn files_of(e: &Eal) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = e.memory_files().to_vec();
-    assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
-    f.push(e.runtime_dir().to_path_buf());
-    for p in &f {
-        assert!(
-            p.exists(),
-            "{} should exist while the EAL lives",
-            p.display()
-        );
-    }
-    f
-}
-
-fn assert_gone(files: &[PathBuf]) {
-    for p in files {
-        assert!(!p.exists(), "{} left behind after cleanup", p.display());
-    }
+    assert!(
+        !e.memory_files().is_empty(),
+        "an EAL under --no-huge has a /dev/shm file"
+    );
+    let mem = e.memory_files().iter().map(PathBuf::as_path);
+    testkit::eal_env::existing(mem.chain([e.runtime_dir()]))
 }
 
 fn cfg(ops: &str, cache: u32) -> PoolConfig<'_> {
@@ -94,7 +71,7 @@ fn freed_pools_leave_no_files() {
         p.free().expect("free");
     }
     e.cleanup().expect("cleanup after every pool was freed");
-    assert_gone(&files);
+    testkit::eal_env::assert_gone(&files);
 }
 
 #[test]
@@ -124,7 +101,7 @@ fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
     drop(s);
     e.cleanup()
         .expect("cleanup with pools never freed but every handle dropped");
-    assert_gone(&files);
+    testkit::eal_env::assert_gone(&files);
 }
 
 #[test]
@@ -151,5 +128,5 @@ fn objects_out_at_last_drop_keep_the_pool_attached() {
     drop(Mempool::lookup(&e2, "out0").expect("lookup"));
     e2.cleanup()
         .expect("cleanup once every object is back and handles dropped");
-    assert_gone(&files);
+    testkit::eal_env::assert_gone(&files);
 }
