@@ -59,7 +59,8 @@ fn pool(eal: &Eal, name: &str, cache_size: u32) -> Mempool {
 /// One get of `objs.len()` objects and one put of them.
 #[inline(always)]
 fn ours_cycle(p: &Mempool, objs: &mut [VirtAddr]) {
-    p.get_bulk(objs).expect("pool sized for every bulk in flight");
+    p.get_bulk(objs)
+        .expect("pool sized for every bulk in flight");
     black_box(&mut *objs);
     // SAFETY: the objects were just got from this pool and are put back once.
     unsafe { p.put_bulk(objs) }.expect("put of objects just got");
@@ -76,21 +77,22 @@ impl Contender {
     fn ours(eal: &Eal, p: &Mempool, n: usize) -> Contender {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, p) = (stop.clone(), p.clone());
-        eal.remote_launch(1, move || {
-            let mut objs = vec![VirtAddr(0); n];
-            // Relaxed: a stop request orders nothing.
-            while !s.load(Ordering::Relaxed) {
-                ours_cycle(&p, &mut objs);
-            }
-            // Give the lcore's cached objects back so the pool is whole again.
-            p.flush_lcore_cache().map_or(-1, |_| 0)
-        })
-        .expect("launch on lcore 1");
+        eal.lcores()
+            .remote_launch(1, move || {
+                let mut objs = vec![VirtAddr(0); n];
+                // Relaxed: a stop request orders nothing.
+                while !s.load(Ordering::Relaxed) {
+                    ours_cycle(&p, &mut objs);
+                }
+                // Give the lcore's cached objects back so the pool is whole again.
+                p.flush_lcore_cache().map_or(-1, |_| 0)
+            })
+            .expect("launch on lcore 1");
         let eal = eal.clone();
         Contender {
             stop,
             join: Box::new(move || {
-                assert_eq!(eal.wait_lcore(1).expect("wait lcore 1"), 0);
+                assert_eq!(eal.lcores().wait_lcore(1).expect("wait lcore 1"), 0);
             }),
         }
     }
@@ -155,7 +157,10 @@ fn benches(c: &mut Criterion) {
     for threads in [1, 2] {
         for n in BULKS {
             let mut g = c.benchmark_group(format!("mempool/get_put_{n}/{threads}_thread"));
-            for (label, p) in [("ferroplane_cache", &cached), ("ferroplane_nocache", &direct)] {
+            for (label, p) in [
+                ("ferroplane_cache", &cached),
+                ("ferroplane_nocache", &direct),
+            ] {
                 g.bench_function(BenchmarkId::from_parameter(label), |b| {
                     let other = (threads == 2).then(|| Contender::ours(&eal, p, n));
                     b.iter_custom(|iters| time_ours(p, n, iters));

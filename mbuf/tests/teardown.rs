@@ -15,10 +15,10 @@ fn eal(tag: &str) -> Eal {
 /// The runtime directory and memory files of `e`, which must exist now.
 fn files_of(e: &Eal) -> Vec<PathBuf> {
     assert!(
-        !e.memory_files().is_empty(),
+        !e.memory().files().is_empty(),
         "an EAL under --no-huge has a /dev/shm file"
     );
-    let mem = e.memory_files().iter().map(PathBuf::as_path);
+    let mem = e.memory().files().iter().map(PathBuf::as_path);
     testkit::eal_env::existing(mem.chain([e.runtime_dir()]))
 }
 

@@ -155,7 +155,7 @@ impl Mempool {
             });
         }
         let hname = header_mz_name(name);
-        if eal.memzone_lookup(&hname).is_some() {
+        if eal.memzones().lookup(&hname).is_some() {
             return Err(Error::Exists(name.into()));
         }
 
@@ -211,7 +211,7 @@ impl Mempool {
             }
         }
         let cleanup_hdr = || {
-            let _ = eal.memzone_free(&hmz);
+            let _ = eal.memzones().free(&hmz);
         };
 
         // 2. Backend.
@@ -294,7 +294,8 @@ impl Mempool {
     unsafe fn lookup_inner(eal: &Eal, name: &str, allow_single: bool) -> Result<Mempool> {
         check_name(name)?;
         let mz = eal
-            .memzone_lookup(&header_mz_name(name))
+            .memzones()
+            .lookup(&header_mz_name(name))
             .ok_or_else(|| Error::NotFound(name.into()))?;
         let bad = |why: String| Error::Incompatible {
             name: name.into(),

@@ -44,7 +44,7 @@ pub(crate) fn mz_reserve(
     socket: Option<u32>,
     align: usize,
 ) -> eal::Result<eal::memzone::Memzone> {
-    eal.memzone_reserve_aligned(
+    eal.memzones().reserve_aligned(
         name,
         len,
         socket,
@@ -54,8 +54,8 @@ pub(crate) fn mz_reserve(
 }
 
 pub(crate) fn mz_free(eal: &Eal, name: &str) -> eal::Result<()> {
-    match eal.memzone_lookup(name) {
-        Some(mz) => eal.memzone_free(&mz),
+    match eal.memzones().lookup(name) {
+        Some(mz) => eal.memzones().free(&mz),
         None => Err(eal::Error::NotFound(name.into())),
     }
 }

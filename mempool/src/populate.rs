@@ -44,12 +44,13 @@ pub(crate) fn populate(
         // laid out back to back, and one straddling two physically distant pages would give
         // a device a buffer that is not contiguous at its IOVA. If no contiguous run is
         // that large, the reservation fails and the chunk is halved below.
-        let flags = if eal.iova_mode() == eal::args::IovaMode::Pa && !eal.no_huge() {
-            eal::MemzoneFlags::IOVA_CONTIG
-        } else {
-            eal::MemzoneFlags::empty()
-        };
-        let mz = match eal.memzone_reserve_aligned(
+        let flags =
+            if eal.memory().iova_mode() == eal::args::IovaMode::Pa && !eal.memory().no_huge() {
+                eal::MemzoneFlags::IOVA_CONTIG
+            } else {
+                eal::MemzoneFlags::empty()
+            };
+        let mz = match eal.memzones().reserve_aligned(
             &chunk_mz_name(name, k),
             want_n * total,
             socket,
@@ -95,7 +96,7 @@ pub(crate) fn populate(
             let obj = base.add(off);
             let iova = match contig_iova {
                 Some(io) => io.add(off),
-                None => eal.virt2iova(obj).unwrap_or(Iova::BAD),
+                None => eal.memory().virt2iova(obj).unwrap_or(Iova::BAD),
             };
             // SAFETY: the slot lies inside the fresh chunk, laid out by calc_obj_size.
             unsafe { layout::init_obj(obj, pool_addr, iova, sz.elt_size) };

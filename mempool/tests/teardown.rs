@@ -15,10 +15,10 @@ fn eal(tag: &str) -> Eal {
 /// The runtime directory and memory files of `e`, which must exist now.
 fn files_of(e: &Eal) -> Vec<PathBuf> {
     assert!(
-        !e.memory_files().is_empty(),
+        !e.memory().files().is_empty(),
         "an EAL under --no-huge has a /dev/shm file"
     );
-    let mem = e.memory_files().iter().map(PathBuf::as_path);
+    let mem = e.memory().files().iter().map(PathBuf::as_path);
     testkit::eal_env::existing(mem.chain([e.runtime_dir()]))
 }
 
@@ -40,17 +40,18 @@ fn exercise(e: &Eal, p: &Mempool) {
     // SAFETY: handed out just above, not used afterwards.
     unsafe { p.put_bulk(&objs) }.expect("put");
     let q = p.clone();
-    let worker = e.lcore_ids().into_iter().find(|&l| l != 0);
+    let worker = e.lcores().lcore_ids().into_iter().find(|&l| l != 0);
     if let Some(l) = worker {
-        e.remote_launch(l, move || {
-            let mut o = [VirtAddr(0); 4];
-            q.get_bulk(&mut o).expect("lcore get");
-            // SAFETY: handed out just above.
-            unsafe { q.put_bulk(&o) }.expect("lcore put");
-            0
-        })
-        .expect("launch");
-        assert_eq!(e.wait_lcore(l).expect("wait"), 0);
+        e.lcores()
+            .remote_launch(l, move || {
+                let mut o = [VirtAddr(0); 4];
+                q.get_bulk(&mut o).expect("lcore get");
+                // SAFETY: handed out just above.
+                unsafe { q.put_bulk(&o) }.expect("lcore put");
+                0
+            })
+            .expect("launch");
+        assert_eq!(e.lcores().wait_lcore(l).expect("wait"), 0);
     }
     assert_eq!(p.in_use_count(), 0);
 }
