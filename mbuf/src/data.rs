@@ -4,6 +4,17 @@
 use crate::header::hp;
 use crate::{Error, Mbuf, Result};
 
+/// `pkt_len` after growing the packet by `len` bytes, or the error that leaves it as it is.
+#[inline]
+fn grown_pkt_len(pkt_len: u32, len: u16) -> Result<u32> {
+    pkt_len
+        .checked_add(u32::from(len))
+        .ok_or(Error::LenOverflow {
+            what: "pkt_len",
+            max: u32::MAX.into(),
+        })
+}
+
 impl Mbuf {
     // ------------------------------------------------------------------------------
     // Data access
@@ -172,13 +183,7 @@ impl Mbuf {
                     have: (*h).data_off.into(),
                 });
             }
-            let pkt = (*h)
-                .pkt_len
-                .checked_add(u32::from(len))
-                .ok_or(Error::LenOverflow {
-                    what: "pkt_len",
-                    max: u32::MAX.into(),
-                })?;
+            let pkt = grown_pkt_len((*h).pkt_len, len)?;
             (*h).data_off -= len;
             (*h).data_len += len; // cannot overflow: data_off + data_len <= buf_len <= u16::MAX
             (*h).pkt_len = pkt;
@@ -206,13 +211,7 @@ impl Mbuf {
                     have: tail.into(),
                 });
             }
-            let pkt = (*h)
-                .pkt_len
-                .checked_add(u32::from(len))
-                .ok_or(Error::LenOverflow {
-                    what: "pkt_len",
-                    max: u32::MAX.into(),
-                })?;
+            let pkt = grown_pkt_len((*h).pkt_len, len)?;
             let at = (*l).data_off as usize + (*l).data_len as usize;
             (*l).data_len += len;
             (*h).pkt_len = pkt;

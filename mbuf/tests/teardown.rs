@@ -7,19 +7,12 @@ use std::path::PathBuf;
 use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
-fn eal(tag: &str) -> Eal {
+/// The EAL of mbuf test `tag` (`--no-huge`, its own prefix) and the files it made.
+fn setup(tag: &str) -> (Eal, Vec<PathBuf>) {
     let args = testkit::eal_env::no_huge_args(&format!("mbtd-{tag}"), 64, "0-1");
-    Eal::init(&args).expect("EAL init (--no-huge)").0
-}
-
-/// The runtime directory and memory files of `e`, which must exist now.
-fn files_of(e: &Eal) -> Vec<PathBuf> {
-    assert!(
-        !e.memory().files().is_empty(),
-        "an EAL under --no-huge has a /dev/shm file"
-    );
-    let mem = e.memory().files().iter().map(PathBuf::as_path);
-    testkit::eal_env::existing(mem.chain([e.runtime_dir()]))
+    let e = Eal::init(&args).expect("EAL init (--no-huge)").0;
+    let files = testkit::eal_env::eal_files(e.memory().files(), e.runtime_dir());
+    (e, files)
 }
 
 /// Allocate single mbufs, a chain and clones, write into them, and free them all.
@@ -41,8 +34,7 @@ fn exercise(p: &PktmbufPool) {
 
 #[test]
 fn freed_pktmbuf_pool_leaves_no_files() {
-    let e = eal("freed");
-    let files = files_of(&e);
+    let (e, files) = setup("freed");
     let p =
         pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("create");
     let l = PktmbufPool::lookup(&e, "tdmb").expect("lookup");
@@ -55,8 +47,7 @@ fn freed_pktmbuf_pool_leaves_no_files() {
 
 #[test]
 fn unfreed_pktmbuf_pool_releases_the_eal_when_handles_drop() {
-    let e = eal("unfreed");
-    let files = files_of(&e);
+    let (e, files) = setup("unfreed");
     let p =
         pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("create");
     let q = p.clone();

@@ -7,19 +7,12 @@ use std::path::PathBuf;
 use eal::{Eal, VirtAddr};
 use mempool::{Mempool, Pool, PoolConfig};
 
-fn eal(tag: &str) -> Eal {
+/// A `--no-huge` EAL of its own for test `tag`, and its files (which exist now).
+fn setup(tag: &str) -> (Eal, Vec<PathBuf>) {
     let args = testkit::eal_env::no_huge_args(&format!("mptd-{tag}"), 64, "0-1");
-    Eal::init(&args).expect("EAL init (--no-huge)").0
-}
-
-/// The runtime directory and memory files of `e`, which must exist now.
-fn files_of(e: &Eal) -> Vec<PathBuf> {
-    assert!(
-        !e.memory().files().is_empty(),
-        "an EAL under --no-huge has a /dev/shm file"
-    );
-    let mem = e.memory().files().iter().map(PathBuf::as_path);
-    testkit::eal_env::existing(mem.chain([e.runtime_dir()]))
+    let e = Eal::init(&args).expect("EAL init (--no-huge)").0;
+    let files = testkit::eal_env::eal_files(e.memory().files(), e.runtime_dir());
+    (e, files)
 }
 
 fn cfg(ops: &str, cache: u32) -> PoolConfig<'_> {
@@ -58,8 +51,7 @@ fn exercise(e: &Eal, p: &Mempool) {
 
 #[test]
 fn freed_pools_leave_no_files() {
-    let e = eal("freed");
-    let files = files_of(&e);
+    let (e, files) = setup("freed");
     for (i, (ops, cache)) in [("ring_mp_mc", 32), ("stack", 0), ("stack", 16)]
         .into_iter()
         .enumerate()
@@ -77,8 +69,7 @@ fn freed_pools_leave_no_files() {
 
 #[test]
 fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
-    let e = eal("unfreed");
-    let files = files_of(&e);
+    let (e, files) = setup("unfreed");
     let p = Mempool::create(&e, "keep0", &cfg("ring_mp_mc", 32)).expect("create");
     let s = Mempool::create(&e, "keep1", &cfg("stack", 0)).expect("create");
     exercise(&e, &p);
@@ -107,8 +98,7 @@ fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
 
 #[test]
 fn objects_out_at_last_drop_keep_the_pool_attached() {
-    let e = eal("out");
-    let files = files_of(&e);
+    let (e, files) = setup("out");
     let p = Mempool::create(&e, "out0", &cfg("ring_mp_mc", 0)).expect("create");
     let o = p.get().expect("get");
     let addr = p.addr();

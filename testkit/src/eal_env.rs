@@ -34,6 +34,21 @@ pub fn existing<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
     f
 }
 
+/// An EAL's files: its memory files (at least one: a `--no-huge` EAL has its memory in a
+/// `/dev/shm` file) and its runtime directory, each asserted to exist now.
+pub fn eal_files(memory_files: &[PathBuf], runtime_dir: &Path) -> Vec<PathBuf> {
+    assert!(
+        !memory_files.is_empty(),
+        "an EAL under --no-huge has a /dev/shm file"
+    );
+    existing(
+        memory_files
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([runtime_dir]),
+    )
+}
+
 /// Assert that none of `files` exists any more (after the EAL's cleanup).
 pub fn assert_gone(files: &[PathBuf]) {
     for p in files {
