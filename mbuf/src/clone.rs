@@ -16,7 +16,7 @@ impl Mbuf {
     /// A zero-copy clone: one indirect mbuf from `pool` per segment, each attached to the
     /// buffer it mirrors (whose refcount goes up). `None` if `pool` runs out (nothing is
     /// left allocated). While clones live, no one may write the shared buffers: writes
-    /// through either handle are refused with [`Error::Shared`].
+    /// through either handle are refused with [`Error::Shared`](crate::Error::Shared).
     pub fn clone_in(&self, pool: &PktmbufPool) -> Option<Mbuf> {
         let mut head: Option<Mbuf> = None;
         let mut last: *mut MbufHeader = core::ptr::null_mut();

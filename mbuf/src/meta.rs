@@ -9,6 +9,24 @@ use crate::header::hp;
 use crate::header::MBUF_HEADER_LEN;
 use crate::{Error, Mbuf, OlFlags, Result, TxOffload};
 
+/// A getter and a setter for each plain header field of the first segment (DPDK reads
+/// and writes these fields directly).
+macro_rules! field_accessors {
+    ($($(#[doc = $doc:literal])* $field:ident, $set:ident: $t:ty;)*) => {$(
+        $(#[doc = $doc])*
+        pub fn $field(&self) -> $t {
+            self.header().$field
+        }
+
+        /// Set the field of the same name (see its getter).
+        pub fn $set(&mut self, v: $t) {
+            // SAFETY: a field of our own header, which no other thread writes (only
+            // `refcnt` is shared, and this is not it).
+            unsafe { (*self.h()).$field = v };
+        }
+    )*};
+}
+
 impl Mbuf {
     // ------------------------------------------------------------------------------
     // Metadata
@@ -27,48 +45,15 @@ impl Mbuf {
         unsafe { (*h).ol_flags = ((*h).ol_flags & keep.bits()) | (f - keep).bits() };
     }
 
-    /// Input port.
-    pub fn port(&self) -> u16 {
-        self.header().port
-    }
-
-    /// Set the input port.
-    pub fn set_port(&mut self, port: u16) {
-        // SAFETY: our own header field.
-        unsafe { (*self.h()).port = port };
-    }
-
-    /// Packet type.
-    pub fn packet_type(&self) -> u32 {
-        self.header().packet_type
-    }
-
-    /// Set the packet type.
-    pub fn set_packet_type(&mut self, t: u32) {
-        // SAFETY: our own header field.
-        unsafe { (*self.h()).packet_type = t };
-    }
-
-    /// RSS hash.
-    pub fn rss_hash(&self) -> u32 {
-        self.header().rss_hash
-    }
-
-    /// Set the RSS hash.
-    pub fn set_rss_hash(&mut self, v: u32) {
-        // SAFETY: our own header field.
-        unsafe { (*self.h()).rss_hash = v };
-    }
-
-    /// VLAN TCI.
-    pub fn vlan_tci(&self) -> u16 {
-        self.header().vlan_tci
-    }
-
-    /// Set the VLAN TCI.
-    pub fn set_vlan_tci(&mut self, v: u16) {
-        // SAFETY: our own header field.
-        unsafe { (*self.h()).vlan_tci = v };
+    field_accessors! {
+        /// Input port.
+        port, set_port: u16;
+        /// Packet type.
+        packet_type, set_packet_type: u32;
+        /// RSS hash.
+        rss_hash, set_rss_hash: u32;
+        /// VLAN TCI.
+        vlan_tci, set_vlan_tci: u16;
     }
 
     /// TX offload lengths.
