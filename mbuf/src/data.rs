@@ -15,6 +15,18 @@ fn grown_pkt_len(pkt_len: u32, len: u16) -> Result<u32> {
         })
 }
 
+/// Whether `len` bytes can come off a segment holding `data_len`.
+#[inline]
+fn shrinkable(data_len: u16, len: u16) -> Result<()> {
+    if len > data_len {
+        return Err(Error::TooShort {
+            need: len.into(),
+            have: data_len.into(),
+        });
+    }
+    Ok(())
+}
+
 impl Mbuf {
     // ------------------------------------------------------------------------------
     // Data access
@@ -227,12 +239,7 @@ impl Mbuf {
         let h = self.h();
         // SAFETY: our first segment; only our own header fields change.
         unsafe {
-            if len > (*h).data_len {
-                return Err(Error::TooShort {
-                    need: len.into(),
-                    have: (*h).data_len.into(),
-                });
-            }
+            shrinkable((*h).data_len, len)?;
             (*h).data_off += len;
             (*h).data_len -= len;
             (*h).pkt_len -= u32::from(len);
@@ -246,12 +253,7 @@ impl Mbuf {
         let h = self.h();
         // SAFETY: segments of our chain; only our own header fields change.
         unsafe {
-            if len > (*l).data_len {
-                return Err(Error::TooShort {
-                    need: len.into(),
-                    have: (*l).data_len.into(),
-                });
-            }
+            shrinkable((*l).data_len, len)?;
             (*l).data_len -= len;
             (*h).pkt_len -= u32::from(len);
         }

@@ -41,8 +41,7 @@ fn freed_pktmbuf_pool_leaves_no_files() {
     exercise(&l);
     drop(l);
     p.free().expect("free");
-    e.cleanup().expect("cleanup after the pool was freed");
-    testkit::eal_env::assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(e.cleanup(), &files, "after the pool was freed");
 }
 
 #[test]
@@ -54,7 +53,9 @@ fn unfreed_pktmbuf_pool_releases_the_eal_when_handles_drop() {
     exercise(&q);
     drop(p);
     drop(q);
-    e.cleanup()
-        .expect("cleanup with the pool never freed but every handle dropped");
-    testkit::eal_env::assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(
+        e.cleanup(),
+        &files,
+        "with the pool never freed but every handle dropped",
+    );
 }

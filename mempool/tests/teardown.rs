@@ -63,8 +63,7 @@ fn freed_pools_leave_no_files() {
         drop(l);
         p.free().expect("free");
     }
-    e.cleanup().expect("cleanup after every pool was freed");
-    testkit::eal_env::assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(e.cleanup(), &files, "after every pool was freed");
 }
 
 #[test]
@@ -91,9 +90,11 @@ fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
     exercise(&e, &again);
     drop(again);
     drop(s);
-    e.cleanup()
-        .expect("cleanup with pools never freed but every handle dropped");
-    testkit::eal_env::assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(
+        e.cleanup(),
+        &files,
+        "with pools never freed but every handle dropped",
+    );
 }
 
 #[test]
@@ -117,7 +118,9 @@ fn objects_out_at_last_drop_keep_the_pool_attached() {
     unsafe { pool.put(o) }.expect("put back");
     // Re-look up and drop with nothing out: the pool detaches and the EAL can go.
     drop(Mempool::lookup(&e2, "out0").expect("lookup"));
-    e2.cleanup()
-        .expect("cleanup once every object is back and handles dropped");
-    testkit::eal_env::assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(
+        e2.cleanup(),
+        &files,
+        "once every object is back and handles dropped",
+    );
 }

@@ -49,6 +49,15 @@ pub fn eal_files(memory_files: &[PathBuf], runtime_dir: &Path) -> Vec<PathBuf> {
     )
 }
 
+/// Assert that an EAL's cleanup (`result`) succeeded and removed every one of `files`;
+/// `when` says what the test did before, for the failure message.
+pub fn assert_clean_exit<E: std::fmt::Debug>(result: Result<(), E>, files: &[PathBuf], when: &str) {
+    if let Err(e) = result {
+        panic!("cleanup {when} failed: {e:?}");
+    }
+    assert_gone(files);
+}
+
 /// Assert that none of `files` exists any more (after the EAL's cleanup).
 pub fn assert_gone(files: &[PathBuf]) {
     for p in files {
