@@ -540,6 +540,12 @@ mod tests {
         assert_eq!(tail("a", 5), "a");
     }
 
+    fn cleanup(file: &str) {
+        let p = std::env::temp_dir().join(format!("fp-compare-test-{}-{file}", std::process::id()));
+        let _ = fs::remove_file(p.with_extension("out"));
+        let _ = fs::remove_file(p.with_extension("err"));
+    }
+
     fn job(side: &str, sh_cmd: &str, file: &str) -> Job<'static> {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", sh_cmd]);
@@ -567,6 +573,7 @@ mod tests {
         assert!(s.contains("DPDK dpdk-test"), "{s}");
         assert!(s.contains("cannot reserve memory"), "{s}");
         assert!(s.contains("exit status: 3"), "{s}");
+        cleanup("f");
     }
 
     #[test]
@@ -578,6 +585,7 @@ mod tests {
             s.contains("ours ring_perf") && s.contains("failed to start"),
             "{s}"
         );
+        cleanup("m");
     }
 
     #[test]
@@ -592,5 +600,6 @@ mod tests {
         let o = run(j).expect("an interrupted side is not a failure");
         assert!(o.stdout.contains("got start"), "{}", o.stdout);
         assert!(o.stdout.contains("int"), "{}", o.stdout);
+        cleanup("i");
     }
 }

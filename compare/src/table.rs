@@ -284,19 +284,12 @@ impl Table {
     }
 
     fn header(&self) -> Vec<String> {
-        let mut h: Vec<String> = [
-            "case", "unit", &self.peer, "ours", "ratio", "spread", "ahead",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if let Some(b) = &self.base {
-            h.extend([
-                b.clone(),
-                format!("vs {b}"),
-                "spread".into(),
-                "ahead".into(),
-            ]);
+        let peer = self.peer.split_whitespace().next().unwrap_or("peer");
+        let mut h: Vec<String> = ["case", "unit", peer, "ours", "ratio", "spread", "ahead"]
+            .map(String::from)
+            .to_vec();
+        if self.base.is_some() {
+            h.extend(["base", "ours/base", "spread", "ahead"].map(String::from));
         }
         h
     }
@@ -346,6 +339,14 @@ impl Table {
         )
     }
 
+    /// The title, with the baseline named.
+    fn title_line(&self) -> String {
+        match &self.base {
+            Some(b) => format!("{} (base = {b})", self.title),
+            None => self.title.clone(),
+        }
+    }
+
     /// The plain-text table with its legend and summary.
     pub fn render_text(&self) -> String {
         let head = self.header();
@@ -369,7 +370,7 @@ impl Table {
             }
             s.trim_end().to_string()
         };
-        let mut out = format!("{}\n", self.title);
+        let mut out = format!("{}\n", self.title_line());
         out += &fmt_row(&head);
         out.push('\n');
         out += &"-".repeat(w.iter().sum::<usize>() + 2 * (w.len() - 1));
@@ -391,7 +392,7 @@ impl Table {
     /// The same table as Markdown, for the README.
     pub fn render_markdown(&self) -> String {
         let head = self.header();
-        let mut out = format!("**{}**\n\n| {} |\n|", self.title, head.join(" | "));
+        let mut out = format!("**{}**\n\n| {} |\n|", self.title_line(), head.join(" | "));
         for i in 0..head.len() {
             out += if i < 2 { ":---|" } else { "---:|" };
         }
@@ -516,7 +517,8 @@ mod tests {
         assert!(s.contains("1.50"), "{s}");
         assert!(s.contains("1.50-1.50"), "{s}");
         assert!(s.contains("1/1"), "{s}");
-        assert!(s.contains("vs ours@v0"), "{s}");
+        assert!(s.contains("ours/base"), "{s}");
+        assert!(s.contains("(base = ours@v0)"), "{s}");
         assert!(s.contains("ours vs DPDK: 1 cases, geometric mean ratio 1.50, 0 clearly behind"));
         assert!(s.contains("ours vs ours@v0: 1 cases, geometric mean ratio 1.00"));
         let m = t.render_markdown();
