@@ -129,7 +129,7 @@ impl Ctx {
             Side::Ours => "ours",
             Side::Base => "base",
         };
-        self.work.path.join(format!("{what}.{s}.{}", round + 1))
+        self.work.path.join(format!("{what}-{s}-run{}", round + 1))
     }
 
     pub fn work(&self) -> &Path {

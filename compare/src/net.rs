@@ -153,12 +153,22 @@ fn in_netns(ns: Option<&str>, bin: &std::path::Path) -> Command {
 }
 
 fn rate(out: &Output, who: &str, key: &str) -> Result<f64> {
-    parse::testpmd_rate(&out.stdout, key).ok_or_else(|| {
+    let r = parse::testpmd_rate(&out.stdout, key).ok_or_else(|| {
         out.fail(
             who,
             format!("printed no {key} of two 'show port stats all'"),
         )
-    })
+    })?;
+    nonzero(r, out, who)
+}
+
+/// A side that moved no packet in the window failed (it is never a 0 in the table).
+fn nonzero(pps: f64, out: &Output, who: &str) -> Result<f64> {
+    if pps > 0.0 {
+        Ok(pps)
+    } else {
+        Err(out.fail(who, "moved no packets in the measuring window (rate 0)"))
+    }
 }
 
 fn vdevs(sc: Scenario) -> Vec<String> {
@@ -172,6 +182,14 @@ fn vdevs(sc: Scenario) -> Vec<String> {
     }
 }
 
+fn scenario_name(sc: Scenario) -> &'static str {
+    match sc {
+        Scenario::Null => "null",
+        Scenario::Ring => "ring",
+        Scenario::AfPacket => "afpacket",
+    }
+}
+
 fn case_name(sc: Scenario) -> &'static str {
     match sc {
         Scenario::Null => "null io fwd",
@@ -181,21 +199,23 @@ fn case_name(sc: Scenario) -> &'static str {
 }
 
 /// One side's run of one scenario: (case, packets per second) pairs.
+/// Which run: scenario, side, round.
+struct Step {
+    sc: Scenario,
+    side: Side,
+    round: usize,
+}
+
 fn one(
     ctx: &Ctx,
     o: &Opts,
     hp: &mut HugePages,
     ns: Option<&str>,
-    sc: Scenario,
-    side: Side,
-    round: usize,
+    step: Step,
     peer: &str,
 ) -> Result<Vec<(String, f64)>> {
-    let name = match sc {
-        Scenario::Null => "null",
-        Scenario::Ring => "ring",
-        Scenario::AfPacket => "afpacket",
-    };
+    let Step { sc, side, round } = step;
+    let name = scenario_name(sc);
     let (prog, bin) = match (side, o.kind) {
         (Side::Peer, _) => ("dpdk-testpmd", "dpdk-testpmd".into()),
         (_, Kind::PmdPerf) => ("pmd_perf", ctx.bin(side, "pmd_perf")),
@@ -232,6 +252,7 @@ fn one(
         let out = out?;
         let r = parse::pmd_perf(&out.stdout)
             .ok_or_else(|| out.fail(&who, "printed no 'pmd_perf: ... mpps=' line"))?;
+        let r = nonzero(r, &out, &who)?;
         vec![(case_name(sc).to_string(), r)]
     } else if sc == Scenario::AfPacket && o.kind == Kind::Testpmd {
         // txonly on IF0 -> rxonly on IF1, two processes at once.
@@ -315,14 +336,14 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         for &sc in &o.only {
             for side in harness::round_order(&ctx.sides(), round) {
                 harness::say(format!(
-                    "round {}/{}: {:?}: {}",
+                    "round {}/{}: {}: {}",
                     round + 1,
                     ctx.common.repeat,
-                    sc,
+                    scenario_name(sc),
                     crate::ring::side_name(ctx, side, &peer)
                 ));
                 let ns_name = ns.as_ref().map(|n| n.name.as_str());
-                for (case, pps) in one(ctx, o, &mut hp, ns_name, sc, side, round, &peer)? {
+                for (case, pps) in one(ctx, o, &mut hp, ns_name, Step { sc, side, round }, &peer)? {
                     t.record(round, side, &case, "Mpps", Better::Higher, pps / 1e6);
                 }
             }

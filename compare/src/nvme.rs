@@ -272,10 +272,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     });
     let text = fs::read_to_string(&log).unwrap_or_default();
     if !text.contains("@@BENCH end") {
-        let out = match res {
-            Ok(o) => o,
-            Err(e) => return Err(e),
-        };
+        let out = res?;
         return Err(out.fail(
             who,
             "did not finish the runs (no '@@BENCH end' on its console)",

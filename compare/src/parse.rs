@@ -239,8 +239,7 @@ pub fn nvme_perf(text: &str) -> Option<IoResult> {
     let tot = text
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("Total"))
-        .next_back()?;
+        .rfind(|l| l.starts_with("Total"))?;
     let v: Vec<f64> = tot
         .split_once(':')?
         .1

@@ -125,7 +125,7 @@ pub fn median(v: &[f64]) -> Option<f64> {
 
 /// Geometric mean of positive values; `None` for none or any non-positive one.
 pub fn geomean(v: &[f64]) -> Option<f64> {
-    if v.is_empty() || v.iter().any(|&x| !(x > 0.0) || !x.is_finite()) {
+    if v.is_empty() || v.iter().any(|&x| x <= 0.0 || !x.is_finite()) {
         return None;
     }
     Some((v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
@@ -318,8 +318,14 @@ impl Table {
                 s.cases,
                 s.behind.len()
             );
+            // Name them, up to a dozen.
             if !s.behind.is_empty() {
-                let _ = write!(l, " ({})", s.behind.join("; "));
+                let more = s.behind.len().saturating_sub(12);
+                let _ = write!(l, " ({}", s.behind[..s.behind.len() - more].join("; "));
+                if more > 0 {
+                    let _ = write!(l, "; {more} more");
+                }
+                l.push(')');
             }
             l
         };
