@@ -8,7 +8,7 @@
 //!   mempool   DPDK's dpdk-test mempool_perf_autotest vs our mempool_perf
 //!   pmd       DPDK's dpdk-testpmd (io forwarding)   vs our pmd_perf
 //!   testpmd   DPDK's dpdk-testpmd                   vs our testpmd (same commands)
-//!   nvme      fio (kernel NVMe, io_uring)           vs our nvme-perf, in the QEMU guest
+//!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -59,7 +59,9 @@ pmd, testpmd:
           --seconds S    measuring window per run (default 5)
           --only LIST    scenarios, comma-separated: null,ring,afpacket (default: all)
 nvme:     --seconds S    per run (default 5, plus 1 s warm-up)
-          --depths LIST  queue depths (default 1,32)";
+          --depths LIST  queue depths (default 1,32)
+          --spdk DIR     also run SPDK's spdk_nvme_perf from this built SPDK tree (e.g. one
+                         made by SPDK v25.09's configure and make against Debian's DPDK)";
 
 /// Options every subcommand takes.
 pub struct Common {

@@ -17,6 +17,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ use crate::Ctx;
 pub struct Opts {
     seconds: u64,
     depths: Vec<u32>,
+    /// A built SPDK tree (build/bin/spdk_nvme_perf, build/lib/libspdk_*.so).
+    spdk: Option<PathBuf>,
 }
 
 impl Opts {
@@ -36,6 +39,7 @@ impl Opts {
         let mut o = Opts {
             seconds: 5,
             depths: vec![1, 32],
+            spdk: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -55,6 +59,18 @@ impl Opts {
                         .map(|d| crate::number("--depths", d, 1u32, 1024))
                         .collect::<Result<_>>()?;
                 }
+                "--spdk" => {
+                    let v = it
+                        .next()
+                        .ok_or_else(|| Error::Usage("--spdk needs a directory".into()))?;
+                    let d = PathBuf::from(v);
+                    if !d.join(SPDK_PERF).is_file() {
+                        return Err(Error::Usage(format!(
+                            "invalid value '{v}' for --spdk: no {SPDK_PERF} there (build SPDK first)"
+                        )));
+                    }
+                    o.spdk = Some(d);
+                }
                 _ => {
                     return Err(Error::Usage(format!(
                         "nvme: unknown argument '{a}' (see --help)"
@@ -66,6 +82,9 @@ impl Opts {
     }
 }
 
+/// SPDK's perf tool inside a built SPDK tree.
+const SPDK_PERF: &str = "build/bin/spdk_nvme_perf";
+
 /// Which program a `@@BENCH` block holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Prog {
@@ -73,6 +92,7 @@ enum Prog {
     Kernel,
     Ours,
     Base,
+    Spdk,
 }
 
 impl Prog {
@@ -82,12 +102,21 @@ impl Prog {
             Prog::Kernel => "kernel",
             Prog::Ours => "ours",
             Prog::Base => "base",
+            Prog::Spdk => "spdk",
         }
     }
 }
 
 /// The guest's shell script: `@@BENCH <round> <prog> <depth>` before each run.
 fn guest_script(o: &Opts, rounds: usize, base: bool) -> String {
+    // SPDK claims a device with a lock file in /var/tmp, and loads its libraries from its
+    // build tree (copied to the same path by run.sh) or /fp/bin.
+    let spdk_env = o.spdk.as_ref().map(|d| {
+        format!(
+            "LD_LIBRARY_PATH={}:/fp/bin OPENSSL_CONF=/fp/bin/openssl.cnf",
+            d.join("build/lib").display()
+        )
+    });
     let s = o.seconds;
     let mut g = String::from(
         "n=0; until [ -e /dev/nvme0n1 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done\n\
@@ -95,13 +124,17 @@ fn guest_script(o: &Opts, rounds: usize, base: bool) -> String {
          dd if=/dev/zero of=/dev/nvme0n1 bs=1M count=256 conv=fsync 2>/dev/null\n\
          kern() { ferroplane-devbind --bind=nvme $A >/dev/null; n=0; \
          until [ -e /dev/nvme0n1 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done; }\n\
-         vfio() { ferroplane-devbind --bind=vfio-pci $A >/dev/null; }\n",
+         vfio() { ferroplane-devbind --bind=vfio-pci $A >/dev/null; }\n\
+         mkdir -p /var/tmp\n",
     );
     for r in 0..rounds {
         let kernel_first = r % 2 == 0;
         let mut vf: Vec<Prog> = vec![Prog::Ours];
         if base {
             vf.push(Prog::Base);
+        }
+        if o.spdk.is_some() {
+            vf.insert(0, Prog::Spdk);
         }
         let vf = harness::round_order(&vf, r);
         let kernel = |g: &mut String| {
@@ -124,15 +157,15 @@ fn guest_script(o: &Opts, rounds: usize, base: bool) -> String {
             g.push_str("vfio\n");
             for d in &o.depths {
                 for p in &vf {
-                    let bin = if *p == Prog::Base {
-                        "nvme-perf-base"
-                    } else {
-                        "nvme-perf"
+                    let bin = match (p, &spdk_env) {
+                        (Prog::Base, _) => "nvme-perf-base".to_string(),
+                        (Prog::Spdk, Some(env)) => format!("{env} spdk_nvme_perf"),
+                        _ => "nvme-perf".to_string(),
                     };
                     let _ = writeln!(g, "echo '@@BENCH {r} {} {d}'", p.tag());
                     let _ = writeln!(
                         g,
-                        "{bin} -q {d} -o 4096 -w randread -t {s} -a 1 -s 64 -r \"trtype:PCIe traddr:$A ns:1\""
+                        "{bin} -q {d} -o 4096 -w randread -t {s} -a 1 -s 64 -r \"trtype:PCIe traddr:$A ns:1\" 2>&1"
                     );
                 }
             }
@@ -160,6 +193,7 @@ fn blocks(log: &str) -> Vec<((usize, Prog, u32), String)> {
                 Some("kernel") => Some(Prog::Kernel),
                 Some("ours") => Some(Prog::Ours),
                 Some("base") => Some(Prog::Base),
+                Some("spdk") => Some(Prog::Spdk),
                 _ => None,
             };
             if let (Some(r), Some(p), Some(d)) = (
@@ -182,22 +216,13 @@ fn blocks(log: &str) -> Vec<((usize, Prog, u32), String)> {
     out
 }
 
-fn record(t: &mut Table, round: usize, side: Side, d: u32, r: IoResult, tool_check: bool) {
-    if tool_check {
-        t.record(
-            round,
-            side,
-            &format!("qd{d} IOPS, nvme-perf on the kernel path (tool check)"),
-            "IOPS",
-            Better::Higher,
-            r.iops,
-        );
-        return;
-    }
+/// The cases of one run against one peer (`group` names it): IOPS, mean latency and,
+/// when known, CPU time per I/O.
+fn record(t: &mut Table, round: usize, side: Side, d: u32, r: IoResult, group: &str) {
     t.record(
         round,
         side,
-        &format!("qd{d} IOPS"),
+        &format!("qd{d} IOPS ({group})"),
         "IOPS",
         Better::Higher,
         r.iops,
@@ -205,7 +230,7 @@ fn record(t: &mut Table, round: usize, side: Side, d: u32, r: IoResult, tool_che
     t.record(
         round,
         side,
-        &format!("qd{d} mean latency"),
+        &format!("qd{d} mean latency ({group})"),
         "us",
         Better::Lower,
         r.lat_us,
@@ -214,13 +239,17 @@ fn record(t: &mut Table, round: usize, side: Side, d: u32, r: IoResult, tool_che
         t.record(
             round,
             side,
-            &format!("qd{d} CPU per I/O"),
+            &format!("qd{d} CPU per I/O ({group})"),
             "us",
             Better::Lower,
             c,
         );
     }
 }
+
+const VS_FIO: &str = "vs fio, kernel";
+const VS_SPDK: &str = "vs SPDK";
+const TOOL_CHECK: &str = "nvme-perf on the kernel path vs fio: tool check";
 
 pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     harness::apt_need(&["fio"], &["fio"])?;
@@ -244,6 +273,21 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         .arg(&fio)
         .arg("--bin")
         .arg(ctx.bin(Side::Ours, "nvme-perf"));
+    if let Some(d) = &o.spdk {
+        // The perf binary and every SPDK library (some are dlopen'ed, so ldd misses
+        // them); run.sh copies what ldd lists for each, found through LD_LIBRARY_PATH.
+        cmd.arg("--bin").arg(d.join(SPDK_PERF));
+        let lib = d.join("build/lib");
+        let rd = fs::read_dir(&lib).map_err(|e| Error::io(format!("list {}", lib.display()), e))?;
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("libspdk_") {
+                cmd.arg("--bin").arg(e.path());
+            }
+        }
+        cmd.arg("--bin").arg("/usr/lib/ssl/openssl.cnf");
+        let ld = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+        cmd.env("LD_LIBRARY_PATH", format!("{}:{ld}", lib.display()));
+    }
     if base {
         let b = work.join("nvme-perf-base");
         fs::copy(ctx.bin(Side::Base, "nvme-perf"), &b)
@@ -251,7 +295,8 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         cmd.arg("--bin").arg(&b);
     }
     let per_run = o.seconds + 15;
-    let runs = rounds as u64 * o.depths.len() as u64 * if base { 4 } else { 3 };
+    let per_round = 3 + u64::from(base) + u64::from(o.spdk.is_some());
+    let runs = rounds as u64 * o.depths.len() as u64 * per_round;
     let timeout = 300 + runs * per_run * 2;
     cmd.args(["--timeout", &timeout.to_string(), "--log"])
         .arg(&log)
@@ -278,47 +323,45 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
             "did not finish the runs (no '@@BENCH end' on its console)",
         ));
     }
+    let peer = if o.spdk.is_some() { "peer" } else { "fio" };
     let mut t = ctx.table(
-        "nvme: 4 KiB random read, namespace 1, one core, QEMU TCG guest, emulated NVMe (peer: fio io_uring on the kernel nvme driver)",
-        "fio",
+        "nvme: 4 KiB random read, namespace 1, one core, QEMU TCG guest, emulated NVMe; peers: \
+         fio io_uring on the kernel nvme driver, SPDK spdk_nvme_perf over vfio-pci (with --spdk)",
+        peer,
     );
     for ((r, p, d), buf) in blocks(&text) {
-        let (side, parsed, name) = match p {
-            Prog::Fio => (Side::Peer, parse::fio_json(&buf), "fio io_uring"),
-            Prog::Kernel => (
-                Side::Ours,
-                parse::nvme_perf(&buf),
-                "nvme-perf (kernel path)",
-            ),
-            Prog::Ours => (Side::Ours, parse::nvme_perf(&buf), "ours nvme-perf (PCIe)"),
-            Prog::Base => (
-                Side::Base,
-                parse::nvme_perf(&buf),
-                "baseline nvme-perf (PCIe)",
-            ),
+        let (parsed, name) = match p {
+            Prog::Fio => (parse::fio_json(&buf), "fio io_uring"),
+            Prog::Kernel => (parse::nvme_perf(&buf), "nvme-perf (kernel path)"),
+            Prog::Ours => (parse::nvme_perf(&buf), "ours nvme-perf (PCIe)"),
+            Prog::Base => (parse::nvme_perf(&buf), "baseline nvme-perf (PCIe)"),
+            Prog::Spdk => (parse::nvme_perf(&buf), "SPDK spdk_nvme_perf (PCIe)"),
         };
-        let r_ = parsed.ok_or_else(|| Error::Side {
+        let v = parsed.ok_or_else(|| Error::Side {
             side: format!("{name}, round {}, depth {d}", r + 1),
             why: "printed nothing parseable".into(),
             stderr: harness::tail(&buf, 15),
         })?;
-        record(&mut t, r, side, d, r_, p == Prog::Kernel);
-    }
-    // The tool check's peer is fio at the same depth and round.
-    let fio_iops: Vec<(usize, u32, f64)> = blocks(&text)
-        .into_iter()
-        .filter(|((_, p, _), _)| *p == Prog::Fio)
-        .filter_map(|((r, _, d), b)| Some((r, d, parse::fio_json(&b)?.iops)))
-        .collect();
-    for (r, d, v) in fio_iops {
-        t.record(
-            r,
-            Side::Peer,
-            &format!("qd{d} IOPS, nvme-perf on the kernel path (tool check)"),
-            "IOPS",
-            Better::Higher,
-            v,
-        );
+        let tool_check = format!("qd{d} IOPS ({TOOL_CHECK})");
+        match p {
+            Prog::Fio => {
+                record(&mut t, r, Side::Peer, d, v, VS_FIO);
+                t.record(r, Side::Peer, &tool_check, "IOPS", Better::Higher, v.iops);
+            }
+            Prog::Kernel => t.record(r, Side::Ours, &tool_check, "IOPS", Better::Higher, v.iops),
+            Prog::Spdk => record(&mut t, r, Side::Peer, d, v, VS_SPDK),
+            Prog::Ours | Prog::Base => {
+                let side = if p == Prog::Ours {
+                    Side::Ours
+                } else {
+                    Side::Base
+                };
+                record(&mut t, r, side, d, v, VS_FIO);
+                if o.spdk.is_some() {
+                    record(&mut t, r, side, d, v, VS_SPDK);
+                }
+            }
+        }
     }
     Ok(t)
 }
@@ -335,19 +378,27 @@ mod tests {
 
     #[test]
     fn script_alternates_phases_and_marks_runs() {
-        let o = Opts {
+        let mut o = Opts {
             seconds: 2,
             depths: vec![1, 32],
+            spdk: None,
         };
         let g = guest_script(&o, 2, true);
         let marks: Vec<&str> = g.lines().filter(|l| l.contains("@@BENCH")).collect();
         assert_eq!(marks.len(), 2 * 2 * 4 + 1);
+        assert!(!g.contains("spdk_nvme_perf"));
         // Round 0: kernel phase first; round 1: the vfio phase first, base before ours.
         let first0 = marks.iter().position(|l| l.contains("@@BENCH 0 ")).unwrap();
         assert!(marks[first0].contains(" fio 1"));
         let first1 = marks.iter().position(|l| l.contains("@@BENCH 1 ")).unwrap();
         assert!(marks[first1].contains(" base 1"), "{}", marks[first1]);
         assert!(g.contains("nvme-perf-base -q 32"));
+        o.spdk = Some(PathBuf::from("/opt/spdk"));
+        let g = guest_script(&o, 1, false);
+        assert!(g.contains(
+            "LD_LIBRARY_PATH=/opt/spdk/build/lib:/fp/bin OPENSSL_CONF=/fp/bin/openssl.cnf spdk_nvme_perf -q 1"
+        ));
+        assert_eq!(g.matches("@@BENCH 0 spdk").count(), 2);
     }
 
     #[test]
