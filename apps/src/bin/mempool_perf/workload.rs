@@ -1,6 +1,5 @@
-//! The measured loop of `mempool_perf`, in its own file so that
-//! `scripts/compare/mempool_ab` (the in-process A/B against DPDK's mempool) runs exactly
-//! this code: the structure of DPDK 22.11's `test_loop` in app/test/test_mempool_perf.c.
+//! The measured loop of `mempool_perf`, in its own file: the structure of DPDK 22.11's
+//! `test_loop` in app/test/test_mempool_perf.c.
 
 use eal::VirtAddr;
 use mempool::{BulkGetPut, CacheRef, GetPutLoop};
