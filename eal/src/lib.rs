@@ -71,6 +71,7 @@ pub mod heap;
 pub mod hugepage;
 pub mod init;
 pub mod lcore;
+pub mod lcore_id;
 pub mod log;
 pub mod memory;
 pub mod memzone;

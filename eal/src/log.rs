@@ -166,7 +166,7 @@ pub fn enabled(level: Level) -> bool {
 /// The line printed for a message (with its trailing newline). Public for tests and for
 /// callers that route EAL-style lines elsewhere.
 pub fn format_line(level: Level, args: fmt::Arguments<'_>) -> String {
-    let mut line = match crate::lcore::lcore_id() {
+    let mut line = match crate::lcore_id::lcore_id() {
         Some(id) => format!("{} [lcore {id}]: {args}", level.tag()),
         None => format!("{}: {args}", level.tag()),
     };
