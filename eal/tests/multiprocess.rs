@@ -6,44 +6,21 @@
 //! Timeouts here are hang guards only (generous); nothing asserts a duration.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{argv, main_only_argv, main_only_eal, prefix, shm_files, HugePages};
 use eal::args::ProcType;
 use eal::mp::Message;
 use eal::{Eal, Error, MemzoneFlags};
 
+mod common;
+
 const GUARD: Duration = Duration::from_secs(120);
-
-fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test")
-        .chain(v.iter().copied())
-        .map(String::from)
-        .collect()
-}
-
-fn prefix(tag: &str) -> String {
-    format!("t-mp-{tag}-{}", std::process::id())
-}
-
-fn primary(p: &str) -> Eal {
-    Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "16",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        p,
-    ]))
-    .unwrap()
-    .0
-}
 
 fn secondary_argv(p: &str) -> Vec<String> {
     argv(&[
@@ -55,16 +32,6 @@ fn secondary_argv(p: &str) -> Vec<String> {
         "--file-prefix",
         p,
     ])
-}
-
-fn shm_files(prefix: &str) -> Vec<PathBuf> {
-    let pat = format!("ferroplane-{prefix}-");
-    fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&pat))
-        .map(|e| e.path())
-        .collect()
 }
 
 /// A child process with its stdout lines on a channel.
@@ -252,7 +219,7 @@ fn child_main() {
         }
         "sec_ipc" => sec_ipc(&p),
         "pri_hold" => {
-            let e = primary(&p);
+            let e = main_only_eal(&p, 16);
             let z = e
                 .memzones()
                 .reserve("held", 4096, None, MemzoneFlags::empty())
@@ -406,8 +373,8 @@ fn sec_ipc(p: &str) -> i32 {
 
 #[test]
 fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
-    let p = prefix("basic");
-    let e = primary(&p);
+    let p = prefix("mp-basic");
+    let e = main_only_eal(&p, 16);
     let z = e
         .memzones()
         .reserve("from_primary", 8192, None, MemzoneFlags::empty())
@@ -466,8 +433,8 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
 
 #[test]
 fn ipc_between_processes_with_fds() {
-    let p = prefix("ipc");
-    let e = primary(&p);
+    let p = prefix("mp-ipc");
+    let e = main_only_eal(&p, 16);
     e.mp()
         .action_register("ping", |m, peer| {
             assert!(!peer.is_primary());
@@ -529,7 +496,7 @@ fn ipc_between_processes_with_fds() {
 
 #[test]
 fn secondary_without_primary_fails_clearly() {
-    let p = prefix("nopri");
+    let p = prefix("mp-nopri");
     let mut k = Kid::spawn("sec_try", &p, &[]);
     let st = k.wait();
     assert_eq!(st.code(), Some(3), "{}", k.stdout());
@@ -541,7 +508,7 @@ fn secondary_without_primary_fails_clearly() {
         "{err}"
     );
     // And after a primary has come and gone (its config left behind by nobody).
-    drop(primary(&p));
+    drop(main_only_eal(&p, 16));
     let mut k = Kid::spawn("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     assert!(
@@ -553,8 +520,8 @@ fn secondary_without_primary_fails_clearly() {
 
 #[test]
 fn version_mismatch_is_refused_naming_both_versions() {
-    let p = prefix("ver");
-    let e = primary(&p);
+    let p = prefix("mp-ver");
+    let e = main_only_eal(&p, 16);
     let cfg = fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -592,11 +559,11 @@ fn version_mismatch_is_refused_naming_both_versions() {
 
 #[test]
 fn auto_attaches_to_a_live_primary_else_becomes_primary() {
-    let p = prefix("auto");
+    let p = prefix("mp-auto");
     let mut k = Kid::spawn("auto", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ROLE Primary"), "{}", k.stdout());
-    let _e = primary(&p);
+    let _e = main_only_eal(&p, 16);
     let mut k = Kid::spawn("auto", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ROLE Secondary"), "{}", k.stdout());
@@ -607,7 +574,7 @@ fn auto_attaches_to_a_live_primary_else_becomes_primary() {
 /// starts (reclaiming the dead primary's files) once it has gone.
 #[test]
 fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
-    let p = prefix("death");
+    let p = prefix("mp-death");
     let mut pri = Kid::spawn("pri_hold", &p, &[]);
     let dead_file = PathBuf::from(pri.expect("READY"));
     assert!(dead_file.exists());
@@ -616,16 +583,7 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     let mut watch = Kid::spawn("sec_wait", &p, &[]);
     watch.expect("READY");
     // A second primary while the first lives: refused.
-    match Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-    ])) {
+    match Eal::init(&main_only_argv(&p, 4)) {
         Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, pri.child.id()),
         other => panic!("expected PrefixInUse, got {other:?}"),
     }
@@ -643,16 +601,7 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
         .stdout()
         .contains("PRIMARY GONE memory still readable: true"));
     // The lingering secondary still maps the dead primary's files: a new primary refuses.
-    match Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-    ])) {
+    match Eal::init(&main_only_argv(&p, 4)) {
         Err(Error::SecondariesAlive { pids, .. }) => {
             assert_eq!(pids, vec![linger.child.id() as i32])
         }
@@ -662,7 +611,7 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     linger.close_stdin();
     assert!(linger.wait().success(), "{}", linger.stderr());
     // Now the restart reclaims the crash's leftovers.
-    let e = primary(&p);
+    let e = main_only_eal(&p, 16);
     assert!(!dead_file.exists(), "stale memory file reclaimed");
     assert_eq!(shm_files(&p), e.memory().files().to_vec());
     assert!(e.memzones().lookup("held").is_none(), "fresh config");
@@ -671,8 +620,8 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
 
 #[test]
 fn dead_lock_holder_is_taken_over() {
-    let p = prefix("steal");
-    let e = primary(&p);
+    let p = prefix("mp-steal");
+    let e = main_only_eal(&p, 16);
     let mut c = Command::new("true").spawn().unwrap();
     let dead = c.id();
     c.wait().unwrap();
@@ -691,61 +640,11 @@ fn dead_lock_holder_is_taken_over() {
 /// (pages reserved and the pool restored afterwards).
 #[test]
 fn secondary_on_real_hugepages() {
-    use eal::hugepage::{self, HugepageInfo, SysRoots};
-    const PS: u64 = 2 << 20;
-    if eal::sys::mem::geteuid() != 0 {
-        println!("SKIP secondary_on_real_hugepages: needs root to reserve and mount hugepages");
-        return;
-    }
-    let roots = SysRoots::default();
-    let Some(s) = HugepageInfo::discover(&roots)
-        .ok()
-        .and_then(|i| i.size(PS).cloned())
-    else {
-        println!("SKIP secondary_on_real_hugepages: kernel has no 2 MiB hugepages");
+    let Some(hp) = HugePages::take("secondary_on_real_hugepages", 8) else {
         return;
     };
-    let _ = s;
-    // Serialise with every other test that changes the hugepage pool.
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/ferroplane-hugepage-tests.lock")
-        .unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a valid fd; blocks until the other test is done.
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-    struct Restore {
-        roots: SysRoots,
-        nr: u64,
-        mnt: PathBuf,
-        mounted: bool,
-    }
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if self.mounted {
-                let _ = eal::sys::mem::umount(&self.mnt);
-            }
-            let _ = fs::remove_dir(&self.mnt);
-            let _ = hugepage::reserve_pages(&self.roots, PS, None, self.nr);
-        }
-    }
-    let nr = HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().nr;
-    let mnt = std::env::temp_dir().join(format!("fp-mp-huge-{}", std::process::id()));
-    let mut restore = Restore {
-        roots: roots.clone(),
-        nr,
-        mnt: mnt.clone(),
-        mounted: false,
-    };
-    if let Err(e) = hugepage::reserve_pages(&roots, PS, None, nr + 8) {
-        println!("SKIP secondary_on_real_hugepages: kernel would not grow the 2 MiB pool: {e}");
-        return;
-    }
-    hugepage::mount(&roots, &mnt, Some(PS)).unwrap();
-    restore.mounted = true;
-    let p = prefix("huge");
+    let mnt = &hp.mnt;
+    let p = prefix("mp-huge");
     let mnt_s = mnt.display().to_string();
     let (e, _) = Eal::init(&argv(&[
         "-m",
@@ -773,10 +672,8 @@ fn secondary_on_real_hugepages() {
         "the secondary wrote through its hugepage mapping"
     );
     let files = e.memory().files().to_vec();
-    assert!(files.iter().all(|f| f.starts_with(&mnt) && f.exists()));
+    assert!(files.iter().all(|f| f.starts_with(mnt) && f.exists()));
     drop(e);
     assert!(files.iter().all(|f| !f.exists()));
-    drop(restore);
-    let _ = Path::new(&mnt);
-    let _ = std::io::stdout().flush();
+    drop(hp);
 }

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod sys;
+pub mod tempdir;
 
 use std::fmt;
 use std::io::Write;
