@@ -6,17 +6,18 @@
 //! Timeouts here are hang guards only (generous); nothing asserts a duration.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{argv, main_only_argv, main_only_eal, prefix, shm_files, HugePages};
 use eal::args::ProcType;
 use eal::mp::Message;
 use eal::{Eal, Error, MemzoneFlags};
+use testkit::child::Watched;
 
 mod common;
 
@@ -34,127 +35,20 @@ fn secondary_argv(p: &str) -> Vec<String> {
     ])
 }
 
-/// A child process with its stdout lines on a channel.
-struct Kid {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Kid {
-    fn spawn(role: &str, p: &str, env: &[(&str, String)]) -> Kid {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "--exact",
-            "child_main",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FP_MP_ROLE", role)
-        .env("FP_MP_PREFIX", p)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let e2 = stderr.clone();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            e2.lock().unwrap().push_str(&s);
-        });
-        Kid {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            stderr,
-        }
-    }
-
-    /// Wait for a stdout line containing `tag`; returns the text after it.
-    fn expect(&mut self, tag: &str) -> String {
-        let until = Instant::now() + GUARD;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if let Some(i) = l.find(tag) {
-                        return l[i + tag.len()..].trim().to_string();
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!(
-                        "child never printed {tag:?}; stdout {:?}; stderr {}",
-                        self.seen,
-                        self.stderr.lock().unwrap()
-                    );
-                }
-            }
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let until = Instant::now() + GUARD;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(50));
-                while let Ok(l) = self.lines.try_recv() {
-                    self.seen.push(l);
-                }
-                return s;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "child did not exit; stdout {:?}; stderr {}",
-                    self.seen,
-                    self.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn stdout(&self) -> String {
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// This test binary re-executed as `role` (see `child_main`) on prefix `p`.
+fn kid(role: &str, p: &str, env: &[(&str, String)]) -> Watched {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_main",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("FP_MP_ROLE", role)
+    .env("FP_MP_PREFIX", p)
+    .envs(env.iter().map(|(k, v)| (k, v)));
+    Watched::spawn(c, role, GUARD)
 }
 
 // ---------------------------------------------------------------------------------
@@ -381,7 +275,7 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
         .unwrap();
     fill(z.as_ptr(), 8192, 3);
     let files_before = e.memory().files().to_vec();
-    let mut k = Kid::spawn(
+    let mut k = kid(
         "sec_basic",
         &p,
         &[
@@ -443,7 +337,7 @@ fn ipc_between_processes_with_fds() {
             Some(Message::new("ping").unwrap().with_param(&v).unwrap())
         })
         .unwrap();
-    let mut k = Kid::spawn("sec_ipc", &p, &[]);
+    let mut k = kid("sec_ipc", &p, &[]);
     assert_eq!(k.expect("PONG"), "pong:abc");
     k.expect("READY");
     // Primary → all secondaries (one here).
@@ -459,7 +353,7 @@ fn ipc_between_processes_with_fds() {
         .unwrap();
     assert_eq!((r.nb_sent, r.replies.len()), (1, 1), "{r:?}");
     assert_eq!(r.replies[0].msg.param(), b"54321");
-    assert_eq!(r.replies[0].peer.pid(), k.child.id() as i32);
+    assert_eq!(r.replies[0].peer.pid(), k.id() as i32);
     // A file descriptor crosses the process boundary.
     let path = e.runtime_dir().join("fd-payload");
     fs::write(&path, "sent as SCM_RIGHTS").unwrap();
@@ -497,7 +391,7 @@ fn ipc_between_processes_with_fds() {
 #[test]
 fn secondary_without_primary_fails_clearly() {
     let p = prefix("mp-nopri");
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     let st = k.wait();
     assert_eq!(st.code(), Some(3), "{}", k.stdout());
     let err = k.stderr();
@@ -509,7 +403,7 @@ fn secondary_without_primary_fails_clearly() {
     );
     // And after a primary has come and gone (its config left behind by nobody).
     drop(main_only_eal(&p, 16));
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     assert!(
         k.stderr().contains("no primary process running"),
@@ -533,7 +427,7 @@ fn version_mismatch_is_refused_naming_both_versions() {
     assert_eq!(u32::from_ne_bytes(orig), eal::config::VERSION);
     cfg.write_all_at(&99u32.to_ne_bytes(), eal::config::VERSION_OFFSET)
         .unwrap();
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     let err = k.stderr();
     assert!(
@@ -544,14 +438,14 @@ fn version_mismatch_is_refused_naming_both_versions() {
     // Restored: attaching works.
     cfg.write_all_at(&orig, eal::config::VERSION_OFFSET)
         .unwrap();
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ATTACHED Secondary"), "{}", k.stdout());
     // A corrupt magic is refused too.
     let mut m = [0u8; 8];
     cfg.read_exact_at(&mut m, 0).unwrap();
     cfg.write_all_at(&[0xee; 8], 0).unwrap();
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     assert!(k.stderr().contains("bad magic"), "{}", k.stderr());
     cfg.write_all_at(&m, 0).unwrap();
@@ -560,11 +454,11 @@ fn version_mismatch_is_refused_naming_both_versions() {
 #[test]
 fn auto_attaches_to_a_live_primary_else_becomes_primary() {
     let p = prefix("mp-auto");
-    let mut k = Kid::spawn("auto", &p, &[]);
+    let mut k = kid("auto", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ROLE Primary"), "{}", k.stdout());
     let _e = main_only_eal(&p, 16);
-    let mut k = Kid::spawn("auto", &p, &[]);
+    let mut k = kid("auto", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ROLE Secondary"), "{}", k.stdout());
 }
@@ -575,20 +469,19 @@ fn auto_attaches_to_a_live_primary_else_becomes_primary() {
 #[test]
 fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     let p = prefix("mp-death");
-    let mut pri = Kid::spawn("pri_hold", &p, &[]);
+    let mut pri = kid("pri_hold", &p, &[]);
     let dead_file = PathBuf::from(pri.expect("READY"));
     assert!(dead_file.exists());
-    let mut linger = Kid::spawn("sec_linger", &p, &[]);
+    let mut linger = kid("sec_linger", &p, &[]);
     linger.expect("READY");
-    let mut watch = Kid::spawn("sec_wait", &p, &[]);
+    let mut watch = kid("sec_wait", &p, &[]);
     watch.expect("READY");
     // A second primary while the first lives: refused.
     match Eal::init(&main_only_argv(&p, 4)) {
-        Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, pri.child.id()),
+        Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, pri.id()),
         other => panic!("expected PrefixInUse, got {other:?}"),
     }
-    pri.child.kill().unwrap(); // SIGKILL
-    pri.child.wait().unwrap();
+    pri.kill(); // SIGKILL
     let st = watch.wait();
     assert_eq!(
         st.code(),
@@ -603,7 +496,7 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     // The lingering secondary still maps the dead primary's files: a new primary refuses.
     match Eal::init(&main_only_argv(&p, 4)) {
         Err(Error::SecondariesAlive { pids, .. }) => {
-            assert_eq!(pids, vec![linger.child.id() as i32])
+            assert_eq!(pids, vec![linger.id() as i32])
         }
         other => panic!("expected SecondariesAlive, got {other:?}"),
     }
@@ -664,7 +557,7 @@ fn secondary_on_real_hugepages() {
         .reserve("huge_mz", 3 << 20, None, MemzoneFlags::empty())
         .unwrap();
     fill(z.as_ptr(), z.len() as usize, 77);
-    let mut k = Kid::spawn("sec_huge", &p, &[]);
+    let mut k = kid("sec_huge", &p, &[]);
     assert_eq!(k.expect("HUGE"), "true", "{}", k.stderr());
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(

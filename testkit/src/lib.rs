@@ -11,6 +11,7 @@
 //! - `FP_REQUIRE=1`: skips of required needs fail the test.
 #![deny(missing_docs)]
 
+pub mod child;
 mod sys;
 pub mod tempdir;
 

@@ -4,8 +4,8 @@ use std::fs;
 
 use crate::hugepage::SysRoots;
 use crate::pci::PciAddr;
-use crate::test_util::TempDir;
 use std::os::unix::fs::symlink;
+use testkit::tempdir::TempDir;
 
 /// A fake kernel tree: `<root>/sys` and `<root>/proc` laid out like the kernel's, with
 /// an NVMe controller at 00:02.0 (disk nvme0n1, partition nvme0n1p1), an e1000 at

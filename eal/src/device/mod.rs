@@ -688,7 +688,7 @@ mod tests {
 
     #[test]
     fn config_space_bounds() {
-        let t = crate::test_util::TempDir::new("cfg");
+        let t = testkit::tempdir::TempDir::new("cfg");
         let p = t.path().join("config");
         let mut img = vec![0u8; 256];
         img[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());

@@ -296,30 +296,10 @@ impl MemCore {
         preferred: Option<u32>,
         zero: bool,
     ) -> Result<NonNull<u8>> {
-        let align = check_layout(len, align, 0)?;
-        let lists = self.list_order(socket, preferred);
-        let accept = |_: VirtAddr, _: u64| None;
-        let r = Request {
-            len: len as u64,
-            align,
-            bound: 0,
-            kind: Kind::Heap,
-            accept: &accept,
-        };
-        let got = {
-            let mut g = self.config.lock();
-            self.alloc_locked(&mut g, &lists, &r)
-        };
-        let (_, u) = got.ok_or(Error::OutOfMemory { len, socket })?;
-        if zero {
-            // SAFETY: [u, u+len) is the payload of the block we just allocated: mapped,
-            // writable, owned by nobody else.
-            unsafe { std::ptr::write_bytes(u.as_ptr::<u8>(), 0, len) };
-        }
-        NonNull::new(u.as_ptr()).ok_or(Error::OutOfMemory { len, socket })
+        self.alloc_heap(len, align, socket, preferred, zero, &|_, _| None)
     }
 
-    /// A DMA-able allocation: IOVA-contiguous, on hugepages.
+    /// A DMA-able allocation: IOVA-contiguous, on hugepages, zero-filled.
     pub fn malloc_dma(
         &self,
         len: usize,
@@ -332,24 +312,41 @@ impl MemCore {
                 why: "EAL memory is not DMA-capable (--no-huge)".into(),
             });
         }
+        let mem = &self.memory;
+        self.alloc_heap(len, align, socket, preferred, true, &|u, l| {
+            mem.iova_break(u, l)
+        })
+    }
+
+    /// One heap block placed where `accept` allows (see [`Request::accept`]).
+    fn alloc_heap(
+        &self,
+        len: usize,
+        align: usize,
+        socket: Option<u32>,
+        preferred: Option<u32>,
+        zero: bool,
+        accept: &dyn Fn(VirtAddr, u64) -> Option<VirtAddr>,
+    ) -> Result<NonNull<u8>> {
         let align = check_layout(len, align, 0)?;
         let lists = self.list_order(socket, preferred);
-        let mem = &self.memory;
-        let accept = |u: VirtAddr, l: u64| mem.iova_break(u, l);
         let r = Request {
             len: len as u64,
             align,
             bound: 0,
             kind: Kind::Heap,
-            accept: &accept,
+            accept,
         };
         let got = {
             let mut g = self.config.lock();
             self.alloc_locked(&mut g, &lists, &r)
         };
         let (_, u) = got.ok_or(Error::OutOfMemory { len, socket })?;
-        // SAFETY: fresh payload, see `malloc`.
-        unsafe { std::ptr::write_bytes(u.as_ptr::<u8>(), 0, len) };
+        if zero {
+            // SAFETY: [u, u+len) is the payload of the block just allocated: mapped,
+            // writable, owned by nobody else.
+            unsafe { std::ptr::write_bytes(u.as_ptr::<u8>(), 0, len) };
+        }
         NonNull::new(u.as_ptr()).ok_or(Error::OutOfMemory { len, socket })
     }
 

@@ -314,7 +314,7 @@ pub fn format_size(b: u64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::test_util::TempDir;
+    use testkit::tempdir::TempDir;
 
     pub(crate) fn fake_tree(t: &TempDir) -> SysRoots {
         let r = SysRoots::under(t.path());

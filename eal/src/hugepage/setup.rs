@@ -344,7 +344,7 @@ impl ToolArgs {
 mod tests {
     use super::*;
     use crate::hugepage::discover::tests::fake_tree;
-    use crate::test_util::TempDir;
+    use testkit::tempdir::TempDir;
 
     #[test]
     fn show_lists_pools_and_mounts() {

@@ -121,6 +121,21 @@ impl VaReservation {
 }
 
 impl Memory {
+    /// Nothing mapped yet, no files: what reserve and attach fill in.
+    pub(super) fn unmapped(no_huge: bool) -> Memory {
+        Memory {
+            base: VirtAddr(0),
+            len: 0,
+            lists: Vec::new(),
+            memsegs: Vec::new(),
+            iova_mode: IovaMode::Va,
+            no_huge,
+            files: Vec::new(),
+            mapped: false,
+            owns_files: true,
+        }
+    }
+
     /// True if release unlinks the files (a primary that has not disowned them).
     pub fn owns_files(&self) -> bool {
         self.owns_files

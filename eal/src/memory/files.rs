@@ -2,11 +2,13 @@
 //! files a dead primary left behind.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::hugepage::{HugepageInfo, SysRoots};
+use crate::sys::mem as sys;
 
 /// Name stem of hugepage files: `<prefix>map_`.
 pub fn huge_stem(prefix: &str) -> String {
@@ -59,7 +61,7 @@ pub fn reclaim_stale(prefix: &str, roots: &SysRoots, shm_dir: &Path) -> Result<V
     Ok(removed)
 }
 
-pub(super) fn create_excl(path: &Path) -> Result<File> {
+fn create_excl(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -69,10 +71,32 @@ pub(super) fn create_excl(path: &Path) -> Result<File> {
         .map_err(|e| Error::io("create", path.display().to_string(), e))
 }
 
+/// Create `path` (exclusively) and commit `len` bytes to it with `fallocate`, so a later
+/// fault can never SIGBUS. The path goes into `owned` as soon as the file exists, so the
+/// caller's clean-up removes it whatever fails next. No space left is `short()`.
+pub(super) fn create_committed(
+    path: &Path,
+    len: u64,
+    owned: &mut Vec<PathBuf>,
+    short: impl FnOnce() -> Error,
+) -> Result<File> {
+    let f = create_excl(path)?;
+    owned.push(path.to_path_buf());
+    f.set_len(len)
+        .map_err(|e| Error::io("size", path.display().to_string(), e))?;
+    match sys::fallocate(f.as_fd(), 0, len, path) {
+        Ok(()) => Ok(f),
+        Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {
+            Err(short())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
+    use testkit::tempdir::TempDir;
 
     #[test]
     fn stale_name_matching() {

@@ -16,7 +16,7 @@ use super::area::{
     Backing, Memory, Memseg, MemsegList, VaReservation, DEFAULT_BASE_VIRTADDR, DEFAULT_MEM,
     NOHUGE_PAGE, NOHUGE_SEG,
 };
-use super::files::{create_excl, huge_stem, shm_name};
+use super::files::{create_committed, huge_stem, shm_name};
 use super::MAX_MEMSEG_LISTS;
 
 /// What to reserve.
@@ -117,33 +117,12 @@ impl Memory {
             .sum();
         let len = want.next_multiple_of(NOHUGE_SEG);
         let path = req.shm_dir.join(shm_name(&req.prefix, std::process::id()));
-        let mut mem = Memory {
-            base: VirtAddr(0),
-            len: 0,
-            lists: Vec::new(),
-            memsegs: Vec::new(),
-            iova_mode: IovaMode::Va,
-            no_huge: true,
-            files: Vec::new(),
-            mapped: false,
-            owns_files: true,
-        };
-        let f = create_excl(&path)?;
-        mem.files.push(path.clone());
-        f.set_len(len)
-            .map_err(|e| Error::io("size", path.display().to_string(), e))?;
-        if let Err(e) = sys::fallocate(f.as_fd(), 0, len, &path) {
-            if let Error::Os { source, .. } = &e {
-                if source.raw_os_error() == Some(libc::ENOSPC) {
-                    return Err(Error::NotEnoughMemory {
-                        kind: "shared (--no-huge)",
-                        requested: len,
-                        available: 0,
-                    });
-                }
-            }
-            return Err(e);
-        }
+        let mut mem = Memory::unmapped(true);
+        let f = create_committed(&path, len, &mut mem.files, || Error::NotEnoughMemory {
+            kind: "shared (--no-huge)",
+            requested: len,
+            available: 0,
+        })?;
         let va = VaReservation::new(
             req.base_hint.unwrap_or(DEFAULT_BASE_VIRTADDR),
             len,
@@ -265,17 +244,7 @@ impl Memory {
         let len = total_pages * ps;
         let stem = huge_stem(&req.prefix);
 
-        let mut mem = Memory {
-            base: VirtAddr(0),
-            len: 0,
-            lists: Vec::new(),
-            memsegs: Vec::new(),
-            iova_mode: IovaMode::Va,
-            no_huge: false,
-            files: Vec::new(),
-            mapped: false,
-            owns_files: true,
-        };
+        let mut mem = Memory::unmapped(false);
         let va = VaReservation::new(req.base_hint.unwrap_or(DEFAULT_BASE_VIRTADDR), len, ps)?;
         // Allocate and map every page.
         let mut files: Vec<File> = Vec::with_capacity(total_pages as usize);
@@ -291,22 +260,12 @@ impl Memory {
                 };
                 for _ in 0..n {
                     let path = mount.path.join(format!("{stem}{idx}"));
-                    let f = create_excl(&path)?;
-                    mem.files.push(path.clone());
-                    f.set_len(ps)
-                        .map_err(|e| Error::io("size", path.display().to_string(), e))?;
-                    if let Err(e) = sys::fallocate(f.as_fd(), 0, ps, &path) {
-                        if let Error::Os { source, .. } = &e {
-                            if source.raw_os_error() == Some(libc::ENOSPC) {
-                                return Err(Error::NotEnoughMemory {
-                                    kind: "hugepage",
-                                    requested: len,
-                                    available: idx * ps,
-                                });
-                            }
-                        }
-                        return Err(e);
-                    }
+                    let f =
+                        create_committed(&path, ps, &mut mem.files, || Error::NotEnoughMemory {
+                            kind: "hugepage",
+                            requested: len,
+                            available: idx * ps,
+                        })?;
                     // SAFETY: slot `idx` of our own PROT_NONE reservation, unreferenced.
                     unsafe { sys::mmap_fixed_shared(va.base.add(idx * ps), ps, f.as_fd(), 0)? };
                     files.push(f);
@@ -458,7 +417,7 @@ fn virt_to_phys(pagemap: &File, va: VirtAddr) -> Result<Option<Iova>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
+    use testkit::tempdir::TempDir;
 
     #[test]
     fn nohuge_reserve_maps_contiguous_area_and_cleans_up() {
