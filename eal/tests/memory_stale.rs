@@ -4,10 +4,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{main_only_argv, nohuge_argv, shm_files};
 use eal::{Eal, Error};
+use testkit::child::rerun_test;
 
 mod common;
 
@@ -29,14 +30,7 @@ fn child_hold_prefix() {
 #[test]
 fn stale_primary_is_reclaimed() {
     let p = format!("t-stale-{}", std::process::id());
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_hold_prefix",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = rerun_test("child_hold_prefix")
         .env("FP_CHILD_PREFIX", &p)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

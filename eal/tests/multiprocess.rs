@@ -17,7 +17,7 @@ use common::{argv, main_only_argv, main_only_eal, prefix, shm_files, HugePages};
 use eal::args::ProcType;
 use eal::mp::Message;
 use eal::{Eal, Error, MemzoneFlags};
-use testkit::child::Watched;
+use testkit::child::{rerun_test, Watched};
 
 mod common;
 
@@ -37,17 +37,10 @@ fn secondary_argv(p: &str) -> Vec<String> {
 
 /// This test binary re-executed as `role` (see `child_main`) on prefix `p`.
 fn kid(role: &str, p: &str, env: &[(&str, String)]) -> Watched {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
-        "child_main",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("FP_MP_ROLE", role)
-    .env("FP_MP_PREFIX", p)
-    .envs(env.iter().map(|(k, v)| (k, v)));
+    let mut c = rerun_test("child_main");
+    c.env("FP_MP_ROLE", role)
+        .env("FP_MP_PREFIX", p)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     Watched::spawn(c, role, GUARD)
 }
 
@@ -228,15 +221,10 @@ fn sec_ipc(p: &str) -> i32 {
         .unwrap();
     e.mp()
         .action_register("readfd", |m, _| {
-            let mut f = fs::File::from(m.fds()[0].try_clone().unwrap());
-            let mut s = String::new();
-            f.read_to_string(&mut s).unwrap();
-            Some(
-                Message::new("readfd")
-                    .unwrap()
-                    .with_param(s.as_bytes())
-                    .unwrap(),
-            )
+            let fd = m.fds()[0].try_clone().unwrap();
+            let text = std::io::read_to_string(fs::File::from(fd)).unwrap();
+            let reply = Message::new("readfd").unwrap();
+            Some(reply.with_param(text.as_bytes()).unwrap())
         })
         .unwrap();
     e.mp()

@@ -143,6 +143,22 @@ impl Watched {
     }
 }
 
+/// A command that runs the ignored test `name` of the current test binary, alone and
+/// with its output shown: the usual way for a test to start a helper process from its
+/// own binary (the helper test reads what to do from the environment).
+pub fn rerun_test(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("find the test binary: {e}"));
+    let mut c = Command::new(exe);
+    c.args([
+        "--exact",
+        name,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    c
+}
+
 impl Drop for Watched {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

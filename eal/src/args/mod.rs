@@ -511,7 +511,7 @@ impl EalArgs {
                 };
                 let addr: PciAddr = addr_s
                     .parse()
-                    .map_err(|e: crate::pci::ParsePciAddrError| bad(name, v, e.to_string()))?;
+                    .map_err(|e: Error| bad(name, v, e.to_string()))?;
                 if self.allow.contains(&addr) {
                     return Err(bad(name, v, format!("device {addr} given twice")));
                 }
@@ -524,9 +524,7 @@ impl EalArgs {
                 self.allow.push(addr);
             }
             Opt::Block => {
-                let addr: PciAddr = v
-                    .parse()
-                    .map_err(|e: crate::pci::ParsePciAddrError| bad(name, v, e.to_string()))?;
+                let addr: PciAddr = v.parse().map_err(|e: Error| bad(name, v, e.to_string()))?;
                 if self.block.contains(&addr) {
                     return Err(bad(name, v, format!("device {addr} given twice")));
                 }

@@ -151,9 +151,10 @@ impl<'a> Heap<'a> {
         self.core.dump(w)
     }
 
-    /// Verify every heap invariant (block tiling, boundary tags, free list); `Err`
-    /// describes the first violation. For tests and debugging; takes the lock.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    /// Verify every heap invariant (block tiling, boundary tags, free list);
+    /// [`Error::HeapCorrupt`] describes the first violation. For tests and debugging;
+    /// takes the lock.
+    pub fn check(&self) -> Result<()> {
         self.core.check()
     }
 }
@@ -404,13 +405,15 @@ impl MemCore {
     }
 
     /// Check every arena's invariants.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub fn check(&self) -> Result<()> {
         let mut g = self.config.lock();
         for i in 0..g.n_lists as usize {
             let base = VirtAddr(g.lists[i].base_va);
             // SAFETY: as in alloc_locked.
             let a = unsafe { Arena::new(&mut g.lists[i].heap, base) };
-            a.check().map_err(|e| format!("list {i}: {e}"))?;
+            a.check().map_err(|e| Error::HeapCorrupt {
+                why: format!("memseg list {i}: {e}"),
+            })?;
         }
         Ok(())
     }
