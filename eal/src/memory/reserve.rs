@@ -414,6 +414,14 @@ fn virt_to_phys(pagemap: &File, va: VirtAddr) -> Result<Option<Iova>> {
     Ok(Some(Iova(pfn * bps + va.0 % bps)))
 }
 
+impl Drop for PolicyGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = sys::set_mempolicy(None);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,13 +486,5 @@ mod tests {
             Memory::reserve(&req),
             Err(Error::NoHugepages { .. })
         ));
-    }
-}
-
-impl Drop for PolicyGuard {
-    fn drop(&mut self) {
-        if self.0 {
-            let _ = sys::set_mempolicy(None);
-        }
     }
 }
