@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{argv, main_only_argv, main_only_eal, prefix, shm_files, HugePages};
+use common::{argv, main_only_argv, main_only_eal, prefix, secondary_argv, shm_files, HugePages};
 use eal::args::ProcType;
 use eal::mp::Message;
 use eal::{Eal, Error, MemzoneFlags};
@@ -22,18 +22,6 @@ use testkit::child::{rerun_test, Watched};
 mod common;
 
 const GUARD: Duration = Duration::from_secs(120);
-
-fn secondary_argv(p: &str) -> Vec<String> {
-    argv(&[
-        "--proc-type",
-        "secondary",
-        "--no-pci",
-        "--lcores",
-        "1@0",
-        "--file-prefix",
-        p,
-    ])
-}
 
 /// This test binary re-executed as `role` (see `child_main`) on prefix `p`.
 fn kid(role: &str, p: &str, env: &[(&str, String)]) -> Watched {

@@ -47,6 +47,14 @@ pub fn main_only_argv(p: &str, mb: u32) -> Vec<String> {
     v
 }
 
+/// The arguments of a secondary of prefix `p` as lcore 1 on cpu 0, so that it runs beside
+/// a [`main_only_argv`] primary without sharing an lcore id.
+pub fn secondary_argv(p: &str) -> Vec<String> {
+    let mut v = argv(&["--proc-type", "secondary", "--lcores", "1@0"]);
+    v.extend(["--no-pci", "--file-prefix", p].map(String::from));
+    v
+}
+
 fn init(argv: Vec<String>) -> Eal {
     match Eal::init(&argv) {
         Ok((e, _)) => e,
