@@ -11,13 +11,13 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn af_packet_on_veth_both_directions() {
-    let Some(ns) = Netns::new("afp") else { return };
-    ns.sh("ip link add fpa type veth peer name fpb && ip link set fpa up && ip link set fpb up");
+    let Some(ns) = Netns::new("af_packet_on_veth_both_directions", "afp") else {
+        return;
+    };
+    ns.veth("fpa", "fpb");
     let e = eal("afp");
     let p = pool(&e, "afpp", 1023);
-    let (e2, p2) = (e.clone(), p.clone());
-    ns.run(move || {
-        let (e, p) = (e2, p2);
+    ns.run_with(&e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_af_packet_t,iface=fpa,qpairs=2,framecnt=256").unwrap();
         let info = pmd::dev_info(port).unwrap();
         assert_eq!(
@@ -101,13 +101,17 @@ fn af_packet_on_veth_both_directions() {
 
 #[test]
 fn tap_frames_and_ping() {
-    let Some(ns) = Netns::new("tap") else { return };
+    let test = "tap_frames_and_ping";
+    if !testkit::need_tool(test, "ping") {
+        return;
+    }
+    let Some(ns) = Netns::new(test, "tap") else {
+        return;
+    };
     let e = eal("tap");
     let p = pool(&e, "tapp", 511);
-    let (e2, p2) = (e.clone(), p.clone());
     let nsname = ns.name.clone();
-    ns.run(move || {
-        let (e, p) = (e2, p2);
+    ns.run_with(&e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_tap_t,iface=fptap0,mac=02:00:00:aa:bb:cc").unwrap();
         assert_eq!(
             pmd::mac_addr_get(port).unwrap(),
@@ -184,13 +188,13 @@ fn tap_frames_and_ping() {
 
 #[test]
 fn pcap_live_iface_on_veth() {
-    let Some(ns) = Netns::new("pcl") else { return };
-    ns.sh("ip link add fpc type veth peer name fpd && ip link set fpc up && ip link set fpd up");
+    let Some(ns) = Netns::new("pcap_live_iface_on_veth", "pcl") else {
+        return;
+    };
+    ns.veth("fpc", "fpd");
     let e = eal("pcl");
     let p = pool(&e, "pclp", 255);
-    let (e2, p2) = (e.clone(), p.clone());
-    ns.run(move || {
-        let (e, p) = (e2, p2);
+    ns.run_with(&e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_pcap_live,iface=fpc").unwrap();
         setup(port, &p, 1, 1);
         let peer = RawSock::bind("fpd");

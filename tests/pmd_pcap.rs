@@ -15,20 +15,13 @@ fn tmp(name: &str) -> String {
     )
 }
 
-/// Frames of `tcpdump -r F -xx` (full frames in hex).
-fn tcpdump_frames(path: &str) -> Option<Vec<Vec<u8>>> {
-    if !have("tcpdump") {
+/// Frames of `tcpdump -r F -xx` (full frames in hex); `None`, after reporting the skip
+/// of `test`'s tcpdump part, if tcpdump is not installed.
+fn tcpdump_frames(test: &str, path: &str) -> Option<Vec<Vec<u8>>> {
+    if !testkit::need_tool(&format!("{test}[tcpdump]"), "tcpdump") {
         return None;
     }
-    let o = Command::new("tcpdump")
-        .args(["-nn", "-r", path, "-xx"])
-        .output()
-        .ok()?;
-    assert!(
-        o.status.success(),
-        "tcpdump -r {path}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = run_ok("tcpdump", &["-nn", "-r", path, "-xx"]);
     let mut frames = Vec::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         let t = line.trim_start();
@@ -75,15 +68,14 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
         c.records.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
         want
     );
-    match tcpdump_frames(&path) {
-        Some(f) => assert_eq!(f, want, "tcpdump -xx shows other bytes"),
-        None => {
-            eprintln!("SKIP (tcpdump part): tcpdump not installed (scripts/test.sh installs it)")
-        }
+    let test = "tx_pcap_is_read_back_by_tcpdump_and_tshark";
+    if let Some(f) = tcpdump_frames(test, &path) {
+        assert_eq!(f, want, "tcpdump -xx shows other bytes");
     }
-    if have("tshark") {
-        let o = Command::new("tshark")
-            .args([
+    if testkit::need_tool(&format!("{test}[tshark]"), "tshark") {
+        let o = run_ok(
+            "tshark",
+            &[
                 "-r",
                 &path,
                 "-T",
@@ -92,13 +84,7 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
                 "frame.len",
                 "-e",
                 "eth.type",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&o.stderr)
+            ],
         );
         let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -109,16 +95,13 @@ fn tx_pcap_is_read_back_by_tcpdump_and_tshark() {
             .map(|f| format!("{}\t0x88b5", f.len()))
             .collect();
         assert_eq!(lines, expect);
-    } else {
-        eprintln!("SKIP (tshark part): tshark not installed");
     }
     let _ = std::fs::remove_file(&path);
 }
 
 #[test]
 fn text2pcap_file_replays_with_same_bytes() {
-    if !have("text2pcap") {
-        eprintln!("SKIP: text2pcap (Wireshark) not installed; scripts/test.sh installs tshark");
+    if !testkit::need_tool("text2pcap_file_replays_with_same_bytes", "text2pcap") {
         return;
     }
     let frames: Vec<Vec<u8>> = (0..5)
@@ -222,19 +205,13 @@ fn malformed_pcaps_are_refused_at_probe() {
     for (tag, bytes, want) in cases {
         let path = tmp(&format!("{tag}.pcap"));
         std::fs::write(&path, bytes).unwrap();
-        let err = pmd::vdev_create(&e, &format!("net_pcap_{tag},rx_pcap={path}"))
-            .unwrap_err()
-            .to_string();
+        let err = vdev_err(&e, &format!("net_pcap_{tag},rx_pcap={path}"));
         assert!(err.contains(want) && err.contains(&path), "{tag}: {err}");
         let _ = std::fs::remove_file(&path);
     }
-    let err = pmd::vdev_create(&e, "net_pcap_nofile,rx_pcap=/nonexistent/x.pcap")
-        .unwrap_err()
-        .to_string();
+    let err = vdev_err(&e, "net_pcap_nofile,rx_pcap=/nonexistent/x.pcap");
     assert!(err.contains("/nonexistent/x.pcap"), "{err}");
-    let err = pmd::vdev_create(&e, "net_pcap_none")
-        .unwrap_err()
-        .to_string();
+    let err = vdev_err(&e, "net_pcap_none");
     assert!(err.contains("rx_pcap"), "{err}");
     assert!(pmd::ports()
         .iter()

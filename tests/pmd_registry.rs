@@ -5,8 +5,7 @@ mod pmd_common;
 use pmd_common::*;
 
 use eal::pci::{PciAddr, PciDevice};
-use mbuf::PktmbufPool;
-use pmd::{EthDriver, PciDriver, PciId, QueueStats, RxConf, RxQueueOps, TxConf, TxQueueOps};
+use pmd::{EthDriver, PciDriver, PciId, RxQueueOps, RxSetup, TxQueueOps, TxSetup};
 
 struct Fake;
 struct FakeQ;
@@ -21,29 +20,13 @@ impl TxQueueOps for FakeQ {
     }
 }
 impl EthDriver for Fake {
-    fn name(&self) -> &'static str {
-        "net_fake_pci"
+    fn info(&self) -> pmd::DevInfo {
+        pmd::DevInfo::new("net_fake_pci", 1, 1)
     }
-    fn info(&self) -> pmd::DriverInfo {
-        pmd::DriverInfo::default()
-    }
-    fn rx_queue_setup(
-        &mut self,
-        _q: u16,
-        _n: u16,
-        _c: &RxConf,
-        _p: &PktmbufPool,
-        _s: QueueStats,
-    ) -> pmd::Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(&mut self, _s: RxSetup<'_>) -> pmd::Result<Box<dyn RxQueueOps>> {
         Ok(Box::new(FakeQ))
     }
-    fn tx_queue_setup(
-        &mut self,
-        _q: u16,
-        _n: u16,
-        _c: &TxConf,
-        _s: QueueStats,
-    ) -> pmd::Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(&mut self, _s: TxSetup<'_>) -> pmd::Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(FakeQ))
     }
 }

@@ -66,26 +66,14 @@ fn eth_from_rings_wires_two_ports() {
             Ring::<usize>::create(&e, "fp_r2", 256, None, RingFlags::empty()).unwrap(),
         )
     };
-    // SAFETY: the rings carry only `into_raw` mbufs of `p`.
-    let a = unsafe {
-        pmd::eth_from_rings(
-            &e,
-            "ringA",
-            std::slice::from_ref(&r1),
-            std::slice::from_ref(&r2),
-        )
-        .unwrap()
+    // A port receiving from `rx` and sending to `tx`.
+    let wire = |name, rx: &Ring<usize>, tx: &Ring<usize>| {
+        // SAFETY: the rings carry only `into_raw` mbufs of `p`.
+        unsafe { pmd::eth_from_rings(&e, name, std::slice::from_ref(rx), std::slice::from_ref(tx)) }
+            .unwrap()
     };
-    // SAFETY: as above.
-    let b = unsafe {
-        pmd::eth_from_rings(
-            &e,
-            "ringB",
-            std::slice::from_ref(&r2),
-            std::slice::from_ref(&r1),
-        )
-        .unwrap()
-    };
+    let a = wire("ringA", &r1, &r2);
+    let b = wire("ringB", &r2, &r1);
     setup(a, &p, 1, 1);
     setup(b, &p, 1, 1);
     let f = frame(0x88b5, 3, 9, 200);

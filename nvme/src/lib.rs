@@ -3,13 +3,24 @@
 //! ([`kernel`]: io_uring, libaio, psync) so `nvme-perf` can compare the two stacks.
 //!
 //! # Layers
-//! * [`spec`]: registers, queue entries, identify structures, status codes (NVMe 1.4).
-//! * [`prp`]: PRP lists, built per 4 KiB page through an [`prp::IovaMapper`].
-//! * [`Controller`] (control path, any thread): bring-up state machine, admin queue,
-//!   identify data, [`Namespace`]s, reset, removal detection. `Send + Sync`, `Clone`.
+//! Modules depend one way, bottom up:
+//! * [`spec`]: registers, queue entries, status codes, opcodes, identify structures
+//!   (NVMe 1.4), one file per spec section; no device access.
+//! * [`prp`]: PRP lists, built per 4 KiB page through an [`prp::IovaMapper`]; [`buf`]:
+//!   owned DMA buffers ([`IoBuf`]).
+//! * [`queue`]: one submission/completion queue pair as the host sees it (rings, command
+//!   trackers, doorbells, phase tags), shared by the admin queue and I/O queue pairs.
+//! * `hw` (register access, CSTS with device-gone detection) ← `admin` (synchronous
+//!   admin commands) ← `init` (the bring-up state machine, [`InitState`], in the manner
+//!   of SPDK's `nvme_ctrlr_process_init`) ← `shared` (controller state shared by every
+//!   handle and queue pair: reset, generation, queue ids).
 //! * [`QPair`] (data path, one thread): lock-free, no system calls, no allocation for the
 //!   raw/tagged submit APIs; submissions doorbelled once per batch, completions found by
 //!   phase tag.
+//! * [`Controller`] (control path, any thread): the public face over `shared`: open,
+//!   identify data, [`Namespace`]s, admin commands, reset, queue pair allocation.
+//!   `Send + Sync`, `Clone`.
+//! * [`kernel`] and [`sys`] stand apart: kernel back ends and their system calls.
 //!
 //! # Threads
 //! Create one queue pair per thread with [`Controller::alloc_io_qpair`]; a `QPair` is
@@ -35,18 +46,25 @@
 //! (Doorbell Buffer Config) and multiple controllers per process sharing one IOMMU
 //! container are not implemented.
 
+mod admin;
 pub mod buf;
 pub mod ctrlr;
 pub mod error;
+mod hw;
+mod init;
 pub mod kernel;
+mod namespace;
 pub mod prp;
 pub mod qpair;
 pub mod queue;
+mod shared;
 pub mod spec;
 pub mod sys;
 
 pub use buf::IoBuf;
-pub use ctrlr::{Controller, ControllerOptions, InitState, Namespace};
+pub use ctrlr::Controller;
 pub use error::{Error, Result};
+pub use init::{ControllerOptions, InitState};
+pub use namespace::Namespace;
 pub use qpair::{QPair, QPairOptions, Rejected};
 pub use queue::{Completion, Done};

@@ -43,10 +43,45 @@ use std::time::Duration;
 use eal::VirtAddr;
 
 use crate::buf::IoBuf;
-use crate::ctrlr::{alloc_queue_mem, Namespace, Shared, STATE_READY};
 use crate::error::{Error, Result};
-use crate::queue::{Cmds, Completion, Done, DoneInner, QueueCore};
+use crate::namespace::Namespace;
+use crate::queue::{alloc_queue_mem, Cmds, Completion, Done, DoneInner, QueueCore};
+use crate::shared::{Shared, STATE_READY};
 use crate::spec::{admin_opc, csts, io_opc, reg, DsmRange, Sqe, DSM_ATTR_DEALLOCATE};
+
+/// The data-moving block commands, one opcode each: a safe method that takes an owned
+/// [`IoBuf`] and gives it back in the callback, and an `unsafe` raw method that takes an
+/// address (see the module docs on buffer lifetime).
+macro_rules! data_commands {
+    ($(
+        $(#[$sdoc:meta])* safe $safe:ident,
+        $(#[$rdoc:meta])* raw $raw:ident,
+        opcode $opc:expr;
+    )*) => {$(
+        $(#[$sdoc])*
+        pub fn $safe(
+            &mut self,
+            ns: &Namespace,
+            lba: u64,
+            buf: IoBuf,
+            cb: impl FnOnce(Result<Completion>, IoBuf) + Send + 'static,
+        ) -> std::result::Result<(), Rejected> {
+            self.submit_buf($opc, ns, lba, buf, cb)
+        }
+
+        $(#[$rdoc])*
+        pub unsafe fn $raw(
+            &mut self,
+            ns: &Namespace,
+            lba: u64,
+            nlb: u64,
+            va: VirtAddr,
+            done: Done,
+        ) -> Result<()> {
+            self.raw($opc, ns, lba, nlb, va, done)
+        }
+    )*};
+}
 
 /// Queue pair options.
 #[derive(Clone, Debug)]
@@ -274,6 +309,12 @@ impl QPair {
         self.core.submit(cmds, done, buf, now)
     }
 
+    /// Submit commands whose completion goes to `done` (no buffer to hand back).
+    fn submit_user(&mut self, cmds: &Cmds<'_>, done: Done) -> Result<()> {
+        self.submit_inner(cmds, DoneInner::User(done), None)
+            .map_err(|e| e.0)
+    }
+
     fn submit_buf(
         &mut self,
         opc: u8,
@@ -308,41 +349,6 @@ impl QPair {
             .map_err(|(error, _, buf)| Rejected { error, buf })
     }
 
-    /// Read `buf.len()` bytes (a multiple of the block size) from block `lba` into
-    /// `buf`; `cb` gets the result and the buffer back.
-    pub fn read(
-        &mut self,
-        ns: &Namespace,
-        lba: u64,
-        buf: IoBuf,
-        cb: impl FnOnce(Result<Completion>, IoBuf) + Send + 'static,
-    ) -> std::result::Result<(), Rejected> {
-        self.submit_buf(io_opc::READ, ns, lba, buf, cb)
-    }
-
-    /// Write `buf` to block `lba`.
-    pub fn write(
-        &mut self,
-        ns: &Namespace,
-        lba: u64,
-        buf: IoBuf,
-        cb: impl FnOnce(Result<Completion>, IoBuf) + Send + 'static,
-    ) -> std::result::Result<(), Rejected> {
-        self.submit_buf(io_opc::WRITE, ns, lba, buf, cb)
-    }
-
-    /// Compare `buf` with the blocks at `lba`: a mismatch completes with
-    /// [`Error::CompareFailure`].
-    pub fn compare(
-        &mut self,
-        ns: &Namespace,
-        lba: u64,
-        buf: IoBuf,
-        cb: impl FnOnce(Result<Completion>, IoBuf) + Send + 'static,
-    ) -> std::result::Result<(), Rejected> {
-        self.submit_buf(io_opc::COMPARE, ns, lba, buf, cb)
-    }
-
     fn raw(
         &mut self,
         opc: u8,
@@ -360,55 +366,40 @@ impl QPair {
             max_nlb: ns.max_xfer_blocks,
             data: Some(va),
         };
-        self.submit_inner(&cmds, DoneInner::User(done), None)
-            .map_err(|e| e.0)
+        self.submit_user(&cmds, done)
     }
 
-    /// Read `nlb` blocks at `lba` into the memory at `va`.
-    ///
-    /// # Safety
-    /// `[va, va + nlb * block size)` must be EAL memory that stays allocated, and is
-    /// neither read nor written through references, until this request's completion has
-    /// been delivered (the device writes it at any time until then).
-    pub unsafe fn read_raw(
-        &mut self,
-        ns: &Namespace,
-        lba: u64,
-        nlb: u64,
-        va: VirtAddr,
-        done: Done,
-    ) -> Result<()> {
-        self.raw(io_opc::READ, ns, lba, nlb, va, done)
-    }
+    data_commands! {
+        /// Read `buf.len()` bytes (a multiple of the block size) from block `lba` into
+        /// `buf`; `cb` gets the result and the buffer back.
+        safe read,
+        /// Read `nlb` blocks at `lba` into the memory at `va`.
+        ///
+        /// # Safety
+        /// `[va, va + nlb * block size)` must be EAL memory that stays allocated, and is
+        /// neither read nor written through references, until this request's completion
+        /// has been delivered (the device writes it at any time until then).
+        raw read_raw,
+        opcode io_opc::READ;
 
-    /// Write `nlb` blocks at `lba` from the memory at `va`.
-    ///
-    /// # Safety
-    /// As [`read_raw`](Self::read_raw); the memory must not be written meanwhile.
-    pub unsafe fn write_raw(
-        &mut self,
-        ns: &Namespace,
-        lba: u64,
-        nlb: u64,
-        va: VirtAddr,
-        done: Done,
-    ) -> Result<()> {
-        self.raw(io_opc::WRITE, ns, lba, nlb, va, done)
-    }
+        /// Write `buf` to block `lba`.
+        safe write,
+        /// Write `nlb` blocks at `lba` from the memory at `va`.
+        ///
+        /// # Safety
+        /// As [`read_raw`](Self::read_raw); the memory must not be written meanwhile.
+        raw write_raw,
+        opcode io_opc::WRITE;
 
-    /// Compare `nlb` blocks at `lba` with the memory at `va`.
-    ///
-    /// # Safety
-    /// As [`write_raw`](Self::write_raw).
-    pub unsafe fn compare_raw(
-        &mut self,
-        ns: &Namespace,
-        lba: u64,
-        nlb: u64,
-        va: VirtAddr,
-        done: Done,
-    ) -> Result<()> {
-        self.raw(io_opc::COMPARE, ns, lba, nlb, va, done)
+        /// Compare `buf` with the blocks at `lba`: a mismatch completes with
+        /// [`Error::CompareFailure`].
+        safe compare,
+        /// Compare `nlb` blocks at `lba` with the memory at `va`.
+        ///
+        /// # Safety
+        /// As [`write_raw`](Self::write_raw).
+        raw compare_raw,
+        opcode io_opc::COMPARE;
     }
 
     /// Write Zeroes to `nlb` blocks at `lba` (split every 65536 blocks).
@@ -421,8 +412,7 @@ impl QPair {
             max_nlb: MAX_WRITE_ZEROES_BLOCKS,
             data: None,
         };
-        self.submit_inner(&cmds, DoneInner::User(done), None)
-            .map_err(|e| e.0)
+        self.submit_user(&cmds, done)
     }
 
     /// Dataset Management with the Deallocate attribute (trim) over up to 256 ranges of
@@ -453,8 +443,7 @@ impl QPair {
             data: None,
             payload: Some(&payload),
         };
-        self.submit_inner(&cmds, DoneInner::User(done), None)
-            .map_err(|e| e.0)
+        self.submit_user(&cmds, done)
     }
 
     /// Flush the namespace's volatile write cache.
@@ -464,8 +453,7 @@ impl QPair {
             data: None,
             payload: None,
         };
-        self.submit_inner(&cmds, DoneInner::User(done), None)
-            .map_err(|e| e.0)
+        self.submit_user(&cmds, done)
     }
 
     /// Ring the SQ tail doorbell for everything queued since the last ring.

@@ -21,6 +21,25 @@ fn os(op: &'static str, what: impl Into<String>) -> Error {
     }
 }
 
+/// A system call's return value: non-negative is the result, negative is the OS error
+/// (`errno`) as "failed to `op` `what`".
+fn cvt(r: i64, op: &'static str, what: impl FnOnce() -> String) -> Result<u64> {
+    if r < 0 {
+        return Err(os(op, what()));
+    }
+    Ok(r as u64)
+}
+
+/// [`cvt`] of `call`, made again while it fails with `EINTR`.
+fn cvt_retry(mut call: impl FnMut() -> i64, op: &'static str, what: &'static str) -> Result<u64> {
+    loop {
+        let r = call();
+        if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return cvt(r, op, || what.into());
+        }
+    }
+}
+
 /// Open a file or block device with `O_DIRECT` (read-write if `write`).
 pub fn open_direct(path: &str, write: bool) -> Result<OwnedFd> {
     let c = CString::new(path).map_err(|_| Error::BadArgument {
@@ -62,36 +81,18 @@ pub fn device_size(fd: BorrowedFd<'_>, what: &str) -> Result<u64> {
 
 /// `pread` into `buf` at `off`; returns the bytes read.
 pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-    let n = unsafe {
-        libc::pread(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            off as libc::off_t,
-        )
-    };
-    if n < 0 {
-        return Err(os("pread", format!("{} bytes at {off}", buf.len())));
-    }
-    Ok(n as usize)
+    let (p, len) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: `buf` is valid for `len` bytes of writes.
+    let n = unsafe { libc::pread(fd.as_raw_fd(), p, len, off as libc::off_t) };
+    cvt(n as i64, "pread", || format!("{len} bytes at {off}")).map(|n| n as usize)
 }
 
 /// `pwrite` of `buf` at `off`; returns the bytes written.
 pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], off: u64) -> Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
-    let n = unsafe {
-        libc::pwrite(
-            fd.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            off as libc::off_t,
-        )
-    };
-    if n < 0 {
-        return Err(os("pwrite", format!("{} bytes at {off}", buf.len())));
-    }
-    Ok(n as usize)
+    let (p, len) = (buf.as_ptr().cast(), buf.len());
+    // SAFETY: `buf` is valid for `len` bytes of reads.
+    let n = unsafe { libc::pwrite(fd.as_raw_fd(), p, len, off as libc::off_t) };
+    cvt(n as i64, "pwrite", || format!("{len} bytes at {off}")).map(|n| n as usize)
 }
 
 /// CPU time (user, system) of the calling thread (`getrusage(RUSAGE_THREAD)`).
@@ -201,9 +202,7 @@ pub const IORING_OP_WRITE: u8 = 23;
 pub fn io_uring_setup(entries: u32, p: &mut UringParams) -> Result<OwnedFd> {
     // SAFETY: `p` is a valid, writable io_uring_params.
     let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, entries, p as *mut UringParams) };
-    if fd < 0 {
-        return Err(os("set up", format!("an io_uring of {entries} entries")));
-    }
+    let fd = cvt(fd, "set up", || format!("an io_uring of {entries} entries"))?;
     // SAFETY: a new fd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -215,26 +214,26 @@ pub fn io_uring_enter(
     min_complete: u32,
     flags: u32,
 ) -> Result<u32> {
-    loop {
-        // SAFETY: no sigset (null, size 0); the ring memory was set up by io_uring_setup.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_enter,
-                fd.as_raw_fd(),
-                to_submit,
-                min_complete,
-                flags,
-                std::ptr::null::<u8>(),
-                0usize,
-            )
-        };
-        if r >= 0 {
-            return Ok(r as u32);
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Err(os("enter", "the io_uring"));
-        }
-    }
+    let r = cvt_retry(
+        || {
+            // SAFETY: no sigset (null, size 0); the ring memory was set up by
+            // io_uring_setup.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_enter,
+                    fd.as_raw_fd(),
+                    to_submit,
+                    min_complete,
+                    flags,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                )
+            }
+        },
+        "enter",
+        "the io_uring",
+    )?;
+    Ok(r as u32)
 }
 
 /// A shared mapping of a kernel object (io_uring rings); unmapped on drop.
@@ -342,31 +341,28 @@ pub unsafe fn io_submit(ctx: u64, iocbs: &[*mut Iocb]) -> Result<usize> {
             iocbs.as_ptr(),
         )
     };
-    if r < 0 {
-        return Err(os("submit", format!("{} AIO requests", iocbs.len())));
-    }
-    Ok(r as usize)
+    cvt(r, "submit", || format!("{} AIO requests", iocbs.len())).map(|n| n as usize)
 }
 
 /// `io_getevents(2)`: wait for at least `min` events, fill `out`.
 pub fn io_getevents(ctx: u64, min: usize, out: &mut [IoEvent]) -> Result<usize> {
-    loop {
-        // SAFETY: `out` is writable for `out.len()` events; no timeout.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_getevents,
-                ctx,
-                min as libc::c_long,
-                out.len() as libc::c_long,
-                out.as_mut_ptr(),
-                std::ptr::null::<u8>(),
-            )
-        };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Err(os("reap", "AIO events"));
-        }
-    }
+    let (len, p) = (out.len() as libc::c_long, out.as_mut_ptr());
+    let r = cvt_retry(
+        || {
+            // SAFETY: `out` is writable for `len` events; no timeout.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_io_getevents,
+                    ctx,
+                    min as libc::c_long,
+                    len,
+                    p,
+                    std::ptr::null::<u8>(),
+                )
+            }
+        },
+        "reap",
+        "AIO events",
+    )?;
+    Ok(r as usize)
 }

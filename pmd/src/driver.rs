@@ -1,58 +1,46 @@
-//! The driver interface (small, as ixy's `IxyDevice`) and the registry that picks a
-//! driver by vdev name prefix or PCI id. Driver structs stay private to their modules.
+//! The driver interface, small as ixy's `IxyDevice`: per-queue `rx_burst`/`tx_burst`
+//! ([`RxQueueOps`], [`TxQueueOps`]), and per port `info`, `link`, `stats` plus queue
+//! setup and start/stop ([`EthDriver`]); device settings (MAC, MTU, modes) sit behind the
+//! optional [`DevControl`]. Also the entry types a driver module exports so the registry
+//! ([`crate::registry`]) can pick it by vdev name prefix or PCI id: [`VdevDriver`],
+//! [`PciDriver`]. This module imports no driver; driver structs stay private to their
+//! modules.
 
 use std::ptr::NonNull;
-use std::sync::Mutex;
 
 use eal::pci::PciDevice;
 use eal::Eal;
 use mbuf::{Mbuf, PktmbufPool};
 
+use crate::error::Result;
 use crate::shared::QueueCounters;
-use crate::{
-    DescLim, DevCapa, Error, EthConf, Link, Result, RssHf, RxConf, RxOffloads, TxConf, TxOffloads,
-};
+use crate::types::{DevInfo, EthConf, Link, RxConf, TxConf};
+use crate::vdev::VdevArgs;
 
-/// Static facts a driver reports (the ethdev layer adds queue counts and MTU).
-#[derive(Debug, Clone)]
-pub struct DriverInfo {
-    pub max_rx_queues: u16,
-    pub max_tx_queues: u16,
-    pub rx_desc_lim: DescLim,
-    pub tx_desc_lim: DescLim,
-    pub capa: DevCapa,
-    pub rx_offload_capa: RxOffloads,
-    pub tx_offload_capa: TxOffloads,
-    pub flow_type_rss_offloads: RssHf,
-    pub max_rx_pktlen: u32,
-    pub min_mtu: u32,
-    pub max_mtu: u32,
-    pub if_name: Option<String>,
-    /// Whether the ethdev layer drops TX frames longer than MTU + Ethernet header
-    /// (counted in `oerrors`) before the driver sees them. On for drivers with a wire or
-    /// a file behind them; `net_ring` turns it off, as DPDK's net_ring does not check
-    /// either, so its data path never reads an mbuf header.
-    pub tx_mtu_check: bool,
+/// What RX queue setup hands a driver.
+pub struct RxSetup<'a> {
+    /// Queue id.
+    pub queue: u16,
+    /// Descriptors asked for (within the driver's `rx_desc_lim`).
+    pub nb_desc: u16,
+    /// Queue configuration, port-wide offloads folded in.
+    pub conf: &'a RxConf,
+    /// The pool received packets come from.
+    pub pool: &'a PktmbufPool,
+    /// The queue's counters.
+    pub stats: QueueStats,
 }
 
-impl Default for DriverInfo {
-    fn default() -> Self {
-        DriverInfo {
-            max_rx_queues: 1,
-            max_tx_queues: 1,
-            rx_desc_lim: DescLim::ANY,
-            tx_desc_lim: DescLim::ANY,
-            capa: DevCapa::empty(),
-            rx_offload_capa: RxOffloads::empty(),
-            tx_offload_capa: TxOffloads::empty(),
-            flow_type_rss_offloads: RssHf::empty(),
-            max_rx_pktlen: 9618,
-            min_mtu: 68,
-            max_mtu: 9600,
-            if_name: None,
-            tx_mtu_check: true,
-        }
-    }
+/// What TX queue setup hands a driver.
+pub struct TxSetup<'a> {
+    /// Queue id.
+    pub queue: u16,
+    /// Descriptors asked for (within the driver's `tx_desc_lim`).
+    pub nb_desc: u16,
+    /// Queue configuration, port-wide offloads folded in.
+    pub conf: &'a TxConf,
+    /// The queue's counters.
+    pub stats: QueueStats,
 }
 
 /// A queue's counters in the port's shared memzone. Handed to a queue at setup; only the
@@ -71,6 +59,37 @@ impl QueueStats {
     pub(crate) fn new(p: &QueueCounters) -> QueueStats {
         QueueStats(NonNull::from(p))
     }
+
+    /// Count a receive burst: `t.n` packets of `t.bytes` bytes, `t.errs` dropped.
+    #[inline]
+    pub fn add_rx(&self, t: &Tally) {
+        self.add(t.n as u64, t.bytes);
+        if t.errs > 0 {
+            self.add_errors(t.errs);
+        }
+    }
+
+    /// Count a transmit burst: `t.n` packets consumed of which `t.errs` were dropped
+    /// (the rest sent, `t.bytes` bytes).
+    #[inline]
+    pub fn add_tx(&self, t: &Tally) {
+        self.add(t.n as u64 - t.errs, t.bytes);
+        if t.errs > 0 {
+            self.add_errors(t.errs);
+        }
+    }
+}
+
+/// What one burst of a copying driver counted, handed to [`QueueStats::add_rx`] or
+/// [`QueueStats::add_tx`] once at its end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// Packets received (RX) or consumed (TX: sent or dropped).
+    pub n: usize,
+    /// Bytes of the packets received or sent.
+    pub bytes: u64,
+    /// Packets dropped.
+    pub errs: u64,
 }
 
 impl std::ops::Deref for QueueStats {
@@ -102,10 +121,17 @@ pub trait TxQueueOps: Send {
 /// Methods must not touch queue objects they handed out (those belong to the ethdev
 /// layer's queue slots and may be in use on an lcore).
 pub trait EthDriver: Send {
-    /// Driver name (`net_null`, ...).
-    fn name(&self) -> &'static str;
-    /// Static facts.
-    fn info(&self) -> DriverInfo;
+    /// What the device is and can do: the driver fills [`DevInfo::new`]'s defaults in;
+    /// the ethdev layer sets the device name, the configured queue counts and the
+    /// default MTU, and caps the queue counts at [`MAX_QUEUES`](crate::MAX_QUEUES).
+    fn info(&self) -> DevInfo;
+    /// Whether the ethdev layer drops TX frames longer than MTU + Ethernet header
+    /// (counted in `oerrors`) before the driver sees them. On for drivers with a wire or
+    /// a file behind them; `net_ring` turns it off, as DPDK's net_ring does not check
+    /// either, so its data path never reads an mbuf header.
+    fn tx_mtu_check(&self) -> bool {
+        true
+    }
     /// Check and apply a configuration (the ethdev layer already checked queue counts
     /// and offloads against [`info`](Self::info)). `Err` carries the reason.
     fn configure(
@@ -116,23 +142,10 @@ pub trait EthDriver: Send {
     ) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// Make RX queue `q`.
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        conf: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>>;
-    /// Make TX queue `q`.
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        conf: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>>;
+    /// Make an RX queue.
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>>;
+    /// Make a TX queue.
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>>;
     /// Start the device.
     fn start(&mut self) -> Result<()> {
         Ok(())
@@ -146,163 +159,48 @@ pub trait EthDriver: Send {
     fn link(&mut self) -> Option<Link> {
         None
     }
-    /// Bring the device's link up or down (software ports: nothing to do).
-    fn set_link(&mut self, _up: bool) -> Result<()> {
-        Ok(())
+    /// What the device counted itself since the last call (the queue counters are the
+    /// bursts' own, in [`QueueStats`]).
+    fn stats(&mut self) -> DriverStats {
+        DriverStats::default()
     }
-    /// Promiscuous mode on the device.
-    fn set_promiscuous(&mut self, _on: bool) -> Result<()> {
-        Ok(())
-    }
-    /// All-multicast mode on the device.
-    fn set_allmulticast(&mut self, _on: bool) -> Result<()> {
-        Ok(())
-    }
-    /// The device's MAC, if it has one of its own (else the ethdev layer picks one).
-    fn mac(&mut self) -> Option<[u8; 6]> {
+    /// The device's settings (MAC, MTU, link and receive modes), for drivers with a
+    /// device or kernel interface behind them; `None` (software ports) makes the ethdev
+    /// layer keep those settings itself.
+    fn control(&mut self) -> Option<&mut dyn DevControl> {
         None
-    }
-    /// Set the device's MAC.
-    fn set_mac(&mut self, _mac: [u8; 6]) -> Result<()> {
-        Ok(())
-    }
-    /// Set the device's MTU.
-    fn set_mtu(&mut self, _mtu: u32) -> Result<()> {
-        Ok(())
-    }
-    /// Frames the device dropped since the last call (kernel socket drops); added to
-    /// `imissed`.
-    fn take_missed(&mut self) -> u64 {
-        0
-    }
-    /// Driver-specific extended statistics (name, value).
-    fn xstats(&mut self) -> Vec<(String, u64)> {
-        Vec::new()
     }
     /// Release device resources (queues are already dropped).
     fn close(&mut self) {}
 }
 
-// ------------------------------------------------------------------------------------
-// vdev arguments
-// ------------------------------------------------------------------------------------
-
-/// A parsed `--vdev` string: `name,key=value,key=value,...` (keys may repeat).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VdevArgs {
-    pub name: String,
-    pub kv: Vec<(String, String)>,
+/// Statistics a driver reads from its device (see [`EthDriver::stats`]).
+#[derive(Debug, Default, Clone)]
+pub struct DriverStats {
+    /// Frames the device or kernel dropped since the last call; added to `imissed`.
+    pub missed: u64,
+    /// Driver-specific extended statistics (name, value), running totals.
+    pub xstats: Vec<(String, u64)>,
 }
 
-impl VdevArgs {
-    /// Parse `s`. Empty items (a trailing comma) are ignored; an item without `=` is an
-    /// error naming it.
-    pub fn parse(s: &str) -> Result<VdevArgs> {
-        let mut it = s.split(',');
-        let name = it.next().unwrap_or("").trim().to_string();
-        if name.is_empty() {
-            return Err(Error::BadArg {
-                dev: s.into(),
-                key: "name".into(),
-                value: String::new(),
-                why: "empty device name".into(),
-            });
-        }
-        let mut kv = Vec::new();
-        for item in it {
-            let item = item.trim();
-            if item.is_empty() {
-                continue;
-            }
-            let Some((k, v)) = item.split_once('=') else {
-                return Err(Error::BadArg {
-                    dev: name,
-                    key: item.into(),
-                    value: String::new(),
-                    why: "expected key=value".into(),
-                });
-            };
-            kv.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        Ok(VdevArgs { name, kv })
-    }
-
-    /// Refuse keys outside `valid`.
-    pub fn check_keys(&self, valid: &[&str]) -> Result<()> {
-        for (k, _) in &self.kv {
-            if !valid.contains(&k.as_str()) {
-                return Err(Error::UnknownKey {
-                    dev: self.name.clone(),
-                    key: k.clone(),
-                    valid: if valid.is_empty() {
-                        "none".into()
-                    } else {
-                        valid.join(", ")
-                    },
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Last value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.kv
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `key`, in order.
-    pub fn all(&self, key: &str) -> Vec<&str> {
-        self.kv
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// Parse `key` as a number in `lo..=hi` (decimal or 0x hex), `default` if absent.
-    pub fn num(&self, key: &str, default: u64, lo: u64, hi: u64) -> Result<u64> {
-        let Some(v) = self.get(key) else {
-            return Ok(default);
-        };
-        let parsed = if let Some(h) = v.strip_prefix("0x") {
-            u64::from_str_radix(h, 16)
-        } else {
-            v.parse::<u64>()
-        };
-        match parsed {
-            Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-            Ok(_) => Err(self.bad(key, v, &format!("must be in {lo}..={hi}"))),
-            Err(_) => Err(self.bad(key, v, "not a number")),
-        }
-    }
-
-    /// Parse `key` as 0/1 (also true/false, yes/no).
-    pub fn flag(&self, key: &str) -> Result<bool> {
-        match self.get(key) {
-            None => Ok(false),
-            Some("1") | Some("true") | Some("yes") | Some("on") => Ok(true),
-            Some("0") | Some("false") | Some("no") | Some("off") => Ok(false),
-            Some(v) => Err(self.bad(key, v, "expected 0 or 1")),
-        }
-    }
-
-    /// A [`Error::BadArg`] for `key`.
-    pub fn bad(&self, key: &str, value: &str, why: &str) -> Error {
-        Error::BadArg {
-            dev: self.name.clone(),
-            key: key.into(),
-            value: value.into(),
-            why: why.into(),
-        }
-    }
+/// A device's settings. Every method runs under the port's control lock.
+pub trait DevControl {
+    /// Bring the link up or down.
+    fn set_link(&mut self, up: bool) -> Result<()>;
+    /// Promiscuous mode on the device.
+    fn set_promiscuous(&mut self, on: bool) -> Result<()>;
+    /// All-multicast mode on the device.
+    fn set_allmulticast(&mut self, on: bool) -> Result<()>;
+    /// The device's own MAC, if it can tell (else the ethdev layer picks one).
+    fn mac(&mut self) -> Option<[u8; 6]>;
+    /// Set the device's MAC.
+    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()>;
+    /// Set the device's MTU.
+    fn set_mtu(&mut self, mtu: u32) -> Result<()>;
 }
 
 // ------------------------------------------------------------------------------------
-// Registry
+// Registry entries
 // ------------------------------------------------------------------------------------
 
 /// What a vdev driver's constructor gets.
@@ -325,28 +223,6 @@ pub struct VdevDriver {
     pub create: fn(&VdevCtx<'_>) -> Result<Box<dyn EthDriver>>,
 }
 
-/// The built-in vdev drivers.
-pub(crate) fn vdev_drivers() -> &'static [VdevDriver] {
-    &[
-        crate::drivers::null::DRIVER,
-        crate::drivers::ring::DRIVER,
-        crate::drivers::af_packet::DRIVER,
-        crate::drivers::tap::DRIVER,
-        crate::drivers::pcap::DRIVER,
-    ]
-}
-
-/// The driver whose name or alias prefixes `name`.
-pub(crate) fn find_vdev_driver(name: &str) -> Result<&'static VdevDriver> {
-    let ds = vdev_drivers();
-    ds.iter()
-        .find(|d| name.starts_with(d.name) || d.aliases.iter().any(|a| name.starts_with(a)))
-        .ok_or_else(|| Error::UnknownDriver {
-            name: name.into(),
-            known: ds.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
-        })
-}
-
 /// A (vendor, device) pair a PCI driver handles; [`PciId::ANY`] in either field matches
 /// every value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,8 +237,13 @@ impl PciId {
 
     /// True if `dev` is matched.
     pub fn matches(&self, dev: &PciDevice) -> bool {
-        (self.vendor == Self::ANY || self.vendor == dev.vendor_id)
-            && (self.device == Self::ANY || self.device == dev.device_id)
+        self.matches_ids(dev.vendor_id, dev.device_id)
+    }
+
+    /// True if a device with these ids is matched.
+    pub fn matches_ids(&self, vendor: u16, device: u16) -> bool {
+        (self.vendor == Self::ANY || self.vendor == vendor)
+            && (self.device == Self::ANY || self.device == device)
     }
 }
 
@@ -373,36 +254,4 @@ pub struct PciDriver {
     pub name: &'static str,
     pub id_table: &'static [PciId],
     pub probe: fn(&Eal, &PciDevice) -> Result<Box<dyn EthDriver>>,
-}
-
-static PCI_DRIVERS: Mutex<Vec<PciDriver>> = Mutex::new(Vec::new());
-
-/// Register a PCI driver (control path; drivers registered later are tried later).
-/// Registering a second driver with the same name replaces the first.
-pub fn register_pci_driver(d: PciDriver) {
-    let mut v = PCI_DRIVERS.lock().unwrap_or_else(|e| e.into_inner());
-    v.retain(|x| x.name != d.name);
-    v.push(d);
-}
-
-/// Remove a PCI driver by name; true if it was registered.
-pub fn unregister_pci_driver(name: &str) -> bool {
-    let mut v = PCI_DRIVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let before = v.len();
-    v.retain(|x| x.name != name);
-    v.len() != before
-}
-
-/// The built-in PCI drivers, tried after the registered ones.
-pub(crate) fn builtin_pci_drivers() -> &'static [PciDriver] {
-    &[crate::drivers::e1000::DRIVER]
-}
-
-/// The first registered driver whose id table matches `dev`, else the first built-in one.
-pub fn match_pci_driver(dev: &PciDevice) -> Option<PciDriver> {
-    let v = PCI_DRIVERS.lock().unwrap_or_else(|e| e.into_inner());
-    v.iter()
-        .chain(builtin_pci_drivers())
-        .find(|d| d.id_table.iter().any(|id| id.matches(dev)))
-        .copied()
 }

@@ -27,7 +27,7 @@ pub enum Error {
     #[error("failed to create port '{0}': a port with that name exists")]
     NameInUse(String),
     /// Every port id is taken.
-    #[error("failed to create port '{0}': all {max} port ids are in use", max = crate::MAX_PORTS)]
+    #[error("failed to create port '{0}': all {max} port ids are in use", max = crate::types::MAX_PORTS)]
     NoFreePort(String),
     /// The port id names no port.
     #[error("failed to {op} port {port}: no such port")]

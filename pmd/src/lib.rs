@@ -11,12 +11,22 @@
 //!   prefixes the device name (`net_null0` → `net_null`; `eth_*` aliases too). Unknown
 //!   names and keys are refused with an error that names them.
 //! * PCI drivers registered with [`register_pci_driver`] (a name, an id table of
-//!   (vendor, device), a probe): [`probe_pci`] walks `eal.pci_devices()`.
+//!   (vendor, device), a probe): [`probe_pci`] walks `eal.pci().devices()`.
 //! * [`eth_from_rings`]: a `net_ring` port over existing named rings.
 //!
-//! Drivers implement the small [`EthDriver`] trait (info, configure, queue setup,
-//! start/stop, link, and optional MAC/MTU/mode hooks) and hand out per-queue objects
-//! ([`RxQueueOps`], [`TxQueueOps`]); their structs are private to their modules.
+//! Drivers implement the small [`EthDriver`] trait (`info`, `link`, `stats`, queue
+//! setup, start/stop; device settings behind the optional [`DevControl`]) and hand out
+//! per-queue objects ([`RxQueueOps::rx_burst`], [`TxQueueOps::tx_burst`]); their structs
+//! are private to their modules. The [`registry`] is the factory that picks one by vdev
+//! name prefix or PCI id.
+//!
+//! # Modules
+//!
+//! One way, bottom up: `types`, `error`, [`sys`] (every system call), [`shared`] (the
+//! per-port memzone), `vdev` (argument strings) ← [`driver`] (the trait and registry
+//! entry types) ← the drivers (`null`, `ring`, `af_packet`, `tap`, `pcap`, `e1000`,
+//! with `netif` shared by the kernel-interface ones) ← [`registry`] ← `ethdev` (port
+//! table `port`, data path `burst`, `settings`, `stats`, `lifecycle`, `create`).
 //!
 //! | driver | keys |
 //! |---|---|
@@ -72,30 +82,24 @@ mod drivers;
 mod error;
 mod ethdev;
 pub mod pcapfile;
+pub mod registry;
 pub mod shared;
 pub mod sys;
 mod types;
+mod vdev;
 
 pub use driver::{
-    register_pci_driver, unregister_pci_driver, DriverInfo, EthDriver, PciDriver, PciId,
-    QueueStats, RxQueueOps, TxQueueOps, VdevArgs,
+    DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps, RxSetup, Tally,
+    TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
-pub use drivers::ring::eth_from_rings;
 pub use error::{Error, Result};
 pub use ethdev::{
-    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, fmt_mac, link_get,
-    link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name, ports,
-    probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get, promiscuous_set, rx_burst,
+    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, eth_from_rings,
+    link_get, link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name,
+    ports, probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get, promiscuous_set, rx_burst,
     rx_queue, rx_queue_setup, set_link_up, start, stats_get, stats_reset, stop, tx_burst, tx_queue,
     tx_queue_setup, vdev_create, xstats, xstats_by_name, xstats_names, RxQueue, TxQueue,
 };
+pub use registry::{match_pci_driver, register_pci_driver, unregister_pci_driver};
 pub use types::*;
-
-/// Port ids available (DPDK's `RTE_MAX_ETHPORTS` default).
-pub const MAX_PORTS: usize = 32;
-/// Queues per direction per port.
-pub const MAX_QUEUES: usize = 16;
-
-pub(crate) fn log(args: std::fmt::Arguments<'_>) {
-    eal::log_info!("pmd: {}", args);
-}
+pub use vdev::VdevArgs;

@@ -15,7 +15,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::{EthStats, Link, Result, MAX_QUEUES};
+use crate::error::Result;
+use crate::types::{EthStats, Link, MAX_QUEUES};
 
 /// "FPETHDEV".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FPETHDEV");
@@ -59,55 +60,52 @@ fn net(c: &AtomicU64, b: &AtomicU64) -> u64 {
         .wrapping_sub(b.load(Ordering::Relaxed))
 }
 
+/// Add `n` to a counter only one thread writes: Relaxed load + store (no read-modify-
+/// write needed with a single writer; readers want a recent value, not a fence).
+#[inline(always)]
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
 impl QueueCounters {
     /// Add a burst's worth (owner lcore only).
     #[inline(always)]
     pub fn add(&self, pkts: u64, bytes: u64) {
-        // Relaxed load+store: single writer (the polling lcore); readers want a recent value.
-        self.packets.store(
-            self.packets.load(Ordering::Relaxed).wrapping_add(pkts),
-            Ordering::Relaxed,
-        );
-        self.bytes.store(
-            self.bytes.load(Ordering::Relaxed).wrapping_add(bytes),
-            Ordering::Relaxed,
-        );
+        bump(&self.packets, pkts);
+        bump(&self.bytes, bytes);
     }
 
     /// Add packets only, for drivers that do not count bytes (owner lcore only).
     #[inline(always)]
     pub fn add_packets(&self, pkts: u64) {
-        self.packets.store(
-            self.packets.load(Ordering::Relaxed).wrapping_add(pkts),
-            Ordering::Relaxed,
-        );
+        bump(&self.packets, pkts);
     }
 
     /// Add to `errors` (owner lcore only).
     #[inline]
     pub fn add_errors(&self, n: u64) {
-        self.errors.store(
-            self.errors.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        bump(&self.errors, n);
     }
 
     /// Add to `nombuf` (owner lcore only).
     #[inline]
     pub fn add_nombuf(&self, n: u64) {
-        self.nombuf.store(
-            self.nombuf.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        bump(&self.nombuf, n);
     }
 
     /// Add to `missed` (owner lcore only).
     #[inline]
     pub fn add_missed(&self, n: u64) {
-        self.missed.store(
-            self.missed.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        bump(&self.missed, n);
+    }
+
+    /// Packets, bytes and errors since the last reset.
+    fn net_counts(&self) -> (u64, u64, u64) {
+        (
+            net(&self.packets, &self.base_packets),
+            net(&self.bytes, &self.base_bytes),
+            net(&self.errors, &self.base_errors),
+        )
     }
 
     fn reset(&self) {
@@ -175,11 +173,7 @@ impl PortShared {
         let ntx = (self.nb_txq.load(Ordering::Relaxed) as usize).min(MAX_QUEUES);
         let mut s = EthStats::default();
         for q in &self.rxq[..nrx] {
-            let (p, b, e) = (
-                net(&q.packets, &q.base_packets),
-                net(&q.bytes, &q.base_bytes),
-                net(&q.errors, &q.base_errors),
-            );
+            let (p, b, e) = q.net_counts();
             s.ipackets += p;
             s.ibytes += b;
             s.ierrors += e;
@@ -190,11 +184,7 @@ impl PortShared {
             s.q_errors.push(e);
         }
         for q in &self.txq[..ntx] {
-            let (p, b, e) = (
-                net(&q.packets, &q.base_packets),
-                net(&q.bytes, &q.base_bytes),
-                net(&q.errors, &q.base_errors),
-            );
+            let (p, b, e) = q.net_counts();
             s.opackets += p;
             s.obytes += b;
             s.oerrors += e;

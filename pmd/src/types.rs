@@ -147,6 +147,33 @@ pub struct DevInfo {
     pub nb_tx_queues: u16,
 }
 
+impl DevInfo {
+    /// The defaults a driver starts its [`EthDriver::info`](crate::EthDriver::info)
+    /// from: its name and queue limits, any descriptor count, no capabilities or
+    /// offloads, frames up to 9618 bytes, MTU 68..=9600.
+    pub fn new(driver_name: &'static str, max_rx_queues: u16, max_tx_queues: u16) -> DevInfo {
+        DevInfo {
+            driver_name,
+            device_name: String::new(),
+            if_name: None,
+            max_rx_queues,
+            max_tx_queues,
+            rx_desc_lim: DescLim::ANY,
+            tx_desc_lim: DescLim::ANY,
+            capa: DevCapa::empty(),
+            rx_offload_capa: RxOffloads::empty(),
+            tx_offload_capa: TxOffloads::empty(),
+            flow_type_rss_offloads: RssHf::empty(),
+            max_rx_pktlen: 9618,
+            min_mtu: 68,
+            max_mtu: 9600,
+            default_mtu: DEFAULT_MTU,
+            nb_rx_queues: 0,
+            nb_tx_queues: 0,
+        }
+    }
+}
+
 /// Default MTU of every port.
 pub const DEFAULT_MTU: u32 = 1500;
 /// Ethernet header bytes counted on top of the MTU for the TX size check.
@@ -192,4 +219,17 @@ pub struct EthStats {
 pub struct XStat {
     pub id: u64,
     pub value: u64,
+}
+
+/// Port ids available (DPDK's `RTE_MAX_ETHPORTS` default).
+pub const MAX_PORTS: usize = 32;
+/// Queues per direction per port.
+pub const MAX_QUEUES: usize = 16;
+
+/// Format a MAC as `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -100,17 +100,26 @@ pub fn rx_until(
     got
 }
 
-pub fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// The error `pmd::vdev_create` gives for `spec`, as text (panics if it succeeds).
+pub fn vdev_err(e: &Eal, spec: &str) -> String {
+    match pmd::vdev_create(e, spec) {
+        Ok(port) => panic!("{spec} was accepted as port {port}"),
+        Err(err) => err.to_string(),
+    }
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: plain query.
-    unsafe { libc::geteuid() == 0 }
+/// Run `prog` with `args`; panics with its stderr unless it exits 0.
+pub fn run_ok(prog: &str, args: &[&str]) -> Output {
+    let o = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
 }
 
 /// A private network namespace, deleted on drop (also when the test fails).
@@ -119,15 +128,11 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// `ip netns add fp-test-<pid>-<tag>`; `None` (with the reason printed) if not root
-    /// or `ip` is missing.
-    pub fn new(tag: &str) -> Option<Netns> {
-        if !is_root() {
-            eprintln!("SKIP: needs root to create a network namespace");
-            return None;
-        }
-        if !have("ip") {
-            eprintln!("SKIP: the `ip` command (iproute2) is missing");
+    /// `ip netns add fp-test-<pid>-<tag>` for `test`; `None`, after reporting the skip
+    /// through `testkit::skip`, if not root, `ip` is missing or the namespace cannot be
+    /// made.
+    pub fn new(test: &str, tag: &str) -> Option<Netns> {
+        if !testkit::need_root(test) || !testkit::need_tool(test, "ip") {
             return None;
         }
         let name = format!("fp-test-{}-{tag}", std::process::id());
@@ -137,15 +142,26 @@ impl Netns {
             .output()
             .expect("run ip");
         if !o.status.success() {
-            eprintln!(
-                "SKIP: ip netns add failed: {}",
-                String::from_utf8_lossy(&o.stderr)
+            testkit::skip(
+                test,
+                testkit::Need::Netns,
+                format!(
+                    "ip netns add failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
             );
             return None;
         }
         let ns = Netns { name };
         ns.sh("ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
         Some(ns)
+    }
+
+    /// Make a veth pair `a`/`b` inside the namespace, both up.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.sh(&format!(
+            "ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"
+        ));
     }
 
     /// Run a shell command inside the namespace; panics with its stderr if it fails.
@@ -177,6 +193,19 @@ impl Netns {
         })
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Netns {
+    /// [`run`](Self::run) `f` with clones of the EAL and the pool.
+    pub fn run_with<R: Send + 'static>(
+        &self,
+        e: &Eal,
+        p: &PktmbufPool,
+        f: impl FnOnce(Eal, PktmbufPool) -> R + Send + 'static,
+    ) -> R {
+        let (e, p) = (e.clone(), p.clone());
+        self.run(move || f(e, p))
     }
 }
 

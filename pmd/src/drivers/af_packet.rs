@@ -19,10 +19,12 @@ use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{copy_out, mbuf_from, NetIf, RxDrop};
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    DevControl, DriverStats, EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps,
+    TxSetup, VdevCtx, VdevDriver,
 };
+use crate::error::{Error, Result};
 use crate::sys::{self, Tpacket2Hdr, TpacketReq};
-use crate::{DevCapa, Error, Link, Result, RssHf, RxConf, RxOffloads, TxConf, TxOffloads};
+use crate::types::{DevCapa, DevInfo, Link, RssHf, RxOffloads, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_af_packet",
@@ -90,7 +92,7 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         .get("iface")
         .ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?
         .to_string();
-    let qpairs = a.num("qpairs", 1, 1, crate::MAX_QUEUES as u64)? as usize;
+    let qpairs = a.num("qpairs", 1, 1, crate::types::MAX_QUEUES as u64)? as usize;
     let page = sys::page_size() as u64;
     let blocksz = a.num("blocksz", page, page, 1 << 26)? as u32;
     let framesz = a.num("framesz", 2048, 128, u64::from(blocksz))? as u32;
@@ -188,15 +190,9 @@ fn open_sock(netif: &NetIf, req: &TpacketReq, bypass: bool, fanout_id: u16) -> R
 }
 
 impl EthDriver for AfPacket {
-    fn name(&self) -> &'static str {
-        "net_af_packet"
-    }
-
-    fn info(&self) -> DriverInfo {
+    fn info(&self) -> DevInfo {
         let n = self.socks.len() as u16;
-        DriverInfo {
-            max_rx_queues: n,
-            max_tx_queues: n,
+        DevInfo {
             capa: DevCapa::MAC_SET | DevCapa::MTU_SET | DevCapa::PROMISC | DevCapa::LINK_SET,
             rx_offload_capa: RxOffloads::VLAN_STRIP,
             tx_offload_capa: TxOffloads::MULTI_SEGS,
@@ -207,44 +203,29 @@ impl EthDriver for AfPacket {
                 | RssHf::NONFRAG_IPV6_TCP
                 | RssHf::NONFRAG_IPV6_UDP,
             max_rx_pktlen: self.framesz - RX_DATA_OFF,
-            max_mtu: self.framesz - RX_DATA_OFF - crate::ETHER_HDR_LEN,
+            max_mtu: self.framesz - RX_DATA_OFF - crate::types::ETHER_HDR_LEN,
             if_name: Some(self.netif.name.clone()),
-            ..DriverInfo::default()
+            ..DevInfo::new(DRIVER.name, n, n)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let s = self.socks[q as usize].clone();
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         Ok(Box::new(AfRx {
-            s,
+            s: self.socks[s.queue as usize].clone(),
             next: 0,
-            pool: pool.clone(),
+            pool: s.pool.clone(),
             port: self.port,
-            vlan_strip: c.offloads.contains(RxOffloads::VLAN_STRIP),
-            stats,
+            vlan_strip: s.conf.offloads.contains(RxOffloads::VLAN_STRIP),
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
-        let s = self.socks[q as usize].clone();
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(AfTx {
-            s,
+            s: self.socks[s.queue as usize].clone(),
             next: 0,
             kick_errors: 0,
-            stats,
+            stats: s.stats,
         }))
     }
 
@@ -256,43 +237,22 @@ impl EthDriver for AfPacket {
         Some(self.netif.link())
     }
 
-    fn set_link(&mut self, up: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_UP, up)
+    fn control(&mut self) -> Option<&mut dyn DevControl> {
+        Some(&mut self.netif)
     }
 
-    fn set_promiscuous(&mut self, on: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_PROMISC, on)
-    }
-
-    fn set_allmulticast(&mut self, on: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_ALLMULTI, on)
-    }
-
-    fn mac(&mut self) -> Option<[u8; 6]> {
-        self.netif.mac().ok()
-    }
-
-    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
-        self.netif.set_mac(mac)
-    }
-
-    fn set_mtu(&mut self, mtu: u32) -> Result<()> {
-        self.netif.set_mtu(mtu)
-    }
-
-    fn take_missed(&mut self) -> u64 {
-        let mut drops = 0;
+    fn stats(&mut self) -> DriverStats {
+        let mut missed = 0;
         for s in &self.socks {
             if let Ok((p, d)) = sys::packet_statistics(s.fd.as_raw_fd()) {
                 self.kernel_packets += u64::from(p);
-                drops += u64::from(d);
+                missed += u64::from(d);
             }
         }
-        drops
-    }
-
-    fn xstats(&mut self) -> Vec<(String, u64)> {
-        vec![("rx_kernel_packets".into(), self.kernel_packets)]
+        DriverStats {
+            missed,
+            xstats: vec![("rx_kernel_packets".into(), self.kernel_packets)],
+        }
     }
 }
 
@@ -307,8 +267,8 @@ struct AfRx {
 
 impl RxQueueOps for AfRx {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
-        while n < max {
+        let mut t = Tally::default();
+        while t.n < max {
             let f = self.s.frame(false, self.next);
             let h = f.cast::<Tpacket2Hdr>();
             let st = status(h).load(Ordering::Acquire); // pairs with the kernel's barrier
@@ -328,7 +288,7 @@ impl RxQueueOps for AfRx {
                 || hdr.tp_len as usize > snap
                 || snap < 14
             {
-                errs += 1; // truncated to the frame size, or nonsense offsets
+                t.errs += 1; // truncated to the frame size, or nonsense offsets
             } else {
                 // SAFETY: bounds checked against the frame; the kernel does not write a frame
                 // it has handed to us (status USER) until we give it back below.
@@ -358,16 +318,16 @@ impl RxQueueOps for AfRx {
                                     | mbuf::OlFlags::RX_VLAN_STRIPPED,
                             );
                         }
-                        bytes += u64::from(m.pkt_len());
+                        t.bytes += u64::from(m.pkt_len());
                         out.push(m);
-                        n += 1;
+                        t.n += 1;
                     }
                     Err(RxDrop::NoMbuf) => {
                         // Leave the frame in the ring for the next poll.
                         self.stats.add_nombuf(1);
                         give_back = false;
                     }
-                    Err(RxDrop::TooBig) => errs += 1,
+                    Err(RxDrop::TooBig) => t.errs += 1,
                 }
             }
             if !give_back {
@@ -381,11 +341,8 @@ impl RxQueueOps for AfRx {
                 self.next + 1
             };
         }
-        self.stats.add(n as u64, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        self.stats.add_rx(&t);
+        t.n
     }
 }
 
@@ -399,7 +356,7 @@ struct AfTx {
 impl TxQueueOps for AfTx {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
         let room = self.s.frame_size as usize - sys::TPACKET2_TX_DATA_OFF;
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
+        let mut t = Tally::default();
         for m in &pkts[..max] {
             let f = self.s.frame(true, self.next);
             let h = f.cast::<Tpacket2Hdr>();
@@ -407,20 +364,20 @@ impl TxQueueOps for AfTx {
             if st & (sys::TP_STATUS_SEND_REQUEST | sys::TP_STATUS_SENDING) != 0 {
                 break; // ring full
             }
-            n += 1;
-            // SAFETY: the frame is ours (status AVAILABLE); `room` bytes after the data offset
+            t.n += 1;
+            // SAFETY: the frame is ours (status AVAILABLE); `room` t.bytes after the data offset
             // lie inside it.
             let dst =
                 unsafe { std::slice::from_raw_parts_mut(f.add(sys::TPACKET2_TX_DATA_OFF), room) };
             let Some(len) = copy_out(m, dst) else {
-                errs += 1; // larger than a ring frame: dropped
+                t.errs += 1; // larger than a ring frame: dropped
                 continue;
             };
             // SAFETY: our frame; plain header field.
             unsafe { std::ptr::addr_of_mut!((*h).tp_len).write_volatile(len as u32) };
             // Release: the frame contents are written before the kernel sees the request.
             status(h).store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
-            bytes += len as u64;
+            t.bytes += len as u64;
             self.next = if self.next + 1 == self.s.frame_nr {
                 0
             } else {
@@ -429,14 +386,11 @@ impl TxQueueOps for AfTx {
         }
         // A failed kick (link down, device gone) leaves the frames requested: they go
         // with a later kick.
-        if n > errs as usize && sys::kick_tx(self.s.fd.as_raw_fd()).is_err() {
+        if t.n > t.errs as usize && sys::kick_tx(self.s.fd.as_raw_fd()).is_err() {
             self.kick_errors += 1;
         }
-        Mbuf::free_bulk(pkts.drain(..n));
-        self.stats.add(n as u64 - errs, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        Mbuf::free_bulk(pkts.drain(..t.n));
+        self.stats.add_tx(&t);
+        t.n
     }
 }

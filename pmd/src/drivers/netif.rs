@@ -6,7 +6,10 @@ use std::os::fd::OwnedFd;
 
 use mbuf::{Mbuf, PktmbufPool};
 
-use crate::{sys, Error, Link, Result};
+use crate::driver::{DevControl, QueueStats, Tally};
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::types::Link;
 
 /// A kernel network interface, controlled through an `AF_INET` datagram socket made in
 /// the caller's network namespace.
@@ -81,6 +84,34 @@ impl NetIf {
     }
 }
 
+/// A kernel interface's settings are the port's (TAP, AF_PACKET): link up/down is the
+/// interface's `IFF_UP`, the receive modes its `IFF_PROMISC`/`IFF_ALLMULTI`.
+impl DevControl for NetIf {
+    fn set_link(&mut self, up: bool) -> Result<()> {
+        self.set_flag(sys::IFF_UP, up)
+    }
+
+    fn set_promiscuous(&mut self, on: bool) -> Result<()> {
+        self.set_flag(sys::IFF_PROMISC, on)
+    }
+
+    fn set_allmulticast(&mut self, on: bool) -> Result<()> {
+        self.set_flag(sys::IFF_ALLMULTI, on)
+    }
+
+    fn mac(&mut self) -> Option<[u8; 6]> {
+        NetIf::mac(self).ok()
+    }
+
+    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
+        NetIf::set_mac(self, mac)
+    }
+
+    fn set_mtu(&mut self, mtu: u32) -> Result<()> {
+        NetIf::set_mtu(self, mtu)
+    }
+}
+
 /// Why a received frame did not become an mbuf.
 pub enum RxDrop {
     /// The pool ran dry.
@@ -138,4 +169,32 @@ pub fn copy_out(m: &Mbuf, dst: &mut [u8]) -> Option<usize> {
         off += s.len();
     }
     Some(off)
+}
+
+/// Hand one frame copied into an mbuf (or why it was not) to a receive burst: a packet
+/// is appended to `out` and counted in `t`, a frame too big for a chain counted as an
+/// error. Returns false when the pool ran dry (counted in `nombuf`): the burst ends.
+#[inline]
+pub fn rx_take(
+    r: std::result::Result<Mbuf, RxDrop>,
+    out: &mut Vec<Mbuf>,
+    t: &mut Tally,
+    stats: &QueueStats,
+) -> bool {
+    match r {
+        Ok(m) => {
+            t.bytes += u64::from(m.pkt_len());
+            out.push(m);
+            t.n += 1;
+            true
+        }
+        Err(RxDrop::NoMbuf) => {
+            stats.add_nombuf(1);
+            false
+        }
+        Err(RxDrop::TooBig) => {
+            t.errs += 1;
+            true
+        }
+    }
 }

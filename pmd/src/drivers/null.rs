@@ -5,9 +5,10 @@
 use mbuf::{Mbuf, PktmbufPool};
 
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    EthDriver, QueueStats, RxQueueOps, RxSetup, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
-use crate::{Error, Result, RssHf, RxConf, TxConf, TxOffloads};
+use crate::error::{Error, Result};
+use crate::types::{DevInfo, RssHf, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_null",
@@ -38,35 +39,29 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
 }
 
 impl EthDriver for Null {
-    fn name(&self) -> &'static str {
-        "net_null"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: crate::MAX_QUEUES as u16,
-            max_tx_queues: crate::MAX_QUEUES as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
             flow_type_rss_offloads: RssHf::all(),
-            ..DriverInfo::default()
+            ..DevInfo::new(
+                DRIVER.name,
+                crate::types::MAX_QUEUES as u16,
+                crate::types::MAX_QUEUES as u16,
+            )
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let room = pool.data_room_size().saturating_sub(mbuf::PKTMBUF_HEADROOM);
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
+        let room = s
+            .pool
+            .data_room_size()
+            .saturating_sub(mbuf::PKTMBUF_HEADROOM);
         if room < self.size {
             return Err(Error::BadQueue {
                 op: "set up",
                 dir: "RX",
                 port: self.port,
-                queue: q,
+                queue: s.queue,
                 why: format!(
                     "packet size {} exceeds the pool's data room of {room} bytes",
                     self.size
@@ -74,7 +69,7 @@ impl EthDriver for Null {
             });
         }
         Ok(Box::new(NullRx {
-            pool: pool.clone(),
+            pool: s.pool.clone(),
             size: self.size,
             template: if self.copy {
                 vec![0u8; self.size as usize]
@@ -83,21 +78,15 @@ impl EthDriver for Null {
             },
             no_rx: self.no_rx,
             port: self.port,
-            stats,
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        _q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(NullTx {
             copy: self.copy,
             sink: vec![0u8; self.size as usize],
-            stats,
+            stats: s.stats,
         }))
     }
 }

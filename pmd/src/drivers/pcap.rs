@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool};
 
-use super::netif::{copy_out, mbuf_from, NetIf, RxDrop};
+use super::netif::{copy_out, mbuf_from, rx_take, NetIf, RxDrop};
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
+use crate::error::{Error, Result};
 use crate::pcapfile::{self, Capture, Writer};
-use crate::{sys, Error, Result, RxConf, TxConf, TxOffloads};
+use crate::sys;
+use crate::types::{DevInfo, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_pcap",
@@ -102,11 +104,14 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             _ => {}
         }
     }
-    if rx.len() > crate::MAX_QUEUES || tx.len() > crate::MAX_QUEUES {
+    if rx.len() > crate::types::MAX_QUEUES || tx.len() > crate::types::MAX_QUEUES {
         return Err(a.bad(
             "rx_pcap",
             "",
-            &format!("at most {} sources/sinks per direction", crate::MAX_QUEUES),
+            &format!(
+                "at most {} sources/sinks per direction",
+                crate::types::MAX_QUEUES
+            ),
         ));
     }
     if rx.is_empty() && tx.is_empty() {
@@ -125,49 +130,30 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
 }
 
 impl EthDriver for Pcap {
-    fn name(&self) -> &'static str {
-        "net_pcap"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: self.rx.len() as u16,
-            max_tx_queues: self.tx.len() as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             tx_offload_capa: TxOffloads::MULTI_SEGS,
             max_rx_pktlen: MAX_FRAME as u32,
             max_mtu: 65521,
-            ..DriverInfo::default()
+            ..DevInfo::new(DRIVER.name, self.rx.len() as u16, self.tx.len() as u16)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let src = self.rx[q as usize].clone();
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
+        let src = self.rx[s.queue as usize].clone();
         Ok(Box::new(PcapRx {
             src,
             next: 0,
             infinite: self.infinite,
-            pool: pool.clone(),
+            pool: s.pool.clone(),
             port: self.port,
             buf: Vec::new(),
-            stats,
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        _q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
-        let dst = match &self.tx[_q as usize] {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
+        let dst = match &self.tx[s.queue as usize] {
             TxDst::File(p) => {
                 let f = File::create(p)
                     .map_err(|e| Error::os("create", format!("pcap file {p}"), e))?;
@@ -177,7 +163,10 @@ impl EthDriver for Pcap {
             }
             TxDst::Iface(fd) => Sink::Iface(fd.clone(), vec![0; MAX_FRAME]),
         };
-        Ok(Box::new(PcapTx { dst, stats }))
+        Ok(Box::new(PcapTx {
+            dst,
+            stats: s.stats,
+        }))
     }
 }
 
@@ -193,8 +182,8 @@ struct PcapRx {
 
 impl RxQueueOps for PcapRx {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
-        while n < max {
+        let mut t = Tally::default();
+        while t.n < max {
             let r = match &self.src {
                 RxSrc::File(c) => {
                     if self.next >= c.records.len() {
@@ -221,30 +210,18 @@ impl RxQueueOps for PcapRx {
                         Ok(Some(_)) => Err(RxDrop::TooBig),
                         Ok(None) => break,
                         Err(_) => {
-                            errs += 1;
+                            t.errs += 1;
                             break;
                         }
                     }
                 }
             };
-            match r {
-                Ok(m) => {
-                    bytes += u64::from(m.pkt_len());
-                    out.push(m);
-                    n += 1;
-                }
-                Err(RxDrop::NoMbuf) => {
-                    self.stats.add_nombuf(1);
-                    break;
-                }
-                Err(RxDrop::TooBig) => errs += 1,
+            if !rx_take(r, out, &mut t, &self.stats) {
+                break;
             }
         }
-        self.stats.add(n as u64, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        self.stats.add_rx(&t);
+        t.n
     }
 }
 
@@ -260,7 +237,7 @@ struct PcapTx {
 
 impl TxQueueOps for PcapTx {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
+        let mut t = Tally::default();
         match &mut self.dst {
             Sink::File(w) => {
                 let (sec, nsec) = sys::realtime();
@@ -276,39 +253,36 @@ impl TxQueueOps for PcapTx {
                         parts[k] = s;
                         k += 1;
                     }
-                    n += 1;
+                    t.n += 1;
                     if !ok || w.write_parts(sec, nsec / 1000, &parts[..k]).is_err() {
-                        errs += 1;
+                        t.errs += 1;
                         continue;
                     }
-                    bytes += u64::from(m.pkt_len());
+                    t.bytes += u64::from(m.pkt_len());
                 }
                 if w.flush().is_err() {
-                    errs += 1;
+                    t.errs += 1;
                 }
             }
             Sink::Iface(fd, buf) => {
                 for m in &pkts[..max] {
                     let Some(len) = copy_out(m, buf) else {
-                        errs += 1;
-                        n += 1;
+                        t.errs += 1;
+                        t.n += 1;
                         continue;
                     };
                     match sys::send_nb(fd.as_raw_fd(), &buf[..len]) {
-                        Ok(Some(_)) => bytes += len as u64,
+                        Ok(Some(_)) => t.bytes += len as u64,
                         Ok(None) => break,
-                        Err(_) => errs += 1,
+                        Err(_) => t.errs += 1,
                     }
-                    n += 1;
+                    t.n += 1;
                 }
             }
         }
-        Mbuf::free_bulk(pkts.drain(..n));
-        let errs = errs.min(n as u64);
-        self.stats.add(n as u64 - errs, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        Mbuf::free_bulk(pkts.drain(..t.n));
+        t.errs = t.errs.min(t.n as u64);
+        self.stats.add_tx(&t);
+        t.n
     }
 }

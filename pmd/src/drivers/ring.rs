@@ -7,7 +7,7 @@
 //!   (drivers/net/ring/rte_eth_ring.c, v22.11: `eth_dev_ring_create` passes the same
 //!   `rxtx` array as RX and TX rings). Closing the port frees the packets left in its
 //!   rings and the rings.
-//! * [`eth_from_rings`] makes a port over rings the caller made (DPDK's
+//! * [`crate::eth_from_rings`] makes a port over rings the caller made (DPDK's
 //!   `rte_eth_from_rings`); closing it leaves the rings and their contents alone.
 //!
 //! The data path moves addresses only and never reads or writes an mbuf header, as
@@ -19,15 +19,15 @@
 
 use core::mem::MaybeUninit;
 
-use eal::Eal;
 use mbuf::header::MbufHeader;
-use mbuf::{Mbuf, PktmbufPool};
+use mbuf::Mbuf;
 use ring::{Ring, RingFlags};
 
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    EthDriver, QueueStats, RxQueueOps, RxSetup, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
-use crate::{Error, Result, RxConf, TxConf, TxOffloads};
+use crate::error::{Error, Result};
+use crate::types::{DevInfo, TxOffloads, MAX_QUEUES};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_ring",
@@ -90,21 +90,18 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     }))
 }
 
-/// Make a `net_ring` port named `name` whose RX queue i dequeues from `rx[i]` and TX
-/// queue i enqueues to `tx[i]` (DPDK's `rte_eth_from_rings`). The same ring may appear
-/// in both lists (loopback) or in another port's lists (a pair of ports wired together).
+/// The driver for a `net_ring` port over rings the caller made (behind
+/// [`crate::eth_from_rings`]): checks the lists and returns the constructor that takes
+/// the port id.
 ///
 /// # Safety
-/// Every element anyone puts in these rings is the address of an mbuf header handed
-/// over with [`Mbuf::into_raw`] (the port takes ownership with `Mbuf::from_raw` on RX),
-/// in a pool this process has a handle to; and while the port lives the rings' single
-/// sides (if any) are used only through this port's queues.
-pub unsafe fn eth_from_rings(
-    eal: &Eal,
+/// As [`crate::eth_from_rings`]: the rings carry only `into_raw` mbuf addresses, and
+/// their single sides are used only through this port's queues.
+pub unsafe fn from_rings(
     name: &str,
     rx: &[Ring<usize>],
     tx: &[Ring<usize>],
-) -> Result<u16> {
+) -> Result<impl FnOnce(u16) -> Box<dyn EthDriver>> {
     if rx.is_empty() && tx.is_empty() {
         return Err(Error::BadArg {
             dev: name.into(),
@@ -113,82 +110,47 @@ pub unsafe fn eth_from_rings(
             why: "no rings given".into(),
         });
     }
-    if rx.len() > crate::MAX_QUEUES || tx.len() > crate::MAX_QUEUES {
+    if rx.len() > MAX_QUEUES || tx.len() > MAX_QUEUES {
         return Err(Error::BadArg {
             dev: name.into(),
             key: "rings".into(),
             value: format!("{}/{}", rx.len(), tx.len()),
-            why: format!("at most {} rings per direction", crate::MAX_QUEUES),
+            why: format!("at most {MAX_QUEUES} rings per direction"),
         });
     }
-    crate::attach_port(eal, name, |port| {
-        Ok(Box::new(RingPort {
-            rx: rx.to_vec(),
-            tx: tx.to_vec(),
+    let (rx, tx) = (rx.to_vec(), tx.to_vec());
+    Ok(move |port| {
+        Box::new(RingPort {
+            rx,
+            tx,
             owned: false,
             port,
-        }) as Box<dyn EthDriver>)
+        }) as Box<dyn EthDriver>
     })
 }
 
 impl EthDriver for RingPort {
-    fn name(&self) -> &'static str {
-        "net_ring"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: self.rx.len() as u16,
-            max_tx_queues: self.tx.len() as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             tx_offload_capa: TxOffloads::MULTI_SEGS | TxOffloads::MBUF_FAST_FREE,
             max_rx_pktlen: u32::MAX,
             max_mtu: 65535,
-            tx_mtu_check: false,
-            ..DriverInfo::default()
+            ..DevInfo::new(DRIVER.name, self.rx.len() as u16, self.tx.len() as u16)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        _pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
-        let r = self
-            .rx
-            .get(q as usize)
-            .cloned()
-            .ok_or_else(|| Error::BadQueue {
-                op: "set up",
-                dir: "RX",
-                port: self.port,
-                queue: q,
-                why: "no ring for it".into(),
-            })?;
-        Ok(Box::new(RingRx { r, stats }))
+    fn tx_mtu_check(&self) -> bool {
+        false
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
-        let r = self
-            .tx
-            .get(q as usize)
-            .cloned()
-            .ok_or_else(|| Error::BadQueue {
-                op: "set up",
-                dir: "TX",
-                port: self.port,
-                queue: q,
-                why: "no ring for it".into(),
-            })?;
-        Ok(Box::new(RingTx { r, stats }))
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
+        let r = ring_for(&self.rx, s.queue, "RX", self.port)?;
+        Ok(Box::new(RingRx { r, stats: s.stats }))
+    }
+
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
+        let r = ring_for(&self.tx, s.queue, "TX", self.port)?;
+        Ok(Box::new(RingTx { r, stats: s.stats }))
     }
 
     fn close(&mut self) {
@@ -212,8 +174,22 @@ impl EthDriver for RingPort {
     }
 }
 
+/// The ring of queue `q` in one direction's list.
+fn ring_for(rings: &[Ring<usize>], q: u16, dir: &'static str, port: u16) -> Result<Ring<usize>> {
+    rings
+        .get(q as usize)
+        .cloned()
+        .ok_or_else(|| Error::BadQueue {
+            op: "set up",
+            dir,
+            port,
+            queue: q,
+            why: "no ring for it".into(),
+        })
+}
+
 /// # Safety
-/// `a` is an mbuf address released with `into_raw` (the `eth_from_rings` contract).
+/// `a` is an mbuf address released with `into_raw` (the `crate::eth_from_rings` contract).
 #[inline(always)]
 unsafe fn to_mbuf(a: usize) -> Mbuf {
     // SAFETY: forwarded; a non-zero address of a valid header.

@@ -10,11 +10,14 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool};
 
-use super::netif::{mbuf_from, NetIf, RxDrop};
+use super::netif::{mbuf_from, rx_take, NetIf};
 use crate::driver::{
-    DriverInfo, EthDriver, QueueStats, RxQueueOps, TxQueueOps, VdevCtx, VdevDriver,
+    DevControl, EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx,
+    VdevDriver,
 };
-use crate::{sys, DevCapa, Error, Link, Result, RxConf, TxConf, TxOffloads};
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::types::{DevCapa, DevInfo, Link, TxOffloads};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_tap",
@@ -92,20 +95,18 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
 }
 
 impl EthDriver for Tap {
-    fn name(&self) -> &'static str {
-        "net_tap"
-    }
-
-    fn info(&self) -> DriverInfo {
-        DriverInfo {
-            max_rx_queues: crate::MAX_QUEUES as u16,
-            max_tx_queues: crate::MAX_QUEUES as u16,
+    fn info(&self) -> DevInfo {
+        DevInfo {
             capa: DevCapa::MAC_SET | DevCapa::MTU_SET | DevCapa::PROMISC | DevCapa::LINK_SET,
             tx_offload_capa: TxOffloads::MULTI_SEGS,
             max_rx_pktlen: MAX_FRAME as u32,
             max_mtu: 65521,
             if_name: Some(self.netif.name.clone()),
-            ..DriverInfo::default()
+            ..DevInfo::new(
+                DRIVER.name,
+                crate::types::MAX_QUEUES as u16,
+                crate::types::MAX_QUEUES as u16,
+            )
         }
     }
 
@@ -113,7 +114,7 @@ impl EthDriver for Tap {
         &mut self,
         nb_rxq: u16,
         nb_txq: u16,
-        _c: &crate::EthConf,
+        _c: &crate::types::EthConf,
     ) -> std::result::Result<(), String> {
         let want = usize::from(nb_rxq.max(nb_txq)).max(1);
         while self.fds.len() < want {
@@ -124,33 +125,20 @@ impl EthDriver for Tap {
         Ok(())
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         Ok(Box::new(TapRx {
-            fd: self.fds[q as usize].clone(),
-            pool: pool.clone(),
+            fd: self.fds[s.queue as usize].clone(),
+            pool: s.pool.clone(),
             port: self.port,
             buf: vec![0; MAX_FRAME],
-            stats,
+            stats: s.stats,
         }))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        _n: u16,
-        _c: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         Ok(Box::new(TapTx {
-            fd: self.fds[q as usize].clone(),
-            stats,
+            fd: self.fds[s.queue as usize].clone(),
+            stats: s.stats,
         }))
     }
 
@@ -166,28 +154,8 @@ impl EthDriver for Tap {
         Some(self.netif.link())
     }
 
-    fn set_link(&mut self, up: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_UP, up)
-    }
-
-    fn set_promiscuous(&mut self, on: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_PROMISC, on)
-    }
-
-    fn set_allmulticast(&mut self, on: bool) -> Result<()> {
-        self.netif.set_flag(sys::IFF_ALLMULTI, on)
-    }
-
-    fn mac(&mut self) -> Option<[u8; 6]> {
-        self.netif.mac().ok()
-    }
-
-    fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
-        self.netif.set_mac(mac)
-    }
-
-    fn set_mtu(&mut self, mtu: u32) -> Result<()> {
-        self.netif.set_mtu(mtu)
+    fn control(&mut self) -> Option<&mut dyn DevControl> {
+        Some(&mut self.netif)
     }
 }
 
@@ -201,34 +169,23 @@ struct TapRx {
 
 impl RxQueueOps for TapRx {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
-        while n < max {
+        let mut t = Tally::default();
+        while t.n < max {
             let len = match sys::read_nb(self.fd.as_raw_fd(), &mut self.buf) {
                 Ok(Some(l)) if l > 0 => l,
                 Ok(_) => break,
                 Err(_) => {
-                    errs += 1;
+                    t.errs += 1;
                     break;
                 }
             };
-            match mbuf_from(&self.pool, self.port, &[&self.buf[..len]]) {
-                Ok(m) => {
-                    bytes += len as u64;
-                    out.push(m);
-                    n += 1;
-                }
-                Err(RxDrop::NoMbuf) => {
-                    self.stats.add_nombuf(1);
-                    break;
-                }
-                Err(RxDrop::TooBig) => errs += 1,
+            let r = mbuf_from(&self.pool, self.port, &[&self.buf[..len]]);
+            if !rx_take(r, out, &mut t, &self.stats) {
+                break;
             }
         }
-        self.stats.add(n as u64, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        self.stats.add_rx(&t);
+        t.n
     }
 }
 
@@ -239,7 +196,7 @@ struct TapTx {
 
 impl TxQueueOps for TapTx {
     fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
-        let (mut n, mut bytes, mut errs) = (0usize, 0u64, 0u64);
+        let mut t = Tally::default();
         for m in &pkts[..max] {
             let mut iov = [IoSlice::new(&[]); MAX_SEGS];
             let mut k = 0;
@@ -252,22 +209,19 @@ impl TxQueueOps for TapTx {
                 k += 1;
             }
             if k > MAX_SEGS {
-                errs += 1; // more segments than one writev takes here: dropped
-                n += 1;
+                t.errs += 1; // more segments than one writev takes here: dropped
+                t.n += 1;
                 continue;
             }
             match sys::writev_nb(self.fd.as_raw_fd(), &iov[..k]) {
-                Ok(Some(_)) => bytes += u64::from(m.pkt_len()),
-                Ok(None) => break,   // queue full: the rest stay with the caller
-                Err(_) => errs += 1, // refused by the kernel (e.g. link down): dropped
+                Ok(Some(_)) => t.bytes += u64::from(m.pkt_len()),
+                Ok(None) => break,     // queue full: the rest stay with the caller
+                Err(_) => t.errs += 1, // refused by the kernel (e.g. link down): dropped
             }
-            n += 1;
+            t.n += 1;
         }
-        Mbuf::free_bulk(pkts.drain(..n));
-        self.stats.add(n as u64 - errs, bytes);
-        if errs > 0 {
-            self.stats.add_errors(errs);
-        }
-        n
+        Mbuf::free_bulk(pkts.drain(..t.n));
+        self.stats.add_tx(&t);
+        t.n
     }
 }

@@ -69,27 +69,32 @@
 //! `hw_mpc`, `hw_rnbc`, `hw_crcerrs`, ...). GORC/GOTC count from the destination address
 //! through the CRC (SDM 13.7.31), so they exceed the software byte counts by 4 per frame.
 
+mod hw;
+mod init;
 #[allow(dead_code)] // the full register map of the SDM; not every register is used
 pub mod regs;
+mod ring;
 mod rx;
 mod tx;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use eal::device::{Device, DmaBuf, MmioRegion, PCI_COMMAND, PCI_COMMAND_MEMORY};
+use eal::device::{Device, PCI_COMMAND, PCI_COMMAND_MEMORY};
 use eal::pci::PciDevice;
 use eal::Eal;
-use mbuf::PktmbufPool;
 
-use crate::driver::{DriverInfo, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps, TxQueueOps};
-use crate::{DescLim, DevCapa, Error, Link, Result, RxConf, TxConf};
+use crate::driver::{
+    DevControl, DriverStats, EthDriver, PciDriver, PciId, RxQueueOps, RxSetup, TxQueueOps, TxSetup,
+};
+use crate::error::{Error, Result};
+use crate::types::{fmt_mac, DescLim, DevCapa, DevInfo, Link};
 
-use regs::DmaPod;
+use hw::Hw;
+use init::{init_hw, read_mac};
 
-/// Driver name (as DPDK's e1000 "em" driver).
-pub const NAME: &str = "net_e1000_em";
+pub use hw::NAME;
 
 /// PCI ids handled: the 82540EM (QEMU's default `e1000` model).
 pub const PCI_IDS: &[PciId] = &[PciId {
@@ -103,194 +108,6 @@ pub const DRIVER: PciDriver = PciDriver {
     id_table: PCI_IDS,
     probe,
 };
-
-/// Port id used in errors: the PCI probe does not learn the port id, so errors name the
-/// PCI address in their text instead.
-const PORT_UNKNOWN: u16 = u16::MAX;
-
-/// Empty RX polls / full TX attempts between two STATUS reads on the data path.
-const GONE_CHECK_EVERY: u32 = 1 << 16;
-
-/// The device state shared by the driver and its queues.
-pub(crate) struct Hw {
-    dev: Device,
-    bar: MmioRegion,
-    addr: String,
-    gone: AtomicBool,
-    /// RCTL as last written (control path only; read-modify-write under this lock).
-    rctl: Mutex<u32>,
-    /// Whether an RX / TX ring is programmed (set by queue setup, cleared by queue drop).
-    rx_ring: AtomicBool,
-    tx_ring: AtomicBool,
-}
-
-impl Hw {
-    /// Read a register; a failed access (impossible for offsets below
-    /// [`regs::BAR0_MIN_LEN`], checked at probe) reads as all-ones, like a vanished
-    /// device.
-    #[inline(always)]
-    fn rd(&self, off: u64) -> u32 {
-        self.bar.read32(off).unwrap_or(u32::MAX)
-    }
-
-    /// Write a register, unless the device is gone.
-    #[inline(always)]
-    fn wr(&self, off: u64, v: u32) {
-        if self.is_gone() {
-            return;
-        }
-        // The only possible error is an out-of-range or misaligned offset: every offset
-        // is an aligned constant below BAR0_MIN_LEN, which probe checked against the BAR.
-        let _ = self.bar.write32(off, v);
-    }
-
-    #[inline(always)]
-    fn is_gone(&self) -> bool {
-        // Relaxed: a flag with no data attached; bursts only need to see it eventually.
-        self.gone.load(Ordering::Relaxed)
-    }
-
-    fn mark_gone(&self, why: &str) {
-        if !self.gone.swap(true, Ordering::Relaxed) {
-            eal::log_notice!(
-                "{NAME} {}: device gone ({why}); bursts return 0 from now on",
-                self.addr
-            );
-        }
-    }
-
-    /// Read STATUS; all-ones means the device no longer answers.
-    fn status(&self) -> Option<u32> {
-        if self.is_gone() {
-            return None;
-        }
-        let s = self.rd(regs::STATUS);
-        if s == u32::MAX {
-            self.mark_gone("registers read all-ones");
-            return None;
-        }
-        Some(s)
-    }
-
-    fn gone_error(&self, op: &'static str) -> Error {
-        Error::Eal {
-            op,
-            what: format!("e1000 {}", self.addr),
-            source: eal::Error::DeviceGone {
-                addr: self.addr.clone(),
-                why: "the device stopped answering".into(),
-            }
-            .into(),
-        }
-    }
-
-    /// Set or clear RCTL bits (control path).
-    fn rctl_update(&self, set: u32, clear: u32) {
-        let mut r = self.rctl.lock().unwrap_or_else(|e| e.into_inner());
-        *r = (*r & !clear) | set;
-        self.wr(regs::RCTL, *r);
-    }
-
-    /// Wait up to `limit` for TDH to reach TDT (the device sent everything queued).
-    fn tx_drain(&self, limit: Duration) {
-        let t0 = Instant::now();
-        while !self.is_gone() && t0.elapsed() < limit {
-            let (h, t) = (self.rd(regs::TDH), self.rd(regs::TDT));
-            if h == u32::MAX || h == t {
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-    }
-
-    fn eal_err(&self, op: &'static str, what: &str) -> impl FnOnce(eal::Error) -> Error {
-        let what = format!("{what} of e1000 {}", self.addr);
-        move |source: eal::Error| Error::Eal {
-            op,
-            what,
-            source: source.into(),
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------------
-// Descriptor rings in DMA memory
-// ------------------------------------------------------------------------------------
-
-/// `n` descriptors of type `T` in DMA memory. The device reads and writes them at any
-/// time, so they are only ever accessed through raw pointers: whole-descriptor volatile
-/// stores by the driver (only to descriptors the device does not own), and an atomic
-/// acquire load of the write-back half (bytes 8..16).
-pub(crate) struct Ring<T: DmaPod> {
-    mem: DmaBuf,
-    n: u16,
-    _t: std::marker::PhantomData<T>,
-}
-
-impl<T: DmaPod> Ring<T> {
-    fn new(hw: &Hw, n: u16, what: &str) -> Result<Ring<T>> {
-        let bytes = usize::from(n) * std::mem::size_of::<T>();
-        let mem = hw
-            .dev
-            .dma_alloc(bytes)
-            .map_err(hw.eal_err("allocate", what))?;
-        if !(mem.as_ptr() as usize).is_multiple_of(regs::RING_ALIGN) || mem.len() < bytes {
-            return Err(Error::Eal {
-                op: "allocate",
-                what: format!("{what} of e1000 {}", hw.addr),
-                source: eal::Error::NoDma {
-                    why: format!("ring memory is not {}-byte aligned", regs::RING_ALIGN),
-                }
-                .into(),
-            });
-        }
-        Ok(Ring {
-            mem,
-            n,
-            _t: std::marker::PhantomData,
-        })
-    }
-
-    #[inline(always)]
-    fn slot(&self, i: u16) -> *mut T {
-        debug_assert!(i < self.n);
-        // SAFETY: i < n and the buffer holds n descriptors (checked in `new`).
-        unsafe { self.mem.as_ptr().cast::<T>().add(usize::from(i)) }
-    }
-
-    /// Overwrite descriptor `i` (one the device does not own).
-    #[inline(always)]
-    fn write(&self, i: u16, d: T) {
-        // SAFETY: in bounds (`slot`), aligned (ring aligned, 16-byte descriptors), memory
-        // alive while `self` is; volatile because the device reads it.
-        unsafe { std::ptr::write_volatile(self.slot(i), d) };
-    }
-
-    /// The write-back half (bytes 8..16) of descriptor `i`, as one atomic load.
-    ///
-    /// Acquire: the device writes the status byte (DD) after the rest of the descriptor
-    /// and the packet data (SDM 3.2.3 / 3.3.3); loading DD with acquire keeps the
-    /// compiler and CPU from moving later reads of the buffer before it. Pairs with the
-    /// device's DMA write, which x86 makes visible in order.
-    #[inline(always)]
-    fn load_hi(&self, i: u16) -> u64 {
-        // SAFETY: bytes 8..16 of an in-bounds 16-byte descriptor in a ring aligned to
-        // 128: 8-byte aligned, alive while `self` is. Every access to it is atomic or
-        // volatile (never `&`), and our own volatile writes happen on this same thread.
-        unsafe {
-            AtomicU64::from_ptr(self.slot(i).cast::<u8>().add(8).cast::<u64>())
-                .load(Ordering::Acquire)
-        }
-    }
-
-    fn iova(&self) -> eal::Iova {
-        self.mem.iova()
-    }
-
-    fn bytes(&self) -> u32 {
-        u32::from(self.n) * std::mem::size_of::<T>() as u32
-    }
-}
 
 // ------------------------------------------------------------------------------------
 // The driver
@@ -331,7 +148,7 @@ struct E1000 {
     allmulti: bool,
     /// Accumulated hardware counters, in [`HW_COUNTERS`] order.
     totals: [u64; HW_COUNTERS.len()],
-    /// MPC already handed to the ethdev layer through `take_missed`.
+    /// MPC already handed to the ethdev layer through `stats`.
     missed_taken: u64,
 }
 
@@ -395,7 +212,7 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
     let mac = read_mac(&hw)?;
     eal::log_info!(
         "{NAME} {addr}: MAC {} via {:?}",
-        crate::fmt_mac(&mac),
+        fmt_mac(&mac),
         hw.dev.backend()
     );
     Ok(Box::new(E1000 {
@@ -406,136 +223,6 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
         totals: [0; HW_COUNTERS.len()],
         missed_taken: 0,
     }))
-}
-
-/// Quiesce, reset and set up the device (SDM 14.3 general configuration). Runs before
-/// bus mastering is enabled, so rings left by a previous driver cannot be used.
-fn init_hw(hw: &Hw) -> Result<()> {
-    // Stop receive and transmit first, and mask interrupts (SDM 14.5 advises masking
-    // before a global reset).
-    hw.wr(regs::IMC, u32::MAX);
-    hw.wr(regs::RCTL, 0);
-    hw.wr(regs::TCTL, 0);
-    if hw.rd(regs::STATUS) == u32::MAX {
-        hw.mark_gone("registers read all-ones at probe");
-        return Err(hw.gone_error("probe"));
-    }
-    // Global reset; the bit clears itself (SDM 13.4.1: RST). Wait before touching
-    // registers again.
-    let ctrl = hw.rd(regs::CTRL);
-    hw.wr(regs::CTRL, ctrl | regs::ctrl::RST);
-    std::thread::sleep(Duration::from_millis(1));
-    let t0 = Instant::now();
-    loop {
-        let c = hw.rd(regs::CTRL);
-        if c == u32::MAX {
-            hw.mark_gone("registers read all-ones during reset");
-            return Err(hw.gone_error("reset"));
-        }
-        if c & regs::ctrl::RST == 0 {
-            break;
-        }
-        if t0.elapsed() > Duration::from_millis(100) {
-            return Err(Error::PciProbe {
-                addr: hw.addr.clone(),
-                driver: NAME.into(),
-                why: "CTRL.RST did not clear within 100 ms".into(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    hw.wr(regs::IMC, u32::MAX);
-    let _ = hw.rd(regs::ICR); // clear pending causes (clear on read)
-
-    // Some implementations (QEMU's) do not reset every register on CTRL.RST: put the ones
-    // we rely on into a known state explicitly.
-    hw.wr(regs::RCTL, 0);
-    hw.wr(regs::TCTL, 0);
-    for (base, len, head, tail) in [
-        (regs::RDBAL, regs::RDLEN, regs::RDH, regs::RDT),
-        (regs::TDBAL, regs::TDLEN, regs::TDH, regs::TDT),
-    ] {
-        hw.wr(base, 0);
-        hw.wr(base + 4, 0);
-        hw.wr(len, 0);
-        hw.wr(head, 0);
-        hw.wr(tail, 0);
-    }
-    hw.wr(regs::RDTR, 0);
-    hw.wr(regs::RADV, 0);
-    hw.wr(regs::TIDV, 0);
-    // No flow control (SDM 14.3: write 0 to FCAL, FCAH, FCT, FCTTV when not used).
-    for r in [regs::FCAL, regs::FCAH, regs::FCT, regs::FCTTV] {
-        hw.wr(r, 0);
-    }
-
-    // Link: set link up, let the MAC follow the PHY's speed (SDM 14.3, 8.6.x: SLU with
-    // ASDE for copper), no forced speed/duplex, no resets, no VLAN mode.
-    let c = hw.rd(regs::CTRL);
-    let clear = regs::ctrl::LRST
-        | regs::ctrl::PHY_RST
-        | regs::ctrl::ILOS
-        | regs::ctrl::FRCSPD
-        | regs::ctrl::FRCDPLX
-        | regs::ctrl::VME;
-    hw.wr(
-        regs::CTRL,
-        (c & !clear) | regs::ctrl::SLU | regs::ctrl::ASDE,
-    );
-
-    // Empty multicast table (SDM 14.4), then clear the statistics by reading them.
-    for i in 0..regs::MTA_LEN {
-        hw.wr(regs::MTA + 4 * i, 0);
-    }
-    let mut r = regs::STATS_FIRST;
-    while r <= regs::STATS_LAST {
-        let _ = hw.rd(r);
-        r += 4;
-    }
-    Ok(())
-}
-
-/// Read one EEPROM word through EERD (SDM 13.4.4, 5.3.1).
-fn eeprom_word(hw: &Hw, word: u32) -> Option<u16> {
-    hw.wr(
-        regs::EERD,
-        (word << regs::eerd::ADDR_SHIFT) | regs::eerd::START,
-    );
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_millis(10) {
-        let v = hw.rd(regs::EERD);
-        if v == u32::MAX {
-            return None;
-        }
-        if v & regs::eerd::DONE != 0 {
-            return Some((v >> regs::eerd::DATA_SHIFT) as u16);
-        }
-        std::hint::spin_loop();
-    }
-    None
-}
-
-/// The MAC from RAL0/RAH0, or from EEPROM words 0..3 (SDM 5.6.1 "Ethernet Address"),
-/// which is then written to RAL0/RAH0.
-fn read_mac(hw: &Hw) -> Result<[u8; 6]> {
-    if let Some(m) = regs::ra_to_mac(hw.rd(regs::ral(0)), hw.rd(regs::rah(0))) {
-        if m != [0; 6] && m != [0xff; 6] {
-            return Ok(m);
-        }
-    }
-    let mut m = [0u8; 6];
-    for w in 0..3u32 {
-        let v = eeprom_word(hw, w).ok_or_else(|| Error::PciProbe {
-            addr: hw.addr.clone(),
-            driver: NAME.into(),
-            why: "no valid receive address 0 and the EEPROM read (EERD) did not complete".into(),
-        })?;
-        m[2 * w as usize..2 * w as usize + 2].copy_from_slice(&v.to_le_bytes());
-    }
-    let (lo, hi) = regs::mac_to_ra(m);
-    hw.wr(regs::ral(0), lo);
-    hw.wr(regs::rah(0), hi);
-    Ok(m)
 }
 
 impl E1000 {
@@ -588,64 +275,45 @@ impl E1000 {
 }
 
 impl EthDriver for E1000 {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn info(&self) -> DriverInfo {
+    fn info(&self) -> DevInfo {
         let lim = DescLim {
             min: regs::DESC_MIN,
             max: regs::DESC_MAX,
             align: regs::DESC_ALIGN,
         };
-        DriverInfo {
-            max_rx_queues: 1,
-            max_tx_queues: 1,
+        DevInfo {
             rx_desc_lim: lim,
             tx_desc_lim: lim,
             capa: DevCapa::MAC_SET | DevCapa::PROMISC,
             max_rx_pktlen: regs::MAX_FRAME,
             min_mtu: 68,
             max_mtu: regs::MAX_FRAME - 18,
-            ..DriverInfo::default()
+            ..DevInfo::new(NAME, 1, 1)
         }
     }
 
-    fn rx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        _conf: &RxConf,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<Box<dyn RxQueueOps>> {
+    fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set up an RX queue of"));
         }
         Ok(Box::new(rx::RxQueue::new(
             self.hw.clone(),
-            q,
-            nb_desc,
-            pool,
-            stats,
+            s.queue,
+            s.nb_desc,
+            s.pool,
+            s.stats,
         )?))
     }
 
-    fn tx_queue_setup(
-        &mut self,
-        q: u16,
-        nb_desc: u16,
-        _conf: &TxConf,
-        stats: QueueStats,
-    ) -> Result<Box<dyn TxQueueOps>> {
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         if self.hw.status().is_none() {
             return Err(self.hw.gone_error("set up a TX queue of"));
         }
         Ok(Box::new(tx::TxQueue::new(
             self.hw.clone(),
-            q,
-            nb_desc,
-            stats,
+            s.queue,
+            s.nb_desc,
+            s.stats,
         )?))
     }
 
@@ -699,6 +367,42 @@ impl EthDriver for E1000 {
         })
     }
 
+    fn stats(&mut self) -> DriverStats {
+        self.refresh_counters();
+        let m = self.totals[MPC_INDEX];
+        let missed = m.wrapping_sub(self.missed_taken);
+        self.missed_taken = m;
+        let mut xstats: Vec<(String, u64)> = HW_COUNTERS
+            .iter()
+            .zip(self.totals)
+            .map(|(&(n, _, _), t)| (n.to_string(), t))
+            .collect();
+        xstats.push(("hw_device_gone".to_string(), u64::from(self.hw.is_gone())));
+        DriverStats { missed, xstats }
+    }
+
+    fn control(&mut self) -> Option<&mut dyn DevControl> {
+        Some(self)
+    }
+
+    fn close(&mut self) {
+        // Queues are dropped already (their rings are disabled and freed). Leave the
+        // device quiet: receive and transmit off, interrupts masked.
+        if self.hw.is_gone() {
+            return;
+        }
+        self.hw.wr(regs::IMC, u32::MAX);
+        self.hw.rctl_update(0, u32::MAX);
+        self.hw.wr(regs::TCTL, 0);
+    }
+}
+
+impl DevControl for E1000 {
+    fn set_link(&mut self, _up: bool) -> Result<()> {
+        // The link follows the wire (CTRL.SLU is set at probe); nothing to switch.
+        Ok(())
+    }
+
     fn set_promiscuous(&mut self, on: bool) -> Result<()> {
         self.promisc = on;
         self.apply_modes()
@@ -732,36 +436,6 @@ impl EthDriver for E1000 {
         let _ = mtu;
         Ok(())
     }
-
-    fn take_missed(&mut self) -> u64 {
-        self.refresh_counters();
-        let m = self.totals[MPC_INDEX];
-        let d = m.wrapping_sub(self.missed_taken);
-        self.missed_taken = m;
-        d
-    }
-
-    fn xstats(&mut self) -> Vec<(String, u64)> {
-        self.refresh_counters();
-        let mut v: Vec<(String, u64)> = HW_COUNTERS
-            .iter()
-            .zip(self.totals)
-            .map(|(&(n, _, _), t)| (n.to_string(), t))
-            .collect();
-        v.push(("hw_device_gone".to_string(), u64::from(self.hw.is_gone())));
-        v
-    }
-
-    fn close(&mut self) {
-        // Queues are dropped already (their rings are disabled and freed). Leave the
-        // device quiet: receive and transmit off, interrupts masked.
-        if self.hw.is_gone() {
-            return;
-        }
-        self.hw.wr(regs::IMC, u32::MAX);
-        self.hw.rctl_update(0, u32::MAX);
-        self.hw.wr(regs::TCTL, 0);
-    }
 }
 
 #[cfg(test)]
@@ -787,23 +461,11 @@ mod tests {
 
     #[test]
     fn id_table_matches_the_82540em_only() {
-        let mk = |vendor, device| PciDevice {
-            addr: "0000:00:03.0".parse().unwrap(),
-            vendor_id: vendor,
-            device_id: device,
-            subsystem_vendor_id: 0,
-            subsystem_device_id: 0,
-            class: 0x020000,
-            numa_node: None,
-            resources: Vec::new(),
-            driver: None,
-            iommu_group: None,
-        };
-        assert!(PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x100e))));
+        assert!(PCI_IDS.iter().any(|id| id.matches_ids(0x8086, 0x100e)));
         assert!(
-            !PCI_IDS.iter().any(|id| id.matches(&mk(0x8086, 0x10d3))),
+            !PCI_IDS.iter().any(|id| id.matches_ids(0x8086, 0x10d3)),
             "e1000e is another driver"
         );
-        assert!(!PCI_IDS.iter().any(|id| id.matches(&mk(0x1af4, 0x1000))));
+        assert!(!PCI_IDS.iter().any(|id| id.matches_ids(0x1af4, 0x1000)));
     }
 }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
+use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
 use super::regs::{self, rxd, RxDesc};
-use super::{Hw, Ring, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::ring::Ring;
 use crate::driver::{QueueStats, RxQueueOps};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Descriptors examined per refill batch: the replacement mbufs come from one bulk get.
 const BATCH: usize = 32;

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use mbuf::Mbuf;
 
+use super::hw::{Hw, GONE_CHECK_EVERY};
 use super::regs::{self, txd, TxDesc};
-use super::{Hw, Ring, GONE_CHECK_EVERY};
+use super::ring::Ring;
 use crate::driver::{QueueStats, TxQueueOps};
-use crate::Result;
+use crate::error::Result;
 
 /// Reclaim when fewer descriptors than this are free (or on an empty burst).
 const FREE_THRESH: u16 = 32;

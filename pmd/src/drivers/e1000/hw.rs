@@ -1,0 +1,124 @@
+//! Register access and the device state shared by the driver and its queues: one
+//! 32-bit volatile load or store per access (through [`MmioRegion`]), and the
+//! "device gone" latch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use eal::device::{Device, MmioRegion};
+
+use super::regs;
+use crate::error::Error;
+
+/// Driver name (as DPDK's e1000 "em" driver).
+pub const NAME: &str = "net_e1000_em";
+
+/// Port id used in errors: the PCI probe does not learn the port id, so errors name the
+/// PCI address in their text instead.
+pub(super) const PORT_UNKNOWN: u16 = u16::MAX;
+
+/// Empty RX polls / full TX attempts between two STATUS reads on the data path.
+pub(super) const GONE_CHECK_EVERY: u32 = 1 << 16;
+
+/// The device state shared by the driver and its queues.
+pub(crate) struct Hw {
+    pub(super) dev: Device,
+    pub(super) bar: MmioRegion,
+    pub(super) addr: String,
+    pub(super) gone: AtomicBool,
+    /// RCTL as last written (control path only; read-modify-write under this lock).
+    pub(super) rctl: Mutex<u32>,
+    /// Whether an RX / TX ring is programmed (set by queue setup, cleared by queue drop).
+    pub(super) rx_ring: AtomicBool,
+    pub(super) tx_ring: AtomicBool,
+}
+
+impl Hw {
+    /// Read a register; a failed access (impossible for offsets below
+    /// [`regs::BAR0_MIN_LEN`], checked at probe) reads as all-ones, like a vanished
+    /// device.
+    #[inline(always)]
+    pub(super) fn rd(&self, off: u64) -> u32 {
+        self.bar.read32(off).unwrap_or(u32::MAX)
+    }
+
+    /// Write a register, unless the device is gone.
+    #[inline(always)]
+    pub(super) fn wr(&self, off: u64, v: u32) {
+        if self.is_gone() {
+            return;
+        }
+        // The only possible error is an out-of-range or misaligned offset: every offset
+        // is an aligned constant below BAR0_MIN_LEN, which probe checked against the BAR.
+        let _ = self.bar.write32(off, v);
+    }
+
+    #[inline(always)]
+    pub(super) fn is_gone(&self) -> bool {
+        // Relaxed: a flag with no data attached; bursts only need to see it eventually.
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn mark_gone(&self, why: &str) {
+        if !self.gone.swap(true, Ordering::Relaxed) {
+            eal::log_notice!(
+                "{NAME} {}: device gone ({why}); bursts return 0 from now on",
+                self.addr
+            );
+        }
+    }
+
+    /// Read STATUS; all-ones means the device no longer answers.
+    pub(super) fn status(&self) -> Option<u32> {
+        if self.is_gone() {
+            return None;
+        }
+        let s = self.rd(regs::STATUS);
+        if s == u32::MAX {
+            self.mark_gone("registers read all-ones");
+            return None;
+        }
+        Some(s)
+    }
+
+    pub(super) fn gone_error(&self, op: &'static str) -> Error {
+        Error::Eal {
+            op,
+            what: format!("e1000 {}", self.addr),
+            source: eal::Error::DeviceGone {
+                addr: self.addr.clone(),
+                why: "the device stopped answering".into(),
+            }
+            .into(),
+        }
+    }
+
+    /// Set or clear RCTL bits (control path).
+    pub(super) fn rctl_update(&self, set: u32, clear: u32) {
+        let mut r = self.rctl.lock().unwrap_or_else(|e| e.into_inner());
+        *r = (*r & !clear) | set;
+        self.wr(regs::RCTL, *r);
+    }
+
+    /// Wait up to `limit` for TDH to reach TDT (the device sent everything queued).
+    pub(super) fn tx_drain(&self, limit: Duration) {
+        let t0 = Instant::now();
+        while !self.is_gone() && t0.elapsed() < limit {
+            let (h, t) = (self.rd(regs::TDH), self.rd(regs::TDT));
+            if h == u32::MAX || h == t {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    pub(super) fn eal_err(&self, op: &'static str, what: &str) -> impl FnOnce(eal::Error) -> Error {
+        let what = format!("{what} of e1000 {}", self.addr);
+        move |source: eal::Error| Error::Eal {
+            op,
+            what,
+            source: source.into(),
+        }
+    }
+}
