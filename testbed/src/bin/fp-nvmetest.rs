@@ -3,9 +3,9 @@
 //! per check (exit 1 with `FAIL <name>: <why>` at the first failure).
 //!
 //! ```text
-//! nvme_guest_check [EAL args] -- check ADDR SERIAL NS1_BYTES NS2_BYTES
-//! nvme_guest_check [EAL args] -- write-file ADDR NSID LBA FILE   # file -> device
-//! nvme_guest_check [EAL args] -- read-file ADDR NSID LBA LEN FILE # device -> file
+//! fp-nvmetest [EAL args] -- check ADDR SERIAL NS1_BYTES NS2_BYTES
+//! fp-nvmetest [EAL args] -- write-file ADDR NSID LBA FILE   # file -> device
+//! fp-nvmetest [EAL args] -- read-file ADDR NSID LBA LEN FILE # device -> file
 //! ```
 
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let (eal, rest) = match Eal::init(&argv) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("nvme_guest_check: {e}");
+            eprintln!("fp-nvmetest: {e}");
             return ExitCode::from(2);
         }
     };
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             file_io(&eal, &rest[1], &rest[2], &rest[3], Some(&rest[4]), &rest[5])
         }
         _ => {
-            eprintln!("nvme_guest_check: usage: check ADDR SERIAL NS1_BYTES NS2_BYTES | write-file ADDR NSID LBA FILE | read-file ADDR NSID LBA LEN FILE");
+            eprintln!("fp-nvmetest: usage: check ADDR SERIAL NS1_BYTES NS2_BYTES | write-file ADDR NSID LBA FILE | read-file ADDR NSID LBA LEN FILE");
             return ExitCode::from(2);
         }
     };
