@@ -40,6 +40,14 @@ use testbed::frames::{
 };
 use testbed::{boot_or_skip, build_release, repo_root, FrameSocket, Guest, GuestOptions};
 
+/// Empty both host sockets of what a previous run left, and name the guest log and
+/// pid files of run `tag`.
+fn fresh_run(n: &Nics, tag: &str) -> (String, String) {
+    drain(&n.s0);
+    drain(&n.s1);
+    (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"))
+}
+
 /// Poll a guest log file until it has a line containing `marker`; panic on "FAIL" or
 /// after `secs`.
 fn wait_log(g: &mut Guest, log: &str, marker: &str, secs: u64) -> String {
@@ -158,9 +166,7 @@ fn eal(tag: &str, n: &Nics, extra: &str) -> String {
 /// The suite (RX bytes, promiscuous off/on, TX bytes, stats, mbufs) through one backend.
 fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let t0 = Instant::now();
-    drain(&n.s0);
-    drain(&n.s1);
-    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
+    let (log, pid) = fresh_run(n, tag);
     g.run_ok(&format!(
         "{} -- suite > {log} 2>&1 & echo $! > {pid}",
         eal(tag, n, extra)
@@ -229,9 +235,7 @@ fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
 
 /// Forward N frames A -> B in the guest; check MAC rewrite and payload here.
 fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
-    drain(&n.s0);
-    drain(&n.s1);
-    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
+    let (log, pid) = fresh_run(n, tag);
     g.run_ok(&format!(
         "{} -- fwd {N_FWD} > {log} 2>&1 & echo $! > {pid}",
         eal(tag, n, extra)
@@ -297,9 +301,7 @@ fn l2fwd_stat(out: &str, port: u16, key: &str) -> u64 {
 /// rewritten and the rest intact; l2fwd exits 0 and its final statistics agree.
 fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let t0 = Instant::now();
-    drain(&n.s0);
-    drain(&n.s1);
-    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
+    let (log, pid) = fresh_run(n, tag);
     // The subshell appends l2fwd's exit status to the log (so an early exit is seen while
     // waiting) and exits with it (so `wait` returns it).
     g.run_ok(&format!(

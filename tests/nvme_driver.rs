@@ -29,7 +29,17 @@ const SERIAL: &str = "FPNVME7";
 const NS1_BYTES: u64 = 48 << 20;
 const NS2_BYTES: u64 = 16 << 20; // run.sh's default second image
 
-fn checks_pass(out: &str, backend: &str) {
+/// `fp-nvmetest` with its EAL arguments (`extra` added) and file prefix `pfx`.
+fn chk(extra: &str, pfx: &str) -> String {
+    format!("fp-nvmetest -l 0 -m 96 --file-prefix {pfx} {extra} --")
+}
+
+/// Run every driver check of `fp-nvmetest` over `backend` and check each passed.
+fn run_checks(g: &mut Guest, nvme: &str, extra: &str, pfx: &str, backend: &str) {
+    let out = g.run_ok(&format!(
+        "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
+        chk(extra, pfx)
+    ));
     for name in [
         "identify",
         "patterns-ns1",
@@ -129,8 +139,6 @@ fn nvme_driver_in_guest() {
         .expect("NVMe controller listed")
         .0
         .clone();
-    let chk =
-        |extra: &str, pfx: &str| format!("fp-nvmetest -l 0 -m 96 --file-prefix {pfx} {extra} --");
 
     // --- 1. kernel driver: peer data, kernel back end of nvme-perf ---
     g.run_ok(
@@ -179,11 +187,7 @@ fn nvme_driver_in_guest() {
             && out.contains("(in use)"),
         "{out}"
     );
-    let out = g.run_ok(&format!(
-        "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
-        chk("", "c1")
-    ));
-    checks_pass(&out, "Vfio");
+    run_checks(&mut g, &nvme, "", "c1", "Vfio");
     // Peer, kernel -> ours: 64 x 4 KiB written by the kernel at byte 4096000 = LBA 8000.
     g.run_ok(&format!(
         "{} read-file {nvme} 1 8000 262144 /tmp/ours.bin && cmp /tmp/ours.bin /tmp/k.bin",
@@ -218,11 +222,7 @@ fn nvme_driver_in_guest() {
         "ferroplane-nvme-identify --iova-mode pa -s 32 {nvme}"
     ));
     assert!(out.contains("(Uio)") && out.contains(SERIAL), "{out}");
-    let out = g.run_ok(&format!(
-        "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
-        chk("--iova-mode pa", "c4")
-    ));
-    checks_pass(&out, "Uio");
+    run_checks(&mut g, &nvme, "--iova-mode pa", "c4", "Uio");
     g.run_ok(&format!(
         "{} read-file {nvme} 1 30000 262144 /tmp/ours2.bin && cmp /tmp/ours2.bin /tmp/o.bin",
         chk("--iova-mode pa", "c5")

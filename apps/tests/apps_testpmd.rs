@@ -145,7 +145,7 @@ fn interactive_session_over_stdin() {
     assert_eq!(numbers_after(&o, "RX-packets:")[0], 0, "{o}");
 
     // Bad input: a message, and the session goes on.
-    for (cmd, msg) in [
+    for (cmd, want) in [
         ("frobnicate", "Command not found"),
         ("show port stats 7", "Bad arguments"),
         ("set fwd warp", "Bad arguments"),
@@ -153,13 +153,8 @@ fn interactive_session_over_stdin() {
         ("set txpkts 10", "Bad arguments"),
         ("port stop", "Bad arguments"),
         ("start now", "Bad arguments"),
-    ] {
-        let o = p.cmd(cmd);
-        assert!(o.contains(msg), "{cmd}: {o}");
-    }
-    // Settings, then port control: stopped ports do not forward; closed ones cannot
-    // start again.
-    for (cmd, want) in [
+        // Settings, then port control: stopped ports do not forward; closed ones
+        // cannot start again.
         ("set burst 64", "set to 64"),
         ("set txpkts 40,24", "2 segments, 64 bytes"),
         ("help", "show port stats all|N"),

@@ -166,38 +166,24 @@ fn print_ctrlr(c: &Controller) {
         c.io_queues_granted()
     );
     println!("Optional Admin Command Support (OACS): {:#06x}", d.oacs);
-    println!(
-        "  Security Send/Receive:               {}",
-        yes(d.oacs & 1 != 0)
-    );
-    println!(
-        "  Format NVM:                          {}",
-        yes(d.oacs & 2 != 0)
-    );
-    println!(
-        "  Firmware Activate/Download:          {}",
-        yes(d.oacs & 4 != 0)
-    );
-    println!(
-        "  Namespace Management:                {}",
-        yes(d.oacs & 8 != 0)
-    );
-    println!(
-        "  Doorbell Buffer Config:              {}",
-        yes(d.oacs & nvme::spec::OACS_DBBUF != 0)
+    flags(
+        d.oacs.into(),
+        &[
+            ("Security Send/Receive", 1),
+            ("Format NVM", 2),
+            ("Firmware Activate/Download", 4),
+            ("Namespace Management", 8),
+            ("Doorbell Buffer Config", nvme::spec::OACS_DBBUF.into()),
+        ],
     );
     println!("Optional NVM Command Support (ONCS):   {:#06x}", d.oncs);
-    println!(
-        "  Compare:                             {}",
-        yes(d.oncs & nvme::spec::oncs::COMPARE != 0)
-    );
-    println!(
-        "  Dataset Management:                  {}",
-        yes(d.oncs & nvme::spec::oncs::DSM != 0)
-    );
-    println!(
-        "  Write Zeroes:                        {}",
-        yes(d.oncs & nvme::spec::oncs::WRITE_ZEROES != 0)
+    flags(
+        d.oncs.into(),
+        &[
+            ("Compare", nvme::spec::oncs::COMPARE.into()),
+            ("Dataset Management", nvme::spec::oncs::DSM.into()),
+            ("Write Zeroes", nvme::spec::oncs::WRITE_ZEROES.into()),
+        ],
     );
     println!(
         "Volatile Write Cache:                  {}",
@@ -265,6 +251,13 @@ fn print_ctrlr(c: &Controller) {
             );
         }
         println!();
+    }
+}
+
+/// One `  Name: Yes|No` line per `(name, bit)` of a capability field.
+fn flags(field: u32, bits: &[(&str, u32)]) {
+    for (name, bit) in bits {
+        println!("  {:<36} {}", format!("{name}:"), yes(field & bit != 0));
     }
 }
 
