@@ -47,6 +47,15 @@ pub fn init_eal(
     }
 }
 
+/// The application's arguments as `parse_result` gives them, or the exit code after one
+/// line `name: error (see -h)` on stderr (2).
+pub fn app_args<T>(name: &str, parse_result: Result<T, String>) -> Result<T, ExitCode> {
+    parse_result.map_err(|e| {
+        eprintln!("{name}: {e} (see -h)");
+        ExitCode::from(2)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             "--mempools" => sel.mempools = true,
             "--stats" => sel.stats = true,
             other => {
-                eprintln!("proc-info: unknown argument '{other}'\n{}", usage());
+                eprintln!("proc-info: unknown argument '{other}' (see -h)");
                 return ExitCode::from(2);
             }
         }

@@ -195,12 +195,9 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = match parse(&rest) {
+    let opts = match mp::app_args("simple_mp", parse(&rest)) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("simple_mp: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let link = match Link::setup(&eal) {
         Ok(l) => l,

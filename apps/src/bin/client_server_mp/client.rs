@@ -45,21 +45,17 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let id = match rest.as_slice() {
-        [n, v] if n == "-n" => match v.parse::<u32>() {
-            Ok(v) => v,
-            Err(_) => {
-                eprintln!(
-                    "mp_client: invalid value '{v}' for '-n': not a client number\n{}",
-                    usage()
-                );
-                return ExitCode::from(2);
-            }
+    let id = match mp::app_args(
+        "mp_client",
+        match rest.as_slice() {
+            [n, v] if n == "-n" => v
+                .parse::<u32>()
+                .map_err(|_| format!("invalid value '{v}' for '-n': not a client number")),
+            _ => Err("missing '-n CLIENT_ID'".to_string()),
         },
-        _ => {
-            eprintln!("mp_client: missing '-n CLIENT_ID'\n{}", usage());
-            return ExitCode::from(2);
-        }
+    ) {
+        Ok(id) => id,
+        Err(code) => return code,
     };
     match run(&eal, id) {
         Ok(code) => ExitCode::from(code),

@@ -89,12 +89,9 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let o = match parse(&rest) {
+    let o = match mp::app_args("mp_server", parse(&rest)) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("mp_server: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if !eal.is_primary() {
         eprintln!("mp_server: must be the primary process (drop --proc-type secondary)");
