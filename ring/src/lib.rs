@@ -87,19 +87,33 @@
 //! * loom models of the head/tail protocols:
 //!   `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p ferroplane-ring --test loom --release`.
 
+mod backoff;
+mod c11;
+mod claim;
+mod copy;
+mod entry;
 pub mod error;
 pub mod flags;
+mod handle;
+mod hts;
 mod layout;
 mod memzone;
+mod mpmc;
+mod ops;
+mod opt;
+mod peek;
 mod primitive;
-mod ring;
+mod rts;
+mod zero_copy;
 
 pub use error::{Error, Result};
 pub use flags::{RingFlags, SyncMode};
+pub use handle::Ring;
 pub use layout::{LAYOUT_VERSION, MAX_ELEM_SIZE, MZ_PREFIX, NAME_MAX, RING_ALIGN, RING_SZ_MASK};
-pub use ring::{
-    DequeuePeek, Dequeued, EnqueuePeek, Enqueued, MpMcRing, MpOptRing, Ring, ZcDequeue, ZcEnqueue,
-};
+pub use mpmc::{MpMcRing, MpOptRing};
+pub use ops::{Dequeued, Enqueued};
+pub use peek::{DequeuePeek, EnqueuePeek};
+pub use zero_copy::{ZcDequeue, ZcEnqueue};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! The synchronisation primitives the ring uses, in one place so that the loom models in
-//! `tests/loom.rs` can swap them: under `cfg(loom)` the atomics, the spin hint and the
-//! slot-access tracker come from [loom](https://docs.rs/loom); otherwise they are `std`'s
-//! and the tracker compiles to nothing. (The crossbeam pattern.)
+//! `tests/loom.rs` can swap them: under `cfg(loom)` the atomics, the spin hint, the
+//! scheduler yield and the slot-access tracker come from [loom](https://docs.rs/loom);
+//! otherwise they are `std`'s and the tracker compiles to nothing. (The crossbeam
+//! pattern.)
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
@@ -18,6 +19,15 @@ pub(crate) fn spin_loop() {
     loom::thread::yield_now();
     #[cfg(not(loom))]
     core::hint::spin_loop();
+}
+
+/// Give the CPU to another runnable thread (`sched_yield`). Under loom, a loom yield.
+#[inline(always)]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
 }
 
 /// Shadow cells for the slots, so that loom sees every slot read and write and reports
