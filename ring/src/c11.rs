@@ -9,7 +9,7 @@
 //!   (`tail_multi`). That wait is what a preempted thread stretches; it backs off to the
 //!   scheduler after a bounded spin (`backoff`).
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Then};
 use crate::claim::{avail, take, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail, NO_CACHE};
 use crate::primitive::{spin_loop, Ordering};
@@ -140,12 +140,17 @@ pub(crate) fn tail_multi(me: &HeadTail, old: u32, n: u32) {
 #[cold]
 #[inline(never)]
 fn wait_tail(me: &HeadTail, old: u32) {
-    let mut wait = Backoff::new();
+    let mut wait = Backoff::new(Then::Sleep);
+    let mut seen = pos(me.tail.load(Ordering::Relaxed));
     loop {
         wait.snooze();
         // A3.
-        if pos(me.tail.load(Ordering::Acquire)) == old {
+        let t = pos(me.tail.load(Ordering::Acquire));
+        if t == old {
             return;
+        }
+        if t != seen {
+            seen = t;
         }
     }
 }

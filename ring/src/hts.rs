@@ -5,7 +5,7 @@
 //! bounded spin (`backoff`), since its owner may be preempted. Peek and zero-copy hold
 //! the side the same way until finished. Labels in `claim`.
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Then};
 use crate::claim::{avail, take, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail};
 use crate::primitive::Ordering;
@@ -57,7 +57,7 @@ pub(crate) fn head<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -> Claim
 #[cold]
 #[inline(never)]
 fn wait_idle(me: &HeadTail) -> u64 {
-    let mut wait = Backoff::new();
+    let mut wait = Backoff::new(Then::Yield);
     loop {
         wait.snooze();
         // A5.

@@ -3,6 +3,7 @@
 //! update of one mode are straight-line code (DPDK's `__rte_ring_do_enqueue_elem` and
 //! friends, with the mode chosen per call).
 
+use crate::backoff::{maybe_in_flight, wait_for_other_side};
 use crate::c11;
 use crate::claim::{Behavior, Claim, Sides};
 use crate::copy::{is_word, SLOTS_BY_RING};
@@ -97,6 +98,15 @@ pub(crate) fn tail_on(s: Sides<'_>, mode: SyncMode, old: u32, n: u32) {
     }
 }
 
+/// An operation asking for `n` got nothing: if the other side may have an operation in
+/// flight, wait for it before reporting the failure (`backoff::wait_for_other_side`).
+#[inline(always)]
+fn failed(s: Sides<'_>, n: u32) {
+    if n != 0 && maybe_in_flight(s.other) {
+        wait_for_other_side(s.other);
+    }
+}
+
 /// Mode for an explicit single-thread entry point: RTS/HTS sides keep their own protocol
 /// (which is also correct for one thread).
 #[inline(always)]
@@ -157,6 +167,7 @@ impl<T: Copy> Ring<T> {
         let s = self.sides::<true>();
         let c = head_on::<true>(s, mode, n, b);
         if c.n == 0 {
+            failed(s, n);
             return c.into();
         }
         // SAFETY: the head move gave us slots c.old..c.old+c.n; src holds >= n >= c.n.
@@ -172,6 +183,7 @@ impl<T: Copy> Ring<T> {
         let s = self.sides::<false>();
         let c = head_on::<false>(s, mode, n, b);
         if c.n == 0 {
+            failed(s, n);
             return c.into();
         }
         // SAFETY: the head move gave us published slots c.old..c.old+c.n; dst has room.
@@ -187,9 +199,14 @@ impl<T: Copy> Ring<T> {
         if !is_word::<T>() || n > opt::EARLY_COPY_MAX {
             return self.deq_m::<MULTI>(dst, n, b);
         }
+        let s = self.sides::<false>();
         // SAFETY: only reached on a ring whose consumer side is optimistic (the mode
         // dispatch, or an `MpOptRing` checked at creation), so its slot array is atomic
         // and `T` one 8-byte word; n <= EARLY_COPY_MAX; `dst` has room for n (callers).
-        unsafe { opt::dequeue_small(self.sides::<false>(), &self.slots, dst, n, b) }.into()
+        let c = unsafe { opt::dequeue_small(s, &self.slots, dst, n, b) };
+        if c.n == 0 {
+            failed(s, n);
+        }
+        c.into()
     }
 }

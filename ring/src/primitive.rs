@@ -1,6 +1,6 @@
 //! The synchronisation primitives the ring uses, in one place so that the loom models in
 //! `tests/loom.rs` can swap them: under `cfg(loom)` the atomics, the spin hint, the
-//! scheduler yield and the slot-access tracker come from [loom](https://docs.rs/loom);
+//! scheduler yield, the short sleep and the slot-access tracker come from [loom](https://docs.rs/loom);
 //! otherwise they are `std`'s and the tracker compiles to nothing. (The crossbeam
 //! pattern.)
 
@@ -28,6 +28,16 @@ pub(crate) fn yield_now() {
     loom::thread::yield_now();
     #[cfg(not(loom))]
     std::thread::yield_now();
+}
+
+/// Leave the CPU for the shortest sleep the kernel grants (a 1 µs request; the timer
+/// slack makes it about 50 µs on Linux). Under loom, a loom yield.
+#[inline(always)]
+pub(crate) fn sleep_briefly() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::sleep(std::time::Duration::from_micros(1));
 }
 
 /// Shadow cells for the slots, so that loom sees every slot read and write and reports

@@ -7,7 +7,7 @@
 //! off to the scheduler after a bounded spin (`backoff`), since the threads they wait
 //! for may be preempted. Labels in `claim`.
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Then};
 use crate::claim::{avail, take, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail};
 use crate::primitive::Ordering;
@@ -64,7 +64,7 @@ fn too_far(me: &HeadTail, head: u64, max: u32) -> bool {
 #[cold]
 #[inline(never)]
 fn wait_distance(me: &HeadTail, max: u32) -> u64 {
-    let mut wait = Backoff::new();
+    let mut wait = Backoff::new(Then::Yield);
     loop {
         wait.snooze();
         // A2.
