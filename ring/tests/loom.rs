@@ -65,7 +65,7 @@ fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     );
 }
 
-/// Work around loom issue #392 (a spawned thread whose first atomic operation is a load
+/// Work around loom's tokio-rs/loom#392 (a spawned thread whose first atomic operation is a load
 /// is never scheduled ahead of the main thread, so whole interleavings go unexplored):
 /// every spawned thread first stores to `go`, and the main thread loads `go` right after
 /// spawning, which makes the two dependent from the start.
