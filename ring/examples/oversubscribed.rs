@@ -13,7 +13,6 @@
 //! consumers), `mpmc_typed` ([`ring::MpMcRing`]), `opt_typed` ([`ring::MpOptRing`], the
 //! mempool's layout: `ONE_LINE`).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -24,18 +23,10 @@ use ring::{Dequeued, Enqueued, MpMcRing, MpOptRing, Ring, RingFlags, RING_ALIGN}
 const SLOTS: u32 = 1024;
 const BURST: usize = 32;
 
-/// A heap block for the ring, freed on drop.
-struct Block(*mut u8, Layout);
-// SAFETY: a raw heap block only reached through the ring, which synchronises it.
-unsafe impl Send for Block {}
-// SAFETY: as above.
-unsafe impl Sync for Block {}
-impl Drop for Block {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `run` with this layout.
-        unsafe { dealloc(self.0, self.1) }
-    }
-}
+/// Ring memory comes as a `Vec` of these (zeroed, aligned as a ring must be).
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct CacheLinePair([u8; RING_ALIGN]);
 
 /// The calls a mode is driven through.
 #[derive(Clone)]
@@ -86,13 +77,11 @@ struct Opts {
 fn run(mode: &str, o: &Opts) -> Result<Duration, u64> {
     let f = flags(mode).expect("checked");
     let len = Ring::<u64>::memsize(SLOTS, f).expect("valid size");
-    let layout = Layout::from_size_align(len, RING_ALIGN).expect("valid layout");
-    // SAFETY: non-zero size.
-    let block = Arc::new(Block(unsafe { alloc_zeroed(layout) }, layout));
-    assert!(!block.0.is_null(), "out of memory");
-    // SAFETY: a fresh exclusive block kept alive by `block` until every thread is joined;
-    // no side is single.
-    let r = unsafe { Ring::<u64>::init_in(block.0, len, "oversub", SLOTS, f) }.expect("ring");
+    let mut mem = vec![CacheLinePair([0; RING_ALIGN]); len.div_ceil(RING_ALIGN)];
+    // SAFETY: a fresh exclusive block that `mem` keeps alive until every thread is
+    // joined (below, before `mem` goes); no side is single.
+    let r = unsafe { Ring::<u64>::init_in(mem.as_mut_ptr().cast(), len, "oversub", SLOTS, f) }
+        .expect("ring");
     let h = match mode {
         "mpmc_typed" => Handle::MpMc(r.into_mp_mc().ok().expect("MP/MC ring")),
         "opt_typed" => Handle::MpOpt(r.into_mp_opt().ok().expect("MP/opt ring")),
@@ -156,6 +145,8 @@ fn run(mode: &str, o: &Opts) -> Result<Duration, u64> {
     for t in threads {
         t.join().expect("worker panicked");
     }
+    drop(h);
+    drop(mem);
     let got = moved.load(Ordering::Relaxed);
     if got < total {
         return Err(got);

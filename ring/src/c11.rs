@@ -10,7 +10,7 @@
 //!   scheduler after a bounded spin (`backoff`).
 
 use crate::backoff::{Backoff, Then};
-use crate::claim::{avail, take, Behavior, Claim, Sides};
+use crate::claim::{avail, offer, take, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail, NO_CACHE};
 use crate::primitive::{spin_loop, Ordering};
 
@@ -73,22 +73,14 @@ pub(crate) fn head_multi<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) ->
     // A2: pairs with R2.
     let mut old = me.head.load(Ordering::Acquire);
     loop {
-        let oh = pos(old);
-        // A1: pairs with R1 of the other side.
-        let t = pos(s.other.tail.load(Ordering::Acquire));
-        let room = avail::<PROD>(s.capacity, oh, t);
-        let k = take(room, n, b);
-        if k == 0 {
-            return Claim {
-                old: oh,
-                n: 0,
-                avail: room,
-            };
+        let c = offer::<PROD>(s, pos(old), n, b);
+        if c.n == 0 {
+            return c;
         }
         // R2 on success / A2 on failure.
         match me.head.compare_exchange_weak(
             old,
-            pack(oh.wrapping_add(k), 0),
+            pack(c.old.wrapping_add(c.n), 0),
             Ordering::Release,
             Ordering::Acquire,
         ) {
@@ -102,11 +94,7 @@ pub(crate) fn head_multi<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) ->
                 if s.created_single && me.cached.load(Ordering::Relaxed) != NO_CACHE {
                     me.cached.store(NO_CACHE, Ordering::Relaxed);
                 }
-                return Claim {
-                    old: oh,
-                    n: k,
-                    avail: room,
-                };
+                return c;
             }
             Err(cur) => {
                 // Another thread moved the head since our load. One spin hint before the

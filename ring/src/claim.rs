@@ -22,7 +22,8 @@
 //! The optimistic consumer (`opt`) uses R1/R2/R3 and A1/A2/A3 as a multi consumer does;
 //! its early slot copy is ordered before a producer's overwrite by R1, its tail store.
 
-use crate::layout::HeadTail;
+use crate::layout::{pos, HeadTail};
+use crate::primitive::Ordering;
 
 /// What one operation works on: its own side's words, the other side's, and the numbers
 /// a head move needs. Built once per operation, before the slot copy (after a copy
@@ -86,4 +87,19 @@ pub(crate) fn avail<const PROD: bool>(capacity: u32, head: u32, other_tail: u32)
 #[inline(always)]
 pub(crate) fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// What a side at `head` can claim of `n` now: loads the other side's tail (A1: pairs
+/// with R1 of the other side) and returns the claim a successful head move would make
+/// (`n == 0`: nothing to claim, report the failure).
+#[inline(always)]
+pub(crate) fn offer<const PROD: bool>(s: Sides<'_>, head: u32, n: u32, b: Behavior) -> Claim {
+    // A1.
+    let t = pos(s.other.tail.load(Ordering::Acquire));
+    let room = avail::<PROD>(s.capacity, head, t);
+    Claim {
+        old: head,
+        n: take(room, n, b),
+        avail: room,
+    }
 }

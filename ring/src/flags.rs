@@ -80,15 +80,17 @@ pub enum SyncMode {
 }
 
 impl SyncMode {
+    /// The mode stored as `v` in a ring header, if any.
     pub(crate) fn from_u32(v: u32) -> Option<SyncMode> {
-        match v {
-            0 => Some(SyncMode::Multi),
-            1 => Some(SyncMode::Single),
-            2 => Some(SyncMode::Rts),
-            3 => Some(SyncMode::Hts),
-            4 => Some(SyncMode::Optimistic),
-            _ => None,
-        }
+        // In discriminant order.
+        const ALL: [SyncMode; 5] = [
+            SyncMode::Multi,
+            SyncMode::Single,
+            SyncMode::Rts,
+            SyncMode::Hts,
+            SyncMode::Optimistic,
+        ];
+        ALL.get(v as usize).copied()
     }
 }
 

@@ -6,7 +6,7 @@
 //! the side the same way until finished. Labels in `claim`.
 
 use crate::backoff::{Backoff, Then};
-use crate::claim::{avail, take, Behavior, Claim, Sides};
+use crate::claim::{offer, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail};
 use crate::primitive::Ordering;
 
@@ -20,34 +20,20 @@ pub(crate) fn head<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -> Claim
         if lo(old) != pos(old) {
             old = wait_idle(me);
         }
-        let oh = lo(old);
-        // A1: pairs with R1 of the other side.
-        let t = pos(s.other.tail.load(Ordering::Acquire));
-        let room = avail::<PROD>(s.capacity, oh, t);
-        let k = take(room, n, b);
-        if k == 0 {
-            return Claim {
-                old: oh,
-                n: 0,
-                avail: room,
-            };
+        let c = offer::<PROD>(s, lo(old), n, b);
+        if c.n == 0 {
+            return c;
         }
         // Relaxed on success: nobody synchronises on the reservation itself; the other
         // side reading this word still gets the previous R5 through the release sequence
         // this RMW continues. A5 on failure.
         match me.tail.compare_exchange_weak(
             old,
-            pack(oh, oh.wrapping_add(k)),
+            pack(c.old, c.old.wrapping_add(c.n)),
             Ordering::Relaxed,
             Ordering::Acquire,
         ) {
-            Ok(_) => {
-                return Claim {
-                    old: oh,
-                    n: k,
-                    avail: room,
-                }
-            }
+            Ok(_) => return c,
             Err(cur) => old = cur,
         }
     }

@@ -35,23 +35,20 @@ pub struct Dequeued {
     pub available: u32,
 }
 
+// A claim as an outcome: its count and what is left beside it.
 impl From<Claim> for Enqueued {
     #[inline(always)]
-    fn from(c: Claim) -> Self {
-        Enqueued {
-            n: c.n,
-            free_space: c.avail - c.n,
-        }
+    fn from(Claim { n, avail, .. }: Claim) -> Self {
+        let free_space = avail - n;
+        Enqueued { n, free_space }
     }
 }
 
 impl From<Claim> for Dequeued {
     #[inline(always)]
-    fn from(c: Claim) -> Self {
-        Dequeued {
-            n: c.n,
-            available: c.avail - c.n,
-        }
+    fn from(Claim { n, avail, .. }: Claim) -> Self {
+        let available = avail - n;
+        Dequeued { n, available }
     }
 }
 

@@ -68,6 +68,30 @@ impl<'a, T: Copy, const PROD: bool> Reservation<'a, T, PROD> {
     }
 }
 
+/// The accessors every reservation wrapper has: `len`, `is_empty`, and what is left on
+/// the side (`$left`: free space for an enqueue, entries for a dequeue).
+macro_rules! reservation_accessors {
+    ($ty:ident, $what:literal, $left:ident, $left_doc:literal) => {
+        impl<T: Copy> $ty<'_, T> {
+            #[doc = concat!($what, " claimed.")]
+            pub fn len(&self) -> u32 {
+                self.0.len()
+            }
+
+            #[doc = concat!("True if nothing was claimed (no ", $what, ").")]
+            pub fn is_empty(&self) -> bool {
+                self.0.len() == 0
+            }
+
+            #[doc = $left_doc]
+            pub fn $left(&self) -> u32 {
+                self.0.left()
+            }
+        }
+    };
+}
+pub(crate) use reservation_accessors;
+
 impl<T: Copy, const PROD: bool> Drop for Reservation<'_, T, PROD> {
     fn drop(&mut self) {
         self.commit(0);
@@ -78,22 +102,14 @@ impl<T: Copy, const PROD: bool> Drop for Reservation<'_, T, PROD> {
 /// nothing.
 pub struct EnqueuePeek<'a, T: Copy>(Reservation<'a, T, true>);
 
+reservation_accessors!(
+    EnqueuePeek,
+    "Slots",
+    free_space,
+    "Free slots after the reservation, as seen by it."
+);
+
 impl<T: Copy> EnqueuePeek<'_, T> {
-    /// Slots reserved.
-    pub fn len(&self) -> u32 {
-        self.0.len()
-    }
-
-    /// True if nothing could be reserved.
-    pub fn is_empty(&self) -> bool {
-        self.0.len() == 0
-    }
-
-    /// Free slots after the reservation, as seen by it.
-    pub fn free_space(&self) -> u32 {
-        self.0.left()
-    }
-
     /// Write the first `min(objs.len(), len())` of `objs` and publish them; returns how
     /// many were enqueued.
     pub fn finish(mut self, objs: &[T]) -> u32 {
@@ -113,22 +129,14 @@ impl<T: Copy> EnqueuePeek<'_, T> {
 /// nothing (the objects stay in the ring).
 pub struct DequeuePeek<'a, T: Copy>(Reservation<'a, T, false>);
 
+reservation_accessors!(
+    DequeuePeek,
+    "Objects copied out and held back from other consumers",
+    available,
+    "Entries left behind the peeked ones, as seen by the peek."
+);
+
 impl<T: Copy> DequeuePeek<'_, T> {
-    /// Objects copied out (and held back from other consumers).
-    pub fn len(&self) -> u32 {
-        self.0.len()
-    }
-
-    /// True if nothing was copied out.
-    pub fn is_empty(&self) -> bool {
-        self.0.len() == 0
-    }
-
-    /// Entries left behind the peeked ones, as seen by the peek.
-    pub fn available(&self) -> u32 {
-        self.0.left()
-    }
-
     /// Consume the first `min(n, len())` peeked objects; the rest stay in the ring.
     /// Returns how many were consumed.
     pub fn finish(mut self, n: u32) -> u32 {

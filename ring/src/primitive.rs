@@ -11,32 +11,18 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64};
 
 pub(crate) use std::sync::atomic::Ordering;
 
-/// Busy-wait hint inside a spin loop. Under loom it yields so that the model checker can
-/// schedule the thread we are waiting for.
-#[inline(always)]
-pub(crate) fn spin_loop() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    core::hint::spin_loop();
-}
+// The three ways of waiting: a busy-wait hint inside a spin loop, a `sched_yield`, and
+// the shortest sleep the kernel grants (a 1 µs request; the timer slack makes it about
+// 50 µs on Linux). Under loom all three are a loom yield, so that the model checker
+// schedules the thread being waited for.
+#[cfg(loom)]
+pub(crate) use loom::thread::{yield_now, yield_now as spin_loop, yield_now as sleep_briefly};
+#[cfg(not(loom))]
+pub(crate) use {core::hint::spin_loop, std::thread::yield_now};
 
-/// Give the CPU to another runnable thread (`sched_yield`). Under loom, a loom yield.
-#[inline(always)]
-pub(crate) fn yield_now() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::thread::yield_now();
-}
-
-/// Leave the CPU for the shortest sleep the kernel grants (a 1 µs request; the timer
-/// slack makes it about 50 µs on Linux). Under loom, a loom yield.
+#[cfg(not(loom))]
 #[inline(always)]
 pub(crate) fn sleep_briefly() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
     std::thread::sleep(std::time::Duration::from_micros(1));
 }
 

@@ -8,7 +8,7 @@
 //! for may be preempted. Labels in `claim`.
 
 use crate::backoff::{Backoff, Then};
-use crate::claim::{avail, take, Behavior, Claim, Sides};
+use crate::claim::{offer, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail};
 use crate::primitive::Ordering;
 
@@ -23,31 +23,17 @@ pub(crate) fn head<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -> Claim
         if too_far(me, old, max) {
             old = wait_distance(me, max);
         }
-        let oh = pos(old);
-        // A1: pairs with R1 of the other side.
-        let t = pos(s.other.tail.load(Ordering::Acquire));
-        let room = avail::<PROD>(s.capacity, oh, t);
-        let k = take(room, n, b);
-        if k == 0 {
-            return Claim {
-                old: oh,
-                n: 0,
-                avail: room,
-            };
+        let c = offer::<PROD>(s, pos(old), n, b);
+        if c.n == 0 {
+            return c;
         }
-        let new = pack(oh.wrapping_add(k), lo(old).wrapping_add(1));
+        let new = pack(c.old.wrapping_add(c.n), lo(old).wrapping_add(1));
         // R2 on success / A2 on failure.
         match me
             .head
             .compare_exchange_weak(old, new, Ordering::Release, Ordering::Acquire)
         {
-            Ok(_) => {
-                return Claim {
-                    old: oh,
-                    n: k,
-                    avail: room,
-                }
-            }
+            Ok(_) => return c,
             Err(cur) => old = cur,
         }
     }

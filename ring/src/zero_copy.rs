@@ -7,29 +7,21 @@ use core::mem::MaybeUninit;
 use crate::claim::Behavior;
 use crate::flags::SyncMode;
 use crate::handle::Ring;
-use crate::peek::Reservation;
+use crate::peek::{reservation_accessors, Reservation};
 use crate::{Error, Result};
 
 /// A zero-copy enqueue in progress ([`Ring::enqueue_zc_bulk_start`]). Dropping it
 /// enqueues nothing.
 pub struct ZcEnqueue<'a, T: Copy>(Reservation<'a, T, true>);
 
+reservation_accessors!(
+    ZcEnqueue,
+    "Slots",
+    free_space,
+    "Free slots after the reservation, as seen by it."
+);
+
 impl<T: Copy> ZcEnqueue<'_, T> {
-    /// Slots reserved.
-    pub fn len(&self) -> u32 {
-        self.0.len()
-    }
-
-    /// True if nothing could be reserved.
-    pub fn is_empty(&self) -> bool {
-        self.0.len() == 0
-    }
-
-    /// Free slots after the reservation, as seen by it.
-    pub fn free_space(&self) -> u32 {
-        self.0.left()
-    }
-
     /// The reserved slots, in ring order, as up to two runs (the second is empty unless
     /// the reservation wraps).
     pub fn slots(&mut self) -> (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]) {
@@ -60,22 +52,14 @@ impl<T: Copy> ZcEnqueue<'_, T> {
 /// consumes nothing.
 pub struct ZcDequeue<'a, T: Copy>(Reservation<'a, T, false>);
 
+reservation_accessors!(
+    ZcDequeue,
+    "Entries",
+    available,
+    "Entries left behind the claimed ones, as seen by the claim."
+);
+
 impl<T: Copy> ZcDequeue<'_, T> {
-    /// Entries claimed.
-    pub fn len(&self) -> u32 {
-        self.0.len()
-    }
-
-    /// True if nothing was claimed.
-    pub fn is_empty(&self) -> bool {
-        self.0.len() == 0
-    }
-
-    /// Entries left behind the claimed ones, as seen by the claim.
-    pub fn available(&self) -> u32 {
-        self.0.left()
-    }
-
     /// The claimed entries, in ring order, as up to two runs.
     pub fn slots(&self) -> (&[T], &[T]) {
         let slots = &self.0.ring.slots;

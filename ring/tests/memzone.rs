@@ -30,7 +30,10 @@ fn eal(test: &str, prefix: &str) -> Option<eal::Eal> {
 
 #[test]
 fn create_lookup_free() {
-    let Some(eal) = eal("create_lookup_free", &format!("ringmz{}", std::process::id())) else {
+    let Some(eal) = eal(
+        "create_lookup_free",
+        &format!("ringmz{}", std::process::id()),
+    ) else {
         return;
     };
     // SAFETY: multi-producer/consumer ring, no single-side contract; u64 everywhere.

@@ -8,7 +8,6 @@
 //!
 //! `cargo test -p ferroplane-ring --release --test stress` (a few seconds on 2 cores).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Barrier};
 
@@ -64,17 +63,10 @@ enum Api {
     MpMc,
 }
 
-struct Mem(*mut u8, Layout);
-// SAFETY: a raw heap block handed to the ring; the ring synchronises access to it.
-unsafe impl Send for Mem {}
-// SAFETY: as above.
-unsafe impl Sync for Mem {}
-impl Drop for Mem {
-    fn drop(&mut self) {
-        // SAFETY: allocated with this layout in `run`.
-        unsafe { dealloc(self.0, self.1) }
-    }
-}
+/// The ring's memory: zeroed 128-byte lines (the ring's alignment), freed with the Vec.
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Line([u8; RING_ALIGN]);
 
 /// An MP/MC handle with the consumer protocol of the ring compiled in.
 enum MpHandle<T: Copy> {
@@ -158,13 +150,11 @@ fn run<T: Elem>(
     let flags = flags_for(pm, cm) | layout;
     let count = 256;
     let len = Ring::<T>::memsize(count, flags).unwrap();
-    let layout = Layout::from_size_align(len, RING_ALIGN).unwrap();
-    // SAFETY: non-zero size.
-    let mem = Arc::new(Mem(unsafe { alloc_zeroed(layout) }, layout));
-    assert!(!mem.0.is_null());
-    // SAFETY: fresh exclusive block that `mem` keeps alive until every thread is joined
+    let mut mem = vec![Line([0; RING_ALIGN]); len.div_ceil(RING_ALIGN)];
+    let base = mem.as_mut_ptr().cast::<u8>();
+    // SAFETY: a fresh exclusive block that `mem` keeps alive until every thread is joined
     // (the ring handle is dropped before `mem`); single sides get exactly one thread.
-    let r = Arc::new(unsafe { Ring::<T>::init_in(mem.0, len, "stress", count, flags) }.unwrap());
+    let r = Arc::new(unsafe { Ring::<T>::init_in(base, len, "stress", count, flags) }.unwrap());
     // SAFETY: empty, not shared yet. Start 1000 positions before the u32 wrap.
     unsafe { r.reset_at(u32::MAX - 1000) };
 
@@ -314,6 +304,7 @@ fn run<T: Elem>(
     assert_eq!(missing, 0, "{pm:?}/{cm:?} {api:?}: elements never dequeued");
     assert!(r.empty());
     drop(r);
+    drop(mem);
 }
 
 const COMBOS: [(SyncMode, SyncMode); 10] = [
