@@ -31,32 +31,34 @@ fn benches(c: &mut Criterion) {
     c.bench_function("memzone_reserve_free", |b| {
         b.iter(|| {
             let z = e
-                .memzone_reserve("bench-zone", 4096, None, MemzoneFlags::empty())
+                .memzones()
+                .reserve("bench-zone", 4096, None, MemzoneFlags::empty())
                 .unwrap();
-            e.memzone_free(black_box(&z)).unwrap();
+            e.memzones().free(black_box(&z)).unwrap();
         })
     });
 
     let zones: Vec<_> = (0..1000)
         .map(|i| {
-            e.memzone_reserve(&format!("lookup-{i}"), 64, None, MemzoneFlags::empty())
+            e.memzones()
+                .reserve(&format!("lookup-{i}"), 64, None, MemzoneFlags::empty())
                 .unwrap()
         })
         .collect();
     c.bench_function("memzone_lookup_1000", |b| {
-        b.iter(|| black_box(e.memzone_lookup(black_box("lookup-999"))).unwrap())
+        b.iter(|| black_box(e.memzones().lookup(black_box("lookup-999"))).unwrap())
     });
     for z in &zones {
-        e.memzone_free(z).unwrap();
+        e.memzones().free(z).unwrap();
     }
 
     let mut g = c.benchmark_group("heap_malloc_free");
     for size in [64usize, 4096] {
         g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
             b.iter(|| {
-                let p = e.malloc(black_box(size), 0).unwrap();
+                let p = e.heap().malloc(black_box(size), 0).unwrap();
                 // SAFETY: just allocated, freed once, never used.
-                unsafe { e.free(p.as_ptr()).unwrap() };
+                unsafe { e.heap().free(p.as_ptr()).unwrap() };
             })
         });
     }

@@ -11,7 +11,7 @@ fn vdev_ring_loops_tx_to_rx_per_queue() {
     let p = pool(&e, "ringp", 2047);
     let a = pmd::vdev_create(&e, "net_ring_t0").unwrap();
     assert_eq!(pmd::dev_info(a).unwrap().max_rx_queues, 16);
-    assert!(e.memzone_lookup("RG_ETH_RXTX0_net_ring_t0").is_some());
+    assert!(e.memzones().lookup("RG_ETH_RXTX0_net_ring_t0").is_some());
     setup(a, &p, 2, 2);
     let frames: Vec<Vec<u8>> = (0..40).map(|i| frame(0x88b5, 1, i as u8, 60 + i)).collect();
     let mut v: Vec<mbuf::Mbuf> = frames.iter().map(|f| mbuf_of(&p, f)).collect();
@@ -51,7 +51,7 @@ fn vdev_ring_loops_tx_to_rx_per_queue() {
     drop(many);
     // close frees what is left in the rings (1023 packets) and the rings
     pmd::close(a).unwrap();
-    assert!(e.memzone_lookup("RG_ETH_RXTX0_net_ring_t0").is_none());
+    assert!(e.memzones().lookup("RG_ETH_RXTX0_net_ring_t0").is_none());
     assert_eq!(p.avail_count(), 2047);
 }
 

@@ -458,7 +458,8 @@ fn proc_info_lists_the_primarys_objects() {
     .unwrap();
     let held = pool.get().unwrap();
     let z = e
-        .memzone_reserve("plain", 5000, None, MemzoneFlags::empty())
+        .memzones()
+        .reserve("plain", 5000, None, MemzoneFlags::empty())
         .unwrap();
 
     let mut pi = Proc::spawn(PROC_INFO, &["--no-pci", "--file-prefix", &p]);
@@ -476,7 +477,7 @@ fn proc_info_lists_the_primarys_objects() {
 
     // Memzones: exactly ours, same names, addresses and lengths.
     let mz = of("memzone");
-    let mine = e.memzone_walk();
+    let mine = e.memzones().walk();
     assert_eq!(mz.len(), mine.len(), "{out}");
     for m in &mine {
         let want = format!(
@@ -555,7 +556,8 @@ fn proc_info_lists_the_primarys_objects() {
 
 /// Memzones that hold rings (`RG_<name>`).
 fn ring_memzones(e: &Eal) -> usize {
-    e.memzone_walk()
+    e.memzones()
+        .walk()
         .iter()
         .filter(|z| z.name().starts_with("RG_"))
         .count()

@@ -46,7 +46,7 @@
 //! ([`ShmLock::steals`]) and logs a warning. Caveats, stated plainly:
 //! - the dead holder may have been in the middle of an update: the memzone table or a
 //!   heap free list can be half changed. The thief proceeds; run
-//!   [`crate::Eal::heap_check`] to find out, and restart the group if it fails;
+//!   [`crate::heap::Heap::check`] to find out, and restart the group if it fails;
 //! - pids are compared, so all processes of a group must share a pid namespace, and a
 //!   holder whose pid was reused by an unrelated process in the meantime looks alive
 //!   (the lock then stays held, as before; the pid is shown for diagnosis);
@@ -145,7 +145,7 @@ impl ShmLock {
                 {
                     self.steals.fetch_add(1, Ordering::Relaxed);
                     crate::log_warn!(
-                        "took over the shared-config lock from dead process {cur}; shared tables may be half updated (check with Eal::heap_check)"
+                        "took over the shared-config lock from dead process {cur}; shared tables may be half updated (check with eal.heap().check())"
                     );
                     return;
                 }

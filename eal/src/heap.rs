@@ -24,7 +24,7 @@
 //!   are never two adjacent free blocks.
 //! - Payloads are 64-byte (cache line) aligned at least and sizes are rounded to 64.
 //! - A header carries a magic (free/used), its own offset, the kind (heap or memzone) and
-//!   a check word; [`crate::Eal::free`] rejects pointers whose header does not match
+//!   a check word; [`Heap::free`] rejects pointers whose header does not match
 //!   ([`Error::BadFree`]): double frees, pointers into the middle of a block, memzone
 //!   addresses, pointers outside EAL memory.
 //!
@@ -39,9 +39,11 @@ use std::ptr::NonNull;
 
 use static_assertions::const_assert_eq;
 
+use crate::addr::Iova;
 use crate::addr::VirtAddr;
 use crate::config::{ConfigGuard, HeapHeader, SharedConfig, NONE};
 use crate::error::{Error, Result};
+use crate::lcore::LcoreSet;
 use crate::memory::Memory;
 
 /// Header size; also the minimum alignment and size granule.
@@ -480,6 +482,143 @@ impl<'a> Arena<'a> {
             return Err(format!("free list {list:x?} != free blocks {frees:x?}"));
         }
         Ok(())
+    }
+}
+
+/// The heap of one EAL (DPDK's `rte_malloc` family), from [`crate::Eal::heap`].
+///
+/// A borrowed view: cheap to make, `Copy`, usable from any thread. Every call takes the
+/// shared-config lock (control path; use mempools on the data path). Without a socket,
+/// memory on the calling lcore's socket is tried first.
+#[derive(Clone, Copy)]
+pub struct Heap<'a> {
+    core: &'a MemCore,
+    lcores: &'a LcoreSet,
+}
+
+impl fmt::Debug for Heap<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Heap")
+            .field("sockets", &self.sockets())
+            .finish()
+    }
+}
+
+impl<'a> Heap<'a> {
+    pub(crate) fn new(core: &'a MemCore, lcores: &'a LcoreSet) -> Self {
+        Heap { core, lcores }
+    }
+
+    /// Allocate `size` bytes aligned to `align` (0 = 64), preferably on the calling
+    /// lcore's socket.
+    pub fn malloc(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
+        self.alloc(size, align, None, false)
+    }
+
+    /// [`malloc`](Self::malloc), zero-filled.
+    pub fn zmalloc(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
+        self.alloc(size, align, None, true)
+    }
+
+    /// Allocate on `socket` (any socket if `None`).
+    pub fn malloc_socket(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+    ) -> Result<NonNull<u8>> {
+        self.alloc(size, align, socket, false)
+    }
+
+    /// Zero-filled [`malloc_socket`](Self::malloc_socket).
+    pub fn zmalloc_socket(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+    ) -> Result<NonNull<u8>> {
+        self.alloc(size, align, socket, true)
+    }
+
+    fn alloc(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+        zero: bool,
+    ) -> Result<NonNull<u8>> {
+        self.core
+            .malloc(size, align, socket, self.lcores.caller_socket(), zero)
+    }
+
+    /// Zero-filled, IOVA-contiguous memory a device may DMA to; returns the pointer and
+    /// its IOVA. [`Error::NoDma`] under `--no-huge`. Free with [`free`](Self::free).
+    pub fn malloc_dma(
+        &self,
+        size: usize,
+        align: usize,
+        socket: Option<u32>,
+    ) -> Result<(NonNull<u8>, Iova)> {
+        let p = self
+            .core
+            .malloc_dma(size, align, socket, self.lcores.caller_socket())?;
+        let iova = self
+            .core
+            .memory
+            .virt2iova(VirtAddr::from_ptr(p.as_ptr()))
+            .unwrap_or(Iova::BAD);
+        Ok((p, iova))
+    }
+
+    /// Resize an allocation (allocate, copy, free). A null `ptr` is `malloc`.
+    ///
+    /// # Safety
+    /// `ptr` must be null or a live pointer from this EAL's heap, and nothing may use it
+    /// after a successful call.
+    pub unsafe fn realloc(&self, ptr: *mut u8, size: usize, align: usize) -> Result<NonNull<u8>> {
+        if ptr.is_null() {
+            return self.malloc(size, align);
+        }
+        let old = self.core.alloc_len(ptr).ok_or(Error::BadFree {
+            addr: ptr as usize as u64,
+        })?;
+        let new = self.malloc(size, align)?;
+        // SAFETY: both are live, distinct heap blocks of at least `min(old, size)` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), (old as usize).min(size)) };
+        // SAFETY: forwarded caller contract: `ptr` is a live heap pointer, now unused.
+        unsafe { self.free(ptr)? };
+        Ok(new)
+    }
+
+    /// Return memory to the heap. Null is accepted and ignored. Pointers the heap did not
+    /// hand out (or already took back) are refused with [`Error::BadFree`] where the
+    /// inline header shows it.
+    ///
+    /// # Safety
+    /// Nothing may use the allocation after the call.
+    pub unsafe fn free(&self, ptr: *mut u8) -> Result<()> {
+        self.core.free(ptr)
+    }
+
+    /// Statistics of `socket`, `None` if it has no memory.
+    pub fn stats(&self, socket: u32) -> Option<HeapStats> {
+        self.core.stats(socket)
+    }
+
+    /// Sockets that have EAL memory, ascending.
+    pub fn sockets(&self) -> Vec<u32> {
+        self.core.sockets()
+    }
+
+    /// Print statistics per socket.
+    pub fn dump(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.core.dump(w)
+    }
+
+    /// Verify every heap invariant (block tiling, boundary tags, free list); `Err`
+    /// describes the first violation. For tests and debugging; takes the lock.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.core.check()
     }
 }
 

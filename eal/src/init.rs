@@ -39,25 +39,23 @@
 //! which it only does once every secondary has exited (see [`crate::runtime`]).
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::addr::{Iova, VirtAddr};
+use crate::addr::VirtAddr;
 use crate::args::{EalArgs, IovaMode, ProcType};
 use crate::config::{self, put_str, SharedConfig};
 use crate::error::{Error, Result};
-use crate::heap::{HeapStats, MemCore};
+use crate::heap::{Heap, MemCore};
 use crate::hugepage::SysRoots;
-use crate::lcore::{self, CpuTopology, LcoreSet};
-use crate::memory::{self, AttachRequest, Backing, Memory, MemoryRequest, Memseg, MemsegList};
-use crate::memzone::{Memzone, MemzoneFlags, ZoneReq};
-use crate::mp::{Message, Mp, Peer, Replies};
-use crate::pci::{self, PciDevice};
+use crate::lcore::{CpuTopology, LcoreSet};
+use crate::memory::{self, AttachRequest, Backing, Memory, MemoryRequest, MemsegList};
+use crate::memzone::Memzones;
+use crate::mp::Mp;
+use crate::pci::PciBus;
 use crate::runtime::RuntimeDir;
 
 /// Knobs that are not EAL command-line options: where the system trees are (tests point
@@ -213,7 +211,7 @@ struct Inner {
     core: Option<MemCore>,
     runtime: RuntimeDir,
     args: EalArgs,
-    pci: Vec<PciDevice>,
+    pci: PciBus,
     secondary: bool,
     primary_pid: i32,
     exit: Arc<ExitState>,
@@ -292,8 +290,8 @@ impl fmt::Debug for Eal {
         f.debug_struct("Eal")
             .field("file_prefix", &self.file_prefix())
             .field("runtime_dir", &self.runtime_dir())
-            .field("base", &self.base_virtaddr())
-            .field("len", &self.memory_len())
+            .field("base", &self.memory().base())
+            .field("len", &self.memory().len())
             .finish_non_exhaustive()
     }
 }
@@ -448,7 +446,7 @@ impl Eal {
         let mut lcores = LcoreSet::start(&lcore_list, main_lcore, &topo)?;
 
         // 5. PCI.
-        let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
+        let pci = PciBus::scan(&opts.roots.sys, &args.pci_filter())?;
 
         // 6. IPC, then let secondaries in.
         let mp = Mp::start(runtime.path(), true)?;
@@ -470,7 +468,7 @@ impl Eal {
             },
             core.memory.iova_mode(),
             lcores.count(),
-            pci.len()
+            pci.devices().len()
         );
         Ok(Eal {
             inner: Arc::new(Inner {
@@ -553,7 +551,7 @@ impl Eal {
             g.proc_register(me)?;
         }
         let mut lcores = LcoreSet::start(&lcore_list, main_lcore, topo)?;
-        let pci = pci::scan(&opts.roots.sys, &args.pci_filter())?;
+        let pci = PciBus::scan(&opts.roots.sys, &args.pci_filter())?;
         let mp = Mp::start(runtime.path(), false)?;
         let exit = Arc::new(ExitState::default());
         let watch_fd = file
@@ -704,316 +702,36 @@ impl Eal {
         self.inner.core().config.header().lock.steals()
     }
 
+    // ---- the modules ----
+
+    /// EAL memory: the virtual area, memsegs, IOVAs ([`crate::memory`]).
+    pub fn memory(&self) -> &Memory {
+        &self.inner.core().memory
+    }
+
+    /// The memzone table ([`crate::memzone`]).
+    pub fn memzones(&self) -> Memzones<'_> {
+        Memzones::new(self.inner.core(), self.inner.lcores())
+    }
+
+    /// The heap ([`crate::heap`]).
+    pub fn heap(&self) -> Heap<'_> {
+        Heap::new(self.inner.core(), self.inner.lcores())
+    }
+
+    /// This process's lcores: launch and wait for jobs ([`crate::lcore`]).
+    pub fn lcores(&self) -> &LcoreSet {
+        self.inner.lcores()
+    }
+
     /// This process's IPC endpoint ([`crate::mp`]).
     pub fn mp(&self) -> &Mp {
         self.inner.mp()
     }
 
-    /// [`Mp::action_register`]: bind IPC action `name` to `handler`.
-    pub fn mp_action_register<F>(&self, name: &str, handler: F) -> Result<()>
-    where
-        F: Fn(&Message, &Peer) -> Option<Message> + Send + Sync + 'static,
-    {
-        self.mp().action_register(name, handler)
-    }
-
-    /// [`Mp::sendmsg`]: one-way message to the primary (from a secondary) or to every
-    /// secondary (from the primary); returns how many received it.
-    pub fn mp_sendmsg(&self, msg: &Message) -> Result<usize> {
-        self.mp().sendmsg(msg)
-    }
-
-    /// [`Mp::request_sync`]: request with replies, waiting at most `timeout`.
-    pub fn mp_request_sync(&self, msg: &Message, timeout: Duration) -> Result<Replies> {
-        self.mp().request_sync(msg, timeout)
-    }
-
-    // ---- memory ----
-
-    /// IOVA mode in force.
-    pub fn iova_mode(&self) -> IovaMode {
-        self.inner.core().memory.iova_mode()
-    }
-
-    /// True if running with `--no-huge`.
-    pub fn no_huge(&self) -> bool {
-        self.inner.core().memory.no_huge()
-    }
-
-    /// True if devices may DMA to EAL memory (hugepage-backed and pinned).
-    pub fn dma_capable(&self) -> bool {
-        self.inner.core().memory.dma_capable()
-    }
-
-    /// Base of the EAL virtual area (the same in every process of the group).
-    pub fn base_virtaddr(&self) -> VirtAddr {
-        self.inner.core().memory.base()
-    }
-
-    /// Length of the EAL virtual area.
-    pub fn memory_len(&self) -> u64 {
-        self.inner.core().memory.len()
-    }
-
-    /// All memsegs, ascending address.
-    pub fn memsegs(&self) -> &[Memseg] {
-        self.inner.core().memory.memsegs()
-    }
-
-    /// Memseg lists (one per socket run).
-    pub fn memseg_lists(&self) -> &[MemsegList] {
-        self.inner.core().memory.lists()
-    }
-
-    /// Files backing EAL memory (hugepage files or the shm file).
-    pub fn memory_files(&self) -> &[PathBuf] {
-        self.inner.core().memory.files()
-    }
-
-    /// IOVA of an address in EAL memory, `None` outside it.
-    pub fn virt2iova(&self, va: VirtAddr) -> Option<Iova> {
-        self.inner.core().memory.virt2iova(va)
-    }
-
-    // ---- lcores ----
-
-    /// Number of lcores (main included).
-    pub fn lcore_count(&self) -> usize {
-        self.inner.lcores().count()
-    }
-
-    /// The main lcore id.
-    pub fn main_lcore(&self) -> u32 {
-        self.inner.lcores().main_lcore()
-    }
-
-    /// Worker lcore ids, ascending.
-    pub fn worker_lcores(&self) -> Vec<u32> {
-        self.inner.lcores().worker_ids()
-    }
-
-    /// All lcore ids, ascending.
-    pub fn lcore_ids(&self) -> Vec<u32> {
-        self.inner.lcores().lcore_ids()
-    }
-
-    /// NUMA socket of an lcore.
-    pub fn lcore_socket(&self, lcore: u32) -> Result<u32> {
-        self.inner.lcores().socket_of(lcore)
-    }
-
-    /// Run `f` on worker `lcore` (which must be idle). Collect the result with
-    /// [`wait_lcore`](Self::wait_lcore).
-    pub fn remote_launch<F>(&self, lcore: u32, f: F) -> Result<()>
-    where
-        F: FnOnce() -> i32 + Send + 'static,
-    {
-        self.inner.lcores().remote_launch(lcore, Box::new(f))
-    }
-
-    /// Wait for the job on `lcore` and return its result.
-    pub fn wait_lcore(&self, lcore: u32) -> Result<i32> {
-        self.inner.lcores().wait_lcore(lcore)
-    }
-
-    /// Wait for every worker.
-    pub fn mp_wait_lcore(&self) -> Vec<(u32, Result<i32>)> {
-        self.inner.lcores().mp_wait_lcore()
-    }
-
-    fn preferred_socket(&self) -> Option<u32> {
-        lcore::lcore_id().and_then(|l| self.inner.lcores().socket_of(l).ok())
-    }
-
-    // ---- PCI ----
-
-    /// PCI devices found at init (after `-a`/`-b`/`--no-pci`).
-    pub fn pci_devices(&self) -> &[PciDevice] {
+    /// The PCI devices found at init ([`crate::pci`]).
+    pub fn pci(&self) -> &PciBus {
         &self.inner.pci
-    }
-
-    // ---- memzones ----
-
-    /// Reserve a memzone (cache-line aligned, no boundary).
-    pub fn memzone_reserve(
-        &self,
-        name: &str,
-        len: usize,
-        socket: Option<u32>,
-        flags: MemzoneFlags,
-    ) -> Result<Memzone> {
-        self.memzone_reserve_bounded(name, len, socket, flags, 0, 0)
-    }
-
-    /// Reserve a memzone aligned to `align` (a power of two; 0 = 64).
-    pub fn memzone_reserve_aligned(
-        &self,
-        name: &str,
-        len: usize,
-        socket: Option<u32>,
-        flags: MemzoneFlags,
-        align: usize,
-    ) -> Result<Memzone> {
-        self.memzone_reserve_bounded(name, len, socket, flags, align, 0)
-    }
-
-    /// Reserve a memzone aligned to `align` that does not cross a multiple of `bound`
-    /// (a power of two ≥ `len`; 0 = none).
-    pub fn memzone_reserve_bounded(
-        &self,
-        name: &str,
-        len: usize,
-        socket: Option<u32>,
-        flags: MemzoneFlags,
-        align: usize,
-        bound: usize,
-    ) -> Result<Memzone> {
-        self.inner.core().memzone_reserve(
-            ZoneReq {
-                name,
-                len,
-                socket,
-                flags,
-                align,
-                bound,
-            },
-            self.preferred_socket(),
-        )
-    }
-
-    /// Find a memzone by name.
-    pub fn memzone_lookup(&self, name: &str) -> Option<Memzone> {
-        self.inner.core().memzone_lookup(name)
-    }
-
-    /// Free a memzone. A stale handle gets [`Error::NotFound`].
-    pub fn memzone_free(&self, z: &Memzone) -> Result<()> {
-        self.inner.core().memzone_free(z)
-    }
-
-    /// Every memzone.
-    pub fn memzone_walk(&self) -> Vec<Memzone> {
-        self.inner.core().memzone_walk()
-    }
-
-    /// Number of memzones.
-    pub fn memzone_count(&self) -> usize {
-        self.inner.core().memzone_count()
-    }
-
-    /// Print every memzone.
-    pub fn memzone_dump(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        self.inner.core().memzone_dump(w)
-    }
-
-    // ---- heap ----
-
-    /// Allocate `size` bytes aligned to `align` (0 = 64), preferably on the calling
-    /// lcore's socket.
-    pub fn malloc(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
-        self.inner
-            .core()
-            .malloc(size, align, None, self.preferred_socket(), false)
-    }
-
-    /// [`malloc`](Self::malloc), zero-filled.
-    pub fn zmalloc(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
-        self.inner
-            .core()
-            .malloc(size, align, None, self.preferred_socket(), true)
-    }
-
-    /// Allocate on `socket` (any socket if `None`).
-    pub fn malloc_socket(
-        &self,
-        size: usize,
-        align: usize,
-        socket: Option<u32>,
-    ) -> Result<NonNull<u8>> {
-        self.inner
-            .core()
-            .malloc(size, align, socket, self.preferred_socket(), false)
-    }
-
-    /// Zero-filled [`malloc_socket`](Self::malloc_socket).
-    pub fn zmalloc_socket(
-        &self,
-        size: usize,
-        align: usize,
-        socket: Option<u32>,
-    ) -> Result<NonNull<u8>> {
-        self.inner
-            .core()
-            .malloc(size, align, socket, self.preferred_socket(), true)
-    }
-
-    /// Zero-filled, IOVA-contiguous memory a device may DMA to; returns the pointer and
-    /// its IOVA. [`Error::NoDma`] under `--no-huge`. Free with [`free`](Self::free).
-    pub fn malloc_dma(
-        &self,
-        size: usize,
-        align: usize,
-        socket: Option<u32>,
-    ) -> Result<(NonNull<u8>, Iova)> {
-        let p = self
-            .inner
-            .core()
-            .malloc_dma(size, align, socket, self.preferred_socket())?;
-        let iova = self
-            .virt2iova(VirtAddr::from_ptr(p.as_ptr()))
-            .unwrap_or(Iova::BAD);
-        Ok((p, iova))
-    }
-
-    /// Resize an allocation (allocate, copy, free). A null `ptr` is `malloc`.
-    ///
-    /// # Safety
-    /// `ptr` must be null or a live pointer from this EAL's heap, and nothing may use it
-    /// after a successful call.
-    pub unsafe fn realloc(&self, ptr: *mut u8, size: usize, align: usize) -> Result<NonNull<u8>> {
-        if ptr.is_null() {
-            return self.malloc(size, align);
-        }
-        let old = self.inner.core().alloc_len(ptr).ok_or(Error::BadFree {
-            addr: ptr as usize as u64,
-        })?;
-        let new = self.malloc(size, align)?;
-        // SAFETY: both are live, distinct heap blocks of at least `min(old, size)` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(ptr, new.as_ptr(), (old as usize).min(size)) };
-        // SAFETY: forwarded caller contract: `ptr` is a live heap pointer, now unused.
-        unsafe { self.free(ptr)? };
-        Ok(new)
-    }
-
-    /// Return memory to the heap. Null is accepted and ignored. Pointers the heap did not
-    /// hand out (or already took back) are refused with [`Error::BadFree`] where the
-    /// inline header shows it.
-    ///
-    /// # Safety
-    /// Nothing may use the allocation after the call.
-    pub unsafe fn free(&self, ptr: *mut u8) -> Result<()> {
-        self.inner.core().free(ptr)
-    }
-
-    /// Heap statistics of `socket`, `None` if it has no memory.
-    pub fn heap_stats(&self, socket: u32) -> Option<HeapStats> {
-        self.inner.core().stats(socket)
-    }
-
-    /// Sockets that have EAL memory.
-    pub fn heap_sockets(&self) -> Vec<u32> {
-        self.inner.core().sockets()
-    }
-
-    /// Print heap statistics per socket.
-    pub fn heap_dump(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        self.inner.core().dump(w)
-    }
-
-    /// Verify every heap invariant (block tiling, boundary tags, free list); `Err`
-    /// describes the first violation. For tests and debugging; takes the lock.
-    pub fn heap_check(&self) -> std::result::Result<(), String> {
-        self.inner.core().check()
     }
 }
 

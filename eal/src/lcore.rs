@@ -555,7 +555,10 @@ impl LcoreSet {
     /// Errors: [`Error::BadLcore`] if `lcore` is not in this set (or the set is shut
     /// down), [`Error::LcoreBusy`] if it is the main lcore or not in `Wait` (running, or
     /// finished with an uncollected result). On error `f` is dropped unrun.
-    pub fn remote_launch(&self, lcore: u32, f: Job) -> Result<()> {
+    pub fn remote_launch<F>(&self, lcore: u32, f: F) -> Result<()>
+    where
+        F: FnOnce() -> i32 + Send + 'static,
+    {
         let w = self.worker(lcore)?;
         let mut g = w.slot.lock();
         if g.quit {
@@ -564,7 +567,7 @@ impl LcoreSet {
         if g.state != LcoreState::Wait {
             return Err(Error::LcoreBusy(lcore));
         }
-        g.job = Some(f);
+        g.job = Some(Box::new(f));
         g.state = LcoreState::Running;
         w.slot.cv.notify_all();
         Ok(())
@@ -669,6 +672,12 @@ impl LcoreSet {
     /// The NUMA node ("socket" in DPDK's sense) of `lcore`'s cpu.
     pub fn socket_of(&self, lcore: u32) -> Result<u32> {
         Ok(self.info(lcore)?.socket)
+    }
+
+    /// NUMA socket of the calling thread's lcore; `None` outside an lcore of this set.
+    /// Allocations without a socket try this one first.
+    pub fn caller_socket(&self) -> Option<u32> {
+        lcore_id().and_then(|l| self.socket_of(l).ok())
     }
 
     /// Stop every worker and join it; waits for running jobs to return. Uncollected

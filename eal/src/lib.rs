@@ -82,10 +82,14 @@ pub mod timer;
 
 pub use addr::{Iova, VirtAddr};
 pub use error::{Error, Result};
-pub use heap::HeapStats;
+pub use heap::{Heap, HeapStats};
 pub use init::{Eal, EalOptions, ProcInfo};
+pub use lcore::LcoreSet;
+pub use memory::Memory;
 pub use memory::Memseg;
-pub use memzone::{Memzone, MemzoneFlags};
+pub use memzone::{Memzone, MemzoneFlags, Memzones};
+pub use mp::Mp;
+pub use pci::PciBus;
 
 #[cfg(test)]
 pub(crate) mod test_util {

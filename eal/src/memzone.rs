@@ -15,7 +15,7 @@
 //!
 //! All calls take the shared-config lock: thread safe and process safe, control path only.
 //! A [`Memzone`] is a `Copy` handle holding a snapshot of the zone; after
-//! [`crate::Eal::memzone_free`] the handle is stale and freeing it again is refused.
+//! [`Memzones::free`] the handle is stale and freeing it again is refused.
 
 use std::fmt;
 use std::io::Write;
@@ -24,6 +24,7 @@ use crate::addr::{Iova, VirtAddr};
 use crate::config::{get_str, put_str, MemzoneEntry, MAX_MEMZONE, MEMZONE_NAMESIZE};
 use crate::error::{Error, Result};
 use crate::heap::{check_layout, Kind, MemCore, Request};
+use crate::lcore::LcoreSet;
 
 bitflags::bitflags! {
     /// Memzone placement flags.
@@ -163,9 +164,154 @@ pub(crate) struct ZoneReq<'a> {
     pub bound: usize,
 }
 
+/// The memzone table of one EAL (DPDK's `rte_memzone_*`), from [`crate::Eal::memzones`].
+///
+/// A borrowed view: cheap to make, `Copy`, usable from any thread. Every call takes the
+/// shared-config lock (control path). Without a socket, memory on the calling lcore's
+/// socket is tried first.
+#[derive(Clone, Copy)]
+pub struct Memzones<'a> {
+    core: &'a MemCore,
+    lcores: &'a LcoreSet,
+}
+
+impl fmt::Debug for Memzones<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Memzones")
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+impl<'a> Memzones<'a> {
+    pub(crate) fn new(core: &'a MemCore, lcores: &'a LcoreSet) -> Self {
+        Memzones { core, lcores }
+    }
+
+    /// Reserve a memzone (cache-line aligned, no boundary).
+    pub fn reserve(
+        &self,
+        name: &str,
+        len: usize,
+        socket: Option<u32>,
+        flags: MemzoneFlags,
+    ) -> Result<Memzone> {
+        self.reserve_bounded(name, len, socket, flags, 0, 0)
+    }
+
+    /// Reserve a memzone aligned to `align` (a power of two; 0 = 64).
+    pub fn reserve_aligned(
+        &self,
+        name: &str,
+        len: usize,
+        socket: Option<u32>,
+        flags: MemzoneFlags,
+        align: usize,
+    ) -> Result<Memzone> {
+        self.reserve_bounded(name, len, socket, flags, align, 0)
+    }
+
+    /// Reserve a memzone aligned to `align` that does not cross a multiple of `bound`
+    /// (a power of two ≥ `len`; 0 = none).
+    pub fn reserve_bounded(
+        &self,
+        name: &str,
+        len: usize,
+        socket: Option<u32>,
+        flags: MemzoneFlags,
+        align: usize,
+        bound: usize,
+    ) -> Result<Memzone> {
+        self.core.reserve_zone(
+            ZoneReq {
+                name,
+                len,
+                socket,
+                flags,
+                align,
+                bound,
+            },
+            self.lcores.caller_socket(),
+        )
+    }
+
+    /// Find a memzone by name.
+    pub fn lookup(&self, name: &str) -> Option<Memzone> {
+        let mut b = [0u8; MEMZONE_NAMESIZE];
+        if name.is_empty() || !put_str(&mut b, name.as_bytes()) {
+            return None;
+        }
+        let g = self.core.config.lock();
+        g.memzones
+            .iter()
+            .position(|e| e.name[0] != 0 && e.name == b)
+            .map(|i| Memzone::from_entry(i, &g.memzones[i]))
+    }
+
+    /// Free a memzone. A stale handle (freed already) gets [`Error::NotFound`].
+    pub fn free(&self, z: &Memzone) -> Result<()> {
+        let core = self.core;
+        let mut g = core.config.lock();
+        let i = z.idx as usize;
+        let live = i < MAX_MEMZONE && {
+            let e = &g.memzones[i];
+            e.name[0] != 0 && e.serial == z.serial && e.addr == z.addr.0
+        };
+        if !live {
+            return Err(Error::NotFound(z.name().into()));
+        }
+        if !core.free_locked(&mut g, z.addr, Kind::Memzone) {
+            // Table and heap disagree: a bug, not user input. Keep the entry.
+            return Err(Error::NotFound(z.name().into()));
+        }
+        g.memzones[i] = MemzoneEntry {
+            name: [0; MEMZONE_NAMESIZE],
+            ..g.memzones[i]
+        };
+        g.n_memzones -= 1;
+        Ok(())
+    }
+
+    /// Every memzone, in table order.
+    pub fn walk(&self) -> Vec<Memzone> {
+        let g = self.core.config.lock();
+        g.memzones
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name[0] != 0)
+            .map(|(i, e)| Memzone::from_entry(i, e))
+            .collect()
+    }
+
+    /// Number of memzones.
+    pub fn count(&self) -> usize {
+        self.core.config.lock().n_memzones as usize
+    }
+
+    /// Print one line per memzone.
+    pub fn dump(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let zones = self.walk();
+        writeln!(w, "{} memzones", zones.len())?;
+        for (n, z) in zones.iter().enumerate() {
+            writeln!(
+                w,
+                "zone {n}: name:<{}>, addr:{}, iova:{}, len:{:#x}, socket_id:{}, page_size:{}, flags:{:?}",
+                z.name(),
+                z.addr(),
+                z.iova(),
+                z.len(),
+                z.socket(),
+                crate::hugepage::format_size(z.page_size()),
+                z.flags()
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl MemCore {
-    /// Reserve a memzone.
-    pub fn memzone_reserve(&self, z: ZoneReq<'_>, preferred: Option<u32>) -> Result<Memzone> {
+    /// Reserve a memzone; `preferred` is the socket tried first when `z.socket` is None.
+    fn reserve_zone(&self, z: ZoneReq<'_>, preferred: Option<u32>) -> Result<Memzone> {
         let name = check_name(z.name)?;
         let align = check_layout(z.len, z.align, z.bound)?;
         let mem = &self.memory;
@@ -240,77 +386,5 @@ impl MemCore {
         g.memzones[slot] = e;
         g.n_memzones += 1;
         Ok(Memzone::from_entry(slot, &e))
-    }
-
-    /// Find a memzone by name.
-    pub fn memzone_lookup(&self, name: &str) -> Option<Memzone> {
-        let mut b = [0u8; MEMZONE_NAMESIZE];
-        if name.is_empty() || !put_str(&mut b, name.as_bytes()) {
-            return None;
-        }
-        let g = self.config.lock();
-        g.memzones
-            .iter()
-            .position(|e| e.name[0] != 0 && e.name == b)
-            .map(|i| Memzone::from_entry(i, &g.memzones[i]))
-    }
-
-    /// Free a memzone; refuses stale handles with [`Error::NotFound`].
-    pub fn memzone_free(&self, z: &Memzone) -> Result<()> {
-        let mut g = self.config.lock();
-        let i = z.idx as usize;
-        let live = i < MAX_MEMZONE && {
-            let e = &g.memzones[i];
-            e.name[0] != 0 && e.serial == z.serial && e.addr == z.addr.0
-        };
-        if !live {
-            return Err(Error::NotFound(z.name().into()));
-        }
-        if !self.free_locked(&mut g, z.addr, Kind::Memzone) {
-            // Table and heap disagree: a bug, not user input. Keep the entry.
-            return Err(Error::NotFound(z.name().into()));
-        }
-        g.memzones[i] = MemzoneEntry {
-            name: [0; MEMZONE_NAMESIZE],
-            ..g.memzones[i]
-        };
-        g.n_memzones -= 1;
-        Ok(())
-    }
-
-    /// All memzones, in table order.
-    pub fn memzone_walk(&self) -> Vec<Memzone> {
-        let g = self.config.lock();
-        g.memzones
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.name[0] != 0)
-            .map(|(i, e)| Memzone::from_entry(i, e))
-            .collect()
-    }
-
-    /// Number of memzones.
-    pub fn memzone_count(&self) -> usize {
-        self.config.lock().n_memzones as usize
-    }
-
-    /// One line per memzone.
-    pub fn memzone_dump(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        let zones = self.memzone_walk();
-        writeln!(w, "{} memzones", zones.len())?;
-        for (n, z) in zones.iter().enumerate() {
-            writeln!(
-                w,
-                "zone {n}: name:<{}>, addr:{}, iova:{}, len:{:#x}, socket_id:{}, page_size:{}, flags:{:?}",
-                z.name(),
-                z.addr(),
-                z.iova(),
-                z.len(),
-                z.socket(),
-                crate::hugepage::format_size(z.page_size()),
-                z.flags()
-            )?;
-        }
-        Ok(())
     }
 }

@@ -444,6 +444,32 @@ pub fn devices_dir(sysfs_root: &Path) -> PathBuf {
     sysfs_root.join("bus/pci/devices")
 }
 
+/// The PCI devices one EAL found at init (after `-a`/`-b`/`--no-pci`), from
+/// [`crate::Eal::pci`]. A snapshot: devices are not rescanned.
+#[derive(Clone, Debug, Default)]
+pub struct PciBus {
+    devices: Vec<PciDevice>,
+}
+
+impl PciBus {
+    /// [`scan`] `sysfs_root` with `filter`.
+    pub fn scan(sysfs_root: &Path, filter: &PciFilter) -> Result<PciBus> {
+        Ok(PciBus {
+            devices: scan(sysfs_root, filter)?,
+        })
+    }
+
+    /// The devices, sorted by address.
+    pub fn devices(&self) -> &[PciDevice] {
+        &self.devices
+    }
+
+    /// The device at `addr`, if it was found.
+    pub fn find(&self, addr: PciAddr) -> Option<&PciDevice> {
+        self.devices.iter().find(|d| d.addr == addr)
+    }
+}
+
 /// Scan `<sysfs_root>/bus/pci/devices`, keep what `filter` accepts, read each kept device,
 /// sort by address. See the module docs for the error contract.
 pub fn scan(sysfs_root: &Path, filter: &PciFilter) -> Result<Vec<PciDevice>> {

@@ -118,12 +118,12 @@ fn real_hugepages_pa_and_va() {
         &p,
     ]))
     .unwrap();
-    assert!(!e.no_huge());
-    assert!(e.dma_capable());
-    assert_eq!(e.iova_mode(), IovaMode::Pa);
-    assert_eq!(e.memory_len(), 16 << 20);
-    assert_eq!(e.base_virtaddr().0 % PS, 0);
-    let segs = e.memsegs().to_vec();
+    assert!(!e.memory().no_huge());
+    assert!(e.memory().dma_capable());
+    assert_eq!(e.memory().iova_mode(), IovaMode::Pa);
+    assert_eq!(e.memory().len(), 16 << 20);
+    assert_eq!(e.memory().base().0 % PS, 0);
+    let segs = e.memory().memsegs().to_vec();
     assert_eq!(segs.len(), 8);
     let mut iovas = std::collections::HashSet::new();
     for (i, s) in segs.iter().enumerate() {
@@ -131,13 +131,16 @@ fn real_hugepages_pa_and_va() {
         assert_eq!(s.len, PS);
         assert_eq!(
             s.virt,
-            e.base_virtaddr().add(i as u64 * PS),
+            e.memory().base().add(i as u64 * PS),
             "one contiguous VA area"
         );
         assert!(s.iova.is_valid() && s.iova.0 != 0, "PA of page {i} known");
         assert_eq!(s.iova.0 % PS, 0, "hugepage PA is page aligned");
         assert!(iovas.insert(s.iova.0), "distinct physical pages");
-        assert_eq!(e.virt2iova(s.virt.add(4097)), Some(s.iova.add(4097)));
+        assert_eq!(
+            e.memory().virt2iova(s.virt.add(4097)),
+            Some(s.iova.add(4097))
+        );
     }
     let files = files_with(&mnt, &p);
     assert_eq!(files.len(), 8, "{files:?}");
@@ -155,23 +158,27 @@ fn real_hugepages_pa_and_va() {
 
     // DMA memzone: IOVA-contiguous by construction; check against the memsegs.
     let z = e
-        .memzone_reserve("dma", 64 << 10, None, MemzoneFlags::DMA)
+        .memzones()
+        .reserve("dma", 64 << 10, None, MemzoneFlags::DMA)
         .unwrap();
     assert!(z.is_iova_contig());
-    assert_eq!(z.iova(), e.virt2iova(z.addr()).unwrap());
+    assert_eq!(z.iova(), e.memory().virt2iova(z.addr()).unwrap());
     assert_eq!(
-        e.virt2iova(z.addr().add(z.len() - 1)),
+        e.memory().virt2iova(z.addr().add(z.len() - 1)),
         Some(z.iova().add(z.len() - 1))
     );
     // A 3 MiB contiguous zone spans two pages: possible only if two adjacent pages are
     // physically adjacent.
     let adjacent = segs.windows(2).any(|w| w[1].iova.0 == w[0].iova.0 + PS);
-    match e.memzone_reserve("big-contig", 3 << 20, None, MemzoneFlags::IOVA_CONTIG) {
+    match e
+        .memzones()
+        .reserve("big-contig", 3 << 20, None, MemzoneFlags::IOVA_CONTIG)
+    {
         Ok(b) => {
             assert!(adjacent);
             assert!(b.is_iova_contig());
-            let first = e.virt2iova(b.addr()).unwrap();
-            let last = e.virt2iova(b.addr().add(b.len() - 1)).unwrap();
+            let first = e.memory().virt2iova(b.addr()).unwrap();
+            let last = e.memory().virt2iova(b.addr().add(b.len() - 1)).unwrap();
             assert_eq!(last.0 - first.0, b.len() - 1, "physically contiguous");
         }
         Err(Error::OutOfMemory { .. }) => {
@@ -179,15 +186,15 @@ fn real_hugepages_pa_and_va() {
         }
         Err(other) => panic!("unexpected {other}"),
     }
-    let (ptr, iova) = e.malloc_dma(10_000, 4096, None).unwrap();
+    let (ptr, iova) = e.heap().malloc_dma(10_000, 4096, None).unwrap();
     assert_eq!(ptr.as_ptr() as u64 % 4096, 0);
     assert_eq!(
         Some(iova),
-        e.virt2iova(eal::VirtAddr::from_ptr(ptr.as_ptr()))
+        e.memory().virt2iova(eal::VirtAddr::from_ptr(ptr.as_ptr()))
     );
     // SAFETY: ours, freed once.
-    unsafe { e.free(ptr.as_ptr()).unwrap() };
-    e.heap_check().unwrap();
+    unsafe { e.heap().free(ptr.as_ptr()).unwrap() };
+    e.heap().check().unwrap();
     drop(e);
     assert!(
         files_with(&mnt, &p).is_empty(),
@@ -214,8 +221,8 @@ fn real_hugepages_pa_and_va() {
         &p,
     ]))
     .unwrap();
-    assert_eq!(e.iova_mode(), IovaMode::Va);
-    for s in e.memsegs() {
+    assert_eq!(e.memory().iova_mode(), IovaMode::Va);
+    for s in e.memory().memsegs() {
         assert_eq!(s.iova.0, s.virt.0);
     }
     drop(e);

@@ -51,25 +51,25 @@ fn nohuge_init_and_clean_drop() {
     ]))
     .unwrap();
     assert_eq!(rest, vec!["app".to_string(), "-x".to_string()]);
-    assert!(e.no_huge());
-    assert!(!e.dma_capable());
-    assert_eq!(e.iova_mode(), IovaMode::Va);
+    assert!(e.memory().no_huge());
+    assert!(!e.memory().dma_capable());
+    assert_eq!(e.memory().iova_mode(), IovaMode::Va);
     assert_eq!(e.file_prefix(), p);
-    assert!(e.pci_devices().is_empty());
-    assert_eq!(e.memory_len(), 16 << 20);
+    assert!(e.pci().devices().is_empty());
+    assert_eq!(e.memory().len(), 16 << 20);
     // One contiguous area of 2 MiB memsegs, IOVA = VA.
-    let segs = e.memsegs();
+    let segs = e.memory().memsegs();
     assert_eq!(segs.len(), 8);
     for (i, s) in segs.iter().enumerate() {
-        assert_eq!(s.virt, e.base_virtaddr().add(i as u64 * (2 << 20)));
+        assert_eq!(s.virt, e.memory().base().add(i as u64 * (2 << 20)));
         assert_eq!(s.iova, Iova(s.virt.0));
         assert_eq!(s.page_size, 4096);
     }
     assert_eq!(
-        e.virt2iova(e.base_virtaddr().add(12345)),
-        Some(Iova(e.base_virtaddr().0 + 12345))
+        e.memory().virt2iova(e.memory().base().add(12345)),
+        Some(Iova(e.memory().base().0 + 12345))
     );
-    assert_eq!(e.virt2iova(VirtAddr(8)), None);
+    assert_eq!(e.memory().virt2iova(VirtAddr(8)), None);
     // Files exist while alive.
     let files = shm_files(&p);
     assert_eq!(files.len(), 1, "{files:?}");
@@ -85,8 +85,8 @@ fn nohuge_init_and_clean_drop() {
         0o700
     );
     // Lcores came up.
-    assert!(e.lcore_count() >= 1);
-    assert_eq!(e.lcore_ids()[0], e.main_lcore());
+    assert!(e.lcores().count() >= 1);
+    assert_eq!(e.lcores().lcore_ids()[0], e.lcores().main_lcore());
     let e2 = e.clone();
     drop(e);
     assert!(dir.exists(), "a clone keeps everything alive");
@@ -131,31 +131,32 @@ fn workers_run_jobs_with_eal_memory() {
         &p,
     ]))
     .unwrap();
-    for w in e.worker_lcores() {
+    for w in e.lcores().worker_ids() {
         let e2 = e.clone();
-        e.remote_launch(w, move || {
-            let z = e2.zmalloc(100, 0).unwrap();
-            // SAFETY: fresh 100-byte allocation.
-            let ok = unsafe { std::slice::from_raw_parts(z.as_ptr(), 100) }
-                .iter()
-                .all(|&b| b == 0);
-            // SAFETY: allocated above, not used afterwards.
-            unsafe { e2.free(z.as_ptr()).unwrap() };
-            if ok {
-                7
-            } else {
-                -1
-            }
-        })
-        .unwrap();
+        e.lcores()
+            .remote_launch(w, move || {
+                let z = e2.heap().zmalloc(100, 0).unwrap();
+                // SAFETY: fresh 100-byte allocation.
+                let ok = unsafe { std::slice::from_raw_parts(z.as_ptr(), 100) }
+                    .iter()
+                    .all(|&b| b == 0);
+                // SAFETY: allocated above, not used afterwards.
+                unsafe { e2.heap().free(z.as_ptr()).unwrap() };
+                if ok {
+                    7
+                } else {
+                    -1
+                }
+            })
+            .unwrap();
     }
-    for (l, r) in e.mp_wait_lcore() {
+    for (l, r) in e.lcores().mp_wait_lcore() {
         assert_eq!(r.unwrap(), 7, "lcore {l}");
     }
-    if let Some(&w) = e.worker_lcores().first() {
+    if let Some(&w) = e.lcores().worker_ids().first() {
         assert_eq!(
-            e.lcore_socket(w).unwrap(),
-            e.lcore_socket(e.main_lcore()).unwrap()
+            e.lcores().socket_of(w).unwrap(),
+            e.lcores().socket_of(e.lcores().main_lcore()).unwrap()
         );
     }
 }
@@ -213,9 +214,10 @@ fn second_primary_same_prefix_refused_in_process() {
     assert!(e.config_path().exists());
     assert_eq!(shm_files(&p).len(), 1);
     let z = e
-        .memzone_reserve("still-works", 64, None, Default::default())
+        .memzones()
+        .reserve("still-works", 64, None, Default::default())
         .unwrap();
-    assert_eq!(e.memzone_lookup("still-works"), Some(z));
+    assert_eq!(e.memzones().lookup("still-works"), Some(z));
     // Auto mode attaches as secondary; in the primary's own process the primary's
     // address range is taken, which is refused clearly (real secondaries are separate
     // processes, see tests/multiprocess.rs).
@@ -232,7 +234,7 @@ fn second_primary_same_prefix_refused_in_process() {
         e.config_path().exists(),
         "a failed secondary removes nothing"
     );
-    assert_eq!(e.memzone_lookup("still-works"), Some(z));
+    assert_eq!(e.memzones().lookup("still-works"), Some(z));
     drop(e);
     // Free again after the first one is gone.
     let (e, _) = Eal::init(&argv(&[
@@ -340,9 +342,15 @@ fn init_or_no_huge_falls_back_only_when_memory_was_not_chosen() {
     match &why {
         Some(w) => {
             assert!(!w.is_empty());
-            assert!(eal.no_huge(), "fell back, so memory must be --no-huge");
+            assert!(
+                eal.memory().no_huge(),
+                "fell back, so memory must be --no-huge"
+            );
         }
-        None => assert!(!eal.no_huge(), "no fallback, so hugepages were used"),
+        None => assert!(
+            !eal.memory().no_huge(),
+            "no fallback, so hugepages were used"
+        ),
     }
     eal.cleanup().unwrap();
 

@@ -254,10 +254,11 @@ fn child_main() {
         "pri_hold" => {
             let e = primary(&p);
             let z = e
-                .memzone_reserve("held", 4096, None, MemzoneFlags::empty())
+                .memzones()
+                .reserve("held", 4096, None, MemzoneFlags::empty())
                 .unwrap();
             fill(z.as_ptr(), 4096, 9);
-            println!("READY {}", e.memory_files()[0].display());
+            println!("READY {}", e.memory().files()[0].display());
             loop {
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -274,7 +275,7 @@ fn child_main() {
                 eprintln!("watcher never fired");
                 std::process::exit(1);
             }
-            let z = e.memzone_lookup("held").unwrap();
+            let z = e.memzones().lookup("held").unwrap();
             let ok = !e.primary_alive() && check(z.as_ptr(), 4096, 9);
             println!("PRIMARY GONE memory still readable: {ok}");
             if ok {
@@ -291,10 +292,10 @@ fn child_main() {
         }
         "sec_huge" => {
             let (e, _) = Eal::init(&secondary_argv(&p)).unwrap();
-            let z = e.memzone_lookup("huge_mz").unwrap();
-            let ok = !e.no_huge()
+            let z = e.memzones().lookup("huge_mz").unwrap();
+            let ok = !e.memory().no_huge()
                 && check(z.as_ptr(), z.len() as usize, 77)
-                && e.memsegs().iter().all(|m| m.page_size == 2 << 20);
+                && e.memory().memsegs().iter().all(|m| m.page_size == 2 << 20);
             fill(z.as_ptr(), z.len() as usize, 78);
             println!("HUGE {ok}");
             0
@@ -313,26 +314,30 @@ fn sec_basic(p: &str) -> i32 {
     assert_eq!(e.primary_pid(), std::os::unix::process::parent_id() as i32);
     assert!(e.primary_alive());
     assert_eq!(
-        e.base_virtaddr().0,
+        e.memory().base().0,
         want_base,
         "mapped at the primary's address"
     );
-    assert_eq!(e.lcore_ids(), vec![1]);
+    assert_eq!(e.lcores().lcore_ids(), vec![1]);
     // The primary's memzone, at the same address, with the primary's bytes.
-    let z = e.memzone_lookup("from_primary").expect("memzone visible");
+    let z = e
+        .memzones()
+        .lookup("from_primary")
+        .expect("memzone visible");
     assert_eq!(z.addr().0, want_addr);
     assert!(check(z.as_ptr(), 8192, 3), "primary's pattern");
     // Write through: the primary checks this after we exit.
     fill(z.as_ptr(), 8192, 4);
     let z2 = e
-        .memzone_reserve("from_secondary", 4096, None, MemzoneFlags::empty())
+        .memzones()
+        .reserve("from_secondary", 4096, None, MemzoneFlags::empty())
         .unwrap();
     fill(z2.as_ptr(), 4096, 5);
     // The heap works here too (same lock, same arenas).
-    let m = e.zmalloc(1000, 0).unwrap();
+    let m = e.heap().zmalloc(1000, 0).unwrap();
     // SAFETY: fresh allocation of 1000 bytes.
     unsafe { std::ptr::write_bytes(m.as_ptr(), 0xab, 1000) };
-    e.heap_check().unwrap();
+    e.heap().check().unwrap();
     // The process table shows both, the primary on lcore 0 and us on lcore 1.
     let procs = e.processes();
     assert_eq!(procs.len(), 2, "{procs:?}");
@@ -352,33 +357,37 @@ fn sec_basic(p: &str) -> i32 {
 
 fn sec_ipc(p: &str) -> i32 {
     let (e, _) = Eal::init(&secondary_argv(p)).unwrap();
-    e.mp_action_register("reverse", |m, peer| {
-        assert!(peer.is_primary());
-        let mut v = m.param().to_vec();
-        v.reverse();
-        Some(Message::new("reverse").unwrap().with_param(&v).unwrap())
-    })
-    .unwrap();
-    e.mp_action_register("readfd", |m, _| {
-        let mut f = fs::File::from(m.fds()[0].try_clone().unwrap());
-        let mut s = String::new();
-        f.read_to_string(&mut s).unwrap();
-        Some(
-            Message::new("readfd")
-                .unwrap()
-                .with_param(s.as_bytes())
-                .unwrap(),
-        )
-    })
-    .unwrap();
-    e.mp_action_register("note", |m, _| {
-        println!("NOTE {}", String::from_utf8_lossy(m.param()));
-        None
-    })
-    .unwrap();
+    e.mp()
+        .action_register("reverse", |m, peer| {
+            assert!(peer.is_primary());
+            let mut v = m.param().to_vec();
+            v.reverse();
+            Some(Message::new("reverse").unwrap().with_param(&v).unwrap())
+        })
+        .unwrap();
+    e.mp()
+        .action_register("readfd", |m, _| {
+            let mut f = fs::File::from(m.fds()[0].try_clone().unwrap());
+            let mut s = String::new();
+            f.read_to_string(&mut s).unwrap();
+            Some(
+                Message::new("readfd")
+                    .unwrap()
+                    .with_param(s.as_bytes())
+                    .unwrap(),
+            )
+        })
+        .unwrap();
+    e.mp()
+        .action_register("note", |m, _| {
+            println!("NOTE {}", String::from_utf8_lossy(m.param()));
+            None
+        })
+        .unwrap();
     // Secondary → primary request.
     let r = e
-        .mp_request_sync(
+        .mp()
+        .request_sync(
             &Message::new("ping").unwrap().with_param(b"abc").unwrap(),
             GUARD,
         )
@@ -400,16 +409,17 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
     let p = prefix("basic");
     let e = primary(&p);
     let z = e
-        .memzone_reserve("from_primary", 8192, None, MemzoneFlags::empty())
+        .memzones()
+        .reserve("from_primary", 8192, None, MemzoneFlags::empty())
         .unwrap();
     fill(z.as_ptr(), 8192, 3);
-    let files_before = e.memory_files().to_vec();
+    let files_before = e.memory().files().to_vec();
     let mut k = Kid::spawn(
         "sec_basic",
         &p,
         &[
             ("FP_MZ_ADDR", z.addr().0.to_string()),
-            ("FP_BASE", e.base_virtaddr().0.to_string()),
+            ("FP_BASE", e.memory().base().0.to_string()),
         ],
     );
     let heap_ptr: usize = k.expect("HEAP").parse().unwrap();
@@ -421,16 +431,17 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
         "the secondary's writes are visible"
     );
     let z2 = e
-        .memzone_lookup("from_secondary")
+        .memzones()
+        .lookup("from_secondary")
         .expect("secondary's memzone");
     assert!(check(z2.as_ptr(), 4096, 5));
     // The secondary's heap allocation is a real block of the shared heap.
     // SAFETY: the secondary allocated it and exited; nobody else uses it.
-    unsafe { e.free(heap_ptr as *mut u8).unwrap() };
-    e.heap_check().unwrap();
+    unsafe { e.heap().free(heap_ptr as *mut u8).unwrap() };
+    e.heap().check().unwrap();
     // Its exit removed only its own traces.
     assert_eq!(e.processes().len(), 1);
-    assert_eq!(e.memory_files(), files_before.as_slice());
+    assert_eq!(e.memory().files(), files_before.as_slice());
     assert!(
         files_before.iter().all(|f| f.exists()),
         "secondary left the primary's files"
@@ -457,19 +468,21 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
 fn ipc_between_processes_with_fds() {
     let p = prefix("ipc");
     let e = primary(&p);
-    e.mp_action_register("ping", |m, peer| {
-        assert!(!peer.is_primary());
-        let mut v = b"pong:".to_vec();
-        v.extend_from_slice(m.param());
-        Some(Message::new("ping").unwrap().with_param(&v).unwrap())
-    })
-    .unwrap();
+    e.mp()
+        .action_register("ping", |m, peer| {
+            assert!(!peer.is_primary());
+            let mut v = b"pong:".to_vec();
+            v.extend_from_slice(m.param());
+            Some(Message::new("ping").unwrap().with_param(&v).unwrap())
+        })
+        .unwrap();
     let mut k = Kid::spawn("sec_ipc", &p, &[]);
     assert_eq!(k.expect("PONG"), "pong:abc");
     k.expect("READY");
     // Primary → all secondaries (one here).
     let r = e
-        .mp_request_sync(
+        .mp()
+        .request_sync(
             &Message::new("reverse")
                 .unwrap()
                 .with_param(b"12345")
@@ -487,29 +500,31 @@ fn ipc_between_processes_with_fds() {
     fs::remove_file(&path).unwrap(); // only the descriptor is left
     let mut m = Message::new("readfd").unwrap();
     m.push_fd_dup(&f).unwrap();
-    let r = e.mp_request_sync(&m, GUARD).unwrap();
+    let r = e.mp().request_sync(&m, GUARD).unwrap();
     assert_eq!(r.replies[0].msg.param(), b"sent as SCM_RIGHTS");
     // No handler → "ignore", not a wait for the timeout.
     let r = e
-        .mp_request_sync(&Message::new("unknown").unwrap(), GUARD)
+        .mp()
+        .request_sync(&Message::new("unknown").unwrap(), GUARD)
         .unwrap();
     assert_eq!((r.nb_sent, r.replies.len(), r.nb_ignored), (1, 0, 1));
     // One-way.
     assert_eq!(
-        e.mp_sendmsg(
-            &Message::new("note")
-                .unwrap()
-                .with_param(b"one-way")
-                .unwrap()
-        )
-        .unwrap(),
+        e.mp()
+            .sendmsg(
+                &Message::new("note")
+                    .unwrap()
+                    .with_param(b"one-way")
+                    .unwrap()
+            )
+            .unwrap(),
         1
     );
     assert_eq!(k.expect("NOTE"), "one-way");
     k.close_stdin();
     assert!(k.wait().success(), "{}", k.stderr());
     // Gone: broadcasts reach nobody.
-    assert_eq!(e.mp_sendmsg(&Message::new("note").unwrap()).unwrap(), 0);
+    assert_eq!(e.mp().sendmsg(&Message::new("note").unwrap()).unwrap(), 0);
 }
 
 #[test]
@@ -649,8 +664,8 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     // Now the restart reclaims the crash's leftovers.
     let e = primary(&p);
     assert!(!dead_file.exists(), "stale memory file reclaimed");
-    assert_eq!(shm_files(&p), e.memory_files().to_vec());
-    assert!(e.memzone_lookup("held").is_none(), "fresh config");
+    assert_eq!(shm_files(&p), e.memory().files().to_vec());
+    assert!(e.memzones().lookup("held").is_none(), "fresh config");
     assert_eq!(e.processes().len(), 1);
 }
 
@@ -664,11 +679,12 @@ fn dead_lock_holder_is_taken_over() {
     e.debug_force_config_lock_holder(dead);
     // Would spin forever without the takeover.
     let z = e
-        .memzone_reserve("after_steal", 64, None, MemzoneFlags::empty())
+        .memzones()
+        .reserve("after_steal", 64, None, MemzoneFlags::empty())
         .unwrap();
-    assert_eq!(e.memzone_lookup("after_steal"), Some(z));
+    assert_eq!(e.memzones().lookup("after_steal"), Some(z));
     assert_eq!(e.config_lock_steals(), 1);
-    e.heap_check().unwrap();
+    e.heap().check().unwrap();
 }
 
 /// When root: the same attach on real 2 MiB hugepages in a private hugetlbfs mount
@@ -743,9 +759,10 @@ fn secondary_on_real_hugepages() {
         &p,
     ]))
     .unwrap();
-    assert!(!e.no_huge());
+    assert!(!e.memory().no_huge());
     let z = e
-        .memzone_reserve("huge_mz", 3 << 20, None, MemzoneFlags::empty())
+        .memzones()
+        .reserve("huge_mz", 3 << 20, None, MemzoneFlags::empty())
         .unwrap();
     fill(z.as_ptr(), z.len() as usize, 77);
     let mut k = Kid::spawn("sec_huge", &p, &[]);
@@ -755,7 +772,7 @@ fn secondary_on_real_hugepages() {
         check(z.as_ptr(), z.len() as usize, 78),
         "the secondary wrote through its hugepage mapping"
     );
-    let files = e.memory_files().to_vec();
+    let files = e.memory().files().to_vec();
     assert!(files.iter().all(|f| f.starts_with(&mnt) && f.exists()));
     drop(e);
     assert!(files.iter().all(|f| !f.exists()));

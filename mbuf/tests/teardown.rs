@@ -25,7 +25,7 @@ fn eal(tag: &str) -> Eal {
 }
 
 fn files_of(e: &Eal) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = e.memory_files().to_vec();
+    let mut f: Vec<PathBuf> = e.memory().files().to_vec();
     assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
     f.push(e.runtime_dir().to_path_buf());
     for p in &f {

@@ -53,7 +53,7 @@ pub(crate) fn mz_reserve(
     socket: Option<u32>,
     align: usize,
 ) -> eal::Result<eal::memzone::Memzone> {
-    eal.memzone_reserve_aligned(
+    eal.memzones().reserve_aligned(
         name,
         len,
         socket,
@@ -63,8 +63,8 @@ pub(crate) fn mz_reserve(
 }
 
 pub(crate) fn mz_free(eal: &Eal, name: &str) -> eal::Result<()> {
-    match eal.memzone_lookup(name) {
-        Some(mz) => eal.memzone_free(&mz),
+    match eal.memzones().lookup(name) {
+        Some(mz) => eal.memzones().free(&mz),
         None => Err(eal::Error::NotFound(name.into())),
     }
 }
@@ -469,7 +469,7 @@ impl Mempool {
             });
         }
         let hname = header_mz_name(name);
-        if eal.memzone_lookup(&hname).is_some() {
+        if eal.memzones().lookup(&hname).is_some() {
             return Err(Error::Exists(name.into()));
         }
 
@@ -525,7 +525,7 @@ impl Mempool {
             }
         }
         let cleanup_hdr = || {
-            let _ = eal.memzone_free(&hmz);
+            let _ = eal.memzones().free(&hmz);
         };
 
         // 2. Backend.
@@ -627,7 +627,8 @@ impl Mempool {
     unsafe fn lookup_inner(eal: &Eal, name: &str, allow_single: bool) -> Result<Mempool> {
         check_name(name)?;
         let mz = eal
-            .memzone_lookup(&header_mz_name(name))
+            .memzones()
+            .lookup(&header_mz_name(name))
             .ok_or_else(|| Error::NotFound(name.into()))?;
         let bad = |why: String| Error::Incompatible {
             name: name.into(),
@@ -855,12 +856,13 @@ fn populate(
         // laid out back to back, and one straddling two physically distant pages would give
         // a device a buffer that is not contiguous at its IOVA. If no contiguous run is
         // that large, the reservation fails and the chunk is halved below.
-        let flags = if eal.iova_mode() == eal::args::IovaMode::Pa && !eal.no_huge() {
-            eal::MemzoneFlags::IOVA_CONTIG
-        } else {
-            eal::MemzoneFlags::empty()
-        };
-        let mz = match eal.memzone_reserve_aligned(
+        let flags =
+            if eal.memory().iova_mode() == eal::args::IovaMode::Pa && !eal.memory().no_huge() {
+                eal::MemzoneFlags::IOVA_CONTIG
+            } else {
+                eal::MemzoneFlags::empty()
+            };
+        let mz = match eal.memzones().reserve_aligned(
             &chunk_mz_name(name, k),
             want_n * total,
             cfg.socket,
@@ -906,7 +908,7 @@ fn populate(
             let obj = base.add(off);
             let iova = match contig_iova {
                 Some(io) => io.add(off),
-                None => eal.virt2iova(obj).unwrap_or(Iova::BAD),
+                None => eal.memory().virt2iova(obj).unwrap_or(Iova::BAD),
             };
             // SAFETY: the slot lies inside the fresh chunk, laid out by calc_obj_size.
             unsafe { layout::init_obj(obj, pool_addr, iova, sz.elt_size) };

@@ -51,7 +51,7 @@ fn create_indexed(e: &Eal, name: &str, c: &PoolConfig<'_>) -> Mempool {
 #[test]
 fn create_lookup_iterate_dump_free() {
     let e = eal("basic");
-    let zones = e.memzone_count();
+    let zones = e.memzones().count();
     let p = create_indexed(&e, "basic", &cfg(1000, 100, 32));
     assert_eq!(p.size(), 1000);
     assert_eq!(p.avail_count(), 1000);
@@ -103,13 +103,13 @@ fn create_lookup_iterate_dump_free() {
         Mempool::lookup(&e, "basic"),
         Err(Error::NotFound(_))
     ));
-    assert_eq!(e.memzone_count(), zones, "memzones leaked");
+    assert_eq!(e.memzones().count(), zones, "memzones leaked");
 }
 
 #[test]
 fn bad_inputs_are_refused_cleanly() {
     let e = eal("bad");
-    let zones = e.memzone_count();
+    let zones = e.memzones().count();
     let err = |r: mempool::Result<Mempool>| r.expect_err("must fail");
     assert!(matches!(
         err(Mempool::create(&e, "z", &cfg(0, 8, 0))),
@@ -188,7 +188,7 @@ fn bad_inputs_are_refused_cleanly() {
         "{r:?}"
     );
     // nothing left behind by any of these
-    assert_eq!(e.memzone_count(), zones, "memzones leaked");
+    assert_eq!(e.memzones().count(), zones, "memzones leaked");
     assert!(matches!(
         Mempool::lookup(&e, "huge"),
         Err(Error::NotFound(_))
@@ -201,7 +201,7 @@ fn bad_inputs_are_refused_cleanly() {
         Err(Error::BadCacheSize { .. })
     ));
     p.free().unwrap();
-    assert_eq!(e.memzone_count(), zones);
+    assert_eq!(e.memzones().count(), zones);
 }
 
 /// Drain every object through `get_bulk`, check they are distinct, one more get fails,
@@ -470,11 +470,12 @@ fn stress_lcores_and_threads_account_for_every_object() {
             0
         }
 
-        let workers = e.worker_lcores();
+        let workers = e.lcores().worker_ids();
         assert!(!workers.is_empty(), "-l 0-1 gives one worker");
         for &w in &workers {
             let (p, o, d) = (p.clone(), out.clone(), ops_done.clone());
-            e.remote_launch(w, move || worker(p, o, d, 0x9e37_79b9 ^ w, 0))
+            e.lcores()
+                .remote_launch(w, move || worker(p, o, d, 0x9e37_79b9 ^ w, 0))
                 .unwrap();
         }
         std::thread::scope(|s| {
@@ -486,7 +487,12 @@ fn stress_lcores_and_threads_account_for_every_object() {
             worker(p.clone(), out.clone(), ops_done.clone(), 0xdead_beef, 0);
         });
         for &w in &workers {
-            assert_eq!(e.wait_lcore(w).expect("worker finished without panic"), 0);
+            assert_eq!(
+                e.lcores()
+                    .wait_lcore(w)
+                    .expect("worker finished without panic"),
+                0
+            );
         }
         assert_eq!(
             ops_done.load(Ordering::Relaxed),

@@ -26,7 +26,7 @@ fn eal(tag: &str) -> Eal {
 
 /// The runtime directory and memory files of `e`, which must exist now.
 fn files_of(e: &Eal) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = e.memory_files().to_vec();
+    let mut f: Vec<PathBuf> = e.memory().files().to_vec();
     assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
     f.push(e.runtime_dir().to_path_buf());
     for p in &f {
@@ -63,17 +63,18 @@ fn exercise(e: &Eal, p: &Mempool) {
     // SAFETY: handed out just above, not used afterwards.
     unsafe { p.put_bulk(&objs) }.expect("put");
     let q = p.clone();
-    let worker = e.lcore_ids().into_iter().find(|&l| l != 0);
+    let worker = e.lcores().lcore_ids().into_iter().find(|&l| l != 0);
     if let Some(l) = worker {
-        e.remote_launch(l, move || {
-            let mut o = [VirtAddr(0); 4];
-            q.get_bulk(&mut o).expect("lcore get");
-            // SAFETY: handed out just above.
-            unsafe { q.put_bulk(&o) }.expect("lcore put");
-            0
-        })
-        .expect("launch");
-        assert_eq!(e.wait_lcore(l).expect("wait"), 0);
+        e.lcores()
+            .remote_launch(l, move || {
+                let mut o = [VirtAddr(0); 4];
+                q.get_bulk(&mut o).expect("lcore get");
+                // SAFETY: handed out just above.
+                unsafe { q.put_bulk(&o) }.expect("lcore put");
+                0
+            })
+            .expect("launch");
+        assert_eq!(e.lcores().wait_lcore(l).expect("wait"), 0);
     }
     assert_eq!(p.in_use_count(), 0);
 }

@@ -247,8 +247,8 @@ fn check(eal: &Eal, addr: &str, serial: &str, ns1_bytes: &str, ns2_bytes: &str) 
             "crossing buffer does not cross".into()
         })?;
         let (i1, i2) = (
-            eal.virt2iova(VirtAddr(b - 4096)),
-            eal.virt2iova(VirtAddr(b)),
+            eal.memory().virt2iova(VirtAddr(b - 4096)),
+            eal.memory().virt2iova(VirtAddr(b)),
         );
         if let (Some(a), Some(z)) = (i1, i2) {
             if z.0 != a.0 + 4096 {
@@ -282,7 +282,7 @@ fn check(eal: &Eal, addr: &str, serial: &str, ns1_bytes: &str, ns2_bytes: &str) 
         "hugepage-boundary",
         format!(
             "iova_discontiguous_boundaries={noncontig} iova_mode={:?}",
-            eal.iova_mode()
+            eal.memory().iova_mode()
         ),
     );
 

@@ -51,7 +51,7 @@ impl IoBuf {
                 why: "zero-length buffer".into(),
             });
         }
-        let p = eal.zmalloc(len, align.max(4))?;
+        let p = eal.heap().zmalloc(len, align.max(4))?;
         Ok(IoBuf {
             base: p,
             ptr: p,
@@ -70,7 +70,7 @@ impl IoBuf {
             });
         }
         let total = len + boundary;
-        let base = eal.zmalloc(total, 4096)?;
+        let base = eal.heap().zmalloc(total, 4096)?;
         let half = (len / 2) & !4095;
         let b = base.as_ptr() as usize;
         let cross = (b + half).next_multiple_of(boundary);
@@ -123,6 +123,6 @@ impl IoBuf {
 impl Drop for IoBuf {
     fn drop(&mut self) {
         // SAFETY: `base` came from this EAL's heap and is owned by us alone.
-        let _ = unsafe { self.eal.free(self.base.as_ptr()) };
+        let _ = unsafe { self.eal.heap().free(self.base.as_ptr()) };
     }
 }

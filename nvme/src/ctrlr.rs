@@ -254,7 +254,7 @@ impl Drop for HeapBlock {
     fn drop(&mut self) {
         // SAFETY: allocated from this EAL's heap, owned by us alone; the owner (a queue)
         // guarantees the device no longer uses it (or leaks us instead).
-        let _ = unsafe { self.eal.free(self.ptr) };
+        let _ = unsafe { self.eal.heap().free(self.ptr) };
     }
 }
 
@@ -263,7 +263,9 @@ pub(crate) fn alloc_queue_mem(dev: &Device, eal: &Eal, entries: u16) -> Result<Q
     let n = entries as usize;
     let sq: DmaBuf = dev.dma_alloc(n * 64)?;
     let cq: DmaBuf = dev.dma_alloc(n * 16)?;
-    let pages = eal.zmalloc((n - 1) * PAGE_SIZE as usize, PAGE_SIZE as usize)?;
+    let pages = eal
+        .heap()
+        .zmalloc((n - 1) * PAGE_SIZE as usize, PAGE_SIZE as usize)?;
     let block = HeapBlock {
         ptr: pages.as_ptr(),
         eal: eal.clone(),
@@ -627,7 +629,7 @@ impl Controller {
     /// Bring up an already opened device.
     pub fn from_device(eal: &Eal, dev: Device, opts: ControllerOptions) -> Result<Controller> {
         let addr = dev.addr().to_string();
-        if !eal.dma_capable() {
+        if !eal.memory().dma_capable() {
             return Err(Error::NotReady {
                 why: "the EAL runs with --no-huge: no DMA memory; run with hugepages".into(),
             });

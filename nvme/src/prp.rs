@@ -33,7 +33,7 @@ pub trait IovaMapper: Send + Sync {
 
 impl IovaMapper for Eal {
     fn iova(&self, va: VirtAddr) -> Option<Iova> {
-        self.virt2iova(va).filter(|i| i.is_valid())
+        self.memory().virt2iova(va).filter(|i| i.is_valid())
     }
 }
 

@@ -217,7 +217,8 @@ pub fn attach_port(
     let mut driver = make(port)?;
     let mzname = shared::memzone_name(port);
     let mz = eal
-        .memzone_reserve_aligned(
+        .memzones()
+        .reserve_aligned(
             &mzname,
             std::mem::size_of::<PortShared>(),
             None,
@@ -308,7 +309,7 @@ pub fn probe_vdevs(eal: &Eal) -> Result<Vec<u16>> {
 /// the ports made and the devices that failed (see [`probe_pci_devices`]). Devices no
 /// driver matches are skipped.
 pub fn probe_pci(eal: &Eal) -> (Vec<u16>, Vec<Error>) {
-    probe_pci_devices(eal, eal.pci_devices())
+    probe_pci_devices(eal, eal.pci().devices())
 }
 
 /// [`probe_pci`] over an explicit device list (tests give fake devices). Every device
@@ -825,7 +826,7 @@ pub fn close(port: u16) -> Result<()> {
     // SAFETY: the memzone is still mapped (eal alive); clearing the magic tells readers
     // in other processes that the port is gone.
     unsafe { (*sp.0.as_ptr()).magic = 0 };
-    let r = eal.memzone_free(&mz).map_err(|source| Error::Eal {
+    let r = eal.memzones().free(&mz).map_err(|source| Error::Eal {
         op: "free",
         what: format!("memzone {}", mz.name()),
         source: Box::new(source),

@@ -267,7 +267,8 @@ pub struct SharedPortInfo {
 /// the caller must not keep it beyond that (the lifetime ties it to `eal`).
 pub fn attach(eal: &eal::Eal, port: u16) -> Result<&PortShared> {
     let mz = eal
-        .memzone_lookup(&memzone_name(port))
+        .memzones()
+        .lookup(&memzone_name(port))
         .ok_or_else(|| crate::Error::Shared {
             port,
             why: format!(

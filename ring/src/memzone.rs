@@ -25,7 +25,8 @@ impl<T: Copy> Ring<T> {
         crate::flags::sync_modes(flags, flags.bits())?;
         let mz_name = format!("{MZ_PREFIX}{name}");
         let mz = eal
-            .memzone_reserve_aligned(
+            .memzones()
+            .reserve_aligned(
                 &mz_name,
                 len,
                 socket,
@@ -53,7 +54,7 @@ impl<T: Copy> Ring<T> {
                 Ok(r)
             }
             Err(e) => {
-                let _ = eal.memzone_free(&mz);
+                let _ = eal.memzones().free(&mz);
                 Err(e)
             }
         }
@@ -68,7 +69,8 @@ impl<T: Copy> Ring<T> {
     pub unsafe fn lookup(eal: &eal::Eal, name: &str) -> Result<Ring<T>> {
         check_name(name)?;
         let mz = eal
-            .memzone_lookup(&format!("{MZ_PREFIX}{name}"))
+            .memzones()
+            .lookup(&format!("{MZ_PREFIX}{name}"))
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
         // SAFETY: the memzone is mapped while `eal` lives (the handle keeps a clone);
         // `from_initialised` checks the header before trusting it; `T` per our contract.
@@ -92,7 +94,7 @@ impl<T: Copy> Ring<T> {
     pub unsafe fn free(self) -> Result<()> {
         match &*self.backing {
             Backing::Caller => Ok(()),
-            Backing::Memzone { eal, mz } => eal.memzone_free(mz).map_err(|source| Error::Eal {
+            Backing::Memzone { eal, mz } => eal.memzones().free(mz).map_err(|source| Error::Eal {
                 op: "free",
                 name: self.name(),
                 source,

@@ -39,7 +39,7 @@ fn create_lookup_free() {
     // SAFETY: multi-producer/consumer ring, no single-side contract; u64 everywhere.
     unsafe {
         let r = Ring::<u64>::create(&eal, "mz_a", 1024, None, RingFlags::empty()).unwrap();
-        assert!(eal.memzone_lookup("RG_mz_a").is_some());
+        assert!(eal.memzones().lookup("RG_mz_a").is_some());
         assert_eq!(r.capacity(), 1023);
         assert!(matches!(
             Ring::<u64>::create(&eal, "mz_a", 64, None, RingFlags::empty()),
@@ -59,7 +59,7 @@ fn create_lookup_free() {
             Ring::<u64>::create(&eal, "bad", 100, None, RingFlags::empty()),
             Err(Error::NotPowerOfTwo(100))
         ));
-        assert!(eal.memzone_lookup("RG_bad").is_none());
+        assert!(eal.memzones().lookup("RG_bad").is_none());
 
         assert!(matches!(
             Ring::<u64>::lookup(&eal, "nope"),
@@ -104,7 +104,7 @@ fn create_lookup_free() {
         assert!(String::from_utf8(dump).unwrap().contains("ring <mz_a>"));
         drop(l);
         r.free().unwrap();
-        assert!(eal.memzone_lookup("RG_mz_a").is_none());
+        assert!(eal.memzones().lookup("RG_mz_a").is_none());
         assert!(matches!(
             Ring::<u64>::lookup(&eal, "mz_a"),
             Err(Error::NotFound(_))

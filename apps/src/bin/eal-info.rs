@@ -58,9 +58,9 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
     writeln!(
         w,
         "memory         {} at {} ({})",
-        human(eal.memory_len()),
-        eal.base_virtaddr(),
-        if eal.no_huge() {
+        human(eal.memory().len()),
+        eal.memory().base(),
+        if eal.memory().no_huge() {
             "--no-huge: shared memory, no device DMA"
         } else {
             "hugepages"
@@ -69,8 +69,8 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
     writeln!(
         w,
         "IOVA mode      {:?}, DMA capable: {}",
-        eal.iova_mode(),
-        eal.dma_capable()
+        eal.memory().iova_mode(),
+        eal.memory().dma_capable()
     )?;
     writeln!(
         w,
@@ -79,7 +79,7 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
     )?;
 
     writeln!(w, "\n== memseg lists")?;
-    for (i, l) in eal.memseg_lists().iter().enumerate() {
+    for (i, l) in eal.memory().lists().iter().enumerate() {
         writeln!(
             w,
             "list {i}: socket {} base {} len {} page {} segs {}",
@@ -90,7 +90,7 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
             l.segs.len()
         )?;
     }
-    let segs = eal.memsegs();
+    let segs = eal.memory().memsegs();
     for s in segs.iter().take(4) {
         writeln!(
             w,
@@ -108,11 +108,11 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
     writeln!(
         w,
         "\n== lcores ({}), main {}",
-        eal.lcore_count(),
-        eal.main_lcore()
+        eal.lcores().count(),
+        eal.lcores().main_lcore()
     )?;
-    for l in eal.lcore_ids() {
-        let role = if l == eal.main_lcore() {
+    for l in eal.lcores().lcore_ids() {
+        let role = if l == eal.lcores().main_lcore() {
             "main"
         } else {
             "worker"
@@ -120,12 +120,12 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
         writeln!(
             w,
             "lcore {l:3}  {role:6}  socket {}",
-            eal.lcore_socket(l).unwrap_or(0)
+            eal.lcores().socket_of(l).unwrap_or(0)
         )?;
     }
 
-    writeln!(w, "\n== PCI devices ({})", eal.pci_devices().len())?;
-    for d in eal.pci_devices() {
+    writeln!(w, "\n== PCI devices ({})", eal.pci().devices().len())?;
+    for d in eal.pci().devices() {
         writeln!(
             w,
             "{}  {}  {:<14} numa {:>2}  driver {:<12} iommu group {}",
@@ -143,8 +143,8 @@ fn print_info(eal: &Eal) -> std::io::Result<()> {
     }
 
     writeln!(w, "\n== heap")?;
-    eal.heap_dump(&mut w)?;
-    writeln!(w, "\n== memzones ({})", eal.memzone_count())?;
-    eal.memzone_dump(&mut w)?;
+    eal.heap().dump(&mut w)?;
+    writeln!(w, "\n== memzones ({})", eal.memzones().count())?;
+    eal.memzones().dump(&mut w)?;
     Ok(())
 }

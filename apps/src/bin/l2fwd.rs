@@ -478,7 +478,7 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
         .filter(|&p| p < 64 && o.portmask & (1 << p) != 0)
         .collect();
     let dst = pairs(&enabled, &o.portmap)?;
-    let lcores = eal.lcore_ids();
+    let lcores = eal.lcores().lcore_ids();
     let need = enabled.len().div_ceil(usize::from(o.nq));
     if need > lcores.len() {
         return Err((
@@ -586,14 +586,14 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     }
 
     // Launch the workers; the main lcore runs its own share (if any) and the control.
-    let main = eal.main_lcore();
+    let main = eal.lcores().main_lcore();
     let mut main_work = None;
     let mut launched = Vec::new();
     let mut launch_err = None;
     for (lc, w) in works {
         if lc == main {
             main_work = Some(w);
-        } else if let Err(e) = eal.remote_launch(lc, move || w.run(None)) {
+        } else if let Err(e) = eal.lcores().remote_launch(lc, move || w.run(None)) {
             launch_err = Some(format!("failed to launch lcore {lc}: {e}"));
             break;
         } else {
@@ -652,7 +652,7 @@ fn run(eal: &Eal, o: &Opts) -> Result<(), Fail> {
     }
     let mut failed = launch_err;
     for lc in launched {
-        match eal.wait_lcore(lc) {
+        match eal.lcores().wait_lcore(lc) {
             Ok(0) => {}
             Ok(rc) => failed = Some(format!("lcore {lc} returned {rc}")),
             Err(e) => failed = Some(format!("lcore {lc}: {e}")),

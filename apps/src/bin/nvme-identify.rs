@@ -78,7 +78,8 @@ fn main() -> ExitCode {
         }
     };
     let addrs = if addrs.is_empty() {
-        eal.pci_devices()
+        eal.pci()
+            .devices()
             .iter()
             .filter(|d| {
                 d.is_nvme()

@@ -606,7 +606,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let lcores = eal.lcore_ids();
+    let lcores = eal.lcores().lcore_ids();
     // Per lcore: the targets it will open (controller+ns, or kernel path).
     enum Plan {
         Pcie(String, Controller, Namespace),
@@ -652,7 +652,7 @@ fn main() -> ExitCode {
     println!("Initialization complete. Launching workers.");
 
     let results: Arc<Mutex<Vec<Stats>>> = Arc::new(Mutex::new(Vec::new()));
-    let main_l = eal.main_lcore();
+    let main_l = eal.lcores().main_lcore();
     let mut main_job = None;
     for (l, per) in plans {
         let eal2 = eal.clone();
@@ -725,7 +725,7 @@ fn main() -> ExitCode {
         };
         if l == main_l {
             main_job = Some(job);
-        } else if let Err(e) = eal.remote_launch(l, job) {
+        } else if let Err(e) = eal.lcores().remote_launch(l, job) {
             return fail(e);
         }
     }
@@ -733,7 +733,7 @@ fn main() -> ExitCode {
     if let Some(j) = main_job {
         rc |= j();
     }
-    for (l, r) in eal.mp_wait_lcore() {
+    for (l, r) in eal.lcores().mp_wait_lcore() {
         match r {
             Ok(0) => {}
             Ok(v) => rc |= v,

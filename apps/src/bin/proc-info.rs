@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             stats: true,
         };
     }
-    let zones = eal.memzone_walk();
+    let zones = eal.memzones().walk();
     if sel.procs {
         let procs = eal.processes();
         println!("== processes ({}) ==", procs.len());

@@ -199,7 +199,7 @@ fn two_cores<T: Copy + Default + Send + 'static>(
         let res = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         {
             let (r, ready, res) = (r.clone(), ready.clone(), res.clone());
-            if let Err(e) = eal.remote_launch(worker, move || {
+            if let Err(e) = eal.lcores().remote_launch(worker, move || {
                 let (s, m) = two_core_side(&r, false, sz, iters, &ready);
                 res[0].store(s.to_bits(), Ordering::Relaxed);
                 res[1].store(m.to_bits(), Ordering::Relaxed);
@@ -210,7 +210,7 @@ fn two_cores<T: Copy + Default + Send + 'static>(
             }
         }
         let (ps, pm) = two_core_side(r, true, sz, iters, &ready);
-        if let Err(e) = eal.wait_lcore(worker) {
+        if let Err(e) = eal.lcores().wait_lcore(worker) {
             eprintln!("ring_perf: lcore {worker} failed: {e}");
             return;
         }
@@ -260,8 +260,8 @@ fn run<T: Copy + Default + Send + 'static>(
     empty_dequeue(prefix, &r, Sync2::Spsc, it.empty);
     empty_dequeue(prefix, &r, Sync2::Mpmc, it.empty);
 
-    let main = eal.main_lcore();
-    match eal.worker_lcores().first() {
+    let main = eal.lcores().main_lcore();
+    match eal.lcores().worker_ids().first() {
         Some(&w) => {
             if siblings(main, w) {
                 println!("\n### Testing using two hyperthreads ###");

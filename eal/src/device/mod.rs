@@ -324,7 +324,7 @@ impl Drop for DmaBuf {
     fn drop(&mut self) {
         // SAFETY: the pointer came from this EAL's heap (dma_alloc) and this is its only
         // owner; the caller contract (type docs) says the device no longer uses it.
-        let _ = unsafe { self.eal.free(self.ptr.as_ptr()) };
+        let _ = unsafe { self.eal.heap().free(self.ptr.as_ptr()) };
     }
 }
 
@@ -497,10 +497,10 @@ impl Device {
                 why: "DMA buffer of zero bytes",
             });
         }
-        let (ptr, iova) = self.eal.malloc_dma(len, 4096, self.info.numa_node)?;
+        let (ptr, iova) = self.eal.heap().malloc_dma(len, 4096, self.info.numa_node)?;
         if !iova.is_valid() {
             // SAFETY: just allocated from this heap, not shared with anyone.
-            let _ = unsafe { self.eal.free(ptr.as_ptr()) };
+            let _ = unsafe { self.eal.heap().free(ptr.as_ptr()) };
             return Err(Error::NoDma {
                 why: "the EAL has no IOVA for its memory".into(),
             });
@@ -526,7 +526,7 @@ impl Device {
         match &self.inner {
             // SAFETY: forwarded caller contract.
             Inner::Vfio(v) => unsafe { v.dma_map(va, iova, len) },
-            Inner::Uio(_) => match self.eal.virt2iova(va) {
+            Inner::Uio(_) => match self.eal.memory().virt2iova(va) {
                 Some(i) if i == iova => Ok(()),
                 _ => Err(Error::NoDma {
                     why: format!("{va} is not EAL memory with IOVA {iova}; UIO cannot translate"),

@@ -33,13 +33,13 @@ pub(crate) struct UioDev {
 impl UioDev {
     pub(crate) fn open(eal: &Eal, info: &PciDevice, dir: &Path) -> Result<UioDev> {
         let addr = info.addr.to_string();
-        if eal.no_huge() {
+        if eal.memory().no_huge() {
             return Err(Error::NeedPhysAddr {
                 addr,
                 why: "the EAL runs with --no-huge (no physical addresses)".into(),
             });
         }
-        if eal.iova_mode() != IovaMode::Pa {
+        if eal.memory().iova_mode() != IovaMode::Pa {
             return Err(Error::NeedPhysAddr {
                 addr,
                 why: "the EAL runs with IOVA = VA".into(),

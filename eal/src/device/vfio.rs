@@ -126,8 +126,8 @@ impl VfioDev {
             });
         }
         let width = iommu::address_width(&roots.sys)?;
-        let runs = if eal.dma_capable() {
-            dma_runs(eal.memsegs())
+        let runs = if eal.memory().dma_capable() {
+            dma_runs(eal.memory().memsegs())
         } else {
             Vec::new()
         };

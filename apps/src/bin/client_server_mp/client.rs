@@ -85,7 +85,7 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
     let pool = PktmbufPool::lookup(eal, POOL)
         .map_err(|e| format!("failed to find the mbuf pool (is mp_server running?): {e}"))?;
     if pool.mempool().cache_size() > 0 {
-        let mine = eal.lcore_ids();
+        let mine = eal.lcores().lcore_ids();
         for p in eal
             .processes()
             .iter()
@@ -102,7 +102,8 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
         }
     }
     let mz = eal
-        .memzone_lookup(INFO)
+        .memzones()
+        .lookup(INFO)
         .ok_or_else(|| format!("failed to find {INFO} (is mp_server running?)"))?;
     if (mz.len() as usize) < std::mem::size_of::<Info>() {
         return Err(format!("{INFO} is too small"));

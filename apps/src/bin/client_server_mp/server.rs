@@ -135,7 +135,8 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
     )
     .map_err(|e| format!("failed to create mbuf pool {POOL}: {e}"))?;
     let mz = eal
-        .memzone_reserve(
+        .memzones()
+        .reserve(
             INFO,
             std::mem::size_of::<Info>(),
             None,

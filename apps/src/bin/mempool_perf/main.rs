@@ -235,30 +235,32 @@ fn launch(
     let start = Arc::new(AtomicBool::new(false));
     let counts: Arc<Vec<AtomicU64>> = Arc::new((0..cores).map(|_| AtomicU64::new(0)).collect());
     let workers: Vec<u32> = eal
-        .worker_lcores()
+        .lcores()
+        .worker_ids()
         .into_iter()
         .take(cores as usize - 1)
         .collect();
     for (k, &w) in workers.iter().enumerate() {
         let (p, start, counts) = (p.clone(), start.clone(), counts.clone());
-        eal.remote_launch(w, move || match per_lcore(&p, c, time_s, &start) {
-            Ok(n) => {
-                counts[k + 1].store(n, Ordering::Relaxed);
-                0
-            }
-            Err(e) => {
-                eprintln!("lcore {w}: {e}");
-                -1
-            }
-        })
-        .map_err(|e| e.to_string())?;
+        eal.lcores()
+            .remote_launch(w, move || match per_lcore(&p, c, time_s, &start) {
+                Ok(n) => {
+                    counts[k + 1].store(n, Ordering::Relaxed);
+                    0
+                }
+                Err(e) => {
+                    eprintln!("lcore {w}: {e}");
+                    -1
+                }
+            })
+            .map_err(|e| e.to_string())?;
     }
     // Release: pairs with the acquire spin in per_lcore.
     start.store(true, Ordering::Release);
     let main = per_lcore(p, c, time_s, &start);
     let mut failed = false;
     for &w in &workers {
-        match eal.wait_lcore(w) {
+        match eal.lcores().wait_lcore(w) {
             Ok(0) => {}
             Ok(_) | Err(_) => failed = true,
         }
@@ -326,7 +328,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let lcores = eal.lcore_count() as u32;
+    let lcores = eal.lcores().count() as u32;
     let o = match parse_opts(&rest, lcores) {
         Ok(o) => o,
         Err(e) if e.is_empty() => {

@@ -191,13 +191,13 @@ impl App {
         let mut runners = Vec::new();
         for (lc, job) in jobs {
             match lc {
-                Some(l) => match self.eal.remote_launch(l, move || job.run()) {
+                Some(l) => match self.eal.lcores().remote_launch(l, move || job.run()) {
                     Ok(()) => runners.push(Runner::Lcore(l)),
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
                         for r in runners {
                             if let Runner::Lcore(l) = r {
-                                let _ = self.eal.wait_lcore(l);
+                                let _ = self.eal.lcores().wait_lcore(l);
                             }
                         }
                         return Err(format!("failed to launch forwarding on lcore {l}: {e}"));
@@ -280,7 +280,7 @@ impl App {
         let mut failed = Vec::new();
         for r in s.runners {
             match r {
-                Runner::Lcore(l) => match self.eal.wait_lcore(l) {
+                Runner::Lcore(l) => match self.eal.lcores().wait_lcore(l) {
                     Ok(0) => {}
                     Ok(rc) => failed.push(format!("lcore {l} returned {rc}")),
                     Err(e) => failed.push(format!("lcore {l}: {e}")),

@@ -263,7 +263,7 @@ fn show(app: &mut App, w: &[&str]) -> Flow {
                     match lc {
                         Some(l) => println!(
                             "Logical Core {l} (socket {}) forwards packets on {} streams:",
-                            app.eal.lcore_socket(*l).unwrap_or(0),
+                            app.eal.lcores().socket_of(*l).unwrap_or(0),
                             defs.len()
                         ),
                         None => println!(

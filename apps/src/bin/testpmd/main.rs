@@ -158,8 +158,8 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
             ids.push(pmd::vdev_create(&eal, n).map_err(fail1)?);
         }
     }
-    let workers = eal.worker_lcores();
-    let nb_lcores = eal.lcore_count() as u32;
+    let workers = eal.lcores().worker_ids();
+    let nb_lcores = eal.lcores().count() as u32;
     let per_port: u32 = u32::from(opts.rxq) * u32::from(opts.rxd)
         + u32::from(opts.txq) * u32::from(opts.txd)
         + 2 * u32::from(opts.burst) * u32::from(opts.rxq.max(opts.txq));

@@ -346,7 +346,7 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
             source: source.into(),
         }
     };
-    if !eal.dma_capable() {
+    if !eal.memory().dma_capable() {
         return Err(Error::Eal {
             op: "probe",
             what,

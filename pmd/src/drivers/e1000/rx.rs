@@ -53,8 +53,8 @@ fn check_pool_iova(pool: &PktmbufPool) -> std::result::Result<(), String> {
         if len == 0 {
             return;
         }
-        let first = e.virt2iova(h.buf_addr);
-        let last = e.virt2iova(h.buf_addr.add(len - 1));
+        let first = e.memory().virt2iova(h.buf_addr);
+        let last = e.memory().virt2iova(h.buf_addr.add(len - 1));
         if first != Some(h.buf_iova) || last != Some(h.buf_iova.add(len - 1)) {
             bad = Some(format!(
                 "mbuf buffer at {} (IOVA {}) is not IOVA-contiguous over {len} bytes",
@@ -96,7 +96,7 @@ impl RxQueue {
                 u32::from(nb_desc) + BATCH as u32
             )));
         }
-        if pool.mempool().eal().iova_mode() == eal::args::IovaMode::Pa {
+        if pool.mempool().eal().memory().iova_mode() == eal::args::IovaMode::Pa {
             check_pool_iova(pool).map_err(qerr)?;
         }
         // Disable receive while the ring changes (a previous queue may have left it on).
