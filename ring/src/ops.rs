@@ -173,7 +173,8 @@ impl<T: Copy> Ring<T> {
         c.into()
     }
 
-    /// Dequeue with the mode fixed (`M`, a [`SyncMode`] as `u8`).
+    /// Dequeue with the mode fixed (`M`, a [`SyncMode`] as `u8`). The side references
+    /// are taken once, before the copy (see `Sides`).
     #[inline(always)]
     pub(crate) fn deq_m<const M: u8>(&self, dst: *mut T, n: u32, b: Behavior) -> Dequeued {
         let mode = mode_of(M);

@@ -365,6 +365,17 @@ fn stress_16_byte() {
     all::<E16>();
 }
 
+/// Optimistic consumers against every producer mode, and both typed MP/MC handles.
+const OPT_CASES: [(SyncMode, SyncMode, Api); 7] = [
+    (SyncMode::Multi, SyncMode::Optimistic, Api::Bulk),
+    (SyncMode::Multi, SyncMode::Optimistic, Api::Burst),
+    (SyncMode::Single, SyncMode::Optimistic, Api::Bulk),
+    (SyncMode::Rts, SyncMode::Optimistic, Api::Burst),
+    (SyncMode::Hts, SyncMode::Optimistic, Api::Bulk),
+    (SyncMode::Multi, SyncMode::Optimistic, Api::MpMc),
+    (SyncMode::Multi, SyncMode::Multi, Api::MpMc),
+];
+
 /// Optimistic consumers (`MC_OPT_DEQ`, 8-byte elements only) against every producer mode,
 /// and both MP/MC protocols through `MpMcRing`. The 256-entry ring wraps every few
 /// hundred elements, so consumers that lose their CAS have often copied slots that a
@@ -372,16 +383,7 @@ fn stress_16_byte() {
 /// that was kept anyway.
 #[test]
 fn stress_optimistic_consumers() {
-    let cases = [
-        (SyncMode::Multi, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Multi, SyncMode::Optimistic, Api::Burst),
-        (SyncMode::Single, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Rts, SyncMode::Optimistic, Api::Burst),
-        (SyncMode::Hts, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Multi, SyncMode::Optimistic, Api::MpMc),
-        (SyncMode::Multi, SyncMode::Multi, Api::MpMc),
-    ];
-    for (pm, cm, api) in cases {
+    for (pm, cm, api) in OPT_CASES {
         for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
             let t = std::time::Instant::now();
             run::<u64>(pm, cm, api, per_producer(), layout, 2, false);
@@ -400,25 +402,26 @@ fn stress_optimistic_consumers() {
 /// watchdog's limits rather than hang.
 #[test]
 fn stress_oversubscribed() {
-    let cases = [
-        (SyncMode::Multi, SyncMode::Multi, Api::Burst),
-        (SyncMode::Multi, SyncMode::Multi, Api::MpMc),
-        (SyncMode::Rts, SyncMode::Rts, Api::Burst),
-        (SyncMode::Hts, SyncMode::Hts, Api::Bulk),
-        (SyncMode::Hts, SyncMode::Hts, Api::ZeroCopy),
-        (SyncMode::Multi, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Multi, SyncMode::Optimistic, Api::MpMc),
-        (SyncMode::Single, SyncMode::Multi, Api::Burst),
-        (SyncMode::Multi, SyncMode::Single, Api::Bulk),
-        (SyncMode::Rts, SyncMode::Hts, Api::Burst),
-    ];
+    // Every mode pair with bursts (and zero-copy where the consumer side allows it),
+    // then the optimistic consumers and the typed handles.
+    let zc = |&(_, cm): &(SyncMode, SyncMode)| matches!(cm, SyncMode::Single | SyncMode::Hts);
+    let cases = COMBOS
+        .iter()
+        .map(|&(pm, cm)| (pm, cm, Api::Burst))
+        .chain(
+            COMBOS
+                .iter()
+                .filter(|c| zc(c))
+                .map(|&(pm, cm)| (pm, cm, Api::ZeroCopy)),
+        )
+        .chain(OPT_CASES);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Enough elements for many laps of the 256-slot ring and many preemptions, few
     // enough for a second or two per case on two busy cores.
     let per_producer = if cfg!(debug_assertions) {
-        5_000
+        2_500
     } else {
-        20_000
+        10_000
     };
     for (pm, cm, api) in cases {
         let t = std::time::Instant::now();
