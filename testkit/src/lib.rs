@@ -11,8 +11,10 @@
 //! - `FP_REQUIRE=1`: skips of required needs fail the test.
 #![deny(missing_docs)]
 
+pub mod child;
 pub mod eal_env;
 mod sys;
+pub mod tempdir;
 
 use std::fmt;
 use std::io::Write;

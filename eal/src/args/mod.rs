@@ -20,14 +20,17 @@
 //! Option meanings and exclusions follow DPDK's EAL parameters guide
 //! (doc/guides/linux_gsg/linux_eal_parameters.rst); the code is our own.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::lcore::{parse_id_list, CpuTopology, MAX_LCORE};
+use crate::lcore::{CpuTopology, MAX_LCORE};
 use crate::log::Level;
 use crate::pci::{PciAddr, PciFilter};
+
+mod lcores;
+
+pub use lcores::{parse_coremask, parse_lcores, MAX_CPU};
 
 /// Role of this process in a multi-process group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,8 +53,6 @@ pub enum IovaMode {
     Va,
 }
 
-/// Highest cpu number + 1 accepted on the command line (glibc `CPU_SETSIZE`).
-pub const MAX_CPU: u32 = 1024;
 /// Most NUMA nodes `--socket-mem` may list (DPDK's default `RTE_MAX_NUMA_NODES`).
 pub const MAX_NUMA_NODES: usize = 32;
 /// Largest memory amount in MB accepted by `-m` or one `--socket-mem` entry (1 PiB);
@@ -316,119 +317,6 @@ fn bad(arg: &str, value: &str, why: impl Into<String>) -> Error {
     }
 }
 
-/// Split at top-level commas (commas inside parentheses stay).
-fn split_top(s: &str) -> std::result::Result<Vec<&str>, String> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0usize, 0usize);
-    for (i, ch) in s.char_indices() {
-        match ch {
-            '(' => {
-                depth += 1;
-                if depth > 1 {
-                    return Err("nested parentheses".into());
-                }
-            }
-            ')' => depth = depth.checked_sub(1).ok_or("')' without '('")?,
-            ',' if depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if depth != 0 {
-        return Err("'(' without ')'".into());
-    }
-    parts.push(&s[start..]);
-    Ok(parts)
-}
-
-/// `N`, `N-M` or `(list)`.
-fn parse_group(s: &str, limit: u32, what: &str) -> std::result::Result<Vec<u32>, String> {
-    let inner = match s.strip_prefix('(') {
-        Some(rest) => rest
-            .strip_suffix(')')
-            .ok_or_else(|| format!("unbalanced parentheses in '{s}'"))?,
-        None => s,
-    };
-    let ids = parse_id_list(inner, limit).map_err(|e| format!("{what}: {e}"))?;
-    if ids.is_empty() {
-        return Err(format!("empty {what} group"));
-    }
-    Ok(ids)
-}
-
-/// Parse an `-l` / `--lcores` value into sorted `(lcore, cpu)` pairs.
-pub fn parse_lcores(s: &str) -> std::result::Result<Vec<(u32, u32)>, String> {
-    if s.is_empty() {
-        return Err("empty lcore list".into());
-    }
-    let mut out: Vec<(u32, u32)> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for elem in split_top(s)? {
-        if elem.is_empty() {
-            return Err("empty element".into());
-        }
-        let pairs: Vec<(u32, u32)> = match elem.split_once('@') {
-            Some((l, c)) => {
-                let lcores = parse_group(l, MAX_LCORE as u32, "lcore")?;
-                let cpus: BTreeSet<u32> = parse_group(c, MAX_CPU, "cpu")?.into_iter().collect();
-                if cpus.len() != 1 {
-                    return Err(format!(
-                        "'{elem}': an lcore maps to exactly one cpu (cpu sets are not supported)"
-                    ));
-                }
-                let cpu = *cpus.iter().next().unwrap_or(&0);
-                lcores.into_iter().map(|l| (l, cpu)).collect()
-            }
-            None if elem.starts_with('(') => {
-                return Err(format!(
-                    "'{elem}': a parenthesized lcore group needs '@CPU'"
-                ));
-            }
-            None => parse_group(elem, MAX_LCORE as u32, "lcore")?
-                .into_iter()
-                .map(|l| (l, l))
-                .collect(),
-        };
-        for (l, c) in pairs {
-            if !seen.insert(l) {
-                return Err(format!("lcore {l} given twice"));
-            }
-            out.push((l, c));
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
-}
-
-/// Parse a `-c` hex mask into `(lcore, lcore)` pairs.
-pub fn parse_coremask(s: &str) -> std::result::Result<Vec<(u32, u32)>, String> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("not a hex mask".into());
-    }
-    let significant = digits.trim_start_matches('0');
-    if significant.len() > MAX_LCORE / 4 {
-        return Err(format!("mask has bits beyond lcore {}", MAX_LCORE - 1));
-    }
-    let mask = if significant.is_empty() {
-        0
-    } else {
-        u128::from_str_radix(significant, 16).map_err(|e| e.to_string())?
-    };
-    if mask == 0 {
-        return Err("mask selects no lcore".into());
-    }
-    Ok((0..MAX_LCORE as u32)
-        .filter(|i| mask & (1u128 << i) != 0)
-        .map(|i| (i, i))
-        .collect())
-}
-
 fn parse_dec<T: std::str::FromStr>(s: &str) -> Option<T> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -623,7 +511,7 @@ impl EalArgs {
                 };
                 let addr: PciAddr = addr_s
                     .parse()
-                    .map_err(|e: crate::pci::ParsePciAddrError| bad(name, v, e.to_string()))?;
+                    .map_err(|e: Error| bad(name, v, e.to_string()))?;
                 if self.allow.contains(&addr) {
                     return Err(bad(name, v, format!("device {addr} given twice")));
                 }
@@ -636,9 +524,7 @@ impl EalArgs {
                 self.allow.push(addr);
             }
             Opt::Block => {
-                let addr: PciAddr = v
-                    .parse()
-                    .map_err(|e: crate::pci::ParsePciAddrError| bad(name, v, e.to_string()))?;
+                let addr: PciAddr = v.parse().map_err(|e: Error| bad(name, v, e.to_string()))?;
                 if self.block.contains(&addr) {
                     return Err(bad(name, v, format!("device {addr} given twice")));
                 }
@@ -779,14 +665,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn split_top_respects_parens() {
-        assert_eq!(split_top("1,(2,3)@4,5").unwrap(), vec!["1", "(2,3)@4", "5"]);
-        assert!(split_top("(1").is_err());
-        assert!(split_top("1)").is_err());
-        assert!(split_top("((1))@2").is_err());
-    }
-
-    #[test]
     fn usage_lists_every_option() {
         let u = usage();
         for sp in SPECS {
@@ -797,21 +675,5 @@ mod tests {
                 assert!(u.contains(&format!("-{c}")), "{c} missing");
             }
         }
-    }
-
-    #[test]
-    fn coremask_edges() {
-        assert_eq!(parse_coremask("0x5").unwrap(), vec![(0, 0), (2, 2)]);
-        assert_eq!(
-            parse_coremask("00000000000000000000000000000000000000001").unwrap(),
-            vec![(0, 0)]
-        );
-        assert_eq!(
-            parse_coremask(&format!("0x8{}", "0".repeat(31))).unwrap(),
-            vec![(127, 127)]
-        );
-        assert!(parse_coremask(&format!("0x1{}", "0".repeat(32))).is_err());
-        assert!(parse_coremask("0x").is_err());
-        assert!(parse_coremask("0").is_err());
     }
 }
