@@ -49,7 +49,10 @@ fn final_stats(out: &str, port: u16) -> (u64, u64, u64) {
 
 #[test]
 fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
-    let Some(ns) = Netns::new("l2fwd") else {
+    let Some(ns) = Netns::new(
+        "l2fwd_forwards_between_veth_pairs_with_mac_rewrite",
+        "l2fwd",
+    ) else {
         return;
     };
     ns.veth("a0", "a1");

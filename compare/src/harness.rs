@@ -287,6 +287,14 @@ pub fn build_apps(
     let mut c = Command::new("cargo");
     c.current_dir(tree)
         .args(["build", "--release", "-q", "-p", "ferroplane-apps"]);
+    // The guest-side test programs are binaries of the testbed crate (of the apps crate
+    // in older trees, which the baseline may be).
+    if bins
+        .iter()
+        .any(|b| tree.join(format!("testbed/src/bin/{b}.rs")).exists())
+    {
+        c.args(["-p", "ferroplane-testbed"]);
+    }
     for b in bins {
         c.args(["--bin", b]);
     }

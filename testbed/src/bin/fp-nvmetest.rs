@@ -3,9 +3,9 @@
 //! per check (exit 1 with `FAIL <name>: <why>` at the first failure).
 //!
 //! ```text
-//! nvme_guest_check [EAL args] -- check ADDR SERIAL NS1_BYTES NS2_BYTES
-//! nvme_guest_check [EAL args] -- write-file ADDR NSID LBA FILE   # file -> device
-//! nvme_guest_check [EAL args] -- read-file ADDR NSID LBA LEN FILE # device -> file
+//! fp-nvmetest [EAL args] -- check ADDR SERIAL NS1_BYTES NS2_BYTES
+//! fp-nvmetest [EAL args] -- write-file ADDR NSID LBA FILE   # file -> device
+//! fp-nvmetest [EAL args] -- read-file ADDR NSID LBA LEN FILE # device -> file
 //! ```
 
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let (eal, rest) = match Eal::init(&argv) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("nvme_guest_check: {e}");
+            eprintln!("fp-nvmetest: {e}");
             return ExitCode::from(2);
         }
     };
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             file_io(&eal, &rest[1], &rest[2], &rest[3], Some(&rest[4]), &rest[5])
         }
         _ => {
-            eprintln!("nvme_guest_check: usage: check ADDR SERIAL NS1_BYTES NS2_BYTES | write-file ADDR NSID LBA FILE | read-file ADDR NSID LBA LEN FILE");
+            eprintln!("fp-nvmetest: usage: check ADDR SERIAL NS1_BYTES NS2_BYTES | write-file ADDR NSID LBA FILE | read-file ADDR NSID LBA LEN FILE");
             return ExitCode::from(2);
         }
     };
@@ -58,6 +58,20 @@ fn open(eal: &Eal, addr: &str) -> Res<Controller> {
 
 type Slot = Arc<Mutex<Option<(nvme::Result<Completion>, IoBuf)>>>;
 
+/// Poll `qp` until a completion callback has filled `slot` (30 s at most).
+fn poll_slot<T>(qp: &mut QPair, what: &str, slot: &Mutex<Option<T>>) -> Res<T> {
+    let start = Instant::now();
+    loop {
+        qp.process_completions(64);
+        if let Some(x) = slot.lock().unwrap().take() {
+            return Ok(x);
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(format!("{what}: no completion within 30 s"));
+        }
+    }
+}
+
 /// Submit one safe I/O and poll until its callback ran.
 fn sync_io(
     qp: &mut QPair,
@@ -71,16 +85,7 @@ fn sync_io(
     let s = slot.clone();
     submit(qp, Box::new(move |r, b| *s.lock().unwrap() = Some((r, b))))
         .map_err(|e| format!("{what}: submit: {e}"))?;
-    let start = Instant::now();
-    loop {
-        qp.process_completions(64);
-        if let Some(x) = slot.lock().unwrap().take() {
-            return Ok(x);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            return Err(format!("{what}: no completion within 30 s"));
-        }
-    }
+    poll_slot(qp, what, &slot)
 }
 
 fn sync_done(
@@ -92,16 +97,7 @@ fn sync_done(
     let s = slot.clone();
     submit(qp, Done::callback(move |r| *s.lock().unwrap() = Some(r)))
         .map_err(|e| format!("{what}: submit: {e}"))?;
-    let start = Instant::now();
-    loop {
-        qp.process_completions(64);
-        if let Some(x) = slot.lock().unwrap().take() {
-            return Ok(x);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            return Err(format!("{what}: no completion within 30 s"));
-        }
-    }
+    poll_slot(qp, what, &slot)
 }
 
 fn pattern(seed: u64, buf: &mut [u8]) {

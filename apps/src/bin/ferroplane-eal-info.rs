@@ -1,4 +1,4 @@
-//! `eal-info`: initialise the EAL and print what it found: memory (memseg lists, IOVA
+//! `ferroplane-eal-info`: initialise the EAL and print what it found: memory (memseg lists, IOVA
 //! mode), lcores and their CPUs/NUMA nodes, PCI devices, the heap and memzones.
 //!
 //! Runs anywhere: with no arguments and no usable hugepages (or no root) it falls back to
@@ -13,12 +13,17 @@ fn main() -> ExitCode {
     let eal = match Eal::init_or_no_huge(&argv) {
         Ok((eal, _rest, fallback)) => {
             if let Some(why) = fallback {
-                eprintln!("eal-info: no usable hugepages ({why}); falling back to --no-huge");
+                eprintln!(
+                    "ferroplane-eal-info: no usable hugepages ({why}); falling back to --no-huge"
+                );
             }
             eal
         }
         Err(Error::HelpRequested) => {
-            println!("usage: eal-info [EAL options]\n\n{}", eal::args::usage());
+            println!(
+                "usage: ferroplane-eal-info [EAL options]\n\n{}",
+                eal::args::usage()
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => return fail(&e),
@@ -26,14 +31,14 @@ fn main() -> ExitCode {
     match print_info(&eal) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("eal-info: failed to write report: {e}");
+            eprintln!("ferroplane-eal-info: failed to write report: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("eal-info: {e}");
+    eprintln!("ferroplane-eal-info: {e}");
     ExitCode::from(2)
 }
 

@@ -14,8 +14,8 @@
 //! Exit codes: 0 passed, 1 a check failed (the line says which), 2 bad arguments,
 //! 3 the device went away (`poll`).
 //!
-//! Test frames ([`test_frame`]) are the same function as in the host test: header, then
-//! the sequence number, the stream id and a pattern derived from both, 60..=1514 bytes.
+//! Test frames, addresses, streams and counts come from `testbed::frames`, which the
+//! host test uses too.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -23,47 +23,13 @@ use std::time::{Duration, Instant};
 use eal::Eal;
 use mbuf::{Mbuf, PktmbufPool};
 use pmd::{EthConf, RxConf, TxConf};
+use testbed::frames::{
+    test_frame, FOREIGN, FWD_DST, HOST, MAC_A, MAC_B, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1,
+    S_FOREIGN2, S_OWN1, S_OWN2, S_TXA, S_TXB,
+};
 
-const MAC_A: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x00, 0x00];
-const MAC_B: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x00, 0x01];
-/// The host test's own address (source of what it sends, destination of what we send).
-const HOST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x42];
-/// A unicast address nobody has.
-const FOREIGN: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
-/// Destination written by the forwarder (as l2fwd's default peer address).
-const FWD_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-
-/// Streams: host -> A own MAC, host -> foreign MAC (promiscuous off), same with
-/// promiscuous on, A -> host, B -> host, host -> A for forwarding.
-const S_OWN1: u8 = 1;
-const S_FOREIGN1: u8 = 2;
-const S_OWN2: u8 = 3;
-const S_FOREIGN2: u8 = 4;
-const S_TXA: u8 = 5;
-const S_TXB: u8 = 6;
-const N_OWN1: u32 = 200;
-const N_OWN2: u32 = 32;
-const N_FOREIGN2: u32 = 32;
-const N_TX: u32 = 300;
 const NB_DESC: u16 = 256;
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Frame `seq` of stream `stream`: dst, src, ethertype 0x88b5 (local experimental),
-/// `seq` (u32 LE), `stream`, then byte j (from offset 19) = seq*7 + j*13 + stream (mod
-/// 256). Length 60 + (seq*37 + stream*11) mod 1455, so 60..=1514.
-fn test_frame(dst: [u8; 6], src: [u8; 6], stream: u8, seq: u32) -> Vec<u8> {
-    let len = 60 + ((seq as usize * 37 + stream as usize * 11) % 1455);
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x88, 0xb5]);
-    f.extend_from_slice(&seq.to_le_bytes());
-    f.push(stream);
-    for j in 19..len {
-        f.push((seq as usize * 7 + j * 13 + stream as usize) as u8);
-    }
-    f
-}
 
 fn fail(msg: String) -> ExitCode {
     println!("FAIL {msg}");

@@ -1,9 +1,9 @@
-//! `nvme-identify`: print an NVMe controller's Identify Controller data and each active
+//! `ferroplane-nvme-identify`: print an NVMe controller's Identify Controller data and each active
 //! namespace's Identify Namespace data through our driver, like SPDK's `identify` or
 //! `nvme id-ctrl` / `nvme id-ns`.
 //!
 //! ```text
-//! nvme-identify [-r 'trtype:PCIe traddr:0000:00:02.0' | ADDR] [--iova-mode pa|va] [-s MB] [--file-prefix P]
+//! ferroplane-nvme-identify [-r 'trtype:PCIe traddr:0000:00:02.0' | ADDR] [--iova-mode pa|va] [-s MB] [--file-prefix P]
 //! ```
 //! Without an address, every NVMe controller (class 010802) bound to vfio-pci or
 //! uio_pci_generic is shown. Bad arguments: one line, exit 2.
@@ -17,8 +17,12 @@ use nvme::{Controller, ControllerOptions};
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let mut addr: Option<String> = None;
-    let mut eal_argv = vec!["nvme-identify".to_string(), "-l".into(), "0".into()];
-    let mut prefix = format!("nvme-identify-{}", std::process::id());
+    let mut eal_argv = vec![
+        "ferroplane-nvme-identify".to_string(),
+        "-l".into(),
+        "0".into(),
+    ];
+    let mut prefix = format!("ferroplane-nvme-identify-{}", std::process::id());
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].as_str();
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
                 prefix = v;
             }),
             "-h" | "--help" => {
-                println!("usage: nvme-identify [-r 'trtype:PCIe traddr:ADDR' | ADDR] [--iova-mode pa|va] [-s MB] [--file-prefix P]");
+                println!("usage: ferroplane-nvme-identify [-r 'trtype:PCIe traddr:ADDR' | ADDR] [--iova-mode pa|va] [-s MB] [--file-prefix P]");
                 return ExitCode::SUCCESS;
             }
             s if !s.starts_with('-') && addr.is_none() => {
@@ -54,7 +58,7 @@ fn main() -> ExitCode {
             other => Err(format!("unknown argument '{other}'")),
         };
         if let Err(e) = r {
-            eprintln!("nvme-identify: {e} (see -h)");
+            eprintln!("ferroplane-nvme-identify: {e} (see -h)");
             return ExitCode::from(2);
         }
         i += 1;
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
         Some(a) => match a.parse() {
             Ok(p) => vec![p],
             Err(e) => {
-                eprintln!("nvme-identify: {e}");
+                eprintln!("ferroplane-nvme-identify: {e}");
                 return ExitCode::from(2);
             }
         },
@@ -73,7 +77,7 @@ fn main() -> ExitCode {
     let eal = match Eal::init(&eal_argv) {
         Ok((e, _)) => e,
         Err(e) => {
-            eprintln!("nvme-identify: {e}");
+            eprintln!("ferroplane-nvme-identify: {e}");
             return ExitCode::from(2);
         }
     };
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
         addrs
     };
     if addrs.is_empty() {
-        eprintln!("nvme-identify: no NVMe controller bound to vfio-pci or uio_pci_generic (bind one with ferroplane-devbind --bind=vfio-pci ADDR)");
+        eprintln!("ferroplane-nvme-identify: no NVMe controller bound to vfio-pci or uio_pci_generic (bind one with ferroplane-devbind --bind=vfio-pci ADDR)");
         return ExitCode::FAILURE;
     }
     let mut rc = ExitCode::SUCCESS;
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
         match Controller::open(&eal, a, ControllerOptions::default()) {
             Ok(c) => print_ctrlr(&c),
             Err(e) => {
-                eprintln!("nvme-identify: {a}: {e}");
+                eprintln!("ferroplane-nvme-identify: {a}: {e}");
                 rc = ExitCode::FAILURE;
             }
         }
@@ -162,38 +166,24 @@ fn print_ctrlr(c: &Controller) {
         c.io_queues_granted()
     );
     println!("Optional Admin Command Support (OACS): {:#06x}", d.oacs);
-    println!(
-        "  Security Send/Receive:               {}",
-        yes(d.oacs & 1 != 0)
-    );
-    println!(
-        "  Format NVM:                          {}",
-        yes(d.oacs & 2 != 0)
-    );
-    println!(
-        "  Firmware Activate/Download:          {}",
-        yes(d.oacs & 4 != 0)
-    );
-    println!(
-        "  Namespace Management:                {}",
-        yes(d.oacs & 8 != 0)
-    );
-    println!(
-        "  Doorbell Buffer Config:              {}",
-        yes(d.oacs & nvme::spec::OACS_DBBUF != 0)
+    flags(
+        d.oacs.into(),
+        &[
+            ("Security Send/Receive", 1),
+            ("Format NVM", 2),
+            ("Firmware Activate/Download", 4),
+            ("Namespace Management", 8),
+            ("Doorbell Buffer Config", nvme::spec::OACS_DBBUF.into()),
+        ],
     );
     println!("Optional NVM Command Support (ONCS):   {:#06x}", d.oncs);
-    println!(
-        "  Compare:                             {}",
-        yes(d.oncs & nvme::spec::oncs::COMPARE != 0)
-    );
-    println!(
-        "  Dataset Management:                  {}",
-        yes(d.oncs & nvme::spec::oncs::DSM != 0)
-    );
-    println!(
-        "  Write Zeroes:                        {}",
-        yes(d.oncs & nvme::spec::oncs::WRITE_ZEROES != 0)
+    flags(
+        d.oncs.into(),
+        &[
+            ("Compare", nvme::spec::oncs::COMPARE.into()),
+            ("Dataset Management", nvme::spec::oncs::DSM.into()),
+            ("Write Zeroes", nvme::spec::oncs::WRITE_ZEROES.into()),
+        ],
     );
     println!(
         "Volatile Write Cache:                  {}",
@@ -261,6 +251,13 @@ fn print_ctrlr(c: &Controller) {
             );
         }
         println!();
+    }
+}
+
+/// One `  Name: Yes|No` line per `(name, bit)` of a capability field.
+fn flags(field: u32, bits: &[(&str, u32)]) {
+    for (name, bit) in bits {
+        println!("  {:<36} {}", format!("{name}:"), yes(field & bit != 0));
     }
 }
 
