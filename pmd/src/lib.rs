@@ -32,7 +32,7 @@
 //! |---|---|
 //! | `net_null` | `size` (64), `copy` (0), `no-rx` (0) |
 //! | `net_ring` | none: creates 16 rings `ETH_RXTX<i>_<name>` (1024, SP/SC); TX queue i feeds RX queue i (DPDK's CREATE mode) |
-//! | `net_af_packet` | `iface` (required), `qpairs` (1), `blocksz` (page), `framesz` (2048), `framecnt` (512), `qdisc_bypass` (0) |
+//! | `net_af_packet` | `iface` (required), `qpairs` (1), `blocksz` (page), `framesz` (2048), `framecnt` (512), `qdisc_bypass` (0), `tpacket_version` (3: V3 RX block rings where the kernel has them, else V2; 2: V2 always) |
 //! | `net_tap` | `iface` (`dtap<port>`), `mac` |
 //! | `net_pcap` | `rx_pcap`, `tx_pcap` (repeatable, one queue each), `rx_iface`, `tx_iface`, `iface`, `infinite_rx` |
 //!
