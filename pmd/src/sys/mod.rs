@@ -9,6 +9,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
+mod bpf;
+mod xsk;
+pub use bpf::*;
+pub use xsk::*;
+
 /// `linux/if_ether.h`: every protocol.
 pub const ETH_P_ALL: u16 = 0x0003;
 /// `linux/socket.h`.
@@ -295,6 +300,16 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    /// Wrap what `mmap` returned for `len` bytes.
+    fn from_mmap(p: *mut c_void, len: usize) -> io::Result<Mapping> {
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?,
+            len,
+        })
+    }
     /// Start of the mapping.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
