@@ -33,7 +33,9 @@ fn udp_frame(flow: u16, len: usize) -> Vec<u8> {
     let mut f = vec![0xff; 6];
     f.extend([0x02, 0, 0, 0, 0, 9, 0x08, 0x00]);
     let tot = (20 + 8 + len) as u16;
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
     ip[2..4].copy_from_slice(&tot.to_be_bytes());
     let sum = ip
         .chunks(2)
@@ -80,7 +82,10 @@ fn af_xdp_veth_both_ways_and_detach_on_close() {
                 b.len() > 13 && b[12..14] == [0x88, 0xb5]
             }));
         }
-        assert_eq!(got, sent, "frames from the kernel side arrive intact, in order");
+        assert_eq!(
+            got, sent,
+            "frames from the kernel side arrive intact, in order"
+        );
 
         let ours: Vec<Vec<u8>> = (0..300)
             .map(|i| frame(0x88b6, 10, i as u8, 46 + (i * 13) % 1400))
@@ -97,7 +102,10 @@ fn af_xdp_veth_both_ways_and_detach_on_close() {
                 b.len() > 13 && b[12..14] == [0x88, 0xb6]
             }));
         }
-        assert_eq!(rcv, ours, "our frames reach the kernel side intact, in order");
+        assert_eq!(
+            rcv, ours,
+            "our frames reach the kernel side intact, in order"
+        );
         let s = pmd::stats_get(port).unwrap();
         assert_eq!((s.ipackets >= 300, s.opackets, s.oerrors), (true, 300, 0));
         pmd::close(port).unwrap();
@@ -175,7 +183,12 @@ fn af_xdp_program_gone_after_sigkill() {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "af_xdp_sigkill_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "af_xdp_sigkill_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FP_XDP_CHILD_IFACE", "xka")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -196,7 +209,10 @@ fn af_xdp_program_gone_after_sigkill() {
     while has_xdp(&ns, "xka") && t0.elapsed() < LIMIT {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!has_xdp(&ns, "xka"), "the XDP program is gone after SIGKILL");
+    assert!(
+        !has_xdp(&ns, "xka"),
+        "the XDP program is gone after SIGKILL"
+    );
 }
 
 #[test]
@@ -206,7 +222,10 @@ fn af_xdp_bad_devargs_name_the_key() {
     for (spec, key) in [
         ("net_af_xdp_b0", "iface"),
         ("net_af_xdp_b1,iface=lo,shared_umem=1", "shared_umem"),
-        ("net_af_xdp_b2,iface=lo,force_copy=1,zero_copy=1", "zero_copy"),
+        (
+            "net_af_xdp_b2,iface=lo,force_copy=1,zero_copy=1",
+            "zero_copy",
+        ),
         ("net_af_xdp_b3,iface=lo,busy_budget=x", "busy_budget"),
         ("net_af_xdp_b4,iface=lo,queue_count=0", "queue_count"),
         ("net_af_xdp_b5,iface=lo,xdp_prog=a.o", "xdp_prog"),
@@ -220,7 +239,10 @@ fn af_xdp_bad_devargs_name_the_key() {
     ns.veth("xba", "xbb");
     ns.run_with(&e, &pool(&e, "xbp", 63), move |e, _p| {
         let err = vdev_err(&e, "net_af_xdp_q,iface=xba,start_queue=3");
-        assert!(err.contains("'start_queue'") && err.contains("out of range"), "{err}");
+        assert!(
+            err.contains("'start_queue'") && err.contains("out of range"),
+            "{err}"
+        );
         let err = vdev_err(&e, "net_af_xdp_z,iface=xba,zero_copy=1");
         assert!(err.contains("zero-copy"), "{err}");
         let err = vdev_err(&e, "net_af_xdp_n,iface=nosuch0");
@@ -228,7 +250,10 @@ fn af_xdp_bad_devargs_name_the_key() {
         // A program already on the interface that is not ours is refused, not replaced.
         let p1 = pmd::vdev_create(&e, "net_af_xdp_a,iface=xba").unwrap();
         let err = vdev_err(&e, "net_af_xdp_c,iface=xba,force_copy=1");
-        assert!(err.contains("already has an XDP program") || err.contains("another XSK"), "{err}");
+        assert!(
+            err.contains("already has an XDP program") || err.contains("another XSK"),
+            "{err}"
+        );
         pmd::close(p1).unwrap();
     });
 }
