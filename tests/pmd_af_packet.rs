@@ -182,36 +182,13 @@ fn af_packet_v3_fanout_spreads_flows() {
 #[test]
 fn af_packet_v3_tx_seen_by_tshark() {
     let test = "af_packet_v3_tx_seen_by_tshark";
-    if !testkit::need_tool(test, "tshark") {
-        return;
-    }
     let Some(ns) = Netns::new(test, "ts") else {
         return;
     };
     ns.veth("tsa", "tsb");
-    let dir = std::env::temp_dir().join(format!("fp-afp-tshark-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cap = dir.join("cap.pcap");
-    let _ = std::fs::remove_file(&cap);
-    let mut tshark = std::process::Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "tshark", "-q", "-i", "tsb", "-c", "50", "-w",
-        ])
-        .arg(&cap)
-        .args(["-f", "ether proto 0x88b6"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn tshark");
-    // Wait until tshark says it captures.
-    let mut err = tshark.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("Capturing on") {
-        use std::io::Read;
-        let n = err.read(&mut buf).unwrap();
-        assert!(n > 0, "tshark quit: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
+    let Some(cap) = Tshark::start(test, &ns, "tsb", 50, "ether proto 0x88b6") else {
+        return;
+    };
     let e = eal("ts");
     let p = pool(&e, "tsp", 255);
     ns.run_with(&e, &p, move |e, p| {
@@ -228,43 +205,12 @@ fn af_packet_v3_tx_seen_by_tshark() {
         assert!(v.is_empty());
         pmd::close(port).unwrap();
     });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = tshark.try_wait().unwrap() {
-            break Some(s);
-        }
-        if t0.elapsed() > LIMIT {
-            let _ = tshark.kill();
-            let _ = tshark.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tshark did not see 50 frames"
-    );
-    let o = run_ok(
-        "tshark",
-        &[
-            "-r",
-            cap.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-e",
-            "frame.len",
-        ],
-    );
-    let lens: Vec<usize> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
     let want: Vec<usize> = (0..50).map(|i| 14 + 100 + i).collect();
     assert_eq!(
-        lens, want,
+        cap.lengths(LIMIT),
+        want,
         "tshark saw our 50 frames, in order, at their lengths"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

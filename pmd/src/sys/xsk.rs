@@ -213,9 +213,10 @@ pub fn xsk_wake_rx(fd: RawFd) -> io::Result<()> {
     cvt_size(r).map(drop)
 }
 
-/// Wake the kernel's TX side: a nonblocking zero-length `sendto`. EAGAIN/EBUSY/ENOBUFS
-/// mean "busy, try later" and are not errors.
-pub fn xsk_wake_tx(fd: RawFd) -> io::Result<()> {
+/// Wake the kernel's TX side: a nonblocking zero-length `sendto`. `Ok(true)`: the
+/// kernel stopped early (EAGAIN: it sends at most a batch per call in copy mode) and
+/// descriptors remain; EBUSY/ENOBUFS (busy, try later) are `Ok(false)`, not errors.
+pub fn xsk_wake_tx(fd: RawFd) -> io::Result<bool> {
     // SAFETY: no buffers.
     let r = unsafe {
         libc::sendto(
@@ -227,10 +228,14 @@ pub fn xsk_wake_tx(fd: RawFd) -> io::Result<()> {
             0,
         )
     };
-    match cvt_size(r) {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOBUFS)) => Ok(()),
-        Err(e) => Err(e),
+    if r >= 0 {
+        return Ok(false);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(true),
+        Some(libc::EBUSY | libc::ENOBUFS | libc::EINTR) => Ok(false),
+        _ => Err(e),
     }
 }
 

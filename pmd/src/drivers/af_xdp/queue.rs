@@ -205,11 +205,20 @@ impl TxQueueOps for TxQ {
         if queued > 0 {
             p.tx.submit(queued);
         }
-        if (queued > 0 || done > 0 || p.free.len() < (RING as usize))
-            && p.tx.needs_wakeup()
-            && sys::xsk_wake_tx(self.core.fd.as_raw_fd()).is_err()
-        {
-            self.wake_errors += 1;
+        if (queued > 0 || p.free.len() + (done as usize) < RING as usize) && p.tx.needs_wakeup() {
+            // Copy mode sends a batch (32) per call and says EAGAIN while descriptors
+            // remain: call again, a bounded number of times; what is left goes with the
+            // next burst's wakeup.
+            for _ in 0..=queued / 32 + 1 {
+                match sys::xsk_wake_tx(self.core.fd.as_raw_fd()) {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(_) => {
+                        self.wake_errors += 1;
+                        break;
+                    }
+                }
+            }
         }
         Mbuf::free_bulk(pkts.drain(..t.n));
         self.stats.add_tx(&t);
