@@ -1,7 +1,7 @@
 //! Ethdev benchmarks: one io-forward step of 32 packets (rx_burst on one port, tx_burst on
 //! another) for net_null and net_ring, through queue handles and through the (port,
 //! queue) functions. Run with `cargo bench --bench pmd`; the EAL runs `--no-huge` on
-//! lcore 0 (the bench thread). Side-by-side numbers against DPDK: scripts/compare/pmd.sh.
+//! lcore 0 (the bench thread). Side-by-side numbers against DPDK: `ferroplane-compare pmd`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eal::Eal;

@@ -10,7 +10,6 @@
 //!
 //! `cargo bench --bench ring` (LTO, codegen-units 1 from [profile.bench]).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,33 +24,25 @@ const MOVE: u64 = 1_000_000;
 /// A ring on the heap; the block is freed when the last clone of the owner drops.
 struct HeapRing {
     ring: Ring<u64>,
-    _mem: Arc<Block>,
+    _mem: Arc<Vec<Block>>,
 }
 
-struct Block(*mut u8, Layout);
-// SAFETY: a raw heap block only reached through the ring.
-unsafe impl Send for Block {}
-// SAFETY: as above.
-unsafe impl Sync for Block {}
-impl Drop for Block {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `heap_ring` with this layout.
-        unsafe { dealloc(self.0, self.1) }
-    }
-}
+/// 128 zeroed bytes aligned as a ring must be; a ring's memory is a `Vec` of them.
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Block([u8; RING_ALIGN]);
 
 fn heap_ring(flags: RingFlags) -> HeapRing {
     let len = Ring::<u64>::memsize(CAP, flags).unwrap();
-    let layout = Layout::from_size_align(len, RING_ALIGN).unwrap();
-    // SAFETY: non-zero size.
-    let p = unsafe { alloc_zeroed(layout) };
-    assert!(!p.is_null());
-    // SAFETY: fresh exclusive block kept alive by `_mem` as long as the ring; the
-    // benchmarks use single sides from one thread at a time.
-    let ring = unsafe { Ring::<u64>::init_in(p, len, "bench", CAP, flags) }.unwrap();
+    let mut mem = vec![Block([0; RING_ALIGN]); len.div_ceil(RING_ALIGN)];
+    // SAFETY: fresh exclusive block kept alive by `_mem` as long as the ring (a Vec's
+    // buffer does not move with it); the benchmarks use single sides from one thread at
+    // a time.
+    let ring =
+        unsafe { Ring::<u64>::init_in(mem.as_mut_ptr().cast(), len, "bench", CAP, flags) }.unwrap();
     HeapRing {
         ring,
-        _mem: Arc::new(Block(p, layout)),
+        _mem: Arc::new(mem),
     }
 }
 

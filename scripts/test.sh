@@ -7,16 +7,45 @@
 # single-threaded paths. Each stage prints its name; the script stops at the first failure
 # and exits non-zero.
 #
+# Skips are loud and counted: a test that cannot run here calls testkit::skip, which
+# appends "test<TAB>need<TAB>why" to $FP_SKIP_LOG (a fresh file per run); the list and
+# the count are printed at the end, also when a stage fails. Under CI (CI=true) as root,
+# FP_REQUIRE=1 is exported: a test that would skip for want of root, hugepages, a
+# network namespace, the QEMU guest or an installed tool fails the run instead.
+#
 # Environment knobs:
 #   FP_SKIP_MIRI=1   skip the Miri stage (it is slow: a few minutes)
 #   FP_SKIP_LOOM=1   skip the loom stage
 #   FP_TEST_JOBS=N   test threads (default: cargo's)
+#   FP_TESTBED=1     force the QEMU guest tests: a guest that cannot boot is a failure
+#   FP_TESTBED=0     skip the guest tests (counted like every skip; a failure under CI)
+#   FP_REQUIRE=1     fail instead of skipping for a missing required need (set by CI=true as root)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 stage() { printf '\n==== %s ====\n' "$*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+START=$(date +%s)
+
+# ---------- skip log and CI policy ----------
+mkdir -p "$ROOT/target"
+export FP_SKIP_LOG="$ROOT/target/test-skips.tsv"
+: > "$FP_SKIP_LOG"
+if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then
+    export FP_REQUIRE=1
+fi
+# A stage this script leaves out is listed with the skipped tests.
+skip_stage() { printf '%s\tstage\t%s\n' "$1" "$2" >> "$FP_SKIP_LOG"; echo "$1 skipped: $2"; }
+report_skips() {
+    local n
+    n=$(grep -c . "$FP_SKIP_LOG" 2>/dev/null || true)
+    printf '\n==== skipped: %s ====\n' "${n:-0}"
+    if [ "${n:-0}" -gt 0 ]; then
+        sort "$FP_SKIP_LOG" | awk -F '\t' '{ printf "  %-50s %-10s %s\n", $1, $2, $3 }'
+    fi
+    echo "(FP_REQUIRE=${FP_REQUIRE:-0}; wall time $(( $(date +%s) - START )) s)"
+}
 
 # ---------- tools ----------
 stage "tools"
@@ -43,6 +72,7 @@ HP_SYS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 HP_RESTORE=""
 HP_MOUNTED=""
 cleanup() {
+    report_skips
     if [ -n "$HP_MOUNTED" ]; then umount "$HP_MOUNTED" 2>/dev/null || true; rmdir "$HP_MOUNTED" 2>/dev/null || true; fi
     if [ -n "$HP_RESTORE" ]; then echo "$HP_RESTORE" > "$HP_SYS" 2>/dev/null || true; fi
 }
@@ -58,6 +88,7 @@ if [ "$(id -u)" = 0 ] && [ -w "$HP_SYS" ]; then
         mount -t hugetlbfs -o pagesize=2M nodev "$HP_MOUNTED"
         echo "mounted hugetlbfs at $HP_MOUNTED"
     fi
+    # The EAL's hugepage tests use this reservation as it is instead of resizing the pool.
     export FP_TEST_HUGEPAGES=1
 else
     echo "not root: hugepage tests will skip and say so"
@@ -87,7 +118,7 @@ if [ -z "${FP_SKIP_LOOM:-}" ]; then
         CARGO_TARGET_DIR="$ROOT/target/loom" \
         cargo test -p ferroplane-ring --test loom --release
 else
-    echo "loom skipped: FP_SKIP_LOOM set"
+    skip_stage "loom models" "FP_SKIP_LOOM set"
 fi
 
 # ---------- miri ----------
@@ -99,10 +130,10 @@ if [ -z "${FP_SKIP_MIRI:-}" ]; then
                 cargo +nightly miri test -p "$crate" --lib
         done
     else
-        echo "miri skipped: could not install the nightly miri component (no network or no nightly toolchain)"
+        skip_stage "miri" "could not install the nightly miri component (no network or no nightly toolchain)"
     fi
 else
-    echo "miri skipped: FP_SKIP_MIRI set"
+    skip_stage "miri" "FP_SKIP_MIRI set"
 fi
 
 stage "all tests passed"

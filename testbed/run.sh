@@ -128,10 +128,12 @@ fi
 if [ $PREPARE = 1 ]; then echo "$CACHE"; exit 0; fi
 
 # ---- guest binaries -----------------------------------------------------------------
+# The operator tool that binds devices (apps/) and the device-access test program
+# (testbed/src/bin/); tests add their own with --bin.
 BINS=(ferroplane-devbind fp-devtest)
 if [ $BUILD = 1 ]; then
-    args=(); for b in "${BINS[@]}"; do args+=(--bin "$b"); done
-    (cd "$ROOT" && cargo build --release -q -p ferroplane-apps "${args[@]}") >&2
+    (cd "$ROOT" && cargo build --release -q -p ferroplane-apps -p ferroplane-testbed \
+        --bin ferroplane-devbind --bin fp-devtest) >&2
 fi
 
 # ---- initrd -------------------------------------------------------------------------
@@ -148,7 +150,7 @@ cp "$KDIR/modules.alias" "$ST/lib/modules/$(cat "$KDIR/release")/modules.alias"
 allbins=()
 for b in "${BINS[@]}"; do
     p="$ROOT/target/release/$b"
-    [ -x "$p" ] || { say "$p missing (build with: cargo build --release -p ferroplane-apps --bin $b)"; exit 125; }
+    [ -x "$p" ] || { say "$p missing (build with: cargo build --release -p ferroplane-apps -p ferroplane-testbed --bin $b)"; exit 125; }
     allbins+=("$p")
 done
 allbins+=("${EXTRA_BINS[@]}")

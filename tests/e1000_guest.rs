@@ -1,6 +1,6 @@
 //! The e1000 poll-mode driver (`net_e1000_em`) on real emulated hardware: one QEMU guest
 //! (testbed/) with two e1000 NICs (8086:100e) whose wires are datagram sockets this test
-//! holds. Inside the guest `fp-e1000test` (apps/) drives both NICs through the ethdev API.
+//! holds. Inside the guest `fp-e1000test` (testbed/src/bin/) drives both NICs through the ethdev API.
 //!
 //! In one boot, for VFIO (IOVA = VA) and for uio_pci_generic (`--iova-mode pa`):
 //! * frames the host sends into NIC A arrive in `rx_burst` byte for byte (checked in the
@@ -28,73 +28,24 @@
 //! each frame unchanged; l2fwd then exits 0 and its final statistics show N received on
 //! A's port and N sent (none dropped) on B's port, and no mbuf left out of its pool.
 //!
-//! Runs when QEMU can be used or installed (root); prints the reason and returns
-//! otherwise. `FP_TESTBED=0` skips. `cargo test --test e1000_guest -- --nocapture`.
+//! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
+//! `guest`); `FP_TESTBED=1` forces it, `FP_TESTBED=0` skips it (see `testbed::harness`).
+//! `cargo test --test e1000_guest -- --nocapture`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use testbed::{can_boot, repo_root, FrameSocket, Guest, GuestOptions};
+use testbed::frames::{
+    test_frame, FOREIGN, FWD_DST, HOST, MAC_A, MAC_B, N_FOREIGN1, N_FOREIGN2, N_FWD, N_L2FWD,
+    N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_FWD, S_L2FWD, S_OWN1, S_OWN2, S_TXA, S_TXB,
+};
+use testbed::{boot_or_skip, build_release, repo_root, FrameSocket, Guest, GuestOptions};
 
-const MAC_A: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x00, 0x00];
-const MAC_B: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x00, 0x01];
-const HOST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x42];
-const FOREIGN: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
-const FWD_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-// Streams and counts: the same as in apps/src/bin/fp-e1000test.rs.
-const S_OWN1: u8 = 1;
-const S_FOREIGN1: u8 = 2;
-const S_OWN2: u8 = 3;
-const S_FOREIGN2: u8 = 4;
-const S_TXA: u8 = 5;
-const S_TXB: u8 = 6;
-const S_FWD: u8 = 7;
-const S_L2FWD: u8 = 8;
-const N_OWN1: u32 = 200;
-const N_FOREIGN1: u32 = 32;
-const N_OWN2: u32 = 32;
-const N_FOREIGN2: u32 = 32;
-const N_TX: u32 = 300;
-const N_FWD: u32 = 600;
-const N_L2FWD: u32 = 600;
-
-/// The frame generator of fp-e1000test (see there): header, seq (u32 LE), stream, then
-/// byte j = seq*7 + j*13 + stream; length 60 + (seq*37 + stream*11) mod 1455.
-fn test_frame(dst: [u8; 6], src: [u8; 6], stream: u8, seq: u32) -> Vec<u8> {
-    let len = 60 + ((seq as usize * 37 + stream as usize * 11) % 1455);
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x88, 0xb5]);
-    f.extend_from_slice(&seq.to_le_bytes());
-    f.push(stream);
-    for j in 19..len {
-        f.push((seq as usize * 7 + j * 13 + stream as usize) as u8);
-    }
-    f
-}
-
-fn run_ok(g: &mut Guest, cmd: &str) -> String {
-    let (st, out) = g.run(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert_eq!(st, 0, "'{cmd}' failed with {st}:\n{out}");
-    out
-}
-
-fn driver_of(g: &mut Guest, addr: &str) -> String {
-    let (_, out) = g
-        .run(&format!(
-            "basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none"
-        ))
-        .unwrap();
-    out.trim().to_string()
-}
-
-fn bind(g: &mut Guest, addr: &str, drv: &str) {
-    run_ok(
-        g,
-        &format!("ferroplane-devbind --force --bind={drv} {addr}"),
-    );
-    assert_eq!(driver_of(g, addr), drv);
+/// Empty both host sockets of what a previous run left, and name the guest log and
+/// pid files of run `tag`.
+fn fresh_run(n: &Nics, tag: &str) -> (String, String) {
+    drain(&n.s0);
+    drain(&n.s1);
+    (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"))
 }
 
 /// Poll a guest log file until it has a line containing `marker`; panic on "FAIL" or
@@ -153,6 +104,27 @@ fn send_interleaved(s: &FrameSocket, own_s: u8, own: u32, other_s: u8, other: u3
     }
 }
 
+/// Send `count` frames of `stream` into NIC A while collecting what comes out of NIC B
+/// (the guest forwards while we send), until `count` came or none for 60 s.
+fn send_and_collect(n: &Nics, stream: u8, count: u32) -> Vec<Vec<u8>> {
+    std::thread::scope(|sc| {
+        let rx = sc.spawn(|| {
+            let mut got = Vec::new();
+            while got.len() < count as usize {
+                match n.s1.recv(Duration::from_secs(60)).unwrap() {
+                    Some(f) => got.push(f),
+                    None => break,
+                }
+            }
+            got
+        });
+        for k in 0..count {
+            n.s0.send(&test_frame(MAC_A, HOST, stream, k)).unwrap();
+        }
+        rx.join().unwrap()
+    })
+}
+
 /// Receive `n` frames on `s` and compare them, in order, with `want(seq)`.
 fn expect_frames(s: &FrameSocket, n: u32, what: &str, want: impl Fn(u32) -> Vec<u8>) {
     for seq in 0..n {
@@ -194,16 +166,11 @@ fn eal(tag: &str, n: &Nics, extra: &str) -> String {
 /// The suite (RX bytes, promiscuous off/on, TX bytes, stats, mbufs) through one backend.
 fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let t0 = Instant::now();
-    drain(&n.s0);
-    drain(&n.s1);
-    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
-    run_ok(
-        g,
-        &format!(
-            "{} -- suite > {log} 2>&1 & echo $! > {pid}",
-            eal(tag, n, extra)
-        ),
-    );
+    let (log, pid) = fresh_run(n, tag);
+    g.run_ok(&format!(
+        "{} -- suite > {log} 2>&1 & echo $! > {pid}",
+        eal(tag, n, extra)
+    ));
     let out = wait_log(g, &log, "READY", 180);
     assert!(out.contains("driver=net_e1000_em"), "{out}");
 
@@ -268,34 +235,14 @@ fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
 
 /// Forward N frames A -> B in the guest; check MAC rewrite and payload here.
 fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
-    drain(&n.s0);
-    drain(&n.s1);
-    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
-    run_ok(
-        g,
-        &format!(
-            "{} -- fwd {N_FWD} > {log} 2>&1 & echo $! > {pid}",
-            eal(tag, n, extra)
-        ),
-    );
+    let (log, pid) = fresh_run(n, tag);
+    g.run_ok(&format!(
+        "{} -- fwd {N_FWD} > {log} 2>&1 & echo $! > {pid}",
+        eal(tag, n, extra)
+    ));
     wait_log(g, &log, "FWD READY", 180);
     // Send and receive together: the guest forwards while we send.
-    let got = std::thread::scope(|sc| {
-        let rx = sc.spawn(|| {
-            let mut got = Vec::new();
-            while got.len() < N_FWD as usize {
-                match n.s1.recv(Duration::from_secs(60)).unwrap() {
-                    Some(f) => got.push(f),
-                    None => break,
-                }
-            }
-            got
-        });
-        for k in 0..N_FWD {
-            n.s0.send(&test_frame(MAC_A, HOST, S_FWD, k)).unwrap();
-        }
-        rx.join().unwrap()
-    });
+    let got = send_and_collect(n, S_FWD, N_FWD);
     assert_eq!(
         got.len(),
         N_FWD as usize,
@@ -354,14 +301,10 @@ fn l2fwd_stat(out: &str, port: u16, key: &str) -> u64 {
 /// rewritten and the rest intact; l2fwd exits 0 and its final statistics agree.
 fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let t0 = Instant::now();
-    drain(&n.s0);
-    drain(&n.s1);
-    let (log, pid) = (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"));
+    let (log, pid) = fresh_run(n, tag);
     // The subshell appends l2fwd's exit status to the log (so an early exit is seen while
     // waiting) and exits with it (so `wait` returns it).
-    run_ok(
-        g,
-        &format!(
+    g.run_ok(&format!(
             "( l2fwd -l 0-1 -m 64 --file-prefix {tag} -a {} -a {} {extra} -- -p 0x3 -T 0 --max-packets {N_L2FWD} \
              > {log} 2>&1; rc=$?; echo L2FWD-EXIT rc=$rc >> {log}; exit $rc ) & echo $! > {pid}",
             n.a, n.b
@@ -381,22 +324,7 @@ fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let (pa, pb) = (l2fwd_port(&out, MAC_A), l2fwd_port(&out, MAC_B));
     assert_ne!(pa, pb);
     let dst = [0x02, 0, 0, 0, 0, pb as u8];
-    let got = std::thread::scope(|sc| {
-        let rx = sc.spawn(|| {
-            let mut got = Vec::new();
-            while got.len() < N_L2FWD as usize {
-                match n.s1.recv(Duration::from_secs(60)).unwrap() {
-                    Some(f) => got.push(f),
-                    None => break,
-                }
-            }
-            got
-        });
-        for k in 0..N_L2FWD {
-            n.s0.send(&test_frame(MAC_A, HOST, S_L2FWD, k)).unwrap();
-        }
-        rx.join().unwrap()
-    });
+    let got = send_and_collect(n, S_L2FWD, N_L2FWD);
     let (_, log_now) = g.run(&format!("cat {log}")).unwrap();
     assert_eq!(
         got.len(),
@@ -473,20 +401,11 @@ fn l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
 
 /// Unbind NIC A under a polling program: exit 3, "device gone", bursts move nothing.
 fn unbind_under_poll(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
-    let cmd = format!(
-        "L=$(mktemp /tmp/{tag}.XXXXXX); {} -- poll 150 > $L 2>&1 & WP=$!; k=0; \
-         until grep -q POLLING $L || [ $k -ge 1500 ]; do sleep 0.1; k=$((k+1)); done; \
-         echo {a} > /sys/bus/pci/devices/{a}/driver/unbind; wait $WP; echo poll-rc=$?; cat $L; rm -f $L",
-        eal(tag, n, extra),
-        a = n.a
+    let out = g.unbind_under(
+        &format!("{} -- poll 150", eal(tag, n, extra)),
+        "POLLING",
+        &n.a,
     );
-    let (_, out) = g.run_timeout(&cmd, Duration::from_secs(300)).unwrap();
-    assert!(out.contains("POLLING"), "poller never started:\n{out}");
-    assert!(
-        out.contains("poll-rc=3"),
-        "poller did not stop with exit 3 (device gone):\n{out}"
-    );
-    assert!(out.contains("device gone"), "{out}");
     assert!(
         out.contains("rx=0 tx=0 kept=1"),
         "bursts on the gone port:\n{out}"
@@ -496,65 +415,27 @@ fn unbind_under_poll(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
         field(&out, "pool", "size"),
         "mbufs leaked:\n{out}"
     );
-    assert_eq!(driver_of(g, &n.a), "none");
     eprintln!("e1000_guest: unbind under a running poller over {tag}: exit 3, no crash");
-}
-
-fn build_guest_bins() -> Vec<PathBuf> {
-    let root = repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "ferroplane-apps",
-            "--bin",
-            "fp-e1000test",
-            "--bin",
-            "l2fwd",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build");
-    assert!(st.success(), "building fp-e1000test and l2fwd failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    vec![
-        target.join("release/fp-e1000test"),
-        target.join("release/l2fwd"),
-    ]
 }
 
 #[test]
 fn e1000_guest() {
-    if let Err(why) = can_boot() {
-        eprintln!("SKIP e1000_guest: cannot boot the QEMU testbed here: {why}");
-        return;
-    }
     let t0 = Instant::now();
-    let bins = build_guest_bins();
-    let opts = GuestOptions {
-        bins,
+    let opts = || GuestOptions {
+        bins: build_release(&[
+            ("ferroplane-testbed", "fp-e1000test"),
+            ("ferroplane-apps", "l2fwd"),
+        ]),
         log: repo_root().join(".testbed-cache/e1000-console.log"),
         ..Default::default()
     };
-    let mut g = Guest::boot(&opts).expect("boot the testbed guest");
-    eprintln!(
-        "e1000_guest: guest ready after {:?} (build included)",
-        g.booted_in()
-    );
+    let Some(mut g) = boot_or_skip("e1000_guest", opts) else {
+        return;
+    };
 
-    let status = run_ok(&mut g, "ferroplane-devbind --status");
-    let mut nics: Vec<String> = status
-        .lines()
-        .filter(|l| l.contains("8086:100e"))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect();
+    let mut nics: Vec<String> = g.devices(&["8086:100e"]).into_iter().map(|d| d.0).collect();
     nics.sort();
-    assert_eq!(nics.len(), 2, "two e1000 not listed:\n{status}");
+    assert_eq!(nics.len(), 2, "two e1000 not listed: {nics:?}");
     let s0 = FrameSocket::open(g.net_dir(), 0).expect("bind host socket of NIC 0");
     let s1 = FrameSocket::open(g.net_dir(), 1).expect("bind host socket of NIC 1");
     s0.set_send_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -587,15 +468,15 @@ fn e1000_guest() {
     };
 
     // --- VFIO, IOVA = VA ---
-    bind(&mut g, &n.a, "vfio-pci");
-    bind(&mut g, &n.b, "vfio-pci");
+    g.bind(&n.a, "vfio-pci");
+    g.bind(&n.b, "vfio-pci");
     suite(&mut g, &n, "ev", "");
     l2fwd(&mut g, &n, "lv", "");
     unbind_under_poll(&mut g, &n, "pv", "");
 
     // --- UIO, IOVA = PA ---
-    bind(&mut g, &n.a, "uio_pci_generic");
-    bind(&mut g, &n.b, "uio_pci_generic");
+    g.bind(&n.a, "uio_pci_generic");
+    g.bind(&n.b, "uio_pci_generic");
     let (st, out) = g.run(&format!("{} -- suite", eal("eu0", &n, ""))).unwrap();
     assert_ne!(st, 0, "UIO in VA mode must be refused:\n{out}");
     assert!(
@@ -608,8 +489,8 @@ fn e1000_guest() {
     unbind_under_poll(&mut g, &n, "pu", "--iova-mode pa");
 
     // Leave the NICs to the kernel again.
-    bind(&mut g, &n.a, "e1000");
-    bind(&mut g, &n.b, "e1000");
+    g.bind(&n.a, "e1000");
+    g.bind(&n.b, "e1000");
     g.shutdown().unwrap();
     eprintln!("e1000_guest: took {:?}", t0.elapsed());
 }

@@ -4,8 +4,8 @@
 //! Guest steps, in order:
 //! 1. kernel nvme driver: writes random data at a known offset (peer check, direction
 //!    kernel -> ours); `nvme-perf` with its kernel io_uring back end runs for a second.
-//! 2. vfio-pci: `nvme-identify` shows QEMU's model, our serial and the namespace sizes
-//!    (image size / block size); `nvme_guest_check check` runs every driver check
+//! 2. vfio-pci: `ferroplane-nvme-identify` shows QEMU's model, our serial and the namespace sizes
+//!    (image size / block size); `fp-nvmetest check` runs every driver check
 //!    (identify fields, write/read patterns 512 B .. > MDTS on both namespaces, buffers
 //!    across a 2 MiB hugepage boundary, write zeroes and deallocate reading back as
 //!    DLFEAT says, flush, LBA out of range as a typed error, compare and miscompare,
@@ -16,47 +16,30 @@
 //! 3. uio_pci_generic with `--iova-mode pa`: the same checks, identify, hot unbind.
 //! 4. kernel nvme driver again: it reads what our driver wrote identically.
 //!
-//! Runs when QEMU is usable or installable (root); prints why and returns otherwise.
-//! `FP_TESTBED=0` skips. The host-only part (nvme-perf's argument errors) always runs.
+//! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
+//! `guest`); `FP_TESTBED=1` forces it, `FP_TESTBED=0` skips it (see `testbed::harness`).
+//! The host-only part (nvme-perf's argument errors) always runs.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use testbed::{can_boot, repo_root, Guest, GuestOptions};
+use testbed::{boot_or_skip, build_release, Guest, GuestOptions};
 
 const SERIAL: &str = "FPNVME7";
 const NS1_BYTES: u64 = 48 << 20;
 const NS2_BYTES: u64 = 16 << 20; // run.sh's default second image
 
-fn build(args: &[&str]) {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-q"])
-        .args(args)
-        .current_dir(repo_root())
-        .status()
-        .expect("run cargo build");
-    assert!(st.success(), "cargo build {args:?} failed");
+/// `fp-nvmetest` with its EAL arguments (`extra` added) and file prefix `pfx`.
+fn chk(extra: &str, pfx: &str) -> String {
+    format!("fp-nvmetest -l 0 -m 96 --file-prefix {pfx} {extra} --")
 }
 
-fn run_ok(g: &mut Guest, cmd: &str) -> String {
-    let (st, out) = g
-        .run_timeout(cmd, Duration::from_secs(300))
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert_eq!(st, 0, "'{cmd}' failed with {st}:\n{out}");
-    out
-}
-
-fn driver_of(g: &mut Guest, addr: &str) -> String {
-    let (_, out) = g
-        .run(&format!(
-            "basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none"
-        ))
-        .unwrap();
-    out.trim().to_string()
-}
-
-fn checks_pass(out: &str, backend: &str) {
+/// Run every driver check of `fp-nvmetest` over `backend` and check each passed.
+fn run_checks(g: &mut Guest, nvme: &str, extra: &str, pfx: &str, backend: &str) {
+    let out = g.run_ok(&format!(
+        "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
+        chk(extra, pfx)
+    ));
     for name in [
         "identify",
         "patterns-ns1",
@@ -83,26 +66,13 @@ fn checks_pass(out: &str, backend: &str) {
     );
 }
 
-/// Start nvme-perf for a long run, unbind the device under it, expect exit 3 + "device gone".
+/// Start nvme-perf for a long run, unbind the device under it: exit 3 with "device gone".
 fn hot_unbind(g: &mut Guest, nvme: &str, extra: &str) {
-    // A fresh log per call, created before nvme-perf starts (see testbed_devices.rs:
-    // a reused name lets the wait match the previous run's marker).
-    let cmd = format!(
-        "L=$(mktemp /tmp/p.XXXXXX); nvme-perf -q 8 -o 4096 -w randread -t 120 -s 48 --file-prefix hu {extra} -r 'trtype:PCIe traddr:{nvme}' > $L 2>&1 & PP=$!; n=0; \
-         until grep -q 'Launching workers' $L || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; sleep 1; \
-         echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $PP; echo perf-rc=$?; cat $L; rm -f $L"
+    g.unbind_under(
+        &format!("nvme-perf -q 8 -o 4096 -w randread -t 120 -s 48 --file-prefix hu {extra} -r 'trtype:PCIe traddr:{nvme}'"),
+        "Launching workers",
+        nvme,
     );
-    let (_, out) = g.run_timeout(&cmd, Duration::from_secs(200)).unwrap();
-    assert!(
-        out.contains("Launching workers"),
-        "nvme-perf never started:\n{out}"
-    );
-    assert!(
-        out.contains("perf-rc=3"),
-        "nvme-perf did not end with exit 3 (device gone):\n{out}"
-    );
-    assert!(out.contains("device gone"), "{out}");
-    assert_eq!(driver_of(g, nvme), "none");
 }
 
 fn perf_total_iops(out: &str) -> f64 {
@@ -116,148 +86,67 @@ fn perf_total_iops(out: &str) -> f64 {
 
 #[test]
 fn nvme_perf_bad_args_exit_2() {
-    build(&["-p", "ferroplane-apps", "--bin", "nvme-perf"]);
-    let bin = repo_root().join("target/release/nvme-perf");
-    for (args, word) in [
+    let bin = &build_release(&[("ferroplane-apps", "nvme-perf")])[0];
+    const PCIE: &str = "trtype:PCIe traddr:0000:00:02.0";
+    for (flags, trid, word) in [
+        ("-q 8 -o 4096 -w bogus -t 1", PCIE, "-w"),
+        ("-o 4096 -w read -t 1", PCIE, "-q"),
+        ("-q 8 -o 4096 -w rw -t 1", PCIE, "-M"),
+        ("-q 8 -o 4096 -w read -t 1", "trtype:PCIe traddr:zz", "zz"),
         (
-            vec![
-                "-q",
-                "8",
-                "-o",
-                "4096",
-                "-w",
-                "bogus",
-                "-t",
-                "1",
-                "-r",
-                "trtype:PCIe traddr:0000:00:02.0",
-            ],
-            "-w",
-        ),
-        (
-            vec![
-                "-o",
-                "4096",
-                "-w",
-                "read",
-                "-t",
-                "1",
-                "-r",
-                "trtype:PCIe traddr:0000:00:02.0",
-            ],
-            "-q",
-        ),
-        (
-            vec![
-                "-q",
-                "8",
-                "-o",
-                "4096",
-                "-w",
-                "rw",
-                "-t",
-                "1",
-                "-r",
-                "trtype:PCIe traddr:0000:00:02.0",
-            ],
-            "-M",
-        ),
-        (
-            vec![
-                "-q",
-                "8",
-                "-o",
-                "4096",
-                "-w",
-                "read",
-                "-t",
-                "1",
-                "-r",
-                "trtype:PCIe traddr:zz",
-            ],
-            "zz",
-        ),
-        (
-            vec![
-                "-q",
-                "8",
-                "-o",
-                "4096",
-                "-w",
-                "read",
-                "-t",
-                "1",
-                "-r",
-                "trtype:kernel path:/x engine:aio",
-            ],
+            "-q 8 -o 4096 -w read -t 1",
+            "trtype:kernel path:/x engine:aio",
             "aio",
         ),
     ] {
-        let o = Command::new(&bin).args(&args).output().unwrap();
+        let o = Command::new(bin)
+            .args(flags.split(' '))
+            .args(["-r", trid])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(word), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(2), "{flags} -r {trid}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{flags} -r {trid}: {err}");
+        assert!(err.contains(word), "{flags} -r {trid}: {err}");
     }
 }
 
 #[test]
 fn nvme_driver_in_guest() {
-    if let Err(why) = can_boot() {
-        eprintln!("SKIP nvme_driver_in_guest: cannot boot the QEMU testbed here: {why}");
-        return;
-    }
     let t0 = Instant::now();
-    build(&[
-        "-p",
-        "ferroplane-apps",
-        "--bin",
-        "nvme-perf",
-        "--bin",
-        "nvme-identify",
-    ]);
-    build(&["-p", "ferroplane-nvme", "--example", "nvme_guest_check"]);
-    let root = repo_root();
     let img = std::env::temp_dir().join(format!("fp-nvme-test-{}.img", std::process::id()));
     std::fs::File::create(&img)
         .and_then(|f| f.set_len(NS1_BYTES))
         .expect("create namespace image");
-    let bins: Vec<PathBuf> = [
-        "target/release/nvme-perf",
-        "target/release/nvme-identify",
-        "target/release/examples/nvme_guest_check",
-    ]
-    .iter()
-    .map(|p| root.join(p))
-    .collect();
-    let opts = GuestOptions {
+    let opts = || GuestOptions {
         nvme_serial: SERIAL.into(),
         nvme_img: Some(img.clone()),
-        bins,
+        bins: build_release(&[
+            ("ferroplane-apps", "nvme-perf"),
+            ("ferroplane-apps", "ferroplane-nvme-identify"),
+            ("ferroplane-testbed", "fp-nvmetest"),
+        ]),
         ..Default::default()
     };
-    let mut g = Guest::boot(&opts).expect("boot the testbed guest");
-    eprintln!("nvme: guest ready after {:?}", g.booted_in());
-
-    let status = run_ok(&mut g, "ferroplane-devbind --status");
-    let nvme = status
-        .lines()
-        .find(|l| l.contains("1b36:0010"))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("NVMe controller listed")
-        .to_string();
-    let chk = |extra: &str, pfx: &str| {
-        format!("nvme_guest_check -l 0 -m 96 --file-prefix {pfx} {extra} --")
+    let Some(mut g) = boot_or_skip("nvme_driver_in_guest", opts) else {
+        let _ = std::fs::remove_file(&img);
+        return;
     };
 
+    let nvme = g
+        .devices(&["1b36:0010"])
+        .first()
+        .expect("NVMe controller listed")
+        .0
+        .clone();
+
     // --- 1. kernel driver: peer data, kernel back end of nvme-perf ---
-    run_ok(
-        &mut g,
+    g.run_ok(
         "n=0; until [ -e /dev/nvme0n1 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done; \
          dd if=/dev/urandom of=/tmp/k.bin bs=4096 count=64 2>/dev/null && \
          dd if=/tmp/k.bin of=/dev/nvme0n1 bs=4096 seek=1000 conv=fsync 2>/dev/null && sync",
     );
-    let out = run_ok(&mut g, "nvme-perf -q 4 -o 4096 -w randread -t 1 -s 32 -r 'trtype:kernel path:/dev/nvme0n1 engine:io_uring'");
+    let out = g.run_ok("nvme-perf -q 4 -o 4096 -w randread -t 1 -s 32 -r 'trtype:kernel path:/dev/nvme0n1 engine:io_uring'");
     assert!(
         out.contains("KERNEL (/dev/nvme0n1 IoUring) from core  0")
             && out.contains("CPU time per I/O"),
@@ -266,14 +155,10 @@ fn nvme_driver_in_guest() {
     assert!(perf_total_iops(&out) > 0.0, "{out}");
 
     // --- 2. VFIO ---
-    run_ok(
-        &mut g,
-        &format!("ferroplane-devbind --bind=vfio-pci {nvme}"),
-    );
-    let out = run_ok(
-        &mut g,
-        &format!("nvme-identify -s 32 -r 'trtype:PCIe traddr:{nvme}'"),
-    );
+    g.run_ok(&format!("ferroplane-devbind --bind=vfio-pci {nvme}"));
+    let out = g.run_ok(&format!(
+        "ferroplane-nvme-identify -s 32 -r 'trtype:PCIe traddr:{nvme}'"
+    ));
     assert!(
         out.contains(&format!("Serial Number:                         {SERIAL}")),
         "{out}"
@@ -302,30 +187,20 @@ fn nvme_driver_in_guest() {
             && out.contains("(in use)"),
         "{out}"
     );
-    let out = run_ok(
-        &mut g,
-        &format!(
-            "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
-            chk("", "c1")
-        ),
-    );
-    checks_pass(&out, "Vfio");
+    run_checks(&mut g, &nvme, "", "c1", "Vfio");
     // Peer, kernel -> ours: 64 x 4 KiB written by the kernel at byte 4096000 = LBA 8000.
-    run_ok(
-        &mut g,
-        &format!(
-            "{} read-file {nvme} 1 8000 262144 /tmp/ours.bin && cmp /tmp/ours.bin /tmp/k.bin",
-            chk("", "c2")
-        ),
-    );
+    g.run_ok(&format!(
+        "{} read-file {nvme} 1 8000 262144 /tmp/ours.bin && cmp /tmp/ours.bin /tmp/k.bin",
+        chk("", "c2")
+    ));
     // Ours writes data for the kernel to read later: LBA 30000 = byte 15360000 = 4 KiB block 3750.
-    run_ok(
-        &mut g,
-        &format!("dd if=/dev/urandom of=/tmp/o.bin bs=4096 count=64 2>/dev/null && {} write-file {nvme} 1 30000 /tmp/o.bin", chk("", "c3")),
+    g.run_ok(&format!("dd if=/dev/urandom of=/tmp/o.bin bs=4096 count=64 2>/dev/null && {} write-file {nvme} 1 30000 /tmp/o.bin", chk("", "c3")),
     );
     // nvme-perf on two cores, both namespaces: a line per namespace and core (reads
     // only: ns 1 holds the peer data).
-    let out = run_ok(&mut g, &format!("nvme-perf -q 8 -o 4096 -w randread -t 1 -c 0x3 -s 64 -L -r 'trtype:PCIe traddr:{nvme}'"));
+    let out = g.run_ok(&format!(
+        "nvme-perf -q 8 -o 4096 -w randread -t 1 -c 0x3 -s 64 -L -r 'trtype:PCIe traddr:{nvme}'"
+    ));
     for ns in [1, 2] {
         for core in [0, 1] {
             assert!(
@@ -342,31 +217,17 @@ fn nvme_driver_in_guest() {
     hot_unbind(&mut g, &nvme, "");
 
     // --- 3. UIO (physical addresses) ---
-    run_ok(
-        &mut g,
-        &format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"),
-    );
-    let out = run_ok(
-        &mut g,
-        &format!("nvme-identify --iova-mode pa -s 32 {nvme}"),
-    );
+    g.run_ok(&format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"));
+    let out = g.run_ok(&format!(
+        "ferroplane-nvme-identify --iova-mode pa -s 32 {nvme}"
+    ));
     assert!(out.contains("(Uio)") && out.contains(SERIAL), "{out}");
-    let out = run_ok(
-        &mut g,
-        &format!(
-            "{} check {nvme} {SERIAL} {NS1_BYTES} {NS2_BYTES}",
-            chk("--iova-mode pa", "c4")
-        ),
-    );
-    checks_pass(&out, "Uio");
-    run_ok(
-        &mut g,
-        &format!(
-            "{} read-file {nvme} 1 30000 262144 /tmp/ours2.bin && cmp /tmp/ours2.bin /tmp/o.bin",
-            chk("--iova-mode pa", "c5")
-        ),
-    );
-    let out = run_ok(&mut g, &format!("nvme-perf -q 16 -o 8192 -w randrw -M 50 -t 1 -s 48 --iova-mode pa -r 'trtype:PCIe traddr:{nvme} ns:2'"));
+    run_checks(&mut g, &nvme, "--iova-mode pa", "c4", "Uio");
+    g.run_ok(&format!(
+        "{} read-file {nvme} 1 30000 262144 /tmp/ours2.bin && cmp /tmp/ours2.bin /tmp/o.bin",
+        chk("--iova-mode pa", "c5")
+    ));
+    let out = g.run_ok(&format!("nvme-perf -q 16 -o 8192 -w randrw -M 50 -t 1 -s 48 --iova-mode pa -r 'trtype:PCIe traddr:{nvme} ns:2'"));
     assert!(
         out.contains(&format!("PCIE ({nvme}) NSID 2 from core  0")) && !out.contains("NSID 1 from"),
         "{out}"
@@ -374,10 +235,8 @@ fn nvme_driver_in_guest() {
     hot_unbind(&mut g, &nvme, "--iova-mode pa");
 
     // --- 4. the kernel reads what our driver wrote ---
-    run_ok(&mut g, &format!("ferroplane-devbind --bind=nvme {nvme}"));
-    run_ok(
-        &mut g,
-        "n=0; until [ -e /dev/nvme0n1 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done; \
+    g.run_ok(&format!("ferroplane-devbind --bind=nvme {nvme}"));
+    g.run_ok("n=0; until [ -e /dev/nvme0n1 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done; \
          dd if=/dev/nvme0n1 of=/tmp/back.bin bs=4096 skip=3750 count=64 iflag=direct 2>/dev/null || \
          dd if=/dev/nvme0n1 of=/tmp/back.bin bs=4096 skip=3750 count=64 2>/dev/null; cmp /tmp/back.bin /tmp/o.bin",
     );

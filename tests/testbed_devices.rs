@@ -11,89 +11,39 @@
 //! namespaces have 512- and 4096-byte blocks; and frames pass both ways between the
 //! host and a guest NIC through the datagram socket.
 //!
-//! Runs when `FP_TESTBED=1`, or when QEMU can be used or installed (root); prints the
-//! reason and returns otherwise. `FP_TESTBED=0` skips.
+//! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
+//! `guest`); `FP_TESTBED=1` forces it, `FP_TESTBED=0` skips it (see `testbed::harness`).
 
 use std::time::{Duration, Instant};
 
-use testbed::{can_boot, FrameSocket, Guest, GuestOptions};
+use testbed::{boot_or_skip, FrameSocket, Guest, GuestOptions};
 
 const SERIAL: &str = "FPSERIAL42";
-
-fn run_ok(g: &mut Guest, cmd: &str) -> String {
-    let (st, out) = g.run(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert_eq!(st, 0, "'{cmd}' failed with {st}:\n{out}");
-    out
-}
 
 fn eal(prefix: &str, extra: &str) -> String {
     format!("fp-devtest -l 0 -m 16 --file-prefix {prefix} {extra} --")
 }
 
-/// Addresses from `--status` lines containing all of `pats`.
-fn find(status: &str, pats: &[&str]) -> Vec<(String, String)> {
-    status
-        .lines()
-        .filter(|l| pats.iter().all(|p| l.contains(p)))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .next()
-                .map(|a| (a.to_string(), l.to_string()))
-        })
-        .collect()
-}
-
-fn driver_of(g: &mut Guest, addr: &str) -> String {
-    let (_, out) = g
-        .run(&format!(
-            "basename $(readlink /sys/bus/pci/devices/{addr}/driver) 2>/dev/null || echo none"
-        ))
-        .unwrap();
-    out.trim().to_string()
-}
-
-/// Start a register watcher, unbind the device under it, expect exit 3 with "device gone".
+/// Start a register watcher, unbind the device under it: exit 3 with "device gone".
 fn unbind_under_reader(g: &mut Guest, nvme: &str, eal_args: &str) {
-    // A fresh log each time, created before the watcher starts: the background child
-    // truncates its log only once it runs, so with a reused name the wait below could
-    // match the previous watcher's "watching" and unbind before this one opened the
-    // device (seen under load).
-    let cmd = format!(
-        "L=$(mktemp /tmp/w.XXXXXX); {eal_args} watch {nvme} 120 > $L 2>&1 & WP=$!; n=0; \
-         until grep -q watching $L || [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; \
-         echo {nvme} > /sys/bus/pci/devices/{nvme}/driver/unbind; wait $WP; echo watch-rc=$?; cat $L; rm -f $L"
-    );
-    let (_, out) = g.run_timeout(&cmd, Duration::from_secs(180)).unwrap();
-    assert!(out.contains("watching"), "watcher never started:\n{out}");
-    assert!(
-        out.contains("watch-rc=3"),
-        "watcher did not report the device gone with exit 3:\n{out}"
-    );
-    assert!(out.contains("device gone"), "{out}");
-    assert_eq!(driver_of(g, nvme), "none");
+    g.unbind_under(&format!("{eal_args} watch {nvme} 120"), "watching", nvme);
 }
 
 #[test]
 fn testbed_devices() {
-    if let Err(why) = can_boot() {
-        eprintln!("SKIP testbed_devices: cannot boot the QEMU testbed here: {why}");
-        return;
-    }
     let t0 = Instant::now();
-    let opts = GuestOptions {
+    let opts = || GuestOptions {
         nvme_serial: SERIAL.into(),
         ..Default::default()
     };
-    let mut g = Guest::boot(&opts).expect("boot the testbed guest");
-    eprintln!(
-        "testbed: guest ready after {:?} (build included)",
-        g.booted_in()
-    );
+    let Some(mut g) = boot_or_skip("testbed_devices", opts) else {
+        return;
+    };
 
     // --- status: find devices by class and id ---
-    let status = run_ok(&mut g, "ferroplane-devbind --status");
-    let nvmes = find(&status, &["1b36:0010", "class=010802"]);
-    let nics = find(&status, &["8086:100e", "class=02"]);
+    let status = g.run_ok("ferroplane-devbind --status");
+    let nvmes = g.devices(&["1b36:0010", "class=010802"]);
+    let nics = g.devices(&["8086:100e", "class=02"]);
     assert_eq!(nvmes.len(), 1, "NVMe controller not listed:\n{status}");
     assert_eq!(nics.len(), 2, "two e1000 not listed:\n{status}");
     let nvme = nvmes[0].0.clone();
@@ -136,10 +86,9 @@ fn testbed_devices() {
         .and_then(|s| s.split_whitespace().next())
         .expect("NIC interface name")
         .to_string();
-    run_ok(
-        &mut g,
-        &format!("ip link set {iface} up && ip route add 192.0.2.0/24 dev {iface}"),
-    );
+    g.run_ok(&format!(
+        "ip link set {iface} up && ip route add 192.0.2.0/24 dev {iface}"
+    ));
     let (st, out) = g
         .run(&format!("ferroplane-devbind --bind=vfio-pci {nic}"))
         .unwrap();
@@ -148,33 +97,24 @@ fn testbed_devices() {
         out.contains("in use") && out.contains("--force") && out.contains(&iface),
         "{out}"
     );
-    assert_eq!(driver_of(&mut g, &nic), "e1000");
-    run_ok(
-        &mut g,
-        &format!("ferroplane-devbind --force --bind=vfio-pci {nic}"),
-    );
-    assert_eq!(driver_of(&mut g, &nic), "vfio-pci");
-    run_ok(&mut g, &format!("ferroplane-devbind --bind=e1000 {nic}"));
-    assert_eq!(driver_of(&mut g, &nic), "e1000");
+    assert_eq!(g.driver_of(&nic), "e1000");
+    g.run_ok(&format!("ferroplane-devbind --force --bind=vfio-pci {nic}"));
+    assert_eq!(g.driver_of(&nic), "vfio-pci");
+    g.run_ok(&format!("ferroplane-devbind --bind=e1000 {nic}"));
+    assert_eq!(g.driver_of(&nic), "e1000");
 
     // --- VFIO ---
-    let out = run_ok(
-        &mut g,
-        &format!("ferroplane-devbind --bind=vfio-pci {nvme}"),
-    );
+    let out = g.run_ok(&format!("ferroplane-devbind --bind=vfio-pci {nvme}"));
     assert!(out.contains("bound to vfio-pci (was nvme)"), "{out}");
-    assert_eq!(driver_of(&mut g, &nvme), "vfio-pci");
-    let out = run_ok(
-        &mut g,
-        &format!("ferroplane-devbind --bind=vfio-pci {nvme}"),
-    );
+    assert_eq!(g.driver_of(&nvme), "vfio-pci");
+    let out = g.run_ok(&format!("ferroplane-devbind --bind=vfio-pci {nvme}"));
     assert!(out.contains("already bound"), "{out}");
-    let out = run_ok(&mut g, &format!("{} regs {nvme}", eal("t1", "")));
+    let out = g.run_ok(&format!("{} regs {nvme}", eal("t1", "")));
     assert!(
         out.contains("backend=Vfio") && out.contains("version=1.4.0"),
         "{out}"
     );
-    let out = run_ok(&mut g, &format!("{} identify {nvme} --irq", eal("t1", "")));
+    let out = g.run_ok(&format!("{} identify {nvme} --irq", eal("t1", "")));
     assert!(
         out.contains(&format!("serial='{SERIAL}'")) && out.contains("model='QEMU NVMe Ctrl'"),
         "{out}"
@@ -190,36 +130,24 @@ fn testbed_devices() {
         "no MSI-X interrupt seen through the eventfd:\n{out}"
     );
     // PA mode through VFIO works too (IOVA = physical address mapped 1:1).
-    let out = run_ok(
-        &mut g,
-        &format!("{} identify {nvme}", eal("t1", "--iova-mode pa")),
-    );
+    let out = g.run_ok(&format!("{} identify {nvme}", eal("t1", "--iova-mode pa")));
     assert!(out.contains(&format!("serial='{SERIAL}'")), "{out}");
-    let out = run_ok(&mut g, &format!("{} reset {nvme}", eal("t1", "")));
+    let out = g.run_ok(&format!("{} reset {nvme}", eal("t1", "")));
     assert!(out.contains("reset="), "{out}");
     unbind_under_reader(&mut g, &nvme, &eal("w1", ""));
 
     // --- UIO ---
-    run_ok(
-        &mut g,
-        &format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"),
-    );
-    assert_eq!(driver_of(&mut g, &nvme), "uio_pci_generic");
+    g.run_ok(&format!("ferroplane-devbind --bind=uio_pci_generic {nvme}"));
+    assert_eq!(g.driver_of(&nvme), "uio_pci_generic");
     let (st, out) = g.run(&format!("{} regs {nvme}", eal("t2", ""))).unwrap();
     assert_ne!(st, 0, "{out}");
     assert!(out.contains("--iova-mode pa"), "{out}");
-    let out = run_ok(
-        &mut g,
-        &format!("{} regs {nvme}", eal("t2", "--iova-mode pa")),
-    );
+    let out = g.run_ok(&format!("{} regs {nvme}", eal("t2", "--iova-mode pa")));
     assert!(
         out.contains("backend=Uio") && out.contains("version=1.4.0"),
         "{out}"
     );
-    let out = run_ok(
-        &mut g,
-        &format!("{} identify {nvme}", eal("t2", "--iova-mode pa")),
-    );
+    let out = g.run_ok(&format!("{} identify {nvme}", eal("t2", "--iova-mode pa")));
     assert!(
         out.contains(&format!("serial='{SERIAL}'")) && out.contains("model='QEMU NVMe Ctrl'"),
         "{out}"
@@ -227,11 +155,9 @@ fn testbed_devices() {
     unbind_under_reader(&mut g, &nvme, &eal("w2", "--iova-mode pa"));
 
     // --- back to the kernel driver; both namespaces with their block sizes ---
-    run_ok(&mut g, &format!("ferroplane-devbind --bind=nvme {nvme}"));
-    assert_eq!(driver_of(&mut g, &nvme), "nvme");
-    let out = run_ok(
-        &mut g,
-        "n=0; until [ -e /sys/block/nvme0n2 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done; \
+    g.run_ok(&format!("ferroplane-devbind --bind=nvme {nvme}"));
+    assert_eq!(g.driver_of(&nvme), "nvme");
+    let out = g.run_ok("n=0; until [ -e /sys/block/nvme0n2 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n+1)); done; \
          cat /sys/block/nvme0n1/queue/logical_block_size /sys/block/nvme0n2/queue/logical_block_size",
     );
     let sizes: Vec<&str> = out.split_whitespace().collect();
@@ -246,7 +172,7 @@ fn testbed_devices() {
         .expect("NIC 1 interface")
         .to_string();
     let sock = FrameSocket::open(g.net_dir(), 1).expect("bind host socket of NIC 1");
-    run_ok(&mut g, &format!("ip link set {iface1} up"));
+    g.run_ok(&format!("ip link set {iface1} up"));
     // The guest kernel sends IPv6 neighbour/router solicitations on its own once up.
     let mut got = None;
     let deadline = Instant::now() + Duration::from_secs(30);

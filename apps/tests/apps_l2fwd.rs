@@ -49,17 +49,25 @@ fn final_stats(out: &str, port: u16) -> (u64, u64, u64) {
 
 #[test]
 fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
-    forwards_between_veth_pairs("l2fwd", "net_af_packet");
+    forwards_between_veth_pairs(
+        "l2fwd_forwards_between_veth_pairs_with_mac_rewrite",
+        "l2fwd",
+        "net_af_packet",
+    );
 }
 
 #[test]
 fn af_xdp_l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
-    forwards_between_veth_pairs("l2xdp", "net_af_xdp");
+    forwards_between_veth_pairs(
+        "af_xdp_l2fwd_forwards_between_veth_pairs_with_mac_rewrite",
+        "l2xdp",
+        "net_af_xdp",
+    );
 }
 
 /// l2fwd over two `driver` ports on a1 and b1: a0 → a1 → l2fwd → b1 → b0.
-fn forwards_between_veth_pairs(tag: &str, driver: &str) {
-    let Some(ns) = Netns::new(tag) else {
+fn forwards_between_veth_pairs(test: &str, tag: &str, driver: &str) {
+    let Some(ns) = Netns::new(test, tag) else {
         return;
     };
     ns.veth("a0", "a1");

@@ -145,7 +145,7 @@ fn interactive_session_over_stdin() {
     assert_eq!(numbers_after(&o, "RX-packets:")[0], 0, "{o}");
 
     // Bad input: a message, and the session goes on.
-    for (cmd, msg) in [
+    for (cmd, want) in [
         ("frobnicate", "Command not found"),
         ("show port stats 7", "Bad arguments"),
         ("set fwd warp", "Bad arguments"),
@@ -153,28 +153,20 @@ fn interactive_session_over_stdin() {
         ("set txpkts 10", "Bad arguments"),
         ("port stop", "Bad arguments"),
         ("start now", "Bad arguments"),
+        // Settings, then port control: stopped ports do not forward; closed ones
+        // cannot start again.
+        ("set burst 64", "set to 64"),
+        ("set txpkts 40,24", "2 segments, 64 bytes"),
+        ("help", "show port stats all|N"),
+        ("port stop 1", "Port 1: stopped"),
+        ("show config fwd", "ports=1"),
+        ("port start 1", "Port 1: started"),
+        ("port close 1", "Port 1: closed"),
+        ("port start 1", "cannot be started again"),
     ] {
         let o = p.cmd(cmd);
-        assert!(o.contains(msg), "{cmd}: {o}");
+        assert!(o.contains(want), "{cmd}: {o}");
     }
-    let o = p.cmd("set burst 64");
-    assert!(o.contains("set to 64"), "{o}");
-    let o = p.cmd("set txpkts 40,24");
-    assert!(o.contains("2 segments, 64 bytes"), "{o}");
-    let o = p.cmd("help");
-    assert!(o.contains("show port stats all|N"), "{o}");
-
-    // Port control: stopped ports do not forward; closed ones cannot start again.
-    let o = p.cmd("port stop 1");
-    assert!(o.contains("Port 1: stopped"), "{o}");
-    let o = p.cmd("show config fwd");
-    assert!(o.contains("ports=1"), "{o}");
-    let o = p.cmd("port start 1");
-    assert!(o.contains("Port 1: started"), "{o}");
-    let o = p.cmd("port close 1");
-    assert!(o.contains("Port 1: closed"), "{o}");
-    let o = p.cmd("port start 1");
-    assert!(o.contains("cannot be started again"), "{o}");
 
     // txonly on the remaining port (forwards to itself): generated packets go out.
     p.cmd("set fwd txonly");
@@ -297,7 +289,7 @@ fn is_udp_from_testpmd(b: &[u8]) -> bool {
 
 #[test]
 fn txonly_and_flowgen_packets_are_valid_on_the_wire() {
-    let Some(ns) = Netns::new("tpgen") else {
+    let Some(ns) = Netns::new("txonly_and_flowgen_packets_are_valid_on_the_wire", "tpgen") else {
         return;
     };
     ns.veth("g0", "g1");
@@ -354,7 +346,9 @@ fn txonly_and_flowgen_packets_are_valid_on_the_wire() {
 
 #[test]
 fn csum_mode_counts_and_fixes_bad_checksums() {
-    let Some(ns) = Netns::new("tpcs") else { return };
+    let Some(ns) = Netns::new("csum_mode_counts_and_fixes_bad_checksums", "tpcs") else {
+        return;
+    };
     ns.veth("c0", "c1");
     let pfx = prefix("tpcs");
     let mut c = ns.command(testpmd());
@@ -430,7 +424,9 @@ fn csum_mode_counts_and_fixes_bad_checksums() {
 
 #[test]
 fn txonly_to_rxonly_across_a_veth_pair() {
-    let Some(ns) = Netns::new("tprx") else { return };
+    let Some(ns) = Netns::new("txonly_to_rxonly_across_a_veth_pair", "tprx") else {
+        return;
+    };
     ns.veth("v0", "v1");
     let spawn = |tag: &str, iface: &str, mode: &str, main: &str| {
         let pfx = prefix(tag);
@@ -501,7 +497,7 @@ fn txonly_to_rxonly_across_a_veth_pair() {
 
 #[test]
 fn af_xdp_testpmd_io_forwarding_between_veth_pairs() {
-    let Some(ns) = Netns::new("tpxdp") else {
+    let Some(ns) = Netns::new("af_xdp_testpmd_io_forwarding_between_veth_pairs", "tpxdp") else {
         return;
     };
     ns.veth("a0", "a1");

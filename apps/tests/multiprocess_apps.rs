@@ -145,9 +145,33 @@ impl Drop for Proc {
 }
 
 const SERVER: &str = env!("CARGO_BIN_EXE_mp_server");
+/// EAL arguments of a `--no-huge` primary on lcore 0.
+const PRIMARY: &str = "--no-huge -m 64 --no-pci -l 0";
 const CLIENT: &str = env!("CARGO_BIN_EXE_mp_client");
 const PROC_INFO: &str = env!("CARGO_BIN_EXE_proc-info");
 const SIMPLE_MP: &str = env!("CARGO_BIN_EXE_simple_mp");
+
+/// Start `bin` with the EAL arguments `eal`, `--file-prefix p`, and after `--` the
+/// application arguments `app` (each string split at spaces; `app` may be empty).
+fn spawn(bin: &str, eal: &str, p: &str, app: &str) -> Proc {
+    let mut args: Vec<&str> = eal.split_whitespace().collect();
+    args.extend(["--file-prefix", p]);
+    if !app.is_empty() {
+        args.push("--");
+        args.extend(app.split_whitespace());
+    }
+    Proc::spawn(bin, &args)
+}
+
+/// An `mp_client` for client ring `n`, on the lcore mapping `lcores` (`ID@CPU`).
+fn client(p: &str, lcores: &str, n: u32) -> Proc {
+    spawn(
+        CLIENT,
+        &format!("--no-pci --lcores {lcores}"),
+        p,
+        &format!("-n {n}"),
+    )
+}
 
 fn shm_files(prefix: &str) -> Vec<PathBuf> {
     let pat = format!("ferroplane-{prefix}-");
@@ -162,51 +186,10 @@ fn shm_files(prefix: &str) -> Vec<PathBuf> {
 #[test]
 fn ten_million_mbufs_through_two_clients_all_checked_and_returned() {
     let p = prefix("10m");
-    let mut srv = Proc::spawn(
-        SERVER,
-        &[
-            "--no-huge",
-            "-m",
-            "64",
-            "--no-pci",
-            "-l",
-            "0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "2",
-            "--mbufs",
-            "10000000",
-        ],
-    );
+    let mut srv = spawn(SERVER, PRIMARY, &p, "-n 2 --mbufs 10000000");
     srv.expect("sending 10000000 mbufs");
-    let mut c0 = Proc::spawn(
-        CLIENT,
-        &[
-            "--no-pci",
-            "--lcores",
-            "1@0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "0",
-        ],
-    );
-    let mut c1 = Proc::spawn(
-        CLIENT,
-        &[
-            "--no-pci",
-            "--lcores",
-            "2@1",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "1",
-        ],
-    );
+    let mut c0 = client(&p, "1@0", 0);
+    let mut c1 = client(&p, "2@1", 1);
     for c in [&mut c0, &mut c1] {
         let st = c.wait();
         assert!(
@@ -251,71 +234,20 @@ fn ten_million_mbufs_through_two_clients_all_checked_and_returned() {
 #[test]
 fn kill_9_of_the_server_stops_clients_and_a_restart_reclaims() {
     let p = prefix("kill");
-    let mut srv = Proc::spawn(
-        SERVER,
-        &[
-            "--no-huge",
-            "-m",
-            "64",
-            "--no-pci",
-            "-l",
-            "0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "2",
-        ],
-    );
+    let mut srv = spawn(SERVER, PRIMARY, &p, "-n 2");
     srv.expect("sending until killed");
     let dead_shm = shm_files(&p);
     assert_eq!(dead_shm.len(), 1);
     // A client on the server's lcore is refused (the pool's caches are per lcore id).
-    let mut bad = Proc::spawn(
-        CLIENT,
-        &[
-            "--no-pci",
-            "--lcores",
-            "0@0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "0",
-        ],
-    );
+    let mut bad = client(&p, "0@0", 0);
     assert_eq!(bad.wait().code(), Some(2));
     assert!(
         bad.stderr().contains("lcore 0 is also used by process"),
         "{}",
         bad.stderr()
     );
-    let mut c0 = Proc::spawn(
-        CLIENT,
-        &[
-            "--no-pci",
-            "--lcores",
-            "1@0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "0",
-        ],
-    );
-    let mut c1 = Proc::spawn(
-        CLIENT,
-        &[
-            "--no-pci",
-            "--lcores",
-            "2@1",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "1",
-        ],
-    );
+    let mut c0 = client(&p, "1@0", 0);
+    let mut c1 = client(&p, "2@1", 1);
     c0.expect("receiving");
     c1.expect("receiving");
     std::thread::sleep(Duration::from_millis(300)); // mid-run
@@ -341,39 +273,10 @@ fn kill_9_of_the_server_stops_clients_and_a_restart_reclaims() {
     // any primary starting on this machine sweeps dead prefixes (EAL behaviour; the
     // EAL's own multiprocess test checks that nothing is swept while secondaries live).
     // Restart with the same prefix: the crash's files are reclaimed, a short run works.
-    let mut srv = Proc::spawn(
-        SERVER,
-        &[
-            "--no-huge",
-            "-m",
-            "64",
-            "--no-pci",
-            "-l",
-            "0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "1",
-            "--mbufs",
-            "1000",
-        ],
-    );
+    let mut srv = spawn(SERVER, PRIMARY, &p, "-n 1 --mbufs 1000");
     srv.expect("sending 1000 mbufs");
     assert!(!dead_shm[0].exists(), "stale memory file reclaimed");
-    let mut c = Proc::spawn(
-        CLIENT,
-        &[
-            "--no-pci",
-            "--lcores",
-            "1@0",
-            "--file-prefix",
-            &p,
-            "--",
-            "-n",
-            "0",
-        ],
-    );
+    let mut c = client(&p, "1@0", 0);
     assert!(c.wait().success(), "{}", c.stderr());
     assert!(srv.wait().success(), "{} {}", srv.stdout(), srv.stderr());
     assert!(srv
@@ -384,27 +287,12 @@ fn kill_9_of_the_server_stops_clients_and_a_restart_reclaims() {
 #[test]
 fn secondaries_without_a_primary_fail_clearly() {
     let p = prefix("none");
-    for (bin, args) in [
-        (
-            CLIENT,
-            vec![
-                "--no-pci",
-                "--lcores",
-                "1@0",
-                "--file-prefix",
-                &p,
-                "--",
-                "-n",
-                "0",
-            ],
-        ),
-        (PROC_INFO, vec!["--no-pci", "--file-prefix", &p]),
-        (
-            SIMPLE_MP,
-            vec!["--proc-type", "secondary", "--no-pci", "--file-prefix", &p],
-        ),
+    for (bin, eal, app) in [
+        (CLIENT, "--no-pci --lcores 1@0", "-n 0"),
+        (PROC_INFO, "--no-pci", ""),
+        (SIMPLE_MP, "--proc-type secondary --no-pci", ""),
     ] {
-        let mut c = Proc::spawn(bin, &args);
+        let mut c = spawn(bin, eal, &p, app);
         let st = c.wait();
         assert_eq!(st.code(), Some(2), "{bin}");
         let e = c.stderr();
@@ -462,7 +350,7 @@ fn proc_info_lists_the_primarys_objects() {
         .reserve("plain", 5000, None, MemzoneFlags::empty())
         .unwrap();
 
-    let mut pi = Proc::spawn(PROC_INFO, &["--no-pci", "--file-prefix", &p]);
+    let mut pi = spawn(PROC_INFO, "--no-pci", &p, "");
     let st = pi.wait();
     assert!(st.success(), "{st:?} {}", pi.stderr());
     let out = pi.stdout();
@@ -537,10 +425,7 @@ fn proc_info_lists_the_primarys_objects() {
         "{out}"
     );
     // Selecting one section prints only it.
-    let mut pi = Proc::spawn(
-        PROC_INFO,
-        &["--no-pci", "--file-prefix", &p, "--", "--mempools"],
-    );
+    let mut pi = spawn(PROC_INFO, "--no-pci", &p, "--mempools");
     assert!(pi.wait().success());
     assert!(
         pi.stdout().contains("== mempools (1) ==") && !pi.stdout().contains("memzone name="),
@@ -566,41 +451,18 @@ fn ring_memzones(e: &Eal) -> usize {
 #[test]
 fn simple_mp_batch_and_interactive() {
     let p = prefix("smp");
-    let mut pri = Proc::spawn(
+    let mut pri = spawn(
         SIMPLE_MP,
-        &[
-            "--no-huge",
-            "-m",
-            "16",
-            "--no-pci",
-            "-l",
-            "0",
-            "--file-prefix",
-            &p,
-            "--",
-            "--send",
-            "500",
-            "--expect",
-            "500",
-        ],
+        "--no-huge -m 16 --no-pci -l 0",
+        &p,
+        "--send 500 --expect 500",
     );
     pri.expect("primary ready");
-    let mut sec = Proc::spawn(
+    let mut sec = spawn(
         SIMPLE_MP,
-        &[
-            "--proc-type",
-            "secondary",
-            "--no-pci",
-            "--lcores",
-            "1@0",
-            "--file-prefix",
-            &p,
-            "--",
-            "--send",
-            "500",
-            "--expect",
-            "500",
-        ],
+        "--proc-type secondary --no-pci --lcores 1@0",
+        &p,
+        "--send 500 --expect 500",
     );
     assert!(sec.wait().success(), "{} {}", sec.stdout(), sec.stderr());
     assert!(pri.wait().success(), "{} {}", pri.stdout(), pri.stderr());
@@ -614,31 +476,13 @@ fn simple_mp_batch_and_interactive() {
 
     // Interactive, as the DPDK sample is used.
     let p = prefix("smpi");
-    let mut pri = Proc::spawn(
-        SIMPLE_MP,
-        &[
-            "--no-huge",
-            "-m",
-            "16",
-            "--no-pci",
-            "-l",
-            "0",
-            "--file-prefix",
-            &p,
-        ],
-    );
+    let mut pri = spawn(SIMPLE_MP, "--no-huge -m 16 --no-pci -l 0", &p, "");
     pri.expect("primary ready");
-    let mut sec = Proc::spawn(
+    let mut sec = spawn(
         SIMPLE_MP,
-        &[
-            "--proc-type",
-            "secondary",
-            "--no-pci",
-            "--lcores",
-            "1@0",
-            "--file-prefix",
-            &p,
-        ],
+        "--proc-type secondary --no-pci --lcores 1@0",
+        &p,
+        "",
     );
     sec.expect("secondary ready");
     pri.send_line("send hello secondary");

@@ -62,14 +62,13 @@ use static_assertions::const_assert_eq;
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
 use crate::memory::Memseg;
+pub use crate::memory::MAX_MEMSEG_LISTS;
 use crate::sys::mem as sys;
 
 /// "FPLNCFG1" little-endian.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FPLNCFG1");
 /// Layout version; bump on any change to the structs below.
 pub const VERSION: u32 = 1;
-/// Memseg lists (runs of pages with one socket and one page size).
-pub const MAX_MEMSEG_LISTS: usize = 32;
 /// Memzone table size (DPDK's RTE_MAX_MEMZONE default, 2560).
 pub const MAX_MEMZONE: usize = 2560;
 /// Memzone name buffer, including the terminating NUL (DPDK's RTE_MEMZONE_NAMESIZE).

@@ -60,8 +60,20 @@ pub enum Error {
         pid: i32,
         path: PathBuf,
     },
-    /// A feature that a later issue delivers (e.g. `--proc-type secondary`).
-    #[error("failed to {what}: not supported yet")]
+    /// Text that is not a value of the kind named (`FromStr` of [`crate::pci::PciAddr`],
+    /// [`crate::log::Level`]).
+    #[error("'{input}' is not {what}: {why}")]
+    Parse {
+        what: &'static str,
+        input: String,
+        why: &'static str,
+    },
+    /// [`crate::heap::Heap::check`] found a broken invariant (a bug, or a process that
+    /// died while it held the shared-config lock).
+    #[error("failed to check the heap: {why}")]
+    HeapCorrupt { why: String },
+    /// An operation this device, driver or setup does not support.
+    #[error("failed to {what}: not supported")]
     Unsupported { what: String },
     /// An operation needs exclusive ownership but other handles are alive.
     #[error("failed to {what}: {count} other handle(s) still alive")]

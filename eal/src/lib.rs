@@ -6,30 +6,47 @@
 //! # Starting and stopping
 //!
 //! [`Eal::init`] (DPDK-style arguments) or [`Eal::init_with`] (parsed [`args::EalArgs`])
-//! runs, in order: argument parsing → runtime directory + primary lock → memory → shared
-//! config → lcores → PCI scan → IPC (a secondary attaches instead, see [`init`]). Any failure unwinds every earlier step: no hugepage files,
-//! no shm file, no runtime directory are left behind. [`Eal`] is a cheap `Clone` handle
-//! (`Arc` inside) and is `Send + Sync`; when the last handle drops (or on
-//! [`Eal::cleanup`]) workers are joined, memory is unmapped, its files unlinked, and the
-//! runtime directory removed. Several `Eal`s with different `--file-prefix` may live in
-//! one process (tests do this); a second primary with the same prefix, in this process or
-//! another, is refused with [`Error::PrefixInUse`]; a primary that exits while
-//! secondaries are still attached leaves the shared files to them. The leftovers of a primary that died
+//! runs the steps of [`init::Stage`] in DPDK's `rte_eal_init` order: lcore map → process
+//! role, runtime directory and primary lock → memory → shared config and heaps → lcore
+//! threads → PCI scan → IPC → (secondary) primary watcher → pin the main lcore →
+//! (primary) publish. Any failure unwinds every earlier step: no hugepage files, no shm
+//! file, no runtime directory are left behind. [`Eal`] is a cheap `Clone` handle (`Arc`
+//! inside) and is `Send + Sync`; when the last handle drops (or on [`Eal::cleanup`])
+//! workers are joined, memory is unmapped, its files unlinked, and the runtime directory
+//! removed. Several `Eal`s with different `--file-prefix` may live in one process (tests
+//! do this); a second primary with the same prefix, in this process or another, is
+//! refused with [`Error::PrefixInUse`]; a primary that exits while secondaries are still
+//! attached leaves the shared files to them. The leftovers of a primary that died
 //! (SIGKILL) are reclaimed by the next primary with the same prefix, and every primary
 //! also sweeps the runtime directories and memory files of other prefixes whose primary
 //! is dead (their `config` lock is free).
 //!
+//! # The modules, through the handle
+//!
+//! `Eal` owns the process's EAL state and hands out one object per module, as DPDK
+//! splits its API: [`Eal::memory`] ([`Memory`]: the area, memsegs, `virt2iova`),
+//! [`Eal::memzones`] ([`Memzones`]), [`Eal::heap`] ([`Heap`]: the `malloc` family),
+//! [`Eal::lcores`] ([`LcoreSet`]: `remote_launch`, `wait_lcore`), [`Eal::mp`] ([`Mp`]:
+//! IPC) and [`Eal::pci`] ([`PciBus`]). `Memzones` and `Heap` are `Copy` views that borrow
+//! the `Eal`; the others are references into it. For example
+//! `eal.memzones().reserve("rx", len, None, MemzoneFlags::DMA)` or
+//! `eal.lcores().remote_launch(1, move || work())`.
+//!
 //! # Threads
 //!
-//! - Every `&self` method of [`Eal`] may be called from any thread: the main lcore,
-//!   a worker job, or a thread the EAL does not know.
+//! - Every `&self` method of [`Eal`] and of the module objects may be called from any
+//!   thread: the main lcore, a worker job, or a thread the EAL does not know.
 //! - Memzone and heap calls take a process-shared spinlock in the shared config (see
 //!   [`config`]); they are **control path**: use them at set-up, not per packet. They
 //!   never block on I/O, but may spin while another thread or process holds the lock.
+//!   Without an explicit socket they prefer the calling lcore's socket.
 //! - Lcore semantics (launch, wait, job panics) are in [`lcore`].
 //! - [`Memzone`] handles are plain `Copy` snapshots. The memory behind a memzone or a
 //!   heap allocation is raw shared memory: the EAL never hands out `&`/`&mut` to it, and
 //!   synchronising access to its contents is the caller's job.
+//! - Errors: every fallible call returns [`Error`], the crate's one error enum; bad input
+//!   (arguments, names, sizes, a foreign pointer to `free`) is an error, never a panic.
+//! - Every system call is in [`sys`].
 //!
 //! # What lives in shared memory
 //!
@@ -52,7 +69,7 @@
 //! the config: any process may change them ([`config`]). Secondaries notice the
 //! primary's death ([`Eal::primary_alive`], [`Eal::on_primary_exit`]); a new primary is
 //! refused while secondaries of a dead one still run ([`runtime`]). Processes talk
-//! through named IPC messages with file descriptors ([`mp`]). The contracts are in
+//! through named IPC messages with file descriptors ([`mp`], `eal.mp().request_sync(..)`). The contracts are in
 //! [`init`] (attach sequence, lcores of several processes), [`config`], [`runtime`],
 //! [`memory`] and [`mp`].
 //!
@@ -71,6 +88,7 @@ pub mod heap;
 pub mod hugepage;
 pub mod init;
 pub mod lcore;
+pub mod lcore_id;
 pub mod log;
 pub mod memory;
 pub mod memzone;
@@ -90,35 +108,3 @@ pub use memory::Memseg;
 pub use memzone::{Memzone, MemzoneFlags, Memzones};
 pub use mp::Mp;
 pub use pci::PciBus;
-
-#[cfg(test)]
-pub(crate) mod test_util {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    /// A temporary directory removed on drop.
-    pub struct TempDir(PathBuf);
-
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "fp-unit-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).expect("create temp dir");
-            TempDir(p)
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}

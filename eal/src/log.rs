@@ -22,6 +22,8 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::error::Error;
+
 /// Severity of a log message; smaller is more severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(u32)]
@@ -98,24 +100,8 @@ impl fmt::Display for Level {
     }
 }
 
-/// Error of [`Level::from_str`]: the text that is neither a number 1..=8 nor a level name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseLevelError(pub String);
-
-impl fmt::Display for ParseLevelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "'{}' is not a log level (1..8 or emergency, alert, critical, error, warning, notice, info, debug)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for ParseLevelError {}
-
 impl FromStr for Level {
-    type Err = ParseLevelError;
+    type Err = Error;
 
     /// Accepts `1`..`8`, the names from [`Level::name`] in any case, and the common short
     /// forms `emerg`, `crit`, `err`, `warn`.
@@ -126,7 +112,11 @@ impl FromStr for Level {
                 .parse::<u32>()
                 .ok()
                 .and_then(Level::from_u32)
-                .ok_or_else(|| ParseLevelError(s.to_string()));
+                .ok_or_else(|| Error::Parse {
+                    what: "a log level",
+                    input: s.to_string(),
+                    why: "use 1..8 or emergency, alert, critical, error, warning, notice, info, debug",
+                });
         }
         let lower = t.to_ascii_lowercase();
         let level = match lower.as_str() {
@@ -138,7 +128,11 @@ impl FromStr for Level {
             "notice" => Level::Notice,
             "info" => Level::Info,
             "debug" => Level::Debug,
-            _ => return Err(ParseLevelError(s.to_string())),
+            _ => return Err(Error::Parse {
+                what: "a log level",
+                input: s.to_string(),
+                why: "use 1..8 or emergency, alert, critical, error, warning, notice, info, debug",
+            }),
         };
         Ok(level)
     }
@@ -166,7 +160,7 @@ pub fn enabled(level: Level) -> bool {
 /// The line printed for a message (with its trailing newline). Public for tests and for
 /// callers that route EAL-style lines elsewhere.
 pub fn format_line(level: Level, args: fmt::Arguments<'_>) -> String {
-    let mut line = match crate::lcore::lcore_id() {
+    let mut line = match crate::lcore_id::lcore_id() {
         Some(id) => format!("{} [lcore {id}]: {args}", level.tag()),
         None => format!("{}: {args}", level.tag()),
     };

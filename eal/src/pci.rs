@@ -40,27 +40,6 @@ pub struct PciAddr {
     pub func: u8,
 }
 
-/// Error of [`PciAddr::from_str`]: the rejected text and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsePciAddrError {
-    /// The text given.
-    pub input: String,
-    /// What is wrong with it.
-    pub why: &'static str,
-}
-
-impl fmt::Display for ParsePciAddrError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "'{}' is not a PCI address (DDDD:BB:DD.F or BB:DD.F): {}",
-            self.input, self.why
-        )
-    }
-}
-
-impl std::error::Error for ParsePciAddrError {}
-
 fn hex_field(s: &str, max_digits: usize) -> Option<u32> {
     if s.is_empty() || s.len() > max_digits || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -69,13 +48,14 @@ fn hex_field(s: &str, max_digits: usize) -> Option<u32> {
 }
 
 impl FromStr for PciAddr {
-    type Err = ParsePciAddrError;
+    type Err = Error;
 
     /// Accepts `DDDD:BB:DD.F` (domain of 1 to 8 hex digits) and the short `BB:DD.F`
     /// (domain 0). Hex digits in either case; bus 1-2 digits, device 1-2 digits (<= 0x1f),
     /// function 1 digit (<= 7).
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        let err = |why| ParsePciAddrError {
+        let err = |why| Error::Parse {
+            what: "a PCI address (DDDD:BB:DD.F or BB:DD.F)",
             input: s.to_string(),
             why,
         };

@@ -542,7 +542,7 @@ fn make_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
+    use testkit::tempdir::TempDir;
 
     #[test]
     fn prefixes() {

@@ -3,20 +3,10 @@
 
 use eal::{Eal, Error, VirtAddr};
 
+mod common;
+
 fn eal(tag: &str, mb: u32) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "--no-pci",
-        "-m",
-        &mb.to_string(),
-        "--file-prefix",
-        &format!("hp-{tag}-{}", std::process::id()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    common::nohuge_eal(&common::prefix(&format!("hp-{tag}")), mb)
 }
 
 #[test]

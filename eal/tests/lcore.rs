@@ -13,9 +13,11 @@ use std::sync::{Arc, Barrier};
 use eal::lcore::{lcore_id, CpuTopology, LcoreSet, LcoreState, MAX_LCORE};
 use eal::sys::cpu::{sched_getaffinity_current, sched_getcpu};
 use eal::Error;
+use testkit::Need;
 
 /// Identity lcores over the cpus this process may use, lcore 0 = first cpu as main.
-fn setup() -> Option<(Vec<(u32, u32)>, CpuTopology)> {
+/// Reports a [`Need::Cpus`] skip for `test` and returns `None` when there is only one.
+fn setup(test: &str) -> Option<(Vec<(u32, u32)>, CpuTopology)> {
     let topo = CpuTopology::read(Path::new("/sys")).expect("read /sys cpu topology");
     let allowed = sched_getaffinity_current().expect("sched_getaffinity");
     let lcores: Vec<(u32, u32)> = allowed
@@ -26,9 +28,13 @@ fn setup() -> Option<(Vec<(u32, u32)>, CpuTopology)> {
         .map(|(i, &c)| (i as u32, c))
         .collect();
     if lcores.len() < 2 {
-        eprintln!(
-            "SKIP: only {} usable cpu(s); need 2 for a worker lcore",
-            lcores.len()
+        testkit::skip(
+            test,
+            Need::Cpus,
+            format!(
+                "only {} usable cpu(s); a worker lcore needs 2",
+                lcores.len()
+            ),
         );
         return None;
     }
@@ -37,7 +43,7 @@ fn setup() -> Option<(Vec<(u32, u32)>, CpuTopology)> {
 
 #[test]
 fn launch_on_every_worker_and_collect_codes() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("launch_on_every_worker_and_collect_codes") else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -91,7 +97,7 @@ fn launch_on_every_worker_and_collect_codes() {
 
 #[test]
 fn worker_is_pinned_for_its_whole_life() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("worker_is_pinned_for_its_whole_life") else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -119,7 +125,8 @@ fn worker_is_pinned_for_its_whole_life() {
 
 #[test]
 fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
+    else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -148,7 +155,7 @@ fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
 
 #[test]
 fn busy_lcore_refused_until_collected() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("busy_lcore_refused_until_collected") else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -195,7 +202,7 @@ fn busy_lcore_refused_until_collected() {
 
 #[test]
 fn main_and_unknown_lcores_refused() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("main_and_unknown_lcores_refused") else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -217,7 +224,7 @@ fn main_and_unknown_lcores_refused() {
 
 #[test]
 fn mp_launch_is_all_or_nothing() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("mp_launch_is_all_or_nothing") else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -272,7 +279,7 @@ fn mp_launch_is_all_or_nothing() {
 
 #[test]
 fn jobs_can_launch_on_other_lcores_from_any_thread() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("jobs_can_launch_on_other_lcores_from_any_thread") else {
         return;
     };
     let set = Arc::new(LcoreSet::start(&lcores, 0, &topo).unwrap());
@@ -291,7 +298,7 @@ fn jobs_can_launch_on_other_lcores_from_any_thread() {
 
 #[test]
 fn many_launches_every_result_once() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("many_launches_every_result_once") else {
         return;
     };
     let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -308,7 +315,7 @@ fn many_launches_every_result_once() {
 
 #[test]
 fn shutdown_joins_and_clears_main_id() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("shutdown_joins_and_clears_main_id") else {
         return;
     };
     let mut set = LcoreSet::start(&lcores, 0, &topo).unwrap();
@@ -343,7 +350,11 @@ fn pin_failure_names_the_cpu() {
     // A topology that claims a cpu this process cannot use: the kernel refuses the pin.
     let allowed = sched_getaffinity_current().unwrap();
     let Some(ghost) = (0..1000u32).rev().find(|c| !allowed.contains(c)) else {
-        eprintln!("SKIP: every cpu number below 1000 is usable here");
+        testkit::skip(
+            "pin_failure_names_the_cpu",
+            Need::Cpus,
+            "every cpu number below 1000 is usable here: no unusable cpu to pin to",
+        );
         return;
     };
     let main_cpu = allowed[0];
@@ -369,31 +380,11 @@ fn lcore_id_is_none_outside_lcores() {
 
 mod fake_topology {
     use std::fs;
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::path::Path;
 
     use eal::lcore::{CpuInfo, CpuTopology};
     use eal::Error;
-
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new() -> TempDir {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "ferroplane-topo-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&p);
-            fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use testkit::tempdir::TempDir;
 
     fn put(root: &Path, rel: &str, content: &str) {
         let p = root.join(rel);
@@ -403,8 +394,8 @@ mod fake_topology {
 
     /// 2 packages x 2 cores, cpu 3 offline, NUMA node per package.
     fn two_sockets() -> TempDir {
-        let t = TempDir::new();
-        let r = &t.0;
+        let t = TempDir::new("topo");
+        let r = t.path();
         put(r, "devices/system/cpu/online", "0-2,4\n");
         put(r, "devices/system/cpu/possible", "0-4\n");
         for (cpu, core, pkg) in [(0, 0, 0), (1, 1, 0), (2, 0, 1), (3, 1, 1), (4, 1, 1)] {
@@ -429,7 +420,7 @@ mod fake_topology {
     #[test]
     fn reads_cores_packages_nodes() {
         let t = two_sockets();
-        let topo = CpuTopology::read(&t.0).unwrap();
+        let topo = CpuTopology::read(t.path()).unwrap();
         assert_eq!(topo.online(), [0, 1, 2, 4]);
         assert_eq!(
             topo.get(2),
@@ -457,14 +448,14 @@ mod fake_topology {
 
     #[test]
     fn no_node_dir_means_node_0_and_missing_ids_fall_back() {
-        let t = TempDir::new();
-        put(&t.0, "devices/system/cpu/online", "0-1\n");
+        let t = TempDir::new("topo");
+        put(t.path(), "devices/system/cpu/online", "0-1\n");
         put(
-            &t.0,
+            t.path(),
             "devices/system/cpu/cpu0/topology/physical_package_id",
             "-1\n",
         );
-        let topo = CpuTopology::read(&t.0).unwrap();
+        let topo = CpuTopology::read(t.path()).unwrap();
         assert_eq!(
             topo.cpus(),
             [
@@ -498,8 +489,8 @@ mod fake_topology {
             ("devices/system/node/node1/cpulist", "2-\n"),
         ] {
             let t = two_sockets();
-            put(&t.0, rel, content);
-            match CpuTopology::read(&t.0) {
+            put(t.path(), rel, content);
+            match CpuTopology::read(t.path()) {
                 Err(Error::TopologyParse { path, .. }) => {
                     assert!(path.ends_with(rel), "{}", path.display())
                 }
@@ -507,8 +498,8 @@ mod fake_topology {
             }
         }
         // No online file at all: an OS error naming it.
-        let t = TempDir::new();
-        match CpuTopology::read(&t.0) {
+        let t = TempDir::new("topo");
+        match CpuTopology::read(t.path()) {
             Err(e @ Error::Os { .. }) => assert!(e.to_string().contains("online"), "{e}"),
             other => panic!("expected Os error, got {other:?}"),
         }
@@ -517,7 +508,7 @@ mod fake_topology {
 
 #[test]
 fn last_handle_dropped_inside_a_job_does_not_deadlock() {
-    let Some((lcores, topo)) = setup() else {
+    let Some((lcores, topo)) = setup("last_handle_dropped_inside_a_job_does_not_deadlock") else {
         return;
     };
     let set = Arc::new(LcoreSet::start(&lcores, 0, &topo).unwrap());

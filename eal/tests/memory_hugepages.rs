@@ -1,106 +1,37 @@
-//! Real hugepages (needs root): reserve 2 MiB pages, mount a private hugetlbfs, run the
-//! EAL on it in PA and VA mode, check memsegs / IOVAs / files, then restore the system.
-//! Serialised against other hugepage tests by a lock file; skips (printing why) when not
-//! root or when the kernel cannot give the pages.
+//! Real hugepages (needs root): a private hugetlbfs mount with free 2 MiB pages
+//! ([`common::HugePages`]), the EAL on it in PA and VA mode, memsegs / IOVAs / files
+//! checked, then the system restored. Skips (counted, see `testkit::skip`) when not root
+//! or when the kernel cannot give the pages.
 
 use std::fs;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
 
+use common::{argv, files_starting as files_with, HugePages, PS};
 use eal::args::IovaMode;
-use eal::hugepage::{self, HugepageInfo, SysRoots};
+use eal::hugepage::HugepageInfo;
 use eal::{Eal, Error, MemzoneFlags};
 
-const PS: u64 = 2 << 20;
-const EXTRA: u64 = 16;
+mod common;
 
-struct Restore {
-    roots: SysRoots,
-    orig_nr: u64,
-    mnt: PathBuf,
-    mounted: bool,
-}
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        if self.mounted {
-            if let Err(e) = eal::sys::mem::umount(&self.mnt) {
-                eprintln!("restore: {e}");
-            }
-        }
-        let _ = fs::remove_dir(&self.mnt);
-        if let Err(e) = hugepage::reserve_pages(&self.roots, PS, None, self.orig_nr) {
-            eprintln!("restore nr_hugepages: {e}");
-        }
-    }
-}
-
-fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test")
-        .chain(v.iter().copied())
-        .map(String::from)
-        .collect()
-}
-
-fn files_with(dir: &Path, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(prefix))
-        .collect();
-    v.sort();
-    v
-}
+/// Free 2 MiB pages the test uses (8 for PA mode plus room).
+const PAGES: u64 = 16;
 
 #[test]
 fn real_hugepages_pa_and_va() {
-    if eal::sys::mem::geteuid() != 0 {
-        println!("SKIP real_hugepages_pa_and_va: needs root to reserve and mount hugepages");
-        return;
-    }
-    let roots = SysRoots::default();
-    let info = HugepageInfo::discover(&roots).unwrap();
-    let Some(s2) = info.size(PS) else {
-        println!("SKIP real_hugepages_pa_and_va: kernel has no 2 MiB hugepages");
+    let Some(hp) = HugePages::take("real_hugepages_pa_and_va", PAGES) else {
         return;
     };
-    // Serialise with every other test that changes the hugepage pool.
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/ferroplane-hugepage-tests.lock")
-        .unwrap();
-    // SAFETY: flock on a valid fd; blocking until the other test is done.
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-
-    let orig_nr = HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().nr;
-    let _ = s2;
-    let mnt = std::env::temp_dir().join(format!("fp-huge-{}", std::process::id()));
-    let mut restore = Restore {
-        roots: roots.clone(),
-        orig_nr,
-        mnt: mnt.clone(),
-        mounted: false,
-    };
-    if let Err(e) = hugepage::reserve_pages(&roots, PS, None, orig_nr + EXTRA) {
-        println!("SKIP real_hugepages_pa_and_va: kernel would not grow the 2 MiB pool: {e}");
-        return;
-    }
-    hugepage::mount(&roots, &mnt, Some(PS)).unwrap();
-    restore.mounted = true;
-    let info = HugepageInfo::discover(&roots).unwrap();
+    let (roots, mnt) = (&hp.roots, &hp.mnt);
+    let info = HugepageInfo::discover(roots).unwrap();
     assert_eq!(
-        info.mount_at(&mnt).map(|m| m.page_size),
+        info.mount_at(mnt).map(|m| m.page_size),
         Some(PS),
         "our mount is discovered"
     );
     let free_before = info.size(PS).unwrap().free;
-    assert!(free_before >= EXTRA);
+    assert!(free_before >= PAGES);
 
     let p = format!("t-huge-{}", std::process::id());
-    let mnt_s = mnt.to_str().unwrap();
+    let mnt_s = &hp.dir();
 
     // A dead primary's leftover page file is reclaimed at start.
     fs::write(mnt.join(format!("{p}map_99")), b"").unwrap();
@@ -142,14 +73,14 @@ fn real_hugepages_pa_and_va() {
             Some(s.iova.add(4097))
         );
     }
-    let files = files_with(&mnt, &p);
+    let files = files_with(mnt, &p);
     assert_eq!(files.len(), 8, "{files:?}");
     assert!(
         !files.contains(&format!("{p}map_99")),
         "stale file reclaimed"
     );
     assert!(files.iter().all(|f| f.starts_with(&format!("{p}map_"))));
-    let free_during = HugepageInfo::discover(&roots)
+    let free_during = HugepageInfo::discover(roots)
         .unwrap()
         .size(PS)
         .unwrap()
@@ -196,12 +127,9 @@ fn real_hugepages_pa_and_va() {
     unsafe { e.heap().free(ptr.as_ptr()).unwrap() };
     e.heap().check().unwrap();
     drop(e);
-    assert!(
-        files_with(&mnt, &p).is_empty(),
-        "page files removed on drop"
-    );
+    assert!(files_with(mnt, &p).is_empty(), "page files removed on drop");
     assert_eq!(
-        HugepageInfo::discover(&roots)
+        HugepageInfo::discover(roots)
             .unwrap()
             .size(PS)
             .unwrap()
@@ -239,7 +167,7 @@ fn real_hugepages_pa_and_va() {
     ]))
     .unwrap_err();
     assert!(matches!(err, Error::NotEnoughMemory { .. }), "{err}");
-    assert!(files_with(&mnt, &p).is_empty());
+    assert!(files_with(mnt, &p).is_empty());
 
     // ---- a directory that is not hugetlbfs ----
     let err = Eal::init(&argv(&[
@@ -254,9 +182,9 @@ fn real_hugepages_pa_and_va() {
     .unwrap_err();
     assert!(matches!(err, Error::NoHugepages { .. }), "{err}");
 
-    drop(restore);
+    let (roots, mnt) = (roots.clone(), mnt.clone());
+    drop(hp);
     let after = HugepageInfo::discover(&roots).unwrap();
-    assert_eq!(after.size(PS).unwrap().nr, orig_nr, "pool restored");
     assert!(after.mount_at(&mnt).is_none(), "unmounted");
-    drop(lock);
+    assert!(!mnt.exists(), "mount point removed");
 }

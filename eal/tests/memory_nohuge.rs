@@ -1,39 +1,11 @@
 //! `--no-huge` initialisation, clean-up, init failure unwinding and primary exclusion. Each test uses its own `--file-prefix`, so
 //! they run in parallel.
 
-use std::path::PathBuf;
-
+use common::{argv, nohuge_argv, prefix, runtime_dirs, shm_files};
 use eal::args::{EalArgs, IovaMode, ProcType};
 use eal::{Eal, EalOptions, Error, Iova, VirtAddr};
 
-fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test")
-        .chain(v.iter().copied())
-        .map(String::from)
-        .collect()
-}
-
-fn prefix(tag: &str) -> String {
-    format!("t-{tag}-{}", std::process::id())
-}
-
-fn shm_files(prefix: &str) -> Vec<PathBuf> {
-    let pat = format!("ferroplane-{prefix}-");
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&pat))
-        .map(|e| e.path())
-        .collect()
-}
-
-fn runtime_dir_of(prefix: &str) -> Vec<PathBuf> {
-    eal::runtime::default_roots()
-        .into_iter()
-        .map(|r| r.join(prefix))
-        .filter(|p| p.exists())
-        .collect()
-}
+mod common;
 
 #[test]
 fn nohuge_init_and_clean_drop() {
@@ -98,15 +70,7 @@ fn nohuge_init_and_clean_drop() {
 #[test]
 fn cleanup_reports_other_handles_then_succeeds() {
     let p = prefix("cleanup");
-    let (e, _) = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap();
+    let (e, _) = Eal::init(&nohuge_argv(&p, 4)).unwrap();
     let e2 = e.clone();
     match e.cleanup() {
         Err(Error::InUse { count: 1, .. }) => {}
@@ -122,15 +86,7 @@ fn cleanup_reports_other_handles_then_succeeds() {
 #[test]
 fn workers_run_jobs_with_eal_memory() {
     let p = prefix("launch");
-    let (e, _) = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap();
+    let (e, _) = Eal::init(&nohuge_argv(&p, 4)).unwrap();
     for w in e.lcores().worker_ids() {
         let e2 = e.clone();
         e.lcores()
@@ -179,30 +135,14 @@ fn secondary_is_refused_clearly() {
         )),
         "{err}"
     );
-    assert!(runtime_dir_of(&p).is_empty());
+    assert!(runtime_dirs(&p).is_empty());
 }
 
 #[test]
 fn second_primary_same_prefix_refused_in_process() {
     let p = prefix("twice");
-    let (e, _) = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap();
-    let err = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap_err();
+    let (e, _) = Eal::init(&nohuge_argv(&p, 4)).unwrap();
+    let err = Eal::init(&nohuge_argv(&p, 4)).unwrap_err();
     match &err {
         Error::PrefixInUse { prefix, pid, .. } => {
             assert_eq!(prefix, &p);
@@ -237,17 +177,9 @@ fn second_primary_same_prefix_refused_in_process() {
     assert_eq!(e.memzones().lookup("still-works"), Some(z));
     drop(e);
     // Free again after the first one is gone.
-    let (e, _) = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap();
+    let (e, _) = Eal::init(&nohuge_argv(&p, 4)).unwrap();
     drop(e);
-    assert!(runtime_dir_of(&p).is_empty());
+    assert!(runtime_dirs(&p).is_empty());
 }
 
 #[test]
@@ -267,7 +199,7 @@ fn init_failure_in_memory_leaves_nothing() {
         matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }),
         "{err}"
     );
-    assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
+    assert!(runtime_dirs(&p).is_empty(), "runtime dir left behind");
     assert!(shm_files(&p).is_empty(), "shm file left behind");
 }
 
@@ -292,7 +224,7 @@ fn init_failure_without_hugepages_names_the_fix() {
             .contains("ferroplane-hugepages --setup 256M"),
         "{err}"
     );
-    assert!(runtime_dir_of(&p).is_empty());
+    assert!(runtime_dirs(&p).is_empty());
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
@@ -326,7 +258,7 @@ fn init_failure_after_memory_unwinds_everything() {
         matches!(err, Error::LcorePin { .. } | Error::Os { .. }),
         "unexpected error {err}"
     );
-    assert!(runtime_dir_of(&p).is_empty(), "runtime dir left behind");
+    assert!(runtime_dirs(&p).is_empty(), "runtime dir left behind");
     assert!(shm_files(&p).is_empty(), "shm file left behind");
 }
 
@@ -368,7 +300,7 @@ fn init_or_no_huge_falls_back_only_when_memory_was_not_chosen() {
         "a missing huge dir is a memory error, not an argument error: {e}"
     );
     assert!(
-        runtime_dir_of(&p).is_empty() && shm_files(&p).is_empty(),
+        runtime_dirs(&p).is_empty() && shm_files(&p).is_empty(),
         "nothing left behind"
     );
 

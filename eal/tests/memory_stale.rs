@@ -4,26 +4,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
+use common::{main_only_argv, nohuge_argv, shm_files};
 use eal::{Eal, Error};
+use testkit::child::rerun_test;
 
-fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test")
-        .chain(v.iter().copied())
-        .map(String::from)
-        .collect()
-}
-
-fn shm_files(prefix: &str) -> Vec<PathBuf> {
-    let pat = format!("ferroplane-{prefix}-");
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&pat))
-        .map(|e| e.path())
-        .collect()
-}
+mod common;
 
 /// Helper process for `stale_primary_is_reclaimed` (run only by that test).
 #[test]
@@ -33,17 +20,7 @@ fn child_hold_prefix() {
         println!("child_hold_prefix: not started by stale_primary_is_reclaimed, nothing to do");
         return;
     };
-    let (e, _) = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap();
+    let (e, _) = Eal::init(&main_only_argv(&p, 4)).unwrap();
     println!("READY {}", e.runtime_dir().display());
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -53,14 +30,7 @@ fn child_hold_prefix() {
 #[test]
 fn stale_primary_is_reclaimed() {
     let p = format!("t-stale-{}", std::process::id());
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_hold_prefix",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = rerun_test("child_hold_prefix")
         .env("FP_CHILD_PREFIX", &p)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -89,14 +59,7 @@ fn stale_primary_is_reclaimed() {
     let child_pid = child.id();
 
     // A live primary in another process: refused, naming its pid.
-    match Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ])) {
+    match Eal::init(&nohuge_argv(&p, 4)) {
         Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, child_pid),
         other => {
             let _ = child.kill();
@@ -117,15 +80,7 @@ fn stale_primary_is_reclaimed() {
         "the dead child's memory file is left behind"
     );
 
-    let (e, _) = Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "--file-prefix",
-        &p,
-    ]))
-    .unwrap();
+    let (e, _) = Eal::init(&nohuge_argv(&p, 4)).unwrap();
     assert!(!stale_shm.exists(), "stale memory file reclaimed");
     assert_eq!(shm_files(&p).len(), 1, "only our own file remains");
     assert_eq!(e.runtime_dir(), dir);

@@ -6,20 +6,10 @@ use eal::config::MAX_MEMZONE;
 use eal::memzone::MEMZONE_NAME_MAX;
 use eal::{Eal, Error, MemzoneFlags};
 
+mod common;
+
 fn eal(tag: &str, mb: u32) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "--no-pci",
-        "-m",
-        &mb.to_string(),
-        "--file-prefix",
-        &format!("mz-{tag}-{}", std::process::id()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    common::nohuge_eal(&common::prefix(&format!("mz-{tag}")), mb)
 }
 
 const NONE: MemzoneFlags = MemzoneFlags::empty();

@@ -6,188 +6,30 @@
 //! Timeouts here are hang guards only (generous); nothing asserts a duration.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{argv, main_only_argv, main_only_eal, prefix, secondary_argv, shm_files, HugePages};
 use eal::args::ProcType;
 use eal::mp::Message;
 use eal::{Eal, Error, MemzoneFlags};
+use testkit::child::{rerun_test, Watched};
+
+mod common;
 
 const GUARD: Duration = Duration::from_secs(120);
 
-fn argv(v: &[&str]) -> Vec<String> {
-    std::iter::once("test")
-        .chain(v.iter().copied())
-        .map(String::from)
-        .collect()
-}
-
-fn prefix(tag: &str) -> String {
-    format!("t-mp-{tag}-{}", std::process::id())
-}
-
-fn primary(p: &str) -> Eal {
-    Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "16",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        p,
-    ]))
-    .unwrap()
-    .0
-}
-
-fn secondary_argv(p: &str) -> Vec<String> {
-    argv(&[
-        "--proc-type",
-        "secondary",
-        "--no-pci",
-        "--lcores",
-        "1@0",
-        "--file-prefix",
-        p,
-    ])
-}
-
-fn shm_files(prefix: &str) -> Vec<PathBuf> {
-    let pat = format!("ferroplane-{prefix}-");
-    fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&pat))
-        .map(|e| e.path())
-        .collect()
-}
-
-/// A child process with its stdout lines on a channel.
-struct Kid {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Kid {
-    fn spawn(role: &str, p: &str, env: &[(&str, String)]) -> Kid {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "--exact",
-            "child_main",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FP_MP_ROLE", role)
+/// This test binary re-executed as `role` (see `child_main`) on prefix `p`.
+fn kid(role: &str, p: &str, env: &[(&str, String)]) -> Watched {
+    let mut c = rerun_test("child_main");
+    c.env("FP_MP_ROLE", role)
         .env("FP_MP_PREFIX", p)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let e2 = stderr.clone();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            e2.lock().unwrap().push_str(&s);
-        });
-        Kid {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            stderr,
-        }
-    }
-
-    /// Wait for a stdout line containing `tag`; returns the text after it.
-    fn expect(&mut self, tag: &str) -> String {
-        let until = Instant::now() + GUARD;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if let Some(i) = l.find(tag) {
-                        return l[i + tag.len()..].trim().to_string();
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!(
-                        "child never printed {tag:?}; stdout {:?}; stderr {}",
-                        self.seen,
-                        self.stderr.lock().unwrap()
-                    );
-                }
-            }
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let until = Instant::now() + GUARD;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(50));
-                while let Ok(l) = self.lines.try_recv() {
-                    self.seen.push(l);
-                }
-                return s;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "child did not exit; stdout {:?}; stderr {}",
-                    self.seen,
-                    self.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn stdout(&self) -> String {
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Watched::spawn(c, role, GUARD)
 }
 
 // ---------------------------------------------------------------------------------
@@ -252,7 +94,7 @@ fn child_main() {
         }
         "sec_ipc" => sec_ipc(&p),
         "pri_hold" => {
-            let e = primary(&p);
+            let e = main_only_eal(&p, 16);
             let z = e
                 .memzones()
                 .reserve("held", 4096, None, MemzoneFlags::empty())
@@ -367,15 +209,10 @@ fn sec_ipc(p: &str) -> i32 {
         .unwrap();
     e.mp()
         .action_register("readfd", |m, _| {
-            let mut f = fs::File::from(m.fds()[0].try_clone().unwrap());
-            let mut s = String::new();
-            f.read_to_string(&mut s).unwrap();
-            Some(
-                Message::new("readfd")
-                    .unwrap()
-                    .with_param(s.as_bytes())
-                    .unwrap(),
-            )
+            let fd = m.fds()[0].try_clone().unwrap();
+            let text = std::io::read_to_string(fs::File::from(fd)).unwrap();
+            let reply = Message::new("readfd").unwrap();
+            Some(reply.with_param(text.as_bytes()).unwrap())
         })
         .unwrap();
     e.mp()
@@ -406,15 +243,15 @@ fn sec_ipc(p: &str) -> i32 {
 
 #[test]
 fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
-    let p = prefix("basic");
-    let e = primary(&p);
+    let p = prefix("mp-basic");
+    let e = main_only_eal(&p, 16);
     let z = e
         .memzones()
         .reserve("from_primary", 8192, None, MemzoneFlags::empty())
         .unwrap();
     fill(z.as_ptr(), 8192, 3);
     let files_before = e.memory().files().to_vec();
-    let mut k = Kid::spawn(
+    let mut k = kid(
         "sec_basic",
         &p,
         &[
@@ -466,8 +303,8 @@ fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
 
 #[test]
 fn ipc_between_processes_with_fds() {
-    let p = prefix("ipc");
-    let e = primary(&p);
+    let p = prefix("mp-ipc");
+    let e = main_only_eal(&p, 16);
     e.mp()
         .action_register("ping", |m, peer| {
             assert!(!peer.is_primary());
@@ -476,7 +313,7 @@ fn ipc_between_processes_with_fds() {
             Some(Message::new("ping").unwrap().with_param(&v).unwrap())
         })
         .unwrap();
-    let mut k = Kid::spawn("sec_ipc", &p, &[]);
+    let mut k = kid("sec_ipc", &p, &[]);
     assert_eq!(k.expect("PONG"), "pong:abc");
     k.expect("READY");
     // Primary → all secondaries (one here).
@@ -492,7 +329,7 @@ fn ipc_between_processes_with_fds() {
         .unwrap();
     assert_eq!((r.nb_sent, r.replies.len()), (1, 1), "{r:?}");
     assert_eq!(r.replies[0].msg.param(), b"54321");
-    assert_eq!(r.replies[0].peer.pid(), k.child.id() as i32);
+    assert_eq!(r.replies[0].peer.pid(), k.id() as i32);
     // A file descriptor crosses the process boundary.
     let path = e.runtime_dir().join("fd-payload");
     fs::write(&path, "sent as SCM_RIGHTS").unwrap();
@@ -529,8 +366,8 @@ fn ipc_between_processes_with_fds() {
 
 #[test]
 fn secondary_without_primary_fails_clearly() {
-    let p = prefix("nopri");
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let p = prefix("mp-nopri");
+    let mut k = kid("sec_try", &p, &[]);
     let st = k.wait();
     assert_eq!(st.code(), Some(3), "{}", k.stdout());
     let err = k.stderr();
@@ -541,8 +378,8 @@ fn secondary_without_primary_fails_clearly() {
         "{err}"
     );
     // And after a primary has come and gone (its config left behind by nobody).
-    drop(primary(&p));
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    drop(main_only_eal(&p, 16));
+    let mut k = kid("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     assert!(
         k.stderr().contains("no primary process running"),
@@ -553,8 +390,8 @@ fn secondary_without_primary_fails_clearly() {
 
 #[test]
 fn version_mismatch_is_refused_naming_both_versions() {
-    let p = prefix("ver");
-    let e = primary(&p);
+    let p = prefix("mp-ver");
+    let e = main_only_eal(&p, 16);
     let cfg = fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -566,7 +403,7 @@ fn version_mismatch_is_refused_naming_both_versions() {
     assert_eq!(u32::from_ne_bytes(orig), eal::config::VERSION);
     cfg.write_all_at(&99u32.to_ne_bytes(), eal::config::VERSION_OFFSET)
         .unwrap();
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     let err = k.stderr();
     assert!(
@@ -577,14 +414,14 @@ fn version_mismatch_is_refused_naming_both_versions() {
     // Restored: attaching works.
     cfg.write_all_at(&orig, eal::config::VERSION_OFFSET)
         .unwrap();
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ATTACHED Secondary"), "{}", k.stdout());
     // A corrupt magic is refused too.
     let mut m = [0u8; 8];
     cfg.read_exact_at(&mut m, 0).unwrap();
     cfg.write_all_at(&[0xee; 8], 0).unwrap();
-    let mut k = Kid::spawn("sec_try", &p, &[]);
+    let mut k = kid("sec_try", &p, &[]);
     assert_eq!(k.wait().code(), Some(3));
     assert!(k.stderr().contains("bad magic"), "{}", k.stderr());
     cfg.write_all_at(&m, 0).unwrap();
@@ -592,12 +429,12 @@ fn version_mismatch_is_refused_naming_both_versions() {
 
 #[test]
 fn auto_attaches_to_a_live_primary_else_becomes_primary() {
-    let p = prefix("auto");
-    let mut k = Kid::spawn("auto", &p, &[]);
+    let p = prefix("mp-auto");
+    let mut k = kid("auto", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ROLE Primary"), "{}", k.stdout());
-    let _e = primary(&p);
-    let mut k = Kid::spawn("auto", &p, &[]);
+    let _e = main_only_eal(&p, 16);
+    let mut k = kid("auto", &p, &[]);
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(k.stdout().contains("ROLE Secondary"), "{}", k.stdout());
 }
@@ -607,30 +444,20 @@ fn auto_attaches_to_a_live_primary_else_becomes_primary() {
 /// starts (reclaiming the dead primary's files) once it has gone.
 #[test]
 fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
-    let p = prefix("death");
-    let mut pri = Kid::spawn("pri_hold", &p, &[]);
+    let p = prefix("mp-death");
+    let mut pri = kid("pri_hold", &p, &[]);
     let dead_file = PathBuf::from(pri.expect("READY"));
     assert!(dead_file.exists());
-    let mut linger = Kid::spawn("sec_linger", &p, &[]);
+    let mut linger = kid("sec_linger", &p, &[]);
     linger.expect("READY");
-    let mut watch = Kid::spawn("sec_wait", &p, &[]);
+    let mut watch = kid("sec_wait", &p, &[]);
     watch.expect("READY");
     // A second primary while the first lives: refused.
-    match Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-    ])) {
-        Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, pri.child.id()),
+    match Eal::init(&main_only_argv(&p, 4)) {
+        Err(Error::PrefixInUse { pid, .. }) => assert_eq!(pid as u32, pri.id()),
         other => panic!("expected PrefixInUse, got {other:?}"),
     }
-    pri.child.kill().unwrap(); // SIGKILL
-    pri.child.wait().unwrap();
+    pri.kill(); // SIGKILL
     let st = watch.wait();
     assert_eq!(
         st.code(),
@@ -643,18 +470,9 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
         .stdout()
         .contains("PRIMARY GONE memory still readable: true"));
     // The lingering secondary still maps the dead primary's files: a new primary refuses.
-    match Eal::init(&argv(&[
-        "--no-huge",
-        "-m",
-        "4",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-    ])) {
+    match Eal::init(&main_only_argv(&p, 4)) {
         Err(Error::SecondariesAlive { pids, .. }) => {
-            assert_eq!(pids, vec![linger.child.id() as i32])
+            assert_eq!(pids, vec![linger.id() as i32])
         }
         other => panic!("expected SecondariesAlive, got {other:?}"),
     }
@@ -662,7 +480,7 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
     linger.close_stdin();
     assert!(linger.wait().success(), "{}", linger.stderr());
     // Now the restart reclaims the crash's leftovers.
-    let e = primary(&p);
+    let e = main_only_eal(&p, 16);
     assert!(!dead_file.exists(), "stale memory file reclaimed");
     assert_eq!(shm_files(&p), e.memory().files().to_vec());
     assert!(e.memzones().lookup("held").is_none(), "fresh config");
@@ -671,8 +489,8 @@ fn primary_death_is_noticed_and_restart_waits_for_secondaries() {
 
 #[test]
 fn dead_lock_holder_is_taken_over() {
-    let p = prefix("steal");
-    let e = primary(&p);
+    let p = prefix("mp-steal");
+    let e = main_only_eal(&p, 16);
     let mut c = Command::new("true").spawn().unwrap();
     let dead = c.id();
     c.wait().unwrap();
@@ -691,61 +509,11 @@ fn dead_lock_holder_is_taken_over() {
 /// (pages reserved and the pool restored afterwards).
 #[test]
 fn secondary_on_real_hugepages() {
-    use eal::hugepage::{self, HugepageInfo, SysRoots};
-    const PS: u64 = 2 << 20;
-    if eal::sys::mem::geteuid() != 0 {
-        println!("SKIP secondary_on_real_hugepages: needs root to reserve and mount hugepages");
-        return;
-    }
-    let roots = SysRoots::default();
-    let Some(s) = HugepageInfo::discover(&roots)
-        .ok()
-        .and_then(|i| i.size(PS).cloned())
-    else {
-        println!("SKIP secondary_on_real_hugepages: kernel has no 2 MiB hugepages");
+    let Some(hp) = HugePages::take("secondary_on_real_hugepages", 8) else {
         return;
     };
-    let _ = s;
-    // Serialise with every other test that changes the hugepage pool.
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/ferroplane-hugepage-tests.lock")
-        .unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a valid fd; blocks until the other test is done.
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-    struct Restore {
-        roots: SysRoots,
-        nr: u64,
-        mnt: PathBuf,
-        mounted: bool,
-    }
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if self.mounted {
-                let _ = eal::sys::mem::umount(&self.mnt);
-            }
-            let _ = fs::remove_dir(&self.mnt);
-            let _ = hugepage::reserve_pages(&self.roots, PS, None, self.nr);
-        }
-    }
-    let nr = HugepageInfo::discover(&roots).unwrap().size(PS).unwrap().nr;
-    let mnt = std::env::temp_dir().join(format!("fp-mp-huge-{}", std::process::id()));
-    let mut restore = Restore {
-        roots: roots.clone(),
-        nr,
-        mnt: mnt.clone(),
-        mounted: false,
-    };
-    if let Err(e) = hugepage::reserve_pages(&roots, PS, None, nr + 8) {
-        println!("SKIP secondary_on_real_hugepages: kernel would not grow the 2 MiB pool: {e}");
-        return;
-    }
-    hugepage::mount(&roots, &mnt, Some(PS)).unwrap();
-    restore.mounted = true;
-    let p = prefix("huge");
+    let mnt = &hp.mnt;
+    let p = prefix("mp-huge");
     let mnt_s = mnt.display().to_string();
     let (e, _) = Eal::init(&argv(&[
         "-m",
@@ -765,7 +533,7 @@ fn secondary_on_real_hugepages() {
         .reserve("huge_mz", 3 << 20, None, MemzoneFlags::empty())
         .unwrap();
     fill(z.as_ptr(), z.len() as usize, 77);
-    let mut k = Kid::spawn("sec_huge", &p, &[]);
+    let mut k = kid("sec_huge", &p, &[]);
     assert_eq!(k.expect("HUGE"), "true", "{}", k.stderr());
     assert!(k.wait().success(), "{}", k.stderr());
     assert!(
@@ -773,10 +541,8 @@ fn secondary_on_real_hugepages() {
         "the secondary wrote through its hugepage mapping"
     );
     let files = e.memory().files().to_vec();
-    assert!(files.iter().all(|f| f.starts_with(&mnt) && f.exists()));
+    assert!(files.iter().all(|f| f.starts_with(mnt) && f.exists()));
     drop(e);
     assert!(files.iter().all(|f| !f.exists()));
-    drop(restore);
-    let _ = Path::new(&mnt);
-    let _ = std::io::stdout().flush();
+    drop(hp);
 }

@@ -3,34 +3,12 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use eal::pci::{scan, PciAddr, PciDevice, PciFilter};
 use eal::Error;
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "ferroplane-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use testkit::tempdir::TempDir;
+use testkit::Need;
 
 struct FakeDev<'a> {
     addr: &'a str,
@@ -99,7 +77,7 @@ const RES_NVME: &str = "0x0000004000000000 0x0000004000003fff 0x0000000000140204
 /// Four good devices (given out of order) plus one with a malformed `vendor`.
 fn build_tree() -> TempDir {
     let t = TempDir::new("pci");
-    let r = &t.0;
+    let r = t.path();
     add_dev(
         r,
         &FakeDev {
@@ -157,7 +135,7 @@ fn no_bad() -> PciFilter {
 #[test]
 fn fake_tree_full_scan_sorted_and_parsed() {
     let t = build_tree();
-    let devs = scan(&t.0, &no_bad()).unwrap();
+    let devs = scan(t.path(), &no_bad()).unwrap();
     assert_eq!(
         addrs(&devs),
         [
@@ -226,7 +204,7 @@ fn fake_tree_full_scan_sorted_and_parsed() {
 #[test]
 fn malformed_device_is_an_error_naming_the_file() {
     let t = build_tree();
-    match scan(&t.0, &PciFilter::default()) {
+    match scan(t.path(), &PciFilter::default()) {
         Err(Error::PciParse { path, why }) => {
             assert!(path.ends_with("0000:00:05.0/vendor"), "{}", path.display());
             assert!(why.contains("1af4"), "{why}");
@@ -252,12 +230,12 @@ fn malformed_attributes_each_refused() {
     for (file, content, want) in cases {
         let t = TempDir::new("pci-bad");
         add_dev(
-            &t.0,
+            t.path(),
             &FakeDev::new("0000:00:02.0", "0x8086", "0x100e", "0x020000"),
         );
-        let dev_dir = t.0.join("devices/pci0000:00/0000:00:02.0");
+        let dev_dir = t.path().join("devices/pci0000:00/0000:00:02.0");
         fs::write(dev_dir.join(file), content).unwrap();
-        match scan(&t.0, &PciFilter::default()) {
+        match scan(t.path(), &PciFilter::default()) {
             Err(Error::PciParse { path, .. }) => {
                 assert!(path.ends_with(want), "{file}: {}", path.display())
             }
@@ -267,30 +245,30 @@ fn malformed_attributes_each_refused() {
     // Missing required attribute.
     let t = TempDir::new("pci-missing");
     add_dev(
-        &t.0,
+        t.path(),
         &FakeDev::new("0000:00:02.0", "0x8086", "0x100e", "0x020000"),
     );
-    fs::remove_file(t.0.join("devices/pci0000:00/0000:00:02.0/class")).unwrap();
+    fs::remove_file(t.path().join("devices/pci0000:00/0000:00:02.0/class")).unwrap();
     assert!(
-        matches!(scan(&t.0, &PciFilter::default()), Err(Error::PciParse { why, .. }) if why == "missing")
+        matches!(scan(t.path(), &PciFilter::default()), Err(Error::PciParse { why, .. }) if why == "missing")
     );
     // Non-numeric iommu group and a directory name that is not an address.
     let t = TempDir::new("pci-group");
     add_dev(
-        &t.0,
+        t.path(),
         &FakeDev {
             iommu_group: Some("abc"),
             ..FakeDev::new("0000:00:02.0", "0x8086", "0x100e", "0x020000")
         },
     );
     assert!(matches!(
-        scan(&t.0, &PciFilter::default()),
+        scan(t.path(), &PciFilter::default()),
         Err(Error::PciParse { .. })
     ));
     let t = TempDir::new("pci-name");
-    fs::create_dir_all(t.0.join("bus/pci/devices/not-an-address")).unwrap();
+    fs::create_dir_all(t.path().join("bus/pci/devices/not-an-address")).unwrap();
     assert!(matches!(
-        scan(&t.0, &PciFilter::default()),
+        scan(t.path(), &PciFilter::default()),
         Err(Error::PciParse { .. })
     ));
 }
@@ -302,7 +280,7 @@ fn allow_filter() {
         allow: vec![pci("00:03.0"), pci("0001:00:01.7"), pci("00:1f.0")],
         ..Default::default()
     };
-    let devs = scan(&t.0, &f).unwrap();
+    let devs = scan(t.path(), &f).unwrap();
     assert_eq!(addrs(&devs), ["0000:00:03.0", "0001:00:01.7"]);
     assert_eq!(f.missing(&devs), [pci("0000:00:1f.0")]);
     // Allowing only the malformed device reads it and fails.
@@ -310,7 +288,7 @@ fn allow_filter() {
         allow: vec![pci("00:05.0")],
         ..Default::default()
     };
-    assert!(matches!(scan(&t.0, &f), Err(Error::PciParse { .. })));
+    assert!(matches!(scan(t.path(), &f), Err(Error::PciParse { .. })));
 }
 
 #[test]
@@ -321,7 +299,7 @@ fn block_filter() {
         ..Default::default()
     };
     assert_eq!(
-        addrs(&scan(&t.0, &f).unwrap()),
+        addrs(&scan(t.path(), &f).unwrap()),
         ["0000:00:00.0", "0000:00:03.0", "0001:00:01.7"]
     );
 }
@@ -334,14 +312,14 @@ fn no_pci_reads_nothing() {
         no_pci: true,
         ..Default::default()
     };
-    assert!(scan(&t.0, &f).unwrap().is_empty());
+    assert!(scan(t.path(), &f).unwrap().is_empty());
     assert!(scan(Path::new("/nonexistent/sys"), &f).unwrap().is_empty());
 }
 
 #[test]
 fn no_pci_bus_is_empty_not_error() {
     let t = TempDir::new("pci-empty");
-    assert!(scan(&t.0, &PciFilter::default()).unwrap().is_empty());
+    assert!(scan(t.path(), &PciFilter::default()).unwrap().is_empty());
 }
 
 /// The real /sys, read only: every device has a parsable address and the vendor id the
@@ -350,9 +328,10 @@ fn no_pci_bus_is_empty_not_error() {
 fn real_sysfs_scan() {
     let dir = Path::new("/sys/bus/pci/devices");
     if !dir.exists() {
-        eprintln!(
-            "SKIP: {} does not exist on this machine (no PCI bus visible)",
-            dir.display()
+        testkit::skip(
+            "real_sysfs_scan",
+            Need::Kernel,
+            format!("{} does not exist: no PCI bus visible here", dir.display()),
         );
         return;
     }

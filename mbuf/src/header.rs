@@ -161,3 +161,9 @@ impl MbufHeader {
         };
     }
 }
+
+/// Raw header pointer of a segment address.
+#[inline(always)]
+pub(crate) fn hp(a: VirtAddr) -> *mut MbufHeader {
+    a.as_ptr()
+}

@@ -42,12 +42,29 @@
 //!   was.
 //! * Allocation and free go through the pool's per-lcore cache on EAL lcores (see the
 //!   mempool crate's contracts), so the same preemption caveats apply: do not share an
-//!   lcore id between threads, do not run lcores on shared cpus.
+//!   lcore id between threads, do not run lcores on shared cpus. Nothing here blocks;
+//!   a thread preempted inside a free or an allocation holds up only the pool's other
+//!   users of the backend (see the mempool crate's "Preemption").
+//!
+//! # Where things are
+//!
+//! `header` (the shared `#[repr(C)]` header), `flags` (offload flags), `pool` (packet
+//! pools), `free` (reference counts and the bulk free path, on raw headers), `mbuf`
+//! ([`Mbuf`]: ownership, raw access, lengths, `Drop`), `alloc`, `data` (data access,
+//! headroom and tailroom), `chain` (chains, linearize), `clone` (indirect mbufs), `meta`
+//! (metadata, reset, dump).
 
+// Modules in dependency order: each uses only those above it.
+mod alloc;
+mod chain;
+mod clone;
+mod data;
 mod error;
 pub mod flags;
+mod free;
 pub mod header;
 mod mbuf;
+mod meta;
 mod pool;
 
 pub use error::{ChainError, Error, Result};

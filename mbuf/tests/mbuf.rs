@@ -5,20 +5,13 @@ use mbuf::{pktmbuf_pool_create, Error, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE}
 use mempool::{Mempool, PoolConfig};
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &format!("mb-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    let args = testkit::eal_env::no_huge_args(&format!("mb-{tag}"), 128, "0-1");
+    Eal::init(&args).expect("EAL init (--no-huge)").0
+}
+
+/// A packet pool of `n` mbufs with `data_room`-byte buffers, no private area, any socket.
+fn pool(e: &Eal, name: &str, n: u32, cache: u32, data_room: u16) -> PktmbufPool {
+    pktmbuf_pool_create(e, name, n, cache, 0, data_room, None).expect("create packet pool")
 }
 
 fn filled(pool: &PktmbufPool, bytes: &[u8]) -> Mbuf {
@@ -108,7 +101,7 @@ fn pool_defaults_lookup_and_bad_config() {
 #[test]
 fn alloc_until_empty_and_bulk_all_or_nothing() {
     let e = eal("bulk");
-    let p = pktmbuf_pool_create(&e, "bulk", 100, 0, 0, 512, None).unwrap();
+    let p = pool(&e, "bulk", 100, 0, 512);
     let mut slots: Vec<Option<Mbuf>> = (0..64).map(|_| None).collect();
     Mbuf::alloc_bulk(&p, &mut slots).unwrap();
     assert!(slots.iter().all(Option::is_some));
@@ -136,7 +129,7 @@ fn alloc_until_empty_and_bulk_all_or_nothing() {
 fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
     let e = eal("bulkinto");
     // data room 512 - 128 headroom = 384 bytes usable
-    let p = pktmbuf_pool_create(&e, "bulkinto", 150, 0, 0, 512, None).unwrap();
+    let p = pool(&e, "bulkinto", 150, 0, 512);
     let mut out: Vec<Mbuf> = vec![filled(&p, &[7; 10])];
     // more than one internal chunk (64)
     Mbuf::alloc_bulk_into(&p, &mut out, 100, 60, 3).unwrap();
@@ -184,7 +177,7 @@ fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
 #[test]
 fn chains_linearize_and_every_segment_returns() {
     let e = eal("chains");
-    let p = pktmbuf_pool_create(&e, "chains", 64, 8, 0, 256, None).unwrap();
+    let p = pool(&e, "chains", 64, 8, 256);
     let mut m = chain_of(&p, &[b"hello ", b"segmented ", b"world"]);
     assert_eq!((m.nb_segs(), m.pkt_len()), (3, 21));
     assert_eq!(p.in_use_count(), 3);
@@ -218,8 +211,8 @@ fn chains_linearize_and_every_segment_returns() {
 #[test]
 fn clones_share_buffers_and_all_come_back() {
     let e = eal("clones");
-    let direct = pktmbuf_pool_create(&e, "direct", 32, 0, 0, 512, None).unwrap();
-    let indirect = pktmbuf_pool_create(&e, "indirect", 32, 0, 0, 0, None).unwrap();
+    let direct = pool(&e, "direct", 32, 0, 512);
+    let indirect = pool(&e, "indirect", 32, 0, 0);
     let mut m = chain_of(&direct, &[b"abc", b"defg"]);
     let c1 = m.clone_in(&indirect).expect("clone");
     assert!(c1.is_indirect());
@@ -274,7 +267,7 @@ fn clones_share_buffers_and_all_come_back() {
 #[test]
 fn clones_dropped_on_many_threads() {
     let e = eal("clonethreads");
-    let p = pktmbuf_pool_create(&e, "ct", 1024, 0, 0, 256, None).unwrap();
+    let p = pool(&e, "ct", 1024, 0, 256);
     for _ in 0..20 {
         let m = chain_of(&p, &[b"0123456789", b"abcdef"]);
         let clones: Vec<Mbuf> = (0..8).map(|_| m.clone_in(&p).unwrap()).collect();
@@ -297,8 +290,8 @@ fn clones_dropped_on_many_threads() {
 #[test]
 fn raw_round_trip_and_free_bulk_across_pools() {
     let e = eal("raw");
-    let a = pktmbuf_pool_create(&e, "ra", 16, 0, 0, 256, None).unwrap();
-    let b = pktmbuf_pool_create(&e, "rb", 16, 0, 0, 256, None).unwrap();
+    let a = pool(&e, "ra", 16, 0, 256);
+    let b = pool(&e, "rb", 16, 0, 256);
     let m = filled(&a, b"raw");
     let ptr = m.into_raw();
     assert_eq!(a.in_use_count(), 1);
@@ -321,7 +314,7 @@ fn raw_round_trip_and_free_bulk_across_pools() {
 #[test]
 fn double_free_through_from_raw_is_caught() {
     let e = eal("dfree");
-    let p = pktmbuf_pool_create(&e, "df", 8, 0, 0, 256, None).unwrap();
+    let p = pool(&e, "df", 8, 0, 256);
     let ptr = Mbuf::alloc(&p).unwrap().into_raw();
     // SAFETY: first take-back is legitimate.
     drop(unsafe { Mbuf::from_raw(ptr) });
@@ -340,5 +333,9 @@ fn double_free_through_from_raw_is_caught() {
 #[cfg(not(debug_assertions))]
 #[test]
 fn double_free_through_from_raw_is_caught() {
-    eprintln!("SKIP: cookie checks exist only in debug builds (cfg(debug_assertions))");
+    testkit::skip(
+        "double_free_through_from_raw_is_caught",
+        testkit::Need::Build,
+        "cookie checks exist only in debug builds (cfg(debug_assertions))",
+    );
 }

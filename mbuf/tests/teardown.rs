@@ -7,41 +7,12 @@ use std::path::PathBuf;
 use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
-fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &format!("mbtd-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
-}
-
-fn files_of(e: &Eal) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = e.memory().files().to_vec();
-    assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
-    f.push(e.runtime_dir().to_path_buf());
-    for p in &f {
-        assert!(
-            p.exists(),
-            "{} should exist while the EAL lives",
-            p.display()
-        );
-    }
-    f
-}
-
-fn assert_gone(files: &[PathBuf]) {
-    for p in files {
-        assert!(!p.exists(), "{} left behind after cleanup", p.display());
-    }
+/// The EAL of mbuf test `tag` (`--no-huge`, its own prefix) and the files it made.
+fn setup(tag: &str) -> (Eal, Vec<PathBuf>) {
+    let args = testkit::eal_env::no_huge_args(&format!("mbtd-{tag}"), 64, "0-1");
+    let e = Eal::init(&args).expect("EAL init (--no-huge)").0;
+    let files = testkit::eal_env::eal_files(e.memory().files(), e.runtime_dir());
+    (e, files)
 }
 
 /// Allocate single mbufs, a chain and clones, write into them, and free them all.
@@ -63,29 +34,28 @@ fn exercise(p: &PktmbufPool) {
 
 #[test]
 fn freed_pktmbuf_pool_leaves_no_files() {
-    let e = eal("freed");
-    let files = files_of(&e);
+    let (e, files) = setup("freed");
     let p =
         pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("create");
     let l = PktmbufPool::lookup(&e, "tdmb").expect("lookup");
     exercise(&l);
     drop(l);
     p.free().expect("free");
-    e.cleanup().expect("cleanup after the pool was freed");
-    assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(e.cleanup(), &files, "after the pool was freed");
 }
 
 #[test]
 fn unfreed_pktmbuf_pool_releases_the_eal_when_handles_drop() {
-    let e = eal("unfreed");
-    let files = files_of(&e);
+    let (e, files) = setup("unfreed");
     let p =
         pktmbuf_pool_create(&e, "tdmb", 255, 32, 0, MBUF_DEFAULT_BUF_SIZE, None).expect("create");
     let q = p.clone();
     exercise(&q);
     drop(p);
     drop(q);
-    e.cleanup()
-        .expect("cleanup with the pool never freed but every handle dropped");
-    assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(
+        e.cleanup(),
+        &files,
+        "with the pool never freed but every handle dropped",
+    );
 }

@@ -98,30 +98,56 @@
 //! element copy (no `memcpy` call) and the counters above. Loops that get and put many
 //! times resolve the cache once with [`Pool::lcore_cache`] (DPDK's
 //! `rte_mempool_default_cache` + `rte_mempool_generic_get/put`) and skip the first two;
-//! [`CacheRef::split`] also settles once whether there is a cache, so such a loop holds
-//! only the path it takes.
+//! [`CacheRef::run`] also settles once whether there is a cache and whether the pool
+//! counts statistics, so the loop body it runs holds only the path it takes.
 //! A cached get or put's refills, flushes and failures are out of line (`#[cold]`), so
 //! they cost the caller neither code size nor registers; a pool without cache inlines
 //! its backend call (the ring's head move and copy; DPDK calls its backend through the ops
 //! table's function pointer).
 
+//!
+//! # Where things are
+//!
+//! `layout` (object slots and cookies), `cache` (the per-lcore cache algorithm),
+//! `stats` (counters), `stack` and `ops` (backends), `memzone` (names and EAL memory
+//! calls), `header` (the shared pool header), `registry` (address to view, per process),
+//! `pool` ([`Pool`] and [`Mempool`], attachment), `create` (create, lookup, free),
+//! `populate` (object memory), `getput` (the get/put paths), `cache_ref` ([`CacheRef`]
+//! and [`CacheRef::run`]), `user_cache` ([`MempoolCache`]), `debug` (debug-build object
+//! checks), `dump` (statistics and the dump).
+
+// Modules in dependency order: each uses only those above it (and the root's
+// `PoolFlags`).
 pub mod cache;
+mod cache_ref;
+mod create;
+#[cfg(debug_assertions)]
+mod debug;
+mod dump;
 mod error;
+mod getput;
+mod header;
 pub mod layout;
+mod memzone;
 pub mod ops;
 mod pool;
+mod populate;
+mod registry;
 pub mod stack;
 mod stats;
+mod user_cache;
 
 pub use cache::{CacheShared, CACHE_MAX_SIZE};
+pub use cache_ref::{BulkGetPut, CacheRef, GetPutLoop};
+pub use create::{PoolConfig, DEFAULT_CHANNELS};
 pub use error::{Error, Result};
+pub use header::{LAYOUT_VERSION, MAX_CHUNKS, PRIVATE_MAX};
 pub use layout::{ObjHeader, ObjSize};
+pub use memzone::{header_mz_name, NAME_MAX};
 pub use ops::{register_ops, MempoolOps, OpsConfig, OpsHandle};
-pub use pool::{
-    header_mz_name, BulkGetPut, CacheRef, CachedRef, DirectRef, Mempool, MempoolCache, Pool,
-    PoolConfig, SplitRef, DEFAULT_CHANNELS, LAYOUT_VERSION, MAX_CHUNKS, NAME_MAX, PRIVATE_MAX,
-};
+pub use pool::{Mempool, Pool};
 pub use stats::MempoolStats;
+pub use user_cache::MempoolCache;
 
 bitflags::bitflags! {
     /// Flags given at creation, with DPDK's bit values (`RTE_MEMPOOL_F_*`,

@@ -23,6 +23,7 @@ use eal::{Eal, VirtAddr};
 use ring::{MpMcRing, MpOptRing, Ring, RingFlags};
 
 use crate::cache::BulkBackend;
+use crate::memzone::{backend_mz_name, mz_free, mz_reserve};
 use crate::stack::{stack_memsize, Stack, StackShared};
 use crate::{Error, PoolFlags, Result};
 
@@ -103,11 +104,6 @@ pub trait OpsHandle: Send + Sync {
 // Built-ins
 // ------------------------------------------------------------------------------------
 
-/// Memzone name of a backend's state.
-pub(crate) fn backend_mz_name(pool: &str) -> String {
-    format!("MPB_{pool}")
-}
-
 fn reserve_backend(
     eal: &Eal,
     ops: &str,
@@ -115,18 +111,18 @@ fn reserve_backend(
     len: usize,
     align: usize,
 ) -> Result<eal::memzone::Memzone> {
-    crate::pool::mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(
-        |e| Error::BackendSource {
+    mz_reserve(eal, &backend_mz_name(cfg.pool_name), len, cfg.socket, align).map_err(|e| {
+        Error::BackendSource {
             op: "allocate",
             ops: ops.into(),
             name: cfg.pool_name.into(),
             source: Box::new(e),
-        },
-    )
+        }
+    })
 }
 
 fn free_backend(eal: &Eal, ops: &str, pool: &str) -> Result<()> {
-    crate::pool::mz_free(eal, &backend_mz_name(pool)).map_err(|e| Error::BackendSource {
+    mz_free(eal, &backend_mz_name(pool)).map_err(|e| Error::BackendSource {
         op: "free",
         ops: ops.into(),
         name: pool.into(),

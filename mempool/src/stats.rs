@@ -130,7 +130,7 @@ impl<'a> StatsSlot<'a> {
 
     /// This slot with its mode narrowed by a compile-time `counted`: `false` gives `Off`
     /// as a constant (no counter code is generated); `true` keeps the run-time mode,
-    /// which the caller knows is `Owned` or `Shared` ([`SplitRef`](crate::SplitRef)).
+    /// which the caller knows is `Owned` or `Shared` ([`CacheRef::run`](crate::CacheRef::run)).
     #[inline(always)]
     pub fn fixed(self, counted: bool) -> StatsSlot<'a> {
         if counted {

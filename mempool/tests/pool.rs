@@ -4,23 +4,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eal::{Eal, VirtAddr};
-use mempool::{BulkGetPut, Error, Mempool, PoolConfig, PoolFlags, SplitRef, CACHE_MAX_SIZE};
+use mempool::{
+    BulkGetPut, CacheRef, Error, GetPutLoop, Mempool, PoolConfig, PoolFlags, CACHE_MAX_SIZE,
+};
 
 fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &format!("mp-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
+    let args = testkit::eal_env::no_huge_args(&format!("mp-{tag}"), 128, "0-1");
+    Eal::init(&args).expect("EAL init (--no-huge)").0
 }
 
 fn cfg(n: u32, elt_size: u32, cache_size: u32) -> PoolConfig<'static> {
@@ -563,7 +553,11 @@ fn debug_cookies_catch_double_free_foreign_and_overrun() {
 #[cfg(not(debug_assertions))]
 #[test]
 fn debug_cookies_catch_double_free_foreign_and_overrun() {
-    eprintln!("SKIP: cookie checks exist only in debug builds (cfg(debug_assertions))");
+    testkit::skip(
+        "debug_cookies_catch_double_free_foreign_and_overrun",
+        testkit::Need::Build,
+        "cookie checks exist only in debug builds (cfg(debug_assertions))",
+    );
 }
 
 #[test]
@@ -634,18 +628,53 @@ fn cache_ref_resolves_the_cache_once() {
     p.free().unwrap();
 }
 
+/// Loop bodies for `CacheRef::run`: one get, one put, or the name of the path taken.
+struct Get<'v>(&'v mut [VirtAddr]);
+struct Put<'v>(&'v [VirtAddr]);
+struct PathOf;
+
+impl GetPutLoop for Get<'_> {
+    type Output = mempool::Result<()>;
+    fn run<P: BulkGetPut>(self, pool: &P) -> Self::Output {
+        pool.get_bulk(self.0)
+    }
+}
+
+impl GetPutLoop for Put<'_> {
+    type Output = mempool::Result<()>;
+    fn run<P: BulkGetPut>(self, pool: &P) -> Self::Output {
+        // SAFETY: the callers below put only objects they got from this pool, once.
+        unsafe { pool.put_bulk(self.0) }
+    }
+}
+
+impl GetPutLoop for PathOf {
+    type Output = &'static str;
+    fn run<P: BulkGetPut>(self, _: &P) -> &'static str {
+        let t = std::any::type_name::<P>();
+        t.rsplit("::").next().unwrap_or(t)
+    }
+}
+
+fn path(c: &CacheRef<'_>) -> &'static str {
+    c.run(PathOf)
+}
+
 #[test]
-fn split_handles_take_the_path_their_type_says() {
+fn run_takes_the_path_the_handle_has() {
     let e = eal("split");
     let p = Mempool::create(&e, "splitpool", &cfg(1024, 64, 64)).unwrap();
     let nc = Mempool::create(&e, "splitnc", &cfg(256, 64, 0)).unwrap();
-    // A pool with a cache, on an lcore: the cached half, sharing the lcore's cache with
+    // A pool with a cache, on an lcore: the cached path, sharing the lcore's cache with
     // the plain calls.
-    let SplitRef::CachedCounted(c) = p.lcore_cache().split() else {
-        panic!("counted pool with cache on lcore 0 split into another half");
-    };
+    let c = p.lcore_cache();
+    assert_eq!(
+        path(&c),
+        "Cached<'_, true>",
+        "counted pool with cache on lcore 0"
+    );
     let mut v = vec![VirtAddr(0); 8];
-    c.get_bulk(&mut v).unwrap();
+    c.run(Get(&mut v)).unwrap();
     assert_eq!(
         p.lcore_cache_len(0),
         Some(32),
@@ -653,60 +682,55 @@ fn split_handles_take_the_path_their_type_says() {
     );
     let o = p.get().unwrap();
     assert_eq!(p.lcore_cache_len(0), Some(31));
-    // SAFETY: all from this pool, each put once, not used after.
-    unsafe {
-        c.put_bulk(&v).unwrap();
-        c.put_bulk(&[o]).unwrap();
-    }
+    c.run(Put(&v)).unwrap();
+    c.run(Put(&[o])).unwrap();
     assert_eq!(p.lcore_cache_len(0), Some(40));
     // All or nothing.
     let mut huge = vec![VirtAddr(0); 2000];
     assert!(matches!(
-        c.get_bulk(&mut huge),
+        c.run(Get(&mut huge)),
         Err(Error::Empty { n: 2000 })
     ));
     let s = p.lcore_stats(0).unwrap();
     assert_eq!((s.get_success_objs, s.put_objs, s.cache_misses), (9, 9, 1));
-    // No cache: the direct half, and the objects move in the backend.
-    let SplitRef::DirectCounted(d) = nc.lcore_cache().split() else {
-        panic!("counted pool without cache split into another half");
-    };
+    // No cache: the direct path, and the objects move in the backend.
+    let d = nc.lcore_cache();
+    assert_eq!(path(&d), "Direct<'_, true>", "counted pool without cache");
     let mut w = vec![VirtAddr(0); 100];
-    d.get_bulk(&mut w).unwrap();
+    d.run(Get(&mut w)).unwrap();
     assert_eq!(nc.avail_count(), 156);
-    // SAFETY: as above.
-    unsafe { d.put_bulk(&w).unwrap() };
+    d.run(Put(&w)).unwrap();
     assert_eq!(nc.avail_count(), 256);
     // Off an lcore a pool with a cache has no cache to use: direct, shared counters.
     std::thread::scope(|s| {
         s.spawn(|| {
-            let SplitRef::DirectCounted(d) = p.lcore_cache().split() else {
-                panic!("non-EAL thread got a cached or uncounted handle");
-            };
+            let d = p.lcore_cache();
+            assert_eq!(path(&d), "Direct<'_, true>", "non-EAL thread");
             let mut x = [VirtAddr(0); 4];
-            d.get_bulk(&mut x).unwrap();
-            // SAFETY: as above.
-            unsafe { d.put_bulk(&x).unwrap() };
+            d.run(Get(&mut x)).unwrap();
+            d.run(Put(&x)).unwrap();
         });
     });
     let shared = p.lcore_stats(eal::lcore::MAX_LCORE as u32).unwrap();
     assert_eq!((shared.get_success_objs, shared.put_objs), (4, 4));
     p.flush_lcore_cache().unwrap();
     assert_eq!(p.avail_count(), 1024);
-    // Without STATS the halves are the uncounted ones, and they count nothing.
+    // Without STATS the paths are the uncounted ones, and they count nothing.
     let plain = PoolConfig {
         flags: PoolFlags::empty(),
         ..cfg(256, 64, 32)
     };
     let q = Mempool::create(&e, "splitplain", &plain).unwrap();
-    let SplitRef::Cached(c) = q.lcore_cache().split() else {
-        panic!("uncounted pool with cache on lcore 0 split into another half");
-    };
+    let c = q.lcore_cache();
+    assert_eq!(
+        path(&c),
+        "Cached<'_, false>",
+        "uncounted pool with cache on lcore 0"
+    );
     let mut y = [VirtAddr(0); 8];
-    c.get_bulk(&mut y).unwrap();
+    c.run(Get(&mut y)).unwrap();
     assert_eq!(q.avail_count(), 248);
-    // SAFETY: as above.
-    unsafe { c.put_bulk(&y).unwrap() };
+    c.run(Put(&y)).unwrap();
     let qs = q.lcore_stats(0).unwrap();
     assert_eq!(
         (qs.get_success_objs, qs.put_objs, qs.cache_misses),
@@ -721,7 +745,7 @@ fn split_handles_take_the_path_their_type_says() {
         },
     )
     .unwrap();
-    assert!(matches!(qnc.lcore_cache().split(), SplitRef::Direct(_)));
+    assert_eq!(path(&qnc.lcore_cache()), "Direct<'_, false>");
     q.flush_lcore_cache().unwrap();
     assert_eq!(q.avail_count(), 256);
     qnc.free().unwrap();

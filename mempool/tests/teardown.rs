@@ -7,42 +7,12 @@ use std::path::PathBuf;
 use eal::{Eal, VirtAddr};
 use mempool::{Mempool, Pool, PoolConfig};
 
-fn eal(tag: &str) -> Eal {
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &format!("mptd-{tag}-{}", std::process::id()),
-        "-l",
-        "0-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Eal::init(&argv).expect("EAL init (--no-huge)").0
-}
-
-/// The runtime directory and memory files of `e`, which must exist now.
-fn files_of(e: &Eal) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = e.memory().files().to_vec();
-    assert!(!f.is_empty(), "an EAL under --no-huge has a /dev/shm file");
-    f.push(e.runtime_dir().to_path_buf());
-    for p in &f {
-        assert!(
-            p.exists(),
-            "{} should exist while the EAL lives",
-            p.display()
-        );
-    }
-    f
-}
-
-fn assert_gone(files: &[PathBuf]) {
-    for p in files {
-        assert!(!p.exists(), "{} left behind after cleanup", p.display());
-    }
+/// A `--no-huge` EAL of its own for test `tag`, and its files (which exist now).
+fn setup(tag: &str) -> (Eal, Vec<PathBuf>) {
+    let args = testkit::eal_env::no_huge_args(&format!("mptd-{tag}"), 64, "0-1");
+    let e = Eal::init(&args).expect("EAL init (--no-huge)").0;
+    let files = testkit::eal_env::eal_files(e.memory().files(), e.runtime_dir());
+    (e, files)
 }
 
 fn cfg(ops: &str, cache: u32) -> PoolConfig<'_> {
@@ -81,8 +51,7 @@ fn exercise(e: &Eal, p: &Mempool) {
 
 #[test]
 fn freed_pools_leave_no_files() {
-    let e = eal("freed");
-    let files = files_of(&e);
+    let (e, files) = setup("freed");
     for (i, (ops, cache)) in [("ring_mp_mc", 32), ("stack", 0), ("stack", 16)]
         .into_iter()
         .enumerate()
@@ -94,14 +63,12 @@ fn freed_pools_leave_no_files() {
         drop(l);
         p.free().expect("free");
     }
-    e.cleanup().expect("cleanup after every pool was freed");
-    assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(e.cleanup(), &files, "after every pool was freed");
 }
 
 #[test]
 fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
-    let e = eal("unfreed");
-    let files = files_of(&e);
+    let (e, files) = setup("unfreed");
     let p = Mempool::create(&e, "keep0", &cfg("ring_mp_mc", 32)).expect("create");
     let s = Mempool::create(&e, "keep1", &cfg("stack", 0)).expect("create");
     exercise(&e, &p);
@@ -123,15 +90,16 @@ fn unfreed_pools_release_the_eal_when_the_last_handle_drops() {
     exercise(&e, &again);
     drop(again);
     drop(s);
-    e.cleanup()
-        .expect("cleanup with pools never freed but every handle dropped");
-    assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(
+        e.cleanup(),
+        &files,
+        "with pools never freed but every handle dropped",
+    );
 }
 
 #[test]
 fn objects_out_at_last_drop_keep_the_pool_attached() {
-    let e = eal("out");
-    let files = files_of(&e);
+    let (e, files) = setup("out");
     let p = Mempool::create(&e, "out0", &cfg("ring_mp_mc", 0)).expect("create");
     let o = p.get().expect("get");
     let addr = p.addr();
@@ -150,7 +118,9 @@ fn objects_out_at_last_drop_keep_the_pool_attached() {
     unsafe { pool.put(o) }.expect("put back");
     // Re-look up and drop with nothing out: the pool detaches and the EAL can go.
     drop(Mempool::lookup(&e2, "out0").expect("lookup"));
-    e2.cleanup()
-        .expect("cleanup once every object is back and handles dropped");
-    assert_gone(&files);
+    testkit::eal_env::assert_clean_exit(
+        e2.cleanup(),
+        &files,
+        "once every object is back and handles dropped",
+    );
 }

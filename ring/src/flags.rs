@@ -22,16 +22,22 @@ bitflags::bitflags! {
         /// Multi consumer, head/tail sync (HTS): one dequeue in flight at a time.
         const MC_HTS_DEQ = 0x0040;
         /// Ferroplane's own bit (DPDK has no such layout): both sides' head/tail words
-        /// on one cache line, for rings whose threads all both enqueue and dequeue, such
-        /// as a mempool's free list. Faster there, slower for a producer/consumer
-        /// pipeline (see the layout in the crate's `layout` module and DESIGN.md).
+        /// on one cache line. For rings whose threads all both enqueue and dequeue, such
+        /// as a mempool's free list, where every operation reads its own head and the
+        /// other side's tail and writes its own head and tail: one line per operation
+        /// instead of two. Measured (`scripts/compare/ring_ab.sh`, two threads each
+        /// dequeuing and enqueuing 1/4/32 at a time on an MP/MC ring): 1.44 / 1.33 / 1.27
+        /// times DPDK's rate with it, 1.08 / 1.01 / 0.98 with the default layout. For a
+        /// producer/consumer pipeline it gives away what the default is built for (sides
+        /// that never write each other's line): a mempool filled by one thread and
+        /// drained by another measured 0.6 of the default at bulk 1. Its user is the
+        /// mempool's `ring_mp_mc` backend (see the crate's `layout` module and DESIGN.md).
         const ONE_LINE = 0x1000_0000;
         /// Ferroplane's own bit (DPDK has no such mode): optimistic multi consumer
-        /// ([`SyncMode::Optimistic`]). A dequeue of up to four entries copies them first
-        /// and then claims them with the head CAS, so nothing sits between its claim and
-        /// its tail store; larger ones run the multi protocol. Needs 8-byte, 8-aligned
-        /// elements with no padding (the constructors check the size and alignment; the
-        /// caller of the `unsafe` constructor vouches for the rest).
+        /// ([`SyncMode::Optimistic`], which says what it is for and what it measured).
+        /// Needs 8-byte, 8-aligned elements with no padding (the constructors check the
+        /// size and alignment; the caller of the `unsafe` constructor vouches for the
+        /// rest). Its user is the mempool's `ring_mp_mc` backend.
         const MC_OPT_DEQ = 0x2000_0000;
     }
 }
@@ -52,28 +58,39 @@ pub enum SyncMode {
     /// Head/tail sync: head and tail in one 64-bit word, one operation in flight at a
     /// time; allows peek and zero-copy.
     Hts = 3,
-    /// Consumer side only (`MC_OPT_DEQ`): a dequeue of up to four entries loads the head
-    /// and the producer tail, copies the entries it saw published, then claims them with
-    /// one CAS of the head (if another consumer claimed first, the copy is discarded and
-    /// it starts again) and publishes the tail as [`SyncMode::Multi`] does; larger
-    /// dequeues are [`SyncMode::Multi`]'s claim, copy, publish. Same head and tail words
-    /// as Multi, so the two paths mix on one ring. Slots are read and written with 8-byte
-    /// atomic accesses, because a consumer that loses the race may read a slot while a
-    /// producer of the next lap writes it. Not preemption safe (the tail is still
-    /// published in claim order).
+    /// Consumer side only (`MC_OPT_DEQ`), Ferroplane's own: a dequeue of up to four
+    /// entries loads the head and the producer tail, copies the entries it saw
+    /// published, then claims them with one CAS of the head (if another consumer claimed
+    /// first, the copy is discarded and it starts again) and publishes the tail as
+    /// [`SyncMode::Multi`] does, at once, since nothing is left to do between claim and
+    /// publication; larger dequeues are [`SyncMode::Multi`]'s claim, copy, publish. Same
+    /// head and tail words as Multi, so the two paths mix on one ring. Slots are read
+    /// and written with 8-byte atomic accesses, because a consumer that loses the race
+    /// may read a slot while a producer of the next lap writes it.
+    ///
+    /// What it is for: gets of one to four objects from threads that also put, a
+    /// mempool without a per-core cache, where the other core waits on the window
+    /// between a consumer's claim and its publication. Measured with dpdk-test's
+    /// mempool autotest, two cores, no cache: that group at 1.41 of DPDK's rate with
+    /// optimistic consumers, against 1.21-1.26 with the plain multi consumer
+    /// (docs/mempool-perf-history.md). The mempool's `ring_mp_mc` backend uses it
+    /// through [`MpOptRing`](crate::MpOptRing). Not preemption safe in DPDK's sense
+    /// (the tail is still published in claim order); its waits back off like Multi's.
     Optimistic = 4,
 }
 
 impl SyncMode {
+    /// The mode stored as `v` in a ring header, if any.
     pub(crate) fn from_u32(v: u32) -> Option<SyncMode> {
-        match v {
-            0 => Some(SyncMode::Multi),
-            1 => Some(SyncMode::Single),
-            2 => Some(SyncMode::Rts),
-            3 => Some(SyncMode::Hts),
-            4 => Some(SyncMode::Optimistic),
-            _ => None,
-        }
+        // In discriminant order.
+        const ALL: [SyncMode; 5] = [
+            SyncMode::Multi,
+            SyncMode::Single,
+            SyncMode::Rts,
+            SyncMode::Hts,
+            SyncMode::Optimistic,
+        ];
+        ALL.get(v as usize).copied()
     }
 }
 

@@ -22,7 +22,7 @@
 //! on one line it needs one. That is the better layout when every thread both enqueues
 //! and dequeues (a mempool's free list): two threads dequeuing and enqueuing 1/4/32 at a
 //! time on an MP/MC ring moved 1.44 / 1.33 / 1.27 times DPDK's rate with it, against
-//! 1.08 / 1.01 / 0.98 with the default (seventh session, `scripts/compare/ring_ab.sh`).
+//! 1.08 / 1.01 / 0.98 with the default (`scripts/compare/ring_ab.sh`).
 //! For a producer/consumer pipeline it gives away what the default is built for: sides
 //! that never write each other's line.
 //!

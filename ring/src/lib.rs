@@ -41,29 +41,39 @@
 //!   through any handle in any process") is accepted by whoever makes a handle to a ring
 //!   with a single side: [`Ring::init_in`], [`Ring::attach`] and the memzone constructors
 //!   are `unsafe` for that reason (and because the memory and `T` cannot be checked).
-//! * Producers and consumers never wait for each other: a full ring fails an enqueue, an
-//!   empty one a dequeue.
+//! * Producers and consumers do not wait for each other: a full ring fails an enqueue, an
+//!   empty one a dequeue (after waiting out an operation in flight on a multi other side,
+//!   see below).
 //!
 //! Bulk means all or nothing, burst means as many as fit. Results carry the count and a
 //! snapshot of free space ([`Enqueued`]) or remaining entries ([`Dequeued`]); the
 //! snapshots are lower bounds (single sides answer from a cached copy of the other
 //! side's tail and refresh it only when it says "not enough").
 //!
-//! # Preemption
+//! # Preemption and more threads than cores
 //!
-//! Multi (MP/MC) is **not preemption safe**: a thread that has moved the head but not yet
-//! the tail blocks every later thread of its side, which spins until it is scheduled
-//! again. Do not use MP/MC between threads that share a CPU, or with threads that can be
-//! descheduled while holding a reservation (non-isolated cores, `SCHED_OTHER`). RTS and
-//! HTS are the remedy: with RTS no thread waits for a particular other one (the tail
-//! moves when the last thread in flight finishes, and the head may run at most
-//! `htd_max` ahead), with HTS at most one operation per side is in flight, so a
-//! preempted thread delays but the wait is bounded by one operation. Optimistic consumers
-//! (`MC_OPT_DEQ`) copy small dequeues before claiming them, which shortens the window
-//! between claim and publication but does not remove it: they are not preemption safe
-//! either. Peek and
-//! zero-copy reservations hold the side until finished or dropped; on an HTS side every
-//! other operation of that side waits for them, on a single side none may start.
+//! Every multi-thread mode has a window between a thread's head move (its claim) and its
+//! tail update (its publication) in which other threads of the same side may have to
+//! wait for it: on a multi or optimistic side every later thread waits (tails move in
+//! claim order), on an HTS side every other operation of that side, on an RTS side the
+//! others once the head is `htd_max` ahead. A thread preempted inside that window
+//! (threads sharing a CPU, `SCHED_OTHER` threads on non-isolated cores) stretches those
+//! waits to the scheduler's time scale. DPDK's waits spin; with more threads than cores
+//! that can stall a ring for minutes.
+//!
+//! Here every such wait spins for a bounded number of spin-loop hints (the same loads a
+//! plain spin makes, so threads on cores of their own see no difference) and then gives
+//! up the CPU: a multi side's tail wait sleeps briefly (it needs one particular thread,
+//! which must get the CPU), HTS and RTS waits `sched_yield` (any waiter may go next). A
+//! call that finds the ring full or empty while the other side is multi and has an
+//! operation in flight waits for that operation the same way before it reports the
+//! failure, so that callers retrying at once do not starve the thread they wait for. The
+//! `backoff` module has the details and measurements. The waits remain unbounded (a
+//! thread that never runs again, or dies, inside the window blocks its side for good:
+//! the same as DPDK), and a preempted thread still costs its side a scheduler round
+//! trip; RTS and HTS are still the modes to choose for threads that share CPUs. Peek and
+//! zero-copy reservations hold their side until finished or dropped: on an HTS side
+//! every other operation of that side waits for them, on a single side none may start.
 //!
 //! # Memory ordering
 //!
@@ -71,35 +81,72 @@
 //! stored (or CASed) with Release after the slot copies and loaded by the other side with
 //! Acquire before its slot copies; head CASes are Release on success and their loads
 //! Acquire, so a thread that starts from another's head never pairs it with an older
-//! tail of the other side. Every pair is labelled at both ends in `ring.rs` (R1..R5,
-//! A1..A6). On a ring with optimistic consumers the slots are read and written with
-//! 8-byte relaxed atomics: a consumer that loses its CAS may have read a slot while a
-//! producer of the next lap wrote it, and only atomic accesses make that race defined
-//! (its copy is thrown away).
+//! tail of the other side. The pairs are listed in the `claim` module (R1..R5, A1..A6)
+//! and labelled at both ends in the mode modules. On a ring with optimistic consumers
+//! the slots are read and written with 8-byte relaxed atomics: a consumer that loses its
+//! CAS may have read a slot while a producer of the next lap wrote it, and only atomic
+//! accesses make that race defined (its copy is thrown away).
+//!
+//! # Layout of the crate
+//!
+//! | module | what |
+//! |--------|------|
+//! | `layout` | the shared-memory header, head/tail words and their encodings |
+//! | `flags` | [`RingFlags`], [`SyncMode`] |
+//! | `handle` | [`Ring`]: construction, attachment, accessors, counts, dump |
+//! | `memzone` | rings in EAL memzones |
+//! | `claim` | what a head move hands out; the list of acquire/release pairs |
+//! | `c11` | single and multi head moves and tail updates (DPDK `rte_ring_c11_pvt.h`) |
+//! | `rts`, `hts` | relaxed and head/tail sync (DPDK `rte_ring_{rts,hts}_elem_pvt.h`) |
+//! | `opt` | the optimistic consumer (`MC_OPT_DEQ`) |
+//! | `backoff` | how waits give up the CPU |
+//! | `copy` | the slot array and element copies (DPDK `rte_ring_elem_pvt.h`) |
+//! | `ops` | the per-call funnel: mode dispatch, head, copy, tail |
+//! | `entry` | the public `enqueue*`/`dequeue*`, `mp_*`/`mc_*`, `sp_*`/`sc_*` calls |
+//! | `mpmc` | [`MpMcRing`], [`MpOptRing`] |
+//! | `peek`, `zero_copy` | two-phase and in-place operations (DPDK `rte_ring_peek*.h`) |
+//! | `primitive` | atomics, spin hint, yield, sleep and slot tracker, swapped under loom |
 //!
 //! # Checking it
 //!
 //! * unit tests (per mode and operation, index wrap, exact size, peek, zero-copy):
 //!   `cargo test -p ferroplane-ring --lib`, also under Miri:
-//!   `cargo +nightly miri test -p ferroplane-ring --lib`;
-//! * stress (2+2 threads, every mode and mix, tagged elements checked exactly once and
-//!   in per-producer order): `cargo test -p ferroplane-ring --release --test stress`;
+//!   `MIRIFLAGS=-Zmiri-disable-isolation cargo +nightly miri test -p ferroplane-ring --lib`;
+//! * stress (2+2 threads in every mode and mix, and 8 per multi side in every mode,
+//!   tagged elements checked exactly once and in per-producer order, each run failing
+//!   after 120 s): `cargo test -p ferroplane-ring --release --test stress`;
 //! * loom models of the head/tail protocols:
-//!   `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p ferroplane-ring --test loom --release`.
+//!   `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p ferroplane-ring --test loom --release`;
+//! * 8 producers and 8 consumers moving 16 M elements in every mode, timed:
+//!   `cargo run --release -p ferroplane-ring --example oversubscribed`.
 
+mod backoff;
+mod c11;
+mod claim;
+mod copy;
+mod entry;
 pub mod error;
 pub mod flags;
+mod handle;
+mod hts;
 mod layout;
 mod memzone;
+mod mpmc;
+mod ops;
+mod opt;
+mod peek;
 mod primitive;
-mod ring;
+mod rts;
+mod zero_copy;
 
 pub use error::{Error, Result};
 pub use flags::{RingFlags, SyncMode};
+pub use handle::Ring;
 pub use layout::{LAYOUT_VERSION, MAX_ELEM_SIZE, MZ_PREFIX, NAME_MAX, RING_ALIGN, RING_SZ_MASK};
-pub use ring::{
-    DequeuePeek, Dequeued, EnqueuePeek, Enqueued, MpMcRing, MpOptRing, Ring, ZcDequeue, ZcEnqueue,
-};
+pub use mpmc::{MpMcRing, MpOptRing};
+pub use ops::{Dequeued, Enqueued};
+pub use peek::{DequeuePeek, EnqueuePeek};
+pub use zero_copy::{ZcDequeue, ZcEnqueue};
 
 #[cfg(test)]
 mod tests;

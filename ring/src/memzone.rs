@@ -1,8 +1,8 @@
 //! Rings in EAL memzones: `create` reserves `RG_<name>`, `lookup` attaches to it by name,
 //! `free` releases it.
 
+use crate::handle::{check_name, Backing};
 use crate::layout::{MZ_PREFIX, RING_ALIGN};
-use crate::ring::{check_name, Backing};
 use crate::{Error, Result, Ring, RingFlags};
 
 impl<T: Copy> Ring<T> {

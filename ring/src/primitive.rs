@@ -1,7 +1,8 @@
 //! The synchronisation primitives the ring uses, in one place so that the loom models in
-//! `tests/loom.rs` can swap them: under `cfg(loom)` the atomics, the spin hint and the
-//! slot-access tracker come from [loom](https://docs.rs/loom); otherwise they are `std`'s
-//! and the tracker compiles to nothing. (The crossbeam pattern.)
+//! `tests/loom.rs` can swap them: under `cfg(loom)` the atomics, the spin hint, the
+//! scheduler yield, the short sleep and the slot-access tracker come from [loom](https://docs.rs/loom);
+//! otherwise they are `std`'s and the tracker compiles to nothing. (The crossbeam
+//! pattern.)
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
@@ -10,14 +11,19 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64};
 
 pub(crate) use std::sync::atomic::Ordering;
 
-/// Busy-wait hint inside a spin loop. Under loom it yields so that the model checker can
-/// schedule the thread we are waiting for.
+// The three ways of waiting: a busy-wait hint inside a spin loop, a `sched_yield`, and
+// the shortest sleep the kernel grants (a 1 µs request; the timer slack makes it about
+// 50 µs on Linux). Under loom all three are a loom yield, so that the model checker
+// schedules the thread being waited for.
+#[cfg(loom)]
+pub(crate) use loom::thread::{yield_now, yield_now as spin_loop, yield_now as sleep_briefly};
+#[cfg(not(loom))]
+pub(crate) use {core::hint::spin_loop, std::thread::yield_now};
+
+#[cfg(not(loom))]
 #[inline(always)]
-pub(crate) fn spin_loop() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    core::hint::spin_loop();
+pub(crate) fn sleep_briefly() {
+    std::thread::sleep(std::time::Duration::from_micros(1));
 }
 
 /// Shadow cells for the slots, so that loom sees every slot read and write and reports

@@ -634,15 +634,24 @@ fn dump_text() {
     r.enqueue_bulk(&[1, 2, 3]);
     let mut out = Vec::new();
     r.dump(&mut out).unwrap();
-    let s = String::from_utf8(out).unwrap();
-    assert!(s.contains("ring <test>"), "{s}");
-    assert!(s.contains("capacity=15"), "{s}");
-    assert!(
-        s.contains("prod: sync=Rts head=3 tail=3 head_cnt=1 tail_cnt=1"),
-        "{s}"
+    dump_has(
+        out,
+        &[
+            "ring <test>",
+            "capacity=15",
+            "prod: sync=Rts head=3 tail=3 head_cnt=1 tail_cnt=1",
+            "cons: sync=Hts head=0 tail=0",
+            "used=3",
+        ],
     );
-    assert!(s.contains("cons: sync=Hts head=0 tail=0"), "{s}");
-    assert!(s.contains("used=3"), "{s}");
+}
+
+/// The dump text `out` contains every one of `lines`.
+fn dump_has(out: Vec<u8>, lines: &[&str]) {
+    let text = String::from_utf8(out).unwrap();
+    for l in lines {
+        assert!(text.contains(l), "no {l:?} in {text}");
+    }
 }
 
 #[test]
@@ -769,13 +778,14 @@ fn optimistic_consumer_entry_points_and_handles() {
     assert_eq!(r.dequeue(), Some(7));
     let mut text = Vec::new();
     r.dump(&mut text).unwrap();
-    let text = String::from_utf8(text).unwrap();
-    assert!(
-        text.contains("cons: sync=Optimistic head=6 tail=6"),
-        "{text}"
+    dump_has(
+        text,
+        &[
+            "cons: sync=Optimistic head=6 tail=6",
+            "prod: sync=Multi head=8 tail=8",
+            "used=2",
+        ],
     );
-    assert!(text.contains("prod: sync=Multi head=8 tail=8"), "{text}");
-    assert!(text.contains("used=2"), "{text}");
 }
 
 #[test]

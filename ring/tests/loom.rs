@@ -65,7 +65,7 @@ fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     );
 }
 
-/// Work around loom issue #392 (a spawned thread whose first atomic operation is a load
+/// Work around loom's tokio-rs/loom#392 (a spawned thread whose first atomic operation is a load
 /// is never scheduled ahead of the main thread, so whole interleavings go unexplored):
 /// every spawned thread first stores to `go`, and the main thread loads `go` right after
 /// spawning, which makes the two dependent from the start.
@@ -225,70 +225,38 @@ fn get_put_churn(flags: RingFlags) {
     });
 }
 
-#[test]
-fn mpmc_get_put_churn() {
-    get_put_churn(RingFlags::empty());
+/// One `#[test]` per (name, model, flags): each runs that model on a ring with those flags.
+macro_rules! models {
+    ($($(#[doc = $doc:literal])* $name:ident: $model:ident($flags:expr);)*) => {
+        $(
+            $(#[doc = $doc])*
+            #[test]
+            fn $name() {
+                $model($flags);
+            }
+        )*
+    };
 }
 
-#[test]
-fn spsc() {
-    one_to_one(RingFlags::SP_ENQ | RingFlags::SC_DEQ);
-}
-
-#[test]
-fn mpmc_one_to_one() {
-    one_to_one(RingFlags::empty());
-}
-
-#[test]
-fn mp_two_producers() {
-    two_producers(RingFlags::SC_DEQ);
-}
-
-#[test]
-fn mc_two_consumers() {
-    two_consumers(RingFlags::SP_ENQ);
-}
-
-#[test]
-fn rts_two_producers() {
-    two_producers(RingFlags::MP_RTS_ENQ | RingFlags::SC_DEQ);
-}
-
-#[test]
-fn rts_two_consumers() {
-    two_consumers(RingFlags::SP_ENQ | RingFlags::MC_RTS_DEQ);
-}
-
-#[test]
-fn hts_two_producers() {
-    two_producers(RingFlags::MP_HTS_ENQ | RingFlags::MC_HTS_DEQ);
-}
-
-#[test]
-fn hts_two_consumers() {
-    two_consumers(RingFlags::MC_HTS_DEQ);
-}
-
-/// Optimistic consumers (`MC_OPT_DEQ`): two of them race for the same entries while the
-/// main thread produces; a consumer whose CAS loses must throw its copy away.
-#[test]
-fn opt_two_consumers() {
-    two_consumers(RingFlags::SP_ENQ | RingFlags::MC_OPT_DEQ);
-}
-
-/// Optimistic consumer behind two multi producers.
-#[test]
-fn opt_two_producers() {
-    two_producers(RingFlags::MC_OPT_DEQ);
-}
-
-/// The no-cache mempool pattern on the ring the `ring_mp_mc` backend makes (one line,
-/// optimistic consumers): the ring wraps under both threads, so a consumer that loses its
-/// CAS has copied slots that the other thread may be refilling.
-#[test]
-fn opt_get_put_churn() {
-    get_put_churn(RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
+models! {
+    mpmc_get_put_churn: get_put_churn(RingFlags::empty());
+    spsc: one_to_one(RingFlags::SP_ENQ | RingFlags::SC_DEQ);
+    mpmc_one_to_one: one_to_one(RingFlags::empty());
+    mp_two_producers: two_producers(RingFlags::SC_DEQ);
+    mc_two_consumers: two_consumers(RingFlags::SP_ENQ);
+    rts_two_producers: two_producers(RingFlags::MP_RTS_ENQ | RingFlags::SC_DEQ);
+    rts_two_consumers: two_consumers(RingFlags::SP_ENQ | RingFlags::MC_RTS_DEQ);
+    hts_two_producers: two_producers(RingFlags::MP_HTS_ENQ | RingFlags::MC_HTS_DEQ);
+    hts_two_consumers: two_consumers(RingFlags::MC_HTS_DEQ);
+    /// Optimistic consumers (`MC_OPT_DEQ`): two of them race for the same entries while
+    /// the main thread produces; a consumer whose CAS loses must throw its copy away.
+    opt_two_consumers: two_consumers(RingFlags::SP_ENQ | RingFlags::MC_OPT_DEQ);
+    /// Optimistic consumer behind two multi producers.
+    opt_two_producers: two_producers(RingFlags::MC_OPT_DEQ);
+    /// The no-cache mempool pattern on the ring the `ring_mp_mc` backend makes (one
+    /// line, optimistic consumers): the ring wraps under both threads, so a consumer that
+    /// loses its CAS has copied slots that the other thread may be refilling.
+    opt_get_put_churn: get_put_churn(RingFlags::MC_OPT_DEQ | RingFlags::ONE_LINE);
 }
 
 /// Optimistic consumers of both sizes on one ring: a dequeue of five (the multi

@@ -8,7 +8,6 @@
 //!
 //! `cargo test -p ferroplane-ring --release --test stress` (a few seconds on 2 cores).
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Barrier};
 
@@ -64,17 +63,10 @@ enum Api {
     MpMc,
 }
 
-struct Mem(*mut u8, Layout);
-// SAFETY: a raw heap block handed to the ring; the ring synchronises access to it.
-unsafe impl Send for Mem {}
-// SAFETY: as above.
-unsafe impl Sync for Mem {}
-impl Drop for Mem {
-    fn drop(&mut self) {
-        // SAFETY: allocated with this layout in `run`.
-        unsafe { dealloc(self.0, self.1) }
-    }
-}
+/// The ring's memory: zeroed 128-byte lines (the ring's alignment), freed with the Vec.
+#[derive(Clone, Copy)]
+#[repr(C, align(128))]
+struct Line([u8; RING_ALIGN]);
 
 /// An MP/MC handle with the consumer protocol of the ring compiled in.
 enum MpHandle<T: Copy> {
@@ -121,30 +113,53 @@ fn flags_for(p: SyncMode, c: SyncMode) -> RingFlags {
     pf | cf
 }
 
-fn threads(m: SyncMode) -> u32 {
+/// Threads on a side of mode `m`: one on a single side, `multi` otherwise.
+fn threads(m: SyncMode, multi: u32) -> u32 {
     if m == SyncMode::Single {
         1
     } else {
-        2
+        multi
     }
 }
 
-fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout: RingFlags) {
+/// What a thread does after a call that moved nothing: yield (polite), or retry at once
+/// as a program that expects the ring to cope would.
+fn idle(retry_at_once: bool) {
+    if retry_at_once {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// The longest a run may take before it fails, whatever its progress.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The longest a run may go without an element dequeued before it fails.
+const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `multi` threads on each multi side (single sides get one).
+fn run<T: Elem>(
+    pm: SyncMode,
+    cm: SyncMode,
+    api: Api,
+    per_producer: u64,
+    layout: RingFlags,
+    multi: u32,
+    retry_at_once: bool,
+) {
     let flags = flags_for(pm, cm) | layout;
     let count = 256;
     let len = Ring::<T>::memsize(count, flags).unwrap();
-    let layout = Layout::from_size_align(len, RING_ALIGN).unwrap();
-    // SAFETY: non-zero size.
-    let mem = Arc::new(Mem(unsafe { alloc_zeroed(layout) }, layout));
-    assert!(!mem.0.is_null());
-    // SAFETY: fresh exclusive block that `mem` keeps alive until every thread is joined
+    let mut mem = vec![Line([0; RING_ALIGN]); len.div_ceil(RING_ALIGN)];
+    let base = mem.as_mut_ptr().cast::<u8>();
+    // SAFETY: a fresh exclusive block that `mem` keeps alive until every thread is joined
     // (the ring handle is dropped before `mem`); single sides get exactly one thread.
-    let r = Arc::new(unsafe { Ring::<T>::init_in(mem.0, len, "stress", count, flags) }.unwrap());
+    let r = Arc::new(unsafe { Ring::<T>::init_in(base, len, "stress", count, flags) }.unwrap());
     // SAFETY: empty, not shared yet. Start 1000 positions before the u32 wrap.
     unsafe { r.reset_at(u32::MAX - 1000) };
 
-    let np = threads(pm);
-    let nc = threads(cm);
+    let np = threads(pm, multi);
+    let nc = threads(cm, multi);
     let total = per_producer * u64::from(np);
     let seen: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
     let consumed = Arc::new(AtomicU64::new(0));
@@ -178,7 +193,7 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
                 }
                 seq += u64::from(n);
                 if n == 0 {
-                    std::thread::yield_now();
+                    idle(retry_at_once);
                 }
             }
         }));
@@ -242,7 +257,7 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
                     }
                 };
                 if n == 0 {
-                    std::thread::yield_now();
+                    idle(retry_at_once);
                 } else {
                     consumed.fetch_add(u64::from(n), Ordering::Relaxed);
                 }
@@ -250,16 +265,27 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
         }));
     }
     // Watchdog: a protocol bug usually shows as a stall (a tail that never reaches a
-    // waiter, elements that never become visible), so fail instead of hanging.
-    let mut last = (0, std::time::Instant::now());
+    // waiter, elements that never become visible), and a wait that does not back off
+    // shows as a crawl when threads outnumber cores; fail on either instead of hanging.
+    let started = std::time::Instant::now();
+    let mut last = (0, started);
     while !hs.iter().all(|h| h.is_finished()) {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let now = consumed.load(Ordering::Relaxed);
         if now != last.0 {
             last = (now, std::time::Instant::now());
-        } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
+        }
+        let stalled = last.1.elapsed() > STALL_LIMIT;
+        if stalled || started.elapsed() > RUN_LIMIT {
             failed.store(true, Ordering::Relaxed);
-            panic!("{pm:?}/{cm:?} {api:?}: no progress for 20 s at {now} of {total} elements");
+            panic!(
+                "{pm:?}/{cm:?} {api:?} ({np}+{nc} threads): {} at {now} of {total} elements",
+                if stalled {
+                    "no progress for 20 s"
+                } else {
+                    "not done in 120 s"
+                }
+            );
         }
     }
     let mut panicked = false;
@@ -278,6 +304,7 @@ fn run<T: Elem>(pm: SyncMode, cm: SyncMode, api: Api, per_producer: u64, layout:
     assert_eq!(missing, 0, "{pm:?}/{cm:?} {api:?}: elements never dequeued");
     assert!(r.empty());
     drop(r);
+    drop(mem);
 }
 
 const COMBOS: [(SyncMode, SyncMode); 10] = [
@@ -317,7 +344,7 @@ fn all<T: Elem>() {
             // Both header layouts: DPDK's (a block per side) and both sides on one line.
             for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
                 let t = std::time::Instant::now();
-                run::<T>(pm, cm, api, per_producer(), layout);
+                run::<T>(pm, cm, api, per_producer(), layout, 2, false);
                 eprintln!(
                     "{pm:?}/{cm:?} {api:?} {}B {layout:?}: ok in {:?}",
                     std::mem::size_of::<T>(),
@@ -338,6 +365,17 @@ fn stress_16_byte() {
     all::<E16>();
 }
 
+/// Optimistic consumers against every producer mode, and both typed MP/MC handles.
+const OPT_CASES: [(SyncMode, SyncMode, Api); 7] = [
+    (SyncMode::Multi, SyncMode::Optimistic, Api::Bulk),
+    (SyncMode::Multi, SyncMode::Optimistic, Api::Burst),
+    (SyncMode::Single, SyncMode::Optimistic, Api::Bulk),
+    (SyncMode::Rts, SyncMode::Optimistic, Api::Burst),
+    (SyncMode::Hts, SyncMode::Optimistic, Api::Bulk),
+    (SyncMode::Multi, SyncMode::Optimistic, Api::MpMc),
+    (SyncMode::Multi, SyncMode::Multi, Api::MpMc),
+];
+
 /// Optimistic consumers (`MC_OPT_DEQ`, 8-byte elements only) against every producer mode,
 /// and both MP/MC protocols through `MpMcRing`. The 256-entry ring wraps every few
 /// hundred elements, so consumers that lose their CAS have often copied slots that a
@@ -345,23 +383,53 @@ fn stress_16_byte() {
 /// that was kept anyway.
 #[test]
 fn stress_optimistic_consumers() {
-    let cases = [
-        (SyncMode::Multi, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Multi, SyncMode::Optimistic, Api::Burst),
-        (SyncMode::Single, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Rts, SyncMode::Optimistic, Api::Burst),
-        (SyncMode::Hts, SyncMode::Optimistic, Api::Bulk),
-        (SyncMode::Multi, SyncMode::Optimistic, Api::MpMc),
-        (SyncMode::Multi, SyncMode::Multi, Api::MpMc),
-    ];
-    for (pm, cm, api) in cases {
+    for (pm, cm, api) in OPT_CASES {
         for layout in [RingFlags::empty(), RingFlags::ONE_LINE] {
             let t = std::time::Instant::now();
-            run::<u64>(pm, cm, api, per_producer(), layout);
+            run::<u64>(pm, cm, api, per_producer(), layout, 2, false);
             eprintln!(
                 "{pm:?}/{cm:?} {api:?} 8B {layout:?}: ok in {:?}",
                 t.elapsed()
             );
         }
+    }
+}
+
+/// More threads than cores: 8 on every multi side (one on a single side), for every
+/// mode, retrying failed calls without yielding, so that threads are preempted between their head move and their tail update
+/// and the others must wait for them (the waits back off to the scheduler). Every
+/// element tagged and checked exactly once, as above; each run fails if it passes the
+/// watchdog's limits rather than hang.
+#[test]
+fn stress_oversubscribed() {
+    // Every mode pair with bursts (and zero-copy where the consumer side allows it),
+    // then the optimistic consumers and the typed handles.
+    let zc = |&(_, cm): &(SyncMode, SyncMode)| matches!(cm, SyncMode::Single | SyncMode::Hts);
+    let cases = COMBOS
+        .iter()
+        .map(|&(pm, cm)| (pm, cm, Api::Burst))
+        .chain(
+            COMBOS
+                .iter()
+                .filter(|c| zc(c))
+                .map(|&(pm, cm)| (pm, cm, Api::ZeroCopy)),
+        )
+        .chain(OPT_CASES);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Enough elements for many laps of the 256-slot ring and many preemptions, few
+    // enough for a second or two per case on two busy cores.
+    let per_producer = if cfg!(debug_assertions) {
+        2_500
+    } else {
+        10_000
+    };
+    for (pm, cm, api) in cases {
+        let t = std::time::Instant::now();
+        // Threads retry a full or empty ring at once, without yielding.
+        run::<u64>(pm, cm, api, per_producer, RingFlags::empty(), 8, true);
+        eprintln!(
+            "{pm:?}/{cm:?} {api:?} 8B, 8 threads per multi side on {cores} cores: ok in {:?}",
+            t.elapsed()
+        );
     }
 }

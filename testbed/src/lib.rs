@@ -16,6 +16,18 @@
 //! the machine: these are Unix sockets.
 //!
 //! One guest uses both cores under TCG: run guests one at a time.
+//!
+//! [`harness`] has what the guest tests share (the `FP_TESTBED` gate, building the
+//! release binaries for the guest, the common shell steps); [`frames`] the e1000 test
+//! traffic both the guest program and the host test build. The programs in `src/bin/`
+//! (`fp-devtest`, `fp-e1000test`, `fp-nvmetest`) are the guest halves of the root
+//! `tests/testbed_devices.rs`, `tests/e1000_guest.rs` and `tests/nvme_driver.rs`: test
+//! helpers copied into the guest's `/fp/bin`, not user tools.
+
+pub mod frames;
+pub mod harness;
+
+pub use harness::{boot_or_skip, build_release};
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixDatagram;
@@ -102,25 +114,17 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn on_path(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
-}
-
-/// Whether a guest can be booted here: `Ok` or the reason to skip. `FP_TESTBED=0`
-/// disables; otherwise QEMU must be installed, or we must be root with apt-get to
-/// install it.
+/// Whether a guest can be booted on this machine: `Ok` or the reason not. QEMU,
+/// cpio and busybox must be installed, or we must be root with apt-get to install them.
+/// (`FP_TESTBED` is read by [`boot_or_skip`], not here.)
 pub fn can_boot() -> Result<(), String> {
-    if std::env::var("FP_TESTBED").is_ok_and(|v| v == "0") {
-        return Err("FP_TESTBED=0".into());
-    }
-    if on_path("qemu-system-x86_64") && on_path("cpio") && Path::new("/bin/busybox").exists() {
+    if testkit::on_path("qemu-system-x86_64")
+        && testkit::on_path("cpio")
+        && Path::new("/bin/busybox").exists()
+    {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root && on_path("apt-get") {
+    if testkit::is_root() && testkit::on_path("apt-get") {
         return Ok(());
     }
     Err(

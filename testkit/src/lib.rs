@@ -9,9 +9,15 @@
 //! Environment:
 //! - `FP_SKIP_LOG=FILE`: append `test<TAB>need<TAB>why` per skip.
 //! - `FP_REQUIRE=1`: skips of required needs fail the test.
+//!
+//! [`netns::Netns`] is a private network namespace with veth pairs, deleted on drop.
 #![deny(missing_docs)]
 
+pub mod child;
+pub mod eal_env;
+pub mod netns;
 mod sys;
+pub mod tempdir;
 
 use std::fmt;
 use std::io::Write;

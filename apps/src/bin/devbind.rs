@@ -241,46 +241,43 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Action::Bind(drv) => {
-            let mut failed = false;
-            for a in &cli.addrs {
-                match bind::bind(&cli.roots, *a, drv, cli.force) {
-                    Ok(bind::BindOutcome::AlreadyBound) => println!("{a}: already bound to {drv}"),
-                    Ok(bind::BindOutcome::Bound { previous }) => {
-                        println!(
-                            "{a}: bound to {drv} (was {})",
-                            previous.as_deref().unwrap_or("no driver")
-                        )
-                    }
-                    Err(e) => {
-                        eprintln!("ferroplane-devbind: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Action::Unbind => {
-            let mut failed = false;
-            for a in &cli.addrs {
-                match bind::unbind(&cli.roots, *a, cli.force) {
-                    Ok(Some(d)) => println!("{a}: unbound from {d}"),
-                    Ok(None) => println!("{a}: had no driver"),
-                    Err(e) => {
-                        eprintln!("ferroplane-devbind: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
+        Action::Bind(drv) => for_each_addr(&cli.addrs, |a| {
+            Ok(match bind::bind(&cli.roots, a, drv, cli.force)? {
+                bind::BindOutcome::AlreadyBound => format!("{a}: already bound to {drv}"),
+                bind::BindOutcome::Bound { previous } => format!(
+                    "{a}: bound to {drv} (was {})",
+                    previous.as_deref().unwrap_or("no driver")
+                ),
+            })
+        }),
+        Action::Unbind => for_each_addr(&cli.addrs, |a| {
+            Ok(match bind::unbind(&cli.roots, a, cli.force)? {
+                Some(d) => format!("{a}: unbound from {d}"),
+                None => format!("{a}: had no driver"),
+            })
+        }),
+    }
+}
+
+/// Apply `op` to every address, printing its line or its error; exit 1 if any failed
+/// (the others are still done).
+fn for_each_addr(
+    addrs: &[PciAddr],
+    mut op: impl FnMut(PciAddr) -> Result<String, eal::Error>,
+) -> ExitCode {
+    let mut failed = false;
+    for &a in addrs {
+        match op(a) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("ferroplane-devbind: {e}");
+                failed = true;
             }
         }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

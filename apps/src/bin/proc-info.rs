@@ -27,7 +27,9 @@
 
 use std::process::ExitCode;
 
-use eal::{Eal, Error, Memzone};
+use ferroplane_apps::mp;
+
+use eal::{Eal, Memzone};
 use mempool::Mempool;
 use ring::Ring;
 
@@ -53,35 +55,17 @@ fn main() -> ExitCode {
         println!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    let given = |names: &[&str]| {
-        argv[..eal_part].iter().any(|a| {
-            names
-                .iter()
-                .any(|n| a == n || a.starts_with(&format!("{n}=")))
-        })
-    };
-    let mut inject = Vec::new();
-    if !given(&["--proc-type"]) {
-        inject.extend(["--proc-type".to_string(), "secondary".to_string()]);
-    }
-    if !given(&["-l", "--lcores", "-c"]) {
+    if !mp::eal_arg_given(&argv, &["-l", "--lcores", "-c"]) {
         let cpu = eal::lcore::CpuTopology::read(std::path::Path::new("/sys"))
             .ok()
             .and_then(|t| t.online().first().copied())
             .unwrap_or(0);
-        inject.extend(["--lcores".to_string(), format!("127@{cpu}")]);
+        argv.splice(1..1, ["--lcores".to_string(), format!("127@{cpu}")]);
     }
-    argv.splice(1..1, inject);
-    let (eal, rest) = match Eal::init(&argv) {
+    mp::secondary_by_default(&mut argv);
+    let (eal, rest) = match mp::init_eal("proc-info", &argv, usage) {
         Ok(x) => x,
-        Err(Error::HelpRequested) => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("proc-info: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut sel = Sel {
         procs: false,
@@ -98,7 +82,7 @@ fn main() -> ExitCode {
             "--mempools" => sel.mempools = true,
             "--stats" => sel.stats = true,
             other => {
-                eprintln!("proc-info: unknown argument '{other}'\n{}", usage());
+                eprintln!("proc-info: unknown argument '{other}' (see -h)");
                 return ExitCode::from(2);
             }
         }

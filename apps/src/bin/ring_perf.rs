@@ -6,7 +6,7 @@
 //!
 //! Units: every number printed here is **cycles per element** (TSC cycles), except the
 //! empty-dequeue case, which is cycles per call. DPDK 22.11 prints the one-core burst
-//! and bulk cases per (enqueue N + dequeue N) call pair; scripts/compare/ring.sh divides
+//! and bulk cases per (enqueue N + dequeue N) call pair; `ferroplane-compare ring` divides
 //! those by N before comparing. The single case is per enqueue+dequeue pair in both.
 //! The two-lcore case is, as in DPDK, the sum of the producer's and the consumer's
 //! cycles per element.

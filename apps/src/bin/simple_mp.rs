@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use eal::{Eal, Error, VirtAddr};
+use ferroplane_apps::mp;
+
+use eal::{Eal, VirtAddr};
 use mempool::{Mempool, PoolConfig};
 use ring::{Ring, RingFlags};
 
@@ -189,23 +191,13 @@ impl Link {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let (eal, rest) = match Eal::init(&argv) {
+    let (eal, rest) = match mp::init_eal("simple_mp", &argv, usage) {
         Ok(x) => x,
-        Err(Error::HelpRequested) => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("simple_mp: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let opts = match parse(&rest) {
+    let opts = match mp::app_args("simple_mp", parse(&rest)) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("simple_mp: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let link = match Link::setup(&eal) {
         Ok(l) => l,

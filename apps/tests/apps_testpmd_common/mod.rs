@@ -1,12 +1,12 @@
 //! Helpers for the testpmd and l2fwd end-to-end tests: a child process whose output is
 //! collected on a thread (stdin piped for the interactive tests), a private network
-//! namespace deleted on drop, a raw AF_PACKET socket, kernel interface counters.
+//! namespace (`testkit::netns`), a raw AF_PACKET socket, an Internet checksum.
 //! Every wait is a hang guard with a generous bound, never a timing assertion.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,19 +22,6 @@ pub fn l2fwd() -> &'static str {
 
 pub fn prefix(tag: &str) -> String {
     format!("t-{tag}-{}", std::process::id())
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: plain query.
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// A running child with its stdout (and stderr) gathered into one string.
@@ -202,110 +189,7 @@ pub fn numbers_after(text: &str, key: &str) -> Vec<u64> {
     v
 }
 
-/// A private network namespace, deleted on drop (also when the test fails).
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    /// `None` (with the reason printed) if not root or `ip` is missing.
-    pub fn new(tag: &str) -> Option<Netns> {
-        if !is_root() {
-            eprintln!("SKIP: needs root to create a network namespace");
-            return None;
-        }
-        if !have("ip") {
-            eprintln!("SKIP: the `ip` command (iproute2) is missing");
-            return None;
-        }
-        let name = format!("fp-app-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let o = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("run ip");
-        if !o.status.success() {
-            eprintln!(
-                "SKIP: ip netns add failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            return None;
-        }
-        let ns = Netns { name };
-        // No IPv6 on interfaces made from now on: no router solicitations or DAD noise.
-        ns.sh("ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
-        Some(ns)
-    }
-
-    pub fn sh(&self, cmd: &str) -> Output {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
-            .output()
-            .expect("run ip netns exec");
-        assert!(
-            o.status.success(),
-            "`{cmd}` in {} failed: {}",
-            self.name,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    /// A veth pair `a`<->`b`, both up.
-    pub fn veth(&self, a: &str, b: &str) {
-        self.sh(&format!(
-            "ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"
-        ));
-    }
-
-    pub fn mac(&self, ifname: &str) -> [u8; 6] {
-        let o = self.sh(&format!("cat /sys/class/net/{ifname}/address"));
-        let s = String::from_utf8_lossy(&o.stdout);
-        let mut m = [0u8; 6];
-        for (b, p) in m.iter_mut().zip(s.trim().split(':')) {
-            *b = u8::from_str_radix(p, 16).expect("mac byte");
-        }
-        m
-    }
-
-    /// A kernel interface counter (`/sys/class/net/IF/statistics/NAME`).
-    pub fn counter(&self, ifname: &str, name: &str) -> u64 {
-        let o = self.sh(&format!("cat /sys/class/net/{ifname}/statistics/{name}"));
-        String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .expect("counter")
-    }
-
-    /// A command run inside the namespace (`ip netns exec NS prog args...`).
-    pub fn command(&self, prog: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, prog]);
-        c
-    }
-
-    /// Run `f` on a thread that has entered the namespace.
-    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns file");
-            // SAFETY: a valid namespace fd; affects only this thread.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
+pub use testkit::netns::Netns;
 
 /// A raw AF_PACKET socket bound to an interface of the calling thread's namespace.
 pub struct RawSock(OwnedFd);

@@ -118,7 +118,7 @@ pub fn recommended_iova_mode(sys_root: &Path, max_va: u64) -> Result<IovaMode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::TempDir;
+    use testkit::tempdir::TempDir;
 
     #[test]
     fn mgaw_from_cap() {

@@ -31,7 +31,12 @@
 //! `vfio-ioctls` crate.
 
 pub mod bind;
+mod drivers;
+#[cfg(test)]
+mod fake_tree;
+mod in_use;
 pub mod iommu;
+mod sysfs;
 pub mod uio;
 pub mod vfio;
 
@@ -356,7 +361,7 @@ impl Device {
     /// [`open`](Self::open) with explicit system roots (VFIO itself always uses
     /// `/dev/vfio`).
     pub fn open_with(eal: &Eal, addr: PciAddr, roots: &SysRoots) -> Result<Device> {
-        let dir = bind::device_dir(&roots.sys, addr);
+        let dir = sysfs::device_dir(&roots.sys, addr);
         if !dir.exists() {
             return Err(Error::NoSuchDevice {
                 addr: addr.to_string(),
@@ -406,7 +411,7 @@ impl Device {
 
     /// `<sys>/bus/pci/devices/<addr>`.
     pub fn sysfs_dir(&self) -> PathBuf {
-        bind::device_dir(&self.roots.sys, self.addr)
+        sysfs::device_dir(&self.roots.sys, self.addr)
     }
 
     /// Memory BAR `i` (0..=5), mapped on first use; clones share the mapping.
@@ -683,7 +688,7 @@ mod tests {
 
     #[test]
     fn config_space_bounds() {
-        let t = crate::test_util::TempDir::new("cfg");
+        let t = testkit::tempdir::TempDir::new("cfg");
         let p = t.path().join("config");
         let mut img = vec![0u8; 256];
         img[0..2].copy_from_slice(&0x1b36u16.to_le_bytes());

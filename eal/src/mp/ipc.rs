@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn in_process_round_trips() {
         use std::io::{Read, Seek, Write};
-        let t = crate::test_util::TempDir::new("mp");
+        let t = testkit::tempdir::TempDir::new("mp");
         let pri = Mp::start(t.path(), true).unwrap();
         let sec = Mp::start(t.path(), false).unwrap();
         assert_eq!(pri.peers().len(), 1);

@@ -39,22 +39,7 @@ const _: () = assert!(std::mem::size_of::<VfioDeviceInfo>() == 24);
 /// (a BAR: a sysfs `resourceN` file at offset 0, or a VFIO device fd at a region
 /// offset). `what` names the mapping in the error.
 pub fn mmap_device(fd: BorrowedFd<'_>, len: u64, offset: u64, what: &str) -> Result<VirtAddr> {
-    // SAFETY: no MAP_FIXED, so no existing mapping is replaced; the kernel picks a fresh
-    // range. The result is checked against MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            offset as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(Error::last_os("map", what.to_string()));
-    }
-    Ok(VirtAddr(p as usize as u64))
+    super::mem::mmap_shared_at(fd, len, offset, what)
 }
 
 /// Unmap a mapping made by [`mmap_device`].

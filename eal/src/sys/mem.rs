@@ -94,9 +94,11 @@ pub unsafe fn mmap_fixed_shared(
     Ok(())
 }
 
-/// Map `len` bytes of `fd` shared and read-write wherever the kernel likes.
-pub fn mmap_shared(len: u64, fd: BorrowedFd<'_>) -> Result<VirtAddr> {
-    // SAFETY: no MAP_FIXED; a fresh range is chosen by the kernel. Checked below.
+/// Map `len` bytes of `fd` from `offset`, shared and read-write, wherever the kernel
+/// likes. `what` names the mapping in the error.
+pub fn mmap_shared_at(fd: BorrowedFd<'_>, len: u64, offset: u64, what: &str) -> Result<VirtAddr> {
+    // SAFETY: no MAP_FIXED, so no existing mapping is replaced; the kernel picks a fresh
+    // range. The result is checked against MAP_FAILED.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -104,16 +106,18 @@ pub fn mmap_shared(len: u64, fd: BorrowedFd<'_>) -> Result<VirtAddr> {
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
-            0,
+            offset as libc::off_t,
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(Error::last_os(
-            "map",
-            format!("{len} bytes of a shared file"),
-        ));
+        return Err(Error::last_os("map", what.to_string()));
     }
     Ok(VirtAddr(p as usize as u64))
+}
+
+/// Map `len` bytes of a shared file from its start (see [`mmap_shared_at`]).
+pub fn mmap_shared(len: u64, fd: BorrowedFd<'_>) -> Result<VirtAddr> {
+    mmap_shared_at(fd, len, 0, &format!("{len} bytes of a shared file"))
 }
 
 /// Unmap `[addr, addr+len)`.

@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::{Info, BURST, INFO, INFO_MAGIC, INFO_VERSION, POOL};
-use eal::{Eal, Error};
+use ferroplane_apps::mp;
+
+use eal::Eal;
 use mbuf::{Mbuf, MbufHeader, PktmbufPool};
 use ring::Ring;
 
@@ -38,39 +40,22 @@ fn usage() -> String {
 
 fn main() -> ExitCode {
     let mut argv: Vec<String> = std::env::args().collect();
-    let eal_part = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
-    if !argv[..eal_part]
-        .iter()
-        .any(|a| a == "--proc-type" || a.starts_with("--proc-type="))
-    {
-        argv.splice(1..1, ["--proc-type".to_string(), "secondary".to_string()]);
-    }
-    let (eal, rest) = match Eal::init(&argv) {
+    mp::secondary_by_default(&mut argv);
+    let (eal, rest) = match mp::init_eal("mp_client", &argv, usage) {
         Ok(x) => x,
-        Err(Error::HelpRequested) => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("mp_client: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let id = match rest.as_slice() {
-        [n, v] if n == "-n" => match v.parse::<u32>() {
-            Ok(v) => v,
-            Err(_) => {
-                eprintln!(
-                    "mp_client: invalid value '{v}' for '-n': not a client number\n{}",
-                    usage()
-                );
-                return ExitCode::from(2);
-            }
+    let id = match mp::app_args(
+        "mp_client",
+        match rest.as_slice() {
+            [n, v] if n == "-n" => v
+                .parse::<u32>()
+                .map_err(|_| format!("invalid value '{v}' for '-n': not a client number")),
+            _ => Err("missing '-n CLIENT_ID'".to_string()),
         },
-        _ => {
-            eprintln!("mp_client: missing '-n CLIENT_ID'\n{}", usage());
-            return ExitCode::from(2);
-        }
+    ) {
+        Ok(id) => id,
+        Err(code) => return code,
     };
     match run(&eal, id) {
         Ok(code) => ExitCode::from(code),

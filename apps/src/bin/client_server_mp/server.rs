@@ -29,7 +29,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Info, BURST, INFO, INFO_MAGIC, INFO_VERSION, MAX_CLIENTS, PAYLOAD, POOL};
-use eal::{Eal, Error, MemzoneFlags};
+use ferroplane_apps::mp;
+
+use eal::{Eal, MemzoneFlags};
 use mbuf::Mbuf;
 use ring::{Ring, RingFlags};
 
@@ -83,23 +85,13 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let (eal, rest) = match Eal::init(&argv) {
+    let (eal, rest) = match mp::init_eal("mp_server", &argv, usage) {
         Ok(x) => x,
-        Err(Error::HelpRequested) => {
-            println!("{}", usage());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("mp_server: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let o = match parse(&rest) {
+    let o = match mp::app_args("mp_server", parse(&rest)) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("mp_server: {e}\n{}", usage());
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if !eal.is_primary() {
         eprintln!("mp_server: must be the primary process (drop --proc-type secondary)");

@@ -1,6 +1,6 @@
 //! `mempool_perf`: the cases of DPDK 22.11's `mempool_perf_autotest`
 //! (app/test/test_mempool_perf.c), measured on Ferroplane's mempool and printed in the
-//! same layout, so `scripts/compare/mempool.sh` can put the two side by side.
+//! same layout, so `ferroplane-compare mempool` can put the two side by side.
 //!
 //! What one case measures (the DPDK test's structure): every participating lcore, after
 //! a common start signal, repeats for `--time-s` seconds: take `n_keep` objects in bulks

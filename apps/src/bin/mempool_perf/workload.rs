@@ -1,9 +1,8 @@
-//! The measured loop of `mempool_perf`, in its own file so that
-//! `scripts/compare/mempool_ab` (the in-process A/B against DPDK's mempool) runs exactly
-//! this code: the structure of DPDK 22.11's `test_loop` in app/test/test_mempool_perf.c.
+//! The measured loop of `mempool_perf`, in its own file: the structure of DPDK 22.11's
+//! `test_loop` in app/test/test_mempool_perf.c.
 
 use eal::VirtAddr;
-use mempool::{BulkGetPut, CacheRef, SplitRef};
+use mempool::{BulkGetPut, CacheRef, GetPutLoop};
 
 /// Objects per round (DPDK's `N`).
 pub const N: u32 = 65536;
@@ -26,14 +25,15 @@ impl Table {
 
 /// Where one lcore takes objects from: the pool with its cache resolved once per lcore,
 /// as DPDK's test does (`rte_mempool_default_cache` or a user cache, then
-/// `rte_mempool_generic_get/put` with it), and split once into "has a cache" or not
-/// ([`CacheRef::split`]), so each loop below holds only the path it takes.
-pub struct Src<'a>(SplitRef<'a>);
+/// `rte_mempool_generic_get/put` with it). Each round runs through [`CacheRef::run`],
+/// so the loops below are compiled for the one path they take (cache or not, statistics
+/// or not).
+pub struct Src<'a>(CacheRef<'a>);
 
 impl<'a> Src<'a> {
     /// The source for `cache`.
     pub fn new(cache: CacheRef<'a>) -> Src<'a> {
-        Src(cache.split())
+        Src(cache)
     }
 }
 
@@ -120,6 +120,24 @@ fn run<S: BulkGetPut>(
     }
 }
 
+/// One round of a case, as a loop body for [`CacheRef::run`].
+struct Round<'t> {
+    table: &'t mut Table,
+    keep: usize,
+    gb: usize,
+    pb: usize,
+    constant: bool,
+}
+
+impl GetPutLoop for Round<'_> {
+    type Output = bool;
+
+    #[inline(always)]
+    fn run<S: BulkGetPut>(self, src: &S) -> bool {
+        run(src, self.table, self.keep, self.gb, self.pb, self.constant)
+    }
+}
+
 /// One round of a case: `N / keep` cycles, with the bulk sizes as run-time values, or, if
 /// `constant` and the sizes are equal and one of 1, 4, 8, 32, as compile-time constants
 /// (DPDK's "constant_n" replay). False if a get failed.
@@ -132,10 +150,11 @@ pub fn run_round(
     pb: usize,
     constant: bool,
 ) -> bool {
-    match &src.0 {
-        SplitRef::Cached(c) => run(c, table, keep, gb, pb, constant),
-        SplitRef::CachedCounted(c) => run(c, table, keep, gb, pb, constant),
-        SplitRef::Direct(d) => run(d, table, keep, gb, pb, constant),
-        SplitRef::DirectCounted(d) => run(d, table, keep, gb, pb, constant),
-    }
+    src.0.run(Round {
+        table,
+        keep,
+        gb,
+        pb,
+        constant,
+    })
 }

@@ -150,31 +150,20 @@ pub fn port_info_block(p: u16, state: &str) -> Result<String, pmd::Error> {
     let _ = writeln!(o, "MTU: {}", pmd::mtu_get(p)?);
     let _ = writeln!(o, "Promiscuous mode: {}", on(pmd::promiscuous_get(p)?));
     let _ = writeln!(o, "Allmulticast mode: {}", on(pmd::allmulticast_get(p)?));
-    let _ = writeln!(o, "Max possible RX queues: {}", i.max_rx_queues);
-    let _ = writeln!(o, "Current number of RX queues: {}", i.nb_rx_queues);
-    let _ = writeln!(
-        o,
-        "Max possible number of RXDs per queue: {}",
-        i.rx_desc_lim.max
-    );
-    let _ = writeln!(
-        o,
-        "Min possible number of RXDs per queue: {}",
-        i.rx_desc_lim.min
-    );
-    let _ = writeln!(o, "Max possible TX queues: {}", i.max_tx_queues);
-    let _ = writeln!(o, "Current number of TX queues: {}", i.nb_tx_queues);
-    let _ = writeln!(
-        o,
-        "Max possible number of TXDs per queue: {}",
-        i.tx_desc_lim.max
-    );
-    let _ = writeln!(
-        o,
-        "Min possible number of TXDs per queue: {}",
-        i.tx_desc_lim.min
-    );
-    let _ = writeln!(o, "Max RX packet length: {}", i.max_rx_pktlen);
+    let (rxd, txd) = (&i.rx_desc_lim, &i.tx_desc_lim);
+    for (label, value) in [
+        ("Max possible RX queues", u32::from(i.max_rx_queues)),
+        ("Current number of RX queues", i.nb_rx_queues.into()),
+        ("Max possible number of RXDs per queue", rxd.max.into()),
+        ("Min possible number of RXDs per queue", rxd.min.into()),
+        ("Max possible TX queues", i.max_tx_queues.into()),
+        ("Current number of TX queues", i.nb_tx_queues.into()),
+        ("Max possible number of TXDs per queue", txd.max.into()),
+        ("Min possible number of TXDs per queue", txd.min.into()),
+        ("Max RX packet length", i.max_rx_pktlen),
+    ] {
+        let _ = writeln!(o, "{label}: {value}");
+    }
     let _ = writeln!(o, "MTU range: {}..={}", i.min_mtu, i.max_mtu);
     Ok(o)
 }

@@ -1,0 +1,85 @@
+//! The start-up plumbing of the multi-process apps (`simple_mp`, `mp_server`,
+//! `mp_client`, `proc-info`): EAL arguments a secondary implies, and EAL initialisation
+//! with the apps' shared conventions (`-h` prints the usage and exits 0; a bad argument
+//! or a failed attach prints one line naming it and exits 2).
+
+use std::process::ExitCode;
+
+use eal::{Eal, Error};
+
+/// Whether an EAL argument of `argv` (before `--`; `argv[0]` is the program) is one of
+/// `names`, as `NAME VALUE` or `NAME=VALUE`.
+pub fn eal_arg_given(argv: &[String], names: &[&str]) -> bool {
+    let end = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    argv[..end].iter().any(|a| {
+        names
+            .iter()
+            .any(|n| a == n || a.strip_prefix(n).is_some_and(|r| r.starts_with('=')))
+    })
+}
+
+/// Insert `--proc-type secondary` after the program name unless `--proc-type` is given:
+/// the client programs attach to a running primary by default.
+pub fn secondary_by_default(argv: &mut Vec<String>) {
+    if !eal_arg_given(argv, &["--proc-type"]) {
+        argv.splice(1..1, ["--proc-type".to_string(), "secondary".to_string()]);
+    }
+}
+
+/// Initialise the EAL from `argv` for the program `name`: `Ok((eal, app arguments))`,
+/// or the exit code to return after `-h` (usage on stdout, 0) or an error (one line
+/// `name: error` on stderr, 2).
+pub fn init_eal(
+    name: &str,
+    argv: &[String],
+    usage: impl FnOnce() -> String,
+) -> Result<(Eal, Vec<String>), ExitCode> {
+    match Eal::init(argv) {
+        Ok(x) => Ok(x),
+        Err(Error::HelpRequested) => {
+            println!("{}", usage());
+            Err(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The application's arguments as `parse_result` gives them, or the exit code after one
+/// line `name: error (see -h)` on stderr (2).
+pub fn app_args<T>(name: &str, parse_result: Result<T, String>) -> Result<T, ExitCode> {
+    parse_result.map_err(|e| {
+        eprintln!("{name}: {e} (see -h)");
+        ExitCode::from(2)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn eal_args_are_found_before_the_separator_only() {
+        let a = argv("p --lcores=1@0 --file-prefix x -- -l 3");
+        assert!(eal_arg_given(&a, &["-l", "--lcores"]));
+        assert!(!eal_arg_given(&a, &["-l"]));
+        assert!(!eal_arg_given(&a, &["--lcore"]));
+        assert!(eal_arg_given(&a, &["--file-prefix"]));
+    }
+
+    #[test]
+    fn secondary_is_implied_unless_a_proc_type_is_given() {
+        let mut a = argv("p --no-pci -- -n 0");
+        secondary_by_default(&mut a);
+        assert_eq!(a, argv("p --proc-type secondary --no-pci -- -n 0"));
+        let mut b = argv("p --proc-type=primary");
+        secondary_by_default(&mut b);
+        assert_eq!(b, argv("p --proc-type=primary"));
+    }
+}
