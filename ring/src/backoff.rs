@@ -116,8 +116,7 @@ pub(crate) fn maybe_in_flight(side: &HeadTail) -> bool {
 /// failure is reported, so that a caller retrying at once leaves the CPU to a preempted
 /// thread of the other side. On an RTS or HTS side any of its threads can make progress,
 /// and there the wait measured worse than none (the failing caller returns at once).
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn wait_for_other_side(other: &HeadTail) {
     if !matches!(
         SyncMode::from_u32(other.sync),
