@@ -41,6 +41,12 @@ fn setup(test: &str) -> Option<(Vec<(u32, u32)>, CpuTopology)> {
     Some((lcores, topo))
 }
 
+/// [`setup`], then the lcore set started with lcore 0 as main.
+fn start_main_0(test: &str) -> Option<LcoreSet> {
+    let (lcores, topo) = setup(test)?;
+    Some(LcoreSet::start(&lcores, 0, &topo).unwrap())
+}
+
 #[test]
 fn launch_on_every_worker_and_collect_codes() {
     let Some((lcores, topo)) = setup("launch_on_every_worker_and_collect_codes") else {
@@ -97,10 +103,9 @@ fn launch_on_every_worker_and_collect_codes() {
 
 #[test]
 fn worker_is_pinned_for_its_whole_life() {
-    let Some((lcores, topo)) = setup("worker_is_pinned_for_its_whole_life") else {
+    let Some(set) = start_main_0("worker_is_pinned_for_its_whole_life") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     let w = set.worker_ids()[0];
     let cpu = set.cpu_of(w).unwrap();
     set.remote_launch(
@@ -125,11 +130,10 @@ fn worker_is_pinned_for_its_whole_life() {
 
 #[test]
 fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
-    let Some((lcores, topo)) = setup("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
+    let Some(set) = start_main_0("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
     else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     let w = set.worker_ids()[0];
     set.remote_launch(
         w,
@@ -155,10 +159,9 @@ fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
 
 #[test]
 fn busy_lcore_refused_until_collected() {
-    let Some((lcores, topo)) = setup("busy_lcore_refused_until_collected") else {
+    let Some(set) = start_main_0("busy_lcore_refused_until_collected") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     let w = set.worker_ids()[0];
     let gate = Arc::new(Barrier::new(2));
     let g = Arc::clone(&gate);
@@ -224,10 +227,9 @@ fn main_and_unknown_lcores_refused() {
 
 #[test]
 fn mp_launch_is_all_or_nothing() {
-    let Some((lcores, topo)) = setup("mp_launch_is_all_or_nothing") else {
+    let Some(set) = start_main_0("mp_launch_is_all_or_nothing") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     let sum = Arc::new(AtomicU32::new(0));
     let s = Arc::clone(&sum);
     set.mp_remote_launch(Arc::new(move |id| {
@@ -279,10 +281,10 @@ fn mp_launch_is_all_or_nothing() {
 
 #[test]
 fn jobs_can_launch_on_other_lcores_from_any_thread() {
-    let Some((lcores, topo)) = setup("jobs_can_launch_on_other_lcores_from_any_thread") else {
+    let Some(set) = start_main_0("jobs_can_launch_on_other_lcores_from_any_thread") else {
         return;
     };
-    let set = Arc::new(LcoreSet::start(&lcores, 0, &topo).unwrap());
+    let set = Arc::new(set);
     let w = set.worker_ids()[0];
     // A plain thread (no lcore id) launches and waits: LcoreSet is Send + Sync.
     let s2 = Arc::clone(&set);
@@ -298,10 +300,9 @@ fn jobs_can_launch_on_other_lcores_from_any_thread() {
 
 #[test]
 fn many_launches_every_result_once() {
-    let Some((lcores, topo)) = setup("many_launches_every_result_once") else {
+    let Some(set) = start_main_0("many_launches_every_result_once") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     for round in 0..500i32 {
         for &w in &set.worker_ids() {
             set.remote_launch(w, Box::new(move || round * 1000 + w as i32))
@@ -315,10 +316,9 @@ fn many_launches_every_result_once() {
 
 #[test]
 fn shutdown_joins_and_clears_main_id() {
-    let Some((lcores, topo)) = setup("shutdown_joins_and_clears_main_id") else {
+    let Some(mut set) = start_main_0("shutdown_joins_and_clears_main_id") else {
         return;
     };
-    let mut set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     let w = set.worker_ids()[0];
     let done = Arc::new(AtomicU32::new(0));
     let d = Arc::clone(&done);
@@ -508,10 +508,10 @@ mod fake_topology {
 
 #[test]
 fn last_handle_dropped_inside_a_job_does_not_deadlock() {
-    let Some((lcores, topo)) = setup("last_handle_dropped_inside_a_job_does_not_deadlock") else {
+    let Some(set) = start_main_0("last_handle_dropped_inside_a_job_does_not_deadlock") else {
         return;
     };
-    let set = Arc::new(LcoreSet::start(&lcores, 0, &topo).unwrap());
+    let set = Arc::new(set);
     let w = set.worker_ids()[0];
     let (tx, rx) = std::sync::mpsc::channel();
     let gate = Arc::new(Barrier::new(2));

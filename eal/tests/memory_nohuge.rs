@@ -117,16 +117,21 @@ fn workers_run_jobs_with_eal_memory() {
     }
 }
 
+/// `--no-huge --no-pci` arguments for `prefix` as a `proc_type` process.
+fn nohuge_args(prefix: &str, proc_type: ProcType) -> EalArgs {
+    EalArgs {
+        no_huge: true,
+        no_pci: true,
+        file_prefix: prefix.to_string(),
+        proc_type,
+        ..EalArgs::default()
+    }
+}
+
 #[test]
 fn secondary_is_refused_clearly() {
     let p = prefix("secondary");
-    let args = EalArgs {
-        no_huge: true,
-        no_pci: true,
-        file_prefix: p.clone(),
-        proc_type: ProcType::Secondary,
-        ..EalArgs::default()
-    };
+    let args = nohuge_args(&p, ProcType::Secondary);
     let err = Eal::init_with(args).unwrap_err();
     assert!(matches!(err, Error::NoPrimary { .. }), "{err}");
     assert!(
@@ -161,13 +166,7 @@ fn second_primary_same_prefix_refused_in_process() {
     // Auto mode attaches as secondary; in the primary's own process the primary's
     // address range is taken, which is refused clearly (real secondaries are separate
     // processes, see tests/multiprocess.rs).
-    let auto = EalArgs {
-        no_huge: true,
-        no_pci: true,
-        file_prefix: p.clone(),
-        proc_type: ProcType::Auto,
-        ..EalArgs::default()
-    };
+    let auto = nohuge_args(&p, ProcType::Auto);
     let err = Eal::init_with(auto).unwrap_err();
     assert!(matches!(err, Error::AddressTaken { .. }), "{err}");
     assert!(
