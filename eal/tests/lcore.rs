@@ -47,6 +47,20 @@ fn start_main_0(test: &str) -> Option<LcoreSet> {
     Some(LcoreSet::start(&lcores, 0, &topo).unwrap())
 }
 
+/// [`start_main_0`] and its first worker lcore.
+fn start_with_worker(test: &str) -> Option<(LcoreSet, u32)> {
+    let set = start_main_0(test)?;
+    let w = set.worker_ids()[0];
+    Some((set, w))
+}
+
+/// Two handles on one shared `v`: one for the test, one to move into a job.
+fn twin<T>(v: T) -> (Arc<T>, Arc<T>) {
+    let a = Arc::new(v);
+    let b = Arc::clone(&a);
+    (a, b)
+}
+
 #[test]
 fn launch_on_every_worker_and_collect_codes() {
     let Some((lcores, topo)) = setup("launch_on_every_worker_and_collect_codes") else {
@@ -103,10 +117,9 @@ fn launch_on_every_worker_and_collect_codes() {
 
 #[test]
 fn worker_is_pinned_for_its_whole_life() {
-    let Some(set) = start_main_0("worker_is_pinned_for_its_whole_life") else {
+    let Some((set, w)) = start_with_worker("worker_is_pinned_for_its_whole_life") else {
         return;
     };
-    let w = set.worker_ids()[0];
     let cpu = set.cpu_of(w).unwrap();
     set.remote_launch(
         w,
@@ -130,11 +143,11 @@ fn worker_is_pinned_for_its_whole_life() {
 
 #[test]
 fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
-    let Some(set) = start_main_0("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
+    let Some((set, w)) =
+        start_with_worker("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
     else {
         return;
     };
-    let w = set.worker_ids()[0];
     set.remote_launch(
         w,
         Box::new(|| panic!("job exploded on purpose (expected in test output)")),
@@ -159,12 +172,10 @@ fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
 
 #[test]
 fn busy_lcore_refused_until_collected() {
-    let Some(set) = start_main_0("busy_lcore_refused_until_collected") else {
+    let Some((set, w)) = start_with_worker("busy_lcore_refused_until_collected") else {
         return;
     };
-    let w = set.worker_ids()[0];
-    let gate = Arc::new(Barrier::new(2));
-    let g = Arc::clone(&gate);
+    let (gate, g) = twin(Barrier::new(2));
     set.remote_launch(
         w,
         Box::new(move || {
@@ -174,8 +185,7 @@ fn busy_lcore_refused_until_collected() {
     )
     .unwrap();
     assert_eq!(set.lcore_state(w).unwrap(), LcoreState::Running);
-    let ran = Arc::new(AtomicU32::new(0));
-    let r2 = Arc::clone(&ran);
+    let (ran, r2) = twin(AtomicU32::new(0));
     let refused = set.remote_launch(
         w,
         Box::new(move || {
@@ -230,8 +240,7 @@ fn mp_launch_is_all_or_nothing() {
     let Some(set) = start_main_0("mp_launch_is_all_or_nothing") else {
         return;
     };
-    let sum = Arc::new(AtomicU32::new(0));
-    let s = Arc::clone(&sum);
+    let (sum, s) = twin(AtomicU32::new(0));
     set.mp_remote_launch(Arc::new(move |id| {
         s.fetch_add(1, Ordering::Relaxed);
         if lcore_id() == Some(id) {
@@ -250,8 +259,7 @@ fn mp_launch_is_all_or_nothing() {
 
     // One worker busy: nothing is launched anywhere.
     let w = set.worker_ids()[0];
-    let gate = Arc::new(Barrier::new(2));
-    let g = Arc::clone(&gate);
+    let (gate, g) = twin(Barrier::new(2));
     set.remote_launch(
         w,
         Box::new(move || {
@@ -281,11 +289,11 @@ fn mp_launch_is_all_or_nothing() {
 
 #[test]
 fn jobs_can_launch_on_other_lcores_from_any_thread() {
-    let Some(set) = start_main_0("jobs_can_launch_on_other_lcores_from_any_thread") else {
+    let Some((set, w)) = start_with_worker("jobs_can_launch_on_other_lcores_from_any_thread")
+    else {
         return;
     };
     let set = Arc::new(set);
-    let w = set.worker_ids()[0];
     // A plain thread (no lcore id) launches and waits: LcoreSet is Send + Sync.
     let s2 = Arc::clone(&set);
     let code = std::thread::spawn(move || {
@@ -316,12 +324,10 @@ fn many_launches_every_result_once() {
 
 #[test]
 fn shutdown_joins_and_clears_main_id() {
-    let Some(mut set) = start_main_0("shutdown_joins_and_clears_main_id") else {
+    let Some((mut set, w)) = start_with_worker("shutdown_joins_and_clears_main_id") else {
         return;
     };
-    let w = set.worker_ids()[0];
-    let done = Arc::new(AtomicU32::new(0));
-    let d = Arc::clone(&done);
+    let (done, d) = twin(AtomicU32::new(0));
     set.remote_launch(
         w,
         Box::new(move || {
@@ -508,11 +514,11 @@ mod fake_topology {
 
 #[test]
 fn last_handle_dropped_inside_a_job_does_not_deadlock() {
-    let Some(set) = start_main_0("last_handle_dropped_inside_a_job_does_not_deadlock") else {
+    let Some((set, w)) = start_with_worker("last_handle_dropped_inside_a_job_does_not_deadlock")
+    else {
         return;
     };
     let set = Arc::new(set);
-    let w = set.worker_ids()[0];
     let (tx, rx) = std::sync::mpsc::channel();
     let gate = Arc::new(Barrier::new(2));
     let (g, mine) = (Arc::clone(&gate), Arc::clone(&set));

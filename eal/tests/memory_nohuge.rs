@@ -117,6 +117,12 @@ fn workers_run_jobs_with_eal_memory() {
     }
 }
 
+/// No runtime directory and no shm file of prefix `p` is left.
+fn assert_nothing_left(p: &str) {
+    assert!(runtime_dirs(p).is_empty(), "runtime dir left behind");
+    assert!(shm_files(p).is_empty(), "shm file left behind");
+}
+
 /// `--no-huge --no-pci` arguments for `prefix` as a `proc_type` process.
 fn nohuge_args(prefix: &str, proc_type: ProcType) -> EalArgs {
     EalArgs {
@@ -198,8 +204,7 @@ fn init_failure_in_memory_leaves_nothing() {
         matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }),
         "{err}"
     );
-    assert!(runtime_dirs(&p).is_empty(), "runtime dir left behind");
-    assert!(shm_files(&p).is_empty(), "shm file left behind");
+    assert_nothing_left(&p);
 }
 
 #[test]
@@ -257,8 +262,7 @@ fn init_failure_after_memory_unwinds_everything() {
         matches!(err, Error::LcorePin { .. } | Error::Os { .. }),
         "unexpected error {err}"
     );
-    assert!(runtime_dirs(&p).is_empty(), "runtime dir left behind");
-    assert!(shm_files(&p).is_empty(), "shm file left behind");
+    assert_nothing_left(&p);
 }
 
 #[test]
