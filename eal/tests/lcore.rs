@@ -293,9 +293,8 @@ fn jobs_can_launch_on_other_lcores_from_any_thread() {
     else {
         return;
     };
-    let set = Arc::new(set);
     // A plain thread (no lcore id) launches and waits: LcoreSet is Send + Sync.
-    let s2 = Arc::clone(&set);
+    let (_set, s2) = twin(set); // the test keeps one handle to the end
     let code = std::thread::spawn(move || {
         assert_eq!(lcore_id(), None);
         s2.remote_launch(w, Box::new(|| 5)).unwrap();
@@ -518,10 +517,9 @@ fn last_handle_dropped_inside_a_job_does_not_deadlock() {
     else {
         return;
     };
-    let set = Arc::new(set);
+    let (set, mine) = twin(set);
     let (tx, rx) = std::sync::mpsc::channel();
-    let gate = Arc::new(Barrier::new(2));
-    let (g, mine) = (Arc::clone(&gate), Arc::clone(&set));
+    let (gate, g) = twin(Barrier::new(2));
     set.remote_launch(
         w,
         Box::new(move || {

@@ -1,6 +1,8 @@
 //! `--no-huge` initialisation, clean-up, init failure unwinding and primary exclusion. Each test uses its own `--file-prefix`, so
 //! they run in parallel.
 
+use std::path::PathBuf;
+
 use common::{argv, nohuge_argv, prefix, runtime_dirs, shm_files};
 use eal::args::{EalArgs, IovaMode, ProcType};
 use eal::{Eal, EalOptions, Error, Iova, VirtAddr};
@@ -117,6 +119,16 @@ fn workers_run_jobs_with_eal_memory() {
     }
 }
 
+/// The directory `fp-<tag>-<pid>` under the temp dir, made to hold `file` (a relative
+/// path) with `contents`: a fake `/proc` or `/sys` root.
+fn fake_root(tag: &str, file: &str, contents: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("fp-{tag}-{}", std::process::id()));
+    let file = root.join(file);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, contents).unwrap();
+    root
+}
+
 /// No runtime directory and no shm file of prefix `p` is left.
 fn assert_nothing_left(p: &str) {
     assert!(runtime_dirs(p).is_empty(), "runtime dir left behind");
@@ -210,9 +222,7 @@ fn init_failure_in_memory_leaves_nothing() {
 #[test]
 fn init_failure_without_hugepages_names_the_fix() {
     // A fake /proc with no hugetlbfs mount: the hugepage path must refuse with the fix.
-    let tmp = std::env::temp_dir().join(format!("fp-nohp-{}", std::process::id()));
-    std::fs::create_dir_all(tmp.join("proc")).unwrap();
-    std::fs::write(tmp.join("proc/mounts"), "proc /proc proc rw 0 0\n").unwrap();
+    let tmp = fake_root("nohp", "proc/mounts", "proc /proc proc rw 0 0\n");
     let p = prefix("nohp");
     let mut opts = EalOptions::default();
     opts.roots.proc = tmp.join("proc");
@@ -237,10 +247,7 @@ fn init_failure_without_hugepages_names_the_fix() {
 /// must be gone.
 #[test]
 fn init_failure_after_memory_unwinds_everything() {
-    let tmp = std::env::temp_dir().join(format!("fp-badcpu-{}", std::process::id()));
-    let cpu = tmp.join("sys/devices/system/cpu");
-    std::fs::create_dir_all(&cpu).unwrap();
-    std::fs::write(cpu.join("online"), "0,63\n").unwrap();
+    let tmp = fake_root("badcpu", "sys/devices/system/cpu/online", "0,63\n");
     let p = prefix("unwind");
     let mut opts = EalOptions::default();
     opts.roots.sys = tmp.join("sys");
