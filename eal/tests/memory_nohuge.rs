@@ -129,6 +129,12 @@ fn fake_root(tag: &str, file: &str, contents: &str) -> PathBuf {
     root
 }
 
+/// Init of prefix `p` failed with `err`, an `expected` kind of error, and left nothing.
+fn assert_refused_cleanly(p: &str, err: &Error, expected: bool) {
+    assert!(expected, "unexpected error {err}");
+    assert_nothing_left(p);
+}
+
 /// No runtime directory and no shm file of prefix `p` is left.
 fn assert_nothing_left(p: &str) {
     assert!(runtime_dirs(p).is_empty(), "runtime dir left behind");
@@ -212,11 +218,8 @@ fn init_failure_in_memory_leaves_nothing() {
         &p,
     ]))
     .unwrap_err();
-    assert!(
-        matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }),
-        "{err}"
-    );
-    assert_nothing_left(&p);
+    let expected = matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. });
+    assert_refused_cleanly(&p, &err, expected);
 }
 
 #[test]
@@ -265,11 +268,8 @@ fn init_failure_after_memory_unwinds_everything() {
     let r = Eal::init_with_options(args, opts);
     std::fs::remove_dir_all(&tmp).unwrap();
     let err = r.unwrap_err();
-    assert!(
-        matches!(err, Error::LcorePin { .. } | Error::Os { .. }),
-        "unexpected error {err}"
-    );
-    assert_nothing_left(&p);
+    let expected = matches!(err, Error::LcorePin { .. } | Error::Os { .. });
+    assert_refused_cleanly(&p, &err, expected);
 }
 
 #[test]
