@@ -69,11 +69,7 @@ impl fmt::Display for VirtAddr {
 
 impl fmt::Debug for Iova {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_valid() {
-            write!(f, "IOVA {:#x}", self.0)
-        } else {
-            write!(f, "IOVA BAD")
-        }
+        write!(f, "IOVA {self}")
     }
 }
 

@@ -41,6 +41,26 @@ fn setup(test: &str) -> Option<(Vec<(u32, u32)>, CpuTopology)> {
     Some((lcores, topo))
 }
 
+/// [`setup`], then the lcore set started with lcore 0 as main.
+fn start_main_0(test: &str) -> Option<LcoreSet> {
+    let (lcores, topo) = setup(test)?;
+    Some(LcoreSet::start(&lcores, 0, &topo).unwrap())
+}
+
+/// [`start_main_0`] and its first worker lcore.
+fn start_with_worker(test: &str) -> Option<(LcoreSet, u32)> {
+    let set = start_main_0(test)?;
+    let w = set.worker_ids()[0];
+    Some((set, w))
+}
+
+/// Two handles on one shared `v`: one for the test, one to move into a job.
+fn twin<T>(v: T) -> (Arc<T>, Arc<T>) {
+    let a = Arc::new(v);
+    let b = Arc::clone(&a);
+    (a, b)
+}
+
 #[test]
 fn launch_on_every_worker_and_collect_codes() {
     let Some((lcores, topo)) = setup("launch_on_every_worker_and_collect_codes") else {
@@ -97,11 +117,9 @@ fn launch_on_every_worker_and_collect_codes() {
 
 #[test]
 fn worker_is_pinned_for_its_whole_life() {
-    let Some((lcores, topo)) = setup("worker_is_pinned_for_its_whole_life") else {
+    let Some((set, w)) = start_with_worker("worker_is_pinned_for_its_whole_life") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
-    let w = set.worker_ids()[0];
     let cpu = set.cpu_of(w).unwrap();
     set.remote_launch(
         w,
@@ -125,12 +143,11 @@ fn worker_is_pinned_for_its_whole_life() {
 
 #[test]
 fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
-    let Some((lcores, topo)) = setup("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
+    let Some((set, w)) =
+        start_with_worker("panicking_job_is_that_lcores_failure_and_lcore_stays_usable")
     else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
-    let w = set.worker_ids()[0];
     set.remote_launch(
         w,
         Box::new(|| panic!("job exploded on purpose (expected in test output)")),
@@ -155,13 +172,10 @@ fn panicking_job_is_that_lcores_failure_and_lcore_stays_usable() {
 
 #[test]
 fn busy_lcore_refused_until_collected() {
-    let Some((lcores, topo)) = setup("busy_lcore_refused_until_collected") else {
+    let Some((set, w)) = start_with_worker("busy_lcore_refused_until_collected") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
-    let w = set.worker_ids()[0];
-    let gate = Arc::new(Barrier::new(2));
-    let g = Arc::clone(&gate);
+    let (gate, g) = twin(Barrier::new(2));
     set.remote_launch(
         w,
         Box::new(move || {
@@ -171,8 +185,7 @@ fn busy_lcore_refused_until_collected() {
     )
     .unwrap();
     assert_eq!(set.lcore_state(w).unwrap(), LcoreState::Running);
-    let ran = Arc::new(AtomicU32::new(0));
-    let r2 = Arc::clone(&ran);
+    let (ran, r2) = twin(AtomicU32::new(0));
     let refused = set.remote_launch(
         w,
         Box::new(move || {
@@ -224,12 +237,10 @@ fn main_and_unknown_lcores_refused() {
 
 #[test]
 fn mp_launch_is_all_or_nothing() {
-    let Some((lcores, topo)) = setup("mp_launch_is_all_or_nothing") else {
+    let Some(set) = start_main_0("mp_launch_is_all_or_nothing") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
-    let sum = Arc::new(AtomicU32::new(0));
-    let s = Arc::clone(&sum);
+    let (sum, s) = twin(AtomicU32::new(0));
     set.mp_remote_launch(Arc::new(move |id| {
         s.fetch_add(1, Ordering::Relaxed);
         if lcore_id() == Some(id) {
@@ -248,8 +259,7 @@ fn mp_launch_is_all_or_nothing() {
 
     // One worker busy: nothing is launched anywhere.
     let w = set.worker_ids()[0];
-    let gate = Arc::new(Barrier::new(2));
-    let g = Arc::clone(&gate);
+    let (gate, g) = twin(Barrier::new(2));
     set.remote_launch(
         w,
         Box::new(move || {
@@ -279,13 +289,12 @@ fn mp_launch_is_all_or_nothing() {
 
 #[test]
 fn jobs_can_launch_on_other_lcores_from_any_thread() {
-    let Some((lcores, topo)) = setup("jobs_can_launch_on_other_lcores_from_any_thread") else {
+    let Some((set, w)) = start_with_worker("jobs_can_launch_on_other_lcores_from_any_thread")
+    else {
         return;
     };
-    let set = Arc::new(LcoreSet::start(&lcores, 0, &topo).unwrap());
-    let w = set.worker_ids()[0];
     // A plain thread (no lcore id) launches and waits: LcoreSet is Send + Sync.
-    let s2 = Arc::clone(&set);
+    let (_set, s2) = twin(set); // the test keeps one handle to the end
     let code = std::thread::spawn(move || {
         assert_eq!(lcore_id(), None);
         s2.remote_launch(w, Box::new(|| 5)).unwrap();
@@ -298,10 +307,9 @@ fn jobs_can_launch_on_other_lcores_from_any_thread() {
 
 #[test]
 fn many_launches_every_result_once() {
-    let Some((lcores, topo)) = setup("many_launches_every_result_once") else {
+    let Some(set) = start_main_0("many_launches_every_result_once") else {
         return;
     };
-    let set = LcoreSet::start(&lcores, 0, &topo).unwrap();
     for round in 0..500i32 {
         for &w in &set.worker_ids() {
             set.remote_launch(w, Box::new(move || round * 1000 + w as i32))
@@ -315,13 +323,10 @@ fn many_launches_every_result_once() {
 
 #[test]
 fn shutdown_joins_and_clears_main_id() {
-    let Some((lcores, topo)) = setup("shutdown_joins_and_clears_main_id") else {
+    let Some((mut set, w)) = start_with_worker("shutdown_joins_and_clears_main_id") else {
         return;
     };
-    let mut set = LcoreSet::start(&lcores, 0, &topo).unwrap();
-    let w = set.worker_ids()[0];
-    let done = Arc::new(AtomicU32::new(0));
-    let d = Arc::clone(&done);
+    let (done, d) = twin(AtomicU32::new(0));
     set.remote_launch(
         w,
         Box::new(move || {
@@ -508,14 +513,13 @@ mod fake_topology {
 
 #[test]
 fn last_handle_dropped_inside_a_job_does_not_deadlock() {
-    let Some((lcores, topo)) = setup("last_handle_dropped_inside_a_job_does_not_deadlock") else {
+    let Some((set, w)) = start_with_worker("last_handle_dropped_inside_a_job_does_not_deadlock")
+    else {
         return;
     };
-    let set = Arc::new(LcoreSet::start(&lcores, 0, &topo).unwrap());
-    let w = set.worker_ids()[0];
+    let (set, mine) = twin(set);
     let (tx, rx) = std::sync::mpsc::channel();
-    let gate = Arc::new(Barrier::new(2));
-    let (g, mine) = (Arc::clone(&gate), Arc::clone(&set));
+    let (gate, g) = twin(Barrier::new(2));
     set.remote_launch(
         w,
         Box::new(move || {

@@ -1,6 +1,8 @@
 //! `--no-huge` initialisation, clean-up, init failure unwinding and primary exclusion. Each test uses its own `--file-prefix`, so
 //! they run in parallel.
 
+use std::path::PathBuf;
+
 use common::{argv, nohuge_argv, prefix, runtime_dirs, shm_files};
 use eal::args::{EalArgs, IovaMode, ProcType};
 use eal::{Eal, EalOptions, Error, Iova, VirtAddr};
@@ -117,16 +119,43 @@ fn workers_run_jobs_with_eal_memory() {
     }
 }
 
+/// The directory `fp-<tag>-<pid>` under the temp dir, made to hold `file` (a relative
+/// path) with `contents`: a fake `/proc` or `/sys` root.
+fn fake_root(tag: &str, file: &str, contents: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("fp-{tag}-{}", std::process::id()));
+    let file = root.join(file);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, contents).unwrap();
+    root
+}
+
+/// Init of prefix `p` failed with `err`, an `expected` kind of error, and left nothing.
+fn assert_refused_cleanly(p: &str, err: &Error, expected: bool) {
+    assert!(expected, "unexpected error {err}");
+    assert_nothing_left(p);
+}
+
+/// No runtime directory and no shm file of prefix `p` is left.
+fn assert_nothing_left(p: &str) {
+    assert!(runtime_dirs(p).is_empty(), "runtime dir left behind");
+    assert!(shm_files(p).is_empty(), "shm file left behind");
+}
+
+/// `--no-huge --no-pci` arguments for `prefix` as a `proc_type` process.
+fn nohuge_args(prefix: &str, proc_type: ProcType) -> EalArgs {
+    EalArgs {
+        no_huge: true,
+        no_pci: true,
+        file_prefix: prefix.to_string(),
+        proc_type,
+        ..EalArgs::default()
+    }
+}
+
 #[test]
 fn secondary_is_refused_clearly() {
     let p = prefix("secondary");
-    let args = EalArgs {
-        no_huge: true,
-        no_pci: true,
-        file_prefix: p.clone(),
-        proc_type: ProcType::Secondary,
-        ..EalArgs::default()
-    };
+    let args = nohuge_args(&p, ProcType::Secondary);
     let err = Eal::init_with(args).unwrap_err();
     assert!(matches!(err, Error::NoPrimary { .. }), "{err}");
     assert!(
@@ -161,13 +190,7 @@ fn second_primary_same_prefix_refused_in_process() {
     // Auto mode attaches as secondary; in the primary's own process the primary's
     // address range is taken, which is refused clearly (real secondaries are separate
     // processes, see tests/multiprocess.rs).
-    let auto = EalArgs {
-        no_huge: true,
-        no_pci: true,
-        file_prefix: p.clone(),
-        proc_type: ProcType::Auto,
-        ..EalArgs::default()
-    };
+    let auto = nohuge_args(&p, ProcType::Auto);
     let err = Eal::init_with(auto).unwrap_err();
     assert!(matches!(err, Error::AddressTaken { .. }), "{err}");
     assert!(
@@ -195,20 +218,14 @@ fn init_failure_in_memory_leaves_nothing() {
         &p,
     ]))
     .unwrap_err();
-    assert!(
-        matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. }),
-        "{err}"
-    );
-    assert!(runtime_dirs(&p).is_empty(), "runtime dir left behind");
-    assert!(shm_files(&p).is_empty(), "shm file left behind");
+    let expected = matches!(err, Error::NotEnoughMemory { .. } | Error::Os { .. });
+    assert_refused_cleanly(&p, &err, expected);
 }
 
 #[test]
 fn init_failure_without_hugepages_names_the_fix() {
     // A fake /proc with no hugetlbfs mount: the hugepage path must refuse with the fix.
-    let tmp = std::env::temp_dir().join(format!("fp-nohp-{}", std::process::id()));
-    std::fs::create_dir_all(tmp.join("proc")).unwrap();
-    std::fs::write(tmp.join("proc/mounts"), "proc /proc proc rw 0 0\n").unwrap();
+    let tmp = fake_root("nohp", "proc/mounts", "proc /proc proc rw 0 0\n");
     let p = prefix("nohp");
     let mut opts = EalOptions::default();
     opts.roots.proc = tmp.join("proc");
@@ -233,10 +250,7 @@ fn init_failure_without_hugepages_names_the_fix() {
 /// must be gone.
 #[test]
 fn init_failure_after_memory_unwinds_everything() {
-    let tmp = std::env::temp_dir().join(format!("fp-badcpu-{}", std::process::id()));
-    let cpu = tmp.join("sys/devices/system/cpu");
-    std::fs::create_dir_all(&cpu).unwrap();
-    std::fs::write(cpu.join("online"), "0,63\n").unwrap();
+    let tmp = fake_root("badcpu", "sys/devices/system/cpu/online", "0,63\n");
     let p = prefix("unwind");
     let mut opts = EalOptions::default();
     opts.roots.sys = tmp.join("sys");
@@ -254,12 +268,8 @@ fn init_failure_after_memory_unwinds_everything() {
     let r = Eal::init_with_options(args, opts);
     std::fs::remove_dir_all(&tmp).unwrap();
     let err = r.unwrap_err();
-    assert!(
-        matches!(err, Error::LcorePin { .. } | Error::Os { .. }),
-        "unexpected error {err}"
-    );
-    assert!(runtime_dirs(&p).is_empty(), "runtime dir left behind");
-    assert!(shm_files(&p).is_empty(), "shm file left behind");
+    let expected = matches!(err, Error::LcorePin { .. } | Error::Os { .. });
+    assert_refused_cleanly(&p, &err, expected);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{main_only_argv, nohuge_argv, shm_files};
+use common::{child_env, main_only_argv, nohuge_argv, shm_files};
 use eal::{Eal, Error};
 use testkit::child::rerun_test;
 
@@ -16,8 +16,11 @@ mod common;
 #[test]
 #[ignore = "helper process for stale_primary_is_reclaimed"]
 fn child_hold_prefix() {
-    let Ok(p) = std::env::var("FP_CHILD_PREFIX") else {
-        println!("child_hold_prefix: not started by stale_primary_is_reclaimed, nothing to do");
+    let Some(p) = child_env(
+        "FP_CHILD_PREFIX",
+        "child_hold_prefix",
+        "stale_primary_is_reclaimed",
+    ) else {
         return;
     };
     let (e, _) = Eal::init(&main_only_argv(&p, 4)).unwrap();

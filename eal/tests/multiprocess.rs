@@ -13,10 +13,12 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{argv, main_only_argv, main_only_eal, prefix, secondary_argv, shm_files, HugePages};
+use common::{
+    argv, child_env, main_only_argv, main_only_eal, prefix, secondary_argv, shm_files, HugePages,
+};
 use eal::args::ProcType;
 use eal::mp::Message;
-use eal::{Eal, Error, MemzoneFlags};
+use eal::{Eal, Error, Memzone, MemzoneFlags};
 use testkit::child::{rerun_test, Watched};
 
 mod common;
@@ -44,6 +46,16 @@ fn fill(addr: *mut u8, len: usize, seed: u8) {
     }
 }
 
+/// Reserve memzone `name` of `len` bytes and [`fill`] it from `seed`.
+fn filled_zone(e: &Eal, name: &str, len: usize, seed: u8) -> Memzone {
+    let z = e
+        .memzones()
+        .reserve(name, len, None, MemzoneFlags::empty())
+        .unwrap();
+    fill(z.as_ptr(), len, seed);
+    z
+}
+
 fn check(addr: *const u8, len: usize, seed: u8) -> bool {
     // SAFETY: as in `fill`.
     (0..len).all(|i| unsafe { addr.add(i).read_volatile() } == seed.wrapping_add(i as u8))
@@ -58,8 +70,7 @@ fn stdin_eof() {
 #[test]
 #[ignore = "child process of the multiprocess tests"]
 fn child_main() {
-    let Ok(role) = std::env::var("FP_MP_ROLE") else {
-        println!("child_main: not started by a multiprocess test, nothing to do");
+    let Some(role) = child_env("FP_MP_ROLE", "child_main", "a multiprocess test") else {
         return;
     };
     let p = std::env::var("FP_MP_PREFIX").unwrap();
@@ -95,11 +106,7 @@ fn child_main() {
         "sec_ipc" => sec_ipc(&p),
         "pri_hold" => {
             let e = main_only_eal(&p, 16);
-            let z = e
-                .memzones()
-                .reserve("held", 4096, None, MemzoneFlags::empty())
-                .unwrap();
-            fill(z.as_ptr(), 4096, 9);
+            filled_zone(&e, "held", 4096, 9);
             println!("READY {}", e.memory().files()[0].display());
             loop {
                 std::thread::sleep(Duration::from_secs(1));
@@ -170,11 +177,7 @@ fn sec_basic(p: &str) -> i32 {
     assert!(check(z.as_ptr(), 8192, 3), "primary's pattern");
     // Write through: the primary checks this after we exit.
     fill(z.as_ptr(), 8192, 4);
-    let z2 = e
-        .memzones()
-        .reserve("from_secondary", 4096, None, MemzoneFlags::empty())
-        .unwrap();
-    fill(z2.as_ptr(), 4096, 5);
+    filled_zone(&e, "from_secondary", 4096, 5);
     // The heap works here too (same lock, same arenas).
     let m = e.heap().zmalloc(1000, 0).unwrap();
     // SAFETY: fresh allocation of 1000 bytes.
@@ -245,11 +248,7 @@ fn sec_ipc(p: &str) -> i32 {
 fn secondary_attaches_shares_memzones_heap_and_leaves_primary_files() {
     let p = prefix("mp-basic");
     let e = main_only_eal(&p, 16);
-    let z = e
-        .memzones()
-        .reserve("from_primary", 8192, None, MemzoneFlags::empty())
-        .unwrap();
-    fill(z.as_ptr(), 8192, 3);
+    let z = filled_zone(&e, "from_primary", 8192, 3);
     let files_before = e.memory().files().to_vec();
     let mut k = kid(
         "sec_basic",

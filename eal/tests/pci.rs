@@ -125,11 +125,18 @@ fn addrs(devs: &[PciDevice]) -> Vec<String> {
     devs.iter().map(|d| d.addr.to_string()).collect()
 }
 
-fn no_bad() -> PciFilter {
+/// A filter allowing `allow` (all if empty) and blocking `block`.
+fn filter(allow: &[&str], block: &[&str]) -> PciFilter {
+    let addrs = |v: &[&str]| v.iter().map(|a| pci(a)).collect();
     PciFilter {
-        block: vec![pci("0000:00:05.0")],
+        allow: addrs(allow),
+        block: addrs(block),
         ..Default::default()
     }
+}
+
+fn no_bad() -> PciFilter {
+    filter(&[], &["0000:00:05.0"])
 }
 
 #[test]
@@ -276,28 +283,19 @@ fn malformed_attributes_each_refused() {
 #[test]
 fn allow_filter() {
     let t = build_tree();
-    let f = PciFilter {
-        allow: vec![pci("00:03.0"), pci("0001:00:01.7"), pci("00:1f.0")],
-        ..Default::default()
-    };
+    let f = filter(&["00:03.0", "0001:00:01.7", "00:1f.0"], &[]);
     let devs = scan(t.path(), &f).unwrap();
     assert_eq!(addrs(&devs), ["0000:00:03.0", "0001:00:01.7"]);
     assert_eq!(f.missing(&devs), [pci("0000:00:1f.0")]);
     // Allowing only the malformed device reads it and fails.
-    let f = PciFilter {
-        allow: vec![pci("00:05.0")],
-        ..Default::default()
-    };
+    let f = filter(&["00:05.0"], &[]);
     assert!(matches!(scan(t.path(), &f), Err(Error::PciParse { .. })));
 }
 
 #[test]
 fn block_filter() {
     let t = build_tree();
-    let f = PciFilter {
-        block: vec![pci("00:05.0"), pci("03:00.0"), pci("00:1f.0")],
-        ..Default::default()
-    };
+    let f = filter(&[], &["00:05.0", "03:00.0", "00:1f.0"]);
     assert_eq!(
         addrs(&scan(t.path(), &f).unwrap()),
         ["0000:00:00.0", "0000:00:03.0", "0001:00:01.7"]

@@ -58,22 +58,12 @@ pub enum Error {
 }
 
 /// A failed [`Mbuf::chain`](crate::Mbuf::chain): the error and the tail handed back.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
 pub struct ChainError {
     /// Why.
+    #[source]
     pub error: Error,
     /// The segment(s) that were not chained.
     pub tail: crate::Mbuf,
-}
-
-impl std::fmt::Display for ChainError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::error::Error for ChainError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
 }

@@ -89,32 +89,27 @@ pub struct MbufHeader {
     pub dynfield: [u32; 9],
 }
 
+/// Check, at compile time, that each listed field of `$t` is at its byte offset.
+macro_rules! assert_offsets {
+    ($t:ty: $($f:ident $off:literal),* $(,)?) => {
+        $(assert!(core::mem::offset_of!($t, $f) == $off);)*
+    };
+}
+
 const _: () = {
-    use core::mem::{offset_of, size_of};
+    use core::mem::size_of;
     assert!(size_of::<MbufHeader>() == MBUF_HEADER_LEN);
     assert!(core::mem::align_of::<MbufHeader>() == 64);
-    // Offsets as DPDK v22.11 rte_mbuf_core.h (64-bit, RTE_IOVA_AS_PA).
-    assert!(offset_of!(MbufHeader, buf_addr) == 0);
-    assert!(offset_of!(MbufHeader, buf_iova) == 8);
-    assert!(offset_of!(MbufHeader, data_off) == 16); // rearm_data
-    assert!(offset_of!(MbufHeader, refcnt) == 18);
-    assert!(offset_of!(MbufHeader, nb_segs) == 20);
-    assert!(offset_of!(MbufHeader, port) == 22);
-    assert!(offset_of!(MbufHeader, ol_flags) == 24);
-    assert!(offset_of!(MbufHeader, packet_type) == 32); // rx_descriptor_fields1
-    assert!(offset_of!(MbufHeader, pkt_len) == 36);
-    assert!(offset_of!(MbufHeader, data_len) == 40);
-    assert!(offset_of!(MbufHeader, vlan_tci) == 42);
-    assert!(offset_of!(MbufHeader, rss_hash) == 44);
-    assert!(offset_of!(MbufHeader, vlan_tci_outer) == 52);
-    assert!(offset_of!(MbufHeader, buf_len) == 54);
-    assert!(offset_of!(MbufHeader, pool) == 56);
-    assert!(offset_of!(MbufHeader, next) == 64); // cacheline1
-    assert!(offset_of!(MbufHeader, tx_offload) == 72);
-    assert!(offset_of!(MbufHeader, direct) == 80); // DPDK: shinfo
-    assert!(offset_of!(MbufHeader, priv_size) == 88);
-    assert!(offset_of!(MbufHeader, timesync) == 90);
-    assert!(offset_of!(MbufHeader, dynfield) == 92);
+    // Offsets as DPDK v22.11 rte_mbuf_core.h (64-bit, RTE_IOVA_AS_PA): the lines start at
+    // rearm_data (16), rx_descriptor_fields1 (32) and cacheline1 (64); `direct` stands
+    // where DPDK has shinfo.
+    assert_offsets! { MbufHeader:
+        buf_addr 0, buf_iova 8,
+        data_off 16, refcnt 18, nb_segs 20, port 22, ol_flags 24,
+        packet_type 32, pkt_len 36, data_len 40, vlan_tci 42, rss_hash 44,
+        vlan_tci_outer 52, buf_len 54, pool 56,
+        next 64, tx_offload 72, direct 80, priv_size 88, timesync 90, dynfield 92
+    }
 };
 
 impl MbufHeader {

@@ -14,6 +14,19 @@ fn pool(e: &Eal, name: &str, n: u32, cache: u32, data_room: u16) -> PktmbufPool 
     pktmbuf_pool_create(e, name, n, cache, 0, data_room, None).expect("create packet pool")
 }
 
+/// An EAL and a [`pool`] both named after `tag`.
+fn eal_and_pool(tag: &str, n: u32, cache: u32, data_room: u16) -> (Eal, PktmbufPool) {
+    let e = eal(tag);
+    let p = pool(&e, tag, n, cache, data_room);
+    (e, p)
+}
+
+/// Check that all `n` mbufs of `p` are back, then free it.
+fn free_when_all_back(p: PktmbufPool, n: u32) {
+    assert_eq!(p.avail_count(), n, "not every mbuf is back in the pool");
+    p.free().unwrap();
+}
+
 fn filled(pool: &PktmbufPool, bytes: &[u8]) -> Mbuf {
     let mut m = Mbuf::alloc(pool).expect("alloc");
     m.append(bytes.len() as u16)
@@ -94,14 +107,12 @@ fn pool_defaults_lookup_and_bad_config() {
         Err(Error::Mempool { .. })
     ));
     drop(q);
-    assert_eq!(p.avail_count(), 511);
-    p.free().unwrap();
+    free_when_all_back(p, 511);
 }
 
 #[test]
 fn alloc_until_empty_and_bulk_all_or_nothing() {
-    let e = eal("bulk");
-    let p = pool(&e, "bulk", 100, 0, 512);
+    let (_eal, p) = eal_and_pool("bulk", 100, 0, 512);
     let mut slots: Vec<Option<Mbuf>> = (0..64).map(|_| None).collect();
     Mbuf::alloc_bulk(&p, &mut slots).unwrap();
     assert!(slots.iter().all(Option::is_some));
@@ -121,15 +132,13 @@ fn alloc_until_empty_and_bulk_all_or_nothing() {
     assert!(Mbuf::alloc(&p).is_none());
     Mbuf::free_bulk(singles);
     Mbuf::free_bulk(slots.into_iter().flatten());
-    assert_eq!(p.avail_count(), 100);
-    p.free().unwrap();
+    free_when_all_back(p, 100);
 }
 
 #[test]
 fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
-    let e = eal("bulkinto");
     // data room 512 - 128 headroom = 384 bytes usable
-    let p = pool(&e, "bulkinto", 150, 0, 512);
+    let (_eal, p) = eal_and_pool("bulkinto", 150, 0, 512);
     let mut out: Vec<Mbuf> = vec![filled(&p, &[7; 10])];
     // more than one internal chunk (64)
     Mbuf::alloc_bulk_into(&p, &mut out, 100, 60, 3).unwrap();
@@ -170,14 +179,12 @@ fn alloc_bulk_into_sets_len_and_port_all_or_nothing() {
     Mbuf::alloc_bulk_into(&p, &mut out, 49, 384, 0).unwrap();
     assert_eq!(p.avail_count(), 0);
     Mbuf::free_bulk(out);
-    assert_eq!(p.avail_count(), 150);
-    p.free().unwrap();
+    free_when_all_back(p, 150);
 }
 
 #[test]
 fn chains_linearize_and_every_segment_returns() {
-    let e = eal("chains");
-    let p = pool(&e, "chains", 64, 8, 256);
+    let (_eal, p) = eal_and_pool("chains", 64, 8, 256);
     let mut m = chain_of(&p, &[b"hello ", b"segmented ", b"world"]);
     assert_eq!((m.nb_segs(), m.pkt_len()), (3, 21));
     assert_eq!(p.in_use_count(), 3);
@@ -204,8 +211,7 @@ fn chains_linearize_and_every_segment_returns() {
     assert_eq!((big.nb_segs(), big.pkt_len()), (2, 200));
     drop(big);
     drop(m);
-    assert_eq!(p.avail_count(), 64);
-    p.free().unwrap();
+    free_when_all_back(p, 64);
 }
 
 #[test]

@@ -52,20 +52,18 @@ pub struct MempoolStats {
     pub backend_enqueue_objs: u64,
 }
 
+/// `$to.f += $from.f` for each listed field `f`.
+macro_rules! add_fields {
+    ($to:ident, $from:ident; $($f:ident)*) => { $($to.$f += $from.$f;)* };
+}
+
 impl core::ops::AddAssign for MempoolStats {
     fn add_assign(&mut self, o: MempoolStats) {
-        self.get_success_bulk += o.get_success_bulk;
-        self.get_success_objs += o.get_success_objs;
-        self.get_fail_bulk += o.get_fail_bulk;
-        self.get_fail_objs += o.get_fail_objs;
-        self.put_bulk += o.put_bulk;
-        self.put_objs += o.put_objs;
-        self.cache_hits += o.cache_hits;
-        self.cache_misses += o.cache_misses;
-        self.backend_dequeue_bulk += o.backend_dequeue_bulk;
-        self.backend_dequeue_objs += o.backend_dequeue_objs;
-        self.backend_enqueue_bulk += o.backend_enqueue_bulk;
-        self.backend_enqueue_objs += o.backend_enqueue_objs;
+        add_fields!(self, o;
+            get_success_bulk get_success_objs get_fail_bulk get_fail_objs put_bulk put_objs
+            cache_hits cache_misses backend_dequeue_bulk backend_dequeue_objs
+            backend_enqueue_bulk backend_enqueue_objs
+        );
     }
 }
 

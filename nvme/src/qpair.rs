@@ -102,25 +102,15 @@ impl Default for QPairOptions {
 }
 
 /// A submit refused before anything reached the device; the buffer comes back.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
 pub struct Rejected {
     /// Why.
+    #[source]
     pub error: Error,
     /// The caller's buffer (always `Some` from the safe submit APIs; an `Option` only so
     /// that no path has to invent one).
     pub buf: Option<IoBuf>,
-}
-
-impl std::fmt::Display for Rejected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::error::Error for Rejected {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
 }
 
 /// Write Zeroes moves at most 65536 blocks per command (NLB is 16 bits, 0-based).

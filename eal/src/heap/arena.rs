@@ -502,6 +502,13 @@ mod tests {
             // is single-threaded (no lock needed).
             unsafe { Arena::new(&mut self.hdr, base) }
         }
+        /// [`arena`](Self::arena), initialised as one free block over the whole buffer.
+        fn fresh_arena(&mut self) -> Arena<'_> {
+            let len = (self.buf.len() - 4096) as u64;
+            let mut a = self.arena();
+            a.init(len);
+            a
+        }
     }
 
     fn req(len: u64, align: u64, bound: u64) -> Request<'static> {
@@ -517,8 +524,7 @@ mod tests {
     #[test]
     fn alloc_free_coalesce() {
         let mut fx = Fixture::new(1 << 16);
-        let mut a = fx.arena();
-        a.init(1 << 16);
+        let mut a = fx.fresh_arena();
         a.check().unwrap();
         let p1 = a.alloc(&req(100, 0, 0)).unwrap();
         let p2 = a.alloc(&req(64, 0, 0)).unwrap();
@@ -547,8 +553,7 @@ mod tests {
     #[test]
     fn alignment_bound_and_lead_gap() {
         let mut fx = Fixture::new(1 << 20);
-        let mut a = fx.arena();
-        a.init(1 << 20);
+        let mut a = fx.fresh_arena();
         let p = a.alloc(&req(64, 4096, 0)).unwrap();
         assert_eq!(p.0 % 4096, 0);
         a.check().unwrap();
@@ -583,8 +588,7 @@ mod tests {
     #[test]
     fn exhaustion_and_reuse() {
         let mut fx = Fixture::new(1 << 14);
-        let mut a = fx.arena();
-        a.init(1 << 14);
+        let mut a = fx.fresh_arena();
         let mut v = Vec::new();
         while let Some(p) = a.alloc(&req(192, 0, 0)) {
             v.push(p);
@@ -614,8 +618,7 @@ mod tests {
     #[test]
     fn accept_filter_moves_placement() {
         let mut fx = Fixture::new(1 << 16);
-        let mut a = fx.arena();
-        a.init(1 << 16);
+        let mut a = fx.fresh_arena();
         let base = a.base.0;
         // Pretend an IOVA break at base + 8192: placements crossing it must move past it.
         let brk = base + 8192;
@@ -644,8 +647,7 @@ mod tests {
     fn randomized_against_model() {
         // Deterministic xorshift; checks invariants after every operation.
         let mut fx = Fixture::new(1 << 18);
-        let mut a = fx.arena();
-        a.init(1 << 18);
+        let mut a = fx.fresh_arena();
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let mut rnd = move || {
             x ^= x << 13;

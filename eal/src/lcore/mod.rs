@@ -505,22 +505,21 @@ mod tests {
     #[test]
     fn start_refuses_bad_sets() {
         let t = CpuTopology::flat(&[0]);
-        assert!(matches!(
-            LcoreSet::start(&[], 0, &t),
-            Err(Error::BadLcore(0))
-        ));
-        assert!(matches!(
-            LcoreSet::start(&[(0, 0)], 1, &t),
-            Err(Error::BadLcore(1))
-        ));
-        assert!(matches!(
-            LcoreSet::start(&[(0, 0), (0, 0)], 0, &t),
-            Err(Error::BadLcore(0))
-        ));
-        assert!(matches!(
-            LcoreSet::start(&[(128, 0)], 128, &t),
-            Err(Error::BadLcore(128))
-        ));
+        // (lcore -> cpu map, main lcore, the lcore the refusal names)
+        type Row = (&'static [(u32, u32)], u32, u32);
+        let bad: [Row; 4] = [
+            (&[], 0, 0),
+            (&[(0, 0)], 1, 1),
+            (&[(0, 0), (0, 0)], 0, 0),
+            (&[(128, 0)], 128, 128),
+        ];
+        for (map, main, named) in bad {
+            let r = LcoreSet::start(map, main, &t);
+            assert!(
+                matches!(r, Err(Error::BadLcore(l)) if l == named),
+                "{map:?}"
+            );
+        }
         assert!(matches!(
             LcoreSet::start(&[(0, 0), (1, 5)], 0, &t),
             Err(Error::LcorePin {

@@ -105,24 +105,26 @@ pub fn pin_current_thread(cpu: u32) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Run `f` on a fresh thread, so the test harness thread keeps its affinity.
+    fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(f).join().unwrap();
+    }
+
     #[test]
     fn current_cpu_is_in_affinity_set() {
         let allowed = sched_getaffinity_current().unwrap();
         assert!(!allowed.is_empty());
-        // Run on a fresh thread so the test harness thread keeps its affinity.
-        std::thread::spawn(move || {
+        on_fresh_thread(move || {
             let cpu = allowed[0];
             pin_current_thread(cpu).unwrap();
             assert_eq!(sched_getaffinity_current().unwrap(), vec![cpu]);
             assert_eq!(sched_getcpu().unwrap(), cpu);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn affinity_is_put_back() {
-        std::thread::spawn(|| {
+        on_fresh_thread(|| {
             let before = sched_getaffinity_current().unwrap();
             pin_current_thread(before[before.len() - 1]).unwrap();
             assert_eq!(sched_getaffinity_current().unwrap().len(), 1);
@@ -132,14 +134,12 @@ mod tests {
             assert!(set_affinity_current(&[CPU_SETSIZE]).is_err());
             // The failed calls changed nothing.
             assert_eq!(sched_getaffinity_current().unwrap(), before);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn pin_out_of_range_is_error_not_panic() {
-        std::thread::spawn(|| {
+        on_fresh_thread(|| {
             let e = pin_current_thread(CPU_SETSIZE + 5).unwrap_err();
             assert!(e.to_string().contains("cpu 1029"), "{e}");
             // An in-range cpu that this thread may not use: the kernel refuses.
@@ -148,8 +148,6 @@ mod tests {
                 let e = pin_current_thread(last).unwrap_err();
                 assert!(matches!(e, Error::Os { .. }), "{e:?}");
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 }

@@ -71,20 +71,7 @@ pub fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64, what: &str) 
             offset as libc::off_t,
         )
     };
-    if r < 0 {
-        return Err(Error::last_os("read", what.to_string()));
-    }
-    if r as usize != buf.len() {
-        return Err(Error::io(
-            "read",
-            what.to_string(),
-            std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("short read: {r} of {} bytes", buf.len()),
-            ),
-        ));
-    }
-    Ok(())
+    whole_transfer(r, buf.len(), "read", what)
 }
 
 /// `pwrite` exactly `buf.len()` bytes at `offset`; a short write is an error.
@@ -98,17 +85,25 @@ pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64, what: &str) -> Re
             offset as libc::off_t,
         )
     };
+    whole_transfer(r, buf.len(), "write", what)
+}
+
+/// The result of a `pread`/`pwrite` (`op` = "read"/"write") of `len` bytes that returned
+/// `r`: the errno for a failure, `UnexpectedEof`/`WriteZero` for a short transfer.
+fn whole_transfer(r: isize, len: usize, op: &'static str, what: &str) -> Result<()> {
     if r < 0 {
-        return Err(Error::last_os("write", what.to_string()));
+        return Err(Error::last_os(op, what.to_string()));
     }
-    if r as usize != buf.len() {
+    if r as usize != len {
+        let kind = if op == "read" {
+            std::io::ErrorKind::UnexpectedEof
+        } else {
+            std::io::ErrorKind::WriteZero
+        };
         return Err(Error::io(
-            "write",
+            op,
             what.to_string(),
-            std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short write: {r} of {} bytes", buf.len()),
-            ),
+            std::io::Error::new(kind, format!("short {op}: {r} of {len} bytes")),
         ));
     }
     Ok(())

@@ -13,6 +13,16 @@ use eal::hugepage::{self, HugepageInfo, SysRoots};
 use eal::Eal;
 use testkit::Need;
 
+/// The value of `var` in a child-process helper test `child`, which only its parent test
+/// `parent` starts (with `var` set); `None`, said on stdout, when run on its own.
+pub fn child_env(var: &str, child: &str, parent: &str) -> Option<String> {
+    let v = std::env::var(var).ok();
+    if v.is_none() {
+        println!("{child}: not started by {parent}, nothing to do");
+    }
+    v
+}
+
 /// `test` followed by `v`: an `argv` for [`Eal::init`].
 pub fn argv(v: &[&str]) -> Vec<String> {
     std::iter::once("test")

@@ -113,6 +113,11 @@ impl Fake {
 
 type Log = Arc<Mutex<Vec<(u64, std::result::Result<Completion, String>)>>>;
 
+/// The first 4 KiB-aligned address inside `buf` (leave a page of slack for it).
+fn page_aligned(buf: &mut [u8]) -> u64 {
+    (buf.as_mut_ptr() as u64 + 4095) & !4095
+}
+
 fn cb(log: &Log, tag: u64) -> DoneInner {
     let l = log.clone();
     DoneInner::User(Done::callback(move |r| {
@@ -133,10 +138,9 @@ fn read_cmd(slba: u64, nlb: u64, max: u64, va: u64) -> Cmds<'static> {
 
 #[test]
 fn phase_wraps_and_doorbells_batch() {
-    let mut f = fake(4); // 3 commands at most
-    let log: Log = Default::default();
-    let mut buf = vec![0u8; 4096 * 4];
-    let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
+    // A 4-entry queue: 3 commands at most.
+    let (mut f, log, mut buf) = (fake(4), Log::default(), vec![0u8; 4096 * 4]);
+    let va = page_aligned(&mut buf);
     let mut none = |_: u64, _: Result<Completion>| {};
     // Several rounds so the CQ wraps (and the phase flips) more than once.
     let mut tag = 0;
@@ -205,10 +209,8 @@ fn stale_phase_entries_are_not_consumed() {
 
 #[test]
 fn mdts_split_fires_once_with_first_error() {
-    let mut f = fake(16);
-    let log: Log = Default::default();
-    let mut buf = vec![0u8; 64 * 1024 + 8192];
-    let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
+    let (mut f, log, mut buf) = (fake(16), Log::default(), vec![0u8; 64 * 1024 + 8192]);
+    let va = page_aligned(&mut buf);
     // 100 blocks of 512 B, at most 16 blocks (8 KiB) per command: 7 commands.
     f.q.submit(&read_cmd(1000, 100, 16, va), cb(&log, 1), None, 0)
         .map_err(|e| e.0)
@@ -256,10 +258,8 @@ fn mdts_split_fires_once_with_first_error() {
 
 #[test]
 fn prp_list_goes_to_the_tracker_page() {
-    let mut f = fake(4);
-    let log: Log = Default::default();
-    let mut buf = vec![0u8; 5 * 4096];
-    let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
+    let (mut f, log, mut buf) = (fake(4), Log::default(), vec![0u8; 5 * 4096]);
+    let va = page_aligned(&mut buf);
     // 16 KiB read: PRP1 + list of 3.
     f.q.submit(&read_cmd(0, 32, 1024, va), cb(&log, 1), None, 0)
         .map_err(|e| e.0)
@@ -278,10 +278,8 @@ fn prp_list_goes_to_the_tracker_page() {
 
 #[test]
 fn failed_submit_queues_nothing_and_fail_all_completes_everything() {
-    let mut f = fake(8);
-    let log: Log = Default::default();
-    let mut buf = vec![0u8; 8192];
-    let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
+    let (mut f, log, mut buf) = (fake(8), Log::default(), vec![0u8; 8192]);
+    let va = page_aligned(&mut buf);
     // Misaligned buffer: refused, nothing queued.
     let e =
         f.q.submit(&read_cmd(0, 1, 8, va + 2), cb(&log, 1), None, 0)
@@ -315,10 +313,8 @@ fn failed_submit_queues_nothing_and_fail_all_completes_everything() {
 
 #[test]
 fn timeouts_are_found_and_reported() {
-    let mut f = fake(8);
-    let log: Log = Default::default();
-    let mut buf = vec![0u8; 8192];
-    let va = (buf.as_mut_ptr() as u64 + 4095) & !4095;
+    let (mut f, log, mut buf) = (fake(8), Log::default(), vec![0u8; 8192]);
+    let va = page_aligned(&mut buf);
     f.q.timeout_ms = 5;
     f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 1), None, 100)
         .map_err(|e| e.0)

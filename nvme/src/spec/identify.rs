@@ -4,6 +4,13 @@ use std::mem::size_of;
 
 use super::pod::Pod;
 
+/// Compile-time check that each listed field of a spec structure is at its byte offset.
+macro_rules! assert_offsets {
+    ($t:ty: $($f:ident $off:literal),* $(,)?) => {
+        $(const _: () = assert!(std::mem::offset_of!($t, $f) == $off);)*
+    };
+}
+
 /// Identify Controller data structure (NVMe 1.4 section 5.15.2.1, figure 247). 4096
 /// bytes. Fields the driver does not use are kept as reserved byte arrays.
 #[repr(C)]
@@ -118,14 +125,9 @@ pub struct IdentifyController {
     pub vs: [u8; 1024],
 }
 const _: () = assert!(size_of::<IdentifyController>() == 4096);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, mdts) == 77);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, oacs) == 256);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, tnvmcap) == 280);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, sqes) == 512);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, nn) == 516);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, sgls) == 536);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, subnqn) == 768);
-const _: () = assert!(std::mem::offset_of!(IdentifyController, psd) == 2048);
+assert_offsets! { IdentifyController:
+    mdts 77, oacs 256, tnvmcap 280, sqes 512, nn 516, sgls 536, subnqn 768, psd 2048
+}
 // SAFETY: repr(C), integers and integer arrays only; the offset asserts above and the
 // total size show there is no padding.
 unsafe impl Pod for IdentifyController {}
@@ -290,11 +292,9 @@ pub struct IdentifyNamespace {
     pub vs: [u8; 3712],
 }
 const _: () = assert!(size_of::<IdentifyNamespace>() == 4096);
-const _: () = assert!(std::mem::offset_of!(IdentifyNamespace, dlfeat) == 33);
-const _: () = assert!(std::mem::offset_of!(IdentifyNamespace, nvmcap) == 48);
-const _: () = assert!(std::mem::offset_of!(IdentifyNamespace, anagrpid) == 92);
-const _: () = assert!(std::mem::offset_of!(IdentifyNamespace, nguid) == 104);
-const _: () = assert!(std::mem::offset_of!(IdentifyNamespace, lbaf) == 128);
+assert_offsets! { IdentifyNamespace:
+    dlfeat 33, nvmcap 48, anagrpid 92, nguid 104, lbaf 128
+}
 // SAFETY: repr(C), integers and integer arrays only; offsets and total size checked.
 unsafe impl Pod for IdentifyNamespace {}
 
