@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
 use crate::table::{Better, Side, Table};
@@ -35,17 +35,11 @@ impl Opts {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--time-s" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--time-s needs a value".into()))?;
+                    let v = crate::value(&mut it, "--time-s")?;
                     o.time_s = crate::number("--time-s", v, 0.001, 5.0)?;
                 }
                 "--all" => o.all = true,
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "mempool: unknown argument '{a}' (see --help)"
-                    )))
-                }
+                _ => return Err(crate::unknown_arg(Some("mempool"), a)),
             }
         }
         Ok(o)

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
 use crate::table::{Better, Side, Table};
@@ -20,11 +20,7 @@ impl Opts {
         for a in args {
             match a.as_str() {
                 "--full" => o.full = true,
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "ring: unknown argument '{a}' (see --help)"
-                    )))
-                }
+                _ => return Err(crate::unknown_arg(Some("ring"), a)),
             }
         }
         Ok(o)
