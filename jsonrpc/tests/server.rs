@@ -10,6 +10,11 @@ use common::{Reader, TestServer};
 use jsonrpc::{Client, RpcError, State};
 use serde_json::{json, Value};
 
+/// A fresh client's `echo` of `v` comes back unchanged (the server still serves).
+fn assert_echoes(ts: &TestServer, v: Value) {
+    assert_eq!(client(ts).call("echo", Some(v.clone())).unwrap(), v);
+}
+
 fn client(ts: &TestServer) -> Client {
     Client::connect(&ts.path, Duration::from_secs(20)).unwrap()
 }
@@ -37,10 +42,7 @@ fn malformed_json_gets_parse_error_and_close_then_server_serves() {
     r.send(b"] ");
     assert_eq!(err_code(&r.next().unwrap()), -32700);
     assert!(r.next().is_none());
-    assert_eq!(
-        client(&ts).call("echo", Some(json!({"a": 1}))).unwrap(),
-        json!({"a": 1})
-    );
+    assert_echoes(&ts, json!({"a": 1}));
 }
 
 #[test]
@@ -103,10 +105,7 @@ fn client_closing_mid_request_is_dropped_cleanly() {
             .unwrap();
     }
     ts.wait_connections(0);
-    assert_eq!(
-        client(&ts).call("echo", Some(json!([2]))).unwrap(),
-        json!([2])
-    );
+    assert_echoes(&ts, json!([2]));
 }
 
 #[test]
@@ -133,10 +132,7 @@ fn request_past_the_cap_gets_an_error_and_close() {
     let v = r.next().unwrap();
     assert_eq!((err_code(&v), v["id"].clone()), (-32600, Value::Null));
     assert!(r.next().is_none());
-    assert_eq!(
-        client(&ts).call("echo", Some(json!([1]))).unwrap(),
-        json!([1])
-    );
+    assert_echoes(&ts, json!([1]));
 }
 
 #[test]
@@ -285,10 +281,7 @@ fn slow_client_does_not_block_others() {
     std::thread::sleep(Duration::from_millis(300));
     // Others are served while the slow client reads nothing.
     for i in 0..20 {
-        assert_eq!(
-            client(&ts).call("echo", Some(json!([i]))).unwrap(),
-            json!([i])
-        );
+        assert_echoes(&ts, json!([i]));
     }
     // Now the slow client reads: every answer arrives.
     let mut buf = Vec::new();

@@ -3,11 +3,25 @@
 use serde_json::{Map, Value};
 
 use super::{m, mf, Method, Print};
-use crate::args::{opt, pos, Kind};
+use crate::args::{opt, pos, Arg, Kind};
 use Kind::{Choice, Float, Int, IntChoice, List, Set, Str};
 use Print::{Dict, Json, Nothing};
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// The protection-information options the malloc and null bdevs share.
+const DIF_TYPE: Arg = opt(
+    &["-t", "--dif-type"],
+    "dif_type",
+    IntChoice(&[0, 1, 2, 3]),
+    "Protection information type",
+);
+const DIF_IS_HEAD_OF_MD: Arg = opt(
+    &["-d", "--dif-is-head-of-md"],
+    "dif_is_head_of_md",
+    Set(true),
+    "PI in the first 8 bytes of metadata",
+);
 
 fn int_of(m: &Map<String, Value>, k: &str) -> Option<i64> {
     m.get(k).and_then(Value::as_i64)
@@ -85,18 +99,8 @@ pub static METHODS: &[Method] = &[
                 Set(true),
                 "Metadata interleaved with data",
             ),
-            opt(
-                &["-t", "--dif-type"],
-                "dif_type",
-                IntChoice(&[0, 1, 2, 3]),
-                "Protection information type",
-            ),
-            opt(
-                &["-d", "--dif-is-head-of-md"],
-                "dif_is_head_of_md",
-                Set(true),
-                "PI in the first 8 bytes of metadata",
-            ),
+            DIF_TYPE,
+            DIF_IS_HEAD_OF_MD,
             opt(
                 &["-f", "--dif-pi-format"],
                 "dif_pi_format",
@@ -134,18 +138,8 @@ pub static METHODS: &[Method] = &[
                 "Physical block size",
             ),
             opt(&["-m", "--md-size"], "md_size", Int, "Metadata size"),
-            opt(
-                &["-t", "--dif-type"],
-                "dif_type",
-                IntChoice(&[0, 1, 2, 3]),
-                "Protection information type",
-            ),
-            opt(
-                &["-d", "--dif-is-head-of-md"],
-                "dif_is_head_of_md",
-                Set(true),
-                "PI in the first 8 bytes of metadata",
-            ),
+            DIF_TYPE,
+            DIF_IS_HEAD_OF_MD,
             opt(
                 &["-f", "--dif-pi-format"],
                 "dif_pi_format",
