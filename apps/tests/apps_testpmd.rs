@@ -212,17 +212,11 @@ fn interactive_tx_first_over_ring_ports_and_eof_exit() {
 
 #[test]
 fn sigint_stops_batch_forwarding_with_final_stats() {
-    let pfx = prefix("tps");
-    let p = Proc::spawn(Command::new(testpmd()).args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        "--vdev=net_null0",
-        "--vdev=net_null1",
-        "--",
-        "--stats-period=1",
-        "--forward-mode=macswap",
-    ]));
+    let p = Proc::spawn(Command::new(testpmd()).args(no_huge_run(
+        "tps",
+        &["--vdev=net_null0", "--vdev=net_null1"],
+        &["--stats-period=1", "--forward-mode=macswap"],
+    )));
     p.wait_for("NIC statistics for port 1", GUARD);
     p.signal(libc::SIGINT);
     let (st, out) = p.finish(GUARD);
@@ -295,17 +289,12 @@ fn txonly_and_flowgen_packets_are_valid_on_the_wire() {
     ns.veth("g0", "g1");
     let g1 = ns.mac("g1");
     for (mode, txpkts) in [("txonly", "30,34"), ("flowgen", "100")] {
-        let pfx = prefix(&format!("tpg-{mode}"));
         let mut c = ns.command(testpmd());
-        c.args([
-            "--no-huge",
-            "--file-prefix",
-            &pfx,
-            "-l",
-            "0-1",
-            "--vdev=net_af_packet0,iface=g1",
-            "--",
-        ]);
+        c.args(no_huge_run(
+            &format!("tpg-{mode}"),
+            &["-l", "0-1", "--vdev=net_af_packet0,iface=g1"],
+            &[],
+        ));
         c.args([
             format!("--forward-mode={mode}"),
             format!("--txpkts={txpkts}"),
@@ -350,19 +339,12 @@ fn csum_mode_counts_and_fixes_bad_checksums() {
         return;
     };
     ns.veth("c0", "c1");
-    let pfx = prefix("tpcs");
     let mut c = ns.command(testpmd());
-    c.args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        "-l",
-        "0-1",
-        "--vdev=net_af_packet0,iface=c1",
-        "--",
-        "-i",
-        "--forward-mode=csum",
-    ]);
+    c.args(no_huge_run(
+        "tpcs",
+        &["-l", "0-1", "--vdev=net_af_packet0,iface=c1"],
+        &["-i", "--forward-mode=csum"],
+    ));
     let mut p = Proc::spawn(&mut c);
     p.cmd("start");
     const N: usize = 50;

@@ -24,6 +24,16 @@ pub fn prefix(tag: &str) -> String {
     format!("t-{tag}-{}", std::process::id())
 }
 
+/// The command line of an app run under `--no-huge` with the file prefix of `tag`: the
+/// EAL arguments `eal`, `--`, then the app's `app`.
+pub fn no_huge_run(tag: &str, eal: &[&str], app: &[&str]) -> Vec<String> {
+    let mut v = vec!["--no-huge".to_string(), "--file-prefix".into(), prefix(tag)];
+    v.extend(eal.iter().map(|s| s.to_string()));
+    v.push("--".into());
+    v.extend(app.iter().map(|s| s.to_string()));
+    v
+}
+
 /// A running child with its stdout (and stderr) gathered into one string.
 pub struct Proc {
     pub child: Child,
