@@ -411,21 +411,13 @@ fn txonly_to_rxonly_across_a_veth_pair() {
     };
     ns.veth("v0", "v1");
     let spawn = |tag: &str, iface: &str, mode: &str, main: &str| {
-        let pfx = prefix(tag);
+        let vdev = format!("--vdev=net_af_packet0,iface={iface}");
         let mut c = ns.command(testpmd());
-        c.args([
-            "--no-huge",
-            "-m",
-            "128",
-            "--file-prefix",
-            &pfx,
-            "-l",
-            "0-1",
-            "--main-lcore",
-            main,
-        ]);
-        c.arg(format!("--vdev=net_af_packet0,iface={iface}"));
-        c.args(["--", "-i", &format!("--forward-mode={mode}")]);
+        c.args(no_huge_run(
+            tag,
+            &["-m", "128", "-l", "0-1", "--main-lcore", main, &vdev],
+            &["-i", &format!("--forward-mode={mode}")],
+        ));
         Proc::spawn(&mut c)
     };
     let mut rx = spawn("tprx-r", "v1", "rxonly", "1");
@@ -483,19 +475,18 @@ fn another_process_reads_a_running_testpmds_port_stats() {
     // ports' shared counters (pmd::shared, what proc-info builds on), and `proc-info`
     // itself lists testpmd's ports' memzones and its mbuf pool.
     let pfx = prefix("tpmp");
-    let mut p = Proc::spawn(Command::new(testpmd()).args([
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &pfx,
-        "-l",
-        "0-1",
-        "--vdev=net_null0",
-        "--vdev=net_null1",
-        "--",
-        "-i",
-    ]));
+    let mut p = Proc::spawn(Command::new(testpmd()).args(no_huge_run(
+        "tpmp",
+        &[
+            "-m",
+            "128",
+            "-l",
+            "0-1",
+            "--vdev=net_null0",
+            "--vdev=net_null1",
+        ],
+        &["-i"],
+    )));
     p.cmd("start");
     stats_until(&mut p, 1, "TX-packets:", 1000);
     p.cmd("stop");

@@ -104,16 +104,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     let who = "DPDK dpdk-test mempool_perf_autotest".to_string();
                     hp.ensure_free(PAGES, &who)?;
                     let prefix = hp.prefix("d");
-                    let mut cmd = Command::new("dpdk-test");
-                    cmd.args([
-                        "--no-pci",
-                        "-l",
-                        "0-1",
-                        "-m",
-                        "256",
-                        "--file-prefix",
-                        &prefix,
-                    ]);
+                    let mut cmd = crate::ring::dpdk_test(&prefix);
                     if let Some(so) = &shim {
                         cmd.env("LD_PRELOAD", so)
                             .env("FP_TSC_SCALE", format!("{scale}"));

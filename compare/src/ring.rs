@@ -27,6 +27,22 @@ impl Opts {
     }
 }
 
+/// DPDK's `dpdk-test` on lcores 0-1 with 256 MiB under the file prefix `prefix` (the
+/// autotest to run is typed on its stdin).
+pub fn dpdk_test(prefix: &str) -> Command {
+    let mut cmd = Command::new("dpdk-test");
+    cmd.args([
+        "--no-pci",
+        "-l",
+        "0-1",
+        "-m",
+        "256",
+        "--file-prefix",
+        prefix,
+    ]);
+    cmd
+}
+
 /// dpdk-test's memory (-m 256) in 2 MiB pages.
 const DPDK_PAGES: u64 = 128;
 /// ring_perf's (64 MiB).
@@ -53,16 +69,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     let who = "DPDK dpdk-test ring_perf_autotest";
                     hp.ensure_free(DPDK_PAGES, who)?;
                     let prefix = hp.prefix("d");
-                    let mut cmd = Command::new("dpdk-test");
-                    cmd.args([
-                        "--no-pci",
-                        "-l",
-                        "0-1",
-                        "-m",
-                        "256",
-                        "--file-prefix",
-                        &prefix,
-                    ]);
+                    let cmd = dpdk_test(&prefix);
                     let out = harness::run(Job {
                         side: who,
                         cmd,
