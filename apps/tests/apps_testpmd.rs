@@ -525,16 +525,18 @@ fn another_process_reads_a_running_testpmds_port_stats() {
     drop(eal);
 
     let pi = env!("CARGO_BIN_EXE_proc-info");
-    let out = Command::new(pi)
-        .args(["--file-prefix", &pfx, "--", "--memzones", "--mempools"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // proc-info's stdout; it must succeed.
+    let proc_info = |args: &[&str]| {
+        let out = Command::new(pi).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = proc_info(&["--file-prefix", &pfx, "--", "--memzones", "--mempools"]);
     assert!(
         text.contains("name=ETH_P0") && text.contains("name=ETH_P1"),
         "{text}"
@@ -545,16 +547,7 @@ fn another_process_reads_a_running_testpmds_port_stats() {
         String::from_utf8_lossy(&help.stdout).contains("--stats"),
         "proc-info --help lists --stats"
     );
-    let out = Command::new(pi)
-        .args(["--file-prefix", &pfx, "--", "--stats"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = proc_info(&["--file-prefix", &pfx, "--", "--stats"]);
     for port in 0..2usize {
         let want = format!("ipackets={} opackets={}", rx[port], tx[port]);
         assert!(

@@ -19,6 +19,15 @@ fn client(ts: &TestServer) -> Client {
     Client::connect(&ts.path, Duration::from_secs(20)).unwrap()
 }
 
+/// The strings of a JSON array.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
 fn err_code(v: &Value) -> i64 {
     v["error"]["code"]
         .as_i64()
@@ -332,12 +341,7 @@ fn rpc_get_methods_and_aliases() {
     ts.server.register_alias("echo_old", "echo").unwrap();
     let mut c = client(&ts);
     let all = c.call("rpc_get_methods", None).unwrap();
-    let names: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let names = strings(&all);
     assert!(names.contains(&"rpc_get_methods") && names.contains(&"runtime_only"));
     assert!(!names.contains(&"echo_old"));
     let cur = c
@@ -346,12 +350,7 @@ fn rpc_get_methods_and_aliases() {
             Some(json!({"current": true, "include_aliases": true})),
         )
         .unwrap();
-    let cur: Vec<&str> = cur
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let cur = strings(&cur);
     assert!(cur.contains(&"echo_old") && cur.contains(&"startup_only"));
     assert!(!cur.contains(&"runtime_only"));
     assert_eq!(c.call("echo_old", Some(json!([5]))).unwrap(), json!([5]));
