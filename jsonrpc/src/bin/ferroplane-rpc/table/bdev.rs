@@ -9,6 +9,15 @@ use Print::{Dict, Json, Nothing};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// The block-size arguments the malloc and null bdevs share.
+const BLOCK_SIZE: Arg = pos("block_size", Int, "Data block size for this bdev");
+const PHYSICAL_BLOCK_SIZE: Arg = opt(
+    &["-p", "--physical-block-size"],
+    "physical_block_size",
+    Int,
+    "Physical block size",
+);
+
 /// The protection-information options the malloc and null bdevs share.
 const DIF_TYPE: Arg = opt(
     &["-t", "--dif-type"],
@@ -74,13 +83,8 @@ pub static METHODS: &[Method] = &[
                 Float,
                 "Size of malloc bdev in MiB (float > 0)",
             ),
-            pos("block_size", Int, "Data block size for this bdev"),
-            opt(
-                &["-p", "--physical-block-size"],
-                "physical_block_size",
-                Int,
-                "Physical block size",
-            ),
+            BLOCK_SIZE,
+            PHYSICAL_BLOCK_SIZE,
             opt(
                 &["-o", "--optimal-io-boundary"],
                 "optimal_io_boundary",
@@ -130,13 +134,8 @@ pub static METHODS: &[Method] = &[
             pos("name", Str, "Block device name"),
             opt(&["-u", "--uuid"], "uuid", Str, "UUID of the bdev"),
             pos("_total_size", Int, "Size of null bdev in MiB (int > 0)"),
-            pos("block_size", Int, "Data block size for this bdev"),
-            opt(
-                &["-p", "--physical-block-size"],
-                "physical_block_size",
-                Int,
-                "Physical block size",
-            ),
+            BLOCK_SIZE,
+            PHYSICAL_BLOCK_SIZE,
             opt(&["-m", "--md-size"], "md_size", Int, "Metadata size"),
             DIF_TYPE,
             DIF_IS_HEAD_OF_MD,
