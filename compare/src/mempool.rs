@@ -93,12 +93,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     );
     for round in 0..ctx.common.repeat {
         for side in harness::round_order(&ctx.sides(), round) {
-            harness::say(format!(
-                "round {}/{}: {}",
-                round + 1,
-                ctx.common.repeat,
-                crate::ring::side_name(ctx, side, &peer)
-            ));
+            crate::ring::say_round(ctx, round, side, &peer);
             let (who, out, s) = match side {
                 Side::Peer => {
                     let who = "DPDK dpdk-test mempool_perf_autotest".to_string();

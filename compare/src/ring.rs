@@ -58,12 +58,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     );
     for round in 0..ctx.common.repeat {
         for side in harness::round_order(&ctx.sides(), round) {
-            harness::say(format!(
-                "round {}/{}: {}",
-                round + 1,
-                ctx.common.repeat,
-                side_name(ctx, side, &peer)
-            ));
+            say_round(ctx, round, side, &peer);
             let samples = match side {
                 Side::Peer => {
                     let who = "DPDK dpdk-test ring_perf_autotest";
@@ -114,6 +109,16 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         }
     }
     Ok(t)
+}
+
+/// The progress line `round R/N: SIDE` before a side runs.
+pub fn say_round(ctx: &Ctx, round: usize, side: Side, peer: &str) {
+    harness::say(format!(
+        "round {}/{}: {}",
+        round + 1,
+        ctx.common.repeat,
+        side_name(ctx, side, peer)
+    ));
 }
 
 /// "DPDK 22.11.x", "ours", "ours@REV" for progress lines.
