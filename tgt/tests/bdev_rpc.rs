@@ -327,6 +327,13 @@ fn bdev_methods_and_config_round_trip() {
         Value::String(String::new())
     );
     let saved = call(&s, "save_config", None)["result"].clone();
+    // rpc.py's way (the client asks framework_get_subsystems, then framework_get_config
+    // for each) gives the same configuration as the server's own save_config.
+    assert_eq!(rpc_json(&s, &["save_config"]), saved);
+    assert!(
+        rpc_fails(&s, &["framework_get_config", "no_such_subsystem"])
+            .contains("no subsystem named")
+    );
     let bdev_cfg = saved["subsystems"]
         .as_array()
         .unwrap()
