@@ -9,19 +9,7 @@ use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
 fn setup() -> (Eal, PktmbufPool) {
-    let argv: Vec<String> = [
-        "bench",
-        "--no-huge",
-        "-m",
-        "256",
-        "--file-prefix",
-        &format!("bench-mbuf-{}", std::process::id()),
-        "-l",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let argv = testkit::eal_env::no_huge_args("bench-mbuf", 256, "0");
     let (eal, _) = Eal::init(&argv).expect("EAL init (--no-huge)");
     let pool = pktmbuf_pool_create(
         &eal,

@@ -58,20 +58,7 @@ const CACHE: u32 = 256;
 const BULKS: [usize; 3] = [1, 4, 32];
 
 fn eal_init() -> Eal {
-    let prefix = format!("bench-mempool-{}", std::process::id());
-    let argv: Vec<String> = [
-        "bench",
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &prefix,
-        "-l",
-        "0,1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let argv = testkit::eal_env::no_huge_args("bench-mempool", 128, "0,1");
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 

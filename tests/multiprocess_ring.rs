@@ -76,19 +76,8 @@ fn child_ring() {
 #[test]
 fn ring_across_two_processes() {
     let p = format!("t-ring-xproc-{}", std::process::id());
-    let argv: Vec<String> = [
-        "t",
-        "--no-huge",
-        "-m",
-        "16",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut argv = testkit::eal_env::no_huge_args("t-ring-xproc", 16, "0");
+    argv.push("--no-pci".into());
     let (e, _) = Eal::init(&argv).unwrap();
     // SAFETY: multi on both sides; both processes use T = u64.
     let r = unsafe { Ring::<u64>::create(&e, "xproc", 1024, None, RingFlags::empty()) }.unwrap();

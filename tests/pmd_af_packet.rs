@@ -70,7 +70,7 @@ fn both_ways(test: &str, tag: &str, args: &str, want_v3: u64) {
     let e = eal(tag);
     let p = pool(&e, &format!("{tag}p"), 2047);
     let spec = format!("net_af_packet_{tag},iface={a},{args}");
-    ns.run_with(&e, &p, move |e, p| {
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, &spec).unwrap();
         setup(port, &p, 1, 1);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
@@ -142,7 +142,7 @@ fn af_packet_v3_fanout_spreads_flows() {
     ns.veth("foa", "fob");
     let e = eal("fo");
     let p = pool(&e, "fop", 1023);
-    ns.run_with(&e, &p, move |e, p| {
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_af_packet_fo,iface=foa,qpairs=2").unwrap();
         setup(port, &p, 2, 2);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
@@ -191,7 +191,7 @@ fn af_packet_v3_tx_seen_by_tshark() {
     };
     let e = eal("ts");
     let p = pool(&e, "tsp", 255);
-    ns.run_with(&e, &p, move |e, p| {
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_af_packet_ts,iface=tsa,qdisc_bypass=1").unwrap();
         setup(port, &p, 1, 1);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);

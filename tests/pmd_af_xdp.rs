@@ -22,8 +22,18 @@ fn xstat(port: u16, name: &str) -> u64 {
 }
 
 /// True if `ip link show dev iface` in `ns` lists an XDP program.
-fn has_xdp(ns: &Netns, iface: &str) -> bool {
-    let o = ns.sh(&format!("ip -d link show dev {iface}"));
+fn has_xdp(ns: &str, iface: &str) -> bool {
+    let o = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ip", "-d", "link", "show", "dev", iface,
+        ])
+        .output()
+        .expect("run ip netns exec");
+    assert!(
+        o.status.success(),
+        "ip -d link show dev {iface} in {ns}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let s = String::from_utf8_lossy(&o.stdout);
     s.contains("prog/xdp") || s.contains(" xdp")
 }
@@ -61,11 +71,10 @@ fn af_xdp_veth_both_ways_and_detach_on_close() {
     ns.veth("xda", "xdb");
     let e = eal("xd");
     let p = pool(&e, "xdp", 2047);
-    let nsn = ns.name.clone();
-    ns.run_with(&e, &p, move |e, p| {
+    let nsn = ns.name().to_string();
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_af_xdp_t,iface=xda").unwrap();
-        let ns = Netns { name: nsn };
-        assert!(has_xdp(&ns, "xda"), "our XDP program is attached");
+        assert!(has_xdp(&nsn, "xda"), "our XDP program is attached");
         setup(port, &p, 1, 1);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
         assert_eq!(xstat(port, "xdp_native"), 1, "veth runs XDP natively");
@@ -109,8 +118,7 @@ fn af_xdp_veth_both_ways_and_detach_on_close() {
         let s = pmd::stats_get(port).unwrap();
         assert_eq!((s.ipackets >= 300, s.opackets, s.oerrors), (true, 300, 0));
         pmd::close(port).unwrap();
-        assert!(!has_xdp(&ns, "xda"), "the XDP program is gone after close");
-        std::mem::forget(ns); // the outer handle deletes the namespace
+        assert!(!has_xdp(&nsn, "xda"), "the XDP program is gone after close");
     });
     assert_eq!(p.avail_count(), 2047, "every mbuf back in the pool");
 }
@@ -135,7 +143,7 @@ fn af_xdp_tx_seen_by_tshark_and_rx_from_peer() {
         pmd::close(port).unwrap();
         return;
     };
-    let got = ns.run_with(&e, &p, move |_e, p| {
+    let got = run_with(&ns, &e, &p, move |_e, p| {
         setup(port, &p, 1, 1);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
         let mut v: Vec<mbuf::Mbuf> = (0..40)
@@ -175,7 +183,7 @@ fn af_xdp_multi_queue_spreads_flows() {
     ns.sh("ip link add xma numtxqueues 4 numrxqueues 4 type veth peer name xmb numtxqueues 4 numrxqueues 4 && ip link set xma up && ip link set xmb up");
     let e = eal("xm");
     let p = pool(&e, "xmp", 2047);
-    ns.run_with(&e, &p, move |e, p| {
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_af_xdp_m,iface=xma,queue_count=4").unwrap();
         setup(port, &p, 4, 4);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
@@ -232,7 +240,7 @@ fn af_xdp_program_gone_after_sigkill() {
     };
     ns.veth("xka", "xkb");
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
+        .args(["netns", "exec", ns.name()])
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -249,7 +257,10 @@ fn af_xdp_program_gone_after_sigkill() {
     let mut lines = std::io::BufReader::new(out).lines();
     let attached = lines.any(|l| l.map(|l| l.contains("FP_XDP_ATTACHED")).unwrap_or(false));
     assert!(attached, "child never attached");
-    assert!(has_xdp(&ns, "xka"), "the child's XDP program is attached");
+    assert!(
+        has_xdp(ns.name(), "xka"),
+        "the child's XDP program is attached"
+    );
     // `ip netns exec` execs the program: the child's pid is the test binary's.
     // SAFETY: plain kill of our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
@@ -257,11 +268,11 @@ fn af_xdp_program_gone_after_sigkill() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     let t0 = Instant::now();
-    while has_xdp(&ns, "xka") && t0.elapsed() < LIMIT {
+    while has_xdp(ns.name(), "xka") && t0.elapsed() < LIMIT {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        !has_xdp(&ns, "xka"),
+        !has_xdp(ns.name(), "xka"),
         "the XDP program is gone after SIGKILL"
     );
 }
@@ -288,7 +299,7 @@ fn af_xdp_bad_devargs_name_the_key() {
         return;
     };
     ns.veth("xba", "xbb");
-    ns.run_with(&e, &pool(&e, "xbp", 63), move |e, _p| {
+    run_with(&ns, &e, &pool(&e, "xbp", 63), move |e, _p| {
         let err = vdev_err(&e, "net_af_xdp_q,iface=xba,start_queue=3");
         assert!(
             err.contains("'start_queue'") && err.contains("out of range"),

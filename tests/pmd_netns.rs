@@ -17,7 +17,7 @@ fn af_packet_on_veth_both_directions() {
     ns.veth("fpa", "fpb");
     let e = eal("afp");
     let p = pool(&e, "afpp", 1023);
-    ns.run_with(&e, &p, move |e, p| {
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_af_packet_t,iface=fpa,qpairs=2,framecnt=256").unwrap();
         let info = pmd::dev_info(port).unwrap();
         assert_eq!(
@@ -110,8 +110,8 @@ fn tap_frames_and_ping() {
     };
     let e = eal("tap");
     let p = pool(&e, "tapp", 511);
-    let nsname = ns.name.clone();
-    ns.run_with(&e, &p, move |e, p| {
+    let nsname = ns.name().to_string();
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_tap_t,iface=fptap0,mac=02:00:00:aa:bb:cc").unwrap();
         assert_eq!(
             pmd::mac_addr_get(port).unwrap(),
@@ -194,7 +194,7 @@ fn pcap_live_iface_on_veth() {
     ns.veth("fpc", "fpd");
     let e = eal("pcl");
     let p = pool(&e, "pclp", 255);
-    ns.run_with(&e, &p, move |e, p| {
+    run_with(&ns, &e, &p, move |e, p| {
         let port = pmd::vdev_create(&e, "net_pcap_live,iface=fpc").unwrap();
         setup(port, &p, 1, 1);
         let peer = RawSock::bind("fpd");

@@ -56,12 +56,37 @@ pub fn app_args<T>(name: &str, parse_result: Result<T, String>) -> Result<T, Exi
     })
 }
 
+/// A usage text: `usage: SYNOPSIS`, a blank line, then the EAL options.
+pub fn usage(synopsis: &str) -> String {
+    format!("usage: {synopsis}\n\n{}", eal::args::usage())
+}
+
+/// The number after the option `name` (the next of `it`): an error line names a missing
+/// or non-numeric value.
+pub fn value_u64<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> Result<u64, String> {
+    let v = it.next().ok_or_else(|| format!("'{name}' needs a value"))?;
+    v.parse()
+        .map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn numeric_values_are_checked() {
+        let a = argv("7 x");
+        let mut it = a.iter();
+        assert_eq!(value_u64(&mut it, "-n"), Ok(7));
+        assert_eq!(
+            value_u64(&mut it, "-n"),
+            Err("invalid value 'x' for '-n': not a number".into())
+        );
+        assert_eq!(value_u64(&mut it, "-n"), Err("'-n' needs a value".into()));
     }
 
     #[test]

@@ -73,20 +73,12 @@ fn forwards_between_veth_pairs(test: &str, tag: &str, driver: &str) {
     ns.veth("a0", "a1");
     ns.veth("b0", "b1");
     let b1_mac = ns.mac("b1");
-    let pfx = prefix(tag);
+    let (a1, b1) = (
+        format!("--vdev={driver}0,iface=a1"),
+        format!("--vdev={driver}1,iface=b1"),
+    );
     let mut cmd = ns.command(l2fwd());
-    cmd.args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        &format!("--vdev={driver}0,iface=a1"),
-        &format!("--vdev={driver}1,iface=b1"),
-        "--",
-        "-p",
-        "0x3",
-        "-T",
-        "1",
-    ]);
+    cmd.args(no_huge_run(tag, &[&a1, &b1], &["-p", "0x3", "-T", "1"]));
     let l2 = Proc::spawn(&mut cmd);
     l2.wait_for("Lcore", GUARD);
     l2.wait_for("\ndone\n", GUARD);
@@ -142,21 +134,11 @@ fn forwards_between_veth_pairs(test: &str, tag: &str, driver: &str) {
 fn l2fwd_max_packets_and_run_time_stop_it() {
     // net_null ports produce packets without end: --max-packets stops the run, after
     // the TX buffers are drained, so every packet received was sent (null TX takes all).
-    let pfx = prefix("l2max");
-    let p = Proc::spawn(std::process::Command::new(l2fwd()).args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        "--vdev=net_null0",
-        "--vdev=net_null1",
-        "--",
-        "-p",
-        "3",
-        "-T",
-        "0",
-        "--max-packets",
-        "100000",
-    ]));
+    let p = Proc::spawn(std::process::Command::new(l2fwd()).args(no_huge_run(
+        "l2max",
+        &["--vdev=net_null0", "--vdev=net_null1"],
+        &["-p", "3", "-T", "0", "--max-packets", "100000"],
+    )));
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");
     assert!(
@@ -174,22 +156,11 @@ fn l2fwd_max_packets_and_run_time_stop_it() {
     assert!(!out.contains("Warning"), "{out}");
 
     // Two net_ring ports: nothing arrives, --run-time ends the run; an explicit portmap.
-    let pfx = prefix("l2rt");
-    let p = Proc::spawn(std::process::Command::new(l2fwd()).args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        "--vdev=net_ring0",
-        "--vdev=net_ring1",
-        "--",
-        "-p",
-        "3",
-        "-T",
-        "0",
-        "--portmap=(0,1)",
-        "--run-time",
-        "0.5",
-    ]));
+    let p = Proc::spawn(std::process::Command::new(l2fwd()).args(no_huge_run(
+        "l2rt",
+        &["--vdev=net_ring0", "--vdev=net_ring1"],
+        &["-p", "3", "-T", "0", "--portmap=(0,1)", "--run-time", "0.5"],
+    )));
     let (st, out) = p.finish(GUARD);
     assert!(st.success(), "{out}");
     assert!(out.contains("Run time over"), "{out}");

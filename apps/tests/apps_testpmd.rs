@@ -212,17 +212,11 @@ fn interactive_tx_first_over_ring_ports_and_eof_exit() {
 
 #[test]
 fn sigint_stops_batch_forwarding_with_final_stats() {
-    let pfx = prefix("tps");
-    let p = Proc::spawn(Command::new(testpmd()).args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        "--vdev=net_null0",
-        "--vdev=net_null1",
-        "--",
-        "--stats-period=1",
-        "--forward-mode=macswap",
-    ]));
+    let p = Proc::spawn(Command::new(testpmd()).args(no_huge_run(
+        "tps",
+        &["--vdev=net_null0", "--vdev=net_null1"],
+        &["--stats-period=1", "--forward-mode=macswap"],
+    )));
     p.wait_for("NIC statistics for port 1", GUARD);
     p.signal(libc::SIGINT);
     let (st, out) = p.finish(GUARD);
@@ -295,17 +289,12 @@ fn txonly_and_flowgen_packets_are_valid_on_the_wire() {
     ns.veth("g0", "g1");
     let g1 = ns.mac("g1");
     for (mode, txpkts) in [("txonly", "30,34"), ("flowgen", "100")] {
-        let pfx = prefix(&format!("tpg-{mode}"));
         let mut c = ns.command(testpmd());
-        c.args([
-            "--no-huge",
-            "--file-prefix",
-            &pfx,
-            "-l",
-            "0-1",
-            "--vdev=net_af_packet0,iface=g1",
-            "--",
-        ]);
+        c.args(no_huge_run(
+            &format!("tpg-{mode}"),
+            &["-l", "0-1", "--vdev=net_af_packet0,iface=g1"],
+            &[],
+        ));
         c.args([
             format!("--forward-mode={mode}"),
             format!("--txpkts={txpkts}"),
@@ -350,19 +339,12 @@ fn csum_mode_counts_and_fixes_bad_checksums() {
         return;
     };
     ns.veth("c0", "c1");
-    let pfx = prefix("tpcs");
     let mut c = ns.command(testpmd());
-    c.args([
-        "--no-huge",
-        "--file-prefix",
-        &pfx,
-        "-l",
-        "0-1",
-        "--vdev=net_af_packet0,iface=c1",
-        "--",
-        "-i",
-        "--forward-mode=csum",
-    ]);
+    c.args(no_huge_run(
+        "tpcs",
+        &["-l", "0-1", "--vdev=net_af_packet0,iface=c1"],
+        &["-i", "--forward-mode=csum"],
+    ));
     let mut p = Proc::spawn(&mut c);
     p.cmd("start");
     const N: usize = 50;
@@ -429,21 +411,13 @@ fn txonly_to_rxonly_across_a_veth_pair() {
     };
     ns.veth("v0", "v1");
     let spawn = |tag: &str, iface: &str, mode: &str, main: &str| {
-        let pfx = prefix(tag);
+        let vdev = format!("--vdev=net_af_packet0,iface={iface}");
         let mut c = ns.command(testpmd());
-        c.args([
-            "--no-huge",
-            "-m",
-            "128",
-            "--file-prefix",
-            &pfx,
-            "-l",
-            "0-1",
-            "--main-lcore",
-            main,
-        ]);
-        c.arg(format!("--vdev=net_af_packet0,iface={iface}"));
-        c.args(["--", "-i", &format!("--forward-mode={mode}")]);
+        c.args(no_huge_run(
+            tag,
+            &["-m", "128", "-l", "0-1", "--main-lcore", main, &vdev],
+            &["-i", &format!("--forward-mode={mode}")],
+        ));
         Proc::spawn(&mut c)
     };
     let mut rx = spawn("tprx-r", "v1", "rxonly", "1");
@@ -552,19 +526,18 @@ fn another_process_reads_a_running_testpmds_port_stats() {
     // ports' shared counters (pmd::shared, what proc-info builds on), and `proc-info`
     // itself lists testpmd's ports' memzones and its mbuf pool.
     let pfx = prefix("tpmp");
-    let mut p = Proc::spawn(Command::new(testpmd()).args([
-        "--no-huge",
-        "-m",
-        "128",
-        "--file-prefix",
-        &pfx,
-        "-l",
-        "0-1",
-        "--vdev=net_null0",
-        "--vdev=net_null1",
-        "--",
-        "-i",
-    ]));
+    let mut p = Proc::spawn(Command::new(testpmd()).args(no_huge_run(
+        "tpmp",
+        &[
+            "-m",
+            "128",
+            "-l",
+            "0-1",
+            "--vdev=net_null0",
+            "--vdev=net_null1",
+        ],
+        &["-i"],
+    )));
     p.cmd("start");
     stats_until(&mut p, 1, "TX-packets:", 1000);
     p.cmd("stop");
@@ -603,16 +576,18 @@ fn another_process_reads_a_running_testpmds_port_stats() {
     drop(eal);
 
     let pi = env!("CARGO_BIN_EXE_proc-info");
-    let out = Command::new(pi)
-        .args(["--file-prefix", &pfx, "--", "--memzones", "--mempools"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // proc-info's stdout; it must succeed.
+    let proc_info = |args: &[&str]| {
+        let out = Command::new(pi).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = proc_info(&["--file-prefix", &pfx, "--", "--memzones", "--mempools"]);
     assert!(
         text.contains("name=ETH_P0") && text.contains("name=ETH_P1"),
         "{text}"
@@ -623,16 +598,7 @@ fn another_process_reads_a_running_testpmds_port_stats() {
         String::from_utf8_lossy(&help.stdout).contains("--stats"),
         "proc-info --help lists --stats"
     );
-    let out = Command::new(pi)
-        .args(["--file-prefix", &pfx, "--", "--stats"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = proc_info(&["--file-prefix", &pfx, "--", "--stats"]);
     for port in 0..2usize {
         let want = format!("ipackets={} opackets={}", rx[port], tx[port]);
         assert!(

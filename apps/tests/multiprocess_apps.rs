@@ -7,11 +7,11 @@
 //!
 //! Timeouts are hang guards only; nothing asserts a duration.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use testkit::child::Watched;
 
 use eal::{Eal, MemzoneFlags};
 use mempool::{Mempool, PoolConfig};
@@ -23,127 +23,6 @@ fn prefix(tag: &str) -> String {
     format!("t-app-{tag}-{}", std::process::id())
 }
 
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    out: Vec<String>,
-    err: Arc<Mutex<String>>,
-    name: String,
-}
-
-impl Proc {
-    fn spawn(bin: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
-        let so = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(so).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut se = child.stderr.take().unwrap();
-        let err = Arc::new(Mutex::new(String::new()));
-        let e2 = err.clone();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = se.read_to_string(&mut s);
-            e2.lock().unwrap().push_str(&s);
-        });
-        let name = std::path::Path::new(bin)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        Proc {
-            child,
-            lines: rx,
-            out: Vec::new(),
-            err,
-            name,
-        }
-    }
-
-    fn expect(&mut self, tag: &str) -> String {
-        let until = Instant::now() + GUARD;
-        loop {
-            match self
-                .lines
-                .recv_timeout(until.saturating_duration_since(Instant::now()))
-            {
-                Ok(l) => {
-                    self.out.push(l.clone());
-                    if let Some(i) = l.find(tag) {
-                        return l[i + tag.len()..].trim().to_string();
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "{} never printed {tag:?}; stdout {:?}; stderr {}",
-                        self.name,
-                        self.out,
-                        self.err.lock().unwrap()
-                    );
-                }
-            }
-        }
-    }
-
-    fn send_line(&mut self, l: &str) {
-        let s = self.child.stdin.as_mut().unwrap();
-        writeln!(s, "{l}").unwrap();
-        s.flush().unwrap();
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let until = Instant::now() + GUARD;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
-                while let Ok(l) = self.lines.try_recv() {
-                    self.out.push(l);
-                }
-                return s;
-            }
-            if Instant::now() > until {
-                let _ = self.child.kill();
-                panic!(
-                    "{} did not exit; stdout {:?}; stderr {}",
-                    self.name,
-                    self.out,
-                    self.err.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stdout(&self) -> String {
-        self.out.join("\n")
-    }
-
-    fn stderr(&self) -> String {
-        self.err.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 const SERVER: &str = env!("CARGO_BIN_EXE_mp_server");
 /// EAL arguments of a `--no-huge` primary on lcore 0.
 const PRIMARY: &str = "--no-huge -m 64 --no-pci -l 0";
@@ -153,18 +32,23 @@ const SIMPLE_MP: &str = env!("CARGO_BIN_EXE_simple_mp");
 
 /// Start `bin` with the EAL arguments `eal`, `--file-prefix p`, and after `--` the
 /// application arguments `app` (each string split at spaces; `app` may be empty).
-fn spawn(bin: &str, eal: &str, p: &str, app: &str) -> Proc {
+fn spawn(bin: &str, eal: &str, p: &str, app: &str) -> Watched {
     let mut args: Vec<&str> = eal.split_whitespace().collect();
     args.extend(["--file-prefix", p]);
     if !app.is_empty() {
         args.push("--");
         args.extend(app.split_whitespace());
     }
-    Proc::spawn(bin, &args)
+    let mut cmd = Command::new(bin);
+    cmd.args(&args);
+    let name = std::path::Path::new(bin)
+        .file_name()
+        .map_or(bin.into(), |n| n.to_string_lossy());
+    Watched::spawn(cmd, &name, GUARD)
 }
 
 /// An `mp_client` for client ring `n`, on the lcore mapping `lcores` (`ID@CPU`).
-fn client(p: &str, lcores: &str, n: u32) -> Proc {
+fn client(p: &str, lcores: &str, n: u32) -> Watched {
     spawn(
         CLIENT,
         &format!("--no-pci --lcores {lcores}"),
@@ -251,8 +135,7 @@ fn kill_9_of_the_server_stops_clients_and_a_restart_reclaims() {
     c0.expect("receiving");
     c1.expect("receiving");
     std::thread::sleep(Duration::from_millis(300)); // mid-run
-    srv.child.kill().unwrap(); // SIGKILL
-    srv.child.wait().unwrap();
+    srv.kill(); // SIGKILL
     for c in [&mut c0, &mut c1] {
         let st = c.wait();
         assert_eq!(

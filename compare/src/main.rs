@@ -139,8 +139,15 @@ impl Ctx {
     }
 }
 
+/// The usage error for an argument a subcommand does not know (`sub`, when given,
+/// names the subcommand in the message).
+pub fn unknown_arg(sub: Option<&str>, a: &str) -> Error {
+    let pre = sub.map(|s| format!("{s}: ")).unwrap_or_default();
+    Error::Usage(format!("{pre}unknown argument '{a}' (see --help)"))
+}
+
 /// Pops the value of option `name`.
-fn value<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> Result<&'a str> {
+pub fn value<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> Result<&'a str> {
     it.next()
         .map(String::as_str)
         .ok_or_else(|| Error::Usage(format!("{name} needs a value")))

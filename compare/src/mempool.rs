@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
 use crate::table::{Better, Side, Table};
@@ -35,17 +35,11 @@ impl Opts {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--time-s" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--time-s needs a value".into()))?;
+                    let v = crate::value(&mut it, "--time-s")?;
                     o.time_s = crate::number("--time-s", v, 0.001, 5.0)?;
                 }
                 "--all" => o.all = true,
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "mempool: unknown argument '{a}' (see --help)"
-                    )))
-                }
+                _ => return Err(crate::unknown_arg(Some("mempool"), a)),
             }
         }
         Ok(o)
@@ -99,27 +93,13 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     );
     for round in 0..ctx.common.repeat {
         for side in harness::round_order(&ctx.sides(), round) {
-            harness::say(format!(
-                "round {}/{}: {}",
-                round + 1,
-                ctx.common.repeat,
-                crate::ring::side_name(ctx, side, &peer)
-            ));
+            crate::ring::say_round(ctx, round, side, &peer);
             let (who, out, s) = match side {
                 Side::Peer => {
                     let who = "DPDK dpdk-test mempool_perf_autotest".to_string();
                     hp.ensure_free(PAGES, &who)?;
                     let prefix = hp.prefix("d");
-                    let mut cmd = Command::new("dpdk-test");
-                    cmd.args([
-                        "--no-pci",
-                        "-l",
-                        "0-1",
-                        "-m",
-                        "256",
-                        "--file-prefix",
-                        &prefix,
-                    ]);
+                    let mut cmd = crate::ring::dpdk_test(&prefix);
                     if let Some(so) = &shim {
                         cmd.env("LD_PRELOAD", so)
                             .env("FP_TSC_SCALE", format!("{scale}"));

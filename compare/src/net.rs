@@ -63,15 +63,11 @@ impl Opts {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--seconds" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--seconds needs a value".into()))?;
+                    let v = crate::value(&mut it, "--seconds")?;
                     o.seconds = crate::number("--seconds", v, 1, 3600)?;
                 }
                 "--only" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--only needs a value".into()))?;
+                    let v = crate::value(&mut it, "--only")?;
                     o.only = v
                         .split(',')
                         .map(|s| match s {
@@ -84,7 +80,7 @@ impl Opts {
                         })
                         .collect::<Result<_>>()?;
                 }
-                _ => return Err(Error::Usage(format!("unknown argument '{a}' (see --help)"))),
+                _ => return Err(crate::unknown_arg(None, a)),
             }
         }
         Ok(o)

@@ -45,15 +45,11 @@ impl Opts {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--seconds" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--seconds needs a value".into()))?;
+                    let v = crate::value(&mut it, "--seconds")?;
                     o.seconds = crate::number("--seconds", v, 1, 600)?;
                 }
                 "--depths" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--depths needs a value".into()))?;
+                    let v = crate::value(&mut it, "--depths")?;
                     o.depths = v
                         .split(',')
                         .map(|d| crate::number("--depths", d, 1u32, 1024))
@@ -71,11 +67,7 @@ impl Opts {
                     }
                     o.spdk = Some(d);
                 }
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "nvme: unknown argument '{a}' (see --help)"
-                    )))
-                }
+                _ => return Err(crate::unknown_arg(Some("nvme"), a)),
             }
         }
         Ok(o)

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
 use crate::table::{Better, Side, Table};
@@ -20,15 +20,27 @@ impl Opts {
         for a in args {
             match a.as_str() {
                 "--full" => o.full = true,
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "ring: unknown argument '{a}' (see --help)"
-                    )))
-                }
+                _ => return Err(crate::unknown_arg(Some("ring"), a)),
             }
         }
         Ok(o)
     }
+}
+
+/// DPDK's `dpdk-test` on lcores 0-1 with 256 MiB under the file prefix `prefix` (the
+/// autotest to run is typed on its stdin).
+pub fn dpdk_test(prefix: &str) -> Command {
+    let mut cmd = Command::new("dpdk-test");
+    cmd.args([
+        "--no-pci",
+        "-l",
+        "0-1",
+        "-m",
+        "256",
+        "--file-prefix",
+        prefix,
+    ]);
+    cmd
 }
 
 /// dpdk-test's memory (-m 256) in 2 MiB pages.
@@ -46,27 +58,13 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     );
     for round in 0..ctx.common.repeat {
         for side in harness::round_order(&ctx.sides(), round) {
-            harness::say(format!(
-                "round {}/{}: {}",
-                round + 1,
-                ctx.common.repeat,
-                side_name(ctx, side, &peer)
-            ));
+            say_round(ctx, round, side, &peer);
             let samples = match side {
                 Side::Peer => {
                     let who = "DPDK dpdk-test ring_perf_autotest";
                     hp.ensure_free(DPDK_PAGES, who)?;
                     let prefix = hp.prefix("d");
-                    let mut cmd = Command::new("dpdk-test");
-                    cmd.args([
-                        "--no-pci",
-                        "-l",
-                        "0-1",
-                        "-m",
-                        "256",
-                        "--file-prefix",
-                        &prefix,
-                    ]);
+                    let cmd = dpdk_test(&prefix);
                     let out = harness::run(Job {
                         side: who,
                         cmd,
@@ -111,6 +109,16 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         }
     }
     Ok(t)
+}
+
+/// The progress line `round R/N: SIDE` before a side runs.
+pub fn say_round(ctx: &Ctx, round: usize, side: Side, peer: &str) {
+    harness::say(format!(
+        "round {}/{}: {}",
+        round + 1,
+        ctx.common.repeat,
+        side_name(ctx, side, peer)
+    ));
 }
 
 /// "DPDK 22.11.x", "ours", "ours@REV" for progress lines.

@@ -170,41 +170,30 @@ struct Response<'a> {
     error: Option<&'a RpcError>,
 }
 
+impl<'a> Response<'a> {
+    fn new(id: &'a Value, result: &'a Result<Value, RpcError>) -> Response<'a> {
+        let (result, error) = match result {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        };
+        Response {
+            jsonrpc: "2.0",
+            id,
+            result,
+            error,
+        }
+    }
+}
+
 /// The response object for `id`, as a JSON value (used inside batches).
 pub fn response_value(id: &Value, result: &Result<Value, RpcError>) -> Value {
-    let r = match result {
-        Ok(v) => Response {
-            jsonrpc: "2.0",
-            id,
-            result: Some(v),
-            error: None,
-        },
-        Err(e) => Response {
-            jsonrpc: "2.0",
-            id,
-            result: None,
-            error: Some(e),
-        },
-    };
+    let r = Response::new(id, result);
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
 /// Appends the response object for `id` and a newline to `out`.
 pub fn encode_response(out: &mut Vec<u8>, id: &Value, result: &Result<Value, RpcError>) {
-    let r = match result {
-        Ok(v) => Response {
-            jsonrpc: "2.0",
-            id,
-            result: Some(v),
-            error: None,
-        },
-        Err(e) => Response {
-            jsonrpc: "2.0",
-            id,
-            result: None,
-            error: Some(e),
-        },
-    };
+    let r = Response::new(id, result);
     // Serialising a Value tree into a Vec cannot fail (no I/O, string keys).
     if serde_json::to_writer(&mut *out, &r).is_ok() {
         out.push(b'\n');

@@ -49,6 +49,12 @@ fn rpc(ts: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `check` holds for the text of `bytes` (the text is in the failure message).
+fn assert_text(bytes: &[u8], check: impl Fn(&str) -> bool) {
+    let t = text(bytes);
+    assert!(check(&t), "{t}");
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -288,11 +294,7 @@ fn rpc_py_arguments_give_rpc_py_params() {
         listed.contains(&"startup_only".to_string())
             && !listed.contains(&"runtime_only".to_string())
     );
-    assert!(
-        text(&out.stdout).starts_with("[\n  \""),
-        "not pretty: {}",
-        text(&out.stdout)
-    );
+    assert_text(&out.stdout, |t| t.starts_with("[\n  \""));
 }
 
 #[test]
@@ -363,11 +365,7 @@ fn timeout_gives_up() {
         .unwrap();
     let out = rpc(&ts, &["-t", "0.3", "call", "never"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("no answer within"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_text(&out.stderr, |t| t.contains("no answer within"));
     assert_eq!(held.lock().unwrap().len(), 1);
 }
 
@@ -468,11 +466,7 @@ fn save_and_load_config_like_rpc_py() {
     // A config that is not JSON names where it failed.
     let out = rpc(&ts, &["load_config"], Some("{\"subsystems\": [}"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("<stdin> at line 1"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_text(&out.stderr, |t| t.contains("<stdin> at line 1"));
 }
 
 #[test]

@@ -10,8 +10,22 @@ use common::{Reader, TestServer};
 use jsonrpc::{Client, RpcError, State};
 use serde_json::{json, Value};
 
+/// A fresh client's `echo` of `v` comes back unchanged (the server still serves).
+fn assert_echoes(ts: &TestServer, v: Value) {
+    assert_eq!(client(ts).call("echo", Some(v.clone())).unwrap(), v);
+}
+
 fn client(ts: &TestServer) -> Client {
     Client::connect(&ts.path, Duration::from_secs(20)).unwrap()
+}
+
+/// The strings of a JSON array.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
 }
 
 fn err_code(v: &Value) -> i64 {
@@ -37,10 +51,7 @@ fn malformed_json_gets_parse_error_and_close_then_server_serves() {
     r.send(b"] ");
     assert_eq!(err_code(&r.next().unwrap()), -32700);
     assert!(r.next().is_none());
-    assert_eq!(
-        client(&ts).call("echo", Some(json!({"a": 1}))).unwrap(),
-        json!({"a": 1})
-    );
+    assert_echoes(&ts, json!({"a": 1}));
 }
 
 #[test]
@@ -103,10 +114,7 @@ fn client_closing_mid_request_is_dropped_cleanly() {
             .unwrap();
     }
     ts.wait_connections(0);
-    assert_eq!(
-        client(&ts).call("echo", Some(json!([2]))).unwrap(),
-        json!([2])
-    );
+    assert_echoes(&ts, json!([2]));
 }
 
 #[test]
@@ -133,10 +141,7 @@ fn request_past_the_cap_gets_an_error_and_close() {
     let v = r.next().unwrap();
     assert_eq!((err_code(&v), v["id"].clone()), (-32600, Value::Null));
     assert!(r.next().is_none());
-    assert_eq!(
-        client(&ts).call("echo", Some(json!([1]))).unwrap(),
-        json!([1])
-    );
+    assert_echoes(&ts, json!([1]));
 }
 
 #[test]
@@ -285,10 +290,7 @@ fn slow_client_does_not_block_others() {
     std::thread::sleep(Duration::from_millis(300));
     // Others are served while the slow client reads nothing.
     for i in 0..20 {
-        assert_eq!(
-            client(&ts).call("echo", Some(json!([i]))).unwrap(),
-            json!([i])
-        );
+        assert_echoes(&ts, json!([i]));
     }
     // Now the slow client reads: every answer arrives.
     let mut buf = Vec::new();
@@ -339,12 +341,7 @@ fn rpc_get_methods_and_aliases() {
     ts.server.register_alias("echo_old", "echo").unwrap();
     let mut c = client(&ts);
     let all = c.call("rpc_get_methods", None).unwrap();
-    let names: Vec<&str> = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let names = strings(&all);
     assert!(names.contains(&"rpc_get_methods") && names.contains(&"runtime_only"));
     assert!(!names.contains(&"echo_old"));
     let cur = c
@@ -353,12 +350,7 @@ fn rpc_get_methods_and_aliases() {
             Some(json!({"current": true, "include_aliases": true})),
         )
         .unwrap();
-    let cur: Vec<&str> = cur
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let cur = strings(&cur);
     assert!(cur.contains(&"echo_old") && cur.contains(&"startup_only"));
     assert!(!cur.contains(&"runtime_only"));
     assert_eq!(c.call("echo_old", Some(json!([5]))).unwrap(), json!([5]));

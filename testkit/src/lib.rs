@@ -10,12 +10,14 @@
 //! - `FP_SKIP_LOG=FILE`: append `test<TAB>need<TAB>why` per skip.
 //! - `FP_REQUIRE=1`: skips of required needs fail the test.
 //!
-//! [`netns::Netns`] is a private network namespace with veth pairs, deleted on drop.
+//! [`netns::Netns`] is a private network namespace with veth pairs, deleted on drop;
+//! [`rawsock::RawSock`] a raw packet socket on one of its interfaces.
 #![deny(missing_docs)]
 
 pub mod child;
 pub mod eal_env;
 pub mod netns;
+pub mod rawsock;
 mod sys;
 pub mod tempdir;
 

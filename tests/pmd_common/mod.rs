@@ -15,21 +15,8 @@ pub fn eal(tag: &str) -> Eal {
 
 /// As [`eal`], with more EAL arguments (e.g. `--vdev=...`).
 pub fn eal_with(tag: &str, extra: &[&str]) -> Eal {
-    let pfx = format!("pmd-{tag}-{}", std::process::id());
-    let argv: Vec<String> = [
-        "test",
-        "--no-huge",
-        "-m",
-        "64",
-        "--file-prefix",
-        &pfx,
-        "-l",
-        "0",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect();
+    let mut argv = testkit::eal_env::no_huge_args(&format!("pmd-{tag}"), 64, "0");
+    argv.extend(extra.iter().map(|s| s.to_string()));
     Eal::init(&argv).expect("EAL init (--no-huge)").0
 }
 
@@ -123,144 +110,19 @@ pub fn run_ok(prog: &str, args: &[&str]) -> Output {
     o
 }
 
-/// A private network namespace, deleted on drop (also when the test fails).
-pub struct Netns {
-    pub name: String,
-}
+pub use testkit::netns::Netns;
+#[allow(unused_imports)] // not every pmd_* test sends frames by hand
+pub use testkit::rawsock::RawSock;
 
-impl Netns {
-    /// `ip netns add fp-test-<pid>-<tag>` for `test`; `None`, after reporting the skip
-    /// through `testkit::skip`, if not root, `ip` is missing or the namespace cannot be
-    /// made.
-    pub fn new(test: &str, tag: &str) -> Option<Netns> {
-        if !testkit::need_root(test) || !testkit::need_tool(test, "ip") {
-            return None;
-        }
-        let name = format!("fp-test-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let o = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("run ip");
-        if !o.status.success() {
-            testkit::skip(
-                test,
-                testkit::Need::Netns,
-                format!(
-                    "ip netns add failed: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                ),
-            );
-            return None;
-        }
-        let ns = Netns { name };
-        ns.sh("ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
-        Some(ns)
-    }
-
-    /// Make a veth pair `a`/`b` inside the namespace, both up.
-    pub fn veth(&self, a: &str, b: &str) {
-        self.sh(&format!(
-            "ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up"
-        ));
-    }
-
-    /// Run a shell command inside the namespace; panics with its stderr if it fails.
-    pub fn sh(&self, cmd: &str) -> Output {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
-            .output()
-            .expect("run ip netns exec");
-        assert!(
-            o.status.success(),
-            "`{cmd}` in {} failed: {}",
-            self.name,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    }
-
-    /// Run `f` on a new thread that has entered the namespace (setns CLONE_NEWNET), so
-    /// every socket, TAP device and ioctl it makes lives there.
-    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns file");
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid namespace fd; affects only this thread.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-}
-
-impl Netns {
-    /// [`run`](Self::run) `f` with clones of the EAL and the pool.
-    pub fn run_with<R: Send + 'static>(
-        &self,
-        e: &Eal,
-        p: &PktmbufPool,
-        f: impl FnOnce(Eal, PktmbufPool) -> R + Send + 'static,
-    ) -> R {
-        let (e, p) = (e.clone(), p.clone());
-        self.run(move || f(e, p))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-/// A raw AF_PACKET socket bound to `iface` (in the calling thread's namespace).
-pub struct RawSock(std::os::fd::OwnedFd);
-
-impl RawSock {
-    pub fn bind(iface: &str) -> RawSock {
-        let ctl = pmd::sys::ctl_socket().expect("ctl socket");
-        let idx = pmd::sys::if_index(&ctl, iface).expect("ifindex");
-        let fd = pmd::sys::packet_socket(pmd::sys::ETH_P_ALL).expect("packet socket");
-        pmd::sys::bind_packet(&fd, idx, pmd::sys::ETH_P_ALL).expect("bind");
-        RawSock(fd)
-    }
-
-    pub fn send(&self, b: &[u8]) {
-        use std::os::fd::AsRawFd;
-        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b)
-            .expect("send")
-            .expect("sent");
-        assert_eq!(n, b.len());
-    }
-
-    /// Frames `keep` accepts, until `want` or `limit`.
-    pub fn recv_until(
-        &self,
-        want: usize,
-        limit: Duration,
-        keep: impl Fn(&[u8]) -> bool,
-    ) -> Vec<Vec<u8>> {
-        use std::os::fd::AsRawFd;
-        let t0 = Instant::now();
-        let mut buf = vec![0u8; 65536];
-        let mut got = Vec::new();
-        while got.len() < want && t0.elapsed() < limit {
-            if !pmd::sys::poll_in(self.0.as_raw_fd(), 50).expect("poll") {
-                continue;
-            }
-            while let Some(n) = pmd::sys::recv_nb(self.0.as_raw_fd(), &mut buf).expect("recv") {
-                if keep(&buf[..n]) {
-                    got.push(buf[..n].to_vec());
-                }
-            }
-        }
-        got
-    }
+/// [`Netns::run`] `f` with clones of the EAL and the pool.
+pub fn run_with<R: Send + 'static>(
+    ns: &Netns,
+    e: &Eal,
+    p: &PktmbufPool,
+    f: impl FnOnce(Eal, PktmbufPool) -> R + Send + 'static,
+) -> R {
+    let (e, p) = (e.clone(), p.clone());
+    ns.run(move || f(e, p))
 }
 
 /// A tshark capture of `count` frames matching a capture filter on an interface of a
@@ -290,7 +152,16 @@ impl Tshark {
         let file = std::env::temp_dir().join(format!("fp-{test}-{}-{n}.pcap", std::process::id()));
         let _ = std::fs::remove_file(&file);
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "tshark", "-q", "-i", iface, "-c"])
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "tshark",
+                "-q",
+                "-i",
+                iface,
+                "-c",
+            ])
             .arg(count.to_string())
             .arg("-w")
             .arg(&file)

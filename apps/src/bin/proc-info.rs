@@ -42,9 +42,8 @@ struct Sel {
 }
 
 fn usage() -> String {
-    format!(
-        "usage: proc-info [EAL options] -- [--processes] [--memzones] [--rings] [--mempools] [--stats]\n\n{}",
-        eal::args::usage()
+    mp::usage(
+        "proc-info [EAL options] -- [--processes] [--memzones] [--rings] [--mempools] [--stats]",
     )
 }
 

@@ -49,41 +49,25 @@ impl Sync2 {
     }
 }
 
-#[inline(always)]
-fn enq_bulk<T: Copy>(r: &Ring<T>, s: Sync2, objs: &[T]) -> u32 {
-    match s {
-        // SAFETY: ring_perf drives each side from one thread at a time.
-        Sync2::Spsc => unsafe { r.sp_enqueue_bulk(objs).n },
-        Sync2::Mpmc => r.mp_enqueue_bulk(objs).n,
-    }
+/// `fn $name(ring, sync, buf) -> n`: the single-thread call `$single` for SP/SC, the
+/// multi-thread one `$multi` for MP/MC.
+macro_rules! by_sync {
+    ($name:ident, $single:ident, $multi:ident, $buf:ty) => {
+        #[inline(always)]
+        fn $name<T: Copy>(r: &Ring<T>, s: Sync2, buf: $buf) -> u32 {
+            match s {
+                // SAFETY: ring_perf drives each side from one thread at a time.
+                Sync2::Spsc => unsafe { r.$single(buf).n },
+                Sync2::Mpmc => r.$multi(buf).n,
+            }
+        }
+    };
 }
 
-#[inline(always)]
-fn deq_bulk<T: Copy>(r: &Ring<T>, s: Sync2, out: &mut [T]) -> u32 {
-    match s {
-        // SAFETY: as above.
-        Sync2::Spsc => unsafe { r.sc_dequeue_bulk(out).n },
-        Sync2::Mpmc => r.mc_dequeue_bulk(out).n,
-    }
-}
-
-#[inline(always)]
-fn enq_burst<T: Copy>(r: &Ring<T>, s: Sync2, objs: &[T]) -> u32 {
-    match s {
-        // SAFETY: as above.
-        Sync2::Spsc => unsafe { r.sp_enqueue_burst(objs).n },
-        Sync2::Mpmc => r.mp_enqueue_burst(objs).n,
-    }
-}
-
-#[inline(always)]
-fn deq_burst<T: Copy>(r: &Ring<T>, s: Sync2, out: &mut [T]) -> u32 {
-    match s {
-        // SAFETY: as above.
-        Sync2::Spsc => unsafe { r.sc_dequeue_burst(out).n },
-        Sync2::Mpmc => r.mc_dequeue_burst(out).n,
-    }
-}
+by_sync!(enq_bulk, sp_enqueue_bulk, mp_enqueue_bulk, &[T]);
+by_sync!(deq_bulk, sc_dequeue_bulk, mc_dequeue_bulk, &mut [T]);
+by_sync!(enq_burst, sp_enqueue_burst, mp_enqueue_burst, &[T]);
+by_sync!(deq_burst, sc_dequeue_burst, mc_dequeue_burst, &mut [T]);
 
 fn single<T: Copy + Default>(prefix: &str, r: &Ring<T>, s: Sync2, iters: u64) {
     let v = T::default();

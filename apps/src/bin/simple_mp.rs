@@ -64,11 +64,7 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| -> Result<u64, String> {
-            let v = it.next().ok_or_else(|| format!("'{name}' needs a value"))?;
-            v.parse()
-                .map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
-        };
+        let mut val = |name: &str| mp::value_u64(&mut it, name);
         match a.as_str() {
             "--send" => o.send = Some(val("--send")?),
             "--expect" => o.expect = Some(val("--expect")?),

@@ -1,11 +1,11 @@
 //! Helpers for the testpmd and l2fwd end-to-end tests: a child process whose output is
 //! collected on a thread (stdin piped for the interactive tests), a private network
-//! namespace (`testkit::netns`), a raw AF_PACKET socket, an Internet checksum.
+//! namespace (`testkit::netns`), a raw AF_PACKET socket (`testkit::rawsock`), an Internet
+//! checksum.
 //! Every wait is a hang guard with a generous bound, never a timing assertion.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,16 @@ pub fn l2fwd() -> &'static str {
 
 pub fn prefix(tag: &str) -> String {
     format!("t-{tag}-{}", std::process::id())
+}
+
+/// The command line of an app run under `--no-huge` with the file prefix of `tag`: the
+/// EAL arguments `eal`, `--`, then the app's `app`.
+pub fn no_huge_run(tag: &str, eal: &[&str], app: &[&str]) -> Vec<String> {
+    let mut v = vec!["--no-huge".to_string(), "--file-prefix".into(), prefix(tag)];
+    v.extend(eal.iter().map(|s| s.to_string()));
+    v.push("--".into());
+    v.extend(app.iter().map(|s| s.to_string()));
+    v
 }
 
 /// A running child with its stdout (and stderr) gathered into one string.
@@ -190,63 +200,7 @@ pub fn numbers_after(text: &str, key: &str) -> Vec<u64> {
 }
 
 pub use testkit::netns::Netns;
-
-/// A raw AF_PACKET socket bound to an interface of the calling thread's namespace.
-pub struct RawSock(OwnedFd);
-
-impl RawSock {
-    pub fn bind(iface: &str) -> RawSock {
-        let ctl = pmd::sys::ctl_socket().expect("ctl socket");
-        let idx = pmd::sys::if_index(&ctl, iface).expect("ifindex");
-        let fd = pmd::sys::packet_socket(pmd::sys::ETH_P_ALL).expect("packet socket");
-        pmd::sys::bind_packet(&fd, idx, pmd::sys::ETH_P_ALL).expect("bind");
-        // A large receive buffer (SO_RCVBUFFORCE: we are root), so a burst of forwarded
-        // frames is not dropped by the socket before the test reads it.
-        let sz: libc::c_int = 8 << 20;
-        // SAFETY: a valid socket and a c_int option value of the stated size.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&sz as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-        RawSock(fd)
-    }
-
-    pub fn send(&self, b: &[u8]) {
-        let n = pmd::sys::send_nb(self.0.as_raw_fd(), b)
-            .expect("send")
-            .expect("sent");
-        assert_eq!(n, b.len());
-    }
-
-    /// Frames `keep` accepts, until `want` of them or `limit`.
-    pub fn recv_until(
-        &self,
-        want: usize,
-        limit: Duration,
-        keep: impl Fn(&[u8]) -> bool,
-    ) -> Vec<Vec<u8>> {
-        let t0 = Instant::now();
-        let mut buf = vec![0u8; 65536];
-        let mut got = Vec::new();
-        while got.len() < want && t0.elapsed() < limit {
-            if !pmd::sys::poll_in(self.0.as_raw_fd(), 50).expect("poll") {
-                continue;
-            }
-            while let Some(n) = pmd::sys::recv_nb(self.0.as_raw_fd(), &mut buf).expect("recv") {
-                if keep(&buf[..n]) {
-                    got.push(buf[..n].to_vec());
-                }
-            }
-        }
-        got
-    }
-}
+pub use testkit::rawsock::RawSock;
 
 /// Internet checksum (RFC 1071), written independently of testpmd's.
 pub fn inet_sum(chunks: &[&[u8]]) -> u16 {

@@ -32,10 +32,7 @@ use mbuf::{Mbuf, MbufHeader, PktmbufPool};
 use ring::Ring;
 
 fn usage() -> String {
-    format!(
-        "usage: mp_client [EAL options] -- -n CLIENT_ID\n\n{}",
-        eal::args::usage()
-    )
+    mp::usage("mp_client [EAL options] -- -n CLIENT_ID")
 }
 
 fn main() -> ExitCode {

@@ -44,10 +44,7 @@ struct Opts {
 }
 
 fn usage() -> String {
-    format!(
-        "usage: mp_server [EAL options] -- -n CLIENTS [--mbufs TOTAL] [--pool-size N] [--ring-size N] [--wait-s S]\n\n{}",
-        eal::args::usage()
-    )
+    mp::usage("mp_server [EAL options] -- -n CLIENTS [--mbufs TOTAL] [--pool-size N] [--ring-size N] [--wait-s S]")
 }
 
 fn parse(rest: &[String]) -> Result<Opts, String> {
@@ -60,11 +57,7 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| -> Result<u64, String> {
-            let v = it.next().ok_or_else(|| format!("'{name}' needs a value"))?;
-            v.parse()
-                .map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
-        };
+        let mut val = |name: &str| mp::value_u64(&mut it, name);
         match a.as_str() {
             "-n" => o.clients = val("-n")? as u32,
             "--mbufs" => o.total = val("--mbufs")?,

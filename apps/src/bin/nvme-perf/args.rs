@@ -86,6 +86,11 @@ pub fn parse_size(s: &str) -> Option<usize> {
     n.parse::<usize>().ok().map(|v| v * m)
 }
 
+/// `v` as a number, or the error line `err`.
+fn number<T: std::str::FromStr>(v: String, err: &str) -> Result<T, String> {
+    v.parse::<T>().map_err(|_| err.to_string())
+}
+
 pub fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut depth = None;
     let mut io_size = None;
@@ -110,48 +115,20 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
                 .ok_or_else(|| format!("option {a} needs a value"))
         };
         match a {
-            "-q" => {
-                depth = Some(
-                    val()?
-                        .parse::<usize>()
-                        .map_err(|_| "-q: not a number".to_string())?,
-                )
-            }
+            "-q" => depth = Some(number::<usize>(val()?, "-q: not a number")?),
             "-o" => {
                 io_size = Some(parse_size(&val()?).ok_or("-o: not a size (bytes, or with k/m)")?)
             }
             "-w" => workload = Some(val()?),
-            "-M" => {
-                read_pct = Some(
-                    val()?
-                        .parse::<u32>()
-                        .map_err(|_| "-M: not a number".to_string())?,
-                )
-            }
-            "-t" => {
-                secs = Some(
-                    val()?
-                        .parse::<u64>()
-                        .map_err(|_| "-t: not a number of seconds".to_string())?,
-                )
-            }
-            "-a" => {
-                warmup = val()?
-                    .parse::<u64>()
-                    .map_err(|_| "-a: not a number of seconds".to_string())?
-            }
+            "-M" => read_pct = Some(number::<u32>(val()?, "-M: not a number")?),
+            "-t" => secs = Some(number::<u64>(val()?, "-t: not a number of seconds")?),
+            "-a" => warmup = number::<u64>(val()?, "-a: not a number of seconds")?,
             "-c" => mask = val()?,
             "-r" => trids.push(parse_trid(&val()?)?),
             "-L" => latency = 1,
             "-LL" => latency = 2,
             "--iova-mode" => iova_mode = Some(val()?),
-            "-s" => {
-                mem_mb = Some(
-                    val()?
-                        .parse::<u64>()
-                        .map_err(|_| "-s: not a number of MiB".to_string())?,
-                )
-            }
+            "-s" => mem_mb = Some(number::<u64>(val()?, "-s: not a number of MiB")?),
             "--file-prefix" => prefix = val()?,
             "--no-huge" => no_huge = true,
             "-h" | "--help" => return Err("help".into()),

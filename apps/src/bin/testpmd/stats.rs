@@ -216,6 +216,15 @@ pub fn port_fwd(
 }
 
 /// The "show fwd stats all" / end-of-forwarding report.
+/// `  RX-packets: N  RX-dropped: D  RX-total: N+D` (or TX), as testpmd prints it.
+fn totals_line(o: &mut String, dir: &str, n: u64, dropped: u64) {
+    let _ = writeln!(
+        o,
+        "  {dir}-packets: {n:<14} {dir}-dropped: {dropped:<14} {dir}-total: {}",
+        n + dropped
+    );
+}
+
 pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum: bool) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let mut o = String::new();
@@ -248,13 +257,7 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
             o,
             "\n  ---------------------- Forward statistics for port {p:<2} ----------------------"
         );
-        let _ = writeln!(
-            o,
-            "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
-            f.rx,
-            f.rx_dropped,
-            f.rx + f.rx_dropped
-        );
+        totals_line(&mut o, "RX", f.rx, f.rx_dropped);
         if csum {
             let _ = writeln!(
                 o,
@@ -262,13 +265,7 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
                 f.bad_ip, f.bad_l4
             );
         }
-        let _ = writeln!(
-            o,
-            "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
-            f.tx,
-            f.tx_dropped,
-            f.tx + f.tx_dropped
-        );
+        totals_line(&mut o, "TX", f.tx, f.tx_dropped);
         let _ = writeln!(
             o,
             "  ----------------------------------------------------------------------------"
@@ -282,20 +279,8 @@ pub fn fwd_stats_block(per_port: &[(u16, PortFwd)], streams: &[StreamDef], csum:
         o,
         "\n  +++++++++++++++ Accumulated forward statistics for all ports+++++++++++++++"
     );
-    let _ = writeln!(
-        o,
-        "  RX-packets: {:<14} RX-dropped: {:<14} RX-total: {}",
-        acc.rx,
-        acc.rx_dropped,
-        acc.rx + acc.rx_dropped
-    );
-    let _ = writeln!(
-        o,
-        "  TX-packets: {:<14} TX-dropped: {:<14} TX-total: {}",
-        acc.tx,
-        acc.tx_dropped,
-        acc.tx + acc.tx_dropped
-    );
+    totals_line(&mut o, "RX", acc.rx, acc.rx_dropped);
+    totals_line(&mut o, "TX", acc.tx, acc.tx_dropped);
     let _ = writeln!(
         o,
         "  ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++"

@@ -53,24 +53,12 @@ pub struct Arg {
 
 /// A positional argument (required).
 pub const fn pos(dest: &'static str, kind: Kind, help: &'static str) -> Arg {
-    Arg {
-        names: &[],
-        dest,
-        kind,
-        required: true,
-        help,
-    }
+    req(&[], dest, kind, help)
 }
 
 /// An optional positional argument (argparse `nargs="?"`).
 pub const fn pos_opt(dest: &'static str, kind: Kind, help: &'static str) -> Arg {
-    Arg {
-        names: &[],
-        dest,
-        kind,
-        required: false,
-        help,
-    }
+    opt(&[], dest, kind, help)
 }
 
 /// An option.
@@ -81,11 +69,8 @@ pub const fn opt(
     help: &'static str,
 ) -> Arg {
     Arg {
-        names,
-        dest,
-        kind,
         required: false,
-        help,
+        ..req(names, dest, kind, help)
     }
 }
 

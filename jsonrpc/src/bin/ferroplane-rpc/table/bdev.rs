@@ -3,11 +3,34 @@
 use serde_json::{Map, Value};
 
 use super::{m, mf, Method, Print};
-use crate::args::{opt, pos, Kind};
+use crate::args::{opt, pos, Arg, Kind};
 use Kind::{Choice, Float, Int, IntChoice, List, Set, Str};
 use Print::{Dict, Json, Nothing};
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// The block-size arguments the malloc and null bdevs share.
+const BLOCK_SIZE: Arg = pos("block_size", Int, "Data block size for this bdev");
+const PHYSICAL_BLOCK_SIZE: Arg = opt(
+    &["-p", "--physical-block-size"],
+    "physical_block_size",
+    Int,
+    "Physical block size",
+);
+
+/// The protection-information options the malloc and null bdevs share.
+const DIF_TYPE: Arg = opt(
+    &["-t", "--dif-type"],
+    "dif_type",
+    IntChoice(&[0, 1, 2, 3]),
+    "Protection information type",
+);
+const DIF_IS_HEAD_OF_MD: Arg = opt(
+    &["-d", "--dif-is-head-of-md"],
+    "dif_is_head_of_md",
+    Set(true),
+    "PI in the first 8 bytes of metadata",
+);
 
 fn int_of(m: &Map<String, Value>, k: &str) -> Option<i64> {
     m.get(k).and_then(Value::as_i64)
@@ -60,13 +83,8 @@ pub static METHODS: &[Method] = &[
                 Float,
                 "Size of malloc bdev in MiB (float > 0)",
             ),
-            pos("block_size", Int, "Data block size for this bdev"),
-            opt(
-                &["-p", "--physical-block-size"],
-                "physical_block_size",
-                Int,
-                "Physical block size",
-            ),
+            BLOCK_SIZE,
+            PHYSICAL_BLOCK_SIZE,
             opt(
                 &["-o", "--optimal-io-boundary"],
                 "optimal_io_boundary",
@@ -85,18 +103,8 @@ pub static METHODS: &[Method] = &[
                 Set(true),
                 "Metadata interleaved with data",
             ),
-            opt(
-                &["-t", "--dif-type"],
-                "dif_type",
-                IntChoice(&[0, 1, 2, 3]),
-                "Protection information type",
-            ),
-            opt(
-                &["-d", "--dif-is-head-of-md"],
-                "dif_is_head_of_md",
-                Set(true),
-                "PI in the first 8 bytes of metadata",
-            ),
+            DIF_TYPE,
+            DIF_IS_HEAD_OF_MD,
             opt(
                 &["-f", "--dif-pi-format"],
                 "dif_pi_format",
@@ -126,26 +134,11 @@ pub static METHODS: &[Method] = &[
             pos("name", Str, "Block device name"),
             opt(&["-u", "--uuid"], "uuid", Str, "UUID of the bdev"),
             pos("_total_size", Int, "Size of null bdev in MiB (int > 0)"),
-            pos("block_size", Int, "Data block size for this bdev"),
-            opt(
-                &["-p", "--physical-block-size"],
-                "physical_block_size",
-                Int,
-                "Physical block size",
-            ),
+            BLOCK_SIZE,
+            PHYSICAL_BLOCK_SIZE,
             opt(&["-m", "--md-size"], "md_size", Int, "Metadata size"),
-            opt(
-                &["-t", "--dif-type"],
-                "dif_type",
-                IntChoice(&[0, 1, 2, 3]),
-                "Protection information type",
-            ),
-            opt(
-                &["-d", "--dif-is-head-of-md"],
-                "dif_is_head_of_md",
-                Set(true),
-                "PI in the first 8 bytes of metadata",
-            ),
+            DIF_TYPE,
+            DIF_IS_HEAD_OF_MD,
             opt(
                 &["-f", "--dif-pi-format"],
                 "dif_pi_format",

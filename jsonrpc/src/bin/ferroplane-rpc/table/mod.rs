@@ -64,12 +64,8 @@ pub(super) const fn mf(
     f: Finish,
 ) -> Method {
     Method {
-        name,
-        help,
-        args,
-        print,
-        run: Run::Call,
         finish: Some(f),
+        ..m(name, help, args, print)
     }
 }
 
