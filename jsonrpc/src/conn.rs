@@ -17,6 +17,9 @@ use crate::sys;
 const READ_BUDGET: usize = 4 << 20;
 /// Read chunk size.
 const CHUNK: usize = 64 << 10;
+/// Input a malformed or oversized connection may still send after its error (read and
+/// dropped) before it is closed regardless.
+const DISCARD_LIMIT: usize = 64 << 20;
 
 struct Batch {
     responses: Vec<Option<Value>>,
@@ -42,8 +45,15 @@ pub(crate) struct Conn {
     pub pending: usize,
     batches: HashMap<u64, Batch>,
     next_batch: u64,
-    /// No more reading: EOF, a malformed stream or an oversized request.
+    /// No more reading: EOF, or too much input discarded.
     pub read_closed: bool,
+    /// The stream was malformed or oversized: what still arrives is read and dropped
+    /// until the peer's EOF, so that closing never finds unread input (which would reset
+    /// the connection and could lose the error answer queued for the peer).
+    pub discarding: bool,
+    discarded: usize,
+    /// Our write side is shut (after the last answer of a discarding connection).
+    pub write_shut: bool,
     /// The socket failed: drop the connection now.
     pub broken: bool,
     /// The peer hung up both ways: out of epoll, kept only until its
@@ -65,6 +75,9 @@ impl Conn {
             batches: HashMap::new(),
             next_batch: 0,
             read_closed: false,
+            discarding: false,
+            discarded: 0,
+            write_shut: false,
             broken: false,
             detached: false,
             interest: sys::EPOLLIN | sys::EPOLLRDHUP,
@@ -83,6 +96,15 @@ impl Conn {
                 Ok(0) => {
                     self.inbuf.truncate(len);
                     self.read_closed = true;
+                }
+                Ok(n) if self.discarding => {
+                    self.inbuf.truncate(len);
+                    total += n;
+                    self.discarded += n;
+                    if self.discarded > DISCARD_LIMIT {
+                        self.read_closed = true;
+                    }
+                    continue;
                 }
                 Ok(n) => {
                     self.inbuf.truncate(len + n);
@@ -138,7 +160,7 @@ impl Conn {
     }
 
     fn stop_reading(&mut self) {
-        self.read_closed = true;
+        self.discarding = true;
         self.inbuf = Vec::new();
         self.framer = Framer::default();
     }
@@ -231,6 +253,15 @@ impl Conn {
             self.out_pos = 0;
         }
         total
+    }
+
+    /// A discarding connection whose answers are all written: shut our write side so
+    /// the peer reads them and then EOF.
+    pub fn shut_write_if_done(&mut self) {
+        if self.discarding && !self.write_shut && self.pending == 0 && self.out_len() == 0 {
+            self.write_shut = true;
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        }
     }
 
     /// Done with this connection: nothing more to read, answer or write.

@@ -396,6 +396,7 @@ impl Server {
             if c.out_len() > 0 && c.flush() > 0 {
                 work += 1;
             }
+            c.shut_write_if_done();
             if c.finished() {
                 gone.push(id);
                 continue;
