@@ -600,11 +600,13 @@ mod tests {
     fn feed_and_interrupt() {
         let mut j = job(
             "ours testpmd",
-            "read a; echo got $a; trap 'echo int; exit 130' INT; sleep 5 & wait",
+            // The trap goes in first: on a loaded machine the shell may reach it late,
+            // and an interrupt before it would end the shell without printing.
+            "trap 'echo int; exit 130' INT; read a; echo got $a; sleep 30 & wait",
             "i",
         );
         j.feed = vec![(Duration::from_millis(10), "start".into())];
-        j.interrupt = Some(Duration::from_millis(300));
+        j.interrupt = Some(Duration::from_secs(2));
         let o = run(j).expect("an interrupted side is not a failure");
         assert!(o.stdout.contains("got start"), "{}", o.stdout);
         assert!(o.stdout.contains("int"), "{}", o.stdout);
