@@ -600,9 +600,11 @@ mod tests {
     fn feed_and_interrupt() {
         let mut j = job(
             "ours testpmd",
-            // The trap goes in first: on a loaded machine the shell may reach it late,
-            // and an interrupt before it would end the shell without printing.
-            "trap 'echo int; exit 130' INT; read a; echo got $a; sleep 30 & wait",
+            // The trap goes in first (an interrupt before it would end the shell without
+            // printing), and the shell waits in short foreground sleeps, after each of
+            // which a pending trapped signal runs (a `wait` builtin is not interrupted
+            // the same way by every shell).
+            "trap 'echo int; exit 130' INT; read a; echo got $a; while :; do sleep 0.1; done",
             "i",
         );
         j.feed = vec![(Duration::from_millis(10), "start".into())];
