@@ -67,6 +67,14 @@ fi
 rustup component add clippy >/dev/null 2>&1 || echo "note: could not add clippy through rustup; using what is installed"
 cargo --version
 
+# ---------- SPDK, the storage peer (built under CI; used where present otherwise) ----------
+if [ "${FP_REQUIRE:-}" = 1 ]; then
+    stage "SPDK"
+    FP_SPDK_DIR=$(scripts/spdk.sh)
+    export FP_SPDK_DIR
+    echo "SPDK in $FP_SPDK_DIR"
+fi
+
 # ---------- hugepages (root only) ----------
 HP_SYS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 HP_RESTORE=""

@@ -13,11 +13,19 @@ usage: testbed/run.sh [options] -- CMD...
   --net-sock DIR      directory for the NICs' datagram sockets: the guest binds DIR/guestN.sock
                       and sends to DIR/hostN.sock (N = 0, 1); default: a private temp dir
   --bin FILE          extra binary to put in the guest's /fp/bin (repeatable)
+  --file SRC:DST      copy file or directory SRC to DST in the guest (repeatable); an ELF
+                      file brings the libraries ldd lists
+  --mem MB            guest memory (default 1024)
+  --memfd             guest memory in a shared memfd (vhost-user back ends need it)
+  --hugepages N       2 MiB hugepages the guest reserves (default 64)
+  --qemu-arg ARG      one more QEMU argument (repeatable; for example -chardev/-device pairs)
   --timeout SECS      kill the guest after SECS (default 300; interactive 1800)
   --log FILE          console log (default $CACHE/console.log)
   --interactive       no command: the guest reads command lines from stdin (testbed crate)
   --no-build          do not run cargo build --release for the guest binaries
   --prepare           only install/download what is missing, print the cache dir, exit
+Modules: those in WANT_MODS load at boot; those in EXTRA_MODS are in the guest and load
+with `fp-modprobe NAME` (dependencies first).
 Environment: FP_TESTBED_CACHE (default <repo>/.testbed-cache), FP_TESTBED_QEMU_ARGS (extra args).
 EOF
 }
@@ -25,7 +33,7 @@ EOF
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${FP_TESTBED_CACHE:-$ROOT/.testbed-cache}
 NVME_IMG="" NVME_IMG2="" SERIAL="fp-nvme-0001" NETDIR="" TIMEOUT="" LOG="" INTERACTIVE=0 BUILD=1 PREPARE=0
-EXTRA_BINS=()
+EXTRA_BINS=() EXTRA_FILES=() QEMU_EXTRA=() MEM=1024 MEMFD=0 HUGEPAGES=64
 while [ $# -gt 0 ]; do
     case "$1" in
         --nvme-img) NVME_IMG=$2; shift 2 ;;
@@ -33,6 +41,11 @@ while [ $# -gt 0 ]; do
         --nvme-serial) SERIAL=$2; shift 2 ;;
         --net-sock) NETDIR=$2; shift 2 ;;
         --bin) EXTRA_BINS+=("$2"); shift 2 ;;
+        --file) EXTRA_FILES+=("$2"); shift 2 ;;
+        --mem) MEM=$2; shift 2 ;;
+        --memfd) MEMFD=1; shift ;;
+        --hugepages) HUGEPAGES=$2; shift 2 ;;
+        --qemu-arg) QEMU_EXTRA+=("$2"); shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
         --log) LOG=$2; shift 2 ;;
         --interactive) INTERACTIVE=1; shift ;;
@@ -70,6 +83,11 @@ fi
 
 # ---- kernel and modules (cached) ---------------------------------------------------
 WANT_MODS="irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci uio uio_pci_generic nvme-core nvme e1000"
+# Present in the guest but loaded only on request (fp-modprobe): the kernel's own storage
+# and network peers, which must not claim devices our drivers are tested on.
+EXTRA_MODS="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio_net \
+ nvme-fabrics nvme-tcp crc32c_generic configfs nvmet nvmet-tcp loop"
+MODS_KEY=$(echo "$WANT_MODS / $EXTRA_MODS" | md5sum | cut -c1-12)
 kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
 PKG=${FP_TESTBED_KERNEL_PKG:-$(kpkg)}
 if [ -z "$PKG" ]; then
@@ -83,14 +101,14 @@ if [ -z "$PKG" ]; then
 fi
 [ -n "$PKG" ] || { say "cannot find the kernel package linux-image-amd64 depends on"; exit 125; }
 KDIR=$CACHE/kernel/$PKG
-if [ ! -f "$KDIR/ready" ]; then
+if [ ! -f "$KDIR/ready-$MODS_KEY" ]; then
     say "fetching $PKG"
     tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && apt-get download "$PKG" >/dev/null 2>&1) || {
         apt-get update -qq >/dev/null 2>&1; (cd "$tmp" && apt-get download "$PKG" >/dev/null)
     }
     dpkg -x "$tmp"/*.deb "$tmp/x"
-    rm -rf "$KDIR"; mkdir -p "$KDIR/mods"
+    rm -rf "$KDIR"; mkdir -p "$KDIR/mods" "$KDIR/deps"
     cp "$tmp"/x/boot/vmlinuz-* "$KDIR/vmlinuz"
     MODTREE=$(ls -d "$tmp"/x/lib/modules/*)
     basename "$MODTREE" > "$KDIR/release"
@@ -100,6 +118,15 @@ if [ ! -f "$KDIR/ready" ]; then
     order=()
     find_mod() { find "$MODTREE" -type f \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \
                  -o -name "${1//-/_}.ko*" -o -name "${1//_/-}.ko*" \) | head -1; }
+    # deps/<name>: the modules to insmod for <name>, dependencies first.
+    deps_of() {
+        local d
+        for d in $(tr '\0' '\n' < "$KDIR/mods/$1.ko" | { grep -a '^depends=' || true; } | head -1 | cut -d= -f2 | tr ',' ' '); do
+            f=$(find_mod "$d"); [ -n "$f" ] || continue
+            d=$(basename "${f%%.ko*}"); cat "$KDIR/deps/$d" 2>/dev/null || deps_of "$d"
+        done
+        echo "$1"
+    }
     add_mod() {
         local m=$1 f key out deps d
         key=${m//-/_}
@@ -116,12 +143,14 @@ if [ ! -f "$KDIR/ready" ]; then
         deps=$(tr '\0' '\n' < "$out" | { grep -a '^depends=' || true; } | head -1 | cut -d= -f2 | tr ',' ' ')
         for d in $deps; do add_mod "$d"; done
         order+=("$(basename "${out%.ko}")")
+        deps_of "$(basename "${out%.ko}")" | awk '!seen[$0]++' > "$KDIR/deps/$(basename "${out%.ko}")"
         tr '\0' '\n' < "$out" | { grep -a '^alias=pci:' || true; } | sed "s/^alias=\(.*\)/alias \1 $(basename "${out%.ko}" | tr - _)/" >> "$KDIR/modules.alias"
     }
     : > "$KDIR/modules.alias"
     for m in $WANT_MODS; do add_mod "$m"; done
     printf '%s\n' "${order[@]}" > "$KDIR/order"
-    touch "$KDIR/ready"
+    for m in $EXTRA_MODS; do add_mod "$m"; done
+    touch "$KDIR/ready-$MODS_KEY"
     ln -sfn "$PKG" "$CACHE/kernel/current"
     rm -rf "$tmp"; trap - EXIT
 fi
@@ -146,6 +175,19 @@ cp /bin/busybox "$ST/bin/busybox"
 cp "$ROOT/testbed/init" "$ST/init"; chmod +x "$ST/init"
 cp "$KDIR"/mods/*.ko "$ST/lib/modules/fp/"
 cp "$KDIR/order" "$ST/lib/modules/fp/order"
+cp -r "$KDIR/deps" "$ST/lib/modules/fp/deps"
+cat > "$ST/fp/bin/fp-modprobe" <<'EOS'
+#!/bin/sh
+# fp-modprobe NAME...: insmod NAME and its dependencies (testbed guest).
+for want in "$@"; do
+    [ -f "/lib/modules/fp/deps/$want" ] || { echo "fp-modprobe: no module $want in the guest" >&2; exit 1; }
+    for m in $(cat "/lib/modules/fp/deps/$want"); do
+        grep -q "^$(echo "$m" | tr - _) " /proc/modules || insmod "/lib/modules/fp/$m.ko" || exit 1
+    done
+done
+EOS
+chmod +x "$ST/fp/bin/fp-modprobe"
+echo "$HUGEPAGES" > "$ST/fp/hugepages"
 cp "$KDIR/modules.alias" "$ST/lib/modules/$(cat "$KDIR/release")/modules.alias"
 allbins=()
 for b in "${BINS[@]}"; do
@@ -160,6 +202,20 @@ for p in "${allbins[@]}"; do
     ldd "$p" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
         [ -e "$ST$lib" ] || { mkdir -p "$ST$(dirname "$lib")"; cp -L "$lib" "$ST$lib"; }
     done
+done
+copy_libs() {
+    ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+        [ -e "$ST$lib" ] || { mkdir -p "$ST$(dirname "$lib")"; cp -L "$lib" "$ST$lib"; }
+    done
+}
+for spec in "${EXTRA_FILES[@]}"; do
+    src=${spec%%:*} dst=${spec#*:}
+    [ -e "$src" ] || { say "--file $src: no such file"; exit 125; }
+    mkdir -p "$ST$(dirname "$dst")"
+    cp -rL "$src" "$ST$dst"
+    while IFS= read -r f; do
+        head -c 4 "$f" 2>/dev/null | grep -q 'ELF' && copy_libs "$f"
+    done < <(find "$ST$dst" -type f)
 done
 if [ $# -gt 0 ]; then printf '%s\n' "$*" > "$ST/fp/cmd"; fi
 (cd "$ST" && find . | cpio -o -H newc --quiet) > "$WORK/initrd.cpio"
@@ -177,7 +233,7 @@ for i in 0 1; do
 done
 
 QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -machine q35,kernel-irqchip=split
-      -cpu max -smp 2 -m 1024 -display none -vga none -monitor none -serial stdio -no-reboot
+      -cpu max -smp 2 -m "$MEM" -display none -vga none -monitor none -serial stdio -no-reboot
       -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48 -nic none
       -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
       -append "console=ttyS0 intel_iommu=on iommu=pt quiet panic=-1"
@@ -186,7 +242,10 @@ QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -machine q35,kernel-irqchip=spl
       -device "nvme-ns,drive=nvm1,bus=nvme0,nsid=1,logical_block_size=512,physical_block_size=512"
       -drive "file=$NVME_IMG2,if=none,id=nvm2,format=raw,discard=unmap"
       -device "nvme-ns,drive=nvm2,bus=nvme0,nsid=2,logical_block_size=4096,physical_block_size=4096"
-      "${NET[@]}" ${FP_TESTBED_QEMU_ARGS:-})
+      "${NET[@]}" "${QEMU_EXTRA[@]}" ${FP_TESTBED_QEMU_ARGS:-})
+if [ $MEMFD = 1 ]; then
+    QEMU+=(-object "memory-backend-memfd,id=mem,size=${MEM}M,share=on" -numa "node,memdev=mem")
+fi
 
 if [ $INTERACTIVE = 1 ]; then
     # stdin/stdout are the guest console; the caller logs and drives it.

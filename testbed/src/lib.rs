@@ -89,6 +89,17 @@ pub struct GuestOptions {
     pub life_timeout: Duration,
     /// Run `cargo build --release` for the guest binaries first.
     pub build: bool,
+    /// Files or directories to copy into the guest: `(host path, guest path)`. ELF files
+    /// bring the libraries `ldd` lists.
+    pub files: Vec<(PathBuf, String)>,
+    /// Guest memory in MiB (`run.sh --mem`).
+    pub mem_mb: u32,
+    /// Guest memory in a shared memfd, as vhost-user back ends need (`--memfd`).
+    pub memfd: bool,
+    /// 2 MiB hugepages the guest reserves.
+    pub hugepages: u32,
+    /// More QEMU arguments (devices, chardevs, netdevs), one element per argument.
+    pub qemu_args: Vec<String>,
 }
 
 impl Default for GuestOptions {
@@ -102,6 +113,11 @@ impl Default for GuestOptions {
             boot_timeout: Duration::from_secs(600),
             life_timeout: Duration::from_secs(1200),
             build: true,
+            files: Vec::new(),
+            mem_mb: 1024,
+            memfd: false,
+            hugepages: 64,
+            qemu_args: Vec::new(),
         }
     }
 }
@@ -179,6 +195,20 @@ impl Guest {
         }
         if !opts.build {
             cmd.arg("--no-build");
+        }
+        for (src, dst) in &opts.files {
+            let mut spec = src.clone().into_os_string();
+            spec.push(":");
+            spec.push(dst);
+            cmd.arg("--file").arg(spec);
+        }
+        cmd.args(["--mem", &opts.mem_mb.to_string()])
+            .args(["--hugepages", &opts.hugepages.to_string()]);
+        if opts.memfd {
+            cmd.arg("--memfd");
+        }
+        for a in &opts.qemu_args {
+            cmd.arg("--qemu-arg").arg(a);
         }
         cmd.current_dir(&root)
             .stdin(Stdio::piped())

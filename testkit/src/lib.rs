@@ -43,6 +43,9 @@ pub enum Need {
     Build,
     /// A kernel feature the machine may lack (io_uring disabled, no XDP on a device).
     Kernel,
+    /// SPDK itself, built by `scripts/spdk.sh` (a peer to check formats and compare
+    /// against); see [`spdk_dir`].
+    Spdk,
 }
 
 impl Need {
@@ -50,7 +53,7 @@ impl Need {
     pub fn required(self) -> bool {
         matches!(
             self,
-            Need::Root | Need::Hugepages | Need::Netns | Need::Guest | Need::Tool
+            Need::Root | Need::Hugepages | Need::Netns | Need::Guest | Need::Tool | Need::Spdk
         )
     }
 
@@ -64,6 +67,7 @@ impl Need {
             Need::Cpus => "cpus",
             Need::Build => "build",
             Need::Kernel => "kernel",
+            Need::Spdk => "spdk",
         }
     }
 }
@@ -102,6 +106,37 @@ pub fn skip(test: &str, need: Need, why: impl fmt::Display) {
             eprintln!("testkit: could not append to FP_SKIP_LOG {path:?}: {e}");
         }
     }
+}
+
+/// Where SPDK's build lives: `FP_SPDK_DIR`, else `<repo>/.testbed-cache/spdk` (where
+/// `scripts/spdk.sh` builds it; `scripts/test.sh` runs that under CI).
+pub fn spdk_root() -> std::path::PathBuf {
+    match std::env::var_os("FP_SPDK_DIR") {
+        Some(d) => d.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(".testbed-cache/spdk"),
+    }
+}
+
+/// SPDK's source and build directory (binaries in `build/bin` and `build/examples`,
+/// libraries in `build/lib`), when it has been built; otherwise reports a
+/// [`Need::Spdk`] skip for `test` and returns `None`.
+pub fn spdk_dir(test: &str) -> Option<std::path::PathBuf> {
+    let d = spdk_root();
+    if d.join("build/bin/spdk_tgt").is_file() || d.join("build/examples/bdevperf").is_file() {
+        return Some(d);
+    }
+    skip(
+        test,
+        Need::Spdk,
+        format!(
+            "SPDK is not built in {} (run scripts/spdk.sh, or set FP_SPDK_DIR)",
+            d.display()
+        ),
+    );
+    None
 }
 
 /// Whether this process runs as root.
@@ -162,6 +197,7 @@ mod tests {
             Need::Cpus,
             Need::Build,
             Need::Kernel,
+            Need::Spdk,
         ];
         let mut names: Vec<_> = all.iter().map(|n| n.to_string()).collect();
         names.sort();
