@@ -1,5 +1,6 @@
 //! The bdev RPC methods under SPDK's names and parameters: bdev_malloc_create,
-//! bdev_malloc_delete, bdev_null_create, bdev_null_delete, bdev_get_bdevs,
+//! bdev_malloc_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
+//! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete, bdev_get_bdevs,
 //! bdev_get_iostat, bdev_set_qos_limit. Handlers run on the app thread (the RPC
 //! server's poller), so they may open, register and unregister directly.
 //!
@@ -368,6 +369,14 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
             }),
         ),
         ("bdev_malloc_delete", Box::new(|r| delete(r, "malloc"))),
+        (
+            "bdev_nvme_attach_controller",
+            Box::new(crate::modules::nvme_attach::attach_rpc),
+        ),
+        (
+            "bdev_nvme_detach_controller",
+            Box::new(crate::modules::nvme_attach::detach_rpc),
+        ),
         (
             "bdev_null_create",
             Box::new(|r: Request| {

@@ -1,10 +1,12 @@
-//! The bdev modules of this crate (malloc, null) and what they share: completions
+//! The bdev modules of this crate (malloc, null; the NVMe attach RPCs' transport
+//! registry) and what they share: completions
 //! deferred to a per-channel poller, so a submitter's callback never runs inside its
 //! own submit call (a callback that submits again would otherwise recurse without
 //! bound).
 
 pub mod malloc;
 pub mod null;
+pub mod nvme_attach;
 
 use std::sync::{Arc, Mutex};
 
