@@ -91,12 +91,13 @@ mod types;
 mod vdev;
 
 pub use driver::{
-    DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps, RxSetup, Tally,
-    TxQueueOps, TxSetup, VdevCtx, VdevDriver,
+    AttachCtx, DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueAttach, QueueShare,
+    QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 pub use error::{Error, Result};
 pub use ethdev::{
-    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, eth_from_rings,
+    allmulticast_get, allmulticast_set, attach_port, attach_secondary, queue_claim, queue_release,
+    reclaim_dead_queues, Reclaimed, close, configure, dev_info, eth_from_rings,
     link_get, link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name,
     ports, probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get, promiscuous_set, rx_burst,
     rx_queue, rx_queue_setup, set_link_up, start, stats_get, stats_reset, stop, tx_burst, tx_queue,
