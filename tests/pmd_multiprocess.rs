@@ -212,7 +212,10 @@ fn mp_ports_shared_with_a_secondary() {
             rxq0.rx_burst(&mut v, 32);
             tags.extend(v.drain(..).map(|m| tag_of(&m)));
         }
-        assert_eq!(tags, (1_000_000..1_000_000 + N_RING as u32).collect::<Vec<_>>());
+        assert_eq!(
+            tags,
+            (1_000_000..1_000_000 + N_RING as u32).collect::<Vec<_>>()
+        );
         let back = peer.recv_until(N_TAP, GUARD, |b| {
             b.len() > 14 && b[12..14] == (TAP_TYPE + 1).to_be_bytes()
         });

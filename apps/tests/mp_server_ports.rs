@@ -102,14 +102,25 @@ fn mp_server_ports_two_clients_transmit_each_frame_once() {
     }
     let (r0, t0, d0) = counts(&c0, 0);
     let (r1, t1, d1) = counts(&c1, 1);
-    assert_eq!((d0, d1), (0, 0), "nothing dropped at the clients' TX queues");
+    assert_eq!(
+        (d0, d1),
+        (0, 0),
+        "nothing dropped at the clients' TX queues"
+    );
     assert_eq!((r0, r1), (t0, t1));
-    assert_eq!(t0 + t1, u64::from(N), "the clients' counts add up to what was sent");
+    assert_eq!(
+        t0 + t1,
+        u64::from(N),
+        "the clients' counts add up to what was sent"
+    );
     assert!(t0 > 0 && t1 > 0, "both clients carried a share: {t0} {t1}");
     let st = srv.wait();
     let out = srv.stdout();
     assert!(st.success(), "{st:?} {out} {}", srv.stderr());
-    assert!(out.contains(&format!("client 0: sent={r0} rx={r0} tx={t0} drop=0")), "{out}");
+    assert!(
+        out.contains(&format!("client 0: sent={r0} rx={r0} tx={t0} drop=0")),
+        "{out}"
+    );
     assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
     assert!(out.contains("mp_server: OK"), "{out}");
 }

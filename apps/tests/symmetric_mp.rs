@@ -13,9 +13,7 @@
 mod netfwd;
 use netfwd::*;
 
-use std::collections::HashMap;
 use std::process::Command;
-use std::time::Duration;
 
 use testkit::child::Watched;
 use testkit::netns::Netns;
@@ -108,7 +106,11 @@ fn symmetric_mp_two_processes_forward_each_frame_once() {
     let f0 = forwarded(&mut pri, 0);
     let out = pri.stdout();
     assert!(st.success(), "{st:?} {out} {}", pri.stderr());
-    assert_eq!(f0 + f1, u64::from(N), "per-process counts add up to what was sent");
+    assert_eq!(
+        f0 + f1,
+        u64::from(N),
+        "per-process counts add up to what was sent"
+    );
     assert!(
         f0 > 0 && f1 > 0,
         "{FLOWS} flows spread over both processes: primary {f0}, secondary {f1}"

@@ -23,7 +23,10 @@ fn own_counts(w: &Watched) -> (u64, u64) {
         .find_map(|l| l.strip_prefix("Forwarded by this process: RX-packets: "))
         .unwrap_or_else(|| panic!("no per-process count in {out}"));
     let (rx, tx) = l.split_once(" TX-packets: ").expect("both counts");
-    (rx.trim().parse().expect("rx"), tx.trim().parse().expect("tx"))
+    (
+        rx.trim().parse().expect("rx"),
+        tx.trim().parse().expect("tx"),
+    )
 }
 
 #[test]
@@ -90,7 +93,14 @@ fn testpmd_secondary_forwards_on_its_queues() {
     assert!(st.success(), "{st:?} {out} {}", pri.stderr());
     let (r0, t0) = own_counts(&pri);
     assert_eq!((r0, r1), (t0, t1), "io forwarding sends what it receives");
-    assert_eq!(r0 + r1, u64::from(N), "the processes' counts add up to what was sent");
-    assert!(r0 > 0 && r1 > 0, "both processes carried a share: {r0} {r1}");
+    assert_eq!(
+        r0 + r1,
+        u64::from(N),
+        "the processes' counts add up to what was sent"
+    );
+    assert!(
+        r0 > 0 && r1 > 0,
+        "both processes carried a share: {r0} {r1}"
+    );
     assert!(!out.contains("not returned"), "{out}");
 }

@@ -60,7 +60,9 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--num-procs" => o.num_procs = mp::value_u64(&mut it, a)?.min(u64::from(u16::MAX)) as u16,
+            "--num-procs" => {
+                o.num_procs = mp::value_u64(&mut it, a)?.min(u64::from(u16::MAX)) as u16
+            }
             "--proc-id" => o.proc_id = mp::value_u64(&mut it, a)?.min(u64::from(u16::MAX)) as u16,
             "-p" => {
                 let v = it.next().ok_or("'-p' needs a value")?;
@@ -118,7 +120,7 @@ fn pairs(eal: &Eal, o: &Opts) -> Result<Vec<u16>, String> {
         .into_iter()
         .filter(|&p| p < 64 && o.mask & (1 << p) != 0)
         .collect();
-    if ports.is_empty() || ports.len() % 2 != 0 {
+    if ports.is_empty() || !ports.len().is_multiple_of(2) {
         return Err(format!(
             "need an even, non-zero number of ports in the mask, have {ports:?}"
         ));
@@ -177,7 +179,11 @@ fn run(eal: &Eal, o: &Opts) -> Result<ExitCode, String> {
     };
     println!(
         "symmetric_mp {id}: forwarding on queue {id} of ports {ports:?} ({})",
-        if eal.is_primary() { "primary" } else { "secondary" }
+        if eal.is_primary() {
+            "primary"
+        } else {
+            "secondary"
+        }
     );
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -23,7 +23,20 @@ pub fn frame(seq: u32) -> Vec<u8> {
     let mut f = vec![0x02, 0, 0, 0, 0, 0xb1, 0x02, 0, 0, 0, 0, 0xb0, 0x08, 0x00];
     let udp_len: u16 = 8 + 8 + 32;
     let ip_len = 20 + udp_len;
-    f.extend([0x45, 0, (ip_len >> 8) as u8, ip_len as u8, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    f.extend([
+        0x45,
+        0,
+        (ip_len >> 8) as u8,
+        ip_len as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
     f.extend([10, 9, 0, 1, 10, 9, 0, 2]);
     let sport = 10_000 + (seq as u16 % FLOWS);
     f.extend(sport.to_be_bytes());
@@ -80,12 +93,18 @@ pub fn send_and_collect(ns: &Netns, from: u32, to: u32) -> HashMap<u32, u32> {
 }
 
 pub fn assert_each_once(seen: &HashMap<u32, u32>, from: u32, to: u32) {
-    let missing: Vec<u32> = (from..to).filter(|s| !seen.contains_key(s)).take(10).collect();
+    let missing: Vec<u32> = (from..to)
+        .filter(|s| !seen.contains_key(s))
+        .take(10)
+        .collect();
     let dup: Vec<(&u32, &u32)> = seen.iter().filter(|(_, &n)| n != 1).take(10).collect();
-    let foreign: Vec<&u32> = seen.keys().filter(|s| !(from..to).contains(*s)).take(10).collect();
+    let foreign: Vec<&u32> = seen
+        .keys()
+        .filter(|s| !(from..to).contains(*s))
+        .take(10)
+        .collect();
     assert!(
         missing.is_empty() && dup.is_empty() && foreign.is_empty(),
         "frames {from}..{to}: missing {missing:?}, duplicated {dup:?}, foreign {foreign:?}"
     );
 }
-

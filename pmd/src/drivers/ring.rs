@@ -46,14 +46,18 @@ const CHUNK: usize = 64;
 /// Queues in a secondary process: the blob is the ring's name; the ring is an EAL
 /// memzone, looked up there.
 pub const ATTACH: QueueAttach = QueueAttach {
-    rx: |c| Ok(Box::new(RingRx {
-        r: lookup(&c)?,
-        stats: c.stats,
-    })),
-    tx: |c| Ok(Box::new(RingTx {
-        r: lookup(&c)?,
-        stats: c.stats,
-    })),
+    rx: |c| {
+        Ok(Box::new(RingRx {
+            r: lookup(&c)?,
+            stats: c.stats,
+        }))
+    },
+    tx: |c| {
+        Ok(Box::new(RingTx {
+            r: lookup(&c)?,
+            stats: c.stats,
+        }))
+    },
 };
 
 fn lookup(c: &AttachCtx<'_>) -> Result<Ring<usize>> {

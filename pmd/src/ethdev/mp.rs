@@ -263,7 +263,10 @@ fn take_back(port: u16, rx: bool, q: u16, pid: u32) -> Result<()> {
     } else {
         s.tx[q as usize].release();
     }
-    eal::log_info!("pmd: port {port}: {} queue {q} back from process {pid}", dir(rx));
+    eal::log_info!(
+        "pmd: port {port}: {} queue {q} back from process {pid}",
+        dir(rx)
+    );
     Ok(())
 }
 
@@ -436,12 +439,20 @@ pub fn attach_secondary(eal: &Eal) -> Result<Vec<u16>> {
 
 /// Ask the primary; returns its reply (status checked) with the descriptors.
 fn ask(eal: &Eal, op: u8, port: u16, rx: bool, q: u16) -> Result<Message> {
-    let what = if op == OP_CLAIM { "claim a queue of" } else { "release a queue of" };
+    let what = if op == OP_CLAIM {
+        "claim a queue of"
+    } else {
+        "release a queue of"
+    };
     let mut p = vec![op];
     p.extend(port.to_le_bytes());
     p.push(u8::from(rx));
     p.extend(q.to_le_bytes());
-    let mp_err = |why: String| Error::Mp { op: what, port, why };
+    let mp_err = |why: String| Error::Mp {
+        op: what,
+        port,
+        why,
+    };
     let m = Message::new(ACTION)
         .and_then(|m| m.with_param(&p))
         .map_err(|e| mp_err(e.to_string()))?;
@@ -486,7 +497,10 @@ pub fn queue_claim(port: u16, rx: bool, q: u16) -> Result<()> {
         return Err(Error::Mp {
             op: "claim a queue of",
             port,
-            why: format!("driver '{}' cannot share queues between processes", c.shared().driver()),
+            why: format!(
+                "driver '{}' cannot share queues between processes",
+                c.shared().driver()
+            ),
         });
     };
     let eal = c.eal.clone();
@@ -500,11 +514,13 @@ pub fn queue_claim(port: u16, rx: bool, q: u16) -> Result<()> {
         let pool = if pool_name.is_empty() {
             None
         } else {
-            Some(PktmbufPool::lookup(&eal, &pool_name).map_err(|e| Error::Mp {
-                op: "claim a queue of",
-                port,
-                why: format!("look up the queue's pool '{pool_name}': {e}"),
-            })?)
+            Some(
+                PktmbufPool::lookup(&eal, &pool_name).map_err(|e| Error::Mp {
+                    op: "claim a queue of",
+                    port,
+                    why: format!("look up the queue's pool '{pool_name}': {e}"),
+                })?,
+            )
         };
         let stats = QueueStats::new(&sh.rxq[q as usize]);
         s.rxq(port).install(q, stats, |st| {

@@ -189,7 +189,9 @@ fn forward(
     let _ = std::io::stdout().flush();
     let stat = &info.clients[id as usize];
     let mut raw = [0u64; BURST];
-    let mut out: Vec<Vec<Mbuf>> = (0..ports.len()).map(|_| Vec::with_capacity(BURST)).collect();
+    let mut out: Vec<Vec<Mbuf>> = (0..ports.len())
+        .map(|_| Vec::with_capacity(BURST))
+        .collect();
     // A client that takes over the id of one that died goes on with its counts.
     let (mut rx, mut tx, mut drops) = (
         stat.rx.load(Ordering::Relaxed),

@@ -79,8 +79,9 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
             "-p" => {
                 let v = it.next().ok_or("'-p' needs a value")?;
                 o.mask = Some(
-                    u64::from_str_radix(v.trim_start_matches("0x"), 16)
-                        .map_err(|_| format!("invalid value '{v}' for '-p': not a hex port mask"))?,
+                    u64::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| {
+                        format!("invalid value '{v}' for '-p': not a hex port mask")
+                    })?,
                 );
             }
             other => return Err(format!("unknown argument '{other}'")),

@@ -64,7 +64,7 @@ pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
         .into_iter()
         .filter(|&p| p < 64 && mask & (1 << p) != 0)
         .collect();
-    if ports.is_empty() || ports.len() % 2 != 0 {
+    if ports.is_empty() || !ports.len().is_multiple_of(2) {
         return Err(format!(
             "need an even, non-zero number of ports in the mask, have {ports:?}"
         ));
@@ -83,7 +83,12 @@ pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
     setup_ports(&ports, o.clients as u16, &pool)?;
     let mz = eal
         .memzones()
-        .reserve(INFO, std::mem::size_of::<Info>(), None, MemzoneFlags::empty())
+        .reserve(
+            INFO,
+            std::mem::size_of::<Info>(),
+            None,
+            MemzoneFlags::empty(),
+        )
         .map_err(|e| format!("failed to reserve {INFO}: {e}"))?;
     let info_ptr = mz.as_ptr::<Info>();
     // SAFETY: a fresh memzone of size_of::<Info>() bytes, 64-aligned; all-zero is a valid
@@ -122,7 +127,7 @@ pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
     let mut per: Vec<Vec<u64>> = vec![Vec::with_capacity(BURST); n];
     let mut sent = vec![0u64; n];
     let (mut rr, mut rx_total, mut ring_drops) = (0usize, 0u64, 0u64);
-    while !stop.load(Ordering::Relaxed) && !deadline.is_some_and(|d| Instant::now() >= d) {
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         let mut got = 0;
         for &p in &ports {
             for q in 0..o.clients as u16 {
