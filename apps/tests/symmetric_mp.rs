@@ -21,6 +21,17 @@ use testkit::netns::Netns;
 const BIN: &str = env!("CARGO_BIN_EXE_symmetric_mp");
 /// The primary inside the namespace: ports on `va0` and `va1`, `procs` queue pairs.
 fn primary(ns: &Netns, p: &str, procs: u16) -> Watched {
+    primary_with(
+        ns,
+        p,
+        procs,
+        &format!("net_af_packet0,iface=va0,qpairs={procs}"),
+        &format!("net_af_packet1,iface=va1,qpairs={procs}"),
+    )
+}
+
+/// The primary inside the namespace with the two ports `vdev0` and `vdev1`.
+fn primary_with(ns: &Netns, p: &str, procs: u16, vdev0: &str, vdev1: &str) -> Watched {
     let mut c = ns.command(BIN);
     c.args([
         "--no-huge",
@@ -32,9 +43,9 @@ fn primary(ns: &Netns, p: &str, procs: u16) -> Watched {
         "--file-prefix",
         p,
         "--vdev",
-        &format!("net_af_packet0,iface=va0,qpairs={procs}"),
+        vdev0,
         "--vdev",
-        &format!("net_af_packet1,iface=va1,qpairs={procs}"),
+        vdev1,
         "--",
         "--num-procs",
         &procs.to_string(),
@@ -184,4 +195,35 @@ fn symmetric_mp_primary_death_stops_the_secondary() {
         "{}",
         sec.stdout()
     );
+}
+
+#[test]
+fn symmetric_mp_tap_two_processes_forward_each_frame_once() {
+    let test = "symmetric_mp_tap_two_processes_forward_each_frame_once";
+    let Some(ns) = Netns::new(test, "symt") else {
+        return;
+    };
+    let p = prefix("tap");
+    // Multi-queue TAP devices made by the primary; the kernel spreads flows over their
+    // queues, and the secondary's queue descriptors come over IPC.
+    let mut pri = primary_with(&ns, &p, 2, "net_tap0,iface=fpst0", "net_tap1,iface=fpst1");
+    let mut sec = secondary(&p, 2, 1);
+    sec.expect("forwarding on queue 1");
+    const N: u32 = 2000;
+    let seen = send_and_collect_on(&ns, "fpst0", "fpst1", 0, N);
+    assert_each_once(&seen, 0, N);
+    let st = quit(&mut sec);
+    assert!(st.success(), "{st:?} {} {}", sec.stdout(), sec.stderr());
+    let f1 = forwarded(&mut sec, 1);
+    let st = quit(&mut pri);
+    let f0 = forwarded(&mut pri, 0);
+    let out = pri.stdout();
+    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
+    assert_eq!(
+        f0 + f1,
+        u64::from(N),
+        "per-process counts add up to what was sent"
+    );
+    assert!(f0 > 0 && f1 > 0, "flows over both processes: {f0} {f1}");
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
 }

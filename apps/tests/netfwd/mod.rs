@@ -70,9 +70,20 @@ pub fn net(test: &str, tag: &str) -> Option<Netns> {
 /// what arrives on `vb1` until every one came or the guard passed, then a little longer
 /// to see duplicates. Returns how often each sequence number arrived.
 pub fn send_and_collect(ns: &Netns, from: u32, to: u32) -> HashMap<u32, u32> {
+    send_and_collect_on(ns, "vb0", "vb1", from, to)
+}
+
+/// [`send_and_collect`] with other interfaces: send on `tx_if`, collect on `rx_if`.
+pub fn send_and_collect_on(
+    ns: &Netns,
+    tx_if: &'static str,
+    rx_if: &'static str,
+    from: u32,
+    to: u32,
+) -> HashMap<u32, u32> {
     ns.run(move || {
-        let tx = RawSock::bind("vb0");
-        let rx = RawSock::bind("vb1");
+        let tx = RawSock::bind(tx_if);
+        let rx = RawSock::bind(rx_if);
         for s in from..to {
             tx.send(&frame(s));
             if (s - from) % 32 == 31 {

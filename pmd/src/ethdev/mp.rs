@@ -399,8 +399,12 @@ pub fn attach_secondary(eal: &Eal) -> Result<Vec<u16>> {
         // The local gate stays open: the primary's start/stop is the shared flag, which
         // the queue wrappers below check before each burst.
         s.started.store(true, Ordering::Release);
-        s.frame_max
-            .store(super::port::NO_TX_CHECK, Ordering::Relaxed);
+        // The TX length check at the MTU the primary had when we attached (net_ring,
+        // like the primary's, opts out).
+        s.frame_max.store(
+            super::port::frame_limit(driver != "net_ring", mtu),
+            Ordering::Relaxed,
+        );
         *g = Some(PortCtl {
             eal: eal.clone(),
             mz,
