@@ -227,3 +227,57 @@ fn symmetric_mp_tap_two_processes_forward_each_frame_once() {
     assert!(f0 > 0 && f1 > 0, "flows over both processes: {f0} {f1}");
     assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
 }
+
+#[test]
+fn symmetric_mp_secondary_killed_mid_burst_loses_no_mbuf() {
+    // net_null ports: every burst has 32 mbufs in the process's hands, so a kill -9
+    // lands mid-burst; no namespace needed.
+    let p = prefix("midburst");
+    let mut c = Command::new(BIN);
+    c.args([
+        "--no-huge",
+        "-m",
+        "64",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        &p,
+        "--vdev",
+        "net_null0",
+        "--vdev",
+        "net_null1",
+        "--",
+        "--num-procs",
+        "2",
+        "--proc-id",
+        "0",
+    ]);
+    let mut pri = Watched::spawn(c, "symmetric_mp primary", GUARD);
+    pri.expect("forwarding on queue 0");
+    let mut sec = secondary(&p, 2, 1);
+    sec.expect("forwarding on queue 1");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sec.kill();
+    // A second victim, to take back more than one process's hands.
+    let mut sec2 = secondary(&p, 2, 1);
+    sec2.expect("forwarding on queue 1");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sec2.kill();
+    let st = quit(&mut pri);
+    let out = pri.stdout();
+    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
+    assert!(
+        out.contains("took back TX queue 1 of port 0") || out.contains("took back RX queue 1"),
+        "the dead secondary's queues were taken back: {out}"
+    );
+    if let Some(k) = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pool: took back "))
+        .and_then(|l| l.split_whitespace().next())
+    {
+        let k: u32 = k.parse().expect("count");
+        assert!(k <= 2 * 32, "at most one burst per killed process: {k}");
+    }
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+}

@@ -9,16 +9,17 @@
 //! ```
 //!
 //! * The primary (`--proc-type primary`, proc-id 0 as a rule) probes the `--vdev` ports,
-//!   creates the pool `MProc_pktmbuf_pool` (no lcore cache, so processes may share lcore
-//!   ids), gives every port of the mask N RX and N TX queues and starts them.
+//!   creates the pool `MProc_pktmbuf_pool` (per-lcore caches: every process needs lcore
+//!   ids of its own, e.g. `--lcores 1@0` for a secondary), gives every port of the mask N RX and N TX queues and starts them.
 //! * A secondary attaches to the primary's ports and claims RX and TX queue `proc-id`
 //!   of each port of the mask (the primary's own queue is `proc-id` too).
 //! * Every process forwards what queue I of port 2k receives to queue I of port 2k+1 and
 //!   back, until stdin says `quit` or ends, `--run-s` seconds pass, or (a secondary) the
 //!   primary exits. Then it prints `symmetric_mp I: port P rx=.. tx=.. drop=..` per port
 //!   and `symmetric_mp I: forwarded F`. The primary then waits for the secondaries'
-//!   queues to come back (released, or taken back from a dead process), closes the ports
-//!   and prints `pool: A/S mbufs free`.
+//!   queues to come back (released, or taken back from a dead process), closes the ports,
+//!   waits until no secondary is attached, takes back the mbufs killed secondaries held
+//!   (`pool: took back K mbufs ...`) and prints `pool: A/S mbufs free`.
 //!
 //! Exit status: 0 success, 1 mbufs missing, 2 bad arguments or setup error, 3 the
 //! primary exited under a secondary.
@@ -35,6 +36,11 @@ use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
 
 const POOL: &str = "MProc_pktmbuf_pool";
+/// Per-lcore cache of the pool. Besides speed it keeps a process's gets and puts off
+/// the pool's shared ring in the steady state (a burst's allocations and frees balance in
+/// the cache), so a process killed mid-burst is almost never inside a ring operation,
+/// which would stall the ring for everyone (as in DPDK).
+const CACHE: u32 = 128;
 const BURST: u16 = 32;
 
 struct Opts {
@@ -163,7 +169,7 @@ fn run(eal: &Eal, o: &Opts) -> Result<ExitCode, String> {
     let ports = pairs(eal, o)?;
     let id = o.proc_id;
     let pool = if eal.is_primary() {
-        let p = pktmbuf_pool_create(eal, POOL, o.mbufs, 0, 0, MBUF_DEFAULT_BUF_SIZE, None)
+        let p = pktmbuf_pool_create(eal, POOL, o.mbufs, CACHE, 0, MBUF_DEFAULT_BUF_SIZE, None)
             .map_err(|e| format!("failed to create the mbuf pool: {e}"))?;
         setup_primary(o, &ports, &p)?;
         p
@@ -255,12 +261,13 @@ fn run(eal: &Eal, o: &Opts) -> Result<ExitCode, String> {
         println!("symmetric_mp {id}: queues released");
         return Ok(ExitCode::SUCCESS);
     }
-    finish_primary(&ports, &pool)
+    finish_primary(eal, &ports, &pool)
 }
 
 /// Primary: wait for every secondary's queue to come back (released, or its process
-/// gone), then close the ports and check the pool.
-fn finish_primary(ports: &[u16], pool: &PktmbufPool) -> Result<ExitCode, String> {
+/// gone), close the ports, wait for the secondaries to be gone, take back the mbufs dead
+/// ones held, and check the pool.
+fn finish_primary(eal: &Eal, ports: &[u16], pool: &PktmbufPool) -> Result<ExitCode, String> {
     let t0 = Instant::now();
     let mut last = String::new();
     let mut open = ports.to_vec();
@@ -296,6 +303,21 @@ fn finish_primary(ports: &[u16], pool: &PktmbufPool) -> Result<ExitCode, String>
             }
             Some(e) => return Err(e),
         }
+    }
+    // Mbufs a killed secondary held in its hands are out of the pool for good unless
+    // someone takes them back; once every other process is gone, nothing else can hold
+    // one, so whatever is out is theirs.
+    while eal.processes().len() > 1 {
+        if t0.elapsed() > Duration::from_secs(600) {
+            return Err("secondaries still attached".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: this process holds no mbuf (forwarding stopped, ports closed) and every
+    // other process of the group is gone (the process table), so nobody uses the pool.
+    let back = unsafe { pool.take_back_all_out() }.map_err(|e| e.to_string())?;
+    if back > 0 {
+        println!("pool: took back {back} mbufs held by processes that died");
     }
     let (a, s) = (pool.avail_count(), pool.size());
     println!("pool: {a}/{s} mbufs free");
