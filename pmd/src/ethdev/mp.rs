@@ -28,7 +28,9 @@
 //!   claimant's pid is gone: `kill(pid, 0)` fails; a zombie child counts as alive until
 //!   reaped). The queue's driver words were saved per frame, so the primary's own queue
 //!   object goes on where the dead process stopped. Mbufs the dead process held in its
-//!   own hands (a burst between RX and TX) are lost with it.
+//!   own hands (a burst between RX and TX) are out of the pool until the application
+//!   takes them back once no secondary is attached (`mbuf::PktmbufPool::
+//!   take_back_all_out`, as `symmetric_mp` does).
 //! * When the primary dies, the EAL's watcher in each secondary runs the callback set by
 //!   [`attach_secondary`], which stops the attached ports locally (bursts return 0); the
 //!   applications see [`eal::Eal::primary_alive`] turn false and exit.
