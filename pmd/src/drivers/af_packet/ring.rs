@@ -237,3 +237,33 @@ impl PacketSock {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devnull() -> OwnedFd {
+        std::fs::File::open("/dev/null")
+            .expect("open /dev/null")
+            .into()
+    }
+
+    /// What another process sends is checked before anything is mapped.
+    #[test]
+    fn shared_ring_parameters_are_checked() {
+        let blob = |v: u8, b: u32, f: u32, n: u32| {
+            let mut x = vec![v];
+            for w in [b, f, n] {
+                x.extend(w.to_le_bytes());
+            }
+            x
+        };
+        let err = |b: &[u8]| PacketSock::attach(devnull(), b).err().expect("refused");
+        assert!(err(&[3, 0, 0]).contains("3 bytes, expected 13"));
+        assert!(err(&blob(4, 4096, 2048, 8)).contains("TPACKET version 4"));
+        assert!(err(&blob(3, 4096, 0, 8)).contains("is not one"));
+        assert!(err(&blob(2, 1024, 2048, 8)).contains("is not one"));
+        // Well formed, but /dev/null cannot be mapped as packet rings.
+        assert!(err(&blob(3, 4096, 2048, 8)).contains("map the rings"));
+    }
+}
