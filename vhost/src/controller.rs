@@ -260,14 +260,14 @@ impl Controller {
         &self.path
     }
 
-    /// Whether a front end is connected, connections accepted so far, and queues
-    /// running / requests completed / requests refused on the current connection.
-    pub fn status(&self) -> (bool, u64, (usize, u64, u64)) {
+    /// Whether a front end is connected, connections accepted so far, and the
+    /// current connection's requests completed per running queue and refused.
+    pub fn status(&self) -> (bool, u64, (Vec<(u16, u64)>, u64)) {
         let st = lock(&self.state);
         let counters = st
             .conn
             .as_ref()
-            .map_or((0, 0, 0), |c| lock(&c.dev).counters());
+            .map_or((Vec::new(), 0), |c| lock(&c.dev).counters());
         (st.conn.is_some(), st.connections, counters)
     }
 

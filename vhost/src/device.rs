@@ -120,18 +120,19 @@ impl Device {
         }
     }
 
-    /// Queues running, and requests completed and refused over all of them.
-    pub fn counters(&self) -> (usize, u64, u64) {
-        let mut out = (0, 0, 0);
-        for v in &self.vrings {
+    /// Requests completed on each running queue (by queue index), and requests
+    /// refused as malformed over all of them.
+    pub fn counters(&self) -> (Vec<(u16, u64)>, u64) {
+        let mut done = Vec::new();
+        let mut bad = 0;
+        for (i, v) in self.vrings.iter().enumerate() {
             if let Some(r) = &v.running {
                 let s = r.state.lock().unwrap_or_else(|e| e.into_inner());
-                out.0 += 1;
-                out.1 += s.completed;
-                out.2 += s.bad;
+                done.push((i as u16, s.completed));
+                bad += s.bad;
             }
         }
-        out
+        (done, bad)
     }
 
     fn vring(&mut self, index: u32) -> VuResult<&mut Vring> {

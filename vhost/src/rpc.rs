@@ -118,7 +118,12 @@ fn create(r: Request) {
 }
 
 fn controller_json(c: &controller::Controller) -> Value {
-    let (connected, connections, (queues, completed, refused)) = c.status();
+    let (connected, connections, (queues, refused)) = c.status();
+    let completed: u64 = queues.iter().map(|q| q.1).sum();
+    let per_queue: Vec<Value> = queues
+        .iter()
+        .map(|(i, n)| json!({"queue": i, "requests": n}))
+        .collect();
     let o = c.opts();
     json!({
         "ctrlr": o.name,
@@ -128,8 +133,9 @@ fn controller_json(c: &controller::Controller) -> Value {
         "socket": c.path().display().to_string(),
         "sessions": if connected {
             json!([{ "vid": 0, "id": 0, "name": format!("{}s0", o.name),
-                     "started": queues > 0, "queues": queues,
-                     "requests": completed, "bad_requests": refused }])
+                     "started": !queues.is_empty(), "queues": queues.len(),
+                     "requests": completed, "bad_requests": refused,
+                     "queue_requests": per_queue }])
         } else {
             json!([])
         },

@@ -45,6 +45,11 @@ pub fn tmpdir(tag: &str) -> PathBuf {
 
 /// Start the target with its sockets in `dir` (stderr to `dir/tgt.log`).
 pub fn start(dir: &Path, tag: &str) -> Tgt {
+    start_with(dir, tag, &[])
+}
+
+/// [`start`] with more arguments.
+pub fn start_with(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
     let rpc = dir.join("rpc.sock");
     let _ = std::fs::remove_file(&rpc);
     let prefix = format!("fpvhost-{tag}-{}", std::process::id());
@@ -68,6 +73,7 @@ pub fn start(dir: &Path, tag: &str) -> Tgt {
         .arg(&rpc)
         .arg("-S")
         .arg(dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
