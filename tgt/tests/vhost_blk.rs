@@ -243,3 +243,119 @@ fn bad_input_is_an_error_to_that_front_end_only() {
     assert!(again.read(0, 8192).1 == p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The inflight area across a target restart, written as a target that died at the two
+/// worst moments would have left it: one request taken from the avail ring and not
+/// completed (it must be submitted again), one whose used entry was written but whose
+/// inflight record was not cleared (it must not be repeated).
+#[test]
+fn restart_resubmits_what_was_in_flight_and_nothing_else() {
+    use vhost::vhost_user::message::VhostUserInflight;
+    use vhost::vhost_user::VhostUserFrontend;
+
+    let dir = tmpdir("inflight");
+    let cfg = dir.join("config.json");
+    std::fs::write(
+        &cfg,
+        json!({"subsystems": [
+            {"subsystem": "bdev", "config": [{"method": "bdev_malloc_create",
+                "params": {"name": "M3", "num_blocks": 8192, "block_size": 512}}]},
+            {"subsystem": "vhost_blk", "config": [{"method": "vhost_create_blk_controller",
+                "params": {"ctrlr": "r0", "dev_name": "M3"}}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let args = ["--json", cfg.to_str().unwrap()];
+    let mut t = start_with(&dir, "inflight", &args);
+    let sock = dir.join("r0");
+    let mut c = Client::connect_opts(&sock, true);
+    let (info, area) =
+        c.fe.get_inflight_fd(&VhostUserInflight::new(0, 0, 1, QSIZE))
+            .expect("GET_INFLIGHT_FD");
+    assert!(
+        info.mmap_size >= 16 + 16 * u64::from(QSIZE),
+        "{}",
+        info.mmap_size
+    );
+    c.fe.set_inflight_fd(&info, std::os::fd::AsRawFd::as_raw_fd(&area))
+        .unwrap();
+    c.start_queue();
+    assert_eq!(c.write(0, &pattern(1, 4096)), 0);
+    // SAFETY: a fresh shared mapping of the area's memfd, unmapped below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            info.mmap_size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&area),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    let area_bytes =
+        // SAFETY: the mapping just made, `mmap_size` long.
+        unsafe { std::slice::from_raw_parts_mut(map.cast::<u8>(), info.mmap_size as usize) };
+    let rd16 = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    // The completed write is recorded: used index 1, head 0 not in flight.
+    assert_eq!(rd16(area_bytes, 14), 1, "used_idx in the area");
+    assert_eq!(area_bytes[16], 0, "head 0 still marked in flight");
+    // Kill the target.
+    let _ = t.child.kill();
+    let _ = t.child.wait();
+    drop(t);
+
+    // Request A (head 10, descriptors 10-12): write pattern 2 at sector 64, taken and
+    // in flight. Request B (head 20, descriptors 20-22): write pattern 3 at sector 256,
+    // its used entry written but its record not cleared.
+    let req = |c: &mut Client, head: u16, slot: u16, sector: u64, data: u64, p: &[u8]| {
+        let (h, st) = c.hdr(slot);
+        c.put(h, 1u32);
+        c.put(h + 4, 0u32);
+        c.put(h + 8, sector);
+        c.put(st, 0xffu8);
+        c.bytes(data, p.len()).copy_from_slice(p);
+        c.desc(head, h, 16, F_NEXT, head + 1);
+        c.desc(head + 1, data, p.len() as u32, F_NEXT, head + 2);
+        c.desc(head + 2, st, 1, F_WRITE, 0);
+        c.make_avail(head);
+        st
+    };
+    let pa = pattern(2, 4096);
+    let pb = pattern(3, 4096);
+    let st_a = req(&mut c, 10, 1, 64, DATA + SLOT, &pa);
+    let st_b = req(&mut c, 20, 2, 256, DATA + 2 * SLOT, &pb);
+    let desc = |h: u16| 16 + 16 * usize::from(h);
+    area_bytes[desc(10)] = 1;
+    area_bytes[desc(10) + 8..desc(10) + 16].copy_from_slice(&2u64.to_le_bytes());
+    area_bytes[desc(20)] = 1;
+    area_bytes[desc(20) + 8..desc(20) + 16].copy_from_slice(&3u64.to_le_bytes());
+    area_bytes[12..14].copy_from_slice(&20u16.to_le_bytes()); // last_batch_head
+    c.put(st_b, 0u8);
+    c.fake_used(20, 1);
+    assert_eq!(c.used_idx(), 2);
+
+    // Restart; reconnect as QEMU does (the area handed back, base = used index).
+    let t = start_with(&dir, "inflight2", &args);
+    c.reconnect(&sock, &info, &area, 2);
+    assert_eq!(
+        c.wait_used(20),
+        Some((10, 1)),
+        "A resubmitted and completed"
+    );
+    assert_eq!(c.get::<u8>(st_a), 0, "A's status");
+    assert_eq!(c.wait_used(2), None, "B answered again (repeated I/O)");
+    // A's data reached the new bdev; B's write was not repeated (the new bdev is empty).
+    assert!(c.read(64, 4096).1 == pa, "A's data");
+    assert!(
+        c.read(256, 4096).1.iter().all(|&b| b == 0),
+        "B was executed again"
+    );
+    assert_eq!(area_bytes[desc(10)], 0, "A still marked in flight");
+    assert_eq!(area_bytes[desc(20)], 0, "B still marked in flight");
+    // SAFETY: our mapping, no longer used.
+    unsafe { libc::munmap(map, info.mmap_size as usize) };
+    drop(c);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}

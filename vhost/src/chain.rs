@@ -62,7 +62,10 @@ pub fn walk(mem: &GuestMem, table: u64, qsize: u16, head: u16) -> Result<Chain, 
                 return Err("indirect descriptor not alone in its chain".into());
             }
             let len = d.len();
-            if len == 0 || u64::from(len) % DESC_SIZE != 0 || u64::from(len) / DESC_SIZE > 65535 {
+            if len == 0
+                || !u64::from(len).is_multiple_of(DESC_SIZE)
+                || u64::from(len) / DESC_SIZE > 65535
+            {
                 return Err(format!("indirect table of {len} bytes"));
             }
             indirect = true;

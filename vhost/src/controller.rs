@@ -78,6 +78,19 @@ struct State {
     removed: bool,
 }
 
+/// What `vhost_get_controllers` reports of a controller.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// A front end is connected.
+    pub connected: bool,
+    /// Connections accepted so far.
+    pub connections: u64,
+    /// Requests completed on each running queue `(index, count)` of this connection.
+    pub queues: Vec<(u16, u64)>,
+    /// Requests refused as malformed on this connection.
+    pub bad: u64,
+}
+
 /// A controller.
 pub struct Controller {
     opts: BlkOpts,
@@ -130,7 +143,7 @@ where
     if bdev::bdev::get(&opts.bdev).is_none() {
         return Err(Error::Bdev {
             what: "create a controller",
-            source: bdev::Error::NotFound(opts.bdev.clone()),
+            source: Box::new(bdev::Error::NotFound(opts.bdev.clone())),
         });
     }
     let path = socket_dir().join(&opts.name);
@@ -162,7 +175,7 @@ where
             let _ = std::fs::remove_file(&c.path);
             return Err(Error::Framework {
                 what: "create the controller's thread",
-                source,
+                source: Box::new(source),
             });
         }
     };
@@ -260,15 +273,19 @@ impl Controller {
         &self.path
     }
 
-    /// Whether a front end is connected, connections accepted so far, and the
-    /// current connection's requests completed per running queue and refused.
-    pub fn status(&self) -> (bool, u64, (Vec<(u16, u64)>, u64)) {
+    /// The connection state and counters.
+    pub fn status(&self) -> Status {
         let st = lock(&self.state);
-        let counters = st
+        let (queues, bad) = st
             .conn
             .as_ref()
             .map_or((Vec::new(), 0), |c| lock(&c.dev).counters());
-        (st.conn.is_some(), st.connections, counters)
+        Status {
+            connected: st.conn.is_some(),
+            connections: st.connections,
+            queues,
+            bad,
+        }
     }
 
     fn start_on_thread(self: &Arc<Self>, listener: UnixListener) -> Result<()> {
@@ -287,11 +304,11 @@ impl Controller {
         })
         .map_err(|source| Error::Bdev {
             what: "open the controller's bdev",
-            source,
+            source: Box::new(source),
         })?;
         let ch = desc.get_io_channel().map_err(|source| Error::Bdev {
             what: "get a channel to the controller's bdev",
-            source,
+            source: Box::new(source),
         })?;
         let info = desc.bdev().info().clone();
         let mut id = [0u8; ID_BYTES];
@@ -319,7 +336,7 @@ impl Controller {
         )
         .map_err(|source| Error::Framework {
             what: "watch the controller's socket",
-            source,
+            source: Box::new(source),
         })?;
         let mut st = lock(&self.state);
         st.listener = Some(listener);

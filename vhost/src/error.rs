@@ -44,7 +44,7 @@ pub enum Error {
         what: &'static str,
         /// The bdev error.
         #[source]
-        source: bdev::Error,
+        source: Box<bdev::Error>,
     },
     /// The framework refused.
     #[error("failed to {what}: {source}")]
@@ -53,7 +53,7 @@ pub enum Error {
         what: &'static str,
         /// The framework error.
         #[source]
-        source: framework::Error,
+        source: Box<framework::Error>,
     },
     /// The guest's memory table or a ring address is unusable.
     #[error("failed to map guest memory: {0}")]

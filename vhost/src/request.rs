@@ -144,7 +144,7 @@ pub fn parse(c: &Chain, g: Geometry) -> Parsed {
         let off = sector
             .checked_mul(SECTOR_SIZE)
             .ok_or_else(|| format!("sector {sector} overflows"))?;
-        if off % bs != 0 || bytes % bs != 0 || bytes == 0 {
+        if !off.is_multiple_of(bs) || !bytes.is_multiple_of(bs) || bytes == 0 {
             return Err(format!(
                 "sector {sector} / {bytes} bytes not aligned to the {bs}-byte block"
             ));
@@ -208,7 +208,7 @@ pub fn parse(c: &Chain, g: Geometry) -> Parsed {
                 return fail(ioerr, "discard or write-zeroes on a read-only disk".into());
             }
             let n = (rlen - 16) / 16;
-            if n == 0 || (rlen - 16) % 16 != 0 {
+            if n == 0 || !(rlen - 16).is_multiple_of(16) {
                 return fail(ioerr, format!("{} bytes of ranges", rlen - 16));
             }
             let mut ranges = Vec::with_capacity(n);

@@ -17,10 +17,9 @@ use crate::error::Error;
 fn rpc_error(e: &Error) -> RpcError {
     match e {
         Error::NotFound(_) => RpcError::new(-19, e.to_string()),
-        Error::Bdev {
-            source: bdev::Error::NotFound(_),
-            ..
-        } => RpcError::new(-19, e.to_string()),
+        Error::Bdev { source, .. } if matches!(**source, bdev::Error::NotFound(_)) => {
+            RpcError::new(-19, e.to_string())
+        }
         Error::Exists(_) => RpcError::new(-17, e.to_string()),
         Error::Invalid { .. } => RpcError::invalid_params(e.to_string()),
         _ => RpcError::internal(e.to_string()),
@@ -118,7 +117,9 @@ fn create(r: Request) {
 }
 
 fn controller_json(c: &controller::Controller) -> Value {
-    let (connected, connections, (queues, refused)) = c.status();
+    let st = c.status();
+    let (connected, connections, queues, refused) =
+        (st.connected, st.connections, st.queues, st.bad);
     let completed: u64 = queues.iter().map(|q| q.1).sum();
     let per_queue: Vec<Value> = queues
         .iter()

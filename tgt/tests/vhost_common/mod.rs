@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use vhost::vhost_user::message::{
-    VhostUserConfigFlags, VhostUserHeaderFlag, VhostUserProtocolFeatures,
+    VhostUserConfigFlags, VhostUserHeaderFlag, VhostUserInflight, VhostUserProtocolFeatures,
 };
 use vhost::vhost_user::{Frontend, VhostUserFrontend};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
@@ -165,36 +165,67 @@ pub fn features_wanted() -> u64 {
         | (1 << 30)
 }
 
+/// Connect and negotiate features and protocol features.
+pub fn negotiate(path: &Path, inflight: bool) -> Frontend {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A killed target leaves its socket file behind until the next one binds.
+    let mut fe = loop {
+        match Frontend::connect(path, 16) {
+            Ok(fe) => break fe,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("connect to {}: {e}; retrying", path.display());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("connect to {}: {e}", path.display()),
+        }
+    };
+    fe.set_owner().unwrap();
+    let offered = fe.get_features().unwrap();
+    assert_eq!(
+        offered & features_wanted(),
+        features_wanted(),
+        "offered {offered:#x}"
+    );
+    fe.set_features(features_wanted()).unwrap();
+    let pf = fe.get_protocol_features().unwrap();
+    for f in [
+        VhostUserProtocolFeatures::CONFIG,
+        VhostUserProtocolFeatures::MQ,
+        VhostUserProtocolFeatures::REPLY_ACK,
+        VhostUserProtocolFeatures::INFLIGHT_SHMFD,
+    ] {
+        assert!(pf.contains(f), "protocol feature {f:?} not offered: {pf:?}");
+    }
+    let mut want = VhostUserProtocolFeatures::CONFIG
+        | VhostUserProtocolFeatures::MQ
+        | VhostUserProtocolFeatures::REPLY_ACK;
+    if inflight {
+        want |= VhostUserProtocolFeatures::INFLIGHT_SHMFD;
+    }
+    fe.set_protocol_features(want).unwrap();
+    // Every message waits for the back end's answer (REPLY_ACK), so errors come back
+    // to the call that caused them and the target state is settled on return.
+    fe.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+    fe
+}
+
 impl Client {
     /// Connect and set up queue 0.
     pub fn connect(path: &Path) -> Client {
-        let mut fe = Frontend::connect(path, 16).expect("connect to the controller");
-        fe.set_owner().unwrap();
-        let offered = fe.get_features().unwrap();
-        assert_eq!(
-            offered & features_wanted(),
-            features_wanted(),
-            "offered {offered:#x}"
-        );
-        fe.set_features(features_wanted()).unwrap();
-        let pf = fe.get_protocol_features().unwrap();
-        for f in [
-            VhostUserProtocolFeatures::CONFIG,
-            VhostUserProtocolFeatures::MQ,
-            VhostUserProtocolFeatures::REPLY_ACK,
-            VhostUserProtocolFeatures::INFLIGHT_SHMFD,
-        ] {
-            assert!(pf.contains(f), "protocol feature {f:?} not offered: {pf:?}");
-        }
-        fe.set_protocol_features(
-            VhostUserProtocolFeatures::CONFIG
-                | VhostUserProtocolFeatures::MQ
-                | VhostUserProtocolFeatures::REPLY_ACK,
-        )
-        .unwrap();
-        // Every message waits for the back end's answer (REPLY_ACK), so errors come back
-        // to the call that caused them and the target state is settled on return.
-        fe.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
+        Self::connect_opts(path, false)
+    }
+
+    /// [`connect`](Self::connect), also negotiating INFLIGHT_SHMFD when `inflight`.
+    pub fn connect_opts(path: &Path, inflight: bool) -> Client {
+        let fe = negotiate(path, inflight);
         // SAFETY: a fresh memfd.
         let fd = unsafe { libc::memfd_create(c"fp-test-guest".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);
@@ -256,6 +287,60 @@ impl Client {
         self.fe.set_vring_enable(0, true).map_err(|e| e.to_string())
     }
 
+    /// A new connection (after a target restart) over the same memory and ring:
+    /// features, the inflight area handed back, the memory table, queue 0 from `base`.
+    pub fn reconnect(&mut self, path: &Path, inflight: &VhostUserInflight, fd: &File, base: u16) {
+        self.fe = negotiate(path, true);
+        self.fe.set_inflight_fd(inflight, fd.as_raw_fd()).unwrap();
+        let region = VhostUserMemoryRegionInfo {
+            guest_phys_addr: 0,
+            memory_size: MEM as u64,
+            userspace_addr: self.mem as u64,
+            mmap_offset: 0,
+            mmap_handle: self._memfd.as_raw_fd(),
+        };
+        self.fe.set_mem_table(&[region]).unwrap();
+        self.fe.set_vring_num(0, QSIZE).unwrap();
+        let cfg = VringConfigData {
+            queue_max_size: QSIZE,
+            queue_size: QSIZE,
+            flags: 0,
+            desc_table_addr: self.mem as u64 + DESC,
+            used_ring_addr: self.mem as u64 + USED,
+            avail_ring_addr: self.mem as u64 + AVAIL,
+            log_addr: None,
+        };
+        self.fe.set_vring_addr(0, &cfg).unwrap();
+        self.fe.set_vring_base(0, base).unwrap();
+        self.fe.set_vring_call(0, &self.call).unwrap();
+        self.fe.set_vring_kick(0, &self.kick).unwrap();
+        self.fe.set_vring_enable(0, true).unwrap();
+    }
+
+    /// Put `head` on the avail ring without kicking.
+    pub fn make_avail(&mut self, head: u16) {
+        let slot = AVAIL + 4 + 2 * u64::from(self.avail_idx % QSIZE);
+        self.put(slot, head);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.put(AVAIL + 2, self.avail_idx);
+    }
+
+    /// Write a used element (as a back end that died right after it would have).
+    pub fn fake_used(&mut self, id: u32, len: u32) {
+        let idx: u16 = self.get(USED + 2);
+        let e = USED + 4 + 8 * u64::from(idx % QSIZE);
+        self.put(e, id);
+        self.put(e + 4, len);
+        self.put(USED + 2, idx.wrapping_add(1));
+        self.used_seen = idx.wrapping_add(1);
+    }
+
+    /// The used index in the ring.
+    pub fn used_idx(&self) -> u16 {
+        self.get(USED + 2)
+    }
+
     pub fn start_queue(&mut self) {
         let base = self.mem as u64;
         self.try_start_queue(base).unwrap();
@@ -280,7 +365,7 @@ impl Client {
         )
     }
 
-    pub fn bytes(&self, gpa: u64, len: usize) -> &mut [u8] {
+    pub fn bytes(&mut self, gpa: u64, len: usize) -> &mut [u8] {
         assert!(gpa as usize + len <= MEM);
         // SAFETY: inside our mapping; the tests read and write only what the target does
         // not touch at the time (buffers of completed or not yet published requests).
