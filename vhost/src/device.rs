@@ -79,6 +79,8 @@ struct Vring {
     addr: Option<(u64, u64, u64)>,
     base: u16,
     kick: Option<Arc<File>>,
+    /// `SET_VRING_KICK` seen (with no descriptor the ring is polled only).
+    kick_received: bool,
     call: Option<Arc<File>>,
     enabled: bool,
     running: Option<RunningVq>,
@@ -163,11 +165,11 @@ impl Device {
         eal::log_debug!(
             "vhost: queue {index}: running {} kick {} enabled {} addr {:?}",
             v.running.is_some(),
-            v.kick.is_some(),
+            v.kick_received,
             v.enabled,
             v.addr
         );
-        if v.running.is_some() || v.kick.is_none() || (needs_enable && !v.enabled) {
+        if v.running.is_some() || !v.kick_received || (needs_enable && !v.enabled) {
             return Ok(());
         }
         let Some((d, a, u)) = v.addr else {
@@ -293,6 +295,7 @@ impl VhostUserBackendReqHandlerMut for Device {
             None => v.base,
         };
         v.kick = None;
+        v.kick_received = false;
         v.enabled = false;
         Ok(VhostUserVringState::new(index, u32::from(base)))
     }
@@ -302,6 +305,7 @@ impl VhostUserBackendReqHandlerMut for Device {
             v.base = r.stop();
         }
         v.kick = fd.map(Arc::new);
+        v.kick_received = true;
         self.try_start(u32::from(index))
     }
     fn set_vring_call(&mut self, index: u8, fd: Option<File>) -> VuResult<()> {

@@ -176,7 +176,12 @@ pub fn start(ctx: &Arc<Ctx>, mem: Arc<GuestMem>, s: VqStart) -> Result<RunningVq
     }));
     let (c1, s1) = (ctx.clone(), state.clone());
     let name = format!("vhost_{}_vq{}", ctx.name, s.index);
-    let poller = poller::register(&name, 0, move || poll(&s1, &c1))
+    // Without a kick descriptor (the front end asked for a polled ring) nothing would
+    // wake a sleeping reactor: the poller then keeps it awake.
+    let opts = poller::PollerOpts {
+        keep_awake: s.kick.is_none(),
+    };
+    let poller = poller::register_with(&name, 0, opts, move || poll(&s1, &c1))
         .map_err(|e| format!("register the poller of queue {}: {e}", s.index))?;
     let intr = match &s.kick {
         Some(k) => {
