@@ -359,3 +359,56 @@ fn restart_resubmits_what_was_in_flight_and_nothing_else() {
     drop(t);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime field 15.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A connected front end with a running queue does not keep the target busy: once
+/// quiet, the queue turns guest notifications back on and the reactor sleeps; the next
+/// kick wakes it and the request completes.
+#[test]
+fn quiet_queue_lets_the_reactor_sleep() {
+    let dir = tmpdir("idle");
+    let t = start(&dir, "idle");
+    malloc(&t, "M4", 4, 512);
+    ctrlr(&t, "i0", "M4", false);
+    let mut c = Client::connect(&dir.join("i0"));
+    c.start_queue();
+    let p = pattern(5, 4096);
+    assert_eq!(c.write(0, &p), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sysconf takes no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let pid = t.child.id();
+    let before = cpu_ticks(pid);
+    let window = Duration::from_secs(3);
+    std::thread::sleep(window);
+    let used = cpu_ticks(pid) - before;
+    // A polling reactor would burn ~3 s = 300 ticks at 100 Hz; allow 3% of one cpu.
+    let limit = hz * window.as_secs() * 3 / 100;
+    assert!(
+        used <= limit,
+        "quiet target used {used} ticks in {window:?} (limit {limit})"
+    );
+    assert!(c.read(0, 4096).1 == p, "a request after the quiet time");
+    let r = ok(&t.rpc, "framework_get_reactors", json!({}));
+    assert!(r["reactors"][0]["sleeps"].as_u64().unwrap() > 0, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn socket_dir_must_exist() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args(["-S", "/nonexistent/fp-vhost-dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("-S") && e.contains("not a directory"), "{e}");
+}
