@@ -295,10 +295,14 @@ fn read_blob(bs: &mut Blobstore, root: u32, masks_trusted: bool) -> Result<BlobM
         }
         let raw = bs.read_md_page(cur)?;
         let pg = MdPage::decode(&raw).map_err(|e| {
-            corrupt(format!(
-                "metadata page {cur} (sequence {} of blob {id:#x}): {e}",
-                pages.len()
-            ))
+            if pages.is_empty() {
+                corrupt(format!("metadata page {cur} (first page of blob {id:#x}): {e}"))
+            } else {
+                corrupt(format!(
+                    "broken next-page chain of blob {id:#x}: metadata page {cur} (sequence {}): {e}",
+                    pages.len()
+                ))
+            }
         })?;
         if pg.id != id || pg.sequence_num as usize != pages.len() {
             return Err(corrupt(format!(

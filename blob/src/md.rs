@@ -102,6 +102,12 @@ impl BlobMd {
     }
 }
 
+/// The largest blob a store of `total_clusters` loads: thin blobs may be larger than
+/// the store (over-provisioning), up to 1024 times it (at least 2^20 clusters).
+pub fn max_clusters(total_clusters: u32) -> u64 {
+    (u64::from(total_clusters) * 1024).max(1 << 20)
+}
+
 /// An 8-byte little-endian blob id value.
 pub fn id_of(v: &[u8]) -> Option<u64> {
     let a: [u8; 8] = v.try_into().ok()?;
@@ -168,8 +174,11 @@ pub fn parse_chain(id: u64, areas: &[Vec<u8>], total_clusters: u32) -> Result<Pa
                                 )));
                             }
                         }
-                        if md.clusters.len() as u64 + u64::from(e.length) > u64::from(u32::MAX) {
-                            return Err(bad("more than 2^32 clusters".into()));
+                        if md.clusters.len() as u64 + u64::from(e.length) > max_clusters(total_clusters) {
+                            return Err(bad(format!(
+                                "extents add up to more than {} clusters",
+                                max_clusters(total_clusters)
+                            )));
                         }
                         for j in 0..e.length {
                             md.clusters.push(if e.cluster_idx == 0 {
@@ -187,7 +196,7 @@ pub fn parse_chain(id: u64, areas: &[Vec<u8>], total_clusters: u32) -> Result<Pa
                     if rle_found {
                         return Err(bad("both an extent RLE list and an extent table".into()));
                     }
-                    if num_clusters > u64::from(total_clusters) * 64 + (1 << 20) {
+                    if num_clusters > max_clusters(total_clusters) {
                         return Err(bad(format!("extent table claims {num_clusters} clusters")));
                     }
                     let t = et.get_or_insert((num_clusters, Vec::new()));
