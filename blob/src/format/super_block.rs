@@ -117,20 +117,20 @@ impl SuperBlock {
     /// signature, CRC. The caller checks bstype and size against its device.
     pub fn decode(b: &[u8]) -> Result<SuperBlock, FormatError> {
         need("super block", b, PAGE_SIZE)?;
+        if b[off::SIGNATURE..off::SIGNATURE + 8] != SIGNATURE {
+            return Err(FormatError::Bad {
+                what: "super block signature",
+                why: format!(
+                    "{:02x?} is not \"SPDKBLOB\" (no blobstore on this device?)",
+                    &b[off::SIGNATURE..off::SIGNATURE + 8]
+                ),
+            });
+        }
         let version = get_u32(b, off::VERSION);
         if !(INITIAL_VERSION..=VERSION).contains(&version) {
             return Err(FormatError::Bad {
                 what: "super block version",
                 why: format!("{version} is outside {INITIAL_VERSION}..={VERSION}"),
-            });
-        }
-        if b[off::SIGNATURE..off::SIGNATURE + 8] != SIGNATURE {
-            return Err(FormatError::Bad {
-                what: "super block signature",
-                why: format!(
-                    "{:02x?} is not \"SPDKBLOB\"",
-                    &b[off::SIGNATURE..off::SIGNATURE + 8]
-                ),
             });
         }
         let stored = get_u32(b, off::CRC);

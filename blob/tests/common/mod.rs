@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod host;
+
 use blob::{Blobstore, InitOpts, MemDev};
 
 /// A fresh store on a memory device: `mib` MiB, 512-byte blocks, `cluster_kib` KiB
