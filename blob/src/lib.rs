@@ -27,6 +27,7 @@ pub mod format;
 pub mod host;
 pub mod io;
 pub mod load;
+pub mod lvol;
 pub mod md;
 pub mod ops;
 pub mod snapshot;

@@ -1,6 +1,6 @@
 //! `ferroplane-tgt`: the storage target application (SPDK's `spdk_tgt`). It runs the
 //! framework app with every subsystem the target has: the framework's own (the
-//! scheduler) and bdev. A new subsystem (bdev, vhost, nvmf) plugs in with one
+//! scheduler), bdev and lvol. A new subsystem (bdev, vhost, nvmf) plugs in with one
 //! `app.add_subsystem(..)` line in [`subsystems`].
 
 use framework::app::{args, App, AppOpts};
@@ -8,7 +8,8 @@ use framework::Error;
 
 /// Register the target's subsystems.
 fn subsystems(app: &mut App) -> framework::Result<()> {
-    app.add_subsystem(bdev::BdevSubsystem)
+    app.add_subsystem(bdev::BdevSubsystem)?;
+    app.add_subsystem(blob::lvol::rpc::LvolSubsystem)
 }
 
 fn main() {
