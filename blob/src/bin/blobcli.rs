@@ -14,6 +14,8 @@
 //!   -r|-k BLOBID NAME      remove an xattr
 //!   -p BLOBID        set the super blob
 //!   -w BLOBID        delete a blob
+//!   -T SCRIPT [ignore]  run the commands of SCRIPT (one per line, `-b` may be given
+//!                    there or on the command line; `$Bn` is the n-th blob created)
 //! ```
 //!
 //! The bdevs come from the JSON configuration (`-j` / `--json`), replayed by the
@@ -42,6 +44,7 @@ enum Cmd {
     RemoveXattr(u64, String),
     SetSuper(u64),
     Delete(u64),
+    Script(PathBuf, bool),
 }
 
 struct Args {
@@ -52,7 +55,8 @@ struct Args {
 
 const USAGE: &str = "usage: blobcli [-j CONFIG.json] -b BDEV COMMAND\n  \
 -i | -l bdevs|blobs | -n CLUSTERS | -s bs|BLOBID | -m BLOBID FILE | -d BLOBID FILE |\n  \
--f BLOBID VALUE | -x BLOBID NAME VALUE | -r|-k BLOBID NAME | -p BLOBID | -w BLOBID";
+-f BLOBID VALUE | -x BLOBID NAME VALUE | -r|-k BLOBID NAME | -p BLOBID | -w BLOBID |\n  \
+-T SCRIPT [ignore]   (one command per line, '#' comments, $Bn = the n-th blob created)";
 
 fn parse_id(s: &str) -> Result<u64, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -125,6 +129,15 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             }
             "-p" => cmds.push(Cmd::SetSuper(parse_id(&next(&mut i, "-p")?)?)),
             "-w" => cmds.push(Cmd::Delete(parse_id(&next(&mut i, "-w")?)?)),
+            "-T" => {
+                let f = PathBuf::from(next(&mut i, "-T")?);
+                let ignore = argv.get(i).is_some_and(|a| a == "ignore");
+                if ignore {
+                    i += 1;
+                }
+                cmds.push(Cmd::Script(f, ignore));
+            }
+            "-X" => {}
             o => return Err(format!("unknown option '{o}'")),
         }
     }
@@ -135,7 +148,11 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             "choose only one command".into()
         });
     }
-    let bdev = bdev.ok_or("-b BDEV is required")?;
+    let bdev = match (bdev, &cmds[0]) {
+        (Some(b), _) => b,
+        (None, Cmd::Script(..)) => String::new(),
+        (None, _) => return Err("-b BDEV is required".into()),
+    };
     Ok(Args {
         bdev,
         json,
@@ -155,10 +172,10 @@ fn dump(prefix: &str, v: &[u8]) {
 }
 
 /// Run the command against the store; returns the exit code.
-fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str) -> blob::Result<()> {
+fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str, created: &mut Vec<u64>) -> blob::Result<()> {
     let unit = bs.io_unit_size() as usize;
     match cmd {
-        Cmd::Init | Cmd::ListBdevs => {}
+        Cmd::Init | Cmd::ListBdevs | Cmd::Script(..) => {}
         Cmd::ListBlobs => {
             println!("\nList BLOBS:");
             for id in bs.blob_ids() {
@@ -171,6 +188,7 @@ fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str) -> blob::Result<()> {
                 ..Default::default()
             })?;
             println!("New blob id {id:#x}");
+            created.push(id);
             println!("blob now has USED clusters of {n}");
         }
         Cmd::ShowBs => {
@@ -285,55 +303,136 @@ fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str) -> blob::Result<()> {
     Ok(())
 }
 
-fn work(th: framework::ThreadHandle, a: &Args) -> i32 {
-    if a.cmd == Cmd::ListBdevs {
-        println!("\nList bdevs:");
-        for b in bdev::bdev::list() {
-            println!("\tbdev Name: {}", b.name());
-            println!("\tbdev Product Name: {}", b.info().product_name);
-        }
-        return 0;
+fn list_bdevs() {
+    println!("\nList bdevs:");
+    for b in bdev::bdev::list() {
+        println!("\tbdev Name: {}", b.name());
+        println!("\tbdev Product Name: {}", b.info().product_name);
     }
-    let dev = match BdevDev::open(&th, &a.bdev) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("blobcli: could not open bdev '{}': {e}", a.bdev);
-            return 1;
-        }
-    };
-    let r = if a.cmd == Cmd::Init {
-        println!("Init blobstore using bdev: {}", a.bdev);
-        Blobstore::init(Box::new(dev), &InitOpts::default()).map(|bs| (bs, None))
-    } else {
-        Blobstore::load(Box::new(dev), &LoadOpts::default()).map(|(bs, k)| (bs, Some(k)))
-    };
-    let mut bs = match r {
-        Ok((bs, _)) => bs,
-        Err(e) => {
-            eprintln!("blobcli: {e}");
-            return 1;
-        }
-    };
-    let rc = match run_cmd(&mut bs, &a.cmd, &a.bdev) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("blobcli: {e}");
-            1
-        }
-    };
-    match bs.unload() {
-        Ok(dev) => {
-            drop(dev);
-            if a.cmd == Cmd::Init {
-                println!("blobstore init'd");
+}
+
+/// Commands of a script: each line parsed as a command line, `$Bn` replaced.
+fn script_lines(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+fn expand(line: &str, created: &[u64]) -> Result<Vec<String>, String> {
+    let mut v = vec!["blobcli".to_string()];
+    for tok in line.split_whitespace() {
+        match tok.strip_prefix("$B") {
+            Some(n) => {
+                let i: usize = n.parse().map_err(|_| format!("bad token '{tok}'"))?;
+                let id = created.get(i).ok_or(format!("there is no blob for {tok}"))?;
+                v.push(format!("{id:#x}"));
             }
-            rc
-        }
-        Err(e) => {
-            eprintln!("blobcli: unloading the blobstore failed: {e}");
-            1
+            None => v.push(tok.to_string()),
         }
     }
+    Ok(v)
+}
+
+/// A store on the bdev, loaded or initialised on first use; unloaded at the end.
+struct Cli {
+    th: framework::ThreadHandle,
+    bdev: String,
+    bs: Option<Blobstore>,
+}
+
+impl Cli {
+    fn store(&mut self, init: bool) -> Result<&mut Blobstore, String> {
+        if init {
+            let dev: Box<dyn blob::BlockDevice> = match self.bs.take() {
+                Some(bs) => bs.unload().map_err(|e| e.to_string())?,
+                None => Box::new(BdevDev::open(&self.th, &self.bdev).map_err(|e| {
+                    format!("could not open bdev '{}': {e}", self.bdev)
+                })?),
+            };
+            println!("Init blobstore using bdev: {}", self.bdev);
+            self.bs = Some(Blobstore::init(dev, &InitOpts::default()).map_err(|e| e.to_string())?);
+            println!("blobstore init'd");
+        } else if self.bs.is_none() {
+            let dev = BdevDev::open(&self.th, &self.bdev)
+                .map_err(|e| format!("could not open bdev '{}': {e}", self.bdev))?;
+            let (bs, _) = Blobstore::load(Box::new(dev), &LoadOpts::default()).map_err(|e| e.to_string())?;
+            self.bs = Some(bs);
+        }
+        self.bs.as_mut().ok_or_else(|| "no blobstore".to_string())
+    }
+
+    fn run(&mut self, cmd: &Cmd, created: &mut Vec<u64>) -> Result<(), String> {
+        if *cmd == Cmd::ListBdevs {
+            list_bdevs();
+            return Ok(());
+        }
+        let bdev = self.bdev.clone();
+        let bs = self.store(*cmd == Cmd::Init)?;
+        run_cmd(bs, cmd, &bdev, created).map_err(|e| e.to_string())
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self.bs {
+            Some(bs) => bs.unload().map(drop).map_err(|e| format!("unloading the blobstore failed: {e}")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn work(th: framework::ThreadHandle, a: &Args) -> i32 {
+    let mut created = Vec::new();
+    let mut rc = 0;
+    let mut sess = Cli {
+        th,
+        bdev: a.bdev.clone(),
+        bs: None,
+    };
+    match &a.cmd {
+        Cmd::Script(path, ignore) => match script_lines(path) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("\nSCRIPT NOW PROCESSING: {l}");
+                    let r = expand(&l, &created).and_then(|argv| {
+                        let mut argv = argv;
+                        if !argv.iter().any(|x| x == "-b") {
+                            argv.extend(["-b".to_string(), a.bdev.clone()]);
+                        }
+                        let p = parse(&argv)?;
+                        if sess.bdev.is_empty() {
+                            sess.bdev = p.bdev.clone();
+                        }
+                        sess.run(&p.cmd, &mut created)
+                    });
+                    if let Err(e) = r {
+                        eprintln!("blobcli: script line '{l}': {e}");
+                        rc = 1;
+                        if !ignore {
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("blobcli: {e}");
+                rc = 1;
+            }
+        },
+        cmd => {
+            if let Err(e) = sess.run(cmd, &mut created) {
+                eprintln!("blobcli: {e}");
+                rc = 1;
+            }
+        }
+    }
+    if let Err(e) = sess.finish() {
+        eprintln!("blobcli: {e}");
+        rc = 1;
+    }
+    rc
 }
 
 fn main() {
