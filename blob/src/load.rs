@@ -342,10 +342,13 @@ fn read_blob(bs: &mut Blobstore, root: u32, masks_trusted: bool) -> Result<BlobM
             let pg = MdPage::decode(&raw).map_err(|e| {
                 corrupt(format!("metadata page {p} (extent page of blob {id:#x}): {e}"))
             })?;
-            if pg.id != id || pg.sequence_num != 0 {
+            // SPDK's check (bs_load_cur_extent_page_valid): CRC, sequence 0, one extent
+            // page descriptor. The id may name another blob: a snapshot takes over the
+            // extent pages of the blob it was taken of as they are.
+            if pg.sequence_num != 0 {
                 return Err(corrupt(format!(
-                    "extent page {p} of blob {id:#x} holds blob {:#x} sequence {}",
-                    pg.id, pg.sequence_num
+                    "extent page {p} of blob {id:#x} has sequence {}, not 0",
+                    pg.sequence_num
                 )));
             }
             md::apply_extent_page(&mut blob, slot, &pg.descriptors, bs.total_clusters)?;

@@ -225,3 +225,203 @@ fn our_store_loads_in_spdk() {
         ((), bs.unload().unwrap())
     });
 }
+
+/// Run an SPDK program with `args`; panics with its output on failure.
+fn spdk_run(dir: &Path, prog: &str, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("180")
+        .arg(dir.join(prog))
+        .args(args)
+        .env("LD_LIBRARY_PATH", dir.join("build/lib"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {:?}\n{so}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
+/// spdk_tgt on the image; `calls` are rpc.py argument lists; the target is stopped with
+/// SIGTERM (a clean unload) before returning their outputs.
+fn spdk_tgt(s: &Spdk, calls: &[&[&str]]) -> Vec<String> {
+    let sock = s.work.join("tgt.sock");
+    let _ = std::fs::remove_file(&sock);
+    let mut tgt = Command::new(s.dir.join("build/bin/spdk_tgt"))
+        .args(["-m", "0x1", "-u", "--disable-cpumask-locks", "-r"])
+        .arg(&sock)
+        .arg("--json")
+        .arg(s.work.join("cfg.json"))
+        .env("LD_LIBRARY_PATH", s.dir.join("build/lib"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spdk_tgt");
+    let rpc = |args: &[&str]| -> String {
+        let out = Command::new("python3")
+            .arg(s.dir.join("scripts/rpc.py"))
+            .arg("-s")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rpc.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "spdk_tgt did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rpc(&["framework_wait_init"]);
+    rpc(&["bdev_wait_for_examine"]);
+    let outs: Vec<String> = calls.iter().map(|c| rpc(c)).collect();
+    rpc(&["spdk_kill_instance", "SIGTERM"]);
+    let st = tgt.wait().unwrap();
+    assert!(st.success(), "spdk_tgt exit {st:?}");
+    outs
+}
+
+fn dd_common(s: &Spdk) -> Vec<String> {
+    vec![
+        "-m".into(),
+        "0x1".into(),
+        "--disable-cpumask-locks".into(),
+        "--json".into(),
+        s.work.join("cfg.json").to_string_lossy().into(),
+        "--bs".into(),
+        "4096".into(),
+    ]
+}
+
+fn lvol_name(v: &[u8]) -> String {
+    String::from_utf8(v.iter().copied().take_while(|&c| c != 0).collect()).unwrap()
+}
+
+#[test]
+fn spdk_lvols_both_ways() {
+    let t = "spdk_lvols_both_ways";
+    let Some(s) = Spdk::new(t) else { return };
+    let Some(eal) = eal(t) else { return };
+    // SPDK makes a store, a thin lvol, data, a snapshot, more data.
+    let o = spdk_tgt(
+        &s,
+        &[
+            &["bdev_lvol_create_lvstore", "Aio0", "lvs0", "-c", "1048576"],
+            &["bdev_lvol_create", "-l", "lvs0", "-t", "vol", "4"],
+        ],
+    );
+    let (lvs_uuid, vol_uuid) = (o[0].clone(), o[1].clone());
+    let d1 = pattern(7, 1 << 20, 7);
+    let d2 = pattern(8, 64 << 10, 8);
+    file(&s.work.join("d1"), &d1);
+    file(&s.work.join("d2"), &d2);
+    let mut a = dd_common(&s);
+    a.extend(["--if".into(), s.work.join("d1").to_string_lossy().into(), "--ob".into(), "lvs0/vol".into(), "--seek".into(), "256".into()]);
+    spdk_run(&s.dir, "build/bin/spdk_dd", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = spdk_tgt(&s, &[&["bdev_lvol_snapshot", "lvs0/vol", "snap0"]]);
+    let snap_uuid = o[0].clone();
+    let mut a = dd_common(&s);
+    a.extend(["--if".into(), s.work.join("d2").to_string_lossy().into(), "--ob".into(), "lvs0/vol".into(), "--seek".into(), "512".into()]);
+    spdk_run(&s.dir, "build/bin/spdk_dd", &a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Ours reads it.
+    let image = std::fs::read(s.img()).unwrap();
+    let (d1c, d2c) = (d1.clone(), d2.clone());
+    with_malloc(&eal, "LvImg", IMG, image, move |dev| {
+        let (mut bs, _) = Blobstore::load(dev, &LoadOpts { bstype: "LVOLSTORE".into(), ..Default::default() }).unwrap();
+        let sb = bs.info().super_blob.unwrap();
+        assert_eq!(lvol_name(&bs.get_xattr(sb, "name").unwrap().unwrap()), "lvs0");
+        assert_eq!(lvol_name(&bs.get_xattr(sb, "uuid").unwrap().unwrap()), lvs_uuid);
+        let by_name = |bs: &Blobstore, n: &str| {
+            bs.blob_ids()
+                .into_iter()
+                .find(|&i| bs.get_xattr(i, "name").unwrap().is_some_and(|v| lvol_name(&v) == n))
+                .unwrap_or_else(|| panic!("no lvol '{n}'"))
+        };
+        let vol = by_name(&bs, "vol");
+        let snap = by_name(&bs, "snap0");
+        assert_eq!(lvol_name(&bs.get_xattr(vol, "uuid").unwrap().unwrap()), vol_uuid);
+        assert_eq!(lvol_name(&bs.get_xattr(snap, "uuid").unwrap().unwrap()), snap_uuid);
+        let vi = bs.blob_info(vol).unwrap();
+        assert!(vi.thin);
+        assert_eq!(vi.parent, Some(snap));
+        assert_eq!(vi.num_clusters, 4);
+        assert!(bs.blob_info(snap).unwrap().read_only);
+        let h = bs.open_blob(vol).unwrap();
+        let mut back = vec![0u8; 4 << 20];
+        bs.read(&h, 0, &mut back).unwrap();
+        bs.close_blob(h).unwrap();
+        assert!(back[..1 << 20].iter().all(|&b| b == 0));
+        assert!(back[1 << 20..2 << 20] == d1c[..], "read through SPDK's snapshot");
+        assert!(back[2 << 20..(2 << 20) + (64 << 10)] == d2c[..]);
+        ((), bs.unload().unwrap())
+    });
+
+    // Ours makes a store; SPDK reads it.
+    let std::result::Result::Ok(((store_uuid, v1_uuid), image)) = blob::host::run(
+        &eal,
+        || {
+            bdev::modules::malloc::create(bdev::modules::malloc::MallocOpts {
+                name: "OursBase".into(),
+                num_blocks: IMG / 512,
+                block_size: 512,
+                ..Default::default()
+            })?;
+            Ok(())
+        },
+        move |th| {
+            use blob::BlockDevice;
+            let st = blob::lvol::create_lvstore(
+                &th,
+                "OursBase",
+                &blob::lvol::LvsOpts { name: "ours".into(), cluster_size: 1 << 20, md_pages_per_cluster_ratio: 100 },
+            )
+            .unwrap();
+            let u = blob::lvol::create_lvol(&st, "v1", 4 << 20, true).unwrap();
+            {
+                let mut d = blob::bdev_dev::BdevDev::open(&th, "ours/v1").unwrap();
+                d.write(2048, &pattern(7, 1 << 20, 7)).unwrap();
+            }
+            blob::lvol::snapshot(&st, "v1", "s1").unwrap();
+            {
+                let mut d = blob::bdev_dev::BdevDev::open(&th, "ours/v1").unwrap();
+                d.write(4096, &pattern(8, 64 << 10, 8)).unwrap();
+            }
+            let ids = (st.uuid.to_string(), u.to_string());
+            blob::lvol::unload(&st).unwrap();
+            let mut base = blob::bdev_dev::BdevDev::open(&th, "OursBase").unwrap();
+            let mut v = vec![0u8; IMG as usize];
+            base.read(0, &mut v).unwrap();
+            (ids, v)
+        },
+    ) else {
+        panic!("framework run failed")
+    };
+    std::fs::write(s.img(), &image).unwrap();
+    let out = s.work.join("v1.out");
+    let mut a = dd_common(&s);
+    a.extend(["--ib".into(), "ours/v1".into(), "--of".into(), out.to_string_lossy().into(), "--count".into(), "1024".into()]);
+    std::fs::write(&out, b"").unwrap();
+    spdk_run(&s.dir, "build/bin/spdk_dd", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got.len(), 4 << 20);
+    assert!(got[..1 << 20].iter().all(|&b| b == 0));
+    assert!(got[1 << 20..2 << 20] == d1[..], "SPDK reads through our snapshot");
+    assert!(got[2 << 20..(2 << 20) + (64 << 10)] == d2[..]);
+    let o = spdk_tgt(&s, &[&["bdev_lvol_get_lvstores"], &["bdev_get_bdevs", "-b", "ours/v1"]]);
+    let lvs: serde_json::Value = serde_json::from_str(&o[0]).unwrap();
+    assert_eq!(lvs[0]["name"], "ours");
+    assert_eq!(lvs[0]["uuid"], store_uuid.as_str());
+    let b: serde_json::Value = serde_json::from_str(&o[1]).unwrap();
+    assert_eq!(b[0]["uuid"], v1_uuid.as_str());
+}
