@@ -23,8 +23,17 @@ const CLUSTER: u32 = 1 << 20;
 
 fn eal() -> eal::Eal {
     let argv: Vec<String> = [
-        "blobbench", "-l", "0", "--no-huge", "-m", "8", "--no-pci", "--file-prefix",
-        &format!("blobbench{}", std::process::id()), "--log-level", "3",
+        "blobbench",
+        "-l",
+        "0",
+        "--no-huge",
+        "-m",
+        "8",
+        "--no-pci",
+        "--file-prefix",
+        &format!("blobbench{}", std::process::id()),
+        "--log-level",
+        "3",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -35,20 +44,36 @@ fn eal() -> eal::Eal {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
 
 fn io_benches(c: &mut Criterion, th: &framework::ThreadHandle) {
     let mut g = c.benchmark_group("io");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
     // The blob covers the first half of the data area; the bare side uses the same
     // block range of a second malloc bdev.
     let dev = BdevDev::open(th, "BenchBlob").unwrap();
-    let mut bs = Blobstore::init(Box::new(dev), &InitOpts { cluster_size: CLUSTER, ..Default::default() }).unwrap();
+    let mut bs = Blobstore::init(
+        Box::new(dev),
+        &InitOpts {
+            cluster_size: CLUSTER,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let clusters = 128u64;
-    let id = bs.create_blob(&BlobOpts { num_clusters: clusters, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: clusters,
+            ..Default::default()
+        })
+        .unwrap();
     let blob = bs.open_blob(id).unwrap();
     let mut bare = BdevDev::open(th, "BenchBare").unwrap();
     let units = clusters * u64::from(CLUSTER) / 512;
@@ -84,9 +109,14 @@ fn io_benches(c: &mut Criterion, th: &framework::ThreadHandle) {
     g.bench_function("rand_write_4k/blob", |b| {
         b.iter(|| bs.write(&blob, r.next(units / 8) * 8, &rnd).unwrap())
     });
-    g.bench_function("rand_write_4k/bdev", |b| b.iter(|| bare.write(r.next(units / 8) * 8, &rnd).unwrap()));
+    g.bench_function("rand_write_4k/bdev", |b| {
+        b.iter(|| bare.write(r.next(units / 8) * 8, &rnd).unwrap())
+    });
     g.bench_function("rand_read_4k/blob", |b| {
-        b.iter(|| bs.read(&blob, r.next(units / 8) * 8, &mut buf[..4096]).unwrap())
+        b.iter(|| {
+            bs.read(&blob, r.next(units / 8) * 8, &mut buf[..4096])
+                .unwrap()
+        })
     });
     g.bench_function("rand_read_4k/bdev", |b| {
         b.iter(|| bare.read(r.next(units / 8) * 8, &mut buf[..4096]).unwrap())
@@ -96,11 +126,16 @@ fn io_benches(c: &mut Criterion, th: &framework::ThreadHandle) {
     // Thin first writes: a new blob per batch, each iteration the first write to a
     // cluster; beside a write to a cluster already allocated.
     let mut g = c.benchmark_group("thin");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(300));
     g.bench_function("first_write_4k", |b| {
         b.iter_custom(|iters| {
             let tid = bs
-                .create_blob(&BlobOpts { num_clusters: iters, thin_provision: true, ..Default::default() })
+                .create_blob(&BlobOpts {
+                    num_clusters: iters,
+                    thin_provision: true,
+                    ..Default::default()
+                })
                 .unwrap();
             let t = bs.open_blob(tid).unwrap();
             let per = bs.io_units_per_cluster();
@@ -127,7 +162,11 @@ fn load_benches(c: &mut Criterion) {
     let dev = MemDev::new(512, (128u64 << 20) / 512);
     let mut bs = Blobstore::init(
         Box::new(dev.clone()),
-        &InitOpts { cluster_size: CLUSTER, num_md_pages: Some(12_000), ..Default::default() },
+        &InitOpts {
+            cluster_size: CLUSTER,
+            num_md_pages: Some(12_000),
+            ..Default::default()
+        },
     )
     .unwrap();
     for i in 0..10_000u32 {
@@ -146,7 +185,10 @@ fn load_benches(c: &mut Criterion) {
             b.iter(|| {
                 let (bs, _) = Blobstore::load(
                     Box::new(dev.clone()),
-                    &LoadOpts { force_recover: force, ..Default::default() },
+                    &LoadOpts {
+                        force_recover: force,
+                        ..Default::default()
+                    },
                 )
                 .unwrap();
                 assert_eq!(bs.blob_ids().len(), 10_000);

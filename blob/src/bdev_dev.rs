@@ -39,7 +39,10 @@ fn on_thread<T: Send + 'static>(
     if thread::current().is_some_and(|c| c.id() == th.id()) {
         return Err(Error::Invalid {
             what: "use a bdev blobstore device",
-            why: format!("called on its own framework thread '{}' (it would wait for itself)", th.name()),
+            why: format!(
+                "called on its own framework thread '{}' (it would wait for itself)",
+                th.name()
+            ),
         });
     }
     let (tx, rx) = bounded(1);

@@ -28,7 +28,7 @@ pub trait BlockDevice: Send {
 fn check(dev: &dyn BlockDevice, what: &str, lba: u64, len: usize) -> Result<()> {
     let bs = u64::from(dev.block_size());
     let n = len as u64 / bs;
-    if len as u64 % bs != 0 || lba.checked_add(n).is_none_or(|e| e > dev.num_blocks()) {
+    if !(len as u64).is_multiple_of(bs) || lba.checked_add(n).is_none_or(|e| e > dev.num_blocks()) {
         return Err(Error::Io {
             what: format!("{what} {len} bytes at block {lba}"),
             why: format!(
@@ -51,7 +51,11 @@ impl MemDev {
     /// `num_blocks` zeroed blocks of `block_size`.
     pub fn new(block_size: u32, num_blocks: u64) -> MemDev {
         MemDev {
-            bytes: Arc::new(Mutex::new(vec![0; (num_blocks * u64::from(block_size)) as usize])),
+            bytes: Arc::new(Mutex::new(vec![
+                0;
+                (num_blocks * u64::from(block_size))
+                    as usize
+            ])),
             block_size,
         }
     }

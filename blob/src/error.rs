@@ -60,12 +60,24 @@ pub enum Error {
         /// Why.
         why: String,
     },
-    /// The bdev layer refused.
+    /// The bdev layer refused (boxed: it is large).
     #[error(transparent)]
-    Bdev(#[from] bdev::Error),
+    Bdev(Box<bdev::Error>),
     /// The framework refused.
     #[error(transparent)]
-    Framework(#[from] framework::Error),
+    Framework(Box<framework::Error>),
+}
+
+impl From<bdev::Error> for Error {
+    fn from(e: bdev::Error) -> Error {
+        Error::Bdev(Box::new(e))
+    }
+}
+
+impl From<framework::Error> for Error {
+    fn from(e: framework::Error) -> Error {
+        Error::Framework(Box::new(e))
+    }
 }
 
 /// The blob crate's result.

@@ -24,7 +24,8 @@ impl Blobstore {
         let m = self.md(id)?;
         let units = len as u64 / unit;
         let size = m.clusters.len() as u64 * self.io_units_per_cluster();
-        if len as u64 % unit != 0 || offset.checked_add(units).is_none_or(|e| e > size) {
+        if !(len as u64).is_multiple_of(unit) || offset.checked_add(units).is_none_or(|e| e > size)
+        {
             return Err(Error::Invalid {
                 what,
                 why: format!(
@@ -92,10 +93,7 @@ impl Blobstore {
         let id = b.id();
         let units = self.check_io(id, offset, buf.len(), "write a blob")?;
         if self.md(id)?.data_ro() {
-            return Err(Error::ReadOnly {
-                what: "write",
-                id,
-            });
+            return Err(Error::ReadOnly { what: "write", id });
         }
         let upc = self.io_units_per_cluster();
         let usz = self.sb.io_unit_size as usize;
@@ -134,13 +132,21 @@ impl Blobstore {
 
     /// Write a newly taken cluster `c` for cluster `ci` of `id`: the old contents
     /// (read through the parents, or zeros) with `part` at unit `within`.
-    fn fill_new_cluster(&mut self, id: u64, ci: usize, c: u32, within: u64, part: &[u8]) -> Result<()> {
+    fn fill_new_cluster(
+        &mut self,
+        id: u64,
+        ci: usize,
+        c: u32,
+        within: u64,
+        part: &[u8],
+    ) -> Result<()> {
         let cs = self.sb.cluster_size as usize;
         let mut whole = vec![0u8; cs];
         self.read_cluster_part(id, ci, 0, &mut whole)?;
         let o = within as usize * self.sb.io_unit_size as usize;
         whole[o..o + part.len()].copy_from_slice(part);
-        self.dev.write(u64::from(c) * self.lbas_per_cluster(), &whole)
+        self.dev
+            .write(u64::from(c) * self.lbas_per_cluster(), &whole)
     }
 
     /// Copy cluster `ci` of `id` (as read) into a new cluster of its own.

@@ -28,6 +28,9 @@ pub struct LoadOpts {
     pub force_recover: bool,
 }
 
+/// A failed load: the error and the device, given back untouched.
+pub type LoadFailure = (Error, Box<dyn BlockDevice>);
+
 /// How the load went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadKind {
@@ -42,7 +45,11 @@ struct Geometry {
     md_clusters: u32,
 }
 
-fn check_super(sb: &SuperBlock, dev: &dyn BlockDevice, opts: &LoadOpts) -> Result<(SuperBlock, Geometry)> {
+fn check_super(
+    sb: &SuperBlock,
+    dev: &dyn BlockDevice,
+    opts: &LoadOpts,
+) -> Result<(SuperBlock, Geometry)> {
     let mut sb = sb.clone();
     let want = format::super_block::bstype(&opts.bstype);
     if want != [0u8; BSTYPE_LEN] && want != sb.bstype {
@@ -75,15 +82,17 @@ fn check_super(sb: &SuperBlock, dev: &dyn BlockDevice, opts: &LoadOpts) -> Resul
         )));
     }
     let bsz = dev.block_size();
-    if sb.io_unit_size % bsz != 0 || sb.io_unit_size > sb.md_page_size {
+    if !sb.io_unit_size.is_multiple_of(bsz) || sb.io_unit_size > sb.md_page_size {
         return Err(corrupt(format!(
             "super block io_unit_size {} does not fit the device's {bsz}-byte blocks",
             sb.io_unit_size
         )));
     }
     let cs = sb.cluster_size;
-    if cs == 0 || cs % PAGE_SIZE as u32 != 0 {
-        return Err(corrupt(format!("super block cluster_size {cs} is not a multiple of 4096")));
+    if cs == 0 || !cs.is_multiple_of(PAGE_SIZE as u32) {
+        return Err(corrupt(format!(
+            "super block cluster_size {cs} is not a multiple of 4096"
+        )));
     }
     let total = u32::try_from(sb.size / u64::from(cs))
         .map_err(|_| corrupt("super block describes more than 2^32 clusters"))?;
@@ -136,11 +145,16 @@ impl Blobstore {
     pub fn try_load(
         dev: Box<dyn BlockDevice>,
         opts: &LoadOpts,
-    ) -> std::result::Result<(Blobstore, LoadKind), (Error, Box<dyn BlockDevice>)> {
+    ) -> std::result::Result<(Blobstore, LoadKind), Box<LoadFailure>> {
         let mut l = Loader::new(dev);
         match l.load(opts) {
             Ok(r) => Ok(r),
-            Err(e) => Err((e, l.dev.take().expect("the loader keeps the device on failure"))),
+            Err(e) => Err(Box::new((
+                e,
+                l.dev
+                    .take()
+                    .expect("the loader keeps the device on failure"),
+            ))),
         }
     }
 }
@@ -340,7 +354,9 @@ fn read_blob(bs: &mut Blobstore, root: u32, masks_trusted: bool) -> Result<BlobM
             }
             let raw = bs.read_md_page(p)?;
             let pg = MdPage::decode(&raw).map_err(|e| {
-                corrupt(format!("metadata page {p} (extent page of blob {id:#x}): {e}"))
+                corrupt(format!(
+                    "metadata page {p} (extent page of blob {id:#x}): {e}"
+                ))
             })?;
             // SPDK's check (bs_load_cur_extent_page_valid): CRC, sequence 0, one extent
             // page descriptor. The id may name another blob: a snapshot takes over the
@@ -450,7 +466,11 @@ fn recover(bs: &mut Blobstore) -> Result<()> {
             bs.stale_roots.push(format::blobid_to_page(b.id));
             continue;
         }
-        for &p in b.pages.iter().chain(b.extent_pages.iter().filter(|&&p| p != 0)) {
+        for &p in b
+            .pages
+            .iter()
+            .chain(b.extent_pages.iter().filter(|&&p| p != 0))
+        {
             if bs.used_md_pages.get(p) {
                 return Err(corrupt(format!(
                     "metadata page {p} is claimed by two chains (blob {:#x} and another)",

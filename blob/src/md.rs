@@ -5,8 +5,8 @@
 
 use crate::error::{corrupt, Result};
 use crate::format::desc::{
-    self, Descriptor, Extent, ExtentTableEntry, Flags, Xattr, EXTENTS_PER_EP,
-    FLAG_EXTENT_TABLE, FLAG_READ_ONLY, FLAG_THIN_PROV, HEADER,
+    self, Descriptor, Extent, ExtentTableEntry, Flags, Xattr, EXTENTS_PER_EP, FLAG_EXTENT_TABLE,
+    FLAG_READ_ONLY, FLAG_THIN_PROV, HEADER,
 };
 use crate::format::page::DESC_AREA;
 
@@ -135,8 +135,8 @@ pub fn parse_chain(id: u64, areas: &[Vec<u8>], total_clusters: u32) -> Result<Pa
     let mut et: Option<(u64, Vec<u32>)> = None;
     let mut flags_found = false;
     for (i, area) in areas.iter().enumerate() {
-        let descs = Descriptor::parse_area(area)
-            .map_err(|e| bad(format!("page {i} of the chain: {e}")))?;
+        let descs =
+            Descriptor::parse_area(area).map_err(|e| bad(format!("page {i} of the chain: {e}")))?;
         for d in descs {
             match d {
                 Descriptor::Padding | Descriptor::Unknown(_) => {}
@@ -174,7 +174,9 @@ pub fn parse_chain(id: u64, areas: &[Vec<u8>], total_clusters: u32) -> Result<Pa
                                 )));
                             }
                         }
-                        if md.clusters.len() as u64 + u64::from(e.length) > max_clusters(total_clusters) {
+                        if md.clusters.len() as u64 + u64::from(e.length)
+                            > max_clusters(total_clusters)
+                        {
                             return Err(bad(format!(
                                 "extents add up to more than {} clusters",
                                 max_clusters(total_clusters)
@@ -252,7 +254,12 @@ pub fn parse_chain(id: u64, areas: &[Vec<u8>], total_clusters: u32) -> Result<Pa
 }
 
 /// Apply one extent page (slot `slot`) to an extent-table blob.
-pub fn apply_extent_page(md: &mut BlobMd, slot: usize, area: &[u8], total_clusters: u32) -> Result<()> {
+pub fn apply_extent_page(
+    md: &mut BlobMd,
+    slot: usize,
+    area: &[u8],
+    total_clusters: u32,
+) -> Result<()> {
     let id = md.id;
     let bad = |why: String| corrupt(format!("extent page {slot} of blob {id:#x}: {why}"));
     let descs = Descriptor::parse_area(area).map_err(|e| bad(e.to_string()))?;
@@ -265,14 +272,20 @@ pub fn apply_extent_page(md: &mut BlobMd, slot: usize, area: &[u8], total_cluste
     };
     let start = slot as u64 * EXTENTS_PER_EP;
     if u64::from(start_cluster_idx) != start {
-        return Err(bad(format!("starts at cluster {start_cluster_idx}, expected {start}")));
+        return Err(bad(format!(
+            "starts at cluster {start_cluster_idx}, expected {start}"
+        )));
     }
-    if clusters.len() as u64 > EXTENTS_PER_EP || start + clusters.len() as u64 > md.clusters.len() as u64 {
+    if clusters.len() as u64 > EXTENTS_PER_EP
+        || start + clusters.len() as u64 > md.clusters.len() as u64
+    {
         return Err(bad(format!("{} entries run past the blob", clusters.len())));
     }
     for (i, c) in clusters.into_iter().enumerate() {
         if c >= total_clusters {
-            return Err(bad(format!("cluster {c} is past the {total_clusters} clusters")));
+            return Err(bad(format!(
+                "cluster {c} is past the {total_clusters} clusters"
+            )));
         }
         md.clusters[start as usize + i] = c;
     }

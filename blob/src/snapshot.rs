@@ -45,7 +45,8 @@ impl Blobstore {
             dirty: true,
             ..Default::default()
         };
-        s.flags.invalid = (b.flags.invalid & crate::format::desc::FLAG_EXTENT_TABLE) | FLAG_THIN_PROV;
+        s.flags.invalid =
+            (b.flags.invalid & crate::format::desc::FLAG_EXTENT_TABLE) | FLAG_THIN_PROV;
         s.flags.data_ro = FLAG_READ_ONLY;
         if let Some(p) = b.parent() {
             s.set_internal(XATTR_SNAPSHOT, p.to_le_bytes().to_vec());
@@ -66,7 +67,8 @@ impl Blobstore {
             m.set_internal(XATTR_SNAPSHOT, sid.to_le_bytes().to_vec());
         }
         self.sync_md(id)?;
-        self.md_mut(sid)?.remove_internal(XATTR_SNAPSHOT_IN_PROGRESS);
+        self.md_mut(sid)?
+            .remove_internal(XATTR_SNAPSHOT_IN_PROGRESS);
         self.sync_md(sid)?;
         Ok(sid)
     }

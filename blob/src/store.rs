@@ -126,14 +126,21 @@ impl Blobstore {
             why,
         };
         if !bsz.is_power_of_two() || !(512..=PAGE_SIZE as u32).contains(&bsz) {
-            return Err(inval(format!("block size {bsz} is not a power of two in 512..=4096")));
+            return Err(inval(format!(
+                "block size {bsz} is not a power of two in 512..=4096"
+            )));
         }
         let cs = opts.cluster_size;
-        if cs == 0 || cs % PAGE_SIZE as u32 != 0 {
-            return Err(inval(format!("cluster size {cs} is not a multiple of 4096")));
+        if cs == 0 || !cs.is_multiple_of(PAGE_SIZE as u32) {
+            return Err(inval(format!(
+                "cluster size {cs} is not a multiple of 4096"
+            )));
         }
         if opts.bstype.len() > BSTYPE_LEN {
-            return Err(inval(format!("bstype '{}' is longer than 16 bytes", opts.bstype)));
+            return Err(inval(format!(
+                "bstype '{}' is longer than 16 bytes",
+                opts.bstype
+            )));
         }
         let size = dev.num_blocks() * u64::from(bsz);
         let total = u32::try_from(size / u64::from(cs))
@@ -224,7 +231,12 @@ impl Blobstore {
     /// Sync every dirty blob, write the masks and a clean super block, keeping the
     /// store loaded (the next metadata change marks it dirty again).
     pub fn flush_md(&mut self) -> Result<()> {
-        let ids: Vec<u64> = self.blobs.values().filter(|b| b.dirty).map(|b| b.id).collect();
+        let ids: Vec<u64> = self
+            .blobs
+            .values()
+            .filter(|b| b.dirty)
+            .map(|b| b.id)
+            .collect();
         for id in ids {
             self.sync_md(id)?;
         }
@@ -450,7 +462,10 @@ impl Blobstore {
         pages.push(root);
         self.release_pages(&pages);
         self.used_blobids.clear(root);
-        let cl: Vec<u32> = md.allocated().chain(md.pending_free.iter().copied()).collect();
+        let cl: Vec<u32> = md
+            .allocated()
+            .chain(md.pending_free.iter().copied())
+            .collect();
         self.free_clusters(&cl);
         Ok(())
     }

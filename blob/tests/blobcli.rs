@@ -39,7 +39,9 @@ fn blobcli(d: &Path, args: &[&str], stdin: &str) -> Output {
 fn spdk_test_script_runs() {
     let d = dir("script");
     let c = cfg(&d);
-    let pattern: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let pattern: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i * 7 + i / 4096) as u8)
+        .collect();
     std::fs::write(d.join("test.pattern"), &pattern).unwrap();
     std::fs::write(
         d.join("test.bs"),
@@ -47,14 +49,25 @@ fn spdk_test_script_runs() {
          -d $B1 test.pattern.blob\n-x $B1 key val\n-s bs\n-s $B1\n-r $B1 key\n-s $B1\n-l blobs\n-w $B0\n-l blobs\n",
     )
     .unwrap();
-    let out = blobcli(&d, &["-j", c.to_str().unwrap(), "-b", "Malloc0", "-T", "test.bs"], "");
+    let out = blobcli(
+        &d,
+        &["-j", c.to_str().unwrap(), "-b", "Malloc0", "-T", "test.bs"],
+        "",
+    );
     let so = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{so}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(so.contains("bdev Name: Malloc0"), "{so}");
     assert_eq!(so.matches("New blob id 0x").count(), 2);
     assert!(so.contains("super blob ID: 0x100000000"), "{so}");
     assert!(so.contains("cluster size: 1048576"), "{so}");
-    let ids: Vec<&str> = so.lines().filter_map(|l| l.strip_prefix("New blob id ")).collect();
+    let ids: Vec<&str> = so
+        .lines()
+        .filter_map(|l| l.strip_prefix("New blob id "))
+        .collect();
     let second = ids[1];
     let first_show = &so[so.find(&format!("blob ID: {second}")).unwrap()..];
     assert!(first_show.contains("# of clusters: 2"));
@@ -64,7 +77,10 @@ fn spdk_test_script_runs() {
     assert!(exported[..pattern.len()] == pattern[..]);
     assert!(exported[pattern.len()..].iter().all(|&b| b == 0));
     let last = &so[so.rfind("List BLOBS:").unwrap()..];
-    let listed: Vec<&str> = last.lines().filter_map(|l| l.strip_prefix("Found blob with ID# ")).collect();
+    let listed: Vec<&str> = last
+        .lines()
+        .filter_map(|l| l.strip_prefix("Found blob with ID# "))
+        .collect();
     assert_eq!(listed, vec![second], "after deleting the first blob");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -79,7 +95,11 @@ fn refused_arguments_name_the_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("-b BDEV is required"));
     let out = blobcli(&d, &["-j", cs, "-b", "Malloc0", "-n", "0"], "");
     assert_eq!(out.status.code(), Some(2));
-    let out = blobcli(&d, &["-j", cs, "-b", "Malloc0", "-n", "1", "-l", "blobs"], "");
+    let out = blobcli(
+        &d,
+        &["-j", cs, "-b", "Malloc0", "-n", "1", "-l", "blobs"],
+        "",
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("only one command"));
     let out = blobcli(&d, &["-j", cs, "-b", "Nope0", "-l", "blobs"], "");
     assert_eq!(out.status.code(), Some(1));

@@ -16,15 +16,29 @@ use common::{mem_store, pattern, Rng};
 fn sample() -> (MemDev, Vec<u64>) {
     let (dev, mut bs) = mem_store(4, 16);
     let mut ids = Vec::new();
-    ids.push(bs.create_blob(&BlobOpts { num_clusters: 3, ..Default::default() }).unwrap());
+    ids.push(
+        bs.create_blob(&BlobOpts {
+            num_clusters: 3,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
     for _ in 0..2 {
         ids.push(
-            bs.create_blob(&BlobOpts { num_clusters: 2, use_extent_table: false, ..Default::default() })
-                .unwrap(),
+            bs.create_blob(&BlobOpts {
+                num_clusters: 2,
+                use_extent_table: false,
+                ..Default::default()
+            })
+            .unwrap(),
         );
     }
     let thin = bs
-        .create_blob(&BlobOpts { num_clusters: 50, thin_provision: true, ..Default::default() })
+        .create_blob(&BlobOpts {
+            num_clusters: 50,
+            thin_provision: true,
+            ..Default::default()
+        })
         .unwrap();
     let b = bs.open_blob(thin).unwrap();
     bs.write(&b, 300, &pattern(1, 1024, 1)).unwrap();
@@ -32,8 +46,12 @@ fn sample() -> (MemDev, Vec<u64>) {
     ids.push(thin);
     let xattrs: Vec<(String, Vec<u8>)> = (0..25).map(|i| (format!("k{i}"), vec![7; 300])).collect();
     ids.push(
-        bs.create_blob(&BlobOpts { num_clusters: 1, xattrs, ..Default::default() })
-            .unwrap(),
+        bs.create_blob(&BlobOpts {
+            num_clusters: 1,
+            xattrs,
+            ..Default::default()
+        })
+        .unwrap(),
     );
     let snap = bs.create_snapshot(ids[0], &[]).unwrap();
     ids.push(snap);
@@ -67,16 +85,25 @@ fn expect_load_error(dev: &MemDev, needle: &str, both: bool) {
     for &force in modes {
         let r = Blobstore::try_load(
             Box::new(dev.clone()),
-            &LoadOpts { force_recover: force, ..Default::default() },
+            &LoadOpts {
+                force_recover: force,
+                ..Default::default()
+            },
         );
         match r {
             Ok(_) => panic!("load succeeded (force_recover {force}), expected '{needle}'"),
-            Err((e, _)) => {
-                let m = e.to_string();
-                assert!(m.contains(needle), "force_recover {force}: '{m}' does not name '{needle}'");
+            Err(f) => {
+                let m = f.0.to_string();
+                assert!(
+                    m.contains(needle),
+                    "force_recover {force}: '{m}' does not name '{needle}'"
+                );
             }
         }
-        assert!(dev.snapshot() == before, "a failed load wrote to the device");
+        assert!(
+            dev.snapshot() == before,
+            "a failed load wrote to the device"
+        );
     }
 }
 
@@ -95,7 +122,9 @@ fn bad_md_page_crc() {
     // Clean load reads the blob and names the page; a recovery scan no longer sees
     // that blob's first page at all, so the blob is gone but the store loads.
     expect_load_error(&dev, "metadata page", false);
-    let e = Blobstore::try_load(Box::new(dev.clone()), &LoadOpts::default()).unwrap_err().0;
+    let e = Blobstore::try_load(Box::new(dev.clone()), &LoadOpts::default())
+        .unwrap_err()
+        .0;
     assert!(e.to_string().contains("crc"), "{e}");
 }
 
@@ -130,7 +159,10 @@ fn overlapping_extents() {
         let mut area = Vec::new();
         for d in descs {
             let d = match d {
-                Descriptor::ExtentRle(_) => Descriptor::ExtentRle(vec![Extent { cluster_idx: target, length: 2 }]),
+                Descriptor::ExtentRle(_) => Descriptor::ExtentRle(vec![Extent {
+                    cluster_idx: target,
+                    length: 2,
+                }]),
                 o => o,
             };
             area.extend(d.encode());
@@ -196,7 +228,13 @@ fn fuzz_metadata_pages() {
         });
         let before = d.snapshot();
         let force = rng.below(2) == 0;
-        match Blobstore::try_load(Box::new(d.clone()), &LoadOpts { force_recover: force, ..Default::default() }) {
+        match Blobstore::try_load(
+            Box::new(d.clone()),
+            &LoadOpts {
+                force_recover: force,
+                ..Default::default()
+            },
+        ) {
             Ok((mut bs, _)) => {
                 ok += 1;
                 for id in bs.blob_ids() {
@@ -209,14 +247,21 @@ fn fuzz_metadata_pages() {
                 }
                 bs.unload().unwrap();
             }
-            Err((e, _)) => {
+            Err(f) => {
+                let e = &f.0;
                 failed += 1;
                 assert!(!e.to_string().is_empty());
-                assert!(d.snapshot() == before, "round {round}: a failed load wrote ({e})");
+                assert!(
+                    d.snapshot() == before,
+                    "round {round}: a failed load wrote ({e})"
+                );
             }
         }
     }
     eprintln!("fuzz: {ok} loads succeeded, {failed} refused");
-    assert!(failed > 50, "the mutations should break many loads ({failed})");
+    assert!(
+        failed > 50,
+        "the mutations should break many loads ({failed})"
+    );
     assert!(ok > 10, "some mutations are harmless ({ok})");
 }

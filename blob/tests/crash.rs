@@ -92,7 +92,10 @@ fn parse_log(text: &str) -> Expect {
         match f[1].as_str() {
             "write" => {
                 let k: u64 = f[3].parse().unwrap();
-                e.data.entry((id, k)).or_default().push(f[4].parse().unwrap());
+                e.data
+                    .entry((id, k))
+                    .or_default()
+                    .push(f[4].parse().unwrap());
             }
             "snap" | "create" => e.may_add = true,
             _ => {}
@@ -104,20 +107,33 @@ fn parse_log(text: &str) -> Expect {
 fn verify(img: &std::path::Path, log: &str, round: usize) {
     let e = parse_log(log);
     let dev = FileDev::open(img, 512).unwrap();
-    let (mut bs, kind) = Blobstore::load(Box::new(dev), &LoadOpts::default())
-        .unwrap_or_else(|err| panic!("round {round}: the store does not load after the kill: {err}"));
+    let (mut bs, kind) =
+        Blobstore::load(Box::new(dev), &LoadOpts::default()).unwrap_or_else(|err| {
+            panic!("round {round}: the store does not load after the kill: {err}")
+        });
     assert_eq!(kind, LoadKind::Recovered, "a killed store is dirty");
     let ids: HashSet<u64> = bs.blob_ids().into_iter().collect();
     for (&id, &n) in &e.live {
         if e.in_flight == Some(id) {
             continue;
         }
-        assert!(ids.contains(&id), "round {round}: blob {id:#x} whose creation completed is missing");
-        assert_eq!(bs.blob_info(id).unwrap().num_clusters, n, "round {round}: size of {id:#x}");
+        assert!(
+            ids.contains(&id),
+            "round {round}: blob {id:#x} whose creation completed is missing"
+        );
+        assert_eq!(
+            bs.blob_info(id).unwrap().num_clusters,
+            n,
+            "round {round}: size of {id:#x}"
+        );
     }
     // Only an unfinished create or snapshot may have added a blob (possibly under the
     // id of a deleted one: ids are reused).
-    let extra: Vec<u64> = ids.iter().copied().filter(|i| !e.live.contains_key(i)).collect();
+    let extra: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|i| !e.live.contains_key(i))
+        .collect();
     let allowed = usize::from(e.may_add);
     assert!(
         extra.len() <= allowed,
@@ -136,18 +152,29 @@ fn verify(img: &std::path::Path, log: &str, round: usize) {
         bs.close_blob(h).unwrap();
         let ok = gens.iter().any(|&g| buf == block(g, unit))
             || (e.in_flight == Some(id) && buf.iter().all(|&x| x == 0));
-        assert!(ok, "round {round}: data of blob {id:#x} region {k} is not what a completed write left");
+        assert!(
+            ok,
+            "round {round}: data of blob {id:#x} region {k} is not what a completed write left"
+        );
         checked += 1;
     }
     // No cluster twice (the load refuses that), none leaked.
     let mut owned = HashSet::new();
     for id in bs.blob_ids() {
-        for c in bs.blob_clusters(id).unwrap().into_iter().filter(|&c| c != 0) {
+        for c in bs
+            .blob_clusters(id)
+            .unwrap()
+            .into_iter()
+            .filter(|&c| c != 0)
+        {
             assert!(owned.insert(c));
         }
     }
     for c in bs.used_clusters().iter_set() {
-        assert!(c < bs.md_clusters() || owned.contains(&c), "round {round}: cluster {c} leaked");
+        assert!(
+            c < bs.md_clusters() || owned.contains(&c),
+            "round {round}: cluster {c} leaked"
+        );
     }
     eprintln!(
         "crash round {round}: {} blobs, {checked} regions checked, {} clusters in use",
@@ -190,7 +217,10 @@ fn kill_9_mid_workload() {
         assert_eq!(rc, 0);
         let _ = ch.wait();
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(text.lines().count() > 5, "round {round}: the workload did little ({text})");
+        assert!(
+            text.lines().count() > 5,
+            "round {round}: the workload did little ({text})"
+        );
         verify(&img, &text, round);
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -43,7 +43,11 @@ fn super_block_fields_at_spdk_offsets() {
     assert_eq!(u64_at(&b, 20), 0x1_0000_0007, "super_blob");
     assert_eq!(u32_at(&b, 28), 1 << 20, "cluster_size");
     assert_eq!((u32_at(&b, 32), u32_at(&b, 36)), (1, 1), "used page mask");
-    assert_eq!((u32_at(&b, 40), u32_at(&b, 44)), (2, 1), "used cluster mask");
+    assert_eq!(
+        (u32_at(&b, 40), u32_at(&b, 44)),
+        (2, 1),
+        "used cluster mask"
+    );
     assert_eq!((u32_at(&b, 48), u32_at(&b, 52)), (4, 64), "md region");
     assert_eq!(&b[56..72], b"LVOLSTORE\0\0\0\0\0\0\0", "bstype");
     assert_eq!((u32_at(&b, 72), u32_at(&b, 76)), (3, 1), "used blobid mask");
@@ -64,10 +68,16 @@ fn super_block_rejects_damage_by_name() {
     assert!(e.contains("super block crc"), "{e}");
     let mut b = good.clone();
     b[0] = b'X';
-    assert!(SuperBlock::decode(&b).unwrap_err().to_string().contains("signature"));
+    assert!(SuperBlock::decode(&b)
+        .unwrap_err()
+        .to_string()
+        .contains("signature"));
     let mut b = good.clone();
     b[8] = 4;
-    assert!(SuperBlock::decode(&b).unwrap_err().to_string().contains("version"));
+    assert!(SuperBlock::decode(&b)
+        .unwrap_err()
+        .to_string()
+        .contains("version"));
     assert!(SuperBlock::decode(&good[..100]).is_err());
 }
 
@@ -87,7 +97,10 @@ fn md_page_fields_at_spdk_offsets() {
     assert_eq!(MdPage::decode(&b).unwrap(), p);
     let mut bad = b.clone();
     bad[2000] ^= 0x10;
-    assert!(MdPage::decode(&bad).unwrap_err().to_string().contains("crc"));
+    assert!(MdPage::decode(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("crc"));
     assert_eq!(MdPage::new(1, 0).next, u32::MAX, "SPDK_INVALID_MD_PAGE");
 }
 
@@ -128,8 +141,14 @@ fn descriptor_encodings() {
     assert_eq!(xi[0], 4, "internal xattr type");
     // RLE: type 1, pairs of u32.
     let r = Descriptor::ExtentRle(vec![
-        Extent { cluster_idx: 5, length: 3 },
-        Extent { cluster_idx: 0, length: 2 },
+        Extent {
+            cluster_idx: 5,
+            length: 3,
+        },
+        Extent {
+            cluster_idx: 0,
+            length: 2,
+        },
     ])
     .encode();
     assert_eq!(r[0], 1);
@@ -139,7 +158,10 @@ fn descriptor_encodings() {
     // Extent table: type 5, u64 num_clusters, then (page_idx, num_pages).
     let t = Descriptor::ExtentTable {
         num_clusters: 1000,
-        entries: vec![ExtentTableEntry { page_idx: 12, num_pages: 1 }],
+        entries: vec![ExtentTableEntry {
+            page_idx: 12,
+            num_pages: 1,
+        }],
     }
     .encode();
     assert_eq!(t[0], 5);

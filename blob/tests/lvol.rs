@@ -34,7 +34,11 @@ fn lvol_bdevs_carry_data_and_the_store_is_spdk_shaped() {
             let s = lvol::create_lvstore(
                 &th,
                 "LvBase",
-                &LvsOpts { name: "store".into(), cluster_size: 1 << 20, md_pages_per_cluster_ratio: 100 },
+                &LvsOpts {
+                    name: "store".into(),
+                    cluster_size: 1 << 20,
+                    md_pages_per_cluster_ratio: 100,
+                },
             )
             .unwrap();
             let u = lvol::create_lvol(&s, "vol", 3 << 20, true).unwrap();
@@ -81,18 +85,28 @@ fn lvol_bdevs_carry_data_and_the_store_is_spdk_shaped() {
     // Only an LVOLSTORE load (or the wildcard) takes it.
     let wrong = Blobstore::load(
         Box::new(MemDev::from_bytes(512, img.clone())),
-        &LoadOpts { bstype: "OTHER".into(), ..Default::default() },
+        &LoadOpts {
+            bstype: "OTHER".into(),
+            ..Default::default()
+        },
     );
     assert!(wrong.unwrap_err().to_string().contains("bstype"));
     let (bs, _) = Blobstore::load(
         Box::new(MemDev::from_bytes(512, img)),
-        &LoadOpts { bstype: "LVOLSTORE".into(), ..Default::default() },
+        &LoadOpts {
+            bstype: "LVOLSTORE".into(),
+            ..Default::default()
+        },
     )
     .unwrap();
     let sb = bs.info().super_blob.expect("the store's super blob");
     let mut u = lvs_uuid.to_string().into_bytes();
     u.push(0);
-    assert_eq!(bs.get_xattr(sb, "uuid").unwrap().unwrap(), u, "36 characters and a zero");
+    assert_eq!(
+        bs.get_xattr(sb, "uuid").unwrap().unwrap(),
+        u,
+        "36 characters and a zero"
+    );
     assert_eq!(bs.get_xattr(sb, "name").unwrap().unwrap(), b"store\0");
     let mut seen = Vec::new();
     for id in bs.blob_ids().into_iter().filter(|&i| i != sb) {

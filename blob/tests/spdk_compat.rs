@@ -24,16 +24,26 @@ impl Spdk {
     fn new(test: &str) -> Option<Spdk> {
         let dir = testkit::spdk_dir(test)?;
         if !dir.join("build/examples/blobcli").exists() {
-            testkit::skip(test, testkit::Need::Spdk, "build/examples/blobcli is missing");
+            testkit::skip(
+                test,
+                testkit::Need::Spdk,
+                "build/examples/blobcli is missing",
+            );
             return None;
         }
-        let work = std::env::temp_dir().join(format!("fp-blobcompat-{test}-{}", std::process::id()));
+        let work =
+            std::env::temp_dir().join(format!("fp-blobcompat-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&work).unwrap();
         let img = work.join("img");
         std::fs::write(&img, b"").unwrap();
         let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
         f.set_len(IMG).unwrap();
-        let cfg = serde_json::json!({"subsystems":[{"subsystem":"bdev","config":[
+        // Small iobuf pools: SPDK's defaults take some 200 MB of hugepages, which the
+        // machine's shared 512 pages may not have free.
+        let cfg = serde_json::json!({"subsystems":[
+            {"subsystem":"iobuf","config":[{"method":"iobuf_set_options",
+                "params":{"small_pool_count":1024,"large_pool_count":128}}]},
+            {"subsystem":"bdev","config":[
             {"method":"bdev_aio_create","params":{"name":"Aio0","filename": img, "block_size":512}}]}]});
         std::fs::write(work.join("cfg.json"), cfg.to_string()).unwrap();
         Some(Spdk { dir, work })
@@ -67,7 +77,10 @@ impl Spdk {
             let out = ch.wait_with_output().unwrap();
             let so = String::from_utf8_lossy(&out.stdout).to_string();
             let se = String::from_utf8_lossy(&out.stderr).to_string();
-            if !out.status.success() && se.contains("Cannot create lock on core") {
+            let busy = se.contains("Cannot create lock on core")
+                || se.contains("Unable to allocate")
+                || se.contains("Cannot allocate memory");
+            if !out.status.success() && busy {
                 std::thread::sleep(std::time::Duration::from_secs(1));
                 continue;
             }
@@ -78,7 +91,9 @@ impl Spdk {
             );
             return so;
         }
-        panic!("SPDK blobcli {args:?}: core 0's lock stayed taken for two minutes");
+        panic!(
+            "SPDK blobcli {args:?}: core 0's lock or hugepage memory stayed taken for two minutes"
+        );
     }
 }
 
@@ -89,7 +104,10 @@ impl Drop for Spdk {
 }
 
 fn new_blob_id(out: &str) -> u64 {
-    let l = out.lines().find_map(|l| l.strip_prefix("New blob id 0x")).expect("a new blob id");
+    let l = out
+        .lines()
+        .find_map(|l| l.strip_prefix("New blob id 0x"))
+        .expect("a new blob id");
     u64::from_str_radix(l.trim(), 16).unwrap()
 }
 
@@ -139,7 +157,11 @@ fn spdk_made_store_loads_in_ours() {
         bs.close_blob(h).unwrap();
         // Change the store in ours: a thin blob and a snapshot, for SPDK to read.
         let thin = bs
-            .create_blob(&BlobOpts { num_clusters: 8, thin_provision: true, ..Default::default() })
+            .create_blob(&BlobOpts {
+                num_clusters: 8,
+                thin_provision: true,
+                ..Default::default()
+            })
             .unwrap();
         let h = bs.open_blob(thin).unwrap();
         bs.write(&h, 2048 * 5 + 3, &pattern(2, 4096, 2)).unwrap();
@@ -159,7 +181,10 @@ fn spdk_made_store_loads_in_ours() {
     s.blobcli(&["-d", &format!("{a:#x}"), out.to_str().unwrap()], "");
     let mut expect = data.clone();
     expect[10 * 512..11 * 512].copy_from_slice(&pattern(3, 512, 3));
-    assert!(std::fs::read(&out).unwrap() == expect, "SPDK reads the clone through our snapshot");
+    assert!(
+        std::fs::read(&out).unwrap() == expect,
+        "SPDK reads the clone through our snapshot"
+    );
 }
 
 #[test]
@@ -182,10 +207,18 @@ fn our_store_loads_in_spdk() {
         bs.write(&h, 0, &th2).unwrap();
         bs.close_blob(h).unwrap();
         let rle = bs
-            .create_blob(&BlobOpts { num_clusters: 1, use_extent_table: false, ..Default::default() })
+            .create_blob(&BlobOpts {
+                num_clusters: 1,
+                use_extent_table: false,
+                ..Default::default()
+            })
             .unwrap();
         let thin = bs
-            .create_blob(&BlobOpts { num_clusters: 4, thin_provision: true, ..Default::default() })
+            .create_blob(&BlobOpts {
+                num_clusters: 4,
+                thin_provision: true,
+                ..Default::default()
+            })
             .unwrap();
         let h = bs.open_blob(thin).unwrap();
         bs.write(&h, 2048 + 7, &pattern(5, 1024, 5)).unwrap();
@@ -211,7 +244,10 @@ fn our_store_loads_in_spdk() {
     thin_expect[(2048 + 7) * 512..(2048 + 9) * 512].copy_from_slice(&pattern(5, 1024, 5));
     for id in [thin, snap, clone] {
         s.blobcli(&["-d", &format!("{id:#x}"), out.to_str().unwrap()], "");
-        assert!(std::fs::read(&out).unwrap() == thin_expect, "blob {id:#x} as SPDK reads it");
+        assert!(
+            std::fs::read(&out).unwrap() == thin_expect,
+            "blob {id:#x} as SPDK reads it"
+        );
     }
     // SPDK changes it (a new blob, an xattr) and unloads; ours loads it clean again.
     let n = new_blob_id(&s.blobcli(&["-n", "1"], ""));
@@ -279,7 +315,10 @@ fn spdk_tgt(s: &Spdk, calls: &[&[&str]]) -> Vec<String> {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !sock.exists() {
-        assert!(std::time::Instant::now() < deadline, "spdk_tgt did not listen");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spdk_tgt did not listen"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     rpc(&["framework_wait_init"]);
@@ -326,32 +365,77 @@ fn spdk_lvols_both_ways() {
     file(&s.work.join("d1"), &d1);
     file(&s.work.join("d2"), &d2);
     let mut a = dd_common(&s);
-    a.extend(["--if".into(), s.work.join("d1").to_string_lossy().into(), "--ob".into(), "lvs0/vol".into(), "--seek".into(), "256".into()]);
-    spdk_run(&s.dir, "build/bin/spdk_dd", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    a.extend([
+        "--if".into(),
+        s.work.join("d1").to_string_lossy().into(),
+        "--ob".into(),
+        "lvs0/vol".into(),
+        "--seek".into(),
+        "256".into(),
+    ]);
+    spdk_run(
+        &s.dir,
+        "build/bin/spdk_dd",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let o = spdk_tgt(&s, &[&["bdev_lvol_snapshot", "lvs0/vol", "snap0"]]);
     let snap_uuid = o[0].clone();
     let mut a = dd_common(&s);
-    a.extend(["--if".into(), s.work.join("d2").to_string_lossy().into(), "--ob".into(), "lvs0/vol".into(), "--seek".into(), "512".into()]);
-    spdk_run(&s.dir, "build/bin/spdk_dd", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    a.extend([
+        "--if".into(),
+        s.work.join("d2").to_string_lossy().into(),
+        "--ob".into(),
+        "lvs0/vol".into(),
+        "--seek".into(),
+        "512".into(),
+    ]);
+    spdk_run(
+        &s.dir,
+        "build/bin/spdk_dd",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
 
     // Ours reads it.
     let image = std::fs::read(s.img()).unwrap();
     let (d1c, d2c) = (d1.clone(), d2.clone());
     with_malloc(&eal, "LvImg", IMG, image, move |dev| {
-        let (mut bs, _) = Blobstore::load(dev, &LoadOpts { bstype: "LVOLSTORE".into(), ..Default::default() }).unwrap();
+        let (mut bs, _) = Blobstore::load(
+            dev,
+            &LoadOpts {
+                bstype: "LVOLSTORE".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let sb = bs.info().super_blob.unwrap();
-        assert_eq!(lvol_name(&bs.get_xattr(sb, "name").unwrap().unwrap()), "lvs0");
-        assert_eq!(lvol_name(&bs.get_xattr(sb, "uuid").unwrap().unwrap()), lvs_uuid);
+        assert_eq!(
+            lvol_name(&bs.get_xattr(sb, "name").unwrap().unwrap()),
+            "lvs0"
+        );
+        assert_eq!(
+            lvol_name(&bs.get_xattr(sb, "uuid").unwrap().unwrap()),
+            lvs_uuid
+        );
         let by_name = |bs: &Blobstore, n: &str| {
             bs.blob_ids()
                 .into_iter()
-                .find(|&i| bs.get_xattr(i, "name").unwrap().is_some_and(|v| lvol_name(&v) == n))
+                .find(|&i| {
+                    bs.get_xattr(i, "name")
+                        .unwrap()
+                        .is_some_and(|v| lvol_name(&v) == n)
+                })
                 .unwrap_or_else(|| panic!("no lvol '{n}'"))
         };
         let vol = by_name(&bs, "vol");
         let snap = by_name(&bs, "snap0");
-        assert_eq!(lvol_name(&bs.get_xattr(vol, "uuid").unwrap().unwrap()), vol_uuid);
-        assert_eq!(lvol_name(&bs.get_xattr(snap, "uuid").unwrap().unwrap()), snap_uuid);
+        assert_eq!(
+            lvol_name(&bs.get_xattr(vol, "uuid").unwrap().unwrap()),
+            vol_uuid
+        );
+        assert_eq!(
+            lvol_name(&bs.get_xattr(snap, "uuid").unwrap().unwrap()),
+            snap_uuid
+        );
         let vi = bs.blob_info(vol).unwrap();
         assert!(vi.thin);
         assert_eq!(vi.parent, Some(snap));
@@ -362,7 +446,10 @@ fn spdk_lvols_both_ways() {
         bs.read(&h, 0, &mut back).unwrap();
         bs.close_blob(h).unwrap();
         assert!(back[..1 << 20].iter().all(|&b| b == 0));
-        assert!(back[1 << 20..2 << 20] == d1c[..], "read through SPDK's snapshot");
+        assert!(
+            back[1 << 20..2 << 20] == d1c[..],
+            "read through SPDK's snapshot"
+        );
         assert!(back[2 << 20..(2 << 20) + (64 << 10)] == d2c[..]);
         ((), bs.unload().unwrap())
     });
@@ -384,7 +471,11 @@ fn spdk_lvols_both_ways() {
             let st = blob::lvol::create_lvstore(
                 &th,
                 "OursBase",
-                &blob::lvol::LvsOpts { name: "ours".into(), cluster_size: 1 << 20, md_pages_per_cluster_ratio: 100 },
+                &blob::lvol::LvsOpts {
+                    name: "ours".into(),
+                    cluster_size: 1 << 20,
+                    md_pages_per_cluster_ratio: 100,
+                },
             )
             .unwrap();
             let u = blob::lvol::create_lvol(&st, "v1", 4 << 20, true).unwrap();
@@ -410,15 +501,35 @@ fn spdk_lvols_both_ways() {
     std::fs::write(s.img(), &image).unwrap();
     let out = s.work.join("v1.out");
     let mut a = dd_common(&s);
-    a.extend(["--ib".into(), "ours/v1".into(), "--of".into(), out.to_string_lossy().into(), "--count".into(), "1024".into()]);
+    a.extend([
+        "--ib".into(),
+        "ours/v1".into(),
+        "--of".into(),
+        out.to_string_lossy().into(),
+        "--count".into(),
+        "1024".into(),
+    ]);
     std::fs::write(&out, b"").unwrap();
-    spdk_run(&s.dir, "build/bin/spdk_dd", &a.iter().map(String::as_str).collect::<Vec<_>>());
+    spdk_run(
+        &s.dir,
+        "build/bin/spdk_dd",
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let got = std::fs::read(&out).unwrap();
     assert_eq!(got.len(), 4 << 20);
     assert!(got[..1 << 20].iter().all(|&b| b == 0));
-    assert!(got[1 << 20..2 << 20] == d1[..], "SPDK reads through our snapshot");
+    assert!(
+        got[1 << 20..2 << 20] == d1[..],
+        "SPDK reads through our snapshot"
+    );
     assert!(got[2 << 20..(2 << 20) + (64 << 10)] == d2[..]);
-    let o = spdk_tgt(&s, &[&["bdev_lvol_get_lvstores"], &["bdev_get_bdevs", "-b", "ours/v1"]]);
+    let o = spdk_tgt(
+        &s,
+        &[
+            &["bdev_lvol_get_lvstores"],
+            &["bdev_get_bdevs", "-b", "ours/v1"],
+        ],
+    );
     let lvs: serde_json::Value = serde_json::from_str(&o[0]).unwrap();
     assert_eq!(lvs[0]["name"], "ours");
     assert_eq!(lvs[0]["uuid"], store_uuid.as_str());

@@ -15,13 +15,24 @@ fn reload(dev: &MemDev) -> (Blobstore, LoadKind) {
 fn check_accounting(bs: &Blobstore) {
     let mut owner = std::collections::HashMap::new();
     for id in bs.blob_ids() {
-        for c in bs.blob_clusters(id).unwrap().into_iter().filter(|&c| c != 0) {
+        for c in bs
+            .blob_clusters(id)
+            .unwrap()
+            .into_iter()
+            .filter(|&c| c != 0)
+        {
             assert!(owner.insert(c, id).is_none(), "cluster {c} owned twice");
-            assert!(bs.used_clusters().get(c), "cluster {c} of {id:#x} not marked used");
+            assert!(
+                bs.used_clusters().get(c),
+                "cluster {c} of {id:#x} not marked used"
+            );
         }
     }
     for c in bs.used_clusters().iter_set() {
-        assert!(c < bs.md_clusters() || owner.contains_key(&c), "cluster {c} leaked");
+        assert!(
+            c < bs.md_clusters() || owner.contains_key(&c),
+            "cluster {c} leaked"
+        );
     }
 }
 
@@ -71,7 +82,13 @@ fn blobs_xattrs_io_and_resize() {
     assert!(bs.read(&b, 10 * 128, &mut [0u8; 512]).is_err());
     assert!(bs.write(&b, 0, &[0u8; 100]).is_err());
     bs.close_blob(b).unwrap();
-    let id2 = bs.create_blob(&BlobOpts { num_clusters: 1, use_extent_table: false, ..Default::default() }).unwrap();
+    let id2 = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            use_extent_table: false,
+            ..Default::default()
+        })
+        .unwrap();
     bs.unload().unwrap();
 
     let (mut bs, kind) = reload(&dev);
@@ -79,7 +96,10 @@ fn blobs_xattrs_io_and_resize() {
     assert_eq!(bs.blob_ids(), vec![id, id2]);
     let info = bs.blob_info(id).unwrap();
     assert_eq!(info.num_clusters, 10);
-    assert_eq!(info.xattr_names, vec!["name".to_string(), "color".to_string()]);
+    assert_eq!(
+        info.xattr_names,
+        vec!["name".to_string(), "color".to_string()]
+    );
     assert_eq!(bs.get_xattr(id, "color").unwrap().unwrap(), b"blue");
     let b = bs.open_blob(id).unwrap();
     let mut back = vec![0u8; 3 * 512];
@@ -163,16 +183,31 @@ fn many_xattrs_span_several_pages_and_big_blobs_use_several_extent_pages() {
     }
     bs.close_blob(b).unwrap();
     assert!(bs.blob_info(id).unwrap().md_pages >= 3);
-    assert!(bs.blob_info(rle).unwrap().md_pages >= 2, "350 RLE runs need two pages");
-    let before = (bs.blob_clusters(id).unwrap(), bs.blob_clusters(rle).unwrap());
+    assert!(
+        bs.blob_info(rle).unwrap().md_pages >= 2,
+        "350 RLE runs need two pages"
+    );
+    let before = (
+        bs.blob_clusters(id).unwrap(),
+        bs.blob_clusters(rle).unwrap(),
+    );
     bs.unload().unwrap();
     for force in [false, true] {
         let (bs, _) = Blobstore::load(
             Box::new(dev.clone()),
-            &LoadOpts { force_recover: force, ..Default::default() },
+            &LoadOpts {
+                force_recover: force,
+                ..Default::default()
+            },
         )
         .unwrap();
-        assert_eq!((bs.blob_clusters(id).unwrap(), bs.blob_clusters(rle).unwrap()), before);
+        assert_eq!(
+            (
+                bs.blob_clusters(id).unwrap(),
+                bs.blob_clusters(rle).unwrap()
+            ),
+            before
+        );
         for (n, v) in &xattrs {
             assert_eq!(bs.get_xattr(id, n).unwrap().as_ref(), Some(v));
         }
@@ -183,7 +218,12 @@ fn many_xattrs_span_several_pages_and_big_blobs_use_several_extent_pages() {
 #[test]
 fn snapshot_clone_inflate_decouple_delete() {
     let (dev, mut bs) = mem_store(16, 64);
-    let id = bs.create_blob(&BlobOpts { num_clusters: 4, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 4,
+            ..Default::default()
+        })
+        .unwrap();
     let b = bs.open_blob(id).unwrap();
     let a = pattern(1, 4 * 128 * 512, 1);
     bs.write(&b, 0, &a).unwrap();
@@ -221,7 +261,10 @@ fn snapshot_clone_inflate_decouple_delete() {
     // Inflate the clone: all its own clusters, no parent.
     bs.inflate(clone).unwrap();
     let ci = bs.blob_info(clone).unwrap();
-    assert_eq!((ci.allocated_clusters, ci.parent, ci.thin), (4, None, false));
+    assert_eq!(
+        (ci.allocated_clusters, ci.parent, ci.thin),
+        (4, None, false)
+    );
     // Decouple the blob: it copies what it read from the snapshot.
     bs.decouple_parent(id).unwrap();
     assert_eq!(bs.blob_info(id).unwrap().parent, None);
@@ -238,7 +281,12 @@ fn snapshot_clone_inflate_decouple_delete() {
 #[test]
 fn deleting_a_snapshot_with_one_clone_merges_it() {
     let (dev, mut bs) = mem_store(16, 64);
-    let id = bs.create_blob(&BlobOpts { num_clusters: 3, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 3,
+            ..Default::default()
+        })
+        .unwrap();
     let b = bs.open_blob(id).unwrap();
     let a = pattern(5, 3 * 128 * 512, 5);
     bs.write(&b, 0, &a).unwrap();
@@ -272,7 +320,12 @@ fn deleting_a_snapshot_with_one_clone_merges_it() {
 #[test]
 fn read_only_blob_and_super_blob() {
     let (dev, mut bs) = mem_store(8, 64);
-    let id = bs.create_blob(&BlobOpts { num_clusters: 1, ..Default::default() }).unwrap();
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            ..Default::default()
+        })
+        .unwrap();
     let b = bs.open_blob(id).unwrap();
     bs.set_read_only(&b).unwrap();
     bs.sync_md(id).unwrap();
@@ -291,12 +344,18 @@ fn unload_refuses_open_blobs_and_full_store_says_so() {
     let (_dev, mut bs) = mem_store(4, 64);
     let free = bs.info().free_clusters;
     let e = bs
-        .create_blob(&BlobOpts { num_clusters: u64::from(free) + 1, ..Default::default() })
+        .create_blob(&BlobOpts {
+            num_clusters: u64::from(free) + 1,
+            ..Default::default()
+        })
         .unwrap_err();
     assert!(e.to_string().contains("no free clusters"), "{e}");
     assert_eq!(bs.info().free_clusters, free);
     let id = bs.create_blob(&BlobOpts::default()).unwrap();
     let b = bs.open_blob(id).unwrap();
-    std::mem::forget(b);
-    assert!(bs.unload().is_err());
+    let Err(e) = bs.unload() else {
+        panic!("unload with an open blob succeeded")
+    };
+    assert!(e.to_string().contains("is open"), "{e}");
+    assert_eq!(b.id(), id);
 }

@@ -32,7 +32,17 @@ fn start() -> Tgt {
     let sock = dir.join("tgt.sock");
     let prefix = format!("fplvol-{}", std::process::id());
     let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
-        .args(["-m", "0x3", "--no-huge", "-s", "64", "--no-pci", "--file-prefix", &prefix, "-r"])
+        .args([
+            "-m",
+            "0x3",
+            "--no-huge",
+            "-s",
+            "64",
+            "--no-pci",
+            "--file-prefix",
+            &prefix,
+            "-r",
+        ])
         .arg(&sock)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -42,7 +52,10 @@ fn start() -> Tgt {
     let t = Tgt { child, sock, dir };
     let deadline = Instant::now() + Duration::from_secs(30);
     while UnixStream::connect(&t.sock).is_err() {
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not listen within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not listen within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     t
@@ -89,7 +102,11 @@ fn lvol_store_lifecycle_over_rpc() {
     let t = start();
     let s = t.sock.as_path();
     ok(s, "framework_wait_init", json!({}));
-    ok(s, "bdev_malloc_create", json!({"name": "Base0", "num_blocks": 65536, "block_size": 512}));
+    ok(
+        s,
+        "bdev_malloc_create",
+        json!({"name": "Base0", "num_blocks": 65536, "block_size": 512}),
+    );
     let lvs = ok(
         s,
         "bdev_lvol_create_lvstore",
@@ -97,7 +114,11 @@ fn lvol_store_lifecycle_over_rpc() {
     );
     let lvs = lvs.as_str().unwrap().to_string();
     assert_eq!(lvs.len(), 36);
-    let m = fails(s, "bdev_lvol_create_lvstore", json!({"bdev_name": "Base0", "lvs_name": "lvs1"}));
+    let m = fails(
+        s,
+        "bdev_lvol_create_lvstore",
+        json!({"bdev_name": "Base0", "lvs_name": "lvs1"}),
+    );
     assert!(m.contains("claim"), "{m}");
     let l = ok(s, "bdev_lvol_get_lvstores", json!({}));
     assert_eq!(l.as_array().unwrap().len(), 1);
@@ -109,9 +130,19 @@ fn lvol_store_lifecycle_over_rpc() {
     assert!(free0 > 25 && free0 < 32, "{free0}");
 
     // A thin lvol takes no cluster; a thick one takes its size.
-    let thin = ok(s, "bdev_lvol_create", json!({"lvol_name": "thin0", "size_in_mib": 8, "lvs_name": "lvs0", "thin_provision": true}));
-    let thick = ok(s, "bdev_lvol_create", json!({"lvol_name": "lv0", "size_in_mib": 4, "uuid": lvs}));
-    let free = ok(s, "bdev_lvol_get_lvstores", json!({"lvs_name": "lvs0"}))[0]["free_clusters"].as_u64().unwrap();
+    let thin = ok(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "thin0", "size_in_mib": 8, "lvs_name": "lvs0", "thin_provision": true}),
+    );
+    let thick = ok(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "lv0", "size_in_mib": 4, "uuid": lvs}),
+    );
+    let free = ok(s, "bdev_lvol_get_lvstores", json!({"lvs_name": "lvs0"}))[0]["free_clusters"]
+        .as_u64()
+        .unwrap();
     assert_eq!(free, free0 - 4);
     let b = bdev(s, "lvs0/lv0");
     assert_eq!(b["name"], thick);
@@ -119,24 +150,55 @@ fn lvol_store_lifecycle_over_rpc() {
     assert_eq!(b["block_size"], 512);
     assert_eq!(b["product_name"], "Logical Volume");
     assert_eq!(bdev(s, "lvs0/thin0")["name"], thin);
-    let m = fails(s, "bdev_lvol_create", json!({"lvol_name": "lv0", "size_in_mib": 1, "lvs_name": "lvs0"}));
+    let m = fails(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "lv0", "size_in_mib": 1, "lvs_name": "lvs0"}),
+    );
     assert!(m.contains("exists"), "{m}");
-    let m = fails(s, "bdev_lvol_create", json!({"lvol_name": "x", "size_in_mib": 1, "lvs_name": "nope"}));
+    let m = fails(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "x", "size_in_mib": 1, "lvs_name": "nope"}),
+    );
     assert!(m.contains("no lvol store"), "{m}");
-    let m = fails(s, "bdev_lvol_create", json!({"lvol_name": "big", "size_in_mib": 64, "lvs_name": "lvs0"}));
+    let m = fails(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "big", "size_in_mib": 64, "lvs_name": "lvs0"}),
+    );
     assert!(m.contains("no free clusters"), "{m}");
 
     // Snapshot and clone.
-    let snap = ok(s, "bdev_lvol_snapshot", json!({"lvol_name": "lvs0/lv0", "snapshot_name": "snap0"}));
+    let snap = ok(
+        s,
+        "bdev_lvol_snapshot",
+        json!({"lvol_name": "lvs0/lv0", "snapshot_name": "snap0"}),
+    );
     assert_eq!(bdev(s, "lvs0/snap0")["name"], snap);
-    assert_eq!(bdev(s, "lvs0/snap0")["driver_specific"]["lvol"]["snapshot"], true);
-    let clone = ok(s, "bdev_lvol_clone", json!({"snapshot_name": "lvs0/snap0", "clone_name": "clone0"}));
+    assert_eq!(
+        bdev(s, "lvs0/snap0")["driver_specific"]["lvol"]["snapshot"],
+        true
+    );
+    let clone = ok(
+        s,
+        "bdev_lvol_clone",
+        json!({"snapshot_name": "lvs0/snap0", "clone_name": "clone0"}),
+    );
     assert_eq!(bdev(s, "lvs0/clone0")["num_blocks"], 8192);
-    let m = fails(s, "bdev_lvol_clone", json!({"snapshot_name": "lvs0/lv0", "clone_name": "c2"}));
+    let m = fails(
+        s,
+        "bdev_lvol_clone",
+        json!({"snapshot_name": "lvs0/lv0", "clone_name": "c2"}),
+    );
     assert!(m.contains("not read-only"), "{m}");
 
     // Resize the thin lvol.
-    ok(s, "bdev_lvol_resize", json!({"name": "lvs0/thin0", "size_in_mib": 16}));
+    ok(
+        s,
+        "bdev_lvol_resize",
+        json!({"name": "lvs0/thin0", "size_in_mib": 16}),
+    );
     assert_eq!(bdev(s, "lvs0/thin0")["num_blocks"], 32768);
 
     // The snapshot has two clones (lv0, clone0): refused; after clone0 goes it merges.
@@ -144,18 +206,31 @@ fn lvol_store_lifecycle_over_rpc() {
     assert!(m.contains("2 clones"), "{m}");
     ok(s, "bdev_lvol_delete", json!({"name": clone}));
     ok(s, "bdev_lvol_delete", json!({"name": "lvs0/snap0"}));
-    let free = ok(s, "bdev_lvol_get_lvstores", json!({}))[0]["free_clusters"].as_u64().unwrap();
+    let free = ok(s, "bdev_lvol_get_lvstores", json!({}))[0]["free_clusters"]
+        .as_u64()
+        .unwrap();
     assert_eq!(free, free0 - 4, "lv0 owns its 4 clusters again");
-    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/snap0"})).get("error").is_some());
+    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/snap0"}))
+        .get("error")
+        .is_some());
 
     // Deleting the store removes its lvols and releases the base bdev.
     ok(s, "bdev_lvol_delete_lvstore", json!({"lvs_name": "lvs0"}));
     assert_eq!(ok(s, "bdev_lvol_get_lvstores", json!({})), json!([]));
-    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/lv0"})).get("error").is_some());
+    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/lv0"}))
+        .get("error")
+        .is_some());
     let base = bdev(s, "Base0");
-    assert!(base["claimed"] == false || base["claimed"].is_null(), "{base}");
+    assert!(
+        base["claimed"] == false || base["claimed"].is_null(),
+        "{base}"
+    );
     // The base can carry a new store.
-    ok(s, "bdev_lvol_create_lvstore", json!({"bdev_name": "Base0", "lvs_name": "lvs2"}));
+    ok(
+        s,
+        "bdev_lvol_create_lvstore",
+        json!({"bdev_name": "Base0", "lvs_name": "lvs2"}),
+    );
     ok(s, "spdk_kill_instance", json!({"sig_name": "SIGTERM"}));
     // The lvol subsystem unloads the store at exit and the target leaves cleanly.
     let mut t = t;
@@ -165,7 +240,10 @@ fn lvol_store_lifecycle_over_rpc() {
             assert!(st.success(), "ferroplane-tgt exit: {st:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

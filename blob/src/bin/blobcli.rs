@@ -72,7 +72,10 @@ fn parse(argv: &[String]) -> Result<Args, String> {
     let mut cmds = Vec::new();
     let mut i = 1;
     let next = |i: &mut usize, what: &str| -> Result<String, String> {
-        let v = argv.get(*i).cloned().ok_or(format!("{what} needs a value"))?;
+        let v = argv
+            .get(*i)
+            .cloned()
+            .ok_or(format!("{what} needs a value"))?;
         *i += 1;
         Ok(v)
     };
@@ -96,7 +99,9 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             },
             "-n" => {
                 let v = next(&mut i, "-n")?;
-                let n: u64 = v.parse().map_err(|_| format!("-n: bad cluster count '{v}'"))?;
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| format!("-n: bad cluster count '{v}'"))?;
                 if n == 0 {
                     return Err("-n: the cluster count must be > 0".into());
                 }
@@ -104,12 +109,20 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             }
             "-s" => {
                 let v = next(&mut i, "-s")?;
-                cmds.push(if v == "bs" { Cmd::ShowBs } else { Cmd::ShowBlob(parse_id(&v)?) });
+                cmds.push(if v == "bs" {
+                    Cmd::ShowBs
+                } else {
+                    Cmd::ShowBlob(parse_id(&v)?)
+                });
             }
             "-m" | "-d" => {
                 let id = parse_id(&next(&mut i, &a)?)?;
                 let f = PathBuf::from(next(&mut i, &a)?);
-                cmds.push(if a == "-m" { Cmd::Import(id, f) } else { Cmd::Export(id, f) });
+                cmds.push(if a == "-m" {
+                    Cmd::Import(id, f)
+                } else {
+                    Cmd::Export(id, f)
+                });
             }
             "-f" => {
                 let id = parse_id(&next(&mut i, "-f")?)?;
@@ -165,7 +178,13 @@ fn dump(prefix: &str, v: &[u8]) {
         let hex: Vec<String> = c.iter().map(|b| format!("{b:02x}")).collect();
         let txt: String = c
             .iter()
-            .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' })
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
             .collect();
         println!("{prefix}{:08x}  {:<48}  {txt}", i * 16, hex.join(" "));
     }
@@ -214,8 +233,14 @@ fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str, created: &mut Vec<u64>) ->
             println!("Blob Public Info:");
             println!("blob ID: {id:#x}");
             println!("# of clusters: {}", i.num_clusters);
-            println!("# of bytes: {}", i.num_clusters * u64::from(bs.info().cluster_size));
-            println!("# of io units: {}", i.num_clusters * bs.io_units_per_cluster());
+            println!(
+                "# of bytes: {}",
+                i.num_clusters * u64::from(bs.info().cluster_size)
+            );
+            println!(
+                "# of io units: {}",
+                i.num_clusters * bs.io_units_per_cluster()
+            );
             println!("# of xattrs: {}", i.xattr_names.len());
             println!("xattrs:");
             for (k, n) in i.xattr_names.iter().enumerate() {
@@ -239,7 +264,8 @@ fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str, created: &mut Vec<u64>) ->
                 why: e.to_string(),
             })?;
             let b = bs.open_blob(*id)?;
-            let size = (bs.blob_info(*id)?.num_clusters * bs.io_units_per_cluster()) as usize * unit;
+            let size =
+                (bs.blob_info(*id)?.num_clusters * bs.io_units_per_cluster()) as usize * unit;
             let mut buf = data[..data.len().min(size)].to_vec();
             buf.resize(buf.len().div_ceil(unit) * unit, 0);
             let r = bs.write(&b, 0, &buf);
@@ -249,7 +275,8 @@ fn run_cmd(bs: &mut Blobstore, cmd: &Cmd, bdev: &str, created: &mut Vec<u64>) ->
         }
         Cmd::Export(id, f) => {
             let b = bs.open_blob(*id)?;
-            let size = (bs.blob_info(*id)?.num_clusters * bs.io_units_per_cluster()) as usize * unit;
+            let size =
+                (bs.blob_info(*id)?.num_clusters * bs.io_units_per_cluster()) as usize * unit;
             let mut buf = vec![0u8; size];
             let r = bs.read(&b, 0, &mut buf);
             bs.close_blob(b)?;
@@ -328,7 +355,9 @@ fn expand(line: &str, created: &[u64]) -> Result<Vec<String>, String> {
         match tok.strip_prefix("$B") {
             Some(n) => {
                 let i: usize = n.parse().map_err(|_| format!("bad token '{tok}'"))?;
-                let id = created.get(i).ok_or(format!("there is no blob for {tok}"))?;
+                let id = created
+                    .get(i)
+                    .ok_or(format!("there is no blob for {tok}"))?;
                 v.push(format!("{id:#x}"));
             }
             None => v.push(tok.to_string()),
@@ -349,9 +378,10 @@ impl Cli {
         if init {
             let dev: Box<dyn blob::BlockDevice> = match self.bs.take() {
                 Some(bs) => bs.unload().map_err(|e| e.to_string())?,
-                None => Box::new(BdevDev::open(&self.th, &self.bdev).map_err(|e| {
-                    format!("could not open bdev '{}': {e}", self.bdev)
-                })?),
+                None => Box::new(
+                    BdevDev::open(&self.th, &self.bdev)
+                        .map_err(|e| format!("could not open bdev '{}': {e}", self.bdev))?,
+                ),
             };
             println!("Init blobstore using bdev: {}", self.bdev);
             self.bs = Some(Blobstore::init(dev, &InitOpts::default()).map_err(|e| e.to_string())?);
@@ -359,7 +389,8 @@ impl Cli {
         } else if self.bs.is_none() {
             let dev = BdevDev::open(&self.th, &self.bdev)
                 .map_err(|e| format!("could not open bdev '{}': {e}", self.bdev))?;
-            let (bs, _) = Blobstore::load(Box::new(dev), &LoadOpts::default()).map_err(|e| e.to_string())?;
+            let (bs, _) =
+                Blobstore::load(Box::new(dev), &LoadOpts::default()).map_err(|e| e.to_string())?;
             self.bs = Some(bs);
         }
         self.bs.as_mut().ok_or_else(|| "no blobstore".to_string())
@@ -377,7 +408,10 @@ impl Cli {
 
     fn finish(self) -> Result<(), String> {
         match self.bs {
-            Some(bs) => bs.unload().map(drop).map_err(|e| format!("unloading the blobstore failed: {e}")),
+            Some(bs) => bs
+                .unload()
+                .map(drop)
+                .map_err(|e| format!("unloading the blobstore failed: {e}")),
             None => Ok(()),
         }
     }
@@ -496,11 +530,13 @@ fn main() {
             ctx.stop(1);
             return;
         };
-        let spawned = std::thread::Builder::new().name("blobcli".into()).spawn(move || {
-            let code = work(th, &args);
-            *rc2.lock().unwrap_or_else(|e| e.into_inner()) = code;
-            ctx.stop(code);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("blobcli".into())
+            .spawn(move || {
+                let code = work(th, &args);
+                *rc2.lock().unwrap_or_else(|e| e.into_inner()) = code;
+                ctx.stop(code);
+            });
         if let Err(e) = spawned {
             eprintln!("blobcli: cannot start the worker: {e}");
         }

@@ -56,7 +56,13 @@ fn main() {
         }
     };
     let mut bs = if a.get(4).map(String::as_str) == Some("--init") {
-        Blobstore::init(Box::new(dev), &InitOpts { cluster_size: 64 * 1024, ..Default::default() })
+        Blobstore::init(
+            Box::new(dev),
+            &InitOpts {
+                cluster_size: 64 * 1024,
+                ..Default::default()
+            },
+        )
     } else {
         Blobstore::load(Box::new(dev), &LoadOpts::default()).map(|(b, _)| b)
     }

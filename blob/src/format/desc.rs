@@ -261,7 +261,7 @@ impl Descriptor {
                 })
             }
             TYPE_EXTENT_RLE => {
-                if p.is_empty() || p.len() % EXTENT_LEN != 0 {
+                if p.is_empty() || !p.len().is_multiple_of(EXTENT_LEN) {
                     return Err(bad(
                         "extent RLE descriptor",
                         format!("length {} is not a non-zero multiple of 8", p.len()),
@@ -277,7 +277,7 @@ impl Descriptor {
                 )
             }
             TYPE_EXTENT_TABLE => {
-                if p.len() < 8 || (p.len() - 8) % ET_ENTRY_LEN != 0 {
+                if p.len() < 8 || !(p.len() - 8).is_multiple_of(ET_ENTRY_LEN) {
                     return Err(bad(
                         "extent table descriptor",
                         format!("length {} is not 8 + a multiple of 8", p.len()),
@@ -295,7 +295,7 @@ impl Descriptor {
                 }
             }
             TYPE_EXTENT_PAGE => {
-                if p.len() <= 4 || (p.len() - 4) % 4 != 0 {
+                if p.len() <= 4 || !(p.len() - 4).is_multiple_of(4) {
                     return Err(bad(
                         "extent page descriptor",
                         format!("length {} is not 4 + a non-zero multiple of 4", p.len()),

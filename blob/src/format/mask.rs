@@ -140,10 +140,7 @@ impl Mask {
         if region.len() - HEADER < bytes {
             return Err(FormatError::Bad {
                 what: "mask length",
-                why: format!(
-                    "{len} bits do not fit the {}-byte region",
-                    region.len()
-                ),
+                why: format!("{len} bits do not fit the {}-byte region", region.len()),
             });
         }
         let mut bits = Bits::new(len);

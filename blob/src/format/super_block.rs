@@ -98,7 +98,11 @@ impl SuperBlock {
         put_u32(&mut b, off::CLUSTER_SIZE, self.cluster_size);
         put_u32(&mut b, off::USED_PAGE_MASK_START, self.used_page_mask.0);
         put_u32(&mut b, off::USED_PAGE_MASK_LEN, self.used_page_mask.1);
-        put_u32(&mut b, off::USED_CLUSTER_MASK_START, self.used_cluster_mask.0);
+        put_u32(
+            &mut b,
+            off::USED_CLUSTER_MASK_START,
+            self.used_cluster_mask.0,
+        );
         put_u32(&mut b, off::USED_CLUSTER_MASK_LEN, self.used_cluster_mask.1);
         put_u32(&mut b, off::MD_START, self.md.0);
         put_u32(&mut b, off::MD_LEN, self.md.1);

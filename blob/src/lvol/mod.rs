@@ -106,7 +106,10 @@ fn name_buf(s: &str) -> Vec<u8> {
 
 fn check_name(what: &'static str, n: &str) -> Result<()> {
     if n.is_empty() || n.len() >= NAME_MAX || n.contains('/') {
-        return Err(inval(what, format!("name '{n}' must be 1..63 bytes without '/'")));
+        return Err(inval(
+            what,
+            format!("name '{n}' must be 1..63 bytes without '/'"),
+        ));
     }
     Ok(())
 }
@@ -128,10 +131,15 @@ impl LvolStore {
     }
 
     /// Run `f` on the store's blobstore.
-    pub(crate) fn with_bs<T>(&self, f: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_bs<T>(
+        &self,
+        f: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<T>,
+    ) -> Result<T> {
         let mut g = self.lock();
         let Inner { bs, lvols } = &mut *g;
-        let bs = bs.as_mut().ok_or(inval("use an lvol store", "it is unloaded"))?;
+        let bs = bs
+            .as_mut()
+            .ok_or(inval("use an lvol store", "it is unloaded"))?;
         f(bs, lvols)
     }
 
@@ -146,10 +154,14 @@ impl LvolStore {
 pub fn create_lvstore(th: &ThreadHandle, base: &str, o: &LvsOpts) -> Result<Arc<LvolStore>> {
     check_name("create an lvol store", &o.name)?;
     if find(&o.name).is_some() {
-        return Err(inval("create an lvol store", format!("lvol store '{}' exists", o.name)));
+        return Err(inval(
+            "create an lvol store",
+            format!("lvol store '{}' exists", o.name),
+        ));
     }
     let dev = BdevDev::open(th, base)?;
-    let total = (crate::dev::BlockDevice::num_blocks(&dev) * u64::from(crate::dev::BlockDevice::block_size(&dev)))
+    let total = (crate::dev::BlockDevice::num_blocks(&dev)
+        * u64::from(crate::dev::BlockDevice::block_size(&dev)))
         / u64::from(o.cluster_size.max(1));
     let md = (total * u64::from(o.md_pages_per_cluster_ratio) / 100).max(1);
     let mut bs = Blobstore::init(
@@ -157,7 +169,10 @@ pub fn create_lvstore(th: &ThreadHandle, base: &str, o: &LvsOpts) -> Result<Arc<
         &InitOpts {
             cluster_size: o.cluster_size,
             bstype: BSTYPE.into(),
-            num_md_pages: Some(u32::try_from(md).map_err(|_| inval("create an lvol store", "too many metadata pages"))?),
+            num_md_pages: Some(
+                u32::try_from(md)
+                    .map_err(|_| inval("create an lvol store", "too many metadata pages"))?,
+            ),
         },
     )?;
     let uuid = Uuid::random();
@@ -191,7 +206,10 @@ pub fn create_lvol(s: &Arc<LvolStore>, name: &str, size: u64, thin: bool) -> Res
     let uuid = Uuid::random();
     let (id, blocks, bsz) = s.with_bs(|bs, lvols| {
         if lvols.contains_key(name) {
-            return Err(inval("create an lvol", format!("lvol '{name}' exists in '{}'", s.name)));
+            return Err(inval(
+                "create an lvol",
+                format!("lvol '{name}' exists in '{}'", s.name),
+            ));
         }
         let cs = u64::from(bs.info().cluster_size);
         let id = bs.create_blob(&BlobOpts {
@@ -212,7 +230,11 @@ pub fn create_lvol(s: &Arc<LvolStore>, name: &str, size: u64, thin: bool) -> Res
                 blob,
             },
         );
-        Ok((id, size.div_ceil(cs) * cs / u64::from(bs.io_unit_size()), bs.io_unit_size()))
+        Ok((
+            id,
+            size.div_ceil(cs) * cs / u64::from(bs.io_unit_size()),
+            bs.io_unit_size(),
+        ))
     })?;
     vbdev::register(s, name, uuid, id, blocks, bsz, false)?;
     Ok(uuid)
@@ -247,7 +269,9 @@ pub fn snapshot(s: &Arc<LvolStore>, lvol: &str, snap: &str) -> Result<Uuid> {
         if lvols.contains_key(snap) {
             return Err(inval("snapshot an lvol", format!("lvol '{snap}' exists")));
         }
-        let l = lvols.get(lvol).ok_or(inval("snapshot an lvol", format!("no lvol '{lvol}'")))?;
+        let l = lvols
+            .get(lvol)
+            .ok_or(inval("snapshot an lvol", format!("no lvol '{lvol}'")))?;
         let sid = bs.create_snapshot(
             l.blob.id(),
             &[
@@ -257,7 +281,14 @@ pub fn snapshot(s: &Arc<LvolStore>, lvol: &str, snap: &str) -> Result<Uuid> {
         )?;
         let blob = bs.open_blob(sid)?;
         let n = bs.blob_info(sid)?.num_clusters * bs.io_units_per_cluster();
-        lvols.insert(snap.to_string(), Lvol { name: snap.to_string(), uuid, blob });
+        lvols.insert(
+            snap.to_string(),
+            Lvol {
+                name: snap.to_string(),
+                uuid,
+                blob,
+            },
+        );
         Ok((sid, n, bs.io_unit_size()))
     })?;
     vbdev::register(s, snap, uuid, id, blocks, bsz, true)?;
@@ -272,7 +303,9 @@ pub fn clone(s: &Arc<LvolStore>, snap: &str, clone: &str) -> Result<Uuid> {
         if lvols.contains_key(clone) {
             return Err(inval("clone an lvol", format!("lvol '{clone}' exists")));
         }
-        let l = lvols.get(snap).ok_or(inval("clone an lvol", format!("no lvol '{snap}'")))?;
+        let l = lvols
+            .get(snap)
+            .ok_or(inval("clone an lvol", format!("no lvol '{snap}'")))?;
         let cid = bs.create_clone(
             l.blob.id(),
             &[
@@ -282,7 +315,14 @@ pub fn clone(s: &Arc<LvolStore>, snap: &str, clone: &str) -> Result<Uuid> {
         )?;
         let blob = bs.open_blob(cid)?;
         let n = bs.blob_info(cid)?.num_clusters * bs.io_units_per_cluster();
-        lvols.insert(clone.to_string(), Lvol { name: clone.to_string(), uuid, blob });
+        lvols.insert(
+            clone.to_string(),
+            Lvol {
+                name: clone.to_string(),
+                uuid,
+                blob,
+            },
+        );
         Ok((cid, n, bs.io_unit_size()))
     })?;
     vbdev::register(s, clone, uuid, id, blocks, bsz, false)?;
@@ -293,7 +333,9 @@ pub fn clone(s: &Arc<LvolStore>, snap: &str, clone: &str) -> Result<Uuid> {
 /// registered again with the new size, so it must not be open.
 pub fn resize(s: &Arc<LvolStore>, lvol: &str, size: u64) -> Result<()> {
     let (uuid, id) = s.with_bs(|_, lvols| {
-        let l = lvols.get(lvol).ok_or(inval("resize an lvol", format!("no lvol '{lvol}'")))?;
+        let l = lvols
+            .get(lvol)
+            .ok_or(inval("resize an lvol", format!("no lvol '{lvol}'")))?;
         Ok((l.uuid, l.blob.id()))
     })?;
     let bdev_name = uuid.to_string();
@@ -307,11 +349,16 @@ pub fn resize(s: &Arc<LvolStore>, lvol: &str, size: u64) -> Result<()> {
         }
     }
     let (blocks, bsz) = s.with_bs(|bs, lvols| {
-        let l = lvols.get(lvol).ok_or(inval("resize an lvol", format!("no lvol '{lvol}'")))?;
+        let l = lvols
+            .get(lvol)
+            .ok_or(inval("resize an lvol", format!("no lvol '{lvol}'")))?;
         let cs = u64::from(bs.info().cluster_size);
         bs.resize(&l.blob, size.div_ceil(cs))?;
         bs.sync_md(id)?;
-        Ok((size.div_ceil(cs) * cs / u64::from(bs.io_unit_size()), bs.io_unit_size()))
+        Ok((
+            size.div_ceil(cs) * cs / u64::from(bs.io_unit_size()),
+            bs.io_unit_size(),
+        ))
     })?;
     vbdev::unregister_wait(&s.thread, &bdev_name)?;
     vbdev::register(s, lvol, uuid, id, blocks, bsz, false)?;
@@ -321,7 +368,9 @@ pub fn resize(s: &Arc<LvolStore>, lvol: &str, size: u64) -> Result<()> {
 /// Delete lvol `lvol` (its bdev first).
 pub fn delete(s: &Arc<LvolStore>, lvol: &str) -> Result<()> {
     let uuid = s.with_bs(|bs, lvols| {
-        let l = lvols.get(lvol).ok_or(inval("delete an lvol", format!("no lvol '{lvol}'")))?;
+        let l = lvols
+            .get(lvol)
+            .ok_or(inval("delete an lvol", format!("no lvol '{lvol}'")))?;
         let n = bs.clones_of(l.blob.id()).len();
         if n > 1 {
             return Err(Error::Busy {
@@ -336,7 +385,9 @@ pub fn delete(s: &Arc<LvolStore>, lvol: &str) -> Result<()> {
         vbdev::unregister_wait(&s.thread, &uuid.to_string())?;
     }
     s.with_bs(|bs, lvols| {
-        let l = lvols.remove(lvol).ok_or(inval("delete an lvol", format!("no lvol '{lvol}'")))?;
+        let l = lvols
+            .remove(lvol)
+            .ok_or(inval("delete an lvol", format!("no lvol '{lvol}'")))?;
         let id = l.blob.id();
         bs.close_blob(l.blob)?;
         bs.delete_blob(id)
@@ -355,7 +406,12 @@ pub fn unload(s: &Arc<LvolStore>) -> Result<()> {
 }
 
 fn close_all(s: &Arc<LvolStore>) -> Result<()> {
-    let names: Vec<(String, Uuid)> = s.lock().lvols.values().map(|l| (l.name.clone(), l.uuid)).collect();
+    let names: Vec<(String, Uuid)> = s
+        .lock()
+        .lvols
+        .values()
+        .map(|l| (l.name.clone(), l.uuid))
+        .collect();
     for (_, u) in &names {
         if bdev::bdev::get(&u.to_string()).is_some() {
             vbdev::unregister_wait(&s.thread, &u.to_string())?;

@@ -24,7 +24,9 @@ fn err(e: &Error) -> RpcError {
         Error::NoBlob(_) => RpcError::new(-19, e.to_string()),
         Error::NoSpace { .. } => RpcError::new(-28, e.to_string()),
         Error::Busy { .. } => RpcError::new(-16, e.to_string()),
-        Error::Bdev(bdev::Error::NotFound(_)) => RpcError::new(-19, e.to_string()),
+        Error::Bdev(b) if matches!(**b, bdev::Error::NotFound(_)) => {
+            RpcError::new(-19, e.to_string())
+        }
         _ => RpcError::internal(e.to_string()),
     }
 }
@@ -149,7 +151,9 @@ fn methods() -> Vec<(&'static str, Handler)> {
                 offload(r, |th, p: CreateLvs| {
                     if let Some(m) = &p.clear_method {
                         if !matches!(m.as_str(), "none" | "unmap" | "write_zeroes") {
-                            return Err(RpcError::invalid_params(format!("bad clear_method '{m}'")));
+                            return Err(RpcError::invalid_params(format!(
+                                "bad clear_method '{m}'"
+                            )));
                         }
                     }
                     let s = lvol::create_lvstore(
@@ -158,7 +162,9 @@ fn methods() -> Vec<(&'static str, Handler)> {
                         &LvsOpts {
                             name: p.lvs_name,
                             cluster_size: p.cluster_sz.unwrap_or(lvol::DEFAULT_CLUSTER_SIZE),
-                            md_pages_per_cluster_ratio: p.num_md_pages_per_cluster_ratio.unwrap_or(100),
+                            md_pages_per_cluster_ratio: p
+                                .num_md_pages_per_cluster_ratio
+                                .unwrap_or(100),
                         },
                     )
                     .map_err(|e| err(&e))?;
@@ -176,7 +182,9 @@ fn methods() -> Vec<(&'static str, Handler)> {
                 let res = if p.uuid.is_some() || p.lvs_name.is_some() {
                     store_of(&p.uuid, &p.lvs_name).map(|s| json!([lvs_json(&s)]))
                 } else {
-                    Ok(Value::Array(lvol::stores().iter().map(|s| lvs_json(s)).collect()))
+                    Ok(Value::Array(
+                        lvol::stores().iter().map(|s| lvs_json(s)).collect(),
+                    ))
                 };
                 r.respond(res)
             }),
@@ -187,8 +195,9 @@ fn methods() -> Vec<(&'static str, Handler)> {
                 offload(r, |_, p: CreateLvol| {
                     let _ = p.clear_method;
                     let s = store_of(&p.uuid, &p.lvs_name)?;
-                    let u = lvol::create_lvol(&s, &p.lvol_name, p.size_in_mib << 20, p.thin_provision)
-                        .map_err(|e| err(&e))?;
+                    let u =
+                        lvol::create_lvol(&s, &p.lvol_name, p.size_in_mib << 20, p.thin_provision)
+                            .map_err(|e| err(&e))?;
                     Ok(json!(u.to_string()))
                 })
             }),
@@ -264,14 +273,16 @@ impl Subsystem for LvolSubsystem {
 
     fn fini(&self, done: Done) {
         // Unloading waits for I/O on this (the app) thread: do it from another.
-        let spawned = std::thread::Builder::new().name("lvol-fini".into()).spawn(move || {
-            for s in lvol::stores() {
-                if let Err(e) = lvol::unload(&s) {
-                    eal::log_err!("lvol: unloading store '{}' failed: {e}", s.name);
+        let spawned = std::thread::Builder::new()
+            .name("lvol-fini".into())
+            .spawn(move || {
+                for s in lvol::stores() {
+                    if let Err(e) = lvol::unload(&s) {
+                        eal::log_err!("lvol: unloading store '{}' failed: {e}", s.name);
+                    }
                 }
-            }
-            done.ok();
-        });
+                done.ok();
+            });
         if let Err(e) = spawned {
             eal::log_err!("lvol fini: cannot start a thread: {e}");
         }

@@ -57,7 +57,10 @@ struct LvolChannel {
 
 fn complete_on(th: ThreadHandle, io: BdevIo, st: IoStatus) {
     if let Err(e) = th.send_msg(move || io.complete(st)) {
-        eal::log_err!("lvol: the submitting thread is gone; I/O dropped: {:?}", e.reason);
+        eal::log_err!(
+            "lvol: the submitting thread is gone; I/O dropped: {:?}",
+            e.reason
+        );
     }
 }
 

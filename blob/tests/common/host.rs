@@ -9,10 +9,23 @@ use blob::BlockDevice;
 /// An EAL of one lcore without hugepages, or `None` after a counted skip.
 pub fn eal(test: &str) -> Option<eal::Eal> {
     static N: AtomicU32 = AtomicU32::new(0);
-    let prefix = format!("blobt{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let prefix = format!(
+        "blobt{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     let argv: Vec<String> = [
-        "blobtest", "-l", "0", "--no-huge", "-m", "8", "--no-pci", "--file-prefix", &prefix,
-        "--log-level", "4",
+        "blobtest",
+        "-l",
+        "0",
+        "--no-huge",
+        "-m",
+        "8",
+        "--no-pci",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "4",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -54,12 +67,14 @@ pub fn with_malloc<T: Send + 'static>(
                 Box::new(BdevDev::open(&th, &n2).expect("open the malloc bdev"));
             let chunk = 1 << 20;
             for (i, c) in image.chunks(chunk).enumerate() {
-                dev.write((i * chunk / 512) as u64, c).expect("load the image");
+                dev.write((i * chunk / 512) as u64, c)
+                    .expect("load the image");
             }
             let (t, mut dev) = work(dev);
             let mut out = vec![0u8; bytes as usize];
             for (i, c) in out.chunks_mut(chunk).enumerate() {
-                dev.read((i * chunk / 512) as u64, c).expect("read the image back");
+                dev.read((i * chunk / 512) as u64, c)
+                    .expect("read the image back");
             }
             drop(dev);
             (t, out)
