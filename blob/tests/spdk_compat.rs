@@ -451,6 +451,24 @@ fn spdk_lvols_both_ways() {
             "read through SPDK's snapshot"
         );
         assert!(back[2 << 20..(2 << 20) + (64 << 10)] == d2c[..]);
+        // A recovery load of SPDK's store finds the same blobs and clusters.
+        let ids = bs.blob_ids();
+        let clusters: Vec<Vec<u32>> = ids.iter().map(|&i| bs.blob_clusters(i).unwrap()).collect();
+        let used = bs.used_clusters().clone();
+        let dev = bs.unload().unwrap();
+        let (bs, kind) = Blobstore::load(
+            dev,
+            &LoadOpts {
+                force_recover: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(kind, LoadKind::Recovered);
+        assert_eq!(bs.blob_ids(), ids);
+        let again: Vec<Vec<u32>> = ids.iter().map(|&i| bs.blob_clusters(i).unwrap()).collect();
+        assert_eq!(again, clusters);
+        assert_eq!(bs.used_clusters(), &used, "the rebuilt mask equals SPDK's");
         ((), bs.unload().unwrap())
     });
 
