@@ -1,6 +1,6 @@
 //! `ferroplane-tgt`: the storage target application (SPDK's `spdk_tgt`). It runs the
 //! framework app with every subsystem the target has: the framework's own (the
-//! scheduler), bdev and vhost_blk. A new subsystem (nvmf, ...) plugs in with one
+//! scheduler), bdev, lvol and vhost_blk. A new subsystem (nvmf, ...) plugs in with one
 //! `app.add_subsystem(..)` line in [`subsystems`].
 //!
 //! Besides the framework's options it takes SPDK vhost's `-S DIR`: the directory of
@@ -12,6 +12,7 @@ use framework::Error;
 /// Register the target's subsystems.
 fn subsystems(app: &mut App) -> framework::Result<()> {
     app.add_subsystem(bdev::BdevSubsystem)?;
+    app.add_subsystem(blob::lvol::rpc::LvolSubsystem)?;
     app.add_subsystem(fpvhost::VhostSubsystem)
 }
 
