@@ -1,0 +1,627 @@
+//! The virtio-net poll-mode driver (`net_virtio`) on QEMU's `virtio-net-pci` (modern,
+//! `disable-legacy=on`, `iommu_platform=on`, `mq=on`): one guest (testbed/) with four
+//! virtio NICs. NICs A and B (00:10.0, 00:11.0) have Unix datagram sockets this test
+//! holds as their wires; C and D (00:12.0, 00:13.0) are wired to each other (a frame
+//! out of one arrives at the other) for the benchmark.
+//!
+//! In one boot:
+//! * `virtio_suite` over VFIO (IOVA = VA, the device translating through the vIOMMU)
+//!   and over uio_pci_generic (`--iova-mode pa`), with `fp-virtiotest suite` in the
+//!   guest: frames the host sends into A arrive byte for byte; with promiscuous off (a
+//!   control-queue command) frames to a foreign MAC are filtered, with it on they
+//!   arrive; after a MAC change through the control queue frames to the new MAC arrive
+//!   and frames to the old one are filtered; frames sent out of A and B arrive here
+//!   byte for byte and in order (checked here, the peer being QEMU's socket backend and
+//!   this test); a chained packet is dropped and counted; the counters match; every mbuf
+//!   is back in the pool. UIO in VA mode is refused with the fix named.
+//! * `virtio_l2fwd`: the l2fwd sample forwards N frames A -> B (VFIO and UIO); each
+//!   arrives here once with l2fwd's MAC rewrite and the rest intact.
+//! * `virtio_testpmd_io`: testpmd io forwarding over A and B (VFIO): N frames sent into
+//!   A come out of B unchanged, and testpmd's forward statistics say N.
+//! * `virtio_unbind`: unbinding A under a polling program makes it stop with exit 3.
+//! * `virtio_tshark`: frames A sends are decoded by tshark from a pcap this test writes
+//!   of what it received (a dissector we did not write agrees on addresses, type and
+//!   length).
+//! * `virtio_bench` (when `FP_VIRTIO_BENCH=1`, or always under `FP_REQUIRE=1`): testpmd
+//!   io forwarding between C and D with `--tx-first`, our testpmd + `net_virtio` against
+//!   Debian's `dpdk-testpmd` + DPDK's `net_virtio` (copied into the guest with the
+//!   plugins it needs), alternating rounds; prints the ratio of forwarded packets/s.
+//!
+//! The device's queue pairs: QEMU's datagram backend has one queue, so the device offers
+//! MQ with `max_virtqueue_pairs` = 1; the suite checks the driver negotiated MQ and
+//! configured that many pairs. More pairs need a multi-queue backend (tap, vhost-user).
+//!
+//! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
+//! `guest`). `cargo test --test virtio_guest -- --nocapture`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use testbed::frames::{
+    test_frame, FOREIGN, HOST, N_FOREIGN1, N_FOREIGN2, N_L2FWD, N_OWN1, N_OWN2, N_TX, S_FOREIGN1,
+    S_FOREIGN2, S_L2FWD, S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TESTPMD, S_TXA, S_TXB, VIRTIO_A,
+    VIRTIO_B, VIRTIO_NEW,
+};
+use testbed::{boot_or_skip, build_release, repo_root, FrameSocket, Guest, GuestOptions};
+
+const A: &str = "0000:00:10.0";
+const B: &str = "0000:00:11.0";
+const C: &str = "0000:00:12.0";
+const D: &str = "0000:00:13.0";
+/// Frames of the MAC-change step (as fp-virtiotest).
+const N_MAC: u32 = 40;
+/// Frames testpmd forwards.
+const N_TESTPMD: u32 = 400;
+/// DPDK's driver plugins the guest needs (loaded with `-d`).
+const DPDK_PMDS: &str = "/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0";
+const DPDK_PLUGINS: &[&str] = &[
+    "librte_mempool_ring.so.23",
+    "librte_bus_pci.so.23",
+    "librte_net_virtio.so.23",
+];
+
+/// The QEMU arguments of the four NICs (sockets 2..=5 in `dir`).
+fn nic_args(dir: &Path) -> Vec<String> {
+    let d = dir.display();
+    let mut v = Vec::new();
+    for (i, slot, remote) in [
+        (2, 0x10, format!("{d}/host2.sock")),
+        (3, 0x11, format!("{d}/host3.sock")),
+        (4, 0x12, format!("{d}/guest5.sock")),
+        (5, 0x13, format!("{d}/guest4.sock")),
+    ] {
+        v.push("-netdev".into());
+        v.push(format!(
+            "dgram,id=v{i},local.type=unix,local.path={d}/guest{i}.sock,remote.type=unix,remote.path={remote}"
+        ));
+        v.push("-device".into());
+        v.push(format!(
+            "virtio-net-pci,netdev=v{i},mac=52:54:00:fe:01:0{},addr={slot:#x},disable-legacy=on,iommu_platform=on,mq=on,vectors=4",
+            i - 2
+        ));
+    }
+    v
+}
+
+struct Nics {
+    s0: FrameSocket,
+    s1: FrameSocket,
+}
+
+fn fresh_run(n: &Nics, tag: &str) -> (String, String) {
+    n.s0.drain().unwrap();
+    n.s1.drain().unwrap();
+    (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"))
+}
+
+fn send_interleaved(s: &FrameSocket, own: ([u8; 6], u8, u32), other: ([u8; 6], u8, u32)) {
+    for i in 0..own.2.max(other.2) {
+        if i < other.2 {
+            s.send(&test_frame(other.0, HOST, other.1, i)).unwrap();
+        }
+        if i < own.2 {
+            s.send(&test_frame(own.0, HOST, own.1, i)).unwrap();
+        }
+    }
+}
+
+fn send_and_collect(n: &Nics, stream: u8, count: u32) -> Vec<Vec<u8>> {
+    std::thread::scope(|sc| {
+        let rx = sc.spawn(|| {
+            let mut got = Vec::new();
+            while got.len() < count as usize {
+                match n.s1.recv(Duration::from_secs(60)).unwrap() {
+                    Some(f) => got.push(f),
+                    None => break,
+                }
+            }
+            got
+        });
+        for k in 0..count {
+            n.s0.send(&test_frame(VIRTIO_A, HOST, stream, k)).unwrap();
+        }
+        rx.join().unwrap()
+    })
+}
+
+fn expect_frames(
+    s: &FrameSocket,
+    n: u32,
+    what: &str,
+    want: impl Fn(u32) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    for seq in 0..n {
+        let f = s
+            .recv(Duration::from_secs(60))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{what}: frame {seq} of {n} never arrived"));
+        let w = want(seq);
+        assert_eq!(f.len(), w.len(), "{what}: frame {seq} length");
+        assert!(f == w, "{what}: frame {seq} differs from what was sent");
+        all.push(f);
+    }
+    all
+}
+
+fn field(out: &str, line: &str, key: &str) -> u64 {
+    let l = out
+        .lines()
+        .find(|l| l.starts_with(line))
+        .unwrap_or_else(|| panic!("no '{line}' line:\n{out}"));
+    l.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in '{l}'"))
+}
+
+fn eal(tag: &str, extra: &str) -> String {
+    format!("fp-virtiotest -l 0 -m 64 --file-prefix {tag} -a {A} -a {B} {extra}")
+}
+
+/// The suite through one backend; returns the frames A sent (for tshark).
+fn virtio_suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) -> Vec<Vec<u8>> {
+    let t0 = Instant::now();
+    let (log, pid) = fresh_run(n, tag);
+    g.run_ok(&format!(
+        "{} -- suite > {log} 2>&1 & echo $! > {pid}",
+        eal(tag, extra)
+    ));
+    let out = g.wait_log(&log, "READY", 180);
+    assert!(out.contains("driver=net_virtio"), "{out}");
+    // QEMU's socket backend has one queue: MQ negotiated, one pair.
+    assert_eq!(field(&out, "READY", "max_queue_pairs"), 1, "{out}");
+
+    send_interleaved(
+        &n.s0,
+        (VIRTIO_A, S_OWN1, N_OWN1),
+        (FOREIGN, S_FOREIGN1, N_FOREIGN1),
+    );
+    let out = g.wait_log(&log, "STEP1 OK", 180);
+    assert_eq!(field(&out, "STEP1 OK", "own"), u64::from(N_OWN1));
+    assert_eq!(
+        field(&out, "STEP1 OK", "foreign"),
+        0,
+        "promiscuous off let foreign frames in"
+    );
+
+    g.wait_log(&log, "STEP2 READY", 60);
+    send_interleaved(
+        &n.s0,
+        (VIRTIO_A, S_OWN2, N_OWN2),
+        (FOREIGN, S_FOREIGN2, N_FOREIGN2),
+    );
+    let out = g.wait_log(&log, "STEP2 OK", 180);
+    assert_eq!(field(&out, "STEP2 OK", "foreign"), u64::from(N_FOREIGN2));
+
+    g.wait_log(&log, "STEP3 READY", 60);
+    send_interleaved(
+        &n.s0,
+        (VIRTIO_NEW, S_NEWMAC, N_MAC),
+        (VIRTIO_A, S_OLDMAC, N_MAC),
+    );
+    let out = g.wait_log(&log, "STEP3 OK", 180);
+    assert_eq!(field(&out, "STEP3 OK", "own"), u64::from(N_MAC));
+    assert_eq!(
+        field(&out, "STEP3 OK", "old"),
+        0,
+        "the old MAC still received"
+    );
+
+    let sent_a = expect_frames(&n.s0, N_TX, "TX out of NIC A", |s| {
+        test_frame(HOST, VIRTIO_A, S_TXA, s)
+    });
+    expect_frames(&n.s1, N_TX, "TX out of NIC B", |s| {
+        test_frame(HOST, VIRTIO_B, S_TXB, s)
+    });
+    assert_eq!(
+        n.s0.drain().unwrap() + n.s1.drain().unwrap(),
+        0,
+        "more frames than were sent"
+    );
+
+    let out = g.wait_log(&log, "DONE", 120);
+    assert_eq!(g.wait_exit(&pid, 120), 0, "{out}");
+    let len = |s: u8, k: u32| test_frame(HOST, HOST, s, k).len() as u64;
+    let rx_frames = u64::from(N_OWN1 + N_OWN2 + N_FOREIGN2 + N_MAC);
+    let rx_bytes: u64 = (0..N_OWN1).map(|k| len(S_OWN1, k)).sum::<u64>()
+        + (0..N_OWN2).map(|k| len(S_OWN2, k)).sum::<u64>()
+        + (0..N_FOREIGN2).map(|k| len(S_FOREIGN2, k)).sum::<u64>()
+        + (0..N_MAC).map(|k| len(S_NEWMAC, k)).sum::<u64>();
+    let tx_bytes: u64 = (0..N_TX).map(|k| len(S_TXA, k)).sum();
+    assert_eq!(field(&out, "STATS a", "ipackets"), rx_frames);
+    assert_eq!(field(&out, "STATS a", "ibytes"), rx_bytes);
+    assert_eq!(field(&out, "STATS a", "obytes"), tx_bytes);
+    assert_eq!(field(&out, "STATS a", "oerrors"), 1, "the chained packet");
+    assert!(field(&out, "XSTATS a", "ctrl_commands") >= 7, "{out}");
+    assert_eq!(
+        field(&out, "pool", "avail"),
+        field(&out, "pool", "size"),
+        "mbufs leaked"
+    );
+    eprintln!("virtio_suite over {tag} passed in {:?}", t0.elapsed());
+    sent_a
+}
+
+fn l2fwd_port(out: &str, mac: [u8; 6]) -> u16 {
+    let want = mac
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    out.lines()
+        .find_map(|l| {
+            let (p, m) = l.strip_prefix("Port ")?.split_once(", MAC address: ")?;
+            m.trim()
+                .eq_ignore_ascii_case(&want)
+                .then(|| p.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("l2fwd printed no port with MAC {want}:\n{out}"))
+}
+
+fn l2fwd_stat(out: &str, port: u16, key: &str) -> u64 {
+    let head = format!("Statistics for port {port} ");
+    let at = out
+        .rfind(&head)
+        .unwrap_or_else(|| panic!("no '{head}' block:\n{out}"));
+    let prefix = format!("Packets {key}:");
+    out[at..]
+        .lines()
+        .skip(1)
+        .take(3)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no '{prefix}' for port {port}:\n{}", &out[at..]))
+}
+
+/// Each of `got` is frame `seq` of `stream` (each seq once, all `n`), with `fix`
+/// applied to what was sent.
+fn check_forwarded(got: &[Vec<u8>], n: u32, stream: u8, what: &str, fix: impl Fn(&mut Vec<u8>)) {
+    assert_eq!(got.len(), n as usize, "{what}: frames out of NIC B");
+    let mut seen = vec![false; n as usize];
+    for (i, f) in got.iter().enumerate() {
+        assert!(
+            f.len() >= 19 && f[18] == stream,
+            "{what}: frame {i} is not one we sent"
+        );
+        let seq = u32::from_le_bytes([f[14], f[15], f[16], f[17]]);
+        assert!(
+            seq < n && !seen[seq as usize],
+            "{what}: frame {seq} unexpected or twice"
+        );
+        seen[seq as usize] = true;
+        let mut want = test_frame(VIRTIO_A, HOST, stream, seq);
+        fix(&mut want);
+        assert!(*f == want, "{what}: frame {seq} differs");
+    }
+}
+
+fn virtio_l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
+    let t0 = Instant::now();
+    let (log, pid) = fresh_run(n, tag);
+    g.run_ok(&format!(
+        "( l2fwd -l 0-1 -m 64 --file-prefix {tag} -a {A} -a {B} {extra} -- -p 0x3 -T 0 --max-packets {N_L2FWD} \
+         > {log} 2>&1; rc=$?; echo L2FWD-EXIT rc=$rc >> {log}; exit $rc ) & echo $! > {pid}"
+    ));
+    let out = g.wait_log(&log, "Lcore 1: RX port", 180);
+    assert!(!out.contains("L2FWD-EXIT"), "l2fwd ended early:\n{out}");
+    let (pa, pb) = (l2fwd_port(&out, VIRTIO_A), l2fwd_port(&out, VIRTIO_B));
+    let dst = [0x02, 0, 0, 0, 0, pb as u8];
+    let got = send_and_collect(n, S_L2FWD, N_L2FWD);
+    check_forwarded(&got, N_L2FWD, S_L2FWD, "l2fwd", |w| {
+        w[0..6].copy_from_slice(&dst);
+        w[6..12].copy_from_slice(&VIRTIO_B);
+    });
+    let rc = g.wait_exit(&pid, 120);
+    let (_, out) = g.run(&format!("cat {log}")).unwrap();
+    assert_eq!(rc, 0, "l2fwd exit status:\n{out}");
+    assert!(
+        !out.contains("mbufs not returned"),
+        "l2fwd leaked mbufs:\n{out}"
+    );
+    assert_eq!(
+        n.s1.drain().unwrap() + n.s0.drain().unwrap(),
+        0,
+        "extra frames"
+    );
+    assert_eq!(
+        l2fwd_stat(&out, pa, "received"),
+        u64::from(N_L2FWD),
+        "{out}"
+    );
+    assert_eq!(l2fwd_stat(&out, pb, "sent"), u64::from(N_L2FWD), "{out}");
+    assert_eq!(l2fwd_stat(&out, pb, "dropped"), 0, "{out}");
+    eprintln!(
+        "virtio_l2fwd over {tag}: {N_L2FWD} frames port {pa} -> port {pb} in {:?}",
+        t0.elapsed()
+    );
+}
+
+/// "`dir`-packets: N" of the "Forward statistics for port `port`" block in testpmd's
+/// last report.
+fn testpmd_stat(out: &str, port: u16, dir: &str) -> u64 {
+    let head = format!("Forward statistics for port {port} ");
+    let at = out
+        .rfind(&head)
+        .unwrap_or_else(|| panic!("no '{head}':\n{out}"));
+    let key = format!("{dir}-packets:");
+    out[at..]
+        .lines()
+        .skip(1)
+        .find_map(|l| l.trim().strip_prefix(&key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} for port {port}:\n{}", &out[at..]))
+}
+
+fn virtio_testpmd_io(g: &mut Guest, n: &Nics, tag: &str) {
+    let t0 = Instant::now();
+    let (log, pid) = fresh_run(n, tag);
+    g.run_ok(&format!(
+        "testpmd -l 0-1 -m 128 --file-prefix {tag} -a {A} -a {B} -- --forward-mode=io --nb-cores=1 \
+         > {log} 2>&1 < /dev/null & echo $! > {pid}"
+    ));
+    let out = g.wait_log(&log, "io packet forwarding", 180);
+    assert!(
+        out.contains("Port 0: 52:54:00:FE:01:00"),
+        "port 0 is A:\n{out}"
+    );
+    let got = send_and_collect(n, S_TESTPMD, N_TESTPMD);
+    check_forwarded(&got, N_TESTPMD, S_TESTPMD, "testpmd io", |_| {});
+    std::thread::sleep(Duration::from_millis(300));
+    g.run_ok(&format!("kill -INT $(cat {pid})"));
+    let rc = g.wait_exit(&pid, 120);
+    let (_, out) = g.run(&format!("cat {log}")).unwrap();
+    assert_eq!(rc, 0, "testpmd exit status:\n{out}");
+    assert_eq!(testpmd_stat(&out, 0, "RX"), u64::from(N_TESTPMD), "{out}");
+    assert_eq!(testpmd_stat(&out, 1, "TX"), u64::from(N_TESTPMD), "{out}");
+    assert_eq!(
+        n.s1.drain().unwrap(),
+        0,
+        "testpmd sent more than N frames out of B"
+    );
+    eprintln!(
+        "virtio_testpmd_io over {tag}: {N_TESTPMD} frames A -> B unchanged in {:?}",
+        t0.elapsed()
+    );
+}
+
+fn virtio_unbind(g: &mut Guest, tag: &str, extra: &str) {
+    let out = g.unbind_under(&format!("{} -- poll 150", eal(tag, extra)), "POLLING", A);
+    assert!(
+        out.contains("rx=0 tx=0 kept=1"),
+        "bursts on the gone port:\n{out}"
+    );
+    assert_eq!(
+        field(&out, "pool", "avail"),
+        field(&out, "pool", "size"),
+        "{out}"
+    );
+    eprintln!("virtio_unbind over {tag}: exit 3, no crash");
+}
+
+/// Write `frames` as a pcap (LINKTYPE_ETHERNET) and let tshark decode them.
+fn virtio_tshark(frames: &[Vec<u8>]) {
+    if !testkit::on_path("tshark") {
+        testkit::skip(
+            "virtio_tshark",
+            testkit::Need::Tool,
+            "tshark is not installed",
+        );
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("fp-virtio-{}.pcap", std::process::id()));
+    // pcap global header: magic, version 2.4, zone 0, sigfigs 0, snaplen, Ethernet.
+    let mut f = Vec::new();
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 1] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    for fr in frames {
+        for v in [0u32, 0, fr.len() as u32, fr.len() as u32] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend_from_slice(fr);
+    }
+    std::fs::write(&path, &f).unwrap();
+    let out = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(&path)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "eth.src",
+            "-e",
+            "eth.dst",
+            "-e",
+            "eth.type",
+            "-e",
+            "frame.len",
+        ])
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        frames.len(),
+        "tshark decoded every frame:\n{text}"
+    );
+    for (k, l) in lines.iter().enumerate() {
+        let c: Vec<&str> = l.split('\t').collect();
+        assert_eq!(c[0], "52:54:00:fe:01:00", "frame {k} source per tshark");
+        assert_eq!(
+            c[1], "02:00:00:00:00:42",
+            "frame {k} destination per tshark"
+        );
+        assert_eq!(c[2], "0x88b5", "frame {k} type per tshark");
+        assert_eq!(
+            c[3],
+            frames[k].len().to_string(),
+            "frame {k} length per tshark"
+        );
+    }
+    eprintln!(
+        "virtio_tshark: tshark decoded {} frames sent by net_virtio",
+        frames.len()
+    );
+}
+
+/// The median of the per-second forwarded rates in a testpmd log with
+/// `--stats-period 1` (sum of both ports' Rx-pps per period), skipping the first two.
+fn median_pps(out: &str) -> Option<f64> {
+    let pps: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    let mut sums: Vec<u64> = pps.chunks_exact(2).map(|c| c[0] + c[1]).skip(2).collect();
+    if sums.len() < 3 {
+        return None;
+    }
+    sums.sort_unstable();
+    Some(sums[sums.len() / 2] as f64)
+}
+
+fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
+    let tag = format!("b{}{k}", if ours { "o" } else { "d" });
+    let log = format!("/tmp/{tag}.log");
+    let cmd = if ours {
+        format!(
+            "timeout -s INT {secs} testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D} -- \
+             --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 > {log} 2>&1 < /dev/null; true"
+        )
+    } else {
+        let plugins: String = DPDK_PLUGINS
+            .iter()
+            .map(|p| format!(" -d /dpdk/{p}"))
+            .collect();
+        format!(
+            "timeout -s INT {secs} dpdk-testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D}{plugins} -- \
+             --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 --total-num-mbufs=4096 > {log} 2>&1 < /dev/null; true"
+        )
+    };
+    g.run_timeout(&cmd, Duration::from_secs(secs + 120))
+        .unwrap();
+    let (_, out) = g.run(&format!("cat {log}; rm -f {log}")).unwrap();
+    let side = if ours {
+        "ours (net_virtio, testpmd)"
+    } else {
+        "DPDK 22.11 net_virtio, dpdk-testpmd"
+    };
+    median_pps(&out).unwrap_or_else(|| panic!("{side}: no forwarding rates in its output:\n{out}"))
+}
+
+fn virtio_bench(g: &mut Guest) {
+    g.bind(C, "vfio-pci");
+    g.bind(D, "vfio-pci");
+    g.run_ok("mkdir -p /var/run /var/tmp /tmp");
+    let (mut o, mut d) = (Vec::new(), Vec::new());
+    for k in 0..3 {
+        o.push(bench_round(g, true, 14, k));
+        d.push(bench_round(g, false, 14, k));
+        eprintln!(
+            "virtio_bench round {k}: ours {:.0} pps, DPDK {:.0} pps",
+            o[k], d[k]
+        );
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mo, md) = (med(&mut o), med(&mut d));
+    assert!(
+        mo > 0.0 && md > 0.0,
+        "a side forwarded nothing: ours {mo}, DPDK {md}"
+    );
+    eprintln!(
+        "virtio_bench: testpmd io forwarding over two virtio-net ports (TCG guest, wired back to back): \
+         ours {mo:.0} pps, DPDK {md:.0} pps, ratio ours/DPDK = {:.2}",
+        mo / md
+    );
+}
+
+#[test]
+fn virtio_guest() {
+    let t0 = Instant::now();
+    let net_dir = std::env::temp_dir().join(format!("fp-virtio-net-{}", std::process::id()));
+    std::fs::create_dir_all(&net_dir).unwrap();
+    let bench = std::env::var("FP_VIRTIO_BENCH").is_ok_and(|v| v == "1");
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    if bench {
+        files.push((
+            "/usr/bin/dpdk-testpmd".into(),
+            "/fp/bin/dpdk-testpmd".into(),
+        ));
+        for p in DPDK_PLUGINS {
+            files.push((Path::new(DPDK_PMDS).join(p), format!("/dpdk/{p}")));
+        }
+        for (f, _) in &files {
+            assert!(f.exists(), "{} missing: apt-get install dpdk", f.display());
+        }
+    }
+    let opts = || GuestOptions {
+        bins: build_release(&[
+            ("ferroplane-testbed", "fp-virtiotest"),
+            ("ferroplane-apps", "l2fwd"),
+            ("ferroplane-apps", "testpmd"),
+        ]),
+        log: repo_root().join(".testbed-cache/virtio-console.log"),
+        net_dir: Some(net_dir.clone()),
+        qemu_args: nic_args(&net_dir),
+        hugepages: 192,
+        files,
+        ..Default::default()
+    };
+    let Some(mut g) = boot_or_skip("virtio_guest", opts) else {
+        let _ = std::fs::remove_dir_all(&net_dir);
+        return;
+    };
+    let mut nics: Vec<String> = g.devices(&["1af4:1041"]).into_iter().map(|d| d.0).collect();
+    nics.sort();
+    assert_eq!(nics, [A, B, C, D], "the four virtio NICs");
+    let n = Nics {
+        s0: FrameSocket::open(g.net_dir(), 2).expect("bind host socket of NIC A"),
+        s1: FrameSocket::open(g.net_dir(), 3).expect("bind host socket of NIC B"),
+    };
+    n.s0.set_send_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+
+    // --- VFIO, IOVA = VA (the device translates through the vIOMMU) ---
+    g.bind(A, "vfio-pci");
+    g.bind(B, "vfio-pci");
+    let sent_a = virtio_suite(&mut g, &n, "sv", "");
+    virtio_tshark(&sent_a);
+    virtio_l2fwd(&mut g, &n, "lv", "");
+    virtio_testpmd_io(&mut g, &n, "tv");
+    virtio_unbind(&mut g, "pv", "");
+
+    // --- UIO, IOVA = PA ---
+    g.bind(A, "uio_pci_generic");
+    g.bind(B, "uio_pci_generic");
+    let (st, out) = g.run(&format!("{} -- suite", eal("su0", ""))).unwrap();
+    assert_ne!(st, 0, "UIO in VA mode must be refused:\n{out}");
+    assert!(
+        out.contains("--iova-mode pa"),
+        "the error names the fix:\n{out}"
+    );
+    virtio_suite(&mut g, &n, "su", "--iova-mode pa");
+    virtio_l2fwd(&mut g, &n, "lu", "--iova-mode pa");
+
+    if bench {
+        virtio_bench(&mut g);
+    } else {
+        eprintln!("virtio_guest: benchmark not run (FP_VIRTIO_BENCH=1 runs it)");
+    }
+    g.shutdown().unwrap();
+    let _ = std::fs::remove_dir_all(&net_dir);
+    eprintln!("virtio_guest: took {:?}", t0.elapsed());
+}
