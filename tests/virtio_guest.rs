@@ -22,19 +22,25 @@
 //! * `virtio_tshark`: frames A sends are decoded by tshark from a pcap this test writes
 //!   of what it received (a dissector we did not write agrees on addresses, type and
 //!   length).
+//! * `virtio_mq`: a fifth NIC (00:14.0) is a vhost-user device with two queue pairs
+//!   whose back end is Debian's `dpdk-testpmd` on the host (`net_vhost`, macswap, one
+//!   stream per queue): the driver negotiates MQ, turns both pairs on through the
+//!   control queue, and frames sent on TX queue q come back on RX queue q only, MACs
+//!   swapped by DPDK and the rest intact (over uio_pci_generic, `--iova-mode pa`: a
+//!   vhost-user device without IOTLB bypasses the IOMMU).
 //! * `virtio_bench` (when `FP_VIRTIO_BENCH=1`, or always under `FP_REQUIRE=1`): testpmd
 //!   io forwarding between C and D with `--tx-first`, our testpmd + `net_virtio` against
 //!   Debian's `dpdk-testpmd` + DPDK's `net_virtio` (copied into the guest with the
 //!   plugins it needs), alternating rounds; prints the ratio of forwarded packets/s.
 //!
-//! The device's queue pairs: QEMU's datagram backend has one queue, so the device offers
-//! MQ with `max_virtqueue_pairs` = 1; the suite checks the driver negotiated MQ and
-//! configured that many pairs. More pairs need a multi-queue backend (tap, vhost-user).
+//! The device's queue pairs: QEMU's datagram backend has one queue, so A and B offer MQ
+//! with `max_virtqueue_pairs` = 1; the vhost-user NIC has two.
 //!
 //! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
 //! `guest`). `cargo test --test virtio_guest -- --nocapture`.
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testbed::frames::{
@@ -48,6 +54,9 @@ const A: &str = "0000:00:10.0";
 const B: &str = "0000:00:11.0";
 const C: &str = "0000:00:12.0";
 const D: &str = "0000:00:13.0";
+const E: &str = "0000:00:14.0";
+/// Frames per queue of the multi-queue check.
+const N_MQ: u32 = 100;
 /// Frames of the MAC-change step (as fp-virtiotest).
 const N_MAC: u32 = 40;
 /// Frames testpmd forwards.
@@ -105,7 +114,9 @@ fn send_interleaved(s: &FrameSocket, own: ([u8; 6], u8, u32), other: ([u8; 6], u
     }
 }
 
-fn send_and_collect(n: &Nics, stream: u8, count: u32) -> Vec<Vec<u8>> {
+/// Send `count` frames of `stream` into A while collecting what comes out of B; `Err`
+/// if the guest stops taking frames (a send blocks for 60 s).
+fn send_and_collect(n: &Nics, stream: u8, count: u32) -> Result<Vec<Vec<u8>>, String> {
     std::thread::scope(|sc| {
         let rx = sc.spawn(|| {
             let mut got = Vec::new();
@@ -117,10 +128,23 @@ fn send_and_collect(n: &Nics, stream: u8, count: u32) -> Vec<Vec<u8>> {
             }
             got
         });
+        let mut err = None;
         for k in 0..count {
-            n.s0.send(&test_frame(VIRTIO_A, HOST, stream, k)).unwrap();
+            if let Err(e) = n.s0.send(&test_frame(VIRTIO_A, HOST, stream, k)) {
+                err = Some(format!("frame {k} of {count}: {e}"));
+                break;
+            }
         }
-        rx.join().unwrap()
+        let got = rx.join().unwrap();
+        err.map_or(Ok(got), Err)
+    })
+}
+
+/// [`send_and_collect`], showing the guest program's log `log` if it fails.
+fn forward_or_show(g: &mut Guest, n: &Nics, stream: u8, count: u32, log: &str) -> Vec<Vec<u8>> {
+    send_and_collect(n, stream, count).unwrap_or_else(|e| {
+        let (_, out) = g.run(&format!("cat {log}")).unwrap_or_default();
+        panic!("the guest stopped taking frames ({e}); {log}:\n{out}")
     })
 }
 
@@ -307,7 +331,7 @@ fn virtio_l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     assert!(!out.contains("L2FWD-EXIT"), "l2fwd ended early:\n{out}");
     let (pa, pb) = (l2fwd_port(&out, VIRTIO_A), l2fwd_port(&out, VIRTIO_B));
     let dst = [0x02, 0, 0, 0, 0, pb as u8];
-    let got = send_and_collect(n, S_L2FWD, N_L2FWD);
+    let got = forward_or_show(g, n, S_L2FWD, N_L2FWD, &log);
     check_forwarded(&got, N_L2FWD, S_L2FWD, "l2fwd", |w| {
         w[0..6].copy_from_slice(&dst);
         w[6..12].copy_from_slice(&VIRTIO_B);
@@ -358,14 +382,14 @@ fn virtio_testpmd_io(g: &mut Guest, n: &Nics, tag: &str) {
     let (log, pid) = fresh_run(n, tag);
     g.run_ok(&format!(
         "testpmd -l 0-1 -m 128 --file-prefix {tag} -a {A} -a {B} -- --forward-mode=io --nb-cores=1 \
-         > {log} 2>&1 < /dev/null & echo $! > {pid}"
+         --stats-period=5 > {log} 2>&1 < /dev/null & echo $! > {pid}"
     ));
     let out = g.wait_log(&log, "io packet forwarding", 180);
     assert!(
         out.contains("Port 0: 52:54:00:FE:01:00"),
         "port 0 is A:\n{out}"
     );
-    let got = send_and_collect(n, S_TESTPMD, N_TESTPMD);
+    let got = forward_or_show(g, n, S_TESTPMD, N_TESTPMD, &log);
     check_forwarded(&got, N_TESTPMD, S_TESTPMD, "testpmd io", |_| {});
     std::thread::sleep(Duration::from_millis(300));
     g.run_ok(&format!("kill -INT $(cat {pid})"));
@@ -549,6 +573,136 @@ fn virtio_bench(g: &mut Guest) {
     );
 }
 
+/// Debian's dpdk-testpmd on the host as the vhost-user back end of NIC E: two queues,
+/// macswap, one stream per queue. Stopped (SIGINT, then SIGKILL) on drop.
+struct VhostPeer {
+    child: Child,
+    log: PathBuf,
+}
+
+impl VhostPeer {
+    fn start(dir: &Path) -> Option<VhostPeer> {
+        if !testkit::on_path("dpdk-testpmd") {
+            testkit::skip(
+                "virtio_mq",
+                testkit::Need::Tool,
+                "dpdk-testpmd (Debian package dpdk) is the vhost-user peer: apt-get install dpdk",
+            );
+            return None;
+        }
+        let sock = dir.join("vhost.sock");
+        let log = dir.join("vhost-peer.log");
+        let child = Command::new("dpdk-testpmd")
+            .args(["-l", "0-1", "--no-huge", "-m", "512", "--no-pci"])
+            .arg(format!("--file-prefix=fpvhost{}", std::process::id()))
+            .arg(format!(
+                "--vdev=net_vhost0,iface={},queues=2",
+                sock.display()
+            ))
+            .args([
+                "--",
+                "--forward-mode=macswap",
+                "--port-topology=loop",
+                "--rxq=2",
+                "--txq=2",
+                "--nb-cores=1",
+                "--total-num-mbufs=8192",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("vhost-peer.err")).unwrap(),
+            ))
+            .spawn()
+            .expect("start dpdk-testpmd");
+        let mut p = VhostPeer { child, log };
+        let t0 = Instant::now();
+        while !sock.exists() {
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("dpdk-testpmd (vhost peer) ended with {st}:\n{}", p.output());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no vhost socket:\n{}",
+                p.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(p)
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn qemu_args(dir: &Path) -> Vec<String> {
+        [
+            "-chardev".to_string(),
+            format!("socket,id=vu0,path={}/vhost.sock", dir.display()),
+            "-netdev".into(),
+            "vhost-user,id=v6,chardev=vu0,queues=2".into(),
+            "-device".into(),
+            "virtio-net-pci,netdev=v6,mac=52:54:00:fe:01:04,addr=0x14,disable-legacy=on,mq=on,vectors=6".into(),
+        ]
+        .into()
+    }
+}
+
+impl Drop for VhostPeer {
+    fn drop(&mut self) {
+        // Our own child, by its pid.
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn virtio_mq(g: &mut Guest, peer: &VhostPeer) {
+    let t0 = Instant::now();
+    g.bind(E, "uio_pci_generic");
+    let (st, out) = g
+        .run_timeout(
+            &format!(
+                "fp-virtiotest -l 0 -m 64 --file-prefix mq -a {E} --iova-mode pa -- mq {N_MQ}"
+            ),
+            Duration::from_secs(300),
+        )
+        .unwrap();
+    assert_eq!(
+        st,
+        0,
+        "multi-queue check:\n{out}\nvhost peer:\n{}",
+        peer.output()
+    );
+    assert!(out.contains("MQ READY") && out.contains("pairs=2"), "{out}");
+    let l = out
+        .lines()
+        .find(|l| l.starts_with("MQ OK"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        l.contains(&format!("q_ipackets=[{N_MQ}, {N_MQ}]"))
+            && l.contains(&format!("q_opackets=[{N_MQ}, {N_MQ}]")),
+        "{l}"
+    );
+    assert_eq!(
+        field(&out, "pool", "avail"),
+        field(&out, "pool", "size"),
+        "{out}"
+    );
+    eprintln!(
+        "virtio_mq: 2 queue pairs, {N_MQ} frames each way per queue through DPDK's vhost peer, in {:?}",
+        t0.elapsed()
+    );
+}
+
 #[test]
 fn virtio_guest() {
     let t0 = Instant::now();
@@ -568,6 +722,11 @@ fn virtio_guest() {
             assert!(f.exists(), "{} missing: apt-get install dpdk", f.display());
         }
     }
+    let peer = VhostPeer::start(&net_dir);
+    let mut qemu_args = nic_args(&net_dir);
+    if peer.is_some() {
+        qemu_args.extend(VhostPeer::qemu_args(&net_dir));
+    }
     let opts = || GuestOptions {
         bins: build_release(&[
             ("ferroplane-testbed", "fp-virtiotest"),
@@ -576,7 +735,9 @@ fn virtio_guest() {
         ]),
         log: repo_root().join(".testbed-cache/virtio-console.log"),
         net_dir: Some(net_dir.clone()),
-        qemu_args: nic_args(&net_dir),
+        qemu_args,
+        // vhost-user needs the guest memory shared with the back end.
+        memfd: peer.is_some(),
         hugepages: 192,
         files,
         ..Default::default()
@@ -587,7 +748,12 @@ fn virtio_guest() {
     };
     let mut nics: Vec<String> = g.devices(&["1af4:1041"]).into_iter().map(|d| d.0).collect();
     nics.sort();
-    assert_eq!(nics, [A, B, C, D], "the four virtio NICs");
+    let want: &[&str] = if peer.is_some() {
+        &[A, B, C, D, E]
+    } else {
+        &[A, B, C, D]
+    };
+    assert_eq!(nics, want, "the virtio NICs");
     let n = Nics {
         s0: FrameSocket::open(g.net_dir(), 2).expect("bind host socket of NIC A"),
         s1: FrameSocket::open(g.net_dir(), 3).expect("bind host socket of NIC B"),
@@ -615,6 +781,10 @@ fn virtio_guest() {
     );
     virtio_suite(&mut g, &n, "su", "--iova-mode pa");
     virtio_l2fwd(&mut g, &n, "lu", "--iova-mode pa");
+
+    if let Some(p) = &peer {
+        virtio_mq(&mut g, p);
+    }
 
     if bench {
         virtio_bench(&mut g);

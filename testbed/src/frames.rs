@@ -22,6 +22,9 @@ pub const FWD_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 pub const VIRTIO_A: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x01, 0x00];
 /// MAC address of the second virtio-net NIC (host socket 3).
 pub const VIRTIO_B: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x01, 0x01];
+/// MAC address of the multi-queue virtio-net NIC (vhost-user, DPDK's net_vhost on the
+/// host reflecting frames with its macswap mode).
+pub const VIRTIO_MQ: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x01, 0x04];
 /// The MAC the virtio test sets on NIC A through the control queue.
 pub const VIRTIO_NEW: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x77];
 
@@ -48,6 +51,8 @@ pub const S_NEWMAC: u8 = 9;
 pub const S_OLDMAC: u8 = 10;
 /// Stream: host -> NIC A, forwarded out of NIC B by testpmd (io mode: unchanged).
 pub const S_TESTPMD: u8 = 11;
+/// First stream of the multi-queue check: queue `q` sends stream `S_MQ + q`.
+pub const S_MQ: u8 = 20;
 
 /// Frames of [`S_OWN1`] (with the 32 foreign ones, more than fit a 256-entry ring once
 /// the second batch comes: the RX ring wraps).

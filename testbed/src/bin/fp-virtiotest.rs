@@ -7,6 +7,9 @@
 //! fp-virtiotest [EAL args] -- suite   # RX (bytes), promiscuous off/on and a MAC change
 //!                                     # through the control queue, TX, stats, mbufs
 //! fp-virtiotest [EAL args] -- poll S  # poll for S seconds; exit 3 once the device goes away
+//! fp-virtiotest [EAL args] -- mq K    # the multi-queue NIC: K frames out of every TX
+//!                                     # queue, each back (MACs swapped by the peer) on
+//!                                     # the RX queue of the same index
 //! ```
 //!
 //! The NICs are the PCI devices the EAL allows (`-a`), told apart by MAC: NIC A is
@@ -22,8 +25,8 @@ use eal::Eal;
 use mbuf::{Mbuf, PktmbufPool};
 use pmd::{EthConf, RxConf, TxConf};
 use testbed::frames::{
-    test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_NEWMAC,
-    S_OLDMAC, S_OWN1, S_OWN2, S_TXA, S_TXB, VIRTIO_A, VIRTIO_B, VIRTIO_NEW,
+    test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_MQ,
+    S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TXA, S_TXB, VIRTIO_A, VIRTIO_B, VIRTIO_MQ, VIRTIO_NEW,
 };
 
 const NB_DESC: u16 = 256;
@@ -394,12 +397,148 @@ fn poll(eal: &Eal, secs: u64) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The multi-queue NIC (MAC [`VIRTIO_MQ`]) with every queue pair it has: `k` frames
+/// out of each TX queue `q` (stream `S_MQ + q`); the peer (DPDK's vhost port in macswap
+/// mode, one stream per queue) sends each back on its queue `q`, so RX queue `q` must
+/// receive exactly the `k` frames of stream `S_MQ + q`, MACs swapped, the rest intact.
+fn mq(eal: &Eal, k: u32) -> Result<(), String> {
+    let (ports, failed) = pmd::probe_pci(eal);
+    if let Some(e) = failed.first() {
+        return Err(format!("probe: {e}"));
+    }
+    let port = ports
+        .iter()
+        .copied()
+        .find(|&p| pmd::mac_addr_get(p).is_ok_and(|m| m == VIRTIO_MQ))
+        .ok_or_else(|| format!("no port with MAC {}", pmd::fmt_mac(&VIRTIO_MQ)))?;
+    let pairs = pmd::dev_info(port)
+        .map_err(|e| e.to_string())?
+        .max_rx_queues;
+    if pairs < 2 {
+        return Err(format!("the multi-queue NIC offers {pairs} queue pair(s)"));
+    }
+    let pool = mbuf::pktmbuf_pool_create(
+        eal,
+        "virtiomq",
+        4095,
+        32,
+        0,
+        mbuf::MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| format!("pool: {e}"))?;
+    pmd::configure(port, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
+    for q in 0..pairs {
+        pmd::rx_queue_setup(port, q, NB_DESC, None, &RxConf::default(), &pool)
+            .map_err(|e| e.to_string())?;
+        pmd::tx_queue_setup(port, q, NB_DESC, None, &TxConf::default())
+            .map_err(|e| e.to_string())?;
+    }
+    pmd::start(port).map_err(|e| e.to_string())?;
+    let l = pmd::link_wait_up(port, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    if !l.up {
+        return Err(format!("link did not come up: {l:?}"));
+    }
+    println!("MQ READY port={port} pairs={pairs}");
+    for q in 0..pairs {
+        let frames: Vec<Vec<u8>> = (0..k)
+            .map(|s| test_frame(HOST, VIRTIO_MQ, S_MQ + q as u8, s))
+            .collect();
+        let mut pkts = Vec::with_capacity(frames.len());
+        for f in &frames {
+            let mut m = Mbuf::alloc(&pool).ok_or("pool empty")?;
+            m.append(f.len() as u16)
+                .map_err(|e| e.to_string())?
+                .copy_from_slice(f);
+            pkts.push(m);
+        }
+        let t0 = Instant::now();
+        while !pkts.is_empty() {
+            if pmd::tx_burst(port, q, &mut pkts) == 0 {
+                if t0.elapsed() > STEP_TIMEOUT {
+                    return Err(format!("TX queue {q}: {} frames not taken", pkts.len()));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    let mut got = vec![vec![false; k as usize]; usize::from(pairs)];
+    let mut n = vec![0u32; usize::from(pairs)];
+    let t0 = Instant::now();
+    let mut v = Vec::with_capacity(32);
+    while n.iter().any(|&c| c < k) {
+        if t0.elapsed() > STEP_TIMEOUT {
+            return Err(format!("received per RX queue {n:?}, expected {k} each"));
+        }
+        let mut any = false;
+        for q in 0..pairs {
+            v.clear();
+            if pmd::rx_burst(port, q, &mut v, 32) == 0 {
+                continue;
+            }
+            any = true;
+            for m in v.drain(..) {
+                let d = m.data();
+                if d.len() < 19 {
+                    return Err(format!("RX queue {q}: a {}-byte frame", d.len()));
+                }
+                let seq = u32::from_le_bytes([d[14], d[15], d[16], d[17]]);
+                let stream = d[18];
+                if stream != S_MQ + q as u8 || seq >= k || got[usize::from(q)][seq as usize] {
+                    return Err(format!(
+                        "RX queue {q}: frame {seq} of stream {stream} (queue {} sent it) unexpected here or twice",
+                        stream.wrapping_sub(S_MQ)
+                    ));
+                }
+                if d != test_frame(VIRTIO_MQ, HOST, stream, seq).as_slice() {
+                    return Err(format!(
+                        "RX queue {q}: frame {seq} differs beyond the MAC swap"
+                    ));
+                }
+                got[usize::from(q)][seq as usize] = true;
+                n[usize::from(q)] += 1;
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let st = pmd::stats_get(port).map_err(|e| e.to_string())?;
+    println!(
+        "MQ OK pairs={pairs} per_queue={k} q_ipackets={:?} q_opackets={:?}",
+        &st.q_ipackets[..usize::from(pairs)],
+        &st.q_opackets[..usize::from(pairs)]
+    );
+    for q in 0..usize::from(pairs) {
+        check_eq("RX queue packets", st.q_ipackets[q], u64::from(k))?;
+        check_eq("TX queue packets", st.q_opackets[q], u64::from(k))?;
+    }
+    // A polling back end (DPDK's vhost) sets NO_NOTIFY, so few notifications are sent.
+    println!(
+        "MQ notifications rx_q0={} tx_q0={} rx_q1={} tx_q1={}",
+        xstat(port, "rx_q0_notifications")?,
+        xstat(port, "tx_q0_notifications")?,
+        xstat(port, "rx_q1_notifications")?,
+        xstat(port, "tx_q1_notifications")?
+    );
+    pmd::stop(port).map_err(|e| e.to_string())?;
+    pmd::close(port).map_err(|e| e.to_string())?;
+    let (avail, size) = (pool.avail_count(), pool.size());
+    println!("pool avail={avail} size={size}");
+    if avail != size {
+        return Err(format!("{} mbufs not returned to the pool", size - avail));
+    }
+    pool.free().map_err(|e| format!("free the pool: {e}"))?;
+    println!("DONE");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let (eal, rest) = match Eal::init(&argv) {
         Ok(x) => x,
         Err(eal::Error::HelpRequested) => {
-            println!("usage: fp-virtiotest [EAL args] -- suite | poll SECS");
+            println!("usage: fp-virtiotest [EAL args] -- suite | poll SECS | mq K");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -409,6 +548,13 @@ fn main() -> ExitCode {
     };
     let r: Result<bool, String> = match rest.first().map(String::as_str) {
         Some("suite") => suite(&eal).map(|()| false),
+        Some("mq") => match rest.get(1).and_then(|s| s.parse().ok()) {
+            Some(k) => mq(&eal, k).map(|()| false),
+            None => {
+                eprintln!("fp-virtiotest: 'mq' needs a number of frames per queue");
+                return ExitCode::from(2);
+            }
+        },
         Some("poll") => match rest.get(1).and_then(|s| s.parse().ok()) {
             Some(s) => poll(&eal, s),
             None => {
@@ -417,7 +563,7 @@ fn main() -> ExitCode {
             }
         },
         other => {
-            eprintln!("fp-virtiotest: unknown command {other:?} (suite, poll SECS)");
+            eprintln!("fp-virtiotest: unknown command {other:?} (suite, poll SECS, mq K)");
             return ExitCode::from(2);
         }
     };

@@ -224,7 +224,6 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
     init.run_to(State::FeaturesOk, &|o| choose_features(o, iova_is_pa))
         .map_err(init_err)?;
     let (offered, features) = (init.offered, init.features);
-    drop(init);
     common.no_config_vector();
     dev.enable_bus_master()
         .map_err(err("enable bus mastering of"))?;
@@ -499,7 +498,7 @@ impl EthDriver for Virtio {
             let i = i as u16;
             let name = if i == spec::ctrl_vq(self.hw.max_pairs) {
                 "ctrl_notifications".to_string()
-            } else if i % 2 == 0 {
+            } else if i.is_multiple_of(2) {
                 format!("rx_q{}_notifications", i / 2)
             } else {
                 format!("tx_q{}_notifications", i / 2)

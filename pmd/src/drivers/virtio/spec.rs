@@ -475,6 +475,8 @@ pub mod ctrl {
 mod tests {
     use super::*;
 
+    const _: () = assert!(DESC_ALIGN <= 4096, "DMA memory is 4 KiB aligned");
+
     #[test]
     fn split_layout_respects_the_alignments() {
         for size in [1u16, 2, 64, 256, 1024, VQ_MAX_SIZE] {
@@ -484,7 +486,6 @@ mod tests {
             assert!(l.used.is_multiple_of(USED_ALIGN));
             assert!(l.used >= l.avail + 4 + 2 * size as usize);
             assert_eq!(l.total, l.used + 4 + 8 * size as usize + 2);
-            assert!(DESC_ALIGN <= 4096, "DMA memory is 4 KiB aligned");
         }
     }
 

@@ -88,11 +88,12 @@ pub(crate) struct CapLayout {
     pub device: PciCap,
 }
 
+/// Reads `buf.len()` bytes of config space at an offset.
+pub(crate) type ConfigRead<'a> = &'a mut dyn FnMut(u64, &mut [u8]) -> Result<(), String>;
+
 /// Walk the capability list of a config space read through `read` and find the virtio
 /// structures. `Err` says what is missing or malformed (a legacy-only device has none).
-pub(crate) fn find_caps(
-    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<(), String>,
-) -> Result<CapLayout, String> {
+pub(crate) fn find_caps(read: ConfigRead<'_>) -> Result<CapLayout, String> {
     let mut b2 = [0u8; 2];
     read(spec::PCI_STATUS, &mut b2)?;
     if u16::from_le_bytes(b2) & spec::PCI_STATUS_CAP_LIST == 0 {
@@ -108,7 +109,7 @@ pub(crate) fn find_caps(
     let mut hops = 0;
     while at != 0 {
         hops += 1;
-        if hops > 48 || at < 0x40 || at > 0xfc {
+        if hops > 48 || !(0x40..=0xfc).contains(&at) {
             return Err(format!("malformed PCI capability list (entry at {at:#x})"));
         }
         let mut hdr = [0u8; 2];
