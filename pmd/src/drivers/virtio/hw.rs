@@ -9,7 +9,7 @@ use eal::device::Device;
 use super::init::Init;
 use super::spec::{self, feature, net_cfg};
 use super::transport::{Common, Regs, Window};
-use super::vq::{Notifier, Vq};
+use super::vq::{Notifier, RingView, Vq};
 use crate::error::Error;
 
 /// Driver name (as DPDK's).
@@ -17,6 +17,9 @@ pub const NAME: &str = "net_virtio";
 
 /// Port id used in errors: the PCI probe does not learn the port id.
 pub(super) const PORT_UNKNOWN: u16 = u16::MAX;
+
+/// How long a reset waits for the device to send what TX queues hold.
+pub(super) const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Empty RX polls / full TX attempts between two device-status reads on the data path.
 pub(super) const GONE_CHECK_EVERY: u32 = 1 << 16;
@@ -46,6 +49,8 @@ pub(crate) struct Hw {
     pub(super) was_reset: AtomicBool,
     /// Bursts move packets only while the port is started.
     pub(super) started: AtomicBool,
+    /// The TX rings, drained before any reset.
+    pub(super) tx_rings: Mutex<Vec<RingView>>,
 }
 
 impl Hw {
@@ -169,9 +174,33 @@ impl Hw {
         Ok(())
     }
 
-    /// Stop all DMA by resetting the device if it ran (a queue is being released).
+    /// Stop all DMA by resetting the device if it ran (a queue is being released, the
+    /// port closes). The device first gets up to [`DRAIN_LIMIT`] to send what every TX
+    /// queue holds (it transmits asynchronously: QEMU from a bottom half after the
+    /// notification), and one more notification per queue in case it stopped looking.
     pub(super) fn quiesce(&self) {
-        if self.is_gone() || !self.live.swap(false, Ordering::Relaxed) {
+        let mut rings = self.tx_rings.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_gone() || !self.live.load(Ordering::Relaxed) {
+            rings.clear();
+            return;
+        }
+        for r in rings.iter().filter(|r| !r.drained()) {
+            r.notify();
+        }
+        let t0 = std::time::Instant::now();
+        while rings.iter().any(|r| !r.drained()) {
+            if t0.elapsed() > DRAIN_LIMIT {
+                eal::log_notice!(
+                    "{NAME} {}: TX queues not drained after {:?}; resetting anyway",
+                    self.addr,
+                    DRAIN_LIMIT
+                );
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        rings.clear();
+        if !self.live.swap(false, Ordering::Relaxed) {
             return;
         }
         let _g = self.cfg_lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -270,6 +270,7 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
         live: AtomicBool::new(false),
         was_reset: AtomicBool::new(false),
         started: AtomicBool::new(false),
+        tx_rings: Mutex::new(Vec::new()),
     });
     let mac = if has(feature::NET_MAC) {
         hw.read_config(|w| {

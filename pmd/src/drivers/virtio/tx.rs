@@ -16,7 +16,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use mbuf::Mbuf;
 
@@ -28,8 +27,6 @@ use crate::error::{Error, Result};
 
 /// Reclaim when fewer descriptors than this are free (or on an empty burst).
 const FREE_THRESH: usize = 32;
-/// How long dropping a queue waits for the device to send what is queued.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Most completions reclaimed per call.
 const RECLAIM_MAX: usize = 64;
 
@@ -57,6 +54,10 @@ impl TxQueue {
                 why: format!("virtio {}: {why}", hw.addr),
             })?;
         let n = vq.size;
+        hw.tx_rings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(vq.view());
         Ok(TxQueue {
             hw,
             vq,
@@ -157,18 +158,8 @@ impl TxQueueOps for TxQueue {
 
 impl Drop for TxQueue {
     fn drop(&mut self) {
-        // Let what is queued go out (bounded), then reset the device before the ring and
-        // the mbufs in it are freed (fields drop after this body). The device transmits
-        // asynchronously (QEMU: from a bottom half after the notification), so give it
-        // time, and notify once more in case it stopped looking at the queue.
-        let live = || self.hw.live.load(Ordering::Relaxed) && !self.hw.is_gone();
-        if live() && self.vq.used_idx() != self.avail_idx {
-            self.vq.notify_now();
-        }
-        let t0 = Instant::now();
-        while live() && self.vq.used_idx() != self.avail_idx && t0.elapsed() < DRAIN_LIMIT {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        // Reset the device (after letting queued frames go out: `quiesce`) before the
+        // ring and the mbufs in it are freed (fields drop after this body).
         self.hw.quiesce();
     }
 }

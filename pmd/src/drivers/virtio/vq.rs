@@ -36,7 +36,7 @@ pub(crate) struct Notifier {
 
 /// A split virtqueue's memory. `size` is a power of two.
 pub(crate) struct Vq {
-    mem: DmaBuf,
+    mem: Arc<DmaBuf>,
     pub size: u16,
     pub mask: u16,
     lay: SplitLayout,
@@ -49,7 +49,7 @@ impl Vq {
     pub(crate) fn new(dev: &Device, size: u16, notify: Notifier) -> Result<Vq, eal::Error> {
         debug_assert!(size.is_power_of_two());
         let lay = SplitLayout::new(size);
-        let mem = dev.dma_alloc(lay.total)?;
+        let mem = Arc::new(dev.dma_alloc(lay.total)?);
         let vq = Vq {
             mem,
             size,
@@ -95,14 +95,20 @@ impl Vq {
     }
 
     fn avail_idx_ptr(&self) -> &AtomicU16 {
-        // SAFETY: `avail.idx` is inside the block, 2-byte aligned, lives as long as
-        // `self`; every access to it is atomic (here) or by the device.
-        unsafe { AtomicU16::from_ptr(self.mem.as_ptr().add(self.lay.avail + 2).cast()) }
+        avail_idx_of(&self.mem, &self.lay)
     }
 
     fn used_idx_ptr(&self) -> &AtomicU16 {
-        // SAFETY: as above for `used.idx`.
-        unsafe { AtomicU16::from_ptr(self.mem.as_ptr().add(self.lay.used + 2).cast()) }
+        used_idx_of(&self.mem, &self.lay)
+    }
+
+    /// A second handle on this queue's memory for watching it drain (see [`RingView`]).
+    pub(crate) fn view(&self) -> RingView {
+        RingView {
+            mem: self.mem.clone(),
+            lay: self.lay,
+            notify: self.notify.clone(),
+        }
     }
 
     /// Publish every entry before `idx` (R1: release; pairs with the device's read of
@@ -153,5 +159,41 @@ impl Vq {
             .w16(self.notify.offset, self.notify.index);
         // Relaxed: a statistic; only this queue's owner writes it.
         self.notify.kicks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn avail_idx_of<'a>(mem: &'a DmaBuf, lay: &SplitLayout) -> &'a AtomicU16 {
+    // SAFETY: `avail.idx` is inside the block (layout), 2-byte aligned, lives as long as
+    // `mem`; every access to it is atomic (here) or by the device.
+    unsafe { AtomicU16::from_ptr(mem.as_ptr().add(lay.avail + 2).cast()) }
+}
+
+fn used_idx_of<'a>(mem: &'a DmaBuf, lay: &SplitLayout) -> &'a AtomicU16 {
+    // SAFETY: as above for `used.idx`.
+    unsafe { AtomicU16::from_ptr(mem.as_ptr().add(lay.used + 2).cast()) }
+}
+
+/// The control path's handle on a TX queue's ring: it keeps the memory alive and tells
+/// whether the device has used everything the queue published, so a device reset (any
+/// queue's release, close) can first let queued frames go out.
+pub(crate) struct RingView {
+    mem: Arc<DmaBuf>,
+    lay: SplitLayout,
+    notify: Notifier,
+}
+
+impl RingView {
+    /// The device used every published buffer. Acquire on both: pairs with the queue's
+    /// release store of `avail.idx` (R1) and the device's barrier before `used.idx`.
+    pub(crate) fn drained(&self) -> bool {
+        avail_idx_of(&self.mem, &self.lay).load(Ordering::Acquire)
+            == used_idx_of(&self.mem, &self.lay).load(Ordering::Acquire)
+    }
+
+    /// Notify the device (it may have stopped looking at the queue).
+    pub(crate) fn notify(&self) {
+        self.notify
+            .window
+            .w16(self.notify.offset, self.notify.index);
     }
 }
