@@ -528,6 +528,15 @@ fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
     g.run_timeout(&cmd, Duration::from_secs(secs + 120))
         .unwrap();
     let (_, out) = g.run(&format!("cat {log}; rm -f {log}")).unwrap();
+    // What each side counted, for the record (forwarded and dropped packets, and the
+    // per-second rates).
+    let acc: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("Accumulated forward statistics"))
+        .take(3)
+        .chain(out.lines().filter(|l| l.trim().starts_with("Rx-pps:")))
+        .collect();
+    eprintln!("virtio_bench {tag}:\n{}", acc.join("\n"));
     let side = if ours {
         "ours (net_virtio, testpmd)"
     } else {
