@@ -115,6 +115,15 @@ pub enum Error {
         why: String,
     },
     /// A PCI driver's probe failed.
+    /// A device did not follow its initialisation sequence (virtio 3.1: reset,
+    /// ACKNOWLEDGE, DRIVER, features, FEATURES_OK, queues, DRIVER_OK).
+    #[error("failed to initialise {driver} device {addr} at step {step}: {why}")]
+    DeviceInit {
+        addr: String,
+        driver: &'static str,
+        step: &'static str,
+        why: String,
+    },
     #[error("failed to probe PCI device {addr} with driver '{driver}': {why}")]
     PciProbe {
         addr: String,

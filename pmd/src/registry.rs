@@ -77,7 +77,7 @@ pub fn unregister_pci_driver(name: &str) -> bool {
 
 /// The built-in PCI drivers, tried after the registered ones.
 pub(crate) fn builtin_pci_drivers() -> &'static [PciDriver] {
-    &[drivers::e1000::DRIVER]
+    &[drivers::e1000::DRIVER, drivers::virtio::DRIVER]
 }
 
 /// The first registered driver whose id table matches `dev`, else the first built-in one.

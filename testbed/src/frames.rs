@@ -18,6 +18,16 @@ pub const FOREIGN: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
 /// Destination written by the forwarder (l2fwd's default peer address of port 1).
 pub const FWD_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 
+/// MAC address of the first virtio-net NIC the virtio test adds (host socket 2).
+pub const VIRTIO_A: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x01, 0x00];
+/// MAC address of the second virtio-net NIC (host socket 3).
+pub const VIRTIO_B: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x01, 0x01];
+/// MAC address of the multi-queue virtio-net NIC (vhost-user, DPDK's net_vhost on the
+/// host reflecting frames with its macswap mode).
+pub const VIRTIO_MQ: [u8; 6] = [0x52, 0x54, 0x00, 0xfe, 0x01, 0x04];
+/// The MAC the virtio test sets on NIC A through the control queue.
+pub const VIRTIO_NEW: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x01, 0x77];
+
 /// Stream: host -> NIC A's own MAC, promiscuous off.
 pub const S_OWN1: u8 = 1;
 /// Stream: host -> the foreign MAC, promiscuous off (filtered).
@@ -34,6 +44,15 @@ pub const S_TXB: u8 = 6;
 pub const S_FWD: u8 = 7;
 /// Stream: host -> NIC A, forwarded out of NIC B by l2fwd.
 pub const S_L2FWD: u8 = 8;
+
+/// Stream: host -> the MAC set through the control queue (received, promiscuous off).
+pub const S_NEWMAC: u8 = 9;
+/// Stream: host -> the MAC replaced through the control queue (filtered).
+pub const S_OLDMAC: u8 = 10;
+/// Stream: host -> NIC A, forwarded out of NIC B by testpmd (io mode: unchanged).
+pub const S_TESTPMD: u8 = 11;
+/// First stream of the multi-queue check: queue `q` sends stream `S_MQ + q`.
+pub const S_MQ: u8 = 20;
 
 /// Frames of [`S_OWN1`] (with the 32 foreign ones, more than fit a 256-entry ring once
 /// the second batch comes: the RX ring wraps).

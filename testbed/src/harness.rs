@@ -148,6 +148,44 @@ impl Guest {
         out
     }
 
+    /// Poll the guest file `log` until it has a line containing `marker`; panics if it
+    /// shows a line starting with "FAIL " first, or after `secs`. Returns the file.
+    pub fn wait_log(&mut self, log: &str, marker: &str, secs: u64) -> String {
+        let t0 = std::time::Instant::now();
+        loop {
+            let (_, out) = self
+                .run(&format!("cat {log}"))
+                .unwrap_or_else(|e| panic!("read {log}: {e}"));
+            if out.lines().any(|l| l.contains(marker)) {
+                return out;
+            }
+            assert!(
+                !out.lines().any(|l| l.starts_with("FAIL ")),
+                "guest program failed while waiting for '{marker}':\n{out}"
+            );
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "no '{marker}' in {log} after {secs} s:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Wait (up to `secs`) for the background program whose pid is in the guest file
+    /// `pidfile`; its exit status (-1 if it cannot be told).
+    pub fn wait_exit(&mut self, pidfile: &str, secs: u64) -> i32 {
+        let (_, out) = self
+            .run_timeout(
+                &format!("wait $(cat {pidfile}); echo rc=$?"),
+                Duration::from_secs(secs),
+            )
+            .unwrap_or_else(|e| panic!("wait for {pidfile}: {e}"));
+        out.split("rc=")
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(-1)
+    }
+
     /// `(address, line)` of each `ferroplane-devbind --status` line containing all of
     /// `pats` (for example `["8086:100e"]`).
     pub fn devices(&mut self, pats: &[&str]) -> Vec<(String, String)> {

@@ -412,6 +412,15 @@ impl FrameSocket {
             .map_err(io("set a socket send timeout"))
     }
 
+    /// Throw away every frame waiting on the socket; how many there were.
+    pub fn drain(&self) -> Result<usize> {
+        let mut n = 0;
+        while self.recv(Duration::from_millis(1))?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Receive one frame the guest sent, waiting up to `timeout`; `None` if none came.
     pub fn recv(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
         self.sock

@@ -2,9 +2,11 @@
 
 pub mod af_packet;
 pub mod af_xdp;
+pub(crate) mod dma;
 pub mod e1000;
 pub mod netif;
 pub mod null;
 pub mod pcap;
 pub mod ring;
 pub mod tap;
+pub mod virtio;

@@ -155,7 +155,8 @@ pub fn probe_vdevs(eal: &Eal) -> Result<Vec<u16>> {
 
 /// Probe every PCI device of `eal` that a registered driver's id table matches; returns
 /// the ports made and the devices that failed (see [`probe_pci_devices`]). Devices no
-/// driver matches are skipped.
+/// driver matches are skipped, and so are devices a kernel driver holds unless the EAL
+/// was given an allow list (`-a`).
 pub fn probe_pci(eal: &Eal) -> (Vec<u16>, Vec<Error>) {
     probe_pci_devices(eal, eal.pci().devices())
 }
@@ -167,7 +168,18 @@ pub fn probe_pci(eal: &Eal) -> (Vec<u16>, Vec<Error>) {
 pub fn probe_pci_devices(eal: &Eal, devs: &[eal::pci::PciDevice]) -> (Vec<u16>, Vec<Error>) {
     let mut ports = Vec::new();
     let mut errors = Vec::new();
+    // Without an allow list (-a), a device a kernel driver holds is left alone, as DPDK
+    // does (the host's own virtio-net NIC, say); one named with -a is probed and, if not
+    // bound to vfio-pci/uio_pci_generic, fails with the command that binds it.
+    let explicit = !eal.args().allow.is_empty();
     for dev in devs {
+        let kernel_held = dev
+            .driver
+            .as_deref()
+            .is_some_and(|d| !eal::device::bind::is_userspace_driver(d));
+        if kernel_held && !explicit {
+            continue;
+        }
         if let Some(d) = registry::match_pci_driver(dev) {
             let name = dev.addr.to_string();
             let made = attach_port(eal, &name, |_| {

@@ -1,0 +1,581 @@
+//! `fp-virtiotest`: the guest half of the virtio-net driver tests (`tests/virtio_guest.rs`),
+//! run inside the QEMU testbed. It drives two virtio-net NICs (1af4:1041) through the
+//! ethdev API and the `net_virtio` driver while the host test feeds and reads the NICs'
+//! datagram sockets. Progress lines (`READY`, `STEP1 OK`, ...) tell the host when to send.
+//!
+//! ```text
+//! fp-virtiotest [EAL args] -- suite   # RX (bytes), promiscuous off/on and a MAC change
+//!                                     # through the control queue, TX, stats, mbufs
+//! fp-virtiotest [EAL args] -- poll S  # poll for S seconds; exit 3 once the device goes away
+//! fp-virtiotest [EAL args] -- mq K    # the multi-queue NIC: K frames out of every TX
+//!                                     # queue, each back (MACs swapped by the peer) on
+//!                                     # the RX queue of the same index
+//! ```
+//!
+//! The NICs are the PCI devices the EAL allows (`-a`), told apart by MAC: NIC A is
+//! `testbed::frames::VIRTIO_A` (host socket 2), NIC B `VIRTIO_B` (socket 3). Each is set up
+//! with as many queue pairs as the device has (up to 4); every check runs on queue 0.
+//! Exit codes: 0 passed, 1 a check failed (the line says which), 2 bad arguments, 3 the
+//! device went away (`poll`).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use eal::Eal;
+use mbuf::{Mbuf, PktmbufPool};
+use pmd::{EthConf, RxConf, TxConf};
+use testbed::frames::{
+    test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_MQ,
+    S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TXA, S_TXB, VIRTIO_A, VIRTIO_B, VIRTIO_MQ, VIRTIO_NEW,
+};
+
+const NB_DESC: u16 = 256;
+const STEP_TIMEOUT: Duration = Duration::from_secs(90);
+/// Frames of the MAC-change step (each stream).
+const N_MAC: u32 = 40;
+
+fn fail(msg: String) -> ExitCode {
+    println!("FAIL {msg}");
+    ExitCode::FAILURE
+}
+
+struct Ports {
+    a: u16,
+    b: u16,
+    pool: PktmbufPool,
+}
+
+fn setup(eal: &Eal) -> Result<Ports, String> {
+    let (ports, failed) = pmd::probe_pci(eal);
+    if let Some(e) = failed.first() {
+        return Err(format!("probe: {e}"));
+    }
+    let (mut a, mut b) = (None, None);
+    for &p in &ports {
+        let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
+        let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
+        println!(
+            "port {p} {} driver={} mac={} max_rx_queues={}",
+            info.device_name,
+            info.driver_name,
+            pmd::fmt_mac(&mac),
+            info.max_rx_queues
+        );
+        if info.driver_name != "net_virtio" {
+            continue;
+        }
+        if mac == VIRTIO_A {
+            a = Some(p);
+        } else if mac == VIRTIO_B {
+            b = Some(p);
+        }
+    }
+    let (Some(a), Some(b)) = (a, b) else {
+        return Err(format!(
+            "need the two testbed virtio NICs ({} and {}); probed ports {ports:?}",
+            pmd::fmt_mac(&VIRTIO_A),
+            pmd::fmt_mac(&VIRTIO_B)
+        ));
+    };
+    let pool = mbuf::pktmbuf_pool_create(
+        eal,
+        "virtiotest",
+        4095,
+        32,
+        0,
+        mbuf::MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| format!("pool: {e}"))?;
+    for p in [a, b] {
+        let pairs = pmd::dev_info(p)
+            .map_err(|e| e.to_string())?
+            .max_rx_queues
+            .min(4);
+        pmd::configure(p, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
+        for q in 0..pairs {
+            pmd::rx_queue_setup(p, q, NB_DESC, None, &RxConf::default(), &pool)
+                .map_err(|e| e.to_string())?;
+            pmd::tx_queue_setup(p, q, NB_DESC, None, &TxConf::default())
+                .map_err(|e| e.to_string())?;
+        }
+        pmd::start(p).map_err(|e| e.to_string())?;
+        let l = pmd::link_wait_up(p, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        if !l.up {
+            return Err(format!("port {p}: link did not come up: {l:?}"));
+        }
+        println!(
+            "port {p} link up speed={} pairs={pairs} features={:#x}",
+            l.speed_mbps,
+            xstat(p, "features")?
+        );
+    }
+    Ok(Ports { a, b, pool })
+}
+
+fn close(p: Ports) -> Result<(), String> {
+    for port in [p.a, p.b] {
+        pmd::stop(port).map_err(|e| e.to_string())?;
+        pmd::close(port).map_err(|e| e.to_string())?;
+    }
+    let (avail, size) = (p.pool.avail_count(), p.pool.size());
+    println!("pool avail={avail} size={size}");
+    if avail != size {
+        return Err(format!("{} mbufs not returned to the pool", size - avail));
+    }
+    p.pool.free().map_err(|e| format!("free the pool: {e}"))
+}
+
+/// Receive on `port` until `own` frames of stream `own_stream` (sent to `mac`) arrived
+/// (the host sends the other stream's frames, to `other_mac`, before the last own frame).
+/// Checks every frame byte for byte; returns (own, other, bytes).
+fn receive_step(
+    port: u16,
+    mac: [u8; 6],
+    own_stream: u8,
+    own: u32,
+    other_mac: [u8; 6],
+    other_stream: u8,
+) -> Result<(u32, u32, u64), String> {
+    let t0 = Instant::now();
+    let mut seen_own = vec![false; own as usize];
+    let (mut n_own, mut n_other, mut bytes) = (0u32, 0u32, 0u64);
+    let mut v = Vec::with_capacity(32);
+    while n_own < own {
+        if t0.elapsed() > STEP_TIMEOUT {
+            return Err(format!(
+                "stream {own_stream}: {n_own} of {own} frames after {STEP_TIMEOUT:?}"
+            ));
+        }
+        v.clear();
+        if pmd::rx_burst(port, 0, &mut v, 32) == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        for m in v.drain(..) {
+            let d = m.data();
+            if m.nb_segs() != 1 || d.len() < 19 || d[12..14] != [0x88, 0xb5] {
+                return Err(format!(
+                    "unexpected frame of {} bytes: {:02x?}",
+                    d.len(),
+                    &d[..d.len().min(20)]
+                ));
+            }
+            let seq = u32::from_le_bytes([d[14], d[15], d[16], d[17]]);
+            let stream = d[18];
+            let dst = if stream == own_stream { mac } else { other_mac };
+            let want = test_frame(dst, HOST, stream, seq);
+            if d != want.as_slice() {
+                return Err(format!(
+                    "stream {stream} frame {seq}: {} bytes differ from the {} sent",
+                    d.len(),
+                    want.len()
+                ));
+            }
+            bytes += d.len() as u64;
+            if stream == own_stream && seq < own && !seen_own[seq as usize] {
+                seen_own[seq as usize] = true;
+                n_own += 1;
+            } else if stream == other_stream {
+                n_other += 1;
+            } else {
+                return Err(format!(
+                    "frame {seq} of stream {stream} unexpected or duplicated"
+                ));
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    v.clear();
+    if pmd::rx_burst(port, 0, &mut v, 32) != 0 {
+        return Err(format!(
+            "{} extra frames after stream {own_stream} ended",
+            v.len()
+        ));
+    }
+    Ok((n_own, n_other, bytes))
+}
+
+fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(), String> {
+    let mut pkts = Vec::with_capacity(frames.len());
+    for f in frames {
+        let mut m = Mbuf::alloc(pool).ok_or("pool empty")?;
+        m.append(f.len() as u16)
+            .map_err(|e| e.to_string())?
+            .copy_from_slice(f);
+        pkts.push(m);
+    }
+    let t0 = Instant::now();
+    while !pkts.is_empty() {
+        if pmd::tx_burst(port, 0, &mut pkts) == 0 {
+            if t0.elapsed() > STEP_TIMEOUT {
+                return Err(format!(
+                    "port {port}: {} frames not taken by tx_burst",
+                    pkts.len()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    Ok(())
+}
+
+fn xstat(port: u16, name: &str) -> Result<u64, String> {
+    let x = pmd::xstats_by_name(port).map_err(|e| e.to_string())?;
+    x.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| format!("no xstat {name}"))
+}
+
+fn check_eq(what: &str, got: u64, want: u64) -> Result<(), String> {
+    if got != want {
+        return Err(format!("{what}: {got}, expected {want}"));
+    }
+    Ok(())
+}
+
+fn suite(eal: &Eal) -> Result<(), String> {
+    let p = setup(eal)?;
+    let ctrl0 = xstat(p.a, "ctrl_commands")?;
+    println!(
+        "READY a={} b={} max_queue_pairs={} ctrl_commands={ctrl0}",
+        p.a,
+        p.b,
+        xstat(p.a, "max_queue_pairs")?
+    );
+
+    // 1. Promiscuous off (a control command): own frames arrive intact, foreign ones
+    //    are filtered by the device.
+    pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
+    let (own1, other1, bytes1) = receive_step(p.a, VIRTIO_A, S_OWN1, N_OWN1, FOREIGN, S_FOREIGN1)?;
+    if other1 != 0 {
+        return Err(format!(
+            "promiscuous off: {other1} frames to a foreign MAC were received"
+        ));
+    }
+    println!("STEP1 OK own={own1} foreign={other1}");
+
+    // 2. Promiscuous on: foreign frames arrive too.
+    pmd::promiscuous_set(p.a, true).map_err(|e| e.to_string())?;
+    println!("STEP2 READY");
+    let (own2, other2, bytes2) = receive_step(p.a, VIRTIO_A, S_OWN2, N_OWN2, FOREIGN, S_FOREIGN2)?;
+    check_eq(
+        "promiscuous on: foreign frames received",
+        u64::from(other2),
+        u64::from(N_FOREIGN2),
+    )?;
+    println!("STEP2 OK own={own2} foreign={other2}");
+
+    // 3. A new MAC through the control queue, promiscuous off: frames to the new MAC
+    //    arrive, frames to the old one are filtered. Then the old MAC again.
+    pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
+    pmd::mac_addr_set(p.a, VIRTIO_NEW).map_err(|e| e.to_string())?;
+    println!("STEP3 READY");
+    let (own3, other3, bytes3) =
+        receive_step(p.a, VIRTIO_NEW, S_NEWMAC, N_MAC, VIRTIO_A, S_OLDMAC)?;
+    check_eq(
+        "old MAC after a MAC change: frames received",
+        u64::from(other3),
+        0,
+    )?;
+    pmd::mac_addr_set(p.a, VIRTIO_A).map_err(|e| e.to_string())?;
+    println!("STEP3 OK own={own3} old={other3}");
+
+    // 4. TX out of both NICs: first a two-segment packet (dropped, counted), then the
+    //    frames the host checks.
+    let mut chained = Mbuf::alloc(&p.pool).ok_or("pool empty")?;
+    chained.append(60).map_err(|e| e.to_string())?.fill(0);
+    let mut tail = Mbuf::alloc(&p.pool).ok_or("pool empty")?;
+    tail.append(60).map_err(|e| e.to_string())?.fill(0);
+    chained.chain(tail).map_err(|_| "chain two mbufs")?;
+    let mut one = vec![chained];
+    check_eq(
+        "tx_burst of a chained packet",
+        u64::from(pmd::tx_burst(p.a, 0, &mut one)),
+        1,
+    )?;
+    let fa: Vec<Vec<u8>> = (0..N_TX)
+        .map(|s| test_frame(HOST, VIRTIO_A, S_TXA, s))
+        .collect();
+    let fb: Vec<Vec<u8>> = (0..N_TX)
+        .map(|s| test_frame(HOST, VIRTIO_B, S_TXB, s))
+        .collect();
+    send_all(p.a, &fa, &p.pool)?;
+    send_all(p.b, &fb, &p.pool)?;
+    println!("STEP4 SENT {N_TX} {N_TX}");
+
+    // 5. Statistics.
+    std::thread::sleep(Duration::from_millis(500));
+    let rx_frames = u64::from(own1 + own2 + other2 + own3);
+    let rx_bytes = bytes1 + bytes2 + bytes3;
+    let tx_bytes_a: u64 = fa.iter().map(|f| f.len() as u64).sum();
+    let tx_bytes_b: u64 = fb.iter().map(|f| f.len() as u64).sum();
+    let sa = pmd::stats_get(p.a).map_err(|e| e.to_string())?;
+    let sb = pmd::stats_get(p.b).map_err(|e| e.to_string())?;
+    println!(
+        "STATS a ipackets={} ibytes={} opackets={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+        sa.ipackets, sa.ibytes, sa.opackets, sa.obytes, sa.imissed, sa.ierrors, sa.oerrors, sa.rx_nombuf
+    );
+    println!(
+        "XSTATS a {}",
+        pmd::xstats_by_name(p.a)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    check_eq("a ipackets", sa.ipackets, rx_frames)?;
+    check_eq("a ibytes", sa.ibytes, rx_bytes)?;
+    check_eq("a opackets", sa.opackets, u64::from(N_TX))?;
+    check_eq("a obytes", sa.obytes, tx_bytes_a)?;
+    check_eq("a ierrors", sa.ierrors, 0)?;
+    check_eq("a rx_nombuf", sa.rx_nombuf, 0)?;
+    check_eq("a oerrors (the chained packet)", sa.oerrors, 1)?;
+    check_eq("b opackets", sb.opackets, u64::from(N_TX))?;
+    check_eq("b obytes", sb.obytes, tx_bytes_b)?;
+    check_eq("b ipackets", sb.ipackets, 0)?;
+    // promiscuous off, on, off; MAC set twice; plus what start sent.
+    check_eq(
+        "a control commands after start",
+        xstat(p.a, "ctrl_commands")? - ctrl0,
+        5,
+    )?;
+    check_eq("a control commands refused", xstat(p.a, "ctrl_refused")?, 0)?;
+    println!("STATS OK rx_frames={rx_frames} rx_bytes={rx_bytes} tx_bytes_a={tx_bytes_a} tx_bytes_b={tx_bytes_b}");
+
+    close(p)?;
+    println!("DONE");
+    Ok(())
+}
+
+/// Poll both NICs for `secs` seconds, checking the link every 100 ms. Ok(true) if the
+/// device went away (after checking that bursts then move nothing).
+fn poll(eal: &Eal, secs: u64) -> Result<bool, String> {
+    let p = setup(eal)?;
+    println!("POLLING");
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    let mut v = Vec::with_capacity(32);
+    let mut gone = None;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        for port in [p.a, p.b] {
+            v.clear();
+            pmd::rx_burst(port, 0, &mut v, 32);
+        }
+        if last.elapsed() > Duration::from_millis(100) {
+            last = Instant::now();
+            for port in [p.a, p.b] {
+                let l = pmd::link_get(port).map_err(|e| e.to_string())?;
+                if !l.up && xstat(port, "device_gone")? == 1 {
+                    gone = Some(port);
+                }
+            }
+            if gone.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let Some(port) = gone else {
+        close(p)?;
+        return Ok(false);
+    };
+    v.clear();
+    let rx = pmd::rx_burst(port, 0, &mut v, 32);
+    let mut pkts = vec![Mbuf::alloc(&p.pool).ok_or("pool empty")?];
+    pkts[0].append(60).map_err(|e| e.to_string())?.fill(0);
+    let tx = pmd::tx_burst(port, 0, &mut pkts);
+    println!("GONE port={port} rx={rx} tx={tx} kept={}", pkts.len());
+    if rx != 0 || tx != 0 || pkts.len() != 1 {
+        return Err("bursts on a gone device moved packets".into());
+    }
+    drop(pkts);
+    drop(v);
+    close(p)?;
+    Ok(true)
+}
+
+/// The multi-queue NIC (MAC [`VIRTIO_MQ`]) with every queue pair it has: `k` frames
+/// out of each TX queue `q` (stream `S_MQ + q`); the peer (DPDK's vhost port in macswap
+/// mode, one stream per queue) sends each back on its queue `q`, so RX queue `q` must
+/// receive exactly the `k` frames of stream `S_MQ + q`, MACs swapped, the rest intact.
+fn mq(eal: &Eal, k: u32) -> Result<(), String> {
+    let (ports, failed) = pmd::probe_pci(eal);
+    if let Some(e) = failed.first() {
+        return Err(format!("probe: {e}"));
+    }
+    let port = ports
+        .iter()
+        .copied()
+        .find(|&p| pmd::mac_addr_get(p).is_ok_and(|m| m == VIRTIO_MQ))
+        .ok_or_else(|| format!("no port with MAC {}", pmd::fmt_mac(&VIRTIO_MQ)))?;
+    let pairs = pmd::dev_info(port)
+        .map_err(|e| e.to_string())?
+        .max_rx_queues;
+    if pairs < 2 {
+        return Err(format!("the multi-queue NIC offers {pairs} queue pair(s)"));
+    }
+    let pool = mbuf::pktmbuf_pool_create(
+        eal,
+        "virtiomq",
+        4095,
+        32,
+        0,
+        mbuf::MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| format!("pool: {e}"))?;
+    pmd::configure(port, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
+    for q in 0..pairs {
+        pmd::rx_queue_setup(port, q, NB_DESC, None, &RxConf::default(), &pool)
+            .map_err(|e| e.to_string())?;
+        pmd::tx_queue_setup(port, q, NB_DESC, None, &TxConf::default())
+            .map_err(|e| e.to_string())?;
+    }
+    pmd::start(port).map_err(|e| e.to_string())?;
+    let l = pmd::link_wait_up(port, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    if !l.up {
+        return Err(format!("link did not come up: {l:?}"));
+    }
+    println!("MQ READY port={port} pairs={pairs}");
+    for q in 0..pairs {
+        let frames: Vec<Vec<u8>> = (0..k)
+            .map(|s| test_frame(HOST, VIRTIO_MQ, S_MQ + q as u8, s))
+            .collect();
+        let mut pkts = Vec::with_capacity(frames.len());
+        for f in &frames {
+            let mut m = Mbuf::alloc(&pool).ok_or("pool empty")?;
+            m.append(f.len() as u16)
+                .map_err(|e| e.to_string())?
+                .copy_from_slice(f);
+            pkts.push(m);
+        }
+        let t0 = Instant::now();
+        while !pkts.is_empty() {
+            if pmd::tx_burst(port, q, &mut pkts) == 0 {
+                if t0.elapsed() > STEP_TIMEOUT {
+                    return Err(format!("TX queue {q}: {} frames not taken", pkts.len()));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    let mut got = vec![vec![false; k as usize]; usize::from(pairs)];
+    let mut n = vec![0u32; usize::from(pairs)];
+    let t0 = Instant::now();
+    let mut v = Vec::with_capacity(32);
+    while n.iter().any(|&c| c < k) {
+        if t0.elapsed() > STEP_TIMEOUT {
+            return Err(format!("received per RX queue {n:?}, expected {k} each"));
+        }
+        let mut any = false;
+        for q in 0..pairs {
+            v.clear();
+            if pmd::rx_burst(port, q, &mut v, 32) == 0 {
+                continue;
+            }
+            any = true;
+            for m in v.drain(..) {
+                let d = m.data();
+                if d.len() < 19 {
+                    return Err(format!("RX queue {q}: a {}-byte frame", d.len()));
+                }
+                let seq = u32::from_le_bytes([d[14], d[15], d[16], d[17]]);
+                let stream = d[18];
+                if stream != S_MQ + q as u8 || seq >= k || got[usize::from(q)][seq as usize] {
+                    return Err(format!(
+                        "RX queue {q}: frame {seq} of stream {stream} (queue {} sent it) unexpected here or twice",
+                        stream.wrapping_sub(S_MQ)
+                    ));
+                }
+                if d != test_frame(VIRTIO_MQ, HOST, stream, seq).as_slice() {
+                    return Err(format!(
+                        "RX queue {q}: frame {seq} differs beyond the MAC swap"
+                    ));
+                }
+                got[usize::from(q)][seq as usize] = true;
+                n[usize::from(q)] += 1;
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let st = pmd::stats_get(port).map_err(|e| e.to_string())?;
+    println!(
+        "MQ OK pairs={pairs} per_queue={k} q_ipackets={:?} q_opackets={:?}",
+        &st.q_ipackets[..usize::from(pairs)],
+        &st.q_opackets[..usize::from(pairs)]
+    );
+    for q in 0..usize::from(pairs) {
+        check_eq("RX queue packets", st.q_ipackets[q], u64::from(k))?;
+        check_eq("TX queue packets", st.q_opackets[q], u64::from(k))?;
+    }
+    // A polling back end (DPDK's vhost) sets NO_NOTIFY, so few notifications are sent.
+    println!(
+        "MQ notifications rx_q0={} tx_q0={} rx_q1={} tx_q1={}",
+        xstat(port, "rx_q0_notifications")?,
+        xstat(port, "tx_q0_notifications")?,
+        xstat(port, "rx_q1_notifications")?,
+        xstat(port, "tx_q1_notifications")?
+    );
+    pmd::stop(port).map_err(|e| e.to_string())?;
+    pmd::close(port).map_err(|e| e.to_string())?;
+    let (avail, size) = (pool.avail_count(), pool.size());
+    println!("pool avail={avail} size={size}");
+    if avail != size {
+        return Err(format!("{} mbufs not returned to the pool", size - avail));
+    }
+    pool.free().map_err(|e| format!("free the pool: {e}"))?;
+    println!("DONE");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let (eal, rest) = match Eal::init(&argv) {
+        Ok(x) => x,
+        Err(eal::Error::HelpRequested) => {
+            println!("usage: fp-virtiotest [EAL args] -- suite | poll SECS | mq K");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("fp-virtiotest: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r: Result<bool, String> = match rest.first().map(String::as_str) {
+        Some("suite") => suite(&eal).map(|()| false),
+        Some("mq") => match rest.get(1).and_then(|s| s.parse().ok()) {
+            Some(k) => mq(&eal, k).map(|()| false),
+            None => {
+                eprintln!("fp-virtiotest: 'mq' needs a number of frames per queue");
+                return ExitCode::from(2);
+            }
+        },
+        Some("poll") => match rest.get(1).and_then(|s| s.parse().ok()) {
+            Some(s) => poll(&eal, s),
+            None => {
+                eprintln!("fp-virtiotest: 'poll' needs a number of seconds");
+                return ExitCode::from(2);
+            }
+        },
+        other => {
+            eprintln!("fp-virtiotest: unknown command {other:?} (suite, poll SECS, mq K)");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = eal.cleanup() {
+        eprintln!("fp-virtiotest: EAL clean-up: {e}");
+    }
+    match r {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => {
+            eprintln!("fp-virtiotest: device gone; stopped cleanly");
+            ExitCode::from(3)
+        }
+        Err(e) => fail(e),
+    }
+}
