@@ -137,6 +137,7 @@ mod opt;
 mod peek;
 mod primitive;
 mod rts;
+mod sys;
 mod zero_copy;
 
 pub use error::{Error, Result};
