@@ -18,11 +18,15 @@
 //! two ways ([`Then`]):
 //!
 //! * a multi side's tail waits for one particular thread, the one that claimed just
-//!   before; the waiter sleeps for the shortest time the kernel grants (a 1 µs request,
-//!   about 50-60 µs with the default timer slack), which takes it off the run queue so
-//!   the preempted thread gets the CPU. `sched_yield` does not do that on Linux's EEVDF
-//!   scheduler: each yield pushes the yielder's deadline back by a slice, so the waiter
-//!   that must publish next is scheduled last, and MP/MC still stalled with it;
+//!   before; the waiter sleeps on a futex on the tail word ([`park_on_tail`]) and the
+//!   thread that moves the tail wakes the waiter whose claim starts at the new position
+//!   ([`wake_tail_waiters`]). Asleep, the waiter is off the run queue, so the preempted
+//!   thread gets the CPU, and it wakes as soon as its turn comes rather than at the end
+//!   of a timed sleep: a chain of k waiters behind one preempted thread drains at the
+//!   scheduler's wake-up latency per link, where 50 µs sleeps (a 1 µs request stretched
+//!   by the default timer slack) cost about 50 µs per link. `sched_yield` does not help
+//!   here on Linux's EEVDF scheduler: each yield pushes the yielder's deadline back by a
+//!   slice, so the waiter that must publish next is scheduled last;
 //! * HTS and RTS waits can be ended by any of the waiters (the side idle again, the
 //!   head back within reach), so the waiters `sched_yield` and stay runnable: the first
 //!   one scheduled goes on. With the sleep instead, the side sat idle until a sleeper
@@ -31,20 +35,131 @@
 //! The fourth wait is the caller's own: a program that retries a failed enqueue or
 //! dequeue at once (a full or empty ring) keeps the CPU from the thread it waits for.
 //! [`wait_for_other_side`] makes such a failure, when the other side is multi and has an
-//! operation in flight, wait for that operation the same way (spin, then one short
-//! sleep) before it reports the failure; a ring that is full or empty with nothing in
-//! flight fails at once as before. Without it, 8+8 threads on an MP/MC ring still
-//! stalled with the sleeping tail wait.
+//! operation in flight, wait for that operation the same way (spin, then one futex sleep
+//! until that side's tail moves) before it reports the failure; a ring that is full or
+//! empty with nothing in flight fails at once as before.
 //!
-//! The waits are inlined behind `core::hint::cold_path` and give up the CPU through the
-//! `sys` module's inline `syscall` instructions, not calls into libc: a call on even a
-//! never-taken branch made the values live across it take callee-saved registers or
-//! stack slots on the path where nothing waits (4-8 instructions per enqueue/dequeue
-//! pair under callgrind); a `syscall` clobbers only `rax`, `rcx` and `r11`.
+//! What the path where nobody waits pays for this: after each multi tail store, a
+//! compare of the side's waiter count with 0 and a branch not taken. The sleep and the
+//! wake are assembly blocks (`sys`) that sit out of line and save the registers they
+//! use, so the compiler sees statements that clobber only the flags; a call into libc
+//! (or a Rust function) on the cold branch made the values live across it take
+//! callee-saved registers or stack slots on the hot path too (4-10 instructions per
+//! enqueue/dequeue pair under callgrind).
 
 use crate::flags::SyncMode;
-use crate::layout::HeadTail;
+use crate::layout::{pos, HeadTail};
 use crate::primitive::{sleep_briefly, spin_loop, yield_now, Ordering};
+
+/// The 32-bit half of `side`'s tail word that holds the position (the high half).
+#[cfg(all(
+    not(all(target_arch = "x86_64", target_os = "linux")),
+    not(any(loom, miri))
+))]
+#[inline(always)]
+fn tail_pos_word(side: &HeadTail) -> *const u32 {
+    let w = side.tail.as_ptr().cast::<u32>().cast_const();
+    // The high half is at +4 on a little-endian machine.
+    // SAFETY: inside the 8-byte tail word.
+    unsafe { w.add(usize::from(cfg!(target_endian = "little"))) }
+}
+
+/// The futex bit of a waiter for the tail to reach `until` (`None`: any move). A
+/// multi side's tail waiter needs one particular position, the start of its claim; a
+/// publisher wakes only the waiters whose bit is that of the position it stored, so a
+/// publication wakes (about) the one thread that publishes next rather than every
+/// sleeper, which would each be scheduled only to go back to sleep (the first version,
+/// waking all, measured barely better than the 50 µs sleep with 8+8 threads on two
+/// CPUs). Positions of consecutive claims differ in their low bits by the claim sizes,
+/// often all equal, so the bit comes from a multiplicative hash of the whole position.
+#[cfg(not(any(loom, miri)))]
+#[inline(always)]
+fn wake_bit(until: Option<u32>) -> u32 {
+    match until {
+        Some(p) => 1 << (p.wrapping_mul(0x9E37_79B1) >> 27),
+        None => u32::MAX,
+    }
+}
+
+/// Sleep until `side`'s tail position may have moved from `seen` (a futex on it), or
+/// `sys::PARK_TIMEOUT_NS` passes. The threads that move a multi side's tail call
+/// [`wake_tail_waiters`] after their store.
+///
+/// No lost wake-up (the Dekker pattern, labels as in `claim`): W1 the waiter's
+/// increment of the count and F1 its SeqCst fence come before W2, its load of the tail;
+/// the publisher does P1, its Release tail store, then P2, a load of the count. If W2
+/// still reads the old tail, the waiter sleeps only if the kernel, comparing the word
+/// under its futex lock, still finds the old position; a publisher whose P1 the kernel
+/// does not see yet and whose P2 ran before W1 reached it is the one window left (the
+/// publisher side has no store-load fence: that is the pinned fast path). The store is
+/// then sitting in the publisher's store buffer, which drains in nanoseconds, while the
+/// waiter goes through a fence and a system call entry; and if it ever happened the
+/// sleep would end at the timeout, a delay and not a hang.
+#[inline(always)]
+pub(crate) fn park_on_tail(side: &HeadTail, seen: u32, until: Option<u32>) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(any(loom, miri))))]
+    // SAFETY: `side` is a live HeadTail of a mapped ring. W1, F1 and W2 are in there.
+    unsafe {
+        crate::sys::park_on_tail_asm(side, seen, wake_bit(until))
+    };
+    #[cfg(all(
+        not(all(target_arch = "x86_64", target_os = "linux")),
+        not(any(loom, miri))
+    ))]
+    {
+        let waiters = side.tail_waiters();
+        // W1.
+        waiters.fetch_add(1, Ordering::SeqCst);
+        // F1.
+        core::sync::atomic::fence(Ordering::SeqCst);
+        // W2.
+        if pos(side.tail.load(Ordering::SeqCst)) == seen {
+            // SAFETY: the tail word is live shared memory (the handle keeps it mapped)
+            // and 8-aligned, so its halves are 4-aligned.
+            unsafe {
+                crate::sys::futex_wait(
+                    tail_pos_word(side),
+                    seen,
+                    wake_bit(until),
+                    crate::sys::PARK_TIMEOUT_NS,
+                )
+            };
+        }
+        waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+    // Under loom and Miri the park is a yield (loom: the model checker runs another
+    // thread) or a short sleep; the count is kept all the same.
+    #[cfg(any(loom, miri))]
+    {
+        let _ = (seen, until);
+        side.tail_waiters().fetch_add(1, Ordering::SeqCst);
+        sleep_briefly();
+        side.tail_waiters().fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// After a thread moved `side`'s tail (P1, its Release store): wake the threads asleep
+/// on it, if any (P2: one relaxed load of a word on the line the store just wrote; see
+/// [`park_on_tail`] for why it needs no fence).
+#[inline(always)]
+pub(crate) fn wake_tail_waiters(side: &HeadTail, tail: u32) {
+    // P2, with the wake out of line (`sys::wake_tail_waiters_asm`).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(any(loom, miri))))]
+    {
+        let _ = tail;
+        // SAFETY: `side` is a live HeadTail of a mapped ring.
+        unsafe { crate::sys::wake_tail_waiters_asm(side) };
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(any(loom, miri)))))]
+    if side.tail_waiters().load(Ordering::Relaxed) != 0 {
+        core::hint::cold_path();
+        #[cfg(not(any(loom, miri)))]
+        // SAFETY: as in park_on_tail.
+        unsafe {
+            crate::sys::futex_wake(tail_pos_word(side), wake_bit(Some(tail)))
+        };
+    }
+}
 
 /// Spin-loop hints before a waiter starts sleeping. 128 hints last 1-20 µs depending on
 /// the CPU's `pause` latency: many times a running thread's slot copy (so threads on
@@ -100,7 +215,7 @@ impl Backoff {
 
     /// Whether the wait has passed its spin phase.
     #[inline(always)]
-    fn spun_out(&self) -> bool {
+    pub(crate) fn spun_out(&self) -> bool {
         self.spins >= SPIN_LIMIT
     }
 }
@@ -130,7 +245,8 @@ pub(crate) fn wait_for_other_side(other: &HeadTail) {
     let mut wait = Backoff::new(Then::Sleep);
     while maybe_in_flight(other) {
         if wait.spun_out() {
-            wait.give_up_cpu();
+            // The operation in flight wakes us when it publishes.
+            park_on_tail(other, pos(other.tail.load(Ordering::Relaxed)), None);
             return;
         }
         wait.snooze();

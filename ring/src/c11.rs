@@ -9,7 +9,7 @@
 //!   (`tail_multi`). That wait is what a preempted thread stretches; it backs off to the
 //!   scheduler after a bounded spin (`backoff`).
 
-use crate::backoff::{Backoff, Then};
+use crate::backoff::{park_on_tail, wake_tail_waiters, Backoff, Then};
 use crate::claim::{avail, offer, take, Behavior, Claim, Sides};
 use crate::layout::{lo, pack, pos, HeadTail, NO_CACHE};
 use crate::primitive::{spin_loop, Ordering};
@@ -118,9 +118,10 @@ pub(crate) fn tail_multi(me: &HeadTail, old: u32, n: u32) {
         core::hint::cold_path();
         wait_tail(me, old);
     }
-    // R1 + R3.
-    me.tail
-        .store(pack(old.wrapping_add(n), 0), Ordering::Release);
+    // R1 + R3 (P1 of `backoff::park_on_tail`).
+    let new = old.wrapping_add(n);
+    me.tail.store(pack(new, 0), Ordering::Release);
+    wake_tail_waiters(me, new);
 }
 
 /// The slow part of `tail_multi`: the thread before us is still between its claim and
@@ -131,7 +132,12 @@ fn wait_tail(me: &HeadTail, old: u32) {
     let mut wait = Backoff::new(Then::Sleep);
     let mut seen = pos(me.tail.load(Ordering::Relaxed));
     loop {
-        wait.snooze();
+        if wait.spun_out() {
+            // Asleep until a thread before us publishes (it wakes us).
+            park_on_tail(me, seen, Some(old));
+        } else {
+            wait.snooze();
+        }
         // A3.
         let t = pos(me.tail.load(Ordering::Acquire));
         if t == old {

@@ -137,8 +137,13 @@ impl<T: Copy> Ring<T> {
                 head: AtomicU64::new(0),
                 tail: AtomicU64::new(0),
                 cached: AtomicU64::new(if used { NO_CACHE } else { 0 }),
-                // DPDK's default: an eighth of the capacity (rte_ring_rts.h, HTD_MAX_DEF).
-                htd_max: AtomicU32::new(if used { (g.capacity / 8).max(1) } else { 0 }),
+                // RTS: DPDK's default, an eighth of the capacity (rte_ring_rts.h,
+                // HTD_MAX_DEF). Other modes: the count of threads asleep on the tail.
+                htd_max: AtomicU32::new(if used && mode == SyncMode::Rts {
+                    (g.capacity / 8).max(1)
+                } else {
+                    0
+                }),
                 sync: mode as u32,
             }
         };

@@ -88,12 +88,25 @@ pub(crate) struct HeadTail {
     /// [`NO_CACHE`]. Written only by the single thread of this side, or set to
     /// [`NO_CACHE`] by a multi-thread path on this side.
     pub cached: AtomicU64,
-    /// Rts only: the most the head may run ahead of the tail.
+    /// Rts: the most the head may run ahead of the tail. Any other mode: the number of
+    /// threads asleep on this side's tail ([`HeadTail::tail_waiters`]).
     pub htd_max: AtomicU32,
     /// The side's [`SyncMode`](crate::SyncMode) as `u32`, fixed at creation.
     pub sync: u32,
     /// Publication front; high 32 bits = tail position in every mode.
     pub tail: AtomicU64,
+}
+
+impl HeadTail {
+    /// On a side that is not RTS, the `htd_max` word counts the threads asleep on a
+    /// futex on this side's tail (`backoff::park_on_tail`), so that a thread that moves
+    /// the tail knows whether to wake anyone: a word on the line it has just written.
+    /// (On x86-64 Linux the waits and wakes reach it in assembly, `sys`, by offset.)
+    #[cfg(any(loom, miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+    #[inline(always)]
+    pub(crate) fn tail_waiters(&self) -> &AtomicU32 {
+        &self.htd_max
+    }
 }
 
 /// The ring header at the start of the ring's memory.
