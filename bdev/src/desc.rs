@@ -94,6 +94,14 @@ impl BdevIoChannel {
     pub fn thread(&self) -> &ThreadHandle {
         self.ch.thread()
     }
+
+    /// Another reference to this channel (on its thread; `None` elsewhere).
+    pub fn try_clone(&self) -> Option<BdevIoChannel> {
+        Some(BdevIoChannel {
+            ch: self.ch.try_clone()?,
+            bdev: self.bdev.clone(),
+        })
+    }
 }
 
 /// Open `name` (on a framework thread). `write` asks for read-write; refused if a
