@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::bdev::ModuleChannel;
 use crate::desc::{BdevIoChannel, Descriptor};
+use crate::error::Error;
 use crate::io::{BdevIo, IoStatus, IoType, IoVec};
 use crate::modules::raid::layout::{raid0_map, raid0_ranges};
 use crate::modules::raid::{RaidLevel, RaidShared};
@@ -126,13 +127,20 @@ impl RaidChannel {
                 iovs: &iovs,
                 cmp_iovs: &cmp,
             };
-            let (f2, sh2) = (fan.clone(), self.shared.clone());
+            let (f2, sh2, d2) = (fan.clone(), self.shared.clone(), d.clone());
             // SAFETY: the parent completes only when the last child is accounted
-            // (`FanOut::child_done`), after this child's callback or its failed
-            // submission.
-            let r = unsafe { c.submit(&d, &ch, move |st| child_done(&f2, &sh2, i, st)) };
+            // (`child_done`), after this child's callback or its failed submission.
+            let r = unsafe {
+                c.submit(&d, &ch, move |st| {
+                    let gone = sh2.is_removed(i) || d2.bdev().is_removing();
+                    child_done(&f2, &sh2, gone, st)
+                })
+            };
             if let Err(e) = r {
-                child_done(&fan, &self.shared, i, vbdev::submit_error_status(&e));
+                // A base being removed refuses new I/O before its remove event
+                // reaches the array.
+                let gone = matches!(e, Error::Removed { .. }) || self.shared.is_removed(i);
+                child_done(&fan, &self.shared, gone, vbdev::submit_error_status(&e));
             }
         }
     }
@@ -145,15 +153,16 @@ struct FanOut {
     io: Option<BdevIo>,
 }
 
-/// Account one child of a fan-out; the last one completes the parent.
-fn child_done(fan: &Mutex<FanOut>, sh: &RaidShared, base: usize, st: IoStatus) {
+/// Account one child of a fan-out (`gone`: its base is being removed); the last one
+/// completes the parent.
+fn child_done(fan: &Mutex<FanOut>, sh: &RaidShared, gone: bool, st: IoStatus) {
     let done = {
         let mut f = fan.lock().unwrap_or_else(|e| e.into_inner());
         f.left -= 1;
         match st {
             IoStatus::Success => f.ok += 1,
             // A mirror that went away holds nothing we need.
-            _ if sh.level == RaidLevel::Raid1 && sh.is_removed(base) && st != IoStatus::NoMem => {}
+            _ if sh.level == RaidLevel::Raid1 && gone => {}
             IoStatus::NoMem => {
                 if f.status == IoStatus::Success {
                     f.status = IoStatus::NoMem;
