@@ -236,9 +236,8 @@ fn reset_freezes_channels_and_waits_for_in_flight_io() {
             assert_eq!(s, ["w0", "w1", "w10", "w11", "w2", "w3"], "{seen:?}");
             // Let the held writes go; the reset follows, then the new writes.
             g3.store(true, Ordering::Release);
-            let latch = all_done.lock().unwrap().clone().unwrap();
             let me = thread::current().unwrap();
-            fn wait(l: Arc<Latch>, me: ThreadHandle, next: Next, log: Log) {
+            fn wait(me: ThreadHandle, next: Next, log: Log) {
                 if log
                     .lock()
                     .unwrap()
@@ -248,12 +247,12 @@ fn reset_freezes_channels_and_waits_for_in_flight_io() {
                     < 9
                 {
                     let m2 = me.clone();
-                    me.send_msg(move || wait(l, m2, next, log)).unwrap();
+                    me.send_msg(move || wait(m2, next, log)).unwrap();
                     return;
                 }
                 next.go()
             }
-            wait(latch, me, next, l3.clone());
+            wait(me, next, l3.clone());
         }),
         step(move |next| {
             drop(a4.lock().unwrap().take());
