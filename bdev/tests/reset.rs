@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bdev::{
     BdevInfo, BdevIo, BdevIoChannel, BdevModule, Descriptor, IoStatus, IoType, ModuleChannel, Uuid,
@@ -103,15 +104,16 @@ fn write(o: &Slot, blk: u64, done: Arc<Latch>, log: Log) {
     .unwrap();
 }
 
-/// Run `f` on this thread once `o`'s channel is frozen.
-fn when_frozen(o: Slot, f: Box<dyn FnOnce(Slot) + Send>) {
+/// Run `f` on this thread once `o`'s channel is frozen (within 30 s).
+fn when_frozen(o: Slot, f: Box<dyn FnOnce(Slot) + Send>, until: Instant) {
     let frozen = o.lock().unwrap().as_ref().unwrap().c.frozen();
     if frozen {
         return f(o);
     }
+    assert!(Instant::now() < until, "the reset never froze this channel");
     thread::current()
         .unwrap()
-        .send_msg(move || when_frozen(o, f))
+        .send_msg(move || when_frozen(o, f, until))
         .unwrap();
 }
 
@@ -206,6 +208,7 @@ fn reset_freezes_channels_and_waits_for_in_flight_io() {
                 .unwrap();
             }
             let both = Latch::new(2, move || next.go());
+            let until = Instant::now() + Duration::from_secs(30);
             let (la, l, b2) = (latch.clone(), l2.clone(), both.clone());
             when_frozen(
                 a2.clone(),
@@ -213,6 +216,7 @@ fn reset_freezes_channels_and_waits_for_in_flight_io() {
                     write(&o, 4, la, l);
                     b2.hit()
                 }),
+                until,
             );
             let t = t22.lock().unwrap().clone().unwrap();
             let app_t = thread::current().unwrap();
@@ -224,6 +228,7 @@ fn reset_freezes_channels_and_waits_for_in_flight_io() {
                         write(&o, 12, la, l);
                         app_t.send_msg(move || both.hit()).unwrap();
                     }),
+                    until,
                 )
             })
             .unwrap();
