@@ -2,9 +2,13 @@
 //! limits each held over ~2 s of queue-depth-32 I/O, set and cleared at run time.
 //!
 //! The limit is checked against the number of I/Os (bytes) the bdev completed in the
-//! measured interval; the interval is the only clock reading. The lower bounds are
-//! loose (80% of the limit) because this machine is shared; the upper bound is the
-//! limit plus 5% plus the largest burst and the queue depth.
+//! measured interval; the interval is the only clock reading. The upper bound, what
+//! the limiter enforces, is the limit plus 5% plus the largest burst and the queue
+//! depth. The lower bound only shows the limiter does not starve the bdev: a reactor
+//! descheduled for longer than the burst the bucket keeps (10 ms) loses that budget, so
+//! on a shared, loaded machine the rate reached is below the limit by however long the
+//! thread did not run (0.77-0.96 of it measured here at a load average of 17-20 on 2
+//! CPUs); the bound is half the limit.
 
 mod common;
 
@@ -20,6 +24,8 @@ use framework::thread;
 
 const BS: usize = 4096;
 const QD: usize = 32;
+/// The lower bound, as a fraction of the limit (see the module docs).
+const LOW: f64 = 0.5;
 
 struct Drv {
     d: Descriptor,
@@ -226,7 +232,7 @@ fn qos_limits_hold() {
         "{ops} reads exceed the {IOPS}/s limit over {el:?}"
     );
     assert!(
-        ops as f64 >= allowed * 0.8,
+        ops as f64 >= allowed * LOW,
         "{ops} reads: far below the limit"
     );
 
@@ -248,7 +254,7 @@ fn qos_limits_hold() {
             "{what}: {bytes} bytes exceed {mb} MB/s over {el:?}"
         );
         assert!(
-            bytes as f64 >= allowed * 0.8,
+            bytes as f64 >= allowed * LOW,
             "{what}: {bytes} bytes: far below the limit"
         );
     }
