@@ -364,9 +364,29 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
         ok(&s2, "bdev_split_delete", json!({"base_bdev": "M0"})),
         json!(true)
     );
+    // A RAID1 losing a mirror stays, degraded; a RAID0 losing a base goes.
     assert_eq!(
-        ok(&s2, "bdev_raid_delete", json!({"name": "R0"})),
+        ok(&s2, "bdev_malloc_delete", json!({"name": "M4"})),
         json!(true)
+    );
+    let r1 = ok(&s2, "bdev_raid_get_bdevs", json!({"category": "online"}));
+    let r1 = r1
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "R1")
+        .expect("R1 still online")
+        .clone();
+    assert_eq!(r1["degraded"], true);
+    assert_eq!(r1["num_base_bdevs_operational"], 1);
+    assert_eq!(r1["base_bdevs_list"][1]["is_configured"], false);
+    assert_eq!(
+        ok(&s2, "bdev_malloc_delete", json!({"name": "M2"})),
+        json!(true)
+    );
+    assert!(
+        !names(&s2).contains(&"R0".to_string()),
+        "R0 outlived its base"
     );
     assert_eq!(
         ok(&s2, "bdev_raid_delete", json!({"name": "R1"})),
@@ -374,7 +394,7 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
     );
     let mut left = names(&s2);
     left.sort();
-    assert_eq!(left, ["M0", "M1", "M2", "M3", "M4", "M5"]);
+    assert_eq!(left, ["M0", "M1", "M3", "M5"]);
     for n in left {
         assert_eq!(
             ok(&s2, "bdev_get_bdevs", json!({"name": n}))[0]["claimed"],
