@@ -473,7 +473,7 @@ fn raid0_layout_block_by_block() {
 struct Writers {
     o: Shared,
     issued: AtomicUsize,
-    done: AtomicUsize,
+    done: Arc<AtomicUsize>,
     last: Mutex<Vec<u8>>,
     remove_at: usize,
     on_remove: Mutex<Option<Box<dyn FnOnce() + Send>>>,
@@ -518,6 +518,9 @@ fn raid1_mirrors_and_survives_a_removed_base() {
     let arr: Arc<Mutex<Option<Shared>>> = Arc::default();
     let ev = Arc::new(AtomicUsize::new(0));
     let removed_done = Arc::new(AtomicUsize::new(0));
+    // Writes completed when the mirror's removal had finished.
+    let done_at_removal = Arc::new(AtomicUsize::new(usize::MAX));
+    let (dar1, dar2) = (done_at_removal.clone(), done_at_removal.clone());
     let last: Arc<Mutex<Vec<u8>>> = Arc::default();
     let (m1, m2, m3) = (mems.clone(), mems.clone(), mems.clone());
     let (a1, a2, a3, a4, a5) = (
@@ -595,15 +598,17 @@ fn raid1_mirrors_and_survives_a_removed_base() {
         step(move |next| {
             let o = a4.lock().unwrap().clone().unwrap();
             let finished = Latch::new(QD as usize, move || next.go());
+            let done_count = Arc::new(AtomicUsize::new(0));
             let w = Arc::new(Writers {
                 o,
                 issued: AtomicUsize::new(0),
-                done: AtomicUsize::new(0),
+                done: done_count.clone(),
                 last: Mutex::new(vec![0; R1_BLOCKS as usize]),
                 remove_at: TOTAL / 3,
                 on_remove: Mutex::new(Some(Box::new(move || {
                     bdev::bdev::unregister("r1a", move |r| {
                         r.unwrap();
+                        dar1.store(done_count.load(Ordering::Acquire), Ordering::Release);
                         rd1.fetch_add(1, Ordering::AcqRel);
                     })
                     .unwrap();
@@ -688,6 +693,12 @@ fn raid1_mirrors_and_survives_a_removed_base() {
             assert!(bdev::bdev::get("r1").is_none());
             assert!(arrays_named("all", "r1").is_empty());
             assert_eq!(removed_done.load(Ordering::Acquire), 1);
+            // The removal finished while writes were still going.
+            let at = dar2.load(Ordering::Acquire);
+            assert!(
+                at < TOTAL,
+                "the mirror's removal finished after the writes ({at})"
+            );
             next.go()
         }),
     ];
