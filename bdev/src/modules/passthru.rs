@@ -42,6 +42,7 @@ pub const MODULE: &str = "passthru";
 
 /// One passthru bdev.
 struct PassthruBdev {
+    name: String,
     base_name: String,
     /// The claimed base; taken (closed) at destruct.
     base: Mutex<Option<Arc<Descriptor>>>,
@@ -102,7 +103,7 @@ impl BdevModule for PassthruBdev {
     }
 
     fn info_json(&self) -> Option<serde_json::Value> {
-        Some(json!({ "passthru": { "name": "", "base_bdev_name": self.base_name } }))
+        Some(json!({ "passthru": { "name": self.name, "base_bdev_name": self.base_name } }))
     }
 }
 
@@ -135,6 +136,7 @@ pub fn create(base: &str, name: &str, uuid: Option<Uuid>) -> Result<Bdev> {
         max_transfer_blocks: bi.max_transfer_blocks,
     };
     let module = Arc::new(PassthruBdev {
+        name: name.to_string(),
         base_name: b.name().to_string(),
         base: Mutex::new(Some(desc)),
     });

@@ -280,16 +280,19 @@ impl BdevModule for RaidBdev {
             .filter(|&i| !sh.is_removed(i))
             .map(|i| sh.bases[i].name.as_str())
             .collect();
+        // SPDK's fields: strip_size_kb only when not 0, no superblock (false).
+        let mut params = json!({
+            "name": sh.name,
+            "uuid": sh.uuid.to_string(),
+            "raid_level": sh.level.name(),
+            "base_bdevs": bases,
+        });
+        if sh.strip_size_kb != 0 {
+            params["strip_size_kb"] = json!(sh.strip_size_kb);
+        }
         Some(ConfigCall {
             method: "bdev_raid_create".into(),
-            params: Some(json!({
-                "name": sh.name,
-                "raid_level": sh.level.name(),
-                "strip_size_kb": sh.strip_size_kb,
-                "base_bdevs": bases,
-                "uuid": sh.uuid.to_string(),
-                "superblock": false,
-            })),
+            params: Some(params),
         })
     }
 
