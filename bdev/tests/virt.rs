@@ -1,8 +1,8 @@
 //! The virtual bdevs on real reactors, checked block by block against their bases: a
 //! RAM disk module whose memory the test reads and writes directly stands under
 //! split, passthru, RAID0 and RAID1. Also: claims, the base's removal reaching the
-//! virtual bdev's descriptors (split, passthru) or degrading the array (RAID1) while
-//! writes are in flight, with nothing lost.
+//! virtual bdev's descriptors (split, passthru; RAID0, which goes offline) or
+//! degrading the array (RAID1) while writes are in flight, with nothing lost.
 
 mod common;
 
@@ -331,6 +331,7 @@ fn raid0_layout_block_by_block() {
     let (m1, m2, m3) = (mems.clone(), mems.clone(), mems.clone());
     let (a1, a2, a3, a4) = (arr.clone(), arr.clone(), arr.clone(), arr.clone());
     let ev = Arc::new(AtomicUsize::new(0));
+    let (ev2, ev3) = (ev.clone(), ev.clone());
     let opts = |name: &str, level, bases: &[&str], kb| RaidOpts {
         name: name.into(),
         level,
@@ -448,20 +449,34 @@ fn raid0_layout_block_by_block() {
             .unwrap();
         }),
         step(move |next| {
-            arr.lock().unwrap().take().unwrap().lock().unwrap().take();
-            next.go()
+            // A base goes: the array goes offline, its descriptor hears of it and
+            // closes, then the base's removal finishes.
+            bdev::bdev::unregister("r0b", move |r| {
+                r.unwrap();
+                next.go()
+            })
+            .unwrap();
+            fn close_when_told(ev: Arc<AtomicUsize>, arr: Arc<Mutex<Option<Shared>>>) {
+                if ev.load(Ordering::Acquire) == 0 {
+                    let me = framework::thread::current().unwrap();
+                    me.send_msg(move || close_when_told(ev, arr)).unwrap();
+                    return;
+                }
+                arr.lock().unwrap().take().unwrap().lock().unwrap().take();
+            }
+            close_when_told(ev2, arr);
         }),
-        unregister_step("r0"),
         step(move |next| {
-            // The array gone, its bases are free again.
-            for n in ["r0a", "r0b", "r0c"] {
+            assert!(bdev::bdev::get("r0").is_none());
+            assert!(arrays_named("all", "r0").is_empty());
+            assert_eq!(ev3.load(Ordering::Acquire), 1, "remove events on the array");
+            // The other bases are free again.
+            for n in ["r0a", "r0c"] {
                 assert!(bdev::bdev::get(n).unwrap().claimed_by().is_none(), "{n}");
             }
-            assert!(arrays_named("all", "r0").is_empty());
             next.go()
         }),
         unregister_step("r0a"),
-        unregister_step("r0b"),
         unregister_step("r0c"),
     ];
     assert_eq!(common::run_steps(&eal, steps), 0);
