@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bdev::modules::raid::{self, RaidLevel, RaidOpts};
@@ -22,11 +22,13 @@ const BS: usize = 512;
 
 type Mem = Arc<Mutex<Vec<u8>>>;
 
-/// A RAM disk whose bytes the test sees; completes from a per-channel poller.
-struct RamDisk(Mem);
+/// A RAM disk whose bytes the test sees; completes from a per-channel poller. Reads
+/// fail while its `fail_reads` flag is set.
+struct RamDisk(Mem, Arc<AtomicBool>);
 
 struct RamChannel {
     mem: Mem,
+    fail_reads: Arc<AtomicBool>,
     done: Arc<Mutex<Vec<(BdevIo, IoStatus)>>>,
     poller: Option<Poller>,
 }
@@ -45,6 +47,10 @@ impl Drop for RamChannel {
 impl ModuleChannel for RamChannel {
     fn submit(&self, io: BdevIo) {
         let (off, len) = (io.offset_blocks() as usize * BS, io.len_bytes());
+        if io.io_type() == IoType::Read && self.fail_reads.load(Ordering::Acquire) {
+            self.done.lock().unwrap().push((io, IoStatus::Failed));
+            return;
+        }
         {
             let mut m = self.mem.lock().unwrap();
             match io.io_type() {
@@ -81,6 +87,7 @@ impl BdevModule for RamDisk {
         .map_err(|e| e.to_string())?;
         Ok(Box::new(RamChannel {
             mem: self.0.clone(),
+            fail_reads: self.1.clone(),
             done,
             poller: Some(p),
         }))
@@ -88,6 +95,10 @@ impl BdevModule for RamDisk {
 }
 
 fn ram(name: &str, blocks: u64) -> Mem {
+    ram_failing(name, blocks, Arc::default())
+}
+
+fn ram_failing(name: &str, blocks: u64, fail_reads: Arc<AtomicBool>) -> Mem {
     let mem: Mem = Arc::new(Mutex::new(vec![0; blocks as usize * BS]));
     let info = BdevInfo {
         name: name.into(),
@@ -100,7 +111,7 @@ fn ram(name: &str, blocks: u64) -> Mem {
         write_cache: false,
         max_transfer_blocks: 0,
     };
-    bdev::bdev::register(info, Arc::new(RamDisk(mem.clone()))).unwrap();
+    bdev::bdev::register(info, Arc::new(RamDisk(mem.clone(), fail_reads))).unwrap();
     mem
 }
 
@@ -533,6 +544,8 @@ fn raid1_mirrors_and_survives_a_removed_base() {
     let arr: Arc<Mutex<Option<Shared>>> = Arc::default();
     let ev = Arc::new(AtomicUsize::new(0));
     let removed_done = Arc::new(AtomicUsize::new(0));
+    let fail_a: Arc<AtomicBool> = Arc::default();
+    let (fa1, fa2, fa3, a6) = (fail_a.clone(), fail_a.clone(), fail_a, arr.clone());
     // Writes completed when the mirror's removal had finished.
     let done_at_removal = Arc::new(AtomicUsize::new(usize::MAX));
     let (dar1, dar2) = (done_at_removal.clone(), done_at_removal.clone());
@@ -555,7 +568,7 @@ fn raid1_mirrors_and_survives_a_removed_base() {
     let steps: Vec<Step> = vec![
         step(move |next| {
             let mut m = m1.lock().unwrap();
-            m.push(ram("r1a", R1_BLOCKS));
+            m.push(ram_failing("r1a", R1_BLOCKS, fa1));
             m.push(ram("r1b", R1_BLOCKS + 8));
             let b = raid::create(RaidOpts {
                 name: "r1".into(),
@@ -605,6 +618,22 @@ fn raid1_mirrors_and_survives_a_removed_base() {
                 read(&o, 0, 1, move |buf| {
                     assert!(buf.iter().all(|&x| x == buf[0]));
                     s3.lock().unwrap().push(buf[0]);
+                    la.hit()
+                });
+            }
+        }),
+        // A mirror failing reads: every read is served by the other.
+        step(move |next| {
+            fa2.store(true, Ordering::Release);
+            let o = a6.lock().unwrap().clone().unwrap();
+            let latch = Latch::new(8, move || {
+                fa3.store(false, Ordering::Release);
+                next.go()
+            });
+            for _ in 0..8 {
+                let la = latch.clone();
+                read(&o, 0, 1, move |buf| {
+                    assert_eq!(buf, vec![0xb0; BS], "read not served by r1b");
                     la.hit()
                 });
             }
