@@ -132,6 +132,8 @@ pub(crate) struct BdevState {
     /// Statistics of channels already destroyed.
     pub(crate) retired: IoStats,
     pub(crate) unregister_done: Option<(ThreadHandle, UnregisterDone)>,
+    /// `Some` while a reset runs: later resets wait here for its status.
+    pub(crate) reset_waiters: Option<crate::reset::ResetWaiters>,
 }
 
 pub(crate) struct BdevShared {
@@ -293,6 +295,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
                 claim: None,
                 retired: IoStats::default(),
                 unregister_done: None,
+                reset_waiters: None,
             }),
         }
     });

@@ -19,6 +19,15 @@
 //! submitted again after the next completion on the channel, or from a message to the
 //! channel's thread if nothing else is outstanding. Submitters never see `NoMem`.
 //!
+//! # Reset
+//!
+//! A reset ([`crate::Descriptor::reset`], SPDK's `spdk_bdev_reset`) freezes every
+//! channel of the bdev (each on its thread): I/O waiting for resources or for QoS
+//! budget is aborted, and new I/O waits in the channel's frozen queue instead of going
+//! to the module. Once no channel has I/O at the module any more, the reset goes to
+//! the module; when it completes every channel thaws and submits what it held, in
+//! order. A reset asked for while one runs completes with it.
+//!
 //! # Splitting
 //!
 //! Read, write and compare requests crossing a multiple of the bdev's
@@ -57,6 +66,9 @@ struct ChState {
     qos_queue: VecDeque<Box<IoInner>>,
     /// Drains `qos_queue` each slice while it is not empty.
     qos_poller: Option<Poller>,
+    /// A reset of the bdev runs: new I/O waits in `frozen_q`.
+    frozen: bool,
+    frozen_q: VecDeque<Box<IoInner>>,
     retrying: bool,
     nomem_in_retry: bool,
     retry_msg_pending: bool,
@@ -241,6 +253,10 @@ pub(crate) fn submit(
 
 impl BdevChannel {
     fn dispatch(&self, io: Box<IoInner>) {
+        if self.st.borrow().frozen {
+            self.st.borrow_mut().frozen_q.push_back(io);
+            return;
+        }
         let limited = matches!(
             io.io_type,
             IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
@@ -310,6 +326,10 @@ impl BdevChannel {
     fn dispatch_admitted(&self, io: Box<IoInner>) {
         {
             let mut st = self.st.borrow_mut();
+            if st.frozen {
+                st.frozen_q.push_back(io);
+                return;
+            }
             if !st.nomem.is_empty() && !st.retrying {
                 st.nomem.push_back(io);
                 return;
@@ -412,7 +432,7 @@ impl BdevChannel {
     fn retry_queued(&self) {
         {
             let mut st = self.st.borrow_mut();
-            if st.retrying || st.nomem.is_empty() {
+            if st.retrying || st.nomem.is_empty() || st.frozen {
                 return;
             }
             st.retrying = true;
@@ -436,15 +456,70 @@ impl BdevChannel {
         self.st.borrow_mut().retrying = false;
     }
 
-    /// Fail every queued I/O with `Aborted` (a reset).
-    pub(crate) fn abort_queued(&self) {
+    /// A reset starts: hold new I/O, fail what waits for resources or QoS budget
+    /// with `Aborted`.
+    pub(crate) fn freeze(&self) {
+        self.st.borrow_mut().frozen = true;
         loop {
-            let Some(io) = self.st.borrow_mut().nomem.pop_front() else {
+            let io = {
+                let mut st = self.st.borrow_mut();
+                match st.nomem.pop_front() {
+                    Some(io) => Some(io),
+                    None => st.qos_queue.pop_front(),
+                }
+            };
+            let Some(io) = io else {
                 break;
             };
             self.finish(io, IoStatus::Aborted);
         }
     }
+
+    /// Whether a reset holds new I/O.
+    pub(crate) fn is_frozen(&self) -> bool {
+        self.st.borrow().frozen
+    }
+
+    /// I/Os at the module (a reset waits for every channel's to reach 0).
+    pub(crate) fn outstanding(&self) -> usize {
+        self.st.borrow().outstanding
+    }
+
+    /// The reset is done: submit what was held, in order.
+    pub(crate) fn thaw(&self) {
+        let held = {
+            let mut st = self.st.borrow_mut();
+            st.frozen = false;
+            std::mem::take(&mut st.frozen_q)
+        };
+        for io in held {
+            self.dispatch(io);
+        }
+        self.retry_queued();
+    }
+}
+
+/// Submit a reset to the module on `ch` (its thread) past the frozen queue: the layer
+/// froze the channels and drained them for it.
+pub(crate) fn submit_reset(
+    ch: &IoChannel<BdevChannel>,
+    cb: Box<dyn FnOnce(IoStatus) + Send>,
+) -> Result<()> {
+    let ctx = ch.ctx();
+    let mut ios = ctx.alloc(1)?;
+    let Some(mut io) = ios.pop() else {
+        return Err(Error::NoMem(ctx.info.name.clone()));
+    };
+    io.io_type = IoType::Reset;
+    io.offset_blocks = 0;
+    io.num_blocks = 0;
+    io.block_size = ctx.info.block_size;
+    io.start_tsc = eal::timer::rdtsc();
+    io.ch = ch.try_clone();
+    io.notify = Some(Notify::User(cb));
+    ctx.st.borrow_mut().outstanding += 1;
+    ctx.to_module(io);
+    Ok(())
 }
 
 /// Nothing is outstanding to trigger a retry: retry from a message on the channel's

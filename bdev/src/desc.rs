@@ -85,6 +85,11 @@ impl BdevIoChannel {
         self.ch.ctx().depth()
     }
 
+    /// Whether a reset holds this channel's new I/O (see [`Descriptor::reset`]).
+    pub fn frozen(&self) -> bool {
+        self.ch.ctx().is_frozen()
+    }
+
     /// Pieces waiting for QoS budget on this channel.
     pub fn qos_queued(&self) -> usize {
         self.ch.ctx().qos_queued()
@@ -93,6 +98,14 @@ impl BdevIoChannel {
     /// The thread the channel belongs to.
     pub fn thread(&self) -> &ThreadHandle {
         self.ch.thread()
+    }
+
+    /// Another reference to this channel (on its thread; `None` elsewhere).
+    pub fn try_clone(&self) -> Option<BdevIoChannel> {
+        Some(BdevIoChannel {
+            ch: self.ch.try_clone()?,
+            bdev: self.bdev.clone(),
+        })
     }
 }
 
@@ -436,8 +449,9 @@ impl Descriptor {
         self.submit(ch, IoType::Flush, offset_blocks, num_blocks, &[], &[], cb)
     }
 
-    /// Reset the bdev: I/O waiting for resources on every channel is aborted (each on
-    /// its thread), then the module resets; `cb` runs on this thread.
+    /// Reset the bdev (see [`crate::channel`]): every channel is frozen (new I/O is
+    /// held, I/O waiting for resources or QoS budget is aborted), the module resets
+    /// once no I/O is at it, then the held I/O goes; `cb` runs on this thread.
     pub fn reset<F: FnOnce(IoStatus) + Send + 'static>(
         &self,
         ch: &BdevIoChannel,
@@ -447,23 +461,7 @@ impl Descriptor {
         let my = ch.ch.try_clone().ok_or(framework::Error::NotOnThread {
             what: "reset a bdev",
         })?;
-        self.0.bdev.0.io_device.for_each_channel(
-            |c: &BdevChannel| c.abort_queued(),
-            move || {
-                let r = Request {
-                    io_type: IoType::Reset,
-                    offset_blocks: 0,
-                    num_blocks: 0,
-                    iovs: Vec::new(),
-                    cmp_iovs: Vec::new(),
-                };
-                let cb: Box<dyn FnOnce(IoStatus) + Send> = Box::new(cb);
-                if let Err(e) = channel::submit(&my, r, cb) {
-                    eal::log_err!("bdev reset not submitted: {e}");
-                }
-            },
-        )?;
-        Ok(())
+        crate::reset::start(&self.0.bdev, my, Box::new(cb))
     }
 
     /// Safe read: `buf` (at least `num_blocks` blocks) comes back to `cb`.

@@ -29,6 +29,7 @@ pub mod error;
 pub mod io;
 pub mod modules;
 pub mod qos;
+mod reset;
 pub mod rpc;
 pub mod stats;
 pub mod subsystem;

@@ -1,6 +1,8 @@
 //! The bdev RPC methods under SPDK's names and parameters: bdev_malloc_create,
 //! bdev_malloc_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
-//! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete, bdev_get_bdevs,
+//! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete,
+//! bdev_passthru_create/delete, bdev_split_create/delete, bdev_raid_create/delete,
+//! bdev_raid_get_bdevs, bdev_get_bdevs,
 //! bdev_get_iostat, bdev_set_qos_limit. Handlers run on the app thread (the RPC
 //! server's poller), so they may open, register and unregister directly.
 //!
@@ -29,11 +31,13 @@ pub fn rpc_error(e: &Error) -> RpcError {
         Error::NotFound(_) => RpcError::new(-19, e.to_string()),
         Error::Exists(_) => RpcError::new(-17, e.to_string()),
         Error::Invalid { .. } => RpcError::invalid_params(e.to_string()),
+        // SPDK answers a claim conflict with -EPERM.
+        Error::Claimed { .. } => RpcError::new(-1, e.to_string()),
         _ => RpcError::internal(e.to_string()),
     }
 }
 
-fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>, RpcError> {
+pub(crate) fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>, RpcError> {
     s.map(|u| {
         Uuid::parse(u)
             .ok_or_else(|| RpcError::invalid_params(format!("invalid uuid: '{u}' is not a UUID")))
@@ -168,14 +172,14 @@ struct SetQos {
     w_mbytes_per_sec: Option<u64>,
 }
 
-fn params<T: for<'de> Deserialize<'de>>(r: &Request) -> Result<T, RpcError> {
+pub(crate) fn params<T: for<'de> Deserialize<'de>>(r: &Request) -> Result<T, RpcError> {
     // Absent params decode as an empty object (so all-optional methods take none).
     let v = r.raw_params().cloned().unwrap_or(Value::Null);
     let v = if v.is_null() { json!({}) } else { v };
     serde_json::from_value(v).map_err(|e| RpcError::invalid_params(format!("{}: {e}", r.method())))
 }
 
-fn delete(r: Request, module: &'static str) {
+pub(crate) fn delete(r: Request, module: &'static str) {
     let p: ByName = match params(&r) {
         Ok(p) => p,
         Err(e) => return r.respond(Err(e)),
@@ -405,6 +409,34 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
             }),
         ),
         ("bdev_null_delete", Box::new(|r| delete(r, "null"))),
+        (
+            "bdev_passthru_create",
+            Box::new(crate::modules::passthru::create_rpc),
+        ),
+        (
+            "bdev_passthru_delete",
+            Box::new(crate::modules::passthru::delete_rpc),
+        ),
+        (
+            "bdev_split_create",
+            Box::new(crate::modules::split::create_rpc),
+        ),
+        (
+            "bdev_split_delete",
+            Box::new(crate::modules::split::delete_rpc),
+        ),
+        (
+            "bdev_raid_create",
+            Box::new(crate::modules::raid::create_rpc),
+        ),
+        (
+            "bdev_raid_delete",
+            Box::new(crate::modules::raid::delete_rpc),
+        ),
+        (
+            "bdev_raid_get_bdevs",
+            Box::new(crate::modules::raid::get_bdevs_rpc),
+        ),
         (
             "bdev_get_bdevs",
             Box::new(|r: Request| {

@@ -1,10 +1,14 @@
-//! QoS on real reactors: I/O per second and write bandwidth held to the configured
-//! limit over ~2 s of queue-depth-32 I/O, set and cleared at run time.
+//! QoS on real reactors: I/O per second and the write, read and combined bandwidth
+//! limits each held over ~2 s of queue-depth-32 I/O, set and cleared at run time.
 //!
 //! The limit is checked against the number of I/Os (bytes) the bdev completed in the
-//! measured interval; the interval is the only clock reading. The lower bounds are
-//! loose (80% of the limit) because this machine is shared; the upper bound is the
-//! limit plus 5% plus the largest burst and the queue depth.
+//! measured interval; the interval is the only clock reading. The upper bound, what
+//! the limiter enforces, is the limit plus 5% plus the largest burst and the queue
+//! depth. The lower bound only shows the limiter does not starve the bdev: a reactor
+//! descheduled for longer than the burst the bucket keeps (10 ms) loses that budget, so
+//! on a shared, loaded machine the rate reached is below the limit by however long the
+//! thread did not run (0.77-0.96 of it measured here at a load average of 17-20 on 2
+//! CPUs); the bound is half the limit.
 
 mod common;
 
@@ -20,6 +24,8 @@ use framework::thread;
 
 const BS: usize = 4096;
 const QD: usize = 32;
+/// The lower bound, as a fraction of the limit (see the module docs).
+const LOW: f64 = 0.5;
 
 struct Drv {
     d: Descriptor,
@@ -103,10 +109,14 @@ fn qos_limits_hold() {
     };
     const IOPS: u64 = 5000;
     const WMB: u64 = 4;
+    const RMB: u64 = 3;
+    const RWMB: u64 = 6;
     let results = Arc::new(Mutex::new(Vec::new()));
     let r1 = results.clone();
     let r2 = results.clone();
     let r3 = results.clone();
+    let r4 = results.clone();
+    let r5 = results.clone();
     let steps: Vec<Step> = vec![
         Box::new(|next: Next| {
             null::create(NullOpts {
@@ -154,6 +164,39 @@ fn qos_limits_hold() {
             let fw = next.fw().clone();
             run_phase(&fw, true, 2.0, r2, next)
         }),
+        // Read bandwidth, then the combined bandwidth (written), each alone.
+        Box::new(|next: Next| {
+            let b = bdev::bdev::get("qos0").unwrap();
+            qos::set_limits(
+                &b,
+                QosValues {
+                    r_mbytes_per_sec: RMB,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            next.go();
+        }),
+        Box::new(move |next: Next| {
+            let fw = next.fw().clone();
+            run_phase(&fw, false, 2.0, r4, next)
+        }),
+        Box::new(|next: Next| {
+            let b = bdev::bdev::get("qos0").unwrap();
+            qos::set_limits(
+                &b,
+                QosValues {
+                    rw_mbytes_per_sec: RWMB,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            next.go();
+        }),
+        Box::new(move |next: Next| {
+            let fw = next.fw().clone();
+            run_phase(&fw, true, 2.0, r5, next)
+        }),
         Box::new(|next: Next| {
             let b = bdev::bdev::get("qos0").unwrap();
             qos::set_limits(&b, QosValues::default()).unwrap();
@@ -174,7 +217,7 @@ fn qos_limits_hold() {
     ];
     assert_eq!(common::run_steps(&eal, steps), 0);
     let res = results.lock().unwrap().clone();
-    assert_eq!(res.len(), 3);
+    assert_eq!(res.len(), 5);
     // The burst the token bucket may hold, plus the queue depth.
     let slack = |per_sec: f64| per_sec / 1000.0 * qos::MAX_BURST_SLICES as f64;
 
@@ -189,27 +232,34 @@ fn qos_limits_hold() {
         "{ops} reads exceed the {IOPS}/s limit over {el:?}"
     );
     assert!(
-        ops as f64 >= allowed * 0.8,
+        ops as f64 >= allowed * LOW,
         "{ops} reads: far below the limit"
     );
 
-    let (ops, el) = res[1];
-    let bytes = ops * BS as u64;
-    let allowed = (WMB << 20) as f64 * el.as_secs_f64();
-    eprintln!(
-        "qos w_mbytes: {bytes} bytes in {el:?}, limit allows {allowed:.0} ({:.3} of it)",
-        bytes as f64 / allowed
-    );
-    assert!(
-        bytes as f64 <= allowed * 1.05 + slack((WMB << 20) as f64) + (QD * BS) as f64,
-        "{bytes} bytes exceed {WMB} MB/s over {el:?}"
-    );
-    assert!(
-        bytes as f64 >= allowed * 0.8,
-        "{bytes} bytes: far below the limit"
-    );
+    // Bandwidth limits: (phase, what, MB/s).
+    for (i, what, mb) in [
+        (1, "w_mbytes", WMB),
+        (2, "r_mbytes", RMB),
+        (3, "rw_mbytes", RWMB),
+    ] {
+        let (ops, el) = res[i];
+        let bytes = ops * BS as u64;
+        let allowed = (mb << 20) as f64 * el.as_secs_f64();
+        eprintln!(
+            "qos {what}: {bytes} bytes in {el:?}, limit allows {allowed:.0} ({:.3} of it)",
+            bytes as f64 / allowed
+        );
+        assert!(
+            bytes as f64 <= allowed * 1.05 + slack((mb << 20) as f64) + (QD * BS) as f64,
+            "{what}: {bytes} bytes exceed {mb} MB/s over {el:?}"
+        );
+        assert!(
+            bytes as f64 >= allowed * LOW,
+            "{what}: {bytes} bytes: far below the limit"
+        );
+    }
 
-    let (ops, el) = res[2];
+    let (ops, el) = res[4];
     let rate = ops as f64 / el.as_secs_f64();
     eprintln!("qos cleared: {ops} reads in {el:?} ({rate:.0}/s)");
     assert!(

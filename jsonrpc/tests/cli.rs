@@ -78,6 +78,13 @@ fn rpc_py_arguments_give_rpc_py_params() {
             "bdev_null_delete",
             "bdev_get_bdevs",
             "bdev_get_iostat",
+            "bdev_split_create",
+            "bdev_split_delete",
+            "bdev_raid_create",
+            "bdev_raid_delete",
+            "bdev_raid_get_bdevs",
+            "bdev_passthru_create",
+            "bdev_passthru_delete",
             "nvmf_create_transport",
             "nvmf_create_subsystem",
             "nvmf_subsystem_add_ns",
@@ -145,6 +152,38 @@ fn rpc_py_arguments_give_rpc_py_params() {
             vec!["bdev_get_iostat", "--names", "a,b", "-c"],
             json!({"names": ["a", "b"], "per_channel": true}),
         ),
+        (
+            vec!["bdev_split_create", "Malloc0", "4", "-s", "2"],
+            json!({"base_bdev": "Malloc0", "split_count": 4, "split_size_mb": 2}),
+        ),
+        (
+            vec!["bdev_split_delete", "Malloc0"],
+            json!({"base_bdev": "Malloc0"}),
+        ),
+        (
+            vec![
+                "bdev_raid_create",
+                "-n",
+                "Raid0",
+                "-z",
+                "64",
+                "-r",
+                "raid0",
+                "-b",
+                "Malloc1 Malloc2",
+            ],
+            json!({"name": "Raid0", "strip_size_kb": 64, "raid_level": "raid0", "base_bdevs": ["Malloc1", "Malloc2"]}),
+        ),
+        (vec!["bdev_raid_delete", "Raid0"], json!({"name": "Raid0"})),
+        (
+            vec!["bdev_raid_get_bdevs", "online"],
+            json!({"category": "online"}),
+        ),
+        (
+            vec!["bdev_passthru_create", "-b", "Malloc3", "-p", "PT0"],
+            json!({"base_bdev_name": "Malloc3", "name": "PT0"}),
+        ),
+        (vec!["bdev_passthru_delete", "PT0"], json!({"name": "PT0"})),
         (
             vec![
                 "nvmf_create_transport",

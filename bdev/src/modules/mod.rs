@@ -1,4 +1,5 @@
-//! The bdev modules of this crate (malloc, null; the NVMe attach RPCs' transport
+//! The bdev modules of this crate (malloc, null; the virtual passthru, split and raid,
+//! stacked on other bdevs through [`vbdev`]; the NVMe attach RPCs' transport
 //! registry) and what they share: completions
 //! deferred to a per-channel poller, so a submitter's callback never runs inside its
 //! own submit call (a callback that submits again would otherwise recurse without
@@ -7,6 +8,10 @@
 pub mod malloc;
 pub mod null;
 pub mod nvme_attach;
+pub mod passthru;
+pub mod raid;
+pub mod split;
+pub(crate) mod vbdev;
 
 use std::sync::{Arc, Mutex};
 

@@ -71,6 +71,15 @@ fn null_blocks(m: &mut Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
+/// rpc.py: base_bdevs is the whitespace-separated argument split into a list.
+fn raid_base_list(m: &mut Map<String, Value>) -> Result<(), String> {
+    if let Some(Value::String(s)) = m.get("base_bdevs") {
+        let list: Vec<Value> = s.split_whitespace().map(Value::from).collect();
+        m.insert("base_bdevs".into(), Value::Array(list));
+    }
+    Ok(())
+}
+
 pub static METHODS: &[Method] = &[
     mf(
         "bdev_malloc_create",
@@ -255,6 +264,88 @@ pub static METHODS: &[Method] = &[
                 "Write megabytes per second limit (>=10, example: 100). 0 means unlimited.",
             ),
         ],
+        Nothing,
+    ),
+    m(
+        "bdev_split_create",
+        "Add given disk name to split config. If bdev with base_name name exist the split bdevs will be created right away, if not split bdevs will be created when base bdev became available (if it became available)",
+        &[
+            pos("base_bdev", Str, "base bdev name"),
+            pos("split_count", Int, "number of splits"),
+            opt(
+                &["-s", "--split-size-mb"],
+                "split_size_mb",
+                Int,
+                "size in MiB to restrict size of split bdevs",
+            ),
+        ],
+        Json,
+    ),
+    m(
+        "bdev_split_delete",
+        "Delete split config with all created splits.",
+        &[pos("base_bdev", Str, "base bdev name")],
+        Nothing,
+    ),
+    mf(
+        "bdev_raid_create",
+        "Create new raid bdev",
+        &[
+            opt(&["-n", "--name"], "name", Str, "raid bdev name"),
+            opt(
+                &["-z", "--strip-size-kb"],
+                "strip_size_kb",
+                Int,
+                "strip size in KB",
+            ),
+            opt(&["-r", "--raid-level"], "raid_level", Str, "raid level, raid0, raid1 and a number are supported"),
+            opt(
+                &["-b", "--base-bdevs"],
+                "base_bdevs",
+                Str,
+                "base bdevs name, whitespace separated list in quotes",
+            ),
+            opt(&["--uuid"], "uuid", Str, "UUID for this raid bdev"),
+            opt(
+                &["-s", "--superblock"],
+                "superblock",
+                Set(true),
+                "information about raid bdev will be stored in superblock on each base bdev",
+            ),
+        ],
+        Nothing,
+        raid_base_list,
+    ),
+    m(
+        "bdev_raid_delete",
+        "Delete existing raid bdev",
+        &[pos("name", Str, "raid bdev name")],
+        Nothing,
+    ),
+    m(
+        "bdev_raid_get_bdevs",
+        "This is used to list all the raid bdev details based on the input category requested.",
+        &[pos(
+            "category",
+            Choice(&["all", "online", "configuring", "offline"]),
+            "all or online or configuring or offline",
+        )],
+        Dict,
+    ),
+    m(
+        "bdev_passthru_create",
+        "Add a pass through bdev on existing bdev",
+        &[
+            opt(&["-b", "--base-bdev-name"], "base_bdev_name", Str, "Name of the existing bdev"),
+            opt(&["-p", "--name"], "name", Str, "Name of the pass through bdev"),
+            opt(&["-u", "--uuid"], "uuid", Str, "UUID of passthru bdev"),
+        ],
+        Json,
+    ),
+    m(
+        "bdev_passthru_delete",
+        "Delete a pass through bdev",
+        &[pos("name", Str, "pass through bdev name")],
         Nothing,
     ),
 ];

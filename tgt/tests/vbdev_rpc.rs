@@ -1,0 +1,409 @@
+//! The virtual bdev RPC methods (bdev_split_*, bdev_raid_*, bdev_passthru_*) through a
+//! real `ferroplane-tgt`: create over malloc bases, describe, refuse bad parameters,
+//! and a `save_config` → `--json` → `save_config` round trip that rebuilds the stack.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Tgt {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Drop for Tgt {
+    fn drop(&mut self) {
+        // Only our own child, by PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
+    let sock = dir.join(format!("{tag}.sock"));
+    let prefix = format!("fpvbdev-{tag}-{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args(["-m", "0x1", "--no-huge", "-s", "64", "--no-pci"])
+        .args(["--file-prefix", &prefix, "-r"])
+        .arg(&sock)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ferroplane-tgt");
+    let t = Tgt { child, sock };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UnixStream::connect(&t.sock).is_err() {
+        assert!(Instant::now() < deadline, "ferroplane-tgt did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t
+}
+
+fn call(sock: &Path, method: &str, params: Option<Value>) -> Value {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+    if let Some(p) = params {
+        req["params"] = p;
+    }
+    s.write_all(req.to_string().as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before an answer to {method}");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+            return v;
+        }
+    }
+}
+
+/// The result of a call that must succeed.
+fn ok(sock: &Path, method: &str, params: Value) -> Value {
+    let v = call(sock, method, (!params.is_null()).then(|| params.clone()));
+    assert!(v.get("error").is_none(), "{method} {params}: {v}");
+    v["result"].clone()
+}
+
+/// The error of a call that must fail: (code, message).
+fn err(sock: &Path, method: &str, params: Value) -> (i64, String) {
+    let v = call(sock, method, Some(params.clone()));
+    let e = v
+        .get("error")
+        .unwrap_or_else(|| panic!("{method} {params} accepted: {v}"));
+    (
+        e["code"].as_i64().unwrap(),
+        e["message"].as_str().unwrap().to_string(),
+    )
+}
+
+fn names(sock: &Path) -> Vec<String> {
+    let v = ok(sock, "bdev_get_bdevs", json!({}));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn malloc(sock: &Path, name: &str, blocks: u64) {
+    let r = ok(
+        sock,
+        "bdev_malloc_create",
+        json!({"name": name, "num_blocks": blocks, "block_size": 512}),
+    );
+    assert_eq!(r, json!(name));
+}
+
+fn wait_exit(t: &mut Tgt) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = t.child.try_wait().unwrap() {
+            return st.code();
+        }
+        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn virtual_bdevs_over_rpc_and_config_round_trip() {
+    let dir = std::env::temp_dir().join(format!("fp-vbdev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut t = start(&dir, "a", &[]);
+    let s = t.sock.clone();
+    assert_eq!(ok(&s, "framework_wait_init", json!(null)), json!(true));
+    // 4 MiB bases (8192 blocks of 512).
+    for n in ["M0", "M1", "M2", "M3", "M4", "M5"] {
+        malloc(&s, n, 8192);
+    }
+
+    // split: 4 x 1 MiB of M0.
+    let parts = ok(
+        &s,
+        "bdev_split_create",
+        json!({"base_bdev": "M0", "split_count": 4, "split_size_mb": 1}),
+    );
+    assert_eq!(parts, json!(["M0p0", "M0p1", "M0p2", "M0p3"]));
+    let p1 = &ok(&s, "bdev_get_bdevs", json!({"name": "M0p1"}))[0];
+    assert_eq!(p1["num_blocks"], 2048);
+    assert_eq!(p1["driver_specific"]["split"]["offset_blocks"], 2048);
+    assert_eq!(
+        ok(&s, "bdev_get_bdevs", json!({"name": "M0"}))[0]["claimed"],
+        true
+    );
+
+    // raid0 over M1, M2 (64 KiB strips); raid1 over M3, M4.
+    assert_eq!(
+        ok(
+            &s,
+            "bdev_raid_create",
+            json!({"name": "R0", "raid_level": "raid0", "strip_size_kb": 64,
+                   "base_bdevs": ["M1", "M2"]})
+        ),
+        json!(true)
+    );
+    // The older space-separated base list and the level as a digit.
+    assert_eq!(
+        ok(
+            &s,
+            "bdev_raid_create",
+            json!({"name": "R1", "raid_level": "1", "base_bdevs": "M3 M4"})
+        ),
+        json!(true)
+    );
+    let r0 = &ok(&s, "bdev_get_bdevs", json!({"name": "R0"}))[0];
+    assert_eq!(r0["num_blocks"], 16384);
+    assert_eq!(r0["optimal_io_boundary"], 128);
+    assert_eq!(r0["product_name"], "Raid Volume");
+    let raids = ok(&s, "bdev_raid_get_bdevs", json!({"category": "online"}));
+    let raids = raids.as_array().unwrap();
+    assert_eq!(raids.len(), 2);
+    assert_eq!(raids[1]["name"], "R1");
+    assert_eq!(raids[1]["raid_level"], "raid1");
+    assert_eq!(raids[1]["num_base_bdevs_operational"], 2);
+    assert_eq!(
+        ok(&s, "bdev_raid_get_bdevs", json!({"category": "offline"})),
+        json!([])
+    );
+
+    // passthru over a split partition.
+    assert_eq!(
+        ok(
+            &s,
+            "bdev_passthru_create",
+            json!({"base_bdev_name": "M0p3", "name": "PT0"})
+        ),
+        json!("PT0")
+    );
+
+    // Bad parameters: clear errors, nothing made.
+    let before = names(&s);
+    for (method, params, code, what) in [
+        (
+            "bdev_split_create",
+            json!({"base_bdev": "nope", "split_count": 2}),
+            -19,
+            "nope",
+        ),
+        (
+            "bdev_split_create",
+            json!({"base_bdev": "M5", "split_count": 0}),
+            -32602,
+            "split_count",
+        ),
+        (
+            "bdev_split_create",
+            json!({"base_bdev": "M5", "split_count": 2, "split_size_mb": 4}),
+            -32602,
+            "split_size_mb",
+        ),
+        (
+            "bdev_split_create",
+            json!({"base_bdev": "M1", "split_count": 2}),
+            -1,
+            "claimed",
+        ),
+        ("bdev_split_delete", json!({"base_bdev": "M5"}), -19, "M5"),
+        (
+            "bdev_raid_create",
+            json!({"name": "RX", "raid_level": "raid5", "base_bdevs": ["M5"]}),
+            -32602,
+            "raid_level",
+        ),
+        (
+            "bdev_raid_create",
+            json!({"name": "RX", "raid_level": "raid0", "base_bdevs": ["M5"]}),
+            -32602,
+            "strip_size_kb",
+        ),
+        (
+            "bdev_raid_create",
+            json!({"name": "RX", "raid_level": "raid1", "base_bdevs": ["M5", "nope"]}),
+            -19,
+            "nope",
+        ),
+        (
+            "bdev_raid_create",
+            json!({"name": "RX", "raid_level": "raid1", "base_bdevs": ["M5", "M3"]}),
+            -1,
+            "claimed",
+        ),
+        (
+            "bdev_raid_create",
+            json!({"name": "R0", "raid_level": "raid1", "base_bdevs": ["M5", "M2"]}),
+            -17,
+            "R0",
+        ),
+        (
+            "bdev_raid_create",
+            json!({"name": "RX", "raid_level": "raid1", "base_bdevs": ["M5"], "superblock": true}),
+            -32602,
+            "superblock",
+        ),
+        (
+            "bdev_raid_get_bdevs",
+            json!({"category": "bogus"}),
+            -32602,
+            "category",
+        ),
+        ("bdev_raid_delete", json!({"name": "M5"}), -19, "not a raid"),
+        (
+            "bdev_passthru_create",
+            json!({"base_bdev_name": "nope", "name": "PTX"}),
+            -19,
+            "nope",
+        ),
+        (
+            "bdev_passthru_create",
+            json!({"base_bdev_name": "M5", "name": "PT0"}),
+            -17,
+            "PT0",
+        ),
+        (
+            "bdev_passthru_create",
+            json!({"base_bdev_name": "M2", "name": "PTX"}),
+            -1,
+            "claimed",
+        ),
+        (
+            "bdev_passthru_delete",
+            json!({"name": "R0"}),
+            -19,
+            "not a passthru",
+        ),
+    ] {
+        let (c, m) = err(&s, method, params.clone());
+        assert_eq!(c, code, "{method} {params}: {m}");
+        assert!(m.contains(what), "{method} {params}: {m}");
+    }
+    assert_eq!(names(&s), before, "a refused call left something behind");
+    assert_eq!(
+        ok(&s, "bdev_get_bdevs", json!({"name": "M5"}))[0]["claimed"],
+        false
+    );
+
+    // Save, load into a new target, save again: the same stack and configuration.
+    let saved = ok(&s, "save_config", json!(null));
+    let bdev_cfg: Vec<Value> = saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["subsystem"] == "bdev")
+        .unwrap()["config"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let methods: Vec<&str> = bdev_cfg
+        .iter()
+        .map(|c| c["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods
+            .iter()
+            .filter(|m| **m == "bdev_split_create")
+            .count(),
+        1,
+        "{methods:?}"
+    );
+    assert_eq!(
+        methods.iter().filter(|m| **m == "bdev_raid_create").count(),
+        2
+    );
+    assert_eq!(
+        methods
+            .iter()
+            .filter(|m| **m == "bdev_passthru_create")
+            .count(),
+        1
+    );
+    let listed = names(&s);
+    let r1_uuid = ok(&s, "bdev_get_bdevs", json!({"name": "R1"}))[0]["uuid"].clone();
+    let cfg = dir.join("saved.json");
+    std::fs::write(&cfg, saved.to_string()).unwrap();
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut t), Some(0));
+
+    let mut t2 = start(&dir, "b", &["--json", cfg.to_str().unwrap()]);
+    let s2 = t2.sock.clone();
+    assert_eq!(ok(&s2, "framework_wait_init", json!(null)), json!(true));
+    let mut a = listed.clone();
+    let mut b = names(&s2);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert_eq!(
+        ok(&s2, "bdev_get_bdevs", json!({"name": "R1"}))[0]["uuid"],
+        r1_uuid
+    );
+    assert_eq!(
+        ok(&s2, "bdev_raid_get_bdevs", json!({"category": "all"}))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let saved2 = ok(&s2, "save_config", json!(null));
+    assert_eq!(saved, saved2, "save → load → save changed the config");
+
+    // Deletes: the stack comes apart and the bases are free again.
+    assert_eq!(
+        ok(&s2, "bdev_passthru_delete", json!({"name": "PT0"})),
+        json!(true)
+    );
+    assert_eq!(
+        ok(&s2, "bdev_split_delete", json!({"base_bdev": "M0"})),
+        json!(true)
+    );
+    // A RAID1 losing a mirror stays, degraded; a RAID0 losing a base goes.
+    assert_eq!(
+        ok(&s2, "bdev_malloc_delete", json!({"name": "M4"})),
+        json!(true)
+    );
+    let r1 = ok(&s2, "bdev_raid_get_bdevs", json!({"category": "online"}));
+    let r1 = r1
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "R1")
+        .expect("R1 still online")
+        .clone();
+    assert_eq!(r1["degraded"], true);
+    assert_eq!(r1["num_base_bdevs_operational"], 1);
+    assert_eq!(r1["base_bdevs_list"][1]["is_configured"], false);
+    assert_eq!(
+        ok(&s2, "bdev_malloc_delete", json!({"name": "M2"})),
+        json!(true)
+    );
+    assert!(
+        !names(&s2).contains(&"R0".to_string()),
+        "R0 outlived its base"
+    );
+    assert_eq!(
+        ok(&s2, "bdev_raid_delete", json!({"name": "R1"})),
+        json!(true)
+    );
+    let mut left = names(&s2);
+    left.sort();
+    assert_eq!(left, ["M0", "M1", "M3", "M5"]);
+    for n in left {
+        assert_eq!(
+            ok(&s2, "bdev_get_bdevs", json!({"name": n}))[0]["claimed"],
+            false,
+            "{n}"
+        );
+    }
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t2.child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_exit(&mut t2), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
