@@ -310,8 +310,8 @@ impl Descriptor {
             io_type: t,
             offset_blocks: off,
             num_blocks: n,
-            iovs: iovs.to_vec(),
-            cmp_iovs: cmp.to_vec(),
+            iovs,
+            cmp_iovs: cmp,
         };
         channel::submit(&ch.ch, r, Box::new(cb))
     }
@@ -454,8 +454,8 @@ impl Descriptor {
                     io_type: IoType::Reset,
                     offset_blocks: 0,
                     num_blocks: 0,
-                    iovs: Vec::new(),
-                    cmp_iovs: Vec::new(),
+                    iovs: &[],
+                    cmp_iovs: &[],
                 };
                 let cb: Box<dyn FnOnce(IoStatus) + Send> = Box::new(cb);
                 if let Err(e) = channel::submit(&my, r, cb) {

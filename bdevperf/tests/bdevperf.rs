@@ -194,6 +194,16 @@ fn every_workload_runs_on_malloc() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Kills the child (ours, by PID) when the test ends, also on a failed assertion.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn call(sock: &Path, method: &str, params: Value) -> Value {
     let mut s = UnixStream::connect(sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -223,7 +233,7 @@ fn perform_tests_over_rpc() {
     );
     let sock = dir.join("rpc.sock");
     let prefix = format!("fpbpz{}", std::process::id());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bdevperf"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bdevperf"))
         .args([
             "-m",
             "0x1",
@@ -254,6 +264,7 @@ fn perform_tests_over_rpc() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let child = Reap(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while UnixStream::connect(&sock).is_err() {
         assert!(Instant::now() < deadline, "bdevperf -z did not listen");
@@ -287,8 +298,7 @@ fn perform_tests_over_rpc() {
     let r2 = call(&sock, "perform_tests", Value::Null);
     assert_eq!(r2["result"]["results"][0]["queue_depth"], 2, "{r2}");
     // Only our own child, by PID.
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -261,20 +261,13 @@ fn spdk_run(
 ) -> Result<f64> {
     let who = format!("SPDK bdevperf ({case})");
     hp.ensure_free(SPDK_MEM_MB / 2, &who)?;
-    let prefix = hp.prefix("s");
+    // SPDK's apps take no --file-prefix: theirs is spdk_pid<PID>, and they unlink their
+    // hugepage files (--huge-unlink), so nothing is left behind to clean.
     let mut cmd = Command::new(spdk.join(SPDK_BDEVPERF));
     cmd.env("LD_LIBRARY_PATH", spdk.join("build/lib"))
-        .args([
-            "-u",
-            "-m",
-            "0x1",
-            "-s",
-            &SPDK_MEM_MB.to_string(),
-            "--file-prefix",
-            &prefix,
-        ])
+        .args(["-u", "-m", "0x1", "-s", &SPDK_MEM_MB.to_string()])
         .arg("-r")
-        .arg(ctx.work().join(format!("{prefix}.sock")))
+        .arg(ctx.work().join(format!("spdk{round}.sock")))
         .arg("--json")
         .arg(cfg)
         .args(args);
