@@ -71,13 +71,21 @@ fn run_module(kind: Kind, dir: &str) {
     let b = create(kind, &name, &path, 512).unwrap();
     assert_eq!(b.info().num_blocks, BLOCKS as u64);
     assert_eq!(b.info().block_size, 512);
-    for t in [IoType::Read, IoType::Write, IoType::Flush, IoType::Reset] {
+    for t in [
+        IoType::Read,
+        IoType::Write,
+        IoType::Flush,
+        IoType::Reset,
+        IoType::WriteZeroes,
+        IoType::Unmap,
+    ] {
         assert!(b.io_type_supported(t), "{kind:?} {t:?}");
     }
     assert!(!b.io_type_supported(IoType::Compare));
 
     let slot: Slot = Arc::new(Mutex::new(None));
     let read_back: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
+    let s8 = slot.clone();
     let (s1, s2, s3, s4, s5, s6, s7) = (
         slot.clone(),
         slot.clone(),
@@ -155,6 +163,16 @@ fn run_module(kind: Kind, dir: &str) {
                 .unwrap()
             })
         }),
+        // A hole punched in a regular file reads as zeroes.
+        Box::new(move |next: Next| {
+            with(&s8, |d, c| {
+                d.unmap(c, 300, 8, move |st| {
+                    assert_eq!(st, IoStatus::Success);
+                    next.go();
+                })
+                .unwrap()
+            })
+        }),
         // Read the first 128 blocks: the file's own bytes around the written ones.
         Box::new(move |next: Next| {
             with(&s7, |d, c| {
@@ -183,6 +201,7 @@ fn run_module(kind: Kind, dir: &str) {
     want[100 * BS..102 * BS].fill(0xB2);
     want[102 * BS..104 * BS].fill(0xC3);
     want[200 * BS..208 * BS].fill(0);
+    want[300 * BS..308 * BS].fill(0);
     let file = std::fs::read(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     assert_eq!(file.len(), want.len());

@@ -3,7 +3,8 @@
 //! io_uring, one core, in alternating rounds:
 //!
 //! - SPDK: both bdevperfs load the same JSON configuration (a malloc bdev and a null
-//!   bdev, 4 KiB blocks) and run with the same flags (`-m 0x1 -q D -o 4096 -w W -t S
+//!   bdev, 4 KiB blocks; SPDK's build here has no uring module, so the uring bdev has a
+//!   configuration of its own) and run with the same flags (`-m 0x1 -q D -o 4096 -w W -t S
 //!   -T BDEV`), SPDK's with `-u` (no PCI) and `LD_LIBRARY_PATH=DIR/build/lib` on
 //!   hugepages, ours with `--no-huge` (its malloc disk is anonymous memory either way);
 //! - fio: `fio --ioengine=io_uring --direct=1` on a file in /var/tmp against our
@@ -98,18 +99,24 @@ impl Opts {
 /// SPDK's hugepage memory for its bdevperf (-s), in 2 MiB pages.
 const SPDK_MEM_MB: u64 = 512;
 
-/// The JSON configuration both bdevperfs load.
-fn bdev_config(file: Option<&Path>) -> String {
-    let mut calls = vec![
-        serde_json::json!({"method": "bdev_malloc_create",
-            "params": {"name": "Malloc0", "num_blocks": 32768, "block_size": 4096}}),
-        serde_json::json!({"method": "bdev_null_create",
-            "params": {"name": "Null0", "num_blocks": 262144, "block_size": 4096}}),
-    ];
-    if let Some(f) = file {
-        calls.push(serde_json::json!({"method": "bdev_uring_create",
-            "params": {"name": "Uring0", "filename": f, "block_size": 512}}));
-    }
+/// The JSON configuration both bdevperfs load (malloc and null).
+fn bdev_config() -> String {
+    let calls = serde_json::json!([
+        {"method": "bdev_malloc_create",
+            "params": {"name": "Malloc0", "num_blocks": 32768, "block_size": 4096}},
+        {"method": "bdev_null_create",
+            "params": {"name": "Null0", "num_blocks": 262144, "block_size": 4096}},
+    ]);
+    serde_json::json!({"subsystems": [{"subsystem": "bdev", "config": calls}]}).to_string()
+}
+
+/// Our side of the fio cases: a uring bdev on the fio file (SPDK's build here has no
+/// uring module, so this is a file of its own).
+fn uring_config(file: &Path) -> String {
+    let calls = serde_json::json!([
+        {"method": "bdev_uring_create",
+            "params": {"name": "Uring0", "filename": file, "block_size": 512}},
+    ]);
     serde_json::json!({"subsystems": [{"subsystem": "bdev", "config": calls}]}).to_string()
 }
 
@@ -155,8 +162,10 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         sh_fill(&data, o.file_mb)?;
     }
     let cfg = ctx.work().join("bdevs.json");
-    fs::write(&cfg, bdev_config(o.fio.then_some(data.as_path())))
-        .map_err(|e| Error::io("write the bdev configuration", e))?;
+    fs::write(&cfg, bdev_config()).map_err(|e| Error::io("write the bdev configuration", e))?;
+    let ucfg = ctx.work().join("uring.json");
+    fs::write(&ucfg, uring_config(&data))
+        .map_err(|e| Error::io("write the uring configuration", e))?;
     let mut hp = match &o.spdk {
         Some(_) => Some(HugePages::reserve(
             SPDK_MEM_MB / 2 + 8,
@@ -211,7 +220,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                             _ => {
                                 let mut args = flags.clone();
                                 args.extend(["-T".to_string(), "Uring0".to_string()]);
-                                ours_run(ctx, side, &cfg, &args, &case, round)?
+                                ours_run(ctx, side, &ucfg, &args, &case, round)?
                             }
                         };
                         t.record(round, side, &case, "IOPS", Better::Higher, v);
