@@ -426,7 +426,7 @@ pub fn run(
     };
     let b = desc.bdev().clone();
     let bs = u64::from(b.info().block_size);
-    if opts.io_size % bs != 0 {
+    if !opts.io_size.is_multiple_of(bs) {
         return fail(
             res,
             format!(

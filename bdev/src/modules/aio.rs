@@ -200,7 +200,7 @@ impl Drop for AioChannel {
         let left: Vec<BdevIo> = {
             let mut g = lock(&self.st);
             let mut v: Vec<BdevIo> = g.done.drain(..).map(|(io, _)| io).collect();
-            v.extend(g.resets.drain(..));
+            v.append(&mut g.resets);
             v
         };
         drop(left);

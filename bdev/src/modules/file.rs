@@ -159,7 +159,7 @@ impl Slot {
         let aligned = align <= 1
             || iovs
                 .iter()
-                .all(|v| (v.base as usize) % align == 0 && v.len % align == 0);
+                .all(|v| (v.base as usize).is_multiple_of(align) && v.len.is_multiple_of(align));
         self.iov.clear();
         if aligned {
             self.iov.extend(iovs.iter().map(|v| libc::iovec {

@@ -232,7 +232,7 @@ impl Drop for UringChannel {
         let left: Vec<BdevIo> = {
             let mut g = lock(&self.st);
             let mut v: Vec<BdevIo> = g.done.drain(..).map(|(io, _)| io).collect();
-            v.extend(g.resets.drain(..));
+            v.append(&mut g.resets);
             v
         };
         drop(left);
