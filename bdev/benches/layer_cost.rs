@@ -129,7 +129,8 @@ fn next(fw: Framework, mut phases: VecDeque<Phase>, res: Results, ios: u64) {
         Box::new(move |per| {
             res.lock().unwrap().push((name, kind, per));
             // Continue from a message: the finished loop's state is dropped first.
-            me.send_msg(move || next(fw, phases, res, ios)).expect("send");
+            me.send_msg(move || next(fw, phases, res, ios))
+                .expect("send");
         }),
     );
 }
@@ -199,7 +200,10 @@ fn main() {
     .expect("framework");
     let res = res.lock().unwrap();
     println!("bdev layer cost: 4 KiB randread, depth {DEPTH}, one core, {rounds} alternating rounds of {ios} I/Os (TSC cycles per I/O, medians)");
-    println!("{:<10} {:>10} {:>10} {:>14}", "module", "direct", "layer", "layer/direct");
+    println!(
+        "{:<10} {:>10} {:>10} {:>14}",
+        "module", "direct", "layer", "layer/direct"
+    );
     for name in ["Null0", "Malloc0"] {
         let pick = |k: Kind| {
             median(
