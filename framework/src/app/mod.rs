@@ -218,7 +218,12 @@ impl AppCtx {
         }
         let mut st = self.lock();
         let s2 = server.clone();
-        match poller::register("rpc", 0, move || (s2.poll() > 0).into()) {
+        // Its descriptor is also an interrupt (below), checked in poll mode too: in poll
+        // mode the poller is a 4 ms safety net, as SPDK's RPC poller, not a system call
+        // per reactor iteration; in interrupt mode it is active (it never wakes a
+        // sleeping reactor).
+        let period = if self.0.opts.interrupt_mode { 0 } else { 4000 };
+        match poller::register("rpc", period, move || (s2.poll() > 0).into()) {
             Ok(p) => st.pollers.push(p),
             Err(e) => eal::log_err!("rpc poller: {e}"),
         }
