@@ -402,7 +402,7 @@ fn uring_and_aio_methods_and_config_round_trip() {
     // /var/tmp takes O_DIRECT (the temp dir may be tmpfs, which does not).
     let file = format!("/var/tmp/fp-bdev-kfile-{}", std::process::id());
     std::fs::write(&file, vec![7u8; 1 << 20]).unwrap();
-    let mut t = start(&dir, "a", &[]);
+    let mut t = start(&dir, "ka", &[]);
     let s = t.sock.clone();
     assert_eq!(call(&s, "framework_wait_init", None)["result"], json!(true));
     assert_eq!(
@@ -460,7 +460,7 @@ fn uring_and_aio_methods_and_config_round_trip() {
     unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
     assert_eq!(wait_exit(&mut t), Some(0));
 
-    let mut t2 = start(&dir, "b", &["--json", cfg.to_str().unwrap()]);
+    let mut t2 = start(&dir, "kb", &["--json", cfg.to_str().unwrap()]);
     let s2 = t2.sock.clone();
     assert_eq!(
         call(&s2, "framework_wait_init", None)["result"],
