@@ -116,7 +116,8 @@ impl Drop for Aio {
 }
 
 enum Inner {
-    Uring(Uring),
+    // Boxed: the ring handle is several hundred bytes.
+    Uring(Box<Uring>),
     Aio(Aio),
     Psync(Vec<(u64, i64)>),
 }
@@ -143,7 +144,7 @@ impl KernelDev {
         let size = sys::device_size(file.as_fd(), path)?;
         let depth = depth.max(1);
         let inner = match engine {
-            Engine::IoUring => Inner::Uring(Uring::new(depth as u32)?),
+            Engine::IoUring => Inner::Uring(Box::new(Uring::new(depth as u32)?)),
             Engine::Libaio => Inner::Aio(Aio {
                 ctx: sys::io_setup(depth as u32)?,
                 iocbs: vec![Iocb::default(); depth].into_boxed_slice(),
