@@ -141,6 +141,51 @@ impl PktmbufPool {
         })
     }
 
+    /// Take back every mbuf that is out of the pool (held by a process that died, e.g. a
+    /// secondary killed between RX and TX): each is reset to a fresh mbuf (its own buffer,
+    /// one segment, refcnt 1) and put back. Returns how many. Indirect mbufs among them
+    /// are reset without touching the mbuf they pointed at (which, if it was out too, is
+    /// taken back as well).
+    ///
+    /// # Safety
+    /// No live thread of any process holds an mbuf of this pool, gets or puts one, or uses
+    /// the pool's caches during the call (every process that used it is gone or idle with
+    /// nothing in hand).
+    pub unsafe fn take_back_all_out(&self) -> Result<u32> {
+        // SAFETY: forwarded: the pool is quiescent.
+        let out = unsafe { self.mp.objects_out() }.map_err(|e| Error::Mempool {
+            op: "list the mbufs out of",
+            source: Box::new(e),
+        })?;
+        let off = (MBUF_HEADER_LEN + self.priv_size as usize) as u64;
+        for &obj in &out {
+            let h = obj.as_ptr::<MbufHeader>();
+            // SAFETY: an mbuf object of this pool that nobody holds (caller's contract);
+            // re-initialised as at creation, keeping the pool back-pointer it has.
+            unsafe {
+                let pool = (*h).pool;
+                let iova = Pool::obj_iova(obj);
+                let buf_iova = if iova.is_valid() { iova.add(off) } else { iova };
+                MbufHeader::init(
+                    h,
+                    pool,
+                    obj.add(off),
+                    buf_iova,
+                    self.data_room,
+                    self.priv_size,
+                );
+            }
+        }
+        for chunk in out.chunks(64) {
+            // SAFETY: objects of this pool, each out and now fresh; put back once.
+            unsafe { self.mp.put_bulk(chunk) }.map_err(|e| Error::Mempool {
+                op: "put back the mbufs out of",
+                source: Box::new(e),
+            })?;
+        }
+        Ok(out.len() as u32)
+    }
+
     /// Find a packet-mbuf pool by name.
     pub fn lookup(eal: &Eal, name: &str) -> Result<PktmbufPool> {
         let mp = Mempool::lookup(eal, name).map_err(|e| Error::Mempool {

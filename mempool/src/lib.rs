@@ -132,6 +132,7 @@ mod memzone;
 pub mod ops;
 mod pool;
 mod populate;
+mod recover;
 mod registry;
 pub mod stack;
 mod stats;

@@ -172,6 +172,46 @@ pub trait EthDriver: Send {
     }
     /// Release device resources (queues are already dropped).
     fn close(&mut self) {}
+    /// What another process of the EAL group needs to drive RX (`rx`) or TX queue `q`
+    /// itself: driver parameters and file descriptors (sent over the EAL's IPC with
+    /// `SCM_RIGHTS`). The driver's [`QueueAttach`] builds the queue from it there.
+    /// `None`: the driver cannot share its queues with another process.
+    fn share_queue(&mut self, _rx: bool, _q: u16) -> Option<Result<QueueShare>> {
+        None
+    }
+}
+
+/// What [`EthDriver::share_queue`] hands another process: parameter bytes (at most
+/// [`SHARE_BLOB_MAX`]) and descriptors (at most [`eal::mp::MAX_FDS`]).
+#[derive(Debug, Default)]
+pub struct QueueShare {
+    pub blob: Vec<u8>,
+    pub fds: Vec<std::os::fd::OwnedFd>,
+}
+
+/// Largest [`QueueShare::blob`] (what fits in one IPC reply next to its header).
+pub const SHARE_BLOB_MAX: usize = 160;
+
+/// What a secondary process's queue constructor gets ([`QueueAttach`]).
+pub struct AttachCtx<'a> {
+    pub eal: &'a Eal,
+    pub port: u16,
+    pub queue: u16,
+    /// The primary's [`QueueShare`]: blob and descriptors.
+    pub blob: &'a [u8],
+    pub fds: Vec<std::os::fd::OwnedFd>,
+    /// RX: the pool the primary set the queue up with (looked up by name).
+    pub pool: Option<&'a PktmbufPool>,
+    /// The queue's counters in the port's shared memzone.
+    pub stats: QueueStats,
+}
+
+/// A driver's constructors of queues in a secondary process, from what the primary's
+/// [`EthDriver::share_queue`] sent.
+#[derive(Clone, Copy)]
+pub struct QueueAttach {
+    pub rx: fn(AttachCtx<'_>) -> Result<Box<dyn RxQueueOps>>,
+    pub tx: fn(AttachCtx<'_>) -> Result<Box<dyn TxQueueOps>>,
 }
 
 /// Statistics a driver reads from its device (see [`EthDriver::stats`]).

@@ -52,7 +52,7 @@ pub enum Error {
     #[error("failed to configure port {port}: {why}")]
     Unsupported { port: u16, why: String },
     /// A queue is held by a handle (or a burst) and cannot be changed now.
-    #[error("failed to {op} port {port}: {dir} queue {queue} is in use by a queue handle")]
+    #[error("failed to {op} port {port}: {dir} queue {queue} is in use by a queue handle or another process")]
     QueueBusy {
         op: &'static str,
         dir: &'static str,
@@ -92,6 +92,28 @@ pub enum Error {
     /// Shared port data is missing or does not match this build.
     #[error("failed to read shared data of port {port}: {why}")]
     Shared { port: u16, why: String },
+    /// A secondary process asked to change a port the primary owns.
+    #[error("failed to {op} port {port}: the port belongs to the primary process (pid {primary}); a secondary may only drive the queues it claims (the port keeps running)")]
+    NotOwner {
+        op: &'static str,
+        port: u16,
+        primary: i32,
+    },
+    /// A queue another process drives was claimed.
+    #[error("failed to claim {dir} queue {queue} of port {port}: it is driven by {holder}")]
+    QueueOwned {
+        dir: &'static str,
+        port: u16,
+        queue: u16,
+        holder: String,
+    },
+    /// Attaching to the primary's ports or claiming a queue from it failed.
+    #[error("failed to {op} port {port} from the primary process: {why}")]
+    Mp {
+        op: &'static str,
+        port: u16,
+        why: String,
+    },
     /// A PCI driver's probe failed.
     #[error("failed to probe PCI device {addr} with driver '{driver}': {why}")]
     PciProbe {

@@ -26,7 +26,8 @@
 //! per-port memzone), `vdev` (argument strings) ← [`driver`] (the trait and registry
 //! entry types) ← the drivers (`null`, `ring`, `af_packet`, `af_xdp`, `tap`, `pcap`, `e1000`,
 //! with `netif` shared by the kernel-interface ones) ← [`registry`] ← `ethdev` (port
-//! table `port`, data path `burst`, `settings`, `stats`, `lifecycle`, `create`).
+//! table `port`, data path `burst`, `settings`, `stats`, `lifecycle`, `create`, and `mp`:
+//! ports shared with secondary processes).
 //!
 //! | driver | keys |
 //! |---|---|
@@ -69,12 +70,26 @@
 //! wakeups, or nonblocking `read`/`writev`; pcap: file I/O on
 //! the polling thread) or plain memory (null, ring).
 //!
+//! # Processes
+//!
+//! The primary process probes, configures, starts and stops ports. A secondary calls
+//! [`attach_secondary`] once (every port of the primary, same ids) and
+//! [`queue_claim`] for each queue it will drive; a queue is driven by one process at a
+//! time (the primary arbitrates over the EAL's IPC; a second claimant gets
+//! [`Error::QueueOwned`]). In a secondary, configure, queue setup, start, stop and the
+//! settings fail with [`Error::NotOwner`]; `close` gives the claimed queues back. Drivers
+//! that can share queues: `net_null`, `net_ring`, `net_af_packet`, `net_tap` (queue
+//! descriptors travel with `SCM_RIGHTS`). The primary takes back the queues of a dead
+//! secondary with [`reclaim_dead_queues`] (also done at the next claim). Details in the
+//! `ethdev::mp` module.
+//!
 //! # Shared memory
 //!
 //! Each port owns the EAL memzone `ETH_P<port>` ([`shared::PortShared`], `#[repr(C)]`,
-//! magic + version, no pointers): name, driver, MAC, link, MTU, queue counts and the
-//! per-queue counters (one 128-byte block per queue, written only by the lcore polling
-//! the queue with `Relaxed` stores). [`shared::read_port_stats`] reads it from any
+//! magic + version, no pointers): name, driver, MAC, link, MTU, queue counts, the started
+//! flag, the per-queue counters and driver words (one 128-byte block per queue, written
+//! only by the lcore polling the queue with `Relaxed` stores), the pid driving each queue
+//! and the pool of each RX queue. [`shared::read_port_stats`] reads it from any
 //! process of the EAL group (a secondary's `proc-info`) with nothing but the memzone.
 //! `net_ring` rings are EAL memzones too (`RG_ETH_RXTX<i>_<name>`); mbufs travel through
 //! them as EAL virtual addresses, valid in every process of the group.
@@ -91,16 +106,17 @@ mod types;
 mod vdev;
 
 pub use driver::{
-    DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueStats, RxQueueOps, RxSetup, Tally,
-    TxQueueOps, TxSetup, VdevCtx, VdevDriver,
+    AttachCtx, DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueAttach, QueueShare,
+    QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 pub use error::{Error, Result};
 pub use ethdev::{
-    allmulticast_get, allmulticast_set, attach_port, close, configure, dev_info, eth_from_rings,
-    link_get, link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set, port_by_name, port_name,
-    ports, probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get, promiscuous_set, rx_burst,
-    rx_queue, rx_queue_setup, set_link_up, start, stats_get, stats_reset, stop, tx_burst, tx_queue,
-    tx_queue_setup, vdev_create, xstats, xstats_by_name, xstats_names, RxQueue, TxQueue,
+    allmulticast_get, allmulticast_set, attach_port, attach_secondary, close, configure, dev_info,
+    eth_from_rings, link_get, link_wait_up, mac_addr_get, mac_addr_set, mtu_get, mtu_set,
+    port_by_name, port_name, ports, probe_pci, probe_pci_devices, probe_vdevs, promiscuous_get,
+    promiscuous_set, queue_claim, queue_release, reclaim_dead_queues, rx_burst, rx_queue,
+    rx_queue_setup, set_link_up, start, stats_get, stats_reset, stop, tx_burst, tx_queue,
+    tx_queue_setup, vdev_create, xstats, xstats_by_name, xstats_names, Reclaimed, RxQueue, TxQueue,
 };
 pub use registry::{match_pci_driver, register_pci_driver, unregister_pci_driver};
 pub use types::*;

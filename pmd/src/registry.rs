@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use eal::pci::PciDevice;
 
-use crate::driver::{PciDriver, VdevDriver};
+use crate::driver::{PciDriver, QueueAttach, VdevDriver};
 use crate::drivers;
 use crate::error::{Error, Result};
 
@@ -31,6 +31,30 @@ pub(crate) fn find_vdev_driver(name: &str) -> Result<&'static VdevDriver> {
             name: name.into(),
             known: ds.iter().map(|d| d.name).collect::<Vec<_>>().join(", "),
         })
+}
+
+/// The secondary-process queue constructors of the driver named `driver` (the name
+/// [`crate::DevInfo::driver_name`] gives), for the drivers that share queues between
+/// processes.
+pub(crate) fn queue_attach(driver: &str) -> Option<QueueAttach> {
+    Some(match driver {
+        "net_null" => drivers::null::ATTACH,
+        "net_ring" => drivers::ring::ATTACH,
+        "net_af_packet" => drivers::af_packet::ATTACH,
+        "net_tap" => drivers::tap::ATTACH,
+        _ => return None,
+    })
+}
+
+/// The static name of the driver called `name` (a name read from shared memory), or
+/// `"unknown"`.
+pub(crate) fn queue_attach_name(name: &str) -> &'static str {
+    vdev_drivers()
+        .iter()
+        .map(|d| d.name)
+        .chain(builtin_pci_drivers().iter().map(|d| d.name))
+        .find(|&n| n == name)
+        .unwrap_or("unknown")
 }
 
 static PCI_DRIVERS: Mutex<Vec<PciDriver>> = Mutex::new(Vec::new());

@@ -21,7 +21,7 @@ use crate::types::{EthStats, Link, MAX_QUEUES};
 /// "FPETHDEV".
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FPETHDEV");
 /// Bumped whenever [`PortShared`] changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Memzone name of a port's shared data.
 pub fn memzone_name(port: u16) -> String {
@@ -43,7 +43,12 @@ pub struct QueueCounters {
     pub nombuf: AtomicU64,
     /// RX only: frames the queue had to drop for lack of room (software rings).
     pub missed: AtomicU64,
-    _pad: [u64; 3],
+    /// Driver state that must follow the queue when another process takes it over
+    /// (`net_af_packet`: ring cursors). Written only by the queue's owner, like the
+    /// counters; zero when the port is made. Ownership moves through the primary's IPC
+    /// handler (a syscall on each side orders the last owner's stores before the next
+    /// owner's loads).
+    pub drv: [AtomicU64; 3],
     // ---- second line: reset bases, written by the control path ----
     pub base_packets: AtomicU64,
     pub base_bytes: AtomicU64,
@@ -140,12 +145,22 @@ pub struct PortShared {
     pub mtu: AtomicU32,
     pub nb_rxq: AtomicU32,
     pub nb_txq: AtomicU32,
-    pub _pad1: u32,
+    /// 1 between start and stop (written by the primary's control path, Release; read
+    /// by secondaries before each burst, Acquire).
+    pub started: AtomicU32,
     /// Port-level missed frames (kernel drops read by the control path).
     pub imissed: AtomicU64,
     pub base_imissed: AtomicU64,
     pub rxq: [QueueCounters; MAX_QUEUES],
     pub txq: [QueueCounters; MAX_QUEUES],
+    /// Pid of the secondary process driving each RX queue (0: the primary's own), set
+    /// and cleared by the primary's IPC handler under the port's control lock.
+    pub rx_owner: [AtomicU32; MAX_QUEUES],
+    /// Likewise for TX queues.
+    pub tx_owner: [AtomicU32; MAX_QUEUES],
+    /// NUL-padded name of the mbuf pool each RX queue was set up with (control path), so
+    /// a secondary taking the queue over fills it from the same pool.
+    pub rx_pool: [[u8; 64]; MAX_QUEUES],
 }
 
 impl PortShared {
@@ -207,6 +222,11 @@ impl PortShared {
     /// Port name.
     pub fn name(&self) -> String {
         cstr(&self.name)
+    }
+
+    /// Name of the pool RX queue `q` was set up with (empty if none).
+    pub fn rx_pool_name(&self, q: usize) -> String {
+        self.rx_pool.get(q).map(|b| cstr(b)).unwrap_or_default()
     }
 
     /// Driver name.

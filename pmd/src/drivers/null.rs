@@ -5,7 +5,8 @@
 use mbuf::{Mbuf, PktmbufPool};
 
 use crate::driver::{
-    EthDriver, QueueStats, RxQueueOps, RxSetup, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
+    AttachCtx, EthDriver, QueueAttach, QueueShare, QueueStats, RxQueueOps, RxSetup, TxQueueOps,
+    TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::types::{DevInfo, RssHf, TxOffloads};
@@ -20,6 +21,44 @@ pub const DRIVER: VdevDriver = VdevDriver {
 /// Largest `size=` (what one 64 KiB mbuf could carry).
 const MAX_SIZE: u64 = 65535 - mbuf::PKTMBUF_HEADROOM as u64;
 const CHUNK: usize = 64;
+
+/// Queues in a secondary process: the blob is `size` (LE u16), `copy`, `no-rx`.
+pub const ATTACH: QueueAttach = QueueAttach {
+    rx: attach_rx,
+    tx: attach_tx,
+};
+
+fn params(c: &AttachCtx<'_>) -> Result<Null> {
+    let b = c.blob;
+    if b.len() != 4 {
+        return Err(Error::Mp {
+            op: "attach a queue of",
+            port: c.port,
+            why: format!("net_null parameters of {} bytes, expected 4", b.len()),
+        });
+    }
+    Ok(Null {
+        size: u16::from_le_bytes([b[0], b[1]]),
+        copy: b[2] != 0,
+        no_rx: b[3] != 0,
+        port: c.port,
+    })
+}
+
+fn attach_rx(c: AttachCtx<'_>) -> Result<Box<dyn RxQueueOps>> {
+    let n = params(&c)?;
+    let pool = c.pool.ok_or_else(|| Error::Mp {
+        op: "attach an RX queue of",
+        port: c.port,
+        why: "no pool recorded for the queue".into(),
+    })?;
+    Ok(n.rx(pool, c.stats))
+}
+
+fn attach_tx(c: AttachCtx<'_>) -> Result<Box<dyn TxQueueOps>> {
+    let n = params(&c)?;
+    Ok(n.tx(c.stats))
+}
 
 struct Null {
     size: u16,
@@ -68,8 +107,27 @@ impl EthDriver for Null {
                 ),
             });
         }
-        Ok(Box::new(NullRx {
-            pool: s.pool.clone(),
+        Ok(self.rx(s.pool, s.stats))
+    }
+
+    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
+        Ok(self.tx(s.stats))
+    }
+
+    fn share_queue(&mut self, _rx: bool, _q: u16) -> Option<Result<QueueShare>> {
+        let mut blob = self.size.to_le_bytes().to_vec();
+        blob.extend([u8::from(self.copy), u8::from(self.no_rx)]);
+        Some(Ok(QueueShare {
+            blob,
+            fds: Vec::new(),
+        }))
+    }
+}
+
+impl Null {
+    fn rx(&self, pool: &PktmbufPool, stats: QueueStats) -> Box<dyn RxQueueOps> {
+        Box::new(NullRx {
+            pool: pool.clone(),
             size: self.size,
             template: if self.copy {
                 vec![0u8; self.size as usize]
@@ -78,16 +136,16 @@ impl EthDriver for Null {
             },
             no_rx: self.no_rx,
             port: self.port,
-            stats: s.stats,
-        }))
+            stats,
+        })
     }
 
-    fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
-        Ok(Box::new(NullTx {
+    fn tx(&self, stats: QueueStats) -> Box<dyn TxQueueOps> {
+        Box::new(NullTx {
             copy: self.copy,
             sink: vec![0u8; self.size as usize],
-            stats: s.stats,
-        }))
+            stats,
+        })
     }
 }
 

@@ -24,7 +24,8 @@ use mbuf::Mbuf;
 use ring::{Ring, RingFlags};
 
 use crate::driver::{
-    EthDriver, QueueStats, RxQueueOps, RxSetup, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
+    AttachCtx, EthDriver, QueueAttach, QueueShare, QueueStats, RxQueueOps, RxSetup, TxQueueOps,
+    TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::types::{DevInfo, TxOffloads, MAX_QUEUES};
@@ -41,6 +42,35 @@ pub const VDEV_RINGS: usize = 16;
 /// Slots per ring a vdev creates.
 pub const VDEV_RING_SIZE: u32 = 1024;
 const CHUNK: usize = 64;
+
+/// Queues in a secondary process: the blob is the ring's name; the ring is an EAL
+/// memzone, looked up there.
+pub const ATTACH: QueueAttach = QueueAttach {
+    rx: |c| {
+        Ok(Box::new(RingRx {
+            r: lookup(&c)?,
+            stats: c.stats,
+        }))
+    },
+    tx: |c| {
+        Ok(Box::new(RingTx {
+            r: lookup(&c)?,
+            stats: c.stats,
+        }))
+    },
+};
+
+fn lookup(c: &AttachCtx<'_>) -> Result<Ring<usize>> {
+    let name = String::from_utf8_lossy(c.blob).into_owned();
+    // SAFETY: the ring was made by this driver in the primary for mbuf addresses
+    // (`usize`); the primary handed this queue, and with it the ring's single side, to
+    // this process alone (the queue claim), so the SP/SC contract holds.
+    unsafe { Ring::<usize>::lookup(c.eal, &name) }.map_err(|source| Error::Ring {
+        op: "look up",
+        what: name,
+        source: Box::new(source),
+    })
+}
 
 struct RingPort {
     rx: Vec<Ring<usize>>,
@@ -151,6 +181,15 @@ impl EthDriver for RingPort {
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         let r = ring_for(&self.tx, s.queue, "TX", self.port)?;
         Ok(Box::new(RingTx { r, stats: s.stats }))
+    }
+
+    fn share_queue(&mut self, rx: bool, q: u16) -> Option<Result<QueueShare>> {
+        let rings = if rx { &self.rx } else { &self.tx };
+        let r = rings.get(q as usize)?;
+        Some(Ok(QueueShare {
+            blob: r.name().into_bytes(),
+            fds: Vec::new(),
+        }))
     }
 
     fn close(&mut self) {

@@ -12,8 +12,8 @@ use mbuf::{Mbuf, PktmbufPool};
 
 use super::netif::{mbuf_from, rx_take, NetIf};
 use crate::driver::{
-    DevControl, EthDriver, QueueStats, RxQueueOps, RxSetup, Tally, TxQueueOps, TxSetup, VdevCtx,
-    VdevDriver,
+    AttachCtx, DevControl, EthDriver, QueueAttach, QueueShare, QueueStats, RxQueueOps, RxSetup,
+    Tally, TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::sys;
@@ -31,6 +31,42 @@ const FLAGS: u16 = sys::IFF_TAP | sys::IFF_NO_PI | sys::IFF_MULTI_QUEUE;
 const MAX_FRAME: usize = 65536;
 /// Segments per TX packet written in one `writev`.
 const MAX_SEGS: usize = 32;
+
+/// Queues in a secondary process: the queue's TAP descriptor arrives over IPC; no blob.
+pub const ATTACH: QueueAttach = QueueAttach {
+    rx: |c| {
+        let fd = passed_fd(&c)?;
+        let pool = c.pool.ok_or_else(|| Error::Mp {
+            op: "attach an RX queue of",
+            port: c.port,
+            why: "no pool recorded for the queue".into(),
+        })?;
+        Ok(Box::new(TapRx {
+            fd,
+            pool: pool.clone(),
+            port: c.port,
+            buf: vec![0; MAX_FRAME],
+            stats: c.stats,
+        }))
+    },
+    tx: |c| {
+        Ok(Box::new(TapTx {
+            fd: passed_fd(&c)?,
+            stats: c.stats,
+        }))
+    },
+};
+
+fn passed_fd(c: &AttachCtx<'_>) -> Result<Arc<OwnedFd>> {
+    let fd = c.fds.first().ok_or_else(|| Error::Mp {
+        op: "attach a queue of",
+        port: c.port,
+        why: "net_tap: no queue descriptor passed".into(),
+    })?;
+    fd.try_clone()
+        .map(Arc::new)
+        .map_err(|e| Error::os("duplicate", "the queue's TAP descriptor", e))
+}
 
 struct Tap {
     netif: NetIf,
@@ -152,6 +188,18 @@ impl EthDriver for Tap {
 
     fn link(&mut self) -> Option<Link> {
         Some(self.netif.link())
+    }
+
+    fn share_queue(&mut self, _rx: bool, q: u16) -> Option<Result<QueueShare>> {
+        let fd = self.fds.get(q as usize)?;
+        Some(
+            fd.try_clone()
+                .map(|fd| QueueShare {
+                    blob: Vec::new(),
+                    fds: vec![fd],
+                })
+                .map_err(|e| Error::os("duplicate", "the queue's TAP descriptor", e)),
+        )
     }
 
     fn control(&mut self) -> Option<&mut dyn DevControl> {

@@ -108,7 +108,13 @@ pub fn attach_port(
         promisc: false,
         allmulti: false,
         link_admin_up: true,
+        remote: None,
+        claimed: Vec::new(),
     });
+    drop(g);
+    if eal.is_primary() {
+        super::mp::serve(eal);
+    }
     log(format_args!("port {port}: '{name}' attached"));
     Ok(port)
 }

@@ -31,6 +31,7 @@ pub fn dev_info(port: u16) -> Result<DevInfo> {
 /// stopped. Queues above the new counts are released.
 pub fn configure(port: u16, nb_rxq: u16, nb_txq: u16, conf: &EthConf) -> Result<()> {
     with_port!(port, "configure", |s, c| {
+        c.primary_only("configure", port)?;
         if c.state == State::Started {
             return Err(Error::BadState {
                 op: "configure",
@@ -143,12 +144,20 @@ pub fn rx_queue_setup(
 ) -> Result<()> {
     let _ = socket;
     with_port!(port, "set up RX queue of", |s, c| {
+        c.primary_only("set up an RX queue of", port)?;
         let i = c.driver.info();
         check_queue_setup(port, c, "RX", q, c.nb_rxq, nb_desc, i.rx_desc_lim)?;
         check_offloads(port, "RX queue offloads", conf.offloads, i.rx_offload_capa)?;
         let mut conf = conf.clone();
         conf.offloads |= c.conf.rx_offloads;
         let stats = QueueStats::new(&c.shared().rxq[q as usize]);
+        // SAFETY: the shared block is EAL memory of this port (see `SharedPtr`); the pool
+        // name is written under the control lock and read by a secondary only after the
+        // primary granted it the queue (an IPC round trip after this write).
+        unsafe {
+            let sh = c.shared.0.as_ptr();
+            crate::shared::put_cstr(&mut (*sh).rx_pool[q as usize], pool.mempool().name());
+        }
         s.rxq(port).install(q, stats, |st| {
             c.driver.rx_queue_setup(RxSetup {
                 queue: q,
@@ -171,6 +180,7 @@ pub fn tx_queue_setup(
 ) -> Result<()> {
     let _ = socket;
     with_port!(port, "set up TX queue of", |s, c| {
+        c.primary_only("set up a TX queue of", port)?;
         let i = c.driver.info();
         check_queue_setup(port, c, "TX", q, c.nb_txq, nb_desc, i.tx_desc_lim)?;
         check_offloads(port, "TX queue offloads", conf.offloads, i.tx_offload_capa)?;
@@ -225,6 +235,7 @@ fn check_queue_setup(
 /// Start the port: bursts begin to move packets. Every configured queue must be set up.
 pub fn start(port: u16) -> Result<()> {
     with_port!(port, "start", |s, c| {
+        c.primary_only("start", port)?;
         match c.state {
             State::Started => return Ok(()),
             State::Attached => {
@@ -240,8 +251,10 @@ pub fn start(port: u16) -> Result<()> {
         s.txq(port).check_set_up(c.nb_txq)?;
         c.driver.start()?;
         c.state = State::Started;
-        // S1: Release pairs with S2 in the bursts.
+        // S1: Release pairs with S2 in the bursts (and, for the shared word, with the
+        // gate of secondaries' queues).
         s.started.store(true, Ordering::Release);
+        c.shared().started.store(1, Ordering::Release);
         update_link(c, true);
         Ok(())
     })
@@ -251,10 +264,12 @@ pub fn start(port: u16) -> Result<()> {
 /// Queues keep their setup; `start` again resumes.
 pub fn stop(port: u16) -> Result<()> {
     with_port!(port, "stop", |s, c| {
+        c.primary_only("stop", port)?;
         if c.state != State::Started {
             return Ok(());
         }
         s.started.store(false, Ordering::Release);
+        c.shared().started.store(0, Ordering::Release);
         c.state = State::Configured;
         let r = c.driver.stop();
         update_link(c, false);
@@ -267,11 +282,15 @@ pub fn stop(port: u16) -> Result<()> {
 /// queue handle is alive.
 pub fn close(port: u16) -> Result<()> {
     let (s, mut g) = lock(port, "close")?;
+    if g.as_ref().expect("checked by lock").remote.is_some() {
+        return detach(port, s, g);
+    }
     s.rxq(port).check_no_handles(0, "close")?;
     s.txq(port).check_no_handles(0, "close")?;
     {
         let c = g.as_mut().expect("checked by lock");
         s.started.store(false, Ordering::Release);
+        c.shared().started.store(0, Ordering::Release);
         if c.state == State::Started {
             let _ = c.driver.stop();
             c.state = State::Configured;
@@ -299,4 +318,26 @@ pub fn close(port: u16) -> Result<()> {
     });
     eal::log_info!("pmd: port {port}: closed");
     r
+}
+
+/// `close` in a secondary: give every claimed queue back and forget the port; the port
+/// itself (memzone, driver, queues in the primary) stays the primary's.
+fn detach(
+    port: u16,
+    s: &'static super::port::PortSlot,
+    mut g: std::sync::MutexGuard<'static, Option<PortCtl>>,
+) -> Result<()> {
+    s.rxq(port).check_no_handles(0, "close")?;
+    s.txq(port).check_no_handles(0, "close")?;
+    let c = g.as_mut().expect("checked by caller");
+    let mut first_err = None;
+    for (rx, q) in c.claimed.clone() {
+        if let Err(e) = super::mp::release_locked(port, s, c, rx, q) {
+            first_err.get_or_insert(e);
+        }
+    }
+    s.started.store(false, Ordering::Release);
+    *g = None;
+    eal::log_info!("pmd: port {port}: detached");
+    first_err.map_or(Ok(()), Err)
 }

@@ -6,6 +6,7 @@
 mod burst;
 mod create;
 mod lifecycle;
+mod mp;
 mod port;
 mod settings;
 mod stats;
@@ -16,6 +17,7 @@ pub use create::{
     probe_vdevs, vdev_create,
 };
 pub use lifecycle::{close, configure, dev_info, rx_queue_setup, start, stop, tx_queue_setup};
+pub use mp::{attach_secondary, queue_claim, queue_release, reclaim_dead_queues, Reclaimed};
 pub use settings::{
     allmulticast_get, allmulticast_set, link_get, link_wait_up, mac_addr_get, mac_addr_set,
     mtu_get, mtu_set, promiscuous_get, promiscuous_set, set_link_up,

@@ -31,6 +31,10 @@ pub(super) const FREE: u8 = 0;
 pub(super) const BURST: u8 = 1;
 pub(super) const HANDLE: u8 = 2;
 const CTL: u8 = 3;
+/// Primary only: the queue is driven by a secondary process (its pid is in the port's
+/// shared `rx_owner`/`tx_owner`); released by the secondary's IPC release or when the
+/// primary reclaims the queue of a dead process.
+pub(super) const REMOTE: u8 = 4;
 
 /// One queue of one port: the driver's queue object behind a claim word. Whoever moves
 /// `claim` from FREE owns `q` until it stores FREE again.
@@ -69,16 +73,24 @@ impl<T: ?Sized> QSlot<T> {
         self.claim.store(FREE, Ordering::Release);
     }
 
-    /// Claim for the control path: spin past bursts in flight, fail if a handle holds it.
+    /// Claim for the control path: spin past bursts in flight, fail if a handle or
+    /// another process holds it.
     pub(super) fn claim_ctl(&self) -> std::result::Result<(), ()> {
+        self.claim_long(CTL).map_err(|_| ())
+    }
+
+    /// Claim for a long hold (`CTL`, `HANDLE`, `REMOTE`): spin past bursts in flight
+    /// (they end by themselves), fail with the holder's claim value otherwise. C1 as
+    /// [`try_claim`](Self::try_claim).
+    pub(super) fn claim_long(&self, how: u8) -> std::result::Result<(), u8> {
         loop {
             match self
                 .claim
-                .compare_exchange(FREE, CTL, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(FREE, how, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => return Ok(()),
-                Err(HANDLE) => return Err(()),
-                Err(_) => std::hint::spin_loop(),
+                Err(BURST) => std::hint::spin_loop(),
+                Err(other) => return Err(other),
             }
         }
     }
@@ -140,6 +152,11 @@ pub(super) struct PortCtl {
     pub(super) promisc: bool,
     pub(super) allmulti: bool,
     pub(super) link_admin_up: bool,
+    /// In a secondary process: the pid of the primary that owns the port (the port was
+    /// attached from its shared memzone, see `super::mp`); `None` in the primary.
+    pub(super) remote: Option<i32>,
+    /// In a secondary: the queues this process claimed from the primary, (rx, queue).
+    pub(super) claimed: Vec<(bool, u16)>,
 }
 
 impl PortCtl {
@@ -151,6 +168,14 @@ impl PortCtl {
     ) -> Result<()> {
         match self.driver.control() {
             Some(d) => f(d),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuse a change of the port in a secondary process ([`Error::NotOwner`]).
+    pub(super) fn primary_only(&self, op: &'static str, port: u16) -> Result<()> {
+        match self.remote {
+            Some(primary) => Err(Error::NotOwner { op, port, primary }),
             None => Ok(()),
         }
     }
@@ -235,7 +260,7 @@ impl<T: ?Sized> Queues<'_, T> {
     pub(super) fn check_no_handles(&self, from: usize, op: &'static str) -> Result<()> {
         match self.slots[from..]
             .iter()
-            .position(|qs| qs.claim.load(Ordering::Relaxed) == HANDLE)
+            .position(|qs| matches!(qs.claim.load(Ordering::Relaxed), HANDLE | REMOTE))
         {
             Some(q) => Err(self.busy(op, from + q)),
             None => Ok(()),
@@ -285,6 +310,24 @@ impl<T: ?Sized> Queues<'_, T> {
         });
         qs.release();
         res
+    }
+
+    /// Drop the queue object of slot `q` (control path); its mbufs go back to their pool.
+    pub(super) fn drop_one(&self, q: usize, op: &'static str) -> Result<()> {
+        let qs = &self.slots[q];
+        qs.claim_ctl().map_err(|_| self.busy(op, q))?;
+        // SAFETY: claimed (C1); nobody else touches the slot until release.
+        unsafe {
+            *qs.q.get() = None;
+            *qs.stats.get() = None;
+        }
+        qs.release();
+        Ok(())
+    }
+
+    /// The slot of queue `q`.
+    pub(super) fn slot(&self, q: usize) -> Option<&QSlot<T>> {
+        self.slots.get(q)
     }
 
     /// Check that each of the first `n` slots holds a queue (for `start`).

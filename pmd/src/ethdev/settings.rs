@@ -19,6 +19,10 @@ fn software_link(c: &PortCtl, started: bool) -> Link {
 }
 
 pub(super) fn update_link(c: &mut PortCtl, started: bool) -> Link {
+    if c.remote.is_some() {
+        // A secondary reads the primary's view; it never writes the shared word.
+        return PortShared::link_of(c.shared().link.load(Ordering::Relaxed));
+    }
     let l = c.driver.link().unwrap_or_else(|| software_link(c, started));
     c.shared()
         .link
@@ -49,6 +53,7 @@ pub fn link_wait_up(port: u16, timeout: Duration) -> Result<Link> {
 /// Set the link up or down (devices: the interface flag; software ports: a flag).
 pub fn set_link_up(port: u16, up: bool) -> Result<()> {
     with_port!(port, "set link of", |_s, c| {
+        c.primary_only("set link of", port)?;
         c.on_device(|d| d.set_link(up))?;
         c.link_admin_up = up;
         let started = c.state == State::Started;
@@ -66,6 +71,7 @@ fn set_mode(
     flag: fn(&mut PortCtl) -> &mut bool,
 ) -> Result<()> {
     with_port!(port, op, |_s, c| {
+        c.primary_only(op, port)?;
         c.on_device(|d| dev(d, on))?;
         *flag(c) = on;
         Ok(())
@@ -112,6 +118,7 @@ pub fn mac_addr_get(port: u16) -> Result<[u8; 6]> {
 /// Set the port's MAC address (unicast only).
 pub fn mac_addr_set(port: u16, mac: [u8; 6]) -> Result<()> {
     with_port!(port, "set MAC of", |_s, c| {
+        c.primary_only("set MAC of", port)?;
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return Err(Error::BadState {
                 op: "set MAC of",
@@ -156,6 +163,7 @@ pub fn mtu_get(port: u16) -> Result<u32> {
 /// (`EthDriver::tx_mtu_check`; only `net_ring` does, like DPDK's).
 pub fn mtu_set(port: u16, mtu: u32) -> Result<()> {
     with_port!(port, "set MTU of", |s, c| {
+        c.primary_only("set MTU of", port)?;
         let i = c.driver.info();
         check_mtu(port, &i, mtu)?;
         apply_mtu(s, c, mtu)

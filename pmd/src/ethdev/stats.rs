@@ -8,6 +8,10 @@ use crate::types::{EthStats, XStat};
 
 /// Fold the device's dropped-frame count into `imissed`; returns the driver's xstats.
 fn take_missed(c: &mut PortCtl) -> Vec<(String, u64)> {
+    if c.remote.is_some() {
+        // A secondary has no device to ask; the primary folds the drops in.
+        return Vec::new();
+    }
     let d = c.driver.stats();
     let sh = c.shared();
     sh.imissed.store(

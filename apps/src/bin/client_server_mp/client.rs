@@ -1,7 +1,11 @@
 //! `mp_client`: a client of `mp_server` (DPDK's `examples/multi_process/client_server_mp`
-//! client, without ports): a secondary process that takes mbufs from its ring
-//! `MProc_Client_RX_<id>`, checks every payload (sequence number in order, client id,
-//! check word, pattern), counts, and frees each mbuf back to the pool.
+//! client): a secondary process that takes mbufs from its ring `MProc_Client_RX_<id>`.
+//! With a server in port mode (`mp_server -p`) it attaches to the server's ports, claims
+//! TX queue `<id>` of each and transmits every packet on the port paired with the one it
+//! came in on (2k ↔ 2k+1); it stops when the server is done and its ring is empty, gives
+//! the queues back and prints `mp_client <id>: received R, transmitted T, dropped D`.
+//! Otherwise it checks every payload (sequence number in order, client id, check word,
+//! pattern), counts, and frees each mbuf back to the pool.
 //!
 //! ```text
 //! mp_client [EAL options] -- -n CLIENT_ID
@@ -111,6 +115,9 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
     eal.on_primary_exit(move || g2.store(true, Ordering::Release));
     let stat = &info.clients[id as usize];
     stat.pid.store(std::process::id(), Ordering::Relaxed);
+    if info.port_mode == 1 {
+        return forward(eal, id, info, &ring, &gone);
+    }
     println!(
         "mp_client {id}: attached to pid {}, receiving",
         eal.primary_pid()
@@ -163,4 +170,84 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
     println!("mp_client {id}: received {rx} of {sent} mbufs, {errors} errors");
     let _ = std::io::stdout().flush();
     Ok(if errors == 0 && rx == sent { 0 } else { 1 })
+}
+
+/// Port mode: transmit what the server hands us on the paired port, TX queue `id`.
+fn forward(
+    eal: &Eal,
+    id: u32,
+    info: &Info,
+    ring: &Ring<u64>,
+    gone: &AtomicBool,
+) -> Result<u8, String> {
+    let ports = pmd::attach_secondary(eal).map_err(|e| e.to_string())?;
+    let q = id as u16;
+    for &p in &ports {
+        pmd::queue_claim(p, false, q).map_err(|e| e.to_string())?;
+    }
+    println!("mp_client {id}: transmitting on TX queue {q} of ports {ports:?}");
+    let _ = std::io::stdout().flush();
+    let stat = &info.clients[id as usize];
+    let mut raw = [0u64; BURST];
+    let mut out: Vec<Vec<Mbuf>> = (0..ports.len())
+        .map(|_| Vec::with_capacity(BURST))
+        .collect();
+    // A client that takes over the id of one that died goes on with its counts.
+    let (mut rx, mut tx, mut drops) = (
+        stat.rx.load(Ordering::Relaxed),
+        stat.tx.load(Ordering::Relaxed),
+        stat.drops.load(Ordering::Relaxed),
+    );
+    loop {
+        let n = ring.dequeue_burst(&mut raw).n as usize;
+        if n == 0 {
+            if info.is_done() && ring.empty() {
+                break;
+            }
+            if gone.load(Ordering::Acquire) {
+                eprintln!("mp_client {id}: the primary process exited; stopping after {rx} mbufs");
+                return Ok(3);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            continue;
+        }
+        for &a in &raw[..n] {
+            let Some(p) = NonNull::new(a as *mut MbufHeader) else {
+                drops += 1;
+                continue;
+            };
+            // SAFETY: the server enqueued mbufs it gave up with `into_raw`, each once, to
+            // this ring only; we are its single consumer and hold a handle to the pool.
+            let m = unsafe { Mbuf::from_raw(p) };
+            // The paired port of the one it came in on; unknown ports drop it.
+            match ports.iter().position(|&x| x == m.port()) {
+                Some(i) => out[i ^ 1].push(m),
+                None => drops += 1,
+            }
+        }
+        rx += n as u64;
+        for (i, v) in out.iter_mut().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            tx += u64::from(pmd::tx_burst(ports[i], q, v));
+            drops += v.len() as u64;
+            v.clear();
+        }
+        stat.rx.store(rx, Ordering::Relaxed);
+        stat.tx.store(tx, Ordering::Relaxed);
+        stat.drops.store(drops, Ordering::Relaxed);
+    }
+    for &p in &ports {
+        pmd::close(p).map_err(|e| e.to_string())?;
+    }
+    stat.rx.store(rx, Ordering::Relaxed);
+    stat.tx.store(tx, Ordering::Relaxed);
+    stat.drops.store(drops, Ordering::Relaxed);
+    // Release: pairs with the server's acquire; our frees and queue release happened
+    // before.
+    stat.finished.store(1, Ordering::Release);
+    println!("mp_client {id}: received {rx}, transmitted {tx}, dropped {drops}");
+    let _ = std::io::stdout().flush();
+    Ok(0)
 }

@@ -25,7 +25,7 @@ pub fn ring_name(i: u32) -> String {
 /// "FPCSMP01".
 pub const INFO_MAGIC: u64 = u64::from_le_bytes(*b"FPCSMP01");
 /// Layout version of [`Info`].
-pub const INFO_VERSION: u32 = 1;
+pub const INFO_VERSION: u32 = 2;
 
 /// Per-client counters, one cache line each.
 #[repr(C, align(64))]
@@ -40,6 +40,10 @@ pub struct ClientStat {
     pub pid: AtomicU32,
     /// 1 once the client has received and freed all of its share.
     pub finished: AtomicU32,
+    /// Port mode: packets the client transmitted on its TX queues.
+    pub tx: AtomicU64,
+    /// Port mode: packets the client's TX queues did not take (freed).
+    pub drops: AtomicU64,
 }
 
 /// The `MProc_info` memzone: written by the server, read and updated by clients.
@@ -54,6 +58,9 @@ pub struct Info {
     pub n_clients: u32,
     /// 1 once the server has enqueued every mbuf and stored every `sent`.
     pub done: AtomicU32,
+    /// 1: the server receives from ports and the clients transmit on them (queue = client
+    /// id) instead of checking payloads.
+    pub port_mode: u32,
     /// Client counters.
     pub clients: [ClientStat; MAX_CLIENTS],
 }

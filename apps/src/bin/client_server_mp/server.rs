@@ -1,12 +1,15 @@
-//! `mp_server`: the server of DPDK's `examples/multi_process/client_server_mp`, without
-//! ports: it creates a packet-mbuf pool and one ring per client, then hands mbufs to the
-//! clients round-robin (bursts of 32). Every mbuf carries a 64-byte payload with a
+//! `mp_server`: the server of DPDK's `examples/multi_process/client_server_mp`. With
+//! `-p PORTMASK` it receives from real ports (`--vdev`) and hands the packets to the
+//! clients, which transmit them (see `server_ports.rs`). Without ports it creates a
+//! packet-mbuf pool and one ring per client, then hands mbufs it made to the clients
+//! round-robin (bursts of 32). Every mbuf carries a 64-byte payload with a
 //! per-client sequence number and a check pattern (see `common.rs`); clients verify and
 //! free them back to the pool.
 //!
 //! ```text
 //! mp_server [EAL options] -- -n CLIENTS [--mbufs TOTAL] [--pool-size N] [--ring-size N]
 //!                            [--wait-s S]
+//! mp_server [EAL options] --vdev ... -- -n CLIENTS -p PORTMASK [--run-s S] [...]
 //! ```
 //!
 //! With `--mbufs 0` (the default) it runs until killed. With a total it stops sending
@@ -22,6 +25,8 @@
 
 #[path = "common.rs"]
 mod common;
+#[path = "server_ports.rs"]
+mod server_ports;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -41,10 +46,14 @@ struct Opts {
     pool_size: u32,
     ring_size: u32,
     wait: Duration,
+    /// `-p`: port mode over the ports of this mask.
+    mask: Option<u64>,
+    /// `--run-s`: port mode stops after this long (else at stdin's `quit` or end).
+    run: Option<Duration>,
 }
 
 fn usage() -> String {
-    mp::usage("mp_server [EAL options] -- -n CLIENTS [--mbufs TOTAL] [--pool-size N] [--ring-size N] [--wait-s S]")
+    mp::usage("mp_server [EAL options] -- -n CLIENTS [--mbufs TOTAL] [--pool-size N] [--ring-size N] [--wait-s S] [-p PORTMASK [--run-s S]]")
 }
 
 fn parse(rest: &[String]) -> Result<Opts, String> {
@@ -54,6 +63,8 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
         pool_size: 8191,
         ring_size: 1024,
         wait: Duration::from_secs(600),
+        mask: None,
+        run: None,
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -64,6 +75,15 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
             "--pool-size" => o.pool_size = val("--pool-size")? as u32,
             "--ring-size" => o.ring_size = val("--ring-size")? as u32,
             "--wait-s" => o.wait = Duration::from_secs(val("--wait-s")?),
+            "--run-s" => o.run = Some(Duration::from_secs(val("--run-s")?)),
+            "-p" => {
+                let v = it.next().ok_or("'-p' needs a value")?;
+                o.mask = Some(
+                    u64::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| {
+                        format!("invalid value '{v}' for '-p': not a hex port mask")
+                    })?,
+                );
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -90,7 +110,11 @@ fn main() -> ExitCode {
         eprintln!("mp_server: must be the primary process (drop --proc-type secondary)");
         return ExitCode::from(2);
     }
-    match run(&eal, &o) {
+    let r = match o.mask {
+        Some(mask) => server_ports::run(&eal, &o, mask),
+        None => run(&eal, &o),
+    };
+    match r {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

@@ -74,6 +74,8 @@ pub struct App {
     pub session: Option<Session>,
     pub last: Option<Finished>,
     pub tput: Throughput,
+    /// In a secondary: set when the primary process exits (the EAL's watcher).
+    pub primary_gone: Option<Arc<AtomicBool>>,
 }
 
 /// One planned lcore: its label (lcore id, or None for the fallback) and streams.
@@ -135,13 +137,19 @@ impl App {
                 .map_err(|e| e.to_string())?
                 .nb_tx_queues
                 .max(1);
+            // This process's share of the queues (all of them with one process).
+            let (mut rxr, mut txr) = self.opts.my_queues();
+            if self.opts.num_procs == 1 {
+                (rxr, txr) = (0..nrx, 0..ntx);
+            }
+            let kt = txr.len().max(1) as u16;
             let tx_mac = pmd::mac_addr_get(peer).map_err(|e| e.to_string())?;
-            for q in 0..nrx {
+            for q in rxr {
                 defs.push(StreamDef {
                     rx_port: p,
                     rx_queue: q,
                     tx_port: peer,
-                    tx_queue: q % ntx,
+                    tx_queue: txr.start + (q % kt),
                     peer_mac: self.peer_mac(peer),
                     tx_mac,
                     stats: Arc::new(StreamStats::default()),
@@ -299,6 +307,13 @@ impl App {
             "{}",
             stats::fwd_stats_block(&per_port, &s.streams, self.opts.mode == Mode::Csum)
         );
+        let (rx, tx) = s.streams.iter().fold((0, 0), |(r, t), d| {
+            (
+                r + d.stats.rx.load(Ordering::Relaxed),
+                t + d.stats.tx.load(Ordering::Relaxed),
+            )
+        });
+        println!("Forwarded by this process: RX-packets: {rx} TX-packets: {tx}");
         println!("\nDone.");
         self.last = Some(Finished {
             streams: s.streams,
@@ -338,10 +353,23 @@ impl App {
                 eprintln!("testpmd: {e}");
             }
         }
+        let primary = self.eal.is_primary();
+        if primary {
+            for r in pmd::reclaim_dead_queues() {
+                println!(
+                    "Took back queue {} of port {} from dead process {}",
+                    r.queue, r.port, r.pid
+                );
+            }
+        }
         for p in self.open_ports() {
-            println!("Stopping port {p}...");
-            if let Err(e) = pmd::stop(p) {
-                eprintln!("testpmd: {e}");
+            // A secondary leaves the primary's ports running; closing gives its queues
+            // back.
+            if primary {
+                println!("Stopping port {p}...");
+                if let Err(e) = pmd::stop(p) {
+                    eprintln!("testpmd: {e}");
+                }
             }
             println!("Closing port {p}...");
             if let Err(e) = pmd::close(p) {
@@ -355,6 +383,11 @@ impl App {
 
     /// Every mbuf back in its pool? Prints a warning line if not; returns the count out.
     pub fn check_mbufs(&self) -> u32 {
+        if !self.eal.is_primary() {
+            // The primary's queues and caches hold mbufs of the shared pool while it runs;
+            // only the primary can tell at its exit.
+            return 0;
+        }
         let (size, avail) = (self.pool.size(), self.pool.avail_count());
         if avail != size {
             println!(

@@ -37,6 +37,11 @@ pub struct Opts {
     pub run_time: Option<Duration>,
     /// UDP flows of flowgen mode.
     pub flowgen_flows: u32,
+    /// Processes sharing the ports (DPDK's `--num-procs`): each forwards on its share of
+    /// the `--rxq`/`--txq` queues.
+    pub num_procs: u16,
+    /// This process's index among them (DPDK's `--proc-id`).
+    pub proc_id: u16,
     pub help: bool,
 }
 
@@ -60,6 +65,8 @@ impl Default for Opts {
             mbcache: 250,
             run_time: None,
             flowgen_flows: 1024,
+            num_procs: 1,
+            proc_id: 0,
             help: false,
         }
     }
@@ -192,6 +199,8 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--mbcache",
             "--run-time",
             "--flowgen-flows",
+            "--num-procs",
+            "--proc-id",
         ];
         if !known.contains(&name.as_str()) {
             return Err(format!(
@@ -248,10 +257,33 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
                 o.run_time = Some(Duration::from_secs_f64(s));
             }
             "--flowgen-flows" => o.flowgen_flows = ranged(n, &v, 1, 1 << 20)? as u32,
+            "--num-procs" => o.num_procs = ranged(n, &v, 1, pmd::MAX_QUEUES as u64)? as u16,
+            "--proc-id" => o.proc_id = ranged(n, &v, 0, pmd::MAX_QUEUES as u64 - 1)? as u16,
             _ => unreachable!("checked against `known`"),
         }
     }
+    if o.proc_id >= o.num_procs {
+        return Err(format!(
+            "invalid value '{}' for --proc-id: must be below --num-procs={}",
+            o.proc_id, o.num_procs
+        ));
+    }
+    if o.rxq % o.num_procs != 0 || o.txq % o.num_procs != 0 {
+        return Err(format!(
+            "invalid value '{}' for --num-procs: --rxq={} and --txq={} must be multiples of it",
+            o.num_procs, o.rxq, o.txq
+        ));
+    }
     Ok(o)
+}
+
+impl Opts {
+    /// The RX and TX queues this process forwards on (its share, `--num-procs`).
+    pub fn my_queues(&self) -> (std::ops::Range<u16>, std::ops::Range<u16>) {
+        let (kr, kt) = (self.rxq / self.num_procs, self.txq / self.num_procs);
+        let i = self.proc_id;
+        (i * kr..(i + 1) * kr, i * kt..(i + 1) * kt)
+    }
 }
 
 #[cfg(test)]
@@ -294,5 +326,13 @@ mod tests {
         assert!(p(&["--what"]).unwrap_err().contains("--what"));
         assert!(p(&["--tx-first=1"]).unwrap_err().contains("--tx-first"));
         assert!(p(&["--run-time=-1"]).unwrap_err().contains("--run-time"));
+        assert!(p(&["--num-procs=2", "--proc-id=2"])
+            .unwrap_err()
+            .contains("--proc-id"));
+        assert!(p(&["--num-procs=2", "--rxq=3", "--txq=2"])
+            .unwrap_err()
+            .contains("--num-procs"));
+        let o = p(&["--num-procs=2", "--proc-id=1", "--rxq=4", "--txq=2"]).unwrap();
+        assert_eq!(o.my_queues(), (2..4, 1..2));
     }
 }

@@ -139,7 +139,75 @@ fn fail1(e: impl std::fmt::Display) -> Fail {
     (1, e.to_string())
 }
 
+/// A secondary process (`--proc-type=secondary`): attach to the primary's ports and its
+/// pool, claim this process's share of the queues (`--num-procs`/`--proc-id`) and
+/// forward on them.
+fn run_secondary(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
+    let ids = pmd::attach_secondary(&eal).map_err(fail1)?;
+    if ids.is_empty() {
+        return Err(fail1("the primary process has no port"));
+    }
+    let pool = mbuf::PktmbufPool::lookup(&eal, POOL_NAME).map_err(|e| {
+        fail1(format!(
+            "failed to find the pool '{POOL_NAME}' (is the primary a testpmd?): {e}"
+        ))
+    })?;
+    let (rxr, txr) = opts.my_queues();
+    for &p in &ids {
+        for q in rxr.clone() {
+            pmd::queue_claim(p, true, q).map_err(fail1)?;
+        }
+        for q in txr.clone() {
+            pmd::queue_claim(p, false, q).map_err(fail1)?;
+        }
+        println!(
+            "Port {p}: {} (attached), RX queues {rxr:?}, TX queues {txr:?} of this process",
+            pmd::port_name(p).unwrap_or_default()
+        );
+    }
+    let gone = Arc::new(AtomicBool::new(false));
+    let g2 = gone.clone();
+    eal.on_primary_exit(move || g2.store(true, Ordering::Relaxed));
+    let mut app = App {
+        eal: eal.clone(),
+        pool,
+        opts,
+        ports: ids
+            .iter()
+            .map(|&id| PortEntry {
+                id,
+                state: PState::Started,
+            })
+            .collect(),
+        workers: eal.lcores().worker_ids(),
+        allow_main: false,
+        session: None,
+        last: None,
+        tput: Throughput::default(),
+        primary_gone: Some(gone.clone()),
+    };
+    app.allow_main = !app.opts.interactive;
+    let r = if app.opts.interactive {
+        interactive(&mut app)
+    } else {
+        batch(&mut app)
+    };
+    if gone.load(Ordering::Relaxed) {
+        println!("testpmd: the primary process exited; stopping");
+    }
+    app.shutdown();
+    println!("Bye...");
+    r?;
+    if gone.load(Ordering::Relaxed) {
+        return Err((3, "the primary process exited".into()));
+    }
+    Ok(())
+}
+
 fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
+    if !eal.is_primary() {
+        return run_secondary(eal, opts);
+    }
     // Ports: --vdev ones (a bad vdev string is a bad argument), PCI ones, else two nulls.
     let mut ids = pmd::probe_vdevs(&eal).map_err(|e| (2, e.to_string()))?;
     let (pci, failed) = pmd::probe_pci(&eal);
@@ -181,6 +249,7 @@ fn run(eal: Eal, opts: args::Opts) -> Result<(), Fail> {
         session: None,
         last: None,
         tput: Throughput::default(),
+        primary_gone: None,
     };
     app.allow_main = !app.opts.interactive;
     if !app.workers.is_empty() && usize::from(app.opts.nb_cores) > app.workers.len() {
@@ -307,7 +376,8 @@ fn batch(app: &mut App) -> Result<(), Fail> {
         .as_ref()
         .map(|s| s.ports.clone())
         .unwrap_or_default();
-    let wait = move || wait_batch(deadline, period, &enter, &ports);
+    let gone = app.primary_gone.clone();
+    let wait = move || wait_batch(deadline, period, &enter, &ports, gone.as_deref());
     if let Some(job) = app.take_main_job() {
         let stop = app.stop_flag().expect("session started above");
         let ctl = std::thread::Builder::new()
@@ -330,10 +400,19 @@ fn batch(app: &mut App) -> Result<(), Fail> {
     Ok(())
 }
 
-fn wait_batch(deadline: Option<Instant>, period: u64, enter: &AtomicBool, ports: &[u16]) {
+fn wait_batch(
+    deadline: Option<Instant>,
+    period: u64,
+    enter: &AtomicBool,
+    ports: &[u16],
+    primary_gone: Option<&AtomicBool>,
+) {
     let mut tput = Throughput::default();
     let mut next_stats = (period > 0).then(|| Instant::now() + Duration::from_secs(period));
     loop {
+        if primary_gone.is_some_and(|g| g.load(Ordering::Relaxed)) {
+            return;
+        }
         if sig::quit_requested() {
             println!(
                 "\nSignal {} received, preparing to exit...",

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use super::netif::NetIf;
 use crate::driver::{
-    DevControl, DriverStats, EthDriver, RxQueueOps, RxSetup, TxQueueOps, TxSetup, VdevCtx,
-    VdevDriver,
+    AttachCtx, DevControl, DriverStats, EthDriver, QueueAttach, QueueShare, RxQueueOps, RxSetup,
+    TxQueueOps, TxSetup, VdevCtx, VdevDriver,
 };
 use crate::error::{Error, Result};
 use crate::sys;
@@ -45,9 +45,54 @@ pub const DRIVER: VdevDriver = VdevDriver {
     create,
 };
 
+/// Queues in a secondary process: the queue pair's socket arrives as a descriptor, its
+/// rings are mapped again ([`PacketSock::attach`]); the ring cursors are in the queue's
+/// shared words, so the walk goes on where the last owner left it. The blob is the
+/// socket's [`PacketSock::share_blob`] and a VLAN-strip flag (RX).
+pub const ATTACH: QueueAttach = QueueAttach {
+    rx: |c| {
+        let (s, vlan_strip) = attach_sock(&c)?;
+        let pool = c.pool.ok_or_else(|| Error::Mp {
+            op: "attach an RX queue of",
+            port: c.port,
+            why: "no pool recorded for the queue".into(),
+        })?;
+        let com = rx::RxCommon {
+            pool: pool.clone(),
+            port: c.port,
+            vlan_strip,
+            stats: c.stats,
+        };
+        Ok(match s.version {
+            Version::V3 => Box::new(rx::RxV3::new(s, com)),
+            Version::V2 => Box::new(rx::RxV2::new(s, com)),
+        })
+    },
+    tx: |c| Ok(Box::new(tx::Tx::new(attach_sock(&c)?.0, c.stats))),
+};
+
+fn attach_sock(c: &AttachCtx<'_>) -> Result<(Arc<PacketSock>, bool)> {
+    let bad = |why: String| Error::Mp {
+        op: "attach a queue of",
+        port: c.port,
+        why: format!("net_af_packet: {why}"),
+    };
+    let mut fds = c.fds.iter();
+    let fd = fds
+        .next()
+        .ok_or_else(|| bad("no socket descriptor passed".into()))?
+        .try_clone()
+        .map_err(|e| bad(format!("duplicate the socket descriptor: {e}")))?;
+    let (geo, flag) = c.blob.split_at(c.blob.len().saturating_sub(1));
+    let s = PacketSock::attach(fd, geo).map_err(bad)?;
+    Ok((Arc::new(s), flag.first() == Some(&1)))
+}
+
 struct AfPacket {
     netif: NetIf,
     socks: Vec<Arc<PacketSock>>,
+    /// VLAN stripping asked for per RX queue (sent along when a queue is shared).
+    vlan_strip: Vec<bool>,
     port: u16,
     framesz: u32,
     kernel_packets: u64,
@@ -110,6 +155,7 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     }
     Ok(Box::new(AfPacket {
         netif,
+        vlan_strip: vec![false; socks.len()],
         socks,
         port: ctx.port_id,
         framesz,
@@ -139,10 +185,12 @@ impl EthDriver for AfPacket {
 
     fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         let sock = self.socks[s.queue as usize].clone();
+        let vlan_strip = s.conf.offloads.contains(RxOffloads::VLAN_STRIP);
+        self.vlan_strip[s.queue as usize] = vlan_strip;
         let c = rx::RxCommon {
             pool: s.pool.clone(),
             port: self.port,
-            vlan_strip: s.conf.offloads.contains(RxOffloads::VLAN_STRIP),
+            vlan_strip,
             stats: s.stats,
         };
         Ok(match sock.version {
@@ -164,6 +212,20 @@ impl EthDriver for AfPacket {
 
     fn link(&mut self) -> Option<Link> {
         Some(self.netif.link())
+    }
+
+    fn share_queue(&mut self, rx: bool, q: u16) -> Option<Result<QueueShare>> {
+        let s = self.socks.get(q as usize)?;
+        let mut blob = s.share_blob();
+        blob.push(u8::from(rx && self.vlan_strip[q as usize]));
+        Some(
+            s.fd.try_clone()
+                .map(|fd| QueueShare {
+                    blob,
+                    fds: vec![fd],
+                })
+                .map_err(|e| Error::os("duplicate", "the queue's AF_PACKET socket", e)),
+        )
     }
 
     fn control(&mut self) -> Option<&mut dyn DevControl> {

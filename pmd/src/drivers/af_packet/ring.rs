@@ -59,12 +59,6 @@ pub(super) struct PacketSock {
     pub block_size: u32,
     pub block_nr: u32,
     ring_len: usize,
-    /// Where the RX walk stopped (V2: frame, V3: block) when its queue object was
-    /// dropped, so a queue set up again continues where the kernel is (Relaxed: queue
-    /// setup and drop are ordered by the ethdev control lock).
-    pub rx_cursor: AtomicU32,
-    /// Likewise for the TX ring's next frame.
-    pub tx_cursor: AtomicU32,
 }
 
 impl PacketSock {
@@ -187,7 +181,89 @@ pub(super) fn open_sock(
         block_size: g.block_size,
         block_nr,
         ring_len,
-        rx_cursor: AtomicU32::new(0),
-        tx_cursor: AtomicU32::new(0),
     })
+}
+
+/// Bytes of [`PacketSock::share_blob`].
+const BLOB_LEN: usize = 13;
+
+impl PacketSock {
+    /// What another process needs besides the descriptor to map the same rings:
+    /// version (2 or 3), block size, frame size, frame count (LE u32s).
+    pub fn share_blob(&self) -> Vec<u8> {
+        let mut b = vec![if self.version == Version::V3 { 3 } else { 2 }];
+        for v in [self.block_size, self.frame_size, self.frame_nr] {
+            b.extend(v.to_le_bytes());
+        }
+        b
+    }
+
+    /// The same socket in another process: map its rings again from the passed
+    /// descriptor (the ring memory is the kernel's; every mapping of it sees the same
+    /// frames, so no address needs to match).
+    pub fn attach(fd: OwnedFd, blob: &[u8]) -> std::result::Result<PacketSock, String> {
+        if blob.len() < BLOB_LEN {
+            return Err(format!(
+                "ring parameters of {} bytes, expected {BLOB_LEN}",
+                blob.len()
+            ));
+        }
+        let u = |o: usize| u32::from_le_bytes(blob[o..o + 4].try_into().expect("4 bytes"));
+        let version = match blob[0] {
+            3 => Version::V3,
+            2 => Version::V2,
+            v => return Err(format!("TPACKET version {v}")),
+        };
+        let (block_size, frame_size, frame_nr) = (u(1), u(5), u(9));
+        if frame_size == 0 || block_size < frame_size || frame_nr == 0 {
+            return Err(format!(
+                "ring geometry {block_size}/{frame_size}/{frame_nr} is not one"
+            ));
+        }
+        let fpb = block_size / frame_size;
+        let block_nr = frame_nr / fpb;
+        let ring_len = block_size as usize * block_nr as usize;
+        let map = sys::mmap_shared(&fd, 2 * ring_len).map_err(|e| format!("map the rings: {e}"))?;
+        Ok(PacketSock {
+            fd,
+            map,
+            version,
+            frame_size,
+            frame_nr,
+            frames_per_block: fpb,
+            block_size,
+            block_nr,
+            ring_len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devnull() -> OwnedFd {
+        std::fs::File::open("/dev/null")
+            .expect("open /dev/null")
+            .into()
+    }
+
+    /// What another process sends is checked before anything is mapped.
+    #[test]
+    fn shared_ring_parameters_are_checked() {
+        let blob = |v: u8, b: u32, f: u32, n: u32| {
+            let mut x = vec![v];
+            for w in [b, f, n] {
+                x.extend(w.to_le_bytes());
+            }
+            x
+        };
+        let err = |b: &[u8]| PacketSock::attach(devnull(), b).err().expect("refused");
+        assert!(err(&[3, 0, 0]).contains("3 bytes, expected 13"));
+        assert!(err(&blob(4, 4096, 2048, 8)).contains("TPACKET version 4"));
+        assert!(err(&blob(3, 4096, 0, 8)).contains("is not one"));
+        assert!(err(&blob(2, 1024, 2048, 8)).contains("is not one"));
+        // Well formed, but /dev/null cannot be mapped as packet rings.
+        assert!(err(&blob(3, 4096, 2048, 8)).contains("map the rings"));
+    }
 }

@@ -130,13 +130,36 @@ pub(super) struct RxV3 {
 
 impl RxV3 {
     pub(super) fn new(s: Arc<PacketSock>, c: RxCommon) -> RxV3 {
-        RxV3 {
-            block: s.rx_cursor.load(Ordering::Relaxed),
+        let mut q = RxV3 {
             s,
             c,
+            block: 0,
             left: 0,
             at: 0,
+        };
+        q.load();
+        q
+    }
+
+    /// Take the walk's position from the queue's shared words (where the last owner of
+    /// the queue, in this process or another, left it). Out-of-range values (a damaged
+    /// block) start over at block 0.
+    fn load(&mut self) {
+        let w0 = self.c.stats.drv[0].load(Ordering::Relaxed);
+        let at = self.c.stats.drv[1].load(Ordering::Relaxed) as usize;
+        let (block, left) = (w0 as u32, (w0 >> 32) as u32);
+        if block < self.s.block_nr && at < self.s.block_size as usize {
+            (self.block, self.left, self.at) = (block, left, at);
+        } else {
+            (self.block, self.left, self.at) = (0, 0, 0);
         }
+    }
+
+    /// Leave the walk's position in the queue's shared words.
+    fn save(&self) {
+        let w0 = u64::from(self.block) | u64::from(self.left) << 32;
+        self.c.stats.drv[0].store(w0, Ordering::Relaxed);
+        self.c.stats.drv[1].store(self.at as u64, Ordering::Relaxed);
     }
 
     /// Give the open block back to the kernel and move to the next one.
@@ -149,21 +172,16 @@ impl RxV3 {
         } else {
             self.block + 1
         };
-    }
-}
-
-impl Drop for RxV3 {
-    fn drop(&mut self) {
-        if self.left > 0 {
-            // Frames left in an open block are dropped with it; the ring goes on.
-            self.retire(self.s.block(self.block));
-        }
-        self.s.rx_cursor.store(self.block, Ordering::Relaxed);
+        // Saved at once: a process killed later in the burst leaves an exact position.
+        self.save();
     }
 }
 
 impl RxQueueOps for RxV3 {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        // The position lives in the queue's shared words, so whichever process drives
+        // the queue next continues where this burst stopped.
+        self.load();
         let mut t = Tally::default();
         let bsz = self.s.block_size as usize;
         let hdr = std::mem::size_of::<Tpacket3Hdr>();
@@ -215,6 +233,7 @@ impl RxQueueOps for RxV3 {
                 self.retire(b);
             }
         }
+        self.save();
         self.c.stats.add_rx(&t);
         t.n
     }
@@ -229,22 +248,14 @@ pub(super) struct RxV2 {
 
 impl RxV2 {
     pub(super) fn new(s: Arc<PacketSock>, c: RxCommon) -> RxV2 {
-        RxV2 {
-            next: s.rx_cursor.load(Ordering::Relaxed),
-            s,
-            c,
-        }
-    }
-}
-
-impl Drop for RxV2 {
-    fn drop(&mut self) {
-        self.s.rx_cursor.store(self.next, Ordering::Relaxed);
+        RxV2 { next: 0, s, c }
     }
 }
 
 impl RxQueueOps for RxV2 {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
+        // The next frame lives in the queue's shared word (see RxV3::load).
+        self.next = (self.c.stats.drv[0].load(Ordering::Relaxed) as u32) % self.s.frame_nr;
         let mut t = Tally::default();
         let room = self.s.frame_size as usize;
         while t.n < max {
@@ -269,6 +280,8 @@ impl RxQueueOps for RxV2 {
             } else {
                 self.next + 1
             };
+            // Saved per frame: a process killed mid-burst leaves an exact position.
+            self.c.stats.drv[0].store(u64::from(self.next), Ordering::Relaxed);
         }
         self.c.stats.add_rx(&t);
         t.n

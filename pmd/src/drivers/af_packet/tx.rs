@@ -28,17 +28,11 @@ pub(super) struct Tx {
 impl Tx {
     pub(super) fn new(s: Arc<PacketSock>, stats: QueueStats) -> Tx {
         Tx {
-            next: s.tx_cursor.load(Ordering::Relaxed),
+            next: 0,
             s,
             kick_errors: 0,
             stats,
         }
-    }
-}
-
-impl Drop for Tx {
-    fn drop(&mut self) {
-        self.s.tx_cursor.store(self.next, Ordering::Relaxed);
     }
 }
 
@@ -48,6 +42,9 @@ impl TxQueueOps for Tx {
         let data = v.tx_data_off();
         let (st_off, len_off) = v.status_len_off();
         let room = self.s.frame_size as usize - data;
+        // The next frame lives in the queue's shared word, so whichever process drives
+        // the queue next continues where this burst stopped.
+        self.next = (self.stats.drv[0].load(Ordering::Relaxed) as u32) % self.s.frame_nr;
         let mut t = Tally::default();
         for m in &pkts[..max] {
             let f = self.s.frame(true, self.next);
@@ -80,6 +77,8 @@ impl TxQueueOps for Tx {
             } else {
                 self.next + 1
             };
+            // Saved per frame: a process killed mid-burst leaves an exact position.
+            self.stats.drv[0].store(u64::from(self.next), Ordering::Relaxed);
         }
         // One kick for the burst. A failed kick (link down, device gone) leaves the
         // frames requested: they go with a later kick.

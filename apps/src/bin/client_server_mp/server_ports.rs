@@ -1,0 +1,226 @@
+//! `mp_server -p PORTMASK`: the server with real ports, as DPDK's client_server_mp: it
+//! receives from every port of the mask and hands the packets to the clients
+//! round-robin over their rings; each client transmits what it gets on the paired port
+//! (2k ↔ 2k+1) on TX queue `client id`, which the server set up for it. Ports get as
+//! many RX queues as TX queues and the server polls them all (DPDK's server uses one RX
+//! queue; AF_PACKET and TAP ports spread flows over every queue pair they have, so a
+//! queue nobody polled would keep its share).
+//!
+//! Runs until stdin says `quit` or ends, or `--run-s` seconds pass; then it sets `done`,
+//! waits for the clients to drain their rings and give their queues back (or takes them
+//! back from a client that died), closes the ports and checks the pool.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::{self, Info, BURST, INFO, INFO_MAGIC, INFO_VERSION, POOL};
+use crate::Opts;
+
+use eal::{Eal, MemzoneFlags};
+use mbuf::Mbuf;
+use ring::{Ring, RingFlags};
+
+fn setup_ports(ports: &[u16], clients: u16, pool: &mbuf::PktmbufPool) -> Result<(), String> {
+    for &p in ports {
+        let s = |e: pmd::Error| format!("port {p}: {e}");
+        let info = pmd::dev_info(p).map_err(s)?;
+        pmd::configure(p, clients, clients, &pmd::EthConf::default()).map_err(s)?;
+        for q in 0..clients {
+            let d = 512u16.clamp(info.rx_desc_lim.min, info.rx_desc_lim.max);
+            pmd::rx_queue_setup(p, q, d, None, &pmd::RxConf::default(), pool).map_err(s)?;
+            let d = 512u16.clamp(info.tx_desc_lim.min, info.tx_desc_lim.max);
+            pmd::tx_queue_setup(p, q, d, None, &pmd::TxConf::default()).map_err(s)?;
+        }
+        pmd::start(p).map_err(s)?;
+        let _ = pmd::promiscuous_set(p, true);
+    }
+    Ok(())
+}
+
+/// The stop flag: stdin's `quit` or end, set from a reader thread.
+fn stdin_stop() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    // The thread may stay blocked on a read until exit; it only sets the flag.
+    let _ = std::thread::Builder::new()
+        .name("mp-server-stdin".into())
+        .spawn(move || {
+            for l in std::io::stdin().lock().lines() {
+                match l {
+                    Ok(l) if l.trim() != "quit" => continue,
+                    _ => break,
+                }
+            }
+            s2.store(true, Ordering::Relaxed);
+        });
+    stop
+}
+
+pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
+    let ids = pmd::probe_vdevs(eal).map_err(|e| e.to_string())?;
+    let ports: Vec<u16> = ids
+        .into_iter()
+        .filter(|&p| p < 64 && mask & (1 << p) != 0)
+        .collect();
+    if ports.is_empty() || !ports.len().is_multiple_of(2) {
+        return Err(format!(
+            "need an even, non-zero number of ports in the mask, have {ports:?}"
+        ));
+    }
+    let n = o.clients as usize;
+    let pool = mbuf::pktmbuf_pool_create(
+        eal,
+        POOL,
+        o.pool_size,
+        256,
+        0,
+        mbuf::MBUF_DEFAULT_BUF_SIZE,
+        None,
+    )
+    .map_err(|e| format!("failed to create mbuf pool {POOL}: {e}"))?;
+    setup_ports(&ports, o.clients as u16, &pool)?;
+    let mz = eal
+        .memzones()
+        .reserve(
+            INFO,
+            std::mem::size_of::<Info>(),
+            None,
+            MemzoneFlags::empty(),
+        )
+        .map_err(|e| format!("failed to reserve {INFO}: {e}"))?;
+    let info_ptr = mz.as_ptr::<Info>();
+    // SAFETY: a fresh memzone of size_of::<Info>() bytes, 64-aligned; all-zero is a valid
+    // Info (atomics and integers); nobody else reads it before the magic is stored.
+    let info: &Info = unsafe {
+        std::ptr::write_bytes(info_ptr, 0, 1);
+        (*info_ptr).version = INFO_VERSION;
+        (*info_ptr).n_clients = o.clients;
+        (*info_ptr).port_mode = 1;
+        &*info_ptr
+    };
+    let mut rings = Vec::new();
+    for i in 0..o.clients {
+        // SAFETY: single producer = this thread; single consumer = client process `i`'s
+        // main thread; T = u64 on both sides.
+        let r = unsafe {
+            Ring::<u64>::create(
+                eal,
+                &common::ring_name(i),
+                o.ring_size,
+                None,
+                RingFlags::SP_ENQ | RingFlags::SC_DEQ,
+            )
+        }
+        .map_err(|e| format!("failed to create ring for client {i}: {e}"))?;
+        rings.push(r);
+    }
+    // Release: pairs with the clients' acquire load of the magic.
+    info.magic.store(INFO_MAGIC, Ordering::Release);
+    println!("mp_server: forwarding from ports {ports:?} to {n} client(s)");
+    let _ = std::io::stdout().flush();
+
+    let stop = stdin_stop();
+    let deadline = o.run.map(|d| Instant::now() + d);
+    let mut v: Vec<Mbuf> = Vec::with_capacity(BURST);
+    let mut per: Vec<Vec<u64>> = vec![Vec::with_capacity(BURST); n];
+    let mut sent = vec![0u64; n];
+    let (mut rr, mut rx_total, mut ring_drops) = (0usize, 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        let mut got = 0;
+        for &p in &ports {
+            for q in 0..o.clients as u16 {
+                let k = pmd::rx_burst(p, q, &mut v, BURST as u16);
+                got += k;
+                rx_total += u64::from(k);
+                for m in v.drain(..) {
+                    per[rr].push(m.into_raw().as_ptr() as u64);
+                    rr = (rr + 1) % n;
+                }
+            }
+        }
+        for (i, batch) in per.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let done = rings[i].enqueue_burst(batch).n as usize;
+            sent[i] += done as u64;
+            info.clients[i].sent.store(sent[i], Ordering::Relaxed);
+            for &a in &batch[done..] {
+                // SAFETY: addresses we made with `into_raw` just above and did not enqueue.
+                drop(unsafe { Mbuf::from_raw(std::ptr::NonNull::new_unchecked(a as *mut _)) });
+                ring_drops += 1;
+            }
+            batch.clear();
+        }
+        if got == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    // Release: pairs with Info::is_done; every `sent` and enqueue above is visible.
+    info.done.store(1, Ordering::Release);
+    println!("mp_server: received {rx_total}, {ring_drops} dropped at full client rings; waiting for the clients");
+    let _ = std::io::stdout().flush();
+
+    let until = Instant::now() + o.wait;
+    let mut ok = true;
+    loop {
+        let unfinished: Vec<usize> = (0..n)
+            .filter(|&i| info.clients[i].finished.load(Ordering::Acquire) == 0)
+            .collect();
+        let dead = unfinished.iter().any(|&i| {
+            let pid = info.clients[i].pid.load(Ordering::Relaxed) as i32;
+            pid > 0 && !eal::sys::mem::process_exists(pid)
+        });
+        if unfinished.is_empty() {
+            break;
+        }
+        if dead || Instant::now() > until {
+            eprintln!("mp_server: client(s) {unfinished:?} did not finish");
+            ok = false;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for r in pmd::reclaim_dead_queues() {
+        println!(
+            "mp_server: took back TX queue {} of port {} from dead process {}",
+            r.queue, r.port, r.pid
+        );
+    }
+    let mut open = ports.clone();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !open.is_empty() {
+        open.retain(|&p| {
+            let _ = pmd::stop(p);
+            pmd::close(p).is_err()
+        });
+        if Instant::now() > until {
+            return Err(format!("ports {open:?} still in use by clients"));
+        }
+        if !open.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+            let _ = pmd::reclaim_dead_queues();
+        }
+    }
+    for (i, c) in info.clients[..n].iter().enumerate() {
+        let (s, rx, tx, d) = (
+            c.sent.load(Ordering::Relaxed),
+            c.rx.load(Ordering::Relaxed),
+            c.tx.load(Ordering::Relaxed),
+            c.drops.load(Ordering::Relaxed),
+        );
+        println!("client {i}: sent={s} rx={rx} tx={tx} drop={d}");
+        ok &= s == rx;
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while pool.avail_count() != pool.size() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("pool: {}/{} mbufs free", pool.avail_count(), pool.size());
+    ok &= pool.avail_count() == pool.size() && rings.iter().all(|r| r.empty());
+    println!("mp_server: {}", if ok { "OK" } else { "FAILED" });
+    let _ = std::io::stdout().flush();
+    Ok(ok)
+}

@@ -1,0 +1,153 @@
+//! `mp_server -p` and two `mp_client`s with real ports, as real processes over veth
+//! pairs in a network namespace the test makes: the server (inside the namespace) owns
+//! two `net_af_packet` ports, receives what arrives on `va0` and hands it to the clients
+//! over their rings; the clients (outside the namespace: their TX sockets come over the
+//! EAL's IPC) transmit it on `va1`. Every frame sent on `vb0` arrives once on `vb1`,
+//! both clients carry a share, their counts add up, and the pool is whole at the end.
+//! Also: a client killed between bursts has its queues taken back by the server.
+//! Under `--no-huge`; root and `ip` needed. Timeouts are hang guards only.
+
+mod netfwd;
+use netfwd::*;
+
+use std::process::Command;
+
+use testkit::child::Watched;
+use testkit::netns::Netns;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_mp_server");
+const CLIENT: &str = env!("CARGO_BIN_EXE_mp_client");
+
+fn server(ns: &Netns, p: &str, clients: u16) -> Watched {
+    let mut c = ns.command(SERVER);
+    c.args([
+        "--no-huge",
+        "-m",
+        "64",
+        "--no-pci",
+        "-l",
+        "0",
+        "--file-prefix",
+        p,
+        "--vdev",
+        &format!("net_af_packet0,iface=va0,qpairs={clients}"),
+        "--vdev",
+        &format!("net_af_packet1,iface=va1,qpairs={clients}"),
+        "--",
+        "-n",
+        &clients.to_string(),
+        "-p",
+        "3",
+        "--pool-size",
+        "4095",
+        "--wait-s",
+        "120",
+    ]);
+    let mut w = Watched::spawn(c, "mp_server", GUARD);
+    w.expect("mp_server: forwarding from ports [0, 1]");
+    w
+}
+
+fn client(p: &str, id: u16) -> Watched {
+    let mut c = Command::new(CLIENT);
+    c.args([
+        "--no-pci",
+        "--lcores",
+        &format!("{}@0", id + 1),
+        "--file-prefix",
+        p,
+        "--",
+        "-n",
+        &id.to_string(),
+    ]);
+    let mut w = Watched::spawn(c, &format!("mp_client {id}"), GUARD);
+    w.expect(&format!("mp_client {id}: transmitting on TX queue {id}"));
+    w
+}
+
+/// `(received, transmitted, dropped)` from a client's last line.
+fn counts(w: &Watched, id: u16) -> (u64, u64, u64) {
+    let tag = format!("mp_client {id}: received ");
+    let out = w.stdout();
+    let l = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&tag))
+        .unwrap_or_else(|| panic!("no {tag:?} in {out}"));
+    let n: Vec<u64> = l
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("number"))
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+#[test]
+fn mp_server_ports_two_clients_transmit_each_frame_once() {
+    let test = "mp_server_ports_two_clients_transmit_each_frame_once";
+    let Some(ns) = net(test, "mps") else {
+        return;
+    };
+    let p = prefix("srv");
+    let mut srv = server(&ns, &p, 2);
+    let mut c0 = client(&p, 0);
+    let mut c1 = client(&p, 1);
+    const N: u32 = 3000;
+    let seen = send_and_collect(&ns, 0, N);
+    assert_each_once(&seen, 0, N);
+    srv.send_line("quit");
+    for (id, c) in [(0, &mut c0), (1, &mut c1)] {
+        let st = c.wait();
+        assert!(st.success(), "{st:?} {} {}", c.stdout(), c.stderr());
+        let _ = id;
+    }
+    let (r0, t0, d0) = counts(&c0, 0);
+    let (r1, t1, d1) = counts(&c1, 1);
+    assert_eq!(
+        (d0, d1),
+        (0, 0),
+        "nothing dropped at the clients' TX queues"
+    );
+    assert_eq!((r0, r1), (t0, t1));
+    assert_eq!(
+        t0 + t1,
+        u64::from(N),
+        "the clients' counts add up to what was sent"
+    );
+    assert!(t0 > 0 && t1 > 0, "both clients carried a share: {t0} {t1}");
+    let st = srv.wait();
+    let out = srv.stdout();
+    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    assert!(
+        out.contains(&format!("client 0: sent={r0} rx={r0} tx={t0} drop=0")),
+        "{out}"
+    );
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    assert!(out.contains("mp_server: OK"), "{out}");
+}
+
+#[test]
+fn mp_server_ports_takes_back_a_killed_clients_queues() {
+    let test = "mp_server_ports_takes_back_a_killed_clients_queues";
+    let Some(ns) = net(test, "mpk") else {
+        return;
+    };
+    let p = prefix("srvk");
+    let mut srv = server(&ns, &p, 1);
+    let mut c0 = client(&p, 0);
+    const N: u32 = 500;
+    let seen = send_and_collect(&ns, 0, N);
+    assert_each_once(&seen, 0, N);
+    c0.kill();
+    // A new client takes the dead one's TX queue over (the server reclaims it at the
+    // claim) and goes on.
+    let mut c0b = client(&p, 0);
+    let seen = send_and_collect(&ns, N, 2 * N);
+    assert_each_once(&seen, N, 2 * N);
+    srv.send_line("quit");
+    let st = c0b.wait();
+    assert!(st.success(), "{st:?} {} {}", c0b.stdout(), c0b.stderr());
+    let st = srv.wait();
+    let out = srv.stdout();
+    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+}

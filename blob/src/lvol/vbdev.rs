@@ -1,0 +1,208 @@
+//! Lvol bdevs (SPDK's `vbdev_lvol`): each lvol is a bdev named by its UUID with the
+//! alias "LVS/LVOL", block size = the store's I/O unit. A submit on a framework thread
+//! hands the I/O to the store's worker OS thread (blob I/O waits for the base bdev);
+//! the worker completes it back on the submitting thread with a message, so no
+//! completion runs inside its own submit.
+
+use std::sync::{Arc, Weak};
+
+use bdev::{BdevInfo, BdevIo, BdevModule, IoStatus, IoType, ModuleChannel, Uuid};
+use crossbeam_channel::{unbounded, Sender};
+use framework::{thread, ThreadHandle};
+
+use crate::error::{Error, Result};
+use crate::lvol::LvolStore;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A store's I/O worker: one OS thread running jobs in order; it ends when the store
+/// (the last sender) goes.
+pub(crate) struct Worker {
+    tx: Sender<Job>,
+}
+
+impl Worker {
+    pub(crate) fn start(name: &str) -> Result<Worker> {
+        let (tx, rx) = unbounded::<Job>();
+        std::thread::Builder::new()
+            .name(format!("lvs-{name}"))
+            .spawn(move || {
+                for j in rx {
+                    j();
+                }
+            })
+            .map_err(|e| Error::Io {
+                what: "start the lvol store's worker thread".into(),
+                why: e.to_string(),
+            })?;
+        Ok(Worker { tx })
+    }
+
+    fn send(&self, j: Job) -> bool {
+        self.tx.send(j).is_ok()
+    }
+}
+
+struct LvolBdev {
+    store: Weak<LvolStore>,
+    blob: u64,
+    read_only: bool,
+}
+
+struct LvolChannel {
+    store: Weak<LvolStore>,
+    blob: u64,
+    read_only: bool,
+}
+
+fn complete_on(th: ThreadHandle, io: BdevIo, st: IoStatus) {
+    if let Err(e) = th.send_msg(move || io.complete(st)) {
+        eal::log_err!(
+            "lvol: the submitting thread is gone; I/O dropped: {:?}",
+            e.reason
+        );
+    }
+}
+
+fn do_io(s: &LvolStore, blob: u64, read_only: bool, io: &BdevIo) -> IoStatus {
+    let t = io.io_type();
+    if t.writes() && read_only && t != IoType::Reset {
+        return IoStatus::Failed;
+    }
+    let r = s.with_bs(|bs, lvols| {
+        let Some(l) = lvols.values().find(|l| l.blob.id() == blob) else {
+            return Err(Error::NoBlob(blob));
+        };
+        match t {
+            IoType::Read => {
+                let mut buf = vec![0u8; io.len_bytes()];
+                bs.read(&l.blob, io.offset_blocks(), &mut buf)?;
+                io.copy_in(&buf);
+            }
+            IoType::Write => {
+                let mut buf = vec![0u8; io.len_bytes()];
+                io.copy_out(&mut buf);
+                bs.write(&l.blob, io.offset_blocks(), &buf)?;
+            }
+            IoType::WriteZeroes => {
+                let buf = vec![0u8; io.len_bytes()];
+                bs.write(&l.blob, io.offset_blocks(), &buf)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    match r {
+        Ok(()) => IoStatus::Success,
+        Err(e) => {
+            eal::log_err!("lvol: {} failed: {e}", t.name());
+            IoStatus::Failed
+        }
+    }
+}
+
+impl ModuleChannel for LvolChannel {
+    fn submit(&self, io: BdevIo) {
+        let Some(th) = thread::current() else {
+            // Submits always run on a framework thread; nothing to complete on.
+            return;
+        };
+        let Some(s) = self.store.upgrade() else {
+            complete_on(th, io, IoStatus::Failed);
+            return;
+        };
+        let (blob, ro) = (self.blob, self.read_only);
+        let s2 = s.clone();
+        let th2 = th.clone();
+        let job: Job = Box::new(move || {
+            let st = do_io(&s2, blob, ro, &io);
+            complete_on(th2, io, st);
+        });
+        if !s.worker.send(job) {
+            eal::log_err!("lvol: the store's worker is gone");
+        }
+    }
+}
+
+impl BdevModule for LvolBdev {
+    fn module_name(&self) -> &str {
+        "lvol"
+    }
+    fn io_type_supported(&self, t: IoType) -> bool {
+        matches!(
+            t,
+            IoType::Read | IoType::Write | IoType::WriteZeroes | IoType::Flush | IoType::Reset
+        )
+    }
+    fn create_channel(&self) -> std::result::Result<Box<dyn ModuleChannel>, String> {
+        Ok(Box::new(LvolChannel {
+            store: self.store.clone(),
+            blob: self.blob,
+            read_only: self.read_only,
+        }))
+    }
+    fn info_json(&self) -> Option<serde_json::Value> {
+        let s = self.store.upgrade()?;
+        Some(serde_json::json!({ "lvol": {
+            "lvol_store_uuid": s.uuid.to_string(),
+            "base_bdev": s.base_bdev,
+            "blobid": self.blob,
+            "snapshot": self.read_only,
+        }}))
+    }
+}
+
+/// Register the bdev of lvol `name` (blob `blob`, `blocks` of `bsz` bytes).
+pub(crate) fn register(
+    s: &Arc<LvolStore>,
+    name: &str,
+    uuid: Uuid,
+    blob: u64,
+    blocks: u64,
+    bsz: u32,
+    read_only: bool,
+) -> Result<()> {
+    let info = BdevInfo {
+        name: uuid.to_string(),
+        aliases: vec![format!("{}/{name}", s.name)],
+        uuid,
+        product_name: "Logical Volume".into(),
+        block_size: bsz,
+        num_blocks: blocks,
+        optimal_io_boundary: 0,
+        write_cache: false,
+        max_transfer_blocks: 0,
+    };
+    bdev::bdev::register(
+        info,
+        Arc::new(LvolBdev {
+            store: Arc::downgrade(s),
+            blob,
+            read_only,
+        }),
+    )?;
+    Ok(())
+}
+
+/// Unregister bdev `name` on framework thread `th` and wait until it is gone (from
+/// an OS thread, never `th` itself).
+pub(crate) fn unregister_wait(th: &ThreadHandle, name: &str) -> Result<()> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let n = name.to_string();
+    let tx2 = tx.clone();
+    th.send_msg(move || {
+        if let Err(e) = bdev::bdev::unregister(&n, move |r| {
+            let _ = tx2.send(r.map_err(Error::from));
+        }) {
+            let _ = tx.send(Err(e.into()));
+        }
+    })
+    .map_err(|e| Error::Io {
+        what: format!("unregister bdev '{name}'"),
+        why: format!("framework thread gone: {:?}", e.reason),
+    })?;
+    rx.recv().map_err(|_| Error::Io {
+        what: format!("unregister bdev '{name}'"),
+        why: "no answer".into(),
+    })?
+}

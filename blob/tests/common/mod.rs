@@ -1,0 +1,50 @@
+//! Shared set-up for the blob tests.
+
+#![allow(dead_code)]
+
+pub mod host;
+
+use blob::{Blobstore, InitOpts, MemDev};
+
+/// A fresh store on a memory device: `mib` MiB, 512-byte blocks, `cluster_kib` KiB
+/// clusters.
+pub fn mem_store(mib: u64, cluster_kib: u32) -> (MemDev, Blobstore) {
+    let dev = MemDev::new(512, mib * 2048);
+    let bs = Blobstore::init(
+        Box::new(dev.clone()),
+        &InitOpts {
+            cluster_size: cluster_kib * 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (dev, bs)
+}
+
+/// A deterministic pattern for unit `u` of blob `tag`.
+pub fn pattern(tag: u8, len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(tag);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A small deterministic random generator (xorshift).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}

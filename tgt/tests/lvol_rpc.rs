@@ -1,0 +1,249 @@
+//! The lvol RPC methods through a real `ferroplane-tgt` process: an lvol store on a
+//! malloc bdev, thin lvols, snapshot, clone, resize, delete (a snapshot with one clone
+//! merges into it), delete of the store, and refused requests.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Tgt {
+    child: Child,
+    sock: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Tgt {
+    fn drop(&mut self) {
+        // Only our own child, by PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start() -> Tgt {
+    let dir = std::env::temp_dir().join(format!("fp-lvol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("tgt.sock");
+    let prefix = format!("fplvol-{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args([
+            "-m",
+            "0x3",
+            "--no-huge",
+            "-s",
+            "64",
+            "--no-pci",
+            "--file-prefix",
+            &prefix,
+            "-r",
+        ])
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ferroplane-tgt");
+    let t = Tgt { child, sock, dir };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UnixStream::connect(&t.sock).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t
+}
+
+fn call(sock: &Path, method: &str, params: Value) -> Value {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    s.write_all(req.to_string().as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before an answer to {method}");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+            return v;
+        }
+    }
+}
+
+fn ok(sock: &Path, method: &str, params: Value) -> Value {
+    let v = call(sock, method, params.clone());
+    assert!(v.get("error").is_none(), "{method} {params}: {v}");
+    v["result"].clone()
+}
+
+fn fails(sock: &Path, method: &str, params: Value) -> String {
+    let v = call(sock, method, params.clone());
+    v.get("error")
+        .unwrap_or_else(|| panic!("{method} {params} should fail: {v}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn bdev(sock: &Path, name: &str) -> Value {
+    ok(sock, "bdev_get_bdevs", json!({"name": name}))[0].clone()
+}
+
+#[test]
+fn lvol_store_lifecycle_over_rpc() {
+    let t = start();
+    let s = t.sock.as_path();
+    ok(s, "framework_wait_init", json!({}));
+    ok(
+        s,
+        "bdev_malloc_create",
+        json!({"name": "Base0", "num_blocks": 65536, "block_size": 512}),
+    );
+    let lvs = ok(
+        s,
+        "bdev_lvol_create_lvstore",
+        json!({"bdev_name": "Base0", "lvs_name": "lvs0", "cluster_sz": 1048576}),
+    );
+    let lvs = lvs.as_str().unwrap().to_string();
+    assert_eq!(lvs.len(), 36);
+    let m = fails(
+        s,
+        "bdev_lvol_create_lvstore",
+        json!({"bdev_name": "Base0", "lvs_name": "lvs1"}),
+    );
+    assert!(m.contains("claim"), "{m}");
+    let l = ok(s, "bdev_lvol_get_lvstores", json!({}));
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    assert_eq!(l[0]["name"], "lvs0");
+    assert_eq!(l[0]["uuid"], lvs.as_str());
+    assert_eq!(l[0]["base_bdev"], "Base0");
+    assert_eq!(l[0]["cluster_size"], 1048576);
+    let free0 = l[0]["free_clusters"].as_u64().unwrap();
+    assert!(free0 > 25 && free0 < 32, "{free0}");
+
+    // A thin lvol takes no cluster; a thick one takes its size.
+    let thin = ok(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "thin0", "size_in_mib": 8, "lvs_name": "lvs0", "thin_provision": true}),
+    );
+    let thick = ok(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "lv0", "size_in_mib": 4, "uuid": lvs}),
+    );
+    let free = ok(s, "bdev_lvol_get_lvstores", json!({"lvs_name": "lvs0"}))[0]["free_clusters"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(free, free0 - 4);
+    let b = bdev(s, "lvs0/lv0");
+    assert_eq!(b["name"], thick);
+    assert_eq!(b["num_blocks"], 8192);
+    assert_eq!(b["block_size"], 512);
+    assert_eq!(b["product_name"], "Logical Volume");
+    assert_eq!(bdev(s, "lvs0/thin0")["name"], thin);
+    let m = fails(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "lv0", "size_in_mib": 1, "lvs_name": "lvs0"}),
+    );
+    assert!(m.contains("exists"), "{m}");
+    let m = fails(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "x", "size_in_mib": 1, "lvs_name": "nope"}),
+    );
+    assert!(m.contains("no lvol store"), "{m}");
+    let m = fails(
+        s,
+        "bdev_lvol_create",
+        json!({"lvol_name": "big", "size_in_mib": 64, "lvs_name": "lvs0"}),
+    );
+    assert!(m.contains("no free clusters"), "{m}");
+
+    // Snapshot and clone.
+    let snap = ok(
+        s,
+        "bdev_lvol_snapshot",
+        json!({"lvol_name": "lvs0/lv0", "snapshot_name": "snap0"}),
+    );
+    assert_eq!(bdev(s, "lvs0/snap0")["name"], snap);
+    assert_eq!(
+        bdev(s, "lvs0/snap0")["driver_specific"]["lvol"]["snapshot"],
+        true
+    );
+    let clone = ok(
+        s,
+        "bdev_lvol_clone",
+        json!({"snapshot_name": "lvs0/snap0", "clone_name": "clone0"}),
+    );
+    assert_eq!(bdev(s, "lvs0/clone0")["num_blocks"], 8192);
+    let m = fails(
+        s,
+        "bdev_lvol_clone",
+        json!({"snapshot_name": "lvs0/lv0", "clone_name": "c2"}),
+    );
+    assert!(m.contains("not read-only"), "{m}");
+
+    // Resize the thin lvol.
+    ok(
+        s,
+        "bdev_lvol_resize",
+        json!({"name": "lvs0/thin0", "size_in_mib": 16}),
+    );
+    assert_eq!(bdev(s, "lvs0/thin0")["num_blocks"], 32768);
+
+    // The snapshot has two clones (lv0, clone0): refused; after clone0 goes it merges.
+    let m = fails(s, "bdev_lvol_delete", json!({"name": "lvs0/snap0"}));
+    assert!(m.contains("2 clones"), "{m}");
+    ok(s, "bdev_lvol_delete", json!({"name": clone}));
+    ok(s, "bdev_lvol_delete", json!({"name": "lvs0/snap0"}));
+    let free = ok(s, "bdev_lvol_get_lvstores", json!({}))[0]["free_clusters"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(free, free0 - 4, "lv0 owns its 4 clusters again");
+    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/snap0"}))
+        .get("error")
+        .is_some());
+
+    // Deleting the store removes its lvols and releases the base bdev.
+    ok(s, "bdev_lvol_delete_lvstore", json!({"lvs_name": "lvs0"}));
+    assert_eq!(ok(s, "bdev_lvol_get_lvstores", json!({})), json!([]));
+    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/lv0"}))
+        .get("error")
+        .is_some());
+    let base = bdev(s, "Base0");
+    assert!(
+        base["claimed"] == false || base["claimed"].is_null(),
+        "{base}"
+    );
+    // The base can carry a new store.
+    ok(
+        s,
+        "bdev_lvol_create_lvstore",
+        json!({"bdev_name": "Base0", "lvs_name": "lvs2"}),
+    );
+    ok(s, "spdk_kill_instance", json!({"sig_name": "SIGTERM"}));
+    // The lvol subsystem unloads the store at exit and the target leaves cleanly.
+    let mut t = t;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = t.child.try_wait().unwrap() {
+            assert!(st.success(), "ferroplane-tgt exit: {st:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
