@@ -8,6 +8,7 @@
 //! event, on the descriptor's thread), waits for all of them to close and for every
 //! channel to go, then calls [`BdevModule::destruct`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use framework::io_channel::{self, IoDevice};
@@ -141,6 +142,10 @@ pub(crate) struct BdevShared {
     pub(crate) module: Arc<dyn BdevModule>,
     pub(crate) io_device: IoDevice<BdevChannel>,
     pub(crate) qos: Arc<QosLimits>,
+    /// Mirrors `BdevState::removing` for the submit path's check (set once, under the
+    /// state lock; read without it: a submit racing the start of a removal may pass,
+    /// as it may with the lock, and the removal waits for its channel anyway).
+    removing: AtomicBool,
     state: Mutex<BdevState>,
 }
 
@@ -195,7 +200,7 @@ impl Bdev {
 
     /// Whether [`unregister`] has started on it.
     pub fn is_removing(&self) -> bool {
-        self.0.lock().removing
+        self.0.removing.load(Ordering::Acquire)
     }
 
     /// The QoS limits (see [`crate::qos`]).
@@ -289,6 +294,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
             module,
             io_device,
             qos,
+            removing: AtomicBool::new(false),
             state: Mutex::new(BdevState {
                 removing: false,
                 descs: Vec::new(),
@@ -331,6 +337,8 @@ pub fn unregister<D: FnOnce(Result<()>) + Send + 'static>(name: &str, done: D) -
             });
         }
         st.removing = true;
+        // Pairs with the Acquire load in `is_removing`.
+        b.0.removing.store(true, Ordering::Release);
         st.unregister_done = Some((me, Box::new(done)));
         st.descs.clone()
     };

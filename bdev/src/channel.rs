@@ -94,13 +94,14 @@ pub(crate) struct SplitParent {
     st: Mutex<(usize, IoStatus, Option<UserCb>)>,
 }
 
-/// One request as the descriptor checked it.
-pub(crate) struct Request {
+/// One request as the descriptor checked it (the iovec lists are the caller's; each
+/// piece copies its part).
+pub(crate) struct Request<'a> {
     pub(crate) io_type: IoType,
     pub(crate) offset_blocks: u64,
     pub(crate) num_blocks: u64,
-    pub(crate) iovs: Vec<IoVec>,
-    pub(crate) cmp_iovs: Vec<IoVec>,
+    pub(crate) iovs: &'a [IoVec],
+    pub(crate) cmp_iovs: &'a [IoVec],
 }
 
 impl BdevChannel {
@@ -166,6 +167,27 @@ impl BdevChannel {
         }
     }
 
+    /// Whether `r` goes to the module as one piece (the common case: no allocation).
+    fn single_piece(&self, r: &Request) -> bool {
+        if !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
+            return true;
+        }
+        let boundary = u64::from(self.info.optimal_io_boundary);
+        let max = u64::from(self.info.max_transfer_blocks);
+        (max == 0 || r.num_blocks <= max)
+            && (boundary == 0 || r.offset_blocks % boundary + r.num_blocks <= boundary)
+    }
+
+    /// One I/O object (see [`alloc`](Self::alloc)).
+    fn alloc_one(&self) -> Result<Box<IoInner>> {
+        let mut st = self.st.borrow_mut();
+        if st.in_use + 1 > CHANNEL_IO_MAX {
+            return Err(Error::NoMem(self.info.name.clone()));
+        }
+        st.in_use += 1;
+        Ok(st.free.pop().unwrap_or_else(IoInner::empty))
+    }
+
     /// Split points of a request: `(offset, blocks)` pieces.
     fn pieces(&self, r: &Request) -> Vec<(u64, u64)> {
         let boundary = u64::from(self.info.optimal_io_boundary);
@@ -198,6 +220,23 @@ pub(crate) fn submit(
 ) -> Result<()> {
     let ctx = ch.ctx();
     let bs = u64::from(ctx.info.block_size);
+    if ctx.single_piece(&r) {
+        let mut io = ctx.alloc_one()?;
+        io.io_type = r.io_type;
+        io.offset_blocks = r.offset_blocks;
+        io.num_blocks = r.num_blocks;
+        io.block_size = ctx.info.block_size;
+        io.start_tsc = eal::timer::rdtsc();
+        // The recycled object keeps its vectors' capacity: no allocation here.
+        if r.io_type.has_data() {
+            io.iovs.extend_from_slice(r.iovs);
+        }
+        io.cmp_iovs.extend_from_slice(r.cmp_iovs);
+        io.ch = ch.try_clone();
+        io.notify = Some(Notify::User(cb));
+        ctx.dispatch(io);
+        return Ok(());
+    }
     let pieces = ctx.pieces(&r);
     if pieces.len() > CHANNEL_IO_MAX {
         // Children are all submitted at once; a request this fragmented could never
@@ -236,9 +275,9 @@ pub(crate) fn submit(
         io.start_tsc = now;
         if r.io_type.has_data() {
             let start = ((off - r.offset_blocks) * bs) as usize;
-            io.iovs = iovs_slice(&r.iovs, start, (n * bs) as usize);
+            io.iovs = iovs_slice(r.iovs, start, (n * bs) as usize);
         }
-        io.cmp_iovs.clone_from(&r.cmp_iovs);
+        io.cmp_iovs.extend_from_slice(r.cmp_iovs);
         io.ch = ch.try_clone();
         io.notify = match &parent {
             Some(p) => Some(Notify::Child(p.clone())),
@@ -349,15 +388,35 @@ impl BdevChannel {
 
     /// A module completed `io` (static: the channel is found through the I/O).
     pub(crate) fn complete(mut io: Box<IoInner>, status: IoStatus) {
-        let Some(ch) = io.ch.as_ref().and_then(|c| c.try_clone()) else {
+        if io.ch.is_none() {
+            // A direct I/O (BdevIo::direct): no channel; the object goes back to the
+            // thread's direct free list, then the callback runs.
+            let notify = io.notify.take();
+            io.iovs.clear();
+            io.cmp_iovs.clear();
+            crate::io::DIRECT_FREE.with(|f| {
+                let mut f = f.borrow_mut();
+                if f.len() < 1024 {
+                    f.push(io);
+                }
+            });
+            if let Some(Notify::User(cb)) = notify {
+                cb(status);
+            }
+            return;
+        }
+        // The I/O's channel reference moves here (no second reference is taken); it
+        // keeps the channel alive until this function returns.
+        let Some(ch) = io.ch.take().filter(|c| c.on_owner_thread()) else {
             // A completion off the submitting thread: a module bug. The channel cannot
-            // be touched here; the I/O is dropped (its channel reference is sent home).
+            // be touched here; the I/O is dropped (its channel reference, dropped
+            // above, is sent home).
             eal::log_err!("bdev I/O completed off its thread; dropped");
-            io.ch = None;
             return;
         };
         let ctx = ch.ctx();
         if status == IoStatus::NoMem {
+            io.ch = ch.try_clone();
             let schedule = {
                 let mut st = ctx.st.borrow_mut();
                 st.outstanding -= 1;

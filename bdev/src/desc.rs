@@ -323,8 +323,8 @@ impl Descriptor {
             io_type: t,
             offset_blocks: off,
             num_blocks: n,
-            iovs: iovs.to_vec(),
-            cmp_iovs: cmp.to_vec(),
+            iovs,
+            cmp_iovs: cmp,
         };
         channel::submit(&ch.ch, r, Box::new(cb))
     }

@@ -190,6 +190,14 @@ impl IoInner {
     }
 }
 
+thread_local! {
+    /// Recycled objects of direct I/Os ([`BdevIo::direct`]), per OS thread (as the
+    /// layer's per-channel free lists, so the two paths compare fairly).
+    #[allow(clippy::vec_box)] // the boxes are handed out as they are
+    pub(crate) static DIRECT_FREE: std::cell::RefCell<Vec<Box<IoInner>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// An I/O handed to a module. Complete it exactly once with [`BdevIo::complete`], on
 /// the thread it was submitted on; dropping it uncompleted fails it (a module bug, but
 /// the submitter still hears of it).
@@ -199,6 +207,37 @@ impl BdevIo {
     fn inner(&self) -> &IoInner {
         // Present from construction until `complete` or drop consumes it.
         self.0.as_deref().expect("bdev I/O used after completion")
+    }
+
+    /// An I/O outside any bdev channel, to drive a module's channel
+    /// ([`crate::BdevModule::create_channel`]) directly: no checks, splitting, queueing
+    /// or statistics; `cb` gets the module's status as is (including
+    /// [`IoStatus::NoMem`]). For module tests and the layer-cost benchmark. Its object
+    /// comes from a per-thread free list, as the layer's come from the channel's.
+    ///
+    /// # Safety
+    /// The iovecs must stay valid (and untouched by the caller) until `cb` runs, and the
+    /// request must lie within the bdev the module channel serves.
+    pub unsafe fn direct(
+        io_type: IoType,
+        offset_blocks: u64,
+        num_blocks: u64,
+        block_size: u32,
+        iovs: &[IoVec],
+        cb: Box<dyn FnOnce(IoStatus) + Send>,
+    ) -> BdevIo {
+        let mut inner = DIRECT_FREE
+            .with(|f| f.borrow_mut().pop())
+            .unwrap_or_else(IoInner::empty);
+        inner.io_type = io_type;
+        inner.offset_blocks = offset_blocks;
+        inner.num_blocks = num_blocks;
+        inner.block_size = block_size;
+        inner.iovs.extend_from_slice(iovs);
+        // Not timed: no statistics are kept for a direct I/O.
+        inner.start_tsc = 0;
+        inner.notify = Some(Notify::User(cb));
+        BdevIo(Some(inner))
     }
 
     /// The kind of request.

@@ -1,6 +1,6 @@
 //! Ferroplane's block device layer, in the class of SPDK's `lib/bdev`: bdevs, modules,
 //! descriptors, per-thread channels, I/O with splitting and out-of-resources retry,
-//! statistics, and the malloc and null modules.
+//! statistics, and the malloc, null, uring (io_uring) and aio (Linux AIO) modules.
 //!
 //! # How I/O flows
 //!
@@ -33,6 +33,7 @@ mod reset;
 pub mod rpc;
 pub mod stats;
 pub mod subsystem;
+mod sys;
 pub mod uuid;
 
 pub use bdev::{Bdev, BdevEvent, BdevInfo, BdevModule, ModuleChannel};

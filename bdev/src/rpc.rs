@@ -1,5 +1,6 @@
 //! The bdev RPC methods under SPDK's names and parameters: bdev_malloc_create,
-//! bdev_malloc_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
+//! bdev_malloc_delete, bdev_uring_create, bdev_uring_delete, bdev_aio_create,
+//! bdev_aio_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
 //! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete,
 //! bdev_passthru_create/delete, bdev_split_create/delete, bdev_raid_create/delete,
 //! bdev_raid_get_bdevs, bdev_get_bdevs,
@@ -20,8 +21,10 @@ use serde_json::{json, Value};
 use crate::bdev::{self, Bdev};
 use crate::error::Error;
 use crate::io::IoType;
+use crate::modules::aio::{self, AioOpts};
 use crate::modules::malloc::{self, MallocOpts};
 use crate::modules::null::{self, NullOpts};
+use crate::modules::uring::{self, UringOpts};
 use crate::qos::QosValues;
 use crate::uuid::Uuid;
 
@@ -130,6 +133,72 @@ struct NullCreate {
     dif_pi_format: u32,
     #[serde(default)]
     physical_block_size: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UringCreate {
+    name: String,
+    filename: String,
+    #[serde(default)]
+    block_size: u32,
+    #[serde(default)]
+    uuid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AioCreate {
+    name: String,
+    filename: String,
+    #[serde(default)]
+    block_size: u32,
+    #[serde(default)]
+    readonly: bool,
+    // SPDK's rpc.py sends it (preallocate on write-zeroes); this module always uses
+    // fallocate for write-zeroes on regular files, so both values are accepted.
+    #[serde(default)]
+    fallocate: bool,
+    #[serde(default)]
+    uuid: Option<String>,
+}
+
+fn uring_create(r: Request) {
+    let p: UringCreate = match params(&r) {
+        Ok(p) => p,
+        Err(e) => return r.respond(Err(e)),
+    };
+    let res = parse_uuid(p.uuid.as_deref()).and_then(|uuid| {
+        uring::create(UringOpts {
+            name: p.name,
+            filename: p.filename,
+            block_size: p.block_size,
+            uuid,
+        })
+        .map(|b| json!(b.name()))
+        .map_err(|e| rpc_error(&e))
+    });
+    r.respond(res)
+}
+
+fn aio_create(r: Request) {
+    let p: AioCreate = match params(&r) {
+        Ok(p) => p,
+        Err(e) => return r.respond(Err(e)),
+    };
+    let _ = p.fallocate;
+    let res = parse_uuid(p.uuid.as_deref()).and_then(|uuid| {
+        aio::create(AioOpts {
+            name: p.name,
+            filename: p.filename,
+            block_size: p.block_size,
+            readonly: p.readonly,
+            uuid,
+        })
+        .map(|b| json!(b.name()))
+        .map_err(|e| rpc_error(&e))
+    });
+    r.respond(res)
 }
 
 #[derive(Deserialize)]
@@ -409,6 +478,10 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
             }),
         ),
         ("bdev_null_delete", Box::new(|r| delete(r, "null"))),
+        ("bdev_uring_create", Box::new(uring_create)),
+        ("bdev_uring_delete", Box::new(|r| delete(r, "uring"))),
+        ("bdev_aio_create", Box::new(aio_create)),
+        ("bdev_aio_delete", Box::new(|r| delete(r, "aio"))),
         (
             "bdev_passthru_create",
             Box::new(crate::modules::passthru::create_rpc),

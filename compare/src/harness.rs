@@ -302,6 +302,10 @@ pub fn build_apps(
     {
         c.args(["-p", "ferroplane-testbed"]);
     }
+    // bdevperf is a package of its own.
+    if bins.contains(&"bdevperf") && tree.join("bdevperf/Cargo.toml").exists() {
+        c.args(["-p", "ferroplane-bdevperf"]);
+    }
     for b in bins {
         c.args(["--bin", b]);
     }

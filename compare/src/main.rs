@@ -9,6 +9,7 @@
 //!   pmd       DPDK's dpdk-testpmd (io forwarding)   vs our pmd_perf
 //!   testpmd   DPDK's dpdk-testpmd                   vs our testpmd (same commands)
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
+//!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -23,6 +24,7 @@
 //! installs Debian's dpdk and dpdk-dev (and fio for nvme) if missing, reserves 2 MiB
 //! hugepages and mounts hugetlbfs on /dev/hugepages if needed, and restores both.
 
+mod bdev;
 mod error;
 mod harness;
 mod mempool;
@@ -40,7 +42,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -61,7 +63,13 @@ pmd, testpmd:
 nvme:     --seconds S    per run (default 5, plus 1 s warm-up)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     also run SPDK's spdk_nvme_perf from this built SPDK tree (e.g. one
-                         made by SPDK v25.09's configure and make against Debian's DPDK)";
+                         made by SPDK v25.09's configure and make against Debian's DPDK)
+bdevperf: --seconds S    per run (default 2)
+          --depths LIST  queue depths (default 1,32)
+          --workloads L  read,write,randread,randwrite (default randread)
+          --spdk DIR     SPDK tree with build/examples/bdevperf (default: $FP_SPDK_DIR)
+          --no-fio       skip the uring bdev vs fio io_uring cases
+          --file-mb N    size of the uring/fio file in /var/tmp (default 256)";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -180,10 +188,10 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme"
+        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd or nvme (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme or bdevperf (see --help)"
         )));
     }
     let mut common = Common {
@@ -220,12 +228,14 @@ fn real_main(args: &[String]) -> Result<()> {
         Mempool(mempool::Opts),
         Net(net::Opts),
         Nvme(nvme::Opts),
+        Bdev(bdev::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
         "mempool" => Sub::Mempool(mempool::Opts::parse(&rest)?),
         "pmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::PmdPerf)?),
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
+        "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -241,6 +251,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Mempool(o) => mempool::run(&mut ctx, &o)?,
         Sub::Net(o) => net::run(&mut ctx, &o)?,
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
+        Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

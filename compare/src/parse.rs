@@ -279,6 +279,19 @@ pub fn fio_json(text: &str) -> Option<IoResult> {
     })
 }
 
+/// fio `--output-format=json`: the first job's read plus write IOPS (any pattern).
+pub fn fio_json_iops(text: &str) -> Option<f64> {
+    let start = text.find('{')?;
+    let end = text.rfind('}')?;
+    let j: serde_json::Value = serde_json::from_str(text.get(start..=end)?).ok()?;
+    let job = j.get("jobs")?.get(0)?;
+    let iops = ["read", "write"]
+        .iter()
+        .filter_map(|k| job.get(*k)?.get("iops")?.as_f64())
+        .sum::<f64>();
+    (iops > 0.0).then_some(iops)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,12 @@ impl<C: Send + 'static> IoChannel<C> {
         &unsafe { self.ptr.as_ref() }.ctx
     }
 
+    /// Whether the calling thread is the channel's (where [`ctx`](Self::ctx) may be
+    /// used).
+    pub fn on_owner_thread(&self) -> bool {
+        on_owner(&self.owner)
+    }
+
     /// The thread the channel belongs to.
     pub fn thread(&self) -> &ThreadHandle {
         &self.owner

@@ -326,6 +326,12 @@ impl PollerSet {
         })
     }
 
+    /// Whether any timed poller may be due (stale heap items count: a false positive
+    /// only costs a TSC read).
+    pub(crate) fn has_timers(&self) -> bool {
+        !self.timers.is_empty()
+    }
+
     /// The earliest live timed deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
         while let Some(&Reverse((deadline, _, slot, epoch))) = self.timers.peek() {

@@ -110,12 +110,17 @@ impl Reactor {
         loop {
             let now = eal::timer::rdtsc();
             let mut busy = self.run_events();
+            // One TSC read per thread: each thread's end is the next one's start (a
+            // read costs tens of nanoseconds, more under a hypervisor).
+            let mut t0 = if busy { eal::timer::rdtsc() } else { now };
             for t in &self.threads {
-                let t0 = eal::timer::rdtsc();
                 let r = t.poll(now);
-                t.add_time(r.busy, eal::timer::rdtsc().wrapping_sub(t0));
+                let t1 = eal::timer::rdtsc();
+                t.add_time(r.busy, t1.wrapping_sub(t0));
+                t0 = t1;
                 busy |= r.busy;
             }
+            let mut end = t0;
             if now >= next_intr_check {
                 next_intr_check = now + self.intr_check_tsc;
                 let mut ready = std::mem::take(&mut self.ready);
@@ -124,9 +129,9 @@ impl Reactor {
                 }
                 busy |= self.dispatch(&mut ready);
                 self.ready = ready;
+                end = eal::timer::rdtsc();
             }
             self.reap(now);
-            let end = eal::timer::rdtsc();
             self.account(busy, end.wrapping_sub(last));
             last = end;
             if self.hub.aborted.load(Ordering::Acquire) {

@@ -544,6 +544,11 @@ impl Thread {
         if n > 0 {
             t.pollers.borrow_mut().compact();
         }
+        // A TSC read costs tens of nanoseconds (more under a hypervisor): only when a
+        // timed poller may be due.
+        if !t.pollers.borrow().has_timers() {
+            return PollResult { busy };
+        }
         let now = eal::timer::rdtsc();
         loop {
             let taken = t.pollers.borrow_mut().take_due(now);

@@ -1,16 +1,17 @@
 //! Kernel block I/O back ends with the same submit/flush/reap shape as a [`crate::QPair`],
 //! so `nvme-perf` can drive the kernel's NVMe stack (`/dev/nvme0n1`) and ours with one
-//! loop: io_uring (raw system calls), Linux AIO (`io_submit`), and synchronous
+//! loop: io_uring (the `io-uring` crate), Linux AIO (`io_submit`), and synchronous
 //! `pread`/`pwrite`. All files are opened `O_DIRECT`; buffers must be 512-byte aligned
 //! (EAL memory is 4 KiB aligned).
 //!
 //! A [`KernelDev`] belongs to one thread (`Send`, not `Sync`), like a queue pair.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, IoEvent, Iocb, Mapping, UringCqe, UringParams, UringSqe};
+use crate::sys::{self, IoEvent, Iocb};
 
 /// Which kernel interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,147 +36,66 @@ impl std::str::FromStr for Engine {
     }
 }
 
+/// io_uring through the `io-uring` crate (ring set-up, SQE layout and the head/tail
+/// memory ordering are the crate's).
 struct Uring {
-    fd: OwnedFd,
-    _sq_map: Mapping,
-    _cq_map: Option<Mapping>,
-    _sqe_map: Mapping,
-    sq_head: *const AtomicU32,
-    sq_tail: *const AtomicU32,
-    sq_mask: u32,
-    sq_entries: u32,
-    sq_array: *mut u32,
-    sqes: *mut UringSqe,
-    cq_head: *const AtomicU32,
-    cq_tail: *const AtomicU32,
-    cq_mask: u32,
-    cqes: *const UringCqe,
-    local_tail: u32,
+    ring: IoUring,
+    /// SQEs pushed since the last `io_uring_enter`.
     unsubmitted: u32,
 }
 
 impl Uring {
     fn new(entries: u32) -> Result<Uring> {
-        let mut p = UringParams::default();
-        let fd = sys::io_uring_setup(entries.next_power_of_two().max(2), &mut p)?;
-        let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
-        let cq_len =
-            p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<UringCqe>();
-        let single = p.features & sys::IORING_FEAT_SINGLE_MMAP != 0;
-        let sq_map = sys::mmap_shared(
-            fd.as_fd(),
-            if single { sq_len.max(cq_len) } else { sq_len },
-            sys::IORING_OFF_SQ_RING,
-            "the io_uring SQ ring",
-        )?;
-        let cq_map = if single {
-            None
-        } else {
-            Some(sys::mmap_shared(
-                fd.as_fd(),
-                cq_len,
-                sys::IORING_OFF_CQ_RING,
-                "the io_uring CQ ring",
-            )?)
-        };
-        let sqe_map = sys::mmap_shared(
-            fd.as_fd(),
-            p.sq_entries as usize * std::mem::size_of::<UringSqe>(),
-            sys::IORING_OFF_SQES,
-            "the io_uring SQEs",
-        )?;
-        let sq = sq_map.ptr;
-        let cq = cq_map.as_ref().map_or(sq, |m| m.ptr);
-        // Offsets come from the kernel and lie inside the mappings it sized.
-        let at = |base: *mut u8, off: u32| base.wrapping_add(off as usize);
-        // SAFETY: the masks are u32 fields inside the ring mappings.
-        let (sq_mask, cq_mask) = unsafe {
-            (
-                *at(sq, p.sq_off.ring_mask).cast::<u32>(),
-                *at(cq, p.cq_off.ring_mask).cast::<u32>(),
-            )
-        };
+        let n = entries.next_power_of_two().max(2);
+        let ring = IoUring::new(n).map_err(|source| Error::Os {
+            op: "set up",
+            what: format!("an io_uring of {n} entries"),
+            source,
+        })?;
         Ok(Uring {
-            sq_head: at(sq, p.sq_off.head).cast(),
-            sq_tail: at(sq, p.sq_off.tail).cast(),
-            sq_mask,
-            sq_entries: p.sq_entries,
-            sq_array: at(sq, p.sq_off.array).cast(),
-            sqes: sqe_map.ptr.cast(),
-            cq_head: at(cq, p.cq_off.head).cast(),
-            cq_tail: at(cq, p.cq_off.tail).cast(),
-            cq_mask,
-            cqes: at(cq, p.cq_off.cqes).cast(),
-            // SAFETY: sq_tail is an aligned u32 the kernel shares with us.
-            local_tail: unsafe {
-                (*at(sq, p.sq_off.tail).cast::<AtomicU32>()).load(Ordering::Acquire)
-            },
+            ring,
             unsubmitted: 0,
-            fd,
-            _sq_map: sq_map,
-            _cq_map: cq_map,
-            _sqe_map: sqe_map,
         })
     }
 
-    fn push(&mut self, sqe: UringSqe) -> bool {
-        // SAFETY: sq_head is an aligned u32 in the live SQ ring mapping.
-        // U1: pairs with the kernel's release of the head after it consumed entries.
-        let head = unsafe { (*self.sq_head).load(Ordering::Acquire) };
-        if self.local_tail.wrapping_sub(head) >= self.sq_entries {
-            return false;
+    /// # Safety
+    /// The SQE's buffer must stay valid until its completion is reaped.
+    unsafe fn push(&mut self, sqe: &squeue::Entry) -> bool {
+        // SAFETY: forwarded caller contract.
+        let ok = unsafe { self.ring.submission().push(sqe) }.is_ok();
+        if ok {
+            self.unsubmitted += 1;
         }
-        let idx = self.local_tail & self.sq_mask;
-        // SAFETY: idx < sq_entries: inside the SQE array and the index array; the slot
-        // is ours (between head and tail). Volatile: the kernel reads this memory.
-        unsafe {
-            self.sqes.add(idx as usize).write_volatile(sqe);
-            self.sq_array.add(idx as usize).write_volatile(idx);
-        }
-        self.local_tail = self.local_tail.wrapping_add(1);
-        self.unsubmitted += 1;
-        true
+        ok
     }
 
     fn submit(&mut self, wait: u32) -> Result<()> {
-        // U2: publishes the SQEs written in `push` before the kernel reads the tail.
-        // SAFETY: aligned u32 in the live SQ ring mapping.
-        unsafe { (*self.sq_tail).store(self.local_tail, Ordering::Release) };
         if self.unsubmitted == 0 && wait == 0 {
             return Ok(());
         }
-        let flags = if wait > 0 {
-            sys::IORING_ENTER_GETEVENTS
-        } else {
-            0
+        let n = loop {
+            match self.ring.submit_and_wait(wait as usize) {
+                Ok(n) => break n as u32,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(source) => {
+                    return Err(Error::Os {
+                        op: "enter",
+                        what: "the io_uring".into(),
+                        source,
+                    })
+                }
+            }
         };
-        let n = sys::io_uring_enter(self.fd.as_fd(), self.unsubmitted, wait, flags)?;
         self.unsubmitted -= n.min(self.unsubmitted);
         Ok(())
     }
 
     fn reap(&mut self, f: &mut dyn FnMut(u64, i32)) -> usize {
-        // SAFETY: aligned u32s in the live CQ ring mapping. U3: pairs with the kernel's
-        // release of the tail after writing the CQEs.
-        let tail = unsafe { (*self.cq_tail).load(Ordering::Acquire) };
-        // SAFETY: as above; only we write the head.
-        let mut head = unsafe { (*self.cq_head).load(Ordering::Relaxed) };
         let mut n = 0;
-        while head != tail {
-            // SAFETY: the entry at head & mask is inside the CQE array and published.
-            // Volatile: the kernel writes this memory.
-            let c = unsafe {
-                self.cqes
-                    .add((head & self.cq_mask) as usize)
-                    .read_volatile()
-            };
-            f(c.user_data, c.res);
-            head = head.wrapping_add(1);
+        for c in self.ring.completion() {
+            f(c.user_data(), c.result());
             n += 1;
         }
-        // U4: releases the slots back to the kernel after we read them.
-        // SAFETY: as above.
-        unsafe { (*self.cq_head).store(head, Ordering::Release) };
         n
     }
 }
@@ -196,7 +116,8 @@ impl Drop for Aio {
 }
 
 enum Inner {
-    Uring(Uring),
+    // Boxed: the ring handle is several hundred bytes.
+    Uring(Box<Uring>),
     Aio(Aio),
     Psync(Vec<(u64, i64)>),
 }
@@ -223,7 +144,7 @@ impl KernelDev {
         let size = sys::device_size(file.as_fd(), path)?;
         let depth = depth.max(1);
         let inner = match engine {
-            Engine::IoUring => Inner::Uring(Uring::new(depth as u32)?),
+            Engine::IoUring => Inner::Uring(Box::new(Uring::new(depth as u32)?)),
             Engine::Libaio => Inner::Aio(Aio {
                 ctx: sys::io_setup(depth as u32)?,
                 iocbs: vec![Iocb::default(); depth].into_boxed_slice(),
@@ -287,20 +208,15 @@ impl KernelDev {
         let fd = self.file.as_raw_fd();
         match &mut self.inner {
             Inner::Uring(u) => {
-                let sqe = UringSqe {
-                    opcode: if write {
-                        sys::IORING_OP_WRITE
-                    } else {
-                        sys::IORING_OP_READ
-                    },
-                    fd,
-                    off,
-                    addr: buf as u64,
-                    len: len as u32,
-                    user_data: tag,
-                    ..Default::default()
-                };
-                if !u.push(sqe) {
+                let fd = types::Fd(fd);
+                let sqe = if write {
+                    opcode::Write::new(fd, buf, len as u32).offset(off).build()
+                } else {
+                    opcode::Read::new(fd, buf, len as u32).offset(off).build()
+                }
+                .user_data(tag);
+                // SAFETY: the caller keeps the buffer valid until the request is reaped.
+                if !unsafe { u.push(&sqe) } {
                     return Err(Error::QueueFull {
                         depth: self.inflight,
                     });

@@ -393,3 +393,96 @@ fn bdev_methods_and_config_round_trip() {
     assert_eq!(wait_exit(&mut t2), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// bdev_uring_create/delete and bdev_aio_create/delete through the client: create on a
+/// file, list, refuse bad parameters, save_config → --json → the same bdevs, delete.
+#[test]
+fn uring_and_aio_methods_and_config_round_trip() {
+    let dir = tmpdir("kfile");
+    // /var/tmp takes O_DIRECT (the temp dir may be tmpfs, which does not).
+    let file = format!("/var/tmp/fp-bdev-kfile-{}", std::process::id());
+    std::fs::write(&file, vec![7u8; 1 << 20]).unwrap();
+    let mut t = start(&dir, "ka", &[]);
+    let s = t.sock.clone();
+    assert_eq!(call(&s, "framework_wait_init", None)["result"], json!(true));
+    assert_eq!(
+        rpc_json(&s, &["bdev_uring_create", &file, "Uring0", "512"]),
+        json!("Uring0")
+    );
+    assert_eq!(
+        rpc_json(&s, &["bdev_aio_create", &file, "Aio0", "4096", "-r"]),
+        json!("Aio0")
+    );
+    let list = rpc_json(&s, &["bdev_get_bdevs"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["name"], "Uring0");
+    assert_eq!(list[0]["num_blocks"], 2048);
+    assert_eq!(list[0]["driver_specific"]["uring"]["filename"], file);
+    assert_eq!(list[1]["name"], "Aio0");
+    assert_eq!(list[1]["block_size"], 4096);
+    assert_eq!(list[1]["num_blocks"], 256);
+    assert_eq!(list[1]["supported_io_types"]["write"], false, "read-only");
+    assert_eq!(list[1]["driver_specific"]["aio"]["readonly"], true);
+
+    let e = rpc_fails(
+        &s,
+        &["bdev_uring_create", "/var/tmp/fp-no-such-file", "U1", "512"],
+    );
+    assert!(e.contains("No such file"), "{e}");
+    let e = rpc_fails(&s, &["bdev_aio_create", &file, "A1", "1000"]);
+    assert!(
+        e.contains("block_size") && e.contains("power of two"),
+        "{e}"
+    );
+    let e = rpc_fails(&s, &["bdev_aio_create", &file, "Uring0", "512"]);
+    assert!(e.contains("in use"), "{e}");
+    let e = rpc_fails(&s, &["bdev_uring_create", &file, "U2"]);
+    assert!(e.contains("give block_size"), "{e}");
+    let e = rpc_fails(&s, &["bdev_uring_delete", "Aio0"]);
+    assert!(e.contains("not a uring bdev"), "{e}");
+
+    let saved = call(&s, "save_config", None)["result"].clone();
+    let cfg = dir.join("saved.json");
+    std::fs::write(&cfg, saved.to_string()).unwrap();
+    let bdev_cfg = saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["subsystem"] == "bdev")
+        .unwrap()["config"]
+        .clone();
+    assert_eq!(bdev_cfg[0]["method"], "bdev_uring_create");
+    assert_eq!(bdev_cfg[0]["params"]["filename"], file);
+    assert_eq!(bdev_cfg[1]["method"], "bdev_aio_create");
+    assert_eq!(bdev_cfg[1]["params"]["readonly"], true);
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut t), Some(0));
+
+    let mut t2 = start(&dir, "kb", &["--json", cfg.to_str().unwrap()]);
+    let s2 = t2.sock.clone();
+    assert_eq!(
+        call(&s2, "framework_wait_init", None)["result"],
+        json!(true)
+    );
+    let again = rpc_json(&s2, &["bdev_get_bdevs"]);
+    assert_eq!(again.as_array().unwrap().len(), 2);
+    assert_eq!(again[0]["uuid"], list[0]["uuid"]);
+    assert_eq!(again[1]["uuid"], list[1]["uuid"]);
+    assert_eq!(call(&s2, "save_config", None)["result"], saved);
+    assert_eq!(
+        rpc_json(&s2, &["bdev_uring_delete", "Uring0"]),
+        Value::String(String::new())
+    );
+    assert_eq!(
+        rpc_json(&s2, &["bdev_aio_delete", "Aio0"]),
+        Value::String(String::new())
+    );
+    assert_eq!(rpc_json(&s2, &["bdev_get_bdevs"]), json!([]));
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t2.child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_exit(&mut t2), Some(0));
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,10 +1,12 @@
-//! The bdev modules of this crate (malloc, null; the virtual passthru, split and raid,
-//! stacked on other bdevs through [`vbdev`]; the NVMe attach RPCs' transport
-//! registry) and what they share: completions
+//! The bdev modules of this crate (malloc, null, uring, aio; the virtual passthru,
+//! split and raid, stacked on other bdevs through [`vbdev`]; the NVMe attach RPCs'
+//! transport registry) and what they share: completions
 //! deferred to a per-channel poller, so a submitter's callback never runs inside its
 //! own submit call (a callback that submits again would otherwise recurse without
 //! bound).
 
+pub mod aio;
+mod file;
 pub mod malloc;
 pub mod null;
 pub mod nvme_attach;
@@ -12,17 +14,27 @@ pub mod passthru;
 pub mod raid;
 pub mod split;
 pub(crate) mod vbdev;
+pub mod uring;
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use framework::{poller, PollStatus, Poller};
 
 use crate::io::{BdevIo, IoStatus};
 
-type DoneList = Arc<Mutex<Vec<(BdevIo, IoStatus)>>>;
+/// The completion list shared by a module channel and its poller. Both live on the
+/// channel's framework thread and only ever run there (a framework thread is polled by
+/// one reactor at a time, and a move to another reactor is ordered by the framework's
+/// events), so a plain `Rc<RefCell>` serves: no lock or atomic per I/O.
+struct DoneList(Rc<RefCell<Vec<(BdevIo, IoStatus)>>>);
 
-/// Completions waiting for the channel's poller (all on the channel's thread; the
-/// mutex is never contended, it only makes the list `Send` for the poller).
+// SAFETY: see the type's doc: every clone stays with one framework thread, whose code
+// never runs on two OS threads at once, and each move between OS threads happens
+// through the framework's release/acquire handover of the whole thread.
+unsafe impl Send for DoneList {}
+
+/// Completions waiting for the channel's poller (all on the channel's thread).
 pub(crate) struct Deferred {
     list: DoneList,
     poller: Option<Poller>,
@@ -31,14 +43,12 @@ pub(crate) struct Deferred {
 impl Deferred {
     /// Register the completion poller on the current thread.
     pub(crate) fn new(name: &str) -> std::result::Result<Deferred, String> {
-        let list: DoneList = Arc::new(Mutex::new(Vec::new()));
-        let l2 = list.clone();
+        let list = Rc::new(RefCell::new(Vec::new()));
+        let l2 = DoneList(list.clone());
         let mut batch = Vec::new();
         let p = poller::register(name, 0, move || {
-            std::mem::swap(
-                &mut *l2.lock().unwrap_or_else(|e| e.into_inner()),
-                &mut batch,
-            );
+            let l2 = &l2;
+            std::mem::swap(&mut *l2.0.borrow_mut(), &mut batch);
             if batch.is_empty() {
                 return PollStatus::Idle;
             }
@@ -49,17 +59,14 @@ impl Deferred {
         })
         .map_err(|e| e.to_string())?;
         Ok(Deferred {
-            list,
+            list: DoneList(list),
             poller: Some(p),
         })
     }
 
     /// Complete `io` with `st` from the poller.
     pub(crate) fn push(&self, io: BdevIo, st: IoStatus) {
-        self.list
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((io, st));
+        self.list.0.borrow_mut().push((io, st));
     }
 }
 
@@ -70,7 +77,7 @@ impl Drop for Deferred {
         }
         // Anything still listed is completed (dropped BdevIos fail) here, on the
         // channel's thread.
-        let left = std::mem::take(&mut *self.list.lock().unwrap_or_else(|e| e.into_inner()));
+        let left = std::mem::take(&mut *self.list.0.borrow_mut());
         for (io, st) in left {
             io.complete(st);
         }

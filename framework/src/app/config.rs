@@ -1,7 +1,9 @@
 //! `--json FILE`: replay a saved configuration by calling its methods in-process, in file
 //! order, as SPDK's JSON config loader does: while the framework is in the startup state,
 //! methods allowed there run at once; the first method that needs the runtime state
-//! first initialises the subsystems. A failed call stops the app with exit code 1.
+//! first initialises the subsystems. A failed call stops the app with exit code 1. The
+//! app's start callback runs after the last call (SPDK runs its start function once
+//! the JSON configuration is loaded).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -69,6 +71,9 @@ fn step(ctx: AppCtx, calls: Arc<[MethodCall]>, i: usize) {
 fn finish(ctx: AppCtx) {
     let Some(server) = ctx.rpc() else { return };
     if server.state() == State::Startup && !ctx.opts().wait_for_rpc {
-        ctx.init_then(Box::new(|_| {}));
+        let c2 = ctx.clone();
+        ctx.init_then(Box::new(move |_| c2.config_loaded()));
+    } else {
+        ctx.config_loaded();
     }
 }

@@ -73,6 +73,9 @@ struct AppState {
     pollers: Vec<Poller>,
     intrs: Vec<interrupt::Interrupt>,
     start: Option<Box<dyn FnOnce(AppCtx) + Send>>,
+    /// A `--json` file is being replayed: the start callback waits for its end (as
+    /// SPDK's app start function runs after the JSON configuration is loaded).
+    config_loading: bool,
 }
 
 pub(crate) struct AppInner {
@@ -158,6 +161,7 @@ impl App {
                     pollers: Vec::new(),
                     intrs: Vec::new(),
                     start: Some(start),
+                    config_loading: false,
                 }),
                 opts,
                 sigfd,
@@ -214,7 +218,12 @@ impl AppCtx {
         }
         let mut st = self.lock();
         let s2 = server.clone();
-        match poller::register("rpc", 0, move || (s2.poll() > 0).into()) {
+        // Its descriptor is also an interrupt (below), checked in poll mode too: in poll
+        // mode the poller is a 4 ms safety net, as SPDK's RPC poller, not a system call
+        // per reactor iteration; in interrupt mode it is active (it never wakes a
+        // sleeping reactor).
+        let period = if self.0.opts.interrupt_mode { 0 } else { 4000 };
+        match poller::register("rpc", period, move || (s2.poll() > 0).into()) {
             Ok(p) => st.pollers.push(p),
             Err(e) => eal::log_err!("rpc poller: {e}"),
         }
@@ -246,7 +255,10 @@ impl AppCtx {
         server.set_state(jsonrpc::State::Startup);
         eal::log_notice!("RPC server listening on {}", server.path().display());
         match self.0.opts.json_config.clone() {
-            Some(path) => config::load(self.clone(), &path),
+            Some(path) => {
+                self.lock().config_loading = true;
+                config::load(self.clone(), &path)
+            }
             None if self.0.opts.wait_for_rpc => {
                 eal::log_notice!("Waiting for framework_start_init (--wait-for-rpc)");
             }
@@ -295,7 +307,12 @@ impl AppCtx {
                 let (waiters, start) = {
                     let mut st = ctx.lock();
                     st.init_done = true;
-                    (std::mem::take(&mut st.waiters), st.start.take())
+                    let start = if st.config_loading {
+                        None
+                    } else {
+                        st.start.take()
+                    };
+                    (std::mem::take(&mut st.waiters), start)
                 };
                 for w in waiters {
                     w.respond(Ok(serde_json::Value::Bool(true)));
@@ -307,6 +324,23 @@ impl AppCtx {
                 then(Ok(()));
             }),
         );
+    }
+
+    /// The `--json` file is replayed: run the start callback if the subsystems are up
+    /// (otherwise initialisation runs it when it finishes).
+    pub(crate) fn config_loaded(&self) {
+        let start = {
+            let mut st = self.lock();
+            st.config_loading = false;
+            if st.init_done {
+                st.start.take()
+            } else {
+                None
+            }
+        };
+        if let Some(f) = start {
+            f(self.clone());
+        }
     }
 
     /// Answer `r` once the subsystems are initialised (framework_wait_init).

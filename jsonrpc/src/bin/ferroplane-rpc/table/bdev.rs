@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{m, mf, Method, Print};
-use crate::args::{opt, pos, Arg, Kind};
+use crate::args::{opt, pos, pos_opt, Arg, Kind};
 use Kind::{Choice, Float, Int, IntChoice, List, Set, Str};
 use Print::{Dict, Json, Nothing};
 
@@ -192,6 +192,52 @@ pub static METHODS: &[Method] = &[
         "bdev_null_delete",
         "Delete a null bdev",
         &[pos("name", Str, "null bdev name")],
+        Nothing,
+    ),
+    m(
+        "bdev_aio_create",
+        "Add a bdev with aio backend",
+        &[
+            pos("filename", Str, "Path to device or file (ex: /dev/sda)"),
+            pos("name", Str, "Block device name"),
+            pos_opt("block_size", Int, "Block size for this bdev"),
+            opt(
+                &["-r", "--readonly"],
+                "readonly",
+                Set(true),
+                "Set this bdev as read-only",
+            ),
+            opt(
+                &["--fallocate"],
+                "fallocate",
+                Set(true),
+                "Support fallocate for write-zeroes",
+            ),
+            opt(&["-u", "--uuid"], "uuid", Str, "UUID of the bdev"),
+        ],
+        Json,
+    ),
+    m(
+        "bdev_aio_delete",
+        "Delete an aio disk",
+        &[pos("name", Str, "aio bdev name")],
+        Nothing,
+    ),
+    m(
+        "bdev_uring_create",
+        "Create a bdev with io_uring backend",
+        &[
+            pos("filename", Str, "Path to device or file (ex: /dev/nvme0n1)"),
+            pos("name", Str, "bdev name"),
+            pos_opt("block_size", Int, "Block size for this bdev"),
+            opt(&["-u", "--uuid"], "uuid", Str, "UUID of the bdev"),
+        ],
+        Json,
+    ),
+    m(
+        "bdev_uring_delete",
+        "Delete a uring bdev",
+        &[pos("name", Str, "uring bdev name")],
         Nothing,
     ),
     m(

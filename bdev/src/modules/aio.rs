@@ -1,0 +1,344 @@
+//! The aio bdev module (SPDK's `bdev_aio`): a file or block device through Linux native
+//! AIO (`io_setup`, `io_submit`, `io_getevents`; the calls are in [`crate::sys`]).
+//!
+//! Each channel has its own AIO context of [`AIO_DEPTH`] requests. `submit` fills an
+//! `iocb` (always the vectored commands, so one path serves one buffer or many); the
+//! channel's poller submits everything queued with one `io_submit`, then reaps with a
+//! non-blocking `io_getevents` and completes the I/Os. It keeps its reactor awake while
+//! requests are in the kernel and is paused when none is.
+//!
+//! Types: read, write, flush (`fdatasync`, run synchronously as AIO's fsync commands are
+//! not offered by every file system), reset (completes once the channel's requests in
+//! the kernel have completed), write-zeroes (a write from a zeroed buffer) and on
+//! regular files unmap (`fallocate` punching a hole, synchronous). `readonly` opens the file read-only and refuses writes.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use framework::poller::{self, PollerOpts};
+use framework::subsystem::ConfigCall;
+use framework::{PollStatus, Poller};
+use serde_json::json;
+
+use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
+use crate::error::Result;
+use crate::io::{BdevIo, IoStatus, IoType};
+use crate::modules::file::{byte_range, open_backing, Slots};
+use crate::sys::{self, AioContext, IoEvent, Iocb};
+use crate::uuid::Uuid;
+
+/// Requests one channel has in the kernel (more wait in the layer's queue).
+pub const AIO_DEPTH: usize = 128;
+
+/// What `bdev_aio_create` takes.
+#[derive(Debug, Clone, Default)]
+pub struct AioOpts {
+    /// Bdev name.
+    pub name: String,
+    /// The file or block device.
+    pub filename: String,
+    /// Block size; 0 = the device's logical block size (required for a regular file).
+    pub block_size: u32,
+    /// Open read-only (writes are refused).
+    pub readonly: bool,
+    /// UUID (random if `None`).
+    pub uuid: Option<Uuid>,
+}
+
+struct AioDisk {
+    fd: Arc<OwnedFd>,
+    filename: String,
+    direct: bool,
+    regular: bool,
+    readonly: bool,
+}
+
+struct State {
+    ctx: AioContext,
+    slots: Slots,
+    iocbs: Box<[Iocb]>,
+    /// Filled iocbs not yet given to the kernel.
+    pending: Vec<*mut Iocb>,
+    events: Vec<IoEvent>,
+    done: Vec<(BdevIo, IoStatus)>,
+    resets: Vec<BdevIo>,
+    poller: Option<Poller>,
+    paused: bool,
+}
+
+// SAFETY: the iocbs, the pending pointers into them and the slots' buffers are used only
+// on the channel's thread (the mutex shares the state with the poller, never contended).
+unsafe impl Send for State {}
+
+fn lock(st: &Mutex<State>) -> MutexGuard<'_, State> {
+    st.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn status(ok: bool) -> IoStatus {
+    if ok {
+        IoStatus::Success
+    } else {
+        IoStatus::Failed
+    }
+}
+
+impl State {
+    fn poll(&mut self, out: &mut Vec<(BdevIo, IoStatus)>) {
+        out.append(&mut self.done);
+        if !self.pending.is_empty() {
+            // SAFETY: each pending pointer is an iocb of `self.iocbs` (boxed, never
+            // moved) whose slot holds the I/O, its iovec array and the buffers until
+            // the event is reaped below.
+            match unsafe { self.ctx.submit(&self.pending) } {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(e) => {
+                    // The first request is refused (bad buffer, ...): fail it, keep the
+                    // rest for the next poll.
+                    eal::log_err!("bdev aio: io_submit failed: {e}");
+                    let p = self.pending.remove(0);
+                    // SAFETY: points into `self.iocbs` (see above).
+                    let i = unsafe { (*p).aio_data } as u32;
+                    if let Some(io) = self.slots.slots[i as usize].finish(false) {
+                        out.push((io, IoStatus::Failed));
+                    }
+                    self.slots.release(i);
+                }
+            }
+        }
+        let in_kernel = self.slots.in_use() - self.pending.len();
+        if in_kernel > 0 {
+            match self.ctx.reap(&mut self.events) {
+                Ok(n) => {
+                    for k in 0..n {
+                        let e = self.events[k];
+                        let i = e.data as u32;
+                        let Some(slot) = self.slots.slots.get_mut(i as usize) else {
+                            continue;
+                        };
+                        let want = slot.iov.iter().map(|v| v.iov_len).sum::<usize>();
+                        let ok = e.res >= 0 && e.res as usize == want;
+                        if let Some(io) = slot.finish(ok) {
+                            out.push((io, status(ok)));
+                        }
+                        self.slots.release(i);
+                    }
+                }
+                Err(e) => eal::log_err!("bdev aio: io_getevents failed: {e}"),
+            }
+        }
+        if self.slots.in_use() == 0 {
+            out.extend(self.resets.drain(..).map(|io| (io, IoStatus::Success)));
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.slots.in_use() == 0 && self.done.is_empty() && self.resets.is_empty()
+    }
+}
+
+struct AioChannel {
+    st: Arc<Mutex<State>>,
+    fd: Arc<OwnedFd>,
+    align: usize,
+    poller: Poller,
+}
+
+impl AioChannel {
+    fn new(fd: &Arc<OwnedFd>, align: usize) -> std::result::Result<AioChannel, String> {
+        let ctx = AioContext::new(AIO_DEPTH as u32)
+            .map_err(|e| format!("io_setup of {AIO_DEPTH} requests failed: {e}"))?;
+        let st = Arc::new(Mutex::new(State {
+            ctx,
+            slots: Slots::new(AIO_DEPTH),
+            iocbs: vec![Iocb::default(); AIO_DEPTH].into_boxed_slice(),
+            pending: Vec::with_capacity(AIO_DEPTH),
+            events: vec![IoEvent::default(); AIO_DEPTH],
+            done: Vec::new(),
+            resets: Vec::new(),
+            poller: None,
+            paused: false,
+        }));
+        let s2 = st.clone();
+        let mut batch = Vec::new();
+        let poller =
+            poller::register_with("bdev_aio", 0, PollerOpts { keep_awake: true }, move || {
+                {
+                    let mut g = lock(&s2);
+                    g.poll(&mut batch);
+                    if batch.is_empty() && g.idle() {
+                        if let Some(p) = g.poller {
+                            if p.pause().is_ok() {
+                                g.paused = true;
+                            }
+                        }
+                        return PollStatus::Idle;
+                    }
+                }
+                let busy = !batch.is_empty();
+                for (io, s) in batch.drain(..) {
+                    io.complete(s);
+                }
+                busy.into()
+            })
+            .map_err(|e| e.to_string())?;
+        lock(&st).poller = Some(poller);
+        Ok(AioChannel {
+            st,
+            fd: fd.clone(),
+            align,
+            poller,
+        })
+    }
+}
+
+impl Drop for AioChannel {
+    fn drop(&mut self) {
+        let _ = self.poller.unregister();
+        let left: Vec<BdevIo> = {
+            let mut g = lock(&self.st);
+            let mut v: Vec<BdevIo> = g.done.drain(..).map(|(io, _)| io).collect();
+            v.append(&mut g.resets);
+            v
+        };
+        drop(left);
+    }
+}
+
+impl ModuleChannel for AioChannel {
+    fn submit(&self, io: BdevIo) {
+        let mut g = lock(&self.st);
+        if g.paused {
+            if let Some(p) = g.poller {
+                if p.resume().is_ok() {
+                    g.paused = false;
+                }
+            }
+        }
+        let t = io.io_type();
+        let (off, len) = byte_range(&io);
+        let sync = |r: std::io::Result<()>| status(r.is_ok());
+        match t {
+            IoType::Read | IoType::Write => {}
+            IoType::Reset => return g.resets.push(io),
+            IoType::Flush => {
+                let st = sync(sys::fdatasync(self.fd.as_fd()));
+                return g.done.push((io, st));
+            }
+            IoType::Unmap => {
+                let st = sync(sys::fallocate(self.fd.as_fd(), sys::FALLOC_PUNCH, off, len));
+                return g.done.push((io, st));
+            }
+            IoType::WriteZeroes => {}
+            IoType::Compare | IoType::CompareAndWrite => {
+                return g.done.push((io, IoStatus::Failed))
+            }
+        }
+        let Some(i) = g.slots.alloc() else {
+            drop(g);
+            return io.complete(IoStatus::NoMem);
+        };
+        let slot = &mut g.slots.slots[i as usize];
+        let ready = if t == IoType::WriteZeroes {
+            slot.prepare_zeroes(io)
+        } else {
+            slot.prepare(io, self.align)
+        };
+        if !ready {
+            let io = slot.finish(false);
+            g.slots.release(i);
+            drop(g);
+            if let Some(io) = io {
+                io.complete(IoStatus::NoMem);
+            }
+            return;
+        }
+        let (iov, n) = (slot.iov.as_ptr() as u64, slot.iov.len() as u64);
+        let cb = &mut g.iocbs[i as usize];
+        *cb = Iocb {
+            aio_data: u64::from(i),
+            aio_lio_opcode: if t == IoType::Read {
+                sys::IOCB_CMD_PREADV
+            } else {
+                sys::IOCB_CMD_PWRITEV
+            },
+            aio_fildes: self.fd.as_raw_fd() as u32,
+            aio_buf: iov,
+            aio_nbytes: n,
+            aio_offset: off as i64,
+            ..Default::default()
+        };
+        let p: *mut Iocb = cb;
+        g.pending.push(p);
+    }
+}
+
+impl BdevModule for AioDisk {
+    fn module_name(&self) -> &str {
+        "aio"
+    }
+    fn io_type_supported(&self, t: IoType) -> bool {
+        match t {
+            IoType::Read | IoType::Flush | IoType::Reset => true,
+            IoType::Write => !self.readonly,
+            IoType::WriteZeroes => !self.readonly,
+            IoType::Unmap => self.regular && !self.readonly,
+            IoType::Compare | IoType::CompareAndWrite => false,
+        }
+    }
+    fn create_channel(&self) -> std::result::Result<Box<dyn ModuleChannel>, String> {
+        let align = if self.direct { 512 } else { 1 };
+        Ok(Box::new(AioChannel::new(&self.fd, align)?))
+    }
+    fn info_json(&self) -> Option<serde_json::Value> {
+        Some(json!({ "aio": {
+            "filename": self.filename,
+            "block_size_override": true,
+            "readonly": self.readonly,
+            "direct": self.direct,
+        } }))
+    }
+    fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
+        Some(ConfigCall {
+            method: "bdev_aio_create".into(),
+            params: Some(json!({
+                "name": info.name,
+                "filename": self.filename,
+                "block_size": info.block_size,
+                "readonly": self.readonly,
+                "uuid": info.uuid.to_string(),
+            })),
+        })
+    }
+}
+
+/// Create and register an aio bdev.
+pub fn create(opts: AioOpts) -> Result<Bdev> {
+    let f = open_backing(&opts.name, &opts.filename, opts.block_size, opts.readonly)?;
+    let regular = !sys::geometry(f.fd.as_fd())
+        .map(|g| g.is_block_device)
+        .unwrap_or(true);
+    let info = BdevInfo {
+        name: opts.name.clone(),
+        aliases: Vec::new(),
+        uuid: opts.uuid.unwrap_or_else(Uuid::random),
+        product_name: "AIO disk".into(),
+        block_size: f.block_size,
+        num_blocks: f.num_blocks,
+        optimal_io_boundary: 0,
+        write_cache: true,
+        max_transfer_blocks: crate::modules::uring::MAX_TRANSFER_BYTES / f.block_size,
+    };
+    bdev::register(
+        info,
+        Arc::new(AioDisk {
+            fd: Arc::new(f.fd),
+            filename: opts.filename,
+            direct: f.direct,
+            regular,
+            readonly: opts.readonly,
+        }),
+    )
+}

@@ -1,0 +1,390 @@
+//! The uring bdev module (SPDK's `bdev_uring`): a file or block device driven through
+//! the kernel's io_uring, with the `io-uring` crate (the rings, the SQE layout and the
+//! memory ordering of head and tail are that crate's, not ours).
+//!
+//! Each channel has its own ring of [`RING_ENTRIES`] entries. `submit` only writes an
+//! SQE; the channel's poller hands all queued SQEs to the kernel with one
+//! `io_uring_enter` per iteration, then reaps the completion ring (no system call) and
+//! completes the I/Os, as SPDK's uring group poller does. The poller keeps its reactor
+//! awake while I/O is in the kernel and is paused when none is.
+//!
+//! Types: read and write (vectored when the request has several buffers), flush
+//! (`fdatasync`), write-zeroes (a write from a zeroed buffer), unmap on regular files
+//! (`fallocate` punching a hole), and reset (completes when every I/O the channel had in
+//! the kernel has completed).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use framework::poller::{self, PollerOpts};
+use framework::subsystem::ConfigCall;
+use framework::{PollStatus, Poller};
+use io_uring::{opcode, squeue, types, IoUring};
+use serde_json::json;
+
+use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
+use crate::error::Result;
+use crate::io::{BdevIo, IoStatus, IoType};
+use crate::modules::file::{byte_range, open_backing, Slots};
+use crate::sys;
+use crate::uuid::Uuid;
+
+/// Entries of each channel's submission ring (and so I/Os one channel has in the
+/// kernel; more wait in the layer's out-of-resources queue).
+pub const RING_ENTRIES: u32 = 512;
+
+/// The largest request handed to the kernel in one SQE (1 GiB).
+pub const MAX_TRANSFER_BYTES: u32 = 1 << 30;
+
+/// What `bdev_uring_create` takes.
+#[derive(Debug, Clone, Default)]
+pub struct UringOpts {
+    /// Bdev name.
+    pub name: String,
+    /// The file or block device.
+    pub filename: String,
+    /// Block size; 0 = the device's logical block size (required for a regular file).
+    pub block_size: u32,
+    /// UUID (random if `None`).
+    pub uuid: Option<Uuid>,
+}
+
+struct UringDisk {
+    fd: Arc<OwnedFd>,
+    filename: String,
+    direct: bool,
+    regular: bool,
+}
+
+/// Where a channel's I/O is.
+struct State {
+    ring: IoUring,
+    slots: Slots,
+    /// SQEs written since the last `io_uring_enter`.
+    unsubmitted: usize,
+    /// Completions decided at submit time (failures), delivered by the poller.
+    done: Vec<(BdevIo, IoStatus)>,
+    /// Resets waiting for the channel's I/O in the kernel to finish.
+    resets: Vec<BdevIo>,
+    poller: Option<Poller>,
+    paused: bool,
+}
+
+// SAFETY: the ring's mappings and the slots' buffers are used only on the channel's
+// thread (the mutex is there to share the state with the poller, never contended).
+unsafe impl Send for State {}
+
+struct UringChannel {
+    st: Arc<Mutex<State>>,
+    fd: types::Fd,
+    align: usize,
+    poller: Poller,
+}
+
+fn status(ok: bool) -> IoStatus {
+    if ok {
+        IoStatus::Success
+    } else {
+        IoStatus::Failed
+    }
+}
+
+fn lock(st: &Mutex<State>) -> MutexGuard<'_, State> {
+    st.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    fn wake(&mut self) {
+        if self.paused {
+            if let Some(p) = self.poller {
+                if p.resume().is_ok() {
+                    self.paused = false;
+                }
+            }
+        }
+    }
+
+    /// Queue `sqe` for slot `i`; false if the ring is full.
+    fn push(&mut self, sqe: squeue::Entry, i: u32) -> bool {
+        let sqe = sqe.user_data(u64::from(i));
+        // SAFETY: the SQE points at the slot's iovec array and the buffers it lists (or
+        // at none); both stay untouched until the slot's completion is reaped (the slot
+        // is released only then, and the submit contract holds the buffers).
+        let ok = unsafe { self.ring.submission().push(&sqe) }.is_ok();
+        if ok {
+            self.unsubmitted += 1;
+        }
+        ok
+    }
+
+    /// One poll: enter the kernel if anything is queued, reap, and return the I/Os to
+    /// complete (completed by the caller with the lock released).
+    fn poll(&mut self, out: &mut Vec<(BdevIo, IoStatus)>) {
+        out.append(&mut self.done);
+        if self.unsubmitted > 0 {
+            match self.ring.submit() {
+                Ok(n) => self.unsubmitted -= n.min(self.unsubmitted),
+                // Busy: the kernel has no room now; retried on the next poll.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::EINTR)
+                    ) => {}
+                Err(e) => {
+                    eal::log_err!("bdev uring: io_uring_enter failed: {e}");
+                }
+            }
+        }
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for c in cq {
+            let i = c.user_data() as u32;
+            let res = c.result();
+            let Some(slot) = self.slots.slots.get_mut(i as usize) else {
+                eal::log_err!("bdev uring: completion for unknown slot {i}");
+                continue;
+            };
+            let want = slot.iov.iter().map(|v| v.iov_len).sum::<usize>();
+            let Some(t) = slot.io.as_ref().map(|io| io.io_type()) else {
+                continue;
+            };
+            let ok = match t {
+                IoType::Read | IoType::Write | IoType::WriteZeroes => {
+                    res >= 0 && res as usize == want
+                }
+                _ => res >= 0,
+            };
+            if let Some(io) = slot.finish(ok) {
+                out.push((io, status(ok)));
+            }
+            self.slots.release(i);
+        }
+        if self.slots.in_use() == 0 {
+            out.extend(self.resets.drain(..).map(|io| (io, IoStatus::Success)));
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.slots.in_use() == 0
+            && self.done.is_empty()
+            && self.resets.is_empty()
+            && self.unsubmitted == 0
+    }
+}
+
+impl UringChannel {
+    fn new(fd: &Arc<OwnedFd>, align: usize) -> std::result::Result<UringChannel, String> {
+        let ring = IoUring::builder()
+            .setup_cqsize(RING_ENTRIES * 2)
+            .build(RING_ENTRIES)
+            .map_err(|e| format!("io_uring_setup of {RING_ENTRIES} entries failed: {e}"))?;
+        let st = Arc::new(Mutex::new(State {
+            ring,
+            slots: Slots::new(RING_ENTRIES as usize),
+            unsubmitted: 0,
+            done: Vec::new(),
+            resets: Vec::new(),
+            poller: None,
+            paused: false,
+        }));
+        let s2 = st.clone();
+        let mut batch = Vec::new();
+        let poller = poller::register_with(
+            "bdev_uring",
+            0,
+            PollerOpts { keep_awake: true },
+            move || {
+                {
+                    let mut g = lock(&s2);
+                    g.poll(&mut batch);
+                    if batch.is_empty() && g.idle() {
+                        if let Some(p) = g.poller {
+                            if p.pause().is_ok() {
+                                g.paused = true;
+                            }
+                        }
+                        return PollStatus::Idle;
+                    }
+                }
+                let busy = !batch.is_empty();
+                for (io, s) in batch.drain(..) {
+                    io.complete(s);
+                }
+                busy.into()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        lock(&st).poller = Some(poller);
+        Ok(UringChannel {
+            st,
+            fd: types::Fd(fd.as_raw_fd()),
+            align,
+            poller,
+        })
+    }
+}
+
+impl Drop for UringChannel {
+    fn drop(&mut self) {
+        let _ = self.poller.unregister();
+        // The layer destroys a channel only with nothing outstanding; anything left is
+        // failed here, on the channel's thread.
+        let left: Vec<BdevIo> = {
+            let mut g = lock(&self.st);
+            let mut v: Vec<BdevIo> = g.done.drain(..).map(|(io, _)| io).collect();
+            v.append(&mut g.resets);
+            v
+        };
+        drop(left);
+    }
+}
+
+impl ModuleChannel for UringChannel {
+    fn submit(&self, io: BdevIo) {
+        let mut g = lock(&self.st);
+        g.wake();
+        let t = io.io_type();
+        if t == IoType::Reset {
+            g.resets.push(io);
+            return;
+        }
+        let Some(i) = g.slots.alloc() else {
+            drop(g);
+            return io.complete(IoStatus::NoMem);
+        };
+        let (off, len) = byte_range(&io);
+        let sqe = match t {
+            IoType::Read | IoType::Write => {
+                let slot = &mut g.slots.slots[i as usize];
+                if !slot.prepare(io, self.align) {
+                    let io = slot.finish(false);
+                    g.slots.release(i);
+                    drop(g);
+                    if let Some(io) = io {
+                        io.complete(IoStatus::NoMem);
+                    }
+                    return;
+                }
+                let iov = &slot.iov;
+                match (t, iov.len()) {
+                    (IoType::Read, 1) => {
+                        opcode::Read::new(self.fd, iov[0].iov_base.cast(), len as u32)
+                            .offset(off)
+                            .build()
+                    }
+                    (IoType::Read, n) => opcode::Readv::new(self.fd, iov.as_ptr(), n as u32)
+                        .offset(off)
+                        .build(),
+                    (_, 1) => opcode::Write::new(self.fd, iov[0].iov_base.cast(), len as u32)
+                        .offset(off)
+                        .build(),
+                    (_, n) => opcode::Writev::new(self.fd, iov.as_ptr(), n as u32)
+                        .offset(off)
+                        .build(),
+                }
+            }
+            IoType::Flush => {
+                g.slots.slots[i as usize].io = Some(io);
+                opcode::Fsync::new(self.fd)
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build()
+            }
+            IoType::WriteZeroes => {
+                let slot = &mut g.slots.slots[i as usize];
+                if !slot.prepare_zeroes(io) {
+                    let io = slot.finish(false);
+                    g.slots.release(i);
+                    if let Some(io) = io {
+                        g.done.push((io, IoStatus::Failed));
+                    }
+                    return;
+                }
+                opcode::Write::new(self.fd, slot.iov[0].iov_base.cast(), len as u32)
+                    .offset(off)
+                    .build()
+            }
+            IoType::Unmap => {
+                g.slots.slots[i as usize].io = Some(io);
+                opcode::Fallocate::new(self.fd, len)
+                    .offset(off)
+                    .mode(sys::FALLOC_PUNCH)
+                    .build()
+            }
+            // Refused by the layer (not supported).
+            _ => {
+                g.slots.release(i);
+                g.done.push((io, IoStatus::Failed));
+                return;
+            }
+        };
+        if !g.push(sqe, i) {
+            let io = g.slots.slots[i as usize].finish(false);
+            g.slots.release(i);
+            drop(g);
+            if let Some(io) = io {
+                io.complete(IoStatus::NoMem);
+            }
+        }
+    }
+}
+
+impl BdevModule for UringDisk {
+    fn module_name(&self) -> &str {
+        "uring"
+    }
+    fn io_type_supported(&self, t: IoType) -> bool {
+        match t {
+            IoType::Read | IoType::Write | IoType::Flush | IoType::Reset => true,
+            IoType::WriteZeroes => true,
+            IoType::Unmap => self.regular,
+            IoType::Compare | IoType::CompareAndWrite => false,
+        }
+    }
+    fn create_channel(&self) -> std::result::Result<Box<dyn ModuleChannel>, String> {
+        let align = if self.direct { 512 } else { 1 };
+        Ok(Box::new(UringChannel::new(&self.fd, align)?))
+    }
+    fn info_json(&self) -> Option<serde_json::Value> {
+        Some(json!({ "uring": { "filename": self.filename, "direct": self.direct } }))
+    }
+    fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
+        Some(ConfigCall {
+            method: "bdev_uring_create".into(),
+            params: Some(json!({
+                "name": info.name,
+                "filename": self.filename,
+                "block_size": info.block_size,
+                "uuid": info.uuid.to_string(),
+            })),
+        })
+    }
+}
+
+/// Create and register a uring bdev.
+pub fn create(opts: UringOpts) -> Result<Bdev> {
+    let f = open_backing(&opts.name, &opts.filename, opts.block_size, false)?;
+    let regular = !sys::geometry(f.fd.as_fd())
+        .map(|g| g.is_block_device)
+        .unwrap_or(true);
+    let info = BdevInfo {
+        name: opts.name.clone(),
+        aliases: Vec::new(),
+        uuid: opts.uuid.unwrap_or_else(Uuid::random),
+        product_name: "URING bdev".into(),
+        block_size: f.block_size,
+        num_blocks: f.num_blocks,
+        optimal_io_boundary: 0,
+        write_cache: true,
+        // One SQE moves at most u32::MAX bytes: larger requests are split.
+        max_transfer_blocks: MAX_TRANSFER_BYTES / f.block_size,
+    };
+    bdev::register(
+        info,
+        Arc::new(UringDisk {
+            fd: Arc::new(f.fd),
+            filename: opts.filename,
+            direct: f.direct,
+            regular,
+        }),
+    )
+}
