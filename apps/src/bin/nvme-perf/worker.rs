@@ -5,7 +5,7 @@
 use eal::timer::{rdtsc, tsc_hz};
 use eal::VirtAddr;
 use nvme::kernel::KernelDev;
-use nvme::{Done, Error, Namespace, QPair};
+use nvme::{Done, Error, Namespace, QPair, Reap};
 
 use crate::args::{Args, Pattern};
 use crate::stats::Stats;
@@ -144,7 +144,7 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
             };
             match &mut w.target {
                 Target::Pcie { qp, .. } => {
-                    qp.process_completions_with(a.depth, |t, r| on_done(t, r.map(|_| io)));
+                    qp.process_completions_with(Reap::All, |t, r| on_done(t, r.map(|_| io)));
                 }
                 Target::Kernel(k) => {
                     if let Err(e) = k.flush().and_then(|_| k.reap(1, &mut on_done)) {
@@ -184,7 +184,7 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
         loop {
             let outstanding = match &mut w.target {
                 Target::Pcie { qp, .. } => {
-                    qp.process_completions(a.depth);
+                    qp.process_completions(Reap::All);
                     qp.outstanding()
                 }
                 Target::Kernel(k) => {
