@@ -193,6 +193,21 @@ impl Controller {
         self.sh.gone.load(Ordering::Acquire)
     }
 
+    /// Ask the kernel whether the device is still ours (a few system calls: release
+    /// requested by an unbind, driver changed, config space all-ones); a device that is
+    /// not is marked gone, so every queue pair fails with [`Error::DeviceGone`] from its
+    /// next call.
+    pub fn check_alive(&self) -> Result<()> {
+        if self.is_gone() {
+            return Err(self.sh.gone_error());
+        }
+        if let Err(e) = self.sh.hw.dev.check_alive() {
+            self.sh.mark_gone(&e.to_string());
+            return Err(self.sh.gone_error());
+        }
+        Ok(())
+    }
+
     /// CSTS now (device-gone aware).
     pub fn csts(&self) -> Result<u32> {
         self.sh.hw.csts().map_err(|e| self.sh.note(e))

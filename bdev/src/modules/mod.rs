@@ -1,12 +1,14 @@
-//! The bdev modules of this crate (malloc, null; the NVMe attach RPCs' transport
-//! registry) and what they share: completions
+//! The bdev modules of this crate (malloc, null, nvme over our PCIe driver; the NVMe
+//! attach RPCs' transport registry) and what they share: completions
 //! deferred to a per-channel poller, so a submitter's callback never runs inside its
 //! own submit call (a callback that submits again would otherwise recurse without
 //! bound).
 
 pub mod malloc;
 pub mod null;
+pub mod nvme;
 pub mod nvme_attach;
+pub mod nvme_pcie;
 
 use std::sync::{Arc, Mutex};
 
