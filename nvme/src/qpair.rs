@@ -186,6 +186,7 @@ impl QPair {
                 sh.mapper.clone(),
             )?;
             let hz = eal::timer::tsc_hz();
+            core.defer_cq_doorbell = true;
             core.timeout_ms = opts.timeout.map(|d| d.as_millis() as u64).unwrap_or(0);
             let mut admin = sh.admin();
             if sh.state.load(Ordering::Acquire) != STATE_READY {

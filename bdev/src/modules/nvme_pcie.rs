@@ -131,7 +131,10 @@ impl PcieTransport {
                 return PollStatus::Idle;
             }
             fired = true;
-            eal::log_err!("bdev nvme: controller '{name}' ({}) is gone; removing its bdevs", c.addr());
+            eal::log_err!(
+                "bdev nvme: controller '{name}' ({}) is gone; removing its bdevs",
+                c.addr()
+            );
             let (t2, n2) = (t.clone(), name.clone());
             // From a message, not inside this poller (which the removal unregisters).
             if let Err(e) = me.send_msg(move || t2.remove(&n2, false, None)) {
@@ -147,7 +150,10 @@ impl PcieTransport {
     fn remove(&self, name: &str, shutdown: bool, done: Option<DetachDone>) {
         let Some(mut a) = self.lock().remove(name) else {
             if let Some(d) = done {
-                d(Err(RpcError::new(-19, format!("no NVMe controller named '{name}'"))));
+                d(Err(RpcError::new(
+                    -19,
+                    format!("no NVMe controller named '{name}'"),
+                )));
             }
             return;
         };
@@ -225,7 +231,9 @@ impl NvmeTransport for PcieTransport {
         }
         let r = self.attach_pcie(&p.name, addr, opts, params);
         done(r.map_err(|e| match e {
-            Error::Exists(n) => RpcError::new(-17, format!("controller or bdev '{n}' already exists")),
+            Error::Exists(n) => {
+                RpcError::new(-17, format!("controller or bdev '{n}' already exists"))
+            }
             e => RpcError::new(-19, e.to_string()),
         }))
     }

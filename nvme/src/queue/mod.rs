@@ -17,8 +17,14 @@
 //!   `QueueFull`), its commands need command ids. Commands that do not fit wait with
 //!   their request in `waiting` (FIFO; new requests queue behind) and are written as
 //!   completions free ids, doorbelled by the `process` that freed them.
-//! * Completion entries are copied out and the CQ head doorbell written before any of
-//!   their callbacks runs.
+//! * Completion entries are copied out before any of their callbacks runs. The CQ head
+//!   doorbell is written once per processed batch: at once (admin queue), or, with
+//!   `defer_cq_doorbell` (I/O queue pairs), by the next `flush`, right after the SQ
+//!   tail doorbell of what the callbacks' owner submitted meanwhile. That is SPDK's
+//!   order (its callbacks resubmit and ring the SQ doorbell before the CQ head is
+//!   written): at depth 1 the device sees the next command one doorbell earlier. The
+//!   lagging head never lets the CQ overflow: a controller that finds the CQ full waits
+//!   for the head doorbell (NVMe 1.4 section 4.6).
 //!
 //! Memory the device writes (CQ, data) is read with volatile loads only; memory it reads
 //! (SQ, PRP lists) is written with volatile stores.
@@ -94,6 +100,10 @@ pub(crate) struct QueueCore {
     mapper: Arc<dyn IovaMapper>,
     /// Milliseconds after which a command counts as timed out (for the error).
     pub timeout_ms: u64,
+    /// Write the CQ head doorbell in the next `flush` instead of in `process`.
+    pub defer_cq_doorbell: bool,
+    /// A CQ head doorbell write is owed (deferred mode).
+    cq_db_pending: bool,
 }
 
 // SAFETY: the raw pointers point into memory owned by `mem.owner` (moved along) and into
@@ -144,6 +154,8 @@ impl QueueCore {
             mapper,
             mem,
             timeout_ms: 0,
+            defer_cq_doorbell: false,
+            cq_db_pending: false,
         })
     }
 
@@ -515,7 +527,8 @@ impl QueueCore {
             .wrapping_add(cid as usize * PAGE_SIZE as usize)
     }
 
-    /// Ring the SQ tail doorbell if anything was queued since the last ring.
+    /// Ring the SQ tail doorbell if anything was queued since the last ring, then the
+    /// CQ head doorbell if one is owed (deferred mode).
     #[inline]
     pub fn flush(&mut self) {
         if self.sq_tail != self.db_tail {
@@ -525,6 +538,11 @@ impl QueueCore {
             // SAFETY: the doorbell offset was checked against the live BAR in `new`.
             unsafe { std::ptr::write_volatile(self.sq_db, self.sq_tail as u32) };
             self.db_tail = self.sq_tail;
+        }
+        if self.cq_db_pending {
+            self.cq_db_pending = false;
+            // SAFETY: doorbell offset checked in `new`.
+            unsafe { std::ptr::write_volatile(self.cq_db, self.cq_head as u32) };
         }
     }
 
@@ -549,10 +567,7 @@ impl QueueCore {
         for req in std::mem::take(&mut self.early_done) {
             self.finish_req(req, None, f);
         }
-        // Copy the new entries out and give the slots back to the device (one CQ head
-        // doorbell) before any callback runs: the doorbell's cost then falls inside the
-        // latency a caller measures up to its callback, and a callback that submits
-        // finds the queue as the device sees it.
+        // Copy the new entries out before any callback runs (a callback may submit).
         let mut batch = std::mem::take(&mut self.cqe_batch);
         batch.clear();
         while batch.len() < max {
@@ -579,8 +594,12 @@ impl QueueCore {
         }
         let n = batch.len();
         if n > 0 && ring {
-            // SAFETY: doorbell offset checked in `new`.
-            unsafe { std::ptr::write_volatile(self.cq_db, self.cq_head as u32) };
+            if self.defer_cq_doorbell {
+                self.cq_db_pending = true;
+            } else {
+                // SAFETY: doorbell offset checked in `new`.
+                unsafe { std::ptr::write_volatile(self.cq_db, self.cq_head as u32) };
+            }
         }
         for cqe in &batch {
             self.complete_cqe(cqe, f);
@@ -700,6 +719,7 @@ impl QueueCore {
         self.sq_head = 0;
         self.cq_head = 0;
         self.phase = true;
+        self.cq_db_pending = false;
     }
 
     /// Command ids in flight longer than `limit` ticks at `now`: `(cid, abort already

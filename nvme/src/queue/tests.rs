@@ -412,3 +412,32 @@ fn fail_all_ends_queued_requests_too() {
     assert_eq!(f.q.outstanding_cmds(), 0);
     assert_eq!(f.q.outstanding_reqs(), 0);
 }
+
+#[test]
+fn deferred_cq_doorbell_follows_the_next_sq_doorbell() {
+    let (mut f, log, mut buf) = (fake(8), Log::default(), vec![0u8; 8192]);
+    let va = page_aligned(&mut buf);
+    f.q.defer_cq_doorbell = true;
+    let mut none = |_: u64, _: Result<Completion>| {};
+    f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 1), None, 0)
+        .map_err(|e| e.0)
+        .unwrap();
+    f.q.flush();
+    let c = f.fetch();
+    f.post(c[0].cid(), Status::SUCCESS, 0);
+    let cq0 = f.cq_doorbell();
+    assert_eq!(f.q.process(8, &mut none), 1);
+    assert_eq!(log.lock().unwrap().len(), 1, "the callback ran");
+    assert_eq!(f.cq_doorbell(), cq0, "head doorbell owed, not written yet");
+    // The resubmission's SQ doorbell and the owed CQ doorbell go out in the next flush.
+    f.q.submit(&read_cmd(1, 1, 8, va), cb(&log, 2), None, 0)
+        .map_err(|e| e.0)
+        .unwrap();
+    let sq0 = f.sq_doorbell();
+    f.q.flush();
+    assert_ne!(f.sq_doorbell(), sq0);
+    assert_eq!(f.cq_doorbell(), 1);
+    // Nothing owed: a flush writes nothing more.
+    f.q.flush();
+    assert_eq!(f.cq_doorbell(), 1);
+}
