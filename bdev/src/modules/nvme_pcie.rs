@@ -126,7 +126,8 @@ impl PcieTransport {
                 return PollStatus::Idle;
             };
             ticks = ticks.wrapping_add(1);
-            let gone = c.is_gone() || (ticks % ALIVE_EVERY == 0 && c.check_alive().is_err());
+            let gone =
+                c.is_gone() || (ticks.is_multiple_of(ALIVE_EVERY) && c.check_alive().is_err());
             if !gone {
                 return PollStatus::Idle;
             }
