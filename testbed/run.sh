@@ -236,7 +236,7 @@ QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -machine q35,kernel-irqchip=spl
       -cpu max -smp 2 -m "$MEM" -display none -vga none -monitor none -serial stdio -no-reboot
       -device intel-iommu,intremap=on,caching-mode=on,aw-bits=48 -nic none
       -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
-      -append "console=ttyS0 intel_iommu=on iommu=pt quiet panic=-1"
+      -append "console=ttyS0 intel_iommu=on iommu=pt quiet panic=-1 no_timer_check"
       -device "nvme,id=nvme0,serial=$SERIAL"
       -drive "file=$NVME_IMG,if=none,id=nvm1,format=raw,discard=unmap"
       -device "nvme-ns,drive=nvm1,bus=nvme0,nsid=1,logical_block_size=512,physical_block_size=512"

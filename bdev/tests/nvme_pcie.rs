@@ -47,7 +47,9 @@ fn pcie_attach_refuses_bad_input_cleanly() {
             }),
         );
         assert!(t.controllers().is_empty());
-        assert!(bdev::bdev::list().iter().all(|b| !b.name().starts_with("Bad")));
+        assert!(bdev::bdev::list()
+            .iter()
+            .all(|b| !b.name().starts_with("Bad")));
         next.go()
     })];
     assert_eq!(common::run_steps(&eal, steps), 0);
