@@ -272,7 +272,10 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         let lib = d.join("build/lib");
         let rd = fs::read_dir(&lib).map_err(|e| Error::io(format!("list {}", lib.display()), e))?;
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("libspdk_") {
+            // Shared objects only: the build tree also holds static archives, which
+            // are no use in the guest (and ldd refuses them).
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("libspdk_") && n.contains(".so") {
                 cmd.arg("--bin").arg(e.path());
             }
         }

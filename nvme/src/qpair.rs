@@ -187,6 +187,7 @@ impl QPair {
             )?;
             let hz = eal::timer::tsc_hz();
             core.defer_cq_doorbell = true;
+            core.set_shadow(sh.shadow_words(qid));
             core.timeout_ms = opts.timeout.map(|d| d.as_millis() as u64).unwrap_or(0);
             let mut admin = sh.admin();
             if sh.state.load(Ordering::Acquire) != STATE_READY {
@@ -269,6 +270,8 @@ impl QPair {
             self.dead = Some(why.clone());
             return Err(Error::NotReady { why });
         }
+        // The reset may have turned shadow doorbells on or off; the words start at 0.
+        self.core.set_shadow(self.sh.shadow_words(self.core.qid));
         match self.sh.create_io_queues(&mut admin, &self.core) {
             Ok(()) => {
                 eal::log_info!(

@@ -42,6 +42,7 @@ use eal::device::MmioRegion;
 use eal::{Iova, VirtAddr};
 
 use crate::buf::IoBuf;
+use crate::dbbuf::Shadow;
 use crate::error::{Error, Result};
 use crate::prp::{build_prps, IovaMapper, PAGE_SIZE};
 use crate::spec::{read_volatile_pod, write_volatile_pod, Cqe, Sqe, Status};
@@ -104,6 +105,8 @@ pub(crate) struct QueueCore {
     pub defer_cq_doorbell: bool,
     /// A CQ head doorbell write is owed (deferred mode).
     cq_db_pending: bool,
+    /// Shadow doorbell words, when the controller takes them (see `crate::dbbuf`).
+    shadow: Option<Shadow>,
 }
 
 // SAFETY: the raw pointers point into memory owned by `mem.owner` (moved along) and into
@@ -156,7 +159,19 @@ impl QueueCore {
             timeout_ms: 0,
             defer_cq_doorbell: false,
             cq_db_pending: false,
+            shadow: None,
         })
+    }
+
+    /// Use (or stop using) shadow doorbells; a queue's words start at zero, so set
+    /// them before the controller creates the queue.
+    pub fn set_shadow(&mut self, s: Option<Shadow>) {
+        if let Some(s) = &s {
+            if s.is_io() {
+                s.reset();
+            }
+        }
+        self.shadow = s;
     }
 
     /// Ring entries.
@@ -535,12 +550,22 @@ impl QueueCore {
             // R1: publishes the SQEs written above before the doorbell write that lets
             // the device fetch them (pairs with the device's read after the doorbell).
             fence(Ordering::Release);
-            // SAFETY: the doorbell offset was checked against the live BAR in `new`.
-            unsafe { std::ptr::write_volatile(self.sq_db, self.sq_tail as u32) };
+            if self.shadow.is_none_or(|s| s.sq(self.sq_tail)) {
+                // SAFETY: the doorbell offset was checked against the live BAR in `new`.
+                unsafe { std::ptr::write_volatile(self.sq_db, self.sq_tail as u32) };
+            }
             self.db_tail = self.sq_tail;
         }
         if self.cq_db_pending {
             self.cq_db_pending = false;
+            self.ring_cq();
+        }
+    }
+
+    /// Tell the controller the CQ head (shadow first, MMIO if it asks).
+    #[inline]
+    fn ring_cq(&mut self) {
+        if self.shadow.is_none_or(|s| s.cq(self.cq_head)) {
             // SAFETY: doorbell offset checked in `new`.
             unsafe { std::ptr::write_volatile(self.cq_db, self.cq_head as u32) };
         }
@@ -597,8 +622,7 @@ impl QueueCore {
             if self.defer_cq_doorbell {
                 self.cq_db_pending = true;
             } else {
-                // SAFETY: doorbell offset checked in `new`.
-                unsafe { std::ptr::write_volatile(self.cq_db, self.cq_head as u32) };
+                self.ring_cq();
             }
         }
         for cqe in &batch {
@@ -720,6 +744,11 @@ impl QueueCore {
         self.cq_head = 0;
         self.phase = true;
         self.cq_db_pending = false;
+        if let Some(s) = &self.shadow {
+            if s.is_io() {
+                s.reset();
+            }
+        }
     }
 
     /// Command ids in flight longer than `limit` ticks at `now`: `(cid, abort already

@@ -441,3 +441,43 @@ fn deferred_cq_doorbell_follows_the_next_sq_doorbell() {
     f.q.flush();
     assert_eq!(f.cq_doorbell(), 1);
 }
+
+#[test]
+fn shadow_doorbells_ring_mmio_only_past_the_event_index() {
+    let (mut f, log, mut buf) = (fake(8), Log::default(), vec![0u8; 8192]);
+    let va = page_aligned(&mut buf);
+    let mut words = Box::new([0u32; 4]);
+    f.q.defer_cq_doorbell = true;
+    f.q.set_shadow(Some(crate::dbbuf::Shadow::in_memory(&mut words)));
+    let mut none = |_: u64, _: Result<Completion>| {};
+    let wp = words.as_mut_ptr();
+    // SAFETY: the boxed words outlive the queue's use of them in this test; read
+    // volatile as the queue writes them through raw pointers.
+    let w = |i: usize| unsafe { std::ptr::read_volatile(wp.add(i)) };
+    // EventIdx 0: moving the tail 0 -> 1 passes it, so the MMIO doorbell rings.
+    f.q.submit(&read_cmd(0, 1, 8, va), cb(&log, 1), None, 0)
+        .map_err(|e| e.0)
+        .unwrap();
+    f.q.flush();
+    assert_eq!((w(0), f.sq_doorbell()), (1, 1));
+    let first = f.fetch();
+    assert_eq!(first.len(), 1);
+    // The controller asks to hear only after tail 5: 1 -> 2 updates the shadow alone.
+    // SAFETY: words 2 and 3 (SQ and CQ EventIdx) of the boxed array, written as the
+    // device would.
+    unsafe {
+        std::ptr::write_volatile(wp.add(2), 5);
+        std::ptr::write_volatile(wp.add(3), 5);
+    }
+    f.q.submit(&read_cmd(1, 1, 8, va), cb(&log, 2), None, 0)
+        .map_err(|e| e.0)
+        .unwrap();
+    f.q.flush();
+    assert_eq!((w(0), f.sq_doorbell()), (2, 1), "shadow moved, no MMIO");
+    // The CQ head 0 -> 1 is before its EventIdx 5 as well: shadow only.
+    f.post(first[0].cid(), Status::SUCCESS, 0);
+    assert_eq!(f.q.process(8, &mut none), 1);
+    f.q.flush();
+    assert_eq!((w(1), f.cq_doorbell()), (1, 0));
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
