@@ -280,7 +280,8 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
             }
         }
         // Not an ELF file: copied as a plain file (run.sh's --bin runs ldd on it).
-        cmd.arg("--file").arg("/usr/lib/ssl/openssl.cnf:/fp/bin/openssl.cnf");
+        cmd.arg("--file")
+            .arg("/usr/lib/ssl/openssl.cnf:/fp/bin/openssl.cnf");
         let ld = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
         cmd.env("LD_LIBRARY_PATH", format!("{}:{ld}", lib.display()));
     }

@@ -542,10 +542,18 @@ impl QueueCore {
             .wrapping_add(cid as usize * PAGE_SIZE as usize)
     }
 
-    /// Ring the SQ tail doorbell if anything was queued since the last ring, then the
-    /// CQ head doorbell if one is owed (deferred mode).
+    /// Ring the SQ tail doorbell if anything was queued since the last ring, and the
+    /// CQ head doorbell if one is owed (deferred mode): with MMIO doorbells the SQ tail
+    /// first (the device starts on the new commands one trap earlier); with shadow
+    /// doorbells the CQ head first, as its MMIO write is rare (the controller reads the
+    /// shadow when it posts), so the controller never sees more completions owed than
+    /// the CQ holds and never waits for a head doorbell that is not coming.
     #[inline]
     pub fn flush(&mut self) {
+        if self.cq_db_pending && self.shadow.is_some() {
+            self.cq_db_pending = false;
+            self.ring_cq();
+        }
         if self.sq_tail != self.db_tail {
             // R1: publishes the SQEs written above before the doorbell write that lets
             // the device fetch them (pairs with the device's read after the doorbell).
