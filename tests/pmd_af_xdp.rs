@@ -114,6 +114,25 @@ fn af_xdp_multi_queue_spreads_flows() {
         let counts = spread_flows(&peer, port, 4, 64, LIMIT);
         let used = counts.iter().filter(|&&n| n > 0).count();
         assert!(used >= 2, "64 flows used {used} of 4 queues: {counts:?}");
+        // Each socket's kernel counters are xstats, and the frames they say the kernel
+        // dropped are what imissed adds up.
+        let imissed = pmd::stats_get(port).unwrap().imissed;
+        let mut dropped = 0;
+        for q in 0..4 {
+            for n in ["dropped", "ring_full", "fill_ring_empty", "invalid_descs"] {
+                let v = xstat(port, &format!("rx_q{q}_{n}"));
+                if n == "dropped" || n == "ring_full" {
+                    dropped += v;
+                }
+            }
+            xstat(port, &format!("tx_q{q}_invalid_descs"));
+            xstat(port, &format!("tx_q{q}_ring_empty"));
+        }
+        assert_eq!(
+            pmd::stats_get(port).unwrap().imissed,
+            dropped,
+            "imissed is the sockets' dropped frames (it was {imissed} a moment before)"
+        );
         pmd::close(port).unwrap();
     });
 }

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use eal::VirtAddr;
 
-use crate::free::{free_chain, Pending};
+use crate::free::{free_chain_fast, Pending};
 use crate::header::hp;
 use crate::header::{MbufHeader, PKTMBUF_HEADROOM, PORT_INVALID};
 use crate::pool::PktmbufPool;
@@ -98,6 +98,9 @@ impl Mbuf {
                 have: room.into(),
             });
         }
+        // Every mbuf of a pool has the pool's data room as its buffer (an attached
+        // external buffer is given back before the mbuf returns to the pool).
+        let data_off = PKTMBUF_HEADROOM.min(pool.data_room_size());
         out.reserve(n);
         let start = out.len();
         let mut tmp = [MaybeUninit::<VirtAddr>::uninit(); CHUNK];
@@ -123,11 +126,8 @@ impl Mbuf {
                 // we own. data_len <= room <= buf_len - data_off (pool geometry, checked
                 // above), so the data stays inside the buffer.
                 unsafe {
-                    Self::reset_raw(h);
-                    debug_assert!(data_len <= (*h).buf_len - (*h).data_off);
-                    (*h).data_len = data_len;
-                    (*h).pkt_len = u32::from(data_len);
-                    (*h).port = port;
+                    debug_assert!(data_off == PKTMBUF_HEADROOM.min((*h).buf_len));
+                    MbufHeader::rearm(h, data_off, data_len, port);
                 }
                 // SAFETY: `reserve(n)` left room for n >= done + k elements past
                 // `start`; `len + i` is inside it. Non-null object address.
@@ -150,7 +150,7 @@ impl Mbuf {
         for m in mbufs {
             let head = m.into_raw();
             // SAFETY: we own the chain (handle consumed).
-            unsafe { free_chain(VirtAddr::from_ptr(head.as_ptr()), &mut pending) };
+            unsafe { free_chain_fast(VirtAddr::from_ptr(head.as_ptr()), &mut pending) };
         }
         pending.flush();
     }

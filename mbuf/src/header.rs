@@ -113,6 +113,38 @@ const _: () = {
 };
 
 impl MbufHeader {
+    /// Reset the header of an mbuf just taken from its pool for a single-segment packet
+    /// of `data_len` bytes at `data_off`, from `port` (DPDK's `rte_pktmbuf_reset` and
+    /// the length and port stores an RX path adds, in six stores): the 8-byte "rearm"
+    /// word (data_off, refcnt 1, nb_segs 1, port) at 16 and the two 8-byte words at 32
+    /// (packet_type 0, pkt_len) and 40 (data_len, vlan_tci 0, rss_hash 0) each in one
+    /// store, as DPDK's vector RX paths write them; ol_flags keeps only INDIRECT and
+    /// EXTERNAL; vlan_tci_outer and tx_offload are cleared. `next` is not written: a
+    /// free mbuf keeps it 0 (the free path restores it).
+    ///
+    /// # Safety
+    /// `h` is an mbuf header that the caller alone holds (just taken from its pool),
+    /// and `data_off + data_len <= buf_len`.
+    #[inline(always)]
+    pub(crate) unsafe fn rearm(h: *mut MbufHeader, data_off: u16, data_len: u16, port: u16) {
+        let rearm = u64::from(data_off) | 1 << 16 | 1 << 32 | u64::from(port) << 48;
+        let keep = crate::OlFlags::INDIRECT.bits() | crate::OlFlags::EXTERNAL.bits();
+        // SAFETY: the caller holds the header alone, so plain stores over its atomic
+        // refcnt race with nothing; the words are at the offsets asserted above
+        // (16..24, 32..40, 40..48), inside the header and 8-aligned (the header is
+        // 64-aligned).
+        unsafe {
+            debug_assert!((*h).next.0 == 0, "a free mbuf with a next segment");
+            let b = h.cast::<u8>();
+            b.add(16).cast::<u64>().write(rearm);
+            (*h).ol_flags &= keep;
+            b.add(32).cast::<u64>().write(u64::from(data_len) << 32);
+            b.add(40).cast::<u64>().write(u64::from(data_len));
+            (*h).vlan_tci_outer = 0;
+            (*h).tx_offload = 0;
+        }
+    }
+
     /// Write a fresh header for a buffer of `buf_len` bytes at `buf_addr`, as a pool
     /// initialises every mbuf once (DPDK's `rte_pktmbuf_init`): refcnt 1, one segment,
     /// no data, default headroom.

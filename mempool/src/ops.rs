@@ -84,10 +84,16 @@ pub unsafe trait MempoolOps: Send + Sync + 'static {
     ) -> Result<Box<dyn OpsHandle>>;
 
     /// Release the shared state. No handle to it is used afterwards (any process).
+    /// The default frees the memzone named after the pool that this crate's ring and
+    /// stack backends reserve in `alloc`; a backend keeping its state elsewhere
+    /// overrides it.
     ///
     /// # Safety
     /// As `attach`, and the state is not used by anyone any more.
-    unsafe fn free(&self, eal: &Eal, pool_name: &str, pool_data: VirtAddr) -> Result<()>;
+    unsafe fn free(&self, eal: &Eal, pool_name: &str, pool_data: VirtAddr) -> Result<()> {
+        let _ = pool_data;
+        free_backend(eal, self.name(), pool_name)
+    }
 }
 
 /// A process's handle to one backend state (see [`MempoolOps`] for the rules).
@@ -246,10 +252,6 @@ unsafe impl MempoolOps for RingOps {
         let r = unsafe { self.attach_ring(pool_name, pool_data, len) }?;
         Ok(Box::new(RingHandle(r)))
     }
-
-    unsafe fn free(&self, eal: &Eal, pool_name: &str, _pool_data: VirtAddr) -> Result<()> {
-        free_backend(eal, self.name(), pool_name)
-    }
 }
 
 struct RingHandle(Ring<VirtAddr>);
@@ -322,10 +324,6 @@ unsafe impl MempoolOps for StackOps {
     ) -> Result<Box<dyn OpsHandle>> {
         let s = Self::check(pool_name, pool_data, len)?;
         Ok(Box::new(StackHandle(s)))
-    }
-
-    unsafe fn free(&self, eal: &Eal, pool_name: &str, _pool_data: VirtAddr) -> Result<()> {
-        free_backend(eal, self.name(), pool_name)
     }
 }
 

@@ -152,6 +152,34 @@ fn idle_target_sleeps_and_wakes_on_rpc() {
         result(&t.sock, "spdk_get_version", None)["version"],
         result(&t.sock, "ferroplane_get_version", None)["version"]
     );
+    // Per-thread poller counts (thread_get_stats) agree with the pollers listed
+    // (thread_get_pollers), and the app thread has pollers (the RPC server's).
+    let stats = result(&t.sock, "thread_get_stats", None);
+    let pollers = result(&t.sock, "thread_get_pollers", None);
+    let threads = stats["threads"].as_array().unwrap();
+    assert!(!threads.is_empty(), "{stats}");
+    let mut total = 0;
+    for th in threads {
+        let listed = pollers["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == th["id"])
+            .unwrap_or_else(|| panic!("thread {} not in thread_get_pollers: {pollers}", th["id"]));
+        for (count, list) in [
+            ("active_pollers_count", "active_pollers"),
+            ("timed_pollers_count", "timed_pollers"),
+            ("paused_pollers_count", "paused_pollers"),
+        ] {
+            let n = listed[list].as_array().unwrap().len() as u64;
+            assert_eq!(th[count].as_u64(), Some(n), "{count} of {th} vs {listed}");
+            total += n;
+        }
+        for p in listed["active_pollers"].as_array().unwrap() {
+            assert!(!p["name"].as_str().unwrap().is_empty(), "{p}");
+        }
+    }
+    assert!(total > 0, "no pollers anywhere: {pollers}");
     // SAFETY: signalling our own child by PID.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let st = wait_exit(&mut t, Duration::from_secs(30));

@@ -5,7 +5,7 @@
 //! ferroplane_get_version (and `spdk_get_version`, so rpc.py scripts work),
 //! spdk_kill_instance. rpc_get_methods comes from the jsonrpc crate.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jsonrpc::{Request, RpcError, Server, StateMask};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::AppCtx;
 use crate::error::{Error, Result};
+use crate::poller::PollerInfo;
 use crate::subsystem::RpcRegistrar;
 
 pub(super) struct Registrar(pub(super) Arc<Server>);
@@ -35,6 +36,44 @@ impl RpcRegistrar for Registrar {
                 what: "register an RPC method",
                 why: e.to_string(),
             })
+    }
+}
+
+/// Each thread's pollers: (thread id, pollers, thread name).
+type ThreadPollers = Vec<(u64, Vec<PollerInfo>, String)>;
+
+/// Ask every thread for its pollers (SPDK's for_each_thread), then call `done` with
+/// them on the calling thread; a framework that cannot iterate answers the request with
+/// an internal error.
+fn with_pollers(
+    resp: jsonrpc::Responder,
+    done: impl FnOnce(jsonrpc::Responder, ThreadPollers) + Send + 'static,
+) {
+    let acc: Arc<Mutex<ThreadPollers>> = Arc::default();
+    let a2 = acc.clone();
+    let slot = Arc::new(Mutex::new(Some((resp, done))));
+    let s2 = slot.clone();
+    let r = crate::thread::for_each_thread(
+        move || {
+            if let Ok((t, infos)) = crate::poller::current_pollers() {
+                a2.lock().unwrap_or_else(|e| e.into_inner()).push((
+                    t.id(),
+                    infos,
+                    t.name().to_string(),
+                ));
+            }
+        },
+        move || {
+            let list = std::mem::take(&mut *acc.lock().unwrap_or_else(|e| e.into_inner()));
+            if let Some((resp, done)) = s2.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                done(resp, list);
+            }
+        },
+    );
+    if let Err(e) = r {
+        if let Some((resp, _)) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            resp.respond(Err(RpcError::internal(e)));
+        }
     }
 }
 
@@ -154,24 +193,75 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                 return r.respond(Err(e));
             }
             let all = ctx.framework().lcores();
-            let threads: Vec<Value> = ctx
-                .framework()
-                .thread_stats()
-                .into_iter()
-                .map(|t| {
-                    json!({
-                        "name": t.name,
-                        "id": t.id,
-                        "cpumask": mask_hex(if t.cpumask.is_empty() { &all } else { &t.cpumask }),
-                        "lcore": t.lcore,
-                        "busy": t.busy,
-                        "idle": t.idle,
+            let stats = ctx.framework().thread_stats();
+            let resp = r.into_responder();
+            with_pollers(resp, move |resp, pollers| {
+                let threads: Vec<Value> = stats
+                    .into_iter()
+                    .map(|t| {
+                        let p = pollers.iter().find(|p| p.0 == t.id).map(|p| &p.1[..]);
+                        let count = |want: fn(&PollerInfo) -> bool| {
+                            p.map_or(0, |p| p.iter().filter(|i| want(i)).count())
+                        };
+                        json!({
+                            "name": t.name,
+                            "id": t.id,
+                            "cpumask": mask_hex(if t.cpumask.is_empty() { &all } else { &t.cpumask }),
+                            "lcore": t.lcore,
+                            "busy": t.busy,
+                            "idle": t.idle,
+                            "active_pollers_count": count(|i| i.state == "running" && i.period_us == 0),
+                            "timed_pollers_count": count(|i| i.state == "running" && i.period_us != 0),
+                            "paused_pollers_count": count(|i| i.state != "running"),
+                        })
                     })
-                })
-                .collect();
-            r.respond(Ok(
-                json!({ "tick_rate": eal::timer::tsc_hz(), "threads": threads }),
-            ));
+                    .collect();
+                resp.respond(Ok(
+                    json!({ "tick_rate": eal::timer::tsc_hz(), "threads": threads }),
+                ));
+            });
+        }),
+    )?;
+
+    reg(
+        "thread_get_pollers",
+        StateMask::RUNTIME,
+        Box::new(|_ctx, r| {
+            if let Err(e) = no_params(&r) {
+                return r.respond(Err(e));
+            }
+            let resp = r.into_responder();
+            with_pollers(resp, |resp, pollers| {
+                let hz = eal::timer::tsc_hz();
+                let list = |infos: &[PollerInfo], want: fn(&PollerInfo) -> bool| -> Vec<Value> {
+                    infos
+                        .iter()
+                        .filter(|i| want(i))
+                        .map(|i| {
+                            json!({
+                                "name": i.name,
+                                "state": i.state,
+                                "run_count": i.run_count,
+                                "busy_count": i.busy_count,
+                                "period_ticks": i.period_us * hz / 1_000_000,
+                            })
+                        })
+                        .collect()
+                };
+                let threads: Vec<Value> = pollers
+                    .iter()
+                    .map(|(id, infos, name)| {
+                        json!({
+                            "name": name,
+                            "id": id,
+                            "active_pollers": list(infos, |i| i.state == "running" && i.period_us == 0),
+                            "timed_pollers": list(infos, |i| i.state == "running" && i.period_us != 0),
+                            "paused_pollers": list(infos, |i| i.state != "running"),
+                        })
+                    })
+                    .collect();
+                resp.respond(Ok(json!({ "tick_rate": hz, "threads": threads })));
+            });
         }),
     )?;
 

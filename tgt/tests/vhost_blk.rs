@@ -1,0 +1,414 @@
+//! The vhost-user-blk target through a real `ferroplane-tgt` and a front end of our own
+//! (no guest): the RPC methods, feature and config negotiation, data written and read
+//! back, discard and write-zeroes, and bad input from a front end (malformed messages,
+//! descriptor chains that loop or point outside memory, sectors past the end) answered
+//! as errors to that front end while the target keeps serving.
+
+mod vhost_common;
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::json;
+use vhost_common::*;
+
+fn malloc(t: &Tgt, name: &str, mib: u64, bs: u64) {
+    ok(
+        &t.rpc,
+        "bdev_malloc_create",
+        json!({"name": name, "num_blocks": mib * 1024 * 1024 / bs, "block_size": bs}),
+    );
+}
+
+fn ctrlr(t: &Tgt, name: &str, bdev: &str, readonly: bool) {
+    ok(
+        &t.rpc,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": name, "dev_name": bdev, "readonly": readonly, "cpumask": "0x1"}),
+    );
+}
+
+#[test]
+fn controllers_config_and_data() {
+    let dir = tmpdir("data");
+    let t = start(&dir, "data");
+    malloc(&t, "M0", 8, 4096);
+    ctrlr(&t, "vb0", "M0", false);
+    assert!(dir.join("vb0").exists(), "socket under -S");
+    // RPC refusals.
+    let e = call(
+        &t.rpc,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": "vb0", "dev_name": "M0"}),
+    );
+    assert_eq!(e["error"]["code"], -17, "{e}");
+    let e = call(
+        &t.rpc,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": "x", "dev_name": "nope"}),
+    );
+    assert_eq!(e["error"]["code"], -19, "{e}");
+    let e = call(
+        &t.rpc,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": "../x", "dev_name": "M0"}),
+    );
+    assert_eq!(e["error"]["code"], -32602, "{e}");
+    let e = call(
+        &t.rpc,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": "y", "dev_name": "M0", "cpumask": "zz"}),
+    );
+    assert_eq!(e["error"]["code"], -32602, "{e}");
+    let e = call(&t.rpc, "vhost_delete_controller", json!({"ctrlr": "nope"}));
+    assert_eq!(e["error"]["code"], -19, "{e}");
+
+    let mut c = Client::connect(&dir.join("vb0"));
+    let (cap, bs, seg_max, nq) = c.config();
+    assert_eq!((cap, bs), (8 * 1024 * 1024 / 512, 4096));
+    assert!(
+        seg_max >= 1 && nq >= 2,
+        "seg_max {seg_max}, num_queues {nq}"
+    );
+    c.start_queue();
+    let list = ok(&t.rpc, "vhost_get_controllers", json!({}));
+    assert_eq!(list[0]["ctrlr"], "vb0");
+    assert_eq!(list[0]["backend_specific"]["block"]["bdev"], "M0");
+    assert_eq!(list[0]["sessions"][0]["queues"], 1, "{list}");
+
+    // Many sizes, each at its own place, read back equal.
+    let sizes = [4096usize, 8192, 12288, 65536, 131072];
+    let mut sector = 0u64;
+    for (i, &n) in sizes.iter().enumerate() {
+        let p = pattern(i as u64 + 1, n);
+        assert_eq!(c.write(sector, &p), 0, "write {n} at {sector}");
+        let (s, back) = c.read(sector, n);
+        assert_eq!(s, 0);
+        assert!(back == p, "read back {n} bytes at sector {sector}");
+        sector += (n / 512) as u64 + 8;
+    }
+    // Flush, GET_ID.
+    assert_eq!(c.request(4, 0, 0, false).0, 0);
+    let (s, len) = c.request(8, 0, 20, false);
+    assert_eq!((s, len), (0, 21));
+    assert_eq!(&c.bytes(DATA, 2)[..], b"M0");
+    // Discard and write-zeroes read back as zeroes.
+    assert_eq!(c.ranges(11, 0, 8), 0);
+    assert!(
+        c.read(0, 4096).1.iter().all(|&b| b == 0),
+        "discarded blocks"
+    );
+    assert_eq!(c.ranges(13, 16, 16), 0);
+    assert!(c.read(16, 8192).1.iter().all(|&b| b == 0), "zeroed blocks");
+    // Past the end, unaligned, unknown type: errors for the request only.
+    assert_eq!(c.read(cap - 8, 8192).0, 1, "read past the end");
+    assert_eq!(c.write(1, &[0u8; 4096]), 1, "unaligned sector");
+    assert_eq!(c.request(99, 0, 0, false).0, 2, "unknown type");
+    assert_eq!(c.read(sector - 8 - 256, 4096).0, 0, "still serving");
+
+    // A read-only controller on the same bdev sees the bytes; refuses writes.
+    drop(c);
+    ctrlr(&t, "vb0ro", "M0", true);
+    let mut r = Client::connect(&dir.join("vb0ro"));
+    r.start_queue();
+    let p = pattern(4, 65536);
+    let first = sizes[..3].iter().map(|n| (n / 512) as u64 + 8).sum::<u64>();
+    assert!(
+        r.read_all(first, 65536) == p,
+        "read-only view of the same bdev"
+    );
+    assert_eq!(
+        r.write(0, &[1u8; 4096]),
+        1,
+        "write to a read-only controller"
+    );
+    drop(r);
+    ok(&t.rpc, "vhost_delete_controller", json!({"ctrlr": "vb0ro"}));
+    ok(&t.rpc, "vhost_delete_controller", json!({"ctrlr": "vb0"}));
+    assert!(!dir.join("vb0").exists(), "socket removed");
+    assert_eq!(ok(&t.rpc, "vhost_get_controllers", json!({})), json!([]));
+    // The bdev is free again.
+    ok(&t.rpc, "bdev_malloc_delete", json!({"name": "M0"}));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_an_error_to_that_front_end_only() {
+    let dir = tmpdir("bad");
+    let t = start(&dir, "bad");
+    malloc(&t, "M1", 4, 512);
+    malloc(&t, "M2", 4, 512);
+    ctrlr(&t, "bad0", "M1", false);
+    ctrlr(&t, "good0", "M2", false);
+    // A bystander on another controller, with data in place.
+    let mut good = Client::connect(&dir.join("good0"));
+    good.start_queue();
+    let p = pattern(9, 8192);
+    assert_eq!(good.write(64, &p), 0);
+
+    // 1. Garbage instead of a message: the connection is dropped.
+    let mut s = UnixStream::connect(dir.join("bad0")).unwrap();
+    s.write_all(&[0xffu8; 64]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = [0u8; 16];
+    let n = std::io::Read::read(&mut s, &mut b).unwrap_or(0);
+    assert_eq!(n, 0, "the target closes a connection that sent garbage");
+    // 2. Half a header, then silence: dropped after the message timeout.
+    let mut s = UnixStream::connect(dir.join("bad0")).unwrap();
+    s.write_all(&[1u8, 0, 0]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let n = std::io::Read::read(&mut s, &mut b).unwrap_or(0);
+    assert_eq!(n, 0, "the target closes a stalled connection");
+    drop(s);
+
+    // 3. Rings outside guest memory: the enable is refused with an error reply.
+    let mut h = Client::connect(&dir.join("bad0"));
+    let e = h.try_start_queue(0xdead_0000_0000);
+    assert!(e.is_err(), "rings outside memory accepted");
+    drop(h);
+
+    // 4. Bad descriptor chains on a set-up queue.
+    let mut h = Client::connect(&dir.join("bad0"));
+    h.start_queue();
+    let (hd, st) = h.hdr(1);
+    h.put(hd, 0u32);
+    h.put(hd + 8, 0u64);
+    // A loop: 0 -> 1 -> 0.
+    h.desc(0, hd, 16, F_NEXT, 1);
+    h.desc(1, DATA, 512, F_NEXT | F_WRITE, 0);
+    h.publish(0);
+    assert_eq!(
+        h.wait_used(20),
+        Some((0, 0)),
+        "looping chain: used with length 0"
+    );
+    // Data outside guest memory.
+    h.put(st, 0xffu8);
+    h.desc(0, hd, 16, F_NEXT, 1);
+    h.desc(1, 0x7fff_0000_0000, 4096, F_NEXT | F_WRITE, 2);
+    h.desc(2, st, 1, F_WRITE, 0);
+    h.publish(0);
+    assert_eq!(h.wait_used(20).map(|u| u.0), Some(0));
+    // `next` outside the table.
+    h.desc(0, hd, 16, F_NEXT, 1000);
+    h.publish(0);
+    assert_eq!(h.wait_used(20), Some((0, 0)), "next outside the table");
+    // An indirect table of a length that is no whole number of descriptors, and one
+    // nested in another.
+    h.desc(0, 0x8000, 24, F_INDIRECT, 0);
+    h.publish(0);
+    assert_eq!(h.wait_used(20), Some((0, 0)), "bad indirect length");
+    h.desc_at(0x8000, 0, 0x9000, 16, F_INDIRECT, 0);
+    h.desc(0, 0x8000, 16, F_INDIRECT, 0);
+    h.publish(0);
+    assert_eq!(h.wait_used(20), Some((0, 0)), "nested indirect");
+    // A head index outside the ring: consumed without an answer (there is no valid
+    // id to answer with); the queue goes on with the next request.
+    h.publish(5000);
+    assert_eq!(
+        h.read(0, 512).0,
+        0,
+        "a request after a head outside the ring"
+    );
+    // A good indirect request still works on the same queue.
+    let p2 = pattern(3, 4096);
+    h.bytes(DATA, 4096).copy_from_slice(&p2);
+    h.put(hd, 1u32);
+    h.put(hd + 8, 8u64);
+    h.put(st, 0xffu8);
+    h.desc_at(0x8000, 0, hd, 16, F_NEXT, 1);
+    h.desc_at(0x8000, 1, DATA, 4096, F_NEXT, 2);
+    h.desc_at(0x8000, 2, st, 1, F_WRITE, 0);
+    h.desc(0, 0x8000, 48, F_INDIRECT, 0);
+    h.publish(0);
+    assert_eq!(h.wait_used(20), Some((0, 1)));
+    assert_eq!(h.get::<u8>(st), 0, "indirect write");
+    assert!(h.read(8, 4096).1 == p2, "indirect write read back");
+    // Sector past the end.
+    assert_eq!(h.read(8192 - 1, 1024).0, 1);
+    let list = ok(&t.rpc, "vhost_get_controllers", json!({"name": "bad0"}));
+    assert!(
+        list[0]["sessions"][0]["bad_requests"].as_u64().unwrap() >= 6,
+        "{list}"
+    );
+    drop(h);
+
+    // The bystander was never disturbed; a new good front end is served on bad0 too.
+    let (s, back) = good.read(64, 8192);
+    assert!(s == 0 && back == p, "bystander's data");
+    let mut again = Client::connect(&dir.join("bad0"));
+    again.start_queue();
+    assert_eq!(again.write(0, &p), 0);
+    assert!(again.read(0, 8192).1 == p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The inflight area across a target restart, written as a target that died at the two
+/// worst moments would have left it: one request taken from the avail ring and not
+/// completed (it must be submitted again), one whose used entry was written but whose
+/// inflight record was not cleared (it must not be repeated).
+#[test]
+fn restart_resubmits_what_was_in_flight_and_nothing_else() {
+    use vhost::vhost_user::message::VhostUserInflight;
+    use vhost::vhost_user::VhostUserFrontend;
+
+    let dir = tmpdir("inflight");
+    let cfg = dir.join("config.json");
+    std::fs::write(
+        &cfg,
+        json!({"subsystems": [
+            {"subsystem": "bdev", "config": [{"method": "bdev_malloc_create",
+                "params": {"name": "M3", "num_blocks": 8192, "block_size": 512}}]},
+            {"subsystem": "vhost_blk", "config": [{"method": "vhost_create_blk_controller",
+                "params": {"ctrlr": "r0", "dev_name": "M3"}}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let args = ["--json", cfg.to_str().unwrap()];
+    let mut t = start_with(&dir, "inflight", &args);
+    let sock = dir.join("r0");
+    let mut c = Client::connect_opts(&sock, true);
+    let (info, area) =
+        c.fe.get_inflight_fd(&VhostUserInflight::new(0, 0, 1, QSIZE))
+            .expect("GET_INFLIGHT_FD");
+    assert!(
+        info.mmap_size >= 16 + 16 * u64::from(QSIZE),
+        "{}",
+        info.mmap_size
+    );
+    c.fe.set_inflight_fd(&info, std::os::fd::AsRawFd::as_raw_fd(&area))
+        .unwrap();
+    c.start_queue();
+    assert_eq!(c.write(0, &pattern(1, 4096)), 0);
+    // SAFETY: a fresh shared mapping of the area's memfd, unmapped below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            info.mmap_size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&area),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    let area_bytes =
+        // SAFETY: the mapping just made, `mmap_size` long.
+        unsafe { std::slice::from_raw_parts_mut(map.cast::<u8>(), info.mmap_size as usize) };
+    let rd16 = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    // The completed write is recorded: used index 1, head 0 not in flight.
+    assert_eq!(rd16(area_bytes, 14), 1, "used_idx in the area");
+    assert_eq!(area_bytes[16], 0, "head 0 still marked in flight");
+    // Kill the target.
+    let _ = t.child.kill();
+    let _ = t.child.wait();
+    drop(t);
+
+    // Request A (head 10, descriptors 10-12): write pattern 2 at sector 64, taken and
+    // in flight. Request B (head 20, descriptors 20-22): write pattern 3 at sector 256,
+    // its used entry written but its record not cleared.
+    let req = |c: &mut Client, head: u16, slot: u16, sector: u64, data: u64, p: &[u8]| {
+        let (h, st) = c.hdr(slot);
+        c.put(h, 1u32);
+        c.put(h + 4, 0u32);
+        c.put(h + 8, sector);
+        c.put(st, 0xffu8);
+        c.bytes(data, p.len()).copy_from_slice(p);
+        c.desc(head, h, 16, F_NEXT, head + 1);
+        c.desc(head + 1, data, p.len() as u32, F_NEXT, head + 2);
+        c.desc(head + 2, st, 1, F_WRITE, 0);
+        c.make_avail(head);
+        st
+    };
+    let pa = pattern(2, 4096);
+    let pb = pattern(3, 4096);
+    let st_a = req(&mut c, 10, 1, 64, DATA + SLOT, &pa);
+    let st_b = req(&mut c, 20, 2, 256, DATA + 2 * SLOT, &pb);
+    let desc = |h: u16| 16 + 16 * usize::from(h);
+    area_bytes[desc(10)] = 1;
+    area_bytes[desc(10) + 8..desc(10) + 16].copy_from_slice(&2u64.to_le_bytes());
+    area_bytes[desc(20)] = 1;
+    area_bytes[desc(20) + 8..desc(20) + 16].copy_from_slice(&3u64.to_le_bytes());
+    area_bytes[12..14].copy_from_slice(&20u16.to_le_bytes()); // last_batch_head
+    c.put(st_b, 0u8);
+    c.fake_used(20, 1);
+    assert_eq!(c.used_idx(), 2);
+
+    // Restart; reconnect as QEMU does (the area handed back, base = used index).
+    let t = start_with(&dir, "inflight2", &args);
+    c.reconnect(&sock, &info, &area, 2);
+    assert_eq!(
+        c.wait_used(20),
+        Some((10, 1)),
+        "A resubmitted and completed"
+    );
+    assert_eq!(c.get::<u8>(st_a), 0, "A's status");
+    assert_eq!(c.wait_used(2), None, "B answered again (repeated I/O)");
+    // A's data reached the new bdev; B's write was not repeated (the new bdev is empty).
+    assert!(c.read(64, 4096).1 == pa, "A's data");
+    assert!(
+        c.read(256, 4096).1.iter().all(|&b| b == 0),
+        "B was executed again"
+    );
+    assert_eq!(area_bytes[desc(10)], 0, "A still marked in flight");
+    assert_eq!(area_bytes[desc(20)], 0, "B still marked in flight");
+    // SAFETY: our mapping, no longer used.
+    unsafe { libc::munmap(map, info.mmap_size as usize) };
+    drop(c);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime field 15.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A connected front end with a running queue does not keep the target busy: once
+/// quiet, the queue turns guest notifications back on and the reactor sleeps; the next
+/// kick wakes it and the request completes.
+#[test]
+fn quiet_queue_lets_the_reactor_sleep() {
+    let dir = tmpdir("idle");
+    let t = start(&dir, "idle");
+    malloc(&t, "M4", 4, 512);
+    ctrlr(&t, "i0", "M4", false);
+    let mut c = Client::connect(&dir.join("i0"));
+    c.start_queue();
+    let p = pattern(5, 4096);
+    assert_eq!(c.write(0, &p), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sysconf takes no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let pid = t.child.id();
+    let before = cpu_ticks(pid);
+    let window = Duration::from_secs(3);
+    std::thread::sleep(window);
+    let used = cpu_ticks(pid) - before;
+    // A polling reactor would burn ~3 s = 300 ticks at 100 Hz; allow 3% of one cpu.
+    let limit = hz * window.as_secs() * 3 / 100;
+    assert!(
+        used <= limit,
+        "quiet target used {used} ticks in {window:?} (limit {limit})"
+    );
+    assert!(c.read(0, 4096).1 == p, "a request after the quiet time");
+    let r = ok(&t.rpc, "framework_get_reactors", json!({}));
+    assert!(r["reactors"][0]["sleeps"].as_u64().unwrap() > 0, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn socket_dir_must_exist() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args(["-S", "/nonexistent/fp-vhost-dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("-S") && e.contains("not a directory"), "{e}");
+}
