@@ -18,6 +18,7 @@ impl Subsystem for BdevSubsystem {
     }
 
     fn register_rpcs(&self, rpc: &dyn RpcRegistrar) -> framework::Result<()> {
+        crate::modules::nvme_pcie::register();
         crate::rpc::register(rpc)
     }
 

@@ -272,11 +272,16 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         let lib = d.join("build/lib");
         let rd = fs::read_dir(&lib).map_err(|e| Error::io(format!("list {}", lib.display()), e))?;
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("libspdk_") {
+            // Shared objects only: the build tree also holds static archives, which
+            // are no use in the guest (and ldd refuses them).
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("libspdk_") && n.contains(".so") {
                 cmd.arg("--bin").arg(e.path());
             }
         }
-        cmd.arg("--bin").arg("/usr/lib/ssl/openssl.cnf");
+        // Not an ELF file: copied as a plain file (run.sh's --bin runs ldd on it).
+        cmd.arg("--file")
+            .arg("/usr/lib/ssl/openssl.cnf:/fp/bin/openssl.cnf");
         let ld = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
         cmd.env("LD_LIBRARY_PATH", format!("{}:{ld}", lib.display()));
     }

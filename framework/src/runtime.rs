@@ -105,7 +105,12 @@ impl Framework {
         let main = eal.lcores().main_lcore();
         let hub = Arc::new(Hub::new(&lcores, opts.interrupt_mode)?);
         let exit_tsc = crate::poller_set::us_to_tsc(opts.exit_timeout_ms.saturating_mul(1000));
-        let registry = Arc::new(Registry::new(hub.clone(), opts.msg_ring_size, exit_tsc));
+        let registry = Arc::new(Registry::new(
+            hub.clone(),
+            opts.msg_ring_size,
+            exit_tsc,
+            eal.clone(),
+        ));
         let fw = Framework(Arc::new(Shared {
             hub: hub.clone(),
             registry: registry.clone(),
@@ -161,6 +166,11 @@ impl Framework {
             Some(e) => Err(e.into()),
             None => Ok(fw.0.rc.load(Ordering::Acquire)),
         }
+    }
+
+    /// The EAL it runs on (also [`crate::thread::current_eal`] from inside).
+    pub fn eal(&self) -> &eal::Eal {
+        &self.0.registry.eal
     }
 
     /// The app thread (pinned to the main lcore; runs the start function, the RPC server

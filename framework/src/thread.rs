@@ -65,11 +65,19 @@ pub(crate) struct Registry {
     pub(crate) exit_timeout_tsc: u64,
     /// Refuse new threads.
     pub(crate) closed: AtomicBool,
+    /// The EAL the framework runs on (DMA memory, devices).
+    pub(crate) eal: eal::Eal,
 }
 
 impl Registry {
-    pub(crate) fn new(hub: Arc<Hub>, ring_size: u32, exit_timeout_tsc: u64) -> Registry {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        ring_size: u32,
+        exit_timeout_tsc: u64,
+        eal: eal::Eal,
+    ) -> Registry {
         Registry {
+            eal,
             hub,
             threads: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -411,6 +419,14 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&ThreadInner) -> R) -> Option<R> {
 /// The current framework thread (inside a message, poller or interrupt handler).
 pub fn current() -> Option<ThreadHandle> {
     with_current(|t| t.shared.clone())
+}
+
+/// The EAL the current thread's framework runs on (inside a message, poller or
+/// interrupt handler): what a module needs for DMA memory or to open a device. A
+/// process may run several frameworks, each on its own EAL, so this is per framework
+/// rather than global.
+pub fn current_eal() -> Option<eal::Eal> {
+    with_current(|t| t.shared.0.registry.eal.clone())
 }
 
 /// Begin exiting the current thread (SPDK's `spdk_thread_exit`): it is destroyed once

@@ -9,6 +9,7 @@
 //! # Bring-up ([`InitState`](crate::InitState), in `init`)
 //! Disable (CC.EN=0) → wait CSTS.RDY=0 → program AQA/ASQ/ACQ → enable → wait RDY=1 (both
 //! waits bounded by CAP.TO) → Identify Controller → Set Features Number of Queues →
+//! Doorbell Buffer Config (shadow doorbells, when offered: see `dbbuf`) →
 //! Identify Active Namespace list (CNS 02h) → Identify Namespace (CNS 00h) for each →
 //! Ready. Each transition is logged at debug level; CSTS.CFS and all-ones register reads
 //! (device gone) are checked at every wait and every admin poll.
@@ -30,6 +31,7 @@ use eal::pci::PciAddr;
 use eal::{Eal, VirtAddr};
 
 use crate::admin::Admin;
+use crate::dbbuf::DbBuf;
 use crate::error::{Error, Result};
 use crate::hw::Hw;
 use crate::init::{bring_up, ControllerOptions};
@@ -105,16 +107,24 @@ impl Controller {
             mapper.clone(),
         )?;
         let mut admin = Admin { q };
-        let up = bring_up(&hw, &mut admin, &opts, true)?;
+        let dbbuf = match DbBuf::alloc(&hw.dev, cap) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eal::log_warn!("nvme {addr}: no memory for shadow doorbells ({e})");
+                None
+            }
+        };
+        let up = bring_up(&hw, &mut admin, &opts, true, dbbuf.as_ref())?;
         let (maj, min, ter) = spec::version(vs);
         eal::log_info!(
-            "nvme {addr}: ready: '{}' serial '{}' fw '{}', NVMe {maj}.{min}.{ter}, {} namespace(s), {} I/O queue(s), max transfer {} KiB",
+            "nvme {addr}: ready: '{}' serial '{}' fw '{}', NVMe {maj}.{min}.{ter}, {} namespace(s), {} I/O queue(s), max transfer {} KiB, {} doorbells",
             up.cdata.model(),
             up.cdata.serial(),
             up.cdata.firmware(),
             up.namespaces.len(),
             up.granted,
-            up.max_xfer / 1024
+            up.max_xfer / 1024,
+            if up.dbbuf_on { "shadow" } else { "MMIO" }
         );
         let granted = up.granted;
         Ok(Controller {
@@ -131,6 +141,8 @@ impl Controller {
                 granted: AtomicU16::new(granted),
                 qids: Mutex::new(vec![false; granted as usize]),
                 max_xfer: up.max_xfer,
+                dbbuf_on: AtomicBool::new(up.dbbuf_on),
+                dbbuf,
                 opts,
                 mapper,
                 vs,
@@ -183,6 +195,12 @@ impl Controller {
         self.sh.granted.load(Ordering::Acquire)
     }
 
+    /// Whether the controller takes shadow doorbells (Doorbell Buffer Config), so queue
+    /// pairs write the MMIO doorbells only when it asks for them.
+    pub fn shadow_doorbells(&self) -> bool {
+        self.sh.dbbuf_on.load(Ordering::Acquire)
+    }
+
     /// How many resets happened.
     pub fn generation(&self) -> u64 {
         self.sh.generation.load(Ordering::Acquire)
@@ -191,6 +209,21 @@ impl Controller {
     /// True once the device was found gone.
     pub fn is_gone(&self) -> bool {
         self.sh.gone.load(Ordering::Acquire)
+    }
+
+    /// Ask the kernel whether the device is still ours (a few system calls: release
+    /// requested by an unbind, driver changed, config space all-ones); a device that is
+    /// not is marked gone, so every queue pair fails with [`Error::DeviceGone`] from its
+    /// next call.
+    pub fn check_alive(&self) -> Result<()> {
+        if self.is_gone() {
+            return Err(self.sh.gone_error());
+        }
+        if let Err(e) = self.sh.hw.dev.check_alive() {
+            self.sh.mark_gone(&e.to_string());
+            return Err(self.sh.gone_error());
+        }
+        Ok(())
     }
 
     /// CSTS now (device-gone aware).

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::admin::{identify, Admin};
+use crate::dbbuf::DbBuf;
 use crate::error::{Error, Result};
 use crate::hw::{write64, Hw};
 use crate::namespace::Namespace;
@@ -39,6 +40,9 @@ impl Default for ControllerOptions {
     }
 }
 
+/// OACS bit 8: the controller supports Doorbell Buffer Config (NVMe 1.4 figure 247).
+const OACS_DOORBELL_BUFFER_CONFIG: u16 = 1 << 8;
+
 /// States of the bring-up state machine (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InitState {
@@ -56,6 +60,8 @@ pub enum InitState {
     IdentifyController,
     /// Set Features: Number of Queues (FID 07h).
     SetNumberOfQueues,
+    /// Doorbell Buffer Config (shadow doorbells), if the controller offers it.
+    ConfigureDoorbellBuffer,
     /// Identify Active Namespace ID list (CNS 02h).
     IdentifyActiveNamespaces,
     /// Identify Namespace (CNS 00h) for each active namespace.
@@ -70,6 +76,8 @@ pub(crate) struct BroughtUp {
     pub granted: u16,
     pub namespaces: Vec<Namespace>,
     pub max_xfer: u64,
+    /// Shadow doorbells are configured.
+    pub dbbuf_on: bool,
 }
 
 /// The bring-up state machine. With `full` false (reset), stops after Set Features (plus
@@ -79,6 +87,7 @@ pub(crate) fn bring_up(
     admin: &mut Admin,
     opts: &ControllerOptions,
     full: bool,
+    dbbuf: Option<&DbBuf>,
 ) -> Result<BroughtUp> {
     let t = opts.admin_timeout;
     let buf = hw.dev.dma_alloc(4096)?;
@@ -88,6 +97,8 @@ pub(crate) fn bring_up(
     let mut nsids: Vec<u32> = Vec::new();
     let mut namespaces = Vec::new();
     let mut max_xfer = crate::prp::MAX_PRP_TRANSFER;
+    let mut dbbuf_on = false;
+    admin.q.set_shadow(None);
     loop {
         let next = match st {
             InitState::Disable => {
@@ -155,6 +166,29 @@ pub(crate) fn bring_up(
                 let nsq = (c.cdw0 & 0xffff) as u16;
                 let ncq = (c.cdw0 >> 16) as u16;
                 granted = nsq.min(ncq).saturating_add(1).min(want as u16 + 1);
+                InitState::ConfigureDoorbellBuffer
+            }
+            InitState::ConfigureDoorbellBuffer => {
+                let offered = cdata
+                    .as_ref()
+                    .is_some_and(|c| c.oacs & OACS_DOORBELL_BUFFER_CONFIG != 0);
+                if let (true, Some(db)) = (offered, dbbuf) {
+                    db.clear();
+                    let (shadow, eventidx) = db.iovas();
+                    let mut s = Sqe::new(admin_opc::DOORBELL_BUFFER_CONFIG, 0, 0);
+                    s.prp1 = shadow.0;
+                    s.prp2 = eventidx.0;
+                    match admin.exec(hw, s, None, t) {
+                        Ok(_) => {
+                            dbbuf_on = true;
+                            admin.q.set_shadow(db.words(0));
+                        }
+                        Err(e) => eal::log_warn!(
+                            "nvme {}: Doorbell Buffer Config failed ({e}); using MMIO doorbells",
+                            hw.addr
+                        ),
+                    }
+                }
                 if full {
                     InitState::IdentifyActiveNamespaces
                 } else {
@@ -195,5 +229,6 @@ pub(crate) fn bring_up(
         granted,
         namespaces,
         max_xfer,
+        dbbuf_on,
     })
 }

@@ -42,13 +42,14 @@
 //! [`Error::ControllerFatal`], [`Error::CommandTimeout`].
 //!
 //! # Not done
-//! Interrupt-driven completion, SGLs, metadata/protection information, shadow doorbells
-//! (Doorbell Buffer Config) and multiple controllers per process sharing one IOMMU
+//! Interrupt-driven completion, SGLs, metadata/protection information and multiple
+//! controllers per process sharing one IOMMU
 //! container are not implemented.
 
 mod admin;
 pub mod buf;
 pub mod ctrlr;
+mod dbbuf;
 pub mod error;
 mod hw;
 mod init;
@@ -67,4 +68,4 @@ pub use error::{Error, Result};
 pub use init::{ControllerOptions, InitState};
 pub use namespace::Namespace;
 pub use qpair::{QPair, QPairOptions, Rejected};
-pub use queue::{Completion, Done};
+pub use queue::{Completion, Done, Reap};

@@ -10,10 +10,17 @@
 //!   [`QPair::flush_submissions`] or at the start of [`QPair::process_completions`].
 //!   Completions are found with the phase tag; the CQ head doorbell is written once per
 //!   processed batch.
-//! * Queue full is [`Error::QueueFull`]: nothing was queued, nothing blocks; the safe
-//!   APIs hand the buffer back in [`Rejected`].
+//! * Queue full is [`Error::QueueFull`]: every request slot (one per command id) is in
+//!   use; nothing was queued, nothing blocks; the safe APIs hand the buffer back in
+//!   [`Rejected`].
 //! * An I/O bigger than the controller's maximum transfer (MDTS, capped at 2 MiB) is split
 //!   into several commands; its callback runs once, after the last, with the first error.
+//!   Any size works on any queue: commands that find no free command id wait in the queue
+//!   pair and are submitted, in order, as completions free ids (as SPDK queues requests),
+//!   so only [`process_completions`](QPair::process_completions) moves them on.
+//! * [`process_completions`](QPair::process_completions) takes a [`Reap`]: `Reap::All` is
+//!   SPDK's `max_completions = 0` ("no limit"), `Reap::AtMost(n)` its `n > 0`; there is no
+//!   integer whose meaning differs between the two APIs.
 //! * Callbacks run on the thread calling `process_completions*`, inside that call.
 //!
 //! # Buffer lifetime
@@ -45,7 +52,7 @@ use eal::VirtAddr;
 use crate::buf::IoBuf;
 use crate::error::{Error, Result};
 use crate::namespace::Namespace;
-use crate::queue::{alloc_queue_mem, Cmds, Completion, Done, DoneInner, QueueCore};
+use crate::queue::{alloc_queue_mem, Cmds, Completion, Done, DoneInner, QueueCore, Reap};
 use crate::shared::{Shared, STATE_READY};
 use crate::spec::{admin_opc, csts, io_opc, reg, DsmRange, Sqe, DSM_ATTR_DEALLOCATE};
 
@@ -179,6 +186,8 @@ impl QPair {
                 sh.mapper.clone(),
             )?;
             let hz = eal::timer::tsc_hz();
+            core.defer_cq_doorbell = true;
+            core.set_shadow(sh.shadow_words(qid));
             core.timeout_ms = opts.timeout.map(|d| d.as_millis() as u64).unwrap_or(0);
             let mut admin = sh.admin();
             if sh.state.load(Ordering::Acquire) != STATE_READY {
@@ -261,6 +270,8 @@ impl QPair {
             self.dead = Some(why.clone());
             return Err(Error::NotReady { why });
         }
+        // The reset may have turned shadow doorbells on or off; the words start at 0.
+        self.core.set_shadow(self.sh.shadow_words(self.core.qid));
         match self.sh.create_io_queues(&mut admin, &self.core) {
             Ok(()) => {
                 eal::log_info!(
@@ -452,9 +463,11 @@ impl QPair {
         self.core.flush();
     }
 
-    /// Ring the SQ doorbell if needed, then reap up to `max` completions, running their
-    /// callbacks (tagged results are dropped). Returns the completion entries reaped.
-    pub fn process_completions(&mut self, max: usize) -> usize {
+    /// Ring the SQ doorbell if needed, then reap the completions `max` allows
+    /// ([`Reap::All`] is SPDK's `max_completions = 0`), running their callbacks (tagged
+    /// results are dropped). Returns the completion entries reaped plus the requests
+    /// failed without an entry (reset, removal).
+    pub fn process_completions(&mut self, max: Reap) -> usize {
         self.process_completions_with(max, |_, _| {})
     }
 
@@ -462,7 +475,7 @@ impl QPair {
     /// (including failures found since the last call) to `f`.
     pub fn process_completions_with(
         &mut self,
-        max: usize,
+        max: Reap,
         mut f: impl FnMut(u64, Result<Completion>),
     ) -> usize {
         let mut n = 0;
@@ -480,7 +493,7 @@ impl QPair {
             return n;
         }
         self.core.flush();
-        n += self.core.process(max, &mut f);
+        n += self.core.process(max.limit(), &mut f);
         let now = eal::timer::rdtsc();
         if now >= self.next_check {
             self.next_check = now + self.check_ticks;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use eal::Eal;
 
 use crate::admin::Admin;
+use crate::dbbuf::DbBuf;
 use crate::error::{Error, Result};
 use crate::hw::Hw;
 use crate::init::{bring_up, ControllerOptions};
@@ -34,6 +35,9 @@ pub(crate) struct Shared {
     pub granted: AtomicU16,
     pub qids: Mutex<Vec<bool>>,
     pub max_xfer: u64,
+    /// Shadow doorbell pages (allocated at open; used while `dbbuf_on`).
+    pub dbbuf: Option<DbBuf>,
+    pub dbbuf_on: AtomicBool,
     pub opts: ControllerOptions,
     pub mapper: Arc<dyn IovaMapper>,
     pub vs: u32,
@@ -95,6 +99,14 @@ impl Shared {
         Ok(())
     }
 
+    /// Queue `qid`'s shadow doorbell words, if shadow doorbells are on.
+    pub fn shadow_words(&self, qid: u16) -> Option<crate::dbbuf::Shadow> {
+        if !self.dbbuf_on.load(Ordering::Acquire) {
+            return None;
+        }
+        self.dbbuf.as_ref().and_then(|d| d.words(qid))
+    }
+
     pub fn release_qid(&self, qid: u16) {
         let mut q = self.qids.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = q.get_mut(qid as usize - 1) {
@@ -121,7 +133,7 @@ impl Shared {
         // R2: publishes "the device queues are gone"; pairs with A2 in QPair::sync.
         self.generation.fetch_add(1, Ordering::AcqRel);
         eal::log_notice!("nvme {}: resetting the controller", self.hw.addr);
-        let r = bring_up(&self.hw, &mut admin, &self.opts, false);
+        let r = bring_up(&self.hw, &mut admin, &self.opts, false, self.dbbuf.as_ref());
         match r {
             Ok(up) => {
                 if up.cdata.serial() != self.cdata.serial() {
@@ -133,6 +145,7 @@ impl Shared {
                     );
                 }
                 self.granted.store(up.granted, Ordering::Release);
+                self.dbbuf_on.store(up.dbbuf_on, Ordering::Release);
                 self.state.store(STATE_READY, Ordering::Release);
                 Ok(())
             }
@@ -148,10 +161,12 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         if self.gone.load(Ordering::Acquire) {
-            // The device may not be stopped: keep the admin queue memory.
+            // The device may not be stopped: keep the admin queue memory and the shadow
+            // doorbell pages (it writes EventIdx there).
             if let Ok(a) = self.admin.get_mut() {
                 a.q.leak_memory();
             }
+            std::mem::forget(self.dbbuf.take());
             return;
         }
         // Disable so the device stops using the admin queue memory we are about to free.

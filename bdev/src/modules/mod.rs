@@ -1,6 +1,6 @@
-//! The bdev modules of this crate (malloc, null, uring, aio; the virtual passthru,
-//! split and raid, stacked on other bdevs through [`vbdev`]; the NVMe attach RPCs'
-//! transport registry) and what they share: completions
+//! The bdev modules of this crate (malloc, null, uring, aio, nvme over our PCIe driver;
+//! the virtual passthru, split and raid, stacked on other bdevs through [`vbdev`]; the
+//! NVMe attach RPCs' transport registry) and what they share: completions
 //! deferred to a per-channel poller, so a submitter's callback never runs inside its
 //! own submit call (a callback that submits again would otherwise recurse without
 //! bound).
@@ -9,12 +9,14 @@ pub mod aio;
 mod file;
 pub mod malloc;
 pub mod null;
+pub mod nvme;
 pub mod nvme_attach;
 pub mod passthru;
 pub mod raid;
 pub mod split;
 pub(crate) mod vbdev;
 pub mod uring;
+pub mod nvme_pcie;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -52,6 +52,92 @@ pub(crate) enum DoneInner {
     WithBuf(BufCallback),
 }
 
+/// How many completion entries one `process_completions` call may reap.
+///
+/// SPDK's `spdk_nvme_qpair_process_completions(qpair, max_completions)` takes a plain
+/// integer in which 0 means "no limit" (the driver then reaps at most the queue size
+/// minus one per call). A bare integer invites the opposite reading (0 = reap nothing),
+/// so here the two cases are different variants: there is no magic zero to pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reap {
+    /// Everything the device has completed (SPDK's `max_completions = 0`).
+    All,
+    /// At most this many entries (SPDK's `max_completions = n`, n > 0).
+    AtMost(std::num::NonZeroUsize),
+}
+
+impl Reap {
+    /// The limit as an entry count (`All`: unbounded).
+    pub fn limit(self) -> usize {
+        match self {
+            Reap::All => usize::MAX,
+            Reap::AtMost(n) => n.get(),
+        }
+    }
+}
+
+/// Commands of a request still to be written to the SQ: it needed more commands than
+/// were free when it was submitted (or others were waiting before it), so they go in as
+/// slots free, in submission order (SPDK's queued requests).
+pub(crate) enum Pending {
+    /// The remaining block range of a split request: commands of at most `max_nlb`
+    /// blocks from `slba + done` on.
+    Blocks {
+        sqe: Sqe,
+        slba: u64,
+        done: u64,
+        nlb: u64,
+        bs: u64,
+        max_nlb: u64,
+        data: Option<VirtAddr>,
+    },
+    /// One command, with its payload copied.
+    Single {
+        sqe: Sqe,
+        data: Option<(VirtAddr, u64)>,
+        payload: Option<Vec<u8>>,
+    },
+}
+
+impl Pending {
+    /// The pending form of `cmds` (nothing submitted yet).
+    pub(crate) fn of(cmds: &Cmds<'_>) -> Pending {
+        match *cmds {
+            Cmds::Single { sqe, data, payload } => Pending::Single {
+                sqe,
+                data,
+                payload: payload.map(<[u8]>::to_vec),
+            },
+            Cmds::Blocks {
+                sqe,
+                slba,
+                nlb,
+                bs,
+                max_nlb,
+                data,
+            } => Pending::Blocks {
+                sqe,
+                slba,
+                done: 0,
+                nlb,
+                bs,
+                max_nlb,
+                data,
+            },
+        }
+    }
+
+    /// Commands still to submit.
+    pub(crate) fn commands_left(&self) -> u64 {
+        match self {
+            Pending::Single { .. } => 1,
+            Pending::Blocks {
+                done, nlb, max_nlb, ..
+            } => (nlb - done).div_ceil(*max_nlb),
+        }
+    }
+}
+
 /// The commands of one submit.
 pub(crate) enum Cmds<'a> {
     /// One command; optional data buffer (PRPs) or a payload copied into the tracker's

@@ -16,6 +16,7 @@ use eal::{Eal, VirtAddr};
 use nvme::spec::DeallocRead;
 use nvme::{
     Completion, Controller, ControllerOptions, Done, Error, IoBuf, Namespace, QPair, QPairOptions,
+    Reap,
 };
 
 type Res<T> = std::result::Result<T, String>;
@@ -62,7 +63,7 @@ type Slot = Arc<Mutex<Option<(nvme::Result<Completion>, IoBuf)>>>;
 fn poll_slot<T>(qp: &mut QPair, what: &str, slot: &Mutex<Option<T>>) -> Res<T> {
     let start = Instant::now();
     loop {
-        qp.process_completions(64);
+        qp.process_completions(Reap::All);
         if let Some(x) = slot.lock().unwrap().take() {
             return Ok(x);
         }
@@ -450,32 +451,50 @@ fn check(eal: &Eal, addr: &str, serial: &str, ns1_bytes: &str, ns2_bytes: &str) 
         }
         let start = Instant::now();
         while *done.lock().unwrap() < cap && start.elapsed() < Duration::from_secs(30) {
-            small.process_completions(64);
+            small.process_completions(Reap::All);
         }
         ensure(*done.lock().unwrap() == cap, || {
             "queue full: not all completed".into()
         })?;
-        // A split I/O needing more commands than are free is refused as a whole.
-        let big = 3 * mx; // 3 commands, 2 free slots
+        // A split I/O needing more commands than are free (here more than the whole
+        // queue holds) is queued and submitted as ids free, and reads what was written.
+        let big = (cap + 2) * mx; // cap + 2 commands
         for i in 0..5 {
             small
                 .read(&n1, i, IoBuf::alloc(eal, 512).unwrap(), |_, _| {})
                 .map_err(|e| e.to_string())?;
         }
-        let r = small.read(&n1, 0, IoBuf::alloc(eal, big).unwrap(), |_, _| {});
-        ensure(
-            matches!(
-                r,
-                Err(nvme::Rejected {
-                    error: Error::QueueFull { .. },
-                    ..
-                })
-            ),
-            || format!("split queue full: {:?}", r.err()),
+        let mut w = IoBuf::alloc(eal, big).unwrap();
+        pattern(77, w.as_mut_slice());
+        let want = w.as_slice().to_vec();
+        let got: Arc<Mutex<Option<Result<IoBuf, String>>>> = Arc::new(Mutex::new(None));
+        let g2 = got.clone();
+        small
+            .write(&n1, 60000, w, move |r, b| {
+                *g2.lock().unwrap() = Some(r.map(|_| b).map_err(|e| e.to_string()))
+            })
+            .map_err(|e| format!("split queued write: {e}"))?;
+        let start = Instant::now();
+        while got.lock().unwrap().is_none() && start.elapsed() < Duration::from_secs(30) {
+            small.process_completions(Reap::All);
+        }
+        let r = got.lock().unwrap().take();
+        ensure(matches!(r, Some(Ok(_))), || {
+            format!("split queued write: {r:?}")
+        })?;
+        let back = read_buf(
+            &mut small,
+            &n1,
+            60000,
+            IoBuf::alloc(eal, big).unwrap(),
+            "split queued read",
         )?;
+        ensure(back.as_slice() == want.as_slice(), || {
+            "split queued I/O: data differs".into()
+        })?;
         let start = Instant::now();
         while small.outstanding() > 0 && start.elapsed() < Duration::from_secs(30) {
-            small.process_completions(64);
+            small.process_completions(Reap::All);
         }
         ensure(small.outstanding() == 0, || "queue full: leftovers".into())?;
     }
@@ -541,7 +560,7 @@ fn check(eal: &Eal, addr: &str, serial: &str, ns1_bytes: &str, ns2_bytes: &str) 
     })?;
     let start = Instant::now();
     while fired.lock().unwrap().len() < 24 && start.elapsed() < Duration::from_secs(30) {
-        qp.process_completions(64);
+        qp.process_completions(Reap::All);
     }
     let f = fired.lock().unwrap().clone();
     ensure(f.len() == 24, || {
@@ -611,7 +630,7 @@ fn check(eal: &Eal, addr: &str, serial: &str, ns1_bytes: &str, ns2_bytes: &str) 
             submitted += 1;
         }
         let mut err = None;
-        qp.process_completions_with(64, |_, r| {
+        qp.process_completions_with(Reap::All, |_, r| {
             if let Err(e) = r {
                 err = Some(e.to_string());
             }

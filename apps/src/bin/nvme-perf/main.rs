@@ -158,7 +158,10 @@ fn main() -> ExitCode {
                 let target = match p {
                     Plan::Pcie(addr, c, ns) => {
                         let cmds = (a2.io_size as u64).div_ceil(c.max_transfer()) as usize;
-                        let size = (a2.depth * cmds + 1).min(4096) as u16;
+                        // At least 256 entries (SPDK's perf takes the largest queue
+                        // the controller allows): completions posted but not yet
+                        // acknowledged never fill a queue sized only for the depth.
+                        let size = (a2.depth * cmds + 1).clamp(256, 4096) as u16;
                         match c.alloc_io_qpair(QPairOptions {
                             size,
                             ..Default::default()
@@ -202,7 +205,10 @@ fn main() -> ExitCode {
                 let name = target.name();
                 ws.push(Worker {
                     target,
-                    stats: Stats::new(name, l),
+                    stats: Stats {
+                        hist_on: a2.latency >= 1,
+                        ..Stats::new(name, l)
+                    },
                     bufs,
                     start: vec![0; a2.depth],
                     is_read: vec![true; a2.depth],

@@ -5,7 +5,7 @@
 use eal::timer::{rdtsc, tsc_hz};
 use eal::VirtAddr;
 use nvme::kernel::KernelDev;
-use nvme::{Done, Error, Namespace, QPair};
+use nvme::{Done, Error, Namespace, QPair, Reap};
 
 use crate::args::{Args, Pattern};
 use crate::stats::Stats;
@@ -56,7 +56,8 @@ pub struct Worker {
     pub slots: u64,
 }
 
-pub fn submit_one(w: &mut Worker, slot: usize, a: &Args) -> Result<(), Error> {
+/// Submit slot `slot`'s next I/O; its latency counts from `start` (TSC).
+pub fn submit_one(w: &mut Worker, slot: usize, a: &Args, start: u64) -> Result<(), Error> {
     let off = match a.pattern {
         Pattern::Seq => {
             let o = w.next_off;
@@ -67,7 +68,7 @@ pub fn submit_one(w: &mut Worker, slot: usize, a: &Args) -> Result<(), Error> {
     } * a.io_size as u64;
     let read = a.read_pct == 100 || (a.read_pct > 0 && (w.rng.next() % 100) < a.read_pct as u64);
     w.is_read[slot] = read;
-    w.start[slot] = rdtsc();
+    w.start[slot] = start;
     let va = w.bufs[slot];
     match &mut w.target {
         Target::Pcie { qp, ns, .. } => {
@@ -97,10 +98,11 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
     let mut measuring = a.warmup == 0;
     let mut cpu0 = nvme::sys::thread_cpu_time().unwrap_or_default();
     let mut m0 = t0;
-    let mut done_slots: Vec<usize> = Vec::with_capacity(a.depth);
+    // (slot, TSC at its completion): the slot's next I/O counts from there.
+    let mut done_slots: Vec<(usize, u64)> = Vec::with_capacity(a.depth);
     for w in ws.iter_mut() {
         for s in 0..a.depth {
-            if let Err(e) = submit_one(w, s, a) {
+            if let Err(e) = submit_one(w, s, a, rdtsc()) {
                 w.stats.error = Some(e.to_string());
                 break;
             }
@@ -131,8 +133,9 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
                 let slot = tag as usize;
                 match r {
                     Ok(_) => {
-                        stats.record(rdtsc().wrapping_sub(start[slot]), io);
-                        done_slots.push(slot);
+                        let now = rdtsc();
+                        stats.record(now.wrapping_sub(start[slot]), io);
+                        done_slots.push((slot, now));
                     }
                     Err(e) => {
                         if matches!(e, Error::DeviceGone { .. }) {
@@ -144,7 +147,7 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
             };
             match &mut w.target {
                 Target::Pcie { qp, .. } => {
-                    qp.process_completions_with(a.depth, |t, r| on_done(t, r.map(|_| io)));
+                    qp.process_completions_with(Reap::All, |t, r| on_done(t, r.map(|_| io)));
                 }
                 Target::Kernel(k) => {
                     if let Err(e) = k.flush().and_then(|_| k.reap(1, &mut on_done)) {
@@ -158,8 +161,13 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
                 continue;
             }
             if !stop {
-                for &s in done_slots.iter() {
-                    if let Err(e) = submit_one(w, s, a) {
+                // Each resubmission's latency starts when its slot's previous I/O was
+                // seen complete, as when SPDK's perf resubmits inside the completion
+                // callback: the host's time between the two (the rest of the batch,
+                // this loop) is part of an I/O's latency, so the average over the run
+                // is depth / IOPS (Little's law) instead of leaving that time out.
+                for &(s, t) in done_slots.iter() {
+                    if let Err(e) = submit_one(w, s, a, t) {
                         if matches!(e, Error::DeviceGone { .. }) {
                             w.stats.gone = true;
                         }
@@ -184,7 +192,7 @@ pub fn run_worker(mut ws: Vec<Worker>, a: &Args) -> Vec<Stats> {
         loop {
             let outstanding = match &mut w.target {
                 Target::Pcie { qp, .. } => {
-                    qp.process_completions(a.depth);
+                    qp.process_completions(Reap::All);
                     qp.outstanding()
                 }
                 Target::Kernel(k) => {
