@@ -8,7 +8,8 @@ use framework::Error;
 
 /// Register the target's subsystems.
 fn subsystems(app: &mut App) -> framework::Result<()> {
-    app.add_subsystem(bdev::BdevSubsystem)
+    app.add_subsystem(bdev::BdevSubsystem)?;
+    app.add_subsystem(nvmf::NvmfSubsystem)
 }
 
 fn main() {
