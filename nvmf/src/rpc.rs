@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::Error;
 use crate::target::subsys::{Subsys, SubsysOpts};
-use crate::target::{listener, tgt, TransportOpts};
+use crate::target::{tgt, TransportOpts};
 
 fn rpc_err(e: Error) -> RpcError {
     match e {
@@ -327,11 +327,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
                         "Unable to find transport TCP: call nvmf_create_transport first",
                     ));
                 }
-                listener::ensure(a).map_err(rpc_err)?;
-                s.add_listener(a).map_err(rpc_err)?;
-                tgt()
-                    .genctr
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::target::listen(&s, a).map_err(rpc_err)?;
                 Ok(json!(true))
             }),
         ),

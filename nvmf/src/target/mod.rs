@@ -177,10 +177,13 @@ impl Target {
             l.remove(i)
         };
         s.shut_down();
-        for c in lock(&self.ctrlrs).values() {
-            if Arc::ptr_eq(&c.subsys, &s) {
-                c.kill("its subsystem was deleted");
-            }
+        let ctrlrs: Vec<Arc<Ctrlr>> = lock(&self.ctrlrs)
+            .values()
+            .filter(|c| Arc::ptr_eq(&c.subsys, &s))
+            .cloned()
+            .collect();
+        for c in ctrlrs {
+            c.kill("its subsystem was deleted");
         }
         self.genctr.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -240,4 +243,16 @@ impl Drop for CmdToken {
     fn drop(&mut self) {
         tgt().live_cmds.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Make subsystem `s` listen on `addr` (on the app thread): the socket is opened
+/// unless some subsystem listens there already.
+pub fn listen(s: &Subsys, addr: SocketAddr) -> Result<()> {
+    if tgt().transport().is_none() {
+        return Err(Error::NotFound("transport TCP".into()));
+    }
+    listener::ensure(addr)?;
+    s.add_listener(addr)?;
+    tgt().genctr.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
