@@ -295,6 +295,15 @@ pub fn build_apps(
     {
         c.args(["-p", "ferroplane-testbed"]);
     }
+    // The storage target and the RPC client live in their own packages.
+    for (bin, pkg) in [
+        ("ferroplane-tgt", "ferroplane-tgt"),
+        ("ferroplane-rpc", "ferroplane-jsonrpc"),
+    ] {
+        if bins.contains(&bin) {
+            c.args(["-p", pkg]);
+        }
+    }
     for b in bins {
         c.args(["--bin", b]);
     }

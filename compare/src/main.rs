@@ -9,6 +9,7 @@
 //!   pmd       DPDK's dpdk-testpmd (io forwarding)   vs our pmd_perf
 //!   testpmd   DPDK's dpdk-testpmd                   vs our testpmd (same commands)
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
+//!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -28,6 +29,7 @@ mod harness;
 mod mempool;
 mod net;
 mod nvme;
+mod nvmf;
 mod parse;
 mod ring;
 mod table;
@@ -40,7 +42,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|nvmf> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -61,7 +63,11 @@ pmd, testpmd:
 nvme:     --seconds S    per run (default 5, plus 1 s warm-up)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     also run SPDK's spdk_nvme_perf from this built SPDK tree (e.g. one
-                         made by SPDK v25.09's configure and make against Debian's DPDK)";
+                         made by SPDK v25.09's configure and make against Debian's DPDK)
+nvmf:     --seconds S    per run (default 5)
+          --depths LIST  queue depths (default 1,32)
+          --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
+                         peer target, its spdk_nvme_perf the initiator on both sides";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -180,10 +186,10 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme"
+        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "nvmf"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd or nvme (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme or nvmf (see --help)"
         )));
     }
     let mut common = Common {
@@ -220,12 +226,14 @@ fn real_main(args: &[String]) -> Result<()> {
         Mempool(mempool::Opts),
         Net(net::Opts),
         Nvme(nvme::Opts),
+        Nvmf(nvmf::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
         "mempool" => Sub::Mempool(mempool::Opts::parse(&rest)?),
         "pmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::PmdPerf)?),
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
+        "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -241,6 +249,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Mempool(o) => mempool::run(&mut ctx, &o)?,
         Sub::Net(o) => net::run(&mut ctx, &o)?,
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
+        Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

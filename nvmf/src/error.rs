@@ -35,7 +35,7 @@ pub enum Error {
         what: &'static str,
         /// Its error.
         #[source]
-        source: framework::Error,
+        source: Box<framework::Error>,
     },
     /// The bdev layer refused.
     #[error("failed to {what}: {source}")]
@@ -44,7 +44,7 @@ pub enum Error {
         what: String,
         /// Its error.
         #[source]
-        source: bdev::Error,
+        source: Box<bdev::Error>,
     },
     /// The remote side broke the protocol or refused.
     #[error("failed to {what}: {why}")]

@@ -74,7 +74,7 @@ fn create_transport(p: CreateTransport) -> Result<Value, RpcError> {
             "invalid max_io_qpairs_per_ctrlr: must be > 0",
         ));
     }
-    if o.in_capsule_data_size % 16 != 0 || o.in_capsule_data_size > 131072 {
+    if !o.in_capsule_data_size.is_multiple_of(16) || o.in_capsule_data_size > 131072 {
         return Err(RpcError::invalid_params(
             "invalid in_capsule_data_size: a multiple of 16, at most 131072",
         ));

@@ -32,18 +32,17 @@ impl GroupCtx {
         if ns.is_removed() {
             return None;
         }
-        if !self.channels.contains_key(&ns.key) {
-            match ns.desc.get_io_channel() {
-                Ok(ch) => {
-                    self.channels.insert(ns.key, (ns.clone(), ch));
-                }
+        use std::collections::hash_map::Entry;
+        match self.channels.entry(ns.key) {
+            Entry::Occupied(e) => Some(&e.into_mut().1),
+            Entry::Vacant(v) => match ns.desc.get_io_channel() {
+                Ok(ch) => Some(&v.insert((ns.clone(), ch)).1),
                 Err(e) => {
                     eal::log_err!("nvmf: no channel to bdev '{}': {e}", ns.bdev_name);
-                    return None;
+                    None
                 }
-            }
+            },
         }
-        self.channels.get(&ns.key).map(|(_, c)| c)
     }
 
     fn purge(&mut self) {
@@ -91,9 +90,9 @@ impl GroupHandle {
 pub(crate) fn start() -> crate::Result<GroupHandle> {
     let me = framework::thread::current().ok_or(crate::Error::Framework {
         what: "start a poll group",
-        source: framework::Error::NotOnThread {
+        source: Box::new(framework::Error::NotOnThread {
             what: "start a poll group",
-        },
+        }),
     })?;
     let epoll = Epoll::new().map_err(|e| crate::Error::Io {
         what: "create a poll group's epoll set".into(),
@@ -112,7 +111,12 @@ pub(crate) fn start() -> crate::Result<GroupHandle> {
         pollers: Vec::new(),
         intr: None,
     })));
-    let fw = |what: &'static str| move |e| crate::Error::Framework { what, source: e };
+    let fw = |what: &'static str| {
+        move |e| crate::Error::Framework {
+            what,
+            source: Box::new(e),
+        }
+    };
     let (i1, i2, i3) = (inner.clone(), inner.clone(), inner.clone());
     let p = poller::register("nvmf_tcp_poll_group", 0, move || {
         lock(&i1).as_mut().map_or(PollStatus::Idle, Group::poll)

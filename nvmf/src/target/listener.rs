@@ -61,7 +61,7 @@ pub(crate) fn ensure(addr: SocketAddr) -> Result<()> {
     })
     .map_err(|e| Error::Framework {
         what: "watch a listening socket",
-        source: e,
+        source: Box::new(e),
     })?;
     t.listeners
         .lock()

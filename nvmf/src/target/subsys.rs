@@ -293,7 +293,7 @@ impl Subsys {
         })
         .map_err(|e| Error::Bdev {
             what: format!("open bdev '{bdev_name}'"),
-            source: e,
+            source: Box::new(e),
         })?;
         let b = desc.bdev().clone();
         let info = b.info();
