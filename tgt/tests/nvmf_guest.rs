@@ -41,17 +41,25 @@ fn rpc(g: &mut Guest, args: &str) -> String {
 
 /// The block device name (nvmeXnY) of namespace 1 of the connected subsystem `nqn`.
 fn block_dev(g: &mut Guest, nqn: &str) -> String {
+    // In a subshell: `exit` in the guest's own shell would end its init.
     let out = g.run_ok(&format!(
-        "for i in $(seq 1 50); do for s in /sys/class/nvme-subsystem/*; do \
-         [ \"$(cat $s/subsysnqn 2>/dev/null)\" = {nqn} ] && ls $s | grep -E '^nvme[0-9]+n1$' && exit 0; \
-         done; sleep 0.2; done; echo none"
+        "(for i in $(seq 1 50); do for s in /sys/class/nvme-subsystem/*; do \
+         [ \"$(cat $s/subsysnqn 2>/dev/null)\" = {nqn} ] && ls $s/ | grep -E '^nvme[0-9]+n1$' && exit 0; \
+         done; sleep 0.2; done; echo none)"
     ));
     let dev = out
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("nvme"))
         .unwrap_or("none");
-    assert_ne!(dev, "none", "no block device for {nqn}:\n{out}");
+    if dev == "none" {
+        let why = g.run_ok(
+            "dmesg | tail -12; for c in /sys/class/nvme/nvme*; do echo $c $(cat $c/state) $(cat $c/subsysnqn); done; \
+             nvme list-ns /dev/nvme1 2>&1 | head; nvme id-ns /dev/nvme1 -n 1 2>&1 | head -12; \
+             ls /sys/block; grep -v 'nvmf: connection' /tmp/tgt.log | tail -40",
+        );
+        panic!("no block device for {nqn}:\n{why}");
+    }
     dev.to_string()
 }
 
@@ -159,9 +167,13 @@ fn kernel_initiator_against_our_target() {
     };
     g.run_ok("fp-modprobe nvme-tcp");
     g.run_ok("ip link set lo up");
+    // The EAL keeps its shared files in /dev/shm.
+    g.run_ok("mkdir -p /dev/shm && (grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs none /dev/shm)");
     g.run_ok(
-        "ferroplane-tgt -m 0x3 --no-huge -s 256 --no-pci --file-prefix nvmf -r /tmp/t.sock >/tmp/tgt.log 2>&1 & \
-         for i in $(seq 1 200); do [ -S /tmp/t.sock ] && exit 0; sleep 0.1; done; cat /tmp/tgt.log; exit 1",
+        "(ferroplane-tgt -m 0x3 --no-huge -s 256 --no-pci --file-prefix nvmf --log-level 8 -r /tmp/t.sock >/tmp/tgt.log 2>&1 &)",
+    );
+    g.run_ok(
+        "(for i in $(seq 1 300); do [ -S /tmp/t.sock ] && exit 0; sleep 0.1; done; cat /tmp/tgt.log; exit 1)",
     );
     rpc(&mut g, "bdev_malloc_create -b Malloc0 64 512");
     rpc(&mut g, "nvmf_create_transport -t TCP");

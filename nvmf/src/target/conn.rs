@@ -478,6 +478,13 @@ impl Conn {
         let Some(q) = &self.q else { return };
         let ctrlr = q.ctrlr.clone();
         if q.qid == 0 {
+            eal::log_debug!(
+                "nvmf: controller {} admin opcode {:#x} cid {cid} cdw10 {:#x} nsid {}",
+                ctrlr.cntlid,
+                sqe.opcode(),
+                sqe.cdw10,
+                sqe.nsid
+            );
             ctrlr.keep_alive();
             match admin::execute(&ctrlr, &sqe, &data) {
                 AdminOutcome::Reply { status, dw0, data } => self.reply(cid, status, dw0, &data),
