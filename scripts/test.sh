@@ -51,7 +51,8 @@ report_skips() {
 stage "tools"
 if [ "$(id -u)" = 0 ] && have apt-get; then
     need=()
-    for pair in ip:iproute2 ping:iputils-ping tcpdump:tcpdump tshark:tshark; do
+    for pair in ip:iproute2 ping:iputils-ping tcpdump:tcpdump tshark:tshark nvme:nvme-cli fio:fio \
+                qemu-storage-daemon:qemu-system-common dpdk-testpmd:dpdk; do
         have "${pair%%:*}" || need+=("${pair#*:}")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -245,9 +245,16 @@ impl Netns {
             "ip link set lo up; sysctl -qw net.ipv6.conf.all.disable_ipv6=1; \
              sysctl -qw net.ipv6.conf.default.disable_ipv6=1;",
         );
-        for (a, b) in veths {
+        // Interface indices 0x100 + 2i and 0x8100 + 2i: DPDK 22.11's net_af_packet names
+        // its fanout group (pid ^ ifindex) & 0xffff, and two of its processes started
+        // one after the other (pids a few apart) on the two ends of a pair with adjacent
+        // indices often computed the same id for different interfaces, which the kernel
+        // refuses (PACKET_FANOUT: EINVAL). Indices that differ in bit 15 cannot collide
+        // for pids less than 32768 apart.
+        for (i, (a, b)) in veths.iter().enumerate() {
+            let (ia, ib) = (0x100 + 2 * i, 0x8100 + 2 * i);
             script += &format!(
-                " ip link add {a} type veth peer name {b} && ip link set {a} up && ip link set {b} up;"
+                " ip link add {a} index {ia} type veth peer name {b} index {ib} && ip link set {a} up && ip link set {b} up;"
             );
         }
         sh(

@@ -16,7 +16,10 @@
 //!   and deletes. `pmd`: io forwarding between the two ends, primed with `tx_first`.
 //!   `testpmd`: txonly on one end and rxonly on the other, two processes (forwarding
 //!   lcores 1 and 0) fed the same schedule; cases: the txonly side's Tx-pps and the rxonly
-//!   side's Rx-pps (delivered).
+//!   side's Rx-pps (delivered); then io forwarding between the two ends in one process,
+//!   primed with `tx_first`.
+//! - `afxdp`: the same with net_af_xdp on both ends (native XDP on veth; DPDK's driver
+//!   from Debian's build, ours in pure Rust).
 //!
 //! Every process gets `-m 256` of hugepages (DPDK's defaults file paths) and, for the
 //! testpmds, `--total-num-mbufs=16384`, so two fit in 512 hugepages. Free hugepages are
@@ -44,6 +47,22 @@ enum Scenario {
     Null,
     Ring,
     AfPacket,
+    AfXdp,
+}
+
+impl Scenario {
+    /// The kernel-backed port kinds, on the tool's veth pair.
+    fn on_veth(self) -> bool {
+        matches!(self, Scenario::AfPacket | Scenario::AfXdp)
+    }
+
+    /// The vdev driver of a kernel-backed scenario.
+    fn driver(self) -> &'static str {
+        match self {
+            Scenario::AfXdp => "net_af_xdp",
+            _ => "net_af_packet",
+        }
+    }
 }
 
 pub struct Opts {
@@ -57,7 +76,12 @@ impl Opts {
         let mut o = Opts {
             kind,
             seconds: 5,
-            only: vec![Scenario::Null, Scenario::Ring, Scenario::AfPacket],
+            only: vec![
+                Scenario::Null,
+                Scenario::Ring,
+                Scenario::AfPacket,
+                Scenario::AfXdp,
+            ],
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -74,8 +98,9 @@ impl Opts {
                             "null" => Ok(Scenario::Null),
                             "ring" => Ok(Scenario::Ring),
                             "afpacket" => Ok(Scenario::AfPacket),
+                            "afxdp" => Ok(Scenario::AfXdp),
                             _ => Err(Error::Usage(format!(
-                                "invalid value '{s}' for --only: null, ring or afpacket"
+                                "invalid value '{s}' for --only: null, ring, afpacket or afxdp"
                             ))),
                         })
                         .collect::<Result<_>>()?;
@@ -171,9 +196,9 @@ fn vdevs(sc: Scenario) -> Vec<String> {
     match sc {
         Scenario::Null => vec!["net_null0".into(), "net_null1".into()],
         Scenario::Ring => vec!["net_ring0".into(), "net_ring1".into()],
-        Scenario::AfPacket => vec![
-            format!("net_af_packet0,iface={IF0}"),
-            format!("net_af_packet1,iface={IF1}"),
+        Scenario::AfPacket | Scenario::AfXdp => vec![
+            format!("{}0,iface={IF0}", sc.driver()),
+            format!("{}1,iface={IF1}", sc.driver()),
         ],
     }
 }
@@ -183,6 +208,7 @@ fn scenario_name(sc: Scenario) -> &'static str {
         Scenario::Null => "null",
         Scenario::Ring => "ring",
         Scenario::AfPacket => "afpacket",
+        Scenario::AfXdp => "afxdp",
     }
 }
 
@@ -191,6 +217,7 @@ fn case_name(sc: Scenario) -> &'static str {
         Scenario::Null => "null io fwd",
         Scenario::Ring => "ring io fwd (tx_first)",
         Scenario::AfPacket => "af_packet io fwd (tx_first)",
+        Scenario::AfXdp => "af_xdp io fwd (tx_first)",
     }
 }
 
@@ -221,7 +248,7 @@ fn one(
         Side::Peer => format!("{peer} {prog} ({name})"),
         s => format!("{} {prog} ({name})", ctx.label(s)),
     };
-    let netns = if sc == Scenario::AfPacket { ns } else { None };
+    let netns = if sc.on_veth() { ns } else { None };
     let file = ctx.out(name, side, round);
     let tx_first = sc != Scenario::Null;
     let res = if side != Side::Peer && o.kind == Kind::PmdPerf {
@@ -250,7 +277,7 @@ fn one(
             .ok_or_else(|| out.fail(&who, "printed no 'pmd_perf: ... mpps=' line"))?;
         let r = nonzero(r, &out, &who)?;
         vec![(case_name(sc).to_string(), r)]
-    } else if sc == Scenario::AfPacket && o.kind == Kind::Testpmd {
+    } else if sc.on_veth() && o.kind == Kind::Testpmd {
         // txonly on IF0 -> rxonly on IF1, two processes at once.
         hp.ensure_free(2 * PAGES, &who)?;
         let mut mk = |main, iface: &str, mode, f: &str| Tpmd {
@@ -258,14 +285,14 @@ fn one(
             bin: bin.clone(),
             netns,
             main_lcore: main,
-            vdevs: vec![format!("net_af_packet0,iface={iface}")],
+            vdevs: vec![format!("{}0,iface={iface}", sc.driver())],
             mode,
             tx_first: false,
             prefix: hp.prefix("t"),
             file: ctx.out(f, side, round),
         };
-        let rx = mk(1, IF1, "rxonly", "afpacket-rx");
-        let tx = mk(0, IF0, "txonly", "afpacket-tx");
+        let rx = mk(1, IF1, "rxonly", &format!("{name}-rx"));
+        let tx = mk(0, IF0, "txonly", &format!("{name}-tx"));
         let (rx_who, tx_who) = (rx.who.clone(), tx.who.clone());
         let secs = o.seconds;
         let (ro, to) = std::thread::scope(|s| {
@@ -278,13 +305,34 @@ fn one(
         });
         hp.clean_leftovers();
         let (ro, to) = (ro?, to?);
-        vec![
-            ("af_packet txonly Tx".into(), rate(&to, &tx_who, "Tx-pps")?),
+        let kind = &sc.driver()["net_".len()..];
+        let mut cases = vec![
+            (format!("{kind} txonly Tx"), rate(&to, &tx_who, "Tx-pps")?),
             (
-                "af_packet rxonly Rx (delivered)".into(),
+                format!("{kind} rxonly Rx (delivered)"),
                 rate(&ro, &rx_who, "Rx-pps")?,
             ),
-        ]
+        ];
+        // Then io forwarding between the two ends in one process.
+        hp.ensure_free(PAGES, &who)?;
+        let out = testpmd(
+            Tpmd {
+                who: format!("{who} io"),
+                bin,
+                netns,
+                main_lcore: 0,
+                vdevs: vdevs(sc),
+                mode: "io",
+                tx_first: true,
+                prefix: hp.prefix("t"),
+                file,
+            },
+            o.seconds,
+        );
+        hp.clean_leftovers();
+        let out = out?;
+        cases.push((case_name(sc).to_string(), rate(&out, &who, "Rx-pps")?));
+        cases
     } else {
         hp.ensure_free(PAGES, &who)?;
         let out = testpmd(
@@ -315,7 +363,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         Kind::Testpmd => "testpmd",
     };
     ctx.build(&[ours])?;
-    let ns = if o.only.contains(&Scenario::AfPacket) {
+    let ns = if o.only.iter().any(|s| s.on_veth()) {
         Some(Netns::new(&[(IF0, IF1)])?)
     } else {
         None

@@ -228,6 +228,8 @@ pub unsafe trait OptVal: Copy {}
 unsafe impl OptVal for i32 {}
 // SAFETY: primitives.
 unsafe impl OptVal for u32 {}
+// SAFETY: an array of primitives.
+unsafe impl OptVal for [u32; 2] {}
 // SAFETY: repr(C) of u32s.
 unsafe impl OptVal for TpacketReq {}
 // SAFETY: repr(C) of integers.
@@ -250,21 +252,21 @@ pub fn setsockopt<T: OptVal>(fd: &OwnedFd, level: i32, name: i32, val: &T) -> io
     .map(drop)
 }
 
+/// `getsockopt(fd, level, name)` into a zeroed `T`: the value and the length the kernel
+/// wrote (an older kernel may fill only a prefix of a grown struct).
+pub fn getsockopt<T: OptVal + Default>(fd: RawFd, level: i32, name: i32) -> io::Result<(T, usize)> {
+    let mut v = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` is writable for `len` bytes and any bit pattern is a valid `T`
+    // (`OptVal`); the kernel updates `len`.
+    cvt(unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut T).cast(), &mut len) })?;
+    Ok((v, len as usize))
+}
+
 /// `getsockopt(fd, SOL_PACKET, PACKET_STATISTICS)`: (packets, drops) since the last call
 /// (the kernel resets the counters on every read).
 pub fn packet_statistics(fd: RawFd) -> io::Result<(u32, u32)> {
-    let mut v = [0u32; 2];
-    let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
-    // SAFETY: `v` is writable for `len` bytes; `len` is updated by the kernel.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            SOL_PACKET,
-            PACKET_STATISTICS,
-            v.as_mut_ptr().cast(),
-            &mut len,
-        )
-    })?;
+    let (v, _) = getsockopt::<[u32; 2]>(fd, SOL_PACKET, PACKET_STATISTICS)?;
     Ok((v[0], v[1]))
 }
 

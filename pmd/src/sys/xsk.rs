@@ -1,11 +1,11 @@
 //! AF_XDP socket calls for `net_af_xdp` (`linux/if_xdp.h`): socket, UMEM registration,
-//! ring sizes and offsets, ring mappings, bind, wakeups, busy-poll options, and the
+//! ring sizes and offsets, ring mappings, bind, wakeups, busy-poll options, statistics, and the
 //! ethtool channel query that tells how many queues an interface has.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::{cvt, cvt_size, ifreq, ioctl_ifreq, setsockopt, Mapping, OptVal};
+use super::{cvt, cvt_size, getsockopt, ifreq, ioctl_ifreq, setsockopt, Mapping, OptVal};
 
 const AF_XDP: i32 = 44;
 const SOL_XDP: i32 = 283;
@@ -15,6 +15,7 @@ pub const XDP_TX_RING: i32 = 3;
 const XDP_UMEM_REG: i32 = 4;
 pub const XDP_UMEM_FILL_RING: i32 = 5;
 pub const XDP_UMEM_COMPLETION_RING: i32 = 6;
+const XDP_STATISTICS: i32 = 7;
 const XDP_OPTIONS: i32 = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 /// `sockaddr_xdp.sxdp_flags`.
@@ -55,6 +56,8 @@ pub struct XdpMmapOffsets {
     pub fr: XdpRingOffset,
     pub cr: XdpRingOffset,
 }
+// SAFETY: repr(C) of integers.
+unsafe impl OptVal for XdpMmapOffsets {}
 
 /// `struct xdp_desc`: an RX or TX descriptor (UMEM address, length).
 #[repr(C)]
@@ -105,36 +108,41 @@ pub fn ring_size(fd: &OwnedFd, which: i32, entries: u32) -> io::Result<()> {
 
 /// `getsockopt(XDP_MMAP_OFFSETS)`.
 pub fn mmap_offsets(fd: &OwnedFd) -> io::Result<XdpMmapOffsets> {
-    let mut o = XdpMmapOffsets::default();
-    let mut len = std::mem::size_of::<XdpMmapOffsets>() as libc::socklen_t;
-    // SAFETY: `o` is writable for `len` bytes.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            SOL_XDP,
-            XDP_MMAP_OFFSETS,
-            (&mut o as *mut XdpMmapOffsets).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(o)
+    Ok(getsockopt::<XdpMmapOffsets>(fd.as_raw_fd(), SOL_XDP, XDP_MMAP_OFFSETS)?.0)
 }
 
 /// True if the socket runs in zero-copy mode (`XDP_OPTIONS`).
 pub fn is_zero_copy(fd: &OwnedFd) -> io::Result<bool> {
-    let mut v = 0u32;
-    let mut len = 4 as libc::socklen_t;
-    // SAFETY: `v` is writable for 4 bytes.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            SOL_XDP,
-            XDP_OPTIONS,
-            (&mut v as *mut u32).cast(),
-            &mut len,
-        )
-    })?;
+    let (v, _) = getsockopt::<u32>(fd.as_raw_fd(), SOL_XDP, XDP_OPTIONS)?;
     Ok(v & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+/// `struct xdp_statistics` (`linux/if_xdp.h`): the socket's drop and error counters
+/// since it was made. Kernels before 5.9 fill only the first three fields (the rest stay
+/// 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpStatistics {
+    /// Frames dropped for reasons other than the two below.
+    pub rx_dropped: u64,
+    /// RX descriptors the kernel found invalid.
+    pub rx_invalid_descs: u64,
+    /// TX descriptors the kernel found invalid.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the TX ring empty.
+    pub tx_ring_empty_descs: u64,
+}
+const _: () = assert!(std::mem::size_of::<XdpStatistics>() == 48);
+// SAFETY: repr(C) of u64s.
+unsafe impl OptVal for XdpStatistics {}
+
+/// `getsockopt(XDP_STATISTICS)`.
+pub fn statistics(fd: &OwnedFd) -> io::Result<XdpStatistics> {
+    Ok(getsockopt::<XdpStatistics>(fd.as_raw_fd(), SOL_XDP, XDP_STATISTICS)?.0)
 }
 
 /// Map a ring of `len` bytes at page offset `pgoff`.

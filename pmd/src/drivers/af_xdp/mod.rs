@@ -14,7 +14,10 @@
 //! share), `busy_budget` (0: off; N: preferred busy polling, N frames per poll),
 //! `force_copy` (0; 1: copy mode); and ours, `zero_copy` (0; 1: zero-copy or fail).
 //! Without either, the kernel picks zero-copy where the driver has it, else copy
-//! (`xstats`: `zero_copy`, `xdp_native`).
+//! (`xstats`: `zero_copy`, `xdp_native`), and each socket's kernel counters
+//! (`XDP_STATISTICS`) as `rx_qN_dropped`, `rx_qN_ring_full`, `rx_qN_fill_ring_empty`,
+//! `rx_qN_invalid_descs`, `tx_qN_invalid_descs`, `tx_qN_ring_empty`; frames the kernel
+//! dropped (dropped + ring full) count in `imissed`.
 
 mod prog;
 mod queue;
@@ -54,6 +57,9 @@ struct QueuePair {
     rx: Slot<RxPart>,
     tx: Slot<TxPart>,
     zero_copy: bool,
+    /// The socket's dropped frames (`rx_dropped + rx_ring_full`) as of the last
+    /// `stats` call, which reports the difference as `imissed`.
+    missed_seen: u64,
 }
 
 struct AfXdp {
@@ -123,6 +129,7 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
                 rx: Arc::new(Mutex::new(Some(rx))),
                 tx: Arc::new(Mutex::new(Some(tx))),
                 zero_copy,
+                missed_seen: 0,
             }
         })
         .collect();
@@ -199,19 +206,39 @@ impl EthDriver for AfXdp {
     }
 
     fn stats(&mut self) -> DriverStats {
-        DriverStats {
-            missed: 0,
-            xstats: vec![
+        let mut xstats = vec![
+            (
+                "zero_copy".into(),
+                u64::from(self.pairs.iter().all(|p| p.zero_copy)),
+            ),
+            (
+                "xdp_native".into(),
+                u64::from(self.prog.mode == XdpMode::Native),
+            ),
+        ];
+        let mut missed = 0;
+        for (q, p) in self.pairs.iter_mut().enumerate() {
+            // The kernel's counters of each XSK (XDP_STATISTICS); a socket that cannot
+            // be read (never: it lives as long as the port) just adds nothing.
+            let Ok(st) = sys::statistics(&p.core.fd) else {
+                continue;
+            };
+            let dropped = st.rx_dropped + st.rx_ring_full;
+            missed += dropped.saturating_sub(p.missed_seen);
+            p.missed_seen = dropped;
+            xstats.extend([
+                (format!("rx_q{q}_dropped"), st.rx_dropped),
+                (format!("rx_q{q}_ring_full"), st.rx_ring_full),
                 (
-                    "zero_copy".into(),
-                    u64::from(self.pairs.iter().all(|p| p.zero_copy)),
+                    format!("rx_q{q}_fill_ring_empty"),
+                    st.rx_fill_ring_empty_descs,
                 ),
-                (
-                    "xdp_native".into(),
-                    u64::from(self.prog.mode == XdpMode::Native),
-                ),
-            ],
+                (format!("rx_q{q}_invalid_descs"), st.rx_invalid_descs),
+                (format!("tx_q{q}_invalid_descs"), st.tx_invalid_descs),
+                (format!("tx_q{q}_ring_empty"), st.tx_ring_empty_descs),
+            ]);
         }
+        DriverStats { missed, xstats }
     }
 
     fn close(&mut self) {
