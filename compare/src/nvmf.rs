@@ -132,12 +132,16 @@ fn start(cmd: &mut Command, sock: PathBuf, who: &str, log: &Path) -> Result<Targ
 
 fn configure(rpc_bin: &Path, t: &Target, port: u16, who: &str) -> Result<()> {
     let p = port.to_string();
-    rpc(
-        rpc_bin,
-        &t.sock,
-        &["bdev_malloc_create", "-b", "Malloc0", "64", "512"],
-        who,
-    )?;
+    // Both targets answer RPCs before their subsystems are up: retry the first call.
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let args = ["bdev_malloc_create", "-b", "Malloc0", "64", "512"];
+        match rpc(rpc_bin, &t.sock, &args, who) {
+            Ok(()) => break,
+            Err(e) if Instant::now() > end => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
     rpc(
         rpc_bin,
         &t.sock,
