@@ -168,7 +168,9 @@ fn kernel_initiator_against_our_target() {
     g.run_ok("fp-modprobe nvme-tcp");
     g.run_ok("ip link set lo up");
     // The EAL keeps its shared files in /dev/shm.
-    g.run_ok("mkdir -p /dev/shm && (grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs none /dev/shm)");
+    g.run_ok(
+        "mkdir -p /dev/shm && (grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs none /dev/shm)",
+    );
     g.run_ok(
         "(ferroplane-tgt -m 0x3 --no-huge -s 256 --no-pci --file-prefix nvmf --log-level 8 -r /tmp/t.sock >/tmp/tgt.log 2>&1 &)",
     );
