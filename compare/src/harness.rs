@@ -306,6 +306,15 @@ pub fn build_apps(
     if bins.contains(&"bdevperf") && tree.join("bdevperf/Cargo.toml").exists() {
         c.args(["-p", "ferroplane-bdevperf"]);
     }
+    // The storage target and the RPC client live in their own packages.
+    for (bin, pkg) in [
+        ("ferroplane-tgt", "ferroplane-tgt"),
+        ("ferroplane-rpc", "ferroplane-jsonrpc"),
+    ] {
+        if bins.contains(&bin) {
+            c.args(["-p", pkg]);
+        }
+    }
     for b in bins {
         c.args(["--bin", b]);
     }

@@ -10,6 +10,7 @@
 //!   testpmd   DPDK's dpdk-testpmd                   vs our testpmd (same commands)
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
+//!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -30,6 +31,7 @@ mod harness;
 mod mempool;
 mod net;
 mod nvme;
+mod nvmf;
 mod parse;
 mod ring;
 mod table;
@@ -42,7 +44,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -69,7 +71,12 @@ bdevperf: --seconds S    per run (default 2)
           --workloads L  read,write,randread,randwrite (default randread)
           --spdk DIR     SPDK tree with build/examples/bdevperf (default: $FP_SPDK_DIR)
           --no-fio       skip the uring bdev vs fio io_uring cases
-          --file-mb N    size of the uring/fio file in /var/tmp (default 256)";
+          --file-mb N    size of the uring/fio file in /var/tmp (default 256)
+
+nvmf:     --seconds S    per run (default 5)
+          --depths LIST  queue depths (default 1,32)
+          --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
+                         peer target, its spdk_nvme_perf the initiator on both sides";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -188,10 +195,10 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf"
+        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme or bdevperf (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf or nvmf (see --help)"
         )));
     }
     let mut common = Common {
@@ -229,6 +236,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Net(net::Opts),
         Nvme(nvme::Opts),
         Bdev(bdev::Opts),
+        Nvmf(nvmf::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -236,6 +244,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "pmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::PmdPerf)?),
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
+        "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -252,6 +261,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Net(o) => net::run(&mut ctx, &o)?,
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
+        Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

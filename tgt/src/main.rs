@@ -13,7 +13,8 @@ use framework::Error;
 fn subsystems(app: &mut App) -> framework::Result<()> {
     app.add_subsystem(bdev::BdevSubsystem)?;
     app.add_subsystem(blob::lvol::rpc::LvolSubsystem)?;
-    app.add_subsystem(fpvhost::VhostSubsystem)
+    app.add_subsystem(fpvhost::VhostSubsystem)?;
+    app.add_subsystem(nvmf::NvmfSubsystem)
 }
 
 /// Take the target's own options out of `argv` (SPDK vhost's `-S DIR`).

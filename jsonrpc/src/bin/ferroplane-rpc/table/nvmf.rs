@@ -200,6 +200,12 @@ pub static METHODS: &[Method] = &[
         Nothing,
     ),
     m(
+        "nvmf_get_stats",
+        "Get NVMf-TCP target statistics",
+        &[TGT],
+        Dict,
+    ),
+    m(
         "nvmf_get_subsystems",
         "Display nvmf subsystems or required subsystem",
         &[pos_opt("nqn", Str, "Subsystem NQN"), TGT],
