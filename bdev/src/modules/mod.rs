@@ -11,12 +11,12 @@ pub mod malloc;
 pub mod null;
 pub mod nvme;
 pub mod nvme_attach;
+pub mod nvme_pcie;
 pub mod passthru;
 pub mod raid;
 pub mod split;
-pub(crate) mod vbdev;
 pub mod uring;
-pub mod nvme_pcie;
+pub(crate) mod vbdev;
 
 use std::cell::RefCell;
 use std::rc::Rc;
