@@ -103,7 +103,7 @@ fn verify_passes_on_malloc_uring_and_aio() {
         );
         let out = text(&o);
         assert_eq!(o.status.code(), Some(0), "{bdev}:\n{out}");
-        assert!(!out.contains("mismatch"), "{out}");
+        assert!(!out.contains("Verify mismatch"), "{out}");
         assert!(
             out.contains(&format!(
                 "Job: {bdev} (Core Mask 0x1, workload: verify, depth: 8, IO size: 8192)"

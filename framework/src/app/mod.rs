@@ -307,12 +307,13 @@ impl AppCtx {
                 let (waiters, start) = {
                     let mut st = ctx.lock();
                     st.init_done = true;
-                    let start = if st.config_loading {
-                        None
+                    // With a `--json` file still being replayed, the start callback and
+                    // framework_wait_init wait for its end (`config_loaded`).
+                    if st.config_loading {
+                        (Vec::new(), None)
                     } else {
-                        st.start.take()
-                    };
-                    (std::mem::take(&mut st.waiters), start)
+                        (std::mem::take(&mut st.waiters), st.start.take())
+                    }
                 };
                 for w in waiters {
                     w.respond(Ok(serde_json::Value::Bool(true)));
@@ -329,24 +330,28 @@ impl AppCtx {
     /// The `--json` file is replayed: run the start callback if the subsystems are up
     /// (otherwise initialisation runs it when it finishes).
     pub(crate) fn config_loaded(&self) {
-        let start = {
+        let (waiters, start) = {
             let mut st = self.lock();
             st.config_loading = false;
             if st.init_done {
-                st.start.take()
+                (std::mem::take(&mut st.waiters), st.start.take())
             } else {
-                None
+                (Vec::new(), None)
             }
         };
+        for w in waiters {
+            w.respond(Ok(serde_json::Value::Bool(true)));
+        }
         if let Some(f) = start {
             f(self.clone());
         }
     }
 
-    /// Answer `r` once the subsystems are initialised (framework_wait_init).
+    /// Answer `r` once the subsystems are initialised and a `--json` file, if any, is
+    /// replayed (framework_wait_init, as SPDK's answers after the configuration loaded).
     pub(crate) fn when_initialised(&self, r: Responder) {
         let mut st = self.lock();
-        if st.init_done {
+        if st.init_done && !st.config_loading {
             drop(st);
             r.respond(Ok(serde_json::Value::Bool(true)));
         } else {
