@@ -137,6 +137,53 @@ fn af_xdp_multi_queue_spreads_flows() {
     });
 }
 
+#[test]
+fn af_xdp_shared_umem_over_four_queues() {
+    let test = "af_xdp_shared_umem_over_four_queues";
+    let Some(ns) = Netns::new(test, "xs") else {
+        return;
+    };
+    ns.sh("ip link add xsa numtxqueues 4 numrxqueues 4 type veth peer name xsb numtxqueues 4 numrxqueues 4 && ip link set xsa up && ip link set xsb up");
+    let e = eal("xs");
+    let p = pool(&e, "xsp", 2047);
+    run_with(&ns, &e, &p, move |e, p| {
+        let port =
+            pmd::vdev_create(&e, "net_af_xdp_s,iface=xsa,queue_count=4,shared_umem=1").unwrap();
+        setup(port, &p, 4, 4);
+        assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
+        assert_eq!(xstat(port, "shared_umem"), 1, "the queues share one UMEM");
+        let peer = RawSock::bind("xsb");
+        // RX: every frame once and intact on whichever queue its flow hashes to, twice
+        // over (the chunks of each queue's region go round the fill ring).
+        for _ in 0..2 {
+            let counts = spread_flows(&peer, port, 4, 200, LIMIT);
+            let used = counts.iter().filter(|&&n| n > 0).count();
+            assert!(used >= 2, "200 flows used {used} of 4 queues: {counts:?}");
+        }
+        // TX: each queue sends from its own region of the shared UMEM.
+        let mut sent = Vec::new();
+        for q in 0..4u16 {
+            let frames: Vec<Vec<u8>> = (0..40)
+                .map(|i| frame(0x88b6, 10 + q as u8, i as u8, 60 + 7 * i + q as usize))
+                .collect();
+            let mut v: Vec<_> = frames.iter().map(|f| mbuf_of(&p, f)).collect();
+            let t0 = Instant::now();
+            while !v.is_empty() && t0.elapsed() < LIMIT {
+                pmd::tx_burst(port, q, &mut v);
+            }
+            assert!(v.is_empty(), "queue {q} never drained its TX burst");
+            sent.extend(frames);
+        }
+        let mut got = peer.recv_until(sent.len(), LIMIT, |b| is_ethertype(b, 0x88b6));
+        got.sort();
+        sent.sort();
+        assert!(got == sent, "the peer got each queue's frames intact");
+        assert_eq!(pmd::stats_get(port).unwrap().opackets, 160);
+        pmd::close(port).unwrap();
+    });
+    assert_eq!(p.avail_count(), 2047, "every mbuf back in the pool");
+}
+
 /// Not a test on its own: the child process of `af_xdp_program_gone_after_sigkill`
 /// (runs only with `FP_XDP_CHILD_IFACE` set): opens a port, says so, and waits to be
 /// killed.
@@ -203,7 +250,7 @@ fn af_xdp_bad_devargs_name_the_key() {
     let e = eal("xbad");
     for (spec, key) in [
         ("net_af_xdp_b0", "iface"),
-        ("net_af_xdp_b1,iface=lo,shared_umem=1", "shared_umem"),
+        ("net_af_xdp_b1,iface=lo,shared_umem=2", "shared_umem"),
         (
             "net_af_xdp_b2,iface=lo,force_copy=1,zero_copy=1",
             "zero_copy",

@@ -19,6 +19,7 @@ const XDP_STATISTICS: i32 = 7;
 const XDP_OPTIONS: i32 = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 /// `sockaddr_xdp.sxdp_flags`.
+pub const XDP_SHARED_UMEM: u16 = 1 << 0;
 pub const XDP_COPY: u16 = 1 << 1;
 pub const XDP_ZEROCOPY: u16 = 1 << 2;
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
@@ -177,8 +178,16 @@ pub fn mmap_anon(len: usize) -> io::Result<Mapping> {
     Mapping::from_mmap(p, len)
 }
 
-/// `bind(fd, sockaddr_xdp { ifindex, queue, flags })`.
-pub fn xsk_bind(fd: &OwnedFd, ifindex: i32, queue: u32, flags: u16) -> io::Result<()> {
+/// `bind(fd, sockaddr_xdp { ifindex, queue, flags, shared_umem_fd })`. With
+/// `share = Some(owner)` the socket uses the UMEM registered on `owner`
+/// (`XDP_SHARED_UMEM`; the kernel refuses any other flag then: the owner's mode holds).
+pub fn xsk_bind(
+    fd: &OwnedFd,
+    ifindex: i32,
+    queue: u32,
+    flags: u16,
+    share: Option<&OwnedFd>,
+) -> io::Result<()> {
     #[repr(C)]
     struct SockaddrXdp {
         family: u16,
@@ -189,10 +198,13 @@ pub fn xsk_bind(fd: &OwnedFd, ifindex: i32, queue: u32, flags: u16) -> io::Resul
     }
     let sa = SockaddrXdp {
         family: AF_XDP as u16,
-        flags,
+        flags: match share {
+            Some(_) => XDP_SHARED_UMEM,
+            None => flags,
+        },
         ifindex: ifindex as u32,
         queue_id: queue,
-        shared_umem_fd: 0,
+        shared_umem_fd: share.map_or(0, |o| o.as_raw_fd() as u32),
     };
     // SAFETY: `sa` is a valid sockaddr_xdp of the given length.
     cvt(unsafe {
