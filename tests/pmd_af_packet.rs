@@ -10,7 +10,12 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
+fn spec_has(args: &str, kv: &str) -> bool {
+    args.split(',').any(|a| a == kv)
+}
+
 fn both_ways(test: &str, tag: &str, args: &str, want_v3: u64) {
+    let args = args.to_string();
     // 600 frames of 46..300 bytes in (many per block, the block ring wraps several
     // times), 400 out in bursts of 32 (one sendto each), the TX ring wrapping too.
     let frames = BothWays {
@@ -27,7 +32,11 @@ fn both_ways(test: &str, tag: &str, args: &str, want_v3: u64) {
         tag,
         &spec,
         frames,
-        move |_, port| assert_eq!(xstat(port, "tpacket_v3"), want_v3, "ring format"),
+        move |_, port| {
+            assert_eq!(xstat(port, "tpacket_v3"), want_v3, "ring format");
+            let ring = u64::from(!spec_has(&args, "tx_ring=0"));
+            assert_eq!(xstat(port, "tx_ring"), ring, "TX path");
+        },
         |_| {},
     );
 }
@@ -38,6 +47,17 @@ fn af_packet_v3_block_ring_both_ways() {
         "af_packet_v3_block_ring_both_ways",
         "v3",
         "blocksz=16384,framesz=2048,framecnt=64,qdisc_bypass=1",
+        1,
+    );
+}
+
+/// TX without a ring: `sendmmsg` from the mbufs, one call per burst.
+#[test]
+fn af_packet_sendmmsg_tx_both_ways() {
+    both_ways(
+        "af_packet_sendmmsg_tx_both_ways",
+        "sm",
+        "tx_ring=0,qdisc_bypass=1",
         1,
     );
 }
@@ -122,6 +142,7 @@ fn af_packet_v3_bad_devargs_name_the_key() {
             "qdisc_bypass",
         ),
         ("net_af_packet_b6,iface=lo,qpairs=0", "qpairs"),
+        ("net_af_packet_b8,iface=lo,tx_ring=2", "tx_ring"),
         ("net_af_packet_b7,iface=lo,queues=2", "queues"),
     ] {
         let err = vdev_err(&e, spec);

@@ -503,6 +503,33 @@ pub fn kick_tx(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Most frames one [`sendmmsg_nb`] call takes.
+pub const SENDMMSG_MAX: usize = 64;
+
+/// `sendmmsg(fd, msgs, n, MSG_DONTWAIT)` on a bound packet socket without a TX ring:
+/// frame `k` is the concatenation of `iovs[frames[k].0..frames[k].1]` (at most
+/// [`SENDMMSG_MAX`] frames). Returns how many frames the kernel took (it stops at the
+/// first it refuses; that one's error is returned if it is the first).
+pub fn sendmmsg_nb(
+    fd: RawFd,
+    iovs: &[io::IoSlice<'_>],
+    frames: &[(u16, u16)],
+) -> io::Result<usize> {
+    // SAFETY: an all-zero mmsghdr is valid (null name and control, no iovecs).
+    let mut msgs: [libc::mmsghdr; SENDMMSG_MAX] = unsafe { std::mem::zeroed() };
+    let n = frames.len().min(SENDMMSG_MAX);
+    for (m, &(a, b)) in msgs.iter_mut().zip(&frames[..n]) {
+        let seg = &iovs[usize::from(a)..usize::from(b)];
+        // IoSlice is ABI-compatible with iovec; the kernel only reads through it.
+        m.msg_hdr.msg_iov = seg.as_ptr() as *mut libc::iovec;
+        m.msg_hdr.msg_iovlen = seg.len();
+    }
+    // SAFETY: `n` initialised headers whose iovecs point into `iovs`, readable for the
+    // call; no names or control buffers.
+    let r = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT) };
+    cvt(r).map(|r| r as usize)
+}
+
 /// `sysconf(_SC_PAGESIZE)`.
 pub fn page_size() -> usize {
     // SAFETY: plain query.

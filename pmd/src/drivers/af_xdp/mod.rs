@@ -73,10 +73,8 @@ struct AfXdp {
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let a = ctx.args;
-    let iface = a
-        .get("iface")
-        .ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?
-        .to_string();
+    let netif = NetIf::from_args(a)?;
+    let iface = netif.name.clone();
     let start = a.num("start_queue", 0, 0, 4095)? as u32;
     let count = a.num("queue_count", 1, 1, crate::types::MAX_QUEUES as u64)? as u32;
     let shared = a.flag("shared_umem")?;
@@ -89,7 +87,6 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         (false, true) => CopyMode::ZeroCopy,
         (false, false) => CopyMode::Auto,
     };
-    let netif = NetIf::open(&iface)?;
     if let Some(n) = netif.rx_queues() {
         if start + count > n {
             return Err(a.bad(
