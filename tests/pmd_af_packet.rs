@@ -34,7 +34,7 @@ fn both_ways(test: &str, tag: &str, args: &str, want_v3: u64) {
         frames,
         move |_, port| {
             assert_eq!(xstat(port, "tpacket_v3"), want_v3, "ring format");
-            let ring = u64::from(!spec_has(&args, "tx_ring=0"));
+            let ring = u64::from(spec_has(&args, "tx_ring=1"));
             assert_eq!(xstat(port, "tx_ring"), ring, "TX path");
         },
         |_| {},
@@ -51,13 +51,13 @@ fn af_packet_v3_block_ring_both_ways() {
     );
 }
 
-/// TX without a ring: `sendmmsg` from the mbufs, one call per burst.
+/// TX through the TPACKET_V3 TX ring (the default sends with `sendmmsg`).
 #[test]
-fn af_packet_sendmmsg_tx_both_ways() {
+fn af_packet_v3_tx_ring_both_ways() {
     both_ways(
-        "af_packet_sendmmsg_tx_both_ways",
-        "sm",
-        "tx_ring=0,qdisc_bypass=1",
+        "af_packet_v3_tx_ring_both_ways",
+        "tr",
+        "tx_ring=1,framecnt=64",
         1,
     );
 }
@@ -67,7 +67,7 @@ fn af_packet_v2_fallback_both_ways() {
     both_ways(
         "af_packet_v2_fallback_both_ways",
         "v2",
-        "tpacket_version=2,framecnt=256",
+        "tpacket_version=2,framecnt=256,tx_ring=1",
         0,
     );
 }
@@ -123,6 +123,53 @@ fn af_packet_v3_tx_seen_by_tshark() {
         want,
         "tshark saw our 50 frames, in order, at their lengths"
     );
+}
+
+/// Chained mbufs leave as one frame each, through `sendmmsg` (one iovec per segment)
+/// and through the TX ring (segments copied into one frame).
+#[test]
+fn af_packet_chained_mbufs_leave_whole() {
+    let test = "af_packet_chained_mbufs_leave_whole";
+    let Some(ns) = Netns::new(test, "ch") else {
+        return;
+    };
+    ns.veth("cha", "chb");
+    let e = eal("ch");
+    let p = pool(&e, "chp", 255);
+    run_with(&ns, &e, &p, move |e, p| {
+        let peer = RawSock::bind("chb");
+        for (k, ring) in [0, 1].into_iter().enumerate() {
+            let spec = format!("net_af_packet_ch{k},iface=cha,tx_ring={ring}");
+            let port = pmd::vdev_create(&e, &spec).unwrap();
+            setup(port, &p, 1, 1);
+            assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
+            let frames: Vec<Vec<u8>> = (0..20)
+                .map(|i| frame(0x88b6, 10 + k as u8, i as u8, 90 + 11 * i))
+                .collect();
+            let mut v: Vec<mbuf::Mbuf> = frames
+                .iter()
+                .map(|f| {
+                    // Three segments: header, 30 bytes, the rest.
+                    let mut m = mbuf_of(&p, &f[..14]);
+                    m.chain(mbuf_of(&p, &f[14..44])).unwrap();
+                    m.chain(mbuf_of(&p, &f[44..])).unwrap();
+                    assert_eq!(m.nb_segs(), 3);
+                    m
+                })
+                .collect();
+            let t0 = std::time::Instant::now();
+            while !v.is_empty() && t0.elapsed() < LIMIT {
+                pmd::tx_burst(port, 0, &mut v);
+            }
+            assert!(v.is_empty(), "tx_ring={ring}: TX never drained");
+            let got = peer.recv_until(frames.len(), LIMIT, |b| {
+                is_ethertype(b, 0x88b6) && b[6..12] == frames[0][6..12]
+            });
+            assert!(got == frames, "tx_ring={ring}: every chain left whole, in order");
+            pmd::close(port).unwrap();
+        }
+    });
+    assert_eq!(p.avail_count(), 255, "every segment back in the pool");
 }
 
 #[test]

@@ -6,14 +6,15 @@
 //!   block, one status check per block, the block retired when its last frame is
 //!   consumed), TPACKET_V2 frame rings where `PACKET_VERSION` refuses V3. Frames are
 //!   copied into mbufs.
-//! * TX ([`tx`]): mbufs copied into ring frames, one nonblocking `sendto` per burst;
-//!   or (`tx_ring=0`) no TX ring and one `sendmmsg` per burst from the mbufs.
+//! * TX ([`tx`]): one nonblocking `sendmmsg` per burst straight from the mbufs (no TX
+//!   ring); or (`tx_ring=1`, DPDK's way) mbufs copied into the frames of a TX ring, one
+//!   `sendto` per burst.
 //!   `qdisc_bypass=1` sends straight to the driver (`PACKET_QDISC_BYPASS`).
 //!
 //! Keys as DPDK's driver: `iface`, `qpairs`, `blocksz`, `framesz`, `framecnt`,
 //! `qdisc_bypass`; and ours: `tpacket_version` (3, the default: V3 if the kernel has it,
-//! else V2; 2: V2 always), for the fallback path, and `tx_ring` (1, the default; 0:
-//! `sendmmsg`).
+//! else V2; 2: V2 always), for the fallback path, and `tx_ring` (0, the default:
+//! `sendmmsg`; 1: a TX ring).
 
 mod ring;
 mod rx;
@@ -120,7 +121,7 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let framecnt = a.num("framecnt", 512, 1, 1 << 20)? as u32;
     let bypass = a.flag("qdisc_bypass")?;
     let allow_v3 = a.num("tpacket_version", 3, 2, 3)? == 3;
-    let tx_ring = a.num("tx_ring", 1, 0, 1)? == 1;
+    let tx_ring = a.num("tx_ring", 0, 0, 1)? == 1;
     if u64::from(blocksz) % page != 0 {
         return Err(a.bad(
             "blocksz",
