@@ -165,7 +165,10 @@ fn af_packet_chained_mbufs_leave_whole() {
             let got = peer.recv_until(frames.len(), LIMIT, |b| {
                 is_ethertype(b, 0x88b6) && b[6..12] == frames[0][6..12]
             });
-            assert!(got == frames, "tx_ring={ring}: every chain left whole, in order");
+            assert!(
+                got == frames,
+                "tx_ring={ring}: every chain left whole, in order"
+            );
             pmd::close(port).unwrap();
         }
     });

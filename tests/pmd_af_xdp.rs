@@ -131,30 +131,35 @@ fn four_queues(
 #[test]
 fn af_xdp_multi_queue_spreads_flows() {
     let test = "af_xdp_multi_queue_spreads_flows";
-    four_queues(test, "xm", "net_af_xdp_m,iface={a},queue_count=4", |port, _p, peer| {
-        let counts = spread_flows(peer, port, 4, 64, LIMIT);
-        let used = counts.iter().filter(|&&n| n > 0).count();
-        assert!(used >= 2, "64 flows used {used} of 4 queues: {counts:?}");
-        // Each socket's kernel counters are xstats, and the frames they say the kernel
-        // dropped are what imissed adds up.
-        let imissed = pmd::stats_get(port).unwrap().imissed;
-        let mut dropped = 0;
-        for q in 0..4 {
-            for n in ["dropped", "ring_full", "fill_ring_empty", "invalid_descs"] {
-                let v = xstat(port, &format!("rx_q{q}_{n}"));
-                if n == "dropped" || n == "ring_full" {
-                    dropped += v;
+    four_queues(
+        test,
+        "xm",
+        "net_af_xdp_m,iface={a},queue_count=4",
+        |port, _p, peer| {
+            let counts = spread_flows(peer, port, 4, 64, LIMIT);
+            let used = counts.iter().filter(|&&n| n > 0).count();
+            assert!(used >= 2, "64 flows used {used} of 4 queues: {counts:?}");
+            // Each socket's kernel counters are xstats, and the frames they say the kernel
+            // dropped are what imissed adds up.
+            let imissed = pmd::stats_get(port).unwrap().imissed;
+            let mut dropped = 0;
+            for q in 0..4 {
+                for n in ["dropped", "ring_full", "fill_ring_empty", "invalid_descs"] {
+                    let v = xstat(port, &format!("rx_q{q}_{n}"));
+                    if n == "dropped" || n == "ring_full" {
+                        dropped += v;
+                    }
                 }
+                xstat(port, &format!("tx_q{q}_invalid_descs"));
+                xstat(port, &format!("tx_q{q}_ring_empty"));
             }
-            xstat(port, &format!("tx_q{q}_invalid_descs"));
-            xstat(port, &format!("tx_q{q}_ring_empty"));
-        }
-        assert_eq!(
-            pmd::stats_get(port).unwrap().imissed,
-            dropped,
-            "imissed is the sockets' dropped frames (it was {imissed} a moment before)"
-        );
-    });
+            assert_eq!(
+                pmd::stats_get(port).unwrap().imissed,
+                dropped,
+                "imissed is the sockets' dropped frames (it was {imissed} a moment before)"
+            );
+        },
+    );
 }
 
 #[test]

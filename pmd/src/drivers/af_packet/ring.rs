@@ -243,8 +243,8 @@ impl PacketSock {
         };
         let ring_len = block_size as usize * block_nr as usize;
         let rings = 1 + usize::from(tx_ring);
-        let map = sys::mmap_shared(&fd, rings * ring_len)
-            .map_err(|e| format!("map the rings: {e}"))?;
+        let map =
+            sys::mmap_shared(&fd, rings * ring_len).map_err(|e| format!("map the rings: {e}"))?;
         Ok(PacketSock {
             fd,
             map,

@@ -103,7 +103,14 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             ));
         }
     }
-    let xsks = open_xsks(&iface, netif.index, start..start + count, mode, budget, shared)?;
+    let xsks = open_xsks(
+        &iface,
+        netif.index,
+        start..start + count,
+        mode,
+        budget,
+        shared,
+    )?;
     let prog = XdpProg::attach(&iface, netif.index, start + count)?;
     for (i, x) in xsks.iter().enumerate() {
         prog.insert(&iface, start + i as u32, x.raw_fd())?;

@@ -159,7 +159,11 @@ impl Xsk {
             };
             Error::os("open", what(&format!("an AF_XDP socket{hint}")), e)
         })?;
-        let UmemPart { map: umem, base, owner } = umem;
+        let UmemPart {
+            map: umem,
+            base,
+            owner,
+        } = umem;
         if base as usize + REGION > umem.len() {
             return Err(Error::os(
                 "place",
