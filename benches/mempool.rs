@@ -7,6 +7,33 @@
 //! lcore 0 being the bench thread. Objects are 2048 bytes, as in DPDK's
 //! `mempool_perf_autotest`. Times are per iteration: one get of n objects and one put of
 //! them. Compare rows of one run only: absolute times on a shared machine mean little.
+//!
+//! What each side does per object, so that both move handles and neither touches or
+//! copies the 2 KiB object:
+//! - ferroplane, cache: the get copies an object address (`VirtAddr`) out of the
+//!   lcore's cache array and the put copies it back; no atomic operation while the cache
+//!   neither runs dry nor overflows (then one bulk ring dequeue or enqueue refills or
+//!   flushes it, shared among many objects).
+//! - ferroplane, no cache: the get is a multi-consumer ring dequeue and the put a
+//!   multi-producer ring enqueue of the address, one compare-and-swap on the ring's
+//!   head each per bulk, not per object.
+//! - lockfree-object-pool: `pull` takes a slot with a compare-and-swap on a 32-bit
+//!   free mask of a 32-slot page (walking the page list from the first page while pages
+//!   are full) and returns a guard (pool, page, slot); dropping the guard calls the reset
+//!   closure (empty here) through a `dyn Fn` and sets the slot's bit with an atomic
+//!   `fetch_or`. Two atomic read-modify-writes per object, on a word both threads share.
+//!   Its slots hold `Box<[u8; 2048]>`, so an object is a pointer to a heap block, as
+//!   ours is an address in the pool's memzone. `LinearObjectPool` is the crate's
+//!   lock-free pool; its `SpinLockObjectPool` and `MutexObjectPool` move the object in
+//!   and out of a `Vec` under a lock (a waiter spins or sleeps while a preempted holder
+//!   runs elsewhere, which on a shared machine measures the scheduler).
+//!
+//! Why not `LinearObjectPool<[u8; 2048]>` (what this bench used first): the slots then
+//! hold the arrays inline, 64 KiB per page, and the out-of-line `LinearPage::alloc`
+//! reserves a stack frame for building a new page (about 130 KiB) that it probes page
+//! by page on every call, growth or not: 32 stores to 32 distinct 4 KiB stack pages per
+//! `pull`. That cost (about 2.7 times the instructions and, measured, some ten times the
+//! time) is an artefact of the element type, not of the pool's algorithm.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +47,9 @@ use mempool::{Mempool, PoolConfig, PoolFlags};
 
 /// Object size, as in DPDK's mempool_perf_autotest.
 const ELT: usize = 2048;
+/// The other pool's object: a pointer to a 2 KiB heap block (see the module doc).
+type Theirs = LinearObjectPool<Box<[u8; ELT]>>;
+
 /// Objects per pool: room for both threads' caches (512 + 1.5 x 256 each) and bulks.
 const N_OBJS: u32 = 4095;
 /// Per-lcore cache size of the cached pool.
@@ -98,7 +128,7 @@ impl Contender {
     }
 
     /// Start the same loop on a plain thread (the other pool has no lcores).
-    fn theirs(p: &Arc<LinearObjectPool<[u8; ELT]>>, n: usize) -> Contender {
+    fn theirs(p: &Arc<Theirs>, n: usize) -> Contender {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, p) = (stop.clone(), p.clone());
         let t = std::thread::spawn(move || {
@@ -134,7 +164,7 @@ fn time_ours(p: &Mempool, n: usize, iters: u64) -> Duration {
     t.elapsed()
 }
 
-fn time_theirs(p: &LinearObjectPool<[u8; ELT]>, n: usize, iters: u64) -> Duration {
+fn time_theirs(p: &Theirs, n: usize, iters: u64) -> Duration {
     let mut held = Vec::with_capacity(n);
     let t = Instant::now();
     for _ in 0..iters {
@@ -153,7 +183,7 @@ fn benches(c: &mut Criterion) {
     let direct = pool(&eal, "bench_mp_nocache", 0);
     // `LinearObjectPool` grows on demand; objects are created zeroed and not reset on
     // reuse (a mempool does not reset objects either).
-    let theirs = Arc::new(LinearObjectPool::<[u8; ELT]>::new(|| [0u8; ELT], |_| {}));
+    let theirs: Arc<Theirs> = Arc::new(LinearObjectPool::new(|| Box::new([0u8; ELT]), |_| {}));
     for threads in [1, 2] {
         for n in BULKS {
             let mut g = c.benchmark_group(format!("mempool/get_put_{n}/{threads}_thread"));

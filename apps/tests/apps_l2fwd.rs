@@ -49,23 +49,38 @@ fn final_stats(out: &str, port: u16) -> (u64, u64, u64) {
 
 #[test]
 fn l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
-    let Some(ns) = Netns::new(
+    forwards_between_veth_pairs(
         "l2fwd_forwards_between_veth_pairs_with_mac_rewrite",
         "l2fwd",
-    ) else {
+        "net_af_packet",
+    );
+}
+
+#[test]
+fn af_xdp_l2fwd_forwards_between_veth_pairs_with_mac_rewrite() {
+    forwards_between_veth_pairs(
+        "af_xdp_l2fwd_forwards_between_veth_pairs_with_mac_rewrite",
+        "l2xdp",
+        "net_af_xdp",
+    );
+}
+
+/// l2fwd over two `driver` ports on a1 and b1: a0 → a1 → l2fwd → b1 → b0.
+fn forwards_between_veth_pairs(test: &str, tag: &str, driver: &str) {
+    let Some(ns) = Netns::new(test, tag) else {
         return;
     };
     ns.veth("a0", "a1");
     ns.veth("b0", "b1");
     let b1_mac = ns.mac("b1");
-    let pfx = prefix("l2fwd");
+    let pfx = prefix(tag);
     let mut cmd = ns.command(l2fwd());
     cmd.args([
         "--no-huge",
         "--file-prefix",
         &pfx,
-        "--vdev=net_af_packet0,iface=a1",
-        "--vdev=net_af_packet1,iface=b1",
+        &format!("--vdev={driver}0,iface=a1"),
+        &format!("--vdev={driver}1,iface=b1"),
         "--",
         "-p",
         "0x3",

@@ -496,6 +496,57 @@ fn txonly_to_rxonly_across_a_veth_pair() {
 }
 
 #[test]
+fn af_xdp_testpmd_io_forwarding_between_veth_pairs() {
+    let Some(ns) = Netns::new("af_xdp_testpmd_io_forwarding_between_veth_pairs", "tpxdp") else {
+        return;
+    };
+    ns.veth("a0", "a1");
+    ns.veth("b0", "b1");
+    let pfx = prefix("tpxdp");
+    let mut c = ns.command(testpmd());
+    c.args(["--no-huge", "-m", "128", "--file-prefix", &pfx, "-l", "0-1"]);
+    c.args(["--vdev=net_af_xdp0,iface=a1", "--vdev=net_af_xdp1,iface=b1"]);
+    c.args(["--", "-i", "--forward-mode=io"]);
+    let mut p = Proc::spawn(&mut c);
+    p.cmd("start");
+    const N: usize = 300;
+    let frame = |i: usize| {
+        let mut f = vec![0x02, 0x11, 0x22, 0x33, 0x44, 0x55, 0x02, 0xaa, 0, 0, 0, 1];
+        f.extend(0x88b5u16.to_be_bytes());
+        f.extend((i as u32).to_be_bytes());
+        f.extend((0..40 + i % 500).map(|j| (j as u8) ^ (i as u8)));
+        f
+    };
+    let sent: Vec<Vec<u8>> = (0..N).map(frame).collect();
+    let to_send = sent.clone();
+    let mut got = ns.run(move || {
+        let tx = RawSock::bind("a0");
+        let rx = RawSock::bind("b0");
+        for f in &to_send {
+            tx.send(f);
+        }
+        rx.recv_until(N, Duration::from_secs(20), |b| {
+            b.len() > 13 && b[12..14] == [0x88, 0xb5]
+        })
+    });
+    let o = p.cmd("stop");
+    p.quit();
+    let (st, out) = p.finish(GUARD);
+    assert!(st.success(), "{out}");
+    got.sort();
+    let mut want = sent;
+    want.sort();
+    assert_eq!(
+        got.len(),
+        N,
+        "every frame forwarded a1 -> b1 (io mode):\n{o}"
+    );
+    assert_eq!(got, want, "io forwarding leaves frames untouched");
+    assert!(accumulated(&o, "TX-packets:") >= N as u64, "{o}");
+    assert!(!out.contains("Warning"), "{out}");
+}
+
+#[test]
 fn another_process_reads_a_running_testpmds_port_stats() {
     // testpmd is the primary; this test process attaches as a secondary and reads the
     // ports' shared counters (pmd::shared, what proc-info builds on), and `proc-info`

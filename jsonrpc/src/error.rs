@@ -138,8 +138,8 @@ impl RpcError {
         RpcError::new(Self::INTERNAL_ERROR, msg.to_string())
     }
 
-    /// The error SPDK gives for a method called in the wrong state (the
-    /// messages are SPDK's, so scripts that match on them keep working).
+    /// The error for a method called in the wrong state: SPDK's code, and messages
+    /// that begin as SPDK's do, so scripts that match on them keep working.
     pub fn invalid_state(current: State) -> RpcError {
         let msg = match current {
             State::Startup => {
@@ -147,9 +147,8 @@ impl RpcError {
                  framework_start_init RPC."
             }
             State::Runtime => {
-                "Method may only be called before framework is initialized. Use \
-                 --wait-for-rpc command line parameter and then issue this RPC before \
-                 the framework_start_init RPC."
+                "Method may only be called before framework is initialized: start the \
+                 target with --wait-for-rpc and call it before framework_start_init."
             }
         };
         RpcError::new(Self::INVALID_STATE, msg)

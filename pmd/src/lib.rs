@@ -1,6 +1,6 @@
 //! Ferroplane pmd: the ethdev layer (ports, queues, bursts, stats, link) and software
 //! poll-mode drivers, in the class of DPDK's `rte_ethdev` and its `net_null`,
-//! `net_ring`, `net_af_packet`, `net_tap` and `net_pcap` drivers.
+//! `net_ring`, `net_af_packet`, `net_af_xdp`, `net_tap` and `net_pcap` drivers.
 //!
 //! # Ports and drivers
 //!
@@ -24,7 +24,7 @@
 //!
 //! One way, bottom up: `types`, `error`, [`sys`] (every system call), [`shared`] (the
 //! per-port memzone), `vdev` (argument strings) ← [`driver`] (the trait and registry
-//! entry types) ← the drivers (`null`, `ring`, `af_packet`, `tap`, `pcap`, `e1000`,
+//! entry types) ← the drivers (`null`, `ring`, `af_packet`, `af_xdp`, `tap`, `pcap`, `e1000`,
 //! with `netif` shared by the kernel-interface ones) ← [`registry`] ← `ethdev` (port
 //! table `port`, data path `burst`, `settings`, `stats`, `lifecycle`, `create`).
 //!
@@ -32,7 +32,8 @@
 //! |---|---|
 //! | `net_null` | `size` (64), `copy` (0), `no-rx` (0) |
 //! | `net_ring` | none: creates 16 rings `ETH_RXTX<i>_<name>` (1024, SP/SC); TX queue i feeds RX queue i (DPDK's CREATE mode) |
-//! | `net_af_packet` | `iface` (required), `qpairs` (1), `blocksz` (page), `framesz` (2048), `framecnt` (512), `qdisc_bypass` (0) |
+//! | `net_af_packet` | `iface` (required), `qpairs` (1), `blocksz` (page), `framesz` (2048), `framecnt` (512), `qdisc_bypass` (0), `tpacket_version` (3: V3 RX block rings where the kernel has them, else V2; 2: V2 always) |
+//! | `net_af_xdp` | `iface` (required), `start_queue` (0), `queue_count` (1), `shared_umem` (0; 1 refused), `busy_budget` (0: off), `force_copy` (0), `zero_copy` (0; 1: zero-copy or fail) |
 //! | `net_tap` | `iface` (`dtap<port>`), `mac` |
 //! | `net_pcap` | `rx_pcap`, `tx_pcap` (repeatable, one queue each), `rx_iface`, `tx_iface`, `iface`, `infinite_rx` |
 //!
@@ -63,8 +64,9 @@
 //!
 //! # Threads inside drivers
 //!
-//! None. Every driver is poll-mode: bursts are nonblocking system calls (AF_PACKET and
-//! TAP: PACKET_MMAP ring memory or nonblocking `read`/`writev`; pcap: file I/O on
+//! None. Every driver is poll-mode: bursts are nonblocking system calls (AF_PACKET,
+//! AF_XDP and TAP: ring memory shared with the kernel, nonblocking `sendto`/`recvfrom`
+//! wakeups, or nonblocking `read`/`writev`; pcap: file I/O on
 //! the polling thread) or plain memory (null, ring).
 //!
 //! # Shared memory

@@ -16,6 +16,7 @@ pub(crate) fn vdev_drivers() -> &'static [VdevDriver] {
         drivers::null::DRIVER,
         drivers::ring::DRIVER,
         drivers::af_packet::DRIVER,
+        drivers::af_xdp::DRIVER,
         drivers::tap::DRIVER,
         drivers::pcap::DRIVER,
     ]

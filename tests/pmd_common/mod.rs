@@ -1,6 +1,7 @@
 //! Helpers shared by the `pmd_*` integration tests.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -259,5 +260,103 @@ impl RawSock {
             }
         }
         got
+    }
+}
+
+/// A tshark capture of `count` frames matching a capture filter on an interface of a
+/// namespace, started and ready (tshark said "Capturing on") when `start` returns.
+pub struct Tshark {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+    /// Kept open: tshark reports on stderr as it exits.
+    _err: std::process::ChildStderr,
+}
+
+impl Tshark {
+    /// `None` (skip reported) when tshark is missing.
+    pub fn start(
+        test: &str,
+        ns: &Netns,
+        iface: &str,
+        count: usize,
+        filter: &str,
+    ) -> Option<Tshark> {
+        use std::io::Read;
+        if !testkit::need_tool(test, "tshark") {
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = std::env::temp_dir().join(format!("fp-{test}-{}-{n}.pcap", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "tshark", "-q", "-i", iface, "-c"])
+            .arg(count.to_string())
+            .arg("-w")
+            .arg(&file)
+            .args(["-f", filter])
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn tshark");
+        let mut err = child.stderr.take().expect("stderr");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("Capturing on") {
+            let n = err.read(&mut buf).expect("read tshark stderr");
+            assert!(n > 0, "tshark quit: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // tshark says "Capturing on" before dumpcap has the interface open: wait for the
+        // capture file header, which dumpcap writes once it captures.
+        let t0 = Instant::now();
+        while std::fs::metadata(&file).map_or(true, |m| m.len() == 0)
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Tshark {
+            child,
+            file,
+            _err: err,
+        })
+    }
+
+    /// Wait (up to `limit`) for the capture to finish; the captured frames' lengths in
+    /// order (fewer than asked if tshark timed out: the caller's comparison fails).
+    pub fn lengths(mut self, limit: Duration) -> Vec<usize> {
+        let t0 = Instant::now();
+        let ok = loop {
+            if let Some(s) = self.child.try_wait().expect("wait tshark") {
+                break s.success();
+            }
+            if t0.elapsed() > limit {
+                // The whole group: tshark and the dumpcap it runs.
+                // SAFETY: plain kill of the process group we made for our child.
+                unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+                let _ = self.child.wait();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if !ok {
+            eprintln!("tshark did not capture its count of frames in time");
+        }
+        let o = run_ok(
+            "tshark",
+            &[
+                "-r",
+                self.file.to_str().expect("path"),
+                "-T",
+                "fields",
+                "-e",
+                "frame.len",
+            ],
+        );
+        let _ = std::fs::remove_file(&self.file);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.trim().parse().expect("a length"))
+            .collect()
     }
 }

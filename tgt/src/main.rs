@@ -1,14 +1,14 @@
 //! `ferroplane-tgt`: the storage target application (SPDK's `spdk_tgt`). It runs the
-//! framework app with every subsystem the target has; today that is the framework's own
-//! (the scheduler). A new subsystem (bdev, vhost, nvmf) plugs in with one
+//! framework app with every subsystem the target has: the framework's own (the
+//! scheduler) and bdev. A new subsystem (bdev, vhost, nvmf) plugs in with one
 //! `app.add_subsystem(..)` line in [`subsystems`].
 
 use framework::app::{args, App, AppOpts};
 use framework::Error;
 
 /// Register the target's subsystems.
-fn subsystems(_app: &mut App) -> framework::Result<()> {
-    Ok(())
+fn subsystems(app: &mut App) -> framework::Result<()> {
+    app.add_subsystem(bdev::BdevSubsystem)
 }
 
 fn main() {

@@ -343,6 +343,31 @@ impl AppCtx {
         }
     }
 
+    /// The subsystems in initialisation order with their dependencies
+    /// (`framework_get_subsystems`).
+    pub(crate) fn subsystem_list(&self) -> Vec<(String, Vec<String>)> {
+        self.0
+            .subsystems
+            .iter()
+            .map(|s| (s.name().to_string(), s.depends_on()))
+            .collect()
+    }
+
+    /// The configuration calls of one subsystem, or `None` if there is no subsystem of
+    /// that name (`framework_get_config`).
+    pub(crate) fn subsystem_config(&self, name: &str) -> Option<Vec<jsonrpc::config::MethodCall>> {
+        let s = self.0.subsystems.iter().find(|s| s.name() == name)?;
+        Some(
+            s.write_config()
+                .into_iter()
+                .map(|c| jsonrpc::config::MethodCall {
+                    method: c.method,
+                    params: c.params,
+                })
+                .collect(),
+        )
+    }
+
     /// Stop the application with exit code `rc` (from any thread; later calls are
     /// ignored): RPC server off, subsystems finished in reverse, threads exited.
     pub fn stop(&self, rc: i32) {

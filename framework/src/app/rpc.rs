@@ -1,6 +1,7 @@
 //! The framework's RPC methods, under SPDK's names: framework_get_reactors,
 //! thread_get_stats, thread_get_pollers, framework_set_scheduler,
 //! framework_get_scheduler, framework_wait_init, framework_start_init, save_config,
+//! framework_get_subsystems, framework_get_config (what rpc.py's save_config calls),
 //! ferroplane_get_version (and `spdk_get_version`, so rpc.py scripts work),
 //! spdk_kill_instance. rpc_get_methods comes from the jsonrpc crate.
 
@@ -240,6 +241,49 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
             match serde_json::to_value(&cfg) {
                 Ok(v) => r.respond(Ok(v)),
                 Err(e) => r.respond(Err(RpcError::internal(e))),
+            }
+        }),
+    )?;
+
+    // rpc.py's save_config asks for the subsystems, then each one's calls.
+    reg(
+        "framework_get_subsystems",
+        StateMask::ALL,
+        Box::new(|ctx, r| {
+            if let Err(e) = no_params(&r) {
+                return r.respond(Err(e));
+            }
+            let list: Vec<Value> = ctx
+                .subsystem_list()
+                .into_iter()
+                .map(|(name, deps)| json!({ "subsystem": name, "depends_on": deps }))
+                .collect();
+            r.respond(Ok(Value::Array(list)));
+        }),
+    )?;
+
+    reg(
+        "framework_get_config",
+        StateMask::ALL,
+        Box::new(|ctx, r| {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Name {
+                name: String,
+            }
+            let p: Name = match r.params() {
+                Ok(p) => p,
+                Err(e) => return r.respond(Err(e)),
+            };
+            match ctx.subsystem_config(&p.name) {
+                Some(calls) => match serde_json::to_value(&calls) {
+                    Ok(v) => r.respond(Ok(v)),
+                    Err(e) => r.respond(Err(RpcError::internal(e))),
+                },
+                None => r.respond(Err(RpcError::invalid_params(format!(
+                    "no subsystem named '{}'",
+                    p.name
+                )))),
             }
         }),
     )?;

@@ -1,6 +1,7 @@
 //! The built-in drivers (private structs; the registry in [`crate::driver`] picks them).
 
 pub mod af_packet;
+pub mod af_xdp;
 pub mod e1000;
 pub mod netif;
 pub mod null;

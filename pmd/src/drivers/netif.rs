@@ -40,6 +40,12 @@ impl NetIf {
         })
     }
 
+    /// The interface's RX queue count (ethtool channels), `None` if the driver does not
+    /// tell.
+    pub fn rx_queues(&self) -> Option<u32> {
+        sys::rx_queue_count(&self.ctl, &self.name).ok()
+    }
+
     fn flags(&self) -> Result<u16> {
         sys::if_flags(&self.ctl, &self.name)
             .map_err(|e| Error::os("get flags of", self.name.clone(), e))

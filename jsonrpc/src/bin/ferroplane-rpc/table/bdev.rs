@@ -232,4 +232,36 @@ pub static METHODS: &[Method] = &[
         ],
         Dict,
     ),
+    m(
+        "bdev_set_qos_limit",
+        "Set QoS rate limits on a blockdev",
+        &[
+            pos("name", Str, "Blockdev name to set QoS. Example: Malloc0"),
+            opt(
+                &["--rw_ios_per_sec"],
+                "rw_ios_per_sec",
+                Int,
+                "R/W IOs per second limit (>=1000, example: 20000). 0 means unlimited.",
+            ),
+            opt(
+                &["--rw_mbytes_per_sec"],
+                "rw_mbytes_per_sec",
+                Int,
+                "R/W megabytes per second limit (>=10, example: 100). 0 means unlimited.",
+            ),
+            opt(
+                &["--r_mbytes_per_sec"],
+                "r_mbytes_per_sec",
+                Int,
+                "Read megabytes per second limit (>=10, example: 100). 0 means unlimited.",
+            ),
+            opt(
+                &["--w_mbytes_per_sec"],
+                "w_mbytes_per_sec",
+                Int,
+                "Write megabytes per second limit (>=10, example: 100). 0 means unlimited.",
+            ),
+        ],
+        Nothing,
+    ),
 ];

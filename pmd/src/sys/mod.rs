@@ -9,6 +9,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
+mod bpf;
+mod xsk;
+pub use bpf::*;
+pub use xsk::*;
+
 /// `linux/if_ether.h`: every protocol.
 pub const ETH_P_ALL: u16 = 0x0003;
 /// `linux/socket.h`.
@@ -25,6 +30,7 @@ pub const PACKET_QDISC_BYPASS: i32 = 20;
 pub const PACKET_IGNORE_OUTGOING: i32 = 23;
 /// `enum tpacket_versions`.
 pub const TPACKET_V2: i32 = 1;
+pub const TPACKET_V3: i32 = 2;
 /// Fanout mode: by flow hash; flag: defragment first.
 pub const PACKET_FANOUT_HASH: u32 = 0;
 pub const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
@@ -67,6 +73,51 @@ pub struct TpacketReq {
     pub frame_size: u32,
     pub frame_nr: u32,
 }
+
+/// `struct tpacket_req3` (`linux/if_packet.h`): the TPACKET_V3 ring request. For a TX
+/// ring the last three fields must be 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TpacketReq3 {
+    pub block_size: u32,
+    pub block_nr: u32,
+    pub frame_size: u32,
+    pub frame_nr: u32,
+    /// Milliseconds after which the kernel retires a partly filled block.
+    pub retire_blk_tov: u32,
+    pub sizeof_priv: u32,
+    pub feature_req_word: u32,
+}
+
+/// Offsets in `struct tpacket_block_desc` (`version`, `offset_to_priv`, then
+/// `struct tpacket_hdr_v1`): the header at the start of every TPACKET_V3 RX block.
+pub const V3_BLOCK_STATUS_OFF: usize = 8;
+pub const V3_BLOCK_NUM_PKTS_OFF: usize = 12;
+pub const V3_BLOCK_FIRST_PKT_OFF: usize = 16;
+
+/// `struct tpacket3_hdr` (`linux/if_packet.h`): the header of every TPACKET_V3 frame
+/// (RX frames packed in a block, chained by `tp_next_offset`; TX frames one per slot).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tpacket3Hdr {
+    pub tp_next_offset: u32,
+    pub tp_sec: u32,
+    pub tp_nsec: u32,
+    pub tp_snaplen: u32,
+    pub tp_len: u32,
+    pub tp_status: u32,
+    pub tp_mac: u16,
+    pub tp_net: u16,
+    /// `hv1`: `struct tpacket_hdr_variant1`.
+    pub tp_rxhash: u32,
+    pub tp_vlan_tci: u32,
+    pub tp_vlan_tpid: u16,
+    pub hv1_padding: u16,
+    pub tp_padding: [u8; 8],
+}
+const _: () = assert!(std::mem::size_of::<Tpacket3Hdr>() == 48);
+/// `TPACKET3_HDRLEN - sizeof(struct sockaddr_ll)`: where V3 TX frame data starts.
+pub const TPACKET3_TX_DATA_OFF: usize = 48;
 
 /// `struct tpacket2_hdr` (`linux/if_packet.h`): the header of every TPACKET_V2 frame.
 /// Lives in memory the kernel writes; accessed only through raw pointers (status atomically).
@@ -181,6 +232,8 @@ unsafe impl OptVal for u32 {}
 unsafe impl OptVal for TpacketReq {}
 // SAFETY: repr(C) of integers.
 unsafe impl OptVal for PacketMreq {}
+// SAFETY: repr(C) of u32s.
+unsafe impl OptVal for TpacketReq3 {}
 
 /// `setsockopt(fd, level, name, &val, sizeof val)`.
 pub fn setsockopt<T: OptVal>(fd: &OwnedFd, level: i32, name: i32, val: &T) -> io::Result<()> {
@@ -247,6 +300,16 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    /// Wrap what `mmap` returned for `len` bytes.
+    fn from_mmap(p: *mut c_void, len: usize) -> io::Result<Mapping> {
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?,
+            len,
+        })
+    }
     /// Start of the mapping.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()

@@ -1,0 +1,368 @@
+//! Bdevs and the module interface (SPDK's `struct spdk_bdev`, `spdk_bdev_fn_table`,
+//! `spdk_bdev_register` / `spdk_bdev_unregister`).
+//!
+//! A module makes a [`BdevInfo`] (name, size, geometry) and an object implementing
+//! [`BdevModule`], and calls [`register`]. The layer then owns the bdev: descriptors open
+//! it by name, each thread gets a [`crate::BdevIoChannel`] that wraps the module's own
+//! per-thread [`ModuleChannel`], and [`unregister`] tells every open descriptor (remove
+//! event, on the descriptor's thread), waits for all of them to close and for every
+//! channel to go, then calls [`BdevModule::destruct`].
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use framework::io_channel::{self, IoDevice};
+use framework::subsystem::ConfigCall;
+use framework::{thread, ThreadHandle};
+
+use crate::channel::BdevChannel;
+use crate::desc::DescShared;
+use crate::error::{Error, Result};
+use crate::io::{BdevIo, IoType};
+use crate::qos::QosLimits;
+use crate::stats::IoStats;
+use crate::uuid::Uuid;
+
+/// What a module says about its bdev at registration (immutable afterwards).
+#[derive(Debug, Clone)]
+pub struct BdevInfo {
+    /// Unique name.
+    pub name: String,
+    /// Other names it can be opened by.
+    pub aliases: Vec<String>,
+    /// UUID (random if the creator gave none).
+    pub uuid: Uuid,
+    /// Product name (`bdev_get_bdevs` → `product_name`, "Malloc disk", ...).
+    pub product_name: String,
+    /// Logical block size in bytes: a power of two, at least 512.
+    pub block_size: u32,
+    /// Size in blocks (> 0).
+    pub num_blocks: u64,
+    /// Requests crossing a multiple of this many blocks are split (0 = no boundary).
+    pub optimal_io_boundary: u32,
+    /// Whether the device has a volatile write cache (flush matters).
+    pub write_cache: bool,
+    /// The largest request the module takes, in blocks (0 = no limit); larger read,
+    /// write and compare requests are split.
+    pub max_transfer_blocks: u32,
+}
+
+impl BdevInfo {
+    /// Check what every module must respect.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::Invalid {
+                what: "bdev name",
+                why: "empty".into(),
+            });
+        }
+        if self.block_size < 512 || !self.block_size.is_power_of_two() {
+            return Err(Error::Invalid {
+                what: "block_size",
+                why: format!("{} is not a power of two >= 512", self.block_size),
+            });
+        }
+        if self.num_blocks == 0 {
+            return Err(Error::Invalid {
+                what: "num_blocks",
+                why: "must be > 0".into(),
+            });
+        }
+        self.num_blocks
+            .checked_mul(u64::from(self.block_size))
+            .ok_or_else(|| Error::Invalid {
+                what: "num_blocks",
+                why: format!(
+                    "{} blocks of {} bytes overflow",
+                    self.num_blocks, self.block_size
+                ),
+            })?;
+        Ok(())
+    }
+}
+
+/// A module's per-thread context for one bdev (SPDK's module channel behind
+/// `get_io_channel`). Created on the thread that will use it, dropped there.
+pub trait ModuleChannel: Send {
+    /// Start `io` (see [`BdevIo`] for the completion contract).
+    fn submit(&self, io: BdevIo);
+}
+
+/// What a bdev module implements for each of its bdevs (SPDK's `spdk_bdev_fn_table`,
+/// kept small).
+pub trait BdevModule: Send + Sync + 'static {
+    /// The module's name ("malloc", "null", ...): claims and `bdev_get_bdevs` use it.
+    fn module_name(&self) -> &str;
+    /// Whether this bdev takes `t` (the layer refuses the others before submission).
+    fn io_type_supported(&self, t: IoType) -> bool;
+    /// Make the calling thread's channel context (SPDK's `get_io_channel`: a module
+    /// with a device of its own gets that device's framework channel here).
+    fn create_channel(&self) -> std::result::Result<Box<dyn ModuleChannel>, String>;
+    /// The bdev is unregistered, every descriptor closed and every channel gone:
+    /// release its resources.
+    fn destruct(&self) {}
+    /// The call that recreates this bdev (`save_config`), if any.
+    fn write_config(&self, _info: &BdevInfo) -> Option<ConfigCall> {
+        None
+    }
+    /// Module-specific `driver_specific` content for `bdev_get_bdevs`.
+    fn info_json(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Why a descriptor's event callback is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BdevEvent {
+    /// The bdev is being unregistered: close the descriptor (after putting its
+    /// channels); the removal finishes once every descriptor is closed.
+    Remove,
+}
+
+pub(crate) struct Claim {
+    pub(crate) module: String,
+    pub(crate) desc_id: u64,
+}
+
+type UnregisterDone = Box<dyn FnOnce(Result<()>) + Send>;
+
+pub(crate) struct BdevState {
+    pub(crate) removing: bool,
+    pub(crate) descs: Vec<Arc<DescShared>>,
+    pub(crate) claim: Option<Claim>,
+    /// Statistics of channels already destroyed.
+    pub(crate) retired: IoStats,
+    pub(crate) unregister_done: Option<(ThreadHandle, UnregisterDone)>,
+}
+
+pub(crate) struct BdevShared {
+    pub(crate) info: Arc<BdevInfo>,
+    pub(crate) module: Arc<dyn BdevModule>,
+    pub(crate) io_device: IoDevice<BdevChannel>,
+    pub(crate) qos: Arc<QosLimits>,
+    state: Mutex<BdevState>,
+}
+
+impl BdevShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BdevState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A registered bdev. Cheap to clone; a clone keeps the object, not the registration.
+#[derive(Clone)]
+pub struct Bdev(pub(crate) Arc<BdevShared>);
+
+impl std::fmt::Debug for Bdev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bdev")
+            .field("name", &self.0.info.name)
+            .finish()
+    }
+}
+
+impl Bdev {
+    /// Its properties.
+    pub fn info(&self) -> &BdevInfo {
+        &self.0.info
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.0.info.name
+    }
+
+    /// Its module.
+    pub fn module(&self) -> &Arc<dyn BdevModule> {
+        &self.0.module
+    }
+
+    /// Whether the module takes `t`.
+    pub fn io_type_supported(&self, t: IoType) -> bool {
+        self.0.module.io_type_supported(t)
+    }
+
+    /// The module claiming it, if any.
+    pub fn claimed_by(&self) -> Option<String> {
+        self.0.lock().claim.as_ref().map(|c| c.module.clone())
+    }
+
+    /// Open descriptors.
+    pub fn open_descs(&self) -> usize {
+        self.0.lock().descs.len()
+    }
+
+    /// Whether [`unregister`] has started on it.
+    pub fn is_removing(&self) -> bool {
+        self.0.lock().removing
+    }
+
+    /// The QoS limits (see [`crate::qos`]).
+    pub fn qos(&self) -> &QosLimits {
+        &self.0.qos
+    }
+
+    /// Statistics summed over every channel (each visited on its thread), then `done`
+    /// with the total on the calling thread (a framework thread).
+    pub fn get_iostat<D: FnOnce(IoStats) + Send + 'static>(&self, done: D) -> Result<()> {
+        let total = Arc::new(Mutex::new(self.0.lock().retired));
+        let t2 = total.clone();
+        self.0.io_device.for_each_channel(
+            move |ch: &BdevChannel| {
+                let s = ch.stats();
+                t2.lock().unwrap_or_else(|e| e.into_inner()).add(&s);
+            },
+            move || {
+                let s = *total.lock().unwrap_or_else(|e| e.into_inner());
+                done(s)
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Each live channel's statistics with its thread id, then `done` on the calling
+    /// thread (a framework thread).
+    pub fn get_channel_iostats<D>(&self, done: D) -> Result<()>
+    where
+        D: FnOnce(Vec<(u64, IoStats)>) + Send + 'static,
+    {
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let a2 = all.clone();
+        self.0.io_device.for_each_channel(
+            move |ch: &BdevChannel| {
+                let tid = thread::current().map(|t| t.id()).unwrap_or(0);
+                a2.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((tid, ch.stats()));
+            },
+            move || {
+                let v = std::mem::take(&mut *all.lock().unwrap_or_else(|e| e.into_inner()));
+                done(v)
+            },
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn retire_stats(&self, s: &IoStats) {
+        self.0.lock().retired.add(s);
+    }
+}
+
+static REGISTRY: Mutex<Vec<Bdev>> = Mutex::new(Vec::new());
+
+fn registry() -> MutexGuard<'static, Vec<Bdev>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn named(b: &Bdev, name: &str) -> bool {
+    b.0.info.name == name || b.0.info.aliases.iter().any(|a| a == name)
+}
+
+/// Register a bdev; names and aliases must be unused (across both).
+pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
+    info.validate()?;
+    let info = Arc::new(info);
+    let mut reg = registry();
+    for n in std::iter::once(&info.name).chain(info.aliases.iter()) {
+        if reg.iter().any(|b| named(b, n)) {
+            return Err(Error::Exists(n.clone()));
+        }
+    }
+    let qos = Arc::new(QosLimits::default());
+    let shared = Arc::new_cyclic(|weak: &Weak<BdevShared>| {
+        let w2 = weak.clone();
+        let q1 = qos.clone();
+        let (info1, m1) = (info.clone(), module.clone());
+        let io_device = io_channel::register(
+            &info.name,
+            move || BdevChannel::new(info1.clone(), q1.clone(), m1.create_channel()),
+            move |ch: BdevChannel| {
+                let stats = ch.retire();
+                if let Some(b) = w2.upgrade() {
+                    Bdev(b).retire_stats(&stats);
+                }
+            },
+        );
+        BdevShared {
+            info: info.clone(),
+            module,
+            io_device,
+            qos,
+            state: Mutex::new(BdevState {
+                removing: false,
+                descs: Vec::new(),
+                claim: None,
+                retired: IoStats::default(),
+                unregister_done: None,
+            }),
+        }
+    });
+    let b = Bdev(shared);
+    reg.push(b.clone());
+    Ok(b)
+}
+
+/// The bdev named (or aliased) `name`.
+pub fn get(name: &str) -> Option<Bdev> {
+    registry().iter().find(|b| named(b, name)).cloned()
+}
+
+/// Every registered bdev, in registration order.
+pub fn list() -> Vec<Bdev> {
+    registry().clone()
+}
+
+/// Unregister `name` (on a framework thread): every open descriptor gets
+/// [`BdevEvent::Remove`] on its own thread; once all are closed and every channel is
+/// gone the module's `destruct` runs, the name is freed, and `done` runs on this thread.
+pub fn unregister<D: FnOnce(Result<()>) + Send + 'static>(name: &str, done: D) -> Result<()> {
+    let me = thread::current().ok_or(framework::Error::NotOnThread {
+        what: "unregister a bdev",
+    })?;
+    let b = get(name).ok_or_else(|| Error::NotFound(name.to_string()))?;
+    let descs = {
+        let mut st = b.0.lock();
+        if st.removing {
+            return Err(Error::Removed {
+                what: "unregister",
+                name: name.to_string(),
+            });
+        }
+        st.removing = true;
+        st.unregister_done = Some((me, Box::new(done)));
+        st.descs.clone()
+    };
+    if descs.is_empty() {
+        finish_unregister(&b);
+    }
+    for d in descs {
+        d.notify_remove();
+    }
+    Ok(())
+}
+
+/// Called when the last descriptor of a removing bdev closes (or at once if none was
+/// open): wait for the channels on the unregistering thread, then destruct.
+pub(crate) fn finish_unregister(b: &Bdev) {
+    let Some((t, done)) = b.0.lock().unregister_done.take() else {
+        return;
+    };
+    let b2 = b.clone();
+    let m = move || {
+        let b3 = b2.clone();
+        let r = b2.0.io_device.unregister(move || {
+            crate::qos::stop(&b3.0.qos);
+            b3.0.module.destruct();
+            registry().retain(|x| !Arc::ptr_eq(&x.0, &b3.0));
+            done(Ok(()));
+        });
+        if let Err(e) = r {
+            eal::log_err!(
+                "bdev '{}': unregistering its I/O device failed: {e}",
+                b2.name()
+            );
+        }
+    };
+    if let Err(e) = t.send_msg(m) {
+        eal::log_err!("bdev '{}': the unregistering thread is gone: {e}", b.name());
+    }
+}

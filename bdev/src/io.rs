@@ -1,0 +1,322 @@
+//! I/O requests as modules see them: [`IoType`], [`IoStatus`], [`IoVec`] and
+//! [`BdevIo`] (SPDK's `spdk_bdev_io`).
+//!
+//! A module receives a [`BdevIo`] in [`crate::ModuleChannel::submit`] on the submitting
+//! thread and must call [`BdevIo::complete`] exactly once, on that same thread (inline or
+//! later from a poller or message). Completing with [`IoStatus::NoMem`] hands the request
+//! back to the layer, which queues it on the channel and submits it again after another
+//! I/O of the channel completes; the submitter never sees `NoMem`.
+
+use std::sync::Arc;
+
+use framework::io_channel::IoChannel;
+
+use crate::channel::{BdevChannel, SplitParent};
+
+/// The kinds of I/O (SPDK's `spdk_bdev_io_type`, the ones this layer carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IoType {
+    /// Read blocks into the iovecs.
+    Read,
+    /// Write blocks from the iovecs.
+    Write,
+    /// Set blocks to zero (no data buffer).
+    WriteZeroes,
+    /// Deallocate blocks (no data buffer; reads after it return unspecified data unless
+    /// the module says otherwise: malloc returns zeroes).
+    Unmap,
+    /// Make written data durable.
+    Flush,
+    /// Reset the device: queued I/O is aborted, then the module resets.
+    Reset,
+    /// Compare blocks with the iovecs; [`IoStatus::Miscompare`] if they differ.
+    Compare,
+    /// Compare blocks with the compare iovecs and, only if equal, write the iovecs, as
+    /// one atomic step.
+    CompareAndWrite,
+}
+
+impl IoType {
+    /// All types, in SPDK's `supported_io_types` order.
+    pub const ALL: [IoType; 8] = [
+        IoType::Read,
+        IoType::Write,
+        IoType::Unmap,
+        IoType::WriteZeroes,
+        IoType::Flush,
+        IoType::Reset,
+        IoType::Compare,
+        IoType::CompareAndWrite,
+    ];
+
+    /// SPDK's name in `bdev_get_bdevs` → `supported_io_types`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoType::Read => "read",
+            IoType::Write => "write",
+            IoType::WriteZeroes => "write_zeroes",
+            IoType::Unmap => "unmap",
+            IoType::Flush => "flush",
+            IoType::Reset => "reset",
+            IoType::Compare => "compare",
+            IoType::CompareAndWrite => "compare_and_write",
+        }
+    }
+
+    /// Whether the request changes data (refused on read-only descriptors).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            IoType::Write
+                | IoType::WriteZeroes
+                | IoType::Unmap
+                | IoType::CompareAndWrite
+                | IoType::Reset
+        )
+    }
+
+    /// Whether the request carries data buffers (and so may be split).
+    pub fn has_data(self) -> bool {
+        matches!(
+            self,
+            IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
+        )
+    }
+}
+
+/// How an I/O ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoStatus {
+    /// Done.
+    Success,
+    /// The module failed it.
+    Failed,
+    /// Compare (or compare-and-write) found different data.
+    Miscompare,
+    /// Aborted (by a reset).
+    Aborted,
+    /// Module-side only: out of resources, submit again later (SPDK's
+    /// `SPDK_BDEV_IO_STATUS_NOMEM`). Never reported to a submitter.
+    NoMem,
+}
+
+/// One scatter-gather element: `len` bytes at `base`, memory the submitter owns.
+#[derive(Debug, Clone, Copy)]
+pub struct IoVec {
+    /// Start.
+    pub base: *mut u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+// SAFETY: an IoVec is an address and a length; the submit contract (`Descriptor::read`
+// and friends are `unsafe`) makes the memory valid and untouched by the submitter until
+// completion, and the I/O (with its iovecs) stays on the submitting framework thread.
+unsafe impl Send for IoVec {}
+
+impl IoVec {
+    /// The iovec over a mutable slice (the borrow ends here: the submit contract takes
+    /// over).
+    pub fn from_slice(s: &mut [u8]) -> IoVec {
+        IoVec {
+            base: s.as_mut_ptr(),
+            len: s.len(),
+        }
+    }
+}
+
+/// Total bytes of `iovs`.
+pub fn iovs_len(iovs: &[IoVec]) -> usize {
+    iovs.iter().map(|v| v.len).sum()
+}
+
+/// The sub-list of `iovs` covering bytes `[off, off + len)`.
+pub(crate) fn iovs_slice(iovs: &[IoVec], mut off: usize, mut len: usize) -> Vec<IoVec> {
+    let mut out = Vec::new();
+    for v in iovs {
+        if len == 0 {
+            break;
+        }
+        if off >= v.len {
+            off -= v.len;
+            continue;
+        }
+        let take = (v.len - off).min(len);
+        out.push(IoVec {
+            base: v.base.wrapping_add(off),
+            len: take,
+        });
+        off = 0;
+        len -= take;
+    }
+    out
+}
+
+/// Who hears of a completion.
+pub(crate) enum Notify {
+    /// The submitter's callback.
+    User(Box<dyn FnOnce(IoStatus) + Send>),
+    /// A split parent counting its children.
+    Child(Arc<SplitParent>),
+}
+
+/// The body of an I/O (reused through the channel's free list).
+pub(crate) struct IoInner {
+    pub(crate) io_type: IoType,
+    pub(crate) offset_blocks: u64,
+    pub(crate) num_blocks: u64,
+    pub(crate) block_size: u32,
+    pub(crate) iovs: Vec<IoVec>,
+    pub(crate) cmp_iovs: Vec<IoVec>,
+    pub(crate) start_tsc: u64,
+    /// Set while the I/O is out (keeps the channel alive); `None` in the free list.
+    pub(crate) ch: Option<IoChannel<BdevChannel>>,
+    pub(crate) notify: Option<Notify>,
+}
+
+impl IoInner {
+    pub(crate) fn empty() -> Box<IoInner> {
+        Box::new(IoInner {
+            io_type: IoType::Read,
+            offset_blocks: 0,
+            num_blocks: 0,
+            block_size: 0,
+            iovs: Vec::new(),
+            cmp_iovs: Vec::new(),
+            start_tsc: 0,
+            ch: None,
+            notify: None,
+        })
+    }
+}
+
+/// An I/O handed to a module. Complete it exactly once with [`BdevIo::complete`], on
+/// the thread it was submitted on; dropping it uncompleted fails it (a module bug, but
+/// the submitter still hears of it).
+pub struct BdevIo(pub(crate) Option<Box<IoInner>>);
+
+impl BdevIo {
+    fn inner(&self) -> &IoInner {
+        // Present from construction until `complete` or drop consumes it.
+        self.0.as_deref().expect("bdev I/O used after completion")
+    }
+
+    /// The kind of request.
+    pub fn io_type(&self) -> IoType {
+        self.inner().io_type
+    }
+
+    /// First block.
+    pub fn offset_blocks(&self) -> u64 {
+        self.inner().offset_blocks
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> u64 {
+        self.inner().num_blocks
+    }
+
+    /// The bdev's block size.
+    pub fn block_size(&self) -> u32 {
+        self.inner().block_size
+    }
+
+    /// Bytes the request covers.
+    pub fn len_bytes(&self) -> usize {
+        (self.inner().num_blocks * u64::from(self.inner().block_size)) as usize
+    }
+
+    /// The data iovecs (read: destination; write and compare: source).
+    pub fn iovs(&self) -> &[IoVec] {
+        &self.inner().iovs
+    }
+
+    /// Compare-and-write only: the data to compare against.
+    pub fn compare_iovs(&self) -> &[IoVec] {
+        &self.inner().cmp_iovs
+    }
+
+    /// Copy the request's data (write, compare) into `dst` (at most its length).
+    pub fn copy_out(&self, dst: &mut [u8]) {
+        copy_from_iovs(&self.inner().iovs, dst);
+    }
+
+    /// Copy the compare data of a compare-and-write into `dst`.
+    pub fn copy_out_compare(&self, dst: &mut [u8]) {
+        copy_from_iovs(&self.inner().cmp_iovs, dst);
+    }
+
+    /// Fill the request's buffers (read) from `src` (at most the buffers' length).
+    pub fn copy_in(&self, src: &[u8]) {
+        let mut done = 0;
+        for v in &self.inner().iovs {
+            if done >= src.len() {
+                break;
+            }
+            let n = v.len.min(src.len() - done);
+            // SAFETY: the submitter promised (Descriptor::read's contract) that the
+            // iovecs are valid for writes and not otherwise accessed until this I/O
+            // completes; it has not completed while `self` exists.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().add(done), v.base, n) };
+            done += n;
+        }
+    }
+
+    /// Zero the request's buffers (a read of unmapped or null blocks).
+    pub fn zero_buffers(&self) {
+        for v in &self.inner().iovs {
+            // SAFETY: as in `copy_in`.
+            unsafe { std::ptr::write_bytes(v.base, 0, v.len) };
+        }
+    }
+
+    /// End the request. Must run on the submitting thread (panics otherwise: the
+    /// channel's state is per thread).
+    pub fn complete(mut self, status: IoStatus) {
+        if let Some(inner) = self.0.take() {
+            BdevChannel::complete(inner, status);
+        }
+    }
+}
+
+impl Drop for BdevIo {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            BdevChannel::complete(inner, IoStatus::Failed);
+        }
+    }
+}
+
+fn copy_from_iovs(iovs: &[IoVec], dst: &mut [u8]) {
+    let mut done = 0;
+    for v in iovs {
+        if done >= dst.len() {
+            break;
+        }
+        let n = v.len.min(dst.len() - done);
+        // SAFETY: the submitter promised the iovecs are valid for reads until the I/O
+        // completes, and it has not completed (the caller holds the BdevIo).
+        unsafe { std::ptr::copy_nonoverlapping(v.base, dst.as_mut_ptr().add(done), n) };
+        done += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_crosses_iovecs() {
+        let mut a = [0u8; 10];
+        let mut b = [0u8; 6];
+        let iovs = [IoVec::from_slice(&mut a), IoVec::from_slice(&mut b)];
+        let s = iovs_slice(&iovs, 8, 5);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].len, 2);
+        assert_eq!(s[0].base, iovs[0].base.wrapping_add(8));
+        assert_eq!(s[1].len, 3);
+        assert_eq!(s[1].base, iovs[1].base);
+        assert_eq!(iovs_len(&iovs_slice(&iovs, 0, 16)), 16);
+        assert!(iovs_slice(&iovs, 16, 0).is_empty());
+    }
+}

@@ -1,0 +1,395 @@
+//! The bdev RPC methods through a real `ferroplane-tgt` process and the
+//! `ferroplane-rpc` client: create, list, statistics, QoS, delete, bad parameters, and
+//! a `save_config` → `--json` round trip.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Tgt {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Drop for Tgt {
+    fn drop(&mut self) {
+        // Only our own child, by PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fp-bdev-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn start(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
+    let sock = dir.join(format!("{tag}.sock"));
+    let prefix = format!("fpbdev-{tag}-{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args([
+            "-m",
+            "0x3",
+            "--no-huge",
+            "-s",
+            "64",
+            "--no-pci",
+            "--file-prefix",
+            &prefix,
+            "-r",
+        ])
+        .arg(&sock)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ferroplane-tgt");
+    let t = Tgt { child, sock };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UnixStream::connect(&t.sock).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ferroplane-tgt did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t
+}
+
+/// One raw JSON-RPC call (for parameters the client would refuse itself).
+fn call(sock: &Path, method: &str, params: Option<Value>) -> Value {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+    if let Some(p) = params {
+        req["params"] = p;
+    }
+    s.write_all(req.to_string().as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before an answer to {method}");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+            return v;
+        }
+    }
+}
+
+/// The `ferroplane-rpc` binary next to `ferroplane-tgt`, built if absent (it belongs to
+/// another package, so cargo does not build it for these tests).
+fn rpc_bin() -> PathBuf {
+    let tgt = PathBuf::from(env!("CARGO_BIN_EXE_ferroplane-tgt"));
+    let bin = tgt.with_file_name("ferroplane-rpc");
+    if !bin.exists() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let profile_release = tgt.parent().is_some_and(|p| p.ends_with("release"));
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "ferroplane-jsonrpc",
+            "--bin",
+            "ferroplane-rpc",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest);
+        if profile_release {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("run cargo to build ferroplane-rpc");
+        assert!(st.success(), "building ferroplane-rpc failed");
+    }
+    assert!(bin.exists(), "no {}", bin.display());
+    bin
+}
+
+fn rpc(sock: &Path, args: &[&str]) -> Output {
+    Command::new(rpc_bin())
+        .arg("-s")
+        .arg(sock)
+        .args(args)
+        .output()
+        .expect("run ferroplane-rpc")
+}
+
+/// Run the client and parse its stdout as JSON (exit 0 required).
+fn rpc_json(sock: &Path, args: &[&str]) -> Value {
+    let out = rpc(sock, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ferroplane-rpc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.trim().to_string()))
+}
+
+/// Run the client expecting a JSON-RPC error; returns its output text.
+fn rpc_fails(sock: &Path, args: &[&str]) -> String {
+    let out = rpc(sock, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ferroplane-rpc {args:?} should fail: {text}"
+    );
+    text
+}
+
+fn wait_exit(t: &mut Tgt) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = t.child.try_wait().unwrap() {
+            return st.code();
+        }
+        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const UUID: &str = "8a0c5e36-3d6e-4a53-9d4b-5f1f2b6a7c01";
+
+#[test]
+fn bdev_methods_and_config_round_trip() {
+    let dir = tmpdir("rpc");
+    let mut t = start(&dir, "a", &[]);
+    let s = t.sock.clone();
+    assert_eq!(call(&s, "framework_wait_init", None)["result"], json!(true));
+
+    // Create: rpc.py's arguments (size in MiB), names back.
+    assert_eq!(
+        rpc_json(
+            &s,
+            &[
+                "bdev_malloc_create",
+                "-b",
+                "Malloc0",
+                "-u",
+                UUID,
+                "-o",
+                "16",
+                "8",
+                "512"
+            ]
+        ),
+        json!("Malloc0")
+    );
+    assert_eq!(
+        rpc_json(&s, &["bdev_null_create", "Null0", "16", "4096"]),
+        json!("Null0")
+    );
+    // An unnamed malloc bdev gets SPDK's MallocN name.
+    let auto = rpc_json(&s, &["bdev_malloc_create", "1", "4096"]);
+    let auto = auto.as_str().expect("a name").to_string();
+    assert!(auto.starts_with("Malloc"), "{auto}");
+
+    let b = rpc_json(&s, &["bdev_get_bdevs", "-b", "Malloc0"]);
+    let m = &b[0];
+    assert_eq!(m["name"], "Malloc0");
+    assert_eq!(m["uuid"], UUID);
+    assert_eq!(m["block_size"], 512);
+    assert_eq!(m["num_blocks"], 8 * 2048);
+    assert_eq!(m["optimal_io_boundary"], 16);
+    assert_eq!(m["product_name"], "Malloc disk");
+    assert_eq!(m["claimed"], false);
+    assert_eq!(m["supported_io_types"]["compare_and_write"], true);
+    let n = &rpc_json(&s, &["bdev_get_bdevs", "-b", "Null0"])[0];
+    assert_eq!(n["num_blocks"], 16 * 256);
+    assert_eq!(n["supported_io_types"]["compare"], false);
+    assert_eq!(
+        rpc_json(&s, &["bdev_get_bdevs"]).as_array().unwrap().len(),
+        3
+    );
+
+    // Bad parameters: clear errors, nothing created.
+    let e = rpc_fails(&s, &["bdev_malloc_create", "-b", "Malloc0", "8", "512"]);
+    assert!(e.contains("-17") && e.contains("in use"), "{e}");
+    let e = rpc_fails(&s, &["bdev_malloc_create", "-b", "Bad", "8", "1000"]);
+    assert!(e.contains("-32602") && e.contains("block_size"), "{e}");
+    let e = rpc_fails(&s, &["bdev_null_create", "Bad", "16", "256"]);
+    assert!(e.contains("-32602") && e.contains("block_size"), "{e}");
+    let e = rpc_fails(&s, &["bdev_get_bdevs", "-b", "nope"]);
+    assert!(e.contains("-19") && e.contains("nope"), "{e}");
+    let e = rpc_fails(&s, &["bdev_malloc_delete", "nope"]);
+    assert!(e.contains("-19"), "{e}");
+    let e = rpc_fails(&s, &["bdev_null_delete", "Malloc0"]);
+    assert!(e.contains("not a null bdev"), "{e}");
+    let e = rpc_fails(
+        &s,
+        &["bdev_set_qos_limit", "Malloc0", "--rw_ios_per_sec", "1500"],
+    );
+    assert!(e.contains("multiple of 1000"), "{e}");
+    let e = rpc_fails(
+        &s,
+        &["bdev_set_qos_limit", "nope", "--rw_ios_per_sec", "1000"],
+    );
+    assert!(e.contains("-19"), "{e}");
+    for (method, params, what) in [
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 0, "block_size": 512}),
+            "num_blocks",
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 8, "block_size": 512, "uuid": "xyz"}),
+            "uuid",
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 8}),
+            "block_size",
+        ),
+        (
+            "bdev_malloc_create",
+            json!({"name": "Z", "num_blocks": 8, "block_size": 512, "bogus": 1}),
+            "bogus",
+        ),
+        (
+            "bdev_null_create",
+            json!({"name": "Z", "num_blocks": 0, "block_size": 512}),
+            "num_blocks",
+        ),
+        (
+            "bdev_set_qos_limit",
+            json!({"name": "Malloc0"}),
+            "at least one",
+        ),
+        ("bdev_get_iostat", json!({"name": "nope"}), "nope"),
+    ] {
+        let v = call(&s, method, Some(params.clone()));
+        let err = v
+            .get("error")
+            .unwrap_or_else(|| panic!("{method} {params} accepted: {v}"));
+        assert!(
+            err["message"].as_str().unwrap().contains(what),
+            "{method} {params}: {err}"
+        );
+    }
+    assert_eq!(
+        rpc_json(&s, &["bdev_get_bdevs"]).as_array().unwrap().len(),
+        3
+    );
+
+    // QoS set at run time, shown by bdev_get_bdevs.
+    assert_eq!(
+        rpc_json(
+            &s,
+            &[
+                "bdev_set_qos_limit",
+                "Malloc0",
+                "--rw_ios_per_sec",
+                "20000",
+                "--w_mbytes_per_sec",
+                "100"
+            ]
+        ),
+        Value::String(String::new())
+    );
+    let lim = &rpc_json(&s, &["bdev_get_bdevs", "-b", "Malloc0"])[0]["assigned_rate_limits"];
+    assert_eq!(lim["rw_ios_per_sec"], 20000);
+    assert_eq!(lim["w_mbytes_per_sec"], 100);
+    assert_eq!(lim["r_mbytes_per_sec"], 0);
+
+    // Statistics (no I/O yet: every counter zero, every bdev listed).
+    let st = rpc_json(&s, &["bdev_get_iostat"]);
+    assert!(st["tick_rate"].as_u64().unwrap() > 0);
+    let names: Vec<&str> = st["bdevs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Malloc0", "Null0", auto.as_str()]);
+    assert_eq!(st["bdevs"][0]["num_read_ops"], 0);
+    let one = rpc_json(&s, &["bdev_get_iostat", "-b", "Null0"]);
+    assert_eq!(one["bdevs"].as_array().unwrap().len(), 1);
+
+    // Delete the unnamed one; save; load into a new target; same bdevs come back.
+    assert_eq!(
+        rpc_json(&s, &["bdev_malloc_delete", &auto]),
+        Value::String(String::new())
+    );
+    let saved = call(&s, "save_config", None)["result"].clone();
+    // rpc.py's way (the client asks framework_get_subsystems, then framework_get_config
+    // for each) gives the same configuration as the server's own save_config.
+    assert_eq!(rpc_json(&s, &["save_config"]), saved);
+    assert!(
+        rpc_fails(&s, &["framework_get_config", "no_such_subsystem"])
+            .contains("no subsystem named")
+    );
+    let bdev_cfg = saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["subsystem"] == "bdev")
+        .expect("a bdev subsystem in save_config")["config"]
+        .clone();
+    let methods: Vec<&str> = bdev_cfg
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "bdev_malloc_create",
+            "bdev_set_qos_limit",
+            "bdev_null_create"
+        ]
+    );
+    let cfg = dir.join("saved.json");
+    std::fs::write(&cfg, saved.to_string()).unwrap();
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut t), Some(0));
+
+    let mut t2 = start(&dir, "b", &["--json", cfg.to_str().unwrap()]);
+    let s2 = t2.sock.clone();
+    assert_eq!(
+        call(&s2, "framework_wait_init", None)["result"],
+        json!(true)
+    );
+    let again = rpc_json(&s2, &["bdev_get_bdevs"]);
+    let again = again.as_array().unwrap();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0]["name"], "Malloc0");
+    assert_eq!(again[0]["uuid"], UUID);
+    assert_eq!(again[0]["optimal_io_boundary"], 16);
+    assert_eq!(again[0]["assigned_rate_limits"]["rw_ios_per_sec"], 20000);
+    assert_eq!(again[1]["name"], "Null0");
+    assert_eq!(again[1]["uuid"], n["uuid"]);
+    let saved2 = call(&s2, "save_config", None)["result"].clone();
+    assert_eq!(saved, saved2, "save → load → save changed the config");
+
+    assert_eq!(
+        rpc_json(&s2, &["bdev_malloc_delete", "Malloc0"]),
+        Value::String(String::new())
+    );
+    assert_eq!(
+        rpc_json(&s2, &["bdev_null_delete", "Null0"]),
+        Value::String(String::new())
+    );
+    assert_eq!(rpc_json(&s2, &["bdev_get_bdevs"]), json!([]));
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t2.child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_exit(&mut t2), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
