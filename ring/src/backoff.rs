@@ -36,8 +36,11 @@
 //! flight fails at once as before. Without it, 8+8 threads on an MP/MC ring still
 //! stalled with the sleeping tail wait.
 //!
-//! The waits live out of line (`#[cold]`): the first check of the awaited word stays
-//! inline, so the path where nothing has to wait runs the same instructions as before.
+//! The waits are inlined behind `core::hint::cold_path` and give up the CPU through the
+//! `sys` module's inline `syscall` instructions, not calls into libc: a call on even a
+//! never-taken branch made the values live across it take callee-saved registers or
+//! stack slots on the path where nothing waits (4-8 instructions per enqueue/dequeue
+//! pair under callgrind); a `syscall` clobbers only `rax`, `rcx` and `r11`.
 
 use crate::flags::SyncMode;
 use crate::layout::HeadTail;
@@ -116,8 +119,7 @@ pub(crate) fn maybe_in_flight(side: &HeadTail) -> bool {
 /// failure is reported, so that a caller retrying at once leaves the CPU to a preempted
 /// thread of the other side. On an RTS or HTS side any of its threads can make progress,
 /// and there the wait measured worse than none (the failing caller returns at once).
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn wait_for_other_side(other: &HeadTail) {
     if !matches!(
         SyncMode::from_u32(other.sync),

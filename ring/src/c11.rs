@@ -116,6 +116,7 @@ pub(crate) fn head_multi<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) ->
 pub(crate) fn tail_multi(me: &HeadTail, old: u32, n: u32, publish: Ordering) {
     // A3: pairs with R3 of the thread that claimed just before us.
     if pos(me.tail.load(Ordering::Acquire)) != old {
+        core::hint::cold_path();
         wait_tail(me, old);
     }
     // R1 + R3 (`publish`: Release, or SeqCst for `Ring::enqueue_seqcst`).
@@ -125,8 +126,7 @@ pub(crate) fn tail_multi(me: &HeadTail, old: u32, n: u32, publish: Ordering) {
 /// The slow part of `tail_multi`: the thread before us is still between its claim and
 /// its publication (running on another core, or preempted). Out of line so that the
 /// common case stays one load and one store.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 fn wait_tail(me: &HeadTail, old: u32) {
     let mut wait = Backoff::new(Then::Sleep);
     let mut seen = pos(me.tail.load(Ordering::Relaxed));

@@ -18,6 +18,7 @@ pub(crate) fn head<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -> Claim
     loop {
         // One operation in flight per side: wait until the previous one finished.
         if lo(old) != pos(old) {
+            core::hint::cold_path();
             old = wait_idle(me);
         }
         let c = offer::<PROD>(s, lo(old), n, b);
@@ -40,8 +41,7 @@ pub(crate) fn head<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -> Claim
 }
 
 /// Wait until no operation is in flight on the side; returns its word then.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 fn wait_idle(me: &HeadTail) -> u64 {
     let mut wait = Backoff::new(Then::Yield);
     loop {

@@ -137,6 +137,9 @@ mod opt;
 mod peek;
 mod primitive;
 mod rts;
+// Loom and Miri wait through their own primitives (`primitive`).
+#[cfg(not(any(loom, miri)))]
+mod sys;
 mod zero_copy;
 
 pub use error::{Error, Result};

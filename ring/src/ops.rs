@@ -108,6 +108,7 @@ fn tail_with(s: Sides<'_>, mode: SyncMode, old: u32, n: u32, publish: Ordering) 
 #[inline(always)]
 fn failed(s: Sides<'_>, n: u32) {
     if n != 0 && maybe_in_flight(s.other) {
+        core::hint::cold_path();
         wait_for_other_side(s.other);
     }
 }

@@ -15,16 +15,19 @@ pub(crate) use std::sync::atomic::Ordering;
 // the shortest sleep the kernel grants (a 1 µs request; the timer slack makes it about
 // 50 µs on Linux). Under loom all three are a loom yield, so that the model checker
 // schedules the thread being waited for.
+#[cfg(not(any(loom, miri)))]
+pub(crate) use crate::sys::{sched_yield as yield_now, sleep_briefly};
 #[cfg(loom)]
 pub(crate) use loom::thread::{yield_now, yield_now as spin_loop, yield_now as sleep_briefly};
-#[cfg(not(loom))]
-pub(crate) use {core::hint::spin_loop, std::thread::yield_now};
-
-#[cfg(not(loom))]
-#[inline(always)]
+// Miri runs no `syscall` instruction and few raw system calls: std's yield and sleep.
+#[cfg(all(miri, not(loom)))]
+pub(crate) use std::thread::yield_now;
+#[cfg(all(miri, not(loom)))]
 pub(crate) fn sleep_briefly() {
     std::thread::sleep(std::time::Duration::from_micros(1));
 }
+#[cfg(not(loom))]
+pub(crate) use core::hint::spin_loop;
 
 /// Shadow cells for the slots, so that loom sees every slot read and write and reports
 /// two accesses that are not ordered by happens-before (the slots themselves are plain

@@ -21,6 +21,7 @@ pub(crate) fn head<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -> Claim
         // Relaxed: only a throttle, re-checked on every pass.
         let max = me.htd_max.load(Ordering::Relaxed);
         if too_far(me, old, max) {
+            core::hint::cold_path();
             old = wait_distance(me, max);
         }
         let c = offer::<PROD>(s, pos(old), n, b);
@@ -47,8 +48,7 @@ fn too_far(me: &HeadTail, head: u64, max: u32) -> bool {
 }
 
 /// Wait until the head is within `max` of the tail; returns the head word then.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 fn wait_distance(me: &HeadTail, max: u32) -> u64 {
     let mut wait = Backoff::new(Then::Yield);
     loop {
