@@ -11,7 +11,7 @@ use crossbeam_channel::{unbounded, Sender};
 use framework::{thread, ThreadHandle};
 
 use crate::error::{Error, Result};
-use crate::lvol::LvolStore;
+use crate::lvol::{Geometry, LvolStore};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -152,23 +152,16 @@ impl BdevModule for LvolBdev {
     }
 }
 
-/// Register the bdev of lvol `name` (blob `blob`, `blocks` of `bsz` bytes).
-pub(crate) fn register(
-    s: &Arc<LvolStore>,
-    name: &str,
-    uuid: Uuid,
-    blob: u64,
-    blocks: u64,
-    bsz: u32,
-    read_only: bool,
-) -> Result<()> {
+/// Register the bdev of lvol `name` with UUID `uuid` (its name; the alias is
+/// "LVS/LVOL", as SPDK's `_create_lvol_disk`).
+pub(crate) fn register(s: &Arc<LvolStore>, name: &str, uuid: Uuid, g: &Geometry) -> Result<()> {
     let info = BdevInfo {
         name: uuid.to_string(),
-        aliases: vec![format!("{}/{name}", s.name)],
+        aliases: vec![format!("{}/{name}", s.name())],
         uuid,
         product_name: "Logical Volume".into(),
-        block_size: bsz,
-        num_blocks: blocks,
+        block_size: g.block_size,
+        num_blocks: g.blocks,
         optimal_io_boundary: 0,
         write_cache: false,
         max_transfer_blocks: 0,
@@ -177,8 +170,8 @@ pub(crate) fn register(
         info,
         Arc::new(LvolBdev {
             store: Arc::downgrade(s),
-            blob,
-            read_only,
+            blob: g.blob,
+            read_only: g.read_only,
         }),
     )?;
     Ok(())
