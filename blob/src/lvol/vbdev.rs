@@ -143,12 +143,45 @@ impl BdevModule for LvolBdev {
     }
     fn info_json(&self) -> Option<serde_json::Value> {
         let s = self.store.upgrade()?;
-        Some(serde_json::json!({ "lvol": {
+        // SPDK's fields; a clone names its snapshot, a snapshot its clones.
+        let (thin, allocated, base, clones) = s
+            .with_bs(|bs, lvols| {
+                let i = bs.blob_info(self.blob)?;
+                let name_of = |id: u64| {
+                    lvols
+                        .values()
+                        .find(|l| l.blob.id() == id)
+                        .map(|l| l.name.clone())
+                };
+                let clones: Vec<String> = bs
+                    .clones_of(self.blob)
+                    .into_iter()
+                    .filter_map(name_of)
+                    .collect();
+                Ok((
+                    i.thin,
+                    i.allocated_clusters,
+                    i.parent.and_then(name_of),
+                    clones,
+                ))
+            })
+            .ok()?;
+        let mut v = serde_json::json!({
             "lvol_store_uuid": s.uuid.to_string(),
             "base_bdev": s.base_bdev,
             "blobid": self.blob,
+            "thin_provision": thin,
+            "num_allocated_clusters": allocated,
             "snapshot": self.read_only,
-        }}))
+            "clone": base.is_some(),
+        });
+        if let Some(b) = base {
+            v["base_snapshot"] = serde_json::json!(b);
+        }
+        if self.read_only {
+            v["clones"] = serde_json::json!(clones);
+        }
+        Some(serde_json::json!({ "lvol": v }))
     }
 }
 
