@@ -183,6 +183,11 @@ impl LvolStore {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Its lvols' names, in order.
+    pub fn lvol_names(&self) -> Vec<String> {
+        self.lock().lvols.keys().cloned().collect()
+    }
+
     /// Run `f` on the store's blobstore.
     pub(crate) fn with_bs<T>(
         &self,
