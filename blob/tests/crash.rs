@@ -10,17 +10,9 @@ use std::time::Duration;
 
 use blob::{Blobstore, FileDev, LoadKind, LoadOpts};
 
-fn block(gen: u64, unit: usize) -> Vec<u8> {
-    let mut x = gen | 1;
-    (0..8 * unit)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+#[path = "../src/bin/blobstress/block.rs"]
+mod block;
+use block::block;
 
 #[derive(Default)]
 struct Expect {

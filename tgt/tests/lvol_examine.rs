@@ -187,15 +187,13 @@ fn lvol_stores_come_back_after_a_restart() {
     // A saved configuration replays to the same state, waiting for the examine
     // before framework_wait_init answers.
     let saved = ok(&r, "save_config", json!({}));
-    let bdev_cfg = saved["subsystems"]
-        .as_array()
-        .unwrap()
+    let subsystems = saved["subsystems"].as_array().unwrap();
+    let bdev_sub = subsystems
         .iter()
         .find(|s| s["subsystem"] == "bdev")
-        .unwrap()["config"]
-        .clone();
-    let last = bdev_cfg.as_array().unwrap().last().unwrap();
-    assert_eq!(last["method"], "bdev_wait_for_examine", "{bdev_cfg}");
+        .unwrap();
+    let last = bdev_sub["config"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["method"], "bdev_wait_for_examine", "{bdev_sub}");
     let cfg2 = dir.join("saved.json");
     std::fs::write(&cfg2, saved.to_string()).unwrap();
     stop(t);
@@ -274,45 +272,6 @@ fn base_removal_closes_the_store_and_its_lvol_bdevs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// rpc.py against `spdk_tgt` on `cfg`; `calls` in order; stopped with SIGTERM.
-fn spdk_tgt(spdk: &Path, dir: &Path, cfg: &Path, calls: &[&[&str]]) -> Vec<String> {
-    let sock = dir.join("spdk.sock");
-    let _ = std::fs::remove_file(&sock);
-    let mut tgt = Command::new(spdk.join("build/bin/spdk_tgt"))
-        .args(["-m", "0x1", "-u", "--disable-cpumask-locks", "-r"])
-        .arg(&sock)
-        .arg("--json")
-        .arg(cfg)
-        .env("LD_LIBRARY_PATH", spdk.join("build/lib"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start spdk_tgt");
-    let rpc = |args: &[&str]| -> String {
-        let out = Command::new("python3")
-            .arg(spdk.join("scripts/rpc.py"))
-            .arg("-s")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rpc.py {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    wait_for("spdk_tgt to listen", || sock.exists());
-    rpc(&["framework_wait_init"]);
-    let outs = calls.iter().map(|c| rpc(c)).collect();
-    rpc(&["spdk_kill_instance", "SIGTERM"]);
-    let st = tgt.wait().unwrap();
-    assert!(st.success(), "spdk_tgt exit {st:?}");
-    outs
-}
-
 #[test]
 fn an_spdk_made_store_is_found_at_start() {
     let test = "an_spdk_made_store_is_found_at_start";
@@ -329,7 +288,7 @@ fn an_spdk_made_store_is_found_at_start() {
         {"subsystem":"bdev","config":[{"method":"bdev_aio_create",
             "params":{"name":"F0","filename": img, "block_size":512}}]}]});
     std::fs::write(&scfg, c.to_string()).unwrap();
-    let o = spdk_tgt(
+    let o = testkit::spdk::spdk_tgt(
         &spdk,
         &dir,
         &scfg,

@@ -102,6 +102,19 @@ fn malloc(sock: &Path, name: &str, blocks: u64) {
     assert_eq!(r, json!(name));
 }
 
+/// The bdev subsystem's calls in a saved configuration.
+fn bdev_config(saved: &Value) -> Vec<Value> {
+    saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["subsystem"] == "bdev")
+        .unwrap()["config"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 fn wait_exit(t: &mut Tgt) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -293,15 +306,7 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
 
     // Save, load into a new target, save again: the same stack and configuration.
     let saved = ok(&s, "save_config", json!(null));
-    let bdev_cfg: Vec<Value> = saved["subsystems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["subsystem"] == "bdev")
-        .unwrap()["config"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let bdev_cfg = bdev_config(&saved);
     let methods: Vec<&str> = bdev_cfg
         .iter()
         .map(|c| c["method"].as_str().unwrap())
@@ -382,18 +387,10 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
     assert_eq!(r1["base_bdevs_list"][1]["is_configured"], false);
     // The degraded array's configuration replays to the same degraded array.
     let saved3 = ok(&s2, "save_config", json!(null));
-    let raid_call = saved3["subsystems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["subsystem"] == "bdev")
-        .unwrap()["config"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let raid_call = bdev_config(&saved3)
+        .into_iter()
         .find(|c| c["method"] == "bdev_raid_create" && c["params"]["name"] == "R1")
-        .unwrap()
-        .clone();
+        .unwrap();
     assert_eq!(
         raid_call["params"]["base_bdevs"],
         json!(["M3", "removed_base_bdev_1"]),

@@ -61,6 +61,15 @@ where
     }
 }
 
+/// A method taking an lvol bdev's `name` and answering `true`.
+fn on_lvol(r: Request, f: fn(&Arc<LvolStore>, &str) -> crate::error::Result<()>) {
+    offload(r, move |_, p: Name| {
+        let (s, l) = lvol_of(&p.name)?;
+        f(&s, &l).map_err(|e| err(&e))?;
+        Ok(json!(true))
+    })
+}
+
 fn store_of(uuid: &Option<String>, name: &Option<String>) -> Result<Arc<LvolStore>, RpcError> {
     let key = uuid
         .as_ref()
@@ -240,16 +249,7 @@ fn methods() -> Vec<(&'static str, Handler)> {
                 })
             }),
         ),
-        (
-            "bdev_lvol_delete",
-            Box::new(|r| {
-                offload(r, |_, p: Name| {
-                    let (s, l) = lvol_of(&p.name)?;
-                    lvol::delete(&s, &l).map_err(|e| err(&e))?;
-                    Ok(json!(true))
-                })
-            }),
-        ),
+        ("bdev_lvol_delete", Box::new(|r| on_lvol(r, lvol::delete))),
         (
             "bdev_lvol_rename",
             Box::new(|r| {
@@ -272,25 +272,10 @@ fn methods() -> Vec<(&'static str, Handler)> {
                 })
             }),
         ),
-        (
-            "bdev_lvol_inflate",
-            Box::new(|r| {
-                offload(r, |_, p: Name| {
-                    let (s, l) = lvol_of(&p.name)?;
-                    lvol::inflate(&s, &l).map_err(|e| err(&e))?;
-                    Ok(json!(true))
-                })
-            }),
-        ),
+        ("bdev_lvol_inflate", Box::new(|r| on_lvol(r, lvol::inflate))),
         (
             "bdev_lvol_decouple_parent",
-            Box::new(|r| {
-                offload(r, |_, p: Name| {
-                    let (s, l) = lvol_of(&p.name)?;
-                    lvol::decouple_parent(&s, &l).map_err(|e| err(&e))?;
-                    Ok(json!(true))
-                })
-            }),
+            Box::new(|r| on_lvol(r, lvol::decouple_parent)),
         ),
         (
             "bdev_lvol_delete_lvstore",
