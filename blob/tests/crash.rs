@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use blob::{Blobstore, FileDev, LoadKind, LoadOpts};
 
+mod common;
+
 #[path = "../src/bin/blobstress/block.rs"]
 mod block;
 use block::block;
+use common::check_accounting;
 
 #[derive(Default)]
 struct Expect {
@@ -151,27 +154,11 @@ fn verify(img: &std::path::Path, log: &str, round: usize) {
         checked += 1;
     }
     // No cluster twice (the load refuses that), none leaked.
-    let mut owned = HashSet::new();
-    for id in bs.blob_ids() {
-        for c in bs
-            .blob_clusters(id)
-            .unwrap()
-            .into_iter()
-            .filter(|&c| c != 0)
-        {
-            assert!(owned.insert(c));
-        }
-    }
-    for c in bs.used_clusters().iter_set() {
-        assert!(
-            c < bs.md_clusters() || owned.contains(&c),
-            "round {round}: cluster {c} leaked"
-        );
-    }
+    let owned = check_accounting(&bs);
     eprintln!(
         "crash round {round}: {} blobs, {checked} regions checked, {} clusters in use",
         ids.len(),
-        owned.len()
+        owned
     );
     bs.unload().unwrap();
     let dev = FileDev::open(img, 512).unwrap();

@@ -48,3 +48,30 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// Every allocated cluster belongs to exactly one blob and is marked used; every used
+/// cluster outside the metadata area belongs to some blob. Returns the clusters owned.
+pub fn check_accounting(bs: &Blobstore) -> usize {
+    let mut owner = std::collections::HashMap::new();
+    for id in bs.blob_ids() {
+        for c in bs
+            .blob_clusters(id)
+            .unwrap()
+            .into_iter()
+            .filter(|&c| c != 0)
+        {
+            assert!(owner.insert(c, id).is_none(), "cluster {c} owned twice");
+            assert!(
+                bs.used_clusters().get(c),
+                "cluster {c} of {id:#x} not marked used"
+            );
+        }
+    }
+    for c in bs.used_clusters().iter_set() {
+        assert!(
+            c < bs.md_clusters() || owner.contains_key(&c),
+            "cluster {c} leaked"
+        );
+    }
+    owner.len()
+}
