@@ -12,9 +12,7 @@ use blob::{Blobstore, FileDev, LoadKind, LoadOpts};
 
 mod common;
 
-#[path = "../src/bin/blobstress/block.rs"]
-mod block;
-use block::block;
+use common::block::block;
 use common::check_accounting;
 
 #[derive(Default)]

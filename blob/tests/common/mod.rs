@@ -4,6 +4,9 @@
 
 pub mod host;
 
+#[path = "../../src/bin/blobstress/block.rs"]
+pub mod block;
+
 use blob::{Blobstore, InitOpts, MemDev};
 
 /// A fresh store on a memory device: `mib` MiB, 512-byte blocks, `cluster_kib` KiB
@@ -23,15 +26,10 @@ pub fn mem_store(mib: u64, cluster_kib: u32) -> (MemDev, Blobstore) {
 
 /// A deterministic pattern for unit `u` of blob `tag`.
 pub fn pattern(tag: u8, len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(tag);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    block::xorshift_bytes(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(tag),
+        len,
+    )
 }
 
 /// A small deterministic random generator (xorshift).

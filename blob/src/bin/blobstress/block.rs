@@ -1,10 +1,9 @@
 //! The data `blobstress` writes, which the crash-consistency test checks: shared by
-//! both (the test includes this file).
+//! both, and by the blob tests' patterns (the tests include this file).
 
-/// The data of one write: 8 io units keyed by `gen`.
-pub fn block(gen: u64, unit: usize) -> Vec<u8> {
-    let mut x = gen | 1;
-    (0..8 * unit)
+/// `n` bytes of xorshift64 from state `x`.
+pub fn xorshift_bytes(mut x: u64, n: usize) -> Vec<u8> {
+    (0..n)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -12,4 +11,9 @@ pub fn block(gen: u64, unit: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// The data of one write: 8 io units keyed by `gen`.
+pub fn block(gen: u64, unit: usize) -> Vec<u8> {
+    xorshift_bytes(gen | 1, 8 * unit)
 }
