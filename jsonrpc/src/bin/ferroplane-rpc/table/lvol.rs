@@ -10,6 +10,15 @@ const LVS_UUID: Arg = opt(&["-u", "--uuid"], "uuid", Str, "lvol store UUID");
 const LVS_NAME: Arg = opt(&["-l", "--lvs-name"], "lvs_name", Str, "lvol store name");
 const CLEAR_METHOD: &str =
     "Change clear method for data region. Available: none, unmap, write_zeroes";
+/// The one argument of the methods on one lvol.
+const LVOL: &[Arg] = &[pos("name", Str, "lvol bdev name")];
+/// The store selectors alone.
+const STORE: &[Arg] = &[LVS_UUID, LVS_NAME];
+/// The renames' arguments.
+const RENAME: &[Arg] = &[
+    pos("old_name", Str, "old name"),
+    pos("new_name", Str, "new name"),
+];
 
 pub(super) const METHODS: &[Method] = &[
     m(
@@ -37,10 +46,7 @@ pub(super) const METHODS: &[Method] = &[
     m(
         "bdev_lvol_rename_lvstore",
         "Change logical volume store name",
-        &[
-            pos("old_name", Str, "old name"),
-            pos("new_name", Str, "new name"),
-        ],
+        RENAME,
         Nothing,
     ),
     m(
@@ -79,25 +85,17 @@ pub(super) const METHODS: &[Method] = &[
         ],
         Json,
     ),
-    m(
-        "bdev_lvol_rename",
-        "Change lvol bdev name",
-        &[
-            pos("old_name", Str, "lvol bdev name"),
-            pos("new_name", Str, "new lvol name"),
-        ],
-        Nothing,
-    ),
+    m("bdev_lvol_rename", "Change lvol bdev name", RENAME, Nothing),
     m(
         "bdev_lvol_inflate",
         "Make thin provisioned lvol a thick provisioned lvol",
-        &[pos("name", Str, "lvol bdev name")],
+        LVOL,
         Nothing,
     ),
     m(
         "bdev_lvol_decouple_parent",
         "Decouple parent of lvol",
-        &[pos("name", Str, "lvol bdev name")],
+        LVOL,
         Nothing,
     ),
     m(
@@ -112,19 +110,19 @@ pub(super) const METHODS: &[Method] = &[
     m(
         "bdev_lvol_delete",
         "Destroy a logical volume",
-        &[pos("name", Str, "lvol bdev name")],
+        LVOL,
         Nothing,
     ),
     m(
         "bdev_lvol_delete_lvstore",
         "Destroy an logical volume store",
-        &[LVS_UUID, LVS_NAME],
+        STORE,
         Nothing,
     ),
     m(
         "bdev_lvol_get_lvstores",
         "Display current logical volume store list",
-        &[LVS_UUID, LVS_NAME],
+        STORE,
         Dict,
     ),
 ];
