@@ -1,8 +1,8 @@
 //! The bdev layer's own cost: 4 KiB random reads at depth 32 on one core, through the
 //! layer (descriptor, channel, checks, statistics: what bdevperf uses) against a loop
 //! that calls the module's channel directly (`BdevIo::direct`), on the null and malloc
-//! modules. Both loops are the same harness (a mutex-guarded state, a boxed callback per
-//! I/O, resubmission from the callback); only the path between them and the module
+//! modules. Both loops are the same harness (a mutex-guarded state, a callback per I/O
+//! stored in the I/O object as the layer stores it, resubmission from the callback); only the path between them and the module
 //! differs. Rounds alternate the order; the table gives the median TSC cycles per I/O
 //! of each and their ratio (layer / direct: 1.00 would be a free layer).
 //!
@@ -64,7 +64,7 @@ fn submit(l: &L, g: &mut Loop, slot: usize) {
     match g.target.as_ref().expect("running") {
         Target::Direct(mc) => {
             // SAFETY: the slot's buffer is only used by this I/O until its callback.
-            let io = unsafe { BdevIo::direct(IoType::Read, off, 1, BS, &[iov], Box::new(cb)) };
+            let io = unsafe { BdevIo::direct(IoType::Read, off, 1, BS, &[iov], cb) };
             mc.submit(io);
         }
         Target::Layer(d, ch) => {

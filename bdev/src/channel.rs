@@ -10,7 +10,21 @@
 //! pointers, and an I/O carries a completion closure and an iovec list. A channel is
 //! only touched by its own framework thread, so the free list needs no atomics; that is
 //! what a per-lcore mempool cache would give, without tying objects to an OS thread
-//! that a lightweight thread may leave.
+//! that a lightweight thread may leave. A recycled object keeps its iovec lists'
+//! capacity and stores a small completion closure in place, so a submit allocates
+//! nothing once the list is warm.
+//!
+//! # The per-I/O path
+//!
+//! As SPDK's `bdev_io->internal.ch`, an I/O points at its channel without taking a
+//! reference. The channel's state lives in one heap block ([`ChanCore`]) that stays
+//! put while the framework moves the channel value around, and the channel stays
+//! alive while it has I/O objects in use: a user handle ([`crate::BdevIoChannel`])
+//! dropped while I/O is out parks its reference in the channel, which lets it go when
+//! the last object comes back. Latency is timed with the thread's cached poll time
+//! ([`framework::thread::last_tsc`], SPDK's `spdk_thread_get_last_tsc`) rather than a
+//! TSC read at submission and another at completion (each tens of nanoseconds in a
+//! VM), so it is exact to one poll of the thread.
 //!
 //! # Out of resources
 //!
@@ -35,22 +49,28 @@
 //! children over slices of the caller's iovecs; the caller's callback runs once, after
 //! the last child, with the first failure (if any). Statistics count the parent.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use framework::io_channel::IoChannel;
-use framework::{poller, thread, PollStatus, Poller};
+use framework::{poller, thread, PollStatus, Poller, ThreadHandle};
 
 use crate::bdev::{BdevInfo, ModuleChannel};
 use crate::error::{Error, Result};
-use crate::io::{iovs_slice, BdevIo, IoInner, IoStatus, IoType, IoVec, Notify};
+use crate::io::{iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify};
 use crate::qos::{QosLimits, TIMESLICE_US};
 use crate::stats::IoStats;
 
 /// Outstanding I/O objects one channel may have (SPDK's default `bdev_io_pool_size`
 /// is 65535 for the whole process; this bounds one thread's share).
 pub const CHANNEL_IO_MAX: usize = 8192;
+
+/// Free I/O objects a channel keeps for reuse.
+const FREE_KEEP: usize = 1024;
 
 #[derive(Default)]
 struct ChState {
@@ -61,6 +81,10 @@ struct ChState {
     // Boxed on purpose: an I/O body travels to the module and back as one allocation.
     #[allow(clippy::vec_box)]
     free: Vec<Box<IoInner>>,
+    /// Children of one split request between allocation and start (kept for its
+    /// capacity).
+    #[allow(clippy::vec_box)]
+    pieces: Vec<Box<IoInner>>,
     nomem: VecDeque<Box<IoInner>>,
     /// Pieces waiting for QoS budget, in order.
     qos_queue: VecDeque<Box<IoInner>>,
@@ -72,18 +96,41 @@ struct ChState {
     retrying: bool,
     nomem_in_retry: bool,
     retry_msg_pending: bool,
+    /// The last user handle, dropped while I/O objects were in use: released when
+    /// `in_use` falls to 0.
+    keep: Option<IoChannel<BdevChannel>>,
     stats: IoStats,
 }
 
-/// A thread's channel context for one bdev.
-pub(crate) struct BdevChannel {
+/// A thread's channel state for one bdev, at a fixed address (see the module docs).
+pub(crate) struct ChanCore {
     info: Arc<BdevInfo>,
     qos: Arc<QosLimits>,
-    module: std::result::Result<Box<dyn ModuleChannel>, String>,
+    /// The thread the channel was made on (and the only one that touches `st`).
+    owner: Option<ThreadHandle>,
+    /// Taken out once, when the channel is destroyed (then `closing` is set).
+    module: ManuallyDrop<std::result::Result<Box<dyn ModuleChannel>, String>>,
+    closing: Cell<bool>,
     st: RefCell<ChState>,
 }
 
-type UserCb = Box<dyn FnOnce(IoStatus) + Send>;
+/// A thread's channel context for one bdev: owns its [`ChanCore`].
+pub(crate) struct BdevChannel {
+    core: NonNull<ChanCore>,
+}
+
+// SAFETY: the core is owned by this value alone (I/O objects point at it but only use
+// it on the owning thread); the framework keeps a channel context on its thread and
+// only moves it with the whole framework thread.
+unsafe impl Send for BdevChannel {}
+
+impl Deref for BdevChannel {
+    type Target = ChanCore;
+    fn deref(&self) -> &ChanCore {
+        // SAFETY: allocated in `new`, freed only in `drop`.
+        unsafe { self.core.as_ref() }
+    }
+}
 
 /// The parent of split children.
 pub(crate) struct SplitParent {
@@ -91,7 +138,7 @@ pub(crate) struct SplitParent {
     bytes: u64,
     start_tsc: u64,
     /// (children left, first failure, the caller's callback)
-    st: Mutex<(usize, IoStatus, Option<UserCb>)>,
+    st: Mutex<(usize, IoStatus, Option<Callback>)>,
 }
 
 /// One request as the descriptor checked it (the iovec lists are the caller's; each
@@ -110,25 +157,57 @@ impl BdevChannel {
         qos: Arc<QosLimits>,
         module: std::result::Result<Box<dyn ModuleChannel>, String>,
     ) -> BdevChannel {
-        BdevChannel {
+        let core = Box::new(ChanCore {
             info,
             qos,
-            module,
+            owner: thread::current(),
+            module: ManuallyDrop::new(module),
+            closing: Cell::new(false),
             st: RefCell::new(ChState::default()),
+        });
+        BdevChannel {
+            core: NonNull::from(Box::leak(core)),
         }
     }
 
+    /// The channel is being destroyed: its counters go to the bdev.
+    pub(crate) fn retire(self) -> IoStats {
+        self.st.borrow().stats
+    }
+}
+
+impl Drop for BdevChannel {
+    fn drop(&mut self) {
+        let core: &ChanCore = self;
+        core.closing.set(true);
+        let (poller, keep) = {
+            let mut st = core.st.borrow_mut();
+            (st.qos_poller.take(), st.keep.take())
+        };
+        if let Some(p) = poller {
+            let _ = p.unregister();
+        }
+        // Set only if the thread is destroyed with I/O out (a forced exit): that
+        // reference is to this very channel, whose entry is going; it is not put.
+        std::mem::forget(keep);
+        // SAFETY: read out once (`closing` keeps `to_module` away from the field from
+        // now on); the module channel drops here, while the rest of the core is
+        // intact for any I/O it completes as it goes.
+        let module = unsafe { std::ptr::read(&*core.module) };
+        drop(module);
+        // SAFETY: allocated by `new` (Box::leak); no I/O object points here any more:
+        // the module channel that held them is gone, and the queues drop with the core.
+        drop(unsafe { Box::from_raw(self.core.as_ptr()) });
+    }
+}
+
+impl ChanCore {
     pub(crate) fn module_error(&self) -> Option<&str> {
         self.module.as_ref().err().map(|s| s.as_str())
     }
 
     /// This channel's counters.
     pub(crate) fn stats(&self) -> IoStats {
-        self.st.borrow().stats
-    }
-
-    /// The channel is being destroyed: its counters go to the bdev.
-    pub(crate) fn retire(self) -> IoStats {
         self.st.borrow().stats
     }
 
@@ -143,189 +222,210 @@ impl BdevChannel {
         self.st.borrow().qos_queue.len()
     }
 
-    #[allow(clippy::vec_box)] // the boxes are the free-list entries handed out as is
-    fn alloc(&self, n: usize) -> Result<Vec<Box<IoInner>>> {
+    /// One I/O object, filled but for its data lists and callback.
+    fn alloc(&self, t: IoType, off: u64, n: u64, now: u64) -> Result<Box<IoInner>> {
         let mut st = self.st.borrow_mut();
-        if st.in_use + n > CHANNEL_IO_MAX {
+        if st.in_use >= CHANNEL_IO_MAX {
             return Err(Error::NoMem(self.info.name.clone()));
         }
-        st.in_use += n;
-        Ok((0..n)
-            .map(|_| st.free.pop().unwrap_or_else(IoInner::empty))
-            .collect())
+        st.in_use += 1;
+        let mut io = st.free.pop().unwrap_or_else(IoInner::empty);
+        drop(st);
+        io.io_type = t;
+        io.offset_blocks = off;
+        io.num_blocks = n;
+        io.block_size = self.info.block_size;
+        io.start_tsc = now;
+        io.ch = Some(NonNull::from(self));
+        Ok(io)
     }
 
+    /// Back to the free list; the last object in use lets a parked handle go.
     fn recycle(&self, mut io: Box<IoInner>) {
         io.iovs.clear();
         io.cmp_iovs.clear();
         io.notify = None;
         io.ch = None;
-        let mut st = self.st.borrow_mut();
-        st.in_use -= 1;
-        if st.free.len() < 1024 {
-            st.free.push(io);
-        }
+        let keep = {
+            let mut st = self.st.borrow_mut();
+            st.in_use -= 1;
+            if st.free.len() < FREE_KEEP {
+                st.free.push(io);
+            }
+            if st.in_use == 0 {
+                st.keep.take()
+            } else {
+                None
+            }
+        };
+        // Putting it only counts down (a destruction runs later, from a message).
+        drop(keep);
     }
 
-    /// Whether `r` goes to the module as one piece (the common case: no allocation).
-    fn single_piece(&self, r: &Request) -> bool {
-        if !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
-            return true;
-        }
+    /// The length of the piece of a request that starts at `off` and ends before
+    /// `end`: up to the next optimal boundary, at most the transfer limit.
+    fn piece_len(&self, off: u64, end: u64) -> u64 {
         let boundary = u64::from(self.info.optimal_io_boundary);
         let max = u64::from(self.info.max_transfer_blocks);
-        (max == 0 || r.num_blocks <= max)
-            && (boundary == 0 || r.offset_blocks % boundary + r.num_blocks <= boundary)
-    }
-
-    /// One I/O object (see [`alloc`](Self::alloc)).
-    fn alloc_one(&self) -> Result<Box<IoInner>> {
-        let mut st = self.st.borrow_mut();
-        if st.in_use + 1 > CHANNEL_IO_MAX {
-            return Err(Error::NoMem(self.info.name.clone()));
+        let mut n = end - off;
+        if boundary > 0 {
+            n = n.min(boundary - off % boundary);
         }
-        st.in_use += 1;
-        Ok(st.free.pop().unwrap_or_else(IoInner::empty))
+        if max > 0 {
+            n = n.min(max);
+        }
+        n
     }
 
-    /// Split points of a request: `(offset, blocks)` pieces.
-    fn pieces(&self, r: &Request) -> Vec<(u64, u64)> {
-        let boundary = u64::from(self.info.optimal_io_boundary);
-        let max = u64::from(self.info.max_transfer_blocks);
+    /// How many pieces `r` goes to the module in (1 for a request that is not split).
+    fn piece_count(&self, r: &Request) -> u64 {
         if !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
-            return vec![(r.offset_blocks, r.num_blocks)];
+            return 1;
         }
-        let mut out = Vec::new();
-        let (mut off, end) = (r.offset_blocks, r.offset_blocks + r.num_blocks);
+        let end = r.offset_blocks + r.num_blocks;
+        let first = self.piece_len(r.offset_blocks, end);
+        if first == r.num_blocks {
+            return 1;
+        }
+        let (mut off, mut count) = (r.offset_blocks, 0);
         while off < end {
-            let mut n = end - off;
-            if boundary > 0 {
-                n = n.min(boundary - off % boundary);
-            }
-            if max > 0 {
-                n = n.min(max);
-            }
-            out.push((off, n));
-            off += n;
+            off += self.piece_len(off, end);
+            count += 1;
         }
-        out
+        count
     }
 }
 
 /// Submit a checked request on `ch` (on its thread).
-pub(crate) fn submit(
-    ch: &IoChannel<BdevChannel>,
-    r: Request,
-    cb: Box<dyn FnOnce(IoStatus) + Send>,
-) -> Result<()> {
-    let ctx = ch.ctx();
-    let bs = u64::from(ctx.info.block_size);
-    if ctx.single_piece(&r) {
-        let mut io = ctx.alloc_one()?;
-        io.io_type = r.io_type;
-        io.offset_blocks = r.offset_blocks;
-        io.num_blocks = r.num_blocks;
-        io.block_size = ctx.info.block_size;
-        io.start_tsc = eal::timer::rdtsc();
+pub(crate) fn submit(ch: &IoChannel<BdevChannel>, r: Request, cb: Callback) -> Result<()> {
+    let ctx: &ChanCore = ch.ctx();
+    let now = thread::last_tsc();
+    let pieces = ctx.piece_count(&r);
+    if pieces == 1 {
+        let mut io = ctx.alloc(r.io_type, r.offset_blocks, r.num_blocks, now)?;
         // The recycled object keeps its vectors' capacity: no allocation here.
-        if r.io_type.has_data() {
-            io.iovs.extend_from_slice(r.iovs);
-        }
+        io.iovs.extend_from_slice(r.iovs);
         io.cmp_iovs.extend_from_slice(r.cmp_iovs);
-        io.ch = ch.try_clone();
         io.notify = Some(Notify::User(cb));
         ctx.dispatch(io);
         return Ok(());
     }
-    let pieces = ctx.pieces(&r);
-    if pieces.len() > CHANNEL_IO_MAX {
+    submit_split(ctx, r, pieces as usize, now, cb)
+}
+
+/// Submit `r` as `count` children of one parent.
+fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback) -> Result<()> {
+    if count > CHANNEL_IO_MAX {
         // Children are all submitted at once; a request this fragmented could never
         // get its objects, so it is refused rather than failed with NoMem forever.
         return Err(Error::Invalid {
             what: "request",
             why: format!(
-                "{} blocks split into {} pieces at boundary {} / max transfer {}; at most {CHANNEL_IO_MAX}",
-                r.num_blocks,
-                pieces.len(),
-                ctx.info.optimal_io_boundary,
-                ctx.info.max_transfer_blocks
+                "{} blocks split into {count} pieces at boundary {} / max transfer {}; at most {CHANNEL_IO_MAX}",
+                r.num_blocks, ctx.info.optimal_io_boundary, ctx.info.max_transfer_blocks
             ),
         });
     }
-    let mut ios = ctx.alloc(pieces.len())?;
-    let now = eal::timer::rdtsc();
-    let mut cb = Some(cb);
-    let parent = if pieces.len() > 1 {
-        Some(Arc::new(SplitParent {
-            io_type: r.io_type,
-            bytes: r.num_blocks * bs,
-            start_tsc: now,
-            st: Mutex::new((pieces.len(), IoStatus::Success, cb.take())),
-        }))
-    } else {
-        None
-    };
+    if ctx.st.borrow().in_use + count > CHANNEL_IO_MAX {
+        return Err(Error::NoMem(ctx.info.name.clone()));
+    }
+    let bs = u64::from(ctx.info.block_size);
+    let parent = Arc::new(SplitParent {
+        io_type: r.io_type,
+        bytes: r.num_blocks * bs,
+        start_tsc: now,
+        st: Mutex::new((count, IoStatus::Success, Some(cb))),
+    });
     // Fill every piece first, then start them (a module completing inline cannot see
     // a half-built parent).
-    for (io, &(off, n)) in ios.iter_mut().zip(&pieces) {
-        io.io_type = r.io_type;
-        io.offset_blocks = off;
-        io.num_blocks = n;
-        io.block_size = ctx.info.block_size;
-        io.start_tsc = now;
-        if r.io_type.has_data() {
-            let start = ((off - r.offset_blocks) * bs) as usize;
-            io.iovs = iovs_slice(r.iovs, start, (n * bs) as usize);
-        }
-        io.cmp_iovs.extend_from_slice(r.cmp_iovs);
-        io.ch = ch.try_clone();
-        io.notify = match &parent {
-            Some(p) => Some(Notify::Child(p.clone())),
-            None => cb.take().map(Notify::User),
+    let mut ios = std::mem::take(&mut ctx.st.borrow_mut().pieces);
+    let (mut off, end) = (r.offset_blocks, r.offset_blocks + r.num_blocks);
+    while off < end {
+        let n = ctx.piece_len(off, end);
+        // Cannot fail: the room for every piece was checked above, on this thread.
+        let mut io = match ctx.alloc(r.io_type, off, n, now) {
+            Ok(io) => io,
+            Err(e) => {
+                for io in ios.drain(..) {
+                    ctx.recycle(io);
+                }
+                ctx.st.borrow_mut().pieces = ios;
+                return Err(e);
+            }
         };
+        let start = ((off - r.offset_blocks) * bs) as usize;
+        iovs_slice_into(&mut io.iovs, r.iovs, start, (n * bs) as usize);
+        io.notify = Some(Notify::Child(parent.clone()));
+        ios.push(io);
+        off += n;
     }
-    for io in ios {
+    for io in ios.drain(..) {
         ctx.dispatch(io);
     }
+    ctx.st.borrow_mut().pieces = ios;
     Ok(())
 }
 
-impl BdevChannel {
+/// Drop a user's channel handle (on any thread): while I/O objects of the channel are
+/// in use, the handle is parked in the channel, which keeps it alive for them.
+pub(crate) fn release(ch: IoChannel<BdevChannel>) {
+    if !ch.on_owner_thread() {
+        let owner = ch.thread().clone();
+        // If the thread is gone, the message (and the handle in it) drops here and
+        // the framework forwards the put, which finds nothing to do.
+        let _ = owner.send_msg(move || release(ch));
+        return;
+    }
+    let core: *const ChanCore = &**ch.ctx();
+    // SAFETY: `ch` keeps the core alive until it drops, after `st` (declared later);
+    // parking it in the core's own state (on its thread, checked above) keeps it alive
+    // further and does not move the core.
+    let mut st = unsafe { &*core }.st.borrow_mut();
+    if st.in_use > 0 && st.keep.is_none() {
+        st.keep = Some(ch);
+    }
+}
+
+impl ChanCore {
+    /// Send `io` on: held by a reset, queued for QoS budget or behind I/O waiting for
+    /// resources, or to the module.
     fn dispatch(&self, io: Box<IoInner>) {
-        if self.st.borrow().frozen {
-            self.st.borrow_mut().frozen_q.push_back(io);
+        let mut st = self.st.borrow_mut();
+        if st.frozen {
+            st.frozen_q.push_back(io);
             return;
         }
         let limited = matches!(
             io.io_type,
             IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
         );
-        if limited && (self.qos.active() || !self.st.borrow().qos_queue.is_empty()) {
-            let behind = !self.st.borrow().qos_queue.is_empty();
+        if limited && (self.qos.active() || !st.qos_queue.is_empty()) {
+            let behind = !st.qos_queue.is_empty();
             let bytes = io.num_blocks * u64::from(io.block_size);
             if behind || !self.qos.try_admit(io.io_type, bytes) {
+                drop(st);
                 self.qos_park(io);
                 return;
             }
         }
+        drop(st);
         self.dispatch_admitted(io);
     }
 
     /// Queue a piece for QoS budget; make sure the drain poller runs.
     fn qos_park(&self, io: Box<IoInner>) {
-        let ch = io.ch.as_ref().and_then(|c| c.try_clone());
         let mut st = self.st.borrow_mut();
         st.qos_queue.push_back(io);
         if st.qos_poller.is_some() {
             return;
         }
-        let Some(ch) = ch else {
-            return;
-        };
-        // The poller holds a channel reference while it exists, so the channel (and
-        // this state) outlives it; it unregisters itself once the queue is empty.
+        let me = CorePtr(NonNull::from(self));
+        // The channel unregisters this poller before its core goes (`BdevChannel`'s
+        // drop), and the poller unregisters itself once the queue is empty.
         let r = poller::register("bdev_qos_drain", TIMESLICE_US, move || {
-            let ctx = ch.ctx();
+            // SAFETY: see above: the core outlives the poller, which runs on the
+            // channel's thread.
+            let ctx = unsafe { me.get() };
             ctx.qos_drain();
             let mut st = ctx.st.borrow_mut();
             if st.qos_queue.is_empty() {
@@ -379,7 +479,11 @@ impl BdevChannel {
     }
 
     fn to_module(&self, io: Box<IoInner>) {
-        match &self.module {
+        if self.closing.get() {
+            // The module channel is being dropped: nothing more goes to it.
+            return BdevIo(Some(io)).complete(IoStatus::Failed);
+        }
+        match &*self.module {
             Ok(m) => m.submit(BdevIo(Some(io))),
             // Not reachable: a channel whose module failed is never handed out.
             Err(_) => BdevIo(Some(io)).complete(IoStatus::Failed),
@@ -388,7 +492,7 @@ impl BdevChannel {
 
     /// A module completed `io` (static: the channel is found through the I/O).
     pub(crate) fn complete(mut io: Box<IoInner>, status: IoStatus) {
-        if io.ch.is_none() {
+        let Some(core) = io.ch else {
             // A direct I/O (BdevIo::direct): no channel; the object goes back to the
             // thread's direct free list, then the callback runs.
             let notify = io.notify.take();
@@ -396,29 +500,39 @@ impl BdevChannel {
             io.cmp_iovs.clear();
             crate::io::DIRECT_FREE.with(|f| {
                 let mut f = f.borrow_mut();
-                if f.len() < 1024 {
+                if f.len() < FREE_KEEP {
                     f.push(io);
                 }
             });
             if let Some(Notify::User(cb)) = notify {
-                cb(status);
+                cb.call(status);
             }
             return;
-        }
-        // The I/O's channel reference moves here (no second reference is taken); it
-        // keeps the channel alive until this function returns.
-        let Some(ch) = io.ch.take().filter(|c| c.on_owner_thread()) else {
-            // A completion off the submitting thread: a module bug. The channel cannot
-            // be touched here; the I/O is dropped (its channel reference, dropped
-            // above, is sent home).
-            eal::log_err!("bdev I/O completed off its thread; dropped");
-            return;
         };
-        let ctx = ch.ctx();
+        // SAFETY: the core lives while this object is in use (see the module docs);
+        // `owner` is set once at creation and `ThreadHandle` is `Sync`, so reading it
+        // from any thread is sound.
+        let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
+        let Some(owner) = owner.as_ref().filter(|o| !thread::is_current(o)) else {
+            // SAFETY: on the channel's thread (checked above; a channel made off any
+            // thread has no I/O); alive as above.
+            return unsafe { core.as_ref() }.completed(io, status);
+        };
+        // A completion off the submitting thread (a module bug): finish it there.
+        eal::log_err!("bdev I/O completed off its thread; sent back to it");
+        if owner
+            .send_msg(move || ChanCore::complete(io, status))
+            .is_err()
+        {
+            eal::log_err!("bdev I/O completed off its thread, whose thread is gone; dropped");
+        }
+    }
+
+    /// `io` came back from the module (on the channel's thread).
+    fn completed(&self, io: Box<IoInner>, status: IoStatus) {
         if status == IoStatus::NoMem {
-            io.ch = ch.try_clone();
             let schedule = {
-                let mut st = ctx.st.borrow_mut();
+                let mut st = self.st.borrow_mut();
                 st.outstanding -= 1;
                 st.nomem.push_back(io);
                 if st.retrying {
@@ -431,13 +545,19 @@ impl BdevChannel {
                 s
             };
             if schedule {
-                schedule_retry(&ch);
+                self.schedule_retry();
             }
             return;
         }
-        ctx.st.borrow_mut().outstanding -= 1;
-        ctx.finish(io, status);
-        ctx.retry_queued();
+        let retry = {
+            let mut st = self.st.borrow_mut();
+            st.outstanding -= 1;
+            !st.nomem.is_empty()
+        };
+        self.finish(io, status);
+        if retry {
+            self.retry_queued();
+        }
     }
 
     /// Account, recycle and notify.
@@ -451,12 +571,12 @@ impl BdevChannel {
         self.recycle(io);
         match notify {
             Some(Notify::User(cb)) => {
-                let ticks = eal::timer::rdtsc().wrapping_sub(start);
+                let ticks = thread::last_tsc().wrapping_sub(start);
                 self.st
                     .borrow_mut()
                     .stats
                     .account(t, bytes, ticks, status == IoStatus::Success);
-                cb(status);
+                cb.call(status);
             }
             Some(Notify::Child(p)) => {
                 let last = {
@@ -472,14 +592,14 @@ impl BdevChannel {
                     }
                 };
                 if let Some((cb, st)) = last {
-                    let ticks = eal::timer::rdtsc().wrapping_sub(p.start_tsc);
+                    let ticks = thread::last_tsc().wrapping_sub(p.start_tsc);
                     self.st.borrow_mut().stats.account(
                         p.io_type,
                         p.bytes,
                         ticks,
                         st == IoStatus::Success,
                     );
-                    cb(st);
+                    cb.call(st);
                 }
             }
             None => {}
@@ -513,6 +633,26 @@ impl BdevChannel {
             self.to_module(io);
         }
         self.st.borrow_mut().retrying = false;
+    }
+
+    /// Nothing is outstanding to trigger a retry: retry from a message on the
+    /// channel's thread (the module may have freed resources by then). Queued objects
+    /// are in use, so the channel outlives the message.
+    fn schedule_retry(&self) {
+        let me = CorePtr(NonNull::from(self));
+        let r = match &self.owner {
+            Some(t) => t.send_msg(move || {
+                // SAFETY: the queued I/O objects keep the channel alive (in use), and
+                // the message runs on the channel's thread.
+                let ctx = unsafe { me.get() };
+                ctx.st.borrow_mut().retry_msg_pending = false;
+                ctx.retry_queued();
+            }),
+            None => return,
+        };
+        if r.is_err() {
+            eal::log_err!("bdev: could not schedule an out-of-resources retry");
+        }
     }
 
     /// A reset starts: hold new I/O, fail what waits for resources or QoS budget
@@ -558,44 +698,28 @@ impl BdevChannel {
     }
 }
 
+/// A core pointer carried by the channel's own poller or message.
+struct CorePtr(NonNull<ChanCore>);
+
+// SAFETY: only dereferenced on the channel's thread, while the core lives (see uses).
+unsafe impl Send for CorePtr {}
+
+impl CorePtr {
+    /// # Safety
+    /// On the channel's thread, while the core lives.
+    unsafe fn get(&self) -> &ChanCore {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.as_ref() }
+    }
+}
+
 /// Submit a reset to the module on `ch` (its thread) past the frozen queue: the layer
 /// froze the channels and drained them for it.
-pub(crate) fn submit_reset(
-    ch: &IoChannel<BdevChannel>,
-    cb: Box<dyn FnOnce(IoStatus) + Send>,
-) -> Result<()> {
-    let ctx = ch.ctx();
-    let mut ios = ctx.alloc(1)?;
-    let Some(mut io) = ios.pop() else {
-        return Err(Error::NoMem(ctx.info.name.clone()));
-    };
-    io.io_type = IoType::Reset;
-    io.offset_blocks = 0;
-    io.num_blocks = 0;
-    io.block_size = ctx.info.block_size;
-    io.start_tsc = eal::timer::rdtsc();
-    io.ch = ch.try_clone();
+pub(crate) fn submit_reset(ch: &IoChannel<BdevChannel>, cb: Callback) -> Result<()> {
+    let ctx: &ChanCore = ch.ctx();
+    let mut io = ctx.alloc(IoType::Reset, 0, 0, thread::last_tsc())?;
     io.notify = Some(Notify::User(cb));
     ctx.st.borrow_mut().outstanding += 1;
     ctx.to_module(io);
     Ok(())
-}
-
-/// Nothing is outstanding to trigger a retry: retry from a message on the channel's
-/// thread (the module may have freed resources by then).
-fn schedule_retry(ch: &IoChannel<BdevChannel>) {
-    let Some(c2) = ch.try_clone() else {
-        return;
-    };
-    let Some(me) = thread::current() else {
-        return;
-    };
-    let r = me.send_msg(move || {
-        let ctx = c2.ctx();
-        ctx.st.borrow_mut().retry_msg_pending = false;
-        ctx.retry_queued();
-    });
-    if r.is_err() {
-        eal::log_err!("bdev: could not schedule an out-of-resources retry");
-    }
 }

@@ -18,6 +18,7 @@
 //! the caller's again at once. The `*_buf` calls are the safe form: they take a `Vec`
 //! and give it back to the callback.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use framework::{thread, ThreadHandle};
 use crate::bdev::{self, Bdev, BdevEvent, Claim};
 use crate::channel::{self, BdevChannel, Request};
 use crate::error::{Error, Result};
-use crate::io::{iovs_len, IoStatus, IoType, IoVec};
+use crate::io::{iovs_len, Callback, IoStatus, IoType, IoVec};
 
 static NEXT_DESC: AtomicU64 = AtomicU64::new(1);
 
@@ -75,8 +76,17 @@ impl std::fmt::Debug for Descriptor {
 /// A thread's channel to a bdev (SPDK's `spdk_bdev_get_io_channel`). Use it on that
 /// thread only; drop it (before closing the descriptor) to put it.
 pub struct BdevIoChannel {
-    ch: IoChannel<BdevChannel>,
+    /// Given up in `drop` (see [`channel::release`]).
+    ch: ManuallyDrop<IoChannel<BdevChannel>>,
     bdev: Bdev,
+}
+
+impl Drop for BdevIoChannel {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; the field is not used again.
+        let ch = unsafe { ManuallyDrop::take(&mut self.ch) };
+        channel::release(ch);
+    }
 }
 
 impl BdevIoChannel {
@@ -103,7 +113,7 @@ impl BdevIoChannel {
     /// Another reference to this channel (on its thread; `None` elsewhere).
     pub fn try_clone(&self) -> Option<BdevIoChannel> {
         Some(BdevIoChannel {
-            ch: self.ch.try_clone()?,
+            ch: ManuallyDrop::new(self.ch.try_clone()?),
             bdev: self.bdev.clone(),
         })
     }
@@ -242,7 +252,7 @@ impl Descriptor {
             });
         }
         Ok(BdevIoChannel {
-            ch,
+            ch: ManuallyDrop::new(ch),
             bdev: b.clone(),
         })
     }
@@ -326,7 +336,7 @@ impl Descriptor {
             iovs,
             cmp_iovs: cmp,
         };
-        channel::submit(&ch.ch, r, Box::new(cb))
+        channel::submit(&ch.ch, r, Callback::new(cb))
     }
 
     /// Read `num_blocks` from `offset_blocks` into `iovs`.
