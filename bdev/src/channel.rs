@@ -72,15 +72,10 @@ pub const CHANNEL_IO_MAX: usize = 8192;
 /// Free I/O objects a channel keeps for reuse.
 const FREE_KEEP: usize = 1024;
 
+/// The channel's queues and flags off the common path (the common path only reads
+/// [`ChanCore::slow`]).
 #[derive(Default)]
 struct ChState {
-    /// I/Os at the module.
-    outstanding: usize,
-    /// I/O objects in use (at the module, queued, or being completed).
-    in_use: usize,
-    // Boxed on purpose: an I/O body travels to the module and back as one allocation.
-    #[allow(clippy::vec_box)]
-    free: Vec<Box<IoInner>>,
     /// Children of one split request between allocation and start (kept for its
     /// capacity).
     #[allow(clippy::vec_box)]
@@ -99,7 +94,6 @@ struct ChState {
     /// The last user handle, dropped while I/O objects were in use: released when
     /// `in_use` falls to 0.
     keep: Option<IoChannel<BdevChannel>>,
-    stats: IoStats,
 }
 
 /// A thread's channel state for one bdev, at a fixed address (see the module docs).
@@ -111,6 +105,20 @@ pub(crate) struct ChanCore {
     /// Taken out once, when the channel is destroyed (then `closing` is set).
     module: ManuallyDrop<std::result::Result<Box<dyn ModuleChannel>, String>>,
     closing: Cell<bool>,
+    /// Whether requests may be split (an optimal boundary or a transfer limit).
+    splits: bool,
+    /// I/Os at the module.
+    outstanding: Cell<usize>,
+    /// I/O objects in use (at the module, queued, or being completed).
+    in_use: Cell<usize>,
+    /// Set while a reset holds the channel or anything waits in the out-of-resources
+    /// or QoS queue: then I/O takes the queueing path. Set with every such change,
+    /// cleared by [`refresh_slow`](ChanCore::refresh_slow) once all is clear.
+    slow: Cell<bool>,
+    // Boxed on purpose: an I/O body travels to the module and back as one allocation.
+    #[allow(clippy::vec_box)]
+    free: RefCell<Vec<Box<IoInner>>>,
+    stats: RefCell<IoStats>,
     st: RefCell<ChState>,
 }
 
@@ -158,11 +166,17 @@ impl BdevChannel {
         module: std::result::Result<Box<dyn ModuleChannel>, String>,
     ) -> BdevChannel {
         let core = Box::new(ChanCore {
+            splits: info.optimal_io_boundary > 0 || info.max_transfer_blocks > 0,
             info,
             qos,
             owner: thread::current(),
             module: ManuallyDrop::new(module),
             closing: Cell::new(false),
+            outstanding: Cell::new(0),
+            in_use: Cell::new(0),
+            slow: Cell::new(false),
+            free: RefCell::new(Vec::new()),
+            stats: RefCell::new(IoStats::default()),
             st: RefCell::new(ChState::default()),
         });
         BdevChannel {
@@ -172,7 +186,7 @@ impl BdevChannel {
 
     /// The channel is being destroyed: its counters go to the bdev.
     pub(crate) fn retire(self) -> IoStats {
-        self.st.borrow().stats
+        *self.stats.borrow()
     }
 }
 
@@ -208,13 +222,18 @@ impl ChanCore {
 
     /// This channel's counters.
     pub(crate) fn stats(&self) -> IoStats {
-        self.st.borrow().stats
+        *self.stats.borrow()
     }
 
     /// I/Os at the module and waiting in the out-of-resources queue.
     pub(crate) fn depth(&self) -> (usize, usize) {
-        let st = self.st.borrow();
-        (st.outstanding, st.nomem.len())
+        (self.outstanding.get(), self.st.borrow().nomem.len())
+    }
+
+    /// Clear [`slow`](Self::slow) if nothing needs the queueing path any more.
+    fn refresh_slow(&self, st: &ChState) {
+        self.slow
+            .set(st.frozen || !st.nomem.is_empty() || !st.qos_queue.is_empty());
     }
 
     /// Pieces waiting for QoS budget.
@@ -224,13 +243,13 @@ impl ChanCore {
 
     /// One I/O object, filled but for its data lists and callback.
     fn alloc(&self, t: IoType, off: u64, n: u64, now: u64) -> Result<Box<IoInner>> {
-        let mut st = self.st.borrow_mut();
-        if st.in_use >= CHANNEL_IO_MAX {
+        let in_use = self.in_use.get();
+        if in_use >= CHANNEL_IO_MAX {
             return Err(Error::NoMem(self.info.name.clone()));
         }
-        st.in_use += 1;
-        let mut io = st.free.pop().unwrap_or_else(IoInner::empty);
-        drop(st);
+        self.in_use.set(in_use + 1);
+        let popped = self.free.borrow_mut().pop();
+        let mut io = popped.unwrap_or_else(IoInner::empty);
         io.io_type = t;
         io.offset_blocks = off;
         io.num_blocks = n;
@@ -246,20 +265,19 @@ impl ChanCore {
         io.cmp_iovs.clear();
         io.notify = None;
         io.ch = None;
-        let keep = {
-            let mut st = self.st.borrow_mut();
-            st.in_use -= 1;
-            if st.free.len() < FREE_KEEP {
-                st.free.push(io);
+        {
+            let mut free = self.free.borrow_mut();
+            if free.len() < FREE_KEEP {
+                free.push(io);
             }
-            if st.in_use == 0 {
-                st.keep.take()
-            } else {
-                None
-            }
-        };
-        // Putting it only counts down (a destruction runs later, from a message).
-        drop(keep);
+        }
+        let left = self.in_use.get() - 1;
+        self.in_use.set(left);
+        if left == 0 {
+            let keep = self.st.borrow_mut().keep.take();
+            // Putting it only counts down (a destruction runs later, from a message).
+            drop(keep);
+        }
     }
 
     /// The length of the piece of a request that starts at `off` and ends before
@@ -279,7 +297,7 @@ impl ChanCore {
 
     /// How many pieces `r` goes to the module in (1 for a request that is not split).
     fn piece_count(&self, r: &Request) -> u64 {
-        if !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
+        if !self.splits || !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
             return 1;
         }
         let end = r.offset_blocks + r.num_blocks;
@@ -326,7 +344,7 @@ fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback
             ),
         });
     }
-    if ctx.st.borrow().in_use + count > CHANNEL_IO_MAX {
+    if ctx.in_use.get() + count > CHANNEL_IO_MAX {
         return Err(Error::NoMem(ctx.info.name.clone()));
     }
     let bs = u64::from(ctx.info.block_size);
@@ -380,8 +398,9 @@ pub(crate) fn release(ch: IoChannel<BdevChannel>) {
     // SAFETY: `ch` keeps the core alive until it drops, after `st` (declared later);
     // parking it in the core's own state (on its thread, checked above) keeps it alive
     // further and does not move the core.
-    let mut st = unsafe { &*core }.st.borrow_mut();
-    if st.in_use > 0 && st.keep.is_none() {
+    let core = unsafe { &*core };
+    let mut st = core.st.borrow_mut();
+    if core.in_use.get() > 0 && st.keep.is_none() {
         st.keep = Some(ch);
     }
 }
@@ -390,6 +409,11 @@ impl ChanCore {
     /// Send `io` on: held by a reset, queued for QoS budget or behind I/O waiting for
     /// resources, or to the module.
     fn dispatch(&self, io: Box<IoInner>) {
+        if !self.slow.get() && !self.qos.active() {
+            // Nothing held or queued, no limits: straight to the module.
+            self.outstanding.set(self.outstanding.get() + 1);
+            return self.to_module(io);
+        }
         let mut st = self.st.borrow_mut();
         if st.frozen {
             st.frozen_q.push_back(io);
@@ -416,6 +440,7 @@ impl ChanCore {
     fn qos_park(&self, io: Box<IoInner>) {
         let mut st = self.st.borrow_mut();
         st.qos_queue.push_back(io);
+        self.slow.set(true);
         if st.qos_poller.is_some() {
             return;
         }
@@ -448,13 +473,16 @@ impl ChanCore {
             let io = {
                 let mut st = self.st.borrow_mut();
                 let Some(front) = st.qos_queue.front() else {
+                    self.refresh_slow(&st);
                     return;
                 };
                 let bytes = front.num_blocks * u64::from(front.block_size);
                 if !self.qos.try_admit(front.io_type, bytes) {
                     return;
                 }
-                st.qos_queue.pop_front()
+                let io = st.qos_queue.pop_front();
+                self.refresh_slow(&st);
+                io
             };
             if let Some(io) = io {
                 self.dispatch_admitted(io);
@@ -471,10 +499,11 @@ impl ChanCore {
             }
             if !st.nomem.is_empty() && !st.retrying {
                 st.nomem.push_back(io);
+                self.slow.set(true);
                 return;
             }
-            st.outstanding += 1;
         }
+        self.outstanding.set(self.outstanding.get() + 1);
         self.to_module(io);
     }
 
@@ -530,15 +559,16 @@ impl ChanCore {
 
     /// `io` came back from the module (on the channel's thread).
     fn completed(&self, io: Box<IoInner>, status: IoStatus) {
+        self.outstanding.set(self.outstanding.get() - 1);
         if status == IoStatus::NoMem {
             let schedule = {
                 let mut st = self.st.borrow_mut();
-                st.outstanding -= 1;
                 st.nomem.push_back(io);
+                self.slow.set(true);
                 if st.retrying {
                     st.nomem_in_retry = true;
                 }
-                let s = st.outstanding == 0 && !st.retry_msg_pending;
+                let s = self.outstanding.get() == 0 && !st.retry_msg_pending;
                 if s {
                     st.retry_msg_pending = true;
                 }
@@ -549,13 +579,8 @@ impl ChanCore {
             }
             return;
         }
-        let retry = {
-            let mut st = self.st.borrow_mut();
-            st.outstanding -= 1;
-            !st.nomem.is_empty()
-        };
         self.finish(io, status);
-        if retry {
+        if self.slow.get() {
             self.retry_queued();
         }
     }
@@ -572,9 +597,8 @@ impl ChanCore {
         match notify {
             Some(Notify::User(cb)) => {
                 let ticks = thread::last_tsc().wrapping_sub(start);
-                self.st
+                self.stats
                     .borrow_mut()
-                    .stats
                     .account(t, bytes, ticks, status == IoStatus::Success);
                 cb.call(status);
             }
@@ -593,7 +617,7 @@ impl ChanCore {
                 };
                 if let Some((cb, st)) = last {
                     let ticks = thread::last_tsc().wrapping_sub(p.start_tsc);
-                    self.st.borrow_mut().stats.account(
+                    self.stats.borrow_mut().account(
                         p.io_type,
                         p.bytes,
                         ticks,
@@ -627,12 +651,14 @@ impl ChanCore {
                 let Some(io) = st.nomem.pop_front() else {
                     break;
                 };
-                st.outstanding += 1;
                 io
             };
+            self.outstanding.set(self.outstanding.get() + 1);
             self.to_module(io);
         }
-        self.st.borrow_mut().retrying = false;
+        let mut st = self.st.borrow_mut();
+        st.retrying = false;
+        self.refresh_slow(&st);
     }
 
     /// Nothing is outstanding to trigger a retry: retry from a message on the
@@ -659,6 +685,7 @@ impl ChanCore {
     /// with `Aborted`.
     pub(crate) fn freeze(&self) {
         self.st.borrow_mut().frozen = true;
+        self.slow.set(true);
         loop {
             let io = {
                 let mut st = self.st.borrow_mut();
@@ -681,7 +708,7 @@ impl ChanCore {
 
     /// I/Os at the module (a reset waits for every channel's to reach 0).
     pub(crate) fn outstanding(&self) -> usize {
-        self.st.borrow().outstanding
+        self.outstanding.get()
     }
 
     /// The reset is done: submit what was held, in order.
@@ -689,6 +716,7 @@ impl ChanCore {
         let held = {
             let mut st = self.st.borrow_mut();
             st.frozen = false;
+            self.refresh_slow(&st);
             std::mem::take(&mut st.frozen_q)
         };
         for io in held {
@@ -719,7 +747,7 @@ pub(crate) fn submit_reset(ch: &IoChannel<BdevChannel>, cb: Callback) -> Result<
     let ctx: &ChanCore = ch.ctx();
     let mut io = ctx.alloc(IoType::Reset, 0, 0, thread::last_tsc())?;
     io.notify = Some(Notify::User(cb));
-    ctx.st.borrow_mut().outstanding += 1;
+    ctx.outstanding.set(ctx.outstanding.get() + 1);
     ctx.to_module(io);
     Ok(())
 }
