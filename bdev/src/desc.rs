@@ -181,6 +181,40 @@ impl Drop for Descriptor {
     }
 }
 
+/// Submission methods over the caller's iovecs, one request type each (`# Safety` in
+/// each one's docs).
+macro_rules! iov_requests {
+    ($($(#[$doc:meta])* $name:ident => $t:ident;)*) => {$(
+        $(#[$doc])*
+        pub unsafe fn $name<F: FnOnce(IoStatus) + Send + 'static>(
+            &self,
+            ch: &BdevIoChannel,
+            iovs: &[IoVec],
+            offset_blocks: u64,
+            num_blocks: u64,
+            cb: F,
+        ) -> Result<()> {
+            self.submit(ch, IoType::$t, offset_blocks, num_blocks, iovs, &[], cb)
+        }
+    )*};
+}
+
+/// Submission methods of request types without data, one each.
+macro_rules! dataless_requests {
+    ($($(#[$doc:meta])* $name:ident => $t:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<F: FnOnce(IoStatus) + Send + 'static>(
+            &self,
+            ch: &BdevIoChannel,
+            offset_blocks: u64,
+            num_blocks: u64,
+            cb: F,
+        ) -> Result<()> {
+            self.submit(ch, IoType::$t, offset_blocks, num_blocks, &[], &[], cb)
+        }
+    )*};
+}
+
 impl Descriptor {
     /// The bdev.
     pub fn bdev(&self) -> &Bdev {
@@ -339,59 +373,24 @@ impl Descriptor {
         channel::submit(&ch.ch, r, Callback::new(cb))
     }
 
-    /// Read `num_blocks` from `offset_blocks` into `iovs`.
-    ///
-    /// # Safety
-    /// The iovecs' memory must stay valid for writes and untouched by the caller until
-    /// `cb` runs (see the module docs); on `Err` nothing was submitted.
-    pub unsafe fn readv<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        iovs: &[IoVec],
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Read, offset_blocks, num_blocks, iovs, &[], cb)
-    }
-
-    /// Write `num_blocks` at `offset_blocks` from `iovs`.
-    ///
-    /// # Safety
-    /// As [`readv`](Self::readv) (valid for reads, not modified until `cb`).
-    pub unsafe fn writev<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        iovs: &[IoVec],
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Write, offset_blocks, num_blocks, iovs, &[], cb)
-    }
-
-    /// Compare `num_blocks` at `offset_blocks` with `iovs` ([`IoStatus::Miscompare`]
-    /// if they differ).
-    ///
-    /// # Safety
-    /// As [`writev`](Self::writev).
-    pub unsafe fn comparev<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        iovs: &[IoVec],
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(
-            ch,
-            IoType::Compare,
-            offset_blocks,
-            num_blocks,
-            iovs,
-            &[],
-            cb,
-        )
+    iov_requests! {
+        /// Read `num_blocks` from `offset_blocks` into `iovs`.
+        ///
+        /// # Safety
+        /// The iovecs' memory must stay valid for writes and untouched by the caller
+        /// until `cb` runs (see the module docs); on `Err` nothing was submitted.
+        readv => Read;
+        /// Write `num_blocks` at `offset_blocks` from `iovs`.
+        ///
+        /// # Safety
+        /// As [`readv`](Self::readv) (valid for reads, not modified until `cb`).
+        writev => Write;
+        /// Compare `num_blocks` at `offset_blocks` with `iovs`
+        /// ([`IoStatus::Miscompare`] if they differ).
+        ///
+        /// # Safety
+        /// As [`writev`](Self::writev).
+        comparev => Compare;
     }
 
     /// If the blocks equal `cmp_iovs`, write `write_iovs` over them, atomically.
@@ -418,45 +417,13 @@ impl Descriptor {
         )
     }
 
-    /// Zero `num_blocks` at `offset_blocks`.
-    pub fn write_zeroes<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(
-            ch,
-            IoType::WriteZeroes,
-            offset_blocks,
-            num_blocks,
-            &[],
-            &[],
-            cb,
-        )
-    }
-
-    /// Deallocate `num_blocks` at `offset_blocks`.
-    pub fn unmap<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Unmap, offset_blocks, num_blocks, &[], &[], cb)
-    }
-
-    /// Make `num_blocks` at `offset_blocks` durable.
-    pub fn flush<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Flush, offset_blocks, num_blocks, &[], &[], cb)
+    dataless_requests! {
+        /// Zero `num_blocks` at `offset_blocks`.
+        write_zeroes => WriteZeroes;
+        /// Deallocate `num_blocks` at `offset_blocks`.
+        unmap => Unmap;
+        /// Make `num_blocks` at `offset_blocks` durable.
+        flush => Flush;
     }
 
     /// Reset the bdev (see [`crate::channel`]): every channel is frozen (new I/O is
@@ -486,11 +453,7 @@ impl Descriptor {
     where
         F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
     {
-        let mut buf = buf;
-        let iov = [IoVec::from_slice(&mut buf)];
-        // SAFETY: the Vec's heap block does not move when the Vec moves into the
-        // callback, and only the callback gets it back, after completion.
-        unsafe { self.readv(ch, &iov, offset_blocks, num_blocks, move |s| cb(s, buf)) }
+        self.submit_buf(ch, IoType::Read, buf, offset_blocks, num_blocks, cb)
     }
 
     /// Safe write: `buf` comes back to `cb`.
@@ -505,9 +468,25 @@ impl Descriptor {
     where
         F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
     {
-        let mut buf = buf;
+        self.submit_buf(ch, IoType::Write, buf, offset_blocks, num_blocks, cb)
+    }
+
+    /// A read or write over `buf`, which comes back to `cb`.
+    fn submit_buf<F>(
+        &self,
+        ch: &BdevIoChannel,
+        t: IoType,
+        mut buf: Vec<u8>,
+        off: u64,
+        n: u64,
+        cb: F,
+    ) -> Result<()>
+    where
+        F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
+    {
         let iov = [IoVec::from_slice(&mut buf)];
-        // SAFETY: as in `read_buf`.
-        unsafe { self.writev(ch, &iov, offset_blocks, num_blocks, move |s| cb(s, buf)) }
+        // The submit contract holds: the Vec's heap block does not move when the Vec
+        // moves into the callback, and only the callback gets it back, after completion.
+        self.submit(ch, t, off, n, &iov, &[], move |s| cb(s, buf))
     }
 }
