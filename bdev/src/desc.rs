@@ -215,6 +215,26 @@ macro_rules! dataless_requests {
     )*};
 }
 
+/// Safe submission methods over an owned buffer that comes back to the callback.
+macro_rules! buf_requests {
+    ($($(#[$doc:meta])* $name:ident => $t:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<F>(
+            &self,
+            ch: &BdevIoChannel,
+            buf: Vec<u8>,
+            offset_blocks: u64,
+            num_blocks: u64,
+            cb: F,
+        ) -> Result<()>
+        where
+            F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
+        {
+            self.submit_buf(ch, IoType::$t, buf, offset_blocks, num_blocks, cb)
+        }
+    )*};
+}
+
 impl Descriptor {
     /// The bdev.
     pub fn bdev(&self) -> &Bdev {
@@ -441,34 +461,11 @@ impl Descriptor {
         crate::reset::start(&self.0.bdev, my, Box::new(cb))
     }
 
-    /// Safe read: `buf` (at least `num_blocks` blocks) comes back to `cb`.
-    pub fn read_buf<F>(
-        &self,
-        ch: &BdevIoChannel,
-        buf: Vec<u8>,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
-    {
-        self.submit_buf(ch, IoType::Read, buf, offset_blocks, num_blocks, cb)
-    }
-
-    /// Safe write: `buf` comes back to `cb`.
-    pub fn write_buf<F>(
-        &self,
-        ch: &BdevIoChannel,
-        buf: Vec<u8>,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
-    {
-        self.submit_buf(ch, IoType::Write, buf, offset_blocks, num_blocks, cb)
+    buf_requests! {
+        /// Safe read: `buf` (at least `num_blocks` blocks) comes back to `cb`.
+        read_buf => Read;
+        /// Safe write: `buf` comes back to `cb`.
+        write_buf => Write;
     }
 
     /// A read or write over `buf`, which comes back to `cb`.

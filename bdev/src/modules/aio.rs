@@ -13,17 +13,16 @@
 //! regular files unmap (`fallocate` punching a hole, synchronous). `readonly` opens the file read-only and refuses writes.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use framework::subsystem::ConfigCall;
-use framework::Poller;
 use serde_json::json;
 
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::Result;
 use crate::io::{BdevIo, IoStatus, IoType};
 use crate::modules::file::{byte_range, open_backing};
-use crate::modules::kernel_queue::{self, lock, refuse, status, KernelState, Queue};
+use crate::modules::kernel_queue::{refuse, status, Channel, KernelState, Queue};
 use crate::sys::{self, AioContext, IoEvent, Iocb};
 use crate::uuid::Uuid;
 
@@ -125,43 +124,31 @@ impl KernelState for State {
 }
 
 struct AioChannel {
-    st: Arc<Mutex<State>>,
+    k: Channel<State>,
     fd: Arc<OwnedFd>,
-    align: usize,
-    poller: Poller,
 }
 
 impl AioChannel {
     fn new(fd: &Arc<OwnedFd>, align: usize) -> std::result::Result<AioChannel, String> {
         let ctx = AioContext::new(AIO_DEPTH as u32)
             .map_err(|e| format!("io_setup of {AIO_DEPTH} requests failed: {e}"))?;
-        let st = Arc::new(Mutex::new(State {
+        let st = State {
             ctx,
             q: Queue::new(AIO_DEPTH),
             iocbs: vec![Iocb::default(); AIO_DEPTH].into_boxed_slice(),
             pending: Vec::with_capacity(AIO_DEPTH),
             events: vec![IoEvent::default(); AIO_DEPTH],
-        }));
-        let poller = kernel_queue::start_poller("bdev_aio", &st)?;
+        };
         Ok(AioChannel {
-            st,
+            k: Channel::new("bdev_aio", st, align)?,
             fd: fd.clone(),
-            align,
-            poller,
         })
-    }
-}
-
-impl Drop for AioChannel {
-    fn drop(&mut self) {
-        kernel_queue::stop(&self.st, self.poller);
     }
 }
 
 impl ModuleChannel for AioChannel {
     fn submit(&self, io: BdevIo) {
-        let mut g = lock(&self.st);
-        g.q.wake();
+        let mut g = self.k.begin();
         let t = io.io_type();
         let (off, len) = byte_range(&io);
         let sync = |r: std::io::Result<()>| status(r.is_ok());
@@ -189,7 +176,7 @@ impl ModuleChannel for AioChannel {
         let ready = if t == IoType::WriteZeroes {
             slot.prepare_zeroes(io)
         } else {
-            slot.prepare(io, self.align)
+            slot.prepare(io, self.k.align)
         };
         if !ready {
             return refuse(g, i);

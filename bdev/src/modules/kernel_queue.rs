@@ -46,7 +46,7 @@ impl Queue {
     }
 
     /// Resume the poller if it paused (a submission is coming).
-    pub(crate) fn wake(&mut self) {
+    fn wake(&mut self) {
         if self.paused {
             if let Some(p) = self.poller {
                 if p.resume().is_ok() {
@@ -85,7 +85,7 @@ pub(crate) fn status(ok: bool) -> IoStatus {
     }
 }
 
-pub(crate) fn lock<S>(st: &Mutex<S>) -> MutexGuard<'_, S> {
+fn lock<S>(st: &Mutex<S>) -> MutexGuard<'_, S> {
     st.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -99,8 +99,49 @@ pub(crate) fn refuse<S: KernelState>(mut g: MutexGuard<'_, S>, i: u32) {
     }
 }
 
+/// A kernel-backed module channel's core: its state, shared with its poller, and the
+/// buffer alignment its file wants. Dropping it stops the poller; what never reached the
+/// kernel fails (the layer destroys a channel only with nothing outstanding, so
+/// normally nothing).
+pub(crate) struct Channel<S: KernelState> {
+    st: Arc<Mutex<S>>,
+    /// Buffer alignment the file wants (1: any).
+    pub(crate) align: usize,
+    poller: Poller,
+}
+
+impl<S: KernelState> Channel<S> {
+    /// `state`'s channel, its poller `name` registered on the current thread.
+    pub(crate) fn new(name: &str, state: S, align: usize) -> std::result::Result<Self, String> {
+        let st = Arc::new(Mutex::new(state));
+        let poller = start_poller(name, &st)?;
+        Ok(Channel { st, align, poller })
+    }
+
+    /// The state, for a submission (the poller resumed if it paused).
+    pub(crate) fn begin(&self) -> MutexGuard<'_, S> {
+        let mut g = lock(&self.st);
+        g.queue().wake();
+        g
+    }
+}
+
+impl<S: KernelState> Drop for Channel<S> {
+    fn drop(&mut self) {
+        let _ = self.poller.unregister();
+        let left: Vec<BdevIo> = {
+            let mut g = lock(&self.st);
+            let q = g.queue();
+            let mut v: Vec<BdevIo> = q.done.drain(..).map(|(io, _)| io).collect();
+            v.append(&mut q.resets);
+            v
+        };
+        drop(left);
+    }
+}
+
 /// Register the channel's poller on the current thread.
-pub(crate) fn start_poller<S: KernelState>(
+fn start_poller<S: KernelState>(
     name: &str,
     st: &Arc<Mutex<S>>,
 ) -> std::result::Result<Poller, String> {
@@ -129,18 +170,4 @@ pub(crate) fn start_poller<S: KernelState>(
     .map_err(|e| e.to_string())?;
     lock(st).queue().poller = Some(poller);
     Ok(poller)
-}
-
-/// The channel goes: stop its poller; what never reached the kernel fails (the layer
-/// destroys a channel only with nothing outstanding, so normally nothing).
-pub(crate) fn stop<S: KernelState>(st: &Mutex<S>, poller: Poller) {
-    let _ = poller.unregister();
-    let left: Vec<BdevIo> = {
-        let mut g = lock(st);
-        let q = g.queue();
-        let mut v: Vec<BdevIo> = q.done.drain(..).map(|(io, _)| io).collect();
-        v.append(&mut q.resets);
-        v
-    };
-    drop(left);
 }

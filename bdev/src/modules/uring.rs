@@ -14,10 +14,9 @@
 //! the kernel has completed).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use framework::subsystem::ConfigCall;
-use framework::Poller;
 use io_uring::{opcode, squeue, types, IoUring};
 use serde_json::json;
 
@@ -25,7 +24,7 @@ use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::Result;
 use crate::io::{BdevIo, IoStatus, IoType};
 use crate::modules::file::{byte_range, open_backing};
-use crate::modules::kernel_queue::{self, lock, refuse, status, KernelState, Queue};
+use crate::modules::kernel_queue::{refuse, status, Channel, KernelState, Queue};
 use crate::sys;
 use crate::uuid::Uuid;
 
@@ -69,10 +68,8 @@ struct State {
 unsafe impl Send for State {}
 
 struct UringChannel {
-    st: Arc<Mutex<State>>,
+    k: Channel<State>,
     fd: types::Fd,
-    align: usize,
-    poller: Poller,
 }
 
 impl State {
@@ -149,31 +146,21 @@ impl UringChannel {
             .setup_cqsize(RING_ENTRIES * 2)
             .build(RING_ENTRIES)
             .map_err(|e| format!("io_uring_setup of {RING_ENTRIES} entries failed: {e}"))?;
-        let st = Arc::new(Mutex::new(State {
+        let st = State {
             ring,
             q: Queue::new(RING_ENTRIES as usize),
             unsubmitted: 0,
-        }));
-        let poller = kernel_queue::start_poller("bdev_uring", &st)?;
+        };
         Ok(UringChannel {
-            st,
+            k: Channel::new("bdev_uring", st, align)?,
             fd: types::Fd(fd.as_raw_fd()),
-            align,
-            poller,
         })
-    }
-}
-
-impl Drop for UringChannel {
-    fn drop(&mut self) {
-        kernel_queue::stop(&self.st, self.poller);
     }
 }
 
 impl ModuleChannel for UringChannel {
     fn submit(&self, io: BdevIo) {
-        let mut g = lock(&self.st);
-        g.q.wake();
+        let mut g = self.k.begin();
         let t = io.io_type();
         if t == IoType::Reset {
             g.q.resets.push(io);
@@ -187,7 +174,7 @@ impl ModuleChannel for UringChannel {
         let sqe = match t {
             IoType::Read | IoType::Write => {
                 let slot = &mut g.q.slots.slots[i as usize];
-                if !slot.prepare(io, self.align) {
+                if !slot.prepare(io, self.k.align) {
                     return refuse(g, i);
                 }
                 let iov = &slot.iov;
