@@ -243,20 +243,8 @@ impl BdevModule for AioDisk {
 /// Create and register an aio bdev.
 pub fn create(opts: AioOpts) -> Result<Bdev> {
     let f = open_backing(&opts.name, &opts.filename, opts.block_size, opts.readonly)?;
-    let regular = !sys::geometry(f.fd.as_fd())
-        .map(|g| g.is_block_device)
-        .unwrap_or(true);
-    let info = BdevInfo {
-        name: opts.name.clone(),
-        aliases: Vec::new(),
-        uuid: opts.uuid.unwrap_or_else(Uuid::random),
-        product_name: "AIO disk".into(),
-        block_size: f.block_size,
-        num_blocks: f.num_blocks,
-        optimal_io_boundary: 0,
-        write_cache: true,
-        max_transfer_blocks: crate::modules::uring::MAX_TRANSFER_BYTES / f.block_size,
-    };
+    let regular = f.regular();
+    let info = f.info(&opts.name, opts.uuid, "AIO disk");
     bdev::register(
         info,
         Arc::new(AioDisk {

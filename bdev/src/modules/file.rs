@@ -28,6 +28,32 @@ pub(crate) struct BackingFile {
     pub(crate) num_blocks: u64,
 }
 
+impl BackingFile {
+    /// Whether it is a regular file (not a block device): unmap punches holes there.
+    pub(crate) fn regular(&self) -> bool {
+        !sys::geometry(self.fd.as_fd())
+            .map(|g| g.is_block_device)
+            .unwrap_or(true)
+    }
+
+    /// The bdev over it: `name`, `uuid` (random if `None`), `product`, with requests
+    /// split at [`crate::modules::uring::MAX_TRANSFER_BYTES`] (one SQE or iocb moves at
+    /// most `u32::MAX` bytes).
+    pub(crate) fn info(&self, name: &str, uuid: Option<crate::Uuid>, product: &str) -> bdev::BdevInfo {
+        bdev::BdevInfo {
+            name: name.to_string(),
+            aliases: Vec::new(),
+            uuid: uuid.unwrap_or_else(crate::Uuid::random),
+            product_name: product.into(),
+            block_size: self.block_size,
+            num_blocks: self.num_blocks,
+            optimal_io_boundary: 0,
+            write_cache: true,
+            max_transfer_blocks: crate::modules::uring::MAX_TRANSFER_BYTES / self.block_size,
+        }
+    }
+}
+
 /// Open `filename` for bdev `name`, apply the block-size rules and size the bdev.
 pub(crate) fn open_backing(
     name: &str,

@@ -13,7 +13,7 @@
 //! (`fallocate` punching a hole), and reset (completes when every I/O the channel had in
 //! the kernel has completed).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use framework::subsystem::ConfigCall;
@@ -268,21 +268,8 @@ impl BdevModule for UringDisk {
 /// Create and register a uring bdev.
 pub fn create(opts: UringOpts) -> Result<Bdev> {
     let f = open_backing(&opts.name, &opts.filename, opts.block_size, false)?;
-    let regular = !sys::geometry(f.fd.as_fd())
-        .map(|g| g.is_block_device)
-        .unwrap_or(true);
-    let info = BdevInfo {
-        name: opts.name.clone(),
-        aliases: Vec::new(),
-        uuid: opts.uuid.unwrap_or_else(Uuid::random),
-        product_name: "URING bdev".into(),
-        block_size: f.block_size,
-        num_blocks: f.num_blocks,
-        optimal_io_boundary: 0,
-        write_cache: true,
-        // One SQE moves at most u32::MAX bytes: larger requests are split.
-        max_transfer_blocks: MAX_TRANSFER_BYTES / f.block_size,
-    };
+    let regular = f.regular();
+    let info = f.info(&opts.name, opts.uuid, "URING bdev");
     bdev::register(
         info,
         Arc::new(UringDisk {
