@@ -259,11 +259,11 @@ impl ChanCore {
         Ok(io)
     }
 
-    /// Back to the free list; the last object in use lets a parked handle go.
+    /// Back to the free list (its callback already taken); the last object in use lets
+    /// a parked handle go.
     fn recycle(&self, mut io: Box<IoInner>) {
         io.iovs.clear();
         io.cmp_iovs.clear();
-        io.notify = None;
         io.ch = None;
         {
             let mut free = self.free.borrow_mut();
@@ -315,7 +315,14 @@ impl ChanCore {
 }
 
 /// Submit a checked request on `ch` (on its thread).
-pub(crate) fn submit(ch: &IoChannel<BdevChannel>, r: Request, cb: Callback) -> Result<()> {
+///
+/// Generic over the callback so that it is built in its final place, the I/O object
+/// (moving it through the calls would copy it at each).
+pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
+    ch: &IoChannel<BdevChannel>,
+    r: Request,
+    cb: F,
+) -> Result<()> {
     let ctx: &ChanCore = ch.ctx();
     let now = thread::last_tsc();
     let pieces = ctx.piece_count(&r);
@@ -324,11 +331,11 @@ pub(crate) fn submit(ch: &IoChannel<BdevChannel>, r: Request, cb: Callback) -> R
         // The recycled object keeps its vectors' capacity: no allocation here.
         io.iovs.extend_from_slice(r.iovs);
         io.cmp_iovs.extend_from_slice(r.cmp_iovs);
-        io.notify = Some(Notify::User(cb));
+        io.notify = Some(Notify::User(Callback::new(cb)));
         ctx.dispatch(io);
         return Ok(());
     }
-    submit_split(ctx, r, pieces as usize, now, cb)
+    submit_split(ctx, r, pieces as usize, now, Callback::new(cb))
 }
 
 /// Submit `r` as `count` children of one parent.
@@ -364,7 +371,8 @@ fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback
         let mut io = match ctx.alloc(r.io_type, off, n, now) {
             Ok(io) => io,
             Err(e) => {
-                for io in ios.drain(..) {
+                for mut io in ios.drain(..) {
+                    io.notify = None;
                     ctx.recycle(io);
                 }
                 ctx.st.borrow_mut().pieces = ios;

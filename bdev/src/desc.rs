@@ -28,7 +28,7 @@ use framework::{thread, ThreadHandle};
 use crate::bdev::{self, Bdev, BdevEvent, Claim};
 use crate::channel::{self, BdevChannel, Request};
 use crate::error::{Error, Result};
-use crate::io::{iovs_len, Callback, IoStatus, IoType, IoVec};
+use crate::io::{iovs_len, IoStatus, IoType, IoVec};
 
 static NEXT_DESC: AtomicU64 = AtomicU64::new(1);
 
@@ -390,7 +390,7 @@ impl Descriptor {
             iovs,
             cmp_iovs: cmp,
         };
-        channel::submit(&ch.ch, r, Callback::new(cb))
+        channel::submit(&ch.ch, r, cb)
     }
 
     iov_requests! {
