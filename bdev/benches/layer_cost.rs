@@ -159,7 +159,10 @@ fn one_loop() -> Option<(String, Kind, u64)> {
         .get(i + 3)
         .and_then(|n| n.parse().ok())
         .expect("--one: IOS is a number");
-    assert!(ios > DEPTH as u64, "--one: IOS must exceed the depth {DEPTH}");
+    assert!(
+        ios > DEPTH as u64,
+        "--one: IOS must exceed the depth {DEPTH}"
+    );
     Some((module, kind, ios))
 }
 

@@ -132,7 +132,12 @@ pub fn iovs_len(iovs: &[IoVec]) -> usize {
 
 /// Append to `out` the sub-list of `iovs` covering bytes `[off, off + len)` (into a
 /// recycled list: no allocation once its capacity suffices).
-pub(crate) fn iovs_slice_into(out: &mut Vec<IoVec>, iovs: &[IoVec], mut off: usize, mut len: usize) {
+pub(crate) fn iovs_slice_into(
+    out: &mut Vec<IoVec>,
+    iovs: &[IoVec],
+    mut off: usize,
+    mut len: usize,
+) {
     for v in iovs {
         if len == 0 {
             break;

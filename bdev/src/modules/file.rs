@@ -39,7 +39,12 @@ impl BackingFile {
     /// The bdev over it: `name`, `uuid` (random if `None`), `product`, with requests
     /// split at [`crate::modules::uring::MAX_TRANSFER_BYTES`] (one SQE or iocb moves at
     /// most `u32::MAX` bytes).
-    pub(crate) fn info(&self, name: &str, uuid: Option<crate::Uuid>, product: &str) -> bdev::BdevInfo {
+    pub(crate) fn info(
+        &self,
+        name: &str,
+        uuid: Option<crate::Uuid>,
+        product: &str,
+    ) -> bdev::BdevInfo {
         bdev::BdevInfo {
             name: name.to_string(),
             aliases: Vec::new(),
