@@ -230,7 +230,14 @@ macro_rules! buf_requests {
         where
             F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
         {
-            self.submit_buf(ch, IoType::$t, buf, offset_blocks, num_blocks, cb)
+            let mut buf = buf;
+            let iov = [IoVec::from_slice(&mut buf)];
+            // The submit contract holds: the Vec's heap block does not move when the
+            // Vec moves into the callback, and only the callback gets it back, after
+            // completion.
+            self.submit(ch, IoType::$t, offset_blocks, num_blocks, &iov, &[], move |s| {
+                cb(s, buf)
+            })
         }
     )*};
 }
@@ -466,24 +473,5 @@ impl Descriptor {
         read_buf => Read;
         /// Safe write: `buf` comes back to `cb`.
         write_buf => Write;
-    }
-
-    /// A read or write over `buf`, which comes back to `cb`.
-    fn submit_buf<F>(
-        &self,
-        ch: &BdevIoChannel,
-        t: IoType,
-        mut buf: Vec<u8>,
-        off: u64,
-        n: u64,
-        cb: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
-    {
-        let iov = [IoVec::from_slice(&mut buf)];
-        // The submit contract holds: the Vec's heap block does not move when the Vec
-        // moves into the callback, and only the callback gets it back, after completion.
-        self.submit(ch, t, off, n, &iov, &[], move |s| cb(s, buf))
     }
 }

@@ -310,13 +310,12 @@ fn nomem_queued_and_retried() {
 /// after the last (the bdev's removal, which waits for every channel, finishes).
 #[test]
 fn channel_dropped_with_io_out_lives_until_it_completes() {
+    const N: u64 = 16;
+    let removed = Arc::new(AtomicBool::new(false));
+    let (disk_slot, statuses) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(Vec::new())));
     let Some(eal) = common::eal("channel_dropped_with_io_out", "0") else {
         return;
     };
-    const N: u64 = 16;
-    let disk_slot = Arc::new(Mutex::new(None));
-    let statuses = Arc::new(Mutex::new(Vec::new()));
-    let removed = Arc::new(AtomicBool::new(false));
     let (ds, sts, rm) = (disk_slot.clone(), statuses.clone(), removed.clone());
     let steps: Vec<Step> = vec![step(move |next| {
         let (_b, disk) = test_disk("dropch0", N, 0, 0, 4);
