@@ -44,17 +44,8 @@ impl Opts {
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 600)?;
-                }
-                "--depths" => {
-                    let v = crate::value(&mut it, "--depths")?;
-                    o.depths = v
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?;
-                }
+                "--seconds" => o.seconds = crate::args::number_arg(&mut it, "--seconds", 1, 600)?,
+                "--depths" => o.depths = crate::args::number_list(&mut it, "--depths", 1u32, 1024)?,
                 "--spdk" => {
                     let v = it
                         .next()
@@ -67,7 +58,7 @@ impl Opts {
                     }
                     o.spdk = Some(d);
                 }
-                _ => return Err(crate::unknown_arg(Some("nvme"), a)),
+                _ => return Err(crate::args::unknown_arg(Some("nvme"), a)),
             }
         }
         Ok(o)
@@ -304,14 +295,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         o.seconds
     ));
     let who = "the testbed guest (testbed/run.sh)";
-    let res = harness::run(Job {
-        side: who,
+    let res = harness::run(Job::new(
+        who,
         cmd,
-        feed: Vec::new(),
-        interrupt: None,
-        timeout: Duration::from_secs(timeout + 60),
-        file: work.join("guest"),
-    });
+        Duration::from_secs(timeout + 60),
+        work.join("guest"),
+    ));
     let text = fs::read_to_string(&log).unwrap_or_default();
     if !text.contains("@@BENCH end") {
         let out = res?;

@@ -35,19 +35,10 @@ impl Opts {
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 600)?;
-                }
-                "--depths" => {
-                    let v = crate::value(&mut it, "--depths")?;
-                    o.depths = v
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?;
-                }
-                "--spdk" => o.spdk = Some(PathBuf::from(crate::value(&mut it, "--spdk")?)),
-                _ => return Err(crate::unknown_arg(Some("nvmf"), a)),
+                "--seconds" => o.seconds = crate::args::number_arg(&mut it, "--seconds", 1, 600)?,
+                "--depths" => o.depths = crate::args::number_list(&mut it, "--depths", 1u32, 1024)?,
+                "--spdk" => o.spdk = Some(PathBuf::from(crate::args::value(&mut it, "--spdk")?)),
+                _ => return Err(crate::args::unknown_arg(Some("nvmf"), a)),
             }
         }
         Ok(o)
@@ -229,18 +220,10 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                 Side::Ours | Side::Base => {
                     let who = format!("{} ferroplane-tgt", ctx.label(side));
                     let mut cmd = Command::new(ctx.bin(side, "ferroplane-tgt"));
-                    cmd.args([
-                        "-m",
-                        "0x1",
-                        "--no-huge",
-                        "-s",
-                        "256",
-                        "--no-pci",
-                        "--file-prefix",
-                    ])
-                    .arg(format!("fpcmpnvmf{}", std::process::id()))
-                    .arg("-r")
-                    .arg(&sock);
+                    cmd.args(harness::OURS_ONE_CORE_EAL)
+                        .arg(format!("fpcmpnvmf{}", std::process::id()))
+                        .arg("-r")
+                        .arg(&sock);
                     let t = start(&mut cmd, sock, &who, &log)?;
                     (who, t)
                 }
@@ -269,14 +252,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{NQN}"
                 ));
                 let c0 = cpu_ticks(pid);
-                let out = harness::run(Job {
-                    side: &format!("spdk_nvme_perf against {who}"),
+                let out = harness::run(Job::new(
+                    &format!("spdk_nvme_perf against {who}"),
                     cmd,
-                    feed: Vec::new(),
-                    interrupt: None,
-                    timeout: Duration::from_secs(o.seconds + 120),
-                    file: ctx.out(&format!("nvmf-q{d}"), side, round),
-                })?;
+                    Duration::from_secs(o.seconds + 120),
+                    ctx.out(&format!("nvmf-q{d}"), side, round),
+                ))?;
                 let c1 = cpu_ticks(pid);
                 let r = parse::nvme_perf(&out.stdout)
                     .filter(|r| r.iops > 0.0)
