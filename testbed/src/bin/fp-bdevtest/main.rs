@@ -37,13 +37,9 @@ use crate::steps::{eal_of, fail, Next, Res, Step, FW};
 use crate::verify::verify_steps;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let (eal, rest) = match Eal::init(&argv) {
+    let (eal, rest) = match testbed::guest_bin::init_eal("fp-bdevtest") {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("fp-bdevtest: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let ok = matches!(
         (rest.first().map(String::as_str), rest.len()),
