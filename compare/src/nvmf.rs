@@ -13,35 +13,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::args::DepthOpts;
 use crate::error::{Error, Result};
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
 use crate::table::{Better, Side, Table};
 use crate::Ctx;
 
-pub struct Opts {
-    seconds: u64,
-    depths: Vec<u32>,
-    spdk: Option<PathBuf>,
-}
+pub struct Opts(DepthOpts);
 
 impl Opts {
+    /// `--spdk` defaults to `FP_SPDK_DIR`; the tree is checked when the target starts.
     pub fn parse(args: &[String]) -> Result<Opts> {
-        let mut o = Opts {
-            seconds: 5,
-            depths: vec![1, 32],
-            spdk: std::env::var_os("FP_SPDK_DIR").map(PathBuf::from),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--seconds" => o.seconds = crate::args::number_arg(&mut it, "--seconds", 1, 600)?,
-                "--depths" => o.depths = crate::args::number_list(&mut it, "--depths", 1u32, 1024)?,
-                "--spdk" => o.spdk = Some(PathBuf::from(crate::args::value(&mut it, "--spdk")?)),
-                _ => return Err(crate::args::unknown_arg(Some("nvmf"), a)),
-            }
-        }
-        Ok(o)
+        let spdk = std::env::var_os("FP_SPDK_DIR").map(PathBuf::from);
+        DepthOpts::parse("nvmf", args, spdk).map(Opts)
+    }
+}
+
+impl std::ops::Deref for Opts {
+    type Target = DepthOpts;
+    fn deref(&self) -> &DepthOpts {
+        &self.0
     }
 }
 
