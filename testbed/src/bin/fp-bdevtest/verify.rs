@@ -81,7 +81,7 @@ fn case(io: SharedIo, off: u64, bytes: u64, kind: Kind, seed: u64, eal: Eal, nex
         Err(e) => return next.fail(e),
     };
     let io2 = io.clone();
-    let r = submit(&io, IoType::Write, off, n, wbuf, move |st, _| {
+    submit_or_stop(&io, IoType::Write, off, n, wbuf, move |st, _| {
         if st != IoStatus::Success {
             return next.fail(format!("{name}: write {off}+{n} ({kind:?}): {st:?}"));
         }
@@ -89,7 +89,7 @@ fn case(io: SharedIo, off: u64, bytes: u64, kind: Kind, seed: u64, eal: Eal, nex
             Ok(b) => b,
             Err(e) => return next.fail(e),
         };
-        let r = submit(&io2, IoType::Read, off, n, rbuf, move |st, b| {
+        submit_or_stop(&io2, IoType::Read, off, n, rbuf, move |st, b| {
             if st != IoStatus::Success {
                 return next.fail(format!("{name}: read {off}+{n} ({kind:?}): {st:?}"));
             }
@@ -99,13 +99,7 @@ fn case(io: SharedIo, off: u64, bytes: u64, kind: Kind, seed: u64, eal: Eal, nex
             println!("CASE {name} {kind:?} {n} blocks at {off} ok");
             next.go()
         });
-        if let Err(e) = r {
-            eprintln!("{e}");
-        }
     });
-    if let Err(e) = r {
-        fail(&the_fw(), e);
-    }
 }
 
 /// Compare the data of the first case (success), then different data (miscompare).
@@ -131,7 +125,7 @@ fn compares(io: SharedIo, eal: Eal, next: Next) {
         Err(e) => return next.fail(e),
     };
     let io2 = io.clone();
-    let r = submit(&io, IoType::Compare, 0, n, same, move |st, _| {
+    submit_or_stop(&io, IoType::Compare, 0, n, same, move |st, _| {
         if st != IoStatus::Success {
             return next.fail(format!("{name}: compare of equal data: {st:?}"));
         }
@@ -139,20 +133,14 @@ fn compares(io: SharedIo, eal: Eal, next: Next) {
             Ok(b) => b,
             Err(e) => return next.fail(e),
         };
-        let r = submit(&io2, IoType::Compare, 0, n, other, move |st, _| {
+        submit_or_stop(&io2, IoType::Compare, 0, n, other, move |st, _| {
             if st != IoStatus::Miscompare {
                 return next.fail(format!("{name}: compare of other data: {st:?}"));
             }
             println!("CASE {name} compare and miscompare ok");
             next.go()
         });
-        if let Err(e) = r {
-            eprintln!("{e}");
-        }
     });
-    if let Err(e) = r {
-        fail(&the_fw(), e);
-    }
 }
 
 /// Write-zeroes over the first case's blocks, then read zeroes.
@@ -172,7 +160,7 @@ fn zeroes(io: SharedIo, next: Next) {
         if st != IoStatus::Success {
             return next.fail(format!("{name}: write zeroes: {st:?}"));
         }
-        let r = submit(
+        submit_or_stop(
             &io2,
             IoType::Read,
             0,
@@ -188,12 +176,20 @@ fn zeroes(io: SharedIo, next: Next) {
                 next.go()
             },
         );
-        if let Err(e) = r {
-            eprintln!("{e}");
-        }
     });
     if let Err(e) = r {
         drop(g);
+        fail(&the_fw(), e);
+    }
+}
+
+/// [`submit`], stopping the app with `FAIL <why>` if the request cannot be submitted
+/// (its callback, which holds the step's `Next`, is then gone).
+fn submit_or_stop<F>(io: &SharedIo, t: IoType, off: u64, n: u64, buf: Buf, cb: F)
+where
+    F: FnOnce(IoStatus, Buf) + Send + 'static,
+{
+    if let Err(e) = submit(io, t, off, n, buf, cb) {
         fail(&the_fw(), e);
     }
 }
