@@ -26,6 +26,7 @@
 //! installs Debian's dpdk and dpdk-dev (and fio for nvme) if missing, reserves 2 MiB
 //! hugepages and mounts hugetlbfs on /dev/hugepages if needed, and restores both.
 
+mod args;
 mod bdev;
 mod error;
 mod framework;
@@ -163,37 +164,6 @@ impl Ctx {
     }
 }
 
-/// The usage error for an argument a subcommand does not know (`sub`, when given,
-/// names the subcommand in the message).
-pub fn unknown_arg(sub: Option<&str>, a: &str) -> Error {
-    let pre = sub.map(|s| format!("{s}: ")).unwrap_or_default();
-    Error::Usage(format!("{pre}unknown argument '{a}' (see --help)"))
-}
-
-/// Pops the value of option `name`.
-pub fn value<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> Result<&'a str> {
-    it.next()
-        .map(String::as_str)
-        .ok_or_else(|| Error::Usage(format!("{name} needs a value")))
-}
-
-/// Parses `v` as a number of `name` within `ok`.
-pub fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
-    name: &str,
-    v: &str,
-    lo: T,
-    hi: T,
-) -> Result<T> {
-    v.parse::<T>()
-        .ok()
-        .filter(|x| *x >= lo && *x <= hi)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid value '{v}' for {name}: a number from {lo} to {hi}"
-            ))
-        })
-}
-
 fn real_main(args: &[String]) -> Result<()> {
     let Some(sub) = args.first() else {
         return Err(Error::Usage(USAGE.into()));
@@ -222,9 +192,11 @@ fn real_main(args: &[String]) -> Result<()> {
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--repeat" => common.repeat = number("--repeat", value(&mut it, a)?, 1, 1000)?,
-            "--baseline" => common.baseline = Some(value(&mut it, a)?.to_string()),
-            "--baseline-target" => common.baseline_target = Some(PathBuf::from(value(&mut it, a)?)),
+            "--repeat" => common.repeat = args::number_arg(&mut it, "--repeat", 1, 1000)?,
+            "--baseline" => common.baseline = Some(args::value(&mut it, a)?.to_string()),
+            "--baseline-target" => {
+                common.baseline_target = Some(PathBuf::from(args::value(&mut it, a)?))
+            }
             "--markdown" => common.markdown = true,
             "--keep-work" => common.keep_work = true,
             "--keep-hugepages" => common.keep_hugepages = true,

@@ -17,60 +17,39 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::args::DepthOpts;
 use crate::error::{Error, Result};
 use crate::harness::{self, Job};
 use crate::parse::{self, IoResult};
 use crate::table::{Better, Side, Table};
 use crate::Ctx;
 
-pub struct Opts {
-    seconds: u64,
-    depths: Vec<u32>,
-    /// A built SPDK tree (build/bin/spdk_nvme_perf, build/lib/libspdk_*.so).
-    spdk: Option<PathBuf>,
+/// The shared options; `spdk` is a built SPDK tree (build/bin/spdk_nvme_perf,
+/// build/lib/libspdk_*.so), checked at parse time.
+pub struct Opts(DepthOpts);
+
+impl std::ops::Deref for Opts {
+    type Target = DepthOpts;
+    fn deref(&self) -> &DepthOpts {
+        &self.0
+    }
 }
 
 impl Opts {
     pub fn parse(args: &[String]) -> Result<Opts> {
-        let mut o = Opts {
-            seconds: 5,
-            depths: vec![1, 32],
-            spdk: None,
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 600)?;
-                }
-                "--depths" => {
-                    let v = crate::value(&mut it, "--depths")?;
-                    o.depths = v
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?;
-                }
-                "--spdk" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--spdk needs a directory".into()))?;
-                    let d = PathBuf::from(v);
-                    if !d.join(SPDK_PERF).is_file() {
-                        return Err(Error::Usage(format!(
-                            "invalid value '{v}' for --spdk: no {SPDK_PERF} there (build SPDK first)"
-                        )));
-                    }
-                    o.spdk = Some(d);
-                }
-                _ => return Err(crate::unknown_arg(Some("nvme"), a)),
+        let o = DepthOpts::parse("nvme", args, None)?;
+        if let Some(d) = &o.spdk {
+            if !d.join(SPDK_PERF).is_file() {
+                return Err(Error::Usage(format!(
+                    "invalid value '{}' for --spdk: no {SPDK_PERF} there (build SPDK first)",
+                    d.display()
+                )));
             }
         }
-        Ok(o)
+        Ok(Opts(o))
     }
 }
 
@@ -304,14 +283,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         o.seconds
     ));
     let who = "the testbed guest (testbed/run.sh)";
-    let res = harness::run(Job {
-        side: who,
+    let res = harness::run(Job::new(
+        who,
         cmd,
-        feed: Vec::new(),
-        interrupt: None,
-        timeout: Duration::from_secs(timeout + 60),
-        file: work.join("guest"),
-    });
+        Duration::from_secs(timeout + 60),
+        work.join("guest"),
+    ));
     let text = fs::read_to_string(&log).unwrap_or_default();
     if !text.contains("@@BENCH end") {
         let out = res?;
@@ -375,11 +352,11 @@ mod tests {
 
     #[test]
     fn script_alternates_phases_and_marks_runs() {
-        let mut o = Opts {
+        let mut o = Opts(DepthOpts {
             seconds: 2,
             depths: vec![1, 32],
             spdk: None,
-        };
+        });
         let g = guest_script(&o, 2, true);
         let marks: Vec<&str> = g.lines().filter(|l| l.contains("@@BENCH")).collect();
         assert_eq!(marks.len(), 2 * 2 * 4 + 1);
@@ -390,7 +367,7 @@ mod tests {
         let first1 = marks.iter().position(|l| l.contains("@@BENCH 1 ")).unwrap();
         assert!(marks[first1].contains(" base 1"), "{}", marks[first1]);
         assert!(g.contains("nvme-perf-base -q 32"));
-        o.spdk = Some(PathBuf::from("/opt/spdk"));
+        o.0.spdk = Some(std::path::PathBuf::from("/opt/spdk"));
         let g = guest_script(&o, 1, false);
         assert!(g.contains(
             "LD_LIBRARY_PATH=/opt/spdk/build/lib:/fp/bin OPENSSL_CONF=/fp/bin/openssl.cnf spdk_nvme_perf -q 1"
