@@ -11,6 +11,7 @@
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
+//!   virtio    DPDK's dpdk-testpmd + net_virtio      vs our testpmd + net_virtio, in the QEMU guest
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -27,6 +28,7 @@
 
 mod bdev;
 mod error;
+mod guest;
 mod harness;
 mod mempool;
 mod net;
@@ -35,6 +37,7 @@ mod nvmf;
 mod parse;
 mod ring;
 mod table;
+mod virtio;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,7 +47,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|virtio> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -76,7 +79,8 @@ bdevperf: --seconds S    per run (default 2)
 nvmf:     --seconds S    per run (default 5)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
-                         peer target, its spdk_nvme_perf the initiator on both sides";
+                         peer target, its spdk_nvme_perf the initiator on both sides
+virtio:   --seconds S    per run (default 10; the first 2 s are warm-up)";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -195,10 +199,10 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf"
+        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf" | "virtio"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf or nvmf (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf or virtio (see --help)"
         )));
     }
     let mut common = Common {
@@ -237,6 +241,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Nvme(nvme::Opts),
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
+        Virtio(virtio::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -245,6 +250,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
+        "virtio" => Sub::Virtio(virtio::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -262,6 +268,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
+        Sub::Virtio(o) => virtio::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

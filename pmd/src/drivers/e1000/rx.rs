@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
-use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::hw::{Hw, PORT_UNKNOWN};
 use super::regs::{self, rxd, RxDesc};
 use super::ring::Ring;
-use crate::driver::{QueueStats, RxQueueOps};
+use crate::driver::{QueueStats, RxQueueOps, Tally};
+use crate::drivers::pci_nic::IdlePolls;
 use crate::error::{Error, Result};
 
 /// Descriptors examined per refill batch: the replacement mbufs come from one bulk get.
@@ -32,7 +33,7 @@ pub(super) struct RxQueue {
     /// Dropping the rest of a frame that spans descriptors (never with 2048-byte buffers
     /// and no LPE, but a device may do it).
     discard: bool,
-    empty_polls: u32,
+    idle: IdlePolls,
     fresh: [Option<Mbuf>; BATCH],
     hi: [u64; BATCH],
 }
@@ -116,7 +117,7 @@ impl RxQueue {
             pool: pool.clone(),
             stats,
             discard: false,
-            empty_polls: 0,
+            idle: IdlePolls::default(),
             fresh: [const { None }; BATCH],
             hi: [0; BATCH],
         })
@@ -129,7 +130,6 @@ impl RxQueue {
 
     #[cold]
     fn idle_check(&mut self) {
-        self.empty_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 }
@@ -218,18 +218,17 @@ impl RxQueueOps for RxQueue {
                 regs::RDT,
                 u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)),
             );
-            self.empty_polls = 0;
-        } else {
-            self.empty_polls += 1;
-            if self.empty_polls >= GONE_CHECK_EVERY {
-                self.idle_check();
-            }
+            self.idle.busy();
+        } else if self.idle.tick() {
+            self.idle_check();
         }
-        if delivered > 0 {
-            self.stats.add(delivered as u64, bytes);
-        }
-        if errors > 0 {
-            self.stats.add_errors(errors);
+        if delivered > 0 || errors > 0 {
+            let errs = errors;
+            self.stats.add_rx(&Tally {
+                n: delivered,
+                bytes,
+                errs,
+            });
         }
         delivered
     }

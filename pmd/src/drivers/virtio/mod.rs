@@ -343,17 +343,6 @@ impl Virtio {
         }
         Ok(())
     }
-
-    fn check_alive(&self) -> bool {
-        if self.hw.is_gone() {
-            return false;
-        }
-        if let Err(e) = self.hw.dev.check_alive() {
-            self.hw.mark_gone(&e.to_string());
-            return false;
-        }
-        self.hw.status().is_some()
-    }
 }
 
 impl EthDriver for Virtio {
@@ -404,9 +393,7 @@ impl EthDriver for Virtio {
     }
 
     fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
-        if self.hw.status().is_none() {
-            return Err(self.hw.gone_error("set up an RX queue of"));
-        }
+        self.hw.answering("set up an RX queue of")?;
         Ok(Box::new(rx::RxQueue::new(
             self.hw.clone(),
             s.queue,
@@ -417,9 +404,7 @@ impl EthDriver for Virtio {
     }
 
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
-        if self.hw.status().is_none() {
-            return Err(self.hw.gone_error("set up a TX queue of"));
-        }
+        self.hw.answering("set up a TX queue of")?;
         Ok(Box::new(tx::TxQueue::new(
             self.hw.clone(),
             s.queue,
@@ -429,7 +414,7 @@ impl EthDriver for Virtio {
     }
 
     fn start(&mut self) -> Result<()> {
-        if !self.check_alive() {
+        if !self.hw.check_alive() {
             return Err(self.hw.gone_error("start"));
         }
         let first = !self.live();
@@ -460,7 +445,7 @@ impl EthDriver for Virtio {
     }
 
     fn link(&mut self) -> Option<Link> {
-        if !self.check_alive() {
+        if !self.hw.check_alive() {
             return Some(Link::default());
         }
         let s = self.hw.status().unwrap_or(0);

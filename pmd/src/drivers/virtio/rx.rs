@@ -20,10 +20,11 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
-use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::hw::{Hw, PORT_UNKNOWN};
 use super::spec::{self, desc_flags, feature, VirtqDesc, VirtqUsedElem, NET_HDR_LEN};
 use super::vq::Vq;
-use crate::driver::{QueueStats, RxQueueOps};
+use crate::driver::{QueueStats, RxQueueOps, Tally};
+use crate::drivers::pci_nic::IdlePolls;
 use crate::error::{Error, Result};
 
 /// Used elements handled per refill batch: the replacements come from one bulk get.
@@ -43,7 +44,7 @@ pub(super) struct RxQueue {
     mrg: bool,
     /// Buffers still to drop of a frame that spans several.
     discard: u16,
-    empty_polls: u32,
+    idle: IdlePolls,
     fresh: [Option<Mbuf>; BATCH],
     elems: [VirtqUsedElem; BATCH],
 }
@@ -129,7 +130,7 @@ impl RxQueue {
             stats,
             mrg,
             discard: 0,
-            empty_polls: 0,
+            idle: IdlePolls::default(),
             fresh: [const { None }; BATCH],
             elems: [VirtqUsedElem::default(); BATCH],
         })
@@ -137,7 +138,6 @@ impl RxQueue {
 
     #[cold]
     fn idle_check(&mut self) {
-        self.empty_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 
@@ -233,18 +233,17 @@ impl RxQueueOps for RxQueue {
         if posted {
             self.vq.publish(self.avail_idx);
             self.vq.kick();
-            self.empty_polls = 0;
-        } else {
-            self.empty_polls += 1;
-            if self.empty_polls >= GONE_CHECK_EVERY {
-                self.idle_check();
-            }
+            self.idle.busy();
+        } else if self.idle.tick() {
+            self.idle_check();
         }
-        if delivered > 0 {
-            self.stats.add(delivered as u64, bytes);
-        }
-        if errors > 0 {
-            self.stats.add_errors(errors);
+        if delivered > 0 || errors > 0 {
+            let errs = errors;
+            self.stats.add_rx(&Tally {
+                n: delivered,
+                bytes,
+                errs,
+            });
         }
         delivered
     }

@@ -19,10 +19,11 @@ use std::sync::Arc;
 
 use mbuf::Mbuf;
 
-use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::hw::{Hw, PORT_UNKNOWN};
 use super::spec::{self, VirtqDesc, NET_HDR_LEN};
 use super::vq::Vq;
 use crate::driver::{QueueStats, TxQueueOps};
+use crate::drivers::pci_nic::IdlePolls;
 use crate::error::{Error, Result};
 
 /// Reclaim when fewer descriptors than this are free (or on an empty burst).
@@ -38,7 +39,7 @@ pub(super) struct TxQueue {
     avail_idx: u16,
     last_used: u16,
     stats: QueueStats,
-    full_polls: u32,
+    full: IdlePolls,
     done: Vec<Mbuf>,
 }
 
@@ -66,7 +67,7 @@ impl TxQueue {
             avail_idx: 0,
             last_used: 0,
             stats,
-            full_polls: 0,
+            full: IdlePolls::default(),
             done: Vec::with_capacity(RECLAIM_MAX),
         })
     }
@@ -89,7 +90,6 @@ impl TxQueue {
 
     #[cold]
     fn full_check(&mut self) {
-        self.full_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 }
@@ -105,15 +105,12 @@ impl TxQueueOps for TxQueue {
         }
         let n = max.min(pkts.len()).min(self.free.len());
         if n == 0 {
-            if !pkts.is_empty() {
-                self.full_polls += 1;
-                if self.full_polls >= GONE_CHECK_EVERY {
-                    self.full_check();
-                }
+            if !pkts.is_empty() && self.full.tick() {
+                self.full_check();
             }
             return 0;
         }
-        self.full_polls = 0;
+        self.full.busy();
         let (mut sent, mut bytes, mut errors) = (0u64, 0u64, 0u64);
         for mut m in pkts.drain(..n) {
             let len = m.data_len();
