@@ -95,24 +95,36 @@ pub fn setup(eal: &Eal, w: &Want<'_>) -> Result<Ports, String> {
             .map_err(|e| e.to_string())?
             .max_rx_queues
             .min(w.max_pairs);
-        pmd::configure(p, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
-        for q in 0..pairs {
-            pmd::rx_queue_setup(p, q, NB_DESC, None, &RxConf::default(), &pool)
-                .map_err(|e| e.to_string())?;
-            pmd::tx_queue_setup(p, q, NB_DESC, None, &TxConf::default())
-                .map_err(|e| e.to_string())?;
-        }
-        pmd::start(p).map_err(|e| e.to_string())?;
-        let l = pmd::link_wait_up(p, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-        if !l.up {
-            return Err(format!("port {p}: link did not come up: {l:?}"));
-        }
+        let l = start_port(p, pairs, &pool, Duration::from_secs(10))?;
         println!(
             "port {p} link up speed={} full_duplex={} pairs={pairs}",
             l.speed_mbps, l.full_duplex
         );
     }
     Ok(Ports { a, b, pool })
+}
+
+/// Configure `port` with `pairs` queue pairs (RX queues taking mbufs from `pool`),
+/// start it and wait up to `link_wait` for its link.
+pub fn start_port(
+    port: u16,
+    pairs: u16,
+    pool: &PktmbufPool,
+    link_wait: Duration,
+) -> Result<pmd::Link, String> {
+    pmd::configure(port, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
+    for q in 0..pairs {
+        pmd::rx_queue_setup(port, q, NB_DESC, None, &RxConf::default(), pool)
+            .map_err(|e| e.to_string())?;
+        pmd::tx_queue_setup(port, q, NB_DESC, None, &TxConf::default())
+            .map_err(|e| e.to_string())?;
+    }
+    pmd::start(port).map_err(|e| e.to_string())?;
+    let l = pmd::link_wait_up(port, link_wait).map_err(|e| e.to_string())?;
+    if !l.up {
+        return Err(format!("port {port}: link did not come up: {l:?}"));
+    }
+    Ok(l)
 }
 
 /// Stop and close both ports; every mbuf must be back in the pool, which is freed.

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use eal::device::Device;
 
+use crate::driver::{QueueStats, Tally};
 use crate::error::Error;
 
 /// Empty RX polls / full TX attempts between two status-register reads on the data path
@@ -94,6 +95,20 @@ impl IdlePolls {
     #[inline(always)]
     pub(crate) fn busy(&mut self) {
         self.0 = 0;
+    }
+
+    /// The end of an RX burst: count what it received (`t`, if anything) and whether it
+    /// `moved` the ring; true when an idle burst is due a status read (as [`tick`](Self::tick)).
+    #[inline(always)]
+    pub(crate) fn rx_end(&mut self, moved: bool, stats: &QueueStats, t: &Tally) -> bool {
+        if t.n > 0 || t.errs > 0 {
+            stats.add_rx(t);
+        }
+        if moved {
+            self.busy();
+            return false;
+        }
+        self.tick()
     }
 
     /// An idle burst: true once every [`GONE_CHECK_EVERY`] of them in a row.

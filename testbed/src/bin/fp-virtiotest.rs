@@ -23,13 +23,12 @@ use std::time::{Duration, Instant};
 
 use eal::Eal;
 use mbuf::Mbuf;
-use pmd::{EthConf, RxConf, TxConf};
 use testbed::frames::{
     test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_MQ,
     S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TXA, S_TXB, VIRTIO_A, VIRTIO_B, VIRTIO_MQ, VIRTIO_NEW,
 };
 use testbed::nic::{
-    self, check_eq, close, fail, receive_step, send_all, xstat, Want, NB_DESC, STEP_TIMEOUT,
+    self, check_eq, close, fail, receive_step, send_all, xstat, Want, STEP_TIMEOUT,
 };
 
 /// Frames of the MAC-change step (each stream).
@@ -190,18 +189,7 @@ fn mq(eal: &Eal, k: u32) -> Result<(), String> {
         None,
     )
     .map_err(|e| format!("pool: {e}"))?;
-    pmd::configure(port, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
-    for q in 0..pairs {
-        pmd::rx_queue_setup(port, q, NB_DESC, None, &RxConf::default(), &pool)
-            .map_err(|e| e.to_string())?;
-        pmd::tx_queue_setup(port, q, NB_DESC, None, &TxConf::default())
-            .map_err(|e| e.to_string())?;
-    }
-    pmd::start(port).map_err(|e| e.to_string())?;
-    let l = pmd::link_wait_up(port, Duration::from_secs(30)).map_err(|e| e.to_string())?;
-    if !l.up {
-        return Err(format!("link did not come up: {l:?}"));
-    }
+    nic::start_port(port, pairs, &pool, Duration::from_secs(30))?;
     println!("MQ READY port={port} pairs={pairs}");
     for q in 0..pairs {
         let frames: Vec<Vec<u8>> = (0..k)

@@ -218,17 +218,14 @@ impl RxQueueOps for RxQueue {
                 regs::RDT,
                 u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)),
             );
-            self.idle.busy();
-        } else if self.idle.tick() {
-            self.idle_check();
         }
-        if delivered > 0 || errors > 0 {
-            let errs = errors;
-            self.stats.add_rx(&Tally {
-                n: delivered,
-                bytes,
-                errs,
-            });
+        let t = Tally {
+            n: delivered,
+            bytes,
+            errs: errors,
+        };
+        if self.idle.rx_end(refilled, &self.stats, &t) {
+            self.idle_check();
         }
         delivered
     }

@@ -233,17 +233,14 @@ impl RxQueueOps for RxQueue {
         if posted {
             self.vq.publish(self.avail_idx);
             self.vq.kick();
-            self.idle.busy();
-        } else if self.idle.tick() {
-            self.idle_check();
         }
-        if delivered > 0 || errors > 0 {
-            let errs = errors;
-            self.stats.add_rx(&Tally {
-                n: delivered,
-                bytes,
-                errs,
-            });
+        let t = Tally {
+            n: delivered,
+            bytes,
+            errs: errors,
+        };
+        if self.idle.rx_end(posted, &self.stats, &t) {
+            self.idle_check();
         }
         delivered
     }
