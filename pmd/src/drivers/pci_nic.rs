@@ -14,6 +14,10 @@ use eal::device::Device;
 use crate::driver::{QueueStats, Tally};
 use crate::error::Error;
 
+/// Port id in queue-setup errors: the PCI probe does not learn the port id, so the
+/// message names the PCI address instead.
+pub(crate) const PORT_UNKNOWN: u16 = u16::MAX;
+
 /// Empty RX polls / full TX attempts between two status-register reads on the data path
 /// (a read is an exit to the hypervisor in a VM: rare, not per burst).
 pub(crate) const GONE_CHECK_EVERY: u32 = 1 << 16;
@@ -63,6 +67,24 @@ pub(crate) fn gone_error(kind: &str, addr: &str, op: &'static str) -> Error {
             why: "the device stopped answering".into(),
         }
         .into(),
+    }
+}
+
+/// The error of setting up queue `queue` (`dir` "RX" or "TX") of the `kind` device at
+/// `addr`.
+pub(crate) fn queue_error(
+    kind: &str,
+    addr: &str,
+    dir: &'static str,
+    queue: u16,
+    why: String,
+) -> Error {
+    Error::BadQueue {
+        op: "set up",
+        dir,
+        port: PORT_UNKNOWN,
+        queue,
+        why: format!("{kind} {addr}: {why}"),
     }
 }
 

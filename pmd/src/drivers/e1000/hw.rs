@@ -15,10 +15,6 @@ use crate::error::Error;
 /// Driver name (as DPDK's e1000 "em" driver).
 pub const NAME: &str = "net_e1000_em";
 
-/// Port id used in errors: the PCI probe does not learn the port id, so errors name the
-/// PCI address in their text instead.
-pub(super) const PORT_UNKNOWN: u16 = u16::MAX;
-
 /// The device state shared by the driver and its queues.
 pub(crate) struct Hw {
     pub(super) dev: Device,

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
-use super::hw::{Hw, PORT_UNKNOWN};
+use super::hw::Hw;
 use super::regs::{self, rxd, RxDesc};
 use super::ring::Ring;
 use crate::driver::{QueueStats, RxQueueOps, Tally};
-use crate::drivers::pci_nic::IdlePolls;
-use crate::error::{Error, Result};
+use crate::drivers::pci_nic::{self, IdlePolls};
+use crate::error::Result;
 
 /// Descriptors examined per refill batch: the replacement mbufs come from one bulk get.
 const BATCH: usize = 32;
@@ -46,13 +46,7 @@ impl RxQueue {
         pool: &PktmbufPool,
         stats: QueueStats,
     ) -> Result<RxQueue> {
-        let qerr = |why: String| Error::BadQueue {
-            op: "set up",
-            dir: "RX",
-            port: PORT_UNKNOWN,
-            queue: q,
-            why: format!("e1000 {}: {why}", hw.addr),
-        };
+        let qerr = |why: String| pci_nic::queue_error("e1000", &hw.addr, "RX", q, why);
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < regs::RX_BUF_SIZE {
             return Err(qerr(format!(

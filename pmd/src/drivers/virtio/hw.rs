@@ -16,9 +16,6 @@ use crate::error::Error;
 /// Driver name (as DPDK's).
 pub const NAME: &str = "net_virtio";
 
-/// Port id used in errors: the PCI probe does not learn the port id.
-pub(super) const PORT_UNKNOWN: u16 = u16::MAX;
-
 /// How long a reset waits for the device to send what TX queues hold.
 pub(super) const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
-use super::hw::{Hw, PORT_UNKNOWN};
+use super::hw::Hw;
 use super::spec::{self, desc_flags, feature, VirtqDesc, VirtqUsedElem, NET_HDR_LEN};
 use super::vq::Vq;
 use crate::driver::{QueueStats, RxQueueOps, Tally};
-use crate::drivers::pci_nic::IdlePolls;
-use crate::error::{Error, Result};
+use crate::drivers::pci_nic::{self, IdlePolls};
+use crate::error::Result;
 
 /// Used elements handled per refill batch: the replacements come from one bulk get.
 const BATCH: usize = 32;
@@ -68,13 +68,7 @@ impl RxQueue {
         pool: &PktmbufPool,
         stats: QueueStats,
     ) -> Result<RxQueue> {
-        let qerr = |why: String| Error::BadQueue {
-            op: "set up",
-            dir: "RX",
-            port: PORT_UNKNOWN,
-            queue: q,
-            why: format!("virtio {}: {why}", hw.addr),
-        };
+        let qerr = |why: String| pci_nic::queue_error("virtio", &hw.addr, "RX", q, why);
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < MIN_ROOM {
             return Err(qerr(format!(

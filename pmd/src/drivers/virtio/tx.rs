@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use mbuf::Mbuf;
 
-use super::hw::{Hw, PORT_UNKNOWN};
+use super::hw::Hw;
 use super::spec::{self, VirtqDesc, NET_HDR_LEN};
 use super::vq::Vq;
 use crate::driver::{QueueStats, TxQueueOps};
-use crate::drivers::pci_nic::IdlePolls;
-use crate::error::{Error, Result};
+use crate::drivers::pci_nic::{self, IdlePolls};
+use crate::error::Result;
 
 /// Reclaim when fewer descriptors than this are free (or on an empty burst).
 const FREE_THRESH: usize = 32;
@@ -47,13 +47,7 @@ impl TxQueue {
     pub(super) fn new(hw: Arc<Hw>, q: u16, nb_desc: u16, stats: QueueStats) -> Result<TxQueue> {
         let vq = hw
             .setup_vq(spec::tx_vq(q), nb_desc)
-            .map_err(|why| Error::BadQueue {
-                op: "set up",
-                dir: "TX",
-                port: PORT_UNKNOWN,
-                queue: q,
-                why: format!("virtio {}: {why}", hw.addr),
-            })?;
+            .map_err(|why| pci_nic::queue_error("virtio", &hw.addr, "TX", q, why))?;
         let n = vq.size;
         hw.tx_rings
             .lock()
