@@ -8,8 +8,8 @@
 //! - ours: our `testpmd` with our `net_virtio` (and with `--baseline`, that revision's);
 //!
 //! each `testpmd -l 0-1 -m 128 -- --forward-mode=io --nb-cores=1 --tx-first
-//! --stats-period=1 --total-num-mbufs=4096` for `--seconds`, the sides alternating in
-//! order between rounds. The rate is the median of the per-second forwarded rates (the
+//! --stats-period=1 --total-num-mbufs=4096` for `--seconds` plus 15 s to start, the
+//! sides alternating in order between rounds. The rate is the median of the per-second forwarded rates (the
 //! sum of both ports' Rx-pps in each statistics period, the first two periods left out
 //! as warm-up).
 //!
@@ -56,6 +56,10 @@ const NIC_D: &str = "0000:00:13.0";
 /// DPDK's driver plugins the guest needs (`-d`); dpdk-testpmd links the PCI bus itself.
 const DPDK_PMDS: &str = "/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0";
 const DPDK_PLUGINS: &[&str] = &["librte_mempool_ring.so.23", "librte_net_virtio.so.23"];
+/// Seconds each run gets on top of `--seconds` to start (EAL, pool, probe: several
+/// seconds under TCG on a loaded host), so that about `--seconds` of statistics periods
+/// follow it.
+const STARTUP_S: u64 = 15;
 /// virtio device status DRIVER_OK (virtio 1.2, 2.1).
 const DRIVER_OK: u64 = 4;
 
@@ -110,8 +114,9 @@ fn guest_script(seconds: u64, rounds: usize, sides: &[Side]) -> String {
             let _ = writeln!(g, "echo '@@BENCH {r} {}'", tag(s));
             let _ = writeln!(
                 g,
-                "timeout -s INT {seconds} {} -- --forward-mode=io --nb-cores=1 --tx-first \
+                "timeout -s INT {} {} -- --forward-mode=io --nb-cores=1 --tx-first \
                  --stats-period=1 --total-num-mbufs=4096 2>&1 < /dev/null",
+                seconds + STARTUP_S,
                 program(s)
             );
             // DPDK leaves its hugepage files behind; they would starve the next run.
@@ -236,7 +241,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     fs::write(&events, "virtio_queue_notify\nvirtio_set_status\n")
         .map_err(|e| Error::io(format!("write {}", events.display()), e))?;
     let runs = rounds as u64 * sides.len() as u64;
-    let timeout = 300 + runs * (o.seconds + 30) * 2;
+    let timeout = 300 + runs * (o.seconds + STARTUP_S + 20) * 2;
     let mut cmd = guest::run_sh(&log, timeout);
     cmd.args(["--hugepages", "192", "--net-sock"])
         .arg(&net)
@@ -350,7 +355,7 @@ mod tests {
             ]
         );
         assert_eq!(g.matches("rm -rf /dev/hugepages/*").count(), 4);
-        assert!(g.contains("timeout -s INT 5 dpdk-testpmd -l 0-1 -m 128 --file-prefix fpd"));
+        assert!(g.contains("timeout -s INT 20 dpdk-testpmd -l 0-1 -m 128 --file-prefix fpd"));
         assert!(g.contains("-d /dpdk/librte_net_virtio.so.23"));
     }
 
