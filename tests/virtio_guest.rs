@@ -513,9 +513,12 @@ fn median_pps(out: &str) -> Option<f64> {
 fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
     let tag = format!("b{}{k}", if ours { "o" } else { "d" });
     let log = format!("/tmp/{tag}.log");
+    // Time to start on top of the measured seconds: EAL, pool and probe take several
+    // seconds under TCG on a loaded host.
+    let run = secs + 10;
     let cmd = if ours {
         format!(
-            "timeout -s INT {secs} testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D} -- \
+            "timeout -s INT {run} testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D} -- \
              --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 --total-num-mbufs=4096 > {log} 2>&1 < /dev/null; true"
         )
     } else {
@@ -524,11 +527,11 @@ fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
             .map(|p| format!(" -d /dpdk/{p}"))
             .collect();
         format!(
-            "timeout -s INT {secs} dpdk-testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D}{plugins} -- \
+            "timeout -s INT {run} dpdk-testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D}{plugins} -- \
              --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 --total-num-mbufs=4096 > {log} 2>&1 < /dev/null; true"
         )
     };
-    g.run_timeout(&cmd, Duration::from_secs(secs + 120))
+    g.run_timeout(&cmd, Duration::from_secs(run + 120))
         .unwrap();
     // DPDK leaves its hugepage files behind (a new --file-prefix each round): they would
     // starve the next round of hugepages.
