@@ -531,8 +531,7 @@ fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
              --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 --total-num-mbufs=4096 > {log} 2>&1 < /dev/null; true"
         )
     };
-    g.run_timeout(&cmd, Duration::from_secs(run + 120))
-        .unwrap();
+    g.run_timeout(&cmd, Duration::from_secs(run + 120)).unwrap();
     // DPDK leaves its hugepage files behind (a new --file-prefix each round): they would
     // starve the next round of hugepages.
     let (_, out) = g

@@ -34,19 +34,15 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// `[--seconds S]` (the only option).
     pub fn parse(args: &[String]) -> Result<Opts> {
-        let mut o = Opts { seconds: 10 };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 4, 600)?;
-                }
-                _ => return Err(crate::unknown_arg(Some("virtio"), a)),
-            }
-        }
-        Ok(o)
+        let seconds = match args {
+            [] => 10,
+            [k, v] if k == "--seconds" => crate::number("--seconds", v, 4, 600)?,
+            [k] if k == "--seconds" => return Err(Error::Usage("--seconds needs a value".into())),
+            [a, ..] => return Err(crate::unknown_arg(Some("virtio"), a)),
+        };
+        Ok(Opts { seconds })
     }
 }
 
@@ -357,6 +353,16 @@ mod tests {
         assert_eq!(g.matches("rm -rf /dev/hugepages/*").count(), 4);
         assert!(g.contains("timeout -s INT 20 dpdk-testpmd -l 0-1 -m 128 --file-prefix fpd"));
         assert!(g.contains("-d /dpdk/librte_net_virtio.so.23"));
+    }
+
+    #[test]
+    fn options() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(Opts::parse(&[]).unwrap().seconds, 10);
+        assert_eq!(Opts::parse(&a(&["--seconds", "20"])).unwrap().seconds, 20);
+        assert!(Opts::parse(&a(&["--seconds", "2"])).is_err(), "below 4");
+        assert!(Opts::parse(&a(&["--seconds"])).is_err());
+        assert!(Opts::parse(&a(&["--depths", "1"])).is_err());
     }
 
     #[test]

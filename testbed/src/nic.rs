@@ -265,6 +265,16 @@ pub fn poll(eal: &Eal, w: &Want<'_>, gone_xstat: &str, secs: u64) -> Result<bool
 
 /// Send `frames` on queue 0 of `port`, retrying while the queue is full.
 pub fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(), String> {
+    send_all_on(port, 0, frames, pool)
+}
+
+/// Send `frames` on queue `queue` of `port`, retrying while the queue is full.
+pub fn send_all_on(
+    port: u16,
+    queue: u16,
+    frames: &[Vec<u8>],
+    pool: &PktmbufPool,
+) -> Result<(), String> {
     let mut pkts = Vec::with_capacity(frames.len());
     for f in frames {
         let mut m = Mbuf::alloc(pool).ok_or("pool empty")?;
@@ -275,10 +285,10 @@ pub fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(),
     }
     let t0 = Instant::now();
     while !pkts.is_empty() {
-        if pmd::tx_burst(port, 0, &mut pkts) == 0 {
+        if pmd::tx_burst(port, queue, &mut pkts) == 0 {
             if t0.elapsed() > STEP_TIMEOUT {
                 return Err(format!(
-                    "port {port}: {} frames not taken by tx_burst",
+                    "port {port} queue {queue}: {} frames not taken by tx_burst",
                     pkts.len()
                 ));
             }

@@ -195,23 +195,7 @@ fn mq(eal: &Eal, k: u32) -> Result<(), String> {
         let frames: Vec<Vec<u8>> = (0..k)
             .map(|s| test_frame(HOST, VIRTIO_MQ, S_MQ + q as u8, s))
             .collect();
-        let mut pkts = Vec::with_capacity(frames.len());
-        for f in &frames {
-            let mut m = Mbuf::alloc(&pool).ok_or("pool empty")?;
-            m.append(f.len() as u16)
-                .map_err(|e| e.to_string())?
-                .copy_from_slice(f);
-            pkts.push(m);
-        }
-        let t0 = Instant::now();
-        while !pkts.is_empty() {
-            if pmd::tx_burst(port, q, &mut pkts) == 0 {
-                if t0.elapsed() > STEP_TIMEOUT {
-                    return Err(format!("TX queue {q}: {} frames not taken", pkts.len()));
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        }
+        nic::send_all_on(port, q, &frames, &pool)?;
     }
     let mut got = vec![vec![false; k as usize]; usize::from(pairs)];
     let mut n = vec![0u32; usize::from(pairs)];
