@@ -12,6 +12,7 @@
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
 //!   framework crossbeam-channel between two cpus    vs framework messages (msg_perf)
+//!   virtio    DPDK's dpdk-testpmd + net_virtio      vs our testpmd + net_virtio, in the QEMU guest
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -30,6 +31,7 @@ mod args;
 mod bdev;
 mod error;
 mod framework;
+mod guest;
 mod harness;
 mod mempool;
 mod net;
@@ -38,6 +40,7 @@ mod nvmf;
 mod parse;
 mod ring;
 mod table;
+mod virtio;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,7 +50,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|framework> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|framework|virtio> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -81,7 +84,8 @@ nvmf:     --seconds S    per run (default 5)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
                          peer target, its spdk_nvme_perf the initiator on both sides
 framework: --messages N  one-way messages per run (default 2000000)
-          --round-trips N round trips per run (default 200000)";
+          --round-trips N round trips per run (default 200000)
+virtio:   --seconds S    per run (default 10, plus 15 s to start; the first 2 s are warm-up)";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -174,10 +178,18 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf" | "framework"
+        "ring"
+            | "mempool"
+            | "pmd"
+            | "testpmd"
+            | "nvme"
+            | "bdevperf"
+            | "nvmf"
+            | "framework"
+            | "virtio"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf or framework (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf, framework or virtio (see --help)"
         )));
     }
     let mut common = Common {
@@ -219,6 +231,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
         Framework(framework::Opts),
+        Virtio(virtio::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -228,6 +241,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
         "framework" => Sub::Framework(framework::Opts::parse(&rest)?),
+        "virtio" => Sub::Virtio(virtio::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -246,6 +260,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
         Sub::Framework(o) => framework::run(&mut ctx, &o)?,
+        Sub::Virtio(o) => virtio::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

@@ -17,12 +17,11 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::process::Command;
-use std::time::Duration;
 
 use crate::args::DepthOpts;
 use crate::error::{Error, Result};
-use crate::harness::{self, Job};
+use crate::guest;
+use crate::harness;
 use crate::parse::{self, IoResult};
 use crate::table::{Better, Side, Table};
 use crate::Ctx;
@@ -155,36 +154,17 @@ fn guest_script(o: &Opts, rounds: usize, base: bool) -> String {
 
 /// Split the console log into `(round, prog, depth) -> lines`.
 fn blocks(log: &str) -> Vec<((usize, Prog, u32), String)> {
-    let mut out: Vec<((usize, Prog, u32), String)> = Vec::new();
-    for l in log.replace('\r', "").lines() {
-        if let Some(rest) = l.strip_prefix("@@BENCH ") {
-            let w: Vec<&str> = rest.split_whitespace().collect();
-            let prog = match w.get(1).copied() {
-                Some("fio") => Some(Prog::Fio),
-                Some("kernel") => Some(Prog::Kernel),
-                Some("ours") => Some(Prog::Ours),
-                Some("base") => Some(Prog::Base),
-                Some("spdk") => Some(Prog::Spdk),
-                _ => None,
-            };
-            if let (Some(r), Some(p), Some(d)) = (
-                w.first().and_then(|r| r.parse().ok()),
-                prog,
-                w.get(2).and_then(|d| d.parse().ok()),
-            ) {
-                out.push(((r, p, d), String::new()));
-                continue;
-            }
-            if rest.trim() == "end" {
-                break;
-            }
-        }
-        if let Some((_, buf)) = out.last_mut() {
-            buf.push_str(l);
-            buf.push('\n');
-        }
-    }
-    out
+    guest::blocks(log, |w| {
+        let prog = match *w.get(1)? {
+            "fio" => Prog::Fio,
+            "kernel" => Prog::Kernel,
+            "ours" => Prog::Ours,
+            "base" => Prog::Base,
+            "spdk" => Prog::Spdk,
+            _ => return None,
+        };
+        Some((w.first()?.parse().ok()?, prog, w.get(2)?.parse().ok()?))
+    })
 }
 
 /// The cases of one run against one peer (`group` names it): IOPS, mean latency and,
@@ -236,9 +216,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     let log = work.join("console.log");
     let fio = which("fio")
         .ok_or_else(|| Error::Setup("fio is not on PATH after installing it".into()))?;
-    let mut cmd = Command::new(harness::repo_root().join("testbed/run.sh"));
-    cmd.arg("--no-build")
-        .arg("--nvme-img")
+    let per_run = o.seconds + 15;
+    let per_round = 3 + u64::from(base) + u64::from(o.spdk.is_some());
+    let runs = rounds as u64 * o.depths.len() as u64 * per_round;
+    let timeout = 300 + runs * per_run * 2;
+    let mut cmd = guest::run_sh(&log, timeout);
+    cmd.arg("--nvme-img")
         .arg(&img)
         .arg("--bin")
         .arg(&fio)
@@ -270,33 +253,11 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
             .map_err(|e| Error::io("copy the baseline's nvme-perf", e))?;
         cmd.arg("--bin").arg(&b);
     }
-    let per_run = o.seconds + 15;
-    let per_round = 3 + u64::from(base) + u64::from(o.spdk.is_some());
-    let runs = rounds as u64 * o.depths.len() as u64 * per_round;
-    let timeout = 300 + runs * per_run * 2;
-    cmd.args(["--timeout", &timeout.to_string(), "--log"])
-        .arg(&log)
-        .arg("--")
-        .arg(guest_script(o, rounds, base));
     harness::say(format!(
         "booting the testbed guest: {runs} runs of {} s (+1 s warm-up), timeout {timeout} s",
         o.seconds
     ));
-    let who = "the testbed guest (testbed/run.sh)";
-    let res = harness::run(Job::new(
-        who,
-        cmd,
-        Duration::from_secs(timeout + 60),
-        work.join("guest"),
-    ));
-    let text = fs::read_to_string(&log).unwrap_or_default();
-    if !text.contains("@@BENCH end") {
-        let out = res?;
-        return Err(out.fail(
-            who,
-            "did not finish the runs (no '@@BENCH end' on its console)",
-        ));
-    }
+    let text = guest::run(cmd, guest_script(o, rounds, base), &log, timeout, &work)?;
     let peer = if o.spdk.is_some() { "peer" } else { "fio" };
     let mut t = ctx.table(
         "nvme: 4 KiB random read, namespace 1, one core, QEMU TCG guest, emulated NVMe; peers: \
