@@ -19,7 +19,7 @@
 //! and leaks the handle instead (the kernel closes it at exit).
 
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -295,6 +295,30 @@ impl VfioDev {
         self.device
             .unmask_irq(IRQ_INTX)
             .map_err(vfio_err("unmask INTx", &self.addr))
+    }
+
+    /// Offset of region `i` in the device fd.
+    pub(crate) fn region_offset(&self, i: u32) -> u64 {
+        self.device.get_region_offset(i)
+    }
+
+    /// Duplicates of the device, container and group fds (the group's when it can be
+    /// found among this process's files), for another process (see [`super::share`]).
+    pub(crate) fn share_fds(&self, group: Option<u32>) -> Result<Vec<OwnedFd>> {
+        let dup = |raw: i32, what: &str| {
+            // SAFETY: `raw` is owned by `self.device` / `self.container`, alive for the call.
+            unsafe { BorrowedFd::borrow_raw(raw) }
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("duplicate", format!("VFIO {what} fd of {}", self.addr), e))
+        };
+        let mut v = vec![
+            dup(self.device.as_raw_fd(), "device")?,
+            dup(self.container.as_raw_fd(), "container")?,
+        ];
+        if let Some(g) = group.and_then(super::share::find_group_fd) {
+            v.push(g);
+        }
+        Ok(v)
     }
 
     pub(crate) fn release_requested(&self) -> Result<bool> {
