@@ -266,7 +266,7 @@ mod tests {
         let mut v = b;
         v[HEAD_LEN + 17..HEAD_LEN + 25].copy_from_slice(&0u64.to_le_bytes()); // map_len 0
         assert!(decode("x", &v).is_err());
-        assert!(SHARE_LEN_MAX <= 256);
+        const { assert!(SHARE_LEN_MAX <= 256) };
     }
 
     #[test]

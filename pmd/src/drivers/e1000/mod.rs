@@ -75,10 +75,11 @@ mod init;
 pub mod regs;
 mod ring;
 mod rx;
+mod share;
 mod tx;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eal::device::{Device, PCI_COMMAND, PCI_COMMAND_MEMORY};
@@ -86,7 +87,8 @@ use eal::pci::PciDevice;
 use eal::Eal;
 
 use crate::driver::{
-    DevControl, DriverStats, EthDriver, PciDriver, PciId, RxQueueOps, RxSetup, TxQueueOps, TxSetup,
+    DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueShare, RxQueueOps, RxSetup,
+    TxQueueOps, TxSetup,
 };
 use crate::error::{Error, Result};
 use crate::types::{fmt_mac, DescLim, DevCapa, DevInfo, Link};
@@ -95,6 +97,7 @@ use hw::Hw;
 use init::{init_hw, read_mac};
 
 pub use hw::NAME;
+pub use share::ATTACH;
 
 /// PCI ids handled: the 82540EM (QEMU's default `e1000` model).
 pub const PCI_IDS: &[PciId] = &[PciId {
@@ -196,15 +199,7 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
             ),
         });
     }
-    let hw = Arc::new(Hw {
-        dev,
-        bar,
-        addr: addr.clone(),
-        gone: AtomicBool::new(false),
-        rctl: Mutex::new(0),
-        rx_ring: AtomicBool::new(false),
-        tx_ring: AtomicBool::new(false),
-    });
+    let hw = Arc::new(Hw::new(dev, bar, addr.clone()));
     init_hw(&hw)?;
     hw.dev
         .enable_bus_master()
@@ -383,6 +378,10 @@ impl EthDriver for E1000 {
 
     fn control(&mut self) -> Option<&mut dyn DevControl> {
         Some(self)
+    }
+
+    fn share_queue(&mut self, rx: bool, q: u16) -> Option<Result<QueueShare>> {
+        Some(share::share_queue(&self.hw, rx, q))
     }
 
     fn close(&mut self) {
