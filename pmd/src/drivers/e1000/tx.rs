@@ -82,7 +82,7 @@ impl TxQueue {
         let n = u64::from(self.ring.n);
         self.tail = (self.stats.drv[0].load(Ordering::Relaxed) % n) as u16;
         self.clean = (self.stats.drv[1].load(Ordering::Relaxed) % n) as u16;
-        self.in_flight = ((self.tail + self.ring.n - self.clean) % self.ring.n) as u16;
+        self.in_flight = (self.tail + self.ring.n - self.clean) % self.ring.n;
     }
 
     #[inline(always)]
