@@ -472,6 +472,22 @@ impl Device {
         })
     }
 
+    /// Where to ask for the next BAR mapping of `len` bytes: past the end of the EAL's
+    /// memory area (1 GiB aligned), each BAR after the previous one, as DPDK places
+    /// them: secondaries map that area at the same address, so the range after it is
+    /// likely free in them too when they map the BAR there ([`share`]).
+    fn bar_hint(&self, len: u64) -> VirtAddr {
+        static NEXT: Mutex<u64> = Mutex::new(0);
+        let mut n = NEXT.lock().unwrap_or_else(|p| p.into_inner());
+        if *n == 0 {
+            let m = self.eal.memory();
+            *n = (m.base().0 + m.len()).next_multiple_of(1 << 30);
+        }
+        let at = *n;
+        *n += len.next_multiple_of(2 << 20);
+        VirtAddr(at)
+    }
+
     /// The refusal of an operation that belongs to the process that opened the device.
     fn primary_only(&self, op: &str) -> Error {
         Error::Unsupported {
@@ -520,8 +536,8 @@ impl Device {
         }
         let name = format!("BAR {i} of {}", self.addr);
         let (base, len, map_len) = match (&self.inner, self.fixed.is_empty()) {
-            (Inner::Vfio(v), _) => v.map_bar(i)?,
-            (Inner::Uio(u), true) => u.map_bar(&self.info, i)?,
+            (Inner::Vfio(v), _) => v.map_bar(i, &|len| self.bar_hint(len))?,
+            (Inner::Uio(u), true) => u.map_bar(&self.info, i, &|len| self.bar_hint(len))?,
             (inner, _) => {
                 let r = self
                     .fixed

@@ -72,15 +72,26 @@ impl UioDev {
     }
 
     /// Map BAR `i`: `(base, len, mapped len)`.
-    pub(crate) fn map_bar(&self, info: &PciDevice, i: u32) -> Result<(VirtAddr, u64, u64)> {
+    pub(crate) fn map_bar(
+        &self,
+        info: &PciDevice,
+        i: u32,
+        hint: &dyn Fn(u64) -> VirtAddr,
+    ) -> Result<(VirtAddr, u64, u64)> {
         let (f, len, path) = self.bar_file(info, i)?;
         let map_len = len.next_multiple_of(4096);
-        let base = sys::mmap_device(f.as_fd(), map_len, 0, &format!("{}", path.display()))
-            .map_err(|e| Error::BarMap {
-                addr: info.addr.to_string(),
-                bar: i,
-                why: e.to_string(),
-            })?;
+        let base = sys::mmap_device(
+            f.as_fd(),
+            hint(map_len),
+            map_len,
+            0,
+            &format!("{}", path.display()),
+        )
+        .map_err(|e| Error::BarMap {
+            addr: info.addr.to_string(),
+            bar: i,
+            why: e.to_string(),
+        })?;
         Ok((base, len, map_len))
     }
 

@@ -188,7 +188,11 @@ impl VfioDev {
     }
 
     /// Map BAR `i`: `(base, len, mapped len)`.
-    pub(crate) fn map_bar(&self, i: u32) -> Result<(VirtAddr, u64, u64)> {
+    pub(crate) fn map_bar(
+        &self,
+        i: u32,
+        hint: &dyn Fn(u64) -> VirtAddr,
+    ) -> Result<(VirtAddr, u64, u64)> {
         let err = |why: String| Error::BarMap {
             addr: self.addr.clone(),
             bar: i,
@@ -208,8 +212,14 @@ impl VfioDev {
         let map_len = size.next_multiple_of(4096);
         // SAFETY: fd owned by `self.device`, alive for the call.
         let fd = unsafe { BorrowedFd::borrow_raw(self.device.as_raw_fd()) };
-        let base = sys::mmap_device(fd, map_len, off, &format!("BAR {i} of {}", self.addr))
-            .map_err(|e| err(e.to_string()))?;
+        let base = sys::mmap_device(
+            fd,
+            hint(map_len),
+            map_len,
+            off,
+            &format!("BAR {i} of {}", self.addr),
+        )
+        .map_err(|e| err(e.to_string()))?;
         Ok((base, size, map_len))
     }
 

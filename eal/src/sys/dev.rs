@@ -35,11 +35,32 @@ struct VfioDeviceInfo {
 }
 const _: () = assert!(std::mem::size_of::<VfioDeviceInfo>() == 24);
 
-/// Map `len` bytes of `fd` at `offset`, shared and read-write, wherever the kernel likes
-/// (a BAR: a sysfs `resourceN` file at offset 0, or a VFIO device fd at a region
-/// offset). `what` names the mapping in the error.
-pub fn mmap_device(fd: BorrowedFd<'_>, len: u64, offset: u64, what: &str) -> Result<VirtAddr> {
-    super::mem::mmap_shared_at(fd, len, offset, what)
+/// Map `len` bytes of `fd` at `offset`, shared and read-write, at `hint` if that range
+/// is free, else wherever the kernel likes (a BAR: a sysfs `resourceN` file at offset
+/// 0, or a VFIO device fd at a region offset). `what` names the mapping in the error.
+pub fn mmap_device(
+    fd: BorrowedFd<'_>,
+    hint: VirtAddr,
+    len: u64,
+    offset: u64,
+    what: &str,
+) -> Result<VirtAddr> {
+    // SAFETY: no MAP_FIXED, so no existing mapping is replaced; the kernel takes the
+    // hint only if the range is free. The result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            hint.as_ptr(),
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(Error::last_os("map", what.to_string()));
+    }
+    Ok(VirtAddr(p as usize as u64))
 }
 
 /// Map `len` bytes of `fd` at `offset`, shared and read-write, exactly at `addr`, without

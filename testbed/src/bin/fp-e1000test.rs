@@ -7,6 +7,13 @@
 //! fp-e1000test [EAL args] -- suite   # RX (bytes), promiscuous off/on, TX, stats, mbufs
 //! fp-e1000test [EAL args] -- fwd N   # forward N frames NIC A -> NIC B, rewriting MACs
 //! fp-e1000test [EAL args] -- poll S  # poll for S seconds; exit 3 once the device goes away
+//! fp-e1000test [EAL args] -- mp-primary GO N     # set up both NICs, leave them to a
+//!                                                # secondary; once file GO exists,
+//!                                                # forward N frames A -> B itself
+//! fp-e1000test --proc-type secondary [EAL args] -- mp-secondary N  # claim A's RX and
+//!                                                # B's TX queue, forward N frames
+//! fp-e1000test --proc-type secondary [EAL args] -- mp-claim  # a second claimant of A's
+//!                                                # RX queue: must be refused
 //! ```
 //!
 //! The NICs are the PCI devices the EAL allows (`-a`), told apart by MAC: NIC A is
@@ -345,12 +352,10 @@ fn suite(eal: &Eal) -> Result<(), String> {
     Ok(())
 }
 
-/// Forward `n` frames from NIC A to NIC B, writing dst = 02:00:00:00:00:01 and src = B's
-/// MAC (what l2fwd does), then close and check the pool.
-fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
-    let p = setup(eal)?;
-    let mac_b = pmd::mac_addr_get(p.b).map_err(|e| e.to_string())?;
-    println!("FWD READY");
+/// Forward `n` frames from queue 0 of `a` to queue 0 of `b`, writing dst =
+/// 02:00:00:00:00:01 and src = B's MAC (what l2fwd does).
+fn forward(a: u16, b: u16, n: u64) -> Result<(), String> {
+    let mac_b = pmd::mac_addr_get(b).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let mut done = 0u64;
     let mut v = Vec::with_capacity(32);
@@ -358,7 +363,7 @@ fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
         if t0.elapsed() > STEP_TIMEOUT {
             return Err(format!("forwarded {done} of {n}"));
         }
-        if pmd::rx_burst(p.a, 0, &mut v, 32) == 0 && v.is_empty() {
+        if pmd::rx_burst(a, 0, &mut v, 32) == 0 && v.is_empty() {
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
@@ -367,8 +372,17 @@ fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
             d[0..6].copy_from_slice(&FWD_DST);
             d[6..12].copy_from_slice(&mac_b);
         }
-        done += u64::from(pmd::tx_burst(p.b, 0, &mut v));
+        done += u64::from(pmd::tx_burst(b, 0, &mut v));
     }
+    Ok(())
+}
+
+/// Forward `n` frames from NIC A to NIC B ([`forward`]), then close and check the pool.
+fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
+    let p = setup(eal)?;
+    println!("FWD READY");
+    forward(p.a, p.b, n)?;
+    let done = n;
     std::thread::sleep(Duration::from_millis(500));
     let sa = pmd::stats_get(p.a).map_err(|e| e.to_string())?;
     let sb = pmd::stats_get(p.b).map_err(|e| e.to_string())?;
@@ -431,12 +445,96 @@ fn poll(eal: &Eal, secs: u64) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The multi-process primary: both NICs set up and started, then left idle (no burst
+/// here) while a secondary drives their queues; once the file `go` exists (the host
+/// makes it after the secondary is gone), forward `n` frames A -> B on the same queues,
+/// which go on where the secondary left them; close and check the pool.
+fn mp_primary(eal: &Eal, go: &str, n: u64) -> Result<(), String> {
+    let p = setup(eal)?;
+    println!("MP READY");
+    let t0 = Instant::now();
+    while !std::path::Path::new(go).exists() {
+        if t0.elapsed() > Duration::from_secs(600) {
+            return Err(format!("{go} never appeared"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Queues a secondary held when it died come back here (none when it gave them back).
+    let back = pmd::reclaim_dead_queues();
+    println!("MP RECLAIMED queues={}", back.len());
+    println!("PRIMARY FWD READY");
+    forward(p.a, p.b, n)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let sa = pmd::stats_get(p.a).map_err(|e| e.to_string())?;
+    let sb = pmd::stats_get(p.b).map_err(|e| e.to_string())?;
+    // The counters are the port's shared ones: both processes' frames are in them.
+    println!(
+        "MP STATS a_ipackets={} b_opackets={} a_ierrors={} b_oerrors={}",
+        sa.ipackets, sb.opackets, sa.ierrors, sb.oerrors
+    );
+    close(p)?;
+    println!("DONE");
+    Ok(())
+}
+
+/// A secondary's view of the two testbed NICs: (A, B) by MAC.
+fn attach_ports(eal: &Eal) -> Result<(u16, u16), String> {
+    let ports = pmd::attach_secondary(eal).map_err(|e| format!("attach: {e}"))?;
+    let mut a = None;
+    let mut b = None;
+    for &p in &ports {
+        let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
+        let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
+        println!(
+            "attached port {p} driver={} mac={}",
+            info.driver_name,
+            pmd::fmt_mac(&mac)
+        );
+        if mac == MAC_A {
+            a = Some(p);
+        } else if mac == MAC_B {
+            b = Some(p);
+        }
+    }
+    a.zip(b)
+        .ok_or_else(|| format!("the primary has no ports with the testbed MACs: {ports:?}"))
+}
+
+/// The multi-process secondary: claim A's RX queue and B's TX queue from the primary,
+/// forward `n` frames, give the queues back.
+fn mp_secondary(eal: &Eal, n: u64) -> Result<(), String> {
+    let (a, b) = attach_ports(eal)?;
+    pmd::queue_claim(a, true, 0).map_err(|e| format!("claim RX of A: {e}"))?;
+    pmd::queue_claim(b, false, 0).map_err(|e| format!("claim TX of B: {e}"))?;
+    println!("SEC READY pid={}", std::process::id());
+    forward(a, b, n)?;
+    // Let the device read what was queued before the TX queue changes hands.
+    std::thread::sleep(Duration::from_millis(300));
+    pmd::queue_release(a, true, 0).map_err(|e| format!("release RX of A: {e}"))?;
+    pmd::queue_release(b, false, 0).map_err(|e| format!("release TX of B: {e}"))?;
+    println!("SEC DONE forwarded={n}");
+    Ok(())
+}
+
+/// A second claimant of A's RX queue while the first secondary holds it: refused.
+fn mp_claim(eal: &Eal) -> Result<(), String> {
+    let (a, _) = attach_ports(eal)?;
+    match pmd::queue_claim(a, true, 0) {
+        Err(e @ pmd::Error::QueueOwned { .. }) => {
+            println!("REFUSED {e}");
+            Ok(())
+        }
+        Err(e) => Err(format!("the claim failed for another reason: {e}")),
+        Ok(()) => Err("a second process was given RX queue 0 of NIC A".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let (eal, rest) = match Eal::init(&argv) {
         Ok(x) => x,
         Err(eal::Error::HelpRequested) => {
-            println!("usage: fp-e1000test [EAL args] -- suite | fwd N | poll SECS");
+            println!("usage: fp-e1000test [EAL args] -- suite | fwd N | poll SECS | mp-primary GO N | mp-secondary N | mp-claim");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -461,8 +559,18 @@ fn main() -> ExitCode {
             Ok(s) => poll(&eal, s),
             Err(c) => return c,
         },
+        Some("mp-primary") => match (rest.get(1), num(2, "frames to forward")) {
+            (Some(go), Ok(n)) => mp_primary(&eal, go, n).map(|()| false),
+            (_, Err(c)) => return c,
+            (None, _) => return ExitCode::from(2),
+        },
+        Some("mp-secondary") => match num(1, "frames to forward") {
+            Ok(n) => mp_secondary(&eal, n).map(|()| false),
+            Err(c) => return c,
+        },
+        Some("mp-claim") => mp_claim(&eal).map(|()| false),
         other => {
-            eprintln!("fp-e1000test: unknown command {other:?} (suite, fwd N, poll SECS)");
+            eprintln!("fp-e1000test: unknown command {other:?} (suite, fwd N, poll SECS, mp-primary GO N, mp-secondary N, mp-claim)");
             return ExitCode::from(2);
         }
     };
