@@ -4,13 +4,17 @@
 //! over their rings; the clients (outside the namespace: their TX sockets come over the
 //! EAL's IPC) transmit it on `va1`. Every frame sent on `vb0` arrives once on `vb1`,
 //! both clients carry a share, their counts add up, and the pool is whole at the end.
-//! Also: a client killed between bursts has its queues taken back by the server.
+//! Also: a client killed between bursts has its queues taken back by the server, and a
+//! client killed with SIGKILL while frames stream through it costs the pool nothing (its
+//! ring drained, its TX queue taken back, the mbufs in its hands taken back once no
+//! client is attached).
 //! Under `--no-huge`; root and `ip` needed. Timeouts are hang guards only.
 
 mod netfwd;
 use netfwd::*;
 
 use std::process::Command;
+use std::time::Duration;
 
 use testkit::child::Watched;
 use testkit::netns::Netns;
@@ -150,4 +154,46 @@ fn mp_server_ports_takes_back_a_killed_clients_queues() {
     let out = srv.stdout();
     assert!(st.success(), "{st:?} {out} {}", srv.stderr());
     assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+}
+
+#[test]
+fn mp_server_ports_client_killed_mid_burst_loses_no_mbuf() {
+    let test = "mp_server_ports_client_killed_mid_burst_loses_no_mbuf";
+    let Some(ns) = net(test, "mpm") else {
+        return;
+    };
+    let p = prefix("srvm");
+    let mut srv = server(&ns, &p, 2);
+    let mut c0 = client(&p, 0);
+    let mut c1 = client(&p, 1);
+    const N: u32 = 20_000;
+    // SIGKILL while frames stream through the clients: client 1 dies with mbufs in its
+    // ring and in its hands.
+    let seen = send_while(
+        &ns,
+        0,
+        N,
+        Duration::from_millis(400),
+        Duration::from_secs(20),
+        || c1.kill(),
+    );
+    assert_none_twice(&seen, 0, N);
+    srv.send_line("quit");
+    let st = c0.wait();
+    assert!(st.success(), "{st:?} {} {}", c0.stdout(), c0.stderr());
+    let st = srv.wait();
+    let out = srv.stdout();
+    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    assert!(out.contains("mp_server: client 1 died"), "{out}");
+    assert!(
+        out.contains("mp_server: took back TX queue 1 of port"),
+        "the dead client's TX queue was taken back: {out}"
+    );
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    assert!(out.contains("mp_server: OK"), "{out}");
+    let (r0, t0, _) = counts(&c0, 0);
+    assert!(
+        r0 > 0 && t0 > 0,
+        "the live client carried frames: {r0} {t0}"
+    );
 }

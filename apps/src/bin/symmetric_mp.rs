@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferroplane_apps::mp;
+use ferroplane_apps::{mp, mp_end};
 
 use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
@@ -268,57 +268,11 @@ fn run(eal: &Eal, o: &Opts) -> Result<ExitCode, String> {
 /// gone), close the ports, wait for the secondaries to be gone, take back the mbufs dead
 /// ones held, and check the pool.
 fn finish_primary(eal: &Eal, ports: &[u16], pool: &PktmbufPool) -> Result<ExitCode, String> {
-    let t0 = Instant::now();
-    let mut last = String::new();
-    let mut open = ports.to_vec();
-    for &p in ports {
-        let _ = pmd::stop(p);
-    }
-    loop {
-        for r in pmd::reclaim_dead_queues() {
-            println!(
-                "symmetric_mp 0: took back {} queue {} of port {} from dead process {}",
-                if r.rx { "RX" } else { "TX" },
-                r.queue,
-                r.port,
-                r.pid
-            );
-        }
-        let mut busy = None;
-        open.retain(|&p| match pmd::close(p) {
-            Ok(()) => false,
-            Err(e) => {
-                busy = Some(e.to_string());
-                true
-            }
-        });
-        match busy {
-            None => break,
-            Some(e) if t0.elapsed() < Duration::from_secs(600) => {
-                if e != last {
-                    println!("symmetric_mp 0: waiting for secondaries: {e}");
-                    last = e;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Some(e) => return Err(e),
-        }
-    }
-    // Mbufs a killed secondary held in its hands are out of the pool for good unless
-    // someone takes them back; once every other process is gone, nothing else can hold
-    // one, so whatever is out is theirs.
-    while eal.processes().len() > 1 {
-        if t0.elapsed() > Duration::from_secs(600) {
-            return Err("secondaries still attached".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: this process holds no mbuf (forwarding stopped, ports closed) and every
-    // other process of the group is gone (the process table), so nobody uses the pool.
-    let back = unsafe { pool.take_back_all_out() }.map_err(|e| e.to_string())?;
-    if back > 0 {
-        println!("pool: took back {back} mbufs held by processes that died");
-    }
+    let limit = Duration::from_secs(600);
+    mp_end::close_ports("symmetric_mp 0", ports, limit)?;
+    // SAFETY: forwarding has stopped with nothing in hand (every burst ends with its
+    // vector cleared) and every port is closed.
+    unsafe { mp_end::take_back_mbufs(eal, pool, limit) }?;
     let (a, s) = (pool.avail_count(), pool.size());
     println!("pool: {a}/{s} mbufs free");
     Ok(if a == s {

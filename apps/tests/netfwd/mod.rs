@@ -81,6 +81,49 @@ pub fn send_and_collect_on(
     from: u32,
     to: u32,
 ) -> HashMap<u32, u32> {
+    collect(ns, tx_if, rx_if, from, to, GUARD)
+}
+
+/// Send frames `from..to` on `vb0` while `during` runs on this thread (after `delay`),
+/// and collect what arrives on `vb1` (waiting at most `wait` for frames a killed process
+/// lost). Returns how often each sequence number arrived.
+pub fn send_while(
+    ns: &Netns,
+    from: u32,
+    to: u32,
+    delay: Duration,
+    wait: Duration,
+    during: impl FnOnce(),
+) -> HashMap<u32, u32> {
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| collect(ns, "vb0", "vb1", from, to, wait));
+        std::thread::sleep(delay);
+        during();
+        h.join().expect("sender thread")
+    })
+}
+
+/// Frames that arrived more than once, or that were never sent: none may.
+pub fn assert_none_twice(seen: &HashMap<u32, u32>, from: u32, to: u32) {
+    let bad: Vec<(&u32, &u32)> = seen
+        .iter()
+        .filter(|(s, &n)| n != 1 || !(from..to).contains(*s))
+        .take(10)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "frames {from}..{to}: duplicated or foreign {bad:?}"
+    );
+}
+
+fn collect(
+    ns: &Netns,
+    tx_if: &'static str,
+    rx_if: &'static str,
+    from: u32,
+    to: u32,
+    wait: Duration,
+) -> HashMap<u32, u32> {
     ns.run(move || {
         let tx = RawSock::bind(tx_if);
         let rx = RawSock::bind(rx_if);
@@ -91,7 +134,7 @@ pub fn send_and_collect_on(
             }
         }
         let want = (to - from) as usize;
-        let mut got = rx.recv_until(want, GUARD, |b| seq_of(b).is_some());
+        let mut got = rx.recv_until(want, wait, |b| seq_of(b).is_some());
         got.extend(rx.recv_until(usize::MAX, Duration::from_millis(300), |b| {
             seq_of(b).is_some()
         }));
