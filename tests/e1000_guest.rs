@@ -313,8 +313,9 @@ fn multiprocess(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
         })
         .to_string();
     // A third process wants A's RX queue: refused, naming the secondary.
+    let claim = format!("fp-e1000test --lcores 2@1 --proc-type secondary --file-prefix {tag}");
     let (st, out) = g
-        .run_timeout(&format!("{sec} -- mp-claim"), Duration::from_secs(120))
+        .run_timeout(&format!("{claim} -- mp-claim"), Duration::from_secs(120))
         .unwrap();
     assert_eq!(
         st, 0,

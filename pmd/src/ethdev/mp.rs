@@ -71,22 +71,23 @@ pub(super) fn serve(eal: &Eal) {
 }
 
 /// Request: op u8 | port u16 LE | rx u8 | queue u16 LE. Reply: 0 | blob (claim) or
-/// nothing (release); 1 | error text.
+/// nothing (release); 1 | error text; 2 | holder text (the queue is another's,
+/// [`Error::QueueOwned`]).
 fn handle(m: &Message, peer: &Peer) -> Option<Message> {
     let p = m.param();
     let res = if p.len() != 6 {
-        Err(format!("request of {} bytes, expected 6", p.len()))
+        Err((1, format!("request of {} bytes, expected 6", p.len())))
     } else {
         let port = u16::from_le_bytes([p[1], p[2]]);
         let rx = p[3] != 0;
         let q = u16::from_le_bytes([p[4], p[5]]);
         let pid = peer.pid().max(0) as u32;
         match p[0] {
-            OP_CLAIM => grant(port, rx, q, pid).map_err(|e| e.to_string()),
+            OP_CLAIM => grant(port, rx, q, pid).map_err(refusal),
             OP_RELEASE => take_back(port, rx, q, pid)
                 .map(|()| QueueShare::default())
-                .map_err(|e| e.to_string()),
-            op => Err(format!("unknown operation {op}")),
+                .map_err(refusal),
+            op => Err((1, format!("unknown operation {op}"))),
         }
     };
     let mut out = Message::new(ACTION).ok()?;
@@ -99,14 +100,23 @@ fn handle(m: &Message, peer: &Peer) -> Option<Message> {
                 out.push_fd(fd).ok()?;
             }
         }
-        Err(why) => {
-            let mut param = vec![1u8];
+        Err((status, why)) => {
+            let mut param = vec![status];
             let why = why.as_bytes();
             param.extend(&why[..why.len().min(eal::mp::MAX_PARAM_LEN - 1)]);
             out = out.with_param(&param).ok()?;
         }
     }
     Some(out)
+}
+
+/// A refusal as the reply carries it: status 2 with the holder for
+/// [`Error::QueueOwned`] (the claimant rebuilds that error), else 1 with the text.
+fn refusal(e: Error) -> (u8, String) {
+    match e {
+        Error::QueueOwned { holder, .. } => (2, holder),
+        e => (1, e.to_string()),
+    }
 }
 
 /// The owner word of queue `q` in one direction.
@@ -474,6 +484,12 @@ fn ask(eal: &Eal, op: u8, port: u16, rx: bool, q: u16) -> Result<Message> {
     let msg = reply.msg;
     match msg.param().first() {
         Some(0) => Ok(msg),
+        Some(2) => Err(Error::QueueOwned {
+            dir: dir(rx),
+            port,
+            queue: q,
+            holder: String::from_utf8_lossy(&msg.param()[1..]).into_owned(),
+        }),
         Some(_) => Err(mp_err(
             String::from_utf8_lossy(&msg.param()[1..]).into_owned(),
         )),

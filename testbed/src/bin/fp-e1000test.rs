@@ -500,6 +500,14 @@ fn attach_ports(eal: &Eal) -> Result<(u16, u16), String> {
         .ok_or_else(|| format!("the primary has no ports with the testbed MACs: {ports:?}"))
 }
 
+/// A secondary lets go of the primary's ports (and the queues it claimed on them).
+fn detach(ports: [u16; 2]) -> Result<(), String> {
+    for p in ports {
+        pmd::close(p).map_err(|e| format!("detach from port {p}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// The multi-process secondary: claim A's RX queue and B's TX queue from the primary,
 /// forward `n` frames, give the queues back.
 fn mp_secondary(eal: &Eal, n: u64) -> Result<(), String> {
@@ -513,20 +521,22 @@ fn mp_secondary(eal: &Eal, n: u64) -> Result<(), String> {
     pmd::queue_release(a, true, 0).map_err(|e| format!("release RX of A: {e}"))?;
     pmd::queue_release(b, false, 0).map_err(|e| format!("release TX of B: {e}"))?;
     println!("SEC DONE forwarded={n}");
-    Ok(())
+    detach([a, b])
 }
 
 /// A second claimant of A's RX queue while the first secondary holds it: refused.
 fn mp_claim(eal: &Eal) -> Result<(), String> {
-    let (a, _) = attach_ports(eal)?;
-    match pmd::queue_claim(a, true, 0) {
+    let (a, b) = attach_ports(eal)?;
+    let r = match pmd::queue_claim(a, true, 0) {
         Err(e @ pmd::Error::QueueOwned { .. }) => {
             println!("REFUSED {e}");
             Ok(())
         }
         Err(e) => Err(format!("the claim failed for another reason: {e}")),
         Ok(()) => Err("a second process was given RX queue 0 of NIC A".into()),
-    }
+    };
+    detach([a, b])?;
+    r
 }
 
 fn main() -> ExitCode {
