@@ -45,29 +45,12 @@ pub fn mmap_device(
     offset: u64,
     what: &str,
 ) -> Result<VirtAddr> {
-    // SAFETY: no MAP_FIXED, so no existing mapping is replaced; the kernel takes the
-    // hint only if the range is free. The result is checked against MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            hint.as_ptr(),
-            len as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            offset as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(Error::last_os("map", what.to_string()));
-    }
-    Ok(VirtAddr(p as usize as u64))
+    super::mem::mmap_shared_near(fd, Some(hint), len, offset, what)
 }
 
 /// Map `len` bytes of `fd` at `offset`, shared and read-write, exactly at `addr`, without
 /// replacing anything (`MAP_FIXED_NOREPLACE`): a secondary process maps a BAR where the
-/// primary has it. A range already in use fails with `EEXIST`; a kernel that placed the
-/// mapping elsewhere (older than 4.17, where the flag is only a hint) is an error too,
-/// and the stray mapping is removed.
+/// primary has it. A range already in use fails with `EEXIST`.
 pub fn mmap_device_at(
     fd: BorrowedFd<'_>,
     addr: VirtAddr,
@@ -75,31 +58,7 @@ pub fn mmap_device_at(
     offset: u64,
     what: &str,
 ) -> Result<()> {
-    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is
-    // checked against MAP_FAILED and against `addr`.
-    let p = unsafe {
-        libc::mmap(
-            addr.as_ptr(),
-            len as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
-            fd.as_raw_fd(),
-            offset as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(Error::last_os("map", format!("{what} at {addr}")));
-    }
-    if p as usize as u64 != addr.0 {
-        // SAFETY: the mapping was just made by this call at `p` and nobody knows of it.
-        let _ = unsafe { libc::munmap(p, len as usize) };
-        return Err(Error::io(
-            "map",
-            format!("{what} at {addr}"),
-            std::io::Error::other("the kernel placed the mapping elsewhere"),
-        ));
-    }
-    Ok(())
+    super::mem::mmap_shared_noreplace(fd, addr, len, offset, what)
 }
 
 /// Unmap a mapping made by [`mmap_device`].

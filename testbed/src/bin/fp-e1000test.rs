@@ -49,18 +49,15 @@ struct Ports {
     pool: PktmbufPool,
 }
 
-fn setup(eal: &Eal) -> Result<Ports, String> {
-    let (ports, failed) = pmd::probe_pci(eal);
-    if let Some(e) = failed.first() {
-        return Err(format!("probe: {e}"));
-    }
-    let mut a = None;
-    let mut b = None;
-    for &p in &ports {
+/// NIC A and NIC B among `ports` (e1000 ports only), by MAC; prints one line per port
+/// starting with `what`.
+fn by_mac(ports: &[u16], what: &str) -> Result<(Option<u16>, Option<u16>), String> {
+    let (mut a, mut b) = (None, None);
+    for &p in ports {
         let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
         let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
         println!(
-            "port {p} {} driver={} mac={}",
+            "{what} {p} {} driver={} mac={}",
             info.device_name,
             info.driver_name,
             pmd::fmt_mac(&mac)
@@ -74,6 +71,15 @@ fn setup(eal: &Eal) -> Result<Ports, String> {
             b = Some(p);
         }
     }
+    Ok((a, b))
+}
+
+fn setup(eal: &Eal) -> Result<Ports, String> {
+    let (ports, failed) = pmd::probe_pci(eal);
+    if let Some(e) = failed.first() {
+        return Err(format!("probe: {e}"));
+    }
+    let (a, b) = by_mac(&ports, "port")?;
     let (Some(a), Some(b)) = (a, b) else {
         return Err(format!(
             "need the two testbed e1000s ({} and {}); probed ports {ports:?}",
@@ -480,22 +486,7 @@ fn mp_primary(eal: &Eal, go: &str, n: u64) -> Result<(), String> {
 /// A secondary's view of the two testbed NICs: (A, B) by MAC.
 fn attach_ports(eal: &Eal) -> Result<(u16, u16), String> {
     let ports = pmd::attach_secondary(eal).map_err(|e| format!("attach: {e}"))?;
-    let mut a = None;
-    let mut b = None;
-    for &p in &ports {
-        let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
-        let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
-        println!(
-            "attached port {p} driver={} mac={}",
-            info.driver_name,
-            pmd::fmt_mac(&mac)
-        );
-        if mac == MAC_A {
-            a = Some(p);
-        } else if mac == MAC_B {
-            b = Some(p);
-        }
-    }
+    let (a, b) = by_mac(&ports, "attached port")?;
     a.zip(b)
         .ok_or_else(|| format!("the primary has no ports with the testbed MACs: {ports:?}"))
 }

@@ -115,15 +115,7 @@ impl RxQueue {
         stats.drv[0].store(0, Ordering::Relaxed);
         stats.drv[1].store(0, Ordering::Relaxed);
         *hw.rx_geo.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring.geometry());
-        Ok(RxQueue {
-            hw,
-            ring,
-            pool: pool.clone(),
-            stats,
-            empty_polls: 0,
-            fresh: [const { None }; BATCH],
-            hi: [0; BATCH],
-        })
+        Ok(Self::attach(hw, ring, pool, stats))
     }
 
     /// The queue as another process set it up (its ring at `ring`), driven from here
