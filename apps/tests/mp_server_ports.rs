@@ -96,14 +96,10 @@ fn mp_server_ports_two_clients_transmit_each_frame_once() {
     let mut c0 = client(&p, 0);
     let mut c1 = client(&p, 1);
     const N: u32 = 3000;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
+    forwards_each_once(&ns, 0, N);
     srv.send_line("quit");
-    for (id, c) in [(0, &mut c0), (1, &mut c1)] {
-        let st = c.wait();
-        assert!(st.success(), "{st:?} {} {}", c.stdout(), c.stderr());
-        let _ = id;
-    }
+    exit_ok(&mut c0);
+    exit_ok(&mut c1);
     let (r0, t0, d0) = counts(&c0, 0);
     let (r1, t1, d1) = counts(&c1, 1);
     assert_eq!(
@@ -118,9 +114,7 @@ fn mp_server_ports_two_clients_transmit_each_frame_once() {
         "the clients' counts add up to what was sent"
     );
     assert!(t0 > 0 && t1 > 0, "both clients carried a share: {t0} {t1}");
-    let st = srv.wait();
-    let out = srv.stdout();
-    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    let out = exit_ok(&mut srv);
     assert!(
         out.contains(&format!("client 0: sent={r0} rx={r0} tx={t0} drop=0")),
         "{out}"
@@ -139,20 +133,15 @@ fn mp_server_ports_takes_back_a_killed_clients_queues() {
     let mut srv = server(&ns, &p, 1);
     let mut c0 = client(&p, 0);
     const N: u32 = 500;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
+    forwards_each_once(&ns, 0, N);
     c0.kill();
     // A new client takes the dead one's TX queue over (the server reclaims it at the
     // claim) and goes on.
     let mut c0b = client(&p, 0);
-    let seen = send_and_collect(&ns, N, 2 * N);
-    assert_each_once(&seen, N, 2 * N);
+    forwards_each_once(&ns, N, 2 * N);
     srv.send_line("quit");
-    let st = c0b.wait();
-    assert!(st.success(), "{st:?} {} {}", c0b.stdout(), c0b.stderr());
-    let st = srv.wait();
-    let out = srv.stdout();
-    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    exit_ok(&mut c0b);
+    let out = exit_ok(&mut srv);
     assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
 }
 
@@ -179,11 +168,8 @@ fn mp_server_ports_client_killed_mid_burst_loses_no_mbuf() {
     );
     assert_none_twice(&seen, 0, N);
     srv.send_line("quit");
-    let st = c0.wait();
-    assert!(st.success(), "{st:?} {} {}", c0.stdout(), c0.stderr());
-    let st = srv.wait();
-    let out = srv.stdout();
-    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    exit_ok(&mut c0);
+    let out = exit_ok(&mut srv);
     assert!(out.contains("mp_server: client 1 died"), "{out}");
     assert!(
         out.contains("mp_server: took back TX queue 1 of port"),

@@ -95,17 +95,13 @@ fn testpmd_secondary_forwards_on_its_queues() {
     let mut pri = primary(&ns, &p);
     let mut sec = secondary(&p);
     const N: u32 = 3000;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
+    forwards_each_once(&ns, 0, N);
 
     sec.send_line("");
-    let st = sec.wait();
-    assert!(st.success(), "{st:?} {} {}", sec.stdout(), sec.stderr());
+    exit_ok(&mut sec);
     let (r1, t1) = own_counts(&sec);
     pri.send_line("");
-    let st = pri.wait();
-    let out = pri.stdout();
-    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
+    let out = exit_ok(&mut pri);
     let (r0, t0) = own_counts(&pri);
     assert_eq!((r0, r1), (t0, t1), "io forwarding sends what it receives");
     assert_eq!(
@@ -140,9 +136,7 @@ fn testpmd_secondary_killed_mid_burst_loses_no_mbuf() {
     );
     assert_none_twice(&seen, 0, N);
     pri.send_line("");
-    let st = pri.wait();
-    let out = pri.stdout();
-    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
+    let out = exit_ok(&mut pri);
     assert!(
         out.contains("testpmd: took back RX queue 1 of port")
             && out.contains("testpmd: took back TX queue 1 of port"),

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use testkit::child::Watched;
 use testkit::netns::Netns;
 use testkit::rawsock::RawSock;
 
@@ -144,6 +145,20 @@ fn collect(
         }
         seen
     })
+}
+
+/// [`send_and_collect`], then [`assert_each_once`].
+pub fn forwards_each_once(ns: &Netns, from: u32, to: u32) {
+    assert_each_once(&send_and_collect(ns, from, to), from, to);
+}
+
+/// Wait for `w` to exit, assert it succeeded (its output in the message) and return
+/// its stdout.
+pub fn exit_ok(w: &mut Watched) -> String {
+    let st = w.wait();
+    let out = w.stdout();
+    assert!(st.success(), "{st:?} {out} {}", w.stderr());
+    out
 }
 
 pub fn assert_each_once(seen: &HashMap<u32, u32>, from: u32, to: u32) {
