@@ -12,7 +12,6 @@ mod netfwd;
 use netfwd::*;
 
 use std::process::Command;
-use std::time::Duration;
 
 use testkit::child::Watched;
 use testkit::netns::Netns;
@@ -85,15 +84,22 @@ fn secondary(p: &str) -> Watched {
     sec
 }
 
+/// The namespace, the primary in it and the secondary outside; `None` after a counted
+/// skip.
+fn start(test: &str, tag: &str) -> Option<(Netns, Watched, Watched)> {
+    let ns = net(test, tag)?;
+    let p = prefix(tag);
+    let pri = primary(&ns, &p);
+    let sec = secondary(&p);
+    Some((ns, pri, sec))
+}
+
 #[test]
 fn testpmd_secondary_forwards_on_its_queues() {
-    let test = "testpmd_secondary_forwards_on_its_queues";
-    let Some(ns) = net(test, "tps") else {
+    let Some((ns, mut pri, mut sec)) = start("testpmd_secondary_forwards_on_its_queues", "tps")
+    else {
         return;
     };
-    let p = prefix("tpmd");
-    let mut pri = primary(&ns, &p);
-    let mut sec = secondary(&p);
     const N: u32 = 3000;
     forwards_each_once(&ns, 0, N);
 
@@ -118,23 +124,12 @@ fn testpmd_secondary_forwards_on_its_queues() {
 
 #[test]
 fn testpmd_secondary_killed_mid_burst_loses_no_mbuf() {
-    let test = "testpmd_secondary_killed_mid_burst_loses_no_mbuf";
-    let Some(ns) = net(test, "tpk") else {
+    let Some((ns, mut pri, mut sec)) =
+        start("testpmd_secondary_killed_mid_burst_loses_no_mbuf", "tpk")
+    else {
         return;
     };
-    let p = prefix("tpmk");
-    let mut pri = primary(&ns, &p);
-    let mut sec = secondary(&p);
-    const N: u32 = 20_000;
-    let seen = send_while(
-        &ns,
-        0,
-        N,
-        Duration::from_millis(400),
-        Duration::from_secs(20),
-        || sec.kill(),
-    );
-    assert_none_twice(&seen, 0, N);
+    kill_mid_stream(&ns, &mut sec);
     pri.send_line("");
     let out = exit_ok(&mut pri);
     assert!(

@@ -104,8 +104,23 @@ pub fn send_while(
     })
 }
 
+/// Stream frames through the forwarders (`vb0` -> `vb1`) and kill `victim` with
+/// SIGKILL 400 ms in, mid-stream: frames may be lost with it, none may arrive twice.
+pub fn kill_mid_stream(ns: &Netns, victim: &mut Watched) {
+    const N: u32 = 20_000;
+    let seen = send_while(
+        ns,
+        0,
+        N,
+        Duration::from_millis(400),
+        Duration::from_secs(20),
+        || victim.kill(),
+    );
+    assert_none_twice(&seen, 0, N);
+}
+
 /// Frames that arrived more than once, or that were never sent: none may.
-pub fn assert_none_twice(seen: &HashMap<u32, u32>, from: u32, to: u32) {
+fn assert_none_twice(seen: &HashMap<u32, u32>, from: u32, to: u32) {
     let bad: Vec<(&u32, &u32)> = seen
         .iter()
         .filter(|(s, &n)| n != 1 || !(from..to).contains(*s))

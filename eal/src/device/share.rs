@@ -33,7 +33,6 @@ use std::path::Path;
 use super::{Backend, ConfigSpace};
 use crate::addr::VirtAddr;
 use crate::error::{Error, Result};
-use crate::sys::dev as sys;
 
 /// Bumped whenever the byte layout changes.
 const SHARE_VERSION: u8 = 1;
@@ -212,7 +211,7 @@ impl VfioShared {
 
 /// Map `r` from `fd` at the primary's address.
 pub(crate) fn map_at(fd: std::os::fd::BorrowedFd<'_>, addr: &str, r: &SharedBar) -> Result<()> {
-    sys::mmap_device_at(
+    crate::sys::mem::mmap_shared_noreplace(
         fd,
         r.va,
         r.map_len,

@@ -48,19 +48,6 @@ pub fn mmap_device(
     super::mem::mmap_shared_near(fd, Some(hint), len, offset, what)
 }
 
-/// Map `len` bytes of `fd` at `offset`, shared and read-write, exactly at `addr`, without
-/// replacing anything (`MAP_FIXED_NOREPLACE`): a secondary process maps a BAR where the
-/// primary has it. A range already in use fails with `EEXIST`.
-pub fn mmap_device_at(
-    fd: BorrowedFd<'_>,
-    addr: VirtAddr,
-    len: u64,
-    offset: u64,
-    what: &str,
-) -> Result<()> {
-    super::mem::mmap_shared_noreplace(fd, addr, len, offset, what)
-}
-
 /// Unmap a mapping made by [`mmap_device`].
 ///
 /// # Safety
