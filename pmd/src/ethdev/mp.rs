@@ -16,8 +16,9 @@
 //!   primary's bursts on it return 0 and queue changes are refused) and recording the
 //!   claimant's pid; a second claimant gets [`Error::QueueOwned`] naming the holder.
 //! * Per-process driver state is rebuilt in the secondary: the primary's driver sends
-//!   what it takes ([`crate::EthDriver::share_queue`]: parameters, and for AF_PACKET
-//!   and TAP the queue's file descriptor over `SCM_RIGHTS`), and the driver's
+//!   what it takes ([`crate::EthDriver::share_queue`]: parameters, for AF_PACKET and
+//!   TAP the queue's file descriptor, for the e1000 the VFIO device, container and group
+//!   descriptors, all over `SCM_RIGHTS`), and the driver's
 //!   [`crate::QueueAttach`] makes the queue object there. Ring memory and mbuf pools
 //!   are EAL memory, mapped at the same addresses in every process.
 //!
@@ -30,7 +31,7 @@
 //!   object goes on where the dead process stopped. Mbufs the dead process held in its
 //!   own hands (a burst between RX and TX) are out of the pool until the application
 //!   takes them back once no secondary is attached (`mbuf::PktmbufPool::
-//!   take_back_all_out`, as `symmetric_mp` does).
+//!   take_back_all_out`, as `symmetric_mp`, `mp_server -p` and `testpmd` do).
 //! * When the primary dies, the EAL's watcher in each secondary runs the callback set by
 //!   [`attach_secondary`], which stops the attached ports locally (bursts return 0); the
 //!   applications see [`eal::Eal::primary_alive`] turn false and exit.

@@ -50,6 +50,14 @@
 //!   using them: dropping a queue disables its direction (RCTL.EN / TCTL.EN, TX waits for
 //!   the ring to drain first) before anything is freed.
 //!
+//! # Secondary processes
+//!
+//! A queue can be driven by a secondary process that claims it ([`share`]): the
+//! descriptor ring and its mbuf slots are EAL memory (same address everywhere), the
+//! cursors are the queue's shared driver words, and the secondary opens the device from
+//! the primary's descriptors and maps BAR 0 at the primary's address. Only the process
+//! that set a queue up disables and frees it.
+//!
 //! # A device that goes away
 //!
 //! Register reads that return all-ones, or [`eal::device::Device::check_alive`] failing
