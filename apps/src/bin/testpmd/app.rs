@@ -397,9 +397,8 @@ impl App {
             // Mbufs secondaries killed mid-burst held: back once none is attached.
             // SAFETY: forwarding has stopped and every port is closed (checked above),
             // so this process holds and uses no mbuf of the pool.
-            if let Err(e) =
-                unsafe { mp_end::take_back_mbufs(&self.eal, &self.pool, SECONDARY_WAIT) }
-            {
+            let back = unsafe { mp_end::take_back_mbufs(&self.eal, &self.pool, SECONDARY_WAIT) };
+            if let Err(e) = back {
                 println!("Warning: {e}");
             }
         }
