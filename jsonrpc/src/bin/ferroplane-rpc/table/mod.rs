@@ -71,6 +71,7 @@ pub(super) const fn mf(
 
 mod bdev;
 mod framework;
+mod lvol;
 mod nvmf;
 mod vhost;
 
@@ -79,6 +80,7 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
     framework::METHODS
         .iter()
         .chain(bdev::METHODS)
+        .chain(lvol::METHODS)
         .chain(nvmf::METHODS)
         .chain(vhost::METHODS)
 }
