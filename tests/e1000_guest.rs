@@ -28,6 +28,16 @@
 //! each frame unchanged; l2fwd then exits 0 and its final statistics show N received on
 //! A's port and N sent (none dropped) on B's port, and no mbuf left out of its pool.
 //!
+//! And sharing with a secondary process (over VFIO and over UIO): `fp-e1000test
+//! mp-primary` sets both NICs up and leaves them idle; a secondary (`mp-secondary`)
+//! attaches, claims A's RX and B's TX queue (the device's fds come over the EAL's IPC,
+//! BAR 0 is mapped at the primary's address, the rings are the primary's in EAL memory)
+//! and forwards N = 600 frames; a third process claiming A's RX queue meanwhile is
+//! refused with the holder named. The host receives every frame once out of NIC B, MACs
+//! rewritten. After the secondary gave the queues back and exited, the primary forwards
+//! 100 more on the same queues (going on where the secondary left the rings), the
+//! port's shared counters show all 700, and every mbuf is back in the pool.
+//!
 //! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
 //! `guest`); `FP_TESTBED=1` forces it, `FP_TESTBED=0` skips it (see `testbed::harness`).
 //! `cargo test --test e1000_guest -- --nocapture`.
@@ -36,7 +46,8 @@ use std::time::{Duration, Instant};
 
 use testbed::frames::{
     test_frame, FOREIGN, FWD_DST, HOST, MAC_A, MAC_B, N_FOREIGN1, N_FOREIGN2, N_FWD, N_L2FWD,
-    N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_FWD, S_L2FWD, S_OWN1, S_OWN2, S_TXA, S_TXB,
+    N_MPPRI, N_MPSEC, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_FWD, S_L2FWD, S_MPPRI,
+    S_MPSEC, S_OWN1, S_OWN2, S_TXA, S_TXB,
 };
 use testbed::{boot_or_skip, build_release, repo_root, FrameSocket, Guest, GuestOptions};
 
@@ -233,6 +244,26 @@ fn suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     eprintln!("e1000_guest: suite over {tag} passed in {:?}", t0.elapsed());
 }
 
+/// Send `count` frames of `stream` into NIC A while the guest forwards them; check that
+/// all come out of NIC B in order, MACs rewritten (dst FWD_DST, src B), rest unchanged.
+fn expect_forwarded(n: &Nics, stream: u8, count: u32, what: &str) {
+    let got = send_and_collect(n, stream, count);
+    assert_eq!(
+        got.len(),
+        count as usize,
+        "{what}: forwarded frames received out of NIC B"
+    );
+    for (k, f) in got.iter().enumerate() {
+        let mut want = test_frame(MAC_A, HOST, stream, k as u32);
+        want[0..6].copy_from_slice(&FWD_DST);
+        want[6..12].copy_from_slice(&MAC_B);
+        assert!(
+            *f == want,
+            "{what}: forwarded frame {k} differs (MACs rewritten, rest unchanged expected)"
+        );
+    }
+}
+
 /// Forward N frames A -> B in the guest; check MAC rewrite and payload here.
 fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let (log, pid) = fresh_run(n, tag);
@@ -242,24 +273,90 @@ fn forward(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     ));
     wait_log(g, &log, "FWD READY", 180);
     // Send and receive together: the guest forwards while we send.
-    let got = send_and_collect(n, S_FWD, N_FWD);
-    assert_eq!(
-        got.len(),
-        N_FWD as usize,
-        "forwarded frames received out of NIC B"
-    );
-    for (k, f) in got.iter().enumerate() {
-        let mut want = test_frame(MAC_A, HOST, S_FWD, k as u32);
-        want[0..6].copy_from_slice(&FWD_DST);
-        want[6..12].copy_from_slice(&MAC_B);
-        assert!(
-            *f == want,
-            "forwarded frame {k} differs (MACs rewritten, rest unchanged expected)"
-        );
-    }
+    expect_forwarded(n, S_FWD, N_FWD, "fwd");
     let out = wait_log(g, &log, "DONE", 120);
     assert_eq!(wait_exit(g, &pid), 0, "{out}");
     eprintln!("e1000_guest: forwarded {N_FWD} frames A -> B over {tag}");
+}
+
+/// A secondary drives the primary's e1000 queues, a third claimant is refused, the
+/// primary goes on after it; every frame once, counters add up, pool whole.
+fn multiprocess(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
+    let t0 = Instant::now();
+    let (log, pid) = fresh_run(n, tag);
+    let go = format!("/tmp/{tag}.go");
+    g.run_ok(&format!(
+        "rm -f {go}; {} -- mp-primary {go} {N_MPPRI} > {log} 2>&1 & echo $! > {pid}",
+        eal(tag, n, extra)
+    ));
+    wait_log(g, &log, "MP READY", 180);
+    let sec = format!("fp-e1000test -l 1 --proc-type secondary --file-prefix {tag}");
+    let (slog, spid) = (format!("/tmp/{tag}-sec.log"), format!("/tmp/{tag}-sec.pid"));
+    g.run_ok(&format!(
+        "{sec} -- mp-secondary {N_MPSEC} > {slog} 2>&1 & echo $! > {spid}"
+    ));
+    let sout = wait_log(g, &slog, "SEC READY", 180);
+    assert!(
+        sout.contains("driver=net_e1000_em"),
+        "the secondary attached no e1000 port:
+{sout}"
+    );
+    let sec_pid = sout
+        .split("SEC READY pid=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no pid in:
+{sout}"
+            )
+        })
+        .to_string();
+    // A third process wants A's RX queue: refused, naming the secondary.
+    let claim = format!("fp-e1000test --lcores 2@1 --proc-type secondary --file-prefix {tag}");
+    let (st, out) = g
+        .run_timeout(&format!("{claim} -- mp-claim"), Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(
+        st, 0,
+        "second claimant:
+{out}"
+    );
+    assert!(
+        out.contains("REFUSED") && out.contains(&format!("process {sec_pid}")),
+        "the refusal names the holder (pid {sec_pid}):
+{out}"
+    );
+    expect_forwarded(n, S_MPSEC, N_MPSEC, "secondary");
+    let sout = wait_log(g, &slog, "SEC DONE", 120);
+    assert_eq!(
+        wait_exit(g, &spid),
+        0,
+        "secondary:
+{sout}"
+    );
+    g.run_ok(&format!("touch {go}"));
+    let out = wait_log(g, &log, "PRIMARY FWD READY", 60);
+    assert!(out.contains("MP RECLAIMED queues=0"), "{out}");
+    expect_forwarded(n, S_MPPRI, N_MPPRI, "primary after the secondary");
+    assert_eq!(drain(&n.s0) + drain(&n.s1), 0, "more frames than were sent");
+    let out = wait_log(g, &log, "DONE", 120);
+    assert_eq!(wait_exit(g, &pid), 0, "{out}");
+    let total = u64::from(N_MPSEC + N_MPPRI);
+    assert_eq!(field(&out, "MP STATS", "a_ipackets"), total, "{out}");
+    assert_eq!(field(&out, "MP STATS", "b_opackets"), total, "{out}");
+    assert_eq!(field(&out, "MP STATS", "a_ierrors"), 0, "{out}");
+    assert_eq!(field(&out, "MP STATS", "b_oerrors"), 0, "{out}");
+    assert_eq!(
+        field(&out, "pool", "avail"),
+        field(&out, "pool", "size"),
+        "mbufs leaked:
+{out}"
+    );
+    eprintln!(
+        "e1000_guest: {tag}: a secondary forwarded {N_MPSEC} frames on the primary's queues, then the primary {N_MPPRI}, in {:?}",
+        t0.elapsed()
+    );
 }
 
 /// The port id l2fwd gave the NIC with `mac` (its "Port P, MAC address: M" line).
@@ -471,6 +568,7 @@ fn e1000_guest() {
     g.bind(&n.a, "vfio-pci");
     g.bind(&n.b, "vfio-pci");
     suite(&mut g, &n, "ev", "");
+    multiprocess(&mut g, &n, "mv", "");
     l2fwd(&mut g, &n, "lv", "");
     unbind_under_poll(&mut g, &n, "pv", "");
 
@@ -485,6 +583,7 @@ fn e1000_guest() {
     );
     suite(&mut g, &n, "eu", "--iova-mode pa");
     forward(&mut g, &n, "fu", "--iova-mode pa");
+    multiprocess(&mut g, &n, "mu", "--iova-mode pa");
     l2fwd(&mut g, &n, "lu", "--iova-mode pa");
     unbind_under_poll(&mut g, &n, "pu", "--iova-mode pa");
 

@@ -4,7 +4,7 @@
 //! with two consumer threads (`mc_dequeue_burst`). Every element is checked exactly once
 //! and, per consumer, in each producer's order. Under `--no-huge`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,22 +25,12 @@ fn tag(p: u64, seq: u64) -> u64 {
 #[test]
 #[ignore = "child process of ring_across_two_processes"]
 fn child_ring() {
-    let Ok(p) = std::env::var("FP_RING_PREFIX") else {
-        println!("child_ring: not started by ring_across_two_processes, nothing to do");
+    let Some(p) =
+        testkit::eal_env::child_prefix("FP_RING_PREFIX", "child_ring", "ring_across_two_processes")
+    else {
         return;
     };
-    let argv: Vec<String> = [
-        "t",
-        "--proc-type",
-        "secondary",
-        "--no-pci",
-        "--lcores",
-        "1@0",
-        "--file-prefix",
-        &p,
-    ]
-    .map(String::from)
-    .to_vec();
+    let argv = testkit::eal_env::secondary_args(&p, "1@0");
     let (e, _) = Eal::init(&argv).unwrap();
     // SAFETY: created by the primary for u64, multi-producer and multi-consumer.
     let r = unsafe { Ring::<u64>::lookup(&e, "xproc") }.unwrap();
@@ -81,14 +71,7 @@ fn ring_across_two_processes() {
     let (e, _) = Eal::init(&argv).unwrap();
     // SAFETY: multi on both sides; both processes use T = u64.
     let r = unsafe { Ring::<u64>::create(&e, "xproc", 1024, None, RingFlags::empty()) }.unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_ring",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = testkit::child::rerun_test("child_ring")
         .env("FP_RING_PREFIX", &p)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -37,22 +37,14 @@ fn tag_of(m: &Mbuf) -> u32 {
 #[test]
 #[ignore = "child process of mp_ports_shared_with_a_secondary"]
 fn child_secondary() {
-    let Ok(prefix) = std::env::var("FP_MPQ_PREFIX") else {
-        println!("child_secondary: not started by mp_ports_shared_with_a_secondary");
+    let Some(prefix) = testkit::eal_env::child_prefix(
+        "FP_MPQ_PREFIX",
+        "child_secondary",
+        "mp_ports_shared_with_a_secondary",
+    ) else {
         return;
     };
-    let argv: Vec<String> = [
-        "t",
-        "--proc-type",
-        "secondary",
-        "--no-pci",
-        "--lcores",
-        "1@0",
-        "--file-prefix",
-        &prefix,
-    ]
-    .map(String::from)
-    .to_vec();
+    let argv = testkit::eal_env::secondary_args(&prefix, "1@0");
     let (e, _) = eal::Eal::init(&argv).unwrap();
     let ports = pmd::attach_secondary(&e).unwrap();
     let (ring, null, tap) = (

@@ -2,3 +2,4 @@
 //! program; what several of them would otherwise repeat lives here.
 
 pub mod mp;
+pub mod mp_end;

@@ -1,9 +1,13 @@
-//! The start-up plumbing of the multi-process apps (`simple_mp`, `mp_server`,
-//! `mp_client`, `proc-info`): EAL arguments a secondary implies, and EAL initialisation
-//! with the apps' shared conventions (`-h` prints the usage and exits 0; a bad argument
-//! or a failed attach prints one line naming it and exits 2).
+//! The start-up plumbing of the multi-process apps (`simple_mp`, `symmetric_mp`,
+//! `mp_server`, `mp_client`, `proc-info`): EAL arguments a secondary implies, EAL
+//! initialisation with the apps' shared conventions (`-h` prints the usage and exits 0;
+//! a bad argument or a failed attach prints one line naming it and exits 2), the port
+//! mask and its pairs, and the stop flag read from stdin.
 
+use std::io::BufRead;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use eal::{Eal, Error};
 
@@ -69,12 +73,62 @@ pub fn value_u64<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> R
         .map_err(|_| format!("invalid value '{v}' for '{name}': not a number"))
 }
 
+/// The value of `-p`: a hex port mask, `0x` optional.
+pub fn port_mask(v: &str) -> Result<u64, String> {
+    u64::from_str_radix(v.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("invalid value '{v}' for '-p': not a hex port mask"))
+}
+
+/// The ports of `ids` in `mask`, which must make an even, non-zero number (forwarding
+/// pairs 2k <-> 2k+1).
+pub fn port_pairs(ids: Vec<u16>, mask: u64) -> Result<Vec<u16>, String> {
+    let ports: Vec<u16> = ids
+        .into_iter()
+        .filter(|&p| p < 64 && mask & (1 << p) != 0)
+        .collect();
+    if ports.is_empty() || !ports.len().is_multiple_of(2) {
+        return Err(format!(
+            "need an even, non-zero number of ports in the mask, have {ports:?}"
+        ));
+    }
+    Ok(ports)
+}
+
+/// A stop flag set when stdin says `quit` or ends, from a reader thread named `thread`
+/// (it may stay blocked on a read until exit; it only sets the flag).
+pub fn stdin_stop(thread: &str) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let _ = std::thread::Builder::new()
+        .name(thread.into())
+        .spawn(move || {
+            for l in std::io::stdin().lock().lines() {
+                match l {
+                    Ok(l) if l.trim() != "quit" => continue,
+                    _ => break,
+                }
+            }
+            s2.store(true, Ordering::Relaxed);
+        });
+    stop
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn port_masks_and_pairs() {
+        assert_eq!(port_mask("0x3"), Ok(3));
+        assert_eq!(port_mask("f"), Ok(15));
+        assert!(port_mask("zz").unwrap_err().contains("'-p'"));
+        assert_eq!(port_pairs(vec![0, 1, 2, 3], 0b1010), Ok(vec![1, 3]));
+        assert!(port_pairs(vec![0, 1, 2], 0b111).is_err());
+        assert!(port_pairs(vec![0, 1], 0b100).is_err());
     }
 
     #[test]

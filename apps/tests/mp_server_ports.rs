@@ -4,7 +4,10 @@
 //! over their rings; the clients (outside the namespace: their TX sockets come over the
 //! EAL's IPC) transmit it on `va1`. Every frame sent on `vb0` arrives once on `vb1`,
 //! both clients carry a share, their counts add up, and the pool is whole at the end.
-//! Also: a client killed between bursts has its queues taken back by the server.
+//! Also: a client killed between bursts has its queues taken back by the server, and a
+//! client killed with SIGKILL while frames stream through it costs the pool nothing (its
+//! ring drained, its TX queue taken back, the mbufs in its hands taken back once no
+//! client is attached).
 //! Under `--no-huge`; root and `ip` needed. Timeouts are hang guards only.
 
 mod netfwd;
@@ -81,25 +84,30 @@ fn counts(w: &Watched, id: u16) -> (u64, u64, u64) {
     (n[0], n[1], n[2])
 }
 
+/// The namespace, the server in it and clients 0 and 1 outside; `None` after a counted
+/// skip.
+fn two_clients(test: &str, tag: &str) -> Option<(Netns, Watched, Watched, Watched)> {
+    let ns = net(test, tag)?;
+    let p = prefix(tag);
+    let srv = server(&ns, &p, 2);
+    let c0 = client(&p, 0);
+    let c1 = client(&p, 1);
+    Some((ns, srv, c0, c1))
+}
+
 #[test]
 fn mp_server_ports_two_clients_transmit_each_frame_once() {
-    let test = "mp_server_ports_two_clients_transmit_each_frame_once";
-    let Some(ns) = net(test, "mps") else {
+    let Some((ns, mut srv, mut c0, mut c1)) = two_clients(
+        "mp_server_ports_two_clients_transmit_each_frame_once",
+        "mps",
+    ) else {
         return;
     };
-    let p = prefix("srv");
-    let mut srv = server(&ns, &p, 2);
-    let mut c0 = client(&p, 0);
-    let mut c1 = client(&p, 1);
     const N: u32 = 3000;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
+    forwards_each_once(&ns, 0, N);
     srv.send_line("quit");
-    for (id, c) in [(0, &mut c0), (1, &mut c1)] {
-        let st = c.wait();
-        assert!(st.success(), "{st:?} {} {}", c.stdout(), c.stderr());
-        let _ = id;
-    }
+    exit_ok(&mut c0);
+    exit_ok(&mut c1);
     let (r0, t0, d0) = counts(&c0, 0);
     let (r1, t1, d1) = counts(&c1, 1);
     assert_eq!(
@@ -114,9 +122,7 @@ fn mp_server_ports_two_clients_transmit_each_frame_once() {
         "the clients' counts add up to what was sent"
     );
     assert!(t0 > 0 && t1 > 0, "both clients carried a share: {t0} {t1}");
-    let st = srv.wait();
-    let out = srv.stdout();
-    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    let out = exit_ok(&mut srv);
     assert!(
         out.contains(&format!("client 0: sent={r0} rx={r0} tx={t0} drop=0")),
         "{out}"
@@ -135,19 +141,41 @@ fn mp_server_ports_takes_back_a_killed_clients_queues() {
     let mut srv = server(&ns, &p, 1);
     let mut c0 = client(&p, 0);
     const N: u32 = 500;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
+    forwards_each_once(&ns, 0, N);
     c0.kill();
     // A new client takes the dead one's TX queue over (the server reclaims it at the
     // claim) and goes on.
     let mut c0b = client(&p, 0);
-    let seen = send_and_collect(&ns, N, 2 * N);
-    assert_each_once(&seen, N, 2 * N);
+    forwards_each_once(&ns, N, 2 * N);
     srv.send_line("quit");
-    let st = c0b.wait();
-    assert!(st.success(), "{st:?} {} {}", c0b.stdout(), c0b.stderr());
-    let st = srv.wait();
-    let out = srv.stdout();
-    assert!(st.success(), "{st:?} {out} {}", srv.stderr());
+    exit_ok(&mut c0b);
+    let out = exit_ok(&mut srv);
     assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+}
+
+#[test]
+fn mp_server_ports_client_killed_mid_burst_loses_no_mbuf() {
+    let Some((ns, mut srv, mut c0, mut c1)) = two_clients(
+        "mp_server_ports_client_killed_mid_burst_loses_no_mbuf",
+        "mpm",
+    ) else {
+        return;
+    };
+    // ring and in its hands.
+    kill_mid_stream(&ns, &mut c1);
+    srv.send_line("quit");
+    exit_ok(&mut c0);
+    let out = exit_ok(&mut srv);
+    assert!(out.contains("mp_server: client 1 died"), "{out}");
+    assert!(
+        out.contains("mp_server: took back TX queue 1 of port"),
+        "the dead client's TX queue was taken back: {out}"
+    );
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    assert!(out.contains("mp_server: OK"), "{out}");
+    let (r0, t0, _) = counts(&c0, 0);
+    assert!(
+        r0 > 0 && t0 > 0,
+        "the live client carried frames: {r0} {t0}"
+    );
 }

@@ -91,9 +91,10 @@ fn forwarded(w: &mut Watched, id: u16) -> u64 {
         .unwrap_or_else(|_| panic!("forwarded count {v:?}"))
 }
 
-fn quit(w: &mut Watched) -> std::process::ExitStatus {
+/// Tell `w` to quit; it must exit 0. Its stdout.
+fn quit(w: &mut Watched) -> String {
     w.send_line("quit");
-    w.wait()
+    exit_ok(w)
 }
 
 #[test]
@@ -107,16 +108,12 @@ fn symmetric_mp_two_processes_forward_each_frame_once() {
     let mut sec = secondary(&p, 2, 1);
     sec.expect("forwarding on queue 1");
     const N: u32 = 4000;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
-    let st = quit(&mut sec);
-    assert!(st.success(), "{st:?} {} {}", sec.stdout(), sec.stderr());
+    forwards_each_once(&ns, 0, N);
+    quit(&mut sec);
     let f1 = forwarded(&mut sec, 1);
     assert!(sec.stdout().contains("symmetric_mp 1: queues released"));
-    let st = quit(&mut pri);
+    let out = quit(&mut pri);
     let f0 = forwarded(&mut pri, 0);
-    let out = pri.stdout();
-    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
     assert_eq!(
         f0 + f1,
         u64::from(N),
@@ -152,8 +149,7 @@ fn symmetric_mp_killed_secondary_queues_taken_over_pool_whole() {
     );
 
     const N: u32 = 1000;
-    let seen = send_and_collect(&ns, 0, N);
-    assert_each_once(&seen, 0, N);
+    forwards_each_once(&ns, 0, N);
 
     // kill -9 between bursts of traffic: its queues stay claimed by a dead pid until a
     // new secondary takes them over, which goes on where the dead one stopped (the ring
@@ -161,15 +157,11 @@ fn symmetric_mp_killed_secondary_queues_taken_over_pool_whole() {
     sec.kill();
     let mut sec2 = secondary(&p, 2, 1);
     sec2.expect("forwarding on queue 1");
-    let seen = send_and_collect(&ns, N, 2 * N);
-    assert_each_once(&seen, N, 2 * N);
-    let st = quit(&mut sec2);
-    assert!(st.success(), "{st:?} {} {}", sec2.stdout(), sec2.stderr());
+    forwards_each_once(&ns, N, 2 * N);
+    quit(&mut sec2);
     let f2 = forwarded(&mut sec2, 1);
-    let st = quit(&mut pri);
+    let out = quit(&mut pri);
     let f0 = forwarded(&mut pri, 0);
-    let out = pri.stdout();
-    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
     assert!(f2 > 0, "the new secondary forwarded its share of the flows");
     assert!(f0 + f2 <= u64::from(2 * N) && f0 + f2 >= u64::from(N));
     assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
@@ -185,8 +177,7 @@ fn symmetric_mp_primary_death_stops_the_secondary() {
     let mut pri = primary(&ns, &p, 2);
     let mut sec = secondary(&p, 2, 1);
     sec.expect("forwarding on queue 1");
-    let seen = send_and_collect(&ns, 0, 500);
-    assert_each_once(&seen, 0, 500);
+    forwards_each_once(&ns, 0, 500);
     pri.kill();
     let st = sec.wait();
     assert_eq!(st.code(), Some(3), "{} {}", sec.stdout(), sec.stderr());
@@ -212,13 +203,10 @@ fn symmetric_mp_tap_two_processes_forward_each_frame_once() {
     const N: u32 = 2000;
     let seen = send_and_collect_on(&ns, "fpst0", "fpst1", 0, N);
     assert_each_once(&seen, 0, N);
-    let st = quit(&mut sec);
-    assert!(st.success(), "{st:?} {} {}", sec.stdout(), sec.stderr());
+    quit(&mut sec);
     let f1 = forwarded(&mut sec, 1);
-    let st = quit(&mut pri);
+    let out = quit(&mut pri);
     let f0 = forwarded(&mut pri, 0);
-    let out = pri.stdout();
-    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
     assert_eq!(
         f0 + f1,
         u64::from(N),
@@ -264,9 +252,7 @@ fn symmetric_mp_secondary_killed_mid_burst_loses_no_mbuf() {
     sec2.expect("forwarding on queue 1");
     std::thread::sleep(std::time::Duration::from_millis(300));
     sec2.kill();
-    let st = quit(&mut pri);
-    let out = pri.stdout();
-    assert!(st.success(), "{st:?} {out} {}", pri.stderr());
+    let out = quit(&mut pri);
     assert!(
         out.contains("took back TX queue 1 of port 0") || out.contains("took back RX queue 1"),
         "the dead secondary's queues were taken back: {out}"

@@ -42,6 +42,7 @@ pub(crate) fn queue_attach(driver: &str) -> Option<QueueAttach> {
         "net_ring" => drivers::ring::ATTACH,
         "net_af_packet" => drivers::af_packet::ATTACH,
         "net_tap" => drivers::tap::ATTACH,
+        drivers::e1000::NAME => drivers::e1000::ATTACH,
         _ => return None,
     })
 }

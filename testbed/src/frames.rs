@@ -69,6 +69,16 @@ pub const N_TX: u32 = 300;
 pub const N_FWD: u32 = 600;
 /// Frames forwarded by l2fwd.
 pub const N_L2FWD: u32 = 600;
+/// Stream: host -> NIC A, forwarded to NIC B by a secondary process (`fp-e1000test
+/// mp-secondary`) on queues it claimed from the primary.
+pub const S_MPSEC: u8 = 12;
+/// Stream: host -> NIC A, forwarded by the primary on the same queues after the
+/// secondary gave them back (`fp-e1000test mp-primary`).
+pub const S_MPPRI: u8 = 13;
+/// Frames of [`S_MPSEC`] (the 256-entry rings wrap).
+pub const N_MPSEC: u32 = 600;
+/// Frames of [`S_MPPRI`].
+pub const N_MPPRI: u32 = 100;
 
 /// Frame `seq` of `stream` from `src` to `dst` (see the module docs).
 pub fn test_frame(dst: [u8; 6], src: [u8; 6], stream: u8, seq: u32) -> Vec<u8> {

@@ -60,6 +60,34 @@ pub fn init_or_skip<T, E: std::fmt::Display>(test: &str, init: Result<T, E>) -> 
     }
 }
 
+/// Arguments of a secondary EAL (no PCI) on lcores `lcores` (an `--lcores` map such as
+/// `1@0`) attached to the primary with file prefix `prefix`.
+pub fn secondary_args(prefix: &str, lcores: &str) -> Vec<String> {
+    [
+        "test",
+        "--proc-type",
+        "secondary",
+        "--no-pci",
+        "--lcores",
+        lcores,
+        "--file-prefix",
+        prefix,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The primary's file prefix a child-process test (run by its parent through
+/// [`crate::child::rerun_test`]) finds in the environment variable `var`; `None`, with
+/// a line saying so, when the test was run on its own (then it has nothing to do).
+pub fn child_prefix(var: &str, child: &str, parent: &str) -> Option<String> {
+    let p = std::env::var(var).ok();
+    if p.is_none() {
+        println!("{child}: not started by {parent}, nothing to do");
+    }
+    p
+}
+
 /// The paths given, each asserted to exist now (an EAL's runtime directory and memory
 /// files while it lives).
 pub fn existing<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {

@@ -24,13 +24,11 @@
 //! Exit status: 0 success, 1 mbufs missing, 2 bad arguments or setup error, 3 the
 //! primary exited under a secondary.
 
-use std::io::BufRead;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ferroplane_apps::mp;
+use ferroplane_apps::{mp, mp_end};
 
 use eal::Eal;
 use mbuf::{pktmbuf_pool_create, Mbuf, PktmbufPool, MBUF_DEFAULT_BUF_SIZE};
@@ -70,11 +68,7 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
                 o.num_procs = mp::value_u64(&mut it, a)?.min(u64::from(u16::MAX)) as u16
             }
             "--proc-id" => o.proc_id = mp::value_u64(&mut it, a)?.min(u64::from(u16::MAX)) as u16,
-            "-p" => {
-                let v = it.next().ok_or("'-p' needs a value")?;
-                o.mask = u64::from_str_radix(v.trim_start_matches("0x"), 16)
-                    .map_err(|_| format!("invalid value '{v}' for '-p': not a hex port mask"))?;
-            }
+            "-p" => o.mask = mp::port_mask(it.next().ok_or("'-p' needs a value")?)?,
             "--mbufs" => o.mbufs = mp::value_u64(&mut it, a)?.min(1 << 24) as u32,
             "--run-s" => o.run = Some(Duration::from_secs(mp::value_u64(&mut it, a)?)),
             other => return Err(format!("unknown argument '{other}'")),
@@ -122,16 +116,7 @@ fn pairs(eal: &Eal, o: &Opts) -> Result<Vec<u16>, String> {
     } else {
         pmd::attach_secondary(eal).map_err(|e| e.to_string())?
     };
-    let ports: Vec<u16> = ids
-        .into_iter()
-        .filter(|&p| p < 64 && o.mask & (1 << p) != 0)
-        .collect();
-    if ports.is_empty() || !ports.len().is_multiple_of(2) {
-        return Err(format!(
-            "need an even, non-zero number of ports in the mask, have {ports:?}"
-        ));
-    }
-    Ok(ports)
+    mp::port_pairs(ids, o.mask)
 }
 
 fn setup_primary(o: &Opts, ports: &[u16], pool: &PktmbufPool) -> Result<(), String> {
@@ -192,20 +177,7 @@ fn run(eal: &Eal, o: &Opts) -> Result<ExitCode, String> {
         }
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    // stdin: `quit` or its end stops the run. The thread may stay blocked on a read.
-    let _ = std::thread::Builder::new()
-        .name("symmetric-stdin".into())
-        .spawn(move || {
-            for l in std::io::stdin().lock().lines() {
-                match l {
-                    Ok(l) if l.trim() != "quit" => continue,
-                    _ => break,
-                }
-            }
-            s2.store(true, Ordering::Relaxed);
-        });
+    let stop = mp::stdin_stop("symmetric-stdin");
     let deadline = o.run.map(|d| Instant::now() + d);
     let mut counts = vec![PortCount::default(); ports.len()];
     let mut v: Vec<Mbuf> = Vec::with_capacity(BURST as usize);
@@ -268,57 +240,11 @@ fn run(eal: &Eal, o: &Opts) -> Result<ExitCode, String> {
 /// gone), close the ports, wait for the secondaries to be gone, take back the mbufs dead
 /// ones held, and check the pool.
 fn finish_primary(eal: &Eal, ports: &[u16], pool: &PktmbufPool) -> Result<ExitCode, String> {
-    let t0 = Instant::now();
-    let mut last = String::new();
-    let mut open = ports.to_vec();
-    for &p in ports {
-        let _ = pmd::stop(p);
-    }
-    loop {
-        for r in pmd::reclaim_dead_queues() {
-            println!(
-                "symmetric_mp 0: took back {} queue {} of port {} from dead process {}",
-                if r.rx { "RX" } else { "TX" },
-                r.queue,
-                r.port,
-                r.pid
-            );
-        }
-        let mut busy = None;
-        open.retain(|&p| match pmd::close(p) {
-            Ok(()) => false,
-            Err(e) => {
-                busy = Some(e.to_string());
-                true
-            }
-        });
-        match busy {
-            None => break,
-            Some(e) if t0.elapsed() < Duration::from_secs(600) => {
-                if e != last {
-                    println!("symmetric_mp 0: waiting for secondaries: {e}");
-                    last = e;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Some(e) => return Err(e),
-        }
-    }
-    // Mbufs a killed secondary held in its hands are out of the pool for good unless
-    // someone takes them back; once every other process is gone, nothing else can hold
-    // one, so whatever is out is theirs.
-    while eal.processes().len() > 1 {
-        if t0.elapsed() > Duration::from_secs(600) {
-            return Err("secondaries still attached".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: this process holds no mbuf (forwarding stopped, ports closed) and every
-    // other process of the group is gone (the process table), so nobody uses the pool.
-    let back = unsafe { pool.take_back_all_out() }.map_err(|e| e.to_string())?;
-    if back > 0 {
-        println!("pool: took back {back} mbufs held by processes that died");
-    }
+    let limit = Duration::from_secs(600);
+    mp_end::close_ports("symmetric_mp 0", ports, limit)?;
+    // SAFETY: forwarding has stopped with nothing in hand (every burst ends with its
+    // vector cleared) and every port is closed.
+    unsafe { mp_end::take_back_mbufs(eal, pool, limit) }?;
     let (a, s) = (pool.avail_count(), pool.size());
     println!("pool: {a}/{s} mbufs free");
     Ok(if a == s {

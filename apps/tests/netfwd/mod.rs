@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use testkit::child::Watched;
 use testkit::netns::Netns;
 use testkit::rawsock::RawSock;
 
@@ -81,6 +82,64 @@ pub fn send_and_collect_on(
     from: u32,
     to: u32,
 ) -> HashMap<u32, u32> {
+    collect(ns, tx_if, rx_if, from, to, GUARD)
+}
+
+/// Send frames `from..to` on `vb0` while `during` runs on this thread (after `delay`),
+/// and collect what arrives on `vb1` (waiting at most `wait` for frames a killed process
+/// lost). Returns how often each sequence number arrived.
+pub fn send_while(
+    ns: &Netns,
+    from: u32,
+    to: u32,
+    delay: Duration,
+    wait: Duration,
+    during: impl FnOnce(),
+) -> HashMap<u32, u32> {
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| collect(ns, "vb0", "vb1", from, to, wait));
+        std::thread::sleep(delay);
+        during();
+        h.join().expect("sender thread")
+    })
+}
+
+/// Stream frames through the forwarders (`vb0` -> `vb1`) and kill `victim` with
+/// SIGKILL 400 ms in, mid-stream: frames may be lost with it, none may arrive twice.
+pub fn kill_mid_stream(ns: &Netns, victim: &mut Watched) {
+    const N: u32 = 20_000;
+    let seen = send_while(
+        ns,
+        0,
+        N,
+        Duration::from_millis(400),
+        Duration::from_secs(20),
+        || victim.kill(),
+    );
+    assert_none_twice(&seen, 0, N);
+}
+
+/// Frames that arrived more than once, or that were never sent: none may.
+fn assert_none_twice(seen: &HashMap<u32, u32>, from: u32, to: u32) {
+    let bad: Vec<(&u32, &u32)> = seen
+        .iter()
+        .filter(|(s, &n)| n != 1 || !(from..to).contains(*s))
+        .take(10)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "frames {from}..{to}: duplicated or foreign {bad:?}"
+    );
+}
+
+fn collect(
+    ns: &Netns,
+    tx_if: &'static str,
+    rx_if: &'static str,
+    from: u32,
+    to: u32,
+    wait: Duration,
+) -> HashMap<u32, u32> {
     ns.run(move || {
         let tx = RawSock::bind(tx_if);
         let rx = RawSock::bind(rx_if);
@@ -91,7 +150,7 @@ pub fn send_and_collect_on(
             }
         }
         let want = (to - from) as usize;
-        let mut got = rx.recv_until(want, GUARD, |b| seq_of(b).is_some());
+        let mut got = rx.recv_until(want, wait, |b| seq_of(b).is_some());
         got.extend(rx.recv_until(usize::MAX, Duration::from_millis(300), |b| {
             seq_of(b).is_some()
         }));
@@ -101,6 +160,20 @@ pub fn send_and_collect_on(
         }
         seen
     })
+}
+
+/// [`send_and_collect`], then [`assert_each_once`].
+pub fn forwards_each_once(ns: &Netns, from: u32, to: u32) {
+    assert_each_once(&send_and_collect(ns, from, to), from, to);
+}
+
+/// Wait for `w` to exit, assert it succeeded (its output in the message) and return
+/// its stdout.
+pub fn exit_ok(w: &mut Watched) -> String {
+    let st = w.wait();
+    let out = w.stdout();
+    assert!(st.success(), "{st:?} {out} {}", w.stderr());
+    out
 }
 
 pub fn assert_each_once(seen: &HashMap<u32, u32>, from: u32, to: u32) {

@@ -36,6 +36,7 @@ mod drivers;
 mod fake_tree;
 mod in_use;
 pub mod iommu;
+pub mod share;
 mod sysfs;
 pub mod uio;
 pub mod vfio;
@@ -224,6 +225,8 @@ impl ConfigSpace {
 enum Inner {
     Vfio(Box<vfio::VfioDev>),
     Uio(uio::UioDev),
+    /// A VFIO device another process opened ([`share`]).
+    VfioShared(share::VfioShared),
 }
 
 /// Interrupt kinds VFIO can deliver to an eventfd.
@@ -341,6 +344,9 @@ pub struct Device {
     roots: SysRoots,
     bars: Mutex<[Option<MmioRegion>; 6]>,
     inner: Inner,
+    /// A device opened by another process: where that process mapped its BARs (each is
+    /// mapped at the same address here). Empty for a device this process opened.
+    fixed: Vec<share::SharedBar>,
 }
 
 impl std::fmt::Debug for Device {
@@ -388,7 +394,108 @@ impl Device {
             roots: roots.clone(),
             bars: Mutex::new(Default::default()),
             inner,
+            fixed: Vec::new(),
         })
+    }
+
+    /// What another process of the EAL group needs to drive this device ([`share`]):
+    /// every BAR mapped so far, the config region, and with VFIO the device, container
+    /// and group fds. Map the BARs the other process will use before calling it.
+    pub fn share(&self) -> Result<share::DeviceShare> {
+        let fds = match &self.inner {
+            Inner::Vfio(v) => v.share_fds(self.info.iommu_group)?,
+            Inner::Uio(_) => Vec::new(),
+            Inner::VfioShared(_) => return Err(self.primary_only("share")),
+        };
+        let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = share::Layout {
+            backend: self.backend(),
+            cfg_off: self.config().base,
+            cfg_len: self.config().len,
+            bars: Vec::new(),
+        };
+        for (i, r) in bars.iter().enumerate() {
+            let Some(r) = r else { continue };
+            l.bars.push(share::SharedBar {
+                index: i as u32,
+                va: r.base(),
+                len: r.len(),
+                map_len: r.map.map_len,
+                offset: match &self.inner {
+                    Inner::Vfio(v) => v.region_offset(i as u32),
+                    _ => 0,
+                },
+            });
+        }
+        Ok(share::DeviceShare {
+            bytes: share::encode(&l),
+            fds,
+        })
+    }
+
+    /// Open `addr` as another process of the EAL group opened it, from what that
+    /// process's [`share`](Self::share) gave (bytes, and the descriptors received over
+    /// the EAL's IPC). [`bar`](Self::bar) then maps each BAR at that process's address,
+    /// failing with [`Error::BarMap`] if the range is taken here.
+    pub fn attach(eal: &Eal, addr: PciAddr, sh: share::DeviceShare) -> Result<Device> {
+        let roots = SysRoots::default();
+        let dir = sysfs::require_device(&roots.sys, addr)?;
+        let info = crate::pci::read_device(&dir, addr)?;
+        let l = share::decode(&addr.to_string(), &sh.bytes)?;
+        let (want, inner) = match l.backend {
+            Backend::Vfio => (
+                "vfio-pci",
+                Inner::VfioShared(share::VfioShared::new(&addr.to_string(), &l, sh.fds)?),
+            ),
+            Backend::Uio => (
+                "uio_pci_generic",
+                Inner::Uio(uio::UioDev::open(eal, &info, &dir)?),
+            ),
+        };
+        if info.driver.as_deref() != Some(want) {
+            return Err(Error::DeviceGone {
+                addr: addr.to_string(),
+                why: format!(
+                    "the primary opened it through {want}; it is bound to {} now",
+                    info.driver.as_deref().unwrap_or("no driver")
+                ),
+            });
+        }
+        Ok(Device {
+            addr,
+            info,
+            eal: eal.clone(),
+            roots,
+            bars: Mutex::new(Default::default()),
+            inner,
+            fixed: l.bars,
+        })
+    }
+
+    /// Where to ask for the next BAR mapping of `len` bytes: past the end of the EAL's
+    /// memory area (1 GiB aligned), each BAR after the previous one, as DPDK places
+    /// them: secondaries map that area at the same address, so the range after it is
+    /// likely free in them too when they map the BAR there ([`share`]).
+    fn bar_hint(&self, len: u64) -> VirtAddr {
+        static NEXT: Mutex<u64> = Mutex::new(0);
+        let mut n = NEXT.lock().unwrap_or_else(|p| p.into_inner());
+        if *n == 0 {
+            let m = self.eal.memory();
+            *n = (m.base().0 + m.len()).next_multiple_of(1 << 30);
+        }
+        let at = *n;
+        *n += len.next_multiple_of(2 << 20);
+        VirtAddr(at)
+    }
+
+    /// The refusal of an operation that belongs to the process that opened the device.
+    fn primary_only(&self, op: &str) -> Error {
+        Error::Unsupported {
+            what: format!(
+                "{op} {} here: the process that opened it (the primary) owns that",
+                self.addr
+            ),
+        }
     }
 
     /// The device's address.
@@ -404,7 +511,7 @@ impl Device {
     /// VFIO or UIO.
     pub fn backend(&self) -> Backend {
         match self.inner {
-            Inner::Vfio(_) => Backend::Vfio,
+            Inner::Vfio(_) | Inner::VfioShared(_) => Backend::Vfio,
             Inner::Uio(_) => Backend::Uio,
         }
     }
@@ -428,9 +535,26 @@ impl Device {
             return Ok(r.clone());
         }
         let name = format!("BAR {i} of {}", self.addr);
-        let (base, len, map_len) = match &self.inner {
-            Inner::Vfio(v) => v.map_bar(i)?,
-            Inner::Uio(u) => u.map_bar(&self.info, i)?,
+        let (base, len, map_len) = match (&self.inner, self.fixed.is_empty()) {
+            (Inner::Vfio(v), _) => v.map_bar(i, &|len| self.bar_hint(len))?,
+            (Inner::Uio(u), true) => u.map_bar(&self.info, i, &|len| self.bar_hint(len))?,
+            (inner, _) => {
+                let r = self
+                    .fixed
+                    .iter()
+                    .find(|r| r.index == i)
+                    .ok_or_else(|| Error::BarMap {
+                        addr: self.addr.to_string(),
+                        bar: i,
+                        why: "the primary process had not mapped it, so it was not shared".into(),
+                    })?;
+                match inner {
+                    Inner::VfioShared(v) => v.map_bar(r)?,
+                    Inner::Uio(u) => u.map_bar_at(&self.info, r)?,
+                    Inner::Vfio(_) => unreachable!("matched above"),
+                }
+                (r.va, r.len, r.map_len)
+            }
         };
         let r = MmioRegion::new(base, len, map_len, name);
         bars[i as usize] = Some(r.clone());
@@ -441,6 +565,7 @@ impl Device {
         match &self.inner {
             Inner::Vfio(v) => v.config(),
             Inner::Uio(u) => u.config(),
+            Inner::VfioShared(v) => v.config(),
         }
     }
 
@@ -537,6 +662,7 @@ impl Device {
                     why: format!("{va} is not EAL memory with IOVA {iova}; UIO cannot translate"),
                 }),
             },
+            Inner::VfioShared(_) => Err(self.primary_only("change the DMA mappings of")),
         }
     }
 
@@ -545,6 +671,7 @@ impl Device {
         match &self.inner {
             Inner::Vfio(v) => v.dma_unmap(iova, len),
             Inner::Uio(_) => Ok(()),
+            Inner::VfioShared(_) => Err(self.primary_only("change the DMA mappings of")),
         }
     }
 
@@ -554,6 +681,7 @@ impl Device {
         match &self.inner {
             Inner::Vfio(v) => v.reset(),
             Inner::Uio(_) => uio::reset(&self.sysfs_dir()),
+            Inner::VfioShared(_) => Err(self.primary_only("reset")),
         }
     }
 
@@ -565,6 +693,7 @@ impl Device {
             Inner::Uio(_) => Err(Error::Unsupported {
                 what: "route interrupts to eventfds with uio_pci_generic (use vfio-pci)".into(),
             }),
+            Inner::VfioShared(_) => Err(self.primary_only("route the interrupts of")),
         }
     }
 
@@ -573,6 +702,7 @@ impl Device {
         match &self.inner {
             Inner::Vfio(v) => v.disable_irq(kind),
             Inner::Uio(_) => Ok(()),
+            Inner::VfioShared(_) => Err(self.primary_only("route the interrupts of")),
         }
     }
 
@@ -581,6 +711,7 @@ impl Device {
         match &self.inner {
             Inner::Vfio(v) => v.unmask_intx(),
             Inner::Uio(_) => Ok(()),
+            Inner::VfioShared(_) => Err(self.primary_only("route the interrupts of")),
         }
     }
 
@@ -599,9 +730,9 @@ impl Device {
                 ));
             }
         }
-        let want = match self.inner {
-            Inner::Vfio(_) => "vfio-pci",
-            Inner::Uio(_) => "uio_pci_generic",
+        let want = match self.backend() {
+            Backend::Vfio => "vfio-pci",
+            Backend::Uio => "uio_pci_generic",
         };
         match bind::current_driver(&self.roots.sys, self.addr) {
             Ok(Some(d)) if d == want => {}

@@ -72,7 +72,37 @@ impl UioDev {
     }
 
     /// Map BAR `i`: `(base, len, mapped len)`.
-    pub(crate) fn map_bar(&self, info: &PciDevice, i: u32) -> Result<(VirtAddr, u64, u64)> {
+    pub(crate) fn map_bar(
+        &self,
+        info: &PciDevice,
+        i: u32,
+        hint: &dyn Fn(u64) -> VirtAddr,
+    ) -> Result<(VirtAddr, u64, u64)> {
+        let (f, len, path) = self.bar_file(info, i)?;
+        let map_len = len.next_multiple_of(4096);
+        let base = sys::mmap_device(
+            f.as_fd(),
+            hint(map_len),
+            map_len,
+            0,
+            &format!("{}", path.display()),
+        )
+        .map_err(|e| Error::BarMap {
+            addr: info.addr.to_string(),
+            bar: i,
+            why: e.to_string(),
+        })?;
+        Ok((base, len, map_len))
+    }
+
+    /// Map a BAR where another process has it (see [`super::share`]).
+    pub(crate) fn map_bar_at(&self, info: &PciDevice, r: &super::share::SharedBar) -> Result<()> {
+        let (f, _, _) = self.bar_file(info, r.index)?;
+        super::share::map_at(f.as_fd(), &info.addr.to_string(), r)
+    }
+
+    /// The open sysfs `resourceN` file of memory BAR `i`, its length and path.
+    fn bar_file(&self, info: &PciDevice, i: u32) -> Result<(File, u64, PathBuf)> {
         let addr = info.addr.to_string();
         let err = |why: String| Error::BarMap {
             addr: addr.clone(),
@@ -94,12 +124,7 @@ impl UioDev {
             .custom_flags(libc::O_SYNC)
             .open(&path)
             .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
-        let len = res.len();
-        let page = 4096u64;
-        let map_len = len.next_multiple_of(page);
-        let base = sys::mmap_device(f.as_fd(), map_len, 0, &format!("{}", path.display()))
-            .map_err(|e| err(e.to_string()))?;
-        Ok((base, len, map_len))
+        Ok((f, res.len(), path))
     }
 }
 

@@ -19,7 +19,7 @@
 //! and leaks the handle instead (the kernel closes it at exit).
 
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -188,7 +188,11 @@ impl VfioDev {
     }
 
     /// Map BAR `i`: `(base, len, mapped len)`.
-    pub(crate) fn map_bar(&self, i: u32) -> Result<(VirtAddr, u64, u64)> {
+    pub(crate) fn map_bar(
+        &self,
+        i: u32,
+        hint: &dyn Fn(u64) -> VirtAddr,
+    ) -> Result<(VirtAddr, u64, u64)> {
         let err = |why: String| Error::BarMap {
             addr: self.addr.clone(),
             bar: i,
@@ -208,8 +212,14 @@ impl VfioDev {
         let map_len = size.next_multiple_of(4096);
         // SAFETY: fd owned by `self.device`, alive for the call.
         let fd = unsafe { BorrowedFd::borrow_raw(self.device.as_raw_fd()) };
-        let base = sys::mmap_device(fd, map_len, off, &format!("BAR {i} of {}", self.addr))
-            .map_err(|e| err(e.to_string()))?;
+        let base = sys::mmap_device(
+            fd,
+            hint(map_len),
+            map_len,
+            off,
+            &format!("BAR {i} of {}", self.addr),
+        )
+        .map_err(|e| err(e.to_string()))?;
         Ok((base, size, map_len))
     }
 
@@ -295,6 +305,30 @@ impl VfioDev {
         self.device
             .unmask_irq(IRQ_INTX)
             .map_err(vfio_err("unmask INTx", &self.addr))
+    }
+
+    /// Offset of region `i` in the device fd.
+    pub(crate) fn region_offset(&self, i: u32) -> u64 {
+        self.device.get_region_offset(i)
+    }
+
+    /// Duplicates of the device, container and group fds (the group's when it can be
+    /// found among this process's files), for another process (see [`super::share`]).
+    pub(crate) fn share_fds(&self, group: Option<u32>) -> Result<Vec<OwnedFd>> {
+        let dup = |raw: i32, what: &str| {
+            // SAFETY: `raw` is owned by `self.device` / `self.container`, alive for the call.
+            unsafe { BorrowedFd::borrow_raw(raw) }
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("duplicate", format!("VFIO {what} fd of {}", self.addr), e))
+        };
+        let mut v = vec![
+            dup(self.device.as_raw_fd(), "device")?,
+            dup(self.container.as_raw_fd(), "container")?,
+        ];
+        if let Some(g) = group.and_then(super::share::find_group_fd) {
+            v.push(g);
+        }
+        Ok(v)
     }
 
     pub(crate) fn release_requested(&self) -> Result<bool> {

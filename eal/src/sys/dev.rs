@@ -35,11 +35,17 @@ struct VfioDeviceInfo {
 }
 const _: () = assert!(std::mem::size_of::<VfioDeviceInfo>() == 24);
 
-/// Map `len` bytes of `fd` at `offset`, shared and read-write, wherever the kernel likes
-/// (a BAR: a sysfs `resourceN` file at offset 0, or a VFIO device fd at a region
-/// offset). `what` names the mapping in the error.
-pub fn mmap_device(fd: BorrowedFd<'_>, len: u64, offset: u64, what: &str) -> Result<VirtAddr> {
-    super::mem::mmap_shared_at(fd, len, offset, what)
+/// Map `len` bytes of `fd` at `offset`, shared and read-write, at `hint` if that range
+/// is free, else wherever the kernel likes (a BAR: a sysfs `resourceN` file at offset
+/// 0, or a VFIO device fd at a region offset). `what` names the mapping in the error.
+pub fn mmap_device(
+    fd: BorrowedFd<'_>,
+    hint: VirtAddr,
+    len: u64,
+    offset: u64,
+    what: &str,
+) -> Result<VirtAddr> {
+    super::mem::mmap_shared_near(fd, Some(hint), len, offset, what)
 }
 
 /// Unmap a mapping made by [`mmap_device`].

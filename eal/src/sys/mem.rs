@@ -69,26 +69,68 @@ pub unsafe fn mmap_fixed_shared(
     fd: BorrowedFd<'_>,
     offset: u64,
 ) -> Result<()> {
-    // SAFETY: the caller guarantees the target range is theirs and unreferenced; the
-    // result is checked.
+    // SAFETY: forwarded caller contract (the range is theirs and unreferenced).
+    unsafe {
+        mmap_exact(
+            addr,
+            len,
+            fd,
+            offset,
+            libc::MAP_FIXED,
+            &format!("{len} bytes"),
+        )
+    }
+}
+
+/// Map `len` bytes of `fd` at `offset`, shared and read-write, exactly at `addr`
+/// without replacing anything (`MAP_FIXED_NOREPLACE`): a range already in use fails
+/// with `EEXIST`. `what` names the mapping in the error.
+pub fn mmap_shared_noreplace(
+    fd: BorrowedFd<'_>,
+    addr: VirtAddr,
+    len: u64,
+    offset: u64,
+    what: &str,
+) -> Result<()> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+    unsafe { mmap_exact(addr, len, fd, offset, libc::MAP_FIXED_NOREPLACE, what) }
+}
+
+/// `mmap` shared and read-write at exactly `addr` with `flags` (`MAP_FIXED` or
+/// `MAP_FIXED_NOREPLACE`). A mapping the kernel placed elsewhere (a kernel older than
+/// 4.17 takes `MAP_FIXED_NOREPLACE` as a hint) is removed and reported.
+///
+/// # Safety
+/// With `MAP_FIXED`, as [`mmap_fixed_shared`]; with `MAP_FIXED_NOREPLACE`, none.
+unsafe fn mmap_exact(
+    addr: VirtAddr,
+    len: u64,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    flags: libc::c_int,
+    what: &str,
+) -> Result<()> {
+    // SAFETY: the caller's contract covers the flags; the result is checked.
     let p = unsafe {
         libc::mmap(
             addr.as_ptr(),
             len as usize,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_FIXED,
+            libc::MAP_SHARED | flags,
             fd.as_raw_fd(),
             offset as libc::off_t,
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(Error::last_os("map", format!("{len} bytes at {addr}")));
+        return Err(Error::last_os("map", format!("{what} at {addr}")));
     }
     if p as usize as u64 != addr.0 {
+        // SAFETY: the mapping was just made by this call at `p` and nobody knows of it.
+        let _ = unsafe { libc::munmap(p, len as usize) };
         return Err(Error::io(
             "map",
-            format!("{len} bytes at {addr}"),
-            std::io::Error::other("kernel placed the mapping elsewhere"),
+            format!("{what} at {addr}"),
+            std::io::Error::other("the kernel placed the mapping elsewhere"),
         ));
     }
     Ok(())
@@ -97,11 +139,24 @@ pub unsafe fn mmap_fixed_shared(
 /// Map `len` bytes of `fd` from `offset`, shared and read-write, wherever the kernel
 /// likes. `what` names the mapping in the error.
 pub fn mmap_shared_at(fd: BorrowedFd<'_>, len: u64, offset: u64, what: &str) -> Result<VirtAddr> {
+    mmap_shared_near(fd, None, len, offset, what)
+}
+
+/// [`mmap_shared_at`] at `hint` if that range is free (no `MAP_FIXED`: the kernel
+/// takes the hint only then, else picks another range).
+pub fn mmap_shared_near(
+    fd: BorrowedFd<'_>,
+    hint: Option<VirtAddr>,
+    len: u64,
+    offset: u64,
+    what: &str,
+) -> Result<VirtAddr> {
+    let h = hint.map_or(std::ptr::null_mut(), |a| a.as_ptr());
     // SAFETY: no MAP_FIXED, so no existing mapping is replaced; the kernel picks a fresh
-    // range. The result is checked against MAP_FAILED.
+    // range (trying `h` first). The result is checked against MAP_FAILED.
     let p = unsafe {
         libc::mmap(
-            std::ptr::null_mut(),
+            h,
             len as usize,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,

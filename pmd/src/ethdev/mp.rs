@@ -16,8 +16,9 @@
 //!   primary's bursts on it return 0 and queue changes are refused) and recording the
 //!   claimant's pid; a second claimant gets [`Error::QueueOwned`] naming the holder.
 //! * Per-process driver state is rebuilt in the secondary: the primary's driver sends
-//!   what it takes ([`crate::EthDriver::share_queue`]: parameters, and for AF_PACKET
-//!   and TAP the queue's file descriptor over `SCM_RIGHTS`), and the driver's
+//!   what it takes ([`crate::EthDriver::share_queue`]: parameters, for AF_PACKET and
+//!   TAP the queue's file descriptor, for the e1000 the VFIO device, container and group
+//!   descriptors, all over `SCM_RIGHTS`), and the driver's
 //!   [`crate::QueueAttach`] makes the queue object there. Ring memory and mbuf pools
 //!   are EAL memory, mapped at the same addresses in every process.
 //!
@@ -30,7 +31,7 @@
 //!   object goes on where the dead process stopped. Mbufs the dead process held in its
 //!   own hands (a burst between RX and TX) are out of the pool until the application
 //!   takes them back once no secondary is attached (`mbuf::PktmbufPool::
-//!   take_back_all_out`, as `symmetric_mp` does).
+//!   take_back_all_out`, as `symmetric_mp`, `mp_server -p` and `testpmd` do).
 //! * When the primary dies, the EAL's watcher in each secondary runs the callback set by
 //!   [`attach_secondary`], which stops the attached ports locally (bursts return 0); the
 //!   applications see [`eal::Eal::primary_alive`] turn false and exit.
@@ -71,22 +72,23 @@ pub(super) fn serve(eal: &Eal) {
 }
 
 /// Request: op u8 | port u16 LE | rx u8 | queue u16 LE. Reply: 0 | blob (claim) or
-/// nothing (release); 1 | error text.
+/// nothing (release); 1 | error text; 2 | holder text (the queue is another's,
+/// [`Error::QueueOwned`]).
 fn handle(m: &Message, peer: &Peer) -> Option<Message> {
     let p = m.param();
     let res = if p.len() != 6 {
-        Err(format!("request of {} bytes, expected 6", p.len()))
+        Err((1, format!("request of {} bytes, expected 6", p.len())))
     } else {
         let port = u16::from_le_bytes([p[1], p[2]]);
         let rx = p[3] != 0;
         let q = u16::from_le_bytes([p[4], p[5]]);
         let pid = peer.pid().max(0) as u32;
         match p[0] {
-            OP_CLAIM => grant(port, rx, q, pid).map_err(|e| e.to_string()),
+            OP_CLAIM => grant(port, rx, q, pid).map_err(refusal),
             OP_RELEASE => take_back(port, rx, q, pid)
                 .map(|()| QueueShare::default())
-                .map_err(|e| e.to_string()),
-            op => Err(format!("unknown operation {op}")),
+                .map_err(refusal),
+            op => Err((1, format!("unknown operation {op}"))),
         }
     };
     let mut out = Message::new(ACTION).ok()?;
@@ -99,14 +101,23 @@ fn handle(m: &Message, peer: &Peer) -> Option<Message> {
                 out.push_fd(fd).ok()?;
             }
         }
-        Err(why) => {
-            let mut param = vec![1u8];
+        Err((status, why)) => {
+            let mut param = vec![status];
             let why = why.as_bytes();
             param.extend(&why[..why.len().min(eal::mp::MAX_PARAM_LEN - 1)]);
             out = out.with_param(&param).ok()?;
         }
     }
     Some(out)
+}
+
+/// A refusal as the reply carries it: status 2 with the holder for
+/// [`Error::QueueOwned`] (the claimant rebuilds that error), else 1 with the text.
+fn refusal(e: Error) -> (u8, String) {
+    match e {
+        Error::QueueOwned { holder, .. } => (2, holder),
+        e => (1, e.to_string()),
+    }
 }
 
 /// The owner word of queue `q` in one direction.
@@ -474,6 +485,12 @@ fn ask(eal: &Eal, op: u8, port: u16, rx: bool, q: u16) -> Result<Message> {
     let msg = reply.msg;
     match msg.param().first() {
         Some(0) => Ok(msg),
+        Some(2) => Err(Error::QueueOwned {
+            dir: dir(rx),
+            port,
+            queue: q,
+            holder: String::from_utf8_lossy(&msg.param()[1..]).into_owned(),
+        }),
         Some(_) => Err(mp_err(
             String::from_utf8_lossy(&msg.param()[1..]).into_owned(),
         )),

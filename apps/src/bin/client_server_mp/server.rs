@@ -76,14 +76,7 @@ fn parse(rest: &[String]) -> Result<Opts, String> {
             "--ring-size" => o.ring_size = val("--ring-size")? as u32,
             "--wait-s" => o.wait = Duration::from_secs(val("--wait-s")?),
             "--run-s" => o.run = Some(Duration::from_secs(val("--run-s")?)),
-            "-p" => {
-                let v = it.next().ok_or("'-p' needs a value")?;
-                o.mask = Some(
-                    u64::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|_| {
-                        format!("invalid value '{v}' for '-p': not a hex port mask")
-                    })?,
-                );
-            }
+            "-p" => o.mask = Some(mp::port_mask(it.next().ok_or("'-p' needs a value")?)?),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -132,7 +125,14 @@ struct Client {
     quota: u64,
 }
 
-fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
+/// What the server and its clients share: the pool, the `MProc_info` block (its magic
+/// stored last, so clients see it whole) and one ring per client, single producer (the
+/// server's main thread) and single consumer (client `i`'s main thread).
+pub(crate) fn shared_objects(
+    eal: &Eal,
+    o: &Opts,
+    port_mode: bool,
+) -> Result<(mbuf::PktmbufPool, &'static Info, Vec<Ring<u64>>), String> {
     let pool = mbuf::pktmbuf_pool_create(
         eal,
         POOL,
@@ -154,14 +154,16 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
         .map_err(|e| format!("failed to reserve {INFO}: {e}"))?;
     let info_ptr = mz.as_ptr::<Info>();
     // SAFETY: a fresh memzone of size_of::<Info>() bytes, 64-aligned; all-zero is a valid
-    // Info (atomics and integers); nobody else knows it before the magic is stored.
-    let info: &Info = unsafe {
+    // Info (atomics and integers); nobody else knows it before the magic is stored. The
+    // server never frees the memzone, so it stays mapped for the life of the process.
+    let info: &'static Info = unsafe {
         std::ptr::write_bytes(info_ptr, 0, 1);
         (*info_ptr).version = INFO_VERSION;
         (*info_ptr).n_clients = o.clients;
+        (*info_ptr).port_mode = u32::from(port_mode);
         &*info_ptr
     };
-    let mut clients = Vec::new();
+    let mut rings = Vec::new();
     for i in 0..o.clients {
         // SAFETY: single producer = this thread only; single consumer = the one client
         // process `i` (its main thread), as documented; T = u64 on both sides.
@@ -175,21 +177,30 @@ fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
             )
         }
         .map_err(|e| format!("failed to create ring for client {i}: {e}"))?;
-        let quota = if o.total == 0 {
-            u64::MAX
-        } else {
-            o.total / u64::from(o.clients)
-                + u64::from(u64::from(i) < o.total % u64::from(o.clients))
-        };
-        clients.push(Client {
-            ring,
-            pending: Vec::with_capacity(BURST),
-            next_seq: 0,
-            quota,
-        });
+        rings.push(ring);
     }
     // Release: pairs with the clients' acquire load of the magic.
     info.magic.store(INFO_MAGIC, Ordering::Release);
+    Ok((pool, info, rings))
+}
+
+fn run(eal: &Eal, o: &Opts) -> Result<bool, String> {
+    let (pool, info, rings) = shared_objects(eal, o, false)?;
+    let clients: Vec<Client> = rings
+        .into_iter()
+        .zip(0u64..)
+        .map(|(ring, i)| Client {
+            ring,
+            pending: Vec::with_capacity(BURST),
+            next_seq: 0,
+            quota: if o.total == 0 {
+                u64::MAX
+            } else {
+                o.total / u64::from(o.clients) + u64::from(i < o.total % u64::from(o.clients))
+            },
+        })
+        .collect();
+    let mut clients = clients;
     println!(
         "mp_server: pool {POOL} ({} mbufs), {} client ring(s) of {}, sending {}",
         pool.size(),

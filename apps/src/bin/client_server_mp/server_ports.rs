@@ -7,20 +7,21 @@
 //! queue nobody polled would keep its share).
 //!
 //! Runs until stdin says `quit` or ends, or `--run-s` seconds pass; then it sets `done`,
-//! waits for the clients to drain their rings and give their queues back (or takes them
-//! back from a client that died), closes the ports and checks the pool.
+//! waits for the clients to drain their rings and give their queues back. A client that
+//! died (even killed mid-burst) costs the pool nothing: its TX queue is taken back, what
+//! is left in its ring is freed here, and once no client is attached the mbufs it held
+//! in its hands are taken back too (`ferroplane_apps::mp_end`). Then the pool is checked.
 
-use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, Info, BURST, INFO, INFO_MAGIC, INFO_VERSION, POOL};
+use crate::common::BURST;
 use crate::Opts;
+use ferroplane_apps::{mp, mp_end};
 
-use eal::{Eal, MemzoneFlags};
+use eal::Eal;
 use mbuf::Mbuf;
-use ring::{Ring, RingFlags};
 
 fn setup_ports(ports: &[u16], clients: u16, pool: &mbuf::PktmbufPool) -> Result<(), String> {
     for &p in ports {
@@ -39,89 +40,16 @@ fn setup_ports(ports: &[u16], clients: u16, pool: &mbuf::PktmbufPool) -> Result<
     Ok(())
 }
 
-/// The stop flag: stdin's `quit` or end, set from a reader thread.
-fn stdin_stop() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    // The thread may stay blocked on a read until exit; it only sets the flag.
-    let _ = std::thread::Builder::new()
-        .name("mp-server-stdin".into())
-        .spawn(move || {
-            for l in std::io::stdin().lock().lines() {
-                match l {
-                    Ok(l) if l.trim() != "quit" => continue,
-                    _ => break,
-                }
-            }
-            s2.store(true, Ordering::Relaxed);
-        });
-    stop
-}
-
 pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
     let ids = pmd::probe_vdevs(eal).map_err(|e| e.to_string())?;
-    let ports: Vec<u16> = ids
-        .into_iter()
-        .filter(|&p| p < 64 && mask & (1 << p) != 0)
-        .collect();
-    if ports.is_empty() || !ports.len().is_multiple_of(2) {
-        return Err(format!(
-            "need an even, non-zero number of ports in the mask, have {ports:?}"
-        ));
-    }
+    let ports = mp::port_pairs(ids, mask)?;
     let n = o.clients as usize;
-    let pool = mbuf::pktmbuf_pool_create(
-        eal,
-        POOL,
-        o.pool_size,
-        256,
-        0,
-        mbuf::MBUF_DEFAULT_BUF_SIZE,
-        None,
-    )
-    .map_err(|e| format!("failed to create mbuf pool {POOL}: {e}"))?;
+    let (pool, info, rings) = crate::shared_objects(eal, o, true)?;
     setup_ports(&ports, o.clients as u16, &pool)?;
-    let mz = eal
-        .memzones()
-        .reserve(
-            INFO,
-            std::mem::size_of::<Info>(),
-            None,
-            MemzoneFlags::empty(),
-        )
-        .map_err(|e| format!("failed to reserve {INFO}: {e}"))?;
-    let info_ptr = mz.as_ptr::<Info>();
-    // SAFETY: a fresh memzone of size_of::<Info>() bytes, 64-aligned; all-zero is a valid
-    // Info (atomics and integers); nobody else reads it before the magic is stored.
-    let info: &Info = unsafe {
-        std::ptr::write_bytes(info_ptr, 0, 1);
-        (*info_ptr).version = INFO_VERSION;
-        (*info_ptr).n_clients = o.clients;
-        (*info_ptr).port_mode = 1;
-        &*info_ptr
-    };
-    let mut rings = Vec::new();
-    for i in 0..o.clients {
-        // SAFETY: single producer = this thread; single consumer = client process `i`'s
-        // main thread; T = u64 on both sides.
-        let r = unsafe {
-            Ring::<u64>::create(
-                eal,
-                &common::ring_name(i),
-                o.ring_size,
-                None,
-                RingFlags::SP_ENQ | RingFlags::SC_DEQ,
-            )
-        }
-        .map_err(|e| format!("failed to create ring for client {i}: {e}"))?;
-        rings.push(r);
-    }
-    // Release: pairs with the clients' acquire load of the magic.
-    info.magic.store(INFO_MAGIC, Ordering::Release);
     println!("mp_server: forwarding from ports {ports:?} to {n} client(s)");
     let _ = std::io::stdout().flush();
 
-    let stop = stdin_stop();
+    let stop = mp::stdin_stop("mp-server-stdin");
     let deadline = o.run.map(|d| Instant::now() + d);
     let mut v: Vec<Mbuf> = Vec::with_capacity(BURST);
     let mut per: Vec<Vec<u64>> = vec![Vec::with_capacity(BURST); n];
@@ -165,45 +93,50 @@ pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
 
     let until = Instant::now() + o.wait;
     let mut ok = true;
+    let alive = |i: usize| {
+        let pid = info.clients[i].pid.load(Ordering::Relaxed) as i32;
+        pid <= 0 || eal::sys::mem::process_exists(pid)
+    };
+    // Wait for every live client to finish; dead ones are dealt with below.
     loop {
-        let unfinished: Vec<usize> = (0..n)
-            .filter(|&i| info.clients[i].finished.load(Ordering::Acquire) == 0)
+        let waiting: Vec<usize> = (0..n)
+            .filter(|&i| info.clients[i].finished.load(Ordering::Acquire) == 0 && alive(i))
             .collect();
-        let dead = unfinished.iter().any(|&i| {
-            let pid = info.clients[i].pid.load(Ordering::Relaxed) as i32;
-            pid > 0 && !eal::sys::mem::process_exists(pid)
-        });
-        if unfinished.is_empty() {
+        if waiting.is_empty() {
             break;
         }
-        if dead || Instant::now() > until {
-            eprintln!("mp_server: client(s) {unfinished:?} did not finish");
+        if Instant::now() > until {
+            eprintln!("mp_server: client(s) {waiting:?} did not finish");
             ok = false;
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    for r in pmd::reclaim_dead_queues() {
+    let dead: Vec<usize> = (0..n)
+        .filter(|&i| info.clients[i].finished.load(Ordering::Acquire) == 0 && !alive(i))
+        .collect();
+    for &i in &dead {
+        // The ring's only consumer is gone: what it did not take is ours to free.
+        let mut left = 0u64;
+        let mut buf = [0u64; BURST];
+        loop {
+            let k = rings[i].dequeue_burst(&mut buf).n as usize;
+            if k == 0 {
+                break;
+            }
+            for &a in &buf[..k] {
+                // SAFETY: addresses the server made with `into_raw` and enqueued; the
+                // client that would have taken them is dead, so nobody else owns them.
+                drop(unsafe { Mbuf::from_raw(std::ptr::NonNull::new_unchecked(a as *mut _)) });
+            }
+            left += k as u64;
+        }
         println!(
-            "mp_server: took back TX queue {} of port {} from dead process {}",
-            r.queue, r.port, r.pid
+            "mp_server: client {i} died (pid {}); freed {left} mbufs left in its ring",
+            info.clients[i].pid.load(Ordering::Relaxed)
         );
     }
-    let mut open = ports.clone();
-    let until = Instant::now() + Duration::from_secs(30);
-    while !open.is_empty() {
-        open.retain(|&p| {
-            let _ = pmd::stop(p);
-            pmd::close(p).is_err()
-        });
-        if Instant::now() > until {
-            return Err(format!("ports {open:?} still in use by clients"));
-        }
-        if !open.is_empty() {
-            std::thread::sleep(Duration::from_millis(20));
-            let _ = pmd::reclaim_dead_queues();
-        }
-    }
+    mp_end::close_ports("mp_server", &ports, Duration::from_secs(30))?;
     for (i, c) in info.clients[..n].iter().enumerate() {
         let (s, rx, tx, d) = (
             c.sent.load(Ordering::Relaxed),
@@ -212,12 +145,11 @@ pub(crate) fn run(eal: &Eal, o: &Opts, mask: u64) -> Result<bool, String> {
             c.drops.load(Ordering::Relaxed),
         );
         println!("client {i}: sent={s} rx={rx} tx={tx} drop={d}");
-        ok &= s == rx;
+        ok &= s == rx || dead.contains(&i);
     }
-    let until = Instant::now() + Duration::from_secs(10);
-    while pool.avail_count() != pool.size() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // SAFETY: forwarding has stopped with nothing in hand (`v` and the batches are
+    // empty after the loop) and the ports are closed.
+    unsafe { mp_end::take_back_mbufs(eal, &pool, Duration::from_secs(30)) }?;
     println!("pool: {}/{} mbufs free", pool.avail_count(), pool.size());
     ok &= pool.avail_count() == pool.size() && rings.iter().all(|r| r.empty());
     println!("mp_server: {}", if ok { "OK" } else { "FAILED" });

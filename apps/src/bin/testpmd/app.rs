@@ -11,6 +11,7 @@ use mbuf::PktmbufPool;
 use crate::args::Opts;
 use crate::fwd::{self, FwdSettings, LcoreJob, Mode, StreamDef, StreamStats};
 use crate::stats::{self, PortFwd, Throughput};
+use ferroplane_apps::mp_end;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PState {
@@ -354,27 +355,31 @@ impl App {
             }
         }
         let primary = self.eal.is_primary();
-        if primary {
-            for r in pmd::reclaim_dead_queues() {
-                println!(
-                    "Took back queue {} of port {} from dead process {}",
-                    r.queue, r.port, r.pid
-                );
-            }
-        }
-        for p in self.open_ports() {
-            // A secondary leaves the primary's ports running; closing gives its queues
-            // back.
+        let ports = self.open_ports();
+        for &p in &ports {
             if primary {
                 println!("Stopping port {p}...");
-                if let Err(e) = pmd::stop(p) {
+            }
+            println!("Closing port {p}...");
+        }
+        if primary {
+            // Queues of secondaries that died are taken back; live ones get a few
+            // seconds to give theirs back. Ports left open stay marked open, so no mbuf
+            // is taken back from under them (check_mbufs).
+            if let Err(e) = mp_end::close_ports("testpmd", &ports, SECONDARY_WAIT) {
+                eprintln!("testpmd: {e}");
+                return;
+            }
+        } else {
+            // A secondary leaves the primary's ports running; closing gives its queues
+            // back.
+            for &p in &ports {
+                if let Err(e) = pmd::close(p) {
                     eprintln!("testpmd: {e}");
                 }
             }
-            println!("Closing port {p}...");
-            if let Err(e) = pmd::close(p) {
-                eprintln!("testpmd: {e}");
-            }
+        }
+        for p in ports {
             if let Some(e) = self.entry(p) {
                 e.state = PState::Closed;
             }
@@ -387,6 +392,15 @@ impl App {
             // The primary's queues and caches hold mbufs of the shared pool while it runs;
             // only the primary can tell at its exit.
             return 0;
+        }
+        if self.session.is_none() && self.open_ports().is_empty() {
+            // Mbufs secondaries killed mid-burst held: back once none is attached.
+            // SAFETY: forwarding has stopped and every port is closed (checked above),
+            // so this process holds and uses no mbuf of the pool.
+            let back = unsafe { mp_end::take_back_mbufs(&self.eal, &self.pool, SECONDARY_WAIT) };
+            if let Err(e) = back {
+                println!("Warning: {e}");
+            }
         }
         let (size, avail) = (self.pool.size(), self.pool.avail_count());
         if avail != size {
@@ -402,3 +416,6 @@ impl App {
 }
 
 pub const POOL_NAME: &str = "mb_pool_0";
+/// How long the primary waits at exit for secondaries to give their queues back and
+/// detach.
+const SECONDARY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

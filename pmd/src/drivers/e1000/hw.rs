@@ -10,6 +10,7 @@ use eal::device::{Device, MmioRegion};
 
 use super::regs;
 use crate::drivers::pci_nic;
+use super::ring::Geometry;
 use crate::error::Error;
 
 /// Driver name (as DPDK's e1000 "em" driver).
@@ -26,6 +27,10 @@ pub(crate) struct Hw {
     /// Whether an RX / TX ring is programmed (set by queue setup, cleared by queue drop).
     pub(super) rx_ring: AtomicBool,
     pub(super) tx_ring: AtomicBool,
+    /// Where this process's RX / TX ring is (set by queue setup, cleared by queue drop),
+    /// for handing the queue to another process.
+    pub(super) rx_geo: Mutex<Option<Geometry>>,
+    pub(super) tx_geo: Mutex<Option<Geometry>>,
 }
 
 impl Hw {
@@ -97,6 +102,21 @@ impl Hw {
                 return;
             }
             std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// The device state around a device and its mapped BAR 0.
+    pub(super) fn new(dev: Device, bar: MmioRegion, addr: String) -> Hw {
+        Hw {
+            dev,
+            bar,
+            addr,
+            gone: AtomicBool::new(false),
+            rctl: Mutex::new(0),
+            rx_ring: AtomicBool::new(false),
+            tx_ring: AtomicBool::new(false),
+            rx_geo: Mutex::new(None),
+            tx_geo: Mutex::new(None),
         }
     }
 

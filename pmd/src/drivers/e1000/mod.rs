@@ -50,6 +50,14 @@
 //!   using them: dropping a queue disables its direction (RCTL.EN / TCTL.EN, TX waits for
 //!   the ring to drain first) before anything is freed.
 //!
+//! # Secondary processes
+//!
+//! A queue can be driven by a secondary process that claims it ([`share`]): the
+//! descriptor ring and its mbuf slots are EAL memory (same address everywhere), the
+//! cursors are the queue's shared driver words, and the secondary opens the device from
+//! the primary's descriptors and maps BAR 0 at the primary's address. Only the process
+//! that set a queue up disables and frees it.
+//!
 //! # A device that goes away
 //!
 //! Register reads that return all-ones, or [`eal::device::Device::check_alive`] failing
@@ -75,10 +83,11 @@ mod init;
 pub mod regs;
 mod ring;
 mod rx;
+mod share;
 mod tx;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eal::device::{Device, PCI_COMMAND, PCI_COMMAND_MEMORY};
@@ -86,7 +95,8 @@ use eal::pci::PciDevice;
 use eal::Eal;
 
 use crate::driver::{
-    DevControl, DriverStats, EthDriver, PciDriver, PciId, RxQueueOps, RxSetup, TxQueueOps, TxSetup,
+    DevControl, DriverStats, EthDriver, PciDriver, PciId, QueueShare, RxQueueOps, RxSetup,
+    TxQueueOps, TxSetup,
 };
 use crate::error::{Error, Result};
 use crate::types::{fmt_mac, DescLim, DevCapa, DevInfo, Link};
@@ -95,6 +105,7 @@ use hw::Hw;
 use init::{init_hw, read_mac};
 
 pub use hw::NAME;
+pub use share::ATTACH;
 
 /// PCI ids handled: the 82540EM (QEMU's default `e1000` model).
 pub const PCI_IDS: &[PciId] = &[PciId {
@@ -196,15 +207,7 @@ fn probe(eal: &Eal, pci: &PciDevice) -> Result<Box<dyn EthDriver>> {
             ),
         });
     }
-    let hw = Arc::new(Hw {
-        dev,
-        bar,
-        addr: addr.clone(),
-        gone: AtomicBool::new(false),
-        rctl: Mutex::new(0),
-        rx_ring: AtomicBool::new(false),
-        tx_ring: AtomicBool::new(false),
-    });
+    let hw = Arc::new(Hw::new(dev, bar, addr.clone()));
     init_hw(&hw)?;
     hw.dev
         .enable_bus_master()
@@ -368,6 +371,10 @@ impl EthDriver for E1000 {
 
     fn control(&mut self) -> Option<&mut dyn DevControl> {
         Some(self)
+    }
+
+    fn share_queue(&mut self, rx: bool, q: u16) -> Option<Result<QueueShare>> {
+        Some(share::share_queue(&self.hw, rx, q))
     }
 
     fn close(&mut self) {

@@ -1,12 +1,20 @@
 //! The RX queue: a ring of legacy receive descriptors (SDM 3.2), each holding one mbuf.
 //!
 //! Invariants (`n` descriptors, indices mod `n`):
-//! * every descriptor always has an mbuf posted (`sw[i]` is `Some`) with its buffer IOVA
-//!   in `addr`, except inside `rx_burst` between taking a completed mbuf and posting its
-//!   replacement;
+//! * every descriptor always has an mbuf posted (its slot in the ring's software half is
+//!   `Some`) with its buffer IOVA in `addr`, except inside `rx_burst` between taking a
+//!   completed mbuf and posting its replacement;
 //! * `next` is the next descriptor to complete; the device owns `[RDH, RDT)` and
 //!   `RDT == next - 1` after every burst, so one descriptor (the one at RDT) is always
 //!   held back and the ring never looks empty to the device when it is full (SDM 3.2.6).
+//!
+//! `next` and the "discarding the rest of a frame" flag live in the queue's shared
+//! `drv` words (0 and 1), loaded at the start of each burst and saved after each
+//! descriptor, so the process that drives the queue next (a secondary that claims it, or
+//! the primary taking it back from a dead one) goes on where the last one stopped. A
+//! process killed between re-posting a descriptor and saving the cursor (a few
+//! instructions) leaves that descriptor posted without the cursor past it; the ring then
+//! stalls until the port's queues are set up again.
 
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -26,13 +34,8 @@ const BATCH: usize = 32;
 pub(super) struct RxQueue {
     hw: Arc<Hw>,
     ring: Ring<RxDesc>,
-    sw: Vec<Option<Mbuf>>,
-    next: u16,
     pool: PktmbufPool,
     stats: QueueStats,
-    /// Dropping the rest of a frame that spans descriptors (never with 2048-byte buffers
-    /// and no LPE, but a device may do it).
-    discard: bool,
     idle: IdlePolls,
     fresh: [Option<Mbuf>; BATCH],
     hi: [u64; BATCH],
@@ -68,7 +71,7 @@ impl RxQueue {
         }
         // Disable receive while the ring changes (a previous queue may have left it on).
         hw.rctl_update(0, regs::rctl::EN);
-        let ring = Ring::<RxDesc>::new(&hw, nb_desc, "RX ring")?;
+        let mut ring = Ring::<RxDesc>::new(&hw, nb_desc, "RX ring")?;
         let mut sw: Vec<Option<Mbuf>> = (0..nb_desc).map(|_| None).collect();
         Mbuf::alloc_bulk(pool, &mut sw).map_err(|_| {
             qerr(format!(
@@ -76,14 +79,15 @@ impl RxQueue {
                 pool.mempool().name()
             ))
         })?;
-        for (i, m) in sw.iter().enumerate() {
-            let iova = m.as_ref().map(|m| m.data_iova()).unwrap_or(eal::Iova::BAD);
-            if !iova.is_valid() {
-                return Err(qerr(format!(
-                    "pool '{}' has mbufs without an IOVA (not DMA memory)",
-                    pool.mempool().name()
-                )));
-            }
+        if sw.iter().flatten().any(|m| !m.data_iova().is_valid()) {
+            return Err(qerr(format!(
+                "pool '{}' has mbufs without an IOVA (not DMA memory)",
+                pool.mempool().name()
+            )));
+        }
+        for (i, m) in sw.into_iter().enumerate() {
+            let iova = m.as_ref().map_or(eal::Iova::BAD, |m| m.data_iova());
+            ring.sw_replace(i as u16, m);
             ring.write(
                 i as u16,
                 RxDesc {
@@ -103,18 +107,29 @@ impl RxQueue {
         fence(Ordering::Release);
         hw.wr(regs::RDT, u32::from(nb_desc - 1));
         hw.rx_ring.store(true, Ordering::Relaxed);
-        Ok(RxQueue {
+        stats.drv[0].store(0, Ordering::Relaxed);
+        stats.drv[1].store(0, Ordering::Relaxed);
+        *hw.rx_geo.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring.geometry());
+        Ok(Self::attach(hw, ring, pool, stats))
+    }
+
+    /// The queue as another process set it up (its ring at `ring`), driven from here
+    /// from the cursors in `stats`. Dropping it leaves the device and the ring alone.
+    pub(super) fn attach(
+        hw: Arc<Hw>,
+        ring: Ring<RxDesc>,
+        pool: &PktmbufPool,
+        stats: QueueStats,
+    ) -> RxQueue {
+        RxQueue {
             hw,
             ring,
-            sw,
-            next: 0,
             pool: pool.clone(),
             stats,
-            discard: false,
             idle: IdlePolls::default(),
             fresh: [const { None }; BATCH],
             hi: [0; BATCH],
-        })
+        }
     }
 
     #[inline(always)]
@@ -137,12 +152,16 @@ impl RxQueueOps for RxQueue {
         let mut bytes = 0u64;
         let mut errors = 0u64;
         let mut refilled = false;
+        // The cursors (module docs): the last driver of this queue may have been another
+        // process.
+        let mut next = self.wrap(self.stats.drv[0].load(Ordering::Relaxed) as u32);
+        let mut discard = self.stats.drv[1].load(Ordering::Relaxed) != 0;
         while delivered < max {
             let want = (max - delivered).min(BATCH);
             // 1. How many descriptors are done (DD), reading each write-back half once.
             let mut n = 0;
             while n < want {
-                let i = self.wrap(u32::from(self.next) + n as u32);
+                let i = self.wrap(u32::from(next) + n as u32);
                 let hi = self.ring.load_hi(i);
                 if (hi >> 32) as u8 & rxd::STAT_DD == 0 {
                     break;
@@ -161,7 +180,7 @@ impl RxQueueOps for RxQueue {
             }
             // 3. Hand the filled mbufs out, post the fresh ones.
             for k in 0..n {
-                let i = self.wrap(u32::from(self.next) + k as u32);
+                let i = self.wrap(u32::from(next) + k as u32);
                 let hi = self.hi[k];
                 let len = hi as u16;
                 let status = (hi >> 32) as u8;
@@ -174,11 +193,18 @@ impl RxQueueOps for RxQueue {
                         ..RxDesc::default()
                     },
                 );
-                let Some(mut m) = self.sw[i as usize].replace(fresh) else {
+                let old = self.ring.sw_replace(i, Some(fresh));
+                let eop = status & rxd::STAT_EOP != 0;
+                let was_discarding = discard;
+                discard = !eop;
+                // Saved per descriptor: a process killed mid-burst leaves an exact
+                // position (module docs).
+                self.stats.drv[0].store(u64::from(self.wrap(u32::from(i) + 1)), Ordering::Relaxed);
+                self.stats.drv[1].store(u64::from(discard), Ordering::Relaxed);
+                let Some(mut m) = old else {
                     continue;
                 };
-                let eop = status & rxd::STAT_EOP != 0;
-                if self.discard
+                if was_discarding
                     || !eop
                     || errs & rxd::ERR_FRAME != 0
                     || len == 0
@@ -186,10 +212,9 @@ impl RxQueueOps for RxQueue {
                 {
                     // A frame spanning buffers (its pieces up to EOP), a bad frame, or a
                     // length we cannot trust: drop it, count one error per frame.
-                    if !self.discard {
+                    if !was_discarding {
                         errors += 1; // pieces after the first belong to a counted frame
                     }
-                    self.discard = !eop;
                     drop(m);
                     continue;
                 }
@@ -201,7 +226,7 @@ impl RxQueueOps for RxQueue {
                 out.push(m);
                 delivered += 1;
             }
-            self.next = self.wrap(u32::from(self.next) + n as u32);
+            next = self.wrap(u32::from(next) + n as u32);
             refilled = true;
         }
         if refilled {
@@ -210,7 +235,7 @@ impl RxQueueOps for RxQueue {
             fence(Ordering::Release);
             self.hw.wr(
                 regs::RDT,
-                u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)),
+                u32::from(self.wrap(u32::from(next) + u32::from(self.ring.n) - 1)),
             );
         }
         let t = Tally {
@@ -227,15 +252,22 @@ impl RxQueueOps for RxQueue {
 
 impl Drop for RxQueue {
     fn drop(&mut self) {
-        // Stop the receiver before the ring and the posted mbufs are freed (fields drop
-        // after this body). A frame being written when EN clears completes within
+        if !self.ring.owned() {
+            // Another process's queue driven from here: it stays as it is, for the
+            // owner to go on with.
+            return;
+        }
+        // Stop the receiver before the ring and the posted mbufs are freed (the ring
+        // drops after this body). A frame being written when EN clears completes within
         // microseconds; wait well past that.
         self.hw.rx_ring.store(false, Ordering::Relaxed);
+        *self.hw.rx_geo.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if !self.hw.is_gone() {
             self.hw.rctl_update(0, regs::rctl::EN);
             self.hw.wr(regs::RDLEN, 0);
             let _ = self.hw.rd(regs::STATUS); // flush the posted writes
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        self.ring.free_all();
     }
 }

@@ -3,13 +3,18 @@
 //! Invariants (`n` descriptors, indices mod `n`):
 //! * `tail` is the next descriptor to fill and equals TDT after every burst; `clean` is
 //!   the oldest descriptor not yet reclaimed; `in_flight = tail - clean` descriptors hold
-//!   an mbuf (`sw[i]` is `Some` exactly for those);
+//!   an mbuf (their slots in the ring's software half are `Some`);
 //! * at most `n - 1` are in flight, so TDT never catches up with TDH from behind (a full
 //!   ring would look empty to the device, SDM 3.3.1);
 //! * every descriptor is written with EOP | IFCS | RS: one frame per descriptor, the
 //!   device appends the CRC and writes DD back when it has read the buffer; reclaiming
 //!   walks from `clean` while DD is set, in batches, and frees those mbufs in one bulk
 //!   free.
+//!
+//! `tail` and `clean` live in the queue's shared `drv` words (0 and 1), loaded at the
+//! start of each burst and saved at its end, so whichever process drives the queue next
+//! goes on from there (see `rx`). A slot found occupied at `tail` holds a packet a killed
+//! process wrote but never handed to the device (TDT did not move): it is freed.
 
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -31,7 +36,6 @@ const RECLAIM_MAX: usize = 64;
 pub(super) struct TxQueue {
     hw: Arc<Hw>,
     ring: Ring<TxDesc>,
-    sw: Vec<Option<Mbuf>>,
     tail: u16,
     clean: u16,
     in_flight: u16,
@@ -52,17 +56,40 @@ impl TxQueue {
         hw.wr(regs::TDH, 0);
         hw.wr(regs::TDT, 0);
         hw.tx_ring.store(true, Ordering::Relaxed);
-        Ok(TxQueue {
+        stats.drv[0].store(0, Ordering::Relaxed);
+        stats.drv[1].store(0, Ordering::Relaxed);
+        *hw.tx_geo.lock().unwrap_or_else(|e| e.into_inner()) = Some(ring.geometry());
+        Ok(Self::attach(hw, ring, stats))
+    }
+
+    /// The queue as another process set it up (its ring at `ring`), driven from here
+    /// from the cursors in `stats`. Dropping it leaves the device and the ring alone.
+    pub(super) fn attach(hw: Arc<Hw>, ring: Ring<TxDesc>, stats: QueueStats) -> TxQueue {
+        TxQueue {
             hw,
             ring,
-            sw: (0..nb_desc).map(|_| None).collect(),
             tail: 0,
             clean: 0,
             in_flight: 0,
             stats,
             full: IdlePolls::default(),
             done: Vec::with_capacity(RECLAIM_MAX),
-        })
+        }
+    }
+
+    /// Load the cursors of the last driver of the queue (module docs).
+    #[inline(always)]
+    fn load(&mut self) {
+        let n = u64::from(self.ring.n);
+        self.tail = (self.stats.drv[0].load(Ordering::Relaxed) % n) as u16;
+        self.clean = (self.stats.drv[1].load(Ordering::Relaxed) % n) as u16;
+        self.in_flight = (self.tail + self.ring.n - self.clean) % self.ring.n;
+    }
+
+    #[inline(always)]
+    fn save(&self) {
+        self.stats.drv[0].store(u64::from(self.tail), Ordering::Relaxed);
+        self.stats.drv[1].store(u64::from(self.clean), Ordering::Relaxed);
     }
 
     #[inline(always)]
@@ -77,7 +104,7 @@ impl TxQueue {
             if (hi >> 32) as u8 & txd::STAT_DD == 0 {
                 break;
             }
-            if let Some(m) = self.sw[self.clean as usize].take() {
+            if let Some(m) = self.ring.sw_replace(self.clean, None) {
                 self.done.push(m);
             }
             self.clean = if self.clean + 1 == self.ring.n {
@@ -103,8 +130,10 @@ impl TxQueueOps for TxQueue {
         if self.hw.is_gone() {
             return 0;
         }
+        self.load();
         if self.free_slots() < FREE_THRESH || pkts.is_empty() {
             self.reclaim();
+            self.save();
         }
         let n = max.min(pkts.len()).min(usize::from(self.free_slots()));
         if n == 0 {
@@ -133,7 +162,9 @@ impl TxQueueOps for TxQueue {
                     ..TxDesc::default()
                 },
             );
-            self.sw[self.tail as usize] = Some(m);
+            if let Some(stale) = self.ring.sw_replace(self.tail, Some(m)) {
+                drop(stale); // written by a process killed before it moved TDT
+            }
             self.tail = if self.tail + 1 == self.ring.n {
                 0
             } else {
@@ -148,6 +179,7 @@ impl TxQueueOps for TxQueue {
             // (pairs with the device's descriptor fetch after it sees TDT).
             fence(Ordering::Release);
             self.hw.wr(regs::TDT, u32::from(self.tail));
+            self.save();
             self.stats.add(sent, bytes);
         }
         if errors > 0 {
@@ -159,9 +191,13 @@ impl TxQueueOps for TxQueue {
 
 impl Drop for TxQueue {
     fn drop(&mut self) {
+        if !self.ring.owned() {
+            return; // another process's queue: left as it is (see RxQueue's Drop)
+        }
         // Let queued frames go out, then stop the transmitter before the ring and the
-        // mbufs in it are freed (fields drop after this body).
+        // mbufs in it are freed.
         self.hw.tx_ring.store(false, Ordering::Relaxed);
+        *self.hw.tx_geo.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if !self.hw.is_gone() {
             self.hw.tx_drain(std::time::Duration::from_millis(100));
             self.hw.wr(regs::TCTL, 0);
@@ -169,5 +205,6 @@ impl Drop for TxQueue {
             let _ = self.hw.rd(regs::STATUS); // flush the posted writes
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        self.ring.free_all();
     }
 }
