@@ -244,6 +244,80 @@ fn bad_input_is_an_error_to_that_front_end_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A null bdev grown by `bdev_null_resize` under a connected front end: the front end
+/// gets BACKEND_CONFIG_CHANGE_MSG on the channel it handed over, the config space has
+/// the new capacity, and sectors past the old end that failed before now succeed.
+#[test]
+fn resize_reaches_the_front_end() {
+    use std::io::Read;
+    use vhost::vhost_user::message::VhostUserProtocolFeatures;
+    use vhost::vhost_user::VhostUserFrontend;
+
+    let dir = tmpdir("resize");
+    let t = start(&dir, "resize");
+    ok(
+        &t.rpc,
+        "bdev_null_create",
+        json!({"name": "N0", "num_blocks": 2048, "block_size": 4096}),
+    );
+    malloc(&t, "M1", 1, 4096);
+    ctrlr(&t, "vr0", "N0", false);
+    let mut c = Client::connect_proto(&dir.join("vr0"), VhostUserProtocolFeatures::BACKEND_REQ);
+    let (mut mine, theirs) = UnixStream::pair().unwrap();
+    c.fe.set_backend_request_fd(&theirs).unwrap();
+    drop(theirs);
+    mine.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    c.start_queue();
+    let old_end = 8 * 1024 * 1024 / 512;
+    assert_eq!(c.config().0, old_end);
+    assert_eq!(c.read(old_end, 4096).0, 1, "past the end before the resize");
+    // Refusals: unknown bdev, not a null bdev, shrinking, bad parameters.
+    for (p, code) in [
+        (json!({"name": "nope", "new_size": 16}), -19),
+        (json!({"name": "M1", "new_size": 16}), -32602),
+        (json!({"name": "N0", "new_size": 4}), -32602),
+        (json!({"name": "N0"}), -32602),
+        (json!({"name": "N0", "new_size": -1}), -32602),
+    ] {
+        let e = call(&t.rpc, "bdev_null_resize", p.clone());
+        assert_eq!(e["error"]["code"], code, "{p}: {e}");
+    }
+    assert_eq!(c.config().0, old_end, "refusals changed nothing");
+    assert_eq!(
+        ok(
+            &t.rpc,
+            "bdev_null_resize",
+            json!({"name": "N0", "new_size": 16})
+        ),
+        true
+    );
+    let mut msg = [0u8; 12];
+    mine.read_exact(&mut msg)
+        .expect("BACKEND_CONFIG_CHANGE_MSG within 20 s");
+    assert_eq!(
+        msg,
+        [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+        "config change, version 1, no body"
+    );
+    assert_eq!(c.config().0, 2 * old_end, "capacity after the resize");
+    assert_eq!(c.read(old_end, 4096).0, 0, "the new sectors take reads");
+    assert_eq!(
+        c.write(2 * old_end - 8, &[7u8; 4096]),
+        0,
+        "and writes at the new end"
+    );
+    assert_eq!(c.read(2 * old_end, 4096).0, 1, "past the new end");
+    let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": "N0"}));
+    assert_eq!(b[0]["num_blocks"], 4096, "{b}");
+    let saved = ok(&t.rpc, "save_config", json!({})).to_string();
+    assert!(
+        saved.contains("\"num_blocks\":4096"),
+        "save_config keeps the new size: {saved}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The inflight area across a target restart, written as a target that died at the two
 /// worst moments would have left it: one request taken from the avail ring and not
 /// completed (it must be submitted again), one whose used entry was written but whose

@@ -21,6 +21,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdev::{BdevIoChannel, Descriptor, IoStatus, IoVec};
@@ -49,12 +50,27 @@ pub struct Ctx {
     /// The controller thread's channel (used only on that thread; the mutex makes
     /// the context shareable with the pollers and is never contended).
     pub ch: Mutex<BdevIoChannel>,
-    /// Range checks.
+    /// Block size and read-only flag (its `num_blocks` is the size at open; the
+    /// current one is [`Ctx::num_blocks`]).
     pub geo: Geometry,
+    /// The bdev's size in blocks now (changed by a resize event).
+    pub num_blocks: AtomicU64,
     /// `GET_ID` answer.
     pub id: [u8; ID_BYTES],
     /// Controller name (logs).
     pub name: String,
+}
+
+impl Ctx {
+    /// The geometry for range checks and the config space, with the current size.
+    pub fn geometry(&self) -> Geometry {
+        Geometry {
+            // Relaxed: requests parsed just before a resize see the old size, as a
+            // guest's requests racing a real disk's resize would.
+            num_blocks: self.num_blocks.load(Ordering::Relaxed),
+            ..self.geo
+        }
+    }
 }
 
 /// A queue's state, shared by its poller, its kick handler and its completions (all on
@@ -254,7 +270,7 @@ fn poll(vq: &SharedVq, ctx: &Arc<Ctx>) -> PollStatus {
             popped += 1;
             eal::log_debug!("vhost {}: queue {}: head {head}", ctx.name, s.index);
             let parsed = match chain::walk(&mem, s.queue.desc_table(), s.queue.size(), head) {
-                Ok(c) => request::parse(&c, ctx.geo),
+                Ok(c) => request::parse(&c, ctx.geometry()),
                 Err(why) => Parsed::Broken(why),
             };
             match parsed {

@@ -167,6 +167,16 @@ pub fn features_wanted() -> u64 {
 
 /// Connect and negotiate features and protocol features.
 pub fn negotiate(path: &Path, inflight: bool) -> Frontend {
+    let extra = if inflight {
+        VhostUserProtocolFeatures::INFLIGHT_SHMFD
+    } else {
+        VhostUserProtocolFeatures::empty()
+    };
+    negotiate_proto(path, extra)
+}
+
+/// [`negotiate`] with `extra` protocol features on top of CONFIG, MQ and REPLY_ACK.
+pub fn negotiate_proto(path: &Path, extra: VhostUserProtocolFeatures) -> Frontend {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
         assert!(
@@ -201,15 +211,14 @@ pub fn negotiate(path: &Path, inflight: bool) -> Frontend {
         VhostUserProtocolFeatures::MQ,
         VhostUserProtocolFeatures::REPLY_ACK,
         VhostUserProtocolFeatures::INFLIGHT_SHMFD,
+        VhostUserProtocolFeatures::BACKEND_REQ,
     ] {
         assert!(pf.contains(f), "protocol feature {f:?} not offered: {pf:?}");
     }
-    let mut want = VhostUserProtocolFeatures::CONFIG
+    let want = VhostUserProtocolFeatures::CONFIG
         | VhostUserProtocolFeatures::MQ
-        | VhostUserProtocolFeatures::REPLY_ACK;
-    if inflight {
-        want |= VhostUserProtocolFeatures::INFLIGHT_SHMFD;
-    }
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | extra;
     fe.set_protocol_features(want).unwrap();
     // Every message waits for the back end's answer (REPLY_ACK), so errors come back
     // to the call that caused them and the target state is settled on return.
@@ -225,7 +234,15 @@ impl Client {
 
     /// [`connect`](Self::connect), also negotiating INFLIGHT_SHMFD when `inflight`.
     pub fn connect_opts(path: &Path, inflight: bool) -> Client {
-        let fe = negotiate(path, inflight);
+        Self::with_frontend(negotiate(path, inflight))
+    }
+
+    /// [`connect`](Self::connect) with `extra` protocol features.
+    pub fn connect_proto(path: &Path, extra: VhostUserProtocolFeatures) -> Client {
+        Self::with_frontend(negotiate_proto(path, extra))
+    }
+
+    fn with_frontend(fe: Frontend) -> Client {
         // SAFETY: a fresh memfd.
         let fd = unsafe { libc::memfd_create(c"fp-test-guest".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);
