@@ -53,12 +53,7 @@ impl Opts {
                 "--seconds" => {
                     o.seconds = crate::number("--seconds", crate::value(&mut it, a)?, 1, 600)?
                 }
-                "--depths" => {
-                    o.depths = crate::value(&mut it, a)?
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?
-                }
+                "--depths" => o.depths = crate::depths(crate::value(&mut it, a)?)?,
                 "--workloads" => {
                     o.workloads = crate::value(&mut it, a)?
                         .split(',')

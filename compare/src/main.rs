@@ -11,6 +11,8 @@
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
+//!   vhost     qemu-storage-daemon                   vs ferroplane-tgt, vhost-user-blk, fio in
+//!                                                      the QEMU guest, one file for both
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -26,6 +28,7 @@
 //! hugepages and mounts hugetlbfs on /dev/hugepages if needed, and restores both.
 
 mod bdev;
+mod daemon;
 mod error;
 mod harness;
 mod mempool;
@@ -35,6 +38,7 @@ mod nvmf;
 mod parse;
 mod ring;
 mod table;
+mod vhost;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,7 +48,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|vhost> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -76,7 +80,15 @@ bdevperf: --seconds S    per run (default 2)
 nvmf:     --seconds S    per run (default 5)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
-                         peer target, its spdk_nvme_perf the initiator on both sides";
+                         peer target, its spdk_nvme_perf the initiator on both sides
+vhost:    --seconds S    per fio run (default 5)
+          --depths LIST  queue depths (default 1,32)
+          --workloads L  read,write,randread,randwrite (default randread,randwrite)
+          --file PATH    the file both servers export (default /dev/shm/fp-compare-vhost.img,
+                         made and removed by the tool)
+          --size-mib N   its size (default 256)
+          --tgt-args A   our target's core arguments, replacing '-m 0x1' (e.g. '-m 0x1
+                         --poll-mode')";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -185,6 +197,13 @@ pub fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
         })
 }
 
+/// Parses a `--depths` list: comma-separated queue depths, 1 to 1024.
+pub fn depths(v: &str) -> Result<Vec<u32>> {
+    v.split(',')
+        .map(|d| number("--depths", d, 1u32, 1024))
+        .collect()
+}
+
 fn real_main(args: &[String]) -> Result<()> {
     let Some(sub) = args.first() else {
         return Err(Error::Usage(USAGE.into()));
@@ -195,10 +214,10 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf"
+        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf" | "vhost"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf or nvmf (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf or vhost (see --help)"
         )));
     }
     let mut common = Common {
@@ -237,6 +256,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Nvme(nvme::Opts),
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
+        Vhost(vhost::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -245,6 +265,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
+        "vhost" => Sub::Vhost(vhost::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -262,6 +283,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
+        Sub::Vhost(o) => vhost::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

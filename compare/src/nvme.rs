@@ -48,13 +48,7 @@ impl Opts {
                     let v = crate::value(&mut it, "--seconds")?;
                     o.seconds = crate::number("--seconds", v, 1, 600)?;
                 }
-                "--depths" => {
-                    let v = crate::value(&mut it, "--depths")?;
-                    o.depths = v
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?;
-                }
+                "--depths" => o.depths = crate::depths(crate::value(&mut it, a)?)?,
                 "--spdk" => {
                     let v = it
                         .next()

@@ -37,32 +37,23 @@ fn controllers_config_and_data() {
     ctrlr(&t, "vb0", "M0", false);
     assert!(dir.join("vb0").exists(), "socket under -S");
     // RPC refusals.
-    let e = call(
+    for (p, code) in [
+        (json!({"ctrlr": "vb0", "dev_name": "M0"}), -17),
+        (json!({"ctrlr": "x", "dev_name": "nope"}), -19),
+        (json!({"ctrlr": "../x", "dev_name": "M0"}), -32602),
+        (
+            json!({"ctrlr": "y", "dev_name": "M0", "cpumask": "zz"}),
+            -32602,
+        ),
+    ] {
+        refused(&t.rpc, "vhost_create_blk_controller", p, code);
+    }
+    refused(
         &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "vb0", "dev_name": "M0"}),
+        "vhost_delete_controller",
+        json!({"ctrlr": "nope"}),
+        -19,
     );
-    assert_eq!(e["error"]["code"], -17, "{e}");
-    let e = call(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "x", "dev_name": "nope"}),
-    );
-    assert_eq!(e["error"]["code"], -19, "{e}");
-    let e = call(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "../x", "dev_name": "M0"}),
-    );
-    assert_eq!(e["error"]["code"], -32602, "{e}");
-    let e = call(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "y", "dev_name": "M0", "cpumask": "zz"}),
-    );
-    assert_eq!(e["error"]["code"], -32602, "{e}");
-    let e = call(&t.rpc, "vhost_delete_controller", json!({"ctrlr": "nope"}));
-    assert_eq!(e["error"]["code"], -19, "{e}");
 
     let mut c = Client::connect(&dir.join("vb0"));
     let (cap, bs, seg_max, nq) = c.config();
@@ -280,8 +271,7 @@ fn resize_reaches_the_front_end() {
         (json!({"name": "N0"}), -32602),
         (json!({"name": "N0", "new_size": -1}), -32602),
     ] {
-        let e = call(&t.rpc, "bdev_null_resize", p.clone());
-        assert_eq!(e["error"]["code"], code, "{p}: {e}");
+        refused(&t.rpc, "bdev_null_resize", p, code);
     }
     assert_eq!(c.config().0, old_end, "refusals changed nothing");
     assert_eq!(

@@ -121,6 +121,12 @@ pub fn ok(sock: &Path, method: &str, params: Value) -> Value {
     v["result"].clone()
 }
 
+/// A call that must fail with JSON-RPC error `code`.
+pub fn refused(sock: &Path, method: &str, params: Value, code: i64) {
+    let e = call(sock, method, params.clone());
+    assert_eq!(e["error"]["code"], code, "{method} {params}: {e}");
+}
+
 pub const QSIZE: u16 = 64;
 pub const MEM: usize = 16 << 20;
 const DESC: u64 = 0;
@@ -270,20 +276,19 @@ impl Client {
             avail_idx: 0,
             used_seen: 0,
         };
-        let region = VhostUserMemoryRegionInfo {
-            guest_phys_addr: 0,
-            memory_size: MEM as u64,
-            userspace_addr: c.mem as u64,
-            mmap_offset: 0,
-            mmap_handle: c._memfd.as_raw_fd(),
-        };
-        c.fe.set_mem_table(&[region]).unwrap();
+        c.fe.set_mem_table(&[c.region()]).unwrap();
         c
     }
 
     /// Set up and enable queue 0 with ring addresses `uva_base + {0, 0x1000, 0x2000}`.
     pub fn try_start_queue(&mut self, uva_base: u64) -> Result<(), String> {
-        self.fe.set_vring_num(0, QSIZE).map_err(|e| e.to_string())?;
+        self.setup_queue(uva_base, 0)
+    }
+
+    /// Queue 0 with its rings at `uva_base + {0, 0x1000, 0x2000}`, from `base`.
+    fn setup_queue(&mut self, uva_base: u64, base: u16) -> Result<(), String> {
+        let e = |e: vhost::vhost_user::Error| e.to_string();
+        self.fe.set_vring_num(0, QSIZE).map_err(e)?;
         let cfg = VringConfigData {
             queue_max_size: QSIZE,
             queue_size: QSIZE,
@@ -293,15 +298,22 @@ impl Client {
             avail_ring_addr: uva_base + AVAIL,
             log_addr: None,
         };
-        self.fe.set_vring_addr(0, &cfg).map_err(|e| e.to_string())?;
-        self.fe.set_vring_base(0, 0).map_err(|e| e.to_string())?;
-        self.fe
-            .set_vring_call(0, &self.call)
-            .map_err(|e| e.to_string())?;
-        self.fe
-            .set_vring_kick(0, &self.kick)
-            .map_err(|e| e.to_string())?;
-        self.fe.set_vring_enable(0, true).map_err(|e| e.to_string())
+        self.fe.set_vring_addr(0, &cfg).map_err(e)?;
+        self.fe.set_vring_base(0, base).map_err(e)?;
+        self.fe.set_vring_call(0, &self.call).map_err(e)?;
+        self.fe.set_vring_kick(0, &self.kick).map_err(e)?;
+        self.fe.set_vring_enable(0, true).map_err(e)
+    }
+
+    /// Our "guest memory" as one region at guest address 0.
+    fn region(&self) -> VhostUserMemoryRegionInfo {
+        VhostUserMemoryRegionInfo {
+            guest_phys_addr: 0,
+            memory_size: MEM as u64,
+            userspace_addr: self.mem as u64,
+            mmap_offset: 0,
+            mmap_handle: self._memfd.as_raw_fd(),
+        }
     }
 
     /// A new connection (after a target restart) over the same memory and ring:
@@ -309,29 +321,8 @@ impl Client {
     pub fn reconnect(&mut self, path: &Path, inflight: &VhostUserInflight, fd: &File, base: u16) {
         self.fe = negotiate(path, true);
         self.fe.set_inflight_fd(inflight, fd.as_raw_fd()).unwrap();
-        let region = VhostUserMemoryRegionInfo {
-            guest_phys_addr: 0,
-            memory_size: MEM as u64,
-            userspace_addr: self.mem as u64,
-            mmap_offset: 0,
-            mmap_handle: self._memfd.as_raw_fd(),
-        };
-        self.fe.set_mem_table(&[region]).unwrap();
-        self.fe.set_vring_num(0, QSIZE).unwrap();
-        let cfg = VringConfigData {
-            queue_max_size: QSIZE,
-            queue_size: QSIZE,
-            flags: 0,
-            desc_table_addr: self.mem as u64 + DESC,
-            used_ring_addr: self.mem as u64 + USED,
-            avail_ring_addr: self.mem as u64 + AVAIL,
-            log_addr: None,
-        };
-        self.fe.set_vring_addr(0, &cfg).unwrap();
-        self.fe.set_vring_base(0, base).unwrap();
-        self.fe.set_vring_call(0, &self.call).unwrap();
-        self.fe.set_vring_kick(0, &self.kick).unwrap();
-        self.fe.set_vring_enable(0, true).unwrap();
+        self.fe.set_mem_table(&[self.region()]).unwrap();
+        self.setup_queue(self.mem as u64, base).unwrap();
     }
 
     /// Put `head` on the avail ring without kicking.
