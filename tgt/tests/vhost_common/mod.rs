@@ -287,7 +287,7 @@ impl Client {
 
     /// Queue 0 with its rings at `uva_base + {0, 0x1000, 0x2000}`, from `base`.
     fn setup_queue(&mut self, uva_base: u64, base: u16) -> Result<(), String> {
-        let e = |e: vhost::vhost_user::Error| e.to_string();
+        let e = |e: vhost::Error| e.to_string();
         self.fe.set_vring_num(0, QSIZE).map_err(e)?;
         let cfg = VringConfigData {
             queue_max_size: QSIZE,
