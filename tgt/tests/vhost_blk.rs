@@ -466,6 +466,37 @@ fn quiet_queue_lets_the_reactor_sleep() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A reactor that sleeps as soon as it is idle (`--idle-sleep-us 0`) and a front end
+/// that, like a guest, kicks only when the used ring's flags ask for it: each request
+/// after a pause is served at once (the queue keeps its reactor polling while kicks
+/// are off; when it did not, each waited about 100 ms for an unrelated wake-up).
+#[test]
+fn short_reactor_idle_never_strands_a_request() {
+    let dir = tmpdir("idle0");
+    let t = start_with(&dir, "idle0", &["--idle-sleep-us", "0"]);
+    malloc(&t, "M5", 4, 512);
+    ctrlr(&t, "z0", "M5", false);
+    let mut c = Client::connect(&dir.join("z0"));
+    c.start_queue();
+    c.honour_no_notify = true;
+    let p = pattern(9, 4096);
+    assert_eq!(c.write(0, &p), 0);
+    let mut took = Vec::new();
+    for _ in 0..9 {
+        std::thread::sleep(Duration::from_millis(20));
+        let t0 = std::time::Instant::now();
+        assert!(c.read(0, 4096).1 == p);
+        took.push(t0.elapsed());
+    }
+    took.sort();
+    assert!(
+        took[4] < Duration::from_millis(30),
+        "median request time {:?} (all: {took:?})",
+        took[4]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn socket_dir_must_exist() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))

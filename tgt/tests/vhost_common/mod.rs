@@ -148,6 +148,9 @@ pub struct Client {
     call: EventFd,
     avail_idx: u16,
     used_seen: u16,
+    /// Kick only when the used ring's flags allow it, as a guest driver does
+    /// (VRING_USED_F_NO_NOTIFY; no EVENT_IDX here). Off: always kick.
+    pub honour_no_notify: bool,
 }
 
 impl Drop for Client {
@@ -275,6 +278,7 @@ impl Client {
             call: EventFd::new(libc::EFD_NONBLOCK).unwrap(),
             avail_idx: 0,
             used_seen: 0,
+            honour_no_notify: false,
         };
         c.fe.set_mem_table(&[c.region()]).unwrap();
         c
@@ -411,7 +415,9 @@ impl Client {
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.put(AVAIL + 2, self.avail_idx);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        self.kick.write(1).unwrap();
+        if !self.honour_no_notify || self.get::<u16>(USED) & 1 == 0 {
+            self.kick.write(1).unwrap();
+        }
     }
 
     /// The next used element `(id, len)`, waiting up to `secs`.
