@@ -11,16 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use bdev::modules::null::{self, NullOpts};
 use bdev::{BdevEvent, Error, IoStatus};
-use common::{Next, Step};
+use common::{step, Step};
 use framework::thread;
 
 const BS: u32 = 4096;
 /// 8 MiB.
 const BLOCKS: u64 = 2048;
-
-fn step(f: impl FnOnce(Next) + Send + 'static) -> Step {
-    Box::new(f)
-}
 
 #[test]
 fn resize_reaches_open_descriptors_and_range_checks() {

@@ -197,6 +197,22 @@ pub fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
         })
 }
 
+/// Takes `--seconds S` (1-600) and `--depths LIST` for the I/O subcommands; false for
+/// any other argument.
+pub fn run_opt<'a>(
+    a: &str,
+    it: &mut impl Iterator<Item = &'a String>,
+    seconds: &mut u64,
+    depths: &mut Vec<u32>,
+) -> Result<bool> {
+    match a {
+        "--seconds" => *seconds = number(a, value(it, a)?, 1, 600)?,
+        "--depths" => *depths = self::depths(value(it, a)?)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Parses a `--depths` list: comma-separated queue depths, 1 to 1024.
 pub fn depths(v: &str) -> Result<Vec<u32>> {
     v.split(',')

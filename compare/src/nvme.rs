@@ -43,12 +43,10 @@ impl Opts {
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
+            if crate::run_opt(a, &mut it, &mut o.seconds, &mut o.depths)? {
+                continue;
+            }
             match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 600)?;
-                }
-                "--depths" => o.depths = crate::depths(crate::value(&mut it, a)?)?,
                 "--spdk" => {
                     let v = it
                         .next()
