@@ -13,6 +13,7 @@
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
 //!   vhost     qemu-storage-daemon                   vs ferroplane-tgt, vhost-user-blk, fio in
 //!                                                      the QEMU guest, one file for both
+//!   framework crossbeam-channel between two cpus    vs framework messages (msg_perf)
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -30,6 +31,7 @@
 mod bdev;
 mod daemon;
 mod error;
+mod framework;
 mod harness;
 mod mempool;
 mod net;
@@ -48,7 +50,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|vhost> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|vhost|framework> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -88,7 +90,9 @@ vhost:    --seconds S    per fio run (default 5)
                          made and removed by the tool)
           --size-mib N   its size (default 256)
           --tgt-args A   our target's core arguments, replacing '-m 0x1' (e.g. '-m 0x1
-                         --poll-mode')";
+                         --poll-mode')
+framework: --messages N  one-way messages per run (default 2000000)
+          --round-trips N round trips per run (default 200000)";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -133,9 +137,14 @@ impl Ctx {
 
     /// Path of our app `name` for `side` (Ours or Base).
     pub fn bin(&self, side: Side, name: &str) -> PathBuf {
-        match (side, &self.base) {
-            (Side::Base, Some(b)) => b.bin_dir.join(name),
-            _ => self.ours.join(name),
+        let dir = match (side, &self.base) {
+            (Side::Base, Some(b)) => &b.bin_dir,
+            _ => &self.ours,
+        };
+        if harness::EXAMPLES.iter().any(|(n, _)| *n == name) {
+            dir.join("examples").join(name)
+        } else {
+            dir.join(name)
         }
     }
 
@@ -230,10 +239,18 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf" | "vhost"
+        "ring"
+            | "mempool"
+            | "pmd"
+            | "testpmd"
+            | "nvme"
+            | "bdevperf"
+            | "nvmf"
+            | "vhost"
+            | "framework"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf or vhost (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf, vhost or framework (see --help)"
         )));
     }
     let mut common = Common {
@@ -273,6 +290,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
         Vhost(vhost::Opts),
+        Framework(framework::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -282,6 +300,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
         "vhost" => Sub::Vhost(vhost::Opts::parse(&rest)?),
+        "framework" => Sub::Framework(framework::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -300,6 +319,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
         Sub::Vhost(o) => vhost::run(&mut ctx, &o)?,
+        Sub::Framework(o) => framework::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {
