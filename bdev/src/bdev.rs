@@ -8,7 +8,7 @@
 //! event, on the descriptor's thread), waits for all of them to close and for every
 //! channel to go, then calls [`BdevModule::destruct`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use framework::io_channel::{self, IoDevice};
@@ -23,7 +23,9 @@ use crate::qos::QosLimits;
 use crate::stats::IoStats;
 use crate::uuid::Uuid;
 
-/// What a module says about its bdev at registration (immutable afterwards).
+/// What a module says about its bdev at registration (immutable afterwards; a size
+/// change goes through [`crate::resize::notify_blockcnt_change`] and is read with
+/// [`Bdev::num_blocks`]).
 #[derive(Debug, Clone)]
 pub struct BdevInfo {
     /// Unique name.
@@ -36,7 +38,7 @@ pub struct BdevInfo {
     pub product_name: String,
     /// Logical block size in bytes: a power of two, at least 512.
     pub block_size: u32,
-    /// Size in blocks (> 0).
+    /// Size in blocks at registration (> 0).
     pub num_blocks: u64,
     /// Requests crossing a multiple of this many blocks are split (0 = no boundary).
     pub optimal_io_boundary: u32,
@@ -117,6 +119,9 @@ pub enum BdevEvent {
     /// The bdev is being unregistered: close the descriptor (after putting its
     /// channels); the removal finishes once every descriptor is closed.
     Remove,
+    /// The block count changed (see [`crate::resize`]): [`Bdev::num_blocks`] holds the
+    /// new one.
+    Resize,
 }
 
 pub(crate) struct Claim {
@@ -146,6 +151,9 @@ pub(crate) struct BdevShared {
     /// state lock; read without it: a submit racing the start of a removal may pass,
     /// as it may with the lock, and the removal waits for its channel anyway).
     removing: AtomicBool,
+    /// The current block count (starts at `info.num_blocks`; stored under the state
+    /// lock by [`crate::resize`], read without it).
+    pub(crate) blockcnt: AtomicU64,
     state: Mutex<BdevState>,
 }
 
@@ -176,6 +184,13 @@ impl Bdev {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.0.info.name
+    }
+
+    /// Its size in blocks now (the registration's, or the last
+    /// [`crate::resize::notify_blockcnt_change`]).
+    pub fn num_blocks(&self) -> u64 {
+        // Pairs with the Release store in `resize::notify_blockcnt_change`.
+        self.0.blockcnt.load(Ordering::Acquire)
     }
 
     /// Its module.
@@ -296,6 +311,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
             io_device,
             qos,
             removing: AtomicBool::new(false),
+            blockcnt: AtomicU64::new(info.num_blocks),
             state: Mutex::new(BdevState {
                 removing: false,
                 descs: Vec::new(),

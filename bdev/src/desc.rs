@@ -44,6 +44,19 @@ pub(crate) struct DescShared {
 }
 
 impl DescShared {
+    /// Deliver `ev` on the descriptor's thread (unless closed by then); false if that
+    /// thread is gone.
+    pub(crate) fn notify(self: &Arc<Self>, ev: BdevEvent) -> bool {
+        let d = self.clone();
+        self.thread
+            .send_msg(move || {
+                if !d.closed.load(Ordering::Acquire) {
+                    (d.event_cb)(ev);
+                }
+            })
+            .is_ok()
+    }
+
     /// Deliver the remove event on the descriptor's thread (unless closed by then).
     pub(crate) fn notify_remove(self: &Arc<Self>) {
         let d = self.clone();
@@ -350,7 +363,7 @@ impl Descriptor {
                 module: b.module().module_name().to_string(),
             });
         }
-        let nb = b.info().num_blocks;
+        let nb = b.num_blocks();
         let whole_device = t == IoType::Reset;
         if !whole_device && (n == 0 || off.checked_add(n).is_none_or(|end| end > nb)) {
             return Err(Error::OutOfRange {

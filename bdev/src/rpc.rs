@@ -2,6 +2,7 @@
 //! bdev_malloc_delete, bdev_uring_create, bdev_uring_delete, bdev_aio_create,
 //! bdev_aio_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
 //! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete,
+//! bdev_null_resize ([`crate::resize`]),
 //! bdev_passthru_create/delete, bdev_split_create/delete, bdev_raid_create/delete,
 //! bdev_raid_get_bdevs, bdev_get_bdevs,
 //! bdev_get_iostat, bdev_set_qos_limit. Handlers run on the app thread (the RPC
@@ -302,7 +303,7 @@ pub fn bdev_json(b: &Bdev) -> Value {
         "aliases": i.aliases,
         "product_name": i.product_name,
         "block_size": i.block_size,
-        "num_blocks": i.num_blocks,
+        "num_blocks": b.num_blocks(),
         "uuid": i.uuid.to_string(),
         "assigned_rate_limits": {
             "rw_ios_per_sec": q.rw_ios_per_sec,
@@ -478,6 +479,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
             }),
         ),
         ("bdev_null_delete", Box::new(|r| delete(r, "null"))),
+        ("bdev_null_resize", Box::new(crate::resize::null_resize_rpc)),
         ("bdev_uring_create", Box::new(uring_create)),
         ("bdev_uring_delete", Box::new(|r| delete(r, "uring"))),
         ("bdev_aio_create", Box::new(aio_create)),

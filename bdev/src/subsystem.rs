@@ -33,7 +33,12 @@ impl Subsystem for BdevSubsystem {
     fn write_config(&self) -> Vec<ConfigCall> {
         let mut out = Vec::new();
         for b in bdev::list() {
-            if let Some(c) = b.module().write_config(b.info()) {
+            // The size now, which a resize may have changed since registration.
+            let info = bdev::BdevInfo {
+                num_blocks: b.num_blocks(),
+                ..b.info().clone()
+            };
+            if let Some(c) = b.module().write_config(&info) {
                 out.push(c);
             }
             let q = b.qos().get();

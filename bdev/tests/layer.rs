@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use bdev::modules::malloc::{self, MallocOpts};
 use bdev::{BdevInfo, BdevIo, BdevModule, Error, IoStatus, IoType, ModuleChannel, Uuid};
-use common::{pat, pattern, Latch, Next, Step};
+use common::{pat, pattern, step, Latch, Step};
 use framework::{poller, thread, PollStatus, Poller};
 
 const BS: usize = 512;
@@ -155,10 +155,6 @@ fn expected_pieces(off: u64, n: u64, boundary: u64, max: u64) -> Vec<(u64, u64)>
         }
     }
     out
-}
-
-fn step(f: impl FnOnce(Next) + Send + 'static) -> Step {
-    Box::new(f)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bdev::{
     BdevInfo, BdevIo, BdevIoChannel, BdevModule, Descriptor, IoStatus, IoType, ModuleChannel, Uuid,
 };
-use common::{Latch, Next, Step};
+use common::{step, Latch, Next, Step};
 use framework::{poller, thread, PollStatus, Poller, ThreadHandle};
 
 const BS: usize = 512;
@@ -115,10 +115,6 @@ fn when_frozen(o: Slot, f: Box<dyn FnOnce(Slot) + Send>, until: Instant) {
         .unwrap()
         .send_msg(move || when_frozen(o, f, until))
         .unwrap();
-}
-
-fn step(f: impl FnOnce(Next) + Send + 'static) -> Step {
-    Box::new(f)
 }
 
 #[test]

@@ -15,7 +15,7 @@ use bdev::{
     BdevEvent, BdevInfo, BdevIo, BdevIoChannel, BdevModule, Descriptor, Error, IoStatus, IoType,
     ModuleChannel, Uuid,
 };
-use common::{pat, pattern, Latch, Next, Step};
+use common::{pat, pattern, step, Latch, Next, Step};
 use framework::{poller, PollStatus, Poller};
 
 const BS: usize = 512;
@@ -155,10 +155,6 @@ fn read(o: &Shared, off: u64, n: u64, then: impl FnOnce(Vec<u8>) + Send + 'stati
         then(buf)
     })
     .unwrap();
-}
-
-fn step(f: impl FnOnce(Next) + Send + 'static) -> Step {
-    Box::new(f)
 }
 
 /// Unregister `name` and go on once it is gone.

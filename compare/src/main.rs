@@ -11,6 +11,8 @@
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
+//!   vhost     qemu-storage-daemon                   vs ferroplane-tgt, vhost-user-blk, fio in
+//!                                                      the QEMU guest, one file for both
 //!   framework crossbeam-channel between two cpus    vs framework messages (msg_perf)
 //!   virtio    DPDK's dpdk-testpmd + net_virtio      vs our testpmd + net_virtio, in the QEMU guest
 //! ```
@@ -29,6 +31,7 @@
 
 mod args;
 mod bdev;
+mod daemon;
 mod error;
 mod framework;
 mod guest;
@@ -41,6 +44,7 @@ mod parse;
 mod ring;
 mod table;
 mod virtio;
+mod vhost;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,7 +54,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|framework|virtio> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|vhost|framework|virtio> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -83,6 +87,14 @@ nvmf:     --seconds S    per run (default 5)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
                          peer target, its spdk_nvme_perf the initiator on both sides
+vhost:    --seconds S    per fio run (default 5)
+          --depths LIST  queue depths (default 1,32)
+          --workloads L  read,write,randread,randwrite (default randread,randwrite)
+          --file PATH    the file both servers export (default /dev/shm/fp-compare-vhost.img,
+                         made and removed by the tool)
+          --size-mib N   its size (default 256)
+          --tgt-args A   our target's core arguments, replacing '-m 0x1' (e.g. '-m 0x1
+                         --poll-mode')
 framework: --messages N  one-way messages per run (default 2000000)
           --round-trips N round trips per run (default 200000)
 virtio:   --seconds S    per run (default 10, plus 15 s to start; the first 2 s are warm-up)";
@@ -230,6 +242,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Nvme(nvme::Opts),
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
+        Vhost(vhost::Opts),
         Framework(framework::Opts),
         Virtio(virtio::Opts),
     }
@@ -240,6 +253,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
+        "vhost" => Sub::Vhost(vhost::Opts::parse(&rest)?),
         "framework" => Sub::Framework(framework::Opts::parse(&rest)?),
         "virtio" => Sub::Virtio(virtio::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
@@ -259,6 +273,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
+        Sub::Vhost(o) => vhost::run(&mut ctx, &o)?,
         Sub::Framework(o) => framework::run(&mut ctx, &o)?,
         Sub::Virtio(o) => virtio::run(&mut ctx, &o)?,
     };

@@ -10,10 +10,11 @@
 //! whatever the load). Sides alternate order every round.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::args::DepthOpts;
+use crate::daemon::{clk_tck, cpu_ticks, rpc, start, Target};
 use crate::error::{Error, Result};
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
@@ -40,78 +41,6 @@ impl std::ops::Deref for Opts {
 const NQN: &str = "nqn.2016-06.io.spdk:cnode1";
 /// SPDK's nvmf_tgt memory (-s 512) in 2 MiB pages.
 const SPDK_PAGES: u64 = 256;
-
-/// A running target, killed (by pid, our child) on drop.
-struct Target {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf with a valid name has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-fn rpc(rpc_bin: &Path, sock: &Path, args: &[&str], who: &str) -> Result<()> {
-    let mut cmd = Command::new(rpc_bin);
-    cmd.arg("-s").arg(sock).args(args);
-    harness::sh(&format!("{who}: rpc {}", args.join(" ")), &mut cmd).map(|_| ())
-}
-
-fn start(cmd: &mut Command, sock: PathBuf, who: &str, log: &Path) -> Result<Target> {
-    let f = std::fs::File::create(log)
-        .map_err(|e| Error::io(format!("create {}", log.display()), e))?;
-    let f2 = f.try_clone().map_err(|e| Error::io("dup a log file", e))?;
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(f)
-        .stderr(f2)
-        .spawn()
-        .map_err(|e| Error::Side {
-            side: who.into(),
-            why: format!("failed to start ({e})"),
-            stderr: String::new(),
-        })?;
-    let mut t = Target { child, sock };
-    let end = Instant::now() + Duration::from_secs(60);
-    while std::os::unix::net::UnixStream::connect(&t.sock).is_err() {
-        if let Ok(Some(st)) = t.child.try_wait() {
-            return Err(Error::Side {
-                side: who.into(),
-                why: format!("exited with {st} before listening"),
-                stderr: harness::tail(&std::fs::read_to_string(log).unwrap_or_default(), 15),
-            });
-        }
-        if Instant::now() > end {
-            return Err(Error::Side {
-                side: who.into(),
-                why: "RPC socket not up within 60 s".into(),
-                stderr: harness::tail(&std::fs::read_to_string(log).unwrap_or_default(), 15),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(t)
-}
 
 fn configure(rpc_bin: &Path, t: &Target, port: u16, who: &str) -> Result<()> {
     let p = port.to_string();

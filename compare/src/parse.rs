@@ -298,6 +298,31 @@ pub fn fio_json(text: &str) -> Option<IoResult> {
     })
 }
 
+/// One direction of an fio job: IOPS, mean total latency, and the completion
+/// latency's median and 99th percentile (us).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FioDir {
+    pub iops: f64,
+    pub lat_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// fio `--output-format=json`: the first job's `dir` ("read" or "write") side.
+pub fn fio_json_dir(text: &str, dir: &str) -> Option<FioDir> {
+    let start = text.find('{')?;
+    let end = text.rfind('}')?;
+    let j: serde_json::Value = serde_json::from_str(text.get(start..=end)?).ok()?;
+    let d = j.get("jobs")?.get(0)?.get(dir)?;
+    let pct = |p: &str| Some(d.get("clat_ns")?.get("percentile")?.get(p)?.as_f64()? / 1000.0);
+    Some(FioDir {
+        iops: d.get("iops")?.as_f64()?,
+        lat_us: d.get("lat_ns")?.get("mean")?.as_f64()? / 1000.0,
+        p50_us: pct("50.000000")?,
+        p99_us: pct("99.000000")?,
+    })
+}
+
 /// fio `--output-format=json`: the first job's read plus write IOPS (any pattern).
 pub fn fio_json_iops(text: &str) -> Option<f64> {
     let start = text.find('{')?;
@@ -324,6 +349,21 @@ mod tests {
     const PMD_PERF: &str = include_str!("../samples/pmd_perf_null.txt");
     const NVME_PERF: &str = include_str!("../samples/nvme_perf.txt");
     const FIO: &str = include_str!("../samples/fio.json");
+
+    #[test]
+    fn fio_direction_with_percentiles() {
+        let r = fio_json_dir(FIO, "read").expect("read side");
+        let j: serde_json::Value = serde_json::from_str(FIO).unwrap();
+        let d = &j["jobs"][0]["read"];
+        assert_eq!(r.iops, d["iops"].as_f64().unwrap());
+        assert_eq!(
+            r.p99_us,
+            d["clat_ns"]["percentile"]["99.000000"].as_f64().unwrap() / 1000.0
+        );
+        assert!(r.p50_us > 0.0 && r.p50_us <= r.p99_us, "{r:?}");
+        assert!(fio_json_dir(FIO, "nope").is_none());
+        assert!(fio_json_dir("no json", "read").is_none());
+    }
 
     fn get<'a>(v: &'a [Sample], case: &str) -> &'a Sample {
         v.iter()

@@ -27,6 +27,8 @@ pub(crate) struct Port {
     pub(crate) sleeps: AtomicU64,
     /// Whether the reactor may sleep when idle (interrupt mode).
     pub(crate) interrupt_mode: AtomicBool,
+    /// Continuous idle time (TSC ticks) before it sleeps, in interrupt mode.
+    pub(crate) idle_sleep_tsc: AtomicU64,
 }
 
 /// Every reactor's port, indexed by reactor number (ascending lcore order).
@@ -52,6 +54,9 @@ impl Hub {
                     sleep_tsc: AtomicU64::new(0),
                     sleeps: AtomicU64::new(0),
                     interrupt_mode: AtomicBool::new(interrupt_mode),
+                    idle_sleep_tsc: AtomicU64::new(crate::poller_set::us_to_tsc(
+                        crate::reactor::IDLE_BEFORE_SLEEP_US,
+                    )),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

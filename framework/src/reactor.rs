@@ -10,7 +10,8 @@
 //! 3. At most every [`INTR_CHECK_US`] while busy, look at the epoll set for ready
 //!    interrupt descriptors and run their handlers.
 //! 4. Destroy threads that finished exiting.
-//! 5. In interrupt mode, after [`IDLE_BEFORE_SLEEP_US`] of consecutive idle iterations,
+//! 5. In interrupt mode, after [`IDLE_BEFORE_SLEEP_US`] (or what
+//!    [`crate::Framework::set_idle_before_sleep_us`] set) of consecutive idle iterations,
 //!    sleep in epoll until an event, a message, a descriptor or the next timed poller's
 //!    deadline (the handshake in [`crate::wake`]).
 //!
@@ -74,7 +75,6 @@ pub(crate) struct Reactor {
     threads: Vec<Thread>,
     ready: Vec<u64>,
     intr_check_tsc: u64,
-    idle_sleep_tsc: u64,
 }
 
 impl Reactor {
@@ -85,7 +85,6 @@ impl Reactor {
             threads: Vec::new(),
             ready: Vec::new(),
             intr_check_tsc: crate::poller_set::us_to_tsc(INTR_CHECK_US),
-            idle_sleep_tsc: crate::poller_set::us_to_tsc(IDLE_BEFORE_SLEEP_US),
         }
     }
 
@@ -155,7 +154,7 @@ impl Reactor {
             let hub = self.hub.clone();
             let port = &hub.ports[self.idx];
             if port.interrupt_mode.load(Ordering::Relaxed)
-                && end.wrapping_sub(since) >= self.idle_sleep_tsc
+                && end.wrapping_sub(since) >= port.idle_sleep_tsc.load(Ordering::Relaxed)
             {
                 let slept = self.try_sleep();
                 last = eal::timer::rdtsc();

@@ -233,6 +233,17 @@ impl Framework {
         }
     }
 
+    /// How long every reactor in interrupt mode keeps polling after its last work
+    /// before it sleeps (default [`crate::reactor::IDLE_BEFORE_SLEEP_US`]; 0: at once).
+    /// Polling on catches the next request without a wake-up; sleeping sooner gives
+    /// the core to other processes (a guest's emulator threads on a small host).
+    pub fn set_idle_before_sleep_us(&self, us: u64) {
+        let tsc = crate::poller_set::us_to_tsc(us);
+        for p in self.0.hub.ports.iter() {
+            p.idle_sleep_tsc.store(tsc, Ordering::Relaxed);
+        }
+    }
+
     /// Move a thread to `lcore` (it keeps its pollers, interrupts and channels).
     pub fn move_thread(&self, t: &ThreadHandle, lcore: u32) -> Result<()> {
         let dst = self.0.hub.index_of(lcore)?;

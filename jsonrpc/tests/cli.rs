@@ -76,6 +76,7 @@ fn rpc_py_arguments_give_rpc_py_params() {
         &[
             "bdev_malloc_delete",
             "bdev_null_delete",
+            "bdev_null_resize",
             "bdev_get_bdevs",
             "bdev_get_iostat",
             "bdev_split_create",
@@ -147,6 +148,10 @@ fn rpc_py_arguments_give_rpc_py_params() {
             json!({"name": "Null0", "num_blocks": 2048, "block_size": 4096, "md_size": 8, "dif_type": 1}),
         ),
         (vec!["bdev_null_delete", "Null0"], json!({"name": "Null0"})),
+        (
+            vec!["bdev_null_resize", "Null0", "24"],
+            json!({"name": "Null0", "new_size": 24}),
+        ),
         (
             vec!["bdev_get_bdevs", "-b", "Malloc0"],
             json!({"name": "Malloc0"}),

@@ -4,7 +4,9 @@
 //! `app.add_subsystem(..)` line in [`subsystems`].
 //!
 //! Besides the framework's options it takes SPDK vhost's `-S DIR`: the directory of
-//! the vhost-user sockets (default: the working directory).
+//! the vhost-user sockets (default: the working directory), and `--idle-sleep-us N`:
+//! how long an idle reactor polls on before it sleeps (default 200; 0 sleeps at once,
+//! as SPDK's interrupt mode does).
 
 use framework::app::{args, App, AppOpts};
 use framework::Error;
@@ -17,12 +19,28 @@ fn subsystems(app: &mut App) -> framework::Result<()> {
     app.add_subsystem(nvmf::NvmfSubsystem)
 }
 
-/// Take the target's own options out of `argv` (SPDK vhost's `-S DIR`).
-fn target_options(argv: &mut Vec<String>) -> Result<(), String> {
+/// Take the target's own options out of `argv` (SPDK vhost's `-S DIR`,
+/// `--idle-sleep-us N`); the idle time, if given.
+fn target_options(argv: &mut Vec<String>) -> Result<Option<u64>, String> {
+    let mut idle_us = None;
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].clone();
         let a = a.as_str();
+        if a == "--idle-sleep-us" {
+            let v = argv
+                .get(i + 1)
+                .cloned()
+                .ok_or("--idle-sleep-us: needs a number")?;
+            let us = v
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n <= 1_000_000)
+                .ok_or_else(|| format!("--idle-sleep-us '{v}': microseconds, 0 to 1000000"))?;
+            idle_us = Some(us);
+            argv.drain(i..i + 2);
+            continue;
+        }
         let inline = a.strip_prefix("--vhost-socket-dir=").map(str::to_string);
         if a == "-S" || a == "--vhost-socket-dir" || inline.is_some() {
             let v = match inline {
@@ -48,7 +66,7 @@ fn target_options(argv: &mut Vec<String>) -> Result<(), String> {
         }
         i += 1;
     }
-    Ok(())
+    Ok(idle_us)
 }
 
 fn main() {
@@ -57,15 +75,18 @@ fn main() {
         .first()
         .cloned()
         .unwrap_or_else(|| "ferroplane-tgt".into());
-    if let Err(e) = target_options(&mut argv) {
-        eprintln!("{program}: {e}");
-        std::process::exit(2);
-    }
+    let idle_us = match target_options(&mut argv) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::exit(2);
+        }
+    };
     let opts = match AppOpts::parse(&argv) {
         Ok(o) => o,
         Err(Error::HelpRequested) => {
             print!("{}", args::usage(&program));
-            println!("\nTarget options:\n  -S, --vhost-socket-dir DIR  directory of the vhost-user sockets (default: .)");
+            println!("\nTarget options:\n  -S, --vhost-socket-dir DIR  directory of the vhost-user sockets (default: .)\n  --idle-sleep-us N           idle polling before a reactor sleeps, us (default 200)");
             return;
         }
         Err(e) => {
@@ -78,7 +99,10 @@ fn main() {
         eprintln!("{program}: {e}");
         std::process::exit(1);
     }
-    match app.run(|ctx| {
+    match app.run(move |ctx| {
+        if let Some(us) = idle_us {
+            ctx.framework().set_idle_before_sleep_us(us);
+        }
         eal::log_notice!(
             "ferroplane-tgt started on {} core(s); RPC at {}",
             ctx.framework().lcores().len(),

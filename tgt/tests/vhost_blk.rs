@@ -37,32 +37,23 @@ fn controllers_config_and_data() {
     ctrlr(&t, "vb0", "M0", false);
     assert!(dir.join("vb0").exists(), "socket under -S");
     // RPC refusals.
-    let e = call(
+    for (p, code) in [
+        (json!({"ctrlr": "vb0", "dev_name": "M0"}), -17),
+        (json!({"ctrlr": "x", "dev_name": "nope"}), -19),
+        (json!({"ctrlr": "../x", "dev_name": "M0"}), -32602),
+        (
+            json!({"ctrlr": "y", "dev_name": "M0", "cpumask": "zz"}),
+            -32602,
+        ),
+    ] {
+        refused(&t.rpc, "vhost_create_blk_controller", p, code);
+    }
+    refused(
         &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "vb0", "dev_name": "M0"}),
+        "vhost_delete_controller",
+        json!({"ctrlr": "nope"}),
+        -19,
     );
-    assert_eq!(e["error"]["code"], -17, "{e}");
-    let e = call(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "x", "dev_name": "nope"}),
-    );
-    assert_eq!(e["error"]["code"], -19, "{e}");
-    let e = call(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "../x", "dev_name": "M0"}),
-    );
-    assert_eq!(e["error"]["code"], -32602, "{e}");
-    let e = call(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "y", "dev_name": "M0", "cpumask": "zz"}),
-    );
-    assert_eq!(e["error"]["code"], -32602, "{e}");
-    let e = call(&t.rpc, "vhost_delete_controller", json!({"ctrlr": "nope"}));
-    assert_eq!(e["error"]["code"], -19, "{e}");
 
     let mut c = Client::connect(&dir.join("vb0"));
     let (cap, bs, seg_max, nq) = c.config();
@@ -244,6 +235,79 @@ fn bad_input_is_an_error_to_that_front_end_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A null bdev grown by `bdev_null_resize` under a connected front end: the front end
+/// gets BACKEND_CONFIG_CHANGE_MSG on the channel it handed over, the config space has
+/// the new capacity, and sectors past the old end that failed before now succeed.
+#[test]
+fn resize_reaches_the_front_end() {
+    use std::io::Read;
+    use vhost::vhost_user::message::VhostUserProtocolFeatures;
+    use vhost::vhost_user::VhostUserFrontend;
+
+    let dir = tmpdir("resize");
+    let t = start(&dir, "resize");
+    ok(
+        &t.rpc,
+        "bdev_null_create",
+        json!({"name": "N0", "num_blocks": 2048, "block_size": 4096}),
+    );
+    malloc(&t, "M1", 1, 4096);
+    ctrlr(&t, "vr0", "N0", false);
+    let mut c = Client::connect_proto(&dir.join("vr0"), VhostUserProtocolFeatures::BACKEND_REQ);
+    let (mut mine, theirs) = UnixStream::pair().unwrap();
+    c.fe.set_backend_request_fd(&theirs).unwrap();
+    drop(theirs);
+    mine.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    c.start_queue();
+    let old_end = 8 * 1024 * 1024 / 512;
+    assert_eq!(c.config().0, old_end);
+    assert_eq!(c.read(old_end, 4096).0, 1, "past the end before the resize");
+    // Refusals: unknown bdev, not a null bdev, shrinking, bad parameters.
+    for (p, code) in [
+        (json!({"name": "nope", "new_size": 16}), -19),
+        (json!({"name": "M1", "new_size": 16}), -32602),
+        (json!({"name": "N0", "new_size": 4}), -32602),
+        (json!({"name": "N0"}), -32602),
+        (json!({"name": "N0", "new_size": -1}), -32602),
+    ] {
+        refused(&t.rpc, "bdev_null_resize", p, code);
+    }
+    assert_eq!(c.config().0, old_end, "refusals changed nothing");
+    assert_eq!(
+        ok(
+            &t.rpc,
+            "bdev_null_resize",
+            json!({"name": "N0", "new_size": 16})
+        ),
+        true
+    );
+    let mut msg = [0u8; 12];
+    mine.read_exact(&mut msg)
+        .expect("BACKEND_CONFIG_CHANGE_MSG within 20 s");
+    assert_eq!(
+        msg,
+        [2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+        "config change, version 1, no body"
+    );
+    assert_eq!(c.config().0, 2 * old_end, "capacity after the resize");
+    assert_eq!(c.read(old_end, 4096).0, 0, "the new sectors take reads");
+    assert_eq!(
+        c.write(2 * old_end - 8, &[7u8; 4096]),
+        0,
+        "and writes at the new end"
+    );
+    assert_eq!(c.read(2 * old_end, 4096).0, 1, "past the new end");
+    let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": "N0"}));
+    assert_eq!(b[0]["num_blocks"], 4096, "{b}");
+    let saved = ok(&t.rpc, "save_config", json!({})).to_string();
+    assert!(
+        saved.contains("\"num_blocks\":4096"),
+        "save_config keeps the new size: {saved}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The inflight area across a target restart, written as a target that died at the two
 /// worst moments would have left it: one request taken from the avail ring and not
 /// completed (it must be submitted again), one whose used entry was written but whose
@@ -399,6 +463,37 @@ fn quiet_queue_lets_the_reactor_sleep() {
     assert!(c.read(0, 4096).1 == p, "a request after the quiet time");
     let r = ok(&t.rpc, "framework_get_reactors", json!({}));
     assert!(r["reactors"][0]["sleeps"].as_u64().unwrap() > 0, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reactor that sleeps as soon as it is idle (`--idle-sleep-us 0`) and a front end
+/// that, like a guest, kicks only when the used ring's flags ask for it: each request
+/// after a pause is served at once (the queue keeps its reactor polling while kicks
+/// are off; when it did not, each waited about 100 ms for an unrelated wake-up).
+#[test]
+fn short_reactor_idle_never_strands_a_request() {
+    let dir = tmpdir("idle0");
+    let t = start_with(&dir, "idle0", &["--idle-sleep-us", "0"]);
+    malloc(&t, "M5", 4, 512);
+    ctrlr(&t, "z0", "M5", false);
+    let mut c = Client::connect(&dir.join("z0"));
+    c.start_queue();
+    c.honour_no_notify = true;
+    let p = pattern(9, 4096);
+    assert_eq!(c.write(0, &p), 0);
+    let mut took = Vec::new();
+    for _ in 0..9 {
+        std::thread::sleep(Duration::from_millis(20));
+        let t0 = std::time::Instant::now();
+        assert!(c.read(0, 4096).1 == p);
+        took.push(t0.elapsed());
+    }
+    took.sort();
+    assert!(
+        took[4] < Duration::from_millis(30),
+        "median request time {:?} (all: {took:?})",
+        took[4]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

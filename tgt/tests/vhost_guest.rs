@@ -5,7 +5,9 @@
 //! (through a second, read-only controller on the same bdev); discard and write-zeroes
 //! read back as zeroes; and the target killed and restarted while the guest does I/O
 //! (QEMU's chardev `reconnect=1`, the inflight area): every guest I/O completes without
-//! error and each chunk reads back as written.
+//! error and each chunk reads back as written. A second disk on a null bdev is grown
+//! with `bdev_null_resize`: the guest's /sys/block/vdb/size follows (the target's
+//! config-change message), and I/O to the new sectors and to the first disk goes on.
 //!
 //! The target's bdev is a malloc disk recreated by `--json` at restart, so the test
 //! checks each chunk right after it is written rather than data written before the
@@ -23,15 +25,22 @@ use vhost_common::*;
 const TEST: &str = "vhost_guest";
 const MIB: u64 = 64;
 const BS: u64 = 4096;
+/// The null disk's size before and after the resize.
+const NULL_MIB: u64 = 8;
+const NULL_GROWN_MIB: u64 = 24;
 
 fn config_json() -> String {
     json!({"subsystems": [
         {"subsystem": "bdev", "config": [
             {"method": "bdev_malloc_create",
-             "params": {"name": "Malloc0", "num_blocks": MIB * 1024 * 1024 / BS, "block_size": BS}}]},
+             "params": {"name": "Malloc0", "num_blocks": MIB * 1024 * 1024 / BS, "block_size": BS}},
+            {"method": "bdev_null_create",
+             "params": {"name": "Null0", "num_blocks": NULL_MIB * 1024 * 1024 / BS, "block_size": BS}}]},
         {"subsystem": "vhost_blk", "config": [
             {"method": "vhost_create_blk_controller",
-             "params": {"ctrlr": "vg0", "dev_name": "Malloc0"}}]}
+             "params": {"ctrlr": "vg0", "dev_name": "Malloc0"}},
+            {"method": "vhost_create_blk_controller",
+             "params": {"ctrlr": "vn0", "dev_name": "Null0"}}]}
     ]})
     .to_string()
 }
@@ -48,6 +57,97 @@ fn sh(g: &mut Guest, cmd: &str) -> String {
         .unwrap_or_else(|e| panic!("{TEST}: guest '{cmd}': {e}"));
     assert_eq!(rc, 0, "{TEST}: guest '{cmd}' failed:\n{out}");
     out
+}
+
+/// A read-only controller on Malloc0 with our front end on it: the bdev's bytes
+/// from the host side.
+fn bdev_reader(t: &Tgt, dir: &Path) -> Client {
+    ok(
+        &t.rpc,
+        "vhost_create_blk_controller",
+        json!({"ctrlr": "vgcheck", "dev_name": "Malloc0", "readonly": true}),
+    );
+    let mut c = Client::connect(&dir.join("vgcheck"));
+    c.start_queue();
+    c
+}
+
+/// Grow the null disk under the running guest: the guest sees the new size (the
+/// config-change interrupt, no rescan asked for), and I/O to the new sectors and to
+/// the first disk goes on.
+fn resize_reaches_the_guest(g: &mut Guest, t: &Tgt) {
+    let sectors = |mib: u64| (mib * 1024 * 1024 / 512).to_string();
+    sh(
+        g,
+        "for i in $(seq 50); do [ -b /dev/vdb ] && break; sleep 0.2; done; [ -b /dev/vdb ]",
+    );
+    assert_eq!(
+        sh(g, "cat /sys/block/vdb/size").trim(),
+        sectors(NULL_MIB),
+        "the null disk before the resize"
+    );
+    // Held open with I/O going to it while it grows.
+    sh(
+        g,
+        "( for i in $(seq 200); do dd if=/dev/vdb of=/dev/null bs=4096 count=16 \
+           iflag=direct 2>/dev/null || { echo FAIL > /tmp/bg; exit 1; }; done; \
+           echo DONE > /tmp/bg ) & true",
+    );
+    assert_eq!(
+        ok(
+            &t.rpc,
+            "bdev_null_resize",
+            json!({"name": "Null0", "new_size": NULL_GROWN_MIB})
+        ),
+        true
+    );
+    let size = sh(
+        g,
+        &format!(
+            "for i in $(seq 150); do [ $(cat /sys/block/vdb/size) = {} ] && break; sleep 0.2; done; \
+             cat /sys/block/vdb/size",
+            sectors(NULL_GROWN_MIB)
+        ),
+    );
+    assert_eq!(
+        size.trim(),
+        sectors(NULL_GROWN_MIB),
+        "{TEST}: the guest's size after bdev_null_resize"
+    );
+    let notice = sh(g, "dmesg | grep -i 'vdb.*new size' || true");
+    eprintln!("{TEST}: guest kernel: {}", notice.trim());
+    // The new sectors take writes and reads (dd reports every block moved).
+    let first_new = NULL_MIB * 1024 * 1024 / 4096;
+    let out = sh(
+        g,
+        &format!(
+            "dd if=/fp/pat.bin of=/dev/vdb bs=4096 count=256 seek={first_new} oflag=direct 2>&1 && \
+             dd if=/dev/vdb of=/dev/null bs=4096 count=256 skip={} iflag=direct 2>&1",
+            (NULL_GROWN_MIB * 1024 * 1024 / 4096) - 256
+        ),
+    );
+    assert_eq!(
+        out.matches("256+0 records out").count(),
+        2,
+        "{TEST}: I/O past the old end: {out}"
+    );
+    let bg = sh(
+        g,
+        "for i in $(seq 300); do [ -s /tmp/bg ] && break; sleep 0.2; done; cat /tmp/bg",
+    );
+    assert_eq!(bg.trim(), "DONE", "{TEST}: reads running across the resize");
+    // The first disk is untouched and still serves.
+    sh(
+        g,
+        "dd if=/fp/pat.bin of=/dev/vda bs=4096 count=16 seek=4000 oflag=direct 2>/dev/null && \
+         dd if=/dev/vda of=/tmp/r bs=4096 count=16 skip=4000 iflag=direct 2>/dev/null && \
+         dd if=/fp/pat.bin of=/tmp/w bs=4096 count=16 2>/dev/null && cmp /tmp/r /tmp/w",
+    );
+    assert_eq!(
+        sh(g, "cat /sys/block/vda/size").trim(),
+        sectors(MIB),
+        "the first disk keeps its size"
+    );
 }
 
 #[test]
@@ -71,6 +171,13 @@ fn guest_disk_on_our_target() {
             format!("socket,id=vb0,path={},reconnect=1", sock.display()),
             "-device".into(),
             "vhost-user-blk-pci,chardev=vb0,num-queues=2".into(),
+            "-chardev".into(),
+            format!(
+                "socket,id=vn0,path={},reconnect=1",
+                dir.join("vn0").display()
+            ),
+            "-device".into(),
+            "vhost-user-blk-pci,chardev=vn0,num-queues=1".into(),
         ],
         ..Default::default()
     }) else {
@@ -163,13 +270,7 @@ fn guest_disk_on_our_target() {
     // The bdev's bytes, from the host side.
     {
         let t = tgt.as_ref().unwrap();
-        ok(
-            &t.rpc,
-            "vhost_create_blk_controller",
-            json!({"ctrlr": "vgcheck", "dev_name": "Malloc0", "readonly": true}),
-        );
-        let mut c = Client::connect(&dir.join("vgcheck"));
-        c.start_queue();
+        let mut c = bdev_reader(t, &dir);
         for (n, off) in cases {
             let got = c.read_all(off / 512, n as usize);
             assert!(
@@ -229,6 +330,8 @@ fn guest_disk_on_our_target() {
         );
     }
 
+    resize_reaches_the_guest(&mut g, tgt.as_ref().unwrap());
+
     // Restart the target while the guest writes 64 chunks of 64 KiB one after the
     // other (chunk i from pattern slice i % 32), each dd checked for errors.
     const CHUNKS: u64 = 64;
@@ -283,13 +386,7 @@ fn guest_disk_on_our_target() {
     // The new bdev started empty: chunks completed before the kill are zero; every chunk
     // from the one in flight at the kill on must hold its data (the inflight area made
     // the new target resubmit it), and nothing else may appear.
-    ok(
-        &t.rpc,
-        "vhost_create_blk_controller",
-        json!({"ctrlr": "vgcheck", "dev_name": "Malloc0", "readonly": true}),
-    );
-    let mut c = Client::connect(&dir.join("vgcheck"));
-    c.start_queue();
+    let mut c = bdev_reader(&t, &dir);
     let mut kinds = Vec::new();
     for i in 0..CHUNKS {
         let got = c.read_all((FIRST + i) * 65536 / 512, 65536);

@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -291,8 +292,9 @@ impl Controller {
     fn start_on_thread(self: &Arc<Self>, listener: UnixListener) -> Result<()> {
         let weak = Arc::downgrade(self);
         let desc = bdev::open(&self.opts.bdev, !self.opts.readonly, move |ev| {
-            if ev == BdevEvent::Remove {
-                if let Some(c) = weak.upgrade() {
+            let Some(c) = weak.upgrade() else { return };
+            match ev {
+                BdevEvent::Remove => {
                     eal::log_notice!(
                         "vhost {}: bdev '{}' is going away: closing it",
                         c.opts.name,
@@ -300,6 +302,7 @@ impl Controller {
                     );
                     c.drop_bdev();
                 }
+                BdevEvent::Resize => c.resized(),
             }
         })
         .map_err(|source| Error::Bdev {
@@ -311,6 +314,7 @@ impl Controller {
             source: Box::new(source),
         })?;
         let info = desc.bdev().info().clone();
+        let blocks = desc.bdev().num_blocks();
         let mut id = [0u8; ID_BYTES];
         let n = info.name.len().min(ID_BYTES);
         id[..n].copy_from_slice(&info.name.as_bytes()[..n]);
@@ -319,9 +323,10 @@ impl Controller {
             ch: Mutex::new(ch),
             geo: Geometry {
                 block_size: u64::from(info.block_size),
-                num_blocks: info.num_blocks,
+                num_blocks: blocks,
                 readonly: self.opts.readonly,
             },
+            num_blocks: AtomicU64::new(blocks),
             id,
             name: self.opts.name.clone(),
         });
@@ -343,6 +348,32 @@ impl Controller {
         st.listen_intr = Some(intr);
         st.ctx = Some(ctx);
         Ok(())
+    }
+
+    /// The bdev's size changed (on the controller's thread): new range checks and
+    /// config space, and the front end told (it re-reads the config and interrupts
+    /// the guest).
+    fn resized(&self) {
+        let st = lock(&self.state);
+        let Some(ctx) = &st.ctx else { return };
+        let blocks = ctx.desc.bdev().num_blocks();
+        ctx.num_blocks.store(blocks, Ordering::Relaxed);
+        eal::log_notice!(
+            "vhost {}: bdev '{}' now {blocks} blocks",
+            self.opts.name,
+            self.opts.bdev
+        );
+        if let Some(conn) = &st.conn {
+            match lock(&conn.dev).config_changed() {
+                Ok(true) => {}
+                Ok(false) => eal::log_warn!(
+                    "vhost {}: the front end gave no back-end request channel: the guest \
+                     sees the new size only when it reads the config again",
+                    self.opts.name
+                ),
+                Err(e) => eal::log_warn!("vhost {}: {e}", self.opts.name),
+            }
+        }
     }
 
     fn accept(self: &Arc<Self>) {
@@ -378,7 +409,17 @@ impl Controller {
         let dev = Arc::new(Mutex::new(Device::new(ctx, MAX_QUEUES, self.opts.readonly)));
         let mut handler = BackendReqHandler::from_stream(stream, dev.clone());
         let me = self.clone();
+        let dev2 = dev.clone();
         let intr = interrupt::register(&format!("vhost_{}_conn", self.opts.name), fd, move || {
+            match lock(&dev2).take_backend_req(fd) {
+                Ok(true) => return PollStatus::Busy,
+                Ok(false) => {}
+                Err(e) => {
+                    eal::log_warn!("vhost {}: dropping the front end: {e}", me.opts.name);
+                    me.drop_conn();
+                    return PollStatus::Busy;
+                }
+            }
             if let Err(e) = handler.handle_request() {
                 match e {
                     vhost::vhost_user::Error::Disconnected

@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use vhost::vhost_user::message::{
@@ -23,6 +24,8 @@ use vhost::vhost_user::{Error as VuError, GpuBackend, Result as VuResult};
 type VhostUserMemoryRegionBase = u64;
 use vm_memory::ByteValued;
 
+use crate::backend_req::{self, Channel};
+use crate::error::Result;
 use crate::inflight::InflightArea;
 use crate::memory::GuestMem;
 use crate::queue::{self, Ctx, RunningVq, VqStart};
@@ -71,6 +74,7 @@ pub fn offered_protocol() -> VhostUserProtocolFeatures {
         | VhostUserProtocolFeatures::MQ
         | VhostUserProtocolFeatures::REPLY_ACK
         | VhostUserProtocolFeatures::INFLIGHT_SHMFD
+        | VhostUserProtocolFeatures::BACKEND_REQ
 }
 
 #[derive(Default)]
@@ -96,6 +100,8 @@ pub struct Device {
     vrings: Vec<Vring>,
     inflight: Option<InflightArea>,
     readonly: bool,
+    /// The back-end request channel, once the front end sent it.
+    backend: Option<Channel>,
 }
 
 impl Device {
@@ -110,6 +116,41 @@ impl Device {
             vrings: (0..max_queues).map(|_| Vring::default()).collect(),
             inflight: None,
             readonly,
+            backend: None,
+        }
+    }
+
+    fn protocol_acked(&self, f: VhostUserProtocolFeatures) -> bool {
+        self.protocol & f.bits() == f.bits()
+    }
+
+    /// Take a `SET_BACKEND_REQ_FD` waiting on the connection `fd` before rust-vmm's
+    /// handler reads it (see [`crate::backend_req`]); true if one was taken. Left to
+    /// the handler (which refuses it) unless BACKEND_REQ was negotiated.
+    pub fn take_backend_req(&mut self, fd: RawFd) -> Result<bool> {
+        if !self.protocol_acked(VhostUserProtocolFeatures::BACKEND_REQ) {
+            return Ok(false);
+        }
+        let Some((ch, need_reply)) = backend_req::take_set_fd(fd)? else {
+            return Ok(false);
+        };
+        self.backend = Some(ch);
+        if need_reply && self.protocol_acked(VhostUserProtocolFeatures::REPLY_ACK) {
+            backend_req::ack(fd)?;
+        }
+        Ok(true)
+    }
+
+    /// The config space changed (a resize): tell the front end if it gave us a
+    /// channel and negotiated CONFIG; false if it cannot be told (the guest sees the
+    /// new size only when it reads the config again).
+    pub fn config_changed(&self) -> Result<bool> {
+        match &self.backend {
+            Some(c) if self.protocol_acked(VhostUserProtocolFeatures::CONFIG) => {
+                c.config_change()?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 
@@ -206,7 +247,7 @@ impl Device {
     }
 
     fn config(&self) -> [u8; CONFIG_SPACE] {
-        let g = self.ctx.geo;
+        let g = self.ctx.geometry();
         let c = BlkConfig {
             capacity: g.num_blocks * g.block_size / SECTOR_SIZE,
             size_max: SIZE_MAX,

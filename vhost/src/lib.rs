@@ -14,7 +14,8 @@
 //!   per controller), [`queue`] (a poller per virtqueue, idle/interrupt mode on the
 //!   kick eventfd), [`chain`] and [`request`] (descriptor chains and virtio-blk requests
 //!   checked and mapped onto bdev I/O without copying), [`inflight`] (the inflight area
-//!   that lets a restarted target resume), [`rpc`] and [`subsystem`].
+//!   that lets a restarted target resume), [`backend_req`] (the channel on which a
+//!   resize reaches the guest), [`rpc`] and [`subsystem`].
 //!
 //! # Threads
 //!
@@ -31,6 +32,7 @@
 //! before use; data buffers are handed to the bdev as they are (no copy), as a device's
 //! DMA would use them.
 
+pub mod backend_req;
 pub mod chain;
 pub mod controller;
 pub mod device;

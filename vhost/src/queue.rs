@@ -10,8 +10,10 @@
 //! it turns them back on (virtio-queue's `enable_notification`, which re-checks the
 //! avail index after the flag store so no request slips between) and reports idle; the
 //! kick eventfd is a framework interrupt, so a reactor that went to sleep (the
-//! framework's interrupt mode) wakes on the next kick. The threshold is below the
-//! reactor's own idle time before sleeping, so notifications are on before it sleeps.
+//! framework's interrupt mode) wakes on the next kick. Until then the poller reports
+//! busy: a reactor must not sleep while the guest is told not to kick (whatever the
+//! reactor's own idle time before sleeping; with a shorter one than this window,
+//! requests waited for an unrelated wake-up, about 100 ms).
 //!
 //! # Guest memory
 //!
@@ -21,6 +23,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdev::{BdevIoChannel, Descriptor, IoStatus, IoVec};
@@ -38,8 +41,8 @@ use crate::sys;
 
 /// Most requests taken from the ring in one poll.
 const BATCH: usize = 32;
-/// Idle time after which guest notifications are turned back on (microseconds; below
-/// the reactor's 200 µs idle time before sleeping).
+/// Idle time after which guest notifications are turned back on (microseconds); the
+/// queue keeps its reactor polling until then.
 pub const IDLE_BEFORE_NOTIFY_US: u64 = 50;
 
 /// What every queue of a controller shares: the bdev, the thread's channel, geometry.
@@ -49,12 +52,27 @@ pub struct Ctx {
     /// The controller thread's channel (used only on that thread; the mutex makes
     /// the context shareable with the pollers and is never contended).
     pub ch: Mutex<BdevIoChannel>,
-    /// Range checks.
+    /// Block size and read-only flag (its `num_blocks` is the size at open; the
+    /// current one is [`Ctx::num_blocks`]).
     pub geo: Geometry,
+    /// The bdev's size in blocks now (changed by a resize event).
+    pub num_blocks: AtomicU64,
     /// `GET_ID` answer.
     pub id: [u8; ID_BYTES],
     /// Controller name (logs).
     pub name: String,
+}
+
+impl Ctx {
+    /// The geometry for range checks and the config space, with the current size.
+    pub fn geometry(&self) -> Geometry {
+        Geometry {
+            // Relaxed: requests parsed just before a resize see the old size, as a
+            // guest's requests racing a real disk's resize would.
+            num_blocks: self.num_blocks.load(Ordering::Relaxed),
+            ..self.geo
+        }
+    }
 }
 
 /// A queue's state, shared by its poller, its kick handler and its completions (all on
@@ -254,7 +272,7 @@ fn poll(vq: &SharedVq, ctx: &Arc<Ctx>) -> PollStatus {
             popped += 1;
             eal::log_debug!("vhost {}: queue {}: head {head}", ctx.name, s.index);
             let parsed = match chain::walk(&mem, s.queue.desc_table(), s.queue.size(), head) {
-                Ok(c) => request::parse(&c, ctx.geo),
+                Ok(c) => request::parse(&c, ctx.geometry()),
                 Err(why) => Parsed::Broken(why),
             };
             match parsed {
@@ -276,15 +294,21 @@ fn poll(vq: &SharedVq, ctx: &Arc<Ctx>) -> PollStatus {
         }
         let now = eal::timer::rdtsc();
         if popped == 0 {
-            let since = *s.idle_since.get_or_insert(now);
-            if !s.notify_on && now.wrapping_sub(since) >= s.idle_tsc {
-                let more = s.queue.enable_notification(mem.mmap()).unwrap_or(true);
-                s.notify_on = true;
-                if more {
-                    return PollStatus::Busy;
-                }
+            if s.notify_on {
+                return PollStatus::Idle;
             }
-            return PollStatus::Idle;
+            let since = *s.idle_since.get_or_insert(now);
+            if now.wrapping_sub(since) < s.idle_tsc {
+                // Kicks are off: keep the reactor polling.
+                return PollStatus::Busy;
+            }
+            let more = s.queue.enable_notification(mem.mmap()).unwrap_or(true);
+            s.notify_on = true;
+            return if more {
+                PollStatus::Busy
+            } else {
+                PollStatus::Idle
+            };
         }
         s.idle_since = None;
         if s.notify_on {

@@ -31,6 +31,7 @@ where
 {
     let d = desc::open(base, false, move |ev| match ev {
         BdevEvent::Remove => on_remove(),
+        BdevEvent::Resize => {}
     })?;
     d.claim(module)?;
     Ok(Arc::new(d))

@@ -54,6 +54,11 @@ pub fn opts() -> framework::FrameworkOpts {
 /// One step: do something, then call `next.go()` (from any callback on the thread).
 pub type Step = Box<dyn FnOnce(Next) + Send>;
 
+/// A step from a closure.
+pub fn step(f: impl FnOnce(Next) + Send + 'static) -> Step {
+    Box::new(f)
+}
+
 /// The continuation handed to a step.
 pub struct Next {
     steps: Arc<Mutex<VecDeque<Step>>>,

@@ -121,6 +121,12 @@ pub fn ok(sock: &Path, method: &str, params: Value) -> Value {
     v["result"].clone()
 }
 
+/// A call that must fail with JSON-RPC error `code`.
+pub fn refused(sock: &Path, method: &str, params: Value, code: i64) {
+    let e = call(sock, method, params.clone());
+    assert_eq!(e["error"]["code"], code, "{method} {params}: {e}");
+}
+
 pub const QSIZE: u16 = 64;
 pub const MEM: usize = 16 << 20;
 const DESC: u64 = 0;
@@ -142,6 +148,9 @@ pub struct Client {
     call: EventFd,
     avail_idx: u16,
     used_seen: u16,
+    /// Kick only when the used ring's flags allow it, as a guest driver does
+    /// (VRING_USED_F_NO_NOTIFY; no EVENT_IDX here). Off: always kick.
+    pub honour_no_notify: bool,
 }
 
 impl Drop for Client {
@@ -167,6 +176,16 @@ pub fn features_wanted() -> u64 {
 
 /// Connect and negotiate features and protocol features.
 pub fn negotiate(path: &Path, inflight: bool) -> Frontend {
+    let extra = if inflight {
+        VhostUserProtocolFeatures::INFLIGHT_SHMFD
+    } else {
+        VhostUserProtocolFeatures::empty()
+    };
+    negotiate_proto(path, extra)
+}
+
+/// [`negotiate`] with `extra` protocol features on top of CONFIG, MQ and REPLY_ACK.
+pub fn negotiate_proto(path: &Path, extra: VhostUserProtocolFeatures) -> Frontend {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
         assert!(
@@ -201,15 +220,14 @@ pub fn negotiate(path: &Path, inflight: bool) -> Frontend {
         VhostUserProtocolFeatures::MQ,
         VhostUserProtocolFeatures::REPLY_ACK,
         VhostUserProtocolFeatures::INFLIGHT_SHMFD,
+        VhostUserProtocolFeatures::BACKEND_REQ,
     ] {
         assert!(pf.contains(f), "protocol feature {f:?} not offered: {pf:?}");
     }
-    let mut want = VhostUserProtocolFeatures::CONFIG
+    let want = VhostUserProtocolFeatures::CONFIG
         | VhostUserProtocolFeatures::MQ
-        | VhostUserProtocolFeatures::REPLY_ACK;
-    if inflight {
-        want |= VhostUserProtocolFeatures::INFLIGHT_SHMFD;
-    }
+        | VhostUserProtocolFeatures::REPLY_ACK
+        | extra;
     fe.set_protocol_features(want).unwrap();
     // Every message waits for the back end's answer (REPLY_ACK), so errors come back
     // to the call that caused them and the target state is settled on return.
@@ -225,7 +243,15 @@ impl Client {
 
     /// [`connect`](Self::connect), also negotiating INFLIGHT_SHMFD when `inflight`.
     pub fn connect_opts(path: &Path, inflight: bool) -> Client {
-        let fe = negotiate(path, inflight);
+        Self::with_frontend(negotiate(path, inflight))
+    }
+
+    /// [`connect`](Self::connect) with `extra` protocol features.
+    pub fn connect_proto(path: &Path, extra: VhostUserProtocolFeatures) -> Client {
+        Self::with_frontend(negotiate_proto(path, extra))
+    }
+
+    fn with_frontend(fe: Frontend) -> Client {
         // SAFETY: a fresh memfd.
         let fd = unsafe { libc::memfd_create(c"fp-test-guest".as_ptr(), libc::MFD_CLOEXEC) };
         assert!(fd >= 0);
@@ -252,21 +278,21 @@ impl Client {
             call: EventFd::new(libc::EFD_NONBLOCK).unwrap(),
             avail_idx: 0,
             used_seen: 0,
+            honour_no_notify: false,
         };
-        let region = VhostUserMemoryRegionInfo {
-            guest_phys_addr: 0,
-            memory_size: MEM as u64,
-            userspace_addr: c.mem as u64,
-            mmap_offset: 0,
-            mmap_handle: c._memfd.as_raw_fd(),
-        };
-        c.fe.set_mem_table(&[region]).unwrap();
+        c.fe.set_mem_table(&[c.region()]).unwrap();
         c
     }
 
     /// Set up and enable queue 0 with ring addresses `uva_base + {0, 0x1000, 0x2000}`.
     pub fn try_start_queue(&mut self, uva_base: u64) -> Result<(), String> {
-        self.fe.set_vring_num(0, QSIZE).map_err(|e| e.to_string())?;
+        self.setup_queue(uva_base, 0)
+    }
+
+    /// Queue 0 with its rings at `uva_base + {0, 0x1000, 0x2000}`, from `base`.
+    fn setup_queue(&mut self, uva_base: u64, base: u16) -> Result<(), String> {
+        let e = |e: vhost::Error| e.to_string();
+        self.fe.set_vring_num(0, QSIZE).map_err(e)?;
         let cfg = VringConfigData {
             queue_max_size: QSIZE,
             queue_size: QSIZE,
@@ -276,15 +302,22 @@ impl Client {
             avail_ring_addr: uva_base + AVAIL,
             log_addr: None,
         };
-        self.fe.set_vring_addr(0, &cfg).map_err(|e| e.to_string())?;
-        self.fe.set_vring_base(0, 0).map_err(|e| e.to_string())?;
-        self.fe
-            .set_vring_call(0, &self.call)
-            .map_err(|e| e.to_string())?;
-        self.fe
-            .set_vring_kick(0, &self.kick)
-            .map_err(|e| e.to_string())?;
-        self.fe.set_vring_enable(0, true).map_err(|e| e.to_string())
+        self.fe.set_vring_addr(0, &cfg).map_err(e)?;
+        self.fe.set_vring_base(0, base).map_err(e)?;
+        self.fe.set_vring_call(0, &self.call).map_err(e)?;
+        self.fe.set_vring_kick(0, &self.kick).map_err(e)?;
+        self.fe.set_vring_enable(0, true).map_err(e)
+    }
+
+    /// Our "guest memory" as one region at guest address 0.
+    fn region(&self) -> VhostUserMemoryRegionInfo {
+        VhostUserMemoryRegionInfo {
+            guest_phys_addr: 0,
+            memory_size: MEM as u64,
+            userspace_addr: self.mem as u64,
+            mmap_offset: 0,
+            mmap_handle: self._memfd.as_raw_fd(),
+        }
     }
 
     /// A new connection (after a target restart) over the same memory and ring:
@@ -292,29 +325,8 @@ impl Client {
     pub fn reconnect(&mut self, path: &Path, inflight: &VhostUserInflight, fd: &File, base: u16) {
         self.fe = negotiate(path, true);
         self.fe.set_inflight_fd(inflight, fd.as_raw_fd()).unwrap();
-        let region = VhostUserMemoryRegionInfo {
-            guest_phys_addr: 0,
-            memory_size: MEM as u64,
-            userspace_addr: self.mem as u64,
-            mmap_offset: 0,
-            mmap_handle: self._memfd.as_raw_fd(),
-        };
-        self.fe.set_mem_table(&[region]).unwrap();
-        self.fe.set_vring_num(0, QSIZE).unwrap();
-        let cfg = VringConfigData {
-            queue_max_size: QSIZE,
-            queue_size: QSIZE,
-            flags: 0,
-            desc_table_addr: self.mem as u64 + DESC,
-            used_ring_addr: self.mem as u64 + USED,
-            avail_ring_addr: self.mem as u64 + AVAIL,
-            log_addr: None,
-        };
-        self.fe.set_vring_addr(0, &cfg).unwrap();
-        self.fe.set_vring_base(0, base).unwrap();
-        self.fe.set_vring_call(0, &self.call).unwrap();
-        self.fe.set_vring_kick(0, &self.kick).unwrap();
-        self.fe.set_vring_enable(0, true).unwrap();
+        self.fe.set_mem_table(&[self.region()]).unwrap();
+        self.setup_queue(self.mem as u64, base).unwrap();
     }
 
     /// Put `head` on the avail ring without kicking.
@@ -403,7 +415,9 @@ impl Client {
         self.avail_idx = self.avail_idx.wrapping_add(1);
         self.put(AVAIL + 2, self.avail_idx);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        self.kick.write(1).unwrap();
+        if !self.honour_no_notify || self.get::<u16>(USED) & 1 == 0 {
+            self.kick.write(1).unwrap();
+        }
     }
 
     /// The next used element `(id, len)`, waiting up to `secs`.

@@ -195,6 +195,15 @@ pub static METHODS: &[Method] = &[
         Nothing,
     ),
     m(
+        "bdev_null_resize",
+        "Resize a null bdev",
+        &[
+            pos("name", Str, "Name of the null bdev"),
+            pos("new_size", Int, "New size of null bdev in MiB"),
+        ],
+        Json,
+    ),
+    m(
         "bdev_aio_create",
         "Add a bdev with aio backend",
         &[
