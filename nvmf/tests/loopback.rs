@@ -15,6 +15,11 @@
 //!    works) and no command is left holding a buffer.
 //! 4. Reconnect: the subsystem is deleted (its controllers and connections go) and
 //!    made again; the initiator reconnects and I/O works again.
+//! 5. Namespace notices: a namespace added to the subsystem completes a raw host's
+//!    Asynchronous Event Request with Namespace Attribute Changed, the Changed
+//!    Namespace List names it (kept with RAE, cleared without), a second change is
+//!    not announced before the list is read; our initiator registers `Nvme0n2`, whose
+//!    I/O reaches the new malloc bdev, and unregisters it when the namespace goes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -531,6 +536,139 @@ fn scenario(fw: Framework, port: u16) {
     assert_eq!(read(&t, &m, 64, 8).1, small);
     close(&t, &nv);
     close(&t, &m);
+
+    namespace_notices(&t, port);
+}
+
+/// The NSIDs of the Changed Namespace List (`retain`: RAE set).
+fn changed_ns(q: &mut nvmf::host::setup::Queue, retain: bool) -> Vec<u32> {
+    let mut s = Sqe::new(0x02, 0, u32::MAX);
+    s.cdw10 = 0x04 | 1023 << 16 | if retain { 1 << 15 } else { 0 };
+    let (_, d) = q.command_ok("get log page 04h", s, &[], 4096).unwrap();
+    d.chunks(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .take_while(|&n| n != 0)
+        .collect()
+}
+
+/// The first event within 10 s.
+fn next_event(q: &mut nvmf::host::setup::Queue) -> Option<u32> {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if let Some(e) = q.poll_event().unwrap() {
+            return Some(e);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn wait_until(secs: u64, f: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn on_subsys(t: &ThreadHandle, f: impl FnOnce(&Arc<Subsys>) + Send + 'static) {
+    on(t, move |tx: mpsc::Sender<()>| {
+        f(&tgt().subsystem(NQN).unwrap());
+        tx.send(()).unwrap()
+    })
+}
+
+fn namespace_notices(t: &ThreadHandle, port: u16) {
+    let mut q = connect(
+        &ep(port, HOST),
+        0,
+        0xffff,
+        31,
+        0,
+        8192,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    // Identify Controller: OAES bit 8; then enable the notice and hold an AER.
+    let mut s = Sqe::new(0x06, 0, 0);
+    s.cdw10 = 1;
+    let (_, id) = q.command_ok("identify", s, &[], 4096).unwrap();
+    assert_eq!(id[93] & 1, 1, "OAES announces namespace notices");
+    let mut s = Sqe::new(0x09, 0, 0);
+    s.cdw10 = 0x0b;
+    s.cdw11 = 1 << 8;
+    q.command_ok("set features 0Bh", s, &[], 0).unwrap();
+    q.submit_aer().unwrap();
+    assert_eq!(q.poll_event().unwrap(), None, "no event before a change");
+
+    on_subsys(t, |s| {
+        malloc::create(MallocOpts {
+            name: "Malloc1".into(),
+            num_blocks: BLOCKS / 2,
+            block_size: BS as u32,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.add_ns("Malloc1", 2, None).unwrap(), 2);
+    });
+    assert_eq!(next_event(&mut q), Some(0x0004_0002), "namespace notice");
+    assert_eq!(changed_ns(&mut q, true), vec![2], "RAE keeps the list");
+    // Masked until the log is read without RAE: a second change stays quiet.
+    q.submit_aer().unwrap();
+    on_subsys(t, |s| {
+        malloc::create(MallocOpts {
+            name: "Malloc2".into(),
+            num_blocks: BLOCKS / 2,
+            block_size: BS as u32,
+            ..Default::default()
+        })
+        .unwrap();
+        s.add_ns("Malloc2", 3, None).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        q.poll_event().unwrap(),
+        None,
+        "masked until the log is read"
+    );
+    assert_eq!(changed_ns(&mut q, false), vec![2, 3]);
+    assert_eq!(changed_ns(&mut q, false), Vec::<u32>::new(), "read clears");
+
+    // Our initiator found both new namespaces.
+    assert!(
+        wait_until(15, || bdev::bdev::get("Nvme0n2").is_some()
+            && bdev::bdev::get("Nvme0n3").is_some()),
+        "the initiator did not register the new namespaces: {:?}",
+        bdev::bdev::list()
+            .iter()
+            .map(|b| b.info().name.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        bdev::bdev::get("Nvme0n2").unwrap().info().num_blocks,
+        BLOCKS / 2
+    );
+    let n2 = open(t, "Nvme0n2");
+    let m1 = open(t, "Malloc1");
+    let d = pattern(9, 8192);
+    assert_eq!(write(t, &n2, 16, d.clone()), IoStatus::Success);
+    assert_eq!(read(t, &m1, 16, 16).1, d, "Nvme0n2 is Malloc1");
+    close(t, &n2);
+    close(t, &m1);
+
+    // Removal: announced again (the list was read), the bdev goes.
+    on_subsys(t, |s| assert!(s.remove_ns(2)));
+    assert_eq!(next_event(&mut q), Some(0x0004_0002), "removal notice");
+    assert_eq!(changed_ns(&mut q, false), vec![2]);
+    assert!(
+        wait_until(15, || bdev::bdev::get("Nvme0n2").is_none()),
+        "Nvme0n2 stayed after its namespace went"
+    );
+    assert!(bdev::bdev::get("Nvme0n3").is_some());
+    assert!(bdev::bdev::get("Nvme0n1").is_some());
 }
 
 #[test]
