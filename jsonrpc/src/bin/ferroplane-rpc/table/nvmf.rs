@@ -406,6 +406,12 @@ pub static METHODS: &[Method] = &[
         Nothing,
     ),
     m(
+        "nvmf_subsystem_remove_ns",
+        "Remove a namespace to an NVMe-oF subsystem",
+        &[NQN, pos("nsid", Int, "The requested NSID"), TGT],
+        Nothing,
+    ),
+    m(
         "nvmf_subsystem_add_host",
         "Add a host to an NVMe-oF subsystem",
         &[
