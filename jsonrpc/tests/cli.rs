@@ -379,19 +379,10 @@ fn rpc_py_arguments_give_rpc_py_params() {
     );
     assert_eq!(text(&out.stdout), "Malloc0\n");
     // rpc.py's print_array: the attached bdevs on one line.
-    let out = rpc(
-        &ts,
-        &[
-            "bdev_nvme_attach_controller",
-            "-b",
-            "Nvme0",
-            "-t",
-            "tcp",
-            "-a",
-            "127.0.0.1",
-        ],
-        None,
-    );
+    let attach: Vec<&str> = "bdev_nvme_attach_controller -b Nvme0 -t tcp -a 127.0.0.1"
+        .split(' ')
+        .collect();
+    let out = rpc(&ts, &attach, None);
     assert_eq!(text(&out.stdout), "Nvme0n1 Nvme0n2\n");
     let out = rpc(&ts, &["framework_start_init"], None);
     assert_eq!(text(&out.stdout), "");

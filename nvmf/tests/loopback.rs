@@ -33,7 +33,7 @@ use bdev::{BdevIoChannel, Descriptor, IoStatus};
 use framework::{Framework, ThreadHandle};
 use nvme::spec::Sqe;
 use nvmf::codec::encode;
-use nvmf::host::setup::{connect, Endpoint};
+use nvmf::host::setup::{connect, Endpoint, Queue};
 use nvmf::host::TcpTransport;
 use nvmf::spec::fabrics::{set_sqe_sgl, SGL_TRANSPORT};
 use nvmf::spec::pdu::{CapsuleCmd, CommonHeader, H2cData, IcReq, PduType};
@@ -212,6 +212,20 @@ fn ep(port: u16, host: &str) -> Endpoint {
     }
 }
 
+/// Connect queue `qid` of controller `cntlid` (0xffff: a new one) as `host`.
+fn queue(port: u16, host: &str, qid: u16, cntlid: u16) -> nvmf::Result<Queue> {
+    let icd = if qid == 0 { 8192 } else { 4096 };
+    connect(
+        &ep(port, host),
+        qid,
+        cntlid,
+        31,
+        0,
+        icd,
+        Duration::from_secs(10),
+    )
+}
+
 /// Whether the target closes `s` (EOF or reset, after an optional TermReq) in time.
 fn closed_by_target(mut s: TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -265,15 +279,7 @@ fn raw_ready(port: u16, dgst: u8) -> TcpStream {
 }
 
 fn target_serves(port: u16) {
-    let q = connect(
-        &ep(port, HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    );
+    let q = queue(port, HOST, 0, 0xffff);
     assert!(q.is_ok(), "target stopped serving: {:?}", q.err());
 }
 
@@ -340,15 +346,7 @@ fn scenario(fw: Framework, port: u16) {
     );
 
     // 2. Allow list.
-    let r = connect(
-        &ep(port, BAD_HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    );
+    let r = queue(port, BAD_HOST, 0, 0xffff);
     let e = r
         .err()
         .expect("a host off the allow list connected")
@@ -368,36 +366,11 @@ fn scenario(fw: Framework, port: u16) {
     s.write_all(&b).unwrap();
     assert!(closed_by_target(s), "command before Connect");
     // Connect for an I/O queue of a controller that does not exist.
-    let r = connect(
-        &ep(port, HOST),
-        3,
-        0x1234,
-        31,
-        0,
-        4096,
-        Duration::from_secs(10),
-    );
+    let r = queue(port, HOST, 3, 0x1234);
     assert!(r.is_err(), "I/O queue of a missing controller connected");
     // A capsule for an I/O queue beyond those granted.
-    let aq = connect(
-        &ep(port, HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let r = connect(
-        &ep(port, HOST),
-        200,
-        aq.cntlid,
-        31,
-        0,
-        4096,
-        Duration::from_secs(10),
-    );
+    let aq = queue(port, HOST, 0, 0xffff).unwrap();
+    let r = queue(port, HOST, 200, aq.cntlid);
     assert!(r.is_err(), "I/O queue 200 connected");
     // Oversized PDU, bad header length, unknown type, ICReq twice.
     for (off, val) in [(4usize, 0xff_u8), (2, 0x50), (0, 0x08)] {
@@ -435,16 +408,7 @@ fn scenario(fw: Framework, port: u16) {
     s.write_all(&b).unwrap();
     assert!(closed_by_target(s), "H2CData without R2T");
     // A host that vanishes after the R2T of a 64 KiB write.
-    let mut iq = connect(
-        &ep(port, HOST),
-        1,
-        aq.cntlid,
-        31,
-        0,
-        4096,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let mut iq = queue(port, HOST, 1, aq.cntlid).unwrap();
     let mut w = Sqe::new(0x01, 5, 1);
     w.set_lba_range(2048, 128);
     set_sqe_sgl(&mut w, SGL_TRANSPORT, 0, 65536);
@@ -541,7 +505,7 @@ fn scenario(fw: Framework, port: u16) {
 }
 
 /// The NSIDs of the Changed Namespace List (`retain`: RAE set).
-fn changed_ns(q: &mut nvmf::host::setup::Queue, retain: bool) -> Vec<u32> {
+fn changed_ns(q: &mut Queue, retain: bool) -> Vec<u32> {
     let mut s = Sqe::new(0x02, 0, u32::MAX);
     s.cdw10 = 0x04 | 1023 << 16 | if retain { 1 << 15 } else { 0 };
     let (_, d) = q.command_ok("get log page 04h", s, &[], 4096).unwrap();
@@ -551,27 +515,26 @@ fn changed_ns(q: &mut nvmf::host::setup::Queue, retain: bool) -> Vec<u32> {
         .collect()
 }
 
-/// The first event within 10 s.
-fn next_event(q: &mut nvmf::host::setup::Queue) -> Option<u32> {
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        if let Some(e) = q.poll_event().unwrap() {
-            return Some(e);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-fn wait_until(secs: u64, f: impl Fn() -> bool) -> bool {
+/// Whether `f` holds within `secs` seconds (asked every 20 ms).
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         if f() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// The first event within 10 s.
+fn next_event(q: &mut Queue) -> Option<u32> {
+    let mut ev = None;
+    wait_until(10, || {
+        ev = q.poll_event().unwrap();
+        ev.is_some()
+    });
+    ev
 }
 
 fn on_subsys(t: &ThreadHandle, f: impl FnOnce(&Arc<Subsys>) + Send + 'static) {
@@ -582,16 +545,7 @@ fn on_subsys(t: &ThreadHandle, f: impl FnOnce(&Arc<Subsys>) + Send + 'static) {
 }
 
 fn namespace_notices(t: &ThreadHandle, port: u16) {
-    let mut q = connect(
-        &ep(port, HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let mut q = queue(port, HOST, 0, 0xffff).unwrap();
     // Identify Controller: OAES bit 8; then enable the notice and hold an AER.
     let mut s = Sqe::new(0x06, 0, 0);
     s.cdw10 = 1;

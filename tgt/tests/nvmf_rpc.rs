@@ -37,59 +37,48 @@ fn wait_bdevs(sock: &Path, f: impl Fn(&[String]) -> bool) -> (bool, Vec<String>)
     }
 }
 
+/// `ferroplane-rpc` with the words of `line`; its output (see [`rpc_json`]).
+fn run(sock: &Path, line: &str) -> Value {
+    rpc_json(sock, &line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// `ferroplane-rpc` with the words of `line`, expected to fail; its output.
+fn run_fails(sock: &Path, line: &str) -> String {
+    rpc_fails(sock, &line.split_whitespace().collect::<Vec<_>>())
+}
+
 #[test]
 fn attach_over_rpc_and_namespace_events() {
     let dir = tmpdir("nvmfrpc");
     let mut t = start(&dir, "nvmfrpc", &[]);
     let s = t.sock.clone();
     let s = s.as_path();
-    let port = (20000 + std::process::id() % 20000).to_string();
+    let port = 20000 + std::process::id() % 20000;
     ok(s, "framework_wait_init", Value::Null);
-    for (name, mib) in [("Malloc0", "16"), ("Malloc1", "8")] {
-        assert_eq!(
-            rpc_json(s, &["bdev_malloc_create", "-b", name, mib, "512"]),
-            json!(name)
-        );
-    }
-    rpc_json(s, &["nvmf_create_transport", "-t", "TCP"]);
-    rpc_json(s, &["nvmf_create_subsystem", NQN, "-a", "-s", "FPRPC01"]);
-    rpc_json(s, &["nvmf_subsystem_add_ns", NQN, "Malloc0"]);
-    rpc_json(
+    assert_eq!(
+        run(s, "bdev_malloc_create -b Malloc0 16 512"),
+        json!("Malloc0")
+    );
+    assert_eq!(
+        run(s, "bdev_malloc_create -b Malloc1 8 512"),
+        json!("Malloc1")
+    );
+    run(s, "nvmf_create_transport -t TCP");
+    run(s, &format!("nvmf_create_subsystem {NQN} -a -s FPRPC01"));
+    run(s, &format!("nvmf_subsystem_add_ns {NQN} Malloc0"));
+    run(
         s,
-        &[
-            "nvmf_subsystem_add_listener",
-            NQN,
-            "-t",
-            "tcp",
-            "-a",
-            "127.0.0.1",
-            "-s",
-            &port,
-        ],
+        &format!("nvmf_subsystem_add_listener {NQN} -t tcp -a 127.0.0.1 -s {port}"),
     );
 
     // rpc.py's flags; the answer is the bdev list, printed as print_array does.
-    let attached = rpc_json(
+    let host = "nqn.2014-08.org.nvmexpress:uuid:12345678-1234-1234-1234-123456789abc";
+    let attached = run(
         s,
-        &[
-            "bdev_nvme_attach_controller",
-            "-b",
-            "Nvme0",
-            "-t",
-            "tcp",
-            "-a",
-            "127.0.0.1",
-            "-f",
-            "ipv4",
-            "-s",
-            &port,
-            "-n",
-            NQN,
-            "-q",
-            "nqn.2014-08.org.nvmexpress:uuid:12345678-1234-1234-1234-123456789abc",
-            "--hdgst",
-            "--ddgst",
-        ],
+        &format!(
+            "bdev_nvme_attach_controller -b Nvme0 -t tcp -a 127.0.0.1 -f ipv4 -s {port} \
+             -n {NQN} -q {host} --hdgst --ddgst"
+        ),
     );
     assert_eq!(attached, json!("Nvme0n1"));
     let b = ok(s, "bdev_get_bdevs", json!({"name": "Nvme0n1"}));
@@ -100,7 +89,7 @@ fn attach_over_rpc_and_namespace_events() {
     );
 
     // A namespace added while attached becomes a bdev (event, log page, rescan).
-    rpc_json(s, &["nvmf_subsystem_add_ns", NQN, "Malloc1", "-n", "2"]);
+    run(s, &format!("nvmf_subsystem_add_ns {NQN} Malloc1 -n 2"));
     let (found, names) = wait_bdevs(s, |n| n.iter().any(|x| x == "Nvme0n2"));
     assert!(found, "Nvme0n2 did not appear: {names:?}\n{}", t.log_text());
     let b = ok(s, "bdev_get_bdevs", json!({"name": "Nvme0n2"}));
@@ -110,62 +99,35 @@ fn attach_over_rpc_and_namespace_events() {
     assert_eq!(ns.as_array().unwrap().len(), 2, "{subs}");
 
     // Removed: the bdev goes, the other stays.
-    rpc_json(s, &["nvmf_subsystem_remove_ns", NQN, "2"]);
+    run(s, &format!("nvmf_subsystem_remove_ns {NQN} 2"));
     let (gone, names) = wait_bdevs(s, |n| !n.iter().any(|x| x == "Nvme0n2"));
     assert!(gone, "Nvme0n2 stayed: {names:?}");
     assert!(names.contains(&"Nvme0n1".to_string()), "{names:?}");
-    let e = rpc_fails(s, &["nvmf_subsystem_remove_ns", NQN, "2"]);
+    let e = run_fails(s, &format!("nvmf_subsystem_remove_ns {NQN} 2"));
     assert!(e.contains("namespace 2"), "{e}");
-    let e = rpc_fails(
-        s,
-        &["nvmf_subsystem_remove_ns", "nqn.2016-06.io.x:none", "1"],
-    );
+    let e = run_fails(s, "nvmf_subsystem_remove_ns nqn.2016-06.io.x:none 1");
     assert!(e.contains("Unable to find subsystem"), "{e}");
 
-    // Refused attaches: a second controller of the same name, an unknown parameter
-    // (rpc.py's -p priority is not taken), an unreachable port.
-    let e = rpc_fails(
+    // Refused attaches: an rpc.py parameter we do not take (-p priority), an
+    // unreachable port.
+    let e = run_fails(
         s,
-        &[
-            "bdev_nvme_attach_controller",
-            "-b",
-            "Nvme1",
-            "-t",
-            "tcp",
-            "-a",
-            "127.0.0.1",
-            "-s",
-            &port,
-            "-n",
-            NQN,
-            "-p",
-            "3",
-        ],
+        &format!(
+            "bdev_nvme_attach_controller -b Nvme1 -t tcp -a 127.0.0.1 -s {port} -n {NQN} -p 3"
+        ),
     );
     assert!(e.contains("priority"), "{e}");
-    let e = rpc_fails(
+    let e = run_fails(
         s,
-        &[
-            "bdev_nvme_attach_controller",
-            "-b",
-            "Nvme2",
-            "-t",
-            "tcp",
-            "-a",
-            "127.0.0.1",
-            "-s",
-            "1",
-            "-n",
-            NQN,
-        ],
+        &format!("bdev_nvme_attach_controller -b Nvme2 -t tcp -a 127.0.0.1 -s 1 -n {NQN}"),
     );
     assert!(e.contains("Nvme2"), "{e}");
 
     // Detach: its bdevs go.
-    rpc_json(s, &["bdev_nvme_detach_controller", "Nvme0"]);
+    run(s, "bdev_nvme_detach_controller Nvme0");
     let (gone, names) = wait_bdevs(s, |n| !n.iter().any(|x| x.starts_with("Nvme0")));
     assert!(gone, "Nvme0's bdevs stayed: {names:?}");
-    let e = rpc_fails(s, &["bdev_nvme_detach_controller", "Nvme0"]);
+    let e = run_fails(s, "bdev_nvme_detach_controller Nvme0");
     assert!(e.contains("Nvme0"), "{e}");
 
     t.signal(libc::SIGTERM);

@@ -1,48 +1,24 @@
 //! NVMe bdev controller methods (rpc.py's python/spdk/cli/bdev.py, the
 //! `bdev_nvme_*_controller` commands).
 
+use super::nvmf::{DHCHAP_CTRLR_KEY, DHCHAP_KEY};
 use super::{m, Method, Print};
 use crate::args::{opt, pos, req, Arg, Kind};
 use Kind::{Int, Set, Str};
 use Print::{Array, Nothing};
 
-const TRTYPE: Arg = opt(
-    &["-t", "--trtype"],
-    "trtype",
-    Str,
-    "NVMe-oF target trtype: e.g., rdma, pcie",
-);
-const TRADDR: Arg = opt(
-    &["-a", "--traddr"],
-    "traddr",
-    Str,
-    "NVMe-oF target address: e.g., an ip address or BDF",
-);
-const ADRFAM: Arg = opt(
-    &["-f", "--adrfam"],
-    "adrfam",
-    Str,
-    "NVMe-oF target adrfam: e.g., ipv4, ipv6, ib, fc, intra_host",
-);
-const TRSVCID: Arg = opt(
-    &["-s", "--trsvcid"],
-    "trsvcid",
-    Str,
-    "NVMe-oF target trsvcid: e.g., a port number",
-);
-const SUBNQN: Arg = opt(&["-n", "--subnqn"], "subnqn", Str, "NVMe-oF target subnqn");
-const HOSTADDR: Arg = opt(
-    &["-i", "--hostaddr"],
-    "hostaddr",
-    Str,
-    "NVMe-oF host address: e.g., an ip address",
-);
-const HOSTSVCID: Arg = opt(
-    &["-c", "--hostsvcid"],
-    "hostsvcid",
-    Str,
-    "NVMe-oF host svcid: e.g., a port number",
-);
+/// A string option.
+const fn text(names: &'static [&'static str], dest: &'static str, help: &'static str) -> Arg {
+    opt(names, dest, Str, help)
+}
+
+const TRTYPE: Arg = text(&["-t", "--trtype"], "trtype", "Target trtype: tcp, pcie");
+const TRADDR: Arg = text(&["-a", "--traddr"], "traddr", "Target address: IP or BDF");
+const ADRFAM: Arg = text(&["-f", "--adrfam"], "adrfam", "Target adrfam: ipv4, ipv6");
+const TRSVCID: Arg = text(&["-s", "--trsvcid"], "trsvcid", "Target trsvcid: a port");
+const SUBNQN: Arg = text(&["-n", "--subnqn"], "subnqn", "NVMe-oF target subnqn");
+const HOSTADDR: Arg = text(&["-i", "--hostaddr"], "hostaddr", "Host address: an IP");
+const HOSTSVCID: Arg = text(&["-c", "--hostsvcid"], "hostsvcid", "Host svcid: a port");
 
 pub static METHODS: &[Method] = &[
     m(
@@ -146,18 +122,8 @@ pub static METHODS: &[Method] = &[
                 Int,
                 "Size of the name array for new bdevs",
             ),
-            opt(
-                &["--dhchap-key"],
-                "dhchap_key",
-                Str,
-                "DH-HMAC-CHAP key name",
-            ),
-            opt(
-                &["--dhchap-ctrlr-key"],
-                "dhchap_ctrlr_key",
-                Str,
-                "DH-HMAC-CHAP controller key name",
-            ),
+            DHCHAP_KEY,
+            DHCHAP_CTRLR_KEY,
             opt(
                 &["-U", "--allow-unrecognized-csi"],
                 "allow_unrecognized_csi",
