@@ -259,6 +259,26 @@ pub fn nvme_perf(text: &str) -> Option<IoResult> {
     })
 }
 
+/// bdevperf's (ours or SPDK's) `Total` line: `Total : IOPS MiB/s Fail/s TO/s Average
+/// min max`, latencies in us.
+pub fn bdevperf(text: &str) -> Option<IoResult> {
+    let tot = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with("Total"))?;
+    let v: Vec<f64> = tot
+        .split_once(':')?
+        .1
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some(IoResult {
+        iops: *v.first()?,
+        lat_us: *v.get(4)?,
+        cpu_us: None,
+    })
+}
+
 /// fio `--output-format=json` of one read job: IOPS, mean completion latency and CPU
 /// time per I/O ((usr_cpu + sys_cpu) percent of the job's runtime, over its I/O count).
 pub fn fio_json(text: &str) -> Option<IoResult> {
@@ -409,5 +429,14 @@ mod tests {
         // (13 + 41)% of 1000 ms over 317100 I/Os.
         assert!((f.cpu_us.unwrap() - 0.54 * 1e6 / 317100.0).abs() < 1e-9);
         assert_eq!(fio_json("fio: error"), None);
+    }
+
+    #[test]
+    fn bdevperf_total_line() {
+        let r = bdevperf(include_str!("../samples/bdevperf_ours.txt")).unwrap();
+        assert_eq!((r.iops, r.lat_us), (99954.88, 639.33));
+        let r = bdevperf(include_str!("../samples/bdevperf_spdk.txt")).unwrap();
+        assert_eq!(r.iops, 113545.57);
+        assert_eq!(bdevperf("Running I/O for 1 seconds...\n"), None);
     }
 }

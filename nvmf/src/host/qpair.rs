@@ -140,11 +140,13 @@ impl Qpair {
         let s2 = state.clone();
         // Keep the reactor awake: replies arrive on a socket this poller reads.
         let opts = poller::PollerOpts { keep_awake: true };
-        let poller = poller::register_with("nvme_tcp_qpair", 0, opts, move || with_state(&s2, QpairState::poll))
-            .map_err(|e| {
-                c.put_qid(qid);
-                e.to_string()
-            })?;
+        let poller = poller::register_with("nvme_tcp_qpair", 0, opts, move || {
+            with_state(&s2, QpairState::poll)
+        })
+        .map_err(|e| {
+            c.put_qid(qid);
+            e.to_string()
+        })?;
         Ok(Qpair {
             state,
             poller: Some(poller),
