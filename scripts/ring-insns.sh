@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REV=${1:-}
 WORK=$(mktemp -d /tmp/fp-ring-insns.XXXXXX)
-cleanup() { [ -n "$REV" ] && git -C "$ROOT" worktree remove --force "$WORK/rev" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { [ -n "$REV" ] && git -C "$ROOT" worktree remove --force "$WORK/tree" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 build() { # name, ring crate dir
@@ -30,8 +30,8 @@ EOT
 sides=(now)
 build now "$ROOT/ring"
 if [ -n "$REV" ]; then
-    git -C "$ROOT" worktree add -q --detach "$WORK/rev" "$REV"
-    build rev "$WORK/rev/ring"
+    git -C "$ROOT" worktree add -q --detach "$WORK/tree" "$REV"
+    build rev "$WORK/tree/ring"
     sides=(rev now)
 fi
 ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'; }

@@ -284,6 +284,10 @@ pub fn repo_root() -> PathBuf {
 
 /// Release build of `bins` of ferroplane-apps in `tree` (target dir `target`, or the
 /// default); returns the directory holding them.
+/// Programs that are examples of a library crate (built with `--example`, found under
+/// `release/examples/`), with their package.
+pub const EXAMPLES: &[(&str, &str)] = &[("msg_perf", "ferroplane-framework")];
+
 pub fn build_apps(
     tree: &Path,
     target: Option<&Path>,
@@ -316,7 +320,10 @@ pub fn build_apps(
         }
     }
     for b in bins {
-        c.args(["--bin", b]);
+        match EXAMPLES.iter().find(|(name, _)| name == b) {
+            Some((name, pkg)) => c.args(["-p", pkg, "--example", name]),
+            None => c.args(["--bin", b]),
+        };
     }
     let target = match target {
         Some(t) => {

@@ -11,6 +11,7 @@
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
+//!   framework crossbeam-channel between two cpus    vs framework messages (msg_perf)
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -27,6 +28,7 @@
 
 mod bdev;
 mod error;
+mod framework;
 mod harness;
 mod mempool;
 mod net;
@@ -44,7 +46,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|framework> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -76,7 +78,9 @@ bdevperf: --seconds S    per run (default 2)
 nvmf:     --seconds S    per run (default 5)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
-                         peer target, its spdk_nvme_perf the initiator on both sides";
+                         peer target, its spdk_nvme_perf the initiator on both sides
+framework: --messages N  one-way messages per run (default 2000000)
+          --round-trips N round trips per run (default 200000)";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -121,9 +125,14 @@ impl Ctx {
 
     /// Path of our app `name` for `side` (Ours or Base).
     pub fn bin(&self, side: Side, name: &str) -> PathBuf {
-        match (side, &self.base) {
-            (Side::Base, Some(b)) => b.bin_dir.join(name),
-            _ => self.ours.join(name),
+        let dir = match (side, &self.base) {
+            (Side::Base, Some(b)) => &b.bin_dir,
+            _ => &self.ours,
+        };
+        if harness::EXAMPLES.iter().any(|(n, _)| *n == name) {
+            dir.join("examples").join(name)
+        } else {
+            dir.join(name)
         }
     }
 
@@ -195,10 +204,10 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf"
+        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf" | "framework"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf or nvmf (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf or framework (see --help)"
         )));
     }
     let mut common = Common {
@@ -237,6 +246,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Nvme(nvme::Opts),
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
+        Framework(framework::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -245,6 +255,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "testpmd" => Sub::Net(net::Opts::parse(&rest, net::Kind::Testpmd)?),
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
+        "framework" => Sub::Framework(framework::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -262,6 +273,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Nvme(o) => nvme::run(&mut ctx, &o)?,
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
+        Sub::Framework(o) => framework::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

@@ -16,6 +16,25 @@ fn sample(case: impl Into<String>, value: f64) -> Sample {
     }
 }
 
+/// `msg_perf` lines: `msg_perf CASE NS`.
+pub fn msg_perf(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (
+                w.next(),
+                w.next(),
+                w.next().and_then(|v| v.parse::<f64>().ok()),
+            ) {
+                (Some("msg_perf"), Some(case), Some(v)) if v.is_finite() && v > 0.0 => {
+                    Some(sample(case, v))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// `ring_perf_autotest` (DPDK 22.11) or our `ring_perf`, in cycles per element (the
 /// empty-dequeue case: per call). Case names: `ptr|16B <sync> <test>`, e.g.
 /// `ptr SP/SC burst 32`, `16B MP/MC 2-core bulk 8`.
@@ -330,6 +349,14 @@ mod tests {
         v.iter()
             .find(|s| s.case == case)
             .unwrap_or_else(|| panic!("no case '{case}' in {v:?}"))
+    }
+
+    #[test]
+    fn msg_perf_lines() {
+        let v = msg_perf("EAL: noise\nmsg_perf one-way 91.5\nmsg_perf round-trip 2310.0\nmsg_perf bad x\nmsg_perf zero 0\n");
+        assert_eq!(v.len(), 2);
+        assert_eq!(get(&v, "one-way").value, 91.5);
+        assert_eq!(get(&v, "round-trip").value, 2310.0);
     }
 
     #[test]

@@ -160,8 +160,8 @@ thread_local! {
 
 /// Send `t` to reactor `idx` (it adopts it in its next iteration).
 pub(crate) fn deliver(hub: &Hub, t: Thread, idx: usize) {
-    // M1: SeqCst so that a sender whose W1 fence comes after the new host's sleep fence
-    // W2 reads the new host (`ThreadHandle::send_boxed`; the adopt event orders M1
+    // M1: SeqCst so that a sender whose W1 comes after the new host's sleep fence W2
+    // reads the new host (`ThreadHandle::send_boxed`; the adopt event orders M1
     // before W2).
     t.0.shared.0.host.store(idx, Ordering::SeqCst);
     hub.send_event_wait(
@@ -350,6 +350,9 @@ impl ThreadHandle {
                     .unwrap_or_else(|e| e.into_inner())
                     .push(msg);
                 self.0.has_overflow.store(true, Ordering::Release);
+                // W1 for this path: the overflow flag is a Release store, not the
+                // ring's SeqCst publication (see `wake`).
+                fence(Ordering::SeqCst);
                 self.kick_host();
                 Ok(())
             }
@@ -359,12 +362,15 @@ impl ThreadHandle {
 
     #[inline]
     fn kick_host(&self) {
-        // W1 (see `wake`): the push above, then this fence, then the host and sleep-flag
-        // loads. Pairs with the host reactor's W2 and, through M1, with moves.
-        fence(Ordering::SeqCst);
-        let h = self.0.host.load(Ordering::Relaxed);
+        // After W1 (see `wake`: the push's SeqCst publication, or the fence of the
+        // overflow path), the host and sleep-flag loads, both SeqCst. Pairs with the host
+        // reactor's W2 and, through M1, with moves: if this load reads a host older than
+        // M1, it precedes M1 in S (both SeqCst), M1 strongly happens before the new
+        // host's W2 (the adopt event), so W1 precedes that W2 and the new host's check
+        // after W2 sees the message.
+        let h = self.0.host.load(Ordering::SeqCst);
         if h != NO_HOST {
-            self.0.registry.hub.ports[h].wake.kick_fenced();
+            self.0.registry.hub.ports[h].wake.kick();
         }
     }
 

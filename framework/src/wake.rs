@@ -7,18 +7,29 @@
 //!
 //! ```text
 //! sender                                  reactor going to sleep
-//! push msg (ring tail, Release)           sleeping.store(true)
-//! fence(SeqCst)            -- W1 --       fence(SeqCst)            -- W2 --
-//! if sleeping.load(): write eventfd       if any ring non-empty: cancel, else epoll_wait
+//! push msg: ring tail store, SeqCst -W1-  sleeping.store(true)
+//! (thread messages: host.load(SeqCst))    fence(SeqCst)            -- W2 --
+//! if sleeping.load(SeqCst): write eventfd if any ring non-empty: cancel, else epoll_wait
 //! ```
 //!
-//! W1 and W2 are the two halves of a store-buffer (Dekker) pattern: the two fences are
-//! totally ordered, so either W1 comes first, and the reactor's emptiness check after W2
-//! sees the pushed message (it reads the ring tail after its fence, the sender wrote it
-//! before its own), or W2 comes first, and the sender's load after W1 sees
-//! `sleeping == true` and writes the eventfd, which ends (or prevents) the epoll wait.
-//! Acquire/release alone cannot give this: both sides store one location and then load
-//! the other, which needs the store-load order only SeqCst fences provide.
+//! W1 and W2 are the two halves of a store-buffer (Dekker) pattern: both sides store one
+//! location and then load the other, which needs a store-load order that acquire/release
+//! cannot give. W1 is the ring's publication itself (`Ring::enqueue_seqcst`: the tail
+//! store, or the RTS tail CAS, is `SeqCst`), and the sender's later loads are `SeqCst`,
+//! so no fence is needed on the sending side. In the total order S of `SeqCst`
+//! operations and fences (C++20 [atomics.order] p4, which Rust follows):
+//!
+//! * If the sender's `sleeping` load does not see the reactor's `true` (it reads a value
+//!   coherence-ordered before that store), then, the store happening before W2, the load
+//!   precedes W2 in S (p4.2), and so does W1, which is sequenced before the load. The
+//!   reactor's tail load after W2 then cannot read a tail older than W1's (that would
+//!   put W2 before W1 in S, p4.3): its emptiness check sees the message.
+//! * Otherwise the load sees `sleeping == true` and writes the eventfd, which ends (or
+//!   prevents) the epoll wait.
+//!
+//! A path that publishes with a plain `Release` store (the overflow list of
+//! `ThreadHandle::send_reliable`) must issue `fence(SeqCst)` before [`Wake::kick`]; the
+//! same argument then runs with that fence as W1 (p4.2, p4.4).
 //!
 //! `kicked` keeps many senders from all writing the eventfd for one sleep: the first
 //! sender that sees `sleeping` sets it (K1, AcqRel swap) and writes; the reactor drains
@@ -65,18 +76,13 @@ impl Wake {
         self.epoll.as_raw_fd()
     }
 
-    /// Called by a sender after publishing into one of this reactor's rings.
+    /// Called by a sender after publishing into one of this reactor's rings with W1: a
+    /// `SeqCst` publication (`MsgRing::push`) or a `fence(SeqCst)` after it.
     #[inline]
     pub(crate) fn kick(&self) {
-        // W1: pairs with W2 in `prepare_sleep` (module docs).
-        fence(Ordering::SeqCst);
-        self.kick_fenced();
-    }
-
-    /// [`Wake::kick`] for a caller that has already issued the W1 fence after its push.
-    #[inline]
-    pub(crate) fn kick_fenced(&self) {
-        if self.sleeping.load(Ordering::Relaxed) && !self.kicked.swap(true, Ordering::AcqRel) {
+        // SeqCst: after W1 in S, so that it pairs with W2 in `prepare_sleep` (module
+        // docs). On x86 and AArch64 a SeqCst load costs what an Acquire one does.
+        if self.sleeping.load(Ordering::SeqCst) && !self.kicked.swap(true, Ordering::AcqRel) {
             // K1 above pairs with K2 in `finish_sleep`. A failed eventfd write cannot be
             // reported to the sender in a useful way and does not happen with a valid
             // eventfd (a full counter is already readable); the reactor's timed wake-ups
@@ -96,7 +102,7 @@ impl Wake {
     /// either case.
     pub(crate) fn prepare_sleep(&self) {
         self.sleeping.store(true, Ordering::Relaxed);
-        // W2: pairs with W1 in `kick`.
+        // W2: pairs with W1, the senders' SeqCst publication (module docs).
         fence(Ordering::SeqCst);
     }
 

@@ -57,14 +57,15 @@ pub(crate) fn head_single<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) -
 }
 
 #[inline(always)]
-pub(crate) fn tail_single(me: &HeadTail, old: u32, n: u32) {
+pub(crate) fn tail_single(me: &HeadTail, old: u32, n: u32, publish: Ordering) {
     let new = pack(old.wrapping_add(n), 0);
     // Relaxed: single writer (see head_single); read back by this thread, and by the
     // multi paths of this side only after whatever ordered them after this call (the
     // single contract).
     me.head.store(new, Ordering::Relaxed);
-    // R1: pairs with A1 on the other side.
-    me.tail.store(new, Ordering::Release);
+    // R1: pairs with A1 on the other side (`publish`: Release, or SeqCst for
+    // `Ring::enqueue_seqcst`).
+    me.tail.store(new, publish);
 }
 
 #[inline(always)]
@@ -112,15 +113,16 @@ pub(crate) fn head_multi<const PROD: bool>(s: Sides<'_>, n: u32, b: Behavior) ->
 /// Publish a multi claim `old..old+n`: wait until the threads that claimed before us have
 /// published (the tail reaches `old`), then move the tail past ours.
 #[inline(always)]
-pub(crate) fn tail_multi(me: &HeadTail, old: u32, n: u32) {
+pub(crate) fn tail_multi(me: &HeadTail, old: u32, n: u32, publish: Ordering) {
     // A3: pairs with R3 of the thread that claimed just before us.
     if pos(me.tail.load(Ordering::Acquire)) != old {
         core::hint::cold_path();
         wait_tail(me, old);
     }
-    // R1 + R3 (P1 of `backoff::park_on_tail`).
+    // R1 + R3 (P1 of `backoff::park_on_tail`; `publish`: Release, or SeqCst for
+    // `Ring::enqueue_seqcst`).
     let new = old.wrapping_add(n);
-    me.tail.store(pack(new, 0), Ordering::Release);
+    me.tail.store(pack(new, 0), publish);
     wake_tail_waiters(me, new);
 }
 

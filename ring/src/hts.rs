@@ -55,9 +55,10 @@ fn wait_idle(me: &HeadTail) -> u64 {
 }
 
 #[inline(always)]
-pub(crate) fn tail(me: &HeadTail, old: u32, n: u32) {
+pub(crate) fn tail(me: &HeadTail, old: u32, n: u32, publish: Ordering) {
     let new = old.wrapping_add(n);
     // R1 + R5. A plain store is enough: while head != tail no other thread of this side
     // writes the word (their CAS expects head == tail), the other side never does.
-    me.tail.store(pack(new, new), Ordering::Release);
+    // `publish`: Release, or SeqCst for `Ring::enqueue_seqcst`.
+    me.tail.store(pack(new, new), publish);
 }

@@ -11,6 +11,7 @@ use crate::flags::SyncMode;
 use crate::handle::Ring;
 use crate::hts;
 use crate::opt;
+use crate::primitive::Ordering;
 use crate::rts;
 
 /// Outcome of an enqueue: how many objects went in and how much room is left after them.
@@ -87,11 +88,18 @@ pub(crate) fn head_on<const PROD: bool>(
 /// Tail update of `mode` for a claim `old..old+n` on side `s`.
 #[inline(always)]
 pub(crate) fn tail_on(s: Sides<'_>, mode: SyncMode, old: u32, n: u32) {
+    tail_with(s, mode, old, n, Ordering::Release);
+}
+
+/// [`tail_on`] with the ordering of the publishing store or CAS given: `Release` (R1),
+/// or `SeqCst` for [`Ring::enqueue_seqcst`].
+#[inline(always)]
+fn tail_with(s: Sides<'_>, mode: SyncMode, old: u32, n: u32, publish: Ordering) {
     match mode {
-        SyncMode::Single => c11::tail_single(s.me, old, n),
-        SyncMode::Multi | SyncMode::Optimistic => c11::tail_multi(s.me, old, n),
-        SyncMode::Rts => rts::tail(s.me),
-        SyncMode::Hts => hts::tail(s.me, old, n),
+        SyncMode::Single => c11::tail_single(s.me, old, n, publish),
+        SyncMode::Multi | SyncMode::Optimistic => c11::tail_multi(s.me, old, n, publish),
+        SyncMode::Rts => rts::tail(s.me, publish),
+        SyncMode::Hts => hts::tail(s.me, old, n, publish),
     }
 }
 
@@ -172,6 +180,31 @@ impl<T: Copy> Ring<T> {
         unsafe { self.slots.write::<SLOTS>(c.old, src, c.n) };
         tail_on(s, mode, c.old, c.n);
         c.into()
+    }
+
+    /// Enqueue of one object in the producer side's own mode whose publication (the
+    /// tail store or CAS) is `SeqCst` rather than `Release`.
+    ///
+    /// This is for a producer that, after publishing, loads a flag its consumer sets
+    /// before checking the ring (a store-buffer / Dekker handshake, such as a sleep
+    /// flag): with the publication `SeqCst`, the producer's later `SeqCst` load of the
+    /// flag and the consumer's `SeqCst` fence between its flag store and its tail load
+    /// make one of the two see the other, with no separate fence on the producer side.
+    /// On x86 a `SeqCst` store is an `xchg` and a `SeqCst` CAS is the `lock cmpxchg` a
+    /// `Release` one already is (RTS), where a fence would add an `mfence`.
+    #[inline]
+    pub fn enqueue_seqcst(&self, obj: T) -> Result<(), T> {
+        let s = self.sides::<true>();
+        let mode = self.prod_mode;
+        let c = head_on::<true>(s, mode, 1, Behavior::Bulk);
+        if c.n == 0 {
+            failed(s, 1);
+            return Err(obj);
+        }
+        // SAFETY: the head move gave us slot c.old; `obj` is one element.
+        unsafe { self.slots.write::<SLOTS_BY_RING>(c.old, &obj, 1) };
+        tail_with(s, mode, c.old, 1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Dequeue with the mode fixed (`M`, a [`SyncMode`] as `u8`). The side references

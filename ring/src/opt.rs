@@ -92,7 +92,7 @@ pub(crate) unsafe fn dequeue_small<T: Copy>(
         ) {
             Ok(_) => {
                 // R1 + R3 (waits for earlier multi-path consumers, if any).
-                tail_multi(me, oh, k);
+                tail_multi(me, oh, k, Ordering::Release);
                 let dst = dst.cast::<u64>();
                 // SAFETY: `dst` holds >= n >= k values of T (8-aligned u64 words, since
                 // T is one); every index is < k.

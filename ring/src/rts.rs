@@ -62,7 +62,7 @@ fn wait_distance(me: &HeadTail, max: u32) -> u64 {
 }
 
 #[inline(always)]
-pub(crate) fn tail(me: &HeadTail) {
+pub(crate) fn tail(me: &HeadTail, publish: Ordering) {
     // A4: pairs with R4 of other threads of this side.
     let mut ot = me.tail.load(Ordering::Acquire);
     loop {
@@ -71,10 +71,11 @@ pub(crate) fn tail(me: &HeadTail) {
         let h = me.head.load(Ordering::Relaxed);
         let cnt = lo(ot).wrapping_add(1);
         let p = if cnt == lo(h) { pos(h) } else { pos(ot) };
-        // R1 + R4 on success / A4 on failure.
+        // R1 + R4 on success (`publish`: Release, or SeqCst for `Ring::enqueue_seqcst`)
+        // / A4 on failure.
         match me
             .tail
-            .compare_exchange_weak(ot, pack(p, cnt), Ordering::Release, Ordering::Acquire)
+            .compare_exchange_weak(ot, pack(p, cnt), publish, Ordering::Acquire)
         {
             Ok(_) => return,
             Err(cur) => ot = cur,

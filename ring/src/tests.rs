@@ -250,6 +250,31 @@ fn single_elements_fill_and_drain() {
 }
 
 #[test]
+fn seqcst_enqueue_fills_and_drains_like_enqueue() {
+    with_rings::<u64>(8, RingFlags::empty(), |r, _, start| {
+        for i in 0..7 {
+            assert_eq!(r.enqueue_seqcst(i), Ok(()));
+            assert_eq!(r.count(), i as u32 + 1);
+        }
+        assert!(r.full());
+        assert_eq!(r.enqueue_seqcst(99), Err(99));
+        for i in 0..7 {
+            assert_eq!(r.dequeue(), Some(i), "start {start}");
+        }
+        assert_eq!(r.dequeue(), None);
+        // Mixed with the Release publication, order kept.
+        assert_eq!(r.enqueue(1), Ok(()));
+        assert_eq!(r.enqueue_seqcst(2), Ok(()));
+        assert_eq!(r.enqueue(3), Ok(()));
+        assert_eq!(
+            (r.dequeue(), r.dequeue(), r.dequeue()),
+            (Some(1), Some(2), Some(3))
+        );
+        assert!(r.empty());
+    });
+}
+
+#[test]
 fn bulk_all_or_nothing_and_burst_partial_across_wrap() {
     with_rings::<u32>(16, RingFlags::empty(), |r, _, start| {
         bulk_burst_rounds(r, start)
