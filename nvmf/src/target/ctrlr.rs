@@ -39,8 +39,8 @@ const CSTS_SHST_COMPLETE: u32 = 0x2 << 2;
 pub(crate) const FEAT_ASYNC_EVENT_CONFIG: u8 = 0x0b;
 pub(crate) const AEN_NS_ATTR: u32 = 1 << 8;
 /// Completion dword 0 of the Namespace Attribute Changed notice (figure 146): type
-/// Notice (2h), information 00h, log page 04h.
-pub const AEN_NS_CHANGED_DW0: u32 = 0x02 | 0x00 << 8 | 0x04 << 16;
+/// Notice (2h), information 00h (bits 15:8 zero), log page 04h.
+pub const AEN_NS_CHANGED_DW0: u32 = 0x02 | 0x04 << 16;
 
 /// Where the host stands with namespace notices.
 struct AenState {
