@@ -255,16 +255,7 @@ pub struct IoResult {
 /// (`Total : IOPS MiB/s Average min max`, latencies in us) and, from nvme-perf, the
 /// `CPU time per I/O: X us` line.
 pub fn nvme_perf(text: &str) -> Option<IoResult> {
-    let tot = text
-        .lines()
-        .map(str::trim)
-        .rfind(|l| l.starts_with("Total"))?;
-    let v: Vec<f64> = tot
-        .split_once(':')?
-        .1
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v = total_line(text)?;
     let (iops, lat_us) = (*v.first()?, *v.get(2)?);
     let cpu_us = text
         .lines()
@@ -278,19 +269,25 @@ pub fn nvme_perf(text: &str) -> Option<IoResult> {
     })
 }
 
-/// bdevperf's (ours or SPDK's) `Total` line: `Total : IOPS MiB/s Fail/s TO/s Average
-/// min max`, latencies in us.
-pub fn bdevperf(text: &str) -> Option<IoResult> {
+/// The numbers after the colon of the last `Total` line.
+fn total_line(text: &str) -> Option<Vec<f64>> {
     let tot = text
         .lines()
         .map(str::trim)
         .rfind(|l| l.starts_with("Total"))?;
-    let v: Vec<f64> = tot
-        .split_once(':')?
-        .1
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    Some(
+        tot.split_once(':')?
+            .1
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect(),
+    )
+}
+
+/// bdevperf's (ours or SPDK's) `Total` line: `Total : IOPS MiB/s Fail/s TO/s Average
+/// min max`, latencies in us.
+pub fn bdevperf(text: &str) -> Option<IoResult> {
+    let v = total_line(text)?;
     Some(IoResult {
         iops: *v.first()?,
         lat_us: *v.get(4)?,
