@@ -90,12 +90,7 @@ fn value(out: &str, key: &str) -> f64 {
 }
 
 fn perf_total_iops(out: &str) -> f64 {
-    out.lines()
-        .find(|l| l.starts_with("Total"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no Total line:\n{out}"))
+    testbed::harness::perf_total_iops(out).unwrap_or_else(|| panic!("no Total line:\n{out}"))
 }
 
 #[test]

@@ -76,12 +76,7 @@ fn hot_unbind(g: &mut Guest, nvme: &str, extra: &str) {
 }
 
 fn perf_total_iops(out: &str) -> f64 {
-    out.lines()
-        .find(|l| l.starts_with("Total"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    testbed::harness::perf_total_iops(out).unwrap_or(0.0)
 }
 
 #[test]

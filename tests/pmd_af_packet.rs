@@ -10,7 +10,12 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
+fn spec_has(args: &str, kv: &str) -> bool {
+    args.split(',').any(|a| a == kv)
+}
+
 fn both_ways(test: &str, tag: &str, args: &str, want_v3: u64) {
+    let args = args.to_string();
     // 600 frames of 46..300 bytes in (many per block, the block ring wraps several
     // times), 400 out in bursts of 32 (one sendto each), the TX ring wrapping too.
     let frames = BothWays {
@@ -27,7 +32,11 @@ fn both_ways(test: &str, tag: &str, args: &str, want_v3: u64) {
         tag,
         &spec,
         frames,
-        move |_, port| assert_eq!(xstat(port, "tpacket_v3"), want_v3, "ring format"),
+        move |_, port| {
+            assert_eq!(xstat(port, "tpacket_v3"), want_v3, "ring format");
+            let ring = u64::from(spec_has(&args, "tx_ring=1"));
+            assert_eq!(xstat(port, "tx_ring"), ring, "TX path");
+        },
         |_| {},
     );
 }
@@ -42,12 +51,23 @@ fn af_packet_v3_block_ring_both_ways() {
     );
 }
 
+/// TX through the TPACKET_V3 TX ring (the default sends with `sendmmsg`).
+#[test]
+fn af_packet_v3_tx_ring_both_ways() {
+    both_ways(
+        "af_packet_v3_tx_ring_both_ways",
+        "tr",
+        "tx_ring=1,framecnt=64",
+        1,
+    );
+}
+
 #[test]
 fn af_packet_v2_fallback_both_ways() {
     both_ways(
         "af_packet_v2_fallback_both_ways",
         "v2",
-        "tpacket_version=2,framecnt=256",
+        "tpacket_version=2,framecnt=256,tx_ring=1",
         0,
     );
 }
@@ -105,6 +125,56 @@ fn af_packet_v3_tx_seen_by_tshark() {
     );
 }
 
+/// Chained mbufs leave as one frame each, through `sendmmsg` (one iovec per segment)
+/// and through the TX ring (segments copied into one frame).
+#[test]
+fn af_packet_chained_mbufs_leave_whole() {
+    let test = "af_packet_chained_mbufs_leave_whole";
+    let Some(ns) = Netns::new(test, "ch") else {
+        return;
+    };
+    ns.veth("cha", "chb");
+    let e = eal("ch");
+    let p = pool(&e, "chp", 255);
+    run_with(&ns, &e, &p, move |e, p| {
+        let peer = RawSock::bind("chb");
+        for (k, ring) in [0, 1].into_iter().enumerate() {
+            let spec = format!("net_af_packet_ch{k},iface=cha,tx_ring={ring}");
+            let port = pmd::vdev_create(&e, &spec).unwrap();
+            setup(port, &p, 1, 1);
+            assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
+            let frames: Vec<Vec<u8>> = (0..20)
+                .map(|i| frame(0x88b6, 10 + k as u8, i as u8, 90 + 11 * i))
+                .collect();
+            let mut v: Vec<mbuf::Mbuf> = frames
+                .iter()
+                .map(|f| {
+                    // Three segments: header, 30 bytes, the rest.
+                    let mut m = mbuf_of(&p, &f[..14]);
+                    m.chain(mbuf_of(&p, &f[14..44])).unwrap();
+                    m.chain(mbuf_of(&p, &f[44..])).unwrap();
+                    assert_eq!(m.nb_segs(), 3);
+                    m
+                })
+                .collect();
+            let t0 = std::time::Instant::now();
+            while !v.is_empty() && t0.elapsed() < LIMIT {
+                pmd::tx_burst(port, 0, &mut v);
+            }
+            assert!(v.is_empty(), "tx_ring={ring}: TX never drained");
+            let got = peer.recv_until(frames.len(), LIMIT, |b| {
+                is_ethertype(b, 0x88b6) && b[6..12] == frames[0][6..12]
+            });
+            assert!(
+                got == frames,
+                "tx_ring={ring}: every chain left whole, in order"
+            );
+            pmd::close(port).unwrap();
+        }
+    });
+    assert_eq!(p.avail_count(), 255, "every segment back in the pool");
+}
+
 #[test]
 fn af_packet_v3_bad_devargs_name_the_key() {
     let e = eal("afbad");
@@ -122,6 +192,7 @@ fn af_packet_v3_bad_devargs_name_the_key() {
             "qdisc_bypass",
         ),
         ("net_af_packet_b6,iface=lo,qpairs=0", "qpairs"),
+        ("net_af_packet_b8,iface=lo,tx_ring=2", "tx_ring"),
         ("net_af_packet_b7,iface=lo,queues=2", "queues"),
     ] {
         let err = vdev_err(&e, spec);

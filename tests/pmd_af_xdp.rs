@@ -97,43 +97,103 @@ fn af_xdp_tx_seen_by_tshark_and_rx_from_peer() {
     assert_eq!(got, sent_to_us, "we received the peer's 40 frames");
 }
 
+/// A port made by `spec` (with `{a}` for its interface) on `<tag>a` of a veth pair of
+/// four queues each way in a namespace made for `test`, four RX and TX queues set up and
+/// the link up: `body` gets the port, its pool and a peer socket on `<tag>b`, then the
+/// port is closed and the pool must be whole.
+fn four_queues(
+    test: &str,
+    tag: &str,
+    spec: &str,
+    body: impl FnOnce(u16, &mbuf::PktmbufPool, &RawSock) + Send + 'static,
+) {
+    let Some(ns) = Netns::new(test, tag) else {
+        return;
+    };
+    let (a, b) = (format!("{tag}a"), format!("{tag}b"));
+    ns.sh(&format!(
+        "ip link add {a} numtxqueues 4 numrxqueues 4 type veth peer name {b} \
+         numtxqueues 4 numrxqueues 4 && ip link set {a} up && ip link set {b} up"
+    ));
+    let e = eal(tag);
+    let p = pool(&e, &format!("{tag}p"), 2047);
+    let spec = spec.replace("{a}", &a);
+    run_with(&ns, &e, &p, move |e, p| {
+        let port = pmd::vdev_create(&e, &spec).unwrap();
+        setup(port, &p, 4, 4);
+        assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
+        body(port, &p, &RawSock::bind(&b));
+        pmd::close(port).unwrap();
+    });
+    assert_eq!(p.avail_count(), 2047, "every mbuf back in the pool");
+}
+
 #[test]
 fn af_xdp_multi_queue_spreads_flows() {
     let test = "af_xdp_multi_queue_spreads_flows";
-    let Some(ns) = Netns::new(test, "xm") else {
-        return;
-    };
-    ns.sh("ip link add xma numtxqueues 4 numrxqueues 4 type veth peer name xmb numtxqueues 4 numrxqueues 4 && ip link set xma up && ip link set xmb up");
-    let e = eal("xm");
-    let p = pool(&e, "xmp", 2047);
-    run_with(&ns, &e, &p, move |e, p| {
-        let port = pmd::vdev_create(&e, "net_af_xdp_m,iface=xma,queue_count=4").unwrap();
-        setup(port, &p, 4, 4);
-        assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
-        let peer = RawSock::bind("xmb");
-        let counts = spread_flows(&peer, port, 4, 64, LIMIT);
-        let used = counts.iter().filter(|&&n| n > 0).count();
-        assert!(used >= 2, "64 flows used {used} of 4 queues: {counts:?}");
-        // Each socket's kernel counters are xstats, and the frames they say the kernel
-        // dropped are what imissed adds up.
-        let imissed = pmd::stats_get(port).unwrap().imissed;
-        let mut dropped = 0;
-        for q in 0..4 {
-            for n in ["dropped", "ring_full", "fill_ring_empty", "invalid_descs"] {
-                let v = xstat(port, &format!("rx_q{q}_{n}"));
-                if n == "dropped" || n == "ring_full" {
-                    dropped += v;
+    four_queues(
+        test,
+        "xm",
+        "net_af_xdp_m,iface={a},queue_count=4",
+        |port, _p, peer| {
+            let counts = spread_flows(peer, port, 4, 64, LIMIT);
+            let used = counts.iter().filter(|&&n| n > 0).count();
+            assert!(used >= 2, "64 flows used {used} of 4 queues: {counts:?}");
+            // Each socket's kernel counters are xstats, and the frames they say the kernel
+            // dropped are what imissed adds up.
+            let imissed = pmd::stats_get(port).unwrap().imissed;
+            let mut dropped = 0;
+            for q in 0..4 {
+                for n in ["dropped", "ring_full", "fill_ring_empty", "invalid_descs"] {
+                    let v = xstat(port, &format!("rx_q{q}_{n}"));
+                    if n == "dropped" || n == "ring_full" {
+                        dropped += v;
+                    }
                 }
+                xstat(port, &format!("tx_q{q}_invalid_descs"));
+                xstat(port, &format!("tx_q{q}_ring_empty"));
             }
-            xstat(port, &format!("tx_q{q}_invalid_descs"));
-            xstat(port, &format!("tx_q{q}_ring_empty"));
+            assert_eq!(
+                pmd::stats_get(port).unwrap().imissed,
+                dropped,
+                "imissed is the sockets' dropped frames (it was {imissed} a moment before)"
+            );
+        },
+    );
+}
+
+#[test]
+fn af_xdp_shared_umem_over_four_queues() {
+    let test = "af_xdp_shared_umem_over_four_queues";
+    let spec = "net_af_xdp_s,iface={a},queue_count=4,shared_umem=1";
+    four_queues(test, "xs", spec, |port, p, peer| {
+        assert_eq!(xstat(port, "shared_umem"), 1, "the queues share one UMEM");
+        // RX: every frame once and intact on whichever queue its flow hashes to, twice
+        // over (the chunks of each queue's region go round the fill ring).
+        for _ in 0..2 {
+            let counts = spread_flows(peer, port, 4, 200, LIMIT);
+            let used = counts.iter().filter(|&&n| n > 0).count();
+            assert!(used >= 2, "200 flows used {used} of 4 queues: {counts:?}");
         }
-        assert_eq!(
-            pmd::stats_get(port).unwrap().imissed,
-            dropped,
-            "imissed is the sockets' dropped frames (it was {imissed} a moment before)"
-        );
-        pmd::close(port).unwrap();
+        // TX: each queue sends from its own region of the shared UMEM.
+        let mut sent = Vec::new();
+        for q in 0..4u16 {
+            let frames: Vec<Vec<u8>> = (0..40)
+                .map(|i| frame(0x88b6, 10 + q as u8, i as u8, 60 + 7 * i + q as usize))
+                .collect();
+            let mut v: Vec<_> = frames.iter().map(|f| mbuf_of(p, f)).collect();
+            let t0 = Instant::now();
+            while !v.is_empty() && t0.elapsed() < LIMIT {
+                pmd::tx_burst(port, q, &mut v);
+            }
+            assert!(v.is_empty(), "queue {q} never drained its TX burst");
+            sent.extend(frames);
+        }
+        let mut got = peer.recv_until(sent.len(), LIMIT, |b| is_ethertype(b, 0x88b6));
+        got.sort();
+        sent.sort();
+        assert!(got == sent, "the peer got each queue's frames intact");
+        assert_eq!(pmd::stats_get(port).unwrap().opackets, 160);
     });
 }
 
@@ -203,7 +263,7 @@ fn af_xdp_bad_devargs_name_the_key() {
     let e = eal("xbad");
     for (spec, key) in [
         ("net_af_xdp_b0", "iface"),
-        ("net_af_xdp_b1,iface=lo,shared_umem=1", "shared_umem"),
+        ("net_af_xdp_b1,iface=lo,shared_umem=2", "shared_umem"),
         (
             "net_af_xdp_b2,iface=lo,force_copy=1,zero_copy=1",
             "zero_copy",

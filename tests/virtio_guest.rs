@@ -31,7 +31,10 @@
 //! * `virtio_bench` (when `FP_VIRTIO_BENCH=1`, or always under `FP_REQUIRE=1`): testpmd
 //!   io forwarding between C and D with `--tx-first`, our testpmd + `net_virtio` against
 //!   Debian's `dpdk-testpmd` + DPDK's `net_virtio` (copied into the guest with the
-//!   plugins it needs), alternating rounds; prints the ratio of forwarded packets/s.
+//!   plugins it needs), alternating rounds, the same pool size (4096 mbufs) on both sides
+//!   and DPDK's leftover hugepage files removed after each round; prints the ratio of
+//!   forwarded packets/s. `ferroplane-compare virtio` runs the same comparison in a guest
+//!   of its own, with more rounds and QEMU-counted doorbell writes.
 //!
 //! The device's queue pairs: QEMU's datagram backend has one queue, so A and B offer MQ
 //! with `max_virtqueue_pairs` = 1; the vhost-user NIC has two.
@@ -510,10 +513,13 @@ fn median_pps(out: &str) -> Option<f64> {
 fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
     let tag = format!("b{}{k}", if ours { "o" } else { "d" });
     let log = format!("/tmp/{tag}.log");
+    // Time to start on top of the measured seconds: EAL, pool and probe take several
+    // seconds under TCG on a loaded host.
+    let run = secs + 10;
     let cmd = if ours {
         format!(
-            "timeout -s INT {secs} testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D} -- \
-             --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 > {log} 2>&1 < /dev/null; true"
+            "timeout -s INT {run} testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D} -- \
+             --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 --total-num-mbufs=4096 > {log} 2>&1 < /dev/null; true"
         )
     } else {
         let plugins: String = DPDK_PLUGINS
@@ -521,13 +527,18 @@ fn bench_round(g: &mut Guest, ours: bool, secs: u64, k: usize) -> f64 {
             .map(|p| format!(" -d /dpdk/{p}"))
             .collect();
         format!(
-            "timeout -s INT {secs} dpdk-testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D}{plugins} -- \
+            "timeout -s INT {run} dpdk-testpmd -l 0-1 -m 128 --file-prefix {tag} -a {C} -a {D}{plugins} -- \
              --forward-mode=io --nb-cores=1 --tx-first --stats-period=1 --total-num-mbufs=4096 > {log} 2>&1 < /dev/null; true"
         )
     };
-    g.run_timeout(&cmd, Duration::from_secs(secs + 120))
+    g.run_timeout(&cmd, Duration::from_secs(run + 120)).unwrap();
+    // DPDK leaves its hugepage files behind (a new --file-prefix each round): they would
+    // starve the next round of hugepages.
+    let (_, out) = g
+        .run(&format!(
+            "cat {log}; rm -f {log}; rm -rf /dev/hugepages/* /var/run/dpdk"
+        ))
         .unwrap();
-    let (_, out) = g.run(&format!("cat {log}; rm -f {log}")).unwrap();
     // What each side counted, for the record (forwarded and dropped packets, and the
     // per-second rates).
     let acc: Vec<&str> = out

@@ -1,13 +1,18 @@
 //! The bdev layer's own cost: 4 KiB random reads at depth 32 on one core, through the
 //! layer (descriptor, channel, checks, statistics: what bdevperf uses) against a loop
 //! that calls the module's channel directly (`BdevIo::direct`), on the null and malloc
-//! modules. Both loops are the same harness (a mutex-guarded state, a boxed callback per
-//! I/O, resubmission from the callback); only the path between them and the module
+//! modules. Both loops are the same harness (a mutex-guarded state, a callback per I/O
+//! stored in the I/O object as the layer stores it, resubmission from the callback); only the path between them and the module
 //! differs. Rounds alternate the order; the table gives the median TSC cycles per I/O
 //! of each and their ratio (layer / direct: 1.00 would be a free layer).
 //!
 //! `cargo bench -p ferroplane-bdev --bench layer_cost` (timing on a shared machine:
 //! compare the ratio, not the cycles).
+//!
+//! `layer_cost --one MODULE KIND IOS` (MODULE `Null0` or `Malloc0`, KIND `direct` or
+//! `layer`) runs one loop only, for instruction counts: under
+//! `valgrind --tool=callgrind`, two runs with different IOS give the instructions per
+//! I/O as the difference of their totals over the difference of their I/Os.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -59,7 +64,7 @@ fn submit(l: &L, g: &mut Loop, slot: usize) {
     match g.target.as_ref().expect("running") {
         Target::Direct(mc) => {
             // SAFETY: the slot's buffer is only used by this I/O until its callback.
-            let io = unsafe { BdevIo::direct(IoType::Read, off, 1, BS, &[iov], Box::new(cb)) };
+            let io = unsafe { BdevIo::direct(IoType::Read, off, 1, BS, &[iov], cb) };
             mc.submit(io);
         }
         Target::Layer(d, ch) => {
@@ -140,9 +145,34 @@ fn median(mut v: Vec<u64>) -> u64 {
     v[v.len() / 2]
 }
 
+/// `--one MODULE KIND IOS`: the single loop to run, if asked for.
+fn one_loop() -> Option<(String, Kind, u64)> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--one")?;
+    let module = args.get(i + 1).expect("--one MODULE KIND IOS").clone();
+    let kind = match args.get(i + 2).map(String::as_str) {
+        Some("direct") => Kind::Direct,
+        Some("layer") => Kind::Layer,
+        k => panic!("--one: KIND is direct or layer, not {k:?}"),
+    };
+    let ios = args
+        .get(i + 3)
+        .and_then(|n| n.parse().ok())
+        .expect("--one: IOS is a number");
+    assert!(
+        ios > DEPTH as u64,
+        "--one: IOS must exceed the depth {DEPTH}"
+    );
+    Some((module, kind, ios))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, ios) = if quick { (3, 20_000) } else { (7, 300_000) };
+    let one = one_loop();
+    let (rounds, mut ios) = if quick { (3, 20_000) } else { (7, 300_000) };
+    if let Some((_, _, n)) = &one {
+        ios = *n;
+    }
     let prefix = format!("fplc{}", std::process::id());
     let argv: Vec<String> = [
         "layer_cost",
@@ -183,6 +213,10 @@ fn main() {
         })
         .expect("malloc bdev");
         let mut phases = VecDeque::new();
+        if let Some((name, kind, _)) = one {
+            phases.push_back((name, kind, 0));
+            return next(fw, phases, r2, ios);
+        }
         for name in ["Null0", "Malloc0"] {
             for round in 0..rounds {
                 let order = if round % 2 == 0 {
@@ -199,6 +233,12 @@ fn main() {
     })
     .expect("framework");
     let res = res.lock().unwrap();
+    if one_loop().is_some() {
+        for (name, kind, per) in res.iter() {
+            println!("{name} {kind:?}: {per} TSC cycles per I/O");
+        }
+        return;
+    }
     println!("bdev layer cost: 4 KiB randread, depth {DEPTH}, one core, {rounds} alternating rounds of {ios} I/Os (TSC cycles per I/O, medians)");
     println!(
         "{:<10} {:>10} {:>10} {:>14}",

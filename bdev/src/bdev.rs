@@ -264,7 +264,8 @@ fn named(b: &Bdev, name: &str) -> bool {
     b.0.info.name == name || b.0.info.aliases.iter().any(|a| a == name)
 }
 
-/// Register a bdev; names and aliases must be unused (across both).
+/// Register a bdev; names and aliases must be unused (across both). The examiners
+/// ([`crate::examine`]) are offered it before this returns, without waiting for them.
 pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
     info.validate()?;
     let info = Arc::new(info);
@@ -307,6 +308,8 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
     });
     let b = Bdev(shared);
     reg.push(b.clone());
+    drop(reg);
+    crate::examine::examine(&b);
     Ok(b)
 }
 

@@ -10,7 +10,21 @@
 //! pointers, and an I/O carries a completion closure and an iovec list. A channel is
 //! only touched by its own framework thread, so the free list needs no atomics; that is
 //! what a per-lcore mempool cache would give, without tying objects to an OS thread
-//! that a lightweight thread may leave.
+//! that a lightweight thread may leave. A recycled object keeps its iovec lists'
+//! capacity and stores a small completion closure in place, so a submit allocates
+//! nothing once the list is warm.
+//!
+//! # The per-I/O path
+//!
+//! As SPDK's `bdev_io->internal.ch`, an I/O points at its channel without taking a
+//! reference. The channel's state lives in one heap block ([`ChanCore`]) that stays
+//! put while the framework moves the channel value around, and the channel stays
+//! alive while it has I/O objects in use: a user handle ([`crate::BdevIoChannel`])
+//! dropped while I/O is out parks its reference in the channel, which lets it go when
+//! the last object comes back. Latency is timed with the thread's cached poll time
+//! ([`framework::thread::last_tsc`], SPDK's `spdk_thread_get_last_tsc`) rather than a
+//! TSC read at submission and another at completion (each tens of nanoseconds in a
+//! VM), so it is exact to one poll of the thread.
 //!
 //! # Out of resources
 //!
@@ -35,16 +49,19 @@
 //! children over slices of the caller's iovecs; the caller's callback runs once, after
 //! the last child, with the first failure (if any). Statistics count the parent.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use framework::io_channel::IoChannel;
-use framework::{poller, thread, PollStatus, Poller};
+use framework::{poller, thread, PollStatus, Poller, ThreadHandle};
 
 use crate::bdev::{BdevInfo, ModuleChannel};
 use crate::error::{Error, Result};
-use crate::io::{iovs_slice, BdevIo, IoInner, IoStatus, IoType, IoVec, Notify};
+use crate::io::{iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify};
 use crate::qos::{QosLimits, TIMESLICE_US};
 use crate::stats::IoStats;
 
@@ -52,15 +69,17 @@ use crate::stats::IoStats;
 /// is 65535 for the whole process; this bounds one thread's share).
 pub const CHANNEL_IO_MAX: usize = 8192;
 
+/// Free I/O objects a channel keeps for reuse.
+const FREE_KEEP: usize = 1024;
+
+/// The channel's queues and flags off the common path (the common path only reads
+/// [`ChanCore::slow`]).
 #[derive(Default)]
 struct ChState {
-    /// I/Os at the module.
-    outstanding: usize,
-    /// I/O objects in use (at the module, queued, or being completed).
-    in_use: usize,
-    // Boxed on purpose: an I/O body travels to the module and back as one allocation.
+    /// Children of one split request between allocation and start (kept for its
+    /// capacity).
     #[allow(clippy::vec_box)]
-    free: Vec<Box<IoInner>>,
+    pieces: Vec<Box<IoInner>>,
     nomem: VecDeque<Box<IoInner>>,
     /// Pieces waiting for QoS budget, in order.
     qos_queue: VecDeque<Box<IoInner>>,
@@ -72,18 +91,54 @@ struct ChState {
     retrying: bool,
     nomem_in_retry: bool,
     retry_msg_pending: bool,
-    stats: IoStats,
+    /// The last user handle, dropped while I/O objects were in use: released when
+    /// `in_use` falls to 0.
+    keep: Option<IoChannel<BdevChannel>>,
 }
 
-/// A thread's channel context for one bdev.
-pub(crate) struct BdevChannel {
+/// A thread's channel state for one bdev, at a fixed address (see the module docs).
+pub(crate) struct ChanCore {
     info: Arc<BdevInfo>,
     qos: Arc<QosLimits>,
-    module: std::result::Result<Box<dyn ModuleChannel>, String>,
+    /// The thread the channel was made on (and the only one that touches `st`).
+    owner: Option<ThreadHandle>,
+    /// Taken out once, when the channel is destroyed (then `closing` is set).
+    module: ManuallyDrop<std::result::Result<Box<dyn ModuleChannel>, String>>,
+    closing: Cell<bool>,
+    /// Whether requests may be split (an optimal boundary or a transfer limit).
+    splits: bool,
+    /// I/Os at the module.
+    outstanding: Cell<usize>,
+    /// I/O objects in use (at the module, queued, or being completed).
+    in_use: Cell<usize>,
+    /// Set while a reset holds the channel or anything waits in the out-of-resources
+    /// or QoS queue: then I/O takes the queueing path. Set with every such change,
+    /// cleared by [`refresh_slow`](ChanCore::refresh_slow) once all is clear.
+    slow: Cell<bool>,
+    // Boxed on purpose: an I/O body travels to the module and back as one allocation.
+    #[allow(clippy::vec_box)]
+    free: RefCell<Vec<Box<IoInner>>>,
+    stats: RefCell<IoStats>,
     st: RefCell<ChState>,
 }
 
-type UserCb = Box<dyn FnOnce(IoStatus) + Send>;
+/// A thread's channel context for one bdev: owns its [`ChanCore`].
+pub(crate) struct BdevChannel {
+    core: NonNull<ChanCore>,
+}
+
+// SAFETY: the core is owned by this value alone (I/O objects point at it but only use
+// it on the owning thread); the framework keeps a channel context on its thread and
+// only moves it with the whole framework thread.
+unsafe impl Send for BdevChannel {}
+
+impl Deref for BdevChannel {
+    type Target = ChanCore;
+    fn deref(&self) -> &ChanCore {
+        // SAFETY: allocated in `new`, freed only in `drop`.
+        unsafe { self.core.as_ref() }
+    }
+}
 
 /// The parent of split children.
 pub(crate) struct SplitParent {
@@ -91,7 +146,7 @@ pub(crate) struct SplitParent {
     bytes: u64,
     start_tsc: u64,
     /// (children left, first failure, the caller's callback)
-    st: Mutex<(usize, IoStatus, Option<UserCb>)>,
+    st: Mutex<(usize, IoStatus, Option<Callback>)>,
 }
 
 /// One request as the descriptor checked it (the iovec lists are the caller's; each
@@ -110,32 +165,75 @@ impl BdevChannel {
         qos: Arc<QosLimits>,
         module: std::result::Result<Box<dyn ModuleChannel>, String>,
     ) -> BdevChannel {
-        BdevChannel {
+        let core = Box::new(ChanCore {
+            splits: info.optimal_io_boundary > 0 || info.max_transfer_blocks > 0,
             info,
             qos,
-            module,
+            owner: thread::current(),
+            module: ManuallyDrop::new(module),
+            closing: Cell::new(false),
+            outstanding: Cell::new(0),
+            in_use: Cell::new(0),
+            slow: Cell::new(false),
+            free: RefCell::new(Vec::new()),
+            stats: RefCell::new(IoStats::default()),
             st: RefCell::new(ChState::default()),
+        });
+        BdevChannel {
+            core: NonNull::from(Box::leak(core)),
         }
     }
 
+    /// The channel is being destroyed: its counters go to the bdev.
+    pub(crate) fn retire(self) -> IoStats {
+        *self.stats.borrow()
+    }
+}
+
+impl Drop for BdevChannel {
+    fn drop(&mut self) {
+        let core: &ChanCore = self;
+        core.closing.set(true);
+        let (poller, keep) = {
+            let mut st = core.st.borrow_mut();
+            (st.qos_poller.take(), st.keep.take())
+        };
+        if let Some(p) = poller {
+            let _ = p.unregister();
+        }
+        // Set only if the thread is destroyed with I/O out (a forced exit): that
+        // reference is to this very channel, whose entry is going; it is not put.
+        std::mem::forget(keep);
+        // SAFETY: read out once (`closing` keeps `to_module` away from the field from
+        // now on); the module channel drops here, while the rest of the core is
+        // intact for any I/O it completes as it goes.
+        let module = unsafe { std::ptr::read(&*core.module) };
+        drop(module);
+        // SAFETY: allocated by `new` (Box::leak); no I/O object points here any more:
+        // the module channel that held them is gone, and the queues drop with the core.
+        drop(unsafe { Box::from_raw(self.core.as_ptr()) });
+    }
+}
+
+impl ChanCore {
     pub(crate) fn module_error(&self) -> Option<&str> {
         self.module.as_ref().err().map(|s| s.as_str())
     }
 
     /// This channel's counters.
     pub(crate) fn stats(&self) -> IoStats {
-        self.st.borrow().stats
-    }
-
-    /// The channel is being destroyed: its counters go to the bdev.
-    pub(crate) fn retire(self) -> IoStats {
-        self.st.borrow().stats
+        *self.stats.borrow()
     }
 
     /// I/Os at the module and waiting in the out-of-resources queue.
     pub(crate) fn depth(&self) -> (usize, usize) {
-        let st = self.st.borrow();
-        (st.outstanding, st.nomem.len())
+        (self.outstanding.get(), self.st.borrow().nomem.len())
+    }
+
+    /// Clear [`slow`](Self::slow) if nothing needs the queueing path any more.
+    fn refresh_slow(&self, st: &ChState) {
+        self.slow
+            .set(st.frozen || !st.nomem.is_empty() || !st.qos_queue.is_empty());
     }
 
     /// Pieces waiting for QoS budget.
@@ -143,189 +241,224 @@ impl BdevChannel {
         self.st.borrow().qos_queue.len()
     }
 
-    #[allow(clippy::vec_box)] // the boxes are the free-list entries handed out as is
-    fn alloc(&self, n: usize) -> Result<Vec<Box<IoInner>>> {
-        let mut st = self.st.borrow_mut();
-        if st.in_use + n > CHANNEL_IO_MAX {
+    /// One I/O object, filled but for its data lists and callback.
+    fn alloc(&self, t: IoType, off: u64, n: u64, now: u64) -> Result<Box<IoInner>> {
+        let in_use = self.in_use.get();
+        if in_use >= CHANNEL_IO_MAX {
             return Err(Error::NoMem(self.info.name.clone()));
         }
-        st.in_use += n;
-        Ok((0..n)
-            .map(|_| st.free.pop().unwrap_or_else(IoInner::empty))
-            .collect())
+        self.in_use.set(in_use + 1);
+        let popped = self.free.borrow_mut().pop();
+        let mut io = popped.unwrap_or_else(IoInner::empty);
+        io.io_type = t;
+        io.offset_blocks = off;
+        io.num_blocks = n;
+        io.block_size = self.info.block_size;
+        io.start_tsc = now;
+        io.ch = Some(NonNull::from(self));
+        Ok(io)
     }
 
+    /// Back to the free list (its callback already taken); the last object in use lets
+    /// a parked handle go.
     fn recycle(&self, mut io: Box<IoInner>) {
         io.iovs.clear();
         io.cmp_iovs.clear();
-        io.notify = None;
         io.ch = None;
-        let mut st = self.st.borrow_mut();
-        st.in_use -= 1;
-        if st.free.len() < 1024 {
-            st.free.push(io);
+        {
+            let mut free = self.free.borrow_mut();
+            if free.len() < FREE_KEEP {
+                free.push(io);
+            }
+        }
+        let left = self.in_use.get() - 1;
+        self.in_use.set(left);
+        if left == 0 {
+            let keep = self.st.borrow_mut().keep.take();
+            // Putting it only counts down (a destruction runs later, from a message).
+            drop(keep);
         }
     }
 
-    /// Whether `r` goes to the module as one piece (the common case: no allocation).
-    fn single_piece(&self, r: &Request) -> bool {
-        if !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
-            return true;
-        }
+    /// The length of the piece of a request that starts at `off` and ends before
+    /// `end`: up to the next optimal boundary, at most the transfer limit.
+    fn piece_len(&self, off: u64, end: u64) -> u64 {
         let boundary = u64::from(self.info.optimal_io_boundary);
         let max = u64::from(self.info.max_transfer_blocks);
-        (max == 0 || r.num_blocks <= max)
-            && (boundary == 0 || r.offset_blocks % boundary + r.num_blocks <= boundary)
+        let mut n = end - off;
+        if boundary > 0 {
+            n = n.min(boundary - off % boundary);
+        }
+        if max > 0 {
+            n = n.min(max);
+        }
+        n
     }
 
-    /// One I/O object (see [`alloc`](Self::alloc)).
-    fn alloc_one(&self) -> Result<Box<IoInner>> {
-        let mut st = self.st.borrow_mut();
-        if st.in_use + 1 > CHANNEL_IO_MAX {
-            return Err(Error::NoMem(self.info.name.clone()));
+    /// How many pieces `r` goes to the module in (1 for a request that is not split).
+    fn piece_count(&self, r: &Request) -> u64 {
+        if !self.splits || !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
+            return 1;
         }
-        st.in_use += 1;
-        Ok(st.free.pop().unwrap_or_else(IoInner::empty))
-    }
-
-    /// Split points of a request: `(offset, blocks)` pieces.
-    fn pieces(&self, r: &Request) -> Vec<(u64, u64)> {
-        let boundary = u64::from(self.info.optimal_io_boundary);
-        let max = u64::from(self.info.max_transfer_blocks);
-        if !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
-            return vec![(r.offset_blocks, r.num_blocks)];
+        let end = r.offset_blocks + r.num_blocks;
+        let first = self.piece_len(r.offset_blocks, end);
+        if first == r.num_blocks {
+            return 1;
         }
-        let mut out = Vec::new();
-        let (mut off, end) = (r.offset_blocks, r.offset_blocks + r.num_blocks);
+        let (mut off, mut count) = (r.offset_blocks, 0);
         while off < end {
-            let mut n = end - off;
-            if boundary > 0 {
-                n = n.min(boundary - off % boundary);
-            }
-            if max > 0 {
-                n = n.min(max);
-            }
-            out.push((off, n));
-            off += n;
+            off += self.piece_len(off, end);
+            count += 1;
         }
-        out
+        count
     }
 }
 
 /// Submit a checked request on `ch` (on its thread).
-pub(crate) fn submit(
+///
+/// Generic over the callback so that it is built in its final place, the I/O object
+/// (moving it through the calls would copy it at each).
+pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
     ch: &IoChannel<BdevChannel>,
     r: Request,
-    cb: Box<dyn FnOnce(IoStatus) + Send>,
+    cb: F,
 ) -> Result<()> {
-    let ctx = ch.ctx();
-    let bs = u64::from(ctx.info.block_size);
-    if ctx.single_piece(&r) {
-        let mut io = ctx.alloc_one()?;
-        io.io_type = r.io_type;
-        io.offset_blocks = r.offset_blocks;
-        io.num_blocks = r.num_blocks;
-        io.block_size = ctx.info.block_size;
-        io.start_tsc = eal::timer::rdtsc();
+    let ctx: &ChanCore = ch.ctx();
+    let now = thread::last_tsc();
+    let pieces = ctx.piece_count(&r);
+    if pieces == 1 {
+        let mut io = ctx.alloc(r.io_type, r.offset_blocks, r.num_blocks, now)?;
         // The recycled object keeps its vectors' capacity: no allocation here.
-        if r.io_type.has_data() {
-            io.iovs.extend_from_slice(r.iovs);
-        }
+        io.iovs.extend_from_slice(r.iovs);
         io.cmp_iovs.extend_from_slice(r.cmp_iovs);
-        io.ch = ch.try_clone();
-        io.notify = Some(Notify::User(cb));
+        io.notify = Some(Notify::User(Callback::new(cb)));
         ctx.dispatch(io);
         return Ok(());
     }
-    let pieces = ctx.pieces(&r);
-    if pieces.len() > CHANNEL_IO_MAX {
+    submit_split(ctx, r, pieces as usize, now, Callback::new(cb))
+}
+
+/// Submit `r` as `count` children of one parent.
+fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback) -> Result<()> {
+    if count > CHANNEL_IO_MAX {
         // Children are all submitted at once; a request this fragmented could never
         // get its objects, so it is refused rather than failed with NoMem forever.
         return Err(Error::Invalid {
             what: "request",
             why: format!(
-                "{} blocks split into {} pieces at boundary {} / max transfer {}; at most {CHANNEL_IO_MAX}",
-                r.num_blocks,
-                pieces.len(),
-                ctx.info.optimal_io_boundary,
-                ctx.info.max_transfer_blocks
+                "{} blocks split into {count} pieces at boundary {} / max transfer {}; at most {CHANNEL_IO_MAX}",
+                r.num_blocks, ctx.info.optimal_io_boundary, ctx.info.max_transfer_blocks
             ),
         });
     }
-    let mut ios = ctx.alloc(pieces.len())?;
-    let now = eal::timer::rdtsc();
-    let mut cb = Some(cb);
-    let parent = if pieces.len() > 1 {
-        Some(Arc::new(SplitParent {
-            io_type: r.io_type,
-            bytes: r.num_blocks * bs,
-            start_tsc: now,
-            st: Mutex::new((pieces.len(), IoStatus::Success, cb.take())),
-        }))
-    } else {
-        None
-    };
+    if ctx.in_use.get() + count > CHANNEL_IO_MAX {
+        return Err(Error::NoMem(ctx.info.name.clone()));
+    }
+    let bs = u64::from(ctx.info.block_size);
+    let parent = Arc::new(SplitParent {
+        io_type: r.io_type,
+        bytes: r.num_blocks * bs,
+        start_tsc: now,
+        st: Mutex::new((count, IoStatus::Success, Some(cb))),
+    });
     // Fill every piece first, then start them (a module completing inline cannot see
     // a half-built parent).
-    for (io, &(off, n)) in ios.iter_mut().zip(&pieces) {
-        io.io_type = r.io_type;
-        io.offset_blocks = off;
-        io.num_blocks = n;
-        io.block_size = ctx.info.block_size;
-        io.start_tsc = now;
-        if r.io_type.has_data() {
-            let start = ((off - r.offset_blocks) * bs) as usize;
-            io.iovs = iovs_slice(r.iovs, start, (n * bs) as usize);
-        }
-        io.cmp_iovs.extend_from_slice(r.cmp_iovs);
-        io.ch = ch.try_clone();
-        io.notify = match &parent {
-            Some(p) => Some(Notify::Child(p.clone())),
-            None => cb.take().map(Notify::User),
+    let mut ios = std::mem::take(&mut ctx.st.borrow_mut().pieces);
+    let (mut off, end) = (r.offset_blocks, r.offset_blocks + r.num_blocks);
+    while off < end {
+        let n = ctx.piece_len(off, end);
+        // Cannot fail: the room for every piece was checked above, on this thread.
+        let mut io = match ctx.alloc(r.io_type, off, n, now) {
+            Ok(io) => io,
+            Err(e) => {
+                for mut io in ios.drain(..) {
+                    io.notify = None;
+                    ctx.recycle(io);
+                }
+                ctx.st.borrow_mut().pieces = ios;
+                return Err(e);
+            }
         };
+        let start = ((off - r.offset_blocks) * bs) as usize;
+        iovs_slice_into(&mut io.iovs, r.iovs, start, (n * bs) as usize);
+        io.notify = Some(Notify::Child(parent.clone()));
+        ios.push(io);
+        off += n;
     }
-    for io in ios {
+    for io in ios.drain(..) {
         ctx.dispatch(io);
     }
+    ctx.st.borrow_mut().pieces = ios;
     Ok(())
 }
 
-impl BdevChannel {
+/// Drop a user's channel handle (on any thread): while I/O objects of the channel are
+/// in use, the handle is parked in the channel, which keeps it alive for them.
+pub(crate) fn release(ch: IoChannel<BdevChannel>) {
+    if !ch.on_owner_thread() {
+        let owner = ch.thread().clone();
+        // If the thread is gone, the message (and the handle in it) drops here and
+        // the framework forwards the put, which finds nothing to do.
+        let _ = owner.send_msg(move || release(ch));
+        return;
+    }
+    let core: *const ChanCore = &**ch.ctx();
+    // SAFETY: `ch` keeps the core alive until it drops, after `st` (declared later);
+    // parking it in the core's own state (on its thread, checked above) keeps it alive
+    // further and does not move the core.
+    let core = unsafe { &*core };
+    let mut st = core.st.borrow_mut();
+    if core.in_use.get() > 0 && st.keep.is_none() {
+        st.keep = Some(ch);
+    }
+}
+
+impl ChanCore {
+    /// Send `io` on: held by a reset, queued for QoS budget or behind I/O waiting for
+    /// resources, or to the module.
     fn dispatch(&self, io: Box<IoInner>) {
-        if self.st.borrow().frozen {
-            self.st.borrow_mut().frozen_q.push_back(io);
+        if !self.slow.get() && !self.qos.active() {
+            // Nothing held or queued, no limits: straight to the module.
+            self.outstanding.set(self.outstanding.get() + 1);
+            return self.to_module(io);
+        }
+        let mut st = self.st.borrow_mut();
+        if st.frozen {
+            st.frozen_q.push_back(io);
             return;
         }
         let limited = matches!(
             io.io_type,
             IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
         );
-        if limited && (self.qos.active() || !self.st.borrow().qos_queue.is_empty()) {
-            let behind = !self.st.borrow().qos_queue.is_empty();
+        if limited && (self.qos.active() || !st.qos_queue.is_empty()) {
+            let behind = !st.qos_queue.is_empty();
             let bytes = io.num_blocks * u64::from(io.block_size);
             if behind || !self.qos.try_admit(io.io_type, bytes) {
+                drop(st);
                 self.qos_park(io);
                 return;
             }
         }
+        drop(st);
         self.dispatch_admitted(io);
     }
 
     /// Queue a piece for QoS budget; make sure the drain poller runs.
     fn qos_park(&self, io: Box<IoInner>) {
-        let ch = io.ch.as_ref().and_then(|c| c.try_clone());
         let mut st = self.st.borrow_mut();
         st.qos_queue.push_back(io);
+        self.slow.set(true);
         if st.qos_poller.is_some() {
             return;
         }
-        let Some(ch) = ch else {
-            return;
-        };
-        // The poller holds a channel reference while it exists, so the channel (and
-        // this state) outlives it; it unregisters itself once the queue is empty.
+        let me = CorePtr(NonNull::from(self));
+        // The channel unregisters this poller before its core goes (`BdevChannel`'s
+        // drop), and the poller unregisters itself once the queue is empty.
         let r = poller::register("bdev_qos_drain", TIMESLICE_US, move || {
-            let ctx = ch.ctx();
+            // SAFETY: see above: the core outlives the poller, which runs on the
+            // channel's thread.
+            let ctx = unsafe { me.get() };
             ctx.qos_drain();
             let mut st = ctx.st.borrow_mut();
             if st.qos_queue.is_empty() {
@@ -348,13 +481,16 @@ impl BdevChannel {
             let io = {
                 let mut st = self.st.borrow_mut();
                 let Some(front) = st.qos_queue.front() else {
+                    self.refresh_slow(&st);
                     return;
                 };
                 let bytes = front.num_blocks * u64::from(front.block_size);
                 if !self.qos.try_admit(front.io_type, bytes) {
                     return;
                 }
-                st.qos_queue.pop_front()
+                let io = st.qos_queue.pop_front();
+                self.refresh_slow(&st);
+                io
             };
             if let Some(io) = io {
                 self.dispatch_admitted(io);
@@ -371,15 +507,20 @@ impl BdevChannel {
             }
             if !st.nomem.is_empty() && !st.retrying {
                 st.nomem.push_back(io);
+                self.slow.set(true);
                 return;
             }
-            st.outstanding += 1;
         }
+        self.outstanding.set(self.outstanding.get() + 1);
         self.to_module(io);
     }
 
     fn to_module(&self, io: Box<IoInner>) {
-        match &self.module {
+        if self.closing.get() {
+            // The module channel is being dropped: nothing more goes to it.
+            return BdevIo(Some(io)).complete(IoStatus::Failed);
+        }
+        match &*self.module {
             Ok(m) => m.submit(BdevIo(Some(io))),
             // Not reachable: a channel whose module failed is never handed out.
             Err(_) => BdevIo(Some(io)).complete(IoStatus::Failed),
@@ -388,7 +529,7 @@ impl BdevChannel {
 
     /// A module completed `io` (static: the channel is found through the I/O).
     pub(crate) fn complete(mut io: Box<IoInner>, status: IoStatus) {
-        if io.ch.is_none() {
+        let Some(core) = io.ch else {
             // A direct I/O (BdevIo::direct): no channel; the object goes back to the
             // thread's direct free list, then the callback runs.
             let notify = io.notify.take();
@@ -396,48 +537,60 @@ impl BdevChannel {
             io.cmp_iovs.clear();
             crate::io::DIRECT_FREE.with(|f| {
                 let mut f = f.borrow_mut();
-                if f.len() < 1024 {
+                if f.len() < FREE_KEEP {
                     f.push(io);
                 }
             });
             if let Some(Notify::User(cb)) = notify {
-                cb(status);
+                cb.call(status);
             }
             return;
-        }
-        // The I/O's channel reference moves here (no second reference is taken); it
-        // keeps the channel alive until this function returns.
-        let Some(ch) = io.ch.take().filter(|c| c.on_owner_thread()) else {
-            // A completion off the submitting thread: a module bug. The channel cannot
-            // be touched here; the I/O is dropped (its channel reference, dropped
-            // above, is sent home).
-            eal::log_err!("bdev I/O completed off its thread; dropped");
-            return;
         };
-        let ctx = ch.ctx();
+        // SAFETY: the core lives while this object is in use (see the module docs);
+        // `owner` is set once at creation and `ThreadHandle` is `Sync`, so reading it
+        // from any thread is sound.
+        let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
+        let Some(owner) = owner.as_ref().filter(|o| !thread::is_current(o)) else {
+            // SAFETY: on the channel's thread (checked above; a channel made off any
+            // thread has no I/O); alive as above.
+            return unsafe { core.as_ref() }.completed(io, status);
+        };
+        // A completion off the submitting thread (a module bug): finish it there.
+        eal::log_err!("bdev I/O completed off its thread; sent back to it");
+        if owner
+            .send_msg(move || ChanCore::complete(io, status))
+            .is_err()
+        {
+            eal::log_err!("bdev I/O completed off its thread, whose thread is gone; dropped");
+        }
+    }
+
+    /// `io` came back from the module (on the channel's thread).
+    fn completed(&self, io: Box<IoInner>, status: IoStatus) {
+        self.outstanding.set(self.outstanding.get() - 1);
         if status == IoStatus::NoMem {
-            io.ch = ch.try_clone();
             let schedule = {
-                let mut st = ctx.st.borrow_mut();
-                st.outstanding -= 1;
+                let mut st = self.st.borrow_mut();
                 st.nomem.push_back(io);
+                self.slow.set(true);
                 if st.retrying {
                     st.nomem_in_retry = true;
                 }
-                let s = st.outstanding == 0 && !st.retry_msg_pending;
+                let s = self.outstanding.get() == 0 && !st.retry_msg_pending;
                 if s {
                     st.retry_msg_pending = true;
                 }
                 s
             };
             if schedule {
-                schedule_retry(&ch);
+                self.schedule_retry();
             }
             return;
         }
-        ctx.st.borrow_mut().outstanding -= 1;
-        ctx.finish(io, status);
-        ctx.retry_queued();
+        self.finish(io, status);
+        if self.slow.get() {
+            self.retry_queued();
+        }
     }
 
     /// Account, recycle and notify.
@@ -451,12 +604,11 @@ impl BdevChannel {
         self.recycle(io);
         match notify {
             Some(Notify::User(cb)) => {
-                let ticks = eal::timer::rdtsc().wrapping_sub(start);
-                self.st
+                let ticks = thread::last_tsc().wrapping_sub(start);
+                self.stats
                     .borrow_mut()
-                    .stats
                     .account(t, bytes, ticks, status == IoStatus::Success);
-                cb(status);
+                cb.call(status);
             }
             Some(Notify::Child(p)) => {
                 let last = {
@@ -472,14 +624,14 @@ impl BdevChannel {
                     }
                 };
                 if let Some((cb, st)) = last {
-                    let ticks = eal::timer::rdtsc().wrapping_sub(p.start_tsc);
-                    self.st.borrow_mut().stats.account(
+                    let ticks = thread::last_tsc().wrapping_sub(p.start_tsc);
+                    self.stats.borrow_mut().account(
                         p.io_type,
                         p.bytes,
                         ticks,
                         st == IoStatus::Success,
                     );
-                    cb(st);
+                    cb.call(st);
                 }
             }
             None => {}
@@ -507,18 +659,41 @@ impl BdevChannel {
                 let Some(io) = st.nomem.pop_front() else {
                     break;
                 };
-                st.outstanding += 1;
                 io
             };
+            self.outstanding.set(self.outstanding.get() + 1);
             self.to_module(io);
         }
-        self.st.borrow_mut().retrying = false;
+        let mut st = self.st.borrow_mut();
+        st.retrying = false;
+        self.refresh_slow(&st);
+    }
+
+    /// Nothing is outstanding to trigger a retry: retry from a message on the
+    /// channel's thread (the module may have freed resources by then). Queued objects
+    /// are in use, so the channel outlives the message.
+    fn schedule_retry(&self) {
+        let me = CorePtr(NonNull::from(self));
+        let r = match &self.owner {
+            Some(t) => t.send_msg(move || {
+                // SAFETY: the queued I/O objects keep the channel alive (in use), and
+                // the message runs on the channel's thread.
+                let ctx = unsafe { me.get() };
+                ctx.st.borrow_mut().retry_msg_pending = false;
+                ctx.retry_queued();
+            }),
+            None => return,
+        };
+        if r.is_err() {
+            eal::log_err!("bdev: could not schedule an out-of-resources retry");
+        }
     }
 
     /// A reset starts: hold new I/O, fail what waits for resources or QoS budget
     /// with `Aborted`.
     pub(crate) fn freeze(&self) {
         self.st.borrow_mut().frozen = true;
+        self.slow.set(true);
         loop {
             let io = {
                 let mut st = self.st.borrow_mut();
@@ -541,7 +716,7 @@ impl BdevChannel {
 
     /// I/Os at the module (a reset waits for every channel's to reach 0).
     pub(crate) fn outstanding(&self) -> usize {
-        self.st.borrow().outstanding
+        self.outstanding.get()
     }
 
     /// The reset is done: submit what was held, in order.
@@ -549,6 +724,7 @@ impl BdevChannel {
         let held = {
             let mut st = self.st.borrow_mut();
             st.frozen = false;
+            self.refresh_slow(&st);
             std::mem::take(&mut st.frozen_q)
         };
         for io in held {
@@ -558,44 +734,28 @@ impl BdevChannel {
     }
 }
 
-/// Submit a reset to the module on `ch` (its thread) past the frozen queue: the layer
-/// froze the channels and drained them for it.
-pub(crate) fn submit_reset(
-    ch: &IoChannel<BdevChannel>,
-    cb: Box<dyn FnOnce(IoStatus) + Send>,
-) -> Result<()> {
-    let ctx = ch.ctx();
-    let mut ios = ctx.alloc(1)?;
-    let Some(mut io) = ios.pop() else {
-        return Err(Error::NoMem(ctx.info.name.clone()));
-    };
-    io.io_type = IoType::Reset;
-    io.offset_blocks = 0;
-    io.num_blocks = 0;
-    io.block_size = ctx.info.block_size;
-    io.start_tsc = eal::timer::rdtsc();
-    io.ch = ch.try_clone();
-    io.notify = Some(Notify::User(cb));
-    ctx.st.borrow_mut().outstanding += 1;
-    ctx.to_module(io);
-    Ok(())
+/// A core pointer carried by the channel's own poller or message.
+struct CorePtr(NonNull<ChanCore>);
+
+// SAFETY: only dereferenced on the channel's thread, while the core lives (see uses).
+unsafe impl Send for CorePtr {}
+
+impl CorePtr {
+    /// # Safety
+    /// On the channel's thread, while the core lives.
+    unsafe fn get(&self) -> &ChanCore {
+        // SAFETY: the caller's contract.
+        unsafe { self.0.as_ref() }
+    }
 }
 
-/// Nothing is outstanding to trigger a retry: retry from a message on the channel's
-/// thread (the module may have freed resources by then).
-fn schedule_retry(ch: &IoChannel<BdevChannel>) {
-    let Some(c2) = ch.try_clone() else {
-        return;
-    };
-    let Some(me) = thread::current() else {
-        return;
-    };
-    let r = me.send_msg(move || {
-        let ctx = c2.ctx();
-        ctx.st.borrow_mut().retry_msg_pending = false;
-        ctx.retry_queued();
-    });
-    if r.is_err() {
-        eal::log_err!("bdev: could not schedule an out-of-resources retry");
-    }
+/// Submit a reset to the module on `ch` (its thread) past the frozen queue: the layer
+/// froze the channels and drained them for it.
+pub(crate) fn submit_reset(ch: &IoChannel<BdevChannel>, cb: Callback) -> Result<()> {
+    let ctx: &ChanCore = ch.ctx();
+    let mut io = ctx.alloc(IoType::Reset, 0, 0, thread::last_tsc())?;
+    io.notify = Some(Notify::User(cb));
+    ctx.outstanding.set(ctx.outstanding.get() + 1);
+    ctx.to_module(io);
+    Ok(())
 }

@@ -18,6 +18,7 @@
 //! the caller's again at once. The `*_buf` calls are the safe form: they take a `Vec`
 //! and give it back to the callback.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -75,8 +76,17 @@ impl std::fmt::Debug for Descriptor {
 /// A thread's channel to a bdev (SPDK's `spdk_bdev_get_io_channel`). Use it on that
 /// thread only; drop it (before closing the descriptor) to put it.
 pub struct BdevIoChannel {
-    ch: IoChannel<BdevChannel>,
+    /// Given up in `drop` (see [`channel::release`]).
+    ch: ManuallyDrop<IoChannel<BdevChannel>>,
     bdev: Bdev,
+}
+
+impl Drop for BdevIoChannel {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; the field is not used again.
+        let ch = unsafe { ManuallyDrop::take(&mut self.ch) };
+        channel::release(ch);
+    }
 }
 
 impl BdevIoChannel {
@@ -103,7 +113,7 @@ impl BdevIoChannel {
     /// Another reference to this channel (on its thread; `None` elsewhere).
     pub fn try_clone(&self) -> Option<BdevIoChannel> {
         Some(BdevIoChannel {
-            ch: self.ch.try_clone()?,
+            ch: ManuallyDrop::new(self.ch.try_clone()?),
             bdev: self.bdev.clone(),
         })
     }
@@ -169,6 +179,67 @@ impl Drop for Descriptor {
     fn drop(&mut self) {
         close_shared(&self.0);
     }
+}
+
+/// Submission methods over the caller's iovecs, one request type each (`# Safety` in
+/// each one's docs).
+macro_rules! iov_requests {
+    ($($(#[$doc:meta])* $name:ident => $t:ident;)*) => {$(
+        $(#[$doc])*
+        pub unsafe fn $name<F: FnOnce(IoStatus) + Send + 'static>(
+            &self,
+            ch: &BdevIoChannel,
+            iovs: &[IoVec],
+            offset_blocks: u64,
+            num_blocks: u64,
+            cb: F,
+        ) -> Result<()> {
+            self.submit(ch, IoType::$t, offset_blocks, num_blocks, iovs, &[], cb)
+        }
+    )*};
+}
+
+/// Submission methods of request types without data, one each.
+macro_rules! dataless_requests {
+    ($($(#[$doc:meta])* $name:ident => $t:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<F: FnOnce(IoStatus) + Send + 'static>(
+            &self,
+            ch: &BdevIoChannel,
+            offset_blocks: u64,
+            num_blocks: u64,
+            cb: F,
+        ) -> Result<()> {
+            self.submit(ch, IoType::$t, offset_blocks, num_blocks, &[], &[], cb)
+        }
+    )*};
+}
+
+/// Safe submission methods over an owned buffer that comes back to the callback.
+macro_rules! buf_requests {
+    ($($(#[$doc:meta])* $name:ident => $t:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name<F>(
+            &self,
+            ch: &BdevIoChannel,
+            buf: Vec<u8>,
+            offset_blocks: u64,
+            num_blocks: u64,
+            cb: F,
+        ) -> Result<()>
+        where
+            F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
+        {
+            let mut buf = buf;
+            let iov = [IoVec::from_slice(&mut buf)];
+            // The submit contract holds: the Vec's heap block does not move when the
+            // Vec moves into the callback, and only the callback gets it back, after
+            // completion.
+            self.submit(ch, IoType::$t, offset_blocks, num_blocks, &iov, &[], move |s| {
+                cb(s, buf)
+            })
+        }
+    )*};
 }
 
 impl Descriptor {
@@ -242,7 +313,7 @@ impl Descriptor {
             });
         }
         Ok(BdevIoChannel {
-            ch,
+            ch: ManuallyDrop::new(ch),
             bdev: b.clone(),
         })
     }
@@ -326,62 +397,27 @@ impl Descriptor {
             iovs,
             cmp_iovs: cmp,
         };
-        channel::submit(&ch.ch, r, Box::new(cb))
+        channel::submit(&ch.ch, r, cb)
     }
 
-    /// Read `num_blocks` from `offset_blocks` into `iovs`.
-    ///
-    /// # Safety
-    /// The iovecs' memory must stay valid for writes and untouched by the caller until
-    /// `cb` runs (see the module docs); on `Err` nothing was submitted.
-    pub unsafe fn readv<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        iovs: &[IoVec],
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Read, offset_blocks, num_blocks, iovs, &[], cb)
-    }
-
-    /// Write `num_blocks` at `offset_blocks` from `iovs`.
-    ///
-    /// # Safety
-    /// As [`readv`](Self::readv) (valid for reads, not modified until `cb`).
-    pub unsafe fn writev<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        iovs: &[IoVec],
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Write, offset_blocks, num_blocks, iovs, &[], cb)
-    }
-
-    /// Compare `num_blocks` at `offset_blocks` with `iovs` ([`IoStatus::Miscompare`]
-    /// if they differ).
-    ///
-    /// # Safety
-    /// As [`writev`](Self::writev).
-    pub unsafe fn comparev<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        iovs: &[IoVec],
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(
-            ch,
-            IoType::Compare,
-            offset_blocks,
-            num_blocks,
-            iovs,
-            &[],
-            cb,
-        )
+    iov_requests! {
+        /// Read `num_blocks` from `offset_blocks` into `iovs`.
+        ///
+        /// # Safety
+        /// The iovecs' memory must stay valid for writes and untouched by the caller
+        /// until `cb` runs (see the module docs); on `Err` nothing was submitted.
+        readv => Read;
+        /// Write `num_blocks` at `offset_blocks` from `iovs`.
+        ///
+        /// # Safety
+        /// As [`readv`](Self::readv) (valid for reads, not modified until `cb`).
+        writev => Write;
+        /// Compare `num_blocks` at `offset_blocks` with `iovs`
+        /// ([`IoStatus::Miscompare`] if they differ).
+        ///
+        /// # Safety
+        /// As [`writev`](Self::writev).
+        comparev => Compare;
     }
 
     /// If the blocks equal `cmp_iovs`, write `write_iovs` over them, atomically.
@@ -408,45 +444,13 @@ impl Descriptor {
         )
     }
 
-    /// Zero `num_blocks` at `offset_blocks`.
-    pub fn write_zeroes<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(
-            ch,
-            IoType::WriteZeroes,
-            offset_blocks,
-            num_blocks,
-            &[],
-            &[],
-            cb,
-        )
-    }
-
-    /// Deallocate `num_blocks` at `offset_blocks`.
-    pub fn unmap<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Unmap, offset_blocks, num_blocks, &[], &[], cb)
-    }
-
-    /// Make `num_blocks` at `offset_blocks` durable.
-    pub fn flush<F: FnOnce(IoStatus) + Send + 'static>(
-        &self,
-        ch: &BdevIoChannel,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()> {
-        self.submit(ch, IoType::Flush, offset_blocks, num_blocks, &[], &[], cb)
+    dataless_requests! {
+        /// Zero `num_blocks` at `offset_blocks`.
+        write_zeroes => WriteZeroes;
+        /// Deallocate `num_blocks` at `offset_blocks`.
+        unmap => Unmap;
+        /// Make `num_blocks` at `offset_blocks` durable.
+        flush => Flush;
     }
 
     /// Reset the bdev (see [`crate::channel`]): every channel is frozen (new I/O is
@@ -464,40 +468,10 @@ impl Descriptor {
         crate::reset::start(&self.0.bdev, my, Box::new(cb))
     }
 
-    /// Safe read: `buf` (at least `num_blocks` blocks) comes back to `cb`.
-    pub fn read_buf<F>(
-        &self,
-        ch: &BdevIoChannel,
-        buf: Vec<u8>,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
-    {
-        let mut buf = buf;
-        let iov = [IoVec::from_slice(&mut buf)];
-        // SAFETY: the Vec's heap block does not move when the Vec moves into the
-        // callback, and only the callback gets it back, after completion.
-        unsafe { self.readv(ch, &iov, offset_blocks, num_blocks, move |s| cb(s, buf)) }
-    }
-
-    /// Safe write: `buf` comes back to `cb`.
-    pub fn write_buf<F>(
-        &self,
-        ch: &BdevIoChannel,
-        buf: Vec<u8>,
-        offset_blocks: u64,
-        num_blocks: u64,
-        cb: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(IoStatus, Vec<u8>) + Send + 'static,
-    {
-        let mut buf = buf;
-        let iov = [IoVec::from_slice(&mut buf)];
-        // SAFETY: as in `read_buf`.
-        unsafe { self.writev(ch, &iov, offset_blocks, num_blocks, move |s| cb(s, buf)) }
+    buf_requests! {
+        /// Safe read: `buf` (at least `num_blocks` blocks) comes back to `cb`.
+        read_buf => Read;
+        /// Safe write: `buf` comes back to `cb`.
+        write_buf => Write;
     }
 }

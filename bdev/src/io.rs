@@ -7,11 +7,11 @@
 //! back to the layer, which queues it on the channel and submits it again after another
 //! I/O of the channel completes; the submitter never sees `NoMem`.
 
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
-use framework::io_channel::IoChannel;
-
-use crate::channel::{BdevChannel, SplitParent};
+use crate::channel::{ChanCore, SplitParent};
 
 /// The kinds of I/O (SPDK's `spdk_bdev_io_type`, the ones this layer carries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,9 +130,14 @@ pub fn iovs_len(iovs: &[IoVec]) -> usize {
     iovs.iter().map(|v| v.len).sum()
 }
 
-/// The sub-list of `iovs` covering bytes `[off, off + len)`.
-pub(crate) fn iovs_slice(iovs: &[IoVec], mut off: usize, mut len: usize) -> Vec<IoVec> {
-    let mut out = Vec::new();
+/// Append to `out` the sub-list of `iovs` covering bytes `[off, off + len)` (into a
+/// recycled list: no allocation once its capacity suffices).
+pub(crate) fn iovs_slice_into(
+    out: &mut Vec<IoVec>,
+    iovs: &[IoVec],
+    mut off: usize,
+    mut len: usize,
+) {
     for v in iovs {
         if len == 0 {
             break;
@@ -149,13 +154,86 @@ pub(crate) fn iovs_slice(iovs: &[IoVec], mut off: usize, mut len: usize) -> Vec<
         off = 0;
         len -= take;
     }
-    out
+}
+
+/// Machine words a completion callback may take to be stored in place.
+const CB_WORDS: usize = 6;
+
+/// A completion callback (SPDK's `cb` and `cb_arg`), stored in the I/O object itself
+/// when it fits in [`CB_WORDS`] words (a closure over a few handles and numbers), in a
+/// box otherwise: the common submit allocates nothing for it.
+pub(crate) struct Callback {
+    data: MaybeUninit<[usize; CB_WORDS]>,
+    /// Moves the closure out of `data` and calls it.
+    call: unsafe fn(*mut u8, IoStatus),
+    /// Drops the closure in `data` in place.
+    drop: unsafe fn(*mut u8),
+}
+
+// SAFETY: `Callback::new` only takes `Send` closures; the stored one moves with it.
+unsafe impl Send for Callback {}
+
+/// Call the `G` at `p` once, moving it out. # Safety: `p` holds a live `G`, not used after.
+unsafe fn call_in_place<G: FnOnce(IoStatus)>(p: *mut u8, s: IoStatus) {
+    // SAFETY: the caller's contract: a live, aligned `G` that nobody reads again.
+    let g = unsafe { p.cast::<G>().read() };
+    g(s)
+}
+
+/// Drop the `G` at `p`. # Safety: `p` holds a live `G`, not used after.
+unsafe fn drop_in_place<G>(p: *mut u8) {
+    // SAFETY: the caller's contract.
+    unsafe { p.cast::<G>().drop_in_place() }
+}
+
+impl Callback {
+    /// Store `f` in place if it fits, else boxed.
+    pub(crate) fn new<F: FnOnce(IoStatus) + Send + 'static>(f: F) -> Callback {
+        if Self::fits::<F>() {
+            Self::in_place(f)
+        } else {
+            Self::in_place(Box::new(f))
+        }
+    }
+
+    const fn fits<G>() -> bool {
+        size_of::<G>() <= size_of::<[usize; CB_WORDS]>() && align_of::<G>() <= align_of::<usize>()
+    }
+
+    fn in_place<G: FnOnce(IoStatus) + Send + 'static>(g: G) -> Callback {
+        // Only reached with a `G` that fits (a constant per `G`: folded away).
+        assert!(Self::fits::<G>(), "callback too large to store in place");
+        let mut data = MaybeUninit::<[usize; CB_WORDS]>::uninit();
+        // SAFETY: `data` is large and aligned enough for a `G` (asserted above).
+        unsafe { data.as_mut_ptr().cast::<G>().write(g) };
+        Callback {
+            data,
+            call: call_in_place::<G>,
+            drop: drop_in_place::<G>,
+        }
+    }
+
+    /// Run the callback.
+    pub(crate) fn call(self, s: IoStatus) {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `data` holds the live closure `call` was made for; `me` is never
+        // dropped, so the moved-out closure is not dropped again.
+        unsafe { (me.call)(me.data.as_mut_ptr().cast(), s) }
+    }
+}
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        // SAFETY: `data` holds the live closure `drop` was made for (a called
+        // callback is never dropped: `call` consumes it without running this).
+        unsafe { (self.drop)(self.data.as_mut_ptr().cast()) }
+    }
 }
 
 /// Who hears of a completion.
 pub(crate) enum Notify {
     /// The submitter's callback.
-    User(Box<dyn FnOnce(IoStatus) + Send>),
+    User(Callback),
     /// A split parent counting its children.
     Child(Arc<SplitParent>),
 }
@@ -169,10 +247,17 @@ pub(crate) struct IoInner {
     pub(crate) iovs: Vec<IoVec>,
     pub(crate) cmp_iovs: Vec<IoVec>,
     pub(crate) start_tsc: u64,
-    /// Set while the I/O is out (keeps the channel alive); `None` in the free list.
-    pub(crate) ch: Option<IoChannel<BdevChannel>>,
+    /// The channel the I/O belongs to; `None` for a direct I/O. Not a counted
+    /// reference: the channel counts its I/O objects in use and stays alive while any
+    /// is (see [`crate::channel`]), and the pointer is only followed on the channel's
+    /// own thread (checked).
+    pub(crate) ch: Option<NonNull<ChanCore>>,
     pub(crate) notify: Option<Notify>,
 }
+
+// SAFETY: every field but `ch` is `Send`; `ch` is only dereferenced on the channel's
+// thread after a check (`ChanCore::complete`), and the channel outlives the I/O.
+unsafe impl Send for IoInner {}
 
 impl IoInner {
     pub(crate) fn empty() -> Box<IoInner> {
@@ -218,13 +303,13 @@ impl BdevIo {
     /// # Safety
     /// The iovecs must stay valid (and untouched by the caller) until `cb` runs, and the
     /// request must lie within the bdev the module channel serves.
-    pub unsafe fn direct(
+    pub unsafe fn direct<F: FnOnce(IoStatus) + Send + 'static>(
         io_type: IoType,
         offset_blocks: u64,
         num_blocks: u64,
         block_size: u32,
         iovs: &[IoVec],
-        cb: Box<dyn FnOnce(IoStatus) + Send>,
+        cb: F,
     ) -> BdevIo {
         let mut inner = DIRECT_FREE
             .with(|f| f.borrow_mut().pop())
@@ -236,7 +321,7 @@ impl BdevIo {
         inner.iovs.extend_from_slice(iovs);
         // Not timed: no statistics are kept for a direct I/O.
         inner.start_tsc = 0;
-        inner.notify = Some(Notify::User(cb));
+        inner.notify = Some(Notify::User(Callback::new(cb)));
         BdevIo(Some(inner))
     }
 
@@ -313,7 +398,7 @@ impl BdevIo {
     /// channel's state is per thread).
     pub fn complete(mut self, status: IoStatus) {
         if let Some(inner) = self.0.take() {
-            BdevChannel::complete(inner, status);
+            ChanCore::complete(inner, status);
         }
     }
 }
@@ -321,7 +406,7 @@ impl BdevIo {
 impl Drop for BdevIo {
     fn drop(&mut self) {
         if let Some(inner) = self.0.take() {
-            BdevChannel::complete(inner, IoStatus::Failed);
+            ChanCore::complete(inner, IoStatus::Failed);
         }
     }
 }
@@ -349,13 +434,45 @@ mod tests {
         let mut a = [0u8; 10];
         let mut b = [0u8; 6];
         let iovs = [IoVec::from_slice(&mut a), IoVec::from_slice(&mut b)];
-        let s = iovs_slice(&iovs, 8, 5);
+        let slice = |off, len| {
+            let mut v = Vec::new();
+            iovs_slice_into(&mut v, &iovs, off, len);
+            v
+        };
+        let s = slice(8, 5);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].len, 2);
         assert_eq!(s[0].base, iovs[0].base.wrapping_add(8));
         assert_eq!(s[1].len, 3);
         assert_eq!(s[1].base, iovs[1].base);
-        assert_eq!(iovs_len(&iovs_slice(&iovs, 0, 16)), 16);
-        assert!(iovs_slice(&iovs, 16, 0).is_empty());
+        assert_eq!(iovs_len(&slice(0, 16)), 16);
+        assert!(slice(16, 0).is_empty());
+    }
+
+    #[test]
+    fn callbacks_run_once_in_place_or_boxed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let small = Arc::new(5u64);
+        let s2 = small.clone();
+        Callback::new(move |st| {
+            assert_eq!(st, IoStatus::Success);
+            RAN.fetch_add(*s2 as usize, Ordering::Relaxed);
+        })
+        .call(IoStatus::Success);
+        let big = [7u64; 16];
+        let b2 = small.clone();
+        let cb = Callback::new(move |st| {
+            assert_eq!(st, IoStatus::Failed);
+            let _keep = &b2;
+            RAN.fetch_add(big.iter().sum::<u64>() as usize, Ordering::Relaxed);
+        });
+        assert!(!Callback::fits::<[u64; 16]>());
+        cb.call(IoStatus::Failed);
+        assert_eq!(RAN.load(Ordering::Relaxed), 5 + 7 * 16);
+        // Dropped uncalled: the captures are released (the Arc count drops back).
+        let b3 = small.clone();
+        drop(Callback::new(move |_| drop(b3)));
+        assert_eq!(Arc::strong_count(&small), 1);
     }
 }

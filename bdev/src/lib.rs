@@ -26,6 +26,7 @@ pub mod bdev;
 pub mod channel;
 pub mod desc;
 pub mod error;
+pub mod examine;
 pub mod io;
 pub mod modules;
 pub mod qos;

@@ -14,7 +14,7 @@ use framework::{thread, ThreadHandle};
 use crate::bdev::Bdev;
 use crate::channel::{self, BdevChannel};
 use crate::error::Result;
-use crate::io::IoStatus;
+use crate::io::{Callback, IoStatus};
 
 pub(crate) type ResetCb = Box<dyn FnOnce(IoStatus) + Send>;
 
@@ -67,7 +67,7 @@ fn wait_drained(b: Bdev, my: IoChannel<BdevChannel>, cb: ResetCb) {
             }
             let b3 = b2.clone();
             let done: ResetCb = Box::new(move |st| finish(b3, st, cb));
-            if let Err(e) = channel::submit_reset(&my, done) {
+            if let Err(e) = channel::submit_reset(&my, Callback::new(done)) {
                 eal::log_err!("bdev '{}': reset not submitted: {e}", b2.name());
             }
         },

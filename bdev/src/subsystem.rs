@@ -1,5 +1,6 @@
 //! The `bdev` subsystem: its RPC methods, its saved configuration (one create call
-//! per bdev whose module can recreate it, then its QoS limits) and, at fini, every
+//! per bdev whose module can recreate it, then its QoS limits, then
+//! `bdev_wait_for_examine`) and, at fini, every
 //! bdev unregistered in reverse registration order.
 
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ impl Subsystem for BdevSubsystem {
 
     fn register_rpcs(&self, rpc: &dyn RpcRegistrar) -> framework::Result<()> {
         crate::modules::nvme_pcie::register();
+        crate::examine::register_rpc(rpc)?;
         crate::rpc::register(rpc)
     }
 
@@ -48,6 +50,12 @@ impl Subsystem for BdevSubsystem {
                 });
             }
         }
+        // As SPDK's: a replay waits here until the examiners have registered what they
+        // found on these bdevs (lvol stores and their lvols).
+        out.push(ConfigCall {
+            method: "bdev_wait_for_examine".into(),
+            params: None,
+        });
         out
     }
 }

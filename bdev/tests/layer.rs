@@ -305,6 +305,56 @@ fn nomem_queued_and_retried() {
     assert_eq!(*back.lock().unwrap(), pattern(0x55, 0, N, BS));
 }
 
+/// A channel handle dropped while its I/O is out (some at the module, some waiting
+/// for resources): every I/O still runs and calls back, and the channel goes only
+/// after the last (the bdev's removal, which waits for every channel, finishes).
+#[test]
+fn channel_dropped_with_io_out_lives_until_it_completes() {
+    const N: u64 = 16;
+    let removed = Arc::new(AtomicBool::new(false));
+    let (disk_slot, statuses) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(Vec::new())));
+    let Some(eal) = common::eal("channel_dropped_with_io_out", "0") else {
+        return;
+    };
+    let (ds, sts, rm) = (disk_slot.clone(), statuses.clone(), removed.clone());
+    let steps: Vec<Step> = vec![step(move |next| {
+        let (_b, disk) = test_disk("dropch0", N, 0, 0, 4);
+        *ds.lock().unwrap() = Some(disk.clone());
+        let d = Arc::new(bdev::open("dropch0", true, |_| {}).unwrap());
+        let ch = d.get_io_channel().unwrap();
+        let d2 = Mutex::new(Some(d.clone()));
+        let latch = Latch::new(N as usize, move || {
+            // The module channel is still there: nothing was destroyed under the I/O.
+            assert!(!disk.destructed.load(Ordering::Acquire));
+            d2.lock().unwrap().take();
+            bdev::bdev::unregister("dropch0", move |r| {
+                r.unwrap();
+                rm.store(true, Ordering::Release);
+                next.go();
+            })
+            .unwrap();
+        });
+        for blk in 0..N {
+            let (sts, la) = (sts.clone(), latch.clone());
+            d.write_buf(&ch, pattern(0x33, blk, 1, BS), blk, 1, move |st, _| {
+                sts.lock().unwrap().push(st);
+                la.hit();
+            })
+            .unwrap();
+        }
+        assert_eq!(ch.depth(), (4, N as usize - 4));
+        drop(ch);
+    })];
+    assert_eq!(common::run_steps(&eal, steps), 0);
+    let disk = disk_slot.lock().unwrap().take().unwrap();
+    let st = statuses.lock().unwrap();
+    assert_eq!(st.len(), N as usize);
+    assert!(st.iter().all(|&s| s == IoStatus::Success), "{st:?}");
+    assert!(removed.load(Ordering::Acquire), "the removal finished");
+    assert!(disk.destructed.load(Ordering::Acquire));
+    assert_eq!(*disk.mem.lock().unwrap(), pattern(0x33, 0, N, BS));
+}
+
 #[test]
 fn remove_event_reaches_every_descriptor_on_its_thread() {
     let Some(eal) = common::eal("remove_event_reaches_every_descriptor", "0-1") else {

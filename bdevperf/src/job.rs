@@ -10,12 +10,15 @@
 //! drains a job on a miscompare). Verify offsets are sequential, so no two tasks ever
 //! have the same blocks in flight.
 //!
-//! The job's state sits behind a mutex that only its own thread takes (callbacks run on
-//! the submitting thread); the layer's modules never complete inside a submit call, so
-//! holding it across a submission cannot deadlock.
+//! The job's state is shared by its callbacks through a single-threaded reference
+//! ([`JobRef`]: callbacks run on the submitting thread, so no atomic count or lock per
+//! I/O); the layer's modules never complete inside a submit call, so the state borrowed
+//! across a submission is never borrowed twice.
 
 use std::alloc::Layout;
-use std::sync::{Arc, Mutex};
+use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use bdev::{BdevIoChannel, Descriptor, IoStatus, IoType, IoVec};
 use framework::{poller, thread, Poller};
@@ -197,10 +200,18 @@ struct Job {
 // its own allocations.
 unsafe impl Send for Job {}
 
-type JobRef = Arc<Mutex<Job>>;
+/// The job's state as its callbacks hold it.
+#[derive(Clone)]
+struct JobRef(Rc<RefCell<Job>>);
 
-fn lock(j: &JobRef) -> std::sync::MutexGuard<'_, Job> {
-    j.lock().unwrap_or_else(|e| e.into_inner())
+// SAFETY: every clone is made and dropped on the job's framework thread (its callbacks,
+// poller and messages run there), whose code never runs on two OS threads at once; a
+// move of the thread between reactors hands all of it over through the framework's
+// release/acquire handover.
+unsafe impl Send for JobRef {}
+
+fn lock(j: &JobRef) -> RefMut<'_, Job> {
+    j.0.borrow_mut()
 }
 
 impl Job {
@@ -372,7 +383,7 @@ fn complete(j: &JobRef, t: usize, op: Op, off: u64, start: u64, st: IoStatus) {
 }
 
 /// Every task is back: release the bdev, report, end the thread.
-fn finish(mut g: std::sync::MutexGuard<'_, Job>) {
+fn finish(mut g: RefMut<'_, Job>) {
     if let Some(p) = g.reset_poller.take() {
         let _ = p.unregister();
     }
@@ -491,7 +502,7 @@ pub fn run(
     res.lat_min_us = 0.0;
     let hz = eal::timer::tsc_hz() as f64;
     let start = eal::timer::rdtsc();
-    let job = Arc::new(Mutex::new(Job {
+    let job = JobRef(Rc::new(RefCell::new(Job {
         desc: Some(desc),
         ch: Some(ch),
         opts: opts.clone(),
@@ -513,7 +524,7 @@ pub fn run(
         res,
         reset_poller: None,
         done: Some(done),
-    }));
+    })));
     if w == Workload::Reset {
         let j2 = job.clone();
         let p = poller::register("bdevperf_reset", 1_000_000, move || {

@@ -22,22 +22,8 @@ const DISK: u64 = 256 << 20;
 const CLUSTER: u32 = 1 << 20;
 
 fn eal() -> eal::Eal {
-    let argv: Vec<String> = [
-        "blobbench",
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "8",
-        "--no-pci",
-        "--file-prefix",
-        &format!("blobbench{}", std::process::id()),
-        "--log-level",
-        "3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut argv = testkit::eal_env::no_huge_args("blobbench", 8, "0");
+    argv.extend(["--no-pci", "--log-level", "3"].map(String::from));
     eal::Eal::init(&argv).expect("EAL init").0
 }
 

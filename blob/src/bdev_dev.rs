@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 
 type Open = Arc<Mutex<Option<(Descriptor, BdevIoChannel)>>>;
 
+/// What runs when the opened bdev starts going away.
+pub type OnRemove = Box<dyn Fn() + Send + Sync>;
+
 /// A bdev as a blobstore device.
 pub struct BdevDev {
     thread: ThreadHandle,
@@ -63,12 +66,35 @@ impl BdevDev {
     /// Open bdev `name` on framework thread `th` for reading and writing, claimed for
     /// the blobstore (no other writer while it is open).
     pub fn open(th: &ThreadHandle, name: &str) -> Result<BdevDev> {
+        BdevDev::open_with(th, name, true, Box::new(|| {}))
+    }
+
+    /// Open bdev `name` on `th` read-only and unclaimed, to look at it (writes fail).
+    pub fn open_read_only(th: &ThreadHandle, name: &str) -> Result<BdevDev> {
+        BdevDev::open_with(th, name, false, Box::new(|| {}))
+    }
+
+    /// Open bdev `name` on `th`, read-write and claimed for the blobstore if `write`.
+    /// `on_remove` runs on `th` when the bdev starts going away: its I/O is refused
+    /// from then on, and the removal finishes once this device is dropped.
+    pub fn open_with(
+        th: &ThreadHandle,
+        name: &str,
+        write: bool,
+        on_remove: OnRemove,
+    ) -> Result<BdevDev> {
         let n = name.to_string();
         let open: Open = Arc::new(Mutex::new(None));
         let o2 = open.clone();
         let (bsz, nb) = on_thread(th, "open the bdev", move || {
-            let d = bdev::open(&n, true, |_| {})?;
-            d.claim("blobstore")?;
+            let d = bdev::open(&n, write, move |ev| {
+                if ev == bdev::BdevEvent::Remove {
+                    on_remove()
+                }
+            })?;
+            if write {
+                d.claim("blobstore")?;
+            }
             let ch = d.get_io_channel()?;
             let info = d.bdev().info().clone();
             *o2.lock().unwrap_or_else(|e| e.into_inner()) = Some((d, ch));

@@ -73,17 +73,10 @@ impl Blobstore {
     /// Read `buf.len()` bytes (whole I/O units) from I/O unit `offset`.
     pub fn read(&mut self, b: &Blob, offset: u64, buf: &mut [u8]) -> Result<()> {
         let units = self.check_io(b.id(), offset, buf.len(), "read a blob")?;
-        let upc = self.io_units_per_cluster();
         let usz = self.sb.io_unit_size as usize;
-        let mut done = 0u64;
-        while done < units {
-            let u = offset + done;
-            let ci = (u / upc) as usize;
-            let within = u % upc;
-            let n = (upc - within).min(units - done);
-            let part = &mut buf[done as usize * usz..(done + n) as usize * usz];
-            self.read_cluster_part(b.id(), ci, within, part)?;
-            done += n;
+        for p in cluster_parts(self.io_units_per_cluster(), offset, units) {
+            let part = &mut buf[p.done as usize * usz..(p.done + p.n) as usize * usz];
+            self.read_cluster_part(b.id(), p.ci, p.within, part)?;
         }
         Ok(())
     }
@@ -95,16 +88,11 @@ impl Blobstore {
         if self.md(id)?.data_ro() {
             return Err(Error::ReadOnly { what: "write", id });
         }
-        let upc = self.io_units_per_cluster();
         let usz = self.sb.io_unit_size as usize;
         let mut allocated = false;
-        let mut done = 0u64;
-        while done < units {
-            let u = offset + done;
-            let ci = (u / upc) as usize;
-            let within = u % upc;
-            let n = (upc - within).min(units - done);
-            let part = &buf[done as usize * usz..(done + n) as usize * usz];
+        for p in cluster_parts(self.io_units_per_cluster(), offset, units) {
+            let (ci, within) = (p.ci, p.within);
+            let part = &buf[p.done as usize * usz..(p.done + p.n) as usize * usz];
             let own = self.md(id)?.clusters[ci];
             if own != 0 {
                 let lba = u64::from(own) * self.lbas_per_cluster() + within * self.lbas_per_unit();
@@ -122,7 +110,6 @@ impl Blobstore {
                 m.dirty = true;
                 allocated = true;
             }
-            done += n;
         }
         if allocated {
             self.sync_md(id)?;
@@ -158,4 +145,37 @@ impl Blobstore {
         }
         Ok(c)
     }
+}
+
+/// The part of a request that falls in one cluster.
+struct ClusterPart {
+    /// I/O units of the request before it.
+    done: u64,
+    /// The cluster's index in the blob.
+    ci: usize,
+    /// Its first unit within the cluster.
+    within: u64,
+    /// Its length in units.
+    n: u64,
+}
+
+/// Split `units` I/O units from unit `offset` at cluster boundaries (`upc` units per
+/// cluster).
+fn cluster_parts(upc: u64, offset: u64, units: u64) -> impl Iterator<Item = ClusterPart> {
+    let mut done = 0u64;
+    std::iter::from_fn(move || {
+        if done >= units {
+            return None;
+        }
+        let u = offset + done;
+        let within = u % upc;
+        let p = ClusterPart {
+            done,
+            ci: (u / upc) as usize,
+            within,
+            n: (upc - within).min(units - done),
+        };
+        done += p.n;
+        Some(p)
+    })
 }

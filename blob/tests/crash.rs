@@ -10,17 +10,10 @@ use std::time::Duration;
 
 use blob::{Blobstore, FileDev, LoadKind, LoadOpts};
 
-fn block(gen: u64, unit: usize) -> Vec<u8> {
-    let mut x = gen | 1;
-    (0..8 * unit)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+mod common;
+
+use common::block::block;
+use common::check_accounting;
 
 #[derive(Default)]
 struct Expect {
@@ -159,27 +152,11 @@ fn verify(img: &std::path::Path, log: &str, round: usize) {
         checked += 1;
     }
     // No cluster twice (the load refuses that), none leaked.
-    let mut owned = HashSet::new();
-    for id in bs.blob_ids() {
-        for c in bs
-            .blob_clusters(id)
-            .unwrap()
-            .into_iter()
-            .filter(|&c| c != 0)
-        {
-            assert!(owned.insert(c));
-        }
-    }
-    for c in bs.used_clusters().iter_set() {
-        assert!(
-            c < bs.md_clusters() || owned.contains(&c),
-            "round {round}: cluster {c} leaked"
-        );
-    }
+    let owned = check_accounting(&bs);
     eprintln!(
         "crash round {round}: {} blobs, {checked} regions checked, {} clusters in use",
         ids.len(),
-        owned.len()
+        owned
     );
     bs.unload().unwrap();
     let dev = FileDev::open(img, 512).unwrap();

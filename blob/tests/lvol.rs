@@ -13,72 +13,78 @@ use blob::{Blobstore, BlockDevice, LoadOpts, MemDev};
 use common::host::eal;
 use common::pattern;
 
+/// The set-up step: a malloc bdev of `blocks` 512-byte blocks.
+fn malloc(name: &'static str, blocks: u64) -> impl FnOnce() -> blob::Result<()> + Send {
+    move || {
+        bdev::modules::malloc::create(bdev::modules::malloc::MallocOpts {
+            name: name.into(),
+            num_blocks: blocks,
+            block_size: 512,
+            ..Default::default()
+        })?;
+        Ok(())
+    }
+}
+
+/// A store with 1 MiB clusters on `base`.
+fn store(th: &framework::ThreadHandle, base: &str, name: &str) -> Arc<lvol::LvolStore> {
+    lvol::create_lvstore(
+        th,
+        base,
+        &LvsOpts {
+            name: name.into(),
+            cluster_size: 1 << 20,
+            md_pages_per_cluster_ratio: 100,
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn lvol_bdevs_carry_data_and_the_store_is_spdk_shaped() {
     let t = "lvol_bdevs_carry_data_and_the_store_is_spdk_shaped";
     let Some(eal) = eal(t) else { return };
     let image: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
     let img2 = image.clone();
-    let ids = blob::host::run(
-        &eal,
-        || {
-            bdev::modules::malloc::create(bdev::modules::malloc::MallocOpts {
-                name: "LvBase".into(),
-                num_blocks: 32768,
-                block_size: 512,
-                ..Default::default()
-            })?;
-            Ok(())
-        },
-        move |th| {
-            let s = lvol::create_lvstore(
-                &th,
-                "LvBase",
-                &LvsOpts {
-                    name: "store".into(),
-                    cluster_size: 1 << 20,
-                    md_pages_per_cluster_ratio: 100,
-                },
-            )
-            .unwrap();
-            let u = lvol::create_lvol(&s, "vol", 3 << 20, true).unwrap();
-            // Write through the lvol bdev (by its alias), then snapshot and clone.
-            let a = pattern(1, 64 * 1024, 1);
-            {
-                let mut d = BdevDev::open(&th, "store/vol").unwrap();
-                assert_eq!(d.num_blocks(), 6144);
-                d.write(100, &a).unwrap();
-                let mut back = vec![0u8; a.len()];
-                d.read(100, &mut back).unwrap();
-                assert!(back == a);
-            }
-            let su = lvol::snapshot(&s, "vol", "snap").unwrap();
-            let cu = lvol::clone(&s, "snap", "cl").unwrap();
-            let w = pattern(2, 4096, 2);
-            {
-                let mut d = BdevDev::open(&th, &u.to_string()).unwrap();
-                d.write(100, &w).unwrap();
-                let mut c = BdevDev::open(&th, "store/cl").unwrap();
-                let mut back = vec![0u8; a.len()];
-                c.read(100, &mut back).unwrap();
-                assert!(back == a, "the clone reads the snapshot");
-                let mut sn = BdevDev::open(&th, "store/snap").unwrap();
-                assert!(sn.write(0, &w).is_err(), "a snapshot lvol is read-only");
-                sn.read(100, &mut back).unwrap();
-                assert!(back == a);
-                d.read(100, &mut back[..4096]).unwrap();
-                assert!(back[..4096] == w[..]);
-            }
-            let ids = (s.uuid, u, su, cu);
-            lvol::unload(&s).unwrap();
-            // Read the base back for the format checks.
-            let mut base = BdevDev::open(&th, "LvBase").unwrap();
-            let mut v = vec![0u8; 32768 * 512];
-            base.read(0, &mut v).unwrap();
-            *img2.lock().unwrap() = v;
-            ids
-        },
-    )
+    let ids = blob::host::run(&eal, malloc("LvBase", 32768), move |th| {
+        let s = store(&th, "LvBase", "store");
+        let u = lvol::create_lvol(&s, "vol", 3 << 20, true).unwrap();
+        // Write through the lvol bdev (by its alias), then snapshot and clone.
+        let a = pattern(1, 64 * 1024, 1);
+        {
+            let mut d = BdevDev::open(&th, "store/vol").unwrap();
+            assert_eq!(d.num_blocks(), 6144);
+            d.write(100, &a).unwrap();
+            let mut back = vec![0u8; a.len()];
+            d.read(100, &mut back).unwrap();
+            assert!(back == a);
+        }
+        let su = lvol::snapshot(&s, "vol", "snap").unwrap();
+        let cu = lvol::clone(&s, "snap", "cl").unwrap();
+        let w = pattern(2, 4096, 2);
+        {
+            let mut d = BdevDev::open(&th, &u.to_string()).unwrap();
+            d.write(100, &w).unwrap();
+            let mut c = BdevDev::open(&th, "store/cl").unwrap();
+            let mut back = vec![0u8; a.len()];
+            c.read(100, &mut back).unwrap();
+            assert!(back == a, "the clone reads the snapshot");
+            let mut sn = BdevDev::open(&th, "store/snap").unwrap();
+            assert!(sn.write(0, &w).is_err(), "a snapshot lvol is read-only");
+            sn.read(100, &mut back).unwrap();
+            assert!(back == a);
+            d.read(100, &mut back[..4096]).unwrap();
+            assert!(back[..4096] == w[..]);
+        }
+        let ids = (s.uuid, u, su, cu);
+        lvol::unload(&s).unwrap();
+        // Read the base back for the format checks.
+        let mut base = BdevDev::open(&th, "LvBase").unwrap();
+        let mut v = vec![0u8; 32768 * 512];
+        base.read(0, &mut v).unwrap();
+        *img2.lock().unwrap() = v;
+        ids
+    })
     .unwrap();
     let (lvs_uuid, vol, snap, cl) = ids;
     let img = image.lock().unwrap().clone();
@@ -126,4 +132,118 @@ fn lvol_bdevs_carry_data_and_the_store_is_spdk_shaped() {
             ("vol".to_string(), vol.to_string()),
         ]
     );
+}
+
+/// Metadata changes from several OS threads at once (creates, writes that allocate
+/// thin clusters, snapshots, clones, resizes, deletes: what the RPC methods do, one
+/// OS thread each) while lvol I/O is submitted from several framework threads; the
+/// store's lock serialises the metadata. Afterwards every lvol holds its data, and
+/// the store unloads, loads back with every lvol, and its clean masks equal the ones
+/// a full recovery rebuilds from the metadata chains.
+#[test]
+fn concurrent_metadata_changes_from_several_threads_stay_consistent() {
+    let t = "concurrent_metadata_changes_from_several_threads_stay_consistent";
+    let Some(eal) = eal(t) else { return };
+    const WORKERS: u8 = 4;
+    let image = blob::host::run(&eal, malloc("LvCc", 131072), move |th| {
+        let s = store(&th, "LvCc", "cc");
+        // One framework thread per worker submits that worker's lvol I/O.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        th.send_msg(move || {
+            let v: Vec<_> = (0..WORKERS)
+                .map(|i| framework::thread::spawn(&format!("cc{i}"), &[]).unwrap())
+                .collect();
+            tx.send(v).unwrap();
+        })
+        .unwrap();
+        let fw_threads = rx.recv().unwrap();
+        let workers: Vec<_> = fw_threads
+            .into_iter()
+            .enumerate()
+            .map(|(i, ft)| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let i = i as u8;
+                    let (vol, snap, cl, tmp) = (
+                        format!("v{i}"),
+                        format!("s{i}"),
+                        format!("c{i}"),
+                        format!("t{i}"),
+                    );
+                    let mut expect = Vec::new();
+                    for round in 0..3u64 {
+                        if round == 0 {
+                            lvol::create_lvol(&s, &vol, 4 << 20, true).unwrap();
+                        }
+                        let a = pattern(i, 8192, round);
+                        let off = round * 2048 + u64::from(i) * 16;
+                        let mut d = BdevDev::open(&ft, &format!("cc/{vol}")).unwrap();
+                        d.write(off, &a).unwrap();
+                        drop(d);
+                        expect.push((off, a));
+                        lvol::create_lvol(&s, &tmp, 1 << 20, false).unwrap();
+                        lvol::resize(&s, &tmp, 2 << 20).unwrap();
+                        lvol::delete(&s, &tmp).unwrap();
+                    }
+                    lvol::snapshot(&s, &vol, &snap).unwrap();
+                    lvol::clone(&s, &snap, &cl).unwrap();
+                    let b = pattern(i + 100, 4096, 9);
+                    let mut c = BdevDev::open(&ft, &format!("cc/{cl}")).unwrap();
+                    c.write(4000, &b).unwrap();
+                    // The clone reads its own write and the snapshot's data.
+                    let mut back = vec![0u8; 8192];
+                    for (off, a) in &expect {
+                        c.read(*off, &mut back).unwrap();
+                        assert!(back == *a, "worker {i}: clone at {off}");
+                    }
+                    let mut one = vec![0u8; 4096];
+                    c.read(4000, &mut one).unwrap();
+                    assert!(one == b, "worker {i}: the clone's own write");
+                    (vol, cl, expect, b)
+                })
+            })
+            .collect();
+        let results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        let lvols: Vec<String> = s.lvol_names();
+        assert_eq!(lvols.len(), WORKERS as usize * 3, "{lvols:?}");
+        lvol::unload(&s).unwrap();
+        // Loaded back: every lvol, every byte.
+        let s = lvol::examine::load(&th, "LvCc")
+            .unwrap()
+            .expect("the store");
+        assert_eq!(s.lvol_names(), lvols);
+        for (i, (vol, cl, expect, b)) in results.iter().enumerate() {
+            let mut v = BdevDev::open(&th, &format!("cc/{vol}")).unwrap();
+            let mut back = vec![0u8; 8192];
+            for (off, a) in expect {
+                v.read(*off, &mut back).unwrap();
+                assert!(back == *a, "worker {i}: {vol} at {off} after the reload");
+            }
+            let mut c = BdevDev::open(&th, &format!("cc/{cl}")).unwrap();
+            c.read(4000, &mut back[..4096]).unwrap();
+            assert!(back[..4096] == b[..], "worker {i}: {cl} after the reload");
+        }
+        lvol::unload(&s).unwrap();
+        let mut base = BdevDev::open(&th, "LvCc").unwrap();
+        let mut v = vec![0u8; 131072 * 512];
+        base.read(0, &mut v).unwrap();
+        v
+    })
+    .unwrap();
+    let load = |force_recover| {
+        Blobstore::load(
+            Box::new(MemDev::from_bytes(512, image.clone())),
+            &LoadOpts {
+                bstype: "LVOLSTORE".into(),
+                force_recover,
+            },
+        )
+        .unwrap()
+        .0
+    };
+    let (clean, rebuilt) = (load(false), load(true));
+    assert_eq!(clean.used_clusters(), rebuilt.used_clusters());
+    assert_eq!(clean.used_md_pages(), rebuilt.used_md_pages());
+    assert_eq!(clean.blob_ids(), rebuilt.blob_ids());
+    assert_eq!(clean.info().free_clusters, rebuilt.info().free_clusters);
 }

@@ -282,52 +282,9 @@ fn spdk_run(dir: &Path, prog: &str, args: &[&str]) -> String {
     so
 }
 
-/// spdk_tgt on the image; `calls` are rpc.py argument lists; the target is stopped with
-/// SIGTERM (a clean unload) before returning their outputs.
+/// spdk_tgt on the image; `calls` are rpc.py argument lists.
 fn spdk_tgt(s: &Spdk, calls: &[&[&str]]) -> Vec<String> {
-    let sock = s.work.join("tgt.sock");
-    let _ = std::fs::remove_file(&sock);
-    let mut tgt = Command::new(s.dir.join("build/bin/spdk_tgt"))
-        .args(["-m", "0x1", "-u", "--disable-cpumask-locks", "-r"])
-        .arg(&sock)
-        .arg("--json")
-        .arg(s.work.join("cfg.json"))
-        .env("LD_LIBRARY_PATH", s.dir.join("build/lib"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start spdk_tgt");
-    let rpc = |args: &[&str]| -> String {
-        let out = Command::new("python3")
-            .arg(s.dir.join("scripts/rpc.py"))
-            .arg("-s")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rpc.py {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !sock.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "spdk_tgt did not listen"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    rpc(&["framework_wait_init"]);
-    rpc(&["bdev_wait_for_examine"]);
-    let outs: Vec<String> = calls.iter().map(|c| rpc(c)).collect();
-    rpc(&["spdk_kill_instance", "SIGTERM"]);
-    let st = tgt.wait().unwrap();
-    assert!(st.success(), "spdk_tgt exit {st:?}");
-    outs
+    testkit::spdk::spdk_tgt(&s.dir, &s.work, &s.work.join("cfg.json"), calls)
 }
 
 fn dd_common(s: &Spdk) -> Vec<String> {

@@ -4,36 +4,10 @@
 mod common;
 
 use blob::{BlobOpts, Blobstore, LoadKind, LoadOpts, MemDev};
-use common::{mem_store, pattern};
+use common::{check_accounting, mem_store, pattern};
 
 fn reload(dev: &MemDev) -> (Blobstore, LoadKind) {
     Blobstore::load(Box::new(dev.clone()), &LoadOpts::default()).unwrap()
-}
-
-/// Every allocated cluster belongs to exactly one blob and is marked used; every used
-/// cluster outside the metadata area belongs to some blob.
-fn check_accounting(bs: &Blobstore) {
-    let mut owner = std::collections::HashMap::new();
-    for id in bs.blob_ids() {
-        for c in bs
-            .blob_clusters(id)
-            .unwrap()
-            .into_iter()
-            .filter(|&c| c != 0)
-        {
-            assert!(owner.insert(c, id).is_none(), "cluster {c} owned twice");
-            assert!(
-                bs.used_clusters().get(c),
-                "cluster {c} of {id:#x} not marked used"
-            );
-        }
-    }
-    for c in bs.used_clusters().iter_set() {
-        assert!(
-            c < bs.md_clusters() || owner.contains_key(&c),
-            "cluster {c} leaked"
-        );
-    }
 }
 
 #[test]

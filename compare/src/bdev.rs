@@ -51,16 +51,13 @@ impl Opts {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--seconds" => {
-                    o.seconds = crate::number("--seconds", crate::value(&mut it, a)?, 1, 600)?
+                    o.seconds = crate::args::number_arg(&mut it, "--seconds", 1, 600)?
                 }
                 "--depths" => {
-                    o.depths = crate::value(&mut it, a)?
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?
+                    o.depths = crate::args::number_list(&mut it, "--depths", 1u32, 1024)?
                 }
                 "--workloads" => {
-                    o.workloads = crate::value(&mut it, a)?
+                    o.workloads = crate::args::value(&mut it, a)?
                         .split(',')
                         .map(|w| match w {
                             "read" | "write" | "randread" | "randwrite" => Ok(w.to_string()),
@@ -70,12 +67,12 @@ impl Opts {
                         })
                         .collect::<Result<_>>()?
                 }
-                "--spdk" => o.spdk = Some(PathBuf::from(crate::value(&mut it, a)?)),
+                "--spdk" => o.spdk = Some(PathBuf::from(crate::args::value(&mut it, a)?)),
                 "--no-fio" => o.fio = false,
                 "--file-mb" => {
-                    o.file_mb = crate::number("--file-mb", crate::value(&mut it, a)?, 16, 65536)?
+                    o.file_mb = crate::args::number_arg(&mut it, "--file-mb", 16, 65536)?
                 }
-                _ => return Err(crate::unknown_arg(Some("bdevperf"), a)),
+                _ => return Err(crate::args::unknown_arg(Some("bdevperf"), a)),
             }
         }
         if let Some(d) = &o.spdk {
@@ -127,21 +124,13 @@ pub fn bdevperf_iops(text: &str) -> Option<f64> {
 
 fn ours_cmd(ctx: &Ctx, side: Side, cfg: &Path, args: &[String], prefix: &str) -> Command {
     let mut c = Command::new(ctx.bin(side, "bdevperf"));
-    c.args([
-        "-m",
-        "0x1",
-        "--no-huge",
-        "-s",
-        "256",
-        "--no-pci",
-        "--file-prefix",
-        prefix,
-    ])
-    .arg("-r")
-    .arg(ctx.work().join(format!("{prefix}.sock")))
-    .arg("--json")
-    .arg(cfg)
-    .args(args);
+    c.args(harness::OURS_ONE_CORE_EAL)
+        .arg(prefix)
+        .arg("-r")
+        .arg(ctx.work().join(format!("{prefix}.sock")))
+        .arg("--json")
+        .arg(cfg)
+        .args(args);
     c
 }
 
@@ -248,14 +237,12 @@ fn ours_run(
 ) -> Result<f64> {
     let who = format!("{} bdevperf ({case})", ctx.label(side));
     let prefix = format!("fpcmpbp{}{}", std::process::id(), round);
-    let out = harness::run(Job {
-        side: &who,
-        cmd: ours_cmd(ctx, side, cfg, args, &prefix),
-        feed: Vec::new(),
-        interrupt: None,
-        timeout: Duration::from_secs(300),
-        file: ctx.out(&slug(case), side, round),
-    })?;
+    let out = harness::run(Job::new(
+        &who,
+        ours_cmd(ctx, side, cfg, args, &prefix),
+        Duration::from_secs(300),
+        ctx.out(&slug(case), side, round),
+    ))?;
     bdevperf_iops(&out.stdout).ok_or_else(|| out.fail(&who, "printed no Total line"))
 }
 
@@ -280,14 +267,12 @@ fn spdk_run(
         .arg("--json")
         .arg(cfg)
         .args(args);
-    let out = harness::run(Job {
-        side: &who,
+    let out = harness::run(Job::new(
+        &who,
         cmd,
-        feed: Vec::new(),
-        interrupt: None,
-        timeout: Duration::from_secs(300),
-        file: ctx.out(&slug(case), Side::Peer, round),
-    });
+        Duration::from_secs(300),
+        ctx.out(&slug(case), Side::Peer, round),
+    ));
     hp.clean_leftovers();
     let out = out?;
     bdevperf_iops(&out.stdout).ok_or_else(|| out.fail(&who, "printed no Total line"))
@@ -309,14 +294,12 @@ fn fio_run(ctx: &Ctx, file: &Path, w: &str, depth: u32, secs: u64, round: usize)
     .arg(format!("--runtime={secs}"))
     .args(["--time_based", "--cpus_allowed=0", "--output-format=json"]);
     let case = format!("uring {w} q{depth} vs fio io_uring");
-    let out = harness::run(Job {
-        side: who,
+    let out = harness::run(Job::new(
+        who,
         cmd,
-        feed: Vec::new(),
-        interrupt: None,
-        timeout: Duration::from_secs(secs + 120),
-        file: ctx.out(&slug(&case), Side::Peer, round),
-    })?;
+        Duration::from_secs(secs + 120),
+        ctx.out(&slug(&case), Side::Peer, round),
+    ))?;
     parse::fio_json_iops(&out.stdout).ok_or_else(|| out.fail(who, "printed no fio JSON result"))
 }
 

@@ -27,13 +27,11 @@ impl Opts {
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--messages" => {
-                    o.messages = crate::number(a, crate::value(&mut it, a)?, 1000, 1 << 32)?
-                }
+                "--messages" => o.messages = crate::args::number_arg(&mut it, a, 1000, 1 << 32)?,
                 "--round-trips" => {
-                    o.round_trips = crate::number(a, crate::value(&mut it, a)?, 100, 1 << 30)?
+                    o.round_trips = crate::args::number_arg(&mut it, a, 100, 1 << 30)?
                 }
-                _ => return Err(crate::unknown_arg(Some("framework"), a)),
+                _ => return Err(crate::args::unknown_arg(Some("framework"), a)),
             }
         }
         Ok(o)
@@ -60,14 +58,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
             cmd.args(["--side", arg])
                 .args(["--messages", &o.messages.to_string()])
                 .args(["--round-trips", &o.round_trips.to_string()]);
-            let out = harness::run(Job {
-                side: &who,
+            let out = harness::run(Job::new(
+                &who,
                 cmd,
-                feed: Vec::new(),
-                interrupt: None,
-                timeout: Duration::from_secs(600),
-                file: ctx.out("msg", side, round),
-            })?;
+                Duration::from_secs(600),
+                ctx.out("msg", side, round),
+            ))?;
             let samples = parse::msg_perf(&out.stdout);
             if samples.len() != 2 {
                 return Err(out.fail(&who, "printed no complete msg_perf result"));

@@ -465,6 +465,33 @@ pub struct Job<'a> {
     pub file: PathBuf,
 }
 
+impl<'a> Job<'a> {
+    /// A run with nothing fed to stdin and no interrupt: it ends by itself within
+    /// `timeout`.
+    pub fn new(side: &'a str, cmd: Command, timeout: Duration, file: PathBuf) -> Job<'a> {
+        Job {
+            side,
+            cmd,
+            feed: Vec::new(),
+            interrupt: None,
+            timeout,
+            file,
+        }
+    }
+}
+
+/// Our apps' EAL arguments for a one-core run without hugepages or PCI, up to the
+/// file prefix, which the caller adds (each run takes its own).
+pub const OURS_ONE_CORE_EAL: [&str; 7] = [
+    "-m",
+    "0x1",
+    "--no-huge",
+    "-s",
+    "256",
+    "--no-pci",
+    "--file-prefix",
+];
+
 /// Send `sig` to `pid`.
 fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
@@ -584,15 +611,12 @@ mod tests {
     fn job(side: &str, sh_cmd: &str, file: &str) -> Job<'static> {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", sh_cmd]);
-        Job {
-            side: Box::leak(side.to_string().into_boxed_str()),
+        Job::new(
+            Box::leak(side.to_string().into_boxed_str()),
             cmd,
-            feed: Vec::new(),
-            interrupt: None,
-            timeout: Duration::from_secs(10),
-            file: std::env::temp_dir()
-                .join(format!("fp-compare-test-{}-{file}", std::process::id())),
-        }
+            Duration::from_secs(10),
+            std::env::temp_dir().join(format!("fp-compare-test-{}-{file}", std::process::id())),
+        )
     }
 
     #[test]

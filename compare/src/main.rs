@@ -12,6 +12,7 @@
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
 //!   framework crossbeam-channel between two cpus    vs framework messages (msg_perf)
+//!   virtio    DPDK's dpdk-testpmd + net_virtio      vs our testpmd + net_virtio, in the QEMU guest
 //! ```
 //!
 //! Our side runs the apps in `apps/src/bin` (release builds) through their command lines
@@ -26,9 +27,11 @@
 //! installs Debian's dpdk and dpdk-dev (and fio for nvme) if missing, reserves 2 MiB
 //! hugepages and mounts hugetlbfs on /dev/hugepages if needed, and restores both.
 
+mod args;
 mod bdev;
 mod error;
 mod framework;
+mod guest;
 mod harness;
 mod mempool;
 mod net;
@@ -37,6 +40,7 @@ mod nvmf;
 mod parse;
 mod ring;
 mod table;
+mod virtio;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,7 +50,7 @@ use harness::{Baseline, WorkDir};
 use table::{Side, Table};
 
 const USAGE: &str = "\
-usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|framework> [options]
+usage: ferroplane-compare <ring|mempool|pmd|testpmd|nvme|bdevperf|nvmf|framework|virtio> [options]
 
 common options:
   --repeat N             rounds, each running every side once, order alternating (default 3)
@@ -80,7 +84,8 @@ nvmf:     --seconds S    per run (default 5)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
                          peer target, its spdk_nvme_perf the initiator on both sides
 framework: --messages N  one-way messages per run (default 2000000)
-          --round-trips N round trips per run (default 200000)";
+          --round-trips N round trips per run (default 200000)
+virtio:   --seconds S    per run (default 10, plus 15 s to start; the first 2 s are warm-up)";
 
 /// Options every subcommand takes.
 pub struct Common {
@@ -163,37 +168,6 @@ impl Ctx {
     }
 }
 
-/// The usage error for an argument a subcommand does not know (`sub`, when given,
-/// names the subcommand in the message).
-pub fn unknown_arg(sub: Option<&str>, a: &str) -> Error {
-    let pre = sub.map(|s| format!("{s}: ")).unwrap_or_default();
-    Error::Usage(format!("{pre}unknown argument '{a}' (see --help)"))
-}
-
-/// Pops the value of option `name`.
-pub fn value<'a>(it: &mut impl Iterator<Item = &'a String>, name: &str) -> Result<&'a str> {
-    it.next()
-        .map(String::as_str)
-        .ok_or_else(|| Error::Usage(format!("{name} needs a value")))
-}
-
-/// Parses `v` as a number of `name` within `ok`.
-pub fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
-    name: &str,
-    v: &str,
-    lo: T,
-    hi: T,
-) -> Result<T> {
-    v.parse::<T>()
-        .ok()
-        .filter(|x| *x >= lo && *x <= hi)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid value '{v}' for {name}: a number from {lo} to {hi}"
-            ))
-        })
-}
-
 fn real_main(args: &[String]) -> Result<()> {
     let Some(sub) = args.first() else {
         return Err(Error::Usage(USAGE.into()));
@@ -204,10 +178,18 @@ fn real_main(args: &[String]) -> Result<()> {
     }
     if !matches!(
         sub.as_str(),
-        "ring" | "mempool" | "pmd" | "testpmd" | "nvme" | "bdevperf" | "nvmf" | "framework"
+        "ring"
+            | "mempool"
+            | "pmd"
+            | "testpmd"
+            | "nvme"
+            | "bdevperf"
+            | "nvmf"
+            | "framework"
+            | "virtio"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf or framework (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf, framework or virtio (see --help)"
         )));
     }
     let mut common = Common {
@@ -222,9 +204,11 @@ fn real_main(args: &[String]) -> Result<()> {
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--repeat" => common.repeat = number("--repeat", value(&mut it, a)?, 1, 1000)?,
-            "--baseline" => common.baseline = Some(value(&mut it, a)?.to_string()),
-            "--baseline-target" => common.baseline_target = Some(PathBuf::from(value(&mut it, a)?)),
+            "--repeat" => common.repeat = args::number_arg(&mut it, "--repeat", 1, 1000)?,
+            "--baseline" => common.baseline = Some(args::value(&mut it, a)?.to_string()),
+            "--baseline-target" => {
+                common.baseline_target = Some(PathBuf::from(args::value(&mut it, a)?))
+            }
             "--markdown" => common.markdown = true,
             "--keep-work" => common.keep_work = true,
             "--keep-hugepages" => common.keep_hugepages = true,
@@ -247,6 +231,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Bdev(bdev::Opts),
         Nvmf(nvmf::Opts),
         Framework(framework::Opts),
+        Virtio(virtio::Opts),
     }
     let sub = match sub.as_str() {
         "ring" => Sub::Ring(ring::Opts::parse(&rest)?),
@@ -256,6 +241,7 @@ fn real_main(args: &[String]) -> Result<()> {
         "bdevperf" => Sub::Bdev(bdev::Opts::parse(&rest)?),
         "nvmf" => Sub::Nvmf(nvmf::Opts::parse(&rest)?),
         "framework" => Sub::Framework(framework::Opts::parse(&rest)?),
+        "virtio" => Sub::Virtio(virtio::Opts::parse(&rest)?),
         _ => Sub::Nvme(nvme::Opts::parse(&rest)?),
     };
     harness::need_root("ferroplane-compare")?;
@@ -274,6 +260,7 @@ fn real_main(args: &[String]) -> Result<()> {
         Sub::Bdev(o) => bdev::run(&mut ctx, &o)?,
         Sub::Nvmf(o) => nvmf::run(&mut ctx, &o)?,
         Sub::Framework(o) => framework::run(&mut ctx, &o)?,
+        Sub::Virtio(o) => virtio::run(&mut ctx, &o)?,
     };
     println!();
     if ctx.common.markdown {

@@ -34,12 +34,9 @@ impl Opts {
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--time-s" => {
-                    let v = crate::value(&mut it, "--time-s")?;
-                    o.time_s = crate::number("--time-s", v, 0.001, 5.0)?;
-                }
+                "--time-s" => o.time_s = crate::args::number_arg(&mut it, "--time-s", 0.001, 5.0)?,
                 "--all" => o.all = true,
-                _ => return Err(crate::unknown_arg(Some("mempool"), a)),
+                _ => return Err(crate::args::unknown_arg(Some("mempool"), a)),
             }
         }
         Ok(o)
@@ -139,14 +136,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     ])
                     .arg(format!("{}", o.time_s))
                     .arg("--full");
-                    let out = harness::run(Job {
-                        side: &who,
+                    let out = harness::run(Job::new(
+                        &who,
                         cmd,
-                        feed: Vec::new(),
-                        interrupt: None,
                         timeout,
-                        file: ctx.out("mempool", side, round),
-                    });
+                        ctx.out("mempool", side, round),
+                    ));
                     hp.clean_leftovers();
                     let out = out?;
                     let s = parse::mempool(&out.stdout, 1.0);

@@ -86,12 +86,9 @@ impl Opts {
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 3600)?;
-                }
+                "--seconds" => o.seconds = crate::args::number_arg(&mut it, "--seconds", 1, 3600)?,
                 "--only" => {
-                    let v = crate::value(&mut it, "--only")?;
+                    let v = crate::args::value(&mut it, "--only")?;
                     o.only = v
                         .split(',')
                         .map(|s| match s {
@@ -105,7 +102,7 @@ impl Opts {
                         })
                         .collect::<Result<_>>()?;
                 }
-                _ => return Err(crate::unknown_arg(None, a)),
+                _ => return Err(crate::args::unknown_arg(None, a)),
             }
         }
         Ok(o)
@@ -263,14 +260,12 @@ fn one(
         if tx_first {
             cmd.arg("--tx-first");
         }
-        let out = harness::run(Job {
-            side: &who,
+        let out = harness::run(Job::new(
+            &who,
             cmd,
-            feed: Vec::new(),
-            interrupt: None,
-            timeout: Duration::from_secs(o.seconds + 60),
+            Duration::from_secs(o.seconds + 60),
             file,
-        });
+        ));
         hp.clean_leftovers();
         let out = out?;
         let r = parse::pmd_perf(&out.stdout)

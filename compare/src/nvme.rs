@@ -17,60 +17,38 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
 
+use crate::args::DepthOpts;
 use crate::error::{Error, Result};
-use crate::harness::{self, Job};
+use crate::guest;
+use crate::harness;
 use crate::parse::{self, IoResult};
 use crate::table::{Better, Side, Table};
 use crate::Ctx;
 
-pub struct Opts {
-    seconds: u64,
-    depths: Vec<u32>,
-    /// A built SPDK tree (build/bin/spdk_nvme_perf, build/lib/libspdk_*.so).
-    spdk: Option<PathBuf>,
+/// The shared options; `spdk` is a built SPDK tree (build/bin/spdk_nvme_perf,
+/// build/lib/libspdk_*.so), checked at parse time.
+pub struct Opts(DepthOpts);
+
+impl std::ops::Deref for Opts {
+    type Target = DepthOpts;
+    fn deref(&self) -> &DepthOpts {
+        &self.0
+    }
 }
 
 impl Opts {
     pub fn parse(args: &[String]) -> Result<Opts> {
-        let mut o = Opts {
-            seconds: 5,
-            depths: vec![1, 32],
-            spdk: None,
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 600)?;
-                }
-                "--depths" => {
-                    let v = crate::value(&mut it, "--depths")?;
-                    o.depths = v
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?;
-                }
-                "--spdk" => {
-                    let v = it
-                        .next()
-                        .ok_or_else(|| Error::Usage("--spdk needs a directory".into()))?;
-                    let d = PathBuf::from(v);
-                    if !d.join(SPDK_PERF).is_file() {
-                        return Err(Error::Usage(format!(
-                            "invalid value '{v}' for --spdk: no {SPDK_PERF} there (build SPDK first)"
-                        )));
-                    }
-                    o.spdk = Some(d);
-                }
-                _ => return Err(crate::unknown_arg(Some("nvme"), a)),
+        let o = DepthOpts::parse("nvme", args, None)?;
+        if let Some(d) = &o.spdk {
+            if !d.join(SPDK_PERF).is_file() {
+                return Err(Error::Usage(format!(
+                    "invalid value '{}' for --spdk: no {SPDK_PERF} there (build SPDK first)",
+                    d.display()
+                )));
             }
         }
-        Ok(o)
+        Ok(Opts(o))
     }
 }
 
@@ -176,36 +154,17 @@ fn guest_script(o: &Opts, rounds: usize, base: bool) -> String {
 
 /// Split the console log into `(round, prog, depth) -> lines`.
 fn blocks(log: &str) -> Vec<((usize, Prog, u32), String)> {
-    let mut out: Vec<((usize, Prog, u32), String)> = Vec::new();
-    for l in log.replace('\r', "").lines() {
-        if let Some(rest) = l.strip_prefix("@@BENCH ") {
-            let w: Vec<&str> = rest.split_whitespace().collect();
-            let prog = match w.get(1).copied() {
-                Some("fio") => Some(Prog::Fio),
-                Some("kernel") => Some(Prog::Kernel),
-                Some("ours") => Some(Prog::Ours),
-                Some("base") => Some(Prog::Base),
-                Some("spdk") => Some(Prog::Spdk),
-                _ => None,
-            };
-            if let (Some(r), Some(p), Some(d)) = (
-                w.first().and_then(|r| r.parse().ok()),
-                prog,
-                w.get(2).and_then(|d| d.parse().ok()),
-            ) {
-                out.push(((r, p, d), String::new()));
-                continue;
-            }
-            if rest.trim() == "end" {
-                break;
-            }
-        }
-        if let Some((_, buf)) = out.last_mut() {
-            buf.push_str(l);
-            buf.push('\n');
-        }
-    }
-    out
+    guest::blocks(log, |w| {
+        let prog = match *w.get(1)? {
+            "fio" => Prog::Fio,
+            "kernel" => Prog::Kernel,
+            "ours" => Prog::Ours,
+            "base" => Prog::Base,
+            "spdk" => Prog::Spdk,
+            _ => return None,
+        };
+        Some((w.first()?.parse().ok()?, prog, w.get(2)?.parse().ok()?))
+    })
 }
 
 /// The cases of one run against one peer (`group` names it): IOPS, mean latency and,
@@ -257,9 +216,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     let log = work.join("console.log");
     let fio = which("fio")
         .ok_or_else(|| Error::Setup("fio is not on PATH after installing it".into()))?;
-    let mut cmd = Command::new(harness::repo_root().join("testbed/run.sh"));
-    cmd.arg("--no-build")
-        .arg("--nvme-img")
+    let per_run = o.seconds + 15;
+    let per_round = 3 + u64::from(base) + u64::from(o.spdk.is_some());
+    let runs = rounds as u64 * o.depths.len() as u64 * per_round;
+    let timeout = 300 + runs * per_run * 2;
+    let mut cmd = guest::run_sh(&log, timeout);
+    cmd.arg("--nvme-img")
         .arg(&img)
         .arg("--bin")
         .arg(&fio)
@@ -291,35 +253,11 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
             .map_err(|e| Error::io("copy the baseline's nvme-perf", e))?;
         cmd.arg("--bin").arg(&b);
     }
-    let per_run = o.seconds + 15;
-    let per_round = 3 + u64::from(base) + u64::from(o.spdk.is_some());
-    let runs = rounds as u64 * o.depths.len() as u64 * per_round;
-    let timeout = 300 + runs * per_run * 2;
-    cmd.args(["--timeout", &timeout.to_string(), "--log"])
-        .arg(&log)
-        .arg("--")
-        .arg(guest_script(o, rounds, base));
     harness::say(format!(
         "booting the testbed guest: {runs} runs of {} s (+1 s warm-up), timeout {timeout} s",
         o.seconds
     ));
-    let who = "the testbed guest (testbed/run.sh)";
-    let res = harness::run(Job {
-        side: who,
-        cmd,
-        feed: Vec::new(),
-        interrupt: None,
-        timeout: Duration::from_secs(timeout + 60),
-        file: work.join("guest"),
-    });
-    let text = fs::read_to_string(&log).unwrap_or_default();
-    if !text.contains("@@BENCH end") {
-        let out = res?;
-        return Err(out.fail(
-            who,
-            "did not finish the runs (no '@@BENCH end' on its console)",
-        ));
-    }
+    let text = guest::run(cmd, guest_script(o, rounds, base), &log, timeout, &work)?;
     let peer = if o.spdk.is_some() { "peer" } else { "fio" };
     let mut t = ctx.table(
         "nvme: 4 KiB random read, namespace 1, one core, QEMU TCG guest, emulated NVMe; peers: \
@@ -375,11 +313,11 @@ mod tests {
 
     #[test]
     fn script_alternates_phases_and_marks_runs() {
-        let mut o = Opts {
+        let mut o = Opts(DepthOpts {
             seconds: 2,
             depths: vec![1, 32],
             spdk: None,
-        };
+        });
         let g = guest_script(&o, 2, true);
         let marks: Vec<&str> = g.lines().filter(|l| l.contains("@@BENCH")).collect();
         assert_eq!(marks.len(), 2 * 2 * 4 + 1);
@@ -390,7 +328,7 @@ mod tests {
         let first1 = marks.iter().position(|l| l.contains("@@BENCH 1 ")).unwrap();
         assert!(marks[first1].contains(" base 1"), "{}", marks[first1]);
         assert!(g.contains("nvme-perf-base -q 32"));
-        o.spdk = Some(PathBuf::from("/opt/spdk"));
+        o.0.spdk = Some(std::path::PathBuf::from("/opt/spdk"));
         let g = guest_script(&o, 1, false);
         assert!(g.contains(
             "LD_LIBRARY_PATH=/opt/spdk/build/lib:/fp/bin OPENSSL_CONF=/fp/bin/openssl.cnf spdk_nvme_perf -q 1"

@@ -16,44 +16,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::args::DepthOpts;
 use crate::error::{Error, Result};
 use crate::harness::{self, HugePages, Job};
 use crate::parse;
 use crate::table::{Better, Side, Table};
 use crate::Ctx;
 
-pub struct Opts {
-    seconds: u64,
-    depths: Vec<u32>,
-    spdk: Option<PathBuf>,
-}
+pub struct Opts(DepthOpts);
 
 impl Opts {
+    /// `--spdk` defaults to `FP_SPDK_DIR`; the tree is checked when the target starts.
     pub fn parse(args: &[String]) -> Result<Opts> {
-        let mut o = Opts {
-            seconds: 5,
-            depths: vec![1, 32],
-            spdk: std::env::var_os("FP_SPDK_DIR").map(PathBuf::from),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--seconds" => {
-                    let v = crate::value(&mut it, "--seconds")?;
-                    o.seconds = crate::number("--seconds", v, 1, 600)?;
-                }
-                "--depths" => {
-                    let v = crate::value(&mut it, "--depths")?;
-                    o.depths = v
-                        .split(',')
-                        .map(|d| crate::number("--depths", d, 1u32, 1024))
-                        .collect::<Result<_>>()?;
-                }
-                "--spdk" => o.spdk = Some(PathBuf::from(crate::value(&mut it, "--spdk")?)),
-                _ => return Err(crate::unknown_arg(Some("nvmf"), a)),
-            }
-        }
-        Ok(o)
+        let spdk = std::env::var_os("FP_SPDK_DIR").map(PathBuf::from);
+        DepthOpts::parse("nvmf", args, spdk).map(Opts)
+    }
+}
+
+impl std::ops::Deref for Opts {
+    type Target = DepthOpts;
+    fn deref(&self) -> &DepthOpts {
+        &self.0
     }
 }
 
@@ -298,18 +281,10 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                 Side::Ours | Side::Base => {
                     let who = format!("{} ferroplane-tgt", ctx.label(side));
                     let mut cmd = Command::new(ctx.bin(side, "ferroplane-tgt"));
-                    cmd.args([
-                        "-m",
-                        "0x1",
-                        "--no-huge",
-                        "-s",
-                        "256",
-                        "--no-pci",
-                        "--file-prefix",
-                    ])
-                    .arg(format!("fpcmpnvmf{}", std::process::id()))
-                    .arg("-r")
-                    .arg(&sock);
+                    cmd.args(harness::OURS_ONE_CORE_EAL)
+                        .arg(format!("fpcmpnvmf{}", std::process::id()))
+                        .arg("-r")
+                        .arg(&sock);
                     let t = start(&mut cmd, sock, &who, &log)?;
                     (who, t)
                 }
@@ -338,14 +313,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{NQN}"
                 ));
                 let c0 = cpu_ticks(pid);
-                let out = harness::run(Job {
-                    side: &format!("spdk_nvme_perf against {who}"),
+                let out = harness::run(Job::new(
+                    &format!("spdk_nvme_perf against {who}"),
                     cmd,
-                    feed: Vec::new(),
-                    interrupt: None,
-                    timeout: Duration::from_secs(o.seconds + 120),
-                    file: ctx.out(&format!("nvmf-q{d}"), side, round),
-                })?;
+                    Duration::from_secs(o.seconds + 120),
+                    ctx.out(&format!("nvmf-q{d}"), side, round),
+                ))?;
                 let c1 = cpu_ticks(pid);
                 let r = parse::nvme_perf(&out.stdout)
                     .filter(|r| r.iops > 0.0)

@@ -20,7 +20,7 @@ impl Opts {
         for a in args {
             match a.as_str() {
                 "--full" => o.full = true,
-                _ => return Err(crate::unknown_arg(Some("ring"), a)),
+                _ => return Err(crate::args::unknown_arg(Some("ring"), a)),
             }
         }
         Ok(o)
@@ -88,14 +88,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     if o.full {
                         cmd.arg("--full");
                     }
-                    let out = harness::run(Job {
-                        side: &who,
+                    let out = harness::run(Job::new(
+                        &who,
                         cmd,
-                        feed: Vec::new(),
-                        interrupt: None,
-                        timeout: Duration::from_secs(900),
-                        file: ctx.out("ring", side, round),
-                    })?;
+                        Duration::from_secs(900),
+                        ctx.out("ring", side, round),
+                    ))?;
                     let s = parse::ring(&out.stdout, false);
                     if s.is_empty() {
                         return Err(out.fail(&who, "printed no ring_perf result"));

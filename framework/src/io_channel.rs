@@ -250,7 +250,7 @@ struct SendPtr<C: Send + 'static>(NonNull<ChannelInner<C>>);
 unsafe impl<C: Send + 'static> Send for SendPtr<C> {}
 
 fn on_owner(owner: &ThreadHandle) -> bool {
-    thread::with_current(|t| t.shared.same(owner)).unwrap_or(false)
+    thread::is_current(owner)
 }
 
 impl<C: Send + 'static> IoChannel<C> {

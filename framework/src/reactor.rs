@@ -214,7 +214,7 @@ impl Reactor {
             let (id, slot) = thread::token_thread(tok);
             if let Some(t) = self.threads.iter().find(|t| t.id() == id) {
                 let t0 = eal::timer::rdtsc();
-                let b = t.run_interrupt(slot);
+                let b = t.run_interrupt(slot, t0);
                 t.add_time(b, eal::timer::rdtsc().wrapping_sub(t0));
                 busy |= b;
             }

@@ -133,26 +133,23 @@ fn sigset(signals: &[i32]) -> libc::sigset_t {
 
 /// Block `signals` in the calling thread (threads it creates afterwards inherit the mask).
 pub(crate) fn block_signals(signals: &[i32]) -> Result<()> {
-    let set = sigset(signals);
-    // SAFETY: `set` is initialised; the old mask is not wanted (null).
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(Error::Sys {
-            op: "block signals",
-            source: io::Error::from_raw_os_error(rc),
-        });
-    }
-    Ok(())
+    sigmask(libc::SIG_BLOCK, signals, "block signals")
 }
 
 /// Unblock `signals` in the calling thread.
 pub(crate) fn unblock_signals(signals: &[i32]) -> Result<()> {
+    sigmask(libc::SIG_UNBLOCK, signals, "unblock signals")
+}
+
+/// `pthread_sigmask(how, signals)` for the calling thread.
+fn sigmask(how: libc::c_int, signals: &[i32], op: &'static str) -> Result<()> {
     let set = sigset(signals);
-    // SAFETY: as in `block_signals`.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    // SAFETY: `set` is an initialised sigset_t that outlives the call; the old mask is
+    // not wanted (null), which pthread_sigmask allows.
+    let rc = unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(Error::Sys {
-            op: "unblock signals",
+            op,
             source: io::Error::from_raw_os_error(rc),
         });
     }

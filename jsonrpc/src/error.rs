@@ -7,8 +7,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::State;
-
 /// Everything that can fail in this crate, on the server, the client or the
 /// config side.
 #[derive(Debug, thiserror::Error)]
@@ -136,22 +134,6 @@ impl RpcError {
     /// -32603 with `msg` as the message, verbatim.
     pub fn internal(msg: impl fmt::Display) -> RpcError {
         RpcError::new(Self::INTERNAL_ERROR, msg.to_string())
-    }
-
-    /// The error for a method called in the wrong state: SPDK's code, and messages
-    /// that begin as SPDK's do, so scripts that match on them keep working.
-    pub fn invalid_state(current: State) -> RpcError {
-        let msg = match current {
-            State::Startup => {
-                "Method may only be called after framework is initialized using \
-                 framework_start_init RPC."
-            }
-            State::Runtime => {
-                "Method may only be called before framework is initialized: start the \
-                 target with --wait-for-rpc and call it before framework_start_init."
-            }
-        };
-        RpcError::new(Self::INVALID_STATE, msg)
     }
 }
 

@@ -6,7 +6,7 @@ use std::ops::BitOr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, RpcError};
 use crate::request::Request;
 
 /// The application's RPC state (SPDK's `SPDK_RPC_STARTUP` / `SPDK_RPC_RUNTIME`):
@@ -18,6 +18,22 @@ pub enum State {
 }
 
 impl State {
+    /// The error for a method called while the server is in this state: SPDK's code,
+    /// and messages that begin as SPDK's do, so scripts that match on them keep working.
+    pub fn refusal(self) -> RpcError {
+        let msg = match self {
+            State::Startup => {
+                "Method may only be called after framework is initialized using \
+                 framework_start_init RPC."
+            }
+            State::Runtime => {
+                "Method may only be called before framework is initialized: start the \
+                 target with --wait-for-rpc and call it before framework_start_init."
+            }
+        };
+        RpcError::new(RpcError::INVALID_STATE, msg)
+    }
+
     fn bit(self) -> u32 {
         match self {
             State::Startup => StateMask::STARTUP.0,

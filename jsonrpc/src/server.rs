@@ -229,7 +229,7 @@ impl Server {
                 if allowed.allows(state) {
                     handler(Request::new(method, params, responder));
                 } else {
-                    responder.respond(Err(RpcError::invalid_state(state)));
+                    responder.respond(Err(state.refusal()));
                 }
             }
         }

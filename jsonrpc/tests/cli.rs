@@ -109,6 +109,14 @@ fn rpc_py_arguments_give_rpc_py_params() {
             "framework_get_scheduler",
             "framework_start_init",
             "framework_wait_init",
+            "bdev_wait_for_examine",
+            "bdev_lvol_create_lvstore",
+            "bdev_lvol_create",
+            "bdev_lvol_rename",
+            "bdev_lvol_rename_lvstore",
+            "bdev_lvol_inflate",
+            "bdev_lvol_decouple_parent",
+            "bdev_lvol_get_lvstores",
             "raw_thing",
         ],
         StateMask::ALL,
@@ -354,6 +362,43 @@ fn rpc_py_arguments_give_rpc_py_params() {
         (vec!["framework_get_scheduler"], Value::Null),
         (vec!["framework_start_init"], Value::Null),
         (vec!["framework_wait_init"], Value::Null),
+        (vec!["bdev_wait_for_examine"], Value::Null),
+        (
+            vec![
+                "bdev_lvol_create_lvstore",
+                "Aio0",
+                "lvs0",
+                "-c",
+                "1048576",
+                "--clear-method",
+                "none",
+            ],
+            json!({"bdev_name": "Aio0", "lvs_name": "lvs0", "cluster_sz": 1048576, "clear_method": "none"}),
+        ),
+        (
+            vec!["bdev_lvol_create", "-l", "lvs0", "-t", "vol", "4"],
+            json!({"lvs_name": "lvs0", "thin_provision": true, "lvol_name": "vol", "size_in_mib": 4}),
+        ),
+        (
+            vec!["bdev_lvol_rename", "lvs0/vol", "vol2"],
+            json!({"old_name": "lvs0/vol", "new_name": "vol2"}),
+        ),
+        (
+            vec!["bdev_lvol_rename_lvstore", "lvs0", "lvs1"],
+            json!({"old_name": "lvs0", "new_name": "lvs1"}),
+        ),
+        (
+            vec!["bdev_lvol_inflate", "lvs1/vol2"],
+            json!({"name": "lvs1/vol2"}),
+        ),
+        (
+            vec!["bdev_lvol_decouple_parent", "lvs1/vol2"],
+            json!({"name": "lvs1/vol2"}),
+        ),
+        (
+            vec!["bdev_lvol_get_lvstores", "-l", "lvs1"],
+            json!({"lvs_name": "lvs1"}),
+        ),
         (
             vec!["call", "raw_thing", r#"{"x": [1, {"y": null}]}"#],
             json!({"x": [1, {"y": null}]}),

@@ -94,13 +94,12 @@ impl SyncMode {
     }
 }
 
-/// Split flags into the producer and consumer modes, refusing contradictions.
-pub(crate) fn sync_modes(flags: RingFlags, raw: u32) -> crate::Result<(SyncMode, SyncMode)> {
-    if RingFlags::from_bits(raw).is_none() {
-        return Err(crate::Error::BadFlags {
-            flags: raw,
-            why: "unknown bits set",
-        });
+/// Split flags into the producer and consumer modes, refusing contradictions: `Err`
+/// says why (the caller reports it as `Error::BadFlags`, so this module does not depend
+/// on the error module, which names `SyncMode`).
+pub(crate) fn sync_modes(flags: RingFlags) -> Result<(SyncMode, SyncMode), &'static str> {
+    if RingFlags::from_bits(flags.bits()).is_none() {
+        return Err("unknown bits set");
     }
     let pick = |s: RingFlags, rts: RingFlags, hts: RingFlags, opt: RingFlags, side| match (
         flags.contains(s),
@@ -113,10 +112,7 @@ pub(crate) fn sync_modes(flags: RingFlags, raw: u32) -> crate::Result<(SyncMode,
         (false, true, false, false) => Ok(SyncMode::Rts),
         (false, false, true, false) => Ok(SyncMode::Hts),
         (false, false, false, true) => Ok(SyncMode::Optimistic),
-        _ => Err(crate::Error::BadFlags {
-            flags: raw,
-            why: side,
-        }),
+        _ => Err(side),
     };
     let prod = pick(
         RingFlags::SP_ENQ,

@@ -120,7 +120,10 @@ impl<T: Copy> Ring<T> {
     ) -> Result<Ring<T>> {
         check_name(name)?;
         let need = Self::memsize(count, flags)?;
-        let (prod_mode, cons_mode) = sync_modes(flags, flags.bits())?;
+        let (prod_mode, cons_mode) = sync_modes(flags).map_err(|why| Error::BadFlags {
+            flags: flags.bits(),
+            why,
+        })?;
         Self::check_opt(flags)?;
         let g = geometry(count, flags.contains(RingFlags::EXACT_SZ))?;
         check_mem(mem, len, need)?;

@@ -22,7 +22,10 @@ impl<T: Copy> Ring<T> {
     ) -> Result<Ring<T>> {
         check_name(name)?;
         let len = Self::memsize(count, flags)?;
-        crate::flags::sync_modes(flags, flags.bits())?;
+        crate::flags::sync_modes(flags).map_err(|why| Error::BadFlags {
+            flags: flags.bits(),
+            why,
+        })?;
         let mz_name = format!("{MZ_PREFIX}{name}");
         let mz = eal
             .memzones()

@@ -188,6 +188,23 @@ const WAITERS_OFF: usize = core::mem::offset_of!(crate::layout::HeadTail, htd_ma
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 const TAIL_POS_OFF: usize = core::mem::offset_of!(crate::layout::HeadTail, tail) + 4;
 
+/// Assembly shared by the out-of-line blocks below: step under the 128-byte red zone
+/// and save every register they (or the kernel's `syscall`, which writes rax, rcx and
+/// r11) may write; then the reverse, and the jump back to label `2` on the inline path,
+/// leaving the cold section.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+macro_rules! save_below_red_zone {
+    () => {
+        "lea rsp, [rsp - 128]\npush rax\npush rcx\npush rdx\npush rsi\npush rdi\npush r8\npush r9\npush r10\npush r11"
+    };
+}
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+macro_rules! restore_and_return {
+    () => {
+        "pop r11\npop r10\npop r9\npop r8\npop rdi\npop rsi\npop rdx\npop rcx\npop rax\nlea rsp, [rsp + 128]\njmp 2b\n.popsection"
+    };
+}
+
 /// If `side` has threads asleep on its tail (its waiter count is not 0), wake those
 /// waiting for the tail position it now holds (`FUTEX_WAKE_BITSET` with the bit
 /// `backoff::wake_bit` gives that position).
@@ -222,16 +239,7 @@ pub(crate) unsafe fn wake_tail_waiters_asm(side: *const crate::layout::HeadTail)
             "2:",
             ".pushsection .text.unlikely.ferroplane_ring_wake,\"ax\",@progbits",
             "3:",
-            "lea rsp, [rsp - 128]",
-            "push rax",
-            "push rcx",
-            "push rdx",
-            "push rsi",
-            "push rdi",
-            "push r8",
-            "push r9",
-            "push r10",
-            "push r11",
+            save_below_red_zone!(),
             "lea rdi, [{ht} + {toff}]",
             // bit = 1 << ((pos * 0x9E3779B1) >> 27), as backoff::wake_bit.
             "imul ecx, dword ptr [rdi], 0x9E3779B1",
@@ -244,18 +252,7 @@ pub(crate) unsafe fn wake_tail_waiters_asm(side: *const crate::layout::HeadTail)
             "xor r8d, r8d",
             "mov eax, {sys_futex}",
             "syscall",
-            "pop r11",
-            "pop r10",
-            "pop r9",
-            "pop r8",
-            "pop rdi",
-            "pop rsi",
-            "pop rdx",
-            "pop rcx",
-            "pop rax",
-            "lea rsp, [rsp + 128]",
-            "jmp 2b",
-            ".popsection",
+            restore_and_return!(),
             ht = in(reg) side,
             woff = const WAITERS_OFF,
             toff = const TAIL_POS_OFF,
@@ -299,16 +296,7 @@ pub(crate) unsafe fn park_on_tail_asm(side: *const crate::layout::HeadTail, seen
             "2:",
             ".pushsection .text.unlikely.ferroplane_ring_park,\"ax\",@progbits",
             "3:",
-            "lea rsp, [rsp - 128]",
-            "push rax",
-            "push rcx",
-            "push rdx",
-            "push rsi",
-            "push rdi",
-            "push r8",
-            "push r9",
-            "push r10",
-            "push r11",
+            save_below_red_zone!(),
             // [rsp+32] side, [rsp+24] seen, [rsp+16] bits and timeout, [rsp] timespec.
             "push {ht}",
             "push {seen:r}",
@@ -346,18 +334,7 @@ pub(crate) unsafe fn park_on_tail_asm(side: *const crate::layout::HeadTail, seen
             "mov rdi, qword ptr [rsp + 32]",
             "lock sub dword ptr [rdi + {woff}], 1",
             "add rsp, 40",
-            "pop r11",
-            "pop r10",
-            "pop r9",
-            "pop r8",
-            "pop rdi",
-            "pop rsi",
-            "pop rdx",
-            "pop rcx",
-            "pop rax",
-            "lea rsp, [rsp + 128]",
-            "jmp 2b",
-            ".popsection",
+            restore_and_return!(),
             ht = in(reg) side,
             seen = in(reg) u64::from(seen),
             bits = in(reg) u64::from(bits),

@@ -70,6 +70,16 @@ pub fn boot_or_skip(test: &str, opts: impl FnOnce() -> GuestOptions) -> Option<G
     Some(g)
 }
 
+/// The IOPS of an `nvme-perf` or SPDK `spdk_nvme_perf` run: the first number after the
+/// colon on its `Total` line, or `None` when the output has no such line.
+pub fn perf_total_iops(out: &str) -> Option<f64> {
+    out.lines()
+        .find(|l| l.starts_with("Total"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Build `bins` (`(package, binary)`) with `cargo build --release` and return their
 /// paths, for [`GuestOptions::bins`]. Panics if the build fails.
 pub fn build_release(bins: &[(&str, &str)]) -> Vec<PathBuf> {
@@ -205,6 +215,16 @@ impl Guest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perf_total_line_gives_the_iops() {
+        let out =
+            "Device  IOPS  MiB/s\nPCIE (0000:00:04.0) NSID 1 from core 0:  51234.50  200.13\n\
+                   Total                                  :  51234.50  200.13  155.9\n";
+        assert_eq!(perf_total_iops(out), Some(51234.5));
+        assert_eq!(perf_total_iops("Initializing NVMe Controllers\n"), None);
+        assert_eq!(perf_total_iops("Total : n/a\n"), None);
+    }
 
     #[test]
     fn fp_testbed_selects_the_mode() {

@@ -19,13 +19,17 @@
 //!
 //! [`harness`] has what the guest tests share (the `FP_TESTBED` gate, building the
 //! release binaries for the guest, the common shell steps); [`frames`] the e1000 test
-//! traffic both the guest program and the host test build. The programs in `src/bin/`
+//! traffic both the guest program and the host test build; [`guest_bin`] what the guest
+//! programs share; [`nic`] the steps the guest halves of the NIC tests share. The
+//! programs in `src/bin/`
 //! (`fp-devtest`, `fp-e1000test`, `fp-nvmetest`) are the guest halves of the root
 //! `tests/testbed_devices.rs`, `tests/e1000_guest.rs` and `tests/nvme_driver.rs`: test
 //! helpers copied into the guest's `/fp/bin`, not user tools.
 
 pub mod frames;
+pub mod guest_bin;
 pub mod harness;
+pub mod nic;
 
 pub use harness::{boot_or_skip, build_release};
 

@@ -2,6 +2,7 @@
 //! `--no-huge` EAL with a file prefix of its own, and checks on the files an EAL leaves.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Arguments for a `--no-huge` EAL of `mem_mb` MiB on lcores `lcores` (an `-l` list),
 /// with the file prefix `<prefix>-<pid>` so parallel tests and processes do not meet.
@@ -17,6 +18,46 @@ pub fn no_huge_args(prefix: &str, mem_mb: u32, lcores: &str) -> Vec<String> {
         lcores.into(),
     ]
     .to_vec()
+}
+
+/// Arguments for a small EAL inside a test process: `--no-huge` with 8 MiB, no PCI, log
+/// level 4, on lcores `lcores`, under the file prefix `<tag><pid>-<n>` with `n` counting
+/// the calls, so the tests of one binary (run in parallel) each get their own.
+pub fn in_process_args(tag: &str, lcores: &str) -> Vec<String> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let prefix = format!(
+        "{tag}{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    [
+        "test",
+        "-l",
+        lcores,
+        "--no-huge",
+        "-m",
+        "8",
+        "--no-pci",
+        "--file-prefix",
+        &prefix,
+        "--log-level",
+        "4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The EAL `init` gave, or `None` after a counted skip of `test` (need `kernel`: what an
+/// in-process `--no-huge` EAL needs is the kernel's memfd and mmap) saying why it failed.
+pub fn init_or_skip<T, E: std::fmt::Display>(test: &str, init: Result<T, E>) -> Option<T> {
+    match init {
+        Ok(e) => Some(e),
+        Err(e) => {
+            crate::skip(test, crate::Need::Kernel, format!("EAL init failed: {e}"));
+            None
+        }
+    }
 }
 
 /// The paths given, each asserted to exist now (an EAL's runtime directory and memory
@@ -75,6 +116,23 @@ mod tests {
         assert_eq!(a[1], "--no-huge");
         assert_eq!(a[5], format!("x-{}", std::process::id()));
         assert_eq!(a[7], "0-1");
+    }
+
+    #[test]
+    fn in_process_prefixes_differ_per_call() {
+        let (a, b) = (in_process_args("t", "0"), in_process_args("t", "0"));
+        assert_eq!(a[1..3], ["-l".to_string(), "0".to_string()]);
+        assert!(
+            a[8].starts_with(&format!("t{}-", std::process::id())),
+            "{a:?}"
+        );
+        assert_ne!(a[8], b[8]);
+    }
+
+    #[test]
+    fn init_success_passes_the_eal_through() {
+        // (The failure path records a real skip, so it is not exercised here.)
+        assert_eq!(init_or_skip::<u8, &str>("t", Ok(3)), Some(3));
     }
 
     #[test]

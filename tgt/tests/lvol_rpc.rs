@@ -142,6 +142,97 @@ fn lvol_store_lifecycle_over_rpc() {
             .is_some()
     );
 
+    // Inflate and decouple: a snapshot "sT" of "thin0" with a second clone "cT".
+    ok(
+        s,
+        "bdev_lvol_snapshot",
+        json!({"lvol_name": "lvs0/thin0", "snapshot_name": "sT"}),
+    );
+    ok(
+        s,
+        "bdev_lvol_clone",
+        json!({"snapshot_name": "lvs0/sT", "clone_name": "cT"}),
+    );
+    let lv = |n: &str| bdev(s, n)["driver_specific"]["lvol"].clone();
+    assert_eq!(lv("lvs0/cT")["base_snapshot"], "sT");
+    assert_eq!(lv("lvs0/sT")["clones"].as_array().unwrap().len(), 2);
+    let free_before = ok(s, "bdev_lvol_get_lvstores", json!({}))[0]["free_clusters"]
+        .as_u64()
+        .unwrap();
+    // Inflating the 16 MiB clone gives it all its clusters and no parent.
+    ok(s, "bdev_lvol_inflate", json!({"name": "lvs0/cT"}));
+    let c = lv("lvs0/cT");
+    assert_eq!(c["clone"], false, "{c}");
+    assert_eq!(c["thin_provision"], false, "{c}");
+    assert_eq!(c["num_allocated_clusters"], 16, "{c}");
+    let free_after = ok(s, "bdev_lvol_get_lvstores", json!({}))[0]["free_clusters"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(free_after, free_before - 16);
+    assert_eq!(lv("lvs0/sT")["clones"], json!(["thin0"]));
+    // Decoupling thin0 from sT (which has no parent) leaves sT without clones.
+    ok(
+        s,
+        "bdev_lvol_decouple_parent",
+        json!({"name": "lvs0/thin0"}),
+    );
+    assert_eq!(lv("lvs0/thin0")["clone"], false);
+    assert_eq!(lv("lvs0/sT")["clones"], json!([]));
+    let m = fails(
+        s,
+        "bdev_lvol_decouple_parent",
+        json!({"name": "lvs0/thin0"}),
+    );
+    assert!(m.contains("no parent"), "{m}");
+    let m = fails(s, "bdev_lvol_inflate", json!({"name": "lvs0/nope"}));
+    assert!(m.contains("no lvol"), "{m}");
+    // Renames: refused onto an existing name or with a bad one; the alias follows.
+    let m = fails(
+        s,
+        "bdev_lvol_rename",
+        json!({"old_name": "lvs0/cT", "new_name": "thin0"}),
+    );
+    assert!(m.contains("exists"), "{m}");
+    let m = fails(
+        s,
+        "bdev_lvol_rename",
+        json!({"old_name": "lvs0/cT", "new_name": "a/b"}),
+    );
+    assert!(m.contains("without '/'"), "{m}");
+    let cu = bdev(s, "lvs0/cT")["name"].clone();
+    ok(
+        s,
+        "bdev_lvol_rename",
+        json!({"old_name": "lvs0/cT", "new_name": "cT2"}),
+    );
+    assert_eq!(bdev(s, "lvs0/cT2")["name"], cu);
+    ok(
+        s,
+        "bdev_malloc_create",
+        json!({"name": "Base1", "num_blocks": 16384, "block_size": 512}),
+    );
+    ok(
+        s,
+        "bdev_lvol_create_lvstore",
+        json!({"bdev_name": "Base1", "lvs_name": "lvs1", "cluster_sz": 1048576}),
+    );
+    let m = fails(
+        s,
+        "bdev_lvol_rename_lvstore",
+        json!({"old_name": "lvs1", "new_name": "lvs0"}),
+    );
+    assert!(m.contains("exists"), "{m}");
+    ok(
+        s,
+        "bdev_lvol_rename_lvstore",
+        json!({"old_name": "lvs1", "new_name": "lvsB"}),
+    );
+    assert_eq!(
+        ok(s, "bdev_lvol_get_lvstores", json!({"lvs_name": "lvsB"}))[0]["base_bdev"],
+        "Base1"
+    );
+    ok(s, "bdev_lvol_delete_lvstore", json!({"lvs_name": "lvsB"}));
+
     // Deleting the store removes its lvols and releases the base bdev.
     ok(s, "bdev_lvol_delete_lvstore", json!({"lvs_name": "lvs0"}));
     assert_eq!(ok(s, "bdev_lvol_get_lvstores", json!({})), json!([]));

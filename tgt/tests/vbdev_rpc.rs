@@ -27,6 +27,33 @@ fn malloc(sock: &Path, name: &str, blocks: u64) {
     assert_eq!(r, json!(name));
 }
 
+<<<<<<< HEAD
+=======
+/// The bdev subsystem's calls in a saved configuration.
+fn bdev_config(saved: &Value) -> Vec<Value> {
+    saved["subsystems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["subsystem"] == "bdev")
+        .unwrap()["config"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn wait_exit(t: &mut Tgt) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = t.child.try_wait().unwrap() {
+            return st.code();
+        }
+        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+>>>>>>> main
 #[test]
 fn virtual_bdevs_over_rpc_and_config_round_trip() {
     let dir = std::env::temp_dir().join(format!("fp-vbdev-{}", std::process::id()));
@@ -207,15 +234,7 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
 
     // Save, load into a new target, save again: the same stack and configuration.
     let saved = ok(&s, "save_config", json!(null));
-    let bdev_cfg: Vec<Value> = saved["subsystems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["subsystem"] == "bdev")
-        .unwrap()["config"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let bdev_cfg = bdev_config(&saved);
     let methods: Vec<&str> = bdev_cfg
         .iter()
         .map(|c| c["method"].as_str().unwrap())
@@ -294,6 +313,32 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
     assert_eq!(r1["degraded"], true);
     assert_eq!(r1["num_base_bdevs_operational"], 1);
     assert_eq!(r1["base_bdevs_list"][1]["is_configured"], false);
+    // The degraded array's configuration replays to the same degraded array.
+    let saved3 = ok(&s2, "save_config", json!(null));
+    let raid_call = bdev_config(&saved3)
+        .into_iter()
+        .find(|c| c["method"] == "bdev_raid_create" && c["params"]["name"] == "R1")
+        .unwrap();
+    assert_eq!(
+        raid_call["params"]["base_bdevs"],
+        json!(["M3", "removed_base_bdev_1"]),
+        "SPDK's name for the removed slot"
+    );
+    let cfg3 = dir.join("degraded.json");
+    std::fs::write(&cfg3, saved3.to_string()).unwrap();
+    let mut t3 = start(&dir, "c", &["--json", cfg3.to_str().unwrap()]);
+    let s3 = t3.sock.clone();
+    assert_eq!(ok(&s3, "framework_wait_init", json!(null)), json!(true));
+    let raids = |s: &Path| ok(s, "bdev_raid_get_bdevs", json!({"category": "all"}));
+    assert_eq!(raids(&s3), raids(&s2), "the same arrays, R1 degraded");
+    assert_eq!(
+        ok(&s3, "bdev_get_bdevs", json!({"name": "R1"}))[0]["num_blocks"],
+        ok(&s2, "bdev_get_bdevs", json!({"name": "R1"}))[0]["num_blocks"]
+    );
+    assert_eq!(ok(&s3, "save_config", json!(null)), saved3);
+    // SAFETY: signalling our own child by PID.
+    unsafe { libc::kill(t3.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut t3), Some(0));
     assert_eq!(
         ok(&s2, "bdev_malloc_delete", json!({"name": "M2"})),
         json!(true)

@@ -13,17 +13,16 @@
 //! regular files unmap (`fallocate` punching a hole, synchronous). `readonly` opens the file read-only and refuses writes.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use framework::poller::{self, PollerOpts};
 use framework::subsystem::ConfigCall;
-use framework::{PollStatus, Poller};
 use serde_json::json;
 
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::Result;
 use crate::io::{BdevIo, IoStatus, IoType};
-use crate::modules::file::{byte_range, open_backing, Slots};
+use crate::modules::file::{byte_range, open_backing};
+use crate::modules::kernel_queue::{refuse, status, Channel, KernelState, Queue};
 use crate::sys::{self, AioContext, IoEvent, Iocb};
 use crate::uuid::Uuid;
 
@@ -55,36 +54,24 @@ struct AioDisk {
 
 struct State {
     ctx: AioContext,
-    slots: Slots,
+    q: Queue,
     iocbs: Box<[Iocb]>,
     /// Filled iocbs not yet given to the kernel.
     pending: Vec<*mut Iocb>,
     events: Vec<IoEvent>,
-    done: Vec<(BdevIo, IoStatus)>,
-    resets: Vec<BdevIo>,
-    poller: Option<Poller>,
-    paused: bool,
 }
 
 // SAFETY: the iocbs, the pending pointers into them and the slots' buffers are used only
 // on the channel's thread (the mutex shares the state with the poller, never contended).
 unsafe impl Send for State {}
 
-fn lock(st: &Mutex<State>) -> MutexGuard<'_, State> {
-    st.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn status(ok: bool) -> IoStatus {
-    if ok {
-        IoStatus::Success
-    } else {
-        IoStatus::Failed
+impl KernelState for State {
+    fn queue(&mut self) -> &mut Queue {
+        &mut self.q
     }
-}
 
-impl State {
     fn poll(&mut self, out: &mut Vec<(BdevIo, IoStatus)>) {
-        out.append(&mut self.done);
+        out.append(&mut self.q.done);
         if !self.pending.is_empty() {
             // SAFETY: each pending pointer is an iocb of `self.iocbs` (boxed, never
             // moved) whose slot holds the I/O, its iovec array and the buffers until
@@ -101,21 +88,20 @@ impl State {
                     let p = self.pending.remove(0);
                     // SAFETY: points into `self.iocbs` (see above).
                     let i = unsafe { (*p).aio_data } as u32;
-                    if let Some(io) = self.slots.slots[i as usize].finish(false) {
+                    if let Some(io) = self.q.give_back(i) {
                         out.push((io, IoStatus::Failed));
                     }
-                    self.slots.release(i);
                 }
             }
         }
-        let in_kernel = self.slots.in_use() - self.pending.len();
+        let in_kernel = self.q.slots.in_use() - self.pending.len();
         if in_kernel > 0 {
             match self.ctx.reap(&mut self.events) {
                 Ok(n) => {
                     for k in 0..n {
                         let e = self.events[k];
                         let i = e.data as u32;
-                        let Some(slot) = self.slots.slots.get_mut(i as usize) else {
+                        let Some(slot) = self.q.slots.slots.get_mut(i as usize) else {
                             continue;
                         };
                         let want = slot.iov.iter().map(|v| v.iov_len).sum::<usize>();
@@ -123,137 +109,77 @@ impl State {
                         if let Some(io) = slot.finish(ok) {
                             out.push((io, status(ok)));
                         }
-                        self.slots.release(i);
+                        self.q.slots.release(i);
                     }
                 }
                 Err(e) => eal::log_err!("bdev aio: io_getevents failed: {e}"),
             }
         }
-        if self.slots.in_use() == 0 {
-            out.extend(self.resets.drain(..).map(|io| (io, IoStatus::Success)));
-        }
+        self.q.end_poll(out);
     }
 
     fn idle(&self) -> bool {
-        self.slots.in_use() == 0 && self.done.is_empty() && self.resets.is_empty()
+        self.q.idle()
     }
 }
 
 struct AioChannel {
-    st: Arc<Mutex<State>>,
+    k: Channel<State>,
     fd: Arc<OwnedFd>,
-    align: usize,
-    poller: Poller,
 }
 
 impl AioChannel {
     fn new(fd: &Arc<OwnedFd>, align: usize) -> std::result::Result<AioChannel, String> {
         let ctx = AioContext::new(AIO_DEPTH as u32)
             .map_err(|e| format!("io_setup of {AIO_DEPTH} requests failed: {e}"))?;
-        let st = Arc::new(Mutex::new(State {
+        let st = State {
             ctx,
-            slots: Slots::new(AIO_DEPTH),
+            q: Queue::new(AIO_DEPTH),
             iocbs: vec![Iocb::default(); AIO_DEPTH].into_boxed_slice(),
             pending: Vec::with_capacity(AIO_DEPTH),
             events: vec![IoEvent::default(); AIO_DEPTH],
-            done: Vec::new(),
-            resets: Vec::new(),
-            poller: None,
-            paused: false,
-        }));
-        let s2 = st.clone();
-        let mut batch = Vec::new();
-        let poller =
-            poller::register_with("bdev_aio", 0, PollerOpts { keep_awake: true }, move || {
-                {
-                    let mut g = lock(&s2);
-                    g.poll(&mut batch);
-                    if batch.is_empty() && g.idle() {
-                        if let Some(p) = g.poller {
-                            if p.pause().is_ok() {
-                                g.paused = true;
-                            }
-                        }
-                        return PollStatus::Idle;
-                    }
-                }
-                let busy = !batch.is_empty();
-                for (io, s) in batch.drain(..) {
-                    io.complete(s);
-                }
-                busy.into()
-            })
-            .map_err(|e| e.to_string())?;
-        lock(&st).poller = Some(poller);
-        Ok(AioChannel {
-            st,
-            fd: fd.clone(),
-            align,
-            poller,
-        })
-    }
-}
-
-impl Drop for AioChannel {
-    fn drop(&mut self) {
-        let _ = self.poller.unregister();
-        let left: Vec<BdevIo> = {
-            let mut g = lock(&self.st);
-            let mut v: Vec<BdevIo> = g.done.drain(..).map(|(io, _)| io).collect();
-            v.append(&mut g.resets);
-            v
         };
-        drop(left);
+        Ok(AioChannel {
+            k: Channel::new("bdev_aio", st, align)?,
+            fd: fd.clone(),
+        })
     }
 }
 
 impl ModuleChannel for AioChannel {
     fn submit(&self, io: BdevIo) {
-        let mut g = lock(&self.st);
-        if g.paused {
-            if let Some(p) = g.poller {
-                if p.resume().is_ok() {
-                    g.paused = false;
-                }
-            }
-        }
+        let mut g = self.k.begin();
         let t = io.io_type();
         let (off, len) = byte_range(&io);
         let sync = |r: std::io::Result<()>| status(r.is_ok());
         match t {
             IoType::Read | IoType::Write => {}
-            IoType::Reset => return g.resets.push(io),
+            IoType::Reset => return g.q.resets.push(io),
             IoType::Flush => {
                 let st = sync(sys::fdatasync(self.fd.as_fd()));
-                return g.done.push((io, st));
+                return g.q.done.push((io, st));
             }
             IoType::Unmap => {
                 let st = sync(sys::fallocate(self.fd.as_fd(), sys::FALLOC_PUNCH, off, len));
-                return g.done.push((io, st));
+                return g.q.done.push((io, st));
             }
             IoType::WriteZeroes => {}
             IoType::Compare | IoType::CompareAndWrite => {
-                return g.done.push((io, IoStatus::Failed))
+                return g.q.done.push((io, IoStatus::Failed))
             }
         }
-        let Some(i) = g.slots.alloc() else {
+        let Some(i) = g.q.slots.alloc() else {
             drop(g);
             return io.complete(IoStatus::NoMem);
         };
-        let slot = &mut g.slots.slots[i as usize];
+        let slot = &mut g.q.slots.slots[i as usize];
         let ready = if t == IoType::WriteZeroes {
             slot.prepare_zeroes(io)
         } else {
-            slot.prepare(io, self.align)
+            slot.prepare(io, self.k.align)
         };
         if !ready {
-            let io = slot.finish(false);
-            g.slots.release(i);
-            drop(g);
-            if let Some(io) = io {
-                io.complete(IoStatus::NoMem);
-            }
-            return;
+            return refuse(g, i);
         }
         let (iov, n) = (slot.iov.as_ptr() as u64, slot.iov.len() as u64);
         let cb = &mut g.iocbs[i as usize];
@@ -317,20 +243,8 @@ impl BdevModule for AioDisk {
 /// Create and register an aio bdev.
 pub fn create(opts: AioOpts) -> Result<Bdev> {
     let f = open_backing(&opts.name, &opts.filename, opts.block_size, opts.readonly)?;
-    let regular = !sys::geometry(f.fd.as_fd())
-        .map(|g| g.is_block_device)
-        .unwrap_or(true);
-    let info = BdevInfo {
-        name: opts.name.clone(),
-        aliases: Vec::new(),
-        uuid: opts.uuid.unwrap_or_else(Uuid::random),
-        product_name: "AIO disk".into(),
-        block_size: f.block_size,
-        num_blocks: f.num_blocks,
-        optimal_io_boundary: 0,
-        write_cache: true,
-        max_transfer_blocks: crate::modules::uring::MAX_TRANSFER_BYTES / f.block_size,
-    };
+    let regular = f.regular();
+    let info = f.info(&opts.name, opts.uuid, "AIO disk");
     bdev::register(
         info,
         Arc::new(AioDisk {

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::bdev;
 use crate::error::{Error, Result};
-use crate::io::{iovs_slice, BdevIo, IoType};
+use crate::io::{BdevIo, IoType};
 use crate::sys;
 
 /// An open file or block device sized for a bdev.
@@ -26,6 +26,37 @@ pub(crate) struct BackingFile {
     pub(crate) direct: bool,
     pub(crate) block_size: u32,
     pub(crate) num_blocks: u64,
+}
+
+impl BackingFile {
+    /// Whether it is a regular file (not a block device): unmap punches holes there.
+    pub(crate) fn regular(&self) -> bool {
+        !sys::geometry(self.fd.as_fd())
+            .map(|g| g.is_block_device)
+            .unwrap_or(true)
+    }
+
+    /// The bdev over it: `name`, `uuid` (random if `None`), `product`, with requests
+    /// split at [`crate::modules::uring::MAX_TRANSFER_BYTES`] (one SQE or iocb moves at
+    /// most `u32::MAX` bytes).
+    pub(crate) fn info(
+        &self,
+        name: &str,
+        uuid: Option<crate::Uuid>,
+        product: &str,
+    ) -> bdev::BdevInfo {
+        bdev::BdevInfo {
+            name: name.to_string(),
+            aliases: Vec::new(),
+            uuid: uuid.unwrap_or_else(crate::Uuid::random),
+            product_name: product.into(),
+            block_size: self.block_size,
+            num_blocks: self.num_blocks,
+            optimal_io_boundary: 0,
+            write_cache: true,
+            max_transfer_blocks: crate::modules::uring::MAX_TRANSFER_BYTES / self.block_size,
+        }
+    }
 }
 
 /// Open `filename` for bdev `name`, apply the block-size rules and size the bdev.
@@ -155,19 +186,26 @@ impl Slot {
     /// a bounce buffer could not be had.
     pub(crate) fn prepare(&mut self, io: BdevIo, align: usize) -> bool {
         let len = io.len_bytes();
-        let iovs = iovs_slice(io.iovs(), 0, len);
-        let aligned = align <= 1
-            || iovs
-                .iter()
-                .all(|v| (v.base as usize).is_multiple_of(align) && v.len.is_multiple_of(align));
+        // The iovecs clipped to the request, straight into the slot's kept array.
         self.iov.clear();
-        if aligned {
-            self.iov.extend(iovs.iter().map(|v| libc::iovec {
+        let (mut left, mut aligned) = (len, true);
+        for v in io.iovs() {
+            if left == 0 {
+                break;
+            }
+            let take = v.len.min(left);
+            aligned &= align <= 1
+                || ((v.base as usize).is_multiple_of(align) && take.is_multiple_of(align));
+            self.iov.push(libc::iovec {
                 iov_base: v.base.cast(),
-                iov_len: v.len,
-            }));
+                iov_len: take,
+            });
+            left -= take;
+        }
+        if aligned {
             self.bounce = None;
         } else {
+            self.iov.clear();
             let Some(mut b) = Bounce::new(len) else {
                 self.io = Some(io);
                 return false;

@@ -7,6 +7,7 @@
 
 pub mod aio;
 mod file;
+mod kernel_queue;
 pub mod malloc;
 pub mod null;
 pub mod nvme;

@@ -13,19 +13,18 @@
 //! (`fallocate` punching a hole), and reset (completes when every I/O the channel had in
 //! the kernel has completed).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
-use framework::poller::{self, PollerOpts};
 use framework::subsystem::ConfigCall;
-use framework::{PollStatus, Poller};
 use io_uring::{opcode, squeue, types, IoUring};
 use serde_json::json;
 
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::Result;
 use crate::io::{BdevIo, IoStatus, IoType};
-use crate::modules::file::{byte_range, open_backing, Slots};
+use crate::modules::file::{byte_range, open_backing};
+use crate::modules::kernel_queue::{refuse, status, Channel, KernelState, Queue};
 use crate::sys;
 use crate::uuid::Uuid;
 
@@ -59,15 +58,9 @@ struct UringDisk {
 /// Where a channel's I/O is.
 struct State {
     ring: IoUring,
-    slots: Slots,
+    q: Queue,
     /// SQEs written since the last `io_uring_enter`.
     unsubmitted: usize,
-    /// Completions decided at submit time (failures), delivered by the poller.
-    done: Vec<(BdevIo, IoStatus)>,
-    /// Resets waiting for the channel's I/O in the kernel to finish.
-    resets: Vec<BdevIo>,
-    poller: Option<Poller>,
-    paused: bool,
 }
 
 // SAFETY: the ring's mappings and the slots' buffers are used only on the channel's
@@ -75,35 +68,11 @@ struct State {
 unsafe impl Send for State {}
 
 struct UringChannel {
-    st: Arc<Mutex<State>>,
+    k: Channel<State>,
     fd: types::Fd,
-    align: usize,
-    poller: Poller,
-}
-
-fn status(ok: bool) -> IoStatus {
-    if ok {
-        IoStatus::Success
-    } else {
-        IoStatus::Failed
-    }
-}
-
-fn lock(st: &Mutex<State>) -> MutexGuard<'_, State> {
-    st.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
-    fn wake(&mut self) {
-        if self.paused {
-            if let Some(p) = self.poller {
-                if p.resume().is_ok() {
-                    self.paused = false;
-                }
-            }
-        }
-    }
-
     /// Queue `sqe` for slot `i`; false if the ring is full.
     fn push(&mut self, sqe: squeue::Entry, i: u32) -> bool {
         let sqe = sqe.user_data(u64::from(i));
@@ -116,11 +85,15 @@ impl State {
         }
         ok
     }
+}
 
-    /// One poll: enter the kernel if anything is queued, reap, and return the I/Os to
-    /// complete (completed by the caller with the lock released).
+impl KernelState for State {
+    fn queue(&mut self) -> &mut Queue {
+        &mut self.q
+    }
+
     fn poll(&mut self, out: &mut Vec<(BdevIo, IoStatus)>) {
-        out.append(&mut self.done);
+        out.append(&mut self.q.done);
         if self.unsubmitted > 0 {
             match self.ring.submit() {
                 Ok(n) => self.unsubmitted -= n.min(self.unsubmitted),
@@ -140,7 +113,7 @@ impl State {
         for c in cq {
             let i = c.user_data() as u32;
             let res = c.result();
-            let Some(slot) = self.slots.slots.get_mut(i as usize) else {
+            let Some(slot) = self.q.slots.slots.get_mut(i as usize) else {
                 eal::log_err!("bdev uring: completion for unknown slot {i}");
                 continue;
             };
@@ -157,18 +130,13 @@ impl State {
             if let Some(io) = slot.finish(ok) {
                 out.push((io, status(ok)));
             }
-            self.slots.release(i);
+            self.q.slots.release(i);
         }
-        if self.slots.in_use() == 0 {
-            out.extend(self.resets.drain(..).map(|io| (io, IoStatus::Success)));
-        }
+        self.q.end_poll(out);
     }
 
     fn idle(&self) -> bool {
-        self.slots.in_use() == 0
-            && self.done.is_empty()
-            && self.resets.is_empty()
-            && self.unsubmitted == 0
+        self.q.idle() && self.unsubmitted == 0
     }
 }
 
@@ -178,92 +146,36 @@ impl UringChannel {
             .setup_cqsize(RING_ENTRIES * 2)
             .build(RING_ENTRIES)
             .map_err(|e| format!("io_uring_setup of {RING_ENTRIES} entries failed: {e}"))?;
-        let st = Arc::new(Mutex::new(State {
+        let st = State {
             ring,
-            slots: Slots::new(RING_ENTRIES as usize),
+            q: Queue::new(RING_ENTRIES as usize),
             unsubmitted: 0,
-            done: Vec::new(),
-            resets: Vec::new(),
-            poller: None,
-            paused: false,
-        }));
-        let s2 = st.clone();
-        let mut batch = Vec::new();
-        let poller = poller::register_with(
-            "bdev_uring",
-            0,
-            PollerOpts { keep_awake: true },
-            move || {
-                {
-                    let mut g = lock(&s2);
-                    g.poll(&mut batch);
-                    if batch.is_empty() && g.idle() {
-                        if let Some(p) = g.poller {
-                            if p.pause().is_ok() {
-                                g.paused = true;
-                            }
-                        }
-                        return PollStatus::Idle;
-                    }
-                }
-                let busy = !batch.is_empty();
-                for (io, s) in batch.drain(..) {
-                    io.complete(s);
-                }
-                busy.into()
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        lock(&st).poller = Some(poller);
-        Ok(UringChannel {
-            st,
-            fd: types::Fd(fd.as_raw_fd()),
-            align,
-            poller,
-        })
-    }
-}
-
-impl Drop for UringChannel {
-    fn drop(&mut self) {
-        let _ = self.poller.unregister();
-        // The layer destroys a channel only with nothing outstanding; anything left is
-        // failed here, on the channel's thread.
-        let left: Vec<BdevIo> = {
-            let mut g = lock(&self.st);
-            let mut v: Vec<BdevIo> = g.done.drain(..).map(|(io, _)| io).collect();
-            v.append(&mut g.resets);
-            v
         };
-        drop(left);
+        Ok(UringChannel {
+            k: Channel::new("bdev_uring", st, align)?,
+            fd: types::Fd(fd.as_raw_fd()),
+        })
     }
 }
 
 impl ModuleChannel for UringChannel {
     fn submit(&self, io: BdevIo) {
-        let mut g = lock(&self.st);
-        g.wake();
+        let mut g = self.k.begin();
         let t = io.io_type();
         if t == IoType::Reset {
-            g.resets.push(io);
+            g.q.resets.push(io);
             return;
         }
-        let Some(i) = g.slots.alloc() else {
+        let Some(i) = g.q.slots.alloc() else {
             drop(g);
             return io.complete(IoStatus::NoMem);
         };
         let (off, len) = byte_range(&io);
         let sqe = match t {
             IoType::Read | IoType::Write => {
-                let slot = &mut g.slots.slots[i as usize];
-                if !slot.prepare(io, self.align) {
-                    let io = slot.finish(false);
-                    g.slots.release(i);
-                    drop(g);
-                    if let Some(io) = io {
-                        io.complete(IoStatus::NoMem);
-                    }
-                    return;
+                let slot = &mut g.q.slots.slots[i as usize];
+                if !slot.prepare(io, self.k.align) {
+                    return refuse(g, i);
                 }
                 let iov = &slot.iov;
                 match (t, iov.len()) {
@@ -284,18 +196,16 @@ impl ModuleChannel for UringChannel {
                 }
             }
             IoType::Flush => {
-                g.slots.slots[i as usize].io = Some(io);
+                g.q.slots.slots[i as usize].io = Some(io);
                 opcode::Fsync::new(self.fd)
                     .flags(types::FsyncFlags::DATASYNC)
                     .build()
             }
             IoType::WriteZeroes => {
-                let slot = &mut g.slots.slots[i as usize];
+                let slot = &mut g.q.slots.slots[i as usize];
                 if !slot.prepare_zeroes(io) {
-                    let io = slot.finish(false);
-                    g.slots.release(i);
-                    if let Some(io) = io {
-                        g.done.push((io, IoStatus::Failed));
+                    if let Some(io) = g.q.give_back(i) {
+                        g.q.done.push((io, IoStatus::Failed));
                     }
                     return;
                 }
@@ -304,7 +214,7 @@ impl ModuleChannel for UringChannel {
                     .build()
             }
             IoType::Unmap => {
-                g.slots.slots[i as usize].io = Some(io);
+                g.q.slots.slots[i as usize].io = Some(io);
                 opcode::Fallocate::new(self.fd, len)
                     .offset(off)
                     .mode(sys::FALLOC_PUNCH)
@@ -312,18 +222,13 @@ impl ModuleChannel for UringChannel {
             }
             // Refused by the layer (not supported).
             _ => {
-                g.slots.release(i);
-                g.done.push((io, IoStatus::Failed));
+                g.q.slots.release(i);
+                g.q.done.push((io, IoStatus::Failed));
                 return;
             }
         };
         if !g.push(sqe, i) {
-            let io = g.slots.slots[i as usize].finish(false);
-            g.slots.release(i);
-            drop(g);
-            if let Some(io) = io {
-                io.complete(IoStatus::NoMem);
-            }
+            refuse(g, i);
         }
     }
 }
@@ -363,21 +268,8 @@ impl BdevModule for UringDisk {
 /// Create and register a uring bdev.
 pub fn create(opts: UringOpts) -> Result<Bdev> {
     let f = open_backing(&opts.name, &opts.filename, opts.block_size, false)?;
-    let regular = !sys::geometry(f.fd.as_fd())
-        .map(|g| g.is_block_device)
-        .unwrap_or(true);
-    let info = BdevInfo {
-        name: opts.name.clone(),
-        aliases: Vec::new(),
-        uuid: opts.uuid.unwrap_or_else(Uuid::random),
-        product_name: "URING bdev".into(),
-        block_size: f.block_size,
-        num_blocks: f.num_blocks,
-        optimal_io_boundary: 0,
-        write_cache: true,
-        // One SQE moves at most u32::MAX bytes: larger requests are split.
-        max_transfer_blocks: MAX_TRANSFER_BYTES / f.block_size,
-    };
+    let regular = f.regular();
+    let info = f.info(&opts.name, opts.uuid, "URING bdev");
     bdev::register(
         info,
         Arc::new(UringDisk {

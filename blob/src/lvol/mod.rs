@@ -14,11 +14,12 @@
 //! handed from the submitting framework thread to the store's I/O worker thread and
 //! completed back on the submitting thread by a message.
 
+pub mod examine;
 pub mod rpc;
 pub mod vbdev;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use bdev::Uuid;
 use framework::ThreadHandle;
@@ -52,8 +53,8 @@ pub(crate) struct Inner {
 
 /// An lvol store.
 pub struct LvolStore {
-    /// Name.
-    pub name: String,
+    /// Name (changed by [`rename_lvstore`]).
+    name: Mutex<String>,
     /// UUID.
     pub uuid: Uuid,
     /// The base bdev.
@@ -80,7 +81,7 @@ pub fn stores() -> Vec<Arc<LvolStore>> {
 pub fn find(name_or_uuid: &str) -> Option<Arc<LvolStore>> {
     registry()
         .iter()
-        .find(|s| s.name == name_or_uuid || s.uuid.to_string() == name_or_uuid)
+        .find(|s| s.name() == name_or_uuid || s.uuid.to_string() == name_or_uuid)
         .cloned()
 }
 
@@ -104,6 +105,19 @@ fn name_buf(s: &str) -> Vec<u8> {
     v
 }
 
+/// A string xattr value up to its first zero.
+pub(crate) fn from_zstr(v: &[u8]) -> String {
+    String::from_utf8_lossy(&v[..v.iter().position(|&c| c == 0).unwrap_or(v.len())]).into_owned()
+}
+
+/// An lvol's "name" and "uuid" xattrs.
+fn lvol_xattrs(name: &str, uuid: Uuid) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("name".into(), name_buf(name)),
+        ("uuid".into(), zstr(&uuid.to_string())),
+    ]
+}
+
 fn check_name(what: &'static str, n: &str) -> Result<()> {
     if n.is_empty() || n.len() >= NAME_MAX || n.contains('/') {
         return Err(inval(
@@ -125,9 +139,53 @@ pub struct LvsOpts {
     pub md_pages_per_cluster_ratio: u32,
 }
 
+/// What an lvol's bdev is made of.
+pub(crate) struct Geometry {
+    pub(crate) blob: u64,
+    pub(crate) blocks: u64,
+    pub(crate) block_size: u32,
+    pub(crate) read_only: bool,
+}
+
+/// Open blob `id` as lvol `name` of the store and say what its bdev is.
+pub(crate) fn add_lvol(
+    bs: &mut Blobstore,
+    lvols: &mut BTreeMap<String, Lvol>,
+    name: &str,
+    uuid: Uuid,
+    id: u64,
+) -> Result<Geometry> {
+    let i = bs.blob_info(id)?;
+    let blob = bs.open_blob(id)?;
+    lvols.insert(
+        name.to_string(),
+        Lvol {
+            name: name.to_string(),
+            uuid,
+            blob,
+        },
+    );
+    Ok(Geometry {
+        blob: id,
+        blocks: i.num_clusters * bs.io_units_per_cluster(),
+        block_size: bs.io_unit_size(),
+        read_only: i.read_only,
+    })
+}
+
 impl LvolStore {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Its name.
+    pub fn name(&self) -> String {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Its lvols' names, in order.
+    pub fn lvol_names(&self) -> Vec<String> {
+        self.lock().lvols.keys().cloned().collect()
     }
 
     /// Run `f` on the store's blobstore.
@@ -143,10 +201,78 @@ impl LvolStore {
         f(bs, lvols)
     }
 
+    /// Run `f` on lvol `lvol` of the store (`what` names the operation in errors).
+    fn with_lvol<T>(
+        &self,
+        what: &'static str,
+        lvol: &str,
+        f: impl FnOnce(&mut Blobstore, &Lvol) -> Result<T>,
+    ) -> Result<T> {
+        self.with_bs(|bs, lvols| {
+            let l = lvols
+                .get(lvol)
+                .ok_or(inval(what, format!("no lvol '{lvol}'")))?;
+            f(bs, l)
+        })
+    }
+
     /// Geometry and counters.
     pub fn info(&self) -> Option<crate::store::StoreInfo> {
         self.lock().bs.as_ref().map(|b| b.info())
     }
+}
+
+/// Open `base` on `th` for a store: read-write, claimed, and when the base goes away
+/// the store the slot names is closed ([`base_removed`]).
+pub(crate) fn open_base(
+    th: &ThreadHandle,
+    base: &str,
+) -> Result<(BdevDev, Arc<OnceLock<Weak<LvolStore>>>)> {
+    let slot: Arc<OnceLock<Weak<LvolStore>>> = Arc::new(OnceLock::new());
+    let s2 = slot.clone();
+    let dev = BdevDev::open_with(
+        th,
+        base,
+        true,
+        Box::new(move || {
+            if let Some(s) = s2.get().and_then(Weak::upgrade) {
+                base_removed(s);
+            }
+        }),
+    )?;
+    Ok((dev, slot))
+}
+
+/// Register a store made or loaded on `bs` (its name and UUID unused).
+pub(crate) fn attach(
+    th: &ThreadHandle,
+    base: &str,
+    name: &str,
+    uuid: Uuid,
+    bs: Blobstore,
+    slot: &OnceLock<Weak<LvolStore>>,
+) -> Result<Arc<LvolStore>> {
+    let mut reg = registry();
+    if reg.iter().any(|s| s.name() == name || s.uuid == uuid) {
+        return Err(inval(
+            "attach an lvol store",
+            format!("lvol store '{name}' ({uuid}) exists"),
+        ));
+    }
+    let s = Arc::new(LvolStore {
+        name: Mutex::new(name.to_string()),
+        uuid,
+        base_bdev: base.to_string(),
+        thread: th.clone(),
+        inner: Mutex::new(Inner {
+            bs: Some(bs),
+            lvols: BTreeMap::new(),
+        }),
+        worker: vbdev::Worker::start(name)?,
+    });
+    let _ = slot.set(Arc::downgrade(&s));
+    reg.push(s.clone());
+    Ok(s)
 }
 
 /// Create an lvol store on `base` (call from an OS thread, not a framework thread;
@@ -159,7 +285,7 @@ pub fn create_lvstore(th: &ThreadHandle, base: &str, o: &LvsOpts) -> Result<Arc<
             format!("lvol store '{}' exists", o.name),
         ));
     }
-    let dev = BdevDev::open(th, base)?;
+    let (dev, slot) = open_base(th, base)?;
     let total = (crate::dev::BlockDevice::num_blocks(&dev)
         * u64::from(crate::dev::BlockDevice::block_size(&dev)))
         / u64::from(o.cluster_size.max(1));
@@ -184,60 +310,52 @@ pub fn create_lvstore(th: &ThreadHandle, base: &str, o: &LvsOpts) -> Result<Arc<
         ..Default::default()
     })?;
     bs.set_super_blob(Some(sb))?;
-    let s = Arc::new(LvolStore {
-        name: o.name.clone(),
-        uuid,
-        base_bdev: base.to_string(),
-        thread: th.clone(),
-        inner: Mutex::new(Inner {
-            bs: Some(bs),
-            lvols: BTreeMap::new(),
-        }),
-        worker: vbdev::Worker::start(&o.name)?,
-    });
-    registry().push(s.clone());
-    Ok(s)
+    attach(th, base, &o.name, uuid, bs, &slot)
+}
+
+/// Make lvol `name` with `make` (which creates its blob with the given xattrs), open
+/// it and register its bdev. Returns its UUID.
+fn new_lvol(
+    s: &Arc<LvolStore>,
+    what: &'static str,
+    name: &str,
+    make: impl FnOnce(&mut Blobstore, &BTreeMap<String, Lvol>, Vec<(String, Vec<u8>)>) -> Result<u64>,
+) -> Result<Uuid> {
+    check_name(what, name)?;
+    let uuid = Uuid::random();
+    let g = s.with_bs(|bs, lvols| {
+        if lvols.contains_key(name) {
+            return Err(inval(
+                what,
+                format!("lvol '{name}' exists in '{}'", s.name()),
+            ));
+        }
+        let id = make(bs, lvols, lvol_xattrs(name, uuid))?;
+        add_lvol(bs, lvols, name, uuid, id)
+    })?;
+    vbdev::register(s, name, uuid, &g)?;
+    Ok(uuid)
+}
+
+fn blob_of(what: &'static str, lvols: &BTreeMap<String, Lvol>, name: &str) -> Result<u64> {
+    lvols
+        .get(name)
+        .map(|l| l.blob.id())
+        .ok_or(inval(what, format!("no lvol '{name}'")))
 }
 
 /// Create an lvol of `size` bytes (rounded up to clusters) and register its bdev.
 /// Returns its UUID.
 pub fn create_lvol(s: &Arc<LvolStore>, name: &str, size: u64, thin: bool) -> Result<Uuid> {
-    check_name("create an lvol", name)?;
-    let uuid = Uuid::random();
-    let (id, blocks, bsz) = s.with_bs(|bs, lvols| {
-        if lvols.contains_key(name) {
-            return Err(inval(
-                "create an lvol",
-                format!("lvol '{name}' exists in '{}'", s.name),
-            ));
-        }
+    new_lvol(s, "create an lvol", name, |bs, _, xattrs| {
         let cs = u64::from(bs.info().cluster_size);
-        let id = bs.create_blob(&BlobOpts {
+        bs.create_blob(&BlobOpts {
             num_clusters: size.div_ceil(cs),
             thin_provision: thin,
-            xattrs: vec![
-                ("name".into(), name_buf(name)),
-                ("uuid".into(), zstr(&uuid.to_string())),
-            ],
+            xattrs,
             ..Default::default()
-        })?;
-        let blob = bs.open_blob(id)?;
-        lvols.insert(
-            name.to_string(),
-            Lvol {
-                name: name.to_string(),
-                uuid,
-                blob,
-            },
-        );
-        Ok((
-            id,
-            size.div_ceil(cs) * cs / u64::from(bs.io_unit_size()),
-            bs.io_unit_size(),
-        ))
-    })?;
-    vbdev::register(s, name, uuid, id, blocks, bsz, false)?;
-    Ok(uuid)
+        })
+    })
 }
 
 /// Resolve "LVS/LVOL" or an lvol bdev's UUID.
@@ -263,118 +381,168 @@ pub fn find_lvol(name: &str) -> Option<(Arc<LvolStore>, String)> {
 
 /// Snapshot lvol `lvol` of store `s` as `snap`; returns the snapshot's UUID.
 pub fn snapshot(s: &Arc<LvolStore>, lvol: &str, snap: &str) -> Result<Uuid> {
-    check_name("snapshot an lvol", snap)?;
-    let uuid = Uuid::random();
-    let (id, blocks, bsz) = s.with_bs(|bs, lvols| {
-        if lvols.contains_key(snap) {
-            return Err(inval("snapshot an lvol", format!("lvol '{snap}' exists")));
-        }
-        let l = lvols
-            .get(lvol)
-            .ok_or(inval("snapshot an lvol", format!("no lvol '{lvol}'")))?;
-        let sid = bs.create_snapshot(
-            l.blob.id(),
-            &[
-                ("name".into(), name_buf(snap)),
-                ("uuid".into(), zstr(&uuid.to_string())),
-            ],
-        )?;
-        let blob = bs.open_blob(sid)?;
-        let n = bs.blob_info(sid)?.num_clusters * bs.io_units_per_cluster();
-        lvols.insert(
-            snap.to_string(),
-            Lvol {
-                name: snap.to_string(),
-                uuid,
-                blob,
-            },
-        );
-        Ok((sid, n, bs.io_unit_size()))
-    })?;
-    vbdev::register(s, snap, uuid, id, blocks, bsz, true)?;
-    Ok(uuid)
+    const W: &str = "snapshot an lvol";
+    new_lvol(s, W, snap, |bs, lvols, xattrs| {
+        bs.create_snapshot(blob_of(W, lvols, lvol)?, &xattrs)
+    })
 }
 
 /// Clone snapshot `snap` as `clone`; returns the clone's UUID.
 pub fn clone(s: &Arc<LvolStore>, snap: &str, clone: &str) -> Result<Uuid> {
-    check_name("clone an lvol", clone)?;
-    let uuid = Uuid::random();
-    let (id, blocks, bsz) = s.with_bs(|bs, lvols| {
-        if lvols.contains_key(clone) {
-            return Err(inval("clone an lvol", format!("lvol '{clone}' exists")));
+    const W: &str = "clone an lvol";
+    new_lvol(s, W, clone, |bs, lvols, xattrs| {
+        bs.create_clone(blob_of(W, lvols, snap)?, &xattrs)
+    })
+}
+
+/// Register lvol `lvol`'s bdev again after `change` (its size or name changes; the
+/// bdev layer keeps both while registered), so the bdev must not be open. `change`
+/// returns the lvol's name afterwards.
+fn reregister(
+    s: &Arc<LvolStore>,
+    what: &'static str,
+    lvol: &str,
+    change: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<String>,
+) -> Result<()> {
+    let (uuid, id) = s.with_lvol(what, lvol, |_, l| Ok((l.uuid, l.blob.id())))?;
+    let bdev_name = uuid.to_string();
+    if let Some(b) = bdev::bdev::get(&bdev_name) {
+        if b.open_descs() > 0 {
+            return Err(Error::Busy {
+                what,
+                id,
+                why: format!(
+                    "its bdev '{bdev_name}' is open (the bdev layer keeps a bdev's size and aliases while open)"
+                ),
+            });
         }
-        let l = lvols
-            .get(snap)
-            .ok_or(inval("clone an lvol", format!("no lvol '{snap}'")))?;
-        let cid = bs.create_clone(
-            l.blob.id(),
-            &[
-                ("name".into(), name_buf(clone)),
-                ("uuid".into(), zstr(&uuid.to_string())),
-            ],
-        )?;
-        let blob = bs.open_blob(cid)?;
-        let n = bs.blob_info(cid)?.num_clusters * bs.io_units_per_cluster();
-        lvols.insert(
-            clone.to_string(),
-            Lvol {
-                name: clone.to_string(),
-                uuid,
-                blob,
+    }
+    let (name, g) = s.with_bs(|bs, lvols| {
+        let name = change(bs, lvols)?;
+        let i = bs.blob_info(id)?;
+        Ok((
+            name,
+            Geometry {
+                blob: id,
+                blocks: i.num_clusters * bs.io_units_per_cluster(),
+                block_size: bs.io_unit_size(),
+                read_only: i.read_only,
             },
-        );
-        Ok((cid, n, bs.io_unit_size()))
+        ))
     })?;
-    vbdev::register(s, clone, uuid, id, blocks, bsz, false)?;
-    Ok(uuid)
+    vbdev::unregister_wait(&s.thread, &bdev_name)?;
+    vbdev::register(s, &name, uuid, &g)
 }
 
 /// Resize lvol `lvol` to `size` bytes (rounded up to clusters). Its bdev is
 /// registered again with the new size, so it must not be open.
 pub fn resize(s: &Arc<LvolStore>, lvol: &str, size: u64) -> Result<()> {
-    let (uuid, id) = s.with_bs(|_, lvols| {
+    const W: &str = "resize an lvol";
+    reregister(s, W, lvol, |bs, lvols| {
         let l = lvols
             .get(lvol)
-            .ok_or(inval("resize an lvol", format!("no lvol '{lvol}'")))?;
-        Ok((l.uuid, l.blob.id()))
-    })?;
-    let bdev_name = uuid.to_string();
-    if let Some(b) = bdev::bdev::get(&bdev_name) {
-        if b.open_descs() > 0 {
+            .ok_or(inval(W, format!("no lvol '{lvol}'")))?;
+        let cs = u64::from(bs.info().cluster_size);
+        bs.resize(&l.blob, size.div_ceil(cs))?;
+        bs.sync_md(l.blob.id())?;
+        Ok(lvol.to_string())
+    })
+}
+
+/// Rename lvol `lvol` to `new` (SPDK's `spdk_lvol_rename`: the "name" xattr and the
+/// bdev's "LVS/LVOL" alias). Its bdev is registered again, so it must not be open.
+pub fn rename(s: &Arc<LvolStore>, lvol: &str, new: &str) -> Result<()> {
+    const W: &str = "rename an lvol";
+    check_name(W, new)?;
+    if lvol == new {
+        return Ok(());
+    }
+    reregister(s, W, lvol, |bs, lvols| {
+        if lvols.contains_key(new) {
+            return Err(inval(W, format!("lvol '{new}' exists")));
+        }
+        let mut l = lvols
+            .remove(lvol)
+            .ok_or(inval(W, format!("no lvol '{lvol}'")))?;
+        if let Err(e) = bs
+            .set_xattr(&l.blob, "name", &name_buf(new))
+            .and_then(|()| bs.sync_md(l.blob.id()))
+        {
+            lvols.insert(lvol.to_string(), l);
+            return Err(e);
+        }
+        l.name = new.to_string();
+        lvols.insert(new.to_string(), l);
+        Ok(new.to_string())
+    })
+}
+
+/// Rename store `s` to `new` (SPDK's `spdk_lvs_rename`: the super blob's "name" xattr
+/// and every lvol bdev's alias). The lvol bdevs are registered again, so none may be
+/// open.
+pub fn rename_lvstore(s: &Arc<LvolStore>, new: &str) -> Result<()> {
+    const W: &str = "rename an lvol store";
+    check_name(W, new)?;
+    if s.name() == new {
+        return Ok(());
+    }
+    if find(new).is_some() {
+        return Err(inval(W, format!("lvol store '{new}' exists")));
+    }
+    let lvols: Vec<(String, Uuid, u64)> = s
+        .lock()
+        .lvols
+        .values()
+        .map(|l| (l.name.clone(), l.uuid, l.blob.id()))
+        .collect();
+    for (_, u, id) in &lvols {
+        if bdev::bdev::get(&u.to_string()).is_some_and(|b| b.open_descs() > 0) {
             return Err(Error::Busy {
-                what: "resize an lvol",
-                id,
-                why: format!("its bdev '{bdev_name}' is open (the bdev layer keeps a bdev's size while open)"),
+                what: W,
+                id: *id,
+                why: format!("its lvol bdev '{u}' is open"),
             });
         }
     }
-    let (blocks, bsz) = s.with_bs(|bs, lvols| {
-        let l = lvols
-            .get(lvol)
-            .ok_or(inval("resize an lvol", format!("no lvol '{lvol}'")))?;
-        let cs = u64::from(bs.info().cluster_size);
-        bs.resize(&l.blob, size.div_ceil(cs))?;
-        bs.sync_md(id)?;
-        Ok((
-            size.div_ceil(cs) * cs / u64::from(bs.io_unit_size()),
-            bs.io_unit_size(),
-        ))
+    s.with_bs(|bs, _| {
+        let sb = bs
+            .info()
+            .super_blob
+            .ok_or(inval(W, "the store has no super blob"))?;
+        let b = bs.open_blob(sb)?;
+        let r = bs.set_xattr(&b, "name", &zstr(new));
+        bs.close_blob(b)?;
+        r
     })?;
-    vbdev::unregister_wait(&s.thread, &bdev_name)?;
-    vbdev::register(s, lvol, uuid, id, blocks, bsz, false)?;
+    *s.name.lock().unwrap_or_else(|e| e.into_inner()) = new.to_string();
+    for (n, _, _) in &lvols {
+        reregister(s, W, n, |_, _| Ok(n.clone()))?;
+    }
     Ok(())
+}
+
+/// Inflate lvol `lvol` (SPDK's `spdk_lvol_inflate`): it gets its own copy of every
+/// cluster and no parent.
+pub fn inflate(s: &Arc<LvolStore>, lvol: &str) -> Result<()> {
+    s.with_lvol("inflate an lvol", lvol, |bs, l| bs.inflate(l.blob.id()))
+}
+
+/// Decouple lvol `lvol` from its parent (SPDK's `spdk_lvol_decouple_parent`): it
+/// copies the clusters it reads from its parent and takes the parent's parent.
+pub fn decouple_parent(s: &Arc<LvolStore>, lvol: &str) -> Result<()> {
+    s.with_lvol("decouple an lvol's parent", lvol, |bs, l| {
+        bs.decouple_parent(l.blob.id())
+    })
 }
 
 /// Delete lvol `lvol` (its bdev first).
 pub fn delete(s: &Arc<LvolStore>, lvol: &str) -> Result<()> {
-    let uuid = s.with_bs(|bs, lvols| {
-        let l = lvols
-            .get(lvol)
-            .ok_or(inval("delete an lvol", format!("no lvol '{lvol}'")))?;
+    const W: &str = "delete an lvol";
+    let uuid = s.with_lvol(W, lvol, |bs, l| {
         let n = bs.clones_of(l.blob.id()).len();
         if n > 1 {
             return Err(Error::Busy {
-                what: "delete an lvol",
+                what: W,
                 id: l.blob.id(),
                 why: format!("is a snapshot with {n} clones"),
             });
@@ -387,54 +555,87 @@ pub fn delete(s: &Arc<LvolStore>, lvol: &str) -> Result<()> {
     s.with_bs(|bs, lvols| {
         let l = lvols
             .remove(lvol)
-            .ok_or(inval("delete an lvol", format!("no lvol '{lvol}'")))?;
+            .ok_or(inval(W, format!("no lvol '{lvol}'")))?;
         let id = l.blob.id();
         bs.close_blob(l.blob)?;
         bs.delete_blob(id)
     })
 }
 
-/// Unload a store (its lvol bdevs unregistered first) and forget it.
-pub fn unload(s: &Arc<LvolStore>) -> Result<()> {
-    close_all(s)?;
-    let bs = s.lock().bs.take();
-    if let Some(bs) = bs {
-        drop(bs.unload()?);
-    }
-    registry().retain(|x| !Arc::ptr_eq(x, s));
-    Ok(())
-}
-
-fn close_all(s: &Arc<LvolStore>) -> Result<()> {
-    let names: Vec<(String, Uuid)> = s
-        .lock()
-        .lvols
-        .values()
-        .map(|l| (l.name.clone(), l.uuid))
-        .collect();
-    for (_, u) in &names {
+/// Unregister every lvol bdev of `s` and take its blobstore out of it (`None` if
+/// already taken), its lvols closed (`sync`: their metadata written).
+fn close_all(s: &Arc<LvolStore>, sync: bool) -> Result<Option<Blobstore>> {
+    let uuids: Vec<Uuid> = s.lock().lvols.values().map(|l| l.uuid).collect();
+    for u in &uuids {
         if bdev::bdev::get(&u.to_string()).is_some() {
             vbdev::unregister_wait(&s.thread, &u.to_string())?;
         }
     }
-    s.with_bs(|bs, lvols| {
-        for (_, l) in std::mem::take(lvols) {
+    let mut g = s.lock();
+    let lvols = std::mem::take(&mut g.lvols);
+    let Some(mut bs) = g.bs.take() else {
+        return Ok(None);
+    };
+    drop(g);
+    for (_, l) in lvols {
+        if sync {
             bs.close_blob(l.blob)?;
         }
-        Ok(())
-    })
+    }
+    Ok(Some(bs))
+}
+
+fn forget(s: &Arc<LvolStore>) {
+    registry().retain(|x| !Arc::ptr_eq(x, s));
+}
+
+/// Unload a store (its lvol bdevs unregistered first) and forget it.
+pub fn unload(s: &Arc<LvolStore>) -> Result<()> {
+    let r = close_all(s, true).and_then(|bs| match bs {
+        Some(bs) => bs.unload().map(drop),
+        None => Ok(()),
+    });
+    forget(s);
+    r
 }
 
 /// Destroy a store: its lvols and their bdevs go, the super block is erased (as
 /// SPDK's `spdk_lvs_destroy`), the base bdev is released.
 pub fn destroy(s: &Arc<LvolStore>) -> Result<()> {
-    close_all(s)?;
-    let bs = s.lock().bs.take();
-    if let Some(bs) = bs {
-        let mut dev = bs.unload()?;
-        dev.write(0, &vec![0u8; crate::format::PAGE_SIZE])?;
-        dev.flush()?;
+    let r = close_all(s, true).and_then(|bs| {
+        if let Some(bs) = bs {
+            let mut dev = bs.unload()?;
+            dev.write(0, &vec![0u8; crate::format::PAGE_SIZE])?;
+            dev.flush()?;
+        }
+        Ok(())
+    });
+    forget(s);
+    r
+}
+
+/// The base bdev of `s` is going away (SPDK's `vbdev_lvs_hotremove_cb`; called on the
+/// base's framework thread): on an OS thread of its own, its lvol bdevs are
+/// unregistered (their descriptors get remove events), then the store is closed
+/// without writing (the base refuses I/O once its removal has started; metadata is
+/// on the device after every change, so the next load recovers the masks) and
+/// forgotten, which releases the base.
+pub(crate) fn base_removed(s: Arc<LvolStore>) {
+    let spawned = std::thread::Builder::new()
+        .name("lvs-remove".into())
+        .spawn(move || {
+            eal::log_notice!(
+                "lvol: base bdev '{}' of store '{}' is going away: closing the store",
+                s.base_bdev,
+                s.name()
+            );
+            match close_all(&s, false) {
+                Ok(bs) => drop(bs),
+                Err(e) => eal::log_err!("lvol: closing store '{}' failed: {e}", s.name()),
+            }
+            forget(&s);
+        });
+    if let Err(e) = spawned {
+        eal::log_err!("lvol: cannot start a thread to close a store: {e}");
     }
-    registry().retain(|x| !Arc::ptr_eq(x, s));
-    Ok(())
 }

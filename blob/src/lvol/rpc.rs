@@ -1,7 +1,9 @@
 //! The lvol RPC methods with SPDK's names and parameters (bdev_lvol_create_lvstore,
 //! bdev_lvol_get_lvstores, bdev_lvol_create, bdev_lvol_snapshot, bdev_lvol_clone,
-//! bdev_lvol_resize, bdev_lvol_delete, bdev_lvol_delete_lvstore) and the `lvol`
-//! subsystem that registers them and unloads every store at exit. Each method that
+//! bdev_lvol_resize, bdev_lvol_rename, bdev_lvol_rename_lvstore, bdev_lvol_inflate,
+//! bdev_lvol_decouple_parent, bdev_lvol_delete, bdev_lvol_delete_lvstore) and the
+//! `lvol` subsystem that registers them, examines new bdevs for stores from its init
+//! on, and unloads every store at exit. Each method that
 //! does I/O runs on an OS thread of its own and answers from there.
 
 use std::sync::Arc;
@@ -57,6 +59,15 @@ where
     if let Err(e) = spawned {
         eal::log_err!("lvol rpc: cannot start a thread: {e}");
     }
+}
+
+/// A method taking an lvol bdev's `name` and answering `true`.
+fn on_lvol(r: Request, f: fn(&Arc<LvolStore>, &str) -> crate::error::Result<()>) {
+    offload(r, move |_, p: Name| {
+        let (s, l) = lvol_of(&p.name)?;
+        f(&s, &l).map_err(|e| err(&e))?;
+        Ok(json!(true))
+    })
 }
 
 fn store_of(uuid: &Option<String>, name: &Option<String>) -> Result<Arc<LvolStore>, RpcError> {
@@ -128,11 +139,17 @@ struct Name {
     name: String,
 }
 
+#[derive(Deserialize)]
+struct Rename {
+    old_name: String,
+    new_name: String,
+}
+
 fn lvs_json(s: &LvolStore) -> Value {
     let i = s.info();
     json!({
         "uuid": s.uuid.to_string(),
-        "name": s.name,
+        "name": s.name(),
         "base_bdev": s.base_bdev,
         "total_data_clusters": i.as_ref().map(|i| i.total_data_clusters),
         "free_clusters": i.as_ref().map(|i| i.free_clusters),
@@ -232,15 +249,33 @@ fn methods() -> Vec<(&'static str, Handler)> {
                 })
             }),
         ),
+        ("bdev_lvol_delete", Box::new(|r| on_lvol(r, lvol::delete))),
         (
-            "bdev_lvol_delete",
+            "bdev_lvol_rename",
             Box::new(|r| {
-                offload(r, |_, p: Name| {
-                    let (s, l) = lvol_of(&p.name)?;
-                    lvol::delete(&s, &l).map_err(|e| err(&e))?;
+                offload(r, |_, p: Rename| {
+                    let (s, l) = lvol_of(&p.old_name)?;
+                    lvol::rename(&s, &l, &p.new_name).map_err(|e| err(&e))?;
                     Ok(json!(true))
                 })
             }),
+        ),
+        (
+            "bdev_lvol_rename_lvstore",
+            Box::new(|r| {
+                offload(r, |_, p: Rename| {
+                    let s = lvol::find(&p.old_name).ok_or_else(|| {
+                        RpcError::new(-19, format!("no lvol store '{}'", p.old_name))
+                    })?;
+                    lvol::rename_lvstore(&s, &p.new_name).map_err(|e| err(&e))?;
+                    Ok(json!(true))
+                })
+            }),
+        ),
+        ("bdev_lvol_inflate", Box::new(|r| on_lvol(r, lvol::inflate))),
+        (
+            "bdev_lvol_decouple_parent",
+            Box::new(|r| on_lvol(r, lvol::decouple_parent)),
         ),
         (
             "bdev_lvol_delete_lvstore",
@@ -271,6 +306,12 @@ impl Subsystem for LvolSubsystem {
         Ok(())
     }
 
+    fn init(&self, done: Done) {
+        // From now on every new bdev is examined for an lvol store.
+        lvol::examine::enable();
+        done.ok();
+    }
+
     fn fini(&self, done: Done) {
         // Unloading waits for I/O on this (the app) thread: do it from another.
         let spawned = std::thread::Builder::new()
@@ -278,7 +319,7 @@ impl Subsystem for LvolSubsystem {
             .spawn(move || {
                 for s in lvol::stores() {
                     if let Err(e) = lvol::unload(&s) {
-                        eal::log_err!("lvol: unloading store '{}' failed: {e}", s.name);
+                        eal::log_err!("lvol: unloading store '{}' failed: {e}", s.name());
                     }
                 }
                 done.ok();

@@ -11,7 +11,7 @@ use crossbeam_channel::{unbounded, Sender};
 use framework::{thread, ThreadHandle};
 
 use crate::error::{Error, Result};
-use crate::lvol::LvolStore;
+use crate::lvol::{Geometry, LvolStore};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -143,32 +143,58 @@ impl BdevModule for LvolBdev {
     }
     fn info_json(&self) -> Option<serde_json::Value> {
         let s = self.store.upgrade()?;
-        Some(serde_json::json!({ "lvol": {
+        // SPDK's fields; a clone names its snapshot, a snapshot its clones.
+        let (thin, allocated, base, clones) = s
+            .with_bs(|bs, lvols| {
+                let i = bs.blob_info(self.blob)?;
+                let name_of = |id: u64| {
+                    lvols
+                        .values()
+                        .find(|l| l.blob.id() == id)
+                        .map(|l| l.name.clone())
+                };
+                let clones: Vec<String> = bs
+                    .clones_of(self.blob)
+                    .into_iter()
+                    .filter_map(name_of)
+                    .collect();
+                Ok((
+                    i.thin,
+                    i.allocated_clusters,
+                    i.parent.and_then(name_of),
+                    clones,
+                ))
+            })
+            .ok()?;
+        let mut v = serde_json::json!({
             "lvol_store_uuid": s.uuid.to_string(),
             "base_bdev": s.base_bdev,
             "blobid": self.blob,
+            "thin_provision": thin,
+            "num_allocated_clusters": allocated,
             "snapshot": self.read_only,
-        }}))
+            "clone": base.is_some(),
+        });
+        if let Some(b) = base {
+            v["base_snapshot"] = serde_json::json!(b);
+        }
+        if self.read_only {
+            v["clones"] = serde_json::json!(clones);
+        }
+        Some(serde_json::json!({ "lvol": v }))
     }
 }
 
-/// Register the bdev of lvol `name` (blob `blob`, `blocks` of `bsz` bytes).
-pub(crate) fn register(
-    s: &Arc<LvolStore>,
-    name: &str,
-    uuid: Uuid,
-    blob: u64,
-    blocks: u64,
-    bsz: u32,
-    read_only: bool,
-) -> Result<()> {
+/// Register the bdev of lvol `name` with UUID `uuid` (its name; the alias is
+/// "LVS/LVOL", as SPDK's `_create_lvol_disk`).
+pub(crate) fn register(s: &Arc<LvolStore>, name: &str, uuid: Uuid, g: &Geometry) -> Result<()> {
     let info = BdevInfo {
         name: uuid.to_string(),
-        aliases: vec![format!("{}/{name}", s.name)],
+        aliases: vec![format!("{}/{name}", s.name())],
         uuid,
         product_name: "Logical Volume".into(),
-        block_size: bsz,
-        num_blocks: blocks,
+        block_size: g.block_size,
+        num_blocks: g.blocks,
         optimal_io_boundary: 0,
         write_cache: false,
         max_transfer_blocks: 0,
@@ -177,8 +203,8 @@ pub(crate) fn register(
         info,
         Arc::new(LvolBdev {
             store: Arc::downgrade(s),
-            blob,
-            read_only,
+            blob: g.blob,
+            read_only: g.read_only,
         }),
     )?;
     Ok(())

@@ -9,27 +9,12 @@ use blob::BlockDevice;
 /// An EAL of one lcore without hugepages, or `None` after a counted skip.
 pub fn eal(test: &str) -> Option<eal::Eal> {
     static N: AtomicU32 = AtomicU32::new(0);
-    let prefix = format!(
-        "blobt{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let argv: Vec<String> = [
-        "blobtest",
-        "-l",
+    let mut argv = testkit::eal_env::no_huge_args(
+        &format!("blobt{}", N.fetch_add(1, Ordering::Relaxed)),
+        8,
         "0",
-        "--no-huge",
-        "-m",
-        "8",
-        "--no-pci",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    );
+    argv.extend(["--no-pci", "--log-level", "4"].map(String::from));
     match eal::Eal::init(&argv) {
         Ok((e, _)) => Some(e),
         Err(e) => {

@@ -368,15 +368,7 @@ impl AppCtx {
                 .iter()
                 .map(|s| jsonrpc::config::SubsystemConfig {
                     subsystem: s.name().to_string(),
-                    config: Some(
-                        s.write_config()
-                            .into_iter()
-                            .map(|c| jsonrpc::config::MethodCall {
-                                method: c.method,
-                                params: c.params,
-                            })
-                            .collect(),
-                    ),
+                    config: Some(config_calls(s.as_ref())),
                 })
                 .collect(),
         }
@@ -396,15 +388,7 @@ impl AppCtx {
     /// that name (`framework_get_config`).
     pub(crate) fn subsystem_config(&self, name: &str) -> Option<Vec<jsonrpc::config::MethodCall>> {
         let s = self.0.subsystems.iter().find(|s| s.name() == name)?;
-        Some(
-            s.write_config()
-                .into_iter()
-                .map(|c| jsonrpc::config::MethodCall {
-                    method: c.method,
-                    params: c.params,
-                })
-                .collect(),
-        )
+        Some(config_calls(s.as_ref()))
     }
 
     /// Stop the application with exit code `rc` (from any thread; later calls are
@@ -450,4 +434,15 @@ impl AppCtx {
             }),
         );
     }
+}
+
+/// Subsystem `s`'s configuration calls in the JSON config file's form.
+fn config_calls(s: &dyn Subsystem) -> Vec<jsonrpc::config::MethodCall> {
+    s.write_config()
+        .into_iter()
+        .map(|c| jsonrpc::config::MethodCall {
+            method: c.method,
+            params: c.params,
+        })
+        .collect()
 }

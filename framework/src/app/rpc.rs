@@ -96,6 +96,14 @@ fn no_params(r: &Request) -> std::result::Result<(), RpcError> {
     }
 }
 
+/// Answers `r` with `v` as JSON, or an internal error if it does not serialise.
+fn respond_json(r: Request, v: &impl serde::Serialize) {
+    match serde_json::to_value(v) {
+        Ok(v) => r.respond(Ok(v)),
+        Err(e) => r.respond(Err(RpcError::internal(e))),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetScheduler {
@@ -120,10 +128,18 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                 why: e.to_string(),
             })
     };
+    // Methods that take no parameters: refused with invalid-params if given any.
+    let reg_bare = |name: &str, mask: StateMask, f: Handler| {
+        reg(
+            name,
+            mask,
+            Box::new(move |ctx, r| match no_params(&r) {
+                Ok(()) => f(ctx, r),
+                Err(e) => r.respond(Err(e)),
+            }),
+        )
+    };
     let version: fn(&AppCtx, Request) = |_, r| {
-        if let Err(e) = no_params(&r) {
-            return r.respond(Err(e));
-        }
         let mut it = env!("CARGO_PKG_VERSION")
             .split('.')
             .map(|p| p.parse::<u64>().unwrap_or(0));
@@ -137,16 +153,13 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
             }
         })));
     };
-    reg("ferroplane_get_version", StateMask::ALL, Box::new(version))?;
-    reg("spdk_get_version", StateMask::ALL, Box::new(version))?;
+    reg_bare("ferroplane_get_version", StateMask::ALL, Box::new(version))?;
+    reg_bare("spdk_get_version", StateMask::ALL, Box::new(version))?;
 
-    reg(
+    reg_bare(
         "framework_get_reactors",
         StateMask::RUNTIME,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let fw = ctx.framework();
             let all = fw.lcores();
             let threads = fw.thread_stats();
@@ -185,13 +198,10 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
         }),
     )?;
 
-    reg(
+    reg_bare(
         "thread_get_stats",
         StateMask::RUNTIME,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let all = ctx.framework().lcores();
             let stats = ctx.framework().thread_stats();
             let resp = r.into_responder();
@@ -223,13 +233,10 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
         }),
     )?;
 
-    reg(
+    reg_bare(
         "thread_get_pollers",
         StateMask::RUNTIME,
         Box::new(|_ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let resp = r.into_responder();
             with_pollers(resp, |resp, pollers| {
                 let hz = eal::timer::tsc_hz();
@@ -280,13 +287,10 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
         }),
     )?;
 
-    reg(
+    reg_bare(
         "framework_get_scheduler",
         StateMask::ALL,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let (name, period) = ctx.framework().scheduler();
             r.respond(Ok(
                 json!({ "scheduler_name": name, "scheduler_period": period }),
@@ -294,24 +298,18 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
         }),
     )?;
 
-    reg(
+    reg_bare(
         "framework_wait_init",
         StateMask::ALL,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             ctx.when_initialised(r.into_responder());
         }),
     )?;
 
-    reg(
+    reg_bare(
         "framework_start_init",
         StateMask::STARTUP,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let resp = r.into_responder();
             ctx.init_then(Box::new(move |res| match res {
                 Ok(()) => resp.respond(Ok(Value::Bool(true))),
@@ -320,29 +318,20 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
         }),
     )?;
 
-    reg(
+    reg_bare(
         "save_config",
         StateMask::ALL,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let cfg = ctx.save_config();
-            match serde_json::to_value(&cfg) {
-                Ok(v) => r.respond(Ok(v)),
-                Err(e) => r.respond(Err(RpcError::internal(e))),
-            }
+            respond_json(r, &cfg)
         }),
     )?;
 
     // rpc.py's save_config asks for the subsystems, then each one's calls.
-    reg(
+    reg_bare(
         "framework_get_subsystems",
         StateMask::ALL,
         Box::new(|ctx, r| {
-            if let Err(e) = no_params(&r) {
-                return r.respond(Err(e));
-            }
             let list: Vec<Value> = ctx
                 .subsystem_list()
                 .into_iter()
@@ -366,10 +355,7 @@ pub(super) fn register(ctx: &AppCtx, server: &Arc<Server>) -> Result<()> {
                 Err(e) => return r.respond(Err(e)),
             };
             match ctx.subsystem_config(&p.name) {
-                Some(calls) => match serde_json::to_value(&calls) {
-                    Ok(v) => r.respond(Ok(v)),
-                    Err(e) => r.respond(Err(RpcError::internal(e))),
-                },
+                Some(calls) => respond_json(r, &calls),
                 None => r.respond(Err(RpcError::invalid_params(format!(
                     "no subsystem named '{}'",
                     p.name

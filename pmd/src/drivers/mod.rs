@@ -7,6 +7,7 @@ pub mod e1000;
 pub mod netif;
 pub mod null;
 pub mod pcap;
+pub(crate) mod pci_nic;
 pub mod ring;
 pub mod tap;
 pub mod virtio;

@@ -20,6 +20,14 @@ pub struct NetIf {
 }
 
 impl NetIf {
+    /// Open the interface named by the required devarg `iface` (AF_PACKET, AF_XDP).
+    pub fn from_args(a: &crate::vdev::VdevArgs) -> Result<NetIf> {
+        let iface = a
+            .get("iface")
+            .ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?;
+        NetIf::open(iface)
+    }
+
     /// Open interface `name`; [`Error::NoSuchInterface`] if it does not exist here.
     pub fn open(name: &str) -> Result<NetIf> {
         if name.is_empty() || name.len() >= sys::IFNAMSIZ {

@@ -197,26 +197,22 @@ fn cvt_size(r: isize) -> io::Result<Option<usize>> {
     }
 }
 
-/// `socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(proto))`.
-pub fn packet_socket(proto: u16) -> io::Result<OwnedFd> {
+/// `socket(domain, ty | SOCK_CLOEXEC, proto)`.
+fn socket(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; a non-negative result is a new fd we own.
-    let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(proto.to_be()),
-        )
-    })?;
+    let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
     // SAFETY: fresh fd owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(proto))`.
+pub fn packet_socket(proto: u16) -> io::Result<OwnedFd> {
+    socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto.to_be()))
+}
+
 /// `socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)`: a handle for interface ioctls.
 pub fn ctl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new fd we own.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fresh fd owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
 }
 
 /// Marker for plain-data option values (no padding-dependent meaning, no pointers).
@@ -334,27 +330,26 @@ impl Drop for Mapping {
     }
 }
 
-/// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_LOCKED?, fd, 0)` (no MAP_LOCKED:
-/// the kernel pins packet rings itself).
-pub fn mmap_shared(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
-    // SAFETY: a fresh mapping chosen by the kernel; it aliases nothing of ours.
+/// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED | extra, fd, off)`.
+fn mmap_fd(fd: &OwnedFd, len: usize, off: i64, extra: i32) -> io::Result<Mapping> {
+    // SAFETY: a fresh shared mapping chosen by the kernel; it aliases nothing of ours.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
+            libc::MAP_SHARED | extra,
             fd.as_raw_fd(),
-            0,
+            off,
         )
     };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Mapping {
-        ptr: NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?,
-        len,
-    })
+    Mapping::from_mmap(p, len)
+}
+
+/// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)`: the packet rings (no
+/// MAP_LOCKED: the kernel pins packet rings itself).
+pub fn mmap_shared(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
+    mmap_fd(fd, len, 0, 0)
 }
 
 fn ioctl_ifreq(fd: RawFd, req: u64, r: &mut IfReq) -> io::Result<()> {
@@ -481,9 +476,9 @@ pub fn send_nb(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
     cvt_size(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) })
 }
 
-/// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: ask the kernel to transmit the frames
-/// marked `TP_STATUS_SEND_REQUEST` in a PACKET_MMAP TX ring.
-pub fn kick_tx(fd: RawFd) -> io::Result<()> {
+/// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: the kick of a PACKET_MMAP TX ring
+/// and of an XSK's TX ring.
+fn sendto_empty(fd: RawFd) -> io::Result<()> {
     // SAFETY: no buffers are passed.
     let r = unsafe {
         libc::sendto(
@@ -495,12 +490,53 @@ pub fn kick_tx(fd: RawFd) -> io::Result<()> {
             0,
         )
     };
-    match cvt_size(r) {
-        Ok(_) => Ok(()),
-        // ENOBUFS: the qdisc is full; the frames stay requested and go with the next kick.
-        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(()),
+    cvt(r as libc::c_int).map(drop)
+}
+
+/// Ask the kernel to transmit the frames marked `TP_STATUS_SEND_REQUEST` in a
+/// PACKET_MMAP TX ring.
+pub fn kick_tx(fd: RawFd) -> io::Result<()> {
+    match sendto_empty(fd) {
+        Ok(()) => Ok(()),
+        // EAGAIN: would block; ENOBUFS: the qdisc is full. The frames stay requested
+        // and go with the next kick.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAGAIN | libc::ENOBUFS | libc::EINTR)
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e),
     }
+}
+
+/// Most frames one [`sendmmsg_nb`] call takes.
+pub const SENDMMSG_MAX: usize = 64;
+
+/// `sendmmsg(fd, msgs, n, MSG_DONTWAIT)` on a bound packet socket without a TX ring:
+/// frame `k` is the concatenation of `iovs[frames[k].0..frames[k].1]` (at most
+/// [`SENDMMSG_MAX`] frames). Returns how many frames the kernel took (it stops at the
+/// first it refuses; that one's error is returned if it is the first).
+pub fn sendmmsg_nb(
+    fd: RawFd,
+    iovs: &[io::IoSlice<'_>],
+    frames: &[(u16, u16)],
+) -> io::Result<usize> {
+    // SAFETY: an all-zero mmsghdr is valid (null name and control, no iovecs).
+    let mut msgs: [libc::mmsghdr; SENDMMSG_MAX] = unsafe { std::mem::zeroed() };
+    let n = frames.len().min(SENDMMSG_MAX);
+    for (m, &(a, b)) in msgs.iter_mut().zip(&frames[..n]) {
+        let seg = &iovs[usize::from(a)..usize::from(b)];
+        // IoSlice is ABI-compatible with iovec; the kernel only reads through it.
+        m.msg_hdr.msg_iov = seg.as_ptr() as *mut libc::iovec;
+        m.msg_hdr.msg_iovlen = seg.len();
+    }
+    // SAFETY: `n` initialised headers whose iovecs point into `iovs`, readable for the
+    // call; no names or control buffers.
+    let r = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT) };
+    cvt(r).map(|r| r as usize)
 }
 
 /// `sysconf(_SC_PAGESIZE)`.

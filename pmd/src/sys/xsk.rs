@@ -3,9 +3,12 @@
 //! ethtool channel query that tells how many queues an interface has.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::{cvt, cvt_size, getsockopt, ifreq, ioctl_ifreq, setsockopt, Mapping, OptVal};
+use super::{
+    cvt, cvt_size, getsockopt, ifreq, ioctl_ifreq, mmap_fd, sendto_empty, setsockopt, socket,
+    Mapping, OptVal,
+};
 
 const AF_XDP: i32 = 44;
 const SOL_XDP: i32 = 283;
@@ -19,6 +22,7 @@ const XDP_STATISTICS: i32 = 7;
 const XDP_OPTIONS: i32 = 8;
 const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 /// `sockaddr_xdp.sxdp_flags`.
+pub const XDP_SHARED_UMEM: u16 = 1 << 0;
 pub const XDP_COPY: u16 = 1 << 1;
 pub const XDP_ZEROCOPY: u16 = 1 << 2;
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
@@ -84,10 +88,7 @@ unsafe impl OptVal for XdpUmemReg {}
 
 /// `socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0)`.
 pub fn xsk_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new fd we own.
-    let fd = cvt(unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    socket(AF_XDP, libc::SOCK_RAW, 0)
 }
 
 /// `XDP_UMEM_REG` of `len` bytes at `addr` in chunks of `chunk`.
@@ -147,18 +148,7 @@ pub fn statistics(fd: &OwnedFd) -> io::Result<XdpStatistics> {
 
 /// Map a ring of `len` bytes at page offset `pgoff`.
 pub fn mmap_ring(fd: &OwnedFd, len: usize, pgoff: i64) -> io::Result<Mapping> {
-    // SAFETY: a fresh shared mapping chosen by the kernel; aliases nothing of ours.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd.as_raw_fd(),
-            pgoff,
-        )
-    };
-    Mapping::from_mmap(p, len)
+    mmap_fd(fd, len, pgoff, libc::MAP_POPULATE)
 }
 
 /// Anonymous private memory of `len` bytes (a UMEM), zeroed, unmapped on drop.
@@ -177,8 +167,16 @@ pub fn mmap_anon(len: usize) -> io::Result<Mapping> {
     Mapping::from_mmap(p, len)
 }
 
-/// `bind(fd, sockaddr_xdp { ifindex, queue, flags })`.
-pub fn xsk_bind(fd: &OwnedFd, ifindex: i32, queue: u32, flags: u16) -> io::Result<()> {
+/// `bind(fd, sockaddr_xdp { ifindex, queue, flags, shared_umem_fd })`. With
+/// `share = Some(owner)` the socket uses the UMEM registered on `owner`
+/// (`XDP_SHARED_UMEM`; the kernel refuses any other flag then: the owner's mode holds).
+pub fn xsk_bind(
+    fd: &OwnedFd,
+    ifindex: i32,
+    queue: u32,
+    flags: u16,
+    share: Option<&OwnedFd>,
+) -> io::Result<()> {
     #[repr(C)]
     struct SockaddrXdp {
         family: u16,
@@ -189,10 +187,13 @@ pub fn xsk_bind(fd: &OwnedFd, ifindex: i32, queue: u32, flags: u16) -> io::Resul
     }
     let sa = SockaddrXdp {
         family: AF_XDP as u16,
-        flags,
+        flags: match share {
+            Some(_) => XDP_SHARED_UMEM,
+            None => flags,
+        },
         ifindex: ifindex as u32,
         queue_id: queue,
-        shared_umem_fd: 0,
+        shared_umem_fd: share.map_or(0, |o| o.as_raw_fd() as u32),
     };
     // SAFETY: `sa` is a valid sockaddr_xdp of the given length.
     cvt(unsafe {
@@ -225,25 +226,13 @@ pub fn xsk_wake_rx(fd: RawFd) -> io::Result<()> {
 /// kernel stopped early (EAGAIN: it sends at most a batch per call in copy mode) and
 /// descriptors remain; EBUSY/ENOBUFS (busy, try later) are `Ok(false)`, not errors.
 pub fn xsk_wake_tx(fd: RawFd) -> io::Result<bool> {
-    // SAFETY: no buffers.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            std::ptr::null(),
-            0,
-            libc::MSG_DONTWAIT,
-            std::ptr::null(),
-            0,
-        )
-    };
-    if r >= 0 {
-        return Ok(false);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) => Ok(true),
-        Some(libc::EBUSY | libc::ENOBUFS | libc::EINTR) => Ok(false),
-        _ => Err(e),
+    match sendto_empty(fd) {
+        Ok(()) => Ok(false),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(true),
+            Some(libc::EBUSY | libc::ENOBUFS | libc::EINTR) => Ok(false),
+            _ => Err(e),
+        },
     }
 }
 

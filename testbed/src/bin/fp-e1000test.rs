@@ -21,217 +21,30 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use eal::Eal;
-use mbuf::{Mbuf, PktmbufPool};
-use pmd::{EthConf, RxConf, TxConf};
+use mbuf::Mbuf;
 use testbed::frames::{
     test_frame, FOREIGN, FWD_DST, HOST, MAC_A, MAC_B, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1,
     S_FOREIGN2, S_OWN1, S_OWN2, S_TXA, S_TXB,
 };
+use testbed::nic::{
+    self, check_eq, close, fail, receive_step, send_all, xstat, Want, STEP_TIMEOUT,
+};
 
-const NB_DESC: u16 = 256;
-const STEP_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn fail(msg: String) -> ExitCode {
-    println!("FAIL {msg}");
-    ExitCode::FAILURE
-}
-
-struct Ports {
-    a: u16,
-    b: u16,
-    pool: PktmbufPool,
-}
-
-fn setup(eal: &Eal) -> Result<Ports, String> {
-    let (ports, failed) = pmd::probe_pci(eal);
-    if let Some(e) = failed.first() {
-        return Err(format!("probe: {e}"));
-    }
-    let mut a = None;
-    let mut b = None;
-    for &p in &ports {
-        let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
-        let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
-        println!(
-            "port {p} {} driver={} mac={}",
-            info.device_name,
-            info.driver_name,
-            pmd::fmt_mac(&mac)
-        );
-        if info.driver_name != "net_e1000_em" {
-            continue;
-        }
-        if mac == MAC_A {
-            a = Some(p);
-        } else if mac == MAC_B {
-            b = Some(p);
-        }
-    }
-    let (Some(a), Some(b)) = (a, b) else {
-        return Err(format!(
-            "need the two testbed e1000s ({} and {}); probed ports {ports:?}",
-            pmd::fmt_mac(&MAC_A),
-            pmd::fmt_mac(&MAC_B)
-        ));
-    };
-    let pool = mbuf::pktmbuf_pool_create(
-        eal,
-        "e1000test",
-        2047,
-        32,
-        0,
-        mbuf::MBUF_DEFAULT_BUF_SIZE,
-        None,
-    )
-    .map_err(|e| format!("pool: {e}"))?;
-    for p in [a, b] {
-        pmd::configure(p, 1, 1, &EthConf::default()).map_err(|e| e.to_string())?;
-        pmd::rx_queue_setup(p, 0, NB_DESC, None, &RxConf::default(), &pool)
-            .map_err(|e| e.to_string())?;
-        pmd::tx_queue_setup(p, 0, NB_DESC, None, &TxConf::default()).map_err(|e| e.to_string())?;
-        pmd::start(p).map_err(|e| e.to_string())?;
-        let l = pmd::link_wait_up(p, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-        if !l.up {
-            return Err(format!("port {p}: link did not come up: {l:?}"));
-        }
-        println!(
-            "port {p} link up speed={} full_duplex={}",
-            l.speed_mbps, l.full_duplex
-        );
-    }
-    Ok(Ports { a, b, pool })
-}
-
-fn close(p: Ports) -> Result<(), String> {
-    for port in [p.a, p.b] {
-        pmd::stop(port).map_err(|e| e.to_string())?;
-        pmd::close(port).map_err(|e| e.to_string())?;
-    }
-    let (avail, size) = (p.pool.avail_count(), p.pool.size());
-    println!("pool avail={avail} size={size}");
-    if avail != size {
-        return Err(format!("{} mbufs not returned to the pool", size - avail));
-    }
-    p.pool.free().map_err(|e| format!("free the pool: {e}"))
-}
-
-/// Receive on `port` until `own` frames of stream `own_stream` arrived (the host sends
-/// the other stream's frames before the last own frame, so by then every frame the NIC
-/// accepted has arrived). Checks every frame byte for byte; returns (own, other, bytes).
-fn receive_step(
-    port: u16,
-    mac: [u8; 6],
-    own_stream: u8,
-    own: u32,
-    other_stream: u8,
-) -> Result<(u32, u32, u64), String> {
-    let t0 = Instant::now();
-    let mut seen_own = vec![false; own as usize];
-    let (mut n_own, mut n_other, mut bytes) = (0u32, 0u32, 0u64);
-    let mut v = Vec::with_capacity(32);
-    while n_own < own {
-        if t0.elapsed() > STEP_TIMEOUT {
-            return Err(format!(
-                "stream {own_stream}: {n_own} of {own} frames after {:?}",
-                STEP_TIMEOUT
-            ));
-        }
-        v.clear();
-        if pmd::rx_burst(port, 0, &mut v, 32) == 0 {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
-        }
-        for m in v.drain(..) {
-            let d = m.data();
-            if m.nb_segs() != 1 || d.len() < 19 || d[12..14] != [0x88, 0xb5] {
-                return Err(format!(
-                    "unexpected frame of {} bytes: {:02x?}",
-                    d.len(),
-                    &d[..d.len().min(20)]
-                ));
-            }
-            let seq = u32::from_le_bytes([d[14], d[15], d[16], d[17]]);
-            let stream = d[18];
-            let dst = if stream == own_stream { mac } else { FOREIGN };
-            let want = test_frame(dst, HOST, stream, seq);
-            if d != want.as_slice() {
-                return Err(format!(
-                    "stream {stream} frame {seq}: {} bytes differ from the {} sent",
-                    d.len(),
-                    want.len()
-                ));
-            }
-            bytes += d.len() as u64;
-            if stream == own_stream && seq < own && !seen_own[seq as usize] {
-                seen_own[seq as usize] = true;
-                n_own += 1;
-            } else if stream == other_stream {
-                n_other += 1;
-            } else {
-                return Err(format!(
-                    "frame {seq} of stream {stream} unexpected or duplicated"
-                ));
-            }
-        }
-    }
-    // Anything still in the ring would be a frame sent after the last own one.
-    std::thread::sleep(Duration::from_millis(200));
-    v.clear();
-    if pmd::rx_burst(port, 0, &mut v, 32) != 0 {
-        return Err(format!(
-            "{} extra frames after stream {own_stream} ended",
-            v.len()
-        ));
-    }
-    Ok((n_own, n_other, bytes))
-}
-
-fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(), String> {
-    let mut pkts = Vec::with_capacity(frames.len());
-    for f in frames {
-        let mut m = Mbuf::alloc(pool).ok_or("pool empty")?;
-        m.append(f.len() as u16)
-            .map_err(|e| e.to_string())?
-            .copy_from_slice(f);
-        pkts.push(m);
-    }
-    let t0 = Instant::now();
-    while !pkts.is_empty() {
-        if pmd::tx_burst(port, 0, &mut pkts) == 0 {
-            if t0.elapsed() > STEP_TIMEOUT {
-                return Err(format!(
-                    "port {port}: {} frames not taken by tx_burst",
-                    pkts.len()
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-    Ok(())
-}
-
-fn xstat(port: u16, name: &str) -> Result<u64, String> {
-    let x = pmd::xstats_by_name(port).map_err(|e| e.to_string())?;
-    x.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| format!("no xstat {name}"))
-}
-
-fn check_eq(what: &str, got: u64, want: u64) -> Result<(), String> {
-    if got != want {
-        return Err(format!("{what}: {got}, expected {want}"));
-    }
-    Ok(())
-}
+/// The two e1000s (8086:100e) of the testbed, one queue each.
+const WANT: Want<'static> = Want {
+    driver: "net_e1000_em",
+    macs: [MAC_A, MAC_B],
+    pool: ("e1000test", 2047),
+    max_pairs: 1,
+};
 
 fn suite(eal: &Eal) -> Result<(), String> {
-    let p = setup(eal)?;
+    let p = nic::setup(eal, &WANT)?;
     println!("READY a={} b={}", p.a, p.b);
 
     // 1. Promiscuous off: own frames arrive intact, foreign ones are filtered.
     pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
-    let (own1, other1, bytes1) = receive_step(p.a, MAC_A, S_OWN1, N_OWN1, S_FOREIGN1)?;
+    let (own1, other1, bytes1) = receive_step(p.a, MAC_A, S_OWN1, N_OWN1, FOREIGN, S_FOREIGN1)?;
     if other1 != 0 {
         return Err(format!(
             "promiscuous off: {other1} frames to a foreign MAC were received"
@@ -242,7 +55,7 @@ fn suite(eal: &Eal) -> Result<(), String> {
     // 2. Promiscuous on: foreign frames arrive too.
     pmd::promiscuous_set(p.a, true).map_err(|e| e.to_string())?;
     println!("STEP2 READY");
-    let (own2, other2, bytes2) = receive_step(p.a, MAC_A, S_OWN2, N_OWN2, S_FOREIGN2)?;
+    let (own2, other2, bytes2) = receive_step(p.a, MAC_A, S_OWN2, N_OWN2, FOREIGN, S_FOREIGN2)?;
     check_eq(
         "promiscuous on: foreign frames received",
         u64::from(other2),
@@ -348,7 +161,7 @@ fn suite(eal: &Eal) -> Result<(), String> {
 /// Forward `n` frames from NIC A to NIC B, writing dst = 02:00:00:00:00:01 and src = B's
 /// MAC (what l2fwd does), then close and check the pool.
 fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
-    let p = setup(eal)?;
+    let p = nic::setup(eal, &WANT)?;
     let mac_b = pmd::mac_addr_get(p.b).map_err(|e| e.to_string())?;
     println!("FWD READY");
     let t0 = Instant::now();
@@ -385,52 +198,6 @@ fn fwd(eal: &Eal, n: u64) -> Result<(), String> {
 
 /// Poll both NICs for `secs` seconds, checking the link every 100 ms. Returns Ok(true)
 /// if the device went away (after checking that bursts then move nothing).
-fn poll(eal: &Eal, secs: u64) -> Result<bool, String> {
-    let p = setup(eal)?;
-    println!("POLLING");
-    let t0 = Instant::now();
-    let mut last = Instant::now();
-    let mut v = Vec::with_capacity(32);
-    let mut gone = None;
-    while t0.elapsed() < Duration::from_secs(secs) {
-        for port in [p.a, p.b] {
-            v.clear();
-            pmd::rx_burst(port, 0, &mut v, 32);
-        }
-        if last.elapsed() > Duration::from_millis(100) {
-            last = Instant::now();
-            for port in [p.a, p.b] {
-                let l = pmd::link_get(port).map_err(|e| e.to_string())?;
-                if !l.up && xstat(port, "hw_device_gone")? == 1 {
-                    gone = Some(port);
-                }
-            }
-            if gone.is_some() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let Some(port) = gone else {
-        close(p)?;
-        return Ok(false);
-    };
-    // Bursts on the gone port move nothing, and a TX packet stays with the caller.
-    v.clear();
-    let rx = pmd::rx_burst(port, 0, &mut v, 32);
-    let mut pkts = vec![Mbuf::alloc(&p.pool).ok_or("pool empty")?];
-    pkts[0].append(60).map_err(|e| e.to_string())?.fill(0);
-    let tx = pmd::tx_burst(port, 0, &mut pkts);
-    println!("GONE port={port} rx={rx} tx={tx} kept={}", pkts.len());
-    if rx != 0 || tx != 0 || pkts.len() != 1 {
-        return Err("bursts on a gone device moved packets".into());
-    }
-    drop(pkts);
-    drop(v);
-    close(p)?;
-    Ok(true)
-}
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let (eal, rest) = match Eal::init(&argv) {
@@ -458,7 +225,7 @@ fn main() -> ExitCode {
             Err(c) => return c,
         },
         Some("poll") => match num(1, "seconds") {
-            Ok(s) => poll(&eal, s),
+            Ok(s) => nic::poll(&eal, &WANT, "hw_device_gone", s),
             Err(c) => return c,
         },
         other => {

@@ -22,13 +22,9 @@ use nvme::{
 type Res<T> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let (eal, rest) = match Eal::init(&argv) {
+    let (eal, rest) = match testbed::guest_bin::init_eal("fp-nvmetest") {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("fp-nvmetest: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let r = match rest.first().map(String::as_str) {
         Some("check") if rest.len() == 5 => check(&eal, &rest[1], &rest[2], &rest[3], &rest[4]),

@@ -22,221 +22,28 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use eal::Eal;
-use mbuf::{Mbuf, PktmbufPool};
-use pmd::{EthConf, RxConf, TxConf};
+use mbuf::Mbuf;
 use testbed::frames::{
     test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_MQ,
     S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TXA, S_TXB, VIRTIO_A, VIRTIO_B, VIRTIO_MQ, VIRTIO_NEW,
 };
+use testbed::nic::{
+    self, check_eq, close, fail, receive_step, send_all, xstat, Want, STEP_TIMEOUT,
+};
 
-const NB_DESC: u16 = 256;
-const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 /// Frames of the MAC-change step (each stream).
 const N_MAC: u32 = 40;
 
-fn fail(msg: String) -> ExitCode {
-    println!("FAIL {msg}");
-    ExitCode::FAILURE
-}
-
-struct Ports {
-    a: u16,
-    b: u16,
-    pool: PktmbufPool,
-}
-
-fn setup(eal: &Eal) -> Result<Ports, String> {
-    let (ports, failed) = pmd::probe_pci(eal);
-    if let Some(e) = failed.first() {
-        return Err(format!("probe: {e}"));
-    }
-    let (mut a, mut b) = (None, None);
-    for &p in &ports {
-        let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
-        let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
-        println!(
-            "port {p} {} driver={} mac={} max_rx_queues={}",
-            info.device_name,
-            info.driver_name,
-            pmd::fmt_mac(&mac),
-            info.max_rx_queues
-        );
-        if info.driver_name != "net_virtio" {
-            continue;
-        }
-        if mac == VIRTIO_A {
-            a = Some(p);
-        } else if mac == VIRTIO_B {
-            b = Some(p);
-        }
-    }
-    let (Some(a), Some(b)) = (a, b) else {
-        return Err(format!(
-            "need the two testbed virtio NICs ({} and {}); probed ports {ports:?}",
-            pmd::fmt_mac(&VIRTIO_A),
-            pmd::fmt_mac(&VIRTIO_B)
-        ));
-    };
-    let pool = mbuf::pktmbuf_pool_create(
-        eal,
-        "virtiotest",
-        4095,
-        32,
-        0,
-        mbuf::MBUF_DEFAULT_BUF_SIZE,
-        None,
-    )
-    .map_err(|e| format!("pool: {e}"))?;
-    for p in [a, b] {
-        let pairs = pmd::dev_info(p)
-            .map_err(|e| e.to_string())?
-            .max_rx_queues
-            .min(4);
-        pmd::configure(p, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
-        for q in 0..pairs {
-            pmd::rx_queue_setup(p, q, NB_DESC, None, &RxConf::default(), &pool)
-                .map_err(|e| e.to_string())?;
-            pmd::tx_queue_setup(p, q, NB_DESC, None, &TxConf::default())
-                .map_err(|e| e.to_string())?;
-        }
-        pmd::start(p).map_err(|e| e.to_string())?;
-        let l = pmd::link_wait_up(p, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-        if !l.up {
-            return Err(format!("port {p}: link did not come up: {l:?}"));
-        }
-        println!(
-            "port {p} link up speed={} pairs={pairs} features={:#x}",
-            l.speed_mbps,
-            xstat(p, "features")?
-        );
-    }
-    Ok(Ports { a, b, pool })
-}
-
-fn close(p: Ports) -> Result<(), String> {
-    for port in [p.a, p.b] {
-        pmd::stop(port).map_err(|e| e.to_string())?;
-        pmd::close(port).map_err(|e| e.to_string())?;
-    }
-    let (avail, size) = (p.pool.avail_count(), p.pool.size());
-    println!("pool avail={avail} size={size}");
-    if avail != size {
-        return Err(format!("{} mbufs not returned to the pool", size - avail));
-    }
-    p.pool.free().map_err(|e| format!("free the pool: {e}"))
-}
-
-/// Receive on `port` until `own` frames of stream `own_stream` (sent to `mac`) arrived
-/// (the host sends the other stream's frames, to `other_mac`, before the last own frame).
-/// Checks every frame byte for byte; returns (own, other, bytes).
-fn receive_step(
-    port: u16,
-    mac: [u8; 6],
-    own_stream: u8,
-    own: u32,
-    other_mac: [u8; 6],
-    other_stream: u8,
-) -> Result<(u32, u32, u64), String> {
-    let t0 = Instant::now();
-    let mut seen_own = vec![false; own as usize];
-    let (mut n_own, mut n_other, mut bytes) = (0u32, 0u32, 0u64);
-    let mut v = Vec::with_capacity(32);
-    while n_own < own {
-        if t0.elapsed() > STEP_TIMEOUT {
-            return Err(format!(
-                "stream {own_stream}: {n_own} of {own} frames after {STEP_TIMEOUT:?}"
-            ));
-        }
-        v.clear();
-        if pmd::rx_burst(port, 0, &mut v, 32) == 0 {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
-        }
-        for m in v.drain(..) {
-            let d = m.data();
-            if m.nb_segs() != 1 || d.len() < 19 || d[12..14] != [0x88, 0xb5] {
-                return Err(format!(
-                    "unexpected frame of {} bytes: {:02x?}",
-                    d.len(),
-                    &d[..d.len().min(20)]
-                ));
-            }
-            let seq = u32::from_le_bytes([d[14], d[15], d[16], d[17]]);
-            let stream = d[18];
-            let dst = if stream == own_stream { mac } else { other_mac };
-            let want = test_frame(dst, HOST, stream, seq);
-            if d != want.as_slice() {
-                return Err(format!(
-                    "stream {stream} frame {seq}: {} bytes differ from the {} sent",
-                    d.len(),
-                    want.len()
-                ));
-            }
-            bytes += d.len() as u64;
-            if stream == own_stream && seq < own && !seen_own[seq as usize] {
-                seen_own[seq as usize] = true;
-                n_own += 1;
-            } else if stream == other_stream {
-                n_other += 1;
-            } else {
-                return Err(format!(
-                    "frame {seq} of stream {stream} unexpected or duplicated"
-                ));
-            }
-        }
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    v.clear();
-    if pmd::rx_burst(port, 0, &mut v, 32) != 0 {
-        return Err(format!(
-            "{} extra frames after stream {own_stream} ended",
-            v.len()
-        ));
-    }
-    Ok((n_own, n_other, bytes))
-}
-
-fn send_all(port: u16, frames: &[Vec<u8>], pool: &PktmbufPool) -> Result<(), String> {
-    let mut pkts = Vec::with_capacity(frames.len());
-    for f in frames {
-        let mut m = Mbuf::alloc(pool).ok_or("pool empty")?;
-        m.append(f.len() as u16)
-            .map_err(|e| e.to_string())?
-            .copy_from_slice(f);
-        pkts.push(m);
-    }
-    let t0 = Instant::now();
-    while !pkts.is_empty() {
-        if pmd::tx_burst(port, 0, &mut pkts) == 0 {
-            if t0.elapsed() > STEP_TIMEOUT {
-                return Err(format!(
-                    "port {port}: {} frames not taken by tx_burst",
-                    pkts.len()
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-    Ok(())
-}
-
-fn xstat(port: u16, name: &str) -> Result<u64, String> {
-    let x = pmd::xstats_by_name(port).map_err(|e| e.to_string())?;
-    x.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| format!("no xstat {name}"))
-}
-
-fn check_eq(what: &str, got: u64, want: u64) -> Result<(), String> {
-    if got != want {
-        return Err(format!("{what}: {got}, expected {want}"));
-    }
-    Ok(())
-}
+/// NIC A and B of the virtio test, as many queue pairs as the device has (up to 4).
+const WANT: Want<'static> = Want {
+    driver: "net_virtio",
+    macs: [VIRTIO_A, VIRTIO_B],
+    pool: ("virtiotest", 4095),
+    max_pairs: 4,
+};
 
 fn suite(eal: &Eal) -> Result<(), String> {
-    let p = setup(eal)?;
+    let p = nic::setup(eal, &WANT)?;
     let ctrl0 = xstat(p.a, "ctrl_commands")?;
     println!(
         "READY a={} b={} max_queue_pairs={} ctrl_commands={ctrl0}",
@@ -352,51 +159,6 @@ fn suite(eal: &Eal) -> Result<(), String> {
 
 /// Poll both NICs for `secs` seconds, checking the link every 100 ms. Ok(true) if the
 /// device went away (after checking that bursts then move nothing).
-fn poll(eal: &Eal, secs: u64) -> Result<bool, String> {
-    let p = setup(eal)?;
-    println!("POLLING");
-    let t0 = Instant::now();
-    let mut last = Instant::now();
-    let mut v = Vec::with_capacity(32);
-    let mut gone = None;
-    while t0.elapsed() < Duration::from_secs(secs) {
-        for port in [p.a, p.b] {
-            v.clear();
-            pmd::rx_burst(port, 0, &mut v, 32);
-        }
-        if last.elapsed() > Duration::from_millis(100) {
-            last = Instant::now();
-            for port in [p.a, p.b] {
-                let l = pmd::link_get(port).map_err(|e| e.to_string())?;
-                if !l.up && xstat(port, "device_gone")? == 1 {
-                    gone = Some(port);
-                }
-            }
-            if gone.is_some() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let Some(port) = gone else {
-        close(p)?;
-        return Ok(false);
-    };
-    v.clear();
-    let rx = pmd::rx_burst(port, 0, &mut v, 32);
-    let mut pkts = vec![Mbuf::alloc(&p.pool).ok_or("pool empty")?];
-    pkts[0].append(60).map_err(|e| e.to_string())?.fill(0);
-    let tx = pmd::tx_burst(port, 0, &mut pkts);
-    println!("GONE port={port} rx={rx} tx={tx} kept={}", pkts.len());
-    if rx != 0 || tx != 0 || pkts.len() != 1 {
-        return Err("bursts on a gone device moved packets".into());
-    }
-    drop(pkts);
-    drop(v);
-    close(p)?;
-    Ok(true)
-}
-
 /// The multi-queue NIC (MAC [`VIRTIO_MQ`]) with every queue pair it has: `k` frames
 /// out of each TX queue `q` (stream `S_MQ + q`); the peer (DPDK's vhost port in macswap
 /// mode, one stream per queue) sends each back on its queue `q`, so RX queue `q` must
@@ -427,40 +189,13 @@ fn mq(eal: &Eal, k: u32) -> Result<(), String> {
         None,
     )
     .map_err(|e| format!("pool: {e}"))?;
-    pmd::configure(port, pairs, pairs, &EthConf::default()).map_err(|e| e.to_string())?;
-    for q in 0..pairs {
-        pmd::rx_queue_setup(port, q, NB_DESC, None, &RxConf::default(), &pool)
-            .map_err(|e| e.to_string())?;
-        pmd::tx_queue_setup(port, q, NB_DESC, None, &TxConf::default())
-            .map_err(|e| e.to_string())?;
-    }
-    pmd::start(port).map_err(|e| e.to_string())?;
-    let l = pmd::link_wait_up(port, Duration::from_secs(30)).map_err(|e| e.to_string())?;
-    if !l.up {
-        return Err(format!("link did not come up: {l:?}"));
-    }
+    nic::start_port(port, pairs, &pool, Duration::from_secs(30))?;
     println!("MQ READY port={port} pairs={pairs}");
     for q in 0..pairs {
         let frames: Vec<Vec<u8>> = (0..k)
             .map(|s| test_frame(HOST, VIRTIO_MQ, S_MQ + q as u8, s))
             .collect();
-        let mut pkts = Vec::with_capacity(frames.len());
-        for f in &frames {
-            let mut m = Mbuf::alloc(&pool).ok_or("pool empty")?;
-            m.append(f.len() as u16)
-                .map_err(|e| e.to_string())?
-                .copy_from_slice(f);
-            pkts.push(m);
-        }
-        let t0 = Instant::now();
-        while !pkts.is_empty() {
-            if pmd::tx_burst(port, q, &mut pkts) == 0 {
-                if t0.elapsed() > STEP_TIMEOUT {
-                    return Err(format!("TX queue {q}: {} frames not taken", pkts.len()));
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        }
+        nic::send_all_on(port, q, &frames, &pool)?;
     }
     let mut got = vec![vec![false; k as usize]; usize::from(pairs)];
     let mut n = vec![0u32; usize::from(pairs)];
@@ -556,7 +291,7 @@ fn main() -> ExitCode {
             }
         },
         Some("poll") => match rest.get(1).and_then(|s| s.parse().ok()) {
-            Some(s) => poll(&eal, s),
+            Some(s) => nic::poll(&eal, &WANT, "device_gone", s),
             None => {
                 eprintln!("fp-virtiotest: 'poll' needs a number of seconds");
                 return ExitCode::from(2);

@@ -82,20 +82,19 @@ pub fn udp_packet(len: usize, dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
 /// UDP/TCP checksum over IPv4 (pseudo header from `ip`), with the checksum field of
 /// `l4` taken as it is (zero it first to compute, keep it to verify: then 0 means good).
 pub fn l4_checksum_v4(ip: &[u8], l4: &[u8], proto: u8) -> u16 {
-    let mut acc = sum16(&ip[12..20], 0);
-    acc += u64::from(proto) + l4.len() as u64;
-    let c = !fold(sum16(l4, acc));
-    if proto == PROTO_UDP && c == 0 {
-        0xffff
-    } else {
-        c
-    }
+    l4_checksum(&ip[12..20], l4, proto)
 }
 
 /// UDP/TCP checksum over IPv6 (pseudo header from `ip`, the 40-byte fixed header).
 pub fn l4_checksum_v6(ip: &[u8], l4: &[u8], proto: u8) -> u16 {
-    let mut acc = sum16(&ip[8..40], 0);
-    acc += u64::from(proto) + l4.len() as u64;
+    l4_checksum(&ip[8..40], l4, proto)
+}
+
+/// The L4 checksum with a pseudo header of `addrs` (source then destination address),
+/// `proto` and the L4 length; a UDP checksum that comes out 0 is sent as 0xffff (RFC 768).
+#[inline]
+fn l4_checksum(addrs: &[u8], l4: &[u8], proto: u8) -> u16 {
+    let acc = sum16(addrs, 0) + u64::from(proto) + l4.len() as u64;
     let c = !fold(sum16(l4, acc));
     if proto == PROTO_UDP && c == 0 {
         0xffff

@@ -16,6 +16,11 @@
 //! it (a message per channel), then the descriptor closes and the base's removal can
 //! finish; I/O already at that base completes there first.
 //!
+//! A degraded RAID1 saves its removed slots as SPDK names them,
+//! `removed_base_bdev_<slot>`; `create` takes such a name (when no bdev has it) as a
+//! slot removed from the start, so the saved configuration replays degraded (its size
+//! is then the smallest remaining base's: without a superblock nothing else records it).
+//!
 //! RPC: `bdev_raid_create` (`name`, `raid_level`, `base_bdevs`, `strip_size_kb`,
 //! optional `uuid`, `superblock` false), `bdev_raid_delete` (`name`),
 //! `bdev_raid_get_bdevs` (`category`: all, online, configuring, offline).
@@ -126,7 +131,8 @@ impl RaidShared {
                 let ok = !self.is_removed(i);
                 json!({
                     "name": if ok { json!(b.name) } else { Value::Null },
-                    "uuid": b.uuid.to_string(),
+                    // SPDK forgets a removed base's UUID (without a superblock).
+                    "uuid": if ok { b.uuid } else { Uuid::default() }.to_string(),
                     "is_configured": ok,
                     "data_offset": 0,
                     "data_size": self.blocks_per_base,
@@ -276,9 +282,17 @@ impl BdevModule for RaidBdev {
 
     fn write_config(&self, _info: &BdevInfo) -> Option<ConfigCall> {
         let sh = &self.0;
-        let bases: Vec<&str> = (0..sh.bases.len())
-            .filter(|&i| !sh.is_removed(i))
-            .map(|i| sh.bases[i].name.as_str())
+        // A removed base keeps its slot under SPDK's placeholder name, which
+        // `create` takes back as a slot removed from the start: the degraded array
+        // replays degraded.
+        let bases: Vec<String> = (0..sh.bases.len())
+            .map(|i| {
+                if sh.is_removed(i) {
+                    removed_slot_name(i)
+                } else {
+                    sh.bases[i].name.clone()
+                }
+            })
             .collect();
         // SPDK's fields: strip_size_kb only when not 0, no superblock (false).
         let mut params = json!({
@@ -306,6 +320,11 @@ fn invalid(what: &'static str, why: impl Into<String>) -> Error {
         what,
         why: why.into(),
     }
+}
+
+/// The name SPDK's `save_config` gives slot `i` of an array whose base was removed.
+fn removed_slot_name(i: usize) -> String {
+    format!("removed_base_bdev_{i}")
 }
 
 /// What `bdev_raid_create` takes.
@@ -347,11 +366,22 @@ pub fn create(o: RaidOpts) -> Result<Bdev> {
             return Err(invalid("base_bdevs", format!("'{n}' is listed twice")));
         }
     }
-    let bases: Vec<Bdev> = o
+    // RAID1 slot `i` named "removed_base_bdev_<i>" (no such bdev) is removed from
+    // the start, as a degraded array's saved configuration says.
+    let slots: Vec<Option<Bdev>> = o
         .base_bdevs
         .iter()
-        .map(|n| bdev::get(n).ok_or_else(|| Error::NotFound(n.clone())))
+        .enumerate()
+        .map(|(i, n)| match bdev::get(n) {
+            Some(b) => Ok(Some(b)),
+            None if o.level == RaidLevel::Raid1 && *n == removed_slot_name(i) => Ok(None),
+            None => Err(Error::NotFound(n.clone())),
+        })
         .collect::<Result<_>>()?;
+    let bases: Vec<Bdev> = slots.iter().flatten().cloned().collect();
+    if bases.is_empty() {
+        return Err(invalid("base_bdevs", "every slot is a removed base"));
+    }
     let bs = bases[0].info().block_size;
     if let Some(b) = bases.iter().find(|b| b.info().block_size != bs) {
         return Err(invalid(
@@ -405,15 +435,24 @@ pub fn create(o: RaidOpts) -> Result<Bdev> {
     };
     // Open and claim every base; a failure closes (unclaims) the ones done so far.
     let me: Arc<OnceLock<Weak<RaidShared>>> = Arc::new(OnceLock::new());
-    let mut slots = Vec::new();
-    for (i, b) in bases.iter().enumerate() {
+    let mut slot_list = Vec::new();
+    for (i, b) in slots.iter().enumerate() {
+        let Some(b) = b else {
+            slot_list.push(BaseSlot {
+                name: removed_slot_name(i),
+                uuid: Uuid::default(),
+                desc: Mutex::new(None),
+                removed: AtomicBool::new(true),
+            });
+            continue;
+        };
         let m2 = me.clone();
         let d = vbdev::open_claimed(b.name(), MODULE, move || {
             if let Some(sh) = m2.get().and_then(Weak::upgrade) {
                 sh.base_removed(i);
             }
         })?;
-        slots.push(BaseSlot {
+        slot_list.push(BaseSlot {
             name: b.name().to_string(),
             uuid: b.info().uuid,
             desc: Mutex::new(Some(d)),
@@ -428,7 +467,7 @@ pub fn create(o: RaidOpts) -> Result<Bdev> {
         strip_size_kb: o.strip_size_kb,
         strip_blocks,
         blocks_per_base: per_base,
-        bases: slots,
+        bases: slot_list,
         chans: Mutex::new(Vec::new()),
         offline: AtomicBool::new(false),
     });

@@ -6,12 +6,15 @@
 //!   block, one status check per block, the block retired when its last frame is
 //!   consumed), TPACKET_V2 frame rings where `PACKET_VERSION` refuses V3. Frames are
 //!   copied into mbufs.
-//! * TX ([`tx`]): mbufs copied into ring frames, one nonblocking `sendto` per burst;
+//! * TX ([`tx`]): one nonblocking `sendmmsg` per burst straight from the mbufs (no TX
+//!   ring); or (`tx_ring=1`, DPDK's way) mbufs copied into the frames of a TX ring, one
+//!   `sendto` per burst.
 //!   `qdisc_bypass=1` sends straight to the driver (`PACKET_QDISC_BYPASS`).
 //!
 //! Keys as DPDK's driver: `iface`, `qpairs`, `blocksz`, `framesz`, `framecnt`,
-//! `qdisc_bypass`; and `tpacket_version` (3, the default: V3 if the kernel has it, else
-//! V2; 2: V2 always), ours, for the fallback path.
+//! `qdisc_bypass`; and ours: `tpacket_version` (3, the default: V3 if the kernel has it,
+//! else V2; 2: V2 always), for the fallback path, and `tx_ring` (0, the default:
+//! `sendmmsg`; 1: a TX ring).
 
 mod ring;
 mod rx;
@@ -41,6 +44,7 @@ pub const DRIVER: VdevDriver = VdevDriver {
         "framecnt",
         "qdisc_bypass",
         "tpacket_version",
+        "tx_ring",
     ],
     create,
 };
@@ -68,8 +72,17 @@ pub const ATTACH: QueueAttach = QueueAttach {
             Version::V2 => Box::new(rx::RxV2::new(s, com)),
         })
     },
-    tx: |c| Ok(Box::new(tx::Tx::new(attach_sock(&c)?.0, c.stats))),
+    tx: |c| Ok(tx_queue(attach_sock(&c)?.0, c.stats)),
 };
+
+/// The TX queue of a socket: through its TX ring if it has one, else `sendmmsg`.
+fn tx_queue(s: Arc<PacketSock>, stats: crate::driver::QueueStats) -> Box<dyn TxQueueOps> {
+    if s.tx_ring {
+        Box::new(tx::Tx::new(s, stats))
+    } else {
+        Box::new(tx::TxSend::new(s, stats))
+    }
+}
 
 fn attach_sock(c: &AttachCtx<'_>) -> Result<(Arc<PacketSock>, bool)> {
     let bad = |why: String| Error::Mp {
@@ -100,10 +113,7 @@ struct AfPacket {
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let a = ctx.args;
-    let iface = a
-        .get("iface")
-        .ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?
-        .to_string();
+    let netif = NetIf::from_args(a)?;
     let qpairs = a.num("qpairs", 1, 1, crate::types::MAX_QUEUES as u64)? as usize;
     let page = sys::page_size() as u64;
     let blocksz = a.num("blocksz", page, page, 1 << 26)? as u32;
@@ -111,6 +121,7 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let framecnt = a.num("framecnt", 512, 1, 1 << 20)? as u32;
     let bypass = a.flag("qdisc_bypass")?;
     let allow_v3 = a.num("tpacket_version", 3, 2, 3)? == 3;
+    let tx_ring = a.num("tx_ring", 0, 0, 1)? == 1;
     if u64::from(blocksz) % page != 0 {
         return Err(a.bad(
             "blocksz",
@@ -133,7 +144,6 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             &format!("must be a multiple of blocksz/framesz = {fpb}"),
         ));
     }
-    let netif = NetIf::open(&iface)?;
     let g = Geometry {
         block_size: blocksz,
         frame_size: framesz,
@@ -143,10 +153,10 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let mut socks = Vec::with_capacity(qpairs);
     for q in 0..qpairs {
         socks.push(Arc::new(
-            open_sock(&netif, g, bypass, fanout_id, allow_v3).map_err(|e| match e {
+            open_sock(&netif, g, bypass, fanout_id, allow_v3, tx_ring).map_err(|e| match e {
                 Error::Os { op, what, source } => Error::Os {
                     op,
-                    what: format!("{what} (queue pair {q} on {iface})"),
+                    what: format!("{what} (queue pair {q} on {})", netif.name),
                     source,
                 },
                 e => e,
@@ -200,10 +210,7 @@ impl EthDriver for AfPacket {
     }
 
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
-        Ok(Box::new(tx::Tx::new(
-            self.socks[s.queue as usize].clone(),
-            s.stats,
-        )))
+        Ok(tx_queue(self.socks[s.queue as usize].clone(), s.stats))
     }
 
     fn start(&mut self) -> Result<()> {
@@ -246,6 +253,10 @@ impl EthDriver for AfPacket {
             xstats: vec![
                 ("rx_kernel_packets".into(), self.kernel_packets),
                 ("tpacket_v3".into(), v3),
+                (
+                    "tx_ring".into(),
+                    u64::from(self.socks.first().is_some_and(|s| s.tx_ring)),
+                ),
             ],
         }
     }

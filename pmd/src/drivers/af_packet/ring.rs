@@ -59,6 +59,9 @@ pub(super) struct PacketSock {
     pub block_size: u32,
     pub block_nr: u32,
     ring_len: usize,
+    /// The socket has a PACKET_TX_RING (mapped after the RX ring); without one it sends
+    /// with `sendmmsg` from the mbufs ([`super::tx::TxSend`]).
+    pub tx_ring: bool,
 }
 
 impl PacketSock {
@@ -68,7 +71,9 @@ impl PacketSock {
         let off = (i / self.frames_per_block) as usize * self.block_size as usize
             + (i % self.frames_per_block) as usize * self.frame_size as usize
             + if tx { self.ring_len } else { 0 };
-        // SAFETY: i < frame_nr, so off < 2 * ring_len = the mapping's length.
+        debug_assert!(!tx || self.tx_ring);
+        // SAFETY: i < frame_nr, so off < 2 * ring_len = the mapping's length (TX frames
+        // are asked for only when the TX ring is mapped).
         unsafe { self.map.as_ptr().add(off) }
     }
 
@@ -99,13 +104,15 @@ pub(super) struct Geometry {
 }
 
 /// Open a socket on `netif` with rings of `g`, TPACKET_V3 if the kernel has it, else
-/// TPACKET_V2 (`allow_v3 = false` forces V2), join fanout group `fanout_id`.
+/// TPACKET_V2 (`allow_v3 = false` forces V2), a TX ring if `tx_ring`, join fanout group
+/// `fanout_id`.
 pub(super) fn open_sock(
     netif: &NetIf,
     g: Geometry,
     bypass: bool,
     fanout_id: u16,
     allow_v3: bool,
+    tx_ring: bool,
 ) -> Result<PacketSock> {
     let os = |op: &'static str, what: &str| {
         let what = what.to_string();
@@ -149,8 +156,10 @@ pub(super) fn open_sock(
             retire_blk_tov: 0,
             ..rx
         };
-        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, &tx)
-            .map_err(os("set up", "the TPACKET_V3 PACKET_TX_RING"))?;
+        if tx_ring {
+            sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, &tx)
+                .map_err(os("set up", "the TPACKET_V3 PACKET_TX_RING"))?;
+        }
     } else {
         let req = TpacketReq {
             block_size: g.block_size,
@@ -160,11 +169,14 @@ pub(super) fn open_sock(
         };
         sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_RX_RING, &req)
             .map_err(os("set up", "the PACKET_RX_RING"))?;
-        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, &req)
-            .map_err(os("set up", "the PACKET_TX_RING"))?;
+        if tx_ring {
+            sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_TX_RING, &req)
+                .map_err(os("set up", "the PACKET_TX_RING"))?;
+        }
     }
     let ring_len = g.block_size as usize * block_nr as usize;
-    let map = sys::mmap_shared(&fd, 2 * ring_len).map_err(os("map", "the packet rings"))?;
+    let rings = 1 + usize::from(tx_ring);
+    let map = sys::mmap_shared(&fd, rings * ring_len).map_err(os("map", "the packet rings"))?;
     sys::bind_packet(&fd, netif.index, sys::ETH_P_ALL)
         .map_err(os("bind", &format!("to {}", netif.name)))?;
     let fanout =
@@ -181,20 +193,22 @@ pub(super) fn open_sock(
         block_size: g.block_size,
         block_nr,
         ring_len,
+        tx_ring,
     })
 }
 
 /// Bytes of [`PacketSock::share_blob`].
-const BLOB_LEN: usize = 13;
+const BLOB_LEN: usize = 14;
 
 impl PacketSock {
     /// What another process needs besides the descriptor to map the same rings:
-    /// version (2 or 3), block size, frame size, frame count (LE u32s).
+    /// version (2 or 3), block size, frame size, frame count (LE u32s), TX ring (0/1).
     pub fn share_blob(&self) -> Vec<u8> {
         let mut b = vec![if self.version == Version::V3 { 3 } else { 2 }];
         for v in [self.block_size, self.frame_size, self.frame_nr] {
             b.extend(v.to_le_bytes());
         }
+        b.push(u8::from(self.tx_ring));
         b
     }
 
@@ -222,8 +236,15 @@ impl PacketSock {
         }
         let fpb = block_size / frame_size;
         let block_nr = frame_nr / fpb;
+        let tx_ring = match blob[13] {
+            0 => false,
+            1 => true,
+            v => return Err(format!("TX ring flag {v}")),
+        };
         let ring_len = block_size as usize * block_nr as usize;
-        let map = sys::mmap_shared(&fd, 2 * ring_len).map_err(|e| format!("map the rings: {e}"))?;
+        let rings = 1 + usize::from(tx_ring);
+        let map =
+            sys::mmap_shared(&fd, rings * ring_len).map_err(|e| format!("map the rings: {e}"))?;
         Ok(PacketSock {
             fd,
             map,
@@ -234,6 +255,7 @@ impl PacketSock {
             block_size,
             block_nr,
             ring_len,
+            tx_ring,
         })
     }
 }
@@ -256,10 +278,14 @@ mod tests {
             for w in [b, f, n] {
                 x.extend(w.to_le_bytes());
             }
+            x.push(1);
             x
         };
         let err = |b: &[u8]| PacketSock::attach(devnull(), b).err().expect("refused");
-        assert!(err(&[3, 0, 0]).contains("3 bytes, expected 13"));
+        assert!(err(&[3, 0, 0]).contains("3 bytes, expected 14"));
+        let mut bad_tx = blob(3, 4096, 2048, 8);
+        bad_tx[13] = 7;
+        assert!(err(&bad_tx).contains("TX ring flag 7"));
         assert!(err(&blob(4, 4096, 2048, 8)).contains("TPACKET version 4"));
         assert!(err(&blob(3, 4096, 0, 8)).contains("is not one"));
         assert!(err(&blob(2, 1024, 2048, 8)).contains("is not one"));

@@ -2,16 +2,17 @@
 //! `start_queue..start_queue + queue_count` of a kernel interface, and our XDP program
 //! (see [`prog`]) redirecting those queues' frames to the XSKs through an XSKMAP.
 //!
-//! UMEM: each XSK has its own private UMEM (anonymous memory, not the mempool's): RX
-//! copies frames out into mbufs of the queue's pool and TX copies mbufs in, as
-//! `net_af_packet` does. Chosen so that UMEM chunks never leave the driver (no mbuf
-//! whose buffer the kernel may still own, no constraint on how the mempool's memory is
-//! laid out or aligned); the cost is one copy per frame. Zero-copy binding (driver
-//! support) still saves the kernel's own copy.
+//! UMEM: anonymous memory (not the mempool's), a UMEM per XSK, or with `shared_umem=1`
+//! one UMEM for all the port's XSKs (registered once, the other sockets bound with
+//! `XDP_SHARED_UMEM`, each queue in a region of its own). RX copies frames out into
+//! mbufs of the queue's pool and TX copies mbufs in, as `net_af_packet` does: UMEM
+//! chunks never leave the driver (no mbuf whose buffer the kernel may still own, no
+//! constraint on how the mempool's memory is laid out or aligned); the cost is one copy
+//! per frame. Zero-copy binding (driver support) still saves the kernel's own copy.
 //!
 //! Keys as DPDK's driver: `iface` (required), `start_queue` (0), `queue_count` (1),
-//! `shared_umem` (0; 1 is refused: with private copying UMEMs there is nothing to
-//! share), `busy_budget` (0: off; N: preferred busy polling, N frames per poll),
+//! `shared_umem` (0; 1: one UMEM for the port's queues, `xstats` `shared_umem`),
+//! `busy_budget` (0: off; N: preferred busy polling, N frames per poll),
 //! `force_copy` (0; 1: copy mode); and ours, `zero_copy` (0; 1: zero-copy or fail).
 //! Without either, the kernel picks zero-copy where the driver has it, else copy
 //! (`xstats`: `zero_copy`, `xdp_native`), and each socket's kernel counters
@@ -35,7 +36,7 @@ use crate::sys;
 use crate::types::{DevCapa, DevInfo, Link, TxOffloads};
 use prog::{XdpMode, XdpProg};
 use queue::{Core, RxPart, Slot, TxPart};
-use xsk::{CopyMode, Xsk, FRAME_SIZE};
+use xsk::{CopyMode, UmemPart, Xsk, FRAME_SIZE};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_af_xdp",
@@ -67,24 +68,16 @@ struct AfXdp {
     pairs: Vec<QueuePair>,
     prog: XdpProg,
     port: u16,
+    shared_umem: bool,
 }
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
     let a = ctx.args;
-    let iface = a
-        .get("iface")
-        .ok_or_else(|| a.bad("iface", "", "required: the interface to attach to"))?
-        .to_string();
+    let netif = NetIf::from_args(a)?;
+    let iface = netif.name.clone();
     let start = a.num("start_queue", 0, 0, 4095)? as u32;
     let count = a.num("queue_count", 1, 1, crate::types::MAX_QUEUES as u64)? as u32;
-    if a.flag("shared_umem")? {
-        return Err(a.bad(
-            "shared_umem",
-            "1",
-            "not supported: each queue has its own private UMEM that frames are copied \
-             through, so there is no mempool-backed UMEM to share",
-        ));
-    }
+    let shared = a.flag("shared_umem")?;
     let budget = a.num("busy_budget", 0, 0, 65535)? as u32;
     let mode = match (a.flag("force_copy")?, a.flag("zero_copy")?) {
         (true, true) => {
@@ -94,7 +87,6 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         (false, true) => CopyMode::ZeroCopy,
         (false, false) => CopyMode::Auto,
     };
-    let netif = NetIf::open(&iface)?;
     if let Some(n) = netif.rx_queues() {
         if start + count > n {
             return Err(a.bad(
@@ -111,10 +103,14 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             ));
         }
     }
-    let mut xsks = Vec::with_capacity(count as usize);
-    for q in start..start + count {
-        xsks.push(Xsk::open(&iface, netif.index, q, mode, budget)?);
-    }
+    let xsks = open_xsks(
+        &iface,
+        netif.index,
+        start..start + count,
+        mode,
+        budget,
+        shared,
+    )?;
     let prog = XdpProg::attach(&iface, netif.index, start + count)?;
     for (i, x) in xsks.iter().enumerate() {
         prog.insert(&iface, start + i as u32, x.raw_fd())?;
@@ -138,7 +134,48 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         pairs,
         prog,
         port: ctx.port_id,
+        shared_umem: shared,
     }))
+}
+
+/// The port's XSKs, one per queue of `queues`: each with a UMEM of its own, or all in
+/// one UMEM registered on the first socket (`shared`).
+fn open_xsks(
+    iface: &str,
+    ifindex: i32,
+    queues: std::ops::Range<u32>,
+    mode: CopyMode,
+    budget: u32,
+    shared: bool,
+) -> Result<Vec<Xsk>> {
+    let n = queues.len() as u32;
+    let one = shared.then(|| xsk::umem_map(iface, n)).transpose()?;
+    let mut xsks: Vec<Xsk> = Vec::with_capacity(n as usize);
+    for (i, q) in queues.enumerate() {
+        let part = match &one {
+            Some(map) => UmemPart {
+                map: map.clone(),
+                base: (i * xsk::REGION) as u64,
+                owner: xsks.first().map(|x| &x.fd),
+            },
+            None => UmemPart {
+                map: xsk::umem_map(iface, 1)?,
+                base: 0,
+                owner: None,
+            },
+        };
+        let x = Xsk::open(iface, ifindex, q, mode, budget, part)?;
+        xsks.push(x);
+    }
+    eal::log_info!(
+        "pmd: net_af_xdp: {iface}: {n} queue(s), {}, frames copied between UMEM and mbufs",
+        if shared {
+            "one UMEM shared by all (XDP_SHARED_UMEM)"
+        } else {
+            "a UMEM per queue"
+        }
+    );
+    Ok(xsks)
 }
 
 /// Take a queue half out of its slot (it is back there once the previous queue object
@@ -215,6 +252,7 @@ impl EthDriver for AfXdp {
                 "xdp_native".into(),
                 u64::from(self.prog.mode == XdpMode::Native),
             ),
+            ("shared_umem".into(), u64::from(self.shared_umem)),
         ];
         let mut missed = 0;
         for (q, p) in self.pairs.iter_mut().enumerate() {

@@ -13,10 +13,10 @@ use super::xsk::{Ring, Xsk, FRAMES, FRAME_SIZE, RING};
 use crate::driver::{QueueStats, RxQueueOps, Tally, TxQueueOps};
 use crate::sys::{self, Mapping, XdpDesc};
 
-/// What an XSK's halves share: the socket and the UMEM.
+/// What an XSK's halves share: the socket and the UMEM (the port's, if shared).
 pub(super) struct Core {
     pub fd: std::os::fd::OwnedFd,
-    pub umem: Mapping,
+    pub umem: Arc<Mapping>,
 }
 
 /// RX half: the RX and fill rings.
@@ -38,7 +38,7 @@ pub(super) type Slot<T> = Arc<Mutex<Option<T>>>;
 /// Split an XSK into its shared core and its two halves.
 pub(super) fn split(x: Xsk) -> (Arc<Core>, RxPart, TxPart) {
     let free = (FRAMES / 2..FRAMES)
-        .map(|i| u64::from(i * FRAME_SIZE))
+        .map(|i| x.base + u64::from(i * FRAME_SIZE))
         .collect();
     (
         Arc::new(Core {

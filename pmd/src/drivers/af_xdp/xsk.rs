@@ -10,13 +10,17 @@
 //! (pairs with the kernel's release store) and hand slots back with a Release store of
 //! `consumer` after our last read.
 //!
-//! UMEM: a private anonymous mapping per queue, `FRAMES` chunks of `FRAME_SIZE`; the
-//! first half only ever travels RX (fill ring → RX ring → back to the fill ring), the
-//! second half only TX (free list → TX ring → completion ring → free list), so the RX and
-//! TX halves of a queue never touch each other's frames and may run on different lcores.
+//! UMEM: anonymous memory, a region of `FRAMES` chunks of `FRAME_SIZE` per queue; the
+//! first half of a region only ever travels RX (fill ring → RX ring → back to the fill
+//! ring), the second half only TX (free list → TX ring → completion ring → free list), so
+//! the RX and TX halves of a queue never touch each other's frames and may run on
+//! different lcores. Each queue has a UMEM of its own, or (`shared_umem=1`) the queues of
+//! a port share one, registered on the first queue's socket, the others bound to it with
+//! `XDP_SHARED_UMEM` and fill and completion rings of their own.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::sys::{self, Mapping, XdpRingOffset};
@@ -28,6 +32,25 @@ pub(super) const FRAMES: u32 = 4096;
 /// Entries of each ring (a power of two; = the frames of its half, so a ring never
 /// overflows while frames are conserved).
 pub(super) const RING: u32 = FRAMES / 2;
+/// Bytes of one queue's UMEM region.
+pub(super) const REGION: usize = FRAMES as usize * FRAME_SIZE as usize;
+
+/// Anonymous memory for the UMEM regions of `queues` queues.
+pub(super) fn umem_map(iface: &str, queues: u32) -> Result<Arc<Mapping>> {
+    sys::mmap_anon(REGION * queues as usize)
+        .map(Arc::new)
+        .map_err(|e| Error::os("map", format!("the UMEM of {iface} ({queues} queues)"), e))
+}
+
+/// The UMEM a socket uses and its region in it.
+pub(super) struct UmemPart<'a> {
+    /// The whole UMEM.
+    pub map: Arc<Mapping>,
+    /// Byte offset of this queue's region (a multiple of [`REGION`]).
+    pub base: u64,
+    /// The socket the UMEM is registered on, if not this one (`XDP_SHARED_UMEM`).
+    pub owner: Option<&'a OwnedFd>,
+}
 
 /// A mapped ring: producer and consumer indices, flags and descriptors.
 pub(super) struct Ring {
@@ -95,7 +118,9 @@ impl Ring {
 /// rings, which [`Xsk::split`] hands to the two halves.
 pub(super) struct Xsk {
     pub fd: OwnedFd,
-    pub umem: Mapping,
+    pub umem: Arc<Mapping>,
+    /// Byte offset of this queue's region in `umem`.
+    pub base: u64,
     pub rx: Ring,
     pub fill: Ring,
     pub tx: Ring,
@@ -115,14 +140,15 @@ pub(super) enum CopyMode {
 }
 
 impl Xsk {
-    /// Make an XSK bound to `queue` of `ifindex`: UMEM, rings, bind, fill ring primed
-    /// with the RX half of the UMEM.
+    /// Make an XSK bound to `queue` of `ifindex`: UMEM registration (unless `umem` has
+    /// an owner), rings, bind, fill ring primed with the RX half of the queue's region.
     pub(super) fn open(
         iface: &str,
         ifindex: i32,
         queue: u32,
         mode: CopyMode,
         busy_budget: u32,
+        umem: UmemPart<'_>,
     ) -> Result<Xsk> {
         let what = |s: &str| format!("{s} (queue {queue} of {iface})");
         let fd = sys::xsk_socket().map_err(|e| {
@@ -133,10 +159,22 @@ impl Xsk {
             };
             Error::os("open", what(&format!("an AF_XDP socket{hint}")), e)
         })?;
-        let len = (FRAMES * FRAME_SIZE) as usize;
-        let umem = sys::mmap_anon(len).map_err(|e| Error::os("map", what("the UMEM"), e))?;
-        sys::umem_reg(&fd, umem.as_ptr(), len, FRAME_SIZE)
-            .map_err(|e| Error::os("register", what("the UMEM"), e))?;
+        let UmemPart {
+            map: umem,
+            base,
+            owner,
+        } = umem;
+        if base as usize + REGION > umem.len() {
+            return Err(Error::os(
+                "place",
+                what(&format!("a UMEM region at {base}")),
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            ));
+        }
+        if owner.is_none() {
+            sys::umem_reg(&fd, umem.as_ptr(), umem.len(), FRAME_SIZE)
+                .map_err(|e| Error::os("register", what("the UMEM"), e))?;
+        }
         for (ring, name) in [
             (sys::XDP_UMEM_FILL_RING, "the fill ring"),
             (sys::XDP_UMEM_COMPLETION_RING, "the completion ring"),
@@ -169,7 +207,7 @@ impl Xsk {
         )?;
         for i in 0..RING {
             // SAFETY: slot i of the fill ring, which nobody else writes before submit.
-            unsafe { fill.slot::<u64>(i).write(u64::from(i * FRAME_SIZE)) };
+            unsafe { fill.slot::<u64>(i).write(base + u64::from(i * FRAME_SIZE)) };
         }
         fill.submit(RING);
         if busy_budget > 0 {
@@ -182,8 +220,12 @@ impl Xsk {
                 CopyMode::Copy => sys::XDP_COPY,
                 CopyMode::ZeroCopy => sys::XDP_ZEROCOPY,
             };
-        sys::xsk_bind(&fd, ifindex, queue, flags).map_err(|e| {
+        sys::xsk_bind(&fd, ifindex, queue, flags, owner).map_err(|e| {
             let hint = match (e.raw_os_error(), mode) {
+                (Some(libc::EINVAL), _) if owner.is_some() => {
+                    ": the kernel refused to share the UMEM (XDP_SHARED_UMEM across queues \
+                     needs Linux 5.10 or later)"
+                }
                 (Some(libc::EOPNOTSUPP), CopyMode::ZeroCopy) => {
                     ": zero-copy was asked for (zero_copy=1) and the driver cannot do it"
                 }
@@ -198,6 +240,7 @@ impl Xsk {
         Ok(Xsk {
             fd,
             umem,
+            base,
             rx,
             fill,
             tx,

@@ -2,24 +2,18 @@
 //! 32-bit volatile load or store per access (through [`MmioRegion`]), and the
 //! "device gone" latch.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use eal::device::{Device, MmioRegion};
 
 use super::regs;
+use crate::drivers::pci_nic;
 use crate::error::Error;
 
 /// Driver name (as DPDK's e1000 "em" driver).
 pub const NAME: &str = "net_e1000_em";
-
-/// Port id used in errors: the PCI probe does not learn the port id, so errors name the
-/// PCI address in their text instead.
-pub(super) const PORT_UNKNOWN: u16 = u16::MAX;
-
-/// Empty RX polls / full TX attempts between two STATUS reads on the data path.
-pub(super) const GONE_CHECK_EVERY: u32 = 1 << 16;
 
 /// The device state shared by the driver and its queues.
 pub(crate) struct Hw {
@@ -56,42 +50,35 @@ impl Hw {
 
     #[inline(always)]
     pub(super) fn is_gone(&self) -> bool {
-        // Relaxed: a flag with no data attached; bursts only need to see it eventually.
-        self.gone.load(Ordering::Relaxed)
+        pci_nic::is_gone(&self.gone)
     }
 
     pub(super) fn mark_gone(&self, why: &str) {
-        if !self.gone.swap(true, Ordering::Relaxed) {
-            eal::log_notice!(
-                "{NAME} {}: device gone ({why}); bursts return 0 from now on",
-                self.addr
-            );
-        }
+        pci_nic::mark_gone(&self.gone, NAME, &self.addr, why);
     }
 
     /// Read STATUS; all-ones means the device no longer answers.
     pub(super) fn status(&self) -> Option<u32> {
-        if self.is_gone() {
-            return None;
-        }
-        let s = self.rd(regs::STATUS);
-        if s == u32::MAX {
-            self.mark_gone("registers read all-ones");
-            return None;
-        }
-        Some(s)
+        let why = "registers read all-ones";
+        pci_nic::read_status(&self.gone, NAME, &self.addr, u32::MAX, why, || {
+            self.rd(regs::STATUS)
+        })
     }
 
     pub(super) fn gone_error(&self, op: &'static str) -> Error {
-        Error::Eal {
-            op,
-            what: format!("e1000 {}", self.addr),
-            source: eal::Error::DeviceGone {
-                addr: self.addr.clone(),
-                why: "the device stopped answering".into(),
-            }
-            .into(),
-        }
+        pci_nic::gone_error("e1000", &self.addr, op)
+    }
+
+    /// Control path: the device is still there and answers (see [`pci_nic::check_alive`]).
+    pub(super) fn check_alive(&self) -> bool {
+        pci_nic::check_alive(&self.gone, &self.dev, NAME, &self.addr, || {
+            self.status().is_some()
+        })
+    }
+
+    /// `Ok` if STATUS answers, the "device gone" error of `op` otherwise.
+    pub(super) fn answering(&self, op: &'static str) -> Result<(), Error> {
+        self.status().map(|_| ()).ok_or_else(|| self.gone_error(op))
     }
 
     /// Set or clear RCTL bits (control path).

@@ -261,17 +261,6 @@ impl E1000 {
             *t = t.wrapping_add(v);
         }
     }
-
-    fn check_alive(&self) -> bool {
-        if self.hw.is_gone() {
-            return false;
-        }
-        if let Err(e) = self.hw.dev.check_alive() {
-            self.hw.mark_gone(&e.to_string());
-            return false;
-        }
-        self.hw.status().is_some()
-    }
 }
 
 impl EthDriver for E1000 {
@@ -293,9 +282,7 @@ impl EthDriver for E1000 {
     }
 
     fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
-        if self.hw.status().is_none() {
-            return Err(self.hw.gone_error("set up an RX queue of"));
-        }
+        self.hw.answering("set up an RX queue of")?;
         Ok(Box::new(rx::RxQueue::new(
             self.hw.clone(),
             s.queue,
@@ -306,9 +293,7 @@ impl EthDriver for E1000 {
     }
 
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
-        if self.hw.status().is_none() {
-            return Err(self.hw.gone_error("set up a TX queue of"));
-        }
+        self.hw.answering("set up a TX queue of")?;
         Ok(Box::new(tx::TxQueue::new(
             self.hw.clone(),
             s.queue,
@@ -318,7 +303,7 @@ impl EthDriver for E1000 {
     }
 
     fn start(&mut self) -> Result<()> {
-        if !self.check_alive() {
+        if !self.hw.check_alive() {
             return Err(self.hw.gone_error("start"));
         }
         self.hw.wr(regs::IMC, u32::MAX);
@@ -354,7 +339,7 @@ impl EthDriver for E1000 {
     }
 
     fn link(&mut self) -> Option<Link> {
-        if !self.check_alive() {
+        if !self.hw.check_alive() {
             return Some(Link::default());
         }
         let s = self.hw.status().unwrap_or(0);

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
-use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::hw::Hw;
 use super::regs::{self, rxd, RxDesc};
 use super::ring::Ring;
-use crate::driver::{QueueStats, RxQueueOps};
-use crate::error::{Error, Result};
+use crate::driver::{QueueStats, RxQueueOps, Tally};
+use crate::drivers::pci_nic::{self, IdlePolls};
+use crate::error::Result;
 
 /// Descriptors examined per refill batch: the replacement mbufs come from one bulk get.
 const BATCH: usize = 32;
@@ -32,7 +33,7 @@ pub(super) struct RxQueue {
     /// Dropping the rest of a frame that spans descriptors (never with 2048-byte buffers
     /// and no LPE, but a device may do it).
     discard: bool,
-    empty_polls: u32,
+    idle: IdlePolls,
     fresh: [Option<Mbuf>; BATCH],
     hi: [u64; BATCH],
 }
@@ -45,13 +46,7 @@ impl RxQueue {
         pool: &PktmbufPool,
         stats: QueueStats,
     ) -> Result<RxQueue> {
-        let qerr = |why: String| Error::BadQueue {
-            op: "set up",
-            dir: "RX",
-            port: PORT_UNKNOWN,
-            queue: q,
-            why: format!("e1000 {}: {why}", hw.addr),
-        };
+        let qerr = |why: String| pci_nic::queue_error("e1000", &hw.addr, "RX", q, why);
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < regs::RX_BUF_SIZE {
             return Err(qerr(format!(
@@ -116,7 +111,7 @@ impl RxQueue {
             pool: pool.clone(),
             stats,
             discard: false,
-            empty_polls: 0,
+            idle: IdlePolls::default(),
             fresh: [const { None }; BATCH],
             hi: [0; BATCH],
         })
@@ -129,7 +124,6 @@ impl RxQueue {
 
     #[cold]
     fn idle_check(&mut self) {
-        self.empty_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 }
@@ -218,18 +212,14 @@ impl RxQueueOps for RxQueue {
                 regs::RDT,
                 u32::from(self.wrap(u32::from(self.next) + u32::from(self.ring.n) - 1)),
             );
-            self.empty_polls = 0;
-        } else {
-            self.empty_polls += 1;
-            if self.empty_polls >= GONE_CHECK_EVERY {
-                self.idle_check();
-            }
         }
-        if delivered > 0 {
-            self.stats.add(delivered as u64, bytes);
-        }
-        if errors > 0 {
-            self.stats.add_errors(errors);
+        let t = Tally {
+            n: delivered,
+            bytes,
+            errs: errors,
+        };
+        if self.idle.rx_end(refilled, &self.stats, &t) {
+            self.idle_check();
         }
         delivered
     }

@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use mbuf::Mbuf;
 
-use super::hw::{Hw, GONE_CHECK_EVERY};
+use super::hw::Hw;
 use super::regs::{self, txd, TxDesc};
 use super::ring::Ring;
 use crate::driver::{QueueStats, TxQueueOps};
+use crate::drivers::pci_nic::IdlePolls;
 use crate::error::Result;
 
 /// Reclaim when fewer descriptors than this are free (or on an empty burst).
@@ -35,7 +36,7 @@ pub(super) struct TxQueue {
     clean: u16,
     in_flight: u16,
     stats: QueueStats,
-    full_polls: u32,
+    full: IdlePolls,
     done: Vec<Mbuf>,
 }
 
@@ -59,7 +60,7 @@ impl TxQueue {
             clean: 0,
             in_flight: 0,
             stats,
-            full_polls: 0,
+            full: IdlePolls::default(),
             done: Vec::with_capacity(RECLAIM_MAX),
         })
     }
@@ -93,7 +94,6 @@ impl TxQueue {
 
     #[cold]
     fn full_check(&mut self) {
-        self.full_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 }
@@ -108,15 +108,12 @@ impl TxQueueOps for TxQueue {
         }
         let n = max.min(pkts.len()).min(usize::from(self.free_slots()));
         if n == 0 {
-            if !pkts.is_empty() {
-                self.full_polls += 1;
-                if self.full_polls >= GONE_CHECK_EVERY {
-                    self.full_check();
-                }
+            if !pkts.is_empty() && self.full.tick() {
+                self.full_check();
             }
             return 0;
         }
-        self.full_polls = 0;
+        self.full.busy();
         let (mut sent, mut bytes, mut errors) = (0u64, 0u64, 0u64);
         for m in pkts.drain(..n) {
             let len = u32::from(m.data_len());

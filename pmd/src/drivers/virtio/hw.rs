@@ -10,19 +10,14 @@ use super::init::Init;
 use super::spec::{self, feature, net_cfg};
 use super::transport::{Common, Regs, Window};
 use super::vq::{Notifier, RingView, Vq};
+use crate::drivers::pci_nic;
 use crate::error::Error;
 
 /// Driver name (as DPDK's).
 pub const NAME: &str = "net_virtio";
 
-/// Port id used in errors: the PCI probe does not learn the port id.
-pub(super) const PORT_UNKNOWN: u16 = u16::MAX;
-
 /// How long a reset waits for the device to send what TX queues hold.
 pub(super) const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Empty RX polls / full TX attempts between two device-status reads on the data path.
-pub(super) const GONE_CHECK_EVERY: u32 = 1 << 16;
 
 pub(crate) struct Hw {
     pub(super) dev: Device,
@@ -61,42 +56,35 @@ impl Hw {
 
     #[inline(always)]
     pub(super) fn is_gone(&self) -> bool {
-        // Relaxed: a flag with no data attached.
-        self.gone.load(Ordering::Relaxed)
+        pci_nic::is_gone(&self.gone)
     }
 
     pub(super) fn mark_gone(&self, why: &str) {
-        if !self.gone.swap(true, Ordering::Relaxed) {
-            eal::log_notice!(
-                "{NAME} {}: device gone ({why}); bursts return 0 from now on",
-                self.addr
-            );
-        }
+        pci_nic::mark_gone(&self.gone, NAME, &self.addr, why);
     }
 
     /// The device status; `None` (and marked gone) if it reads all-ones.
     pub(super) fn status(&self) -> Option<u8> {
-        if self.is_gone() {
-            return None;
-        }
-        let s = self.common.status();
-        if s == u8::MAX {
-            self.mark_gone("status reads all-ones");
-            return None;
-        }
-        Some(s)
+        let why = "status reads all-ones";
+        pci_nic::read_status(&self.gone, NAME, &self.addr, u8::MAX, why, || {
+            self.common.status()
+        })
     }
 
     pub(super) fn gone_error(&self, op: &'static str) -> Error {
-        Error::Eal {
-            op,
-            what: format!("virtio {}", self.addr),
-            source: eal::Error::DeviceGone {
-                addr: self.addr.clone(),
-                why: "the device stopped answering".into(),
-            }
-            .into(),
-        }
+        pci_nic::gone_error("virtio", &self.addr, op)
+    }
+
+    /// Control path: the device is still there and answers (see [`pci_nic::check_alive`]).
+    pub(super) fn check_alive(&self) -> bool {
+        pci_nic::check_alive(&self.gone, &self.dev, NAME, &self.addr, || {
+            self.status().is_some()
+        })
+    }
+
+    /// `Ok` if the status answers, the "device gone" error of `op` otherwise.
+    pub(super) fn answering(&self, op: &'static str) -> Result<(), Error> {
+        self.status().map(|_| ()).ok_or_else(|| self.gone_error(op))
     }
 
     pub(super) fn init_error(&self, step: &'static str, why: String) -> Error {

@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 
-use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::hw::Hw;
 use super::spec::{self, desc_flags, feature, VirtqDesc, VirtqUsedElem, NET_HDR_LEN};
 use super::vq::Vq;
-use crate::driver::{QueueStats, RxQueueOps};
-use crate::error::{Error, Result};
+use crate::driver::{QueueStats, RxQueueOps, Tally};
+use crate::drivers::pci_nic::{self, IdlePolls};
+use crate::error::Result;
 
 /// Used elements handled per refill batch: the replacements come from one bulk get.
 const BATCH: usize = 32;
@@ -43,7 +44,7 @@ pub(super) struct RxQueue {
     mrg: bool,
     /// Buffers still to drop of a frame that spans several.
     discard: u16,
-    empty_polls: u32,
+    idle: IdlePolls,
     fresh: [Option<Mbuf>; BATCH],
     elems: [VirtqUsedElem; BATCH],
 }
@@ -67,13 +68,7 @@ impl RxQueue {
         pool: &PktmbufPool,
         stats: QueueStats,
     ) -> Result<RxQueue> {
-        let qerr = |why: String| Error::BadQueue {
-            op: "set up",
-            dir: "RX",
-            port: PORT_UNKNOWN,
-            queue: q,
-            why: format!("virtio {}: {why}", hw.addr),
-        };
+        let qerr = |why: String| pci_nic::queue_error("virtio", &hw.addr, "RX", q, why);
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < MIN_ROOM {
             return Err(qerr(format!(
@@ -129,7 +124,7 @@ impl RxQueue {
             stats,
             mrg,
             discard: 0,
-            empty_polls: 0,
+            idle: IdlePolls::default(),
             fresh: [const { None }; BATCH],
             elems: [VirtqUsedElem::default(); BATCH],
         })
@@ -137,7 +132,6 @@ impl RxQueue {
 
     #[cold]
     fn idle_check(&mut self) {
-        self.empty_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 
@@ -233,18 +227,14 @@ impl RxQueueOps for RxQueue {
         if posted {
             self.vq.publish(self.avail_idx);
             self.vq.kick();
-            self.empty_polls = 0;
-        } else {
-            self.empty_polls += 1;
-            if self.empty_polls >= GONE_CHECK_EVERY {
-                self.idle_check();
-            }
         }
-        if delivered > 0 {
-            self.stats.add(delivered as u64, bytes);
-        }
-        if errors > 0 {
-            self.stats.add_errors(errors);
+        let t = Tally {
+            n: delivered,
+            bytes,
+            errs: errors,
+        };
+        if self.idle.rx_end(posted, &self.stats, &t) {
+            self.idle_check();
         }
         delivered
     }

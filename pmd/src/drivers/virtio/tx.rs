@@ -19,11 +19,12 @@ use std::sync::Arc;
 
 use mbuf::Mbuf;
 
-use super::hw::{Hw, GONE_CHECK_EVERY, PORT_UNKNOWN};
+use super::hw::Hw;
 use super::spec::{self, VirtqDesc, NET_HDR_LEN};
 use super::vq::Vq;
 use crate::driver::{QueueStats, TxQueueOps};
-use crate::error::{Error, Result};
+use crate::drivers::pci_nic::{self, IdlePolls};
+use crate::error::Result;
 
 /// Reclaim when fewer descriptors than this are free (or on an empty burst).
 const FREE_THRESH: usize = 32;
@@ -38,7 +39,7 @@ pub(super) struct TxQueue {
     avail_idx: u16,
     last_used: u16,
     stats: QueueStats,
-    full_polls: u32,
+    full: IdlePolls,
     done: Vec<Mbuf>,
 }
 
@@ -46,13 +47,7 @@ impl TxQueue {
     pub(super) fn new(hw: Arc<Hw>, q: u16, nb_desc: u16, stats: QueueStats) -> Result<TxQueue> {
         let vq = hw
             .setup_vq(spec::tx_vq(q), nb_desc)
-            .map_err(|why| Error::BadQueue {
-                op: "set up",
-                dir: "TX",
-                port: PORT_UNKNOWN,
-                queue: q,
-                why: format!("virtio {}: {why}", hw.addr),
-            })?;
+            .map_err(|why| pci_nic::queue_error("virtio", &hw.addr, "TX", q, why))?;
         let n = vq.size;
         hw.tx_rings
             .lock()
@@ -66,7 +61,7 @@ impl TxQueue {
             avail_idx: 0,
             last_used: 0,
             stats,
-            full_polls: 0,
+            full: IdlePolls::default(),
             done: Vec::with_capacity(RECLAIM_MAX),
         })
     }
@@ -89,7 +84,6 @@ impl TxQueue {
 
     #[cold]
     fn full_check(&mut self) {
-        self.full_polls = 0;
         let _ = self.hw.status(); // marks the device gone on all-ones
     }
 }
@@ -105,15 +99,12 @@ impl TxQueueOps for TxQueue {
         }
         let n = max.min(pkts.len()).min(self.free.len());
         if n == 0 {
-            if !pkts.is_empty() {
-                self.full_polls += 1;
-                if self.full_polls >= GONE_CHECK_EVERY {
-                    self.full_check();
-                }
+            if !pkts.is_empty() && self.full.tick() {
+                self.full_check();
             }
             return 0;
         }
-        self.full_polls = 0;
+        self.full.busy();
         let (mut sent, mut bytes, mut errors) = (0u64, 0u64, 0u64);
         for mut m in pkts.drain(..n) {
             let len = m.data_len();

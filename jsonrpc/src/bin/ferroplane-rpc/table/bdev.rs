@@ -241,6 +241,12 @@ pub static METHODS: &[Method] = &[
         Nothing,
     ),
     m(
+        "bdev_wait_for_examine",
+        "Report when all bdevs have been examined",
+        &[],
+        Nothing,
+    ),
+    m(
         "bdev_get_bdevs",
         "Display current blockdev list or required blockdev",
         &[

@@ -74,6 +74,7 @@ pub(super) const fn mf(
 mod bdev;
 mod bdev_nvme;
 mod framework;
+mod lvol;
 mod nvmf;
 mod vhost;
 
@@ -82,7 +83,11 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
     framework::METHODS
         .iter()
         .chain(bdev::METHODS)
+<<<<<<< HEAD
         .chain(bdev_nvme::METHODS)
+=======
+        .chain(lvol::METHODS)
+>>>>>>> main
         .chain(nvmf::METHODS)
         .chain(vhost::METHODS)
 }

@@ -5,7 +5,11 @@
 //! log. With `--init` the file is formatted first; otherwise the store is loaded
 //! (recovered after a crash).
 
+mod block;
+
 use std::io::Write;
+
+use block::block;
 
 use blob::{BlobOpts, Blobstore, FileDev, InitOpts, LoadOpts};
 
@@ -20,19 +24,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-}
-
-/// The data of one write: 8 io units keyed by `gen`.
-pub fn block(gen: u64, unit: usize) -> Vec<u8> {
-    let mut x = gen | 1;
-    (0..8 * unit)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn main() {
