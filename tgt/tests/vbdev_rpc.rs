@@ -27,8 +27,6 @@ fn malloc(sock: &Path, name: &str, blocks: u64) {
     assert_eq!(r, json!(name));
 }
 
-<<<<<<< HEAD
-=======
 /// The bdev subsystem's calls in a saved configuration.
 fn bdev_config(saved: &Value) -> Vec<Value> {
     saved["subsystems"]
@@ -42,18 +40,6 @@ fn bdev_config(saved: &Value) -> Vec<Value> {
         .clone()
 }
 
-fn wait_exit(t: &mut Tgt) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = t.child.try_wait().unwrap() {
-            return st.code();
-        }
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
->>>>>>> main
 #[test]
 fn virtual_bdevs_over_rpc_and_config_round_trip() {
     let dir = std::env::temp_dir().join(format!("fp-vbdev-{}", std::process::id()));

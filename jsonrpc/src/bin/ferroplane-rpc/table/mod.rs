@@ -83,11 +83,8 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
     framework::METHODS
         .iter()
         .chain(bdev::METHODS)
-<<<<<<< HEAD
         .chain(bdev_nvme::METHODS)
-=======
         .chain(lvol::METHODS)
->>>>>>> main
         .chain(nvmf::METHODS)
         .chain(vhost::METHODS)
 }
