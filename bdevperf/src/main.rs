@@ -223,6 +223,8 @@ fn main() {
     let slot: Arc<OnceLock<AppCtx>> = Arc::new(OnceLock::new());
     let mut app = App::new(cli.app.clone());
     let added = app.add_subsystem(bdev::BdevSubsystem).and_then(|_| {
+        // The NVMe/TCP initiator, for bdev_nvme_attach_controller -t tcp in --json.
+        app.add_subsystem(nvmf::NvmfHostSubsystem)?;
         app.add_subsystem(PerfSubsystem {
             ctx: slot.clone(),
             opts: opts.clone(),

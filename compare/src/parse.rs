@@ -255,16 +255,7 @@ pub struct IoResult {
 /// (`Total : IOPS MiB/s Average min max`, latencies in us) and, from nvme-perf, the
 /// `CPU time per I/O: X us` line.
 pub fn nvme_perf(text: &str) -> Option<IoResult> {
-    let tot = text
-        .lines()
-        .map(str::trim)
-        .rfind(|l| l.starts_with("Total"))?;
-    let v: Vec<f64> = tot
-        .split_once(':')?
-        .1
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v = total_line(text)?;
     let (iops, lat_us) = (*v.first()?, *v.get(2)?);
     let cpu_us = text
         .lines()
@@ -275,6 +266,32 @@ pub fn nvme_perf(text: &str) -> Option<IoResult> {
         iops,
         lat_us,
         cpu_us,
+    })
+}
+
+/// The numbers after the colon of the last `Total` line.
+fn total_line(text: &str) -> Option<Vec<f64>> {
+    let tot = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| l.starts_with("Total"))?;
+    Some(
+        tot.split_once(':')?
+            .1
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect(),
+    )
+}
+
+/// bdevperf's (ours or SPDK's) `Total` line: `Total : IOPS MiB/s Fail/s TO/s Average
+/// min max`, latencies in us.
+pub fn bdevperf(text: &str) -> Option<IoResult> {
+    let v = total_line(text)?;
+    Some(IoResult {
+        iops: *v.first()?,
+        lat_us: *v.get(4)?,
+        cpu_us: None,
     })
 }
 
@@ -476,5 +493,14 @@ mod tests {
         // (13 + 41)% of 1000 ms over 317100 I/Os.
         assert!((f.cpu_us.unwrap() - 0.54 * 1e6 / 317100.0).abs() < 1e-9);
         assert_eq!(fio_json("fio: error"), None);
+    }
+
+    #[test]
+    fn bdevperf_total_line() {
+        let r = bdevperf(include_str!("../samples/bdevperf_ours.txt")).unwrap();
+        assert_eq!((r.iops, r.lat_us), (99954.88, 639.33));
+        let r = bdevperf(include_str!("../samples/bdevperf_spdk.txt")).unwrap();
+        assert_eq!(r.iops, 113545.57);
+        assert_eq!(bdevperf("Running I/O for 1 seconds...\n"), None);
     }
 }

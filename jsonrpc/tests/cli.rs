@@ -73,6 +73,13 @@ fn rpc_py_arguments_give_rpc_py_params() {
     record(
         &ts,
         &log,
+        &["bdev_nvme_attach_controller"],
+        StateMask::ALL,
+        json!(["Nvme0n1", "Nvme0n2"]),
+    );
+    record(
+        &ts,
+        &log,
         &[
             "bdev_malloc_delete",
             "bdev_null_delete",
@@ -94,6 +101,8 @@ fn rpc_py_arguments_give_rpc_py_params() {
             "nvmf_subsystem_allow_any_host",
             "nvmf_get_subsystems",
             "nvmf_delete_subsystem",
+            "nvmf_subsystem_remove_ns",
+            "bdev_nvme_detach_controller",
             "vhost_create_blk_controller",
             "vhost_get_controllers",
             "vhost_delete_controller",
@@ -280,6 +289,50 @@ fn rpc_py_arguments_give_rpc_py_params() {
         (vec!["nvmf_get_subsystems", nqn], json!({"nqn": nqn})),
         (vec!["nvmf_delete_subsystem", nqn], json!({"nqn": nqn})),
         (
+            vec!["nvmf_subsystem_remove_ns", nqn, "2"],
+            json!({"nqn": nqn, "nsid": 2}),
+        ),
+        (
+            vec![
+                "bdev_nvme_attach_controller",
+                "-b",
+                "Nvme0",
+                "-t",
+                "tcp",
+                "-a",
+                "127.0.0.1",
+                "-f",
+                "ipv4",
+                "-s",
+                "4420",
+                "-n",
+                nqn,
+                "-q",
+                "nqn.2014-08.org.nvmexpress:uuid:1",
+                "--hdgst",
+                "-d",
+                "--num-io-queues",
+                "2",
+                "-l",
+                "-1",
+            ],
+            json!({"name": "Nvme0", "trtype": "tcp", "traddr": "127.0.0.1", "adrfam": "ipv4",
+                   "trsvcid": "4420", "subnqn": nqn,
+                   "hostnqn": "nqn.2014-08.org.nvmexpress:uuid:1", "hdgst": true,
+                   "ddgst": true, "num_io_queues": 2, "ctrlr_loss_timeout_sec": -1}),
+        ),
+        (
+            vec![
+                "bdev_nvme_detach_controller",
+                "Nvme0",
+                "-t",
+                "tcp",
+                "-n",
+                nqn,
+            ],
+            json!({"name": "Nvme0", "trtype": "tcp", "subnqn": nqn}),
+        ),
+        (
             vec![
                 "vhost_create_blk_controller",
                 "vhost.0",
@@ -375,6 +428,12 @@ fn rpc_py_arguments_give_rpc_py_params() {
         None,
     );
     assert_eq!(text(&out.stdout), "Malloc0\n");
+    // rpc.py's print_array: the attached bdevs on one line.
+    let attach: Vec<&str> = "bdev_nvme_attach_controller -b Nvme0 -t tcp -a 127.0.0.1"
+        .split(' ')
+        .collect();
+    let out = rpc(&ts, &attach, None);
+    assert_eq!(text(&out.stdout), "Nvme0n1 Nvme0n2\n");
     let out = rpc(&ts, &["framework_start_init"], None);
     assert_eq!(text(&out.stdout), "");
     let out = rpc(&ts, &["rpc_get_methods", "--current"], None);

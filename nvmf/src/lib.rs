@@ -26,4 +26,4 @@ pub mod sys;
 pub mod target;
 
 pub use error::{Error, Result};
-pub use subsystem::NvmfSubsystem;
+pub use subsystem::{NvmfHostSubsystem, NvmfSubsystem};

@@ -1,6 +1,7 @@
 //! The NVMe-oF target's RPC methods under SPDK's names and parameters
 //! (python/spdk/rpc/nvmf.py): nvmf_create_transport, nvmf_create_subsystem,
-//! nvmf_delete_subsystem, nvmf_subsystem_add_ns, nvmf_subsystem_add_listener,
+//! nvmf_delete_subsystem, nvmf_subsystem_add_ns, nvmf_subsystem_remove_ns,
+//! nvmf_subsystem_add_listener,
 //! nvmf_subsystem_add_host, nvmf_subsystem_allow_any_host, nvmf_get_subsystems, and
 //! nvmf_get_stats (our counters: connections, live commands, controllers). Handlers
 //! run on the app thread. Bad parameters answer -32602 naming the parameter.
@@ -131,6 +132,15 @@ struct NsParams {
 struct AddNs {
     nqn: String,
     namespace: NsParams,
+    #[serde(default)]
+    tgt_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveNs {
+    nqn: String,
+    nsid: u32,
     #[serde(default)]
     tgt_name: Option<String>,
 }
@@ -314,6 +324,20 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
                     .add_ns(&p.namespace.bdev_name, p.namespace.nsid, uuid)
                     .map_err(rpc_err)?;
                 Ok(json!(nsid))
+            }),
+        ),
+        (
+            "nvmf_subsystem_remove_ns",
+            method(|p: RemoveNs| {
+                let _ = &p.tgt_name;
+                let s = subsystem(&p.nqn)?;
+                if !s.remove_ns(p.nsid) {
+                    return Err(RpcError::invalid_params(format!(
+                        "Unable to find namespace {} of subsystem {}",
+                        p.nsid, p.nqn
+                    )));
+                }
+                Ok(json!(true))
             }),
         ),
         (

@@ -3,6 +3,9 @@
 //! for `bdev_nvme_attach_controller`; at fini every subsystem deleted, the listeners
 //! stopped and the poll groups closed (each on its thread). Depends on `bdev`, whose
 //! fini (unregistering every bdev) then finds the namespaces' descriptors closed.
+//! [`NvmfHostSubsystem`] is the initiator alone (for apps that serve no target, such
+//! as bdevperf): the transport registered at init, the attached controllers stopped
+//! at fini.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,30 @@ use crate::target::{group, listener, tgt};
 
 /// Add with `app.add_subsystem(NvmfSubsystem)`.
 pub struct NvmfSubsystem;
+
+/// The initiator alone: add with `app.add_subsystem(NvmfHostSubsystem)` (not
+/// together with [`NvmfSubsystem`], which includes it).
+pub struct NvmfHostSubsystem;
+
+impl Subsystem for NvmfHostSubsystem {
+    fn name(&self) -> &str {
+        "nvme_tcp_host"
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        vec!["bdev".into()]
+    }
+
+    fn init(&self, done: Done) {
+        crate::host::register();
+        done.ok();
+    }
+
+    fn fini(&self, done: Done) {
+        crate::host::stop_all();
+        done.ok();
+    }
+}
 
 /// Highest lcore id probed for reactors.
 const MAX_LCORE: u32 = 256;

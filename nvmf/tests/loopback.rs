@@ -15,6 +15,11 @@
 //!    works) and no command is left holding a buffer.
 //! 4. Reconnect: the subsystem is deleted (its controllers and connections go) and
 //!    made again; the initiator reconnects and I/O works again.
+//! 5. Namespace notices: a namespace added to the subsystem completes a raw host's
+//!    Asynchronous Event Request with Namespace Attribute Changed, the Changed
+//!    Namespace List names it (kept with RAE, cleared without), a second change is
+//!    not announced before the list is read; our initiator registers `Nvme0n2`, whose
+//!    I/O reaches the new malloc bdev, and unregisters it when the namespace goes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -28,7 +33,7 @@ use bdev::{BdevIoChannel, Descriptor, IoStatus};
 use framework::{Framework, ThreadHandle};
 use nvme::spec::Sqe;
 use nvmf::codec::encode;
-use nvmf::host::setup::{connect, Endpoint};
+use nvmf::host::setup::{connect, Endpoint, Queue};
 use nvmf::host::TcpTransport;
 use nvmf::spec::fabrics::{set_sqe_sgl, SGL_TRANSPORT};
 use nvmf::spec::pdu::{CapsuleCmd, CommonHeader, H2cData, IcReq, PduType};
@@ -207,6 +212,20 @@ fn ep(port: u16, host: &str) -> Endpoint {
     }
 }
 
+/// Connect queue `qid` of controller `cntlid` (0xffff: a new one) as `host`.
+fn queue(port: u16, host: &str, qid: u16, cntlid: u16) -> nvmf::Result<Queue> {
+    let icd = if qid == 0 { 8192 } else { 4096 };
+    connect(
+        &ep(port, host),
+        qid,
+        cntlid,
+        31,
+        0,
+        icd,
+        Duration::from_secs(10),
+    )
+}
+
 /// Whether the target closes `s` (EOF or reset, after an optional TermReq) in time.
 fn closed_by_target(mut s: TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -260,15 +279,7 @@ fn raw_ready(port: u16, dgst: u8) -> TcpStream {
 }
 
 fn target_serves(port: u16) {
-    let q = connect(
-        &ep(port, HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    );
+    let q = queue(port, HOST, 0, 0xffff);
     assert!(q.is_ok(), "target stopped serving: {:?}", q.err());
 }
 
@@ -335,15 +346,7 @@ fn scenario(fw: Framework, port: u16) {
     );
 
     // 2. Allow list.
-    let r = connect(
-        &ep(port, BAD_HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    );
+    let r = queue(port, BAD_HOST, 0, 0xffff);
     let e = r
         .err()
         .expect("a host off the allow list connected")
@@ -363,36 +366,11 @@ fn scenario(fw: Framework, port: u16) {
     s.write_all(&b).unwrap();
     assert!(closed_by_target(s), "command before Connect");
     // Connect for an I/O queue of a controller that does not exist.
-    let r = connect(
-        &ep(port, HOST),
-        3,
-        0x1234,
-        31,
-        0,
-        4096,
-        Duration::from_secs(10),
-    );
+    let r = queue(port, HOST, 3, 0x1234);
     assert!(r.is_err(), "I/O queue of a missing controller connected");
     // A capsule for an I/O queue beyond those granted.
-    let aq = connect(
-        &ep(port, HOST),
-        0,
-        0xffff,
-        31,
-        0,
-        8192,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let r = connect(
-        &ep(port, HOST),
-        200,
-        aq.cntlid,
-        31,
-        0,
-        4096,
-        Duration::from_secs(10),
-    );
+    let aq = queue(port, HOST, 0, 0xffff).unwrap();
+    let r = queue(port, HOST, 200, aq.cntlid);
     assert!(r.is_err(), "I/O queue 200 connected");
     // Oversized PDU, bad header length, unknown type, ICReq twice.
     for (off, val) in [(4usize, 0xff_u8), (2, 0x50), (0, 0x08)] {
@@ -430,16 +408,7 @@ fn scenario(fw: Framework, port: u16) {
     s.write_all(&b).unwrap();
     assert!(closed_by_target(s), "H2CData without R2T");
     // A host that vanishes after the R2T of a 64 KiB write.
-    let mut iq = connect(
-        &ep(port, HOST),
-        1,
-        aq.cntlid,
-        31,
-        0,
-        4096,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let mut iq = queue(port, HOST, 1, aq.cntlid).unwrap();
     let mut w = Sqe::new(0x01, 5, 1);
     w.set_lba_range(2048, 128);
     set_sqe_sgl(&mut w, SGL_TRANSPORT, 0, 65536);
@@ -531,6 +500,129 @@ fn scenario(fw: Framework, port: u16) {
     assert_eq!(read(&t, &m, 64, 8).1, small);
     close(&t, &nv);
     close(&t, &m);
+
+    namespace_notices(&t, port);
+}
+
+/// The NSIDs of the Changed Namespace List (`retain`: RAE set).
+fn changed_ns(q: &mut Queue, retain: bool) -> Vec<u32> {
+    let mut s = Sqe::new(0x02, 0, u32::MAX);
+    s.cdw10 = 0x04 | 1023 << 16 | if retain { 1 << 15 } else { 0 };
+    let (_, d) = q.command_ok("get log page 04h", s, &[], 4096).unwrap();
+    d.chunks(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .take_while(|&n| n != 0)
+        .collect()
+}
+
+/// Whether `f` holds within `secs` seconds (asked every 20 ms).
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The first event within 10 s.
+fn next_event(q: &mut Queue) -> Option<u32> {
+    let mut ev = None;
+    wait_until(10, || {
+        ev = q.poll_event().unwrap();
+        ev.is_some()
+    });
+    ev
+}
+
+fn on_subsys(t: &ThreadHandle, f: impl FnOnce(&Arc<Subsys>) + Send + 'static) {
+    on(t, move |tx: mpsc::Sender<()>| {
+        f(&tgt().subsystem(NQN).unwrap());
+        tx.send(()).unwrap()
+    })
+}
+
+fn namespace_notices(t: &ThreadHandle, port: u16) {
+    let mut q = queue(port, HOST, 0, 0xffff).unwrap();
+    // Identify Controller: OAES bit 8; then enable the notice and hold an AER.
+    let mut s = Sqe::new(0x06, 0, 0);
+    s.cdw10 = 1;
+    let (_, id) = q.command_ok("identify", s, &[], 4096).unwrap();
+    assert_eq!(id[93] & 1, 1, "OAES announces namespace notices");
+    let mut s = Sqe::new(0x09, 0, 0);
+    s.cdw10 = 0x0b;
+    s.cdw11 = 1 << 8;
+    q.command_ok("set features 0Bh", s, &[], 0).unwrap();
+    q.submit_aer().unwrap();
+    assert_eq!(q.poll_event().unwrap(), None, "no event before a change");
+
+    on_subsys(t, |s| {
+        malloc::create(MallocOpts {
+            name: "Malloc1".into(),
+            num_blocks: BLOCKS / 2,
+            block_size: BS as u32,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.add_ns("Malloc1", 2, None).unwrap(), 2);
+    });
+    assert_eq!(next_event(&mut q), Some(0x0004_0002), "namespace notice");
+    assert_eq!(changed_ns(&mut q, true), vec![2], "RAE keeps the list");
+    // Masked until the log is read without RAE: a second change stays quiet.
+    q.submit_aer().unwrap();
+    on_subsys(t, |s| {
+        malloc::create(MallocOpts {
+            name: "Malloc2".into(),
+            num_blocks: BLOCKS / 2,
+            block_size: BS as u32,
+            ..Default::default()
+        })
+        .unwrap();
+        s.add_ns("Malloc2", 3, None).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        q.poll_event().unwrap(),
+        None,
+        "masked until the log is read"
+    );
+    assert_eq!(changed_ns(&mut q, false), vec![2, 3]);
+    assert_eq!(changed_ns(&mut q, false), Vec::<u32>::new(), "read clears");
+
+    // Our initiator found both new namespaces.
+    assert!(
+        wait_until(15, || bdev::bdev::get("Nvme0n2").is_some()
+            && bdev::bdev::get("Nvme0n3").is_some()),
+        "the initiator did not register the new namespaces: {:?}",
+        bdev::bdev::list()
+            .iter()
+            .map(|b| b.info().name.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        bdev::bdev::get("Nvme0n2").unwrap().info().num_blocks,
+        BLOCKS / 2
+    );
+    let n2 = open(t, "Nvme0n2");
+    let m1 = open(t, "Malloc1");
+    let d = pattern(9, 8192);
+    assert_eq!(write(t, &n2, 16, d.clone()), IoStatus::Success);
+    assert_eq!(read(t, &m1, 16, 16).1, d, "Nvme0n2 is Malloc1");
+    close(t, &n2);
+    close(t, &m1);
+
+    // Removal: announced again (the list was read), the bdev goes.
+    on_subsys(t, |s| assert!(s.remove_ns(2)));
+    assert_eq!(next_event(&mut q), Some(0x0004_0002), "removal notice");
+    assert_eq!(changed_ns(&mut q, false), vec![2]);
+    assert!(
+        wait_until(15, || bdev::bdev::get("Nvme0n2").is_none()),
+        "Nvme0n2 stayed after its namespace went"
+    );
+    assert!(bdev::bdev::get("Nvme0n3").is_some());
+    assert!(bdev::bdev::get("Nvme0n1").is_some());
 }
 
 #[test]

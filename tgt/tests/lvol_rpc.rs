@@ -2,95 +2,21 @@
 //! malloc bdev, thin lvols, snapshot, clone, resize, delete (a snapshot with one clone
 //! merges into it), delete of the store, and refused requests.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{call, ok, tmpdir, Tgt};
 use serde_json::{json, Value};
 
-struct Tgt {
-    child: Child,
-    sock: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for Tgt {
-    fn drop(&mut self) {
-        // Only our own child, by PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn start() -> Tgt {
-    let dir = std::env::temp_dir().join(format!("fp-lvol-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("tgt.sock");
-    let prefix = format!("fplvol-{}", std::process::id());
-    let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
-        .args([
-            "-m",
-            "0x3",
-            "--no-huge",
-            "-s",
-            "64",
-            "--no-pci",
-            "--file-prefix",
-            &prefix,
-            "-r",
-        ])
-        .arg(&sock)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ferroplane-tgt");
-    let t = Tgt { child, sock, dir };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while UnixStream::connect(&t.sock).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "ferroplane-tgt did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    t
+    common::start(&tmpdir("lvol"), "lvol", &[])
 }
 
-fn call(sock: &Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before an answer to {method}");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-    }
-}
-
-fn ok(sock: &Path, method: &str, params: Value) -> Value {
-    let v = call(sock, method, params.clone());
-    assert!(v.get("error").is_none(), "{method} {params}: {v}");
-    v["result"].clone()
-}
-
+/// The message of a call that must fail.
 fn fails(sock: &Path, method: &str, params: Value) -> String {
-    let v = call(sock, method, params.clone());
-    v.get("error")
-        .unwrap_or_else(|| panic!("{method} {params} should fail: {v}"))["message"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::err(sock, method, params).1
 }
 
 fn bdev(sock: &Path, name: &str) -> Value {
@@ -210,9 +136,11 @@ fn lvol_store_lifecycle_over_rpc() {
         .as_u64()
         .unwrap();
     assert_eq!(free, free0 - 4, "lv0 owns its 4 clusters again");
-    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/snap0"}))
-        .get("error")
-        .is_some());
+    assert!(
+        call(s, "bdev_get_bdevs", Some(json!({"name": "lvs0/snap0"})))
+            .get("error")
+            .is_some()
+    );
 
     // Inflate and decouple: a snapshot "sT" of "thin0" with a second clone "cT".
     ok(
@@ -308,7 +236,7 @@ fn lvol_store_lifecycle_over_rpc() {
     // Deleting the store removes its lvols and releases the base bdev.
     ok(s, "bdev_lvol_delete_lvstore", json!({"lvs_name": "lvs0"}));
     assert_eq!(ok(s, "bdev_lvol_get_lvstores", json!({})), json!([]));
-    assert!(call(s, "bdev_get_bdevs", json!({"name": "lvs0/lv0"}))
+    assert!(call(s, "bdev_get_bdevs", Some(json!({"name": "lvs0/lv0"})))
         .get("error")
         .is_some());
     let base = bdev(s, "Base0");

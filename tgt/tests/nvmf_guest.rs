@@ -9,6 +9,10 @@
 //!    discard (Dataset Management) reads back as zeroes (malloc's unmap); the
 //!    controller survives two keep-alive periods; disconnect removes the device.
 //! 2. The same with header and data digests on (`nvme connect -g -G`).
+//! 3. Namespace events: while the kernel is connected, `nvmf_subsystem_add_ns` makes
+//!    the target complete the kernel's Asynchronous Event Request; the kernel reads
+//!    the Changed Namespace List, rescans, and `nvmeXn2` appears with the new bdev's
+//!    size and takes I/O; `nvmf_subsystem_remove_ns` makes it go again.
 //!
 //! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
 //! `guest`); `FP_TESTBED=1` forces, `FP_TESTBED=0` skips (see `testbed::harness`).
@@ -142,6 +146,47 @@ fn kernel_round(g: &mut Guest, extra: &str, tag: &str) {
     g.run_ok(&format!("nvme disconnect -n {NQN}"));
 }
 
+/// Wait up to 30 s for `/sys/block/<dev>` to exist (`want`) or not.
+fn wait_block(g: &mut Guest, dev: &str, want: bool) -> bool {
+    let test = if want { "-e" } else { "! -e" };
+    let out = g.run_ok(&format!(
+        "(for i in $(seq 1 150); do [ {test} /sys/block/{dev} ] && echo yes && exit 0; \
+         sleep 0.2; done; echo no)"
+    ));
+    out.contains("yes")
+}
+
+/// Add namespace 2 by RPC while `dev` (namespace 1) is connected, use it, remove it.
+fn namespace_events(g: &mut Guest, dev: &str) {
+    let ctrl = dev.rsplit_once('n').map_or(dev, |(c, _)| c);
+    let n2 = format!("{ctrl}n2");
+    rpc(g, "bdev_malloc_create -b Malloc1 32 512");
+    rpc(g, &format!("nvmf_subsystem_add_ns {NQN} Malloc1 -n 2"));
+    if !wait_block(g, &n2, true) {
+        let why = g.run_ok("ls /sys/block; dmesg | tail -20; tail -20 /tmp/tgt.log");
+        panic!("{n2} did not appear after nvmf_subsystem_add_ns:\n{why}");
+    }
+    let size = g.run_ok(&format!("cat /sys/block/{n2}/size"));
+    assert_eq!(size.trim(), "65536", "{n2} size in sectors");
+    let dmesg = g.run_ok("dmesg | grep -i 'rescanning namespaces' || true");
+    eprintln!("{TEST}: {}", dmesg.trim());
+    g.run_ok("dd if=/dev/urandom of=/tmp/c bs=4096 count=16 2>/dev/null");
+    g.run_ok(&format!(
+        "dd if=/tmp/c of=/dev/{n2} bs=4096 oflag=direct conv=notrunc 2>&1"
+    ));
+    let back = md5(
+        g,
+        &format!("dd if=/dev/{n2} bs=4096 count=16 iflag=direct 2>/dev/null"),
+    );
+    assert_eq!(back, md5(g, "cat /tmp/c"), "{n2} reads back");
+    rpc(g, &format!("nvmf_subsystem_remove_ns {NQN} 2"));
+    assert!(
+        wait_block(g, &n2, false),
+        "{n2} stayed after nvmf_subsystem_remove_ns"
+    );
+    assert!(wait_block(g, dev, true), "{dev} went with namespace 2");
+}
+
 #[test]
 fn kernel_initiator_against_our_target() {
     let Some(nvme) = nvme_cli() else {
@@ -244,6 +289,7 @@ fn kernel_initiator_against_our_target() {
     g.run_ok(&format!(
         "dd if=/dev/{dev} of=/dev/null bs=4096 count=16 iflag=direct 2>&1"
     ));
+    namespace_events(&mut g, &dev);
     let dmesg = g.run_ok("dmesg | grep -iE 'nvme.*(keep-alive|reset|error)' || true");
     assert!(
         !dmesg.contains("keep-alive"),

@@ -1,97 +1,17 @@
 //! `ferroplane-tgt` as a real process: idle CPU, waking on an RPC, `--json` and
 //! `save_config` round trip, SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::Command;
+use std::time::Duration;
+
+use common::{call, ok, tmpdir, wait_exit, Tgt};
 use serde_json::{json, Value};
 
-struct Tgt {
-    child: Child,
-    sock: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for Tgt {
-    fn drop(&mut self) {
-        // Only our own child, by PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fp-tgt-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
+/// A target in a directory of its own.
 fn start(tag: &str, extra: &[&str]) -> Tgt {
-    let dir = tmpdir(tag);
-    let sock = dir.join("tgt.sock");
-    let prefix = format!("fptgt-{tag}-{}", std::process::id());
-    let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
-        .args([
-            "-m",
-            "0x3",
-            "--no-huge",
-            "-s",
-            "32",
-            "--no-pci",
-            "--file-prefix",
-            &prefix,
-            "-r",
-        ])
-        .arg(&sock)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ferroplane-tgt");
-    let t = Tgt { child, sock, dir };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while UnixStream::connect(&t.sock).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "ferroplane-tgt did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    t
-}
-
-/// One raw JSON-RPC call over the Unix socket (no client crate needed).
-fn call(sock: &Path, method: &str, params: Option<Value>) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
-    if let Some(p) = params {
-        req["params"] = p;
-    }
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before an answer to {method}");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-    }
-}
-
-fn result(sock: &Path, method: &str, params: Option<Value>) -> Value {
-    let v = call(sock, method, params);
-    v.get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("{method} failed: {v}"))
+    common::start(&tmpdir(tag), tag, extra)
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -104,24 +24,10 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-fn wait_exit(t: &mut Tgt, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(st) = t.child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ferroplane-tgt did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn idle_target_sleeps_and_wakes_on_rpc() {
     let mut t = start("idle", &[]);
-    assert_eq!(result(&t.sock, "framework_wait_init", None), json!(true));
+    assert_eq!(ok(&t.sock, "framework_wait_init", Value::Null), json!(true));
     std::thread::sleep(Duration::from_millis(500));
     let pid = t.child.id();
     // SAFETY: sysconf takes no pointers.
@@ -138,7 +44,7 @@ fn idle_target_sleeps_and_wakes_on_rpc() {
         "idle ferroplane-tgt used {used} ticks in {window:?} (limit {limit})"
     );
     // It wakes on an RPC, and its reactors report having slept.
-    let v = result(&t.sock, "framework_get_reactors", None);
+    let v = ok(&t.sock, "framework_get_reactors", Value::Null);
     let reactors = v["reactors"].as_array().unwrap();
     assert_eq!(reactors.len(), 2);
     for r in reactors {
@@ -149,13 +55,13 @@ fn idle_target_sleeps_and_wakes_on_rpc() {
         assert_eq!(r["in_interrupt"], json!(true));
     }
     assert_eq!(
-        result(&t.sock, "spdk_get_version", None)["version"],
-        result(&t.sock, "ferroplane_get_version", None)["version"]
+        ok(&t.sock, "spdk_get_version", Value::Null)["version"],
+        ok(&t.sock, "ferroplane_get_version", Value::Null)["version"]
     );
     // Per-thread poller counts (thread_get_stats) agree with the pollers listed
     // (thread_get_pollers), and the app thread has pollers (the RPC server's).
-    let stats = result(&t.sock, "thread_get_stats", None);
-    let pollers = result(&t.sock, "thread_get_pollers", None);
+    let stats = ok(&t.sock, "thread_get_stats", Value::Null);
+    let pollers = ok(&t.sock, "thread_get_pollers", Value::Null);
     let threads = stats["threads"].as_array().unwrap();
     assert!(!threads.is_empty(), "{stats}");
     let mut total = 0;
@@ -180,10 +86,8 @@ fn idle_target_sleeps_and_wakes_on_rpc() {
         }
     }
     assert!(total > 0, "no pollers anywhere: {pollers}");
-    // SAFETY: signalling our own child by PID.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let st = wait_exit(&mut t, Duration::from_secs(30));
-    assert_eq!(st.code(), Some(0), "exit status {st:?}");
+    t.signal(libc::SIGTERM);
+    assert_eq!(wait_exit(&mut t), Some(0), "exit status");
     assert!(!t.sock.exists(), "RPC socket file left behind");
 }
 
@@ -199,19 +103,18 @@ fn json_config_save_config_round_trip() {
     let mut next = cfg.clone();
     for round in 0..2 {
         let mut t = start(&format!("cfg{round}"), &["--json", next.to_str().unwrap()]);
-        assert_eq!(result(&t.sock, "framework_wait_init", None), json!(true));
+        assert_eq!(ok(&t.sock, "framework_wait_init", Value::Null), json!(true));
         assert_eq!(
-            result(&t.sock, "framework_get_scheduler", None),
+            ok(&t.sock, "framework_get_scheduler", Value::Null),
             json!({"scheduler_name": "dynamic", "scheduler_period": 250000})
         );
-        let saved = result(&t.sock, "save_config", None);
+        let saved = ok(&t.sock, "save_config", Value::Null);
         let out = dir.join(format!("saved{round}.json"));
         std::fs::write(&out, saved.to_string()).unwrap();
         saves.push(saved);
         next = out;
-        // SAFETY: signalling our own child by PID.
-        unsafe { libc::kill(t.child.id() as i32, libc::SIGINT) };
-        assert_eq!(wait_exit(&mut t, Duration::from_secs(30)).code(), Some(0));
+        t.signal(libc::SIGINT);
+        assert_eq!(wait_exit(&mut t), Some(0));
     }
     assert_eq!(saves[0], saves[1], "save → load → save changed the config");
     let calls = &saves[0]["subsystems"][0];
@@ -230,25 +133,27 @@ fn wait_for_rpc_then_start_init() {
         "runtime method answered before init: {v}"
     );
     assert_eq!(
-        result(
+        ok(
             &t.sock,
             "framework_set_scheduler",
-            Some(json!({"name": "dynamic"}))
+            json!({"name": "dynamic"})
         ),
         json!(true)
     );
-    assert_eq!(result(&t.sock, "framework_start_init", None), json!(true));
-    assert_eq!(result(&t.sock, "framework_wait_init", None), json!(true));
-    assert!(result(&t.sock, "framework_get_reactors", None)["reactors"].is_array());
+    assert_eq!(
+        ok(&t.sock, "framework_start_init", Value::Null),
+        json!(true)
+    );
+    assert_eq!(ok(&t.sock, "framework_wait_init", Value::Null), json!(true));
+    assert!(ok(&t.sock, "framework_get_reactors", Value::Null)["reactors"].is_array());
     let bad = call(
         &t.sock,
         "framework_set_scheduler",
         Some(json!({"name": "bogus"})),
     );
     assert!(bad.get("error").is_some(), "{bad}");
-    // SAFETY: signalling our own child by PID.
-    unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
-    assert_eq!(wait_exit(&mut t, Duration::from_secs(30)).code(), Some(0));
+    t.signal(libc::SIGTERM);
+    assert_eq!(wait_exit(&mut t), Some(0));
 }
 
 #[test]
@@ -263,15 +168,9 @@ fn bad_arguments_fail_cleanly() {
     assert!(err.contains("-m"), "{err}");
     // Startup output names the reactors, as spdk_tgt's does.
     let mut t = start("lines", &[]);
-    // SAFETY: signalling our own child by PID.
-    unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
-    assert_eq!(wait_exit(&mut t, Duration::from_secs(30)).code(), Some(0));
-    let mut text = String::new();
-    let stderr = t.child.stderr.take().unwrap();
-    for l in BufReader::new(stderr).lines() {
-        text.push_str(&l.unwrap());
-        text.push('\n');
-    }
+    t.signal(libc::SIGTERM);
+    assert_eq!(wait_exit(&mut t), Some(0));
+    let text = t.log_text();
     assert!(text.contains("Reactor started on core 0"), "{text}");
     assert!(text.contains("Reactor started on core 1"), "{text}");
     assert!(text.contains("Total cores available: 2"), "{text}");

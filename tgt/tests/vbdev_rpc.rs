@@ -2,87 +2,12 @@
 //! real `ferroplane-tgt`: create over malloc bases, describe, refuse bad parameters,
 //! and a `save_config` → `--json` → `save_config` round trip that rebuilds the stack.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+
+use common::{err, ok, start, wait_exit};
 use serde_json::{json, Value};
-
-struct Tgt {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Tgt {
-    fn drop(&mut self) {
-        // Only our own child, by PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
-    let sock = dir.join(format!("{tag}.sock"));
-    let prefix = format!("fpvbdev-{tag}-{}", std::process::id());
-    let child = Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
-        .args(["-m", "0x1", "--no-huge", "-s", "64", "--no-pci"])
-        .args(["--file-prefix", &prefix, "-r"])
-        .arg(&sock)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ferroplane-tgt");
-    let t = Tgt { child, sock };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while UnixStream::connect(&t.sock).is_err() {
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    t
-}
-
-fn call(sock: &Path, method: &str, params: Option<Value>) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
-    if let Some(p) = params {
-        req["params"] = p;
-    }
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before an answer to {method}");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-    }
-}
-
-/// The result of a call that must succeed.
-fn ok(sock: &Path, method: &str, params: Value) -> Value {
-    let v = call(sock, method, (!params.is_null()).then(|| params.clone()));
-    assert!(v.get("error").is_none(), "{method} {params}: {v}");
-    v["result"].clone()
-}
-
-/// The error of a call that must fail: (code, message).
-fn err(sock: &Path, method: &str, params: Value) -> (i64, String) {
-    let v = call(sock, method, Some(params.clone()));
-    let e = v
-        .get("error")
-        .unwrap_or_else(|| panic!("{method} {params} accepted: {v}"));
-    (
-        e["code"].as_i64().unwrap(),
-        e["message"].as_str().unwrap().to_string(),
-    )
-}
 
 fn names(sock: &Path) -> Vec<String> {
     let v = ok(sock, "bdev_get_bdevs", json!({}));
@@ -115,23 +40,12 @@ fn bdev_config(saved: &Value) -> Vec<Value> {
         .clone()
 }
 
-fn wait_exit(t: &mut Tgt) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = t.child.try_wait().unwrap() {
-            return st.code();
-        }
-        assert!(Instant::now() < deadline, "ferroplane-tgt did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn virtual_bdevs_over_rpc_and_config_round_trip() {
     let dir = std::env::temp_dir().join(format!("fp-vbdev-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut t = start(&dir, "a", &[]);
+    let mut t = start(&dir, "a", &["-m", "0x1"]);
     let s = t.sock.clone();
     assert_eq!(ok(&s, "framework_wait_init", json!(null)), json!(true));
     // 4 MiB bases (8192 blocks of 512).
@@ -338,7 +252,7 @@ fn virtual_bdevs_over_rpc_and_config_round_trip() {
     unsafe { libc::kill(t.child.id() as i32, libc::SIGTERM) };
     assert_eq!(wait_exit(&mut t), Some(0));
 
-    let mut t2 = start(&dir, "b", &["--json", cfg.to_str().unwrap()]);
+    let mut t2 = start(&dir, "b", &["-m", "0x1", "--json", cfg.to_str().unwrap()]);
     let s2 = t2.sock.clone();
     assert_eq!(ok(&s2, "framework_wait_init", json!(null)), json!(true));
     let mut a = listed.clone();

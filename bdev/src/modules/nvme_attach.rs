@@ -166,6 +166,10 @@ struct Detach {
     trsvcid: Option<String>,
     #[serde(default)]
     subnqn: Option<String>,
+    #[serde(default)]
+    hostaddr: Option<String>,
+    #[serde(default)]
+    hostsvcid: Option<String>,
 }
 
 /// The `bdev_nvme_detach_controller` handler.
@@ -174,7 +178,15 @@ pub(crate) fn detach_rpc(r: Request) {
         Ok(p) => p,
         Err(e) => return r.respond(Err(e)),
     };
-    let _ = (&p.trtype, &p.traddr, &p.adrfam, &p.trsvcid, &p.subnqn);
+    let _ = (
+        &p.trtype,
+        &p.traddr,
+        &p.adrfam,
+        &p.trsvcid,
+        &p.subnqn,
+        &p.hostaddr,
+        &p.hostsvcid,
+    );
     let Some(t) = transports().into_iter().find(|t| t.owns(&p.name)) else {
         return r.respond(Err(RpcError::new(
             -19,

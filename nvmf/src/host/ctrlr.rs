@@ -2,7 +2,11 @@
 //! socket, timeouts) that brings the controller up (Connect, CC.EN, identify, number
 //! of queues, namespaces), sends Keep Alive every half timeout, and on a dropped
 //! connection reconnects every `reconnect_delay_sec` until `ctrlr_loss_timeout_sec`.
-//! I/O queues read the current controller id and generation from here.
+//! It keeps an Asynchronous Event Request outstanding: on a Namespace Attribute
+//! Changed notice it reads the Changed Namespace List (which re-arms the notice),
+//! identifies the active namespaces again and hands the list to the attach code,
+//! which registers new bdevs and unregisters gone ones. I/O queues read the current
+//! controller id and generation from here.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -125,6 +129,28 @@ pub(crate) fn bring_up(ep: &Endpoint, want_queues: u16) -> Result<(Queue, CtrlrI
     s.cdw11 = n | n << 16;
     let (cqe, _) = q.command_ok("set the number of queues", s, &[], 0)?;
     let granted = ((cqe.dw0 & 0xffff).min(cqe.dw0 >> 16) + 1) as u16;
+    // Namespace Attribute Notices, if the controller sends them (OAES bit 8).
+    let oaes = u32::from_le_bytes([id[92], id[93], id[94], id[95]]);
+    if oaes & AEN_NS_ATTR != 0 {
+        let mut s = Sqe::new(admin_opc::SET_FEATURES, 0, 0);
+        s.cdw10 = u32::from(FEAT_ASYNC_EVENT_CONFIG);
+        s.cdw11 = AEN_NS_ATTR;
+        q.command_ok("enable namespace notices", s, &[], 0)?;
+    }
+    let ns = namespaces(&mut q)?;
+    let mqes = (cap & 0xffff) as u16;
+    let info = CtrlrInfo {
+        io_queues: granted,
+        sqsize: mqes.min(127),
+        icd,
+        max_xfer,
+        ns,
+    };
+    Ok((q, info))
+}
+
+/// The active namespaces, identified (those with metadata or no blocks left out).
+fn namespaces(q: &mut Queue) -> Result<Vec<NsInfo>> {
     let mut s = Sqe::new(admin_opc::IDENTIFY, 0, 0);
     s.cdw10 = cns::ACTIVE_NS_LIST;
     let (_, list) = q.command_ok("list the active namespaces", s, &[], 4096)?;
@@ -151,15 +177,30 @@ pub(crate) fn bring_up(ep: &Endpoint, want_queues: u16) -> Result<(Queue, CtrlrI
             nguid: id.nguid,
         });
     }
-    let mqes = (cap & 0xffff) as u16;
-    let info = CtrlrInfo {
-        io_queues: granted,
-        sqsize: mqes.min(127),
-        icd,
-        max_xfer,
-        ns,
-    };
-    Ok((q, info))
+    Ok(ns)
+}
+
+/// Asynchronous Event Configuration feature, its Namespace Attribute Notices bit
+/// (NVMe 1.4 figure 290; the same bit in Identify Controller OAES), the notice's
+/// completion dword 0 type and information with the log page it names (figure 146).
+const FEAT_ASYNC_EVENT_CONFIG: u8 = 0x0b;
+const AEN_NS_ATTR: u32 = 1 << 8;
+const AEN_TYPE_NOTICE: u32 = 0x2;
+const AEN_INFO_NS_CHANGED: u32 = 0x00;
+const LOG_CHANGED_NS: u32 = 0x04;
+
+/// Answer an asynchronous event: on a Namespace Attribute Changed notice read the
+/// Changed Namespace List (clearing it) and return the active namespaces now.
+fn on_event(q: &mut Queue, dw0: u32) -> Result<Option<Vec<NsInfo>>> {
+    let (ty, info, lid) = (dw0 & 0x7, (dw0 >> 8) & 0xff, (dw0 >> 16) & 0xff);
+    if ty != AEN_TYPE_NOTICE || info != AEN_INFO_NS_CHANGED || lid != LOG_CHANGED_NS {
+        return Ok(None);
+    }
+    let mut s = Sqe::new(admin_opc::GET_LOG_PAGE, 0, u32::MAX);
+    // NUMDL: 1024 dwords, 0-based.
+    s.cdw10 = LOG_CHANGED_NS | 1023 << 16;
+    q.command_ok("read the changed namespace list", s, &[], 4096)?;
+    Ok(Some(namespaces(q)?))
 }
 
 impl HostCtrlr {
@@ -187,10 +228,33 @@ impl HostCtrlr {
     }
 }
 
-/// The control thread's loop: keep-alive, and reconnect when the admin queue drops,
-/// until [`HostCtrlr::stop`] (checked every 100 ms). `loss` bounds the time spent
-/// reconnecting (`None`: forever).
-pub(crate) fn run(c: Arc<HostCtrlr>, mut q: Option<Queue>, loss: Option<Duration>) {
+/// One tick of a live admin queue: keep-alive when due, the AER kept outstanding,
+/// an answered one handled (`on_ns` gets the namespaces after a change).
+fn tick(aq: &mut Queue, last_ka: &mut Instant, on_ns: &dyn Fn(Vec<NsInfo>)) -> Result<()> {
+    aq.submit_aer()?;
+    if let Some(dw0) = aq.poll_event()? {
+        if let Some(ns) = on_event(aq, dw0)? {
+            on_ns(ns);
+        }
+        aq.submit_aer()?;
+    }
+    if last_ka.elapsed() >= Duration::from_millis(u64::from(KATO_MS / 2)) {
+        *last_ka = Instant::now();
+        aq.command_ok("keep alive", Sqe::new(0x18, 0, 0), &[], 0)?;
+    }
+    Ok(())
+}
+
+/// The control thread's loop: keep-alive, namespace notices, and reconnect when the
+/// admin queue drops, until [`HostCtrlr::stop`] (checked every 100 ms). `loss`
+/// bounds the time spent reconnecting (`None`: forever). `on_ns` gets the active
+/// namespaces after a Namespace Attribute Changed notice.
+pub(crate) fn run(
+    c: Arc<HostCtrlr>,
+    mut q: Option<Queue>,
+    loss: Option<Duration>,
+    on_ns: &dyn Fn(Vec<NsInfo>),
+) {
     let mut last_ka = Instant::now();
     let mut down_since: Option<Instant> = None;
     let mut next_try = Instant::now();
@@ -198,14 +262,11 @@ pub(crate) fn run(c: Arc<HostCtrlr>, mut q: Option<Queue>, loss: Option<Duration
         std::thread::sleep(Duration::from_millis(100));
         match q.as_mut() {
             Some(aq) => {
-                if last_ka.elapsed() >= Duration::from_millis(u64::from(KATO_MS / 2)) {
-                    last_ka = Instant::now();
-                    if let Err(e) = aq.command_ok("keep alive", Sqe::new(0x18, 0, 0), &[], 0) {
-                        eal::log_err!("nvme tcp {}: admin queue lost: {e}", c.name);
-                        q = None;
-                        c.connected.store(false, Ordering::Release);
-                        down_since = Some(Instant::now());
-                    }
+                if let Err(e) = tick(aq, &mut last_ka, on_ns) {
+                    eal::log_err!("nvme tcp {}: admin queue lost: {e}", c.name);
+                    q = None;
+                    c.connected.store(false, Ordering::Release);
+                    down_since = Some(Instant::now());
                 }
             }
             None => {
@@ -220,11 +281,13 @@ pub(crate) fn run(c: Arc<HostCtrlr>, mut q: Option<Queue>, loss: Option<Duration
                 }
                 next_try = Instant::now() + c.reconnect_delay;
                 match bring_up(&c.ep, c.info.io_queues) {
-                    Ok((aq, _)) => {
+                    Ok((aq, info)) => {
                         c.cntlid.store(aq.cntlid, Ordering::Release);
                         c.gen.fetch_add(1, Ordering::AcqRel);
                         c.reconnects.fetch_add(1, Ordering::Relaxed);
                         c.connected.store(true, Ordering::Release);
+                        // Namespaces may have come or gone while it was away.
+                        on_ns(info.ns);
                         eal::log_notice!(
                             "nvme tcp {}: reconnected (controller {})",
                             c.name,

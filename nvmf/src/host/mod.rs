@@ -31,7 +31,7 @@ use framework::thread;
 use jsonrpc::RpcError;
 use serde_json::json;
 
-use ctrlr::HostCtrlr;
+use ctrlr::{HostCtrlr, NsInfo};
 use qpair::Qpair;
 use setup::Endpoint;
 
@@ -214,39 +214,23 @@ impl NvmeTransport for TcpTransport {
                 let c2 = c.clone();
                 // Register the bdevs on the attaching thread, then keep the admin queue.
                 let r = home.send_msg(move || {
-                    let mut names = Vec::new();
-                    for ns in &c2.info.ns {
-                        let bname = format!("{}n{}", c2.name, ns.nsid);
-                        let bi = BdevInfo {
-                            name: bname.clone(),
-                            aliases: Vec::new(),
-                            uuid: Uuid(ns.nguid),
-                            product_name: "NVMe disk".into(),
-                            block_size: ns.block_size,
-                            num_blocks: ns.num_blocks,
-                            optimal_io_boundary: 0,
-                            write_cache: true,
-                            max_transfer_blocks: (c2.info.max_xfer / ns.block_size as usize) as u32,
-                        };
-                        let m = Arc::new(TcpNs {
-                            ctrlr: c2.clone(),
-                            nsid: ns.nsid,
-                        });
-                        match bdev::bdev::register(bi, m) {
-                            Ok(_) => names.push(bname),
-                            Err(e) => eal::log_err!(
-                                "nvme tcp {}: bdev {bname} not registered: {e}",
-                                c2.name
-                            ),
-                        }
-                    }
-                    *lock(&c2.bdevs) = names.clone();
+                    let ns = c2.info.ns.clone();
+                    let names = sync_bdevs(&c2, ns);
                     done(Ok(names));
                 });
                 if r.is_err() {
                     return;
                 }
-                ctrlr::run(c, Some(q), loss);
+                let c3 = c.clone();
+                let on_ns = move |ns: Vec<NsInfo>| {
+                    let c4 = c3.clone();
+                    if let Err(e) = home.send_msg(move || {
+                        sync_bdevs(&c4, ns);
+                    }) {
+                        eal::log_err!("nvme tcp {}: namespaces not updated: {e}", c3.name);
+                    }
+                };
+                ctrlr::run(c, Some(q), loss, &on_ns);
             });
         // The control thread ends on its own once told to stop (within 100 ms).
         if let Err(e) = spawned {
@@ -278,6 +262,63 @@ impl NvmeTransport for TcpTransport {
             }),
         );
     }
+}
+
+/// The bdev of namespace `ns` of controller `c`.
+fn ns_bdev_info(c: &HostCtrlr, ns: &NsInfo) -> BdevInfo {
+    BdevInfo {
+        name: format!("{}n{}", c.name, ns.nsid),
+        aliases: Vec::new(),
+        uuid: Uuid(ns.nguid),
+        product_name: "NVMe disk".into(),
+        block_size: ns.block_size,
+        num_blocks: ns.num_blocks,
+        optimal_io_boundary: 0,
+        write_cache: true,
+        max_transfer_blocks: (c.info.max_xfer / ns.block_size as usize) as u32,
+    }
+}
+
+/// Make the controller's bdevs those of the active namespaces `ns` (on the attaching
+/// thread): register the new ones, unregister the gone ones. Returns the names of
+/// the bdevs registered now.
+fn sync_bdevs(c: &Arc<HostCtrlr>, ns: Vec<NsInfo>) -> Vec<String> {
+    if c.stop.load(Ordering::Acquire) {
+        return Vec::new();
+    }
+    let want: Vec<BdevInfo> = ns.iter().map(|n| ns_bdev_info(c, n)).collect();
+    let mut have = lock(&c.bdevs);
+    let gone: Vec<String> = have
+        .iter()
+        .filter(|h| !want.iter().any(|w| &w.name == *h))
+        .cloned()
+        .collect();
+    have.retain(|h| !gone.contains(h));
+    let mut added = Vec::new();
+    for (bi, n) in want.into_iter().zip(&ns) {
+        if have.contains(&bi.name) {
+            continue;
+        }
+        let bname = bi.name.clone();
+        let m = Arc::new(TcpNs {
+            ctrlr: c.clone(),
+            nsid: n.nsid,
+        });
+        match bdev::bdev::register(bi, m) {
+            Ok(_) => {
+                eal::log_info!("nvme tcp {}: namespace {} is bdev {bname}", c.name, n.nsid);
+                have.push(bname.clone());
+                added.push(bname);
+            }
+            Err(e) => eal::log_err!("nvme tcp {}: bdev {bname} not registered: {e}", c.name),
+        }
+    }
+    drop(have);
+    if !gone.is_empty() {
+        eal::log_info!("nvme tcp {}: namespaces gone: {gone:?}", c.name);
+        unregister_all(gone, Box::new(|| {}));
+    }
+    added
 }
 
 fn unregister_all(mut names: Vec<String>, then: Box<dyn FnOnce() + Send>) {

@@ -5,6 +5,9 @@
 //! ones after the controller's R2T in H2CData PDUs. A queue whose connection drops
 //! fails its outstanding I/O and reconnects (every reconnect delay) once the
 //! controller is back; I/O submitted meanwhile fails.
+//!
+//! Completions are collected under the queue's lock and delivered after it is
+//! released: a completion callback may submit again (bdevperf does) on this queue.
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::Ordering;
@@ -55,7 +58,22 @@ pub(crate) struct QpairState {
     reqs: Vec<Option<Req>>,
     free: Vec<u16>,
     failed: Vec<BdevIo>,
+    /// Finished I/O, completed once the lock is released.
+    done: Vec<(BdevIo, IoStatus)>,
     next_try: Instant,
+}
+
+/// Run `f` on the state, then complete what it finished, outside the lock.
+fn with_state<R>(state: &Mutex<QpairState>, f: impl FnOnce(&mut QpairState) -> R) -> R {
+    let (r, done) = {
+        let mut s = lock(state);
+        let r = f(&mut s);
+        (r, std::mem::take(&mut s.done))
+    };
+    for (io, st) in done {
+        io.complete(st);
+    }
+    r
 }
 
 /// A channel's queue (dropped on its thread: the poller goes, the socket closes, the
@@ -115,17 +133,20 @@ impl Qpair {
             reqs: (0..depth).map(|_| None).collect(),
             free: (0..depth as u16).rev().collect(),
             failed: Vec::new(),
+            done: Vec::new(),
             next_try: Instant::now(),
         }));
         lock(&state).start_connect();
         let s2 = state.clone();
         // Keep the reactor awake: replies arrive on a socket this poller reads.
         let opts = poller::PollerOpts { keep_awake: true };
-        let poller = poller::register_with("nvme_tcp_qpair", 0, opts, move || lock(&s2).poll())
-            .map_err(|e| {
-                c.put_qid(qid);
-                e.to_string()
-            })?;
+        let poller = poller::register_with("nvme_tcp_qpair", 0, opts, move || {
+            with_state(&s2, QpairState::poll)
+        })
+        .map_err(|e| {
+            c.put_qid(qid);
+            e.to_string()
+        })?;
         Ok(Qpair {
             state,
             poller: Some(poller),
@@ -134,7 +155,7 @@ impl Qpair {
 
     /// Start `io`.
     pub(crate) fn submit(&self, io: BdevIo) {
-        lock(&self.state).submit(io);
+        with_state(&self.state, |s| s.submit(io));
     }
 }
 
@@ -143,14 +164,15 @@ impl Drop for Qpair {
         if let Some(p) = self.poller.take() {
             let _ = p.unregister();
         }
-        let mut s = lock(&self.state);
-        s.drop_conn(IoStatus::Aborted);
-        let q = std::mem::take(&mut s.queued);
-        s.failed.extend(q);
-        for io in std::mem::take(&mut s.failed) {
-            io.complete(IoStatus::Failed);
-        }
-        s.ctrlr.put_qid(s.qid);
+        with_state(&self.state, |s| {
+            s.drop_conn(IoStatus::Aborted);
+            let q = std::mem::take(&mut s.queued);
+            s.failed.extend(q);
+            for io in std::mem::take(&mut s.failed) {
+                s.done.push((io, IoStatus::Failed));
+            }
+            s.ctrlr.put_qid(s.qid);
+        });
     }
 }
 
@@ -230,7 +252,7 @@ impl QpairState {
         };
         let Some(cid) = self.free.pop() else {
             // Out of command slots: the bdev layer queues it and tries again.
-            io.complete(IoStatus::NoMem);
+            self.done.push((io, IoStatus::NoMem));
             return;
         };
         let bs = u64::from(io.block_size());
@@ -299,11 +321,12 @@ impl QpairState {
         if ok && r.read {
             r.io.copy_in(&r.buf);
         }
-        r.io.complete(if ok {
+        let st = if ok {
             IoStatus::Success
         } else {
             IoStatus::Failed
-        });
+        };
+        self.done.push((r.io, st));
     }
 
     fn handle(&mut self) -> Result<bool, String> {
@@ -419,7 +442,7 @@ impl QpairState {
         let mut busy = false;
         for io in std::mem::take(&mut self.failed) {
             busy = true;
-            io.complete(IoStatus::Failed);
+            self.done.push((io, IoStatus::Failed));
         }
         busy |= self.connect_done();
         if self.live.is_none() {

@@ -1,6 +1,8 @@
 //! Queue set-up and the admin queue of the initiator, over a blocking socket with
 //! timeouts: ICReq/ICResp, Connect, and one admin command at a time (properties,
-//! identify, features, keep-alive). The control thread of a controller uses it for
+//! identify, features, keep-alive), plus one Asynchronous Event Request left
+//! outstanding whose completion is kept when it arrives (during another command or
+//! found by [`Queue::poll_event`]). The control thread of a controller uses it for
 //! its admin queue; an I/O queue uses it once to connect, then turns nonblocking.
 
 use std::io::{Read, Write};
@@ -39,7 +41,14 @@ pub struct Queue {
     pub next_cid: u16,
     /// In-capsule data this queue takes.
     pub icd: usize,
+    /// The outstanding Asynchronous Event Request's command id.
+    pub aer_cid: Option<u16>,
+    /// Completion dword 0 of answered AERs not yet taken.
+    pub events: Vec<u32>,
 }
+
+/// Asynchronous Event Request opcode (NVMe 1.4 figure 139).
+const ASYNC_EVENT_REQUEST: u8 = 0x0c;
 
 fn proto(what: &'static str, why: impl Into<String>) -> Error {
     Error::Protocol {
@@ -86,6 +95,83 @@ impl Queue {
             }
             self.rx.filled(n);
         }
+    }
+
+    /// Keep the completion if it answers the outstanding AER.
+    fn take_aer(&mut self, r: &CapsuleResp) -> bool {
+        if self.aer_cid != Some(r.cqe.cid) {
+            return false;
+        }
+        self.aer_cid = None;
+        if Status(r.cqe.status >> 1).is_success() {
+            self.events.push(r.cqe.dw0);
+        }
+        true
+    }
+
+    /// Send an Asynchronous Event Request (unless one is outstanding); its
+    /// completion is kept for [`poll_event`](Self::poll_event).
+    pub fn submit_aer(&mut self) -> Result<()> {
+        if self.aer_cid.is_some() {
+            return Ok(());
+        }
+        let cid = self.next_cid;
+        self.next_cid = self.next_cid.wrapping_add(1);
+        let mut sqe = Sqe::new(ASYNC_EVENT_REQUEST, 0, 0);
+        sqe.set_cid(cid);
+        let cap = CapsuleCmd {
+            ch: CommonHeader::new(PduType::CapsuleCmd),
+            sqe,
+        };
+        let mut b = Vec::new();
+        encode(&mut b, &cap, &[], self.framing.hdgst, false);
+        self.send(&b)?;
+        self.aer_cid = Some(cid);
+        Ok(())
+    }
+
+    /// An answered AER's completion dword 0, without waiting: what arrived during
+    /// other commands, else what the socket holds now.
+    pub fn poll_event(&mut self) -> Result<Option<u32>> {
+        if self.events.is_empty() && self.aer_cid.is_some() {
+            self.sock
+                .set_nonblocking(true)
+                .map_err(io_err("make the admin socket nonblocking"))?;
+            let space = self.rx.space(64 * 1024);
+            let r = self.sock.read(space);
+            self.sock
+                .set_nonblocking(false)
+                .map_err(io_err("make the admin socket blocking"))?;
+            match r {
+                Ok(0) => {
+                    return Err(proto(
+                        "receive a PDU",
+                        "the controller closed the connection",
+                    ))
+                }
+                Ok(n) => self.rx.filled(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io_err("receive from the controller")(e)),
+            }
+            while let Some(p) = self
+                .rx
+                .next_pdu(&self.framing)
+                .map_err(|e| proto("receive a PDU", e.to_string()))?
+            {
+                let ok = p.ty == PduType::CapsuleResp && self.take_aer(&p.header());
+                if !ok {
+                    return Err(proto(
+                        "wait for an event",
+                        format!("unexpected {:?} PDU", p.ty),
+                    ));
+                }
+            }
+        }
+        Ok(if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        })
     }
 
     fn send(&mut self, b: &[u8]) -> Result<()> {
@@ -168,6 +254,7 @@ impl Queue {
                 PduType::CapsuleResp => {
                     let r: CapsuleResp = p.header();
                     if r.cqe.cid != cid {
+                        self.take_aer(&r);
                         continue;
                     }
                     return Ok((r.cqe, data));
@@ -227,6 +314,8 @@ pub fn connect(
         cntlid,
         next_cid: 1,
         icd: 8192,
+        aer_cid: None,
+        events: Vec::new(),
     };
     let ic = IcReq {
         ch: CommonHeader::new(PduType::IcReq),

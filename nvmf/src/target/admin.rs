@@ -2,14 +2,14 @@
 //! active namespace list, namespace descriptors), Get/Set Features (number of queues,
 //! keep-alive timer, and the rest stored), Get Log Page (discovery, error
 //! information, SMART, firmware slot, changed namespaces), Keep Alive, Asynchronous
-//! Event Request (held until the controller goes).
+//! Event Request (held until a namespace notice is owed or the controller goes).
 
 use nvme::spec::{
     admin_opc, cns, generic, oncs, sct, specific, IdentifyController, IdentifyNamespace, LbaFormat,
     Sqe, Status,
 };
 
-use super::ctrlr::{Ctrlr, VERSION};
+use super::ctrlr::{Ctrlr, AEN_NS_ATTR, FEAT_ASYNC_EVENT_CONFIG, VERSION};
 use super::tgt;
 use crate::spec::bytes::{as_bytes, fill_str, put, zeroed};
 use crate::spec::fabrics::{
@@ -23,7 +23,6 @@ const ASYNC_EVENT_REQUEST: u8 = 0x0c;
 
 /// Feature ids (figure 271) beyond `nvme::spec::feat`.
 const FEAT_NUM_QUEUES: u8 = 0x07;
-const FEAT_ASYNC_EVENT_CONFIG: u8 = 0x0b;
 const FEAT_KEEP_ALIVE_TIMER: u8 = 0x0f;
 const FEAT_STORED: &[u8] = &[0x01, 0x02, 0x04, 0x05, 0x06, 0x08, 0x09, 0x0a, 0x0b];
 
@@ -102,6 +101,8 @@ pub(crate) fn identify_controller(c: &Ctrlr) -> Vec<u8> {
     id.cntlid = c.cntlid;
     id.ver = VERSION;
     id.cntrltype = if s.is_discovery() { 2 } else { 1 };
+    // Namespace Attribute Notices (the other events are not sent).
+    id.oaes = if s.is_discovery() { 0 } else { AEN_NS_ATTR };
     id.acl = 3;
     id.aerl = 3;
     id.frmw = 0x3;
@@ -282,7 +283,8 @@ fn get_log_page(c: &Ctrlr, sqe: &Sqe) -> AdminOutcome {
             fill_str(&mut v[8..16], env!("CARGO_PKG_VERSION"), b' ');
             v
         }
-        LOG_CHANGED_NS => vec![0; 4096],
+        // RAE: Retain Asynchronous Event (cdw10 bit 15).
+        LOG_CHANGED_NS => c.changed_ns_log(sqe.cdw10 & 1 << 15 != 0),
         _ => return err(sct::COMMAND_SPECIFIC, SC_INVALID_LOG_PAGE),
     };
     let mut out = vec![0u8; len];

@@ -96,7 +96,8 @@ pub(crate) struct Conn {
     next_ttag: u16,
     /// Commands at the bdev or waiting for data.
     inflight: usize,
-    /// Held Asynchronous Event Requests (answered when the controller goes).
+    /// Held Asynchronous Event Requests (answered by a notice; dropped with the
+    /// controller).
     aers: Vec<u16>,
     sqhd: u16,
     /// Why the connection is closing (set: close once the TermReq is out).
@@ -698,8 +699,20 @@ impl Conn {
         self.aers.clear();
     }
 
-    /// Close if the controller is gone or its keep-alive expired.
+    /// Close if the controller is gone or its keep-alive expired; answer a held AER
+    /// with a notice the controller owes.
     pub(crate) fn check_timers(&mut self, now: u64) {
+        let Some(q) = &self.q else { return };
+        let notice = if q.qid == 0 && !self.aers.is_empty() && self.closing.is_none() {
+            q.ctrlr.take_ns_notice()
+        } else {
+            None
+        };
+        if let Some(dw0) = notice {
+            let cid = self.aers.remove(0);
+            self.reply(cid, Status::SUCCESS, dw0, &[]);
+            self.flush();
+        }
         let Some(q) = &self.q else { return };
         if q.ctrlr.is_dead() {
             self.fail("controller gone");

@@ -5,6 +5,12 @@
 //! queues granted and the keep-alive clock. A controller dies when its admin queue's
 //! connection closes, its keep-alive timer expires or its subsystem is deleted; the
 //! poll groups then close its I/O queues' connections.
+//!
+//! Asynchronous events (NVMe 1.4 section 5.2): when its subsystem's namespaces
+//! change and the host enabled Namespace Attribute Notices (Set Features 0Bh bit 8),
+//! the controller owes one notice, answered on a held Asynchronous Event Request by
+//! its admin queue's connection. The notice type is then masked until the host reads
+//! the Changed Namespace List (log page 04h) without Retain Asynchronous Event.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -28,6 +34,22 @@ const CC_SHN_MASK: u32 = 0x3 << 14;
 const CSTS_RDY: u32 = 1;
 const CSTS_SHST_COMPLETE: u32 = 0x2 << 2;
 
+/// Asynchronous Event Configuration feature id and its Namespace Attribute Notices
+/// bit (figure 290); also the bit in Identify Controller OAES (figure 247).
+pub(crate) const FEAT_ASYNC_EVENT_CONFIG: u8 = 0x0b;
+pub(crate) const AEN_NS_ATTR: u32 = 1 << 8;
+/// Completion dword 0 of the Namespace Attribute Changed notice (figure 146): type
+/// Notice (2h), information 00h (bits 15:8 zero), log page 04h.
+pub const AEN_NS_CHANGED_DW0: u32 = 0x02 | 0x04 << 16;
+
+/// Where the host stands with namespace notices.
+struct AenState {
+    /// The subsystem's namespace generation the host last read the log up to.
+    log_gen: u64,
+    /// A notice went out and the host has not read the log since.
+    masked: bool,
+}
+
 /// A controller.
 pub struct Ctrlr {
     /// Controller id.
@@ -46,6 +68,7 @@ pub struct Ctrlr {
     io_queues: AtomicU32,
     io_qids: Mutex<HashSet<u16>>,
     features: Mutex<HashMap<u8, u32>>,
+    aen: Mutex<AenState>,
     dead: AtomicBool,
 }
 
@@ -58,6 +81,7 @@ impl Ctrlr {
         kato_ms: u32,
         opts: TransportOpts,
     ) -> Ctrlr {
+        let log_gen = subsys.ns_gen();
         Ctrlr {
             cntlid,
             subsys,
@@ -70,6 +94,10 @@ impl Ctrlr {
             io_queues: AtomicU32::new(u32::from(opts.max_io_qpairs_per_ctrlr)),
             io_qids: Mutex::new(HashSet::new()),
             features: Mutex::new(HashMap::new()),
+            aen: Mutex::new(AenState {
+                log_gen,
+                masked: false,
+            }),
             dead: AtomicBool::new(false),
         }
     }
@@ -141,6 +169,42 @@ impl Ctrlr {
 
     pub(crate) fn set_feature(&self, fid: u8, v: u32) {
         lock(&self.features).insert(fid, v);
+    }
+
+    /// The Namespace Attribute Changed notice, if one is owed now: namespaces changed
+    /// since the host last read the log, notices enabled and not masked. Taking it
+    /// masks further notices until the log is read.
+    pub(crate) fn take_ns_notice(&self) -> Option<u32> {
+        if self.feature(FEAT_ASYNC_EVENT_CONFIG) & AEN_NS_ATTR == 0 {
+            return None;
+        }
+        let mut a = lock(&self.aen);
+        if a.masked || self.subsys.ns_gen() <= a.log_gen {
+            return None;
+        }
+        a.masked = true;
+        Some(AEN_NS_CHANGED_DW0)
+    }
+
+    /// The Changed Namespace List log page (figure 205: up to 1024 NSIDs, zero
+    /// filled; 0xffffffff first when more changed). Unless `retain` (RAE), reading it
+    /// clears the list and unmasks the notice.
+    pub(crate) fn changed_ns_log(&self, retain: bool) -> Vec<u8> {
+        let mut a = lock(&self.aen);
+        let ch = self.subsys.changed_since(a.log_gen);
+        let mut page = vec![0u8; 4096];
+        if ch.overflow {
+            page[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        } else {
+            for (slot, n) in page.chunks_exact_mut(4).zip(&ch.nsids) {
+                slot.copy_from_slice(&n.to_le_bytes());
+            }
+        }
+        if !retain {
+            a.log_gen = ch.gen;
+            a.masked = false;
+        }
+        page
     }
 
     /// Property Get (NVMe over Fabrics 1.1 section 3.4): `None` for an unknown offset

@@ -1,6 +1,10 @@
 //! Subsystems (SPDK's `spdk_nvmf_subsystem`): the discovery subsystem and NVM
 //! subsystems with namespaces over bdevs, listen addresses and the host allow list.
+//! Adding or removing a namespace bumps the subsystem's namespace generation and
+//! records the NSID; each controller reads the changes since its host last read the
+//! Changed Namespace List (see [`super::ctrlr`]).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -15,6 +19,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 static NEXT_NS_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// Namespace changes kept for controllers that have not read them yet; an older
+/// reader is told the list overflowed (NVMe 1.4 section 5.14.1.4: the Changed
+/// Namespace List holds 1024 NSIDs, else 0xffffffff first).
+pub const CHANGED_NS_MAX: usize = 1024;
+
+/// The namespace change record: generation `gen` is the number of changes so far,
+/// `log` the last [`CHANGED_NS_MAX`] of them as (generation, NSID).
+#[derive(Default)]
+struct NsChanges {
+    gen: u64,
+    log: VecDeque<(u64, u32)>,
+}
+
+/// Namespaces changed after some generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedNs {
+    /// The NSIDs, ascending, each once (at most [`CHANGED_NS_MAX`]; empty if
+    /// `overflow`).
+    pub nsids: Vec<u32>,
+    /// More changes than the record holds.
+    pub overflow: bool,
+    /// The generation they bring the reader to.
+    pub gen: u64,
+}
 
 /// A namespace: an open descriptor of its bdev.
 pub struct Namespace {
@@ -85,6 +114,7 @@ pub struct Subsys {
     ns: Mutex<Vec<Arc<Namespace>>>,
     listeners: Mutex<Vec<SocketAddr>>,
     deleted: AtomicBool,
+    changes: Mutex<NsChanges>,
 }
 
 fn check_nqn(nqn: &str) -> Result<()> {
@@ -130,6 +160,7 @@ impl Subsys {
             ns: Mutex::new(Vec::new()),
             listeners: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
+            changes: Mutex::new(NsChanges::default()),
         }
     }
 
@@ -173,6 +204,7 @@ impl Subsys {
             ns: Mutex::new(Vec::new()),
             listeners: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
+            changes: Mutex::new(NsChanges::default()),
         })
     }
 
@@ -312,6 +344,8 @@ impl Subsys {
         };
         ns.push(Arc::new(n));
         ns.sort_by_key(|n| n.nsid);
+        drop(ns);
+        self.note_ns_change(nsid);
         Ok(nsid)
     }
 
@@ -324,7 +358,50 @@ impl Subsys {
         };
         let n = ns.remove(i);
         n.removed.store(true, Ordering::Release);
+        drop(ns);
+        self.note_ns_change(nsid);
         true
+    }
+
+    fn note_ns_change(&self, nsid: u32) {
+        let mut c = lock(&self.changes);
+        c.gen += 1;
+        let g = c.gen;
+        c.log.push_back((g, nsid));
+        if c.log.len() > CHANGED_NS_MAX {
+            c.log.pop_front();
+        }
+    }
+
+    /// Namespace changes so far (add or remove).
+    pub fn ns_gen(&self) -> u64 {
+        lock(&self.changes).gen
+    }
+
+    /// The namespaces changed after generation `since`.
+    pub fn changed_since(&self, since: u64) -> ChangedNs {
+        let c = lock(&self.changes);
+        let kept_from = c.log.front().map_or(c.gen + 1, |&(g, _)| g);
+        if since + 1 < kept_from {
+            return ChangedNs {
+                nsids: Vec::new(),
+                overflow: true,
+                gen: c.gen,
+            };
+        }
+        let mut nsids: Vec<u32> = c
+            .log
+            .iter()
+            .filter(|&&(g, _)| g > since)
+            .map(|&(_, n)| n)
+            .collect();
+        nsids.sort_unstable();
+        nsids.dedup();
+        ChangedNs {
+            nsids,
+            overflow: false,
+            gen: c.gen,
+        }
     }
 
     pub(crate) fn shut_down(&self) {

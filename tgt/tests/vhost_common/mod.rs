@@ -6,8 +6,10 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -98,28 +100,10 @@ pub fn start_with(dir: &Path, tag: &str, extra: &[&str]) -> Tgt {
 
 /// One JSON-RPC call; the whole answer.
 pub fn call(sock: &Path, method: &str, params: Value) -> Value {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    s.write_all(req.to_string().as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before an answer to {method}");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-    }
+    common::call(sock, method, Some(params))
 }
 
-/// A call that must succeed; its result.
-pub fn ok(sock: &Path, method: &str, params: Value) -> Value {
-    let v = call(sock, method, params.clone());
-    assert!(v.get("error").is_none(), "{method} {params}: {v}");
-    v["result"].clone()
-}
+pub use common::ok;
 
 /// A call that must fail with JSON-RPC error `code`.
 pub fn refused(sock: &Path, method: &str, params: Value, code: i64) {

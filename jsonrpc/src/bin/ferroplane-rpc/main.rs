@@ -181,6 +181,16 @@ fn print_result(v: &Value, how: Print) {
     match (how, v) {
         (Print::Nothing, _) => {}
         (Print::Json, Value::String(s)) => println!("{s}"),
+        (Print::Array, Value::Array(a)) => {
+            let words: Vec<String> = a
+                .iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            println!("{}", words.join(" "));
+        }
         _ => println!("{}", pretty(v)),
     }
 }

@@ -14,6 +14,8 @@ pub enum Print {
     Json,
     /// Nothing (rpc.py prints nothing for these).
     Nothing,
+    /// A list's items on one line, space separated (rpc.py's print_array).
+    Array,
 }
 
 /// What the command does with the parsed params.
@@ -70,6 +72,7 @@ pub(super) const fn mf(
 }
 
 mod bdev;
+mod bdev_nvme;
 mod framework;
 mod lvol;
 mod nvmf;
@@ -80,6 +83,7 @@ pub fn all() -> impl Iterator<Item = &'static Method> {
     framework::METHODS
         .iter()
         .chain(bdev::METHODS)
+        .chain(bdev_nvme::METHODS)
         .chain(lvol::METHODS)
         .chain(nvmf::METHODS)
         .chain(vhost::METHODS)

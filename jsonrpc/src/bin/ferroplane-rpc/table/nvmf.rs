@@ -34,6 +34,20 @@ const TGT: Arg = opt(
 );
 const NQN: Arg = pos("nqn", Str, "Subsystem NQN");
 
+/// DH-HMAC-CHAP keys (nvmf_subsystem_add_host, bdev_nvme_attach_controller).
+pub(super) const DHCHAP_KEY: Arg = opt(
+    &["--dhchap-key"],
+    "dhchap_key",
+    Str,
+    "DH-HMAC-CHAP key name",
+);
+pub(super) const DHCHAP_CTRLR_KEY: Arg = opt(
+    &["--dhchap-ctrlr-key"],
+    "dhchap_ctrlr_key",
+    Str,
+    "DH-HMAC-CHAP controller key name",
+);
+
 pub static METHODS: &[Method] = &[
     m(
         "nvmf_create_transport",
@@ -406,6 +420,12 @@ pub static METHODS: &[Method] = &[
         Nothing,
     ),
     m(
+        "nvmf_subsystem_remove_ns",
+        "Remove a namespace to an NVMe-oF subsystem",
+        &[NQN, pos("nsid", Int, "The requested NSID"), TGT],
+        Nothing,
+    ),
+    m(
         "nvmf_subsystem_add_host",
         "Add a host to an NVMe-oF subsystem",
         &[
@@ -413,18 +433,8 @@ pub static METHODS: &[Method] = &[
             pos("host", Str, "Host NQN to allow"),
             TGT,
             opt(&["--psk"], "psk", Str, "Pre-shared key name for TLS"),
-            opt(
-                &["--dhchap-key"],
-                "dhchap_key",
-                Str,
-                "DH-HMAC-CHAP key name",
-            ),
-            opt(
-                &["--dhchap-ctrlr-key"],
-                "dhchap_ctrlr_key",
-                Str,
-                "DH-HMAC-CHAP controller key name",
-            ),
+            DHCHAP_KEY,
+            DHCHAP_CTRLR_KEY,
         ],
         Nothing,
     ),
