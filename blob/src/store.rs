@@ -320,7 +320,11 @@ impl Blobstore {
     }
 
     fn alloc_md_page(&mut self) -> Result<u32> {
-        let p = self.used_md_pages.first_clear(0).ok_or(Error::NoSpace {
+        // Never page 0, even when free (its blob deleted): it is only ever a first
+        // page (blob id 0x1_0000_0000), and in an extent table page 0 means "no
+        // extent page", so an extent page there would lose its clusters at the
+        // next load.
+        let p = self.used_md_pages.first_clear(1).ok_or(Error::NoSpace {
             what: "write blob metadata",
             resource: "metadata pages",
         })?;

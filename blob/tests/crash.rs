@@ -5,6 +5,7 @@
 //! an unload the store loads clean.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ struct Expect {
     in_flight: Option<u64>,
     /// An unfinished snapshot or create may have added a blob.
     may_add: bool,
+    /// The fields of the unfinished operation's `B` line, if the kill left one.
+    open: Option<Vec<String>>,
 }
 
 fn parse_log(text: &str) -> Expect {
@@ -79,6 +82,7 @@ fn parse_log(text: &str) -> Expect {
             _ => {}
         }
     }
+    e.open = open.clone();
     if let Some(f) = open {
         let id: u64 = f[2].parse().unwrap();
         e.in_flight = Some(id);
@@ -97,7 +101,44 @@ fn parse_log(text: &str) -> Expect {
     e
 }
 
-fn verify(img: &std::path::Path, log: &str, round: usize) {
+/// What the kill made of the unfinished operation, read from the recovered store: its
+/// `E` line if it took effect, `None` if it did not. The store is unloaded after the
+/// check, so this outcome is what the next round starts from, while the log alone
+/// would forget it (the next round's first `B` line replaces the open one) and expect
+/// the state from before it (a delete that happened read as a missing live blob, a
+/// write that happened as data no completed write left, a create or snapshot that
+/// happened as a blob nobody made).
+fn outcome(e: &Expect, bs: &mut Blobstore, ids: &HashSet<u64>, extra: &[u64]) -> Option<String> {
+    let f = e.open.as_ref()?;
+    let id: u64 = f[2].parse().unwrap();
+    match f[1].as_str() {
+        "create" => extra.first().map(|x| format!("E create {x} {}", f[3])),
+        "snap" => extra.first().map(|x| format!("E snap {id} {x}")),
+        "delete" => (!ids.contains(&id)).then(|| format!("E delete {id}")),
+        "resize" => {
+            let n: u64 = f[3].parse().unwrap();
+            (ids.contains(&id) && bs.blob_info(id).unwrap().num_clusters == n)
+                .then(|| format!("E resize {id} {n}"))
+        }
+        "write" => {
+            if !ids.contains(&id) {
+                return None;
+            }
+            let (k, gen): (u64, u64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+            let unit = bs.io_unit_size() as usize;
+            let h = bs.open_blob(id).unwrap();
+            let mut buf = vec![0u8; 8 * unit];
+            bs.read(&h, k * 8, &mut buf).unwrap();
+            bs.close_blob(h).unwrap();
+            (buf == block(gen, unit)).then(|| format!("E write {id} {k} {gen}"))
+        }
+        other => panic!("unknown operation {other} in the log"),
+    }
+}
+
+/// Check the killed store against the log; returns the `E` line of the unfinished
+/// operation if the kill let it take effect (see [`outcome`]).
+fn verify(img: &std::path::Path, log: &str, round: usize) -> Option<String> {
     let e = parse_log(log);
     let dev = FileDev::open(img, 512).unwrap();
     let (mut bs, kind) =
@@ -151,6 +192,7 @@ fn verify(img: &std::path::Path, log: &str, round: usize) {
         );
         checked += 1;
     }
+    let done = outcome(&e, &mut bs, &ids, &extra);
     // No cluster twice (the load refuses that), none leaked.
     let owned = check_accounting(&bs);
     eprintln!(
@@ -165,6 +207,7 @@ fn verify(img: &std::path::Path, log: &str, round: usize) {
     // Leave it dirty again so the next round's worker recovers (a load alone writes
     // nothing; its first change marks it dirty).
     drop(bs);
+    done
 }
 
 #[test]
@@ -198,7 +241,15 @@ fn kill_9_mid_workload() {
             text.lines().count() > 5,
             "round {round}: the workload did little ({text})"
         );
-        verify(&img, &text, round);
+        if let Some(l) = verify(&img, &text, round) {
+            // The next round's worker appends after this: record the outcome so the
+            // log tells the whole history.
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .and_then(|mut f| f.write_all(format!("{l}\n").as_bytes()))
+                .unwrap();
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

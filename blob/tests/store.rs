@@ -333,3 +333,46 @@ fn unload_refuses_open_blobs_and_full_store_says_so() {
     assert!(e.to_string().contains("is open"), "{e}");
     assert_eq!(b.id(), id);
 }
+
+/// Metadata page 0 is the first blob's first page; once that blob is deleted it is the
+/// first free page, but an extent table entry of 0 means "no extent page". A blob
+/// synced then must not put an extent page there: its clusters (and their data) would
+/// be lost at the next load, clean or recovered.
+#[test]
+fn an_extent_page_never_lands_on_metadata_page_0() {
+    let (dev, mut bs) = mem_store(16, 64);
+    let first = bs.create_blob(&BlobOpts::default()).unwrap();
+    assert_eq!(first, 1 << 32, "the first blob takes metadata page 0");
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: 1,
+            use_extent_table: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let unit = bs.io_unit_size() as usize;
+    let data = pattern(7, 8 * unit, 1);
+    let h = bs.open_blob(id).unwrap();
+    bs.write(&h, 0, &data).unwrap();
+    bs.delete_blob(first).unwrap();
+    // Growing a thick blob and syncing writes a fresh extent page.
+    bs.resize(&h, 2).unwrap();
+    bs.sync_md(id).unwrap();
+    bs.close_blob(h).unwrap();
+    let before = bs.blob_clusters(id).unwrap();
+    assert!(before.iter().all(|&c| c != 0));
+    // Killed here (no unload): the recovered store has what the sync wrote.
+    let (mut bs, kind) = reload(&dev);
+    assert_eq!(kind, LoadKind::Recovered);
+    assert_eq!(bs.blob_clusters(id).unwrap(), before);
+    let h = bs.open_blob(id).unwrap();
+    let mut got = vec![0u8; 8 * unit];
+    bs.read(&h, 0, &mut got).unwrap();
+    assert_eq!(got, data);
+    bs.close_blob(h).unwrap();
+    check_accounting(&bs);
+    bs.unload().unwrap();
+    let (bs, kind) = reload(&dev);
+    assert_eq!(kind, LoadKind::Clean);
+    assert_eq!(bs.blob_clusters(id).unwrap(), before);
+}
