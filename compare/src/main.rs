@@ -43,8 +43,8 @@ mod nvmf;
 mod parse;
 mod ring;
 mod table;
-mod virtio;
 mod vhost;
+mod virtio;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use eal::device::{Device, MmioRegion};
 
 use super::regs;
-use crate::drivers::pci_nic;
 use super::ring::Geometry;
+use crate::drivers::pci_nic;
 use crate::error::Error;
 
 /// Driver name (as DPDK's e1000 "em" driver).
