@@ -455,7 +455,8 @@ fn recover(bs: &mut Blobstore) -> Result<()> {
     // any more: the clone has its clusters.
     let ids: HashMap<u64, Option<u64>> = blobs.iter().map(|b| (b.id, b.parent())).collect();
     let mut owner = HashMap::new();
-    for b in blobs {
+    let mut settled = Vec::new();
+    for mut b in blobs {
         let unfinished = b
             .internal_xattr(XATTR_SNAPSHOT_IN_PROGRESS)
             .and_then(md::id_of)
@@ -465,6 +466,18 @@ fn recover(bs: &mut Blobstore) -> Result<()> {
         if unfinished || removed {
             bs.stale_roots.push(format::blobid_to_page(b.id));
             continue;
+        }
+        // A snapshot kept although it carries a mark (its taking stopped after its
+        // blob named it, or its deletion before its clone took over) loses the mark,
+        // on the device too (below, as SPDK's load does): left there, a later delete
+        // or snapshot of its clone would make the next recovery drop it as unfinished.
+        if b.internal_xattr(XATTR_SNAPSHOT_IN_PROGRESS).is_some()
+            || b.internal_xattr(XATTR_SNAPSHOT_PENDING_REMOVAL).is_some()
+        {
+            b.remove_internal(XATTR_SNAPSHOT_IN_PROGRESS);
+            b.remove_internal(XATTR_SNAPSHOT_PENDING_REMOVAL);
+            b.dirty = true;
+            settled.push(b.id);
         }
         for &p in b
             .pages
@@ -482,6 +495,10 @@ fn recover(bs: &mut Blobstore) -> Result<()> {
         bs.used_blobids.set(format::blobid_to_page(b.id));
         claim_clusters(bs, &b, &mut owner, false)?;
         bs.blobs.insert(b.id, b);
+    }
+    // The masks are whole now: the metadata of the settled snapshots can be written.
+    for id in settled {
+        bs.sync_md(id)?;
     }
     Ok(())
 }
