@@ -334,6 +334,23 @@ fn unload_refuses_open_blobs_and_full_store_says_so() {
     assert_eq!(b.id(), id);
 }
 
+/// A thick blob of `n` clusters with an extent table, its first 8 units written with
+/// a pattern of `seed` (returned).
+fn written_blob(bs: &mut Blobstore, n: u64, seed: u64) -> (u64, Vec<u8>) {
+    let id = bs
+        .create_blob(&BlobOpts {
+            num_clusters: n,
+            use_extent_table: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let data = pattern(3, 8 * bs.io_unit_size() as usize, seed);
+    let h = bs.open_blob(id).unwrap();
+    bs.write(&h, 0, &data).unwrap();
+    bs.close_blob(h).unwrap();
+    (id, data)
+}
+
 /// Metadata page 0 is the first blob's first page; once that blob is deleted it is the
 /// first free page, but an extent table entry of 0 means "no extent page". A blob
 /// synced then must not put an extent page there: its clusters (and their data) would
@@ -343,17 +360,9 @@ fn an_extent_page_never_lands_on_metadata_page_0() {
     let (dev, mut bs) = mem_store(16, 64);
     let first = bs.create_blob(&BlobOpts::default()).unwrap();
     assert_eq!(first, 1 << 32, "the first blob takes metadata page 0");
-    let id = bs
-        .create_blob(&BlobOpts {
-            num_clusters: 1,
-            use_extent_table: true,
-            ..Default::default()
-        })
-        .unwrap();
+    let (id, data) = written_blob(&mut bs, 1, 1);
     let unit = bs.io_unit_size() as usize;
-    let data = pattern(7, 8 * unit, 1);
     let h = bs.open_blob(id).unwrap();
-    bs.write(&h, 0, &data).unwrap();
     bs.delete_blob(first).unwrap();
     // Growing a thick blob and syncing writes a fresh extent page.
     bs.resize(&h, 2).unwrap();
@@ -412,18 +421,8 @@ impl blob::BlockDevice for KillDev {
 fn kill_then_delete_clone(op: fn(&mut Blobstore, u64, u64)) {
     for budget in 0..16 {
         let (dev, mut bs) = mem_store(16, 64);
-        let a = bs
-            .create_blob(&BlobOpts {
-                num_clusters: 2,
-                use_extent_table: true,
-                ..Default::default()
-            })
-            .unwrap();
+        let (a, data) = written_blob(&mut bs, 2, budget);
         let unit = bs.io_unit_size() as usize;
-        let data = pattern(3, 8 * unit, budget);
-        let h = bs.open_blob(a).unwrap();
-        bs.write(&h, 0, &data).unwrap();
-        bs.close_blob(h).unwrap();
         let s = bs.create_snapshot(a, &[]).unwrap();
         bs.unload().unwrap();
         let kill = KillDev {
