@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -517,6 +518,19 @@ pub fn run(mut job: Job<'_>) -> Result<Output> {
     } else {
         Stdio::piped()
     });
+    if job.interrupt.is_some() {
+        // A side we stop with SIGINT must not inherit SIGINT ignored (a shell starting
+        // us in the background ignores it, and a shell script cannot trap a signal
+        // ignored on entry): give the child the default disposition.
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // signal(2), which is async-signal-safe, with valid arguments.
+        unsafe {
+            job.cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+    }
     let mut child = job.cmd.spawn().map_err(|e| Error::Side {
         side: job.side.to_string(),
         why: format!("failed to start ({e})"),
