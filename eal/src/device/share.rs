@@ -1,6 +1,6 @@
 //! A device one process opened, driven by another process of the EAL group: what the
 //! primary hands over ([`DeviceShare`]) and the secondary's side of a VFIO device
-//! ([`VfioShared`]), in the model of DPDK's multi-process VFIO (the secondary gets the
+//! (`VfioShared`), in the model of DPDK's multi-process VFIO (the secondary gets the
 //! container and group fds from the primary over IPC and maps every BAR at the address
 //! the primary has it).
 //!
