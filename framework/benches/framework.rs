@@ -85,22 +85,7 @@ fn count_to(target: u64) {
 fn start_framework() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let argv: Vec<String> = [
-            "bench",
-            "-l",
-            "0-1",
-            "--no-huge",
-            "-m",
-            "8",
-            "--no-pci",
-            "--log-level",
-            "3",
-            "--file-prefix",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("fwbench{}", std::process::id())])
-        .collect();
+        let argv = testkit::eal_env::in_process_args("fwbench", "0-1");
         let (eal, _) = eal::Eal::init(&argv).expect("EAL init (--no-huge)");
         let opts = FrameworkOpts::default();
         Framework::run(&eal, opts, move |fw| {

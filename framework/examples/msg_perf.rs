@@ -167,22 +167,7 @@ fn measure<E: Ends>(e: &'static E, o: &Opts) {
 }
 
 fn run_framework(o: Opts) -> Result<(), String> {
-    let argv: Vec<String> = [
-        "msg_perf",
-        "-l",
-        "0-1",
-        "--no-huge",
-        "-m",
-        "8",
-        "--no-pci",
-        "--log-level",
-        "3",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("msgperf{}", std::process::id())])
-    .collect();
+    let argv = testkit::eal_env::in_process_args("msgperf", "0-1");
     let (eal, _) = eal::Eal::init(&argv).map_err(|e| format!("EAL init: {e}"))?;
     let rc = Framework::run(&eal, FrameworkOpts::default(), move |fw| {
         let started = (|| -> Result<(), String> {
