@@ -20,11 +20,15 @@
 //! `rx_qN_invalid_descs`, `tx_qN_invalid_descs`, `tx_qN_ring_empty`; frames the kernel
 //! dropped (dropped + ring full) count in `imissed`.
 
+mod pooled;
 mod prog;
 mod queue;
+mod umem;
 mod xsk;
 
 use std::sync::{Arc, Mutex};
+
+use mbuf::PktmbufPool;
 
 use super::netif::NetIf;
 use crate::driver::{
@@ -32,11 +36,12 @@ use crate::driver::{
     VdevDriver,
 };
 use crate::error::{Error, Result};
-use crate::sys;
+use crate::sys::{self, Mapping};
 use crate::types::{DevCapa, DevInfo, Link, TxOffloads};
 use prog::{XdpMode, XdpProg};
-use queue::{Core, RxPart, Slot, TxPart};
-use xsk::{CopyMode, UmemPart, Xsk, FRAME_SIZE};
+use queue::{Core, RxHalf, Slot, TxHalf};
+use umem::PoolUmem;
+use xsk::{CopyMode, UmemSrc, Xsk, FRAME_SIZE, RING};
 
 pub const DRIVER: VdevDriver = VdevDriver {
     name: "net_af_xdp",
@@ -53,11 +58,19 @@ pub const DRIVER: VdevDriver = VdevDriver {
     create,
 };
 
-struct QueuePair {
+/// A queue's XSK, opened by RX queue setup (its pool may be the UMEM).
+struct Open {
     core: Arc<Core>,
-    rx: Slot<RxPart>,
-    tx: Slot<TxPart>,
+    rx: Slot<RxHalf>,
+    tx: Slot<TxHalf>,
     zero_copy: bool,
+    /// The pool whose memory is the UMEM (None: our own memory, frames copied).
+    umem_pool: Option<PktmbufPool>,
+}
+
+#[derive(Default)]
+struct QueuePair {
+    open: Option<Open>,
     /// The socket's dropped frames (`rx_dropped + rx_ring_full`) as of the last
     /// `stats` call, which reports the difference as `imissed`.
     missed_seen: u64,
@@ -68,7 +81,12 @@ struct AfXdp {
     pairs: Vec<QueuePair>,
     prog: XdpProg,
     port: u16,
-    shared_umem: bool,
+    start_queue: u32,
+    mode: CopyMode,
+    busy_budget: u32,
+    /// `shared_umem=1`: the port's one UMEM (anonymous, a region per queue) and the
+    /// socket it is registered on, once a queue is open.
+    shared: Option<(Arc<Mapping>, Option<Arc<Core>>)>,
 }
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
@@ -103,79 +121,107 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             ));
         }
     }
-    let xsks = open_xsks(
-        &iface,
-        netif.index,
-        start..start + count,
-        mode,
-        budget,
-        shared,
-    )?;
+    let shared = shared
+        .then(|| xsk::umem_map(&iface, count))
+        .transpose()?
+        .map(|m| (m, None));
     let prog = XdpProg::attach(&iface, netif.index, start + count)?;
-    for (i, x) in xsks.iter().enumerate() {
-        prog.insert(&iface, start + i as u32, x.raw_fd())?;
-    }
-    let pairs = xsks
-        .into_iter()
-        .map(|x| {
-            let zero_copy = x.zero_copy;
-            let (core, rx, tx) = queue::split(x);
-            QueuePair {
-                core,
-                rx: Arc::new(Mutex::new(Some(rx))),
-                tx: Arc::new(Mutex::new(Some(tx))),
-                zero_copy,
-                missed_seen: 0,
-            }
-        })
-        .collect();
     Ok(Box::new(AfXdp {
         netif,
-        pairs,
+        pairs: (0..count).map(|_| QueuePair::default()).collect(),
         prog,
         port: ctx.port_id,
-        shared_umem: shared,
+        start_queue: start,
+        mode,
+        busy_budget: budget,
+        shared,
     }))
 }
 
-/// The port's XSKs, one per queue of `queues`: each with a UMEM of its own, or all in
-/// one UMEM registered on the first socket (`shared`).
-fn open_xsks(
-    iface: &str,
-    ifindex: i32,
-    queues: std::ops::Range<u32>,
-    mode: CopyMode,
-    budget: u32,
-    shared: bool,
-) -> Result<Vec<Xsk>> {
-    let n = queues.len() as u32;
-    let one = shared.then(|| xsk::umem_map(iface, n)).transpose()?;
-    let mut xsks: Vec<Xsk> = Vec::with_capacity(n as usize);
-    for (i, q) in queues.enumerate() {
-        let part = match &one {
-            Some(map) => UmemPart {
-                map: map.clone(),
-                base: (i * xsk::REGION) as u64,
-                owner: xsks.first().map(|x| &x.fd),
-            },
-            None => UmemPart {
-                map: xsk::umem_map(iface, 1)?,
-                base: 0,
-                owner: None,
-            },
-        };
-        let x = Xsk::open(iface, ifindex, q, mode, budget, part)?;
-        xsks.push(x);
-    }
-    eal::log_info!(
-        "pmd: net_af_xdp: {iface}: {n} queue(s), {}, frames copied between UMEM and mbufs",
-        if shared {
-            "one UMEM shared by all (XDP_SHARED_UMEM)"
+impl AfXdp {
+    /// Open queue `q`'s XSK for RX pool `pool`: its UMEM is the pool's memory if the
+    /// pool's layout allows, else our own memory (frames copied; the log says why).
+    fn open(&mut self, q: u16, pool: &PktmbufPool, nb_desc: u16) -> Result<Open> {
+        let iface = self.netif.name.clone();
+        let (ifindex, queue) = (self.netif.index, self.start_queue + u32::from(q));
+        let xsk =
+            |src: UmemSrc<'_>| Xsk::open(&iface, ifindex, queue, self.mode, self.busy_budget, src);
+        let (core, rx, tx, umem_pool, zero_copy) = if let Some((map, owner)) = &self.shared {
+            let base = u64::from(q) * xsk::REGION as u64;
+            let x = match owner {
+                Some(o) => xsk(UmemSrc::Shared(o.fd()))?,
+                None => xsk(UmemSrc::Own {
+                    addr: map.as_ptr(),
+                    len: map.len(),
+                    chunk: FRAME_SIZE,
+                    headroom: 0,
+                    flags: 0,
+                })?,
+            };
+            let zc = x.zero_copy;
+            let (core, rx, tx) = queue::split_copy(x, map.clone(), base);
+            (core, rx, tx, None, zc)
         } else {
-            "a UMEM per queue"
+            match PoolUmem::new(pool) {
+                Ok(u) => {
+                    let x = xsk(UmemSrc::Own {
+                        // The pool's memory, mapped while the pool lives (the UMEM
+                        // and every queue half hold a handle to it).
+                        addr: u.base as *mut u8,
+                        len: u.len,
+                        chunk: u.chunk,
+                        headroom: u.headroom,
+                        flags: sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG,
+                    })?;
+                    let zc = x.zero_copy;
+                    // Keep a quarter of the pool for the application and other queues.
+                    let per_queue = pool.size() / (4 * self.pairs.len() as u32);
+                    let fill = u32::from(nb_desc).min(RING).min(per_queue).max(1);
+                    eal::log_info!(
+                        "pmd: net_af_xdp: {iface} queue {queue}: UMEM is mempool {}'s memory \
+                         ({} KiB, {}-byte chunks, frames up to {} bytes), {fill} mbufs on \
+                         the fill ring, no copy in user space",
+                        pool.mempool().name(),
+                        u.len / 1024,
+                        u.chunk,
+                        u.max_frame()
+                    );
+                    let (core, rx, tx) = queue::split_pool(x, u, fill);
+                    (core, rx, tx, Some(pool.clone()), zc)
+                }
+                Err(why) => {
+                    eal::log_warn!(
+                        "pmd: net_af_xdp: {iface} queue {queue}: mempool {} cannot be the \
+                         UMEM ({why}): frames are copied between our own UMEM and mbufs",
+                        pool.mempool().name()
+                    );
+                    let map = xsk::umem_map(&iface, 1)?;
+                    let x = xsk(UmemSrc::Own {
+                        addr: map.as_ptr(),
+                        len: map.len(),
+                        chunk: FRAME_SIZE,
+                        headroom: 0,
+                        flags: 0,
+                    })?;
+                    let zc = x.zero_copy;
+                    let (core, rx, tx) = queue::split_copy(x, map, 0);
+                    (core, rx, tx, None, zc)
+                }
+            }
+        };
+        if let Some((_, owner @ None)) = &mut self.shared {
+            *owner = Some(core.clone());
         }
-    );
-    Ok(xsks)
+        self.prog
+            .insert(&iface, queue, std::os::fd::AsRawFd::as_raw_fd(core.fd()))?;
+        Ok(Open {
+            core,
+            rx: Arc::new(Mutex::new(Some(rx))),
+            tx: Arc::new(Mutex::new(Some(tx))),
+            zero_copy,
+            umem_pool,
+        })
+    }
 }
 
 /// Take a queue half out of its slot (it is back there once the previous queue object
@@ -184,13 +230,15 @@ fn take<T>(slot: &Slot<T>, dir: &'static str, q: u16) -> Result<T> {
     slot.lock()
         .unwrap_or_else(|e| e.into_inner())
         .take()
-        .ok_or_else(|| {
-            Error::os(
-                "set up",
-                format!("{dir} queue {q}: its XSK ring is in use"),
-                std::io::Error::from(std::io::ErrorKind::ResourceBusy),
-            )
-        })
+        .ok_or_else(|| busy(dir, q, "its XSK ring is in use"))
+}
+
+fn busy(dir: &str, q: u16, why: &str) -> Error {
+    Error::os(
+        "set up",
+        format!("{dir} queue {q}: {why}"),
+        std::io::Error::from(std::io::ErrorKind::ResourceBusy),
+    )
 }
 
 impl EthDriver for AfXdp {
@@ -208,11 +256,32 @@ impl EthDriver for AfXdp {
     }
 
     fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
-        let p = &self.pairs[s.queue as usize];
+        let q = s.queue;
+        let same_umem = |o: &Open| match &o.umem_pool {
+            Some(p) => p.mempool().addr() == s.pool.mempool().addr(),
+            None => PoolUmem::new(s.pool).is_err() || self.shared.is_some(),
+        };
+        let reuse = match &self.pairs[q as usize].open {
+            Some(o) if same_umem(o) => true,
+            Some(o) => {
+                if o.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+                    return Err(busy("RX", q, "TX queue of the same XSK is set up"));
+                }
+                false
+            }
+            None => false,
+        };
+        if !reuse {
+            // The old socket (if any) closes once its halves are dropped here.
+            self.pairs[q as usize].open = None;
+            let o = self.open(q, s.pool, s.nb_desc)?;
+            self.pairs[q as usize].open = Some(o);
+        }
+        let o = self.pairs[q as usize].open.as_ref().expect("opened above");
         Ok(Box::new(queue::RxQ {
-            core: p.core.clone(),
-            part: Some(take(&p.rx, "RX", s.queue)?),
-            slot: p.rx.clone(),
+            core: o.core.clone(),
+            part: Some(take(&o.rx, "RX", q)?),
+            slot: o.rx.clone(),
             pool: s.pool.clone(),
             port: self.port,
             stats: s.stats,
@@ -220,11 +289,18 @@ impl EthDriver for AfXdp {
     }
 
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
-        let p = &self.pairs[s.queue as usize];
+        let Some(o) = &self.pairs[s.queue as usize].open else {
+            return Err(busy(
+                "TX",
+                s.queue,
+                "its XSK is opened by RX queue setup (its mempool is the UMEM): set up RX \
+                 queue first",
+            ));
+        };
         Ok(Box::new(queue::TxQ {
-            core: p.core.clone(),
-            part: Some(take(&p.tx, "TX", s.queue)?),
-            slot: p.tx.clone(),
+            core: o.core.clone(),
+            part: Some(take(&o.tx, "TX", s.queue)?),
+            slot: o.tx.clone(),
             stats: s.stats,
             wake_errors: 0,
         }))
@@ -243,22 +319,25 @@ impl EthDriver for AfXdp {
     }
 
     fn stats(&mut self) -> DriverStats {
+        let open = || self.pairs.iter().filter_map(|p| p.open.as_ref());
         let mut xstats = vec![
-            (
-                "zero_copy".into(),
-                u64::from(self.pairs.iter().all(|p| p.zero_copy)),
-            ),
+            ("zero_copy".into(), u64::from(open().all(|o| o.zero_copy))),
             (
                 "xdp_native".into(),
                 u64::from(self.prog.mode == XdpMode::Native),
             ),
-            ("shared_umem".into(), u64::from(self.shared_umem)),
+            ("shared_umem".into(), u64::from(self.shared.is_some())),
+            (
+                "mbuf_umem".into(),
+                u64::from(open().count() > 0 && open().all(|o| o.umem_pool.is_some())),
+            ),
         ];
         let mut missed = 0;
         for (q, p) in self.pairs.iter_mut().enumerate() {
+            let Some(o) = &p.open else { continue };
             // The kernel's counters of each XSK (XDP_STATISTICS); a socket that cannot
-            // be read (never: it lives as long as the port) just adds nothing.
-            let Ok(st) = sys::statistics(&p.core.fd) else {
+            // be read (never: it lives as long as the queue) just adds nothing.
+            let Ok(st) = sys::statistics(o.core.fd()) else {
                 continue;
             };
             let dropped = st.rx_dropped + st.rx_ring_full;
