@@ -64,7 +64,7 @@ fn af_xdp_copy_fallback_for_a_pool_that_cannot_be_the_umem() {
     // 8 KiB buffers: an mbuf is larger than a page, so no UMEM chunk can hold it.
     let p = mbuf::pktmbuf_pool_create(&e, "xcp", 1023, 0, 0, 8192, None).expect("pool");
     run_with(&ns, &e, &p, move |e, p| {
-        let port = pmd::vdev_create(&e, "net_af_xdp_c,iface=xca").unwrap();
+        let port = pmd::vdev_create(&e, "net_af_xdp_cf,iface=xca").unwrap();
         setup(port, &p, 1, 1);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
         assert_eq!(xstat(port, "mbuf_umem"), 0, "frames copied: our own UMEM");
@@ -230,6 +230,12 @@ fn af_xdp_shared_umem_over_four_queues() {
     let spec = "net_af_xdp_s,iface={a},queue_count=4,shared_umem=1";
     four_queues(test, "xs", spec, |_e, port, p, peer| {
         assert_eq!(xstat(port, "shared_umem"), 1, "the queues share one UMEM");
+        assert_eq!(xstat(port, "mbuf_umem"), 1, "the mempool is that UMEM");
+        assert_eq!(
+            xstat(port, "umem_borrowed_queues"),
+            3,
+            "three queues bound to the first one's UMEM"
+        );
         // RX: every frame once and intact on whichever queue its flow hashes to, twice
         // over (the chunks of each queue's region go round the fill ring).
         for _ in 0..2 {
@@ -262,6 +268,53 @@ fn tx_each_queue(port: u16, p: &mbuf::PktmbufPool, peer: &RawSock) {
     sent.sort();
     assert!(got == sent, "the peer got each queue's frames intact");
     assert_eq!(pmd::stats_get(port).unwrap().opackets, 160);
+}
+
+#[test]
+fn af_xdp_shared_umem_across_ports() {
+    let test = "af_xdp_shared_umem_across_ports";
+    let Some(ns) = Netns::new(test, "xu") else {
+        return;
+    };
+    ns.veth("xua", "xub");
+    let e = eal("xu");
+    let p = pool(&e, "xup", 2047);
+    run_with(&ns, &e, &p, move |e, p| {
+        // Two ports, the two ends of the pair, one mempool: one UMEM (DPDK's
+        // shared_umem), registered by port a's socket, port b's bound to it.
+        let pa = pmd::vdev_create(&e, "net_af_xdp_ua,iface=xua,shared_umem=1").unwrap();
+        let pb = pmd::vdev_create(&e, "net_af_xdp_ub,iface=xub,shared_umem=1").unwrap();
+        setup(pa, &p, 1, 1);
+        setup(pb, &p, 1, 1);
+        assert!(pmd::link_wait_up(pa, LIMIT).unwrap().up);
+        assert!(pmd::link_wait_up(pb, LIMIT).unwrap().up);
+        assert_eq!(xstat(pa, "umem_borrowed_queues"), 0);
+        assert_eq!(xstat(pb, "umem_borrowed_queues"), 1, "b uses a's UMEM");
+        for (from, to, et) in [(pa, pb, 0x88b5u16), (pb, pa, 0x88b6)] {
+            let frames: Vec<Vec<u8>> = (0..100)
+                .map(|i| frame(et, 3, i as u8, 46 + (i * 29) % 1400))
+                .collect();
+            tx_all(from, &p, &frames, LIMIT);
+            let mut got = Vec::new();
+            let mut v = Vec::new();
+            let t0 = Instant::now();
+            while got.len() < frames.len() && t0.elapsed() < LIMIT {
+                pmd::rx_burst(to, 0, &mut v, 32);
+                got.extend(
+                    v.drain(..)
+                        .map(|m| bytes_of(&m))
+                        .filter(|b| is_ethertype(b, et)),
+                );
+            }
+            assert!(
+                got == frames,
+                "port {from} to port {to}: frames intact, in order"
+            );
+        }
+        pmd::close(pb).unwrap();
+        pmd::close(pa).unwrap();
+    });
+    assert_eq!(p.avail_count(), 2047, "every mbuf back in the pool");
 }
 
 /// Not a test on its own: the child process of `af_xdp_program_gone_after_sigkill`

@@ -26,7 +26,7 @@ mod queue;
 mod umem;
 mod xsk;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use mbuf::PktmbufPool;
 
@@ -66,6 +66,8 @@ struct Open {
     zero_copy: bool,
     /// The pool whose memory is the UMEM (None: our own memory, frames copied).
     umem_pool: Option<PktmbufPool>,
+    /// Bound to a UMEM another socket registered (`XDP_SHARED_UMEM`).
+    borrowed: bool,
 }
 
 #[derive(Default)]
@@ -84,9 +86,12 @@ struct AfXdp {
     start_queue: u32,
     mode: CopyMode,
     busy_budget: u32,
-    /// `shared_umem=1`: the port's one UMEM (anonymous, a region per queue) and the
-    /// socket it is registered on, once a queue is open.
-    shared: Option<(Arc<Mapping>, Option<Arc<Core>>)>,
+    /// `shared_umem=1`: queues over the same mempool share its UMEM (across ports);
+    /// queues on the copy path share the port's one anonymous UMEM.
+    shared_umem: bool,
+    /// The port's anonymous UMEM (a region per queue) and the socket it is registered
+    /// on, once a copy-path queue with `shared_umem=1` is open.
+    anon_shared: Option<(Arc<Mapping>, Option<Arc<Core>>)>,
 }
 
 fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
@@ -121,10 +126,6 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
             ));
         }
     }
-    let shared = shared
-        .then(|| xsk::umem_map(&iface, count))
-        .transpose()?
-        .map(|m| (m, None));
     let prog = XdpProg::attach(&iface, netif.index, start + count)?;
     Ok(Box::new(AfXdp {
         netif,
@@ -134,93 +135,154 @@ fn create(ctx: &VdevCtx<'_>) -> Result<Box<dyn EthDriver>> {
         start_queue: start,
         mode,
         busy_budget: budget,
-        shared,
+        shared_umem: shared,
+        anon_shared: None,
     }))
 }
+
+/// Sockets whose UMEM is a pool's memory and may be shared (`shared_umem=1`), by pool
+/// header address: DPDK shares one UMEM between every queue, of any port, that uses the
+/// same mempool. Weak: a closed owner leaves the next socket to register anew.
+static POOL_UMEMS: Mutex<Vec<(u64, Weak<Core>)>> = Mutex::new(Vec::new());
+
+/// A live socket with `pool`'s memory registered as its UMEM, if any.
+fn pool_umem_owner(pool: &PktmbufPool) -> Option<Arc<Core>> {
+    let key = pool.mempool().addr().0;
+    let mut v = POOL_UMEMS.lock().unwrap_or_else(|e| e.into_inner());
+    v.retain(|(_, w)| w.strong_count() > 0);
+    v.iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, w)| w.upgrade())
+}
+
+/// A queue's new socket: its core and halves, whether the kernel runs it zero-copy, and
+/// whether it is bound to another socket's UMEM.
+type Opened = (Arc<Core>, RxHalf, TxHalf, bool, bool);
 
 impl AfXdp {
     /// Open queue `q`'s XSK for RX pool `pool`: its UMEM is the pool's memory if the
     /// pool's layout allows, else our own memory (frames copied; the log says why).
     fn open(&mut self, q: u16, pool: &PktmbufPool, nb_desc: u16) -> Result<Open> {
-        let iface = self.netif.name.clone();
-        let (ifindex, queue) = (self.netif.index, self.start_queue + u32::from(q));
-        let xsk =
-            |src: UmemSrc<'_>| Xsk::open(&iface, ifindex, queue, self.mode, self.busy_budget, src);
-        let (core, rx, tx, umem_pool, zero_copy) = if let Some((map, owner)) = &self.shared {
-            let base = u64::from(q) * xsk::REGION as u64;
-            let x = match owner {
-                Some(o) => xsk(UmemSrc::Shared(o.fd()))?,
-                None => xsk(UmemSrc::Own {
-                    addr: map.as_ptr(),
-                    len: map.len(),
-                    chunk: FRAME_SIZE,
-                    headroom: 0,
-                    flags: 0,
-                })?,
-            };
-            let zc = x.zero_copy;
-            let (core, rx, tx) = queue::split_copy(x, map.clone(), base);
-            (core, rx, tx, None, zc)
-        } else {
-            match PoolUmem::new(pool) {
-                Ok(u) => {
-                    let x = xsk(UmemSrc::Own {
-                        // The pool's memory, mapped while the pool lives (the UMEM
-                        // and every queue half hold a handle to it).
-                        addr: u.base as *mut u8,
-                        len: u.len,
-                        chunk: u.chunk,
-                        headroom: u.headroom,
-                        flags: sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG,
-                    })?;
-                    let zc = x.zero_copy;
-                    // Keep a quarter of the pool for the application and other queues.
-                    let per_queue = pool.size() / (4 * self.pairs.len() as u32);
-                    let fill = u32::from(nb_desc).min(RING).min(per_queue).max(1);
-                    eal::log_info!(
-                        "pmd: net_af_xdp: {iface} queue {queue}: UMEM is mempool {}'s memory \
-                         ({} KiB, {}-byte chunks, frames up to {} bytes), {fill} mbufs on \
-                         the fill ring, no copy in user space",
-                        pool.mempool().name(),
-                        u.len / 1024,
-                        u.chunk,
-                        u.max_frame()
-                    );
-                    let (core, rx, tx) = queue::split_pool(x, u, fill);
-                    (core, rx, tx, Some(pool.clone()), zc)
-                }
-                Err(why) => {
-                    eal::log_warn!(
-                        "pmd: net_af_xdp: {iface} queue {queue}: mempool {} cannot be the \
-                         UMEM ({why}): frames are copied between our own UMEM and mbufs",
-                        pool.mempool().name()
-                    );
-                    let map = xsk::umem_map(&iface, 1)?;
-                    let x = xsk(UmemSrc::Own {
-                        addr: map.as_ptr(),
-                        len: map.len(),
-                        chunk: FRAME_SIZE,
-                        headroom: 0,
-                        flags: 0,
-                    })?;
-                    let zc = x.zero_copy;
-                    let (core, rx, tx) = queue::split_copy(x, map, 0);
-                    (core, rx, tx, None, zc)
-                }
+        let ((core, rx, tx, zero_copy, borrowed), umem_pool) = match PoolUmem::new(pool) {
+            Ok(u) => (self.open_pooled(q, u, nb_desc)?, Some(pool.clone())),
+            Err(why) => {
+                eal::log_warn!(
+                    "pmd: net_af_xdp: {} queue {}: mempool {} cannot be the UMEM ({why}): \
+                     frames are copied between our own UMEM and mbufs",
+                    self.netif.name,
+                    self.start_queue + u32::from(q),
+                    pool.mempool().name()
+                );
+                (self.open_copy(q)?, None)
             }
         };
-        if let Some((_, owner @ None)) = &mut self.shared {
-            *owner = Some(core.clone());
-        }
-        self.prog
-            .insert(&iface, queue, std::os::fd::AsRawFd::as_raw_fd(core.fd()))?;
+        self.prog.insert(
+            &self.netif.name,
+            self.start_queue + u32::from(q),
+            std::os::fd::AsRawFd::as_raw_fd(core.fd()),
+        )?;
         Ok(Open {
             core,
             rx: Arc::new(Mutex::new(Some(rx))),
             tx: Arc::new(Mutex::new(Some(tx))),
             zero_copy,
             umem_pool,
+            borrowed,
         })
+    }
+
+    fn xsk(&self, q: u16, src: UmemSrc<'_>) -> Result<Xsk> {
+        let queue = self.start_queue + u32::from(q);
+        let n = &self.netif;
+        Xsk::open(&n.name, n.index, queue, self.mode, self.busy_budget, src)
+    }
+
+    /// The socket over the pool's memory: registered here, or with `shared_umem=1`
+    /// bound to the UMEM another socket registered over the same pool.
+    fn open_pooled(&mut self, q: u16, u: PoolUmem, nb_desc: u16) -> Result<Opened> {
+        let owner = self.shared_umem.then(|| pool_umem_owner(&u.pool)).flatten();
+        let x = match &owner {
+            Some(o) => self.xsk(q, UmemSrc::Shared(o.fd()))?,
+            None => self.xsk(
+                q,
+                UmemSrc::Own {
+                    // The pool's memory, mapped while the pool lives (the core and the
+                    // queue halves hold handles to it).
+                    addr: u.base as *mut u8,
+                    len: u.len,
+                    chunk: u.chunk,
+                    headroom: u.headroom,
+                    flags: sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG,
+                },
+            )?,
+        };
+        let zc = x.zero_copy;
+        // Keep three quarters of the pool for the application and the other queues.
+        let per_queue = u.pool.size() / (4 * self.pairs.len() as u32);
+        let fill = u32::from(nb_desc).min(RING).min(per_queue).max(1);
+        eal::log_info!(
+            "pmd: net_af_xdp: {} queue {}: UMEM is mempool {}'s memory ({} KiB, {}-byte \
+             chunks, frames up to {} bytes{}), {fill} mbufs on the fill ring, no copy in \
+             user space",
+            self.netif.name,
+            self.start_queue + u32::from(q),
+            u.pool.mempool().name(),
+            u.len / 1024,
+            u.chunk,
+            u.max_frame(),
+            if owner.is_some() {
+                ", shared with another socket"
+            } else {
+                ""
+            }
+        );
+        let key = u.pool.mempool().addr().0;
+        let (core, rx, tx) = queue::split_pool(x, u, fill);
+        if self.shared_umem && owner.is_none() {
+            let mut v = POOL_UMEMS.lock().unwrap_or_else(|e| e.into_inner());
+            v.push((key, Arc::downgrade(&core)));
+        }
+        Ok((core, rx, tx, zc, owner.is_some()))
+    }
+
+    /// The socket over our own memory: a UMEM of its own, or with `shared_umem=1` a
+    /// region of the port's one anonymous UMEM.
+    fn open_copy(&mut self, q: u16) -> Result<Opened> {
+        if !self.shared_umem {
+            let map = xsk::umem_map(&self.netif.name, 1)?;
+            let x = self.xsk(q, own(&map))?;
+            let zc = x.zero_copy;
+            let (c, r, t) = queue::split_copy(x, map, 0);
+            return Ok((c, r, t, zc, false));
+        }
+        if self.anon_shared.is_none() {
+            let map = xsk::umem_map(&self.netif.name, self.pairs.len() as u32)?;
+            self.anon_shared = Some((map, None));
+        }
+        let (map, owner) = self.anon_shared.as_ref().expect("made above");
+        let borrowed = owner.is_some();
+        let x = match owner {
+            Some(o) => self.xsk(q, UmemSrc::Shared(o.fd()))?,
+            None => self.xsk(q, own(map))?,
+        };
+        let zc = x.zero_copy;
+        let base = u64::from(q) * xsk::REGION as u64;
+        let (c, r, t) = queue::split_copy(x, map.clone(), base);
+        if let Some((_, owner @ None)) = &mut self.anon_shared {
+            *owner = Some(c.clone());
+        }
+        Ok((c, r, t, zc, borrowed))
+    }
+}
+
+/// Registration of an anonymous UMEM in `FRAME_SIZE` chunks.
+fn own(map: &Mapping) -> UmemSrc<'static> {
+    UmemSrc::Own {
+        addr: map.as_ptr(),
+        len: map.len(),
+        chunk: FRAME_SIZE,
+        headroom: 0,
+        flags: 0,
     }
 }
 
@@ -259,7 +321,7 @@ impl EthDriver for AfXdp {
         let q = s.queue;
         let same_umem = |o: &Open| match &o.umem_pool {
             Some(p) => p.mempool().addr() == s.pool.mempool().addr(),
-            None => PoolUmem::new(s.pool).is_err() || self.shared.is_some(),
+            None => PoolUmem::new(s.pool).is_err(),
         };
         let reuse = match &self.pairs[q as usize].open {
             Some(o) if same_umem(o) => true,
@@ -326,10 +388,14 @@ impl EthDriver for AfXdp {
                 "xdp_native".into(),
                 u64::from(self.prog.mode == XdpMode::Native),
             ),
-            ("shared_umem".into(), u64::from(self.shared.is_some())),
+            ("shared_umem".into(), u64::from(self.shared_umem)),
             (
                 "mbuf_umem".into(),
                 u64::from(open().count() > 0 && open().all(|o| o.umem_pool.is_some())),
+            ),
+            (
+                "umem_borrowed_queues".into(),
+                open().filter(|o| o.borrowed).count() as u64,
             ),
         ];
         let mut missed = 0;
