@@ -151,9 +151,12 @@ impl ObjIndex {
         ((off >> self.shift).wrapping_mul(self.inv)) as usize
     }
 
-    /// True if `off` is `k * stride` with `k < count`.
+    /// True if `off` is `k * stride` with `k < count` (no divide: the exact-division
+    /// result times the stride gives `off` back only for a multiple).
+    #[inline(always)]
     fn exact(&self, off: u64, count: u32) -> bool {
-        off.is_multiple_of(self.stride) && off / self.stride < u64::from(count)
+        let k = self.of(off) as u64;
+        k < u64::from(count) && k.wrapping_mul(self.stride) == off
     }
 }
 
