@@ -2,16 +2,21 @@
 //! `start_queue..start_queue + queue_count` of a kernel interface, and our XDP program
 //! (see [`prog`]) redirecting those queues' frames to the XSKs through an XSKMAP.
 //!
-//! UMEM: anonymous memory (not the mempool's), a UMEM per XSK, or with `shared_umem=1`
-//! one UMEM for all the port's XSKs (registered once, the other sockets bound with
-//! `XDP_SHARED_UMEM`, each queue in a region of its own). RX copies frames out into
-//! mbufs of the queue's pool and TX copies mbufs in, as `net_af_packet` does: UMEM
-//! chunks never leave the driver (no mbuf whose buffer the kernel may still own, no
-//! constraint on how the mempool's memory is laid out or aligned); the cost is one copy
-//! per frame. Zero-copy binding (driver support) still saves the kernel's own copy.
+//! The XSK of a queue is opened by its RX queue setup (as DPDK's `eth_rx_queue_setup`
+//! does): the UMEM is the RX pool's memory when its layout allows (see [`umem`]: one
+//! memory chunk, an mbuf of 2048..4096 bytes), and mbufs themselves go round the fill,
+//! RX, TX and completion rings with no copy in user space (see [`pooled`]); TX queue
+//! setup needs its RX queue set up first. A pool that does not fit keeps the copy path
+//! (our own anonymous UMEM, frames copied to and from mbufs), with the reason logged.
+//! `xstats` `mbuf_umem` says which: 1 if every open queue's UMEM is its pool's memory.
+//! Zero-copy binding (driver support, `zero_copy`) is independent: it saves the
+//! kernel's own copy.
 //!
 //! Keys as DPDK's driver: `iface` (required), `start_queue` (0), `queue_count` (1),
-//! `shared_umem` (0; 1: one UMEM for the port's queues, `xstats` `shared_umem`),
+//! `shared_umem` (0; 1: as DPDK, every queue of any port whose RX pool is the same
+//! mempool shares one UMEM, bound with `XDP_SHARED_UMEM`, Linux 5.10+; copy-path
+//! queues share the port's one anonymous UMEM; `xstats` `shared_umem` and
+//! `umem_borrowed_queues`, the queues bound to another socket's UMEM),
 //! `busy_budget` (0: off; N: preferred busy polling, N frames per poll),
 //! `force_copy` (0; 1: copy mode); and ours, `zero_copy` (0; 1: zero-copy or fail).
 //! Without either, the kernel picks zero-copy where the driver has it, else copy

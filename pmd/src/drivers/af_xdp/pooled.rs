@@ -92,6 +92,7 @@ impl PoolRx {
         let mut t = Tally::default();
         out.reserve(n as usize);
         let hdr = self.umem.headroom as u64;
+        let room = u64::from(self.umem.pool.data_room_size());
         for i in 0..n {
             // SAFETY: one of the `ready` slots, ours until released.
             let d: XdpDesc = unsafe {
@@ -99,19 +100,14 @@ impl PoolRx {
                     .slot::<XdpDesc>(self.rx.local.wrapping_add(i))
                     .read()
             };
-            if !self.umem.valid(d.addr) {
-                t.errs += 1;
-                continue;
-            }
-            let obj = self.umem.obj_of(d.addr);
-            if !self.lent.take(self.umem.obj_index(obj)) {
+            let Some((obj, _)) = self.umem.lookup(d.addr).filter(|&(_, k)| self.lent.take(k))
+            else {
                 t.errs += 1; // not an mbuf we posted: leave it alone
                 continue;
-            }
+            };
             self.posted -= 1;
             let off = (d.addr >> sys::XSK_UNALIGNED_BUF_OFFSET_SHIFT).wrapping_sub(hdr);
-            let max_len = u64::from(self.umem.max_frame());
-            if off > 0xffff || u64::from(d.len) > max_len {
+            if off.saturating_add(u64::from(d.len)) > room {
                 // The kernel keeps data within the chunk; anything else goes back.
                 // SAFETY: an object of the pool that we held (lent bit was set).
                 drop(unsafe { Mbuf::from_raw_rx(obj, 0, 0, port) });
@@ -119,8 +115,8 @@ impl PoolRx {
                 continue;
             }
             // SAFETY: the mbuf was taken from the pool by `refill` and lent to the
-            // kernel, which gave it back (its bit was set); the kernel put `len <=
-            // max_frame` bytes at `off` inside the buffer.
+            // kernel, which gave it back (its bit was set); `off + len` is inside its
+            // buffer (checked).
             let m = unsafe { Mbuf::from_raw_rx(obj, off as u16, d.len as u16, port) };
             t.bytes += u64::from(d.len);
             t.n += 1;
@@ -144,7 +140,7 @@ impl Drop for PoolRx {
             .lent
             .iter()
             .map(|i| {
-                let obj = VirtAddr(self.umem.first + i as u64 * self.umem.index.stride());
+                let obj = self.umem.obj_at(i);
                 // SAFETY: an object taken from the pool by `refill` and never returned
                 // to us (its bit is set); fresh since then but for frame data.
                 unsafe { Mbuf::from_raw_rx(obj, 0, 0, port) }
@@ -167,12 +163,15 @@ pub(super) struct PoolTx {
     core: Arc<Core>,
     /// Completed mbufs to free (kept to reuse its allocation).
     done: Vec<Mbuf>,
+    /// The UMEM's pool's header address, as mbufs record their pool.
+    pool_addr: u64,
 }
 
 impl PoolTx {
     pub(super) fn new(tx: Ring, comp: Ring, umem: PoolUmem, core: Arc<Core>) -> Self {
         PoolTx {
             lent: Lent::new(umem.count),
+            pool_addr: umem.pool.mempool().addr().0,
             tx,
             comp,
             umem,
@@ -186,7 +185,7 @@ impl PoolTx {
     #[inline(always)]
     fn fits(&self, m: &Mbuf) -> bool {
         let h = m.header();
-        h.pool.0 == self.umem.pool.mempool().addr().0
+        h.pool.0 == self.pool_addr
             && h.nb_segs == 1
             && h.ol_flags & (OlFlags::INDIRECT.bits() | OlFlags::EXTERNAL.bits()) == 0
     }
@@ -201,11 +200,7 @@ impl PoolTx {
                     .slot::<u64>(self.comp.local.wrapping_add(i))
                     .read()
             };
-            if !self.umem.valid(a) {
-                continue;
-            }
-            let obj = self.umem.obj_of(a);
-            if self.lent.take(self.umem.obj_index(obj)) {
+            if let Some((obj, _)) = self.umem.lookup(a).filter(|&(_, k)| self.lent.take(k)) {
                 // SAFETY: an mbuf we queued (bit set) whose handle we gave up then.
                 self.done.push(unsafe {
                     Mbuf::from_raw(core::ptr::NonNull::new_unchecked(obj.as_ptr()))
@@ -294,12 +289,11 @@ impl PoolTx {
 
 impl Drop for PoolTx {
     fn drop(&mut self) {
-        let stride = self.umem.index.stride();
         let v: Vec<Mbuf> = self
             .lent
             .iter()
             .map(|i| {
-                let obj = VirtAddr(self.umem.first + i as u64 * stride);
+                let obj = self.umem.obj_at(i);
                 // SAFETY: an mbuf we queued for TX (bit set) and never got back.
                 unsafe { Mbuf::from_raw(core::ptr::NonNull::new_unchecked(obj.as_ptr())) }
             })

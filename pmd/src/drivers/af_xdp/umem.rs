@@ -108,11 +108,20 @@ impl PoolUmem {
         self.index.of(obj.0 - self.first)
     }
 
-    /// True if `addr` (as read from a kernel ring) names one of the pool's objects.
+    /// The object `addr` (as read from a kernel ring, offset bits included) names and
+    /// its index in the pool, or None if it names none of the pool's objects.
     #[inline(always)]
-    pub(super) fn valid(&self, addr: u64) -> bool {
-        let o = self.obj_of(addr).0;
-        o >= self.first && self.index.exact(o - self.first, self.count)
+    pub(super) fn lookup(&self, addr: u64) -> Option<(VirtAddr, usize)> {
+        let obj = self.obj_of(addr);
+        let k = self
+            .index
+            .exact(obj.0.wrapping_sub(self.first), self.count)?;
+        Some((obj, k))
+    }
+
+    /// The object at `index`.
+    pub(super) fn obj_at(&self, index: usize) -> VirtAddr {
+        VirtAddr(self.first + index as u64 * self.index.stride)
     }
 }
 
@@ -140,23 +149,18 @@ impl ObjIndex {
         ObjIndex { shift, inv, stride }
     }
 
-    /// Bytes between objects.
-    pub(super) fn stride(&self) -> u64 {
-        self.stride
+    /// `off / stride` if `off` is `k * stride` with `k < count` (no divide: the exact
+    /// division's result times the stride gives `off` back only for a multiple).
+    #[inline(always)]
+    fn exact(&self, off: u64, count: u32) -> Option<usize> {
+        let k = self.of(off);
+        (k < count as usize && (k as u64).wrapping_mul(self.stride) == off).then_some(k)
     }
 
     /// `off / stride` for `off` a multiple of the stride.
     #[inline(always)]
     fn of(&self, off: u64) -> usize {
         ((off >> self.shift).wrapping_mul(self.inv)) as usize
-    }
-
-    /// True if `off` is `k * stride` with `k < count` (no divide: the exact-division
-    /// result times the stride gives `off` back only for a multiple).
-    #[inline(always)]
-    fn exact(&self, off: u64, count: u32) -> bool {
-        let k = self.of(off) as u64;
-        k < u64::from(count) && k.wrapping_mul(self.stride) == off
     }
 }
 
@@ -207,11 +211,12 @@ mod tests {
             let ix = ObjIndex::new(stride);
             for k in [0u64, 1, 2, 511, 4095, 65535] {
                 assert_eq!(ix.of(k * u64::from(stride)), k as usize, "stride {stride}");
-                assert!(ix.exact(k * u64::from(stride), 65536));
+                assert_eq!(ix.exact(k * u64::from(stride), 65536), Some(k as usize));
             }
-            assert!(!ix.exact(u64::from(stride) * 10, 10));
+            assert_eq!(ix.exact(u64::from(stride) * 10, 10), None, "past the end");
             if stride > 1 {
-                assert!(!ix.exact(u64::from(stride) + 1, 10));
+                assert_eq!(ix.exact(u64::from(stride) + 1, 10), None, "not a multiple");
+                assert_eq!(ix.exact(u64::MAX - 3, 10), None, "below the first");
             }
         }
     }
