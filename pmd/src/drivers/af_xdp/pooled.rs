@@ -16,6 +16,7 @@
 //! the socket is closed. An address from the kernel that is not a lent mbuf is counted
 //! as an error and never touched.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use eal::VirtAddr;
@@ -135,22 +136,11 @@ impl PoolRx {
 
 impl Drop for PoolRx {
     fn drop(&mut self) {
-        let port = mbuf::PORT_INVALID;
-        let v: Vec<Mbuf> = self
-            .lent
-            .iter()
-            .map(|i| {
-                let obj = self.umem.obj_at(i);
-                // SAFETY: an object taken from the pool by `refill` and never returned
-                // to us (its bit is set); fresh since then but for frame data.
-                unsafe { Mbuf::from_raw_rx(obj, 0, 0, port) }
-            })
-            .collect();
-        self.core
-            .orphans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(v);
+        self.core.adopt(self.lent.iter().map(|i| {
+            // SAFETY: an object taken from the pool by `refill` and never returned to
+            // us (its bit is set); fresh since then but for frame data.
+            unsafe { Mbuf::from_raw_rx(self.umem.obj_at(i), 0, 0, mbuf::PORT_INVALID) }
+        }));
     }
 }
 
@@ -202,9 +192,8 @@ impl PoolTx {
             };
             if let Some((obj, _)) = self.umem.lookup(a).filter(|&(_, k)| self.lent.take(k)) {
                 // SAFETY: an mbuf we queued (bit set) whose handle we gave up then.
-                self.done.push(unsafe {
-                    Mbuf::from_raw(core::ptr::NonNull::new_unchecked(obj.as_ptr()))
-                });
+                self.done
+                    .push(unsafe { Mbuf::from_raw(NonNull::new_unchecked(obj.as_ptr())) });
             }
         }
         if n > 0 {
@@ -289,19 +278,9 @@ impl PoolTx {
 
 impl Drop for PoolTx {
     fn drop(&mut self) {
-        let v: Vec<Mbuf> = self
-            .lent
-            .iter()
-            .map(|i| {
-                let obj = self.umem.obj_at(i);
-                // SAFETY: an mbuf we queued for TX (bit set) and never got back.
-                unsafe { Mbuf::from_raw(core::ptr::NonNull::new_unchecked(obj.as_ptr())) }
-            })
-            .collect();
-        self.core
-            .orphans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(v);
+        self.core.adopt(self.lent.iter().map(|i| {
+            // SAFETY: an mbuf we queued for TX (bit set) and never got back.
+            unsafe { Mbuf::from_raw(NonNull::new_unchecked(self.umem.obj_at(i).as_ptr())) }
+        }));
     }
 }

@@ -32,7 +32,7 @@ use crate::sys::{self, Mapping, XdpDesc};
 pub(super) struct Core {
     fd: ManuallyDrop<OwnedFd>,
     /// Mbufs the kernel held when their half was dropped.
-    pub orphans: Mutex<Vec<Mbuf>>,
+    orphans: Mutex<Vec<Mbuf>>,
     /// Keeps the orphans' pool attached until they are back.
     _pool: Option<PktmbufPool>,
 }
@@ -40,6 +40,12 @@ pub(super) struct Core {
 impl Core {
     pub(super) fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+
+    /// Take mbufs the kernel may still hold, to free once the socket is closed.
+    pub(super) fn adopt(&self, mbufs: impl Iterator<Item = Mbuf>) {
+        let mut o = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+        o.extend(mbufs);
     }
 }
 
