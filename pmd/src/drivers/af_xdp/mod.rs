@@ -167,9 +167,9 @@ type Opened = (Arc<Core>, RxHalf, TxHalf, bool, bool);
 impl AfXdp {
     /// Open queue `q`'s XSK for RX pool `pool`: its UMEM is the pool's memory if the
     /// pool's layout allows, else our own memory (frames copied; the log says why).
-    fn open(&mut self, q: u16, pool: &PktmbufPool, nb_desc: u16) -> Result<Open> {
+    fn open(&mut self, q: u16, pool: &PktmbufPool) -> Result<Open> {
         let ((core, rx, tx, zero_copy, borrowed), umem_pool) = match PoolUmem::new(pool) {
-            Ok(u) => (self.open_pooled(q, u, nb_desc)?, Some(pool.clone())),
+            Ok(u) => (self.open_pooled(q, u)?, Some(pool.clone())),
             Err(why) => {
                 eal::log_warn!(
                     "pmd: net_af_xdp: {} queue {}: mempool {} cannot be the UMEM ({why}): \
@@ -204,7 +204,7 @@ impl AfXdp {
 
     /// The socket over the pool's memory: registered here, or with `shared_umem=1`
     /// bound to the UMEM another socket registered over the same pool.
-    fn open_pooled(&mut self, q: u16, u: PoolUmem, nb_desc: u16) -> Result<Opened> {
+    fn open_pooled(&mut self, q: u16, u: PoolUmem) -> Result<Opened> {
         let owner = self.shared_umem.then(|| pool_umem_owner(&u.pool)).flatten();
         let x = match &owner {
             Some(o) => self.xsk(q, UmemSrc::Shared(o.fd()))?,
@@ -222,9 +222,12 @@ impl AfXdp {
             )?,
         };
         let zc = x.zero_copy;
-        // Keep three quarters of the pool for the application and the other queues.
+        // As many mbufs on the fill ring as the copy path's RX half has chunks (the
+        // kernel drops frames it has no fill entry for while this process is
+        // descheduled), keeping three quarters of the pool for the application and the
+        // other queues. DPDK's driver also sizes its rings itself, not by `nb_desc`.
         let per_queue = u.pool.size() / (4 * self.pairs.len() as u32);
-        let fill = u32::from(nb_desc).min(RING).min(per_queue).max(1);
+        let fill = RING.min(per_queue).max(1);
         eal::log_info!(
             "pmd: net_af_xdp: {} queue {}: UMEM is mempool {}'s memory ({} KiB, {}-byte \
              chunks, frames up to {} bytes{}), {fill} mbufs on the fill ring, no copy in \
@@ -341,7 +344,7 @@ impl EthDriver for AfXdp {
         if !reuse {
             // The old socket (if any) closes once its halves are dropped here.
             self.pairs[q as usize].open = None;
-            let o = self.open(q, s.pool, s.nb_desc)?;
+            let o = self.open(q, s.pool)?;
             self.pairs[q as usize].open = Some(o);
         }
         let o = self.pairs[q as usize].open.as_ref().expect("opened above");
@@ -352,6 +355,7 @@ impl EthDriver for AfXdp {
             pool: s.pool.clone(),
             port: self.port,
             stats: s.stats,
+            rx_wakeup: o.zero_copy || self.busy_budget > 0,
         }))
     }
 

@@ -59,7 +59,16 @@ impl PoolRx {
 
     /// Post fresh mbufs until `target` are lent (or the pool runs dry). Returns false
     /// if the pool could not supply what was missing.
+    #[inline]
     pub(super) fn refill(&mut self) -> bool {
+        if self.posted >= self.target {
+            return true;
+        }
+        self.refill_slow()
+    }
+
+    #[inline(never)]
+    fn refill_slow(&mut self) -> bool {
         let mut objs = [VirtAddr(0); REFILL_CHUNK];
         while self.posted < self.target {
             let k = ((self.target - self.posted) as usize).min(REFILL_CHUNK);

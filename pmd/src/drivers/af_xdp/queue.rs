@@ -167,6 +167,11 @@ pub(super) struct RxQ {
     pub pool: PktmbufPool,
     pub port: u16,
     pub stats: QueueStats,
+    /// Wake the kernel when the fill ring asks: only a zero-copy socket (its driver
+    /// fills from the ring in NAPI) or one with busy polling (the call polls). In copy
+    /// mode the flag stays set and the call does nothing but cost a syscall per poll:
+    /// the kernel copies frames in from the device's own receive path.
+    pub rx_wakeup: bool,
 }
 
 impl Drop for RxQ {
@@ -184,7 +189,7 @@ impl RxQueueOps for RxQ {
             Some(RxHalf::Copy(p)) => copy_rx(p, &self.pool, self.port, &self.stats, out, max),
             None => return 0,
         };
-        if wake.1 {
+        if wake.1 && self.rx_wakeup {
             let _ = sys::xsk_wake_rx(fd);
         }
         wake.0
