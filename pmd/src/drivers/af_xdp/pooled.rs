@@ -99,6 +99,13 @@ impl PoolRx {
         stats: &QueueStats,
     ) -> (usize, bool) {
         let n = self.rx.ready().min(max as u32);
+        if n == 0 {
+            // An empty poll: nothing to count, the fill ring is as full as it gets.
+            if !self.refill() {
+                stats.add_nombuf(1);
+            }
+            return (0, self.fill.needs_wakeup());
+        }
         let mut t = Tally::default();
         out.reserve(n as usize);
         let hdr = self.umem.headroom as u64;

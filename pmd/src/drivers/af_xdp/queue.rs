@@ -183,16 +183,15 @@ impl Drop for RxQ {
 
 impl RxQueueOps for RxQ {
     fn rx_burst(&mut self, out: &mut Vec<Mbuf>, max: usize) -> usize {
-        let fd = self.core.fd.as_raw_fd();
-        let wake = match self.part.as_mut() {
+        let (n, wake) = match self.part.as_mut() {
             Some(RxHalf::Pool(p)) => p.rx_burst(out, max, self.port, &self.stats),
             Some(RxHalf::Copy(p)) => copy_rx(p, &self.pool, self.port, &self.stats, out, max),
             None => return 0,
         };
-        if wake.1 && self.rx_wakeup {
-            let _ = sys::xsk_wake_rx(fd);
+        if self.rx_wakeup && wake {
+            let _ = sys::xsk_wake_rx(self.core.fd.as_raw_fd());
         }
-        wake.0
+        n
     }
 }
 
