@@ -160,6 +160,11 @@ impl Group {
             busy = true;
             if let Some(c) = self.conns.get_mut(&d.conn) {
                 c.complete_io(d);
+            }
+        }
+        // One send per connection for all the replies of this batch.
+        if busy {
+            for c in self.conns.values_mut() {
                 c.flush();
             }
         }
