@@ -249,6 +249,11 @@ fn verify_against_kernel(g: &mut Guest, nqn: &str, port: u16, lo: &str, digests:
     assert!(v.len() >= 3, "Total line: {total}");
     assert!(v[0] > 0.0, "no I/O per second ({tag}): {total}");
     assert_eq!(v[2], 0.0, "failed I/O ({tag}): {total}");
+    let want = if digests { "on" } else { "off" };
+    assert!(
+        out.contains(&format!("(header digest {want}, data digest {want})")),
+        "the I/O queue's digests are not {want} ({tag}):\n{out}"
+    );
     let (r1, w1) = block_ios(g, dev);
     eprintln!(
         "{TEST}: {lo} served {} reads, {} writes ({tag})",
