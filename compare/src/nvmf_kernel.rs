@@ -150,13 +150,18 @@ fn setup(ctx: &Ctx) -> Result<(Guest, String, String)> {
     let fio = PathBuf::from("/usr/bin/fio");
     let nvme = PathBuf::from("/usr/sbin/nvme");
     let work = ctx.work().to_path_buf();
+    let mut files = vec![(fio, "/fp/bin/fio".into()), (nvme, "/fp/bin/nvme".into())];
+    let strace = PathBuf::from("/usr/bin/strace");
+    if strace.is_file() {
+        files.push((strace, "/fp/bin/strace".into()));
+    }
     harness::say("nvmf --kernel: booting the guest (QEMU TCG)");
     let mut g = Guest::boot(&GuestOptions {
         bins: vec![
             ctx.bin(Side::Ours, "ferroplane-tgt"),
             ctx.bin(Side::Ours, "ferroplane-rpc"),
         ],
-        files: vec![(fio, "/fp/bin/fio".into()), (nvme, "/fp/bin/nvme".into())],
+        files,
         log: work.join("guest.log"),
         ..Default::default()
     })
@@ -211,6 +216,57 @@ fn setup(ctx: &Ctx) -> Result<(Guest, String, String)> {
     let kdev = block_dev(&mut g, KERNEL_NQN)?;
     let odev = block_dev(&mut g, OUR_NQN)?;
     Ok((g, kdev, odev))
+}
+
+/// Syscalls per I/O of our target (untimed, after the rounds): `strace -c` on all its
+/// threads during one more fio run per depth; printed with the busiest calls.
+fn syscalls(g: &mut Guest, odev: &str, o: &DepthOpts) -> Result<()> {
+    if sh(g, "command -v strace", 10).is_err() {
+        harness::say("nvmf --kernel: no strace in the guest, syscalls per I/O not counted");
+        return Ok(());
+    }
+    for &d in &o.depths {
+        let cmd = format!(
+            "P=$(cat /tmp/tgt.pid); (strace -c -f -o /tmp/st.txt $(for t in /proc/$P/task/*; do \
+             echo -p ${{t##*/}}; done) 2>/dev/null & echo $! >/tmp/st.pid); sleep 2; \
+             fio --name=rr --filename=/dev/{odev} --direct=1 --ioengine=io_uring --rw=randread \
+             --bs=4k --iodepth={d} --runtime=3 --time_based --randrepeat=0 --output-format=json \
+             --output=/tmp/f.json >/dev/null; kill -INT $(cat /tmp/st.pid); sleep 2; \
+             cat /tmp/st.txt; tr -d '\\n' < /tmp/f.json; echo"
+        );
+        let out = sh(g, &cmd, 180)?;
+        let (Some(calls), Some(ios)) = (strace_total(&out), fio_ios(&out)) else {
+            harness::say(format!(
+                "nvmf --kernel: strace printed no summary:\n{}",
+                harness::tail(&out, 10)
+            ));
+            continue;
+        };
+        let top: Vec<String> = out
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let name = *w.last()?;
+                let n: f64 = w.get(3)?.parse().ok()?;
+                (w.len() >= 5 && name != "total" && w[0].parse::<f64>().is_ok())
+                    .then_some((n, name))
+            })
+            .filter(|(n, _)| n / ios >= 0.05)
+            .map(|(n, name)| format!("{name} {:.2}", n / ios))
+            .collect();
+        harness::say(format!(
+            "nvmf --kernel: our target, qd{d}: {:.2} syscalls per I/O ({calls} for {ios} I/Os under strace: {})",
+            calls / ios,
+            top.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The call count of `strace -c`'s `total` line.
+fn strace_total(out: &str) -> Option<f64> {
+    let l = out.lines().find(|l| l.trim_end().ends_with(" total"))?;
+    l.split_whitespace().nth(3)?.parse().ok()
 }
 
 pub fn run(ctx: &mut Ctx, o: &DepthOpts) -> Result<Table> {
@@ -325,6 +381,7 @@ pub fn run(ctx: &mut Ctx, o: &DepthOpts) -> Result<Table> {
             }
         }
     }
+    syscalls(&mut g, &odev, o)?;
     let tail = sh(
         &mut g,
         "nvme disconnect-all; grep -ciE 'error|fail' /tmp/tgt.log || true",
@@ -360,5 +417,10 @@ mod tests {
         let m = measured("fio x", Some("/tmp/p"));
         assert!(m.contains("/proc/$(cat /tmp/p)/stat") && m.contains("fio x;"));
         assert!(!measured("sleep 1", None).contains("/proc/$("));
+        let st = "% time     seconds  usecs/call     calls    errors syscall\n\
+                  ------ ----------- ----------- --------- --------- ----------------\n\
+                  60.00    0.060000           6     10000      2000 read\n\
+                  100.00    0.100000           5     20000      2000 total\n";
+        assert_eq!(strace_total(st), Some(20000.0));
     }
 }
