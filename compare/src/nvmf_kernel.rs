@@ -133,7 +133,7 @@ fn block_dev(g: &mut Guest, nqn: &str) -> Result<String> {
         g,
         &format!(
             "(for i in $(seq 1 100); do for b in /sys/block/nvme*n1; do \
-             [ \"$(cat $b/device/subsysnqn 2>/dev/null)\" = {nqn} ] && basename $b && exit 0; \
+             [ -b /dev/${{b##*/}} ] && [ \"$(cat $b/device/subsysnqn 2>/dev/null)\" = {nqn} ] && basename $b && exit 0; \
              done; sleep 0.2; done; echo none)"
         ),
         60,
