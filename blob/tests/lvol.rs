@@ -247,3 +247,93 @@ fn concurrent_metadata_changes_from_several_threads_stay_consistent() {
     assert_eq!(clean.blob_ids(), rebuilt.blob_ids());
     assert_eq!(clean.info().free_clusters, rebuilt.info().free_clusters);
 }
+
+/// Resize and rename while the lvol bdev is open with I/O going on (SPDK's
+/// `bdev_lvol_resize` / `bdev_lvol_rename` / `bdev_lvol_rename_lvstore`): the bdev stays
+/// registered, its open descriptor gets a resize event and keeps working, the new end
+/// is writable through it, the aliases change in place; shrinking waits for the bdev
+/// to be closed, as the bdev layer requires.
+#[test]
+fn resize_and_rename_with_the_bdev_open() {
+    let t = "resize_and_rename_with_the_bdev_open";
+    let Some(eal) = eal(t) else { return };
+    blob::host::run(&eal, malloc("LvRs", 32768), move |th| {
+        let s = store(&th, "LvRs", "rs");
+        let u = lvol::create_lvol(&s, "vol", 2 << 20, true).unwrap();
+        // A descriptor of our own that records its events.
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ev2 = events.clone();
+        let name = u.to_string();
+        th.send_msg(move || {
+            let d = bdev::open(&name, false, move |e| ev2.lock().unwrap().push(e)).unwrap();
+            tx.send(d).unwrap();
+        })
+        .unwrap();
+        let watcher = rx.recv().unwrap();
+        let mut d = BdevDev::open(&th, "rs/vol").unwrap();
+        let a = pattern(3, 8192, 1);
+        d.write(1000, &a).unwrap();
+        let bdev = bdev::bdev::get(&u.to_string()).unwrap();
+        assert_eq!(bdev.num_blocks(), 4096);
+        // The end of the old size is refused by the bdev layer.
+        assert!(d.write(4096, &a).is_err());
+
+        lvol::resize(&s, "vol", 4 << 20).unwrap();
+        assert_eq!(bdev.num_blocks(), 8192, "the bdev layer has the new size");
+        assert!(
+            bdev::bdev::get(&u.to_string()).is_some_and(|b| std::ptr::eq(b.info(), bdev.info())),
+            "the same bdev stays registered"
+        );
+        let b = pattern(4, 8192, 2);
+        d.write(8000, &b).unwrap();
+        let mut back = vec![0u8; 8192];
+        d.read(8000, &mut back).unwrap();
+        assert!(back == b, "written past the old end through the open descriptor");
+        d.read(1000, &mut back).unwrap();
+        assert!(back == a);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !events.lock().unwrap().contains(&bdev::BdevEvent::Resize) {
+            assert!(std::time::Instant::now() < deadline, "no resize event");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+
+        lvol::rename(&s, "vol", "vol2").unwrap();
+        assert!(bdev::bdev::get("rs/vol").is_none(), "the old alias is gone");
+        let by_new = bdev::bdev::get("rs/vol2").expect("the new alias");
+        assert_eq!(by_new.name(), u.to_string());
+        assert_eq!(by_new.aliases(), vec!["rs/vol2".to_string()]);
+        d.read(1000, &mut back).unwrap();
+        assert!(back == a, "I/O through the open descriptor after the rename");
+        lvol::rename_lvstore(&s, "rs2").unwrap();
+        assert_eq!(by_new.aliases(), vec!["rs2/vol2".to_string()]);
+        assert!(bdev::bdev::get("rs2/vol2").is_some());
+        // A name taken by another bdev is refused, and nothing changes.
+        lvol::create_lvol(&s, "other", 1 << 20, true).unwrap();
+        assert!(lvol::rename(&s, "vol2", "other").is_err());
+        assert_eq!(by_new.aliases(), vec!["rs2/vol2".to_string()]);
+
+        // Shrinking with descriptors open is refused, then allowed once closed.
+        assert!(lvol::resize(&s, "vol2", 1 << 20).is_err());
+        assert_eq!(bdev.num_blocks(), 8192);
+        drop(d);
+        th.send_msg(move || watcher.close()).unwrap();
+        while bdev.open_descs() > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        lvol::resize(&s, "vol2", 1 << 20).unwrap();
+        assert_eq!(bdev.num_blocks(), 2048);
+        let mut d = BdevDev::open(&th, "rs2/vol2").unwrap();
+        d.read(1000, &mut back).unwrap();
+        assert!(back == a, "the kept part after the shrink");
+        drop(d);
+        lvol::unload(&s).unwrap();
+        // Loaded back: the new names and size.
+        let s = lvol::examine::load(&th, "LvRs").unwrap().expect("the store");
+        assert_eq!(s.name(), "rs2");
+        assert_eq!(s.lvol_names(), vec!["other".to_string(), "vol2".to_string()]);
+        assert_eq!(bdev::bdev::get("rs2/vol2").unwrap().num_blocks(), 2048);
+        lvol::unload(&s).unwrap();
+    })
+    .unwrap();
+}

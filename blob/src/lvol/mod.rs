@@ -395,69 +395,66 @@ pub fn clone(s: &Arc<LvolStore>, snap: &str, clone: &str) -> Result<Uuid> {
     })
 }
 
-/// Register lvol `lvol`'s bdev again after `change` (its size or name changes; the
-/// bdev layer keeps both while registered), so the bdev must not be open. `change`
-/// returns the lvol's name afterwards.
-fn reregister(
-    s: &Arc<LvolStore>,
-    what: &'static str,
-    lvol: &str,
-    change: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<String>,
-) -> Result<()> {
-    let (uuid, id) = s.with_lvol(what, lvol, |_, l| Ok((l.uuid, l.blob.id())))?;
-    let bdev_name = uuid.to_string();
-    if let Some(b) = bdev::bdev::get(&bdev_name) {
-        if b.open_descs() > 0 {
-            return Err(Error::Busy {
-                what,
-                id,
-                why: format!(
-                    "its bdev '{bdev_name}' is open (the bdev layer keeps a bdev's size and aliases while open)"
-                ),
-            });
-        }
-    }
-    let (name, g) = s.with_bs(|bs, lvols| {
-        let name = change(bs, lvols)?;
-        let i = bs.blob_info(id)?;
-        Ok((
-            name,
-            Geometry {
-                blob: id,
-                blocks: i.num_clusters * bs.io_units_per_cluster(),
-                block_size: bs.io_unit_size(),
-                read_only: i.read_only,
-            },
-        ))
-    })?;
-    vbdev::unregister_wait(&s.thread, &bdev_name)?;
-    vbdev::register(s, &name, uuid, &g)
+/// The registered bdev of lvol `uuid`.
+fn lvol_bdev(what: &'static str, uuid: Uuid) -> Result<bdev::Bdev> {
+    bdev::bdev::get(&uuid.to_string()).ok_or(inval(what, format!("no bdev '{uuid}'")))
 }
 
-/// Resize lvol `lvol` to `size` bytes (rounded up to clusters). Its bdev is
-/// registered again with the new size, so it must not be open.
+/// Replace alias `old` of `b` with `new` (SPDK's rename callbacks: del, then add).
+fn swap_alias(b: &bdev::Bdev, old: &str, new: &str) -> Result<()> {
+    bdev::bdev::alias_del(b, old)?;
+    if let Err(e) = bdev::bdev::alias_add(b, new) {
+        let _ = bdev::bdev::alias_add(b, old);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Resize lvol `lvol` to `size` bytes (rounded up to clusters; SPDK's
+/// `vbdev_lvol_resize`): the blob is resized and synced, then the bdev layer takes
+/// the new block count and tells every open descriptor (a resize event). Growing is
+/// allowed while the bdev is open; shrinking, as in the bdev layer, only while not.
 pub fn resize(s: &Arc<LvolStore>, lvol: &str, size: u64) -> Result<()> {
     const W: &str = "resize an lvol";
-    reregister(s, W, lvol, |bs, lvols| {
-        let l = lvols
-            .get(lvol)
-            .ok_or(inval(W, format!("no lvol '{lvol}'")))?;
-        let cs = u64::from(bs.info().cluster_size);
-        bs.resize(&l.blob, size.div_ceil(cs))?;
-        bs.sync_md(l.blob.id())?;
-        Ok(lvol.to_string())
-    })
+    let (uuid, id, cur, cs, upc) = s.with_lvol(W, lvol, |bs, l| {
+        let i = bs.blob_info(l.blob.id())?;
+        Ok((
+            l.uuid,
+            l.blob.id(),
+            i.num_clusters,
+            u64::from(bs.info().cluster_size),
+            bs.io_units_per_cluster(),
+        ))
+    })?;
+    let n = size.div_ceil(cs);
+    let b = lvol_bdev(W, uuid)?;
+    if n < cur && b.open_descs() > 0 {
+        return Err(Error::Busy {
+            what: W,
+            id,
+            why: format!("shrinking while its bdev '{uuid}' is open"),
+        });
+    }
+    s.with_lvol(W, lvol, |bs, l| {
+        bs.resize(&l.blob, n)?;
+        bs.sync_md(l.blob.id())
+    })?;
+    if n != cur {
+        bdev::resize::notify_blockcnt_change(&b, n * upc)?;
+    }
+    Ok(())
 }
 
-/// Rename lvol `lvol` to `new` (SPDK's `spdk_lvol_rename`: the "name" xattr and the
-/// bdev's "LVS/LVOL" alias). Its bdev is registered again, so it must not be open.
+/// Rename lvol `lvol` to `new` (SPDK's `spdk_lvol_rename` and `vbdev_lvol_rename`):
+/// the "name" xattr is synced, then the bdev's "LVS/LVOL" alias changes in place; the
+/// bdev stays registered and its descriptors open.
 pub fn rename(s: &Arc<LvolStore>, lvol: &str, new: &str) -> Result<()> {
     const W: &str = "rename an lvol";
     check_name(W, new)?;
     if lvol == new {
         return Ok(());
     }
-    reregister(s, W, lvol, |bs, lvols| {
+    let uuid = s.with_bs(|bs, lvols| {
         if lvols.contains_key(new) {
             return Err(inval(W, format!("lvol '{new}' exists")));
         }
@@ -472,37 +469,29 @@ pub fn rename(s: &Arc<LvolStore>, lvol: &str, new: &str) -> Result<()> {
             return Err(e);
         }
         l.name = new.to_string();
+        let u = l.uuid;
         lvols.insert(new.to_string(), l);
-        Ok(new.to_string())
-    })
+        Ok(u)
+    })?;
+    let lvs = s.name();
+    swap_alias(
+        &lvol_bdev(W, uuid)?,
+        &format!("{lvs}/{lvol}"),
+        &format!("{lvs}/{new}"),
+    )
 }
 
-/// Rename store `s` to `new` (SPDK's `spdk_lvs_rename`: the super blob's "name" xattr
-/// and every lvol bdev's alias). The lvol bdevs are registered again, so none may be
-/// open.
+/// Rename store `s` to `new` (SPDK's `spdk_lvs_rename`: the super blob's "name" xattr,
+/// then every lvol bdev's alias in place, open or not).
 pub fn rename_lvstore(s: &Arc<LvolStore>, new: &str) -> Result<()> {
     const W: &str = "rename an lvol store";
     check_name(W, new)?;
-    if s.name() == new {
+    let old = s.name();
+    if old == new {
         return Ok(());
     }
     if find(new).is_some() {
         return Err(inval(W, format!("lvol store '{new}' exists")));
-    }
-    let lvols: Vec<(String, Uuid, u64)> = s
-        .lock()
-        .lvols
-        .values()
-        .map(|l| (l.name.clone(), l.uuid, l.blob.id()))
-        .collect();
-    for (_, u, id) in &lvols {
-        if bdev::bdev::get(&u.to_string()).is_some_and(|b| b.open_descs() > 0) {
-            return Err(Error::Busy {
-                what: W,
-                id: *id,
-                why: format!("its lvol bdev '{u}' is open"),
-            });
-        }
     }
     s.with_bs(|bs, _| {
         let sb = bs
@@ -515,8 +504,16 @@ pub fn rename_lvstore(s: &Arc<LvolStore>, new: &str) -> Result<()> {
         r
     })?;
     *s.name.lock().unwrap_or_else(|e| e.into_inner()) = new.to_string();
-    for (n, _, _) in &lvols {
-        reregister(s, W, n, |_, _| Ok(n.clone()))?;
+    let lvols: Vec<(String, Uuid)> = s
+        .lock()
+        .lvols
+        .values()
+        .map(|l| (l.name.clone(), l.uuid))
+        .collect();
+    for (n, u) in &lvols {
+        if let Some(b) = bdev::bdev::get(&u.to_string()) {
+            swap_alias(&b, &format!("{old}/{n}"), &format!("{new}/{n}"))?;
+        }
     }
     Ok(())
 }
