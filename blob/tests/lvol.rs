@@ -337,3 +337,160 @@ fn resize_and_rename_with_the_bdev_open() {
     })
     .unwrap();
 }
+
+/// Two framework threads of their own.
+fn two_threads(th: &framework::ThreadHandle) -> Vec<framework::ThreadHandle> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    th.send_msg(move || {
+        let v: Vec<_> = (0..2)
+            .map(|i| framework::thread::spawn(&format!("io{i}"), &[]).unwrap())
+            .collect();
+        tx.send(v).unwrap();
+    })
+    .unwrap();
+    rx.recv().unwrap()
+}
+
+/// Lvol I/O from two framework threads while metadata changes run (creates, resizes,
+/// snapshots, clones, deletes of other lvols, then a snapshot of the written lvol
+/// itself): writes to allocated clusters run on the submitting threads (the store's
+/// worker sees none of them), and every region holds its last write afterwards.
+#[test]
+fn io_on_two_threads_while_metadata_changes() {
+    let t = "io_on_two_threads_while_metadata_changes";
+    let Some(eal) = eal(t) else { return };
+    blob::host::run(&eal, malloc("LvIo", 65536), move |th| {
+        let s = store(&th, "LvIo", "io");
+        lvol::create_lvol(&s, "a", 8 << 20, false).unwrap();
+        lvol::create_lvol(&s, "side", 2 << 20, true).unwrap();
+        let fts = two_threads(&th);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let before = s.worker_ios();
+        // Each thread writes and reads back its own 4 KiB regions (thread i: regions
+        // i, i+2, ...) over the whole lvol, round after round.
+        let io: Vec<_> = fts
+            .iter()
+            .enumerate()
+            .map(|(i, ft)| {
+                let mut d = BdevDev::open_unclaimed(ft, "io/a").unwrap();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let regions = (8u64 << 20) / 4096;
+                    let mut last = std::collections::HashMap::new();
+                    let mut round = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) || round < 2 {
+                        for r in (i as u64..regions).step_by(2 * 7).take(64) {
+                            let p = pattern(i as u8, 4096, round * 1000 + r);
+                            d.write(r * 8, &p).unwrap();
+                            let mut back = vec![0u8; 4096];
+                            d.read(r * 8, &mut back).unwrap();
+                            assert!(back == p, "thread {i} region {r} round {round}");
+                            last.insert(r, p);
+                        }
+                        round += 1;
+                    }
+                    (d, last, round)
+                })
+            })
+            .collect();
+        // Metadata changes meanwhile, on this OS thread.
+        for k in 0..6 {
+            let n = format!("m{k}");
+            lvol::create_lvol(&s, &n, 1 << 20, k % 2 == 0).unwrap();
+            lvol::resize(&s, &n, 3 << 20).unwrap();
+            lvol::snapshot(&s, "side", &format!("ss{k}")).unwrap();
+            lvol::delete(&s, &n).unwrap();
+        }
+        let fast_only = s.worker_ios();
+        // Then a snapshot of the lvol under I/O: its clusters go to the snapshot, the
+        // next writes allocate again (through the worker).
+        lvol::snapshot(&s, "a", "a_snap").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while s.worker_ios() == fast_only {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no write allocated after the snapshot"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = std::collections::HashMap::new();
+        let mut devs = Vec::new();
+        for h in io {
+            let (d, last, rounds) = h.join().unwrap();
+            assert!(rounds >= 2);
+            all.extend(last);
+            devs.push(d);
+        }
+        assert_eq!(
+            fast_only, before,
+            "writes to allocated clusters ran on their own threads, not the worker"
+        );
+        // Every region holds its last write, read from either thread.
+        for (r, p) in &all {
+            let mut back = vec![0u8; 4096];
+            devs[(*r % 2) as usize ^ 1].read(r * 8, &mut back).unwrap();
+            assert!(back == *p, "region {r} after the run");
+        }
+        drop(devs);
+        lvol::unload(&s).unwrap();
+        let s = lvol::examine::load(&th, "LvIo").unwrap().expect("the store");
+        let mut d = BdevDev::open(&th, "io/a").unwrap();
+        for (r, p) in &all {
+            let mut back = vec![0u8; 4096];
+            d.read(r * 8, &mut back).unwrap();
+            assert!(back == *p, "region {r} after the reload");
+        }
+        drop(d);
+        lvol::unload(&s).unwrap();
+    })
+    .unwrap();
+}
+
+/// Two framework threads write the same unallocated cluster of a thin lvol at once,
+/// cluster after cluster: each cluster is allocated once, and both writes are in it.
+#[test]
+fn thin_first_write_race_allocates_once() {
+    let t = "thin_first_write_race_allocates_once";
+    let Some(eal) = eal(t) else { return };
+    blob::host::run(&eal, malloc("LvRace", 65536), move |th| {
+        let s = store(&th, "LvRace", "race");
+        lvol::create_lvol(&s, "t", 16 << 20, true).unwrap();
+        let fts = two_threads(&th);
+        let free0 = s.info().unwrap().free_clusters;
+        const CLUSTERS: u64 = 12;
+        let per = (1u64 << 20) / 512;
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let hs: Vec<_> = fts
+            .iter()
+            .enumerate()
+            .map(|(i, ft)| {
+                let mut d = BdevDev::open_unclaimed(ft, "race/t").unwrap();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    for c in 0..CLUSTERS {
+                        barrier.wait();
+                        let p = pattern(i as u8, 4096, c);
+                        d.write(c * per + i as u64 * 8, &p).unwrap();
+                    }
+                    d
+                })
+            })
+            .collect();
+        let mut devs: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            free0 - s.info().unwrap().free_clusters,
+            CLUSTERS as u32,
+            "one cluster allocated per raced cluster"
+        );
+        for c in 0..CLUSTERS {
+            let mut back = vec![0u8; 8192];
+            devs[0].read(c * per, &mut back).unwrap();
+            assert!(back[..4096] == pattern(0, 4096, c)[..], "cluster {c}: thread 0's write");
+            assert!(back[4096..] == pattern(1, 4096, c)[..], "cluster {c}: thread 1's write");
+        }
+        devs.clear();
+        lvol::unload(&s).unwrap();
+    })
+    .unwrap();
+}

@@ -9,22 +9,27 @@
 //!
 //! # Threads
 //!
-//! Store operations wait for I/O: they run on OS threads of their own (the RPC
-//! methods start one per call), serialised by the store's lock. Lvol bdev I/O is
-//! handed from the submitting framework thread to the store's I/O worker thread and
-//! completed back on the submitting thread by a message.
+//! Store operations (metadata) wait for I/O: they run on OS threads of their own (the
+//! RPC methods start one per call), serialised by the store's lock. Lvol bdev I/O runs
+//! on the submitting framework thread through that thread's channel of the base bdev
+//! ([`io_path`]); only a write that needs a cluster allocated (or copied from a
+//! parent), or I/O while a snapshot freezes the lvol, goes to the store's worker
+//! thread, which takes the store's lock like any metadata change and completes the
+//! I/O back on the submitting thread by a message.
 
 pub mod examine;
+pub(crate) mod io_path;
 pub mod rpc;
 pub mod vbdev;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use bdev::Uuid;
 use framework::ThreadHandle;
 
-use crate::bdev_dev::BdevDev;
+use crate::bdev_dev::{BdevDev, Open};
 use crate::error::{Error, Result};
 use crate::ops::{Blob, BlobOpts};
 use crate::store::{Blobstore, InitOpts};
@@ -44,6 +49,8 @@ pub struct Lvol {
     pub uuid: Uuid,
     /// Its blob.
     pub blob: Blob,
+    /// Its published cluster map and I/O gate.
+    pub(crate) data: Arc<io_path::LvolData>,
 }
 
 pub(crate) struct Inner {
@@ -63,6 +70,11 @@ pub struct LvolStore {
     pub(crate) thread: ThreadHandle,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) worker: vbdev::Worker,
+    /// The store's descriptor of the base bdev: lvol channels get their base channels
+    /// from it.
+    pub(crate) base: Open,
+    /// Lvol I/O requests the worker thread ran (the rest ran on their own threads).
+    pub(crate) worker_ios: AtomicU64,
 }
 
 fn registry() -> MutexGuard<'static, Vec<Arc<LvolStore>>> {
@@ -145,6 +157,7 @@ pub(crate) struct Geometry {
     pub(crate) blocks: u64,
     pub(crate) block_size: u32,
     pub(crate) read_only: bool,
+    pub(crate) data: Arc<io_path::LvolData>,
 }
 
 /// Open blob `id` as lvol `name` of the store and say what its bdev is.
@@ -156,6 +169,8 @@ pub(crate) fn add_lvol(
     id: u64,
 ) -> Result<Geometry> {
     let i = bs.blob_info(id)?;
+    let data = Arc::new(io_path::LvolData::default());
+    data.publish(bs.cluster_map(id)?);
     let blob = bs.open_blob(id)?;
     lvols.insert(
         name.to_string(),
@@ -163,6 +178,7 @@ pub(crate) fn add_lvol(
             name: name.to_string(),
             uuid,
             blob,
+            data: data.clone(),
         },
     );
     Ok(Geometry {
@@ -170,6 +186,7 @@ pub(crate) fn add_lvol(
         blocks: i.num_clusters * bs.io_units_per_cluster(),
         block_size: bs.io_unit_size(),
         read_only: i.read_only,
+        data,
     })
 }
 
@@ -188,7 +205,8 @@ impl LvolStore {
         self.lock().lvols.keys().cloned().collect()
     }
 
-    /// Run `f` on the store's blobstore.
+    /// Run `f` on the store's blobstore, then publish every lvol's cluster map (before
+    /// the lock goes: no I/O sees metadata newer than its map, see [`io_path`]).
     pub(crate) fn with_bs<T>(
         &self,
         f: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<T>,
@@ -198,7 +216,19 @@ impl LvolStore {
         let bs = bs
             .as_mut()
             .ok_or(inval("use an lvol store", "it is unloaded"))?;
-        f(bs, lvols)
+        let r = f(bs, lvols);
+        for l in lvols.values() {
+            if let Ok(m) = bs.cluster_map(l.blob.id()) {
+                l.data.publish(m);
+            }
+        }
+        r
+    }
+
+    /// Lvol I/O requests that went to the store's worker thread (writes that needed
+    /// a cluster, I/O while frozen) since the store was attached.
+    pub fn worker_ios(&self) -> u64 {
+        self.worker_ios.load(Ordering::Relaxed)
     }
 
     /// Run `f` on lvol `lvol` of the store (`what` names the operation in errors).
@@ -224,10 +254,7 @@ impl LvolStore {
 
 /// Open `base` on `th` for a store: read-write, claimed, and when the base goes away
 /// the store the slot names is closed ([`base_removed`]).
-pub(crate) fn open_base(
-    th: &ThreadHandle,
-    base: &str,
-) -> Result<(BdevDev, Arc<OnceLock<Weak<LvolStore>>>)> {
+pub(crate) fn open_base(th: &ThreadHandle, base: &str) -> Result<(BdevDev, BaseSlot)> {
     let slot: Arc<OnceLock<Weak<LvolStore>>> = Arc::new(OnceLock::new());
     let s2 = slot.clone();
     let dev = BdevDev::open_with(
@@ -240,7 +267,15 @@ pub(crate) fn open_base(
             }
         }),
     )?;
-    Ok((dev, slot))
+    let open = dev.shared();
+    Ok((dev, BaseSlot { store: slot, open }))
+}
+
+/// What [`open_base`] gives [`attach`] besides the device: the slot its removal
+/// callback reads the store from, and the descriptor for the lvol channels.
+pub(crate) struct BaseSlot {
+    store: Arc<OnceLock<Weak<LvolStore>>>,
+    open: Open,
 }
 
 /// Register a store made or loaded on `bs` (its name and UUID unused).
@@ -250,7 +285,7 @@ pub(crate) fn attach(
     name: &str,
     uuid: Uuid,
     bs: Blobstore,
-    slot: &OnceLock<Weak<LvolStore>>,
+    slot: &BaseSlot,
 ) -> Result<Arc<LvolStore>> {
     let mut reg = registry();
     if reg.iter().any(|s| s.name() == name || s.uuid == uuid) {
@@ -269,8 +304,10 @@ pub(crate) fn attach(
             lvols: BTreeMap::new(),
         }),
         worker: vbdev::Worker::start(name)?,
+        base: slot.open.clone(),
+        worker_ios: AtomicU64::new(0),
     });
-    let _ = slot.set(Arc::downgrade(&s));
+    let _ = slot.store.set(Arc::downgrade(&s));
     reg.push(s.clone());
     Ok(s)
 }
@@ -380,11 +417,17 @@ pub fn find_lvol(name: &str) -> Option<(Arc<LvolStore>, String)> {
 }
 
 /// Snapshot lvol `lvol` of store `s` as `snap`; returns the snapshot's UUID.
+/// The lvol's I/O is frozen meanwhile (SPDK freezes the blob's I/O for a snapshot):
+/// the snapshot takes its clusters.
 pub fn snapshot(s: &Arc<LvolStore>, lvol: &str, snap: &str) -> Result<Uuid> {
     const W: &str = "snapshot an lvol";
-    new_lvol(s, W, snap, |bs, lvols, xattrs| {
+    let data = s.with_lvol(W, lvol, |_, l| Ok(l.data.clone()))?;
+    data.freeze();
+    let r = new_lvol(s, W, snap, |bs, lvols, xattrs| {
         bs.create_snapshot(blob_of(W, lvols, lvol)?, &xattrs)
-    })
+    });
+    data.thaw();
+    r
 }
 
 /// Clone snapshot `snap` as `clone`; returns the clone's UUID.
