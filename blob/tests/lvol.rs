@@ -289,7 +289,10 @@ fn resize_and_rename_with_the_bdev_open() {
         d.write(8000, &b).unwrap();
         let mut back = vec![0u8; 8192];
         d.read(8000, &mut back).unwrap();
-        assert!(back == b, "written past the old end through the open descriptor");
+        assert!(
+            back == b,
+            "written past the old end through the open descriptor"
+        );
         d.read(1000, &mut back).unwrap();
         assert!(back == a);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -304,7 +307,10 @@ fn resize_and_rename_with_the_bdev_open() {
         assert_eq!(by_new.name(), u.to_string());
         assert_eq!(by_new.aliases(), vec!["rs/vol2".to_string()]);
         d.read(1000, &mut back).unwrap();
-        assert!(back == a, "I/O through the open descriptor after the rename");
+        assert!(
+            back == a,
+            "I/O through the open descriptor after the rename"
+        );
         lvol::rename_lvstore(&s, "rs2").unwrap();
         assert_eq!(by_new.aliases(), vec!["rs2/vol2".to_string()]);
         assert!(bdev::bdev::get("rs2/vol2").is_some());
@@ -329,9 +335,14 @@ fn resize_and_rename_with_the_bdev_open() {
         drop(d);
         lvol::unload(&s).unwrap();
         // Loaded back: the new names and size.
-        let s = lvol::examine::load(&th, "LvRs").unwrap().expect("the store");
+        let s = lvol::examine::load(&th, "LvRs")
+            .unwrap()
+            .expect("the store");
         assert_eq!(s.name(), "rs2");
-        assert_eq!(s.lvol_names(), vec!["other".to_string(), "vol2".to_string()]);
+        assert_eq!(
+            s.lvol_names(),
+            vec!["other".to_string(), "vol2".to_string()]
+        );
         assert_eq!(bdev::bdev::get("rs2/vol2").unwrap().num_blocks(), 2048);
         lvol::unload(&s).unwrap();
     })
@@ -434,7 +445,9 @@ fn io_on_two_threads_while_metadata_changes() {
         }
         drop(devs);
         lvol::unload(&s).unwrap();
-        let s = lvol::examine::load(&th, "LvIo").unwrap().expect("the store");
+        let s = lvol::examine::load(&th, "LvIo")
+            .unwrap()
+            .expect("the store");
         let mut d = BdevDev::open(&th, "io/a").unwrap();
         for (r, p) in &all {
             let mut back = vec![0u8; 4096];
@@ -486,8 +499,14 @@ fn thin_first_write_race_allocates_once() {
         for c in 0..CLUSTERS {
             let mut back = vec![0u8; 8192];
             devs[0].read(c * per, &mut back).unwrap();
-            assert!(back[..4096] == pattern(0, 4096, c)[..], "cluster {c}: thread 0's write");
-            assert!(back[4096..] == pattern(1, 4096, c)[..], "cluster {c}: thread 1's write");
+            assert!(
+                back[..4096] == pattern(0, 4096, c)[..],
+                "cluster {c}: thread 0's write"
+            );
+            assert!(
+                back[4096..] == pattern(1, 4096, c)[..],
+                "cluster {c}: thread 1's write"
+            );
         }
         devs.clear();
         lvol::unload(&s).unwrap();

@@ -101,8 +101,7 @@ impl Op {
         if st != IoStatus::Success {
             self.ok.store(false, Ordering::Relaxed);
         } else if let Some(v) = v {
-            self.buf.lock().unwrap_or_else(|e| e.into_inner())[at..at + v.len()]
-                .copy_from_slice(v);
+            self.buf.lock().unwrap_or_else(|e| e.into_inner())[at..at + v.len()].copy_from_slice(v);
         }
         // AcqRel: the last part sees the other parts' data and status.
         if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
