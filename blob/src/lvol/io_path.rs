@@ -31,15 +31,37 @@ struct Gate {
     inflight: u64,
 }
 
-/// One lvol's published cluster map and I/O gate (see the module docs).
+/// What `bdev_get_bdevs` says of an lvol besides its store: published with the map,
+/// so a framework thread never waits for the store's lock (held across base I/O that
+/// may need that very thread).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LvolFacts {
+    pub(crate) thin: bool,
+    pub(crate) allocated: u64,
+    pub(crate) base_snapshot: Option<String>,
+    pub(crate) clones: Vec<String>,
+}
+
+/// One lvol's published cluster map and facts, and its I/O gate (see the module docs).
 #[derive(Default)]
 pub(crate) struct LvolData {
     map: Mutex<Arc<ClusterMap>>,
+    facts: Mutex<LvolFacts>,
     gate: Mutex<Gate>,
     drained: Condvar,
 }
 
 impl LvolData {
+    /// Publish its facts (under the store's lock).
+    pub(crate) fn publish_facts(&self, f: LvolFacts) {
+        *self.facts.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
+    /// The facts last published.
+    pub(crate) fn facts(&self) -> LvolFacts {
+        self.facts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Publish the map the metadata says now (under the store's lock).
     pub(crate) fn publish(&self, m: ClusterMap) {
         *self.map.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);

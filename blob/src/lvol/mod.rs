@@ -205,8 +205,10 @@ impl LvolStore {
         self.lock().lvols.keys().cloned().collect()
     }
 
-    /// Run `f` on the store's blobstore, then publish every lvol's cluster map (before
-    /// the lock goes: no I/O sees metadata newer than its map, see [`io_path`]).
+    /// Run `f` on the store's blobstore, then publish every lvol's cluster map and
+    /// facts (before the lock goes: no I/O sees metadata newer than its map, see
+    /// [`io_path`]). Never call it on a framework thread: the lock is held across base
+    /// I/O that framework threads complete.
     pub(crate) fn with_bs<T>(
         &self,
         f: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<T>,
@@ -217,11 +219,7 @@ impl LvolStore {
             .as_mut()
             .ok_or(inval("use an lvol store", "it is unloaded"))?;
         let r = f(bs, lvols);
-        for l in lvols.values() {
-            if let Ok(m) = bs.cluster_map(l.blob.id()) {
-                l.data.publish(m);
-            }
-        }
+        vbdev::publish(bs, lvols);
         r
     }
 

@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Weak};
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use bdev::{BdevInfo, BdevIo, BdevIoChannel, BdevModule, IoStatus, IoType, ModuleChannel, Uuid};
@@ -14,8 +15,9 @@ use crossbeam_channel::{unbounded, Sender};
 use framework::{thread, ThreadHandle};
 
 use crate::error::{Error, Result};
-use crate::lvol::io_path::{self, Fast, LvolData};
-use crate::lvol::{Geometry, LvolStore};
+use crate::lvol::io_path::{self, Fast, LvolData, LvolFacts};
+use crate::lvol::{Geometry, Lvol, LvolStore};
+use crate::store::Blobstore;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -170,28 +172,12 @@ impl BdevModule for LvolBdev {
     fn info_json(&self) -> Option<serde_json::Value> {
         let s = self.store.upgrade()?;
         // SPDK's fields; a clone names its snapshot, a snapshot its clones.
-        let (thin, allocated, base, clones) = s
-            .with_bs(|bs, lvols| {
-                let i = bs.blob_info(self.blob)?;
-                let name_of = |id: u64| {
-                    lvols
-                        .values()
-                        .find(|l| l.blob.id() == id)
-                        .map(|l| l.name.clone())
-                };
-                let clones: Vec<String> = bs
-                    .clones_of(self.blob)
-                    .into_iter()
-                    .filter_map(name_of)
-                    .collect();
-                Ok((
-                    i.thin,
-                    i.allocated_clusters,
-                    i.parent.and_then(name_of),
-                    clones,
-                ))
-            })
-            .ok()?;
+        let LvolFacts {
+            thin,
+            allocated,
+            base_snapshot: base,
+            clones,
+        } = self.data.facts();
         let mut v = serde_json::json!({
             "lvol_store_uuid": s.uuid.to_string(),
             "base_bdev": s.base_bdev,
@@ -208,6 +194,30 @@ impl BdevModule for LvolBdev {
             v["clones"] = serde_json::json!(clones);
         }
         Some(serde_json::json!({ "lvol": v }))
+    }
+}
+
+/// Publish every lvol's cluster map and facts as the metadata says now (under the
+/// store's lock, after every change).
+pub(crate) fn publish(bs: &Blobstore, lvols: &BTreeMap<String, Lvol>) {
+    let name_of = |id: u64| {
+        lvols
+            .values()
+            .find(|l| l.blob.id() == id)
+            .map(|l| l.name.clone())
+    };
+    for l in lvols.values() {
+        let id = l.blob.id();
+        let (Ok(m), Ok(i)) = (bs.cluster_map(id), bs.blob_info(id)) else {
+            continue;
+        };
+        l.data.publish(m);
+        l.data.publish_facts(LvolFacts {
+            thin: i.thin,
+            allocated: i.allocated_clusters,
+            base_snapshot: i.parent.and_then(name_of),
+            clones: bs.clones_of(id).into_iter().filter_map(name_of).collect(),
+        });
     }
 }
 
