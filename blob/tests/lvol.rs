@@ -40,6 +40,24 @@ fn store(th: &framework::ThreadHandle, base: &str, name: &str) -> Arc<lvol::Lvol
     .unwrap()
 }
 
+/// `n` framework threads of their own, named `prefix0`, `prefix1`, ...
+fn fw_threads(
+    th: &framework::ThreadHandle,
+    n: usize,
+    prefix: &str,
+) -> Vec<framework::ThreadHandle> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let prefix = prefix.to_string();
+    th.send_msg(move || {
+        let v: Vec<_> = (0..n)
+            .map(|i| framework::thread::spawn(&format!("{prefix}{i}"), &[]).unwrap())
+            .collect();
+        tx.send(v).unwrap();
+    })
+    .unwrap();
+    rx.recv().unwrap()
+}
+
 #[test]
 fn lvol_bdevs_carry_data_and_the_store_is_spdk_shaped() {
     let t = "lvol_bdevs_carry_data_and_the_store_is_spdk_shaped";
@@ -148,15 +166,7 @@ fn concurrent_metadata_changes_from_several_threads_stay_consistent() {
     let image = blob::host::run(&eal, malloc("LvCc", 131072), move |th| {
         let s = store(&th, "LvCc", "cc");
         // One framework thread per worker submits that worker's lvol I/O.
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        th.send_msg(move || {
-            let v: Vec<_> = (0..WORKERS)
-                .map(|i| framework::thread::spawn(&format!("cc{i}"), &[]).unwrap())
-                .collect();
-            tx.send(v).unwrap();
-        })
-        .unwrap();
-        let fw_threads = rx.recv().unwrap();
+        let fw_threads = fw_threads(&th, WORKERS as usize, "cc");
         let workers: Vec<_> = fw_threads
             .into_iter()
             .enumerate()
@@ -349,19 +359,6 @@ fn resize_and_rename_with_the_bdev_open() {
     .unwrap();
 }
 
-/// Two framework threads of their own.
-fn two_threads(th: &framework::ThreadHandle) -> Vec<framework::ThreadHandle> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    th.send_msg(move || {
-        let v: Vec<_> = (0..2)
-            .map(|i| framework::thread::spawn(&format!("io{i}"), &[]).unwrap())
-            .collect();
-        tx.send(v).unwrap();
-    })
-    .unwrap();
-    rx.recv().unwrap()
-}
-
 /// Lvol I/O from two framework threads while metadata changes run (creates, resizes,
 /// snapshots, clones, deletes of other lvols, then a snapshot of the written lvol
 /// itself): writes to allocated clusters run on the submitting threads (the store's
@@ -374,7 +371,7 @@ fn io_on_two_threads_while_metadata_changes() {
         let s = store(&th, "LvIo", "io");
         lvol::create_lvol(&s, "a", 8 << 20, false).unwrap();
         lvol::create_lvol(&s, "side", 2 << 20, true).unwrap();
-        let fts = two_threads(&th);
+        let fts = fw_threads(&th, 2, "io");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let before = s.worker_ios();
         // Each thread writes and reads back its own 4 KiB regions (thread i: regions
@@ -469,7 +466,7 @@ fn thin_first_write_race_allocates_once() {
     blob::host::run(&eal, malloc("LvRace", 65536), move |th| {
         let s = store(&th, "LvRace", "race");
         lvol::create_lvol(&s, "t", 16 << 20, true).unwrap();
-        let fts = two_threads(&th);
+        let fts = fw_threads(&th, 2, "race");
         let free0 = s.info().unwrap().free_clusters;
         const CLUSTERS: u64 = 12;
         let per = (1u64 << 20) / 512;
