@@ -196,16 +196,12 @@ impl BdevModule for MallocDisk {
         Some(json!({ "malloc": { "dma": m.iova().is_some() } }))
     }
     fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
-        Some(ConfigCall {
-            method: "bdev_malloc_create".into(),
-            params: Some(json!({
-                "name": info.name,
-                "num_blocks": info.num_blocks,
-                "block_size": info.block_size,
-                "uuid": info.uuid.to_string(),
-                "optimal_io_boundary": info.optimal_io_boundary,
-            })),
-        })
+        let params = json!({
+            "num_blocks": info.num_blocks,
+            "block_size": info.block_size,
+            "optimal_io_boundary": info.optimal_io_boundary,
+        });
+        super::create_call("bdev_malloc_create", info, params)
     }
 }
 
