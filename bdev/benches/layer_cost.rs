@@ -189,13 +189,7 @@ fn main() {
             uuid: None,
         })
         .expect("null bdev");
-        malloc::create(MallocOpts {
-            name: "Malloc0".into(),
-            num_blocks: BLOCKS,
-            block_size: BS,
-            ..Default::default()
-        })
-        .expect("malloc bdev");
+        malloc::create(MallocOpts::new("Malloc0", BLOCKS, BS)).expect("malloc bdev");
         let mut phases = VecDeque::new();
         if let Some((name, kind, _)) = one {
             phases.push_back((name, kind, 0));

@@ -42,6 +42,19 @@ pub struct MallocOpts {
     pub eal: Option<eal::Eal>,
 }
 
+impl MallocOpts {
+    /// `name`, `num_blocks` blocks of `block_size` bytes, the rest default (random UUID,
+    /// no boundary, no transfer limit, anonymous memory).
+    pub fn new(name: impl Into<String>, num_blocks: u64, block_size: u32) -> MallocOpts {
+        MallocOpts {
+            name: name.into(),
+            num_blocks,
+            block_size,
+            ..Default::default()
+        }
+    }
+}
+
 /// Where a disk's blocks live.
 enum Backing {
     /// Anonymous pages.
