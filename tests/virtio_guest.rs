@@ -47,10 +47,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testbed::frames::{
-    test_frame, FOREIGN, HOST, N_FOREIGN1, N_FOREIGN2, N_L2FWD, N_OWN1, N_OWN2, N_TX, S_FOREIGN1,
-    S_FOREIGN2, S_L2FWD, S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TESTPMD, S_TXA, S_TXB, VIRTIO_A,
-    VIRTIO_B, VIRTIO_NEW,
+    test_frame, HOST, N_L2FWD, S_L2FWD, S_NEWMAC, S_OLDMAC, S_TESTPMD, VIRTIO_A, VIRTIO_B,
+    VIRTIO_NEW,
 };
+use testbed::wire::{self, field, fresh_run, send_interleaved};
 use testbed::{boot_or_skip, build_release, repo_root, FrameSocket, Guest, GuestOptions};
 
 const A: &str = "0000:00:10.0";
@@ -98,23 +98,6 @@ struct Nics {
     s1: FrameSocket,
 }
 
-fn fresh_run(n: &Nics, tag: &str) -> (String, String) {
-    n.s0.drain().unwrap();
-    n.s1.drain().unwrap();
-    (format!("/tmp/{tag}.log"), format!("/tmp/{tag}.pid"))
-}
-
-fn send_interleaved(s: &FrameSocket, own: ([u8; 6], u8, u32), other: ([u8; 6], u8, u32)) {
-    for i in 0..own.2.max(other.2) {
-        if i < other.2 {
-            s.send(&test_frame(other.0, HOST, other.1, i)).unwrap();
-        }
-        if i < own.2 {
-            s.send(&test_frame(own.0, HOST, own.1, i)).unwrap();
-        }
-    }
-}
-
 /// Frames sent into A per window of [`send_windowed`].
 const WINDOW: u32 = 40;
 
@@ -143,37 +126,6 @@ fn send_windowed(g: &mut Guest, n: &Nics, stream: u8, count: u32, log: &str) -> 
     got
 }
 
-fn expect_frames(
-    s: &FrameSocket,
-    n: u32,
-    what: &str,
-    want: impl Fn(u32) -> Vec<u8>,
-) -> Vec<Vec<u8>> {
-    let mut all = Vec::new();
-    for seq in 0..n {
-        let f = s
-            .recv(Duration::from_secs(60))
-            .unwrap()
-            .unwrap_or_else(|| panic!("{what}: frame {seq} of {n} never arrived"));
-        let w = want(seq);
-        assert_eq!(f.len(), w.len(), "{what}: frame {seq} length");
-        assert!(f == w, "{what}: frame {seq} differs from what was sent");
-        all.push(f);
-    }
-    all
-}
-
-fn field(out: &str, line: &str, key: &str) -> u64 {
-    let l = out
-        .lines()
-        .find(|l| l.starts_with(line))
-        .unwrap_or_else(|| panic!("no '{line}' line:\n{out}"));
-    l.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in '{l}'"))
-}
-
 fn eal(tag: &str, extra: &str) -> String {
     format!("fp-virtiotest -l 0 -m 64 --file-prefix {tag} -a {A} -a {B} {extra}")
 }
@@ -181,7 +133,7 @@ fn eal(tag: &str, extra: &str) -> String {
 /// The suite through one backend; returns the frames A sent (for tshark).
 fn virtio_suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) -> Vec<Vec<u8>> {
     let t0 = Instant::now();
-    let (log, pid) = fresh_run(n, tag);
+    let (log, pid) = fresh_run([&n.s0, &n.s1], tag);
     g.run_ok(&format!(
         "{} -- suite > {log} 2>&1 & echo $! > {pid}",
         eal(tag, extra)
@@ -191,27 +143,7 @@ fn virtio_suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) -> Vec<Vec<u8>>
     // QEMU's socket backend has one queue: MQ negotiated, one pair.
     assert_eq!(field(&out, "READY", "max_queue_pairs"), 1, "{out}");
 
-    send_interleaved(
-        &n.s0,
-        (VIRTIO_A, S_OWN1, N_OWN1),
-        (FOREIGN, S_FOREIGN1, N_FOREIGN1),
-    );
-    let out = g.wait_log(&log, "STEP1 OK", 180);
-    assert_eq!(field(&out, "STEP1 OK", "own"), u64::from(N_OWN1));
-    assert_eq!(
-        field(&out, "STEP1 OK", "foreign"),
-        0,
-        "promiscuous off let foreign frames in"
-    );
-
-    g.wait_log(&log, "STEP2 READY", 60);
-    send_interleaved(
-        &n.s0,
-        (VIRTIO_A, S_OWN2, N_OWN2),
-        (FOREIGN, S_FOREIGN2, N_FOREIGN2),
-    );
-    let out = g.wait_log(&log, "STEP2 OK", 180);
-    assert_eq!(field(&out, "STEP2 OK", "foreign"), u64::from(N_FOREIGN2));
+    wire::promisc_steps(g, &log, &n.s0, VIRTIO_A);
 
     g.wait_log(&log, "STEP3 READY", 60);
     send_interleaved(
@@ -227,129 +159,49 @@ fn virtio_suite(g: &mut Guest, n: &Nics, tag: &str, extra: &str) -> Vec<Vec<u8>>
         "the old MAC still received"
     );
 
-    let sent_a = expect_frames(&n.s0, N_TX, "TX out of NIC A", |s| {
-        test_frame(HOST, VIRTIO_A, S_TXA, s)
-    });
-    expect_frames(&n.s1, N_TX, "TX out of NIC B", |s| {
-        test_frame(HOST, VIRTIO_B, S_TXB, s)
-    });
-    assert_eq!(
-        n.s0.drain().unwrap() + n.s1.drain().unwrap(),
-        0,
-        "more frames than were sent"
-    );
+    let sent_a = wire::expect_tx([&n.s0, &n.s1], [VIRTIO_A, VIRTIO_B]);
 
     let out = g.wait_log(&log, "DONE", 120);
     assert_eq!(g.wait_exit(&pid, 120), 0, "{out}");
-    let len = |s: u8, k: u32| test_frame(HOST, HOST, s, k).len() as u64;
-    let rx_frames = u64::from(N_OWN1 + N_OWN2 + N_FOREIGN2 + N_MAC);
-    let rx_bytes: u64 = (0..N_OWN1).map(|k| len(S_OWN1, k)).sum::<u64>()
-        + (0..N_OWN2).map(|k| len(S_OWN2, k)).sum::<u64>()
-        + (0..N_FOREIGN2).map(|k| len(S_FOREIGN2, k)).sum::<u64>()
-        + (0..N_MAC).map(|k| len(S_NEWMAC, k)).sum::<u64>();
-    let tx_bytes: u64 = (0..N_TX).map(|k| len(S_TXA, k)).sum();
-    assert_eq!(field(&out, "STATS a", "ipackets"), rx_frames);
-    assert_eq!(field(&out, "STATS a", "ibytes"), rx_bytes);
-    assert_eq!(field(&out, "STATS a", "obytes"), tx_bytes);
-    assert_eq!(field(&out, "STATS a", "oerrors"), 1, "the chained packet");
-    assert!(field(&out, "XSTATS a", "ctrl_commands") >= 7, "{out}");
-    assert_eq!(
-        field(&out, "pool", "avail"),
-        field(&out, "pool", "size"),
-        "mbufs leaked"
+    let (rx_frames, rx_bytes) = wire::promisc_rx();
+    wire::check_suite_stats(
+        &out,
+        rx_frames + u64::from(N_MAC),
+        rx_bytes + wire::stream_bytes(S_NEWMAC, N_MAC),
     );
+    assert!(field(&out, "XSTATS a", "ctrl_commands") >= 7, "{out}");
     eprintln!("virtio_suite over {tag} passed in {:?}", t0.elapsed());
     sent_a
 }
 
-fn l2fwd_port(out: &str, mac: [u8; 6]) -> u16 {
-    let want = mac
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    out.lines()
-        .find_map(|l| {
-            let (p, m) = l.strip_prefix("Port ")?.split_once(", MAC address: ")?;
-            m.trim()
-                .eq_ignore_ascii_case(&want)
-                .then(|| p.trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("l2fwd printed no port with MAC {want}:\n{out}"))
-}
-
-fn l2fwd_stat(out: &str, port: u16, key: &str) -> u64 {
-    let head = format!("Statistics for port {port} ");
-    let at = out
-        .rfind(&head)
-        .unwrap_or_else(|| panic!("no '{head}' block:\n{out}"));
-    let prefix = format!("Packets {key}:");
-    out[at..]
-        .lines()
-        .skip(1)
-        .take(3)
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no '{prefix}' for port {port}:\n{}", &out[at..]))
-}
-
-/// Each of `got` is frame `seq` of `stream` (each seq once, all `n`), with `fix`
-/// applied to what was sent.
-fn check_forwarded(got: &[Vec<u8>], n: u32, stream: u8, what: &str, fix: impl Fn(&mut Vec<u8>)) {
-    assert_eq!(got.len(), n as usize, "{what}: frames out of NIC B");
-    let mut seen = vec![false; n as usize];
-    for (i, f) in got.iter().enumerate() {
-        assert!(
-            f.len() >= 19 && f[18] == stream,
-            "{what}: frame {i} is not one we sent"
-        );
-        let seq = u32::from_le_bytes([f[14], f[15], f[16], f[17]]);
-        assert!(
-            seq < n && !seen[seq as usize],
-            "{what}: frame {seq} unexpected or twice"
-        );
-        seen[seq as usize] = true;
-        let mut want = test_frame(VIRTIO_A, HOST, stream, seq);
-        fix(&mut want);
-        assert!(*f == want, "{what}: frame {seq} differs");
-    }
-}
-
 fn virtio_l2fwd(g: &mut Guest, n: &Nics, tag: &str, extra: &str) {
     let t0 = Instant::now();
-    let (log, pid) = fresh_run(n, tag);
+    let (log, pid) = fresh_run([&n.s0, &n.s1], tag);
     g.run_ok(&format!(
         "( l2fwd -l 0-1 -m 64 --file-prefix {tag} -a {A} -a {B} {extra} -- -p 0x3 -T 0 --max-packets {N_L2FWD} \
          > {log} 2>&1; rc=$?; echo L2FWD-EXIT rc=$rc >> {log}; exit $rc ) & echo $! > {pid}"
     ));
     let out = g.wait_log(&log, "Lcore 1: RX port", 180);
     assert!(!out.contains("L2FWD-EXIT"), "l2fwd ended early:\n{out}");
-    let (pa, pb) = (l2fwd_port(&out, VIRTIO_A), l2fwd_port(&out, VIRTIO_B));
+    let (pa, pb) = (
+        wire::l2fwd_port(&out, VIRTIO_A),
+        wire::l2fwd_port(&out, VIRTIO_B),
+    );
     let dst = [0x02, 0, 0, 0, 0, pb as u8];
     let got = send_windowed(g, n, S_L2FWD, N_L2FWD, &log);
-    check_forwarded(&got, N_L2FWD, S_L2FWD, "l2fwd", |w| {
+    wire::check_forwarded(&got, N_L2FWD, (VIRTIO_A, S_L2FWD), "l2fwd", |w| {
         w[0..6].copy_from_slice(&dst);
         w[6..12].copy_from_slice(&VIRTIO_B);
     });
     let rc = g.wait_exit(&pid, 120);
     let (_, out) = g.run(&format!("cat {log}")).unwrap();
     assert_eq!(rc, 0, "l2fwd exit status:\n{out}");
-    assert!(
-        !out.contains("mbufs not returned"),
-        "l2fwd leaked mbufs:\n{out}"
-    );
     assert_eq!(
         n.s1.drain().unwrap() + n.s0.drain().unwrap(),
         0,
         "extra frames"
     );
-    assert_eq!(
-        l2fwd_stat(&out, pa, "received"),
-        u64::from(N_L2FWD),
-        "{out}"
-    );
-    assert_eq!(l2fwd_stat(&out, pb, "sent"), u64::from(N_L2FWD), "{out}");
-    assert_eq!(l2fwd_stat(&out, pb, "dropped"), 0, "{out}");
+    wire::check_l2fwd_stats(&out, pa, pb, N_L2FWD);
     eprintln!(
         "virtio_l2fwd over {tag}: {N_L2FWD} frames port {pa} -> port {pb} in {:?}",
         t0.elapsed()
@@ -374,7 +226,7 @@ fn testpmd_stat(out: &str, port: u16, dir: &str) -> u64 {
 
 fn virtio_testpmd_io(g: &mut Guest, n: &Nics, tag: &str) {
     let t0 = Instant::now();
-    let (log, pid) = fresh_run(n, tag);
+    let (log, pid) = fresh_run([&n.s0, &n.s1], tag);
     g.run_ok(&format!(
         "testpmd -l 0-1 -m 128 --file-prefix {tag} -a {A} -a {B} -- --forward-mode=io --nb-cores=1 \
          --stats-period=5 > {log} 2>&1 < /dev/null & echo $! > {pid}"
@@ -385,7 +237,7 @@ fn virtio_testpmd_io(g: &mut Guest, n: &Nics, tag: &str) {
         "port 0 is A:\n{out}"
     );
     let got = send_windowed(g, n, S_TESTPMD, N_TESTPMD, &log);
-    check_forwarded(&got, N_TESTPMD, S_TESTPMD, "testpmd io", |_| {});
+    wire::check_forwarded(&got, N_TESTPMD, (VIRTIO_A, S_TESTPMD), "testpmd io", |_| {});
     std::thread::sleep(Duration::from_millis(300));
     g.run_ok(&format!("kill -INT $(cat {pid})"));
     let rc = g.wait_exit(&pid, 120);
@@ -405,16 +257,7 @@ fn virtio_testpmd_io(g: &mut Guest, n: &Nics, tag: &str) {
 }
 
 fn virtio_unbind(g: &mut Guest, tag: &str, extra: &str) {
-    let out = g.unbind_under(&format!("{} -- poll 150", eal(tag, extra)), "POLLING", A);
-    assert!(
-        out.contains("rx=0 tx=0 kept=1"),
-        "bursts on the gone port:\n{out}"
-    );
-    assert_eq!(
-        field(&out, "pool", "avail"),
-        field(&out, "pool", "size"),
-        "{out}"
-    );
+    wire::unbind_under_poll(g, &format!("{} -- poll 150", eal(tag, extra)), A);
     eprintln!("virtio_unbind over {tag}: exit 3, no crash");
 }
 
@@ -704,11 +547,7 @@ fn virtio_mq(g: &mut Guest, peer: &VhostPeer) {
             && l.contains(&format!("q_opackets=[{N_MQ}, {N_MQ}]")),
         "{l}"
     );
-    assert_eq!(
-        field(&out, "pool", "avail"),
-        field(&out, "pool", "size"),
-        "{out}"
-    );
+    wire::check_pool(&out);
     eprintln!(
         "virtio_mq: 2 queue pairs, {N_MQ} frames each way per queue through DPDK's vhost peer, in {:?}",
         t0.elapsed()

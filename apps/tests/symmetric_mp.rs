@@ -32,7 +32,12 @@ fn primary(ns: &Netns, p: &str, procs: u16) -> Watched {
 
 /// The primary inside the namespace with the two ports `vdev0` and `vdev1`.
 fn primary_with(ns: &Netns, p: &str, procs: u16, vdev0: &str, vdev1: &str) -> Watched {
-    let mut c = ns.command(BIN);
+    primary_in(ns.command(BIN), p, procs, vdev0, vdev1)
+}
+
+/// The primary run by `c` (this binary, in a namespace or not) with ports `vdev0` and
+/// `vdev1`, once it forwards.
+fn primary_in(mut c: Command, p: &str, procs: u16, vdev0: &str, vdev1: &str) -> Watched {
     c.args([
         "--no-huge",
         "-m",
@@ -97,6 +102,17 @@ fn quit(w: &mut Watched) -> String {
     exit_ok(w)
 }
 
+/// Quit the secondary (process 1) then the primary: their forwarded counts add up to
+/// the `n` frames sent, both carried a share, the pool is whole. The secondary's stdout.
+fn finish(pri: &mut Watched, sec: &mut Watched, n: u32) -> String {
+    let sout = quit(sec);
+    let f1 = forwarded(sec, 1);
+    let out = quit(pri);
+    assert_shared(forwarded(pri, 0), f1, n);
+    assert_pool_whole(&out);
+    sout
+}
+
 #[test]
 fn symmetric_mp_two_processes_forward_each_frame_once() {
     let test = "symmetric_mp_two_processes_forward_each_frame_once";
@@ -109,21 +125,7 @@ fn symmetric_mp_two_processes_forward_each_frame_once() {
     sec.expect("forwarding on queue 1");
     const N: u32 = 4000;
     forwards_each_once(&ns, 0, N);
-    quit(&mut sec);
-    let f1 = forwarded(&mut sec, 1);
-    assert!(sec.stdout().contains("symmetric_mp 1: queues released"));
-    let out = quit(&mut pri);
-    let f0 = forwarded(&mut pri, 0);
-    assert_eq!(
-        f0 + f1,
-        u64::from(N),
-        "per-process counts add up to what was sent"
-    );
-    assert!(
-        f0 > 0 && f1 > 0,
-        "{FLOWS} flows spread over both processes: primary {f0}, secondary {f1}"
-    );
-    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    assert!(finish(&mut pri, &mut sec, N).contains("symmetric_mp 1: queues released"));
 }
 
 #[test]
@@ -164,7 +166,7 @@ fn symmetric_mp_killed_secondary_queues_taken_over_pool_whole() {
     let f0 = forwarded(&mut pri, 0);
     assert!(f2 > 0, "the new secondary forwarded its share of the flows");
     assert!(f0 + f2 <= u64::from(2 * N) && f0 + f2 >= u64::from(N));
-    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    assert_pool_whole(&out);
 }
 
 #[test]
@@ -203,17 +205,7 @@ fn symmetric_mp_tap_two_processes_forward_each_frame_once() {
     const N: u32 = 2000;
     let seen = send_and_collect_on(&ns, "fpst0", "fpst1", 0, N);
     assert_each_once(&seen, 0, N);
-    quit(&mut sec);
-    let f1 = forwarded(&mut sec, 1);
-    let out = quit(&mut pri);
-    let f0 = forwarded(&mut pri, 0);
-    assert_eq!(
-        f0 + f1,
-        u64::from(N),
-        "per-process counts add up to what was sent"
-    );
-    assert!(f0 > 0 && f1 > 0, "flows over both processes: {f0} {f1}");
-    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    finish(&mut pri, &mut sec, N);
 }
 
 #[test]
@@ -221,28 +213,7 @@ fn symmetric_mp_secondary_killed_mid_burst_loses_no_mbuf() {
     // net_null ports: every burst has 32 mbufs in the process's hands, so a kill -9
     // lands mid-burst; no namespace needed.
     let p = prefix("midburst");
-    let mut c = Command::new(BIN);
-    c.args([
-        "--no-huge",
-        "-m",
-        "64",
-        "--no-pci",
-        "-l",
-        "0",
-        "--file-prefix",
-        &p,
-        "--vdev",
-        "net_null0",
-        "--vdev",
-        "net_null1",
-        "--",
-        "--num-procs",
-        "2",
-        "--proc-id",
-        "0",
-    ]);
-    let mut pri = Watched::spawn(c, "symmetric_mp primary", GUARD);
-    pri.expect("forwarding on queue 0");
+    let mut pri = primary_in(Command::new(BIN), &p, 2, "net_null0", "net_null1");
     let mut sec = secondary(&p, 2, 1);
     sec.expect("forwarding on queue 1");
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -265,5 +236,5 @@ fn symmetric_mp_secondary_killed_mid_burst_loses_no_mbuf() {
         let k: u32 = k.parse().expect("count");
         assert!(k <= 2 * 32, "at most one burst per killed process: {k}");
     }
-    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+    assert_pool_whole(&out);
 }

@@ -173,23 +173,7 @@ fn main() {
     if let Some((_, _, n)) = &one {
         ios = *n;
     }
-    let prefix = format!("fplc{}", std::process::id());
-    let argv: Vec<String> = [
-        "layer_cost",
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "128",
-        "--no-pci",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let argv = testkit::eal_env::in_process_args_mb("fplc", "0", 128);
     let (eal, _) = eal::Eal::init(&argv).expect("EAL init");
     let res: Results = Arc::new(Mutex::new(Vec::new()));
     let r2 = res.clone();
@@ -205,13 +189,7 @@ fn main() {
             uuid: None,
         })
         .expect("null bdev");
-        malloc::create(MallocOpts {
-            name: "Malloc0".into(),
-            num_blocks: BLOCKS,
-            block_size: BS,
-            ..Default::default()
-        })
-        .expect("malloc bdev");
+        malloc::create(MallocOpts::new("Malloc0", BLOCKS, BS)).expect("malloc bdev");
         let mut phases = VecDeque::new();
         if let Some((name, kind, _)) = one {
             phases.push_back((name, kind, 0));

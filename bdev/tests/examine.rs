@@ -18,13 +18,7 @@ fn step(f: impl FnOnce(Next) + Send + 'static) -> Step {
 }
 
 fn malloc(name: &str) {
-    malloc::create(MallocOpts {
-        name: name.into(),
-        num_blocks: 64,
-        block_size: 512,
-        ..Default::default()
-    })
-    .unwrap();
+    malloc::create(MallocOpts::new(name, 64, 512)).unwrap();
 }
 
 #[test]

@@ -93,16 +93,7 @@ fn malloc_every_io_type() {
     let s1 = s.clone();
     let l1 = log.clone();
     steps.push(step(move |next| {
-        malloc::create(MallocOpts {
-            name: "io_m0".into(),
-            num_blocks: 64,
-            block_size: BS as u32,
-            uuid: None,
-            optimal_io_boundary: 0,
-            max_transfer_blocks: 0,
-            eal: None,
-        })
-        .unwrap();
+        malloc::create(MallocOpts::new("io_m0", 64, BS as u32)).unwrap();
         let d = bdev::open("io_m0", true, |_| {}).unwrap();
         let c = d.get_io_channel().unwrap();
         // Bad requests are refused before submission.
@@ -169,32 +160,22 @@ fn malloc_every_io_type() {
         // SAFETY: as above.
         unsafe { d.comparev(c, &iov, 0, 8, move |st| cb_keep(cb, st, buf)) }.unwrap()
     }));
-    steps.push(status_step(&s, &log, "caw_ok", |d, c, cb| {
-        let mut cmp = pattern(0xA0, 2, 1, BS);
-        let mut w = pattern(0xB0, 2, 1, BS);
-        let (ci, wi) = ([IoVec::from_slice(&mut cmp)], [IoVec::from_slice(&mut w)]);
-        // SAFETY: both buffers move into the callback.
-        unsafe {
-            d.compare_and_writev(c, &ci, &wi, 2, 1, move |st| {
-                drop((cmp, w));
-                cb(st)
-            })
-        }
-        .unwrap()
-    }));
-    steps.push(status_step(&s, &log, "caw_miscompare", |d, c, cb| {
-        let mut cmp = pattern(0xA0, 2, 1, BS);
-        let mut w = pattern(0xC0, 2, 1, BS);
-        let (ci, wi) = ([IoVec::from_slice(&mut cmp)], [IoVec::from_slice(&mut w)]);
-        // SAFETY: both buffers move into the callback.
-        unsafe {
-            d.compare_and_writev(c, &ci, &wi, 2, 1, move |st| {
-                drop((cmp, w));
-                cb(st)
-            })
-        }
-        .unwrap()
-    }));
+    // Compare-and-write of block 2: the compare matches (written), then it does not.
+    for (name, fill) in [("caw_ok", 0xB0), ("caw_miscompare", 0xC0)] {
+        steps.push(status_step(&s, &log, name, move |d, c, cb| {
+            let mut cmp = pattern(0xA0, 2, 1, BS);
+            let mut w = pattern(fill, 2, 1, BS);
+            let (ci, wi) = ([IoVec::from_slice(&mut cmp)], [IoVec::from_slice(&mut w)]);
+            // SAFETY: both buffers move into the callback.
+            unsafe {
+                d.compare_and_writev(c, &ci, &wi, 2, 1, move |st| {
+                    drop((cmp, w));
+                    cb(st)
+                })
+            }
+            .unwrap()
+        }));
+    }
     steps.push(read_step(&s, &log, "read_after_caw", 0, 8));
     steps.push(status_step(&s, &log, "write_zeroes", |d, c, cb| {
         d.write_zeroes(c, 0, 2, cb).unwrap()
@@ -364,13 +345,7 @@ fn per_channel_statistics() {
     let (ch1, to1, ti1, h1) = (chans.clone(), totals.clone(), tids.clone(), held.clone());
     let steps: Vec<Step> = vec![
         step(move |next| {
-            malloc::create(MallocOpts {
-                name: "pcs0".into(),
-                num_blocks: 64,
-                block_size: BS as u32,
-                ..Default::default()
-            })
-            .unwrap();
+            malloc::create(MallocOpts::new("pcs0", 64, BS as u32)).unwrap();
             let fw = next.fw().clone();
             let app = framework::thread::current().unwrap();
             let next = Arc::new(Mutex::new(Some(next)));

@@ -444,16 +444,7 @@ fn claims_are_exclusive_writes() {
     let done = Arc::new(AtomicBool::new(false));
     let d0 = done.clone();
     let steps: Vec<Step> = vec![step(move |next| {
-        malloc::create(MallocOpts {
-            name: "claim0".into(),
-            num_blocks: 8,
-            block_size: 4096,
-            uuid: None,
-            optimal_io_boundary: 0,
-            max_transfer_blocks: 0,
-            eal: None,
-        })
-        .unwrap();
+        malloc::create(MallocOpts::new("claim0", 8, 4096)).unwrap();
         let d1 = bdev::open("claim0", false, |_| {}).unwrap();
         assert!(!d1.writable());
         d1.claim("raid").unwrap();
@@ -489,26 +480,10 @@ fn claims_are_exclusive_writes() {
             bdev::open("nope", false, |_| {}),
             Err(Error::NotFound(_))
         ));
-        let dup = malloc::create(MallocOpts {
-            name: "claim0".into(),
-            num_blocks: 8,
-            block_size: 4096,
-            uuid: None,
-            optimal_io_boundary: 0,
-            max_transfer_blocks: 0,
-            eal: None,
-        });
+        let dup = malloc::create(MallocOpts::new("claim0", 8, 4096));
         assert!(matches!(dup, Err(Error::Exists(_))));
         for bs in [0, 100, 256, 513, 1000] {
-            let r = malloc::create(MallocOpts {
-                name: format!("claim_bad{bs}"),
-                num_blocks: 8,
-                block_size: bs,
-                uuid: None,
-                optimal_io_boundary: 0,
-                max_transfer_blocks: 0,
-                eal: None,
-            });
+            let r = malloc::create(MallocOpts::new(format!("claim_bad{bs}"), 8, bs));
             assert!(matches!(r, Err(Error::Invalid { .. })), "block size {bs}");
         }
         d0.store(true, Ordering::Release);

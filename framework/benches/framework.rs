@@ -11,33 +11,13 @@
 //! around them. `cargo bench -p ferroplane-framework --bench framework`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use framework::{poller, Framework, FrameworkOpts, PollStatus, Poller, ThreadHandle};
-
-/// A one-shot completion the driver sleeps on (so it does not steal a cpu).
-#[derive(Default)]
-struct Signal {
-    done: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Signal {
-    fn set(&self) {
-        *self.done.lock().unwrap() = true;
-        self.cv.notify_one();
-    }
-    fn wait(&self) {
-        let mut d = self.done.lock().unwrap();
-        while !*d {
-            d = self.cv.wait(d).unwrap();
-        }
-        *d = false;
-    }
-}
+use testkit::signal::Signal;
 
 struct Ours {
     fw: Framework,

@@ -19,34 +19,14 @@
 //! Output: one line per case, `msg_perf CASE NS`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use framework::{Framework, FrameworkOpts, ThreadHandle};
+use testkit::signal::Signal;
 
 type Job = Box<dyn FnOnce() + Send>;
-
-/// A one-shot completion the driver sleeps on (so it does not take a cpu).
-#[derive(Default)]
-struct Signal {
-    done: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Signal {
-    fn set(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_one();
-    }
-    fn wait(&self) {
-        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*d {
-            d = self.cv.wait(d).unwrap_or_else(|e| e.into_inner());
-        }
-        *d = false;
-    }
-}
 
 static DONE: OnceLock<Signal> = OnceLock::new();
 static COUNT: AtomicU64 = AtomicU64::new(0);

@@ -31,6 +31,7 @@ pub mod guest_bin;
 pub mod harness;
 pub mod nic;
 pub mod nvmet;
+pub mod wire;
 
 pub use harness::{boot_or_skip, build_release};
 

@@ -13,12 +13,59 @@ use eal::Eal;
 use mbuf::{Mbuf, PktmbufPool};
 use pmd::{EthConf, RxConf, TxConf};
 
-use crate::frames::{test_frame, HOST};
+use crate::frames::{
+    test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_OWN1,
+    S_OWN2, S_TXA, S_TXB,
+};
 
 /// Descriptors per queue.
 pub const NB_DESC: u16 = 256;
 /// How long one step may wait for frames.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The `main` of the NIC programs: start the EAL (printing `usage` for `--help`), run
+/// `cmd` on the arguments after `--` (`Err(code)`: bad arguments, already reported),
+/// clean the EAL up, and map the outcome to the exit code: 0 passed, 1 a check failed
+/// (the `FAIL` line says which), 3 the device went away (`Ok(true)`).
+pub fn main(
+    prog: &str,
+    usage: &str,
+    cmd: impl FnOnce(&Eal, &[String]) -> Result<Result<bool, String>, ExitCode>,
+) -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let (eal, rest) = match Eal::init(&argv) {
+        Ok(x) => x,
+        Err(eal::Error::HelpRequested) => {
+            println!("usage: {prog} [EAL args] -- {usage}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = cmd(&eal, &rest);
+    if let Err(e) = eal.cleanup() {
+        eprintln!("{prog}: EAL clean-up: {e}");
+    }
+    match r {
+        Err(code) => code,
+        Ok(Ok(false)) => ExitCode::SUCCESS,
+        Ok(Ok(true)) => {
+            eprintln!("{prog}: device gone; stopped cleanly");
+            ExitCode::from(3)
+        }
+        Ok(Err(e)) => fail(e),
+    }
+}
+
+/// Argument `i` of `rest` as a number (`what` names it), or exit code 2 with a message.
+pub fn arg_num(prog: &str, rest: &[String], i: usize, what: &str) -> Result<u64, ExitCode> {
+    rest.get(i).and_then(|s| s.parse().ok()).ok_or_else(|| {
+        eprintln!("{prog}: '{}' needs a number ({what})", rest[0]);
+        ExitCode::from(2)
+    })
+}
 
 /// Print the failed check (`FAIL <msg>`, which the host test shows) and exit 1.
 pub fn fail(msg: String) -> ExitCode {
@@ -45,19 +92,19 @@ pub struct Want<'a> {
     pub max_pairs: u16,
 }
 
-/// Probe the PCI ports, pick NIC A and B by MAC, make the pool, and set up and start
-/// both with `max_pairs` queue pairs (capped by the device), waiting for link up.
-pub fn setup(eal: &Eal, w: &Want<'_>) -> Result<Ports, String> {
-    let (ports, failed) = pmd::probe_pci(eal);
-    if let Some(e) = failed.first() {
-        return Err(format!("probe: {e}"));
-    }
+/// NIC A and NIC B among `ports` (ports of `w.driver` only), by MAC; prints one line
+/// per port starting with `what`.
+pub fn by_mac(
+    ports: &[u16],
+    w: &Want<'_>,
+    what: &str,
+) -> Result<(Option<u16>, Option<u16>), String> {
     let (mut a, mut b) = (None, None);
-    for &p in &ports {
+    for &p in ports {
         let mac = pmd::mac_addr_get(p).map_err(|e| e.to_string())?;
         let info = pmd::dev_info(p).map_err(|e| e.to_string())?;
         println!(
-            "port {p} {} driver={} mac={} max_rx_queues={}",
+            "{what} {p} {} driver={} mac={} max_rx_queues={}",
             info.device_name,
             info.driver_name,
             pmd::fmt_mac(&mac),
@@ -72,6 +119,17 @@ pub fn setup(eal: &Eal, w: &Want<'_>) -> Result<Ports, String> {
             b = Some(p);
         }
     }
+    Ok((a, b))
+}
+
+/// Probe the PCI ports, pick NIC A and B by MAC, make the pool, and set up and start
+/// both with `max_pairs` queue pairs (capped by the device), waiting for link up.
+pub fn setup(eal: &Eal, w: &Want<'_>) -> Result<Ports, String> {
+    let (ports, failed) = pmd::probe_pci(eal);
+    if let Some(e) = failed.first() {
+        return Err(format!("probe: {e}"));
+    }
+    let (a, b) = by_mac(&ports, w, "port")?;
     let (Some(a), Some(b)) = (a, b) else {
         return Err(format!(
             "need the two testbed {} NICs ({} and {}); probed ports {ports:?}",
@@ -133,12 +191,17 @@ pub fn close(p: Ports) -> Result<(), String> {
         pmd::stop(port).map_err(|e| e.to_string())?;
         pmd::close(port).map_err(|e| e.to_string())?;
     }
-    let (avail, size) = (p.pool.avail_count(), p.pool.size());
+    free_pool(p.pool)
+}
+
+/// Check that every mbuf is back in `pool`, then free it.
+pub fn free_pool(pool: PktmbufPool) -> Result<(), String> {
+    let (avail, size) = (pool.avail_count(), pool.size());
     println!("pool avail={avail} size={size}");
     if avail != size {
         return Err(format!("{} mbufs not returned to the pool", size - avail));
     }
-    p.pool.free().map_err(|e| format!("free the pool: {e}"))
+    pool.free().map_err(|e| format!("free the pool: {e}"))
 }
 
 /// Receive on queue 0 of `port` until `own` frames of stream `own_stream` (sent to
@@ -313,4 +376,98 @@ pub fn check_eq(what: &str, got: u64, want: u64) -> Result<(), String> {
         return Err(format!("{what}: {got}, expected {want}"));
     }
     Ok(())
+}
+
+/// Steps 1 and 2 of the suites, on NIC A (MAC `mac`): with promiscuous mode off, own
+/// frames (stream [`S_OWN1`]) arrive intact and foreign ones ([`S_FOREIGN1`]) are
+/// filtered; with it on, the foreign frames ([`S_FOREIGN2`]) arrive too. Leaves
+/// promiscuous mode on; returns the frames and bytes received.
+pub fn promisc_steps(p: &Ports, mac: [u8; 6]) -> Result<(u32, u64), String> {
+    pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
+    let (own1, other1, bytes1) = receive_step(p.a, mac, S_OWN1, N_OWN1, FOREIGN, S_FOREIGN1)?;
+    if other1 != 0 {
+        return Err(format!(
+            "promiscuous off: {other1} frames to a foreign MAC were received"
+        ));
+    }
+    println!("STEP1 OK own={own1} foreign={other1}");
+    pmd::promiscuous_set(p.a, true).map_err(|e| e.to_string())?;
+    println!("STEP2 READY");
+    let (own2, other2, bytes2) = receive_step(p.a, mac, S_OWN2, N_OWN2, FOREIGN, S_FOREIGN2)?;
+    check_eq(
+        "promiscuous on: foreign frames received",
+        u64::from(other2),
+        u64::from(N_FOREIGN2),
+    )?;
+    println!("STEP2 OK own={own2} foreign={other2}");
+    Ok((own1 + own2 + other2, bytes1 + bytes2))
+}
+
+/// The TX step of the suites: a two-segment packet on A, which the driver does not take
+/// apart (consumed, dropped, counted as an error, nothing sent), then [`N_TX`] test
+/// frames out of each NIC (streams [`S_TXA`] and [`S_TXB`], sources `macs`). Returns the
+/// bytes sent on A and on B.
+pub fn tx_step(p: &Ports, macs: [[u8; 6]; 2]) -> Result<(u64, u64), String> {
+    let mut chained = Mbuf::alloc(&p.pool).ok_or("pool empty")?;
+    chained.append(60).map_err(|e| e.to_string())?.fill(0);
+    let mut tail = Mbuf::alloc(&p.pool).ok_or("pool empty")?;
+    tail.append(60).map_err(|e| e.to_string())?.fill(0);
+    chained.chain(tail).map_err(|_| "chain two mbufs")?;
+    let mut one = vec![chained];
+    check_eq(
+        "tx_burst of a chained packet",
+        u64::from(pmd::tx_burst(p.a, 0, &mut one)),
+        1,
+    )?;
+    let mut bytes = [0u64; 2];
+    for (i, (port, stream)) in [(p.a, S_TXA), (p.b, S_TXB)].into_iter().enumerate() {
+        let frames: Vec<Vec<u8>> = (0..N_TX)
+            .map(|s| test_frame(HOST, macs[i], stream, s))
+            .collect();
+        send_all(port, &frames, &p.pool)?;
+        bytes[i] = frames.iter().map(|f| f.len() as u64).sum();
+    }
+    Ok((bytes[0], bytes[1]))
+}
+
+/// The statistics step of the suites, once the last frames had time to leave: A
+/// received `rx_frames` frames of `rx_bytes` bytes and sent [`N_TX`] frames of
+/// `tx_bytes.0` bytes plus the dropped chained packet (one error); B sent `N_TX` of
+/// `tx_bytes.1` and received nothing. Prints A's stats and its xstats whose names start
+/// with `xstat_prefix`. Returns A's stats for the driver's own checks.
+pub fn check_stats(
+    p: &Ports,
+    rx_frames: u64,
+    rx_bytes: u64,
+    tx_bytes: (u64, u64),
+    xstat_prefix: &str,
+) -> Result<pmd::EthStats, String> {
+    std::thread::sleep(Duration::from_millis(500));
+    let sa = pmd::stats_get(p.a).map_err(|e| e.to_string())?;
+    let sb = pmd::stats_get(p.b).map_err(|e| e.to_string())?;
+    println!(
+        "STATS a ipackets={} ibytes={} opackets={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
+        sa.ipackets, sa.ibytes, sa.opackets, sa.obytes, sa.imissed, sa.ierrors, sa.oerrors, sa.rx_nombuf
+    );
+    println!(
+        "XSTATS a {}",
+        pmd::xstats_by_name(p.a)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter(|(n, _)| n.starts_with(xstat_prefix))
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    check_eq("a ipackets", sa.ipackets, rx_frames)?;
+    check_eq("a ibytes", sa.ibytes, rx_bytes)?;
+    check_eq("a opackets", sa.opackets, u64::from(N_TX))?;
+    check_eq("a obytes", sa.obytes, tx_bytes.0)?;
+    check_eq("a ierrors", sa.ierrors, 0)?;
+    check_eq("a rx_nombuf", sa.rx_nombuf, 0)?;
+    check_eq("a oerrors (the chained packet)", sa.oerrors, 1)?;
+    check_eq("b opackets", sb.opackets, u64::from(N_TX))?;
+    check_eq("b obytes", sb.obytes, tx_bytes.1)?;
+    check_eq("b ipackets", sb.ipackets, 0)?;
+    Ok(sa)
 }

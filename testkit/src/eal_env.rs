@@ -24,6 +24,11 @@ pub fn no_huge_args(prefix: &str, mem_mb: u32, lcores: &str) -> Vec<String> {
 /// level 4, on lcores `lcores`, under the file prefix `<tag><pid>-<n>` with `n` counting
 /// the calls, so the tests of one binary (run in parallel) each get their own.
 pub fn in_process_args(tag: &str, lcores: &str) -> Vec<String> {
+    in_process_args_mb(tag, lcores, 8)
+}
+
+/// [`in_process_args`] with `mem_mb` MiB of memory.
+pub fn in_process_args_mb(tag: &str, lcores: &str, mem_mb: u32) -> Vec<String> {
     static N: AtomicU32 = AtomicU32::new(0);
     let prefix = format!(
         "{tag}{}-{}",
@@ -36,7 +41,7 @@ pub fn in_process_args(tag: &str, lcores: &str) -> Vec<String> {
         lcores,
         "--no-huge",
         "-m",
-        "8",
+        &mem_mb.to_string(),
         "--no-pci",
         "--file-prefix",
         &prefix,

@@ -18,6 +18,7 @@ pub mod child;
 pub mod eal_env;
 pub mod netns;
 pub mod rawsock;
+pub mod signal;
 pub mod spdk;
 mod sys;
 pub mod tempdir;

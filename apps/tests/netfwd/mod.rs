@@ -176,6 +176,22 @@ pub fn exit_ok(w: &mut Watched) -> String {
     out
 }
 
+/// The two processes' forwarded counts `a` and `b` add up to the `n` frames sent, and
+/// each carried a share (the flows spread over both).
+pub fn assert_shared(a: u64, b: u64, n: u32) {
+    assert_eq!(
+        a + b,
+        u64::from(n),
+        "the processes' counts add up to what was sent"
+    );
+    assert!(a > 0 && b > 0, "both processes carried a share: {a} {b}");
+}
+
+/// The app's last words say all 4095 mbufs of its pool are free again.
+pub fn assert_pool_whole(out: &str) {
+    assert!(out.contains("pool: 4095/4095 mbufs free"), "{out}");
+}
+
 pub fn assert_each_once(seen: &HashMap<u32, u32>, from: u32, to: u32) {
     let missing: Vec<u32> = (from..to)
         .filter(|s| !seen.contains_key(s))

@@ -227,16 +227,12 @@ impl BdevModule for AioDisk {
         } }))
     }
     fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
-        Some(ConfigCall {
-            method: "bdev_aio_create".into(),
-            params: Some(json!({
-                "name": info.name,
-                "filename": self.filename,
-                "block_size": info.block_size,
-                "readonly": self.readonly,
-                "uuid": info.uuid.to_string(),
-            })),
-        })
+        let params = json!({
+            "filename": self.filename,
+            "block_size": info.block_size,
+            "readonly": self.readonly,
+        });
+        super::create_call("bdev_aio_create", info, params)
     }
 }
 

@@ -42,6 +42,19 @@ pub struct MallocOpts {
     pub eal: Option<eal::Eal>,
 }
 
+impl MallocOpts {
+    /// `name`, `num_blocks` blocks of `block_size` bytes, the rest default (random UUID,
+    /// no boundary, no transfer limit, anonymous memory).
+    pub fn new(name: impl Into<String>, num_blocks: u64, block_size: u32) -> MallocOpts {
+        MallocOpts {
+            name: name.into(),
+            num_blocks,
+            block_size,
+            ..Default::default()
+        }
+    }
+}
+
 /// Where a disk's blocks live.
 enum Backing {
     /// Anonymous pages.
@@ -196,16 +209,12 @@ impl BdevModule for MallocDisk {
         Some(json!({ "malloc": { "dma": m.iova().is_some() } }))
     }
     fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
-        Some(ConfigCall {
-            method: "bdev_malloc_create".into(),
-            params: Some(json!({
-                "name": info.name,
-                "num_blocks": info.num_blocks,
-                "block_size": info.block_size,
-                "uuid": info.uuid.to_string(),
-                "optimal_io_boundary": info.optimal_io_boundary,
-            })),
-        })
+        let params = json!({
+            "num_blocks": info.num_blocks,
+            "block_size": info.block_size,
+            "optimal_io_boundary": info.optimal_io_boundary,
+        });
+        super::create_call("bdev_malloc_create", info, params)
     }
 }
 

@@ -86,3 +86,18 @@ impl Drop for Deferred {
         }
     }
 }
+
+/// The `write_config` call that makes the bdev `info` again: `method` with `params` (an
+/// object) plus the bdev's name and UUID.
+pub(crate) fn create_call(
+    method: &str,
+    info: &crate::BdevInfo,
+    mut params: serde_json::Value,
+) -> Option<framework::subsystem::ConfigCall> {
+    params["name"] = info.name.as_str().into();
+    params["uuid"] = info.uuid.to_string().into();
+    Some(framework::subsystem::ConfigCall {
+        method: method.into(),
+        params: Some(params),
+    })
+}

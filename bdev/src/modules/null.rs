@@ -55,15 +55,8 @@ impl BdevModule for NullDisk {
         Ok(Box::new(NullChannel(Deferred::new("bdev_null")?)))
     }
     fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
-        Some(ConfigCall {
-            method: "bdev_null_create".into(),
-            params: Some(json!({
-                "name": info.name,
-                "num_blocks": info.num_blocks,
-                "block_size": info.block_size,
-                "uuid": info.uuid.to_string(),
-            })),
-        })
+        let size = json!({ "num_blocks": info.num_blocks, "block_size": info.block_size });
+        super::create_call("bdev_null_create", info, size)
     }
 }
 

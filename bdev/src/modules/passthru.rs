@@ -92,14 +92,8 @@ impl BdevModule for PassthruBdev {
     }
 
     fn write_config(&self, info: &BdevInfo) -> Option<ConfigCall> {
-        Some(ConfigCall {
-            method: "bdev_passthru_create".into(),
-            params: Some(json!({
-                "base_bdev_name": self.base_name,
-                "name": info.name,
-                "uuid": info.uuid.to_string(),
-            })),
-        })
+        let base = json!({ "base_bdev_name": self.base_name });
+        super::create_call("bdev_passthru_create", info, base)
     }
 
     fn info_json(&self) -> Option<serde_json::Value> {

@@ -5,42 +5,15 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use framework::{thread, Framework};
 
 /// An EAL on `lcores`, or `None` after a counted skip.
 pub fn eal(test: &str, lcores: &str) -> Option<eal::Eal> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let prefix = format!(
-        "bdt{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let argv: Vec<String> = [
-        "bdevtest",
-        "-l",
-        lcores,
-        "--no-huge",
-        "-m",
-        "8",
-        "--no-pci",
-        "--file-prefix",
-        &prefix,
-        "--log-level",
-        "4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match eal::Eal::init(&argv) {
-        Ok((e, _)) => Some(e),
-        Err(e) => {
-            testkit::skip(test, testkit::Need::Kernel, format!("EAL init failed: {e}"));
-            None
-        }
-    }
+    let argv = testkit::eal_env::in_process_args("bdt", lcores);
+    testkit::eal_env::init_or_skip(test, eal::Eal::init(&argv).map(|(e, _)| e))
 }
 
 /// Framework options for tests.

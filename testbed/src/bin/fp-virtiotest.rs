@@ -22,14 +22,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use eal::Eal;
-use mbuf::Mbuf;
 use testbed::frames::{
-    test_frame, FOREIGN, HOST, N_FOREIGN2, N_OWN1, N_OWN2, N_TX, S_FOREIGN1, S_FOREIGN2, S_MQ,
-    S_NEWMAC, S_OLDMAC, S_OWN1, S_OWN2, S_TXA, S_TXB, VIRTIO_A, VIRTIO_B, VIRTIO_MQ, VIRTIO_NEW,
+    test_frame, HOST, N_TX, S_MQ, S_NEWMAC, S_OLDMAC, VIRTIO_A, VIRTIO_B, VIRTIO_MQ, VIRTIO_NEW,
 };
-use testbed::nic::{
-    self, check_eq, close, fail, receive_step, send_all, xstat, Want, STEP_TIMEOUT,
-};
+use testbed::nic::{self, check_eq, close, receive_step, xstat, Want, STEP_TIMEOUT};
 
 /// Frames of the MAC-change step (each stream).
 const N_MAC: u32 = 40;
@@ -54,25 +50,8 @@ fn suite(eal: &Eal) -> Result<(), String> {
 
     // 1. Promiscuous off (a control command): own frames arrive intact, foreign ones
     //    are filtered by the device.
-    pmd::promiscuous_set(p.a, false).map_err(|e| e.to_string())?;
-    let (own1, other1, bytes1) = receive_step(p.a, VIRTIO_A, S_OWN1, N_OWN1, FOREIGN, S_FOREIGN1)?;
-    if other1 != 0 {
-        return Err(format!(
-            "promiscuous off: {other1} frames to a foreign MAC were received"
-        ));
-    }
-    println!("STEP1 OK own={own1} foreign={other1}");
-
     // 2. Promiscuous on: foreign frames arrive too.
-    pmd::promiscuous_set(p.a, true).map_err(|e| e.to_string())?;
-    println!("STEP2 READY");
-    let (own2, other2, bytes2) = receive_step(p.a, VIRTIO_A, S_OWN2, N_OWN2, FOREIGN, S_FOREIGN2)?;
-    check_eq(
-        "promiscuous on: foreign frames received",
-        u64::from(other2),
-        u64::from(N_FOREIGN2),
-    )?;
-    println!("STEP2 OK own={own2} foreign={other2}");
+    let (rx12, bytes12) = nic::promisc_steps(&p, VIRTIO_A)?;
 
     // 3. A new MAC through the control queue, promiscuous off: frames to the new MAC
     //    arrive, frames to the old one are filtered. Then the old MAC again.
@@ -91,58 +70,13 @@ fn suite(eal: &Eal) -> Result<(), String> {
 
     // 4. TX out of both NICs: first a two-segment packet (dropped, counted), then the
     //    frames the host checks.
-    let mut chained = Mbuf::alloc(&p.pool).ok_or("pool empty")?;
-    chained.append(60).map_err(|e| e.to_string())?.fill(0);
-    let mut tail = Mbuf::alloc(&p.pool).ok_or("pool empty")?;
-    tail.append(60).map_err(|e| e.to_string())?.fill(0);
-    chained.chain(tail).map_err(|_| "chain two mbufs")?;
-    let mut one = vec![chained];
-    check_eq(
-        "tx_burst of a chained packet",
-        u64::from(pmd::tx_burst(p.a, 0, &mut one)),
-        1,
-    )?;
-    let fa: Vec<Vec<u8>> = (0..N_TX)
-        .map(|s| test_frame(HOST, VIRTIO_A, S_TXA, s))
-        .collect();
-    let fb: Vec<Vec<u8>> = (0..N_TX)
-        .map(|s| test_frame(HOST, VIRTIO_B, S_TXB, s))
-        .collect();
-    send_all(p.a, &fa, &p.pool)?;
-    send_all(p.b, &fb, &p.pool)?;
+    let (tx_bytes_a, tx_bytes_b) = nic::tx_step(&p, [VIRTIO_A, VIRTIO_B])?;
     println!("STEP4 SENT {N_TX} {N_TX}");
 
     // 5. Statistics.
-    std::thread::sleep(Duration::from_millis(500));
-    let rx_frames = u64::from(own1 + own2 + other2 + own3);
-    let rx_bytes = bytes1 + bytes2 + bytes3;
-    let tx_bytes_a: u64 = fa.iter().map(|f| f.len() as u64).sum();
-    let tx_bytes_b: u64 = fb.iter().map(|f| f.len() as u64).sum();
-    let sa = pmd::stats_get(p.a).map_err(|e| e.to_string())?;
-    let sb = pmd::stats_get(p.b).map_err(|e| e.to_string())?;
-    println!(
-        "STATS a ipackets={} ibytes={} opackets={} obytes={} imissed={} ierrors={} oerrors={} rx_nombuf={}",
-        sa.ipackets, sa.ibytes, sa.opackets, sa.obytes, sa.imissed, sa.ierrors, sa.oerrors, sa.rx_nombuf
-    );
-    println!(
-        "XSTATS a {}",
-        pmd::xstats_by_name(p.a)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    check_eq("a ipackets", sa.ipackets, rx_frames)?;
-    check_eq("a ibytes", sa.ibytes, rx_bytes)?;
-    check_eq("a opackets", sa.opackets, u64::from(N_TX))?;
-    check_eq("a obytes", sa.obytes, tx_bytes_a)?;
-    check_eq("a ierrors", sa.ierrors, 0)?;
-    check_eq("a rx_nombuf", sa.rx_nombuf, 0)?;
-    check_eq("a oerrors (the chained packet)", sa.oerrors, 1)?;
-    check_eq("b opackets", sb.opackets, u64::from(N_TX))?;
-    check_eq("b obytes", sb.obytes, tx_bytes_b)?;
-    check_eq("b ipackets", sb.ipackets, 0)?;
+    let rx_frames = u64::from(rx12 + own3);
+    let rx_bytes = bytes12 + bytes3;
+    nic::check_stats(&p, rx_frames, rx_bytes, (tx_bytes_a, tx_bytes_b), "")?;
     // promiscuous off, on, off; MAC set twice; plus what start sent.
     check_eq(
         "a control commands after start",
@@ -258,59 +192,28 @@ fn mq(eal: &Eal, k: u32) -> Result<(), String> {
     );
     pmd::stop(port).map_err(|e| e.to_string())?;
     pmd::close(port).map_err(|e| e.to_string())?;
-    let (avail, size) = (pool.avail_count(), pool.size());
-    println!("pool avail={avail} size={size}");
-    if avail != size {
-        return Err(format!("{} mbufs not returned to the pool", size - avail));
-    }
-    pool.free().map_err(|e| format!("free the pool: {e}"))?;
+    nic::free_pool(pool)?;
     println!("DONE");
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let (eal, rest) = match Eal::init(&argv) {
-        Ok(x) => x,
-        Err(eal::Error::HelpRequested) => {
-            println!("usage: fp-virtiotest [EAL args] -- suite | poll SECS | mq K");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("fp-virtiotest: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let r: Result<bool, String> = match rest.first().map(String::as_str) {
-        Some("suite") => suite(&eal).map(|()| false),
-        Some("mq") => match rest.get(1).and_then(|s| s.parse().ok()) {
-            Some(k) => mq(&eal, k).map(|()| false),
-            None => {
-                eprintln!("fp-virtiotest: 'mq' needs a number of frames per queue");
-                return ExitCode::from(2);
+    const PROG: &str = "fp-virtiotest";
+    const USAGE: &str = "suite | poll SECS | mq K";
+    nic::main(PROG, USAGE, |eal, rest| {
+        let num = |i, what| nic::arg_num(PROG, rest, i, what);
+        Ok(match rest.first().map(String::as_str) {
+            Some("suite") => suite(eal).map(|()| false),
+            Some("mq") => {
+                let k = num(1, "frames per queue")?;
+                let k = u32::try_from(k).map_err(|_| ExitCode::from(2))?;
+                mq(eal, k).map(|()| false)
             }
-        },
-        Some("poll") => match rest.get(1).and_then(|s| s.parse().ok()) {
-            Some(s) => nic::poll(&eal, &WANT, "device_gone", s),
-            None => {
-                eprintln!("fp-virtiotest: 'poll' needs a number of seconds");
-                return ExitCode::from(2);
+            Some("poll") => nic::poll(eal, &WANT, "device_gone", num(1, "seconds")?),
+            other => {
+                eprintln!("{PROG}: unknown command {other:?} ({USAGE})");
+                return Err(ExitCode::from(2));
             }
-        },
-        other => {
-            eprintln!("fp-virtiotest: unknown command {other:?} (suite, poll SECS, mq K)");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = eal.cleanup() {
-        eprintln!("fp-virtiotest: EAL clean-up: {e}");
-    }
-    match r {
-        Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => {
-            eprintln!("fp-virtiotest: device gone; stopped cleanly");
-            ExitCode::from(3)
-        }
-        Err(e) => fail(e),
-    }
+        })
+    })
 }

@@ -140,14 +140,11 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
             std::thread::yield_now();
             continue;
         }
-        for &a in &raw[..n] {
-            let Some(p) = NonNull::new(a as *mut MbufHeader) else {
+        for m in take_mbufs(&raw[..n]) {
+            let Some(m) = m else {
                 errors += 1;
                 continue;
             };
-            // SAFETY: the server enqueued mbufs it gave up with `into_raw`, each once, to
-            // this ring only; we are its single consumer and hold a handle to the pool.
-            let m = unsafe { Mbuf::from_raw(p) };
             if let Err(why) = common::verify(m.data(), expect, id) {
                 if errors < 5 {
                     eprintln!("mp_client {id}: {why}");
@@ -170,6 +167,17 @@ fn run(eal: &Eal, id: u32) -> Result<u8, String> {
     println!("mp_client {id}: received {rx} of {sent} mbufs, {errors} errors");
     let _ = std::io::stdout().flush();
     Ok(if errors == 0 && rx == sent { 0 } else { 1 })
+}
+
+/// The mbufs behind the words `raw` just dequeued from this client's ring (`None` for
+/// a null word).
+fn take_mbufs(raw: &[u64]) -> impl Iterator<Item = Option<Mbuf>> + '_ {
+    raw.iter().map(|&a| {
+        let p = NonNull::new(a as *mut MbufHeader)?;
+        // SAFETY: the server enqueued mbufs it gave up with `into_raw`, each once, to
+        // this ring only; we are its single consumer and hold a handle to the pool.
+        Some(unsafe { Mbuf::from_raw(p) })
+    })
 }
 
 /// Port mode: transmit what the server hands us on the paired port, TX queue `id`.
@@ -211,14 +219,11 @@ fn forward(
             std::thread::sleep(std::time::Duration::from_micros(200));
             continue;
         }
-        for &a in &raw[..n] {
-            let Some(p) = NonNull::new(a as *mut MbufHeader) else {
+        for m in take_mbufs(&raw[..n]) {
+            let Some(m) = m else {
                 drops += 1;
                 continue;
             };
-            // SAFETY: the server enqueued mbufs it gave up with `into_raw`, each once, to
-            // this ring only; we are its single consumer and hold a handle to the pool.
-            let m = unsafe { Mbuf::from_raw(p) };
             // The paired port of the one it came in on; unknown ports drop it.
             match ports.iter().position(|&x| x == m.port()) {
                 Some(i) => out[i ^ 1].push(m),

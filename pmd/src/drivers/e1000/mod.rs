@@ -286,23 +286,12 @@ impl EthDriver for E1000 {
 
     fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         self.hw.answering("set up an RX queue of")?;
-        Ok(Box::new(rx::RxQueue::new(
-            self.hw.clone(),
-            s.queue,
-            s.nb_desc,
-            s.pool,
-            s.stats,
-        )?))
+        Ok(Box::new(rx::RxQueue::new(self.hw.clone(), s)?))
     }
 
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         self.hw.answering("set up a TX queue of")?;
-        Ok(Box::new(tx::TxQueue::new(
-            self.hw.clone(),
-            s.queue,
-            s.nb_desc,
-            s.stats,
-        )?))
+        Ok(Box::new(tx::TxQueue::new(self.hw.clone(), s)?))
     }
 
     fn start(&mut self) -> Result<()> {

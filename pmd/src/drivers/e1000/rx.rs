@@ -24,7 +24,7 @@ use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 use super::hw::Hw;
 use super::regs::{self, rxd, RxDesc};
 use super::ring::Ring;
-use crate::driver::{QueueStats, RxQueueOps, Tally};
+use crate::driver::{QueueStats, RxQueueOps, RxSetup, Tally};
 use crate::drivers::pci_nic::{self, IdlePolls};
 use crate::error::Result;
 
@@ -42,13 +42,14 @@ pub(super) struct RxQueue {
 }
 
 impl RxQueue {
-    pub(super) fn new(
-        hw: Arc<Hw>,
-        q: u16,
-        nb_desc: u16,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<RxQueue> {
+    pub(super) fn new(hw: Arc<Hw>, s: RxSetup<'_>) -> Result<RxQueue> {
+        let RxSetup {
+            queue: q,
+            nb_desc,
+            pool,
+            stats,
+            ..
+        } = s;
         let qerr = |why: String| pci_nic::queue_error("e1000", &hw.addr, "RX", q, why);
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < regs::RX_BUF_SIZE {

@@ -24,7 +24,7 @@ use mbuf::Mbuf;
 use super::hw::Hw;
 use super::regs::{self, txd, TxDesc};
 use super::ring::Ring;
-use crate::driver::{QueueStats, TxQueueOps};
+use crate::driver::{QueueStats, TxQueueOps, TxSetup};
 use crate::drivers::pci_nic::IdlePolls;
 use crate::error::Result;
 
@@ -45,7 +45,8 @@ pub(super) struct TxQueue {
 }
 
 impl TxQueue {
-    pub(super) fn new(hw: Arc<Hw>, _q: u16, nb_desc: u16, stats: QueueStats) -> Result<TxQueue> {
+    pub(super) fn new(hw: Arc<Hw>, s: TxSetup<'_>) -> Result<TxQueue> {
+        let TxSetup { nb_desc, stats, .. } = s;
         // Disable transmit while the ring changes (SDM 14.5 programs the ring first).
         hw.wr(regs::TCTL, 0);
         let ring = Ring::<TxDesc>::new(&hw, nb_desc, "TX ring")?;

@@ -340,6 +340,30 @@ impl Virtio {
         self.hw.live.load(Ordering::Relaxed)
     }
 
+    /// Set the receive mode `what` (its flag `flag`, control command `command`) to `on`,
+    /// through the control queue once live. Without CTRL_RX the device receives
+    /// everything (QEMU resets to promiscuous): only "on" can be honoured.
+    fn set_rx_mode(
+        &mut self,
+        what: &str,
+        command: u8,
+        flag: fn(&mut Virtio) -> &mut bool,
+        on: bool,
+    ) -> Result<()> {
+        let ctrl_rx = self.hw.has(feature::NET_CTRL_RX);
+        if !ctrl_rx && !on {
+            return Err(self.hw.init_error(
+                "control",
+                format!("the device does not offer CTRL_RX: {what} cannot be turned off"),
+            ));
+        }
+        *flag(self) = on;
+        if ctrl_rx && self.live() {
+            self.command(cmd::CLASS_RX, command, &[u8::from(on)])?;
+        }
+        Ok(())
+    }
+
     /// Push the receive modes to the device (after DRIVER_OK).
     fn apply_rx_modes(&self) -> Result<()> {
         if self.hw.has(feature::NET_CTRL_RX) {
@@ -399,23 +423,12 @@ impl EthDriver for Virtio {
 
     fn rx_queue_setup(&mut self, s: RxSetup<'_>) -> Result<Box<dyn RxQueueOps>> {
         self.hw.answering("set up an RX queue of")?;
-        Ok(Box::new(rx::RxQueue::new(
-            self.hw.clone(),
-            s.queue,
-            s.nb_desc,
-            s.pool,
-            s.stats,
-        )?))
+        Ok(Box::new(rx::RxQueue::new(self.hw.clone(), s)?))
     }
 
     fn tx_queue_setup(&mut self, s: TxSetup<'_>) -> Result<Box<dyn TxQueueOps>> {
         self.hw.answering("set up a TX queue of")?;
-        Ok(Box::new(tx::TxQueue::new(
-            self.hw.clone(),
-            s.queue,
-            s.nb_desc,
-            s.stats,
-        )?))
+        Ok(Box::new(tx::TxQueue::new(self.hw.clone(), s)?))
     }
 
     fn start(&mut self) -> Result<()> {
@@ -529,42 +542,11 @@ impl DevControl for Virtio {
     }
 
     fn set_promiscuous(&mut self, on: bool) -> Result<()> {
-        if !self.hw.has(feature::NET_CTRL_RX) {
-            // Without CTRL_RX the device receives everything (QEMU resets to
-            // promiscuous); only "on" can be honoured.
-            return if on {
-                Ok(())
-            } else {
-                Err(self.hw.init_error(
-                    "control",
-                    "the device does not offer CTRL_RX: promiscuous mode cannot be turned off"
-                        .into(),
-                ))
-            };
-        }
-        self.promisc = on;
-        if self.live() {
-            self.command(cmd::CLASS_RX, cmd::RX_PROMISC, &[u8::from(on)])?;
-        }
-        Ok(())
+        self.set_rx_mode("promiscuous mode", cmd::RX_PROMISC, |v| &mut v.promisc, on)
     }
 
     fn set_allmulticast(&mut self, on: bool) -> Result<()> {
-        if !self.hw.has(feature::NET_CTRL_RX) {
-            return if on {
-                Ok(())
-            } else {
-                Err(self.hw.init_error(
-                    "control",
-                    "the device does not offer CTRL_RX: all-multicast cannot be turned off".into(),
-                ))
-            };
-        }
-        self.allmulti = on;
-        if self.live() {
-            self.command(cmd::CLASS_RX, cmd::RX_ALLMULTI, &[u8::from(on)])?;
-        }
-        Ok(())
+        self.set_rx_mode("all-multicast", cmd::RX_ALLMULTI, |v| &mut v.allmulti, on)
     }
 
     fn mac(&mut self) -> Option<[u8; 6]> {

@@ -23,7 +23,7 @@ use mbuf::{Mbuf, PktmbufPool, PKTMBUF_HEADROOM};
 use super::hw::Hw;
 use super::spec::{self, desc_flags, feature, VirtqDesc, VirtqUsedElem, NET_HDR_LEN};
 use super::vq::Vq;
-use crate::driver::{QueueStats, RxQueueOps, Tally};
+use crate::driver::{QueueStats, RxQueueOps, RxSetup, Tally};
 use crate::drivers::pci_nic::{self, IdlePolls};
 use crate::error::Result;
 
@@ -61,13 +61,14 @@ fn rx_desc(m: &Mbuf) -> VirtqDesc {
 }
 
 impl RxQueue {
-    pub(super) fn new(
-        hw: Arc<Hw>,
-        q: u16,
-        nb_desc: u16,
-        pool: &PktmbufPool,
-        stats: QueueStats,
-    ) -> Result<RxQueue> {
+    pub(super) fn new(hw: Arc<Hw>, s: RxSetup<'_>) -> Result<RxQueue> {
+        let RxSetup {
+            queue: q,
+            nb_desc,
+            pool,
+            stats,
+            ..
+        } = s;
         let qerr = |why: String| pci_nic::queue_error("virtio", &hw.addr, "RX", q, why);
         let room = pool.data_room_size().saturating_sub(PKTMBUF_HEADROOM);
         if room < MIN_ROOM {

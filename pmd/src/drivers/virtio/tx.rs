@@ -22,7 +22,7 @@ use mbuf::Mbuf;
 use super::hw::Hw;
 use super::spec::{self, VirtqDesc, NET_HDR_LEN};
 use super::vq::Vq;
-use crate::driver::{QueueStats, TxQueueOps};
+use crate::driver::{QueueStats, TxQueueOps, TxSetup};
 use crate::drivers::pci_nic::{self, IdlePolls};
 use crate::error::Result;
 
@@ -44,7 +44,13 @@ pub(super) struct TxQueue {
 }
 
 impl TxQueue {
-    pub(super) fn new(hw: Arc<Hw>, q: u16, nb_desc: u16, stats: QueueStats) -> Result<TxQueue> {
+    pub(super) fn new(hw: Arc<Hw>, s: TxSetup<'_>) -> Result<TxQueue> {
+        let TxSetup {
+            queue: q,
+            nb_desc,
+            stats,
+            ..
+        } = s;
         let vq = hw
             .setup_vq(spec::tx_vq(q), nb_desc)
             .map_err(|why| pci_nic::queue_error("virtio", &hw.addr, "TX", q, why))?;
