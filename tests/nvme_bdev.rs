@@ -10,7 +10,7 @@
 //!    verify run; then detach.
 //! 2. The nvme bdev (through `bdevperf`, as SPDK measures its bdev_nvme) against
 //!    nvme-perf on the same device and namespace, 4 KiB random reads at depth 1 and 32,
-//!    one core each, alternating rounds (`FP_NVME_BDEV_ROUNDS`, default 5):
+//!    one core each, alternating rounds (`FP_NVME_BDEV_ROUNDS`, default 3):
 //!    IOPS ratios printed, and both sides' queue pair counters per I/O (MMIO doorbell
 //!    writes, commands per SQ update, completions per poll) printed and checked.
 //! 3. Hot removal over VFIO: the device is unbound under reads; the descriptor gets
@@ -223,14 +223,14 @@ fn nvme_bdev_in_guest() {
     let rounds: usize = std::env::var("FP_NVME_BDEV_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(3);
     for depth in [1, 32] {
         let (mut ours, mut peer) = (Vec::new(), Vec::new());
         let (mut ours_q, mut peer_q) = (QStats::default(), QStats::default());
         for round in 0..rounds {
             let bdev = |g: &mut Guest, q: &mut QStats| {
                 let out = g.run_ok(&format!(
-                    "echo '{}' > /tmp/nvbdev.json; FP_NVME_QSTATS=1 bdevperf -m 0x1 -s 96 --file-prefix bq --json /tmp/nvbdev.json -q {depth} -o 4096 -w randread -t 2 -T Nvme0n1 2>&1",
+                    "echo '{}' > /tmp/nvbdev.json; FP_NVME_QSTATS=1 bdevperf -m 0x1 -s 96 --file-prefix bq -r /tmp/bq.sock --json /tmp/nvbdev.json -q {depth} -o 4096 -w randread -t 2 -T Nvme0n1 2>&1",
                     bdevperf_config(&nvme)
                 ));
                 q.add(&out);
