@@ -109,7 +109,8 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// signals when completions wait.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: plain system call; on success the new descriptor is ours alone.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) } as libc::c_long)?;
+    let fd =
+        cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) } as libc::c_long)?;
     // SAFETY: `fd` was just created and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

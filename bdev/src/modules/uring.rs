@@ -11,14 +11,14 @@
 //! the kernel and is woken for its completions, as fio sleeps in `io_uring_enter`.
 //!
 //! # System calls
-//! The ring is set up single-issuer with deferred task work (`IORING_SETUP_SINGLE_ISSUER
-//! | DEFER_TASKRUN | TASKRUN_FLAG`, kernel 6.1 on; plain setup otherwise): the kernel
-//! never interrupts the reactor to post completions, it queues them and raises
-//! `IORING_SQ_TASKRUN` in the shared ring. A poll enters the kernel only when it has
-//! SQEs to hand over or that flag is up, and then once, with `GETEVENTS`, which submits
-//! and posts the waiting completions together; a poll with nothing new makes no system
-//! call. The file is registered with the ring (`IORING_REGISTER_FILES`), so no SQE
-//! looks the descriptor up.
+//! A poll enters the kernel only when it has SQEs to hand over, once for all of them;
+//! completions are posted by the kernel's task work and reaped from the shared ring
+//! without a system call. The file is registered with the ring
+//! (`IORING_REGISTER_FILES`), so no SQE looks the descriptor up. The ring is set up
+//! without `SINGLE_ISSUER`/`DEFER_TASKRUN` (what fio asks for): both tie the ring to
+//! one OS thread, and a framework thread, with its channels, may be moved to another
+//! reactor by the scheduler. (`COOP_TASKRUN` is left out too: its task work does not
+//! wake a reactor sleeping in epoll, so the eventfd would not fire.)
 //!
 //! Types: read and write (vectored when the request has several buffers), flush
 //! (`fdatasync`), write-zeroes (a write from a zeroed buffer), unmap on regular files
@@ -109,9 +109,7 @@ impl KernelState for State {
 
     fn poll(&mut self, out: &mut Vec<(BdevIo, IoStatus)>) {
         out.append(&mut self.q.done);
-        // Completions wait in the kernel until an enter with GETEVENTS (which `submit`
-        // adds when the TASKRUN flag is up).
-        if self.unsubmitted > 0 || self.ring.submission().taskrun() {
+        if self.unsubmitted > 0 {
             match self.ring.submit() {
                 Ok(n) => self.unsubmitted -= n.min(self.unsubmitted),
                 // Busy: the kernel has no room now; retried on the next poll.
@@ -157,28 +155,12 @@ impl KernelState for State {
     }
 }
 
-/// A ring of [`RING_ENTRIES`] for the calling thread alone (see the module docs), or a
-/// plain one where the kernel lacks those setup flags.
-fn new_ring() -> std::result::Result<IoUring, String> {
-    let ring = IoUring::builder()
-        .setup_cqsize(RING_ENTRIES * 2)
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_taskrun_flag()
-        .build(RING_ENTRIES);
-    match ring {
-        Ok(r) => Ok(r),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
-            .setup_cqsize(RING_ENTRIES * 2)
-            .build(RING_ENTRIES),
-        Err(e) => Err(e),
-    }
-    .map_err(|e| format!("io_uring_setup of {RING_ENTRIES} entries failed: {e}"))
-}
-
 impl UringChannel {
     fn new(fd: &Arc<OwnedFd>, align: usize) -> std::result::Result<UringChannel, String> {
-        let ring = new_ring()?;
+        let ring = IoUring::builder()
+            .setup_cqsize(RING_ENTRIES * 2)
+            .build(RING_ENTRIES)
+            .map_err(|e| format!("io_uring_setup of {RING_ENTRIES} entries failed: {e}"))?;
         // Registered, the file is SQE target 0; where registration is refused (a limit
         // on registered files), the descriptor itself.
         let (target, sqe_flags) = match ring.submitter().register_files(&[fd.as_raw_fd()]) {

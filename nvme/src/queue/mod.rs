@@ -51,8 +51,8 @@ use crate::spec::{read_volatile_pod, write_volatile_pod, Cqe, Sqe, Status};
 pub(crate) use mem::alloc_queue_mem;
 pub(crate) use mem::QueueMem;
 pub(crate) use request::{Cmds, DoneInner, Pending};
-use request::{Req, Tracker};
 pub use request::{Completion, Done, Reap};
+use request::{Req, Tracker};
 pub use stats::QueueStats;
 
 /// A queue pair's host side. See the module docs.
