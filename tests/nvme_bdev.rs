@@ -8,8 +8,11 @@
 //!    read back and compare through the bdev API with DMA, heap and split buffers,
 //!    requests beyond MDTS, compare/miscompare, write-zeroes, a depth-16 random
 //!    verify run; then detach.
-//! 2. The nvme bdev against nvme-perf on the same device and namespace, 4 KiB random
-//!    reads at depth 1 and 32, alternating rounds: IOPS ratio printed and checked.
+//! 2. The nvme bdev (through `bdevperf`, as SPDK measures its bdev_nvme) against
+//!    nvme-perf on the same device and namespace, 4 KiB random reads at depth 1 and 32,
+//!    one core each, alternating rounds (`FP_NVME_BDEV_ROUNDS`, default 3):
+//!    IOPS ratios printed, and both sides' queue pair counters per I/O (MMIO doorbell
+//!    writes, commands per SQ update, completions per poll) printed and checked.
 //! 3. Hot removal over VFIO: the device is unbound under reads; the descriptor gets
 //!    the remove event, in-flight I/O fails, every bdev of the controller unregisters,
 //!    the program exits 0.
@@ -89,8 +92,75 @@ fn value(out: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
 }
 
+/// IOPS of nvme-perf's or bdevperf's `Total` line (bdevperf indents it).
 fn perf_total_iops(out: &str) -> f64 {
-    testbed::harness::perf_total_iops(out).unwrap_or_else(|| panic!("no Total line:\n{out}"))
+    let lines: Vec<&str> = out.lines().map(str::trim_start).collect();
+    testbed::harness::perf_total_iops(&lines.join("\n"))
+        .unwrap_or_else(|| panic!("no Total line:\n{out}"))
+}
+
+/// bdevperf's configuration: controller `Nvme0` over PCIe at `addr`.
+fn bdevperf_config(addr: &str) -> String {
+    format!(
+        r#"{{"subsystems": [{{"subsystem": "bdev", "config": [{{"method": "bdev_nvme_attach_controller", "params": {{"name": "Nvme0", "trtype": "PCIe", "traddr": "{addr}"}}}}]}}]}}"#
+    )
+}
+
+/// The queue pair counters both programs print with `FP_NVME_QSTATS=1` (the
+/// driver's `QueueStats`), summed over runs.
+#[derive(Default)]
+struct QStats {
+    runs: usize,
+    v: [u64; 8],
+}
+
+const QSTAT_KEYS: [&str; 8] = [
+    "sqes=",
+    "sq_batches=",
+    "sq_mmio=",
+    "cq_batches=",
+    "cq_mmio=",
+    "polls=",
+    "busy_polls=",
+    "cqes=",
+];
+
+impl QStats {
+    fn add(&mut self, out: &str) {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains(" qpair ") && l.contains("sq_mmio="))
+            .collect();
+        assert!(!lines.is_empty(), "no queue pair counters:\n{out}");
+        for l in lines {
+            for (k, v) in QSTAT_KEYS.iter().zip(self.v.iter_mut()) {
+                *v += value(l, k) as u64;
+            }
+        }
+        self.runs += 1;
+    }
+
+    /// The invariants of the counters: every run counted, commands completed, no more
+    /// MMIO writes than updates, no more updates than commands or busy polls.
+    fn check(&self, runs: usize) {
+        let [sqes, sqb, sqm, cqb, cqm, polls, busy, cqes] = self.v;
+        assert_eq!(self.runs, runs);
+        assert!(cqes > 0 && sqes >= cqes, "{:?}", self.v);
+        assert!(sqm <= sqb && sqb <= sqes, "{:?}", self.v);
+        assert!(cqm <= cqb && cqb <= busy && busy <= polls, "{:?}", self.v);
+    }
+
+    fn per_io(&self) -> String {
+        let [sqes, sqb, sqm, _cqb, cqm, polls, busy, cqes] = self.v.map(|x| x as f64);
+        format!(
+            "{cqes:.0} I/Os: MMIO doorbells SQ {:.3} CQ {:.3}, commands per SQ update {:.2}, completions per busy poll {:.2}, polls {:.2}",
+            sqm / cqes,
+            cqm / cqes,
+            sqes / sqb,
+            cqes / busy,
+            polls / cqes
+        )
+    }
 }
 
 #[test]
@@ -105,6 +175,7 @@ fn nvme_bdev_in_guest() {
         bins: build_release(&[
             ("ferroplane-apps", "nvme-perf"),
             ("ferroplane-testbed", "fp-bdevtest"),
+            ("ferroplane-bdevperf", "bdevperf"),
         ]),
         qemu_args: vec![
             "-drive".into(),
@@ -149,25 +220,58 @@ fn nvme_bdev_in_guest() {
     let nvme = main.expect("the harness's controller");
 
     // --- 2. the bdev against nvme-perf, same device and namespace, alternating ---
+    let rounds: usize = std::env::var("FP_NVME_BDEV_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     for depth in [1, 32] {
         let (mut ours, mut peer) = (Vec::new(), Vec::new());
-        for _round in 0..2 {
-            let out = g.run_ok(&format!("{} perf {nvme} Nvme0 1 {depth} 3", bt("", "bp")));
-            ours.push(value(&out, "iops="));
-            let out = g.run_ok(&format!(
-                "nvme-perf -q {depth} -o 4096 -w randread -t 3 -s 96 --file-prefix np -r 'trtype:PCIe traddr:{nvme} ns:1'"
-            ));
-            peer.push(perf_total_iops(&out));
+        let (mut ours_q, mut peer_q) = (QStats::default(), QStats::default());
+        for round in 0..rounds {
+            let bdev = |g: &mut Guest, q: &mut QStats| {
+                let out = g.run_ok(&format!(
+                    "echo '{}' > /tmp/nvbdev.json; FP_NVME_QSTATS=1 bdevperf -m 0x1 -s 96 --file-prefix bq -r /tmp/bq.sock --json /tmp/nvbdev.json -q {depth} -o 4096 -w randread -t 2 -T Nvme0n1 2>&1",
+                    bdevperf_config(&nvme)
+                ));
+                q.add(&out);
+                perf_total_iops(&out)
+            };
+            let perf = |g: &mut Guest, q: &mut QStats| {
+                let out = g.run_ok(&format!(
+                    "FP_NVME_QSTATS=1 nvme-perf -q {depth} -o 4096 -w randread -t 2 -s 96 --file-prefix np -r 'trtype:PCIe traddr:{nvme} ns:1' 2>&1"
+                ));
+                q.add(&out);
+                perf_total_iops(&out)
+            };
+            // Alternate which side goes first.
+            if round % 2 == 0 {
+                ours.push(bdev(&mut g, &mut ours_q));
+                peer.push(perf(&mut g, &mut peer_q));
+            } else {
+                peer.push(perf(&mut g, &mut peer_q));
+                ours.push(bdev(&mut g, &mut ours_q));
+            }
         }
+        let ratios: Vec<String> = ours
+            .iter()
+            .zip(&peer)
+            .map(|(o, p)| format!("{:.2}", o / p))
+            .collect();
         let (o, p) = (
             ours.iter().sum::<f64>() / ours.len() as f64,
             peer.iter().sum::<f64>() / peer.len() as f64,
         );
         eprintln!(
-            "nvme bdev vs nvme-perf, 4 KiB randread depth {depth}: bdev {ours:?} IOPS, nvme-perf {peer:?} IOPS, ratio {:.2}",
-            o / p
+            "nvme bdev vs nvme-perf, 4 KiB randread depth {depth}: bdev {ours:.0?} IOPS, nvme-perf {peer:.0?} IOPS, ratio {:.2}, rounds [{}]",
+            o / p,
+            ratios.join(", ")
         );
+        eprintln!("  per I/O, depth {depth}, bdev:      {}", ours_q.per_io());
+        eprintln!("  per I/O, depth {depth}, nvme-perf: {}", peer_q.per_io());
         assert!(o > 0.0 && p > 0.0);
+        for q in [&ours_q, &peer_q] {
+            q.check(rounds);
+        }
     }
 
     // --- 3. hot removal over VFIO ---

@@ -105,6 +105,23 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`: the descriptor a uring channel's ring
+/// signals when completions wait.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call; on success the new descriptor is ours alone.
+    let fd =
+        cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: `fd` was just created and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Reset an eventfd's counter (a non-blocking read; an empty counter is fine).
+pub fn eventfd_drain(fd: BorrowedFd<'_>) {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into `v`, which lives across the call.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), std::ptr::addr_of_mut!(v).cast(), 8) };
+}
+
 // ---- Linux native AIO ----
 
 /// `struct iocb` (little-endian layout).

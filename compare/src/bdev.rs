@@ -7,9 +7,11 @@
 //!   configuration of its own) and run with the same flags (`-m 0x1 -q D -o 4096 -w W -t S
 //!   -T BDEV`), SPDK's with `-u` (no PCI) and `LD_LIBRARY_PATH=DIR/build/lib` on
 //!   hugepages, ours with `--no-huge` (its malloc disk is anonymous memory either way);
-//! - fio: `fio --ioengine=io_uring --direct=1` on a file in /var/tmp against our
-//!   bdevperf on a uring bdev over the same file (`bdev_uring_create`), same depth, I/O
-//!   size and pattern, both pinned to CPU 0.
+//! - fio: `fio --ioengine=io_uring --direct=1 --registerfiles=1` on a file in /var/tmp
+//!   against our bdevperf on a uring bdev over the same file (`bdev_uring_create`),
+//!   same depth, I/O size and pattern, both pinned to CPU 0. The rings are set up alike
+//!   (fio 3.33 and ours: `SINGLE_ISSUER | DEFER_TASKRUN`, O_DIRECT, the file registered
+//!   with the ring, no registered buffers, no SQ thread, no polled completions).
 //!
 //! Values: IOPS from the `Total` line (bdevperf) or fio's JSON; the ratio is ours over
 //! the peer's, paired per round.
@@ -285,6 +287,8 @@ fn fio_run(ctx: &Ctx, file: &Path, w: &str, depth: u32, secs: u64, round: usize)
         "--name=fp",
         "--ioengine=io_uring",
         "--direct=1",
+        // Ours registers the file with its ring too.
+        "--registerfiles=1",
         "--bs=4k",
         "--thread",
     ])

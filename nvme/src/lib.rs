@@ -68,4 +68,4 @@ pub use error::{Error, Result};
 pub use init::{ControllerOptions, InitState};
 pub use namespace::Namespace;
 pub use qpair::{QPair, QPairOptions, Rejected};
-pub use queue::{Completion, Done, Reap};
+pub use queue::{Completion, Done, QueueStats, Reap};

@@ -52,7 +52,9 @@ use eal::VirtAddr;
 use crate::buf::IoBuf;
 use crate::error::{Error, Result};
 use crate::namespace::Namespace;
-use crate::queue::{alloc_queue_mem, Cmds, Completion, Done, DoneInner, QueueCore, Reap};
+use crate::queue::{
+    alloc_queue_mem, Cmds, Completion, Done, DoneInner, QueueCore, QueueStats, Reap,
+};
 use crate::shared::{Shared, STATE_READY};
 use crate::spec::{admin_opc, csts, io_opc, reg, DsmRange, Sqe, DSM_ATTR_DEALLOCATE};
 
@@ -226,6 +228,12 @@ impl QPair {
     /// Queue id.
     pub fn qid(&self) -> u16 {
         self.core.qid
+    }
+
+    /// What this queue pair did so far: batches, MMIO doorbell writes, polls (see
+    /// [`QueueStats`]).
+    pub fn stats(&self) -> QueueStats {
+        self.core.stats
     }
 
     /// Commands that can be in flight at once.
@@ -602,6 +610,9 @@ impl Drop for QPair {
     fn drop(&mut self) {
         let sh = self.sh.clone();
         let qid = self.core.qid;
+        if QueueStats::wanted() {
+            eprintln!("nvme {} qpair {qid}: {}", sh.hw.addr, self.core.stats);
+        }
         let mut none = |_: u64, _: Result<Completion>| {};
         let live = !sh.gone.load(Ordering::Acquire)
             && self.dead.is_none()

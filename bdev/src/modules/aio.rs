@@ -140,7 +140,7 @@ impl AioChannel {
             events: vec![IoEvent::default(); AIO_DEPTH],
         };
         Ok(AioChannel {
-            k: Channel::new("bdev_aio", st, align)?,
+            k: Channel::new("bdev_aio", st, align, None)?,
             fd: fd.clone(),
         })
     }

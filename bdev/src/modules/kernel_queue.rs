@@ -4,9 +4,17 @@
 //!
 //! A channel's state sits behind a mutex shared by the channel (submit, on its thread)
 //! and its poller (same thread): never contended. I/Os are completed with it released.
+//!
+//! A channel whose kernel interface signals a descriptor when completions wait (the
+//! uring module's eventfd) gives it to [`Channel::new`]: its poller then lets the
+//! reactor sleep in interrupt mode with I/O in the kernel, and the descriptor, watched
+//! as a framework interrupt, wakes it and runs the same poll. Without one, the poller
+//! keeps its reactor awake while I/O is in the kernel.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use framework::interrupt::{self, Interrupt};
 use framework::poller::{self, PollerOpts};
 use framework::{PollStatus, Poller};
 
@@ -108,14 +116,48 @@ pub(crate) struct Channel<S: KernelState> {
     /// Buffer alignment the file wants (1: any).
     pub(crate) align: usize,
     poller: Poller,
+    /// The completion descriptor and its interrupt (see the module docs).
+    wake: Option<(OwnedFd, Interrupt)>,
 }
 
 impl<S: KernelState> Channel<S> {
-    /// `state`'s channel, its poller `name` registered on the current thread.
-    pub(crate) fn new(name: &str, state: S, align: usize) -> std::result::Result<Self, String> {
+    /// `state`'s channel, its poller `name` registered on the current thread, and
+    /// `wake` (a descriptor readable when completions wait) watched if given.
+    pub(crate) fn new(
+        name: &str,
+        state: S,
+        align: usize,
+        wake: Option<OwnedFd>,
+    ) -> std::result::Result<Self, String> {
         let st = Arc::new(Mutex::new(state));
-        let poller = start_poller(name, &st)?;
-        Ok(Channel { st, align, poller })
+        let poller = start_poller(name, &st, wake.is_none())?;
+        let wake = match wake {
+            None => None,
+            Some(fd) => {
+                let (s2, raw) = (st.clone(), fd.as_raw_fd());
+                let mut batch = Vec::new();
+                let r = interrupt::register(name, raw, move || {
+                    // SAFETY: the channel keeps the descriptor open until it has
+                    // unregistered this interrupt (in its drop).
+                    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+                    crate::sys::eventfd_drain(fd);
+                    poll_once(&s2, &mut batch)
+                });
+                match r {
+                    Ok(i) => Some((fd, i)),
+                    Err(e) => {
+                        let _ = poller.unregister();
+                        return Err(e.to_string());
+                    }
+                }
+            }
+        };
+        Ok(Channel {
+            st,
+            align,
+            poller,
+            wake,
+        })
     }
 
     /// The state, for a submission (the poller resumed if it paused).
@@ -129,6 +171,10 @@ impl<S: KernelState> Channel<S> {
 impl<S: KernelState> Drop for Channel<S> {
     fn drop(&mut self) {
         let _ = self.poller.unregister();
+        if let Some((fd, i)) = self.wake.take() {
+            let _ = i.unregister();
+            drop(fd);
+        }
         let left: Vec<BdevIo> = {
             let mut g = lock(&self.st);
             let q = g.queue();
@@ -140,32 +186,40 @@ impl<S: KernelState> Drop for Channel<S> {
     }
 }
 
-/// Register the channel's poller on the current thread.
+/// One poll: enter the kernel if needed, reap, complete with the state released; the
+/// poller paused when nothing is in the kernel.
+fn poll_once<S: KernelState>(st: &Mutex<S>, batch: &mut Vec<(BdevIo, IoStatus)>) -> PollStatus {
+    {
+        let mut g = lock(st);
+        g.poll(batch);
+        if batch.is_empty() && g.idle() {
+            let q = g.queue();
+            if let Some(p) = q.poller {
+                if p.pause().is_ok() {
+                    q.paused = true;
+                }
+            }
+            return PollStatus::Idle;
+        }
+    }
+    let busy = !batch.is_empty();
+    for (io, s) in batch.drain(..) {
+        io.complete(s);
+    }
+    busy.into()
+}
+
+/// Register the channel's poller on the current thread; `keep_awake` while I/O is in
+/// the kernel unless an interrupt wakes the reactor for completions.
 fn start_poller<S: KernelState>(
     name: &str,
     st: &Arc<Mutex<S>>,
+    keep_awake: bool,
 ) -> std::result::Result<Poller, String> {
     let s2 = st.clone();
     let mut batch = Vec::new();
-    let poller = poller::register_with(name, 0, PollerOpts { keep_awake: true }, move || {
-        {
-            let mut g = lock(&s2);
-            g.poll(&mut batch);
-            if batch.is_empty() && g.idle() {
-                let q = g.queue();
-                if let Some(p) = q.poller {
-                    if p.pause().is_ok() {
-                        q.paused = true;
-                    }
-                }
-                return PollStatus::Idle;
-            }
-        }
-        let busy = !batch.is_empty();
-        for (io, s) in batch.drain(..) {
-            io.complete(s);
-        }
-        busy.into()
+    let poller = poller::register_with(name, 0, PollerOpts { keep_awake }, move || {
+        poll_once(&s2, &mut batch)
     })
     .map_err(|e| e.to_string())?;
     lock(st).queue().poller = Some(poller);

@@ -12,6 +12,12 @@
 //! describe works. The driver splits at the controller's MDTS and queues commands that
 //! do not fit in the queue pair.
 //!
+//! # Doorbells
+//! A submission from outside the poller updates the SQ tail at once; submissions made
+//! by completion callbacks inside the poller are written to the SQ and the tail is
+//! updated once at the end of that poll, for the whole batch (the driver writes the
+//! shadow doorbell, and the MMIO one only when the controller asks).
+//!
 //! # Failures
 //! * The queue pair out of request slots: the I/O goes back to the layer as
 //!   [`IoStatus::NoMem`] and is retried after a completion.
@@ -151,6 +157,9 @@ struct ChanState {
     ended: Vec<(BdevIo, IoStatus)>,
     /// Tags and results of one poll (kept to avoid an allocation per poll).
     reaped: Vec<(u64, nvme::Result<nvme::Completion>)>,
+    /// The poller is completing I/O: submissions from its callbacks leave the SQ tail
+    /// doorbell to the end of the poll, one for the whole batch.
+    in_poll: bool,
 }
 
 /// A thread's channel of one nvme bdev.
@@ -199,6 +208,7 @@ impl NvmeChannel {
             free: (0..cap).rev().collect(),
             ended: Vec::new(),
             reaped: Vec::with_capacity(cap),
+            in_poll: false,
         }));
         let s2 = st.clone();
         let mut out: Vec<(BdevIo, IoStatus)> = Vec::with_capacity(cap);
@@ -229,9 +239,15 @@ impl NvmeChannel {
             if out.is_empty() {
                 return PollStatus::Idle;
             }
+            lock(&s2).in_poll = true;
             for (io, status) in out.drain(..) {
                 io.complete(status);
             }
+            // What the callbacks submitted goes to the device now, with one SQ tail
+            // update (and the CQ head update owed since the reap).
+            let mut g = lock(&s2);
+            g.in_poll = false;
+            g.qp.flush_submissions();
             PollStatus::Busy
         })
         .map_err(|e| e.to_string())?;
@@ -365,8 +381,12 @@ impl NvmeChannel {
 impl ModuleChannel for NvmeChannel {
     fn submit(&self, io: BdevIo) {
         let mut g = lock(&self.st);
-        if let Err(ended) = self.start(&mut g, io) {
-            g.ended.push(ended);
+        match self.start(&mut g, io) {
+            // Outside the poller's completions, the device is told at once (SPDK's
+            // PCIe qpair rings at submit unless it is completing).
+            Ok(()) if !g.in_poll => g.qp.flush_submissions(),
+            Ok(()) => {}
+            Err(ended) => g.ended.push(ended),
         }
     }
 }

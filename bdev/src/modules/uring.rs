@@ -4,9 +4,21 @@
 //!
 //! Each channel has its own ring of [`RING_ENTRIES`] entries. `submit` only writes an
 //! SQE; the channel's poller hands all queued SQEs to the kernel with one
-//! `io_uring_enter` per iteration, then reaps the completion ring (no system call) and
-//! completes the I/Os, as SPDK's uring group poller does. The poller keeps its reactor
-//! awake while I/O is in the kernel and is paused when none is.
+//! `io_uring_enter` per iteration, then reaps the completion ring and completes the
+//! I/Os, as SPDK's uring group poller does. The poller is paused when no I/O is in the
+//! kernel. The ring signals an eventfd when completions wait (`IORING_REGISTER_EVENTFD`),
+//! watched as a framework interrupt: a reactor in interrupt mode may sleep with I/O in
+//! the kernel and is woken for its completions, as fio sleeps in `io_uring_enter`.
+//!
+//! # System calls
+//! A poll enters the kernel only when it has SQEs to hand over, once for all of them;
+//! completions are posted by the kernel's task work and reaped from the shared ring
+//! without a system call. The file is registered with the ring
+//! (`IORING_REGISTER_FILES`), so no SQE looks the descriptor up. The ring is set up
+//! without `SINGLE_ISSUER`/`DEFER_TASKRUN` (what fio asks for): both tie the ring to
+//! one OS thread, and a framework thread, with its channels, may be moved to another
+//! reactor by the scheduler. (`COOP_TASKRUN` is left out too: its task work does not
+//! wake a reactor sleeping in epoll, so the eventfd would not fire.)
 //!
 //! Types: read and write (vectored when the request has several buffers), flush
 //! (`fdatasync`), write-zeroes (a write from a zeroed buffer), unmap on regular files
@@ -61,6 +73,8 @@ struct State {
     q: Queue,
     /// SQEs written since the last `io_uring_enter`.
     unsubmitted: usize,
+    /// Flags every SQE carries (`FIXED_FILE` when the file is registered).
+    sqe_flags: squeue::Flags,
 }
 
 // SAFETY: the ring's mappings and the slots' buffers are used only on the channel's
@@ -69,13 +83,14 @@ unsafe impl Send for State {}
 
 struct UringChannel {
     k: Channel<State>,
+    /// What SQEs name: the registered file's index, or the descriptor.
     fd: types::Fd,
 }
 
 impl State {
     /// Queue `sqe` for slot `i`; false if the ring is full.
     fn push(&mut self, sqe: squeue::Entry, i: u32) -> bool {
-        let sqe = sqe.user_data(u64::from(i));
+        let sqe = sqe.user_data(u64::from(i)).flags(self.sqe_flags);
         // SAFETY: the SQE points at the slot's iovec array and the buffers it lists (or
         // at none); both stay untouched until the slot's completion is reaped (the slot
         // is released only then, and the submit contract holds the buffers).
@@ -146,14 +161,26 @@ impl UringChannel {
             .setup_cqsize(RING_ENTRIES * 2)
             .build(RING_ENTRIES)
             .map_err(|e| format!("io_uring_setup of {RING_ENTRIES} entries failed: {e}"))?;
+        // Registered, the file is SQE target 0; where registration is refused (a limit
+        // on registered files), the descriptor itself.
+        let (target, sqe_flags) = match ring.submitter().register_files(&[fd.as_raw_fd()]) {
+            Ok(()) => (types::Fd(0), squeue::Flags::FIXED_FILE),
+            Err(_) => (types::Fd(fd.as_raw_fd()), squeue::Flags::empty()),
+        };
+        // The ring signals this eventfd when completions wait, so the reactor may sleep
+        // with I/O in the kernel; without one the poller keeps it awake.
+        let wake = sys::eventfd()
+            .ok()
+            .filter(|e| ring.submitter().register_eventfd(e.as_raw_fd()).is_ok());
         let st = State {
             ring,
             q: Queue::new(RING_ENTRIES as usize),
             unsubmitted: 0,
+            sqe_flags,
         };
         Ok(UringChannel {
-            k: Channel::new("bdev_uring", st, align)?,
-            fd: types::Fd(fd.as_raw_fd()),
+            k: Channel::new("bdev_uring", st, align, wake)?,
+            fd: target,
         })
     }
 }

@@ -31,6 +31,7 @@
 
 mod mem;
 mod request;
+mod stats;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -51,28 +52,8 @@ pub(crate) use mem::alloc_queue_mem;
 pub(crate) use mem::QueueMem;
 pub(crate) use request::{Cmds, DoneInner, Pending};
 pub use request::{Completion, Done, Reap};
-
-#[derive(Clone, Copy, Default)]
-struct Tracker {
-    req: u16,
-    active: bool,
-    abort_sent: bool,
-    tsc: u64,
-}
-
-#[derive(Default)]
-struct Req {
-    done: Option<DoneInner>,
-    buf: Option<IoBuf>,
-    remaining: u32,
-    commands: u32,
-    err: Option<Error>,
-    cdw0: u32,
-    status: u16,
-    in_use: bool,
-    /// Commands not yet in the SQ (the request waits in `waiting`).
-    pending: Option<Pending>,
-}
+use request::{Req, Tracker};
+pub use stats::QueueStats;
 
 /// A queue pair's host side. See the module docs.
 pub(crate) struct QueueCore {
@@ -107,6 +88,7 @@ pub(crate) struct QueueCore {
     cq_db_pending: bool,
     /// Shadow doorbell words, when the controller takes them (see `crate::dbbuf`).
     shadow: Option<Shadow>,
+    pub stats: QueueStats,
 }
 
 // SAFETY: the raw pointers point into memory owned by `mem.owner` (moved along) and into
@@ -160,6 +142,7 @@ impl QueueCore {
             defer_cq_doorbell: false,
             cq_db_pending: false,
             shadow: None,
+            stats: QueueStats::default(),
         })
     }
 
@@ -558,7 +541,11 @@ impl QueueCore {
             // R1: publishes the SQEs written above before the doorbell write that lets
             // the device fetch them (pairs with the device's read after the doorbell).
             fence(Ordering::Release);
+            let st = &mut self.stats;
+            st.sq_batches += 1;
+            st.sqes += u64::from(self.sq_tail.wrapping_sub(self.db_tail) % self.entries);
             if self.shadow.is_none_or(|s| s.sq(self.sq_tail)) {
+                st.sq_mmio += 1;
                 // SAFETY: the doorbell offset was checked against the live BAR in `new`.
                 unsafe { std::ptr::write_volatile(self.sq_db, self.sq_tail as u32) };
             }
@@ -573,7 +560,9 @@ impl QueueCore {
     /// Tell the controller the CQ head (shadow first, MMIO if it asks).
     #[inline]
     fn ring_cq(&mut self) {
+        self.stats.cq_batches += 1;
         if self.shadow.is_none_or(|s| s.cq(self.cq_head)) {
+            self.stats.cq_mmio += 1;
             // SAFETY: doorbell offset checked in `new`.
             unsafe { std::ptr::write_volatile(self.cq_db, self.cq_head as u32) };
         }
@@ -626,6 +615,9 @@ impl QueueCore {
             }
         }
         let n = batch.len();
+        self.stats.polls += 1;
+        self.stats.cqes += n as u64;
+        self.stats.busy_polls += u64::from(n > 0);
         if n > 0 && ring {
             if self.defer_cq_doorbell {
                 self.cq_db_pending = true;

@@ -4,7 +4,7 @@
 use eal::VirtAddr;
 
 use crate::buf::IoBuf;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::spec::{Sqe, Status};
 
 /// A successful completion (of all commands of a request).
@@ -157,4 +157,28 @@ pub(crate) enum Cmds<'a> {
         max_nlb: u64,
         data: Option<VirtAddr>,
     },
+}
+
+/// A command id's tracker.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Tracker {
+    pub(super) req: u16,
+    pub(super) active: bool,
+    pub(super) abort_sent: bool,
+    pub(super) tsc: u64,
+}
+
+/// One user request's state (a request slot).
+#[derive(Default)]
+pub(super) struct Req {
+    pub(super) done: Option<DoneInner>,
+    pub(super) buf: Option<IoBuf>,
+    pub(super) remaining: u32,
+    pub(super) commands: u32,
+    pub(super) err: Option<Error>,
+    pub(super) cdw0: u32,
+    pub(super) status: u16,
+    pub(super) in_use: bool,
+    /// Commands not yet in the SQ (the request waits in `waiting`).
+    pub(super) pending: Option<Pending>,
 }
