@@ -6,7 +6,9 @@
 //! Besides the framework's options it takes SPDK vhost's `-S DIR`: the directory of
 //! the vhost-user sockets (default: the working directory), and `--idle-sleep-us N`:
 //! how long an idle reactor polls on before it sleeps (default 200; 0 sleeps at once,
-//! as SPDK's interrupt mode does).
+//! as SPDK's interrupt mode does), and `--vhost-notify-window-us N`: how long a
+//! vhost queue whose ring is empty polls with guest kicks off (default 0: kicks go
+//! back on at once).
 
 use framework::app::{args, App, AppOpts};
 use framework::Error;
@@ -27,6 +29,19 @@ fn target_options(argv: &mut Vec<String>) -> Result<Option<u64>, String> {
     while i < argv.len() {
         let a = argv[i].clone();
         let a = a.as_str();
+        if a == "--vhost-notify-window-us" {
+            let v = argv
+                .get(i + 1)
+                .cloned()
+                .ok_or("--vhost-notify-window-us: needs a number")?;
+            let us = v
+                .parse::<u64>()
+                .map_err(|_| format!("--vhost-notify-window-us '{v}': microseconds"))?;
+            fpvhost::set_notify_window_us(us)
+                .map_err(|e| format!("--vhost-notify-window-us: {e}"))?;
+            argv.drain(i..i + 2);
+            continue;
+        }
         if a == "--idle-sleep-us" {
             let v = argv
                 .get(i + 1)
@@ -86,7 +101,7 @@ fn main() {
         Ok(o) => o,
         Err(Error::HelpRequested) => {
             print!("{}", args::usage(&program));
-            println!("\nTarget options:\n  -S, --vhost-socket-dir DIR  directory of the vhost-user sockets (default: .)\n  --idle-sleep-us N           idle polling before a reactor sleeps, us (default 200)");
+            println!("\nTarget options:\n  -S, --vhost-socket-dir DIR  directory of the vhost-user sockets (default: .)\n  --idle-sleep-us N           idle polling before a reactor sleeps, us (default 200)\n  --vhost-notify-window-us N  polling of an empty vhost queue before kicks go back on, us (default 0)");
             return;
         }
         Err(e) => {

@@ -240,19 +240,39 @@ fn bad_input_is_an_error_to_that_front_end_only() {
 /// the new capacity, and sectors past the old end that failed before now succeed.
 #[test]
 fn resize_reaches_the_front_end() {
+    grow_under_a_front_end("null");
+}
+
+/// The same for a malloc bdev grown by `bdev_malloc_resize` (ours), whose blocks must
+/// also survive the move to the larger memory: data written before the resize reads
+/// back after it, and the new blocks read as zeros.
+#[test]
+fn malloc_resize_reaches_the_front_end() {
+    grow_under_a_front_end("malloc");
+}
+
+/// Grow an 8 MiB bdev of module `kind` ("null" or "malloc") to 16 MiB under a
+/// connected front end, through `bdev_<kind>_resize`.
+fn grow_under_a_front_end(kind: &str) {
     use std::io::Read;
     use vhost::vhost_user::message::VhostUserProtocolFeatures;
     use vhost::vhost_user::VhostUserFrontend;
 
-    let dir = tmpdir("resize");
+    let dir = tmpdir(&format!("resize-{kind}"));
     let t = start(&dir, "resize");
     ok(
         &t.rpc,
         "bdev_null_create",
         json!({"name": "N0", "num_blocks": 2048, "block_size": 4096}),
     );
-    malloc(&t, "M1", 1, 4096);
-    ctrlr(&t, "vr0", "N0", false);
+    malloc(&t, "M0", 8, 4096);
+    let (name, other) = if kind == "null" {
+        ("N0", "M0")
+    } else {
+        ("M0", "N0")
+    };
+    let method = format!("bdev_{kind}_resize");
+    ctrlr(&t, "vr0", name, false);
     let mut c = Client::connect_proto(&dir.join("vr0"), VhostUserProtocolFeatures::BACKEND_REQ);
     let (mut mine, theirs) = UnixStream::pair().unwrap();
     c.fe.set_backend_request_fd(&theirs).unwrap();
@@ -263,23 +283,25 @@ fn resize_reaches_the_front_end() {
     let old_end = 8 * 1024 * 1024 / 512;
     assert_eq!(c.config().0, old_end);
     assert_eq!(c.read(old_end, 4096).0, 1, "past the end before the resize");
-    // Refusals: unknown bdev, not a null bdev, shrinking, bad parameters.
+    let kept = pattern(11, 4096);
+    assert_eq!(
+        c.write(old_end - 8, &kept),
+        0,
+        "the last block before the resize"
+    );
+    // Refusals: unknown bdev, another module's bdev, shrinking, bad parameters.
     for (p, code) in [
         (json!({"name": "nope", "new_size": 16}), -19),
-        (json!({"name": "M1", "new_size": 16}), -32602),
-        (json!({"name": "N0", "new_size": 4}), -32602),
-        (json!({"name": "N0"}), -32602),
-        (json!({"name": "N0", "new_size": -1}), -32602),
+        (json!({"name": other, "new_size": 16}), -32602),
+        (json!({"name": name, "new_size": 4}), -32602),
+        (json!({"name": name}), -32602),
+        (json!({"name": name, "new_size": -1}), -32602),
     ] {
-        refused(&t.rpc, "bdev_null_resize", p, code);
+        refused(&t.rpc, &method, p, code);
     }
     assert_eq!(c.config().0, old_end, "refusals changed nothing");
     assert_eq!(
-        ok(
-            &t.rpc,
-            "bdev_null_resize",
-            json!({"name": "N0", "new_size": 16})
-        ),
+        ok(&t.rpc, &method, json!({"name": name, "new_size": 16})),
         true
     );
     let mut msg = [0u8; 12];
@@ -291,14 +313,32 @@ fn resize_reaches_the_front_end() {
         "config change, version 1, no body"
     );
     assert_eq!(c.config().0, 2 * old_end, "capacity after the resize");
-    assert_eq!(c.read(old_end, 4096).0, 0, "the new sectors take reads");
+    let (st, grown) = c.read(old_end, 4096);
+    assert_eq!(st, 0, "the new sectors take reads");
+    if kind == "malloc" {
+        assert!(
+            grown.iter().all(|&b| b == 0),
+            "new malloc blocks read as zeros"
+        );
+        assert!(
+            c.read(old_end - 8, 4096).1 == kept,
+            "the old blocks moved along"
+        );
+    }
+    let last = pattern(12, 4096);
     assert_eq!(
-        c.write(2 * old_end - 8, &[7u8; 4096]),
+        c.write(2 * old_end - 8, &last),
         0,
         "and writes at the new end"
     );
+    if kind == "malloc" {
+        assert!(
+            c.read(2 * old_end - 8, 4096).1 == last,
+            "the new end keeps data"
+        );
+    }
     assert_eq!(c.read(2 * old_end, 4096).0, 1, "past the new end");
-    let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": "N0"}));
+    let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": name}));
     assert_eq!(b[0]["num_blocks"], 4096, "{b}");
     let saved = ok(&t.rpc, "save_config", json!({})).to_string();
     assert!(
