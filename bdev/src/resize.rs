@@ -8,6 +8,7 @@
 //! `bdev_null_resize` (SPDK's name and parameters: `name`, `new_size` in MiB, grow
 //! only) is the RPC that uses it, and so is `bdev_malloc_resize` (ours: SPDK has no
 //! malloc resize RPC; the same parameters, see [`crate::modules::malloc::resize`]).
+//! `bdev_uring_rescan {name}` (SPDK's) takes up the size a uring bdev's file has now.
 
 use std::sync::atomic::Ordering;
 
@@ -17,7 +18,7 @@ use serde_json::json;
 
 use crate::bdev::{self, Bdev, BdevEvent};
 use crate::error::{Error, Result};
-use crate::modules::{malloc, null};
+use crate::modules::{malloc, null, uring};
 use crate::rpc::{params, rpc_error};
 
 /// Set `b`'s block count to `num_blocks` and tell its open descriptors. Refused when
@@ -89,23 +90,45 @@ pub(crate) fn malloc_resize_rpc(r: Request) {
     resize_rpc(r, "malloc", malloc::resize)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RescanParams {
+    name: String,
+}
+
+/// `bdev_uring_rescan {name}`: the uring bdev takes its file's size now.
+pub(crate) fn uring_rescan_rpc(r: Request) {
+    let p: RescanParams = match params(&r) {
+        Ok(p) => p,
+        Err(e) => return r.respond(Err(e)),
+    };
+    let res = with_module(&p.name, "uring", |b| uring::rescan(b));
+    r.respond(res)
+}
+
+/// `f` on bdev `name` if it is of module `module`.
+fn with_module(
+    name: &str,
+    module: &str,
+    f: impl FnOnce(&Bdev) -> Result<()>,
+) -> std::result::Result<serde_json::Value, RpcError> {
+    let b = bdev::get(name).ok_or_else(|| rpc_error(&Error::NotFound(name.to_string())))?;
+    if b.module().module_name() != module {
+        return Err(RpcError::invalid_params(format!(
+            "bdev '{name}' is not a {module} bdev"
+        )));
+    }
+    f(&b).map_err(|e| rpc_error(&e))?;
+    Ok(json!(true))
+}
+
 /// `{name, new_size}` to `resize` of a bdev of module `module`.
 fn resize_rpc(r: Request, module: &str, resize: fn(&Bdev, u64) -> Result<()>) {
     let p: ResizeParams = match params(&r) {
         Ok(p) => p,
         Err(e) => return r.respond(Err(e)),
     };
-    let res = (|| {
-        let b = bdev::get(&p.name).ok_or_else(|| rpc_error(&Error::NotFound(p.name.clone())))?;
-        if b.module().module_name() != module {
-            return Err(RpcError::invalid_params(format!(
-                "bdev '{}' is not a {module} bdev",
-                p.name
-            )));
-        }
-        resize(&b, p.new_size).map_err(|e| rpc_error(&e))?;
-        Ok(json!(true))
-    })();
+    let res = with_module(&p.name, module, |b| resize(b, p.new_size));
     r.respond(res)
 }
 

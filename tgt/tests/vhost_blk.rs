@@ -251,27 +251,58 @@ fn malloc_resize_reaches_the_front_end() {
     grow_under_a_front_end("malloc");
 }
 
-/// Grow an 8 MiB bdev of module `kind` ("null" or "malloc") to 16 MiB under a
-/// connected front end, through `bdev_<kind>_resize`.
+/// A uring bdev whose file grew, taken up by `bdev_uring_rescan`: the same, the data
+/// being the file's.
+#[test]
+fn uring_rescan_reaches_the_front_end() {
+    grow_under_a_front_end("uring");
+}
+
+/// Grow an 8 MiB bdev of module `kind` ("null", "malloc" or "uring") to 16 MiB under a
+/// connected front end, through `bdev_<kind>_resize` (uring: the file grown, then
+/// `bdev_uring_rescan`).
 fn grow_under_a_front_end(kind: &str) {
     use std::io::Read;
     use vhost::vhost_user::message::VhostUserProtocolFeatures;
     use vhost::vhost_user::VhostUserFrontend;
 
-    let dir = tmpdir(&format!("resize-{kind}"));
-    let t = start(&dir, "resize");
+    let tag = format!("resize-{kind}");
+    let dir = tmpdir(&tag);
+    let t = start(&dir, &tag);
     ok(
         &t.rpc,
         "bdev_null_create",
         json!({"name": "N0", "num_blocks": 2048, "block_size": 4096}),
     );
     malloc(&t, "M0", 8, 4096);
-    let (name, other) = if kind == "null" {
-        ("N0", "M0")
-    } else {
-        ("M0", "N0")
+    let img = dir.join("u0.img");
+    let file = std::fs::File::create(&img).unwrap();
+    file.set_len(8 << 20).unwrap();
+    ok(
+        &t.rpc,
+        "bdev_uring_create",
+        json!({"name": "U0", "filename": img.to_str().unwrap(), "block_size": 4096}),
+    );
+    let (name, other) = match kind {
+        "null" => ("N0", "M0"),
+        "malloc" => ("M0", "N0"),
+        _ => ("U0", "N0"),
     };
-    let method = format!("bdev_{kind}_resize");
+    let uring = kind == "uring";
+    let method = if uring {
+        "bdev_uring_rescan".to_string()
+    } else {
+        format!("bdev_{kind}_resize")
+    };
+    // The parameters that set the size to `mib` (uring: the file grown first).
+    let grow = |mib: u64| {
+        if uring {
+            file.set_len(mib << 20).unwrap();
+            json!({ "name": name })
+        } else {
+            json!({ "name": name, "new_size": mib })
+        }
+    };
     ctrlr(&t, "vr0", name, false);
     let mut c = Client::connect_proto(&dir.join("vr0"), VhostUserProtocolFeatures::BACKEND_REQ);
     let (mut mine, theirs) = UnixStream::pair().unwrap();
@@ -289,21 +320,27 @@ fn grow_under_a_front_end(kind: &str) {
         0,
         "the last block before the resize"
     );
-    // Refusals: unknown bdev, another module's bdev, shrinking, bad parameters.
-    for (p, code) in [
-        (json!({"name": "nope", "new_size": 16}), -19),
-        (json!({"name": other, "new_size": 16}), -32602),
-        (json!({"name": name, "new_size": 4}), -32602),
-        (json!({"name": name}), -32602),
-        (json!({"name": name, "new_size": -1}), -32602),
-    ] {
+    // Refusals: unknown bdev, another module's bdev, bad parameters.
+    let cases = if uring {
+        vec![
+            (json!({"name": "nope"}), -19),
+            (json!({ "name": other }), -32602),
+            (json!({}), -32602),
+            (json!({"name": name, "new_size": 16}), -32602),
+        ]
+    } else {
+        vec![
+            (json!({"name": "nope", "new_size": 16}), -19),
+            (json!({"name": other, "new_size": 16}), -32602),
+            (json!({ "name": name }), -32602),
+            (json!({"name": name, "new_size": -1}), -32602),
+        ]
+    };
+    for (p, code) in cases {
         refused(&t.rpc, &method, p, code);
     }
     assert_eq!(c.config().0, old_end, "refusals changed nothing");
-    assert_eq!(
-        ok(&t.rpc, &method, json!({"name": name, "new_size": 16})),
-        true
-    );
+    assert_eq!(ok(&t.rpc, &method, grow(16)), true);
     let mut msg = [0u8; 12];
     mine.read_exact(&mut msg)
         .expect("BACKEND_CONFIG_CHANGE_MSG within 20 s");
@@ -315,15 +352,9 @@ fn grow_under_a_front_end(kind: &str) {
     assert_eq!(c.config().0, 2 * old_end, "capacity after the resize");
     let (st, grown) = c.read(old_end, 4096);
     assert_eq!(st, 0, "the new sectors take reads");
-    if kind == "malloc" {
-        assert!(
-            grown.iter().all(|&b| b == 0),
-            "new malloc blocks read as zeros"
-        );
-        assert!(
-            c.read(old_end - 8, 4096).1 == kept,
-            "the old blocks moved along"
-        );
+    if kind != "null" {
+        assert!(grown.iter().all(|&b| b == 0), "new blocks read as zeros");
+        assert!(c.read(old_end - 8, 4096).1 == kept, "the old blocks kept");
     }
     let last = pattern(12, 4096);
     assert_eq!(
@@ -331,20 +362,30 @@ fn grow_under_a_front_end(kind: &str) {
         0,
         "and writes at the new end"
     );
-    if kind == "malloc" {
+    if kind != "null" {
         assert!(
             c.read(2 * old_end - 8, 4096).1 == last,
             "the new end keeps data"
         );
     }
     assert_eq!(c.read(2 * old_end, 4096).0, 1, "past the new end");
+    // Shrinking under an open descriptor is refused.
+    refused(&t.rpc, &method, grow(4), -32602);
+    assert_eq!(
+        c.config().0,
+        2 * old_end,
+        "a refused shrink changed nothing"
+    );
     let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": name}));
     assert_eq!(b[0]["num_blocks"], 4096, "{b}");
-    let saved = ok(&t.rpc, "save_config", json!({})).to_string();
-    assert!(
-        saved.contains("\"num_blocks\":4096"),
-        "save_config keeps the new size: {saved}"
-    );
+    if !uring {
+        // (A uring bdev's size is its file's; its config has none.)
+        let saved = ok(&t.rpc, "save_config", json!({})).to_string();
+        assert!(
+            saved.contains("\"num_blocks\":4096"),
+            "save_config keeps the new size: {saved}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

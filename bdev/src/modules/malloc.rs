@@ -16,7 +16,7 @@
 //! ([`crate::notify_blockcnt_change`]).
 
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use framework::subsystem::ConfigCall;
 use memmap2::MmapMut;
@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::{Error, Result};
 use crate::io::{BdevIo, IoStatus, IoType};
-use crate::modules::Deferred;
+use crate::modules::{Deferred, Disks};
 use crate::uuid::Uuid;
 
 /// What `bdev_malloc_create` takes.
@@ -135,19 +135,7 @@ struct MallocDisk {
     mem: Arc<Mutex<Backing>>,
 }
 
-/// Every live disk, to find a bdev's disk by identity (the layer hands out the module
-/// as `dyn BdevModule`).
-static DISKS: Mutex<Vec<Weak<MallocDisk>>> = Mutex::new(Vec::new());
-
-/// The disk behind malloc bdev `b`.
-fn disk_of(b: &Bdev) -> Option<Arc<MallocDisk>> {
-    let want = Arc::as_ptr(b.module()).cast::<()>();
-    let mut all = DISKS.lock().unwrap_or_else(|e| e.into_inner());
-    all.retain(|w| w.strong_count() > 0);
-    all.iter()
-        .filter_map(Weak::upgrade)
-        .find(|d| Arc::as_ptr(d).cast::<()>() == want)
-}
+static DISKS: Disks<MallocDisk> = Disks::new();
 
 /// Grow malloc bdev `b` to `new_size_mib` MiB (`bdev_malloc_resize`): whole blocks,
 /// not below the current size. The disk's memory is replaced by a larger block holding
@@ -155,7 +143,7 @@ fn disk_of(b: &Bdev) -> Option<Arc<MallocDisk>> {
 /// allocation leaves the disk as it was.
 pub fn resize(b: &Bdev, new_size_mib: u64) -> Result<()> {
     let blocks = crate::resize::grown_blocks(b, new_size_mib)?;
-    let disk = disk_of(b).ok_or_else(|| Error::Invalid {
+    let disk = DISKS.of(b).ok_or_else(|| Error::Invalid {
         what: "name",
         why: format!("bdev '{}' is not a malloc bdev", b.name()),
     })?;
@@ -292,8 +280,7 @@ pub fn create(opts: MallocOpts) -> Result<Bdev> {
     let disk = Arc::new(MallocDisk {
         mem: Arc::new(Mutex::new(mem)),
     });
-    let weak = Arc::downgrade(&disk);
-    let b = bdev::register(info, disk)?;
-    DISKS.lock().unwrap_or_else(|e| e.into_inner()).push(weak);
+    let b = bdev::register(info, disk.clone())?;
+    DISKS.add(&disk);
     Ok(b)
 }
