@@ -102,7 +102,7 @@ pub(crate) fn uring_rescan_rpc(r: Request) {
         Ok(p) => p,
         Err(e) => return r.respond(Err(e)),
     };
-    let res = with_module(&p.name, "uring", |b| uring::rescan(b));
+    let res = with_module(&p.name, "uring", uring::rescan);
     r.respond(res)
 }
 
