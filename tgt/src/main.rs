@@ -21,8 +21,24 @@ fn subsystems(app: &mut App) -> framework::Result<()> {
     app.add_subsystem(nvmf::NvmfSubsystem)
 }
 
+/// The microseconds (0 to 1000000) after option `argv[i]`, both taken out of `argv`.
+fn take_us(argv: &mut Vec<String>, i: usize) -> Result<u64, String> {
+    let a = argv[i].clone();
+    let v = argv
+        .get(i + 1)
+        .cloned()
+        .ok_or_else(|| format!("{a}: needs a number"))?;
+    let us = v
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n <= 1_000_000)
+        .ok_or_else(|| format!("{a} '{v}': microseconds, 0 to 1000000"))?;
+    argv.drain(i..i + 2);
+    Ok(us)
+}
+
 /// Take the target's own options out of `argv` (SPDK vhost's `-S DIR`,
-/// `--idle-sleep-us N`); the idle time, if given.
+/// `--idle-sleep-us N`, `--vhost-notify-window-us N`); the idle time, if given.
 fn target_options(argv: &mut Vec<String>) -> Result<Option<u64>, String> {
     let mut idle_us = None;
     let mut i = 1;
@@ -30,30 +46,12 @@ fn target_options(argv: &mut Vec<String>) -> Result<Option<u64>, String> {
         let a = argv[i].clone();
         let a = a.as_str();
         if a == "--vhost-notify-window-us" {
-            let v = argv
-                .get(i + 1)
-                .cloned()
-                .ok_or("--vhost-notify-window-us: needs a number")?;
-            let us = v
-                .parse::<u64>()
-                .map_err(|_| format!("--vhost-notify-window-us '{v}': microseconds"))?;
-            fpvhost::set_notify_window_us(us)
-                .map_err(|e| format!("--vhost-notify-window-us: {e}"))?;
-            argv.drain(i..i + 2);
+            let us = take_us(argv, i)?;
+            fpvhost::set_notify_window_us(us).map_err(|e| format!("{a}: {e}"))?;
             continue;
         }
         if a == "--idle-sleep-us" {
-            let v = argv
-                .get(i + 1)
-                .cloned()
-                .ok_or("--idle-sleep-us: needs a number")?;
-            let us = v
-                .parse::<u64>()
-                .ok()
-                .filter(|&n| n <= 1_000_000)
-                .ok_or_else(|| format!("--idle-sleep-us '{v}': microseconds, 0 to 1000000"))?;
-            idle_us = Some(us);
-            argv.drain(i..i + 2);
+            idle_us = Some(take_us(argv, i)?);
             continue;
         }
         let inline = a.strip_prefix("--vhost-socket-dir=").map(str::to_string);

@@ -553,8 +553,36 @@ fn quiet_queue_lets_the_reactor_sleep() {
 /// are off; when it did not, each waited about 100 ms for an unrelated wake-up).
 #[test]
 fn short_reactor_idle_never_strands_a_request() {
-    let dir = tmpdir("idle0");
-    let t = start_with(&dir, "idle0", &["--idle-sleep-us", "0"]);
+    never_stranded("idle0", &["--idle-sleep-us", "0"]);
+}
+
+/// The same with a notify window (the queue polls 50 us with kicks off before it
+/// lets the reactor sleep).
+#[test]
+fn notify_window_never_strands_a_request() {
+    never_stranded(
+        "window50",
+        &["--idle-sleep-us", "0", "--vhost-notify-window-us", "50"],
+    );
+}
+
+/// A notify window beyond a second is refused with a clear line.
+#[test]
+fn bad_notify_window_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args(["--vhost-notify-window-us", "2000000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("--vhost-notify-window-us '2000000'"), "{e}");
+}
+
+/// Requests after pauses, kicked only when the used ring asks, through a target
+/// started with `args`: each served at once.
+fn never_stranded(tag: &str, args: &[&str]) {
+    let dir = tmpdir(tag);
+    let t = start_with(&dir, tag, args);
     malloc(&t, "M5", 4, 512);
     ctrlr(&t, "z0", "M5", false);
     let mut c = Client::connect(&dir.join("z0"));
