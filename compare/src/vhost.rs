@@ -157,20 +157,6 @@ fn start_qsd(file: &Path, sock: &Path, log: &Path) -> Result<Target> {
     )
 }
 
-fn guest_sh(g: &mut Guest, cmd: &str, secs: u64) -> Result<String> {
-    let (rc, out) = g
-        .run_timeout(cmd, Duration::from_secs(secs))
-        .map_err(|e| Error::Setup(format!("guest '{cmd}': {e}")))?;
-    if rc != 0 {
-        return Err(Error::Side {
-            side: "the guest".into(),
-            why: format!("'{cmd}' exited with {rc}"),
-            stderr: harness::tail(&out, 15),
-        });
-    }
-    Ok(out)
-}
-
 pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     if ctx.common.baseline.is_some() {
         return Err(Error::Usage(
@@ -220,7 +206,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         ..Default::default()
     })
     .map_err(|e| Error::Setup(format!("vhost: guest boot: {e}")))?;
-    let out = guest_sh(
+    let out = crate::guest::sh(
         &mut g,
         &format!(
             "fp-modprobe virtio_pci virtio_blk && for i in $(seq 50); do \
@@ -290,8 +276,11 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                 for &d in &o.depths {
                     let c0 = cpu_ticks(srv.pid);
                     let q0 = srv.queue_counters(&rpc_bin)?;
-                    let out =
-                        guest_sh(&mut g, &fio_cmd(&srv.dev, w, d, o.seconds), o.seconds + 180)?;
+                    let out = crate::guest::sh(
+                        &mut g,
+                        &fio_cmd(&srv.dev, w, d, o.seconds),
+                        o.seconds + 180,
+                    )?;
                     let c1 = cpu_ticks(srv.pid);
                     let q1 = srv.queue_counters(&rpc_bin)?;
                     std::fs::write(ctx.out(&format!("fio-{w}-q{d}"), side, round), &out)
@@ -479,7 +468,7 @@ fn strace_round(
         .map_err(|e| Error::io("start strace", e))?;
     // strace attaches asynchronously; give it a moment before the I/O starts.
     std::thread::sleep(Duration::from_millis(500));
-    let res = guest_sh(
+    let res = crate::guest::sh(
         g,
         &fio_cmd(&srv.dev, "randread", depth, seconds),
         seconds + 300,
