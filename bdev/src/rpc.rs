@@ -1,5 +1,6 @@
 //! The bdev RPC methods under SPDK's names and parameters: bdev_malloc_create,
-//! bdev_malloc_delete, bdev_uring_create, bdev_uring_delete, bdev_aio_create,
+//! bdev_malloc_delete, bdev_malloc_resize (ours, [`crate::resize`]), bdev_uring_create,
+//! bdev_uring_delete, bdev_uring_rescan ([`crate::resize`]), bdev_aio_create,
 //! bdev_aio_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
 //! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete,
 //! bdev_null_resize ([`crate::resize`]),
@@ -444,6 +445,10 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
         ),
         ("bdev_malloc_delete", Box::new(|r| delete(r, "malloc"))),
         (
+            "bdev_malloc_resize",
+            Box::new(crate::resize::malloc_resize_rpc),
+        ),
+        (
             "bdev_nvme_attach_controller",
             Box::new(crate::modules::nvme_attach::attach_rpc),
         ),
@@ -482,6 +487,10 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
         ("bdev_null_resize", Box::new(crate::resize::null_resize_rpc)),
         ("bdev_uring_create", Box::new(uring_create)),
         ("bdev_uring_delete", Box::new(|r| delete(r, "uring"))),
+        (
+            "bdev_uring_rescan",
+            Box::new(crate::resize::uring_rescan_rpc),
+        ),
         ("bdev_aio_create", Box::new(aio_create)),
         ("bdev_aio_delete", Box::new(|r| delete(r, "aio"))),
         (

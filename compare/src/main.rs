@@ -99,7 +99,10 @@ vhost:    --seconds S    per fio run (default 5)
                          made and removed by the tool)
           --size-mib N   its size (default 256)
           --tgt-args A   our target's core arguments, replacing '-m 0x1' (e.g. '-m 0x1
-                         --poll-mode')
+                         --idle-sleep-us 0')
+          --variant-args A  a second target of ours with these arguments (third side)
+          --unpin SIDE   ours or variant: that target's threads on every cpu (taskset)
+          --strace       one untimed randread round per server under strace -c -f
 framework: --messages N  one-way messages per run (default 2000000)
           --round-trips N round trips per run (default 200000)
 virtio:   --seconds S    per run (default 10, plus 15 s to start; the first 2 s are warm-up)";
@@ -202,11 +205,12 @@ fn real_main(args: &[String]) -> Result<()> {
             | "nvme"
             | "bdevperf"
             | "nvmf"
+            | "vhost"
             | "framework"
             | "virtio"
     ) {
         return Err(Error::Usage(format!(
-            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf, framework or virtio (see --help)"
+            "unknown subcommand '{sub}': ring, mempool, pmd, testpmd, nvme, bdevperf, nvmf, vhost, framework or virtio (see --help)"
         )));
     }
     let mut common = Common {

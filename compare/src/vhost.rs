@@ -15,6 +15,14 @@
 //! time per I/O (us: utime + stime from /proc over the run over the I/Os; a polling
 //! reactor burns its core whatever the load). The emulator bounds every number;
 //! the ratio is the point.
+//!
+//! `--variant-args ARGS` starts a second target of ours with other options (a third
+//! disk, the table's third side) so two settings meet the daemon in one boot;
+//! `--unpin ours|variant` lets every thread of that target run on every cpu (taskset
+//! after the start: the EAL pins each lcore to one cpu). For our targets the kicks read
+//! and calls written per I/O come from `vhost_get_controllers`. `--strace` adds one
+//! untimed round per server at the end under `strace -c -f` (randread, each depth):
+//! system calls per I/O, with reads and writes (the eventfd kicks and calls) apart.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -38,6 +46,12 @@ pub struct Opts {
     size_mib: u64,
     /// Replaces `-m 0x1` on our target's command line (core placement, `--poll-mode`).
     tgt_args: Vec<String>,
+    /// A second target of ours with these arguments (the third side).
+    variant_args: Option<Vec<String>>,
+    /// Our targets whose threads may run on every cpu.
+    unpin: Vec<Side>,
+    /// One untimed round per server under strace -c.
+    strace: bool,
 }
 
 impl Opts {
@@ -49,6 +63,9 @@ impl Opts {
             file: PathBuf::from("/dev/shm/fp-compare-vhost.img"),
             size_mib: 256,
             tgt_args: vec!["-m".into(), "0x1".into()],
+            variant_args: None,
+            unpin: Vec::new(),
+            strace: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -75,16 +92,35 @@ impl Opts {
                     let v = crate::args::value(&mut it, "--tgt-args")?;
                     o.tgt_args = v.split_whitespace().map(str::to_string).collect();
                 }
+                "--variant-args" => {
+                    let v = crate::args::value(&mut it, "--variant-args")?;
+                    o.variant_args = Some(v.split_whitespace().map(str::to_string).collect());
+                }
+                "--unpin" => match crate::args::value(&mut it, "--unpin")? {
+                    "ours" => o.unpin.push(Side::Ours),
+                    "variant" => o.unpin.push(Side::Base),
+                    v => {
+                        return Err(Error::Usage(format!(
+                            "vhost: --unpin '{v}': ours or variant"
+                        )))
+                    }
+                },
+                "--strace" => o.strace = true,
                 _ => return Err(crate::args::unknown_arg(Some("vhost"), a)),
             }
+        }
+        if o.unpin.contains(&Side::Base) && o.variant_args.is_none() {
+            return Err(Error::Usage(
+                "vhost: --unpin variant needs --variant-args".into(),
+            ));
         }
         Ok(o)
     }
 }
 
-/// Our bdev's name: also the disk's serial in the guest (the target answers GET_ID
-/// with it), which tells the two disks apart.
-const BDEV: &str = "Uring0";
+/// Our bdevs' names (ours, the variant): also the disks' serials in the guest (the
+/// target answers GET_ID with it), which tell the disks apart.
+const BDEVS: [&str; 2] = ["Uring0", "Uring1"];
 
 /// The shared file, filled with a pattern so reads touch real pages on both sides.
 fn make_file(path: &Path, mib: u64) -> Result<()> {
@@ -140,34 +176,10 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     ));
     make_file(&o.file, o.size_mib)?;
     let work = ctx.work().to_path_buf();
-    let rpc_bin = ctx.bin(Side::Ours, "ferroplane-rpc");
-    let sock = work.join("tgt.sock");
-    let mut cmd = Command::new(ctx.bin(Side::Ours, "ferroplane-tgt"));
-    cmd.args(&o.tgt_args)
-        .args(["--no-huge", "-s", "256", "--no-pci", "--file-prefix"])
-        .arg(format!("fpcmpvhost{}", std::process::id()))
-        .arg("-r")
-        .arg(&sock)
-        .arg("-S")
-        .arg(&work);
-    let ours = start(&mut cmd, sock, "ferroplane-tgt", &work.join("tgt.log"))?;
-    let file = o.file.display().to_string();
-    let end = Instant::now() + Duration::from_secs(30);
-    // The target answers RPCs before its subsystems are up: retry the first call.
-    loop {
-        let args = ["bdev_uring_create", &file, BDEV, "4096"];
-        match rpc(&rpc_bin, &ours.sock, &args, "ferroplane-tgt") {
-            Ok(()) => break,
-            Err(e) if Instant::now() > end => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
+    let mut ours = vec![(Side::Ours, start_ours(ctx, o, &o.tgt_args, 0)?)];
+    if let Some(v) = &o.variant_args {
+        ours.push((Side::Base, start_ours(ctx, o, v, 1)?));
     }
-    rpc(
-        &rpc_bin,
-        &ours.sock,
-        &["vhost_create_blk_controller", "vb0", BDEV],
-        "ferroplane-tgt",
-    )?;
     let qsd = start_qsd(&o.file, &work.join("qsd.sock"), &work.join("qsd.log"))?;
     let fio = PathBuf::from("/usr/bin/fio");
     let disk = |id: &str, path: &Path| {
@@ -178,8 +190,12 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
             format!("vhost-user-blk-pci,chardev={id},num-queues=1"),
         ]
     };
-    let mut qemu_args = disk("vb0", &work.join("vb0")).to_vec();
-    qemu_args.extend(disk("vb1", &qsd.sock));
+    let mut qemu_args = Vec::new();
+    for i in 0..ours.len() {
+        let id = format!("vb{i}");
+        qemu_args.extend(disk(&id, &work.join(&id)));
+    }
+    qemu_args.extend(disk("vq", &qsd.sock));
     harness::say("vhost: booting the guest (QEMU TCG)");
     let mut g = Guest::boot(&GuestOptions {
         memfd: true,
@@ -192,60 +208,84 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     .map_err(|e| Error::Setup(format!("vhost: guest boot: {e}")))?;
     let out = crate::guest::sh(
         &mut g,
-        "fp-modprobe virtio_pci virtio_blk && for i in $(seq 50); do [ -b /dev/vdb ] && break; \
-         sleep 0.2; done; for d in vda vdb; do echo $d $(cat /sys/block/$d/serial); done",
+        &format!(
+            "fp-modprobe virtio_pci virtio_blk && for i in $(seq 50); do \
+             [ $(ls -d /sys/block/vd* 2>/dev/null | wc -l) -ge {} ] && break; sleep 0.2; done; \
+             for d in /sys/block/vd*; do echo ${{d##*/}} $(cat $d/serial); done",
+            ours.len() + 1
+        ),
         120,
     )?;
-    let ours_dev = out
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(BDEV))
-        .and_then(|l| l.split_whitespace().next())
-        .ok_or_else(|| Error::Setup(format!("vhost: no guest disk with serial {BDEV}: {out}")))?
-        .to_string();
-    let peer_dev = if ours_dev == "vda" { "vdb" } else { "vda" };
+    // Our disks by serial; the daemon's is the one whose serial is none of ours.
+    let dev_where = |want: &dyn Fn(Option<&str>) -> bool, what: &str| -> Result<String> {
+        out.lines()
+            .filter(|l| l.starts_with("vd"))
+            .find(|l| want(l.split_whitespace().nth(1)))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Setup(format!("vhost: no guest disk for {what}: {out}")))
+    };
+    let mut servers = vec![Server {
+        side: Side::Peer,
+        dev: dev_where(&|s| s.is_none_or(|s| !BDEVS.contains(&s)), "the daemon")?,
+        pid: qsd.child.id(),
+        rpc: None,
+    }];
+    for (i, (side, t)) in ours.iter().enumerate() {
+        servers.push(Server {
+            side: *side,
+            dev: dev_where(&|s| s == Some(BDEVS[i]), BDEVS[i])?,
+            pid: t.child.id(),
+            rpc: Some(t.sock.clone()),
+        });
+    }
     let load = |when: &str| {
         let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         harness::say(format!("vhost: load average {when}: {}", l.trim()));
     };
     load("before");
     let peer = "qemu-storage-daemon (QEMU 7.2)".to_string();
-    let mut t = ctx.table(
+    let variant = o
+        .variant_args
+        .as_ref()
+        .map(|v| format!("ours ({})", v.join(" ")));
+    let mut t = Table::new(
         format!(
-            "vhost: {peer} vs ferroplane-tgt ({}), one file ({}) through io_uring with O_DIRECT on both, fio libaio 4 KiB in one QEMU TCG guest",
+            "vhost: {peer} vs ferroplane-tgt ({}), one file ({}) through io_uring with O_DIRECT on all, fio libaio 4 KiB in one QEMU TCG guest",
             o.tgt_args.join(" "),
             o.file.display()
         ),
         peer.clone(),
+        variant,
     );
+    let sides: Vec<Side> = servers.iter().map(|s| s.side).collect();
+    let rpc_bin = ctx.bin(Side::Ours, "ferroplane-rpc");
     for round in 0..ctx.common.repeat {
-        for side in harness::round_order(&[Side::Peer, Side::Ours], round) {
-            crate::ring::say_round(ctx, round, side, &peer);
-            let (dev, pid) = match side {
-                Side::Peer => (peer_dev, qsd.child.id()),
-                _ => (ours_dev.as_str(), ours.child.id()),
-            };
+        for side in harness::round_order(&sides, round) {
+            let srv = servers
+                .iter()
+                .find(|s| s.side == side)
+                .expect("a server per side");
+            harness::say(format!(
+                "round {}/{}: {}",
+                round + 1,
+                ctx.common.repeat,
+                side_label(side, &peer)
+            ));
             for w in &o.workloads {
                 for &d in &o.depths {
-                    let cmd = format!(
-                        "fio --name=b --filename=/dev/{dev} --direct=1 --ioengine=libaio \
-                         --rw={w} --bs=4k --iodepth={d} --runtime={} --time_based \
-                         --randrepeat=0 --output-format=json --output=/tmp/f.json >/dev/null \
-                         && tr -d '\\n' < /tmp/f.json; echo",
-                        o.seconds
-                    );
-                    let c0 = cpu_ticks(pid);
-                    let out = crate::guest::sh(&mut g, &cmd, o.seconds + 180)?;
-                    let c1 = cpu_ticks(pid);
+                    let c0 = cpu_ticks(srv.pid);
+                    let q0 = srv.queue_counters(&rpc_bin)?;
+                    let out = crate::guest::sh(
+                        &mut g,
+                        &fio_cmd(&srv.dev, w, d, o.seconds),
+                        o.seconds + 180,
+                    )?;
+                    let c1 = cpu_ticks(srv.pid);
+                    let q1 = srv.queue_counters(&rpc_bin)?;
                     std::fs::write(ctx.out(&format!("fio-{w}-q{d}"), side, round), &out)
                         .map_err(|e| Error::io("keep fio's output", e))?;
-                    let dir = if w.contains("read") { "read" } else { "write" };
-                    let r = parse::fio_json_dir(&out, dir)
-                        .filter(|r| r.iops > 0.0)
-                        .ok_or_else(|| Error::Side {
-                            side: format!("fio on {dev}"),
-                            why: "printed no result".into(),
-                            stderr: harness::tail(&out, 15),
-                        })?;
+                    let r = fio_result(&out, w, &srv.dev)?;
                     let case = format!("{w} 4KiB qd{d}");
                     let mut rec = |what: &str, unit: &'static str, better: Better, v: f64| {
                         t.record(round, side, &format!("{case} {what}"), unit, better, v)
@@ -254,19 +294,223 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                     rec("mean latency", "us", Better::Lower, r.lat_us);
                     rec("p50 latency", "us", Better::Lower, r.p50_us);
                     rec("p99 latency", "us", Better::Lower, r.p99_us);
+                    let ios = r.iops * o.seconds as f64;
                     if let (Some(a), Some(b)) = (c0, c1) {
-                        let ios = r.iops * o.seconds as f64;
                         let cpu_s = b.saturating_sub(a) as f64 / clk_tck();
                         rec("server CPU per I/O", "us", Better::Lower, cpu_s * 1e6 / ios);
+                    }
+                    if let (Some(a), Some(b)) = (q0, q1) {
+                        harness::say(format!(
+                            "vhost: {} {case}: {:.2} kicks, {:.2} calls per I/O",
+                            side_label(side, &peer),
+                            b.0.saturating_sub(a.0) as f64 / ios,
+                            b.1.saturating_sub(a.1) as f64 / ios
+                        ));
                     }
                 }
             }
         }
     }
     load("after");
+    if o.strace {
+        for srv in &servers {
+            for &d in &o.depths {
+                strace_round(ctx, &mut g, srv, d, o.seconds, &side_label(srv.side, &peer))?;
+            }
+        }
+    }
     drop(g);
     drop(qsd);
     drop(ours);
     let _ = std::fs::remove_file(&o.file);
     Ok(t)
+}
+
+/// One server as the rounds see it.
+struct Server {
+    side: Side,
+    /// Its disk in the guest.
+    dev: String,
+    pid: u32,
+    /// Its RPC socket (ours only).
+    rpc: Option<PathBuf>,
+}
+
+impl Server {
+    /// Kicks and calls over every queue of every controller (ours only).
+    fn queue_counters(&self, rpc_bin: &Path) -> Result<Option<(u64, u64)>> {
+        let Some(sock) = &self.rpc else {
+            return Ok(None);
+        };
+        let mut cmd = Command::new(rpc_bin);
+        cmd.arg("-s").arg(sock).arg("vhost_get_controllers");
+        let out = harness::sh("ferroplane-tgt: rpc vhost_get_controllers", &mut cmd)?;
+        let j: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| Error::Setup(format!("vhost_get_controllers answered '{out}': {e}")))?;
+        let (mut kicks, mut calls) = (0, 0);
+        let queues = j
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["sessions"].as_array())
+            .flatten()
+            .filter_map(|s| s["queue_requests"].as_array())
+            .flatten();
+        for q in queues {
+            kicks += q["kicks"].as_u64().unwrap_or(0);
+            calls += q["calls"].as_u64().unwrap_or(0);
+        }
+        Ok(Some((kicks, calls)))
+    }
+}
+
+fn side_label(side: Side, peer: &str) -> String {
+    match side {
+        Side::Peer => peer.to_string(),
+        Side::Ours => "ours".into(),
+        Side::Base => "ours (variant)".into(),
+    }
+}
+
+/// Start one target of ours with `args`, a uring bdev `BDEVS[i]` on the file and
+/// controller `vb{i}` on it.
+fn start_ours(ctx: &Ctx, o: &Opts, args: &[String], i: usize) -> Result<Target> {
+    let work = ctx.work().to_path_buf();
+    let rpc_bin = ctx.bin(Side::Ours, "ferroplane-rpc");
+    let sock = work.join(format!("tgt{i}.sock"));
+    let mut cmd = Command::new(ctx.bin(Side::Ours, "ferroplane-tgt"));
+    cmd.args(args)
+        .args(["--no-huge", "-s", "256", "--no-pci", "--file-prefix"])
+        .arg(format!("fpcmpvhost{}x{i}", std::process::id()))
+        .arg("-r")
+        .arg(&sock)
+        .arg("-S")
+        .arg(&work);
+    let t = start(
+        &mut cmd,
+        sock,
+        "ferroplane-tgt",
+        &work.join(format!("tgt{i}.log")),
+    )?;
+    let side = if i == 0 { Side::Ours } else { Side::Base };
+    if o.unpin.contains(&side) {
+        // Every thread of the process (-a) on every cpu the machine has.
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mask = format!("0-{}", n - 1);
+        harness::sh(
+            "taskset: unpin our target",
+            Command::new("taskset")
+                .args(["-a", "-c", "-p", &mask])
+                .arg(t.child.id().to_string()),
+        )?;
+    }
+    let file = o.file.display().to_string();
+    let end = Instant::now() + Duration::from_secs(30);
+    // The target answers RPCs before its subsystems are up: retry the first call.
+    loop {
+        let args = ["bdev_uring_create", &file, BDEVS[i], "4096"];
+        match rpc(&rpc_bin, &t.sock, &args, "ferroplane-tgt") {
+            Ok(()) => break,
+            Err(e) if Instant::now() > end => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    let name = format!("vb{i}");
+    rpc(
+        &rpc_bin,
+        &t.sock,
+        &["vhost_create_blk_controller", &name, BDEVS[i]],
+        "ferroplane-tgt",
+    )?;
+    Ok(t)
+}
+
+fn fio_cmd(dev: &str, w: &str, depth: u32, seconds: u64) -> String {
+    format!(
+        "fio --name=b --filename=/dev/{dev} --direct=1 --ioengine=libaio \
+         --rw={w} --bs=4k --iodepth={depth} --runtime={seconds} --time_based \
+         --randrepeat=0 --output-format=json --output=/tmp/f.json >/dev/null \
+         && tr -d '\\n' < /tmp/f.json; echo"
+    )
+}
+
+fn fio_result(out: &str, w: &str, dev: &str) -> Result<parse::FioDir> {
+    let dir = if w.contains("read") { "read" } else { "write" };
+    parse::fio_json_dir(out, dir)
+        .filter(|r| r.iops > 0.0)
+        .ok_or_else(|| Error::Side {
+            side: format!("fio on {dev}"),
+            why: "printed no result".into(),
+            stderr: harness::tail(out, 15),
+        })
+}
+
+/// One untimed randread at `depth` on `srv` with `strace -c -f` attached to the server:
+/// system calls per I/O, in total and for read, write and io_uring_enter.
+fn strace_round(
+    ctx: &Ctx,
+    g: &mut Guest,
+    srv: &Server,
+    depth: u32,
+    seconds: u64,
+    label: &str,
+) -> Result<()> {
+    let file = ctx.out(&format!("strace-q{depth}"), srv.side, 0);
+    let mut st = Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(&file)
+        .arg("-p")
+        .arg(srv.pid.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start strace", e))?;
+    // strace attaches asynchronously; give it a moment before the I/O starts.
+    std::thread::sleep(Duration::from_millis(500));
+    let res = crate::guest::sh(
+        g,
+        &fio_cmd(&srv.dev, "randread", depth, seconds),
+        seconds + 300,
+    );
+    // SAFETY: kill(2) on our own child's pid, which we have not waited for yet.
+    unsafe { libc::kill(st.id() as i32, libc::SIGINT) };
+    let _ = st.wait();
+    let r = fio_result(&res?, "randread", &srv.dev)?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Error::io(format!("read {}", file.display()), e))?;
+    let ios = r.iops * seconds as f64;
+    let calls = |name: &str| {
+        text.lines()
+            .map(str::split_whitespace)
+            .filter_map(|f| {
+                let f: Vec<&str> = f.collect();
+                (f.last() == Some(&name))
+                    .then(|| f.get(f.len().checked_sub(2)?)?.parse::<f64>().ok())?
+            })
+            .next()
+            .unwrap_or(0.0)
+    };
+    // "total" lines hold calls before "total", and an errors column may be empty.
+    let total = text
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .and_then(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(3).and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    harness::say(format!(
+        "vhost strace: {label} randread qd{depth}: {:.0} IOPS under strace, per I/O: {:.2} syscalls \
+         ({:.2} read, {:.2} write, {:.2} io_uring_enter, {:.2} epoll_wait, {:.2} ppoll); {}",
+        r.iops,
+        total / ios,
+        calls("read") / ios,
+        calls("write") / ios,
+        calls("io_uring_enter") / ios,
+        calls("epoll_wait") / ios,
+        calls("ppoll") / ios,
+        file.display()
+    ));
+    Ok(())
 }

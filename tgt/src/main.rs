@@ -6,7 +6,9 @@
 //! Besides the framework's options it takes SPDK vhost's `-S DIR`: the directory of
 //! the vhost-user sockets (default: the working directory), and `--idle-sleep-us N`:
 //! how long an idle reactor polls on before it sleeps (default 200; 0 sleeps at once,
-//! as SPDK's interrupt mode does).
+//! as SPDK's interrupt mode does), and `--vhost-notify-window-us N`: how long a
+//! vhost queue whose ring is empty polls with guest kicks off (default 0: kicks go
+//! back on at once).
 
 use framework::app::{args, App, AppOpts};
 use framework::Error;
@@ -19,26 +21,37 @@ fn subsystems(app: &mut App) -> framework::Result<()> {
     app.add_subsystem(nvmf::NvmfSubsystem)
 }
 
+/// The microseconds (0 to 1000000) after option `argv[i]`, both taken out of `argv`.
+fn take_us(argv: &mut Vec<String>, i: usize) -> Result<u64, String> {
+    let a = argv[i].clone();
+    let v = argv
+        .get(i + 1)
+        .cloned()
+        .ok_or_else(|| format!("{a}: needs a number"))?;
+    let us = v
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n <= 1_000_000)
+        .ok_or_else(|| format!("{a} '{v}': microseconds, 0 to 1000000"))?;
+    argv.drain(i..i + 2);
+    Ok(us)
+}
+
 /// Take the target's own options out of `argv` (SPDK vhost's `-S DIR`,
-/// `--idle-sleep-us N`); the idle time, if given.
+/// `--idle-sleep-us N`, `--vhost-notify-window-us N`); the idle time, if given.
 fn target_options(argv: &mut Vec<String>) -> Result<Option<u64>, String> {
     let mut idle_us = None;
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].clone();
         let a = a.as_str();
+        if a == "--vhost-notify-window-us" {
+            let us = take_us(argv, i)?;
+            fpvhost::set_notify_window_us(us).map_err(|e| format!("{a}: {e}"))?;
+            continue;
+        }
         if a == "--idle-sleep-us" {
-            let v = argv
-                .get(i + 1)
-                .cloned()
-                .ok_or("--idle-sleep-us: needs a number")?;
-            let us = v
-                .parse::<u64>()
-                .ok()
-                .filter(|&n| n <= 1_000_000)
-                .ok_or_else(|| format!("--idle-sleep-us '{v}': microseconds, 0 to 1000000"))?;
-            idle_us = Some(us);
-            argv.drain(i..i + 2);
+            idle_us = Some(take_us(argv, i)?);
             continue;
         }
         let inline = a.strip_prefix("--vhost-socket-dir=").map(str::to_string);
@@ -86,7 +99,7 @@ fn main() {
         Ok(o) => o,
         Err(Error::HelpRequested) => {
             print!("{}", args::usage(&program));
-            println!("\nTarget options:\n  -S, --vhost-socket-dir DIR  directory of the vhost-user sockets (default: .)\n  --idle-sleep-us N           idle polling before a reactor sleeps, us (default 200)");
+            println!("\nTarget options:\n  -S, --vhost-socket-dir DIR  directory of the vhost-user sockets (default: .)\n  --idle-sleep-us N           idle polling before a reactor sleeps, us (default 200)\n  --vhost-notify-window-us N  polling of an empty vhost queue before kicks go back on, us (default 0)");
             return;
         }
         Err(e) => {

@@ -240,19 +240,70 @@ fn bad_input_is_an_error_to_that_front_end_only() {
 /// the new capacity, and sectors past the old end that failed before now succeed.
 #[test]
 fn resize_reaches_the_front_end() {
+    grow_under_a_front_end("null");
+}
+
+/// The same for a malloc bdev grown by `bdev_malloc_resize` (ours), whose blocks must
+/// also survive the move to the larger memory: data written before the resize reads
+/// back after it, and the new blocks read as zeros.
+#[test]
+fn malloc_resize_reaches_the_front_end() {
+    grow_under_a_front_end("malloc");
+}
+
+/// A uring bdev whose file grew, taken up by `bdev_uring_rescan`: the same, the data
+/// being the file's.
+#[test]
+fn uring_rescan_reaches_the_front_end() {
+    grow_under_a_front_end("uring");
+}
+
+/// Grow an 8 MiB bdev of module `kind` ("null", "malloc" or "uring") to 16 MiB under a
+/// connected front end, through `bdev_<kind>_resize` (uring: the file grown, then
+/// `bdev_uring_rescan`).
+fn grow_under_a_front_end(kind: &str) {
     use std::io::Read;
     use vhost::vhost_user::message::VhostUserProtocolFeatures;
     use vhost::vhost_user::VhostUserFrontend;
 
-    let dir = tmpdir("resize");
-    let t = start(&dir, "resize");
+    let tag = format!("resize-{kind}");
+    let dir = tmpdir(&tag);
+    let t = start(&dir, &tag);
     ok(
         &t.rpc,
         "bdev_null_create",
         json!({"name": "N0", "num_blocks": 2048, "block_size": 4096}),
     );
-    malloc(&t, "M1", 1, 4096);
-    ctrlr(&t, "vr0", "N0", false);
+    malloc(&t, "M0", 8, 4096);
+    let img = dir.join("u0.img");
+    let file = std::fs::File::create(&img).unwrap();
+    file.set_len(8 << 20).unwrap();
+    ok(
+        &t.rpc,
+        "bdev_uring_create",
+        json!({"name": "U0", "filename": img.to_str().unwrap(), "block_size": 4096}),
+    );
+    let (name, other) = match kind {
+        "null" => ("N0", "M0"),
+        "malloc" => ("M0", "N0"),
+        _ => ("U0", "N0"),
+    };
+    let uring = kind == "uring";
+    let method = if uring {
+        "bdev_uring_rescan".to_string()
+    } else {
+        format!("bdev_{kind}_resize")
+    };
+    // The parameters that set the size to `mib` (uring: the file grown first).
+    let grow = |mib: u64| {
+        if uring {
+            file.set_len(mib << 20).unwrap();
+            json!({ "name": name })
+        } else {
+            json!({ "name": name, "new_size": mib })
+        }
+    };
+    ctrlr(&t, "vr0", name, false);
     let mut c = Client::connect_proto(&dir.join("vr0"), VhostUserProtocolFeatures::BACKEND_REQ);
     let (mut mine, theirs) = UnixStream::pair().unwrap();
     c.fe.set_backend_request_fd(&theirs).unwrap();
@@ -263,25 +314,33 @@ fn resize_reaches_the_front_end() {
     let old_end = 8 * 1024 * 1024 / 512;
     assert_eq!(c.config().0, old_end);
     assert_eq!(c.read(old_end, 4096).0, 1, "past the end before the resize");
-    // Refusals: unknown bdev, not a null bdev, shrinking, bad parameters.
-    for (p, code) in [
-        (json!({"name": "nope", "new_size": 16}), -19),
-        (json!({"name": "M1", "new_size": 16}), -32602),
-        (json!({"name": "N0", "new_size": 4}), -32602),
-        (json!({"name": "N0"}), -32602),
-        (json!({"name": "N0", "new_size": -1}), -32602),
-    ] {
-        refused(&t.rpc, "bdev_null_resize", p, code);
+    let kept = pattern(11, 4096);
+    assert_eq!(
+        c.write(old_end - 8, &kept),
+        0,
+        "the last block before the resize"
+    );
+    // Refusals: unknown bdev, another module's bdev, bad parameters.
+    let cases = if uring {
+        vec![
+            (json!({"name": "nope"}), -19),
+            (json!({ "name": other }), -32602),
+            (json!({}), -32602),
+            (json!({"name": name, "new_size": 16}), -32602),
+        ]
+    } else {
+        vec![
+            (json!({"name": "nope", "new_size": 16}), -19),
+            (json!({"name": other, "new_size": 16}), -32602),
+            (json!({ "name": name }), -32602),
+            (json!({"name": name, "new_size": -1}), -32602),
+        ]
+    };
+    for (p, code) in cases {
+        refused(&t.rpc, &method, p, code);
     }
     assert_eq!(c.config().0, old_end, "refusals changed nothing");
-    assert_eq!(
-        ok(
-            &t.rpc,
-            "bdev_null_resize",
-            json!({"name": "N0", "new_size": 16})
-        ),
-        true
-    );
+    assert_eq!(ok(&t.rpc, &method, grow(16)), true);
     let mut msg = [0u8; 12];
     mine.read_exact(&mut msg)
         .expect("BACKEND_CONFIG_CHANGE_MSG within 20 s");
@@ -291,20 +350,42 @@ fn resize_reaches_the_front_end() {
         "config change, version 1, no body"
     );
     assert_eq!(c.config().0, 2 * old_end, "capacity after the resize");
-    assert_eq!(c.read(old_end, 4096).0, 0, "the new sectors take reads");
+    let (st, grown) = c.read(old_end, 4096);
+    assert_eq!(st, 0, "the new sectors take reads");
+    if kind != "null" {
+        assert!(grown.iter().all(|&b| b == 0), "new blocks read as zeros");
+        assert!(c.read(old_end - 8, 4096).1 == kept, "the old blocks kept");
+    }
+    let last = pattern(12, 4096);
     assert_eq!(
-        c.write(2 * old_end - 8, &[7u8; 4096]),
+        c.write(2 * old_end - 8, &last),
         0,
         "and writes at the new end"
     );
+    if kind != "null" {
+        assert!(
+            c.read(2 * old_end - 8, 4096).1 == last,
+            "the new end keeps data"
+        );
+    }
     assert_eq!(c.read(2 * old_end, 4096).0, 1, "past the new end");
-    let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": "N0"}));
-    assert_eq!(b[0]["num_blocks"], 4096, "{b}");
-    let saved = ok(&t.rpc, "save_config", json!({})).to_string();
-    assert!(
-        saved.contains("\"num_blocks\":4096"),
-        "save_config keeps the new size: {saved}"
+    // Shrinking under an open descriptor is refused.
+    refused(&t.rpc, &method, grow(4), -32602);
+    assert_eq!(
+        c.config().0,
+        2 * old_end,
+        "a refused shrink changed nothing"
     );
+    let b = ok(&t.rpc, "bdev_get_bdevs", json!({"name": name}));
+    assert_eq!(b[0]["num_blocks"], 4096, "{b}");
+    if !uring {
+        // (A uring bdev's size is its file's; its config has none.)
+        let saved = ok(&t.rpc, "save_config", json!({})).to_string();
+        assert!(
+            saved.contains("\"num_blocks\":4096"),
+            "save_config keeps the new size: {saved}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -472,8 +553,36 @@ fn quiet_queue_lets_the_reactor_sleep() {
 /// are off; when it did not, each waited about 100 ms for an unrelated wake-up).
 #[test]
 fn short_reactor_idle_never_strands_a_request() {
-    let dir = tmpdir("idle0");
-    let t = start_with(&dir, "idle0", &["--idle-sleep-us", "0"]);
+    never_stranded("idle0", &["--idle-sleep-us", "0"]);
+}
+
+/// The same with a notify window (the queue polls 50 us with kicks off before it
+/// lets the reactor sleep).
+#[test]
+fn notify_window_never_strands_a_request() {
+    never_stranded(
+        "window50",
+        &["--idle-sleep-us", "0", "--vhost-notify-window-us", "50"],
+    );
+}
+
+/// A notify window beyond a second is refused with a clear line.
+#[test]
+fn bad_notify_window_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroplane-tgt"))
+        .args(["--vhost-notify-window-us", "2000000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("--vhost-notify-window-us '2000000'"), "{e}");
+}
+
+/// Requests after pauses, kicked only when the used ring asks, through a target
+/// started with `args`: each served at once.
+fn never_stranded(tag: &str, args: &[&str]) {
+    let dir = tmpdir(tag);
+    let t = start_with(&dir, tag, args);
     malloc(&t, "M5", 4, 512);
     ctrlr(&t, "z0", "M5", false);
     let mut c = Client::connect(&dir.join("z0"));
@@ -494,6 +603,80 @@ fn short_reactor_idle_never_strands_a_request() {
         "median request time {:?} (all: {took:?})",
         took[4]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Interrupts to the guest: completions of one poll cost one call, and with EVENT_IDX
+/// no call is sent until the used index passes the guest's used_event; the kicks and
+/// calls counted in `vhost_get_controllers` match what the front end saw.
+#[test]
+fn calls_are_batched_and_honour_used_event() {
+    use vhost::VhostBackend;
+    const EVENT_IDX: u64 = 1 << 29;
+    let dir = tmpdir("calls");
+    let t = start(&dir, "calls");
+    malloc(&t, "M6", 4, 512);
+    ctrlr(&t, "k0", "M6", false);
+    let mut c = Client::connect(&dir.join("k0"));
+    // Eight reads in flight together, in slots 0..8 (descriptors 3s, 3s+1, 3s+2).
+    let eight = |c: &mut Client| {
+        let mut heads = Vec::new();
+        for s in 0..8u16 {
+            let (h, st) = c.hdr(s);
+            c.put(h, 0u32);
+            c.put(h + 4, 0u32);
+            c.put(h + 8, u64::from(s) * 8);
+            c.put(st, 0xffu8);
+            let d = 3 * s;
+            c.desc(d, h, 16, F_NEXT, d + 1);
+            c.desc(
+                d + 1,
+                DATA + 4096 * u64::from(s),
+                4096,
+                F_NEXT | F_WRITE,
+                d + 2,
+            );
+            c.desc(d + 2, st, 1, F_WRITE, 0);
+            heads.push(d);
+        }
+        c.make_avail_all(&heads);
+        c.kick();
+        for _ in 0..8 {
+            c.wait_used(20).expect("eight completions within 20 s");
+        }
+        // The call goes out on the queue's next poll after the completions.
+        std::thread::sleep(Duration::from_millis(200));
+        c.take_calls()
+    };
+    c.start_queue();
+    assert_eq!(eight(&mut c), 1, "eight completions in one poll: one call");
+    let counters = |t: &Tgt| {
+        let l = ok(&t.rpc, "vhost_get_controllers", json!({"name": "k0"}));
+        let q = &l[0]["sessions"][0]["queue_requests"][0];
+        (q["kicks"].as_u64().unwrap(), q["calls"].as_u64().unwrap())
+    };
+    let (kicks, calls) = counters(&t);
+    assert_eq!(kicks, 1, "one kick read");
+    assert_eq!(calls, 1, "one call counted");
+    drop(c);
+
+    let mut c = Client::connect(&dir.join("k0"));
+    c.fe.set_features(features_wanted() | EVENT_IDX).unwrap();
+    c.start_queue();
+    c.set_used_event(100);
+    assert_eq!(
+        eight(&mut c),
+        0,
+        "used_event 100 not passed by 8 completions"
+    );
+    c.set_used_event(11);
+    assert_eq!(
+        eight(&mut c),
+        1,
+        "used_event 11 passed once by completions 9-16"
+    );
+    let (_, calls) = counters(&t);
+    assert_eq!(calls, 1, "the new connection's queue counted one call");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

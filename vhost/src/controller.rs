@@ -86,8 +86,8 @@ pub struct Status {
     pub connected: bool,
     /// Connections accepted so far.
     pub connections: u64,
-    /// Requests completed on each running queue `(index, count)` of this connection.
-    pub queues: Vec<(u16, u64)>,
+    /// The counters of each running queue of this connection.
+    pub queues: Vec<crate::queue::QueueCounters>,
     /// Requests refused as malformed on this connection.
     pub bad: u64,
 }

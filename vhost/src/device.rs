@@ -28,7 +28,7 @@ use crate::backend_req::{self, Channel};
 use crate::error::Result;
 use crate::inflight::InflightArea;
 use crate::memory::GuestMem;
-use crate::queue::{self, Ctx, RunningVq, VqStart};
+use crate::queue::{self, Ctx, QueueCounters, RunningVq, VqStart};
 use crate::spec::{feature, BlkConfig, SECTOR_SIZE};
 
 /// Largest ring we accept.
@@ -163,15 +163,15 @@ impl Device {
         }
     }
 
-    /// Requests completed on each running queue (by queue index), and requests
-    /// refused as malformed over all of them.
-    pub fn counters(&self) -> (Vec<(u16, u64)>, u64) {
+    /// The counters of each running queue, and requests refused as malformed over all
+    /// of them.
+    pub fn counters(&self) -> (Vec<QueueCounters>, u64) {
         let mut done = Vec::new();
         let mut bad = 0;
-        for (i, v) in self.vrings.iter().enumerate() {
+        for v in &self.vrings {
             if let Some(r) = &v.running {
                 let s = r.state.lock().unwrap_or_else(|e| e.into_inner());
-                done.push((i as u16, s.completed));
+                done.push(s.counters());
                 bad += s.bad;
             }
         }

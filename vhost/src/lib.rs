@@ -49,4 +49,5 @@ mod sys;
 
 pub use controller::{set_socket_dir, socket_dir};
 pub use error::{Error, Result};
+pub use queue::{notify_window_us, set_notify_window_us};
 pub use subsystem::VhostSubsystem;

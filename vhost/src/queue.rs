@@ -6,14 +6,24 @@
 //! # Notifications and idle mode
 //!
 //! While requests keep coming the queue runs with guest notifications (kicks) off, so
-//! the guest never exits to signal us. After [`IDLE_BEFORE_NOTIFY_US`] without a request
-//! it turns them back on (virtio-queue's `enable_notification`, which re-checks the
-//! avail index after the flag store so no request slips between) and reports idle; the
-//! kick eventfd is a framework interrupt, so a reactor that went to sleep (the
-//! framework's interrupt mode) wakes on the next kick. Until then the poller reports
-//! busy: a reactor must not sleep while the guest is told not to kick (whatever the
-//! reactor's own idle time before sleeping; with a shorter one than this window,
-//! requests waited for an unrelated wake-up, about 100 ms).
+//! the guest never exits to signal us. Once the avail ring has been empty for the
+//! notify window ([`set_notify_window_us`], default [`DEFAULT_NOTIFY_WINDOW_US`]: at
+//! once, as QEMU's own back ends do) it turns them back on (virtio-queue's
+//! `enable_notification`, which re-checks the avail index after the flag store so no
+//! request slips between) and reports idle; the kick eventfd is a framework interrupt,
+//! so a reactor that went to sleep (the framework's interrupt mode) wakes on the next
+//! kick. Until then the poller reports busy: a reactor must not sleep while the guest
+//! is told not to kick (whatever the reactor's own idle time before sleeping; otherwise
+//! requests wait for an unrelated wake-up, about 100 ms).
+//!
+//! # Interrupts to the guest
+//!
+//! Completions only put their heads on the used ring; the queue's poller then asks
+//! once per poll whether the guest wants an interrupt (EVENT_IDX's `used_event`, or
+//! always without it) and writes the call eventfd at most once, so a batch of
+//! completions costs one interrupt. The poller reports busy while one is pending, so
+//! the reactor cannot sleep before sending it. Kicks read and calls written are
+//! counted per queue ([`QueueCounters`]).
 //!
 //! # Guest memory
 //!
@@ -41,9 +51,45 @@ use crate::sys;
 
 /// Most requests taken from the ring in one poll.
 const BATCH: usize = 32;
-/// Idle time after which guest notifications are turned back on (microseconds); the
-/// queue keeps its reactor polling until then.
-pub const IDLE_BEFORE_NOTIFY_US: u64 = 50;
+/// Default notify window: guest notifications go back on as soon as the avail ring is
+/// found empty.
+pub const DEFAULT_NOTIFY_WINDOW_US: u64 = 0;
+/// Largest notify window [`set_notify_window_us`] takes (microseconds).
+pub const MAX_NOTIFY_WINDOW_US: u64 = 1_000_000;
+
+static NOTIFY_WINDOW_US: AtomicU64 = AtomicU64::new(DEFAULT_NOTIFY_WINDOW_US);
+
+/// Set how long (microseconds) a queue whose avail ring is empty keeps polling with
+/// guest notifications off before it turns them on (and lets its reactor sleep);
+/// queues started afterwards take it. Values above [`MAX_NOTIFY_WINDOW_US`] are
+/// refused.
+pub fn set_notify_window_us(us: u64) -> Result<(), String> {
+    if us > MAX_NOTIFY_WINDOW_US {
+        return Err(format!(
+            "notify window {us} us: at most {MAX_NOTIFY_WINDOW_US}"
+        ));
+    }
+    NOTIFY_WINDOW_US.store(us, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The notify window new queues take (microseconds).
+pub fn notify_window_us() -> u64 {
+    NOTIFY_WINDOW_US.load(Ordering::Relaxed)
+}
+
+/// What a queue counted since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Queue index.
+    pub index: u16,
+    /// Requests completed.
+    pub completed: u64,
+    /// Kick eventfd reads that found a kick.
+    pub kicks: u64,
+    /// Call eventfd writes (guest interrupts).
+    pub calls: u64,
+}
 
 /// What every queue of a controller shares: the bdev, the thread's channel, geometry.
 pub struct Ctx {
@@ -90,10 +136,28 @@ pub struct VqState {
     notify_on: bool,
     idle_since: Option<u64>,
     idle_tsc: u64,
+    /// Heads put on the used ring since the guest was last asked about an interrupt.
+    call_pending: bool,
     /// Requests refused as malformed.
     pub bad: u64,
     /// Requests completed.
     pub completed: u64,
+    /// Kicks read.
+    pub kicks: u64,
+    /// Calls written.
+    pub calls: u64,
+}
+
+impl VqState {
+    /// The counters.
+    pub fn counters(&self) -> QueueCounters {
+        QueueCounters {
+            index: self.index,
+            completed: self.completed,
+            kicks: self.kicks,
+            calls: self.calls,
+        }
+    }
 }
 
 /// Shared handle.
@@ -188,9 +252,12 @@ pub fn start(ctx: &Arc<Ctx>, mem: Arc<GuestMem>, s: VqStart) -> Result<RunningVq
         running: true,
         notify_on: true,
         idle_since: None,
-        idle_tsc: hz * IDLE_BEFORE_NOTIFY_US / 1_000_000,
+        idle_tsc: hz * notify_window_us() / 1_000_000,
+        call_pending: false,
         bad: 0,
         completed: 0,
+        kicks: 0,
+        calls: 0,
     }));
     let (c1, s1) = (ctx.clone(), state.clone());
     let name = format!("vhost_{}_vq{}", ctx.name, s.index);
@@ -209,7 +276,9 @@ pub fn start(ctx: &Arc<Ctx>, mem: Arc<GuestMem>, s: VqStart) -> Result<RunningVq
                 return Err(e.to_string());
             }
             match interrupt::register(&name, std::os::fd::AsRawFd::as_raw_fd(&**k), move || {
-                sys::eventfd_drain(&k2);
+                if sys::eventfd_drain(&k2) {
+                    lock(&s2).kicks += 1;
+                }
                 poll(&s2, &c2)
             }) {
                 Ok(i) => Some(i),
@@ -251,6 +320,7 @@ fn poll(vq: &SharedVq, ctx: &Arc<Ctx>) -> PollStatus {
         if !s.running {
             return PollStatus::Idle;
         }
+        let signalled = flush_call(&mut s);
         let mem = s.mem.clone();
         let mut popped = 0;
         while popped < BATCH {
@@ -292,23 +362,8 @@ fn poll(vq: &SharedVq, ctx: &Arc<Ctx>) -> PollStatus {
                 }
             }
         }
-        let now = eal::timer::rdtsc();
         if popped == 0 {
-            if s.notify_on {
-                return PollStatus::Idle;
-            }
-            let since = *s.idle_since.get_or_insert(now);
-            if now.wrapping_sub(since) < s.idle_tsc {
-                // Kicks are off: keep the reactor polling.
-                return PollStatus::Busy;
-            }
-            let more = s.queue.enable_notification(mem.mmap()).unwrap_or(true);
-            s.notify_on = true;
-            return if more {
-                PollStatus::Busy
-            } else {
-                PollStatus::Idle
-            };
+            return idle(&mut s, &mem, signalled);
         }
         s.idle_since = None;
         if s.notify_on {
@@ -319,15 +374,63 @@ fn poll(vq: &SharedVq, ctx: &Arc<Ctx>) -> PollStatus {
     for (head, r, mem) in work {
         submit(ctx, vq, head, r, mem);
     }
+    // Requests that completed at submission (malformed ones, GET_ID, refusals, bdevs
+    // that complete inline) interrupt the guest now.
+    flush_call(&mut lock(vq));
     PollStatus::Busy
+}
+
+/// A poll that found the avail ring empty: turn guest notifications on once the notify
+/// window has passed (keeping the reactor polling until then).
+fn idle(s: &mut VqState, mem: &GuestMem, signalled: bool) -> PollStatus {
+    let busy = if signalled {
+        PollStatus::Busy
+    } else {
+        PollStatus::Idle
+    };
+    if s.notify_on {
+        return busy;
+    }
+    let now = eal::timer::rdtsc();
+    let since = *s.idle_since.get_or_insert(now);
+    if s.idle_tsc > 0 && now.wrapping_sub(since) < s.idle_tsc {
+        // Kicks are off: keep the reactor polling.
+        return PollStatus::Busy;
+    }
+    let more = s.queue.enable_notification(mem.mmap()).unwrap_or(true);
+    s.notify_on = true;
+    if more {
+        PollStatus::Busy
+    } else {
+        busy
+    }
+}
+
+/// Interrupt the guest if heads went on the used ring since the last call and it wants
+/// to hear (EVENT_IDX: once its `used_event` is passed); true if anything was pending.
+fn flush_call(s: &mut VqState) -> bool {
+    if !s.call_pending {
+        return false;
+    }
+    s.call_pending = false;
+    let mem = s.mem.clone();
+    if s.queue.needs_notification(mem.mmap()).unwrap_or(true) {
+        if let Some(c) = &s.call {
+            match sys::eventfd_signal(c) {
+                Ok(()) => s.calls += 1,
+                Err(e) => eal::log_warn!("vhost: queue {}: {e}", s.index),
+            }
+        }
+    }
+    true
 }
 
 fn log_bad(ctrlr: &str, q: u16, why: &str) {
     eal::log_warn!("vhost {ctrlr}: queue {q}: bad request: {why}");
 }
 
-/// Put `head` on the used ring with `len` bytes written, and interrupt the guest if it
-/// wants to hear.
+/// Put `head` on the used ring with `len` bytes written; the queue's next poll
+/// interrupts the guest if it wants to hear ([`flush_call`]).
 fn complete_locked(s: &mut VqState, head: u16, len: u32) {
     let mem = s.mem.clone();
     if let Some(i) = &s.inflight {
@@ -341,12 +444,10 @@ fn complete_locked(s: &mut VqState, head: u16, len: u32) {
     }
     s.outstanding = s.outstanding.saturating_sub(1);
     s.completed += 1;
-    if s.queue.needs_notification(mem.mmap()).unwrap_or(true) {
-        if let Some(c) = &s.call {
-            if let Err(e) = sys::eventfd_signal(c) {
-                eal::log_warn!("vhost: queue {}: {e}", s.index);
-            }
-        }
+    s.call_pending = true;
+    if !s.running {
+        // A stopped queue has no poller left to send it.
+        flush_call(s);
     }
 }
 

@@ -120,10 +120,10 @@ fn controller_json(c: &controller::Controller) -> Value {
     let st = c.status();
     let (connected, connections, queues, refused) =
         (st.connected, st.connections, st.queues, st.bad);
-    let completed: u64 = queues.iter().map(|q| q.1).sum();
+    let completed: u64 = queues.iter().map(|q| q.completed).sum();
     let per_queue: Vec<Value> = queues
         .iter()
-        .map(|(i, n)| json!({"queue": i, "requests": n}))
+        .map(|q| json!({"queue": q.index, "requests": q.completed, "kicks": q.kicks, "calls": q.calls}))
         .collect();
     let o = c.opts();
     json!({

@@ -8,6 +8,12 @@
 //! it is anonymous private pages from the kernel, zero-filled and page aligned. The
 //! framework app does not hand its EAL to subsystems yet, so bdevs made through RPC
 //! use the anonymous pages.
+//!
+//! Resize ([`resize`], RPC `bdev_malloc_resize`: ours, SPDK has none): the disk grows
+//! into a new block of the same kind, the old bytes copied and the new ones zero,
+//! swapped in under the disk's lock (I/O of every channel waits for it), then the
+//! layer takes the new count and tells open descriptors
+//! ([`crate::notify_blockcnt_change`]).
 
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -19,7 +25,7 @@ use serde_json::json;
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::{Error, Result};
 use crate::io::{BdevIo, IoStatus, IoType};
-use crate::modules::Deferred;
+use crate::modules::{Deferred, Disks};
 use crate::uuid::Uuid;
 
 /// What `bdev_malloc_create` takes.
@@ -90,6 +96,13 @@ impl Backing {
             Backing::Heap { iova, .. } => Some(*iova),
         }
     }
+
+    fn eal(&self) -> Option<&eal::Eal> {
+        match self {
+            Backing::Anon(_) => None,
+            Backing::Heap { eal, .. } => Some(eal),
+        }
+    }
 }
 
 impl Drop for Backing {
@@ -133,6 +146,38 @@ fn allocate(name: &str, len: usize, eal: Option<&eal::Eal>) -> Result<Backing> {
 
 struct MallocDisk {
     mem: Arc<Mutex<Backing>>,
+}
+
+static DISKS: Disks<MallocDisk> = Disks::new();
+
+/// Grow malloc bdev `b` to `new_size_mib` MiB (`bdev_malloc_resize`): whole blocks,
+/// not below the current size. The disk's memory is replaced by a larger block holding
+/// the old bytes (zeros after them); open descriptors get the resize event. A failed
+/// allocation leaves the disk as it was.
+pub fn resize(b: &Bdev, new_size_mib: u64) -> Result<()> {
+    let blocks = crate::resize::grown_blocks(b, new_size_mib)?;
+    let disk = DISKS.of(b).ok_or_else(|| Error::Invalid {
+        what: "name",
+        why: format!("bdev '{}' is not a malloc bdev", b.name()),
+    })?;
+    let bytes = blocks * u64::from(b.info().block_size);
+    let len = usize::try_from(bytes).map_err(|_| Error::Invalid {
+        what: "new_size",
+        why: format!("{bytes} bytes do not fit in memory"),
+    })?;
+    {
+        let mut m = disk.mem.lock().unwrap_or_else(|e| e.into_inner());
+        let old = m.bytes().len();
+        if len > old {
+            let mut grown = allocate(b.name(), len, m.eal())?;
+            let dst = grown.bytes();
+            dst[..old].copy_from_slice(m.bytes());
+            // Heap blocks are not zeroed on allocation; anonymous pages are.
+            dst[old..].fill(0);
+            *m = grown;
+        }
+    }
+    crate::resize::notify_blockcnt_change(b, blocks)
 }
 
 struct MallocChannel {
@@ -241,10 +286,10 @@ pub fn create(opts: MallocOpts) -> Result<Bdev> {
         why: format!("{bytes} bytes do not fit in memory"),
     })?;
     let mem = allocate(&info.name, len, opts.eal.as_ref())?;
-    bdev::register(
-        info,
-        Arc::new(MallocDisk {
-            mem: Arc::new(Mutex::new(mem)),
-        }),
-    )
+    let disk = Arc::new(MallocDisk {
+        mem: Arc::new(Mutex::new(mem)),
+    });
+    let b = bdev::register(info, disk.clone())?;
+    DISKS.add(&disk);
+    Ok(b)
 }

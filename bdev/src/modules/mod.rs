@@ -21,10 +21,38 @@ pub(crate) mod vbdev;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, Weak};
 
 use framework::{poller, PollStatus, Poller};
 
+use crate::bdev::Bdev;
 use crate::io::{BdevIo, IoStatus};
+
+/// The live disks of one module, found again from their bdev by identity (the layer
+/// hands a module out only as `dyn BdevModule`): what a module's resize needs.
+pub(crate) struct Disks<T>(Mutex<Vec<Weak<T>>>);
+
+impl<T> Disks<T> {
+    pub(crate) const fn new() -> Disks<T> {
+        Disks(Mutex::new(Vec::new()))
+    }
+
+    /// Remember `d` (forgotten once dropped).
+    pub(crate) fn add(&self, d: &Arc<T>) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(d));
+    }
+
+    /// The disk that is `b`'s module, if it is one of these.
+    pub(crate) fn of(&self, b: &Bdev) -> Option<Arc<T>> {
+        let want = Arc::as_ptr(b.module()).cast::<()>();
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter()
+            .filter_map(Weak::upgrade)
+            .find(|d| Arc::as_ptr(d).cast::<()>() == want)
+    }
+}
 
 /// The completion list shared by a module channel and its poller. Both live on the
 /// channel's framework thread and only ever run there (a framework thread is polled by

@@ -8,7 +8,7 @@ use framework::subsystem::ConfigCall;
 use serde_json::json;
 
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::{BdevIo, IoStatus, IoType};
 use crate::modules::Deferred;
 use crate::uuid::Uuid;
@@ -80,23 +80,6 @@ pub fn create(opts: NullOpts) -> Result<Bdev> {
 /// must be whole blocks and not below the current one; open descriptors get the
 /// resize event.
 pub fn resize(b: &Bdev, new_size_mib: u64) -> Result<()> {
-    let bs = u64::from(b.info().block_size);
-    let bytes = new_size_mib
-        .checked_mul(1 << 20)
-        .filter(|n| n % bs == 0)
-        .ok_or_else(|| Error::Invalid {
-            what: "new_size",
-            why: format!("{new_size_mib} MiB is not a whole number of {bs}-byte blocks"),
-        })?;
-    let blocks = bytes / bs;
-    if blocks < b.num_blocks() {
-        return Err(Error::Invalid {
-            what: "new_size",
-            why: format!(
-                "{new_size_mib} MiB is below the current {} blocks of {bs} bytes",
-                b.num_blocks()
-            ),
-        });
-    }
+    let blocks = crate::resize::grown_blocks(b, new_size_mib)?;
     crate::resize::notify_blockcnt_change(b, blocks)
 }

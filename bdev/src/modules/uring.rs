@@ -20,6 +20,9 @@
 //! reactor by the scheduler. (`COOP_TASKRUN` is left out too: its task work does not
 //! wake a reactor sleeping in epoll, so the eventfd would not fire.)
 //!
+//! A file or device that grew (or shrank, with no descriptor open) is taken up by
+//! [`rescan`] (SPDK's `bdev_uring_rescan`).
+//!
 //! Types: read and write (vectored when the request has several buffers), flush
 //! (`fdatasync`), write-zeroes (a write from a zeroed buffer), unmap on regular files
 //! (`fallocate` punching a hole), and reset (completes when every I/O the channel had in
@@ -37,6 +40,7 @@ use crate::error::Result;
 use crate::io::{BdevIo, IoStatus, IoType};
 use crate::modules::file::{byte_range, open_backing};
 use crate::modules::kernel_queue::{refuse, status, Channel, KernelState, Queue};
+use crate::modules::Disks;
 use crate::sys;
 use crate::uuid::Uuid;
 
@@ -292,18 +296,37 @@ impl BdevModule for UringDisk {
     }
 }
 
+static DISKS: Disks<UringDisk> = Disks::new();
+
 /// Create and register a uring bdev.
 pub fn create(opts: UringOpts) -> Result<Bdev> {
     let f = open_backing(&opts.name, &opts.filename, opts.block_size, false)?;
     let regular = f.regular();
     let info = f.info(&opts.name, opts.uuid, "URING bdev");
-    bdev::register(
-        info,
-        Arc::new(UringDisk {
-            fd: Arc::new(f.fd),
-            filename: opts.filename,
-            direct: f.direct,
-            regular,
-        }),
-    )
+    let disk = Arc::new(UringDisk {
+        fd: Arc::new(f.fd),
+        filename: opts.filename,
+        direct: f.direct,
+        regular,
+    });
+    let b = bdev::register(info, disk.clone())?;
+    DISKS.add(&disk);
+    Ok(b)
+}
+
+/// Take up the size the file or device of uring bdev `b` has now (SPDK's
+/// `bdev_uring_rescan`): whole blocks of it; open descriptors get the resize event.
+/// A shrink is refused while descriptors are open.
+pub fn rescan(b: &Bdev) -> Result<()> {
+    let disk = DISKS.of(b).ok_or_else(|| crate::error::Error::Invalid {
+        what: "name",
+        why: format!("bdev '{}' is not a uring bdev", b.name()),
+    })?;
+    let size = sys::geometry(std::os::fd::AsFd::as_fd(&*disk.fd))
+        .map_err(|e| crate::error::Error::Invalid {
+            what: "name",
+            why: format!("size of '{}': {e}", disk.filename),
+        })?
+        .size;
+    crate::resize::notify_blockcnt_change(b, size / u64::from(b.info().block_size))
 }

@@ -322,6 +322,33 @@ impl Client {
         self.put(AVAIL + 2, self.avail_idx);
     }
 
+    /// Put `heads` on the avail ring with one index update (the back end sees all or
+    /// none of them), without kicking.
+    pub fn make_avail_all(&mut self, heads: &[u16]) {
+        for (i, &h) in heads.iter().enumerate() {
+            let slot = AVAIL + 4 + 2 * u64::from(self.avail_idx.wrapping_add(i as u16) % QSIZE);
+            self.put(slot, h);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.avail_idx = self.avail_idx.wrapping_add(heads.len() as u16);
+        self.put(AVAIL + 2, self.avail_idx);
+    }
+
+    /// Kick the back end.
+    pub fn kick(&self) {
+        self.kick.write(1).unwrap();
+    }
+
+    /// Interrupts the back end sent since the last call (the call eventfd's counter).
+    pub fn take_calls(&self) -> u64 {
+        self.call.read().unwrap_or(0)
+    }
+
+    /// Set the used_event field (EVENT_IDX: interrupt once the used index passes it).
+    pub fn set_used_event(&self, v: u16) {
+        self.put(AVAIL + 4 + 2 * u64::from(QSIZE), v);
+    }
+
     /// Write a used element (as a back end that died right after it would have).
     pub fn fake_used(&mut self, id: u32, len: u32) {
         let idx: u16 = self.get(USED + 2);
