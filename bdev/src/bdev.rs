@@ -18,7 +18,7 @@ use framework::{thread, ThreadHandle};
 use crate::channel::BdevChannel;
 use crate::desc::DescShared;
 use crate::error::{Error, Result};
-use crate::io::{BdevIo, IoType};
+use crate::io::{BdevIo, IoType, IoTypeSet};
 use crate::qos::QosLimits;
 use crate::stats::IoStats;
 use crate::uuid::Uuid;
@@ -96,6 +96,7 @@ pub trait BdevModule: Send + Sync + 'static {
     /// The module's name ("malloc", "null", ...): claims and `bdev_get_bdevs` use it.
     fn module_name(&self) -> &str;
     /// Whether this bdev takes `t` (the layer refuses the others before submission).
+    /// Asked once per type, at registration: the answer must not change afterwards.
     fn io_type_supported(&self, t: IoType) -> bool;
     /// Make the calling thread's channel context (SPDK's `get_io_channel`: a module
     /// with a device of its own gets that device's framework channel here).
@@ -147,6 +148,8 @@ pub(crate) struct BdevShared {
     pub(crate) module: Arc<dyn BdevModule>,
     pub(crate) io_device: IoDevice<BdevChannel>,
     pub(crate) qos: Arc<QosLimits>,
+    /// The types the module takes (asked once, at registration).
+    pub(crate) supported: IoTypeSet,
     /// Mirrors `BdevState::removing` for the submit path's check (set once, under the
     /// state lock; read without it: a submit racing the start of a removal may pass,
     /// as it may with the lock, and the removal waits for its channel anyway).
@@ -200,7 +203,7 @@ impl Bdev {
 
     /// Whether the module takes `t`.
     pub fn io_type_supported(&self, t: IoType) -> bool {
-        self.0.module.io_type_supported(t)
+        self.0.supported.contains(t)
     }
 
     /// The module claiming it, if any.
@@ -307,6 +310,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
         );
         BdevShared {
             info: info.clone(),
+            supported: IoTypeSet::from_fn(|t| module.io_type_supported(t)),
             module,
             io_device,
             qos,
@@ -358,6 +362,9 @@ pub fn unregister<D: FnOnce(Result<()>) + Send + 'static>(name: &str, done: D) -
         st.removing = true;
         // Pairs with the Acquire load in `is_removing`.
         b.0.removing.store(true, Ordering::Release);
+        for d in &st.descs {
+            d.forbid_io();
+        }
         st.unregister_done = Some((me, Box::new(done)));
         st.descs.clone()
     };

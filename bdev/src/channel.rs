@@ -49,7 +49,7 @@
 //! children over slices of the caller's iovecs; the caller's callback runs once, after
 //! the last child, with the first failure (if any). Statistics count the parent.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
@@ -63,7 +63,7 @@ use crate::bdev::{BdevInfo, ModuleChannel};
 use crate::error::{Error, Result};
 use crate::io::{iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify};
 use crate::qos::{QosLimits, TIMESLICE_US};
-use crate::stats::IoStats;
+use crate::stats::{ChannelCounters, IoStats};
 
 /// Outstanding I/O objects one channel may have (SPDK's default `bdev_io_pool_size`
 /// is 65535 for the whole process; this bounds one thread's share).
@@ -116,9 +116,12 @@ pub(crate) struct ChanCore {
     /// cleared by [`refresh_slow`](ChanCore::refresh_slow) once all is clear.
     slow: Cell<bool>,
     // Boxed on purpose: an I/O body travels to the module and back as one allocation.
+    // Not a `RefCell`: only touched by `free_pop` and `free_push`, on the channel's
+    // thread, which call nothing while they hold the list (see their SAFETY notes).
     #[allow(clippy::vec_box)]
-    free: RefCell<Vec<Box<IoInner>>>,
-    stats: RefCell<IoStats>,
+    free: UnsafeCell<Vec<Box<IoInner>>>,
+    /// Only touched by `count` and `counters`, on the channel's thread, as `free`.
+    stats: UnsafeCell<ChannelCounters>,
     st: RefCell<ChState>,
 }
 
@@ -175,8 +178,8 @@ impl BdevChannel {
             outstanding: Cell::new(0),
             in_use: Cell::new(0),
             slow: Cell::new(false),
-            free: RefCell::new(Vec::new()),
-            stats: RefCell::new(IoStats::default()),
+            free: UnsafeCell::new(Vec::new()),
+            stats: UnsafeCell::new(ChannelCounters::default()),
             st: RefCell::new(ChState::default()),
         });
         BdevChannel {
@@ -186,7 +189,7 @@ impl BdevChannel {
 
     /// The channel is being destroyed: its counters go to the bdev.
     pub(crate) fn retire(self) -> IoStats {
-        *self.stats.borrow()
+        self.stats()
     }
 }
 
@@ -220,9 +223,39 @@ impl ChanCore {
         self.module.as_ref().err().map(|s| s.as_str())
     }
 
-    /// This channel's counters.
+    /// This channel's counters (on its thread).
     pub(crate) fn stats(&self) -> IoStats {
-        *self.stats.borrow()
+        // SAFETY: the channel context is only used on its thread (the framework hands
+        // it out there: `for_each_channel`, the destructor, the I/O path), and no
+        // reference into `stats` outlives `count`, which calls nothing.
+        unsafe { &*self.stats.get() }.to_stats()
+    }
+
+    /// Count a completed request.
+    #[inline]
+    fn count(&self, t: IoType, bytes: u64, start: u64, ok: bool) {
+        let ticks = thread::last_tsc().wrapping_sub(start);
+        // SAFETY: as in `stats`: on the channel's thread, and the borrow ends here.
+        unsafe { &mut *self.stats.get() }.account(t, bytes, ticks, ok);
+    }
+
+    /// A recycled I/O object, if the free list has one.
+    #[inline]
+    fn free_pop(&self) -> Option<Box<IoInner>> {
+        // SAFETY: only the channel's thread gets here (`submit` goes through the
+        // checked `IoChannel::ctx`, completions through the owner check in
+        // `complete`), and the borrow ends before anything else is called.
+        unsafe { &mut *self.free.get() }.pop()
+    }
+
+    /// Keep `io` for reuse (up to [`FREE_KEEP`] objects).
+    #[inline]
+    fn free_push(&self, io: Box<IoInner>) {
+        // SAFETY: as in `free_pop`.
+        let free = unsafe { &mut *self.free.get() };
+        if free.len() < FREE_KEEP {
+            free.push(io);
+        }
     }
 
     /// I/Os at the module and waiting in the out-of-resources queue.
@@ -242,14 +275,14 @@ impl ChanCore {
     }
 
     /// One I/O object, filled but for its data lists and callback.
+    #[inline]
     fn alloc(&self, t: IoType, off: u64, n: u64, now: u64) -> Result<Box<IoInner>> {
         let in_use = self.in_use.get();
         if in_use >= CHANNEL_IO_MAX {
             return Err(Error::NoMem(self.info.name.clone()));
         }
         self.in_use.set(in_use + 1);
-        let popped = self.free.borrow_mut().pop();
-        let mut io = popped.unwrap_or_else(IoInner::empty);
+        let mut io = self.free_pop().unwrap_or_else(IoInner::empty);
         io.io_type = t;
         io.offset_blocks = off;
         io.num_blocks = n;
@@ -261,23 +294,25 @@ impl ChanCore {
 
     /// Back to the free list (its callback already taken); the last object in use lets
     /// a parked handle go.
+    #[inline]
     fn recycle(&self, mut io: Box<IoInner>) {
         io.iovs.clear();
         io.cmp_iovs.clear();
         io.ch = None;
-        {
-            let mut free = self.free.borrow_mut();
-            if free.len() < FREE_KEEP {
-                free.push(io);
-            }
-        }
+        self.free_push(io);
         let left = self.in_use.get() - 1;
         self.in_use.set(left);
         if left == 0 {
-            let keep = self.st.borrow_mut().keep.take();
-            // Putting it only counts down (a destruction runs later, from a message).
-            drop(keep);
+            self.let_keep_go();
         }
+    }
+
+    /// The last object in use came back: a parked handle may go.
+    #[cold]
+    fn let_keep_go(&self) {
+        let keep = self.st.borrow_mut().keep.take();
+        // Putting it only counts down (a destruction runs later, from a message).
+        drop(keep);
     }
 
     /// The length of the piece of a request that starts at `off` and ends before
@@ -296,6 +331,7 @@ impl ChanCore {
     }
 
     /// How many pieces `r` goes to the module in (1 for a request that is not split).
+    #[inline]
     fn piece_count(&self, r: &Request) -> u64 {
         if !self.splits || !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
             return 1;
@@ -318,6 +354,7 @@ impl ChanCore {
 ///
 /// Generic over the callback so that it is built in its final place, the I/O object
 /// (moving it through the calls would copy it at each).
+#[inline]
 pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
     ch: &IoChannel<BdevChannel>,
     r: Request,
@@ -330,7 +367,9 @@ pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
         let mut io = ctx.alloc(r.io_type, r.offset_blocks, r.num_blocks, now)?;
         // The recycled object keeps its vectors' capacity: no allocation here.
         io.iovs.extend_from_slice(r.iovs);
-        io.cmp_iovs.extend_from_slice(r.cmp_iovs);
+        if !r.cmp_iovs.is_empty() {
+            io.cmp_iovs.extend_from_slice(r.cmp_iovs);
+        }
         io.notify = Some(Notify::User(Callback::new(cb)));
         ctx.dispatch(io);
         return Ok(());
@@ -339,6 +378,7 @@ pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
 }
 
 /// Submit `r` as `count` children of one parent.
+#[inline(never)]
 fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback) -> Result<()> {
     if count > CHANNEL_IO_MAX {
         // Children are all submitted at once; a request this fragmented could never
@@ -416,12 +456,19 @@ pub(crate) fn release(ch: IoChannel<BdevChannel>) {
 impl ChanCore {
     /// Send `io` on: held by a reset, queued for QoS budget or behind I/O waiting for
     /// resources, or to the module.
+    #[inline]
     fn dispatch(&self, io: Box<IoInner>) {
         if !self.slow.get() && !self.qos.active() {
             // Nothing held or queued, no limits: straight to the module.
             self.outstanding.set(self.outstanding.get() + 1);
             return self.to_module(io);
         }
+        self.dispatch_slow(io)
+    }
+
+    /// [`dispatch`](Self::dispatch) with a reset, QoS or a retry queue in the way.
+    #[inline(never)]
+    fn dispatch_slow(&self, io: Box<IoInner>) {
         let mut st = self.st.borrow_mut();
         if st.frozen {
             st.frozen_q.push_back(io);
@@ -515,6 +562,7 @@ impl ChanCore {
         self.to_module(io);
     }
 
+    #[inline]
     fn to_module(&self, io: Box<IoInner>) {
         if self.closing.get() {
             // The module channel is being dropped: nothing more goes to it.
@@ -528,23 +576,10 @@ impl ChanCore {
     }
 
     /// A module completed `io` (static: the channel is found through the I/O).
-    pub(crate) fn complete(mut io: Box<IoInner>, status: IoStatus) {
+    #[inline]
+    pub(crate) fn complete(io: Box<IoInner>, status: IoStatus) {
         let Some(core) = io.ch else {
-            // A direct I/O (BdevIo::direct): no channel; the object goes back to the
-            // thread's direct free list, then the callback runs.
-            let notify = io.notify.take();
-            io.iovs.clear();
-            io.cmp_iovs.clear();
-            crate::io::DIRECT_FREE.with(|f| {
-                let mut f = f.borrow_mut();
-                if f.len() < FREE_KEEP {
-                    f.push(io);
-                }
-            });
-            if let Some(Notify::User(cb)) = notify {
-                cb.call(status);
-            }
-            return;
+            return Self::complete_direct(io, status);
         };
         // SAFETY: the core lives while this object is in use (see the module docs);
         // `owner` is set once at creation and `ThreadHandle` is `Sync`, so reading it
@@ -555,7 +590,30 @@ impl ChanCore {
             // thread has no I/O); alive as above.
             return unsafe { core.as_ref() }.completed(io, status);
         };
-        // A completion off the submitting thread (a module bug): finish it there.
+        Self::complete_elsewhere(owner, io, status)
+    }
+
+    /// A direct I/O (BdevIo::direct) completed: it has no channel; the object goes
+    /// back to the thread's direct free list, then the callback runs.
+    fn complete_direct(mut io: Box<IoInner>, status: IoStatus) {
+        let notify = io.notify.take();
+        io.iovs.clear();
+        io.cmp_iovs.clear();
+        crate::io::DIRECT_FREE.with(|f| {
+            let mut f = f.borrow_mut();
+            if f.len() < FREE_KEEP {
+                f.push(io);
+            }
+        });
+        if let Some(Notify::User(cb)) = notify {
+            cb.call(status);
+        }
+    }
+
+    /// A completion off the submitting thread (a module bug): finish it there.
+    #[cold]
+    #[inline(never)]
+    fn complete_elsewhere(owner: &ThreadHandle, io: Box<IoInner>, status: IoStatus) {
         eal::log_err!("bdev I/O completed off its thread; sent back to it");
         if owner
             .send_msg(move || ChanCore::complete(io, status))
@@ -566,26 +624,11 @@ impl ChanCore {
     }
 
     /// `io` came back from the module (on the channel's thread).
+    #[inline]
     fn completed(&self, io: Box<IoInner>, status: IoStatus) {
         self.outstanding.set(self.outstanding.get() - 1);
         if status == IoStatus::NoMem {
-            let schedule = {
-                let mut st = self.st.borrow_mut();
-                st.nomem.push_back(io);
-                self.slow.set(true);
-                if st.retrying {
-                    st.nomem_in_retry = true;
-                }
-                let s = self.outstanding.get() == 0 && !st.retry_msg_pending;
-                if s {
-                    st.retry_msg_pending = true;
-                }
-                s
-            };
-            if schedule {
-                self.schedule_retry();
-            }
-            return;
+            return self.park_nomem(io);
         }
         self.finish(io, status);
         if self.slow.get() {
@@ -593,7 +636,30 @@ impl ChanCore {
         }
     }
 
+    /// The module is out of resources for `io`: queue it for a retry.
+    #[cold]
+    #[inline(never)]
+    fn park_nomem(&self, io: Box<IoInner>) {
+        let schedule = {
+            let mut st = self.st.borrow_mut();
+            st.nomem.push_back(io);
+            self.slow.set(true);
+            if st.retrying {
+                st.nomem_in_retry = true;
+            }
+            let s = self.outstanding.get() == 0 && !st.retry_msg_pending;
+            if s {
+                st.retry_msg_pending = true;
+            }
+            s
+        };
+        if schedule {
+            self.schedule_retry();
+        }
+    }
+
     /// Account, recycle and notify.
+    #[inline]
     fn finish(&self, mut io: Box<IoInner>, status: IoStatus) {
         let notify = io.notify.take();
         let (t, bytes, start) = (
@@ -604,37 +670,32 @@ impl ChanCore {
         self.recycle(io);
         match notify {
             Some(Notify::User(cb)) => {
-                let ticks = thread::last_tsc().wrapping_sub(start);
-                self.stats
-                    .borrow_mut()
-                    .account(t, bytes, ticks, status == IoStatus::Success);
+                self.count(t, bytes, start, status == IoStatus::Success);
                 cb.call(status);
             }
-            Some(Notify::Child(p)) => {
-                let last = {
-                    let mut g = p.st.lock().unwrap_or_else(|e| e.into_inner());
-                    g.0 -= 1;
-                    if status != IoStatus::Success && g.1 == IoStatus::Success {
-                        g.1 = status;
-                    }
-                    if g.0 == 0 {
-                        g.2.take().map(|cb| (cb, g.1))
-                    } else {
-                        None
-                    }
-                };
-                if let Some((cb, st)) = last {
-                    let ticks = thread::last_tsc().wrapping_sub(p.start_tsc);
-                    self.stats.borrow_mut().account(
-                        p.io_type,
-                        p.bytes,
-                        ticks,
-                        st == IoStatus::Success,
-                    );
-                    cb.call(st);
-                }
-            }
+            Some(Notify::Child(p)) => self.child_done(&p, status),
             None => {}
+        }
+    }
+
+    /// A child of a split request completed: the parent completes with the last.
+    #[inline(never)]
+    fn child_done(&self, p: &SplitParent, status: IoStatus) {
+        let last = {
+            let mut g = p.st.lock().unwrap_or_else(|e| e.into_inner());
+            g.0 -= 1;
+            if status != IoStatus::Success && g.1 == IoStatus::Success {
+                g.1 = status;
+            }
+            if g.0 == 0 {
+                g.2.take().map(|cb| (cb, g.1))
+            } else {
+                None
+            }
+        };
+        if let Some((cb, st)) = last {
+            self.count(p.io_type, p.bytes, p.start_tsc, st == IoStatus::Success);
+            cb.call(st);
         }
     }
 

@@ -19,7 +19,7 @@
 //! and give it back to the callback.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use framework::io_channel::IoChannel;
@@ -28,7 +28,7 @@ use framework::{thread, ThreadHandle};
 use crate::bdev::{self, Bdev, BdevEvent, Claim};
 use crate::channel::{self, BdevChannel, Request};
 use crate::error::{Error, Result};
-use crate::io::{iovs_len, IoStatus, IoType, IoVec};
+use crate::io::{iovs_len, IoStatus, IoType, IoTypeSet, IoVec};
 
 static NEXT_DESC: AtomicU64 = AtomicU64::new(1);
 
@@ -38,12 +38,30 @@ pub(crate) struct DescShared {
     id: u64,
     bdev: Bdev,
     write: AtomicBool,
+    /// The types this descriptor may submit now, as an [`IoTypeSet`]: those the module
+    /// takes, minus the writing ones on a read-only descriptor, none once the bdev is
+    /// being removed. Kept up to date (under the bdev's state lock) by [`open`],
+    /// [`Descriptor::claim`] and the removal, so that a submit tests one bit; a
+    /// request outside it goes through the full check for its error.
+    allowed: AtomicU32,
     thread: ThreadHandle,
     event_cb: EventCb,
     closed: AtomicBool,
 }
 
 impl DescShared {
+    /// The bdev is being removed: nothing more may be submitted (called under the
+    /// bdev's state lock, after its `removing` flag is set).
+    pub(crate) fn forbid_io(&self) {
+        self.allowed.store(0, Ordering::Release);
+    }
+
+    /// What may be submitted with write permission `write` (the bdev not removing).
+    fn allowed_for(bdev: &Bdev, write: bool) -> u32 {
+        let supported = bdev.0.supported;
+        IoTypeSet::from_fn(|t| supported.contains(t) && (write || !t.writes())).0
+    }
+
     /// Deliver `ev` on the descriptor's thread (unless closed by then); false if that
     /// thread is gone.
     pub(crate) fn notify(self: &Arc<Self>, ev: BdevEvent) -> bool {
@@ -162,6 +180,7 @@ where
         id: NEXT_DESC.fetch_add(1, Ordering::Relaxed),
         bdev: b.clone(),
         write: AtomicBool::new(write),
+        allowed: AtomicU32::new(DescShared::allowed_for(&b, write)),
         thread: me,
         event_cb: Box::new(event_cb),
         closed: AtomicBool::new(false),
@@ -298,6 +317,9 @@ impl Descriptor {
             desc_id: self.0.id,
         });
         self.0.write.store(true, Ordering::Release);
+        self.0
+            .allowed
+            .store(DescShared::allowed_for(b, true), Ordering::Release);
         Ok(())
     }
 
@@ -385,7 +407,31 @@ impl Descriptor {
         Ok(())
     }
 
+    /// Every check of a request, each with its own error (the path of a request the
+    /// fast test in [`submit`](Self::submit) did not pass).
+    #[cold]
+    #[inline(never)]
+    fn check_all(
+        &self,
+        ch: &BdevIoChannel,
+        t: IoType,
+        off: u64,
+        n: u64,
+        iovs: &[IoVec],
+        cmp: &[IoVec],
+    ) -> Result<()> {
+        self.check(ch, t, off, n)?;
+        if t.has_data() {
+            self.need(n, iovs)?;
+        }
+        if t == IoType::CompareAndWrite {
+            self.need(n, cmp)?;
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn submit<F: FnOnce(IoStatus) + Send + 'static>(
         &self,
         ch: &BdevIoChannel,
@@ -396,12 +442,24 @@ impl Descriptor {
         cmp: &[IoVec],
         cb: F,
     ) -> Result<()> {
-        self.check(ch, t, off, n)?;
-        if t.has_data() {
-            self.need(n, iovs)?;
-        }
-        if t == IoType::CompareAndWrite {
-            self.need(n, cmp)?;
+        let d = &*self.0;
+        let b = &*d.bdev.0;
+        let enough = |v: &[IoVec]| iovs_len(v) as u64 >= n * u64::from(b.info.block_size);
+        // The channel's bdev, then permission, the module's types and a removal in
+        // one bit (`allowed`), then the range and the buffers. What fails here is
+        // checked again in full for its error (and goes on if a claim made it
+        // writable meanwhile).
+        let fast = Arc::ptr_eq(&ch.bdev.0, &d.bdev.0)
+            && IoTypeSet(d.allowed.load(Ordering::Acquire)).contains(t)
+            && n != 0
+            && off
+                .checked_add(n)
+                // Pairs with the Release store in `resize::notify_blockcnt_change`.
+                .is_some_and(|end| end <= b.blockcnt.load(Ordering::Acquire))
+            && (!t.has_data() || enough(iovs))
+            && (t != IoType::CompareAndWrite || enough(cmp));
+        if !fast {
+            self.check_all(ch, t, off, n, iovs, cmp)?;
         }
         let r = Request {
             io_type: t,

@@ -49,6 +49,18 @@ impl IoType {
         IoType::CompareAndWrite,
     ];
 
+    /// Its place in [`IoType::ALL`] and in per-type tables.
+    #[inline]
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its bit in a set of types (see [`IoTypeSet`]).
+    #[inline]
+    pub(crate) const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
     /// SPDK's name in `bdev_get_bdevs` → `supported_io_types`.
     pub fn name(self) -> &'static str {
         match self {
@@ -81,6 +93,24 @@ impl IoType {
             self,
             IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
         )
+    }
+}
+
+/// A set of [`IoType`]s as one word (bit [`IoType::bit`] per type): what a descriptor
+/// may submit is checked with one test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct IoTypeSet(pub(crate) u32);
+
+impl IoTypeSet {
+    /// The types for which `f` holds.
+    pub(crate) fn from_fn(f: impl Fn(IoType) -> bool) -> IoTypeSet {
+        IoTypeSet(IoType::ALL.iter().filter(|t| f(**t)).map(|t| t.bit()).sum())
+    }
+
+    /// Whether `t` is in the set.
+    #[inline]
+    pub(crate) fn contains(self, t: IoType) -> bool {
+        self.0 & t.bit() != 0
     }
 }
 

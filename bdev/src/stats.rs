@@ -1,8 +1,10 @@
 //! I/O statistics (SPDK's `spdk_bdev_io_stat`, the fields `bdev_get_iostat` reports).
 //!
-//! Each channel counts its own completions (no sharing on the data path); a bdev keeps
-//! the totals of channels already destroyed, and `bdev_get_iostat` adds every live
-//! channel's counters to them, visiting each channel on its thread.
+//! Each channel counts its own completions in plain per-type counters
+//! ([`ChannelCounters`]: no atomics, no sharing on the data path); a bdev keeps the
+//! totals of channels already destroyed, and `bdev_get_iostat` adds every live
+//! channel's counters to them, visiting each channel on its thread (as SPDK sums its
+//! per-channel `spdk_bdev_io_stat`).
 
 use serde_json::{json, Value};
 
@@ -96,6 +98,30 @@ impl IoStats {
         }
     }
 
+    /// Add one channel's counters into `self`.
+    pub(crate) fn add_counters(&mut self, c: &ChannelCounters) {
+        // Indexed by `IoType::index` (declaration order).
+        let [read, write, zeroes, unmap, flush, reset, compare, caw] = c.per_type;
+        self.bytes_read += read.bytes;
+        self.num_read_ops += read.ops;
+        self.read_latency_ticks += read.ticks;
+        self.bytes_written += write.bytes + caw.bytes;
+        self.num_write_ops += write.ops;
+        self.write_latency_ticks += write.ticks;
+        self.bytes_unmapped += unmap.bytes;
+        self.num_unmap_ops += unmap.ops;
+        self.unmap_latency_ticks += unmap.ticks;
+        self.bytes_copied += compare.bytes;
+        self.num_write_zeroes_ops += zeroes.ops;
+        self.num_flush_ops += flush.ops;
+        self.num_reset_ops += reset.ops;
+        self.num_compare_ops += compare.ops;
+        self.num_compare_and_write_ops += caw.ops;
+        self.other_latency_ticks +=
+            zeroes.ticks + flush.ticks + reset.ticks + compare.ticks + caw.ticks;
+        self.num_failed_ops += c.failed;
+    }
+
     /// Add `o` into `self`.
     pub fn add(&mut self, o: &IoStats) {
         self.bytes_read += o.bytes_read;
@@ -140,5 +166,66 @@ impl IoStats {
             "num_compare_and_write_ops": self.num_compare_and_write_ops,
             "num_failed_ops": self.num_failed_ops,
         })
+    }
+}
+
+/// Bytes, completions and ticks of one I/O type.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TypeCounters {
+    bytes: u64,
+    ops: u64,
+    ticks: u64,
+}
+
+/// A channel's counters, indexed by [`IoType`] so that counting a completion is three
+/// additions (folded into [`IoStats`]'s fields when read: [`IoStats::add_counters`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChannelCounters {
+    per_type: [TypeCounters; IoType::ALL.len()],
+    failed: u64,
+}
+
+impl ChannelCounters {
+    /// Count one completed request of `bytes` that took `ticks`.
+    #[inline]
+    pub(crate) fn account(&mut self, t: IoType, bytes: u64, ticks: u64, ok: bool) {
+        if !ok {
+            self.failed += 1;
+            return;
+        }
+        let c = &mut self.per_type[t.index()];
+        c.bytes += bytes;
+        c.ops += 1;
+        c.ticks += ticks;
+    }
+
+    /// The counters as `bdev_get_iostat` reports them.
+    pub(crate) fn to_stats(&self) -> IoStats {
+        let mut s = IoStats::default();
+        s.add_counters(self);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_counters_read_as_the_per_field_accounting() {
+        let mut want = IoStats::default();
+        let mut c = ChannelCounters::default();
+        for (i, t) in IoType::ALL.into_iter().enumerate() {
+            let i = i as u64;
+            for (bytes, ticks, ok) in [(512 * (i + 1), 10 + i, true), (4096, 7 * i, false)] {
+                want.account(t, bytes, ticks, ok);
+                c.account(t, bytes, ticks, ok);
+            }
+            want.account(t, 8192 + i, 3, true);
+            c.account(t, 8192 + i, 3, true);
+        }
+        assert_eq!(c.to_stats(), want);
+        assert_eq!(want.num_failed_ops, IoType::ALL.len() as u64);
+        assert_ne!(want.bytes_read, want.bytes_written);
     }
 }
