@@ -51,7 +51,6 @@
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
-use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -101,16 +100,26 @@ pub(crate) struct ChanCore {
     info: Arc<BdevInfo>,
     qos: Arc<QosLimits>,
     /// The thread the channel was made on (and the only one that touches `st`).
-    owner: Option<ThreadHandle>,
-    /// Taken out once, when the channel is destroyed (then `closing` is set).
-    module: ManuallyDrop<std::result::Result<Box<dyn ModuleChannel>, String>>,
-    closing: Cell<bool>,
+    owner: ThreadHandle,
+    /// The module's channel, or [`NoModule`] if the module could not make one (then
+    /// `module_err` says why, and the channel is never handed out) and once the
+    /// channel is being destroyed. Only touched on the channel's thread: read by
+    /// `to_module`, replaced once by the destructor, which is never reached from
+    /// inside a submit (a channel is destroyed from a message).
+    module: UnsafeCell<Box<dyn ModuleChannel>>,
+    module_err: Option<String>,
+    /// The bdev's block size (I/O objects of this channel carry it from creation).
+    block_size: u32,
     /// Whether requests may be split (an optimal boundary or a transfer limit).
     splits: bool,
     /// I/Os at the module.
     outstanding: Cell<usize>,
     /// I/O objects in use (at the module, queued, or being completed).
     in_use: Cell<usize>,
+    /// I/O objects of this channel (in use or in `free`): at most
+    /// [`CHANNEL_IO_MAX`], checked where one is made, so taking a free one needs
+    /// no check.
+    objects: Cell<usize>,
     /// Set while a reset holds the channel or anything waits in the out-of-resources
     /// or QoS queue: then I/O takes the queueing path. Set with every such change,
     /// cleared by [`refresh_slow`](ChanCore::refresh_slow) once all is clear.
@@ -125,6 +134,17 @@ pub(crate) struct ChanCore {
     st: RefCell<ChState>,
 }
 
+/// Stands in for the module's channel where there is none (it could not be made, or
+/// the channel is being destroyed): fails what it is given. A zero-sized box: no
+/// allocation.
+struct NoModule;
+
+impl ModuleChannel for NoModule {
+    fn submit(&self, io: BdevIo) {
+        io.complete(IoStatus::Failed);
+    }
+}
+
 /// A thread's channel context for one bdev: owns its [`ChanCore`].
 pub(crate) struct BdevChannel {
     core: NonNull<ChanCore>,
@@ -134,6 +154,13 @@ pub(crate) struct BdevChannel {
 // it on the owning thread); the framework keeps a channel context on its thread and
 // only moves it with the whole framework thread.
 unsafe impl Send for BdevChannel {}
+
+impl BdevChannel {
+    /// Where its core lives (fixed for the channel's life).
+    pub(crate) fn core_ptr(&self) -> NonNull<ChanCore> {
+        self.core
+    }
+}
 
 impl Deref for BdevChannel {
     type Target = ChanCore;
@@ -146,7 +173,7 @@ impl Deref for BdevChannel {
 /// The parent of split children.
 pub(crate) struct SplitParent {
     io_type: IoType,
-    bytes: u64,
+    blocks: u64,
     start_tsc: u64,
     /// (children left, first failure, the caller's callback)
     st: Mutex<(usize, IoStatus, Option<Callback>)>,
@@ -170,13 +197,16 @@ impl BdevChannel {
     ) -> BdevChannel {
         let core = Box::new(ChanCore {
             splits: info.optimal_io_boundary > 0 || info.max_transfer_blocks > 0,
-            info,
+            block_size: info.block_size,
             qos,
-            owner: thread::current(),
-            module: ManuallyDrop::new(module),
-            closing: Cell::new(false),
+            info,
+            owner: thread::current()
+                .expect("the framework makes channel contexts on its threads"),
+            module_err: module.as_ref().err().cloned(),
+            module: UnsafeCell::new(module.unwrap_or_else(|_| Box::new(NoModule))),
             outstanding: Cell::new(0),
             in_use: Cell::new(0),
+            objects: Cell::new(0),
             slow: Cell::new(false),
             free: UnsafeCell::new(Vec::new()),
             stats: UnsafeCell::new(ChannelCounters::default()),
@@ -196,7 +226,6 @@ impl BdevChannel {
 impl Drop for BdevChannel {
     fn drop(&mut self) {
         let core: &ChanCore = self;
-        core.closing.set(true);
         let (poller, keep) = {
             let mut st = core.st.borrow_mut();
             (st.qos_poller.take(), st.keep.take())
@@ -207,10 +236,11 @@ impl Drop for BdevChannel {
         // Set only if the thread is destroyed with I/O out (a forced exit): that
         // reference is to this very channel, whose entry is going; it is not put.
         std::mem::forget(keep);
-        // SAFETY: read out once (`closing` keeps `to_module` away from the field from
-        // now on); the module channel drops here, while the rest of the core is
-        // intact for any I/O it completes as it goes.
-        let module = unsafe { std::ptr::read(&*core.module) };
+        // SAFETY: on the channel's thread (the framework destroys a context there),
+        // not inside `to_module` (see `module`); the borrow ends at once. The module
+        // channel drops after it is taken out, while the rest of the core is intact
+        // for any I/O it completes as it goes (I/O sent on from then fails).
+        let module = std::mem::replace(unsafe { &mut *core.module.get() }, Box::new(NoModule));
         drop(module);
         // SAFETY: allocated by `new` (Box::leak); no I/O object points here any more:
         // the module channel that held them is gone, and the queues drop with the core.
@@ -219,8 +249,24 @@ impl Drop for BdevChannel {
 }
 
 impl ChanCore {
+    /// The core at `core` and the thread's cached time (see [`thread::last_tsc`]) if
+    /// this is the channel's thread: the per-I/O thread check.
+    ///
+    /// # Safety
+    /// The core must stay alive while the returned reference is used.
+    #[inline]
+    pub(crate) unsafe fn on_own_thread<'a>(core: NonNull<ChanCore>) -> Option<(&'a ChanCore, u64)> {
+        // SAFETY: alive (the caller's contract); `owner` is set once at creation and
+        // `ThreadHandle` is `Sync`, so reading it from any thread is sound.
+        let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
+        let now = thread::last_tsc_on(owner)?;
+        // SAFETY: on the channel's thread (checked), the only one that uses the core;
+        // alive as above.
+        Some((unsafe { core.as_ref() }, now))
+    }
+
     pub(crate) fn module_error(&self) -> Option<&str> {
-        self.module.as_ref().err().map(|s| s.as_str())
+        self.module_err.as_deref()
     }
 
     /// This channel's counters (on its thread).
@@ -228,23 +274,22 @@ impl ChanCore {
         // SAFETY: the channel context is only used on its thread (the framework hands
         // it out there: `for_each_channel`, the destructor, the I/O path), and no
         // reference into `stats` outlives `count`, which calls nothing.
-        unsafe { &*self.stats.get() }.to_stats()
+        unsafe { &*self.stats.get() }.to_stats(self.block_size)
     }
 
-    /// Count a completed request.
+    /// Count a completed request of `blocks` that started at `start` and ends `now`.
     #[inline]
-    fn count(&self, t: IoType, bytes: u64, start: u64, ok: bool) {
-        let ticks = thread::last_tsc().wrapping_sub(start);
+    fn count(&self, t: IoType, blocks: u64, start: u64, now: u64, ok: bool) {
+        let ticks = now.wrapping_sub(start);
         // SAFETY: as in `stats`: on the channel's thread, and the borrow ends here.
-        unsafe { &mut *self.stats.get() }.account(t, bytes, ticks, ok);
+        unsafe { &mut *self.stats.get() }.account(t, blocks, ticks, ok);
     }
 
     /// A recycled I/O object, if the free list has one.
     #[inline]
     fn free_pop(&self) -> Option<Box<IoInner>> {
-        // SAFETY: only the channel's thread gets here (`submit` goes through the
-        // checked `IoChannel::ctx`, completions through the owner check in
-        // `complete`), and the borrow ends before anything else is called.
+        // SAFETY: only the channel's thread gets here (`submit` and `complete` check
+        // it: `on_own_thread`), and the borrow ends before anything else is called.
         unsafe { &mut *self.free.get() }.pop()
     }
 
@@ -255,6 +300,8 @@ impl ChanCore {
         let free = unsafe { &mut *self.free.get() };
         if free.len() < FREE_KEEP {
             free.push(io);
+        } else {
+            self.objects.set(self.objects.get() - 1);
         }
     }
 
@@ -277,28 +324,40 @@ impl ChanCore {
     /// One I/O object, filled but for its data lists and callback.
     #[inline]
     fn alloc(&self, t: IoType, off: u64, n: u64, now: u64) -> Result<Box<IoInner>> {
-        let in_use = self.in_use.get();
-        if in_use >= CHANNEL_IO_MAX {
-            return Err(Error::NoMem(self.info.name.clone()));
-        }
-        self.in_use.set(in_use + 1);
-        let mut io = self.free_pop().unwrap_or_else(IoInner::empty);
+        // A recycled object already carries the block size and this channel.
+        let mut io = match self.free_pop() {
+            Some(io) => io,
+            None => self.new_io()?,
+        };
+        self.in_use.set(self.in_use.get() + 1);
         io.io_type = t;
         io.offset_blocks = off;
         io.num_blocks = n;
-        io.block_size = self.info.block_size;
         io.start_tsc = now;
+        Ok(io)
+    }
+
+    /// A new I/O object of this channel, unless it has [`CHANNEL_IO_MAX`] already
+    /// (all in use: the free list is empty when this is called).
+    #[cold]
+    fn new_io(&self) -> Result<Box<IoInner>> {
+        let objects = self.objects.get();
+        if objects >= CHANNEL_IO_MAX {
+            return Err(Error::NoMem(self.info.name.clone()));
+        }
+        self.objects.set(objects + 1);
+        let mut io = IoInner::empty();
+        io.block_size = self.block_size;
         io.ch = Some(NonNull::from(self));
         Ok(io)
     }
 
-    /// Back to the free list (its callback already taken); the last object in use lets
-    /// a parked handle go.
+    /// Back to the free list (its callback already taken; it keeps its block size and
+    /// channel); the last object in use lets a parked handle go.
     #[inline]
     fn recycle(&self, mut io: Box<IoInner>) {
         io.iovs.clear();
         io.cmp_iovs.clear();
-        io.ch = None;
         self.free_push(io);
         let left = self.in_use.get() - 1;
         self.in_use.set(left);
@@ -355,13 +414,18 @@ impl ChanCore {
 /// Generic over the callback so that it is built in its final place, the I/O object
 /// (moving it through the calls would copy it at each).
 #[inline]
-pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
-    ch: &IoChannel<BdevChannel>,
+///
+/// # Safety
+/// `core` is the core of a channel that the caller's handle keeps alive.
+pub(crate) unsafe fn submit<F: FnOnce(IoStatus) + Send + 'static>(
+    core: NonNull<ChanCore>,
     r: Request,
     cb: F,
 ) -> Result<()> {
-    let ctx: &ChanCore = ch.ctx();
-    let now = thread::last_tsc();
+    // SAFETY: alive (the caller's contract).
+    let Some((ctx, now)) = (unsafe { ChanCore::on_own_thread(core) }) else {
+        return Err(off_thread());
+    };
     let pieces = ctx.piece_count(&r);
     if pieces == 1 {
         let mut io = ctx.alloc(r.io_type, r.offset_blocks, r.num_blocks, now)?;
@@ -375,6 +439,14 @@ pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
         return Ok(());
     }
     submit_split(ctx, r, pieces as usize, now, Callback::new(cb))
+}
+
+#[cold]
+fn off_thread() -> Error {
+    framework::Error::NotOnThread {
+        what: "submit I/O on a channel of another thread",
+    }
+    .into()
 }
 
 /// Submit `r` as `count` children of one parent.
@@ -397,7 +469,7 @@ fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback
     let bs = u64::from(ctx.info.block_size);
     let parent = Arc::new(SplitParent {
         io_type: r.io_type,
-        bytes: r.num_blocks * bs,
+        blocks: r.num_blocks,
         start_tsc: now,
         st: Mutex::new((count, IoStatus::Success, Some(cb))),
     });
@@ -564,15 +636,9 @@ impl ChanCore {
 
     #[inline]
     fn to_module(&self, io: Box<IoInner>) {
-        if self.closing.get() {
-            // The module channel is being dropped: nothing more goes to it.
-            return BdevIo(Some(io)).complete(IoStatus::Failed);
-        }
-        match &*self.module {
-            Ok(m) => m.submit(BdevIo(Some(io))),
-            // Not reachable: a channel whose module failed is never handed out.
-            Err(_) => BdevIo(Some(io)).complete(IoStatus::Failed),
-        }
+        // SAFETY: on the channel's thread; the destructor, the only writer, is not
+        // reached while this shared borrow lives (see `module`).
+        unsafe { &*self.module.get() }.submit(BdevIo(Some(io)));
     }
 
     /// A module completed `io` (static: the channel is found through the I/O).
@@ -581,16 +647,11 @@ impl ChanCore {
         let Some(core) = io.ch else {
             return Self::complete_direct(io, status);
         };
-        // SAFETY: the core lives while this object is in use (see the module docs);
-        // `owner` is set once at creation and `ThreadHandle` is `Sync`, so reading it
-        // from any thread is sound.
-        let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
-        let Some(owner) = owner.as_ref().filter(|o| !thread::is_current(o)) else {
-            // SAFETY: on the channel's thread (checked above; a channel made off any
-            // thread has no I/O); alive as above.
-            return unsafe { core.as_ref() }.completed(io, status);
-        };
-        Self::complete_elsewhere(owner, io, status)
+        // SAFETY: the core lives while this object is in use (see the module docs).
+        match unsafe { ChanCore::on_own_thread(core) } {
+            Some((ctx, now)) => ctx.completed(io, status, now),
+            None => Self::complete_elsewhere(core, io, status),
+        }
     }
 
     /// A direct I/O (BdevIo::direct) completed: it has no channel; the object goes
@@ -613,7 +674,9 @@ impl ChanCore {
     /// A completion off the submitting thread (a module bug): finish it there.
     #[cold]
     #[inline(never)]
-    fn complete_elsewhere(owner: &ThreadHandle, io: Box<IoInner>, status: IoStatus) {
+    fn complete_elsewhere(core: NonNull<ChanCore>, io: Box<IoInner>, status: IoStatus) {
+        // SAFETY: as in `on_own_thread`.
+        let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
         eal::log_err!("bdev I/O completed off its thread; sent back to it");
         if owner
             .send_msg(move || ChanCore::complete(io, status))
@@ -625,12 +688,12 @@ impl ChanCore {
 
     /// `io` came back from the module (on the channel's thread).
     #[inline]
-    fn completed(&self, io: Box<IoInner>, status: IoStatus) {
+    fn completed(&self, io: Box<IoInner>, status: IoStatus, now: u64) {
         self.outstanding.set(self.outstanding.get() - 1);
         if status == IoStatus::NoMem {
             return self.park_nomem(io);
         }
-        self.finish(io, status);
+        self.finish(io, status, now);
         if self.slow.get() {
             self.retry_queued();
         }
@@ -660,27 +723,23 @@ impl ChanCore {
 
     /// Account, recycle and notify.
     #[inline]
-    fn finish(&self, mut io: Box<IoInner>, status: IoStatus) {
+    fn finish(&self, mut io: Box<IoInner>, status: IoStatus, now: u64) {
         let notify = io.notify.take();
-        let (t, bytes, start) = (
-            io.io_type,
-            io.num_blocks * u64::from(io.block_size),
-            io.start_tsc,
-        );
+        let (t, blocks, start) = (io.io_type, io.num_blocks, io.start_tsc);
         self.recycle(io);
         match notify {
             Some(Notify::User(cb)) => {
-                self.count(t, bytes, start, status == IoStatus::Success);
+                self.count(t, blocks, start, now, status == IoStatus::Success);
                 cb.call(status);
             }
-            Some(Notify::Child(p)) => self.child_done(&p, status),
+            Some(Notify::Child(p)) => self.child_done(&p, status, now),
             None => {}
         }
     }
 
     /// A child of a split request completed: the parent completes with the last.
     #[inline(never)]
-    fn child_done(&self, p: &SplitParent, status: IoStatus) {
+    fn child_done(&self, p: &SplitParent, status: IoStatus, now: u64) {
         let last = {
             let mut g = p.st.lock().unwrap_or_else(|e| e.into_inner());
             g.0 -= 1;
@@ -694,7 +753,8 @@ impl ChanCore {
             }
         };
         if let Some((cb, st)) = last {
-            self.count(p.io_type, p.bytes, p.start_tsc, st == IoStatus::Success);
+            let ok = st == IoStatus::Success;
+            self.count(p.io_type, p.blocks, p.start_tsc, now, ok);
             cb.call(st);
         }
     }
@@ -735,16 +795,13 @@ impl ChanCore {
     /// are in use, so the channel outlives the message.
     fn schedule_retry(&self) {
         let me = CorePtr(NonNull::from(self));
-        let r = match &self.owner {
-            Some(t) => t.send_msg(move || {
-                // SAFETY: the queued I/O objects keep the channel alive (in use), and
-                // the message runs on the channel's thread.
-                let ctx = unsafe { me.get() };
-                ctx.st.borrow_mut().retry_msg_pending = false;
-                ctx.retry_queued();
-            }),
-            None => return,
-        };
+        let r = self.owner.send_msg(move || {
+            // SAFETY: the queued I/O objects keep the channel alive (in use), and the
+            // message runs on the channel's thread.
+            let ctx = unsafe { me.get() };
+            ctx.st.borrow_mut().retry_msg_pending = false;
+            ctx.retry_queued();
+        });
         if r.is_err() {
             eal::log_err!("bdev: could not schedule an out-of-resources retry");
         }
@@ -766,7 +823,7 @@ impl ChanCore {
             let Some(io) = io else {
                 break;
             };
-            self.finish(io, IoStatus::Aborted);
+            self.finish(io, IoStatus::Aborted, thread::last_tsc());
         }
     }
 

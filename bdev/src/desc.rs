@@ -19,6 +19,7 @@
 //! and give it back to the callback.
 
 use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use framework::io_channel::IoChannel;
 use framework::{thread, ThreadHandle};
 
 use crate::bdev::{self, Bdev, BdevEvent, Claim};
-use crate::channel::{self, BdevChannel, Request};
+use crate::channel::{self, BdevChannel, ChanCore, Request};
 use crate::error::{Error, Result};
 use crate::io::{iovs_len, IoStatus, IoType, IoTypeSet, IoVec};
 
@@ -44,6 +45,8 @@ pub(crate) struct DescShared {
     /// [`Descriptor::claim`] and the removal, so that a submit tests one bit; a
     /// request outside it goes through the full check for its error.
     allowed: AtomicU32,
+    /// The bdev's block size (for the buffer check).
+    block_size: u32,
     thread: ThreadHandle,
     event_cb: EventCb,
     closed: AtomicBool,
@@ -109,8 +112,15 @@ impl std::fmt::Debug for Descriptor {
 pub struct BdevIoChannel {
     /// Given up in `drop` (see [`channel::release`]).
     ch: ManuallyDrop<IoChannel<BdevChannel>>,
+    /// The channel's core (fixed while `ch` holds the channel): a submit checks the
+    /// thread against its owner and uses it without going through `ch`.
+    core: NonNull<ChanCore>,
     bdev: Bdev,
 }
+
+// SAFETY: `core` is only dereferenced after the check that this is the channel's
+// thread (`channel::submit`); the other fields are `Send`.
+unsafe impl Send for BdevIoChannel {}
 
 impl Drop for BdevIoChannel {
     fn drop(&mut self) {
@@ -145,6 +155,7 @@ impl BdevIoChannel {
     pub fn try_clone(&self) -> Option<BdevIoChannel> {
         Some(BdevIoChannel {
             ch: ManuallyDrop::new(self.ch.try_clone()?),
+            core: self.core,
             bdev: self.bdev.clone(),
         })
     }
@@ -181,6 +192,7 @@ where
         bdev: b.clone(),
         write: AtomicBool::new(write),
         allowed: AtomicU32::new(DescShared::allowed_for(&b, write)),
+        block_size: b.info().block_size,
         thread: me,
         event_cb: Box::new(event_cb),
         closed: AtomicBool::new(false),
@@ -348,6 +360,7 @@ impl Descriptor {
             });
         }
         Ok(BdevIoChannel {
+            core: ch.ctx().core_ptr(),
             ch: ManuallyDrop::new(ch),
             bdev: b.clone(),
         })
@@ -444,7 +457,7 @@ impl Descriptor {
     ) -> Result<()> {
         let d = &*self.0;
         let b = &*d.bdev.0;
-        let enough = |v: &[IoVec]| iovs_len(v) as u64 >= n * u64::from(b.info.block_size);
+        let enough = |v: &[IoVec]| iovs_len(v) as u64 >= n * u64::from(d.block_size);
         // The channel's bdev, then permission, the module's types and a removal in
         // one bit (`allowed`), then the range and the buffers. What fails here is
         // checked again in full for its error (and goes on if a claim made it
@@ -468,7 +481,8 @@ impl Descriptor {
             iovs,
             cmp_iovs: cmp,
         };
-        channel::submit(&ch.ch, r, cb)
+        // SAFETY: `ch` holds the channel, whose core this is, until after the call.
+        unsafe { channel::submit(ch.core, r, cb) }
     }
 
     iov_requests! {

@@ -98,30 +98,6 @@ impl IoStats {
         }
     }
 
-    /// Add one channel's counters into `self`.
-    pub(crate) fn add_counters(&mut self, c: &ChannelCounters) {
-        // Indexed by `IoType::index` (declaration order).
-        let [read, write, zeroes, unmap, flush, reset, compare, caw] = c.per_type;
-        self.bytes_read += read.bytes;
-        self.num_read_ops += read.ops;
-        self.read_latency_ticks += read.ticks;
-        self.bytes_written += write.bytes + caw.bytes;
-        self.num_write_ops += write.ops;
-        self.write_latency_ticks += write.ticks;
-        self.bytes_unmapped += unmap.bytes;
-        self.num_unmap_ops += unmap.ops;
-        self.unmap_latency_ticks += unmap.ticks;
-        self.bytes_copied += compare.bytes;
-        self.num_write_zeroes_ops += zeroes.ops;
-        self.num_flush_ops += flush.ops;
-        self.num_reset_ops += reset.ops;
-        self.num_compare_ops += compare.ops;
-        self.num_compare_and_write_ops += caw.ops;
-        self.other_latency_ticks +=
-            zeroes.ticks + flush.ticks + reset.ticks + compare.ticks + caw.ticks;
-        self.num_failed_ops += c.failed;
-    }
-
     /// Add `o` into `self`.
     pub fn add(&mut self, o: &IoStats) {
         self.bytes_read += o.bytes_read;
@@ -169,16 +145,17 @@ impl IoStats {
     }
 }
 
-/// Bytes, completions and ticks of one I/O type.
+/// Blocks, completions and ticks of one I/O type.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TypeCounters {
-    bytes: u64,
+    blocks: u64,
     ops: u64,
     ticks: u64,
 }
 
 /// A channel's counters, indexed by [`IoType`] so that counting a completion is three
-/// additions (folded into [`IoStats`]'s fields when read: [`IoStats::add_counters`]).
+/// additions (folded into [`IoStats`]'s fields when read, blocks into bytes by the
+/// channel's block size: [`ChannelCounters::to_stats`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ChannelCounters {
     per_type: [TypeCounters; IoType::ALL.len()],
@@ -186,24 +163,42 @@ pub(crate) struct ChannelCounters {
 }
 
 impl ChannelCounters {
-    /// Count one completed request of `bytes` that took `ticks`.
+    /// Count one completed request of `blocks` that took `ticks`.
     #[inline]
-    pub(crate) fn account(&mut self, t: IoType, bytes: u64, ticks: u64, ok: bool) {
+    pub(crate) fn account(&mut self, t: IoType, blocks: u64, ticks: u64, ok: bool) {
         if !ok {
             self.failed += 1;
             return;
         }
         let c = &mut self.per_type[t.index()];
-        c.bytes += bytes;
+        c.blocks += blocks;
         c.ops += 1;
         c.ticks += ticks;
     }
 
-    /// The counters as `bdev_get_iostat` reports them.
-    pub(crate) fn to_stats(&self) -> IoStats {
-        let mut s = IoStats::default();
-        s.add_counters(self);
-        s
+    /// The counters as `bdev_get_iostat` reports them, for blocks of `block_size`.
+    pub(crate) fn to_stats(&self, block_size: u32) -> IoStats {
+        let bs = u64::from(block_size);
+        let [read, write, zeroes, unmap, flush, reset, compare, caw] = self.per_type;
+        IoStats {
+            bytes_read: read.blocks * bs,
+            num_read_ops: read.ops,
+            read_latency_ticks: read.ticks,
+            bytes_written: (write.blocks + caw.blocks) * bs,
+            num_write_ops: write.ops,
+            write_latency_ticks: write.ticks,
+            bytes_unmapped: unmap.blocks * bs,
+            num_unmap_ops: unmap.ops,
+            unmap_latency_ticks: unmap.ticks,
+            bytes_copied: compare.blocks * bs,
+            num_write_zeroes_ops: zeroes.ops,
+            num_flush_ops: flush.ops,
+            num_reset_ops: reset.ops,
+            num_compare_ops: compare.ops,
+            num_compare_and_write_ops: caw.ops,
+            other_latency_ticks: zeroes.ticks + flush.ticks + reset.ticks + compare.ticks + caw.ticks,
+            num_failed_ops: self.failed,
+        }
     }
 }
 
@@ -217,14 +212,14 @@ mod tests {
         let mut c = ChannelCounters::default();
         for (i, t) in IoType::ALL.into_iter().enumerate() {
             let i = i as u64;
-            for (bytes, ticks, ok) in [(512 * (i + 1), 10 + i, true), (4096, 7 * i, false)] {
-                want.account(t, bytes, ticks, ok);
-                c.account(t, bytes, ticks, ok);
+            for (blocks, ticks, ok) in [(i + 1, 10 + i, true), (8, 7 * i, false)] {
+                want.account(t, blocks * 512, ticks, ok);
+                c.account(t, blocks, ticks, ok);
             }
-            want.account(t, 8192 + i, 3, true);
-            c.account(t, 8192 + i, 3, true);
+            want.account(t, (16 + i) * 512, 3, true);
+            c.account(t, 16 + i, 3, true);
         }
-        assert_eq!(c.to_stats(), want);
+        assert_eq!(c.to_stats(512), want);
         assert_eq!(want.num_failed_ops, IoType::ALL.len() as u64);
         assert_ne!(want.bytes_read, want.bytes_written);
     }
