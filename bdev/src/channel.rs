@@ -442,6 +442,7 @@ pub(crate) unsafe fn submit<F: FnOnce(IoStatus) + Send + 'static>(
 }
 
 #[cold]
+#[inline(never)]
 fn off_thread() -> Error {
     framework::Error::NotOnThread {
         what: "submit I/O on a channel of another thread",
