@@ -19,7 +19,7 @@ use crate::channel::BdevChannel;
 use crate::desc::DescShared;
 use crate::error::{Error, Result};
 use crate::io::{BdevIo, IoType, IoTypeSet};
-use crate::qos::QosLimits;
+use crate::qos::{QosLimits, QosValues};
 use crate::stats::IoStats;
 use crate::uuid::Uuid;
 
@@ -224,6 +224,23 @@ impl Bdev {
     /// The QoS limits (see [`crate::qos`]).
     pub fn qos(&self) -> &QosLimits {
         &self.0.qos
+    }
+
+    /// Set its QoS limits (see [`crate::qos`]; 0 clears one, all 0 turns QoS off), on
+    /// a framework thread, which becomes the QoS thread if QoS was off. Each channel
+    /// follows the switch once a message reaches its thread, as SPDK's channels do.
+    pub fn set_qos_limits(&self, v: QosValues) -> Result<()> {
+        if self.is_removing() {
+            return Err(Error::Removed {
+                what: "set QoS limits",
+                name: self.name().to_string(),
+            });
+        }
+        crate::qos::set_limits(&self.0.qos, self.name(), v)?;
+        self.0
+            .io_device
+            .for_each_channel(|ch: &BdevChannel| ch.sync_qos(), || {})?;
+        Ok(())
     }
 
     /// Statistics summed over every channel (each visited on its thread), then `done`

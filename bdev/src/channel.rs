@@ -84,6 +84,9 @@ struct ChState {
     qos_queue: VecDeque<Box<IoInner>>,
     /// Drains `qos_queue` each slice while it is not empty.
     qos_poller: Option<Poller>,
+    /// The bdev's QoS limits are on (as of the last [`ChanCore::sync_qos`]): I/O
+    /// takes the queueing path, which asks the limits themselves.
+    qos_on: bool,
     /// A reset of the bdev runs: new I/O waits in `frozen_q`.
     frozen: bool,
     frozen_q: VecDeque<Box<IoInner>>,
@@ -120,8 +123,8 @@ pub(crate) struct ChanCore {
     /// [`CHANNEL_IO_MAX`], checked where one is made, so taking a free one needs
     /// no check.
     objects: Cell<usize>,
-    /// Set while a reset holds the channel or anything waits in the out-of-resources
-    /// or QoS queue: then I/O takes the queueing path. Set with every such change,
+    /// Set while QoS is on, a reset holds the channel or anything waits in the
+    /// out-of-resources or QoS queue: then I/O takes the queueing path. Set with every such change,
     /// cleared by [`refresh_slow`](ChanCore::refresh_slow) once all is clear.
     slow: Cell<bool>,
     // Boxed on purpose: an I/O body travels to the module and back as one allocation.
@@ -200,8 +203,7 @@ impl BdevChannel {
             block_size: info.block_size,
             qos,
             info,
-            owner: thread::current()
-                .expect("the framework makes channel contexts on its threads"),
+            owner: thread::current().expect("the framework makes channel contexts on its threads"),
             module_err: module.as_ref().err().cloned(),
             module: UnsafeCell::new(module.unwrap_or_else(|_| Box::new(NoModule))),
             outstanding: Cell::new(0),
@@ -212,6 +214,7 @@ impl BdevChannel {
             stats: UnsafeCell::new(ChannelCounters::default()),
             st: RefCell::new(ChState::default()),
         });
+        core.sync_qos();
         BdevChannel {
             core: NonNull::from(Box::leak(core)),
         }
@@ -313,7 +316,16 @@ impl ChanCore {
     /// Clear [`slow`](Self::slow) if nothing needs the queueing path any more.
     fn refresh_slow(&self, st: &ChState) {
         self.slow
-            .set(st.frozen || !st.nomem.is_empty() || !st.qos_queue.is_empty());
+            .set(st.qos_on || st.frozen || !st.nomem.is_empty() || !st.qos_queue.is_empty());
+    }
+
+    /// Follow the bdev's QoS switch (at creation, when a user gets the channel, and
+    /// on each channel, on its thread, after the limits change: SPDK's per-channel
+    /// QoS flag).
+    pub(crate) fn sync_qos(&self) {
+        let mut st = self.st.borrow_mut();
+        st.qos_on = self.qos.active();
+        self.refresh_slow(&st);
     }
 
     /// Pieces waiting for QoS budget.
@@ -531,7 +543,7 @@ impl ChanCore {
     /// resources, or to the module.
     #[inline]
     fn dispatch(&self, io: Box<IoInner>) {
-        if !self.slow.get() && !self.qos.active() {
+        if !self.slow.get() {
             // Nothing held or queued, no limits: straight to the module.
             self.outstanding.set(self.outstanding.get() + 1);
             return self.to_module(io);

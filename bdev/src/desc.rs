@@ -353,6 +353,9 @@ impl Descriptor {
             });
         }
         let ch = b.0.io_device.get_channel()?;
+        // A channel made while the limits changed may have missed the message to
+        // every channel: it reads the switch again, now that it is listed.
+        ch.ctx().sync_qos();
         if let Some(why) = ch.ctx().module_error() {
             return Err(Error::Channel {
                 name: b.name().to_string(),

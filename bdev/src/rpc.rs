@@ -561,7 +561,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
                     w_mbytes_per_sec: p.w_mbytes_per_sec.unwrap_or(old.w_mbytes_per_sec),
                 };
                 r.respond(
-                    crate::qos::set_limits(&b, v)
+                    b.set_qos_limits(v)
                         .map(|_| json!(true))
                         .map_err(|e| rpc_error(&e)),
                 )

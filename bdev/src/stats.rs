@@ -196,7 +196,11 @@ impl ChannelCounters {
             num_reset_ops: reset.ops,
             num_compare_ops: compare.ops,
             num_compare_and_write_ops: caw.ops,
-            other_latency_ticks: zeroes.ticks + flush.ticks + reset.ticks + compare.ticks + caw.ticks,
+            other_latency_ticks: zeroes.ticks
+                + flush.ticks
+                + reset.ticks
+                + compare.ticks
+                + caw.ticks,
             num_failed_ops: self.failed,
         }
     }
