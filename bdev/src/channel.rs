@@ -58,11 +58,13 @@ use std::sync::{Arc, Mutex};
 use framework::io_channel::IoChannel;
 use framework::{poller, thread, PollStatus, Poller, ThreadHandle};
 
-use crate::bdev::{BdevInfo, ModuleChannel};
 use crate::error::{Error, Result};
-use crate::io::{iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify};
+use crate::io::{
+    iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify, SplitParent,
+};
 use crate::qos::{QosLimits, TIMESLICE_US};
 use crate::stats::{ChannelCounters, IoStats};
+use crate::types::{BdevInfo, ModuleChannel};
 
 /// Outstanding I/O objects one channel may have (SPDK's default `bdev_io_pool_size`
 /// is 65535 for the whole process; this bounds one thread's share).
@@ -171,15 +173,6 @@ impl Deref for BdevChannel {
         // SAFETY: allocated in `new`, freed only in `drop`.
         unsafe { self.core.as_ref() }
     }
-}
-
-/// The parent of split children.
-pub(crate) struct SplitParent {
-    io_type: IoType,
-    blocks: u64,
-    start_tsc: u64,
-    /// (children left, first failure, the caller's callback)
-    st: Mutex<(usize, IoStatus, Option<Callback>)>,
 }
 
 /// One request as the descriptor checked it (the iovec lists are the caller's; each
@@ -360,7 +353,8 @@ impl ChanCore {
         self.objects.set(objects + 1);
         let mut io = IoInner::empty();
         io.block_size = self.block_size;
-        io.ch = Some(NonNull::from(self));
+        io.owner = NonNull::from(self).cast();
+        io.done = ChanCore::complete;
         Ok(io)
     }
 
@@ -654,33 +648,16 @@ impl ChanCore {
         unsafe { &*self.module.get() }.submit(BdevIo(Some(io)));
     }
 
-    /// A module completed `io` (static: the channel is found through the I/O).
+    /// A module completed `io`, an object of a channel (its `done`; the channel is
+    /// found through the I/O).
     #[inline]
-    pub(crate) fn complete(io: Box<IoInner>, status: IoStatus) {
-        let Some(core) = io.ch else {
-            return Self::complete_direct(io, status);
-        };
+    fn complete(io: Box<IoInner>, status: IoStatus) {
+        // Set by `new_io` to the core that made the object (never null for these).
+        let core = NonNull::from(io.owner).cast::<ChanCore>();
         // SAFETY: the core lives while this object is in use (see the module docs).
         match unsafe { ChanCore::on_own_thread(core) } {
             Some((ctx, now)) => ctx.completed(io, status, now),
             None => Self::complete_elsewhere(core, io, status),
-        }
-    }
-
-    /// A direct I/O (BdevIo::direct) completed: it has no channel; the object goes
-    /// back to the thread's direct free list, then the callback runs.
-    fn complete_direct(mut io: Box<IoInner>, status: IoStatus) {
-        let notify = io.notify.take();
-        io.iovs.clear();
-        io.cmp_iovs.clear();
-        crate::io::DIRECT_FREE.with(|f| {
-            let mut f = f.borrow_mut();
-            if f.len() < FREE_KEEP {
-                f.push(io);
-            }
-        });
-        if let Some(Notify::User(cb)) = notify {
-            cb.call(status);
         }
     }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use framework::io_channel::IoChannel;
 use framework::{thread, ThreadHandle};
 
-use crate::bdev::{self, Bdev, BdevEvent, Claim};
+use crate::bdev::{self, Bdev, BdevEvent, Claim, OpenDesc};
 use crate::channel::{self, BdevChannel, ChanCore, Request};
 use crate::error::{Error, Result};
 use crate::io::{iovs_len, IoStatus, IoType, IoTypeSet, IoVec};
@@ -53,21 +53,30 @@ pub(crate) struct DescShared {
 }
 
 impl DescShared {
-    /// The bdev is being removed: nothing more may be submitted (called under the
-    /// bdev's state lock, after its `removing` flag is set).
-    pub(crate) fn forbid_io(&self) {
-        self.allowed.store(0, Ordering::Release);
-    }
-
     /// What may be submitted with write permission `write` (the bdev not removing).
     fn allowed_for(bdev: &Bdev, write: bool) -> u32 {
         let supported = bdev.0.supported;
         IoTypeSet::from_fn(|t| supported.contains(t) && (write || !t.writes())).0
     }
+}
 
-    /// Deliver `ev` on the descriptor's thread (unless closed by then); false if that
-    /// thread is gone.
-    pub(crate) fn notify(self: &Arc<Self>, ev: BdevEvent) -> bool {
+impl OpenDesc for DescShared {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn writable(&self) -> bool {
+        self.write.load(Ordering::Acquire)
+    }
+
+    /// Nothing more may be submitted (called under the bdev's state lock, after its
+    /// `removing` flag is set).
+    fn forbid_io(&self) {
+        self.allowed.store(0, Ordering::Release);
+    }
+
+    /// Deliver `ev` on the descriptor's thread (unless closed by then).
+    fn notify(self: Arc<Self>, ev: BdevEvent) -> bool {
         let d = self.clone();
         self.thread
             .send_msg(move || {
@@ -79,7 +88,7 @@ impl DescShared {
     }
 
     /// Deliver the remove event on the descriptor's thread (unless closed by then).
-    pub(crate) fn notify_remove(self: &Arc<Self>) {
+    fn notify_remove(self: Arc<Self>) {
         let d = self.clone();
         let r = self.thread.send_msg(move || {
             if !d.closed.load(Ordering::Acquire) {
@@ -89,7 +98,7 @@ impl DescShared {
         if r.is_err() {
             // The thread is gone: nobody will close this descriptor; close it here so
             // the removal can finish.
-            close_shared(self);
+            close_shared(&self);
         }
     }
 }
@@ -208,7 +217,9 @@ fn close_shared(d: &Arc<DescShared>) {
     let b = &d.bdev;
     let finish = {
         let mut st = b.0.lock();
-        st.descs.retain(|x| !Arc::ptr_eq(x, d));
+        // The same object (compared by address: the list holds it as `dyn OpenDesc`).
+        st.descs
+            .retain(|x| !std::ptr::addr_eq(Arc::as_ptr(x), Arc::as_ptr(d)));
         if st.claim.as_ref().is_some_and(|c| c.desc_id == d.id) {
             st.claim = None;
         }
@@ -314,10 +325,7 @@ impl Descriptor {
                 module: c.module.clone(),
             });
         }
-        let other_writer = st
-            .descs
-            .iter()
-            .any(|d| d.id != self.0.id && d.write.load(Ordering::Acquire));
+        let other_writer = st.descs.iter().any(|d| d.id() != self.0.id && d.writable());
         if other_writer {
             return Err(Error::Invalid {
                 what: "claim",

@@ -9,9 +9,7 @@
 
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::ptr::NonNull;
-use std::sync::Arc;
-
-use crate::channel::{ChanCore, SplitParent};
+use std::sync::{Arc, Mutex};
 
 /// The kinds of I/O (SPDK's `spdk_bdev_io_type`, the ones this layer carries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -260,6 +258,15 @@ impl Drop for Callback {
     }
 }
 
+/// The parent of split children.
+pub(crate) struct SplitParent {
+    pub(crate) io_type: IoType,
+    pub(crate) blocks: u64,
+    pub(crate) start_tsc: u64,
+    /// (children left, first failure, the caller's callback)
+    pub(crate) st: Mutex<(usize, IoStatus, Option<Callback>)>,
+}
+
 /// Who hears of a completion.
 pub(crate) enum Notify {
     /// The submitter's callback.
@@ -277,15 +284,19 @@ pub(crate) struct IoInner {
     pub(crate) iovs: Vec<IoVec>,
     pub(crate) cmp_iovs: Vec<IoVec>,
     pub(crate) start_tsc: u64,
-    /// The channel the I/O belongs to; `None` for a direct I/O. Not a counted
-    /// reference: the channel counts its I/O objects in use and stays alive while any
-    /// is (see [`crate::channel`]), and the pointer is only followed on the channel's
-    /// own thread (checked).
-    pub(crate) ch: Option<NonNull<ChanCore>>,
+    /// The channel core the I/O belongs to, type-erased (only `done` reads it);
+    /// dangling for a direct I/O. Not a counted reference: the channel counts its I/O
+    /// objects in use and stays alive while any is (see [`crate::channel`]), and the
+    /// pointer is only followed on the channel's own thread (checked).
+    pub(crate) owner: NonNull<()>,
+    /// Where the object goes when the module completes it: [`complete_direct`] for a
+    /// direct I/O, the channel's completion for the layer's (set by whoever made
+    /// the object, so that this module names neither).
+    pub(crate) done: fn(Box<IoInner>, IoStatus),
     pub(crate) notify: Option<Notify>,
 }
 
-// SAFETY: every field but `ch` is `Send`; `ch` is only dereferenced on the channel's
+// SAFETY: every field but `owner` is `Send`; `owner` is only dereferenced on the channel's
 // thread after a check (`ChanCore::complete`), and the channel outlives the I/O.
 unsafe impl Send for IoInner {}
 
@@ -299,9 +310,30 @@ impl IoInner {
             iovs: Vec::new(),
             cmp_iovs: Vec::new(),
             start_tsc: 0,
-            ch: None,
+            owner: NonNull::dangling(),
+            done: complete_direct,
             notify: None,
         })
+    }
+}
+
+/// Free objects the direct path keeps per thread.
+const DIRECT_KEEP: usize = 1024;
+
+/// A direct I/O (BdevIo::direct) completed: it has no channel; the object goes back
+/// to the thread's direct free list, then the callback runs.
+fn complete_direct(mut io: Box<IoInner>, status: IoStatus) {
+    let notify = io.notify.take();
+    io.iovs.clear();
+    io.cmp_iovs.clear();
+    DIRECT_FREE.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.len() < DIRECT_KEEP {
+            f.push(io);
+        }
+    });
+    if let Some(Notify::User(cb)) = notify {
+        cb.call(status);
     }
 }
 
@@ -309,7 +341,7 @@ thread_local! {
     /// Recycled objects of direct I/Os ([`BdevIo::direct`]), per OS thread (as the
     /// layer's per-channel free lists, so the two paths compare fairly).
     #[allow(clippy::vec_box)] // the boxes are handed out as they are
-    pub(crate) static DIRECT_FREE: std::cell::RefCell<Vec<Box<IoInner>>> =
+    static DIRECT_FREE: std::cell::RefCell<Vec<Box<IoInner>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -428,7 +460,7 @@ impl BdevIo {
     /// channel's state is per thread).
     pub fn complete(mut self, status: IoStatus) {
         if let Some(inner) = self.0.take() {
-            ChanCore::complete(inner, status);
+            (inner.done)(inner, status);
         }
     }
 }
@@ -436,7 +468,7 @@ impl BdevIo {
 impl Drop for BdevIo {
     fn drop(&mut self) {
         if let Some(inner) = self.0.take() {
-            ChanCore::complete(inner, IoStatus::Failed);
+            (inner.done)(inner, IoStatus::Failed);
         }
     }
 }

@@ -33,9 +33,11 @@ pub mod qos;
 mod reset;
 pub mod resize;
 pub mod rpc;
+mod rpc_util;
 pub mod stats;
 pub mod subsystem;
 mod sys;
+pub mod types;
 pub mod uuid;
 
 pub use bdev::{Bdev, BdevEvent, BdevInfo, BdevModule, ModuleChannel};

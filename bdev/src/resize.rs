@@ -10,14 +10,8 @@
 
 use std::sync::atomic::Ordering;
 
-use jsonrpc::{Request, RpcError};
-use serde::Deserialize;
-use serde_json::json;
-
-use crate::bdev::{self, Bdev, BdevEvent};
+use crate::bdev::{Bdev, BdevEvent};
 use crate::error::{Error, Result};
-use crate::modules::null;
-use crate::rpc::{params, rpc_error};
 
 /// Set `b`'s block count to `num_blocks` and tell its open descriptors. Refused when
 /// the count is 0 or overflows the byte size, when `b` is being removed, and when it
@@ -68,32 +62,4 @@ pub fn notify_blockcnt_change(b: &Bdev, num_blocks: u64) -> Result<()> {
         let _ = d.notify(BdevEvent::Resize);
     }
     Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NullResize {
-    name: String,
-    /// MiB.
-    new_size: u64,
-}
-
-/// `bdev_null_resize {name, new_size}`: grow a null bdev to `new_size` MiB.
-pub(crate) fn null_resize_rpc(r: Request) {
-    let p: NullResize = match params(&r) {
-        Ok(p) => p,
-        Err(e) => return r.respond(Err(e)),
-    };
-    let res = (|| {
-        let b = bdev::get(&p.name).ok_or_else(|| rpc_error(&Error::NotFound(p.name.clone())))?;
-        if b.module().module_name() != "null" {
-            return Err(RpcError::invalid_params(format!(
-                "bdev '{}' is not a null bdev",
-                p.name
-            )));
-        }
-        null::resize(&b, p.new_size).map_err(|e| rpc_error(&e))?;
-        Ok(json!(true))
-    })();
-    r.respond(res)
 }

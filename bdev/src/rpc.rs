@@ -2,7 +2,7 @@
 //! bdev_malloc_delete, bdev_uring_create, bdev_uring_delete, bdev_aio_create,
 //! bdev_aio_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
 //! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete,
-//! bdev_null_resize ([`crate::resize`]),
+//! bdev_null_resize ([`crate::modules::null`]),
 //! bdev_passthru_create/delete, bdev_split_create/delete, bdev_raid_create/delete,
 //! bdev_raid_get_bdevs, bdev_get_bdevs,
 //! bdev_get_iostat, bdev_set_qos_limit. Handlers run on the app thread (the RPC
@@ -27,27 +27,9 @@ use crate::modules::malloc::{self, MallocOpts};
 use crate::modules::null::{self, NullOpts};
 use crate::modules::uring::{self, UringOpts};
 use crate::qos::QosValues;
-use crate::uuid::Uuid;
+use crate::rpc_util::{delete, params, parse_uuid};
 
-/// The JSON-RPC error for a layer error.
-pub fn rpc_error(e: &Error) -> RpcError {
-    match e {
-        Error::NotFound(_) => RpcError::new(-19, e.to_string()),
-        Error::Exists(_) => RpcError::new(-17, e.to_string()),
-        Error::Invalid { .. } => RpcError::invalid_params(e.to_string()),
-        // SPDK answers a claim conflict with -EPERM.
-        Error::Claimed { .. } => RpcError::new(-1, e.to_string()),
-        _ => RpcError::internal(e.to_string()),
-    }
-}
-
-pub(crate) fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>, RpcError> {
-    s.map(|u| {
-        Uuid::parse(u)
-            .ok_or_else(|| RpcError::invalid_params(format!("invalid uuid: '{u}' is not a UUID")))
-    })
-    .transpose()
-}
+pub use crate::rpc_util::rpc_error;
 
 static AUTO_NAME: Mutex<u32> = Mutex::new(0);
 
@@ -204,12 +186,6 @@ fn aio_create(r: Request) {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ByName {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct MaybeName {
     #[serde(default)]
     name: Option<String>,
@@ -240,43 +216,6 @@ struct SetQos {
     r_mbytes_per_sec: Option<u64>,
     #[serde(default)]
     w_mbytes_per_sec: Option<u64>,
-}
-
-pub(crate) fn params<T: for<'de> Deserialize<'de>>(r: &Request) -> Result<T, RpcError> {
-    // Absent params decode as an empty object (so all-optional methods take none).
-    let v = r.raw_params().cloned().unwrap_or(Value::Null);
-    let v = if v.is_null() { json!({}) } else { v };
-    serde_json::from_value(v).map_err(|e| RpcError::invalid_params(format!("{}: {e}", r.method())))
-}
-
-pub(crate) fn delete(r: Request, module: &'static str) {
-    let p: ByName = match params(&r) {
-        Ok(p) => p,
-        Err(e) => return r.respond(Err(e)),
-    };
-    match bdev::get(&p.name) {
-        Some(b) if b.module().module_name() == module => {}
-        Some(_) => {
-            return r.respond(Err(RpcError::new(
-                -19,
-                format!("bdev '{}' is not a {module} bdev", p.name),
-            )))
-        }
-        None => return r.respond(Err(rpc_error(&Error::NotFound(p.name)))),
-    }
-    let resp = r.into_responder();
-    let resp = Arc::new(Mutex::new(Some(resp)));
-    let r2 = resp.clone();
-    let res = bdev::unregister(&p.name, move |res| {
-        if let Some(x) = r2.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            x.respond(res.map(|_| json!(true)).map_err(|e| rpc_error(&e)));
-        }
-    });
-    if let Err(e) = res {
-        if let Some(x) = resp.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            x.respond(Err(rpc_error(&e)));
-        }
-    }
 }
 
 /// One bdev as `bdev_get_bdevs` describes it (SPDK's fields).
@@ -479,7 +418,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
             }),
         ),
         ("bdev_null_delete", Box::new(|r| delete(r, "null"))),
-        ("bdev_null_resize", Box::new(crate::resize::null_resize_rpc)),
+        ("bdev_null_resize", Box::new(null::resize_rpc)),
         ("bdev_uring_create", Box::new(uring_create)),
         ("bdev_uring_delete", Box::new(|r| delete(r, "uring"))),
         ("bdev_aio_create", Box::new(aio_create)),

@@ -5,12 +5,15 @@
 use std::sync::Arc;
 
 use framework::subsystem::ConfigCall;
+use jsonrpc::{Request, RpcError};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::bdev::{self, Bdev, BdevInfo, BdevModule, ModuleChannel};
 use crate::error::{Error, Result};
 use crate::io::{BdevIo, IoStatus, IoType};
 use crate::modules::Deferred;
+use crate::rpc_util::{params, rpc_error};
 use crate::uuid::Uuid;
 
 /// What `bdev_null_create` takes.
@@ -106,4 +109,32 @@ pub fn resize(b: &Bdev, new_size_mib: u64) -> Result<()> {
         });
     }
     crate::resize::notify_blockcnt_change(b, blocks)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NullResize {
+    name: String,
+    /// MiB.
+    new_size: u64,
+}
+
+/// `bdev_null_resize {name, new_size}`: grow a null bdev to `new_size` MiB.
+pub(crate) fn resize_rpc(r: Request) {
+    let p: NullResize = match params(&r) {
+        Ok(p) => p,
+        Err(e) => return r.respond(Err(e)),
+    };
+    let res = (|| {
+        let b = bdev::get(&p.name).ok_or_else(|| rpc_error(&Error::NotFound(p.name.clone())))?;
+        if b.module().module_name() != "null" {
+            return Err(RpcError::invalid_params(format!(
+                "bdev '{}' is not a null bdev",
+                p.name
+            )));
+        }
+        resize(&b, p.new_size).map_err(|e| rpc_error(&e))?;
+        Ok(json!(true))
+    })();
+    r.respond(res)
 }
