@@ -1,13 +1,16 @@
 //! Runs in the testbed guest (testbed/run.sh: QEMU TCG, one boot): a shell script whose
 //! runs are marked `@@BENCH <words>` on the console and closed by `@@BENCH end`, and the
-//! split of the console log back into those runs.
+//! split of the console log back into those runs; and one command in an interactive
+//! guest ([`sh`]).
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::error::Result;
+use testbed::Guest;
+
+use crate::error::{Error, Result};
 use crate::harness::{self, Job};
 
 /// The start of `testbed/run.sh` for a benchmark guest: no build (the tool built the
@@ -49,6 +52,22 @@ pub fn run(
         ));
     }
     Ok(text)
+}
+
+/// Run `cmd` in the interactive guest `g` (at most `secs`): its output, or an error
+/// with its tail unless it exits 0.
+pub fn sh(g: &mut Guest, cmd: &str, secs: u64) -> Result<String> {
+    let (rc, out) = g
+        .run_timeout(cmd, Duration::from_secs(secs))
+        .map_err(|e| Error::Setup(format!("guest '{cmd}': {e}")))?;
+    if rc != 0 {
+        return Err(Error::Side {
+            side: "the guest".into(),
+            why: format!("'{cmd}' exited with {rc}"),
+            stderr: harness::tail(&out, 15),
+        });
+    }
+    Ok(out)
 }
 
 /// Split a console log into `(words after "@@BENCH", the lines up to the next marker)`,

@@ -11,6 +11,8 @@
 //!   nvme      fio (kernel NVMe, io_uring), SPDK     vs our nvme-perf, in the QEMU guest
 //!   bdevperf  SPDK's bdevperf (malloc, null), fio   vs our bdevperf (malloc, null, uring)
 //!   nvmf      SPDK's nvmf_tgt                       vs ferroplane-tgt, NVMe/TCP on 127.0.0.1
+//!             (--kernel: Linux nvmet-tcp            vs ferroplane-tgt, kernel initiator
+//!                                                      and fio in the QEMU guest)
 //!   vhost     qemu-storage-daemon                   vs ferroplane-tgt, vhost-user-blk, fio in
 //!                                                      the QEMU guest, one file for both
 //!   framework crossbeam-channel between two cpus    vs framework messages (msg_perf)
@@ -40,6 +42,7 @@ mod mempool;
 mod net;
 mod nvme;
 mod nvmf;
+mod nvmf_kernel;
 mod parse;
 mod ring;
 mod table;
@@ -87,6 +90,8 @@ nvmf:     --seconds S    per run (default 5)
           --depths LIST  queue depths (default 1,32)
           --spdk DIR     the built SPDK tree (default $FP_SPDK_DIR): its nvmf_tgt is the
                          peer target, its spdk_nvme_perf the initiator on both sides
+          --kernel       instead: the Linux kernel's nvmet-tcp is the peer, in one QEMU
+                         guest, the kernel's nvme-tcp initiator and fio on both sides
 vhost:    --seconds S    per fio run (default 5)
           --depths LIST  queue depths (default 1,32)
           --workloads L  read,write,randread,randwrite (default randread,randwrite)

@@ -11,6 +11,8 @@
 //! process from /proc over the run, divided by the I/Os; a polling target burns its
 //! core whatever the load) and, for bdevperf, the initiator's (its rusage).
 //! Sides alternate order every round.
+//!
+//! With `--kernel`, the peer is the Linux kernel's target instead ([`crate::nvmf_kernel`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,20 +26,27 @@ use crate::parse;
 use crate::table::{Better, Side, Table};
 use crate::Ctx;
 
-pub struct Opts(DepthOpts);
+pub struct Opts {
+    depth: DepthOpts,
+    /// `--kernel`: the Linux kernel's target is the peer, in the guest.
+    kernel: bool,
+}
 
 impl Opts {
     /// `--spdk` defaults to `FP_SPDK_DIR`; the tree is checked when the target starts.
     pub fn parse(args: &[String]) -> Result<Opts> {
         let spdk = std::env::var_os("FP_SPDK_DIR").map(PathBuf::from);
-        DepthOpts::parse("nvmf", args, spdk).map(Opts)
+        let kernel = args.iter().any(|a| a == "--kernel");
+        let rest: Vec<String> = args.iter().filter(|a| *a != "--kernel").cloned().collect();
+        let depth = DepthOpts::parse("nvmf", &rest, spdk)?;
+        Ok(Opts { depth, kernel })
     }
 }
 
 impl std::ops::Deref for Opts {
     type Target = DepthOpts;
     fn deref(&self) -> &DepthOpts {
-        &self.0
+        &self.depth
     }
 }
 
@@ -159,6 +168,9 @@ fn configure(rpc_bin: &Path, t: &Target, port: u16, who: &str) -> Result<()> {
 }
 
 pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
+    if o.kernel {
+        return crate::nvmf_kernel::run(ctx, &o.depth);
+    }
     let spdk = o.spdk.clone().ok_or_else(|| {
         Error::Usage(
             "nvmf: needs a built SPDK tree: --spdk DIR or FP_SPDK_DIR (scripts/spdk.sh builds one)"

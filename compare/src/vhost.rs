@@ -121,20 +121,6 @@ fn start_qsd(file: &Path, sock: &Path, log: &Path) -> Result<Target> {
     )
 }
 
-fn guest_sh(g: &mut Guest, cmd: &str, secs: u64) -> Result<String> {
-    let (rc, out) = g
-        .run_timeout(cmd, Duration::from_secs(secs))
-        .map_err(|e| Error::Setup(format!("guest '{cmd}': {e}")))?;
-    if rc != 0 {
-        return Err(Error::Side {
-            side: "the guest".into(),
-            why: format!("'{cmd}' exited with {rc}"),
-            stderr: harness::tail(&out, 15),
-        });
-    }
-    Ok(out)
-}
-
 pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
     if ctx.common.baseline.is_some() {
         return Err(Error::Usage(
@@ -204,7 +190,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
         ..Default::default()
     })
     .map_err(|e| Error::Setup(format!("vhost: guest boot: {e}")))?;
-    let out = guest_sh(
+    let out = crate::guest::sh(
         &mut g,
         "fp-modprobe virtio_pci virtio_blk && for i in $(seq 50); do [ -b /dev/vdb ] && break; \
          sleep 0.2; done; for d in vda vdb; do echo $d $(cat /sys/block/$d/serial); done",
@@ -248,7 +234,7 @@ pub fn run(ctx: &mut Ctx, o: &Opts) -> Result<Table> {
                         o.seconds
                     );
                     let c0 = cpu_ticks(pid);
-                    let out = guest_sh(&mut g, &cmd, o.seconds + 180)?;
+                    let out = crate::guest::sh(&mut g, &cmd, o.seconds + 180)?;
                     let c1 = cpu_ticks(pid);
                     std::fs::write(ctx.out(&format!("fio-{w}-q{d}"), side, round), &out)
                         .map_err(|e| Error::io("keep fio's output", e))?;

@@ -30,6 +30,7 @@ pub mod frames;
 pub mod guest_bin;
 pub mod harness;
 pub mod nic;
+pub mod nvmet;
 
 pub use harness::{boot_or_skip, build_release};
 

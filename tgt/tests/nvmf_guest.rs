@@ -13,6 +13,12 @@
 //!    the target complete the kernel's Asynchronous Event Request; the kernel reads
 //!    the Changed Namespace List, rescans, and `nvmeXn2` appears with the new bdev's
 //!    size and takes I/O; `nvmf_subsystem_remove_ns` makes it go again.
+//! 4. Our initiator against the Linux kernel target: nvmet-tcp set up through configfs
+//!    (any host, namespace 1 over a loop device on a 64 MiB file, port 127.0.0.1:4420
+//!    once our target is stopped); our `bdevperf -w verify` attaches with
+//!    `bdev_nvme_attach_controller -t tcp` (JSON config), plain and with header and
+//!    data digests: it exits 0 with no failures, and the loop device counted the reads
+//!    and writes it did.
 //!
 //! Runs when QEMU can be used or installed (root), otherwise a counted skip (need
 //! `guest`); `FP_TESTBED=1` forces, `FP_TESTBED=0` skips (see `testbed::harness`).
@@ -187,6 +193,81 @@ fn namespace_events(g: &mut Guest, dev: &str) {
     assert!(wait_block(g, dev, true), "{dev} went with namespace 2");
 }
 
+/// Set up the kernel's NVMe/TCP target (see `testbed::nvmet`); returns its loop device.
+fn kernel_target(g: &mut Guest, nqn: &str, port: u16, mib: u32) -> String {
+    let out = g.run_ok(&testbed::nvmet::setup_script(nqn, port, mib));
+    testbed::nvmet::loop_device(&out)
+        .unwrap_or_else(|| panic!("nvmet-tcp setup named no loop device:\n{out}"))
+        .to_string()
+}
+
+/// Reads and writes completed by block device `dev` (/sys/block/DEV/stat).
+fn block_ios(g: &mut Guest, dev: &str) -> (u64, u64) {
+    let out = g.run_ok(&format!("cat /sys/block/{dev}/stat"));
+    let f: Vec<u64> = out
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(f.len() >= 5, "/sys/block/{dev}/stat: {out}");
+    (f[0], f[4])
+}
+
+/// Our bdevperf verify against the kernel target at 127.0.0.1:`port` (digests as
+/// asked): it must pass, and the loop device must have served its reads and writes.
+fn verify_against_kernel(g: &mut Guest, nqn: &str, port: u16, lo: &str, digests: bool) {
+    let tag = if digests { "digests" } else { "plain" };
+    let cfg = format!(
+        r#"{{"subsystems":[{{"subsystem":"bdev","config":[{{"method":"bdev_nvme_attach_controller","params":{{"name":"Nvme0","trtype":"TCP","adrfam":"IPv4","traddr":"127.0.0.1","trsvcid":"{port}","subnqn":"{nqn}","hdgst":{digests},"ddgst":{digests}}}}}]}}]}}"#
+    );
+    g.run_ok(&format!("echo '{cfg}' > /tmp/kt.json"));
+    let dev = lo.trim_start_matches("/dev/");
+    let (r0, w0) = block_ios(g, dev);
+    let (st, out) = g
+        .run_timeout(
+            "bdevperf -m 0x1 --no-huge -s 256 --no-pci --file-prefix kt -r /tmp/bp.sock \
+             --json /tmp/kt.json -q 16 -o 4096 -w verify -t 4 2>&1",
+            std::time::Duration::from_secs(240),
+        )
+        .unwrap();
+    eprintln!("{TEST}: our bdevperf verify against nvmet-tcp ({tag}):\n{out}");
+    assert_eq!(
+        st, 0,
+        "bdevperf verify against nvmet-tcp failed ({tag}):\n{out}"
+    );
+    let total = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("Total"))
+        .unwrap_or_else(|| panic!("no Total line ({tag}):\n{out}"));
+    let v: Vec<f64> = total
+        .split_once(':')
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(v.len() >= 3, "Total line: {total}");
+    assert!(v[0] > 0.0, "no I/O per second ({tag}): {total}");
+    assert_eq!(v[2], 0.0, "failed I/O ({tag}): {total}");
+    let want = if digests { "on" } else { "off" };
+    assert!(
+        out.contains(&format!("(header digest {want}, data digest {want})")),
+        "the I/O queue's digests are not {want} ({tag}):\n{out}"
+    );
+    let (r1, w1) = block_ios(g, dev);
+    eprintln!(
+        "{TEST}: {lo} served {} reads, {} writes ({tag})",
+        r1 - r0,
+        w1 - w0
+    );
+    assert!(
+        r1 - r0 >= 64 && w1 - w0 >= 64,
+        "the kernel target's backing saw {} reads and {} writes ({tag})",
+        r1 - r0,
+        w1 - w0
+    );
+}
+
 #[test]
 fn kernel_initiator_against_our_target() {
     let Some(nvme) = nvme_cli() else {
@@ -201,6 +282,7 @@ fn kernel_initiator_against_our_target() {
         let bins = build_release(&[
             ("ferroplane-tgt", "ferroplane-tgt"),
             ("ferroplane-jsonrpc", "ferroplane-rpc"),
+            ("ferroplane-bdevperf", "bdevperf"),
         ]);
         GuestOptions {
             bins,
@@ -217,7 +299,7 @@ fn kernel_initiator_against_our_target() {
         "mkdir -p /dev/shm && (grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs none /dev/shm)",
     );
     g.run_ok(
-        "(ferroplane-tgt -m 0x3 --no-huge -s 256 --no-pci --file-prefix nvmf --log-level 8 -r /tmp/t.sock >/tmp/tgt.log 2>&1 &)",
+        "(ferroplane-tgt -m 0x3 --no-huge -s 256 --no-pci --file-prefix nvmf --log-level 8 -r /tmp/t.sock >/tmp/tgt.log 2>&1 & echo $! >/tmp/tgt.pid)",
     );
     g.run_ok(
         "(for i in $(seq 1 300); do [ -S /tmp/t.sock ] && exit 0; sleep 0.1; done; cat /tmp/tgt.log; exit 1)",
@@ -270,7 +352,8 @@ fn kernel_initiator_against_our_target() {
     let (st, out) = g
         .run("fp-modprobe crc32c_generic || fp-modprobe crc32c-generic")
         .unwrap();
-    if st == 0 {
+    let digests_ok = st == 0;
+    if digests_ok {
         kernel_round(&mut g, "-g -G", "digests");
     } else {
         testkit::skip(
@@ -306,5 +389,14 @@ fn kernel_initiator_against_our_target() {
         stats.contains("\"live_commands\": 0"),
         "commands left holding buffers: {stats}"
     );
+
+    // Our initiator against the kernel's target, on the port ours held.
+    g.run_ok("kill $(cat /tmp/tgt.pid); sleep 1");
+    let knqn = "nqn.2014-08.io.ferroplane:kernel-target";
+    let lo = kernel_target(&mut g, knqn, PORT, 64);
+    verify_against_kernel(&mut g, knqn, PORT, &lo, false);
+    if digests_ok {
+        verify_against_kernel(&mut g, knqn, PORT, &lo, true);
+    }
     g.shutdown().ok();
 }

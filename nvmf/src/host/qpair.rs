@@ -219,9 +219,11 @@ impl QpairState {
         match r {
             Ok(l) => {
                 eal::log_info!(
-                    "nvme tcp {}: I/O queue {} connected",
+                    "nvme tcp {}: I/O queue {} connected (header digest {}, data digest {})",
                     self.ctrlr.name,
-                    self.qid
+                    self.qid,
+                    on_off(l.q.framing.hdgst),
+                    on_off(l.q.framing.ddgst)
                 );
                 self.live = Some(l);
                 for io in std::mem::take(&mut self.queued) {
@@ -495,5 +497,13 @@ impl QpairState {
         } else {
             PollStatus::Idle
         }
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
     }
 }

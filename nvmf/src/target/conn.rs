@@ -25,8 +25,8 @@ use std::sync::Arc;
 use nvme::spec::{generic, sct, Cqe, Sqe, Status};
 
 use super::admin::{self, AdminOutcome};
+use super::completion::{GroupCtx, IoDone};
 use super::ctrlr::Ctrlr;
-use super::group::GroupCtx;
 use super::io::{self, IoOutcome};
 use super::{tgt, CmdToken, TransportOpts, ADMIN_IN_CAPSULE};
 use crate::codec::{encode, Framing, RxBuf, RxError};
@@ -45,15 +45,6 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// SGL Descriptor Type Invalid, Data SGL Length Invalid (NVMe 1.4 figure 128).
 const SC_SGL_TYPE_INVALID: u8 = 0x11;
 const SC_SGL_LENGTH_INVALID: u8 = 0x0f;
-
-/// A finished bdev I/O, waiting in the group's list for its connection.
-pub(crate) struct IoDone {
-    pub(crate) conn: u64,
-    pub(crate) cid: u16,
-    pub(crate) status: Status,
-    pub(crate) data: Vec<u8>,
-    pub(crate) _token: CmdToken,
-}
 
 struct Queue {
     ctrlr: Arc<Ctrlr>,

@@ -11,44 +11,13 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bdev::BdevIoChannel;
 use framework::interrupt::{self, Interrupt};
 use framework::{poller, PollStatus, Poller, ThreadHandle};
 
-use super::conn::{Conn, IoDone};
-use super::subsys::Namespace;
+use super::completion::{GroupCtx, IoDone};
+use super::conn::Conn;
 use super::{now_ms, tgt, TransportOpts};
 use crate::sys::{self, Epoll};
-
-/// What a connection needs from its group while handling commands.
-pub(crate) struct GroupCtx {
-    channels: HashMap<u64, (Arc<Namespace>, BdevIoChannel)>,
-    pub(crate) done: Arc<Mutex<Vec<IoDone>>>,
-}
-
-impl GroupCtx {
-    /// This thread's channel to `ns` (made on first use).
-    pub(crate) fn channel(&mut self, ns: &Arc<Namespace>) -> Option<&BdevIoChannel> {
-        if ns.is_removed() {
-            return None;
-        }
-        use std::collections::hash_map::Entry;
-        match self.channels.entry(ns.key) {
-            Entry::Occupied(e) => Some(&e.into_mut().1),
-            Entry::Vacant(v) => match ns.desc.get_io_channel() {
-                Ok(ch) => Some(&v.insert((ns.clone(), ch)).1),
-                Err(e) => {
-                    eal::log_err!("nvmf: no channel to bdev '{}': {e}", ns.bdev_name);
-                    None
-                }
-            },
-        }
-    }
-
-    fn purge(&mut self) {
-        self.channels.retain(|_, (ns, _)| !ns.is_removed());
-    }
-}
 
 pub(crate) struct Group {
     conns: HashMap<u64, Conn>,
@@ -101,10 +70,7 @@ pub(crate) fn start() -> crate::Result<GroupHandle> {
     let efd = epoll.fd();
     let inner: Arc<Mutex<Option<Group>>> = Arc::new(Mutex::new(Some(Group {
         conns: HashMap::new(),
-        ctx: GroupCtx {
-            channels: HashMap::new(),
-            done: Arc::new(Mutex::new(Vec::new())),
-        },
+        ctx: GroupCtx::new(),
         epoll,
         events: Vec::with_capacity(64),
         batch: Vec::new(),
@@ -151,7 +117,7 @@ pub(crate) fn stop(h: &GroupHandle) {
         for id in ids {
             g.close(id, "target shutting down");
         }
-        g.ctx.channels.clear();
+        g.ctx.put_channels();
     }
 }
 
@@ -194,6 +160,11 @@ impl Group {
             busy = true;
             if let Some(c) = self.conns.get_mut(&d.conn) {
                 c.complete_io(d);
+            }
+        }
+        // One send per connection for all the replies of this batch.
+        if busy {
+            for c in self.conns.values_mut() {
                 c.flush();
             }
         }

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 use bdev::IoStatus;
 use nvme::spec::{generic, io_opc, media, sct, DsmRange, Sqe, Status, DSM_ATTR_DEALLOCATE};
 
-use super::conn::IoDone;
+use super::completion::{GroupCtx, IoDone};
 use super::ctrlr::Ctrlr;
-use super::group::GroupCtx;
 use super::CmdToken;
 use crate::spec::bytes::read;
 use crate::spec::fabrics::sqe_sgl;

@@ -7,6 +7,8 @@
 //! * `conn`: one TCP connection = one queue: PDU handling (ICReq, capsules with
 //!   in-capsule data, R2T/H2CData, C2HData), command life cycle, TermReq on bad input.
 //! * `admin` and `io`: what commands do (identify, features, logs; bdev I/O).
+//! * `completion`: a group's bdev channels and finished-I/O list, as its
+//!   connections see them.
 //! * `group`: poll groups, one framework thread per reactor, each serving its
 //!   connections from a poller (and, when its reactor sleeps, an interrupt on its
 //!   epoll set); accepted connections are spread over them round robin.
@@ -20,6 +22,7 @@
 //! queue and those serving its I/O queues: their state is atomics and a mutex.
 
 pub(crate) mod admin;
+pub(crate) mod completion;
 pub(crate) mod conn;
 pub mod ctrlr;
 pub(crate) mod group;
