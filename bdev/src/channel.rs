@@ -353,8 +353,7 @@ impl ChanCore {
         self.objects.set(objects + 1);
         let mut io = IoInner::empty();
         io.block_size = self.block_size;
-        io.owner = NonNull::from(self).cast();
-        io.done = ChanCore::complete;
+        io.owner = Some(NonNull::from(self).cast());
         Ok(io)
     }
 
@@ -648,12 +647,14 @@ impl ChanCore {
         unsafe { &*self.module.get() }.submit(BdevIo(Some(io)));
     }
 
-    /// A module completed `io`, an object of a channel (its `done`; the channel is
-    /// found through the I/O).
+    /// A module completed `io` (static: the channel is found through the I/O).
     #[inline]
     fn complete(io: Box<IoInner>, status: IoStatus) {
-        // Set by `new_io` to the core that made the object (never null for these).
-        let core = NonNull::from(io.owner).cast::<ChanCore>();
+        // Set by `new_io` to the core that made the object; `None` for a direct I/O.
+        let Some(core) = io.owner else {
+            return crate::io::complete_direct(io, status);
+        };
+        let core = core.cast::<ChanCore>();
         // SAFETY: the core lives while this object is in use (see the module docs).
         match unsafe { ChanCore::on_own_thread(core) } {
             Some((ctx, now)) => ctx.completed(io, status, now),
@@ -839,6 +840,26 @@ impl ChanCore {
             self.dispatch(io);
         }
         self.retry_queued();
+    }
+}
+
+// The completion of an I/O handed to a module, here rather than with `BdevIo` in
+// `crate::io` so that the I/O module does not name the channel it goes back to.
+impl BdevIo {
+    /// End the request. Must run on the submitting thread (a completion elsewhere is
+    /// logged and sent back there: the channel's state is per thread).
+    pub fn complete(mut self, status: IoStatus) {
+        if let Some(inner) = self.0.take() {
+            ChanCore::complete(inner, status);
+        }
+    }
+}
+
+impl Drop for BdevIo {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            ChanCore::complete(inner, IoStatus::Failed);
+        }
     }
 }
 

@@ -285,14 +285,10 @@ pub(crate) struct IoInner {
     pub(crate) cmp_iovs: Vec<IoVec>,
     pub(crate) start_tsc: u64,
     /// The channel core the I/O belongs to, type-erased (only `done` reads it);
-    /// dangling for a direct I/O. Not a counted reference: the channel counts its I/O
+    /// `None` for a direct I/O. Not a counted reference: the channel counts its I/O
     /// objects in use and stays alive while any is (see [`crate::channel`]), and the
     /// pointer is only followed on the channel's own thread (checked).
-    pub(crate) owner: NonNull<()>,
-    /// Where the object goes when the module completes it: [`complete_direct`] for a
-    /// direct I/O, the channel's completion for the layer's (set by whoever made
-    /// the object, so that this module names neither).
-    pub(crate) done: fn(Box<IoInner>, IoStatus),
+    pub(crate) owner: Option<NonNull<()>>,
     pub(crate) notify: Option<Notify>,
 }
 
@@ -310,8 +306,7 @@ impl IoInner {
             iovs: Vec::new(),
             cmp_iovs: Vec::new(),
             start_tsc: 0,
-            owner: NonNull::dangling(),
-            done: complete_direct,
+            owner: None,
             notify: None,
         })
     }
@@ -322,7 +317,7 @@ const DIRECT_KEEP: usize = 1024;
 
 /// A direct I/O (BdevIo::direct) completed: it has no channel; the object goes back
 /// to the thread's direct free list, then the callback runs.
-fn complete_direct(mut io: Box<IoInner>, status: IoStatus) {
+pub(crate) fn complete_direct(mut io: Box<IoInner>, status: IoStatus) {
     let notify = io.notify.take();
     io.iovs.clear();
     io.cmp_iovs.clear();
@@ -347,7 +342,8 @@ thread_local! {
 
 /// An I/O handed to a module. Complete it exactly once with [`BdevIo::complete`], on
 /// the thread it was submitted on; dropping it uncompleted fails it (a module bug, but
-/// the submitter still hears of it).
+/// the submitter still hears of it). Its completion is implemented with the channel
+/// it goes back to ([`crate::channel`]), which this module does not name.
 pub struct BdevIo(pub(crate) Option<Box<IoInner>>);
 
 impl BdevIo {
@@ -453,22 +449,6 @@ impl BdevIo {
         for v in &self.inner().iovs {
             // SAFETY: as in `copy_in`.
             unsafe { std::ptr::write_bytes(v.base, 0, v.len) };
-        }
-    }
-
-    /// End the request. Must run on the submitting thread (panics otherwise: the
-    /// channel's state is per thread).
-    pub fn complete(mut self, status: IoStatus) {
-        if let Some(inner) = self.0.take() {
-            (inner.done)(inner, status);
-        }
-    }
-}
-
-impl Drop for BdevIo {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
-            (inner.done)(inner, IoStatus::Failed);
         }
     }
 }
