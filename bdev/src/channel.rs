@@ -270,7 +270,7 @@ impl ChanCore {
         // SAFETY: the channel context is only used on its thread (the framework hands
         // it out there: `for_each_channel`, the destructor, the I/O path), and no
         // reference into `stats` outlives `count`, which calls nothing.
-        unsafe { &*self.stats.get() }.to_stats(self.block_size)
+        unsafe { &*self.stats.get() }.stats(self.block_size)
     }
 
     /// Count a completed request of `blocks` that started at `start` and ends `now`.

@@ -155,7 +155,7 @@ pub(crate) struct TypeCounters {
 
 /// A channel's counters, indexed by [`IoType`] so that counting a completion is three
 /// additions (folded into [`IoStats`]'s fields when read, blocks into bytes by the
-/// channel's block size: [`ChannelCounters::to_stats`]).
+/// channel's block size: [`ChannelCounters::stats`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ChannelCounters {
     per_type: [TypeCounters; IoType::ALL.len()],
@@ -177,7 +177,7 @@ impl ChannelCounters {
     }
 
     /// The counters as `bdev_get_iostat` reports them, for blocks of `block_size`.
-    pub(crate) fn to_stats(&self, block_size: u32) -> IoStats {
+    pub(crate) fn stats(&self, block_size: u32) -> IoStats {
         let bs = u64::from(block_size);
         let [read, write, zeroes, unmap, flush, reset, compare, caw] = self.per_type;
         IoStats {
@@ -223,7 +223,7 @@ mod tests {
             want.account(t, (16 + i) * 512, 3, true);
             c.account(t, 16 + i, 3, true);
         }
-        assert_eq!(c.to_stats(512), want);
+        assert_eq!(c.stats(512), want);
         assert_eq!(want.num_failed_ops, IoType::ALL.len() as u64);
         assert_ne!(want.bytes_read, want.bytes_written);
     }
