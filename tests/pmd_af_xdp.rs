@@ -47,9 +47,49 @@ fn af_xdp_veth_both_ways_and_detach_on_close() {
         |ns, port| {
             assert!(has_xdp(ns, "xda"), "our XDP program is attached");
             assert_eq!(xstat(port, "xdp_native"), 1, "veth runs XDP natively");
+            assert_eq!(xstat(port, "mbuf_umem"), 1, "the mempool is the UMEM");
         },
         |ns| assert!(!has_xdp(ns, "xda"), "the XDP program is gone after close"),
     );
+}
+
+#[test]
+fn af_xdp_copy_fallback_for_a_pool_that_cannot_be_the_umem() {
+    let test = "af_xdp_copy_fallback_for_a_pool_that_cannot_be_the_umem";
+    let Some(ns) = Netns::new(test, "xc") else {
+        return;
+    };
+    ns.veth("xca", "xcb");
+    let e = eal("xc");
+    // 8 KiB buffers: an mbuf is larger than a page, so no UMEM chunk can hold it.
+    let p = mbuf::pktmbuf_pool_create(&e, "xcp", 1023, 0, 0, 8192, None).expect("pool");
+    run_with(&ns, &e, &p, move |e, p| {
+        let port = pmd::vdev_create(&e, "net_af_xdp_cf,iface=xca").unwrap();
+        setup(port, &p, 1, 1);
+        assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
+        assert_eq!(xstat(port, "mbuf_umem"), 0, "frames copied: our own UMEM");
+        let peer = RawSock::bind("xcb");
+        let inbound: Vec<Vec<u8>> = (0..200)
+            .map(|i| frame(0x88b5, 9, i as u8, 46 + (i * 37) % 1400))
+            .collect();
+        let got = peer_to_port(&peer, port, &inbound, 100, LIMIT);
+        assert!(
+            got == inbound,
+            "frames from the peer arrive intact, in order"
+        );
+        let outbound: Vec<Vec<u8>> = (0..200)
+            .map(|i| frame(0x88b6, 10, i as u8, 46 + (i * 13) % 1400))
+            .collect();
+        let rcv = port_to_peer(&peer, port, &p, &outbound, 32, LIMIT);
+        assert!(
+            rcv == outbound,
+            "our frames reach the peer intact, in order"
+        );
+        let s = pmd::stats_get(port).unwrap();
+        assert_eq!((s.ipackets >= 200, s.opackets, s.oerrors), (true, 200, 0));
+        pmd::close(port).unwrap();
+    });
+    assert_eq!(p.avail_count(), 1023, "every mbuf back in the pool");
 }
 
 #[test]
@@ -105,7 +145,7 @@ fn four_queues(
     test: &str,
     tag: &str,
     spec: &str,
-    body: impl FnOnce(u16, &mbuf::PktmbufPool, &RawSock) + Send + 'static,
+    body: impl FnOnce(&eal::Eal, u16, &mbuf::PktmbufPool, &RawSock) + Send + 'static,
 ) {
     let Some(ns) = Netns::new(test, tag) else {
         return;
@@ -122,7 +162,7 @@ fn four_queues(
         let port = pmd::vdev_create(&e, &spec).unwrap();
         setup(port, &p, 4, 4);
         assert!(pmd::link_wait_up(port, LIMIT).unwrap().up);
-        body(port, &p, &RawSock::bind(&b));
+        body(&e, port, &p, &RawSock::bind(&b));
         pmd::close(port).unwrap();
     });
     assert_eq!(p.avail_count(), 2047, "every mbuf back in the pool");
@@ -135,7 +175,29 @@ fn af_xdp_multi_queue_spreads_flows() {
         test,
         "xm",
         "net_af_xdp_m,iface={a},queue_count=4",
-        |port, _p, peer| {
+        |e, port, p, peer| {
+            assert_eq!(
+                xstat(port, "mbuf_umem"),
+                1,
+                "the mempool is each queue's UMEM"
+            );
+            tx_each_queue(port, p, peer);
+            // Mbufs the UMEM does not hold (another pool, two segments) are copied into
+            // one of its mbufs on the way out.
+            let other = pool(e, "xmo", 63);
+            let f1 = frame(0x88b6, 20, 1, 300);
+            let f2 = frame(0x88b6, 20, 2, 700);
+            let mut chained = mbuf_of(p, &f2[..200]);
+            chained.chain(mbuf_of(&other, &f2[200..])).unwrap();
+            let mut v = vec![mbuf_of(&other, &f1), chained];
+            let t0 = Instant::now();
+            while !v.is_empty() && t0.elapsed() < LIMIT {
+                pmd::tx_burst(port, 1, &mut v);
+            }
+            assert!(v.is_empty(), "TX never drained");
+            let got = peer.recv_until(2, LIMIT, |b| is_ethertype(b, 0x88b6));
+            assert!(got == vec![f1, f2], "copied frames arrive intact");
+            assert_eq!(other.avail_count(), 63, "the other pool's mbufs are back");
             let counts = spread_flows(peer, port, 4, 64, LIMIT);
             let used = counts.iter().filter(|&&n| n > 0).count();
             assert!(used >= 2, "64 flows used {used} of 4 queues: {counts:?}");
@@ -166,8 +228,14 @@ fn af_xdp_multi_queue_spreads_flows() {
 fn af_xdp_shared_umem_over_four_queues() {
     let test = "af_xdp_shared_umem_over_four_queues";
     let spec = "net_af_xdp_s,iface={a},queue_count=4,shared_umem=1";
-    four_queues(test, "xs", spec, |port, p, peer| {
+    four_queues(test, "xs", spec, |_e, port, p, peer| {
         assert_eq!(xstat(port, "shared_umem"), 1, "the queues share one UMEM");
+        assert_eq!(xstat(port, "mbuf_umem"), 1, "the mempool is that UMEM");
+        assert_eq!(
+            xstat(port, "umem_borrowed_queues"),
+            3,
+            "three queues bound to the first one's UMEM"
+        );
         // RX: every frame once and intact on whichever queue its flow hashes to, twice
         // over (the chunks of each queue's region go round the fill ring).
         for _ in 0..2 {
@@ -176,25 +244,77 @@ fn af_xdp_shared_umem_over_four_queues() {
             assert!(used >= 2, "200 flows used {used} of 4 queues: {counts:?}");
         }
         // TX: each queue sends from its own region of the shared UMEM.
-        let mut sent = Vec::new();
-        for q in 0..4u16 {
-            let frames: Vec<Vec<u8>> = (0..40)
-                .map(|i| frame(0x88b6, 10 + q as u8, i as u8, 60 + 7 * i + q as usize))
-                .collect();
-            let mut v: Vec<_> = frames.iter().map(|f| mbuf_of(p, f)).collect();
-            let t0 = Instant::now();
-            while !v.is_empty() && t0.elapsed() < LIMIT {
-                pmd::tx_burst(port, q, &mut v);
-            }
-            assert!(v.is_empty(), "queue {q} never drained its TX burst");
-            sent.extend(frames);
-        }
-        let mut got = peer.recv_until(sent.len(), LIMIT, |b| is_ethertype(b, 0x88b6));
-        got.sort();
-        sent.sort();
-        assert!(got == sent, "the peer got each queue's frames intact");
-        assert_eq!(pmd::stats_get(port).unwrap().opackets, 160);
+        tx_each_queue(port, p, peer);
     });
+}
+
+/// 40 frames of each of the four TX queues of `port` reach `peer` intact; 160 counted.
+fn tx_each_queue(port: u16, p: &mbuf::PktmbufPool, peer: &RawSock) {
+    let mut sent = Vec::new();
+    for q in 0..4u16 {
+        let frames: Vec<Vec<u8>> = (0..40)
+            .map(|i| frame(0x88b6, 10 + q as u8, i as u8, 60 + 7 * i + q as usize))
+            .collect();
+        let mut v: Vec<_> = frames.iter().map(|f| mbuf_of(p, f)).collect();
+        let t0 = Instant::now();
+        while !v.is_empty() && t0.elapsed() < LIMIT {
+            pmd::tx_burst(port, q, &mut v);
+        }
+        assert!(v.is_empty(), "queue {q} never drained its TX burst");
+        sent.extend(frames);
+    }
+    let mut got = peer.recv_until(sent.len(), LIMIT, |b| is_ethertype(b, 0x88b6));
+    got.sort();
+    sent.sort();
+    assert!(got == sent, "the peer got each queue's frames intact");
+    assert_eq!(pmd::stats_get(port).unwrap().opackets, 160);
+}
+
+#[test]
+fn af_xdp_shared_umem_across_ports() {
+    let test = "af_xdp_shared_umem_across_ports";
+    let Some(ns) = Netns::new(test, "xu") else {
+        return;
+    };
+    ns.veth("xua", "xub");
+    let e = eal("xu");
+    let p = pool(&e, "xup", 2047);
+    run_with(&ns, &e, &p, move |e, p| {
+        // Two ports, the two ends of the pair, one mempool: one UMEM (DPDK's
+        // shared_umem), registered by port a's socket, port b's bound to it.
+        let pa = pmd::vdev_create(&e, "net_af_xdp_ua,iface=xua,shared_umem=1").unwrap();
+        let pb = pmd::vdev_create(&e, "net_af_xdp_ub,iface=xub,shared_umem=1").unwrap();
+        setup(pa, &p, 1, 1);
+        setup(pb, &p, 1, 1);
+        assert!(pmd::link_wait_up(pa, LIMIT).unwrap().up);
+        assert!(pmd::link_wait_up(pb, LIMIT).unwrap().up);
+        assert_eq!(xstat(pa, "umem_borrowed_queues"), 0);
+        assert_eq!(xstat(pb, "umem_borrowed_queues"), 1, "b uses a's UMEM");
+        for (from, to, et) in [(pa, pb, 0x88b5u16), (pb, pa, 0x88b6)] {
+            let frames: Vec<Vec<u8>> = (0..100)
+                .map(|i| frame(et, 3, i as u8, 46 + (i * 29) % 1400))
+                .collect();
+            tx_all(from, &p, &frames, LIMIT);
+            let mut got = Vec::new();
+            let mut v = Vec::new();
+            let t0 = Instant::now();
+            while got.len() < frames.len() && t0.elapsed() < LIMIT {
+                pmd::rx_burst(to, 0, &mut v, 32);
+                got.extend(
+                    v.drain(..)
+                        .map(|m| bytes_of(&m))
+                        .filter(|b| is_ethertype(b, et)),
+                );
+            }
+            assert!(
+                got == frames,
+                "port {from} to port {to}: frames intact, in order"
+            );
+        }
+        pmd::close(pb).unwrap();
+        pmd::close(pa).unwrap();
+    });
+    assert_eq!(p.avail_count(), 2047, "every mbuf back in the pool");
 }
 
 /// Not a test on its own: the child process of `af_xdp_program_gone_after_sigkill`
@@ -279,14 +399,22 @@ fn af_xdp_bad_devargs_name_the_key() {
         return;
     };
     ns.veth("xba", "xbb");
-    run_with(&ns, &e, &pool(&e, "xbp", 63), move |e, _p| {
+    run_with(&ns, &e, &pool(&e, "xbp", 63), move |e, p| {
         let err = vdev_err(&e, "net_af_xdp_q,iface=xba,start_queue=3");
         assert!(
             err.contains("'start_queue'") && err.contains("out of range"),
             "{err}"
         );
-        let err = vdev_err(&e, "net_af_xdp_z,iface=xba,zero_copy=1");
-        assert!(err.contains("zero-copy"), "{err}");
+        // zero_copy=1 fails where the socket is bound: at RX queue setup (veth has no
+        // zero-copy AF_XDP), and the port closes cleanly after.
+        let pz = pmd::vdev_create(&e, "net_af_xdp_z,iface=xba,zero_copy=1").unwrap();
+        pmd::configure(pz, 1, 1, &pmd::EthConf::default()).unwrap();
+        let rx = pmd::RxConf::default();
+        let err = pmd::rx_queue_setup(pz, 0, 64, None, &rx, &p).unwrap_err();
+        assert!(err.to_string().contains("zero-copy"), "{err}");
+        let err = pmd::tx_queue_setup(pz, 0, 64, None, &pmd::TxConf::default()).unwrap_err();
+        assert!(err.to_string().contains("set up RX queue first"), "{err}");
+        pmd::close(pz).unwrap();
         let err = vdev_err(&e, "net_af_xdp_n,iface=nosuch0");
         assert!(err.contains("nosuch0"), "{err}");
         // A program already on the interface that is not ours is refused, not replaced.

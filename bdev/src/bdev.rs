@@ -84,6 +84,9 @@ pub(crate) struct BdevShared {
     /// The current block count (starts at `info.num_blocks`; stored under the state
     /// lock by [`crate::resize`], read without it).
     pub(crate) blockcnt: AtomicU64,
+    /// The current aliases (start as `info.aliases`; changed by [`alias_add`] and
+    /// [`alias_del`] under the registry lock).
+    aliases: Mutex<Vec<String>>,
     state: Mutex<BdevState>,
 }
 
@@ -114,6 +117,15 @@ impl Bdev {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.0.info.name
+    }
+
+    /// Its aliases now (the registration's, changed by [`alias_add`] / [`alias_del`]).
+    pub fn aliases(&self) -> Vec<String> {
+        self.0
+            .aliases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Its size in blocks now (the registration's, or the last
@@ -223,7 +235,40 @@ fn registry() -> MutexGuard<'static, Vec<Bdev>> {
 }
 
 fn named(b: &Bdev, name: &str) -> bool {
-    b.0.info.name == name || b.0.info.aliases.iter().any(|a| a == name)
+    b.0.info.name == name || b.aliases().iter().any(|a| a == name)
+}
+
+/// Give registered bdev `b` the alias `alias` (SPDK's `spdk_bdev_alias_add`): refused
+/// if any bdev has that name or alias.
+pub fn alias_add(b: &Bdev, alias: &str) -> Result<()> {
+    if alias.is_empty() {
+        return Err(Error::Invalid {
+            what: "bdev alias",
+            why: "empty".into(),
+        });
+    }
+    let reg = registry();
+    if reg.iter().any(|x| named(x, alias)) {
+        return Err(Error::Exists(alias.to_string()));
+    }
+    b.0.aliases
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(alias.to_string());
+    drop(reg);
+    Ok(())
+}
+
+/// Take alias `alias` from bdev `b` (SPDK's `spdk_bdev_alias_del`).
+pub fn alias_del(b: &Bdev, alias: &str) -> Result<()> {
+    let _reg = registry();
+    let mut a = b.0.aliases.lock().unwrap_or_else(|e| e.into_inner());
+    let before = a.len();
+    a.retain(|x| x != alias);
+    if a.len() == before {
+        return Err(Error::NotFound(alias.to_string()));
+    }
+    Ok(())
 }
 
 /// Register a bdev; names and aliases must be unused (across both). The examiners
@@ -260,6 +305,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
             qos,
             removing: AtomicBool::new(false),
             blockcnt: AtomicU64::new(info.num_blocks),
+            aliases: Mutex::new(info.aliases.clone()),
             state: Mutex::new(BdevState {
                 removing: false,
                 descs: Vec::new(),

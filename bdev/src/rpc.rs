@@ -239,7 +239,7 @@ pub fn bdev_json(b: &Bdev) -> Value {
     }
     json!({
         "name": i.name,
-        "aliases": i.aliases,
+        "aliases": b.aliases(),
         "product_name": i.product_name,
         "block_size": i.block_size,
         "num_blocks": b.num_blocks(),

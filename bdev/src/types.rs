@@ -11,7 +11,9 @@ use crate::uuid::Uuid;
 
 /// What a module says about its bdev at registration (immutable afterwards; a size
 /// change goes through [`crate::resize::notify_blockcnt_change`] and is read with
-/// [`Bdev::num_blocks`]).
+/// [`crate::bdev::Bdev::num_blocks`], an alias change through
+/// [`crate::bdev::alias_add`] / [`crate::bdev::alias_del`] and is read with
+/// [`crate::bdev::Bdev::aliases`]).
 #[derive(Debug, Clone)]
 pub struct BdevInfo {
     /// Unique name.

@@ -4,6 +4,9 @@
 //!   malloc bdev, beside the same requests on the bare bdev. Both sides go through the
 //!   same device path ([`blob::bdev_dev::BdevDev`]: each request submitted on the
 //!   framework's app thread, the caller waiting), so the ratio is the blobstore's cost.
+//! * `lvol/*`: the same requests through an lvol bdev (its data path on the
+//!   submitting framework thread, [`blob::lvol`]) beside the bare bdev, both opened
+//!   through the bdev layer the same way.
 //! * `thin/*`: a 4 KiB write to a thin blob's unallocated cluster (take a cluster,
 //!   zero-fill it, sync the metadata) beside a write to an allocated one.
 //! * `load/*`: loading a store of 10,000 blobs (in memory), clean (masks read) and
@@ -144,6 +147,47 @@ fn io_benches(c: &mut Criterion, th: &framework::ThreadHandle) {
     drop(bare);
 }
 
+fn lvol_benches(c: &mut Criterion, th: &framework::ThreadHandle) {
+    let mut g = c.benchmark_group("lvol");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    let s = blob::lvol::create_lvstore(
+        th,
+        "BenchLvBase",
+        &blob::lvol::LvsOpts {
+            name: "blv".into(),
+            cluster_size: CLUSTER,
+            md_pages_per_cluster_ratio: 100,
+        },
+    )
+    .unwrap();
+    blob::lvol::create_lvol(&s, "vol", 128 << 20, false).unwrap();
+    let mut lv = BdevDev::open(th, "blv/vol").unwrap();
+    let mut bare = BdevDev::open(th, "BenchLvBare").unwrap();
+    let units = (128u64 << 20) / 512;
+    let seq = vec![0x5Au8; 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut r = Lcg(11);
+    for (name, dev) in [("lvol", &mut lv), ("bdev", &mut bare)] {
+        let mut pos = 0u64;
+        g.bench_function(format!("seq_write_64k/{name}"), |b| {
+            b.iter(|| {
+                dev.write(pos, &seq).unwrap();
+                pos = (pos + 128) % units;
+            })
+        });
+    }
+    for (name, dev) in [("lvol", &mut lv), ("bdev", &mut bare)] {
+        g.bench_function(format!("rand_read_4k/{name}"), |b| {
+            b.iter(|| dev.read(r.next(units / 8) * 8, &mut buf[..4096]).unwrap())
+        });
+    }
+    g.finish();
+    drop(lv);
+    drop(bare);
+    blob::lvol::unload(&s).unwrap();
+}
+
 fn load_benches(c: &mut Criterion) {
     let dev = MemDev::new(512, (128u64 << 20) / 512);
     let mut bs = Blobstore::init(
@@ -190,7 +234,7 @@ fn main() {
     blob::host::run(
         &eal,
         || {
-            for n in ["BenchBlob", "BenchBare"] {
+            for n in ["BenchBlob", "BenchBare", "BenchLvBase", "BenchLvBare"] {
                 bdev::modules::malloc::create(bdev::modules::malloc::MallocOpts {
                     name: n.into(),
                     num_blocks: DISK / 512,
@@ -203,6 +247,7 @@ fn main() {
         |th| {
             let mut c = Criterion::default().configure_from_args();
             io_benches(&mut c, &th);
+            lvol_benches(&mut c, &th);
             load_benches(&mut c);
             c.final_summary();
         },

@@ -14,7 +14,9 @@ use framework::{thread, ThreadHandle};
 use crate::dev::BlockDevice;
 use crate::error::{Error, Result};
 
-type Open = Arc<Mutex<Option<(Descriptor, BdevIoChannel)>>>;
+/// The open descriptor (with its thread's channel), shared with data paths that get
+/// channels of their own on other framework threads ([`BdevDev::shared`]).
+pub(crate) type Open = Arc<Mutex<Option<(Descriptor, BdevIoChannel)>>>;
 
 /// What runs when the opened bdev starts going away.
 pub type OnRemove = Box<dyn Fn() + Send + Sync>;
@@ -69,6 +71,12 @@ impl BdevDev {
         BdevDev::open_with(th, name, true, Box::new(|| {}))
     }
 
+    /// Open bdev `name` on `th` read-write but unclaimed: other writers may open it too
+    /// (tests and tools that share a bdev between threads).
+    pub fn open_unclaimed(th: &ThreadHandle, name: &str) -> Result<BdevDev> {
+        BdevDev::open_inner(th, name, true, false, Box::new(|| {}))
+    }
+
     /// Open bdev `name` on `th` read-only and unclaimed, to look at it (writes fail).
     pub fn open_read_only(th: &ThreadHandle, name: &str) -> Result<BdevDev> {
         BdevDev::open_with(th, name, false, Box::new(|| {}))
@@ -83,6 +91,16 @@ impl BdevDev {
         write: bool,
         on_remove: OnRemove,
     ) -> Result<BdevDev> {
+        BdevDev::open_inner(th, name, write, write, on_remove)
+    }
+
+    fn open_inner(
+        th: &ThreadHandle,
+        name: &str,
+        write: bool,
+        claim: bool,
+        on_remove: OnRemove,
+    ) -> Result<BdevDev> {
         let n = name.to_string();
         let open: Open = Arc::new(Mutex::new(None));
         let o2 = open.clone();
@@ -92,7 +110,7 @@ impl BdevDev {
                     on_remove()
                 }
             })?;
-            if write {
+            if write && claim {
                 d.claim("blobstore")?;
             }
             let ch = d.get_io_channel()?;
@@ -107,6 +125,13 @@ impl BdevDev {
             block_size: bsz,
             num_blocks: nb,
         })
+    }
+
+    /// The descriptor, for data paths on other framework threads: each gets its
+    /// thread's channel from it and submits through that (never holding the lock across
+    /// anything but the submit calls). `None` inside once the device is closed.
+    pub(crate) fn shared(&self) -> Open {
+        self.open.clone()
     }
 
     fn io(&self, write: bool, lba: u64, data: Vec<u8>) -> Result<Vec<u8>> {

@@ -10,7 +10,41 @@ use crate::error::{Error, Result};
 use crate::ops::Blob;
 use crate::store::Blobstore;
 
+/// Where each cluster of a blob's data lives right now, for a data path that runs
+/// outside the store (an lvol channel on its framework thread): what [`Blobstore::read`]
+/// and [`Blobstore::write`] would resolve, taken at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMap {
+    /// Per blob cluster: the device block of its first I/O unit and whether the blob
+    /// owns it (`false`: a parent's, read-only here); `None`: unallocated anywhere
+    /// (reads zeros).
+    pub clusters: Vec<Option<(u64, bool)>>,
+    /// I/O units per cluster.
+    pub units_per_cluster: u64,
+    /// Device blocks per I/O unit.
+    pub blocks_per_unit: u64,
+    /// The blob's data is read-only.
+    pub read_only: bool,
+}
+
 impl Blobstore {
+    /// Blob `id`'s [`ClusterMap`] as the metadata says now.
+    pub fn cluster_map(&self, id: u64) -> Result<ClusterMap> {
+        let m = self.md(id)?;
+        let clusters = (0..m.clusters.len())
+            .map(|ci| {
+                self.resolve(id, ci)
+                    .map(|c| (u64::from(c) * self.lbas_per_cluster(), m.clusters[ci] != 0))
+            })
+            .collect();
+        Ok(ClusterMap {
+            clusters,
+            units_per_cluster: self.io_units_per_cluster(),
+            blocks_per_unit: self.lbas_per_unit(),
+            read_only: m.data_ro(),
+        })
+    }
+
     fn lbas_per_cluster(&self) -> u64 {
         u64::from(self.sb.cluster_size / self.block_size)
     }
@@ -148,20 +182,20 @@ impl Blobstore {
 }
 
 /// The part of a request that falls in one cluster.
-struct ClusterPart {
+pub struct ClusterPart {
     /// I/O units of the request before it.
-    done: u64,
+    pub done: u64,
     /// The cluster's index in the blob.
-    ci: usize,
+    pub ci: usize,
     /// Its first unit within the cluster.
-    within: u64,
+    pub within: u64,
     /// Its length in units.
-    n: u64,
+    pub n: u64,
 }
 
 /// Split `units` I/O units from unit `offset` at cluster boundaries (`upc` units per
 /// cluster).
-fn cluster_parts(upc: u64, offset: u64, units: u64) -> impl Iterator<Item = ClusterPart> {
+pub fn cluster_parts(upc: u64, offset: u64, units: u64) -> impl Iterator<Item = ClusterPart> {
     let mut done = 0u64;
     std::iter::from_fn(move || {
         if done >= units {

@@ -18,7 +18,9 @@
 //! its owner. Its calls wait for their I/O, so they run on an OS thread of their own,
 //! never inside a framework callback; with a [`bdev_dev::BdevDev`] the I/O itself is
 //! submitted and completed on a framework thread. [`host`] starts a framework and
-//! such a worker thread for tools and tests.
+//! such a worker thread for tools and tests. [`Blobstore::cluster_map`] hands a data
+//! path outside the store (an lvol bdev's, on its submitting framework thread) where a
+//! blob's clusters are; [`lvol`] says how it keeps that map current.
 
 pub mod bdev_dev;
 pub mod dev;

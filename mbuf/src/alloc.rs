@@ -49,6 +49,25 @@ impl Mbuf {
         Some(unsafe { Mbuf::from_raw(NonNull::new_unchecked(h)) })
     }
 
+    /// Take an object a driver got straight from the pool's mempool (`get_bulk`, no
+    /// reset) and lent to a device, as a received single-segment packet of `data_len`
+    /// bytes at `data_off` from `port` (the RX half of DPDK's mbuf-backed AF_XDP UMEM).
+    ///
+    /// # Safety
+    /// `obj` is an object of a packet-mbuf pool, taken from its mempool by the caller
+    /// and held by nobody else (free-state header: refcnt 1, one segment, no next), and
+    /// `data_off + data_len` is within its buffer.
+    #[inline(always)]
+    pub unsafe fn from_raw_rx(obj: VirtAddr, data_off: u16, data_len: u16, port: u16) -> Mbuf {
+        let h = hp(obj);
+        // SAFETY: forwarded: an mbuf header we alone hold, lengths inside the buffer.
+        unsafe {
+            debug_assert!(data_off as usize + data_len as usize <= (*h).buf_len as usize);
+            MbufHeader::rearm(h, data_off, data_len, port);
+            Mbuf::from_raw(NonNull::new_unchecked(h))
+        }
+    }
+
     /// Fill every slot of `out` with a fresh mbuf, or none (all or nothing). Slots that
     /// held mbufs are overwritten (those mbufs are freed).
     pub fn alloc_bulk(pool: &PktmbufPool, out: &mut [Option<Mbuf>]) -> Result<()> {

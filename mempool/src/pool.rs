@@ -320,6 +320,17 @@ impl Pool {
         }
     }
 
+    /// The memory areas holding the objects, `(first byte, length)` per chunk, in
+    /// object order (drivers that register a pool's memory with a device or the kernel,
+    /// e.g. an AF_XDP UMEM, need them).
+    pub fn memory_chunks(&self) -> Vec<(VirtAddr, u64)> {
+        self.hdr()
+            .chunks()
+            .iter()
+            .map(|c| (c.addr, c.len))
+            .collect()
+    }
+
     /// True if `obj` is the address of one of this pool's objects.
     pub fn contains(&self, obj: VirtAddr) -> bool {
         self.hdr().chunks().iter().any(|c| {

@@ -9,22 +9,27 @@
 //!
 //! # Threads
 //!
-//! Store operations wait for I/O: they run on OS threads of their own (the RPC
-//! methods start one per call), serialised by the store's lock. Lvol bdev I/O is
-//! handed from the submitting framework thread to the store's I/O worker thread and
-//! completed back on the submitting thread by a message.
+//! Store operations (metadata) wait for I/O: they run on OS threads of their own (the
+//! RPC methods start one per call), serialised by the store's lock. Lvol bdev I/O runs
+//! on the submitting framework thread through that thread's channel of the base bdev
+//! ([`io_path`]); only a write that needs a cluster allocated (or copied from a
+//! parent), or I/O while a snapshot freezes the lvol, goes to the store's worker
+//! thread, which takes the store's lock like any metadata change and completes the
+//! I/O back on the submitting thread by a message.
 
 pub mod examine;
+pub(crate) mod io_path;
 pub mod rpc;
 pub mod vbdev;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use bdev::Uuid;
 use framework::ThreadHandle;
 
-use crate::bdev_dev::BdevDev;
+use crate::bdev_dev::{BdevDev, Open};
 use crate::error::{Error, Result};
 use crate::ops::{Blob, BlobOpts};
 use crate::store::{Blobstore, InitOpts};
@@ -44,6 +49,8 @@ pub struct Lvol {
     pub uuid: Uuid,
     /// Its blob.
     pub blob: Blob,
+    /// Its published cluster map and I/O gate.
+    pub(crate) data: Arc<io_path::LvolData>,
 }
 
 pub(crate) struct Inner {
@@ -63,6 +70,11 @@ pub struct LvolStore {
     pub(crate) thread: ThreadHandle,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) worker: vbdev::Worker,
+    /// The store's descriptor of the base bdev: lvol channels get their base channels
+    /// from it.
+    pub(crate) base: Open,
+    /// Lvol I/O requests the worker thread ran (the rest ran on their own threads).
+    pub(crate) worker_ios: AtomicU64,
 }
 
 fn registry() -> MutexGuard<'static, Vec<Arc<LvolStore>>> {
@@ -145,6 +157,7 @@ pub(crate) struct Geometry {
     pub(crate) blocks: u64,
     pub(crate) block_size: u32,
     pub(crate) read_only: bool,
+    pub(crate) data: Arc<io_path::LvolData>,
 }
 
 /// Open blob `id` as lvol `name` of the store and say what its bdev is.
@@ -156,6 +169,8 @@ pub(crate) fn add_lvol(
     id: u64,
 ) -> Result<Geometry> {
     let i = bs.blob_info(id)?;
+    let data = Arc::new(io_path::LvolData::default());
+    data.publish(bs.cluster_map(id)?);
     let blob = bs.open_blob(id)?;
     lvols.insert(
         name.to_string(),
@@ -163,6 +178,7 @@ pub(crate) fn add_lvol(
             name: name.to_string(),
             uuid,
             blob,
+            data: data.clone(),
         },
     );
     Ok(Geometry {
@@ -170,6 +186,7 @@ pub(crate) fn add_lvol(
         blocks: i.num_clusters * bs.io_units_per_cluster(),
         block_size: bs.io_unit_size(),
         read_only: i.read_only,
+        data,
     })
 }
 
@@ -188,7 +205,10 @@ impl LvolStore {
         self.lock().lvols.keys().cloned().collect()
     }
 
-    /// Run `f` on the store's blobstore.
+    /// Run `f` on the store's blobstore, then publish every lvol's cluster map and
+    /// facts (before the lock goes: no I/O sees metadata newer than its map, see
+    /// [`io_path`]). Never call it on a framework thread: the lock is held across base
+    /// I/O that framework threads complete.
     pub(crate) fn with_bs<T>(
         &self,
         f: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<T>,
@@ -198,7 +218,15 @@ impl LvolStore {
         let bs = bs
             .as_mut()
             .ok_or(inval("use an lvol store", "it is unloaded"))?;
-        f(bs, lvols)
+        let r = f(bs, lvols);
+        vbdev::publish(bs, lvols);
+        r
+    }
+
+    /// Lvol I/O requests that went to the store's worker thread (writes that needed
+    /// a cluster, I/O while frozen) since the store was attached.
+    pub fn worker_ios(&self) -> u64 {
+        self.worker_ios.load(Ordering::Relaxed)
     }
 
     /// Run `f` on lvol `lvol` of the store (`what` names the operation in errors).
@@ -224,10 +252,7 @@ impl LvolStore {
 
 /// Open `base` on `th` for a store: read-write, claimed, and when the base goes away
 /// the store the slot names is closed ([`base_removed`]).
-pub(crate) fn open_base(
-    th: &ThreadHandle,
-    base: &str,
-) -> Result<(BdevDev, Arc<OnceLock<Weak<LvolStore>>>)> {
+pub(crate) fn open_base(th: &ThreadHandle, base: &str) -> Result<(BdevDev, BaseSlot)> {
     let slot: Arc<OnceLock<Weak<LvolStore>>> = Arc::new(OnceLock::new());
     let s2 = slot.clone();
     let dev = BdevDev::open_with(
@@ -240,7 +265,15 @@ pub(crate) fn open_base(
             }
         }),
     )?;
-    Ok((dev, slot))
+    let open = dev.shared();
+    Ok((dev, BaseSlot { store: slot, open }))
+}
+
+/// What [`open_base`] gives [`attach`] besides the device: the slot its removal
+/// callback reads the store from, and the descriptor for the lvol channels.
+pub(crate) struct BaseSlot {
+    store: Arc<OnceLock<Weak<LvolStore>>>,
+    open: Open,
 }
 
 /// Register a store made or loaded on `bs` (its name and UUID unused).
@@ -250,7 +283,7 @@ pub(crate) fn attach(
     name: &str,
     uuid: Uuid,
     bs: Blobstore,
-    slot: &OnceLock<Weak<LvolStore>>,
+    slot: &BaseSlot,
 ) -> Result<Arc<LvolStore>> {
     let mut reg = registry();
     if reg.iter().any(|s| s.name() == name || s.uuid == uuid) {
@@ -269,8 +302,10 @@ pub(crate) fn attach(
             lvols: BTreeMap::new(),
         }),
         worker: vbdev::Worker::start(name)?,
+        base: slot.open.clone(),
+        worker_ios: AtomicU64::new(0),
     });
-    let _ = slot.set(Arc::downgrade(&s));
+    let _ = slot.store.set(Arc::downgrade(&s));
     reg.push(s.clone());
     Ok(s)
 }
@@ -380,11 +415,17 @@ pub fn find_lvol(name: &str) -> Option<(Arc<LvolStore>, String)> {
 }
 
 /// Snapshot lvol `lvol` of store `s` as `snap`; returns the snapshot's UUID.
+/// The lvol's I/O is frozen meanwhile (SPDK freezes the blob's I/O for a snapshot):
+/// the snapshot takes its clusters.
 pub fn snapshot(s: &Arc<LvolStore>, lvol: &str, snap: &str) -> Result<Uuid> {
     const W: &str = "snapshot an lvol";
-    new_lvol(s, W, snap, |bs, lvols, xattrs| {
+    let data = s.with_lvol(W, lvol, |_, l| Ok(l.data.clone()))?;
+    data.freeze();
+    let r = new_lvol(s, W, snap, |bs, lvols, xattrs| {
         bs.create_snapshot(blob_of(W, lvols, lvol)?, &xattrs)
-    })
+    });
+    data.thaw();
+    r
 }
 
 /// Clone snapshot `snap` as `clone`; returns the clone's UUID.
@@ -395,69 +436,66 @@ pub fn clone(s: &Arc<LvolStore>, snap: &str, clone: &str) -> Result<Uuid> {
     })
 }
 
-/// Register lvol `lvol`'s bdev again after `change` (its size or name changes; the
-/// bdev layer keeps both while registered), so the bdev must not be open. `change`
-/// returns the lvol's name afterwards.
-fn reregister(
-    s: &Arc<LvolStore>,
-    what: &'static str,
-    lvol: &str,
-    change: impl FnOnce(&mut Blobstore, &mut BTreeMap<String, Lvol>) -> Result<String>,
-) -> Result<()> {
-    let (uuid, id) = s.with_lvol(what, lvol, |_, l| Ok((l.uuid, l.blob.id())))?;
-    let bdev_name = uuid.to_string();
-    if let Some(b) = bdev::bdev::get(&bdev_name) {
-        if b.open_descs() > 0 {
-            return Err(Error::Busy {
-                what,
-                id,
-                why: format!(
-                    "its bdev '{bdev_name}' is open (the bdev layer keeps a bdev's size and aliases while open)"
-                ),
-            });
-        }
-    }
-    let (name, g) = s.with_bs(|bs, lvols| {
-        let name = change(bs, lvols)?;
-        let i = bs.blob_info(id)?;
-        Ok((
-            name,
-            Geometry {
-                blob: id,
-                blocks: i.num_clusters * bs.io_units_per_cluster(),
-                block_size: bs.io_unit_size(),
-                read_only: i.read_only,
-            },
-        ))
-    })?;
-    vbdev::unregister_wait(&s.thread, &bdev_name)?;
-    vbdev::register(s, &name, uuid, &g)
+/// The registered bdev of lvol `uuid`.
+fn lvol_bdev(what: &'static str, uuid: Uuid) -> Result<bdev::Bdev> {
+    bdev::bdev::get(&uuid.to_string()).ok_or(inval(what, format!("no bdev '{uuid}'")))
 }
 
-/// Resize lvol `lvol` to `size` bytes (rounded up to clusters). Its bdev is
-/// registered again with the new size, so it must not be open.
+/// Replace alias `old` of `b` with `new` (SPDK's rename callbacks: del, then add).
+fn swap_alias(b: &bdev::Bdev, old: &str, new: &str) -> Result<()> {
+    bdev::bdev::alias_del(b, old)?;
+    if let Err(e) = bdev::bdev::alias_add(b, new) {
+        let _ = bdev::bdev::alias_add(b, old);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Resize lvol `lvol` to `size` bytes (rounded up to clusters; SPDK's
+/// `vbdev_lvol_resize`): the blob is resized and synced, then the bdev layer takes
+/// the new block count and tells every open descriptor (a resize event). Growing is
+/// allowed while the bdev is open; shrinking, as in the bdev layer, only while not.
 pub fn resize(s: &Arc<LvolStore>, lvol: &str, size: u64) -> Result<()> {
     const W: &str = "resize an lvol";
-    reregister(s, W, lvol, |bs, lvols| {
-        let l = lvols
-            .get(lvol)
-            .ok_or(inval(W, format!("no lvol '{lvol}'")))?;
-        let cs = u64::from(bs.info().cluster_size);
-        bs.resize(&l.blob, size.div_ceil(cs))?;
-        bs.sync_md(l.blob.id())?;
-        Ok(lvol.to_string())
-    })
+    let (uuid, id, cur, cs, upc) = s.with_lvol(W, lvol, |bs, l| {
+        let i = bs.blob_info(l.blob.id())?;
+        Ok((
+            l.uuid,
+            l.blob.id(),
+            i.num_clusters,
+            u64::from(bs.info().cluster_size),
+            bs.io_units_per_cluster(),
+        ))
+    })?;
+    let n = size.div_ceil(cs);
+    let b = lvol_bdev(W, uuid)?;
+    if n < cur && b.open_descs() > 0 {
+        return Err(Error::Busy {
+            what: W,
+            id,
+            why: format!("shrinking while its bdev '{uuid}' is open"),
+        });
+    }
+    s.with_lvol(W, lvol, |bs, l| {
+        bs.resize(&l.blob, n)?;
+        bs.sync_md(l.blob.id())
+    })?;
+    if n != cur {
+        bdev::resize::notify_blockcnt_change(&b, n * upc)?;
+    }
+    Ok(())
 }
 
-/// Rename lvol `lvol` to `new` (SPDK's `spdk_lvol_rename`: the "name" xattr and the
-/// bdev's "LVS/LVOL" alias). Its bdev is registered again, so it must not be open.
+/// Rename lvol `lvol` to `new` (SPDK's `spdk_lvol_rename` and `vbdev_lvol_rename`):
+/// the "name" xattr is synced, then the bdev's "LVS/LVOL" alias changes in place; the
+/// bdev stays registered and its descriptors open.
 pub fn rename(s: &Arc<LvolStore>, lvol: &str, new: &str) -> Result<()> {
     const W: &str = "rename an lvol";
     check_name(W, new)?;
     if lvol == new {
         return Ok(());
     }
-    reregister(s, W, lvol, |bs, lvols| {
+    let uuid = s.with_bs(|bs, lvols| {
         if lvols.contains_key(new) {
             return Err(inval(W, format!("lvol '{new}' exists")));
         }
@@ -472,37 +510,29 @@ pub fn rename(s: &Arc<LvolStore>, lvol: &str, new: &str) -> Result<()> {
             return Err(e);
         }
         l.name = new.to_string();
+        let u = l.uuid;
         lvols.insert(new.to_string(), l);
-        Ok(new.to_string())
-    })
+        Ok(u)
+    })?;
+    let lvs = s.name();
+    swap_alias(
+        &lvol_bdev(W, uuid)?,
+        &format!("{lvs}/{lvol}"),
+        &format!("{lvs}/{new}"),
+    )
 }
 
-/// Rename store `s` to `new` (SPDK's `spdk_lvs_rename`: the super blob's "name" xattr
-/// and every lvol bdev's alias). The lvol bdevs are registered again, so none may be
-/// open.
+/// Rename store `s` to `new` (SPDK's `spdk_lvs_rename`: the super blob's "name" xattr,
+/// then every lvol bdev's alias in place, open or not).
 pub fn rename_lvstore(s: &Arc<LvolStore>, new: &str) -> Result<()> {
     const W: &str = "rename an lvol store";
     check_name(W, new)?;
-    if s.name() == new {
+    let old = s.name();
+    if old == new {
         return Ok(());
     }
     if find(new).is_some() {
         return Err(inval(W, format!("lvol store '{new}' exists")));
-    }
-    let lvols: Vec<(String, Uuid, u64)> = s
-        .lock()
-        .lvols
-        .values()
-        .map(|l| (l.name.clone(), l.uuid, l.blob.id()))
-        .collect();
-    for (_, u, id) in &lvols {
-        if bdev::bdev::get(&u.to_string()).is_some_and(|b| b.open_descs() > 0) {
-            return Err(Error::Busy {
-                what: W,
-                id: *id,
-                why: format!("its lvol bdev '{u}' is open"),
-            });
-        }
     }
     s.with_bs(|bs, _| {
         let sb = bs
@@ -515,8 +545,16 @@ pub fn rename_lvstore(s: &Arc<LvolStore>, new: &str) -> Result<()> {
         r
     })?;
     *s.name.lock().unwrap_or_else(|e| e.into_inner()) = new.to_string();
-    for (n, _, _) in &lvols {
-        reregister(s, W, n, |_, _| Ok(n.clone()))?;
+    let lvols: Vec<(String, Uuid)> = s
+        .lock()
+        .lvols
+        .values()
+        .map(|l| (l.name.clone(), l.uuid))
+        .collect();
+    for (n, u) in &lvols {
+        if let Some(b) = bdev::bdev::get(&u.to_string()) {
+            swap_alias(&b, &format!("{old}/{n}"), &format!("{new}/{n}"))?;
+        }
     }
     Ok(())
 }

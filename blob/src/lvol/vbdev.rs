@@ -1,17 +1,23 @@
 //! Lvol bdevs (SPDK's `vbdev_lvol`): each lvol is a bdev named by its UUID with the
-//! alias "LVS/LVOL", block size = the store's I/O unit. A submit on a framework thread
-//! hands the I/O to the store's worker OS thread (blob I/O waits for the base bdev);
-//! the worker completes it back on the submitting thread with a message, so no
-//! completion runs inside its own submit.
+//! alias "LVS/LVOL", block size = the store's I/O unit. A submit runs on its framework
+//! thread through that thread's base channel when the clusters are in place
+//! ([`super::io_path`]); otherwise it goes to the store's worker OS thread (blob
+//! metadata waits for the base bdev), which completes it back on the submitting thread
+//! with a message. No completion runs inside its own submit.
 
 use std::sync::{Arc, Weak};
 
-use bdev::{BdevInfo, BdevIo, BdevModule, IoStatus, IoType, ModuleChannel, Uuid};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use bdev::{BdevInfo, BdevIo, BdevIoChannel, BdevModule, IoStatus, IoType, ModuleChannel, Uuid};
 use crossbeam_channel::{unbounded, Sender};
 use framework::{thread, ThreadHandle};
 
 use crate::error::{Error, Result};
-use crate::lvol::{Geometry, LvolStore};
+use crate::lvol::io_path::{self, Fast, LvolData, LvolFacts};
+use crate::lvol::{Geometry, Lvol, LvolStore};
+use crate::store::Blobstore;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -47,15 +53,19 @@ struct LvolBdev {
     store: Weak<LvolStore>,
     blob: u64,
     read_only: bool,
+    data: Arc<LvolData>,
 }
 
 struct LvolChannel {
     store: Weak<LvolStore>,
     blob: u64,
     read_only: bool,
+    data: Arc<LvolData>,
+    /// This thread's channel of the base bdev (`None` if the store is gone).
+    base_ch: Option<BdevIoChannel>,
 }
 
-fn complete_on(th: ThreadHandle, io: BdevIo, st: IoStatus) {
+pub(crate) fn complete_on(th: ThreadHandle, io: BdevIo, st: IoStatus) {
     if let Err(e) = th.send_msg(move || io.complete(st)) {
         eal::log_err!(
             "lvol: the submitting thread is gone; I/O dropped: {:?}",
@@ -112,6 +122,14 @@ impl ModuleChannel for LvolChannel {
             return;
         };
         let (blob, ro) = (self.blob, self.read_only);
+        let io = match &self.base_ch {
+            Some(ch) => match io_path::try_fast(&self.data, &s.base, ch, &th, io) {
+                Fast::Done => return,
+                Fast::Worker(io) => io,
+            },
+            None => io,
+        };
+        s.worker_ios.fetch_add(1, Ordering::Relaxed);
         let s2 = s.clone();
         let th2 = th.clone();
         let job: Job = Box::new(move || {
@@ -135,37 +153,31 @@ impl BdevModule for LvolBdev {
         )
     }
     fn create_channel(&self) -> std::result::Result<Box<dyn ModuleChannel>, String> {
+        let base_ch = match self.store.upgrade() {
+            Some(s) => {
+                let g = s.base.lock().unwrap_or_else(|e| e.into_inner());
+                let (d, _) = g.as_ref().ok_or("the lvol store's base is closed")?;
+                Some(d.get_io_channel().map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
         Ok(Box::new(LvolChannel {
             store: self.store.clone(),
             blob: self.blob,
             read_only: self.read_only,
+            data: self.data.clone(),
+            base_ch,
         }))
     }
     fn info_json(&self) -> Option<serde_json::Value> {
         let s = self.store.upgrade()?;
         // SPDK's fields; a clone names its snapshot, a snapshot its clones.
-        let (thin, allocated, base, clones) = s
-            .with_bs(|bs, lvols| {
-                let i = bs.blob_info(self.blob)?;
-                let name_of = |id: u64| {
-                    lvols
-                        .values()
-                        .find(|l| l.blob.id() == id)
-                        .map(|l| l.name.clone())
-                };
-                let clones: Vec<String> = bs
-                    .clones_of(self.blob)
-                    .into_iter()
-                    .filter_map(name_of)
-                    .collect();
-                Ok((
-                    i.thin,
-                    i.allocated_clusters,
-                    i.parent.and_then(name_of),
-                    clones,
-                ))
-            })
-            .ok()?;
+        let LvolFacts {
+            thin,
+            allocated,
+            base_snapshot: base,
+            clones,
+        } = self.data.facts();
         let mut v = serde_json::json!({
             "lvol_store_uuid": s.uuid.to_string(),
             "base_bdev": s.base_bdev,
@@ -182,6 +194,30 @@ impl BdevModule for LvolBdev {
             v["clones"] = serde_json::json!(clones);
         }
         Some(serde_json::json!({ "lvol": v }))
+    }
+}
+
+/// Publish every lvol's cluster map and facts as the metadata says now (under the
+/// store's lock, after every change).
+pub(crate) fn publish(bs: &Blobstore, lvols: &BTreeMap<String, Lvol>) {
+    let name_of = |id: u64| {
+        lvols
+            .values()
+            .find(|l| l.blob.id() == id)
+            .map(|l| l.name.clone())
+    };
+    for l in lvols.values() {
+        let id = l.blob.id();
+        let (Ok(m), Ok(i)) = (bs.cluster_map(id), bs.blob_info(id)) else {
+            continue;
+        };
+        l.data.publish(m);
+        l.data.publish_facts(LvolFacts {
+            thin: i.thin,
+            allocated: i.allocated_clusters,
+            base_snapshot: i.parent.and_then(name_of),
+            clones: bs.clones_of(id).into_iter().filter_map(name_of).collect(),
+        });
     }
 }
 
@@ -205,6 +241,7 @@ pub(crate) fn register(s: &Arc<LvolStore>, name: &str, uuid: Uuid, g: &Geometry)
             store: Arc::downgrade(s),
             blob: g.blob,
             read_only: g.read_only,
+            data: g.data.clone(),
         }),
     )?;
     Ok(())

@@ -91,12 +91,34 @@ pub fn xsk_socket() -> io::Result<OwnedFd> {
     socket(AF_XDP, libc::SOCK_RAW, 0)
 }
 
-/// `XDP_UMEM_REG` of `len` bytes at `addr` in chunks of `chunk`.
-pub fn umem_reg(fd: &OwnedFd, addr: *mut u8, len: usize, chunk: u32) -> io::Result<()> {
+/// `xdp_umem_reg.flags`: chunks may start anywhere in the UMEM (Linux 5.4); RX
+/// descriptors then carry the data's offset from the chunk in their top 16 bits.
+pub const XDP_UMEM_UNALIGNED_CHUNK_FLAG: u32 = 1 << 0;
+/// Bit position of that offset in a descriptor address (`XSK_UNALIGNED_BUF_OFFSET_SHIFT`).
+pub const XSK_UNALIGNED_BUF_OFFSET_SHIFT: u32 = 48;
+/// Bytes the kernel keeps free in front of received data in a chunk, after the UMEM
+/// headroom (`XDP_PACKET_HEADROOM`).
+pub const XDP_PACKET_HEADROOM: u32 = 256;
+/// Smallest UMEM chunk the kernel accepts (`XDP_UMEM_MIN_CHUNK_SIZE`).
+pub const XDP_UMEM_MIN_CHUNK_SIZE: u32 = 2048;
+
+/// `XDP_UMEM_REG` of `len` bytes at `addr` (page aligned) in chunks of `chunk` bytes,
+/// `headroom` bytes left free in front of each chunk's `XDP_PACKET_HEADROOM`, `flags`
+/// as `XDP_UMEM_UNALIGNED_CHUNK_FLAG`.
+pub fn umem_reg(
+    fd: &OwnedFd,
+    addr: *mut u8,
+    len: usize,
+    chunk: u32,
+    headroom: u32,
+    flags: u32,
+) -> io::Result<()> {
     let r = XdpUmemReg {
         addr: addr as u64,
         len: len as u64,
         chunk_size: chunk,
+        headroom,
+        flags,
         ..Default::default()
     };
     setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &r)

@@ -1,6 +1,9 @@
 //! `blobstress FILE LOG SEED [--init]`: a metadata-heavy blobstore workload on an image
 //! file (creates, writes that allocate, resizes, snapshots, deletes) that runs until
-//! killed, appending to LOG a `B` line before and an `E` line after each operation.
+//! killed, appending to LOG a `B` line before and an `E` line after each operation
+//! (the `E` line only once the operation, its metadata sync included, has completed;
+//! the journal is fsynced after each `E` line). A `B write` line carries the digest of
+//! the region's contents before the write.
 //! The crash-consistency test kills it with SIGKILL and checks the store against the
 //! log. With `--init` the file is formatted first; otherwise the store is loaded
 //! (recovered after a crash).
@@ -9,7 +12,7 @@ mod block;
 
 use std::io::Write;
 
-use block::block;
+use block::{block, digest, seed_state};
 
 use blob::{BlobOpts, Blobstore, FileDev, InitOpts, LoadOpts};
 
@@ -70,10 +73,14 @@ fn main() {
             std::process::exit(1);
         });
     let mut line = |s: String| {
-        // One write(2) per line: a kill leaves whole lines.
+        // One write(2) per line: a kill leaves whole lines. An `E` line is made
+        // durable before the next operation starts.
         let _ = log.write_all(format!("{s}\n").as_bytes());
+        if s.starts_with('E') {
+            let _ = log.sync_data();
+        }
     };
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(seed_state(seed));
     let unit = bs.io_unit_size() as usize;
     let upc = bs.io_units_per_cluster();
     loop {
@@ -108,8 +115,13 @@ fn main() {
                 }
                 let k = rng.below(regions);
                 let gen = rng.next();
-                line(format!("B write {id} {k} {gen}"));
                 let Ok(h) = bs.open_blob(id) else { continue };
+                let mut old = vec![0u8; 8 * unit];
+                if bs.read(&h, k * 8, &mut old).is_err() {
+                    let _ = bs.close_blob(h);
+                    continue;
+                }
+                line(format!("B write {id} {k} {gen} {}", digest(&old)));
                 let r = bs.write(&h, k * 8, &block(gen, unit));
                 let _ = bs.close_blob(h);
                 if r.is_ok() {

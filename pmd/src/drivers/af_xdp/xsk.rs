@@ -10,15 +10,16 @@
 //! (pairs with the kernel's release store) and hand slots back with a Release store of
 //! `consumer` after our last read.
 //!
-//! UMEM: anonymous memory, a region of `FRAMES` chunks of `FRAME_SIZE` per queue; the
-//! first half of a region only ever travels RX (fill ring → RX ring → back to the fill
-//! ring), the second half only TX (free list → TX ring → completion ring → free list), so
-//! the RX and TX halves of a queue never touch each other's frames and may run on
-//! different lcores. Each queue has a UMEM of its own, or (`shared_umem=1`) the queues of
-//! a port share one, registered on the first queue's socket, the others bound to it with
-//! `XDP_SHARED_UMEM` and fill and completion rings of their own.
+//! UMEM: the RX queue's mempool memory (see `umem`), or for the copy path anonymous
+//! memory, a region of `FRAMES` chunks of `FRAME_SIZE` per queue; the first half of a
+//! region only ever travels RX (fill ring → RX ring → back to the fill ring), the second
+//! half only TX (free list → TX ring → completion ring → free list), so the RX and TX
+//! halves of a queue never touch each other's frames and may run on different lcores.
+//! With `shared_umem=1` the queues of a port share one anonymous UMEM, registered on the
+//! first queue's socket, the others bound to it with `XDP_SHARED_UMEM` and fill and
+//! completion rings of their own.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -42,14 +43,21 @@ pub(super) fn umem_map(iface: &str, queues: u32) -> Result<Arc<Mapping>> {
         .map_err(|e| Error::os("map", format!("the UMEM of {iface} ({queues} queues)"), e))
 }
 
-/// The UMEM a socket uses and its region in it.
-pub(super) struct UmemPart<'a> {
-    /// The whole UMEM.
-    pub map: Arc<Mapping>,
-    /// Byte offset of this queue's region (a multiple of [`REGION`]).
-    pub base: u64,
-    /// The socket the UMEM is registered on, if not this one (`XDP_SHARED_UMEM`).
-    pub owner: Option<&'a OwnedFd>,
+/// The UMEM a new socket uses: one it registers, or the one registered on another
+/// socket (`XDP_SHARED_UMEM`).
+#[derive(Clone, Copy)]
+pub(super) enum UmemSrc<'a> {
+    /// Register `len` bytes at `addr` (page aligned) in `chunk`-byte chunks with
+    /// `headroom` bytes in front of each, `flags` as `XDP_UMEM_UNALIGNED_CHUNK_FLAG`.
+    Own {
+        addr: *mut u8,
+        len: usize,
+        chunk: u32,
+        headroom: u32,
+        flags: u32,
+    },
+    /// The UMEM registered on this socket.
+    Shared(&'a OwnedFd),
 }
 
 /// A mapped ring: producer and consumer indices, flags and descriptors.
@@ -114,13 +122,10 @@ impl Ring {
     }
 }
 
-/// The parts of an XSK: the socket and UMEM (shared by the RX and TX halves) and the
-/// rings, which [`Xsk::split`] hands to the two halves.
+/// The parts of an XSK: the socket (shared by the RX and TX halves) and the rings,
+/// which the queue halves take.
 pub(super) struct Xsk {
     pub fd: OwnedFd,
-    pub umem: Arc<Mapping>,
-    /// Byte offset of this queue's region in `umem`.
-    pub base: u64,
     pub rx: Ring,
     pub fill: Ring,
     pub tx: Ring,
@@ -140,15 +145,15 @@ pub(super) enum CopyMode {
 }
 
 impl Xsk {
-    /// Make an XSK bound to `queue` of `ifindex`: UMEM registration (unless `umem` has
-    /// an owner), rings, bind, fill ring primed with the RX half of the queue's region.
+    /// Make an XSK bound to `queue` of `ifindex`: UMEM registration (or sharing), rings,
+    /// bind. The fill ring is empty: the caller primes it.
     pub(super) fn open(
         iface: &str,
         ifindex: i32,
         queue: u32,
         mode: CopyMode,
         busy_budget: u32,
-        umem: UmemPart<'_>,
+        umem: UmemSrc<'_>,
     ) -> Result<Xsk> {
         let what = |s: &str| format!("{s} (queue {queue} of {iface})");
         let fd = sys::xsk_socket().map_err(|e| {
@@ -159,22 +164,20 @@ impl Xsk {
             };
             Error::os("open", what(&format!("an AF_XDP socket{hint}")), e)
         })?;
-        let UmemPart {
-            map: umem,
-            base,
-            owner,
-        } = umem;
-        if base as usize + REGION > umem.len() {
-            return Err(Error::os(
-                "place",
-                what(&format!("a UMEM region at {base}")),
-                std::io::Error::from(std::io::ErrorKind::InvalidInput),
-            ));
-        }
-        if owner.is_none() {
-            sys::umem_reg(&fd, umem.as_ptr(), umem.len(), FRAME_SIZE)
-                .map_err(|e| Error::os("register", what("the UMEM"), e))?;
-        }
+        let owner = match umem {
+            UmemSrc::Own {
+                addr,
+                len,
+                chunk,
+                headroom,
+                flags,
+            } => {
+                sys::umem_reg(&fd, addr, len, chunk, headroom, flags)
+                    .map_err(|e| Error::os("register", what("the UMEM"), e))?;
+                None
+            }
+            UmemSrc::Shared(o) => Some(o),
+        };
         for (ring, name) in [
             (sys::XDP_UMEM_FILL_RING, "the fill ring"),
             (sys::XDP_UMEM_COMPLETION_RING, "the completion ring"),
@@ -198,18 +201,13 @@ impl Xsk {
         let desc = std::mem::size_of::<sys::XdpDesc>();
         let rx = map(off.rx, desc, sys::XDP_PGOFF_RX_RING, "the RX ring")?;
         let tx = map(off.tx, desc, sys::XDP_PGOFF_TX_RING, "the TX ring")?;
-        let mut fill = map(off.fr, 8, sys::XDP_UMEM_PGOFF_FILL_RING, "the fill ring")?;
+        let fill = map(off.fr, 8, sys::XDP_UMEM_PGOFF_FILL_RING, "the fill ring")?;
         let comp = map(
             off.cr,
             8,
             sys::XDP_UMEM_PGOFF_COMPLETION_RING,
             "the completion ring",
         )?;
-        for i in 0..RING {
-            // SAFETY: slot i of the fill ring, which nobody else writes before submit.
-            unsafe { fill.slot::<u64>(i).write(base + u64::from(i * FRAME_SIZE)) };
-        }
-        fill.submit(RING);
         if busy_budget > 0 {
             sys::busy_poll(&fd, busy_budget)
                 .map_err(|e| Error::os("enable", what("busy polling (busy_budget)"), e))?;
@@ -239,18 +237,11 @@ impl Xsk {
             sys::is_zero_copy(&fd).map_err(|e| Error::os("query", what("XDP_OPTIONS"), e))?;
         Ok(Xsk {
             fd,
-            umem,
-            base,
             rx,
             fill,
             tx,
             comp,
             zero_copy,
         })
-    }
-
-    /// The socket fd, for the XSKMAP.
-    pub(super) fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
     }
 }
