@@ -9,120 +9,47 @@
 //! channel to go, then calls [`BdevModule::destruct`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use framework::io_channel::{self, IoDevice};
-use framework::subsystem::ConfigCall;
 use framework::{thread, ThreadHandle};
 
 use crate::channel::BdevChannel;
-use crate::desc::DescShared;
 use crate::error::{Error, Result};
-use crate::io::{BdevIo, IoType};
-use crate::qos::QosLimits;
+use crate::io::{IoType, IoTypeSet};
+use crate::qos::{QosLimits, QosValues};
 use crate::stats::IoStats;
-use crate::uuid::Uuid;
 
-/// What a module says about its bdev at registration (immutable afterwards; a size
-/// change goes through [`crate::resize::notify_blockcnt_change`] and is read with
-/// [`Bdev::num_blocks`], an alias change through [`alias_add`] / [`alias_del`] and is
-/// read with [`Bdev::aliases`]).
-#[derive(Debug, Clone)]
-pub struct BdevInfo {
-    /// Unique name.
-    pub name: String,
-    /// Other names it can be opened by.
-    pub aliases: Vec<String>,
-    /// UUID (random if the creator gave none).
-    pub uuid: Uuid,
-    /// Product name (`bdev_get_bdevs` → `product_name`, "Malloc disk", ...).
-    pub product_name: String,
-    /// Logical block size in bytes: a power of two, at least 512.
-    pub block_size: u32,
-    /// Size in blocks at registration (> 0).
-    pub num_blocks: u64,
-    /// Requests crossing a multiple of this many blocks are split (0 = no boundary).
-    pub optimal_io_boundary: u32,
-    /// Whether the device has a volatile write cache (flush matters).
-    pub write_cache: bool,
-    /// The largest request the module takes, in blocks (0 = no limit); larger read,
-    /// write and compare requests are split.
-    pub max_transfer_blocks: u32,
+pub use crate::types::{BdevEvent, BdevInfo, BdevModule, ModuleChannel};
+
+/// What a bdev needs of an open descriptor (the descriptors of [`crate::desc`]
+/// implement it: the bdev lists and tells them without naming that module).
+pub(crate) trait OpenDesc: Send + Sync {
+    /// Its unique id.
+    fn id(&self) -> u64;
+    /// Whether it may write.
+    fn writable(&self) -> bool;
+    /// The bdev is being removed: refuse new I/O (under the bdev's state lock).
+    fn forbid_io(&self);
+    /// Deliver `ev` on the descriptor's thread; false if that thread is gone.
+    fn notify(self: Arc<Self>, ev: BdevEvent) -> bool;
+    /// Deliver the remove event; closes the descriptor if its thread is gone.
+    fn notify_remove(self: Arc<Self>);
 }
 
-impl BdevInfo {
-    /// Check what every module must respect.
-    pub fn validate(&self) -> Result<()> {
-        if self.name.is_empty() {
-            return Err(Error::Invalid {
-                what: "bdev name",
-                why: "empty".into(),
-            });
-        }
-        if self.block_size < 512 || !self.block_size.is_power_of_two() {
-            return Err(Error::Invalid {
-                what: "block_size",
-                why: format!("{} is not a power of two >= 512", self.block_size),
-            });
-        }
-        if self.num_blocks == 0 {
-            return Err(Error::Invalid {
-                what: "num_blocks",
-                why: "must be > 0".into(),
-            });
-        }
-        self.num_blocks
-            .checked_mul(u64::from(self.block_size))
-            .ok_or_else(|| Error::Invalid {
-                what: "num_blocks",
-                why: format!(
-                    "{} blocks of {} bytes overflow",
-                    self.num_blocks, self.block_size
-                ),
-            })?;
-        Ok(())
-    }
-}
+/// A reset's completion callback.
+pub(crate) type ResetCb = Box<dyn FnOnce(crate::io::IoStatus) + Send>;
 
-/// A module's per-thread context for one bdev (SPDK's module channel behind
-/// `get_io_channel`). Created on the thread that will use it, dropped there.
-pub trait ModuleChannel: Send {
-    /// Start `io` (see [`BdevIo`] for the completion contract).
-    fn submit(&self, io: BdevIo);
-}
+/// Resets waiting for the running one: where and whom to tell.
+pub(crate) type ResetWaiters = Vec<(ThreadHandle, ResetCb)>;
 
-/// What a bdev module implements for each of its bdevs (SPDK's `spdk_bdev_fn_table`,
-/// kept small).
-pub trait BdevModule: Send + Sync + 'static {
-    /// The module's name ("malloc", "null", ...): claims and `bdev_get_bdevs` use it.
-    fn module_name(&self) -> &str;
-    /// Whether this bdev takes `t` (the layer refuses the others before submission).
-    fn io_type_supported(&self, t: IoType) -> bool;
-    /// Make the calling thread's channel context (SPDK's `get_io_channel`: a module
-    /// with a device of its own gets that device's framework channel here).
-    fn create_channel(&self) -> std::result::Result<Box<dyn ModuleChannel>, String>;
-    /// The bdev is unregistered, every descriptor closed and every channel gone:
-    /// release its resources.
-    fn destruct(&self) {}
-    /// The call that recreates this bdev (`save_config`), if any.
-    fn write_config(&self, _info: &BdevInfo) -> Option<ConfigCall> {
-        None
-    }
-    /// Module-specific `driver_specific` content for `bdev_get_bdevs`.
-    fn info_json(&self) -> Option<serde_json::Value> {
-        None
-    }
-}
+/// Offered each bdev as it registers: the examiners' entry, set by
+/// [`crate::examine`] once one is added (this module stays below that one).
+static ON_REGISTER: OnceLock<fn(&Bdev)> = OnceLock::new();
 
-/// Why a descriptor's event callback is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BdevEvent {
-    /// The bdev is being unregistered: close the descriptor (after putting its
-    /// channels); the removal finishes once every descriptor is closed.
-    Remove,
-    /// The block count changed (see [`crate::resize`]): [`Bdev::num_blocks`] holds the
-    /// new one.
-    Resize,
+/// Have `f` called with each bdev that registers from now on.
+pub(crate) fn set_register_hook(f: fn(&Bdev)) {
+    let _ = ON_REGISTER.set(f);
 }
 
 pub(crate) struct Claim {
@@ -134,13 +61,13 @@ type UnregisterDone = Box<dyn FnOnce(Result<()>) + Send>;
 
 pub(crate) struct BdevState {
     pub(crate) removing: bool,
-    pub(crate) descs: Vec<Arc<DescShared>>,
+    pub(crate) descs: Vec<Arc<dyn OpenDesc>>,
     pub(crate) claim: Option<Claim>,
     /// Statistics of channels already destroyed.
     pub(crate) retired: IoStats,
     pub(crate) unregister_done: Option<(ThreadHandle, UnregisterDone)>,
     /// `Some` while a reset runs: later resets wait here for its status.
-    pub(crate) reset_waiters: Option<crate::reset::ResetWaiters>,
+    pub(crate) reset_waiters: Option<ResetWaiters>,
 }
 
 pub(crate) struct BdevShared {
@@ -148,6 +75,8 @@ pub(crate) struct BdevShared {
     pub(crate) module: Arc<dyn BdevModule>,
     pub(crate) io_device: IoDevice<BdevChannel>,
     pub(crate) qos: Arc<QosLimits>,
+    /// The types the module takes (asked once, at registration).
+    pub(crate) supported: IoTypeSet,
     /// Mirrors `BdevState::removing` for the submit path's check (set once, under the
     /// state lock; read without it: a submit racing the start of a removal may pass,
     /// as it may with the lock, and the removal waits for its channel anyway).
@@ -213,7 +142,7 @@ impl Bdev {
 
     /// Whether the module takes `t`.
     pub fn io_type_supported(&self, t: IoType) -> bool {
-        self.0.module.io_type_supported(t)
+        self.0.supported.contains(t)
     }
 
     /// The module claiming it, if any.
@@ -234,6 +163,23 @@ impl Bdev {
     /// The QoS limits (see [`crate::qos`]).
     pub fn qos(&self) -> &QosLimits {
         &self.0.qos
+    }
+
+    /// Set its QoS limits (see [`crate::qos`]; 0 clears one, all 0 turns QoS off), on
+    /// a framework thread, which becomes the QoS thread if QoS was off. Each channel
+    /// follows the switch once a message reaches its thread, as SPDK's channels do.
+    pub fn set_qos_limits(&self, v: QosValues) -> Result<()> {
+        if self.is_removing() {
+            return Err(Error::Removed {
+                what: "set QoS limits",
+                name: self.name().to_string(),
+            });
+        }
+        crate::qos::set_limits(&self.0.qos, self.name(), v)?;
+        self.0
+            .io_device
+            .for_each_channel(|ch: &BdevChannel| ch.sync_qos(), || {})?;
+        Ok(())
     }
 
     /// Statistics summed over every channel (each visited on its thread), then `done`
@@ -353,6 +299,7 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
         );
         BdevShared {
             info: info.clone(),
+            supported: IoTypeSet::from_fn(|t| module.io_type_supported(t)),
             module,
             io_device,
             qos,
@@ -372,7 +319,9 @@ pub fn register(info: BdevInfo, module: Arc<dyn BdevModule>) -> Result<Bdev> {
     let b = Bdev(shared);
     reg.push(b.clone());
     drop(reg);
-    crate::examine::examine(&b);
+    if let Some(f) = ON_REGISTER.get() {
+        f(&b);
+    }
     Ok(b)
 }
 
@@ -405,6 +354,9 @@ pub fn unregister<D: FnOnce(Result<()>) + Send + 'static>(name: &str, done: D) -
         st.removing = true;
         // Pairs with the Acquire load in `is_removing`.
         b.0.removing.store(true, Ordering::Release);
+        for d in &st.descs {
+            d.forbid_io();
+        }
         st.unregister_done = Some((me, Box::new(done)));
         st.descs.clone()
     };

@@ -49,9 +49,8 @@
 //! children over slices of the caller's iovecs; the caller's callback runs once, after
 //! the last child, with the first failure (if any). Statistics count the parent.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
-use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -59,11 +58,13 @@ use std::sync::{Arc, Mutex};
 use framework::io_channel::IoChannel;
 use framework::{poller, thread, PollStatus, Poller, ThreadHandle};
 
-use crate::bdev::{BdevInfo, ModuleChannel};
 use crate::error::{Error, Result};
-use crate::io::{iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify};
+use crate::io::{
+    iovs_slice_into, BdevIo, Callback, IoInner, IoStatus, IoType, IoVec, Notify, SplitParent,
+};
 use crate::qos::{QosLimits, TIMESLICE_US};
-use crate::stats::IoStats;
+use crate::stats::{ChannelCounters, IoStats};
+use crate::types::{BdevInfo, ModuleChannel};
 
 /// Outstanding I/O objects one channel may have (SPDK's default `bdev_io_pool_size`
 /// is 65535 for the whole process; this bounds one thread's share).
@@ -85,6 +86,9 @@ struct ChState {
     qos_queue: VecDeque<Box<IoInner>>,
     /// Drains `qos_queue` each slice while it is not empty.
     qos_poller: Option<Poller>,
+    /// The bdev's QoS limits are on (as of the last [`ChanCore::sync_qos`]): I/O
+    /// takes the queueing path, which asks the limits themselves.
+    qos_on: bool,
     /// A reset of the bdev runs: new I/O waits in `frozen_q`.
     frozen: bool,
     frozen_q: VecDeque<Box<IoInner>>,
@@ -101,25 +105,49 @@ pub(crate) struct ChanCore {
     info: Arc<BdevInfo>,
     qos: Arc<QosLimits>,
     /// The thread the channel was made on (and the only one that touches `st`).
-    owner: Option<ThreadHandle>,
-    /// Taken out once, when the channel is destroyed (then `closing` is set).
-    module: ManuallyDrop<std::result::Result<Box<dyn ModuleChannel>, String>>,
-    closing: Cell<bool>,
+    owner: ThreadHandle,
+    /// The module's channel, or [`NoModule`] if the module could not make one (then
+    /// `module_err` says why, and the channel is never handed out) and once the
+    /// channel is being destroyed. Only touched on the channel's thread: read by
+    /// `to_module`, replaced once by the destructor, which is never reached from
+    /// inside a submit (a channel is destroyed from a message).
+    module: UnsafeCell<Box<dyn ModuleChannel>>,
+    module_err: Option<String>,
+    /// The bdev's block size (I/O objects of this channel carry it from creation).
+    block_size: u32,
     /// Whether requests may be split (an optimal boundary or a transfer limit).
     splits: bool,
     /// I/Os at the module.
     outstanding: Cell<usize>,
     /// I/O objects in use (at the module, queued, or being completed).
     in_use: Cell<usize>,
-    /// Set while a reset holds the channel or anything waits in the out-of-resources
-    /// or QoS queue: then I/O takes the queueing path. Set with every such change,
+    /// I/O objects of this channel (in use or in `free`): at most
+    /// [`CHANNEL_IO_MAX`], checked where one is made, so taking a free one needs
+    /// no check.
+    objects: Cell<usize>,
+    /// Set while QoS is on, a reset holds the channel or anything waits in the
+    /// out-of-resources or QoS queue: then I/O takes the queueing path. Set with every such change,
     /// cleared by [`refresh_slow`](ChanCore::refresh_slow) once all is clear.
     slow: Cell<bool>,
     // Boxed on purpose: an I/O body travels to the module and back as one allocation.
+    // Not a `RefCell`: only touched by `free_pop` and `free_push`, on the channel's
+    // thread, which call nothing while they hold the list (see their SAFETY notes).
     #[allow(clippy::vec_box)]
-    free: RefCell<Vec<Box<IoInner>>>,
-    stats: RefCell<IoStats>,
+    free: UnsafeCell<Vec<Box<IoInner>>>,
+    /// Only touched by `count` and `counters`, on the channel's thread, as `free`.
+    stats: UnsafeCell<ChannelCounters>,
     st: RefCell<ChState>,
+}
+
+/// Stands in for the module's channel where there is none (it could not be made, or
+/// the channel is being destroyed): fails what it is given. A zero-sized box: no
+/// allocation.
+struct NoModule;
+
+impl ModuleChannel for NoModule {
+    fn submit(&self, io: BdevIo) {
+        io.complete(IoStatus::Failed);
+    }
 }
 
 /// A thread's channel context for one bdev: owns its [`ChanCore`].
@@ -132,21 +160,19 @@ pub(crate) struct BdevChannel {
 // only moves it with the whole framework thread.
 unsafe impl Send for BdevChannel {}
 
+impl BdevChannel {
+    /// Where its core lives (fixed for the channel's life).
+    pub(crate) fn core_ptr(&self) -> NonNull<ChanCore> {
+        self.core
+    }
+}
+
 impl Deref for BdevChannel {
     type Target = ChanCore;
     fn deref(&self) -> &ChanCore {
         // SAFETY: allocated in `new`, freed only in `drop`.
         unsafe { self.core.as_ref() }
     }
-}
-
-/// The parent of split children.
-pub(crate) struct SplitParent {
-    io_type: IoType,
-    bytes: u64,
-    start_tsc: u64,
-    /// (children left, first failure, the caller's callback)
-    st: Mutex<(usize, IoStatus, Option<Callback>)>,
 }
 
 /// One request as the descriptor checked it (the iovec lists are the caller's; each
@@ -167,18 +193,21 @@ impl BdevChannel {
     ) -> BdevChannel {
         let core = Box::new(ChanCore {
             splits: info.optimal_io_boundary > 0 || info.max_transfer_blocks > 0,
-            info,
+            block_size: info.block_size,
             qos,
-            owner: thread::current(),
-            module: ManuallyDrop::new(module),
-            closing: Cell::new(false),
+            info,
+            owner: thread::current().expect("the framework makes channel contexts on its threads"),
+            module_err: module.as_ref().err().cloned(),
+            module: UnsafeCell::new(module.unwrap_or_else(|_| Box::new(NoModule))),
             outstanding: Cell::new(0),
             in_use: Cell::new(0),
+            objects: Cell::new(0),
             slow: Cell::new(false),
-            free: RefCell::new(Vec::new()),
-            stats: RefCell::new(IoStats::default()),
+            free: UnsafeCell::new(Vec::new()),
+            stats: UnsafeCell::new(ChannelCounters::default()),
             st: RefCell::new(ChState::default()),
         });
+        core.sync_qos();
         BdevChannel {
             core: NonNull::from(Box::leak(core)),
         }
@@ -186,14 +215,13 @@ impl BdevChannel {
 
     /// The channel is being destroyed: its counters go to the bdev.
     pub(crate) fn retire(self) -> IoStats {
-        *self.stats.borrow()
+        self.stats()
     }
 }
 
 impl Drop for BdevChannel {
     fn drop(&mut self) {
         let core: &ChanCore = self;
-        core.closing.set(true);
         let (poller, keep) = {
             let mut st = core.st.borrow_mut();
             (st.qos_poller.take(), st.keep.take())
@@ -204,10 +232,11 @@ impl Drop for BdevChannel {
         // Set only if the thread is destroyed with I/O out (a forced exit): that
         // reference is to this very channel, whose entry is going; it is not put.
         std::mem::forget(keep);
-        // SAFETY: read out once (`closing` keeps `to_module` away from the field from
-        // now on); the module channel drops here, while the rest of the core is
-        // intact for any I/O it completes as it goes.
-        let module = unsafe { std::ptr::read(&*core.module) };
+        // SAFETY: on the channel's thread (the framework destroys a context there),
+        // not inside `to_module` (see `module`); the borrow ends at once. The module
+        // channel drops after it is taken out, while the rest of the core is intact
+        // for any I/O it completes as it goes (I/O sent on from then fails).
+        let module = std::mem::replace(unsafe { &mut *core.module.get() }, Box::new(NoModule));
         drop(module);
         // SAFETY: allocated by `new` (Box::leak); no I/O object points here any more:
         // the module channel that held them is gone, and the queues drop with the core.
@@ -216,13 +245,60 @@ impl Drop for BdevChannel {
 }
 
 impl ChanCore {
-    pub(crate) fn module_error(&self) -> Option<&str> {
-        self.module.as_ref().err().map(|s| s.as_str())
+    /// The core at `core` and the thread's cached time (see [`thread::last_tsc`]) if
+    /// this is the channel's thread: the per-I/O thread check.
+    ///
+    /// # Safety
+    /// The core must stay alive while the returned reference is used.
+    #[inline]
+    pub(crate) unsafe fn on_own_thread<'a>(core: NonNull<ChanCore>) -> Option<(&'a ChanCore, u64)> {
+        // SAFETY: alive (the caller's contract); `owner` is set once at creation and
+        // `ThreadHandle` is `Sync`, so reading it from any thread is sound.
+        let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
+        let now = thread::last_tsc_on(owner)?;
+        // SAFETY: on the channel's thread (checked), the only one that uses the core;
+        // alive as above.
+        Some((unsafe { core.as_ref() }, now))
     }
 
-    /// This channel's counters.
+    pub(crate) fn module_error(&self) -> Option<&str> {
+        self.module_err.as_deref()
+    }
+
+    /// This channel's counters (on its thread).
     pub(crate) fn stats(&self) -> IoStats {
-        *self.stats.borrow()
+        // SAFETY: the channel context is only used on its thread (the framework hands
+        // it out there: `for_each_channel`, the destructor, the I/O path), and no
+        // reference into `stats` outlives `count`, which calls nothing.
+        unsafe { &*self.stats.get() }.stats(self.block_size)
+    }
+
+    /// Count a completed request of `blocks` that started at `start` and ends `now`.
+    #[inline]
+    fn count(&self, t: IoType, blocks: u64, start: u64, now: u64, ok: bool) {
+        let ticks = now.wrapping_sub(start);
+        // SAFETY: as in `stats`: on the channel's thread, and the borrow ends here.
+        unsafe { &mut *self.stats.get() }.account(t, blocks, ticks, ok);
+    }
+
+    /// A recycled I/O object, if the free list has one.
+    #[inline]
+    fn free_pop(&self) -> Option<Box<IoInner>> {
+        // SAFETY: only the channel's thread gets here (`submit` and `complete` check
+        // it: `on_own_thread`), and the borrow ends before anything else is called.
+        unsafe { &mut *self.free.get() }.pop()
+    }
+
+    /// Keep `io` for reuse (up to [`FREE_KEEP`] objects).
+    #[inline]
+    fn free_push(&self, io: Box<IoInner>) {
+        // SAFETY: as in `free_pop`.
+        let free = unsafe { &mut *self.free.get() };
+        if free.len() < FREE_KEEP {
+            free.push(io);
+        } else {
+            self.objects.set(self.objects.get() - 1);
+        }
     }
 
     /// I/Os at the module and waiting in the out-of-resources queue.
@@ -233,7 +309,16 @@ impl ChanCore {
     /// Clear [`slow`](Self::slow) if nothing needs the queueing path any more.
     fn refresh_slow(&self, st: &ChState) {
         self.slow
-            .set(st.frozen || !st.nomem.is_empty() || !st.qos_queue.is_empty());
+            .set(st.qos_on || st.frozen || !st.nomem.is_empty() || !st.qos_queue.is_empty());
+    }
+
+    /// Follow the bdev's QoS switch (at creation, when a user gets the channel, and
+    /// on each channel, on its thread, after the limits change: SPDK's per-channel
+    /// QoS flag).
+    pub(crate) fn sync_qos(&self) {
+        let mut st = self.st.borrow_mut();
+        st.qos_on = self.qos.active();
+        self.refresh_slow(&st);
     }
 
     /// Pieces waiting for QoS budget.
@@ -242,42 +327,56 @@ impl ChanCore {
     }
 
     /// One I/O object, filled but for its data lists and callback.
+    #[inline]
     fn alloc(&self, t: IoType, off: u64, n: u64, now: u64) -> Result<Box<IoInner>> {
-        let in_use = self.in_use.get();
-        if in_use >= CHANNEL_IO_MAX {
-            return Err(Error::NoMem(self.info.name.clone()));
-        }
-        self.in_use.set(in_use + 1);
-        let popped = self.free.borrow_mut().pop();
-        let mut io = popped.unwrap_or_else(IoInner::empty);
+        // A recycled object already carries the block size and this channel.
+        let mut io = match self.free_pop() {
+            Some(io) => io,
+            None => self.new_io()?,
+        };
+        self.in_use.set(self.in_use.get() + 1);
         io.io_type = t;
         io.offset_blocks = off;
         io.num_blocks = n;
-        io.block_size = self.info.block_size;
         io.start_tsc = now;
-        io.ch = Some(NonNull::from(self));
         Ok(io)
     }
 
-    /// Back to the free list (its callback already taken); the last object in use lets
-    /// a parked handle go.
+    /// A new I/O object of this channel, unless it has [`CHANNEL_IO_MAX`] already
+    /// (all in use: the free list is empty when this is called).
+    #[cold]
+    fn new_io(&self) -> Result<Box<IoInner>> {
+        let objects = self.objects.get();
+        if objects >= CHANNEL_IO_MAX {
+            return Err(Error::NoMem(self.info.name.clone()));
+        }
+        self.objects.set(objects + 1);
+        let mut io = IoInner::empty();
+        io.block_size = self.block_size;
+        io.owner = Some(NonNull::from(self).cast());
+        Ok(io)
+    }
+
+    /// Back to the free list (its callback already taken; it keeps its block size and
+    /// channel); the last object in use lets a parked handle go.
+    #[inline]
     fn recycle(&self, mut io: Box<IoInner>) {
         io.iovs.clear();
         io.cmp_iovs.clear();
-        io.ch = None;
-        {
-            let mut free = self.free.borrow_mut();
-            if free.len() < FREE_KEEP {
-                free.push(io);
-            }
-        }
+        self.free_push(io);
         let left = self.in_use.get() - 1;
         self.in_use.set(left);
         if left == 0 {
-            let keep = self.st.borrow_mut().keep.take();
-            // Putting it only counts down (a destruction runs later, from a message).
-            drop(keep);
+            self.let_keep_go();
         }
+    }
+
+    /// The last object in use came back: a parked handle may go.
+    #[cold]
+    fn let_keep_go(&self) {
+        let keep = self.st.borrow_mut().keep.take();
+        // Putting it only counts down (a destruction runs later, from a message).
+        drop(keep);
     }
 
     /// The length of the piece of a request that starts at `off` and ends before
@@ -296,6 +395,7 @@ impl ChanCore {
     }
 
     /// How many pieces `r` goes to the module in (1 for a request that is not split).
+    #[inline]
     fn piece_count(&self, r: &Request) -> u64 {
         if !self.splits || !r.io_type.has_data() || r.io_type == IoType::CompareAndWrite {
             return 1;
@@ -318,19 +418,27 @@ impl ChanCore {
 ///
 /// Generic over the callback so that it is built in its final place, the I/O object
 /// (moving it through the calls would copy it at each).
-pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
-    ch: &IoChannel<BdevChannel>,
+#[inline]
+///
+/// # Safety
+/// `core` is the core of a channel that the caller's handle keeps alive.
+pub(crate) unsafe fn submit<F: FnOnce(IoStatus) + Send + 'static>(
+    core: NonNull<ChanCore>,
     r: Request,
     cb: F,
 ) -> Result<()> {
-    let ctx: &ChanCore = ch.ctx();
-    let now = thread::last_tsc();
+    // SAFETY: alive (the caller's contract).
+    let Some((ctx, now)) = (unsafe { ChanCore::on_own_thread(core) }) else {
+        return Err(off_thread());
+    };
     let pieces = ctx.piece_count(&r);
     if pieces == 1 {
         let mut io = ctx.alloc(r.io_type, r.offset_blocks, r.num_blocks, now)?;
         // The recycled object keeps its vectors' capacity: no allocation here.
         io.iovs.extend_from_slice(r.iovs);
-        io.cmp_iovs.extend_from_slice(r.cmp_iovs);
+        if !r.cmp_iovs.is_empty() {
+            io.cmp_iovs.extend_from_slice(r.cmp_iovs);
+        }
         io.notify = Some(Notify::User(Callback::new(cb)));
         ctx.dispatch(io);
         return Ok(());
@@ -338,7 +446,17 @@ pub(crate) fn submit<F: FnOnce(IoStatus) + Send + 'static>(
     submit_split(ctx, r, pieces as usize, now, Callback::new(cb))
 }
 
+#[cold]
+#[inline(never)]
+fn off_thread() -> Error {
+    framework::Error::NotOnThread {
+        what: "submit I/O on a channel of another thread",
+    }
+    .into()
+}
+
 /// Submit `r` as `count` children of one parent.
+#[inline(never)]
 fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback) -> Result<()> {
     if count > CHANNEL_IO_MAX {
         // Children are all submitted at once; a request this fragmented could never
@@ -357,7 +475,7 @@ fn submit_split(ctx: &ChanCore, r: Request, count: usize, now: u64, cb: Callback
     let bs = u64::from(ctx.info.block_size);
     let parent = Arc::new(SplitParent {
         io_type: r.io_type,
-        bytes: r.num_blocks * bs,
+        blocks: r.num_blocks,
         start_tsc: now,
         st: Mutex::new((count, IoStatus::Success, Some(cb))),
     });
@@ -416,12 +534,19 @@ pub(crate) fn release(ch: IoChannel<BdevChannel>) {
 impl ChanCore {
     /// Send `io` on: held by a reset, queued for QoS budget or behind I/O waiting for
     /// resources, or to the module.
+    #[inline]
     fn dispatch(&self, io: Box<IoInner>) {
-        if !self.slow.get() && !self.qos.active() {
+        if !self.slow.get() {
             // Nothing held or queued, no limits: straight to the module.
             self.outstanding.set(self.outstanding.get() + 1);
             return self.to_module(io);
         }
+        self.dispatch_slow(io)
+    }
+
+    /// [`dispatch`](Self::dispatch) with a reset, QoS or a retry queue in the way.
+    #[inline(never)]
+    fn dispatch_slow(&self, io: Box<IoInner>) {
         let mut st = self.st.borrow_mut();
         if st.frozen {
             st.frozen_q.push_back(io);
@@ -515,47 +640,34 @@ impl ChanCore {
         self.to_module(io);
     }
 
+    #[inline]
     fn to_module(&self, io: Box<IoInner>) {
-        if self.closing.get() {
-            // The module channel is being dropped: nothing more goes to it.
-            return BdevIo(Some(io)).complete(IoStatus::Failed);
-        }
-        match &*self.module {
-            Ok(m) => m.submit(BdevIo(Some(io))),
-            // Not reachable: a channel whose module failed is never handed out.
-            Err(_) => BdevIo(Some(io)).complete(IoStatus::Failed),
-        }
+        // SAFETY: on the channel's thread; the destructor, the only writer, is not
+        // reached while this shared borrow lives (see `module`).
+        unsafe { &*self.module.get() }.submit(BdevIo(Some(io)));
     }
 
     /// A module completed `io` (static: the channel is found through the I/O).
-    pub(crate) fn complete(mut io: Box<IoInner>, status: IoStatus) {
-        let Some(core) = io.ch else {
-            // A direct I/O (BdevIo::direct): no channel; the object goes back to the
-            // thread's direct free list, then the callback runs.
-            let notify = io.notify.take();
-            io.iovs.clear();
-            io.cmp_iovs.clear();
-            crate::io::DIRECT_FREE.with(|f| {
-                let mut f = f.borrow_mut();
-                if f.len() < FREE_KEEP {
-                    f.push(io);
-                }
-            });
-            if let Some(Notify::User(cb)) = notify {
-                cb.call(status);
-            }
-            return;
+    #[inline]
+    fn complete(io: Box<IoInner>, status: IoStatus) {
+        // Set by `new_io` to the core that made the object; `None` for a direct I/O.
+        let Some(core) = io.owner else {
+            return crate::io::complete_direct(io, status);
         };
-        // SAFETY: the core lives while this object is in use (see the module docs);
-        // `owner` is set once at creation and `ThreadHandle` is `Sync`, so reading it
-        // from any thread is sound.
+        let core = core.cast::<ChanCore>();
+        // SAFETY: the core lives while this object is in use (see the module docs).
+        match unsafe { ChanCore::on_own_thread(core) } {
+            Some((ctx, now)) => ctx.completed(io, status, now),
+            None => Self::complete_elsewhere(core, io, status),
+        }
+    }
+
+    /// A completion off the submitting thread (a module bug): finish it there.
+    #[cold]
+    #[inline(never)]
+    fn complete_elsewhere(core: NonNull<ChanCore>, io: Box<IoInner>, status: IoStatus) {
+        // SAFETY: as in `on_own_thread`.
         let owner = unsafe { &*std::ptr::addr_of!((*core.as_ptr()).owner) };
-        let Some(owner) = owner.as_ref().filter(|o| !thread::is_current(o)) else {
-            // SAFETY: on the channel's thread (checked above; a channel made off any
-            // thread has no I/O); alive as above.
-            return unsafe { core.as_ref() }.completed(io, status);
-        };
-        // A completion off the submitting thread (a module bug): finish it there.
         eal::log_err!("bdev I/O completed off its thread; sent back to it");
         if owner
             .send_msg(move || ChanCore::complete(io, status))
@@ -566,75 +678,75 @@ impl ChanCore {
     }
 
     /// `io` came back from the module (on the channel's thread).
-    fn completed(&self, io: Box<IoInner>, status: IoStatus) {
+    #[inline]
+    fn completed(&self, io: Box<IoInner>, status: IoStatus, now: u64) {
         self.outstanding.set(self.outstanding.get() - 1);
         if status == IoStatus::NoMem {
-            let schedule = {
-                let mut st = self.st.borrow_mut();
-                st.nomem.push_back(io);
-                self.slow.set(true);
-                if st.retrying {
-                    st.nomem_in_retry = true;
-                }
-                let s = self.outstanding.get() == 0 && !st.retry_msg_pending;
-                if s {
-                    st.retry_msg_pending = true;
-                }
-                s
-            };
-            if schedule {
-                self.schedule_retry();
-            }
-            return;
+            return self.park_nomem(io);
         }
-        self.finish(io, status);
+        self.finish(io, status, now);
         if self.slow.get() {
             self.retry_queued();
         }
     }
 
+    /// The module is out of resources for `io`: queue it for a retry.
+    #[cold]
+    #[inline(never)]
+    fn park_nomem(&self, io: Box<IoInner>) {
+        let schedule = {
+            let mut st = self.st.borrow_mut();
+            st.nomem.push_back(io);
+            self.slow.set(true);
+            if st.retrying {
+                st.nomem_in_retry = true;
+            }
+            let s = self.outstanding.get() == 0 && !st.retry_msg_pending;
+            if s {
+                st.retry_msg_pending = true;
+            }
+            s
+        };
+        if schedule {
+            self.schedule_retry();
+        }
+    }
+
     /// Account, recycle and notify.
-    fn finish(&self, mut io: Box<IoInner>, status: IoStatus) {
+    #[inline]
+    fn finish(&self, mut io: Box<IoInner>, status: IoStatus, now: u64) {
         let notify = io.notify.take();
-        let (t, bytes, start) = (
-            io.io_type,
-            io.num_blocks * u64::from(io.block_size),
-            io.start_tsc,
-        );
+        let (t, blocks, start) = (io.io_type, io.num_blocks, io.start_tsc);
         self.recycle(io);
         match notify {
             Some(Notify::User(cb)) => {
-                let ticks = thread::last_tsc().wrapping_sub(start);
-                self.stats
-                    .borrow_mut()
-                    .account(t, bytes, ticks, status == IoStatus::Success);
+                self.count(t, blocks, start, now, status == IoStatus::Success);
                 cb.call(status);
             }
-            Some(Notify::Child(p)) => {
-                let last = {
-                    let mut g = p.st.lock().unwrap_or_else(|e| e.into_inner());
-                    g.0 -= 1;
-                    if status != IoStatus::Success && g.1 == IoStatus::Success {
-                        g.1 = status;
-                    }
-                    if g.0 == 0 {
-                        g.2.take().map(|cb| (cb, g.1))
-                    } else {
-                        None
-                    }
-                };
-                if let Some((cb, st)) = last {
-                    let ticks = thread::last_tsc().wrapping_sub(p.start_tsc);
-                    self.stats.borrow_mut().account(
-                        p.io_type,
-                        p.bytes,
-                        ticks,
-                        st == IoStatus::Success,
-                    );
-                    cb.call(st);
-                }
-            }
+            Some(Notify::Child(p)) => self.child_done(&p, status, now),
             None => {}
+        }
+    }
+
+    /// A child of a split request completed: the parent completes with the last.
+    #[inline(never)]
+    fn child_done(&self, p: &SplitParent, status: IoStatus, now: u64) {
+        let last = {
+            let mut g = p.st.lock().unwrap_or_else(|e| e.into_inner());
+            g.0 -= 1;
+            if status != IoStatus::Success && g.1 == IoStatus::Success {
+                g.1 = status;
+            }
+            if g.0 == 0 {
+                g.2.take().map(|cb| (cb, g.1))
+            } else {
+                None
+            }
+        };
+        if let Some((cb, st)) = last {
+            let ok = st == IoStatus::Success;
+            self.count(p.io_type, p.blocks, p.start_tsc, now, ok);
+            cb.call(st);
         }
     }
 
@@ -674,16 +786,13 @@ impl ChanCore {
     /// are in use, so the channel outlives the message.
     fn schedule_retry(&self) {
         let me = CorePtr(NonNull::from(self));
-        let r = match &self.owner {
-            Some(t) => t.send_msg(move || {
-                // SAFETY: the queued I/O objects keep the channel alive (in use), and
-                // the message runs on the channel's thread.
-                let ctx = unsafe { me.get() };
-                ctx.st.borrow_mut().retry_msg_pending = false;
-                ctx.retry_queued();
-            }),
-            None => return,
-        };
+        let r = self.owner.send_msg(move || {
+            // SAFETY: the queued I/O objects keep the channel alive (in use), and the
+            // message runs on the channel's thread.
+            let ctx = unsafe { me.get() };
+            ctx.st.borrow_mut().retry_msg_pending = false;
+            ctx.retry_queued();
+        });
         if r.is_err() {
             eal::log_err!("bdev: could not schedule an out-of-resources retry");
         }
@@ -705,7 +814,7 @@ impl ChanCore {
             let Some(io) = io else {
                 break;
             };
-            self.finish(io, IoStatus::Aborted);
+            self.finish(io, IoStatus::Aborted, thread::last_tsc());
         }
     }
 
@@ -731,6 +840,26 @@ impl ChanCore {
             self.dispatch(io);
         }
         self.retry_queued();
+    }
+}
+
+// The completion of an I/O handed to a module, here rather than with `BdevIo` in
+// `crate::io` so that the I/O module does not name the channel it goes back to.
+impl BdevIo {
+    /// End the request. Must run on the submitting thread (a completion elsewhere is
+    /// logged and sent back there: the channel's state is per thread).
+    pub fn complete(mut self, status: IoStatus) {
+        if let Some(inner) = self.0.take() {
+            ChanCore::complete(inner, status);
+        }
+    }
+}
+
+impl Drop for BdevIo {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            ChanCore::complete(inner, IoStatus::Failed);
+        }
     }
 }
 

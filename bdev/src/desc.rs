@@ -19,16 +19,17 @@
 //! and give it back to the callback.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use framework::io_channel::IoChannel;
 use framework::{thread, ThreadHandle};
 
-use crate::bdev::{self, Bdev, BdevEvent, Claim};
-use crate::channel::{self, BdevChannel, Request};
+use crate::bdev::{self, Bdev, BdevEvent, Claim, OpenDesc};
+use crate::channel::{self, BdevChannel, ChanCore, Request};
 use crate::error::{Error, Result};
-use crate::io::{iovs_len, IoStatus, IoType, IoVec};
+use crate::io::{iovs_len, IoStatus, IoType, IoTypeSet, IoVec};
 
 static NEXT_DESC: AtomicU64 = AtomicU64::new(1);
 
@@ -38,15 +39,44 @@ pub(crate) struct DescShared {
     id: u64,
     bdev: Bdev,
     write: AtomicBool,
+    /// The types this descriptor may submit now, as an [`IoTypeSet`]: those the module
+    /// takes, minus the writing ones on a read-only descriptor, none once the bdev is
+    /// being removed. Kept up to date (under the bdev's state lock) by [`open`],
+    /// [`Descriptor::claim`] and the removal, so that a submit tests one bit; a
+    /// request outside it goes through the full check for its error.
+    allowed: AtomicU32,
+    /// The bdev's block size (for the buffer check).
+    block_size: u32,
     thread: ThreadHandle,
     event_cb: EventCb,
     closed: AtomicBool,
 }
 
 impl DescShared {
-    /// Deliver `ev` on the descriptor's thread (unless closed by then); false if that
-    /// thread is gone.
-    pub(crate) fn notify(self: &Arc<Self>, ev: BdevEvent) -> bool {
+    /// What may be submitted with write permission `write` (the bdev not removing).
+    fn allowed_for(bdev: &Bdev, write: bool) -> u32 {
+        let supported = bdev.0.supported;
+        IoTypeSet::from_fn(|t| supported.contains(t) && (write || !t.writes())).0
+    }
+}
+
+impl OpenDesc for DescShared {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn writable(&self) -> bool {
+        self.write.load(Ordering::Acquire)
+    }
+
+    /// Nothing more may be submitted (called under the bdev's state lock, after its
+    /// `removing` flag is set).
+    fn forbid_io(&self) {
+        self.allowed.store(0, Ordering::Release);
+    }
+
+    /// Deliver `ev` on the descriptor's thread (unless closed by then).
+    fn notify(self: Arc<Self>, ev: BdevEvent) -> bool {
         let d = self.clone();
         self.thread
             .send_msg(move || {
@@ -58,7 +88,7 @@ impl DescShared {
     }
 
     /// Deliver the remove event on the descriptor's thread (unless closed by then).
-    pub(crate) fn notify_remove(self: &Arc<Self>) {
+    fn notify_remove(self: Arc<Self>) {
         let d = self.clone();
         let r = self.thread.send_msg(move || {
             if !d.closed.load(Ordering::Acquire) {
@@ -68,7 +98,7 @@ impl DescShared {
         if r.is_err() {
             // The thread is gone: nobody will close this descriptor; close it here so
             // the removal can finish.
-            close_shared(self);
+            close_shared(&self);
         }
     }
 }
@@ -91,8 +121,15 @@ impl std::fmt::Debug for Descriptor {
 pub struct BdevIoChannel {
     /// Given up in `drop` (see [`channel::release`]).
     ch: ManuallyDrop<IoChannel<BdevChannel>>,
+    /// The channel's core (fixed while `ch` holds the channel): a submit checks the
+    /// thread against its owner and uses it without going through `ch`.
+    core: NonNull<ChanCore>,
     bdev: Bdev,
 }
+
+// SAFETY: `core` is only dereferenced after the check that this is the channel's
+// thread (`channel::submit`); the other fields are `Send`.
+unsafe impl Send for BdevIoChannel {}
 
 impl Drop for BdevIoChannel {
     fn drop(&mut self) {
@@ -127,6 +164,7 @@ impl BdevIoChannel {
     pub fn try_clone(&self) -> Option<BdevIoChannel> {
         Some(BdevIoChannel {
             ch: ManuallyDrop::new(self.ch.try_clone()?),
+            core: self.core,
             bdev: self.bdev.clone(),
         })
     }
@@ -162,6 +200,8 @@ where
         id: NEXT_DESC.fetch_add(1, Ordering::Relaxed),
         bdev: b.clone(),
         write: AtomicBool::new(write),
+        allowed: AtomicU32::new(DescShared::allowed_for(&b, write)),
+        block_size: b.info().block_size,
         thread: me,
         event_cb: Box::new(event_cb),
         closed: AtomicBool::new(false),
@@ -177,7 +217,9 @@ fn close_shared(d: &Arc<DescShared>) {
     let b = &d.bdev;
     let finish = {
         let mut st = b.0.lock();
-        st.descs.retain(|x| !Arc::ptr_eq(x, d));
+        // The same object (compared by address: the list holds it as `dyn OpenDesc`).
+        st.descs
+            .retain(|x| !std::ptr::addr_eq(Arc::as_ptr(x), Arc::as_ptr(d)));
         if st.claim.as_ref().is_some_and(|c| c.desc_id == d.id) {
             st.claim = None;
         }
@@ -283,10 +325,7 @@ impl Descriptor {
                 module: c.module.clone(),
             });
         }
-        let other_writer = st
-            .descs
-            .iter()
-            .any(|d| d.id != self.0.id && d.write.load(Ordering::Acquire));
+        let other_writer = st.descs.iter().any(|d| d.id() != self.0.id && d.writable());
         if other_writer {
             return Err(Error::Invalid {
                 what: "claim",
@@ -298,6 +337,9 @@ impl Descriptor {
             desc_id: self.0.id,
         });
         self.0.write.store(true, Ordering::Release);
+        self.0
+            .allowed
+            .store(DescShared::allowed_for(b, true), Ordering::Release);
         Ok(())
     }
 
@@ -319,6 +361,9 @@ impl Descriptor {
             });
         }
         let ch = b.0.io_device.get_channel()?;
+        // A channel made while the limits changed may have missed the message to
+        // every channel: it reads the switch again, now that it is listed.
+        ch.ctx().sync_qos();
         if let Some(why) = ch.ctx().module_error() {
             return Err(Error::Channel {
                 name: b.name().to_string(),
@@ -326,6 +371,7 @@ impl Descriptor {
             });
         }
         Ok(BdevIoChannel {
+            core: ch.ctx().core_ptr(),
             ch: ManuallyDrop::new(ch),
             bdev: b.clone(),
         })
@@ -385,7 +431,31 @@ impl Descriptor {
         Ok(())
     }
 
+    /// Every check of a request, each with its own error (the path of a request the
+    /// fast test in [`submit`](Self::submit) did not pass).
+    #[cold]
+    #[inline(never)]
+    fn check_all(
+        &self,
+        ch: &BdevIoChannel,
+        t: IoType,
+        off: u64,
+        n: u64,
+        iovs: &[IoVec],
+        cmp: &[IoVec],
+    ) -> Result<()> {
+        self.check(ch, t, off, n)?;
+        if t.has_data() {
+            self.need(n, iovs)?;
+        }
+        if t == IoType::CompareAndWrite {
+            self.need(n, cmp)?;
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn submit<F: FnOnce(IoStatus) + Send + 'static>(
         &self,
         ch: &BdevIoChannel,
@@ -396,12 +466,24 @@ impl Descriptor {
         cmp: &[IoVec],
         cb: F,
     ) -> Result<()> {
-        self.check(ch, t, off, n)?;
-        if t.has_data() {
-            self.need(n, iovs)?;
-        }
-        if t == IoType::CompareAndWrite {
-            self.need(n, cmp)?;
+        let d = &*self.0;
+        let b = &*d.bdev.0;
+        let enough = |v: &[IoVec]| iovs_len(v) as u64 >= n * u64::from(d.block_size);
+        // The channel's bdev, then permission, the module's types and a removal in
+        // one bit (`allowed`), then the range and the buffers. What fails here is
+        // checked again in full for its error (and goes on if a claim made it
+        // writable meanwhile).
+        let fast = Arc::ptr_eq(&ch.bdev.0, &d.bdev.0)
+            && IoTypeSet(d.allowed.load(Ordering::Acquire)).contains(t)
+            && n != 0
+            && off
+                .checked_add(n)
+                // Pairs with the Release store in `resize::notify_blockcnt_change`.
+                .is_some_and(|end| end <= b.blockcnt.load(Ordering::Acquire))
+            && (!t.has_data() || enough(iovs))
+            && (t != IoType::CompareAndWrite || enough(cmp));
+        if !fast {
+            self.check_all(ch, t, off, n, iovs, cmp)?;
         }
         let r = Request {
             io_type: t,
@@ -410,7 +492,8 @@ impl Descriptor {
             iovs,
             cmp_iovs: cmp,
         };
-        channel::submit(&ch.ch, r, cb)
+        // SAFETY: `ch` holds the channel, whose core this is, until after the call.
+        unsafe { channel::submit(ch.core, r, cb) }
     }
 
     iov_requests! {

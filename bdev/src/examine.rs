@@ -68,13 +68,14 @@ impl Drop for ExamineDone {
 
 /// Add (or replace) `module`'s examiner; bdevs registered from now on are offered to it.
 pub fn add_examiner(module: &str, f: Examiner) {
+    crate::bdev::set_register_hook(examine);
     let mut st = state();
     st.examiners.retain(|(m, _)| m != module);
     st.examiners.push((module.to_string(), f));
 }
 
 /// Offer `b` to every examiner (from `register`, on the registering thread).
-pub(crate) fn examine(b: &Bdev) {
+fn examine(b: &Bdev) {
     let list: Vec<Examiner> = {
         let mut st = state();
         st.running += st.examiners.len();

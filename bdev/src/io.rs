@@ -9,9 +9,7 @@
 
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::ptr::NonNull;
-use std::sync::Arc;
-
-use crate::channel::{ChanCore, SplitParent};
+use std::sync::{Arc, Mutex};
 
 /// The kinds of I/O (SPDK's `spdk_bdev_io_type`, the ones this layer carries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +47,18 @@ impl IoType {
         IoType::CompareAndWrite,
     ];
 
+    /// Its place in [`IoType::ALL`] and in per-type tables.
+    #[inline]
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its bit in a set of types (see [`IoTypeSet`]).
+    #[inline]
+    pub(crate) const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
     /// SPDK's name in `bdev_get_bdevs` → `supported_io_types`.
     pub fn name(self) -> &'static str {
         match self {
@@ -81,6 +91,24 @@ impl IoType {
             self,
             IoType::Read | IoType::Write | IoType::Compare | IoType::CompareAndWrite
         )
+    }
+}
+
+/// A set of [`IoType`]s as one word (bit [`IoType::bit`] per type): what a descriptor
+/// may submit is checked with one test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct IoTypeSet(pub(crate) u32);
+
+impl IoTypeSet {
+    /// The types for which `f` holds.
+    pub(crate) fn from_fn(f: impl Fn(IoType) -> bool) -> IoTypeSet {
+        IoTypeSet(IoType::ALL.iter().filter(|t| f(**t)).map(|t| t.bit()).sum())
+    }
+
+    /// Whether `t` is in the set.
+    #[inline]
+    pub(crate) fn contains(self, t: IoType) -> bool {
+        self.0 & t.bit() != 0
     }
 }
 
@@ -230,6 +258,15 @@ impl Drop for Callback {
     }
 }
 
+/// The parent of split children.
+pub(crate) struct SplitParent {
+    pub(crate) io_type: IoType,
+    pub(crate) blocks: u64,
+    pub(crate) start_tsc: u64,
+    /// (children left, first failure, the caller's callback)
+    pub(crate) st: Mutex<(usize, IoStatus, Option<Callback>)>,
+}
+
 /// Who hears of a completion.
 pub(crate) enum Notify {
     /// The submitter's callback.
@@ -247,15 +284,15 @@ pub(crate) struct IoInner {
     pub(crate) iovs: Vec<IoVec>,
     pub(crate) cmp_iovs: Vec<IoVec>,
     pub(crate) start_tsc: u64,
-    /// The channel the I/O belongs to; `None` for a direct I/O. Not a counted
-    /// reference: the channel counts its I/O objects in use and stays alive while any
-    /// is (see [`crate::channel`]), and the pointer is only followed on the channel's
-    /// own thread (checked).
-    pub(crate) ch: Option<NonNull<ChanCore>>,
+    /// The channel core the I/O belongs to, type-erased (only `done` reads it);
+    /// `None` for a direct I/O. Not a counted reference: the channel counts its I/O
+    /// objects in use and stays alive while any is (see [`crate::channel`]), and the
+    /// pointer is only followed on the channel's own thread (checked).
+    pub(crate) owner: Option<NonNull<()>>,
     pub(crate) notify: Option<Notify>,
 }
 
-// SAFETY: every field but `ch` is `Send`; `ch` is only dereferenced on the channel's
+// SAFETY: every field but `owner` is `Send`; `owner` is only dereferenced on the channel's
 // thread after a check (`ChanCore::complete`), and the channel outlives the I/O.
 unsafe impl Send for IoInner {}
 
@@ -269,9 +306,29 @@ impl IoInner {
             iovs: Vec::new(),
             cmp_iovs: Vec::new(),
             start_tsc: 0,
-            ch: None,
+            owner: None,
             notify: None,
         })
+    }
+}
+
+/// Free objects the direct path keeps per thread.
+const DIRECT_KEEP: usize = 1024;
+
+/// A direct I/O (BdevIo::direct) completed: it has no channel; the object goes back
+/// to the thread's direct free list, then the callback runs.
+pub(crate) fn complete_direct(mut io: Box<IoInner>, status: IoStatus) {
+    let notify = io.notify.take();
+    io.iovs.clear();
+    io.cmp_iovs.clear();
+    DIRECT_FREE.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.len() < DIRECT_KEEP {
+            f.push(io);
+        }
+    });
+    if let Some(Notify::User(cb)) = notify {
+        cb.call(status);
     }
 }
 
@@ -279,13 +336,14 @@ thread_local! {
     /// Recycled objects of direct I/Os ([`BdevIo::direct`]), per OS thread (as the
     /// layer's per-channel free lists, so the two paths compare fairly).
     #[allow(clippy::vec_box)] // the boxes are handed out as they are
-    pub(crate) static DIRECT_FREE: std::cell::RefCell<Vec<Box<IoInner>>> =
+    static DIRECT_FREE: std::cell::RefCell<Vec<Box<IoInner>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An I/O handed to a module. Complete it exactly once with [`BdevIo::complete`], on
 /// the thread it was submitted on; dropping it uncompleted fails it (a module bug, but
-/// the submitter still hears of it).
+/// the submitter still hears of it). Its completion is implemented with the channel
+/// it goes back to ([`crate::channel`]), which this module does not name.
 pub struct BdevIo(pub(crate) Option<Box<IoInner>>);
 
 impl BdevIo {
@@ -391,22 +449,6 @@ impl BdevIo {
         for v in &self.inner().iovs {
             // SAFETY: as in `copy_in`.
             unsafe { std::ptr::write_bytes(v.base, 0, v.len) };
-        }
-    }
-
-    /// End the request. Must run on the submitting thread (panics otherwise: the
-    /// channel's state is per thread).
-    pub fn complete(mut self, status: IoStatus) {
-        if let Some(inner) = self.0.take() {
-            ChanCore::complete(inner, status);
-        }
-    }
-}
-
-impl Drop for BdevIo {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
-            ChanCore::complete(inner, IoStatus::Failed);
         }
     }
 }

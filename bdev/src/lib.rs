@@ -32,10 +32,13 @@ pub mod modules;
 pub mod qos;
 mod reset;
 pub mod resize;
+mod resize_rpc;
 pub mod rpc;
+mod rpc_util;
 pub mod stats;
 pub mod subsystem;
 mod sys;
+pub mod types;
 pub mod uuid;
 
 pub use bdev::{Bdev, BdevEvent, BdevInfo, BdevModule, ModuleChannel};

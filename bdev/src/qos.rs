@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 
 use framework::{poller, thread, PollStatus, Poller, ThreadHandle};
 
-use crate::bdev::Bdev;
 use crate::error::{Error, Result};
 use crate::io::IoType;
 
@@ -151,9 +150,11 @@ fn budgets(v: &QosValues) -> [i64; 4] {
     ]
 }
 
-/// Set `b`'s limits (0 clears one; all 0 turns QoS off), on a framework thread; that
-/// thread becomes the QoS thread if QoS was off.
-pub fn set_limits(b: &Bdev, v: QosValues) -> Result<()> {
+/// Set the limits `q` of bdev `name` (0 clears one; all 0 turns QoS off), on a
+/// framework thread; that thread becomes the QoS thread if QoS was off. The bdev's
+/// channels follow the switch on their threads
+/// ([`crate::bdev::Bdev::set_qos_limits`] tells them).
+pub(crate) fn set_limits(q: &Arc<QosLimits>, name: &str, v: QosValues) -> Result<()> {
     if !v.rw_ios_per_sec.is_multiple_of(MIN_IOS_PER_SEC) {
         return Err(Error::Invalid {
             what: "rw_ios_per_sec",
@@ -175,16 +176,10 @@ pub fn set_limits(b: &Bdev, v: QosValues) -> Result<()> {
             });
         }
     }
-    if b.is_removing() {
-        return Err(Error::Removed {
-            what: "set QoS limits",
-            name: b.name().to_string(),
-        });
-    }
     let me = thread::current().ok_or(framework::Error::NotOnThread {
         what: "set QoS limits",
     })?;
-    let q = b.0.qos.clone();
+    let q = q.clone();
     let mut slot = q.poller.lock().unwrap_or_else(|e| e.into_inner());
     *q.values.lock().unwrap_or_else(|e| e.into_inner()) = v;
     let bud = budgets(&v);
@@ -219,7 +214,7 @@ pub fn set_limits(b: &Bdev, v: QosValues) -> Result<()> {
                 let _ = poller.unregister();
             });
             if r.is_err() {
-                eal::log_err!("bdev '{}': QoS thread gone", b.name());
+                eal::log_err!("bdev '{name}': QoS thread gone");
             }
         }
     }

@@ -9,17 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use framework::io_channel::IoChannel;
-use framework::{thread, ThreadHandle};
+use framework::thread;
 
-use crate::bdev::Bdev;
+use crate::bdev::{Bdev, ResetCb};
 use crate::channel::{self, BdevChannel};
 use crate::error::Result;
 use crate::io::{Callback, IoStatus};
-
-pub(crate) type ResetCb = Box<dyn FnOnce(IoStatus) + Send>;
-
-/// Resets waiting for the running one: where and whom to tell.
-pub(crate) type ResetWaiters = Vec<(ThreadHandle, ResetCb)>;
 
 /// Start a reset of `b` from `my` (the caller's channel, on its thread).
 pub(crate) fn start(b: &Bdev, my: IoChannel<BdevChannel>, cb: ResetCb) -> Result<()> {

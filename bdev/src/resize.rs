@@ -9,17 +9,12 @@
 //! only) is the RPC that uses it, and so is `bdev_malloc_resize` (ours: SPDK has no
 //! malloc resize RPC; the same parameters, see [`crate::modules::malloc::resize`]).
 //! `bdev_uring_rescan {name}` (SPDK's) takes up the size a uring bdev's file has now.
+//! Their handlers are in [`crate::resize_rpc`].
 
 use std::sync::atomic::Ordering;
 
-use jsonrpc::{Request, RpcError};
-use serde::Deserialize;
-use serde_json::json;
-
-use crate::bdev::{self, Bdev, BdevEvent};
+use crate::bdev::{Bdev, BdevEvent};
 use crate::error::{Error, Result};
-use crate::modules::{malloc, null, uring};
-use crate::rpc::{params, rpc_error};
 
 /// Set `b`'s block count to `num_blocks` and tell its open descriptors. Refused when
 /// the count is 0 or overflows the byte size, when `b` is being removed, and when it
@@ -70,66 +65,6 @@ pub fn notify_blockcnt_change(b: &Bdev, num_blocks: u64) -> Result<()> {
         let _ = d.notify(BdevEvent::Resize);
     }
     Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResizeParams {
-    name: String,
-    /// MiB.
-    new_size: u64,
-}
-
-/// `bdev_null_resize {name, new_size}`: grow a null bdev to `new_size` MiB.
-pub(crate) fn null_resize_rpc(r: Request) {
-    resize_rpc(r, "null", null::resize)
-}
-
-/// `bdev_malloc_resize {name, new_size}` (ours): grow a malloc bdev to `new_size` MiB.
-pub(crate) fn malloc_resize_rpc(r: Request) {
-    resize_rpc(r, "malloc", malloc::resize)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RescanParams {
-    name: String,
-}
-
-/// `bdev_uring_rescan {name}`: the uring bdev takes its file's size now.
-pub(crate) fn uring_rescan_rpc(r: Request) {
-    let p: RescanParams = match params(&r) {
-        Ok(p) => p,
-        Err(e) => return r.respond(Err(e)),
-    };
-    let res = with_module(&p.name, "uring", uring::rescan);
-    r.respond(res)
-}
-
-/// `f` on bdev `name` if it is of module `module`.
-fn with_module(
-    name: &str,
-    module: &str,
-    f: impl FnOnce(&Bdev) -> Result<()>,
-) -> std::result::Result<serde_json::Value, RpcError> {
-    let b = bdev::get(name).ok_or_else(|| rpc_error(&Error::NotFound(name.to_string())))?;
-    if b.module().module_name() != module {
-        return Err(RpcError::invalid_params(format!(
-            "bdev '{name}' is not a {module} bdev"
-        )));
-    }
-    f(&b).map_err(|e| rpc_error(&e))?;
-    Ok(json!(true))
-}
-
-/// `{name, new_size}` to `resize` of a bdev of module `module`.
-fn resize_rpc(r: Request, module: &str, resize: fn(&Bdev, u64) -> Result<()>) {
-    let p: ResizeParams = match params(&r) {
-        Ok(p) => p,
-        Err(e) => return r.respond(Err(e)),
-    };
-    let res = with_module(&p.name, module, |b| resize(b, p.new_size));
-    r.respond(res)
 }
 
 /// The block count of `new_size_mib` MiB on `b`, refused unless whole blocks and at

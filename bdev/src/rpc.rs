@@ -1,9 +1,9 @@
 //! The bdev RPC methods under SPDK's names and parameters: bdev_malloc_create,
-//! bdev_malloc_delete, bdev_malloc_resize (ours, [`crate::resize`]), bdev_uring_create,
-//! bdev_uring_delete, bdev_uring_rescan ([`crate::resize`]), bdev_aio_create,
+//! bdev_malloc_delete, bdev_malloc_resize (ours, [`crate::resize_rpc`]), bdev_uring_create,
+//! bdev_uring_delete, bdev_uring_rescan ([`crate::resize_rpc`]), bdev_aio_create,
 //! bdev_aio_delete, bdev_nvme_attach_controller and bdev_nvme_detach_controller (the
 //! transports register in [`crate::modules::nvme_attach`]), bdev_null_create, bdev_null_delete,
-//! bdev_null_resize ([`crate::resize`]),
+//! bdev_null_resize ([`crate::resize_rpc`]),
 //! bdev_passthru_create/delete, bdev_split_create/delete, bdev_raid_create/delete,
 //! bdev_raid_get_bdevs, bdev_get_bdevs,
 //! bdev_get_iostat, bdev_set_qos_limit. Handlers run on the app thread (the RPC
@@ -28,27 +28,9 @@ use crate::modules::malloc::{self, MallocOpts};
 use crate::modules::null::{self, NullOpts};
 use crate::modules::uring::{self, UringOpts};
 use crate::qos::QosValues;
-use crate::uuid::Uuid;
+use crate::rpc_util::{delete, params, parse_uuid};
 
-/// The JSON-RPC error for a layer error.
-pub fn rpc_error(e: &Error) -> RpcError {
-    match e {
-        Error::NotFound(_) => RpcError::new(-19, e.to_string()),
-        Error::Exists(_) => RpcError::new(-17, e.to_string()),
-        Error::Invalid { .. } => RpcError::invalid_params(e.to_string()),
-        // SPDK answers a claim conflict with -EPERM.
-        Error::Claimed { .. } => RpcError::new(-1, e.to_string()),
-        _ => RpcError::internal(e.to_string()),
-    }
-}
-
-pub(crate) fn parse_uuid(s: Option<&str>) -> Result<Option<Uuid>, RpcError> {
-    s.map(|u| {
-        Uuid::parse(u)
-            .ok_or_else(|| RpcError::invalid_params(format!("invalid uuid: '{u}' is not a UUID")))
-    })
-    .transpose()
-}
+pub use crate::rpc_util::rpc_error;
 
 static AUTO_NAME: Mutex<u32> = Mutex::new(0);
 
@@ -205,12 +187,6 @@ fn aio_create(r: Request) {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ByName {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct MaybeName {
     #[serde(default)]
     name: Option<String>,
@@ -241,43 +217,6 @@ struct SetQos {
     r_mbytes_per_sec: Option<u64>,
     #[serde(default)]
     w_mbytes_per_sec: Option<u64>,
-}
-
-pub(crate) fn params<T: for<'de> Deserialize<'de>>(r: &Request) -> Result<T, RpcError> {
-    // Absent params decode as an empty object (so all-optional methods take none).
-    let v = r.raw_params().cloned().unwrap_or(Value::Null);
-    let v = if v.is_null() { json!({}) } else { v };
-    serde_json::from_value(v).map_err(|e| RpcError::invalid_params(format!("{}: {e}", r.method())))
-}
-
-pub(crate) fn delete(r: Request, module: &'static str) {
-    let p: ByName = match params(&r) {
-        Ok(p) => p,
-        Err(e) => return r.respond(Err(e)),
-    };
-    match bdev::get(&p.name) {
-        Some(b) if b.module().module_name() == module => {}
-        Some(_) => {
-            return r.respond(Err(RpcError::new(
-                -19,
-                format!("bdev '{}' is not a {module} bdev", p.name),
-            )))
-        }
-        None => return r.respond(Err(rpc_error(&Error::NotFound(p.name)))),
-    }
-    let resp = r.into_responder();
-    let resp = Arc::new(Mutex::new(Some(resp)));
-    let r2 = resp.clone();
-    let res = bdev::unregister(&p.name, move |res| {
-        if let Some(x) = r2.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            x.respond(res.map(|_| json!(true)).map_err(|e| rpc_error(&e)));
-        }
-    });
-    if let Err(e) = res {
-        if let Some(x) = resp.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            x.respond(Err(rpc_error(&e)));
-        }
-    }
 }
 
 /// One bdev as `bdev_get_bdevs` describes it (SPDK's fields).
@@ -446,7 +385,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
         ("bdev_malloc_delete", Box::new(|r| delete(r, "malloc"))),
         (
             "bdev_malloc_resize",
-            Box::new(crate::resize::malloc_resize_rpc),
+            Box::new(crate::resize_rpc::malloc_resize),
         ),
         (
             "bdev_nvme_attach_controller",
@@ -484,12 +423,12 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
             }),
         ),
         ("bdev_null_delete", Box::new(|r| delete(r, "null"))),
-        ("bdev_null_resize", Box::new(crate::resize::null_resize_rpc)),
+        ("bdev_null_resize", Box::new(crate::resize_rpc::null_resize)),
         ("bdev_uring_create", Box::new(uring_create)),
         ("bdev_uring_delete", Box::new(|r| delete(r, "uring"))),
         (
             "bdev_uring_rescan",
-            Box::new(crate::resize::uring_rescan_rpc),
+            Box::new(crate::resize_rpc::uring_rescan),
         ),
         ("bdev_aio_create", Box::new(aio_create)),
         ("bdev_aio_delete", Box::new(|r| delete(r, "aio"))),
@@ -570,7 +509,7 @@ pub fn register(reg: &dyn RpcRegistrar) -> framework::Result<()> {
                     w_mbytes_per_sec: p.w_mbytes_per_sec.unwrap_or(old.w_mbytes_per_sec),
                 };
                 r.respond(
-                    crate::qos::set_limits(&b, v)
+                    b.set_qos_limits(v)
                         .map(|_| json!(true))
                         .map_err(|e| rpc_error(&e)),
                 )

@@ -1,8 +1,10 @@
 //! I/O statistics (SPDK's `spdk_bdev_io_stat`, the fields `bdev_get_iostat` reports).
 //!
-//! Each channel counts its own completions (no sharing on the data path); a bdev keeps
-//! the totals of channels already destroyed, and `bdev_get_iostat` adds every live
-//! channel's counters to them, visiting each channel on its thread.
+//! Each channel counts its own completions in plain per-type counters
+//! ([`ChannelCounters`]: no atomics, no sharing on the data path); a bdev keeps the
+//! totals of channels already destroyed, and `bdev_get_iostat` adds every live
+//! channel's counters to them, visiting each channel on its thread (as SPDK sums its
+//! per-channel `spdk_bdev_io_stat`).
 
 use serde_json::{json, Value};
 
@@ -140,5 +142,89 @@ impl IoStats {
             "num_compare_and_write_ops": self.num_compare_and_write_ops,
             "num_failed_ops": self.num_failed_ops,
         })
+    }
+}
+
+/// Blocks, completions and ticks of one I/O type.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TypeCounters {
+    blocks: u64,
+    ops: u64,
+    ticks: u64,
+}
+
+/// A channel's counters, indexed by [`IoType`] so that counting a completion is three
+/// additions (folded into [`IoStats`]'s fields when read, blocks into bytes by the
+/// channel's block size: [`ChannelCounters::stats`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChannelCounters {
+    per_type: [TypeCounters; IoType::ALL.len()],
+    failed: u64,
+}
+
+impl ChannelCounters {
+    /// Count one completed request of `blocks` that took `ticks`.
+    #[inline]
+    pub(crate) fn account(&mut self, t: IoType, blocks: u64, ticks: u64, ok: bool) {
+        if !ok {
+            self.failed += 1;
+            return;
+        }
+        let c = &mut self.per_type[t.index()];
+        c.blocks += blocks;
+        c.ops += 1;
+        c.ticks += ticks;
+    }
+
+    /// The counters as `bdev_get_iostat` reports them, for blocks of `block_size`.
+    pub(crate) fn stats(&self, block_size: u32) -> IoStats {
+        let bs = u64::from(block_size);
+        let [read, write, zeroes, unmap, flush, reset, compare, caw] = self.per_type;
+        IoStats {
+            bytes_read: read.blocks * bs,
+            num_read_ops: read.ops,
+            read_latency_ticks: read.ticks,
+            bytes_written: (write.blocks + caw.blocks) * bs,
+            num_write_ops: write.ops,
+            write_latency_ticks: write.ticks,
+            bytes_unmapped: unmap.blocks * bs,
+            num_unmap_ops: unmap.ops,
+            unmap_latency_ticks: unmap.ticks,
+            bytes_copied: compare.blocks * bs,
+            num_write_zeroes_ops: zeroes.ops,
+            num_flush_ops: flush.ops,
+            num_reset_ops: reset.ops,
+            num_compare_ops: compare.ops,
+            num_compare_and_write_ops: caw.ops,
+            other_latency_ticks: zeroes.ticks
+                + flush.ticks
+                + reset.ticks
+                + compare.ticks
+                + caw.ticks,
+            num_failed_ops: self.failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_counters_read_as_the_per_field_accounting() {
+        let mut want = IoStats::default();
+        let mut c = ChannelCounters::default();
+        for (i, t) in IoType::ALL.into_iter().enumerate() {
+            let i = i as u64;
+            for (blocks, ticks, ok) in [(i + 1, 10 + i, true), (8, 7 * i, false)] {
+                want.account(t, blocks * 512, ticks, ok);
+                c.account(t, blocks, ticks, ok);
+            }
+            want.account(t, (16 + i) * 512, 3, true);
+            c.account(t, 16 + i, 3, true);
+        }
+        assert_eq!(c.stats(512), want);
+        assert_eq!(want.num_failed_ops, IoType::ALL.len() as u64);
+        assert_ne!(want.bytes_read, want.bytes_written);
     }
 }

@@ -174,6 +174,8 @@ const _: () = assert!(std::mem::size_of::<IoEvent>() == 32);
 pub const IOCB_CMD_PREADV: u16 = 7;
 /// `IOCB_CMD_PWRITEV`: vectored write.
 pub const IOCB_CMD_PWRITEV: u16 = 8;
+/// `IOCB_FLAG_RESFD`: signal the eventfd in `aio_resfd` when the request completes.
+pub const IOCB_FLAG_RESFD: u32 = 1;
 
 /// An AIO context (`aio_context_t`), destroyed on drop (which waits for its requests).
 #[derive(Debug)]

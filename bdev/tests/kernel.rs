@@ -98,8 +98,11 @@ fn run_module(kind: Kind, dir: &str) {
     let rb = read_back.clone();
     let n1 = name.clone();
     let n2 = name.clone();
+    // Reactors sleep as soon as they are idle (the first step), so requests in the
+    // kernel complete through the channel's eventfd waking its reactor.
     let steps: Vec<Step> = vec![
         Box::new(move |next: Next| {
+            next.framework().set_idle_before_sleep_us(0);
             let d = bdev::open(&n1, true, |_| {}).unwrap();
             let c = d.get_io_channel().unwrap();
             *s1.lock().unwrap() = Some((d, c));

@@ -132,15 +132,12 @@ fn qos_limits_hold() {
                 rw_ios_per_sec: 1500,
                 ..Default::default()
             };
-            assert!(qos::set_limits(&b, bad).is_err());
+            assert!(b.set_qos_limits(bad).is_err());
             assert_eq!(b.qos().get(), QosValues::default());
-            qos::set_limits(
-                &b,
-                QosValues {
-                    rw_ios_per_sec: IOPS,
-                    ..Default::default()
-                },
-            )
+            b.set_qos_limits(QosValues {
+                rw_ios_per_sec: IOPS,
+                ..Default::default()
+            })
             .unwrap();
             next.go();
         }),
@@ -150,13 +147,10 @@ fn qos_limits_hold() {
         }),
         Box::new(|next: Next| {
             let b = bdev::bdev::get("qos0").unwrap();
-            qos::set_limits(
-                &b,
-                QosValues {
-                    w_mbytes_per_sec: WMB,
-                    ..Default::default()
-                },
-            )
+            b.set_qos_limits(QosValues {
+                w_mbytes_per_sec: WMB,
+                ..Default::default()
+            })
             .unwrap();
             next.go();
         }),
@@ -167,13 +161,10 @@ fn qos_limits_hold() {
         // Read bandwidth, then the combined bandwidth (written), each alone.
         Box::new(|next: Next| {
             let b = bdev::bdev::get("qos0").unwrap();
-            qos::set_limits(
-                &b,
-                QosValues {
-                    r_mbytes_per_sec: RMB,
-                    ..Default::default()
-                },
-            )
+            b.set_qos_limits(QosValues {
+                r_mbytes_per_sec: RMB,
+                ..Default::default()
+            })
             .unwrap();
             next.go();
         }),
@@ -183,13 +174,10 @@ fn qos_limits_hold() {
         }),
         Box::new(|next: Next| {
             let b = bdev::bdev::get("qos0").unwrap();
-            qos::set_limits(
-                &b,
-                QosValues {
-                    rw_mbytes_per_sec: RWMB,
-                    ..Default::default()
-                },
-            )
+            b.set_qos_limits(QosValues {
+                rw_mbytes_per_sec: RWMB,
+                ..Default::default()
+            })
             .unwrap();
             next.go();
         }),
@@ -199,7 +187,7 @@ fn qos_limits_hold() {
         }),
         Box::new(|next: Next| {
             let b = bdev::bdev::get("qos0").unwrap();
-            qos::set_limits(&b, QosValues::default()).unwrap();
+            b.set_qos_limits(QosValues::default()).unwrap();
             assert!(!b.qos().active());
             next.go();
         }),

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use crate::msg::{Msg, MsgRing};
 use crate::wake::Wake;
 
+/// Continuous idle time before a reactor in interrupt mode sleeps (microseconds).
+pub const IDLE_BEFORE_SLEEP_US: u64 = 200;
+
 /// Events a reactor's ring holds at most.
 const EVENT_RING: u32 = 4096;
 
@@ -55,7 +58,7 @@ impl Hub {
                     sleeps: AtomicU64::new(0),
                     interrupt_mode: AtomicBool::new(interrupt_mode),
                     idle_sleep_tsc: AtomicU64::new(crate::poller_set::us_to_tsc(
-                        crate::reactor::IDLE_BEFORE_SLEEP_US,
+                        IDLE_BEFORE_SLEEP_US,
                     )),
                 })
             })

@@ -31,8 +31,7 @@ use crate::thread::{self, Thread};
 
 /// How often a busy reactor checks its interrupt descriptors (microseconds).
 pub const INTR_CHECK_US: u64 = 1000;
-/// Continuous idle time before a reactor in interrupt mode sleeps (microseconds).
-pub const IDLE_BEFORE_SLEEP_US: u64 = 200;
+pub use crate::hub::IDLE_BEFORE_SLEEP_US;
 
 thread_local! {
     /// Move requests (thread id, destination reactor) delivered to this reactor.

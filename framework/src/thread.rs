@@ -442,6 +442,14 @@ pub fn is_current(h: &ThreadHandle) -> bool {
     with_current(|t| t.shared.same(h)).unwrap_or(false)
 }
 
+/// [`last_tsc`] if `h` is the framework thread running on this OS thread now, `None`
+/// otherwise: the thread check and the cached time of a per-I/O path in one
+/// thread-local read.
+#[inline]
+pub fn last_tsc_on(h: &ThreadHandle) -> Option<u64> {
+    with_current(|t| t.shared.same(h).then(|| t.last_tsc.get())).flatten()
+}
+
 /// The current framework thread (inside a message, poller or interrupt handler).
 pub fn current() -> Option<ThreadHandle> {
     with_current(|t| t.shared.clone())

@@ -180,13 +180,13 @@ pub(crate) unsafe fn futex_wake(word: *const u32, bits: u32) {
     };
 }
 
-/// Byte offsets inside a side's [`HeadTail`](crate::layout::HeadTail) that
+/// Byte offsets inside a side's `HeadTail` (`crate::layout`, which asserts them) that
 /// [`wake_tail_waiters_asm`] reads: the waiter count and the tail position (the high
 /// half of the little-endian tail word).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-const WAITERS_OFF: usize = core::mem::offset_of!(crate::layout::HeadTail, htd_max);
+pub(crate) const WAITERS_OFF: usize = 16;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-const TAIL_POS_OFF: usize = core::mem::offset_of!(crate::layout::HeadTail, tail) + 4;
+pub(crate) const TAIL_POS_OFF: usize = 28;
 
 /// Assembly shared by the out-of-line blocks below: step under the 128-byte red zone
 /// and save every register they (or the kernel's `syscall`, which writes rax, rcx and
@@ -223,10 +223,10 @@ macro_rules! restore_and_return {
 /// published in claim order), and the later publisher wakes its own successor.
 ///
 /// # Safety
-/// `side` points to a live `HeadTail` in memory this process maps.
+/// `side` points to a live `HeadTail` (`H`) in memory this process maps.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[inline(always)]
-pub(crate) unsafe fn wake_tail_waiters_asm(side: *const crate::layout::HeadTail) {
+pub(crate) unsafe fn wake_tail_waiters_asm<H>(side: *const H) {
     // SAFETY: the caller vouches for `side`. The compare reads the waiter count; the
     // out-of-line block moves the stack pointer below the 128-byte red zone before it
     // pushes, restores every register it writes (the kernel's `syscall` writes only
@@ -282,10 +282,10 @@ pub(crate) const PARK_TIMEOUT_NS: u32 = 1_000_000;
 /// inputs and the timespec there across the system calls.
 ///
 /// # Safety
-/// `side` points to a live `HeadTail` in memory this process maps.
+/// `side` points to a live `HeadTail` (`H`) in memory this process maps.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[inline(always)]
-pub(crate) unsafe fn park_on_tail_asm(side: *const crate::layout::HeadTail, seen: u32, bits: u32) {
+pub(crate) unsafe fn park_on_tail_asm<H>(side: *const H, seen: u32, bits: u32) {
     // SAFETY: the caller vouches for `side`. The block moves the stack pointer below
     // the red zone before it pushes, restores every register it writes and the stack
     // pointer before it jumps back; clock_gettime writes only the 16-byte timespec it

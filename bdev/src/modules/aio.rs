@@ -4,8 +4,10 @@
 //! Each channel has its own AIO context of [`AIO_DEPTH`] requests. `submit` fills an
 //! `iocb` (always the vectored commands, so one path serves one buffer or many); the
 //! channel's poller submits everything queued with one `io_submit`, then reaps with a
-//! non-blocking `io_getevents` and completes the I/Os. It keeps its reactor awake while
-//! requests are in the kernel and is paused when none is.
+//! non-blocking `io_getevents` and completes the I/Os. Every request signals the
+//! channel's eventfd on completion (`IOCB_FLAG_RESFD`), watched as a framework
+//! interrupt, so the reactor may sleep with requests in the kernel; the poller is paused
+//! when none is.
 //!
 //! Types: read, write, flush (`fdatasync`, run synchronously as AIO's fsync commands are
 //! not offered by every file system), reset (completes once the channel's requests in
@@ -59,6 +61,8 @@ struct State {
     /// Filled iocbs not yet given to the kernel.
     pending: Vec<*mut Iocb>,
     events: Vec<IoEvent>,
+    /// The eventfd every iocb signals on completion (`IOCB_FLAG_RESFD`), or -1.
+    resfd: i32,
 }
 
 // SAFETY: the iocbs, the pending pointers into them and the slots' buffers are used only
@@ -138,9 +142,17 @@ impl AioChannel {
             iocbs: vec![Iocb::default(); AIO_DEPTH].into_boxed_slice(),
             pending: Vec::with_capacity(AIO_DEPTH),
             events: vec![IoEvent::default(); AIO_DEPTH],
+            resfd: -1,
+        };
+        // Each iocb signals this eventfd when it completes (`IOCB_FLAG_RESFD`), so the
+        // reactor may sleep with I/O in the kernel; without one the poller keeps it awake.
+        let wake = sys::eventfd().ok();
+        let st = State {
+            resfd: wake.as_ref().map_or(-1, |e| e.as_raw_fd()),
+            ..st
         };
         Ok(AioChannel {
-            k: Channel::new("bdev_aio", st, align, None)?,
+            k: Channel::new("bdev_aio", st, align, wake)?,
             fd: fd.clone(),
         })
     }
@@ -182,6 +194,7 @@ impl ModuleChannel for AioChannel {
             return refuse(g, i);
         }
         let (iov, n) = (slot.iov.as_ptr() as u64, slot.iov.len() as u64);
+        let resfd = g.resfd;
         let cb = &mut g.iocbs[i as usize];
         *cb = Iocb {
             aio_data: u64::from(i),
@@ -194,6 +207,8 @@ impl ModuleChannel for AioChannel {
             aio_buf: iov,
             aio_nbytes: n,
             aio_offset: off as i64,
+            aio_flags: if resfd >= 0 { sys::IOCB_FLAG_RESFD } else { 0 },
+            aio_resfd: resfd.max(0) as u32,
             ..Default::default()
         };
         let p: *mut Iocb = cb;

@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::io::{BdevIo, IoType};
 use crate::sys;
 
+/// The largest request handed to the kernel in one SQE or iocb (1 GiB).
+pub const MAX_TRANSFER_BYTES: u32 = 1 << 30;
+
 /// An open file or block device sized for a bdev.
 pub(crate) struct BackingFile {
     pub(crate) fd: OwnedFd,
@@ -37,7 +40,7 @@ impl BackingFile {
     }
 
     /// The bdev over it: `name`, `uuid` (random if `None`), `product`, with requests
-    /// split at [`crate::modules::uring::MAX_TRANSFER_BYTES`] (one SQE or iocb moves at
+    /// split at [`MAX_TRANSFER_BYTES`] (one SQE or iocb moves at
     /// most `u32::MAX` bytes).
     pub(crate) fn info(
         &self,
@@ -54,7 +57,7 @@ impl BackingFile {
             num_blocks: self.num_blocks,
             optimal_io_boundary: 0,
             write_cache: true,
-            max_transfer_blocks: crate::modules::uring::MAX_TRANSFER_BYTES / self.block_size,
+            max_transfer_blocks: MAX_TRANSFER_BYTES / self.block_size,
         }
     }
 }

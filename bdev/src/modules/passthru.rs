@@ -152,16 +152,16 @@ struct CreateParams {
 /// `bdev_passthru_create`: answers with the new bdev's name.
 pub(crate) fn create_rpc(r: Request) {
     let res = (|| {
-        let p: CreateParams = crate::rpc::params(&r)?;
-        let uuid = crate::rpc::parse_uuid(p.uuid.as_deref())?;
+        let p: CreateParams = crate::rpc_util::params(&r)?;
+        let uuid = crate::rpc_util::parse_uuid(p.uuid.as_deref())?;
         create(&p.base_bdev_name, &p.name, uuid)
             .map(|b| json!(b.name()))
-            .map_err(|e| crate::rpc::rpc_error(&e))
+            .map_err(|e| crate::rpc_util::rpc_error(&e))
     })();
     r.respond(res)
 }
 
 /// `bdev_passthru_delete`.
 pub(crate) fn delete_rpc(r: Request) {
-    crate::rpc::delete(r, MODULE)
+    crate::rpc_util::delete(r, MODULE)
 }

@@ -284,17 +284,17 @@ struct DeleteParams {
 /// `bdev_split_create`: answers with the partitions' names.
 pub(crate) fn create_rpc(r: Request) {
     let res = (|| {
-        let p: CreateParams = crate::rpc::params(&r)?;
+        let p: CreateParams = crate::rpc_util::params(&r)?;
         create(&p.base_bdev, p.split_count, p.split_size_mb)
             .map(|v| json!(v.iter().map(|b| b.name()).collect::<Vec<_>>()))
-            .map_err(|e| crate::rpc::rpc_error(&e))
+            .map_err(|e| crate::rpc_util::rpc_error(&e))
     })();
     r.respond(res)
 }
 
 /// `bdev_split_delete`: answers once every partition is gone.
 pub(crate) fn delete_rpc(r: Request) {
-    let p: DeleteParams = match crate::rpc::params(&r) {
+    let p: DeleteParams = match crate::rpc_util::params(&r) {
         Ok(p) => p,
         Err(e) => return r.respond(Err(e)),
     };
@@ -307,7 +307,7 @@ pub(crate) fn delete_rpc(r: Request) {
     });
     if let Err(e) = res {
         if let Some(x) = resp.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            x.respond(Err(crate::rpc::rpc_error(&e)));
+            x.respond(Err(crate::rpc_util::rpc_error(&e)));
         }
     }
 }

@@ -49,7 +49,7 @@ use crate::uuid::Uuid;
 pub const RING_ENTRIES: u32 = 512;
 
 /// The largest request handed to the kernel in one SQE (1 GiB).
-pub const MAX_TRANSFER_BYTES: u32 = 1 << 30;
+pub use crate::modules::file::MAX_TRANSFER_BYTES;
 
 /// What `bdev_uring_create` takes.
 #[derive(Debug, Clone, Default)]

@@ -59,6 +59,13 @@ impl Next {
     }
 }
 
+impl Next {
+    /// The running framework.
+    pub fn framework(&self) -> &Framework {
+        &self.fw
+    }
+}
+
 /// Run `steps` in order on the app thread; returns the framework's exit code.
 pub fn run_steps(eal: &eal::Eal, steps: Vec<Step>) -> i32 {
     Framework::run(eal, opts(), move |fw| {

@@ -555,7 +555,7 @@ fn all() -> String {
 /// `bdev_raid_create`.
 pub(crate) fn create_rpc(r: Request) {
     let res = (|| {
-        let p: CreateParams = crate::rpc::params(&r)?;
+        let p: CreateParams = crate::rpc_util::params(&r)?;
         if p.superblock {
             return Err(RpcError::invalid_params(
                 "invalid superblock: on-disk superblocks are not supported (give false)",
@@ -571,7 +571,7 @@ pub(crate) fn create_rpc(r: Request) {
             BaseList::List(v) => v,
             BaseList::Words(s) => s.split_whitespace().map(str::to_string).collect(),
         };
-        let uuid = crate::rpc::parse_uuid(p.uuid.as_deref())?;
+        let uuid = crate::rpc_util::parse_uuid(p.uuid.as_deref())?;
         create(RaidOpts {
             name: p.name,
             level,
@@ -580,23 +580,23 @@ pub(crate) fn create_rpc(r: Request) {
             uuid,
         })
         .map(|_| json!(true))
-        .map_err(|e| crate::rpc::rpc_error(&e))
+        .map_err(|e| crate::rpc_util::rpc_error(&e))
     })();
     r.respond(res)
 }
 
 /// `bdev_raid_delete`.
 pub(crate) fn delete_rpc(r: Request) {
-    crate::rpc::delete(r, MODULE)
+    crate::rpc_util::delete(r, MODULE)
 }
 
 /// `bdev_raid_get_bdevs`.
 pub(crate) fn get_bdevs_rpc(r: Request) {
     let res = (|| {
-        let p: Category = crate::rpc::params(&r)?;
+        let p: Category = crate::rpc_util::params(&r)?;
         get_bdevs(&p.category)
             .map(Value::Array)
-            .map_err(|e| crate::rpc::rpc_error(&e))
+            .map_err(|e| crate::rpc_util::rpc_error(&e))
     })();
     r.respond(res)
 }
